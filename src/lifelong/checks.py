@@ -1,0 +1,165 @@
+"""Conformance checks every registered strategy must pass, plus a toy stream and model for tests.
+
+Each check is a named function ``check(strategy) -> None`` that raises ``AssertionError``
+with a reason; ``run_checks`` runs them all. Tests parametrize over ``REGISTRY`` x ``CHECKS``.
+
+Examples
+--------
+>>> from lifelong.strategies import Replay
+>>> run_checks(Replay(buffer_size=20))
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from lifelong.data.dataset import Dataset, Split
+from lifelong.data.scenarios import KINDS, Scenario, class_incremental, domain_incremental, task_free, task_incremental
+from lifelong.errors import StrategyMismatchError
+from lifelong.learn.learner import Learner
+from lifelong.learn.models import MLP
+from lifelong.learn.strategy import Strategy
+
+
+def toy_data(n_classes: int = 4, per_class: int = 60, dim: int = 8, seed: int = 0) -> Split:
+    """Gaussian blobs, one per class, well separated: a stream a tiny MLP learns in seconds."""
+    g = torch.Generator().manual_seed(seed)
+    centres = torch.randn(n_classes, dim, generator=g) * 3
+
+    def draw(n: int) -> Dataset:
+        y = torch.arange(n_classes).repeat_interleave(n)
+        x = centres[y] + torch.randn(len(y), dim, generator=g)
+        return Dataset(x, y, name="toy")
+
+    return Split(draw(per_class), draw(per_class // 3))
+
+
+def toy_scenario(kind: str = "class", seed: int = 0) -> Any:
+    """Two experiences of two classes each (class / task), two permutations (domain) or a task-free stream."""
+    data = toy_data(seed=seed)
+    if kind == "class":
+        return class_incremental(data, n_experiences=2)
+    if kind == "task":
+        return task_incremental(data, n_experiences=2)
+    if kind == "domain":
+        return domain_incremental(data, permutations=2, seed=seed)
+    if kind == "task-free":
+        return task_free(class_incremental(data, n_experiences=2), batch_size=8, seed=seed)
+    raise ValueError(f"unknown kind {kind!r}; valid: {KINDS}")
+
+
+def toy_model(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return MLP(in_features=8, hidden=(16,), n_classes=4)
+
+
+def _kind_for(strategy: Strategy) -> str:
+    for kind in ("class", "task", "domain", "task-free"):
+        if kind in strategy.supports:
+            return kind
+    raise AssertionError(f"{type(strategy).__name__} supports no scenario kind")
+
+
+def _learner(strategy: Strategy, seed: int = 0) -> Learner:
+    return Learner(toy_model(seed), [strategy], lr=0.1, batch_size=8, epochs=1, seed=seed)
+
+
+def _weights(learner: Learner) -> dict[str, Tensor]:
+    return {k: v.clone() for k, v in learner.model.state_dict().items()}
+
+
+def _tensors_equal(a: Any, b: Any, where: str = "state") -> None:
+    if isinstance(a, Tensor):
+        assert isinstance(b, Tensor) and a.shape == b.shape and torch.equal(a, b), f"{where} differs"
+    elif isinstance(a, dict):
+        assert isinstance(b, dict) and set(a) == set(b), f"{where}: keys differ ({set(a) ^ set(b)})"
+        for k in a:
+            _tensors_equal(a[k], b[k], f"{where}/{k}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), f"{where}: lengths differ"
+        for i, (x, y) in enumerate(zip(a, b)):
+            _tensors_equal(x, y, f"{where}/{i}")
+    else:
+        assert a == b, f"{where}: {a!r} != {b!r}"
+
+
+def check_clone(strategy: Strategy) -> None:
+    """``clone()`` gives a new object with equal hyper-parameters and untrained state."""
+    _learner(strategy).fit(toy_scenario(_kind_for(strategy)))
+    fresh = strategy.clone()
+    assert fresh is not strategy and type(fresh) is type(strategy)
+    assert fresh.get_params() == strategy.get_params(), "clone changed hyper-parameters"
+    _tensors_equal(fresh.state_dict(), type(strategy)(**strategy.get_params()).state_dict(), "clone state")
+
+
+def check_state_dict_roundtrip(strategy: Strategy) -> None:
+    """Save after training, load into a new learner: same state, same predictions."""
+    kind = _kind_for(strategy)
+    stream = toy_scenario(kind)
+    learner = _learner(strategy)
+    learner.fit(stream)
+    with tempfile.TemporaryDirectory() as d:
+        learner.save(d)
+        loaded = Learner.load(d)
+    _tensors_equal(strategy.state_dict(), loaded.strategies[0].state_dict(), "strategy state")
+    test = stream.experiences[0].test
+    assert torch.equal(learner.predict_logits(test.features(), test.t), loaded.predict_logits(test.features(), test.t))
+
+
+def check_seeded_determinism(strategy: Strategy) -> None:
+    """Two learners with the same seed end with bit-identical weights."""
+    kind = _kind_for(strategy)
+    runs = []
+    for _ in range(2):
+        learner = _learner(strategy.clone(), seed=3)
+        learner.fit(toy_scenario(kind))
+        runs.append(_weights(learner))
+    _tensors_equal(runs[0], runs[1], "weights")
+
+
+def check_inputs_not_mutated(strategy: Strategy) -> None:
+    """Training never writes into the scenario's data."""
+    stream = toy_scenario(_kind_for(strategy))
+    before = [(e.train.x.clone(), e.train.y.clone(), e.test.x.clone()) for e in stream.experiences]
+    _learner(strategy).fit(stream)
+    for (x, y, xt), e in zip(before, stream.experiences):
+        assert torch.equal(x, e.train.x) and torch.equal(y, e.train.y) and torch.equal(xt, e.test.x), "data mutated"
+
+
+def check_support_enforced(strategy: Strategy) -> None:
+    """An unsupported scenario kind is refused before any weight changes."""
+    for kind in KINDS:
+        if kind in strategy.supports:
+            continue
+        learner = _learner(strategy)
+        before = _weights(learner)
+        try:
+            learner.fit(toy_scenario(kind))
+        except StrategyMismatchError:
+            pass
+        else:
+            raise AssertionError(f"{type(strategy).__name__} accepted an unsupported {kind} scenario")
+        _tensors_equal(before, _weights(learner), "weights after refusal")
+
+
+CHECKS: dict[str, Callable[[Strategy], None]] = {
+    "clone": check_clone,
+    "state_dict_roundtrip": check_state_dict_roundtrip,
+    "seeded_determinism": check_seeded_determinism,
+    "inputs_not_mutated": check_inputs_not_mutated,
+    "support_enforced": check_support_enforced,
+}
+
+
+def run_checks(strategy: Strategy) -> None:
+    """Run every check on fresh clones of ``strategy``."""
+    for check in CHECKS.values():
+        check(strategy.clone())
+
+
+__all__ = ["CHECKS", "Scenario", "run_checks", "toy_data", "toy_model", "toy_scenario"]

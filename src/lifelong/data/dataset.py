@@ -1,0 +1,163 @@
+"""In-memory datasets: raw tensors kept compact (uint8 images), normalised only when a batch is drawn."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor
+
+from lifelong.errors import DataError
+
+
+class Batch(NamedTuple):
+    """One mini-batch: inputs ``x`` (float), labels ``y`` (int64) and task ids ``t`` (int64 or None)."""
+
+    x: Tensor
+    y: Tensor
+    t: Tensor | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """Inputs and integer labels held as tensors.
+
+    ``x`` keeps its storage dtype (uint8 for images, 4x smaller than float32); ``scale``
+    turns it into floats when a batch is drawn, so normalisation costs nothing up front.
+    ``t`` holds a task id per sample for task-incremental scenarios.
+    """
+
+    x: Tensor
+    y: Tensor
+    t: Tensor | None = None
+    scale: float = 1.0
+    name: str = "data"
+
+    def __post_init__(self) -> None:
+        if self.x.ndim < 2:
+            raise DataError(f"{self.name}: x must have a batch dimension and features, got shape {tuple(self.x.shape)}")
+        if self.y.ndim != 1 or len(self.y) != len(self.x):
+            raise DataError(
+                f"{self.name}: y must be 1-D with one label per row of x; got x {tuple(self.x.shape)}, "
+                f"y {tuple(self.y.shape)}"
+            )
+        if self.y.dtype.is_floating_point or self.y.dtype == torch.bool:
+            raise DataError(f"{self.name}: labels must be integers, got dtype {self.y.dtype}; cast with y.long()")
+        if len(self.y) and int(self.y.min()) < 0:
+            raise DataError(f"{self.name}: labels must be >= 0, found {int(self.y.min())}")
+        if self.t is not None and len(self.t) != len(self.y):
+            raise DataError(f"{self.name}: t must have one task id per sample")
+        if self.y.dtype != torch.int64:
+            object.__setattr__(self, "y", self.y.long())
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    @property
+    def classes(self) -> list[int]:
+        """Sorted distinct labels present."""
+        return torch.unique(self.y).tolist()
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.x.shape[1:])
+
+    def features(self, index: Tensor | slice | None = None) -> Tensor:
+        """Float inputs for ``index`` (all when None), scaled on the fly."""
+        x = self.x if index is None else self.x[index]
+        return x.float().mul_(self.scale) if self.scale != 1.0 else x.float()
+
+    def batch(self, index: Tensor | slice) -> Batch:
+        return Batch(self.features(index), self.y[index], None if self.t is None else self.t[index])
+
+    def subset(self, index: Tensor, name: str | None = None) -> Dataset:
+        return Dataset(
+            self.x[index], self.y[index], None if self.t is None else self.t[index], self.scale, name or self.name
+        )
+
+    def with_task(self, task_id: int) -> Dataset:
+        return Dataset(self.x, self.y, torch.full_like(self.y, task_id), self.scale, self.name)
+
+    def replace(self, **changes: Any) -> Dataset:
+        fields = {"x": self.x, "y": self.y, "t": self.t, "scale": self.scale, "name": self.name}
+        fields.update(changes)
+        return Dataset(**fields)
+
+    def nbytes(self) -> int:
+        return sum(a.numel() * a.element_size() for a in (self.x, self.y, self.t) if a is not None)
+
+
+def concat(datasets: Sequence[Dataset], name: str = "concat") -> Dataset:
+    """Join datasets that share input shape, dtype and scale."""
+    datasets = [d for d in datasets if len(d)]
+    if not datasets:
+        raise DataError("concat: nothing to join, every dataset is empty")
+    first = datasets[0]
+    for d in datasets[1:]:
+        if d.input_shape != first.input_shape or d.x.dtype != first.x.dtype or d.scale != first.scale:
+            raise DataError(f"concat: {d.name} differs from {first.name} in input shape, dtype or scale")
+    ts = [d.t for d in datasets]
+    t = torch.cat(ts) if all(x is not None for x in ts) else None
+    return Dataset(torch.cat([d.x for d in datasets]), torch.cat([d.y for d in datasets]), t, first.scale, name)
+
+
+class Split(NamedTuple):
+    """A train and a test dataset drawn from the same source."""
+
+    train: Dataset
+    test: Dataset
+
+
+def from_tensors(x: Any, y: Any, *, scale: float | None = None, name: str = "tensors") -> Dataset:
+    """Wrap array-likes ``x`` (inputs) and ``y`` (integer labels) as a :class:`Dataset`.
+
+    uint8 inputs are scaled by 1/255 when batches are drawn unless ``scale`` says otherwise.
+    """
+    x = torch.as_tensor(x)
+    y = torch.as_tensor(y)
+    if len(x) == 0:
+        raise DataError(f"{name}: x is empty; a dataset needs at least one sample")
+    if scale is None:
+        scale = 1 / 255 if x.dtype == torch.uint8 else 1.0
+    if x.dtype.is_floating_point and not bool(torch.isfinite(x).all()):
+        raise DataError(f"{name}: x contains NaN or infinite values; clean or impute them first")
+    return Dataset(x, y, None, scale, name)
+
+
+def from_torch(dataset: Any, name: str = "torch-dataset") -> Dataset:
+    """Materialise a map-style torch ``Dataset`` of ``(input, int label)`` pairs into memory."""
+    if isinstance(dataset, Dataset):
+        return dataset
+    try:
+        n = len(dataset)
+    except TypeError as e:
+        raise DataError(f"{name}: expected a map-style dataset with __len__ and __getitem__") from e
+    if n == 0:
+        raise DataError(f"{name}: the dataset is empty")
+    xs, ys = [], []
+    for i in range(n):
+        item = dataset[i]
+        if not isinstance(item, (tuple, list)) or len(item) < 2:
+            raise DataError(f"{name}: item {i} is not an (input, label) pair")
+        xs.append(torch.as_tensor(item[0]))
+        label = item[1]
+        if isinstance(label, Tensor):
+            label = label.item()
+        if not isinstance(label, int) or isinstance(label, bool):
+            raise DataError(f"{name}: item {i} has label {label!r}; labels must be integers")
+        ys.append(label)
+    return from_tensors(torch.stack(xs), torch.tensor(ys), name=name)
+
+
+def as_split(data: Any) -> Split:
+    """Accept a :class:`Split`, a ``(train, test)`` pair of datasets or map-style torch datasets."""
+    if isinstance(data, Split):
+        return data
+    if isinstance(data, (tuple, list)) and len(data) == 2:
+        return Split(from_torch(data[0], "train"), from_torch(data[1], "test"))
+    raise DataError(
+        "expected a (train, test) pair, e.g. lifelong.data.fashion_mnist() or (from_tensors(x, y), from_tensors(xt, yt)); "
+        f"got {type(data).__name__}"
+    )

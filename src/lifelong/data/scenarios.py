@@ -1,0 +1,285 @@
+"""Scenarios: how a dataset is cut into a stream of experiences.
+
+The four settings of van de Ven et al. (2022), "Three types of incremental learning", plus
+task-free streams: class-incremental (new classes, one head, no task id at test time),
+task-incremental (new classes, task id given), domain-incremental (same classes, shifted
+inputs) and task-free (samples arrive once, boundaries are gradual and never announced).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from lifelong.data.dataset import Batch, Dataset, as_split, concat
+from lifelong.errors import ScenarioError
+
+KINDS = ("class", "task", "domain", "task-free")
+
+
+@dataclass(eq=False)
+class Experience:
+    """One step of a stream: its train and test data, the classes it holds and its task id."""
+
+    index: int
+    classes: tuple[int, ...]
+    task_id: int
+    train: Dataset
+    test: Dataset
+    scenario: Scenario | None = field(default=None, repr=False)
+
+    @property
+    def kind(self) -> str:
+        return self.scenario.kind if self.scenario is not None else "class"
+
+
+@dataclass(eq=False)
+class Scenario:
+    """An ordered list of experiences; iterating yields them in order."""
+
+    name: str
+    kind: str
+    experiences: list[Experience]
+    n_classes: int
+
+    def __post_init__(self) -> None:
+        for e in self.experiences:
+            e.scenario = self
+
+    def __iter__(self) -> Iterator[Experience]:
+        return iter(self.experiences)
+
+    def __len__(self) -> int:
+        return len(self.experiences)
+
+    def __getitem__(self, i: int) -> Experience:
+        return self.experiences[i]
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return self.experiences[0].train.input_shape
+
+
+def _class_split(
+    data: Any,
+    n_experiences: int | None,
+    classes_per_experience: int | None,
+    class_order: Sequence[int] | None,
+    seed: int,
+    task_labels: bool,
+    name: str,
+) -> Scenario:
+    split = as_split(data)
+    if len(split.train) == 0 or len(split.test) == 0:
+        raise ScenarioError("dataset: the train or test split is empty; a scenario needs samples in both")
+    classes = split.train.classes
+    if class_order is None:
+        order = classes
+        if seed:
+            perm = torch.randperm(len(classes), generator=torch.Generator().manual_seed(seed))
+            order = [classes[i] for i in perm.tolist()]
+    else:
+        order = [int(c) for c in class_order]
+        unknown = sorted(set(order) - set(classes))
+        if unknown:
+            raise ScenarioError(f"class_order: classes {unknown} are not in the dataset (it has {classes})")
+        if len(set(order)) != len(order):
+            raise ScenarioError("class_order: each class may appear only once")
+    if n_experiences is None and classes_per_experience is None:
+        classes_per_experience = 2 if len(order) % 2 == 0 else 1
+    if classes_per_experience is not None:
+        if classes_per_experience < 1 or len(order) % classes_per_experience:
+            raise ScenarioError(
+                f"classes_per_experience: {classes_per_experience} does not divide the {len(order)} classes"
+            )
+        if n_experiences is not None and n_experiences * classes_per_experience != len(order):
+            raise ScenarioError(
+                f"n_experiences: {n_experiences} x classes_per_experience {classes_per_experience} "
+                f"!= {len(order)} classes"
+            )
+        n_experiences = len(order) // classes_per_experience
+    assert n_experiences is not None
+    if n_experiences < 1 or len(order) % n_experiences:
+        raise ScenarioError(
+            f"n_experiences: {n_experiences} does not divide the {len(order)} classes; "
+            f"choose one of {[d for d in range(1, len(order) + 1) if len(order) % d == 0]}"
+        )
+    per = len(order) // n_experiences
+    experiences = []
+    for i in range(n_experiences):
+        cls = tuple(order[i * per : (i + 1) * per])
+        wanted = torch.tensor(cls)
+        tr = split.train.subset(torch.isin(split.train.y, wanted).nonzero().squeeze(1), f"{name}-{i}-train")
+        te = split.test.subset(torch.isin(split.test.y, wanted).nonzero().squeeze(1), f"{name}-{i}-test")
+        if task_labels:
+            tr, te = tr.with_task(i), te.with_task(i)
+        experiences.append(Experience(i, cls, i if task_labels else 0, tr, te))
+    kind = "task" if task_labels else "class"
+    return Scenario(name, kind, experiences, len(classes))
+
+
+def class_incremental(
+    dataset: Any,
+    n_experiences: int | None = None,
+    classes_per_experience: int | None = None,
+    class_order: Sequence[int] | None = None,
+    seed: int = 0,
+) -> Scenario:
+    """Split the classes into disjoint groups, one per experience; no task id at test time.
+
+    With ``class_order=None`` and ``seed=0`` the classes come in sorted order (the usual
+    protocol); another seed shuffles them.
+    """
+    return _class_split(
+        dataset, n_experiences, classes_per_experience, class_order, seed, False, "class-incremental"
+    )
+
+
+def task_incremental(
+    dataset: Any,
+    n_experiences: int | None = None,
+    classes_per_experience: int | None = None,
+    class_order: Sequence[int] | None = None,
+    seed: int = 0,
+) -> Scenario:
+    """The class-incremental split with a task id per experience, known at train and test time."""
+    return _class_split(
+        dataset, n_experiences, classes_per_experience, class_order, seed, True, "task-incremental"
+    )
+
+
+def rotate(x: Tensor, degrees: float) -> Tensor:
+    """Rotate images ``x`` [N, C, H, W] (any dtype) by ``degrees`` around their centre."""
+    if degrees % 360 == 0:
+        return x.clone()
+    theta = math.radians(degrees)
+    c, s = math.cos(theta), math.sin(theta)
+    out = torch.empty_like(x)
+    mat = torch.tensor([[c, -s, 0.0], [s, c, 0.0]]).expand(1, 2, 3)
+    for start in range(0, len(x), 8192):  # chunks bound the float copy
+        chunk = x[start : start + 8192].float()
+        grid = torch.nn.functional.affine_grid(
+            mat.expand(len(chunk), 2, 3), list(chunk.shape), align_corners=False
+        )
+        r = torch.nn.functional.grid_sample(chunk, grid, align_corners=False)
+        out[start : start + 8192] = (
+            r.round_().clamp_(0, 255).to(x.dtype) if not x.dtype.is_floating_point else r
+        )
+    return out
+
+
+def domain_incremental(
+    dataset: Any,
+    permutations: int | None = None,
+    rotations: Sequence[float] | None = None,
+    seed: int = 0,
+) -> Scenario:
+    """Same classes in every experience, inputs shifted by a pixel permutation or a rotation.
+
+    Give exactly one of ``permutations`` (the number of experiences, each a fixed random
+    pixel permutation) or ``rotations`` (one angle in degrees per experience).
+    """
+    split = as_split(dataset)
+    if (permutations is None) == (rotations is None):
+        raise ScenarioError("domain_incremental: give exactly one of permutations=N or rotations=[angles]")
+    if len(split.train) == 0 or len(split.test) == 0:
+        raise ScenarioError("dataset: the train or test split is empty")
+    classes = tuple(split.train.classes)
+    gen = torch.Generator().manual_seed(seed)
+    experiences = []
+    if permutations is not None:
+        if permutations < 1:
+            raise ScenarioError(f"permutations: must be >= 1, got {permutations}")
+        n_features = math.prod(split.train.input_shape)
+        for i in range(permutations):
+            perm = torch.randperm(n_features, generator=gen)
+            tr, te = (
+                d.replace(
+                    x=d.x.reshape(len(d), -1)[:, perm].reshape(d.x.shape), name=f"permuted-{i}-{d.name}"
+                )
+                for d in split
+            )
+            experiences.append(Experience(i, classes, 0, tr, te))
+        return Scenario("permuted", "domain", experiences, len(classes))
+    assert rotations is not None
+    if len(rotations) < 1:
+        raise ScenarioError("rotations: give at least one angle")
+    if len(split.train.input_shape) != 3:
+        raise ScenarioError(f"rotations: need image inputs [C, H, W], got shape {split.train.input_shape}")
+    for i, angle in enumerate(rotations):
+        tr, te = (d.replace(x=rotate(d.x, float(angle)), name=f"rotated{angle:g}-{d.name}") for d in split)
+        experiences.append(Experience(i, classes, 0, tr, te))
+    return Scenario("rotated", "domain", experiences, len(classes))
+
+
+@dataclass(eq=False)
+class TaskFreeStream:
+    """Samples that arrive once, in mini-batches, with gradual, unannounced boundaries.
+
+    ``boundaries[i]`` is the number of batches after which experience ``i`` of the source
+    scenario is (mostly) consumed; it is used only to evaluate, never shown to strategies.
+    """
+
+    source: Scenario
+    data: Dataset
+    batch_size: int
+    boundaries: list[int]
+    kind: str = "task-free"
+    name: str = "task-free"
+
+    def __iter__(self) -> Iterator[Batch]:
+        for start in range(0, len(self.data), self.batch_size):
+            yield self.data.batch(slice(start, start + self.batch_size))
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.data) / self.batch_size)
+
+    @property
+    def experiences(self) -> list[Experience]:
+        return self.source.experiences
+
+    @property
+    def n_classes(self) -> int:
+        return self.source.n_classes
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return self.data.input_shape
+
+
+def task_free(
+    stream_or_scenario: Any, batch_size: int = 10, blur: float = 0.0, seed: int = 0
+) -> TaskFreeStream:
+    """Turn a scenario into an online stream where each sample is seen once.
+
+    Sample ``i`` of experience ``k`` gets the sort key ``k + u_i + blur * n_i`` with
+    ``u_i ~ U(0, 1)`` and ``n_i ~ N(0, 1)``: with ``blur=0`` experiences follow each other
+    with sharp (but unannounced) boundaries, larger values mix neighbouring experiences.
+    """
+    if isinstance(stream_or_scenario, TaskFreeStream):
+        stream_or_scenario = stream_or_scenario.source
+    if not isinstance(stream_or_scenario, Scenario):
+        raise ScenarioError(
+            f"stream_or_scenario: expected a Scenario (e.g. class_incremental(...)), got {type(stream_or_scenario).__name__}"
+        )
+    if batch_size < 1:
+        raise ScenarioError(f"batch_size: must be >= 1, got {batch_size}")
+    if blur < 0:
+        raise ScenarioError(f"blur: must be >= 0, got {blur}")
+    gen = torch.Generator().manual_seed(seed)
+    parts = [e.train for e in stream_or_scenario]
+    sizes = [len(p) for p in parts]
+    exp_of = torch.repeat_interleave(torch.arange(len(parts)), torch.tensor(sizes))
+    key = exp_of.double() + torch.rand(len(exp_of), generator=gen, dtype=torch.float64)
+    if blur:
+        key += blur * torch.randn(len(exp_of), generator=gen, dtype=torch.float64)
+    order = torch.argsort(key)
+    data = concat(parts, "task-free").subset(order, "task-free")
+    ends = torch.cumsum(torch.tensor(sizes), 0).tolist()
+    boundaries = [math.ceil(e / batch_size) for e in ends]
+    return TaskFreeStream(stream_or_scenario, data, batch_size, boundaries)

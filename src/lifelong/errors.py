@@ -1,0 +1,37 @@
+"""Errors a user can cause. Each message says what was wrong and what to do about it."""
+
+
+class LifelongError(Exception):
+    """Base class of every error caused by bad input, configuration or missing resources."""
+
+
+class DataError(LifelongError):
+    """A dataset is missing, corrupted or malformed."""
+
+
+class ScenarioError(LifelongError):
+    """A scenario was asked for with arguments that cannot describe a valid stream."""
+
+
+class ConfigError(LifelongError):
+    """A component got an invalid option (unknown name, out-of-range value)."""
+
+
+class StrategyMismatchError(LifelongError):
+    """A strategy was combined with a scenario or model it does not support."""
+
+
+class CheckpointError(LifelongError):
+    """A checkpoint is missing, truncated, tampered with or from an incompatible version."""
+
+
+class NotFoundError(LifelongError):
+    """A record asked for by id or name (a prediction, a model version, an alias) does not exist."""
+
+
+class StoreError(LifelongError):
+    """The store was given invalid data, or holds data that cannot be read back as asked."""
+
+
+class RegistryError(LifelongError):
+    """A model version could not be published, moved to an alias, rolled back or verified."""

@@ -1,0 +1,161 @@
+"""Fixed-size sample memories for replay: reservoir and class-balanced.
+
+Stored inputs keep the dataset's storage dtype (uint8 images cost a quarter of float32), so a
+byte budget buys four times the samples. Random choices draw from the learner's generator,
+so a run is reproducible and resumes bit-for-bit from a checkpoint.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from lifelong.data.dataset import Batch
+from lifelong.errors import ConfigError
+
+
+class Buffer:
+    """A memory of up to ``capacity`` samples (``x`` raw, ``y``, ``t``, optional ``logits``)."""
+
+    policy = "base"
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 0:
+            raise ConfigError(f"buffer capacity must be >= 0, got {capacity}")
+        self.capacity = capacity
+        self.x: Tensor | None = None
+        self.y = torch.empty(0, dtype=torch.long)
+        self.t = torch.empty(0, dtype=torch.long)
+        self.logits: Tensor | None = None
+        self.size = 0
+        self.seen = 0
+        self.scale = 1.0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def _allocate(self, x: Tensor, logits: Tensor | None) -> None:
+        self.x = torch.zeros((self.capacity, *x.shape[1:]), dtype=x.dtype)
+        self.y = torch.zeros(self.capacity, dtype=torch.long)
+        self.t = torch.zeros(self.capacity, dtype=torch.long)
+        if logits is not None:
+            self.logits = torch.zeros((self.capacity, logits.shape[1]), dtype=logits.dtype)
+
+    def _write(self, slots: Tensor, src: Tensor, x: Tensor, y: Tensor, t: Tensor | None, logits: Tensor | None):
+        assert self.x is not None
+        self.x[slots] = x[src]
+        self.y[slots] = y[src]
+        self.t[slots] = 0 if t is None else t[src]
+        if logits is not None and self.logits is not None:
+            self.logits[slots] = logits[src].detach()
+
+    def add(self, x: Tensor, y: Tensor, t: Tensor | None = None, *, generator: torch.Generator,
+            logits: Tensor | None = None, scale: float = 1.0) -> None:  # fmt: skip
+        """Offer a batch of raw samples; the policy decides which are kept."""
+        if self.capacity == 0 or len(y) == 0:
+            return
+        if self.x is None:
+            self._allocate(x, logits)
+            self.scale = scale
+        self._add(x, y, t, logits, generator)
+
+    def _add(self, x: Tensor, y: Tensor, t: Tensor | None, logits: Tensor | None, g: torch.Generator) -> None:
+        raise NotImplementedError
+
+    def sample(self, n: int, generator: torch.Generator) -> tuple[Tensor, Batch, Tensor | None]:
+        """``n`` stored samples drawn uniformly without replacement: (indices, batch, logits)."""
+        assert self.x is not None
+        n = min(n, self.size)
+        idx = torch.randperm(self.size, generator=generator)[:n]
+        x = self.x[idx].float().mul_(self.scale) if self.scale != 1.0 else self.x[idx].float()
+        return idx, Batch(x, self.y[idx], self.t[idx]), None if self.logits is None else self.logits[idx]
+
+    def nbytes(self) -> int:
+        """Bytes of stored samples (allocated slots, not just the used ones)."""
+        arrays = [a for a in (self.x, self.logits) if a is not None]
+        if self.x is None:
+            return 0
+        arrays += [self.y, self.t]
+        return sum(a.numel() * a.element_size() for a in arrays)
+
+    def state_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = {"size": self.size, "seen": self.seen, "scale": self.scale}
+        if self.x is not None:
+            state.update(x=self.x, y=self.y, t=self.t)
+        if self.logits is not None:
+            state["logits"] = self.logits
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.size, self.seen, self.scale = int(state["size"]), int(state["seen"]), float(state["scale"])
+        self.x = state.get("x")
+        if self.x is not None:
+            self.y, self.t = state["y"], state["t"]
+        self.logits = state.get("logits")
+
+
+class ReservoirBuffer(Buffer):
+    """Reservoir sampling (Vitter, 1985): every sample seen so far is kept with equal probability."""
+
+    policy = "reservoir"
+
+    def _add(self, x, y, t, logits, g):
+        n = len(y)
+        fill = min(self.capacity - self.size, n)
+        if fill:
+            self._write(torch.arange(self.size, self.size + fill), torch.arange(fill), x, y, t, logits)
+            self.size += fill
+        if fill < n:
+            # sample i (global position seen+i) replaces a random slot with probability capacity/(seen+i+1)
+            pos = torch.arange(self.seen + fill, self.seen + n) + 1
+            draws = (torch.rand(n - fill, generator=g) * pos).long()
+            keep = draws < self.capacity
+            if keep.any():
+                self._write(draws[keep], torch.arange(fill, n)[keep], x, y, t, logits)
+        self.seen += n
+
+
+class ClassBalancedBuffer(Buffer):
+    """Equal slots per class seen; a new class takes slots from the largest classes."""
+
+    policy = "class-balanced"
+
+    def _add(self, x, y, t, logits, g):
+        for i in range(len(y)):
+            self.seen += 1
+            if self.size < self.capacity:
+                slot = self.size
+                self.size += 1
+            else:
+                stored = self.y[: self.size]
+                counts = torch.bincount(stored, minlength=int(max(stored.max(), y[i])) + 1)
+                largest = int(counts.argmax())
+                if counts[int(y[i])] >= counts[largest]:
+                    continue  # its class already holds the most slots
+                candidates = (stored == largest).nonzero().squeeze(1)
+                slot = int(candidates[torch.randint(len(candidates), (1,), generator=g)])
+            self._write(torch.tensor([slot]), torch.tensor([i]), x, y, t, logits)
+
+
+BUFFERS: dict[str, type[Buffer]] = {"reservoir": ReservoirBuffer, "class-balanced": ClassBalancedBuffer}
+
+
+def make_buffer(policy: str, capacity: int) -> Buffer:
+    if policy not in BUFFERS:
+        raise ConfigError(f"unknown buffer policy {policy!r}; valid: {', '.join(BUFFERS)}")
+    return BUFFERS[policy](capacity)
+
+
+def storage_form(learner: Any, x: Tensor) -> tuple[Tensor, float]:
+    """Return ``x`` as the current experience stores it (uint8 when it came from uint8) and its scale.
+
+    Inputs drawn from uint8 data are ``u * scale`` exactly, so rounding back is lossless and a
+    memory of images costs a quarter of float32.
+    """
+    experience = learner.experience
+    data = experience.train if experience is not None else None
+    if data is not None and data.x.dtype == torch.uint8 and len(data):
+        return x.div(data.scale).round_().to(torch.uint8), data.scale
+    return x.detach(), 1.0

@@ -1,0 +1,131 @@
+"""Checkpoint files: tensors in safetensors, everything else in a JSON manifest.
+
+Nothing is ever unpickled: nested state (dicts with int keys, tuples, sets, tensors) is
+encoded to JSON with tensors replaced by references into one safetensors file whose SHA-256
+the manifest records, so a truncated or tampered checkpoint is refused before it is read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+
+from lifelong.errors import CheckpointError
+
+FORMAT = "lifelong-checkpoint"
+VERSION = 1
+TENSORS = "tensors.safetensors"
+MANIFEST = "manifest.json"
+
+
+class Encoder:
+    """Turns nested state into JSON-able data, collecting tensors under unique keys."""
+
+    def __init__(self) -> None:
+        self.tensors: dict[str, Tensor] = {}
+
+    def __call__(self, obj: Any, path: str) -> Any:
+        if isinstance(obj, Tensor):
+            key = path
+            self.tensors[key] = obj.detach().cpu().contiguous().clone()
+            return {"__tensor__": key}
+        if isinstance(obj, torch.Generator):
+            return {"__generator__": self(obj.get_state(), path)}
+        if isinstance(obj, dict):
+            if all(isinstance(k, str) and not k.startswith("__") for k in obj):
+                return {k: self(v, f"{path}/{k}") for k, v in obj.items()}
+            return {"__items__": [[self(k, f"{path}/k{i}"), self(v, f"{path}/{i}")] for i, (k, v) in enumerate(obj.items())]}
+        if isinstance(obj, tuple):
+            return {"__tuple__": [self(v, f"{path}/{i}") for i, v in enumerate(obj)]}
+        if isinstance(obj, (set, frozenset)):
+            return {"__set__": sorted(obj)}
+        if isinstance(obj, list):
+            return [self(v, f"{path}/{i}") for i, v in enumerate(obj)]
+        if isinstance(obj, float) and not math.isfinite(obj):
+            return {"__float__": repr(obj)}
+        if obj is None or isinstance(obj, (bool, int, float, str)):
+            return obj
+        raise CheckpointError(f"cannot save state of type {type(obj).__name__} at {path}; use tensors or plain data")
+
+
+def decode(obj: Any, tensors: dict[str, Tensor]) -> Any:
+    if isinstance(obj, list):
+        return [decode(v, tensors) for v in obj]
+    if not isinstance(obj, dict):
+        return obj
+    if "__tensor__" in obj:
+        try:
+            return tensors[obj["__tensor__"]]
+        except KeyError as e:
+            raise CheckpointError(f"checkpoint is missing tensor {obj['__tensor__']!r}") from e
+    if "__generator__" in obj:
+        g = torch.Generator()
+        g.set_state(decode(obj["__generator__"], tensors))
+        return g
+    if "__items__" in obj:
+        return {decode(k, tensors): decode(v, tensors) for k, v in obj["__items__"]}
+    if "__tuple__" in obj:
+        return tuple(decode(v, tensors) for v in obj["__tuple__"])
+    if "__set__" in obj:
+        return set(obj["__set__"])
+    if "__float__" in obj:
+        return float(obj["__float__"])
+    return {k: decode(v, tensors) for k, v in obj.items()}
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def write(directory: str | os.PathLike[str], manifest: dict[str, Any], state: dict[str, Any]) -> Path:
+    """Write ``state`` (nested, with tensors) and ``manifest`` into ``directory``."""
+    path = Path(directory)
+    path.mkdir(parents=True, exist_ok=True)
+    enc = Encoder()
+    encoded = enc(state, "state")
+    save_file(enc.tensors, str(path / TENSORS))
+    doc = {"format": FORMAT, "format_version": VERSION, **manifest, "state": encoded,
+           "files": {TENSORS: sha256(path / TENSORS)}}  # fmt: skip
+    tmp = path / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=1))
+    os.replace(tmp, path / MANIFEST)  # the manifest appears last: its presence means complete
+    return path
+
+
+def read(directory: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Verify and read a checkpoint: returns ``(manifest, state)``."""
+    path = Path(directory)
+    where = f"checkpoint {path}"
+    if not (path / MANIFEST).is_file():
+        raise CheckpointError(f"{where}: no {MANIFEST}; is this a directory written by Learner.save()?")
+    try:
+        doc = json.loads((path / MANIFEST).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{where}: {MANIFEST} is not valid JSON (truncated or edited?): {e}") from e
+    if doc.get("format") != FORMAT:
+        raise CheckpointError(f"{where}: not a lifelong checkpoint (format {doc.get('format')!r})")
+    if doc.get("format_version") != VERSION:
+        raise CheckpointError(f"{where}: format version {doc.get('format_version')} is not supported (need {VERSION})")
+    tensor_file = path / TENSORS
+    if not tensor_file.is_file():
+        raise CheckpointError(f"{where}: {TENSORS} is missing")
+    expected = doc.get("files", {}).get(TENSORS)
+    if sha256(tensor_file) != expected:
+        raise CheckpointError(f"{where}: {TENSORS} does not match its recorded SHA-256 (truncated or tampered)")
+    try:
+        tensors = load_file(str(tensor_file))
+    except Exception as e:  # safetensors raises its own error types on malformed files
+        raise CheckpointError(f"{where}: cannot read {TENSORS}: {e}") from e
+    return doc, decode(doc["state"], tensors)

@@ -1,0 +1,509 @@
+"""The Learner: one model, a list of strategies, and the training loop they plug into.
+
+The same object serves both paths of the project: ``fit`` walks a benchmark scenario,
+experience by experience; ``partial_fit`` + ``consolidate`` let a production system decide
+where one experience ends (the boundary at which strategies consolidate).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from lifelong.data.dataset import Batch, Dataset, concat, from_tensors
+from lifelong.data.scenarios import Experience, Scenario, TaskFreeStream
+from lifelong.errors import ConfigError, DataError, StrategyMismatchError
+from lifelong.learn import checkpoint
+from lifelong.learn.callbacks import Callback, Control, LoopState
+from lifelong.learn.models import build, n_parameters
+from lifelong.learn.strategy import HOOKS, REGISTRY, Strategy, overrides
+from lifelong.metrics.costs import peak_rss_mb
+from lifelong.metrics.result import Result
+
+OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+CALLBACK_HOOKS = ("on_experience_start", "on_step_end", "on_epoch_end", "on_experience_end")
+
+
+class Learner:
+    """Train ``model`` on a stream with ``strategies`` (a list: hybrids are lists).
+
+    Parameters
+    ----------
+    model : the network; its output is one logit per class.
+    strategies : methods whose hooks run in list order at each moment of the loop.
+    optimizer, lr, momentum, weight_decay : the optimizer (``sgd``, ``adam`` or ``adamw``).
+    batch_size, epochs : mini-batch size and passes over each experience.
+    device : where to train (default CPU).
+    seed : seeds the learner's generator, which drives shuffling and every strategy's sampling.
+    callbacks : non-essential work (progress, timing, early stopping), run in list order.
+
+    Examples
+    --------
+    >>> from lifelong.checks import toy_scenario, toy_model
+    >>> from lifelong.strategies import Replay
+    >>> learner = Learner(toy_model(), [Replay(50)], lr=0.1, batch_size=16)
+    >>> round(learner.fit(toy_scenario()).metrics["acc"], 1) >= 0.5
+    True
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        strategies: Strategy | Sequence[Strategy] = (),
+        *,
+        optimizer: str = "sgd",
+        lr: float = 0.03,
+        momentum: float = 0.0,
+        weight_decay: float = 0.0,
+        batch_size: int = 10,
+        epochs: int = 1,
+        eval_batch_size: int = 1024,
+        device: str | torch.device | None = None,
+        seed: int = 0,
+        callbacks: Sequence[Callback] = (),
+    ) -> None:
+        if optimizer not in OPTIMIZERS:
+            raise ConfigError(f"optimizer: unknown {optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
+        if lr <= 0 or batch_size < 1 or epochs < 0:
+            raise ConfigError(f"need lr > 0, batch_size >= 1, epochs >= 0; got {lr}, {batch_size}, {epochs}")
+        if isinstance(strategies, Strategy):
+            strategies = [strategies]
+        for s in strategies:
+            if not isinstance(s, Strategy):
+                raise ConfigError(f"strategies: {s!r} is not a lifelong Strategy")
+        self.optimizer_name, self.lr, self.momentum, self.weight_decay = optimizer, lr, momentum, weight_decay
+        self.batch_size, self.epochs, self.eval_batch_size, self.seed = batch_size, epochs, eval_batch_size, seed
+        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self.strategies: list[Strategy] = list(strategies)
+        self.callbacks: list[Callback] = list(callbacks)
+        self.model = model.to(self.device)
+        self.generator = torch.Generator().manual_seed(seed)
+        self.base_parameters = n_parameters(model)
+        # bookkeeping, kept once here and read by strategies through properties
+        self._experience: Experience | None = None
+        self._experience_count = 0
+        self._classes_seen: set[int] = set()
+        self._task_classes: dict[int, set[int]] = {}
+        self._task_mask: Tensor | None = None
+        self._step = 0
+        self._window: list[Batch] = []
+        self.incoming: Batch | None = None
+        self.train_seconds = 0.0
+        self.epochs_trained = 0
+        self.samples_trained = 0
+        self.state = LoopState()
+        self.control = Control()
+        self._index_hooks()
+        self.reset_optimizer()
+        for s in self._hooks["attach"]:
+            s.attach(self)
+
+    # -- read-only bookkeeping ----------------------------------------------------------
+    @property
+    def experience(self) -> Experience | None:
+        """The experience being learned, or None between boundaries."""
+        return self._experience
+
+    @property
+    def experience_index(self) -> int:
+        """Index of the current (or last) experience; -1 before the first."""
+        return self._experience_count - 1
+
+    @property
+    def classes_seen(self) -> tuple[int, ...]:
+        return tuple(sorted(self._classes_seen))
+
+    @property
+    def task_classes(self) -> dict[int, tuple[int, ...]]:
+        return {t: tuple(sorted(c)) for t, c in self._task_classes.items()}
+
+    @property
+    def step(self) -> int:
+        """Optimizer steps taken so far, across experiences."""
+        return self._step
+
+    # -- set-up ---------------------------------------------------------------------------
+    def _index_hooks(self) -> None:
+        """Only overridden hooks are called, so an unused moment costs nothing per step."""
+        self._hooks = {h: [s for s in self.strategies if overrides(s, h)] for h in HOOKS}
+        self._cb_hooks = {
+            h: [c for c in self.callbacks if getattr(type(c), h) is not getattr(Callback, h)] for h in CALLBACK_HOOKS
+        }
+
+    def reset_optimizer(self) -> None:
+        """Build a fresh optimizer over the model's trainable parameters (after the model grew)."""
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        kwargs: dict[str, Any] = {"lr": self.lr, "weight_decay": self.weight_decay}
+        if self.optimizer_name == "sgd":
+            kwargs["momentum"] = self.momentum
+        self.optimizer = OPTIMIZERS[self.optimizer_name](params, **kwargs)
+
+    def check_supported(self, kind: str, has_task_labels: bool = False) -> None:
+        """Refuse, before any training, a scenario kind a strategy does not support."""
+        for s in self.strategies:
+            if kind not in s.supports:
+                raise StrategyMismatchError(
+                    f"{type(s).__name__} does not support {kind} scenarios (it supports "
+                    f"{', '.join(sorted(s.supports))}); pick another strategy or scenario"
+                )
+            if "task_labels" in s.needs and not has_task_labels:
+                raise StrategyMismatchError(
+                    f"{type(s).__name__} needs task labels; use a task-incremental scenario or pass t"
+                )
+
+    # -- the loop ---------------------------------------------------------------------------
+    def learn(self, experience: Experience) -> None:
+        """Train on one experience, then consolidate (its end is a boundary)."""
+        self.check_supported(experience.kind, experience.train.t is not None)
+        self._begin(experience)
+        data = experience.train
+        for s in self._hooks["train_data"]:
+            data = s.train_data(self, experience, data)
+        self._train_epochs(data)
+        self.consolidate()
+
+    def _train_epochs(self, data: Dataset) -> None:
+        if len(data) == 0:
+            return
+        bs = self.batch_size
+        self.state.steps_in_epoch = -(-len(data) // bs)
+        self.state.epochs = self.epochs
+        self._callbacks("on_experience_start")
+        start = time.perf_counter()
+        for epoch in range(self.epochs):
+            self.state.epoch = epoch
+            order = torch.randperm(len(data), generator=self.generator)
+            for i in range(0, len(data), bs):
+                self.train_step(data.batch(order[i : i + bs]))
+                if self.control.stop_experience:
+                    break
+            self.epochs_trained += 1
+            self._callbacks("on_epoch_end")
+            if self.control.stop_experience:
+                break
+        self.train_seconds += time.perf_counter() - start
+        self._callbacks("on_experience_end")
+        self.control.stop_experience = False
+
+    def train_step(self, batch: Batch) -> Tensor:
+        """One optimisation step on ``batch``; strategies act at each named moment."""
+        self.model.train()
+        self.incoming = batch
+        self.samples_trained += len(batch.y)
+        for s in self._hooks["train_step"]:  # a method that owns the step (meta-learning)
+            loss = s.train_step(self, batch)
+            if loss is not None:
+                return self._after_step(loss)
+        for s in self._hooks["batch"]:
+            batch = s.batch(self, batch)  # replay appends after the incoming samples
+        if self.device.type != "cpu":
+            batch = Batch(*(None if a is None else a.to(self.device, non_blocking=True) for a in batch))
+        logits = self.forward(batch.x, batch.t)  # [B, n_classes]
+        loss = None
+        for s in self._hooks["loss"]:
+            loss = s.loss(self, batch, logits)
+            if loss is not None:
+                break
+        if loss is None:
+            loss = F.cross_entropy(logits, batch.y)
+        for s in self._hooks["penalty"]:
+            extra = s.penalty(self, batch, logits)
+            if extra is not None:
+                loss = loss + extra
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        for s in self._hooks["after_backward"]:
+            s.after_backward(self)
+        self.optimizer.step()
+        return self._after_step(loss)
+
+    def _after_step(self, loss: Tensor) -> Tensor:
+        for s in self._hooks["after_step"]:
+            s.after_step(self)
+        self._step += 1
+        if self._cb_hooks["on_step_end"]:
+            self.state.step, self.state.loss_tensor = self._step, loss.detach()
+            self._callbacks("on_step_end")
+        return loss
+
+    def forward(self, x: Tensor, t: Tensor | None = None) -> Tensor:
+        """Training-time logits; with task ids, outputs outside the task's classes are masked."""
+        for s in self._hooks["forward"]:
+            out = s.forward(self, x, t)
+            if out is not None:
+                return out
+        logits = self.model(x)
+        if t is not None and self._task_classes:
+            logits = self._mask_tasks(logits, t)
+        return logits
+
+    def task_mask(self, t: Tensor | None, n_outputs: int) -> Tensor | None:
+        """Boolean [B, n_outputs]: which outputs belong to each sample's task (None without task ids)."""
+        if t is None or not self._task_classes:
+            return None
+        mask = self._task_mask
+        if mask is None or mask.shape[1] != n_outputs:
+            mask = torch.zeros(max(self._task_classes) + 1, n_outputs, dtype=torch.bool, device=self.device)
+            for task, cls in self._task_classes.items():
+                mask[task, [c for c in cls if c < n_outputs]] = True
+            self._task_mask = mask
+        return mask[t.clamp(max=len(mask) - 1)]
+
+    def _mask_tasks(self, logits: Tensor, t: Tensor) -> Tensor:
+        mask = self.task_mask(t, logits.shape[1])
+        return logits if mask is None else logits.masked_fill(~mask, float("-inf"))
+
+    def _begin(self, experience: Experience) -> None:
+        self._experience = experience
+        self._experience_count += 1
+        self._classes_seen.update(experience.classes)
+        if experience.train.t is not None:
+            self._task_classes.setdefault(experience.task_id, set()).update(experience.classes)
+            self._task_mask = None
+        self.state.experience = self.experience_index
+        self.state.classes_seen = self.classes_seen
+        for s in self._hooks["before_experience"]:
+            s.before_experience(self, experience)
+
+    def consolidate(self) -> None:
+        """Close the current experience: strategies compute importances, store exemplars, freeze."""
+        experience = self._experience
+        if experience is None:
+            return
+        if self._window:  # an experience made of partial_fit batches
+            experience.train = concat([Dataset(b.x, b.y, b.t) for b in self._window], "window")
+            self._window = []
+        for s in self._hooks["after_experience"]:
+            s.after_experience(self, experience)
+        self._experience = None
+
+    def partial_fit(self, x: Any, y: Any, t: Any = None) -> None:
+        """Learn from samples as they arrive (one pass); ``consolidate()`` marks a boundary.
+
+        The first call after a boundary opens a new experience holding the classes seen in it.
+        """
+        x = torch.as_tensor(x)
+        if not x.dtype.is_floating_point:
+            raise DataError(f"partial_fit: x must be float (scaled) inputs, got {x.dtype}; use dataset.features()")
+        data = from_tensors(x, y, name="partial_fit")
+        if t is not None:
+            data = data.replace(t=torch.as_tensor(t).long().expand(len(data)).clone())
+        kind = "task" if t is not None else "task-free"
+        self.check_supported(kind, t is not None)
+        if self._experience is None:
+            empty = data.subset(torch.arange(0))
+            self._begin(Experience(self._experience_count, tuple(data.classes), int(data.t[0]) if t is not None else 0,
+                                   empty, empty))  # fmt: skip
+        else:
+            new = set(data.classes) - set(self._experience.classes)
+            if new:
+                self._experience.classes = tuple(sorted(set(self._experience.classes) | new))
+                self._classes_seen.update(new)
+                if t is not None:
+                    self._task_classes.setdefault(self._experience.task_id, set()).update(new)
+                    self._task_mask = None
+        start = time.perf_counter()
+        for i in range(0, len(data), self.batch_size):
+            b = data.batch(slice(i, i + self.batch_size))
+            self.train_step(b)
+            if self._hooks["after_experience"]:
+                self._window.append(b)
+        self.train_seconds += time.perf_counter() - start
+
+    # -- inference and evaluation ----------------------------------------------------------
+    @torch.inference_mode()
+    def predict_logits(self, x: Tensor, t: Tensor | None = None) -> Tensor:
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            x = x.to(self.device)
+            for s in self._hooks["predict"]:
+                out = s.predict(self, x, t)
+                if out is not None:
+                    return out
+            return self.forward(x, t)
+        finally:
+            self.model.train(was_training)
+
+    def predict(self, x: Any, t: Any = None) -> Tensor:
+        """Predicted class per row of ``x`` (float inputs, already scaled)."""
+        x = torch.as_tensor(x)
+        if not x.dtype.is_floating_point:
+            raise DataError(f"predict: x must be float (scaled) inputs, got {x.dtype}; use dataset.features()")
+        if t is not None:
+            t = torch.as_tensor(t).long().expand(len(x))
+        return self.predict_logits(x, t).argmax(1).cpu()
+
+    def correct(self, data: Dataset) -> Tensor:
+        """Boolean tensor: which samples of ``data`` the learner classifies right."""
+        out = []
+        for i in range(0, len(data), self.eval_batch_size):
+            b = data.batch(slice(i, i + self.eval_batch_size))
+            out.append(self.predict_logits(b.x, b.t).argmax(1).cpu() == b.y)
+        return torch.cat(out) if out else torch.zeros(0, dtype=torch.bool)
+
+    def evaluate(self, stream: Scenario | TaskFreeStream | Iterable[Experience]) -> list[float]:
+        """Accuracy on the test set of every experience of ``stream``."""
+        return [float(c.float().mean()) if len(c) else 0.0 for c in self._correct_all(stream)]
+
+    def _correct_all(self, stream: Any) -> list[Tensor]:
+        experiences = stream.experiences if hasattr(stream, "experiences") else list(stream)
+        return [self.correct(e.test) for e in experiences]
+
+    def fit(self, stream: Scenario | TaskFreeStream, reference_accuracy: Sequence[float] | None = None) -> Result:
+        """Train through ``stream`` and evaluate every experience after each one (the accuracy matrix)."""
+        experiences = list(stream.experiences)
+        has_t = experiences[0].train.t is not None
+        self.check_supported(stream.kind, has_t)
+        start_seconds, start_epochs, start_samples = self.train_seconds, self.epochs_trained, self.samples_trained
+        result = Result(reference_accuracy=list(reference_accuracy) if reference_accuracy else None)
+        before = self._correct_all(experiences)
+        result.untrained_accuracy = [float(c.float().mean()) for c in before]
+
+        def record(i: int) -> None:
+            nonlocal before
+            after = self._correct_all(experiences)
+            result.accuracy_matrix.append([float(c.float().mean()) for c in after])
+            if i > 0:  # flips on experiences learned before this update
+                was = torch.cat(before[:i])
+                now = torch.cat(after[:i])
+                result.flips.append(float((was & ~now).float().mean()))
+            before = after
+
+        if isinstance(stream, TaskFreeStream):
+            self._train_task_free(stream, record)
+        else:
+            for i, experience in enumerate(experiences):
+                self.learn(experience)
+                record(i)
+        result.train_seconds = self.train_seconds - start_seconds
+        result.epochs = self.epochs_trained - start_epochs
+        result.samples = self.samples_trained - start_samples
+        result.extra_parameters = self.extra_parameters()
+        result.buffer_bytes = self.memory_bytes()
+        result.peak_rss_mb = peak_rss_mb()
+        return result
+
+    def _train_task_free(self, stream: TaskFreeStream, record: Any) -> None:
+        """Each sample once, no boundary announced: evaluation happens where the source's experiences end."""
+        exp = Experience(self._experience_count, tuple(range(stream.n_classes)), 0, stream.data, stream.data)
+        self._begin(exp)
+        ends = {b: i for i, b in enumerate(stream.boundaries)}
+        start = time.perf_counter()
+        for n, batch in enumerate(stream, start=1):
+            self.train_step(batch)
+            if n in ends:
+                self.train_seconds += time.perf_counter() - start
+                record(ends[n])
+                start = time.perf_counter()
+        self.train_seconds += time.perf_counter() - start
+        self.epochs_trained += 1
+        self._experience = None
+
+    # -- costs ---------------------------------------------------------------------------
+    def extra_parameters(self) -> int:
+        """Parameters beyond the base model: growth of the model plus what strategies keep."""
+        grown = n_parameters(self.model) - self.base_parameters
+        return grown + sum(s.extra_parameters() for s in self.strategies)
+
+    def memory_bytes(self) -> int:
+        return sum(s.memory_bytes() for s in self.strategies)
+
+    # -- checkpoints -----------------------------------------------------------------------
+    def save(self, directory: str | os.PathLike[str]) -> None:
+        """Write model, optimizer, strategies and bookkeeping (safetensors + JSON manifest)."""
+        spec = getattr(self.model, "lifelong_spec", None)
+        manifest = {
+            "lifelong": _version(),
+            "torch": torch.__version__,
+            "learner": {
+                "optimizer": self.optimizer_name, "lr": self.lr, "momentum": self.momentum,
+                "weight_decay": self.weight_decay, "batch_size": self.batch_size, "epochs": self.epochs,
+                "eval_batch_size": self.eval_batch_size, "seed": self.seed,
+            },
+            "model": {"spec": spec, "class": type(self.model).__qualname__},
+            "strategies": [{"name": s.name, "params": s.get_params()} for s in self.strategies],
+        }  # fmt: skip
+        state = {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "strategies": [s.state_dict() for s in self.strategies],
+            "generator": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "bookkeeping": {
+                "experience_count": self._experience_count, "classes_seen": sorted(self._classes_seen),
+                "task_classes": {t: sorted(c) for t, c in self._task_classes.items()}, "step": self._step,
+                "train_seconds": self.train_seconds, "epochs_trained": self.epochs_trained,
+                "samples_trained": self.samples_trained, "base_parameters": self.base_parameters,
+            },
+        }  # fmt: skip
+        checkpoint.write(directory, manifest, state)
+
+    @classmethod
+    def load(
+        cls,
+        directory: str | os.PathLike[str],
+        model: nn.Module | None = None,
+        callbacks: Sequence[Callback] = (),
+    ) -> Learner:
+        """Rebuild a learner saved by :meth:`save`; training resumes exactly where it stopped.
+
+        Models built from ``lifelong.learn.models`` are rebuilt from the manifest; for your own
+        module pass ``model=`` built the same way (its weights are then loaded).
+        """
+        from lifelong.errors import CheckpointError
+
+        manifest, state = checkpoint.read(directory)
+        if model is None:
+            spec = manifest["model"].get("spec")
+            if spec is None:
+                raise CheckpointError(
+                    f"checkpoint {directory} holds a custom model ({manifest['model'].get('class')}); "
+                    "pass model=YourModule(...) built with the same architecture"
+                )
+            model = build(spec)
+        strategies = []
+        for entry in manifest["strategies"]:
+            if entry["name"] not in REGISTRY:
+                raise CheckpointError(f"checkpoint uses unknown strategy {entry['name']!r}; is a plugin missing?")
+            strategies.append(REGISTRY[entry["name"]](**entry["params"]))
+        learner = cls(model, strategies, callbacks=callbacks, **manifest["learner"])
+        for s, st in zip(learner.strategies, state["strategies"]):
+            s.load_state_dict(st)
+        book = state["bookkeeping"]
+        learner._experience_count = book["experience_count"]
+        learner._classes_seen = set(book["classes_seen"])
+        learner._task_classes = {int(t): set(c) for t, c in book["task_classes"].items()}
+        learner._step = book["step"]
+        learner.train_seconds, learner.epochs_trained = book["train_seconds"], book["epochs_trained"]
+        learner.samples_trained, learner.base_parameters = book["samples_trained"], book["base_parameters"]
+        for s in learner._hooks["attach"]:  # strategies that grow the model rebuild its structure
+            s.attach(learner)
+        try:
+            learner.model.load_state_dict(state["model"])
+            learner.reset_optimizer()
+            learner.optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as e:
+            raise CheckpointError(f"checkpoint {directory} does not fit this model: {e}") from e
+        learner.generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        return learner
+
+    def _callbacks(self, hook: str) -> None:
+        for c in self._cb_hooks[hook]:
+            getattr(c, hook)(self.state, self.control)
+
+    def __repr__(self) -> str:
+        return f"Learner({type(self.model).__name__}, {self.strategies!r}, lr={self.lr}, batch_size={self.batch_size})"
+
+
+def _version() -> str:
+    from lifelong import __version__
+
+    return __version__

@@ -1,0 +1,148 @@
+"""The strategy hook interface: a method overrides only the moments of the loop it cares about.
+
+The learner owns the loop (``Learner.train_step`` reads top to bottom); a strategy never
+copies it. Every hook is a no-op by default, and the learner calls only the hooks a strategy
+overrides, so an unused moment costs nothing per step.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from torch import Tensor
+
+from lifelong.data.dataset import Batch, Dataset
+
+if TYPE_CHECKING:
+    from lifelong.data.scenarios import Experience
+    from lifelong.learn.learner import Learner
+
+#: name -> class, filled by subclasses that set ``name``; the CLI and checkpoints resolve names here.
+REGISTRY: dict[str, type[Strategy]] = {}
+
+HOOKS = (
+    "attach",
+    "before_experience",
+    "train_data",
+    "batch",
+    "forward",
+    "loss",
+    "penalty",
+    "after_backward",
+    "after_step",
+    "after_experience",
+    "predict",
+    "train_step",
+)
+
+
+class Strategy:
+    """Base class of continual-learning methods.
+
+    Class attributes declare what a method is: ``name`` (registry and CLI name),
+    ``supports`` (scenario kinds among ``class``, ``task``, ``domain``, ``task-free``) and
+    ``needs`` (``task_labels``, ``boundaries``). Constructors store hyper-parameters
+    verbatim; learned state lives in attributes ending in ``_`` and is what
+    :meth:`state_dict` saves.
+    """
+
+    name: ClassVar[str] = ""
+    supports: ClassVar[frozenset[str]] = frozenset({"class", "task", "domain", "task-free"})
+    needs: ClassVar[frozenset[str]] = frozenset()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("name"):
+            REGISTRY[cls.name] = cls
+
+    # -- hooks, in loop order -------------------------------------------------------------
+    def attach(self, learner: Learner) -> None:
+        """Called when the learner is built and after state is loaded: rebuild model structure."""
+
+    def before_experience(self, learner: Learner, experience: Experience) -> None:
+        """A new experience starts: grow a column, reset a head, snapshot the old model."""
+
+    def train_data(self, learner: Learner, experience: Experience, data: Dataset) -> Dataset:
+        """Choose what the experience trains on (cumulative and joint training replace it)."""
+        return data
+
+    def batch(self, learner: Learner, batch: Batch) -> Batch:
+        """Return the batch to train on; replay appends samples after the incoming ones."""
+        return batch
+
+    def forward(self, learner: Learner, x: Tensor, t: Tensor | None) -> Tensor | None:
+        """Compute logits when the model needs more than ``model(x)`` (task heads, masks)."""
+        return None
+
+    def loss(self, learner: Learner, batch: Batch, logits: Tensor) -> Tensor | None:
+        """Replace the task loss (cross-entropy by default); the first non-None answer wins."""
+        return None
+
+    def penalty(self, learner: Learner, batch: Batch, logits: Tensor) -> Tensor | None:
+        """A term added to the loss: regularisation or distillation."""
+        return None
+
+    def after_backward(self, learner: Learner) -> None:
+        """Gradients are ready: project or mask them."""
+
+    def after_step(self, learner: Learner) -> None:
+        """The optimizer stepped: accumulate path integrals, store the incoming batch."""
+
+    def after_experience(self, learner: Learner, experience: Experience) -> None:
+        """Consolidate at a boundary: importances, exemplars, pruning, freezing."""
+
+    def predict(self, learner: Learner, x: Tensor, t: Tensor | None) -> Tensor | None:
+        """Scores at inference when they differ from the training forward (nearest mean, masks)."""
+        return None
+
+    def train_step(self, learner: Learner, batch: Batch) -> Tensor | None:
+        """Own a whole step (meta-updates); the exception, not the rule. Return the loss."""
+        return None
+
+    # -- configuration and state --------------------------------------------------------
+    def get_params(self) -> dict[str, Any]:
+        """Hyper-parameters, read from the constructor's signature."""
+        sig = inspect.signature(type(self).__init__)
+        return {
+            p: getattr(self, p)
+            for p, v in sig.parameters.items()
+            if p != "self" and v.kind not in (v.VAR_POSITIONAL, v.VAR_KEYWORD)
+        }
+
+    def clone(self) -> Strategy:
+        """A fresh, untrained strategy with the same hyper-parameters."""
+        return type(self)(**self.get_params())
+
+    def state_dict(self) -> dict[str, Any]:
+        """Learned state: every attribute ending in ``_`` (objects with ``state_dict`` recurse)."""
+        state = {}
+        for k, v in vars(self).items():
+            if k.endswith("_") and not k.startswith("_"):
+                state[k] = v.state_dict() if hasattr(v, "state_dict") else v
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for k, v in state.items():
+            current = getattr(self, k, None)
+            if hasattr(current, "load_state_dict"):
+                current.load_state_dict(v)
+            else:
+                setattr(self, k, v)
+
+    def memory_bytes(self) -> int:
+        """Bytes of stored samples, logits or generators (the method's memory cost)."""
+        return 0
+
+    def extra_parameters(self) -> int:
+        """Parameters the method keeps beyond the model (old models, importances count as state)."""
+        return 0
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({params})"
+
+
+def overrides(strategy: Strategy, hook: str) -> bool:
+    """Whether ``strategy`` implements ``hook`` itself (so the learner must call it)."""
+    return getattr(type(strategy), hook) is not getattr(Strategy, hook)

@@ -1,0 +1,25 @@
+"""Continual-learning metrics: the accuracy matrix and what derives from it, plus costs."""
+
+from lifelong.metrics.accuracy import (
+    acc,
+    bwt,
+    forgetting,
+    fwt,
+    intransigence,
+    negative_flip_rate,
+    plasticity,
+)
+from lifelong.metrics.costs import peak_rss_mb
+from lifelong.metrics.result import Result
+
+__all__ = [
+    "Result",
+    "acc",
+    "bwt",
+    "forgetting",
+    "fwt",
+    "intransigence",
+    "negative_flip_rate",
+    "peak_rss_mb",
+    "plasticity",
+]

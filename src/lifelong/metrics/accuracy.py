@@ -1,0 +1,71 @@
+"""Metrics derived from the accuracy matrix ``R`` (``R[i][j]``: accuracy on experience j after training i).
+
+Definitions follow Lopez-Paz & Ranzato (2017, GEM: ACC, BWT, FWT) and Chaudhry et al. (2018,
+RWalk: forgetting, intransigence). The negative flip rate follows Yan et al. (2021,
+"Positive-congruent training"): regressions a user notices after an update.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+Matrix = Sequence[Sequence[float]]
+
+
+def _r(matrix: Matrix) -> np.ndarray:
+    r = np.asarray(matrix, dtype=float)
+    if r.ndim != 2 or r.shape[0] == 0:
+        raise ValueError("accuracy matrix must be 2-D and non-empty")
+    return r
+
+
+def acc(matrix: Matrix) -> float:
+    """Average accuracy over all experiences after the last one."""
+    return float(_r(matrix)[-1].mean())
+
+
+def bwt(matrix: Matrix) -> float:
+    """Backward transfer: mean change on earlier experiences from just-after-learning to the end (< 0 is forgetting)."""
+    r = _r(matrix)
+    t = min(r.shape)
+    if t < 2:
+        return 0.0
+    return float(np.mean([r[-1, j] - r[j, j] for j in range(t - 1)]))
+
+
+def fwt(matrix: Matrix, untrained: Sequence[float]) -> float:
+    """Forward transfer: accuracy on experience j before training on it, minus the untrained model's."""
+    r = _r(matrix)
+    t = min(r.shape)
+    if t < 2:
+        return 0.0
+    return float(np.mean([r[j - 1, j] - untrained[j] for j in range(1, t)]))
+
+
+def forgetting(matrix: Matrix) -> float:
+    """Average forgetting: best accuracy ever reached on an earlier experience minus the final one."""
+    r = _r(matrix)
+    t = min(r.shape)
+    if t < 2:
+        return 0.0
+    return float(np.mean([r[: r.shape[0] - 1, j].max() - r[-1, j] for j in range(t - 1)]))
+
+
+def intransigence(matrix: Matrix, reference: Sequence[float]) -> float:
+    """Inability to learn new experiences: reference (joint) accuracy minus accuracy just after learning."""
+    r = _r(matrix)
+    t = min(r.shape)
+    return float(np.mean([reference[j] - r[j, j] for j in range(t)]))
+
+
+def plasticity(matrix: Matrix) -> float:
+    """Mean accuracy on each experience right after learning it."""
+    r = _r(matrix)
+    return float(np.mean([r[j, j] for j in range(min(r.shape))]))
+
+
+def negative_flip_rate(flips: Sequence[float]) -> float:
+    """Mean over updates of the share of earlier samples that were right before and wrong after."""
+    return float(np.mean(flips)) if len(flips) else 0.0

@@ -1,0 +1,345 @@
+"""Data drift between a reference window and a current window.
+
+Three monitors share one API: ``fit(reference)`` stores what the test needs from the
+reference window and returns the monitor, ``test(current)`` returns a :class:`DriftReport`.
+
+- :class:`KSDrift`: per-feature two-sample Kolmogorov-Smirnov tests with a multiple-testing
+  correction, for tabular features.
+- :class:`PSIDrift`: population stability index over quantile bins of the reference.
+- :class:`MMDDrift`: kernel maximum mean discrepancy with a permutation p-value, for
+  embeddings of images or text where per-feature tests mean little.
+
+>>> import numpy as np
+>>> rng = np.random.default_rng(0)
+>>> monitor = KSDrift(alpha=0.05).fit(rng.normal(size=(500, 3)))
+>>> monitor.test(rng.normal(size=(500, 3))).drift
+False
+>>> monitor.test(rng.normal(loc=0.5, size=(500, 3))).drift
+True
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from lifelong.errors import ConfigError, DataError
+
+CORRECTIONS = ("bh", "bonferroni", "none")
+MAX_LISTED = 20  # features listed by name in a report's details; the count is always complete
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    """The outcome of one drift check.
+
+    ``score`` is the monitor's statistic (larger means more drift). For hypothesis tests
+    ``p_value`` is set and ``drift`` is ``p_value < threshold`` (``threshold`` is the
+    significance level); otherwise ``drift`` is ``score > threshold``.
+    """
+
+    monitor: str
+    score: float
+    threshold: float | None
+    drift: bool
+    p_value: float | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_event(self) -> dict[str, Any]:
+        """A JSON-serialisable dict, ready to be stored as an event."""
+        return {
+            "type": "drift",
+            "monitor": self.monitor,
+            "score": _jsonable(self.score),
+            "threshold": _jsonable(self.threshold),
+            "drift": bool(self.drift),
+            "p_value": _jsonable(self.p_value),
+            "details": _jsonable(self.details),
+        }
+
+
+class DataDriftMonitor:
+    """Base class: ``fit(reference)`` then ``test(current)`` as often as windows arrive."""
+
+    name = "data-drift"
+    min_samples = 10
+
+    def fit(self, reference: Any) -> DataDriftMonitor:
+        """Remember the reference window ``[n, d]`` (numpy array, torch tensor or nested list)."""
+        self.reference_ = _as_2d(reference, "reference", self.min_samples)
+        self._fit(self.reference_)
+        return self
+
+    def test(self, current: Any) -> DriftReport:
+        """Compare the current window ``[m, d]`` with the fitted reference."""
+        if not hasattr(self, "reference_"):
+            raise DataError(f"{type(self).__name__}: call fit(reference) before test(current)")
+        x = _as_2d(current, "current", self.min_samples)
+        if x.shape[1] != self.reference_.shape[1]:
+            raise DataError(
+                f"{type(self).__name__}: current window has {x.shape[1]} features, the reference has "
+                f"{self.reference_.shape[1]}; both windows must describe the same features"
+            )
+        return self._test(x)
+
+    def _fit(self, reference: np.ndarray) -> None:
+        pass
+
+    def _test(self, current: np.ndarray) -> DriftReport:
+        raise NotImplementedError
+
+
+class KSDrift(DataDriftMonitor):
+    """Per-feature two-sample Kolmogorov-Smirnov tests with multiple-testing correction.
+
+    Drift is declared when any feature's corrected p-value falls below ``alpha``;
+    ``correction`` is ``"bh"`` (Benjamini-Hochberg false discovery rate), ``"bonferroni"``
+    (family-wise error rate) or ``"none"``. The report's p-value is the smallest corrected one.
+    """
+
+    name = "ks"
+
+    def __init__(self, alpha: float = 0.05, correction: str = "bh") -> None:
+        self.alpha = alpha
+        self.correction = correction
+
+    def _fit(self, reference: np.ndarray) -> None:
+        _check_alpha(self.alpha)
+        if self.correction not in CORRECTIONS:
+            raise ConfigError(f"KSDrift: unknown correction {self.correction!r}; choose one of {CORRECTIONS}")
+
+    def _test(self, current: np.ndarray) -> DriftReport:
+        from scipy import stats
+
+        result = stats.ks_2samp(self.reference_, current, axis=0)
+        statistic = np.atleast_1d(result.statistic)
+        p = np.atleast_1d(result.pvalue)
+        if self.correction == "bonferroni":
+            p = np.minimum(p * len(p), 1.0)
+        elif self.correction == "bh":
+            p = stats.false_discovery_control(p, method="bh")
+        drifted = np.flatnonzero(p < self.alpha)
+        top = _top(drifted, statistic)
+        p_value = float(p.min())
+        return DriftReport(
+            self.name,
+            score=float(statistic.max()),
+            threshold=self.alpha,
+            drift=p_value < self.alpha,
+            p_value=p_value,
+            details={
+                "correction": self.correction,
+                "n_reference": len(self.reference_),
+                "n_current": len(current),
+                "n_features": len(p),
+                "n_drifted": len(drifted),
+                "drifted_features": top,
+                "statistics": statistic[top].tolist(),
+                "p_values": p[top].tolist(),
+            },
+        )
+
+
+class PSIDrift(DataDriftMonitor):
+    """Population stability index per feature over ``n_bins`` quantile bins of the reference.
+
+    ``PSI = sum_b (q_b - p_b) ln(q_b / p_b)`` with reference shares ``p`` and current shares
+    ``q``; empty bins count as ``eps``. The rule of thumb reads < 0.1 as stable, 0.1-0.25 as
+    a moderate and > 0.25 as a significant shift. ``aggregate`` ("max" or "mean") turns the
+    per-feature indices into the score compared with ``threshold``.
+    """
+
+    name = "psi"
+
+    def __init__(
+        self, threshold: float = 0.25, n_bins: int = 10, eps: float = 1e-4, aggregate: str = "max"
+    ) -> None:
+        self.threshold = threshold
+        self.n_bins = n_bins
+        self.eps = eps
+        self.aggregate = aggregate
+
+    def _fit(self, reference: np.ndarray) -> None:
+        if not isinstance(self.n_bins, int) or self.n_bins < 2:
+            raise ConfigError(f"PSIDrift: n_bins must be an integer >= 2, got {self.n_bins!r}")
+        if self.aggregate not in ("max", "mean"):
+            raise ConfigError(f"PSIDrift: aggregate must be 'max' or 'mean', got {self.aggregate!r}")
+        if len(reference) < self.n_bins:
+            raise DataError(
+                f"PSIDrift: the reference has {len(reference)} rows, fewer than n_bins={self.n_bins}"
+            )
+        # Inner edges [n_bins - 1, d]. Tied quantiles leave bins empty in both windows, which add 0.
+        self.edges_ = np.quantile(reference, np.linspace(0, 1, self.n_bins + 1)[1:-1], axis=0)
+        self.expected_ = self._shares(reference)
+
+    def _shares(self, x: np.ndarray) -> np.ndarray:
+        """Share of rows in each bin, ``[d, n_bins]``, floored at ``eps``."""
+        d = x.shape[1]
+        bins = (x[None, :, :] >= self.edges_[:, None, :]).sum(axis=0)  # [n, d], values in [0, n_bins)
+        flat = (bins + np.arange(d) * self.n_bins).ravel()
+        counts = np.bincount(flat, minlength=d * self.n_bins).reshape(d, self.n_bins)
+        return np.maximum(counts / len(x), self.eps)
+
+    def _test(self, current: np.ndarray) -> DriftReport:
+        q, p = self._shares(current), self.expected_
+        psi = ((q - p) * np.log(q / p)).sum(axis=1)
+        score = float(psi.max() if self.aggregate == "max" else psi.mean())
+        drifted = np.flatnonzero(psi > self.threshold)
+        top = _top(drifted, psi)
+        return DriftReport(
+            self.name,
+            score=score,
+            threshold=self.threshold,
+            drift=score > self.threshold,
+            details={
+                "aggregate": self.aggregate,
+                "n_bins": self.n_bins,
+                "n_reference": len(self.reference_),
+                "n_current": len(current),
+                "n_features": len(psi),
+                "n_drifted": len(drifted),
+                "drifted_features": top,
+                "psi": psi[top].tolist(),
+            },
+        )
+
+
+class MMDDrift(DataDriftMonitor):
+    """Kernel two-sample test: maximum mean discrepancy with an RBF kernel (Gretton et al., 2012).
+
+    The unbiased MMD² between the windows is compared with its distribution under
+    ``n_permutations`` random relabellings of the pooled sample; drift when the permutation
+    p-value is below ``alpha``. ``bandwidth`` is the kernel's sigma in
+    ``exp(-|x - y|² / (2 sigma²))``; None takes the median pairwise distance of the pooled
+    sample (the median heuristic). Each window is subsampled to at most ``max_samples`` rows
+    so a test costs O(max_samples²) whatever the window sizes. Meant for embeddings.
+    """
+
+    name = "mmd"
+
+    def __init__(
+        self,
+        alpha: float = 0.05,
+        n_permutations: int = 200,
+        bandwidth: float | None = None,
+        max_samples: int = 500,
+        seed: int = 0,
+    ) -> None:
+        self.alpha = alpha
+        self.n_permutations = n_permutations
+        self.bandwidth = bandwidth
+        self.max_samples = max_samples
+        self.seed = seed
+
+    def _fit(self, reference: np.ndarray) -> None:
+        if not isinstance(self.max_samples, int) or self.max_samples < self.min_samples:
+            raise ConfigError(f"MMDDrift: max_samples must be an integer >= {self.min_samples}")
+        if not isinstance(self.n_permutations, int) or self.n_permutations < 1:
+            raise ConfigError(
+                f"MMDDrift: n_permutations must be a positive integer, got {self.n_permutations!r}"
+            )
+        if self.bandwidth is not None and not self.bandwidth > 0:
+            raise ConfigError(f"MMDDrift: bandwidth must be positive or None, got {self.bandwidth!r}")
+        _check_alpha(self.alpha)
+        self.sample_ = _subsample(reference, self.max_samples, np.random.default_rng([self.seed, 0]))
+
+    def _test(self, current: np.ndarray) -> DriftReport:
+        rng = np.random.default_rng([self.seed, 1])
+        x, y = self.sample_, _subsample(current, self.max_samples, rng)
+        pooled = np.concatenate([x, y])
+        sq = np.sum(pooled**2, axis=1)
+        d2 = np.maximum(sq[:, None] + sq[None, :] - 2 * pooled @ pooled.T, 0.0)  # [N, N]
+        n, big_n = len(x), len(pooled)
+        if self.bandwidth is None:
+            off = d2[np.triu_indices(big_n, k=1)]
+            sigma2 = float(np.median(off)) or float(off.mean()) or 1.0  # guard against constant data
+        else:
+            sigma2 = float(self.bandwidth) ** 2
+        k = np.exp(-d2 / (2 * sigma2))
+
+        # Row 0 holds the observed labelling; rows 1.. random ones. z[i, j] = 1 when j is in "x".
+        z = np.zeros((self.n_permutations + 1, big_n))
+        z[0, :n] = 1
+        for i in range(1, self.n_permutations + 1):
+            z[i, rng.permutation(big_n)[:n]] = 1
+        mmd2 = _unbiased_mmd2(k, z, n)
+        observed = float(mmd2[0])
+        p_value = float((1 + np.sum(mmd2[1:] >= observed)) / (1 + self.n_permutations))
+        return DriftReport(
+            self.name,
+            score=observed,
+            threshold=self.alpha,
+            drift=p_value < self.alpha,
+            p_value=p_value,
+            details={
+                "n_reference": len(self.reference_),
+                "n_current": len(current),
+                "n_used": [len(x), len(y)],
+                "bandwidth": math.sqrt(sigma2),
+                "n_permutations": self.n_permutations,
+            },
+        )
+
+
+def _unbiased_mmd2(k: np.ndarray, z: np.ndarray, n: int) -> np.ndarray:
+    """Unbiased MMD² for each labelling in ``z`` ``[P, N]`` (1 marks the n "x" rows) given kernel ``k``."""
+    m = k.shape[0] - n
+    w = 1 - z
+    kz = z @ k  # [P, N]
+    diag = np.diag(k)
+    xx = (np.einsum("pn,pn->p", kz, z) - z @ diag) / (n * (n - 1))
+    yy = (np.einsum("pn,pn->p", w @ k, w) - w @ diag) / (m * (m - 1))
+    xy = np.einsum("pn,pn->p", kz, w) / (n * m)
+    return xx + yy - 2 * xy
+
+
+def _as_2d(x: Any, what: str, min_samples: int) -> np.ndarray:
+    """Validate a window as a finite float64 ``[n, d]`` array with at least ``min_samples`` rows."""
+    if hasattr(x, "detach"):  # torch tensor, without importing torch here
+        x = x.detach().cpu().numpy()
+    try:
+        a = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise DataError(f"the {what} window is not numeric ({e}); pass a numpy array or tensor [n, d]") from e
+    if a.ndim != 2:
+        raise DataError(
+            f"the {what} window must be 2-D [n_samples, n_features], got shape {a.shape}; "
+            "flatten images with x.reshape(len(x), -1) or, better, embed them first"
+        )
+    if len(a) < min_samples:
+        raise DataError(f"the {what} window has {len(a)} samples; at least {min_samples} are needed")
+    if not np.isfinite(a).all():
+        raise DataError(f"the {what} window contains NaN or infinite values; drop or impute them first")
+    return a
+
+
+def _check_alpha(alpha: float) -> None:
+    if not 0 < alpha < 1:
+        raise ConfigError(f"alpha must lie in (0, 1), got {alpha!r}")
+
+
+def _subsample(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    return x if len(x) <= k else x[np.sort(rng.choice(len(x), size=k, replace=False))]
+
+
+def _top(index: np.ndarray, score: np.ndarray) -> list[int]:
+    """Up to MAX_LISTED of ``index``, highest ``score`` first."""
+    return [int(i) for i in index[np.argsort(-score[index], kind="stable")][:MAX_LISTED]]
+
+
+def _jsonable(value: Any) -> Any:
+    """Plain Python types for json.dumps: numpy scalars and arrays, tuples, non-finite floats as None."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

@@ -1,0 +1,136 @@
+"""Performance drift: change detection over the stream of prediction errors (1 wrong, 0 right).
+
+The detectors are River's; this module only gives them one name-based constructor and the
+bookkeeping a policy needs (how many errors were seen, where drift was detected, the error
+rate since the last detection).
+
+- ``"adwin"``: adaptive windowing (Bifet & Gavaldà, 2007), river.drift.ADWIN.
+- ``"ddm"``: drift detection method (Gama et al., 2004), river.drift.binary.DDM.
+- ``"page-hinkley"``: Page-Hinkley test (Page, 1954), river.drift.PageHinkley; defaults to
+  ``mode="up"`` here, since only a rise of the error rate is a problem.
+
+>>> import random
+>>> rng = random.Random(0)
+>>> monitor = PerformanceMonitor("adwin")
+>>> for i in range(2000):
+...     monitor.update(rng.random() < (0.1 if i < 1000 else 0.5))
+>>> [i for i in monitor.detections if i >= 1000][0] < 1100
+True
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lifelong.errors import ConfigError, DataError
+from lifelong.monitor.data_drift import DriftReport
+
+DETECTORS = ("adwin", "ddm", "page-hinkley")
+_DEFAULTS: dict[str, dict[str, Any]] = {"page-hinkley": {"mode": "up"}}
+
+
+class PerformanceMonitor:
+    """Watch a stream of errors with one of River's drift detectors.
+
+    Parameters
+    ----------
+    detector
+        ``"adwin"``, ``"ddm"`` or ``"page-hinkley"``.
+    **params
+        Passed to the River detector (for example ``delta=0.002`` for ADWIN).
+    """
+
+    def __init__(self, detector: str = "adwin", **params: Any) -> None:
+        self.detector = detector
+        self.params = params
+        self.detector_ = _make(detector, params)
+        self.n_seen_ = 0
+        self.detections_: list[int] = []
+        self._errors_since = 0.0  # sum of errors since the last detection
+        self._n_since = 0
+
+    def update(self, error: bool | float) -> None:
+        """Feed one outcome: ``True``/1 for a wrong prediction, ``False``/0 for a right one."""
+        if isinstance(error, bool):
+            value = float(error)
+        else:
+            try:
+                value = float(error)
+            except (TypeError, ValueError) as e:
+                raise DataError(f"PerformanceMonitor.update: expected a bool or number, got {error!r}") from e
+            if not 0.0 <= value <= 1.0:
+                raise DataError(f"PerformanceMonitor.update: an error must lie in [0, 1], got {value}")
+        # DDM is a binary detector and wants a bool; the others take the value itself.
+        self.detector_.update(value >= 0.5 if self.detector == "ddm" else value)
+        self.n_seen_ += 1
+        if self.detector_.drift_detected:
+            self.detections_.append(self.n_seen_ - 1)
+            self._errors_since, self._n_since = 0.0, 0
+        else:
+            self._errors_since += value
+            self._n_since += 1
+
+    def clone(self) -> PerformanceMonitor:
+        """A fresh monitor with the same configuration."""
+        return PerformanceMonitor(self.detector, **self.params)
+
+    @property
+    def drift_detected(self) -> bool:
+        """Whether the latest update signalled a drift."""
+        return bool(self.detector_.drift_detected)
+
+    @property
+    def warning_detected(self) -> bool:
+        """DDM's warning zone after the latest update (always False for the other detectors)."""
+        return bool(getattr(self.detector_, "warning_detected", False))
+
+    @property
+    def n_seen(self) -> int:
+        return self.n_seen_
+
+    @property
+    def detections(self) -> list[int]:
+        """0-based indices (into the updates) at which drift was signalled."""
+        return list(self.detections_)
+
+    @property
+    def error_rate(self) -> float | None:
+        """Mean error since the last detection (or the start); None before any update after it."""
+        return self._errors_since / self._n_since if self._n_since else None
+
+    def report(self, since: int = 0) -> DriftReport:
+        """Summarise the state; ``drift`` says whether a detection happened at an index >= ``since``.
+
+        A policy that polls passes the ``n_seen`` of its previous poll, so no detection is missed.
+        """
+        recent = [i for i in self.detections_ if i >= since]
+        return DriftReport(
+            monitor=f"performance/{self.detector}",
+            score=self.error_rate if self.error_rate is not None else 0.0,
+            threshold=None,
+            drift=bool(recent),
+            details={
+                "detector": self.detector,
+                "params": {**_DEFAULTS.get(self.detector, {}), **self.params},
+                "n_seen": self.n_seen_,
+                "n_since_detection": self._n_since,
+                "detections": recent[-100:],
+                "n_detections": len(self.detections_),
+                "warning": self.warning_detected,
+            },
+        )
+
+
+def _make(name: str, params: dict[str, Any]) -> Any:
+    """Build River's detector ``name`` with ``params`` over this module's defaults."""
+    if name not in DETECTORS:
+        raise ConfigError(f"unknown drift detector {name!r}; choose one of {', '.join(DETECTORS)}")
+    try:
+        from river import drift
+    except ImportError as e:
+        raise ConfigError("performance monitors need River: pip install 'lifelong[system]'") from e
+    cls = {"adwin": drift.ADWIN, "ddm": drift.binary.DDM, "page-hinkley": drift.PageHinkley}[name]
+    try:
+        return cls(**{**_DEFAULTS.get(name, {}), **params})
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{name}: invalid parameters {params}: {e}") from e

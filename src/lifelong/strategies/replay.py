@@ -1,0 +1,51 @@
+"""Experience replay: a fixed-size memory of past samples mixed into every mini-batch.
+
+Chaudhry et al. (2019), "On Tiny Episodic Memories in Continual Learning"; the memory is
+filled by reservoir sampling (every sample seen so far kept with equal probability) or
+class-balanced.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+
+from lifelong.data.dataset import Batch
+from lifelong.learn.buffers import make_buffer, storage_form
+from lifelong.learn.strategy import Strategy
+
+if TYPE_CHECKING:
+    from lifelong.learn.learner import Learner
+
+
+class Replay(Strategy):
+    """Append ``batch_size`` replayed samples (default: the learner's batch size) to each batch.
+
+    Parameters
+    ----------
+    buffer_size : samples kept in memory.
+    batch_size : replayed samples per step; None uses the learner's batch size.
+    policy : ``reservoir`` or ``class-balanced``.
+    """
+
+    name = "replay"
+
+    def __init__(self, buffer_size: int = 500, batch_size: int | None = None, policy: str = "reservoir") -> None:
+        self.buffer_size, self.batch_size, self.policy = buffer_size, batch_size, policy
+        self.buffer_ = make_buffer(policy, buffer_size)
+
+    def batch(self, learner: Learner, batch: Batch) -> Batch:
+        if len(self.buffer_) == 0:
+            return batch
+        _, old, _ = self.buffer_.sample(self.batch_size or learner.batch_size, learner.generator)
+        t = None if batch.t is None else torch.cat([batch.t, old.t])
+        return Batch(torch.cat([batch.x, old.x]), torch.cat([batch.y, old.y]), t)
+
+    def after_step(self, learner: Learner) -> None:
+        x, y, t = learner.incoming
+        raw, scale = storage_form(learner, x)
+        self.buffer_.add(raw, y, t, generator=learner.generator, scale=scale)
+
+    def memory_bytes(self) -> int:
+        return self.buffer_.nbytes()

@@ -1,0 +1,418 @@
+"""Immutable model versions and the movable aliases (champion, canary, shadow) that point at them.
+
+A version is a directory artifact (a learner checkpoint) plus a row: parent, data window, strategy
+and its parameters, metrics, and the sha256 of the directory's content. Versions never change;
+promoting or rolling back only moves an alias, and every move is logged (``deployments`` rows and
+an event) in the same transaction, so rollback can walk back through earlier holders.
+
+Publishing is crash-safe. The caller writes into a private staging directory; on success it is
+fsynced, renamed atomically to ``<artifacts_dir>/v<N>`` and only then marked ``ready``. A killed
+publisher leaves at most an unlocked staging directory or a ``pending`` row, which the next
+``Registry(...)`` removes. Processes on one host coordinate through ``flock`` on
+``<artifacts_dir>/.lock`` (POSIX only); hosts sharing one artifacts directory are not coordinated.
+
+Example
+-------
+>>> registry = Registry(store, "artifacts")                       # doctest: +SKIP
+>>> with registry.publish(strategy="ewc", params={"lam": 100.0}) as draft:  # doctest: +SKIP
+...     learner.save(draft.path)
+>>> registry.set_alias("champion", draft.version)                 # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import re
+import shutil
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import sqlalchemy as sa
+
+from lifelong.errors import NotFoundError, RegistryError
+from lifelong.system.store import (
+    Store,
+    aliases,
+    check_json,
+    deployments,
+    insert_event,
+    model_versions,
+    upsert,
+)
+
+_ALIAS = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+_STRATEGY = re.compile(r"^[A-Za-z0-9_.+-]{1,128}$")
+_ARTIFACT = re.compile(r"^v[0-9]+$")
+mv = model_versions
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """One registered version, as read back from the store."""
+
+    version: int
+    parent: int | None
+    created: float
+    strategy: str
+    params: dict[str, Any]
+    window: tuple[int, int] | None  # (first, last) sample id trained on
+    metrics: dict[str, Any]
+    path: Path
+    sha256: str
+
+
+@dataclass(frozen=True)
+class AliasState:
+    version: int
+    share: float | None  # canary traffic share or shadow mirroring share; None for the champion
+
+
+@dataclass
+class Draft:
+    """Where a publisher writes its artifact. ``version`` is set once the publish has committed."""
+
+    path: Path
+    version: int | None = None
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+
+class Registry:
+    """Versions recorded in ``store``; artifacts live under ``artifacts_dir`` (``<data_dir>/artifacts``)."""
+
+    def __init__(self, store: Store, artifacts_dir: str | os.PathLike[str] | None = None) -> None:
+        self.store = store
+        self.artifacts_dir = Path(
+            artifacts_dir if artifacts_dir is not None else store.data_dir / "artifacts"
+        )
+        self._staging = self.artifacts_dir / ".staging"
+        self._staging.mkdir(parents=True, exist_ok=True)
+        self.cleanup()
+
+    # publishing ---------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def publish(
+        self,
+        *,
+        strategy: str,
+        parent: int | None = None,
+        params: Mapping[str, Any] | None = None,
+        window: tuple[int, int] | None = None,
+        metrics: Mapping[str, Any] | None = None,
+    ) -> Iterator[Draft]:
+        """Yield a :class:`Draft` to write the artifact into; register it if the body returns.
+
+        If the body raises, the draft is deleted and nothing is registered.
+        """
+        row = self._validate(strategy, parent, params, window, metrics)
+        token = uuid.uuid4().hex
+        staging, lock_path = self._staging / token, self._staging / f"{token}.lock"
+        with _flock(self._global_lock):  # so cleanup never sees the lock file without its lock held
+            lock = _hold(lock_path)
+            staging.mkdir()
+        try:
+            draft = Draft(staging)
+            yield draft
+            draft.version = self._commit(staging, row)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+            lock_path.unlink(missing_ok=True)
+            lock.close()
+
+    def _commit(self, staging: Path, row: dict[str, Any]) -> int:
+        sha = hash_artifact(staging, fsync=True)
+        with _flock(self._global_lock):
+            with self.store.transaction() as conn:
+                values = {**row, "created": time.time(), "artifact_sha256": sha, "status": "pending"}
+                version = int(
+                    conn.execute(sa.insert(mv).values(artifact_path="", **values)).inserted_primary_key[0]
+                )
+            target, moved = self.artifacts_dir / f"v{version}", False
+            try:
+                if target.exists():
+                    raise RegistryError(
+                        f"{target} exists but the store has no version {version}; this artifacts directory "
+                        "belongs to another store: move it away or point the registry elsewhere"
+                    )
+                os.replace(staging, target)
+                moved = True
+                _fsync_dir(self.artifacts_dir)
+                with self.store.transaction() as conn:
+                    conn.execute(
+                        sa.update(mv)
+                        .where(mv.c.version == version)
+                        .values(status="ready", artifact_path=target.name)
+                    )
+                    payload = {
+                        "version": version,
+                        "parent": row["parent"],
+                        "strategy": row["strategy"],
+                        "sha256": sha,
+                    }
+                    insert_event(conn, "registration", payload)
+            except BaseException:
+                if moved:
+                    shutil.rmtree(target, ignore_errors=True)
+                with contextlib.suppress(Exception), self.store.transaction() as conn:
+                    conn.execute(sa.delete(mv).where(mv.c.version == version))
+                raise
+        return version
+
+    def cleanup(self) -> None:
+        """Remove what killed publishers left: staging dirs whose lock is free, and ``pending`` versions."""
+        with _flock(self._global_lock):
+            for token in {p.name.removesuffix(".lock") for p in self._staging.iterdir()}:
+                lock_path = self._staging / f"{token}.lock"
+                if not _is_held(lock_path):
+                    shutil.rmtree(self._staging / token, ignore_errors=True)
+                    lock_path.unlink(missing_ok=True)
+            with self.store.transaction() as conn:
+                pending = (
+                    conn.execute(sa.select(mv.c.version).where(mv.c.status == "pending")).scalars().all()
+                )
+                for version in pending:
+                    shutil.rmtree(self.artifacts_dir / f"v{version}", ignore_errors=True)
+                conn.execute(sa.delete(mv).where(mv.c.status == "pending"))
+
+    # reading ------------------------------------------------------------------------------------
+    def get(self, version: int) -> ModelVersion:
+        with self.store.engine.connect() as conn:
+            row = conn.execute(sa.select(mv).where(mv.c.version == version, mv.c.status == "ready")).first()
+        if row is None:
+            raise NotFoundError(f"no model version {version}; list them with Registry.versions()")
+        return self._record(row)
+
+    def versions(self) -> list[ModelVersion]:
+        """All registered versions, oldest first."""
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(sa.select(mv).where(mv.c.status == "ready").order_by(mv.c.version)).all()
+        return [self._record(r) for r in rows]
+
+    def verify(self, version: int) -> None:
+        """Re-hash the artifact of ``version``; raise RegistryError if it is missing or was modified."""
+        record = self.get(version)
+        if not record.path.is_dir():
+            raise RegistryError(
+                f"artifact of version {version} is missing at {record.path}; restore it from a backup"
+            )
+        actual = hash_artifact(record.path)
+        if actual != record.sha256:
+            raise RegistryError(
+                f"artifact of version {version} at {record.path} has sha256 {actual}, but {record.sha256} "
+                "was registered: it was modified or corrupted; restore it or roll back to another version"
+            )
+
+    # aliases ------------------------------------------------------------------------------------
+    def alias(self, name: str) -> int | None:
+        """The version ``name`` points at, or None if the alias is not set."""
+        state = self.aliases().get(_check_alias(name))
+        return None if state is None else state.version
+
+    def aliases(self) -> dict[str, AliasState]:
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(sa.select(aliases)).all()
+        return {r.name: AliasState(r.version, r.share) for r in rows}
+
+    def set_alias(self, alias: str, version: int, *, share: float | None = None) -> None:
+        """Point ``alias`` at ``version`` (with a traffic ``share`` for a canary or shadow); logs an event."""
+        _check_alias(alias)
+        if alias == "champion" and share is not None:
+            raise RegistryError("the champion serves all traffic not sent elsewhere; it takes no share")
+        if share is not None and not 0.0 < share <= 1.0:
+            raise RegistryError(f"share must be in (0, 1], got {share}")
+        with self.store.transaction() as conn:
+            ready = sa.select(mv.c.version).where(mv.c.version == version, mv.c.status == "ready")
+            if conn.execute(ready).first() is None:
+                raise NotFoundError(f"no model version {version}; publish it before pointing an alias at it")
+            _lock_aliases(conn)
+            current = conn.execute(sa.select(aliases).where(aliases.c.name == alias)).first()
+            if current is not None and (current.version, current.share) == (version, share):
+                return
+            now, d = time.time(), deployments
+            conn.execute(
+                sa.update(d).where(d.c.kind == alias, d.c.state == "active").values(state="replaced")
+            )
+            conn.execute(
+                sa.insert(d).values(ts=now, kind=alias, version=version, share=share, state="active")
+            )
+            upsert(conn, aliases, {"name": alias}, {"version": version, "share": share, "updated": now})
+            previous = None if current is None else current.version
+            payload = {"alias": alias, "version": version, "previous": previous, "share": share}
+            insert_event(conn, "promotion" if alias == "champion" else "deployment", payload)
+
+    def remove_alias(self, alias: str) -> None:
+        """Unset ``alias`` (end a canary or shadow); a no-op if it is not set."""
+        _check_alias(alias)
+        with self.store.transaction() as conn:
+            _lock_aliases(conn)
+            current = conn.execute(sa.select(aliases).where(aliases.c.name == alias)).first()
+            if current is None:
+                return
+            d = deployments
+            conn.execute(sa.update(d).where(d.c.kind == alias, d.c.state == "active").values(state="ended"))
+            conn.execute(sa.delete(aliases).where(aliases.c.name == alias))
+            insert_event(conn, "deployment", {"alias": alias, "version": None, "previous": current.version})
+
+    def rollback(self, alias: str = "champion") -> int | None:
+        """Move ``alias`` back to its previous holder and return it (None: the alias was unset before).
+
+        Repeated rollbacks keep walking back. The champion is never left unset.
+        """
+        _check_alias(alias)
+        d = deployments
+        with self.store.transaction() as conn:
+            _lock_aliases(conn)
+            live = sa.select(d).where(d.c.kind == alias, d.c.state != "rolled_back")
+            rows = conn.execute(live.order_by(d.c.id.desc()).limit(2)).all()
+            if not rows or rows[0].state != "active":
+                raise RegistryError(f"alias {alias!r} is not set; there is nothing to roll back")
+            current, previous = rows[0], (rows[1] if len(rows) > 1 and rows[1].state == "replaced" else None)
+            if previous is None and alias == "champion":
+                raise RegistryError(
+                    f"champion v{current.version} has no earlier holder to roll back to; "
+                    "point it at another version with set_alias('champion', version)"
+                )
+            conn.execute(sa.update(d).where(d.c.id == current.id).values(state="rolled_back"))
+            if previous is None:
+                conn.execute(sa.delete(aliases).where(aliases.c.name == alias))
+            else:
+                conn.execute(sa.update(d).where(d.c.id == previous.id).values(state="active"))
+                values = {"version": previous.version, "share": previous.share, "updated": time.time()}
+                upsert(conn, aliases, {"name": alias}, values)
+            restored = None if previous is None else previous.version
+            insert_event(conn, "rollback", {"alias": alias, "from": current.version, "to": restored})
+        return restored
+
+    # internals ----------------------------------------------------------------------------------
+    @property
+    def _global_lock(self) -> Path:
+        return self.artifacts_dir / ".lock"
+
+    def _validate(
+        self,
+        strategy: str,
+        parent: int | None,
+        params: Mapping[str, Any] | None,
+        window: tuple[int, int] | None,
+        metrics: Mapping[str, Any] | None,
+    ) -> dict[str, Any]:
+        if not isinstance(strategy, str) or not _STRATEGY.match(strategy):
+            raise RegistryError(f"strategy must match [A-Za-z0-9_.+-]{{1,128}}, got {strategy!r}")
+        if parent is not None:
+            self.get(parent)  # NotFoundError if absent
+        if window is not None:
+            first, last = (int(v) for v in window)
+            if not 0 <= first <= last:
+                raise RegistryError(
+                    f"window must be (first, last) sample ids with first <= last, got {window}"
+                )
+        return {
+            "parent": parent,
+            "strategy": strategy,
+            "params": check_json(dict(params or {}), "params"),
+            "metrics": check_json(dict(metrics or {}), "metrics"),
+            "window_first": None if window is None else first,
+            "window_last": None if window is None else last,
+        }
+
+    def _record(self, row: sa.Row[Any]) -> ModelVersion:
+        if not _ARTIFACT.match(row.artifact_path):  # never follow a tampered path out of artifacts_dir
+            raise RegistryError(f"version {row.version} has an invalid artifact path {row.artifact_path!r}")
+        window = None if row.window_first is None else (row.window_first, row.window_last)
+        return ModelVersion(
+            row.version,
+            row.parent,
+            row.created,
+            row.strategy,
+            row.params,
+            window,
+            row.metrics,
+            self.artifacts_dir / row.artifact_path,
+            row.artifact_sha256,
+        )
+
+
+def hash_artifact(root: str | os.PathLike[str], *, fsync: bool = False) -> str:
+    """sha256 over the sorted relative paths, sizes and bytes of every file under ``root``.
+
+    With ``fsync`` each file and directory is also flushed to disk (before a publish is renamed).
+    Symbolic links are refused: an artifact must not point outside itself.
+    """
+    root = Path(root)
+    files: list[tuple[str, Path]] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = Path(dirpath, name)
+            if path.is_symlink():
+                raise RegistryError(f"artifact contains a symbolic link {path}; write plain files only")
+            if name in filenames:
+                files.append((path.relative_to(root).as_posix(), path))
+        if fsync:
+            _fsync_dir(Path(dirpath))
+    if not files:
+        raise RegistryError(f"artifact directory {root} is empty; write the checkpoint into draft.path")
+    digest = hashlib.sha256()
+    for rel, path in sorted(files):
+        with path.open("rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            digest.update(len(rel.encode()).to_bytes(8, "little") + rel.encode() + size.to_bytes(8, "little"))
+            for chunk in iter(lambda f=f: f.read(1 << 20), b""):
+                digest.update(chunk)
+            if fsync:
+                os.fsync(f.fileno())
+    return digest.hexdigest()
+
+
+def _check_alias(alias: str) -> str:
+    if not isinstance(alias, str) or not _ALIAS.match(alias):
+        raise RegistryError(f"alias must match [a-z0-9][a-z0-9_-]* (at most 64 characters), got {alias!r}")
+    return alias
+
+
+def _lock_aliases(conn: sa.Connection) -> None:
+    """Serialize alias moves (read the history, then write it) across replicas; readers are not blocked.
+
+    SQLite needs nothing more: the store's write transactions already hold its single write lock.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("LOCK TABLE aliases, deployments IN SHARE ROW EXCLUSIVE MODE")
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def _flock(path: Path) -> Iterator[None]:
+    with path.open("a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)  # released when the file closes, or when the process dies
+        yield
+
+
+def _hold(path: Path) -> IO[str]:
+    f = path.open("a")
+    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return f
+
+
+def _is_held(path: Path) -> bool:
+    try:
+        with path.open("r") as f:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except FileNotFoundError:
+        return False
+    except BlockingIOError:
+        return True
+    return False

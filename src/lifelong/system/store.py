@@ -1,0 +1,626 @@
+"""The durable record of the production loop: what came in, what was predicted, what was learned.
+
+One SQLAlchemy Core schema serves SQLite (default: one WAL-mode file, ``<data_dir>/lifelong.db``)
+and PostgreSQL (``url=`` or ``LIFELONG_DB_URL``, shared by several replicas). Every public write
+is one transaction that has committed when the method returns, so a crash never loses an
+acknowledged write. Features are stored as raw little-endian float32/uint8 bytes plus shape,
+never pickled, so reading the store can never run code.
+
+Labels usually arrive after the prediction (feedback). Feedback is keyed by the request, so the
+champion's answer, a canary's answer and a shadow's mirrored answer to the same request are all
+judged against the same label, and the label is copied onto the stored sample for training.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import sqlalchemy as sa
+import torch
+from sqlalchemy.dialects import postgresql, sqlite
+from torch import Tensor
+
+from lifelong.errors import NotFoundError, StoreError
+
+VARIANTS = ("champion", "canary", "shadow")
+_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+_CHUNK = 500  # bound on parameters per statement (SQLite caps bound variables)
+
+# --- schema -------------------------------------------------------------------------------------
+metadata = sa.MetaData()
+_Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # SQLite autoincrements INTEGER keys only
+# sqlite_autoincrement: ids are never reused after deletes (retention), so id cursors stay valid.
+_NEVER_REUSE = {"sqlite_autoincrement": True}
+
+samples = sa.Table(
+    "samples",
+    metadata,
+    sa.Column("id", _Id, primary_key=True, autoincrement=True),
+    sa.Column("ts", sa.Double, nullable=False, index=True),
+    sa.Column("source", sa.String(64), nullable=False),
+    sa.Column("features", sa.LargeBinary, nullable=False),  # little-endian row bytes
+    sa.Column("shape", sa.JSON, nullable=False),  # shape of one sample, e.g. [28, 28]
+    sa.Column("dtype", sa.String(8), nullable=False),  # "float32" | "uint8"
+    sa.Column("label", sa.Integer),
+    sa.Column("trained_version", sa.Integer, index=True),
+    sa.Column("trained_at", sa.Double),
+    **_NEVER_REUSE,
+)
+predictions = sa.Table(
+    "predictions",
+    metadata,
+    sa.Column("seq", _Id, primary_key=True, autoincrement=True),  # arrival order, also within a batch
+    sa.Column("id", sa.String(32), nullable=False, unique=True),
+    sa.Column("request_id", sa.String(64), nullable=False, index=True),
+    sa.Column("ts", sa.Double, nullable=False, index=True),
+    sa.Column("version", sa.Integer, nullable=False, index=True),
+    sa.Column("variant", sa.String(16), nullable=False),
+    sa.Column("label", sa.Integer, nullable=False),
+    sa.Column("scores", sa.JSON),
+    sa.Column("sample_id", _Id, sa.ForeignKey("samples.id", ondelete="SET NULL")),
+    **_NEVER_REUSE,
+)
+feedback = sa.Table(
+    "feedback",
+    metadata,
+    sa.Column("request_id", sa.String(64), primary_key=True),
+    sa.Column("prediction_id", sa.String(32), sa.ForeignKey("predictions.id"), nullable=False),
+    sa.Column("label", sa.Integer, nullable=False),
+    sa.Column("ts", sa.Double, nullable=False),
+)
+model_versions = sa.Table(
+    "model_versions",
+    metadata,
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("parent", sa.Integer, sa.ForeignKey("model_versions.version")),
+    sa.Column("created", sa.Double, nullable=False),
+    sa.Column("strategy", sa.String(128), nullable=False),
+    sa.Column("params", sa.JSON, nullable=False),
+    sa.Column("window_first", _Id),
+    sa.Column("window_last", _Id),
+    sa.Column("metrics", sa.JSON, nullable=False),
+    sa.Column("artifact_path", sa.String(255), nullable=False),
+    sa.Column("artifact_sha256", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # "pending" while publishing, then "ready"
+    **_NEVER_REUSE,
+)
+aliases = sa.Table(
+    "aliases",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("version", sa.Integer, sa.ForeignKey("model_versions.version"), nullable=False),
+    sa.Column("share", sa.Double),  # canary traffic share / shadow mirroring share
+    sa.Column("updated", sa.Double, nullable=False),
+)
+deployments = sa.Table(  # alias history: one row per move, so rollback can walk back
+    "deployments",
+    metadata,
+    sa.Column("id", _Id, primary_key=True, autoincrement=True),
+    sa.Column("ts", sa.Double, nullable=False),
+    sa.Column("kind", sa.String(64), nullable=False, index=True),  # the alias: champion|canary|shadow
+    sa.Column("version", sa.Integer, sa.ForeignKey("model_versions.version"), nullable=False),
+    sa.Column("share", sa.Double),
+    sa.Column("state", sa.String(16), nullable=False),  # active|replaced|rolled_back|ended
+    **_NEVER_REUSE,
+)
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", _Id, primary_key=True, autoincrement=True),
+    sa.Column("ts", sa.Double, nullable=False, index=True),
+    sa.Column("kind", sa.String(32), nullable=False, index=True),
+    sa.Column("payload", sa.JSON, nullable=False),
+    **_NEVER_REUSE,
+)
+cursors = sa.Table(
+    "cursors",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.BigInteger, nullable=False),
+)
+
+
+# --- returned records ---------------------------------------------------------------------------
+class Samples(NamedTuple):
+    """A window of samples in id order. ``y`` is -1 where no label has arrived yet."""
+
+    ids: Tensor  # (n,) int64
+    x: Tensor  # (n, *shape) float32 or uint8, as stored
+    y: Tensor  # (n,) int64
+
+
+class LabelledPrediction(NamedTuple):
+    prediction_id: str
+    ts: float
+    version: int
+    variant: str
+    predicted: int
+    label: int
+
+
+class Event(NamedTuple):
+    id: int
+    ts: float
+    kind: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RetentionPolicy:
+    """How long raw samples may be kept (privacy). Replay memory lives in checkpoints, not here.
+
+    ``max_age_days`` deletes samples older than that; ``delete_trained`` deletes samples as soon as
+    a registered version has been trained on them. Predictions keep their labels and outputs; their
+    link to a deleted sample becomes NULL.
+    """
+
+    max_age_days: float | None = None
+    delete_trained: bool = False
+
+    def __post_init__(self) -> None:
+        if self.max_age_days is not None and not self.max_age_days > 0:
+            raise StoreError(f"RetentionPolicy.max_age_days must be > 0 or None, got {self.max_age_days}")
+
+
+# --- the store ----------------------------------------------------------------------------------
+class Store:
+    """Samples, predictions, feedback, model versions, aliases and events in one database.
+
+    Parameters
+    ----------
+    url
+        SQLAlchemy URL; ``postgresql://`` uses psycopg 3. Defaults to ``LIFELONG_DB_URL`` and then to
+        SQLite at ``<data_dir>/lifelong.db``.
+    data_dir
+        Directory of the default SQLite file (``./lifelong-data``).
+    """
+
+    def __init__(self, url: str | None = None, *, data_dir: str | os.PathLike[str] | None = None) -> None:
+        self.data_dir = Path(data_dir if data_dir is not None else "lifelong-data")
+        url = url or os.environ.get("LIFELONG_DB_URL")
+        if not url:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            url = f"sqlite:///{(self.data_dir / 'lifelong.db').resolve()}"
+        url = re.sub(r"^postgres(ql)?://", "postgresql+psycopg://", url)
+        try:
+            self.engine = sa.create_engine(url, pool_pre_ping=not url.startswith("sqlite"))
+        except (sa.exc.ArgumentError, ImportError) as err:
+            raise StoreError(f"cannot use database URL {url!r}: {err}") from err
+        if self.engine.dialect.name == "sqlite":
+            _configure_sqlite(self.engine)
+        self._writer = self.engine.execution_options(lifelong_write=True)
+        try:
+            metadata.create_all(self.engine)
+        except sa.exc.OperationalError as err:
+            raise StoreError(
+                f"cannot open the database at {self!r}: {err.orig}; is the server running?"
+            ) from err
+
+    def __repr__(self) -> str:
+        return f"Store({self.engine.url.render_as_string(hide_password=True)!r})"
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def transaction(self) -> AbstractContextManager[sa.Connection]:
+        """One write transaction (commits on exit); SQLite takes its write lock up front."""
+        return self._writer.begin()
+
+    # samples ------------------------------------------------------------------------------------
+    def add_samples(
+        self,
+        x: np.ndarray | Tensor,
+        y: Sequence[int] | np.ndarray | Tensor | None = None,
+        *,
+        source: str = "api",
+    ) -> list[int]:
+        """Store a batch ``x`` of shape (n, *features), optionally labelled; return the new ids in order."""
+        feats = _features(x)
+        labels = _labels(y, len(feats), "y") if y is not None else [None] * len(feats)
+        _check_name(source, "source")
+        now, shape, dtype = time.time(), list(feats.shape[1:]), feats.dtype.name
+        rows = [
+            {
+                "ts": now,
+                "source": source,
+                "features": f.tobytes(),
+                "shape": shape,
+                "dtype": dtype,
+                "label": lab,
+            }
+            for f, lab in zip(feats, labels)
+        ]
+        if not rows:
+            return []
+        stmt = sa.insert(samples).returning(samples.c.id, sort_by_parameter_order=True)
+        with self.transaction() as conn:
+            return [int(i) for i in conn.execute(stmt, rows).scalars()]
+
+    def samples(
+        self,
+        since_id: int | None = None,
+        until_id: int | None = None,
+        *,
+        labelled_only: bool = False,
+        limit: int | None = None,
+    ) -> Samples:
+        """Samples with ``since_id < id <= until_id`` in id order (the first ``limit`` of them)."""
+        q = sa.select(samples.c.id, samples.c.features, samples.c.shape, samples.c.dtype, samples.c.label)
+        q = _id_window(q, since_id, until_id, labelled_only).order_by(samples.c.id).limit(limit)
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).all()
+        return _decode(rows)
+
+    def count_samples(self, since_id: int | None = None, *, labelled_only: bool = False) -> int:
+        """How many samples arrived after ``since_id``: the policy's "enough new data" test."""
+        q = _id_window(sa.select(sa.func.count()).select_from(samples), since_id, None, labelled_only)
+        with self.engine.connect() as conn:
+            return int(conn.execute(q).scalar_one())
+
+    def mark_trained(self, ids: Sequence[int] | np.ndarray | Tensor, version: int) -> None:
+        """Record that ``version`` was trained on ``ids`` and advance the ``trained`` cursor past them."""
+        _check_version(version)
+        ids = [int(i) for i in (ids.tolist() if isinstance(ids, np.ndarray | Tensor) else ids)]
+        if not ids:
+            return
+        now = time.time()
+        with self.transaction() as conn:
+            for start in range(0, len(ids), _CHUNK):
+                chunk = ids[start : start + _CHUNK]
+                conn.execute(
+                    sa.update(samples)
+                    .where(samples.c.id.in_(chunk))
+                    .values(trained_version=int(version), trained_at=now)
+                )
+            _advance(conn, "trained", max(ids))
+
+    def last_trained_sample_id(self) -> int | None:
+        """The trainer's cursor: the highest sample id any version was trained on (survives retention)."""
+        return self.cursor("trained")
+
+    def cursor(self, name: str) -> int | None:
+        """A named monotonic counter (e.g. the last sample a monitor has checked), or None if unset."""
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(cursors.c.value).where(cursors.c.name == name)).scalar_one_or_none()
+
+    def advance_cursor(self, name: str, value: int) -> None:
+        """Move cursor ``name`` forward to ``value``; it never moves back."""
+        _check_name(name, "cursor name")
+        with self.transaction() as conn:
+            _advance(conn, name, int(value))
+
+    def apply_retention(self, policy: RetentionPolicy, *, now: float | None = None) -> int:
+        """Delete the raw samples ``policy`` no longer allows to keep; return how many were deleted."""
+        conds = []
+        if policy.max_age_days is not None:
+            now = time.time() if now is None else now
+            conds.append(samples.c.ts < now - policy.max_age_days * 86400.0)
+        if policy.delete_trained:
+            conds.append(samples.c.trained_version.is_not(None))
+        if not conds:
+            return 0
+        with self.transaction() as conn:
+            return conn.execute(sa.delete(samples).where(sa.or_(*conds))).rowcount
+
+    # predictions and feedback -------------------------------------------------------------------
+    def add_predictions(
+        self,
+        version: int,
+        labels: Sequence[int] | np.ndarray | Tensor,
+        scores: np.ndarray | Tensor | Sequence[Sequence[float]] | None = None,
+        *,
+        sample_ids: Sequence[int | None] | None = None,
+        variant: str = "champion",
+        request_ids: Sequence[str] | None = None,
+    ) -> list[str]:
+        """Record a batch of outputs of ``version``; return their ids (uuid hex).
+
+        Predictions sharing a ``request_id`` answered the same request (a shadow mirrors the
+        champion); it defaults to the prediction's own id.
+        """
+        _check_version(version)
+        labs = _labels(labels, None, "labels")
+        n = len(labs)
+        score_rows = _scores(scores, n)
+        sample_ids = _same_length(sample_ids, n, "sample_ids")
+        request_ids = _same_length(request_ids, n, "request_ids")
+        if variant not in VARIANTS:
+            raise StoreError(f"variant must be one of {VARIANTS}, got {variant!r}")
+        now, ids = time.time(), [uuid.uuid4().hex for _ in range(n)]
+        rows = [
+            {
+                "id": pid,
+                "request_id": str(request_ids[i]) if request_ids[i] is not None else pid,
+                "ts": now,
+                "version": int(version),
+                "variant": variant,
+                "label": labs[i],
+                "scores": score_rows[i],
+                "sample_id": None if sample_ids[i] is None else int(sample_ids[i]),
+            }
+            for i, pid in enumerate(ids)
+        ]
+        if any(len(r["request_id"]) > 64 for r in rows):
+            raise StoreError("request ids must be at most 64 characters")
+        if rows:
+            try:
+                with self.transaction() as conn:
+                    conn.execute(sa.insert(predictions), rows)
+            except sa.exc.IntegrityError as err:
+                raise NotFoundError(
+                    f"a sample id in {sorted(set(sample_ids) - {None})} does not exist"
+                ) from err
+        return ids
+
+    def add_prediction(
+        self,
+        version: int,
+        label: int,
+        scores: Sequence[float] | np.ndarray | Tensor | None = None,
+        *,
+        sample_id: int | None = None,
+        variant: str = "champion",
+        request_id: str | None = None,
+    ) -> str:
+        """Record one output of ``version``; see :meth:`add_predictions`."""
+        return self.add_predictions(
+            version,
+            [label],
+            None if scores is None else [scores],
+            sample_ids=[sample_id],
+            variant=variant,
+            request_ids=[request_id],
+        )[0]
+
+    def add_feedback(self, prediction_id: str, label: int) -> None:
+        """Attach the true ``label`` to the request ``prediction_id`` answered; a later call corrects it.
+
+        The label is also copied onto the request's stored sample, which is how unlabelled traffic
+        becomes training data.
+        """
+        (label,) = _labels([label], 1, "label")
+        with self.transaction() as conn:
+            row = conn.execute(
+                sa.select(predictions.c.request_id, predictions.c.sample_id).where(
+                    predictions.c.id == prediction_id
+                )
+            ).first()
+            if row is None:
+                raise NotFoundError(
+                    f"no prediction with id {prediction_id!r}; use the id the prediction returned"
+                )
+            values = {"prediction_id": prediction_id, "label": label, "ts": time.time()}
+            upsert(conn, feedback, {"request_id": row.request_id}, values)
+            if row.sample_id is not None:
+                conn.execute(sa.update(samples).where(samples.c.id == row.sample_id).values(label=label))
+
+    def labelled_predictions(
+        self,
+        version: int | None = None,
+        *,
+        variant: str | None = None,
+        since: float | None = None,
+        limit: int | None = None,
+    ) -> list[LabelledPrediction]:
+        """Predictions whose request got feedback, oldest first (the ``limit`` most recent ones).
+
+        Filter by ``version`` or ``variant`` to compare a canary or shadow with the champion, or
+        walk them in order for prequential (test-then-train) accuracy.
+        """
+        p = predictions
+        q = sa.select(p.c.id, p.c.ts, p.c.version, p.c.variant, p.c.label, feedback.c.label.label("truth"))
+        q = q.join(feedback, feedback.c.request_id == p.c.request_id)
+        if version is not None:
+            q = q.where(p.c.version == version)
+        if variant is not None:
+            q = q.where(p.c.variant == variant)
+        if since is not None:
+            q = q.where(p.c.ts >= since)
+        q = q.order_by(p.c.seq.desc()).limit(limit)
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).all()
+        return [
+            LabelledPrediction(r.id, r.ts, r.version, r.variant, r.label, r.truth) for r in reversed(rows)
+        ]
+
+    # events -------------------------------------------------------------------------------------
+    def add_event(self, kind: str, payload: Mapping[str, Any] | None = None) -> int:
+        """Log a decision (drift, training, gate, promotion, rollback, deployment...); return its id."""
+        with self.transaction() as conn:
+            return insert_event(conn, kind, payload)
+
+    def events(
+        self,
+        kind: str | None = None,
+        *,
+        since: float | None = None,
+        after_id: int | None = None,
+        limit: int | None = None,
+    ) -> list[Event]:
+        """Events oldest first (the ``limit`` most recent ones); ``after_id`` is a polling cursor."""
+        q = sa.select(events)
+        if kind is not None:
+            q = q.where(events.c.kind == kind)
+        if since is not None:
+            q = q.where(events.c.ts >= since)
+        if after_id is not None:
+            q = q.where(events.c.id > after_id)
+        q = q.order_by(events.c.id.desc()).limit(limit)
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).all()
+        return [Event(r.id, r.ts, r.kind, r.payload) for r in reversed(rows)]
+
+
+# --- helpers shared with the registry -----------------------------------------------------------
+def insert_event(conn: sa.Connection, kind: str, payload: Mapping[str, Any] | None = None) -> int:
+    """Insert an event inside the caller's transaction, so it commits with the change it describes."""
+    _check_name(kind, "event kind")
+    payload = check_json(dict(payload or {}), "event payload")
+    return int(
+        conn.execute(
+            sa.insert(events).values(ts=time.time(), kind=kind, payload=payload)
+        ).inserted_primary_key[0]
+    )
+
+
+def upsert(conn: sa.Connection, table: sa.Table, key: Mapping[str, Any], values: Mapping[str, Any]) -> None:
+    """Insert a row or update the one with the same ``key`` (SQLite and PostgreSQL)."""
+    dialect = {"sqlite": sqlite, "postgresql": postgresql}[conn.dialect.name]
+    stmt = dialect.insert(table).values({**key, **values})
+    conn.execute(stmt.on_conflict_do_update(index_elements=list(key), set_=dict(values)))
+
+
+def _advance(conn: sa.Connection, name: str, value: int) -> None:
+    dialect = {"sqlite": sqlite, "postgresql": postgresql}[conn.dialect.name]
+    conn.execute(dialect.insert(cursors).values(name=name, value=value).on_conflict_do_nothing())
+    conn.execute(
+        sa.update(cursors).where(cursors.c.name == name, cursors.c.value < value).values(value=value)
+    )
+
+
+def _configure_sqlite(engine: sa.Engine) -> None:
+    """WAL lets readers run beside the one writer. synchronous=FULL fsyncs the WAL at every commit,
+    so an acknowledged write survives power loss as well as a crash (NORMAL would only survive a
+    process crash). We emit BEGIN ourselves because Python's sqlite3 does not begin before SELECTs."""
+
+    @sa.event.listens_for(engine, "connect")
+    def _connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None
+        for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", "busy_timeout=30000"):
+            dbapi_conn.execute(f"PRAGMA {pragma}")
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(conn: sa.Connection) -> None:
+        # Writers lock up front: a deferred read-then-write fails at once if another writer committed.
+        write = conn.get_execution_options().get("lifelong_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def _id_window(q: sa.Select, since_id: int | None, until_id: int | None, labelled_only: bool) -> sa.Select:
+    if since_id is not None:
+        q = q.where(samples.c.id > since_id)
+    if until_id is not None:
+        q = q.where(samples.c.id <= until_id)
+    if labelled_only:
+        q = q.where(samples.c.label.is_not(None))
+    return q
+
+
+def _features(x: Any) -> np.ndarray:
+    """Validate a batch of features and make it little-endian float32 or uint8, C-contiguous."""
+    if isinstance(x, Tensor):
+        x = x.detach().cpu()
+        x = (x.float() if x.is_floating_point() else x).numpy()
+    x = np.asarray(x)
+    if x.ndim < 2:
+        raise StoreError(
+            f"x must have a batch dimension and features, got shape {x.shape}; for one sample use x[None]"
+        )
+    if x.dtype == np.uint8:
+        return np.ascontiguousarray(x)
+    if not np.issubdtype(x.dtype, np.floating):
+        raise StoreError(
+            f"features must be floating point or uint8, got {x.dtype}; cast with x.astype(np.float32)"
+        )
+    with np.errstate(over="ignore"):  # overflow to inf is caught just below
+        out = np.ascontiguousarray(x, dtype="<f4")
+    if not np.isfinite(out).all():
+        raise StoreError(
+            "features contain NaN or infinite values (or values beyond float32 range); clean them first"
+        )
+    return out
+
+
+def _labels(y: Any, n: int | None, what: str) -> list[int]:
+    """Validate integer class labels >= 0 (``n`` of them when given)."""
+    if isinstance(y, Tensor):
+        y = y.detach().cpu().numpy()
+    arr = np.asarray(y)
+    if arr.ndim != 1 and not (arr.ndim == 0 and n == 1):
+        raise StoreError(f"{what} must be 1-D, one label per sample, got shape {arr.shape}")
+    arr = arr.reshape(-1)
+    if arr.size and not (np.issubdtype(arr.dtype, np.integer) and arr.dtype != np.bool_):
+        raise StoreError(f"{what} must be integers, got dtype {arr.dtype}; cast with .astype(int)")
+    if n is not None and len(arr) != n:
+        raise StoreError(f"{what} has {len(arr)} labels for {n} samples")
+    if arr.size and arr.min() < 0:
+        raise StoreError(f"{what} must be >= 0, found {int(arr.min())}")
+    return [int(v) for v in arr]
+
+
+def _scores(scores: Any, n: int) -> list[list[float] | None]:
+    if scores is None:
+        return [None] * n
+    if isinstance(scores, Tensor):
+        scores = scores.detach().cpu().float().numpy()
+    arr = np.asarray(scores, dtype=np.float64)
+    if arr.ndim != 2 or len(arr) != n:
+        raise StoreError(f"scores must have shape (n, classes) with n={n}, got {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise StoreError("scores contain NaN or infinite values")
+    return arr.tolist()
+
+
+def _same_length(values: Sequence[Any] | None, n: int, what: str) -> list[Any]:
+    if values is None:
+        return [None] * n
+    if len(values) != n:
+        raise StoreError(f"{what} has {len(values)} entries for {n} predictions")
+    return list(values)
+
+
+def _check_version(version: int) -> None:
+    if isinstance(version, bool) or not isinstance(version, int | np.integer) or version < 1:
+        raise StoreError(f"a model version is an integer >= 1, got {version!r}")
+
+
+def _check_name(name: str, what: str) -> None:
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise StoreError(f"{what} must match [a-z][a-z0-9_-]* (at most 64 characters), got {name!r}")
+
+
+def check_json(value: Any, what: str) -> Any:
+    """Return ``value`` as plain JSON (finite numbers only), or raise a StoreError naming ``what``."""
+    try:
+        return json.loads(json.dumps(value, allow_nan=False))
+    except (TypeError, ValueError) as err:
+        raise StoreError(
+            f"{what} must be JSON with finite numbers (convert numpy values with float()/int()): {err}"
+        ) from err
+
+
+def _decode(rows: Sequence[sa.Row[Any]]) -> Samples:
+    if not rows:
+        return Samples(torch.empty(0, dtype=torch.int64), torch.empty(0), torch.empty(0, dtype=torch.int64))
+    shapes, dtypes = {tuple(r.shape) for r in rows}, {r.dtype for r in rows}
+    if len(shapes) > 1 or len(dtypes) > 1:
+        raise StoreError(
+            f"samples {rows[0].id}..{rows[-1].id} mix shapes {sorted(shapes)} / dtypes {sorted(dtypes)}; "
+            "ask for a narrower id window"
+        )
+    dtype = np.dtype("<f4") if dtypes == {"float32"} else np.dtype(np.uint8)
+    try:
+        x = np.frombuffer(b"".join(r.features for r in rows), dtype=dtype).reshape(len(rows), *shapes.pop())
+    except ValueError as err:
+        raise StoreError(
+            f"stored features of samples {rows[0].id}..{rows[-1].id} are corrupted: {err}"
+        ) from err
+    ids = torch.tensor([r.id for r in rows], dtype=torch.int64)
+    y = torch.tensor([-1 if r.label is None else r.label for r in rows], dtype=torch.int64)
+    return Samples(ids, torch.from_numpy(x.astype(dtype.newbyteorder("="))), y)

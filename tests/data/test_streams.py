@@ -1,0 +1,132 @@
+import logging
+
+import pytest
+import torch
+
+from lifelong.data import Split, from_tensors
+from lifelong.data.streams import (
+    Contrast,
+    DriftingStream,
+    GaussianNoise,
+    Identity,
+    Phase,
+    Rotate,
+    default_phases,
+    make_stream,
+)
+from lifelong.errors import ConfigError, DataError
+
+NAMES = ["base", "new-classes", "rotation", "noise", "contrast", "recurring"]
+
+
+@pytest.fixture(scope="module")
+def stream() -> DriftingStream:
+    return make_stream("digits-drift", seed=0, phase_length=120, chunk_size=50)
+
+
+def test_phases_and_boundaries(stream):
+    assert [p.name for p in stream.phases] == NAMES
+    assert stream.boundaries == [0, 120, 240, 360, 480, 600] and len(stream) == 720
+    assert stream.phase_at(0) == 0 and stream.phase_at(119) == 0 and stream.phase_at(120) == 1
+    assert stream.phase_at(719) == 5
+    with pytest.raises(DataError):
+        stream.phase_at(720)
+    assert set(stream.phase_data(0).y.tolist()) <= set(range(6))
+    assert set(stream.phase_data(1).y.tolist()) == set(range(10))
+    assert stream.phases[5].classes == stream.phases[0].classes
+
+
+def test_chunks_arrive_in_order_and_never_span_phases(stream):
+    chunks = list(stream)
+    assert [c.start for c in chunks][:4] == [0, 50, 100, 120]  # 120 = 50 + 50 + 20, then the next phase
+    assert sum(len(c.y) for c in chunks) == len(stream)
+    for c in chunks:
+        assert c.x.dtype == torch.uint8 and c.x.shape[1:] == (1, 8, 8)
+        assert stream.phase_at(c.start) == c.phase == stream.phase_at(c.start + len(c.y) - 1)
+
+
+def test_deterministic_under_seed(stream):
+    again = make_stream("digits-drift", seed=0, phase_length=120, chunk_size=50)
+    other = make_stream("digits-drift", seed=1, phase_length=120, chunk_size=50)
+    for a, b in zip(stream, again):
+        assert torch.equal(a.x, b.x) and torch.equal(a.y, b.y)
+    assert not torch.equal(stream.phase_data(3).x, other.phase_data(3).x)
+    assert torch.equal(stream.test_set("noise").x, again.test_set("noise").x)
+
+
+def test_test_sets_follow_the_phase(stream):
+    base, rotated = stream.test_set("base"), stream.test_set(2)
+    assert set(base.y.tolist()) == set(range(6)) and set(rotated.y.tolist()) == set(range(10))
+    assert torch.equal(base.x, stream.test_set("recurring").x)  # the recurring phase is the base one
+    identity = stream.test_set("new-classes")
+    assert torch.equal(identity.y, rotated.y) and not torch.equal(identity.x, rotated.x)
+    assert base.scale == stream.split.test.scale and len(stream.test_set(1, size=30)) == 30
+    with pytest.raises(ConfigError, match="no phase named"):
+        stream.test_set("nope")
+
+
+def test_transforms():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(4, 1, 8, 8, generator=g) * 16
+    assert torch.equal(Identity()(x, 16.0, g), x)
+    assert not torch.allclose(Rotate(30.0)(x, 16.0, g), x)
+    assert torch.allclose(Rotate(90.0)(x, 16.0, g), torch.rot90(x, 1, (2, 3)), atol=1e-5)  # counter-clockwise
+    noisy = GaussianNoise(0.5)(x, 16.0, g)
+    assert (noisy - x).std() == pytest.approx(8.0, rel=0.15)
+    flat = Contrast(0.5)(x, 16.0, g)
+    assert torch.allclose(flat.mean(dim=(1, 2, 3)), x.mean(dim=(1, 2, 3)), atol=1e-5)
+    assert torch.allclose(flat.std(dim=(1, 2, 3)), 0.5 * x.std(dim=(1, 2, 3)), atol=1e-5)
+
+
+def test_stream_changes_pixels_only_where_asked(stream):
+    raw = stream.split.test.subset(torch.nonzero(stream.split.test.y < 10).flatten())
+    assert torch.equal(stream.test_set("new-classes").x, raw.x)
+    for name in ("rotation", "noise", "contrast"):
+        shifted = stream.test_set(name).x
+        assert shifted.dtype == torch.uint8 and int(shifted.max()) <= 16
+        assert (shifted != raw.x).float().mean() > 0.2
+
+
+def test_flat_square_inputs_and_validation():
+    x = torch.randint(0, 256, (60, 16), dtype=torch.uint8)
+    y = torch.arange(60) % 3
+    split = Split(from_tensors(x, y), from_tensors(x, y))
+    s = DriftingStream(
+        split, [Phase("a", (0, 1), Identity(), 10), Phase("b", (2,), Rotate(45), 30)], chunk_size=7
+    )
+    assert s.boundaries == [0, 10] and s.phase_data(1).x.shape == (30, 16)
+    assert set(s.phase_data(1).y.tolist()) == {2}  # 20 samples of class 2, drawn twice over
+    with pytest.raises(ConfigError, match="absent"):
+        DriftingStream(split, [Phase("a", (7,), Identity(), 10)])
+    with pytest.raises(ConfigError):
+        DriftingStream(split, [])
+    with pytest.raises(ConfigError, match="unknown stream"):
+        make_stream("mnist-drift")
+    bad = Split(
+        from_tensors(torch.zeros(10, 3, 4, 4), y[:10]), from_tensors(torch.zeros(10, 3, 4, 4), y[:10])
+    )
+    with pytest.raises(DataError, match="grey images"):
+        DriftingStream(bad, default_phases([0], [0, 1], 5))
+
+
+def test_fmnist_falls_back_to_digits(monkeypatch, caplog):
+    import lifelong.data
+
+    def missing(*args, **kwargs):
+        raise DataError("fashion-mnist: not here")
+
+    monkeypatch.setattr(lifelong.data, "fashion_mnist", missing)
+    with caplog.at_level(logging.WARNING):
+        s = make_stream("fmnist-drift", seed=0, phase_length=20)
+    assert s.name == "digits-drift" and "not here" in caplog.text
+
+
+@pytest.mark.fmnist
+def test_fmnist_drift_stream():
+    try:
+        s = make_stream("fmnist-drift", seed=0, phase_length=200)
+    except DataError:
+        pytest.skip("Fashion-MNIST is not available")
+    if s.name != "fmnist-drift":
+        pytest.skip("Fashion-MNIST is not available")
+    assert s.phase_data(0).x.shape == (200, 1, 28, 28) and len(s.test_set("base")) == 6000

@@ -1,0 +1,120 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from lifelong.errors import ConfigError, DataError, LifelongError
+from lifelong.monitor import DriftReport, KSDrift, MMDDrift, PSIDrift
+
+
+def windows(seed: int = 0, n: int = 500, d: int = 5, shift: float = 0.0):
+    rng = np.random.default_rng(seed)
+    reference = rng.normal(size=(n, d))
+    current = rng.normal(size=(n, d))
+    current[:, 0] += shift
+    return reference, current
+
+
+@pytest.mark.parametrize(
+    "monitor", [KSDrift(), KSDrift(correction="bonferroni"), PSIDrift(), MMDDrift(n_permutations=100)]
+)
+def test_same_distribution_no_drift_shifted_drift(monitor):
+    reference, same = windows(seed=1)
+    _, shifted = windows(seed=1, shift=1.0)
+    monitor.fit(reference)
+    calm, alarm = monitor.test(same), monitor.test(shifted)
+    assert not calm.drift and alarm.drift
+    assert alarm.score > calm.score
+    if calm.p_value is not None:
+        assert calm.p_value >= monitor.alpha > alarm.p_value
+
+
+def test_ks_names_the_drifted_feature():
+    reference, current = windows(seed=2, d=10, shift=1.0)
+    report = KSDrift().fit(reference).test(current)
+    assert report.details["drifted_features"] == [0]
+    assert report.details["n_drifted"] == 1
+
+
+@pytest.mark.parametrize("correction", ["bh", "bonferroni"])
+def test_correction_controls_false_positives_over_many_features(correction):
+    # 200 features, no drift: uncorrected, ~5% of them would reject at alpha=0.05 in every trial.
+    alarms, raw_rejections = 0, 0
+    for seed in range(20):
+        reference, current = windows(seed=seed, n=200, d=200)
+        alarms += KSDrift(alpha=0.05, correction=correction).fit(reference).test(current).drift
+        raw_rejections += (
+            KSDrift(alpha=0.05, correction="none").fit(reference).test(current).details["n_drifted"]
+        )
+    assert alarms <= 3  # expected ~1 of 20 at a 5% family-wise / FDR level
+    assert raw_rejections > 20 * 200 * 0.02  # the uncorrected tests do reject many features
+
+
+def test_psi_matches_hand_computation_and_tolerates_ties():
+    reference = np.repeat(np.arange(4.0), 25)[:, None]  # 4 values, heavy ties in the quantiles
+    current = np.repeat([0.0, 1.0, 2.0, 3.0], [10, 20, 30, 40])[:, None]
+    report = PSIDrift(n_bins=4).fit(reference).test(current)
+    p, q = np.full(4, 0.25), np.array([0.1, 0.2, 0.3, 0.4])
+    assert report.score == pytest.approx(np.sum((q - p) * np.log(q / p)))
+    assert PSIDrift(n_bins=4).fit(reference).test(reference).score == pytest.approx(0.0)
+
+
+def test_mmd_on_embeddings_accepts_torch_and_is_deterministic():
+    g = torch.Generator().manual_seed(0)
+    reference, current = torch.randn(800, 32, generator=g), torch.randn(800, 32, generator=g) * 1.3
+    monitor = MMDDrift(max_samples=300, n_permutations=100, seed=3).fit(reference)
+    first, second = monitor.test(current), monitor.test(current)
+    assert first == second and first.drift
+    assert first.details["n_used"] == [300, 300]
+    assert first.p_value == pytest.approx(1 / 101)
+
+
+def test_report_to_event_is_json():
+    reference, current = windows(shift=1.0)
+    for monitor in (KSDrift(), PSIDrift(), MMDDrift(n_permutations=20)):
+        event = monitor.fit(reference).test(current).to_event()
+        assert json.loads(json.dumps(event, allow_nan=False)) == event
+        assert event["type"] == "drift" and event["drift"] is True
+    report = DriftReport("x", score=float("nan"), threshold=0.1, drift=False, details={"a": np.float32(1.5)})
+    assert report.to_event()["score"] is None and report.to_event()["details"] == {"a": 1.5}
+
+
+@pytest.mark.parametrize(
+    "reference, current, match",
+    [
+        (np.zeros(50), None, "2-D"),
+        (np.zeros((3, 2)), None, "at least"),
+        (np.full((50, 2), np.nan), None, "NaN"),
+        ([["a", "b"]] * 50, None, "numeric"),
+        (np.zeros((50, 2)), np.zeros((50, 3)), "features"),
+        (np.zeros((50, 2)), np.zeros((50, 2, 2)), "2-D"),
+        (np.zeros((50, 2)), np.r_[np.zeros((49, 2)), [[np.inf, 0]]], "infinite"),
+    ],
+)
+def test_bad_windows_raise(reference, current, match):
+    for monitor in (KSDrift(), PSIDrift(), MMDDrift()):
+        with pytest.raises(DataError, match=match):
+            monitor.fit(reference).test(np.zeros((50, 2)) if current is None else current)
+
+
+def test_bad_config_and_unfitted_raise():
+    with pytest.raises(ConfigError, match="correction"):
+        KSDrift(correction="holm").fit(np.zeros((20, 2)))
+    with pytest.raises(ConfigError, match="alpha"):
+        MMDDrift(alpha=1.5).fit(np.zeros((20, 2)))
+    with pytest.raises(ConfigError, match="n_bins"):
+        PSIDrift(n_bins=1).fit(np.zeros((20, 2)))
+    with pytest.raises(LifelongError, match="fit"):
+        KSDrift().test(np.zeros((20, 2)))
+
+
+def test_hyper_parameters_stored_verbatim():
+    monitor = MMDDrift(alpha=0.01, n_permutations=50, bandwidth=2.0, max_samples=100, seed=7)
+    assert (monitor.alpha, monitor.n_permutations, monitor.bandwidth, monitor.max_samples, monitor.seed) == (
+        0.01,
+        50,
+        2.0,
+        100,
+        7,
+    )

@@ -1,0 +1,60 @@
+import json
+import random
+
+import pytest
+
+from lifelong.errors import ConfigError, DataError
+from lifelong.monitor import DETECTORS, PerformanceMonitor
+
+CHANGE = 3000
+
+
+def errors(seed: int, before: float, after: float, n: int = 6000):
+    rng = random.Random(seed)
+    return [rng.random() < (before if i < CHANGE else after) for i in range(n)]
+
+
+@pytest.mark.parametrize("detector", DETECTORS)
+def test_detects_abrupt_jump_within_bounded_delay(detector):
+    monitor = PerformanceMonitor(detector)
+    for e in errors(seed=0, before=0.1, after=0.4):
+        monitor.update(e)
+    after = [i for i in monitor.detections if i >= CHANGE]
+    assert after and after[0] - CHANGE < 300
+    assert monitor.error_rate == pytest.approx(0.4, abs=0.05)
+    report = monitor.report(since=CHANGE)
+    assert report.drift and report.monitor == f"performance/{detector}"
+    assert json.loads(json.dumps(report.to_event())) == report.to_event()
+
+
+@pytest.mark.parametrize("detector", DETECTORS)
+def test_quiet_on_stationary_stream(detector):
+    # DDM raises early alarms while its error estimate is still noisy; a longer warm start tames it.
+    monitor = PerformanceMonitor(detector, **({"warm_start": 300} if detector == "ddm" else {}))
+    for e in errors(seed=1, before=0.1, after=0.1):
+        monitor.update(e)
+    assert monitor.detections == [] and not monitor.drift_detected
+    assert monitor.n_seen == 6000
+    assert not monitor.report().drift
+
+
+def test_state_and_properties():
+    monitor = PerformanceMonitor("page-hinkley", threshold=10.0)
+    assert monitor.error_rate is None and monitor.n_seen == 0
+    assert monitor.update(0.0) is None
+    monitor.update(True)
+    assert monitor.error_rate == 0.5
+    assert monitor.report().details["params"] == {"mode": "up", "threshold": 10.0}
+    clone = monitor.clone()
+    assert clone.n_seen == 0 and clone.params == {"threshold": 10.0}
+
+
+def test_bad_names_params_and_values_raise():
+    with pytest.raises(ConfigError, match="adwin, ddm, page-hinkley"):
+        PerformanceMonitor("cusum")
+    with pytest.raises(ConfigError, match="ddm"):
+        PerformanceMonitor("ddm", delta=0.1)
+    monitor = PerformanceMonitor()
+    for bad in (2.0, -1, "x", None):
+        with pytest.raises(DataError):
+            monitor.update(bad)

@@ -1,0 +1,144 @@
+"""Fixtures for the production-path tests: a store on SQLite and on a real PostgreSQL server.
+
+The PostgreSQL server is started once per session on 127.0.0.1 from the machine's own binaries
+(Debian's ``postgresql`` package); tests that need it are skipped, with the reason, if it is absent.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import select
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from lifelong.system.registry import Registry
+from lifelong.system.store import Store
+
+
+def _postgres_bindir() -> Path | None:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parts[-3]))
+    if found:
+        return Path(found[-1]).parent
+    initdb = shutil.which("initdb")
+    return Path(initdb).parent if initdb else None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A throwaway PostgreSQL server on loopback; yields a ``postgresql+psycopg://`` URL."""
+    bindir = _postgres_bindir()
+    if bindir is None or not (bindir / "pg_ctl").exists():
+        pytest.skip(
+            "PostgreSQL server binaries (initdb, pg_ctl) not found; install Debian's postgresql package"
+        )
+    pytest.importorskip("psycopg", reason="psycopg is not installed; pip install 'lifelong[postgres]'")
+    prefix: list[str] = []
+    root = Path(tempfile.mkdtemp(prefix="lifelong-pg-"))
+    if os.geteuid() == 0:  # initdb refuses to run as root: run the server as the 'postgres' user
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("running as root and there is no 'postgres' user to run the PostgreSQL server as")
+        shutil.chown(root, "postgres")
+        prefix = ["runuser", "-u", "postgres", "--"] if shutil.which("runuser") else ["su", "postgres", "-c"]
+
+    def run(*cmd: str | Path) -> None:
+        args = [str(c) for c in cmd]
+        full = prefix + [shlex.join(args)] if prefix[:1] == ["su"] else prefix + args
+        subprocess.run(full, check=True, capture_output=True, timeout=60)
+
+    port, data = _free_port(), root / "data"
+    try:
+        run(bindir / "initdb", "-D", data, "-A", "trust", "-U", "lifelong", "-E", "UTF8", "--no-sync")
+        options = f"-h 127.0.0.1 -p {port} -k {root}"
+        run(bindir / "pg_ctl", "-D", data, "-l", root / "server.log", "-o", options, "-w", "start")
+    except subprocess.CalledProcessError as err:
+        log = (root / "server.log").read_text() if (root / "server.log").exists() else ""
+        shutil.rmtree(root, ignore_errors=True)
+        raise RuntimeError(f"could not start PostgreSQL: {err.stderr.decode()}\n{log}") from err
+    try:
+        run(bindir / "createdb", "-h", "127.0.0.1", "-p", port, "-U", "lifelong", "lifelong_test")
+        yield f"postgresql+psycopg://lifelong@127.0.0.1:{port}/lifelong_test"
+    finally:
+        run(bindir / "pg_ctl", "-D", data, "-m", "immediate", "-w", "stop")
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The database URL of one backend; PostgreSQL is emptied after each test."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'lifelong.db'}"
+        return
+    url = request.getfixturevalue("postgres_url")
+    yield url
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("SET lock_timeout = '10s'")
+        conn.exec_driver_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+    engine.dispose()
+
+
+@pytest.fixture
+def store(db_url: str, tmp_path: Path) -> Iterator[Store]:
+    with Store(db_url, data_dir=tmp_path) as s:
+        yield s
+
+
+@pytest.fixture
+def registry(store: Store, tmp_path: Path) -> Registry:
+    return Registry(store, tmp_path / "artifacts")
+
+
+def _kill_when_ready(work: Callable[[Callable[[], None]], None], timeout: float = 30.0) -> int:
+    """Run ``work(ready)`` in a forked child and SIGKILL it the moment it calls ``ready()``.
+
+    The child may also die on its own (a test that kills itself mid-publish). Returns the signal
+    that ended the child. Forking (rather than a fresh interpreter) skips a 3 s torch import.
+    """
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: never return into pytest
+        try:
+            os.close(r)
+            work(lambda: os.write(w, b"1"))
+            time.sleep(timeout)
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            os._exit(1)
+    os.close(w)
+    try:
+        if not select.select([r], [], [], timeout)[0]:
+            raise TimeoutError("child did not report within the timeout")
+        os.read(r, 1)  # b"1" once ready, b"" if the child died first
+    finally:
+        os.kill(pid, signal.SIGKILL)  # the child is at worst a zombie until waitpid, so this cannot miss
+        _, status = os.waitpid(pid, 0)
+        os.close(r)
+    return os.WTERMSIG(status) if os.WIFSIGNALED(status) else -os.WEXITSTATUS(status)
+
+
+@pytest.fixture
+def kill_when_ready() -> Callable[..., int]:
+    """See :func:`_kill_when_ready`."""
+    return _kill_when_ready

@@ -1,0 +1,205 @@
+"""The registry: atomic crash-safe publishing, integrity, aliases and rollback, on both backends."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from lifelong.errors import LifelongError, NotFoundError, RegistryError
+from lifelong.system.registry import AliasState, Registry, hash_artifact
+from lifelong.system.store import Store, model_versions
+
+
+def publish(registry: Registry, content: bytes = b"weights", **kwargs) -> int:
+    """Publish a two-file artifact, like a learner checkpoint (manifest + tensors)."""
+    kwargs.setdefault("strategy", "ewc")
+    with registry.publish(**kwargs) as draft:
+        (draft.path / "manifest.json").write_text('{"format": 1}')
+        (draft.path / "model.safetensors").write_bytes(content)
+    assert draft.version is not None
+    return draft.version
+
+
+def test_publish_registers_an_immutable_verified_version(registry: Registry, store: Store) -> None:
+    v1 = publish(registry, params={"lam": 100.0}, window=(1, 50), metrics={"acc": 0.9})
+    v2 = publish(registry, b"better", parent=v1, strategy="replay+lwf")
+    record = registry.get(v1)
+    assert (record.version, record.parent, record.strategy) == (v1, None, "ewc")
+    assert (record.params, record.window, record.metrics) == ({"lam": 100.0}, (1, 50), {"acc": 0.9})
+    assert record.path == registry.artifacts_dir / f"v{v1}"
+    assert (record.path / "model.safetensors").read_bytes() == b"weights"
+    assert record.sha256 == hash_artifact(record.path)
+    assert registry.get(v2).parent == v1
+    assert [v.version for v in registry.versions()] == [v1, v2]
+    registry.verify(v1)
+    assert [e.payload["version"] for e in store.events("registration")] == [v1, v2]
+    assert os.listdir(registry.artifacts_dir / ".staging") == []
+
+    reopened = Registry(store, registry.artifacts_dir)
+    assert reopened.get(v2).sha256 == registry.get(v2).sha256
+
+
+def test_verify_detects_tampering_and_loss(registry: Registry) -> None:
+    v = publish(registry)
+    (registry.get(v).path / "model.safetensors").write_bytes(b"weightz")
+    with pytest.raises(RegistryError, match="modified or corrupted"):
+        registry.verify(v)
+    os.remove(registry.get(v).path / "model.safetensors")
+    os.remove(registry.get(v).path / "manifest.json")
+    os.rmdir(registry.get(v).path)
+    with pytest.raises(RegistryError, match="missing"):
+        registry.verify(v)
+
+
+def test_hash_covers_names_sizes_and_bytes(tmp_path: Path) -> None:
+    def tree(name: str, files: dict[str, bytes]) -> str:
+        for rel, data in files.items():
+            (tmp_path / name / rel).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / name / rel).write_bytes(data)
+        return hash_artifact(tmp_path / name)
+
+    base = tree("a", {"x": b"12", "sub/y": b"3"})
+    assert tree("b", {"sub/y": b"3", "x": b"12"}) == base  # creation order does not matter
+    assert tree("c", {"x": b"1", "sub/y": b"23"}) != base  # bytes moved between files
+    assert tree("d", {"z": b"12", "sub/y": b"3"}) != base  # a renamed file
+
+
+def test_a_failed_body_registers_nothing(registry: Registry) -> None:
+    with pytest.raises(ValueError, match="training diverged"), registry.publish(strategy="ewc") as draft:
+        (draft.path / "model.safetensors").write_bytes(b"half")
+        raise ValueError("training diverged")
+    assert registry.versions() == []
+    assert not draft.path.exists() and os.listdir(registry.artifacts_dir / ".staging") == []
+
+    with pytest.raises(RegistryError, match="empty"), registry.publish(strategy="ewc"):
+        pass
+    with pytest.raises(RegistryError, match="symbolic link"), registry.publish(strategy="ewc") as draft:
+        os.symlink("/etc/passwd", draft.path / "model.safetensors")
+    assert registry.versions() == [] and not any(registry.artifacts_dir.glob("v*"))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"strategy": "../evil"}, RegistryError, "strategy"),
+        ({"strategy": "ewc", "parent": 99}, NotFoundError, "no model version 99"),
+        ({"strategy": "ewc", "window": (5, 1)}, RegistryError, "first <= last"),
+        ({"strategy": "ewc", "metrics": {"acc": float("inf")}}, LifelongError, "finite"),
+    ],
+)
+def test_publish_validates_before_anything_is_written(registry: Registry, kwargs, error, message) -> None:
+    with pytest.raises(error, match=message), registry.publish(**kwargs):
+        pytest.fail("the body must not run")
+    assert os.listdir(registry.artifacts_dir / ".staging") == []
+
+
+def test_champion_promotion_and_stacked_rollback(registry: Registry, store: Store) -> None:
+    v1, v2, v3 = (publish(registry, bytes([i])) for i in range(3))
+    assert registry.alias("champion") is None
+    for v in (v1, v2, v3):
+        registry.set_alias("champion", v)
+    registry.set_alias("champion", v3)  # no-op: not a new history entry
+    assert registry.alias("champion") == v3
+
+    assert registry.rollback() == v2
+    assert registry.rollback() == v1  # rollbacks keep walking back
+    with pytest.raises(RegistryError, match="no earlier holder"):
+        registry.rollback()
+    assert registry.alias("champion") == v1
+
+    registry.set_alias("champion", v3)
+    assert registry.rollback() == v1  # v2 was rolled back before, so it is skipped
+    assert [e.payload["version"] for e in store.events("promotion")] == [v1, v2, v3, v3]
+    assert [(e.payload["from"], e.payload["to"]) for e in store.events("rollback")] == [
+        (v3, v2),
+        (v2, v1),
+        (v3, v1),
+    ]
+
+
+def test_canary_share_rollback_and_removal(registry: Registry) -> None:
+    v1, v2, v3 = (publish(registry, bytes([i])) for i in range(3))
+    registry.set_alias("champion", v1)
+    registry.set_alias("canary", v2, share=0.1)
+    assert registry.aliases() == {"champion": AliasState(v1, None), "canary": AliasState(v2, 0.1)}
+    registry.set_alias("canary", v3, share=0.2)
+    assert registry.rollback("canary") == v2 and registry.aliases()["canary"].share == 0.1
+    assert registry.rollback("canary") is None  # before v2 there was no canary: rolling back ends it
+    assert registry.alias("canary") is None
+    with pytest.raises(RegistryError, match="not set"):
+        registry.rollback("canary")
+
+    # promote a canary: the champion moves, the canary ends; a later canary never resurrects it
+    registry.set_alias("canary", v2, share=0.5)
+    registry.set_alias("champion", v2)
+    registry.remove_alias("canary")
+    registry.remove_alias("canary")  # no-op
+    registry.set_alias("canary", v3, share=0.5)
+    assert registry.rollback("canary") is None and registry.alias("champion") == v2
+
+
+@pytest.mark.parametrize("alias", ["../champion", "Champion", "a/b", "", "x" * 65, ".hidden"])
+def test_alias_names_are_validated(registry: Registry, alias: str) -> None:
+    v = publish(registry)
+    with pytest.raises(RegistryError, match="alias must match"):
+        registry.set_alias(alias, v)
+
+
+def test_alias_errors(registry: Registry) -> None:
+    v = publish(registry)
+    with pytest.raises(NotFoundError, match="no model version 42"):
+        registry.set_alias("champion", 42)
+    with pytest.raises(RegistryError, match="takes no share"):
+        registry.set_alias("champion", v, share=0.5)
+    with pytest.raises(RegistryError, match="share"):
+        registry.set_alias("canary", v, share=1.5)
+    with pytest.raises(NotFoundError):
+        registry.get(42)
+
+
+def test_draft_is_path_like(registry: Registry) -> None:
+    with registry.publish(strategy="naive") as draft:
+        Path(os.fspath(draft), "model.safetensors").write_bytes(b"w")
+    assert (registry.get(draft.version).path / "model.safetensors").exists()
+
+
+@pytest.mark.parametrize("moment", ["writing", "before_rename", "after_rename"])
+def test_a_killed_publisher_leaves_no_half_registered_version(
+    registry: Registry, store: Store, db_url: str, moment: str, kill_when_ready
+) -> None:
+    artifacts = registry.artifacts_dir
+
+    def publisher(ready) -> None:
+        real_replace = os.replace
+
+        def replace_then_die(src: str, dst: str) -> None:
+            if moment == "after_rename":
+                real_replace(src, dst)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        os.replace = replace_then_die  # only in this forked child
+        child = Registry(Store(db_url), artifacts)
+        with child.publish(strategy="ewc") as draft:
+            (draft.path / "model.safetensors").write_bytes(b"x" * 4096)
+            if moment == "writing":
+                ready()
+                time.sleep(30)
+
+    assert kill_when_ready(publisher) == signal.SIGKILL
+    assert registry.versions() == []  # readers never see a pending version
+    with store.engine.connect() as conn:
+        pending = conn.execute(sa.select(sa.func.count()).select_from(model_versions)).scalar_one()
+    assert pending == (0 if moment == "writing" else 1)
+    assert any(artifacts.glob("v*")) == (moment == "after_rename")
+    assert len(os.listdir(artifacts / ".staging")) >= (1 if moment != "after_rename" else 0)
+
+    reopened = Registry(store, artifacts)  # opening cleans up after the dead publisher
+    assert os.listdir(artifacts / ".staging") == [] and not any(artifacts.glob("v*"))
+    v = publish(reopened)
+    reopened.verify(v)
+    assert [r.version for r in reopened.versions()] == [v]

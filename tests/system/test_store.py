@@ -1,0 +1,220 @@
+"""The store on SQLite and on a real PostgreSQL server: round trips, validation, durability, retention."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+import torch
+
+from lifelong.errors import LifelongError, NotFoundError, StoreError
+from lifelong.system.store import RetentionPolicy, Store, samples
+
+
+def test_samples_round_trip_exactly(store: Store) -> None:
+    x = np.random.default_rng(0).normal(size=(5, 3, 2)).astype(np.float32)
+    ids = store.add_samples(x, [0, 1, 2, 3, 4], source="camera-1")
+    more = store.add_samples(torch.ones(2, 3, 2, dtype=torch.float64))  # unlabelled, cast to float32
+    assert ids == sorted(ids) and more[0] > ids[-1]
+
+    got = store.samples()
+    assert got.ids.tolist() == ids + more
+    assert got.x.dtype == torch.float32 and got.x.shape == (7, 3, 2)
+    assert torch.equal(got.x[:5], torch.from_numpy(x))
+    assert got.y.tolist() == [0, 1, 2, 3, 4, -1, -1]  # -1: no label yet
+
+
+def test_features_are_raw_little_endian_bytes_not_pickles(store: Store) -> None:
+    x = np.arange(12, dtype=np.uint8).reshape(2, 6)
+    (first, _) = store.add_samples(x)
+    with store.engine.connect() as conn:
+        row = conn.execute(sa.select(samples).where(samples.c.id == first)).one()
+    assert bytes(row.features) == x[0].tobytes() and row.dtype == "uint8" and row.shape == [6]
+    assert store.samples().x.dtype == torch.uint8  # images stay 4x smaller than float32
+
+    store.add_samples(np.ones((1, 2), dtype=">f8"))  # big-endian float64 in, little-endian float32 stored
+    with store.engine.connect() as conn:
+        raw = conn.execute(sa.select(samples.c.features).order_by(samples.c.id.desc()).limit(1)).scalar_one()
+    assert bytes(raw) == np.ones(2, dtype="<f4").tobytes()
+
+
+def test_windows_counts_and_limits(store: Store) -> None:
+    ids = store.add_samples(np.zeros((6, 2)), [0, 1, 0, 1, 0, 1])
+    store.add_samples(np.zeros((2, 2)))
+    assert store.samples(since_id=ids[1], until_id=ids[3]).ids.tolist() == ids[2:4]
+    assert store.samples(since_id=ids[0], limit=2).ids.tolist() == ids[1:3]
+    assert len(store.samples(labelled_only=True).ids) == 6
+    assert store.count_samples() == 8
+    assert store.count_samples(since_id=ids[3], labelled_only=True) == 2
+    empty = store.samples(since_id=10**9)
+    assert len(empty.ids) == 0 and len(empty.x) == 0
+
+
+@pytest.mark.parametrize(
+    ("x", "y", "message"),
+    [
+        (np.array([[1.0, np.nan]]), None, "NaN or infinite"),
+        (np.array([[np.inf, 0.0]]), None, "NaN or infinite"),
+        (np.array([[1e39, 0.0]]), None, "float32 range"),
+        (np.zeros(3), None, "batch dimension"),
+        (np.zeros((2, 2), dtype=np.int64), None, "floating point or uint8"),
+        (np.zeros((2, 2)), [0.0, 1.0], "must be integers"),
+        (np.zeros((2, 2)), [0, -1], ">= 0"),
+        (np.zeros((2, 2)), [0], "1 labels for 2 samples"),
+        (np.zeros((2, 2)), [[0, 1]], "1-D"),
+    ],
+)
+def test_bad_samples_are_refused_with_a_clear_message(store: Store, x, y, message: str) -> None:
+    with pytest.raises(StoreError, match=message):
+        store.add_samples(x, y)
+    assert store.count_samples() == 0
+
+
+def test_bad_names_and_json(store: Store) -> None:
+    with pytest.raises(StoreError, match="source"):
+        store.add_samples(np.zeros((1, 2)), source="../etc")
+    with pytest.raises(StoreError, match="event kind"):
+        store.add_event("Drift!")
+    with pytest.raises(StoreError, match="finite"):
+        store.add_event("drift", {"p": float("nan")})
+    with pytest.raises(StoreError, match="JSON"):
+        store.add_event("drift", {"p": object()})
+    with pytest.raises(StoreError, match="variant"):
+        store.add_prediction(1, 0, variant="blue")
+    with pytest.raises(StoreError, match="model version"):
+        store.add_prediction("v1", 0)  # type: ignore[arg-type]
+    assert issubclass(StoreError, LifelongError) and issubclass(NotFoundError, LifelongError)
+
+
+def test_feedback_labels_the_request_for_every_variant_and_the_sample(store: Store) -> None:
+    (sid,) = store.add_samples(np.zeros((1, 2)))
+    champ = store.add_prediction(1, 3, [0.1, 0.9], sample_id=sid)
+    shadow = store.add_prediction(2, 4, sample_id=sid, variant="shadow", request_id=champ)
+    other = store.add_prediction(1, 0)  # never gets feedback
+    store.add_feedback(champ, 4)
+
+    rows = store.labelled_predictions()
+    assert {(r.prediction_id, r.version, r.variant, r.predicted, r.label) for r in rows} == {
+        (champ, 1, "champion", 3, 4),
+        (shadow, 2, "shadow", 4, 4),
+    }
+    assert other not in {r.prediction_id for r in rows}
+    assert [r.prediction_id for r in store.labelled_predictions(version=2)] == [shadow]
+    assert [r.prediction_id for r in store.labelled_predictions(variant="champion")] == [champ]
+    assert store.samples().y.tolist() == [4]  # traffic became training data
+
+    store.add_feedback(champ, 3)  # a correction replaces the earlier label
+    assert {r.label for r in store.labelled_predictions()} == {3}
+    assert store.samples(labelled_only=True).y.tolist() == [3]
+
+    with pytest.raises(NotFoundError, match="no prediction"):
+        store.add_feedback("nope", 1)
+    with pytest.raises(StoreError, match=">= 0"):
+        store.add_feedback(champ, -2)
+
+
+def test_batched_predictions_and_recent_limit(store: Store) -> None:
+    ids = store.add_predictions(7, np.array([0, 1, 2]), torch.eye(3))
+    for pid, label in zip(ids, [0, 0, 2]):
+        store.add_feedback(pid, label)
+    rows = store.labelled_predictions(limit=2)
+    assert [r.prediction_id for r in rows] == ids[1:]  # the most recent two, oldest first
+    assert sum(r.predicted == r.label for r in store.labelled_predictions()) == 2
+    with pytest.raises(StoreError, match="scores"):
+        store.add_predictions(7, [0, 1], np.ones((3, 2)))
+    with pytest.raises(NotFoundError, match="sample id"):
+        store.add_predictions(7, [0], sample_ids=[12345])
+    assert len(store.labelled_predictions()) == 3  # the failed batch wrote nothing
+
+
+def test_events_filters_and_polling_cursor(store: Store) -> None:
+    first = store.add_event("drift", {"feature": 3, "p": 0.001})
+    store.add_event("training", {"version": 2})
+    last = store.add_event("drift", {"feature": 1, "p": 0.01})
+    assert [e.payload["feature"] for e in store.events("drift")] == [3, 1]
+    assert [e.id for e in store.events(after_id=first)] == [first + 1, last]
+    assert [e.kind for e in store.events(limit=2)] == ["training", "drift"]
+    assert store.events(since=store.events()[-1].ts)[-1].id == last
+
+
+def test_trained_cursor_and_retention(store: Store) -> None:
+    assert store.last_trained_sample_id() is None
+    ids = store.add_samples(np.zeros((4, 2)), [0, 1, 0, 1])
+    pid = store.add_prediction(1, 0, sample_id=ids[-1])
+    store.add_feedback(pid, 1)
+    store.mark_trained(ids, version=1)
+    assert store.last_trained_sample_id() == ids[-1]
+
+    assert store.apply_retention(RetentionPolicy(delete_trained=True)) == 4
+    assert store.count_samples() == 0
+    assert store.last_trained_sample_id() == ids[-1]  # the cursor survives deletion
+    assert [r.label for r in store.labelled_predictions()] == [1]  # outcomes kept, sample link cleared
+    (new,) = store.add_samples(np.zeros((1, 2)))
+    assert new > ids[-1]  # ids are never reused, so id cursors stay valid
+
+    store.advance_cursor("drift-checked", 10)
+    store.advance_cursor("drift-checked", 5)
+    assert store.cursor("drift-checked") == 10
+
+
+def test_retention_by_age(store: Store) -> None:
+    store.add_samples(np.zeros((3, 2)))
+    policy = RetentionPolicy(max_age_days=1)
+    assert store.apply_retention(policy) == 0
+    assert store.apply_retention(policy, now=time.time() + 2 * 86400) == 3
+    assert store.apply_retention(RetentionPolicy()) == 0
+    with pytest.raises(StoreError, match="max_age_days"):
+        RetentionPolicy(max_age_days=0)
+
+
+def test_acknowledged_writes_survive_sigkill(db_url: str, tmp_path: Path, kill_when_ready) -> None:
+    def write(ready) -> None:
+        child = Store(db_url, data_dir=tmp_path)
+        child.add_samples(np.full((3, 4), 7.0), [1, 2, 3])
+        child.add_event("training", {"ok": True})
+        ready()  # the writes returned: from here the process may die at any instant
+
+    assert kill_when_ready(write) == signal.SIGKILL
+    with Store(db_url, data_dir=tmp_path) as reopened:
+        got = reopened.samples()
+        assert got.y.tolist() == [1, 2, 3] and bool((got.x == 7).all())
+        assert [e.kind for e in reopened.events()] == ["training"]
+
+
+def test_default_is_one_sqlite_file_in_wal_mode(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LIFELONG_DB_URL", raising=False)
+    with Store(data_dir=tmp_path / "data") as store, store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    assert (tmp_path / "data" / "lifelong.db").exists()
+
+    monkeypatch.setenv("LIFELONG_DB_URL", f"sqlite:///{tmp_path / 'env.db'}")
+    with Store(data_dir=tmp_path / "unused") as store:
+        store.add_event("deployment")
+    assert (tmp_path / "env.db").exists() and not (tmp_path / "unused").exists()
+    with pytest.raises(StoreError, match="cannot use database URL"):
+        Store("nosuchdb://x")
+    with pytest.raises(StoreError, match="is the server running"):
+        Store("postgresql://nobody@127.0.0.1:1/none")
+
+
+def test_concurrent_writers_get_distinct_ids(store: Store) -> None:
+    results: list[list[int]] = []
+
+    def writer() -> None:
+        for _ in range(10):
+            results.append(store.add_samples(np.zeros((3, 2))))
+
+    threads = [threading.Thread(target=writer) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    all_ids = [i for batch in results for i in batch]
+    assert len(all_ids) == len(set(all_ids)) == store.count_samples() == 120
