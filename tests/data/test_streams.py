@@ -63,6 +63,9 @@ def test_test_sets_follow_the_phase(stream):
     assert base.scale == stream.split.test.scale and len(stream.test_set(1, size=30)) == 30
     with pytest.raises(ConfigError, match="no phase named"):
         stream.test_set("nope")
+    with pytest.raises(ConfigError, match="outside"):
+        stream.phase_data(6)
+    assert torch.equal(stream.phase_data("rotation").x, stream.phase_data(2).x)
 
 
 def test_transforms():

@@ -203,3 +203,21 @@ def test_a_killed_publisher_leaves_no_half_registered_version(
     v = publish(reopened)
     reopened.verify(v)
     assert [r.version for r in reopened.versions()] == [v]
+
+
+def test_a_publish_cleaned_up_from_another_host_fails_cleanly(
+    registry: Registry, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_replace = os.replace
+
+    def replace_while_another_host_cleans_up(src: str, dst: str) -> None:
+        real_replace(src, dst)
+        with store.transaction() as conn:  # what Registry.cleanup() on another host would do
+            conn.execute(sa.delete(model_versions).where(model_versions.c.status == "pending"))
+
+    monkeypatch.setattr(os, "replace", replace_while_another_host_cleans_up)
+    with pytest.raises(RegistryError, match="publish again"):
+        publish(registry)
+    monkeypatch.undo()
+    assert registry.versions() == [] and not any(registry.artifacts_dir.glob("v*"))
+    assert registry.get(publish(registry)).sha256

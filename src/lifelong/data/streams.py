@@ -159,11 +159,11 @@ class DriftingStream:
             raise DataError(f"{self.name}: sample index {index} is outside [0, {len(self)})")
         return int(np.searchsorted(self.boundaries, index, side="right")) - 1
 
-    def phase_data(self, phase: int) -> Dataset:
-        """All training samples of ``phase`` in arrival order."""
+    def phase_data(self, phase: int | str) -> Dataset:
+        """All training samples of ``phase`` (index or name) in arrival order."""
         if self._data is None:
             self._data = [self._draw(self.split.train, i, p.length) for i, p in enumerate(self.phases)]
-        return self._data[phase]
+        return self._data[self._index(phase)]
 
     def __iter__(self) -> Iterator[Chunk]:
         for i, start in enumerate(self.boundaries):
@@ -173,15 +173,9 @@ class DriftingStream:
 
     def test_set(self, phase: int | str, size: int | None = None) -> Dataset:
         """Test samples of ``phase`` (index or name) under its transform; all that match unless ``size``."""
-        names = [p.name for p in self.phases]
-        if isinstance(phase, str):
-            if phase not in names:
-                raise ConfigError(f"{self.name}: no phase named {phase!r}; phases are {names}")
-            phase = names.index(phase)
-        if not 0 <= phase < len(self.phases):
-            raise ConfigError(f"{self.name}: phase index {phase} outside [0, {len(self.phases)})")
-        pool = _class_index(self.split.test, self.phases[phase].classes)
-        return self._draw(self.split.test, phase, size or len(pool), kind=1)
+        i = self._index(phase)
+        pool = _class_index(self.split.test, self.phases[i].classes)
+        return self._draw(self.split.test, i, size or len(pool), kind=1)
 
     def describe(self) -> dict[str, object]:
         return {
@@ -190,6 +184,16 @@ class DriftingStream:
             "boundaries": self.boundaries,
             "phases": [p.describe() for p in self.phases],
         }
+
+    def _index(self, phase: int | str) -> int:
+        names = [p.name for p in self.phases]
+        if isinstance(phase, str):
+            if phase not in names:
+                raise ConfigError(f"{self.name}: no phase named {phase!r}; phases are {names}")
+            return names.index(phase)
+        if not 0 <= phase < len(self.phases):
+            raise ConfigError(f"{self.name}: phase index {phase} outside [0, {len(self.phases)})")
+        return phase
 
     def _draw(self, data: Dataset, i: int, n: int, kind: int = 0) -> Dataset:
         """``n`` samples of phase ``i`` from ``data``; ``kind`` separates train and test randomness."""

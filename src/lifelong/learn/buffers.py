@@ -1,4 +1,4 @@
-"""Fixed-size sample memories for replay: reservoir and class-balanced.
+"""Fixed-size sample memories for replay: reservoir, class-balanced and herding.
 
 Stored inputs keep the dataset's storage dtype (uint8 images cost a quarter of float32), so a
 byte budget buys four times the samples. Random choices draw from the learner's generator,
@@ -7,12 +7,13 @@ so a run is reproducible and resumes bit-for-bit from a checkpoint.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from lifelong.data.dataset import Batch
+from lifelong.data.dataset import Batch, Dataset
 from lifelong.errors import ConfigError
 
 
@@ -59,6 +60,8 @@ class Buffer:
         if self.x is None:
             self._allocate(x, logits)
             self.scale = scale
+        if x.dtype != self.x.dtype:  # e.g. float samples offered to a uint8 memory: store in the memory's form
+            x = x.float().div(self.scale).round_().to(self.x.dtype) if x.dtype.is_floating_point else x * scale
         self._add(x, y, t, logits, generator)
 
     def _add(self, x: Tensor, y: Tensor, t: Tensor | None, logits: Tensor | None, g: torch.Generator) -> None:
@@ -139,7 +142,96 @@ class ClassBalancedBuffer(Buffer):
             self._write(torch.tensor([slot]), torch.tensor([i]), x, y, t, logits)
 
 
-BUFFERS: dict[str, type[Buffer]] = {"reservoir": ReservoirBuffer, "class-balanced": ClassBalancedBuffer}
+class HerdingBuffer(Buffer):
+    """Equal slots per class, filled by iCaRL herding (Rebuffi et al., 2017) on features.
+
+    Each :meth:`add` re-herds, per class offered, the stored exemplars of that class together
+    with the offered samples, then trims every class to its quota (``capacity // classes``, the
+    remainder going to the lowest class ids). Within a class, exemplars are kept in herding
+    order, so trimming keeps the best prefix. ``embed`` maps float inputs to features; without
+    it the inputs themselves are the features. :meth:`add_experience` is the boundary entry
+    point: it herds a whole experience on the model's penultimate features (``model.features``).
+    """
+
+    policy = "herding"
+    _embed: Callable[[Tensor], Tensor] | None = None
+
+    def add(self, x: Tensor, y: Tensor, t: Tensor | None = None, *, generator: torch.Generator,
+            logits: Tensor | None = None, scale: float = 1.0,
+            embed: Callable[[Tensor], Tensor] | None = None) -> None:  # fmt: skip
+        self._embed = embed
+        try:
+            super().add(x, y, t, generator=generator, logits=logits, scale=scale)
+        finally:
+            self._embed = None
+
+    def add_experience(self, learner: Any, data: Dataset, logits: Tensor | None = None) -> None:
+        """Herd ``data`` (raw, as an experience stores it) on the learner's penultimate features."""
+        self.add(data.x, data.y, data.t, generator=learner.generator, logits=logits, scale=data.scale,
+                 embed=penultimate(learner))  # fmt: skip
+
+    def _add(self, x, y, t, logits, g):
+        from lifelong.strategies._herding import herding  # lazy: lifelong.strategies imports this module
+
+        n, stored = len(y), self.size
+        assert self.x is not None
+        # candidates: stored exemplars first (in their herding order), then the offered samples
+        all_x = torch.cat([self.x[:stored], x.to(self.x.dtype)])
+        all_y = torch.cat([self.y[:stored], y])
+        all_t = torch.cat([self.t[:stored], torch.zeros_like(y) if t is None else t])
+        all_logits = None
+        if self.logits is not None and logits is not None:
+            all_logits = torch.cat([self.logits[:stored], logits.detach().to(self.logits.dtype)])
+        offered = torch.unique(y).tolist()
+        classes = sorted(set(all_y.tolist()))
+        base, extra = divmod(self.capacity, len(classes))
+        keep = []
+        for rank, c in enumerate(classes):
+            quota = base + (rank < extra)
+            members = (all_y == c).nonzero().squeeze(1)  # stored ones first, in herding order
+            if c in offered and quota > 0:
+                members = members[herding(self._features(all_x[members]), quota)]
+            keep.append(members[:quota])
+        keep_idx = torch.cat(keep)
+        self.size = len(keep_idx)
+        self.x[: self.size] = all_x[keep_idx]
+        self.y[: self.size] = all_y[keep_idx]
+        self.t[: self.size] = all_t[keep_idx]
+        if all_logits is not None:
+            self.logits[: self.size] = all_logits[keep_idx]
+        self.seen += n
+
+    def _features(self, raw: Tensor) -> Tensor:
+        x = raw.float().mul_(self.scale) if self.scale != 1.0 else raw.float()
+        return x.flatten(1) if self._embed is None else self._embed(x)
+
+
+def penultimate(learner: Any) -> Callable[[Tensor], Tensor]:
+    """``x -> model.features(x)``, in eval mode without gradients; the flat inputs without ``features``."""
+    model = learner.model
+    features = getattr(model, "features", None)
+    if not callable(features):
+        return lambda x: x.flatten(1)
+
+    def embed(x: Tensor) -> Tensor:
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                step = max(1, learner.eval_batch_size)
+                chunks = [x[i : i + step].to(learner.device) for i in range(0, len(x), step)]
+                return torch.cat([features(c).flatten(1).cpu() for c in chunks])
+        finally:
+            model.train(was_training)
+
+    return embed
+
+
+BUFFERS: dict[str, type[Buffer]] = {
+    "reservoir": ReservoirBuffer,
+    "class-balanced": ClassBalancedBuffer,
+    "herding": HerdingBuffer,
+}
 
 
 def make_buffer(policy: str, capacity: int) -> Buffer:

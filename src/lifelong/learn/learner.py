@@ -144,10 +144,10 @@ class Learner:
             kwargs["momentum"] = self.momentum
         self.optimizer = OPTIMIZERS[self.optimizer_name](params, **kwargs)
 
-    def check_supported(self, kind: str, has_task_labels: bool = False) -> None:
+    def check_supported(self, kind: str | None, has_task_labels: bool = False) -> None:
         """Refuse, before any training, a scenario kind a strategy does not support."""
         for s in self.strategies:
-            if kind not in s.supports:
+            if kind is not None and kind not in s.supports:
                 raise StrategyMismatchError(
                     f"{type(s).__name__} does not support {kind} scenarios (it supports "
                     f"{', '.join(sorted(s.supports))}); pick another strategy or scenario"
@@ -175,6 +175,7 @@ class Learner:
         self.state.steps_in_epoch = -(-len(data) // bs)
         self.state.epochs = self.epochs
         self._callbacks("on_experience_start")
+        self.model.train()  # once here, not per step: Module.train() recurses through every submodule
         start = time.perf_counter()
         for epoch in range(self.epochs):
             self.state.epoch = epoch
@@ -192,8 +193,7 @@ class Learner:
         self.control.stop_experience = False
 
     def train_step(self, batch: Batch) -> Tensor:
-        """One optimisation step on ``batch``; strategies act at each named moment."""
-        self.model.train()
+        """One optimisation step on ``batch``; strategies act at each named moment (model in train mode)."""
         self.incoming = batch
         self.samples_trained += len(batch.y)
         for s in self._hooks["train_step"]:  # a method that owns the step (meta-learning)
@@ -294,8 +294,8 @@ class Learner:
         data = from_tensors(x, y, name="partial_fit")
         if t is not None:
             data = data.replace(t=torch.as_tensor(t).long().expand(len(data)).clone())
-        kind = "task" if t is not None else "task-free"
-        self.check_supported(kind, t is not None)
+        # the caller marks boundaries with consolidate(), so any strategy works; only task labels are checked
+        self.check_supported(None, t is not None)
         if self._experience is None:
             empty = data.subset(torch.arange(0))
             self._begin(Experience(self._experience_count, tuple(data.classes), int(data.t[0]) if t is not None else 0,
@@ -308,6 +308,7 @@ class Learner:
                 if t is not None:
                     self._task_classes.setdefault(self._experience.task_id, set()).update(new)
                     self._task_mask = None
+        self.model.train()
         start = time.perf_counter()
         for i in range(0, len(data), self.batch_size):
             b = data.batch(slice(i, i + self.batch_size))
@@ -395,6 +396,7 @@ class Learner:
         exp = Experience(self._experience_count, tuple(range(stream.n_classes)), 0, stream.data, stream.data)
         self._begin(exp)
         ends = {b: i for i, b in enumerate(stream.boundaries)}
+        self.model.train()  # evaluation restores the mode it found
         start = time.perf_counter()
         for n, batch in enumerate(stream, start=1):
             self.train_step(batch)

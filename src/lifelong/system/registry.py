@@ -9,7 +9,8 @@ Publishing is crash-safe. The caller writes into a private staging directory; on
 fsynced, renamed atomically to ``<artifacts_dir>/v<N>`` and only then marked ``ready``. A killed
 publisher leaves at most an unlocked staging directory or a ``pending`` row, which the next
 ``Registry(...)`` removes. Processes on one host coordinate through ``flock`` on
-``<artifacts_dir>/.lock`` (POSIX only); hosts sharing one artifacts directory are not coordinated.
+``<artifacts_dir>/.lock`` (POSIX only). Across hosts sharing PostgreSQL, a registry opened on one
+host while another is publishing can make that publish fail, never half-register it.
 
 Example
 -------
@@ -146,11 +147,12 @@ class Registry:
                 moved = True
                 _fsync_dir(self.artifacts_dir)
                 with self.store.transaction() as conn:
-                    conn.execute(
-                        sa.update(mv)
-                        .where(mv.c.version == version)
-                        .values(status="ready", artifact_path=target.name)
-                    )
+                    ready = sa.update(mv).where(mv.c.version == version, mv.c.status == "pending")
+                    if conn.execute(ready.values(status="ready", artifact_path=target.name)).rowcount != 1:
+                        raise RegistryError(
+                            f"version {version} was cleaned up by a registry opened elsewhere while it was "
+                            "being published; publish again"
+                        )
                     payload = {
                         "version": version,
                         "parent": row["parent"],
@@ -174,13 +176,13 @@ class Registry:
                 if not _is_held(lock_path):
                     shutil.rmtree(self._staging / token, ignore_errors=True)
                     lock_path.unlink(missing_ok=True)
+            # Delete the rows first and remove only their directories: a publisher that flips its row
+            # to "ready" meanwhile keeps both, and one whose row is gone fails instead of half-registering.
             with self.store.transaction() as conn:
-                pending = (
-                    conn.execute(sa.select(mv.c.version).where(mv.c.status == "pending")).scalars().all()
-                )
-                for version in pending:
-                    shutil.rmtree(self.artifacts_dir / f"v{version}", ignore_errors=True)
-                conn.execute(sa.delete(mv).where(mv.c.status == "pending"))
+                stale = sa.delete(mv).where(mv.c.status == "pending").returning(mv.c.version)
+                pending = conn.execute(stale).scalars().all()
+            for version in pending:
+                shutil.rmtree(self.artifacts_dir / f"v{version}", ignore_errors=True)
 
     # reading ------------------------------------------------------------------------------------
     def get(self, version: int) -> ModelVersion:

@@ -1,0 +1,1 @@
+"""Benchmark grids: scenarios x strategies x seeds, tables and plots."""

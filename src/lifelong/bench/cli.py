@@ -1,0 +1,140 @@
+"""`lifelong bench`, `lifelong demo` and `lifelong report`: thin commands over the runner."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from lifelong.bench import runner
+from lifelong.bench.benchmarks import BENCHMARKS, get
+from lifelong.errors import ConfigError, DataError
+
+DEMO_STRATEGIES = ["naive", "ewc", "lwf", "replay", "joint"]
+
+
+def _csv(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def add_commands(sub: Any) -> None:
+    p = sub.add_parser("bench", help="run benchmarks x strategies x seeds; write results.json and plots")
+    p.add_argument("--benchmark", default="split-fmnist", help="comma-separated names (see --list)")
+    p.add_argument("--strategies", default="naive,replay,ewc,lwf,joint,cumulative", help="comma-separated names")
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--epochs", type=int, default=None, help="passes per experience (default: the benchmark's)")
+    p.add_argument("--model", default="mlp", choices=["mlp", "cnn"])
+    p.add_argument("--buffer", type=int, default=500, help="memory size of every memory-based method")
+    p.add_argument("--lr", type=float, default=0.03)
+    p.add_argument("--batch-size", type=int, default=10)
+    p.add_argument("--train-fraction", type=float, default=1.0, help="share of each experience's training data")
+    p.add_argument("--out", default="runs/bench")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--list", action="store_true", help="show benchmarks and strategies, then exit")
+    p.set_defaults(func=bench)
+
+    d = sub.add_parser("demo", help="a short real comparison of naive, EWC, LwF, replay and joint")
+    d.add_argument("--out", default="runs/demo")
+    d.add_argument("--seed", type=int, default=0)
+    d.set_defaults(func=demo)
+
+    r = sub.add_parser("report", help="print the table of a results.json")
+    r.add_argument("results", help="path to results.json or its directory")
+    r.add_argument("--markdown", action="store_true")
+    r.set_defaults(func=report)
+
+
+def _validate(benchmarks: list[str], strategies: list[str]) -> None:
+    for b in benchmarks:
+        get(b)
+    valid = runner.strategy_names()
+    unknown = [s for s in strategies if s not in valid]
+    if unknown:
+        raise ConfigError(f"unknown strategies {', '.join(unknown)}; valid: {', '.join(valid)}")
+
+
+def run_grid(benchmarks: list[str], strategies: list[str], seeds: list[int], settings: runner.Settings,
+             out: Path, progress: bool = True, plots: bool = True) -> list[dict[str, Any]]:  # fmt: skip
+    from rich.console import Console
+
+    from lifelong.bench.report import plot, rich_table
+    from lifelong.learn.callbacks import ProgressBar
+
+    console = Console(width=None if sys.stdout.isatty() else 150)
+    runs = []
+    for b in benchmarks:
+        settings = replace(settings, epochs=settings.epochs or get(b).epochs)
+        for seed in seeds:
+            scenario = runner._subsample(get(b).build(seed), settings.train_fraction, seed)
+            for s in strategies:
+                callbacks = [ProgressBar(f"{b} {s} seed {seed}", console=console)] if progress else []
+                run = runner.run_one(b, s, seed, settings, callbacks, scenario=scenario)
+                m = run["metrics"]
+                console.print(f"{b:>18} {s:>18} seed {seed}: ACC {m['acc']:.3f}  BWT {m['bwt']:+.3f}  "
+                              f"{m['train_seconds_per_epoch']:.2f} s/epoch")  # fmt: skip
+                runs.append(run)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = runner.summarize(runs)
+    (out / "results.json").write_text(json.dumps({"runs": runs, "summary": rows}, indent=1))
+    console.print(rich_table(rows))
+    console.print(f"results: {out / 'results.json'}")
+    if plots:
+        try:
+            written = plot(runs, out)
+            console.print(f"plots: {len(written)} PNG files in {out}/")
+        except ImportError:
+            console.print("plots skipped: install matplotlib (pip install 'lifelong[plots]')")
+    return runs
+
+
+def bench(args: argparse.Namespace) -> int:
+    if args.list:
+        print("benchmarks:")
+        for b in BENCHMARKS.values():
+            print(f"  {b.name:<20} {b.description}")
+        print("strategies:\n  " + ", ".join(runner.strategy_names()))
+        return 0
+    benchmarks, strategies = _csv(args.benchmark), _csv(args.strategies)
+    _validate(benchmarks, strategies)
+    try:
+        seeds = [int(s) for s in _csv(args.seeds)]
+    except ValueError as e:
+        raise ConfigError(f"--seeds must be comma-separated integers, got {args.seeds!r}") from e
+    settings = runner.Settings(args.model, args.epochs, args.lr, args.batch_size, args.buffer, args.train_fraction)
+    run_grid(benchmarks, strategies, seeds, settings, Path(args.out), not args.no_progress, not args.no_plots)
+    return 0
+
+
+def demo(args: argparse.Namespace) -> int:
+    benchmark = "split-fmnist"
+    try:
+        get(benchmark).build(args.seed)
+    except DataError as e:
+        print(f"notice: Fashion-MNIST is not available ({str(e).splitlines()[0]}); running Split Digits instead")
+        benchmark = "split-digits"
+    settings = runner.Settings(epochs=0)
+    run_grid([benchmark], DEMO_STRATEGIES, [args.seed], settings, Path(args.out))
+    return 0
+
+
+def report(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from lifelong.bench.report import markdown_table, rich_table
+
+    path = Path(args.results)
+    if path.is_dir():
+        path = path / "results.json"
+    if not path.is_file():
+        raise ConfigError(f"no results file at {path}; run `lifelong bench --out DIR` first")
+    doc = json.loads(path.read_text())
+    rows = runner.summarize(doc["runs"])
+    if args.markdown:
+        print(markdown_table(rows))
+    else:
+        Console().print(rich_table(rows))
+    return 0

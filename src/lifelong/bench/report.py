@@ -1,0 +1,82 @@
+"""Tables and plots of benchmark results (matplotlib imported only when plotting)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+COLUMNS = [("acc", "ACC"), ("bwt", "BWT"), ("forgetting", "Forgetting"), ("train_seconds_per_epoch", "s/epoch")]
+
+
+def _fmt(row: dict[str, Any], key: str) -> str:
+    return f"{row[key]:.3f} ± {row[key + '_std']:.3f}"
+
+
+def rich_table(rows: Sequence[dict[str, Any]]) -> Any:
+    from rich.table import Table
+
+    table = Table(title="mean ± std over seeds")
+    for col in ["benchmark", "strategy", *(c[1] for c in COLUMNS), "extra params", "buffer bytes"]:
+        table.add_column(col, justify="left" if col in ("benchmark", "strategy") else "right")
+    for r in rows:
+        cells = [_fmt(r, k) if k != "train_seconds_per_epoch" else f"{r[k]:.2f}" for k, _ in COLUMNS]
+        table.add_row(r["benchmark"], r["strategy"], *cells, f"{r['extra_parameters']:.0f}",
+                      f"{r['buffer_bytes']:.0f}")  # fmt: skip
+    return table
+
+
+def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
+    head = "| benchmark | strategy | ACC | BWT | Forgetting | s/epoch | extra params | buffer bytes |"
+    lines = [head, "|" + "---|" * 8]
+    for r in rows:
+        lines.append(
+            f"| {r['benchmark']} | {r['strategy']} | {_fmt(r, 'acc')} | {_fmt(r, 'bwt')} | {_fmt(r, 'forgetting')} "
+            f"| {r['train_seconds_per_epoch']:.2f} | {r['extra_parameters']:.0f} | {r['buffer_bytes']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def plot(runs: Sequence[dict[str, Any]], out: Path) -> list[Path]:
+    """Accuracy-matrix heatmap per (benchmark, strategy) and ACC after each experience per benchmark."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    groups: dict[tuple[str, str], list[np.ndarray]] = {}
+    for r in runs:
+        groups.setdefault((r["benchmark"], r["strategy"]), []).append(np.asarray(r["accuracy_matrix"]))
+    for (bench, strat), mats in groups.items():
+        m = np.mean(mats, axis=0)
+        fig, ax = plt.subplots(figsize=(4, 3.4))
+        im = ax.imshow(m, vmin=0, vmax=1, cmap="viridis")
+        for (i, j), v in np.ndenumerate(m):
+            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7, color="w" if v < 0.6 else "k")
+        ax.set(xlabel="evaluated on experience", ylabel="after training experience", title=f"{bench}: {strat}")
+        fig.colorbar(im, ax=ax)
+        fig.tight_layout()
+        path = out / f"matrix-{bench}-{strat}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path)
+    for bench in sorted({b for b, _ in groups}):
+        fig, ax = plt.subplots(figsize=(5, 3.4))
+        for (b, strat), mats in groups.items():
+            if b != bench:
+                continue
+            m = np.mean(mats, axis=0)
+            # ACC after experience i: mean accuracy over the experiences seen so far
+            acc = [m[i, : i + 1].mean() for i in range(min(m.shape))]
+            ax.plot(range(1, len(acc) + 1), acc, marker="o", label=strat)
+        ax.set(xlabel="experiences trained", ylabel="average accuracy on seen experiences", ylim=(0, 1), title=bench)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        path = out / f"acc-{bench}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path)
+    return written

@@ -1,0 +1,109 @@
+"""Run a grid of benchmarks x strategies x seeds and aggregate the results."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lifelong.bench.benchmarks import get
+from lifelong.errors import ConfigError
+from lifelong.learn.callbacks import Callback
+from lifelong.learn.learner import Learner
+from lifelong.learn.models import for_input
+from lifelong.learn.strategy import REGISTRY, Strategy
+
+MEMORY_PARAMS = ("buffer_size",)
+HPARAMS_DIR = Path(__file__).resolve().parent.parent / "strategies" / "hparams"
+
+
+def strategy_names() -> list[str]:
+    import lifelong.strategies  # noqa: F401  (registers the built-in strategies)
+
+    return sorted(REGISTRY)
+
+
+def tuned_params(name: str, benchmark: str) -> dict[str, Any]:
+    """Best-known hyper-parameters for ``name`` on ``benchmark`` from the data files beside the strategies."""
+    path = HPARAMS_DIR / f"{name}.json"
+    if not path.is_file():
+        return {}
+    table = json.loads(path.read_text())
+    return {**table.get("default", {}), **table.get(benchmark, {})}
+
+
+def make_strategy(name: str, benchmark: str, buffer: int | None = None, **overrides: Any) -> Strategy:
+    names = strategy_names()
+    if name not in names:
+        raise ConfigError(f"unknown strategy {name!r}; valid: {', '.join(names)}")
+    cls = REGISTRY[name]
+    params = tuned_params(name, benchmark)
+    accepted = cls().get_params()
+    if buffer is not None:
+        params.update({p: buffer for p in MEMORY_PARAMS if p in accepted})
+    params.update(overrides)
+    return cls(**{k: v for k, v in params.items() if k in accepted})
+
+
+@dataclass
+class Settings:
+    model: str = "mlp"
+    epochs: int = 1  # 0: the benchmark's default
+    lr: float = 0.03
+    batch_size: int = 10
+    buffer: int | None = 500
+    train_fraction: float = 1.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _subsample(scenario: Any, fraction: float, seed: int) -> Any:
+    """Keep ``fraction`` of every experience's training data (to fit a CPU budget; the test sets stay whole)."""
+    if fraction >= 1.0:
+        return scenario
+    g = torch.Generator().manual_seed(seed)
+    for e in scenario.experiences:
+        n = max(1, int(len(e.train) * fraction))
+        e.train = e.train.subset(torch.randperm(len(e.train), generator=g)[:n].sort().values)
+    return scenario
+
+
+def run_one(benchmark: str, strategy: str, seed: int, settings: Settings,
+            callbacks: Sequence[Callback] = (), scenario: Any = None) -> dict[str, Any]:  # fmt: skip
+    """Train one strategy on one benchmark with one seed; returns a ``results.json`` run entry."""
+    bench = get(benchmark)
+    if scenario is None:
+        scenario = _subsample(bench.build(seed), settings.train_fraction, seed)
+    torch.manual_seed(seed)
+    model = for_input(settings.model, scenario.input_shape, scenario.n_classes)
+    strat = make_strategy(strategy, benchmark, settings.buffer)
+    learner = Learner(model, [strat], lr=settings.lr, batch_size=settings.batch_size, epochs=settings.epochs,
+                      seed=seed, callbacks=callbacks)  # fmt: skip
+    result = learner.fit(scenario)
+    return {
+        "benchmark": benchmark, "strategy": strategy, "seed": seed, "params": strat.get_params(),
+        "settings": {"model": settings.model, "epochs": settings.epochs, "lr": settings.lr,
+                     "batch_size": settings.batch_size, "buffer": settings.buffer,
+                     "train_fraction": settings.train_fraction},
+        "accuracy_matrix": result.accuracy_matrix, "metrics": result.metrics,
+    }  # fmt: skip
+
+
+def summarize(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mean and standard deviation over seeds, one row per (benchmark, strategy)."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in runs:
+        groups.setdefault((r["benchmark"], r["strategy"]), []).append(r)
+    rows = []
+    for (benchmark, strategy), rs in groups.items():
+        row: dict[str, Any] = {"benchmark": benchmark, "strategy": strategy, "seeds": len(rs)}
+        for k in rs[0]["metrics"]:
+            vals = [float(r["metrics"][k]) for r in rs]
+            row[k] = statistics.fmean(vals)
+            row[k + "_std"] = statistics.stdev(vals) if len(vals) > 1 else 0.0
+        rows.append(row)
+    return rows

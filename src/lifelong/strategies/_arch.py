@@ -1,0 +1,120 @@
+"""Helpers for architectural strategies: MLP structure, growth, gating, routing samples by task id.
+
+Architectural methods (PNN, HAT, CPG, DEN, heads, adapters) change or wrap the model. They
+keep their structure as plain state (sizes, task lists) and rebuild modules from it in
+``attach``, so checkpoints hold tensors only.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor, nn
+
+from lifelong.errors import StrategyMismatchError
+
+if TYPE_CHECKING:
+    from lifelong.learn.learner import Learner
+
+
+def mlp_linears(model: nn.Module, who: str) -> list[nn.Linear]:
+    """The Linear layers of an MLP in order: hidden layers, then the classifier."""
+    feats, clf = getattr(model, "features", None), getattr(model, "classifier", None)
+    ok = isinstance(feats, nn.Sequential) and isinstance(clf, nn.Linear)
+    if not ok or any(not isinstance(m, (nn.Flatten, nn.Linear, nn.ReLU)) for m in feats):
+        raise StrategyMismatchError(
+            f"{who} needs an MLP (features of Flatten/Linear/ReLU and a Linear classifier), got "
+            f"{type(model).__name__}; build the model with lifelong.learn.models.MLP"
+        )
+    return [m for m in feats if isinstance(m, nn.Linear)] + [clf]
+
+
+def set_linear(model: nn.Module, i: int, layer: nn.Linear) -> None:
+    """Replace the ``i``-th Linear of an MLP (the last one is the classifier)."""
+    slots = [k for k, m in enumerate(model.features) if isinstance(m, nn.Linear)]
+    if i == len(slots):
+        model.classifier = layer
+    else:
+        model.features[slots[i]] = layer
+
+
+def resized(layer: nn.Linear, n_out: int, n_in: int, zero_new_inputs: bool = False) -> nn.Linear:
+    """A copy of ``layer`` with more outputs/inputs; old weights kept, new ones freshly initialised."""
+    new = nn.Linear(n_in, n_out, bias=layer.bias is not None).to(layer.weight.device)
+    with torch.no_grad():
+        if zero_new_inputs:  # new input units start disconnected: the function is unchanged
+            new.weight[:, layer.in_features :] = 0
+        new.weight[: layer.out_features, : layer.in_features] = layer.weight
+        if layer.bias is not None:
+            new.bias[: layer.out_features] = layer.bias
+    for p, old in zip(new.parameters(), layer.parameters()):
+        p.requires_grad_(old.requires_grad)
+    return new
+
+
+def grow_hidden(model: nn.Module, who: str, sizes: Sequence[int], zero_new_inputs: bool = False) -> bool:
+    """Grow the MLP's hidden layers to ``sizes`` units (never shrinks); True if anything changed."""
+    changed = False
+    for i, n in enumerate(sizes):
+        lins = mlp_linears(model, who)
+        extra = n - lins[i].out_features
+        if extra <= 0:
+            continue
+        set_linear(model, i, resized(lins[i], n, lins[i].in_features))
+        nxt = lins[i + 1]
+        set_linear(model, i + 1, resized(nxt, nxt.out_features, nxt.in_features + extra, zero_new_inputs))
+        changed = True
+    return changed
+
+
+def gated_forward(model: nn.Module, x: Tensor, gates: Sequence[Tensor | None]) -> Tensor:
+    """MLP forward with hidden layer ``l``'s activations multiplied by ``gates[l]`` ([B, units] or [units])."""
+    h, layer = x, 0
+    for m in model.features:
+        h = m(h)
+        if isinstance(m, nn.ReLU):
+            if gates[layer] is not None:
+                h = h * gates[layer]
+            layer += 1
+    return model.classifier(h)
+
+
+def route(x: Tensor, t: Tensor | None, fn: Callable[[Tensor, int | None], Tensor]) -> Tensor:
+    """Apply ``fn(x_task, task)`` to each task's samples and reassemble the outputs in input order."""
+    if t is None:
+        return fn(x, None)
+    tasks = t.unique()
+    if len(tasks) == 1:  # the common case: one task per batch, no gather/scatter
+        return fn(x, int(tasks[0]))
+    parts = {int(u): (t == u).nonzero().squeeze(1) for u in tasks}
+    outs = {u: fn(x[idx], u) for u, idx in parts.items()}
+    first = next(iter(outs.values()))
+    out = first.new_empty((len(x), *first.shape[1:]))
+    for u, idx in parts.items():
+        out[idx] = outs[u]
+    return out
+
+
+def task_masked(learner: Learner, logits: Tensor, t: Tensor | None) -> Tensor:
+    """Logits outside each sample's task classes set to -inf (as the learner's default forward)."""
+    mask = learner.task_mask(t, logits.shape[1])
+    return logits if mask is None else logits.masked_fill(~mask, float("-inf"))
+
+
+def fresh_copy(module: nn.Module, drop: Sequence[str] = ()) -> nn.Module:
+    """A re-initialised copy of ``module`` without the submodules named in ``drop``."""
+    originals = dict(module._modules)
+    for k in drop:
+        module._modules.pop(k, None)
+    try:
+        new = copy.deepcopy(module)
+    finally:  # restore in the original order (parameter order is what optimizers see)
+        module._modules.clear()
+        module._modules.update(originals)
+    for m in new.modules():
+        if hasattr(m, "reset_parameters"):
+            m.reset_parameters()
+    return new.requires_grad_(True)

@@ -1,0 +1,144 @@
+"""Bottleneck adapters (and input prompts) on a frozen backbone.
+
+Houlsby et al. (2019), "Parameter-Efficient Transfer Learning for NLP": after each hidden
+activation a residual ``h + up(relu(down(h)))`` with ``up`` initialised to zero, so a new
+adapter starts as the identity. The backbone (``model.features``, optionally the classifier)
+is frozen; with ``per_experience=True`` each experience trains its own adapters and task ids
+choose them at inference (without task ids the newest set is used). Optional prompts are
+learnable vectors added to the backbone's input (a minimal form of prompt tuning).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor, nn
+
+from lifelong.learn.strategy import Strategy
+from lifelong.strategies._arch import route, task_masked
+from lifelong.strategies._masks import FrozenEntries
+
+if TYPE_CHECKING:
+    from lifelong.data.scenarios import Experience
+    from lifelong.learn.learner import Learner
+
+
+class Bottleneck(nn.Module):
+    """``h + up(relu(down(h)))`` over the channel dimension (dim 1) of ``h``."""
+
+    def __init__(self, dim: int, bottleneck: int) -> None:
+        super().__init__()
+        self.down, self.up = nn.Linear(dim, bottleneck), nn.Linear(bottleneck, dim)
+        nn.init.zeros_(self.up.weight)
+        nn.init.zeros_(self.up.bias)
+
+    def forward(self, h: Tensor) -> Tensor:
+        z = h.movedim(1, -1)  # [B, ..., C]: channels last
+        return h + self.up(torch.relu(self.down(z))).movedim(-1, 1)
+
+
+class Adapters(Strategy):
+    """Adapters after every hidden ReLU of ``model.features``; ``remove()`` restores the backbone.
+
+    Parameters
+    ----------
+    bottleneck : width of each adapter.
+    per_experience : a new adapter set per experience (earlier sets frozen) or one shared set.
+    prompt : also learn a vector added to the input of the first Linear/Conv layer.
+    freeze_classifier : freeze ``model.classifier`` too; otherwise it trains, with the rows of
+        earlier tasks' classes held fixed when task ids are given.
+    tune_first : train the backbone during the first experience (when it is not pretrained).
+    enabled : False leaves the model exactly as it is.
+    """
+
+    name = "adapters"
+
+    def __init__(self, bottleneck: int = 16, per_experience: bool = True, prompt: bool = False,
+                 freeze_classifier: bool = False, tune_first: bool = False, enabled: bool = True) -> None:  # fmt: skip
+        self.bottleneck, self.per_experience, self.prompt = bottleneck, per_experience, prompt
+        self.freeze_classifier, self.tune_first, self.enabled = freeze_classifier, tune_first, enabled
+        self.sets_: list[int] = []  # task id of each adapter set, in order
+        self._frozen = FrozenEntries()
+
+    def _slots(self, model: nn.Module) -> tuple[list[tuple[int, int]], tuple[int, tuple[int, ...]]]:
+        """(features index, width) after each ReLU, and (index, shape) of the prompt."""
+        slots, width, prompt = [], 0, None
+        for i, m in enumerate(model.features):
+            if isinstance(m, (nn.Linear, nn.Conv2d)):
+                if prompt is None:
+                    prompt = (i, (m.in_features,) if isinstance(m, nn.Linear) else (m.in_channels, 1, 1))
+                width = m.out_features if isinstance(m, nn.Linear) else m.out_channels
+            elif isinstance(m, nn.ReLU):
+                slots.append((i, width))
+        return slots, prompt or (0, ())
+
+    def attach(self, learner: Learner) -> None:
+        if not self.enabled or not self.sets_:  # the backbone is frozen once the first set exists
+            return
+        model = learner.model
+        slots, (_, shape) = self._slots(model)
+        if not hasattr(model, "adapters"):
+            model.adapters = nn.ModuleList()
+            model.prompts = nn.ParameterList()
+        device = next(model.parameters()).device
+        while len(model.adapters) < len(self.sets_):
+            model.adapters.append(nn.ModuleList(Bottleneck(w, self.bottleneck) for _, w in slots).to(device))
+            if self.prompt:
+                model.prompts.append(torch.zeros(shape, device=device))
+        tune = self.tune_first and learner.experience_index <= 0
+        model.features.requires_grad_(tune)
+        model.classifier.requires_grad_(not self.freeze_classifier)
+        for i, (a, p) in enumerate(zip(model.adapters, [*model.prompts] or [None] * len(model.adapters))):
+            a.requires_grad_(i == len(model.adapters) - 1)
+            if p is not None:
+                p.requires_grad_(i == len(model.adapters) - 1)
+        learner.reset_optimizer()
+
+    def before_experience(self, learner: Learner, experience: Experience) -> None:
+        if self.enabled and (not self.sets_ or (self.per_experience and self.sets_[-1] != experience.task_id)):
+            self.sets_.append(experience.task_id)
+        self.attach(learner)
+        old = torch.zeros(learner.model.classifier.out_features, dtype=torch.bool)
+        for task, cls in learner.task_classes.items():
+            if task != experience.task_id and self.per_experience:
+                old[list(cls)] = True  # rows only earlier tasks use: their outputs must not move
+        w, b = learner.model.classifier.weight, learner.model.classifier.bias
+        names = {id(p): n for n, p in learner.model.named_parameters()}
+        self._frozen.set({names[id(w)]: old[:, None].expand_as(w).clone(), names[id(b)]: old})
+
+    def after_backward(self, learner: Learner) -> None:
+        self._frozen.after_backward(learner)
+
+    def after_step(self, learner: Learner) -> None:
+        self._frozen.after_step(learner)
+
+    def forward(self, learner: Learner, x: Tensor, t: Tensor | None) -> Tensor | None:
+        if not self.enabled or not self.sets_:
+            return None
+        model = learner.model
+        slots, (prompt_at, _) = self._slots(model)
+        after = {i: k for k, (i, _) in enumerate(slots)}
+
+        def adapted(xs: Tensor, task: int | None) -> Tensor:
+            s = len(self.sets_) - 1 - self.sets_[::-1].index(task) if task in self.sets_ else len(self.sets_) - 1
+            h = xs
+            for i, m in enumerate(model.features):
+                if i == prompt_at and self.prompt:
+                    h = h + model.prompts[s]
+                h = m(h)
+                if i in after:
+                    h = model.adapters[s][after[i]](h)
+            return model.classifier(h)
+
+        return task_masked(learner, route(x, t, adapted), t)
+
+    def remove(self, learner: Learner) -> None:
+        """Delete every adapter and prompt; the backbone is back exactly as it was, and trainable."""
+        for attr in ("adapters", "prompts"):
+            if hasattr(learner.model, attr):
+                delattr(learner.model, attr)
+        self.sets_, self.enabled = [], False
+        self._frozen.set({})
+        learner.model.requires_grad_(True)
+        learner.reset_optimizer()

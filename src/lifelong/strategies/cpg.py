@@ -1,0 +1,182 @@
+"""CPG: Compacting, Picking and Growing for unforgetting continual learning.
+
+Hung et al. (2019), "Compacting, Picking and Growing for Unforgetting Continual Learning".
+A task trains the free weights of an MLP and, through a real-valued mask thresholded to
+binary (straight-through gradient), *picks* which frozen weights of earlier tasks help it.
+Then its weights are *compacted*: the smallest ``prune`` fraction is released (as in PackNet)
+and the rest frozen. The hidden layers *grow* by ``grow_units`` when the free fraction of
+weights falls under ``min_free`` before a task, or when the task's training accuracy stays
+under ``target_accuracy`` after compaction (then the new units are trained and compacted).
+Simplified: one-shot instead of gradual pruning; one mask per task over weights (not biases).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from lifelong.learn.strategy import Strategy
+from lifelong.strategies._arch import grow_hidden, mlp_linears, route, task_masked
+from lifelong.strategies._masks import FrozenEntries, accuracy, prune_free, retrain
+
+if TYPE_CHECKING:
+    from lifelong.data.scenarios import Experience
+    from lifelong.learn.learner import Learner
+
+
+class CPG(Strategy):
+    """Prune-and-freeze with picking masks (``model.cpg_picks``) and hidden-layer growth; MLP only.
+
+    State: ``owner_[name]`` (0 free, ``k`` kept by the ``k``-th task), ``picks_[k - 1][name]``
+    (bool: old weights task ``k`` uses), ``sizes_`` (hidden sizes now) and ``task_sizes_``
+    (hidden sizes each task was learned with: its inference uses exactly those slices).
+    """
+
+    name = "cpg"
+    supports = frozenset({"task"})
+    needs = frozenset({"task_labels"})
+
+    def __init__(self, prune: float = 0.5, finetune_epochs: int = 1, threshold: float = 5e-3,
+                 init_pick: float = 1e-2, target_accuracy: float = 0.9, min_free: float = 0.1,
+                 grow_units: int = 8, max_grow: int = 1) -> None:  # fmt: skip
+        self.prune, self.finetune_epochs, self.threshold, self.init_pick = prune, finetune_epochs, threshold, init_pick
+        self.target_accuracy, self.min_free, self.grow_units, self.max_grow = target_accuracy, min_free, grow_units, max_grow
+        self.owner_: dict[str, Tensor] = {}
+        self.picks_: list[dict[str, Tensor]] = []
+        self.tasks_: list[int] = []
+        self.sizes_: list[int] = []
+        self.task_sizes_: list[list[int]] = []
+        self._frozen = FrozenEntries()
+
+    def _layers(self, learner: Learner) -> list[tuple[str, nn.Linear]]:
+        names = {id(m): n for n, m in learner.model.named_modules()}
+        return [(names[id(m)], m) for m in mlp_linears(learner.model, "CPG")]
+
+    def attach(self, learner: Learner) -> None:
+        grow_hidden(learner.model, "CPG", self.sizes_, zero_new_inputs=True)
+        layers = self._layers(learner)
+        for name, lin in layers:  # owner maps cover every weight and bias, padded after growth
+            for kind, p in (("weight", lin.weight), ("bias", lin.bias)):
+                new = torch.zeros(p.shape, dtype=torch.int16)
+                if f"{name}.{kind}" in self.owner_:
+                    old = self.owner_[f"{name}.{kind}"]
+                    new[tuple(slice(0, s) for s in old.shape)] = old
+                self.owner_[f"{name}.{kind}"] = new
+        picks = getattr(learner.model, "cpg_picks", None)
+        new_picks = nn.ParameterDict()
+        for name, lin in layers:  # real-valued masks of the task being learned, [out, in]
+            m = torch.full_like(lin.weight, self.init_pick)
+            if picks is not None and name.replace(".", "_") in picks:
+                old = picks[name.replace(".", "_")].detach()
+                m[: old.shape[0], : old.shape[1]] = old
+            new_picks[name.replace(".", "_")] = nn.Parameter(m)
+        learner.model.cpg_picks = new_picks
+        self._frozen.set({n: o != 0 for n, o in self.owner_.items()})
+        learner.reset_optimizer()
+
+    def _grow(self, learner: Learner) -> None:
+        self.sizes_ = [lin.out_features + self.grow_units for _, lin in self._layers(learner)[:-1]]
+        self.attach(learner)
+
+    def before_experience(self, learner: Learner, experience: Experience) -> None:
+        free = sum(int((o == 0).sum()) for n, o in self.owner_.items() if n.endswith("weight"))
+        total = sum(o.numel() for n, o in self.owner_.items() if n.endswith("weight"))
+        if self.tasks_ and free < self.min_free * total:
+            self._grow(learner)  # not enough free capacity left for a new task
+        with torch.no_grad():
+            for m in learner.model.cpg_picks.values():
+                m.fill_(self.init_pick)
+        self.attach(learner)
+
+    def after_backward(self, learner: Learner) -> None:
+        self._frozen.after_backward(learner)
+
+    def after_step(self, learner: Learner) -> None:
+        self._frozen.after_step(learner)
+
+    def after_experience(self, learner: Learner, experience: Experience) -> None:
+        k, data = len(self.tasks_) + 1, experience.train
+        for round_ in range(self.max_grow + 1):
+            self._compact(learner, k)
+            if round_ == self.max_grow or not len(data) or accuracy(learner, data) >= self.target_accuracy:
+                break
+            self._grow(learner)  # the goal is not met: new units, trained with the task's weights
+            self._frozen.set({n: (o != 0) & (o != k) for n, o in self.owner_.items()})
+            learner.reset_optimizer()
+            retrain(learner, data, max(self.finetune_epochs, 1))
+        picks = {}
+        for name, lin in self._layers(learner):
+            o = self.owner_[f"{name}.weight"]
+            m = learner.model.cpg_picks[name.replace(".", "_")].detach().cpu()
+            picks[f"{name}.weight"] = (m > self.threshold) & (o > 0) & (o < k)
+        self.picks_.append(picks)
+        self.task_sizes_.append([lin.out_features for _, lin in self._layers(learner)[:-1]])
+        self.tasks_.append(experience.task_id)
+
+    def _compact(self, learner: Learner, k: int) -> None:
+        """Keep the largest free weights for task ``k``, release the rest (zero), fine-tune the kept."""
+        params = dict(learner.model.named_parameters())
+        with torch.no_grad():
+            for n, owner in self.owner_.items():
+                p, free = params[n], owner == 0
+                keep = prune_free(p.cpu(), free, self.prune) if p.dim() > 1 else free
+                p.masked_fill_((free & ~keep).to(p.device), 0.0)
+                owner[keep] = k
+        self._frozen.set({n: o != k for n, o in self.owner_.items()})
+        learner.reset_optimizer()
+        retrain(learner, learner.experience.train, self.finetune_epochs)
+
+    def forward(self, learner: Learner, x: Tensor, t: Tensor | None) -> Tensor | None:
+        if learner.experience is None and not self.tasks_:
+            return None
+        training = learner.experience is not None and learner.model.training
+        current = learner.experience.task_id if training else None
+
+        def run(xs: Tensor, task: int | None) -> Tensor:
+            if training and task == current:
+                return _mlp(xs, self._training_weights(learner))
+            if task not in self.tasks_:
+                return learner.model(xs)
+            return _mlp(xs, self._task_weights(learner, len(self.tasks_) - self.tasks_[::-1].index(task)))
+
+        return task_masked(learner, route(x, t, run), t)
+
+    def _training_weights(self, learner: Learner) -> list[tuple[Tensor, Tensor]]:
+        """Free weights and the task's own as they are; older ones times the picked binary mask."""
+        k, out = len(self.tasks_) + 1, []
+        for name, lin in self._layers(learner):
+            m = learner.model.cpg_picks[name.replace(".", "_")]
+            pick = (m > self.threshold).to(m.dtype) + (m - m.detach())  # binary forward, identity gradient
+            o = self.owner_[f"{name}.weight"].to(m.device)
+            out.append((lin.weight * torch.where((o == 0) | (o == k), torch.ones_like(m), pick), lin.bias))
+        return out
+
+    def _task_weights(self, learner: Learner, k: int) -> list[tuple[Tensor, Tensor]]:
+        """Task ``k``'s network: its own weights plus its picks, sliced to the sizes it was learned with."""
+        layers, sizes = self._layers(learner), self.task_sizes_[k - 1]
+        out = []
+        for i, (name, lin) in enumerate(layers):
+            rows = sizes[i] if i < len(sizes) else lin.out_features
+            cols = sizes[i - 1] if i > 0 else lin.in_features
+            o, ob = self.owner_[f"{name}.weight"][:rows, :cols], self.owner_[f"{name}.bias"][:rows]
+            keep = (o == k) | self.picks_[k - 1][f"{name}.weight"]
+            w = lin.weight[:rows, :cols] * keep.to(lin.weight.device)
+            out.append((w, lin.bias[:rows] * ((ob > 0) & (ob <= k)).to(lin.bias.device)))
+        return out
+
+    def memory_bytes(self) -> int:
+        tensors = [*self.owner_.values(), *(p for d in self.picks_ for p in d.values())]
+        return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def _mlp(x: Tensor, weights: list[tuple[Tensor, Tensor]]) -> Tensor:
+    """The MLP forward with explicit (weight, bias) per layer: Linear-ReLU blocks, then the classifier."""
+    h = x.flatten(1)
+    for i, (w, b) in enumerate(weights):
+        h = F.linear(h, w, b)
+        if i < len(weights) - 1:
+            h = torch.relu(h)
+    return h

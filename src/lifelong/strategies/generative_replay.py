@@ -1,0 +1,152 @@
+"""Deep Generative Replay: a generator replays pseudo-samples of the past, labelled by the old solver.
+
+Shin et al. (2017), "Continual Learning with Deep Generative Replay". A small VAE learns the
+input distribution alongside the solver, on the current inputs plus generated ones; at each
+boundary the solver and generator are frozen, and during the next experience every batch
+gets generated samples labelled by the frozen solver (arg-max over the classes it knew).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor, nn
+
+from lifelong.data.dataset import Batch
+from lifelong.learn.buffers import make_buffer
+from lifelong.learn.strategy import Strategy
+from lifelong.strategies._vae import VAE
+
+if TYPE_CHECKING:
+    from lifelong.data.scenarios import Experience
+    from lifelong.learn.learner import Learner
+
+
+class GenerativeReplay(Strategy):
+    """Append ``replay_size`` generated, pseudo-labelled samples to each batch after the first experience.
+
+    Parameters
+    ----------
+    latent_dim, hidden : size of the VAE's latent code and of its hidden layers.
+    gen_lr : Adam learning rate of the generator (one step per solver step).
+    replay_size : generated samples per batch; None matches the incoming batch (the paper's
+        equal weighting of new and replayed data).
+    store_generated : keep a reservoir of this many generated samples (drawn at each boundary),
+        replayed too; no raw sample is ever stored, for settings where data may not be kept.
+    """
+
+    name = "generative-replay"
+    supports = frozenset({"class", "domain"})
+
+    def __init__(self, latent_dim: int = 16, hidden: int = 128, gen_lr: float = 1e-3,
+                 replay_size: int | None = None, store_generated: int = 0) -> None:  # fmt: skip
+        self.latent_dim, self.hidden, self.gen_lr = latent_dim, hidden, gen_lr
+        self.replay_size, self.store_generated = replay_size, store_generated
+        self.input_shape_: list[int] = []
+        self.vae_: dict[str, Tensor] = {}  # the generator's weights, synced from the live module
+        self.vae_optimizer_: dict[str, Any] = {}
+        self.old_vae_: dict[str, Tensor] | None = None
+        self.old_solver_: dict[str, Tensor] | None = None
+        self.old_classes_: list[int] = []
+        self.memory_ = make_buffer("reservoir", store_generated)
+        self._reset_modules()
+
+    def _reset_modules(self) -> None:
+        self._vae: VAE | None = None
+        self._opt: torch.optim.Optimizer | None = None
+        self._old_vae: VAE | None = None
+        self._old_solver: nn.Module | None = None
+        self._train_x: Tensor | None = None
+
+    # -- modules, built lazily from plain state ------------------------------------------------
+    def generator(self, learner: Learner) -> VAE:
+        """The generator being trained (built on first use from ``vae_`` or seeded from the learner)."""
+        if self._vae is None:
+            seed = int(torch.randint(2**62, (1,), generator=learner.generator)) if not self.vae_ else 0
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                self._vae = VAE(self.input_shape_, self.latent_dim, self.hidden).to(learner.device)
+            if self.vae_:
+                self._vae.load_state_dict(self.vae_)
+            self._opt = torch.optim.Adam(self._vae.parameters(), lr=self.gen_lr)
+            if self.vae_optimizer_:
+                self._opt.load_state_dict(self.vae_optimizer_)
+        return self._vae
+
+    def _frozen(self, learner: Learner) -> tuple[VAE, nn.Module]:
+        if self._old_vae is None:
+            self._old_vae = VAE(self.input_shape_, self.latent_dim, self.hidden).to(learner.device)
+            self._old_vae.load_state_dict(self.old_vae_)
+            self._old_solver = copy.deepcopy(learner.model).eval().requires_grad_(False)
+            self._old_solver.load_state_dict(self.old_solver_)
+        return self._old_vae.eval().requires_grad_(False), self._old_solver
+
+    @torch.no_grad()
+    def generate(self, learner: Learner, n: int, vae: VAE, solver: nn.Module, classes: list[int]) -> Batch:
+        """``n`` samples from ``vae``, labelled by ``solver``'s arg-max over ``classes``."""
+        x = vae.sample(n, learner.generator)  # [n, *input_shape]
+        cls = torch.tensor(classes, device=x.device)
+        was_training = solver.training
+        solver.eval()
+        y = cls[solver(x)[:, cls].argmax(1)]
+        solver.train(was_training)
+        return Batch(x.cpu(), y.cpu())
+
+    # -- hooks -------------------------------------------------------------------------------------
+    def batch(self, learner: Learner, batch: Batch) -> Batch:
+        if not self.input_shape_:
+            self.input_shape_ = list(batch.x.shape[1:])
+        n = self.replay_size or len(batch.y)
+        xs, ys = [batch.x], [batch.y]
+        if self.old_vae_ is not None:
+            vae, solver = self._frozen(learner)
+            old = self.generate(learner, n, vae, solver, self.old_classes_)
+            xs.append(old.x)
+            ys.append(old.y)
+        if len(self.memory_):
+            _, stored, _ = self.memory_.sample(n, learner.generator)
+            xs.append(stored.x)
+            ys.append(stored.y)
+        self._train_x = torch.cat(xs)  # the generator learns the new and the replayed inputs
+        return batch if len(xs) == 1 else Batch(self._train_x, torch.cat(ys), batch.t)
+
+    def after_step(self, learner: Learner) -> None:
+        x = self._train_x if self._train_x is not None else learner.incoming.x
+        vae = self.generator(learner)
+        vae.train()
+        loss = vae.loss(x.to(learner.device), learner.generator)
+        self._opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self._opt.step()
+        self._train_x = None
+
+    def after_experience(self, learner: Learner, experience: Experience) -> None:
+        if self._vae is None:
+            return  # nothing was learned
+        self.old_vae_ = {k: v.detach().clone() for k, v in self._vae.state_dict().items()}
+        self.old_solver_ = {k: v.detach().clone() for k, v in learner.model.state_dict().items()}
+        self.old_classes_ = list(learner.classes_seen)
+        self._old_vae = self._old_solver = None
+        if self.store_generated:
+            new = self.generate(learner, self.store_generated, self._vae, learner.model, self.old_classes_)
+            self.memory_.add(new.x, new.y, generator=learner.generator)
+
+    # -- state and costs -------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        if self._vae is not None:
+            self.vae_ = {k: v.detach().clone() for k, v in self._vae.state_dict().items()}
+            self.vae_optimizer_ = copy.deepcopy(self._opt.state_dict())
+        return super().state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self._reset_modules()
+
+    def extra_parameters(self) -> int:
+        live = self._vae.state_dict() if self._vae is not None else self.vae_
+        return sum(v.numel() for d in (live, self.old_vae_ or {}, self.old_solver_ or {}) for v in d.values())
+
+    def memory_bytes(self) -> int:
+        return self.memory_.nbytes()

@@ -1,0 +1,89 @@
+"""Gradient Projection Memory: learn new tasks only in directions old inputs do not use.
+
+Saha, Garg & Roy (2021), "Gradient Projection Memory for Continual Learning" (ICLR).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor
+
+from lifelong.learn.strategy import Strategy
+from lifelong.strategies._importance import sample_index
+from lifelong.strategies._projection import check_projectable, grow_basis, input_grams, layers
+
+if TYPE_CHECKING:
+    from lifelong.data.scenarios import Experience
+    from lifelong.learn.learner import Learner
+
+
+class GPM(Strategy):
+    """Project each layer's weight gradient off the span of its inputs on earlier experiences.
+
+    At a boundary the inputs of every Linear and Conv2d layer (conv inputs as patches, a
+    constant 1 appended for the bias) on ``samples`` inputs of the experience give a basis ``M``
+    [d, k] holding ``threshold`` of their energy, added to the part already stored. Every step
+    then sets ``g <- g - g M M^T`` on ``[W | b]``, so outputs on old inputs do not change. The
+    output layer is projected only on the rows of classes seen before the current experience:
+    the rows of new classes are free (their old outputs are not something to keep).
+    Models with trainable weights in other layers (normalisation) are refused at construction.
+
+    Parameters
+    ----------
+    threshold : energy the basis must hold after the first experience (the paper's epsilon_th).
+    threshold_increment : added to the threshold at each later experience (capped at 1).
+    samples : inputs of each experience whose representations are collected.
+    """
+
+    name = "gpm"
+    supports = frozenset({"class", "task", "domain"})
+
+    def __init__(self, threshold: float = 0.97, threshold_increment: float = 0.0, samples: int = 125) -> None:
+        self.threshold, self.threshold_increment, self.samples = threshold, threshold_increment, samples
+        self.bases_: dict[str, Tensor] = {}  # layer name -> [d, k], orthonormal columns
+        self.old_classes_: list[int] = []
+
+    def attach(self, learner: Learner) -> None:
+        check_projectable(learner.model, "GPM")
+
+    def after_backward(self, learner: Learner) -> None:
+        if not self.bases_:
+            return
+        head = _head(learner)
+        for name, module in layers(learner.model):
+            m = self.bases_.get(name)
+            w = module.weight
+            if m is None or w.grad is None:
+                continue
+            has_bias = module.bias is not None
+            g = w.grad.reshape(len(w), -1)  # [out, d(-1)]
+            if has_bias:
+                b = module.bias.grad if module.bias.grad is not None else w.new_zeros(len(w))
+                g = torch.cat([g, b[:, None]], 1)
+            rows = [c for c in self.old_classes_ if c < len(w)] if name == head else slice(None)
+            g[rows] -= (g[rows] @ m) @ m.T
+            w.grad.copy_(g[:, : g.shape[1] - has_bias].reshape(w.shape))
+            if has_bias and module.bias.grad is not None:
+                module.bias.grad.copy_(g[:, -1])
+
+    def after_experience(self, learner: Learner, experience: Experience) -> None:
+        data = experience.train
+        if len(data) == 0:
+            return
+        index = sample_index(learner, len(data), self.samples)
+        chunks = [data.features(index[i : i + 256]).to(learner.device) for i in range(0, len(index), 256)]
+        threshold = min(1.0, self.threshold + self.threshold_increment * max(learner.experience_index, 0))
+        for name, gram in input_grams(learner.model, chunks).items():
+            self.bases_[name] = grow_basis(self.bases_.get(name), gram, threshold)
+        self.old_classes_ = list(learner.classes_seen)
+
+    def extra_parameters(self) -> int:
+        return sum(m.numel() for m in self.bases_.values())
+
+
+def _head(learner: Learner) -> str | None:
+    """Name of the last Linear/Conv2d layer: the one that outputs the logits."""
+    names = [name for name, _ in layers(learner.model)]
+    return names[-1] if names else None

@@ -1,0 +1,166 @@
+"""iCaRL: herding exemplars, distillation and a nearest-mean-of-exemplars classifier.
+
+Rebuffi et al. (2017), "iCaRL: Incremental Classifier and Representation Learning". The
+memory is split equally across the classes seen; each class keeps a herding-ordered set, so
+shrinking it at a boundary keeps a prefix. Exemplars are trained on with the new data.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from lifelong.data.dataset import Batch, Dataset, concat
+from lifelong.errors import ConfigError
+from lifelong.learn.strategy import Strategy
+from lifelong.strategies._herding import herding
+from lifelong.strategies.ncm import embed, n_outputs, nearest_mean_scores
+
+if TYPE_CHECKING:
+    from lifelong.data.scenarios import Experience
+    from lifelong.learn.learner import Learner
+
+
+class ICaRL(Strategy):
+    """Train on data plus exemplars with distillation; predict by the nearest mean of exemplars.
+
+    Parameters
+    ----------
+    buffer_size : exemplars in total, split equally across the classes seen.
+    distillation : ``bce`` (the paper: sigmoid outputs, new classes classified, old classes
+        distilled from the previous model) or ``kd`` (cross-entropy plus softmax distillation).
+    temperature : softens the ``kd`` distributions.
+    alpha : weight of the ``kd`` term.
+    """
+
+    name = "icarl"
+    supports = frozenset({"class", "task", "domain"})
+
+    def __init__(self, buffer_size: int = 500, distillation: str = "bce", temperature: float = 2.0,
+                 alpha: float = 1.0) -> None:  # fmt: skip
+        if distillation not in ("bce", "kd"):
+            raise ConfigError(f"distillation: unknown {distillation!r}; valid: bce, kd")
+        self.buffer_size, self.distillation, self.temperature, self.alpha = (
+            buffer_size,
+            distillation,
+            temperature,
+            alpha,
+        )
+        self.exemplars_: dict[str, Tensor] = {}  # x (storage dtype), y, t; grouped by class, herding order
+        self.means_: Tensor | None = None  # [C, D] normalised mean of exemplar features per class
+        self.old_state_: dict[str, Tensor] | None = None
+        self.old_classes_: list[int] = []
+        self._old_model: nn.Module | None = None
+
+    # -- training --------------------------------------------------------------------------
+    def train_data(self, learner: Learner, experience: Experience, data: Dataset) -> Dataset:
+        if not self.exemplars_ or len(data) == 0:
+            return data
+        ex = self.exemplars_
+        memory = Dataset(
+            ex["x"].to(data.x.dtype), ex["y"], None if data.t is None else ex["t"], data.scale, "exemplars"
+        )
+        return concat([data, memory], data.name)
+
+    def _old_logits(self, learner: Learner, batch: Batch) -> Tensor:
+        if self._old_model is None:  # built lazily so the state stays plain tensors
+            self._old_model = copy.deepcopy(learner.model).eval().requires_grad_(False)
+            self._old_model.load_state_dict(self.old_state_)
+        with torch.no_grad():
+            return self._old_model(batch.x)
+
+    def loss(self, learner: Learner, batch: Batch, logits: Tensor) -> Tensor | None:
+        if self.distillation != "bce":
+            return None
+        seen = torch.tensor(learner.classes_seen, device=logits.device)
+        target = F.one_hot(batch.y, logits.shape[1]).to(logits.dtype)  # [B, n_out]
+        current = set(learner.experience.classes) if learner.experience is not None else set()
+        distil = [c for c in self.old_classes_ if c not in current]  # old classes not in this experience
+        if self.old_state_ is not None and distil:
+            old = torch.tensor(distil, device=logits.device)
+            target[:, old] = torch.sigmoid(self._old_logits(learner, batch)[:, old])
+        mask = learner.task_mask(batch.t, logits.shape[1])
+        if mask is not None:  # masked logits are -inf: their targets are 0 and clamping zeroes their gradient
+            target = target * mask
+        z = logits.clamp(min=-30.0)[:, seen]
+        return F.binary_cross_entropy_with_logits(z, target[:, seen], reduction="sum") / len(z)
+
+    def penalty(self, learner: Learner, batch: Batch, logits: Tensor) -> Tensor | None:
+        if self.distillation != "kd" or self.old_state_ is None or not self.old_classes_:
+            return None
+        old = self._old_logits(learner, batch)[:, self.old_classes_]
+        t = self.temperature
+        new = logits[:, self.old_classes_]
+        kd = F.kl_div(
+            F.log_softmax(new / t, 1), F.log_softmax(old / t, 1), reduction="batchmean", log_target=True
+        )
+        return self.alpha * t * t * kd
+
+    # -- boundary: exemplars, means, teacher -----------------------------------------------------
+    @torch.no_grad()
+    def _features(self, learner: Learner, x: Tensor, scale: float) -> Tensor:
+        was_training = learner.model.training
+        learner.model.eval()
+        out = [embed(learner.model, x[i : i + 512].float().mul(scale).to(learner.device)).cpu()
+               for i in range(0, len(x), 512)]  # fmt: skip
+        learner.model.train(was_training)
+        return torch.cat(out)
+
+    def _stored(self, c: int, like: Tensor) -> tuple[Tensor, Tensor]:
+        """Class ``c``'s exemplars (x in ``like``'s dtype, t), in herding order."""
+        if not self.exemplars_:
+            return like[:0], torch.zeros(0, dtype=torch.long)
+        rows = (self.exemplars_["y"] == c).nonzero().squeeze(1)
+        return self.exemplars_["x"][rows].to(like.dtype), self.exemplars_["t"][rows]
+
+    def after_experience(self, learner: Learner, experience: Experience) -> None:
+        data = experience.train
+        old = set(self.exemplars_["y"].tolist()) if self.exemplars_ else set()
+        classes = sorted(set(learner.classes_seen) | old)
+        m = self.buffer_size // max(1, len(classes))  # memory split equally across classes
+        xs, ys, ts, means = [], [], [], {}
+        for c in classes:
+            x, t = self._stored(c, data.x)
+            new = (data.y == c).nonzero().squeeze(1)
+            if len(new):  # candidates: the old exemplars and the new samples of the class
+                x = torch.cat([x, data.x[new]])
+                t = torch.cat(
+                    [t, data.t[new] if data.t is not None else torch.zeros(len(new), dtype=torch.long)]
+                )
+            if len(x) == 0:
+                continue
+            f = self._features(learner, x, data.scale)  # [N, D]
+            # herding when the class got data, else an old class shrinks to its first m
+            pick = herding(f, m) if len(new) else torch.arange(min(m, len(x)))
+            xs.append(x[pick])
+            ys.append(torch.full((len(pick),), c, dtype=torch.long))
+            ts.append(t[pick])
+            if len(pick):
+                means[c] = F.normalize(f[pick].mean(0), dim=0)
+        if xs:
+            self.exemplars_ = {"x": torch.cat(xs), "y": torch.cat(ys), "t": torch.cat(ts)}
+        dim = next(iter(means.values())).shape[0] if means else 0
+        self.means_ = torch.zeros(max(classes) + 1, dim) if means else None
+        for c, mu in means.items():
+            self.means_[c] = mu
+        self.old_state_ = {k: v.detach().clone() for k, v in learner.model.state_dict().items()}
+        self.old_classes_ = list(learner.classes_seen)
+        self._old_model = None
+
+    def predict(self, learner: Learner, x: Tensor, t: Tensor | None) -> Tensor | None:
+        if self.means_ is None:
+            return None
+        known = self.means_.norm(dim=1) > 0
+        scores = nearest_mean_scores(embed(learner.model, x), self.means_, known, n_outputs(learner.model))
+        mask = learner.task_mask(t, scores.shape[1])
+        return scores if mask is None else scores.masked_fill(~mask, float("-inf"))
+
+    def memory_bytes(self) -> int:
+        return sum(v.numel() * v.element_size() for v in self.exemplars_.values())
+
+    def extra_parameters(self) -> int:
+        return sum(v.numel() for v in self.old_state_.values()) if self.old_state_ else 0

@@ -1,0 +1,60 @@
+"""Memory Aware Synapses: keep weights the network's output is most sensitive to, without labels.
+
+Aljundi, Babiloni, Elhoseiny, Rohrbach & Tuytelaars (2018), "Memory Aware Synapses: Learning
+what (not) to forget".
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from torch import Tensor
+
+from lifelong.data.dataset import Batch
+from lifelong.learn.strategy import Strategy
+from lifelong.strategies._importance import mean_abs_gradient, quadratic_penalty, trainable
+
+if TYPE_CHECKING:
+    from lifelong.data.scenarios import Experience
+    from lifelong.learn.learner import Learner
+
+
+def _squared_output_norm(logits: Tensor, y: Tensor, mask: Tensor) -> Tensor:
+    """``||f(x)||_2^2`` over the outputs of the sample's task; the label is not used."""
+    return logits.masked_fill(~mask, 0.0).pow(2).sum()
+
+
+class MAS(Strategy):
+    """Penalty ``lam * sum_i Omega_i (theta_i - theta*_i)^2``, ``Omega = mean_x |d ||f(x)||^2 / d theta|``.
+
+    Importances are estimated at each boundary on the experience's inputs (no labels needed) and
+    summed over experiences; the anchor is the latest boundary's weights.
+
+    Parameters
+    ----------
+    lam : penalty strength.
+    samples : inputs of the experience used to estimate ``Omega`` (None: all).
+    """
+
+    name = "mas"
+    supports = frozenset({"class", "task", "domain"})
+
+    def __init__(self, lam: float = 1.0, samples: int | None = None) -> None:
+        self.lam, self.samples = lam, samples
+        self.omega_: dict[str, Tensor] = {}
+        self.anchor_: dict[str, Tensor] = {}
+
+    def penalty(self, learner: Learner, batch: Batch, logits: Tensor) -> Tensor | None:
+        if not self.omega_:
+            return None
+        return self.lam * quadratic_penalty(learner, self.anchor_, self.omega_)
+
+    def after_experience(self, learner: Learner, experience: Experience) -> None:
+        if len(experience.train) == 0:
+            return
+        omega = mean_abs_gradient(learner, experience.train, _squared_output_norm, self.samples)
+        self.omega_ = {n: self.omega_[n] + v if n in self.omega_ else v for n, v in omega.items()}
+        self.anchor_ = {n: p.detach().clone() for n, p in trainable(learner).items() if n in self.omega_}
+
+    def extra_parameters(self) -> int:
+        return sum(t.numel() for d in (self.omega_, self.anchor_) for t in d.values())

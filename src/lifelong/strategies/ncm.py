@@ -1,0 +1,110 @@
+"""Nearest class mean: classify by the closest class mean of L2-normalised features.
+
+Mensink et al. (2013), "Distance-Based Image Classification: Generalizing to New Classes
+at Near-Zero Cost"; used over frozen (pretrained) features as a continual-learning baseline,
+e.g. Janson et al. (2022), "A Simple Baseline that Questions the Use of Pretrained-Models in
+Continual Learning". The means are running sums, so learning is online and task-free.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from lifelong.errors import StrategyMismatchError
+from lifelong.learn.strategy import Strategy
+
+if TYPE_CHECKING:
+    from lifelong.learn.learner import Learner
+
+
+def embed(model: nn.Module, x: Tensor) -> Tensor:
+    """L2-normalised ``model.features(x)``, flattened to [B, D]."""
+    if not hasattr(model, "features"):
+        raise StrategyMismatchError(
+            f"{type(model).__name__} has no .features module; nearest-mean methods need a model split into "
+            "features and classifier (lifelong.learn.models.MLP or CNN)"
+        )
+    return F.normalize(model.features(x).flatten(1), dim=1)
+
+
+def nearest_mean_scores(features: Tensor, means: Tensor, known: Tensor, n_outputs: int) -> Tensor:
+    """Scores ``-||f - mu_c||^2`` [B, max(n_outputs, C)]; classes without a mean get ``-inf``.
+
+    ``features`` [B, D] and ``means`` [C, D] are L2-normalised; ``known`` [C] marks classes
+    that have a mean, so the arg-max is the nearest mean.
+    """
+    scores = -torch.cdist(features, means.to(features)).square()  # [B, C]
+    scores = scores.masked_fill(~known.to(features.device), float("-inf"))
+    if n_outputs > scores.shape[1]:
+        scores = F.pad(scores, (0, n_outputs - scores.shape[1]), value=float("-inf"))
+    return scores
+
+
+def n_outputs(model: nn.Module) -> int:
+    head = getattr(model, "classifier", None)
+    return int(getattr(head, "out_features", 0))
+
+
+class NCM(Strategy):
+    """Predict the class whose running mean of normalised features is nearest.
+
+    Parameters
+    ----------
+    freeze : freeze ``model.features`` (``requires_grad=False``) so the means never go stale
+        and only they are learned; with ``freeze=False`` the extractor keeps training and the
+        means mix features of different ages.
+
+    Examples
+    --------
+    >>> from lifelong.checks import toy_scenario, toy_model
+    >>> from lifelong.learn.learner import Learner
+    >>> learner = Learner(toy_model(), [NCM()], lr=0.1, batch_size=16)
+    >>> learner.fit(toy_scenario()).metrics["acc"] > 0.8
+    True
+    """
+
+    name = "ncm"
+
+    def __init__(self, freeze: bool = True) -> None:
+        self.freeze = freeze
+        self.sums_: Tensor | None = None  # [C, D] sum of normalised features per class
+        self.counts_: Tensor | None = None  # [C]
+
+    def attach(self, learner: Learner) -> None:
+        if self.freeze and hasattr(learner.model, "features"):
+            learner.model.features.requires_grad_(False)
+            learner.reset_optimizer()
+
+    @torch.no_grad()
+    def after_step(self, learner: Learner) -> None:
+        x, y, _ = learner.incoming
+        model = learner.model
+        was_training = model.training
+        model.eval()  # deterministic features (batch norm, dropout) for the means
+        f = embed(model, x.to(learner.device)).cpu()  # [B, D]
+        model.train(was_training)
+        n = int(y.max()) + 1
+        if self.sums_ is None:
+            self.sums_, self.counts_ = torch.zeros(n, f.shape[1]), torch.zeros(n)
+        elif n > len(self.sums_):
+            grow = n - len(self.sums_)
+            self.sums_ = torch.cat([self.sums_, torch.zeros(grow, f.shape[1])])
+            self.counts_ = torch.cat([self.counts_, torch.zeros(grow)])
+        self.sums_.index_add_(0, y, f)
+        self.counts_.index_add_(0, y, torch.ones(len(y)))
+
+    def predict(self, learner: Learner, x: Tensor, t: Tensor | None) -> Tensor | None:
+        if self.sums_ is None:
+            return None
+        known = self.counts_ > 0
+        means = F.normalize(self.sums_ / self.counts_.clamp(min=1).unsqueeze(1), dim=1)
+        scores = nearest_mean_scores(embed(learner.model, x), means, known, n_outputs(learner.model))
+        mask = learner.task_mask(t, scores.shape[1])
+        return scores if mask is None else scores.masked_fill(~mask, float("-inf"))
+
+    def extra_parameters(self) -> int:
+        return 0 if self.sums_ is None else self.sums_.numel() + self.counts_.numel()

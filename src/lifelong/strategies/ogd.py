@@ -1,0 +1,78 @@
+"""Orthogonal Gradient Descent: step only orthogonal to the gradients of earlier tasks' outputs.
+
+Farajtabar, Azizan, Mott & Li (2020), "Orthogonal Gradient Descent for Continual Learning"
+(AISTATS); this is the paper's GTL variant (gradient of the ground-truth logit).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor
+
+from lifelong.errors import ConfigError
+from lifelong.learn.strategy import Strategy
+from lifelong.strategies._importance import per_sample_gradients, sample_index, trainable
+from lifelong.strategies._projection import extend_rows
+
+if TYPE_CHECKING:
+    from lifelong.data.scenarios import Experience
+    from lifelong.learn.learner import Learner
+
+
+def _true_logit(logits: Tensor, y: Tensor, mask: Tensor) -> Tensor:
+    return logits.gather(1, y[:, None]).sum()
+
+
+class OGD(Strategy):
+    """Project every step's gradient onto the orthogonal complement of stored output gradients.
+
+    At a boundary, ``memory_per_experience`` samples of the experience give the gradients of
+    their ground-truth logit w.r.t. all trainable weights (flattened, [P]); their part outside the
+    stored span is orthonormalised into ``basis_`` [K, P]. Each step then sets
+    ``g <- g - basis^T (basis g)``, so to first order the model's outputs on those samples
+    do not move. Designed for plain SGD (momentum mixes in unprojected past steps).
+
+    Parameters
+    ----------
+    memory_per_experience : samples whose gradients are stored at each boundary.
+    """
+
+    name = "ogd"
+    supports = frozenset({"class", "task", "domain"})
+
+    def __init__(self, memory_per_experience: int = 100) -> None:
+        self.memory_per_experience = memory_per_experience
+        self.basis_: Tensor | None = None
+
+    def after_backward(self, learner: Learner) -> None:
+        if self.basis_ is None or len(self.basis_) == 0:
+            return
+        params = list(trainable(learner).values())
+        g = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in params])
+        self._check_size(len(g))
+        g = g - self.basis_.T @ (self.basis_ @ g)
+        for p, part in zip(params, g.split([p.numel() for p in params])):
+            p.grad = part.reshape(p.shape).clone()
+
+    def after_experience(self, learner: Learner, experience: Experience) -> None:
+        data = experience.train
+        if len(data) == 0 or self.memory_per_experience == 0:
+            return
+        b = data.batch(sample_index(learner, len(data), self.memory_per_experience))
+        grads = per_sample_gradients(learner, b.x, b.t, b.y, _true_logit)  # name -> [n, *shape]
+        flat = torch.cat([g.reshape(len(b.y), -1) for g in grads.values()], 1)  # [n, P]
+        if self.basis_ is not None:
+            self._check_size(flat.shape[1])
+        self.basis_ = extend_rows(self.basis_, flat)
+
+    def _check_size(self, n: int) -> None:
+        if self.basis_ is not None and self.basis_.shape[1] != n:
+            raise ConfigError(
+                f"OGD stored directions of {self.basis_.shape[1]} weights but the model now has {n}; "
+                "OGD cannot follow a model that grows: use it without growing strategies"
+            )
+
+    def extra_parameters(self) -> int:
+        return 0 if self.basis_ is None else self.basis_.numel()

@@ -1,0 +1,97 @@
+"""PackNet: pack several tasks into one network by iterative pruning.
+
+Mallya & Lazebnik (2018), "PackNet: Adding Multiple Tasks to a Single Network by Iterative
+Pruning". After a task trains on the free weights, the smallest ``prune`` fraction of them is
+set to zero and released for later tasks; the rest belong to the task and are frozen. Task
+``t`` predicts with the weights of tasks up to itself only, so its outputs never change again.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor
+from torch.func import functional_call
+
+from lifelong.learn.strategy import Strategy
+from lifelong.strategies._arch import route, task_masked
+from lifelong.strategies._masks import FrozenEntries, prune_free, retrain
+
+if TYPE_CHECKING:
+    from lifelong.data.scenarios import Experience
+    from lifelong.learn.learner import Learner
+
+
+class PackNet(Strategy):
+    """Prune-and-freeze per task; inference for task ``t`` masks out weights of later tasks.
+
+    Parameters
+    ----------
+    prune : fraction of a task's free weights released after it trains (weight matrices only;
+        biases are kept whole by the first task that trains them, as in the paper).
+    finetune_epochs : passes over the task's data after pruning, training only its kept weights.
+
+    Notes
+    -----
+    ``owner_[name]`` holds, per parameter entry, 0 (free) or ``k`` (kept by the ``k``-th task,
+    whose id is ``tasks_[k - 1]``). Masks cost memory (``memory_bytes``), not parameters.
+    """
+
+    name = "packnet"
+    supports = frozenset({"task"})
+    needs = frozenset({"task_labels"})
+
+    def __init__(self, prune: float = 0.5, finetune_epochs: int = 1) -> None:
+        self.prune, self.finetune_epochs = prune, finetune_epochs
+        self.owner_: dict[str, Tensor] = {}
+        self.tasks_: list[int] = []
+        self._frozen = FrozenEntries()
+
+    def before_experience(self, learner: Learner, experience: Experience) -> None:
+        self._frozen.set({n: o != 0 for n, o in self.owner_.items()})
+        learner.reset_optimizer()  # no momentum carried into weights owned by earlier tasks
+
+    def after_backward(self, learner: Learner) -> None:
+        self._frozen.after_backward(learner)
+
+    def after_step(self, learner: Learner) -> None:
+        self._frozen.after_step(learner)
+
+    def after_experience(self, learner: Learner, experience: Experience) -> None:
+        params = dict(learner.model.named_parameters())
+        if not self.owner_:
+            self.owner_ = {n: torch.zeros(p.shape, dtype=torch.int16) for n, p in params.items()}
+        k = len(self.tasks_) + 1
+        with torch.no_grad():
+            for n, p in params.items():
+                owner = self.owner_[n]
+                free = owner == 0
+                keep = prune_free(p.cpu(), free, self.prune) if p.dim() > 1 else free
+                p.masked_fill_((free & ~keep).to(p.device), 0.0)  # released weights restart from zero
+                owner[keep] = k
+        self.tasks_.append(experience.task_id)
+        if self.finetune_epochs > 0 and len(experience.train):
+            self._frozen.set({n: o != k for n, o in self.owner_.items()})  # released ones stay zero
+            learner.reset_optimizer()
+            retrain(learner, experience.train, self.finetune_epochs)
+
+    def predict(self, learner: Learner, x: Tensor, t: Tensor | None) -> Tensor | None:
+        if t is None or not self.tasks_:
+            return None
+        params = dict(learner.model.named_parameters())
+
+        def task_forward(xs: Tensor, task: int | None) -> Tensor:
+            if task not in self.tasks_:  # not trained yet: the whole network, as is
+                return learner.model(xs)
+            k = len(self.tasks_) - self.tasks_[::-1].index(task)  # latest owner index of this task
+            masked = {}
+            for n, p in params.items():
+                o = self.owner_[n].to(p.device)
+                masked[n] = p * ((o > 0) & (o <= k))  # [shape of p]: weights of tasks 1..k only
+            return functional_call(learner.model, masked, (xs,))
+
+        return task_masked(learner, route(x, t, task_forward), t)
+
+    def memory_bytes(self) -> int:
+        return sum(o.numel() * o.element_size() for o in self.owner_.values())

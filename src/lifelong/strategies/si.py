@@ -1,0 +1,84 @@
+"""Synaptic Intelligence: weights that reduced the loss most along their path are kept closest.
+
+Zenke, Poole & Ganguli (2017), "Continual Learning Through Synaptic Intelligence".
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from torch import Tensor
+
+from lifelong.data.dataset import Batch
+from lifelong.learn.strategy import Strategy
+from lifelong.strategies._importance import quadratic_penalty, trainable
+
+if TYPE_CHECKING:
+    from lifelong.data.scenarios import Experience
+    from lifelong.learn.learner import Learner
+
+
+class SI(Strategy):
+    """Penalty ``c * sum_i omega_i (theta_i - theta*_i)^2`` with importances from the path integral.
+
+    Each step adds ``w_i += -g_i * delta_theta_i`` (``g``: the gradient before the step, less this
+    method's own penalty, as in the authors' code). At a boundary ``omega_i += max(w_i, 0) /
+    (Delta_i^2 + xi)``, ``Delta`` being how far the weight moved over the experience; the clamp
+    drops negative contributions (possible with momentum) so the penalty stays convex.
+
+    Parameters
+    ----------
+    c : penalty strength.
+    xi : damping: keeps ``omega`` finite for weights that barely moved.
+    """
+
+    name = "si"
+    supports = frozenset({"class", "task", "domain"})
+
+    def __init__(self, c: float = 1.0, xi: float = 1e-3) -> None:
+        self.c, self.xi = c, xi
+        self.omega_: dict[str, Tensor] = {}
+        self.anchor_: dict[str, Tensor] = {}
+        self.start_: dict[str, Tensor] = {}  # weights when the current experience began
+        self.path_: dict[str, Tensor] = {}  # running path integral w over the current experience
+        self._grad: dict[str, Tensor] = {}  # per step: gradient and weights before optimizer.step()
+        self._before: dict[str, Tensor] = {}
+
+    def before_experience(self, learner: Learner, experience: Experience) -> None:
+        self.start_ = {n: p.detach().clone() for n, p in trainable(learner).items()}
+        self.path_ = {n: p.detach().new_zeros(p.shape) for n, p in trainable(learner).items()}
+
+    def penalty(self, learner: Learner, batch: Batch, logits: Tensor) -> Tensor | None:
+        if not self.omega_:
+            return None
+        return self.c * quadratic_penalty(learner, self.anchor_, self.omega_)
+
+    def after_backward(self, learner: Learner) -> None:
+        self._grad, self._before = {}, {}
+        for n, p in trainable(learner).items():
+            if p.grad is None:
+                continue
+            g = p.grad.detach().clone()
+            if n in self.omega_:  # d/dtheta of our own penalty: the path integral measures the task loss
+                g -= 2 * self.c * self.omega_[n] * (p.detach() - self.anchor_[n])
+            self._grad[n], self._before[n] = g, p.detach().clone()
+
+    def after_step(self, learner: Learner) -> None:
+        for n, p in trainable(learner).items():
+            if n in self._grad and n in self.path_:
+                self.path_[n] -= self._grad[n] * (p.detach() - self._before[n])
+        self._grad, self._before = {}, {}
+
+    def after_experience(self, learner: Learner, experience: Experience) -> None:
+        for n, p in trainable(learner).items():
+            if n not in self.path_:
+                continue
+            delta = p.detach() - self.start_[n]
+            omega = self.path_[n].clamp(min=0) / (delta.pow(2) + self.xi)
+            self.omega_[n] = self.omega_[n] + omega if n in self.omega_ else omega
+        self.anchor_ = {n: p.detach().clone() for n, p in trainable(learner).items() if n in self.omega_}
+        self.path_, self.start_ = {}, {}
+
+    def extra_parameters(self) -> int:
+        states = (self.omega_, self.anchor_, self.start_, self.path_)
+        return sum(t.numel() for d in states for t in d.values())

@@ -1,0 +1,82 @@
+"""Map every user-caused error to a 4xx JSON body ``{"error": {"type", "message"}}``; keep serving."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from lifelong.errors import CheckpointError, LifelongError, NotFoundError, RegistryError
+from lifelong.system.schemas import InputTooLargeError
+
+log = logging.getLogger(__name__)
+
+
+class AuthError(LifelongError):
+    """No bearer token was sent (HTTP 401)."""
+
+
+class ForbiddenError(AuthError):
+    """A bearer token was sent but it is wrong (HTTP 403)."""
+
+
+class BodyTooLargeError(InputTooLargeError):
+    """The request body is larger than ``max_body_bytes`` (HTTP 413)."""
+
+
+# Most specific first: the first matching class decides the status.
+STATUS: list[tuple[type[LifelongError], int]] = [
+    (ForbiddenError, 403),
+    (AuthError, 401),
+    (NotFoundError, 404),
+    (InputTooLargeError, 413),
+    (RegistryError, 409),
+    (CheckpointError, 409),
+    (LifelongError, 422),
+]
+
+
+def error_response(
+    status: int, kind: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse({"error": {"type": kind, "message": message}}, status_code=status, headers=headers)
+
+
+def status_of(err: LifelongError) -> int:
+    return next(code for cls, code in STATUS if isinstance(err, cls))
+
+
+async def _lifelong(request: Request, err: Exception) -> JSONResponse:
+    assert isinstance(err, LifelongError)
+    status = status_of(err)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return error_response(status, type(err).__name__, str(err), headers)
+
+
+async def _validation(request: Request, err: Exception) -> JSONResponse:
+    assert isinstance(err, RequestValidationError)
+    problems = err.errors()
+    if any(p.get("type") == "json_invalid" for p in problems):
+        return error_response(400, "MalformedJSON", "the request body is not valid JSON")
+    parts = [f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}" for e in problems[:5]]
+    return error_response(422, "ValidationError", "; ".join(parts))
+
+
+async def _http(request: Request, err: Exception) -> JSONResponse:
+    assert isinstance(err, HTTPException)
+    return error_response(err.status_code, "HTTPError", str(err.detail), getattr(err, "headers", None))
+
+
+async def _unexpected(request: Request, err: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return error_response(500, "InternalError", "internal error; see the server log")
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(LifelongError, _lifelong)
+    app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(HTTPException, _http)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,54 @@
+"""``create_app(settings)``: the FastAPI shell around :class:`~lifelong.system.service.System`.
+
+Models are loaded in ``lifespan`` (never at import), the registry is polled every
+``poll_seconds`` so versions promoted by the worker process are hot-swapped, and each resource has
+its own router module under ``lifelong.system.api``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import torch
+from fastapi import FastAPI
+
+from lifelong import __version__
+from lifelong.system.api import deployments, errors, feedback, metrics, models, monitoring, predict, samples
+from lifelong.system.service import System
+from lifelong.system.settings import Settings
+
+
+def create_app(settings: Settings | None = None, *, system: System | None = None) -> FastAPI:
+    """Build the app. Pass ``system`` to serve one you own (it is then neither polled nor closed here)."""
+    settings = system.settings if system is not None else (settings or Settings())
+    token = settings.require_token()  # refuse to start with auth on and no token
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = system is None
+        if owned and settings.torch_threads is not None:  # the process is the server's: tune it
+            torch.set_num_threads(settings.torch_threads)
+        app.state.system = System(settings) if owned else system
+        if owned:
+            app.state.system.start_polling()
+        try:
+            yield
+        finally:
+            if owned:
+                app.state.system.close()
+
+    app = FastAPI(
+        title="lifelong",
+        version=__version__,
+        summary="Serve continually learning models: champion, canary, shadow, feedback, drift.",
+        lifespan=lifespan,
+    )
+    app.state.token = token
+    app.state.http_metrics = metrics.HttpMetrics()
+    app.add_middleware(metrics.ObserveAndLimit, metrics=app.state.http_metrics,
+                       max_body_bytes=settings.max_body_bytes)  # fmt: skip
+    errors.install(app)
+    for module in (predict, feedback, samples, models, deployments, monitoring, metrics):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,233 @@
+"""Which model answers a request: the champion, a canary share of traffic, a mirrored shadow.
+
+The live set of models is one frozen :class:`Live` object held by a :class:`ModelHolder`. A swap
+builds a new ``Live`` (loading happens beforehand, off the request path) and replaces the
+reference with one assignment, which is atomic in Python: a request reads the reference once and
+keeps a consistent snapshot, so no request fails or waits while models change.
+
+:class:`MicroBatcher` groups concurrent requests into one forward pass and one store transaction;
+with SQLite's fsync per commit that is what lets throughput grow with the number of clients.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+import torch
+from torch import Tensor
+
+from lifelong.errors import DataError, NotFoundError
+from lifelong.learn.learner import Learner
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A loaded, read-only version: the learner in eval mode, and the sample shape it accepts."""
+
+    version: int
+    learner: Learner
+    input_shape: tuple[int, ...] | None  # None: unknown (custom model), checked by running it
+
+    @classmethod
+    def of(cls, version: int, learner: Learner) -> Loaded:
+        # eval() once, here: predict_logits then never toggles modes, so concurrent calls are safe.
+        learner.model.eval()
+        return cls(version, learner, input_shape_of(learner))
+
+    def logits(self, x: Tensor) -> Tensor:
+        """Logits [B, n_classes] for x [B, *input_shape]; a shape the model rejects is a DataError."""
+        try:
+            return self.learner.predict_logits(x).float()
+        except RuntimeError as err:  # shape mismatch inside a custom model
+            raise DataError(
+                f"version {self.version} cannot take inputs of shape {tuple(x.shape[1:])}"
+            ) from err
+
+
+@dataclass(frozen=True)
+class Live:
+    """The models serving right now. Immutable: change it by building a new one and swapping."""
+
+    champion: Loaded
+    canary: Loaded | None = None
+    canary_share: float = 0.0
+    shadow: Loaded | None = None
+    shadow_share: float = 0.0
+
+    def versions(self) -> dict[str, tuple[int, float | None]]:
+        out: dict[str, tuple[int, float | None]] = {"champion": (self.champion.version, None)}
+        if self.canary is not None:
+            out["canary"] = (self.canary.version, self.canary_share)
+        if self.shadow is not None:
+            out["shadow"] = (self.shadow.version, self.shadow_share)
+        return out
+
+
+class ModelHolder:
+    """The injected hot-swap point: ``live`` is read once per batch, ``swap`` is one assignment."""
+
+    def __init__(self, live: Live | None = None) -> None:
+        self._live = live
+        self.swaps = 0
+
+    @property
+    def live(self) -> Live:
+        live = self._live  # one read: the caller keeps this snapshot for the whole batch
+        if live is None:
+            raise NotFoundError("no champion is deployed; register one with System.bootstrap(learner)")
+        return live
+
+    @property
+    def ready(self) -> bool:
+        return self._live is not None
+
+    def swap(self, live: Live) -> Live | None:
+        """Replace the live set; never blocks and never fails. Returns the previous one."""
+        old, self._live = self._live, live
+        self.swaps += 1
+        return old
+
+
+def bucket(request_id: str, salt: str = "") -> float:
+    """A stable number in [0, 1) for ``request_id``: the same id is always routed the same way."""
+    digest = hashlib.blake2b(f"{salt}{request_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") / 2.0**64
+
+
+@dataclass
+class Routed:
+    """Outputs of one batch: per sample the variant and version that answered, label and scores."""
+
+    variants: list[str]
+    versions: list[int]
+    labels: list[int]
+    scores: Tensor  # [B, n_classes] softmax
+    mirror: Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.bool))  # [B] to shadow
+
+
+def route(live: Live, x: Tensor, request_ids: Sequence[str]) -> Routed:
+    """Answer x [B, ...] with the champion, or the canary for ids hashed under its share."""
+    n = len(request_ids)
+    to_canary = torch.tensor(
+        [live.canary is not None and bucket(r) < live.canary_share for r in request_ids], dtype=torch.bool
+    )
+    groups = [(live.champion, ~to_canary, "champion")]
+    if live.canary is not None and bool(to_canary.any()):
+        groups.append((live.canary, to_canary, "canary"))
+    scores: Tensor | None = None
+    variants, versions = ["champion"] * n, [live.champion.version] * n
+    for model, mask, variant in groups:
+        if not bool(mask.any()):
+            continue
+        probs = model.logits(x[mask]).softmax(1)
+        if scores is None:
+            scores = torch.zeros(n, probs.shape[1])
+        if probs.shape[1] != scores.shape[1]:  # canary with another head size: pad the narrower one
+            width = max(probs.shape[1], scores.shape[1])
+            scores = torch.nn.functional.pad(scores, (0, width - scores.shape[1]))
+            probs = torch.nn.functional.pad(probs, (0, width - probs.shape[1]))
+        scores[mask] = probs
+        for i in mask.nonzero().flatten().tolist():
+            variants[i], versions[i] = variant, model.version
+    assert scores is not None or n == 0
+    scores = scores if scores is not None else torch.zeros(0, 0)
+    mirror = torch.tensor(
+        [live.shadow is not None and bucket(r, "shadow:") < live.shadow_share for r in request_ids],
+        dtype=torch.bool,
+    )
+    return Routed(variants, versions, scores.argmax(1).tolist(), scores, mirror)
+
+
+def input_shape_of(learner: Learner) -> tuple[int, ...] | None:
+    """The sample shape a model built by ``lifelong.learn.models`` takes; None for custom modules."""
+    spec = getattr(learner.model, "lifelong_spec", None) or {}
+    kw = spec.get("kwargs", {})
+    if spec.get("name") == "mlp":
+        return (int(kw.get("in_features", 784)),)
+    if spec.get("name") == "cnn":
+        side = int(kw.get("image_size", 28))
+        return (int(kw.get("in_channels", 1)), side, side)
+    return None
+
+
+@dataclass
+class _Job(Generic[T, R]):
+    item: T
+    future: Future[R]
+
+
+class MicroBatcher(Generic[T, R]):
+    """Run ``process(items) -> results`` on one worker thread over whatever requests are waiting.
+
+    While a batch is processed new requests queue up and form the next batch, so batching adds
+    no wait under light load and amortizes the forward pass and the store's fsync under heavy load.
+    ``process`` returns one result or exception per item; an exception fails only that request.
+    """
+
+    def __init__(
+        self,
+        process: Callable[[list[T]], list[R | BaseException]],
+        *,
+        max_items: int = 64,
+        max_wait_s: float = 0.0,
+        name: str = "lifelong-batcher",
+    ) -> None:
+        self.process, self.max_items, self.max_wait_s = process, max_items, max_wait_s
+        self._queue: queue.SimpleQueue[_Job[T, R] | None] = queue.SimpleQueue()
+        self.batches = 0
+        self.items = 0
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, item: T) -> Future[R]:
+        future: Future[R] = Future()
+        self._queue.put(_Job(item, future))
+        return future
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            jobs, stop = [first], False
+            deadline = time.monotonic() + self.max_wait_s
+            while len(jobs) < self.max_items:
+                try:
+                    timeout = deadline - time.monotonic()
+                    job = self._queue.get(timeout=timeout) if timeout > 0 else self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if job is None:
+                    stop = True
+                    break
+                jobs.append(job)
+            self._run_batch(jobs)
+            if stop:
+                return
+
+    def _run_batch(self, jobs: list[_Job[T, R]]) -> None:
+        self.batches += 1
+        self.items += len(jobs)
+        try:
+            results: Sequence[R | BaseException] = self.process([j.item for j in jobs])
+        except BaseException as err:  # a bug in process: fail the batch, keep serving
+            results = [err] * len(jobs)
+        for job, result in zip(jobs, results):
+            if isinstance(result, BaseException):
+                job.future.set_exception(result)
+            else:
+                job.future.set_result(result)

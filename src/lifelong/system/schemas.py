@@ -1,0 +1,152 @@
+"""Request and response bodies of the HTTP API, and the validation of inputs at that boundary.
+
+Inputs arrive as JSON nested lists of numbers and become a float32 array here, checked for shape
+(against the serving model's input shape), finiteness and batch size before any model sees them.
+Nothing user-supplied is ever unpickled.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from lifelong.errors import DataError
+
+_EXAMPLE = [[0.1, -1.2, 0.3, 2.0, 0.0, 0.5, -0.7, 1.1]]
+
+
+class InputTooLargeError(DataError):
+    """A request carries more samples or bytes than the server accepts (HTTP 413)."""
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PredictRequest(_Body):
+    inputs: list[Any] = Field(
+        ...,
+        min_length=1,
+        description="a batch: one nested list of numbers per sample, shaped like the model's input",
+        examples=[_EXAMPLE],
+    )
+    ids: list[str] | None = Field(
+        None, description="optional request id per sample; the same id is always routed the same way"
+    )
+
+
+class Prediction(BaseModel):
+    id: str = Field(..., description="prediction id; send it back with POST /v1/feedback")
+    label: int
+    scores: list[float] = Field(..., description="class probabilities")
+    version: int = Field(..., description="model version that answered")
+    variant: Literal["champion", "canary"]
+
+
+class PredictResponse(BaseModel):
+    predictions: list[Prediction]
+
+
+class FeedbackRequest(_Body):
+    prediction_id: str = Field(..., min_length=1, max_length=64)
+    label: int = Field(..., ge=0, description="the true class")
+
+
+class SamplesRequest(_Body):
+    inputs: list[Any] = Field(..., min_length=1, examples=[_EXAMPLE])
+    labels: list[int] | None = Field(None, description="one class per sample, if known")
+
+
+class SamplesResponse(BaseModel):
+    ids: list[int]
+
+
+class ModelInfo(BaseModel):
+    version: int
+    parent: int | None
+    created: float
+    strategy: str
+    params: dict[str, Any]
+    metrics: dict[str, Any]
+    aliases: list[str]
+
+
+class PromoteRequest(_Body):
+    alias: Literal["champion", "canary", "shadow"] = "champion"
+
+
+class RollbackRequest(_Body):
+    alias: Literal["champion", "canary", "shadow"] = "champion"
+
+
+class RollbackResponse(BaseModel):
+    alias: str
+    version: int | None = Field(..., description="the version the alias points at now (None: unset)")
+
+
+class DeploymentRequest(_Body):
+    version: int = Field(..., ge=1)
+    mode: Literal["canary", "shadow"] = "canary"
+    share: float = Field(0.1, gt=0.0, le=1.0, description="canary traffic share, or shadow mirroring share")
+
+
+class AliasInfo(BaseModel):
+    version: int
+    share: float | None
+
+
+class Deployments(BaseModel):
+    aliases: dict[str, AliasInfo]
+
+
+class CanaryDecision(BaseModel):
+    decision: Literal["none", "wait", "promote", "rollback"]
+    canary: int | None = None
+    champion: int | None = None
+    canary_accuracy: float | None = None
+    champion_accuracy: float | None = None
+    canary_labelled: int = 0
+    champion_labelled: int = 0
+
+
+class EventOut(BaseModel):
+    id: int
+    ts: float
+    kind: str
+    payload: dict[str, Any]
+
+
+class ErrorDetail(BaseModel):
+    type: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+def to_array(inputs: Any, input_shape: tuple[int, ...] | None, max_batch: int) -> np.ndarray:
+    """Turn a JSON batch into float32 [B, *input_shape]; raise a DataError that says what is wrong."""
+    if not isinstance(inputs, list | np.ndarray) or len(inputs) == 0:
+        raise DataError("inputs must be a non-empty list with one entry per sample")
+    if len(inputs) > max_batch:
+        raise InputTooLargeError(f"batch of {len(inputs)} samples exceeds the limit of {max_batch}; split it")
+    try:
+        raw = np.asarray(inputs)
+    except ValueError as err:  # ragged nesting
+        raise DataError(f"inputs are ragged: every sample must have the same shape ({err})") from err
+    if raw.dtype.kind not in "fiu":
+        raise DataError(f"inputs must hold only numbers, got {raw.dtype.name!s} values")
+    with np.errstate(over="ignore"):  # overflow to inf is caught just below
+        x = raw.astype(np.float32)
+    if not np.isfinite(x).all():
+        raise DataError("inputs contain NaN or infinite values (or values beyond float32 range)")
+    if x.ndim < 2:
+        raise DataError(
+            f"inputs must be a batch of samples, got shape {x.shape}; wrap one sample as [sample]"
+        )
+    if input_shape is not None and tuple(x.shape[1:]) != tuple(input_shape):
+        raise DataError(f"each sample must have shape {list(input_shape)}, got {list(x.shape[1:])}")
+    return x

@@ -1,0 +1,292 @@
+"""Replay a drifting stream through the real system and measure what each policy buys.
+
+For each policy: a fresh data directory, a first champion trained on the stream's first phase (from
+samples the stream does not contain), the FastAPI app under uvicorn on a free loopback port (in this
+process) and the worker in its own process. The client sends every sample to ``POST /v1/predict`` in
+arrival order at ``rate`` samples per second, and each true label to ``POST /v1/feedback``
+``label_delay`` samples later. Prequential accuracy (each prediction judged before its label trains
+anything) is read from the answers; the rest from the store and registry once the run ends.
+
+Reported per policy: prequential accuracy (overall and over time), accuracy at the end on every
+phase's test set, drift detections and their delay after the true phase boundaries, versions
+trained / stopped by the gate / promoted / rolled back, and training compute (the trainer's
+``process_time``) next to the worker process's total CPU (``getrusage``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lifelong.errors import ConfigError
+from lifelong.system.policy import KINDS
+
+SMOOTH = 250  # samples in the moving average of the prequential curve
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """One simulation. ``samples`` is the stream length (six equal phases)."""
+
+    stream: str = "fmnist-drift"
+    strategy: str = "replay"
+    samples: int = 9000
+    label_delay: int = 100
+    rate: float = 150.0  # samples per second sent by the client (0: as fast as possible)
+    chunk: int = 25  # samples per predict request
+    bootstrap: int = 1000
+    seed: int = 0
+    test_size: int = 1000
+    poll: float = 0.25
+
+    def policy_json(self, kind: str) -> dict[str, Any]:
+        """Policy fields scaled to the stream: schedules every half phase, windows of one phase."""
+        phase = self.samples // 6
+        base: dict[str, Any] = {"min_samples": max(50, phase // 8), "window": phase, "drift_window": max(50, phase // 8)}
+        if kind.startswith("scheduled"):
+            base["every_samples"] = max(50, phase // 2)
+        if kind == "continual":
+            base.update(strategy=self.strategy, strategy_params=_strategy_params(self.strategy, phase))
+        return base
+
+
+def _strategy_params(strategy: str, phase: int) -> dict[str, Any]:
+    return {"buffer_size": max(100, phase // 2)} if strategy == "replay" else {}
+
+
+# --- one run ---------------------------------------------------------------------------------------
+def run_policy(kind: str, cfg: SimConfig, out: Path) -> dict[str, Any]:
+    """Run the whole loop for one policy; return its results row (also the curve, for plots)."""
+    import httpx
+    import torch
+    import uvicorn
+
+    from lifelong.data.streams import DriftingStream, make_stream
+    from lifelong.learn.learner import Learner
+    from lifelong.system.app import create_app
+    from lifelong.system.registry import Registry
+    from lifelong.system.settings import Settings
+    from lifelong.system.store import Store
+    from lifelong.system.trainer import bootstrap
+
+    if kind not in KINDS:
+        raise ConfigError(f"simulate: unknown policy {kind!r}; choose from {', '.join(KINDS)}")
+    torch.set_num_threads(1)
+    data_dir = out / kind
+    if data_dir.exists():
+        shutil.rmtree(data_dir)
+    stream = make_stream(cfg.stream, cfg.seed, phase_length=max(1, cfg.samples // 6), chunk_size=cfg.chunk)
+    policy_fields = cfg.policy_json(kind)
+    with Store(data_dir=data_dir) as store:  # the first champion, from first-phase samples not in the stream
+        phase0 = replace(stream.phases[0], length=cfg.bootstrap)
+        first = DriftingStream(stream.split, [phase0], seed=cfg.seed + 7919).phase_data(0)
+        strategies = [cfg.strategy] if kind == "continual" and cfg.strategy != "naive" else []
+        bootstrap(store, Registry(store), first, n_classes=10, strategies=strategies,
+                  strategy_params=policy_fields.get("strategy_params", {}), seed=cfg.seed)  # fmt: skip
+
+    port = _free_port()
+    settings = Settings(data_dir=data_dir, auth=False, port=port, poll_seconds=0.2, verify_artifacts=False)
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
+    thread.start()
+    worker_log = (data_dir / "worker.log").open("wb")
+    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "lifelong.system.worker", "--data-dir", str(data_dir), "--policy", kind,
+         "--policy-json", json.dumps(policy_fields), "--poll", str(cfg.poll)],
+        stdout=worker_log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not server.started:
+            if time.monotonic() > deadline or not thread.is_alive():
+                raise RuntimeError("the server did not start within 60 s")
+            time.sleep(0.05)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+            correct, versions, pids = _drive(client, stream, cfg)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(120)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+        worker_log.close()
+        server.should_exit = True
+        thread.join(30)
+    cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    worker_cpu = (cpu_after.ru_utime + cpu_after.ru_stime) - (cpu_before.ru_utime + cpu_before.ru_stime)
+
+    with Store(data_dir=data_dir) as store:
+        registry = Registry(store)
+        champion = Learner.load(registry.get(registry.alias("champion")).path)
+        final = []
+        for i in range(len(stream.phases)):
+            test = stream.test_set(i, size=cfg.test_size)
+            x = test.features().reshape(len(test), -1)
+            final.append(float((champion.predict(x) == test.y).float().mean()))
+        summary = _summarise(store, stream.boundaries, pids)
+    acc = np.asarray(correct, dtype=float)
+    return {
+        "policy": kind,
+        "strategy": cfg.strategy if kind == "continual" else ("scratch" if kind == "scheduled-retrain" else "naive"),
+        "prequential_accuracy": float(acc.mean()),
+        "prequential_by_phase": [float(acc[a:b].mean()) for a, b in zip(stream.boundaries, [*stream.boundaries[1:], len(acc)])],
+        "final_accuracy": float(np.mean(final)),
+        "final_by_phase": dict(zip([p.name for p in stream.phases], final)),
+        "worker_cpu_seconds": worker_cpu,
+        "versions_served": sorted(set(versions)),
+        "curve": _smooth(acc).tolist()[:: max(1, len(acc) // 400)],
+        "curve_step": max(1, len(acc) // 400),
+        **summary,
+    }  # fmt: skip
+
+
+def _drive(client: Any, stream: Any, cfg: SimConfig) -> tuple[list[bool], list[int], dict[str, int]]:
+    """Send the stream in arrival order; labels follow ``label_delay`` samples behind."""
+    correct: list[bool] = []
+    versions: list[int] = []
+    pids: dict[str, int] = {}  # prediction id -> stream index, to place drift events on the stream
+    pending: deque[tuple[int, str, int]] = deque()
+    start = time.monotonic()
+    for chunk in stream:
+        x = (chunk.x.float() * stream.split.train.scale).reshape(len(chunk.x), -1)
+        r = client.post("/v1/predict", json={"inputs": x.tolist()})
+        r.raise_for_status()
+        for k, (p, y) in enumerate(zip(r.json()["predictions"], chunk.y.tolist())):
+            index = chunk.start + k
+            correct.append(p["label"] == y)
+            versions.append(p["version"])
+            pids[p["id"]] = index
+            pending.append((index + cfg.label_delay, p["id"], y))
+        now_index = chunk.start + len(chunk.x)
+        while pending and pending[0][0] <= now_index:
+            _, pid, y = pending.popleft()
+            client.post("/v1/feedback", json={"prediction_id": pid, "label": y}).raise_for_status()
+        if cfg.rate > 0:  # pace the stream: the worker reacts in wall-clock time, as in production
+            ahead = now_index / cfg.rate - (time.monotonic() - start)
+            if ahead > 0:
+                time.sleep(ahead)
+    while pending:
+        _, pid, y = pending.popleft()
+        client.post("/v1/feedback", json={"prediction_id": pid, "label": y}).raise_for_status()
+    return correct, versions, pids
+
+
+def _summarise(store: Any, boundaries: Sequence[int], pids: dict[str, int]) -> dict[str, Any]:
+    """Detections placed on the stream, with their delay after the last true boundary; version counts."""
+    import sqlalchemy as sa
+
+    from lifelong.system.store import predictions
+
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(predictions.c.id, predictions.c.sample_id)).all()
+    index_of = {sid: pids[pid] for pid, sid in rows if pid in pids and sid is not None}
+    detections = []
+    for kind in ("data_drift", "performance_drift"):
+        for e in store.events(kind, limit=100_000):
+            at = index_of.get(e.payload.get("at"))
+            if at is None:
+                continue
+            phase = int(np.searchsorted(boundaries, at, side="right")) - 1
+            detections.append({"at": at, "delay": at - boundaries[phase], "phase": phase,
+                               "kind": kind.removesuffix("_drift")})  # fmt: skip
+    detections.sort(key=lambda d: d["at"])
+    first_delay = {}
+    for b, boundary in enumerate(boundaries[1:], start=1):
+        hits = [d["delay"] for d in detections if d["phase"] == b]
+        first_delay[str(boundary)] = min(hits) if hits else None
+    gates = store.events("gate", limit=100_000)
+    promotions = [e for e in store.events("promotion", limit=100_000) if e.payload.get("previous") is not None]
+    rollbacks = store.events("rollback", limit=100_000) + store.events("canary_rollback", limit=100_000)
+    return {
+        "train_cpu_seconds": float(sum(g.payload.get("train_cpu_seconds", 0.0) for g in gates)),
+        "versions_trained": len(gates),
+        "versions_gated": sum(not g.payload["passed"] for g in gates),
+        "versions_promoted": len(promotions),
+        "rollbacks": len(rollbacks),
+        "drift_detections": detections,
+        "boundaries": list(boundaries),
+        "first_detection_delay": first_delay,
+    }
+
+
+def _smooth(acc: np.ndarray) -> np.ndarray:
+    kernel = np.ones(min(SMOOTH, len(acc))) / min(SMOOTH, len(acc))
+    return np.convolve(acc, kernel, mode="valid")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# --- many runs, reports -------------------------------------------------------------------------
+def simulate(policies: Sequence[str], cfg: SimConfig, out: str | os.PathLike[str]) -> dict[str, Any]:
+    """Run each policy on the same stream; write ``results.json``, ``prequential.png`` and return them."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = [run_policy(kind, cfg, out) for kind in policies]
+    results = {"config": cfg.__dict__, "policies": rows}
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    plot(results, out / "prequential.png")
+    return results
+
+
+def plot(results: dict[str, Any], path: Path) -> None:
+    """Prequential accuracy over the stream, one line per policy, true boundaries dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    for row in results["policies"]:
+        xs = np.arange(len(row["curve"])) * row["curve_step"] + SMOOTH
+        ax.plot(xs, row["curve"], label=f"{row['policy']} ({row['prequential_accuracy']:.3f})")
+        marks = [d["at"] for d in row["drift_detections"]]
+        if marks and len(results["policies"]) == 1:
+            ax.plot(marks, [0.02] * len(marks), "|", color="C3", markersize=12, label="drift detected")
+    for b in results["policies"][0]["boundaries"][1:]:
+        ax.axvline(b, color="grey", linestyle="--", linewidth=0.8)
+    ax.set(xlabel="sample", ylabel=f"prequential accuracy (moving {SMOOTH})", ylim=(0, 1))
+    ax.legend(loc="lower left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def table(results: dict[str, Any]) -> Any:
+    """A rich table of the headline figures, one row per policy."""
+    from rich.table import Table
+
+    t = Table(title="lifelong simulate")
+    for col in ("policy", "prequential", "final", "train CPU s", "worker CPU s", "trained", "gated",
+                "promoted", "rollbacks", "detections", "median delay"):  # fmt: skip
+        t.add_column(col, justify="left" if col == "policy" else "right")
+    for r in results["policies"]:
+        delays = [d for d in r["first_detection_delay"].values() if d is not None]
+        t.add_row(
+            r["policy"], f"{r['prequential_accuracy']:.3f}", f"{r['final_accuracy']:.3f}",
+            f"{r['train_cpu_seconds']:.1f}", f"{r['worker_cpu_seconds']:.1f}", str(r["versions_trained"]),
+            str(r["versions_gated"]), str(r["versions_promoted"]), str(r["rollbacks"]),
+            str(len(r["drift_detections"])),
+            f"{np.median(delays):.0f} ({len(delays)}/{len(r['first_detection_delay'])})" if delays else "-",
+        )  # fmt: skip
+    return t

@@ -1,0 +1,43 @@
+"""Adapters: per-experience sets keep earlier tasks bit-identical; removal restores the backbone exactly."""
+
+import copy
+
+import torch
+
+from lifelong.checks import toy_model, toy_scenario
+from lifelong.learn.learner import Learner
+from lifelong.learn.models import n_parameters
+from lifelong.strategies import Adapters
+
+
+def test_earlier_task_logits_are_bit_identical_after_later_tasks() -> None:
+    stream = toy_scenario("task")
+    first, second = stream.experiences
+    learner = Learner(toy_model(), [Adapters(bottleneck=4)], lr=0.1, batch_size=8, momentum=0.9, weight_decay=1e-3)
+    learner.learn(first)
+    before = learner.predict_logits(first.test.features(), first.test.t)
+    learner.learn(second)
+    assert torch.equal(before, learner.predict_logits(first.test.features(), first.test.t))
+    assert len(learner.model.adapters) == 2
+    assert learner.extra_parameters() == sum(n_parameters(a) for a in learner.model.adapters)
+
+
+def test_removal_restores_the_backbone_exactly() -> None:
+    model = toy_model()
+    original = copy.deepcopy(model)
+    strategy = Adapters(bottleneck=4, prompt=True, freeze_classifier=True)
+    learner = Learner(model, [strategy], lr=0.1, batch_size=8, momentum=0.9, weight_decay=1e-3)
+    x = toy_scenario("class").experiences[0].test.features()
+    learner.fit(toy_scenario("class"))
+    assert not torch.equal(original(x), learner.predict_logits(x))  # the adapters changed the outputs
+    strategy.remove(learner)
+    assert torch.equal(original(x), learner.predict_logits(x))
+    assert not hasattr(learner.model, "adapters") and learner.extra_parameters() == 0
+
+
+def test_disabled_adapters_leave_the_model_alone() -> None:
+    model = toy_model()
+    original = copy.deepcopy(model)
+    learner = Learner(model, [Adapters(enabled=False)], lr=0.1)
+    x = toy_scenario("class").experiences[0].test.features()
+    assert torch.equal(original(x), learner.predict_logits(x)) and learner.extra_parameters() == 0

@@ -1,0 +1,33 @@
+"""CPG: compact, pick and grow; earlier tasks' outputs are bit-identical, growth follows its test."""
+
+import torch
+
+from lifelong.checks import toy_model, toy_scenario
+from lifelong.learn.learner import Learner
+from lifelong.strategies import CPG
+
+
+def _two_tasks(strategy: CPG) -> tuple[Learner, torch.Tensor, torch.Tensor]:
+    first, second = toy_scenario("task").experiences
+    learner = Learner(toy_model(), [strategy], lr=0.1, batch_size=8, momentum=0.9, weight_decay=1e-3)
+    learner.learn(first)
+    before = learner.predict_logits(first.test.features(), first.test.t)
+    learner.learn(second)
+    return learner, before, learner.predict_logits(first.test.features(), first.test.t)
+
+
+def test_earlier_task_logits_are_bit_identical_and_nothing_grows_when_the_goal_is_met() -> None:
+    strategy = CPG(target_accuracy=0.0)
+    learner, before, after = _two_tasks(strategy)
+    assert torch.equal(before, after)
+    assert strategy.sizes_ == [] and learner.model.features[1].out_features == 16
+    assert set(strategy.picks_[1]) and not any(p.any() for p in strategy.picks_[0].values())  # task 1 picks nothing
+
+
+def test_layers_grow_when_the_accuracy_goal_is_missed_and_old_tasks_still_match() -> None:
+    strategy = CPG(target_accuracy=1.01, grow_units=4, max_grow=1)
+    learner, before, after = _two_tasks(strategy)
+    assert torch.equal(before, after)
+    assert strategy.sizes_ == [24] and learner.model.features[1].out_features == 24  # grew once per task
+    assert strategy.task_sizes_ == [[20], [24]]
+    assert learner.extra_parameters() > 0

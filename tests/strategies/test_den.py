@@ -1,0 +1,34 @@
+"""DEN: hidden layers expand when the loss stays above the threshold, and only then; drifted units split."""
+
+from lifelong.checks import toy_model, toy_scenario
+from lifelong.learn.learner import Learner
+from lifelong.strategies import DEN
+
+
+def _fit(strategy: DEN) -> Learner:
+    learner = Learner(toy_model(), [strategy], lr=0.1, batch_size=8)
+    learner.fit(toy_scenario("task"))
+    return learner
+
+
+def test_grows_when_the_loss_threshold_is_exceeded() -> None:
+    strategy = DEN(loss_threshold=0.0, grow_units=4, split_threshold=1e9)
+    learner = _fit(strategy)
+    assert strategy.grew_ == [True, True]
+    assert learner.model.features[1].out_features == 16 + 2 * 4
+    assert learner.extra_parameters() == 2 * 4 * (8 + 1 + 4)  # new rows (8 in + bias) and columns (4 out)
+    assert strategy.born_[0].tolist() == [-1] * 16 + [0] * 4 + [1] * 4
+
+
+def test_does_not_grow_below_the_threshold() -> None:
+    strategy = DEN(loss_threshold=1e9, split_threshold=1e9)
+    learner = _fit(strategy)
+    assert strategy.grew_ == [False, False] and learner.extra_parameters() == 0
+
+
+def test_drifted_units_split_into_an_old_and_a_new_copy() -> None:
+    strategy = DEN(loss_threshold=1e9, split_threshold=0.0)
+    learner = _fit(strategy)
+    n_split = int((strategy.died_[0] == 1).sum())
+    assert n_split > 0 and learner.model.features[1].out_features == 16 + n_split
+    assert (strategy.born_[0] == 1).sum() == n_split

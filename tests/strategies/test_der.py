@@ -1,0 +1,72 @@
+"""DER / DER++: memory holds the logits given at insertion; the penalty matches them again."""
+
+import copy
+
+import torch
+import torch.nn.functional as F
+
+from lifelong.checks import toy_data, toy_model, toy_scenario
+from lifelong.learn.learner import Learner
+from lifelong.strategies import DER, DERPP
+from tests.strategies.test_gem import uint8_scenario
+
+
+def _batch(n: int = 8):
+    return toy_data().train.batch(torch.randperm(240, generator=torch.Generator().manual_seed(0))[:n])
+
+
+def test_stores_the_logits_of_the_training_forward() -> None:
+    der = DER(buffer_size=20)
+    learner = Learner(toy_model(), [der], lr=0.1, batch_size=8)
+    batch = _batch()
+    before = copy.deepcopy(learner.model)  # the model that trains on this batch (the paper's z = h(x))
+    learner.train_step(batch)
+    with torch.no_grad():
+        expected = before(batch.x)
+    assert torch.equal(der.buffer_.x[:8], batch.x)
+    assert torch.allclose(der.buffer_.logits[:8], expected)
+    assert not torch.allclose(learner.model(batch.x), expected)  # the step moved the model on
+
+
+def test_penalty_zero_when_model_still_gives_the_stored_logits() -> None:
+    der = DER(buffer_size=20)
+    learner = Learner(toy_model(), [der], lr=0.1, batch_size=8)
+    batch = _batch()
+    with torch.no_grad():
+        z = learner.model(batch.x)
+    der.buffer_.add(batch.x, batch.y, generator=learner.generator, logits=z)
+    learner.incoming = batch
+    assert float(der.penalty(learner, batch, z).detach()) == 0.0
+    with torch.no_grad():
+        learner.model.classifier.bias.add_(torch.tensor([1.0, 0.0, 0.0, 0.0]))
+    assert float(der.penalty(learner, batch, z).detach()) > 0.0
+
+
+def test_derpp_adds_cross_entropy_on_replayed_labels() -> None:
+    learner = Learner(toy_model(), [], lr=0.1, batch_size=8)
+    batch = _batch()
+    with torch.no_grad():
+        z = learner.model(batch.x)
+    for beta, positive in ((0.0, False), (0.5, True)):
+        derpp = DERPP(buffer_size=8, beta=beta)  # memory = this batch, so the CE is on it
+        derpp.buffer_.add(batch.x, batch.y, generator=learner.generator, logits=z)
+        learner.incoming = batch
+        value = float(derpp.penalty(learner, batch, z).detach())
+        assert (value > 0) == positive
+        if positive:
+            assert abs(value - 0.5 * float(F.cross_entropy(z, batch.y))) < 1e-5
+
+
+def test_task_masks_stay_finite() -> None:
+    der = DERPP(buffer_size=20)
+    learner = Learner(toy_model(), [der], lr=0.1, batch_size=32)
+    learner.fit(toy_scenario("task"))  # stored logits hold -inf outside their task
+    assert torch.isinf(der.buffer_.logits).any()
+    assert all(torch.isfinite(p).all() for p in learner.model.parameters())
+
+
+def test_uint8_budget() -> None:
+    der = DER(buffer_size=20)
+    Learner(toy_model(), [der], lr=0.1, batch_size=32).fit(uint8_scenario())
+    assert der.buffer_.x.dtype == torch.uint8
+    assert der.memory_bytes() == 20 * (8 + 8 + 8 + 4 * 4)  # uint8 inputs, label, task id, 4 float32 logits

@@ -1,0 +1,55 @@
+"""ER-ACE: the incoming loss sees only the incoming classes, the replayed loss every seen class."""
+
+import torch
+import torch.nn.functional as F
+
+from lifelong.checks import toy_model, toy_scenario
+from lifelong.data.dataset import Batch
+from lifelong.learn.learner import Learner
+from lifelong.strategies import ERACE
+from tests.strategies.test_gem import uint8_scenario
+
+
+def _setup() -> tuple[Learner, ERACE, Batch, torch.Tensor]:
+    er = ERACE(buffer_size=20)
+    learner = Learner(toy_model(), [er], lr=0.1, batch_size=4, epochs=0)
+    for experience in toy_scenario("class").experiences:
+        learner.learn(experience)  # no training (epochs=0): only the bookkeeping, classes 0-3 seen
+    x = torch.randn(6, 8, generator=torch.Generator().manual_seed(0))
+    batch = Batch(x, torch.tensor([2, 3, 2, 3, 0, 1]))  # 4 incoming (classes 2, 3), 2 replayed (0, 1)
+    learner.incoming = Batch(x[:4], batch.y[:4])
+    logits = torch.randn(6, 4, generator=torch.Generator().manual_seed(1))
+    return learner, er, batch, logits
+
+
+def test_incoming_loss_ignores_absent_classes() -> None:
+    learner, er, batch, logits = _setup()
+    loss = er.loss(learner, batch, logits)
+    changed = logits.clone()
+    changed[:4, :2] += torch.tensor([5.0, -7.0])  # classes 0 and 1 are absent from the incoming samples
+    assert torch.equal(er.loss(learner, batch, changed), loss)
+    masked = logits[:4].clone()
+    masked[:, :2] = float("-inf")
+    expected = F.cross_entropy(masked, batch.y[:4]) + F.cross_entropy(logits[4:], batch.y[4:])
+    assert torch.allclose(loss, expected)
+
+
+def test_replayed_loss_uses_every_seen_class() -> None:
+    learner, er, batch, logits = _setup()
+    changed = logits.clone()
+    changed[4:, 3] += 5.0  # class 3 is seen and competes for the replayed samples
+    assert er.loss(learner, batch, changed) > er.loss(learner, batch, logits)
+
+
+def test_task_free() -> None:
+    er = ERACE(buffer_size=20)
+    learner = Learner(toy_model(), [er], lr=0.1, batch_size=8)
+    learner.fit(toy_scenario("task-free"))
+    assert len(er.buffer_) == 20
+
+
+def test_uint8_budget() -> None:
+    er = ERACE(buffer_size=20)
+    Learner(toy_model(), [er], lr=0.1, batch_size=32).fit(uint8_scenario())
+    assert er.buffer_.x.dtype == torch.uint8
+    assert er.memory_bytes() == 20 * (8 + 8 + 8)

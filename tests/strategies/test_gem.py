@@ -1,0 +1,80 @@
+"""GEM: the projected gradient never conflicts with a stored experience's gradient."""
+
+import torch
+
+from lifelong.checks import toy_data, toy_model, toy_scenario
+from lifelong.data.dataset import Dataset, Split
+from lifelong.data.scenarios import Scenario, class_incremental
+from lifelong.learn.learner import Learner
+from lifelong.strategies import GEM
+from lifelong.strategies.gem import flat_grad, loss_grad, project, trainable, write_grad
+
+
+def _trained(buffer_size: int = 40) -> tuple[Learner, GEM]:
+    gem = GEM(buffer_size=buffer_size)
+    learner = Learner(toy_model(), [gem], lr=0.1, batch_size=32)
+    learner.fit(toy_scenario("class"))  # two experiences: two memories
+    return learner, gem
+
+
+def _memory_grads(learner: Learner, gem: GEM) -> torch.Tensor:
+    params = trainable(learner.model)
+    return torch.stack(
+        [
+            loss_grad(learner, params, x.float() * s, y, t)
+            for x, y, t, s in zip(gem.x_, gem.y_, gem.t_, gem.scale_)
+        ]
+    )
+
+
+def test_projection_satisfies_every_constraint() -> None:
+    learner, gem = _trained()
+    mem = _memory_grads(learner, gem)  # [2, P]
+    params = trainable(learner.model)
+    unit = mem / mem.norm(dim=1, keepdim=True)  # g . m_e = -(|m_e| + m_e . m_f / |m_f|) < 0 for both
+    violating = -unit.sum(0) + 0.01 * torch.randn(mem.shape[1], generator=torch.Generator().manual_seed(0))
+    assert (mem @ violating < 0).all()  # so the QP must run
+    write_grad(params, violating)
+    gem.after_backward(learner)
+    g = flat_grad(params)
+    assert not torch.allclose(g, violating)
+    assert (mem @ g >= -1e-6).all()
+
+
+def test_no_violation_leaves_gradient_unchanged() -> None:
+    learner, gem = _trained()
+    mem = _memory_grads(learner, gem)
+    params = trainable(learner.model)
+    agreeing = (mem / mem.norm(dim=1, keepdim=True)).sum(0)
+    assert (mem @ agreeing > 0).all()
+    write_grad(params, agreeing)
+    gem.after_backward(learner)
+    assert torch.equal(flat_grad(params), agreeing)
+
+
+def test_project_on_a_hand_made_case() -> None:
+    g = torch.tensor([1.0, -0.1])
+    mem = torch.tensor([[0.0, 1.0]])
+    # without margin: the closest gradient with a non-negative dot product drops the conflicting part
+    assert torch.allclose(project(g, mem, margin=0.0), torch.tensor([1.0, 0.0]), atol=1e-6)
+    # the dual variable is at least the margin: 0.5 of the memory's gradient is added to g
+    assert torch.allclose(project(g, mem, margin=0.5), torch.tensor([1.0, 0.4]), atol=1e-6)
+
+
+def uint8_scenario() -> Scenario:
+    """The toy stream with inputs stored as uint8 (scale 1/255), as images are."""
+
+    def as_uint8(d: Dataset) -> Dataset:
+        u = (d.x - d.x.min()).div(d.x.max() - d.x.min()).mul(255).round().to(torch.uint8)
+        return Dataset(u, d.y, scale=1 / 255)
+
+    data = toy_data()
+    return class_incremental(Split(as_uint8(data.train), as_uint8(data.test)), n_experiences=2)
+
+
+def test_memory_is_split_across_experiences_and_costs_uint8_bytes() -> None:
+    gem = GEM(buffer_size=30)
+    Learner(toy_model(), [gem], lr=0.1, batch_size=32).fit(uint8_scenario())
+    assert [len(y) for y in gem.y_] == [15, 15]
+    assert all(x.dtype == torch.uint8 for x in gem.x_)
+    assert gem.memory_bytes() == 30 * (8 + 8 + 8)  # 8 uint8 features, int64 label and task id

@@ -1,0 +1,58 @@
+"""Generative replay: a VAE learns the inputs; its samples, labelled by the old solver, replace stored data."""
+
+import tempfile
+
+import torch
+
+from lifelong.checks import toy_data, toy_model, toy_scenario
+from lifelong.learn.learner import Learner
+from lifelong.strategies import GenerativeReplay, Naive
+
+
+def centres() -> torch.Tensor:
+    d = toy_data().train
+    return torch.stack([d.x[d.y == c].mean(0) for c in range(4)])
+
+
+def test_generated_samples_look_like_old_classes_and_stop_forgetting() -> None:
+    stream = toy_scenario("class")
+    gr = GenerativeReplay(gen_lr=1e-2)
+    learner = Learner(toy_model(), [gr], lr=0.1, batch_size=8, epochs=2)
+    learner.learn(stream[0])
+    x = gr.generator(learner).sample(200, torch.Generator().manual_seed(0))
+    assert (learner.predict(x) < 2).float().mean() > 0.9  # the old solver sees old classes
+    assert (torch.cdist(x, centres()).argmin(1) < 2).float().mean() > 0.9  # and so does the data's geometry
+    batch = gr.batch(learner, stream[1].train.batch(slice(0, 8)))  # replayed labels come from old classes
+    assert len(batch.y) == 16 and set(batch.y[8:].tolist()) <= {0, 1}
+    learner.learn(stream[1])
+    naive = Learner(toy_model(), [Naive()], lr=0.1, batch_size=8, epochs=2)
+    naive.fit(stream)
+    assert learner.evaluate(stream)[0] > 0.8 > naive.evaluate(stream)[0]
+
+
+def test_store_generated_keeps_only_generated_samples() -> None:
+    stream = toy_scenario("class")
+    gr = GenerativeReplay(store_generated=30)
+    learner = Learner(toy_model(), [gr], lr=0.1, batch_size=8)
+    learner.learn(stream[0])
+    memory = gr.memory_
+    assert len(memory) == 30 and set(memory.y[:30].tolist()) <= {0, 1}
+    raw = stream[0].train.x
+    assert torch.cdist(memory.x[:30], raw).min() > 0  # no raw sample was stored
+    assert gr.memory_bytes() > 0
+
+
+def test_generator_is_counted_and_checkpointed_as_plain_tensors() -> None:
+    gr = GenerativeReplay()
+    learner = Learner(toy_model(), [gr], lr=0.1, batch_size=8)
+    learner.learn(toy_scenario("class")[0])
+    n_vae = sum(p.numel() for p in gr.generator(learner).parameters())
+    assert gr.extra_parameters() >= 2 * n_vae  # the live generator and its frozen copy
+    assert all(isinstance(v, torch.Tensor) for v in gr.state_dict()["vae_"].values())
+    with tempfile.TemporaryDirectory() as d:
+        learner.save(d)
+        loaded = Learner.load(d)
+    g = torch.Generator().manual_seed(0)
+    x = gr.generator(learner).sample(5, g)
+    g = torch.Generator().manual_seed(0)
+    assert torch.equal(x, loaded.strategies[0].generator(loaded).sample(5, g))

@@ -1,0 +1,41 @@
+"""NCM: running class means of normalised features, prediction by the nearest one."""
+
+import torch
+import torch.nn.functional as F
+
+from lifelong.checks import toy_data, toy_model, toy_scenario
+from lifelong.learn.learner import Learner
+from lifelong.strategies import NCM
+
+
+def test_predicts_the_nearest_class_mean_learned_online() -> None:
+    data = toy_data()
+    learner = Learner(toy_model(), [NCM()], lr=0.1, batch_size=16)
+    order = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(0))
+    x, y = data.train.x[order], data.train.y[order]
+    learner.partial_fit(x, y)  # task-free: no boundary is ever announced
+    with torch.no_grad():
+        f = F.normalize(learner.model.features(x), dim=1)
+        means = F.normalize(torch.stack([f[y == c].mean(0) for c in range(4)]), dim=1)
+        ft = F.normalize(learner.model.features(data.test.x), dim=1)
+    expected = torch.cdist(ft, means).argmin(1)
+    assert torch.equal(learner.predict(data.test.x), expected)
+    assert (expected == data.test.y).float().mean() > 0.8
+
+
+def test_freeze_keeps_the_features_fixed_and_means_do_not_forget() -> None:
+    learner = Learner(toy_model(), [NCM(freeze=True)], lr=0.1, batch_size=8)
+    before = {k: v.clone() for k, v in learner.model.features.state_dict().items()}
+    result = learner.fit(toy_scenario("class"))
+    after = learner.model.features.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert not any(p.requires_grad for p in learner.model.features.parameters())
+    assert result.accuracy_matrix[-1][0] > 0.8  # the first experience is still classified well
+
+
+def test_unseen_classes_are_never_predicted() -> None:
+    learner = Learner(toy_model(), [NCM()], lr=0.1, batch_size=8)
+    data = toy_data()
+    keep = data.train.y < 2
+    learner.partial_fit(data.train.x[keep], data.train.y[keep])
+    assert set(learner.predict(data.test.x).tolist()) <= {0, 1}

@@ -1,0 +1,32 @@
+"""PackNet: earlier tasks' outputs are bit-identical after later tasks; pruning releases weights."""
+
+import torch
+
+from lifelong.checks import toy_model, toy_scenario
+from lifelong.learn.learner import Learner
+from lifelong.strategies import PackNet
+
+
+def test_earlier_task_logits_are_bit_identical_after_later_tasks() -> None:
+    stream = toy_scenario("task")
+    first, second = stream.experiences
+    # momentum and weight decay move zero-gradient weights: the freeze must hold against both
+    learner = Learner(toy_model(), [PackNet(prune=0.5)], lr=0.1, batch_size=8, momentum=0.9, weight_decay=1e-3)
+    learner.learn(first)
+    before = learner.predict_logits(first.test.features(), first.test.t)
+    weights = learner.model.features[1].weight.detach().clone()
+    learner.learn(second)
+    assert torch.equal(before, learner.predict_logits(first.test.features(), first.test.t))
+    assert not torch.equal(weights, learner.model.features[1].weight)  # free weights did train
+    assert learner.evaluate(stream)[1] > 0.6
+
+
+def test_pruning_keeps_the_largest_fraction_and_zeroes_the_rest() -> None:
+    strategy = PackNet(prune=0.5, finetune_epochs=0)
+    learner = Learner(toy_model(), [strategy], lr=0.1, batch_size=8)
+    learner.learn(toy_scenario("task").experiences[0])
+    owner, w = strategy.owner_["features.1.weight"], learner.model.features[1].weight.detach()
+    assert abs(float((owner == 1).float().mean()) - 0.5) < 0.05
+    assert torch.all(w[owner == 0] == 0)
+    assert w[owner == 1].abs().min() >= w[owner == 0].abs().max()
+    assert strategy.tasks_ == [0] and strategy.memory_bytes() > 0

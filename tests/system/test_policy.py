@@ -1,0 +1,80 @@
+"""The policy is a pure function of the measured state: every stage and every guard, one case each."""
+
+from __future__ import annotations
+
+import pytest
+
+from lifelong.errors import ConfigError
+from lifelong.system.policy import KINDS, Policy, PolicyState, preset
+
+
+def state(**kw: object) -> PolicyState:
+    return PolicyState(**{"new_samples": 500, "seconds_since_training": 3600.0, **kw})  # type: ignore[arg-type]
+
+
+def test_manual_trains_only_when_asked() -> None:
+    p = Policy("manual")
+    assert not p.decide(state(drift=True, performance_drop=True)).train
+    d = p.decide(state(requested=True))
+    assert d.train and d.reason == "requested by hand"
+
+
+def test_scheduled_retrain_is_scratch_and_follows_the_schedule() -> None:
+    p = Policy("scheduled-retrain", every_samples=400, min_samples=10)
+    assert p.decide(state(new_samples=399)).train is False
+    d = p.decide(state(new_samples=400))
+    assert d.train and d.mode == "scratch"
+    assert p.strategies == []
+
+
+def test_scheduled_by_seconds_and_first_training() -> None:
+    p = Policy("scheduled-finetune", every_seconds=60, min_samples=1)
+    assert not p.decide(state(new_samples=5, seconds_since_training=30)).train
+    assert p.decide(state(new_samples=5, seconds_since_training=61)).train
+    assert p.decide(state(new_samples=5, seconds_since_training=None)).train
+    assert p.mode == "finetune"
+
+
+def test_continual_fires_on_drift_or_performance_drop_only() -> None:
+    p = Policy("continual", min_samples=50)
+    assert not p.decide(state()).train
+    assert p.decide(state(drift=True)).reason == "data drift detected"
+    assert p.decide(state(performance_drop=True)).reason == "performance drop detected"
+    assert p.decide(state(drift=True)).mode == "finetune"
+    assert p.strategies == ["replay"]
+    assert Policy("continual", every_samples=100).decide(state()).train  # optional safety net
+
+
+@pytest.mark.parametrize(
+    ("kw", "words"),
+    [
+        ({"new_samples": 0}, "no new"),
+        ({"new_samples": 10}, "waiting for data"),
+        ({"seconds_since_training": 5.0}, "cooldown"),
+        ({"cpu_seconds_today": 100.0}, "budget"),
+    ],
+)
+def test_guards_block_training(kw: dict[str, object], words: str) -> None:
+    p = Policy("continual", min_samples=50, cooldown_seconds=60, cpu_budget_per_day=100)
+    d = p.decide(state(drift=True, **kw))
+    assert not d.train and words in d.reason
+
+
+def test_decide_is_pure() -> None:
+    p = preset("scheduled-finetune", every_samples=100)
+    s = state(new_samples=150)
+    assert p.decide(s) == p.decide(s)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_presets_are_valid_configuration(kind: str) -> None:
+    p = preset(kind)
+    assert p.kind == kind and p.to_dict()["kind"] == kind
+
+
+@pytest.mark.parametrize(
+    "kw", [{"kind": "sometimes"}, {"kind": "scheduled-retrain"}, {"min_samples": 0}, {"every_samples": -1}]
+)
+def test_invalid_policies_are_refused(kw: dict[str, object]) -> None:
+    with pytest.raises(ConfigError):
+        Policy(**kw)  # type: ignore[arg-type]

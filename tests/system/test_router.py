@@ -1,0 +1,130 @@
+"""Routing, the hot-swap holder and the micro-batcher, without a store or a server."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import torch
+
+from lifelong.checks import toy_model
+from lifelong.errors import DataError, NotFoundError
+from lifelong.learn.learner import Learner
+from lifelong.learn.models import CNN
+from lifelong.system.router import Live, Loaded, MicroBatcher, ModelHolder, bucket, input_shape_of, route
+
+
+def loaded(version: int, seed: int = 0) -> Loaded:
+    return Loaded.of(version, Learner(toy_model(seed)))
+
+
+def ids(n: int, prefix: str = "r") -> list[str]:
+    return [f"{prefix}{i}" for i in range(n)]
+
+
+def test_bucket_is_deterministic_and_close_to_uniform() -> None:
+    values = [bucket(r) for r in ids(4000)]
+    assert values == [bucket(r) for r in ids(4000)] and all(0 <= v < 1 for v in values)
+    assert abs(sum(v < 0.1 for v in values) / 4000 - 0.1) < 0.02
+    assert bucket("a") != bucket("a", "shadow:")  # shadow sampling is independent of the canary's
+
+
+@pytest.mark.parametrize("share", [0.0, 0.3, 1.0])
+def test_canary_gets_its_share_and_the_same_id_always_goes_the_same_way(share: float) -> None:
+    live = Live(loaded(1), canary=loaded(2, seed=1), canary_share=share)
+    x, rids = torch.randn(500, 8), ids(500)
+    first, again = route(live, x, rids), route(live, x, rids)
+    assert first.variants == again.variants and first.labels == again.labels
+    to_canary = sum(v == "canary" for v in first.variants)
+    assert abs(to_canary / 500 - share) < 0.07
+    assert {v for v, var in zip(first.versions, first.variants) if var == "canary"} <= {2}
+    assert torch.allclose(first.scores.sum(1), torch.ones(500))
+    assert not first.mirror.any()
+
+
+def test_routed_outputs_match_each_model() -> None:
+    champion, canary = loaded(1), loaded(2, seed=1)
+    live = Live(champion, canary=canary, canary_share=0.5, shadow=loaded(3, seed=2), shadow_share=0.25)
+    x, rids = torch.randn(200, 8), ids(200)
+    routed = route(live, x, rids)
+    for i in range(200):
+        model = canary if routed.variants[i] == "canary" else champion
+        assert routed.labels[i] == int(model.logits(x[i : i + 1]).argmax())
+    assert abs(float(routed.mirror.float().mean()) - 0.25) < 0.1
+
+
+def test_holder_swaps_atomically_under_concurrent_reads() -> None:
+    holder = ModelHolder()
+    with pytest.raises(NotFoundError, match="bootstrap"):
+        _ = holder.live
+    versions = [Live(loaded(v, seed=v)) for v in (1, 2)]
+    holder.swap(versions[0])
+    errors: list[BaseException] = []
+    seen: set[int] = set()
+    stop = threading.Event()
+
+    def client() -> None:
+        while not stop.is_set():
+            try:
+                live = holder.live
+                seen.add(route(live, torch.randn(4, 8), ids(4)).versions[0])
+            except BaseException as err:  # noqa: BLE001 - any failure fails the test
+                errors.append(err)
+
+    threads = [threading.Thread(target=client) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for i in range(200):
+        holder.swap(versions[i % 2])
+        time.sleep(0.001)
+    stop.set()
+    for t in threads:
+        t.join()
+    assert not errors and seen == {1, 2} and holder.swaps == 201
+
+
+def test_input_shape_comes_from_the_model_spec() -> None:
+    assert input_shape_of(Learner(toy_model())) == (8,)
+    assert input_shape_of(Learner(CNN(in_channels=3, image_size=8, width=4))) == (3, 8, 8)
+    assert input_shape_of(Learner(torch.nn.Linear(8, 4))) is None
+    custom = Loaded.of(1, Learner(torch.nn.Linear(8, 4)))
+    with pytest.raises(DataError, match="cannot take inputs"):
+        custom.logits(torch.randn(2, 5))
+
+
+def test_micro_batcher_groups_concurrent_requests_and_isolates_failures() -> None:
+    gate = threading.Event()
+
+    def process(items: list[int]) -> list[int | BaseException]:
+        gate.wait(5)  # hold the first batch so the others queue up behind it
+        return [ValueError("odd") if i == 13 else i * 2 for i in items]
+
+    batcher: MicroBatcher[int, int] = MicroBatcher(process, max_items=64)
+    try:
+        futures = [batcher.submit(i) for i in range(40)]
+        gate.set()
+        assert [f.result(5) for f in futures if f is not futures[13]] == [i * 2 for i in range(40) if i != 13]
+        with pytest.raises(ValueError, match="odd"):
+            futures[13].result(5)
+        assert batcher.items == 40 and batcher.batches < 40
+    finally:
+        batcher.close()
+
+
+def test_micro_batcher_survives_a_crashing_process() -> None:
+    calls = []
+
+    def process(items: list[int]) -> list[int | BaseException]:
+        calls.append(items)
+        if len(calls) == 1:
+            raise RuntimeError("bug")
+        return items
+
+    batcher: MicroBatcher[int, int] = MicroBatcher(process)
+    try:
+        with pytest.raises(RuntimeError, match="bug"):
+            batcher.submit(1).result(5)
+        assert batcher.submit(2).result(5) == 2
+    finally:
+        batcher.close()

@@ -1,0 +1,169 @@
+"""The Python API of the serving system: predictions, feedback, versions, canary rule, reloads."""
+
+from __future__ import annotations
+
+import functools
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from lifelong.checks import toy_data, toy_model
+from lifelong.errors import DataError, NotFoundError, RegistryError
+from lifelong.learn.learner import Learner
+from lifelong.monitor import DriftReport
+from lifelong.system.schemas import InputTooLargeError
+from lifelong.system.service import System
+from lifelong.system.settings import Settings
+
+DATA = toy_data(seed=0)  # 4 classes, 8 features
+
+
+@functools.cache
+def trained(seed: int = 0, *, wrong: bool = False, passes: int = 3) -> Learner:
+    """A toy learner (cached: only saved, never changed); ``wrong`` learns shifted labels."""
+    learner = Learner(toy_model(seed), lr=0.2, batch_size=32, seed=seed)
+    x, y = DATA.train.x, DATA.train.y
+    y = (y + 1) % 4 if wrong else y
+    g = torch.Generator().manual_seed(seed)
+    for _ in range(passes):
+        order = torch.randperm(len(x), generator=g)
+        learner.partial_fit(x[order], y[order])
+    return learner
+
+
+def settings(tmp_path: Path, **kw: object) -> Settings:
+    base = {"data_dir": tmp_path, "auth": False, "canary_min_labelled": 20, "canary_margin": 0.05}
+    return Settings(**{**base, **kw})
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Tiny models on a shared 2-core machine: extra intra-op threads only spin and slow tests down."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def system(tmp_path: Path):
+    with System(settings(tmp_path)) as s:
+        yield s
+
+
+def label_traffic(system: System, n: int = 120) -> dict[str, int]:
+    """Predict test samples and send their true labels back; count answers per variant."""
+    x, y = DATA.test.x[:n], DATA.test.y[:n]
+    seen: dict[str, int] = {}
+    for out, label in zip(system.predict(x.tolist()), y.tolist()):
+        system.feedback(out["id"], label)
+        seen[out["variant"]] = seen.get(out["variant"], 0) + 1
+    return seen
+
+
+def test_predict_returns_a_record_per_sample_and_feedback_labels_the_input(system: System) -> None:
+    with pytest.raises(NotFoundError, match="bootstrap"):
+        system.predict([[0.0] * 8])
+    v = system.bootstrap(trained())
+    out = system.predict(DATA.test.x[:5])
+    assert [set(o) for o in out] == [{"id", "label", "scores", "version", "variant"}] * 5
+    assert {o["version"] for o in out} == {v} and {o["variant"] for o in out} == {"champion"}
+    assert all(abs(sum(o["scores"]) - 1) < 1e-5 for o in out)
+    assert sum(o["label"] == y for o, y in zip(out, DATA.test.y[:5].tolist())) >= 4
+    system.feedback(out[0]["id"], 2)
+    stored = system.store.samples(labelled_only=True)
+    assert stored.y.tolist() == [2] and torch.equal(stored.x[0], DATA.test.x[0])
+    with pytest.raises(NotFoundError):
+        system.feedback("nope", 1)
+
+
+def test_inputs_are_validated_at_the_boundary(tmp_path: Path) -> None:
+    with System(settings(tmp_path, max_batch=4)) as system:
+        system.bootstrap(trained())
+        with pytest.raises(DataError, match=r"shape \[8\]"):
+            system.predict([[0.0] * 7])
+        with pytest.raises(DataError, match="NaN"):
+            system.predict([[float("nan")] * 8])
+        with pytest.raises(DataError, match="ragged"):
+            system.predict([[0.0] * 8, [0.0] * 7])
+        with pytest.raises(DataError, match="numbers"):
+            system.predict([["a"] * 8])
+        with pytest.raises(InputTooLargeError):
+            system.predict([[0.0] * 8] * 5)
+        with pytest.raises(DataError, match=r"shape \[8\]"):
+            system.add_samples([[0.0] * 3])
+        assert len(system.add_samples([[1.0] * 8, [2.0] * 8], [0, 1])) == 2
+        assert len(system.predict([[0.0] * 8])) == 1  # still serving
+
+
+def test_promote_rollback_and_unknown_versions(system: System) -> None:
+    v1 = system.bootstrap(trained(0))
+    v2 = system.bootstrap(trained(1))
+    assert system.live_versions()["champion"] == (v2, None)
+    assert system.rollback() == v1 and system.live_versions()["champion"] == (v1, None)
+    with pytest.raises(NotFoundError):
+        system.promote(99)
+    with pytest.raises(RegistryError):
+        system.rollback()  # v1 has no earlier holder
+    assert [m["aliases"] for m in system.models()] == [["champion"], []]
+    assert [e.kind for e in system.events("rollback")] == ["rollback"]
+
+
+def test_shadow_is_mirrored_without_changing_answers(system: System) -> None:
+    v1 = system.bootstrap(trained(0))
+    v2 = system.bootstrap(trained(1, wrong=True))
+    system.promote(v1)
+    system.deploy(v2, "shadow", share=1.0)
+    seen = label_traffic(system, 40)
+    assert seen == {"champion": 40}
+    deadline = time.time() + 5
+    while system.counts["predictions_shadow"] < 40 and time.time() < deadline:
+        time.sleep(0.02)
+    cmp = system.compare()
+    assert cmp["shadow"]["labelled"] == 40 and cmp["shadow"]["accuracy"] < 0.2
+    assert cmp["champion"]["accuracy"] > 0.8
+
+
+def test_worse_canary_is_rolled_back_and_better_one_promoted(system: System) -> None:
+    good = system.bootstrap(trained(0))
+    bad = system.bootstrap(trained(1, wrong=True))
+    system.promote(good)
+    system.deploy(bad, "canary", share=0.5)
+    assert system.evaluate_canary()["decision"] == "wait"  # no feedback yet
+    seen = label_traffic(system)
+    assert seen["canary"] >= 20 and seen["champion"] >= 20
+    decision = system.evaluate_canary()
+    assert decision["decision"] == "rollback" and decision["canary_accuracy"] < decision["champion_accuracy"]
+    assert "canary" not in system.live_versions() and system.live_versions()["champion"][0] == good
+    assert system.events("canary_rollback")[-1].payload["canary"] == bad
+
+    weak = system.bootstrap(trained(2, passes=0))  # an untrained champion: the good canary beats it
+    system.deploy(good, "canary", share=0.5)
+    assert system.live_versions()["champion"][0] == weak
+    label_traffic(system)
+    decision = system.evaluate_canary()
+    assert decision["decision"] == "promote", decision
+    assert system.live_versions() == {"champion": (good, None)}
+    assert system.events("canary_promotion")[-1].payload["canary"] == good
+
+
+def test_reload_picks_up_a_promotion_made_by_another_process(tmp_path: Path) -> None:
+    with System(settings(tmp_path, poll_seconds=0.05)) as server, System(settings(tmp_path)) as worker:
+        v1 = worker.bootstrap(trained(0))
+        assert server.reload() and server.live_versions()["champion"][0] == v1
+        server.start_polling()
+        v2 = worker.bootstrap(trained(1))
+        deadline = time.time() + 5
+        while server.live_versions()["champion"][0] != v2 and time.time() < deadline:
+            time.sleep(0.02)
+        assert server.predict([[0.0] * 8])[0]["version"] == v2
+
+
+def test_drift_lists_stored_reports(system: System) -> None:
+    report = DriftReport("ks", score=0.4, threshold=0.05, drift=True, p_value=0.01)
+    system.store.add_event("drift", report.to_event())
+    system.store.add_event("training", {"version": 1})
+    assert [e.payload["monitor"] for e in system.drift()] == ["ks"]
+    assert [e.kind for e in system.events()] == ["drift", "training"]

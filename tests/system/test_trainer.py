@@ -1,0 +1,102 @@
+"""The trainer: a good window registers and promotes a version, a corrupted one is stopped by the gate."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+from lifelong.checks import toy_data
+from lifelong.data.dataset import Dataset
+from lifelong.errors import NotFoundError
+from lifelong.learn.learner import Learner
+from lifelong.system.policy import Policy
+from lifelong.system.registry import Registry
+from lifelong.system.store import Store
+from lifelong.system.trainer import CURSOR, Gate, bootstrap, train_once
+
+
+@pytest.fixture
+def system(tmp_path: Path) -> Iterator[tuple[Store, Registry]]:
+    with Store(data_dir=tmp_path) as store:
+        yield store, Registry(store)
+
+
+def _seed(
+    store: Store, registry: Registry, strategies: tuple[str, ...] = ("replay",), known: int = 2
+) -> Dataset:
+    """A champion on classes below ``known`` and a store holding labelled samples of all four classes."""
+    split = toy_data(per_class=90)
+    old = split.train.subset(torch.nonzero(split.train.y < known).squeeze(1), "old")
+    bootstrap(store, registry, old, n_classes=4, strategies=strategies, strategy_params={"buffer_size": 60},
+              epochs=3, lr=0.05, batch_size=16)  # fmt: skip
+    order = torch.randperm(len(split.train), generator=torch.Generator().manual_seed(1))
+    store.add_samples(split.train.x[order], split.train.y[order])
+    return split.test
+
+
+def shuffle_labels(data: Dataset) -> Dataset:
+    return data.replace(y=data.y[torch.randperm(len(data), generator=torch.Generator().manual_seed(0))])
+
+
+CONTINUAL = Policy("continual", strategy_params={"buffer_size": 60}, epochs=3)
+
+
+def test_good_window_is_gated_registered_and_promoted(system: tuple[Store, Registry]) -> None:
+    store, registry = system
+    test = _seed(store, registry)
+    before = Learner.load(registry.get(1).path).correct(test).float().mean()
+    result = train_once(store, registry, CONTINUAL, Gate(), reason="test")
+    assert result.passed, result.reasons
+    assert result.version == 2 and registry.alias("champion") == 2
+    assert registry.get(2).parent == 1 and registry.get(2).strategy == "replay"
+    after = Learner.load(registry.get(2).path)
+    assert after.correct(test).float().mean() > before + 0.2  # it learned classes 2 and 3
+    assert len(after.strategies[0].buffer_) == 60  # the replay memory travels in the checkpoint
+    (event,) = store.events("gate")
+    assert event.payload["passed"] and event.payload["version"] == 2
+    assert event.payload["figures"]["negative_flip_rate"] is not None
+    assert event.payload["train_cpu_seconds"] > 0
+    # the holdout (most recent fifth) is not consumed: it is trained on next time
+    assert store.cursor(CURSOR) < store.samples().ids[-1]
+    again = train_once(store, registry, CONTINUAL)
+    assert again.figures["n_train"] + again.figures["n_holdout"] == result.figures["n_holdout"]
+
+
+def test_shuffled_labels_are_stopped_by_the_gate(system: tuple[Store, Registry]) -> None:
+    store, registry = system
+    _seed(store, registry, strategies=(), known=4)  # a champion that already knows every class
+    policy = Policy("scheduled-finetune", every_samples=100, epochs=3)
+    result = train_once(store, registry, policy, Gate(), prepare=shuffle_labels)
+    assert result.trained and not result.passed and result.version is None
+    assert any("accuracy" in r or "flip" in r for r in result.reasons), result.reasons
+    assert [v.version for v in registry.versions()] == [1] and registry.alias("champion") == 1
+    (event,) = store.events("gate")
+    assert not event.payload["passed"] and event.payload["reasons"] == result.reasons
+
+
+def test_scratch_retrain_and_canary_promotion(system: tuple[Store, Registry]) -> None:
+    store, registry = system
+    _seed(store, registry, strategies=())
+    policy = Policy("scheduled-retrain", every_samples=10, epochs=5, window=300)
+    result = train_once(store, registry, policy, Gate(promote_to="canary", max_old_accuracy_drop=1.0,
+                                                      max_negative_flip_rate=1.0))  # fmt: skip
+    assert result.passed, result.reasons
+    assert registry.alias("canary") == 2 and registry.alias("champion") == 1
+    assert registry.get(2).strategy == "scratch"
+
+
+def test_budgets_of_the_gate(system: tuple[Store, Registry]) -> None:
+    store, registry = system
+    _seed(store, registry)
+    result = train_once(store, registry, CONTINUAL, Gate(max_size_mb=1e-6, max_latency_ms=1e-9))
+    assert not result.passed
+    assert any("size" in r for r in result.reasons) and any("latency" in r for r in result.reasons)
+
+
+def test_no_champion_says_what_to_do(system: tuple[Store, Registry]) -> None:
+    store, registry = system
+    with pytest.raises(NotFoundError, match="bootstrap"):
+        train_once(store, registry, CONTINUAL)

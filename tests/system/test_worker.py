@@ -1,0 +1,128 @@
+"""The worker as a real process: killed mid-training it loses nothing and the next run registers a version."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+import torch
+
+from lifelong.checks import toy_data
+from lifelong.data.dataset import Dataset
+from lifelong.system.policy import Policy
+from lifelong.system.registry import Registry
+from lifelong.system.store import Store, feedback, model_versions, samples
+from lifelong.system.trainer import Gate, bootstrap
+from lifelong.system.worker import Worker
+
+LENIENT = {"max_new_accuracy_drop": 1.0, "max_old_accuracy_drop": 1.0, "max_negative_flip_rate": 1.0}
+
+
+@pytest.fixture
+def seeded(tmp_path: Path) -> Iterator[tuple[Store, Registry, Dataset]]:
+    split = toy_data(per_class=90)
+    with Store(data_dir=tmp_path) as store:
+        registry = Registry(store)
+        bootstrap(store, registry, split.train, n_classes=4, epochs=2, lr=0.05, batch_size=16)
+        yield store, registry, split.train
+
+
+def _count(store: Store, table: sa.Table) -> int:
+    with store.engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
+
+
+def _start(data_dir: Path, epochs: int) -> subprocess.Popen[bytes]:
+    policy = json.dumps({"epochs": epochs, "min_samples": 50, "drift_window": 50})
+    cmd = [sys.executable, "-m", "lifelong.system.worker", "--data-dir", str(data_dir), "--poll", "0.1",
+           "--policy", "scheduled-finetune", "--every", "100", "--policy-json", policy,
+           "--gate-json", json.dumps(LENIENT)]  # fmt: skip
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def _wait(predicate, timeout: float, what: str, proc: subprocess.Popen[bytes]) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if proc.poll() is not None:
+            raise AssertionError(f"worker exited early waiting for {what}: {proc.stderr.read().decode()[-2000:]}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def test_sigkill_during_training_loses_nothing_and_restart_registers(
+    seeded: tuple[Store, Registry, Dataset], tmp_path: Path
+) -> None:
+    store, registry, data = seeded
+    store.add_samples(data.x, data.y)
+    acked_samples, acked_feedback = len(data), 0
+
+    def acknowledge(n: int) -> None:  # a client whose writes were acknowledged while the worker runs
+        nonlocal acked_samples, acked_feedback
+        for i in range(n):
+            j = (acked_samples + i) % len(data)
+            (sid,) = store.add_samples(data.x[j : j + 1])
+            pid = store.add_prediction(1, 0, sample_id=sid)
+            store.add_feedback(pid, int(data.y[j]))
+            acked_samples, acked_feedback = acked_samples + 1, acked_feedback + 1
+
+    proc = _start(tmp_path, epochs=400)  # long enough to be killed in the middle
+    try:
+        _wait(lambda: acknowledge(2) or bool(store.events("training")), 60, "training to start", proc)
+        acknowledge(20)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        acknowledge(10)
+    finally:
+        proc.kill()
+    assert not registry.versions()[1:], "a killed training registered a version"
+    proc = _start(tmp_path, epochs=2)
+    try:
+        _wait(lambda: any(g.payload["version"] for g in store.events("gate")), 90, "a registered version", proc)
+        proc.send_signal(signal.SIGTERM)  # graceful: the loop ends and the process exits 0
+        assert proc.wait(30) == 0
+    finally:
+        proc.kill()
+    assert _count(store, samples) == acked_samples and _count(store, feedback) == acked_feedback
+    with store.engine.connect() as conn:
+        statuses = conn.execute(sa.select(model_versions.c.status)).scalars().all()
+    assert set(statuses) == {"ready"} and registry.alias("champion") == 2
+    registry.verify(2)
+    leftovers = [p for p in (registry.artifacts_dir / ".staging").iterdir() if not p.name.endswith(".lock")]
+    assert not leftovers and not os.path.exists(registry.artifacts_dir / "v3")
+
+
+def test_bad_candidate_from_shuffled_labels_is_stopped(seeded: tuple[Store, Registry, Dataset]) -> None:
+    store, registry, data = seeded
+    store.add_samples(data.x, data.y)
+    shuffle = lambda d: d.replace(y=d.y[torch.randperm(len(d), generator=torch.Generator().manual_seed(0))])  # noqa: E731
+    policy = Policy("scheduled-finetune", every_samples=100, epochs=3, drift_test=None)
+    result = Worker(store, registry, policy, Gate(), prepare=shuffle).step()
+    assert result is not None and result.trained and not result.passed, result
+    assert registry.alias("champion") == 1 and len(registry.versions()) == 1
+    assert store.events("gate")[-1].payload["passed"] is False
+
+
+def test_monitors_write_drift_events_and_continual_trains_on_them(
+    seeded: tuple[Store, Registry, Dataset],
+) -> None:
+    store, registry, data = seeded
+    policy = Policy("continual", min_samples=50, drift_window=100, strategy_params={"buffer_size": 50})
+    worker = Worker(store, registry, policy, Gate(**LENIENT))
+    store.add_samples(data.x[:100], data.y[:100])
+    assert worker.step() is None  # the first block is the reference; nothing fired
+    shifted = data.x[100:200] + 4.0  # a covariate shift
+    store.add_samples(shifted, data.y[100:200])
+    result = worker.step()
+    (event,) = store.events("data_drift")
+    assert event.payload["drift"] and event.payload["at"] == 200
+    assert result is not None and result.passed and registry.alias("champion") == 2
+    assert worker.state().drift is False  # consumed by that training
