@@ -19,7 +19,14 @@ import torch
 from torch import Tensor, nn
 
 from lifelong.data.dataset import Dataset, Split
-from lifelong.data.scenarios import KINDS, Scenario, class_incremental, domain_incremental, task_free, task_incremental
+from lifelong.data.scenarios import (
+    KINDS,
+    Scenario,
+    class_incremental,
+    domain_incremental,
+    task_free,
+    task_incremental,
+)
 from lifelong.errors import StrategyMismatchError
 from lifelong.learn.learner import Learner
 from lifelong.learn.models import MLP
@@ -108,7 +115,9 @@ def check_state_dict_roundtrip(strategy: Strategy) -> None:
         loaded = Learner.load(d)
     _tensors_equal(strategy.state_dict(), loaded.strategies[0].state_dict(), "strategy state")
     test = stream.experiences[0].test
-    assert torch.equal(learner.predict_logits(test.features(), test.t), loaded.predict_logits(test.features(), test.t))
+    assert torch.equal(
+        learner.predict_logits(test.features(), test.t), loaded.predict_logits(test.features(), test.t)
+    )
 
 
 def check_seeded_determinism(strategy: Strategy) -> None:
@@ -128,7 +137,9 @@ def check_inputs_not_mutated(strategy: Strategy) -> None:
     before = [(e.train.x.clone(), e.train.y.clone(), e.test.x.clone()) for e in stream.experiences]
     _learner(strategy).fit(stream)
     for (x, y, xt), e in zip(before, stream.experiences):
-        assert torch.equal(x, e.train.x) and torch.equal(y, e.train.y) and torch.equal(xt, e.test.x), "data mutated"
+        assert torch.equal(x, e.train.x) and torch.equal(y, e.train.y) and torch.equal(xt, e.test.x), (
+            "data mutated"
+        )
 
 
 def check_support_enforced(strategy: Strategy) -> None:

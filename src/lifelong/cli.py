@@ -10,7 +10,9 @@ from lifelong.errors import LifelongError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lifelong", description="Continual learning, from benchmark to production.")
+    parser = argparse.ArgumentParser(
+        prog="lifelong", description="Continual learning, from benchmark to production."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     from lifelong.bench.cli import add_commands as add_bench
 

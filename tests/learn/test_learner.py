@@ -121,7 +121,9 @@ def test_hooks_and_callbacks_run_in_list_order() -> None:
 
     experience = toy_scenario()[0]
     experience.train = experience.train.subset(torch.arange(8))  # exactly one step
-    Learner(toy_model(), [Recorder("a"), Recorder("b")], batch_size=8, callbacks=[Cb("x"), Cb("y")]).learn(experience)
+    Learner(toy_model(), [Recorder("a"), Recorder("b")], batch_size=8, callbacks=[Cb("x"), Cb("y")]).learn(
+        experience
+    )
     assert calls == [
         "a.before_experience", "b.before_experience", "x.on_experience_start", "y.on_experience_start",
         "a.batch", "b.batch", "a.penalty", "b.penalty", "a.after_backward", "b.after_backward",

@@ -13,7 +13,9 @@ from lifelong.strategies import Adapters
 def test_earlier_task_logits_are_bit_identical_after_later_tasks() -> None:
     stream = toy_scenario("task")
     first, second = stream.experiences
-    learner = Learner(toy_model(), [Adapters(bottleneck=4)], lr=0.1, batch_size=8, momentum=0.9, weight_decay=1e-3)
+    learner = Learner(
+        toy_model(), [Adapters(bottleneck=4)], lr=0.1, batch_size=8, momentum=0.9, weight_decay=1e-3
+    )
     learner.learn(first)
     before = learner.predict_logits(first.test.features(), first.test.t)
     learner.learn(second)

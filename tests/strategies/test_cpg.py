@@ -21,7 +21,9 @@ def test_earlier_task_logits_are_bit_identical_and_nothing_grows_when_the_goal_i
     learner, before, after = _two_tasks(strategy)
     assert torch.equal(before, after)
     assert strategy.sizes_ == [] and learner.model.features[1].out_features == 16
-    assert set(strategy.picks_[1]) and not any(p.any() for p in strategy.picks_[0].values())  # task 1 picks nothing
+    assert set(strategy.picks_[1]) and not any(
+        p.any() for p in strategy.picks_[0].values()
+    )  # task 1 picks nothing
 
 
 def test_layers_grow_when_the_accuracy_goal_is_missed_and_old_tasks_still_match() -> None:
@@ -31,3 +33,17 @@ def test_layers_grow_when_the_accuracy_goal_is_missed_and_old_tasks_still_match(
     assert strategy.sizes_ == [24] and learner.model.features[1].out_features == 24  # grew once per task
     assert strategy.task_sizes_ == [[20], [24]]
     assert learner.extra_parameters() > 0
+
+
+def test_grown_structure_survives_a_checkpoint_and_training_resumes_identically(tmp_path) -> None:
+    first, second = toy_scenario("task").experiences
+    a = Learner(toy_model(), [CPG(target_accuracy=1.01, grow_units=4)], lr=0.1, batch_size=8, momentum=0.9)
+    a.learn(first)
+    a.save(tmp_path)
+    b = Learner.load(tmp_path)
+    assert b.model.features[1].out_features == 20 and b.extra_parameters() == a.extra_parameters()
+    for learner in (a, b):
+        torch.manual_seed(5)  # growth initialises new units from the global generator
+        learner.learn(second)
+    x, t = second.test.features(), second.test.t
+    assert torch.equal(a.predict_logits(x, t), b.predict_logits(x, t))

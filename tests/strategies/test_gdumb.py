@@ -35,7 +35,9 @@ def test_the_model_is_retrained_from_scratch_on_the_memory() -> None:
     stream = toy_scenario("class")
     weights = []
     for init in (0, 1):
-        learner = Learner(toy_model(seed=init), [GDumb(buffer_size=40, epochs=2)], lr=0.1, batch_size=8, seed=5)
+        learner = Learner(
+            toy_model(seed=init), [GDumb(buffer_size=40, epochs=2)], lr=0.1, batch_size=8, seed=5
+        )
         learner.learn(stream[0])
         weights.append(learner.model.state_dict())
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])

@@ -32,7 +32,10 @@ def _old_logit_drift(strategies: list) -> float:
 
 def test_grow_basis_takes_the_fewest_directions_reaching_the_threshold() -> None:
     g = torch.Generator().manual_seed(0)
-    r = torch.randn(50, 6, generator=g, dtype=torch.float64) * torch.tensor([5.0, 3, 1, 0.5, 0.2, 0.1]).double()
+    r = (
+        torch.randn(50, 6, generator=g, dtype=torch.float64)
+        * torch.tensor([5.0, 3, 1, 0.5, 0.2, 0.1]).double()
+    )
     gram = r.T @ r
     total = float(gram.trace())
     m = grow_basis(None, gram, 0.9).double()

@@ -64,7 +64,9 @@ def test_old_classes_shrink_to_a_prefix_of_their_herding_order() -> None:
 def test_predictions_follow_the_nearest_mean_of_exemplars() -> None:
     learner, icarl = boundary_only(buffer_size=8, n_experiences=2)
     ex = icarl.exemplars_
-    means = torch.stack([F.normalize(F.normalize(ex["x"][ex["y"] == c], dim=1).mean(0), dim=0) for c in range(4)])
+    means = torch.stack(
+        [F.normalize(F.normalize(ex["x"][ex["y"] == c], dim=1).mean(0), dim=0) for c in range(4)]
+    )
     queries = torch.randn(50, 2, generator=torch.Generator().manual_seed(1))
     expected = torch.cdist(F.normalize(queries, dim=1), means).argmin(1)
     assert torch.equal(learner.predict(queries), expected)

@@ -11,7 +11,9 @@ def test_earlier_task_logits_are_bit_identical_after_later_tasks() -> None:
     stream = toy_scenario("task")
     first, second = stream.experiences
     # momentum and weight decay move zero-gradient weights: the freeze must hold against both
-    learner = Learner(toy_model(), [PackNet(prune=0.5)], lr=0.1, batch_size=8, momentum=0.9, weight_decay=1e-3)
+    learner = Learner(
+        toy_model(), [PackNet(prune=0.5)], lr=0.1, batch_size=8, momentum=0.9, weight_decay=1e-3
+    )
     learner.learn(first)
     before = learner.predict_logits(first.test.features(), first.test.t)
     weights = learner.model.features[1].weight.detach().clone()

@@ -25,7 +25,9 @@ class Spy(Strategy):
         self.grad = {n: p.grad.clone() for n, p in learner.model.named_parameters()}
         for n, p in learner.model.named_parameters():  # the task loss's gradient: drop RWalk's own penalty
             if n in self.rwalk.importance_:
-                self.grad[n] -= 2 * self.rwalk.lam * self.rwalk.importance_[n] * (p.detach() - self.rwalk.anchor_[n])
+                self.grad[n] -= (
+                    2 * self.rwalk.lam * self.rwalk.importance_[n] * (p.detach() - self.rwalk.anchor_[n])
+                )
         self.before = {n: p.detach().clone() for n, p in learner.model.named_parameters()}
         for n, g in self.grad.items():
             f = self.fisher.get(n)

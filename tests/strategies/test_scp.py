@@ -37,7 +37,9 @@ def test_jacobian_is_that_of_the_mean_output_whatever_the_chunking() -> None:
     out = learner.model(data.features()).mean(0)  # [C]
     row = torch.autograd.grad(out[2], dict(learner.model.named_parameters())[W])[0]
     assert torch.allclose(jac[W][2], row, rtol=1e-4, atol=1e-7)
-    assert torch.allclose(mean_output_jacobian(learner, data, index, chunk=1000)[W], jac[W], rtol=1e-4, atol=1e-7)
+    assert torch.allclose(
+        mean_output_jacobian(learner, data, index, chunk=1000)[W], jac[W], rtol=1e-4, atol=1e-7
+    )
 
 
 def test_many_slices_average_to_the_isotropic_expectation() -> None:

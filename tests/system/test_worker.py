@@ -52,7 +52,9 @@ def _wait(predicate, timeout: float, what: str, proc: subprocess.Popen[bytes]) -
     deadline = time.monotonic() + timeout
     while not predicate():
         if proc.poll() is not None:
-            raise AssertionError(f"worker exited early waiting for {what}: {proc.stderr.read().decode()[-2000:]}")
+            raise AssertionError(
+                f"worker exited early waiting for {what}: {proc.stderr.read().decode()[-2000:]}"
+            )
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.05)
@@ -86,7 +88,9 @@ def test_sigkill_during_training_loses_nothing_and_restart_registers(
     assert not registry.versions()[1:], "a killed training registered a version"
     proc = _start(tmp_path, epochs=2)
     try:
-        _wait(lambda: any(g.payload["version"] for g in store.events("gate")), 90, "a registered version", proc)
+        _wait(
+            lambda: any(g.payload["version"] for g in store.events("gate")), 90, "a registered version", proc
+        )
         proc.send_signal(signal.SIGTERM)  # graceful: the loop ends and the process exits 0
         assert proc.wait(30) == 0
     finally:

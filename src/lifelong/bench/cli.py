@@ -23,15 +23,24 @@ def _csv(value: str) -> list[str]:
 def add_commands(sub: Any) -> None:
     p = sub.add_parser("bench", help="run benchmarks x strategies x seeds; write results.json and plots")
     p.add_argument("--benchmark", default="split-fmnist", help="comma-separated names (see --list)")
-    p.add_argument("--strategies", default="naive,replay,ewc,lwf,joint,cumulative", help="comma-separated names")
+    p.add_argument(
+        "--strategies", default="naive,replay,ewc,lwf,joint,cumulative", help="comma-separated names"
+    )
     p.add_argument("--seeds", default="0,1,2")
-    p.add_argument("--epochs", type=int, default=None, help="passes per experience (default: the benchmark's)")
+    p.add_argument(
+        "--epochs", type=int, default=None, help="passes per experience (default: the benchmark's)"
+    )
     p.add_argument("--model", default="mlp", choices=["mlp", "cnn"])
     p.add_argument("--buffer", type=int, default=500, help="memory size of every memory-based method")
     p.add_argument("--lr", type=float, default=0.03)
     p.add_argument("--batch-size", type=int, default=10)
-    p.add_argument("--train-fraction", type=float, default=1.0, help="share of each experience's training data")
+    p.add_argument(
+        "--train-fraction", type=float, default=1.0, help="share of each experience's training data"
+    )
     p.add_argument("--out", default="runs/bench")
+    p.add_argument(
+        "--threads", type=int, default=1, help="torch intra-op threads (1 is fastest for small models)"
+    )
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--list", action="store_true", help="show benchmarks and strategies, then exit")
@@ -40,6 +49,7 @@ def add_commands(sub: Any) -> None:
     d = sub.add_parser("demo", help="a short real comparison of naive, EWC, LwF, replay and joint")
     d.add_argument("--out", default="runs/demo")
     d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     d.set_defaults(func=demo)
 
     r = sub.add_parser("report", help="print the table of a results.json")
@@ -58,11 +68,14 @@ def _validate(benchmarks: list[str], strategies: list[str]) -> None:
 
 
 def run_grid(benchmarks: list[str], strategies: list[str], seeds: list[int], settings: runner.Settings,
-             out: Path, progress: bool = True, plots: bool = True) -> list[dict[str, Any]]:  # fmt: skip
+             out: Path, progress: bool = True, plots: bool = True, threads: int = 1) -> list[dict[str, Any]]:  # fmt: skip
+    import torch
     from rich.console import Console
 
     from lifelong.bench.report import plot, rich_table
     from lifelong.learn.callbacks import ProgressBar
+
+    torch.set_num_threads(threads)
 
     console = Console(width=None if sys.stdout.isatty() else 150)
     runs = []
@@ -104,8 +117,19 @@ def bench(args: argparse.Namespace) -> int:
         seeds = [int(s) for s in _csv(args.seeds)]
     except ValueError as e:
         raise ConfigError(f"--seeds must be comma-separated integers, got {args.seeds!r}") from e
-    settings = runner.Settings(args.model, args.epochs, args.lr, args.batch_size, args.buffer, args.train_fraction)
-    run_grid(benchmarks, strategies, seeds, settings, Path(args.out), not args.no_progress, not args.no_plots)
+    settings = runner.Settings(
+        args.model, args.epochs, args.lr, args.batch_size, args.buffer, args.train_fraction
+    )
+    run_grid(
+        benchmarks,
+        strategies,
+        seeds,
+        settings,
+        Path(args.out),
+        not args.no_progress,
+        not args.no_plots,
+        args.threads,
+    )
     return 0
 
 
@@ -114,10 +138,12 @@ def demo(args: argparse.Namespace) -> int:
     try:
         get(benchmark).build(args.seed)
     except DataError as e:
-        print(f"notice: Fashion-MNIST is not available ({str(e).splitlines()[0]}); running Split Digits instead")
+        print(
+            f"notice: Fashion-MNIST is not available ({str(e).splitlines()[0]}); running Split Digits instead"
+        )
         benchmark = "split-digits"
     settings = runner.Settings(epochs=0)
-    run_grid([benchmark], DEMO_STRATEGIES, [args.seed], settings, Path(args.out))
+    run_grid([benchmark], DEMO_STRATEGIES, [args.seed], settings, Path(args.out), threads=args.threads)
     return 0
 
 

@@ -6,7 +6,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-COLUMNS = [("acc", "ACC"), ("bwt", "BWT"), ("forgetting", "Forgetting"), ("train_seconds_per_epoch", "s/epoch")]
+COLUMNS = [
+    ("acc", "ACC"),
+    ("bwt", "BWT"),
+    ("forgetting", "Forgetting"),
+    ("train_seconds_per_epoch", "s/epoch"),
+]
 
 
 def _fmt(row: dict[str, Any], key: str) -> str:
@@ -56,7 +61,9 @@ def plot(runs: Sequence[dict[str, Any]], out: Path) -> list[Path]:
         im = ax.imshow(m, vmin=0, vmax=1, cmap="viridis")
         for (i, j), v in np.ndenumerate(m):
             ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7, color="w" if v < 0.6 else "k")
-        ax.set(xlabel="evaluated on experience", ylabel="after training experience", title=f"{bench}: {strat}")
+        ax.set(
+            xlabel="evaluated on experience", ylabel="after training experience", title=f"{bench}: {strat}"
+        )
         fig.colorbar(im, ax=ax)
         fig.tight_layout()
         path = out / f"matrix-{bench}-{strat}.png"
@@ -72,7 +79,12 @@ def plot(runs: Sequence[dict[str, Any]], out: Path) -> list[Path]:
             # ACC after experience i: mean accuracy over the experiences seen so far
             acc = [m[i, : i + 1].mean() for i in range(min(m.shape))]
             ax.plot(range(1, len(acc) + 1), acc, marker="o", label=strat)
-        ax.set(xlabel="experiences trained", ylabel="average accuracy on seen experiences", ylim=(0, 1), title=bench)
+        ax.set(
+            xlabel="experiences trained",
+            ylabel="average accuracy on seen experiences",
+            ylim=(0, 1),
+            title=bench,
+        )
         ax.legend(fontsize=7)
         fig.tight_layout()
         path = out / f"acc-{bench}.png"

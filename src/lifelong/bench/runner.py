@@ -72,15 +72,18 @@ def _subsample(scenario: Any, fraction: float, seed: int) -> Any:
     return scenario
 
 
-def run_one(benchmark: str, strategy: str, seed: int, settings: Settings,
-            callbacks: Sequence[Callback] = (), scenario: Any = None) -> dict[str, Any]:  # fmt: skip
-    """Train one strategy on one benchmark with one seed; returns a ``results.json`` run entry."""
+def run_one(benchmark: str, strategy: str, seed: int, settings: Settings, callbacks: Sequence[Callback] = (),
+            scenario: Any = None, params: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+    """Train one strategy on one benchmark with one seed; returns a ``results.json`` run entry.
+
+    ``params`` override the tuned hyper-parameters of the strategy.
+    """
     bench = get(benchmark)
     if scenario is None:
         scenario = _subsample(bench.build(seed), settings.train_fraction, seed)
     torch.manual_seed(seed)
     model = for_input(settings.model, scenario.input_shape, scenario.n_classes)
-    strat = make_strategy(strategy, benchmark, settings.buffer)
+    strat = make_strategy(strategy, benchmark, settings.buffer, **(params or {}))
     learner = Learner(model, [strat], lr=settings.lr, batch_size=settings.batch_size, epochs=settings.epochs,
                       seed=seed, callbacks=callbacks)  # fmt: skip
     result = learner.fit(scenario)

@@ -37,14 +37,18 @@ class Dataset:
 
     def __post_init__(self) -> None:
         if self.x.ndim < 2:
-            raise DataError(f"{self.name}: x must have a batch dimension and features, got shape {tuple(self.x.shape)}")
+            raise DataError(
+                f"{self.name}: x must have a batch dimension and features, got shape {tuple(self.x.shape)}"
+            )
         if self.y.ndim != 1 or len(self.y) != len(self.x):
             raise DataError(
                 f"{self.name}: y must be 1-D with one label per row of x; got x {tuple(self.x.shape)}, "
                 f"y {tuple(self.y.shape)}"
             )
         if self.y.dtype.is_floating_point or self.y.dtype == torch.bool:
-            raise DataError(f"{self.name}: labels must be integers, got dtype {self.y.dtype}; cast with y.long()")
+            raise DataError(
+                f"{self.name}: labels must be integers, got dtype {self.y.dtype}; cast with y.long()"
+            )
         if len(self.y) and int(self.y.min()) < 0:
             raise DataError(f"{self.name}: labels must be >= 0, found {int(self.y.min())}")
         if self.t is not None and len(self.t) != len(self.y):
@@ -74,7 +78,11 @@ class Dataset:
 
     def subset(self, index: Tensor, name: str | None = None) -> Dataset:
         return Dataset(
-            self.x[index], self.y[index], None if self.t is None else self.t[index], self.scale, name or self.name
+            self.x[index],
+            self.y[index],
+            None if self.t is None else self.t[index],
+            self.scale,
+            name or self.name,
         )
 
     def with_task(self, task_id: int) -> Dataset:
@@ -100,7 +108,9 @@ def concat(datasets: Sequence[Dataset], name: str = "concat") -> Dataset:
             raise DataError(f"concat: {d.name} differs from {first.name} in input shape, dtype or scale")
     ts = [d.t for d in datasets]
     t = torch.cat(ts) if all(x is not None for x in ts) else None
-    return Dataset(torch.cat([d.x for d in datasets]), torch.cat([d.y for d in datasets]), t, first.scale, name)
+    return Dataset(
+        torch.cat([d.x for d in datasets]), torch.cat([d.y for d in datasets]), t, first.scale, name
+    )
 
 
 class Split(NamedTuple):

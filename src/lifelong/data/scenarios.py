@@ -283,3 +283,95 @@ def task_free(
     ends = torch.cumsum(torch.tensor(sizes), 0).tolist()
     boundaries = [math.ceil(e / batch_size) for e in ends]
     return TaskFreeStream(stream_or_scenario, data, batch_size, boundaries)
+
+
+def class_overlap(experience: Experience, max_samples: int = 2000) -> float:
+    """Difficulty of an experience: how close its training samples lie to other classes' means.
+
+    The mean over samples of ``||x - mu_y|| / min_{c != y} ||x - mu_c||`` on flattened inputs
+    (class means ``mu`` of the experience's own training data; at most ``max_samples`` samples,
+    evenly strided). Below 1 a sample is nearer its own mean; higher means more overlap. An
+    experience with a single class has nothing to confuse and scores 0.
+    """
+    data = experience.train
+    if len(data) == 0 or len(data.classes) < 2:
+        return 0.0
+    idx = torch.arange(0, len(data), max(1, len(data) // max_samples))
+    x, y = data.features(idx).flatten(1).double(), data.y[idx]
+    classes = torch.tensor(data.classes)
+    means = torch.stack([x[y == c].mean(0) for c in classes.tolist()])  # [C, D]
+    dist = torch.cdist(x, means)  # [N, C]
+    own = y[:, None] == classes[None, :]  # [N, C]
+    ratio = dist[own] / dist.masked_fill(own, float("inf")).min(1).values.clamp(min=1e-12)
+    return float(ratio.mean())
+
+
+def curriculum(scenario: Scenario, order: Any = "given", difficulty: Any = None, seed: int = 0) -> Scenario:
+    """The experiences of ``scenario`` in another order, re-indexed (experience ``i`` is at position ``i``).
+
+    Parameters
+    ----------
+    scenario : the stream to reorder; it is not modified.
+    order : ``"given"`` (unchanged), ``"random"`` (shuffled with ``seed``), ``"easy-first"`` or
+        ``"hard-first"`` (sorted by difficulty, ties kept in the given order), or a sequence of
+        experience indices, a permutation of ``range(len(scenario))``.
+    difficulty : for the sorted orders, one score per experience (higher is harder) or a function
+        ``Experience -> float``; default :func:`class_overlap`.
+    seed : seeds ``"random"``.
+
+    In task scenarios task ids are renumbered in order of first appearance, in the experiences
+    and in their data's ``t``, so the first task learned is task 0 again.
+
+    Examples
+    --------
+    >>> from lifelong.checks import toy_scenario
+    >>> [e.classes for e in curriculum(toy_scenario("class"), order=[1, 0])]
+    [(2, 3), (0, 1)]
+    """
+    if not isinstance(scenario, Scenario):
+        raise ScenarioError(f"curriculum: expected a Scenario, got {type(scenario).__name__}")
+    n = len(scenario)
+    if isinstance(order, str):
+        if order == "given":
+            perm = list(range(n))
+        elif order == "random":
+            perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
+        elif order in ("easy-first", "hard-first"):
+            if difficulty is None:
+                difficulty = class_overlap
+            scores = (
+                [float(difficulty(e)) for e in scenario]
+                if callable(difficulty)
+                else [float(d) for d in difficulty]
+            )
+            if len(scores) != n:
+                raise ScenarioError(
+                    f"difficulty: got {len(scores)} scores for {n} experiences; give one per experience"
+                )
+            sign = 1.0 if order == "easy-first" else -1.0
+            perm = sorted(range(n), key=lambda i: sign * scores[i])
+        else:
+            raise ScenarioError(
+                f"order: unknown {order!r}; valid: given, random, easy-first, hard-first or a list"
+            )
+    else:
+        perm = [int(i) for i in order]
+        if sorted(perm) != list(range(n)):
+            raise ScenarioError(
+                f"order: {perm} is not a permutation of the {n} experience indices 0..{n - 1}"
+            )
+    new_task: dict[int, int] = {}
+    experiences = []
+    for i, j in enumerate(perm):
+        e = scenario.experiences[j]
+        train, test, task = e.train, e.test, e.task_id
+        if scenario.kind == "task":
+            ids = [e.task_id] + [v for d in (train, test) if d.t is not None for v in d.t.unique().tolist()]
+            for old in ids:
+                new_task.setdefault(old, len(new_task))
+            table = torch.tensor([new_task.get(k, k) for k in range(max(new_task) + 1)])  # old id -> new id
+            train, test = (d if d.t is None else d.replace(t=table[d.t]) for d in (train, test))
+            task = new_task[e.task_id]
+        experiences.append(Experience(i, e.classes, task, train, test))
+    label = order if isinstance(order, str) else "custom"
+    return Scenario(f"{scenario.name}-{label}", scenario.kind, experiences, scenario.n_classes)

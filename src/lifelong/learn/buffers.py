@@ -44,7 +44,9 @@ class Buffer:
         if logits is not None:
             self.logits = torch.zeros((self.capacity, logits.shape[1]), dtype=logits.dtype)
 
-    def _write(self, slots: Tensor, src: Tensor, x: Tensor, y: Tensor, t: Tensor | None, logits: Tensor | None):
+    def _write(
+        self, slots: Tensor, src: Tensor, x: Tensor, y: Tensor, t: Tensor | None, logits: Tensor | None
+    ):
         assert self.x is not None
         self.x[slots] = x[src]
         self.y[slots] = y[src]
@@ -60,8 +62,14 @@ class Buffer:
         if self.x is None:
             self._allocate(x, logits)
             self.scale = scale
-        if x.dtype != self.x.dtype:  # e.g. float samples offered to a uint8 memory: store in the memory's form
-            x = x.float().div(self.scale).round_().to(self.x.dtype) if x.dtype.is_floating_point else x * scale
+        if (
+            x.dtype != self.x.dtype
+        ):  # e.g. float samples offered to a uint8 memory: store in the memory's form
+            x = (
+                x.float().div(self.scale).round_().to(self.x.dtype)
+                if x.dtype.is_floating_point
+                else x * scale
+            )
         self._add(x, y, t, logits, generator)
 
     def _add(self, x: Tensor, y: Tensor, t: Tensor | None, logits: Tensor | None, g: torch.Generator) -> None:

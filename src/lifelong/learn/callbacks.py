@@ -109,7 +109,9 @@ class ProgressBar(Callback):
         )  # fmt: skip
         self._progress.start()
         total = state.steps_in_epoch * state.epochs
-        self._task = self._progress.add_task(f"{self.description} exp {state.experience}", total=total, loss="-")
+        self._task = self._progress.add_task(
+            f"{self.description} exp {state.experience}", total=total, loss="-"
+        )
 
     def on_step_end(self, state: LoopState, control: Control) -> None:
         if state.step % self.every == 0 and self._progress is not None:

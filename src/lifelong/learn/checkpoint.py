@@ -42,7 +42,11 @@ class Encoder:
         if isinstance(obj, dict):
             if all(isinstance(k, str) and not k.startswith("__") for k in obj):
                 return {k: self(v, f"{path}/{k}") for k, v in obj.items()}
-            return {"__items__": [[self(k, f"{path}/k{i}"), self(v, f"{path}/{i}")] for i, (k, v) in enumerate(obj.items())]}
+            return {
+                "__items__": [
+                    [self(k, f"{path}/k{i}"), self(v, f"{path}/{i}")] for i, (k, v) in enumerate(obj.items())
+                ]
+            }
         if isinstance(obj, tuple):
             return {"__tuple__": [self(v, f"{path}/{i}") for i, v in enumerate(obj)]}
         if isinstance(obj, (set, frozenset)):
@@ -53,7 +57,9 @@ class Encoder:
             return {"__float__": repr(obj)}
         if obj is None or isinstance(obj, (bool, int, float, str)):
             return obj
-        raise CheckpointError(f"cannot save state of type {type(obj).__name__} at {path}; use tensors or plain data")
+        raise CheckpointError(
+            f"cannot save state of type {type(obj).__name__} at {path}; use tensors or plain data"
+        )
 
 
 def decode(obj: Any, tensors: dict[str, Tensor]) -> Any:
@@ -117,13 +123,17 @@ def read(directory: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, A
     if doc.get("format") != FORMAT:
         raise CheckpointError(f"{where}: not a lifelong checkpoint (format {doc.get('format')!r})")
     if doc.get("format_version") != VERSION:
-        raise CheckpointError(f"{where}: format version {doc.get('format_version')} is not supported (need {VERSION})")
+        raise CheckpointError(
+            f"{where}: format version {doc.get('format_version')} is not supported (need {VERSION})"
+        )
     tensor_file = path / TENSORS
     if not tensor_file.is_file():
         raise CheckpointError(f"{where}: {TENSORS} is missing")
     expected = doc.get("files", {}).get(TENSORS)
     if sha256(tensor_file) != expected:
-        raise CheckpointError(f"{where}: {TENSORS} does not match its recorded SHA-256 (truncated or tampered)")
+        raise CheckpointError(
+            f"{where}: {TENSORS} does not match its recorded SHA-256 (truncated or tampered)"
+        )
     try:
         tensors = load_file(str(tensor_file))
     except Exception as e:  # safetensors raises its own error types on malformed files

@@ -78,7 +78,12 @@ class Learner:
             if not isinstance(s, Strategy):
                 raise ConfigError(f"strategies: {s!r} is not a lifelong Strategy")
         self.optimizer_name, self.lr, self.momentum, self.weight_decay = optimizer, lr, momentum, weight_decay
-        self.batch_size, self.epochs, self.eval_batch_size, self.seed = batch_size, epochs, eval_batch_size, seed
+        self.batch_size, self.epochs, self.eval_batch_size, self.seed = (
+            batch_size,
+            epochs,
+            eval_batch_size,
+            seed,
+        )
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self.strategies: list[Strategy] = list(strategies)
         self.callbacks: list[Callback] = list(callbacks)
@@ -133,7 +138,8 @@ class Learner:
         """Only overridden hooks are called, so an unused moment costs nothing per step."""
         self._hooks = {h: [s for s in self.strategies if overrides(s, h)] for h in HOOKS}
         self._cb_hooks = {
-            h: [c for c in self.callbacks if getattr(type(c), h) is not getattr(Callback, h)] for h in CALLBACK_HOOKS
+            h: [c for c in self.callbacks if getattr(type(c), h) is not getattr(Callback, h)]
+            for h in CALLBACK_HOOKS
         }
 
     def reset_optimizer(self) -> None:
@@ -290,7 +296,9 @@ class Learner:
         """
         x = torch.as_tensor(x)
         if not x.dtype.is_floating_point:
-            raise DataError(f"partial_fit: x must be float (scaled) inputs, got {x.dtype}; use dataset.features()")
+            raise DataError(
+                f"partial_fit: x must be float (scaled) inputs, got {x.dtype}; use dataset.features()"
+            )
         data = from_tensors(x, y, name="partial_fit")
         if t is not None:
             data = data.replace(t=torch.as_tensor(t).long().expand(len(data)).clone())
@@ -336,7 +344,9 @@ class Learner:
         """Predicted class per row of ``x`` (float inputs, already scaled)."""
         x = torch.as_tensor(x)
         if not x.dtype.is_floating_point:
-            raise DataError(f"predict: x must be float (scaled) inputs, got {x.dtype}; use dataset.features()")
+            raise DataError(
+                f"predict: x must be float (scaled) inputs, got {x.dtype}; use dataset.features()"
+            )
         if t is not None:
             t = torch.as_tensor(t).long().expand(len(x))
         return self.predict_logits(x, t).argmax(1).cpu()
@@ -357,12 +367,18 @@ class Learner:
         experiences = stream.experiences if hasattr(stream, "experiences") else list(stream)
         return [self.correct(e.test) for e in experiences]
 
-    def fit(self, stream: Scenario | TaskFreeStream, reference_accuracy: Sequence[float] | None = None) -> Result:
+    def fit(
+        self, stream: Scenario | TaskFreeStream, reference_accuracy: Sequence[float] | None = None
+    ) -> Result:
         """Train through ``stream`` and evaluate every experience after each one (the accuracy matrix)."""
         experiences = list(stream.experiences)
         has_t = experiences[0].train.t is not None
         self.check_supported(stream.kind, has_t)
-        start_seconds, start_epochs, start_samples = self.train_seconds, self.epochs_trained, self.samples_trained
+        start_seconds, start_epochs, start_samples = (
+            self.train_seconds,
+            self.epochs_trained,
+            self.samples_trained,
+        )
         result = Result(reference_accuracy=list(reference_accuracy) if reference_accuracy else None)
         before = self._correct_all(experiences)
         result.untrained_accuracy = [float(c.float().mean()) for c in before]
@@ -473,7 +489,9 @@ class Learner:
         strategies = []
         for entry in manifest["strategies"]:
             if entry["name"] not in REGISTRY:
-                raise CheckpointError(f"checkpoint uses unknown strategy {entry['name']!r}; is a plugin missing?")
+                raise CheckpointError(
+                    f"checkpoint uses unknown strategy {entry['name']!r}; is a plugin missing?"
+                )
             strategies.append(REGISTRY[entry["name"]](**entry["params"]))
         learner = cls(model, strategies, callbacks=callbacks, **manifest["learner"])
         for s, st in zip(learner.strategies, state["strategies"]):

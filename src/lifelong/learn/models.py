@@ -18,7 +18,9 @@ from lifelong.errors import ConfigError
 class MLP(nn.Module):
     """Flatten, then ``Linear-ReLU`` blocks and a linear classifier (``classifier`` is the head)."""
 
-    def __init__(self, in_features: int = 784, hidden: Sequence[int] = (100, 100), n_classes: int = 10) -> None:
+    def __init__(
+        self, in_features: int = 784, hidden: Sequence[int] = (100, 100), n_classes: int = 10
+    ) -> None:
         super().__init__()
         dims = [in_features, *hidden]
         layers: list[nn.Module] = [nn.Flatten()]
@@ -36,7 +38,9 @@ class MLP(nn.Module):
 class CNN(nn.Module):
     """Two conv blocks and a linear head: small enough for CPU, strong enough for Fashion-MNIST."""
 
-    def __init__(self, in_channels: int = 1, image_size: int = 28, width: int = 32, n_classes: int = 10) -> None:
+    def __init__(
+        self, in_channels: int = 1, image_size: int = 28, width: int = 32, n_classes: int = 10
+    ) -> None:
         super().__init__()
         self.features = nn.Sequential(
             nn.Conv2d(in_channels, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),

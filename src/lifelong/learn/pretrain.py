@@ -19,7 +19,9 @@ from lifelong.data.dataset import Dataset
 from lifelong.errors import ConfigError
 
 
-def augment(x: Tensor, generator: torch.Generator, noise: float = 0.1, shift: int = 2, drop: float = 0.1) -> Tensor:
+def augment(
+    x: Tensor, generator: torch.Generator, noise: float = 0.1, shift: int = 2, drop: float = 0.1
+) -> Tensor:
     """A random view of ``x``: shift images, drop pixels, add noise.
 
     ``x`` is [B, C, H, W] (images: each shifted by up to ``shift`` pixels along both axes with
@@ -43,7 +45,9 @@ def augment(x: Tensor, generator: torch.Generator, noise: float = 0.1, shift: in
 
 
 def _mlp(d_in: int, d_hidden: int, d_out: int) -> nn.Module:
-    return nn.Sequential(nn.Linear(d_in, d_hidden), nn.BatchNorm1d(d_hidden), nn.ReLU(), nn.Linear(d_hidden, d_out))
+    return nn.Sequential(
+        nn.Linear(d_in, d_hidden), nn.BatchNorm1d(d_hidden), nn.ReLU(), nn.Linear(d_hidden, d_out)
+    )
 
 
 def simsiam(
@@ -74,7 +78,9 @@ def simsiam(
     """
     x = data.features() if isinstance(data, Dataset) else torch.as_tensor(data).float()
     if len(x) < 2 or epochs < 0 or batch_size < 2:
-        raise ConfigError(f"simsiam: need >= 2 samples, epochs >= 0, batch_size >= 2; got {len(x)}, {epochs}, {batch_size}")
+        raise ConfigError(
+            f"simsiam: need >= 2 samples, epochs >= 0, batch_size >= 2; got {len(x)}, {epochs}, {batch_size}"
+        )
     g = torch.Generator().manual_seed(seed)
     device = next(model_features.parameters()).device
     with torch.no_grad():
@@ -100,7 +106,10 @@ def simsiam(
             z1, z2 = projector(model_features(v1).flatten(1)), projector(model_features(v2).flatten(1))
             p1, p2 = predictor(z1), predictor(z2)
             # symmetric negative cosine; detach() is the stop-gradient
-            loss = -(F.cosine_similarity(p1, z2.detach()).mean() + F.cosine_similarity(p2, z1.detach()).mean()) / 2
+            loss = (
+                -(F.cosine_similarity(p1, z2.detach()).mean() + F.cosine_similarity(p2, z1.detach()).mean())
+                / 2
+            )
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

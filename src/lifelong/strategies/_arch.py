@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lifelong.errors import StrategyMismatchError
@@ -80,6 +81,16 @@ def gated_forward(model: nn.Module, x: Tensor, gates: Sequence[Tensor | None]) -
                 h = h * gates[layer]
             layer += 1
     return model.classifier(h)
+
+
+def linear_forward(x: Tensor, weights: Sequence[tuple[Tensor, Tensor]]) -> Tensor:
+    """An MLP's forward with explicit (weight, bias) per layer: Linear-ReLU blocks, then the classifier."""
+    h = x.flatten(1)
+    for i, (w, b) in enumerate(weights):
+        h = F.linear(h, w, b)
+        if i < len(weights) - 1:
+            h = torch.relu(h)
+    return h
 
 
 def route(x: Tensor, t: Tensor | None, fn: Callable[[Tensor, int | None], Tensor]) -> Tensor:

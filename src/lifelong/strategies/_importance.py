@@ -20,7 +20,9 @@ def trainable(learner: Learner) -> dict[str, Tensor]:
     return {n: p for n, p in learner.model.named_parameters() if p.requires_grad}
 
 
-def empirical_fisher(learner: Learner, data: Dataset, max_samples: int | None = None, chunk: int = 256) -> dict[str, Tensor]:
+def empirical_fisher(
+    learner: Learner, data: Dataset, max_samples: int | None = None, chunk: int = 256
+) -> dict[str, Tensor]:
     """Diagonal empirical Fisher: mean over samples of the squared gradient of the log-likelihood.
 
     Per-sample gradients come from ``torch.func.vmap``, one batched pass per chunk rather

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from lifelong.data.dataset import Dataset
@@ -54,6 +55,14 @@ class FrozenEntries:
                 p.copy_(torch.where(m.to(p.device), self._snapshot[n], p))
 
 
+def padded(old: Tensor | None, shape: torch.Size, dtype: torch.dtype, fill: float = 0) -> Tensor:
+    """``fill`` of ``shape`` with ``old`` copied into its leading corner (state of a layer that grew)."""
+    new = torch.full(shape, fill, dtype=dtype)
+    if old is not None:
+        new[tuple(slice(0, n) for n in old.shape)] = old
+    return new
+
+
 def prune_free(weight: Tensor, free: Tensor, fraction: float) -> Tensor:
     """Bool mask of the free entries a task keeps: all but the ``fraction`` smallest in magnitude."""
     n_prune = int(round(fraction * int(free.sum())))
@@ -70,6 +79,18 @@ def retrain(learner: Learner, data: Dataset, epochs: int) -> None:
         order = torch.randperm(len(data), generator=learner.generator)
         for i in range(0, len(data), learner.batch_size):
             learner.train_step(data.batch(order[i : i + learner.batch_size]))
+
+
+@torch.no_grad()
+def mean_loss(learner: Learner, data: Dataset) -> float:
+    """Training-mode forward cross-entropy on ``data``, averaged over samples."""
+    total = 0.0
+    for i in range(0, len(data), learner.eval_batch_size):
+        b = data.batch(slice(i, i + learner.eval_batch_size))
+        t = None if b.t is None else b.t.to(learner.device)
+        logits = learner.forward(b.x.to(learner.device), t)
+        total += float(F.cross_entropy(logits, b.y.to(learner.device), reduction="sum"))
+    return total / max(len(data), 1)
 
 
 @torch.no_grad()

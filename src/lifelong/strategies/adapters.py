@@ -96,7 +96,9 @@ class Adapters(Strategy):
         learner.reset_optimizer()
 
     def before_experience(self, learner: Learner, experience: Experience) -> None:
-        if self.enabled and (not self.sets_ or (self.per_experience and self.sets_[-1] != experience.task_id)):
+        if self.enabled and (
+            not self.sets_ or (self.per_experience and self.sets_[-1] != experience.task_id)
+        ):
             self.sets_.append(experience.task_id)
         self.attach(learner)
         old = torch.zeros(learner.model.classifier.out_features, dtype=torch.bool)
@@ -121,7 +123,11 @@ class Adapters(Strategy):
         after = {i: k for k, (i, _) in enumerate(slots)}
 
         def adapted(xs: Tensor, task: int | None) -> Tensor:
-            s = len(self.sets_) - 1 - self.sets_[::-1].index(task) if task in self.sets_ else len(self.sets_) - 1
+            s = (
+                len(self.sets_) - 1 - self.sets_[::-1].index(task)
+                if task in self.sets_
+                else len(self.sets_) - 1
+            )
             h = xs
             for i, m in enumerate(model.features):
                 if i == prompt_at and self.prompt:

@@ -15,12 +15,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lifelong.data.dataset import Dataset
 from lifelong.learn.strategy import Strategy
-from lifelong.strategies._arch import grow_hidden, mlp_linears, route, task_masked
-from lifelong.strategies._masks import FrozenEntries, accuracy, prune_free, retrain
+from lifelong.strategies._arch import grow_hidden, linear_forward, mlp_linears, route, task_masked
+from lifelong.strategies._masks import FrozenEntries, accuracy, padded, prune_free, retrain
 
 if TYPE_CHECKING:
     from lifelong.data.scenarios import Experience
@@ -42,8 +42,9 @@ class CPG(Strategy):
     def __init__(self, prune: float = 0.5, finetune_epochs: int = 1, threshold: float = 5e-3,
                  init_pick: float = 1e-2, target_accuracy: float = 0.9, min_free: float = 0.1,
                  grow_units: int = 8, max_grow: int = 1) -> None:  # fmt: skip
-        self.prune, self.finetune_epochs, self.threshold, self.init_pick = prune, finetune_epochs, threshold, init_pick
-        self.target_accuracy, self.min_free, self.grow_units, self.max_grow = target_accuracy, min_free, grow_units, max_grow
+        self.prune, self.finetune_epochs, self.threshold = prune, finetune_epochs, threshold
+        self.init_pick, self.target_accuracy, self.min_free = init_pick, target_accuracy, min_free
+        self.grow_units, self.max_grow = grow_units, max_grow
         self.owner_: dict[str, Tensor] = {}
         self.picks_: list[dict[str, Tensor]] = []
         self.tasks_: list[int] = []
@@ -57,23 +58,15 @@ class CPG(Strategy):
 
     def attach(self, learner: Learner) -> None:
         grow_hidden(learner.model, "CPG", self.sizes_, zero_new_inputs=True)
-        layers = self._layers(learner)
-        for name, lin in layers:  # owner maps cover every weight and bias, padded after growth
-            for kind, p in (("weight", lin.weight), ("bias", lin.bias)):
-                new = torch.zeros(p.shape, dtype=torch.int16)
-                if f"{name}.{kind}" in self.owner_:
-                    old = self.owner_[f"{name}.{kind}"]
-                    new[tuple(slice(0, s) for s in old.shape)] = old
-                self.owner_[f"{name}.{kind}"] = new
-        picks = getattr(learner.model, "cpg_picks", None)
-        new_picks = nn.ParameterDict()
-        for name, lin in layers:  # real-valued masks of the task being learned, [out, in]
-            m = torch.full_like(lin.weight, self.init_pick)
-            if picks is not None and name.replace(".", "_") in picks:
-                old = picks[name.replace(".", "_")].detach()
-                m[: old.shape[0], : old.shape[1]] = old
-            new_picks[name.replace(".", "_")] = nn.Parameter(m)
-        learner.model.cpg_picks = new_picks
+        old = getattr(learner.model, "cpg_picks", {})
+        picks = nn.ParameterDict()  # real-valued masks of the task being learned, [out, in] per layer
+        for name, lin in self._layers(learner):  # owner maps and masks padded after growth
+            for n, p in ((f"{name}.weight", lin.weight), (f"{name}.bias", lin.bias)):
+                self.owner_[n] = padded(self.owner_.get(n), p.shape, torch.int16)
+            m = old[_key(name)].detach().cpu() if _key(name) in old else None
+            w = lin.weight
+            picks[_key(name)] = padded(m, w.shape, w.dtype, self.init_pick).to(w.device)
+        learner.model.cpg_picks = picks
         self._frozen.set({n: o != 0 for n, o in self.owner_.items()})
         learner.reset_optimizer()
 
@@ -86,9 +79,7 @@ class CPG(Strategy):
         total = sum(o.numel() for n, o in self.owner_.items() if n.endswith("weight"))
         if self.tasks_ and free < self.min_free * total:
             self._grow(learner)  # not enough free capacity left for a new task
-        with torch.no_grad():
-            for m in learner.model.cpg_picks.values():
-                m.fill_(self.init_pick)
+        learner.model.cpg_picks = nn.ParameterDict()  # a fresh picking mask for the new task
         self.attach(learner)
 
     def after_backward(self, learner: Learner) -> None:
@@ -100,23 +91,22 @@ class CPG(Strategy):
     def after_experience(self, learner: Learner, experience: Experience) -> None:
         k, data = len(self.tasks_) + 1, experience.train
         for round_ in range(self.max_grow + 1):
-            self._compact(learner, k)
+            self._compact(learner, k, data)
             if round_ == self.max_grow or not len(data) or accuracy(learner, data) >= self.target_accuracy:
                 break
             self._grow(learner)  # the goal is not met: new units, trained with the task's weights
             self._frozen.set({n: (o != 0) & (o != k) for n, o in self.owner_.items()})
             learner.reset_optimizer()
             retrain(learner, data, max(self.finetune_epochs, 1))
-        picks = {}
-        for name, lin in self._layers(learner):
-            o = self.owner_[f"{name}.weight"]
-            m = learner.model.cpg_picks[name.replace(".", "_")].detach().cpu()
-            picks[f"{name}.weight"] = (m > self.threshold) & (o > 0) & (o < k)
-        self.picks_.append(picks)
+        picks = {
+            f"{n}.weight": learner.model.cpg_picks[_key(n)].detach().cpu() > self.threshold
+            for n, _ in self._layers(learner)
+        }
+        self.picks_.append({n: m & (self.owner_[n] > 0) & (self.owner_[n] < k) for n, m in picks.items()})
         self.task_sizes_.append([lin.out_features for _, lin in self._layers(learner)[:-1]])
         self.tasks_.append(experience.task_id)
 
-    def _compact(self, learner: Learner, k: int) -> None:
+    def _compact(self, learner: Learner, k: int, data: Dataset) -> None:
         """Keep the largest free weights for task ``k``, release the rest (zero), fine-tune the kept."""
         params = dict(learner.model.named_parameters())
         with torch.no_grad():
@@ -127,7 +117,7 @@ class CPG(Strategy):
                 owner[keep] = k
         self._frozen.set({n: o != k for n, o in self.owner_.items()})
         learner.reset_optimizer()
-        retrain(learner, learner.experience.train, self.finetune_epochs)
+        retrain(learner, data, self.finetune_epochs)
 
     def forward(self, learner: Learner, x: Tensor, t: Tensor | None) -> Tensor | None:
         if learner.experience is None and not self.tasks_:
@@ -137,10 +127,12 @@ class CPG(Strategy):
 
         def run(xs: Tensor, task: int | None) -> Tensor:
             if training and task == current:
-                return _mlp(xs, self._training_weights(learner))
+                return linear_forward(xs, self._training_weights(learner))
             if task not in self.tasks_:
                 return learner.model(xs)
-            return _mlp(xs, self._task_weights(learner, len(self.tasks_) - self.tasks_[::-1].index(task)))
+            return linear_forward(
+                xs, self._task_weights(learner, len(self.tasks_) - self.tasks_[::-1].index(task))
+            )
 
         return task_masked(learner, route(x, t, run), t)
 
@@ -148,7 +140,7 @@ class CPG(Strategy):
         """Free weights and the task's own as they are; older ones times the picked binary mask."""
         k, out = len(self.tasks_) + 1, []
         for name, lin in self._layers(learner):
-            m = learner.model.cpg_picks[name.replace(".", "_")]
+            m = learner.model.cpg_picks[_key(name)]
             pick = (m > self.threshold).to(m.dtype) + (m - m.detach())  # binary forward, identity gradient
             o = self.owner_[f"{name}.weight"].to(m.device)
             out.append((lin.weight * torch.where((o == 0) | (o == k), torch.ones_like(m), pick), lin.bias))
@@ -172,11 +164,6 @@ class CPG(Strategy):
         return sum(t.numel() * t.element_size() for t in tensors)
 
 
-def _mlp(x: Tensor, weights: list[tuple[Tensor, Tensor]]) -> Tensor:
-    """The MLP forward with explicit (weight, bias) per layer: Linear-ReLU blocks, then the classifier."""
-    h = x.flatten(1)
-    for i, (w, b) in enumerate(weights):
-        h = F.linear(h, w, b)
-        if i < len(weights) - 1:
-            h = torch.relu(h)
-    return h
+def _key(name: str) -> str:
+    """A module path as a ParameterDict key (no dots)."""
+    return name.replace(".", "_")

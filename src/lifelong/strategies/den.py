@@ -17,13 +17,20 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from lifelong.data.dataset import Dataset
 from lifelong.learn.strategy import Strategy
-from lifelong.strategies._arch import gated_forward, grow_hidden, mlp_linears, resized, route, set_linear, task_masked
-from lifelong.strategies._masks import FrozenEntries, retrain
+from lifelong.strategies._arch import (
+    gated_forward,
+    grow_hidden,
+    mlp_linears,
+    resized,
+    route,
+    set_linear,
+    task_masked,
+)
+from lifelong.strategies._masks import FrozenEntries, mean_loss, retrain
 
 if TYPE_CHECKING:
     from lifelong.data.scenarios import Experience
@@ -95,21 +102,11 @@ class DEN(Strategy):
         e, data = learner.experience_index, experience.train
         if self._start and e > 0:  # splitting protects earlier experiences: none before the first
             self._split(learner, e)
-        grow = len(data) > 0 and self._loss(learner, data) > self.loss_threshold
+        grow = len(data) > 0 and mean_loss(learner, data) > self.loss_threshold
         if grow:
             self._expand(learner, e, data)
         self.grew_.append(grow)
         self.task_exp_[experience.task_id] = e
-
-    @torch.no_grad()
-    def _loss(self, learner: Learner, data: Dataset) -> float:
-        total = 0.0
-        for i in range(0, len(data), learner.eval_batch_size):
-            b = data.batch(slice(i, i + learner.eval_batch_size))
-            t = None if b.t is None else b.t.to(learner.device)
-            logits = learner.forward(b.x.to(learner.device), t)
-            total += float(F.cross_entropy(logits, b.y.to(learner.device), reduction="sum"))
-        return total / len(data)
 
     @torch.no_grad()
     def _split(self, learner: Learner, e: int) -> None:
@@ -125,7 +122,10 @@ class DEN(Strategy):
             idx = cpu_idx.to(lin.weight.device)
             n, k = lin.out_features, len(idx)
             grown, grown_next = resized(lin, n + k, lin.in_features), resized(nxt, nxt.out_features, n + k)
-            grown.weight[n:], grown.bias[n:] = lin.weight[idx], lin.bias[idx]  # the copy keeps the new weights
+            grown.weight[n:], grown.bias[n:] = (
+                lin.weight[idx],
+                lin.bias[idx],
+            )  # the copy keeps the new weights
             grown_next.weight[:, n:] = nxt.weight[:, idx]
             grown.weight[idx, :in0], grown.bias[idx] = w0[idx], b0[idx]  # the original goes back
             set_linear(learner.model, l, grown)
@@ -140,7 +140,7 @@ class DEN(Strategy):
         old = [m.out_features for m in mlp_linears(learner.model, "DEN")[:-1]]
         self.sizes_ = [n + self.grow_units for n in old]
         grow_hidden(learner.model, "DEN", self.sizes_, zero_new_inputs=True)
-        for l, n in enumerate(old):
+        for l in range(len(old)):
             self.born_[l] = torch.cat([self.born_[l], torch.full((self.grow_units,), e)])
             self.died_[l] = torch.cat([self.died_[l], torch.full((self.grow_units,), ALIVE)])
         names = {id(p): name for name, p in learner.model.named_parameters()}

@@ -29,12 +29,16 @@ class GDumb(Strategy):
     buffer_size : samples kept in memory.
     epochs : passes over the memory when retraining at a boundary.
     batch_size : mini-batch size of the retraining; None uses the learner's.
+
+    The retraining uses ``learner.forward`` (task masks, forward hooks) and the learner's fresh
+    optimizer with plain cross-entropy; the stream is still trained on as usual in between, but
+    only the memory shapes the model left at a boundary.
     """
 
     name = "gdumb"
     supports = frozenset({"class", "task", "domain"})
 
-    def __init__(self, buffer_size: int = 500, epochs: int = 5, batch_size: int | None = None) -> None:
+    def __init__(self, buffer_size: int = 500, epochs: int = 10, batch_size: int | None = None) -> None:
         self.buffer_size, self.epochs, self.batch_size = buffer_size, epochs, batch_size
         self.buffer_ = make_buffer("class-balanced", buffer_size)
 

@@ -30,7 +30,8 @@ class GenerativeReplay(Strategy):
     Parameters
     ----------
     latent_dim, hidden : size of the VAE's latent code and of its hidden layers.
-    gen_lr : Adam learning rate of the generator (one step per solver step).
+    gen_lr, gen_steps : Adam learning rate of the generator, and its steps per solver step (a
+        generator needs many more updates than a classifier).
     replay_size : generated samples per batch; None matches the incoming batch (the paper's
         equal weighting of new and replayed data).
     store_generated : keep a reservoir of this many generated samples (drawn at each boundary),
@@ -40,9 +41,9 @@ class GenerativeReplay(Strategy):
     name = "generative-replay"
     supports = frozenset({"class", "domain"})
 
-    def __init__(self, latent_dim: int = 16, hidden: int = 128, gen_lr: float = 1e-3,
+    def __init__(self, latent_dim: int = 16, hidden: int = 128, gen_lr: float = 3e-3, gen_steps: int = 1,
                  replay_size: int | None = None, store_generated: int = 0) -> None:  # fmt: skip
-        self.latent_dim, self.hidden, self.gen_lr = latent_dim, hidden, gen_lr
+        self.latent_dim, self.hidden, self.gen_lr, self.gen_steps = latent_dim, hidden, gen_lr, gen_steps
         self.replay_size, self.store_generated = replay_size, store_generated
         self.input_shape_: list[int] = []
         self.vae_: dict[str, Tensor] = {}  # the generator's weights, synced from the live module
@@ -60,7 +61,6 @@ class GenerativeReplay(Strategy):
         self._old_solver: nn.Module | None = None
         self._train_x: Tensor | None = None
 
-    # -- modules, built lazily from plain state ------------------------------------------------
     def generator(self, learner: Learner) -> VAE:
         """The generator being trained (built on first use from ``vae_`` or seeded from the learner)."""
         if self._vae is None:
@@ -94,32 +94,27 @@ class GenerativeReplay(Strategy):
         solver.train(was_training)
         return Batch(x.cpu(), y.cpu())
 
-    # -- hooks -------------------------------------------------------------------------------------
     def batch(self, learner: Learner, batch: Batch) -> Batch:
         if not self.input_shape_:
             self.input_shape_ = list(batch.x.shape[1:])
         n = self.replay_size or len(batch.y)
-        xs, ys = [batch.x], [batch.y]
+        parts = [batch]
         if self.old_vae_ is not None:
-            vae, solver = self._frozen(learner)
-            old = self.generate(learner, n, vae, solver, self.old_classes_)
-            xs.append(old.x)
-            ys.append(old.y)
+            parts.append(self.generate(learner, n, *self._frozen(learner), self.old_classes_))
         if len(self.memory_):
-            _, stored, _ = self.memory_.sample(n, learner.generator)
-            xs.append(stored.x)
-            ys.append(stored.y)
-        self._train_x = torch.cat(xs)  # the generator learns the new and the replayed inputs
-        return batch if len(xs) == 1 else Batch(self._train_x, torch.cat(ys), batch.t)
+            parts.append(self.memory_.sample(n, learner.generator)[1])
+        self._train_x = torch.cat([p.x for p in parts])  # the generator learns new and replayed inputs
+        return batch if len(parts) == 1 else Batch(self._train_x, torch.cat([p.y for p in parts]), batch.t)
 
     def after_step(self, learner: Learner) -> None:
         x = self._train_x if self._train_x is not None else learner.incoming.x
         vae = self.generator(learner)
         vae.train()
-        loss = vae.loss(x.to(learner.device), learner.generator)
-        self._opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self._opt.step()
+        for _ in range(self.gen_steps):
+            loss = vae.loss(x.to(learner.device), learner.generator)
+            self._opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self._opt.step()
         self._train_x = None
 
     def after_experience(self, learner: Learner, experience: Experience) -> None:
@@ -133,7 +128,6 @@ class GenerativeReplay(Strategy):
             new = self.generate(learner, self.store_generated, self._vae, learner.model, self.old_classes_)
             self.memory_.add(new.x, new.y, generator=learner.generator)
 
-    # -- state and costs -------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         if self._vae is not None:
             self.vae_ = {k: v.detach().clone() for k, v in self._vae.state_dict().items()}

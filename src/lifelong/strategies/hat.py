@@ -67,7 +67,10 @@ class HAT(Strategy):
         """Weights whose both ends are units used by an earlier task; classifier rows of earlier tasks."""
         if not self.used_:
             return self._frozen.set({})
-        lins, names = mlp_linears(learner.model, "HAT"), {id(p): n for n, p in learner.model.named_parameters()}
+        lins, names = (
+            mlp_linears(learner.model, "HAT"),
+            {id(p): n for n, p in learner.model.named_parameters()},
+        )
         masks = {}
         for l, lin in enumerate(lins[:-1]):
             rows = self.used_[l]

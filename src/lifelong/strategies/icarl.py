@@ -18,7 +18,7 @@ from lifelong.data.dataset import Batch, Dataset, concat
 from lifelong.errors import ConfigError
 from lifelong.learn.strategy import Strategy
 from lifelong.strategies._herding import herding
-from lifelong.strategies.ncm import embed, n_outputs, nearest_mean_scores
+from lifelong.strategies.ncm import embed, nearest_mean_logits
 
 if TYPE_CHECKING:
     from lifelong.data.scenarios import Experience
@@ -31,8 +31,9 @@ class ICaRL(Strategy):
     Parameters
     ----------
     buffer_size : exemplars in total, split equally across the classes seen.
-    distillation : ``bce`` (the paper: sigmoid outputs, new classes classified, old classes
-        distilled from the previous model) or ``kd`` (cross-entropy plus softmax distillation).
+    distillation : ``bce`` (the paper: sigmoid outputs over the classes seen; the current
+        experience's classes are classified, older ones distilled from the previous model) or
+        ``kd`` (cross-entropy plus softmax distillation of the old classes, as in LwF).
     temperature : softens the ``kd`` distributions.
     alpha : weight of the ``kd`` term.
     """
@@ -44,19 +45,14 @@ class ICaRL(Strategy):
                  alpha: float = 1.0) -> None:  # fmt: skip
         if distillation not in ("bce", "kd"):
             raise ConfigError(f"distillation: unknown {distillation!r}; valid: bce, kd")
-        self.buffer_size, self.distillation, self.temperature, self.alpha = (
-            buffer_size,
-            distillation,
-            temperature,
-            alpha,
-        )
+        self.buffer_size, self.distillation = buffer_size, distillation
+        self.temperature, self.alpha = temperature, alpha
         self.exemplars_: dict[str, Tensor] = {}  # x (storage dtype), y, t; grouped by class, herding order
         self.means_: Tensor | None = None  # [C, D] normalised mean of exemplar features per class
         self.old_state_: dict[str, Tensor] | None = None
         self.old_classes_: list[int] = []
         self._old_model: nn.Module | None = None
 
-    # -- training --------------------------------------------------------------------------
     def train_data(self, learner: Learner, experience: Experience, data: Dataset) -> Dataset:
         if not self.exemplars_ or len(data) == 0:
             return data
@@ -100,7 +96,6 @@ class ICaRL(Strategy):
         )
         return self.alpha * t * t * kd
 
-    # -- boundary: exemplars, means, teacher -----------------------------------------------------
     @torch.no_grad()
     def _features(self, learner: Learner, x: Tensor, scale: float) -> Tensor:
         was_training = learner.model.training
@@ -110,27 +105,20 @@ class ICaRL(Strategy):
         learner.model.train(was_training)
         return torch.cat(out)
 
-    def _stored(self, c: int, like: Tensor) -> tuple[Tensor, Tensor]:
-        """Class ``c``'s exemplars (x in ``like``'s dtype, t), in herding order."""
-        if not self.exemplars_:
-            return like[:0], torch.zeros(0, dtype=torch.long)
-        rows = (self.exemplars_["y"] == c).nonzero().squeeze(1)
-        return self.exemplars_["x"][rows].to(like.dtype), self.exemplars_["t"][rows]
-
     def after_experience(self, learner: Learner, experience: Experience) -> None:
         data = experience.train
         old = set(self.exemplars_["y"].tolist()) if self.exemplars_ else set()
         classes = sorted(set(learner.classes_seen) | old)
         m = self.buffer_size // max(1, len(classes))  # memory split equally across classes
         xs, ys, ts, means = [], [], [], {}
-        for c in classes:
-            x, t = self._stored(c, data.x)
+        ex, empty = self.exemplars_, torch.zeros(0, dtype=torch.long)
+        for c in classes:  # old exemplars of c (herding order) + its new samples are the candidates
+            rows = (ex["y"] == c).nonzero().squeeze(1) if ex else empty
+            x, t = (ex["x"][rows].to(data.x.dtype), ex["t"][rows]) if ex else (data.x[:0], empty)
             new = (data.y == c).nonzero().squeeze(1)
-            if len(new):  # candidates: the old exemplars and the new samples of the class
+            if len(new):
                 x = torch.cat([x, data.x[new]])
-                t = torch.cat(
-                    [t, data.t[new] if data.t is not None else torch.zeros(len(new), dtype=torch.long)]
-                )
+                t = torch.cat([t, data.t[new] if data.t is not None else empty.new_zeros(len(new))])
             if len(x) == 0:
                 continue
             f = self._features(learner, x, data.scale)  # [N, D]
@@ -141,12 +129,11 @@ class ICaRL(Strategy):
             ts.append(t[pick])
             if len(pick):
                 means[c] = F.normalize(f[pick].mean(0), dim=0)
-        if xs:
-            self.exemplars_ = {"x": torch.cat(xs), "y": torch.cat(ys), "t": torch.cat(ts)}
-        dim = next(iter(means.values())).shape[0] if means else 0
-        self.means_ = torch.zeros(max(classes) + 1, dim) if means else None
-        for c, mu in means.items():
-            self.means_[c] = mu
+        self.exemplars_ = {"x": torch.cat(xs), "y": torch.cat(ys), "t": torch.cat(ts)} if means else {}
+        self.means_ = None
+        if means:  # [max class + 1, D]; a class without exemplars keeps a zero row
+            self.means_ = torch.zeros(max(means) + 1, len(next(iter(means.values()))))
+            self.means_[list(means)] = torch.stack(list(means.values()))
         self.old_state_ = {k: v.detach().clone() for k, v in learner.model.state_dict().items()}
         self.old_classes_ = list(learner.classes_seen)
         self._old_model = None
@@ -154,10 +141,7 @@ class ICaRL(Strategy):
     def predict(self, learner: Learner, x: Tensor, t: Tensor | None) -> Tensor | None:
         if self.means_ is None:
             return None
-        known = self.means_.norm(dim=1) > 0
-        scores = nearest_mean_scores(embed(learner.model, x), self.means_, known, n_outputs(learner.model))
-        mask = learner.task_mask(t, scores.shape[1])
-        return scores if mask is None else scores.masked_fill(~mask, float("-inf"))
+        return nearest_mean_logits(learner, x, t, self.means_, self.means_.norm(dim=1) > 0)
 
     def memory_bytes(self) -> int:
         return sum(v.numel() * v.element_size() for v in self.exemplars_.values())

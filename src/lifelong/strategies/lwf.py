@@ -52,7 +52,9 @@ class LwF(Strategy):
             old = self._teacher(learner)(batch.x)[:, self.old_classes_]
         new = logits[:, self.old_classes_]
         t = self.temperature
-        kd = F.kl_div(F.log_softmax(new / t, 1), F.log_softmax(old / t, 1), reduction="batchmean", log_target=True)
+        kd = F.kl_div(
+            F.log_softmax(new / t, 1), F.log_softmax(old / t, 1), reduction="batchmean", log_target=True
+        )
         return self.alpha * t * t * kd
 
     def after_experience(self, learner: Learner, experience: Experience) -> None:

@@ -32,14 +32,15 @@ class MAS(Strategy):
 
     Parameters
     ----------
-    lam : penalty strength.
+    lam : penalty strength. ``Omega`` scales with the size of the outputs; the paper's 1 makes
+        SGD at lr 0.1 diverge on large logits (stable needs ``lr * 2 lam * max Omega < 2``).
     samples : inputs of the experience used to estimate ``Omega`` (None: all).
     """
 
     name = "mas"
     supports = frozenset({"class", "task", "domain"})
 
-    def __init__(self, lam: float = 1.0, samples: int | None = None) -> None:
+    def __init__(self, lam: float = 0.1, samples: int | None = None) -> None:
         self.lam, self.samples = lam, samples
         self.omega_: dict[str, Tensor] = {}
         self.anchor_: dict[str, Tensor] = {}

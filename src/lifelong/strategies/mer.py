@@ -29,6 +29,8 @@ class MER(Strategy):
     reservoir memory, shuffled), take one optimizer step per group of ``group_size`` samples,
     then set ``theta <- theta_before + beta * (theta - theta_before)`` (within-batch Reptile).
     After all of them, ``theta <- theta_start + gamma * (theta - theta_start)`` (across batches).
+    MER owns the step, so other strategies' ``batch``, ``loss`` and ``penalty`` hooks do not run
+    in it (``forward`` hooks do: logits come from ``learner.forward``).
 
     Parameters
     ----------

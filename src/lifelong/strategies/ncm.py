@@ -31,22 +31,21 @@ def embed(model: nn.Module, x: Tensor) -> Tensor:
     return F.normalize(model.features(x).flatten(1), dim=1)
 
 
-def nearest_mean_scores(features: Tensor, means: Tensor, known: Tensor, n_outputs: int) -> Tensor:
-    """Scores ``-||f - mu_c||^2`` [B, max(n_outputs, C)]; classes without a mean get ``-inf``.
+def nearest_mean_logits(
+    learner: Learner, x: Tensor, t: Tensor | None, means: Tensor, known: Tensor
+) -> Tensor:
+    """Scores ``-||f - mu_c||^2`` [B, max(n_outputs, C)] of ``f = embed(model, x)``; arg-max is the nearest mean.
 
-    ``features`` [B, D] and ``means`` [C, D] are L2-normalised; ``known`` [C] marks classes
-    that have a mean, so the arg-max is the nearest mean.
+    ``means`` [C, D] are L2-normalised; classes not ``known`` [C] (no mean yet) and, with task
+    ids, classes outside the sample's task get ``-inf``.
     """
-    scores = -torch.cdist(features, means.to(features)).square()  # [B, C]
-    scores = scores.masked_fill(~known.to(features.device), float("-inf"))
+    scores = -torch.cdist(embed(learner.model, x), means.to(x.device)).square()  # [B, C]
+    scores = scores.masked_fill(~known.to(x.device), float("-inf"))
+    n_outputs = int(getattr(getattr(learner.model, "classifier", None), "out_features", 0))
     if n_outputs > scores.shape[1]:
         scores = F.pad(scores, (0, n_outputs - scores.shape[1]), value=float("-inf"))
-    return scores
-
-
-def n_outputs(model: nn.Module) -> int:
-    head = getattr(model, "classifier", None)
-    return int(getattr(head, "out_features", 0))
+    mask = learner.task_mask(t, scores.shape[1])
+    return scores if mask is None else scores.masked_fill(~mask, float("-inf"))
 
 
 class NCM(Strategy):
@@ -100,11 +99,8 @@ class NCM(Strategy):
     def predict(self, learner: Learner, x: Tensor, t: Tensor | None) -> Tensor | None:
         if self.sums_ is None:
             return None
-        known = self.counts_ > 0
         means = F.normalize(self.sums_ / self.counts_.clamp(min=1).unsqueeze(1), dim=1)
-        scores = nearest_mean_scores(embed(learner.model, x), means, known, n_outputs(learner.model))
-        mask = learner.task_mask(t, scores.shape[1])
-        return scores if mask is None else scores.masked_fill(~mask, float("-inf"))
+        return nearest_mean_logits(learner, x, t, means, self.counts_ > 0)
 
     def extra_parameters(self) -> int:
         return 0 if self.sums_ is None else self.sums_.numel() + self.counts_.numel()

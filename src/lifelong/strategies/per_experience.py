@@ -74,6 +74,7 @@ class PerExperienceModels(Strategy):
         if not self.tasks_:
             return None
         if t is not None:
+
             def by_task(xs: Tensor, task: int | None) -> Tensor:
                 i = len(self.tasks_) - 1 - self.tasks_[::-1].index(task) if task in self.tasks_ else 0
                 return self._run(learner, i, xs)

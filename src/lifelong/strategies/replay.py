@@ -31,7 +31,9 @@ class Replay(Strategy):
 
     name = "replay"
 
-    def __init__(self, buffer_size: int = 500, batch_size: int | None = None, policy: str = "reservoir") -> None:
+    def __init__(
+        self, buffer_size: int = 500, batch_size: int | None = None, policy: str = "reservoir"
+    ) -> None:
         self.buffer_size, self.batch_size, self.policy = buffer_size, batch_size, policy
         self.buffer_ = make_buffer(policy, buffer_size)
 

@@ -60,7 +60,7 @@ class SCP(Strategy):
 
     Parameters
     ----------
-    lam : penalty strength.
+    lam : penalty strength (SGD is stable while ``lr * lam * max Gamma < 2``).
     slices : number of random unit vectors ``L``.
     samples : inputs of the experience averaged in the mean output (None: all).
     """
@@ -68,7 +68,7 @@ class SCP(Strategy):
     name = "scp"
     supports = frozenset({"class", "task", "domain"})
 
-    def __init__(self, lam: float = 100.0, slices: int = 100, samples: int | None = None) -> None:
+    def __init__(self, lam: float = 1.0, slices: int = 100, samples: int | None = None) -> None:
         self.lam, self.slices, self.samples = lam, slices, samples
         self.gamma_: dict[str, Tensor] = {}
         self.anchor_: dict[str, Tensor] = {}

@@ -58,7 +58,9 @@ class System:
 
     def __init__(self, settings: Settings | None = None, **overrides: Any) -> None:
         overrides = {k: v for k, v in overrides.items() if v is not None}
-        self.settings = settings.model_copy(update=overrides) if settings else Settings(**overrides)
+        if settings is not None and overrides:  # re-validate, so data_dir="..." becomes a Path again
+            settings = type(settings)(**{**settings.model_dump(), **overrides})
+        self.settings = settings if settings is not None else Settings(**overrides)
         s = self.settings
         self.store = Store(s.db_url, data_dir=s.data_dir)
         self.registry = Registry(self.store)
@@ -114,6 +116,8 @@ class System:
 
     def submit(self, x: Any, ids: Sequence[str] | None = None) -> Future[list[dict[str, Any]]]:
         """Validate and queue a batch for the micro-batcher; the HTTP layer awaits the future."""
+        if self._stop.is_set():
+            raise ConfigError("this System is closed; create a new one")
         if isinstance(x, torch.Tensor):
             x = x.detach().cpu().numpy()
         arr = to_array(x, None, self.settings.max_batch)

@@ -57,7 +57,11 @@ class SimConfig:
     def policy_json(self, kind: str) -> dict[str, Any]:
         """Policy fields scaled to the stream: schedules every half phase, windows of one phase."""
         phase = self.samples // 6
-        base: dict[str, Any] = {"min_samples": max(50, phase // 8), "window": phase, "drift_window": max(50, phase // 8)}
+        base: dict[str, Any] = {
+            "min_samples": max(50, phase // 8),
+            "window": phase,
+            "drift_window": max(50, phase // 8),
+        }
         if kind.startswith("scheduled"):
             base["every_samples"] = max(50, phase // 2)
         if kind == "continual":
@@ -101,7 +105,9 @@ def run_policy(kind: str, cfg: SimConfig, out: Path) -> dict[str, Any]:
 
     port = _free_port()
     settings = Settings(data_dir=data_dir, auth=False, port=port, poll_seconds=0.2, verify_artifacts=False)
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    )
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
     thread.start()
     worker_log = (data_dir / "worker.log").open("wb")
@@ -112,11 +118,14 @@ def run_policy(kind: str, cfg: SimConfig, out: Path) -> dict[str, Any]:
         stdout=worker_log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 60
-        while not server.started:
-            if time.monotonic() > deadline or not thread.is_alive():
-                raise RuntimeError("the server did not start within 60 s")
-            time.sleep(0.05)
+        deadline = time.monotonic() + 120
+        with Store(data_dir=data_dir) as store:  # start the stream once both processes are ready
+            while not (server.started and store.events("worker", limit=1)):
+                if time.monotonic() > deadline or not thread.is_alive() or worker.poll() is not None:
+                    raise RuntimeError(
+                        f"the server or the worker did not start; see {data_dir / 'worker.log'}"
+                    )
+                time.sleep(0.1)
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
             correct, versions, pids = _drive(client, stream, cfg)
     finally:
@@ -212,7 +221,9 @@ def _summarise(store: Any, boundaries: Sequence[int], pids: dict[str, int]) -> d
         hits = [d["delay"] for d in detections if d["phase"] == b]
         first_delay[str(boundary)] = min(hits) if hits else None
     gates = store.events("gate", limit=100_000)
-    promotions = [e for e in store.events("promotion", limit=100_000) if e.payload.get("previous") is not None]
+    promotions = [
+        e for e in store.events("promotion", limit=100_000) if e.payload.get("previous") is not None
+    ]
     rollbacks = store.events("rollback", limit=100_000) + store.events("canary_rollback", limit=100_000)
     return {
         "train_cpu_seconds": float(sum(g.payload.get("train_cpu_seconds", 0.0) for g in gates)),

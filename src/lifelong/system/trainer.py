@@ -30,6 +30,7 @@ from typing import Any
 import sqlalchemy as sa
 import torch
 
+import lifelong.strategies  # noqa: F401  (fills the strategy REGISTRY that Learner.load resolves names in)
 from lifelong.data.dataset import Dataset
 from lifelong.data.scenarios import Experience
 from lifelong.errors import ConfigError, NotFoundError
@@ -173,9 +174,10 @@ def bootstrap(
     n_classes: int | None = None,
     strategies: Sequence[str] = (),
     strategy_params: dict[str, Any] | None = None,
-    epochs: int = 3,
+    epochs: int = 10,
     lr: float = 0.05,
-    batch_size: int = 32,
+    momentum: float = 0.9,
+    batch_size: int = 16,
     seed: int = 0,
 ) -> int:
     """Train a first champion on ``data`` so a fresh system can serve; return its version."""
@@ -185,8 +187,8 @@ def bootstrap(
     x = data.features()
     data = Dataset(x.reshape(len(x), -1) if model == "mlp" else x, data.y, None, 1.0, data.name)
     net = for_input(model, data.input_shape, n_classes or max(data.classes) + 1)
-    learner = Learner(net, _strategies(strategies, strategy_params or {}), lr=lr, batch_size=batch_size,
-                      epochs=epochs, seed=seed)  # fmt: skip
+    learner = Learner(net, _strategies(strategies, strategy_params or {}), lr=lr, momentum=momentum,
+                      batch_size=batch_size, epochs=epochs, seed=seed)  # fmt: skip
     learner.learn(Experience(0, tuple(data.classes), 0, data, data))
     name = "+".join(strategies) or "naive"
     with registry.publish(strategy=name, params={"bootstrap": data.name, "model": model}) as draft:
@@ -199,8 +201,6 @@ def bootstrap(
 
 # --- helpers ------------------------------------------------------------------------------------
 def _strategies(names: Sequence[str], params: dict[str, Any]) -> list[Strategy]:
-    import lifelong.strategies  # noqa: F401  (fills REGISTRY)
-
     unknown = [n for n in names if n not in REGISTRY]
     if unknown:
         raise ConfigError(f"unknown strategy {unknown[0]!r}; valid: {', '.join(sorted(REGISTRY))}")

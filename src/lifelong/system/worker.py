@@ -16,12 +16,12 @@ import argparse
 import json
 import logging
 import math
+import os
 import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -155,25 +155,6 @@ class Worker:
 
 
 # --- process entry point --------------------------------------------------------------------------
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    """Worker options, shared by ``lifelong worker``, ``lifelong up`` and ``python -m``."""
-    p.add_argument(
-        "--data-dir", type=Path, default=None, help="store and artifacts (default ./lifelong-data)"
-    )
-    p.add_argument("--db-url", default=None, help="SQLAlchemy URL (default SQLite in --data-dir)")
-    p.add_argument(
-        "--policy", default="continual", help="manual | scheduled-retrain | scheduled-finetune | continual"
-    )
-    p.add_argument("--strategy", default=None, help="strategy of the continual policy (default replay)")
-    p.add_argument(
-        "--every", type=int, default=None, help="scheduled policies: train every N labelled samples"
-    )
-    p.add_argument("--policy-json", default=None, help="more Policy fields as JSON, e.g. '{\"epochs\": 3}'")
-    p.add_argument("--gate-json", default=None, help='Gate fields as JSON, e.g. \'{"promote_to": "canary"}\'')
-    p.add_argument("--poll", type=float, default=1.0, help="seconds between polls")
-    p.add_argument("--threads", type=int, default=1, help="torch threads (leave cores to the server)")
-
-
 def policy_from_args(args: argparse.Namespace) -> tuple[Policy, Gate]:
     overrides: dict[str, Any] = json.loads(args.policy_json) if args.policy_json else {}
     if args.strategy:
@@ -196,6 +177,7 @@ def serve_forever(args: argparse.Namespace) -> int:
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, lambda *_: worker.stop.set())
+        store.add_event("worker", {"state": "started", "pid": os.getpid(), "policy": policy.kind})
         log.info("worker started: policy %s, data %s", policy.kind, store)
         worker.run()
     log.info("worker stopped")
@@ -203,8 +185,10 @@ def serve_forever(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from lifelong.system.cli import worker_arguments
+
     parser = argparse.ArgumentParser(prog="python -m lifelong.system.worker", description=__doc__)
-    add_arguments(parser)
+    worker_arguments(parser)
     return serve_forever(parser.parse_args(argv))
 
 

@@ -1,0 +1,174 @@
+"""Every strategy on every benchmark: the table in the README.
+
+Two steps, honest about tuning: ``tune`` runs a small hyper-parameter search on ONE seed
+(seed 0) and writes the chosen values into ``src/lifelong/strategies/hparams/<name>.json``;
+``table`` then reports other seeds (1, 2, 3 by default) with those values. Runs go to
+worker processes (one torch thread each) and every finished run is appended to a JSONL file,
+so an interrupted grid resumes where it stopped.
+
+    python benchmarks/strategies.py tune  --out benchmarks/results/tune
+    python benchmarks/strategies.py table --out benchmarks/results/strategies
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+# A small search per method on the default benchmark; values follow each paper's reported ranges.
+SEARCH: dict[str, dict[str, list[Any]]] = {
+    "ewc": {"lam": [10.0, 100.0, 1000.0, 10000.0]},
+    "online-ewc": {"lam": [10.0, 100.0, 1000.0, 10000.0]},
+    "l2": {"lam": [0.1, 1.0, 10.0, 100.0]},
+    "si": {"c": [0.1, 1.0, 10.0]},
+    "mas": {"lam": [0.1, 1.0, 10.0]},
+    "rwalk": {"lam": [0.1, 1.0, 10.0]},
+    "scp": {"lam": [1.0, 10.0, 100.0]},
+    "lwf": {"alpha": [0.5, 1.0, 3.0]},
+    "der": {"alpha": [0.1, 0.3, 1.0]},
+    "derpp": {"alpha": [0.1, 0.3], "beta": [0.5, 1.0]},
+    "agem": {},
+    "gem": {"margin": [0.0, 0.5]},
+}
+
+TABLE_BENCHMARKS = ["split-fmnist", "split-fmnist-task", "permuted-fmnist", "rotated-fmnist", "split-digits"]
+
+
+def _run(job: dict[str, Any]) -> dict[str, Any]:
+    import torch
+
+    torch.set_num_threads(1)
+    from lifelong.bench import runner
+    from lifelong.bench.benchmarks import get
+    from lifelong.errors import StrategyMismatchError
+
+    settings = runner.Settings(epochs=job["epochs"] or get(job["benchmark"]).epochs, buffer=job["buffer"],
+                               train_fraction=job["train_fraction"])  # fmt: skip
+    strategy = runner.make_strategy(job["strategy"], job["benchmark"], job["buffer"], **job.get("params", {}))
+    scenario = runner._subsample(get(job["benchmark"]).build(job["seed"]), job["train_fraction"], job["seed"])
+    kind = scenario.kind
+    if kind not in strategy.supports or ("task_labels" in strategy.needs and kind != "task"):
+        return {**job, "skipped": f"{job['strategy']} does not support {kind} scenarios"}
+    try:
+        run = runner.run_one(job["benchmark"], job["strategy"], job["seed"], settings, scenario=scenario,
+                             params=job.get("params"))  # fmt: skip
+    except StrategyMismatchError as e:
+        return {**job, "skipped": str(e)}
+    return {**run, "buffer": job["buffer"], "overrides": job.get("params", {})}
+
+
+def _grid(jobs: list[dict[str, Any]], log: Path, workers: int) -> list[dict[str, Any]]:
+    done = []
+    if log.exists():
+        done = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+
+    def key(j: dict[str, Any]) -> str:
+        return json.dumps(
+            [j["benchmark"], j["strategy"], j["seed"], j["buffer"], j.get("overrides", j.get("params"))]
+        )
+
+    finished = {key(j) for j in done}
+    todo = [j for j in jobs if key(j) not in finished]
+    print(f"{len(done)} runs already in {log}, {len(todo)} to go")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with ProcessPoolExecutor(workers) as pool, log.open("a") as f:
+        futures = {pool.submit(_run, j): j for j in todo}
+        for fut in as_completed(futures):
+            job = futures[fut]
+            try:
+                run = fut.result()
+            except Exception as e:  # a failing method must not sink the grid; the failure is recorded
+                run = {**job, "error": f"{type(e).__name__}: {e}"}
+            run.setdefault("overrides", job.get("params", {}))
+            f.write(json.dumps(run) + "\n")
+            f.flush()
+            done.append(run)
+            m = run.get("metrics", {})
+            status = run.get("skipped") or run.get("error") or f"ACC {m.get('acc', 0):.3f}"
+            print(
+                f"{job['benchmark']:>18} {job['strategy']:>18} buf {job['buffer']} seed {job['seed']}: {status}"
+            )
+    return done
+
+
+def tune(args: argparse.Namespace) -> None:
+    from lifelong.bench.runner import HPARAMS_DIR
+
+    jobs = []
+    for name, space in SEARCH.items():
+        keys = sorted(space)
+        for values in itertools.product(*(space[k] for k in keys)) if keys else [()]:
+            jobs.append({"benchmark": args.benchmark, "strategy": name, "seed": 0, "buffer": 500, "epochs": 0,
+                         "train_fraction": args.train_fraction, "params": dict(zip(keys, values))})  # fmt: skip
+    runs = [r for r in _grid(jobs, Path(args.out) / "runs.jsonl", args.workers) if "metrics" in r]
+    for name in SEARCH:
+        mine = [r for r in runs if r["strategy"] == name]
+        if not mine:
+            continue
+        best = max(mine, key=lambda r: r["metrics"]["acc"])  # r["params"]: every hyper-parameter used
+        path = HPARAMS_DIR / f"{name}.json"
+        table = json.loads(path.read_text()) if path.exists() else {}
+        table["default"] = {**table.get("default", {}), **{k: best["params"][k] for k in SEARCH[name]}}
+        table["_tuning"] = {"benchmark": args.benchmark, "seed": 0, "train_fraction": args.train_fraction,
+                            "search": SEARCH[name], "acc": {json.dumps({k: r["params"][k] for k in SEARCH[name]}):
+                                                            round(r["metrics"]["acc"], 4) for r in mine}}  # fmt: skip
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(table, indent=1) + "\n")
+        print(f"{name}: chose {table['default']} (ACC {best['metrics']['acc']:.3f} on seed 0)")
+
+
+def table(args: argparse.Namespace) -> None:
+    from lifelong.bench.report import markdown_table
+    from lifelong.bench.runner import strategy_names, summarize
+
+    strategies = args.strategies.split(",") if args.strategies else strategy_names()
+    benchmarks = args.benchmarks.split(",")
+    seeds = [int(s) for s in args.seeds.split(",")]
+    buffers = [int(b) for b in args.buffers.split(",")]
+    from lifelong.learn.strategy import REGISTRY
+
+    jobs = []
+    for b, s, seed in itertools.product(benchmarks, strategies, seeds):
+        memory = "buffer_size" in REGISTRY[s]().get_params()
+        for buf in buffers if memory else [buffers[-1]]:
+            jobs.append({"benchmark": b, "strategy": s, "seed": seed, "buffer": buf, "epochs": 0,
+                         "train_fraction": args.train_fraction, "params": {}})  # fmt: skip
+    out = Path(args.out)
+    runs = [r for r in _grid(jobs, out / "runs.jsonl", args.workers) if "metrics" in r]
+    for r in runs:  # memory methods get one row per buffer size
+        if "buffer_size" in r.get("params", {}):
+            r["strategy"] = f"{r['strategy']}-{r['buffer']}"
+    rows = sorted(summarize(runs), key=lambda r: (benchmarks.index(r["benchmark"]), -r["acc"]))
+    (out / "results.json").write_text(json.dumps({"runs": runs, "summary": rows}, indent=1))
+    (out / "table.md").write_text(markdown_table(rows) + "\n")
+    print(markdown_table(rows))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("tune")
+    t.add_argument("--benchmark", default="split-fmnist")
+    t.add_argument("--out", default="benchmarks/results/tune")
+    t.set_defaults(func=tune)
+    g = sub.add_parser("table")
+    g.add_argument("--benchmarks", default=",".join(TABLE_BENCHMARKS))
+    g.add_argument("--strategies", default="")
+    g.add_argument("--seeds", default="1,2,3")
+    g.add_argument("--buffers", default="200,500")
+    g.add_argument("--out", default="benchmarks/results/strategies")
+    g.set_defaults(func=table)
+    for p in (t, g):
+        p.add_argument("--train-fraction", type=float, default=1.0)
+        p.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2)))
+    args = parser.parse_args()
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""The system commands: `lifelong up` as a real process on a fresh data dir, and the registry commands."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from lifelong.cli import build_parser, main
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_commands_are_registered_without_heavy_imports() -> None:
+    code = ("import sys, argparse; from lifelong.system.cli import add_commands; "
+            "add_commands(argparse.ArgumentParser().add_subparsers()); "
+            "print(sorted(m for m in ('torch', 'fastapi', 'uvicorn') if m in sys.modules))")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+    sub = build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    assert {"serve", "worker", "up", "models", "promote", "rollback", "simulate"} <= set(sub)
+
+
+def test_up_serves_a_bootstrapped_champion_on_a_fresh_data_dir(tmp_path: Path) -> None:
+    port = _free_port()
+    cmd = [sys.executable, "-m", "lifelong.cli", "up", "--data-dir", str(tmp_path / "data"), "--port", str(port),
+           "--bootstrap", "digits", "--no-auth", "--poll", "0.2"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ})
+    try:
+        deadline, health = time.monotonic() + 120, None
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, proc.stdout.read().decode()[-3000:]  # type: ignore[union-attr]
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                if health.status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.3)
+        assert health is not None and health.status_code == 200, "the server never became healthy"
+        assert health.json()["live"]["champion"]["version"] == 1
+        r = httpx.post(
+            f"http://127.0.0.1:{port}/v1/predict", json={"inputs": [[0.5] * 64, [0.0] * 64]}, timeout=10
+        )
+        assert r.status_code == 200, r.text
+        preds = r.json()["predictions"]
+        assert len(preds) == 2 and all(0 <= p["label"] < 10 for p in preds)
+        r = httpx.post(
+            f"http://127.0.0.1:{port}/v1/samples", json={"inputs": [[0.1] * 64], "labels": [3]}, timeout=10
+        )
+        assert r.status_code == 201, r.text
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            assert proc.wait(60) == 0
+        finally:
+            proc.kill()
+    # the registry commands work on the same directory once it is down
+    data = ["--data-dir", str(tmp_path / "data")]
+    assert main(["models", *data]) == 0
+    assert main(["promote", "1", *data]) == 0
+    assert main(["rollback", *data]) == 2  # nothing earlier to roll back to: a LifelongError, exit code 2
+
+
+@pytest.mark.parametrize("argv", [["simulate", "--policy", "sometimes"], ["up", "--bootstrap", "none"]])
+def test_bad_configuration_exits_2(argv: list[str], tmp_path: Path) -> None:
+    assert main([*argv, "--data-dir", str(tmp_path)] if argv[0] == "up" else argv) == 2
