@@ -133,7 +133,7 @@ def table(args: argparse.Namespace) -> None:
     from lifelong.learn.strategy import REGISTRY
 
     jobs = []
-    for b, s, seed in itertools.product(benchmarks, strategies, seeds):
+    for seed, b, s in itertools.product(seeds, benchmarks, strategies):  # seed-major: a partial grid covers all cells
         memory = "buffer_size" in REGISTRY[s]().get_params()
         for buf in buffers if memory else [buffers[-1]]:
             jobs.append({"benchmark": b, "strategy": s, "seed": seed, "buffer": buf, "epochs": 0,

@@ -1,0 +1,83 @@
+import pytest
+import torch
+
+from lifelong.checks import toy_data
+from lifelong.data import Split, from_tensors
+from lifelong.data.scenarios import class_incremental, domain_incremental, rotate, task_free, task_incremental
+from lifelong.errors import DataError, ScenarioError
+
+
+def test_class_incremental_splits_classes_in_order() -> None:
+    s = class_incremental(toy_data(), n_experiences=2)
+    assert [e.classes for e in s] == [(0, 1), (2, 3)]
+    assert set(s[0].train.y.tolist()) == {0, 1} and set(s[1].test.y.tolist()) == {2, 3}
+    assert s.kind == "class" and s[0].train.t is None and s[1].index == 1
+
+
+def test_class_order_and_seed() -> None:
+    s = class_incremental(toy_data(), classes_per_experience=1, class_order=[3, 1, 0, 2])
+    assert [e.classes for e in s] == [(3,), (1,), (0,), (2,)]
+    shuffled = class_incremental(toy_data(), n_experiences=4, seed=5)
+    assert sorted(c for e in shuffled for c in e.classes) == [0, 1, 2, 3]
+
+
+def test_task_incremental_carries_task_ids() -> None:
+    s = task_incremental(toy_data(), n_experiences=2)
+    assert s.kind == "task" and s[1].task_id == 1 and set(s[1].train.t.tolist()) == {1}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "arg"),
+    [({"n_experiences": 3}, "n_experiences"), ({"classes_per_experience": 3}, "classes_per_experience"),
+     ({"class_order": [0, 1, 2, 9]}, "class_order"), ({"class_order": [0, 0, 1, 2]}, "class_order")],
+)  # fmt: skip
+def test_invalid_arguments_name_the_argument(kwargs, arg) -> None:
+    with pytest.raises(ScenarioError, match=arg):
+        class_incremental(toy_data(), **kwargs)
+
+
+def test_empty_dataset_is_refused() -> None:
+    with pytest.raises(DataError):
+        from_tensors(torch.zeros(0, 3), torch.zeros(0, dtype=torch.long))
+    data = toy_data()
+    with pytest.raises(ScenarioError, match="empty"):
+        class_incremental(Split(data.train, data.test.subset(torch.arange(0))), n_experiences=2)
+    with pytest.raises(DataError, match="pair"):
+        class_incremental(data.train)
+
+
+def test_domain_incremental_permutes_the_same_classes() -> None:
+    s = domain_incremental(toy_data(), permutations=3, seed=1)
+    assert len(s) == 3 and all(e.classes == (0, 1, 2, 3) for e in s) and s.kind == "domain"
+    x0, x1 = s[0].train.x, s[1].train.x
+    assert not torch.equal(x0, x1) and torch.equal(x0.sort(1).values, x1.sort(1).values)
+    with pytest.raises(ScenarioError, match="exactly one"):
+        domain_incremental(toy_data())
+
+
+def test_rotation_turns_images() -> None:
+    img = torch.zeros(1, 1, 9, 9, dtype=torch.uint8)
+    img[0, 0, 4, 6:] = 255  # a bar right of centre
+    turned = rotate(img, 90)
+    assert turned.dtype == torch.uint8 and turned[0, 0, 4, 6:].sum() < 255 and turned.sum() > 0
+    assert torch.equal(rotate(img, 360), img)
+    images = Split(from_tensors(img.repeat(4, 1, 1, 1), torch.tensor([0, 1, 0, 1])),
+                   from_tensors(img.repeat(2, 1, 1, 1), torch.tensor([0, 1])))  # fmt: skip
+    s = domain_incremental(images, rotations=[0, 90])
+    assert torch.equal(s[0].train.x, images.train.x) and not torch.equal(s[1].train.x, images.train.x)
+    with pytest.raises(ScenarioError, match="image"):
+        domain_incremental(toy_data(), rotations=[0, 90])
+
+
+def test_task_free_stream_sees_each_sample_once() -> None:
+    scenario = class_incremental(toy_data(), n_experiences=2)
+    sharp = task_free(scenario, batch_size=8, blur=0.0)
+    ys = torch.cat([b.y for b in sharp])
+    assert len(ys) == sum(len(e.train) for e in scenario)
+    half = len(scenario[0].train)
+    assert set(ys[:half].tolist()) == {0, 1} and set(ys[half:].tolist()) == {2, 3}
+    blurred = torch.cat([b.y for b in task_free(scenario, batch_size=8, blur=1.0)])
+    assert set(blurred[:half].tolist()) & {2, 3}  # neighbouring experiences mix
+    assert sorted(blurred.tolist()) == sorted(ys.tolist())
+    with pytest.raises(ScenarioError, match="blur"):
+        task_free(scenario, blur=-1)

@@ -1,0 +1,51 @@
+import json
+
+import pytest
+
+from lifelong.metrics import Result, acc, bwt, forgetting, fwt, intransigence, negative_flip_rate, plasticity
+
+R = [
+    [0.9, 0.1, 0.0],
+    [0.6, 0.8, 0.2],
+    [0.5, 0.7, 0.9],
+]
+
+
+def test_acc_is_the_mean_of_the_last_row() -> None:
+    assert acc(R) == pytest.approx((0.5 + 0.7 + 0.9) / 3)
+
+
+def test_bwt_compares_final_with_just_learned() -> None:
+    assert bwt(R) == pytest.approx(((0.5 - 0.9) + (0.7 - 0.8)) / 2)
+
+
+def test_fwt_compares_before_training_with_untrained_model() -> None:
+    assert fwt(R, [0.1, 0.05, 0.1]) == pytest.approx(((0.1 - 0.05) + (0.2 - 0.1)) / 2)
+
+
+def test_forgetting_uses_the_best_earlier_accuracy() -> None:
+    # experience 0: best 0.9, final 0.5; experience 1: best 0.8, final 0.7
+    assert forgetting(R) == pytest.approx((0.4 + 0.1) / 2)
+
+
+def test_intransigence_and_plasticity() -> None:
+    assert intransigence(R, [1.0, 1.0, 1.0]) == pytest.approx(((0.1) + (0.2) + (0.1)) / 3)
+    assert plasticity(R) == pytest.approx((0.9 + 0.8 + 0.9) / 3)
+
+
+def test_single_experience_has_no_transfer() -> None:
+    assert bwt([[0.7]]) == 0.0 and forgetting([[0.7]]) == 0.0 and fwt([[0.7]], [0.1]) == 0.0
+    assert negative_flip_rate([]) == 0.0
+
+
+def test_result_serialises_with_every_metric() -> None:
+    r = Result(accuracy_matrix=R, untrained_accuracy=[0.1] * 3, flips=[0.2, 0.1], train_seconds=2.0, epochs=3,
+               samples=100, reference_accuracy=[1.0] * 3)  # fmt: skip
+    doc = json.loads(r.to_json())
+    for key in ("acc", "bwt", "fwt", "forgetting", "negative_flip_rate", "train_seconds_per_epoch",
+                "samples_per_second", "extra_parameters", "buffer_bytes", "peak_rss_mb", "intransigence"):  # fmt: skip
+        assert key in doc["metrics"]
+    assert doc["metrics"]["negative_flip_rate"] == pytest.approx(0.15)
+    assert doc["metrics"]["samples_per_second"] == pytest.approx(50.0)
+    table = r.table()
+    assert "0.900" in table and "negative_flip_rate" in table
