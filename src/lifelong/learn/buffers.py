@@ -75,6 +75,12 @@ class Buffer:
     def _add(self, x: Tensor, y: Tensor, t: Tensor | None, logits: Tensor | None, g: torch.Generator) -> None:
         raise NotImplementedError
 
+    def remember(self, learner: Any, batch: Batch | None = None, logits: Tensor | None = None) -> None:
+        """Offer ``batch`` (default: the learner's incoming batch) in the form its experience stores it."""
+        x, y, t = batch if batch is not None else learner.incoming
+        raw, scale = storage_form(learner, x)
+        self.add(raw, y, t, generator=learner.generator, logits=logits, scale=scale)
+
     def sample(self, n: int, generator: torch.Generator) -> tuple[Tensor, Batch, Tensor | None]:
         """``n`` stored samples drawn uniformly without replacement: (indices, batch, logits)."""
         assert self.x is not None

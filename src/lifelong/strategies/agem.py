@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from lifelong.learn.buffers import make_buffer, storage_form
+from lifelong.learn.buffers import make_buffer
 from lifelong.learn.strategy import Strategy
 from lifelong.strategies.gem import flat_grad, loss_grad, trainable, write_grad
 
@@ -46,9 +46,7 @@ class AGEM(Strategy):
             write_grad(params, g - (dot / (g_ref @ g_ref).clamp_min(1e-12)) * g_ref)
 
     def after_step(self, learner: Learner) -> None:
-        x, y, t = learner.incoming
-        raw, scale = storage_form(learner, x)
-        self.buffer_.add(raw, y, t, generator=learner.generator, scale=scale)
+        self.buffer_.remember(learner)
 
     def memory_bytes(self) -> int:
         return self.buffer_.nbytes()

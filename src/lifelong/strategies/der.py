@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from lifelong.data.dataset import Batch
-from lifelong.learn.buffers import make_buffer, storage_form
+from lifelong.learn.buffers import make_buffer
 from lifelong.learn.strategy import Strategy
 
 if TYPE_CHECKING:
@@ -64,9 +64,7 @@ class DER(Strategy):
     def after_step(self, learner: Learner) -> None:
         if self._logits is None:  # a step some other strategy owned: no logits to store
             return
-        x, y, t = learner.incoming
-        raw, scale = storage_form(learner, x)
-        self.buffer_.add(raw, y, t, generator=learner.generator, logits=self._logits, scale=scale)
+        self.buffer_.remember(learner, logits=self._logits)
         self._logits = None
 
     def memory_bytes(self) -> int:

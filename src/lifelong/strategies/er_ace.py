@@ -16,14 +16,13 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from lifelong.data.dataset import Batch
-from lifelong.learn.buffers import make_buffer, storage_form
-from lifelong.learn.strategy import Strategy
+from lifelong.strategies.replay import Replay
 
 if TYPE_CHECKING:
     from lifelong.learn.learner import Learner
 
 
-class ERACE(Strategy):
+class ERACE(Replay):
     """Replay with loss ``CE_present(incoming) + CE_seen(replayed)``.
 
     Parameters
@@ -35,15 +34,7 @@ class ERACE(Strategy):
     name = "er-ace"
 
     def __init__(self, buffer_size: int = 500, batch_size: int | None = None) -> None:
-        self.buffer_size, self.batch_size = buffer_size, batch_size
-        self.buffer_ = make_buffer("reservoir", buffer_size)
-
-    def batch(self, learner: Learner, batch: Batch) -> Batch:
-        if len(self.buffer_) == 0:
-            return batch
-        _, old, _ = self.buffer_.sample(self.batch_size or learner.batch_size, learner.generator)
-        t = None if batch.t is None else torch.cat([batch.t, old.t])
-        return Batch(torch.cat([batch.x, old.x]), torch.cat([batch.y, old.y]), t)
+        super().__init__(buffer_size, batch_size, "reservoir")
 
     def loss(self, learner: Learner, batch: Batch, logits: Tensor) -> Tensor:
         n = len(learner.incoming.y)  # the incoming samples come first in the batch
@@ -57,11 +48,3 @@ class ERACE(Strategy):
             seen[batch.y[n:]] = True  # a stored class always counts as seen
             loss = loss + F.cross_entropy(old.masked_fill(~seen, float("-inf")), batch.y[n:])
         return loss
-
-    def after_step(self, learner: Learner) -> None:
-        x, y, t = learner.incoming
-        raw, scale = storage_form(learner, x)
-        self.buffer_.add(raw, y, t, generator=learner.generator, scale=scale)
-
-    def memory_bytes(self) -> int:
-        return self.buffer_.nbytes()

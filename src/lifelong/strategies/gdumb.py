@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 
-from lifelong.learn.buffers import make_buffer, storage_form
+from lifelong.learn.buffers import make_buffer
 from lifelong.learn.strategy import Strategy
 
 if TYPE_CHECKING:
@@ -43,9 +43,7 @@ class GDumb(Strategy):
         self.buffer_ = make_buffer("class-balanced", buffer_size)
 
     def after_step(self, learner: Learner) -> None:
-        x, y, t = learner.incoming
-        raw, scale = storage_form(learner, x)
-        self.buffer_.add(raw, y, t, generator=learner.generator, scale=scale)
+        self.buffer_.remember(learner)
 
     def after_experience(self, learner: Learner, experience: Experience) -> None:
         self.reinitialise(learner)

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from lifelong.data.dataset import Batch
-from lifelong.learn.buffers import make_buffer, storage_form
+from lifelong.learn.buffers import make_buffer
 from lifelong.learn.strategy import Strategy
 
 if TYPE_CHECKING:
@@ -81,8 +81,7 @@ class MER(Strategy):
             with torch.no_grad():  # across-batch Reptile
                 for p, s in zip(params, start):
                     p.copy_(torch.lerp(s, p, self.gamma))
-        raw, scale = storage_form(learner, batch.x)
-        self.buffer_.add(raw, batch.y, batch.t, generator=learner.generator, scale=scale)
+        self.buffer_.remember(learner, batch)
         return total / max(count, 1)
 
     def memory_bytes(self) -> int:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from lifelong.data.dataset import Batch
-from lifelong.learn.buffers import make_buffer, storage_form
+from lifelong.learn.buffers import make_buffer
 from lifelong.learn.strategy import Strategy
 
 if TYPE_CHECKING:
@@ -45,9 +45,7 @@ class Replay(Strategy):
         return Batch(torch.cat([batch.x, old.x]), torch.cat([batch.y, old.y]), t)
 
     def after_step(self, learner: Learner) -> None:
-        x, y, t = learner.incoming
-        raw, scale = storage_form(learner, x)
-        self.buffer_.add(raw, y, t, generator=learner.generator, scale=scale)
+        self.buffer_.remember(learner)
 
     def memory_bytes(self) -> int:
         return self.buffer_.nbytes()
