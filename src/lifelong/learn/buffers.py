@@ -37,8 +37,8 @@ class Buffer:
     def __len__(self) -> int:
         return self.size
 
-    def _allocate(self, x: Tensor, logits: Tensor | None) -> None:
-        self.x = torch.zeros((self.capacity, *x.shape[1:]), dtype=x.dtype)
+    def _allocate(self, x: Tensor, logits: Tensor | None, dtype: torch.dtype | None) -> None:
+        self.x = torch.zeros((self.capacity, *x.shape[1:]), dtype=dtype or x.dtype)
         self.y = torch.zeros(self.capacity, dtype=torch.long)
         self.t = torch.zeros(self.capacity, dtype=torch.long)
         if logits is not None:
@@ -48,29 +48,35 @@ class Buffer:
         self, slots: Tensor, src: Tensor, x: Tensor, y: Tensor, t: Tensor | None, logits: Tensor | None
     ):
         assert self.x is not None
-        self.x[slots] = x[src]
+        self.x[slots] = self._stored(x[src])
         self.y[slots] = y[src]
-        self.t[slots] = 0 if t is None else t[src]
+        if t is not None:  # without task ids the slots keep their zeros
+            self.t[slots] = t[src]
         if logits is not None and self.logits is not None:
             self.logits[slots] = logits[src].detach()
 
     def add(self, x: Tensor, y: Tensor, t: Tensor | None = None, *, generator: torch.Generator,
-            logits: Tensor | None = None, scale: float = 1.0) -> None:  # fmt: skip
-        """Offer a batch of raw samples; the policy decides which are kept."""
+            logits: Tensor | None = None, scale: float = 1.0, dtype: torch.dtype | None = None) -> None:  # fmt: skip
+        """Offer a batch of samples; the policy decides which are kept.
+
+        ``dtype`` and ``scale`` say how the memory stores inputs (uint8 with its scale for images):
+        only the samples actually kept are converted.
+        """
         if self.capacity == 0 or len(y) == 0:
             return
         if self.x is None:
-            self._allocate(x, logits)
+            self._allocate(x, logits, dtype)
             self.scale = scale
-        if (
-            x.dtype != self.x.dtype
-        ):  # e.g. float samples offered to a uint8 memory: store in the memory's form
-            x = (
-                x.float().div(self.scale).round_().to(self.x.dtype)
-                if x.dtype.is_floating_point
-                else x * scale
-            )
         self._add(x, y, t, logits, generator)
+
+    def _stored(self, x: Tensor) -> Tensor:
+        """``x`` in the memory's storage form (float inputs offered to a uint8 memory are re-quantised)."""
+        assert self.x is not None
+        if x.dtype == self.x.dtype:
+            return x
+        if x.dtype.is_floating_point and not self.x.dtype.is_floating_point:
+            return x.div(self.scale).round_().to(self.x.dtype)
+        return x.to(self.x.dtype) * (self.scale if not x.dtype.is_floating_point else 1.0)
 
     def _add(self, x: Tensor, y: Tensor, t: Tensor | None, logits: Tensor | None, g: torch.Generator) -> None:
         raise NotImplementedError
@@ -78,8 +84,8 @@ class Buffer:
     def remember(self, learner: Any, batch: Batch | None = None, logits: Tensor | None = None) -> None:
         """Offer ``batch`` (default: the learner's incoming batch) in the form its experience stores it."""
         x, y, t = batch if batch is not None else learner.incoming
-        raw, scale = storage_form(learner, x)
-        self.add(raw, y, t, generator=learner.generator, logits=logits, scale=scale)
+        dtype, scale = storage_form(learner)
+        self.add(x.detach(), y, t, generator=learner.generator, logits=logits, scale=scale, dtype=dtype)
 
     def sample(self, n: int, generator: torch.Generator) -> tuple[Tensor, Batch, Tensor | None]:
         """``n`` stored samples drawn uniformly without replacement: (indices, batch, logits)."""
@@ -125,12 +131,17 @@ class ReservoirBuffer(Buffer):
             self._write(torch.arange(self.size, self.size + fill), torch.arange(fill), x, y, t, logits)
             self.size += fill
         if fill < n:
-            # sample i (global position seen+i) replaces a random slot with probability capacity/(seen+i+1)
-            pos = torch.arange(self.seen + fill, self.seen + n) + 1
-            draws = (torch.rand(n - fill, generator=g) * pos).long()
-            keep = draws < self.capacity
-            if keep.any():
-                self._write(draws[keep], torch.arange(fill, n)[keep], x, y, t, logits)
+            # sample i (global position seen+i) replaces a random slot with probability capacity/(seen+i+1);
+            # one draw for the batch, decided in Python: a full memory rarely keeps anything
+            u = torch.rand(n - fill, generator=g).tolist()
+            slots, src = [], []
+            for i, r in enumerate(u, start=fill):
+                j = int(r * (self.seen + i + 1))
+                if j < self.capacity:
+                    slots.append(j)
+                    src.append(i)
+            if slots:
+                self._write(torch.tensor(slots), torch.tensor(src), x, y, t, logits)
         self.seen += n
 
 
@@ -190,7 +201,7 @@ class HerdingBuffer(Buffer):
         n, stored = len(y), self.size
         assert self.x is not None
         # candidates: stored exemplars first (in their herding order), then the offered samples
-        all_x = torch.cat([self.x[:stored], x.to(self.x.dtype)])
+        all_x = torch.cat([self.x[:stored], self._stored(x)])
         all_y = torch.cat([self.y[:stored], y])
         all_t = torch.cat([self.t[:stored], torch.zeros_like(y) if t is None else t])
         all_logits = None
@@ -254,14 +265,14 @@ def make_buffer(policy: str, capacity: int) -> Buffer:
     return BUFFERS[policy](capacity)
 
 
-def storage_form(learner: Any, x: Tensor) -> tuple[Tensor, float]:
-    """Return ``x`` as the current experience stores it (uint8 when it came from uint8) and its scale.
+def storage_form(learner: Any) -> tuple[torch.dtype | None, float]:
+    """How the current experience stores inputs: ``(torch.uint8, scale)`` for images, else ``(None, 1.0)``.
 
-    Inputs drawn from uint8 data are ``u * scale`` exactly, so rounding back is lossless and a
+    Inputs drawn from uint8 data are ``u * scale`` exactly, so re-quantising is lossless and a
     memory of images costs a quarter of float32.
     """
     experience = learner.experience
     data = experience.train if experience is not None else None
     if data is not None and data.x.dtype == torch.uint8 and len(data):
-        return x.div(data.scale).round_().to(torch.uint8), data.scale
-    return x.detach(), 1.0
+        return torch.uint8, data.scale
+    return None, 1.0

@@ -40,7 +40,7 @@ class MAS(Strategy):
     name = "mas"
     supports = frozenset({"class", "task", "domain"})
 
-    def __init__(self, lam: float = 0.1, samples: int | None = None) -> None:
+    def __init__(self, lam: float = 0.01, samples: int | None = None) -> None:
         self.lam, self.samples = lam, samples
         self.omega_: dict[str, Tensor] = {}
         self.anchor_: dict[str, Tensor] = {}
