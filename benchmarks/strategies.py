@@ -13,9 +13,11 @@ so an interrupted grid resumes where it stopped.
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import json
 import os
+import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,15 @@ SEARCH: dict[str, dict[str, list[Any]]] = {
 TABLE_BENCHMARKS = ["split-fmnist", "split-fmnist-task", "permuted-fmnist", "rotated-fmnist", "split-digits"]
 
 
+@functools.lru_cache(maxsize=1)
+def _scenario(benchmark: str, seed: int, train_fraction: float) -> Any:
+    """Jobs arrive benchmark by benchmark, so a worker builds each scenario once (rotations are not free)."""
+    from lifelong.bench import runner
+    from lifelong.bench.benchmarks import get
+
+    return runner._subsample(get(benchmark).build(seed), train_fraction, seed)
+
+
 def _run(job: dict[str, Any]) -> dict[str, Any]:
     import torch
 
@@ -50,16 +61,18 @@ def _run(job: dict[str, Any]) -> dict[str, Any]:
     settings = runner.Settings(epochs=job["epochs"] or get(job["benchmark"]).epochs, buffer=job["buffer"],
                                train_fraction=job["train_fraction"])  # fmt: skip
     strategy = runner.make_strategy(job["strategy"], job["benchmark"], job["buffer"], **job.get("params", {}))
-    scenario = runner._subsample(get(job["benchmark"]).build(job["seed"]), job["train_fraction"], job["seed"])
+    scenario = _scenario(job["benchmark"], job["seed"], job["train_fraction"])
     kind = scenario.kind
     if kind not in strategy.supports or ("task_labels" in strategy.needs and kind != "task"):
         return {**job, "skipped": f"{job['strategy']} does not support {kind} scenarios"}
+    start = time.perf_counter()
     try:
         run = runner.run_one(job["benchmark"], job["strategy"], job["seed"], settings, scenario=scenario,
                              params=job.get("params"))  # fmt: skip
     except StrategyMismatchError as e:
         return {**job, "skipped": str(e)}
-    return {**run, "buffer": job["buffer"], "overrides": job.get("params", {})}
+    wall = time.perf_counter() - start
+    return {**run, "buffer": job["buffer"], "overrides": job.get("params", {}), "wall_seconds": wall}
 
 
 def _grid(jobs: list[dict[str, Any]], log: Path, workers: int) -> list[dict[str, Any]]:
