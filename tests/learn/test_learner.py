@@ -162,6 +162,20 @@ def test_joint_trains_once_on_everything() -> None:
     assert result.samples == 240 and result.metrics["forgetting"] == 0.0 and result.metrics["acc"] > 0.9
 
 
+def test_joint_on_tasks_masks_each_sample_by_its_own_task() -> None:
+    learner = Learner(toy_model(), [Joint()], lr=0.1, batch_size=8)
+    result = learner.fit(toy_scenario("task"))
+    assert learner.task_classes == {0: (0, 1), 1: (2, 3)}  # known from the data, before experience 1 began
+    assert result.accuracy_matrix[0][1] > 0.9 and result.metrics["acc"] > 0.9
+
+
+def test_unknown_task_ids_are_not_masked() -> None:
+    learner = Learner(toy_model(), [Naive()], lr=0.1, batch_size=8)
+    learner.learn(toy_scenario("task")[0])
+    logits = learner.predict_logits(torch.zeros(2, 8), torch.tensor([0, 7]))
+    assert torch.isinf(logits[0, 2:]).all() and torch.isfinite(logits[1]).all()
+
+
 def test_predict_validates_inputs() -> None:
     learner = Learner(toy_model())
     assert learner.predict(torch.zeros(5, 8)).shape == (5,)

@@ -171,6 +171,8 @@ class Learner:
         data = experience.train
         for s in self._hooks["train_data"]:
             data = s.train_data(self, experience, data)
+        if data is not experience.train:
+            self._register(data)  # joint or cumulative data holds classes of other experiences
         self._train_epochs(data)
         self.consolidate()
 
@@ -255,15 +257,30 @@ class Learner:
             return None
         mask = self._task_mask
         if mask is None or mask.shape[1] != n_outputs:
-            mask = torch.zeros(max(self._task_classes) + 1, n_outputs, dtype=torch.bool, device=self.device)
+            # one row per task id up to the largest known, plus a last row for ids never seen:
+            # unknown tasks (and gaps) are not masked at all
+            n_tasks = max(self._task_classes) + 1
+            mask = torch.ones(n_tasks + 1, n_outputs, dtype=torch.bool, device=self.device)
             for task, cls in self._task_classes.items():
+                mask[task] = False
                 mask[task, [c for c in cls if c < n_outputs]] = True
             self._task_mask = mask
-        return mask[t.clamp(max=len(mask) - 1)]
+        return mask[t.clamp(min=0, max=len(mask) - 1)]
 
     def _mask_tasks(self, logits: Tensor, t: Tensor) -> Tensor:
         mask = self.task_mask(t, logits.shape[1])
         return logits if mask is None else logits.masked_fill(~mask, float("-inf"))
+
+    def _register(self, data: Dataset) -> None:
+        """Record the classes (and task -> classes) present in ``data``."""
+        if len(data) == 0:
+            return
+        self._classes_seen.update(data.classes)
+        if data.t is not None:
+            k = int(data.y.max()) + 1
+            for code in torch.unique(data.t * k + data.y).tolist():
+                self._task_classes.setdefault(code // k, set()).add(code % k)
+            self._task_mask = None
 
     def _begin(self, experience: Experience) -> None:
         self._experience = experience
