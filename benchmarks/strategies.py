@@ -136,7 +136,7 @@ def tune(args: argparse.Namespace) -> None:
 
 
 def table(args: argparse.Namespace) -> None:
-    from lifelong.bench.report import markdown_table
+    from lifelong.bench.report import markdown_table, pivot_table
     from lifelong.bench.runner import strategy_names, summarize
 
     strategies = args.strategies.split(",") if args.strategies else strategy_names()
@@ -146,7 +146,9 @@ def table(args: argparse.Namespace) -> None:
     from lifelong.learn.strategy import REGISTRY
 
     jobs = []
-    for seed, b, s in itertools.product(seeds, benchmarks, strategies):  # seed-major: a partial grid covers all cells
+    for seed, b, s in itertools.product(
+        seeds, benchmarks, strategies
+    ):  # seed-major: a partial grid covers all cells
         memory = "buffer_size" in REGISTRY[s]().get_params()
         for buf in buffers if memory else [buffers[-1]]:
             jobs.append({"benchmark": b, "strategy": s, "seed": seed, "buffer": buf, "epochs": 0,
@@ -158,8 +160,12 @@ def table(args: argparse.Namespace) -> None:
             r["strategy"] = f"{r['strategy']}-{r['buffer']}"
     rows = sorted(summarize(runs), key=lambda r: (benchmarks.index(r["benchmark"]), -r["acc"]))
     (out / "results.json").write_text(json.dumps({"runs": runs, "summary": rows}, indent=1))
-    (out / "table.md").write_text(markdown_table(rows) + "\n")
-    print(markdown_table(rows))
+    present = [b for b in benchmarks if any(r["benchmark"] == b for r in rows)]
+    sections = [f"#### ACC (mean ± std over seeds {args.seeds})\n\n" + pivot_table(rows, present)]
+    for b in present:
+        sections.append(f"#### {b}\n\n" + markdown_table([r for r in rows if r["benchmark"] == b]))
+    (out / "table.md").write_text("\n\n".join(sections) + "\n")
+    print("\n\n".join(sections))
 
 
 def main() -> None:

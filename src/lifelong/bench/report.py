@@ -92,3 +92,14 @@ def plot(runs: Sequence[dict[str, Any]], out: Path) -> list[Path]:
         plt.close(fig)
         written.append(path)
     return written
+
+
+def pivot_table(rows: Sequence[dict[str, Any]], benchmarks: Sequence[str], metric: str = "acc") -> str:
+    """One row per strategy, one column per benchmark: ``metric`` as mean ± std ("-" where unsupported)."""
+    cells: dict[str, dict[str, str]] = {}
+    for r in rows:
+        cells.setdefault(r["strategy"], {})[r["benchmark"]] = f"{r[metric]:.3f} ± {r[metric + '_std']:.3f}"
+    lines = ["| strategy | " + " | ".join(benchmarks) + " |", "|---|" + "---|" * len(benchmarks)]
+    for strategy in sorted(cells):
+        lines.append(f"| {strategy} | " + " | ".join(cells[strategy].get(b, "-") for b in benchmarks) + " |")
+    return "\n".join(lines)

@@ -54,7 +54,7 @@ class DEN(Strategy):
     supports = frozenset({"class", "task", "domain"})
 
     def __init__(self, loss_threshold: float = 0.1, grow_units: int = 8, expand_epochs: int = 1,
-                 split_threshold: float = 1.0) -> None:  # fmt: skip
+                 split_threshold: float = 0.1) -> None:  # fmt: skip
         self.loss_threshold, self.grow_units = loss_threshold, grow_units
         self.expand_epochs, self.split_threshold = expand_epochs, split_threshold
         self.sizes_: list[int] = []
