@@ -190,9 +190,17 @@ def test_default_is_one_sqlite_file_in_wal_mode(tmp_path: Path, monkeypatch: pyt
     monkeypatch.delenv("LIFELONG_DB_URL", raising=False)
     with Store(data_dir=tmp_path / "data") as store, store.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
-        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL: durable across process crashes
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
     assert (tmp_path / "data" / "lifelong.db").exists()
+
+    monkeypatch.setenv("LIFELONG_SQLITE_SYNCHRONOUS", "FULL")  # survives power loss as well
+    with Store(data_dir=tmp_path / "full") as store, store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2
+    monkeypatch.setenv("LIFELONG_SQLITE_SYNCHRONOUS", "OFF")
+    with pytest.raises(StoreError, match="NORMAL, FULL or EXTRA"):
+        Store(data_dir=tmp_path / "off")
+    monkeypatch.delenv("LIFELONG_SQLITE_SYNCHRONOUS")
 
     monkeypatch.setenv("LIFELONG_DB_URL", f"sqlite:///{tmp_path / 'env.db'}")
     with Store(data_dir=tmp_path / "unused") as store:

@@ -197,7 +197,7 @@ class Store:
         except (sa.exc.ArgumentError, ImportError) as err:
             raise StoreError(f"cannot use database URL {url!r}: {err}") from err
         if self.engine.dialect.name == "sqlite":
-            _configure_sqlite(self.engine)
+            _configure_sqlite(self.engine, os.environ.get("LIFELONG_SQLITE_SYNCHRONOUS", "NORMAL"))
         self._writer = self.engine.execution_options(lifelong_write=True)
         try:
             metadata.create_all(self.engine)
@@ -494,15 +494,25 @@ def _advance(conn: sa.Connection, name: str, value: int) -> None:
     )
 
 
-def _configure_sqlite(engine: sa.Engine) -> None:
-    """WAL lets readers run beside the one writer. synchronous=FULL fsyncs the WAL at every commit,
-    so an acknowledged write survives power loss as well as a crash (NORMAL would only survive a
-    process crash). We emit BEGIN ourselves because Python's sqlite3 does not begin before SELECTs."""
+def _configure_sqlite(engine: sa.Engine, synchronous: str = "NORMAL") -> None:
+    """WAL lets readers run beside the one writer. With synchronous=NORMAL a committed write is in the
+    WAL file before the call returns, so it survives a crash or SIGKILL of the process (the tests kill
+    writers to check); only an OS crash or power loss can drop the last commits. FULL (set
+    LIFELONG_SQLITE_SYNCHRONOUS=FULL) fsyncs at every commit and survives power loss too, at ~0.5 ms per
+    commit, measured as a quarter of the serving path's CPU. We emit BEGIN ourselves because Python's
+    sqlite3 does not begin before SELECTs."""
+    if synchronous.upper() not in ("NORMAL", "FULL", "EXTRA"):
+        raise StoreError(f"LIFELONG_SQLITE_SYNCHRONOUS must be NORMAL, FULL or EXTRA, got {synchronous!r}")
 
     @sa.event.listens_for(engine, "connect")
     def _connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None
-        for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", "busy_timeout=30000"):
+        for pragma in (
+            "journal_mode=WAL",
+            f"synchronous={synchronous.upper()}",
+            "foreign_keys=ON",
+            "busy_timeout=30000",
+        ):
             dbapi_conn.execute(f"PRAGMA {pragma}")
 
     @sa.event.listens_for(engine, "begin")

@@ -14,11 +14,11 @@ from lifelong.system.service import System
 _bearer = HTTPBearer(auto_error=False, description="LIFELONG_TOKEN, printed by `lifelong up`")
 
 
-def get_system(request: Request) -> System:
+async def get_system(request: Request) -> System:  # async: no threadpool hop per request
     return request.app.state.system
 
 
-def require_token(
+async def require_token(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> None:
     """Mutating endpoints need ``Authorization: Bearer <token>`` unless the server runs with --no-auth."""
