@@ -190,7 +190,9 @@ def test_default_is_one_sqlite_file_in_wal_mode(tmp_path: Path, monkeypatch: pyt
     monkeypatch.delenv("LIFELONG_DB_URL", raising=False)
     with Store(data_dir=tmp_path / "data") as store, store.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
-        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL: durable across process crashes
+        assert (
+            conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1
+        )  # NORMAL: durable across process crashes
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
     assert (tmp_path / "data" / "lifelong.db").exists()
 

@@ -11,15 +11,15 @@ from typing import TYPE_CHECKING
 from torch import Tensor
 
 from lifelong.data.dataset import Batch
-from lifelong.learn.strategy import Strategy
 from lifelong.strategies._importance import quadratic_penalty, trainable
+from lifelong.strategies._path import PathIntegral
 
 if TYPE_CHECKING:
     from lifelong.data.scenarios import Experience
     from lifelong.learn.learner import Learner
 
 
-class RWalk(Strategy):
+class RWalk(PathIntegral):
     """Penalty ``lam * sum_i (F_i + s_i) (theta_i - theta*_i)^2``.
 
     ``F`` is the online Fisher (EWC++): each step ``F <- alpha F + (1 - alpha) g^2`` with ``g``
@@ -46,35 +46,18 @@ class RWalk(Strategy):
         self.anchor_: dict[str, Tensor] = {}
         self.start_: dict[str, Tensor] = {}
         self.path_: dict[str, Tensor] = {}
-        self._grad: dict[str, Tensor] = {}
-        self._before: dict[str, Tensor] = {}
-
-    def before_experience(self, learner: Learner, experience: Experience) -> None:
-        self.start_ = {n: p.detach().clone() for n, p in trainable(learner).items()}
-        self.path_ = {n: p.detach().new_zeros(p.shape) for n, p in trainable(learner).items()}
 
     def penalty(self, learner: Learner, batch: Batch, logits: Tensor) -> Tensor | None:
         if not self.importance_:
             return None
         return self.lam * quadratic_penalty(learner, self.anchor_, self.importance_)
 
-    def after_backward(self, learner: Learner) -> None:
-        self._grad, self._before = {}, {}
-        for n, p in trainable(learner).items():
-            if p.grad is None:
-                continue
-            g = p.grad.detach().clone()
-            if n in self.importance_:  # remove our own penalty's gradient: F and w measure the task loss
-                g -= 2 * self.lam * self.importance_[n] * (p.detach() - self.anchor_[n])
-            f = self.fisher_.get(n)
-            self.fisher_[n] = g.pow(2) if f is None else self.alpha * f + (1 - self.alpha) * g.pow(2)
-            self._grad[n], self._before[n] = g, p.detach().clone()
+    def _penalty_terms(self) -> tuple[float, dict[str, Tensor], dict[str, Tensor]]:
+        return self.lam, self.importance_, self.anchor_
 
-    def after_step(self, learner: Learner) -> None:
-        for n, p in trainable(learner).items():
-            if n in self._grad and n in self.path_:
-                self.path_[n] -= self._grad[n] * (p.detach() - self._before[n])
-        self._grad, self._before = {}, {}
+    def _observe(self, name: str, grad: Tensor) -> None:
+        f = self.fisher_.get(name)  # running (EMA) empirical Fisher, updated every step
+        self.fisher_[name] = grad.pow(2) if f is None else self.alpha * f + (1 - self.alpha) * grad.pow(2)
 
     def after_experience(self, learner: Learner, experience: Experience) -> None:
         for n, p in trainable(learner).items():

@@ -10,15 +10,15 @@ from typing import TYPE_CHECKING
 from torch import Tensor
 
 from lifelong.data.dataset import Batch
-from lifelong.learn.strategy import Strategy
 from lifelong.strategies._importance import quadratic_penalty, trainable
+from lifelong.strategies._path import PathIntegral
 
 if TYPE_CHECKING:
     from lifelong.data.scenarios import Experience
     from lifelong.learn.learner import Learner
 
 
-class SI(Strategy):
+class SI(PathIntegral):
     """Penalty ``c * sum_i omega_i (theta_i - theta*_i)^2`` with importances from the path integral.
 
     Each step adds ``w_i += -g_i * delta_theta_i`` (``g``: the gradient before the step, less this
@@ -43,33 +43,14 @@ class SI(Strategy):
         self.anchor_: dict[str, Tensor] = {}
         self.start_: dict[str, Tensor] = {}  # weights when the current experience began
         self.path_: dict[str, Tensor] = {}  # running path integral w over the current experience
-        self._grad: dict[str, Tensor] = {}  # per step: gradient and weights before optimizer.step()
-        self._before: dict[str, Tensor] = {}
-
-    def before_experience(self, learner: Learner, experience: Experience) -> None:
-        self.start_ = {n: p.detach().clone() for n, p in trainable(learner).items()}
-        self.path_ = {n: p.detach().new_zeros(p.shape) for n, p in trainable(learner).items()}
 
     def penalty(self, learner: Learner, batch: Batch, logits: Tensor) -> Tensor | None:
         if not self.omega_:
             return None
         return self.c * quadratic_penalty(learner, self.anchor_, self.omega_)
 
-    def after_backward(self, learner: Learner) -> None:
-        self._grad, self._before = {}, {}
-        for n, p in trainable(learner).items():
-            if p.grad is None:
-                continue
-            g = p.grad.detach().clone()
-            if n in self.omega_:  # d/dtheta of our own penalty: the path integral measures the task loss
-                g -= 2 * self.c * self.omega_[n] * (p.detach() - self.anchor_[n])
-            self._grad[n], self._before[n] = g, p.detach().clone()
-
-    def after_step(self, learner: Learner) -> None:
-        for n, p in trainable(learner).items():
-            if n in self._grad and n in self.path_:
-                self.path_[n] -= self._grad[n] * (p.detach() - self._before[n])
-        self._grad, self._before = {}, {}
+    def _penalty_terms(self) -> tuple[float, dict[str, Tensor], dict[str, Tensor]]:
+        return self.c, self.omega_, self.anchor_
 
     def after_experience(self, learner: Learner, experience: Experience) -> None:
         for n, p in trainable(learner).items():
