@@ -85,6 +85,7 @@ def plot(runs: Sequence[dict[str, Any]], out: Path) -> list[Path]:
             ylim=(0, 1),
             title=bench,
         )
+        ax.xaxis.get_major_locator().set_params(integer=True)
         ax.legend(fontsize=7)
         fig.tight_layout()
         path = out / f"acc-{bench}.png"
