@@ -6,24 +6,13 @@ import torch
 from lifelong.checks import toy_model, toy_scenario
 from lifelong.learn.learner import Learner
 from lifelong.strategies import L2
-
-W = "features.1.weight"
+from tests.strategies._penalty import W, penalty_moved
 
 
 def _learned(strategy: L2) -> Learner:
     learner = Learner(toy_model(), [strategy], lr=0.1, batch_size=8, seed=0)
     learner.learn(toy_scenario("class").experiences[0])
     return learner
-
-
-def _penalty_moved(learner: Learner, strategy: L2, index: tuple[int, int], delta: float) -> float:
-    p = dict(learner.model.named_parameters())[W]
-    with torch.no_grad():
-        p[index] += delta
-    value = float(strategy.penalty(learner, None, None).detach())
-    with torch.no_grad():
-        p[index] -= delta
-    return value
 
 
 def test_no_penalty_before_the_first_boundary() -> None:
@@ -34,10 +23,10 @@ def test_penalty_is_zero_at_anchor_and_quadratic_and_uniform() -> None:
     strategy = L2(lam=2.0)
     learner = _learned(strategy)
     assert float(strategy.penalty(learner, None, None).detach()) == 0.0
-    a, b = _penalty_moved(learner, strategy, (0, 0), 0.5), _penalty_moved(learner, strategy, (3, 5), 0.5)
+    a, b = penalty_moved(learner, strategy, (0, 0), 0.5), penalty_moved(learner, strategy, (3, 5), 0.5)
     assert a == pytest.approx(0.5 * 2.0 * 0.25, rel=1e-4)
     assert a == pytest.approx(b, rel=1e-4)  # every weight is equally important
-    assert _penalty_moved(learner, strategy, (0, 0), 1.0) == pytest.approx(4 * a, rel=1e-4)
+    assert penalty_moved(learner, strategy, (0, 0), 1.0) == pytest.approx(4 * a, rel=1e-4)
 
 
 def test_penalty_pulls_towards_anchor() -> None:

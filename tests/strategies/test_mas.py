@@ -6,8 +6,7 @@ import torch
 from lifelong.checks import toy_model, toy_scenario
 from lifelong.learn.learner import Learner
 from lifelong.strategies import MAS
-
-W = "features.1.weight"
+from tests.strategies._penalty import W, penalty_moved
 
 
 def _learned(strategy: MAS, kind: str = "class", n: int = 1) -> tuple[Learner, list]:
@@ -27,16 +26,6 @@ def _brute_force(learner: Learner, x: torch.Tensor, keep: list[int] | None = Non
         for n, p in learner.model.named_parameters():
             total[n] += p.grad.abs()
     return {n: v / len(x) for n, v in total.items()}
-
-
-def _penalty_moved(learner: Learner, strategy: MAS, index: tuple[int, int], delta: float) -> float:
-    p = dict(learner.model.named_parameters())[W]
-    with torch.no_grad():
-        p[index] += delta
-    value = float(strategy.penalty(learner, None, None).detach())
-    with torch.no_grad():
-        p[index] -= delta
-    return value
 
 
 def test_importance_matches_per_sample_loop_and_accumulates() -> None:
@@ -68,7 +57,7 @@ def test_penalty_zero_at_anchor_grows_and_follows_importance() -> None:
     hi = divmod(int(omega.argmax()), omega.shape[1])
     lo = divmod(int(torch.where(omega > 0, omega, omega.max()).argmin()), omega.shape[1])
     assert omega[hi] > omega[lo] > 0
-    p_hi, p_lo = _penalty_moved(learner, mas, hi, 0.3), _penalty_moved(learner, mas, lo, 0.3)
+    p_hi, p_lo = penalty_moved(learner, mas, hi, 0.3), penalty_moved(learner, mas, lo, 0.3)
     assert p_hi > p_lo > 0
     assert p_hi == pytest.approx(2.0 * float(omega[hi]) * 0.09, rel=1e-4)
-    assert _penalty_moved(learner, mas, hi, 0.6) == pytest.approx(4 * p_hi, rel=1e-4)
+    assert penalty_moved(learner, mas, hi, 0.6) == pytest.approx(4 * p_hi, rel=1e-4)

@@ -7,8 +7,7 @@ from lifelong.checks import toy_model, toy_scenario
 from lifelong.learn.learner import Learner
 from lifelong.learn.strategy import Strategy
 from lifelong.strategies import RWalk
-
-W = "features.1.weight"
+from tests.strategies._penalty import W, penalty_moved
 
 
 class Spy(Strategy):
@@ -44,16 +43,6 @@ def _learned(strategy: Strategy, *extra: Strategy) -> Learner:
     return learner
 
 
-def _penalty_moved(learner: Learner, strategy: RWalk, index: tuple[int, int], delta: float) -> float:
-    p = dict(learner.model.named_parameters())[W]
-    with torch.no_grad():
-        p[index] += delta
-    value = float(strategy.penalty(learner, None, None).detach())
-    with torch.no_grad():
-        p[index] -= delta
-    return value
-
-
 def test_fisher_and_score_match_a_hand_computation() -> None:
     rwalk = RWalk(alpha=0.8, eps=0.1)
     spy = Spy(0.8, rwalk)
@@ -87,7 +76,7 @@ def test_penalty_zero_at_anchor_grows_and_follows_importance() -> None:
     hi = divmod(int(imp.argmax()), imp.shape[1])
     lo = divmod(int(torch.where(imp > 0, imp, imp.max()).argmin()), imp.shape[1])
     assert imp[hi] > imp[lo] > 0
-    p_hi, p_lo = _penalty_moved(learner, rwalk, hi, 0.3), _penalty_moved(learner, rwalk, lo, 0.3)
+    p_hi, p_lo = penalty_moved(learner, rwalk, hi, 0.3), penalty_moved(learner, rwalk, lo, 0.3)
     assert p_hi > p_lo > 0
     assert p_hi == pytest.approx(3.0 * float(imp[hi]) * 0.09, rel=1e-4)
-    assert _penalty_moved(learner, rwalk, hi, 0.6) == pytest.approx(4 * p_hi, rel=1e-4)
+    assert penalty_moved(learner, rwalk, hi, 0.6) == pytest.approx(4 * p_hi, rel=1e-4)

@@ -8,8 +8,7 @@ from lifelong.learn.learner import Learner
 from lifelong.learn.strategy import Strategy
 from lifelong.strategies import SCP
 from lifelong.strategies.scp import mean_output_jacobian
-
-W = "features.1.weight"
+from tests.strategies._penalty import W, penalty_moved
 
 
 def _learned(strategy: SCP, kind: str = "class") -> tuple[Learner, list]:
@@ -17,16 +16,6 @@ def _learned(strategy: SCP, kind: str = "class") -> tuple[Learner, list]:
     experiences = toy_scenario(kind).experiences
     learner.learn(experiences[0])
     return learner, experiences
-
-
-def _penalty_moved(learner: Learner, strategy: SCP, index: tuple[int, int], delta: float) -> float:
-    p = dict(learner.model.named_parameters())[W]
-    with torch.no_grad():
-        p[index] += delta
-    value = float(strategy.penalty(learner, None, None).detach())
-    with torch.no_grad():
-        p[index] -= delta
-    return value
 
 
 def test_jacobian_is_that_of_the_mean_output_whatever_the_chunking() -> None:
@@ -78,10 +67,10 @@ def test_penalty_zero_at_anchor_grows_and_follows_importance() -> None:
     hi = divmod(int(gamma.argmax()), gamma.shape[1])
     lo = divmod(int(torch.where(gamma > 0, gamma, gamma.max()).argmin()), gamma.shape[1])
     assert gamma[hi] > gamma[lo] > 0
-    p_hi, p_lo = _penalty_moved(learner, scp, hi, 0.3), _penalty_moved(learner, scp, lo, 0.3)
+    p_hi, p_lo = penalty_moved(learner, scp, hi, 0.3), penalty_moved(learner, scp, lo, 0.3)
     assert p_hi > p_lo > 0
     assert p_hi == pytest.approx(0.5 * 10.0 * float(gamma[hi]) * 0.09, rel=1e-4)
-    assert _penalty_moved(learner, scp, hi, 0.6) == pytest.approx(4 * p_hi, rel=1e-4)
+    assert penalty_moved(learner, scp, hi, 0.6) == pytest.approx(4 * p_hi, rel=1e-4)
 
 
 def test_importances_accumulate_and_ignore_other_tasks_outputs() -> None:

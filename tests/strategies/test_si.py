@@ -7,8 +7,7 @@ from lifelong.checks import toy_model, toy_scenario
 from lifelong.learn.learner import Learner
 from lifelong.learn.strategy import Strategy
 from lifelong.strategies import SI
-
-W = "features.1.weight"
+from tests.strategies._penalty import W, penalty_moved
 
 
 class Spy(Strategy):
@@ -31,16 +30,6 @@ def _learned(strategy: Strategy, *extra: Strategy, momentum: float = 0.0) -> Lea
     learner = Learner(toy_model(), [strategy, *extra], lr=0.1, momentum=momentum, batch_size=8, seed=0)
     learner.learn(toy_scenario("class").experiences[0])
     return learner
-
-
-def _penalty_moved(learner: Learner, strategy: SI, index: tuple[int, int], delta: float) -> float:
-    p = dict(learner.model.named_parameters())[W]
-    with torch.no_grad():
-        p[index] += delta
-    value = float(strategy.penalty(learner, None, None).detach())
-    with torch.no_grad():
-        p[index] -= delta
-    return value
 
 
 def test_omega_is_the_path_integral_over_squared_displacement() -> None:
@@ -70,10 +59,10 @@ def test_penalty_zero_at_anchor_grows_and_follows_importance() -> None:
     hi = divmod(int(omega.argmax()), omega.shape[1])
     lo = divmod(int(torch.where(omega > 0, omega, omega.max()).argmin()), omega.shape[1])
     assert omega[hi] > omega[lo] > 0
-    p_hi, p_lo = _penalty_moved(learner, si, hi, 0.3), _penalty_moved(learner, si, lo, 0.3)
+    p_hi, p_lo = penalty_moved(learner, si, hi, 0.3), penalty_moved(learner, si, lo, 0.3)
     assert p_hi > p_lo > 0
     assert p_hi == pytest.approx(0.5 * float(omega[hi]) * 0.09, rel=1e-4)
-    assert _penalty_moved(learner, si, hi, 0.6) == pytest.approx(4 * p_hi, rel=1e-4)
+    assert penalty_moved(learner, si, hi, 0.6) == pytest.approx(4 * p_hi, rel=1e-4)
 
 
 def test_own_penalty_is_left_out_of_the_path_integral() -> None:
