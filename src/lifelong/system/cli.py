@@ -139,6 +139,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     from lifelong.system.app import create_app
     from lifelong.system.registry import Registry
     from lifelong.system.store import Store
+    from lifelong.system.worker import stop_process
 
     settings, token = _settings(args).with_token()
     with Store(settings.db_url, data_dir=settings.data_dir) as store:
@@ -166,11 +167,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     except _Stop:
         pass
     finally:
-        child.send_signal(signal.SIGTERM)
-        try:
-            child.wait(60)
-        except subprocess.TimeoutExpired:
-            child.kill()
+        stop_process(child, 60)
     return 0
 
 

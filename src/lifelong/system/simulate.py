@@ -19,7 +19,6 @@ import json
 import os
 import resource
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -87,6 +86,7 @@ def run_policy(kind: str, cfg: SimConfig, out: Path) -> dict[str, Any]:
     from lifelong.system.settings import Settings
     from lifelong.system.store import Store
     from lifelong.system.trainer import bootstrap
+    from lifelong.system.worker import stop_process
 
     if kind not in KINDS:
         raise ConfigError(f"simulate: unknown policy {kind!r}; choose from {', '.join(KINDS)}")
@@ -129,12 +129,7 @@ def run_policy(kind: str, cfg: SimConfig, out: Path) -> dict[str, Any]:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
             correct, versions, pids = _drive(client, stream, cfg)
     finally:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(120)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
+        stop_process(worker, 120)
         worker_log.close()
         server.should_exit = True
         thread.join(30)

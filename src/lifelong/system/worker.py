@@ -18,6 +18,7 @@ import logging
 import math
 import os
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -155,6 +156,16 @@ class Worker:
 
 
 # --- process entry point --------------------------------------------------------------------------
+def stop_process(process: subprocess.Popen[Any], timeout: float) -> None:
+    """SIGTERM a worker process (it ends after its current step); SIGKILL it if it outlives ``timeout``."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def policy_from_args(args: argparse.Namespace) -> tuple[Policy, Gate]:
     overrides: dict[str, Any] = json.loads(args.policy_json) if args.policy_json else {}
     if args.strategy:
