@@ -163,7 +163,7 @@ def test_reload_picks_up_a_promotion_made_by_another_process(tmp_path: Path) -> 
 
 def test_drift_lists_stored_reports(system: System) -> None:
     report = DriftReport("ks", score=0.4, threshold=0.05, drift=True, p_value=0.01)
-    system.store.add_event("drift", report.to_event())
+    system.store.add_event("data_drift", report.to_event())
     system.store.add_event("training", {"version": 1})
     assert [e.payload["monitor"] for e in system.drift()] == ["ks"]
-    assert [e.kind for e in system.events()] == ["drift", "training"]
+    assert [e.kind for e in system.events()] == ["data_drift", "training"]

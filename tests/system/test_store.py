@@ -81,9 +81,9 @@ def test_bad_names_and_json(store: Store) -> None:
     with pytest.raises(StoreError, match="event kind"):
         store.add_event("Drift!")
     with pytest.raises(StoreError, match="finite"):
-        store.add_event("drift", {"p": float("nan")})
+        store.add_event("data_drift", {"p": float("nan")})
     with pytest.raises(StoreError, match="JSON"):
-        store.add_event("drift", {"p": object()})
+        store.add_event("data_drift", {"p": object()})
     with pytest.raises(StoreError, match="variant"):
         store.add_prediction(1, 0, variant="blue")
     with pytest.raises(StoreError, match="model version"):
@@ -133,12 +133,12 @@ def test_batched_predictions_and_recent_limit(store: Store) -> None:
 
 
 def test_events_filters_and_polling_cursor(store: Store) -> None:
-    first = store.add_event("drift", {"feature": 3, "p": 0.001})
+    first = store.add_event("data_drift", {"feature": 3, "p": 0.001})
     store.add_event("training", {"version": 2})
-    last = store.add_event("drift", {"feature": 1, "p": 0.01})
-    assert [e.payload["feature"] for e in store.events("drift")] == [3, 1]
+    last = store.add_event("data_drift", {"feature": 1, "p": 0.01})
+    assert [e.payload["feature"] for e in store.events("data_drift")] == [3, 1]
     assert [e.id for e in store.events(after_id=first)] == [first + 1, last]
-    assert [e.kind for e in store.events(limit=2)] == ["training", "drift"]
+    assert [e.kind for e in store.events(limit=2)] == ["training", "data_drift"]
     assert store.events(since=store.events()[-1].ts)[-1].id == last
 
 
@@ -228,3 +228,25 @@ def test_concurrent_writers_get_distinct_ids(store: Store) -> None:
         t.join()
     all_ids = [i for batch in results for i in batch]
     assert len(all_ids) == len(set(all_ids)) == store.count_samples() == 120
+
+
+def test_lease_is_exclusive_until_it_expires_and_renewable_by_its_holder(tmp_path):
+    with Store(data_dir=tmp_path) as store:
+        assert store.lease("worker") is None
+        assert store.acquire_lease("worker", "a", 10, now=100.0)
+        assert not store.acquire_lease("worker", "b", 10, now=105.0)  # a holds it
+        assert store.acquire_lease("worker", "a", 10, now=108.0)  # renewal moves expiry, keeps acquired
+        lease = store.lease("worker")
+        assert (lease.holder, lease.acquired, lease.heartbeat, lease.expires) == ("a", 100.0, 108.0, 118.0)
+        assert not store.acquire_lease("worker", "b", 10, now=117.0)
+        assert store.acquire_lease("worker", "b", 10, now=119.0)  # expired: b takes over
+        assert store.lease("worker").holder == "b"
+        store.release_lease("worker", "a")  # not a's any more: no effect
+        assert store.lease("worker").holder == "b"
+        store.release_lease("worker", "b")
+        assert store.lease("worker") is None
+
+
+def test_unknown_event_kind_is_refused(tmp_path):
+    with Store(data_dir=tmp_path) as store, pytest.raises(StoreError, match="unknown event kind"):
+        store.add_event("bogus")

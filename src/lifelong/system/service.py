@@ -32,7 +32,7 @@ from lifelong.system.settings import Settings
 from lifelong.system.store import Event, Store
 
 log = logging.getLogger(__name__)
-DRIFT_KINDS = ("drift", "data_drift", "performance_drift")
+DRIFT_KINDS = ("data_drift", "performance_drift")
 _CACHE = 8  # loaded versions kept in memory (the live ones plus recent, for quick swaps back)
 
 

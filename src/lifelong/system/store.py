@@ -31,6 +31,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from torch import Tensor
 
 from lifelong.errors import NotFoundError, StoreError
+from lifelong.system.events import EventKind
 
 VARIANTS = ("champion", "canary", "shadow")
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
@@ -128,6 +129,15 @@ cursors = sa.Table(
     sa.Column("name", sa.String(64), primary_key=True),
     sa.Column("value", sa.BigInteger, nullable=False),
 )
+leases = sa.Table(  # one row per exclusive role ("worker"): who holds it and until when
+    "leases",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("holder", sa.String(128), nullable=False),  # host:pid:nonce
+    sa.Column("acquired", sa.Double, nullable=False),
+    sa.Column("heartbeat", sa.Double, nullable=False),
+    sa.Column("expires", sa.Double, nullable=False),
+)
 
 
 # --- returned records ---------------------------------------------------------------------------
@@ -146,6 +156,14 @@ class LabelledPrediction(NamedTuple):
     variant: str
     predicted: int
     label: int
+
+
+class Lease(NamedTuple):
+    name: str
+    holder: str
+    acquired: float
+    heartbeat: float
+    expires: float
 
 
 class Event(NamedTuple):
@@ -439,15 +457,52 @@ class Store:
             LabelledPrediction(r.id, r.ts, r.version, r.variant, r.label, r.truth) for r in reversed(rows)
         ]
 
+    # leases -------------------------------------------------------------------------------------
+    def acquire_lease(self, name: str, holder: str, ttl_seconds: float, *, now: float | None = None) -> bool:
+        """Take or renew lease ``name`` for ``holder``; False while another holder's lease is unexpired.
+
+        One statement (insert, or update only where expired or already ours), so two workers racing
+        on SQLite or PostgreSQL can never both hold it.
+        """
+        _check_name(name, "lease name")
+        now = time.time() if now is None else now
+        dialect = {"sqlite": sqlite, "postgresql": postgresql}[self.engine.dialect.name]
+        ins = dialect.insert(leases).values(
+            name=name, holder=holder, acquired=now, heartbeat=now, expires=now + ttl_seconds
+        )
+        stmt = ins.on_conflict_do_update(
+            index_elements=["name"],
+            set_={
+                "holder": holder,
+                "heartbeat": now,
+                "expires": now + ttl_seconds,
+                "acquired": sa.case((leases.c.holder == holder, leases.c.acquired), else_=now),
+            },
+            where=sa.or_(leases.c.holder == holder, leases.c.expires < now),
+        ).returning(leases.c.holder)
+        with self.transaction() as conn:
+            return conn.execute(stmt).first() is not None
+
+    def release_lease(self, name: str, holder: str) -> None:
+        """Give lease ``name`` up at once (a clean shutdown), so a standby need not wait for expiry."""
+        with self.transaction() as conn:
+            conn.execute(sa.delete(leases).where(leases.c.name == name, leases.c.holder == holder))
+
+    def lease(self, name: str) -> Lease | None:
+        """Who holds lease ``name`` and its last heartbeat (None: never taken or released)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(leases).where(leases.c.name == name)).first()
+        return None if row is None else Lease(row.name, row.holder, row.acquired, row.heartbeat, row.expires)
+
     # events -------------------------------------------------------------------------------------
-    def add_event(self, kind: str, payload: Mapping[str, Any] | None = None) -> int:
+    def add_event(self, kind: EventKind | str, payload: Mapping[str, Any] | None = None) -> int:
         """Log a decision (drift, training, gate, promotion, rollback, deployment...); return its id."""
         with self.transaction() as conn:
             return insert_event(conn, kind, payload)
 
     def events(
         self,
-        kind: str | None = None,
+        kind: EventKind | str | None = None,
         *,
         since: float | None = None,
         after_id: int | None = None,
@@ -456,7 +511,7 @@ class Store:
         """Events oldest first (the ``limit`` most recent ones); ``after_id`` is a polling cursor."""
         q = sa.select(events)
         if kind is not None:
-            q = q.where(events.c.kind == kind)
+            q = q.where(events.c.kind == str(kind))
         if since is not None:
             q = q.where(events.c.ts >= since)
         if after_id is not None:
@@ -468,9 +523,14 @@ class Store:
 
 
 # --- helpers shared with the registry -----------------------------------------------------------
-def insert_event(conn: sa.Connection, kind: str, payload: Mapping[str, Any] | None = None) -> int:
+def insert_event(conn: sa.Connection, kind: EventKind | str, payload: Mapping[str, Any] | None = None) -> int:
     """Insert an event inside the caller's transaction, so it commits with the change it describes."""
-    _check_name(kind, "event kind")
+    try:
+        kind = EventKind(kind).value
+    except ValueError:
+        raise StoreError(
+            f"unknown event kind {kind!r}; valid: {', '.join(k.value for k in EventKind)}"
+        ) from None
     payload = check_json(dict(payload or {}), "event payload")
     return int(
         conn.execute(
