@@ -1,4 +1,8 @@
-"""When to train a new version: the four stages practitioners climb, as configuration.
+"""Every decision of the production loop, as pure functions of measured state: when to train
+(:meth:`Policy.decide`), whether a candidate may be registered (:func:`judge` with a :class:`Gate`) and
+what to do with a canary (:func:`canary_rule`). The worker measures; these only read.
+
+When to train: the four stages practitioners climb, as configuration.
 
 - ``manual``: never train unless asked (``requested``).
 - ``scheduled-retrain``: every ``every_samples`` labelled samples (or ``every_seconds``), train a fresh
@@ -6,7 +10,12 @@
 - ``scheduled-finetune``: on the same schedule, fine-tune the champion on the new samples (stateful).
 - ``continual``: when a monitor reports data drift or a performance drop, fine-tune the champion with
   ``strategy`` (e.g. replay), whose memory and importances travel from version to version inside
-  the checkpoint. ``every_samples`` may be set as a safety net.
+  the checkpoint. Three defaults keep it from stalling after a drift: the detectors re-arm against
+  each new champion (the worker), a live-accuracy floor trains when the champion's accuracy on the
+  last ``floor_window`` labelled predictions falls ``max_accuracy_drop`` below what its gate measured
+  (or below ``accuracy_floor``), and a safety-net schedule (``every_samples``) trains anyway.
+  After a detected change the window starts at the change point, and training waits for
+  ``min_samples`` labels after it, so a drift-triggered version learns the new concept, not the old.
 
 Every stage honours ``min_samples`` (enough new labels), ``cooldown_seconds`` (time between
 trainings) and ``cpu_budget_per_day`` (training compute). :meth:`Policy.decide` is pure: the worker
@@ -20,7 +29,7 @@ Decision(train=True, reason='schedule: 600 new labelled samples >= 500', mode='s
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from lifelong.errors import ConfigError
 
@@ -42,6 +51,8 @@ class PolicyState:
     drift: bool = False
     performance_drop: bool = False
     requested: bool = False
+    live_accuracy: float | None = None  # champion, last ``floor_window`` labelled predictions
+    expected_accuracy: float | None = None  # what the champion's gate (or bootstrap) measured
 
 
 @dataclass(frozen=True)
@@ -73,6 +84,10 @@ class Policy:
     detector_params: dict[str, Any] = field(default_factory=dict)
     drift_test: str | None = "ks"
     drift_window: int = 200
+    drift_persistence: int = 2  # consecutive drifting windows before data drift is reported
+    accuracy_floor: float | None = None  # absolute live-accuracy floor
+    max_accuracy_drop: float | None = None  # floor relative to the champion's expected accuracy
+    floor_window: int = 200
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -88,6 +103,18 @@ class Policy:
             raise ConfigError(
                 "policy: need min_samples >= 1, cooldown_seconds >= 0, epochs >= 1, window >= 1"
             )
+        if self.drift_persistence < 1 or self.floor_window < 1 or self.drift_window < 2:
+            raise ConfigError("policy: need drift_persistence >= 1, floor_window >= 1, drift_window >= 2")
+
+    @classmethod
+    def from_json(cls, kind: str, overrides: dict[str, Any]) -> Policy:
+        """A preset with JSON overrides; an unknown field is a ConfigError naming the valid ones."""
+        unknown = sorted(set(overrides) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ConfigError(
+                f"policy: unknown field {unknown[0]!r}; valid: {', '.join(cls.__dataclass_fields__)}"
+            )
+        return preset(kind, **overrides)
 
     @property
     def mode(self) -> Mode:
@@ -120,6 +147,11 @@ class Policy:
                 return Decision(True, "data drift detected", self.mode)
             if state.performance_drop:
                 return Decision(True, "performance drop detected", self.mode)
+            floor = self.floor(state.expected_accuracy)
+            if state.live_accuracy is not None and floor is not None and state.live_accuracy < floor:
+                return Decision(
+                    True, f"live accuracy {state.live_accuracy:.3f} below the floor {floor:.3f}", self.mode
+                )
         if self.every_samples is not None and state.new_samples >= self.every_samples:
             return Decision(
                 True, f"schedule: {state.new_samples} new labelled samples >= {self.every_samples}", self.mode
@@ -130,6 +162,15 @@ class Policy:
             )
         return Decision(False, "nothing triggered", self.mode)
 
+    def floor(self, expected_accuracy: float | None) -> float | None:
+        """The live accuracy under which the continual policy trains (None: no floor)."""
+        floors = []
+        if self.accuracy_floor is not None:
+            floors.append(self.accuracy_floor)
+        if self.max_accuracy_drop is not None and expected_accuracy is not None:
+            floors.append(expected_accuracy - self.max_accuracy_drop)
+        return max(floors) if floors else None
+
     def to_dict(self) -> dict[str, Any]:
         """JSON form, recorded with every version and gate event."""
         return {f: getattr(self, f) for f in self.__dataclass_fields__}
@@ -139,7 +180,12 @@ PRESETS: dict[str, Policy] = {
     "manual": Policy("manual"),
     "scheduled-retrain": Policy("scheduled-retrain", every_samples=1000, epochs=3),
     "scheduled-finetune": Policy("scheduled-finetune", every_samples=1000),
-    "continual": Policy("continual", strategy="replay", strategy_params={"buffer_size": 1000}),
+    # Safety net every 2000 labels and a floor 0.1 under the champion's measured accuracy: a drift the
+    # monitors miss, or a version trained too early, is corrected within one schedule period.
+    "continual": Policy(
+        "continual", strategy="replay", strategy_params={"buffer_size": 1000}, every_samples=2000,
+        max_accuracy_drop=0.1,
+    ),
 }
 
 
@@ -148,3 +194,90 @@ def preset(kind: str, **overrides: Any) -> Policy:
     if kind not in PRESETS:
         raise ConfigError(f"policy: unknown kind {kind!r}; choose one of {', '.join(KINDS)}")
     return Policy(**{**PRESETS[kind].to_dict(), **overrides})
+
+
+# --- the gate -------------------------------------------------------------------------------------
+PROMOTE = ("champion", "canary", "none")
+
+
+@dataclass(frozen=True)
+class Gate:
+    """What a candidate must show before it is registered. ``None`` disables a budget."""
+
+    holdout_fraction: float = 0.2
+    min_holdout: int = 20
+    max_new_accuracy_drop: float = 0.02  # candidate may trail the champion on new data by this much
+    min_new_accuracy: float = 0.0
+    max_old_accuracy_drop: float = 0.15
+    max_negative_flip_rate: float = 0.2
+    old_size: int = 500
+    max_latency_ms: float | None = 50.0
+    max_size_mb: float | None = 200.0
+    promote_to: str = "champion"
+    canary_share: float = 0.1
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.holdout_fraction < 1.0:
+            raise ConfigError(f"gate: holdout_fraction must lie in (0, 1), got {self.holdout_fraction}")
+        if self.promote_to not in PROMOTE:
+            raise ConfigError(f"gate: promote_to must be one of {PROMOTE}, got {self.promote_to!r}")
+
+    @classmethod
+    def from_json(cls, fields: dict[str, Any]) -> Gate:
+        """A gate from JSON; an unknown field is a ConfigError naming the valid ones."""
+        unknown = sorted(set(fields) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ConfigError(f"gate: unknown field {unknown[0]!r}; valid: {', '.join(cls.__dataclass_fields__)}")
+        try:
+            return cls(**fields)
+        except TypeError as err:
+            raise ConfigError(f"gate: {err}") from err
+
+
+def judge(gate: Gate, f: dict[str, Any]) -> list[str]:
+    """Every budget the candidate's figures break, in words; empty means it passes."""
+    reasons = []
+    if f["new_accuracy"] < f["champion_new_accuracy"] - gate.max_new_accuracy_drop:
+        reasons.append(
+            f"new-data accuracy {f['new_accuracy']:.3f} < champion {f['champion_new_accuracy']:.3f} "
+            f"- {gate.max_new_accuracy_drop}"
+        )
+    if f["new_accuracy"] < gate.min_new_accuracy:
+        reasons.append(f"new-data accuracy {f['new_accuracy']:.3f} < floor {gate.min_new_accuracy}")
+    if f.get("old_accuracy") is not None:
+        if f["old_accuracy"] < f["champion_old_accuracy"] - gate.max_old_accuracy_drop:
+            reasons.append(
+                f"old-data accuracy {f['old_accuracy']:.3f} < champion {f['champion_old_accuracy']:.3f} "
+                f"- {gate.max_old_accuracy_drop}"
+            )
+        if f["negative_flip_rate"] > gate.max_negative_flip_rate:
+            reasons.append(f"negative flip rate {f['negative_flip_rate']:.3f} > {gate.max_negative_flip_rate}")
+    if gate.max_latency_ms is not None and f["latency_ms"] > gate.max_latency_ms:
+        reasons.append(f"latency {f['latency_ms']:.1f} ms > {gate.max_latency_ms} ms")
+    if gate.max_size_mb is not None and f["size_mb"] > gate.max_size_mb:
+        reasons.append(f"size {f['size_mb']:.1f} MB > {gate.max_size_mb} MB")
+    return reasons
+
+
+# --- the canary rule --------------------------------------------------------------------------------
+class VariantStats(NamedTuple):
+    """A live variant's accuracy on the feedback it received since its deployment."""
+
+    version: int
+    labelled: int
+    accuracy: float | None
+
+
+def canary_rule(
+    canary: VariantStats, champion: VariantStats, *, min_labelled: int, margin: float
+) -> Literal["wait", "promote", "rollback"]:
+    """After ``min_labelled`` judged predictions each, promote a canary at least as good as the
+    champion; roll back one worse by more than ``margin``; otherwise keep watching."""
+    if canary.labelled < min_labelled or champion.labelled < min_labelled:
+        return "wait"
+    assert canary.accuracy is not None and champion.accuracy is not None
+    if canary.accuracy >= champion.accuracy:
+        return "promote"
+    if canary.accuracy < champion.accuracy - margin:
+        return "rollback"
+    return "wait"

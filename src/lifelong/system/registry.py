@@ -38,14 +38,44 @@ from typing import IO, Any
 import sqlalchemy as sa
 
 from lifelong.errors import NotFoundError, RegistryError
-from lifelong.system.store import (
-    Store,
-    aliases,
-    check_json,
-    deployments,
-    insert_event,
-    model_versions,
-    upsert,
+from lifelong.system.events import EventKind
+from lifelong.system.store import _NEVER_REUSE, Store, _Id, check_json, insert_event, metadata, upsert
+
+# --- the registry's tables (it is their only writer) ---------------------------------------------
+model_versions = sa.Table(
+    "model_versions",
+    metadata,
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("parent", sa.Integer, sa.ForeignKey("model_versions.version")),
+    sa.Column("created", sa.Double, nullable=False),
+    sa.Column("strategy", sa.String(128), nullable=False),
+    sa.Column("params", sa.JSON, nullable=False),
+    sa.Column("window_first", _Id),
+    sa.Column("window_last", _Id),
+    sa.Column("metrics", sa.JSON, nullable=False),
+    sa.Column("artifact_path", sa.String(255), nullable=False),
+    sa.Column("artifact_sha256", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # "pending" while publishing, "ready", "collected" (weights deleted)
+    **_NEVER_REUSE,
+)
+aliases = sa.Table(
+    "aliases",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("version", sa.Integer, sa.ForeignKey("model_versions.version"), nullable=False),
+    sa.Column("share", sa.Double),  # canary traffic share / shadow mirroring share
+    sa.Column("updated", sa.Double, nullable=False),
+)
+deployments = sa.Table(  # alias history: one row per move, so rollback can walk back
+    "deployments",
+    metadata,
+    sa.Column("id", _Id, primary_key=True, autoincrement=True),
+    sa.Column("ts", sa.Double, nullable=False),
+    sa.Column("kind", sa.String(64), nullable=False, index=True),  # the alias: champion|canary|shadow
+    sa.Column("version", sa.Integer, sa.ForeignKey("model_versions.version"), nullable=False),
+    sa.Column("share", sa.Double),
+    sa.Column("state", sa.String(16), nullable=False),  # active|replaced|rolled_back|ended
+    **_NEVER_REUSE,
 )
 
 _ALIAS = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -96,6 +126,7 @@ class Registry:
         )
         self._staging = self.artifacts_dir / ".staging"
         self._staging.mkdir(parents=True, exist_ok=True)
+        metadata.create_all(store.engine, tables=[model_versions, aliases, deployments])
         self.cleanup()
 
     # publishing ---------------------------------------------------------------------------------
@@ -159,7 +190,7 @@ class Registry:
                         "strategy": row["strategy"],
                         "sha256": sha,
                     }
-                    insert_event(conn, "registration", payload)
+                    insert_event(conn, EventKind.REGISTRATION, payload)
             except BaseException:
                 if moved:
                     shutil.rmtree(target, ignore_errors=True)
@@ -248,7 +279,7 @@ class Registry:
             upsert(conn, aliases, {"name": alias}, {"version": version, "share": share, "updated": now})
             previous = None if current is None else current.version
             payload = {"alias": alias, "version": version, "previous": previous, "share": share}
-            insert_event(conn, "promotion" if alias == "champion" else "deployment", payload)
+            insert_event(conn, EventKind.PROMOTION if alias == "champion" else EventKind.DEPLOYMENT, payload)
 
     def remove_alias(self, alias: str) -> None:
         """Unset ``alias`` (end a canary or shadow); a no-op if it is not set."""
@@ -261,7 +292,7 @@ class Registry:
             d = deployments
             conn.execute(sa.update(d).where(d.c.kind == alias, d.c.state == "active").values(state="ended"))
             conn.execute(sa.delete(aliases).where(aliases.c.name == alias))
-            insert_event(conn, "deployment", {"alias": alias, "version": None, "previous": current.version})
+            insert_event(conn, EventKind.DEPLOYMENT, {"alias": alias, "version": None, "previous": current.version})
 
     def rollback(self, alias: str = "champion") -> int | None:
         """Move ``alias`` back to its previous holder and return it (None: the alias was unset before).
@@ -290,8 +321,44 @@ class Registry:
                 values = {"version": previous.version, "share": previous.share, "updated": time.time()}
                 upsert(conn, aliases, {"name": alias}, values)
             restored = None if previous is None else previous.version
-            insert_event(conn, "rollback", {"alias": alias, "from": current.version, "to": restored})
+            insert_event(conn, EventKind.ROLLBACK, {"alias": alias, "from": current.version, "to": restored})
         return restored
+
+    def history(self, alias: str = "champion") -> list[int]:
+        """Versions ``alias`` pointed at, newest first (rolled-back ones excluded), without repeats."""
+        d = deployments
+        q = sa.select(d.c.version).where(d.c.kind == alias, d.c.state != "rolled_back").order_by(d.c.id.desc())
+        with self.store.engine.connect() as conn:
+            versions = conn.execute(q).scalars().all()
+        return list(dict.fromkeys(int(v) for v in versions))
+
+    def deployed_since(self, alias: str) -> float | None:
+        """When ``alias`` last moved to its current version (None: not set)."""
+        d = deployments
+        q = sa.select(sa.func.max(d.c.ts)).where(d.c.kind == alias, d.c.state == "active")
+        with self.store.engine.connect() as conn:
+            return conn.execute(q).scalar_one_or_none()
+
+    def collect(self, keep_last: int = 5) -> list[int]:
+        """Delete the artifacts of versions no alias points at, that are older than the last
+        ``keep_last`` versions and not in the champion's recent history; return those versions.
+
+        The rows stay (lineage is never lost); only the weights go, and :meth:`get` then refuses them.
+        """
+        if keep_last < 1:
+            raise RegistryError(f"keep_last must be >= 1, got {keep_last}")
+        keep = {a.version for a in self.aliases().values()}
+        keep |= set(self.history("champion")[:keep_last])
+        versions = [v.version for v in self.versions()]
+        keep |= set(versions[-keep_last:])
+        gone = [v for v in versions if v not in keep]
+        with _flock(self._global_lock):
+            with self.store.transaction() as conn:
+                for v in gone:
+                    conn.execute(sa.update(mv).where(mv.c.version == v).values(status="collected"))
+            for v in gone:
+                shutil.rmtree(self.artifacts_dir / f"v{v}", ignore_errors=True)
+        return gone
 
     # internals ----------------------------------------------------------------------------------
     @property

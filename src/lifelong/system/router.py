@@ -25,6 +25,7 @@ from torch import Tensor
 
 from lifelong.errors import DataError, NotFoundError
 from lifelong.learn.learner import Learner
+from lifelong.system.contract import Contract
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -32,20 +33,33 @@ R = TypeVar("R")
 
 @dataclass(frozen=True)
 class Loaded:
-    """A loaded, read-only version: the learner in eval mode, and the sample shape it accepts."""
+    """A loaded, read-only version: the learner in eval mode and its deployment contract."""
 
     version: int
     learner: Learner
-    input_shape: tuple[int, ...] | None  # None: unknown (custom model), checked by running it
+    contract: Contract | None  # None only for artifacts of custom models made before contracts
 
     @classmethod
-    def of(cls, version: int, learner: Learner) -> Loaded:
+    def of(cls, version: int, learner: Learner, contract: Contract | None = None) -> Loaded:
         # eval() once, here: predict_logits then never toggles modes, so concurrent calls are safe.
         learner.model.eval()
-        return cls(version, learner, input_shape_of(learner))
+        if contract is None:  # an artifact from before contracts: derive what the model tells
+            shape = input_shape_of(learner)
+            n = n_outputs(learner.model)
+            contract = Contract(tuple(range(n)), shape) if shape is not None and n else None
+        return cls(version, learner, contract)
+
+    @property
+    def input_shape(self) -> tuple[int, ...] | None:
+        return None if self.contract is None else self.contract.input_shape
 
     def logits(self, x: Tensor) -> Tensor:
-        """Logits [B, n_classes] for x [B, *input_shape]; a shape the model rejects is a DataError."""
+        """Logits [B, n_classes] for raw x [B, *input_shape] (standardised here when the contract says so)."""
+        c = self.contract
+        if c is not None and c.mean is not None and c.std is not None:
+            mean = torch.tensor(c.mean, dtype=x.dtype)
+            std = torch.tensor(c.std, dtype=x.dtype)
+            x = ((x.reshape(len(x), -1) - mean) / std).reshape(x.shape)
         try:
             return self.learner.predict_logits(x).float()
         except RuntimeError as err:  # shape mismatch inside a custom model
@@ -158,6 +172,15 @@ def input_shape_of(learner: Learner) -> tuple[int, ...] | None:
         side = int(kw.get("image_size", 28))
         return (int(kw.get("in_channels", 1)), side, side)
     return None
+
+
+def n_outputs(model: torch.nn.Module) -> int:
+    """Output units of the model's classifier (its ``classifier`` Linear, else its last Linear)."""
+    head = getattr(model, "classifier", None)
+    if not isinstance(head, torch.nn.Linear):
+        linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+        head = linears[-1] if linears else None
+    return 0 if head is None else int(head.out_features)
 
 
 @dataclass

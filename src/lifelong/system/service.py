@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 import uuid
 from collections import Counter
 from collections.abc import Sequence
@@ -19,17 +18,19 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import sqlalchemy as sa
 import torch
 
 from lifelong.errors import ConfigError, DataError, LifelongError, NotFoundError
 from lifelong.learn.learner import Learner
-from lifelong.system import store as tables
+from lifelong.system.canary import apply_canary_rule, compare_variants
+from lifelong.system.contract import Contract
+from lifelong.system.events import EventKind
 from lifelong.system.registry import Registry
 from lifelong.system.router import Live, Loaded, MicroBatcher, ModelHolder, Routed, route
 from lifelong.system.schemas import to_array
 from lifelong.system.settings import Settings
 from lifelong.system.store import Event, Store
+from lifelong.system.versions import contract_of, publish_learner
 
 log = logging.getLogger(__name__)
 DRIFT_KINDS = ("data_drift", "performance_drift")
@@ -69,7 +70,6 @@ class System:
         self._count_lock = threading.Lock()
         self._cache: dict[int, Loaded] = {}
         self._reload_lock = threading.Lock()
-        self._decide_lock = threading.Lock()
         self._shadow = ThreadPoolExecutor(1, thread_name_prefix="lifelong-shadow")
         self._shadow_pending = 0
         self._batcher: MicroBatcher[_Request, list[dict[str, Any]]] = MicroBatcher(
@@ -77,6 +77,8 @@ class System:
         )
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
+        self._wanted: dict[str, tuple[int, float | None]] | None = None  # aliases last swapped in
+        self.degraded: list[str] = []  # why this server is not fully ready (shown by /readyz)
         self.reload()
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -95,7 +97,7 @@ class System:
         self.store.close()
 
     def start_polling(self) -> None:
-        """Re-read the aliases every ``poll_seconds`` (and apply the canary rule): the server calls this."""
+        """Re-read the aliases every ``poll_seconds``: the server calls this (the worker moves them)."""
         if self._poller is None:
             self._poller = threading.Thread(target=self._poll, name="lifelong-poller", daemon=True)
             self._poller.start()
@@ -104,8 +106,6 @@ class System:
         while not self._stop.wait(self.settings.poll_seconds):
             try:
                 self.reload()
-                if self.settings.canary_auto and self.holder.ready and self.holder.live.canary is not None:
-                    self.evaluate_canary()
             except Exception:  # keep serving the current models; the next tick retries
                 log.exception("polling the registry failed")
 
@@ -179,27 +179,10 @@ class System:
 
     def _record(self, x: np.ndarray, routed: Routed, pids: list[str], rids: list[str]) -> list[int | None]:
         """Inputs (as samples, so feedback can label them) and outputs, in one transaction."""
-        now, sample_ids = time.time(), [None] * len(x)
-        with self.store.transaction() as conn:
-            if self.settings.store_inputs:
-                feats = np.ascontiguousarray(x, dtype="<f4")
-                shape = list(feats.shape[1:])
-                rows = [{"ts": now, "source": "predict", "features": f.tobytes(), "shape": shape,
-                         "dtype": "float32", "label": None} for f in feats]  # fmt: skip
-                stmt = sa.insert(tables.samples).returning(tables.samples.c.id, sort_by_parameter_order=True)
-                sample_ids = [int(i) for i in conn.execute(stmt, rows).scalars()]
-            scores = routed.scores.tolist()
-            conn.execute(
-                sa.insert(tables.predictions),
-                [
-                    {"id": pid, "request_id": rid, "ts": now, "version": ver, "variant": var, "label": lab,
-                     "scores": sc, "sample_id": sid}
-                    for pid, rid, ver, var, lab, sc, sid in zip(
-                        pids, rids, routed.versions, routed.variants, routed.labels, scores, sample_ids
-                    )
-                ],
-            )  # fmt: skip
-        return sample_ids
+        return self.store.record_served(
+            x if self.settings.store_inputs else None, pids, rids, routed.versions, routed.variants,
+            routed.labels, routed.scores.tolist(),
+        )  # fmt: skip
 
     def _mirror(self, shadow: Loaded, x: torch.Tensor, mask: torch.Tensor, rids: list[str],
                 sample_ids: list[int | None]) -> None:  # fmt: skip
@@ -247,14 +230,29 @@ class System:
         return self.store.add_samples(to_array(x, shape, self.settings.max_batch), y, source="api")
 
     # -- versions and deployments ---------------------------------------------------------
-    def bootstrap(self, learner: Learner, *, metrics: dict[str, Any] | None = None) -> int:
-        """Register ``learner`` as a new version and make it the champion; return the version."""
+    def bootstrap(
+        self, learner: Learner, *, contract: Contract | None = None, metrics: dict[str, Any] | None = None
+    ) -> int:
+        """Register ``learner`` as a new version and make it the champion; return the version.
+
+        ``contract`` (label space, input schema) defaults to what the model tells: its output units
+        and input shape. The artifact is reloaded before it is registered, so a model that cannot be
+        rebuilt from its checkpoint (a module not registered by name) is refused and nothing is left
+        behind.
+        """
         strategy = "+".join(s.name for s in learner.strategies) or "none"
-        with self.registry.publish(strategy=strategy, metrics=metrics) as draft:
-            learner.save(draft.path)
+        contract = contract or contract_of(learner)
+        with self.registry.publish(
+            strategy=strategy, metrics=metrics, params={"contract": contract.to_dict()}
+        ) as draft:
+            publish_learner(learner, contract, draft.path)
         assert draft.version is not None
         self.promote(draft.version)
         return draft.version
+
+    def contract(self) -> Contract | None:
+        """The champion's deployment contract (label space, input schema); None before a champion."""
+        return self.holder.live.champion.contract if self.holder.ready else None
 
     def models(self) -> list[dict[str, Any]]:
         """Every registered version with the aliases pointing at it, oldest first."""
@@ -303,18 +301,26 @@ class System:
         self.reload()
 
     def reload(self) -> bool:
-        """Load what the aliases point at and swap it in if it changed; return whether it swapped."""
+        """Load what the aliases point at and swap it in if it changed; return whether it swapped.
+
+        A champion whose artifact is corrupted or cannot be rebuilt is not served: the server falls
+        back to the newest intact version in the champion's alias history, records a ``server``
+        event and reports itself degraded (``/readyz``) until the champion alias moves again.
+        """
         with self._reload_lock:
             aliases = self.registry.aliases()
             want = {
                 k: (a.version, a.share) for k, a in aliases.items() if k in ("champion", "canary", "shadow")
             }
-            current = self.holder.live.versions() if self.holder.ready else None
-            if "champion" not in want or want == current:
+            if "champion" not in want or want == self._wanted:
                 return False
+            champion = self._load_champion(want["champion"][0])
+            if champion is None:
+                return False
+            self._wanted = want
             canary, shadow = want.get("canary"), want.get("shadow")
             live = Live(
-                champion=self._load(want["champion"][0]),
+                champion=champion,
                 canary=self._load(canary[0]) if canary else None,
                 canary_share=(canary[1] or 0.0) if canary else 0.0,
                 shadow=self._load(shadow[0]) if shadow else None,
@@ -332,56 +338,54 @@ class System:
             record = self.registry.get(version)  # NotFoundError for an unknown version
             if self.settings.verify_artifacts:
                 self.registry.verify(version)
-            loaded = self._cache[version] = Loaded.of(version, Learner.load(record.path))
+            learner = Learner.load(record.path)
+            loaded = self._cache[version] = Loaded.of(version, learner, Contract.load(record.path))
         return loaded
+
+    def _load_champion(self, version: int) -> Loaded | None:
+        """The champion, or the newest intact earlier champion when its artifact is broken."""
+        try:
+            loaded = self._load(version)
+            self.degraded = []
+            return loaded
+        except LifelongError as err:
+            failure = str(err)
+        for earlier in self.registry.history("champion"):
+            if earlier == version:
+                continue
+            try:
+                loaded = self._load(earlier)
+            except LifelongError:
+                continue
+            reason = f"champion v{version} cannot be loaded ({failure}); serving v{earlier} instead"
+            if self.degraded != [reason]:
+                log.error(reason)
+                self.degraded = [reason]
+                self.store.add_event(
+                    EventKind.SERVER, {"state": "fallback", "version": version, "serving": earlier,
+                                       "error": failure[:500]},
+                )  # fmt: skip
+            return loaded
+        reason = f"champion v{version} cannot be loaded ({failure}) and no earlier version is intact"
+        if self.degraded != [reason]:
+            log.error(reason)
+            self.degraded = [reason]
+        return None
 
     # -- comparing variants ---------------------------------------------------------------
     def compare(self) -> dict[str, dict[str, Any]]:
         """Accuracy on feedback of each live alias since the current canary/shadow was deployed."""
-        out, n = {}, self.settings.canary_min_labelled
-        for alias, state in self.registry.aliases().items():
-            since = self._deployed_since("canary" if alias == "champion" else alias)
-            rows = self.store.labelled_predictions(state.version, variant=alias, since=since, limit=100_000)
-            if alias == "champion" and len(rows) < n:  # little champion traffic lately: use its recent past
-                rows = max(
-                    rows, self.store.labelled_predictions(state.version, variant=alias, limit=n), key=len
-                )
-            acc = float(np.mean([r.predicted == r.label for r in rows])) if rows else None
-            out[alias] = {"version": state.version, "labelled": len(rows), "accuracy": acc}
-        return out
+        stats = compare_variants(self.store, self.registry, self.settings.canary_min_labelled)
+        return {k: v._asdict() for k, v in stats.items()}
 
     def evaluate_canary(self) -> dict[str, Any]:
-        """Apply the rule: after N labelled canary predictions, promote a canary at least as good as the
-        champion, remove one worse by more than ``canary_margin``; both decisions are stored as events."""
-        with self._decide_lock:
-            cmp = self.compare()
-            if "canary" not in cmp or "champion" not in cmp:
-                return {"decision": "none"}
-            can, champ = cmp["canary"], cmp["champion"]
-            result = {"decision": "wait", "canary": can["version"], "champion": champ["version"],
-                      "canary_accuracy": can["accuracy"], "champion_accuracy": champ["accuracy"],
-                      "canary_labelled": can["labelled"], "champion_labelled": champ["labelled"]}  # fmt: skip
-            n = self.settings.canary_min_labelled
-            if can["labelled"] < n or champ["labelled"] < n:
-                return result
-            if can["accuracy"] >= champ["accuracy"]:
-                result["decision"] = "promote"
-                self.registry.set_alias("champion", can["version"])
-                self.registry.remove_alias("canary")
-                self.store.add_event("canary_promotion", result)
-            elif can["accuracy"] < champ["accuracy"] - self.settings.canary_margin:
-                result["decision"] = "rollback"
-                self.registry.remove_alias("canary")
-                self.store.add_event("canary_rollback", result)
-            if result["decision"] != "wait":
-                self.reload()
-            return result
-
-    def _deployed_since(self, alias: str) -> float | None:
-        d = tables.deployments
-        q = sa.select(sa.func.max(d.c.ts)).where(d.c.kind == alias, d.c.state == "active")
-        with self.store.engine.connect() as conn:
-            return conn.execute(q).scalar_one_or_none()
+        """Apply the canary rule now (the worker applies it every poll; this is the operator's button)."""
+        result = apply_canary_rule(
+            self.store, self.registry, self.settings.canary_min_labelled, self.settings.canary_margin
+        )
+        if result["decision"] in ("promote", "rollback"):
+            self.reload()
+        return result
 
     # -- monitoring ------------------------------------------------------------------------
     def drift(self, limit: int = 20) -> list[Event]:

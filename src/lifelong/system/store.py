@@ -79,41 +79,6 @@ feedback = sa.Table(
     sa.Column("label", sa.Integer, nullable=False),
     sa.Column("ts", sa.Double, nullable=False),
 )
-model_versions = sa.Table(
-    "model_versions",
-    metadata,
-    sa.Column("version", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("parent", sa.Integer, sa.ForeignKey("model_versions.version")),
-    sa.Column("created", sa.Double, nullable=False),
-    sa.Column("strategy", sa.String(128), nullable=False),
-    sa.Column("params", sa.JSON, nullable=False),
-    sa.Column("window_first", _Id),
-    sa.Column("window_last", _Id),
-    sa.Column("metrics", sa.JSON, nullable=False),
-    sa.Column("artifact_path", sa.String(255), nullable=False),
-    sa.Column("artifact_sha256", sa.String(64), nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),  # "pending" while publishing, then "ready"
-    **_NEVER_REUSE,
-)
-aliases = sa.Table(
-    "aliases",
-    metadata,
-    sa.Column("name", sa.String(64), primary_key=True),
-    sa.Column("version", sa.Integer, sa.ForeignKey("model_versions.version"), nullable=False),
-    sa.Column("share", sa.Double),  # canary traffic share / shadow mirroring share
-    sa.Column("updated", sa.Double, nullable=False),
-)
-deployments = sa.Table(  # alias history: one row per move, so rollback can walk back
-    "deployments",
-    metadata,
-    sa.Column("id", _Id, primary_key=True, autoincrement=True),
-    sa.Column("ts", sa.Double, nullable=False),
-    sa.Column("kind", sa.String(64), nullable=False, index=True),  # the alias: champion|canary|shadow
-    sa.Column("version", sa.Integer, sa.ForeignKey("model_versions.version"), nullable=False),
-    sa.Column("share", sa.Double),
-    sa.Column("state", sa.String(16), nullable=False),  # active|replaced|rolled_back|ended
-    **_NEVER_REUSE,
-)
 events = sa.Table(
     "events",
     metadata,
@@ -385,6 +350,39 @@ class Store:
                     f"a sample id in {sorted(set(sample_ids) - {None})} does not exist"
                 ) from err
         return ids
+
+    def record_served(
+        self,
+        x: np.ndarray | None,
+        prediction_ids: Sequence[str],
+        request_ids: Sequence[str],
+        versions: Sequence[int],
+        variants: Sequence[str],
+        labels: Sequence[int],
+        scores: Sequence[Sequence[float]],
+    ) -> list[int | None]:
+        """What the server answered for one micro-batch, in one transaction (group commit): the inputs
+        ``x`` as unlabelled samples (None: not kept) and one prediction row each. Returns sample ids."""
+        now, sample_ids = time.time(), [None] * len(prediction_ids)
+        with self.transaction() as conn:
+            if x is not None:
+                feats = np.ascontiguousarray(x, dtype="<f4")
+                shape = list(feats.shape[1:])
+                rows = [{"ts": now, "source": "predict", "features": f.tobytes(), "shape": shape,
+                         "dtype": "float32", "label": None} for f in feats]  # fmt: skip
+                stmt = sa.insert(samples).returning(samples.c.id, sort_by_parameter_order=True)
+                sample_ids = [int(i) for i in conn.execute(stmt, rows).scalars()]
+            conn.execute(
+                sa.insert(predictions),
+                [
+                    {"id": pid, "request_id": rid, "ts": now, "version": ver, "variant": var, "label": lab,
+                     "scores": sc, "sample_id": sid}
+                    for pid, rid, ver, var, lab, sc, sid in zip(
+                        prediction_ids, request_ids, versions, variants, labels, scores, sample_ids
+                    )
+                ],
+            )  # fmt: skip
+        return sample_ids
 
     def add_prediction(
         self,

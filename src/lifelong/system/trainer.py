@@ -37,35 +37,11 @@ from lifelong.errors import ConfigError, NotFoundError
 from lifelong.learn.learner import Learner
 from lifelong.learn.models import build, for_input
 from lifelong.learn.strategy import REGISTRY, Strategy
-from lifelong.system.policy import Mode, Policy
+from lifelong.system.policy import Gate, Mode, Policy, judge
 from lifelong.system.registry import Registry
 from lifelong.system.store import Store, samples
 
 CURSOR = "trainer"  # last sample id a training attempt consumed (passed or not)
-PROMOTE = ("champion", "canary", "none")
-
-
-@dataclass(frozen=True)
-class Gate:
-    """What a candidate must show before it is registered. ``None`` disables a budget."""
-
-    holdout_fraction: float = 0.2
-    min_holdout: int = 20
-    max_new_accuracy_drop: float = 0.02  # candidate may trail the champion on new data by this much
-    min_new_accuracy: float = 0.0
-    max_old_accuracy_drop: float = 0.15
-    max_negative_flip_rate: float = 0.2
-    old_size: int = 500
-    max_latency_ms: float | None = 50.0
-    max_size_mb: float | None = 200.0
-    promote_to: str = "champion"
-    canary_share: float = 0.1
-
-    def __post_init__(self) -> None:
-        if not 0.0 < self.holdout_fraction < 1.0:
-            raise ConfigError(f"gate: holdout_fraction must lie in (0, 1), got {self.holdout_fraction}")
-        if self.promote_to not in PROMOTE:
-            raise ConfigError(f"gate: promote_to must be one of {PROMOTE}, got {self.promote_to!r}")
 
 
 @dataclass
@@ -125,7 +101,7 @@ def train_once(
         figures.update(
             train_cpu_seconds=cpu, n_train=len(train), n_holdout=len(holdout), n_old=len(old or ())
         )
-        reasons = _judge(gate, figures)
+        reasons = judge(gate, figures)
         passed = not reasons
         payload = {
             "passed": passed,
@@ -297,30 +273,3 @@ def _latency_ms(learner: Learner, data: Dataset, repeats: int = 15) -> float:
         learner.predict_logits(x)
         times.append(time.perf_counter() - start)
     return 1000 * statistics.median(times)
-
-
-def _judge(gate: Gate, f: dict[str, Any]) -> list[str]:
-    """Every budget the candidate breaks, in words; empty means it passes."""
-    reasons = []
-    if f["new_accuracy"] < f["champion_new_accuracy"] - gate.max_new_accuracy_drop:
-        reasons.append(
-            f"new-data accuracy {f['new_accuracy']:.3f} < champion {f['champion_new_accuracy']:.3f} "
-            f"- {gate.max_new_accuracy_drop}"
-        )
-    if f["new_accuracy"] < gate.min_new_accuracy:
-        reasons.append(f"new-data accuracy {f['new_accuracy']:.3f} < floor {gate.min_new_accuracy}")
-    if f["old_accuracy"] is not None:
-        if f["old_accuracy"] < f["champion_old_accuracy"] - gate.max_old_accuracy_drop:
-            reasons.append(
-                f"old-data accuracy {f['old_accuracy']:.3f} < champion {f['champion_old_accuracy']:.3f} "
-                f"- {gate.max_old_accuracy_drop}"
-            )
-        if f["negative_flip_rate"] > gate.max_negative_flip_rate:
-            reasons.append(
-                f"negative flip rate {f['negative_flip_rate']:.3f} > {gate.max_negative_flip_rate}"
-            )
-    if gate.max_latency_ms is not None and f["latency_ms"] > gate.max_latency_ms:
-        reasons.append(f"latency {f['latency_ms']:.1f} ms > {gate.max_latency_ms} ms")
-    if gate.max_size_mb is not None and f["size_mb"] > gate.max_size_mb:
-        reasons.append(f"size {f['size_mb']:.1f} MB > {gate.max_size_mb} MB")
-    return reasons

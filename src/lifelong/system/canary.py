@@ -1,0 +1,51 @@
+"""The canary judgement as the worker applies it: read each variant's live accuracy, ask the
+pure rule in :mod:`lifelong.system.policy`, move the aliases through the registry.
+
+Only the worker (holding the lease) runs :func:`apply_canary_rule` on its own, so with any number
+of server replicas a canary is promoted or rolled back exactly once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from lifelong.system.events import EventKind
+from lifelong.system.policy import VariantStats, canary_rule
+from lifelong.system.registry import Registry
+from lifelong.system.store import Store
+
+
+def compare_variants(store: Store, registry: Registry, min_labelled: int) -> dict[str, VariantStats]:
+    """Accuracy on feedback of each live alias since the current canary/shadow was deployed."""
+    out = {}
+    for alias, state in registry.aliases().items():
+        since = registry.deployed_since("canary" if alias == "champion" else alias)
+        rows = store.labelled_predictions(state.version, variant=alias, since=since, limit=100_000)
+        if alias == "champion" and len(rows) < min_labelled:  # little champion traffic lately: recent past
+            recent = store.labelled_predictions(state.version, variant=alias, limit=min_labelled)
+            rows = max(rows, recent, key=len)
+        acc = float(np.mean([r.predicted == r.label for r in rows])) if rows else None
+        out[alias] = VariantStats(state.version, len(rows), acc)
+    return out
+
+
+def apply_canary_rule(store: Store, registry: Registry, min_labelled: int, margin: float) -> dict[str, Any]:
+    """Decide on the live canary (if any) and act: promote it, remove it, or wait. Returns the figures."""
+    stats = compare_variants(store, registry, min_labelled)
+    if "canary" not in stats or "champion" not in stats:
+        return {"decision": "none"}
+    can, champ = stats["canary"], stats["champion"]
+    decision = canary_rule(can, champ, min_labelled=min_labelled, margin=margin)
+    result = {"decision": decision, "canary": can.version, "champion": champ.version,
+              "canary_accuracy": can.accuracy, "champion_accuracy": champ.accuracy,
+              "canary_labelled": can.labelled, "champion_labelled": champ.labelled}  # fmt: skip
+    if decision == "promote":
+        registry.set_alias("champion", can.version)
+        registry.remove_alias("canary")
+        store.add_event(EventKind.CANARY_PROMOTION, result)
+    elif decision == "rollback":
+        registry.remove_alias("canary")
+        store.add_event(EventKind.CANARY_ROLLBACK, result)
+    return result

@@ -1,0 +1,173 @@
+"""The deployment contract: which labels and which inputs a deployed model accepts.
+
+Every version carries one (``contract.json`` inside its artifact, so it is hashed with the weights):
+the class set (label space, optionally with names), the input shape of one sample, optional
+feature names (so a pandas frame can be reordered) and optional standardisation fitted on the
+bootstrap data. The boundary (HTTP, :class:`~lifelong.system.service.System`, the trainer) checks
+data against it, so a label the model has no output for is refused at the door instead of breaking
+every later training attempt.
+
+>>> c = Contract(classes=(0, 1), input_shape=(3,))
+>>> c.check_labels([1, 0])
+[1, 0]
+>>> c.check_labels([2])
+Traceback (most recent call last):
+...
+lifelong.errors.DataError: label 2 is not in this deployment's label space; valid labels: 0, 1 (...)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lifelong.errors import CheckpointError, DataError
+
+FILE = "contract.json"
+
+
+@dataclass(frozen=True)
+class Contract:
+    """Label space and input schema of a deployment.
+
+    ``mean``/``std`` (per flattened feature) standardise inputs before the model sees them; samples
+    are stored as sent, and both serving and training apply the same transform.
+    """
+
+    classes: tuple[int, ...]
+    input_shape: tuple[int, ...]
+    class_names: tuple[str, ...] | None = None
+    feature_names: tuple[str, ...] | None = None
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    allow_new_classes: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.classes or any(c < 0 for c in self.classes):
+            raise DataError(f"a contract needs class labels >= 0, got {list(self.classes)}")
+        if self.class_names is not None and len(self.class_names) != len(self.classes):
+            raise DataError(f"{len(self.class_names)} class names for {len(self.classes)} classes")
+        width = math.prod(self.input_shape)
+        for name in ("mean", "std"):
+            v = getattr(self, name)
+            if v is not None and len(v) != width:
+                raise DataError(f"contract {name} has {len(v)} values for {width} input features")
+
+    # -- building ----------------------------------------------------------------------------
+    @classmethod
+    def fit(
+        cls,
+        x: np.ndarray,
+        y: np.ndarray | None,
+        *,
+        n_classes: int | None = None,
+        standardize: bool = False,
+        class_names: Sequence[str] | None = None,
+        feature_names: Sequence[str] | None = None,
+        allow_new_classes: bool = False,
+    ) -> Contract:
+        """The contract of data ``x`` [N, *shape] labelled ``y``: classes 0..K-1 with K from
+        ``n_classes`` or the labels, and (``standardize``) per-feature mean and std of ``x``."""
+        if n_classes is None:
+            if y is None or not len(y):
+                raise DataError("give n_classes (no labels to read the class set from)")
+            n_classes = int(np.max(y)) + 1
+        mean = std = None
+        if standardize:
+            flat = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+            mean = tuple(float(v) for v in flat.mean(0))
+            std = tuple(float(v) if v > 1e-8 else 1.0 for v in flat.std(0))
+        return cls(
+            classes=tuple(range(n_classes)),
+            input_shape=tuple(int(d) for d in np.shape(x)[1:]),
+            class_names=tuple(class_names) if class_names is not None else None,
+            feature_names=tuple(feature_names) if feature_names is not None else None,
+            mean=mean,
+            std=std,
+            allow_new_classes=allow_new_classes,
+        )
+
+    def with_classes(self, n_classes: int) -> Contract:
+        """The same contract with the label space grown to ``n_classes`` (class-incremental)."""
+        names = self.class_names
+        if names is not None:
+            names = names + tuple(str(c) for c in range(len(names), n_classes))
+        return replace(self, classes=tuple(range(n_classes)), class_names=names)
+
+    # -- checking ------------------------------------------------------------------------------
+    def check_labels(self, labels: Sequence[Any]) -> list[int]:
+        """Labels as ints, or a DataError naming the first invalid one and the valid set.
+
+        With ``allow_new_classes`` any label >= 0 passes (the trainer grows the head)."""
+        out = []
+        for lab in labels:
+            if isinstance(lab, bool) or not isinstance(lab, int | np.integer):
+                raise DataError(f"labels must be integers, got {lab!r}")
+            lab = int(lab)
+            if lab < 0 or lab >= 2**31:
+                raise DataError(f"label {lab} is out of range; labels are class indices >= 0")
+            if lab not in self.classes and not self.allow_new_classes:
+                raise DataError(
+                    f"label {lab} is not in this deployment's label space; valid labels: "
+                    f"{self.describe_classes()} (start the system with --allow-new-classes to learn new ones)"
+                )
+            out.append(lab)
+        return out
+
+    def describe_classes(self) -> str:
+        if self.class_names is None:
+            return ", ".join(str(c) for c in self.classes)
+        return ", ".join(f"{c} ({n})" for c, n in zip(self.classes, self.class_names))
+
+    def check_inputs(self, x: np.ndarray) -> np.ndarray:
+        """``x`` [B, *input_shape] as float32; a flat [B, D] is accepted for [D]-shaped models."""
+        want = self.input_shape
+        if tuple(x.shape[1:]) != want:
+            if x.ndim == 2 and x.shape[1] == math.prod(want):
+                return x.reshape(len(x), *want)
+            raise DataError(
+                f"each sample must have shape {list(want)} ({math.prod(want)} features), "
+                f"got {list(x.shape[1:])}"
+            )
+        return x
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        """Inputs as the model sees them: standardised when the contract says so."""
+        if self.mean is None or self.std is None:
+            return x
+        shape = x.shape
+        flat = x.reshape(len(x), -1)
+        out = (flat - np.asarray(self.mean, dtype=np.float32)) / np.asarray(self.std, dtype=np.float32)
+        return out.astype(np.float32).reshape(shape)
+
+    # -- persistence ---------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Contract:
+        try:
+            fields = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()}
+            return cls(**fields)
+        except (TypeError, ValueError) as err:
+            raise CheckpointError(f"invalid deployment contract: {err}") from err
+
+    def save(self, directory: str | Path) -> None:
+        (Path(directory) / FILE).write_text(json.dumps(self.to_dict(), indent=1))
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Contract | None:
+        """The contract stored in an artifact directory; None for artifacts made before contracts."""
+        path = Path(directory) / FILE
+        if not path.is_file():
+            return None
+        try:
+            return cls.from_dict(json.loads(path.read_text()))
+        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as err:
+            raise CheckpointError(f"{path} is not a valid contract: {err}") from err

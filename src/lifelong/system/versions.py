@@ -1,0 +1,46 @@
+"""What goes into a version's artifact: the learner checkpoint and its deployment contract.
+
+Both the bootstrap and the trainer publish through :func:`publish_learner`, which reloads the
+artifact before the registry commits it: a model that cannot be rebuilt by name (a module that is
+not registered with ``register_model``) is refused with the reason, and nothing is registered.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from lifelong.errors import CheckpointError, ConfigError
+from lifelong.learn.learner import Learner
+from lifelong.system.contract import Contract
+from lifelong.system.router import input_shape_of, n_outputs
+
+
+def contract_of(learner: Learner) -> Contract:
+    """The contract a learner implies: its output units as the class set, its input shape."""
+    shape = getattr(learner, "input_shape", None) or input_shape_of(learner)
+    n = n_outputs(learner.model)
+    if shape is None or not n:
+        raise ConfigError(
+            "cannot tell this model's input shape or classes; pass contract=Contract(classes=..., "
+            "input_shape=...) or build the model with lifelong.learn.models.create_model"
+        )
+    return Contract(tuple(range(n)), tuple(int(d) for d in shape))
+
+
+def publish_learner(learner: Learner, contract: Contract, path: str | Path) -> None:
+    """Write checkpoint and contract into ``path`` and prove they load back as a servable version."""
+    learner.save(path)
+    contract.save(path)
+    try:
+        reloaded = Learner.load(path)
+    except CheckpointError as err:
+        raise CheckpointError(f"this version could not be published: {err}") from err
+    n = n_outputs(reloaded.model)
+    if n and max(contract.classes) >= n:
+        raise ConfigError(
+            f"the contract names classes up to {max(contract.classes)} but the model has {n} outputs"
+        )
+    shape = input_shape_of(reloaded)
+    if shape is not None and math.prod(shape) != math.prod(contract.input_shape):
+        raise ConfigError(f"the contract's input shape {contract.input_shape} does not fit the model {shape}")
