@@ -256,6 +256,21 @@ class Store:
         with self.engine.connect() as conn:
             return int(conn.execute(q).scalar_one())
 
+    def nth_latest_labelled(self, n: int) -> int | None:
+        """The id just before the ``n`` most recent labelled samples (None: fewer than ``n`` exist)."""
+        q = sa.select(samples.c.id).where(samples.c.label.is_not(None)).order_by(samples.c.id.desc())
+        with self.engine.connect() as conn:
+            row = conn.execute(q.offset(n).limit(1)).first()
+        return None if row is None else int(row[0])
+
+    def labelled_before(self, first_new: int, n: int) -> Samples:
+        """The ``n`` most recent labelled samples with ids below ``first_new``, in id order."""
+        q = sa.select(samples.c.id).where(samples.c.label.is_not(None), samples.c.id < first_new)
+        with self.engine.connect() as conn:
+            row = conn.execute(q.order_by(samples.c.id.desc()).offset(n).limit(1)).first()
+        since = None if row is None else int(row[0])
+        return self.samples(since_id=since, until_id=first_new - 1, labelled_only=True)
+
     def mark_trained(self, ids: Sequence[int] | np.ndarray | Tensor, version: int) -> None:
         """Record that ``version`` was trained on ``ids`` and advance the ``trained`` cursor past them."""
         _check_version(version)

@@ -18,7 +18,6 @@ order publish -> alias -> cursor makes a crash retrain the same window (at least
 
 from __future__ import annotations
 
-import shutil
 import statistics
 import tempfile
 import time
@@ -27,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
+import numpy as np
 import torch
 
 import lifelong.strategies  # noqa: F401  (fills the strategy REGISTRY that Learner.load resolves names in)
@@ -35,11 +34,14 @@ from lifelong.data.dataset import Dataset
 from lifelong.data.scenarios import Experience
 from lifelong.errors import ConfigError, NotFoundError
 from lifelong.learn.learner import Learner
-from lifelong.learn.models import build, for_input
+from lifelong.learn.models import build, create_model, for_input
 from lifelong.learn.strategy import REGISTRY, Strategy
+from lifelong.system.contract import Contract
+from lifelong.system.events import EventKind
 from lifelong.system.policy import Gate, Mode, Policy, judge
 from lifelong.system.registry import Registry
-from lifelong.system.store import Store, samples
+from lifelong.system.store import Store
+from lifelong.system.versions import contract_of, publish_learner
 
 CURSOR = "trainer"  # last sample id a training attempt consumed (passed or not)
 
@@ -64,20 +66,27 @@ def train_once(
     *,
     reason: str = "",
     mode: Mode | None = None,
+    since: int | None = None,
     prepare: Callable[[Dataset], Dataset] | None = None,
+    holds_lease: Callable[[], bool] | None = None,
 ) -> TrainResult:
     """Train, gate and maybe register one candidate on the labelled samples since the last attempt.
 
-    ``prepare`` may rewrite the training part of the window (augment, filter; tests corrupt labels
-    with it); the holdout is never touched.
+    ``since`` is a detected change point (a sample id): fine-tuning then starts after it, so the
+    candidate learns the new concept rather than the old one. ``prepare`` may rewrite the training
+    part of the window (augment, filter; tests corrupt labels with it); the holdout is never touched.
+    ``holds_lease`` is asked before publishing and before promoting: a worker that lost its lease
+    to another one registers nothing.
     """
     gate = gate or Gate()
     mode = mode or policy.mode
     champion = registry.alias("champion")
     if champion is None:
-        raise NotFoundError("no champion to train from; bootstrap one with `lifelong up --bootstrap digits`")
+        raise NotFoundError("no champion to train from; bootstrap one with `lifelong up --bootstrap FILE`")
     start_cpu = time.process_time()
-    ids, data = _window(store, policy, mode)
+    record = registry.get(champion)
+    contract = Contract.load(record.path) or contract_of(Learner.load(record.path))
+    ids, data = _window(store, policy, mode, since, contract)
     n_hold = max(gate.min_holdout, int(len(ids) * gate.holdout_fraction))
     if len(ids) < n_hold + 1:
         return TrainResult(False, reasons=[f"window too small: {len(ids)} labelled samples"])
@@ -88,12 +97,16 @@ def train_once(
     )
     if prepare is not None:
         train = prepare(train)
-    old_learner = Learner.load(registry.get(champion).path)
-    candidate = _candidate(registry.get(champion).path, policy, mode)
+    old_learner = Learner.load(record.path)
+    candidate = _candidate(record.path, policy, mode)
+    top = int(data.y.max()) + 1
+    if top > len(contract.classes):  # only reachable with allow_new_classes: grow the head first
+        candidate.grow_classes(top)
+        contract = contract.with_classes(top)
     candidate.learn(Experience(candidate.experience_index + 1, tuple(train.classes), 0, train, holdout))
-    old = _old_data(store, old_learner, int(ids[0]), gate.old_size)
+    old = _old_data(store, old_learner, int(ids[0]), gate.old_size, contract)
     with tempfile.TemporaryDirectory(prefix="lifelong-candidate-") as tmp:
-        candidate.save(tmp)
+        candidate.save(tmp)  # measured as it will be published
         size_mb = sum(p.stat().st_size for p in Path(tmp).rglob("*") if p.is_file()) / 2**20
         figures = _compare(candidate, old_learner, holdout, old)
         figures.update(size_mb=size_mb, latency_ms=_latency_ms(candidate, holdout))
@@ -116,6 +129,9 @@ def train_once(
             "version": None,
         }
         version = None
+        if passed and holds_lease is not None and not holds_lease():
+            passed, reasons = False, ["this worker lost its lease to another one; nothing published"]
+            payload.update(passed=False, reasons=reasons)
         if passed:
             name = "+".join(s.name for s in candidate.strategies) or (
                 "scratch" if mode == "scratch" else "naive"
@@ -123,15 +139,16 @@ def train_once(
             with registry.publish(
                 strategy=name,
                 parent=champion,
-                params={"policy": policy.to_dict(), "gate": asdict(gate), "mode": mode},
+                params={"policy": policy.to_dict(), "gate": asdict(gate), "mode": mode, "reason": reason,
+                        "contract": contract.to_dict()},
                 window=(int(train_ids[0]), int(train_ids[-1])),
                 metrics=figures,
-            ) as draft:
-                shutil.copytree(tmp, draft.path, dirs_exist_ok=True)
+            ) as draft:  # fmt: skip
+                publish_learner(candidate, contract, draft.path)
             version = draft.version
             payload["version"] = version
-    store.add_event("gate", payload)
-    if version is not None:
+    store.add_event(EventKind.GATE, payload)
+    if version is not None and (holds_lease is None or holds_lease()):
         if gate.promote_to == "champion":
             registry.set_alias("champion", version)
         elif gate.promote_to == "canary":
@@ -144,10 +161,16 @@ def train_once(
 def bootstrap(
     store: Store,
     registry: Registry,
-    data: Dataset,
+    data: Dataset | None,
     *,
     model: str = "mlp",
+    model_kwargs: dict[str, Any] | None = None,
     n_classes: int | None = None,
+    input_shape: Sequence[int] | None = None,
+    standardize: bool = False,
+    class_names: Sequence[str] | None = None,
+    feature_names: Sequence[str] | None = None,
+    allow_new_classes: bool = False,
     strategies: Sequence[str] = (),
     strategy_params: dict[str, Any] | None = None,
     epochs: int = 10,
@@ -156,22 +179,50 @@ def bootstrap(
     batch_size: int = 16,
     seed: int = 0,
 ) -> int:
-    """Train a first champion on ``data`` so a fresh system can serve; return its version."""
+    """Register a first champion so a fresh system can serve; return its version.
+
+    With ``data`` the model is trained on 80% of it and its accuracy on the other 20% is recorded as
+    the figure the continual policy's live-accuracy floor compares with; the data is also kept in the
+    store (as trained samples), as the reference of the data-drift test and the gate's "old" data.
+    With ``data=None`` the champion is untrained (give ``n_classes`` and ``input_shape``).
+    ``model`` is any registered model name; ``model_kwargs`` its arguments (default: sized for the data).
+    """
     torch.manual_seed(seed)
-    # Train on float32 inputs shaped as the server stores them ([N, D] for an MLP), so the replay
-    # memory filled here holds the same form as the windows it later mixes with.
-    x = data.features()
-    data = Dataset(x.reshape(len(x), -1) if model == "mlp" else x, data.y, None, 1.0, data.name)
-    net = for_input(model, data.input_shape, n_classes or max(data.classes) + 1)
+    if data is None:
+        if n_classes is None or input_shape is None:
+            raise ConfigError("an untrained champion needs n_classes and the input shape (--input-shape)")
+        x = np.zeros((0, *input_shape), dtype=np.float32)
+        contract = Contract(tuple(range(n_classes)), tuple(int(d) for d in input_shape), allow_new_classes=allow_new_classes)
+    else:
+        x = data.features().numpy()
+        if model == "mlp" and not model_kwargs:  # the server stores flat rows for an MLP
+            x = x.reshape(len(x), -1)
+        y = data.y.numpy()
+        contract = Contract.fit(x, y, n_classes=n_classes, standardize=standardize, class_names=class_names,
+                                feature_names=feature_names, allow_new_classes=allow_new_classes)  # fmt: skip
+    net = _model(model, model_kwargs, contract)
     learner = Learner(net, _strategies(strategies, strategy_params or {}), lr=lr, momentum=momentum,
                       batch_size=batch_size, epochs=epochs, seed=seed)  # fmt: skip
-    learner.learn(Experience(0, tuple(data.classes), 0, data, data))
+    metrics: dict[str, Any] = {}
+    if data is not None:
+        order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
+        n_hold = max(1, len(x) // 5)
+        full = _dataset(torch.from_numpy(contract.transform(x)), data.y, data.name)
+        train, hold = full.subset(order[n_hold:]), full.subset(order[:n_hold])
+        learner.learn(Experience(0, tuple(train.classes), 0, train, hold))
+        metrics = {"new_accuracy": float(learner.correct(hold).float().mean()), "n_train": len(train),
+                   "n_holdout": len(hold)}  # fmt: skip
     name = "+".join(strategies) or "naive"
-    with registry.publish(strategy=name, params={"bootstrap": data.name, "model": model}) as draft:
-        learner.save(draft.path)
+    params = {"bootstrap": None if data is None else data.name, "model": model, "contract": contract.to_dict()}
+    with registry.publish(strategy=name, params=params, metrics=metrics) as draft:
+        publish_learner(learner, contract, draft.path)
     assert draft.version is not None
+    if data is not None:  # keep the bootstrap data: drift reference and the gate's old data
+        ids = store.add_samples(x, data.y.numpy(), source="bootstrap")
+        store.mark_trained(ids, draft.version)
+        store.advance_cursor(CURSOR, max(ids))
     registry.set_alias("champion", draft.version)
-    store.add_event("bootstrap", {"version": draft.version, "data": data.name, "n": len(data)})
+    store.add_event(EventKind.BOOTSTRAP, {"version": draft.version, "data": params["bootstrap"], "n": len(x)})
     return draft.version
 
 
@@ -204,45 +255,50 @@ def _candidate(path: Path, policy: Policy, mode: Mode) -> Learner:
     return learner
 
 
-def _window(store: Store, policy: Policy, mode: Mode) -> tuple[torch.Tensor, Dataset]:
-    """Labelled samples to learn from, in id order: new ones (fine-tuning) or the recent ``window``."""
-    cursor = store.cursor(CURSOR)
+def _model(name: str, kwargs: dict[str, Any] | None, contract: Contract) -> torch.nn.Module:
+    """A registered model: with ``kwargs`` exactly as given, else sized for the contract."""
+    if kwargs:
+        return create_model(name, **kwargs)
+    return for_input(name, contract.input_shape, len(contract.classes))
+
+
+def _window(
+    store: Store, policy: Policy, mode: Mode, since: int | None, contract: Contract
+) -> tuple[torch.Tensor, Dataset]:
+    """Labelled samples to learn from, in id order: new ones (fine-tuning, after the change point
+    when one was detected) or the recent ``window`` (retraining)."""
     if mode == "scratch":
-        since = _nth_latest_labelled(store, policy.window)
+        start = store.nth_latest_labelled(policy.window)
     else:
-        since = cursor
-        if store.count_samples(since, labelled_only=True) > policy.window:  # keep the most recent
-            since = max(since or 0, _nth_latest_labelled(store, policy.window) or 0)
-    s = store.samples(since_id=since, labelled_only=True)
-    return s.ids, _dataset(s.x, s.y)
+        start = max(store.cursor(CURSOR) or 0, since or 0) or None
+        if store.count_samples(start, labelled_only=True) > policy.window:  # keep the most recent
+            start = max(start or 0, store.nth_latest_labelled(policy.window) or 0)
+    s = store.samples(since_id=start, labelled_only=True)
+    return s.ids, _dataset(_as_model_input(s.x, contract), s.y)
 
 
-def _nth_latest_labelled(store: Store, n: int) -> int | None:
-    """The id just before the ``n`` most recent labelled samples (None: fewer than ``n`` exist)."""
-    q = sa.select(samples.c.id).where(samples.c.label.is_not(None)).order_by(samples.c.id.desc())
-    with store.engine.connect() as conn:
-        row = conn.execute(q.offset(n).limit(1)).first()
-    return None if row is None else int(row[0])
+def _as_model_input(x: torch.Tensor, contract: Contract) -> torch.Tensor:
+    """Stored rows as the model sees them: uint8 images scaled to [0, 1], shaped and standardised."""
+    arr = (x.float() / 255 if x.dtype == torch.uint8 else x.float()).numpy()
+    if len(arr):
+        arr = contract.transform(contract.check_inputs(arr))
+    return torch.from_numpy(np.ascontiguousarray(arr))
 
 
 def _dataset(x: torch.Tensor, y: torch.Tensor, name: str = "window") -> Dataset:
-    """Stored features as a Dataset: floats as sent, uint8 images scaled by 1/255."""
-    return Dataset(x, y, None, 1 / 255 if x.dtype == torch.uint8 else 1.0, name)
+    return Dataset(x, y, None, 1.0, name)
 
 
-def _old_data(store: Store, champion: Learner, first_new: int, n: int) -> Dataset | None:
+def _old_data(
+    store: Store, champion: Learner, first_new: int, n: int, contract: Contract
+) -> Dataset | None:
     """The champion's replay memory, else the ``n`` most recent samples trained on before the window."""
     for s in champion.strategies:
         buf = getattr(s, "buffer_", None)
         if buf is not None and len(buf) and buf.x is not None:
             return Dataset(buf.x[: buf.size], buf.y[: buf.size].clone(), None, buf.scale, "replay-memory")
-    q = sa.select(samples.c.id).where(samples.c.label.is_not(None), samples.c.id < first_new)
-    with store.engine.connect() as conn:
-        row = conn.execute(q.order_by(samples.c.id.desc()).offset(n).limit(1)).first()
-    s = store.samples(
-        since_id=None if row is None else int(row[0]), until_id=first_new - 1, labelled_only=True
-    )
-    return _dataset(s.x, s.y, "previous") if len(s.ids) else None
+    s = store.labelled_before(first_new, n)
+    return _dataset(_as_model_input(s.x, contract), s.y, "previous") if len(s.ids) else None
 
 
 def _compare(candidate: Learner, champion: Learner, new: Dataset, old: Dataset | None) -> dict[str, Any]:
