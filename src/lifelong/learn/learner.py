@@ -383,7 +383,11 @@ class Learner:
         """
         if not isinstance(x, Tensor):
             try:
-                x = x.to_numpy(dtype=np.float32) if hasattr(x, "to_numpy") else np.asarray(x, dtype=np.float32)
+                x = (
+                    x.to_numpy(dtype=np.float32)
+                    if hasattr(x, "to_numpy")
+                    else np.asarray(x, dtype=np.float32)
+                )
             except (TypeError, ValueError) as e:
                 raise DataError(
                     f"{where}: x must hold numbers (an array, list, tensor or numeric frame): {e}"
@@ -427,7 +431,9 @@ class Learner:
             raise DataError(f"{where}: labels must be integers, got booleans")
         y = y.long()
         if y.ndim != 1 or len(y) != n:
-            raise DataError(f"{where}: need one label per sample: {n} samples, labels of shape {tuple(y.shape)}")
+            raise DataError(
+                f"{where}: need one label per sample: {n} samples, labels of shape {tuple(y.shape)}"
+            )
         if len(y) and int(y.min()) < 0:
             raise DataError(f"{where}: labels must be >= 0, found {int(y.min())}")
         return y
@@ -537,6 +543,8 @@ class Learner:
         experiences = list(stream.experiences)
         has_t = experiences[0].train.t is not None
         self.check_supported(stream.kind, has_t)
+        labels = sorted({c for e in experiences for c in e.classes})  # refuse before any training
+        self._check_labels(torch.tensor(labels, dtype=torch.long), "fit", self.allow_new_classes)
         start_seconds, start_epochs, start_samples = (
             self.train_seconds,
             self.epochs_trained,

@@ -155,8 +155,9 @@ def for_input(name: str, input_shape: Sequence[int], n_classes: int, **kwargs: A
     """Build model ``name`` sized for ``input_shape`` ([C, H, W] or [D]) and ``n_classes``.
 
     The built-ins get their sizes computed (``kwargs`` add to them). Any other registered model
-    is called with exactly ``kwargs`` when some are given (its sizes are the user's to state);
-    with none, it is assumed MLP-like and called with ``in_features`` and ``n_classes``.
+    is taken to be MLP-like: it is called with ``in_features`` (the flattened sample size) and
+    ``n_classes``, which ``kwargs`` extend or override. A factory that takes other sizes is
+    built with :func:`create_model` and its own keyword arguments instead.
     """
     if name == "mlp":
         return create_model("mlp", in_features=math.prod(input_shape), n_classes=n_classes, **kwargs)
@@ -166,9 +167,13 @@ def for_input(name: str, input_shape: Sequence[int], n_classes: int, **kwargs: A
         return create_model("cnn", in_channels=input_shape[0], image_size=input_shape[-1], n_classes=n_classes,
                             **kwargs)  # fmt: skip
     get_factory(name)  # unknown names fail here, with the list of valid ones
-    if kwargs:
-        return create_model(name, **kwargs)
-    return create_model(name, in_features=math.prod(input_shape), n_classes=n_classes)
+    try:
+        return create_model(name, **{"in_features": math.prod(input_shape), "n_classes": n_classes, **kwargs})
+    except ConfigError as e:
+        raise ConfigError(
+            f"{e}; sizing a model for the data passes in_features and n_classes, so a factory that takes "
+            "other arguments must be built with create_model(name, **its_kwargs)"
+        ) from e
 
 
 def spec_input_shape(spec: dict[str, Any] | None) -> tuple[int, ...] | None:
