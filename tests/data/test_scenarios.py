@@ -1,9 +1,17 @@
+import numpy as np
 import pytest
 import torch
 
 from lifelong.checks import toy_data
 from lifelong.data import Split, from_tensors
-from lifelong.data.scenarios import class_incremental, domain_incremental, rotate, task_free, task_incremental
+from lifelong.data.scenarios import (
+    class_incremental,
+    domain_incremental,
+    domains_from_column,
+    rotate,
+    task_free,
+    task_incremental,
+)
 from lifelong.errors import DataError, ScenarioError
 
 
@@ -43,7 +51,7 @@ def test_empty_dataset_is_refused() -> None:
     with pytest.raises(ScenarioError, match="empty"):
         class_incremental(Split(data.train, data.test.subset(torch.arange(0))), n_experiences=2)
     with pytest.raises(DataError, match="pair"):
-        class_incremental(data.train)
+        class_incremental("not data")
 
 
 def test_domain_incremental_permutes_the_same_classes() -> None:
@@ -81,3 +89,59 @@ def test_task_free_stream_sees_each_sample_once() -> None:
     assert sorted(blurred.tolist()) == sorted(ys.tolist())
     with pytest.raises(ScenarioError, match="blur"):
         task_free(scenario, blur=-1)
+
+
+# -- scenarios from the user's own data ------------------------------------------------------
+def test_own_domains_as_datasets_or_arrays() -> None:
+    from tests.data._tabular import tabular
+
+    pairs = []
+    for shift in (0.0, 2.0, -2.0):
+        (x, y), (xt, yt) = tabular(200, 1, shift), tabular(60, 2, shift)
+        pairs.append(((x, y), (from_tensors(xt, yt))))
+    s = domain_incremental(domains=pairs)
+    assert s.kind == "domain" and len(s) == 3 and s.n_classes == 3
+    assert all(e.classes == (0, 1, 2) for e in s) and s.input_shape == (30,)
+    assert float(s[1].train.x.mean()) > float(s[0].train.x.mean()) + 1.5
+    with pytest.raises(ScenarioError, match="differ"):
+        domain_incremental(domains=[pairs[0], ((pairs[1][0][0][:, :29], pairs[1][0][1]), pairs[1][1])])
+    with pytest.raises(ScenarioError, match="exactly one"):
+        domain_incremental(toy_data(), permutations=2, domains=pairs)
+
+
+def test_domains_from_a_column_of_a_loaded_file(tmp_path) -> None:
+    from lifelong.data.files import load_table
+    from tests.data._tabular import frame
+
+    frame().to_csv(tmp_path / "plants.csv", index=False)
+    table = load_table(tmp_path / "plants.csv", label_column="species", domain_column="site")
+    s = domains_from_column(table, seed=3)
+    assert [e.train.name.split("-")[1] for e in s] == ["north", "south"]
+    for e in s:
+        assert len(e.train) + len(e.test) == 150 and 0.15 < len(e.test) / 150 < 0.25
+        assert set(e.test.classes) == {0, 1, 2}
+    assert torch.equal(domains_from_column(table, seed=3)[0].test.x, s[0].test.x)  # seeded
+    assert not torch.equal(domains_from_column(table, seed=4)[0].test.x, s[0].test.x)
+    ds = table.to_dataset()
+    assert len(domains_from_column(ds, list(table.domains))) == 2
+    with pytest.raises(DataError, match="one per sample"):
+        domains_from_column(ds, list(table.domains)[:10])
+
+
+def test_class_and_task_incremental_on_a_loaded_table(tmp_path) -> None:
+    from lifelong.data.files import load_table
+    from lifelong.learn import Learner
+    from lifelong.learn.models import for_input
+    from tests.data._tabular import tabular
+
+    x, y = tabular(600)
+    np.savez(tmp_path / "t.npz", x=x, y=y)
+    data = load_table(tmp_path / "t.npz").to_dataset()
+    for make in (class_incremental, task_incremental):
+        s = make(data, classes_per_experience=1, seed=0)
+        assert len(s) == 3 and s.n_classes == 3 and s.input_shape == (30,)
+        assert sum(len(e.train) + len(e.test) for e in s) == 600
+        torch.manual_seed(0)
+        learner = Learner(for_input("mlp", s.input_shape, s.n_classes, hidden=[16]), lr=0.1, batch_size=16)
+        result = learner.fit(s)
+        assert result.accuracy_matrix[-1][-1] > 0.9  # the last class is learned

@@ -82,3 +82,101 @@ def test_checkpoint_holds_no_pickle(tmp_path: Path) -> None:
     names = sorted(p.name for p in (tmp_path / "c").iterdir())
     assert names == ["manifest.json", "tensors.safetensors"]
     assert b"\x80\x04" not in (tmp_path / "c" / "manifest.json").read_bytes()
+
+
+PLUGIN = """
+from torch import nn
+from lifelong.learn.models import register_model
+
+
+@register_model("llck-tab")
+class Tab(nn.Module):
+    def __init__(self, in_features: int, n_classes: int, width: int = 8) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(in_features, width), nn.Tanh())
+        self.classifier = nn.Linear(width, n_classes)
+
+    def forward(self, x):
+        return self.classifier(self.body(x))
+"""
+
+FRESH = """
+import json, sys
+import torch
+from lifelong.errors import CheckpointError
+from lifelong.learn import Learner
+from lifelong.learn.plugins import load_plugins
+
+root, names = sys.argv[1], sys.argv[2].split(",")
+out = {"imported_before": "lifelong.strategies" in sys.modules}
+try:
+    Learner.load(root + "/plugin")
+except CheckpointError as e:
+    out["before_plugin"] = str(e)
+out["loaded"] = [Learner.load(f"{root}/{n}").strategies[0].name for n in names]
+load_plugins(["llck_plugin"], env=False, entry_points=False)
+learner = Learner.load(root + "/plugin")
+x = torch.load(root + "/x.pt")
+out["plugin_predictions"] = learner.predict(x).tolist()
+out["plugin_class"] = type(learner.model).__name__
+print(json.dumps(out))
+"""
+
+
+def test_a_fresh_interpreter_rebuilds_every_builtin_strategy_and_a_plugin_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from lifelong.learn import models
+    from lifelong.learn.models import create_model
+    from lifelong.learn.plugins import load_plugins
+    from lifelong.learn.strategy import get_strategy, strategy_names
+
+    data = toy_data(n_classes=4, per_class=20).train
+    names = strategy_names()
+    for name in names:
+        cls = get_strategy(name)
+        learner = Learner(MLP(in_features=8, hidden=(8,), n_classes=4), [cls()], batch_size=16)
+        learner.partial_fit(data.x, data.y, t=0 if "task_labels" in cls.needs else None)
+        learner.consolidate()
+        learner.save(tmp_path / name)
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "llck_plugin.py").write_text(PLUGIN)
+    monkeypatch.syspath_prepend(str(plugins))
+    monkeypatch.setattr(models, "MODELS", dict(models.MODELS))
+    load_plugins(["llck_plugin"], env=False, entry_points=False)
+    torch.manual_seed(0)
+    learner = Learner(create_model("llck-tab", in_features=8, n_classes=4), [Replay(20)], lr=0.1)
+    learner.partial_fit(data.x, data.y)
+    learner.save(tmp_path / "plugin")
+    torch.save(data.x, tmp_path / "x.pt")
+    sys.modules.pop("llck_plugin", None)
+
+    src = str(Path(__import__("lifelong").__file__).parent.parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, str(plugins)])}
+    env.pop("LIFELONG_PLUGINS", None)
+    proc = subprocess.run([sys.executable, "-c", FRESH, str(tmp_path), ",".join(names)], env=env,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert not out["imported_before"]  # the built-ins were found without importing them first
+    assert out["loaded"] == names
+    # nothing was imported because the checkpoint named a model: it said how to register it
+    assert "'llck-tab'" in out["before_plugin"] and "--plugin" in out["before_plugin"]
+    assert "LIFELONG_PLUGINS" in out["before_plugin"] and "lifelong.models" in out["before_plugin"]
+    assert out["plugin_class"] == "Tab"
+    assert out["plugin_predictions"] == learner.predict(data.x).tolist()
+
+
+def test_an_unspecced_module_saves_but_needs_registering_to_load(tmp_path: Path) -> None:
+    model = torch.nn.Sequential(torch.nn.Linear(8, 4))
+    learner = Learner(model)
+    learner.partial_fit(torch.randn(10, 8), torch.randint(0, 4, (10,)))
+    learner.save(tmp_path / "c")
+    assert json.loads((tmp_path / "c" / "manifest.json").read_text())["model"]["spec"] is None
+    with pytest.raises(CheckpointError, match="register_model.*--plugin"):
+        Learner.load(tmp_path / "c")

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 
@@ -57,8 +58,8 @@ def test_partial_fit_and_consolidate_define_boundaries() -> None:
     learner.consolidate()
     assert learner.experience is None and len(learner.strategies[0].anchors_) == 1
     assert learner.classes_seen == (0, 1) and learner.experience_index == 0
-    with pytest.raises(DataError, match="float"):
-        learner.partial_fit(torch.zeros(2, 8, dtype=torch.uint8), torch.tensor([0, 1]))
+    with pytest.raises(DataError, match=r"expected samples of shape \(8,\)"):
+        learner.partial_fit(torch.zeros(2, 5), torch.tensor([0, 1]))
 
 
 def test_task_free_stream_is_seen_once_without_boundaries() -> None:
@@ -179,7 +180,116 @@ def test_unknown_task_ids_are_not_masked() -> None:
 def test_predict_validates_inputs() -> None:
     learner = Learner(toy_model())
     assert learner.predict(torch.zeros(5, 8)).shape == (5,)
-    with pytest.raises(DataError):
-        learner.predict(torch.zeros(5, 8, dtype=torch.long))
+    assert learner.predict(torch.zeros(5, 8, dtype=torch.long)).shape == (5,)  # integers are cast
+    with pytest.raises(DataError, match="NaN"):
+        learner.predict(torch.full((5, 8), float("nan")))
     with pytest.raises(DataError):
         from_tensors(torch.tensor([[float("nan")]]), torch.tensor([0]))
+
+
+# -- inputs and labels as users hand them over ----------------------------------------------
+def _tabular(n: int = 300, seed: int = 0):
+    """A 30-feature, 3-class problem: the class sets the mean of 10 features."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    x = rng.normal(size=(n, 30))
+    for c in range(3):
+        x[y == c, 10 * c : 10 * c + 10] += 1.5
+    return x, y
+
+
+def _tab_learner(**kw) -> Learner:
+    from lifelong.learn.models import create_model
+
+    torch.manual_seed(0)
+    return Learner(create_model("mlp", in_features=30, hidden=[32], n_classes=3), lr=0.1, batch_size=16, **kw)
+
+
+def test_inputs_are_accepted_as_users_hand_them_over() -> None:
+    import numpy as np
+    import pandas as pd
+
+    x, y = _tabular()
+    learner = _tab_learner()
+    learner.partial_fit(x, y)  # float64 numpy and int64 labels
+    learner.partial_fit(x.astype(np.float32).tolist(), y.tolist())
+    expected = learner.predict(torch.as_tensor(x, dtype=torch.float32))
+    frame = pd.DataFrame(x, columns=[f"f{i}" for i in range(30)])
+    for form in (x, x.astype(np.float32), x.tolist(), frame, torch.as_tensor(x)):
+        assert torch.equal(learner.predict(form), expected)
+    assert torch.equal(learner.predict(x.round().astype(np.int64)), learner.predict(x.round()))
+    assert float((expected == torch.as_tensor(y)).float().mean()) > 0.8
+    proba = learner.predict_proba(frame)
+    assert proba.shape == (300, 3) and torch.allclose(proba.sum(1), torch.ones(300))
+    assert torch.equal(proba.argmax(1), expected)
+    assert learner.predict(x[0]).shape == (1,)  # one flat row is one sample
+    assert learner.input_shape == (30,)
+
+
+def test_a_wrong_shape_names_expected_and_received() -> None:
+    x, y = _tabular()
+    learner = _tab_learner()
+    with pytest.raises(DataError, match=r"expected samples of shape \(30,\).*received \(29,\)"):
+        learner.predict(x[:, :29])  # known from the spec's in_features before any training
+    with pytest.raises(DataError, match=r"received \(31,\)"):
+        learner.partial_fit(x[:, [0, *range(30)]], y)
+    with pytest.raises(DataError, match="numbers"):
+        learner.predict([["a"] * 30])
+    with pytest.raises(DataError, match="one label per sample"):
+        learner.partial_fit(x, y[:-1])
+    assert learner.step == 0
+
+
+def test_a_label_outside_the_head_is_refused_and_changes_nothing() -> None:
+    x, y = _tabular()
+    learner = _tab_learner()
+    learner.partial_fit(x[:100], y[:100])
+    seen, step = learner.classes_seen, learner.step
+    weights = {k: v.clone() for k, v in learner.model.state_dict().items()}
+    bad = y[100:200].copy()
+    bad[5] = 7
+    with pytest.raises(DataError, match=r"labels \[7\].*valid labels: \[0, 1, 2\].*allow_new_classes"):
+        learner.partial_fit(x[100:200], bad)
+    assert learner.classes_seen == seen and learner.step == step
+    assert all(torch.equal(v, learner.model.state_dict()[k]) for k, v in weights.items())
+    learner.partial_fit(x[100:200], y[100:200])  # later valid calls still work
+    assert learner.step > step
+
+
+def test_new_classes_grow_the_head_when_allowed(tmp_path) -> None:
+    x, y = _tabular()
+    learner = _tab_learner()
+    learner.partial_fit(x, y)
+    learner.consolidate()
+    probe = torch.as_tensor(x[:20], dtype=torch.float32)
+    before = learner.predict_logits(probe)
+    new = y.copy()
+    new[y == 2] = 4
+    with pytest.raises(DataError):
+        learner.partial_fit(x, new)
+    assert learner.grow_classes(5) and learner.n_outputs == 5
+    torch.testing.assert_close(learner.predict_logits(probe)[:, :3], before, rtol=0, atol=1e-6)
+    assert learner.model.lifelong_spec["kwargs"]["n_classes"] == 5
+    learner.partial_fit(x, new)  # labels 0..4 now fit
+    grown = _tab_learner(allow_new_classes=True)
+    grown.partial_fit(x, new)  # grows on its own
+    assert grown.n_outputs == 5 and 4 in grown.classes_seen
+    other = _tab_learner()
+    other.partial_fit(x, np.where(y == 0, 3, y), allow_new_classes=True)
+    assert other.n_outputs == 4
+    grown.save(tmp_path / "c")
+    loaded = Learner.load(tmp_path / "c")
+    assert loaded.n_outputs == 5 and loaded.allow_new_classes and loaded.input_shape == (30,)
+    assert torch.equal(loaded.predict(x), grown.predict(x))
+
+
+def test_fit_refuses_a_scenario_with_more_classes_than_the_head() -> None:
+    from lifelong.learn.models import MLP
+
+    learner = Learner(MLP(in_features=8, hidden=(8,), n_classes=2))
+    with pytest.raises(DataError, match="valid labels: \\[0, 1\\]"):
+        learner.fit(toy_scenario())
+    assert learner.experience_index == -1
+    assert Learner(MLP(in_features=8, hidden=(8,), n_classes=2), allow_new_classes=True).fit(toy_scenario())

@@ -16,8 +16,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from lifelong.data.dataset import Batch, Dataset, as_split, concat
-from lifelong.errors import ScenarioError
+from lifelong.data.dataset import Batch, Dataset, Split, as_split, concat, from_tensors
+from lifelong.errors import DataError, ScenarioError
 
 KINDS = ("class", "task", "domain", "task-free")
 
@@ -65,6 +65,39 @@ class Scenario:
         return self.experiences[0].train.input_shape
 
 
+def holdout(data: Dataset, test_fraction: float = 0.2, seed: int = 0) -> Split:
+    """A seeded train/test split of one dataset, stratified by class.
+
+    Each class puts ``round(test_fraction * n)`` of its samples (at least one when it has two
+    or more) in the test set, so every class is both learned and evaluated.
+    """
+    if not 0 < test_fraction < 1:
+        raise ScenarioError(f"test_fraction: must be in (0, 1), got {test_fraction}")
+    if len(data) < 2:
+        raise ScenarioError(f"{data.name}: {len(data)} samples cannot be split into train and test")
+    g = torch.Generator().manual_seed(seed)
+    test = []
+    for c in data.classes:
+        idx = (data.y == c).nonzero().squeeze(1)
+        k = min(len(idx) - 1, max(1, round(test_fraction * len(idx)))) if len(idx) > 1 else 0
+        test.append(idx[torch.randperm(len(idx), generator=g)[:k]])
+    is_test = torch.zeros(len(data), dtype=torch.bool)
+    is_test[torch.cat(test)] = True
+    return Split(
+        data.subset(torch.nonzero(~is_test).squeeze(1), f"{data.name}-train"),
+        data.subset(torch.nonzero(is_test).squeeze(1), f"{data.name}-test"),
+    )
+
+
+def _as_split(data: Any, seed: int) -> Split:
+    """A (train, test) pair as given, or a seeded 80/20 :func:`holdout` of one dataset or table."""
+    if hasattr(data, "to_dataset"):  # a lifelong.data.files.Table
+        data = data.to_dataset()
+    if isinstance(data, Dataset):
+        return holdout(data, 0.2, seed)
+    return as_split(data)
+
+
 def _class_split(
     data: Any,
     n_experiences: int | None,
@@ -74,7 +107,7 @@ def _class_split(
     task_labels: bool,
     name: str,
 ) -> Scenario:
-    split = as_split(data)
+    split = _as_split(data, seed)
     if len(split.train) == 0 or len(split.test) == 0:
         raise ScenarioError("dataset: the train or test split is empty; a scenario needs samples in both")
     classes = split.train.classes
@@ -120,7 +153,7 @@ def _class_split(
             tr, te = tr.with_task(i), te.with_task(i)
         experiences.append(Experience(i, cls, i if task_labels else 0, tr, te))
     kind = "task" if task_labels else "class"
-    return Scenario(name, kind, experiences, len(classes))
+    return Scenario(name, kind, experiences, max(classes) + 1)  # labels index the outputs
 
 
 def class_incremental(
@@ -133,7 +166,8 @@ def class_incremental(
     """Split the classes into disjoint groups, one per experience; no task id at test time.
 
     With ``class_order=None`` and ``seed=0`` the classes come in sorted order (the usual
-    protocol); another seed shuffles them.
+    protocol); another seed shuffles them. ``dataset`` is a ``(train, test)`` pair, or one
+    :class:`Dataset` (or a :class:`~lifelong.data.files.Table`) split 80/20 with ``seed``.
     """
     return _class_split(
         dataset, n_experiences, classes_per_experience, class_order, seed, False, "class-incremental"
@@ -174,19 +208,30 @@ def rotate(x: Tensor, degrees: float) -> Tensor:
 
 
 def domain_incremental(
-    dataset: Any,
+    dataset: Any = None,
     permutations: int | None = None,
     rotations: Sequence[float] | None = None,
     seed: int = 0,
+    domains: Sequence[Any] | None = None,
 ) -> Scenario:
-    """Same classes in every experience, inputs shifted by a pixel permutation or a rotation.
+    """Same classes in every experience, inputs from another domain in each.
 
-    Give exactly one of ``permutations`` (the number of experiences, each a fixed random
-    pixel permutation) or ``rotations`` (one angle in degrees per experience).
+    Give exactly one of ``domains`` (your own: one ``(train, test)`` pair per experience, each
+    a :class:`Dataset` or an ``(x, y)`` tuple), ``permutations`` (the number of experiences,
+    each a fixed random pixel permutation of ``dataset``) or ``rotations`` (one angle in
+    degrees per experience). For domains given as a column of one table see
+    :func:`domains_from_column`.
     """
+    if sum(a is not None for a in (permutations, rotations, domains)) != 1:
+        raise ScenarioError(
+            "domain_incremental: give exactly one of domains=[(train, test), ...], permutations=N "
+            "or rotations=[angles]"
+        )
+    if domains is not None:
+        if dataset is not None:
+            raise ScenarioError("domain_incremental: with domains=..., leave dataset out")
+        return _own_domains(domains)
     split = as_split(dataset)
-    if (permutations is None) == (rotations is None):
-        raise ScenarioError("domain_incremental: give exactly one of permutations=N or rotations=[angles]")
     if len(split.train) == 0 or len(split.test) == 0:
         raise ScenarioError("dataset: the train or test split is empty")
     classes = tuple(split.train.classes)
@@ -215,6 +260,83 @@ def domain_incremental(
         tr, te = (d.replace(x=rotate(d.x, float(angle)), name=f"rotated{angle:g}-{d.name}") for d in split)
         experiences.append(Experience(i, classes, 0, tr, te))
     return Scenario("rotated", "domain", experiences, len(classes))
+
+
+def _own_domains(domains: Sequence[Any], names: Sequence[str] | None = None) -> Scenario:
+    """One experience per ``(train, test)`` pair; every pair must share the sample shape."""
+    pairs = list(domains)
+    if not pairs:
+        raise ScenarioError("domains: give at least one (train, test) pair")
+    experiences = []
+    for i, pair in enumerate(pairs):
+        if not (isinstance(pair, (tuple, list, Split)) and len(pair) == 2):
+            raise ScenarioError(f"domains[{i}]: expected a (train, test) pair, got {type(pair).__name__}")
+        label = names[i] if names is not None else str(i)
+        tr, te = (_as_dataset(d, f"domain-{label}-{part}") for d, part in zip(pair, ("train", "test")))
+        if len(tr) == 0 or len(te) == 0:
+            raise ScenarioError(f"domains[{i}]: the train or test set is empty")
+        if tr.input_shape != te.input_shape or (
+            experiences and tr.input_shape != experiences[0].train.input_shape
+        ):
+            raise ScenarioError(
+                f"domains[{i}]: samples of shape {tr.input_shape} / {te.input_shape} differ from the first "
+                f"domain's {experiences[0].train.input_shape if experiences else tr.input_shape}"
+            )
+        experiences.append(Experience(i, (), 0, tr, te))
+    classes = sorted({c for e in experiences for d in (e.train, e.test) for c in d.classes})
+    for e in experiences:
+        e.classes = tuple(classes)
+    return Scenario("domains", "domain", experiences, max(classes) + 1)
+
+
+def _as_dataset(data: Any, name: str) -> Dataset:
+    if isinstance(data, Dataset):
+        return data
+    if isinstance(data, (tuple, list)) and len(data) == 2:
+        try:
+            return from_tensors(data[0], data[1], name=name)
+        except (TypeError, ValueError, RuntimeError) as e:
+            raise ScenarioError(f"{name}: cannot read (x, y) as arrays: {e}") from e
+    raise ScenarioError(f"{name}: expected a Dataset or an (x, y) tuple, got {type(data).__name__}")
+
+
+def domains_from_column(
+    data: Any, domain_values: Any = None, test_fraction: float = 0.2, seed: int = 0
+) -> Scenario:
+    """A domain-incremental scenario with one experience per distinct value of a domain column.
+
+    ``data`` is a :class:`~lifelong.data.files.Table` (whose ``domains`` are used unless
+    ``domain_values`` is given) or a :class:`Dataset` with ``domain_values``, one per sample.
+    Experiences follow the order in which each value first appears; each domain's samples are
+    split into train and test with :func:`holdout` (seeded, stratified by class).
+    """
+    if hasattr(data, "to_dataset"):
+        if domain_values is None:
+            domain_values = data.domains
+        data = data.to_dataset()
+    if not isinstance(data, Dataset):
+        raise ScenarioError(f"domains_from_column: expected a Table or a Dataset, got {type(data).__name__}")
+    if domain_values is None:
+        raise ScenarioError(
+            "domains_from_column: no domain values; name a domain column or pass domain_values"
+        )
+    values = list(domain_values.tolist() if hasattr(domain_values, "tolist") else domain_values)
+    if len(values) != len(data):
+        raise DataError(
+            f"domain_values: got {len(values)} values for {len(data)} samples; give one per sample"
+        )
+    order = list(dict.fromkeys(values))
+    if len(order) < 1:
+        raise ScenarioError("domains_from_column: the data is empty")
+    pairs = []
+    for v in order:
+        idx = torch.tensor([i for i, w in enumerate(values) if w == v])
+        if len(idx) < 2:
+            raise ScenarioError(
+                f"domain {v!r} has {len(idx)} sample; each domain needs at least 2 (train and test)"
+            )
+        pairs.append(holdout(data.subset(idx, f"domain-{v}"), test_fraction, seed))
+    return _own_domains(pairs, [str(v) for v in order])
 
 
 @dataclass(eq=False)

@@ -7,22 +7,24 @@ where one experience ends (the boundary at which strategies consolidate).
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lifelong.data.dataset import Batch, Dataset, concat, from_tensors
+from lifelong.data.dataset import Batch, Dataset, concat
 from lifelong.data.scenarios import Experience, Scenario, TaskFreeStream
 from lifelong.errors import ConfigError, DataError, StrategyMismatchError
-from lifelong.learn import checkpoint
+from lifelong.learn import checkpoint, heads
 from lifelong.learn.callbacks import Callback, Control, LoopState
-from lifelong.learn.models import build, n_parameters
-from lifelong.learn.strategy import HOOKS, REGISTRY, Strategy, overrides
+from lifelong.learn.models import HOW_TO_REGISTER, build, n_parameters, spec_input_shape
+from lifelong.learn.strategy import HOOKS, Strategy, get_strategy, overrides
 from lifelong.metrics.costs import peak_rss_mb
 from lifelong.metrics.result import Result
 
@@ -42,6 +44,9 @@ class Learner:
     device : where to train (default CPU).
     seed : seeds the learner's generator, which drives shuffling and every strategy's sampling.
     callbacks : non-essential work (progress, timing, early stopping), run in list order.
+    allow_new_classes : let ``partial_fit`` and ``learn`` grow the classifier head for labels it
+        has no output for (class-incremental learning in production); otherwise such a label is
+        refused with a DataError.
 
     Examples
     --------
@@ -67,6 +72,7 @@ class Learner:
         device: str | torch.device | None = None,
         seed: int = 0,
         callbacks: Sequence[Callback] = (),
+        allow_new_classes: bool = False,
     ) -> None:
         if optimizer not in OPTIMIZERS:
             raise ConfigError(f"optimizer: unknown {optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
@@ -84,6 +90,7 @@ class Learner:
             eval_batch_size,
             seed,
         )
+        self.allow_new_classes = allow_new_classes
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self.strategies: list[Strategy] = list(strategies)
         self.callbacks: list[Callback] = list(callbacks)
@@ -98,6 +105,7 @@ class Learner:
         self._task_mask: Tensor | None = None
         self._step = 0
         self._window: list[Batch] = []
+        self._input_shape: tuple[int, ...] | None = None  # of one sample, from the first training data
         self.incoming: Batch | None = None
         self.train_seconds = 0.0
         self.epochs_trained = 0
@@ -167,6 +175,8 @@ class Learner:
     def learn(self, experience: Experience) -> None:
         """Train on one experience, then consolidate (its end is a boundary)."""
         self.check_supported(experience.kind, experience.train.t is not None)
+        if len(experience.train):
+            self._check_data(experience.train, "learn")
         self._begin(experience)
         data = experience.train
         for s in self._hooks["train_data"]:
@@ -306,21 +316,28 @@ class Learner:
             s.after_experience(self, experience)
         self._experience = None
 
-    def partial_fit(self, x: Any, y: Any, t: Any = None) -> None:
+    def partial_fit(self, x: Any, y: Any, t: Any = None, *, allow_new_classes: bool | None = None) -> None:
         """Learn from samples as they arrive (one pass); ``consolidate()`` marks a boundary.
 
-        The first call after a boundary opens a new experience holding the classes seen in it.
+        ``x`` may be a numpy array (any numeric dtype), a list, a tensor or a pandas frame; ``y``
+        integer labels. Everything is validated first: a wrong shape or a label the model has no
+        output for raises DataError and changes nothing, unless ``allow_new_classes`` (default:
+        the learner's) lets the head grow. The first call after a boundary opens a new
+        experience holding the classes seen in it.
         """
-        x = torch.as_tensor(x)
-        if not x.dtype.is_floating_point:
-            raise DataError(
-                f"partial_fit: x must be float (scaled) inputs, got {x.dtype}; use dataset.features()"
-            )
-        data = from_tensors(x, y, name="partial_fit")
+        x = self.as_inputs(x, "partial_fit")
+        y = self.as_labels(y, len(x), "partial_fit")
+        if len(x) == 0:
+            raise DataError("partial_fit: x is empty; pass at least one sample")
         if t is not None:
-            data = data.replace(t=torch.as_tensor(t).long().expand(len(data)).clone())
+            t = torch.as_tensor(np.asarray(t)).long().expand(len(x)).clone()
         # the caller marks boundaries with consolidate(), so any strategy works; only task labels are checked
         self.check_supported(None, t is not None)
+        grow = self.allow_new_classes if allow_new_classes is None else allow_new_classes
+        self._check_labels(y, "partial_fit", grow)
+        if self._input_shape is None:
+            self._input_shape = tuple(x.shape[1:])
+        data = Dataset(x, y, t, 1.0, "partial_fit")
         if self._experience is None:
             empty = data.subset(torch.arange(0))
             self._begin(Experience(self._experience_count, tuple(data.classes), int(data.t[0]) if t is not None else 0,
@@ -342,6 +359,138 @@ class Learner:
                 self._window.append(b)
         self.train_seconds += time.perf_counter() - start
 
+    # -- inputs and labels as users hand them over ---------------------------------------
+    @property
+    def input_shape(self) -> tuple[int, ...] | None:
+        """Shape of one sample: the first training data's, else the model spec's ``in_features``."""
+        if self._input_shape is not None:
+            return self._input_shape
+        return spec_input_shape(getattr(self.model, "lifelong_spec", None))
+
+    @property
+    def n_outputs(self) -> int | None:
+        """Output units of the classifier head (valid labels are ``range(n_outputs)``); None if unknown."""
+        try:
+            return heads.n_outputs(self.model)
+        except ConfigError:
+            return None
+
+    def as_inputs(self, x: Any, where: str = "predict") -> Tensor:
+        """``x`` as a float tensor ``[N, *input_shape]``, or a DataError naming what is wrong.
+
+        Accepts numpy arrays of any numeric dtype, lists, tensors and pandas frames. A flat row
+        (or a flattened image) is reshaped to the recorded sample shape when the sizes agree.
+        """
+        if not isinstance(x, Tensor):
+            try:
+                x = (
+                    x.to_numpy(dtype=np.float32)
+                    if hasattr(x, "to_numpy")
+                    else np.asarray(x, dtype=np.float32)
+                )
+            except (TypeError, ValueError) as e:
+                raise DataError(
+                    f"{where}: x must hold numbers (an array, list, tensor or numeric frame): {e}"
+                ) from e
+            x = torch.from_numpy(np.ascontiguousarray(x))
+        params = next(self.model.parameters(), None)
+        dtype = params.dtype if params is not None and params.dtype.is_floating_point else torch.float32
+        if x.dtype != dtype:
+            x = x.to(dtype)
+        expected = self.input_shape
+        if expected is not None and tuple(x.shape) == expected and len(expected) == 1:
+            x = x.unsqueeze(0)  # one sample given as a flat row
+        if x.ndim < 2:
+            raise DataError(f"{where}: x must be [n_samples, features...], got shape {tuple(x.shape)}")
+        got = tuple(x.shape[1:])
+        if expected is not None and got != expected:
+            if math.prod(got) != math.prod(expected):
+                raise DataError(
+                    f"{where}: expected samples of shape {expected} ({math.prod(expected)} features), "
+                    f"received {got} (x of shape {tuple(x.shape)})"
+                )
+            x = x.reshape(len(x), *expected)
+        if x.dtype.is_floating_point and not bool(torch.isfinite(x).all()):
+            raise DataError(f"{where}: x contains NaN or infinite values; clean or impute them first")
+        return x
+
+    @staticmethod
+    def as_labels(y: Any, n: int, where: str = "partial_fit") -> Tensor:
+        """``y`` as int64 labels, one per sample; integral floats are accepted."""
+        if not isinstance(y, Tensor):
+            arr = np.asarray(y.to_numpy() if hasattr(y, "to_numpy") else y)
+            if arr.dtype.kind not in "iuf":
+                raise DataError(f"{where}: labels must be integers, got {arr.dtype} values")
+            y = torch.from_numpy(np.ascontiguousarray(arr))
+        if y.ndim == 0:
+            y = y.reshape(1)
+        if y.dtype.is_floating_point:
+            if not bool((y == y.round()).all()):
+                raise DataError(f"{where}: labels must be integers, got fractional values")
+        elif y.dtype == torch.bool:
+            raise DataError(f"{where}: labels must be integers, got booleans")
+        y = y.long()
+        if y.ndim != 1 or len(y) != n:
+            raise DataError(
+                f"{where}: need one label per sample: {n} samples, labels of shape {tuple(y.shape)}"
+            )
+        if len(y) and int(y.min()) < 0:
+            raise DataError(f"{where}: labels must be >= 0, found {int(y.min())}")
+        return y
+
+    def _check_labels(self, y: Tensor, where: str, grow: bool) -> None:
+        """Refuse labels the head has no output for, or grow the head when allowed."""
+        n_out = self.n_outputs
+        if n_out is None or len(y) == 0 or int(y.max()) < n_out:
+            return
+        if grow:
+            self.grow_classes(int(y.max()) + 1)
+            return
+        bad = sorted(set(y[y >= n_out].tolist()))
+        valid = str(list(range(n_out))) if n_out <= 20 else f"0..{n_out - 1}"
+        raise DataError(
+            f"{where}: labels {bad} are outside the model's {n_out} classes (valid labels: {valid}); "
+            "pass allow_new_classes=True to grow the classifier head for new classes"
+        )
+
+    def _check_data(self, data: Dataset, where: str) -> None:
+        """A training set must fit the input shape and the label space (or grow it, when allowed)."""
+        expected = self.input_shape
+        if expected is not None and math.prod(data.input_shape) != math.prod(expected):
+            raise DataError(
+                f"{where}: expected samples of shape {expected} ({math.prod(expected)} features), "
+                f"received {data.input_shape}"
+            )
+        self._check_labels(data.y, where, self.allow_new_classes)
+        if self._input_shape is None:
+            self._input_shape = data.input_shape
+
+    def grow_classes(self, n_classes: int) -> bool:
+        """Grow the classifier head to ``n_classes`` outputs; old logits are unchanged.
+
+        The one entry point for new classes (``partial_fit``, ``learn`` and the system's
+        trainer): the optimizer is rebuilt over the new head and the model spec's ``n_classes``
+        updated, so the checkpoint rebuilds the grown model. Returns whether the head grew.
+        """
+        spec = getattr(self.model, "lifelong_spec", None)
+        kwargs = spec.get("kwargs", {}) if isinstance(spec, dict) else {}
+        if n_classes <= (self.n_outputs or 0):
+            return False
+        if isinstance(spec, dict) and "n_classes" not in kwargs:
+            raise ConfigError(
+                f"cannot grow model {spec.get('name')!r} to {n_classes} classes: its spec has no n_classes "
+                "argument, so a checkpoint could not rebuild the grown head; give the factory an n_classes parameter"
+            )
+        before = n_parameters(self.model)
+        if not heads.grow_classifier(self.model, n_classes):
+            return False
+        if isinstance(spec, dict):
+            self.model.lifelong_spec = {**spec, "kwargs": {**kwargs, "n_classes": n_classes}}
+        self.base_parameters += n_parameters(self.model) - before  # the user's growth, not a method's
+        self._task_mask = None
+        self.reset_optimizer()
+        return True
+
     # -- inference and evaluation ----------------------------------------------------------
     @torch.inference_mode()
     def predict_logits(self, x: Tensor, t: Tensor | None = None) -> Tensor:
@@ -358,15 +507,18 @@ class Learner:
             self.model.train(was_training)
 
     def predict(self, x: Any, t: Any = None) -> Tensor:
-        """Predicted class per row of ``x`` (float inputs, already scaled)."""
-        x = torch.as_tensor(x)
-        if not x.dtype.is_floating_point:
-            raise DataError(
-                f"predict: x must be float (scaled) inputs, got {x.dtype}; use dataset.features()"
-            )
-        if t is not None:
-            t = torch.as_tensor(t).long().expand(len(x))
-        return self.predict_logits(x, t).argmax(1).cpu()
+        """Predicted class per row of ``x`` (array, list, tensor or pandas frame of scaled inputs)."""
+        x = self.as_inputs(x, "predict")
+        return self.predict_logits(x, self._as_tasks(t, len(x))).argmax(1).cpu()
+
+    def predict_proba(self, x: Any, t: Any = None) -> Tensor:
+        """Class probabilities ``[N, n_outputs]`` (softmax of the scores ``predict`` takes the argmax of)."""
+        x = self.as_inputs(x, "predict_proba")
+        return torch.softmax(self.predict_logits(x, self._as_tasks(t, len(x))).float(), 1).cpu()
+
+    @staticmethod
+    def _as_tasks(t: Any, n: int) -> Tensor | None:
+        return None if t is None else torch.as_tensor(np.asarray(t)).long().expand(n)
 
     def correct(self, data: Dataset) -> Tensor:
         """Boolean tensor: which samples of ``data`` the learner classifies right."""
@@ -391,6 +543,8 @@ class Learner:
         experiences = list(stream.experiences)
         has_t = experiences[0].train.t is not None
         self.check_supported(stream.kind, has_t)
+        labels = sorted({c for e in experiences for c in e.classes})  # refuse before any training
+        self._check_labels(torch.tensor(labels, dtype=torch.long), "fit", self.allow_new_classes)
         start_seconds, start_epochs, start_samples = (
             self.train_seconds,
             self.epochs_trained,
@@ -461,6 +615,7 @@ class Learner:
                 "optimizer": self.optimizer_name, "lr": self.lr, "momentum": self.momentum,
                 "weight_decay": self.weight_decay, "batch_size": self.batch_size, "epochs": self.epochs,
                 "eval_batch_size": self.eval_batch_size, "seed": self.seed,
+                "allow_new_classes": self.allow_new_classes,
             },
             "model": {"spec": spec, "class": type(self.model).__qualname__},
             "strategies": [{"name": s.name, "params": s.get_params()} for s in self.strategies],
@@ -476,6 +631,7 @@ class Learner:
                 "task_classes": {t: sorted(c) for t, c in self._task_classes.items()}, "step": self._step,
                 "train_seconds": self.train_seconds, "epochs_trained": self.epochs_trained,
                 "samples_trained": self.samples_trained, "base_parameters": self.base_parameters,
+                "input_shape": None if self._input_shape is None else list(self._input_shape),
             },
         }  # fmt: skip
         checkpoint.write(directory, manifest, state)
@@ -489,8 +645,10 @@ class Learner:
     ) -> Learner:
         """Rebuild a learner saved by :meth:`save`; training resumes exactly where it stopped.
 
-        Models built from ``lifelong.learn.models`` are rebuilt from the manifest; for your own
-        module pass ``model=`` built the same way (its weights are then loaded).
+        A model built by a registered factory (``create_model`` or the built-ins) is rebuilt from
+        the manifest's spec; for a module without one pass ``model=`` built the same way (its
+        weights are then loaded). Models and strategies must be registered already (built-ins
+        always are): nothing is imported because a checkpoint names it.
         """
         from lifelong.errors import CheckpointError
 
@@ -499,17 +657,20 @@ class Learner:
             spec = manifest["model"].get("spec")
             if spec is None:
                 raise CheckpointError(
-                    f"checkpoint {directory} holds a custom model ({manifest['model'].get('class')}); "
-                    "pass model=YourModule(...) built with the same architecture"
+                    f"checkpoint {directory} holds a custom model ({manifest['model'].get('class')}) with no "
+                    f"spec; pass model=YourModule(...) built with the same architecture, or {HOW_TO_REGISTER} "
+                    "and build it with lifelong.learn.models.create_model"
                 )
-            model = build(spec)
+            try:
+                model = build(spec)
+            except ConfigError as e:
+                raise CheckpointError(f"checkpoint {directory} cannot rebuild its model: {e}") from e
         strategies = []
         for entry in manifest["strategies"]:
-            if entry["name"] not in REGISTRY:
-                raise CheckpointError(
-                    f"checkpoint uses unknown strategy {entry['name']!r}; is a plugin missing?"
-                )
-            strategies.append(REGISTRY[entry["name"]](**entry["params"]))
+            try:
+                strategies.append(get_strategy(entry["name"])(**entry["params"]))
+            except ConfigError as e:
+                raise CheckpointError(f"checkpoint {directory} uses {e}") from e
         learner = cls(model, strategies, callbacks=callbacks, **manifest["learner"])
         for s, st in zip(learner.strategies, state["strategies"]):
             s.load_state_dict(st)
@@ -520,6 +681,7 @@ class Learner:
         learner._step = book["step"]
         learner.train_seconds, learner.epochs_trained = book["train_seconds"], book["epochs_trained"]
         learner.samples_trained, learner.base_parameters = book["samples_trained"], book["base_parameters"]
+        learner._input_shape = tuple(book["input_shape"]) if book.get("input_shape") else None
         for s in learner._hooks["attach"]:  # strategies that grow the model rebuild its structure
             s.attach(learner)
         try:

@@ -1,20 +1,114 @@
-"""Small reference models with a spec, so a checkpoint can rebuild them without pickling code.
+"""Models by registered name, so a checkpoint can rebuild them without pickling code.
 
-A model built here carries ``lifelong_spec`` (its name and keyword arguments); the learner
-writes it to the checkpoint manifest and :func:`build` rebuilds the module on load.
+A factory (a class or a function returning an ``nn.Module``) registers under a name with
+:func:`register_model`; :func:`create_model` builds it and attaches ``lifelong_spec`` (the name
+and the JSON keyword arguments), which the learner writes to the checkpoint manifest and
+:func:`build` turns back into a module on load. Plugins register by being imported
+(``--plugin module``, ``LIFELONG_PLUGINS`` or an entry point, see :mod:`lifelong.learn.plugins`);
+nothing is ever imported because a checkpoint names a model.
+
+>>> @register_model("tiny")
+... def tiny(in_features: int = 4, n_classes: int = 2) -> nn.Module:
+...     return nn.Linear(in_features, n_classes)
+>>> create_model("tiny", in_features=3).lifelong_spec
+{'name': 'tiny', 'kwargs': {'in_features': 3}}
 """
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from torch import Tensor, nn
 
 from lifelong.errors import ConfigError
 
+Factory = Callable[..., nn.Module]
+F = TypeVar("F", bound=Factory)
 
+#: name -> factory; filled by :func:`register_model` (the built-ins below and every imported plugin).
+MODELS: dict[str, Factory] = {}
+
+HOW_TO_REGISTER = (
+    "register its factory with @lifelong.learn.models.register_model(name) in a module loaded with "
+    "--plugin module.path, LIFELONG_PLUGINS=module.path or an installed 'lifelong.models' entry point"
+)
+
+
+def register_model(name: str) -> Callable[[F], F]:
+    """Register a factory (class or function returning an ``nn.Module``) under ``name``.
+
+    Registering the same factory twice (a module imported again) is a no-op; another factory
+    under a taken name is refused, so two plugins cannot silently shadow each other.
+    """
+    if not isinstance(name, str) or not name or name != name.strip():
+        raise ConfigError(f"register_model: the name must be a non-empty string, got {name!r}")
+
+    def decorator(factory: F) -> F:
+        old = MODELS.get(name)
+        if old is not None and _origin(old) != _origin(factory):
+            raise ConfigError(
+                f"register_model: {name!r} is already registered by {_origin(old)}; pick another name"
+            )
+        MODELS[name] = factory
+        return factory
+
+    return decorator
+
+
+def _origin(factory: Factory) -> str:
+    return f"{getattr(factory, '__module__', '?')}.{getattr(factory, '__qualname__', repr(factory))}"
+
+
+def model_names() -> list[str]:
+    return sorted(MODELS)
+
+
+def get_factory(name: str) -> Factory:
+    """The factory registered as ``name``; ConfigError naming the valid names otherwise."""
+    if name not in MODELS:
+        raise ConfigError(
+            f"unknown model {name!r}; registered models: {', '.join(model_names())}. "
+            f"To use your own, {HOW_TO_REGISTER}"
+        )
+    return MODELS[name]
+
+
+def create_model(name: str, **kwargs: Any) -> nn.Module:
+    """Build registered model ``name`` with ``kwargs`` and record its spec for checkpoints.
+
+    ``kwargs`` must be JSON data (numbers, strings, lists, dicts): the checkpoint stores them
+    as JSON and rebuilds the model from them. Tuples become lists.
+    """
+    factory = get_factory(name)
+    try:
+        plain = json.loads(json.dumps(kwargs, allow_nan=False))
+    except (TypeError, ValueError) as e:
+        raise ConfigError(
+            f"model {name!r}: keyword arguments must be JSON data (numbers, strings, lists, dicts): {e}"
+        ) from e
+    try:
+        model = factory(**plain)
+    except TypeError as e:  # a wrong or missing keyword argument
+        raise ConfigError(f"model {name!r} cannot be built with {plain}: {e}") from e
+    if not isinstance(model, nn.Module):
+        raise ConfigError(f"model {name!r}: the factory returned {type(model).__name__}, not an nn.Module")
+    spec = getattr(model, "lifelong_spec", None)
+    if not (isinstance(spec, dict) and spec.get("name") == name):  # built-ins record their defaults too
+        model.lifelong_spec = {"name": name, "kwargs": plain}
+    return model
+
+
+def build(spec: dict[str, Any]) -> nn.Module:
+    """Rebuild a model from its ``lifelong_spec`` (``{"name", "kwargs"}``)."""
+    if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+        raise ConfigError(f"a model spec needs a name and kwargs, got {spec!r}")
+    return create_model(spec["name"], **spec.get("kwargs", {}))
+
+
+@register_model("mlp")
 class MLP(nn.Module):
     """Flatten, then ``Linear-ReLU`` blocks and a linear classifier (``classifier`` is the head)."""
 
@@ -35,6 +129,7 @@ class MLP(nn.Module):
         return self.classifier(self.features(x))
 
 
+@register_model("cnn")
 class CNN(nn.Module):
     """Two conv blocks and a linear head: small enough for CPU, strong enough for Fashion-MNIST."""
 
@@ -56,26 +151,44 @@ class CNN(nn.Module):
         return self.classifier(self.features(x))
 
 
-MODELS: dict[str, type[nn.Module]] = {"mlp": MLP, "cnn": CNN}
-
-
-def build(spec: dict[str, Any]) -> nn.Module:
-    """Rebuild a model from its ``lifelong_spec``."""
-    name = spec.get("name")
-    if name not in MODELS:
-        raise ConfigError(f"unknown model {name!r}; valid names: {', '.join(MODELS)}")
-    return MODELS[name](**spec.get("kwargs", {}))
-
-
 def for_input(name: str, input_shape: Sequence[int], n_classes: int, **kwargs: Any) -> nn.Module:
-    """Build model ``name`` sized for ``input_shape`` ([C, H, W] or [D]) and ``n_classes``."""
+    """Build model ``name`` sized for ``input_shape`` ([C, H, W] or [D]) and ``n_classes``.
+
+    The built-ins get their sizes computed (``kwargs`` add to them). Any other registered model
+    is taken to be MLP-like: it is called with ``in_features`` (the flattened sample size) and
+    ``n_classes``, which ``kwargs`` extend or override. A factory that takes other sizes is
+    built with :func:`create_model` and its own keyword arguments instead.
+    """
     if name == "mlp":
-        return MLP(in_features=math.prod(input_shape), n_classes=n_classes, **kwargs)
+        return create_model("mlp", in_features=math.prod(input_shape), n_classes=n_classes, **kwargs)
     if name == "cnn":
         if len(input_shape) != 3:
             raise ConfigError(f"model cnn needs image inputs [C, H, W], got {tuple(input_shape)}; use mlp")
-        return CNN(in_channels=input_shape[0], image_size=input_shape[-1], n_classes=n_classes, **kwargs)
-    raise ConfigError(f"unknown model {name!r}; valid names: {', '.join(MODELS)}")
+        return create_model("cnn", in_channels=input_shape[0], image_size=input_shape[-1], n_classes=n_classes,
+                            **kwargs)  # fmt: skip
+    get_factory(name)  # unknown names fail here, with the list of valid ones
+    try:
+        return create_model(name, **{"in_features": math.prod(input_shape), "n_classes": n_classes, **kwargs})
+    except ConfigError as e:
+        raise ConfigError(
+            f"{e}; sizing a model for the data passes in_features and n_classes, so a factory that takes "
+            "other arguments must be built with create_model(name, **its_kwargs)"
+        ) from e
+
+
+def spec_input_shape(spec: dict[str, Any] | None) -> tuple[int, ...] | None:
+    """The sample shape a spec declares: ``(in_features,)``, or ``(C, H, W)`` for the CNN; else None."""
+    if not isinstance(spec, dict):
+        return None
+    kw = spec.get("kwargs") or {}
+    if spec.get("name") == "cnn":
+        side = int(kw.get("image_size", 28))
+        return (int(kw.get("in_channels", 1)), side, side)
+    if isinstance(kw.get("in_features"), int):
+        return (kw["in_features"],)
+    if spec.get("name") == "mlp":
+        return (784,)
+    return None
 
 
 def n_parameters(model: nn.Module) -> int:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from torch import Tensor
 
 from lifelong.data.dataset import Batch, Dataset
+from lifelong.errors import ConfigError
 
 if TYPE_CHECKING:
     from lifelong.data.scenarios import Experience
@@ -141,6 +142,30 @@ class Strategy:
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({params})"
+
+
+def get_strategy(name: str) -> type[Strategy]:
+    """The strategy class registered as ``name``; the built-ins are always found.
+
+    The built-in methods register when ``lifelong.strategies`` (this package's own module) is
+    imported, which happens here on first need; plugins must have been imported already.
+    """
+    if name not in REGISTRY:
+        import lifelong.strategies  # noqa: F401  (the built-ins register themselves on import)
+    if name not in REGISTRY:
+        raise ConfigError(
+            f"unknown strategy {name!r}; registered strategies: {', '.join(strategy_names())}. To use your "
+            "own, subclass lifelong.learn.Strategy with a `name` in a module loaded with --plugin module.path, "
+            "LIFELONG_PLUGINS=module.path or an installed 'lifelong.strategies' entry point"
+        )
+    return REGISTRY[name]
+
+
+def strategy_names() -> list[str]:
+    """Every registered strategy name, the built-ins included."""
+    import lifelong.strategies  # noqa: F401
+
+    return sorted(REGISTRY)
 
 
 def overrides(strategy: Strategy, hook: str) -> bool:

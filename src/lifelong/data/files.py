@@ -1,0 +1,207 @@
+"""Tables of the user's own data: ``.npz``, ``.csv`` and ``.parquet`` files read into a :class:`Table`.
+
+A ``.npz`` holds arrays ``x`` (samples) and ``y`` (labels), optionally ``domain`` and ``task``.
+A CSV or Parquet file holds one row per sample: the label column, optionally a domain and a
+task column, and every other column is a numeric feature. String labels are mapped to
+``0..K-1`` in sorted order and their names kept in ``Table.class_names``. Anything malformed
+(missing file or column, a non-numeric feature, NaN) is a DataError that names it.
+
+>>> import numpy as np, tempfile, os
+>>> path = os.path.join(tempfile.mkdtemp(), "toy.npz")
+>>> np.savez(path, x=np.eye(4), y=np.array([0, 1, 0, 1]))
+>>> table = load_table(path)
+>>> table.x.shape, table.classes
+((4, 4), [0, 1])
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from lifelong.data.dataset import Dataset, Split
+from lifelong.errors import DataError
+
+SUFFIXES = (".npz", ".csv", ".parquet")
+
+
+@dataclass(frozen=True, eq=False)
+class Table:
+    """Samples read from a file: features ``x`` (float32 ``[N, D]``; a ``.npz`` may keep an image shape),
+    labels ``y`` (int64), and the optional per-sample ``domains`` and ``tasks`` columns."""
+
+    x: np.ndarray
+    y: np.ndarray
+    domains: np.ndarray | None
+    feature_names: list[str]
+    classes: list[int]
+    class_names: list[str] | None = None
+    tasks: np.ndarray | None = None
+    name: str = "table"
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    @property
+    def n_classes(self) -> int:
+        """Outputs a classifier needs: the largest label plus one."""
+        return int(self.y.max()) + 1
+
+    def to_dataset(self) -> Dataset:
+        """The samples as a lifelong :class:`Dataset` (task ids from the task column, if any)."""
+        t = None if self.tasks is None else torch.from_numpy(self.tasks)
+        return Dataset(torch.from_numpy(self.x), torch.from_numpy(self.y), t, 1.0, self.name)
+
+    def split(self, test_fraction: float = 0.2, seed: int = 0) -> Split:
+        """A seeded train/test split, stratified by class (see :func:`lifelong.data.scenarios.holdout`)."""
+        from lifelong.data.scenarios import holdout
+
+        return holdout(self.to_dataset(), test_fraction, seed)
+
+
+def load_table(
+    path: str | os.PathLike[str],
+    label_column: str = "label",
+    domain_column: str | None = None,
+    task_column: str | None = None,
+) -> Table:
+    """Read ``path`` (``.npz``, ``.csv`` or ``.parquet``) into a :class:`Table`.
+
+    For ``.npz`` the arrays are named ``x``, ``y`` and optionally ``domain`` / ``task``; the
+    column arguments apply to CSV and Parquet.
+    """
+    p = Path(path)
+    if p.suffix.lower() not in SUFFIXES:
+        raise DataError(f"{p}: unsupported file type {p.suffix!r}; use one of {', '.join(SUFFIXES)}")
+    if not p.is_file():
+        raise DataError(f"{p}: no such file")
+    if p.suffix.lower() == ".npz":
+        return _from_npz(p)
+    frame = _read_frame(p)
+    return _from_frame(frame, p, label_column, domain_column, task_column)
+
+
+def _from_npz(p: Path) -> Table:
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (OSError, ValueError) as e:  # not a zip, or object arrays (which would need pickle)
+        raise DataError(f"{p}: cannot read as .npz without pickle: {e}") from e
+    missing = [k for k in ("x", "y") if k not in arrays]
+    if missing:
+        raise DataError(f"{p}: missing array(s) {missing}; it holds {sorted(arrays)} (need x and y)")
+    x, y = arrays["x"], arrays["y"]
+    if x.ndim < 2 or y.ndim != 1 or len(x) != len(y):
+        raise DataError(
+            f"{p}: need x [n_samples, features...] and y [n_samples]; got x {x.shape}, y {y.shape}"
+        )
+    if x.dtype.kind not in "biuf":
+        raise DataError(f"{p}: x must be numeric, got dtype {x.dtype}")
+    x = _finite(x.astype(np.float32), f"{p}: x")
+    y, names = _labels(y, f"{p}: y")
+    features = [f"x{i}" for i in range(x.shape[1])] if x.ndim == 2 else []
+    domains = _column(arrays.get("domain"), len(y), f"{p}: domain")
+    tasks = _tasks(arrays.get("task"), len(y), f"{p}: task")
+    return Table(x, y, domains, features, sorted(set(y.tolist())), names, tasks, p.stem)
+
+
+def _read_frame(p: Path) -> Any:
+    try:
+        import pandas as pd
+    except ImportError as e:
+        raise DataError(f"{p}: reading CSV or Parquet needs pandas: pip install 'lifelong[data]'") from e
+    try:
+        if p.suffix.lower() == ".csv":
+            return pd.read_csv(p)
+        return pd.read_parquet(p)
+    except ImportError as e:
+        raise DataError(f"{p}: reading Parquet needs pyarrow: pip install 'lifelong[data]' ({e})") from e
+    except Exception as e:  # pandas and pyarrow raise many parser error types
+        raise DataError(f"{p}: cannot parse the file: {type(e).__name__}: {e}") from e
+
+
+def _from_frame(frame: Any, p: Path, label: str, domain: str | None, task: str | None) -> Table:
+    columns = [str(c) for c in frame.columns]
+    frame.columns = columns
+    for role, col in (("label", label), ("domain", domain), ("task", task)):
+        if col is not None and col not in columns:
+            raise DataError(
+                f"{p}: no {role} column {col!r}; the columns are {columns}"
+                + ("; name it with --label-column / label_column=" if role == "label" else "")
+            )
+    if len(frame) == 0:
+        raise DataError(f"{p}: the file has no rows")
+    features = [c for c in columns if c not in {label, domain, task}]
+    if not features:
+        raise DataError(f"{p}: no feature columns besides {label!r}")
+    for c in features:
+        kind = frame[c].dtype.kind
+        if kind not in "biuf":
+            example = frame[c].dropna().iloc[0] if frame[c].notna().any() else None
+            raise DataError(
+                f"{p}: feature column {c!r} is not numeric (dtype {frame[c].dtype}, e.g. {example!r}); "
+                "encode it as numbers (one-hot or codes) or drop it"
+            )
+    x = frame[features].to_numpy(dtype=np.float32)
+    nan_cols = [c for c, bad in zip(features, ~np.isfinite(x).all(0)) if bad]
+    if nan_cols:
+        raise DataError(
+            f"{p}: feature columns {nan_cols} hold NaN (missing) or infinite values; impute or drop them"
+        )
+    y, names = _labels(frame[label].to_numpy(), f"{p}: label column {label!r}")
+    domains = None if domain is None else _column(frame[domain].to_numpy(), len(y), f"{p}: domain column")
+    tasks = None if task is None else _tasks(frame[task].to_numpy(), len(y), f"{p}: task column")
+    return Table(x, y, domains, features, sorted(set(y.tolist())), names, tasks, p.stem)
+
+
+def _finite(x: np.ndarray, where: str) -> np.ndarray:
+    if not np.isfinite(x).all():
+        raise DataError(f"{where} holds NaN or infinite values; impute or drop them")
+    return x
+
+
+def _labels(values: np.ndarray, where: str) -> tuple[np.ndarray, list[str] | None]:
+    """Integer labels, or strings mapped to ``0..K-1`` in sorted order (names returned)."""
+    if values.dtype.kind in "iu":
+        if len(values) and values.min() < 0:
+            raise DataError(f"{where}: labels must be >= 0, found {values.min()}")
+        return values.astype(np.int64), None
+    if values.dtype.kind == "f":
+        if np.isnan(values).any():
+            raise DataError(f"{where}: {int(np.isnan(values).sum())} labels are missing (NaN)")
+        if not (values == np.round(values)).all():
+            raise DataError(f"{where}: labels must be integers or names, got fractional values")
+        return _labels(values.astype(np.int64), where)
+    if values.dtype.kind == "b":
+        return values.astype(np.int64), None
+    if any(v is None or (isinstance(v, float) and np.isnan(v)) for v in values):
+        raise DataError(f"{where}: some labels are missing")
+    names = sorted({str(v) for v in values})
+    index = {n: i for i, n in enumerate(names)}
+    return np.array([index[str(v)] for v in values], dtype=np.int64), names
+
+
+def _column(values: np.ndarray | None, n: int, where: str) -> np.ndarray | None:
+    if values is None:
+        return None
+    if values.ndim != 1 or len(values) != n:
+        raise DataError(f"{where}: need one value per sample ({n}), got shape {values.shape}")
+    if any(v is None or (isinstance(v, float) and np.isnan(v)) for v in values.tolist()):
+        raise DataError(f"{where}: some values are missing")
+    return values
+
+
+def _tasks(values: np.ndarray | None, n: int, where: str) -> np.ndarray | None:
+    """Task ids as int64: integer columns kept, other values numbered in sorted order."""
+    values = _column(values, n, where)
+    if values is None:
+        return None
+    if values.dtype.kind in "iu" and (len(values) == 0 or values.min() >= 0):
+        return values.astype(np.int64)
+    names = sorted({str(v) for v in values})
+    return np.array([names.index(str(v)) for v in values], dtype=np.int64)

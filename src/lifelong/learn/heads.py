@@ -1,0 +1,56 @@
+"""The classifier head: how many classes a model scores, and growing it for new classes.
+
+The head is the model's ``classifier`` attribute when it is an ``nn.Linear`` (every built-in
+model and the convention for plugins), else the last ``nn.Linear`` registered in the model.
+Growing keeps the old rows, so the logits of the classes already known are unchanged and
+only the new classes start from a fresh initialisation.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from lifelong.errors import ConfigError
+
+
+def classifier(model: nn.Module) -> tuple[nn.Module, str, nn.Linear]:
+    """``(parent, attribute, layer)`` of the output layer, so it can be read or replaced."""
+    head = getattr(model, "classifier", None)
+    if isinstance(head, nn.Linear):
+        return model, "classifier", head
+    last = None
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Linear):
+            last = name
+    if last is None:
+        raise ConfigError(
+            f"{type(model).__name__} has no nn.Linear output layer; name the last layer 'classifier'"
+        )
+    parent_name, _, attr = last.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    return parent, attr, getattr(parent, attr)
+
+
+def n_outputs(model: nn.Module) -> int:
+    """Number of output units (classes) of the model's classifier head."""
+    return classifier(model)[2].out_features
+
+
+def grow_classifier(model: nn.Module, n_classes: int) -> bool:
+    """Grow the head to ``n_classes`` outputs, keeping the old rows; False when already that large.
+
+    The caller must rebuild its optimizer: the head is a new parameter.
+    """
+    parent, attr, old = classifier(model)
+    if n_classes <= old.out_features:
+        return False
+    new = nn.Linear(old.in_features, n_classes, bias=old.bias is not None,
+                    device=old.weight.device, dtype=old.weight.dtype)  # fmt: skip
+    with torch.no_grad():
+        new.weight[: old.out_features] = old.weight
+        if old.bias is not None:
+            new.bias[: old.out_features] = old.bias
+    new.requires_grad_(old.weight.requires_grad)
+    setattr(parent, attr, new)
+    return True

@@ -1,0 +1,70 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lifelong.data.files import Table, load_table
+from lifelong.errors import DataError
+from tests.data._tabular import frame, tabular
+
+
+def test_csv_with_string_labels_and_a_domain_column(tmp_path: Path) -> None:
+    df = frame()
+    df.to_csv(tmp_path / "plants.csv", index=False)
+    t = load_table(tmp_path / "plants.csv", label_column="species", domain_column="site")
+    assert isinstance(t, Table) and t.x.shape == (300, 30) and t.x.dtype == np.float32
+    assert t.y.dtype == np.int64 and t.classes == [0, 1, 2]
+    assert t.class_names == ["setosa", "versicolor", "virginica"]
+    assert t.feature_names == [f"f{i}" for i in range(30)]
+    assert list(dict.fromkeys(t.domains.tolist())) == ["north", "south"]
+    assert np.allclose(t.x, df[t.feature_names].to_numpy(), atol=1e-5)
+    assert (np.array(t.class_names)[t.y] == df["species"].to_numpy()).all()
+    data = t.to_dataset()
+    assert data.input_shape == (30,) and len(data) == 300 and data.classes == [0, 1, 2]
+
+
+def test_parquet_and_npz_read_the_same_samples(tmp_path: Path) -> None:
+    x, y = tabular()
+    import pandas as pd
+
+    df = pd.DataFrame(x, columns=[f"f{i}" for i in range(30)]).assign(label=y)
+    df.to_parquet(tmp_path / "t.parquet")
+    np.savez(tmp_path / "t.npz", x=x, y=y, domain=np.arange(300) % 2)
+    p, z = load_table(tmp_path / "t.parquet"), load_table(tmp_path / "t.npz")
+    assert np.array_equal(p.x, z.x) and np.array_equal(p.y, z.y) and p.class_names is None
+    assert z.domains.tolist()[:3] == [0, 1, 0] and p.domains is None
+    assert np.array_equal(z.x, x.astype(np.float32))
+
+
+def test_every_malformation_is_a_data_error_naming_it(tmp_path: Path) -> None:
+    df = frame(60)
+    with pytest.raises(DataError, match="no such file"):
+        load_table(tmp_path / "missing.csv")
+    with pytest.raises(DataError, match="unsupported file type"):
+        load_table(tmp_path / "data.xlsx")
+    df.to_csv(tmp_path / "a.csv", index=False)
+    with pytest.raises(DataError, match=r"no label column 'label'.*'species'"):
+        load_table(tmp_path / "a.csv")
+    with pytest.raises(DataError, match="feature column 'site' is not numeric"):
+        load_table(tmp_path / "a.csv", label_column="species")
+    with pytest.raises(DataError, match="no domain column 'region'"):
+        load_table(tmp_path / "a.csv", label_column="species", domain_column="region")
+    holes = df.copy()
+    holes.loc[3, "f7"] = np.nan
+    holes.to_csv(tmp_path / "b.csv", index=False)
+    with pytest.raises(DataError, match=r"\['f7'\] hold NaN"):
+        load_table(tmp_path / "b.csv", label_column="species", domain_column="site")
+    no_label = df.copy()
+    no_label["species"] = no_label["species"].where(no_label.index != 5)
+    no_label.to_csv(tmp_path / "c.csv", index=False)
+    with pytest.raises(DataError, match="missing"):
+        load_table(tmp_path / "c.csv", label_column="species", domain_column="site")
+    np.savez(tmp_path / "d.npz", inputs=np.zeros((3, 2)), y=np.zeros(3))
+    with pytest.raises(DataError, match=r"missing array\(s\) \['x'\]"):
+        load_table(tmp_path / "d.npz")
+    np.savez(tmp_path / "e.npz", x=np.full((3, 2), np.nan), y=np.zeros(3, dtype=int))
+    with pytest.raises(DataError, match="NaN"):
+        load_table(tmp_path / "e.npz")
+    (tmp_path / "f.parquet").write_text("not parquet")
+    with pytest.raises(DataError, match="cannot parse"):
+        load_table(tmp_path / "f.parquet")

@@ -1,0 +1,71 @@
+import pytest
+import torch
+from torch import nn
+
+from lifelong.errors import ConfigError
+from lifelong.learn import models
+from lifelong.learn.models import MLP, build, create_model, for_input, register_model
+
+
+@pytest.fixture
+def registry(monkeypatch: pytest.MonkeyPatch) -> dict:
+    """A private copy of the model registry, so test registrations do not leak."""
+    monkeypatch.setattr(models, "MODELS", dict(models.MODELS))
+    return models.MODELS
+
+
+class Tabular(nn.Module):
+    def __init__(self, in_features: int, n_classes: int, width: int = 16) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(in_features, width), nn.Tanh())
+        self.classifier = nn.Linear(width, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.body(x))
+
+
+def test_builtins_are_registered_like_plugins() -> None:
+    assert models.MODELS["mlp"] is MLP and "cnn" in models.MODELS
+    m = create_model("mlp", in_features=30, hidden=[8], n_classes=3)
+    assert m.lifelong_spec == {"name": "mlp", "kwargs": {"in_features": 30, "hidden": [8], "n_classes": 3}}
+    again = build(m.lifelong_spec)
+    assert isinstance(again, MLP) and again.classifier.out_features == 3
+
+
+def test_a_registered_factory_is_built_by_name_with_its_spec(registry: dict) -> None:
+    register_model("tab")(Tabular)
+
+    @register_model("tab-fn")
+    def tab_fn(in_features: int, n_classes: int) -> nn.Module:
+        return nn.Sequential(nn.Linear(in_features, n_classes))
+
+    m = create_model("tab", in_features=30, n_classes=3, width=4)
+    assert m.lifelong_spec == {"name": "tab", "kwargs": {"in_features": 30, "n_classes": 3, "width": 4}}
+    assert build(m.lifelong_spec).classifier.weight.shape == (3, 4)
+    f = create_model("tab-fn", in_features=5, n_classes=2)
+    assert f.lifelong_spec["name"] == "tab-fn" and f(torch.zeros(1, 5)).shape == (1, 2)
+    # for_input: sized like an MLP (in_features, n_classes); kwargs add to them
+    assert for_input("tab", (30,), 3).classifier.out_features == 3
+    assert for_input("tab", (2, 15), 3, width=2).body[0].weight.shape == (2, 30)
+    with pytest.raises(ConfigError, match="create_model"):
+        for_input("tab", (30,), 3, depth=2)
+    register_model("tab")(Tabular)  # the same factory again (a module imported twice) is fine
+    with pytest.raises(ConfigError, match="already registered"):
+        register_model("tab")(tab_fn)
+
+
+def test_bad_names_and_kwargs_are_config_errors(registry: dict) -> None:
+    register_model("tab")(Tabular)
+    with pytest.raises(ConfigError) as e:
+        create_model("nope")
+    msg = str(e.value)
+    assert "'nope'" in msg and "mlp" in msg and "tab" in msg
+    assert "--plugin" in msg and "LIFELONG_PLUGINS" in msg and "lifelong.models" in msg
+    with pytest.raises(ConfigError, match="JSON"):
+        create_model("tab", in_features=30, n_classes=3, width=torch.tensor(4))
+    with pytest.raises(ConfigError, match="cannot be built"):
+        create_model("tab", in_features=30)  # n_classes missing
+    with pytest.raises(ConfigError, match="unknown model"):
+        for_input("nope", (4,), 2)
+    with pytest.raises(ConfigError, match="needs image inputs"):
+        for_input("cnn", (30,), 3)
