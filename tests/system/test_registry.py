@@ -11,8 +11,8 @@ import pytest
 import sqlalchemy as sa
 
 from lifelong.errors import LifelongError, NotFoundError, RegistryError
-from lifelong.system.registry import AliasState, Registry, hash_artifact
-from lifelong.system.store import Store, model_versions
+from lifelong.system.registry import AliasState, Registry, hash_artifact, model_versions
+from lifelong.system.store import Store
 
 
 def publish(registry: Registry, content: bytes = b"weights", **kwargs) -> int:

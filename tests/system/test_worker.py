@@ -18,8 +18,8 @@ import torch
 from lifelong.checks import toy_data
 from lifelong.data.dataset import Dataset
 from lifelong.system.policy import Policy
-from lifelong.system.registry import Registry
-from lifelong.system.store import Store, feedback, model_versions, samples
+from lifelong.system.registry import Registry, model_versions
+from lifelong.system.store import Store, feedback, samples
 from lifelong.system.trainer import Gate, bootstrap
 from lifelong.system.worker import Worker
 
@@ -42,7 +42,7 @@ def _count(store: Store, table: sa.Table) -> int:
 
 def _start(data_dir: Path, epochs: int) -> subprocess.Popen[bytes]:
     policy = json.dumps({"epochs": epochs, "min_samples": 50, "drift_window": 50})
-    cmd = [sys.executable, "-m", "lifelong.system.worker", "--data-dir", str(data_dir), "--poll", "0.1",
+    cmd = [sys.executable, "-m", "lifelong", "worker", "--data-dir", str(data_dir), "--poll", "0.1",
            "--policy", "scheduled-finetune", "--every", "100", "--policy-json", policy,
            "--gate-json", json.dumps(LENIENT)]  # fmt: skip
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -65,7 +65,7 @@ def test_sigkill_during_training_loses_nothing_and_restart_registers(
 ) -> None:
     store, registry, data = seeded
     store.add_samples(data.x, data.y)
-    acked_samples, acked_feedback = len(data), 0
+    acked_samples, acked_feedback = _count(store, samples), 0  # the bootstrap data is kept too
 
     def acknowledge(n: int) -> None:  # a client whose writes were acknowledged while the worker runs
         nonlocal acked_samples, acked_feedback
@@ -122,11 +122,13 @@ def test_monitors_write_drift_events_and_continual_trains_on_them(
     policy = Policy("continual", min_samples=50, drift_window=100, strategy_params={"buffer_size": 50})
     worker = Worker(store, registry, policy, Gate(**LENIENT))
     store.add_samples(data.x[:100], data.y[:100])
-    assert worker.step() is None  # the first block is the reference; nothing fired
-    shifted = data.x[100:200] + 4.0  # a covariate shift
-    store.add_samples(shifted, data.y[100:200])
+    assert worker.step() is None  # like the champion's training data: nothing fired
+    first = store.add_samples(data.x[100:200] + 4.0, data.y[100:200])[0]  # a covariate shift
+    assert worker.step() is None  # one drifting block is not enough (persistence 2)
+    store.add_samples(data.x[200:300] + 4.0, data.y[200:300])
     result = worker.step()
     (event,) = store.events("data_drift")
-    assert event.payload["drift"] and event.payload["at"] == 200
+    assert event.payload["drift"] and event.payload["first"] == first
     assert result is not None and result.passed and registry.alias("champion") == 2
+    assert registry.get(2).window[0] >= first  # trained after the change point, not before it
     assert worker.state().drift is False  # consumed by that training

@@ -1,23 +1,31 @@
-"""System commands of ``lifelong``: serve, worker, up, models, promote, rollback, simulate.
+"""System commands of ``lifelong``: serve, worker, up, train, models, promote, rollback, simulate.
 
 Thin on purpose: each command parses flags into the typed configuration (``Settings``, ``Policy``,
-``Gate``, ``SimConfig``) and calls the library. Heavy modules (torch, FastAPI, uvicorn) are imported
-inside the command functions, so ``lifelong --help`` stays instant.
+``Gate``, ``RetentionPolicy``, ``SimConfig``) and calls the library. Process start-up and supervision
+live here: ``up`` runs the server in the foreground and the worker as a child it restarts (with
+backoff) when it dies; the child exits when its parent does. Heavy modules (torch, FastAPI,
+uvicorn) are imported inside the command functions, so ``lifelong --help`` stays instant.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
+import logging
 import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 from lifelong.errors import ConfigError
 
-BOOTSTRAPS = ("digits", "fmnist", "none")
+BOOTSTRAPS = ("digits", "fmnist", "none")  # or a file: .npz (x, y), .csv or .parquet
+log = logging.getLogger("lifelong.up")
 
 
 def add_commands(sub: Any) -> None:
@@ -30,12 +38,34 @@ def add_commands(sub: Any) -> None:
     worker_arguments(p)
     p.set_defaults(func=cmd_worker)
 
-    p = sub.add_parser("up", help="server + worker on SQLite in one command, bootstrapping a champion")
+    p = sub.add_parser("up", help="server + supervised worker in one command, bootstrapping a champion")
     worker_arguments(p)
     _server_args(p)
-    p.add_argument("--bootstrap", choices=BOOTSTRAPS, default="digits",
-                   help="train a first champion on this dataset when none exists (default digits)")  # fmt: skip
+    p.add_argument("--bootstrap", default="digits", metavar="digits|fmnist|none|FILE",
+                   help="first champion when none exists: a bundled dataset, your .npz/.csv/.parquet file, "
+                        "or none (untrained; needs --model-kwargs with n_classes and --input-shape)")  # fmt: skip
+    p.add_argument("--label-column", default="label", help="label column of a CSV/Parquet bootstrap file")
+    p.add_argument("--model", default="mlp", help="registered model name (mlp, cnn, or a plugin's)")
+    p.add_argument(
+        "--model-kwargs", default=None, help="model arguments as JSON, e.g. '{\"in_features\": 30}'"
+    )
+    p.add_argument(
+        "--input-shape", default=None, help="shape of one sample, e.g. 30 or 1,28,28 (--bootstrap none)"
+    )
+    p.add_argument(
+        "--n-classes", type=int, default=None, help="size of the label space (default: from the labels)"
+    )
+    p.add_argument(
+        "--standardize", action="store_true", help="standardise features with bootstrap statistics"
+    )
+    p.add_argument("--allow-new-classes", action="store_true",
+                   help="accept labels beyond the class set: the head grows (class-incremental in production)")  # fmt: skip
     p.set_defaults(func=cmd_up)
+
+    p = sub.add_parser("train", help="ask the worker to train now (the manual stage, or 'train now' in any)")
+    _store_args(p)
+    p.add_argument("--reason", default="requested from the CLI")
+    p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("models", help="list registered versions and the aliases pointing at them")
     _store_args(p)
@@ -55,8 +85,9 @@ def add_commands(sub: Any) -> None:
 
     p = sub.add_parser("simulate", help="replay a drifting stream through the real system, per policy")
     p.add_argument(
-        "--stream", default="fmnist-drift", help="fmnist-drift (falls back to digits-drift) | digits-drift"
-    )
+        "--stream", default="fmnist-drift",
+        help="fmnist-drift (falls back to digits-drift) | digits-drift | agrawal-drift | sea-drift (tabular)",
+    )  # fmt: skip
     p.add_argument(
         "--policy", default="continual", help="manual | scheduled-retrain | scheduled-finetune | continual"
     )
@@ -73,11 +104,8 @@ def add_commands(sub: Any) -> None:
 
 
 def worker_arguments(p: argparse.ArgumentParser) -> None:
-    """Worker options, shared by ``lifelong worker``, ``lifelong up`` and ``python -m``."""
-    p.add_argument(
-        "--data-dir", type=Path, default=None, help="store and artifacts (default ./lifelong-data)"
-    )
-    p.add_argument("--db-url", default=None, help="SQLAlchemy URL (default SQLite in --data-dir)")
+    """Worker options, shared by ``lifelong worker`` and ``lifelong up``."""
+    _store_args(p)
     p.add_argument(
         "--policy", default="continual", help="manual | scheduled-retrain | scheduled-finetune | continual"
     )
@@ -89,6 +117,16 @@ def worker_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gate-json", default=None, help='Gate fields as JSON, e.g. \'{"promote_to": "canary"}\'')
     p.add_argument("--poll", type=float, default=1.0, help="seconds between polls")
     p.add_argument("--threads", type=int, default=1, help="torch threads (leave cores to the server)")
+    p.add_argument("--keep-days", type=float, default=None, help="retention: delete data older than N days")
+    p.add_argument("--keep-samples", type=int, default=None, help="retention: keep at most N samples")
+    p.add_argument("--delete-trained", action="store_true", help="retention: delete samples once trained on")
+    p.add_argument("--keep-versions", type=int, default=20,
+                   help="keep the artifacts of the last N versions (aliased ones always stay)")  # fmt: skip
+    p.add_argument(
+        "--lease-seconds", type=float, default=15.0, help="worker lease; a standby takes over after it"
+    )
+    p.add_argument("--tracking-uri", default=None, help="log every training attempt to this MLflow server")
+    p.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)  # set by `up`
 
 
 def _store_args(p: argparse.ArgumentParser) -> None:
@@ -96,12 +134,16 @@ def _store_args(p: argparse.ArgumentParser) -> None:
         "--data-dir", type=Path, default=None, help="store and artifacts (default ./lifelong-data)"
     )
     p.add_argument("--db-url", default=None, help="SQLAlchemy URL (default SQLite in --data-dir)")
+    p.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                   help="import MODULE first, so its register_model/strategies exist (repeatable; "
+                        "also LIFELONG_PLUGINS=a.b,c.d)")  # fmt: skip
 
 
 def _server_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default=None, help="bind address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=None, help="port (default 8000)")
     p.add_argument("--no-auth", action="store_true", help="serve without a bearer token (development only)")
+    p.add_argument("--public-reads", action="store_true", help="read endpoints need no token")
     if not any(a.dest == "data_dir" for a in p._actions):
         _store_args(p)
 
@@ -113,6 +155,8 @@ def _settings(args: argparse.Namespace) -> Any:
     fields = {k: v for k, v in fields.items() if v is not None}
     if args.no_auth:
         fields["auth"] = False
+    if getattr(args, "public_reads", False):
+        fields["public_reads"] = True
     return Settings(**fields)
 
 
@@ -121,43 +165,113 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from lifelong.system.app import create_app
 
+    _plugins(args)
     settings = _settings(args)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
     return 0
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from lifelong.system.worker import serve_forever
+    """Run a worker until SIGTERM or SIGINT (the current step finishes first) or until its parent dies."""
+    import torch
 
-    return serve_forever(args)
+    from lifelong.system.registry import Registry
+    from lifelong.system.store import RetentionPolicy, Store
+    from lifelong.system.worker import Worker
+
+    _plugins(args)
+    torch.set_num_threads(args.threads)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(levelname)s %(message)s")
+    policy, gate = policy_from_args(args)
+    retention = RetentionPolicy(args.keep_days, args.delete_trained, args.keep_samples)
+    on_attempt = _tracker(args.tracking_uri)
+    with Store(args.db_url, data_dir=args.data_dir) as store:
+        worker = Worker(store, Registry(store), policy, gate, poll_seconds=args.poll,
+                        lease_seconds=args.lease_seconds, retention=retention,
+                        keep_versions=args.keep_versions, on_attempt=on_attempt)  # fmt: skip
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, lambda *_: worker.stop.set())
+        if args.parent_pid is not None:
+            _exit_with_parent(args.parent_pid, worker.stop)
+        log.info("worker %s starting: policy %s, data %s", worker.holder, policy.kind, store)
+        worker.run()
+    return 0
+
+
+def _tracker(uri: str | None) -> Any:
+    if uri is None:
+        return None
+    from lifelong.tracking import log_training_attempt
+
+    return lambda attempt: log_training_attempt(uri, attempt)
+
+
+def _exit_with_parent(parent: int, stop: threading.Event) -> None:
+    """Stop when ``parent`` (the ``up`` that started this worker) is gone: no orphans after a SIGKILL."""
+    with contextlib.suppress(Exception):  # Linux: the kernel sends SIGTERM when the parent dies
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+    def watch() -> None:
+        while not stop.wait(1.0):
+            if os.getppid() != parent:
+                log.warning("parent process %d is gone; stopping", parent)
+                stop.set()
+
+    threading.Thread(target=watch, name="lifelong-parent-watch", daemon=True).start()
+
+
+def policy_from_args(args: argparse.Namespace) -> tuple[Any, Any]:
+    from lifelong.system.policy import Gate, Policy
+
+    overrides: dict[str, Any] = _json_object(args.policy_json, "--policy-json") if args.policy_json else {}
+    if args.strategy:
+        overrides["strategy"] = args.strategy
+    if args.every:
+        overrides["every_samples"] = args.every
+    gate = Gate.from_json(_json_object(args.gate_json, "--gate-json")) if args.gate_json else Gate()
+    return Policy.from_json(args.policy, overrides), gate
+
+
+def _json_object(text: str, flag: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{flag} is not valid JSON ({err.msg} at character {err.pos}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise ConfigError(f"{flag} must be a JSON object like '{{\"epochs\": 3}}', got {text!r}")
+    return value
+
+
+def _plugins(args: argparse.Namespace) -> None:
+    from lifelong.learn.plugins import load_plugins
+
+    load_plugins(getattr(args, "plugin", []))
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    """Bootstrap if needed, start the worker as a child process, serve in the foreground."""
+    """Bootstrap if needed, supervise the worker as a child process, serve in the foreground."""
     import uvicorn
 
     from lifelong.system.app import create_app
     from lifelong.system.registry import Registry
     from lifelong.system.store import Store
-    from lifelong.system.worker import stop_process
 
+    _plugins(args)
+    policy_from_args(args)  # a typo in --policy-json / --gate-json fails here, before anything starts
     settings, token = _settings(args).with_token()
     with Store(settings.db_url, data_dir=settings.data_dir) as store:
         registry = Registry(store)
         if registry.alias("champion") is None:
-            if args.bootstrap == "none":
-                raise ConfigError("no champion yet and --bootstrap none: pass --bootstrap digits or fmnist")
             version = _bootstrap(store, registry, args)
-            print(f"bootstrapped champion v{version} on {args.bootstrap}", flush=True)
+            print(f"bootstrapped champion v{version} from {args.bootstrap}", flush=True)
     if token:
-        print(f"LIFELONG_TOKEN={token}  (send it as 'Authorization: Bearer <token>')", flush=True)
-    cmd = [sys.executable, "-m", "lifelong.system.worker", "--data-dir", str(settings.data_dir),
-           "--policy", args.policy, "--poll", str(args.poll), "--threads", str(args.threads)]  # fmt: skip
-    for flag, value in (("--db-url", args.db_url), ("--strategy", args.strategy), ("--every", args.every),
-                        ("--policy-json", args.policy_json), ("--gate-json", args.gate_json)):  # fmt: skip
-        if value is not None:
-            cmd += [flag, str(value)]
-    child = subprocess.Popen(cmd)
+        print(f"LIFELONG_TOKEN={token}  (send it as 'Authorization: Bearer <token>'; "
+              f"kept in {settings.data_dir / 'token'})", flush=True)  # fmt: skip
+    supervisor = Supervisor(_worker_command(args, settings))
+    supervisor.start()
     # uvicorn shuts down gracefully on SIGTERM / SIGINT, then re-raises the signal to the handler that
     # was installed before it: ours turns it into an exception, so the worker is stopped too.
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -167,8 +281,76 @@ def cmd_up(args: argparse.Namespace) -> int:
     except _Stop:
         pass
     finally:
-        stop_process(child, 60)
+        supervisor.stop()
     return 0
+
+
+def _worker_command(args: argparse.Namespace, settings: Any) -> list[str]:
+    cmd = [sys.executable, "-m", "lifelong", "worker", "--data-dir", str(settings.data_dir),
+           "--policy", args.policy, "--poll", str(args.poll), "--threads", str(args.threads),
+           "--keep-versions", str(args.keep_versions), "--lease-seconds", str(args.lease_seconds),
+           "--parent-pid", str(os.getpid())]  # fmt: skip
+    for flag, value in (("--db-url", args.db_url), ("--strategy", args.strategy), ("--every", args.every),
+                        ("--policy-json", args.policy_json), ("--gate-json", args.gate_json),
+                        ("--keep-days", args.keep_days), ("--keep-samples", args.keep_samples),
+                        ("--tracking-uri", args.tracking_uri)):  # fmt: skip
+        if value is not None:
+            cmd += [flag, str(value)]
+    if args.delete_trained:
+        cmd.append("--delete-trained")
+    for plugin in args.plugin:
+        cmd += ["--plugin", plugin]
+    return cmd
+
+
+class Supervisor:
+    """Keep one worker child running: restart it when it dies, waiting 1, 2, 4 ... 60 s (logged)."""
+
+    def __init__(self, command: list[str], max_backoff: float = 60.0) -> None:
+        self.command, self.max_backoff = command, max_backoff
+        self.child: subprocess.Popen[bytes] | None = None
+        self.restarts = 0
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="lifelong-supervisor", daemon=True)
+
+    def start(self) -> None:
+        self.child = subprocess.Popen(self.command)
+        self._thread.start()
+
+    def _run(self) -> None:
+        backoff = 1.0
+        while not self._stopping.is_set():
+            assert self.child is not None
+            started = time.monotonic()
+            code = self.child.wait()
+            if self._stopping.is_set():
+                return
+            if time.monotonic() - started > 60:
+                backoff = 1.0  # it ran a good while: this is a new failure, not a crash loop
+            print(f"lifelong up: worker exited with code {code}; restarting in {backoff:.0f}s", file=sys.stderr,
+                  flush=True)  # fmt: skip
+            if self._stopping.wait(backoff):
+                return
+            backoff = min(2 * backoff, self.max_backoff)
+            self.restarts += 1
+            self.child = subprocess.Popen(self.command)
+
+    def stop(self, timeout: float = 60) -> None:
+        self._stopping.set()
+        if self.child is not None:
+            stop_process(self.child, timeout)
+
+
+def stop_process(process: subprocess.Popen[Any], timeout: float) -> None:
+    """SIGTERM a worker process (it ends after its current step); SIGKILL it if it outlives ``timeout``."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 class _Stop(Exception):
@@ -180,25 +362,64 @@ def _raise_stop(signum: int, frame: Any) -> None:
 
 
 def _bootstrap(store: Any, registry: Any, args: argparse.Namespace) -> int:
-    from lifelong.system.policy import preset
     from lifelong.system.trainer import bootstrap
 
-    if args.bootstrap == "fmnist":
+    policy, _ = policy_from_args(args)
+    kwargs = _json_object(args.model_kwargs, "--model-kwargs") if args.model_kwargs else None
+    common = {"model": args.model, "model_kwargs": kwargs, "strategies": policy.strategies,
+              "strategy_params": policy.strategy_params, "standardize": args.standardize,
+              "allow_new_classes": args.allow_new_classes}  # fmt: skip
+    source = args.bootstrap
+    if source == "none":
+        n_classes = args.n_classes or (kwargs or {}).get("n_classes")
+        shape = _shape(args.input_shape) if args.input_shape else None
+        if shape is None and kwargs and "in_features" in kwargs:
+            shape = (int(kwargs["in_features"]),)
+        return bootstrap(store, registry, None, n_classes=n_classes, input_shape=shape, **common)
+    if source in ("digits", "fmnist"):
+        return bootstrap(store, registry, _bundled(source), n_classes=args.n_classes or 10, **common)
+    from lifelong.data.files import load_table
+
+    table = load_table(Path(source), label_column=args.label_column)
+    return bootstrap(store, registry, table.to_dataset(), n_classes=args.n_classes,
+                     class_names=getattr(table, "class_names", None), feature_names=table.feature_names,
+                     **common)  # fmt: skip
+
+
+def _bundled(name: str) -> Any:
+    if name == "fmnist":
         import torch
 
         from lifelong.data import fashion_mnist
 
-        data = fashion_mnist().train.subset(torch.arange(5000), "fmnist-5000")
-    else:
-        from lifelong.data import digits
+        return fashion_mnist().train.subset(torch.arange(5000), "fmnist-5000")
+    from lifelong.data import digits
 
-        data = digits().train
-    policy = preset(args.policy, **({"strategy": args.strategy} if args.strategy else {}))
-    return bootstrap(store, registry, data, n_classes=10, strategies=policy.strategies,
-                     strategy_params=policy.strategy_params)  # fmt: skip
+    return digits().train
+
+
+def _shape(text: str) -> tuple[int, ...]:
+    try:
+        shape = tuple(int(d) for d in text.replace("x", ",").split(","))
+    except ValueError:
+        raise ConfigError(f"--input-shape must be integers like 30 or 1,28,28, got {text!r}") from None
+    if not shape or min(shape) < 1:
+        raise ConfigError(f"--input-shape must be positive integers, got {text!r}")
+    return shape
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from lifelong.system.events import EventKind
+
+    store, _ = _open(args)
+    with store:
+        store.add_event(EventKind.TRAIN_REQUEST, {"reason": args.reason, "source": "cli"})
+    print("training requested; the worker starts it at its next poll (see `lifelong models`)")
+    return 0
 
 
 def _open(args: argparse.Namespace) -> tuple[Any, Any]:
+    _plugins(args)
     from lifelong.system.registry import Registry
     from lifelong.system.store import Store
 
@@ -253,8 +474,8 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 def cmd_simulate(args: argparse.Namespace) -> int:
     from rich.console import Console
 
+    from lifelong.bench.simulate import SimConfig, simulate, table
     from lifelong.system.policy import KINDS
-    from lifelong.system.simulate import SimConfig, simulate, table
 
     if not args.compare and args.policy not in KINDS:
         raise ConfigError(f"--policy: unknown {args.policy!r}; choose one of {', '.join(KINDS)}")

@@ -183,7 +183,10 @@ PRESETS: dict[str, Policy] = {
     # Safety net every 2000 labels and a floor 0.1 under the champion's measured accuracy: a drift the
     # monitors miss, or a version trained too early, is corrected within one schedule period.
     "continual": Policy(
-        "continual", strategy="replay", strategy_params={"buffer_size": 1000}, every_samples=2000,
+        "continual",
+        strategy="replay",
+        strategy_params={"buffer_size": 1000},
+        every_samples=2000,
         max_accuracy_drop=0.1,
     ),
 }
@@ -227,7 +230,9 @@ class Gate:
         """A gate from JSON; an unknown field is a ConfigError naming the valid ones."""
         unknown = sorted(set(fields) - set(cls.__dataclass_fields__))
         if unknown:
-            raise ConfigError(f"gate: unknown field {unknown[0]!r}; valid: {', '.join(cls.__dataclass_fields__)}")
+            raise ConfigError(
+                f"gate: unknown field {unknown[0]!r}; valid: {', '.join(cls.__dataclass_fields__)}"
+            )
         try:
             return cls(**fields)
         except TypeError as err:
@@ -251,7 +256,9 @@ def judge(gate: Gate, f: dict[str, Any]) -> list[str]:
                 f"- {gate.max_old_accuracy_drop}"
             )
         if f["negative_flip_rate"] > gate.max_negative_flip_rate:
-            reasons.append(f"negative flip rate {f['negative_flip_rate']:.3f} > {gate.max_negative_flip_rate}")
+            reasons.append(
+                f"negative flip rate {f['negative_flip_rate']:.3f} > {gate.max_negative_flip_rate}"
+            )
     if gate.max_latency_ms is not None and f["latency_ms"] > gate.max_latency_ms:
         reasons.append(f"latency {f['latency_ms']:.1f} ms > {gate.max_latency_ms} ms")
     if gate.max_size_mb is not None and f["size_mb"] > gate.max_size_mb:

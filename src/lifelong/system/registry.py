@@ -55,7 +55,9 @@ model_versions = sa.Table(
     sa.Column("metrics", sa.JSON, nullable=False),
     sa.Column("artifact_path", sa.String(255), nullable=False),
     sa.Column("artifact_sha256", sa.String(64), nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),  # "pending" while publishing, "ready", "collected" (weights deleted)
+    sa.Column(
+        "status", sa.String(16), nullable=False
+    ),  # "pending" while publishing, "ready", "collected" (weights deleted)
     **_NEVER_REUSE,
 )
 aliases = sa.Table(
@@ -292,7 +294,9 @@ class Registry:
             d = deployments
             conn.execute(sa.update(d).where(d.c.kind == alias, d.c.state == "active").values(state="ended"))
             conn.execute(sa.delete(aliases).where(aliases.c.name == alias))
-            insert_event(conn, EventKind.DEPLOYMENT, {"alias": alias, "version": None, "previous": current.version})
+            insert_event(
+                conn, EventKind.DEPLOYMENT, {"alias": alias, "version": None, "previous": current.version}
+            )
 
     def rollback(self, alias: str = "champion") -> int | None:
         """Move ``alias`` back to its previous holder and return it (None: the alias was unset before).
@@ -327,7 +331,11 @@ class Registry:
     def history(self, alias: str = "champion") -> list[int]:
         """Versions ``alias`` pointed at, newest first (rolled-back ones excluded), without repeats."""
         d = deployments
-        q = sa.select(d.c.version).where(d.c.kind == alias, d.c.state != "rolled_back").order_by(d.c.id.desc())
+        q = (
+            sa.select(d.c.version)
+            .where(d.c.kind == alias, d.c.state != "rolled_back")
+            .order_by(d.c.id.desc())
+        )
         with self.store.engine.connect() as conn:
             versions = conn.execute(q).scalars().all()
         return list(dict.fromkeys(int(v) for v in versions))

@@ -123,6 +123,14 @@ class LabelledPrediction(NamedTuple):
     label: int
 
 
+class JudgedPrediction(NamedTuple):
+    version: int
+    predicted: int
+    label: int
+    sample_id: int | None
+    ts: float  # when the feedback arrived
+
+
 class Lease(NamedTuple):
     name: str
     holder: str
@@ -142,17 +150,21 @@ class Event(NamedTuple):
 class RetentionPolicy:
     """How long raw samples may be kept (privacy). Replay memory lives in checkpoints, not here.
 
-    ``max_age_days`` deletes samples older than that; ``delete_trained`` deletes samples as soon as
-    a registered version has been trained on them. Predictions keep their labels and outputs; their
-    link to a deleted sample becomes NULL.
+    ``max_age_days`` deletes samples (and predictions with their feedback) older than that;
+    ``delete_trained`` deletes samples as soon as a registered version has been trained on them;
+    ``max_samples`` keeps at most that many samples and as many predictions (the oldest go first).
+    A prediction whose sample was deleted keeps its label and output; its link becomes NULL.
     """
 
     max_age_days: float | None = None
     delete_trained: bool = False
+    max_samples: int | None = None
 
     def __post_init__(self) -> None:
         if self.max_age_days is not None and not self.max_age_days > 0:
             raise StoreError(f"RetentionPolicy.max_age_days must be > 0 or None, got {self.max_age_days}")
+        if self.max_samples is not None and self.max_samples < 1:
+            raise StoreError(f"RetentionPolicy.max_samples must be >= 1 or None, got {self.max_samples}")
 
 
 # --- the store ----------------------------------------------------------------------------------
@@ -271,6 +283,26 @@ class Store:
         since = None if row is None else int(row[0])
         return self.samples(since_id=since, until_id=first_new - 1, labelled_only=True)
 
+    def trained_samples(self, version: int, limit: int) -> Samples:
+        """The last ``limit`` samples ``version`` was trained on: the data-drift reference."""
+        q = sa.select(samples.c.id).where(samples.c.trained_version == version)
+        with self.engine.connect() as conn:
+            row = conn.execute(q.order_by(samples.c.id.desc()).offset(limit).limit(1)).first()
+            last = conn.execute(
+                sa.select(sa.func.max(samples.c.id)).where(samples.c.trained_version == version)
+            ).scalar()
+        if last is None:
+            return _decode([])
+        q = sa.select(samples.c.id, samples.c.features, samples.c.shape, samples.c.dtype, samples.c.label)
+        q = q.where(samples.c.trained_version == version)
+        q = _id_window(q, None if row is None else int(row[0]), int(last), False).order_by(samples.c.id)
+        with self.engine.connect() as conn:
+            return _decode(conn.execute(q).all())
+
+    def last_sample_id(self) -> int | None:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(sa.func.max(samples.c.id))).scalar()
+
     def mark_trained(self, ids: Sequence[int] | np.ndarray | Tensor, version: int) -> None:
         """Record that ``version`` was trained on ``ids`` and advance the ``trained`` cursor past them."""
         _check_version(version)
@@ -304,17 +336,33 @@ class Store:
             _advance(conn, name, int(value))
 
     def apply_retention(self, policy: RetentionPolicy, *, now: float | None = None) -> int:
-        """Delete the raw samples ``policy`` no longer allows to keep; return how many were deleted."""
-        conds = []
+        """Delete what ``policy`` no longer allows to keep; return how many samples were deleted."""
+        now = time.time() if now is None else now
+        conds, old_predictions = [], []
         if policy.max_age_days is not None:
-            now = time.time() if now is None else now
             conds.append(samples.c.ts < now - policy.max_age_days * 86400.0)
+            old_predictions.append(predictions.c.ts < now - policy.max_age_days * 86400.0)
         if policy.delete_trained:
             conds.append(samples.c.trained_version.is_not(None))
-        if not conds:
-            return 0
         with self.transaction() as conn:
-            return conn.execute(sa.delete(samples).where(sa.or_(*conds))).rowcount
+            if policy.max_samples is not None:
+                for key, cond in ((samples.c.id, conds), (predictions.c.seq, old_predictions)):
+                    edge = conn.execute(
+                        sa.select(key).order_by(key.desc()).offset(policy.max_samples).limit(1)
+                    ).scalar()
+                    if edge is not None:
+                        cond.append(key <= edge)
+            deleted = 0
+            if conds:
+                deleted = conn.execute(sa.delete(samples).where(sa.or_(*conds))).rowcount
+            if old_predictions:
+                gone = sa.select(predictions.c.id).where(sa.or_(*old_predictions))
+                conn.execute(sa.delete(feedback).where(feedback.c.prediction_id.in_(gone)))
+                conn.execute(sa.delete(predictions).where(sa.or_(*old_predictions)))
+        if deleted and self.engine.dialect.name == "sqlite":
+            with self.engine.connect() as conn:  # give the WAL back: the file stops growing
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        return deleted
 
     # predictions and feedback -------------------------------------------------------------------
     def add_predictions(
@@ -440,6 +488,25 @@ class Store:
             upsert(conn, feedback, {"request_id": row.request_id}, values)
             if row.sample_id is not None:
                 conn.execute(sa.update(samples).where(samples.c.id == row.sample_id).values(label=label))
+
+    def prediction_samples(self) -> dict[str, int | None]:
+        """Every prediction id with the sample id of its input (for offline analysis of a run)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(predictions.c.id, predictions.c.sample_id)).all()
+        return {r.id: r.sample_id for r in rows}
+
+    def judged_since(self, since: float, *, variant: str = "champion") -> list[JudgedPrediction]:
+        """Predictions of ``variant`` whose feedback arrived at or after ``since``, in feedback order."""
+        p, f = predictions, feedback
+        q = (
+            sa.select(p.c.version, p.c.label, f.c.label.label("truth"), p.c.sample_id, f.c.ts)
+            .join(f, f.c.prediction_id == p.c.id)
+            .where(f.c.ts >= since, p.c.variant == variant)
+            .order_by(f.c.ts)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).all()
+        return [JudgedPrediction(r.version, r.label, r.truth, r.sample_id, r.ts) for r in rows]
 
     def labelled_predictions(
         self,

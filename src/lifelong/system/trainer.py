@@ -192,7 +192,9 @@ def bootstrap(
         if n_classes is None or input_shape is None:
             raise ConfigError("an untrained champion needs n_classes and the input shape (--input-shape)")
         x = np.zeros((0, *input_shape), dtype=np.float32)
-        contract = Contract(tuple(range(n_classes)), tuple(int(d) for d in input_shape), allow_new_classes=allow_new_classes)
+        contract = Contract(
+            tuple(range(n_classes)), tuple(int(d) for d in input_shape), allow_new_classes=allow_new_classes
+        )
     else:
         x = data.features().numpy()
         if model == "mlp" and not model_kwargs:  # the server stores flat rows for an MLP
@@ -213,7 +215,11 @@ def bootstrap(
         metrics = {"new_accuracy": float(learner.correct(hold).float().mean()), "n_train": len(train),
                    "n_holdout": len(hold)}  # fmt: skip
     name = "+".join(strategies) or "naive"
-    params = {"bootstrap": None if data is None else data.name, "model": model, "contract": contract.to_dict()}
+    params = {
+        "bootstrap": None if data is None else data.name,
+        "model": model,
+        "contract": contract.to_dict(),
+    }
     with registry.publish(strategy=name, params=params, metrics=metrics) as draft:
         publish_learner(learner, contract, draft.path)
     assert draft.version is not None
@@ -289,9 +295,7 @@ def _dataset(x: torch.Tensor, y: torch.Tensor, name: str = "window") -> Dataset:
     return Dataset(x, y, None, 1.0, name)
 
 
-def _old_data(
-    store: Store, champion: Learner, first_new: int, n: int, contract: Contract
-) -> Dataset | None:
+def _old_data(store: Store, champion: Learner, first_new: int, n: int, contract: Contract) -> Dataset | None:
     """The champion's replay memory, else the ``n`` most recent samples trained on before the window."""
     for s in champion.strategies:
         buf = getattr(s, "buffer_", None)

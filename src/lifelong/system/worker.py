@@ -1,42 +1,47 @@
-"""The worker: the process that keeps the deployed model learning, next to (never inside) the server.
+"""The worker: the one process that keeps the deployed model learning and moves aliases.
 
-Each poll it (1) tests the inputs that arrived for data drift, (2) feeds the champion's judged
-predictions to a performance-drift detector, (3) measures the world into a
-:class:`~lifelong.system.policy.PolicyState` and (4) runs the trainer when the policy says so.
-Monitors write ``data_drift`` / ``performance_drift`` events; the trainer writes ``gate`` events.
+It holds the store's ``worker`` lease (a second worker waits as a standby and takes over when the
+lease expires), and each poll it
 
-Everything it must remember lives in the store (cursors, events), so a worker killed at any moment
-restarts where it stopped: drift windows resume at their cursor and a half-finished training is
-simply done again. SIGTERM stops it gracefully after the current step.
+1. tests the inputs that arrived for data drift against the champion's own training data,
+2. feeds the champion's judged predictions to a performance-drift detector,
+3. measures the world into a :class:`~lifelong.system.policy.PolicyState` (new labels since the
+   last attempt or the change point, live accuracy, drift, requests) and asks the policy,
+4. trains when told to (the trainer gates, publishes and promotes, checking the lease first),
+5. applies the canary rule and the retention settings.
+
+Detectors re-arm whenever the champion changes: the data-drift reference becomes the new champion's
+training data and the error-stream detector starts afresh. Everything it must remember lives in the
+store (cursors, events), so a worker killed at any moment restarts where it stopped.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import math
 import os
-import signal
-import subprocess
+import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import sqlalchemy as sa
 
 from lifelong.data.dataset import Dataset
 from lifelong.monitor.data_drift import DataDriftMonitor, KSDrift, MMDDrift, PSIDrift
 from lifelong.monitor.performance import PerformanceMonitor
-from lifelong.system.policy import Decision, Policy, PolicyState, preset
+from lifelong.system.canary import apply_canary_rule
+from lifelong.system.events import EventKind
+from lifelong.system.policy import Decision, Gate, Policy, PolicyState
 from lifelong.system.registry import Registry
-from lifelong.system.store import Store, feedback, predictions
-from lifelong.system.trainer import CURSOR, Gate, TrainResult, train_once
+from lifelong.system.store import RetentionPolicy, Store
+from lifelong.system.trainer import CURSOR, TrainResult, train_once
 
 log = logging.getLogger(__name__)
+LEASE = "worker"
 DATA_CURSOR = "monitor-data"  # last sample id tested for data drift
 FEEDBACK_CURSOR = "monitor-feedback-us"  # feedback timestamp (microseconds) fed to the detector
 DRIFT_TESTS: dict[str, Callable[[], DataDriftMonitor]] = {"ks": KSDrift, "psi": PSIDrift, "mmd": MMDDrift}
@@ -44,50 +49,141 @@ DRIFT_TESTS: dict[str, Callable[[], DataDriftMonitor]] = {"ks": KSDrift, "psi": 
 
 @dataclass
 class Worker:
-    """One poll at a time (:meth:`step`); :meth:`run` loops until ``stop`` is set."""
+    """One poll at a time (:meth:`step`); :meth:`run` loops, holding the lease, until ``stop`` is set."""
 
     store: Store
     registry: Registry
     policy: Policy
     gate: Gate = field(default_factory=Gate)
     poll_seconds: float = 1.0
+    lease_seconds: float = 15.0
+    retention: RetentionPolicy = field(default_factory=RetentionPolicy)
+    keep_versions: int | None = 20  # artifacts kept besides aliased ones (None: keep all)
+    canary_min_labelled: int = 50
+    canary_margin: float = 0.05
+    on_attempt: Callable[[dict[str, Any]], None] | None = None  # e.g. log the attempt to MLflow
     prepare: Callable[[Dataset], Dataset] | None = None  # passed to the trainer (tests corrupt labels)
     stop: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
-        self._reference: np.ndarray | None = None
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._detector = PerformanceMonitor(self.policy.detector, **self.policy.detector_params)
-        self._champion = self.registry.alias("champion")
+        self._champion: int | None = None
+        self._reference: np.ndarray | None = None
+        self._streak: list[int] = []  # first ids of consecutive drifting blocks
+        self._drift_reported = False
+        self._holding = False
+        self._last_housekeeping = 0.0
 
+    # -- the loop ------------------------------------------------------------------------------
     def run(self) -> None:
-        while not self.stop.is_set():
-            try:
-                self.step()
-            except Exception:  # a failing step (database hiccup, bad window) must not end the loop
-                log.exception("worker step failed; retrying at the next poll")
-            self.stop.wait(self.poll_seconds)
+        """Take the lease (or wait for it as a standby), then poll until stopped; release on exit."""
+        heartbeat = threading.Thread(target=self._heartbeat, name="lifelong-lease", daemon=True)
+        heartbeat.start()
+        try:
+            while not self.stop.is_set():
+                if self.holds_lease():
+                    try:
+                        self.step()
+                    except Exception:  # a failing step (database hiccup, bad window) must not end the loop
+                        log.exception("worker step failed; retrying at the next poll")
+                self.stop.wait(self.poll_seconds)
+        finally:
+            if self._holding:
+                self.store.release_lease(LEASE, self.holder)
+                self.store.add_event(EventKind.WORKER, {"state": "stopped", "holder": self.holder})
+
+    def holds_lease(self) -> bool:
+        """Take or renew the lease; log when this worker becomes the active one or a standby."""
+        try:
+            held = self.store.acquire_lease(LEASE, self.holder, self.lease_seconds)
+        except Exception:
+            log.exception("cannot reach the store to renew the lease")
+            held = False
+        if held and not self._holding:
+            log.info("acquired the worker lease as %s", self.holder)
+            self.store.add_event(EventKind.WORKER, {"state": "acquired", "holder": self.holder,
+                                                    "policy": self.policy.kind})  # fmt: skip
+        elif not held and (self._holding or not hasattr(self, "_standby_logged")):
+            lease = self.store.lease(LEASE)
+            log.warning("standby: waiting for the worker lease held by %s", lease.holder if lease else "?")
+            self._standby_logged = True
+        self._holding = held
+        return held
+
+    def _heartbeat(self) -> None:
+        """Renew the lease while a long training step runs, so the standby does not take over."""
+        while not self.stop.wait(self.lease_seconds / 3):
+            if self._holding:
+                self.holds_lease()
 
     def step(self) -> TrainResult | None:
-        """Monitor, decide, maybe train; return what the trainer did, or None if it did not run."""
+        """Monitor, decide, maybe train, then the canary rule and housekeeping."""
+        self._rearm_if_new_champion()
         self.check_data_drift()
         self.check_performance()
+        result = None
         decision = self.decide()
-        if not decision.train:
-            return None
+        if decision.train:
+            result = self.train(decision)
+        if self.registry.alias("canary") is not None:
+            apply_canary_rule(self.store, self.registry, self.canary_min_labelled, self.canary_margin)
+        if time.time() - self._last_housekeeping > 60:
+            self.housekeeping()
+        return result
+
+    def train(self, decision: Decision) -> TrainResult:
         log.info("training (%s, %s)", decision.reason, decision.mode)
-        self.store.add_event(
-            "training", {"state": "started", "reason": decision.reason, "mode": decision.mode}
-        )
-        result = train_once(self.store, self.registry, self.policy, self.gate, reason=decision.reason,
-                            mode=decision.mode, prepare=self.prepare)  # fmt: skip
+        since = self.change_point()
+        self.store.add_event(EventKind.TRAINING, {"state": "started", "reason": decision.reason,
+                                                  "mode": decision.mode, "since": since})  # fmt: skip
+        try:
+            result = train_once(self.store, self.registry, self.policy, self.gate, reason=decision.reason,
+                                mode=decision.mode, since=since, prepare=self.prepare,
+                                holds_lease=self.holds_lease)  # fmt: skip
+        except Exception as err:
+            self.store.add_event(EventKind.TRAINING, {"state": "failed", "error": str(err)[:500]})
+            raise
         log.info(
             "gate %s: version %s %s", "passed" if result.passed else "failed", result.version, result.reasons
         )
+        if self.on_attempt is not None:
+            try:
+                self.on_attempt({"reason": decision.reason, "mode": decision.mode, "since": since,
+                                 "passed": result.passed, "version": result.version,
+                                 "parent": self._champion, "reasons": result.reasons,
+                                 "figures": result.figures})  # fmt: skip
+            except Exception:
+                log.exception("logging the training attempt failed")
         return result
 
+    def housekeeping(self) -> None:
+        """Apply retention to raw data and collect artifacts no alias or recent version needs."""
+        self._last_housekeeping = time.time()
+        deleted = self.store.apply_retention(self.retention)
+        gone = self.registry.collect(self.keep_versions) if self.keep_versions is not None else []
+        if deleted or gone:
+            self.store.add_event(EventKind.RETENTION, {"samples_deleted": deleted, "artifacts_deleted": gone})
+            log.info("retention: %d samples and %d artifacts deleted", deleted, len(gone))
+
     # -- monitors --------------------------------------------------------------------------
+    def _rearm_if_new_champion(self) -> None:
+        champion = self.registry.alias("champion")
+        if champion == self._champion:
+            return
+        self._champion = champion
+        self._detector = self._detector.clone()
+        self._streak, self._drift_reported = [], False
+        ref = self.store.trained_samples(champion, limit=4 * self.policy.drift_window) if champion else None
+        self._reference = None if ref is None or len(ref.ids) < self.policy.drift_window else _flat(ref.x)
+        if self._reference is not None:  # test only what arrives from now on against the new reference
+            last = self.store.last_sample_id()
+            if last is not None:
+                self.store.advance_cursor(DATA_CURSOR, last)
+
     def check_data_drift(self) -> None:
-        """Test each full block of ``drift_window`` new inputs against the reference block."""
+        """Test each full block of ``drift_window`` new inputs against the champion's training data;
+        report drift after ``drift_persistence`` drifting blocks in a row (a false-alarm guard)."""
         if self.policy.drift_test is None:
             return
         n = self.policy.drift_window
@@ -95,113 +191,86 @@ class Worker:
             s = self.store.samples(since_id=self.store.cursor(DATA_CURSOR), limit=n)
             if len(s.ids) < n:
                 return
-            block = s.x.reshape(len(s.x), -1).float().numpy()
-            if self._reference is not None:
-                report = DRIFT_TESTS[self.policy.drift_test]().fit(self._reference).test(block)
-                if report.drift:
-                    first, last = int(s.ids[0]), int(s.ids[-1])
-                    self.store.add_event("data_drift", {**report.to_event(), "first": first, "at": last})
-                    self._reference = block  # the new normal: detect the next change, not this one again
+            block = _flat(s.x)
+            if self._reference is None or block.shape[1] != self._reference.shape[1]:
+                self._reference = block  # no training data to compare with: the first block is the normal
             else:
-                self._reference = block
+                report = DRIFT_TESTS[self.policy.drift_test]().fit(self._reference).test(block)
+                self._streak = [*self._streak, int(s.ids[0])] if report.drift else []
+                if len(self._streak) >= self.policy.drift_persistence and not self._drift_reported:
+                    event = {**report.to_event(), "first": self._streak[0], "at": int(s.ids[-1]),
+                             "version": self._champion}  # fmt: skip
+                    self.store.add_event(EventKind.DATA_DRIFT, event)
+                    self._drift_reported = True  # once per champion: the next one re-arms
             self.store.advance_cursor(DATA_CURSOR, int(s.ids[-1]))
 
     def check_performance(self) -> None:
-        """Feed the champion's errors, in feedback order, to the detector; reset it on a new champion."""
-        champion = self.registry.alias("champion")
-        if champion != self._champion:
-            self._detector = self._detector.clone()
-            self._champion = champion
+        """Feed the champion's errors, in feedback order, to the detector (re-armed per champion)."""
         since = (self.store.cursor(FEEDBACK_CURSOR) or 0) / 1e6  # stored one microsecond past the last row
-        p, f = predictions, feedback
-        q = (
-            sa.select(p.c.label, f.c.label.label("truth"), p.c.sample_id, f.c.ts)
-            .join(f, f.c.prediction_id == p.c.id)
-            .where(f.c.ts >= since, p.c.variant == "champion")
-            .order_by(f.c.ts)
-        )
-        with self.store.engine.connect() as conn:
-            rows = conn.execute(q).all()
+        rows = self.store.judged_since(since, variant="champion")
         for r in rows:
-            self._detector.update(r.label != r.truth)
+            if r.version != self._champion:
+                continue
+            self._detector.update(r.predicted != r.label)
             if self._detector.drift_detected:
                 report = self._detector.report(self._detector.n_seen - 1).to_event()
-                self.store.add_event("performance_drift", {**report, "at": r.sample_id, "version": champion})
+                event = {**report, "at": r.sample_id, "version": self._champion}
+                self.store.add_event(EventKind.PERFORMANCE_DRIFT, event)
         if rows:
             self.store.advance_cursor(FEEDBACK_CURSOR, math.floor(rows[-1].ts * 1e6) + 1)
 
     # -- policy ------------------------------------------------------------------------------
+    def _since_last_attempt(self) -> tuple[int | None, list[Any]]:
+        gates = self.store.events(EventKind.GATE, limit=1)
+        after = gates[-1].id if gates else None
+        found = []
+        for kind in (EventKind.DATA_DRIFT, EventKind.PERFORMANCE_DRIFT, EventKind.TRAIN_REQUEST):
+            found += self.store.events(kind, after_id=after, limit=50)
+        return after, found
+
+    def change_point(self) -> int | None:
+        """The first sample id of the change detected since the last attempt (None: no change)."""
+        _, found = self._since_last_attempt()
+        points = []
+        for e in found:
+            if e.kind == EventKind.DATA_DRIFT and e.payload.get("first") is not None:
+                points.append(int(e.payload["first"]) - 1)
+            elif e.kind == EventKind.PERFORMANCE_DRIFT and e.payload.get("at") is not None:
+                points.append(int(e.payload["at"]) - self.policy.drift_window)  # the detector's delay
+        return max(0, min(points)) if points else None
+
     def state(self, now: float | None = None) -> PolicyState:
         """Measure what the policy reads, from the store alone (so a restarted worker sees the same)."""
         now = time.time() if now is None else now
-        gates = self.store.events("gate", limit=200)
-        last = gates[-1] if gates else None
-        after = last.id if last else None
-        day = [g for g in gates if g.ts >= now - 86400]
-
-        def fired(kind: str) -> bool:
-            return bool(self.store.events(kind, after_id=after, limit=1))
-
+        day = self.store.events(EventKind.GATE, since=now - 86400, limit=10_000)
+        last = day[-1] if day else (self.store.events(EventKind.GATE, limit=1) or [None])[-1]
+        _, found = self._since_last_attempt()
+        kinds = {e.kind for e in found}
+        start = max(self.store.cursor(CURSOR) or 0, self.change_point() or 0) or None
+        live = expected = None
+        champion = self.registry.alias("champion")
+        if champion is not None:
+            rows = self.store.labelled_predictions(
+                champion, variant="champion", since=self.registry.deployed_since("champion"),
+                limit=self.policy.floor_window,
+            )  # fmt: skip
+            if len(rows) >= self.policy.floor_window:
+                live = float(np.mean([r.predicted == r.label for r in rows]))
+            expected = self.registry.get(champion).metrics.get("new_accuracy")
         return PolicyState(
-            new_samples=self.store.count_samples(self.store.cursor(CURSOR), labelled_only=True),
+            new_samples=self.store.count_samples(start, labelled_only=True),
             seconds_since_training=None if last is None else now - last.ts,
             cpu_seconds_today=sum(float(g.payload.get("train_cpu_seconds", 0.0)) for g in day),
-            drift=fired("data_drift"),
-            performance_drop=fired("performance_drift"),
-            requested=fired("train_request"),
+            drift=EventKind.DATA_DRIFT in kinds,
+            performance_drop=EventKind.PERFORMANCE_DRIFT in kinds,
+            requested=EventKind.TRAIN_REQUEST in kinds,
+            live_accuracy=live,
+            expected_accuracy=expected,
         )
 
     def decide(self) -> Decision:
         return self.policy.decide(self.state())
 
 
-# --- process entry point --------------------------------------------------------------------------
-def stop_process(process: subprocess.Popen[Any], timeout: float) -> None:
-    """SIGTERM a worker process (it ends after its current step); SIGKILL it if it outlives ``timeout``."""
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
-def policy_from_args(args: argparse.Namespace) -> tuple[Policy, Gate]:
-    overrides: dict[str, Any] = json.loads(args.policy_json) if args.policy_json else {}
-    if args.strategy:
-        overrides["strategy"] = args.strategy
-    if args.every:
-        overrides["every_samples"] = args.every
-    gate = Gate(**json.loads(args.gate_json)) if args.gate_json else Gate()
-    return preset(args.policy, **overrides), gate
-
-
-def serve_forever(args: argparse.Namespace) -> int:
-    """Run a worker until SIGTERM or SIGINT; the current step finishes first."""
-    import torch
-
-    torch.set_num_threads(args.threads)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(levelname)s %(message)s")
-    policy, gate = policy_from_args(args)
-    with Store(args.db_url, data_dir=args.data_dir) as store:
-        worker = Worker(store, Registry(store), policy, gate, poll_seconds=args.poll)
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                signal.signal(sig, lambda *_: worker.stop.set())
-        store.add_event("worker", {"state": "started", "pid": os.getpid(), "policy": policy.kind})
-        log.info("worker started: policy %s, data %s", policy.kind, store)
-        worker.run()
-    log.info("worker stopped")
-    return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    from lifelong.system.cli import worker_arguments
-
-    parser = argparse.ArgumentParser(prog="python -m lifelong.system.worker", description=__doc__)
-    worker_arguments(parser)
-    return serve_forever(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+def _flat(x: Any) -> np.ndarray:
+    return x.reshape(len(x), -1).float().numpy()

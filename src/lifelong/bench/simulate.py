@@ -82,11 +82,11 @@ def run_policy(kind: str, cfg: SimConfig, out: Path) -> dict[str, Any]:
     from lifelong.data.streams import DriftingStream, make_stream
     from lifelong.learn.learner import Learner
     from lifelong.system.app import create_app
+    from lifelong.system.cli import stop_process
     from lifelong.system.registry import Registry
     from lifelong.system.settings import Settings
     from lifelong.system.store import Store
     from lifelong.system.trainer import bootstrap
-    from lifelong.system.worker import stop_process
 
     if kind not in KINDS:
         raise ConfigError(f"simulate: unknown policy {kind!r}; choose from {', '.join(KINDS)}")
@@ -113,7 +113,7 @@ def run_policy(kind: str, cfg: SimConfig, out: Path) -> dict[str, Any]:
     worker_log = (data_dir / "worker.log").open("wb")
     cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     worker = subprocess.Popen(
-        [sys.executable, "-m", "lifelong.system.worker", "--data-dir", str(data_dir), "--policy", kind,
+        [sys.executable, "-m", "lifelong", "worker", "--data-dir", str(data_dir), "--policy", kind,
          "--policy-json", json.dumps(policy_fields), "--poll", str(cfg.poll)],
         stdout=worker_log, stderr=subprocess.STDOUT,
     )  # fmt: skip
@@ -194,13 +194,8 @@ def _drive(client: Any, stream: Any, cfg: SimConfig) -> tuple[list[bool], list[i
 
 def _summarise(store: Any, boundaries: Sequence[int], pids: dict[str, int]) -> dict[str, Any]:
     """Detections placed on the stream, with their delay after the last true boundary; version counts."""
-    import sqlalchemy as sa
-
-    from lifelong.system.store import predictions
-
-    with store.engine.connect() as conn:
-        rows = conn.execute(sa.select(predictions.c.id, predictions.c.sample_id)).all()
-    index_of = {sid: pids[pid] for pid, sid in rows if pid in pids and sid is not None}
+    rows = store.prediction_samples()
+    index_of = {sid: pids[pid] for pid, sid in rows.items() if pid in pids and sid is not None}
     detections = []
     for kind in ("data_drift", "performance_drift"):
         for e in store.events(kind, limit=100_000):
@@ -223,6 +218,7 @@ def _summarise(store: Any, boundaries: Sequence[int], pids: dict[str, int]) -> d
     return {
         "train_cpu_seconds": float(sum(g.payload.get("train_cpu_seconds", 0.0) for g in gates)),
         "versions_trained": len(gates),
+        "training_reasons": [g.payload.get("reason", "") for g in gates],
         "versions_gated": sum(not g.payload["passed"] for g in gates),
         "versions_promoted": len(promotions),
         "rollbacks": len(rollbacks),
