@@ -11,14 +11,18 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 import sqlalchemy as sa
 import torch
 
 from lifelong.checks import toy_data
 from lifelong.data.dataset import Dataset
-from lifelong.system.policy import Policy
+from lifelong.learn.learner import Learner
+from lifelong.system.contract import Contract
+from lifelong.system.policy import Policy, preset
 from lifelong.system.registry import Registry, model_versions
+from lifelong.system.service import System
 from lifelong.system.store import Store, feedback, samples
 from lifelong.system.trainer import Gate, bootstrap
 from lifelong.system.worker import Worker
@@ -132,3 +136,56 @@ def test_monitors_write_drift_events_and_continual_trains_on_them(
     assert result is not None and result.passed and registry.alias("champion") == 2
     assert registry.get(2).window[0] >= first  # trained after the change point, not before it
     assert worker.state().drift is False  # consumed by that training
+
+
+def _concept(seed: int, n: int, weights: np.ndarray, shift: float) -> tuple[np.ndarray, np.ndarray]:
+    """30 features; the class is the argmax of three linear scores (the concept is ``weights``)."""
+    x = np.random.default_rng(seed).normal(size=(n, 30)).astype(np.float32) + shift
+    return x, ((x - shift) @ weights.T).argmax(1)
+
+
+def _stream_through(system: System, worker: Worker, x: np.ndarray, y: np.ndarray, delay: int = 100) -> list[bool]:
+    """Predict in chunks of 50, label each prediction ``delay`` samples later, let the worker poll."""
+    correct: list[bool] = []
+    pending: list[tuple[str, int]] = []
+    for start in range(0, len(x), 50):
+        preds = system.predict(x[start : start + 50])
+        for p, label in zip(preds, y[start : start + 50]):
+            correct.append(p["label"] == int(label))
+            pending.append((p["id"], int(label)))
+        while len(pending) > delay:
+            system.feedback(*pending.pop(0))
+        worker.step()
+        system.reload()
+    return correct
+
+
+@pytest.mark.parametrize("drift", [True, False])
+def test_default_continual_policy_recovers_from_concept_drift_and_ignores_stationary_data(
+    tmp_path: Path, drift: bool
+) -> None:
+    """The stall of issue 7: after a concept drift (new rule + covariate shift) the default continual
+    policy must keep training until the champion is good again; stationary data must not train."""
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(0)
+    old_w, new_w = rng.normal(size=(3, 30)), rng.normal(size=(3, 30))
+    x0, y0 = _concept(1, 1500, old_w, 0.0)
+    x1, y1 = _concept(2, 1000, old_w, 0.0)  # live, before the change
+    x2, y2 = _concept(3, 2200, new_w, 1.0) if drift else _concept(3, 2200, old_w, 0.0)
+    xt, yt = _concept(4, 1000, new_w, 1.0) if drift else _concept(4, 1000, old_w, 0.0)
+    with Store(data_dir=tmp_path) as store:
+        registry = Registry(store)
+        bootstrap(store, registry, Dataset(torch.from_numpy(x0), torch.from_numpy(y0), None, 1.0, "tab"),
+                  strategies=["replay"], strategy_params={"buffer_size": 1000}, epochs=10)  # fmt: skip
+    with System(data_dir=tmp_path, auth=False) as system:
+        worker = Worker(system.store, system.registry, preset("continual"), Gate())
+        correct = _stream_through(system, worker, np.concatenate([x1, x2]), np.concatenate([y1, y2]))
+        gates = system.store.events("gate")
+        if not drift:
+            assert gates == [], [g.payload["reason"] for g in gates]
+            return
+        final = Learner.load(system.registry.get(system.registry.alias("champion")).path)
+        contract = Contract.load(system.registry.get(system.registry.alias("champion")).path)
+        acc = float((final.predict(torch.from_numpy(contract.transform(xt))) == torch.from_numpy(yt)).float().mean())
+        late = float(np.mean(correct[-500:]))
+        assert acc >= 0.8 and late >= 0.75, (acc, late, [g.payload["reason"] for g in gates])

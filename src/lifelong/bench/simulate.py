@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from lifelong.errors import ConfigError
+from lifelong.system.events import EventKind
 from lifelong.system.policy import KINDS
 
 SMOOTH = 250  # samples in the moving average of the prequential curve
@@ -120,7 +121,7 @@ def run_policy(kind: str, cfg: SimConfig, out: Path) -> dict[str, Any]:
     try:
         deadline = time.monotonic() + 120
         with Store(data_dir=data_dir) as store:  # start the stream once both processes are ready
-            while not (server.started and store.events("worker", limit=1)):
+            while not (server.started and store.events(EventKind.WORKER, limit=1)):
                 if time.monotonic() > deadline or not thread.is_alive() or worker.poll() is not None:
                     raise RuntimeError(
                         f"the server or the worker did not start; see {data_dir / 'worker.log'}"
@@ -197,24 +198,24 @@ def _summarise(store: Any, boundaries: Sequence[int], pids: dict[str, int]) -> d
     rows = store.prediction_samples()
     index_of = {sid: pids[pid] for pid, sid in rows.items() if pid in pids and sid is not None}
     detections = []
-    for kind in ("data_drift", "performance_drift"):
+    for kind in (EventKind.DATA_DRIFT, EventKind.PERFORMANCE_DRIFT):
         for e in store.events(kind, limit=100_000):
             at = index_of.get(e.payload.get("at"))
             if at is None:
                 continue
             phase = int(np.searchsorted(boundaries, at, side="right")) - 1
             detections.append({"at": at, "delay": at - boundaries[phase], "phase": phase,
-                               "kind": kind.removesuffix("_drift")})  # fmt: skip
+                               "kind": kind.value.removesuffix("_drift")})  # fmt: skip
     detections.sort(key=lambda d: d["at"])
     first_delay = {}
     for b, boundary in enumerate(boundaries[1:], start=1):
         hits = [d["delay"] for d in detections if d["phase"] == b]
         first_delay[str(boundary)] = min(hits) if hits else None
-    gates = store.events("gate", limit=100_000)
+    gates = store.events(EventKind.GATE, limit=100_000)
     promotions = [
-        e for e in store.events("promotion", limit=100_000) if e.payload.get("previous") is not None
+        e for e in store.events(EventKind.PROMOTION, limit=100_000) if e.payload.get("previous") is not None
     ]
-    rollbacks = store.events("rollback", limit=100_000) + store.events("canary_rollback", limit=100_000)
+    rollbacks = store.events(EventKind.ROLLBACK, limit=100_000) + store.events(EventKind.CANARY_ROLLBACK, limit=100_000)
     return {
         "train_cpu_seconds": float(sum(g.payload.get("train_cpu_seconds", 0.0) for g in gates)),
         "versions_trained": len(gates),

@@ -180,13 +180,13 @@ PRESETS: dict[str, Policy] = {
     "manual": Policy("manual"),
     "scheduled-retrain": Policy("scheduled-retrain", every_samples=1000, epochs=3),
     "scheduled-finetune": Policy("scheduled-finetune", every_samples=1000),
-    # Safety net every 2000 labels and a floor 0.1 under the champion's measured accuracy: a drift the
+    # Safety net every 5000 labels and a floor 0.1 under the champion's measured accuracy: a drift the
     # monitors miss, or a version trained too early, is corrected within one schedule period.
     "continual": Policy(
         "continual",
         strategy="replay",
         strategy_params={"buffer_size": 1000},
-        every_samples=2000,
+        every_samples=5000,
         max_accuracy_drop=0.1,
     ),
 }

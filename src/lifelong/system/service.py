@@ -33,7 +33,7 @@ from lifelong.system.store import Event, Store
 from lifelong.system.versions import contract_of, publish_learner
 
 log = logging.getLogger(__name__)
-DRIFT_KINDS = ("data_drift", "performance_drift")
+DRIFT_KINDS = (EventKind.DATA_DRIFT, EventKind.PERFORMANCE_DRIFT)
 _CACHE = 8  # loaded versions kept in memory (the live ones plus recent, for quick swaps back)
 
 

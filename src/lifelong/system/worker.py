@@ -256,7 +256,7 @@ class Worker:
             )  # fmt: skip
             if len(rows) >= self.policy.floor_window:
                 live = float(np.mean([r.predicted == r.label for r in rows]))
-            expected = self.registry.get(champion).metrics.get("new_accuracy")
+            expected = self.expected_accuracy(champion)
         return PolicyState(
             new_samples=self.store.count_samples(start, labelled_only=True),
             seconds_since_training=None if last is None else now - last.ts,
@@ -267,6 +267,19 @@ class Worker:
             live_accuracy=live,
             expected_accuracy=expected,
         )
+
+    def expected_accuracy(self, champion: int) -> float | None:
+        """The best accuracy the champion's lineage measured on held-out data (gate or bootstrap):
+        the level a drift is corrected back towards, so a weak first recovery does not lower the bar."""
+        best, version, seen = None, champion, set()
+        while version is not None and version not in seen and len(seen) < 50:
+            seen.add(version)
+            record = self.registry.get(version)
+            acc = record.metrics.get("new_accuracy")
+            if isinstance(acc, int | float):
+                best = acc if best is None else max(best, acc)
+            version = record.parent
+        return best
 
     def decide(self) -> Decision:
         return self.policy.decide(self.state())
