@@ -35,3 +35,84 @@ def test_bench_writes_results_and_plots(tmp_path: Path) -> None:
     assert (tmp_path / "matrix-split-digits-replay.png").stat().st_size > 1000
     assert (tmp_path / "acc-split-digits.png").exists()
     assert main(["report", str(tmp_path), "--markdown"]) == 0
+
+
+# -- the user's own data and model --------------------------------------------------------------
+TAB_PLUGIN = """
+from torch import nn
+from lifelong.learn.models import register_model
+
+
+@register_model("llbench-tab")
+class Tab(nn.Module):
+    def __init__(self, in_features: int, n_classes: int, width: int = 16) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(in_features, width), nn.ReLU())
+        self.classifier = nn.Linear(width, n_classes)
+
+    def forward(self, x):
+        return self.classifier(self.body(x))
+"""
+
+
+def test_bench_on_a_csv_file_by_domain_column(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.data._tabular import frame
+
+    frame().to_csv(tmp_path / "plants.csv", index=False)
+    code = main(["bench", "--data", str(tmp_path / "plants.csv"), "--label-column", "species",
+                 "--domain-column", "site", "--scenario", "domain", "--strategies", "naive,replay", "--epochs", "5",
+                 "--seeds", "0", "--out", str(tmp_path / "out"), "--no-progress"])  # fmt: skip
+    assert code == 0
+    doc = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert [r["benchmark"] for r in doc["runs"]] == ["plants-domain"] * 2
+    matrix = doc["runs"][0]["accuracy_matrix"]
+    assert len(matrix) == 2 and len(matrix[0]) == 2
+    assert matrix[0][0] > 0.8  # the first site is learned (chance is 1/3)
+    assert (tmp_path / "out" / "acc-plants-domain.png").exists()
+    assert "plants-domain" in capsys.readouterr().out
+
+
+def test_bench_on_an_npz_file_with_a_plugin_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+
+    from lifelong.learn import models
+    from tests.data._tabular import tabular
+
+    monkeypatch.setattr(models, "MODELS", dict(models.MODELS))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "llbench_tab.py").write_text(TAB_PLUGIN)
+    x, y = tabular(400)
+    np.savez(tmp_path / "tab.npz", x=x, y=y)
+    code = main(["bench", "--data", str(tmp_path / "tab.npz"), "--scenario", "class", "--plugin", "llbench_tab",
+                 "--model", "llbench-tab", "--model-kwargs", '{"width": 8}', "--strategies", "replay",
+                 "--seeds", "0", "--epochs", "2", "--out", str(tmp_path / "out"), "--no-progress", "--no-plots"])  # fmt: skip
+    assert code == 0
+    run = json.loads((tmp_path / "out" / "results.json").read_text())["runs"][0]
+    assert run["benchmark"] == "tab-class" and len(run["accuracy_matrix"]) == 3  # one class per experience
+    assert run["settings"]["model"] == "llbench-tab" and run["settings"]["model_kwargs"] == {"width": 8}
+    assert run["metrics"]["acc"] > 0.5  # replay keeps the old classes well above 1/3
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--model-kwargs", "{hidden: 3"], "--model-kwargs is not valid JSON"),
+        (["--model-kwargs", "[1]"], "JSON object"),
+        (["--model", "nope"], "unknown model 'nope'"),
+        (["--plugin", "no_such_plugin_module"], "plugin 'no_such_plugin_module'"),
+        (["--scenario", "domain"], "domain"),
+        (["--label-column", "target"], "no label column 'target'"),
+    ],
+)
+def test_bad_data_flags_exit_2_with_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
+) -> None:
+    from tests.data._tabular import frame
+
+    frame(40).drop(columns="site").rename(columns={"species": "label"}).to_csv(
+        tmp_path / "a.csv", index=False
+    )
+    code = main(["bench", "--data", str(tmp_path / "a.csv"), "--seeds", "0", "--out", str(tmp_path), *extra])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and message in err and "Traceback" not in err
+    assert not (tmp_path / "results.json").exists()

@@ -133,3 +133,80 @@ def test_fmnist_drift_stream():
     if s.name != "fmnist-drift":
         pytest.skip("Fashion-MNIST is not available")
     assert s.phase_data(0).x.shape == (200, 1, 28, 28) and len(s.test_set("base")) == 6000
+
+
+# -- tabular streams from River's generators ---------------------------------------------------
+RIVER_NAMES = ["base", "concept", "covariate", "gradual", "concept-covariate", "recurring"]
+
+
+@pytest.fixture(scope="module")
+def agrawal() -> DriftingStream:
+    pytest.importorskip("river")
+    return make_stream("agrawal-drift", seed=0, phase_length=300, chunk_size=64)
+
+
+def _raw(stream: DriftingStream, x: torch.Tensor) -> torch.Tensor:
+    """Undo the first-phase standardisation: Agrawal's features in their own units."""
+    source = stream.phases[0].source
+    return x.double() * torch.tensor(source.std) + torch.tensor(source.mean)
+
+
+def _rule(fn: int, raw: torch.Tensor) -> torch.Tensor:
+    """Agrawal's classification functions 0 and 2 (Agrawal et al., 1993), computed independently."""
+    age, elevel = raw[:, 2].round(), raw[:, 3].round()
+    if fn == 0:
+        return ((age < 40) | (age >= 60)).long()
+    young, middle = age < 40, (age >= 40) & (age < 60)
+    return torch.where(
+        young, elevel <= 1, torch.where(middle, (elevel >= 1) & (elevel <= 3), elevel >= 2)
+    ).long()
+
+
+def test_agrawal_drift_changes_the_rule_and_the_inputs(agrawal: DriftingStream) -> None:
+    assert [p.name for p in agrawal.phases] == RIVER_NAMES
+    assert agrawal.boundaries == [0, 300, 600, 900, 1200, 1500] and agrawal.n_classes == 2
+    assert agrawal.input_shape == (9,)
+    base, concept, covariate = (agrawal.phase_data(i) for i in range(3))
+    # standardised with first-phase statistics: the first phase is centred, the shifted one is not
+    assert base.x.mean(0).abs().max() < 0.25 and (base.x.std(0) - 1).abs().max() < 0.2
+    assert covariate.x[:, 0].mean() > 0.3 and covariate.x[:, 2].mean() > 0.3  # salary, age
+    # the labelling rule really changes at the first boundary (concept drift) ...
+    assert torch.equal(base.y, _rule(0, _raw(agrawal, base.x)))
+    assert torch.equal(concept.y, _rule(2, _raw(agrawal, concept.x)))
+    assert (_rule(0, _raw(agrawal, concept.x)) == concept.y).float().mean() < 0.7
+    # ... and not at the second (covariate shift only)
+    assert torch.equal(covariate.y, _rule(2, _raw(agrawal, covariate.x)))
+    assert torch.equal(agrawal.phase_data(5).y, _rule(0, _raw(agrawal, agrawal.phase_data(5).x)))
+
+
+def test_river_streams_are_seeded_chunked_and_have_fresh_test_sets(agrawal: DriftingStream) -> None:
+    chunks = list(agrawal)
+    assert all(len(c.x) <= 64 and c.x.dtype == torch.float32 for c in chunks)
+    assert sum(len(c.x) for c in chunks) == len(agrawal) == 1800
+    assert {c.phase for c in chunks if 300 <= c.start < 600} == {1}
+    again = make_stream("agrawal-drift", seed=0, phase_length=300, chunk_size=64)
+    assert torch.equal(again.phase_data(3).x, agrawal.phase_data(3).x)
+    other = make_stream("agrawal-drift", seed=1, phase_length=300)
+    assert not torch.equal(other.phase_data(0).x, agrawal.phase_data(0).x)
+    test = agrawal.test_set("concept")
+    assert len(test) == 300 and not torch.equal(test.x, agrawal.phase_data(1).x)
+    assert len(agrawal.test_set(1, size=50)) == 50
+    # the simulation's bootstrap: first-phase samples not in the stream
+    from dataclasses import replace
+
+    first = DriftingStream(agrawal.split, [replace(agrawal.phases[0], length=80)], seed=7919).phase_data(0)
+    assert len(first) == 80 and not torch.equal(first.x, agrawal.phase_data(0).x[:80])
+    described = agrawal.describe()["phases"][4]
+    assert described["source"] == {"generator": "agrawal", "function": 5, "drift_to": None, "tilt": True}
+
+
+def test_sea_drift_is_registered_and_small() -> None:
+    pytest.importorskip("river")
+    sea = make_stream("sea-drift", seed=0, phase_length=200, chunk_size=50)
+    assert sea.input_shape == (3,) and len(sea) == 1200
+    raw = sea.phase_data(1).x.double() * torch.tensor(sea.phases[0].source.std) + torch.tensor(
+        sea.phases[0].source.mean
+    )
+    assert torch.equal(sea.phase_data(1).y, (raw[:, 0] + raw[:, 1] > 7).long())  # variant 2
+    with pytest.raises(ConfigError, match="unknown stream"):
+        make_stream("nope-drift")

@@ -200,11 +200,12 @@ def _tabular(n: int = 300, seed: int = 0):
     return x, y
 
 
-def _tab_learner(**kw) -> Learner:
+def _tab_learner(strategies=(), **kw) -> Learner:
     from lifelong.learn.models import create_model
 
     torch.manual_seed(0)
-    return Learner(create_model("mlp", in_features=30, hidden=[32], n_classes=3), lr=0.1, batch_size=16, **kw)
+    model = create_model("mlp", in_features=30, hidden=[32], n_classes=3)
+    return Learner(model, strategies, lr=0.1, batch_size=16, **kw)
 
 
 def test_inputs_are_accepted_as_users_hand_them_over() -> None:
@@ -293,3 +294,21 @@ def test_fit_refuses_a_scenario_with_more_classes_than_the_head() -> None:
         learner.fit(toy_scenario())
     assert learner.experience_index == -1
     assert Learner(MLP(in_features=8, hidden=(8,), n_classes=2), allow_new_classes=True).fit(toy_scenario())
+
+
+@pytest.mark.parametrize(
+    "name", ["ewc", "si", "mas", "l2", "rwalk", "scp", "lwf", "icarl", "replay", "er-ace"]
+)
+def test_strategies_follow_a_grown_head(name: str, tmp_path) -> None:
+    from lifelong.learn.strategy import get_strategy
+
+    x, y = _tabular(120)
+    learner = _tab_learner([get_strategy(name)()])
+    learner.partial_fit(x, y)
+    learner.consolidate()
+    learner.partial_fit(x[:40], np.full(40, 3), allow_new_classes=True)  # a fourth class arrives
+    learner.consolidate()
+    learner.partial_fit(x, y)
+    assert learner.n_outputs == 4 and learner.classes_seen == (0, 1, 2, 3)
+    learner.save(tmp_path / "c")
+    assert Learner.load(tmp_path / "c").n_outputs == 4

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from lifelong.bench import runner
-from lifelong.bench.benchmarks import BENCHMARKS, get
+from lifelong.bench.benchmarks import BENCHMARKS, Benchmark, from_file, get
 from lifelong.errors import ConfigError, DataError
 
 DEMO_STRATEGIES = ["naive", "ewc", "lwf", "replay", "joint"]
@@ -30,7 +30,21 @@ def add_commands(sub: Any) -> None:
     p.add_argument(
         "--epochs", type=int, default=None, help="passes per experience (default: the benchmark's)"
     )
-    p.add_argument("--model", default="mlp", choices=["mlp", "cnn"])
+    p.add_argument("--model", default="mlp", help="registered model name (mlp, cnn or a plugin's)")
+    p.add_argument(
+        "--model-kwargs", default=None, help="JSON keyword arguments of the model, e.g. '{\"hidden\": [64]}'"
+    )
+    p.add_argument(
+        "--plugin", action="append", default=[], help="module to import first (registers models, strategies)"
+    )
+    p.add_argument("--data", default=None, help="your own .npz/.csv/.parquet file instead of --benchmark")
+    p.add_argument("--label-column", default="label", help="label column of a CSV/Parquet --data file")
+    p.add_argument(
+        "--domain-column", default=None, help="column naming each sample's domain (--scenario domain)"
+    )
+    p.add_argument(
+        "--scenario", default="class", choices=["class", "domain", "task"], help="how --data is cut"
+    )
     p.add_argument("--buffer", type=int, default=500, help="memory size of every memory-based method")
     p.add_argument("--lr", type=float, default=0.03)
     p.add_argument("--batch-size", type=int, default=10)
@@ -80,14 +94,17 @@ def run_grid(benchmarks: list[str], strategies: list[str], seeds: list[int], set
     console = Console(width=None if sys.stdout.isatty() else 150)
     runs = []
     for b in benchmarks:
-        settings = replace(settings, epochs=settings.epochs or get(b).epochs)
+        bench = b if isinstance(b, Benchmark) else get(b)
+        settings = replace(settings, epochs=settings.epochs or bench.epochs)
         for seed in seeds:
-            scenario = runner._subsample(get(b).build(seed), settings.train_fraction, seed)
+            scenario = runner._subsample(bench.build(seed), settings.train_fraction, seed)
             for s in strategies:
-                callbacks = [ProgressBar(f"{b} {s} seed {seed}", console=console)] if progress else []
-                run = runner.run_one(b, s, seed, settings, callbacks, scenario=scenario)
+                callbacks = (
+                    [ProgressBar(f"{bench.name} {s} seed {seed}", console=console)] if progress else []
+                )
+                run = runner.run_one(bench, s, seed, settings, callbacks, scenario=scenario)
                 m = run["metrics"]
-                console.print(f"{b:>18} {s:>18} seed {seed}: ACC {m['acc']:.3f}  BWT {m['bwt']:+.3f}  "
+                console.print(f"{bench.name:>18} {s:>18} seed {seed}: ACC {m['acc']:.3f}  BWT {m['bwt']:+.3f}  "
                               f"{m['train_seconds_per_epoch']:.2f} s/epoch")  # fmt: skip
                 runs.append(run)
     out.mkdir(parents=True, exist_ok=True)
@@ -104,21 +121,51 @@ def run_grid(benchmarks: list[str], strategies: list[str], seeds: list[int], set
     return runs
 
 
+def _model_kwargs(text: str | None) -> dict[str, Any]:
+    if text is None:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ConfigError(
+            f"--model-kwargs is not valid JSON ({e}): {text!r}; e.g. '{{\"hidden\": [64]}}'"
+        ) from e
+    if not isinstance(value, dict):
+        raise ConfigError(f"--model-kwargs must be a JSON object of keyword arguments, got {text!r}")
+    return value
+
+
 def bench(args: argparse.Namespace) -> int:
+    from lifelong.learn.models import get_factory, model_names
+    from lifelong.learn.plugins import load_plugins
+
+    load_plugins([m for p in args.plugin for m in _csv(p)])
+    model_kwargs = _model_kwargs(args.model_kwargs)
     if args.list:
         print("benchmarks:")
         for b in BENCHMARKS.values():
             print(f"  {b.name:<20} {b.description}")
         print("strategies:\n  " + ", ".join(runner.strategy_names()))
+        print("models:\n  " + ", ".join(model_names()))
         return 0
-    benchmarks, strategies = _csv(args.benchmark), _csv(args.strategies)
-    _validate(benchmarks, strategies)
+    get_factory(args.model)
+    benchmarks: list[Any] = _csv(args.benchmark)
+    strategies = _csv(args.strategies)
+    _validate([] if args.data else benchmarks, strategies)
+    if args.data:  # the user's own file, split 80/20 with each seed
+        benchmarks = [from_file(args.data, args.label_column, args.scenario, args.domain_column)]
     try:
         seeds = [int(s) for s in _csv(args.seeds)]
     except ValueError as e:
         raise ConfigError(f"--seeds must be comma-separated integers, got {args.seeds!r}") from e
     settings = runner.Settings(
-        args.model, args.epochs, args.lr, args.batch_size, args.buffer, args.train_fraction
+        args.model,
+        args.epochs,
+        args.lr,
+        args.batch_size,
+        args.buffer,
+        args.train_fraction,
+        model_kwargs=model_kwargs,
     )
     run_grid(
         benchmarks,

@@ -11,21 +11,20 @@ from typing import Any
 
 import torch
 
-from lifelong.bench.benchmarks import get
+from lifelong.bench.benchmarks import Benchmark, get
 from lifelong.errors import ConfigError
 from lifelong.learn.callbacks import Callback
 from lifelong.learn.learner import Learner
 from lifelong.learn.models import for_input
 from lifelong.learn.strategy import REGISTRY, Strategy
+from lifelong.learn.strategy import strategy_names as _registered
 
 MEMORY_PARAMS = ("buffer_size",)
 HPARAMS_DIR = Path(__file__).resolve().parent.parent / "strategies" / "hparams"
 
 
 def strategy_names() -> list[str]:
-    import lifelong.strategies  # noqa: F401  (registers the built-in strategies)
-
-    return sorted(REGISTRY)
+    return _registered()
 
 
 def tuned_params(name: str, benchmark: str) -> dict[str, Any]:
@@ -59,6 +58,7 @@ class Settings:
     buffer: int | None = 500
     train_fraction: float = 1.0
     extra: dict[str, Any] = field(default_factory=dict)
+    model_kwargs: dict[str, Any] = field(default_factory=dict)  # passed to the model's factory
 
 
 def _subsample(scenario: Any, fraction: float, seed: int) -> Any:
@@ -72,24 +72,25 @@ def _subsample(scenario: Any, fraction: float, seed: int) -> Any:
     return scenario
 
 
-def run_one(benchmark: str, strategy: str, seed: int, settings: Settings, callbacks: Sequence[Callback] = (),
+def run_one(benchmark: str | Benchmark, strategy: str, seed: int, settings: Settings, callbacks: Sequence[Callback] = (),
             scenario: Any = None, params: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
     """Train one strategy on one benchmark with one seed; returns a ``results.json`` run entry.
 
     ``params`` override the tuned hyper-parameters of the strategy.
     """
-    bench = get(benchmark)
+    bench = benchmark if isinstance(benchmark, Benchmark) else get(benchmark)
+    benchmark = bench.name
     if scenario is None:
         scenario = _subsample(bench.build(seed), settings.train_fraction, seed)
     torch.manual_seed(seed)
-    model = for_input(settings.model, scenario.input_shape, scenario.n_classes)
+    model = for_input(settings.model, scenario.input_shape, scenario.n_classes, **settings.model_kwargs)
     strat = make_strategy(strategy, benchmark, settings.buffer, **(params or {}))
     learner = Learner(model, [strat], lr=settings.lr, batch_size=settings.batch_size, epochs=settings.epochs,
                       seed=seed, callbacks=callbacks)  # fmt: skip
     result = learner.fit(scenario)
     return {
         "benchmark": benchmark, "strategy": strategy, "seed": seed, "params": strat.get_params(),
-        "settings": {"model": settings.model, "epochs": settings.epochs, "lr": settings.lr,
+        "settings": {"model": settings.model, "model_kwargs": settings.model_kwargs, "epochs": settings.epochs, "lr": settings.lr,
                      "batch_size": settings.batch_size, "buffer": settings.buffer,
                      "train_fraction": settings.train_fraction},
         "accuracy_matrix": result.accuracy_matrix, "metrics": result.metrics,

@@ -3,15 +3,27 @@
 The head is the model's ``classifier`` attribute when it is an ``nn.Linear`` (every built-in
 model and the convention for plugins), else the last ``nn.Linear`` registered in the model.
 Growing keeps the old rows, so the logits of the classes already known are unchanged and
-only the new classes start from a fresh initialisation.
+only the new classes start from a fresh initialisation. :func:`pad_rows` extends state kept
+per parameter name (anchors, importances, old weights) to the grown head with zero rows.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from lifelong.errors import ConfigError
+
+
+def head_name(model: nn.Module) -> str:
+    """Dotted name of the output layer in ``model`` (its parameters are ``<name>.weight`` / ``.bias``)."""
+    parent, attr, _ = classifier(model)
+    if parent is model:
+        return attr
+    prefix = next(n for n, m in model.named_modules() if m is parent)
+    return f"{prefix}.{attr}"
 
 
 def classifier(model: nn.Module) -> tuple[nn.Module, str, nn.Linear]:
@@ -54,3 +66,25 @@ def grow_classifier(model: nn.Module, n_classes: int) -> bool:
     new.requires_grad_(old.weight.requires_grad)
     setattr(parent, attr, new)
     return True
+
+
+def pad_rows(state: Any, shapes: dict[str, tuple[torch.Size, torch.Size]]) -> Any:
+    """``state`` with every tensor stored under a grown parameter's name padded with zero rows.
+
+    ``shapes`` maps parameter names to ``(old shape, new shape)``. Strategies keep per-parameter
+    state in dicts keyed by parameter name; zero rows mean no importance and no anchor pull
+    for classes never trained, which is what a quadratic penalty should say about them.
+    """
+    if isinstance(state, dict):
+        out = {}
+        for k, v in state.items():
+            if k in shapes and isinstance(v, Tensor) and v.shape == shapes[k][0]:
+                grown = v.new_zeros(shapes[k][1])
+                grown[: v.shape[0]] = v
+                out[k] = grown
+            else:
+                out[k] = pad_rows(v, shapes)
+        return out
+    if isinstance(state, list):
+        return [pad_rows(v, shapes) for v in state]
+    return state

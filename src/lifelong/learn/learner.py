@@ -469,8 +469,11 @@ class Learner:
         """Grow the classifier head to ``n_classes`` outputs; old logits are unchanged.
 
         The one entry point for new classes (``partial_fit``, ``learn`` and the system's
-        trainer): the optimizer is rebuilt over the new head and the model spec's ``n_classes``
-        updated, so the checkpoint rebuilds the grown model. Returns whether the head grew.
+        trainer): the optimizer is rebuilt over the new head, the model spec's ``n_classes``
+        updated (so the checkpoint rebuilds the grown model), and strategies' state kept per
+        parameter name padded with zero rows (see :func:`lifelong.learn.heads.pad_rows`).
+        Strategies that store logits (DER) or flattened gradients (OGD) cannot follow a grown
+        head. Returns whether the head grew.
         """
         spec = getattr(self.model, "lifelong_spec", None)
         kwargs = spec.get("kwargs", {}) if isinstance(spec, dict) else {}
@@ -482,8 +485,16 @@ class Learner:
                 "argument, so a checkpoint could not rebuild the grown head; give the factory an n_classes parameter"
             )
         before = n_parameters(self.model)
+        name = heads.head_name(self.model)
+        old = {k: v.shape for k, v in self.model.named_parameters() if k.startswith(name + ".")}
         if not heads.grow_classifier(self.model, n_classes):
             return False
+        new = dict(self.model.named_parameters())
+        shapes = {k: (shape, new[k].shape) for k, shape in old.items()}
+        for s in self.strategies:  # per-parameter state (anchors, importances, old weights) follows the head
+            for attr, value in list(vars(s).items()):
+                if attr.endswith("_") and not attr.startswith("_"):
+                    setattr(s, attr, heads.pad_rows(value, shapes))
         if isinstance(spec, dict):
             self.model.lifelong_spec = {**spec, "kwargs": {**kwargs, "n_classes": n_classes}}
         self.base_parameters += n_parameters(self.model) - before  # the user's growth, not a method's
