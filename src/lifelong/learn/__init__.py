@@ -2,7 +2,9 @@
 
 from lifelong.learn.callbacks import Callback, Control, EarlyStopping, LoopState, ProgressBar, Timer
 from lifelong.learn.learner import Learner
-from lifelong.learn.strategy import REGISTRY, Strategy
+from lifelong.learn.models import create_model, register_model
+from lifelong.learn.plugins import load_plugins
+from lifelong.learn.strategy import REGISTRY, Strategy, get_strategy
 
 __all__ = [
     "REGISTRY",
@@ -14,4 +16,8 @@ __all__ = [
     "ProgressBar",
     "Strategy",
     "Timer",
+    "create_model",
+    "get_strategy",
+    "load_plugins",
+    "register_model",
 ]

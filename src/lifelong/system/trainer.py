@@ -29,13 +29,12 @@ from typing import Any
 import numpy as np
 import torch
 
-import lifelong.strategies  # noqa: F401  (fills the strategy REGISTRY that Learner.load resolves names in)
 from lifelong.data.dataset import Dataset
 from lifelong.data.scenarios import Experience
 from lifelong.errors import ConfigError, NotFoundError
 from lifelong.learn.learner import Learner
 from lifelong.learn.models import build, create_model, for_input
-from lifelong.learn.strategy import REGISTRY, Strategy
+from lifelong.learn.strategy import Strategy, get_strategy
 from lifelong.system.contract import Contract
 from lifelong.system.events import EventKind
 from lifelong.system.policy import Gate, Mode, Policy, judge
@@ -234,10 +233,11 @@ def bootstrap(
 
 # --- helpers ------------------------------------------------------------------------------------
 def _strategies(names: Sequence[str], params: dict[str, Any]) -> list[Strategy]:
-    unknown = [n for n in names if n not in REGISTRY]
-    if unknown:
-        raise ConfigError(f"unknown strategy {unknown[0]!r}; valid: {', '.join(sorted(REGISTRY))}")
-    return [REGISTRY[n](**params) for n in names]
+    classes = [get_strategy(n) for n in names]  # a ConfigError names an unknown one and how to register it
+    try:
+        return [cls(**params) for cls in classes]
+    except TypeError as err:
+        raise ConfigError(f"strategy_params {params} do not fit {', '.join(names)}: {err}") from err
 
 
 def _candidate(path: Path, policy: Policy, mode: Mode) -> Learner:
