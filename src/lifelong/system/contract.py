@@ -153,7 +153,7 @@ class Contract:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Contract:
         try:
-            fields = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()}
+            fields: dict[str, Any] = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()}
             return cls(**fields)
         except (TypeError, ValueError) as err:
             raise CheckpointError(f"invalid deployment contract: {err}") from err

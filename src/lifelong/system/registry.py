@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import os
 import re
@@ -39,7 +40,7 @@ import sqlalchemy as sa
 
 from lifelong.errors import NotFoundError, RegistryError
 from lifelong.system.events import EventKind
-from lifelong.system.store import _NEVER_REUSE, Store, _Id, check_json, insert_event, metadata, upsert
+from lifelong.system.store import Store, _Id, check_json, insert_event, metadata, upsert
 
 # --- the registry's tables (it is their only writer) ---------------------------------------------
 model_versions = sa.Table(
@@ -58,7 +59,7 @@ model_versions = sa.Table(
     sa.Column(
         "status", sa.String(16), nullable=False
     ),  # "pending" while publishing, "ready", "collected" (weights deleted)
-    **_NEVER_REUSE,
+    sqlite_autoincrement=True,
 )
 aliases = sa.Table(
     "aliases",
@@ -77,7 +78,7 @@ deployments = sa.Table(  # alias history: one row per move, so rollback can walk
     sa.Column("version", sa.Integer, sa.ForeignKey("model_versions.version"), nullable=False),
     sa.Column("share", sa.Double),
     sa.Column("state", sa.String(16), nullable=False),  # active|replaced|rolled_back|ended
-    **_NEVER_REUSE,
+    sqlite_autoincrement=True,
 )
 
 _ALIAS = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -167,7 +168,7 @@ class Registry:
             with self.store.transaction() as conn:
                 values = {**row, "created": time.time(), "artifact_sha256": sha, "status": "pending"}
                 version = int(
-                    conn.execute(sa.insert(mv).values(artifact_path="", **values)).inserted_primary_key[0]
+                    conn.execute(sa.insert(mv).values(artifact_path="", **values)).inserted_primary_key[0]  # type: ignore[index]
                 )
             target, moved = self.artifacts_dir / f"v{version}", False
             try:
@@ -441,7 +442,7 @@ def hash_artifact(root: str | os.PathLike[str], *, fsync: bool = False) -> str:
         with path.open("rb") as f:
             size = os.fstat(f.fileno()).st_size
             digest.update(len(rel.encode()).to_bytes(8, "little") + rel.encode() + size.to_bytes(8, "little"))
-            for chunk in iter(lambda f=f: f.read(1 << 20), b""):
+            for chunk in iter(functools.partial(f.read, 1 << 20), b""):
                 digest.update(chunk)
             if fsync:
                 os.fsync(f.fileno())

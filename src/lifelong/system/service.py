@@ -141,8 +141,9 @@ class System:
             else:
                 groups.setdefault(r.x.shape[1:], []).append(i)
         for members in groups.values():
+            outs: list[list[dict[str, Any]] | BaseException]
             try:
-                outs = self._serve(live, [requests[i] for i in members])
+                outs = list(self._serve(live, [requests[i] for i in members]))
             except Exception as err:  # isolate the failing request: serve each one alone
                 outs = [err] if len(members) == 1 else [self._serve_one(live, requests[i]) for i in members]
             for i, out in zip(members, outs):
@@ -158,8 +159,10 @@ class System:
     def _serve(self, live: Live, requests: list[_Request]) -> list[list[dict[str, Any]]]:
         x_np = np.concatenate([r.x for r in requests]) if len(requests) > 1 else requests[0].x
         pids = [uuid.uuid4().hex for _ in range(len(x_np))]
-        rids = [rid for r in requests for rid in (r.ids or [None] * len(r.x))]
-        rids = [rid or pid for rid, pid in zip(rids, pids)]
+        given: list[str | None] = []
+        for r in requests:
+            given.extend(r.ids if r.ids else [None] * len(r.x))
+        rids = [rid or pid for rid, pid in zip(given, pids)]
         x = torch.from_numpy(x_np)
         routed = route(live, x, rids)
         sample_ids = self._record(x_np, routed, pids, rids)

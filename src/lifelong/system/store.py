@@ -40,8 +40,8 @@ _CHUNK = 500  # bound on parameters per statement (SQLite caps bound variables)
 # --- schema -------------------------------------------------------------------------------------
 metadata = sa.MetaData()
 _Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # SQLite autoincrements INTEGER keys only
-# sqlite_autoincrement: ids are never reused after deletes (retention), so id cursors stay valid.
-_NEVER_REUSE = {"sqlite_autoincrement": True}
+# sqlite_autoincrement=True on the tables below: ids are never reused after deletes (retention), so
+# id cursors stay valid.
 
 samples = sa.Table(
     "samples",
@@ -55,7 +55,7 @@ samples = sa.Table(
     sa.Column("label", sa.Integer),
     sa.Column("trained_version", sa.Integer, index=True),
     sa.Column("trained_at", sa.Double),
-    **_NEVER_REUSE,
+    sqlite_autoincrement=True,
 )
 predictions = sa.Table(
     "predictions",
@@ -69,7 +69,7 @@ predictions = sa.Table(
     sa.Column("label", sa.Integer, nullable=False),
     sa.Column("scores", sa.JSON),
     sa.Column("sample_id", _Id, sa.ForeignKey("samples.id", ondelete="SET NULL")),
-    **_NEVER_REUSE,
+    sqlite_autoincrement=True,
 )
 feedback = sa.Table(
     "feedback",
@@ -86,7 +86,7 @@ events = sa.Table(
     sa.Column("ts", sa.Double, nullable=False, index=True),
     sa.Column("kind", sa.String(32), nullable=False, index=True),
     sa.Column("payload", sa.JSON, nullable=False),
-    **_NEVER_REUSE,
+    sqlite_autoincrement=True,
 )
 cursors = sa.Table(
     "cursors",
@@ -402,7 +402,7 @@ class Store:
             }
             for i, pid in enumerate(ids)
         ]
-        if any(len(r["request_id"]) > 64 for r in rows):
+        if any(len(str(r["request_id"])) > 64 for r in rows):
             raise StoreError("request ids must be at most 64 characters")
         if rows:
             try:
@@ -426,7 +426,8 @@ class Store:
     ) -> list[int | None]:
         """What the server answered for one micro-batch, in one transaction (group commit): the inputs
         ``x`` as unlabelled samples (None: not kept) and one prediction row each. Returns sample ids."""
-        now, sample_ids = time.time(), [None] * len(prediction_ids)
+        now = time.time()
+        sample_ids: list[int | None] = [None] * len(prediction_ids)
         with self.transaction() as conn:
             if x is not None:
                 feats = np.ascontiguousarray(x, dtype="<f4")
@@ -451,11 +452,11 @@ class Store:
         self,
         version: int,
         label: int,
-        scores: Sequence[float] | np.ndarray | Tensor | None = None,
+        scores: Any = None,
         *,
         sample_id: int | None = None,
         variant: str = "champion",
-        request_id: str | None = None,
+        request_id: Any = None,
     ) -> str:
         """Record one output of ``version``; see :meth:`add_predictions`."""
         return self.add_predictions(
@@ -615,7 +616,7 @@ def insert_event(conn: sa.Connection, kind: EventKind | str, payload: Mapping[st
     return int(
         conn.execute(
             sa.insert(events).values(ts=time.time(), kind=kind, payload=payload)
-        ).inserted_primary_key[0]
+        ).inserted_primary_key[0]  # type: ignore[index]
     )
 
 
@@ -755,7 +756,7 @@ def check_json(value: Any, what: str) -> Any:
         ) from err
 
 
-def _decode(rows: Sequence[sa.Row[Any]]) -> Samples:
+def _decode(rows: Sequence[Any]) -> Samples:
     if not rows:
         return Samples(torch.empty(0, dtype=torch.int64), torch.empty(0), torch.empty(0, dtype=torch.int64))
     shapes, dtypes = {tuple(r.shape) for r in rows}, {r.dtype for r in rows}

@@ -301,8 +301,8 @@ def _old_data(store: Store, champion: Learner, first_new: int, n: int, contract:
         buf = getattr(s, "buffer_", None)
         if buf is not None and len(buf) and buf.x is not None:
             return Dataset(buf.x[: buf.size], buf.y[: buf.size].clone(), None, buf.scale, "replay-memory")
-    s = store.labelled_before(first_new, n)
-    return _dataset(_as_model_input(s.x, contract), s.y, "previous") if len(s.ids) else None
+    before = store.labelled_before(first_new, n)
+    return _dataset(_as_model_input(before.x, contract), before.y, "previous") if len(before.ids) else None
 
 
 def _compare(candidate: Learner, champion: Learner, new: Dataset, old: Dataset | None) -> dict[str, Any]:

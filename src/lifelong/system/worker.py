@@ -243,7 +243,8 @@ class Worker:
         """Measure what the policy reads, from the store alone (so a restarted worker sees the same)."""
         now = time.time() if now is None else now
         day = self.store.events(EventKind.GATE, since=now - 86400, limit=10_000)
-        last = day[-1] if day else (self.store.events(EventKind.GATE, limit=1) or [None])[-1]
+        earlier = day or self.store.events(EventKind.GATE, limit=1)
+        last = earlier[-1] if earlier else None
         _, found = self._since_last_attempt()
         kinds = {e.kind for e in found}
         start = max(self.store.cursor(CURSOR) or 0, self.change_point() or 0) or None
@@ -271,7 +272,9 @@ class Worker:
     def expected_accuracy(self, champion: int) -> float | None:
         """The best accuracy the champion's lineage measured on held-out data (gate or bootstrap):
         the level a drift is corrected back towards, so a weak first recovery does not lower the bar."""
-        best, version, seen = None, champion, set()
+        best: float | None = None
+        version: int | None = champion
+        seen: set[int] = set()
         while version is not None and version not in seen and len(seen) < 50:
             seen.add(version)
             record = self.registry.get(version)
