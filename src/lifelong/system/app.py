@@ -14,7 +14,18 @@ import torch
 from fastapi import FastAPI
 
 from lifelong import __version__
-from lifelong.system.api import deployments, errors, feedback, metrics, models, monitoring, predict, samples
+from lifelong.system.api import (
+    auth,
+    deployments,
+    errors,
+    feedback,
+    metrics,
+    models,
+    monitoring,
+    predict,
+    samples,
+    training,
+)
 from lifelong.system.service import System
 from lifelong.system.settings import Settings
 
@@ -43,12 +54,15 @@ def create_app(settings: Settings | None = None, *, system: System | None = None
         version=__version__,
         summary="Serve continually learning models: champion, canary, shadow, feedback, drift.",
         lifespan=lifespan,
+        max_body_size=settings.max_body_bytes,  # counted while streaming: 413 once passed, nothing buffered
     )
-    app.state.token = token
+    app.state.token, app.state.public_reads = token, settings.public_reads
+    app.state.max_body_bytes = settings.max_body_bytes
     app.state.http_metrics = metrics.HttpMetrics()
-    app.add_middleware(metrics.ObserveAndLimit, metrics=app.state.http_metrics,
-                       max_body_bytes=settings.max_body_bytes)  # fmt: skip
+    # Last added runs first: requests are counted, then the token is checked from the headers alone.
+    app.add_middleware(auth.TokenGuard, token=token, public_reads=settings.public_reads)
+    app.add_middleware(metrics.Observe, metrics=app.state.http_metrics)
     errors.install(app)
-    for module in (predict, feedback, samples, models, deployments, monitoring, metrics):
+    for module in (predict, feedback, samples, training, models, deployments, monitoring, metrics):
         app.include_router(module.router)
     return app

@@ -1,13 +1,12 @@
 """GET /metrics in the Prometheus text format, and the ASGI middleware that measures requests.
 
-Hand-written (a few counters and one histogram) to avoid a dependency. The same middleware enforces
-the body size limit, before the body is parsed, so an oversized upload never reaches JSON decoding.
+Hand-written (a few counters and one histogram) to avoid a dependency. Names follow Prometheus
+conventions: base units in the name (``_seconds``, ``_bytes``, ``_ratio``), ``_total`` for counters.
 """
 
 from __future__ import annotations
 
 import bisect
-import json
 import threading
 import time
 from collections import Counter
@@ -57,11 +56,11 @@ class HttpMetrics:
             return out
 
 
-class ObserveAndLimit:
-    """Pure ASGI middleware: 413 for bodies over ``max_body_bytes``, then time and count the request."""
+class Observe:
+    """Pure ASGI middleware: time and count every request (401s and 413s included) by route and status."""
 
-    def __init__(self, app: ASGIApp, metrics: HttpMetrics, max_body_bytes: int) -> None:
-        self.app, self.metrics, self.max_body_bytes = app, metrics, max_body_bytes
+    def __init__(self, app: ASGIApp, metrics: HttpMetrics) -> None:
+        self.app, self.metrics = app, metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -76,54 +75,10 @@ class ObserveAndLimit:
             await send(message)
 
         try:
-            body = await self._read_body(scope, receive)
-            if body is None:
-                await _too_large(send_status, self.max_body_bytes)
-                return
-            await self.app(scope, _replay(body), send_status)
+            await self.app(scope, receive, send_status)
         finally:
             route = getattr(scope.get("route"), "path", None) or "unmatched"
             self.metrics.observe(scope["method"], route, status, time.perf_counter() - start)
-
-    async def _read_body(self, scope: Scope, receive: Receive) -> bytes | None:
-        """The whole body, or None if it is (or claims to be) larger than the limit."""
-        for name, value in scope.get("headers", []):
-            if name == b"content-length" and value.isdigit() and int(value) > self.max_body_bytes:
-                return None
-        chunks, size, more = [], 0, True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                break
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body_bytes:
-                return None
-            chunks.append(chunk)
-            more = message.get("more_body", False)
-        return b"".join(chunks)
-
-
-def _replay(body: bytes) -> Receive:
-    sent = False
-
-    async def receive() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return {"type": "http.disconnect"}
-
-    return receive
-
-
-async def _too_large(send: Send, limit: int) -> None:
-    msg = f"request body exceeds {limit} bytes; send smaller batches"
-    payload = json.dumps({"error": {"type": "BodyTooLargeError", "message": msg}}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()),
-               (b"connection", b"close")]  # fmt: skip
-    await send({"type": "http.response.start", "status": 413, "headers": headers})
-    await send({"type": "http.response.body", "body": payload})
 
 
 def _gauge(name: str, kind: str, samples: list[tuple[str, Any]]) -> list[str]:
