@@ -112,7 +112,12 @@ def test_auth(server: Server) -> None:
         bad = {"Authorization": "Bearer wrong-token-wrong-token"}
         assert error_of(c.post("/v1/rollback", headers=bad), 403) == "ForbiddenError"
         assert error_of(c.post("/v1/feedback", headers={"Authorization": "Basic abc"}, json={}), 401)
-        assert c.get("/v1/models").status_code == 200  # reads stay open
+        for path in ("/v1/models", "/v1/deployments", "/v1/events", "/v1/drift"):
+            assert error_of(c.get(path), 401) == "AuthError", path  # reads need the token too
+        assert error_of(c.get("/v1/models", headers=bad), 403) == "ForbiddenError"
+        for path in ("/healthz", "/metrics", "/openapi.json", "/docs"):
+            assert c.get(path).status_code == 200, path
+        assert c.get("/readyz").status_code in (200, 503)  # open; whether ready is tested below
 
 
 @pytest.mark.parametrize(

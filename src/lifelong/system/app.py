@@ -19,6 +19,7 @@ from lifelong.system.api import (
     deployments,
     errors,
     feedback,
+    limits,
     metrics,
     models,
     monitoring,
@@ -54,12 +55,12 @@ def create_app(settings: Settings | None = None, *, system: System | None = None
         version=__version__,
         summary="Serve continually learning models: champion, canary, shadow, feedback, drift.",
         lifespan=lifespan,
-        max_body_size=settings.max_body_bytes,  # counted while streaming: 413 once passed, nothing buffered
     )
     app.state.token, app.state.public_reads = token, settings.public_reads
-    app.state.max_body_bytes = settings.max_body_bytes
     app.state.http_metrics = metrics.HttpMetrics()
-    # Last added runs first: requests are counted, then the token is checked from the headers alone.
+    # Last added runs first: requests are counted, the token is checked from the headers alone, then
+    # the body is size-limited while it streams in (413 the moment it passes the limit).
+    app.add_middleware(limits.BodyLimit, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(auth.TokenGuard, token=token, public_reads=settings.public_reads)
     app.add_middleware(metrics.Observe, metrics=app.state.http_metrics)
     errors.install(app)

@@ -95,7 +95,9 @@ def readiness_reasons(f: Facts) -> list[str]:
             "answered without being recorded; samples and feedback get 507 until space is freed"
         )
     if f.worker_heartbeat is None:
-        reasons.append("no worker has ever taken the lease: start one with `lifelong worker` (or `lifelong up`)")
+        reasons.append(
+            "no worker has ever taken the lease: start one with `lifelong worker` (or `lifelong up`)"
+        )
     elif f.now - f.worker_heartbeat > f.worker_stale_seconds:
         age = f.now - f.worker_heartbeat
         reasons.append(f"the worker's last heartbeat is {age:.0f} s old (limit {f.worker_stale_seconds:g} s); "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -25,7 +26,14 @@ from lifelong.learn.learner import Learner
 from lifelong.system.canary import apply_canary_rule, compare_variants
 from lifelong.system.contract import Contract
 from lifelong.system.events import EventKind
-from lifelong.system.health import Facts, StorageFullError, WriteHealth, is_storage_full, one_line, readiness_reasons
+from lifelong.system.health import (
+    Facts,
+    StorageFullError,
+    WriteHealth,
+    is_storage_full,
+    one_line,
+    readiness_reasons,
+)
 from lifelong.system.registry import Registry
 from lifelong.system.router import Live, Loaded, MicroBatcher, ModelHolder, Routed, route
 from lifelong.system.schemas import to_array
@@ -528,7 +536,9 @@ class System:
         accuracy = {}
         for variant in ("champion", "canary", "shadow"):
             rows = self._quiet(
-                lambda v=variant: self.store.labelled_predictions(variant=v, limit=self.settings.metrics_window)
+                lambda v=variant: self.store.labelled_predictions(
+                    variant=v, limit=self.settings.metrics_window
+                )
             )
             if rows:
                 accuracy[variant] = (sum(r.predicted == r.label for r in rows) / len(rows), len(rows))
@@ -540,7 +550,9 @@ class System:
                 drift[kind] = float(score)
         counts = self._quiet(self.store.count_events) or {}
         return {
-            "worker_heartbeat_age_seconds": None if lease is None else max(0.0, time.time() - lease.heartbeat),
+            "worker_heartbeat_age_seconds": None
+            if lease is None
+            else max(0.0, time.time() - lease.heartbeat),
             "training_outcome": outcome,
             "training_timestamp_seconds": None if last is None else last.ts,
             "live_accuracy": accuracy,
@@ -597,6 +609,10 @@ def _check_labels(labels: Sequence[Any]) -> list[int]:
 
 
 def _check_id(sample_id: int) -> int:
-    if isinstance(sample_id, bool) or not isinstance(sample_id, int | np.integer) or not 0 < sample_id < 2**63:
+    if (
+        isinstance(sample_id, bool)
+        or not isinstance(sample_id, int | np.integer)
+        or not 0 < sample_id < 2**63
+    ):
         raise DataError(f"a sample id is an integer from 1 to 2**63 - 1, got {sample_id!r}")
     return int(sample_id)

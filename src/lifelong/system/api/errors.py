@@ -86,10 +86,8 @@ async def _validation(request: Request, err: Exception) -> JSONResponse:
 
 async def _http(request: Request, err: Exception) -> JSONResponse:
     assert isinstance(err, HTTPException)
-    if err.status_code == 413:  # FastAPI's streaming body limit (max_body_size) stopped reading
-        limit = request.app.state.max_body_bytes
-        msg = f"request body exceeds {limit} bytes; send smaller batches"
-        return error_response(413, "BodyTooLargeError", msg, {"connection": "close"})
+    if err.status_code == 413:  # api.limits.BodyLimit stopped reading a body that passed the limit
+        return error_response(413, "BodyTooLargeError", str(err.detail), {"connection": "close"})
     return error_response(err.status_code, "HTTPError", str(err.detail), getattr(err, "headers", None))
 
 

@@ -81,8 +81,13 @@ class Observe:
             self.metrics.observe(scope["method"], route, status, time.perf_counter() - start)
 
 
-def _gauge(name: str, kind: str, samples: list[tuple[str, Any]]) -> list[str]:
-    return [f"# TYPE {name} {kind}", *(f"{name}{labels} {value}" for labels, value in samples)]
+def _gauge(name: str, kind: str, samples: list[tuple[str, Any]], help: str = "") -> list[str]:
+    head = [f"# HELP {name} {help}"] if help else []
+    return [*head, f"# TYPE {name} {kind}", *(f"{name}{labels} {value}" for labels, value in samples)]
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 @router.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")
@@ -90,7 +95,7 @@ def metrics(request: Request, system: SystemDep) -> PlainTextResponse:
     counts = dict(system.counts)
     lines = request.app.state.http_metrics.render()
     preds = [(f'{{variant="{k.removeprefix("predictions_")}"}}', v) for k, v in sorted(counts.items())
-             if k.startswith("predictions_")]  # fmt: skip
+             if k.startswith("predictions_") and k != "predictions_unlogged"]  # fmt: skip
     lines += _gauge("lifelong_predictions_total", "counter", preds)
     lines += _gauge("lifelong_model_swaps_total", "counter", [("", system.holder.swaps)])
     lines += _gauge("lifelong_shadow_dropped_total", "counter", [("", counts.get("shadow_dropped", 0))])
@@ -101,4 +106,44 @@ def metrics(request: Request, system: SystemDep) -> PlainTextResponse:
     lines += _gauge(
         "lifelong_model_version", "gauge", [(f'{{alias="{a}"}}', v) for a, (v, _) in live.items()]
     )
+    lines += _loop_metrics(system.health_metrics())
     return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
+
+
+def _loop_metrics(h: dict[str, Any]) -> list[str]:
+    """The production loop's own figures (worker, trainings, accuracy, drift, storage)."""
+    out = []
+    if h["worker_heartbeat_age_seconds"] is not None:
+        out += _gauge("lifelong_worker_heartbeat_age_seconds", "gauge", [("", f"{h['worker_heartbeat_age_seconds']:.3f}")],
+                      "seconds since the worker last renewed its lease")  # fmt: skip
+    outcome = h["training_outcome"]
+    out += _gauge("lifelong_training_last_outcome", "gauge",
+                  [(f'{{outcome="{o}"}}', int(o == outcome)) for o in ("running", "passed", "rejected", "failed")],
+                  "1 for the outcome of the latest training attempt (passed/rejected by the gate, failed)")  # fmt: skip
+    if h["training_timestamp_seconds"] is not None:
+        out += _gauge(
+            "lifelong_training_last_timestamp_seconds",
+            "gauge",
+            [("", f"{h['training_timestamp_seconds']:.3f}")],
+        )
+    out += _gauge("lifelong_live_accuracy_ratio", "gauge",
+                  [(f'{{variant="{v}"}}', f"{acc:.6f}") for v, (acc, _) in sorted(h["live_accuracy"].items())],
+                  "accuracy of each variant over its latest labelled predictions")  # fmt: skip
+    out += _gauge("lifelong_live_accuracy_window_predictions", "gauge",
+                  [(f'{{variant="{v}"}}', n) for v, (_, n) in sorted(h["live_accuracy"].items())])  # fmt: skip
+    out += _gauge("lifelong_drift_score", "gauge",
+                  [(f'{{kind="{_escape(k)}"}}', f"{v:.6g}") for k, v in sorted(h["drift_score"].items())],
+                  "score of the latest drift report of each kind")  # fmt: skip
+    if h["store_size_bytes"] is not None:
+        out += _gauge(
+            "lifelong_store_size_bytes", "gauge", [("", h["store_size_bytes"])], "database size on disk"
+        )
+    out += _gauge("lifelong_predictions_unlogged_total", "counter", [("", h["predictions_unlogged_total"])],
+                  "predictions answered but not recorded because the store could not write")  # fmt: skip
+    out += _gauge("lifelong_store_write_failing", "gauge", [("", int(h["store_write_failing"]))],
+                  "1 while this replica's store writes fail (e.g. a full disk)")  # fmt: skip
+    out += _gauge("lifelong_versions_promoted_total", "counter", [("", h["promoted_total"])],
+                  "champion promotions recorded in the event log")  # fmt: skip
+    out += _gauge("lifelong_versions_rolled_back_total", "counter", [("", h["rolled_back_total"])],
+                  "rollbacks and canary rollbacks recorded in the event log")  # fmt: skip
+    return out
