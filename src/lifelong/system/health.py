@@ -17,6 +17,7 @@ import errno
 import threading
 import time
 from dataclasses import dataclass
+from typing import ClassVar
 
 from lifelong.errors import LifelongError
 
@@ -46,9 +47,13 @@ def is_storage_full(err: BaseException) -> bool:
 
 @dataclass
 class WriteHealth:
-    """Failed and successful store writes of this replica (thread-safe counters, cleared by a success)."""
+    """Failed store writes of this replica: thread-safe, cleared by a success ``settle_seconds`` after
+    the last failure (on a nearly full disk small writes still fit while larger ones fail; one lucky
+    small write must not report the store healthy)."""
 
+    settle_seconds: ClassVar[float] = 2.0
     failed_since: float | None = None  # first failure of the current run of failures
+    failed_last: float = 0.0
     last_error: str | None = None
     unlogged_predictions: int = 0  # monotonic: predictions answered without being recorded
 
@@ -57,12 +62,13 @@ class WriteHealth:
 
     def failed(self, err: BaseException, unlogged: int = 0) -> None:
         with self._lock:
-            self.failed_since = self.failed_since or time.time()
+            self.failed_last = time.time()
+            self.failed_since = self.failed_since or self.failed_last
             self.last_error = one_line(err)
             self.unlogged_predictions += unlogged
 
     def succeeded(self) -> None:
-        if self.failed_since is not None:
+        if self.failed_since is not None and time.time() - self.failed_last > self.settle_seconds:
             with self._lock:
                 self.failed_since, self.last_error = None, None
 
