@@ -95,6 +95,55 @@ def test_big_unauthenticated_bodies_get_401_at_once_and_never_stall_healthz(
     assert max(latencies) < 0.3, f"healthz took up to {max(latencies):.3f} s"
 
 
+def test_big_authenticated_bodies_are_parsed_off_the_event_loop(served: tuple[str, System]) -> None:
+    """An 8 MB batch takes most of a second of CPU to parse; /healthz must not wait for it."""
+    url, _ = served
+    row = "[" + ",".join(["0.123456"] * 8) + "]"
+    body = ('{"inputs": [' + ",".join([row] * (7_800_000 // (len(row) + 1))) + "]}").encode()
+    answers: list[int] = []
+
+    def upload() -> None:
+        with client(url) as c:
+            r = c.post("/v1/predict", content=body, headers={"content-type": "application/json"}, timeout=120)
+            answers.append(r.status_code)
+
+    uploads = [threading.Thread(target=upload) for _ in range(3)]
+    latencies = []
+    with client(url, auth=False) as c:
+        for t in uploads:
+            t.start()
+        while any(t.is_alive() for t in uploads):
+            start = time.perf_counter()
+            assert c.get("/healthz").status_code == 200
+            latencies.append(time.perf_counter() - start)
+            time.sleep(0.01)
+    assert answers == [413] * 3  # parsed (in the helper process), then refused: 105,405 samples > 16
+    assert max(latencies) < 0.3, f"healthz took up to {max(latencies):.3f} s"
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "kind"),
+    [
+        (json.dumps({"inputs": DATA.test.x[:3].tolist()}), 200, None),
+        (json.dumps({"inputs": [[0.0] * 8, [0.0]]}), 422, "DataError"),
+        (json.dumps({"inputs": [[0.0] * 8]}) + "}", 400, "MalformedJSON"),
+        (json.dumps({"inputs": [[0.0] * 8], "ids": ["\ud800"]}), 422, "ValidationError"),
+    ],
+)
+def test_a_body_parsed_by_the_helper_process_gets_the_same_answer(
+    served: tuple[str, System], body: str, status: int, kind: str | None
+) -> None:
+    url, _ = served
+    padded = body.encode() + b" " * 1_100_000  # over OFFLOAD_BYTES: parsed in the helper process
+    with client(url) as c:
+        for content in (body.encode(), padded):
+            r = c.post("/v1/predict", content=content, headers={"content-type": "application/json"})
+            if kind is None:
+                assert r.status_code == status and len(r.json()["predictions"]) == 3
+            else:
+                assert error_of(r, status) == kind
+
+
 def test_oversized_bodies_are_refused_while_streaming(served: tuple[str, System]) -> None:
     url, _ = served
     with client(url) as c:

@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from lifelong import __version__
 from lifelong.system.api import (
     auth,
+    body,
     deployments,
     errors,
     feedback,
@@ -42,11 +43,14 @@ def create_app(settings: Settings | None = None, *, system: System | None = None
         if owned and settings.torch_threads is not None:  # the process is the server's: tune it
             torch.set_num_threads(settings.torch_threads)
         app.state.system = System(settings) if owned else system
+        app.state.json_parser = body.JsonParser()  # large bodies are parsed off the event loop
+        app.state.json_parser.start()
         if owned:
             app.state.system.start_polling()
         try:
             yield
         finally:
+            app.state.json_parser.close()
             if owned:
                 app.state.system.close()
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema
 
 from lifelong.errors import DataError
 
@@ -41,17 +41,36 @@ Text64 = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_utf8
 MAX_FEEDBACK = 10_000  # labels per batch request
 
 
+def _batch(value: Any) -> Any:
+    """A non-empty JSON list, or the array the off-loop parser already made of one (api/body.py)."""
+    if isinstance(value, np.ndarray) and value.ndim >= 1 and len(value):
+        return value
+    if not isinstance(value, list) or not value:
+        raise ValueError("must be a non-empty list with one entry per sample")
+    return value
+
+
+Inputs = Annotated[
+    Any,
+    PlainValidator(_batch),
+    WithJsonSchema(
+        {
+            "type": "array",
+            "minItems": 1,
+            "items": {},
+            "description": "a batch: one nested list of numbers per sample, shaped like the model's input",
+            "examples": [_EXAMPLE],
+        }
+    ),  # fmt: skip
+]
+
+
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
 class PredictRequest(_Body):
-    inputs: list[Any] = Field(
-        ...,
-        min_length=1,
-        description="a batch: one nested list of numbers per sample, shaped like the model's input",
-        examples=[_EXAMPLE],
-    )
+    inputs: Inputs
     ids: list[Text64] | None = Field(
         None, description="optional request id per sample; the same id is always routed the same way"
     )
@@ -89,7 +108,7 @@ FeedbackRequest = FeedbackItem | FeedbackBatch
 
 
 class SamplesRequest(_Body):
-    inputs: list[Any] = Field(..., min_length=1, examples=[_EXAMPLE])
+    inputs: Inputs
     labels: list[Label] | None = Field(None, description="one class per sample, if known")
 
 

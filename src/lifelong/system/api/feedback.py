@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
+from lifelong.system.api.body import OffloadedJSONRoute
 from lifelong.system.api.deps import Authorized, SystemDep
 from lifelong.system.schemas import ErrorBody, FeedbackBatch, FeedbackItem, FeedbackRequest
 
-router = APIRouter(prefix="/v1", tags=["serving"])
+router = APIRouter(prefix="/v1", tags=["serving"], route_class=OffloadedJSONRoute)
 
 
 @router.post(

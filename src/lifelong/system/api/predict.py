@@ -8,11 +8,12 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
+from lifelong.system.api.body import OffloadedJSONRoute
 from lifelong.system.api.deps import Authorized, SystemDep
 from lifelong.system.contract import Contract
 from lifelong.system.schemas import ErrorBody, PredictRequest, PredictResponse
 
-router = APIRouter(prefix="/v1", tags=["serving"])
+router = APIRouter(prefix="/v1", tags=["serving"], route_class=OffloadedJSONRoute)
 ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 403, 404, 413, 422)}
 
 

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, status
 
+from lifelong.system.api.body import OffloadedJSONRoute
 from lifelong.system.api.deps import Authorized, SystemDep
 from lifelong.system.schemas import (
     MAX_ID,
@@ -16,7 +17,7 @@ from lifelong.system.schemas import (
     SampleUpdate,
 )
 
-router = APIRouter(prefix="/v1", tags=["data"])
+router = APIRouter(prefix="/v1", tags=["data"], route_class=OffloadedJSONRoute)
 SampleId = Annotated[int, Path(ge=1, le=MAX_ID, description="an id returned by POST /v1/samples")]
 ERRORS = {code: {"model": ErrorBody} for code in (401, 403, 404, 413, 422, 507)}
 
