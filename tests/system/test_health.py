@@ -20,7 +20,7 @@ def test_ready_only_when_every_fact_is_good() -> None:
         "no champion": {"champion_loaded": False},
         "not writable": {"store_error": "disk I/O error"},
         "writes are failing": {"write_failure": "database or disk is full", "unlogged_predictions": 7},
-        "no worker has ever": {"worker_heartbeat": None},
+        "no worker holds the lease": {"worker_heartbeat": None},
         "heartbeat is 31 s old": {"worker_heartbeat": 969.0},
         "training attempt failed: boom": {"failed_training": "boom"},
         "fell back to v2": {"degraded": ("fell back to v2",)},

@@ -82,7 +82,7 @@ class Facts:
     store_error: str | None  # None: the store accepted a write just now
     write_failure: str | None  # None: the last store write of this replica succeeded
     unlogged_predictions: int
-    worker_heartbeat: float | None  # None: no worker has ever held the lease
+    worker_heartbeat: float | None  # None: no worker holds the lease
     worker_stale_seconds: float
     failed_training: str | None  # the error of the latest training attempt if it failed
     degraded: tuple[str, ...] = ()
@@ -102,7 +102,7 @@ def readiness_reasons(f: Facts) -> list[str]:
         )
     if f.worker_heartbeat is None:
         reasons.append(
-            "no worker has ever taken the lease: start one with `lifelong worker` (or `lifelong up`)"
+            "no worker holds the lease (none started, or it stopped): start `lifelong worker` or `lifelong up`"
         )
     elif f.now - f.worker_heartbeat > f.worker_stale_seconds:
         age = f.now - f.worker_heartbeat
