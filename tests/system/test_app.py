@@ -15,8 +15,10 @@ import torch
 import uvicorn
 
 from lifelong.system.app import create_app
+from lifelong.system.events import EventKind
 from lifelong.system.service import System
 from lifelong.system.settings import Settings
+from lifelong.system.store import Store
 from tests.system.test_service import DATA, trained
 
 TOKEN = "test-token-0123456789abcdef"
@@ -29,6 +31,7 @@ class Server:
     good: int
     other: int
     bad: int
+    data_dir: Path
 
     def client(self, auth: bool = True) -> httpx.Client:
         return httpx.Client(base_url=self.url, headers=AUTH if auth else {}, timeout=10)
@@ -61,7 +64,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         time.sleep(0.02)
     assert uv.started, "uvicorn did not start"
     try:
-        yield Server(f"http://127.0.0.1:{port}", good, other, bad)
+        yield Server(f"http://127.0.0.1:{port}", good, other, bad, data_dir)
     finally:
         uv.should_exit = True
         thread.join(timeout=10)
@@ -112,7 +115,12 @@ def test_auth(server: Server) -> None:
         bad = {"Authorization": "Bearer wrong-token-wrong-token"}
         assert error_of(c.post("/v1/rollback", headers=bad), 403) == "ForbiddenError"
         assert error_of(c.post("/v1/feedback", headers={"Authorization": "Basic abc"}, json={}), 401)
-        assert c.get("/v1/models").status_code == 200  # reads stay open
+        for path in ("/v1/models", "/v1/deployments", "/v1/events", "/v1/drift"):
+            assert error_of(c.get(path), 401) == "AuthError", path  # reads need the token too
+        assert error_of(c.get("/v1/models", headers=bad), 403) == "ForbiddenError"
+        for path in ("/healthz", "/metrics", "/openapi.json", "/docs"):
+            assert c.get(path).status_code == 200, path
+        assert c.get("/readyz").status_code in (200, 503)  # open; whether ready is tested below
 
 
 @pytest.mark.parametrize(
@@ -228,3 +236,103 @@ def test_rollback_and_drift_endpoints(server: Server) -> None:
         assert c.get("/healthz").json()["live"]["champion"]["version"] == server.good
         assert c.get("/v1/drift").json() == []
         assert c.get("/v1/events", params={"kind": "rollback"}).json()[-1]["payload"]["to"] == server.good
+
+
+def test_batch_feedback_is_all_or_nothing_and_labels_the_inputs(server: Server) -> None:
+    with server.client() as c, Store(data_dir=server.data_dir) as store:
+        preds = c.post("/v1/predict", json={"inputs": sample(3)}).json()["predictions"]
+        labelled = store.count_samples(labelled_only=True)
+        items = [{"prediction_id": p["id"], "label": i} for i, p in enumerate(preds)]
+        r = c.post("/v1/feedback", json={"feedback": [*items, {"prediction_id": "nope", "label": 0}]})
+        assert error_of(r, 404) == "NotFoundError" and "item 3" in r.json()["error"]["message"]
+        assert store.count_samples(labelled_only=True) == labelled  # nothing stored
+        assert c.post("/v1/feedback", json={"feedback": items}).status_code == 204
+        assert store.count_samples(labelled_only=True) == labelled + 3
+        assert store.samples(labelled_only=True).y.tolist()[-3:] == [0, 1, 2]
+
+
+def test_samples_are_relabelled_and_deleted_by_id(server: Server) -> None:
+    with server.client() as c, Store(data_dir=server.data_dir) as store:
+        (sid,) = c.post("/v1/samples", json={"inputs": sample(1), "labels": [1]}).json()["ids"]
+        r = c.patch(f"/v1/samples/{sid}", json={"label": 3})
+        assert r.status_code == 200 and r.json() == {"id": sid, "label": 3}
+        assert store.samples(since_id=sid - 1, until_id=sid).y.tolist() == [3]
+        assert "valid labels" in c.patch(f"/v1/samples/{sid}", json={"label": 4}).json()["error"]["message"]
+        assert c.patch(f"/v1/samples/{sid}", json={"label": None}).json()["label"] is None
+        assert c.delete(f"/v1/samples/{sid}").status_code == 204
+        assert len(store.samples(since_id=sid - 1, until_id=sid).ids) == 0
+        assert error_of(c.delete(f"/v1/samples/{sid}"), 404) == "NotFoundError"
+        assert error_of(c.patch(f"/v1/samples/{sid}", json={"label": 1}), 404) == "NotFoundError"
+
+
+def test_train_request_is_accepted_for_the_worker(server: Server) -> None:
+    with server.client() as c:
+        r = c.post("/v1/train", json={"reason": "new labels arrived"})
+        assert r.status_code == 202 and r.json()["status"] == "queued"
+        event = c.get("/v1/events", params={"kind": "train_request"}).json()[-1]
+        assert event["id"] == r.json()["event_id"] and event["payload"]["reason"] == "new labels arrived"
+        assert c.post("/v1/train").status_code == 202  # the body is optional
+
+
+def test_predictions_can_carry_probabilities_by_class(server: Server) -> None:
+    with server.client() as c:
+        plain = c.post("/v1/predict", json={"inputs": sample(2)}).json()["predictions"]
+        assert "probabilities" not in plain[0]
+        preds = c.post("/v1/predict", json={"inputs": sample(2), "probabilities": True}).json()["predictions"]
+        for p in preds:
+            assert list(p["probabilities"]) == ["0", "1", "2", "3"]
+            assert list(p["probabilities"].values()) == p["scores"] and abs(sum(p["scores"]) - 1) < 1e-5
+            assert max(p["probabilities"], key=p["probabilities"].get) == str(p["label"])
+
+
+def test_readyz_lists_every_reason_and_healthz_stays_liveness(server: Server) -> None:
+    with server.client(auth=False) as c, Store(data_dir=server.data_dir) as store:
+        store.release_lease("worker", "test-worker")
+        r = c.get("/readyz")
+        assert r.status_code == 503 and r.json()["ready"] is False
+        assert any("no worker" in reason for reason in r.json()["reasons"])
+        assert c.get("/healthz").status_code == 200
+        assert store.acquire_lease("worker", "test-worker", 60.0, now=time.time() - 100)  # stale heartbeat
+        assert any("heartbeat is 100 s old" in reason for reason in c.get("/readyz").json()["reasons"])
+        assert store.acquire_lease("worker", "test-worker", 60.0)
+        assert c.get("/readyz").json() == {"ready": True, "reasons": []}
+        store.add_event(
+            EventKind.TRAINING, {"state": "failed", "error": "IndexError: target 9 is out of bounds"}
+        )
+        r = c.get("/readyz")
+        assert r.status_code == 503 and r.json()["reasons"] == [
+            "the last training attempt failed: IndexError: target 9 is out of bounds"
+        ]
+        store.add_event(EventKind.GATE, {"passed": False, "reasons": ["accuracy"]})
+        assert c.get("/readyz").status_code == 200
+        metrics = c.get("/metrics").text
+        store.release_lease("worker", "test-worker")
+    assert 'lifelong_training_last_outcome{outcome="rejected"} 1' in metrics
+    assert 'lifelong_training_last_outcome{outcome="failed"} 0' in metrics
+    age = next(
+        line for line in metrics.splitlines() if line.startswith("lifelong_worker_heartbeat_age_seconds")
+    )
+    assert 0 <= float(age.split()[-1]) < 5
+
+
+def test_metrics_carry_the_loop(server: Server) -> None:
+    with server.client() as c, Store(data_dir=server.data_dir) as store:
+        preds = c.post("/v1/predict", json={"inputs": sample(4)}).json()["predictions"]
+        truth = DATA.test.y[:4].tolist()
+        c.post(
+            "/v1/feedback",
+            json={"feedback": [{"prediction_id": p["id"], "label": y} for p, y in zip(preds, truth)]},
+        )
+        store.add_event(EventKind.DATA_DRIFT, {"score": 0.42, "monitor": "ks"})
+        text = c.get("/metrics").text
+        lines = dict(line.rsplit(" ", 1) for line in text.splitlines() if not line.startswith("#"))
+        acc = float(lines['lifelong_live_accuracy_ratio{variant="champion"}'])
+        rows = store.labelled_predictions(variant="champion", limit=500)
+        assert acc == pytest.approx(sum(r.predicted == r.label for r in rows) / len(rows), abs=1e-6)
+        assert float(lines['lifelong_drift_score{kind="data_drift"}']) == pytest.approx(0.42)
+        assert int(lines["lifelong_store_size_bytes"]) == store.size_bytes() > 0
+        promotions = len(store.events(EventKind.PROMOTION))
+        assert int(lines["lifelong_versions_promoted_total"]) == promotions > 0
+        assert int(lines["lifelong_predictions_unlogged_total"]) == 0
+        for name in ("lifelong_versions_rolled_back_total", "lifelong_predictions_unlogged_total"):
+            assert f"# TYPE {name} counter" in text

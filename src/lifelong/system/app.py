@@ -14,7 +14,20 @@ import torch
 from fastapi import FastAPI
 
 from lifelong import __version__
-from lifelong.system.api import deployments, errors, feedback, metrics, models, monitoring, predict, samples
+from lifelong.system.api import (
+    auth,
+    body,
+    deployments,
+    errors,
+    feedback,
+    limits,
+    metrics,
+    models,
+    monitoring,
+    predict,
+    samples,
+    training,
+)
 from lifelong.system.service import System
 from lifelong.system.settings import Settings
 
@@ -30,11 +43,14 @@ def create_app(settings: Settings | None = None, *, system: System | None = None
         if owned and settings.torch_threads is not None:  # the process is the server's: tune it
             torch.set_num_threads(settings.torch_threads)
         app.state.system = System(settings) if owned else system
+        app.state.json_parser = body.JsonParser()  # large bodies are parsed off the event loop
+        app.state.json_parser.start()
         if owned:
             app.state.system.start_polling()
         try:
             yield
         finally:
+            app.state.json_parser.close()
             if owned:
                 app.state.system.close()
 
@@ -44,11 +60,14 @@ def create_app(settings: Settings | None = None, *, system: System | None = None
         summary="Serve continually learning models: champion, canary, shadow, feedback, drift.",
         lifespan=lifespan,
     )
-    app.state.token = token
+    app.state.token, app.state.public_reads = token, settings.public_reads
     app.state.http_metrics = metrics.HttpMetrics()
-    app.add_middleware(metrics.ObserveAndLimit, metrics=app.state.http_metrics,
-                       max_body_bytes=settings.max_body_bytes)  # fmt: skip
+    # Last added runs first: requests are counted, the token is checked from the headers alone, then
+    # the body is size-limited while it streams in (413 the moment it passes the limit).
+    app.add_middleware(limits.BodyLimit, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(auth.TokenGuard, token=token, public_reads=settings.public_reads)
+    app.add_middleware(metrics.Observe, metrics=app.state.http_metrics)
     errors.install(app)
-    for module in (predict, feedback, samples, models, deployments, monitoring, metrics):
+    for module in (predict, feedback, samples, training, models, deployments, monitoring, metrics):
         app.include_router(module.router)
     return app

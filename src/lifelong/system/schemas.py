@@ -7,10 +7,10 @@ Nothing user-supplied is ever unpickled.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema
 
 from lifelong.errors import DataError
 
@@ -21,46 +21,124 @@ class InputTooLargeError(DataError):
     """A request carries more samples or bytes than the server accepts (HTTP 413)."""
 
 
+def _utf8(text: str) -> str:
+    """JSON allows a lone surrogate ("\\ud800") that no database can store: refuse it here (422)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode text (no lone surrogates)") from None
+    return text
+
+
+# Bounded types: a client integer beyond what the database stores is a 422, never a 500.
+MAX_LABEL = 2**31 - 1
+MAX_VERSION = 2**31 - 1
+MAX_ID = 2**63 - 1
+Label = Annotated[int, Field(ge=0, le=MAX_LABEL, description="a class index (0, 1, ...)")]
+Version = Annotated[int, Field(ge=1, le=MAX_VERSION)]
+RowId = Annotated[int, Field(ge=1, le=MAX_ID)]
+Text64 = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_utf8)]
+MAX_FEEDBACK = 10_000  # labels per batch request
+
+
+def _batch(value: Any) -> Any:
+    """A non-empty JSON list, or the array the off-loop parser already made of one (api/body.py)."""
+    if isinstance(value, np.ndarray) and value.ndim >= 1 and len(value):
+        return value
+    if not isinstance(value, list) or not value:
+        raise ValueError("must be a non-empty list with one entry per sample")
+    return value
+
+
+Inputs = Annotated[
+    Any,
+    PlainValidator(_batch),
+    WithJsonSchema(
+        {
+            "type": "array",
+            "minItems": 1,
+            "items": {},
+            "description": "a batch: one nested list of numbers per sample, shaped like the model's input",
+            "examples": [_EXAMPLE],
+        }
+    ),  # fmt: skip
+]
+
+
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
 class PredictRequest(_Body):
-    inputs: list[Any] = Field(
-        ...,
-        min_length=1,
-        description="a batch: one nested list of numbers per sample, shaped like the model's input",
-        examples=[_EXAMPLE],
-    )
-    ids: list[str] | None = Field(
+    inputs: Inputs
+    ids: list[Text64] | None = Field(
         None, description="optional request id per sample; the same id is always routed the same way"
+    )
+    probabilities: bool = Field(
+        False, description="also return each prediction's class probabilities keyed by class (name)"
     )
 
 
 class Prediction(BaseModel):
     id: str = Field(..., description="prediction id; send it back with POST /v1/feedback")
     label: int
-    scores: list[float] = Field(..., description="class probabilities")
+    scores: list[float] = Field(..., description="softmax over the model's outputs; index = label")
     version: int = Field(..., description="model version that answered")
     variant: Literal["champion", "canary"]
+    probabilities: dict[str, float] | None = Field(
+        None,
+        description='only with "probabilities": true; the same numbers keyed by class name (or label)',
+    )
 
 
 class PredictResponse(BaseModel):
     predictions: list[Prediction]
 
 
-class FeedbackRequest(_Body):
-    prediction_id: str = Field(..., min_length=1, max_length=64)
-    label: int = Field(..., ge=0, description="the true class")
+class FeedbackItem(_Body):
+    prediction_id: Text64 = Field(..., description="the id a prediction returned")
+    label: Label = Field(..., description="the true class")
+
+
+class FeedbackBatch(_Body):
+    feedback: list[FeedbackItem] = Field(..., min_length=1, max_length=MAX_FEEDBACK)
+
+
+FeedbackRequest = FeedbackItem | FeedbackBatch
 
 
 class SamplesRequest(_Body):
-    inputs: list[Any] = Field(..., min_length=1, examples=[_EXAMPLE])
-    labels: list[int] | None = Field(None, description="one class per sample, if known")
+    inputs: Inputs
+    labels: list[Label] | None = Field(None, description="one class per sample, if known")
 
 
 class SamplesResponse(BaseModel):
     ids: list[int]
+
+
+class SampleUpdate(_Body):
+    label: Label | None = Field(..., description="the corrected class, or null to unlabel the sample")
+
+
+class SampleOut(BaseModel):
+    id: int
+    label: int | None
+
+
+class TrainRequest(_Body):
+    reason: Annotated[str, AfterValidator(_utf8)] = Field(
+        "requested over HTTP", min_length=1, max_length=200, description="kept in the event"
+    )
+
+
+class TrainAccepted(BaseModel):
+    status: Literal["queued"] = "queued"
+    event_id: int = Field(..., description="the train_request event; the worker picks it up at its next poll")
+
+
+class Readiness(BaseModel):
+    ready: bool
+    reasons: list[str]
 
 
 class ModelInfo(BaseModel):
@@ -87,7 +165,7 @@ class RollbackResponse(BaseModel):
 
 
 class DeploymentRequest(_Body):
-    version: int = Field(..., ge=1)
+    version: Version
     mode: Literal["canary", "shadow"] = "canary"
     share: float = Field(0.1, gt=0.0, le=1.0, description="canary traffic share, or shadow mirroring share")
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -25,6 +26,14 @@ from lifelong.learn.learner import Learner
 from lifelong.system.canary import apply_canary_rule, compare_variants
 from lifelong.system.contract import Contract
 from lifelong.system.events import EventKind
+from lifelong.system.health import (
+    Facts,
+    StorageFullError,
+    WriteHealth,
+    is_storage_full,
+    one_line,
+    readiness_reasons,
+)
 from lifelong.system.registry import Registry
 from lifelong.system.router import Live, Loaded, MicroBatcher, ModelHolder, Routed, route
 from lifelong.system.schemas import to_array
@@ -34,6 +43,7 @@ from lifelong.system.versions import contract_of, publish_learner
 
 log = logging.getLogger(__name__)
 DRIFT_KINDS = (EventKind.DATA_DRIFT, EventKind.PERFORMANCE_DRIFT)
+T = TypeVar("T")
 _CACHE = 8  # loaded versions kept in memory (the live ones plus recent, for quick swaps back)
 
 
@@ -79,6 +89,8 @@ class System:
         self._poller: threading.Thread | None = None
         self._wanted: dict[str, tuple[int, float | None]] | None = None  # aliases last swapped in
         self.degraded: list[str] = []  # why this server is not fully ready (shown by /readyz)
+        self.write_health = WriteHealth()  # store write failures of this replica (/readyz, /metrics)
+        self._probe: tuple[float, str | None] = (0.0, None)  # (when, error) of the last write probe
         self.reload()
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -165,7 +177,13 @@ class System:
         rids = [rid or pid for rid, pid in zip(given, pids)]
         x = torch.from_numpy(x_np)
         routed = route(live, x, rids)
-        sample_ids = self._record(x_np, routed, pids, rids)
+        try:
+            sample_ids = self._record(x_np, routed, pids, rids)
+        except Exception as err:  # e.g. a full disk: the answer matters more than its record
+            sample_ids = [None] * len(x_np)
+            self._logging_failed(err, len(x_np))
+        else:
+            self.write_health.succeeded()
         self._count(routed.variants)
         if live.shadow is not None and bool(routed.mirror.any()):
             self._mirror(live.shadow, x, routed.mirror, rids, sample_ids)
@@ -221,16 +239,88 @@ class System:
             self.counts.update(extra)
 
     # -- data and feedback -----------------------------------------------------------------
-    def feedback(self, prediction_id: str, label: int) -> None:
-        """The true label of a prediction's request; it also labels the stored input for training."""
-        self.store.add_feedback(prediction_id, label)
+    def feedback(self, prediction_id: str | Sequence[tuple[str, int]], label: int | None = None) -> None:
+        """True labels of earlier predictions; they also label the stored inputs for training.
+
+        Pass one ``(prediction_id, label)`` or a sequence of pairs. A batch is one transaction: if any
+        item is invalid (label outside the deployment's classes, unknown prediction id) nothing is
+        stored and the error names the item.
+        """
+        items = [(prediction_id, label)] if isinstance(prediction_id, str) else list(prediction_id)
+        if not items:
+            raise DataError("feedback is empty; send at least one {prediction_id, label}")
+        contract = self.contract()
+        checked = []
+        for i, (pid, lab) in enumerate(items):
+            where = "" if len(items) == 1 else f"feedback item {i}: "
+            if not isinstance(pid, str) or not 0 < len(pid) <= 64:
+                raise DataError(f"{where}prediction_id must be a string of 1 to 64 characters")
+            try:
+                (lab,) = contract.check_labels([lab]) if contract is not None else _check_labels([lab])
+            except DataError as err:
+                raise DataError(f"{where}{err}") from None
+            checked.append((pid, lab))
+        self._write(self.store.add_feedback_many, checked)
 
     def add_samples(self, x: Any, y: Sequence[int] | None = None) -> list[int]:
-        """Store training samples (labelled or not) with the champion's input shape; return their ids."""
+        """Store training samples (labelled or not) with the champion's input shape; return their ids.
+
+        Labels outside the deployment's label space are refused (nothing is stored), so a bad label
+        can never break the trainings that follow."""
         if isinstance(x, torch.Tensor):
             x = x.detach().cpu().numpy()
-        shape = self.holder.live.champion.input_shape if self.holder.ready else None
-        return self.store.add_samples(to_array(x, shape, self.settings.max_batch), y, source="api")
+        contract = self.contract()
+        arr = to_array(x, None, self.settings.max_batch)
+        if contract is not None:
+            arr = contract.check_inputs(arr)
+        if y is not None:
+            y = list(y.tolist() if isinstance(y, np.ndarray | torch.Tensor) else y)
+            if len(y) != len(arr):
+                raise DataError(f"labels has {len(y)} entries for {len(arr)} samples; send one per sample")
+            y = contract.check_labels(y) if contract is not None else _check_labels(y)
+        return self._write(self.store.add_samples, arr, y, source="api")
+
+    def _write(self, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a store write the client waits for; a full store is a StorageFullError (HTTP 507)."""
+        try:
+            out = method(*args, **kwargs)
+        except LifelongError:
+            raise
+        except Exception as err:
+            if not is_storage_full(err):
+                raise
+            self.write_health.failed(err)
+            raise StorageFullError(
+                "the store cannot write: the disk or database is full; nothing was stored. Free space "
+                "(or enable retention) and send it again; the server recovers without a restart"
+            ) from err
+        self.write_health.succeeded()
+        return out
+
+    def _logging_failed(self, err: BaseException, n: int) -> None:
+        first = self.write_health.failed_since is None
+        self.write_health.failed(err, unlogged=n)
+        if first:  # once per run of failures, not once per request
+            log.error("recording predictions failed (%s); answering them unrecorded until the store "
+                      "recovers", self.write_health.last_error, exc_info=not is_storage_full(err))  # fmt: skip
+
+    # -- data management -----------------------------------------------------------------
+    def relabel_sample(self, sample_id: int, label: int | None) -> None:
+        """Set (or, with None, clear) the label of a stored sample; checked against the label space."""
+        if label is not None:
+            contract = self.contract()
+            (label,) = contract.check_labels([label]) if contract is not None else _check_labels([label])
+        self._write(self.store.relabel_sample, _check_id(sample_id), label)
+
+    def delete_sample(self, sample_id: int) -> None:
+        """Delete a stored sample (predictions made on it keep their outputs, without the input)."""
+        self._write(self.store.delete_sample, _check_id(sample_id))
+
+    def request_training(self, reason: str = "requested") -> int:
+        """Ask the worker to train now (the manual stage, or "train now" in any stage); return the event id."""
+        if not isinstance(reason, str) or not reason.isprintable() or len(reason) > 200:
+            raise DataError("reason must be printable text of at most 200 characters")
+        return self._write(self.store.add_event, EventKind.TRAIN_REQUEST, {"reason": reason})
 
     # -- versions and deployments ---------------------------------------------------------
     def bootstrap(
@@ -410,3 +500,122 @@ class System:
         if not self.holder.ready:
             raise NotFoundError("no champion is deployed; register one with System.bootstrap(learner)")
         return self.holder.live.versions()
+
+    # -- health ----------------------------------------------------------------------------
+    def readiness(self) -> list[str]:
+        """Why this replica should not get traffic now; an empty list means ready (``/readyz``).
+
+        Ready means: a champion is loaded, the store takes writes (probed at most once a second),
+        this replica's last store write succeeded, the worker's heartbeat is fresh, the latest
+        training attempt did not fail, and nothing degraded the server (e.g. a champion fallback).
+        """
+        now = time.time()
+        lease = self._quiet(lambda: self.store.lease("worker"))
+        return readiness_reasons(
+            Facts(
+                now=now,
+                champion_loaded=self.holder.ready,
+                store_error=self._store_writable(now),
+                write_failure=self.write_health.last_error,
+                unlogged_predictions=self.write_health.unlogged_predictions,
+                worker_heartbeat=lease.heartbeat if lease else None,
+                worker_stale_seconds=self.settings.worker_stale_seconds,
+                failed_training=self._quiet(self._failed_training),
+                degraded=tuple(self.degraded),
+            )
+        )
+
+    def health_metrics(self) -> dict[str, Any]:
+        """The loop's figures for ``/metrics``: worker, trainings, live accuracy, drift, storage."""
+        lease = self._quiet(lambda: self.store.lease("worker"))
+        training = self._quiet(lambda: self.store.events(EventKind.TRAINING, limit=1)) or []
+        gate = self._quiet(lambda: self.store.events(EventKind.GATE, limit=1)) or []
+        last = max(training + gate, key=lambda e: e.id, default=None)
+        if last is None or (last.kind == EventKind.TRAINING and last.payload.get("state") != "failed"):
+            outcome = None if last is None else "running"
+        else:
+            outcome = "failed" if last.kind == EventKind.TRAINING else (
+                "passed" if last.payload.get("passed") else "rejected")  # fmt: skip
+        accuracy = {}
+        for variant in ("champion", "canary", "shadow"):
+            rows = self._quiet(
+                lambda v=variant: self.store.labelled_predictions(
+                    variant=v, limit=self.settings.metrics_window
+                )
+            )
+            if rows:
+                accuracy[variant] = (sum(r.predicted == r.label for r in rows) / len(rows), len(rows))
+        drift = {}
+        for kind in DRIFT_KINDS:
+            (event,) = self._quiet(lambda k=kind: self.store.events(k, limit=1)) or [None]
+            score = None if event is None else event.payload.get("score")
+            if isinstance(score, int | float):
+                drift[kind] = float(score)
+        counts = self._quiet(self.store.count_events) or {}
+        return {
+            "worker_heartbeat_age_seconds": None
+            if lease is None
+            else max(0.0, time.time() - lease.heartbeat),
+            "training_outcome": outcome,
+            "training_timestamp_seconds": None if last is None else last.ts,
+            "live_accuracy": accuracy,
+            "drift_score": drift,
+            "store_size_bytes": self._quiet(self.store.size_bytes),
+            "predictions_unlogged_total": self.write_health.unlogged_predictions,
+            "store_write_failing": self.write_health.failed_since is not None,
+            "promoted_total": counts.get(EventKind.PROMOTION.value, 0),
+            "rolled_back_total": counts.get(EventKind.ROLLBACK.value, 0)
+            + counts.get(EventKind.CANARY_ROLLBACK.value, 0),
+        }
+
+    def _store_writable(self, now: float) -> str | None:
+        """None if the store took a probe write within the last second, else why it did not."""
+        when, error = self._probe
+        if now - when < 1.0:
+            return error
+        try:
+            self.store.probe_write()
+            error = None
+        except Exception as err:  # any failure: the reason is what readiness shows
+            error = ("the disk or database is full; " if is_storage_full(err) else "") + one_line(err)
+        self._probe = (now, error)
+        return error
+
+    def _failed_training(self) -> str | None:
+        """The error of the latest training attempt if it failed and no candidate was judged since."""
+        (training,) = self.store.events(EventKind.TRAINING, limit=1) or [None]
+        if training is None or training.payload.get("state") != "failed":
+            return None
+        (gate,) = self.store.events(EventKind.GATE, limit=1) or [None]
+        if gate is not None and gate.id > training.id:
+            return None
+        return str(training.payload.get("error") or training.payload.get("reason") or "see the worker log")
+
+    @staticmethod
+    def _quiet(read: Callable[[], T]) -> T | None:
+        """A health read that must not fail the health endpoint (the store may be down): None then."""
+        try:
+            return read()
+        except Exception:
+            log.debug("health read failed", exc_info=True)
+            return None
+
+
+def _check_labels(labels: Sequence[Any]) -> list[int]:
+    """Labels as class indices when no deployment contract says more (no champion yet)."""
+    out = []
+    for lab in labels:
+        if isinstance(lab, bool) or not isinstance(lab, int | np.integer) or not 0 <= int(lab) < 2**31:
+            raise DataError(f"label {lab!r} is not a class index (an integer from 0 to 2**31 - 1)")
+        out.append(int(lab))
+    return out
+
+
+def _check_id(sample_id: int) -> int:
+    if (
+        isinstance(sample_id, bool)
+        or not isinstance(sample_id, int | np.integer)
+        or not 0 < sample_id < 2**63
+    ):
+        raise DataError(f"a sample id is an integer from 1 to 2**63 - 1, got {sample_id!r}")
+    return int(sample_id)

@@ -2,17 +2,30 @@
 
 Every knob of the server, the Python API (:class:`lifelong.system.service.System`) and the CLI lives
 here, so a deployment is described by its environment alone (twelve-factor style).
+
+The bearer token comes from ``LIFELONG_TOKEN`` or, failing that, from the file ``<data_dir>/token``
+(mode 0600) that :meth:`Settings.with_token` creates once, so a restarted server keeps its token.
+The token never appears in a message, a log line or a ``repr``.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import secrets
+import stat
+import warnings
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from lifelong.errors import ConfigError
+
+log = logging.getLogger(__name__)
+TOKEN_FILE = "token"  # inside data_dir
+MIN_TOKEN = 16
 
 
 class Settings(BaseSettings):
@@ -25,14 +38,22 @@ class Settings(BaseSettings):
     (256, 50)
     """
 
-    model_config = SettingsConfigDict(env_prefix="LIFELONG_", extra="forbid", validate_default=True)
+    # hide_input_in_errors: a rejected token must never be echoed in a validation message
+    model_config = SettingsConfigDict(
+        env_prefix="LIFELONG_", extra="forbid", validate_default=True, hide_input_in_errors=True
+    )
 
     data_dir: Path = Field(Path("lifelong-data"), description="SQLite file and model artifacts live here")
     db_url: str | None = Field(
         None, description="SQLAlchemy URL (LIFELONG_DB_URL); default SQLite in data_dir"
     )
-    token: SecretStr | None = Field(None, description="bearer token required by mutating endpoints")
+    token: SecretStr | None = Field(
+        None, description="bearer token (LIFELONG_TOKEN); default: the file <data_dir>/token"
+    )
     auth: bool = Field(True, description="False (the --no-auth dev flag) serves without any token")
+    public_reads: bool = Field(
+        False, description="GET endpoints answer without a token (/healthz, /readyz, /metrics always do)"
+    )
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
 
@@ -54,30 +75,100 @@ class Settings(BaseSettings):
         None, ge=1, description="intra-op threads for a server process (1 suits small models on few cores)"
     )
     verify_artifacts: bool = Field(True, description="re-hash an artifact before loading it")
+    worker_stale_seconds: float = Field(
+        30.0, gt=0.0, description="/readyz fails when the worker's last heartbeat is older than this"
+    )
+    metrics_window: int = Field(
+        500, ge=1, description="latest labelled predictions per variant behind the live-accuracy gauge"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _deprecated_admin_token(cls, data: Any) -> Any:
+        """``LIFELONG_ADMIN_TOKEN`` is an old name: honoured when ``LIFELONG_TOKEN`` is absent, with a warning."""
+        old = os.environ.get("LIFELONG_ADMIN_TOKEN")
+        if old is None or not isinstance(data, dict):
+            return data
+        if data.get("token") is None:
+            msg = "LIFELONG_ADMIN_TOKEN is deprecated; rename it to LIFELONG_TOKEN (the one documented name)"
+            warnings.warn(msg, DeprecationWarning, stacklevel=2)
+            log.warning(msg)
+            return {**data, "token": old}
+        if isinstance(data["token"], str | SecretStr) and _secret(data["token"]) != old:
+            raise ConfigError("LIFELONG_TOKEN and the deprecated LIFELONG_ADMIN_TOKEN differ; unset one")
+        return data
 
     @model_validator(mode="after")
     def _token_strength(self) -> Settings:
-        if self.token is not None and len(self.token.get_secret_value()) < 16:
-            raise ValueError("LIFELONG_TOKEN must be at least 16 characters; generate one with `lifelong up`")
+        if self.token is not None:
+            _check_token(self.token.get_secret_value(), "LIFELONG_TOKEN")
         return self
 
-    def with_token(self) -> tuple[Settings, str | None]:
-        """Return settings that carry a token, and the token if it was generated just now.
+    @property
+    def token_path(self) -> Path:
+        return Path(self.data_dir) / TOKEN_FILE
 
-        ``lifelong up`` calls this and prints a generated token once; with ``auth=False`` nothing changes.
+    def with_token(self) -> tuple[Settings, str | None]:
+        """Settings that carry a token, and the token if it was generated just now (else None).
+
+        The token is ``LIFELONG_TOKEN`` if set, else the one stored in ``<data_dir>/token``, else a new
+        one written there (mode 0600) so that a restart keeps it. ``lifelong up`` calls this; with
+        ``auth=False`` nothing changes.
         """
         if not self.auth or self.token is not None:
             return self, None
+        stored = self._stored_token()
+        if stored is not None:
+            return self.model_copy(update={"token": SecretStr(stored)}), None
         token = secrets.token_urlsafe(32)
+        path = self.token_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:  # O_EXCL: two processes starting at once agree on the first token written
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return self.with_token()
+        with os.fdopen(fd, "w") as f:
+            f.write(token + "\n")
+        log.info("generated a bearer token in %s", path)
         return self.model_copy(update={"token": SecretStr(token)}), token
 
     def require_token(self) -> str | None:
         """The token the server checks, or None without auth; refuses auth enabled with no token."""
         if not self.auth:
             return None
-        if self.token is None:
+        if self.token is not None:
+            return self.token.get_secret_value()
+        stored = self._stored_token()
+        if stored is None:
             raise ConfigError(
-                "auth is on but no token is set: export LIFELONG_TOKEN=..., use `lifelong up` (which "
-                "generates one) or pass --no-auth for local development"
+                f"auth is on but no token is set: export LIFELONG_TOKEN=..., create {self.token_path} "
+                "with `lifelong up` (which generates one) or pass --no-auth for local development"
             )
-        return self.token.get_secret_value()
+        return stored
+
+    def _stored_token(self) -> str | None:
+        path = self.token_path
+        try:
+            mode = path.stat().st_mode
+            text = path.read_text().strip()
+        except FileNotFoundError:
+            return None
+        except OSError as err:
+            raise ConfigError(f"cannot read the token file {path}: {err.strerror}") from None
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            log.warning("token file %s is readable by others; run: chmod 600 %s", path, path)
+        _check_token(text, f"the token in {path}")
+        return text
+
+
+def _secret(value: str | SecretStr) -> str:
+    return value.get_secret_value() if isinstance(value, SecretStr) else value
+
+
+def _check_token(token: str, what: str) -> None:
+    """Refuse a weak token without ever echoing it (not even its length)."""
+    if len(token) < MIN_TOKEN or not token.isprintable() or token != token.strip():
+        raise ConfigError(
+            f"{what} must be at least {MIN_TOKEN} printable characters without spaces around it; "
+            "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )

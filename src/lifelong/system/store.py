@@ -262,6 +262,22 @@ class Store:
             rows = conn.execute(q).all()
         return _decode(rows)
 
+    def relabel_sample(self, sample_id: int, label: int | None) -> None:
+        """Set (None: clear) the label of one stored sample; NotFoundError if there is no such sample."""
+        values = {"label": None if label is None else _labels([label], 1, "label")[0]}
+        with self.transaction() as conn:
+            if (
+                conn.execute(sa.update(samples).where(samples.c.id == int(sample_id)).values(values)).rowcount
+                == 0
+            ):
+                raise NotFoundError(f"no sample with id {sample_id}; ids are returned by POST /v1/samples")
+
+    def delete_sample(self, sample_id: int) -> None:
+        """Delete one stored sample; predictions made on it keep their outputs and lose the link."""
+        with self.transaction() as conn:
+            if conn.execute(sa.delete(samples).where(samples.c.id == int(sample_id))).rowcount == 0:
+                raise NotFoundError(f"no sample with id {sample_id}; ids are returned by POST /v1/samples")
+
     def count_samples(self, since_id: int | None = None, *, labelled_only: bool = False) -> int:
         """How many samples arrived after ``since_id``: the policy's "enough new data" test."""
         q = _id_window(sa.select(sa.func.count()).select_from(samples), since_id, None, labelled_only)
@@ -508,6 +524,53 @@ class Store:
         with self.engine.connect() as conn:
             rows = conn.execute(q).all()
         return [JudgedPrediction(r.version, r.label, r.truth, r.sample_id, r.ts) for r in rows]
+
+    def add_feedback_many(self, items: Sequence[tuple[str, int]]) -> None:
+        """Attach labels to many predictions in one transaction: all are stored, or none.
+
+        An unknown prediction id raises NotFoundError naming it (and its position in ``items``).
+        """
+        labels = _labels([lab for _, lab in items], len(items), "labels")
+        ids = [pid for pid, _ in items]
+        now = time.time()
+        with self.transaction() as conn:
+            found: dict[str, Any] = {}
+            for start in range(0, len(ids), _CHUNK):
+                q = sa.select(predictions.c.id, predictions.c.request_id, predictions.c.sample_id)
+                for row in conn.execute(q.where(predictions.c.id.in_(ids[start : start + _CHUNK]))):
+                    found[row.id] = row
+            for i, pid in enumerate(ids):
+                if pid not in found:
+                    where = f"feedback item {i}: " if len(ids) > 1 else ""
+                    raise NotFoundError(
+                        f"{where}no prediction with id {pid!r}; use the id the prediction returned "
+                        "(nothing was stored)"
+                    )
+            for pid, label in zip(ids, labels):
+                row = found[pid]
+                upsert(conn, feedback, {"request_id": row.request_id},
+                       {"prediction_id": pid, "label": label, "ts": now})  # fmt: skip
+                if row.sample_id is not None:
+                    conn.execute(sa.update(samples).where(samples.c.id == row.sample_id).values(label=label))
+
+    def count_events(self) -> dict[str, int]:
+        """How many events of each kind were ever logged (promotions, rollbacks... for /metrics)."""
+        q = sa.select(events.c.kind, sa.func.count()).group_by(events.c.kind)
+        with self.engine.connect() as conn:
+            return {kind: int(n) for kind, n in conn.execute(q)}
+
+    def size_bytes(self) -> int:
+        """Bytes the database takes on disk (SQLite: the file plus its WAL; PostgreSQL: the database)."""
+        if self.engine.dialect.name == "postgresql":
+            with self.engine.connect() as conn:
+                return int(conn.execute(sa.text("SELECT pg_database_size(current_database())")).scalar_one())
+        path = Path(self.engine.url.database or "")
+        return sum(p.stat().st_size for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")) if p.exists())
+
+    def probe_write(self) -> None:
+        """A tiny real write (one cursor row), so readiness knows the store takes writes right now."""
+        with self.transaction() as conn:
+            upsert(conn, cursors, {"name": "readiness-probe"}, {"value": time.time_ns() // 1_000_000})
 
     def labelled_predictions(
         self,

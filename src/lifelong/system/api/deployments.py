@@ -6,14 +6,15 @@ from typing import Literal
 
 from fastapi import APIRouter
 
-from lifelong.system.api.deps import Authorized, SystemDep
+from lifelong.system.api.deps import Authorized, Reader, SystemDep
+from lifelong.system.api.models import loading
 from lifelong.system.schemas import CanaryDecision, DeploymentRequest, Deployments, ErrorBody
 
 router = APIRouter(prefix="/v1/deployments", tags=["models"])
 ERRORS = {code: {"model": ErrorBody} for code in (401, 403, 404, 409, 422)}
 
 
-@router.get("", response_model=Deployments)
+@router.get("", response_model=Deployments, dependencies=[Reader], responses=ERRORS)
 def deployments(system: SystemDep) -> Deployments:
     """Aliases in the registry (this replica may lag them by up to ``poll_seconds``)."""
     return Deployments(aliases=system.deployments())
@@ -22,7 +23,8 @@ def deployments(system: SystemDep) -> Deployments:
 @router.post("", response_model=Deployments, dependencies=[Authorized], responses=ERRORS, status_code=201)
 def deploy(body: DeploymentRequest, system: SystemDep) -> Deployments:
     """Route ``share`` of traffic to a canary, or mirror ``share`` of it to a shadow."""
-    system.deploy(body.version, body.mode, body.share)
+    with loading(body.version):
+        system.deploy(body.version, body.mode, body.share)
     return Deployments(aliases=system.deployments())
 
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.types import Send
 
 from lifelong.errors import CheckpointError, LifelongError, NotFoundError, RegistryError
+from lifelong.system.health import StorageFullError
 from lifelong.system.schemas import InputTooLargeError
 
 log = logging.getLogger(__name__)
@@ -33,6 +36,7 @@ STATUS: list[tuple[type[LifelongError], int]] = [
     (AuthError, 401),
     (NotFoundError, 404),
     (InputTooLargeError, 413),
+    (StorageFullError, 507),
     (RegistryError, 409),
     (CheckpointError, 409),
     (LifelongError, 422),
@@ -42,7 +46,22 @@ STATUS: list[tuple[type[LifelongError], int]] = [
 def error_response(
     status: int, kind: str, message: str, headers: dict[str, str] | None = None
 ) -> JSONResponse:
-    return JSONResponse({"error": {"type": kind, "message": message}}, status_code=status, headers=headers)
+    return JSONResponse({"error": {"type": kind, "message": _printable(message)}}, status_code=status,
+                        headers=headers)  # fmt: skip
+
+
+async def raw_error(send: Send, status: int, kind: str, message: str,
+                    headers: list[tuple[bytes, bytes]] | None = None) -> None:  # fmt: skip
+    """The same JSON error body, sent from a pure ASGI middleware (before any route runs)."""
+    payload = json.dumps({"error": {"type": kind, "message": _printable(message)}}).encode()
+    head = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": head + (headers or [])})
+    await send({"type": "http.response.body", "body": payload})
+
+
+def _printable(message: str) -> str:
+    """A client may send a lone surrogate (valid JSON, invalid UTF-8): escape it rather than fail."""
+    return message.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def status_of(err: LifelongError) -> int:
@@ -67,6 +86,8 @@ async def _validation(request: Request, err: Exception) -> JSONResponse:
 
 async def _http(request: Request, err: Exception) -> JSONResponse:
     assert isinstance(err, HTTPException)
+    if err.status_code == 413:  # api.limits.BodyLimit stopped reading a body that passed the limit
+        return error_response(413, "BodyTooLargeError", str(err.detail), {"connection": "close"})
     return error_response(err.status_code, "HTTPError", str(err.detail), getattr(err, "headers", None))
 
 

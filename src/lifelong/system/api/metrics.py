@@ -1,13 +1,12 @@
 """GET /metrics in the Prometheus text format, and the ASGI middleware that measures requests.
 
-Hand-written (a few counters and one histogram) to avoid a dependency. The same middleware enforces
-the body size limit, before the body is parsed, so an oversized upload never reaches JSON decoding.
+Hand-written (a few counters and one histogram) to avoid a dependency. Names follow Prometheus
+conventions: base units in the name (``_seconds``, ``_bytes``, ``_ratio``), ``_total`` for counters.
 """
 
 from __future__ import annotations
 
 import bisect
-import json
 import threading
 import time
 from collections import Counter
@@ -57,11 +56,11 @@ class HttpMetrics:
             return out
 
 
-class ObserveAndLimit:
-    """Pure ASGI middleware: 413 for bodies over ``max_body_bytes``, then time and count the request."""
+class Observe:
+    """Pure ASGI middleware: time and count every request (401s and 413s included) by route and status."""
 
-    def __init__(self, app: ASGIApp, metrics: HttpMetrics, max_body_bytes: int) -> None:
-        self.app, self.metrics, self.max_body_bytes = app, metrics, max_body_bytes
+    def __init__(self, app: ASGIApp, metrics: HttpMetrics) -> None:
+        self.app, self.metrics = app, metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -76,58 +75,19 @@ class ObserveAndLimit:
             await send(message)
 
         try:
-            body = await self._read_body(scope, receive)
-            if body is None:
-                await _too_large(send_status, self.max_body_bytes)
-                return
-            await self.app(scope, _replay(body), send_status)
+            await self.app(scope, receive, send_status)
         finally:
             route = getattr(scope.get("route"), "path", None) or "unmatched"
             self.metrics.observe(scope["method"], route, status, time.perf_counter() - start)
 
-    async def _read_body(self, scope: Scope, receive: Receive) -> bytes | None:
-        """The whole body, or None if it is (or claims to be) larger than the limit."""
-        for name, value in scope.get("headers", []):
-            if name == b"content-length" and value.isdigit() and int(value) > self.max_body_bytes:
-                return None
-        chunks, size, more = [], 0, True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                break
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body_bytes:
-                return None
-            chunks.append(chunk)
-            more = message.get("more_body", False)
-        return b"".join(chunks)
+
+def _gauge(name: str, kind: str, samples: list[tuple[str, Any]], help: str = "") -> list[str]:
+    head = [f"# HELP {name} {help}"] if help else []
+    return [*head, f"# TYPE {name} {kind}", *(f"{name}{labels} {value}" for labels, value in samples)]
 
 
-def _replay(body: bytes) -> Receive:
-    sent = False
-
-    async def receive() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return {"type": "http.disconnect"}
-
-    return receive
-
-
-async def _too_large(send: Send, limit: int) -> None:
-    msg = f"request body exceeds {limit} bytes; send smaller batches"
-    payload = json.dumps({"error": {"type": "BodyTooLargeError", "message": msg}}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()),
-               (b"connection", b"close")]  # fmt: skip
-    await send({"type": "http.response.start", "status": 413, "headers": headers})
-    await send({"type": "http.response.body", "body": payload})
-
-
-def _gauge(name: str, kind: str, samples: list[tuple[str, Any]]) -> list[str]:
-    return [f"# TYPE {name} {kind}", *(f"{name}{labels} {value}" for labels, value in samples)]
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 @router.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")
@@ -135,7 +95,7 @@ def metrics(request: Request, system: SystemDep) -> PlainTextResponse:
     counts = dict(system.counts)
     lines = request.app.state.http_metrics.render()
     preds = [(f'{{variant="{k.removeprefix("predictions_")}"}}', v) for k, v in sorted(counts.items())
-             if k.startswith("predictions_")]  # fmt: skip
+             if k.startswith("predictions_") and k != "predictions_unlogged"]  # fmt: skip
     lines += _gauge("lifelong_predictions_total", "counter", preds)
     lines += _gauge("lifelong_model_swaps_total", "counter", [("", system.holder.swaps)])
     lines += _gauge("lifelong_shadow_dropped_total", "counter", [("", counts.get("shadow_dropped", 0))])
@@ -146,4 +106,44 @@ def metrics(request: Request, system: SystemDep) -> PlainTextResponse:
     lines += _gauge(
         "lifelong_model_version", "gauge", [(f'{{alias="{a}"}}', v) for a, (v, _) in live.items()]
     )
+    lines += _loop_metrics(system.health_metrics())
     return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
+
+
+def _loop_metrics(h: dict[str, Any]) -> list[str]:
+    """The production loop's own figures (worker, trainings, accuracy, drift, storage)."""
+    out = []
+    if h["worker_heartbeat_age_seconds"] is not None:
+        out += _gauge("lifelong_worker_heartbeat_age_seconds", "gauge", [("", f"{h['worker_heartbeat_age_seconds']:.3f}")],
+                      "seconds since the worker last renewed its lease")  # fmt: skip
+    outcome = h["training_outcome"]
+    out += _gauge("lifelong_training_last_outcome", "gauge",
+                  [(f'{{outcome="{o}"}}', int(o == outcome)) for o in ("running", "passed", "rejected", "failed")],
+                  "1 for the outcome of the latest training attempt (passed/rejected by the gate, failed)")  # fmt: skip
+    if h["training_timestamp_seconds"] is not None:
+        out += _gauge(
+            "lifelong_training_last_timestamp_seconds",
+            "gauge",
+            [("", f"{h['training_timestamp_seconds']:.3f}")],
+        )
+    out += _gauge("lifelong_live_accuracy_ratio", "gauge",
+                  [(f'{{variant="{v}"}}', f"{acc:.6f}") for v, (acc, _) in sorted(h["live_accuracy"].items())],
+                  "accuracy of each variant over its latest labelled predictions")  # fmt: skip
+    out += _gauge("lifelong_live_accuracy_window_predictions", "gauge",
+                  [(f'{{variant="{v}"}}', n) for v, (_, n) in sorted(h["live_accuracy"].items())])  # fmt: skip
+    out += _gauge("lifelong_drift_score", "gauge",
+                  [(f'{{kind="{_escape(k)}"}}', f"{v:.6g}") for k, v in sorted(h["drift_score"].items())],
+                  "score of the latest drift report of each kind")  # fmt: skip
+    if h["store_size_bytes"] is not None:
+        out += _gauge(
+            "lifelong_store_size_bytes", "gauge", [("", h["store_size_bytes"])], "database size on disk"
+        )
+    out += _gauge("lifelong_predictions_unlogged_total", "counter", [("", h["predictions_unlogged_total"])],
+                  "predictions answered but not recorded because the store could not write")  # fmt: skip
+    out += _gauge("lifelong_store_write_failing", "gauge", [("", int(h["store_write_failing"]))],
+                  "1 while this replica's store writes fail (e.g. a full disk)")  # fmt: skip
+    out += _gauge("lifelong_versions_promoted_total", "counter", [("", h["promoted_total"])],
+                  "champion promotions recorded in the event log")  # fmt: skip
+    out += _gauge("lifelong_versions_rolled_back_total", "counter", [("", h["rolled_back_total"])],
+                  "rollbacks and canary rollbacks recorded in the event log")  # fmt: skip
+    return out

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Path
 
-from lifelong.system.api.deps import Authorized, SystemDep
+from lifelong.errors import CheckpointError, LifelongError, NotFoundError, RegistryError
+from lifelong.system.api.deps import Authorized, Reader, SystemDep
 from lifelong.system.schemas import (
+    MAX_VERSION,
     Deployments,
     ErrorBody,
     ModelInfo,
@@ -18,9 +22,39 @@ from lifelong.system.schemas import (
 
 router = APIRouter(prefix="/v1", tags=["models"])
 ERRORS = {code: {"model": ErrorBody} for code in (401, 403, 404, 409, 422)}
+VersionPath = Annotated[int, Path(ge=1, le=MAX_VERSION)]
 
 
-@router.get("/models", response_model=list[ModelInfo])
+@contextmanager
+def loading(version: int) -> Iterator[None]:
+    """A version whose artifact cannot be rebuilt (crafted or damaged) is a 409 naming it, never a 500.
+
+    Loading reads a manifest written by whoever published the version: unknown model arguments, a
+    manifest nested too deep or fields of the wrong type surface here as ordinary Python errors.
+    """
+    try:
+        yield
+    except (NotFoundError, RegistryError, CheckpointError):
+        raise
+    except LifelongError as err:
+        raise CheckpointError(f"version {version} cannot be served: {err}") from err
+    except (
+        TypeError,
+        ValueError,
+        KeyError,
+        IndexError,
+        AttributeError,
+        RecursionError,
+        OSError,
+        RuntimeError,
+    ) as err:
+        raise CheckpointError(
+            f"version {version} cannot be loaded: its artifact is malformed ({type(err).__name__}); "
+            "promote another version or publish it again"
+        ) from err
+
+
+@router.get("/models", response_model=list[ModelInfo], dependencies=[Reader], responses=ERRORS)
 def list_models(system: SystemDep) -> list[dict]:
     """Every registered version, oldest first, with the aliases pointing at it."""
     return system.models()
@@ -31,11 +65,12 @@ def list_models(system: SystemDep) -> list[dict]:
 )
 def promote(
     system: SystemDep,
-    version: Annotated[int, Path(ge=1)],
+    version: VersionPath,
     body: Annotated[PromoteRequest | None, Body()] = None,
 ) -> Deployments:
     """Point an alias (default: champion) at ``version``; this replica swaps at once, others within ~1 s."""
-    system.promote(version, (body or PromoteRequest()).alias)
+    with loading(version):
+        system.promote(version, (body or PromoteRequest()).alias)
     return Deployments(aliases=system.deployments())
 
 

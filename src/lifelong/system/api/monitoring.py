@@ -1,4 +1,5 @@
-"""GET /v1/drift, GET /v1/events, GET /healthz: what the loop decided and whether this replica serves."""
+"""GET /v1/drift, /v1/events, /healthz, /readyz: what the loop decided, whether this replica lives and
+whether it should get traffic."""
 
 from __future__ import annotations
 
@@ -7,24 +8,25 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
-from lifelong.system.api.deps import SystemDep
-from lifelong.system.schemas import EventOut
+from lifelong.system.api.deps import Reader, SystemDep
+from lifelong.system.schemas import MAX_ID, ErrorBody, EventOut, Readiness
 
 router = APIRouter(tags=["monitoring"])
 Limit = Annotated[int, Query(ge=1, le=1000)]
+ERRORS = {code: {"model": ErrorBody} for code in (401, 403, 422)}
 
 
-@router.get("/v1/drift", response_model=list[EventOut])
+@router.get("/v1/drift", response_model=list[EventOut], dependencies=[Reader], responses=ERRORS)
 def drift(system: SystemDep, limit: Limit = 20) -> list[dict]:
     """The latest drift reports stored by the monitors, oldest first."""
     return [e._asdict() for e in system.drift(limit)]
 
 
-@router.get("/v1/events", response_model=list[EventOut])
+@router.get("/v1/events", response_model=list[EventOut], dependencies=[Reader], responses=ERRORS)
 def events(
     system: SystemDep,
     kind: Annotated[str | None, Query(pattern=r"^[a-z][a-z0-9_-]{0,63}$")] = None,
-    after_id: Annotated[int | None, Query(ge=0)] = None,
+    after_id: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
     limit: Limit = 100,
 ) -> list[dict]:
     """Events oldest first; poll with ``after_id`` set to the last id seen."""
@@ -32,11 +34,20 @@ def events(
 
 
 @router.get("/healthz")
-def healthz(system: SystemDep) -> JSONResponse:
-    """200 with the live versions once a champion is loaded, 503 before."""
-    if not system.holder.ready:
-        return JSONResponse({"status": "no champion"}, status_code=503)
-    live = system.live_versions()
+async def healthz(system: SystemDep) -> JSONResponse:
+    """Liveness: 200 while the process serves HTTP (with the versions it serves, if any).
+
+    Async and free of I/O on purpose: it answers even when the store or the worker is down; use
+    ``/readyz`` to decide whether to send traffic.
+    """
+    live = system.holder.live.versions() if system.holder.ready else {}
     return JSONResponse(
         {"status": "ok", "live": {k: {"version": v, "share": s} for k, (v, s) in live.items()}}
     )
+
+
+@router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
+def readyz(system: SystemDep) -> JSONResponse:
+    """Readiness: 200 when this replica should get traffic, else 503 with every reason."""
+    reasons = system.readiness()
+    return JSONResponse({"ready": not reasons, "reasons": reasons}, status_code=503 if reasons else 200)

@@ -1,0 +1,32 @@
+"""The JSON parsing done in the helper process of :mod:`lifelong.system.api.body` (kept tiny: the
+helper imports only this module, json and NumPy)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+
+
+def parse_body(body: bytes) -> tuple[str, Any]:
+    """``("ok", document)`` with a rectangular numeric ``inputs`` turned into an array (exactly
+    what :func:`~lifelong.system.schemas.to_array` makes of it first), or ``("invalid", (message,
+    position))``: a JSONDecodeError does not survive pickling."""
+    try:
+        doc = json.loads(body)
+    except json.JSONDecodeError as err:
+        return "invalid", (err.msg, err.pos)
+    if isinstance(doc, dict) and isinstance(doc.get("inputs"), list):
+        try:
+            arr = np.asarray(doc["inputs"])
+        except (ValueError, OverflowError):  # ragged or odd: leave it to the route's error message
+            return "ok", doc
+        if arr.dtype.kind in "fiu" and arr.ndim >= 2:
+            doc["inputs"] = arr
+    return "ok", doc
+
+
+def ready() -> bool:
+    """A no-op the server runs once at start-up, so the helper is spawned before the first big body."""
+    return True

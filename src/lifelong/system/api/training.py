@@ -1,0 +1,24 @@
+"""POST /v1/train: ask the worker to train now (the manual stage, or "train now" in any stage)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, status
+
+from lifelong.system.api.deps import Authorized, SystemDep
+from lifelong.system.schemas import ErrorBody, TrainAccepted, TrainRequest
+
+router = APIRouter(prefix="/v1", tags=["models"])
+
+
+@router.post(
+    "/train",
+    response_model=TrainAccepted,
+    status_code=status.HTTP_202_ACCEPTED,
+    dependencies=[Authorized],
+    responses={code: {"model": ErrorBody} for code in (401, 403, 422, 507)},
+)
+def train(system: SystemDep, body: Annotated[TrainRequest | None, Body()] = None) -> TrainAccepted:
+    """Record a ``train_request`` event; the worker trains at its next poll (see GET /v1/events)."""
+    return TrainAccepted(event_id=system.request_training((body or TrainRequest()).reason))

@@ -1,0 +1,120 @@
+"""Whether a serving replica is healthy: store write failures told apart, and readiness from facts.
+
+A full disk must not stop predictions: their logging is best effort (counted, shown in ``/readyz``
+and ``/metrics``), while samples and feedback, which the client expects to be kept, are refused
+with HTTP 507 so the client retries later. :func:`is_storage_full` recognises the failure on SQLite
+(``SQLITE_FULL``: "database or disk is full", or an I/O error from ``ENOSPC``) and PostgreSQL
+(SQLSTATE 53100 ``disk_full``, "could not extend file"). Nothing needs a restart: the next write
+that succeeds clears the state.
+
+:func:`readiness_reasons` turns the facts a replica gathers (:meth:`System.readiness`) into the
+list ``/readyz`` shows; it is a pure function, tested alone.
+"""
+
+from __future__ import annotations
+
+import errno
+import threading
+import time
+from dataclasses import dataclass
+from typing import ClassVar
+
+from lifelong.errors import LifelongError
+
+_FULL_MESSAGES = ("database or disk is full", "no space left on device", "could not extend file",
+                  "disk quota exceeded", "disk full")  # fmt: skip
+
+
+class StorageFullError(LifelongError):
+    """The store cannot write (disk or database full); nothing was stored (HTTP 507)."""
+
+
+def is_storage_full(err: BaseException) -> bool:
+    """Whether ``err`` (or an exception it wraps) says the disk or the database is full."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if getattr(current, "sqlstate", None) == "53100":  # psycopg: disk_full
+            return True
+        if any(m in str(current).lower() for m in _FULL_MESSAGES):
+            return True
+        current = getattr(current, "orig", None) or current.__cause__ or current.__context__
+    return False
+
+
+@dataclass
+class WriteHealth:
+    """Failed store writes of this replica: thread-safe, cleared by a success ``settle_seconds`` after
+    the last failure (on a nearly full disk small writes still fit while larger ones fail; one lucky
+    small write must not report the store healthy)."""
+
+    settle_seconds: ClassVar[float] = 2.0
+    failed_since: float | None = None  # first failure of the current run of failures
+    failed_last: float = 0.0
+    last_error: str | None = None
+    unlogged_predictions: int = 0  # monotonic: predictions answered without being recorded
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def failed(self, err: BaseException, unlogged: int = 0) -> None:
+        with self._lock:
+            self.failed_last = time.time()
+            self.failed_since = self.failed_since or self.failed_last
+            self.last_error = one_line(err)
+            self.unlogged_predictions += unlogged
+
+    def succeeded(self) -> None:
+        if self.failed_since is not None and time.time() - self.failed_last > self.settle_seconds:
+            with self._lock:
+                self.failed_since, self.last_error = None, None
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What a replica knows about itself when asked whether it is ready."""
+
+    now: float
+    champion_loaded: bool
+    store_error: str | None  # None: the store accepted a write just now
+    write_failure: str | None  # None: the last store write of this replica succeeded
+    unlogged_predictions: int
+    worker_heartbeat: float | None  # None: no worker holds the lease
+    worker_stale_seconds: float
+    failed_training: str | None  # the error of the latest training attempt if it failed
+    degraded: tuple[str, ...] = ()
+
+
+def readiness_reasons(f: Facts) -> list[str]:
+    """Every reason the replica is not ready; an empty list means ready."""
+    reasons = []
+    if not f.champion_loaded:
+        reasons.append("no champion is loaded; bootstrap one (lifelong up) or promote a version")
+    if f.store_error is not None:
+        reasons.append(f"the store is not writable: {f.store_error}")
+    if f.write_failure is not None:
+        reasons.append(
+            f"store writes are failing ({f.write_failure}); {f.unlogged_predictions} predictions were "
+            "answered without being recorded; samples and feedback get 507 until space is freed"
+        )
+    if f.worker_heartbeat is None:
+        reasons.append(
+            "no worker holds the lease (none started, or it stopped): start `lifelong worker` or `lifelong up`"
+        )
+    elif f.now - f.worker_heartbeat > f.worker_stale_seconds:
+        age = f.now - f.worker_heartbeat
+        reasons.append(f"the worker's last heartbeat is {age:.0f} s old (limit {f.worker_stale_seconds:g} s); "
+                       "is it running?")  # fmt: skip
+    if f.failed_training is not None:
+        reasons.append(f"the last training attempt failed: {f.failed_training}")
+    reasons.extend(f.degraded)
+    return reasons
+
+
+def one_line(err: BaseException) -> str:
+    orig = getattr(err, "orig", None) or err  # SQLAlchemy wraps the driver's error
+    text = str(orig).splitlines()[0] if str(orig) else type(orig).__name__
+    return text[:200]
