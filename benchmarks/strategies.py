@@ -104,7 +104,11 @@ def _grid(jobs: list[dict[str, Any]], log: Path, workers: int) -> list[dict[str,
             f.flush()
             done.append(run)
             m = run.get("metrics", {})
-            status = run.get("skipped") or run.get("error") or f"ACC {m.get('acc', 0):.3f}"
+            status = (
+                run.get("skipped")
+                or run.get("error")
+                or ("diverged" if m.get("diverged") else f"ACC {m.get('acc', 0):.3f}")
+            )
             print(
                 f"{job['benchmark']:>18} {job['strategy']:>18} buf {job['buffer']} seed {job['seed']}: {status}"
             )
@@ -125,13 +129,18 @@ def tune(args: argparse.Namespace) -> None:
         mine = [r for r in runs if r["strategy"] == name]
         if not mine:
             continue
-        best = max(mine, key=lambda r: r["metrics"]["acc"])  # r["params"]: every hyper-parameter used
+        scored = [r for r in mine if not r["metrics"].get("diverged")]  # a diverged run is no candidate
+        if not scored:
+            print(f"{name}: every setting diverged; hparams left unchanged")
+            continue
+        best = max(scored, key=lambda r: r["metrics"]["acc"])  # r["params"]: every hyper-parameter used
         path = HPARAMS_DIR / f"{name}.json"
         table = json.loads(path.read_text()) if path.exists() else {}
         table["default"] = {**table.get("default", {}), **{k: best["params"][k] for k in SEARCH[name]}}
         table["_tuning"] = {"benchmark": args.benchmark, "seed": 0, "train_fraction": args.train_fraction,
                             "search": SEARCH[name], "acc": {json.dumps({k: r["params"][k] for k in SEARCH[name]}):
-                                                            round(r["metrics"]["acc"], 4) for r in mine}}  # fmt: skip
+                                                            "diverged" if r["metrics"].get("diverged") else round(r["metrics"]["acc"], 4)
+                                                            for r in mine}}  # fmt: skip
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(table, indent=1) + "\n")
         print(f"{name}: chose {table['default']} (ACC {best['metrics']['acc']:.3f} on seed 0)")
