@@ -76,7 +76,7 @@ def test_fisher_and_score_match_a_hand_computation(n: int) -> None:
     assert lo >= 0 and torch.allclose(f[W], (spy.fisher[W] - lo) / (hi - lo))  # over every parameter together
     for name in rwalk.importance_:
         assert torch.allclose(rwalk.importance_[name], f[name] + s[name], rtol=1e-4, atol=1e-6)
-        assert 0 <= float(rwalk.importance_[name].min()) and float(rwalk.importance_[name].max()) <= 2
+        assert float(rwalk.importance_[name].min()) >= 0 and float(rwalk.importance_[name].max()) <= 2
 
 
 def test_penalty_zero_at_anchor_and_quadratic() -> None:
