@@ -8,7 +8,6 @@ from lifelong.errors import StrategyMismatchError
 from lifelong.learn.learner import Learner
 from lifelong.strategies import AGEM
 from lifelong.strategies.gem import flat_grad, loss_grad, trainable, write_grad
-from tests.strategies.test_gem import uint8_scenario
 
 
 def _trained() -> tuple[Learner, AGEM]:
@@ -74,8 +73,8 @@ def test_task_free_is_refused() -> None:
         Learner(toy_model(), [AGEM(20)]).fit(toy_scenario("task-free"))
 
 
-def test_uint8_budget() -> None:
+def test_uint8_budget(uint8_scenario) -> None:
     agem = AGEM(buffer_size=20)
-    Learner(toy_model(), [agem], lr=0.1, batch_size=32).fit(uint8_scenario())
+    Learner(toy_model(), [agem], lr=0.1, batch_size=32).fit(uint8_scenario)
     assert agem.buffer_.x.dtype == torch.uint8
     assert agem.memory_bytes() == 20 * (8 + 8 + 8)  # uint8 features, int64 label and task id
