@@ -33,7 +33,9 @@ class ICaRL(Strategy):
     buffer_size : exemplars in total, split equally across the classes seen.
     distillation : ``bce`` (the paper: sigmoid outputs over the classes seen; the current
         experience's classes are classified, older ones distilled from the previous model) or
-        ``kd`` (cross-entropy plus softmax distillation of the old classes, as in LwF).
+        ``kd`` (cross-entropy plus softmax distillation of the old classes, as in LwF; in
+        task-incremental scenarios each old task on its own unmasked outputs). The teacher is a
+        copy of the model at the last boundary, run through the strategies' forward hooks.
     temperature : softens the ``kd`` distributions.
     alpha : weight of the ``kd`` term.
     """
