@@ -30,3 +30,14 @@ def test_a_diverged_run_is_marked_and_not_scored() -> None:
     assert math.isnan(result.metrics["acc"]) and "diverged" in result.table()
     healthy = Learner(toy_model(), [Naive()], lr=0.1, batch_size=8).fit(toy_scenario())
     assert not healthy.diverged and healthy.metrics["acc"] > 0.4 and "diverged" not in healthy.table()
+
+
+def test_report_tables_print_diverged_instead_of_a_score() -> None:
+    from lifelong.bench.report import markdown_table, pivot_table
+    from lifelong.bench.runner import summarize
+
+    diverged = Learner(toy_model(), [Naive()], lr=1e3, batch_size=8).fit(toy_scenario())
+    run = {"benchmark": "toy", "strategy": "naive", "metrics": diverged.metrics}
+    rows = summarize([run])
+    assert "diverged" in markdown_table(rows) and "nan" not in markdown_table(rows)
+    assert "| naive | diverged |" in pivot_table(rows, ["toy"])
