@@ -68,3 +68,50 @@ def test_byte_budget_for_uint8_storage(policy: str) -> None:
     assert buf.x.dtype == torch.uint8 and len(buf) == capacity
     # x: 16 bytes per sample; y and t: int64; logits: float32 per class
     assert buf.nbytes() == capacity * (16 + 8 + 8 + 4 * n_classes)
+
+
+def _tagged(first: int, n: int, dim: int = 784, n_classes: int = 10) -> tuple[torch.Tensor, ...]:
+    """Offered samples whose every field carries the sample's id: a mixed row cannot hide."""
+    ids = torch.arange(first, first + n)
+    x = ids.float()[:, None].expand(n, dim).contiguous()
+    return x, ids % n_classes, ids, ids.float()[:, None].expand(n, n_classes).contiguous()
+
+
+@pytest.mark.parametrize("threads", [1, 2, 4])
+def test_reservoir_rows_come_from_one_sample_and_the_last_offer_wins(threads: int) -> None:
+    torch.set_num_threads(threads)  # the autouse fixture restores the count
+    capacity, batch = 500, 128
+    buf, g = make_buffer("reservoir", capacity), torch.Generator().manual_seed(0)
+    shadow = torch.Generator().manual_seed(0)  # replays the same draws sequentially, one sample at a time
+    expected = torch.full((capacity,), -1)
+    seen = 0
+    for b in range(120):
+        x, y, t, logits = _tagged(b * batch, batch)
+        buf.add(x, y, t, generator=g, logits=logits)
+        fill = min(capacity - seen, batch) if seen < capacity else 0
+        expected[seen : seen + fill] = t[:fill]
+        if fill < batch:
+            u = torch.rand(batch - fill, generator=shadow).tolist()
+            for i, r in enumerate(u, start=fill):
+                j = int(r * (seen + i + 1))
+                if j < capacity:
+                    expected[j] = t[i]  # sequential reservoir: a later sample overwrites an earlier one
+        seen += batch
+    ids = buf.t
+    assert len(buf) == capacity and torch.equal(ids, expected)
+    assert torch.equal(buf.x, ids.float()[:, None].expand_as(buf.x))  # no row mixes two samples
+    assert torch.equal(buf.y, ids % 10) and torch.equal(
+        buf.logits, ids.float()[:, None].expand_as(buf.logits)
+    )
+
+
+@pytest.mark.parametrize("policy", sorted(BUFFERS))
+def test_every_policy_keeps_each_row_whole(policy: str) -> None:
+    buf, g = make_buffer(policy, 50), torch.Generator().manual_seed(0)
+    for b in range(20):
+        x, y, t, logits = _tagged(b * 64, 64, dim=16)
+        buf.add(x, y, t, generator=g, logits=logits)
+    ids = buf.t[: len(buf)]
+    assert len(torch.unique(ids)) == len(buf)
+    assert torch.equal(buf.x[: len(buf)], ids.float()[:, None].expand(len(buf), 16))
+    assert torch.equal(buf.y[: len(buf)], ids % 10)

@@ -6,6 +6,8 @@ from lifelong.checks import toy_data, toy_model, toy_scenario
 from lifelong.data import from_tensors
 from lifelong.errors import ConfigError, DataError, StrategyMismatchError
 from lifelong.learn import Callback, Control, EarlyStopping, Learner, LoopState, Strategy, Timer
+from lifelong.learn.learner import CALLBACK_HOOKS
+from lifelong.learn.strategy import HOOKS
 from lifelong.strategies import EWC, Joint, Naive, Replay
 
 
@@ -80,6 +82,7 @@ def test_task_free_stream_is_seen_once_without_boundaries() -> None:
 
 
 def test_hooks_and_callbacks_run_in_list_order() -> None:
+    """Every strategy hook and every callback moment, recorded for two of each, in one step."""
     calls: list[str] = []
 
     class Recorder(Strategy):
@@ -88,12 +91,28 @@ def test_hooks_and_callbacks_run_in_list_order() -> None:
         def __init__(self, tag: str = "") -> None:
             self.tag = tag
 
+        def attach(self, learner):
+            calls.append(f"{self.tag}.attach")
+
         def before_experience(self, learner, experience):
             calls.append(f"{self.tag}.before_experience")
+
+        def train_data(self, learner, experience, data):
+            calls.append(f"{self.tag}.train_data")
+            return data
+
+        def train_step(self, learner, batch):  # None: the learner's own step follows
+            calls.append(f"{self.tag}.train_step")
 
         def batch(self, learner, batch):
             calls.append(f"{self.tag}.batch")
             return batch
+
+        def forward(self, learner, x, t):  # None: the next strategy, then the model, computes logits
+            calls.append(f"{self.tag}.forward")
+
+        def loss(self, learner, batch, logits):  # None: cross-entropy
+            calls.append(f"{self.tag}.loss")
 
         def penalty(self, learner, batch, logits):
             calls.append(f"{self.tag}.penalty")
@@ -106,6 +125,9 @@ def test_hooks_and_callbacks_run_in_list_order() -> None:
 
         def after_experience(self, learner, experience):
             calls.append(f"{self.tag}.after_experience")
+
+        def predict(self, learner, x, t):
+            calls.append(f"{self.tag}.predict")
 
     class Cb(Callback):
         def __init__(self, tag: str) -> None:
@@ -120,16 +142,26 @@ def test_hooks_and_callbacks_run_in_list_order() -> None:
         def on_epoch_end(self, state, control):
             calls.append(f"{self.tag}.on_epoch_end")
 
+        def on_experience_end(self, state, control):
+            calls.append(f"{self.tag}.on_experience_end")
+
+    assert set(HOOKS) == {c for c in vars(Recorder) if not c.startswith("_")} - {"name"}  # every hook
+    assert set(CALLBACK_HOOKS) == {c for c in vars(Cb) if c.startswith("on_")}  # every callback moment
     experience = toy_scenario()[0]
     experience.train = experience.train.subset(torch.arange(8))  # exactly one step
-    Learner(toy_model(), [Recorder("a"), Recorder("b")], batch_size=8, callbacks=[Cb("x"), Cb("y")]).learn(
-        experience
-    )
+    learner = Learner(toy_model(), [Recorder("a"), Recorder("b")], batch_size=8, callbacks=[Cb("x"), Cb("y")])
+    learner.learn(experience)
+    learner.predict(torch.zeros(2, 8))
     assert calls == [
-        "a.before_experience", "b.before_experience", "x.on_experience_start", "y.on_experience_start",
-        "a.batch", "b.batch", "a.penalty", "b.penalty", "a.after_backward", "b.after_backward",
-        "a.after_step", "b.after_step", "x.on_step_end", "y.on_step_end", "x.on_epoch_end", "y.on_epoch_end",
+        "a.attach", "b.attach",
+        "a.before_experience", "b.before_experience", "a.train_data", "b.train_data",
+        "x.on_experience_start", "y.on_experience_start",
+        "a.train_step", "b.train_step", "a.batch", "b.batch", "a.forward", "b.forward", "a.loss", "b.loss",
+        "a.penalty", "b.penalty", "a.after_backward", "b.after_backward", "a.after_step", "b.after_step",
+        "x.on_step_end", "y.on_step_end", "x.on_epoch_end", "y.on_epoch_end",
+        "x.on_experience_end", "y.on_experience_end",
         "a.after_experience", "b.after_experience",
+        "a.predict", "b.predict", "a.forward", "b.forward",
     ]  # fmt: skip
 
 

@@ -1,12 +1,13 @@
 """A-GEM: a conflicting gradient is projected onto the reference gradient's half-space, others pass."""
 
+import pytest
 import torch
 
 from lifelong.checks import toy_model, toy_scenario
+from lifelong.errors import StrategyMismatchError
 from lifelong.learn.learner import Learner
 from lifelong.strategies import AGEM
 from lifelong.strategies.gem import flat_grad, loss_grad, trainable, write_grad
-from tests.strategies.test_gem import uint8_scenario
 
 
 def _trained() -> tuple[Learner, AGEM]:
@@ -19,7 +20,7 @@ def _trained() -> tuple[Learner, AGEM]:
 def _reference(learner: Learner, agem: AGEM) -> torch.Tensor:
     """The reference gradient ``after_backward`` will draw (same generator state), without consuming it."""
     state = learner.generator.get_state()
-    _, ref, _ = agem.buffer_.sample(learner.batch_size, learner.generator)
+    _, ref, _ = agem.buffer_.sample(agem.batch_size, learner.generator)
     learner.generator.set_state(state)
     return loss_grad(learner, trainable(learner.model), ref.x, ref.y, ref.t)
 
@@ -46,14 +47,34 @@ def test_agreeing_gradient_is_unchanged() -> None:
     assert torch.equal(flat_grad(params), g)
 
 
-def test_task_free() -> None:
-    agem = AGEM(buffer_size=20)
-    Learner(toy_model(), [agem], lr=0.1, batch_size=8).fit(toy_scenario("task-free"))
-    assert len(agem.buffer_) == 20
+def test_reference_holds_only_past_experiences() -> None:
+    agem = AGEM(buffer_size=40)
+    drawn: list[tuple[int, torch.Tensor]] = []
+    sample = agem.buffer_.sample
+
+    def spy(n, generator):
+        out = sample(n, generator)
+        drawn.append((learner.experience_index, out[1].y))
+        return out
+
+    agem.buffer_.sample = spy  # type: ignore[method-assign]
+    learner = Learner(toy_model(), [agem], lr=0.1, batch_size=8)
+    stream = toy_scenario("class")
+    learner.fit(stream)
+    assert drawn and all(e == 1 for e, _ in drawn)  # no projection during the first experience
+    current = torch.tensor(stream.experiences[1].classes)
+    assert all(not torch.isin(y, current).any() for _, y in drawn)  # never a current-experience sample
+    assert all(len(y) == 40 for _, y in drawn)  # min(256, memory): the authors' 256-sample reference
+    assert len(agem.buffer_) == 40 and set(agem.buffer_.y.tolist()) == {0, 1, 2, 3}  # filled at boundaries
 
 
-def test_uint8_budget() -> None:
+def test_task_free_is_refused() -> None:
+    with pytest.raises(StrategyMismatchError, match="task-free"):
+        Learner(toy_model(), [AGEM(20)]).fit(toy_scenario("task-free"))
+
+
+def test_uint8_budget(uint8_scenario) -> None:
     agem = AGEM(buffer_size=20)
-    Learner(toy_model(), [agem], lr=0.1, batch_size=32).fit(uint8_scenario())
+    Learner(toy_model(), [agem], lr=0.1, batch_size=32).fit(uint8_scenario)
     assert agem.buffer_.x.dtype == torch.uint8
     assert agem.memory_bytes() == 20 * (8 + 8 + 8)  # uint8 features, int64 label and task id

@@ -8,7 +8,6 @@ import torch.nn.functional as F
 from lifelong.checks import toy_data, toy_model, toy_scenario
 from lifelong.learn.learner import Learner
 from lifelong.strategies import DER, DERPP
-from tests.strategies.test_gem import uint8_scenario
 
 
 def _batch(n: int = 8):
@@ -65,8 +64,8 @@ def test_task_masks_stay_finite() -> None:
     assert all(torch.isfinite(p).all() for p in learner.model.parameters())
 
 
-def test_uint8_budget() -> None:
+def test_uint8_budget(uint8_scenario) -> None:
     der = DER(buffer_size=20)
-    Learner(toy_model(), [der], lr=0.1, batch_size=32).fit(uint8_scenario())
+    Learner(toy_model(), [der], lr=0.1, batch_size=32).fit(uint8_scenario)
     assert der.buffer_.x.dtype == torch.uint8
     assert der.memory_bytes() == 20 * (8 + 8 + 8 + 4 * 4)  # uint8 inputs, label, task id, 4 float32 logits

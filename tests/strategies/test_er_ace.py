@@ -7,7 +7,6 @@ from lifelong.checks import toy_model, toy_scenario
 from lifelong.data.dataset import Batch
 from lifelong.learn.learner import Learner
 from lifelong.strategies import ERACE
-from tests.strategies.test_gem import uint8_scenario
 
 
 def _setup() -> tuple[Learner, ERACE, Batch, torch.Tensor]:
@@ -48,8 +47,8 @@ def test_task_free() -> None:
     assert len(er.buffer_) == 20
 
 
-def test_uint8_budget() -> None:
+def test_uint8_budget(uint8_scenario) -> None:
     er = ERACE(buffer_size=20)
-    Learner(toy_model(), [er], lr=0.1, batch_size=32).fit(uint8_scenario())
+    Learner(toy_model(), [er], lr=0.1, batch_size=32).fit(uint8_scenario)
     assert er.buffer_.x.dtype == torch.uint8
     assert er.memory_bytes() == 20 * (8 + 8 + 8)

@@ -2,9 +2,7 @@
 
 import torch
 
-from lifelong.checks import toy_data, toy_model, toy_scenario
-from lifelong.data.dataset import Dataset, Split
-from lifelong.data.scenarios import Scenario, class_incremental
+from lifelong.checks import toy_model, toy_scenario
 from lifelong.learn.learner import Learner
 from lifelong.strategies import GEM
 from lifelong.strategies.gem import flat_grad, loss_grad, project, trainable, write_grad
@@ -61,20 +59,9 @@ def test_project_on_a_hand_made_case() -> None:
     assert torch.allclose(project(g, mem, margin=0.5), torch.tensor([1.0, 0.4]), atol=1e-6)
 
 
-def uint8_scenario() -> Scenario:
-    """The toy stream with inputs stored as uint8 (scale 1/255), as images are."""
-
-    def as_uint8(d: Dataset) -> Dataset:
-        u = (d.x - d.x.min()).div(d.x.max() - d.x.min()).mul(255).round().to(torch.uint8)
-        return Dataset(u, d.y, scale=1 / 255)
-
-    data = toy_data()
-    return class_incremental(Split(as_uint8(data.train), as_uint8(data.test)), n_experiences=2)
-
-
-def test_memory_is_split_across_experiences_and_costs_uint8_bytes() -> None:
+def test_memory_is_split_across_experiences_and_costs_uint8_bytes(uint8_scenario) -> None:
     gem = GEM(buffer_size=30)
-    Learner(toy_model(), [gem], lr=0.1, batch_size=32).fit(uint8_scenario())
+    Learner(toy_model(), [gem], lr=0.1, batch_size=32).fit(uint8_scenario)
     assert [len(y) for y in gem.y_] == [15, 15]
     assert all(x.dtype == torch.uint8 for x in gem.x_)
     assert gem.memory_bytes() == 30 * (8 + 8 + 8)  # 8 uint8 features, int64 label and task id

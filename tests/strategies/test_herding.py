@@ -1,5 +1,6 @@
 """Herding (iCaRL): the running mean of the chosen exemplars tracks the class mean."""
 
+import pytest
 import torch
 
 from lifelong.strategies._herding import herding
@@ -43,3 +44,29 @@ def test_normalize_uses_directions_only() -> None:
     f = torch.randn(6, 3, generator=torch.Generator().manual_seed(2))
     scaled = f * torch.arange(1, 7).unsqueeze(1)
     assert herding(scaled, 4, normalize=True).tolist() == herding(f, 4, normalize=True).tolist()
+
+
+def _herding_float64_loop(features: torch.Tensor, m: int, normalize: bool) -> list[int]:
+    """The previous implementation: a float64 distance over every row at each pick."""
+    f = features.double()
+    if normalize:
+        f = torch.nn.functional.normalize(f, dim=1)
+    mu, running, taken, chosen = f.mean(0), torch.zeros(f.shape[1], dtype=torch.float64), set(), []
+    for k in range(1, m + 1):
+        dist = (mu - (running + f) / k).norm(dim=1)
+        dist[list(taken)] = float("inf")
+        i = int(dist.argmin())
+        chosen.append(i)
+        taken.add(i)
+        running += f[i]
+    return chosen
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("normalize", [False, True])
+def test_same_selections_as_the_float64_loop(seed: int, normalize: bool) -> None:
+    g = torch.Generator().manual_seed(seed)
+    features = torch.relu(torch.randn(600, 32, generator=g) @ torch.randn(32, 128, generator=g))  # ReLU-like
+    assert herding(features, 120, normalize=normalize).tolist() == _herding_float64_loop(
+        features, 120, normalize
+    )

@@ -6,7 +6,8 @@ import torch
 from lifelong.checks import toy_model, toy_scenario
 from lifelong.learn.learner import Learner
 from lifelong.strategies import L2
-from tests.strategies._penalty import W, penalty_moved
+
+W = "features.1.weight"  # the weight the penalty_moved fixture displaces
 
 
 def _learned(strategy: L2) -> Learner:
@@ -19,7 +20,7 @@ def test_no_penalty_before_the_first_boundary() -> None:
     assert L2().penalty(Learner(toy_model()), None, None) is None
 
 
-def test_penalty_is_zero_at_anchor_and_quadratic_and_uniform() -> None:
+def test_penalty_is_zero_at_anchor_and_quadratic_and_uniform(penalty_moved) -> None:
     strategy = L2(lam=2.0)
     learner = _learned(strategy)
     assert float(strategy.penalty(learner, None, None).detach()) == 0.0

@@ -6,7 +6,8 @@ import torch
 from lifelong.checks import toy_model, toy_scenario
 from lifelong.learn.learner import Learner
 from lifelong.strategies import MAS
-from tests.strategies._penalty import W, penalty_moved
+
+W = "features.1.weight"  # the weight the penalty_moved fixture displaces
 
 
 def _learned(strategy: MAS, kind: str = "class", n: int = 1) -> tuple[Learner, list]:
@@ -49,7 +50,7 @@ def test_task_incremental_uses_only_the_task_outputs() -> None:
     assert not torch.allclose(mas.omega_[W], full[W], rtol=0.05)  # the other task's head is ignored
 
 
-def test_penalty_zero_at_anchor_grows_and_follows_importance() -> None:
+def test_penalty_zero_at_anchor_grows_and_follows_importance(penalty_moved) -> None:
     mas = MAS(lam=2.0)
     learner, _ = _learned(mas)
     assert float(mas.penalty(learner, None, None).detach()) == 0.0

@@ -1,4 +1,4 @@
-"""RWalk: online Fisher and path score by hand; the penalty is weighted by F + s."""
+"""RWalk: per-interval Fisher and score by hand, min-max normalisation, averaging over experiences."""
 
 import pytest
 import torch
@@ -7,76 +7,86 @@ from lifelong.checks import toy_model, toy_scenario
 from lifelong.learn.learner import Learner
 from lifelong.learn.strategy import Strategy
 from lifelong.strategies import RWalk
-from tests.strategies._penalty import W, penalty_moved
+from lifelong.strategies.rwalk import minmax
+
+W = "features.1.weight"
 
 
 class Spy(Strategy):
-    """Recomputes the running Fisher and the path integral from every step's gradient."""
+    """Recomputes the authors' per-interval updates from every step's gradient."""
 
-    def __init__(self, alpha: float, rwalk: RWalk) -> None:
-        self.alpha, self.rwalk, self.fisher = alpha, rwalk, {}
+    def __init__(self, rwalk: RWalk) -> None:
+        self.rwalk, self.fisher, self.score = rwalk, {}, {}
 
     def before_experience(self, learner, experience):
+        self.riemann = {}
+        self._restart(learner)
+        self.squares = {n: torch.zeros_like(p) for n, p in learner.model.named_parameters()}
+
+    def _restart(self, learner):
         self.start = {n: p.detach().clone() for n, p in learner.model.named_parameters()}
         self.path = {n: torch.zeros_like(p) for n, p in learner.model.named_parameters()}
 
     def after_backward(self, learner):
+        r = self.rwalk
         self.grad = {n: p.grad.clone() for n, p in learner.model.named_parameters()}
         for n, p in learner.model.named_parameters():  # the task loss's gradient: drop RWalk's own penalty
-            if n in self.rwalk.importance_:
-                self.grad[n] -= (
-                    2 * self.rwalk.lam * self.rwalk.importance_[n] * (p.detach() - self.rwalk.anchor_[n])
-                )
+            if n in r.importance_:
+                self.grad[n] -= 2 * r.lam * r.importance_[n] * (p.detach() - r.anchor_[n])
+            self.squares[n] += self.grad[n] ** 2
         self.before = {n: p.detach().clone() for n, p in learner.model.named_parameters()}
-        for n, g in self.grad.items():
-            f = self.fisher.get(n)
-            self.fisher[n] = g.pow(2) if f is None else self.alpha * f + (1 - self.alpha) * g.pow(2)
 
     def after_step(self, learner):
+        r = self.rwalk
         for n, p in learner.model.named_parameters():
             self.path[n] -= self.grad[n] * (p.detach() - self.before[n])
+        if (learner.step + 1) % r.interval:
+            return
+        for n, p in learner.model.named_parameters():
+            f = self.fisher.get(n, torch.zeros_like(p))
+            s = torch.relu(self.path[n] / (r.eps + f * (p.detach() - self.start[n]) ** 2))
+            self.riemann[n] = self.riemann.get(n, 0) + s
+            self.fisher[n] = r.alpha * self.squares[n] / r.interval + (1 - r.alpha) * f
+            self.squares[n] = torch.zeros_like(p)
+        self._restart(learner)
+
+    def after_experience(self, learner, experience):
+        for n, s in self.riemann.items():
+            self.score[n] = 0.5 * (self.score[n] + s) if n in self.score else s
 
 
-def _learned(strategy: Strategy, *extra: Strategy) -> Learner:
-    learner = Learner(toy_model(), [strategy, *extra], lr=0.1, batch_size=8, seed=0)
-    learner.learn(toy_scenario("class").experiences[0])
-    return learner
+def _fit(n: int = 1, **kw) -> tuple[Learner, RWalk, Spy]:
+    rwalk = RWalk(**kw)
+    spy = Spy(rwalk)
+    learner = Learner(toy_model(), [rwalk, spy], lr=0.1, batch_size=8, seed=0)
+    for e in toy_scenario("class").experiences[:n]:
+        learner.learn(e)
+    return learner, rwalk, spy
 
 
-def test_fisher_and_score_match_a_hand_computation() -> None:
-    rwalk = RWalk(alpha=0.8, eps=0.1)
-    spy = Spy(0.8, rwalk)
-    learner = _learned(rwalk, spy)
-    for n, p in learner.model.named_parameters():
-        assert torch.allclose(rwalk.fisher_[n], spy.fisher[n], rtol=1e-5, atol=1e-9), n
-        delta = p.detach() - spy.start[n]
-        score = spy.path[n].clamp(min=0) / (0.5 * spy.fisher[n] * delta.pow(2) + 0.1)
-        assert torch.allclose(rwalk.score_[n], score, rtol=1e-4, atol=1e-7), n
-        assert torch.allclose(rwalk.importance_[n], rwalk.fisher_[n] + rwalk.score_[n])
-        assert (rwalk.importance_[n] >= 0).all()
+@pytest.mark.parametrize("n", [1, 2])
+def test_fisher_and_score_match_a_hand_computation(n: int) -> None:
+    learner, rwalk, spy = _fit(n, alpha=0.8, eps=1e-3, interval=3)
+    for name in rwalk.fisher_:
+        assert torch.allclose(rwalk.fisher_[name], spy.fisher[name], rtol=1e-5, atol=1e-9), name
+        assert torch.allclose(rwalk.score_[name], spy.score[name], rtol=1e-4, atol=1e-6), name
+    f, s = minmax(spy.fisher), minmax(spy.score)
+    lo = min(float(v.min()) for v in spy.fisher.values())
+    hi = max(float(v.max()) for v in spy.fisher.values())
+    assert lo >= 0 and torch.allclose(f[W], (spy.fisher[W] - lo) / (hi - lo))  # over every parameter together
+    for name in rwalk.importance_:
+        assert torch.allclose(rwalk.importance_[name], f[name] + s[name], rtol=1e-4, atol=1e-6)
+        assert float(rwalk.importance_[name].min()) >= 0 and float(rwalk.importance_[name].max()) <= 2
 
 
-def test_scores_are_averaged_over_experiences() -> None:
-    rwalk = RWalk()
-    spy = Spy(0.9, rwalk)
-    learner = _learned(rwalk, spy)
-    first = rwalk.score_[W].clone()
-    learner.learn(toy_scenario("class").experiences[1])
-    assert torch.allclose(rwalk.fisher_[W], spy.fisher[W], rtol=1e-4, atol=1e-9)
-    p = dict(learner.model.named_parameters())[W]
-    new = spy.path[W].clamp(min=0) / (0.5 * spy.fisher[W] * (p.detach() - spy.start[W]).pow(2) + 0.1)
-    assert torch.allclose(rwalk.score_[W], 0.5 * (first + new), rtol=1e-3, atol=1e-6)
-
-
-def test_penalty_zero_at_anchor_grows_and_follows_importance() -> None:
-    rwalk = RWalk(lam=3.0)
-    learner = _learned(rwalk)
+def test_penalty_zero_at_anchor_and_quadratic() -> None:
+    learner, rwalk, _ = _fit(lam=3.0)
     assert float(rwalk.penalty(learner, None, None).detach()) == 0.0
+    p = dict(learner.model.named_parameters())[W]
     imp = rwalk.importance_[W]
     hi = divmod(int(imp.argmax()), imp.shape[1])
-    lo = divmod(int(torch.where(imp > 0, imp, imp.max()).argmin()), imp.shape[1])
-    assert imp[hi] > imp[lo] > 0
-    p_hi, p_lo = penalty_moved(learner, rwalk, hi, 0.3), penalty_moved(learner, rwalk, lo, 0.3)
-    assert p_hi > p_lo > 0
-    assert p_hi == pytest.approx(3.0 * float(imp[hi]) * 0.09, rel=1e-4)
-    assert penalty_moved(learner, rwalk, hi, 0.6) == pytest.approx(4 * p_hi, rel=1e-4)
+    with torch.no_grad():
+        p[hi] += 0.3
+    assert float(rwalk.penalty(learner, None, None).detach()) == pytest.approx(
+        3.0 * float(imp[hi]) * 0.09, rel=1e-4
+    )

@@ -7,7 +7,8 @@ from lifelong.checks import toy_model, toy_scenario
 from lifelong.learn.learner import Learner
 from lifelong.learn.strategy import Strategy
 from lifelong.strategies import SI
-from tests.strategies._penalty import W, penalty_moved
+
+W = "features.1.weight"  # the weight the penalty_moved fixture displaces
 
 
 class Spy(Strategy):
@@ -51,7 +52,7 @@ def test_omega_is_non_negative_with_momentum() -> None:
     assert all((o >= 0).all() for o in si.omega_.values())
 
 
-def test_penalty_zero_at_anchor_grows_and_follows_importance() -> None:
+def test_penalty_zero_at_anchor_grows_and_follows_importance(penalty_moved) -> None:
     si = SI(c=0.5)
     learner = _learned(si)
     assert float(si.penalty(learner, None, None).detach()) == 0.0

@@ -15,6 +15,8 @@ COLUMNS = [
 
 
 def _fmt(row: dict[str, Any], key: str) -> str:
+    if row.get("diverged"):  # a diverged seed makes the mean meaningless: never print it as a score
+        return "diverged"
     return f"{row[key]:.3f} ± {row[key + '_std']:.3f}"
 
 
@@ -99,7 +101,7 @@ def pivot_table(rows: Sequence[dict[str, Any]], benchmarks: Sequence[str], metri
     """One row per strategy, one column per benchmark: ``metric`` as mean ± std ("-" where unsupported)."""
     cells: dict[str, dict[str, str]] = {}
     for r in rows:
-        cells.setdefault(r["strategy"], {})[r["benchmark"]] = f"{r[metric]:.3f} ± {r[metric + '_std']:.3f}"
+        cells.setdefault(r["strategy"], {})[r["benchmark"]] = _fmt(r, metric)
     lines = ["| strategy | " + " | ".join(benchmarks) + " |", "|---|" + "---|" * len(benchmarks)]
     for strategy in sorted(cells):
         lines.append(f"| {strategy} | " + " | ".join(cells[strategy].get(b, "-") for b in benchmarks) + " |")

@@ -27,13 +27,37 @@ def strategy_names() -> list[str]:
     return _registered()
 
 
+#: scenario family of each benchmark: hyper-parameters are tuned per family, on validation data
+FAMILIES = {"split-fmnist": "class", "split-digits": "class", "split-fmnist-task": "task",
+            "permuted-fmnist": "domain", "rotated-fmnist": "domain"}  # fmt: skip
+
+
 def tuned_params(name: str, benchmark: str) -> dict[str, Any]:
-    """Best-known hyper-parameters for ``name`` on ``benchmark`` from the data files beside the strategies."""
+    """Best-known hyper-parameters for ``name`` on ``benchmark`` from the data files beside the strategies.
+
+    ``default``, then the values tuned for the benchmark's family (``class``, ``task``, ``domain``),
+    then any set for the benchmark itself.
+    """
     path = HPARAMS_DIR / f"{name}.json"
     if not path.is_file():
         return {}
     table = json.loads(path.read_text())
-    return {**table.get("default", {}), **table.get(benchmark, {})}
+    family = table.get("families", {}).get(FAMILIES.get(benchmark, ""), {})
+    return {**table.get("default", {}), **family, **table.get(benchmark, {})}
+
+
+def validation_split(scenario: Any, fraction: float, seed: int) -> Any:
+    """Hold out ``fraction`` of every experience's training data as its test set (for tuning: the
+    real test sets are never looked at)."""
+    g = torch.Generator().manual_seed(seed)
+    for e in scenario.experiences:
+        order = torch.randperm(len(e.train), generator=g)
+        n_val = max(1, int(len(e.train) * fraction))
+        e.test, e.train = (
+            e.train.subset(order[:n_val].sort().values),
+            e.train.subset(order[n_val:].sort().values),
+        )
+    return scenario
 
 
 def make_strategy(name: str, benchmark: str, buffer: int | None = None, **overrides: Any) -> Strategy:

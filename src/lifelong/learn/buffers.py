@@ -46,8 +46,15 @@ class Buffer:
 
     def _write(
         self, slots: Tensor, src: Tensor, x: Tensor, y: Tensor, t: Tensor | None, logits: Tensor | None
-    ):
+    ) -> None:
+        """Store offered rows ``src`` in memory rows ``slots``; a slot offered twice keeps the later sample.
+
+        Indexed assignment with repeated indices has an undefined outcome in PyTorch (with several
+        threads one row can mix two samples), so duplicates are resolved first, as sequential
+        reservoir sampling would: the last offer wins.
+        """
         assert self.x is not None
+        slots, src = last_offer_wins(slots, src)
         self.x[slots] = self._stored(x[src])
         self.y[slots] = y[src]
         if t is not None:  # without task ids the slots keep their zeros
@@ -131,17 +138,14 @@ class ReservoirBuffer(Buffer):
             self._write(torch.arange(self.size, self.size + fill), torch.arange(fill), x, y, t, logits)
             self.size += fill
         if fill < n:
-            # sample i (global position seen+i) replaces a random slot with probability capacity/(seen+i+1);
-            # one draw for the batch, decided in Python: a full memory rarely keeps anything
-            u = torch.rand(n - fill, generator=g).tolist()
-            slots, src = [], []
-            for i, r in enumerate(u, start=fill):
-                j = int(r * (self.seen + i + 1))
-                if j < self.capacity:
-                    slots.append(j)
-                    src.append(i)
-            if slots:
-                self._write(torch.tensor(slots), torch.tensor(src), x, y, t, logits)
+            # sample i (global position seen+i) replaces slot floor(u * (seen+i+1)) when that is below
+            # capacity, i.e. with probability capacity/(seen+i+1); one draw for the whole batch
+            i = torch.arange(fill, n)
+            u = torch.rand(n - fill, generator=g).double()
+            j = (u * (self.seen + i + 1).double()).long()
+            kept = j < self.capacity
+            if bool(kept.any()):
+                self._write(j[kept], i[kept], x, y, t, logits)
         self.seen += n
 
 
@@ -250,6 +254,16 @@ def penultimate(learner: Any) -> Callable[[Tensor], Tensor]:
             model.train(was_training)
 
     return embed
+
+
+def last_offer_wins(slots: Tensor, src: Tensor) -> tuple[Tensor, Tensor]:
+    """``(slots, src)`` with each slot once, paired with its last offer (``src`` is in offer order)."""
+    if len(slots) < 2 or len(torch.unique(slots)) == len(slots):
+        return slots, src
+    uniq, inverse = torch.unique(slots, return_inverse=True)
+    order = torch.arange(len(slots))
+    last = torch.full((len(uniq),), -1, dtype=torch.long).scatter_reduce(0, inverse, order, reduce="amax")
+    return slots[last], src[last]
 
 
 BUFFERS: dict[str, type[Buffer]] = {

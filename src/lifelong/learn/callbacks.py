@@ -32,11 +32,14 @@ class LoopState:
 
 @dataclass
 class Control:
-    """What a callback may ask of the loop."""
+    """What a callback may ask of the loop: stop the current experience (early stopping).
+
+    Checkpoints and evaluations are taken at boundaries by whoever drives the learner
+    (``Learner.save``, ``Learner.evaluate``): a checkpoint taken mid-experience could not resume
+    bit-for-bit, and the learner does not hold the stream to evaluate on.
+    """
 
     stop_experience: bool = False
-    save_to: str | None = None
-    evaluate_now: bool = False
 
 
 class Callback:

@@ -108,6 +108,8 @@ class Learner:
         self._input_shape: tuple[int, ...] | None = None  # of one sample, from the first training data
         self.incoming: Batch | None = None
         self.train_seconds = 0.0
+        self.boundary_seconds = 0.0  # consolidation work, also counted in train_seconds
+        self._loss_total = torch.zeros((), dtype=torch.float64, device=self.device)  # non-finite: diverged
         self.epochs_trained = 0
         self.samples_trained = 0
         self.state = LoopState()
@@ -135,6 +137,11 @@ class Learner:
     @property
     def task_classes(self) -> dict[int, tuple[int, ...]]:
         return {t: tuple(sorted(c)) for t, c in self._task_classes.items()}
+
+    @property
+    def diverged(self) -> bool:
+        """Whether a training loss was non-finite (NaN or inf) since the last ``fit`` began."""
+        return not bool(torch.isfinite(self._loss_total))
 
     @property
     def step(self) -> int:
@@ -242,6 +249,7 @@ class Learner:
         return self._after_step(loss)
 
     def _after_step(self, loss: Tensor) -> Tensor:
+        self._loss_total.add_(loss.detach())  # one in-place add, no host sync: checked at the end
         for s in self._hooks["after_step"]:
             s.after_step(self)
         self._step += 1
@@ -312,8 +320,12 @@ class Learner:
         if self._window:  # an experience made of partial_fit batches
             experience.train = concat([Dataset(b.x, b.y, b.t) for b in self._window], "window")
             self._window = []
+        start = time.perf_counter()  # boundary work is training time too (importances, herding, retraining)
         for s in self._hooks["after_experience"]:
             s.after_experience(self, experience)
+        seconds = time.perf_counter() - start
+        self.boundary_seconds += seconds
+        self.train_seconds += seconds
         self._experience = None
 
     def partial_fit(self, x: Any, y: Any, t: Any = None, *, allow_new_classes: bool | None = None) -> None:
@@ -561,6 +573,8 @@ class Learner:
             self.epochs_trained,
             self.samples_trained,
         )
+        start_boundary = self.boundary_seconds
+        self._loss_total.zero_()
         result = Result(reference_accuracy=list(reference_accuracy) if reference_accuracy else None)
         before = self._correct_all(experiences)
         result.untrained_accuracy = [float(c.float().mean()) for c in before]
@@ -582,6 +596,8 @@ class Learner:
                 self.learn(experience)
                 record(i)
         result.train_seconds = self.train_seconds - start_seconds
+        result.boundary_seconds = self.boundary_seconds - start_boundary
+        result.diverged = self.diverged
         result.epochs = self.epochs_trained - start_epochs
         result.samples = self.samples_trained - start_samples
         result.extra_parameters = self.extra_parameters()

@@ -34,20 +34,22 @@ def herding(features: Tensor, m: int, *, normalize: bool = False) -> Tensor:
     >>> herding(f, 2).tolist()  # 2.0 is closest to 3.25; then (2 + 1) / 2 = 1.5 beats (2 + 10) / 2 = 6
     [2, 1]
     """
-    f = features.detach().flatten(1).double()  # double: ties between float32 sums are rare, not random
+    f = features.detach().flatten(1).float()
     if normalize:
         f = torch.nn.functional.normalize(f, dim=1)
     n = len(f)
     m = max(0, min(m, n))
-    mu = f.mean(0)  # [D]
-    running = torch.zeros_like(mu)  # sum of the chosen rows
-    taken = torch.zeros(n, dtype=torch.bool)
-    chosen: list[int] = []
-    for k in range(1, m + 1):
-        dist = (mu - (running + f) / k).norm(dim=1)  # [N]
-        dist[taken] = float("inf")
-        i = int(dist.argmin())
-        chosen.append(i)
+    # with g = f - mu and T the sum of the chosen g: k^2 ||mu - (S + f_i) / k||^2 = ||T + g_i||^2
+    # = ||T||^2 + ||g_i||^2 + 2 T.g_i. T stays small (that is herding's aim), so one fresh
+    # matrix-vector product per pick is accurate in float32, with no [N, D] temporary per pick.
+    g = f - f.mean(0)  # [N, D]
+    sq = (g * g).sum(1)  # [N]
+    total = torch.zeros(g.shape[1], dtype=g.dtype, device=g.device)  # T, [D]
+    taken = torch.zeros(n, dtype=torch.bool, device=f.device)
+    chosen = torch.empty(m, dtype=torch.long, device=f.device)
+    for k in range(m):
+        i = torch.addmv(sq, g, total, alpha=2.0).masked_fill_(taken, float("inf")).argmin()  # no host sync
+        chosen[k] = i
         taken[i] = True
-        running += f[i]
-    return torch.tensor(chosen, dtype=torch.long)
+        total += g[i]
+    return chosen.cpu()

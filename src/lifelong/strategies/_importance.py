@@ -20,39 +20,106 @@ def trainable(learner: Learner) -> dict[str, Tensor]:
     return {n: p for n, p in learner.model.named_parameters() if p.requires_grad}
 
 
-def empirical_fisher(
-    learner: Learner, data: Dataset, max_samples: int | None = None, chunk: int = 256
-) -> dict[str, Tensor]:
-    """Diagonal empirical Fisher: mean over samples of the squared gradient of the log-likelihood.
+FISHERS = ("true", "sampled", "empirical")
 
-    Per-sample gradients come from ``torch.func.vmap``, one batched pass per chunk rather
-    than one backward per sample.
+
+def fisher_diagonal(
+    learner: Learner,
+    data: Dataset,
+    kind: str = "true",
+    max_samples: int | None = None,
+    batch_size: int = 1,
+    budget_bytes: int = 1 << 24,
+) -> dict[str, Tensor]:
+    """Diagonal Fisher information of the model on ``data``, name -> tensor shaped like the parameter.
+
+    ``kind`` says which labels the log-likelihood's gradient is taken at: ``true`` is the
+    expectation over the model's own predictive distribution (every class, weighted by its
+    probability), ``sampled`` one label drawn from it (a one-sample Monte Carlo estimate),
+    ``empirical`` the data's labels. With ``batch_size == 1`` gradients are per sample
+    (``torch.func.vmap``), in chunks sized so one chunk of per-sample gradients stays under
+    ``budget_bytes``; with ``batch_size > 1`` the squared gradients of mini-batch mean losses are
+    averaged over mini-batches (Avalanche's estimator: cheaper, biased low by averaging).
     """
+    index = sample_index(learner, len(data), max_samples)
+    if batch_size > 1:
+        return _minibatch_fisher(learner, data, index, kind, batch_size)
     model = learner.model
     params = {n: p.detach() for n, p in trainable(learner).items()}
     buffers = {n: b.detach() for n, b in model.named_buffers()}
-    n = len(data) if max_samples is None else min(len(data), max_samples)
-    index = torch.randperm(len(data), generator=learner.generator)[:n] if n < len(data) else torch.arange(n)
+    fisher = {k: torch.zeros_like(v) for k, v in params.items()}
+    chunk = max(1, budget_bytes // (4 * max(1, sum(p.numel() for p in params.values()))))
 
     def nll(p: dict[str, Tensor], x: Tensor, y: Tensor, m: Tensor) -> Tensor:
         logits = functional_call(model, (p, buffers), (x.unsqueeze(0),))
-        logits = logits.masked_fill(~m.unsqueeze(0), float("-inf"))
-        return F.cross_entropy(logits, y.unsqueeze(0))
+        return F.cross_entropy(logits.masked_fill(~m.unsqueeze(0), MASKED), y.unsqueeze(0))
 
     per_sample = vmap(grad(nll), in_dims=(None, 0, 0, 0))
-    fisher = {k: torch.zeros_like(v) for k, v in params.items()}
     was_training = model.training
     model.eval()
-    for i in range(0, n, chunk):
-        b = data.batch(index[i : i + chunk])
-        x, y = b.x.to(learner.device), b.y.to(learner.device)
-        mask = learner.task_mask(None if b.t is None else b.t.to(learner.device), _n_outputs(learner, x))
-        if mask is None:
-            mask = torch.ones(len(y), _n_outputs(learner, x), dtype=torch.bool, device=learner.device)
-        for k, g in per_sample(params, x, y, mask).items():
-            fisher[k] += g.pow(2).sum(0)
-    model.train(was_training)
-    return {k: v / max(n, 1) for k, v in fisher.items()}
+    try:
+        for i in range(0, len(index), chunk):
+            b = data.batch(index[i : i + chunk])
+            x, y = b.x.to(learner.device), b.y.to(learner.device)
+            mask = _mask(learner, x, b.t)
+            for target, weight in _targets(learner, model, x, y, mask, kind):
+                for k, g in per_sample(params, x, target, mask).items():
+                    sq = g.reshape(len(x), -1).square_()  # [n, P_k], in place: one chunk in memory
+                    fisher[k] += (sq.sum(0) if weight is None else weight @ sq).view_as(fisher[k])
+    finally:
+        model.train(was_training)
+    return {k: v / max(len(index), 1) for k, v in fisher.items()}
+
+
+#: fill for other tasks' outputs: exp() underflows to 0 like -inf, but gradients stay finite
+MASKED = -1e9
+
+
+def _mask(learner: Learner, x: Tensor, t: Tensor | None) -> Tensor:
+    n_out = _n_outputs(learner, x)
+    mask = learner.task_mask(None if t is None else t.to(learner.device), n_out)
+    return torch.ones(len(x), n_out, dtype=torch.bool, device=x.device) if mask is None else mask
+
+
+def _targets(
+    learner: Learner, model: torch.nn.Module, x: Tensor, y: Tensor, mask: Tensor, kind: str
+) -> list[tuple[Tensor, Tensor | None]]:
+    """Labels to differentiate at, each with per-sample weights (None: weight 1)."""
+    if kind == "empirical":
+        return [(y, None)]
+    with torch.no_grad():
+        probs = torch.softmax(model(x).masked_fill(~mask, MASKED), 1)  # [n, C]
+    if kind == "sampled":
+        drawn = torch.multinomial(probs.cpu(), 1, generator=learner.generator).squeeze(1)
+        return [(drawn.to(x.device), None)]
+    return [(torch.full_like(y, c), probs[:, c]) for c in range(probs.shape[1]) if bool(probs[:, c].any())]
+
+
+def _minibatch_fisher(
+    learner: Learner, data: Dataset, index: Tensor, kind: str, batch_size: int
+) -> dict[str, Tensor]:
+    params = trainable(learner)
+    fisher = {k: torch.zeros_like(v) for k, v in params.items()}
+    model, batches = learner.model, 0
+    was_training = model.training
+    model.eval()
+    try:
+        for i in range(0, len(index), batch_size):
+            b = data.batch(index[i : i + batch_size])
+            x, t = b.x.to(learner.device), None if b.t is None else b.t.to(learner.device)
+            logits = learner.forward(x, t)  # through the strategies' forward hooks
+            y = b.y.to(learner.device)
+            if kind == "sampled":
+                probs = torch.softmax(logits.detach(), 1).cpu()
+                y = torch.multinomial(probs, 1, generator=learner.generator).squeeze(1).to(x.device)
+            grads = torch.autograd.grad(F.cross_entropy(logits, y), list(params.values()), allow_unused=True)
+            for (k, _), g in zip(params.items(), grads):
+                if g is not None:
+                    fisher[k] += g.square()
+            batches += 1
+    finally:
+        model.train(was_training)
+    return {k: v / max(batches, 1) for k, v in fisher.items()}
 
 
 def _n_outputs(learner: Learner, x: Tensor) -> int:

@@ -1,9 +1,17 @@
-"""Averaged GEM: one constraint, on the average gradient of a random memory batch.
+"""Averaged GEM: one constraint, on the average gradient of a random batch of past experiences.
 
 Chaudhry, Ranzato, Rohrbach & Elhoseiny (2019), "Efficient Lifelong Learning with A-GEM".
 Instead of GEM's quadratic program over every past experience, the update only must not
-increase the loss on a random batch from memory, which has a closed-form projection. The
-memory here is a reservoir, so the method also works on task-free streams.
+increase the loss on a random memory batch, which has a closed-form projection.
+
+As in the authors' code (facebookresearch/agem, ``conv_split_cifar.py``): the reference batch
+comes from previous experiences only (their ring buffer is written during a task but sampled
+only below ``episodic_filled_counter``, advanced at the task's end), it holds up to 256 samples
+(``EPS_MEM_BATCH_SIZE``), and nothing is projected during the first experience. Differences:
+the memory is one reservoir over all past experiences (the authors keep ``mem_size`` samples per
+class, so their memory grows with the classes), offered each experience's data at its boundary
+(which also serves ``partial_fit`` + ``consolidate``); the reference loss is the learner's
+forward (task masks in task-incremental scenarios, every output otherwise).
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ from lifelong.learn.strategy import Strategy
 from lifelong.strategies.gem import flat_grad, loss_grad, trainable, write_grad
 
 if TYPE_CHECKING:
+    from lifelong.data.scenarios import Experience
     from lifelong.learn.learner import Learner
 
 
@@ -23,18 +32,21 @@ class AGEM(Strategy):
 
     Parameters
     ----------
-    buffer_size : samples kept in memory (reservoir sampling over the stream).
-    batch_size : memory samples for the reference gradient; None uses the learner's batch size.
+    buffer_size : samples kept from past experiences (reservoir over their training data).
+    batch_size : memory samples for the reference gradient (256 in the authors' code); None uses
+        the learner's batch size.
     """
 
     name = "agem"
+    supports = frozenset({"class", "task", "domain"})
+    needs = frozenset({"boundaries"})
 
-    def __init__(self, buffer_size: int = 500, batch_size: int | None = None) -> None:
+    def __init__(self, buffer_size: int = 500, batch_size: int | None = 256) -> None:
         self.buffer_size, self.batch_size = buffer_size, batch_size
         self.buffer_ = make_buffer("reservoir", buffer_size)
 
     def after_backward(self, learner: Learner) -> None:
-        if len(self.buffer_) == 0:
+        if len(self.buffer_) == 0:  # the first experience: no past, no constraint
             return
         _, ref, _ = self.buffer_.sample(self.batch_size or learner.batch_size, learner.generator)
         params = trainable(learner.model)
@@ -45,8 +57,11 @@ class AGEM(Strategy):
         if dot < 0:
             write_grad(params, g - (dot / (g_ref @ g_ref).clamp_min(1e-12)) * g_ref)
 
-    def after_step(self, learner: Learner) -> None:
-        self.buffer_.remember(learner)
+    def after_experience(self, learner: Learner, experience: Experience) -> None:
+        data = experience.train  # raw, in its storage dtype: the memory keeps uint8 images as uint8
+        self.buffer_.add(
+            data.x, data.y, data.t, generator=learner.generator, scale=data.scale, dtype=data.x.dtype
+        )
 
     def memory_bytes(self) -> int:
         return self.buffer_.nbytes()

@@ -7,7 +7,6 @@ shrinking it at a boundary keeps a prefix. Exemplars are trained on with the new
 
 from __future__ import annotations
 
-import copy
 from typing import TYPE_CHECKING
 
 import torch
@@ -17,6 +16,7 @@ from torch import Tensor, nn
 from lifelong.data.dataset import Batch, Dataset, concat
 from lifelong.errors import ConfigError
 from lifelong.learn.strategy import Strategy
+from lifelong.strategies import _distill
 from lifelong.strategies._herding import herding
 from lifelong.strategies.ncm import embed, nearest_mean_logits
 
@@ -33,7 +33,9 @@ class ICaRL(Strategy):
     buffer_size : exemplars in total, split equally across the classes seen.
     distillation : ``bce`` (the paper: sigmoid outputs over the classes seen; the current
         experience's classes are classified, older ones distilled from the previous model) or
-        ``kd`` (cross-entropy plus softmax distillation of the old classes, as in LwF).
+        ``kd`` (cross-entropy plus softmax distillation of the old classes, as in LwF; in
+        task-incremental scenarios each old task on its own unmasked outputs). The teacher is a
+        copy of the model at the last boundary, run through the strategies' forward hooks.
     temperature : softens the ``kd`` distributions.
     alpha : weight of the ``kd`` term.
     """
@@ -51,6 +53,7 @@ class ICaRL(Strategy):
         self.means_: Tensor | None = None  # [C, D] normalised mean of exemplar features per class
         self.old_state_: dict[str, Tensor] | None = None
         self.old_classes_: list[int] = []
+        self.old_tasks_: dict[int, list[int]] = {}
         self._old_model: nn.Module | None = None
 
     def train_data(self, learner: Learner, experience: Experience, data: Dataset) -> Dataset:
@@ -62,12 +65,10 @@ class ICaRL(Strategy):
         )
         return concat([data, memory], data.name)
 
-    def _old_logits(self, learner: Learner, batch: Batch) -> Tensor:
-        if self._old_model is None:  # built lazily so the state stays plain tensors
-            self._old_model = copy.deepcopy(learner.model).eval().requires_grad_(False)
-            self._old_model.load_state_dict(self.old_state_)
-        with torch.no_grad():
-            return self._old_model(batch.x)
+    def _teacher(self, learner: Learner) -> nn.Module:
+        if self._old_model is None:  # after loading a checkpoint
+            self._old_model = _distill.restore(learner, self.old_state_ or {})
+        return self._old_model
 
     def loss(self, learner: Learner, batch: Batch, logits: Tensor) -> Tensor | None:
         if self.distillation != "bce":
@@ -78,7 +79,8 @@ class ICaRL(Strategy):
         distil = [c for c in self.old_classes_ if c not in current]  # old classes not in this experience
         if self.old_state_ is not None and distil:
             old = torch.tensor(distil, device=logits.device)
-            target[:, old] = torch.sigmoid(self._old_logits(learner, batch)[:, old])
+            (teacher,) = _distill.teacher_logits(learner, self._teacher(learner), batch.x, [(None, distil)])
+            target[:, old] = torch.sigmoid(teacher)
         mask = learner.task_mask(batch.t, logits.shape[1])
         if mask is not None:  # masked logits are -inf: their targets are 0 and clamping zeroes their gradient
             target = target * mask
@@ -88,13 +90,10 @@ class ICaRL(Strategy):
     def penalty(self, learner: Learner, batch: Batch, logits: Tensor) -> Tensor | None:
         if self.distillation != "kd" or self.old_state_ is None or not self.old_classes_:
             return None
-        old = self._old_logits(learner, batch)[:, self.old_classes_]
-        t = self.temperature
-        new = logits[:, self.old_classes_]
-        kd = F.kl_div(
-            F.log_softmax(new / t, 1), F.log_softmax(old / t, 1), reduction="batchmean", log_target=True
-        )
-        return self.alpha * t * t * kd
+        groups = _distill.groups(learner, self.old_tasks_, self.old_classes_, batch.t)
+        old = _distill.teacher_logits(learner, self._teacher(learner), batch.x, groups)
+        new = _distill.group_logits(learner, batch.x, groups, logits)
+        return self.alpha * _distill.kd(new, old, self.temperature)
 
     @torch.no_grad()
     def _features(self, learner: Learner, x: Tensor, scale: float) -> Tensor:
@@ -134,9 +133,10 @@ class ICaRL(Strategy):
         if means:  # [max class + 1, D]; a class without exemplars keeps a zero row
             self.means_ = torch.zeros(max(means) + 1, len(next(iter(means.values()))))
             self.means_[list(means)] = torch.stack(list(means.values()))
-        self.old_state_ = {k: v.detach().clone() for k, v in learner.model.state_dict().items()}
+        self._old_model = _distill.snapshot(learner.model)
+        self.old_state_ = dict(self._old_model.state_dict())
         self.old_classes_ = list(learner.classes_seen)
-        self._old_model = None
+        self.old_tasks_ = {int(k): list(v) for k, v in learner.task_classes.items()}
 
     def predict(self, learner: Learner, x: Tensor, t: Tensor | None) -> Tensor | None:
         if self.means_ is None:

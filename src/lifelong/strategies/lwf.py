@@ -2,19 +2,24 @@
 
 Li & Hoiem (2017), "Learning without Forgetting". Needs no stored data: the old model,
 frozen at the last boundary, labels the current inputs with soft targets.
+
+Compared with the reference implementations (FACIL's ``lwf.py``; van de Ven, Tuytelaars &
+Tolias's ``continual-learning``): in task-incremental scenarios each old task is distilled on
+its own, unmasked outputs under its own softmax and the terms are averaged over tasks (van de
+Ven; FACIL concatenates the old heads under one softmax). The KD term is the KL divergence,
+which differs from the papers' cross-entropy by the teacher's entropy, a constant.
+Class- and domain-incremental: one softmax over every class seen before the experience.
 """
 
 from __future__ import annotations
 
-import copy
 from typing import TYPE_CHECKING
 
-import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lifelong.data.dataset import Batch
 from lifelong.learn.strategy import Strategy
+from lifelong.strategies import _distill
 
 if TYPE_CHECKING:
     from lifelong.data.scenarios import Experience
@@ -22,7 +27,10 @@ if TYPE_CHECKING:
 
 
 class LwF(Strategy):
-    """Add ``alpha * T^2 * KL(old || new)`` on the classes seen before the current experience.
+    """Add ``alpha * T^2 * KL(old || new)`` on the outputs of the classes (or tasks) seen before.
+
+    The teacher is a copy of the whole model at the last boundary (grown heads included), run
+    through the strategies' forward hooks, so ``[MultiHead(), LwF()]`` distils each old head.
 
     Parameters
     ----------
@@ -37,30 +45,26 @@ class LwF(Strategy):
         self.alpha, self.temperature = alpha, temperature
         self.old_state_: dict[str, Tensor] | None = None
         self.old_classes_: list[int] = []
+        self.old_tasks_: dict[int, list[int]] = {}
         self._old_model: nn.Module | None = None
 
-    def _teacher(self, learner: Learner) -> nn.Module:
-        if self._old_model is None:  # built lazily so the state stays plain tensors
-            self._old_model = copy.deepcopy(learner.model).eval().requires_grad_(False)
-            self._old_model.load_state_dict(self.old_state_)
-        return self._old_model
-
     def penalty(self, learner: Learner, batch: Batch, logits: Tensor) -> Tensor | None:
-        if self.old_state_ is None or not self.old_classes_:
+        if self.old_state_ is None:
             return None
-        with torch.no_grad():
-            old = self._teacher(learner)(batch.x)[:, self.old_classes_]
-        new = logits[:, self.old_classes_]
-        t = self.temperature
-        kd = F.kl_div(
-            F.log_softmax(new / t, 1), F.log_softmax(old / t, 1), reduction="batchmean", log_target=True
-        )
-        return self.alpha * t * t * kd
+        groups = _distill.groups(learner, self.old_tasks_, self.old_classes_, batch.t)
+        if not groups:
+            return None
+        if self._old_model is None:  # after loading a checkpoint
+            self._old_model = _distill.restore(learner, self.old_state_)
+        old = _distill.teacher_logits(learner, self._old_model, batch.x, groups)
+        new = _distill.group_logits(learner, batch.x, groups, logits)
+        return self.alpha * _distill.kd(new, old, self.temperature)
 
     def after_experience(self, learner: Learner, experience: Experience) -> None:
-        self.old_state_ = {k: v.detach().clone() for k, v in learner.model.state_dict().items()}
+        self._old_model = _distill.snapshot(learner.model)
+        self.old_state_ = dict(self._old_model.state_dict())
         self.old_classes_ = list(learner.classes_seen)
-        self._old_model = None
+        self.old_tasks_ = {int(k): list(v) for k, v in learner.task_classes.items()}
 
     def extra_parameters(self) -> int:
         return sum(v.numel() for v in self.old_state_.values()) if self.old_state_ else 0

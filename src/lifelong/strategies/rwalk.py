@@ -2,6 +2,15 @@
 
 Chaudhry, Dokania, Ajanthan & Torr (2018), "Riemannian Walk for Incremental Learning:
 Understanding Forgetting and Intransigence" (RWalk = EWC++ + a KL-normalised SI score).
+
+As in the authors' code (facebookresearch/agem, ``model/model.py``, ``RWALK``): the Fisher and
+the score are updated every ``interval`` steps (``fisher_update_after = 10``), the damping is
+``xi = 1e-3``, and at a boundary both the Fisher and the score are min-max normalised over all
+parameters together before being added. Differences, both where the code departs from the
+paper: the squared gradients are reset after each interval (the authors' RWALK branch never
+resets them, unlike their EWC branch), and the score is averaged with the previous one,
+``s <- (s + s_new) / 2``, as the paper and the code's comment say (the code assigns
+``s + (s + s_new) / 2``). A partial last interval is discarded, as in the code.
 """
 
 from __future__ import annotations
@@ -19,32 +28,42 @@ if TYPE_CHECKING:
     from lifelong.learn.learner import Learner
 
 
-class RWalk(PathIntegral):
-    """Penalty ``lam * sum_i (F_i + s_i) (theta_i - theta*_i)^2``.
+def minmax(d: dict[str, Tensor]) -> dict[str, Tensor]:
+    """``(v - min) / (max - min)`` with min and max over every tensor of ``d`` together."""
+    lo = min(float(v.min()) for v in d.values())
+    hi = max(float(v.max()) for v in d.values())
+    return {k: (v - lo) / (hi - lo + 1e-32) for k, v in d.items()}
 
-    ``F`` is the online Fisher (EWC++): each step ``F <- alpha F + (1 - alpha) g^2`` with ``g``
-    the mini-batch gradient of the task loss. Each step also adds ``w_i += -g_i * delta_theta_i``;
-    at a boundary the experience's score is ``max(w_i, 0) / (F_i Delta_i^2 / 2 + eps)`` (the loss
-    decrease per unit of KL divergence travelled, ``Delta`` the move over the experience), averaged
-    with the previous score: ``s <- (s + s_new) / 2``. ``F + s`` is frozen at the boundary.
+
+class RWalk(PathIntegral):
+    """Penalty ``lam * sum_i (F~_i + s~_i) (theta_i - theta*_i)^2`` (``~``: min-max normalised).
+
+    Each step adds ``g^2`` to the interval's sum and ``-g * delta_theta`` to the path ``w`` (``g``:
+    the task loss's gradient). Every ``interval`` steps the interval's score
+    ``max(w, 0) / (xi + F * (theta - theta_interval_start)^2)`` is added to the experience's score
+    (the loss decrease per unit of KL divergence travelled, with ``F`` the Fisher before the
+    interval), then ``F <- alpha * mean_interval(g^2) + (1 - alpha) * F`` and ``w`` restarts.
 
     Parameters
     ----------
-    lam : penalty strength.
-    alpha : decay of the online Fisher's moving average.
-    eps : damping of the score's denominator.
+    lam : penalty strength (importances lie in [0, 2] after normalisation).
+    alpha : weight of the newest interval in the Fisher's moving average (0.9 as the authors).
+    eps : ``xi``, damping of the score's denominator.
+    interval : optimizer steps between updates of the Fisher and the score.
     """
 
     name = "rwalk"
     supports = frozenset({"class", "task", "domain"})
 
-    def __init__(self, lam: float = 1.0, alpha: float = 0.9, eps: float = 0.1) -> None:
-        self.lam, self.alpha, self.eps = lam, alpha, eps
-        self.fisher_: dict[str, Tensor] = {}  # running, updated every step
-        self.score_: dict[str, Tensor] = {}
-        self.importance_: dict[str, Tensor] = {}  # F + s at the last boundary: what the penalty uses
+    def __init__(self, lam: float = 1.0, alpha: float = 0.9, eps: float = 1e-3, interval: int = 10) -> None:
+        self.lam, self.alpha, self.eps, self.interval = lam, alpha, eps, interval
+        self.fisher_: dict[str, Tensor] = {}  # running (EMA over intervals)
+        self.squares_: dict[str, Tensor] = {}  # sum of g^2 over the current interval
+        self.riemann_: dict[str, Tensor] = {}  # this experience's score, summed over its intervals
+        self.score_: dict[str, Tensor] = {}  # averaged over experiences
+        self.importance_: dict[str, Tensor] = {}  # F~ + s~ at the last boundary: what the penalty uses
         self.anchor_: dict[str, Tensor] = {}
-        self.start_: dict[str, Tensor] = {}
+        self.start_: dict[str, Tensor] = {}  # weights when the current interval began
         self.path_: dict[str, Tensor] = {}
 
     def penalty(self, learner: Learner, batch: Batch, logits: Tensor) -> Tensor | None:
@@ -56,20 +75,47 @@ class RWalk(PathIntegral):
         return self.lam, self.importance_, self.anchor_
 
     def _observe(self, name: str, grad: Tensor) -> None:
-        f = self.fisher_.get(name)  # running (EMA) empirical Fisher, updated every step
-        self.fisher_[name] = grad.pow(2) if f is None else self.alpha * f + (1 - self.alpha) * grad.pow(2)
+        s = self.squares_.get(name)
+        self.squares_[name] = grad.square() if s is None else s.add_(grad.square())
+
+    def before_experience(self, learner: Learner, experience: Experience) -> None:
+        super().before_experience(learner, experience)
+        self.riemann_, self.squares_ = {}, {}
+
+    def after_step(self, learner: Learner) -> None:
+        super().after_step(learner)
+        if (learner.step + 1) % self.interval == 0:  # the learner counts steps; this one is not yet counted
+            self._close_interval(learner)
+
+    def _close_interval(self, learner: Learner) -> None:
+        for n, p in trainable(learner).items():
+            if n not in self.path_ or n not in self.squares_:
+                continue
+            f = self.fisher_.get(n)
+            f = p.detach().new_zeros(p.shape) if f is None else f  # the authors' running Fisher starts at 0
+            score = (self.path_[n] / (self.eps + f * (p.detach() - self.start_[n]).square())).clamp_(min=0)
+            self.riemann_[n] = self.riemann_[n] + score if n in self.riemann_ else score
+            self.fisher_[n] = self.alpha * self.squares_[n] / self.interval + (1 - self.alpha) * f
+            self.start_[n], self.path_[n] = p.detach().clone(), self.path_[n].zero_()
+        self.squares_ = {}
 
     def after_experience(self, learner: Learner, experience: Experience) -> None:
-        for n, p in trainable(learner).items():
-            if n not in self.path_ or n not in self.fisher_:
-                continue
-            delta = p.detach() - self.start_[n]
-            score = self.path_[n].clamp(min=0) / (0.5 * self.fisher_[n] * delta.pow(2) + self.eps)
-            self.score_[n] = 0.5 * (self.score_[n] + score) if n in self.score_ else score
-            self.importance_[n] = self.fisher_[n] + self.score_[n]
+        for n, r in self.riemann_.items():
+            self.score_[n] = 0.5 * (self.score_[n] + r) if n in self.score_ else r
+        if self.fisher_ and self.score_:
+            f, s = minmax(self.fisher_), minmax(self.score_)
+            self.importance_ = {n: f[n] + s[n] for n in f if n in s}
         self.anchor_ = {n: p.detach().clone() for n, p in trainable(learner).items() if n in self.importance_}
-        self.path_, self.start_ = {}, {}
+        self.path_, self.start_, self.squares_, self.riemann_ = {}, {}, {}, {}
 
     def extra_parameters(self) -> int:
-        states = (self.fisher_, self.score_, self.importance_, self.anchor_, self.start_, self.path_)
+        states = (
+            self.fisher_,
+            self.squares_,
+            self.score_,
+            self.importance_,
+            self.anchor_,
+            self.start_,
+            self.path_,
+        )
         return sum(t.numel() for d in states for t in d.values())
