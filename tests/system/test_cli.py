@@ -38,7 +38,7 @@ def test_up_serves_a_bootstrapped_champion_on_a_fresh_data_dir(tmp_path: Path) -
            "--bootstrap", "digits", "--no-auth", "--poll", "0.2"]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ})
     try:
-        deadline, health = time.monotonic() + 120, None
+        deadline, health = time.monotonic() + 300, None
         while time.monotonic() < deadline:
             assert proc.poll() is None, proc.stdout.read().decode()[-3000:]  # type: ignore[union-attr]
             try:
