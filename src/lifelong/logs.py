@@ -73,9 +73,9 @@ class Reporter:
                 self.stream.write(message + "\n")
                 self.stream.flush()
 
-    def table(self, renderable: Any) -> None:
-        """A rich table in the text modes (JSON callers emit the rows themselves)."""
-        if self.mode in ("rich", "lines"):
+    def table(self, renderable: Any, *, final: bool = False) -> None:
+        """A rich table in the text modes (JSON callers emit the rows themselves); ``final`` ones even when quiet."""
+        if self.mode in ("rich", "lines") or (final and self.mode == "quiet"):
             self.console.print(renderable)
 
     def progress(self, description: str, **fields: Any) -> Callback | None:

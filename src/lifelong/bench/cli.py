@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from lifelong.bench import runner
+from lifelong.bench.advise import add_command as add_advise
 from lifelong.bench.benchmarks import BENCHMARKS, Benchmark, from_file, get
 from lifelong.errors import ConfigError, DataError
 from lifelong.logs import Reporter
@@ -75,6 +76,7 @@ def add_commands(sub: Any) -> None:
     r.add_argument("results", help="path to results.json or its directory")
     r.add_argument("--markdown", action="store_true")
     r.set_defaults(func=report)
+    add_advise(sub)
 
 
 def add_log_flags(p: argparse.ArgumentParser) -> None:
