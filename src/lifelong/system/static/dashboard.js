@@ -1,7 +1,8 @@
 // The dashboard's charts (uPlot) and its two actions. No build step: plain browser JavaScript.
 "use strict";
 (function () {
-  const COLORS = { champion: "#1a7f37", canary: "#b58100", shadow: "#555", "data_drift": "#c0392b", "performance_drift": "#2c6fbb" };
+  const COLORS = { champion: "#1a7f37", canary: "#b58100", shadow: "#555" };
+  const PALETTE = ["#6a4c93", "#c0392b", "#2c6fbb", "#16a085", "#d35400", "#7f8c8d"];
   const TOKEN_KEY = "lifelong-token";
   const plots = {};
 
@@ -28,8 +29,8 @@
       el.innerHTML = '<p class="empty">no data yet</p>';
       return;
     }
-    const series = [{}].concat(names.map((n) => ({
-      label: n, stroke: COLORS[n] || "#6a4c93", width: 2, spanGaps: true, points: { show: true, size: 6 },
+    const series = [{}].concat(names.map((n, i) => ({
+      label: n, stroke: COLORS[n] || PALETTE[i % PALETTE.length], width: 2, spanGaps: true, points: { show: true, size: 6 },
     })));
     const opts = {
       width: Math.max(el.clientWidth, 380), height: 220, series: series,
