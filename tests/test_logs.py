@@ -44,3 +44,14 @@ def test_quiet_prints_only_final_events() -> None:
     log.emit("run", "one run")
     log.emit("summary", "results: x.json", final=True)
     assert out.getvalue() == "results: x.json\n"
+
+
+def test_a_closed_pipe_silences_the_reporter_instead_of_crashing_the_run() -> None:
+    class Closed(io.StringIO):
+        def write(self, s: str) -> int:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    log = Reporter("lines", stream=Closed())
+    log.emit("run", "first")  # `lifelong bench | head -1` after head exits
+    assert log.mode == "quiet"
+    log.emit("run", "second")  # nothing is written any more, nothing raises

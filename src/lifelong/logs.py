@@ -17,7 +17,9 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sys
 import time
 from typing import IO, Any
@@ -62,16 +64,24 @@ class Reporter:
 
         ``final`` events (where the results are) are printed even in quiet mode.
         """
-        if self.mode == "json":
-            doc = {"event": event, "ts": round(time.time(), 3), **fields}
-            self.stream.write(json.dumps(doc, default=_plain) + "\n")
-            self.stream.flush()
-        elif self.mode != "quiet" or final:
-            if self.mode == "rich":
-                self.console.print(message, highlight=False)
-            else:
-                self.stream.write(message + "\n")
+        try:
+            if self.mode == "json":
+                doc = {"event": event, "ts": round(time.time(), 3), **fields}
+                self.stream.write(json.dumps(doc, default=_plain) + "\n")
                 self.stream.flush()
+            elif self.mode != "quiet" or final:
+                if self.mode == "rich":
+                    self.console.print(message, highlight=False)
+                else:
+                    self.stream.write(message + "\n")
+                    self.stream.flush()
+        except BrokenPipeError:  # `lifelong bench | head`: the reader left; finish the work silently
+            self._silence()
+
+    def _silence(self) -> None:
+        self.mode = "quiet"
+        with contextlib.suppress(AttributeError, OSError, ValueError):  # so the exit flush cannot fail
+            os.dup2(os.open(os.devnull, os.O_WRONLY), self.stream.fileno())
 
     def table(self, renderable: Any, *, final: bool = False) -> None:
         """A rich table in the text modes (JSON callers emit the rows themselves); ``final`` ones even when quiet."""
