@@ -86,8 +86,9 @@ def test_training_attempts_are_runs_tagged_with_the_version(tmp_path: Path) -> N
 
 
 def test_unreachable_tracking_server_is_a_warning_not_a_crash(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
+    monkeypatch.chdir(tmp_path)  # MLflow 3's default store is ./mlflow.db: nothing may create it here
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
     with socket.socket() as s:  # a loopback port nobody listens on
@@ -95,3 +96,4 @@ def test_unreachable_tracking_server_is_a_warning_not_a_crash(
         port = s.getsockname()[1]
     assert log_training_attempt(f"http://127.0.0.1:{port}", {"passed": False, "figures": {}}) is None
     assert "could not log the training attempt" in caplog.text
+    assert list(tmp_path.iterdir()) == []

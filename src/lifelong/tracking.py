@@ -32,15 +32,20 @@ RESULT_METRICS = ("acc", "bwt", "fwt", "forgetting", "plasticity", "negative_fli
                   "peak_rss_mb")  # fmt: skip
 
 
-def client(tracking_uri: str | None = None) -> Any:
-    """An ``MlflowClient`` for ``tracking_uri`` (None: ``MLFLOW_TRACKING_URI`` or MLflow's default)."""
+def _mlflow_client_class() -> Any:
     try:
         from mlflow import MlflowClient
     except ImportError as e:
         raise ConfigError(
             f"MLflow tracking needs the 'tracking' extra ({e}); pip install 'lifelong[tracking]'"
         ) from e
-    return MlflowClient(tracking_uri)
+    return MlflowClient
+
+
+def client(tracking_uri: str | None = None) -> Any:
+    """An ``MlflowClient`` for ``tracking_uri`` (None: ``MLFLOW_TRACKING_URI`` or MLflow's default,
+    which in MLflow 3 is ``sqlite:///mlflow.db`` in the working directory)."""
+    return _mlflow_client_class()(tracking_uri)
 
 
 def experiment_id(mlflow_client: Any, name: str) -> str:
@@ -177,7 +182,7 @@ def log_training_attempt(tracking_uri: str, payload: Mapping[str, Any], experime
     tracking server could not be reached (logged as a warning: serving and training go on).
     Raises :class:`ConfigError` when MLflow is not installed.
     """
-    client(None)  # ConfigError now if MLflow is missing; a bad store below is only a warning
+    _mlflow_client_class()  # ConfigError now if MLflow is missing; a bad store below is only a warning
     try:
         mlflow_client = client(tracking_uri)
         exp = experiment_id(mlflow_client, experiment)
