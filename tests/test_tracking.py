@@ -19,8 +19,14 @@ from lifelong.strategies import EWC, Replay  # noqa: E402
 from lifelong.tracking import MLflowLogger, log_training_attempt  # noqa: E402
 
 
-def _uri(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'mlflow.db'}"
+@pytest.fixture(scope="module")
+def store_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One MLflow store for the module: creating its schema takes seconds; each test uses its own experiment."""
+    return tmp_path_factory.mktemp("mlflow")
+
+
+def _uri(directory: Path) -> str:
+    return f"sqlite:///{directory / 'mlflow.db'}"
 
 
 def _runs(uri: str, experiment: str) -> list:
@@ -29,8 +35,8 @@ def _runs(uri: str, experiment: str) -> list:
     return c.search_runs([exp.experiment_id], order_by=["attributes.start_time ASC"])
 
 
-def test_fit_is_one_run_with_params_curves_and_artifacts(tmp_path: Path) -> None:
-    uri = _uri(tmp_path)
+def test_fit_is_one_run_with_params_curves_and_artifacts(store_dir: Path, tmp_path: Path) -> None:
+    uri = _uri(store_dir)
     logger = MLflowLogger(uri, run_name="toy", params={"benchmark": "toy", "strategy": "replay+ewc"})
     learner = Learner(toy_model(), [Replay(20), EWC(lam=5.0)], lr=0.1, batch_size=16, callbacks=[logger])
     result = learner.fit(toy_scenario())
@@ -62,11 +68,11 @@ def test_fit_is_one_run_with_params_curves_and_artifacts(tmp_path: Path) -> None
     local = Path(c.download_artifacts(run.info.run_id, "result.json", str(tmp_path / "dl")))
     assert json.loads(local.read_text())["accuracy_matrix"] == result.accuracy_matrix
     # artifacts live beside the database, not in the working directory
-    assert (tmp_path / "mlartifacts").is_dir()
+    assert (store_dir / "mlartifacts").is_dir()
 
 
-def test_training_attempts_are_runs_tagged_with_the_version(tmp_path: Path) -> None:
-    uri = _uri(tmp_path)
+def test_training_attempts_are_runs_tagged_with_the_version(store_dir: Path) -> None:
+    uri = _uri(store_dir)
     passed = {"passed": True, "reasons": [], "reason": "data_drift", "mode": "finetune", "policy": "continual",
               "parent": 3, "window": [101, 400], "version": 4, "train_cpu_seconds": 1.5,
               "figures": {"new_accuracy": 0.91, "old_accuracy": 0.88, "flip_rate": 0.02, "latency_ms": 0.4,
