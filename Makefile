@@ -23,12 +23,13 @@ $(VENV)/.deps-demo: $(VENV)/.torch pyproject.toml
 	$(PY) -m pip install -q -e ".[data,plots]"
 	touch $@
 
-# Debian's Fashion-MNIST and PostgreSQL (for the store's tests), when apt is usable; tests skip with a reason otherwise.
+# Debian's Fashion-MNIST, PostgreSQL (for the store's tests) and Chromium (the dashboard's browser test), when apt is usable; tests skip with a reason otherwise.
 system-deps:
 	@if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
 	  need=""; \
 	  [ -e /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || need="$$need dataset-fashion-mnist"; \
 	  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need="$$need postgresql"; \
+	  command -v chromium >/dev/null 2>&1 || need="$$need chromium"; \
 	  if [ -n "$$need" ]; then (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need >/dev/null) \
 	    || echo "note: could not install$$need; dependent tests will skip"; fi; \
 	fi

@@ -1,4 +1,7 @@
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -116,3 +119,61 @@ def test_bad_data_flags_exit_2_with_a_clear_error(
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("error: ") and message in err and "Traceback" not in err
     assert not (tmp_path / "results.json").exists()
+
+
+SMALL = ["bench", "--benchmark", "split-digits", "--strategies", "naive", "--seeds", "0", "--epochs", "1",
+         "--train-fraction", "0.3", "--no-plots"]  # fmt: skip
+
+
+def test_piped_output_is_one_line_per_experience_without_blank_lines(tmp_path: Path) -> None:
+    # a real pipe, as in `lifelong bench ... > log`: no progress bar redraws, no blank lines
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
+    proc = subprocess.run([sys.executable, "-m", "lifelong.cli", *SMALL, "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120, env=env)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines and all(line.strip() for line in lines), proc.stdout
+    assert "\r" not in proc.stdout and "\x1b[" not in proc.stdout  # no redraws, no terminal codes
+    experience = [line for line in lines if " exp " in line]
+    assert [line.split(" exp ")[1].split(":")[0] for line in experience] == ["0", "1", "2", "3", "4"]
+    assert all("acc on seen" in line for line in experience)
+    assert lines[-1] == f"results: {tmp_path / 'results.json'}"
+
+
+def test_log_json_is_one_object_per_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([*SMALL, "--out", str(tmp_path), "--log-json"]) == 0
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    kinds = [e["event"] for e in events]
+    assert kinds == ["experience"] * 5 + ["run", "summary"]
+    assert [e["experience"] for e in events[:5]] == [0, 1, 2, 3, 4]
+    assert events[0]["strategy"] == "naive" and 0 <= events[4]["acc_seen"] <= 1
+    run = json.loads((tmp_path / "results.json").read_text())["runs"][0]
+    assert events[5]["metrics"]["acc"] == pytest.approx(run["metrics"]["acc"])
+    assert events[6]["path"] == str(tmp_path / "results.json")
+
+
+def test_quiet_prints_only_where_the_results_are(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([*SMALL, "--out", str(tmp_path), "--quiet"]) == 0
+    assert capsys.readouterr().out == f"results: {tmp_path / 'results.json'}\n"
+
+
+def test_tracking_uri_logs_each_run_to_mlflow(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("mlflow", reason="MLflow is not installed; pip install 'lifelong[tracking]'")
+    pytest.importorskip(
+        "alembic", reason="MLflow's SQL store needs alembic; pip install 'lifelong[tracking]'"
+    )
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    args = [*SMALL, "--strategies", "naive,replay", "--buffer", "20", "--out", str(tmp_path), "--quiet"]
+    assert main([*args, "--tracking-uri", uri]) == 0
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("lifelong").experiment_id])
+    by_name = {r.info.run_name: r for r in runs}
+    assert set(by_name) == {"split-digits naive seed 0", "split-digits replay seed 0"}
+    replay = by_name["split-digits replay seed 0"]
+    assert (
+        replay.data.params["replay.buffer_size"] == "20" and replay.data.params["benchmark"] == "split-digits"
+    )
+    measured = json.loads((tmp_path / "results.json").read_text())["runs"][1]["metrics"]
+    assert replay.data.metrics["acc"] == pytest.approx(measured["acc"])

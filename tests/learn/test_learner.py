@@ -344,3 +344,24 @@ def test_strategies_follow_a_grown_head(name: str, tmp_path) -> None:
     assert learner.n_outputs == 4 and learner.classes_seen == (0, 1, 2, 3)
     learner.save(tmp_path / "c")
     assert Learner.load(tmp_path / "c").n_outputs == 4
+
+
+def test_fit_tells_callbacks_each_evaluation_and_the_result() -> None:
+    seen: list[tuple] = []
+
+    class Watch(Callback):
+        def on_experience_end(self, state, control):
+            seen.append(("end", state.experience, state.fitting))
+
+        def on_evaluate(self, state, control):
+            seen.append(("evaluate", state.evaluation, state.accuracy, state.params["strategies"]))
+
+        def on_fit_end(self, state, control):
+            seen.append(("fit_end", state.result, state.fitting))
+
+    learner = Learner(toy_model(), [Naive()], batch_size=16, callbacks=[Watch()])
+    result = learner.fit(toy_scenario())
+    assert [s[0] for s in seen] == ["end", "evaluate", "end", "evaluate", "fit_end"]
+    assert seen[0][2] is True and seen[-1] == ("fit_end", result, False)
+    assert [s[2] for s in seen if s[0] == "evaluate"] == [tuple(r) for r in result.accuracy_matrix]
+    assert seen[1][3] == "naive" and learner.hyperparameters()["lr"] == learner.lr

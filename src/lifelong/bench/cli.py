@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from lifelong.bench import runner
+from lifelong.bench.advise import add_command as add_advise
 from lifelong.bench.benchmarks import BENCHMARKS, Benchmark, from_file, get
 from lifelong.errors import ConfigError, DataError
+from lifelong.logs import Reporter
 
 DEMO_STRATEGIES = ["naive", "ewc", "lwf", "replay", "joint"]
 
@@ -57,6 +58,10 @@ def add_commands(sub: Any) -> None:
     )
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--no-plots", action="store_true")
+    p.add_argument(
+        "--tracking-uri", default=None, help="log every run to MLflow here (e.g. sqlite:///mlflow.db)"
+    )
+    add_log_flags(p)
     p.add_argument("--list", action="store_true", help="show benchmarks and strategies, then exit")
     p.set_defaults(func=bench)
 
@@ -64,12 +69,20 @@ def add_commands(sub: Any) -> None:
     d.add_argument("--out", default="runs/demo")
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    add_log_flags(d)
     d.set_defaults(func=demo)
 
     r = sub.add_parser("report", help="print the table of a results.json")
     r.add_argument("results", help="path to results.json or its directory")
     r.add_argument("--markdown", action="store_true")
     r.set_defaults(func=report)
+    add_advise(sub)
+
+
+def add_log_flags(p: argparse.ArgumentParser) -> None:
+    """``--quiet`` and ``--log-json``: shared by every command that trains (see :mod:`lifelong.logs`)."""
+    p.add_argument("--quiet", action="store_true", help="print only where the results are")
+    p.add_argument("--log-json", action="store_true", help="one JSON object per line instead of text")
 
 
 def _validate(benchmarks: list[str], strategies: list[str]) -> None:
@@ -82,16 +95,14 @@ def _validate(benchmarks: list[str], strategies: list[str]) -> None:
 
 
 def run_grid(benchmarks: list[str], strategies: list[str], seeds: list[int], settings: runner.Settings,
-             out: Path, progress: bool = True, plots: bool = True, threads: int = 1) -> list[dict[str, Any]]:  # fmt: skip
+             out: Path, progress: bool = True, plots: bool = True, threads: int = 1,
+             reporter: Reporter | None = None, tracking_uri: str | None = None) -> list[dict[str, Any]]:  # fmt: skip
     import torch
-    from rich.console import Console
 
     from lifelong.bench.report import plot, rich_table
-    from lifelong.learn.callbacks import ProgressBar
 
     torch.set_num_threads(threads)
-
-    console = Console(width=None if sys.stdout.isatty() else 150)
+    log = reporter or Reporter()
     runs = []
     for b in benchmarks:
         bench = b if isinstance(b, Benchmark) else get(b)
@@ -99,25 +110,36 @@ def run_grid(benchmarks: list[str], strategies: list[str], seeds: list[int], set
         for seed in seeds:
             scenario = runner._subsample(bench.build(seed), settings.train_fraction, seed)
             for s in strategies:
-                callbacks = (
-                    [ProgressBar(f"{bench.name} {s} seed {seed}", console=console)] if progress else []
+                bar = (
+                    log.progress(f"{bench.name} {s} seed {seed}", benchmark=bench.name, strategy=s, seed=seed)
+                    if progress
+                    else None
                 )
+                callbacks = [bar] if bar else []
+                if tracking_uri:  # first, so its set-up is not counted in the progress line's seconds
+                    from lifelong.tracking import MLflowLogger
+
+                    callbacks.insert(0, MLflowLogger(tracking_uri, run_name=f"{bench.name} {s} seed {seed}",
+                                                     params={"benchmark": bench.name, "strategy": s, "seed": seed}))  # fmt: skip
                 run = runner.run_one(bench, s, seed, settings, callbacks, scenario=scenario)
                 m = run["metrics"]
-                console.print(f"{bench.name:>18} {s:>18} seed {seed}: ACC {m['acc']:.3f}  BWT {m['bwt']:+.3f}  "
-                              f"{m['train_seconds_per_epoch']:.2f} s/epoch")  # fmt: skip
+                log.emit("run", f"{bench.name:>18} {s:>18} seed {seed}: ACC {m['acc']:.3f}  BWT {m['bwt']:+.3f}  "
+                         f"{m['train_seconds_per_epoch']:.2f} s/epoch", benchmark=bench.name, strategy=s, seed=seed,
+                         metrics=m)  # fmt: skip
                 runs.append(run)
     out.mkdir(parents=True, exist_ok=True)
     rows = runner.summarize(runs)
     (out / "results.json").write_text(json.dumps({"runs": runs, "summary": rows}, indent=1))
-    console.print(rich_table(rows))
-    console.print(f"results: {out / 'results.json'}")
+    log.table(rich_table(rows))
+    log.emit(
+        "summary", f"results: {out / 'results.json'}", final=True, path=str(out / "results.json"), rows=rows
+    )
     if plots:
         try:
             written = plot(runs, out)
-            console.print(f"plots: {len(written)} PNG files in {out}/")
+            log.emit("plots", f"plots: {len(written)} PNG files in {out}/", files=[str(w) for w in written])
         except ImportError:
-            console.print("plots skipped: install matplotlib (pip install 'lifelong[plots]')")
+            log.emit("plots", "plots skipped: install matplotlib (pip install 'lifelong[plots]')")
     return runs
 
 
@@ -176,21 +198,23 @@ def bench(args: argparse.Namespace) -> int:
         not args.no_progress,
         not args.no_plots,
         args.threads,
+        Reporter.from_flags(args.quiet, args.log_json),
+        args.tracking_uri,
     )
     return 0
 
 
 def demo(args: argparse.Namespace) -> int:
-    benchmark = "split-fmnist"
+    benchmark, log = "split-fmnist", Reporter.from_flags(args.quiet, args.log_json)
     try:
         get(benchmark).build(args.seed)
     except DataError as e:
-        print(
-            f"notice: Fashion-MNIST is not available ({str(e).splitlines()[0]}); running Split Digits instead"
-        )
+        log.emit("notice", f"notice: Fashion-MNIST is not available ({str(e).splitlines()[0]}); "
+                 "running Split Digits instead", benchmark="split-digits")  # fmt: skip
         benchmark = "split-digits"
     settings = runner.Settings(epochs=0)
-    run_grid([benchmark], DEMO_STRATEGIES, [args.seed], settings, Path(args.out), threads=args.threads)
+    run_grid([benchmark], DEMO_STRATEGIES, [args.seed], settings, Path(args.out), threads=args.threads,
+             reporter=log)  # fmt: skip
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Callbacks: non-essential work around the loop (progress, timing, early stopping).
+"""Callbacks: non-essential work around the loop (progress, timing, early stopping, tracking).
 
 A callback reads a :class:`LoopState` and acts only through a :class:`Control`; it never
 touches the model or the strategies, so it cannot change what is learned.
@@ -24,6 +24,13 @@ class LoopState:
     epochs: int = 1
     classes_seen: tuple[int, ...] = ()
     loss_tensor: Tensor | None = None
+    params: dict[str, Any] = field(
+        default_factory=dict
+    )  # the learner's configuration, set when ``fit`` starts
+    fitting: bool = False  # inside ``Learner.fit``: an evaluation follows each experience
+    evaluation: int = -1  # row of the accuracy matrix measured last (``fit`` evaluates after each experience)
+    accuracy: tuple[float, ...] = ()  # that row: test accuracy on every experience of the stream
+    result: Any = None  # the finished ``Result``, set just before ``on_fit_end``
 
     @property
     def loss(self) -> float:
@@ -49,6 +56,8 @@ class Callback:
     def on_step_end(self, state: LoopState, control: Control) -> None: ...
     def on_epoch_end(self, state: LoopState, control: Control) -> None: ...
     def on_experience_end(self, state: LoopState, control: Control) -> None: ...
+    def on_evaluate(self, state: LoopState, control: Control) -> None: ...
+    def on_fit_end(self, state: LoopState, control: Control) -> None: ...
 
 
 @dataclass

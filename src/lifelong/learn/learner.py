@@ -29,7 +29,9 @@ from lifelong.metrics.costs import peak_rss_mb
 from lifelong.metrics.result import Result
 
 OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
-CALLBACK_HOOKS = ("on_experience_start", "on_step_end", "on_epoch_end", "on_experience_end")
+CALLBACK_HOOKS = (
+    "on_experience_start", "on_step_end", "on_epoch_end", "on_experience_end", "on_evaluate", "on_fit_end",
+)  # fmt: skip
 
 
 class Learner:
@@ -588,13 +590,24 @@ class Learner:
                 now = torch.cat(after[:i])
                 result.flips.append(float((was & ~now).float().mean()))
             before = after
+            self.state.evaluation, self.state.accuracy = i, tuple(result.accuracy_matrix[-1])
+            self._callbacks("on_evaluate")
 
-        if isinstance(stream, TaskFreeStream):
-            self._train_task_free(stream, record)
-        else:
-            for i, experience in enumerate(experiences):
-                self.learn(experience)
-                record(i)
+        self.state.params = {
+            **self.hyperparameters(),
+            "scenario": stream.kind,
+            "experiences": len(experiences),
+        }
+        self.state.fitting = True
+        try:
+            if isinstance(stream, TaskFreeStream):
+                self._train_task_free(stream, record)
+            else:
+                for i, experience in enumerate(experiences):
+                    self.learn(experience)
+                    record(i)
+        finally:
+            self.state.fitting = False
         result.train_seconds = self.train_seconds - start_seconds
         result.boundary_seconds = self.boundary_seconds - start_boundary
         result.diverged = self.diverged
@@ -603,6 +616,8 @@ class Learner:
         result.extra_parameters = self.extra_parameters()
         result.buffer_bytes = self.memory_bytes()
         result.peak_rss_mb = peak_rss_mb()
+        self.state.result = result
+        self._callbacks("on_fit_end")
         return result
 
     def _train_task_free(self, stream: TaskFreeStream, record: Any) -> None:
@@ -621,6 +636,18 @@ class Learner:
         self.train_seconds += time.perf_counter() - start
         self.epochs_trained += 1
         self._experience = None
+
+    def hyperparameters(self) -> dict[str, Any]:
+        """The configuration as one flat dict (optimizer, model class, each strategy's parameters), for trackers."""
+        out: dict[str, Any] = {
+            "optimizer": self.optimizer_name, "lr": self.lr, "momentum": self.momentum,
+            "weight_decay": self.weight_decay, "batch_size": self.batch_size, "epochs": self.epochs,
+            "seed": self.seed, "model": type(self.model).__name__,
+            "strategies": "+".join(s.name for s in self.strategies) or "none",
+        }  # fmt: skip
+        for s in self.strategies:
+            out.update({f"{s.name}.{k}": v for k, v in s.get_params().items()})
+        return out
 
     # -- costs ---------------------------------------------------------------------------
     def extra_parameters(self) -> int:

@@ -28,6 +28,7 @@ from lifelong.system.api import (
     samples,
     training,
 )
+from lifelong.system.api.dashboard import install as install_dashboard
 from lifelong.system.service import System
 from lifelong.system.settings import Settings
 
@@ -59,6 +60,8 @@ def create_app(settings: Settings | None = None, *, system: System | None = None
         version=__version__,
         summary="Serve continually learning models: champion, canary, shadow, feedback, drift.",
         lifespan=lifespan,
+        docs_url=None,  # /docs and /redoc are served offline by api/dashboard.py
+        redoc_url=None,
     )
     app.state.token, app.state.public_reads = token, settings.public_reads
     app.state.http_metrics = metrics.HttpMetrics()
@@ -70,4 +73,5 @@ def create_app(settings: Settings | None = None, *, system: System | None = None
     errors.install(app)
     for module in (predict, feedback, samples, training, models, deployments, monitoring, metrics):
         app.include_router(module.router)
+    install_dashboard(app)  # GET /, /v1/dashboard, /docs, /redoc and /static
     return app

@@ -1,0 +1,191 @@
+"""GET / (the dashboard), GET /v1/dashboard (its data), and the API docs at /docs and /redoc, offline.
+
+Everything the browser loads comes from files installed with the package (``lifelong/system/static``:
+Swagger UI, ReDoc and uPlot copied from npm, plus the dashboard's own script), so the pages work on
+a machine without internet. The dashboard is rendered on the server (aliases, lineage, events) and
+its two charts are drawn by uPlot from the same data, embedded in the page and refreshed from
+``/v1/dashboard``. Promote and roll back buttons call the ordinary endpoints with the bearer token
+the user types (kept in ``sessionStorage``, never sent anywhere else).
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import json
+import mimetypes
+import time
+from collections import Counter
+from pathlib import Path
+from string import Template
+from typing import Annotated, Any
+
+from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, Response
+
+from lifelong.errors import NotFoundError
+from lifelong.system.api.deps import SystemDep
+from lifelong.system.service import System
+
+STATIC = Path(__file__).resolve().parent.parent / "static"
+PAGE = Template((STATIC / "dashboard.html").read_text())
+# A fixed list: a request can only ever name one of these files, so no path can escape the directory.
+ASSETS = {p.relative_to(STATIC).as_posix(): p for p in sorted(STATIC.rglob("*")) if p.is_file()}
+GATE_FIGURES = ("new_accuracy", "old_accuracy", "negative_flip_rate", "latency_ms", "size_mb")
+router = APIRouter(tags=["monitoring"])
+pages = APIRouter(include_in_schema=False)
+
+
+def install(app: FastAPI) -> None:
+    """Add the routes; the app must be built with ``docs_url=None, redoc_url=None``."""
+    app.include_router(router)
+    app.include_router(pages)
+
+
+def summary(system: System, window: int = 50, limit: int = 5000, n_events: int = 30) -> dict[str, Any]:
+    """What the dashboard shows, as JSON: aliases, versions with lineage, live accuracy, drift, events.
+
+    Live accuracy: the last ``limit`` labelled predictions, in order, cut per variant into windows of
+    ``window``; each point is one window's accuracy at the time of its last prediction.
+    """
+    aliases = system.deployments()
+    holders: dict[int, list[str]] = {}
+    for name, a in aliases.items():
+        holders.setdefault(a["version"], []).append(name)
+    versions = [
+        {"version": v.version, "parent": v.parent, "created": v.created, "strategy": v.strategy,
+         "window": list(v.window) if v.window else None, "aliases": sorted(holders.get(v.version, [])),
+         "figures": {k: v.metrics[k] for k in GATE_FIGURES if isinstance(v.metrics.get(k), (int, float))}}
+        for v in system.registry.versions()
+    ]  # fmt: skip
+    parents = {v["version"]: v["parent"] for v in versions}
+    chain: list[int] = []
+    v = aliases.get("champion", {}).get("version")
+    while v is not None and v not in chain:  # the champion's ancestry, newest first
+        chain.append(v)
+        v = parents.get(v)
+    accuracy: dict[str, list[dict[str, Any]]] = {}
+    by_variant: dict[str, list[Any]] = {}
+    for r in system.store.labelled_predictions(limit=limit):
+        by_variant.setdefault(r.variant, []).append(r)
+    for variant, rows in sorted(by_variant.items()):
+        for i in range(0, len(rows) - window + 1, window):
+            w = rows[i : i + window]
+            accuracy.setdefault(variant, []).append({
+                "ts": w[-1].ts, "accuracy": sum(r.predicted == r.label for r in w) / len(w), "n": len(w),
+                "version": Counter(r.version for r in w).most_common(1)[0][0],
+            })  # fmt: skip
+    drift = [
+        {"id": e.id, "ts": e.ts, "kind": e.kind, "monitor": e.payload.get("monitor", e.kind),
+         "score": e.payload.get("score"), "threshold": e.payload.get("threshold"),
+         "drift": bool(e.payload.get("drift", True))}
+        for e in system.drift(200) if isinstance(e.payload.get("score"), (int, float))
+    ]  # fmt: skip
+    events = [
+        {"id": e.id, "ts": e.ts, "kind": e.kind, "text": _describe(e.kind, e.payload)}
+        for e in reversed(system.events(limit=n_events))
+    ]
+    return {"now": time.time(), "window": window, "aliases": aliases, "champion_chain": chain,
+            "versions": versions[::-1], "accuracy": accuracy, "drift": drift, "events": events}  # fmt: skip
+
+
+def _describe(kind: str, payload: dict[str, Any]) -> str:
+    """One short line per event for the list (the full payload is at /v1/events)."""
+    p = payload or {}
+    if kind == "gate":
+        verdict = (
+            f"passed: v{p.get('version')}"
+            if p.get("passed")
+            else "refused: " + "; ".join(p.get("reasons") or [])
+        )
+        return f"{verdict} (parent v{p.get('parent')}, {p.get('mode')}, {p.get('reason')})"
+    if "score" in p:
+        return f"{p.get('monitor', kind)} score {_num(p.get('score'))} (threshold {_num(p.get('threshold'))})"
+    keep = {k: v for k, v in p.items() if isinstance(v, (str, int, float, bool)) or v is None}
+    return ", ".join(f"{k}={_num(v)}" for k, v in list(keep.items())[:6])
+
+
+def _num(v: Any) -> str:
+    return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+
+def _when(ts: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
+@router.get("/v1/dashboard", summary="Data behind the dashboard: aliases, lineage, live accuracy, drift")
+def dashboard_data(
+    system: SystemDep,
+    window: Annotated[int, Query(ge=1, le=10_000)] = 50,
+    limit: Annotated[int, Query(ge=1, le=100_000)] = 5000,
+) -> dict[str, Any]:
+    return summary(system, window, limit)
+
+
+@pages.get("/", response_class=HTMLResponse)
+def dashboard(system: SystemDep) -> HTMLResponse:
+    data = summary(system)
+    e = html.escape
+    cards = []
+    for alias in ("champion", "canary", "shadow"):
+        a = data["aliases"].get(alias)
+        value = f"v{a['version']}" if a else "none"
+        share = f"<small>{a['share']:.0%} of traffic</small>" if a and a.get("share") is not None else ""
+        cards.append(
+            f'<div class="card" id="alias-{alias}"><h2>{alias}</h2><p class="version">{value}</p>{share}</div>'
+        )
+    rows = []
+    for v in data["versions"]:
+        figures = " ".join(f"{k.replace('_', ' ')} {_num(x)}" for k, x in v["figures"].items()) or "-"
+        window = f"{v['window'][0]}&ndash;{v['window'][1]}" if v["window"] else "-"
+        tags = " ".join(f'<span class="tag {e(a)}">{e(a)}</span>' for a in v["aliases"])
+        rows.append(
+            f'<tr data-version="{v["version"]}"><td>v{v["version"]} {tags}</td>'
+            f"<td>{'v' + str(v['parent']) if v['parent'] else '-'}</td><td>{e(v['strategy'])}</td>"
+            f"<td>{window}</td><td>{e(figures)}</td><td>{_when(v['created'])}</td>"
+            f'<td><button class="promote" data-version="{v["version"]}">promote</button></td></tr>'
+        )
+    events = [
+        f"<li><time>{_when(ev['ts'])}</time> <b>{e(ev['kind'])}</b> {e(ev['text'])}</li>"
+        for ev in data["events"]
+    ]
+    chain = " &larr; ".join(f"v{v}" for v in data["champion_chain"]) or "no champion yet"
+    page = PAGE.substitute(
+        cards="".join(cards), chain=chain, rows="".join(rows) or '<tr><td colspan="7">no versions yet</td></tr>',
+        events="".join(events) or "<li>no events yet</li>", window=data["window"],
+        data=json.dumps(data).replace("</", "<\\/"),  # safe inside <script>
+    )  # fmt: skip
+    return HTMLResponse(page)
+
+
+@functools.cache
+def _asset(name: str) -> bytes:
+    return ASSETS[name].read_bytes()
+
+
+@pages.get("/static/{name:path}")
+def static(name: str) -> Response:
+    """The vendored files, from memory (a few MB, read once): whole bodies, no streaming."""
+    if name not in ASSETS:
+        raise NotFoundError(f"no static file {name!r}")
+    media = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    return Response(_asset(name), media_type=media, headers={"Cache-Control": "public, max-age=3600"})
+
+
+@pages.get("/docs", response_class=HTMLResponse)
+def swagger(request: Request) -> HTMLResponse:
+    return get_swagger_ui_html(
+        openapi_url=str(request.app.openapi_url), title="lifelong API",
+        swagger_js_url="/static/swagger-ui/swagger-ui-bundle.js", swagger_css_url="/static/swagger-ui/swagger-ui.css",
+        swagger_favicon_url="/static/swagger-ui/favicon-32x32.png",
+        swagger_ui_parameters={"validatorUrl": None},  # the default badge calls validator.swagger.io
+    )  # fmt: skip
+
+
+@pages.get("/redoc", response_class=HTMLResponse)
+def redoc(request: Request) -> HTMLResponse:
+    return get_redoc_html(
+        openapi_url=str(request.app.openapi_url), title="lifelong API", redoc_js_url="/static/redoc/redoc.standalone.js",
+        redoc_favicon_url="/static/swagger-ui/favicon-32x32.png", with_google_fonts=False,
+    )  # fmt: skip

@@ -1,0 +1,111 @@
+// The dashboard's charts (uPlot) and its two actions. No build step: plain browser JavaScript.
+"use strict";
+(function () {
+  const COLORS = { champion: "#1a7f37", canary: "#b58100", shadow: "#555" };
+  const PALETTE = ["#6a4c93", "#c0392b", "#2c6fbb", "#16a085", "#d35400", "#7f8c8d"];
+  const TOKEN_KEY = "lifelong-token";
+  const plots = {};
+
+  // Align series sampled at different times on one x axis (uPlot wants a shared, sorted x).
+  function align(named) {
+    const xs = [...new Set(Object.values(named).flatMap((pts) => pts.map((p) => p.x)))].sort((a, b) => a - b);
+    const index = new Map(xs.map((x, i) => [x, i]));
+    const ys = Object.values(named).map((pts) => {
+      const y = new Array(xs.length).fill(null);
+      pts.forEach((p) => { y[index.get(p.x)] = p.y; });
+      return y;
+    });
+    return [xs, ...ys];
+  }
+
+  function draw(id, named, yLabel, range) {
+    const el = document.getElementById(id);
+    const names = Object.keys(named);
+    const points = names.reduce((n, k) => n + named[k].length, 0);
+    if (plots[id]) { plots[id].destroy(); delete plots[id]; }
+    el.innerHTML = "";
+    el.dataset.points = String(points);
+    if (points === 0) {
+      el.innerHTML = '<p class="empty">no data yet</p>';
+      return;
+    }
+    const series = [{}].concat(names.map((n, i) => ({
+      label: n, stroke: COLORS[n] || PALETTE[i % PALETTE.length], width: 2, spanGaps: true, points: { show: true, size: 6 },
+    })));
+    const opts = {
+      width: Math.max(el.clientWidth, 380), height: 220, series: series,
+      scales: { y: range ? { range: range } : {} },
+      axes: [{}, { label: yLabel }],
+    };
+    plots[id] = new uPlot(opts, align(named), el);
+  }
+
+  function render(data) {
+    const acc = {};
+    for (const [variant, pts] of Object.entries(data.accuracy)) {
+      acc[variant] = pts.map((p) => ({ x: p.ts, y: p.accuracy }));
+    }
+    draw("accuracy-chart", acc, "accuracy", [0, 1]);
+    const drift = {};
+    for (const d of data.drift) {
+      (drift[d.monitor] = drift[d.monitor] || []).push({ x: d.ts, y: d.score });
+    }
+    draw("drift-chart", drift, "score", null);
+  }
+
+  function status(text, ok) {
+    const el = document.getElementById("status");
+    el.textContent = text;
+    el.style.color = ok ? "#9be29b" : "#ff9c9c";
+  }
+
+  async function call(path, body) {
+    const token = sessionStorage.getItem(TOKEN_KEY) || "";
+    const response = await fetch(path, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "Authorization": "Bearer " + token },
+      body: JSON.stringify(body || {}),
+    });
+    const doc = await response.json().catch(() => ({}));
+    if (!response.ok) {
+      status((doc.error && doc.error.message) || ("HTTP " + response.status), false);
+      return null;
+    }
+    return doc;
+  }
+
+  async function promote(version) {
+    if (await call("/v1/models/" + version + "/promote", { alias: "champion" })) {
+      status("v" + version + " is the champion", true);
+      setTimeout(() => location.reload(), 400);
+    }
+  }
+
+  async function rollback() {
+    const doc = await call("/v1/rollback", { alias: "champion" });
+    if (doc) {
+      status("champion rolled back to v" + doc.version, true);
+      setTimeout(() => location.reload(), 400);
+    }
+  }
+
+  async function refresh(current) {
+    try {
+      const response = await fetch("/v1/dashboard");
+      if (!response.ok) return;
+      const data = await response.json();
+      if (JSON.stringify(data.aliases) !== JSON.stringify(current.aliases)) { location.reload(); return; }
+      render(data);
+      current.aliases = data.aliases;
+    } catch (err) { /* the server restarts: try again at the next tick */ }
+  }
+
+  const data = JSON.parse(document.getElementById("dashboard-data").textContent);
+  const token = document.getElementById("token");
+  token.value = sessionStorage.getItem(TOKEN_KEY) || "";
+  token.addEventListener("input", () => sessionStorage.setItem(TOKEN_KEY, token.value));
+  document.getElementById("rollback").addEventListener("click", rollback);
+  document.querySelectorAll("button.promote").forEach((b) => b.addEventListener("click", () => promote(b.dataset.version)));
+  render(data);
+  setInterval(() => refresh(data), 5000);
+})();

@@ -1,0 +1,134 @@
+"""`lifelong advise`: the ranking rules on a made-up summary, the real results file, and a run on a CSV."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lifelong.bench.advise import Constraints, find_results, load_summary, notes, recommend, split_name
+from lifelong.cli import main
+from lifelong.errors import ConfigError
+
+
+def row(
+    strategy: str, acc: float, seconds: float = 1.0, benchmark: str = "b", buffer_bytes: float = 0.0
+) -> dict:
+    return {"benchmark": benchmark, "strategy": strategy, "acc": acc, "forgetting": 1 - acc,
+            "train_seconds_per_epoch": seconds, "buffer_bytes": buffer_bytes, "extra_parameters": 10.0}  # fmt: skip
+
+
+ROWS = [
+    row("naive", 0.20), row("joint", 0.85), row("cumulative", 0.86, 2.0, buffer_bytes=4e7),
+    row("ewc", 0.21, 4.0), row("l2", 0.25, 1.5), row("lwf", 0.30, 1.2),
+    row("replay-200", 0.70, 1.4), row("replay-500", 0.77, 1.5), row("derpp-500", 0.80, 3.0),
+    row("gem-500", 0.79, 12.0), row("generative-replay", 0.45, 4.5), row("ncm", 0.66, 1.1),
+    row("gpm", 0.21, 2.0), row("pnn", 0.99, 1.5), row("packnet", 0.98, 1.4, "b-task"), row("naive", 0.9, 1.0, "b-task"),
+]  # fmt: skip
+
+
+def methods(c: Constraints, benchmark: str = "b", top: int = 20) -> list[str]:
+    return [a.method for a in recommend(c, ROWS, benchmark, top)]
+
+
+def test_split_name() -> None:
+    assert split_name("replay-500") == ("replay", 500) and split_name("er-ace") == ("er-ace", None)
+    assert split_name("er-ace-200") == ("er-ace", 200)
+
+
+def test_regularization_baseline_first_then_the_best_that_fit() -> None:
+    got = methods(Constraints())
+    assert got[0] == "lwf"  # the best regularization method, whatever its rank by accuracy
+    assert got[1:4] == ["derpp-500", "replay-500", "ncm"]  # then by measured ACC
+    assert "replay-200" not in got  # the largest memory within the limit stands for its method
+    assert "cumulative" not in got and "naive" not in got and "joint" not in got
+    assert "gem-500" not in got  # 12x naive's time is over the medium budget
+    assert "pnn" not in got  # needs task ids at prediction
+    assert "gem-500" in methods(Constraints(budget="high"))
+    assert methods(Constraints(budget="low"))[:3] == ["lwf", "replay-500", "ncm"]
+
+
+def test_memory_limits_pick_the_variant_and_all_allows_cumulative() -> None:
+    got = methods(Constraints(memory=200))
+    assert "replay-200" in got and "replay-500" not in got and "derpp-500" not in got
+    assert methods(Constraints(memory=None))[1] == "cumulative"
+
+
+def test_without_stored_data_only_methods_that_keep_no_samples() -> None:
+    for c in (Constraints(store_data=False), Constraints(memory=0)):
+        got = methods(c)
+        assert not {"replay-500", "replay-200", "derpp-500", "cumulative"} & set(got)
+        assert "generative-replay" in got and "ncm" in got and "gpm" in got
+    private = methods(Constraints(private=True))
+    assert "generative-replay" not in private and "replay-500" not in private and "ncm" in private
+    advice = recommend(Constraints(store_data=False), ROWS, "b")
+    assert any("no memory" not in a.reason for a in advice)
+
+
+def test_task_ids_unlock_architectural_methods() -> None:
+    got = methods(Constraints(task_ids_known=True, store_data=False), "b-task")
+    assert got == ["packnet"]
+    advice = recommend(Constraints(task_ids_known=True, store_data=False), ROWS, "b-task")
+    assert advice[0].reason.startswith("no memory possible")
+    with pytest.raises(ConfigError, match="task ids"):
+        recommend(Constraints(), ROWS, "b-task")
+    with pytest.raises(ConfigError, match="no rows"):
+        recommend(Constraints(), ROWS, "nothing")
+    with pytest.raises(ConfigError, match="budget"):
+        Constraints(budget="huge")
+
+
+def test_notes_say_when_nothing_allowed_beats_naive_and_what_a_memory_buys() -> None:
+    c = Constraints(private=True, budget="low")
+    rows = [r for r in ROWS if r["strategy"] not in ("ncm", "lwf", "l2")]
+    said = notes(c, rows, "b", recommend(c, rows, "b"))
+    assert any("no method that fits beats naive" in n for n in said)
+    assert any("memory of 200 samples replay-200 reaches ACC 0.700" in n for n in said)
+
+
+def test_cli_reads_the_projects_own_results(capsys: pytest.CaptureFixture[str]) -> None:
+    path = find_results()
+    assert main(["advise", "--log-json", "--top", "3"]) == 0
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    advice = [e for e in events if e["event"] == "advice"]
+    assert len(advice) == 3 and advice[0]["family"] == "regularization"
+    measured = {r["strategy"]: r for r in load_summary(path) if r["benchmark"] == "split-fmnist"}
+    for a in advice:  # the figures are the file's, not typed in
+        assert (
+            a["acc"] == measured[a["method"]]["acc"]
+            and a["forgetting"] == measured[a["method"]]["forgetting"]
+        )
+
+
+def test_bad_memory_and_missing_results_are_clear_errors(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert main(["advise", "--memory", "lots"]) == 2
+    assert "--memory must be" in capsys.readouterr().err
+    assert main(["advise", "--results", str(tmp_path / "none.json")]) == 2
+    assert "no results file" in capsys.readouterr().err
+
+
+def test_data_run_compares_the_shortlist_on_a_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("pandas", reason="reading CSV needs pandas: pip install 'lifelong[data]'")
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(4), 40)
+    x = rng.normal(0, 4, size=(4, 6))[y] + rng.normal(0, 1, size=(len(y), 6))
+    path = tmp_path / "blobs.csv"
+    lines = [",".join([f"f{i}" for i in range(6)] + ["kind"])]
+    lines += [",".join([*(f"{v:.4f}" for v in xi), f"class{yi}"]) for xi, yi in zip(x, y)]
+    path.write_text("\n".join(lines) + "\n")
+    code = main(["advise", "--data", str(path), "--label-column", "kind", "--top", "2", "--log-json"])
+    assert code == 0
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    shortlist = [e["strategy"] for e in events if e["event"] == "advice"]
+    (comparison,) = [e for e in events if e["event"] == "comparison"]
+    rows = comparison["rows"]
+    assert {r["method"] for r in rows} == {*shortlist, "naive"}
+    assert [r["acc"] for r in rows] == sorted((r["acc"] for r in rows), reverse=True)
+    assert all(0 <= r["acc"] <= 1 and 0 <= r["forgetting"] <= 1 and r["seconds"] > 0 for r in rows)
+    assert sum(e["event"] == "experience" for e in events) == 2 * len(rows)  # 4 classes: two experiences
+    assert main(["advise", "--data", str(path), "--label-column", "missing"]) == 2
+    assert "missing" in capsys.readouterr().err

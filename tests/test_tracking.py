@@ -1,0 +1,105 @@
+"""MLflow tracking against a real MLflow SQLite store, read back through MLflow's own client."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("mlflow", reason="MLflow is not installed; pip install 'lifelong[tracking]'")
+pytest.importorskip("alembic", reason="MLflow's SQL store needs alembic; pip install 'lifelong[tracking]'")
+
+from mlflow import MlflowClient  # noqa: E402
+
+from lifelong.checks import toy_model, toy_scenario  # noqa: E402
+from lifelong.learn import Learner  # noqa: E402
+from lifelong.strategies import EWC, Replay  # noqa: E402
+from lifelong.tracking import MLflowLogger, log_training_attempt  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def store_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One MLflow store for the module: creating its schema takes seconds; each test uses its own experiment."""
+    return tmp_path_factory.mktemp("mlflow")
+
+
+def _uri(directory: Path) -> str:
+    return f"sqlite:///{directory / 'mlflow.db'}"
+
+
+def _runs(uri: str, experiment: str) -> list:
+    c = MlflowClient(uri)
+    exp = c.get_experiment_by_name(experiment)
+    return c.search_runs([exp.experiment_id], order_by=["attributes.start_time ASC"])
+
+
+def test_fit_is_one_run_with_params_curves_and_artifacts(store_dir: Path, tmp_path: Path) -> None:
+    uri = _uri(store_dir)
+    logger = MLflowLogger(uri, run_name="toy", params={"benchmark": "toy", "strategy": "replay+ewc"})
+    learner = Learner(toy_model(), [Replay(20), EWC(lam=5.0)], lr=0.1, batch_size=16, callbacks=[logger])
+    result = learner.fit(toy_scenario())
+    (run,) = _runs(uri, "lifelong")
+    assert run.info.run_id == logger.run_id_ and run.info.status == "FINISHED"
+    assert run.info.run_name == "toy"
+    p = run.data.params
+    assert p["strategies"] == "replay+ewc" and p["ewc.lam"] == "5.0" and p["replay.buffer_size"] == "20"
+    assert (
+        p["lr"] == "0.1" and p["scenario"] == "class" and p["experiences"] == "2" and p["benchmark"] == "toy"
+    )
+    m = run.data.metrics  # the latest value of each metric
+    assert m["acc"] == pytest.approx(result.metrics["acc"]) and m["bwt"] == pytest.approx(
+        result.metrics["bwt"]
+    )
+    for key in ("forgetting", "negative_flip_rate", "train_seconds", "buffer_bytes", "peak_rss_mb"):
+        assert key in m
+    assert m["buffer_bytes"] > 0
+    c = MlflowClient(uri)
+    history = c.get_metric_history(run.info.run_id, "acc_seen")  # ACC after each experience
+    assert [h.step for h in history] == [0, 1]
+    expected = [sum(row[: i + 1]) / (i + 1) for i, row in enumerate(result.accuracy_matrix)]
+    assert [h.value for h in history] == pytest.approx(expected)
+    assert [h.step for h in c.get_metric_history(run.info.run_id, "train_loss")] == [0, 1]
+    files = {f.path for f in c.list_artifacts(run.info.run_id)} | {
+        f.path for f in c.list_artifacts(run.info.run_id, "plots")
+    }
+    assert "result.json" in files and "plots/matrix-toy-replay+ewc.png" in files
+    local = Path(c.download_artifacts(run.info.run_id, "result.json", str(tmp_path / "dl")))
+    assert json.loads(local.read_text())["accuracy_matrix"] == result.accuracy_matrix
+    # artifacts live beside the database, not in the working directory
+    assert (store_dir / "mlartifacts").is_dir()
+
+
+def test_training_attempts_are_runs_tagged_with_the_version(store_dir: Path) -> None:
+    uri = _uri(store_dir)
+    passed = {"passed": True, "reasons": [], "reason": "data_drift", "mode": "finetune", "policy": "continual",
+              "parent": 3, "window": [101, 400], "version": 4, "train_cpu_seconds": 1.5,
+              "figures": {"new_accuracy": 0.91, "old_accuracy": 0.88, "flip_rate": 0.02, "latency_ms": 0.4,
+                          "size_mb": 0.1, "n_old": 0}}  # fmt: skip
+    refused = {**passed, "passed": False, "reasons": ["old accuracy fell 0.12 > 0.05"], "version": None,
+               "figures": {**passed["figures"], "old_accuracy": 0.76, "missing": None}}  # fmt: skip
+    ids = [log_training_attempt(uri, passed), log_training_attempt(uri, refused)]
+    assert all(ids)
+    ok, bad = _runs(uri, "lifelong-system")
+    assert ok.info.run_id == ids[0]
+    assert ok.data.tags["registry_version"] == "4" and ok.data.tags["passed"] == "true"
+    assert ok.data.params == {"window": "101-400", "parent": "3", "mode": "finetune", "reason": "data_drift",
+                              "policy": "continual"}  # fmt: skip
+    assert ok.data.metrics["old_accuracy"] == 0.88 and ok.data.metrics["train_cpu_seconds"] == 1.5
+    assert bad.data.tags["registry_version"] == "none" and bad.data.tags["passed"] == "false"
+    assert "old accuracy fell" in bad.data.tags["reasons"] and "missing" not in bad.data.metrics
+
+
+def test_unreachable_tracking_server_is_a_warning_not_a_crash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.chdir(tmp_path)  # MLflow 3's default store is ./mlflow.db: nothing may create it here
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    with socket.socket() as s:  # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    assert log_training_attempt(f"http://127.0.0.1:{port}", {"passed": False, "figures": {}}) is None
+    assert "could not log the training attempt" in caplog.text
+    assert list(tmp_path.iterdir()) == []
