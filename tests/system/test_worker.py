@@ -113,8 +113,10 @@ def test_bad_candidate_from_shuffled_labels_is_stopped(seeded: tuple[Store, Regi
     store.add_samples(data.x, data.y)
     shuffle = lambda d: d.replace(y=d.y[torch.randperm(len(d), generator=torch.Generator().manual_seed(0))])  # noqa: E731
     policy = Policy("scheduled-finetune", every_samples=100, epochs=3, drift_test=None)
-    result = Worker(store, registry, policy, Gate(), prepare=shuffle).step()
+    attempts: list[dict] = []
+    result = Worker(store, registry, policy, Gate(), prepare=shuffle, on_attempt=attempts.append).step()
     assert result is not None and result.trained and not result.passed, result
+    assert [a["passed"] for a in attempts] == [False] and attempts[0]["parent"] == 1  # what MLflow gets
     assert registry.alias("champion") == 1 and len(registry.versions()) == 1
     assert store.events("gate")[-1].payload["passed"] is False
 

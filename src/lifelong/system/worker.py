@@ -61,7 +61,7 @@ class Worker:
     keep_versions: int | None = 20  # artifacts kept besides aliased ones (None: keep all)
     canary_min_labelled: int = 50
     canary_margin: float = 0.05
-    on_attempt: Callable[[dict[str, Any]], None] | None = None  # e.g. log the attempt to MLflow
+    on_attempt: Callable[[dict[str, Any]], Any] | None = None  # gets each gate payload (e.g. MLflow)
     prepare: Callable[[Dataset], Dataset] | None = None  # passed to the trainer (tests corrupt labels)
     stop: threading.Event = field(default_factory=threading.Event)
 
@@ -147,12 +147,9 @@ class Worker:
         log.info(
             "gate %s: version %s %s", "passed" if result.passed else "failed", result.version, result.reasons
         )
-        if self.on_attempt is not None:
+        if self.on_attempt is not None:  # the gate event is the attempt's whole record
             try:
-                self.on_attempt({"reason": decision.reason, "mode": decision.mode, "since": since,
-                                 "passed": result.passed, "version": result.version,
-                                 "parent": self._champion, "reasons": result.reasons,
-                                 "figures": result.figures})  # fmt: skip
+                self.on_attempt(self.store.events(EventKind.GATE, limit=1)[-1].payload)
             except Exception:
                 log.exception("logging the training attempt failed")
         return result
