@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from lifelong.checks import toy_data, toy_model
-from lifelong.errors import DataError, NotFoundError, RegistryError
+from lifelong.errors import CheckpointError, DataError, NotFoundError, RegistryError
 from lifelong.learn.learner import Learner
+from lifelong.learn.models import create_model, register_model
 from lifelong.monitor import DriftReport
 from lifelong.system.schemas import InputTooLargeError
 from lifelong.system.service import System
@@ -167,3 +168,43 @@ def test_drift_lists_stored_reports(system: System) -> None:
     system.store.add_event("training", {"version": 1})
     assert [e.payload["monitor"] for e in system.drift()] == ["ks"]
     assert [e.kind for e in system.events()] == ["data_drift", "training"]
+
+
+class _Unregistered(torch.nn.Module):
+    """A user's module that was never registered by name: it cannot be rebuilt from a checkpoint."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.classifier = torch.nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(x)
+
+
+def test_bootstrap_refuses_a_model_that_cannot_be_rebuilt_and_leaves_nothing(tmp_path: Path) -> None:
+    x, y = torch.randn(32, 8), torch.arange(32) % 4
+    with System(data_dir=tmp_path, auth=False) as system:
+        custom = Learner(_Unregistered())
+        custom.partial_fit(x, y)
+        with pytest.raises(CheckpointError, match="register"):
+            system.bootstrap(custom)
+        assert system.registry.versions() == [] and system.registry.alias("champion") is None
+        # the same architecture registered by name serves, with its contract
+        register_model("test-service-net")(_Registered)
+        named = Learner(create_model("test-service-net", width=8, n_classes=4))
+        named.partial_fit(x, y)
+        version = system.bootstrap(named)
+        assert system.contract().classes == (0, 1, 2, 3) and system.contract().input_shape == (8,)
+        assert system.predict([[0.0] * 8])[0]["version"] == version
+        with pytest.raises(DataError, match="valid labels: 0, 1, 2, 3"):
+            system.add_samples([[0.0] * 8], [7])
+
+
+class _Registered(torch.nn.Module):
+    def __init__(self, width: int, n_classes: int) -> None:
+        super().__init__()
+        self.classifier = torch.nn.Linear(width, n_classes)
+        self.in_features = width
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(x)

@@ -456,6 +456,9 @@ def cmd_promote(args: argparse.Namespace) -> int:
     store, registry = _open(args)
     with store:
         registry.verify(args.version)  # never point an alias at a modified or missing artifact
+        from lifelong.learn.learner import Learner
+
+        Learner.load(registry.get(args.version).path)  # nor at one this installation cannot rebuild
         registry.set_alias(args.alias, args.version, share=args.share)
         if args.alias == "champion" and registry.alias("canary") == args.version:
             registry.remove_alias("canary")
