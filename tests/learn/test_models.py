@@ -69,3 +69,12 @@ def test_bad_names_and_kwargs_are_config_errors(registry: dict) -> None:
         for_input("nope", (4,), 2)
     with pytest.raises(ConfigError, match="needs image inputs"):
         for_input("cnn", (30,), 3)
+
+
+def test_for_input_lets_explicit_kwargs_repeat_or_override_the_sizes() -> None:
+    """`lifelong bench --model-kwargs '{"n_classes": 3}'` passes sizes the data also gives."""
+    from lifelong.learn.models import for_input
+
+    model = for_input("mlp", (30,), 3, n_classes=3, hidden=[16])
+    assert model.lifelong_spec["kwargs"]["n_classes"] == 3
+    assert model.lifelong_spec["kwargs"]["hidden"] == [16]

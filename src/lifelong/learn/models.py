@@ -151,7 +151,7 @@ class CNN(nn.Module):
         return self.classifier(self.features(x))
 
 
-def for_input(name: str, input_shape: Sequence[int], n_classes: int, **kwargs: Any) -> nn.Module:
+def for_input(name: str, input_shape: Sequence[int], n_classes: int, /, **kwargs: Any) -> nn.Module:
     """Build model ``name`` sized for ``input_shape`` ([C, H, W] or [D]) and ``n_classes``.
 
     The built-ins get their sizes computed (``kwargs`` add to them). Any other registered model
@@ -160,12 +160,12 @@ def for_input(name: str, input_shape: Sequence[int], n_classes: int, **kwargs: A
     built with :func:`create_model` and its own keyword arguments instead.
     """
     if name == "mlp":
-        return create_model("mlp", in_features=math.prod(input_shape), n_classes=n_classes, **kwargs)
+        return create_model("mlp", **{"in_features": math.prod(input_shape), "n_classes": n_classes, **kwargs})
     if name == "cnn":
         if len(input_shape) != 3:
             raise ConfigError(f"model cnn needs image inputs [C, H, W], got {tuple(input_shape)}; use mlp")
-        return create_model("cnn", in_channels=input_shape[0], image_size=input_shape[-1], n_classes=n_classes,
-                            **kwargs)  # fmt: skip
+        sizes = {"in_channels": input_shape[0], "image_size": input_shape[-1], "n_classes": n_classes}
+        return create_model("cnn", **{**sizes, **kwargs})
     get_factory(name)  # unknown names fail here, with the list of valid ones
     try:
         return create_model(name, **{"in_features": math.prod(input_shape), "n_classes": n_classes, **kwargs})
