@@ -191,3 +191,19 @@ def test_default_continual_policy_recovers_from_concept_drift_and_ignores_statio
         acc = float((final.predict(torch.from_numpy(contract.transform(xt))) == torch.from_numpy(yt)).float().mean())
         late = float(np.mean(correct[-500:]))
         assert acc >= 0.8 and late >= 0.75, (acc, late, [g.payload["reason"] for g in gates])
+
+
+def test_a_request_with_too_few_labels_is_answered_once_not_retried_every_poll(
+    seeded: tuple[Store, Registry, Dataset],
+) -> None:
+    store, registry, data = seeded
+    worker = Worker(store, registry, Policy("manual", drift_test=None), Gate())
+    store.add_samples(data.x[:3], data.y[:3])
+    assert worker.step() is None  # manual: nothing without a request
+    store.add_event("train_request", {"reason": "test"})
+    result = worker.step()
+    assert result is not None and not result.trained and "window too small" in result.reasons[0]
+    assert worker.step() is None and len(store.events("gate")) == 1  # answered once
+    store.add_samples(data.x[:200], data.y[:200])
+    store.add_event("train_request", {"reason": "again"})
+    assert worker.step().trained  # enough labels now: it trains

@@ -87,8 +87,14 @@ def train_once(
     contract = Contract.load(record.path) or contract_of(Learner.load(record.path))
     ids, data = _window(store, policy, mode, since, contract)
     n_hold = max(gate.min_holdout, int(len(ids) * gate.holdout_fraction))
-    if len(ids) < n_hold + 1:
-        return TrainResult(False, reasons=[f"window too small: {len(ids)} labelled samples"])
+    if len(ids) < n_hold + 1:  # recorded as an attempt, so a request or drift is answered, not retried
+        reasons = [
+            f"window too small: {len(ids)} labelled samples, need more than {n_hold} (send labels first)"
+        ]
+        store.add_event(EventKind.GATE, {"passed": False, "trained": False, "reasons": reasons, "reason": reason,
+                                         "mode": mode, "policy": policy.kind, "parent": champion, "window": None,
+                                         "figures": {}, "train_cpu_seconds": 0.0, "version": None})  # fmt: skip
+        return TrainResult(False, reasons=reasons)
     train_ids, train, holdout = (
         ids[:-n_hold],
         data.subset(torch.arange(len(ids) - n_hold)),
