@@ -329,7 +329,7 @@ def test_fit_refuses_a_scenario_with_more_classes_than_the_head() -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["ewc", "si", "mas", "l2", "rwalk", "scp", "lwf", "icarl", "replay", "er-ace"]
+    "name", ["ewc", "si", "mas", "l2", "rwalk", "scp", "lwf", "icarl", "replay", "er-ace", "der", "derpp"]
 )
 def test_strategies_follow_a_grown_head(name: str, tmp_path) -> None:
     from lifelong.learn.strategy import get_strategy

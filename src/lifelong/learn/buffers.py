@@ -60,6 +60,9 @@ class Buffer:
         if t is not None:  # without task ids the slots keep their zeros
             self.t[slots] = t[src]
         if logits is not None and self.logits is not None:
+            if logits.shape[1] > self.logits.shape[1]:  # the head grew: older rows have no such outputs
+                pad = (0, logits.shape[1] - self.logits.shape[1])
+                self.logits = torch.nn.functional.pad(self.logits, pad, value=float("nan"))
             self.logits[slots] = logits[src].detach()
 
     def add(self, x: Tensor, y: Tensor, t: Tensor | None = None, *, generator: torch.Generator,

@@ -57,6 +57,8 @@ class DER(Strategy):
 
     def _distil(self, learner: Learner) -> Tensor:
         _, z, out = self._replay(learner)
+        if z.shape[1] < out.shape[1]:  # the head grew after these logits were stored: no target there
+            z = F.pad(z, (0, out.shape[1] - z.shape[1]), value=float("nan"))
         # with task ids the forward masks other tasks' outputs to -inf, both when stored and now
         seen = torch.isfinite(z) & torch.isfinite(out)
         return F.mse_loss(out[seen], z[seen])
