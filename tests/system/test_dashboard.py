@@ -42,9 +42,13 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-ne
          "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"]  # fmt: skip
 
 
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
 @dataclass
 class Server:
-    url: str
+    url: str  # reads are public (Settings.public_reads): the page is rendered on the server
+    protected: str  # the same store, with every read behind the token: the page loads with it
     versions: dict[str, int]
     data_dir: Path
 
@@ -101,28 +105,33 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     data_dir = tmp_path_factory.mktemp("dashboard")
     settings = Settings(data_dir=data_dir, token=TOKEN, poll_seconds=0.2, canary_auto=False)
     versions = _populate(settings)
-    port = _free_port()
-    uv = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
+    servers, urls = [], []
+    for public in (True, False):
+        port = _free_port()
+        app = create_app(settings.model_copy(update={"public_reads": public}))
+        uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+        thread = threading.Thread(target=uv.run, daemon=True)
+        thread.start()
+        servers.append((uv, thread))
+        urls.append(f"http://127.0.0.1:{port}")
     deadline = time.time() + 30
-    while not uv.started and time.time() < deadline:
+    while not all(uv.started for uv, _ in servers) and time.time() < deadline:
         time.sleep(0.02)
-    assert uv.started, "uvicorn did not start"
+    assert all(uv.started for uv, _ in servers), "uvicorn did not start"
     try:
-        yield Server(f"http://127.0.0.1:{port}", versions, data_dir)
+        yield Server(urls[0], urls[1], versions, data_dir)
     finally:
-        uv.should_exit = True
-        thread.join(timeout=10)
+        for uv, thread in servers:
+            uv.should_exit = True
+            thread.join(timeout=10)
         torch.set_num_threads(threads)
 
 
 # -- without a browser ----------------------------------------------------------------------------
 def test_dashboard_data_holds_aliases_lineage_accuracy_and_drift(server: Server) -> None:
     v = server.versions
-    doc = httpx.get(f"{server.url}/v1/dashboard", params={"window": 20}).json()
+    assert httpx.get(f"{server.protected}/v1/dashboard").status_code == 401
+    doc = httpx.get(f"{server.protected}/v1/dashboard", params={"window": 20}, headers=AUTH).json()
     assert (
         doc["aliases"]["champion"]["version"] == v["child"]
         and doc["aliases"]["canary"]["version"] == v["canary"]
@@ -171,6 +180,20 @@ def test_pages_reference_only_files_served_by_the_app(server: Server, path: str)
             continue  # the dashboard's own endpoints (their 401s are tested in test_app)
         asset = httpx.get(server.url + ref)
         assert asset.status_code == 200 and len(asset.content) > 100, ref
+
+
+def test_protected_reads_leave_only_an_empty_shell_open(server: Server) -> None:
+    page = httpx.get(server.protected + "/")
+    assert page.status_code == 200 and 'id="locked"' in page.text
+    assert (
+        "dashboard-data" not in page.text and "alias-champion" not in page.text
+    )  # no data without the token
+    for ref in _local_refs(page.text):  # the shell's own files are open, like /docs
+        if ref.startswith("/static/"):
+            assert httpx.get(server.protected + ref).status_code == 200, ref
+    assert httpx.get(server.protected + "/v1/dashboard/main").status_code == 401
+    main = httpx.get(server.protected + "/v1/dashboard/main", headers=AUTH)
+    assert main.status_code == 200 and f'<p class="version">v{server.versions["child"]}</p>' in main.text
 
 
 def test_static_files_do_not_escape_the_static_directory(server: Server) -> None:
@@ -305,27 +328,31 @@ class DevTools:
         os.close(self._r)
 
 
-def test_promote_and_roll_back_buttons_use_the_typed_token(server: Server, tmp_path: Path) -> None:
+def test_token_loads_the_dashboard_and_its_buttons_promote_and_roll_back(
+    server: Server, tmp_path: Path
+) -> None:
     browser = _browser()
     v = server.versions
     chrome = DevTools(browser, tmp_path / "profile")
     try:
-        chrome.call("Page.navigate", chrome.session, url=server.url + "/")
-        chrome.wait(
-            "document.readyState === 'complete' && !!document.querySelector('#accuracy-chart .uplot')"
-        )
+        chrome.call("Page.navigate", chrome.session, url=server.protected + "/")
+        chrome.wait("document.readyState === 'complete' && !!document.getElementById('locked')")
         type_token = "t => { const el = document.getElementById('token'); el.value = t; el.dispatchEvent(new Event('input')); }"
         chrome.js(f"({type_token})('wrong-token-0123456789')")
-        chrome.js(f"document.querySelector('button.promote[data-version=\"{v['root']}\"]').click()")
         assert "wrong" in chrome.wait("document.getElementById('status').textContent")  # the 403's message
-        assert server.aliases()["champion"]["version"] == v["child"]  # state unchanged
+        assert chrome.js("!!document.getElementById('locked')")  # nothing shown with a wrong token
         chrome.js(f"({type_token})('{TOKEN}')")
+        chrome.wait(
+            "!!document.querySelector('#accuracy-chart .uplot')"
+        )  # loaded with the token, charts drawn
+        assert chrome.js("document.querySelector('#alias-champion .version').textContent") == f"v{v['child']}"
         assert chrome.js("sessionStorage.getItem('lifelong-token')") == TOKEN
         chrome.js(f"document.querySelector('button.promote[data-version=\"{v['root']}\"]').click()")
         chrome.wait(f"document.querySelector('#alias-champion .version')?.textContent === 'v{v['root']}'")
         assert server.aliases()["champion"]["version"] == v["root"]
-        # the page reloaded; the token survived in sessionStorage, so roll back works at once
-        chrome.wait("document.readyState === 'complete' && document.getElementById('token').value !== ''")
+        # a reload keeps the token (sessionStorage): the content comes back at once and roll back works
+        chrome.call("Page.reload", chrome.session)
+        chrome.wait(f"document.querySelector('#alias-champion .version')?.textContent === 'v{v['root']}'")
         chrome.js("document.getElementById('rollback').click()")
         chrome.wait(f"document.querySelector('#alias-champion .version')?.textContent === 'v{v['child']}'")
         assert server.aliases()["champion"]["version"] == v["child"]

@@ -17,6 +17,7 @@ from lifelong import __version__
 from lifelong.system.api import (
     auth,
     body,
+    dashboard,
     deployments,
     errors,
     feedback,
@@ -28,7 +29,6 @@ from lifelong.system.api import (
     samples,
     training,
 )
-from lifelong.system.api.dashboard import install as install_dashboard
 from lifelong.system.service import System
 from lifelong.system.settings import Settings
 
@@ -68,10 +68,11 @@ def create_app(settings: Settings | None = None, *, system: System | None = None
     # Last added runs first: requests are counted, the token is checked from the headers alone, then
     # the body is size-limited while it streams in (413 the moment it passes the limit).
     app.add_middleware(limits.BodyLimit, max_body_bytes=settings.max_body_bytes)
-    app.add_middleware(auth.TokenGuard, token=token, public_reads=settings.public_reads)
+    app.add_middleware(auth.TokenGuard, token=token, public_reads=settings.public_reads,
+                       open_paths=auth.OPEN_PATHS | dashboard.OPEN_PATHS)  # fmt: skip
     app.add_middleware(metrics.Observe, metrics=app.state.http_metrics)
     errors.install(app)
     for module in (predict, feedback, samples, training, models, deployments, monitoring, metrics):
         app.include_router(module.router)
-    install_dashboard(app)  # GET /, /v1/dashboard, /docs, /redoc and /static
+    dashboard.install(app)  # GET /, /v1/dashboard, /docs, /redoc and /static
     return app

@@ -30,15 +30,22 @@ from lifelong.system.service import System
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 PAGE = Template((STATIC / "dashboard.html").read_text())
+MAIN = Template((STATIC / "dashboard-main.html").read_text())
+LOCKED = ('<p class="empty" id="locked">This server protects reads: type the bearer token above to load '
+          "the dashboard.</p>")  # fmt: skip
 # A fixed list: a request can only ever name one of these files, so no path can escape the directory.
 ASSETS = {p.relative_to(STATIC).as_posix(): p for p in sorted(STATIC.rglob("*")) if p.is_file()}
+# Open without a token, like /docs: the page shell and its files hold no data. The data come from
+# /v1/dashboard and /v1/dashboard/main, which need the token whenever other reads do.
+OPEN_PATHS = frozenset({"/", *(f"/static/{name}" for name in ASSETS)})
 GATE_FIGURES = ("new_accuracy", "old_accuracy", "negative_flip_rate", "latency_ms", "size_mb")
 router = APIRouter(tags=["monitoring"])
 pages = APIRouter(include_in_schema=False)
 
 
 def install(app: FastAPI) -> None:
-    """Add the routes; the app must be built with ``docs_url=None, redoc_url=None``."""
+    """Add the routes; the app must be built with ``docs_url=None, redoc_url=None``, and its token
+    middleware must leave :data:`OPEN_PATHS` open."""
     app.include_router(router)
     app.include_router(pages)
 
@@ -123,9 +130,8 @@ def dashboard_data(
     return summary(system, window, limit)
 
 
-@pages.get("/", response_class=HTMLResponse)
-def dashboard(system: SystemDep) -> HTMLResponse:
-    data = summary(system)
+def render_main(data: dict[str, Any]) -> str:
+    """The dashboard's content as HTML (cards, lineage, chart containers, versions, events, chart data)."""
     e = html.escape
     cards = []
     for alias in ("champion", "canary", "shadow"):
@@ -151,12 +157,31 @@ def dashboard(system: SystemDep) -> HTMLResponse:
         for ev in data["events"]
     ]
     chain = " &larr; ".join(f"v{v}" for v in data["champion_chain"]) or "no champion yet"
-    page = PAGE.substitute(
+    return MAIN.substitute(
         cards="".join(cards), chain=chain, rows="".join(rows) or '<tr><td colspan="7">no versions yet</td></tr>',
         events="".join(events) or "<li>no events yet</li>", window=data["window"],
         data=json.dumps(data).replace("</", "<\\/"),  # safe inside <script>
     )  # fmt: skip
-    return HTMLResponse(page)
+
+
+def reads_are_open(request: Request) -> bool:
+    return getattr(request.app.state, "token", None) is None or bool(
+        getattr(request.app.state, "public_reads", False)
+    )
+
+
+@pages.get("/", response_class=HTMLResponse)
+def dashboard(request: Request, system: SystemDep) -> HTMLResponse:
+    """Rendered here when reads are public; otherwise a shell that loads ``/v1/dashboard/main`` with the
+    token typed into it (a browser cannot send a bearer header when it navigates)."""
+    main = render_main(summary(system)) if reads_are_open(request) else LOCKED
+    return HTMLResponse(PAGE.substitute(main=main))
+
+
+@pages.get("/v1/dashboard/main", response_class=HTMLResponse)
+def dashboard_main(system: SystemDep) -> HTMLResponse:
+    """The dashboard's content, for the page to swap in (after a promotion, or once the token is typed)."""
+    return HTMLResponse(render_main(summary(system)))
 
 
 @functools.cache

@@ -1,10 +1,13 @@
-// The dashboard's charts (uPlot) and its two actions. No build step: plain browser JavaScript.
+// The dashboard's charts (uPlot), its two actions, and loading its content with the bearer token.
+// No build step: plain browser JavaScript. The server renders the content (GET / when reads are public,
+// GET /v1/dashboard/main otherwise); this script only swaps it in and draws the charts from its data.
 "use strict";
 (function () {
   const COLORS = { champion: "#1a7f37", canary: "#b58100", shadow: "#555" };
   const PALETTE = ["#6a4c93", "#c0392b", "#2c6fbb", "#16a085", "#d35400", "#7f8c8d"];
   const TOKEN_KEY = "lifelong-token";
   const plots = {};
+  let current = null; // the data behind what is on screen
 
   // Align series sampled at different times on one x axis (uPlot wants a shared, sorted x).
   function align(named) {
@@ -59,25 +62,55 @@
     el.style.color = ok ? "#9be29b" : "#ff9c9c";
   }
 
-  async function call(path, body) {
+  function headers() {
     const token = sessionStorage.getItem(TOKEN_KEY) || "";
+    return token ? { "Authorization": "Bearer " + token } : {};
+  }
+
+  async function errorText(response) {
+    const doc = await response.json().catch(() => ({}));
+    return (doc.error && doc.error.message) || ("HTTP " + response.status);
+  }
+
+  // Bind the content's buttons and draw its charts (after the first render or a swap).
+  function init() {
+    const el = document.getElementById("dashboard-data");
+    if (!el) return false;
+    current = JSON.parse(el.textContent);
+    document.querySelectorAll("button.promote").forEach((b) => b.addEventListener("click", () => promote(b.dataset.version)));
+    render(current);
+    return true;
+  }
+
+  // Fetch the server-rendered content with the token and swap it in.
+  async function load() {
+    const response = await fetch("/v1/dashboard/main", { headers: headers() });
+    if (!response.ok) {
+      status(await errorText(response), false);
+      return false;
+    }
+    document.getElementById("main").innerHTML = await response.text();
+    status("", true);
+    return init();
+  }
+
+  async function call(path, body) {
     const response = await fetch(path, {
       method: "POST",
-      headers: { "Content-Type": "application/json", "Authorization": "Bearer " + token },
+      headers: Object.assign({ "Content-Type": "application/json" }, headers()),
       body: JSON.stringify(body || {}),
     });
-    const doc = await response.json().catch(() => ({}));
     if (!response.ok) {
-      status((doc.error && doc.error.message) || ("HTTP " + response.status), false);
+      status(await errorText(response), false);
       return null;
     }
-    return doc;
+    return response.json().catch(() => ({}));
   }
 
   async function promote(version) {
     if (await call("/v1/models/" + version + "/promote", { alias: "champion" })) {
       status("v" + version + " is the champion", true);
-      setTimeout(() => location.reload(), 400);
+      await load();
     }
   }
 
@@ -85,27 +118,31 @@
     const doc = await call("/v1/rollback", { alias: "champion" });
     if (doc) {
       status("champion rolled back to v" + doc.version, true);
-      setTimeout(() => location.reload(), 400);
+      await load();
     }
   }
 
-  async function refresh(current) {
+  async function refresh() {
+    if (!current) return;
     try {
-      const response = await fetch("/v1/dashboard");
+      const response = await fetch("/v1/dashboard", { headers: headers() });
       if (!response.ok) return;
       const data = await response.json();
-      if (JSON.stringify(data.aliases) !== JSON.stringify(current.aliases)) { location.reload(); return; }
+      if (JSON.stringify(data.aliases) !== JSON.stringify(current.aliases)) { await load(); return; }
       render(data);
-      current.aliases = data.aliases;
+      current = data;
     } catch (err) { /* the server restarts: try again at the next tick */ }
   }
 
-  const data = JSON.parse(document.getElementById("dashboard-data").textContent);
   const token = document.getElementById("token");
   token.value = sessionStorage.getItem(TOKEN_KEY) || "";
-  token.addEventListener("input", () => sessionStorage.setItem(TOKEN_KEY, token.value));
+  let typing = null;
+  token.addEventListener("input", () => {
+    sessionStorage.setItem(TOKEN_KEY, token.value);
+    clearTimeout(typing); // load once the typing pauses, not once per key
+    if (!current && token.value) typing = setTimeout(load, 300);
+  });
   document.getElementById("rollback").addEventListener("click", rollback);
-  document.querySelectorAll("button.promote").forEach((b) => b.addEventListener("click", () => promote(b.dataset.version)));
-  render(data);
-  setInterval(() => refresh(data), 5000);
+  if (!init() && token.value) load();
+  setInterval(refresh, 5000);
 })();
