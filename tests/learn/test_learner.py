@@ -4,6 +4,7 @@ import torch
 
 from lifelong.checks import toy_data, toy_model, toy_scenario
 from lifelong.data import from_tensors
+from lifelong.data.scenarios import Scenario
 from lifelong.errors import ConfigError, DataError, StrategyMismatchError
 from lifelong.learn import Callback, Control, EarlyStopping, Learner, LoopState, Strategy, Timer
 from lifelong.learn.learner import CALLBACK_HOOKS
@@ -145,6 +146,12 @@ def test_hooks_and_callbacks_run_in_list_order() -> None:
         def on_experience_end(self, state, control):
             calls.append(f"{self.tag}.on_experience_end")
 
+        def on_evaluate(self, state, control):
+            calls.append(f"{self.tag}.on_evaluate")
+
+        def on_fit_end(self, state, control):
+            calls.append(f"{self.tag}.on_fit_end")
+
     assert set(HOOKS) == {c for c in vars(Recorder) if not c.startswith("_")} - {"name"}  # every hook
     assert set(CALLBACK_HOOKS) == {c for c in vars(Cb) if c.startswith("on_")}  # every callback moment
     experience = toy_scenario()[0]
@@ -162,6 +169,13 @@ def test_hooks_and_callbacks_run_in_list_order() -> None:
         "x.on_experience_end", "y.on_experience_end",
         "a.after_experience", "b.after_experience",
         "a.predict", "b.predict", "a.forward", "b.forward",
+    ]  # fmt: skip
+    calls.clear()  # fit adds an evaluation after each experience and one moment at its end
+    learner.fit(Scenario("one", "class", [experience], 4))
+    assert [c for c in calls if c[0] in "xy"] == [
+        "x.on_experience_start", "y.on_experience_start", "x.on_step_end", "y.on_step_end",
+        "x.on_epoch_end", "y.on_epoch_end", "x.on_experience_end", "y.on_experience_end",
+        "x.on_evaluate", "y.on_evaluate", "x.on_fit_end", "y.on_fit_end",
     ]  # fmt: skip
 
 
