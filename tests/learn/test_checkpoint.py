@@ -180,3 +180,24 @@ def test_an_unspecced_module_saves_but_needs_registering_to_load(tmp_path: Path)
     assert json.loads((tmp_path / "c" / "manifest.json").read_text())["model"]["spec"] is None
     with pytest.raises(CheckpointError, match="register_model.*--plugin"):
         Learner.load(tmp_path / "c")
+
+
+@pytest.mark.parametrize("mutation", ["deep", "unknown-kwarg", "not-an-object", "state"])
+def test_crafted_manifests_are_refused_with_a_checkpoint_error(tmp_path, mutation) -> None:
+    """A hand-edited or hostile manifest never escapes as TypeError/RecursionError (a 500 in a server)."""
+    import json
+
+    from lifelong.errors import CheckpointError
+    from lifelong.learn.models import create_model
+
+    Learner(create_model("mlp", in_features=4, hidden=[4], n_classes=2)).save(tmp_path)
+    doc = json.loads((tmp_path / "manifest.json").read_text())
+    text = {
+        "deep": "[" * 200_000 + "]" * 200_000,
+        "unknown-kwarg": json.dumps({**doc, "learner": {**doc["learner"], "evil": 1}}),
+        "not-an-object": "[1]",
+        "state": json.dumps({**doc, "state": {"model": 5}}),
+    }[mutation]
+    (tmp_path / "manifest.json").write_text(text)
+    with pytest.raises(CheckpointError):
+        Learner.load(tmp_path)

@@ -118,8 +118,12 @@ def read(directory: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, A
         raise CheckpointError(f"{where}: no {MANIFEST}; is this a directory written by Learner.save()?")
     try:
         doc = json.loads((path / MANIFEST).read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{where}: {MANIFEST} is not valid JSON (truncated or edited?): {e}") from e
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+        raise CheckpointError(
+            f"{where}: {MANIFEST} is not valid JSON (truncated, edited or nested too deeply): {e}"
+        ) from e
+    if not isinstance(doc, dict):
+        raise CheckpointError(f"{where}: {MANIFEST} must be a JSON object")
     if doc.get("format") != FORMAT:
         raise CheckpointError(f"{where}: not a lifelong checkpoint (format {doc.get('format')!r})")
     if doc.get("format_version") != VERSION:
@@ -138,4 +142,7 @@ def read(directory: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, A
         tensors = load_file(str(tensor_file))
     except Exception as e:  # safetensors raises its own error types on malformed files
         raise CheckpointError(f"{where}: cannot read {TENSORS}: {e}") from e
-    return doc, decode(doc["state"], tensors)
+    try:
+        return doc, decode(doc["state"], tensors)
+    except (KeyError, TypeError, ValueError, RecursionError) as e:
+        raise CheckpointError(f"{where}: the manifest's state is malformed: {type(e).__name__}") from e

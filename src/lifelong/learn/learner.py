@@ -706,6 +706,29 @@ class Learner:
         """
         from lifelong.errors import CheckpointError
 
+        try:
+            return cls._rebuild(directory, model, callbacks)
+        except CheckpointError:
+            raise
+        except (
+            TypeError,
+            KeyError,
+            ValueError,
+            AttributeError,
+            IndexError,
+            RuntimeError,
+            RecursionError,
+        ) as e:
+            # a manifest edited by hand or crafted: a clear refusal, never a stack trace
+            raise CheckpointError(
+                f"checkpoint {directory} is malformed: {type(e).__name__}: {e}"[:500]
+            ) from e
+
+    @classmethod
+    def _rebuild(cls, directory: str | os.PathLike[str], model: nn.Module | None,
+                 callbacks: Sequence[Callback]) -> Learner:  # fmt: skip
+        from lifelong.errors import CheckpointError
+
         manifest, state = checkpoint.read(directory)
         if model is None:
             spec = manifest["model"].get("spec")

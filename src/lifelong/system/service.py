@@ -441,14 +441,14 @@ class System:
             loaded = self._load(version)
             self.degraded = []
             return loaded
-        except LifelongError as err:
-            failure = str(err)
+        except Exception as err:  # whatever is wrong with the artifact, serve an intact earlier one
+            failure = str(err)[:500]
         for earlier in self.registry.history("champion"):
             if earlier == version:
                 continue
             try:
                 loaded = self._load(earlier)
-            except LifelongError:
+            except Exception:
                 continue
             reason = f"champion v{version} cannot be loaded ({failure}); serving v{earlier} instead"
             if self.degraded != [reason]:
