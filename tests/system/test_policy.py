@@ -78,3 +78,14 @@ def test_presets_are_valid_configuration(kind: str) -> None:
 def test_invalid_policies_are_refused(kw: dict[str, object]) -> None:
     with pytest.raises(ConfigError):
         Policy(**kw)  # type: ignore[arg-type]
+
+
+def test_the_floor_backs_off_while_it_stays_out_of_reach() -> None:
+    policy = preset("continual", min_samples=100)
+    low = {"live_accuracy": 0.5, "expected_accuracy": 0.9}
+    assert policy.decide(PolicyState(new_samples=100, **low)).train
+    assert not policy.decide(PolicyState(new_samples=100, floor_trainings=1, **low)).train
+    assert policy.decide(PolicyState(new_samples=200, floor_trainings=1, **low)).train
+    assert not policy.decide(PolicyState(new_samples=399, floor_trainings=2, **low)).train
+    # a monitor's report is not delayed by the back-off
+    assert policy.decide(PolicyState(new_samples=100, floor_trainings=3, drift=True, **low)).train

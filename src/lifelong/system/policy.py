@@ -13,7 +13,9 @@ When to train: the four stages practitioners climb, as configuration.
   the checkpoint. Three defaults keep it from stalling after a drift: the detectors re-arm against
   each new champion (the worker), a live-accuracy floor trains when the champion's accuracy on the
   last ``floor_window`` labelled predictions falls ``max_accuracy_drop`` below what its gate measured
-  (or below ``accuracy_floor``), and a safety-net schedule (``every_samples``) trains anyway.
+  (or below ``accuracy_floor``), and a safety-net schedule (``every_samples``) trains anyway. When
+  the floor stays out of reach (a harder concept), each further floor-triggered training waits for
+  twice as many new labels as the one before, until a monitor fires or accuracy recovers.
   After a detected change the window starts at the change point, and training waits for
   ``min_samples`` labels after it, so a drift-triggered version learns the new concept, not the old.
 
@@ -53,6 +55,7 @@ class PolicyState:
     requested: bool = False
     live_accuracy: float | None = None  # champion, last ``floor_window`` labelled predictions
     expected_accuracy: float | None = None  # what the champion's gate (or bootstrap) measured
+    floor_trainings: int = 0  # trainings in a row the floor triggered (each doubles the next wait)
 
 
 @dataclass(frozen=True)
@@ -148,7 +151,9 @@ class Policy:
             if state.performance_drop:
                 return Decision(True, "performance drop detected", self.mode)
             floor = self.floor(state.expected_accuracy)
-            if state.live_accuracy is not None and floor is not None and state.live_accuracy < floor:
+            wait = self.min_samples * 2**state.floor_trainings  # back off while the floor stays out of reach
+            if (state.live_accuracy is not None and floor is not None and state.live_accuracy < floor
+                    and state.new_samples >= wait):  # fmt: skip
                 return Decision(
                     True, f"live accuracy {state.live_accuracy:.3f} below the floor {floor:.3f}", self.mode
                 )

@@ -264,7 +264,17 @@ class Worker:
             requested=EventKind.TRAIN_REQUEST in kinds,
             live_accuracy=live,
             expected_accuracy=expected,
+            floor_trainings=self._floor_streak(),
         )
+
+    def _floor_streak(self) -> int:
+        """Attempts in a row (newest first) that the floor triggered, since the last drift report."""
+        streak = 0
+        for gate in reversed(self.store.events(EventKind.GATE, limit=20)):
+            if not str(gate.payload.get("reason", "")).startswith("live accuracy"):
+                break
+            streak += 1
+        return min(streak, 10)
 
     def expected_accuracy(self, champion: int) -> float | None:
         """The best accuracy the champion's lineage measured on held-out data (gate or bootstrap):
