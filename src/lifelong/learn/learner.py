@@ -7,6 +7,7 @@ where one experience ends (the boundary at which strategies consolidate).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
@@ -22,6 +23,7 @@ from lifelong.data.dataset import Batch, Dataset, concat
 from lifelong.data.scenarios import Experience, Scenario, TaskFreeStream
 from lifelong.errors import ConfigError, DataError, StrategyMismatchError
 from lifelong.learn import checkpoint, heads
+from lifelong.learn import checkpoint, distributed
 from lifelong.learn.callbacks import Callback, Control, LoopState
 from lifelong.learn.models import HOW_TO_REGISTER, build, n_parameters, spec_input_shape
 from lifelong.learn.strategy import HOOKS, Strategy, get_strategy, overrides
@@ -49,6 +51,9 @@ class Learner:
     allow_new_classes : let ``partial_fit`` and ``learn`` grow the classifier head for labels it
         has no output for (class-incremental learning in production); otherwise such a label is
         refused with a DataError.
+    process_group : train data-parallel in this torch.distributed group (default: the group
+        ``torchrun`` initialised, if any): DistributedDataParallel, one shard of every experience
+        per rank, see :mod:`lifelong.learn.distributed`.
 
     Examples
     --------
@@ -75,6 +80,7 @@ class Learner:
         seed: int = 0,
         callbacks: Sequence[Callback] = (),
         allow_new_classes: bool = False,
+        process_group: Any = None,
     ) -> None:
         if optimizer not in OPTIMIZERS:
             raise ConfigError(f"optimizer: unknown {optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
@@ -97,7 +103,11 @@ class Learner:
         self.strategies: list[Strategy] = list(strategies)
         self.callbacks: list[Callback] = list(callbacks)
         self.model = model.to(self.device)
-        self.generator = torch.Generator().manual_seed(seed)
+        self.process_group = distributed.resolve_group(process_group)
+        self.rank, self.world_size = distributed.rank_and_size(self.process_group)
+        self._train_net = distributed.wrap(self.model, self.process_group, self.device)  # DDP or the model
+        # ranks shuffle and draw replay batches from different streams
+        self.generator = torch.Generator().manual_seed(seed + self.rank)
         self.base_parameters = n_parameters(model)
         # bookkeeping, kept once here and read by strategies through properties
         self._experience: Experience | None = None
@@ -186,6 +196,9 @@ class Learner:
         self.check_supported(experience.kind, experience.train.t is not None)
         if len(experience.train):
             self._check_data(experience.train, "learn")
+        if self.world_size > 1:  # this rank's shard; boundary work (importances, exemplars) sees it too
+            shard = distributed.shard(experience.train, self.process_group, self.seed + experience.index)
+            experience = dataclasses.replace(experience, train=shard)
         self._begin(experience)
         data = experience.train
         for s in self._hooks["train_data"]:
@@ -266,7 +279,9 @@ class Learner:
             out = s.forward(self, x, t)
             if out is not None:
                 return out
-        logits = self.model(x)
+        # training steps go through DistributedDataParallel (gradients all-reduced), inference not
+        net = self._train_net if self.model.training and torch.is_grad_enabled() else self.model
+        logits = net(x)
         if t is not None and self._task_classes:
             logits = self._mask_tasks(logits, t)
         return logits
@@ -688,7 +703,9 @@ class Learner:
                 "input_shape": None if self._input_shape is None else list(self._input_shape),
             },
         }  # fmt: skip
-        checkpoint.write(directory, manifest, state)
+        if distributed.is_writer(self):  # rank 0 writes; the checkpoint loads in a single process
+            checkpoint.write(directory, manifest, state)
+        distributed.barrier(self)
 
     @classmethod
     def load(

@@ -23,6 +23,7 @@ from torch import Tensor
 
 from lifelong.data.dataset import Batch
 from lifelong.errors import ConfigError
+from lifelong.learn.distributed import all_reduce_mean
 from lifelong.learn.strategy import Strategy
 from lifelong.strategies._importance import FISHERS, fisher_diagonal, trainable
 
@@ -87,6 +88,7 @@ class EWC(Strategy):
         fisher = fisher_diagonal(
             learner, experience.train, self.fisher, self.fisher_samples, self.fisher_batch_size
         )
+        fisher = all_reduce_mean(learner, fisher)  # under torch.distributed: the mean over ranks' shards
         anchor = {n: p.detach().clone() for n, p in trainable(learner).items()}
         if self.online and self.fishers_:
             old = self.fishers_[0]

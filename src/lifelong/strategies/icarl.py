@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from lifelong.data.dataset import Batch, Dataset, concat
 from lifelong.errors import ConfigError
+from lifelong.learn.distributed import all_reduce_class_means
 from lifelong.learn.strategy import Strategy
 from lifelong.strategies import _distill
 from lifelong.strategies._herding import herding
@@ -133,6 +134,9 @@ class ICaRL(Strategy):
         if means:  # [max class + 1, D]; a class without exemplars keeps a zero row
             self.means_ = torch.zeros(max(means) + 1, len(next(iter(means.values()))))
             self.means_[list(means)] = torch.stack(list(means.values()))
+        self.means_ = all_reduce_class_means(
+            learner, self.means_, self.exemplars_.get("y", torch.zeros(0, dtype=torch.long))
+        )
         self._old_model = _distill.snapshot(learner.model)
         self.old_state_ = dict(self._old_model.state_dict())
         self.old_classes_ = list(learner.classes_seen)

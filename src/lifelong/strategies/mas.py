@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from torch import Tensor
 
 from lifelong.data.dataset import Batch
+from lifelong.learn.distributed import all_reduce_mean
 from lifelong.learn.strategy import Strategy
 from lifelong.strategies._importance import mean_abs_gradient, quadratic_penalty, trainable
 
@@ -53,7 +54,9 @@ class MAS(Strategy):
     def after_experience(self, learner: Learner, experience: Experience) -> None:
         if len(experience.train) == 0:
             return
-        omega = mean_abs_gradient(learner, experience.train, _squared_output_norm, self.samples)
+        omega = all_reduce_mean(
+            learner, mean_abs_gradient(learner, experience.train, _squared_output_norm, self.samples)
+        )
         self.omega_ = {n: self.omega_[n] + v if n in self.omega_ else v for n, v in omega.items()}
         self.anchor_ = {n: p.detach().clone() for n, p in trainable(learner).items() if n in self.omega_}
 

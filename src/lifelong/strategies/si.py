@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from torch import Tensor
 
 from lifelong.data.dataset import Batch
+from lifelong.learn.distributed import all_reduce_mean
 from lifelong.strategies._importance import quadratic_penalty, trainable
 from lifelong.strategies._path import PathIntegral
 
@@ -59,6 +60,8 @@ class SI(PathIntegral):
             delta = p.detach() - self.start_[n]
             omega = self.path_[n].clamp(min=0) / (delta.pow(2) + self.xi)
             self.omega_[n] = self.omega_[n] + omega if n in self.omega_ else omega
+        # under DDP every rank already holds the same omega (averaged gradients); the mean keeps them bit-equal
+        self.omega_ = all_reduce_mean(learner, self.omega_)
         self.anchor_ = {n: p.detach().clone() for n, p in trainable(learner).items() if n in self.omega_}
         self.path_, self.start_ = {}, {}
 
