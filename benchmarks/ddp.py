@@ -26,17 +26,18 @@ import torch.distributed as dist
 
 from lifelong.data import digits, fashion_mnist
 from lifelong.data.scenarios import Scenario, class_incremental
+from lifelong.errors import DataError
 from lifelong.learn import Learner
 from lifelong.learn.models import MLP
 from lifelong.strategies import EWC, Replay
 
-FMNIST = Path("/usr/share/datasets/fashion-mnist")
-
 
 def scenario() -> tuple[str, Scenario]:
-    if FMNIST.exists():
-        return "split-fmnist", class_incremental(fashion_mnist(), n_experiences=5)
-    return "split-digits", class_incremental(digits(), n_experiences=5)
+    """Split Fashion-MNIST where a copy is found (Debian's package, LIFELONG_DATA), else Split digits."""
+    try:
+        return "split-fmnist", class_incremental(fashion_mnist(download=False), n_experiences=5)
+    except DataError:
+        return "split-digits", class_incremental(digits(), n_experiences=5)
 
 
 def train(stream: Scenario, world: int, args: argparse.Namespace) -> dict[str, Any]:

@@ -56,6 +56,7 @@ def add_commands(sub: Any) -> None:
     p.add_argument(
         "--threads", type=int, default=1, help="torch intra-op threads (1 is fastest for small models)"
     )
+    p.add_argument("--device", default="cpu", help="where to train: cpu, cuda, cuda:N, mps")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--no-plots", action="store_true")
     p.add_argument(
@@ -157,6 +158,21 @@ def _model_kwargs(text: str | None) -> dict[str, Any]:
     return value
 
 
+def _device(name: str) -> str:
+    """Refuse, before any training, a device torch does not know or this machine lacks."""
+    import torch
+
+    try:
+        device = torch.device(name)
+    except RuntimeError as e:
+        raise ConfigError(f"--device: {e}; use cpu, cuda, cuda:N or mps") from e
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(
+            f"--device {name}: no CUDA device here (torch {torch.__version__}); use --device cpu"
+        )
+    return name
+
+
 def bench(args: argparse.Namespace) -> int:
     from lifelong.learn.models import get_factory, model_names
     from lifelong.learn.plugins import load_plugins
@@ -188,6 +204,7 @@ def bench(args: argparse.Namespace) -> int:
         args.buffer,
         args.train_fraction,
         model_kwargs=model_kwargs,
+        device=_device(args.device),
     )
     run_grid(
         benchmarks,

@@ -81,6 +81,7 @@ class Settings:
     batch_size: int = 10
     buffer: int | None = 500
     train_fraction: float = 1.0
+    device: str = "cpu"  # cpu, cuda, cuda:1, mps
     extra: dict[str, Any] = field(default_factory=dict)
     model_kwargs: dict[str, Any] = field(default_factory=dict)  # passed to the model's factory
 
@@ -110,13 +111,13 @@ def run_one(benchmark: str | Benchmark, strategy: str, seed: int, settings: Sett
     model = for_input(settings.model, scenario.input_shape, scenario.n_classes, **settings.model_kwargs)
     strat = make_strategy(strategy, benchmark, settings.buffer, **(params or {}))
     learner = Learner(model, [strat], lr=settings.lr, batch_size=settings.batch_size, epochs=settings.epochs,
-                      seed=seed, callbacks=callbacks)  # fmt: skip
+                      seed=seed, callbacks=callbacks, device=settings.device)  # fmt: skip
     result = learner.fit(scenario)
     return {
         "benchmark": benchmark, "strategy": strategy, "seed": seed, "params": strat.get_params(),
         "settings": {"model": settings.model, "model_kwargs": settings.model_kwargs, "epochs": settings.epochs, "lr": settings.lr,
                      "batch_size": settings.batch_size, "buffer": settings.buffer,
-                     "train_fraction": settings.train_fraction},
+                     "train_fraction": settings.train_fraction, "device": settings.device},
         "accuracy_matrix": result.accuracy_matrix, "metrics": result.metrics,
     }  # fmt: skip
 

@@ -12,6 +12,7 @@ Without a process group every helper here is the identity, so single-process cod
 
 from __future__ import annotations
 
+import inspect
 from typing import TYPE_CHECKING
 
 import torch
@@ -53,9 +54,14 @@ def wrap(model: nn.Module, group: dist.ProcessGroup | None, device: torch.device
         if device.type == "cuda"
         else None
     )
-    return nn.parallel.DistributedDataParallel(
-        model, device_ids=ids, process_group=group, forward_sync_buffers=False
+    ddp = nn.parallel.DistributedDataParallel
+    # torch >= 2.13 names it forward_sync_buffers (broadcast_buffers is deprecated there)
+    sync = (
+        "forward_sync_buffers"
+        if "forward_sync_buffers" in inspect.signature(ddp).parameters
+        else "broadcast_buffers"
     )
+    return ddp(model, device_ids=ids, process_group=group, **{sync: False})
 
 
 def shard(data: Dataset, group: dist.ProcessGroup | None, seed: int) -> Dataset:

@@ -22,8 +22,7 @@ from torch import Tensor, nn
 from lifelong.data.dataset import Batch, Dataset, concat
 from lifelong.data.scenarios import Experience, Scenario, TaskFreeStream
 from lifelong.errors import ConfigError, DataError, StrategyMismatchError
-from lifelong.learn import checkpoint, heads
-from lifelong.learn import checkpoint, distributed
+from lifelong.learn import checkpoint, distributed, heads
 from lifelong.learn.callbacks import Callback, Control, LoopState
 from lifelong.learn.models import HOW_TO_REGISTER, build, n_parameters, spec_input_shape
 from lifelong.learn.strategy import HOOKS, Strategy, get_strategy, overrides
@@ -243,7 +242,7 @@ class Learner:
         for s in self._hooks["batch"]:
             batch = s.batch(self, batch)  # replay appends after the incoming samples
         if self.device.type != "cpu":
-            batch = Batch(*(None if a is None else a.to(self.device, non_blocking=True) for a in batch))
+            batch = self._to_device(batch)
         logits = self.forward(batch.x, batch.t)  # [B, n_classes]
         loss = None
         for s in self._hooks["loss"]:
@@ -262,6 +261,12 @@ class Learner:
             s.after_backward(self)
         self.optimizer.step()
         return self._after_step(loss)
+
+    def _to_device(self, batch: Batch) -> Batch:
+        """Copy ``batch`` to the device without blocking the host: from pinned memory on CUDA."""
+        pin = self.device.type == "cuda"  # pinned blocks come from torch's caching host allocator
+        return Batch(*(None if a is None else (a.pin_memory() if pin else a).to(self.device, non_blocking=True)
+                       for a in batch))  # fmt: skip
 
     def _after_step(self, loss: Tensor) -> Tensor:
         self._loss_total.add_(loss.detach())  # one in-place add, no host sync: checked at the end
