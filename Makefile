@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?= -n 2
 
-.PHONY: test demo lint bench-overhead system-deps clean
+.PHONY: test demo lint bench-overhead bench-serving system-deps clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -24,12 +24,15 @@ $(VENV)/.deps-demo: $(VENV)/.torch pyproject.toml
 	touch $@
 
 # Debian's Fashion-MNIST, PostgreSQL (for the store's tests) and Chromium (the dashboard's browser test), when apt is usable; tests skip with a reason otherwise.
+# wrk and hey: the native load generators of benchmarks/serving.py.
 system-deps:
 	@if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
 	  need=""; \
 	  [ -e /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || need="$$need dataset-fashion-mnist"; \
 	  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need="$$need postgresql"; \
 	  command -v chromium >/dev/null 2>&1 || need="$$need chromium"; \
+	  command -v wrk >/dev/null 2>&1 || need="$$need wrk"; \
+	  command -v hey >/dev/null 2>&1 || need="$$need hey"; \
 	  if [ -n "$$need" ]; then (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need >/dev/null) \
 	    || echo "note: could not install$$need; dependent tests will skip"; fi; \
 	fi
@@ -46,6 +49,9 @@ demo: $(VENV)/.deps-demo
 
 bench-overhead: $(VENV)/.deps-all
 	$(PY) benchmarks/overhead.py --out benchmarks/results/overhead.json
+
+bench-serving: $(VENV)/.deps-all system-deps
+	$(PY) benchmarks/serving.py --profile --out benchmarks/results/serving.json
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info

@@ -354,9 +354,12 @@ def subset(scenario: Scenario, n: int | None) -> Scenario:
 
 def measure(
     scenarios: dict[str, Scenario], methods: list[str], protocols: list[str], repeats: int, device: torch.device,
-    log: Callable[[str], None] = print,
+    done: Callable[[dict[str, Any]], None] = lambda out: None,
 ) -> dict[str, Any]:  # fmt: skip
-    """Alternating repeats for every (protocol, method): pair ratios, their median and spread."""
+    """Alternating repeats for every (protocol, method): pair ratios, their median and spread.
+
+    ``done(results so far)`` is called after each method, so an interrupted run keeps what it measured.
+    """
     out: dict[str, Any] = {}
     for pname in protocols:
         proto = PROTOCOLS[pname]
@@ -379,7 +382,8 @@ def measure(
                 "library_s": lib, "hand_s": hand,
             }  # fmt: skip
             e = out[f"{pname}/{method}"]
-            log(f"{pname:9} {method:8} lib {e['library_s_median']:.3f}s hand {e['hand_s_median']:.3f}s "
+            done(out)
+            print(f"{pname:9} {method:8} lib {e['library_s_median']:.3f}s hand {e['hand_s_median']:.3f}s "
                 f"ratio {e['ratio_median']:.3f} [{e['ratio_min']:.3f}-{e['ratio_max']:.3f}]")  # fmt: skip
     return out
 
@@ -404,17 +408,22 @@ def main(argv: list[str] | None = None, device_default: str = "cpu") -> dict[str
     }
     methods, protocols = args.methods.split(","), args.protocols.split(",")
     start = time.perf_counter()
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    def save(measured: dict[str, Any]) -> None:
+        results["results"] = measured
+        results["wall_seconds"] = time.perf_counter() - start
+        out.write_text(json.dumps(results, indent=1))
+
     results: dict[str, Any] = {
         "setup": "split-fmnist, 5 experiences (PackNet task-incremental), 1 epoch, boundary work included",
         "train_per_experience": args.train_per_experience or 12000,
         "protocols": {p: PROTOCOLS[p] for p in protocols},
         "threads": args.threads, "repeats": args.repeats, "device": str(device),
         "ratio": "library seconds / hand-written seconds, per alternating pair",
-        "results": measure(scenarios, methods, protocols, args.repeats, device),
     }  # fmt: skip
-    results["wall_seconds"] = time.perf_counter() - start
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=1))
+    save(measure(scenarios, methods, protocols, args.repeats, device, save))
     print(f"wrote {args.out}")
     return results
 

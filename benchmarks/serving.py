@@ -1,24 +1,34 @@
-"""Serving benchmark: the lifelong server under load while its champion is swapped, against a baseline.
+"""Serving benchmark: the lifelong server under load while its champion is swapped, against two baselines.
 
-Two server processes on loopback serve the same MLP checkpoint: the lifelong app (auth, input
-validation, micro-batching, every input and prediction committed to SQLite before the response)
-and a minimal hand-written FastAPI endpoint (parse, forward, return). One asyncio + httpx client
-drives both with the same payloads at each concurrency level, alternating runs. During every
-lifelong run the champion is swapped ``--swaps`` times through ``POST /v1/models/{v}/promote``;
-a request that does not come back 200 is a failure.
+Three server processes on loopback serve the same MLP checkpoint, each pinned to one core
+(``taskset``): the lifelong app (auth, input validation, micro-batching, every input and
+prediction committed to SQLite before the response), a minimal hand-written FastAPI endpoint
+(parse, one forward pass per request, return) and a bare ASGI endpoint under the same uvicorn
+(the same work without a framework: the limit of the stack). The load comes from ``wrk`` (Debian's
+native HTTP load generator; a Lua script posts the JSON bodies) pinned to another core, so the
+client does not take the servers' CPU. At each connection count the servers run in turn,
+alternating over rounds; during every lifelong run the champion is swapped ``--swaps`` times
+through ``POST /v1/models/{v}/promote``. Failed requests are wrk's non-2xx answers plus its socket
+errors (connect, read, write, timeout).
 
-    python benchmarks/serving.py --out benchmarks/results/serving.json
+    python benchmarks/serving.py --out benchmarks/results/serving.json [--profile]
+
+``--profile`` records the lifelong server with py-spy during one extra run at the highest
+connection count and adds where its time goes (inclusive share per function) to the JSON.
 """
 
 import argparse
-import asyncio
+import collections
 import json
 import os
+import re
+import shutil
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -26,6 +36,8 @@ from typing import Any
 import httpx
 
 TOKEN = "benchmark-token-0123456789abcdef"
+SERVERS = ("system", "fastapi", "asgi")
+PATHS = {"system": "/v1/predict", "fastapi": "/predict", "asgi": "/predict"}
 
 
 def _free_port() -> int:
@@ -34,7 +46,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-# -- the two servers (each runs in its own process) ------------------------------------------------
+# -- the three servers (each runs in its own process) ----------------------------------------------
 def serve_system(data_dir: str, port: int) -> None:
     import uvicorn
 
@@ -45,17 +57,23 @@ def serve_system(data_dir: str, port: int) -> None:
     uvicorn.run(create_app(settings), host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
-def serve_baseline(checkpoint: str, port: int) -> None:
+def _model(checkpoint: str) -> Any:
+    import torch
+
+    from lifelong.learn.learner import Learner
+
+    torch.set_num_threads(1)
+    return Learner.load(checkpoint).model.eval()
+
+
+def serve_fastapi(checkpoint: str, port: int) -> None:
     """The minimal endpoint a person would write by hand: no store, no auth, no routing."""
     import torch
     import uvicorn
     from fastapi import FastAPI
     from pydantic import BaseModel
 
-    from lifelong.learn.learner import Learner
-
-    torch.set_num_threads(1)
-    model = Learner.load(checkpoint).model.eval()
+    model = _model(checkpoint)
     app = FastAPI()
 
     class Request(BaseModel):
@@ -74,68 +92,102 @@ def serve_baseline(checkpoint: str, port: int) -> None:
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
-# -- the client ------------------------------------------------------------------------------------
-async def load(
-    url: str,
-    path: str,
-    payloads: list[bytes],
-    concurrency: int,
-    seconds: float,
-    swap: list[int] | None,
-    n_swaps: int,
-) -> dict[str, Any]:
-    """Send ``payloads`` round-robin from ``concurrency`` tasks for ``seconds``; swap versions meanwhile."""
-    limits = httpx.Limits(max_connections=concurrency + 1, max_keepalive_connections=concurrency + 1)
-    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
-    latencies: list[float] = []
-    failures, swaps, versions = 0, 0, set()
-    async with httpx.AsyncClient(base_url=url, limits=limits, headers=headers, timeout=30) as client:
-        deadline = time.perf_counter() + seconds
+def serve_asgi(checkpoint: str, port: int) -> None:
+    """The same work as the FastAPI endpoint as a bare ASGI callable: what uvicorn alone costs."""
+    import torch
+    import uvicorn
 
-        async def worker(k: int) -> None:
-            nonlocal failures
-            i = k
-            while time.perf_counter() < deadline:
-                body = payloads[i % len(payloads)]
-                i += concurrency
-                start = time.perf_counter()
-                try:
-                    r = await client.post(path, content=body)
-                    ok = r.status_code == 200
-                    if ok and swap:
-                        versions.update(p["version"] for p in r.json()["predictions"])
-                except httpx.HTTPError:
-                    ok = False
-                if ok:
-                    latencies.append(time.perf_counter() - start)
-                else:
-                    failures += 1
+    model = _model(checkpoint)
+    headers = [(b"content-type", b"application/json")]
 
-        async def swapper() -> None:
-            nonlocal swaps
-            assert swap is not None
-            for i in range(n_swaps):
-                await asyncio.sleep(seconds / (n_swaps + 1))
-                r = await client.post(f"/v1/models/{swap[i % 2]}/promote")
-                r.raise_for_status()
-                swaps += 1
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        body, more = b"", True
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        if scope["path"] == "/healthz":
+            out = b'{"status":"ok"}'
+        else:
+            with torch.inference_mode():
+                probs = model(torch.tensor(json.loads(body)["inputs"])).softmax(1)
+            out = json.dumps({"labels": probs.argmax(1).tolist(), "scores": probs.tolist()}).encode()
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": out})
 
-        started = time.perf_counter()
-        tasks = [worker(k) for k in range(concurrency)] + ([swapper()] if swap else [])
-        await asyncio.gather(*tasks)
-        elapsed = time.perf_counter() - started
-    latencies.sort()
-    pick = lambda q: 1000 * latencies[min(len(latencies) - 1, int(q * len(latencies)))] if latencies else None  # noqa: E731
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="off")
+
+
+# -- the load: wrk with a Lua script -----------------------------------------------------------------
+LUA = """
+local bodies = {%(bodies)s}
+local i = 0
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer %(token)s"
+request = function()
+  i = i %% #bodies + 1
+  return wrk.format(nil, "%(path)s", nil, bodies[i])
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    "\\nRESULT {\\"requests\\": %%.0f, \\"duration_us\\": %%.0f, \\"connect\\": %%.0f, \\"read\\": %%.0f, " ..
+    "\\"write\\": %%.0f, \\"status\\": %%.0f, \\"timeout\\": %%.0f, \\"p50_us\\": %%.0f, \\"p90_us\\": %%.0f, " ..
+    "\\"p99_us\\": %%.0f, \\"max_us\\": %%.0f}\\n",
+    summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max))
+end
+"""
+
+
+def pin(core: int | None) -> list[str]:
+    """``taskset -c core`` where taskset exists and the core is there (else no pinning)."""
+    if core is None or shutil.which("taskset") is None or core >= (os.cpu_count() or 1):
+        return []
+    return ["taskset", "-c", str(core)]
+
+
+def wrk(url: str, script: Path, connections: int, seconds: float, core: int | None) -> dict[str, Any]:
+    cmd = [
+        *pin(core),
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{max(1, round(seconds))}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(script),
+        url,
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    out = proc.stdout + proc.stderr
+    match = re.search(r"^RESULT (\{.*\})$", out, re.M)
+    if match is None:
+        raise RuntimeError(f"wrk printed no result:\n{out}")
+    r = json.loads(match.group(1))
+    errors = r["connect"] + r["read"] + r["write"] + r["status"] + r["timeout"]
+    ok = r["requests"] - r["status"]
     return {
-        "requests": len(latencies) + failures,
-        "failed_requests": failures,
-        "swaps": swaps,
-        "versions_seen": sorted(versions),
-        "p50_ms": pick(0.50),
-        "p99_ms": pick(0.99),
-        "throughput_rps": len(latencies) / elapsed,
-        "latencies": latencies,
+        "requests": int(r["requests"]),
+        "failed_requests": int(errors),
+        "errors": {k: int(r[k]) for k in ("connect", "read", "write", "status", "timeout")},
+        "throughput_rps": ok / (r["duration_us"] / 1e6),
+        "p50_ms": r["p50_us"] / 1000,
+        "p90_ms": r["p90_us"] / 1000,
+        "p99_ms": r["p99_us"] / 1000,
+        "max_ms": r["max_us"] / 1000,
     }
+
+
+def swapper(url: str, versions: list[int], n: int, seconds: float, done: list[int]) -> None:
+    """Promote the two versions in turn, ``n`` times spread over ``seconds``; count the 200s."""
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30) as client:
+        for i in range(n):
+            time.sleep(seconds / (n + 1))
+            if client.post(f"/v1/models/{versions[(i + 1) % 2]}/promote").status_code == 200:
+                done.append(i)
 
 
 def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
@@ -170,109 +222,145 @@ def prepare(data_dir: Path, features: int, hidden: int, seed: int) -> tuple[list
         return versions, str(system.registry.get(versions[0]).path)
 
 
+def profile_shares(raw: str, top: int = 30) -> list[dict[str, Any]]:
+    """Inclusive share of samples per function from py-spy's raw (collapsed) output."""
+    inclusive: collections.Counter[str] = collections.Counter()
+    own: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in raw.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        frames = [re.sub(r":\d+\)$", ")", f) for f in stack.split(";")]
+        for f in set(frames):
+            inclusive[f] += n
+        own[frames[-1]] += n
+    return [
+        {"function": f, "inclusive": n / total, "self": own[f] / total} for f, n in inclusive.most_common(top)
+    ]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="benchmarks/results/serving.json")
-    p.add_argument("--concurrency", type=int, nargs="+", default=[8, 64])
+    p.add_argument("--connections", type=int, nargs="+", default=[8, 64])
     p.add_argument("--seconds", type=float, default=8.0, help="duration of each run")
-    p.add_argument("--rounds", type=int, default=2, help="alternating baseline/system runs per level")
-    p.add_argument("--swaps", type=int, default=20, help="champion swaps during each system run")
+    p.add_argument("--rounds", type=int, default=2, help="runs per server and level, alternating servers")
+    p.add_argument("--swaps", type=int, default=20, help="champion swaps during each lifelong run")
     p.add_argument("--features", type=int, default=64)
     p.add_argument("--hidden", type=int, default=128)
     p.add_argument("--batch", type=int, default=1, help="samples per request")
+    p.add_argument("--server-core", type=int, default=0, help="core the servers are pinned to")
+    p.add_argument("--client-core", type=int, default=1, help="core wrk (and this script) is pinned to")
+    p.add_argument("--profile", action="store_true", help="py-spy the lifelong server in one extra run")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--serve", choices=["system", "baseline"], help=argparse.SUPPRESS)
+    p.add_argument("--serve", choices=SERVERS, help=argparse.SUPPRESS)
     p.add_argument("--target", help=argparse.SUPPRESS)
     p.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = p.parse_args()
-    if args.serve == "system":
-        return serve_system(args.target, args.port)
-    if args.serve == "baseline":
-        return serve_baseline(args.target, args.port)
+    if args.serve:
+        return {"system": serve_system, "fastapi": serve_fastapi, "asgi": serve_asgi}[args.serve](
+            args.target, args.port
+        )
+    if shutil.which("wrk") is None:
+        sys.exit("wrk not found: apt-get install -y wrk (make system-deps)")
+    if pin(args.client_core):
+        os.sched_setaffinity(0, {args.client_core})
 
     import numpy as np
 
     work = Path(tempfile.mkdtemp(prefix="lifelong-serving-"))
     versions, checkpoint = prepare(work, args.features, args.hidden, args.seed)
     rng = np.random.default_rng(args.seed)
-    payloads = [json.dumps({"inputs": rng.normal(size=(args.batch, args.features)).round(4).tolist()}).encode()
-                for _ in range(256)]  # fmt: skip
-    ports = {"system": _free_port(), "baseline": _free_port()}
-    targets = {"system": str(work), "baseline": checkpoint}
+    bodies = [json.dumps({"inputs": rng.normal(size=(args.batch, args.features)).round(4).tolist()})
+              for _ in range(64)]  # fmt: skip
+    scripts = {}
+    for name in SERVERS:
+        scripts[name] = work / f"{name}.lua"
+        lua = ", ".join("[==[" + b + "]==]" for b in bodies)  # JSON holds "]]": level-2 long strings
+        scripts[name].write_text(LUA % {"bodies": lua, "token": TOKEN, "path": PATHS[name]})
+    ports = {name: _free_port() for name in SERVERS}
+    targets = {"system": str(work), "fastapi": checkpoint, "asgi": checkpoint}
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     procs = {
-        name: subprocess.Popen(
-            [
-                sys.executable,
-                __file__,
-                "--serve",
-                name,
-                "--target",
-                targets[name],
-                "--port",
-                str(ports[name]),
-            ],
-            env=env,
-        )  # fmt: skip
-        for name in ports
-    }
+        name: subprocess.Popen([*pin(args.server_core), sys.executable, __file__, "--serve", name,
+                                "--target", targets[name], "--port", str(ports[name])], env=env)
+        for name in SERVERS
+    }  # fmt: skip
+    urls = {name: f"http://127.0.0.1:{ports[name]}" for name in SERVERS}
+    levels: dict[str, Any] = {}
+    profile: list[dict[str, Any]] | None = None
     try:
         for name, proc in procs.items():
-            wait_ready(f"http://127.0.0.1:{ports[name]}", proc)
-        levels: dict[str, Any] = {}
-        for c in args.concurrency:
-            runs: dict[str, list[dict[str, Any]]] = {"baseline": [], "system": []}
-            for _ in range(args.rounds):
-                for name in ("baseline", "system"):  # alternate, so drift in machine load hits both
-                    url, path = (
-                        f"http://127.0.0.1:{ports[name]}",
-                        "/predict" if name == "baseline" else "/v1/predict",
-                    )
-                    asyncio.run(load(url, path, payloads[:32], c, 1.0, None, 0))  # warm up
-                    swap = [versions[1], versions[0]] if name == "system" else None
-                    runs[name].append(
-                        asyncio.run(load(url, path, payloads, c, args.seconds, swap, args.swaps))
-                    )
-            levels[str(c)] = summarize(runs["system"]) | {
-                "baseline_throughput_rps": statistics.mean(r["throughput_rps"] for r in runs["baseline"]),
-                "baseline_p50_ms": statistics.median(r["p50_ms"] for r in runs["baseline"]),
-                "baseline_p99_ms": statistics.median(r["p99_ms"] for r in runs["baseline"]),
-                "baseline_failed_requests": sum(r["failed_requests"] for r in runs["baseline"]),
-            }
-            print(f"concurrency {c}: {json.dumps(levels[str(c)])}", flush=True)
+            wait_ready(urls[name], proc)
+        for c in args.connections:
+            runs: dict[str, list[dict[str, Any]]] = {name: [] for name in SERVERS}
+            for r in range(args.rounds):
+                order = SERVERS[r % 3 :] + SERVERS[: r % 3]  # rotate who goes first
+                for name in order:
+                    wrk(urls[name], scripts[name], c, 1.0, args.client_core)  # warm up
+                    swapped: list[int] = []
+                    thread = None
+                    if name == "system":
+                        thread = threading.Thread(target=swapper, args=(urls[name], versions, args.swaps,
+                                                                          args.seconds, swapped))  # fmt: skip
+                        thread.start()
+                    run = wrk(urls[name], scripts[name], c, args.seconds, args.client_core)
+                    if thread is not None:
+                        thread.join()
+                    run["swaps"] = len(swapped)
+                    runs[name].append(run)
+                    print(f"{c:3} connections {name:8} {run['throughput_rps']:7.0f} req/s p50 {run['p50_ms']:6.2f} "
+                          f"p99 {run['p99_ms']:7.2f} ms failed {run['failed_requests']} swaps {run['swaps']}",
+                          flush=True)  # fmt: skip
+            levels[str(c)] = {name: summarize(runs[name]) for name in SERVERS}
+            sysm, fa = levels[str(c)]["system"], levels[str(c)]["fastapi"]
+            levels[str(c)]["system_over_fastapi_throughput"] = sysm["throughput_rps"] / fa["throughput_rps"]
+            levels[str(c)]["system_over_fastapi_p99"] = sysm["p99_ms"] / fa["p99_ms"]
+        if args.profile and shutil.which("py-spy"):
+            raw = work / "profile.txt"
+            spy = subprocess.Popen([*pin(args.client_core), "py-spy", "record", "--nonblocking", "--format", "raw",
+                                    "-d", str(int(args.seconds)), "-o", str(raw), "-p", str(procs["system"].pid)],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+            time.sleep(1.0)
+            wrk(urls["system"], scripts["system"], max(args.connections), args.seconds - 2, args.client_core)
+            spy.wait(timeout=60)
+            profile = profile_shares(raw.read_text()) if raw.exists() else None
     finally:
         for proc in procs.values():
             proc.terminate()
             proc.wait(timeout=30)
-    top = max(levels, key=int)
+        shutil.rmtree(work, ignore_errors=True)
     result = {
-        "requests": sum(v["requests"] for v in levels.values()),
-        "failed_requests": sum(v["failed_requests"] for v in levels.values()),
-        "swaps": sum(v["swaps"] for v in levels.values()),
-        **{k: levels[top][k] for k in ("p50_ms", "p99_ms", "throughput_rps", "baseline_throughput_rps")},
-        "headline_concurrency": int(top),
+        "load_generator": "wrk 4 (Debian), one thread, Lua script posting JSON bodies",
+        "failed_requests": sum(lv[name]["failed_requests"] for lv in levels.values() for name in SERVERS),
+        "swaps": sum(lv["system"]["swaps"] for lv in levels.values()),
         "levels": levels,
-        "config": {k: getattr(args, k) for k in ("seconds", "rounds", "swaps", "features", "hidden", "batch")}
+        "config": {k: getattr(args, k) for k in ("seconds", "rounds", "swaps", "features", "hidden", "batch",
+                                                 "server_core", "client_core")}
         | {"model": f"MLP({args.features}, ({args.hidden},), 10)", "cpus": os.cpu_count(),
-           "note": "requests, failures, swaps: totals; latency and throughput: highest concurrency"},
+           "pinned": bool(pin(args.server_core)),
+           "note": "per level and server: runs pooled (throughput mean, latency percentiles median of runs)"},
     }  # fmt: skip
+    if profile is not None:
+        result["system_profile"] = profile
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps({k: v for k, v in result.items() if k != "levels"}, indent=2))
+    print(json.dumps({k: v for k, v in result.items() if k != "system_profile"}, indent=2))
 
 
 def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Pool the system runs of one concurrency level."""
-    latencies = sorted(x for r in runs for x in r["latencies"])
-    pick = lambda q: 1000 * latencies[min(len(latencies) - 1, int(q * len(latencies)))]  # noqa: E731
+    """Pool the runs of one server at one level."""
     return {
         "requests": sum(r["requests"] for r in runs),
         "failed_requests": sum(r["failed_requests"] for r in runs),
         "swaps": sum(r["swaps"] for r in runs),
-        "versions_seen": sorted({v for r in runs for v in r["versions_seen"]}),
-        "p50_ms": pick(0.50),
-        "p99_ms": pick(0.99),
         "throughput_rps": statistics.mean(r["throughput_rps"] for r in runs),
+        "p50_ms": statistics.median(r["p50_ms"] for r in runs),
+        "p99_ms": statistics.median(r["p99_ms"] for r in runs),
+        "runs": runs,
     }
 
 

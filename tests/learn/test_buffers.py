@@ -115,3 +115,23 @@ def test_every_policy_keeps_each_row_whole(policy: str) -> None:
     assert len(torch.unique(ids)) == len(buf)
     assert torch.equal(buf.x[: len(buf)], ids.float()[:, None].expand(len(buf), 16))
     assert torch.equal(buf.y[: len(buf)], ids % 10)
+
+
+def test_memory_stores_the_incoming_rows_as_stored_not_requantised() -> None:
+    from lifelong.data.scenarios import class_incremental
+    from lifelong.learn.models import MLP
+    from lifelong.strategies import Replay
+
+    x, y = _uint8(200, 4)
+    data = Dataset(x, y, scale=1 / 255)
+    scenario = class_incremental((data, data), 2)
+    learner = Learner(MLP(x[0].numel(), (8,), 4), [Replay(50)], batch_size=10)
+    learner.learn(scenario.experiences[0])
+    buffer = learner.strategies[0].buffer_
+    assert buffer.x.dtype == torch.uint8
+    assert learner.incoming_raw is not None and learner.incoming_raw.dtype == torch.uint8
+    rows = {tuple(r.flatten().tolist()) for r in x}
+    assert all(tuple(r.flatten().tolist()) in rows for r in buffer.x[: len(buffer)])
+    # a step driven from outside the epoch loop has no known source rows
+    learner.train_step(scenario.experiences[1].train.batch(torch.arange(5)))
+    assert learner.incoming_raw is None

@@ -95,6 +95,9 @@ class Buffer:
         """Offer ``batch`` (default: the learner's incoming batch) in the form its experience stores it."""
         x, y, t = batch if batch is not None else learner.incoming
         dtype, scale = storage_form(learner)
+        raw = learner.incoming_raw if batch is None and dtype is not None else None
+        if raw is not None and raw.dtype == dtype:  # the stored rows themselves: no re-quantising
+            x = raw
         self.add(x.detach(), y, t, generator=learner.generator, logits=logits, scale=scale, dtype=dtype)
 
     def sample(self, n: int, generator: torch.Generator) -> tuple[Tensor, Batch, Tensor | None]:

@@ -118,6 +118,7 @@ class Learner:
         self._window: list[Batch] = []
         self._input_shape: tuple[int, ...] | None = None  # of one sample, from the first training data
         self.incoming: Batch | None = None
+        self._incoming_rows: tuple[Batch, Tensor, Tensor] | None = None  # (batch, data.x, index) it came from
         self.train_seconds = 0.0
         self.boundary_seconds = 0.0  # consolidation work, also counted in train_seconds
         self._loss_total = torch.zeros((), dtype=torch.float64, device=self.device)  # non-finite: diverged
@@ -153,6 +154,19 @@ class Learner:
     def diverged(self) -> bool:
         """Whether a training loss was non-finite (NaN or inf) since the last ``fit`` began."""
         return not bool(torch.isfinite(self._loss_total))
+
+    @property
+    def incoming_raw(self) -> Tensor | None:
+        """The incoming batch's inputs in storage form (uint8 images), or None when not known.
+
+        Memories store these rows as they are instead of re-quantising the float batch.
+        """
+        rows = self._incoming_rows
+        if (
+            rows is None or rows[0] is not self.incoming
+        ):  # a step driven from elsewhere (retrain, partial_fit)
+            return None
+        return rows[1][rows[2]]
 
     @property
     def step(self) -> int:
@@ -220,7 +234,9 @@ class Learner:
             self.state.epoch = epoch
             order = torch.randperm(len(data), generator=self.generator)
             for i in range(0, len(data), bs):
-                self.train_step(data.batch(order[i : i + bs]))
+                batch = data.batch(order[i : i + bs])
+                self._incoming_rows = (batch, data.x, order[i : i + bs])
+                self.train_step(batch)
                 if self.control.stop_experience:
                     break
             self.epochs_trained += 1
