@@ -112,7 +112,8 @@ def serve_asgi(checkpoint: str, port: int) -> None:
             with torch.inference_mode():
                 probs = model(torch.tensor(json.loads(body)["inputs"])).softmax(1)
             out = json.dumps({"labels": probs.argmax(1).tolist(), "scores": probs.tolist()}).encode()
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        length = [(b"content-length", str(len(out)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers + length})
         await send({"type": "http.response.body", "body": out})
 
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="off")
@@ -335,6 +336,7 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     result = {
         "load_generator": "wrk 4 (Debian), one thread, Lua script posting JSON bodies",
+        "http_stack": _stack(),
         "failed_requests": sum(lv[name]["failed_requests"] for lv in levels.values() for name in SERVERS),
         "swaps": sum(lv["system"]["swaps"] for lv in levels.values()),
         "levels": levels,
@@ -349,6 +351,16 @@ def main() -> None:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k != "system_profile"}, indent=2))
+
+
+def _stack() -> str:
+    """uvicorn's HTTP parser and event loop as it picks them ('auto': httptools and uvloop when installed)."""
+    import importlib.util
+
+    have = {m: importlib.util.find_spec(m) is not None for m in ("httptools", "uvloop")}
+    return (
+        f"uvicorn, {'httptools' if have['httptools'] else 'h11'}, {'uvloop' if have['uvloop'] else 'asyncio'}"
+    )
 
 
 def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
