@@ -177,3 +177,17 @@ def test_tracking_uri_logs_each_run_to_mlflow(tmp_path: Path, capsys: pytest.Cap
     )
     measured = json.loads((tmp_path / "results.json").read_text())["runs"][1]["metrics"]
     assert replay.data.metrics["acc"] == pytest.approx(measured["acc"])
+
+
+def test_bench_device_is_checked_before_training() -> None:
+    import torch
+
+    from lifelong.bench.cli import _device
+    from lifelong.errors import ConfigError
+
+    assert _device("cpu") == "cpu"
+    with pytest.raises(ConfigError, match="--device"):
+        _device("not-a-device")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="no CUDA device"):
+            _device("cuda")
