@@ -118,8 +118,10 @@ def test_auth(server: Server) -> None:
         for path in ("/v1/models", "/v1/deployments", "/v1/events", "/v1/drift"):
             assert error_of(c.get(path), 401) == "AuthError", path  # reads need the token too
         assert error_of(c.get("/v1/models", headers=bad), 403) == "ForbiddenError"
-        for path in ("/healthz", "/metrics", "/openapi.json", "/docs"):
-            assert c.get(path).status_code == 200, path
+        for path in ("/healthz", "/metrics", "/openapi.json", "/docs", "/redoc", "/static/dashboard.css"):
+            assert c.get(path).status_code == 200, path  # liveness, metrics, docs and their assets
+        assert c.get("/").status_code == 200  # the dashboard's shell: its data come from /v1/dashboard
+        assert error_of(c.get("/v1/dashboard"), 401) == "AuthError"
         assert c.get("/readyz").status_code in (200, 503)  # open; whether ready is tested below
 
 

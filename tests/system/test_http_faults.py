@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -27,7 +28,7 @@ from lifelong.system.app import create_app
 from lifelong.system.health import WriteHealth
 from lifelong.system.service import System
 from lifelong.system.settings import Settings
-from tests.system._serve import running
+from tests.system._serve import free_port, running
 from tests.system.test_app import error_of
 from tests.system.test_service import DATA, trained
 
@@ -386,3 +387,33 @@ def test_a_full_filesystem_degrades_prediction_logging_and_recovers(tmp_path: Pa
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)
         shutil.rmtree(mount, ignore_errors=True)
+
+
+def test_the_parsing_helper_dies_with_a_killed_server(tmp_path: Path) -> None:
+    """SIGKILL skips every shutdown hook: the helper process must notice and leave no orphan."""
+    psutil = pytest.importorskip("psutil")
+    port = free_port()
+    code = ("import sys, uvicorn; from lifelong.system.app import create_app; "
+            "from lifelong.system.settings import Settings; "
+            f"uvicorn.run(create_app(Settings(data_dir=sys.argv[1], auth=False)), port={port}, log_level='warning')")  # fmt: skip
+    server = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], env={**os.environ})
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        helpers = psutil.Process(server.pid).children(recursive=True)
+        while not any("spawn_main" in " ".join(p.cmdline()) for p in helpers) and time.monotonic() < deadline:
+            time.sleep(0.2)
+            helpers = psutil.Process(server.pid).children(recursive=True)
+        assert any("spawn_main" in " ".join(p.cmdline()) for p in helpers), "the helper never started"
+    finally:
+        server.kill()
+        server.wait(30)
+    _, alive = psutil.wait_procs(helpers, timeout=10)
+    for p in alive:
+        p.kill()
+    assert not alive, f"orphaned: {[p.cmdline() for p in alive]}"

@@ -72,10 +72,10 @@ class _Body(BaseModel):
 class PredictRequest(_Body):
     inputs: Inputs
     ids: list[Text64] | None = Field(
-        None, description="optional request id per sample; the same id is always routed the same way"
+        default=None, description="optional request id per sample; the same id is always routed the same way"
     )
     probabilities: bool = Field(
-        False, description="also return each prediction's class probabilities keyed by class (name)"
+        default=False, description="also return each prediction's class probabilities keyed by class (name)"
     )
 
 
@@ -86,7 +86,7 @@ class Prediction(BaseModel):
     version: int = Field(..., description="model version that answered")
     variant: Literal["champion", "canary"]
     probabilities: dict[str, float] | None = Field(
-        None,
+        default=None,
         description='only with "probabilities": true; the same numbers keyed by class name (or label)',
     )
 
@@ -109,7 +109,7 @@ FeedbackRequest = FeedbackItem | FeedbackBatch
 
 class SamplesRequest(_Body):
     inputs: Inputs
-    labels: list[Label] | None = Field(None, description="one class per sample, if known")
+    labels: list[Label] | None = Field(default=None, description="one class per sample, if known")
 
 
 class SamplesResponse(BaseModel):
@@ -127,7 +127,7 @@ class SampleOut(BaseModel):
 
 class TrainRequest(_Body):
     reason: Annotated[str, AfterValidator(_utf8)] = Field(
-        "requested over HTTP", min_length=1, max_length=200, description="kept in the event"
+        default="requested over HTTP", min_length=1, max_length=200, description="kept in the event"
     )
 
 
@@ -167,7 +167,9 @@ class RollbackResponse(BaseModel):
 class DeploymentRequest(_Body):
     version: Version
     mode: Literal["canary", "shadow"] = "canary"
-    share: float = Field(0.1, gt=0.0, le=1.0, description="canary traffic share, or shadow mirroring share")
+    share: float = Field(
+        default=0.1, gt=0.0, le=1.0, description="canary traffic share, or shadow mirroring share"
+    )
 
 
 class AliasInfo(BaseModel):

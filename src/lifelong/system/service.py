@@ -510,7 +510,7 @@ class System:
         training attempt did not fail, and nothing degraded the server (e.g. a champion fallback).
         """
         now = time.time()
-        lease = self._quiet(lambda: self.store.lease("worker"))
+        lease = self._quiet(self.store.lease, "worker")
         return readiness_reasons(
             Facts(
                 now=now,
@@ -527,27 +527,23 @@ class System:
 
     def health_metrics(self) -> dict[str, Any]:
         """The loop's figures for ``/metrics``: worker, trainings, live accuracy, drift, storage."""
-        lease = self._quiet(lambda: self.store.lease("worker"))
-        training = self._quiet(lambda: self.store.events(EventKind.TRAINING, limit=1)) or []
-        gate = self._quiet(lambda: self.store.events(EventKind.GATE, limit=1)) or []
-        last = max(training + gate, key=lambda e: e.id, default=None)
-        if last is None or (last.kind == EventKind.TRAINING and last.payload.get("state") != "failed"):
-            outcome = None if last is None else "running"
-        else:
-            outcome = "failed" if last.kind == EventKind.TRAINING else (
-                "passed" if last.payload.get("passed") else "rejected")  # fmt: skip
+        lease = self._quiet(self.store.lease, "worker")
+        attempts = [e for e in (self._latest(EventKind.TRAINING), self._latest(EventKind.GATE)) if e]
+        last = max(attempts, key=lambda e: e.id, default=None)
+        outcome = None
+        if last is not None and last.kind == EventKind.GATE:
+            outcome = "passed" if last.payload.get("passed") else "rejected"
+        elif last is not None:
+            outcome = "failed" if last.payload.get("state") == "failed" else "running"
         accuracy = {}
         for variant in ("champion", "canary", "shadow"):
-            rows = self._quiet(
-                lambda v=variant: self.store.labelled_predictions(
-                    variant=v, limit=self.settings.metrics_window
-                )
-            )
+            window = self.settings.metrics_window
+            rows = self._quiet(self.store.labelled_predictions, variant=variant, limit=window) or []
             if rows:
                 accuracy[variant] = (sum(r.predicted == r.label for r in rows) / len(rows), len(rows))
         drift = {}
         for kind in DRIFT_KINDS:
-            (event,) = self._quiet(lambda k=kind: self.store.events(k, limit=1)) or [None]
+            event = self._latest(kind)
             score = None if event is None else event.payload.get("score")
             if isinstance(score, int | float):
                 drift[kind] = float(score)
@@ -583,19 +579,24 @@ class System:
 
     def _failed_training(self) -> str | None:
         """The error of the latest training attempt if it failed and no candidate was judged since."""
-        (training,) = self.store.events(EventKind.TRAINING, limit=1) or [None]
+        training = self._latest(EventKind.TRAINING, quiet=False)
         if training is None or training.payload.get("state") != "failed":
             return None
-        (gate,) = self.store.events(EventKind.GATE, limit=1) or [None]
+        gate = self._latest(EventKind.GATE, quiet=False)
         if gate is not None and gate.id > training.id:
             return None
         return str(training.payload.get("error") or training.payload.get("reason") or "see the worker log")
 
+    def _latest(self, kind: EventKind | str, *, quiet: bool = True) -> Event | None:
+        if not quiet:
+            return next(iter(self.store.events(kind, limit=1)), None)
+        return next(iter(self._quiet(self.store.events, kind, limit=1) or []), None)
+
     @staticmethod
-    def _quiet(read: Callable[[], T]) -> T | None:
+    def _quiet(read: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
         """A health read that must not fail the health endpoint (the store may be down): None then."""
         try:
-            return read()
+            return read(*args, **kwargs)
         except Exception:
             log.debug("health read failed", exc_info=True)
             return None

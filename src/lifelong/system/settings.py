@@ -43,43 +43,60 @@ class Settings(BaseSettings):
         env_prefix="LIFELONG_", extra="forbid", validate_default=True, hide_input_in_errors=True
     )
 
-    data_dir: Path = Field(Path("lifelong-data"), description="SQLite file and model artifacts live here")
+    data_dir: Path = Field(
+        default=Path("lifelong-data"), description="SQLite file and model artifacts live here"
+    )
     db_url: str | None = Field(
-        None, description="SQLAlchemy URL (LIFELONG_DB_URL); default SQLite in data_dir"
+        default=None, description="SQLAlchemy URL (LIFELONG_DB_URL); default SQLite in data_dir"
     )
     token: SecretStr | None = Field(
-        None, description="bearer token (LIFELONG_TOKEN); default: the file <data_dir>/token"
+        default=None, description="bearer token (LIFELONG_TOKEN); default: the file <data_dir>/token"
     )
-    auth: bool = Field(True, description="False (the --no-auth dev flag) serves without any token")
+    auth: bool = Field(default=True, description="False (the --no-auth dev flag) serves without any token")
     public_reads: bool = Field(
-        False, description="GET endpoints answer without a token (/healthz, /readyz, /metrics always do)"
+        default=False,
+        description="GET endpoints answer without a token (/healthz, /readyz, /metrics always do)",
     )
     host: str = "127.0.0.1"
-    port: int = Field(8000, ge=0, le=65535)
+    port: int = Field(default=8000, ge=0, le=65535)
 
-    max_batch: int = Field(256, ge=1, description="samples per request, at most")
-    max_body_bytes: int = Field(8_000_000, ge=1024, description="request body size limit (HTTP 413 beyond)")
+    max_batch: int = Field(default=256, ge=1, description="samples per request, at most")
+    max_body_bytes: int = Field(
+        default=8_000_000, ge=1024, description="request body size limit (HTTP 413 beyond)"
+    )
     store_inputs: bool = Field(
-        True, description="store predicted inputs as samples, so feedback trains on them"
+        default=True, description="store predicted inputs as samples, so feedback trains on them"
     )
 
-    canary_min_labelled: int = Field(50, ge=1, description="labelled canary predictions before a decision")
+    canary_min_labelled: int = Field(
+        default=50, ge=1, description="labelled canary predictions before a decision"
+    )
     canary_margin: float = Field(
-        0.05, ge=0.0, le=1.0, description="accuracy deficit that rolls a canary back"
+        default=0.05, ge=0.0, le=1.0, description="accuracy deficit that rolls a canary back"
     )
-    canary_auto: bool = Field(True, description="the poller applies the canary rule by itself")
-    poll_seconds: float = Field(1.0, gt=0.0, description="how often the server re-reads the aliases table")
-    max_batch_wait_ms: float = Field(0.0, ge=0.0, description="extra wait to grow a micro-batch (0: none)")
-    shadow_queue: int = Field(64, ge=1, description="mirrored batches waiting for the shadow before dropping")
+    canary_auto: bool = Field(default=True, description="the poller applies the canary rule by itself")
+    poll_seconds: float = Field(
+        default=1.0, gt=0.0, description="how often the server re-reads the aliases table"
+    )
+    max_batch_wait_ms: float = Field(
+        default=0.0, ge=0.0, description="extra wait to grow a micro-batch (0: none)"
+    )
+    shadow_queue: int = Field(
+        default=64, ge=1, description="mirrored batches waiting for the shadow before dropping"
+    )
     torch_threads: int | None = Field(
-        None, ge=1, description="intra-op threads for a server process (1 suits small models on few cores)"
+        default=None,
+        ge=1,
+        description="intra-op threads for a server process (1 suits small models on few cores)",
     )
-    verify_artifacts: bool = Field(True, description="re-hash an artifact before loading it")
+    verify_artifacts: bool = Field(default=True, description="re-hash an artifact before loading it")
     worker_stale_seconds: float = Field(
-        30.0, gt=0.0, description="/readyz fails when the worker's last heartbeat is older than this"
+        default=30.0, gt=0.0, description="/readyz fails when the worker's last heartbeat is older than this"
     )
     metrics_window: int = Field(
-        500, ge=1, description="latest labelled predictions per variant behind the live-accuracy gauge"
+        default=500,
+        ge=1,
+        description="latest labelled predictions per variant behind the live-accuracy gauge",
     )
 
     @model_validator(mode="before")

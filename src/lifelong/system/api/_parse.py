@@ -4,6 +4,9 @@ helper imports only this module, json and NumPy)."""
 from __future__ import annotations
 
 import json
+import os
+import threading
+import time
 from typing import Any
 
 import numpy as np
@@ -25,6 +28,18 @@ def parse_body(body: bytes) -> tuple[str, Any]:
         if arr.dtype.kind in "fiu" and arr.ndim >= 2:
             doc["inputs"] = arr
     return "ok", doc
+
+
+def watch_parent(parent: int) -> None:
+    """Initializer of the helper: exit once the server that started it is gone, even after a SIGKILL
+    (the pool's own shutdown never runs then, and the helper would be left an orphan)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="lifelong-parent-watch", daemon=True).start()
 
 
 def ready() -> bool:

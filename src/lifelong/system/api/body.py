@@ -14,6 +14,7 @@ import asyncio
 import json
 import logging
 import multiprocessing
+import os
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -22,7 +23,7 @@ from typing import Any
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
 
-from lifelong.system.api._parse import parse_body, ready
+from lifelong.system.api._parse import parse_body, ready, watch_parent
 
 log = logging.getLogger(__name__)
 OFFLOAD_BYTES = 1_000_000
@@ -37,7 +38,8 @@ class JsonParser:
     def start(self) -> None:
         """Spawn the helper now (in the background), not when the first big body arrives."""
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+            self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=watch_parent, initargs=(os.getpid(),))  # fmt: skip
             self._pool.submit(ready)
 
     async def parse(self, body: bytes) -> Any:

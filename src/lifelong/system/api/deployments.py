@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import APIRouter
 
@@ -11,13 +11,13 @@ from lifelong.system.api.models import loading
 from lifelong.system.schemas import CanaryDecision, DeploymentRequest, Deployments, ErrorBody
 
 router = APIRouter(prefix="/v1/deployments", tags=["models"])
-ERRORS = {code: {"model": ErrorBody} for code in (401, 403, 404, 409, 422)}
+ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (401, 403, 404, 409, 422)}
 
 
 @router.get("", response_model=Deployments, dependencies=[Reader], responses=ERRORS)
 def deployments(system: SystemDep) -> Deployments:
     """Aliases in the registry (this replica may lag them by up to ``poll_seconds``)."""
-    return Deployments(aliases=system.deployments())
+    return Deployments.model_validate({"aliases": system.deployments()})
 
 
 @router.post("", response_model=Deployments, dependencies=[Authorized], responses=ERRORS, status_code=201)
@@ -25,13 +25,13 @@ def deploy(body: DeploymentRequest, system: SystemDep) -> Deployments:
     """Route ``share`` of traffic to a canary, or mirror ``share`` of it to a shadow."""
     with loading(body.version):
         system.deploy(body.version, body.mode, body.share)
-    return Deployments(aliases=system.deployments())
+    return Deployments.model_validate({"aliases": system.deployments()})
 
 
 @router.delete("/{mode}", response_model=Deployments, dependencies=[Authorized], responses=ERRORS)
 def undeploy(mode: Literal["canary", "shadow"], system: SystemDep) -> Deployments:
     system.undeploy(mode)
-    return Deployments(aliases=system.deployments())
+    return Deployments.model_validate({"aliases": system.deployments()})
 
 
 @router.post("/canary/evaluate", response_model=CanaryDecision, dependencies=[Authorized], responses=ERRORS)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import bisect
 import threading
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -29,7 +29,7 @@ class HttpMetrics:
         self._lock = threading.Lock()
         self.requests: Counter[tuple[str, str, int]] = Counter()
         self.buckets: dict[str, list[int]] = {}
-        self.sums: Counter[str] = Counter()
+        self.sums: defaultdict[str, float] = defaultdict(float)
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         with self._lock:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path
 
@@ -21,7 +21,7 @@ from lifelong.system.schemas import (
 )
 
 router = APIRouter(prefix="/v1", tags=["models"])
-ERRORS = {code: {"model": ErrorBody} for code in (401, 403, 404, 409, 422)}
+ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (401, 403, 404, 409, 422)}
 VersionPath = Annotated[int, Path(ge=1, le=MAX_VERSION)]
 
 
@@ -71,7 +71,7 @@ def promote(
     """Point an alias (default: champion) at ``version``; this replica swaps at once, others within ~1 s."""
     with loading(version):
         system.promote(version, (body or PromoteRequest()).alias)
-    return Deployments(aliases=system.deployments())
+    return Deployments.model_validate({"aliases": system.deployments()})
 
 
 @router.post("/rollback", response_model=RollbackResponse, dependencies=[Authorized], responses=ERRORS)

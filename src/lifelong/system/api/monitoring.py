@@ -3,7 +3,7 @@ whether it should get traffic."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
@@ -13,7 +13,7 @@ from lifelong.system.schemas import MAX_ID, ErrorBody, EventOut, Readiness
 
 router = APIRouter(tags=["monitoring"])
 Limit = Annotated[int, Query(ge=1, le=1000)]
-ERRORS = {code: {"model": ErrorBody} for code in (401, 403, 422)}
+ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (401, 403, 422)}
 
 
 @router.get("/v1/drift", response_model=list[EventOut], dependencies=[Reader], responses=ERRORS)

@@ -14,7 +14,9 @@ from lifelong.system.contract import Contract
 from lifelong.system.schemas import ErrorBody, PredictRequest, PredictResponse
 
 router = APIRouter(prefix="/v1", tags=["serving"], route_class=OffloadedJSONRoute)
-ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 403, 404, 413, 422)}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody} for code in (400, 401, 403, 404, 413, 422)
+}
 
 
 @router.post("/predict", response_model=PredictResponse, dependencies=[Authorized], responses=ERRORS)

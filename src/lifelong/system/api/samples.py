@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, status
 
@@ -19,7 +19,9 @@ from lifelong.system.schemas import (
 
 router = APIRouter(prefix="/v1", tags=["data"], route_class=OffloadedJSONRoute)
 SampleId = Annotated[int, Path(ge=1, le=MAX_ID, description="an id returned by POST /v1/samples")]
-ERRORS = {code: {"model": ErrorBody} for code in (401, 403, 404, 413, 422, 507)}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody} for code in (401, 403, 404, 413, 422, 507)
+}
 
 
 @router.post(
