@@ -145,13 +145,17 @@ class ReservoirBuffer(Buffer):
             self.size += fill
         if fill < n:
             # sample i (global position seen+i) replaces slot floor(u * (seen+i+1)) when that is below
-            # capacity, i.e. with probability capacity/(seen+i+1); one draw for the whole batch
-            i = torch.arange(fill, n)
-            u = torch.rand(n - fill, generator=g).double()
-            j = (u * (self.seen + i + 1).double()).long()
-            kept = j < self.capacity
-            if bool(kept.any()):
-                self._write(j[kept], i[kept], x, y, t, logits)
+            # capacity, i.e. with probability capacity/(seen+i+1); one draw for the whole batch, decided
+            # in Python (a full memory rarely keeps anything, and a few scalars beat eight tensor ops).
+            # A dict keyed by slot keeps the last offer, as sequential reservoir sampling would.
+            u = torch.rand(n - fill, generator=g).tolist()
+            kept: dict[int, int] = {}
+            for i, r in enumerate(u, start=fill):
+                j = int(r * (self.seen + i + 1))
+                if j < self.capacity:
+                    kept[j] = i
+            if kept:
+                self._write(torch.tensor(list(kept)), torch.tensor(list(kept.values())), x, y, t, logits)
         self.seen += n
 
 
