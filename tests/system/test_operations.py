@@ -28,10 +28,12 @@ import sqlalchemy as sa
 from lifelong.checks import toy_data
 from lifelong.cli import main
 from lifelong.system.events import EventKind
+from lifelong.system.policy import Decision, Gate, Policy
 from lifelong.system.registry import Registry
 from lifelong.system.service import System
 from lifelong.system.store import Store, samples
 from lifelong.system.trainer import bootstrap
+from lifelong.system.worker import Worker
 
 LENIENT = {"max_new_accuracy_drop": 1.0, "max_old_accuracy_drop": 1.0, "max_negative_flip_rate": 1.0,
            "max_latency_ms": None}  # fmt: skip
@@ -181,6 +183,21 @@ def test_one_worker_holds_the_lease_and_a_standby_takes_over(
         store.add_samples(data.x[:60] + 0.1, data.y[:60])
         _wait(lambda: registry.alias("champion") == 5, 60, "the new holder to train", standby)
         assert registry.get(5).parent == 4
+
+
+def test_a_worker_that_lost_its_lease_publishes_nothing(tmp_path: Path) -> None:
+    _seed(f"sqlite:///{tmp_path / 'lifelong.db'}", tmp_path)
+    data = toy_data(per_class=60, seed=1).train
+    with Store(data_dir=tmp_path) as store:
+        registry = Registry(store)
+        store.add_samples(data.x, data.y)
+        worker = Worker(store, registry, Policy("manual", epochs=1, drift_test=None), Gate(**LENIENT))
+        assert worker.holds_lease()
+        # it stalls past its lease (a long pause) and another worker takes the lease meanwhile
+        assert store.acquire_lease("worker", "elsewhere:1:abc", 600, now=time.time() + 3600)
+        result = worker.train(Decision(True, "requested by hand"))
+        assert result.trained and not result.passed and "lost its lease" in result.reasons[0]
+        assert [v.version for v in registry.versions()] == [1] and registry.alias("champion") == 1
 
 
 # --- 2. supervision ------------------------------------------------------------------------------
