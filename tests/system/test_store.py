@@ -172,6 +172,19 @@ def test_retention_by_age(store: Store) -> None:
         RetentionPolicy(max_age_days=0)
 
 
+def test_foreign_keys_are_indexed_also_in_a_database_made_before(db_url: str, tmp_path: Path) -> None:
+    """Retention deletes parents; unindexed children made it scan them once per deleted row."""
+    wanted = {"ix_predictions_sample_id", "ix_feedback_prediction_id"}
+    with Store(db_url, data_dir=tmp_path) as store, store.transaction() as conn:
+        for name in wanted:  # a database created before these indexes existed
+            conn.exec_driver_sql(f"DROP INDEX {name}")
+    with Store(db_url, data_dir=tmp_path) as store:
+        found = {
+            i["name"] for t in ("predictions", "feedback") for i in sa.inspect(store.engine).get_indexes(t)
+        }
+        assert wanted <= found
+
+
 def test_acknowledged_writes_survive_sigkill(db_url: str, tmp_path: Path, kill_when_ready) -> None:
     def write(ready) -> None:
         child = Store(db_url, data_dir=tmp_path)

@@ -120,6 +120,8 @@ def worker_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--keep-days", type=float, default=None, help="retention: delete data older than N days")
     p.add_argument("--keep-samples", type=int, default=None, help="retention: keep at most N samples")
     p.add_argument("--delete-trained", action="store_true", help="retention: delete samples once trained on")
+    p.add_argument("--retention-every", type=float, default=60.0, metavar="SECONDS",
+                   help="how often the worker applies retention and collects artifacts")  # fmt: skip
     p.add_argument("--keep-versions", type=int, default=20,
                    help="keep the artifacts of the last N versions (aliased ones always stay)")  # fmt: skip
     p.add_argument(
@@ -188,7 +190,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     with Store(args.db_url, data_dir=args.data_dir) as store:
         worker = Worker(store, Registry(store), policy, gate, poll_seconds=args.poll,
                         lease_seconds=args.lease_seconds, retention=retention,
-                        keep_versions=args.keep_versions, on_attempt=on_attempt)  # fmt: skip
+                        keep_versions=args.keep_versions, housekeeping_seconds=args.retention_every,
+                        on_attempt=on_attempt)  # fmt: skip
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, lambda *_: worker.stop.set())
@@ -289,6 +292,7 @@ def _worker_command(args: argparse.Namespace, settings: Any) -> list[str]:
     cmd = [sys.executable, "-m", "lifelong", "worker", "--data-dir", str(settings.data_dir),
            "--policy", args.policy, "--poll", str(args.poll), "--threads", str(args.threads),
            "--keep-versions", str(args.keep_versions), "--lease-seconds", str(args.lease_seconds),
+           "--retention-every", str(args.retention_every),
            "--parent-pid", str(os.getpid())]  # fmt: skip
     for flag, value in (("--db-url", args.db_url), ("--strategy", args.strategy), ("--every", args.every),
                         ("--policy-json", args.policy_json), ("--gate-json", args.gate_json),

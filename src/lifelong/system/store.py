@@ -68,14 +68,15 @@ predictions = sa.Table(
     sa.Column("variant", sa.String(16), nullable=False),
     sa.Column("label", sa.Integer, nullable=False),
     sa.Column("scores", sa.JSON),
-    sa.Column("sample_id", _Id, sa.ForeignKey("samples.id", ondelete="SET NULL")),
+    # indexed: deleting samples (retention) finds the predictions to unlink through it
+    sa.Column("sample_id", _Id, sa.ForeignKey("samples.id", ondelete="SET NULL"), index=True),
     sqlite_autoincrement=True,
 )
 feedback = sa.Table(
     "feedback",
     metadata,
     sa.Column("request_id", sa.String(64), primary_key=True),
-    sa.Column("prediction_id", sa.String(32), sa.ForeignKey("predictions.id"), nullable=False),
+    sa.Column("prediction_id", sa.String(32), sa.ForeignKey("predictions.id"), nullable=False, index=True),
     sa.Column("label", sa.Integer, nullable=False),
     sa.Column("ts", sa.Double, nullable=False),
 )
@@ -103,6 +104,11 @@ leases = sa.Table(  # one row per exclusive role ("worker"): who holds it and un
     sa.Column("heartbeat", sa.Double, nullable=False),
     sa.Column("expires", sa.Double, nullable=False),
 )
+
+# Without these, each deleted sample or prediction scans the child table: retention of 5,000 samples
+# beside 15,000 predictions held SQLite's write lock for over 30 s (benchmarks/retention.py).
+_FOREIGN_KEY_INDEXES = [i for t in (predictions, feedback) for i in t.indexes
+                        if i.name in ("ix_predictions_sample_id", "ix_feedback_prediction_id")]  # fmt: skip
 
 
 # --- returned records ---------------------------------------------------------------------------
@@ -196,6 +202,8 @@ class Store:
         self._writer = self.engine.execution_options(lifelong_write=True)
         try:
             metadata.create_all(self.engine)
+            for index in _FOREIGN_KEY_INDEXES:  # create_all adds them only to new tables; older files too
+                index.create(self.engine, checkfirst=True)
         except sa.exc.OperationalError as err:
             raise StoreError(
                 f"cannot open the database at {self!r}: {err.orig}; is the server running?"

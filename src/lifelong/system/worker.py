@@ -59,6 +59,7 @@ class Worker:
     lease_seconds: float = 15.0
     retention: RetentionPolicy = field(default_factory=RetentionPolicy)
     keep_versions: int | None = 20  # artifacts kept besides aliased ones (None: keep all)
+    housekeeping_seconds: float = 60.0  # how often retention and artifact collection run
     canary_min_labelled: int = 50
     canary_margin: float = 0.05
     on_attempt: Callable[[dict[str, Any]], Any] | None = None  # gets each gate payload (e.g. MLflow)
@@ -128,7 +129,7 @@ class Worker:
             result = self.train(decision)
         if self.registry.alias("canary") is not None:
             apply_canary_rule(self.store, self.registry, self.canary_min_labelled, self.canary_margin)
-        if time.time() - self._last_housekeeping > 60:
+        if time.time() - self._last_housekeeping >= self.housekeeping_seconds:
             self.housekeeping()
         return result
 
