@@ -102,3 +102,15 @@ def test_configuration_is_checked_and_ewc_trains() -> None:
         EWC(fisher="true", fisher_batch_size=32)
     result = Learner(toy_model(), [EWC(lam=10.0)], lr=0.1, batch_size=8).fit(toy_scenario("domain"))
     assert not result.diverged and result.metrics["acc"] > 0.5
+
+
+def test_penalty_follows_a_grown_head() -> None:
+    ewc = EWC(lam=1.0)
+    learner = Learner(toy_model(), [ewc], lr=0.1, batch_size=8)
+    learner.learn(toy_scenario("class")[0])
+    with torch.no_grad():
+        learner.model.classifier.weight.add_(0.5)
+    before = ewc.penalty(learner, None, None)  # type: ignore[arg-type]
+    assert learner.grow_classes(6)
+    after = ewc.penalty(learner, None, None)  # type: ignore[arg-type]
+    assert float(before.detach()) > 0 and torch.allclose(before, after)  # new rows: no importance, same value

@@ -65,10 +65,12 @@ class EWC(Strategy):
     def penalty(self, learner: Learner, batch: Batch, logits: Tensor) -> Tensor | None:
         if not self.anchors_:
             return None
-        if self._fused is None:
-            self._fused = self._fuse()
-        names, weight, anchor, const = self._fused
         params = dict(learner.model.named_parameters())
+        if self._fused is None or sum(params[n].numel() for n in self._fused[0]) != len(self._fused[1]):
+            self._fused = (
+                self._fuse()
+            )  # after a boundary, a load, or a grown head (padded anchors and Fishers)
+        names, weight, anchor, const = self._fused
         theta = torch.cat([params[n].reshape(-1) for n in names])  # [P]
         return 0.5 * self.lam * (torch.dot(weight, (theta - anchor).square()) + const)
 
