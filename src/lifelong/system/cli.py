@@ -268,6 +268,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     with Store(settings.db_url, data_dir=settings.data_dir) as store:
         registry = Registry(store)
         if registry.alias("champion") is None:
+            import torch
+
+            torch.set_num_threads(args.threads)  # small models train fastest on one thread
             version = _bootstrap(store, registry, args)
             print(f"bootstrapped champion v{version} from {args.bootstrap}", flush=True)
     if token:
