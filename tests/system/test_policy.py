@@ -89,3 +89,15 @@ def test_the_floor_backs_off_while_it_stays_out_of_reach() -> None:
     assert not policy.decide(PolicyState(new_samples=399, floor_trainings=2, **low)).train
     # a monitor's report is not delayed by the back-off
     assert policy.decide(PolicyState(new_samples=100, floor_trainings=3, drift=True, **low)).train
+
+
+def test_a_large_gain_on_new_data_waives_the_old_data_budgets() -> None:
+    """After a concept change the old data carries the old rule: learning the new one must regress there."""
+    from lifelong.system.policy import Gate, judge
+
+    figures = {"new_accuracy": 0.73, "champion_new_accuracy": 0.30, "old_accuracy": 0.55,
+               "champion_old_accuracy": 0.77, "negative_flip_rate": 0.3, "latency_ms": 1.0, "size_mb": 1.0}  # fmt: skip
+    assert judge(Gate(), figures) == []
+    assert len(judge(Gate(concept_change_gain=None), figures)) == 2  # old accuracy and flip rate
+    small_gain = {**figures, "new_accuracy": 0.35}
+    assert len(judge(Gate(), small_gain)) == 2

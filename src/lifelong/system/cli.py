@@ -277,7 +277,9 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"LIFELONG_TOKEN={token}  (send it as 'Authorization: Bearer <token>'; "
               f"kept in {settings.data_dir / 'token'})", flush=True)  # fmt: skip
     elif settings.auth:
-        print(f"bearer token: LIFELONG_TOKEN or the file {settings.data_dir / 'token'} (mode 0600)", flush=True)
+        print(
+            f"bearer token: LIFELONG_TOKEN or the file {settings.data_dir / 'token'} (mode 0600)", flush=True
+        )
     supervisor = Supervisor(_worker_command(args, settings))
     supervisor.start()
     # uvicorn shuts down gracefully on SIGTERM / SIGINT, then re-raises the signal to the handler that

@@ -223,6 +223,10 @@ class Gate:
     max_size_mb: float | None = 200.0
     promote_to: str = "champion"
     canary_share: float = 0.1
+    # A candidate this much better than the champion on new data is judged on new data alone: after
+    # a concept change the old data (e.g. a replay memory) carries labels of the old rule, on which
+    # learning the new rule must "regress" (None: always judge old data too).
+    concept_change_gain: float | None = 0.1
 
     def __post_init__(self) -> None:
         if not 0.0 < self.holdout_fraction < 1.0:
@@ -254,7 +258,9 @@ def judge(gate: Gate, f: dict[str, Any]) -> list[str]:
         )
     if f["new_accuracy"] < gate.min_new_accuracy:
         reasons.append(f"new-data accuracy {f['new_accuracy']:.3f} < floor {gate.min_new_accuracy}")
-    if f.get("old_accuracy") is not None:
+    gain = f["new_accuracy"] - f["champion_new_accuracy"]
+    concept_changed = gate.concept_change_gain is not None and gain >= gate.concept_change_gain
+    if f.get("old_accuracy") is not None and not concept_changed:
         if f["old_accuracy"] < f["champion_old_accuracy"] - gate.max_old_accuracy_drop:
             reasons.append(
                 f"old-data accuracy {f['old_accuracy']:.3f} < champion {f['champion_old_accuracy']:.3f} "

@@ -145,7 +145,8 @@ def train_once(
                 strategy=name,
                 parent=champion,
                 params={"policy": policy.to_dict(), "gate": asdict(gate), "mode": mode, "reason": reason,
-                        "contract": contract.to_dict()},
+                        "contract": contract.to_dict(),
+                        "model": (getattr(candidate.model, "lifelong_spec", None) or {}).get("name")},
                 window=(int(train_ids[0]), int(train_ids[-1])),
                 metrics=figures,
             ) as draft:  # fmt: skip

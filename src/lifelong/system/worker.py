@@ -79,6 +79,7 @@ class Worker:
     # -- the loop ------------------------------------------------------------------------------
     def run(self) -> None:
         """Take the lease (or wait for it as a standby), then poll until stopped; release on exit."""
+        _warm_up()
         heartbeat = threading.Thread(target=self._heartbeat, name="lifelong-lease", daemon=True)
         heartbeat.start()
         try:
@@ -294,6 +295,14 @@ class Worker:
 
     def decide(self) -> Decision:
         return self.policy.decide(self.state())
+
+
+def _warm_up() -> None:
+    """Pay the process's one-time costs (torch imports its compiler stack on the first optimizer)
+    before the first training, so they are not counted as that training's compute."""
+    import torch
+
+    torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
 
 
 def _flat(x: Any) -> np.ndarray:
