@@ -8,6 +8,7 @@ registry, so the server picks up new versions by polling the aliases table (:met
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -127,7 +128,14 @@ class System:
         return self.submit(x, ids).result()
 
     def submit(self, x: Any, ids: Sequence[str] | None = None) -> Future[list[dict[str, Any]]]:
-        """Validate and queue a batch for the micro-batcher; the HTTP layer awaits the future."""
+        """Validate and queue a batch for the micro-batcher; return a future of its answers."""
+        return self._batcher.submit(self._request(x, ids))
+
+    def submit_async(self, x: Any, ids: Sequence[str] | None = None) -> asyncio.Future[list[dict[str, Any]]]:
+        """:meth:`submit` from a coroutine (the HTTP layer): an asyncio future of the running loop."""
+        return self._batcher.submit_async(self._request(x, ids))
+
+    def _request(self, x: Any, ids: Sequence[str] | None) -> _Request:
         if self._stop.is_set():
             raise ConfigError("this System is closed; create a new one")
         if isinstance(x, torch.Tensor):
@@ -137,7 +145,7 @@ class System:
             ids = list(ids)
             if len(ids) != len(arr) or not all(isinstance(i, str) and 0 < len(i) <= 64 for i in ids):
                 raise DataError(f"ids must be {len(arr)} strings of 1 to 64 characters, one per sample")
-        return self._batcher.submit(_Request(arr, ids))
+        return _Request(arr, ids)
 
     def _predict_batch(self, requests: list[_Request]) -> list[list[dict[str, Any]] | BaseException]:
         try:

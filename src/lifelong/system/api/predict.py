@@ -10,7 +10,6 @@ large enough to be parsed off the loop) is replayed to the route, so error bodie
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
@@ -45,7 +44,7 @@ async def predict(body: PredictRequest, system: SystemDep) -> JSONResponse:
 
 
 async def answer(system: Any, body: PredictRequest) -> JSONResponse:
-    rows = await asyncio.wrap_future(system.submit(body.inputs, body.ids))
+    rows = await system.submit_async(body.inputs, body.ids)
     if body.probabilities:
         contract = system.contract()
         for row in rows:
