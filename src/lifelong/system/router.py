@@ -153,6 +153,8 @@ def route(live: Live, x: Tensor, request_ids: Sequence[str]) -> Routed:
             scores = torch.nn.functional.pad(scores, (0, width - scores.shape[1]))
             probs = torch.nn.functional.pad(probs, (0, width - probs.shape[1]))
         scores[mask] = probs
+        if variant == "champion":  # the lists start as the champion's
+            continue
         for i in mask.nonzero().flatten().tolist():
             variants[i], versions[i] = variant, model.version
     assert scores is not None or n == 0

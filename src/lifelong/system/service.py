@@ -185,8 +185,9 @@ class System:
         rids = [rid or pid for rid, pid in zip(given, pids)]
         x = torch.from_numpy(x_np)
         routed = route(live, x, rids)
+        scores = routed.scores.tolist()  # once: for the record and the answer
         try:
-            sample_ids = self._record(x_np, routed, pids, rids)
+            sample_ids = self._record(x_np, routed, scores, pids, rids)
         except Exception as err:  # e.g. a full disk: the answer matters more than its record
             sample_ids = [None] * len(x_np)
             self._logging_failed(err, len(x_np))
@@ -195,7 +196,6 @@ class System:
         self._count(routed.variants)
         if live.shadow is not None and bool(routed.mirror.any()):
             self._mirror(live.shadow, x, routed.mirror, rids, sample_ids)
-        scores = routed.scores.tolist()
         rows = [
             {"id": pid, "label": lab, "scores": sc, "version": ver, "variant": var}
             for pid, lab, sc, ver, var in zip(pids, routed.labels, scores, routed.versions, routed.variants)
@@ -206,11 +206,12 @@ class System:
             start += len(r.x)
         return out
 
-    def _record(self, x: np.ndarray, routed: Routed, pids: list[str], rids: list[str]) -> list[int | None]:
+    def _record(self, x: np.ndarray, routed: Routed, scores: list[list[float]], pids: list[str],
+                rids: list[str]) -> list[int | None]:  # fmt: skip
         """Inputs (as samples, so feedback can label them) and outputs, in one transaction."""
         return self.store.record_served(
             x if self.settings.store_inputs else None, pids, rids, routed.versions, routed.variants,
-            routed.labels, routed.scores.tolist(),
+            routed.labels, scores,
         )  # fmt: skip
 
     def _mirror(self, shadow: Loaded, x: torch.Tensor, mask: torch.Tensor, rids: list[str],
