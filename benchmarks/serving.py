@@ -340,9 +340,10 @@ def main() -> None:
             sysm, fa = levels[str(c)]["system"], levels[str(c)]["fastapi"]
             levels[str(c)]["system_over_fastapi_throughput"] = sysm["throughput_rps"] / fa["throughput_rps"]
             levels[str(c)]["system_over_fastapi_p99"] = sysm["p99_ms"] / fa["p99_ms"]
-        if args.profile and shutil.which("py-spy"):
+        spy_bin = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
+        if args.profile and spy_bin:
             raw = work / "profile.txt"
-            spy = subprocess.Popen([*pin(args.client_core), "py-spy", "record", "--nonblocking", "--format", "raw",
+            spy = subprocess.Popen([*pin(args.client_core), spy_bin, "record", "--nonblocking", "--format", "raw",
                                     "-d", str(int(args.seconds)), "-o", str(raw), "-p", str(procs["system"].pid)],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
             time.sleep(1.0)
