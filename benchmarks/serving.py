@@ -13,6 +13,10 @@ errors (connect, read, write, timeout).
 
     python benchmarks/serving.py --out benchmarks/results/serving.json [--profile]
 
+``--compare-src DIR`` adds a fourth server in the same rounds: the lifelong app imported from
+``DIR/src`` (another checkout, e.g. before a change), named ``system_before``, so a change is
+measured against what it replaces under the same load on the machine.
+
 ``--profile`` records the lifelong server with py-spy during one extra run at the highest
 connection count and adds where its time goes (inclusive share per function) to the JSON.
 """
@@ -257,12 +261,18 @@ def main() -> None:
     p.add_argument("--client-core", type=int, default=1, help="core wrk (and this script) is pinned to")
     p.add_argument("--profile", action="store_true", help="py-spy the lifelong server in one extra run")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--serve", choices=SERVERS, help=argparse.SUPPRESS)
+    p.add_argument("--compare-src", help="another checkout whose lifelong app runs as 'system_before'")
+    p.add_argument("--serve", choices=[*SERVERS, "system_before"], help=argparse.SUPPRESS)
     p.add_argument("--target", help=argparse.SUPPRESS)
     p.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.serve:
-        return {"system": serve_system, "fastapi": serve_fastapi, "asgi": serve_asgi}[args.serve](
+        return {
+            "system": serve_system,
+            "system_before": serve_system,
+            "fastapi": serve_fastapi,
+            "asgi": serve_asgi,
+        }[args.serve](  # fmt: skip
             args.target, args.port
         )
     if shutil.which("wrk") is None:
@@ -273,38 +283,48 @@ def main() -> None:
     import numpy as np
 
     work = Path(tempfile.mkdtemp(prefix="lifelong-serving-"))
-    versions, checkpoint = prepare(work, args.features, args.hidden, args.seed)
+    versions, checkpoint = prepare(work / "data", args.features, args.hidden, args.seed)
     rng = np.random.default_rng(args.seed)
     bodies = [json.dumps({"inputs": rng.normal(size=(args.batch, args.features)).round(4).tolist()})
               for _ in range(64)]  # fmt: skip
     scripts = {}
-    for name in SERVERS:
+    servers = (*SERVERS, "system_before") if args.compare_src else SERVERS
+    for name in servers:
         scripts[name] = work / f"{name}.lua"
         lua = ", ".join("[==[" + b + "]==]" for b in bodies)  # JSON holds "]]": level-2 long strings
-        scripts[name].write_text(LUA % {"bodies": lua, "token": TOKEN, "path": PATHS[name]})
-    ports = {name: _free_port() for name in SERVERS}
-    targets = {"system": str(work), "fastapi": checkpoint, "asgi": checkpoint}
+        scripts[name].write_text(
+            LUA % {"bodies": lua, "token": TOKEN, "path": PATHS.get(name, "/v1/predict")}
+        )
+    ports = {name: _free_port() for name in servers}
+    targets = {"system": str(work / "data"), "fastapi": checkpoint, "asgi": checkpoint,
+               "system_before": str(work / "data_before")}  # fmt: skip
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    envs = {name: env for name in servers}
+    if args.compare_src:
+        shutil.copytree(work / "data", work / "data_before")
+        before = str(Path(args.compare_src).resolve() / "src")
+        envs["system_before"] = {**env, "PYTHONPATH": os.pathsep.join([before, env.get("PYTHONPATH", "")])}
     procs = {
         name: subprocess.Popen([*pin(args.server_core), sys.executable, __file__, "--serve", name,
-                                "--target", targets[name], "--port", str(ports[name])], env=env)
-        for name in SERVERS
+                                "--target", targets[name], "--port", str(ports[name])], env=envs[name])
+        for name in servers
     }  # fmt: skip
-    urls = {name: f"http://127.0.0.1:{ports[name]}" for name in SERVERS}
+    urls = {name: f"http://127.0.0.1:{ports[name]}" for name in servers}
     levels: dict[str, Any] = {}
     profile: list[dict[str, Any]] | None = None
     try:
         for name, proc in procs.items():
             wait_ready(urls[name], proc)
         for c in args.connections:
-            runs: dict[str, list[dict[str, Any]]] = {name: [] for name in SERVERS}
+            runs: dict[str, list[dict[str, Any]]] = {name: [] for name in servers}
             for r in range(args.rounds):
-                order = SERVERS[r % 3 :] + SERVERS[: r % 3]  # rotate who goes first
+                k = r % len(servers)
+                order = servers[k:] + servers[:k]  # rotate who goes first
                 for name in order:
                     wrk(urls[name], scripts[name], c, 1.0, args.client_core)  # warm up
                     swapped: list[int] = []
                     thread = None
-                    if name == "system":
+                    if name.startswith("system"):
                         thread = threading.Thread(target=swapper, args=(urls[name], versions, args.swaps,
                                                                           args.seconds, swapped))  # fmt: skip
                         thread.start()
@@ -316,13 +336,14 @@ def main() -> None:
                     print(f"{c:3} connections {name:8} {run['throughput_rps']:7.0f} req/s p50 {run['p50_ms']:6.2f} "
                           f"p99 {run['p99_ms']:7.2f} ms failed {run['failed_requests']} swaps {run['swaps']}",
                           flush=True)  # fmt: skip
-            levels[str(c)] = {name: summarize(runs[name]) for name in SERVERS}
+            levels[str(c)] = {name: summarize(runs[name]) for name in servers}
             sysm, fa = levels[str(c)]["system"], levels[str(c)]["fastapi"]
             levels[str(c)]["system_over_fastapi_throughput"] = sysm["throughput_rps"] / fa["throughput_rps"]
             levels[str(c)]["system_over_fastapi_p99"] = sysm["p99_ms"] / fa["p99_ms"]
-        if args.profile and shutil.which("py-spy"):
+        spy_bin = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
+        if args.profile and spy_bin:
             raw = work / "profile.txt"
-            spy = subprocess.Popen([*pin(args.client_core), "py-spy", "record", "--nonblocking", "--format", "raw",
+            spy = subprocess.Popen([*pin(args.client_core), spy_bin, "record", "--nonblocking", "--format", "raw",
                                     "-d", str(int(args.seconds)), "-o", str(raw), "-p", str(procs["system"].pid)],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
             time.sleep(1.0)
@@ -337,8 +358,8 @@ def main() -> None:
     result = {
         "load_generator": "wrk 4 (Debian), one thread, Lua script posting JSON bodies",
         "http_stack": _stack(),
-        "failed_requests": sum(lv[name]["failed_requests"] for lv in levels.values() for name in SERVERS),
-        "swaps": sum(lv["system"]["swaps"] for lv in levels.values()),
+        "failed_requests": sum(lv[name]["failed_requests"] for lv in levels.values() for name in servers),
+        "swaps": sum(lv[name]["swaps"] for lv in levels.values() for name in servers),
         "levels": levels,
         "config": {k: getattr(args, k) for k in ("seconds", "rounds", "swaps", "features", "hidden", "batch",
                                                  "server_core", "client_core")}

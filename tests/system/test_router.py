@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 
@@ -128,3 +129,42 @@ def test_micro_batcher_survives_a_crashing_process() -> None:
         assert batcher.submit(2).result(5) == 2
     finally:
         batcher.close()
+
+
+def test_micro_batcher_answers_a_loop_once_per_batch() -> None:
+    """Async submissions are settled on their loop, one call_soon_threadsafe per batch; a cancelled
+    request stays cancelled and its batch-mates still get their answers."""
+    gate = threading.Event()
+
+    def process(items: list[int]) -> list[int | BaseException]:
+        gate.wait(5)
+        return [ValueError("odd") if i == 13 else i * 2 for i in items]
+
+    async def main() -> tuple[list[object], int, int]:
+        loop = asyncio.get_running_loop()
+        calls = 0
+        original = loop.call_soon_threadsafe
+
+        def counting(*args: object, **kwargs: object) -> object:
+            nonlocal calls
+            calls += 1
+            return original(*args, **kwargs)  # type: ignore[arg-type]
+
+        loop.call_soon_threadsafe = counting  # type: ignore[method-assign]
+        futures = [batcher.submit_async(i) for i in range(20)]
+        futures[5].cancel()
+        gate.set()
+        done = await asyncio.gather(*futures, return_exceptions=True)
+        return done, calls, batcher.batches
+
+    batcher: MicroBatcher[int, int] = MicroBatcher(process, max_items=64)
+    try:
+        done, calls, batches = asyncio.run(main())
+    finally:
+        batcher.close()
+    assert isinstance(done[5], asyncio.CancelledError)
+    assert isinstance(done[13], ValueError)
+    assert [d for i, d in enumerate(done) if i not in (5, 13)] == [
+        i * 2 for i in range(20) if i not in (5, 13)
+    ]
+    assert calls == batches < 20  # one hand-back per batch, not one per request

@@ -263,3 +263,18 @@ def test_lease_is_exclusive_until_it_expires_and_renewable_by_its_holder(tmp_pat
 def test_unknown_event_kind_is_refused(tmp_path):
     with Store(data_dir=tmp_path) as store, pytest.raises(StoreError, match="unknown event kind"):
         store.add_event("bogus")
+
+
+def test_record_served_returns_the_ids_its_samples_got(store: Store) -> None:
+    """Sample ids are inferred on SQLite (no RETURNING): they must be the rows' ids, in order, also
+    after deletes (AUTOINCREMENT never reuses one) and beside samples added otherwise."""
+    store.add_samples(np.zeros((3, 4), dtype=np.float32))
+    store.delete_sample(store.last_sample_id())  # type: ignore[arg-type]
+    x = np.arange(20, dtype=np.float32).reshape(5, 4)
+    pids = [f"p{i}" for i in range(5)]
+    ids = store.record_served(x, pids, pids, [1] * 5, ["champion"] * 5, [0] * 5, [[1.0, 0.0]] * 5)
+    assert ids == list(range(4, 9))
+    stored = store.samples(since_id=3)
+    assert stored.ids.tolist() == ids
+    np.testing.assert_array_equal(stored.x.numpy(), x)
+    assert store.prediction_samples() == dict(zip(pids, ids))

@@ -11,7 +11,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import torch
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute
 
 from lifelong import __version__
 from lifelong.system.api import (
@@ -65,14 +66,20 @@ def create_app(settings: Settings | None = None, *, system: System | None = None
     )
     app.state.token, app.state.public_reads = token, settings.public_reads
     app.state.http_metrics = metrics.HttpMetrics()
+    errors.install(app)
+    for module in (predict, feedback, samples, training, models, deployments, monitoring, metrics):
+        app.include_router(module.router)
     # Last added runs first: requests are counted, the token is checked from the headers alone, then
-    # the body is size-limited while it streams in (413 the moment it passes the limit).
+    # the body is size-limited while it streams in (413 the moment it passes the limit), then a valid
+    # POST /v1/predict is answered without FastAPI's routing (api/predict.py says why).
+    app.add_middleware(predict.PredictPath, route=_route(predict.router, "/v1/predict", "POST"))
     app.add_middleware(limits.BodyLimit, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(auth.TokenGuard, token=token, public_reads=settings.public_reads,
                        open_paths=auth.OPEN_PATHS | dashboard.OPEN_PATHS)  # fmt: skip
     app.add_middleware(metrics.Observe, metrics=app.state.http_metrics)
-    errors.install(app)
-    for module in (predict, feedback, samples, training, models, deployments, monitoring, metrics):
-        app.include_router(module.router)
     dashboard.install(app)  # GET /, /v1/dashboard, /docs, /redoc and /static
     return app
+
+
+def _route(router: APIRouter, path: str, method: str) -> APIRoute:
+    return next(r for r in router.routes if isinstance(r, APIRoute) and r.path == path and method in r.methods)

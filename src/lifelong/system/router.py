@@ -11,6 +11,8 @@ with SQLite's fsync per commit that is what lets throughput grow with the number
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import queue
 import threading
@@ -151,6 +153,8 @@ def route(live: Live, x: Tensor, request_ids: Sequence[str]) -> Routed:
             scores = torch.nn.functional.pad(scores, (0, width - scores.shape[1]))
             probs = torch.nn.functional.pad(probs, (0, width - probs.shape[1]))
         scores[mask] = probs
+        if variant == "champion":  # the lists start as the champion's
+            continue
         for i in mask.nonzero().flatten().tolist():
             variants[i], versions[i] = variant, model.version
     assert scores is not None or n == 0
@@ -186,7 +190,8 @@ def n_outputs(model: torch.nn.Module) -> int:
 @dataclass
 class _Job(Generic[T, R]):
     item: T
-    future: Future[R]
+    future: Future[R] | asyncio.Future[R]
+    loop: asyncio.AbstractEventLoop | None = None  # set for asyncio futures (answered on that loop)
 
 
 class MicroBatcher(Generic[T, R]):
@@ -195,6 +200,8 @@ class MicroBatcher(Generic[T, R]):
     While a batch is processed new requests queue up and form the next batch, so batching adds
     no wait under light load and amortizes the forward pass and the store's fsync under heavy load.
     ``process`` returns one result or exception per item; an exception fails only that request.
+    Requests submitted from an event loop (:meth:`submit_async`) get their results back in one
+    ``call_soon_threadsafe`` per batch, not one wake-up of the loop per request.
     """
 
     def __init__(
@@ -215,6 +222,13 @@ class MicroBatcher(Generic[T, R]):
     def submit(self, item: T) -> Future[R]:
         future: Future[R] = Future()
         self._queue.put(_Job(item, future))
+        return future
+
+    def submit_async(self, item: T) -> asyncio.Future[R]:
+        """Like :meth:`submit`, from a coroutine: the returned future belongs to the running loop."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[R] = loop.create_future()
+        self._queue.put(_Job(item, future, loop))
         return future
 
     def close(self) -> None:
@@ -249,8 +263,25 @@ class MicroBatcher(Generic[T, R]):
             results: Sequence[R | BaseException] = self.process([j.item for j in jobs])
         except BaseException as err:  # a bug in process: fail the batch, keep serving
             results = [err] * len(jobs)
+        on_loops: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[R], R | BaseException]]] = {}
         for job, result in zip(jobs, results):
-            if isinstance(result, BaseException):
+            if job.loop is not None:
+                on_loops.setdefault(job.loop, []).append((job.future, result))  # type: ignore[arg-type]
+            elif isinstance(result, BaseException):
                 job.future.set_exception(result)
             else:
                 job.future.set_result(result)
+        for loop, answers in on_loops.items():
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
+                loop.call_soon_threadsafe(_deliver, answers)
+
+
+def _deliver(answers: list[tuple[asyncio.Future[R], R | BaseException]]) -> None:
+    """On the event loop: settle a batch's futures (those whose request was cancelled stay so)."""
+    for future, result in answers:
+        if future.done():
+            continue
+        if isinstance(result, BaseException):
+            future.set_exception(result)
+        else:
+            future.set_result(result)

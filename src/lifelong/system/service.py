@@ -8,6 +8,7 @@ registry, so the server picks up new versions by polling the aliases table (:met
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -127,7 +128,14 @@ class System:
         return self.submit(x, ids).result()
 
     def submit(self, x: Any, ids: Sequence[str] | None = None) -> Future[list[dict[str, Any]]]:
-        """Validate and queue a batch for the micro-batcher; the HTTP layer awaits the future."""
+        """Validate and queue a batch for the micro-batcher; return a future of its answers."""
+        return self._batcher.submit(self._request(x, ids))
+
+    def submit_async(self, x: Any, ids: Sequence[str] | None = None) -> asyncio.Future[list[dict[str, Any]]]:
+        """:meth:`submit` from a coroutine (the HTTP layer): an asyncio future of the running loop."""
+        return self._batcher.submit_async(self._request(x, ids))
+
+    def _request(self, x: Any, ids: Sequence[str] | None) -> _Request:
         if self._stop.is_set():
             raise ConfigError("this System is closed; create a new one")
         if isinstance(x, torch.Tensor):
@@ -137,7 +145,7 @@ class System:
             ids = list(ids)
             if len(ids) != len(arr) or not all(isinstance(i, str) and 0 < len(i) <= 64 for i in ids):
                 raise DataError(f"ids must be {len(arr)} strings of 1 to 64 characters, one per sample")
-        return self._batcher.submit(_Request(arr, ids))
+        return _Request(arr, ids)
 
     def _predict_batch(self, requests: list[_Request]) -> list[list[dict[str, Any]] | BaseException]:
         try:
@@ -177,8 +185,9 @@ class System:
         rids = [rid or pid for rid, pid in zip(given, pids)]
         x = torch.from_numpy(x_np)
         routed = route(live, x, rids)
+        scores = routed.scores.tolist()  # once: for the record and the answer
         try:
-            sample_ids = self._record(x_np, routed, pids, rids)
+            sample_ids = self._record(x_np, routed, scores, pids, rids)
         except Exception as err:  # e.g. a full disk: the answer matters more than its record
             sample_ids = [None] * len(x_np)
             self._logging_failed(err, len(x_np))
@@ -187,7 +196,6 @@ class System:
         self._count(routed.variants)
         if live.shadow is not None and bool(routed.mirror.any()):
             self._mirror(live.shadow, x, routed.mirror, rids, sample_ids)
-        scores = routed.scores.tolist()
         rows = [
             {"id": pid, "label": lab, "scores": sc, "version": ver, "variant": var}
             for pid, lab, sc, ver, var in zip(pids, routed.labels, scores, routed.versions, routed.variants)
@@ -198,11 +206,12 @@ class System:
             start += len(r.x)
         return out
 
-    def _record(self, x: np.ndarray, routed: Routed, pids: list[str], rids: list[str]) -> list[int | None]:
+    def _record(self, x: np.ndarray, routed: Routed, scores: list[list[float]], pids: list[str],
+                rids: list[str]) -> list[int | None]:  # fmt: skip
         """Inputs (as samples, so feedback can label them) and outputs, in one transaction."""
         return self.store.record_served(
             x if self.settings.store_inputs else None, pids, rids, routed.versions, routed.variants,
-            routed.labels, routed.scores.tolist(),
+            routed.labels, scores,
         )  # fmt: skip
 
     def _mirror(self, shadow: Loaded, x: torch.Tensor, mask: torch.Tensor, rids: list[str],

@@ -458,8 +458,7 @@ class Store:
                 shape = list(feats.shape[1:])
                 rows = [{"ts": now, "source": "predict", "features": f.tobytes(), "shape": shape,
                          "dtype": "float32", "label": None} for f in feats]  # fmt: skip
-                stmt = sa.insert(samples).returning(samples.c.id, sort_by_parameter_order=True)
-                sample_ids = [int(i) for i in conn.execute(stmt, rows).scalars()]
+                sample_ids = _insert_ids(conn, rows)
             conn.execute(
                 sa.insert(predictions),
                 [
@@ -696,6 +695,20 @@ def upsert(conn: sa.Connection, table: sa.Table, key: Mapping[str, Any], values:
     dialect = {"sqlite": sqlite, "postgresql": postgresql}[conn.dialect.name]
     stmt = dialect.insert(table).values({**key, **values})
     conn.execute(stmt.on_conflict_do_update(index_elements=list(key), set_=dict(values)))
+
+
+def _insert_ids(conn: sa.Connection, rows: list[dict[str, Any]]) -> list[int | None]:
+    """Insert sample rows and return their ids in order. On SQLite one ``executemany`` and
+    ``last_insert_rowid()``: the write lock is held (BEGIN IMMEDIATE) and ids come from AUTOINCREMENT,
+    so the rows got consecutive ids ending there. ``RETURNING`` with ordered ids makes SQLAlchemy
+    run one INSERT per row on SQLite (profiled: about half of ``record_served``); elsewhere it is
+    one statement and is kept."""
+    if conn.dialect.name == "sqlite":
+        conn.execute(sa.insert(samples), rows)
+        last = int(conn.exec_driver_sql("SELECT last_insert_rowid()").scalar_one())
+        return list(range(last - len(rows) + 1, last + 1))
+    stmt = sa.insert(samples).returning(samples.c.id, sort_by_parameter_order=True)
+    return [int(i) for i in conn.execute(stmt, rows).scalars()]
 
 
 def _advance(conn: sa.Connection, name: str, value: int) -> None:
