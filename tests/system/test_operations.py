@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
+import numpy as np
 import psutil
 import pytest
 import sqlalchemy as sa
@@ -221,8 +222,10 @@ def _gone(proc: psutil.Process) -> bool:
 def test_up_restarts_a_killed_worker_and_takes_it_down_when_killed(
     tmp_path: Path, spawn: Callable[..., Proc]
 ) -> None:
-    port = _free_port()
-    up = spawn(["up", "--data-dir", str(tmp_path / "data"), "--port", str(port), "--bootstrap", "digits",
+    port, blobs = _free_port(), tmp_path / "blobs.npz"  # a small bootstrap file (test_cli covers digits)
+    data = toy_data(per_class=60).train
+    np.savez(blobs, x=data.x.numpy(), y=data.y.numpy())
+    up = spawn(["up", "--data-dir", str(tmp_path / "data"), "--port", str(port), "--bootstrap", str(blobs),
                 "--no-auth", "--poll", str(POLL), "--lease-seconds", str(LEASE), "--policy", "manual"], "up")  # fmt: skip
     _wait(
         lambda: _live(port).get("champion") == 1, STARTUP, "the server to serve the bootstrapped champion", up
