@@ -381,14 +381,7 @@ class Store:
                     ).scalar()
                     if edge is not None:
                         cond.append(key <= edge)
-        deleted = 0
-        while conds:
-            first = sa.select(samples.c.id).where(sa.or_(*conds)).order_by(samples.c.id).limit(chunk)
-            with self.transaction() as conn:
-                n = conn.execute(sa.delete(samples).where(samples.c.id.in_(first))).rowcount
-            deleted += n
-            if n < chunk:
-                break
+        # predictions first: deleting their samples then has no rows left to unlink (SET NULL)
         while old_predictions:
             first = sa.select(predictions.c.seq).where(sa.or_(*old_predictions)).order_by(predictions.c.seq)
             first = first.limit(chunk)
@@ -396,6 +389,14 @@ class Store:
             with self.transaction() as conn:
                 conn.execute(sa.delete(feedback).where(feedback.c.prediction_id.in_(gone)))
                 n = conn.execute(sa.delete(predictions).where(predictions.c.seq.in_(first))).rowcount
+            if n < chunk:
+                break
+        deleted = 0
+        while conds:
+            first = sa.select(samples.c.id).where(sa.or_(*conds)).order_by(samples.c.id).limit(chunk)
+            with self.transaction() as conn:
+                n = conn.execute(sa.delete(samples).where(samples.c.id.in_(first))).rowcount
+            deleted += n
             if n < chunk:
                 break
         if deleted and self.engine.dialect.name == "sqlite":
@@ -739,6 +740,7 @@ def _configure_sqlite(engine: sa.Engine, synchronous: str = "NORMAL") -> None:
             f"synchronous={synchronous.upper()}",
             "foreign_keys=ON",
             "busy_timeout=30000",
+            "journal_size_limit=67108864",  # a checkpoint that resets the WAL cuts it back to 64 MiB
         ):
             dbapi_conn.execute(f"PRAGMA {pragma}")
 
