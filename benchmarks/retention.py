@@ -120,6 +120,10 @@ def run(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
         "max_db_plus_wal_mb_second_half": max(total[half:]),
         "final_db_plus_wal_mb": total[-1],
         "size_plateaued": max(total[half:]) <= 1.1 * max(total[:half] or total),
+        # the WAL is sampled at arbitrary moments between checkpoints; the database file is the trend
+        "max_db_mb_first_half": max(p["db_mb"] for p in timeline[: max(1, half)]),
+        "max_db_mb_second_half": max(p["db_mb"] for p in timeline[half:]),
+        "max_wal_mb": max(p["wal_mb"] for p in timeline),
         "samples_per_second_first_quarter": round(float(np.median(rates[: max(1, len(rates) // 4)])), 1),
         "samples_per_second_last_quarter": round(float(np.median(rates[-max(1, len(rates) // 4) :])), 1),
         "max_write_seconds": max(p["max_write_seconds"] for p in timeline),
