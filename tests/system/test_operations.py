@@ -19,6 +19,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -172,9 +173,14 @@ def test_one_worker_holds_the_lease_and_a_standby_takes_over(
         holder.popen.send_signal(signal.SIGKILL)
         killed = time.time()
         holder.popen.wait(10)
-        took = _wait(lambda: acquired in standby.output(), LEASE + 15, "the standby to take over", standby)
-        (event,) = [e for e in store.events(EventKind.WORKER) if e.payload["state"] == "acquired"
+
+        def taken() -> list[Any]:  # the worker logs first, then records the event
+            return [e for e in store.events(EventKind.WORKER) if e.payload["state"] == "acquired"
                     and f":{standby.pid}:" in e.payload["holder"]]  # fmt: skip
+
+        took = _wait(lambda: acquired in standby.output(), LEASE + 15, "the standby to take over", standby)
+        _wait(taken, 10, "the takeover event", standby)
+        (event,) = taken()
         takeover = event.ts - killed
         print(f"\n[{store.engine.dialect.name}] takeover after SIGKILL: {takeover:.2f}s "
               f"(lease {LEASE}s, poll {POLL}s; seen in the log after {took:.2f}s)")  # fmt: skip
