@@ -19,8 +19,10 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
+import numpy as np
 import psutil
 import pytest
 import sqlalchemy as sa
@@ -171,9 +173,14 @@ def test_one_worker_holds_the_lease_and_a_standby_takes_over(
         holder.popen.send_signal(signal.SIGKILL)
         killed = time.time()
         holder.popen.wait(10)
-        took = _wait(lambda: acquired in standby.output(), LEASE + 15, "the standby to take over", standby)
-        (event,) = [e for e in store.events(EventKind.WORKER) if e.payload["state"] == "acquired"
+
+        def taken() -> list[Any]:  # the worker logs first, then records the event
+            return [e for e in store.events(EventKind.WORKER) if e.payload["state"] == "acquired"
                     and f":{standby.pid}:" in e.payload["holder"]]  # fmt: skip
+
+        took = _wait(lambda: acquired in standby.output(), LEASE + 15, "the standby to take over", standby)
+        _wait(taken, 10, "the takeover event", standby)
+        (event,) = taken()
         takeover = event.ts - killed
         print(f"\n[{store.engine.dialect.name}] takeover after SIGKILL: {takeover:.2f}s "
               f"(lease {LEASE}s, poll {POLL}s; seen in the log after {took:.2f}s)")  # fmt: skip
@@ -221,8 +228,10 @@ def _gone(proc: psutil.Process) -> bool:
 def test_up_restarts_a_killed_worker_and_takes_it_down_when_killed(
     tmp_path: Path, spawn: Callable[..., Proc]
 ) -> None:
-    port = _free_port()
-    up = spawn(["up", "--data-dir", str(tmp_path / "data"), "--port", str(port), "--bootstrap", "digits",
+    port, blobs = _free_port(), tmp_path / "blobs.npz"  # a small bootstrap file (test_cli covers digits)
+    data = toy_data(per_class=60).train
+    np.savez(blobs, x=data.x.numpy(), y=data.y.numpy())
+    up = spawn(["up", "--data-dir", str(tmp_path / "data"), "--port", str(port), "--bootstrap", str(blobs),
                 "--no-auth", "--poll", str(POLL), "--lease-seconds", str(LEASE), "--policy", "manual"], "up")  # fmt: skip
     _wait(
         lambda: _live(port).get("champion") == 1, STARTUP, "the server to serve the bootstrapped champion", up

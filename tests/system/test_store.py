@@ -172,6 +172,15 @@ def test_retention_by_age(store: Store) -> None:
         RetentionPolicy(max_age_days=0)
 
 
+def test_retention_deletes_in_chunks_and_takes_feedback_with_predictions(store: Store) -> None:
+    ids = store.add_samples(np.zeros((10, 2)))
+    for i in ids:
+        store.add_feedback(store.add_prediction(1, 0, sample_id=i), 1)
+    assert store.apply_retention(RetentionPolicy(max_samples=2), chunk=3) == 8
+    assert store.samples().ids.tolist() == ids[-2:]
+    assert [p.label for p in store.labelled_predictions()] == [1, 1]
+
+
 def test_foreign_keys_are_indexed_also_in_a_database_made_before(db_url: str, tmp_path: Path) -> None:
     """Retention deletes parents; unindexed children made it scan them once per deleted row."""
     wanted = {"ix_predictions_sample_id", "ix_feedback_prediction_id"}
