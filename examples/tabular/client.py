@@ -59,17 +59,6 @@ def call(client: httpx.Client, path: str, body: dict[str, Any]) -> Any:
     return r.json() if r.content else None
 
 
-def send_labels(client: httpx.Client, due: list[dict[str, Any]]) -> None:
-    """Batch feedback; one request per label on a server older than the batch form."""
-    r = client.post("/v1/feedback", json={"feedback": due})
-    if r.status_code == 422 and "prediction_id" in r.text:  # TEMP until batch feedback is on main
-        for item in due:
-            call(client, "/v1/feedback", item)
-        return
-    if r.status_code >= 400:
-        call(client, "/v1/feedback", {"feedback": due})
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("csv", type=Path, help="rows to stream, with a label column")
@@ -110,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
                 _, pid, label = pending.popleft()
                 due.append({"prediction_id": pid, "label": label})
             if due:
-                send_labels(client, due)
+                call(client, "/v1/feedback", {"feedback": due})
             while len(correct) >= (len(windows) + 1) * args.every or (
                 done == len(x) and len(windows) * args.every < done
             ):
