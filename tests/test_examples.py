@@ -40,7 +40,7 @@ def _free_port() -> int:
 
 def _env() -> dict[str, str]:
     src = str(Path(__file__).resolve().parents[1] / "src")
-    path = os.pathsep.join([str(EXAMPLE), src, os.environ.get("PYTHONPATH", "")])
+    path = os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])  # mymodels: from the working directory
     env = {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1"}  # small models, shared cores
     env.pop("LIFELONG_TOKEN", None)  # the client must find the token the way a user's would
     return env
@@ -117,11 +117,15 @@ def test_tabular_example_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixtur
                     "2000", "--drift-at", "400"], cwd=EXAMPLE, env=env, check=True, capture_output=True)  # fmt: skip
     data, port = tmp_path / "lifelong-data", _free_port()
     log = (tmp_path / "up.log").open("wb")
+    script = Path(sys.executable).with_name(
+        "lifelong"
+    )  # the console script, run from the example's directory
+    assert script.exists(), f"{script} is missing: pip install -e '.[system]'"
     up = subprocess.Popen(
-        [sys.executable, "-m", "lifelong", "up", "--data-dir", str(data), "--port", str(port), "--poll", "0.2",
+        [str(script), "up", "--data-dir", str(data), "--port", str(port), "--poll", "0.2",
          "--plugin", "mymodels", "--model", "tabnet", "--model-kwargs", KWARGS,
          "--bootstrap", str(tmp_path / "data.csv"), "--label-column", "label", "--standardize"],
-        cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,
+        cwd=EXAMPLE, env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:

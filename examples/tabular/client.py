@@ -48,7 +48,10 @@ def read_csv(path: Path, label_column: str) -> tuple[np.ndarray, np.ndarray]:
 
 def call(client: httpx.Client, path: str, body: dict[str, Any]) -> Any:
     """POST ``body``; on a refusal print the server's message (``{"error": {"type", "message"}}``) and exit."""
-    r = client.post(path, json=body)
+    try:
+        r = client.post(path, json=body)
+    except httpx.TransportError as err:
+        sys.exit(f"cannot reach {client.base_url}{path} ({err}); is `lifelong up` running there?")
     if r.status_code >= 400:
         try:
             error = r.json()["error"]
@@ -72,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--label-column", default="label")
     p.add_argument("--label-delay", type=int, default=100, help="rows between a prediction and its label")
     p.add_argument("--batch", type=int, default=20, help="rows per predict request")
-    p.add_argument("--rate", type=float, default=100.0, help="rows per second (0: as fast as possible)")
+    p.add_argument("--rate", type=float, default=50.0, help="rows per second (0: as fast as possible)")
     p.add_argument("--every", type=int, default=250, help="rows per printed accuracy window")
     p.add_argument("--summary", type=Path, default=None, help="also write the windows as JSON here")
     args = p.parse_args(argv)
