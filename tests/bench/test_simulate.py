@@ -24,6 +24,8 @@ def test_tiny_simulation_writes_results_and_plot(tmp_path: Path) -> None:
     noticed = row["drift_detections"] or any("floor" in r for r in row["training_reasons"])
     assert noticed, "new classes, rotation and noise went unnoticed"
     assert row["versions_trained"] >= 1 and row["train_cpu_seconds"] > 0
+    assert set(row["new_class_accuracy"]) == {"new-classes"}  # classes 6-9 arrive in phase 2 only
+    assert 0.0 <= row["new_class_accuracy"]["new-classes"] <= 1.0
     assert (tmp_path / "prequential.png").stat().st_size > 1000
     assert table(results).row_count == 1
 
@@ -75,3 +77,8 @@ def test_target_names_each_phase_and_the_compute_it_misses() -> None:
         "training compute: continual 6.0 s >= half of scheduled-retrain's 10.0 s",
     ]
     assert target({"policies": [_row("continual", [0.9], 1.0)]}) == []  # nothing to compare with
+    retrain, cont = _row("scheduled-retrain", [0.9, 0.8, 0.7], 10.0), _row("continual", [0.9, 0.8, 0.7], 1.0)
+    retrain["new_class_accuracy"], cont["new_class_accuracy"] = {"b": 0.4}, {"b": 0.0}
+    assert target({"policies": [retrain, cont]}) == [
+        "new classes in phase b: continual 0.000 < scheduled-retrain 0.400 - 0.05"
+    ]
