@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import os
+import sys
 from collections.abc import Sequence
 
 from lifelong.errors import ConfigError
@@ -39,6 +40,10 @@ def load_plugins(modules: Sequence[str] = (), *, env: bool = True, entry_points:
     if isinstance(modules, str):
         modules = [m.strip() for m in modules.split(",") if m.strip()]
     names = list(modules) + (env_plugins() if env else [])
+    if names and "" not in sys.path and os.getcwd() not in sys.path:
+        # as `python -m` and uvicorn do: a plugin module in the working directory is importable
+        # (the `lifelong` console script, unlike `python -m lifelong`, does not put it on the path)
+        sys.path.insert(0, os.getcwd())
     imported: list[str] = []
     for name in dict.fromkeys(names):
         try:
