@@ -30,6 +30,9 @@ class Buffer:
         self.y = torch.empty(0, dtype=torch.long)
         self.t = torch.empty(0, dtype=torch.long)
         self.logits: Tensor | None = None
+        # False once a stored logit may be NaN (a head grew) or -inf (task masks): readers then mask;
+        # kept per write so a reader of all-finite logits needs no per-step check
+        self.finite_logits = True
         self.size = 0
         self.seen = 0
         self.scale = 1.0
@@ -63,7 +66,11 @@ class Buffer:
             if logits.shape[1] > self.logits.shape[1]:  # the head grew: older rows have no such outputs
                 pad = (0, logits.shape[1] - self.logits.shape[1])
                 self.logits = torch.nn.functional.pad(self.logits, pad, value=float("nan"))
-            self.logits[slots] = logits[src].detach()
+                self.finite_logits = False
+            rows = logits[src].detach()
+            if self.finite_logits and not bool(torch.isfinite(rows).all()):
+                self.finite_logits = False
+            self.logits[slots] = rows
 
     def add(self, x: Tensor, y: Tensor, t: Tensor | None = None, *, generator: torch.Generator,
             logits: Tensor | None = None, scale: float = 1.0, dtype: torch.dtype | None = None) -> None:  # fmt: skip
@@ -130,6 +137,7 @@ class Buffer:
         if self.x is not None:
             self.y, self.t = state["y"], state["t"]
         self.logits = state.get("logits")
+        self.finite_logits = self.logits is None or bool(torch.isfinite(self.logits[: self.size]).all())
 
 
 class ReservoirBuffer(Buffer):
@@ -238,6 +246,7 @@ class HerdingBuffer(Buffer):
         self.t[: self.size] = all_t[keep_idx]
         if all_logits is not None:
             self.logits[: self.size] = all_logits[keep_idx]
+            self.finite_logits = bool(torch.isfinite(self.logits[: self.size]).all())
         self.seen += n
 
     def _features(self, raw: Tensor) -> Tensor:
