@@ -48,16 +48,24 @@ class Buffer:
             self.logits = torch.zeros((self.capacity, logits.shape[1]), dtype=logits.dtype)
 
     def _write(
-        self, slots: Tensor, src: Tensor, x: Tensor, y: Tensor, t: Tensor | None, logits: Tensor | None
+        self,
+        slots: Tensor,
+        src: Tensor,
+        x: Tensor,
+        y: Tensor,
+        t: Tensor | None,
+        logits: Tensor | None,
+        unique: bool = False,
     ) -> None:
         """Store offered rows ``src`` in memory rows ``slots``; a slot offered twice keeps the later sample.
 
         Indexed assignment with repeated indices has an undefined outcome in PyTorch (with several
         threads one row can mix two samples), so duplicates are resolved first, as sequential
-        reservoir sampling would: the last offer wins.
+        reservoir sampling would: the last offer wins. ``unique``: the caller's slots are distinct.
         """
         assert self.x is not None
-        slots, src = last_offer_wins(slots, src)
+        if not unique:
+            slots, src = last_offer_wins(slots, src)
         self.x[slots] = self._stored(x[src])
         self.y[slots] = y[src]
         if t is not None:  # without task ids the slots keep their zeros
@@ -149,7 +157,7 @@ class ReservoirBuffer(Buffer):
         n = len(y)
         fill = min(self.capacity - self.size, n)
         if fill:
-            self._write(torch.arange(self.size, self.size + fill), torch.arange(fill), x, y, t, logits)
+            self._write(torch.arange(self.size, self.size + fill), torch.arange(fill), x, y, t, logits, True)
             self.size += fill
         if fill < n:
             # sample i (global position seen+i) replaces slot floor(u * (seen+i+1)) when that is below
@@ -162,8 +170,10 @@ class ReservoirBuffer(Buffer):
                 j = int(r * (self.seen + i + 1))
                 if j < self.capacity:
                     kept[j] = i
-            if kept:
-                self._write(torch.tensor(list(kept)), torch.tensor(list(kept.values())), x, y, t, logits)
+            if kept:  # dict keys: each slot once, with its last offer
+                self._write(
+                    torch.tensor(list(kept)), torch.tensor(list(kept.values())), x, y, t, logits, True
+                )
         self.seen += n
 
 
