@@ -69,3 +69,28 @@ def test_uint8_budget(uint8_scenario) -> None:
     Learner(toy_model(), [der], lr=0.1, batch_size=32).fit(uint8_scenario)
     assert der.buffer_.x.dtype == torch.uint8
     assert der.memory_bytes() == 20 * (8 + 8 + 8 + 4 * 4)  # uint8 inputs, label, task id, 4 float32 logits
+
+
+def test_non_finite_stored_logits_are_left_out_of_the_match() -> None:
+    der = DER(buffer_size=8, alpha=1.0)
+    learner = Learner(toy_model(), [der], lr=0.1, batch_size=8)
+    batch = _batch()
+    with torch.no_grad():
+        z = learner.model(batch.x)
+    der.buffer_.add(batch.x, batch.y, generator=learner.generator, logits=z + 1.0)
+    assert der.buffer_.finite_logits  # all finite: a plain MSE over every logit
+    learner.incoming = batch
+    assert abs(float(der.penalty(learner, batch, z).detach()) - 1.0) < 1e-5
+    stored = z + 1.0
+    stored[:, 0], stored[0, 1] = float("-inf"), float("nan")  # masked and missing targets
+    der = DER(buffer_size=8, alpha=1.0)
+    learner = Learner(toy_model(), [der], lr=0.1, batch_size=8)  # toy_model: the same weights again
+    der.buffer_.add(batch.x, batch.y, generator=learner.generator, logits=stored)
+    assert not der.buffer_.finite_logits
+    learner.incoming = batch
+    value = der.penalty(learner, batch, z)
+    assert torch.isfinite(value) and abs(float(value.detach()) - 1.0) < 1e-5  # the finite entries only
+    value.backward()
+    assert all(torch.isfinite(p.grad).all() for p in learner.model.parameters() if p.grad is not None)
+    der.buffer_.load_state_dict(der.buffer_.state_dict())
+    assert not der.buffer_.finite_logits  # recomputed from the stored logits

@@ -91,3 +91,22 @@ def test_models_with_other_trainable_layers_are_refused() -> None:
     model = nn.Sequential(nn.Linear(8, 4), nn.LayerNorm(4))
     with pytest.raises(ConfigError, match="LayerNorm"):
         Learner(model, [GPM()])
+
+
+def test_projection_follows_a_head_that_grew_after_the_layers_were_cached() -> None:
+    gpm = GPM(threshold=0.97)
+    learner = Learner(toy_model(), [gpm], lr=0.1, batch_size=8, seed=0)
+    exps = toy_scenario("domain").experiences
+    learner.learn(exps[0])
+    b = exps[1].train.batch(torch.arange(16))
+    learner.train_step(b)  # the projected layers are cached here
+    assert learner.grow_classes(6)  # a new head module (and optimizer)
+    learner.model.zero_grad(set_to_none=True)
+    F.cross_entropy(learner.model(b.x), b.y).backward()
+    name, head = list(layers(learner.model))[-1]
+    raw = _augmented_grad(head).clone()
+    gpm.after_backward(learner)
+    old = gpm.old_classes_
+    m = gpm.bases_[name]
+    assert float((raw[old] @ m).norm()) > 1e-3 * float(raw.norm())
+    assert float((_augmented_grad(head)[old] @ m).abs().max()) < 1e-5 * float(raw.norm())

@@ -78,3 +78,13 @@ def test_icarl_forgets_less_than_fine_tuning() -> None:
         learner = Learner(toy_model(), strategies, lr=0.1, batch_size=8)
         accs[name] = learner.fit(toy_scenario("class")).accuracy_matrix[-1][0]
     assert accs["icarl"] > 0.8 > accs["naive"]
+
+
+def test_bce_classes_follow_new_classes_within_an_experience() -> None:
+    icarl = ICaRL(buffer_size=20)
+    learner = Learner(toy_model(), [icarl], lr=0.1, batch_size=8)
+    x = torch.randn(8, 8)
+    learner.partial_fit(x, torch.tensor([0, 1] * 4))
+    assert icarl._indices(learner, learner.device)[0].tolist() == [0, 1]
+    learner.partial_fit(x, torch.tensor([2, 3] * 4))  # same experience, two more classes
+    assert icarl._indices(learner, learner.device)[0].tolist() == [0, 1, 2, 3]

@@ -30,6 +30,9 @@ class Buffer:
         self.y = torch.empty(0, dtype=torch.long)
         self.t = torch.empty(0, dtype=torch.long)
         self.logits: Tensor | None = None
+        # False once a stored logit may be NaN (a head grew) or -inf (task masks): readers then mask;
+        # kept per write so a reader of all-finite logits needs no per-step check
+        self.finite_logits = True
         self.size = 0
         self.seen = 0
         self.scale = 1.0
@@ -45,16 +48,24 @@ class Buffer:
             self.logits = torch.zeros((self.capacity, logits.shape[1]), dtype=logits.dtype)
 
     def _write(
-        self, slots: Tensor, src: Tensor, x: Tensor, y: Tensor, t: Tensor | None, logits: Tensor | None
+        self,
+        slots: Tensor,
+        src: Tensor,
+        x: Tensor,
+        y: Tensor,
+        t: Tensor | None,
+        logits: Tensor | None,
+        unique: bool = False,
     ) -> None:
         """Store offered rows ``src`` in memory rows ``slots``; a slot offered twice keeps the later sample.
 
         Indexed assignment with repeated indices has an undefined outcome in PyTorch (with several
         threads one row can mix two samples), so duplicates are resolved first, as sequential
-        reservoir sampling would: the last offer wins.
+        reservoir sampling would: the last offer wins. ``unique``: the caller's slots are distinct.
         """
         assert self.x is not None
-        slots, src = last_offer_wins(slots, src)
+        if not unique:
+            slots, src = last_offer_wins(slots, src)
         self.x[slots] = self._stored(x[src])
         self.y[slots] = y[src]
         if t is not None:  # without task ids the slots keep their zeros
@@ -63,7 +74,11 @@ class Buffer:
             if logits.shape[1] > self.logits.shape[1]:  # the head grew: older rows have no such outputs
                 pad = (0, logits.shape[1] - self.logits.shape[1])
                 self.logits = torch.nn.functional.pad(self.logits, pad, value=float("nan"))
-            self.logits[slots] = logits[src].detach()
+                self.finite_logits = False
+            rows = logits[src].detach()
+            if self.finite_logits and not bool(torch.isfinite(rows).all()):
+                self.finite_logits = False
+            self.logits[slots] = rows
 
     def add(self, x: Tensor, y: Tensor, t: Tensor | None = None, *, generator: torch.Generator,
             logits: Tensor | None = None, scale: float = 1.0, dtype: torch.dtype | None = None) -> None:  # fmt: skip
@@ -130,6 +145,7 @@ class Buffer:
         if self.x is not None:
             self.y, self.t = state["y"], state["t"]
         self.logits = state.get("logits")
+        self.finite_logits = self.logits is None or bool(torch.isfinite(self.logits[: self.size]).all())
 
 
 class ReservoirBuffer(Buffer):
@@ -141,7 +157,7 @@ class ReservoirBuffer(Buffer):
         n = len(y)
         fill = min(self.capacity - self.size, n)
         if fill:
-            self._write(torch.arange(self.size, self.size + fill), torch.arange(fill), x, y, t, logits)
+            self._write(torch.arange(self.size, self.size + fill), torch.arange(fill), x, y, t, logits, True)
             self.size += fill
         if fill < n:
             # sample i (global position seen+i) replaces slot floor(u * (seen+i+1)) when that is below
@@ -154,8 +170,10 @@ class ReservoirBuffer(Buffer):
                 j = int(r * (self.seen + i + 1))
                 if j < self.capacity:
                     kept[j] = i
-            if kept:
-                self._write(torch.tensor(list(kept)), torch.tensor(list(kept.values())), x, y, t, logits)
+            if kept:  # dict keys: each slot once, with its last offer
+                self._write(
+                    torch.tensor(list(kept)), torch.tensor(list(kept.values())), x, y, t, logits, True
+                )
         self.seen += n
 
 
@@ -238,6 +256,7 @@ class HerdingBuffer(Buffer):
         self.t[: self.size] = all_t[keep_idx]
         if all_logits is not None:
             self.logits[: self.size] = all_logits[keep_idx]
+            self.finite_logits = bool(torch.isfinite(self.logits[: self.size]).all())
         self.seen += n
 
     def _features(self, raw: Tensor) -> Tensor:

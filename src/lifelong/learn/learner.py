@@ -118,7 +118,7 @@ class Learner:
         self._window: list[Batch] = []
         self._input_shape: tuple[int, ...] | None = None  # of one sample, from the first training data
         self.incoming: Batch | None = None
-        self._incoming_rows: tuple[Batch, Tensor, Tensor] | None = None  # (batch, data.x, index) it came from
+        self._incoming_rows: tuple[Batch, Tensor] | None = None  # (batch, its rows of data.x)
         self.train_seconds = 0.0
         self.boundary_seconds = 0.0  # consolidation work, also counted in train_seconds
         self._loss_total = torch.zeros((), dtype=torch.float64, device=self.device)  # non-finite: diverged
@@ -166,7 +166,7 @@ class Learner:
             rows is None or rows[0] is not self.incoming
         ):  # a step driven from elsewhere (retrain, partial_fit)
             return None
-        return rows[1][rows[2]]
+        return rows[1]
 
     @property
     def step(self) -> int:
@@ -234,8 +234,13 @@ class Learner:
             self.state.epoch = epoch
             order = torch.randperm(len(data), generator=self.generator)
             for i in range(0, len(data), bs):
-                batch = data.batch(order[i : i + bs])
-                self._incoming_rows = (batch, data.x, order[i : i + bs])
+                index = order[i : i + bs]
+                rows = data.x[index]  # gathered once: the batch's inputs and what a memory stores
+                x = rows.float()  # as Dataset.features, without scaling float rows in place
+                if data.scale != 1.0:
+                    x = x.mul_(data.scale) if x is not rows else x * data.scale
+                batch = Batch(x, data.y[index], None if data.t is None else data.t[index])
+                self._incoming_rows = (batch, rows)
                 self.train_step(batch)
                 if self.control.stop_experience:
                     break

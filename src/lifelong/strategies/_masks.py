@@ -30,29 +30,33 @@ class FrozenEntries:
     def __init__(self) -> None:
         self.masks: dict[str, Tensor] = {}
         self._snapshot: dict[str, Tensor] | None = None
+        # (parameter, its mask on its device, frozen values), built with the snapshot: no per-step
+        # walk of named_parameters and no per-step copy of the masks to the device
+        self._entries: list[tuple[Tensor, Tensor, Tensor]] = []
 
     def set(self, masks: dict[str, Tensor]) -> None:
         self.masks = {n: m for n, m in masks.items() if bool(m.any())}
-        self._snapshot = None
+        self._snapshot, self._entries = None, []
 
     def after_backward(self, learner: Learner) -> None:
         if not self.masks:
             return
-        params = dict(learner.model.named_parameters())
         if self._snapshot is None:  # taken before the first step after ``set``: values still exact
+            params = dict(learner.model.named_parameters())
             self._snapshot = {n: params[n].detach().clone() for n in self.masks}
-        for n, m in self.masks.items():
-            if params[n].grad is not None:
-                params[n].grad.masked_fill_(m.to(params[n].device), 0.0)
+            self._entries = [
+                (params[n], m.to(params[n].device), self._snapshot[n]) for n, m in self.masks.items()
+            ]
+        for p, m, _ in self._entries:
+            if p.grad is not None:
+                p.grad.masked_fill_(m, 0.0)
 
     def after_step(self, learner: Learner) -> None:
         if not self._snapshot:
             return
-        params = dict(learner.model.named_parameters())
         with torch.no_grad():
-            for n, m in self.masks.items():
-                p = params[n]
-                p.copy_(torch.where(m.to(p.device), self._snapshot[n], p))
+            for p, m, frozen in self._entries:
+                p.copy_(torch.where(m, frozen, p))
 
 
 def padded(old: Tensor | None, shape: torch.Size, dtype: torch.dtype, fill: float = 0) -> Tensor:

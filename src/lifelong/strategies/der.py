@@ -51,17 +51,22 @@ class DER(Strategy):
     def _replay(self, learner: Learner) -> tuple[Batch, Tensor, Tensor]:
         """A memory batch, its stored logits and the current logits on it (all on the learner's device)."""
         _, old, z = self.buffer_.sample(self.batch_size or learner.batch_size, learner.generator)
-        old = Batch(*(a.to(learner.device) for a in old))
         assert z is not None
-        return old, z.to(learner.device), learner.forward(old.x, old.t)
+        if learner.device.type != "cpu":  # on CPU every ``.to`` would be a no-op call per tensor
+            old, z = Batch(*(a.to(learner.device, non_blocking=True) for a in old)), z.to(learner.device)
+        return old, z, learner.forward(old.x, old.t)
 
     def _distil(self, learner: Learner) -> Tensor:
         _, z, out = self._replay(learner)
+        if z.shape[1] == out.shape[1] and self.buffer_.finite_logits and not learner.task_classes:
+            return F.mse_loss(out, z)  # the common case: every stored and current logit is finite
         if z.shape[1] < out.shape[1]:  # the head grew after these logits were stored: no target there
             z = F.pad(z, (0, out.shape[1] - z.shape[1]), value=float("nan"))
-        # with task ids the forward masks other tasks' outputs to -inf, both when stored and now
+        # with task ids the forward masks other tasks' outputs to -inf, both when stored and now;
+        # torch.where instead of boolean indexing: no nonzero(), so no host sync on CUDA
         seen = torch.isfinite(z) & torch.isfinite(out)
-        return F.mse_loss(out[seen], z[seen])
+        diff = torch.where(seen, out - torch.where(seen, z, 0.0), 0.0)
+        return diff.pow(2).sum() / seen.sum()
 
     def after_step(self, learner: Learner) -> None:
         if self._logits is None:  # a step some other strategy owned: no logits to store

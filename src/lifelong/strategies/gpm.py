@@ -5,10 +5,10 @@ Saha, Garg & Roy (2021), "Gradient Projection Memory for Continual Learning" (IC
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from lifelong.learn.strategy import Strategy
 from lifelong.strategies._importance import sample_index
@@ -44,6 +44,9 @@ class GPM(Strategy):
         self.threshold, self.threshold_increment, self.samples = threshold, threshold_increment, samples
         self.bases_: dict[str, Tensor] = {}  # layer name -> [d, k], orthonormal columns
         self.old_classes_: list[int] = []
+        # (optimizer it was built for, [(layer, basis, rows to project)]): rebuilt after a boundary
+        # or when the optimizer is (the head grew), not walked through named_modules every step
+        self._plan: tuple[object, list[tuple[nn.Module, Tensor, Tensor | slice]]] | None = None
 
     def attach(self, learner: Learner) -> None:
         check_projectable(learner.model, "GPM")
@@ -51,18 +54,15 @@ class GPM(Strategy):
     def after_backward(self, learner: Learner) -> None:
         if not self.bases_:
             return
-        head = _head(learner)
-        for name, module in layers(learner.model):
-            m = self.bases_.get(name)
+        for module, m, rows in self._layers(learner):
             w = module.weight
-            if m is None or w.grad is None:
+            if w.grad is None:
                 continue
             has_bias = module.bias is not None
             g = w.grad.reshape(len(w), -1)  # [out, d(-1)]
             if has_bias:
                 b = module.bias.grad if module.bias.grad is not None else w.new_zeros(len(w))
                 g = torch.cat([g, b[:, None]], 1)
-            rows = [c for c in self.old_classes_ if c < len(w)] if name == head else slice(None)
             g[rows] -= (g[rows] @ m) @ m.T
             w.grad.copy_(g[:, : g.shape[1] - has_bias].reshape(w.shape))
             if has_bias and module.bias.grad is not None:
@@ -78,12 +78,29 @@ class GPM(Strategy):
         for name, gram in input_grams(learner.model, chunks).items():
             self.bases_[name] = grow_basis(self.bases_.get(name), gram, threshold)
         self.old_classes_ = list(learner.classes_seen)
+        self._plan = None
+
+    def _layers(self, learner: Learner) -> list[tuple[nn.Module, Tensor, Tensor | slice]]:
+        """Projected layers with their basis; the output layer only on the rows of old classes."""
+        if self._plan is None or self._plan[0] is not learner.optimizer:
+            named = list(layers(learner.model))
+            head = named[-1][0] if named else None
+            plan = []
+            for name, module in named:
+                m = self.bases_.get(name)
+                if m is None:
+                    continue
+                rows: Tensor | slice = slice(None)
+                if name == head:
+                    old = [c for c in self.old_classes_ if c < len(module.weight)]
+                    rows = torch.tensor(old, dtype=torch.long, device=module.weight.device)
+                plan.append((module, m, rows))
+            self._plan = (learner.optimizer, plan)
+        return self._plan[1]
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self._plan = None
 
     def extra_parameters(self) -> int:
         return sum(m.numel() for m in self.bases_.values())
-
-
-def _head(learner: Learner) -> str | None:
-    """Name of the last Linear/Conv2d layer: the one that outputs the logits."""
-    names = [name for name, _ in layers(learner.model)]
-    return names[-1] if names else None

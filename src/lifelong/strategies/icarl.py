@@ -7,7 +7,7 @@ shrinking it at a boundary keeps a prefix. Exemplars are trained on with the new
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -56,6 +56,9 @@ class ICaRL(Strategy):
         self.old_classes_: list[int] = []
         self.old_tasks_: dict[int, list[int]] = {}
         self._old_model: nn.Module | None = None
+        # per-experience class index tensors of the bce loss, keyed by what they are built from
+        self._index_key: tuple[Any, ...] | None = None
+        self._index: tuple[Tensor, list[int], Tensor | None] | None = None
 
     def train_data(self, learner: Learner, experience: Experience, data: Dataset) -> Dataset:
         if not self.exemplars_ or len(data) == 0:
@@ -74,12 +77,9 @@ class ICaRL(Strategy):
     def loss(self, learner: Learner, batch: Batch, logits: Tensor) -> Tensor | None:
         if self.distillation != "bce":
             return None
-        seen = torch.tensor(learner.classes_seen, device=logits.device)
+        seen, distil, old = self._indices(learner, logits.device)
         target = F.one_hot(batch.y, logits.shape[1]).to(logits.dtype)  # [B, n_out]
-        current = set(learner.experience.classes) if learner.experience is not None else set()
-        distil = [c for c in self.old_classes_ if c not in current]  # old classes not in this experience
-        if self.old_state_ is not None and distil:
-            old = torch.tensor(distil, device=logits.device)
+        if self.old_state_ is not None and old is not None:
             (teacher,) = _distill.teacher_logits(learner, self._teacher(learner), batch.x, [(None, distil)])
             target[:, old] = torch.sigmoid(teacher)
         mask = learner.task_mask(batch.t, logits.shape[1])
@@ -87,6 +87,24 @@ class ICaRL(Strategy):
             target = target * mask
         z = logits.clamp(min=-30.0)[:, seen]
         return F.binary_cross_entropy_with_logits(z, target[:, seen], reduction="sum") / len(z)
+
+    def _indices(self, learner: Learner, device: torch.device) -> tuple[Tensor, list[int], Tensor | None]:
+        """Classes seen (a tensor), old classes not in this experience (list, tensor or None).
+
+        Built once per experience (again if partial_fit brings new classes), not every step.
+        """
+        classes = learner.experience.classes if learner.experience is not None else ()
+        key = (learner.classes_seen, classes, tuple(self.old_classes_), device)
+        if self._index is None or key != self._index_key:
+            current = set(classes)
+            distil = [c for c in self.old_classes_ if c not in current]  # old classes not in this experience
+            self._index = (
+                torch.tensor(key[0], dtype=torch.long, device=device),
+                distil,
+                torch.tensor(distil, dtype=torch.long, device=device) if distil else None,
+            )
+            self._index_key = key
+        return self._index
 
     def penalty(self, learner: Learner, batch: Batch, logits: Tensor) -> Tensor | None:
         if self.distillation != "kd" or self.old_state_ is None or not self.old_classes_:
