@@ -248,10 +248,14 @@ def summarize(runs: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def ordering(means: dict[str, float | None]) -> str:
-    """Methods best first, e.g. ``DER++ > ER > SGD``; methods without a number are left out."""
+def ordering(means: dict[str, float | None], tie: float = 1.0) -> str:
+    """Methods best first, e.g. ``DER++ > ER > A-GEM ~ SGD``: ``~`` where neighbours are within ``tie``
+    points (one seed cannot separate them); methods without a number are left out."""
     ranked = sorted(((m, v) for m, v in means.items() if v is not None), key=lambda kv: -kv[1])
-    return " > ".join(m for m, _ in ranked)
+    out = ranked[0][0] if ranked else ""
+    for (_, prev), (m, v) in zip(ranked, ranked[1:]):
+        out += f" {'~' if prev - v < tie else '>'} {m}"
+    return out
 
 
 def markdown(p: Protocol, summary: dict[str, dict[str, Any]]) -> str:
@@ -272,6 +276,22 @@ def markdown(p: Protocol, summary: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def combined_table(paths: Sequence[str]) -> str:
+    """One table per protocol from several result files (e.g. a method re-run alone); a later file's run of
+    the same method and seed replaces an earlier one."""
+    by_protocol: dict[str, dict[tuple[str, int], dict[str, Any]]] = {}
+    for path in paths:
+        doc = json.loads(Path(path).read_text())
+        for r in doc["runs"]:
+            by_protocol.setdefault(doc["protocol"], {})[(r["method"], r["seed"])] = r
+    parts = []
+    for pname, runs in by_protocol.items():
+        parts.append(
+            f"### {PROTOCOLS[pname].source}\n\n{markdown(PROTOCOLS[pname], summarize(list(runs.values())))}"
+        )
+    return "\n\n".join(parts)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--protocol", default="all", choices=[*PROTOCOLS, "all"])
@@ -288,7 +308,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument(
         "--out", default="", help="JSON file (default benchmarks/results/reproduce-<protocol>.json)"
     )
+    ap.add_argument(
+        "--tables", nargs="+", metavar="JSON", help="print the combined tables of result files; run nothing"
+    )
     args = ap.parse_args(argv)
+    if args.tables:
+        print(combined_table(args.tables))
+        return
     torch.set_num_threads(args.threads)
     names = list(PROTOCOLS) if args.protocol == "all" else [args.protocol]
     seeds = [int(s) for s in args.seeds.split(",")]

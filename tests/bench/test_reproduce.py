@@ -39,6 +39,8 @@ def test_skipped_runs_are_not_counted(rep) -> None:
 
 def test_ordering_is_best_first_and_leaves_out_methods_without_a_number(rep) -> None:
     assert rep.ordering({"SGD": 19.0, "ER": 80.0, "X": None, "A-GEM": 40.0}) == "ER > A-GEM > SGD"
+    assert rep.ordering({"SGD": 20.0, "oEWC": 19.6, "ER": 80.0}) == "ER > SGD ~ oEWC"
+    assert rep.ordering({}) == ""
 
 
 def test_markdown_puts_published_beside_ours_and_says_diverged(rep) -> None:
@@ -56,3 +58,16 @@ def test_stop_after_caps_the_optimiser_steps_of_every_experience(rep) -> None:
     learner = Learner(toy_model(), batch_size=4, epochs=3, callbacks=[rep._as_callback(rep.StopAfter(3))])
     learner.fit(scenario)
     assert learner.step == 3 * len(scenario)
+
+
+def test_combined_table_joins_files_and_a_later_run_replaces_an_earlier_one(rep, tmp_path) -> None:
+    import json
+
+    first = {"protocol": "gpm", "runs": [_run("Finetune", 0, 0.5), _run("EWC", 0, 0.4)]}
+    second = {"protocol": "gpm", "runs": [_run("EWC", 0, 0.6), _run("GPM", 0, 0.7)]}
+    paths = [tmp_path / "a.json", tmp_path / "b.json"]
+    for path, doc in zip(paths, (first, second)):
+        path.write_text(json.dumps(doc))
+    table = rep.combined_table([str(p) for p in paths])
+    assert "| Finetune | 50.0 | 78.2 |" in table and "| EWC | 60.0 | 92.0 |" in table
+    assert "Ordering, ours: GPM > EWC > Finetune" in table
