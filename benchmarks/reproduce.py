@@ -179,7 +179,9 @@ def run_method(p: Protocol, label: str, seed: int, args: argparse.Namespace) -> 
     from lifelong.errors import StrategyMismatchError
     from lifelong.learn.learner import Learner
 
-    name, overrides = p.methods[label]
+    base, _, variant = label.partition(" [")
+    name, overrides = p.methods[base]
+    overrides = {**overrides, **_parse_set(variant.rstrip("]"))}
     benchmark = "split-fmnist" if p.scenario == "split" else "permuted-fmnist"  # whose tuned values apply
     scenario = build_scenario(p, seed, args.max_train)
     if p.scenario == "permuted" and name != "packnet":  # domain-incremental for every other method
@@ -228,6 +230,18 @@ def run_method(p: Protocol, label: str, seed: int, args: argparse.Namespace) -> 
     return entry
 
 
+def _parse_set(text: str) -> dict[str, Any]:
+    """``"prune=0.8,finetune_epochs=2"`` -> ``{"prune": 0.8, "finetune_epochs": 2}`` (JSON values, else strings)."""
+    out: dict[str, Any] = {}
+    for item in filter(None, text.split(",")):
+        key, _, value = item.partition("=")
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value.strip()
+    return out
+
+
 # -- tables -----------------------------------------------------------------------------------
 def summarize(runs: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Per method: mean and std of ACC over seeds (in %), or ``diverged`` if any seed diverged."""
@@ -261,7 +275,7 @@ def ordering(means: dict[str, float | None], tie: float = 1.0) -> str:
 def markdown(p: Protocol, summary: dict[str, dict[str, Any]]) -> str:
     """A README table: method, ours (Fashion-MNIST), published (MNIST), and both orderings."""
     lines = ["| method | ours, Fashion-MNIST (ACC %) | published, MNIST (ACC %) |", "|---|---|---|"]
-    for label in p.methods:
+    for label in [*p.methods, *(m for m in summary if m not in p.methods)]:  # variants after the paper's
         s = summary.get(label)
         if s is None:
             ours = "not run"
@@ -269,7 +283,7 @@ def markdown(p: Protocol, summary: dict[str, dict[str, Any]]) -> str:
             ours = f"diverged ({s['diverged']} of {s['seeds']} seeds)"
         else:
             ours = f"{s['mean']:.1f}" + (f" ± {s['std']:.1f}" if s["seeds"] > 1 else "")
-        pub = p.published.get(label)
+        pub = p.published.get(label.split(" [")[0])
         lines.append(f"| {label} | {ours} | {'—' if pub is None else f'{pub:.1f}'} |")
     ours_order = ordering({m: s["mean"] for m, s in summary.items()})
     lines += ["", f"Ordering, ours: {ours_order}  ", f"Ordering, published: {p.ordering}"]
@@ -320,7 +334,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     for pname in names:
         p = PROTOCOLS[pname]
-        labels = [m for m in args.methods.split(",") if m] or list(p.methods)
+        labels = [m.strip() for m in args.methods.split(";") if m.strip()] or list(p.methods)
         out = Path(args.out or f"benchmarks/results/reproduce-{pname}.json")
         runs = []
         for seed in seeds:

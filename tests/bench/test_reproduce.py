@@ -71,3 +71,9 @@ def test_combined_table_joins_files_and_a_later_run_replaces_an_earlier_one(rep,
     table = rep.combined_table([str(p) for p in paths])
     assert "| Finetune | 50.0 | 78.2 |" in table and "| EWC | 60.0 | 92.0 |" in table
     assert "Ordering, ours: GPM > EWC > Finetune" in table
+
+
+def test_a_variant_gets_its_own_row_beside_the_published_figure(rep) -> None:
+    assert rep._parse_set("prune=0.8,mode=x") == {"prune": 0.8, "mode": "x"}
+    table = rep.markdown(rep.PROTOCOLS["gpm"], rep.summarize([_run("PackNet [prune=0.8]", 0, 0.8)]))
+    assert "| PackNet [prune=0.8] | 80.0 | 96.4 |" in table and "| PackNet | not run | 96.4 |" in table
