@@ -7,8 +7,8 @@ is the ORDERING of the methods and the gaps between them.
 - ``der``: Buzzega et al. (2020), Split MNIST, class-incremental, 5 x 2 classes, MLP 100-100,
   SGD lr 0.03, batch 10, 1 epoch, buffer 500 (the project's default protocol, ``split-fmnist``).
   Published ordering: DER++ > ER > A-GEM > oEWC ~ SGD.
-- ``vandeven``: van de Ven, Tuytelaars & Tolias (2022, "Three types of incremental learning";
-  the 2021 preprint), class-incremental Split MNIST with GMvandeVen/continual-learning's defaults
+- ``vandeven``: van de Ven, Li & Tolias (2021, "Class-incremental learning with generative
+  classifiers"), class-incremental Split MNIST with GMvandeVen/continual-learning's defaults
   (``params/param_values.py``): 2000 iterations per task, batch 128, MLP 400-400, Adam lr 0.001
   (the code's splitMNIST default, not 1e-4), EWC lambda 1e9, SI c 5000 (the class-scenario values).
 - ``gpm``: Saha et al. (2021) permuted MNIST as in GPM's code: 10 permutations, MLP 100-100
@@ -77,7 +77,7 @@ PROTOCOLS: dict[str, Protocol] = {
     ),
     "vandeven": Protocol(
         name="vandeven",
-        source="van de Ven, Tuytelaars & Tolias (2022), class-incremental Split MNIST",
+        source="van de Ven, Li & Tolias (2021), class-incremental Split MNIST",
         scenario="split", hidden=(400, 400), bias=True, optimizer="adam", lr=0.001, batch_size=128, epochs=1,
         iters=2000, buffer=None,
         methods={"None": ("naive", {}), "EWC": ("ewc", {"lam": 1e9, "fisher": "true"}), "SI": ("si", {"c": 5000.0, "xi": 0.1}),
