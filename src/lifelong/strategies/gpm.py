@@ -57,16 +57,17 @@ class GPM(Strategy):
             w = module.weight
             if m is None or w.grad is None:
                 continue
-            has_bias = module.bias is not None
+            bias = module.bias
+            has_bias = bias is not None
             g = w.grad.reshape(len(w), -1)  # [out, d(-1)]
-            if has_bias:
-                b = module.bias.grad if module.bias.grad is not None else w.new_zeros(len(w))
+            if bias is not None:
+                b = bias.grad if bias.grad is not None else w.new_zeros(len(w))
                 g = torch.cat([g, b[:, None]], 1)
             rows = [c for c in self.old_classes_ if c < len(w)] if name == head else slice(None)
             g[rows] -= (g[rows] @ m) @ m.T
             w.grad.copy_(g[:, : g.shape[1] - has_bias].reshape(w.shape))
-            if has_bias and module.bias.grad is not None:
-                module.bias.grad.copy_(g[:, -1])
+            if bias is not None and bias.grad is not None:
+                bias.grad.copy_(g[:, -1])
 
     def after_experience(self, learner: Learner, experience: Experience) -> None:
         data = experience.train
