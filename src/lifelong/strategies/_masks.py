@@ -42,8 +42,9 @@ class FrozenEntries:
         if self._snapshot is None:  # taken before the first step after ``set``: values still exact
             self._snapshot = {n: params[n].detach().clone() for n in self.masks}
         for n, m in self.masks.items():
-            if params[n].grad is not None:
-                params[n].grad.masked_fill_(m.to(params[n].device), 0.0)
+            grad = params[n].grad
+            if grad is not None:
+                grad.masked_fill_(m.to(grad.device), 0.0)
 
     def after_step(self, learner: Learner) -> None:
         if not self._snapshot:
