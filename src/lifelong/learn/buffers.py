@@ -196,11 +196,11 @@ class HerdingBuffer(Buffer):
     _embed: Callable[[Tensor], Tensor] | None = None
 
     def add(self, x: Tensor, y: Tensor, t: Tensor | None = None, *, generator: torch.Generator,
-            logits: Tensor | None = None, scale: float = 1.0,
+            logits: Tensor | None = None, scale: float = 1.0, dtype: torch.dtype | None = None,
             embed: Callable[[Tensor], Tensor] | None = None) -> None:  # fmt: skip
         self._embed = embed
         try:
-            super().add(x, y, t, generator=generator, logits=logits, scale=scale)
+            super().add(x, y, t, generator=generator, logits=logits, scale=scale, dtype=dtype)
         finally:
             self._embed = None
 
@@ -236,7 +236,7 @@ class HerdingBuffer(Buffer):
         self.x[: self.size] = all_x[keep_idx]
         self.y[: self.size] = all_y[keep_idx]
         self.t[: self.size] = all_t[keep_idx]
-        if all_logits is not None:
+        if all_logits is not None and self.logits is not None:
             self.logits[: self.size] = all_logits[keep_idx]
         self.seen += n
 
