@@ -43,6 +43,7 @@ class DER(Strategy):
 
     def penalty(self, learner: Learner, batch: Batch, logits: Tensor) -> Tensor | None:
         # the paper stores z = h(x) from the training forward, i.e. before the update (its Algorithm 1)
+        assert learner.incoming is not None  # the learner sets it before each step
         self._logits = logits[: len(learner.incoming.y)].detach().cpu()
         if len(self.buffer_) == 0:
             return None
@@ -51,7 +52,8 @@ class DER(Strategy):
     def _replay(self, learner: Learner) -> tuple[Batch, Tensor, Tensor]:
         """A memory batch, its stored logits and the current logits on it (all on the learner's device)."""
         _, old, z = self.buffer_.sample(self.batch_size or learner.batch_size, learner.generator)
-        old = Batch(*(a.to(learner.device) for a in old))
+        d = learner.device
+        old = Batch(old.x.to(d), old.y.to(d), None if old.t is None else old.t.to(d))
         assert z is not None
         return old, z.to(learner.device), learner.forward(old.x, old.t)
 
