@@ -44,7 +44,7 @@ lint: $(VENV)/.deps-all
 typecheck: $(VENV)/.deps-all
 	$(VENV)/bin/mypy
 
-test: $(VENV)/.deps-all system-deps lint
+test: $(VENV)/.deps-all system-deps lint typecheck
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
 
 demo: $(VENV)/.deps-demo

@@ -137,7 +137,7 @@ class ReservoirBuffer(Buffer):
 
     policy = "reservoir"
 
-    def _add(self, x, y, t, logits, g):
+    def _add(self, x: Tensor, y: Tensor, t: Tensor | None, logits: Tensor | None, g: torch.Generator) -> None:
         n = len(y)
         fill = min(self.capacity - self.size, n)
         if fill:
@@ -164,7 +164,7 @@ class ClassBalancedBuffer(Buffer):
 
     policy = "class-balanced"
 
-    def _add(self, x, y, t, logits, g):
+    def _add(self, x: Tensor, y: Tensor, t: Tensor | None, logits: Tensor | None, g: torch.Generator) -> None:
         for i in range(len(y)):
             self.seen += 1
             if self.size < self.capacity:
@@ -209,7 +209,7 @@ class HerdingBuffer(Buffer):
         self.add(data.x, data.y, data.t, generator=learner.generator, logits=logits, scale=data.scale,
                  embed=penultimate(learner))  # fmt: skip
 
-    def _add(self, x, y, t, logits, g):
+    def _add(self, x: Tensor, y: Tensor, t: Tensor | None, logits: Tensor | None, g: torch.Generator) -> None:
         from lifelong.strategies._herding import herding  # lazy: lifelong.strategies imports this module
 
         n, stored = len(y), self.size
