@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?= -n 2
 
-.PHONY: test demo lint bench-overhead bench-serving system-deps clean
+.PHONY: test demo lint typecheck bench-overhead bench-serving system-deps clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -40,7 +40,11 @@ system-deps:
 lint: $(VENV)/.deps-all
 	$(VENV)/bin/ruff check src tests benchmarks
 
-test: $(VENV)/.deps-all system-deps lint
+# mypy reads its settings (files, strictness, stub-less packages) from pyproject.toml
+typecheck: $(VENV)/.deps-all
+	$(VENV)/bin/mypy
+
+test: $(VENV)/.deps-all system-deps lint typecheck
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
 
 demo: $(VENV)/.deps-demo

@@ -6,11 +6,15 @@ process-global fluent API, so two loggers with different URIs in one process do 
 
 Examples
 --------
->>> from lifelong.checks import toy_model, toy_scenario                       # doctest: +SKIP
->>> from lifelong.learn import Learner                                       # doctest: +SKIP
->>> logger = MLflowLogger("sqlite:///mlflow.db", run_name="toy replay")      # doctest: +SKIP
->>> Learner(toy_model(), callbacks=[logger]).fit(toy_scenario())             # doctest: +SKIP
->>> logger.run_id_                                                           # doctest: +SKIP
+>>> import tempfile
+>>> from lifelong.checks import toy_model, toy_scenario
+>>> from lifelong.learn import Learner
+>>> with tempfile.TemporaryDirectory() as tmp:
+...     logger = MLflowLogger(f"sqlite:///{tmp}/mlflow.db", run_name="toy replay")
+...     _ = Learner(toy_model(), callbacks=[logger]).fit(toy_scenario())
+...     run = client(logger.tracking_uri).get_run(logger.run_id_)
+>>> run.info.status, run.data.metrics["acc"] > 0
+('FINISHED', True)
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from lifelong.checks import toy_model
-from lifelong.data.dataset import Dataset
+from lifelong.data.dataset import Batch, Dataset
 from lifelong.learn.buffers import BUFFERS, HerdingBuffer, make_buffer
 from lifelong.learn.learner import Learner
 from lifelong.strategies._herding import herding
@@ -55,6 +55,16 @@ def test_add_experience_herds_on_penultimate_features() -> None:
         members = (data.y == c).nonzero().squeeze(1)
         expected = data.x[members[herding(feats[members], 3)]]
         assert torch.equal(buf.x[: len(buf)][buf.y[: len(buf)] == c], expected)
+
+
+def test_herding_buffer_remembers_a_batch_like_every_buffer() -> None:
+    """``remember`` passes the storage dtype to ``add``; the herding buffer takes it too."""
+    learner = Learner(toy_model(), [], batch_size=8)
+    g = torch.Generator().manual_seed(0)
+    batch = Batch(torch.randn(12, 8, generator=g), torch.arange(3).repeat(4))
+    buf = make_buffer("herding", 6)
+    buf.remember(learner, batch)
+    assert len(buf) == 6 and sorted(buf.y[: len(buf)].tolist()) == [0, 0, 1, 1, 2, 2]
 
 
 @pytest.mark.parametrize("policy", sorted(BUFFERS))

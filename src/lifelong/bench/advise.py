@@ -275,7 +275,7 @@ def compare_on_data(advice: list[Advice], path: str, label_column: str, c: Const
         start = time.perf_counter()
         result = learner.fit(scenario)
         m = result.metrics
-        row = {"method": name, "family": FAMILY.get(name, "other"), "acc": m["acc"], "forgetting": m["forgetting"],
+        row: dict[str, Any] = {"method": name, "family": FAMILY.get(name, "other"), "acc": m["acc"], "forgetting": m["forgetting"],
                "seconds": time.perf_counter() - start, "memory_bytes": m["buffer_bytes"] + 4 * m["extra_parameters"]}  # fmt: skip
         measured.append(row)
         log.emit(

@@ -51,6 +51,7 @@ def plot(runs: Sequence[dict[str, Any]], out: Path) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
+    from matplotlib.ticker import MaxNLocator
 
     out.mkdir(parents=True, exist_ok=True)
     written = []
@@ -87,7 +88,9 @@ def plot(runs: Sequence[dict[str, Any]], out: Path) -> list[Path]:
             ylim=(0, 1),
             title=bench,
         )
-        ax.xaxis.get_major_locator().set_params(integer=True)
+        locator = ax.xaxis.get_major_locator()  # the default AutoLocator is a MaxNLocator
+        if isinstance(locator, MaxNLocator):
+            locator.set_params(integer=True)
         ax.legend(fontsize=7)
         fig.tight_layout()
         path = out / f"acc-{bench}.png"

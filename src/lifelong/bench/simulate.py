@@ -141,7 +141,10 @@ def run_policy(kind: str, cfg: SimConfig, out: Path) -> dict[str, Any]:
 
     with Store(data_dir=data_dir) as store:
         registry = Registry(store)
-        champion = Learner.load(registry.get(registry.alias("champion")).path)
+        version = registry.alias("champion")
+        if version is None:  # bootstrapped above, so only a broken run gets here
+            raise RuntimeError(f"no champion after the simulation; see {data_dir / 'worker.log'}")
+        champion = Learner.load(registry.get(version).path)
         final = []
         for i in range(len(stream.phases)):
             test = stream.test_set(i, size=cfg.test_size)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -89,9 +90,7 @@ class Dataset:
         return Dataset(self.x, self.y, torch.full_like(self.y, task_id), self.scale, self.name)
 
     def replace(self, **changes: Any) -> Dataset:
-        fields = {"x": self.x, "y": self.y, "t": self.t, "scale": self.scale, "name": self.name}
-        fields.update(changes)
-        return Dataset(**fields)
+        return dataclasses.replace(self, **changes)
 
     def nbytes(self) -> int:
         return sum(a.numel() * a.element_size() for a in (self.x, self.y, self.t) if a is not None)
@@ -106,8 +105,8 @@ def concat(datasets: Sequence[Dataset], name: str = "concat") -> Dataset:
     for d in datasets[1:]:
         if d.input_shape != first.input_shape or d.x.dtype != first.x.dtype or d.scale != first.scale:
             raise DataError(f"concat: {d.name} differs from {first.name} in input shape, dtype or scale")
-    ts = [d.t for d in datasets]
-    t = torch.cat(ts) if all(x is not None for x in ts) else None
+    ts = [d.t for d in datasets if d.t is not None]
+    t = torch.cat(ts) if len(ts) == len(datasets) else None
     return Dataset(
         torch.cat([d.x for d in datasets]), torch.cat([d.y for d in datasets]), t, first.scale, name
     )

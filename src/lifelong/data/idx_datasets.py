@@ -164,13 +164,13 @@ def _download(base: str, target: Path, checksums: Mapping[str, str]) -> None:
             temps[target / f"{stem}.gz"] = Path(tmp)
             with os.fdopen(fd, "wb") as out:
                 out.write(raw)
-        for final, tmp in temps.items():
-            os.replace(tmp, final)
+        for final, part in temps.items():
+            os.replace(part, final)
         done = True
     finally:
         if not done:
-            for tmp in temps.values():
-                tmp.unlink(missing_ok=True)
+            for part in temps.values():
+                part.unlink(missing_ok=True)
             if created and target.is_dir() and not any(target.iterdir()):
                 target.rmdir()
 

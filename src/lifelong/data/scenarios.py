@@ -267,7 +267,7 @@ def _own_domains(domains: Sequence[Any], names: Sequence[str] | None = None) -> 
     pairs = list(domains)
     if not pairs:
         raise ScenarioError("domains: give at least one (train, test) pair")
-    experiences = []
+    experiences: list[Experience] = []
     for i, pair in enumerate(pairs):
         if not (isinstance(pair, (tuple, list, Split)) and len(pair) == 2):
             raise ScenarioError(f"domains[{i}]: expected a (train, test) pair, got {type(pair).__name__}")

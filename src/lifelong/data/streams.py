@@ -21,7 +21,7 @@ import logging
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, NamedTuple, Protocol
+from typing import Any, ClassVar, NamedTuple, Protocol
 
 import numpy as np
 import torch
@@ -302,7 +302,10 @@ class RiverSource:
     std: tuple[float, ...] = ()
 
     #: unit weights of the covariate shift: older, better-paid applicants; larger x0, smaller x1 for SEA
-    TILTS = {"agrawal": {"salary": 0.7071, "age": 0.7071}, "sea": {0: 0.7071, 1: -0.7071}}
+    TILTS: ClassVar[dict[str, dict[Any, float]]] = {
+        "agrawal": {"salary": 0.7071, "age": 0.7071},
+        "sea": {0: 0.7071, 1: -0.7071},
+    }
 
     def describe(self) -> dict[str, object]:
         return {"generator": self.generator, "function": self.function, "drift_to": self.drift_to,

@@ -153,7 +153,7 @@ class ReservoirBuffer(Buffer):
 
     policy = "reservoir"
 
-    def _add(self, x, y, t, logits, g):
+    def _add(self, x: Tensor, y: Tensor, t: Tensor | None, logits: Tensor | None, g: torch.Generator) -> None:
         n = len(y)
         fill = min(self.capacity - self.size, n)
         if fill:
@@ -182,7 +182,7 @@ class ClassBalancedBuffer(Buffer):
 
     policy = "class-balanced"
 
-    def _add(self, x, y, t, logits, g):
+    def _add(self, x: Tensor, y: Tensor, t: Tensor | None, logits: Tensor | None, g: torch.Generator) -> None:
         for i in range(len(y)):
             self.seen += 1
             if self.size < self.capacity:
@@ -214,11 +214,11 @@ class HerdingBuffer(Buffer):
     _embed: Callable[[Tensor], Tensor] | None = None
 
     def add(self, x: Tensor, y: Tensor, t: Tensor | None = None, *, generator: torch.Generator,
-            logits: Tensor | None = None, scale: float = 1.0,
+            logits: Tensor | None = None, scale: float = 1.0, dtype: torch.dtype | None = None,
             embed: Callable[[Tensor], Tensor] | None = None) -> None:  # fmt: skip
         self._embed = embed
         try:
-            super().add(x, y, t, generator=generator, logits=logits, scale=scale)
+            super().add(x, y, t, generator=generator, logits=logits, scale=scale, dtype=dtype)
         finally:
             self._embed = None
 
@@ -227,7 +227,7 @@ class HerdingBuffer(Buffer):
         self.add(data.x, data.y, data.t, generator=learner.generator, logits=logits, scale=data.scale,
                  embed=penultimate(learner))  # fmt: skip
 
-    def _add(self, x, y, t, logits, g):
+    def _add(self, x: Tensor, y: Tensor, t: Tensor | None, logits: Tensor | None, g: torch.Generator) -> None:
         from lifelong.strategies._herding import herding  # lazy: lifelong.strategies imports this module
 
         n, stored = len(y), self.size
@@ -254,7 +254,7 @@ class HerdingBuffer(Buffer):
         self.x[: self.size] = all_x[keep_idx]
         self.y[: self.size] = all_y[keep_idx]
         self.t[: self.size] = all_t[keep_idx]
-        if all_logits is not None:
+        if all_logits is not None and self.logits is not None:
             self.logits[: self.size] = all_logits[keep_idx]
             self.finite_logits = bool(torch.isfinite(self.logits[: self.size]).all())
         self.seen += n

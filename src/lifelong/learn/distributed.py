@@ -13,7 +13,7 @@ Without a process group every helper here is the identity, so single-process cod
 from __future__ import annotations
 
 import inspect
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.distributed as dist
@@ -61,7 +61,8 @@ def wrap(model: nn.Module, group: dist.ProcessGroup | None, device: torch.device
         if "forward_sync_buffers" in inspect.signature(ddp).parameters
         else "broadcast_buffers"
     )
-    return ddp(model, device_ids=ids, process_group=group, **{sync: False})
+    no_buffer_sync: dict[str, Any] = {sync: False}
+    return ddp(model, device_ids=ids, process_group=group, **no_buffer_sync)
 
 
 def shard(data: Dataset, group: dist.ProcessGroup | None, seed: int) -> Dataset:

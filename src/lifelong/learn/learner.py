@@ -286,8 +286,11 @@ class Learner:
     def _to_device(self, batch: Batch) -> Batch:
         """Copy ``batch`` to the device without blocking the host: from pinned memory on CUDA."""
         pin = self.device.type == "cuda"  # pinned blocks come from torch's caching host allocator
-        return Batch(*(None if a is None else (a.pin_memory() if pin else a).to(self.device, non_blocking=True)
-                       for a in batch))  # fmt: skip
+
+        def move(a: Tensor) -> Tensor:
+            return (a.pin_memory() if pin else a).to(self.device, non_blocking=True)
+
+        return Batch(move(batch.x), move(batch.y), None if batch.t is None else move(batch.t))
 
     def _after_step(self, loss: Tensor) -> Tensor:
         self._loss_total.add_(loss.detach())  # one in-place add, no host sync: checked at the end
@@ -395,8 +398,8 @@ class Learner:
         data = Dataset(x, y, t, 1.0, "partial_fit")
         if self._experience is None:
             empty = data.subset(torch.arange(0))
-            self._begin(Experience(self._experience_count, tuple(data.classes), int(data.t[0]) if t is not None else 0,
-                                   empty, empty))  # fmt: skip
+            task = int(data.t[0]) if data.t is not None else 0
+            self._begin(Experience(self._experience_count, tuple(data.classes), task, empty, empty))
         else:
             new = set(data.classes) - set(self._experience.classes)
             if new:
@@ -551,7 +554,8 @@ class Learner:
                 if attr.endswith("_") and not attr.startswith("_"):
                     setattr(s, attr, heads.pad_rows(value, shapes))
         if isinstance(spec, dict):
-            self.model.lifelong_spec = {**spec, "kwargs": {**kwargs, "n_classes": n_classes}}
+            # a plain attribute: nn.Module's stub types attributes as Tensor | Module
+            self.model.lifelong_spec = {**spec, "kwargs": {**kwargs, "n_classes": n_classes}}  # type: ignore[assignment]
         self.base_parameters += n_parameters(self.model) - before  # the user's growth, not a method's
         self._task_mask = None
         self.reset_optimizer()

@@ -97,7 +97,8 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
         raise ConfigError(f"model {name!r}: the factory returned {type(model).__name__}, not an nn.Module")
     spec = getattr(model, "lifelong_spec", None)
     if not (isinstance(spec, dict) and spec.get("name") == name):  # built-ins record their defaults too
-        model.lifelong_spec = {"name": name, "kwargs": plain}
+        # a plain attribute: nn.Module's stub types attributes as Tensor | Module
+        model.lifelong_spec = {"name": name, "kwargs": plain}  # type: ignore[assignment]
     return model
 
 
@@ -160,7 +161,9 @@ def for_input(name: str, input_shape: Sequence[int], n_classes: int, /, **kwargs
     built with :func:`create_model` and its own keyword arguments instead.
     """
     if name == "mlp":
-        return create_model("mlp", **{"in_features": math.prod(input_shape), "n_classes": n_classes, **kwargs})
+        return create_model(
+            "mlp", **{"in_features": math.prod(input_shape), "n_classes": n_classes, **kwargs}
+        )
     if name == "cnn":
         if len(input_shape) != 3:
             raise ConfigError(f"model cnn needs image inputs [C, H, W], got {tuple(input_shape)}; use mlp")

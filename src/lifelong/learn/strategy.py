@@ -126,7 +126,7 @@ class Strategy:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for k, v in state.items():
             current = getattr(self, k, None)
-            if hasattr(current, "load_state_dict"):
+            if current is not None and hasattr(current, "load_state_dict"):
                 current.load_state_dict(v)
             else:
                 setattr(self, k, v)

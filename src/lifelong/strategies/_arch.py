@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -20,12 +20,33 @@ from lifelong.errors import StrategyMismatchError
 if TYPE_CHECKING:
     from lifelong.learn.learner import Learner
 
+M = TypeVar("M", bound=nn.Module)
+
+
+def part(model: nn.Module, name: str, kind: type[M]) -> M:
+    """``model.<name>`` checked to be a ``kind``.
+
+    Strategies keep the submodules they add (heads, embeddings, columns) on the user's model, so
+    they move with ``.to()`` and are saved with its ``state_dict``; PyTorch types such attributes
+    as ``Tensor | Module``, and this narrows one to what the strategy put there.
+    """
+    m = getattr(model, name, None)
+    if not isinstance(m, kind):
+        raise StrategyMismatchError(
+            f"model.{name} should be a {kind.__name__}, got {type(m).__name__}; was the model changed "
+            "after the strategy attached?"
+        )
+    return m
+
 
 def mlp_linears(model: nn.Module, who: str) -> list[nn.Linear]:
     """The Linear layers of an MLP in order: hidden layers, then the classifier."""
     feats, clf = getattr(model, "features", None), getattr(model, "classifier", None)
-    ok = isinstance(feats, nn.Sequential) and isinstance(clf, nn.Linear)
-    if not ok or any(not isinstance(m, (nn.Flatten, nn.Linear, nn.ReLU)) for m in feats):
+    if (
+        not isinstance(feats, nn.Sequential)
+        or not isinstance(clf, nn.Linear)
+        or any(not isinstance(m, (nn.Flatten, nn.Linear, nn.ReLU)) for m in feats)
+    ):
         raise StrategyMismatchError(
             f"{who} needs an MLP (features of Flatten/Linear/ReLU and a Linear classifier), got "
             f"{type(model).__name__}; build the model with lifelong.learn.models.MLP"
@@ -35,11 +56,12 @@ def mlp_linears(model: nn.Module, who: str) -> list[nn.Linear]:
 
 def set_linear(model: nn.Module, i: int, layer: nn.Linear) -> None:
     """Replace the ``i``-th Linear of an MLP (the last one is the classifier)."""
-    slots = [k for k, m in enumerate(model.features) if isinstance(m, nn.Linear)]
+    features = part(model, "features", nn.Sequential)
+    slots = [k for k, m in enumerate(features) if isinstance(m, nn.Linear)]
     if i == len(slots):
         model.classifier = layer
     else:
-        model.features[slots[i]] = layer
+        features[slots[i]] = layer
 
 
 def resized(layer: nn.Linear, n_out: int, n_in: int, zero_new_inputs: bool = False) -> nn.Linear:
@@ -74,13 +96,14 @@ def grow_hidden(model: nn.Module, who: str, sizes: Sequence[int], zero_new_input
 def gated_forward(model: nn.Module, x: Tensor, gates: Sequence[Tensor | None]) -> Tensor:
     """MLP forward with hidden layer ``l``'s activations multiplied by ``gates[l]`` ([B, units] or [units])."""
     h, layer = x, 0
-    for m in model.features:
+    for m in part(model, "features", nn.Sequential):
         h = m(h)
         if isinstance(m, nn.ReLU):
-            if gates[layer] is not None:
-                h = h * gates[layer]
+            gate = gates[layer]
+            if gate is not None:
+                h = h * gate
             layer += 1
-    return model.classifier(h)
+    return part(model, "classifier", nn.Linear)(h)
 
 
 def linear_forward(x: Tensor, weights: Sequence[tuple[Tensor, Tensor]]) -> Tensor:
@@ -126,6 +149,7 @@ def fresh_copy(module: nn.Module, drop: Sequence[str] = ()) -> nn.Module:
         module._modules.clear()
         module._modules.update(originals)
     for m in new.modules():
-        if hasattr(m, "reset_parameters"):
-            m.reset_parameters()
+        reset = getattr(m, "reset_parameters", None)
+        if callable(reset):
+            reset()
     return new.requires_grad_(True)

@@ -73,8 +73,10 @@ def group_logits(learner: Learner, x: Tensor, gs: list[Group], logits: Tensor | 
     if not any(overrides(s, "forward") for s in learner.strategies):
         raw = learner.model(x)  # [B, C], no task mask
         return [raw[:, c] for _, c in gs]
-    return [
-        learner.forward(x, torch.full((len(x),), k, dtype=torch.long, device=x.device))[:, c] for k, c in gs
+    return [  # here every group has a task id: groups() gives ids to all groups or to none
+        learner.forward(x, torch.full((len(x),), k, dtype=torch.long, device=x.device))[:, c]
+        for k, c in gs
+        if k is not None
     ]
 
 

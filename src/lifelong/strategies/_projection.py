@@ -32,7 +32,7 @@ def extend_rows(basis: Tensor | None, vectors: Tensor, rtol: float = 1e-5) -> Te
     return torch.cat([basis, vh[s > rtol * scale]])
 
 
-def layers(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
+def layers(model: nn.Module) -> Iterator[tuple[str, nn.Linear | nn.Conv2d]]:
     """The model's Linear and Conv2d layers, in module order."""
     for name, module in model.named_modules():
         if isinstance(module, PROJECTABLE):
@@ -59,6 +59,8 @@ def check_projectable(model: nn.Module, method: str) -> None:
 def layer_inputs(module: nn.Module, x: Tensor) -> Tensor:
     """Rows the layer's weight multiplies: [N, in (+1 for the bias)]; conv inputs become patches."""
     if isinstance(module, nn.Conv2d):
+        if isinstance(module.padding, str):  # "same" / "valid": unfold takes the numbers only
+            raise ConfigError(f"conv layer padding={module.padding!r}: give the padding as numbers")
         # [B, C*k*k, L]: channel-major like weight.reshape(out, -1)
         patches = F.unfold(x, module.kernel_size, module.dilation, module.padding, module.stride)
         rows = patches.transpose(1, 2).reshape(-1, patches.shape[1])

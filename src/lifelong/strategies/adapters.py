@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from lifelong.learn.strategy import Strategy
-from lifelong.strategies._arch import route, task_masked
+from lifelong.strategies._arch import part, route, task_masked
 from lifelong.strategies._masks import FrozenEntries
 
 if TYPE_CHECKING:
@@ -63,8 +63,9 @@ class Adapters(Strategy):
 
     def _slots(self, model: nn.Module) -> tuple[list[tuple[int, int]], tuple[int, tuple[int, ...]]]:
         """(features index, width) after each ReLU, and (index, shape) of the prompt."""
-        slots, width, prompt = [], 0, None
-        for i, m in enumerate(model.features):
+        slots: list[tuple[int, int]] = []
+        width, prompt = 0, None
+        for i, m in enumerate(part(model, "features", nn.Sequential)):
             if isinstance(m, (nn.Linear, nn.Conv2d)):
                 if prompt is None:
                     prompt = (i, (m.in_features,) if isinstance(m, nn.Linear) else (m.in_channels, 1, 1))
@@ -81,18 +82,20 @@ class Adapters(Strategy):
         if not hasattr(model, "adapters"):
             model.adapters = nn.ModuleList()
             model.prompts = nn.ParameterList()
+        adapters, prompts = _adapters(model), _prompts(model)
         device = next(model.parameters()).device
-        while len(model.adapters) < len(self.sets_):
-            model.adapters.append(nn.ModuleList(Bottleneck(w, self.bottleneck) for _, w in slots).to(device))
+        while len(adapters) < len(self.sets_):
+            adapters.append(nn.ModuleList(Bottleneck(w, self.bottleneck) for _, w in slots).to(device))
             if self.prompt:
-                model.prompts.append(torch.zeros(shape, device=device))
+                prompts.append(torch.zeros(shape, device=device))
         tune = self.tune_first and learner.experience_index <= 0
-        model.features.requires_grad_(tune)
-        model.classifier.requires_grad_(not self.freeze_classifier)
-        for i, (a, p) in enumerate(zip(model.adapters, [*model.prompts] or [None] * len(model.adapters))):
-            a.requires_grad_(i == len(model.adapters) - 1)
+        part(model, "features", nn.Sequential).requires_grad_(tune)
+        part(model, "classifier", nn.Linear).requires_grad_(not self.freeze_classifier)
+        per_set: list[Tensor | None] = [*prompts] or [None] * len(adapters)
+        for i, (a, p) in enumerate(zip(adapters, per_set)):
+            a.requires_grad_(i == len(adapters) - 1)
             if p is not None:
-                p.requires_grad_(i == len(model.adapters) - 1)
+                p.requires_grad_(i == len(adapters) - 1)
         learner.reset_optimizer()
 
     def before_experience(self, learner: Learner, experience: Experience) -> None:
@@ -101,11 +104,12 @@ class Adapters(Strategy):
         ):
             self.sets_.append(experience.task_id)
         self.attach(learner)
-        old = torch.zeros(learner.model.classifier.out_features, dtype=torch.bool)
+        classifier = part(learner.model, "classifier", nn.Linear)
+        old = torch.zeros(classifier.out_features, dtype=torch.bool)
         for task, cls in learner.task_classes.items():
             if task != experience.task_id and self.per_experience:
                 old[list(cls)] = True  # rows only earlier tasks use: their outputs must not move
-        w, b = learner.model.classifier.weight, learner.model.classifier.bias
+        w, b = classifier.weight, classifier.bias
         names = {id(p): n for n, p in learner.model.named_parameters()}
         self._frozen.set({names[id(w)]: old[:, None].expand_as(w).clone(), names[id(b)]: old})
 
@@ -121,6 +125,8 @@ class Adapters(Strategy):
         model = learner.model
         slots, (prompt_at, _) = self._slots(model)
         after = {i: k for k, (i, _) in enumerate(slots)}
+        features, classifier = part(model, "features", nn.Sequential), part(model, "classifier", nn.Linear)
+        adapters, prompts = _adapters(model), _prompts(model)
 
         def adapted(xs: Tensor, task: int | None) -> Tensor:
             s = (
@@ -129,13 +135,13 @@ class Adapters(Strategy):
                 else len(self.sets_) - 1
             )
             h = xs
-            for i, m in enumerate(model.features):
+            for i, m in enumerate(features):
                 if i == prompt_at and self.prompt:
-                    h = h + model.prompts[s]
+                    h = h + prompts[s]
                 h = m(h)
                 if i in after:
-                    h = model.adapters[s][after[i]](h)
-            return model.classifier(h)
+                    h = part(adapters[s], str(after[i]), Bottleneck)(h)
+            return classifier(h)
 
         return task_masked(learner, route(x, t, adapted), t)
 
@@ -148,3 +154,13 @@ class Adapters(Strategy):
         self._frozen.set({})
         learner.model.requires_grad_(True)
         learner.reset_optimizer()
+
+
+def _adapters(model: nn.Module) -> nn.ModuleList:
+    """The adapter sets ``Adapters.attach`` put on the model: per set, a ``ModuleList`` of Bottlenecks."""
+    return part(model, "adapters", nn.ModuleList)
+
+
+def _prompts(model: nn.Module) -> nn.ParameterList:
+    """The input prompts ``Adapters.attach`` put on the model, one per adapter set (when ``prompt``)."""
+    return part(model, "prompts", nn.ParameterList)

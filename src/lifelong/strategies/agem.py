@@ -51,7 +51,8 @@ class AGEM(Strategy):
         _, ref, _ = self.buffer_.sample(self.batch_size or learner.batch_size, learner.generator)
         params = trainable(learner.model)
         d = learner.device
-        g_ref = loss_grad(learner, params, ref.x.to(d), ref.y.to(d), ref.t.to(d))  # [P], .grad untouched
+        t = None if ref.t is None else ref.t.to(d)  # memories always hold task ids
+        g_ref = loss_grad(learner, params, ref.x.to(d), ref.y.to(d), t)  # [P], .grad untouched
         g = flat_grad(params)  # [P]
         dot = g @ g_ref
         if dot < 0:

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from lifelong.data.dataset import Dataset
 from lifelong.learn.strategy import Strategy
-from lifelong.strategies._arch import grow_hidden, linear_forward, mlp_linears, route, task_masked
+from lifelong.strategies._arch import grow_hidden, linear_forward, mlp_linears, part, route, task_masked
 from lifelong.strategies._masks import FrozenEntries, accuracy, padded, prune_free, retrain
 
 if TYPE_CHECKING:
@@ -99,7 +99,7 @@ class CPG(Strategy):
             learner.reset_optimizer()
             retrain(learner, data, max(self.finetune_epochs, 1))
         picks = {
-            f"{n}.weight": learner.model.cpg_picks[_key(n)].detach().cpu() > self.threshold
+            f"{n}.weight": _picks(learner.model)[_key(n)].detach().cpu() > self.threshold
             for n, _ in self._layers(learner)
         }
         self.picks_.append({n: m & (self.owner_[n] > 0) & (self.owner_[n] < k) for n, m in picks.items()})
@@ -122,8 +122,9 @@ class CPG(Strategy):
     def forward(self, learner: Learner, x: Tensor, t: Tensor | None) -> Tensor | None:
         if learner.experience is None and not self.tasks_:
             return None
-        training = learner.experience is not None and learner.model.training
-        current = learner.experience.task_id if training else None
+        experience = learner.experience
+        training = experience is not None and learner.model.training
+        current = experience.task_id if experience is not None and training else None
 
         def run(xs: Tensor, task: int | None) -> Tensor:
             if training and task == current:
@@ -138,9 +139,10 @@ class CPG(Strategy):
 
     def _training_weights(self, learner: Learner) -> list[tuple[Tensor, Tensor]]:
         """Free weights and the task's own as they are; older ones times the picked binary mask."""
-        k, out = len(self.tasks_) + 1, []
+        k = len(self.tasks_) + 1
+        out: list[tuple[Tensor, Tensor]] = []
         for name, lin in self._layers(learner):
-            m = learner.model.cpg_picks[_key(name)]
+            m = _picks(learner.model)[_key(name)]
             pick = (m > self.threshold).to(m.dtype) + (m - m.detach())  # binary forward, identity gradient
             o = self.owner_[f"{name}.weight"].to(m.device)
             out.append((lin.weight * torch.where((o == 0) | (o == k), torch.ones_like(m), pick), lin.bias))
@@ -167,3 +169,8 @@ class CPG(Strategy):
 def _key(name: str) -> str:
     """A module path as a ParameterDict key (no dots)."""
     return name.replace(".", "_")
+
+
+def _picks(model: nn.Module) -> nn.ParameterDict:
+    """The current task's picking masks that ``CPG`` put on the model, one per layer's weight."""
+    return part(model, "cpg_picks", nn.ParameterDict)

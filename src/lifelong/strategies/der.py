@@ -43,6 +43,7 @@ class DER(Strategy):
 
     def penalty(self, learner: Learner, batch: Batch, logits: Tensor) -> Tensor | None:
         # the paper stores z = h(x) from the training forward, i.e. before the update (its Algorithm 1)
+        assert learner.incoming is not None  # the learner sets it before each step
         self._logits = logits[: len(learner.incoming.y)].detach().cpu()
         if len(self.buffer_) == 0:
             return None
@@ -53,7 +54,10 @@ class DER(Strategy):
         _, old, z = self.buffer_.sample(self.batch_size or learner.batch_size, learner.generator)
         assert z is not None
         if learner.device.type != "cpu":  # on CPU every ``.to`` would be a no-op call per tensor
-            old, z = Batch(*(a.to(learner.device, non_blocking=True) for a in old)), z.to(learner.device)
+            d = learner.device
+            old = Batch(old.x.to(d, non_blocking=True), old.y.to(d, non_blocking=True),
+                        None if old.t is None else old.t.to(d, non_blocking=True))  # fmt: skip
+            z = z.to(d)
         return old, z, learner.forward(old.x, old.t)
 
     def _distil(self, learner: Learner) -> Tensor:

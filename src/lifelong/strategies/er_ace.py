@@ -37,6 +37,7 @@ class ERACE(Replay):
         super().__init__(buffer_size, batch_size, "reservoir")
 
     def loss(self, learner: Learner, batch: Batch, logits: Tensor) -> Tensor:
+        assert learner.incoming is not None  # the learner sets it before each step
         n = len(learner.incoming.y)  # the incoming samples come first in the batch
         new, old = logits[:n], logits[n:]  # [n, C], [m, C]
         present = torch.zeros(logits.shape[1], dtype=torch.bool, device=logits.device)

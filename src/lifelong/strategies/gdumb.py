@@ -80,6 +80,7 @@ class GDumb(Strategy):
         if len(self.buffer_) == 0:
             return
         buf, model = self.buffer_, learner.model
+        assert buf.x is not None  # allocated by the first sample it kept
         params = [p for p in model.parameters() if p.requires_grad]
         opt = torch.optim.SGD(params, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
         sched = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
@@ -111,8 +112,9 @@ class GDumb(Strategy):
         with torch.random.fork_rng(devices=cuda):  # reset_parameters draws from the global RNG
             torch.manual_seed(seed)
             for module in learner.model.modules():
-                if hasattr(module, "reset_parameters"):
-                    module.reset_parameters()
+                reset = getattr(module, "reset_parameters", None)
+                if callable(reset):
+                    reset()
         learner.reset_optimizer()
 
     def memory_bytes(self) -> int:

@@ -76,7 +76,8 @@ class GenerativeReplay(Strategy):
         return self._vae
 
     def _frozen(self, learner: Learner) -> tuple[VAE, nn.Module]:
-        if self._old_vae is None:
+        assert self.old_vae_ is not None and self.old_solver_ is not None  # kept after an experience
+        if self._old_vae is None or self._old_solver is None:
             self._old_vae = VAE(self.input_shape_, self.latent_dim, self.hidden).to(learner.device)
             self._old_vae.load_state_dict(self.old_vae_)
             self._old_solver = copy.deepcopy(learner.model).eval().requires_grad_(False)
@@ -107,14 +108,17 @@ class GenerativeReplay(Strategy):
         return batch if len(parts) == 1 else Batch(self._train_x, torch.cat([p.y for p in parts]), batch.t)
 
     def after_step(self, learner: Learner) -> None:
+        assert learner.incoming is not None  # the learner sets it before each step
         x = self._train_x if self._train_x is not None else learner.incoming.x
         vae = self.generator(learner)
+        opt = self._opt
+        assert opt is not None  # built with the generator
         vae.train()
         for _ in range(self.gen_steps):
             loss = vae.loss(x.to(learner.device), learner.generator)
-            self._opt.zero_grad(set_to_none=True)
+            opt.zero_grad(set_to_none=True)
             loss.backward()
-            self._opt.step()
+            opt.step()
         self._train_x = None
 
     def after_experience(self, learner: Learner, experience: Experience) -> None:
@@ -129,7 +133,7 @@ class GenerativeReplay(Strategy):
             self.memory_.add(new.x, new.y, generator=learner.generator)
 
     def state_dict(self) -> dict[str, Any]:
-        if self._vae is not None:
+        if self._vae is not None and self._opt is not None:  # both built by generator()
             self.vae_ = {k: v.detach().clone() for k, v in self._vae.state_dict().items()}
             self.vae_optimizer_ = copy.deepcopy(self._opt.state_dict())
         return super().state_dict()

@@ -46,7 +46,7 @@ class GPM(Strategy):
         self.old_classes_: list[int] = []
         # (optimizer it was built for, [(layer, basis, rows to project)]): rebuilt after a boundary
         # or when the optimizer is (the head grew), not walked through named_modules every step
-        self._plan: tuple[object, list[tuple[nn.Module, Tensor, Tensor | slice]]] | None = None
+        self._plan: tuple[object, list[tuple[nn.Linear | nn.Conv2d, Tensor, Tensor | slice]]] | None = None
 
     def attach(self, learner: Learner) -> None:
         check_projectable(learner.model, "GPM")
@@ -58,15 +58,16 @@ class GPM(Strategy):
             w = module.weight
             if w.grad is None:
                 continue
-            has_bias = module.bias is not None
+            bias = module.bias
+            has_bias = bias is not None
             g = w.grad.reshape(len(w), -1)  # [out, d(-1)]
-            if has_bias:
-                b = module.bias.grad if module.bias.grad is not None else w.new_zeros(len(w))
+            if bias is not None:
+                b = bias.grad if bias.grad is not None else w.new_zeros(len(w))
                 g = torch.cat([g, b[:, None]], 1)
             g[rows] -= (g[rows] @ m) @ m.T
             w.grad.copy_(g[:, : g.shape[1] - has_bias].reshape(w.shape))
-            if has_bias and module.bias.grad is not None:
-                module.bias.grad.copy_(g[:, -1])
+            if bias is not None and bias.grad is not None:
+                bias.grad.copy_(g[:, -1])
 
     def after_experience(self, learner: Learner, experience: Experience) -> None:
         data = experience.train
@@ -80,12 +81,12 @@ class GPM(Strategy):
         self.old_classes_ = list(learner.classes_seen)
         self._plan = None
 
-    def _layers(self, learner: Learner) -> list[tuple[nn.Module, Tensor, Tensor | slice]]:
+    def _layers(self, learner: Learner) -> list[tuple[nn.Linear | nn.Conv2d, Tensor, Tensor | slice]]:
         """Projected layers with their basis; the output layer only on the rows of old classes."""
         if self._plan is None or self._plan[0] is not learner.optimizer:
             named = list(layers(learner.model))
             head = named[-1][0] if named else None
-            plan = []
+            plan: list[tuple[nn.Linear | nn.Conv2d, Tensor, Tensor | slice]] = []
             for name, module in named:
                 m = self.bases_.get(name)
                 if m is None:

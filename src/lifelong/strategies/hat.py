@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from lifelong.data.dataset import Batch
 from lifelong.learn.strategy import Strategy
-from lifelong.strategies._arch import gated_forward, mlp_linears, route, task_masked
+from lifelong.strategies._arch import gated_forward, mlp_linears, part, route, task_masked
 from lifelong.strategies._masks import FrozenEntries
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ class HAT(Strategy):
         lins = mlp_linears(learner.model, "HAT")
         if not hasattr(learner.model, "hat_embeddings"):
             learner.model.hat_embeddings = nn.ModuleList()
-        embeddings = learner.model.hat_embeddings
+        embeddings = part(learner.model, "hat_embeddings", nn.ModuleList)
         grew = len(embeddings) < len(self.tasks_)
         while len(embeddings) < len(self.tasks_):
             embeddings.append(nn.ParameterList(torch.randn(m.out_features) for m in lins[:-1]))
@@ -103,13 +103,13 @@ class HAT(Strategy):
     def forward(self, learner: Learner, x: Tensor, t: Tensor | None) -> Tensor | None:
         if not self.tasks_:
             return None
-        model, training = learner.model, learner.model.training
+        model, training, embeddings = learner.model, learner.model.training, _embeddings(learner.model)
         current = self.tasks_[-1] if learner.experience is not None else None
 
         def gated(xs: Tensor, task: int | None) -> Tensor:
             if task not in self.tasks_:
-                return gated_forward(model, xs, [None] * len(model.hat_embeddings[0]))
-            e = model.hat_embeddings[len(self.tasks_) - 1 - self.tasks_[::-1].index(task)]
+                return gated_forward(model, xs, [None] * len(embeddings[0]))
+            e = embeddings[len(self.tasks_) - 1 - self.tasks_[::-1].index(task)]
             if training and task == current:
                 s = self._slope(learner)
                 self._gates = [torch.sigmoid(s * v) for v in e]  # [units] per layer
@@ -121,15 +121,17 @@ class HAT(Strategy):
     def penalty(self, learner: Learner, batch: Batch, logits: Tensor) -> Tensor | None:
         if not self._gates or self.c == 0:
             return None
-        free = [~u.to(g.device) for u, g in zip(self.used_, self._gates)] or [None] * len(self._gates)
-        num = sum((g if f is None else g * f).sum() for g, f in zip(self._gates, free))
+        free: list[Tensor | None] = [~u.to(g.device) for u, g in zip(self.used_, self._gates)]
+        free = free or [None] * len(self._gates)
+        zero = self._gates[0].new_zeros(())
+        num = sum(((g if f is None else g * f).sum() for g, f in zip(self._gates, free)), zero)
         den = sum(len(g) if f is None else int(f.sum()) for g, f in zip(self._gates, free))
         return self.c * num / max(den, 1)
 
     def after_backward(self, learner: Learner) -> None:
         self._frozen.after_backward(learner)
         s = self._slope(learner)
-        for e in learner.model.hat_embeddings[-1]:  # compensate the annealed slope (paper's code)
+        for e in _embeddings(learner.model)[-1]:  # compensate the annealed slope (paper's code)
             if e.grad is not None:
                 with torch.no_grad():
                     num = torch.cosh(torch.clamp(s * e, -50, 50)) + 1
@@ -138,10 +140,15 @@ class HAT(Strategy):
     def after_step(self, learner: Learner) -> None:
         self._frozen.after_step(learner)
         with torch.no_grad():
-            for e in learner.model.hat_embeddings[-1]:
+            for e in _embeddings(learner.model)[-1]:
                 e.clamp_(-self.clamp, self.clamp)
         self._gates = []
 
     def after_experience(self, learner: Learner, experience: Experience) -> None:
-        now = [(e.detach() > 0).cpu() for e in learner.model.hat_embeddings[-1]]
+        now = [(e.detach() > 0).cpu() for e in _embeddings(learner.model)[-1]]
         self.used_ = [u | n for u, n in zip(self.used_, now)] if self.used_ else now
+
+
+def _embeddings(model: nn.Module) -> list[nn.ParameterList]:
+    """The task embeddings ``HAT.attach`` put on the model: per task, one ``[units]`` vector per hidden layer."""
+    return [e for e in part(model, "hat_embeddings", nn.ModuleList) if isinstance(e, nn.ParameterList)]

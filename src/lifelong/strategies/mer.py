@@ -56,7 +56,7 @@ class MER(Strategy):
         if len(self.buffer_):
             _, old, _ = self.buffer_.sample(self.replay_size or learner.batch_size, learner.generator)
             x, y = torch.cat([x, old.x]), torch.cat([y, old.y])
-            t = None if t is None else torch.cat([t, old.t])
+            t = None if t is None or old.t is None else torch.cat([t, old.t])
         order = torch.randperm(len(y), generator=learner.generator)
         return Batch(x[order], y[order], None if t is None else t[order])
 
@@ -65,7 +65,9 @@ class MER(Strategy):
         start = [p.detach().clone() for p in params]  # theta_A0, before the incoming batch
         total, count = torch.zeros((), device=learner.device), 0
         for _ in range(self.n_batches):
-            x, y, t = (None if a is None else a.to(learner.device) for a in self._mixed(learner, batch))
+            mixed = self._mixed(learner, batch)
+            x, y = mixed.x.to(learner.device), mixed.y.to(learner.device)
+            t = None if mixed.t is None else mixed.t.to(learner.device)
             before = [p.detach().clone() for p in params]
             for i in range(0, len(y), self.group_size):
                 g = slice(i, i + self.group_size)

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from lifelong.errors import StrategyMismatchError
 from lifelong.learn.strategy import Strategy
-from lifelong.strategies._arch import route, task_masked
+from lifelong.strategies._arch import part, route, task_masked
 
 if TYPE_CHECKING:
     from lifelong.data.scenarios import Experience
@@ -57,7 +57,8 @@ class MultiHead(Strategy):
             learner.reset_optimizer()
 
     def _add_heads(self, learner: Learner, tasks: list[int]) -> bool:
-        clf, heads = learner.model.classifier, learner.model.task_heads
+        clf = part(learner.model, "classifier", nn.Linear)
+        heads = part(learner.model, "task_heads", nn.ModuleDict)
         missing = [t for t in tasks if str(t) not in heads]
         for t in missing:
             heads[str(t)] = nn.Linear(clf.in_features, clf.out_features).to(clf.weight.device)
@@ -71,10 +72,12 @@ class MultiHead(Strategy):
 
     def forward(self, learner: Learner, x: Tensor, t: Tensor | None) -> Tensor | None:
         model = learner.model
+        features, heads = part(model, "features", nn.Module), part(model, "task_heads", nn.ModuleDict)
+        classifier = part(model, "classifier", nn.Linear)
 
         def head(xs: Tensor, task: int | None) -> Tensor:
-            feats = model.features(xs)  # [B, hidden]
+            feats = features(xs)  # [B, hidden]
             key = str(task)
-            return model.task_heads[key](feats) if key in model.task_heads else model.classifier(feats)
+            return heads[key](feats) if key in heads else classifier(feats)
 
         return task_masked(learner, route(x, t, head), t)

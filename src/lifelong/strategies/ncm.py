@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from lifelong.errors import StrategyMismatchError
 from lifelong.learn.strategy import Strategy
+from lifelong.strategies._arch import part
 
 if TYPE_CHECKING:
     from lifelong.learn.learner import Learner
@@ -28,7 +29,7 @@ def embed(model: nn.Module, x: Tensor) -> Tensor:
             f"{type(model).__name__} has no .features module; nearest-mean methods need a model split into "
             "features and classifier (lifelong.learn.models.MLP or CNN)"
         )
-    return F.normalize(model.features(x).flatten(1), dim=1)
+    return F.normalize(part(model, "features", nn.Module)(x).flatten(1), dim=1)
 
 
 def nearest_mean_logits(
@@ -80,6 +81,7 @@ class NCM(Strategy):
 
     @torch.no_grad()
     def after_step(self, learner: Learner) -> None:
+        assert learner.incoming is not None  # the learner sets it before each step
         x, y, _ = learner.incoming
         model = learner.model
         was_training = model.training
@@ -87,7 +89,7 @@ class NCM(Strategy):
         f = embed(model, x.to(learner.device)).cpu()  # [B, D]
         model.train(was_training)
         n = int(y.max()) + 1
-        if self.sums_ is None:
+        if self.sums_ is None or self.counts_ is None:
             self.sums_, self.counts_ = torch.zeros(n, f.shape[1]), torch.zeros(n)
         elif n > len(self.sums_):
             grow = n - len(self.sums_)
@@ -97,10 +99,12 @@ class NCM(Strategy):
         self.counts_.index_add_(0, y, torch.ones(len(y)))
 
     def predict(self, learner: Learner, x: Tensor, t: Tensor | None) -> Tensor | None:
-        if self.sums_ is None:
+        if self.sums_ is None or self.counts_ is None:
             return None
         means = F.normalize(self.sums_ / self.counts_.clamp(min=1).unsqueeze(1), dim=1)
         return nearest_mean_logits(learner, x, t, means, self.counts_ > 0)
 
     def extra_parameters(self) -> int:
-        return 0 if self.sums_ is None else self.sums_.numel() + self.counts_.numel()
+        if self.sums_ is None or self.counts_ is None:
+            return 0
+        return self.sums_.numel() + self.counts_.numel()

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from lifelong.learn.strategy import Strategy
-from lifelong.strategies._arch import fresh_copy, route, task_masked
+from lifelong.strategies._arch import fresh_copy, part, route, task_masked
 
 if TYPE_CHECKING:
     from lifelong.data.scenarios import Experience
@@ -43,7 +43,7 @@ class PerExperienceModels(Strategy):
         model = learner.model
         if not hasattr(model, "experience_models"):
             model.experience_models = nn.ModuleList()
-        copies = model.experience_models
+        copies = part(model, "experience_models", nn.ModuleList)
         grew = len(copies) < n_copies
         while len(copies) < n_copies:
             copies.append(fresh_copy(model, drop=["experience_models"]))
@@ -53,7 +53,7 @@ class PerExperienceModels(Strategy):
         return grew
 
     def _models(self, learner: Learner) -> list[nn.Module]:
-        return [learner.model, *learner.model.experience_models]
+        return [learner.model, *part(learner.model, "experience_models", nn.ModuleList)]
 
     def _run(self, learner: Learner, i: int, x: Tensor) -> Tensor:
         return self._models(learner)[i](x)  # the model's own forward never calls the copies

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from lifelong.learn.strategy import Strategy
-from lifelong.strategies._arch import mlp_linears, route, task_masked
+from lifelong.strategies._arch import mlp_linears, part, route, task_masked
 
 if TYPE_CHECKING:
     from lifelong.data.scenarios import Experience
@@ -40,21 +40,21 @@ class PNN(Strategy):
         mlp_linears(learner.model, "PNN")  # a clear error for other architectures, before training
         if not hasattr(learner.model, "pnn_columns"):
             learner.model.pnn_columns = nn.ModuleList()
-        if len(learner.model.pnn_columns) < len(self.columns_) - 1:
+        if len(_pnn_columns(learner.model)) < len(self.columns_) - 1:
             self._grow(learner)
 
     def _grow(self, learner: Learner) -> None:
         model, base = learner.model, mlp_linears(learner.model, "PNN")
         dims = [base[0].in_features, *(m.out_features for m in base)]
-        device = base[0].weight.device
-        while len(model.pnn_columns) < len(self.columns_) - 1:
-            k = len(model.pnn_columns) + 1
+        device, columns = base[0].weight.device, _pnn_columns(model)
+        while len(columns) < len(self.columns_) - 1:
+            k = len(columns) + 1
             layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
             laterals = nn.ModuleList(
                 nn.ModuleList(nn.Linear(dims[l], dims[l + 1], bias=False) for _ in range(k))
                 for l in range(1, len(base))
             )
-            model.pnn_columns.append(nn.ModuleDict({"layers": layers, "laterals": laterals}).to(device))
+            columns.append(nn.ModuleDict({"layers": layers, "laterals": laterals}).to(device))
         for c, column in enumerate(self._columns(learner)):  # only the newest column trains
             for layer in column:
                 layer.requires_grad_(c == len(self.columns_) - 1)
@@ -63,8 +63,8 @@ class PNN(Strategy):
     def _columns(self, learner: Learner) -> list[list[nn.Module]]:
         """Per column, every module it owns (its layers and laterals)."""
         cols: list[list[nn.Module]] = [list(mlp_linears(learner.model, "PNN"))]
-        for column in learner.model.pnn_columns:
-            cols.append([*column["layers"], *column["laterals"]])
+        for column in _pnn_columns(learner.model):
+            cols.append([*part(column, "layers", nn.ModuleList), *part(column, "laterals", nn.ModuleList)])
         return cols
 
     def before_experience(self, learner: Learner, experience: Experience) -> None:
@@ -76,14 +76,18 @@ class PNN(Strategy):
 
     def _column_forward(self, learner: Learner, x: Tensor, c: int) -> Tensor:
         model = learner.model
-        layers = [mlp_linears(model, "PNN")] + [list(col["layers"]) for col in model.pnn_columns[:c]]
+        columns = _pnn_columns(model)
+        layers = [mlp_linears(model, "PNN")] + [
+            list(part(col, "layers", nn.ModuleList)) for col in columns[:c]
+        ]
         hs = [x.flatten(1)] * (c + 1)  # each column's input to the current layer
         for l in range(len(layers[0])):
             new = []
             for j in range(c + 1):
                 h = layers[j][l](hs[j])
                 if l > 0 and j > 0:  # lateral inputs from earlier columns' previous hidden layer
-                    for i, lateral in enumerate(model.pnn_columns[j - 1]["laterals"][l - 1]):
+                    into_l = part(columns[j - 1], "laterals", nn.ModuleList)[l - 1]
+                    for i, lateral in enumerate(into_l.children()):
                         h = h + lateral(hs[i])
                 new.append(torch.relu(h) if l < len(layers[0]) - 1 else h)
             hs = new
@@ -94,8 +98,13 @@ class PNN(Strategy):
             return None  # a single column is the model itself
 
         def by_task(xs: Tensor, task: int | None) -> Tensor:
-            known = task in self.columns_
-            c = len(self.columns_) - 1 - self.columns_[::-1].index(task) if known else len(self.columns_) - 1
+            last = len(self.columns_) - 1
+            c = last - self.columns_[::-1].index(task) if task in self.columns_ else last
             return self._column_forward(learner, xs, c)
 
         return task_masked(learner, route(x, t, by_task), t)
+
+
+def _pnn_columns(model: nn.Module) -> nn.ModuleList:
+    """The columns ``PNN.attach`` put on the model: one ``ModuleDict(layers=..., laterals=...)`` each."""
+    return part(model, "pnn_columns", nn.ModuleList)

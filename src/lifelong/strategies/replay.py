@@ -41,7 +41,7 @@ class Replay(Strategy):
         if len(self.buffer_) == 0:
             return batch
         _, old, _ = self.buffer_.sample(self.batch_size or learner.batch_size, learner.generator)
-        t = None if batch.t is None else torch.cat([batch.t, old.t])
+        t = None if batch.t is None or old.t is None else torch.cat([batch.t, old.t])
         return Batch(torch.cat([batch.x, old.x]), torch.cat([batch.y, old.y]), t)
 
     def after_step(self, learner: Learner) -> None:

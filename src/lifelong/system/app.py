@@ -82,4 +82,6 @@ def create_app(settings: Settings | None = None, *, system: System | None = None
 
 
 def _route(router: APIRouter, path: str, method: str) -> APIRoute:
-    return next(r for r in router.routes if isinstance(r, APIRoute) and r.path == path and method in r.methods)
+    return next(
+        r for r in router.routes if isinstance(r, APIRoute) and r.path == path and method in (r.methods or ())
+    )

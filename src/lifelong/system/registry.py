@@ -14,10 +14,17 @@ host while another is publishing can make that publish fail, never half-register
 
 Example
 -------
->>> registry = Registry(store, "artifacts")                       # doctest: +SKIP
->>> with registry.publish(strategy="ewc", params={"lam": 100.0}) as draft:  # doctest: +SKIP
-...     learner.save(draft.path)
->>> registry.set_alias("champion", draft.version)                 # doctest: +SKIP
+>>> import tempfile
+>>> from lifelong.checks import toy_model
+>>> from lifelong.learn import Learner
+>>> from lifelong.system.store import Store
+>>> with tempfile.TemporaryDirectory() as tmp, Store(data_dir=tmp) as store:
+...     registry = Registry(store)  # artifacts under <tmp>/artifacts
+...     with registry.publish(strategy="ewc", params={"lam": 100.0}) as draft:
+...         Learner(toy_model()).save(draft.path)
+...     registry.set_alias("champion", draft.version)
+...     registry.alias("champion")
+1
 """
 
 from __future__ import annotations

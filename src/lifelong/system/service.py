@@ -63,9 +63,16 @@ class System:
 
     Examples
     --------
-    >>> system = System(data_dir="/tmp/lifelong-doc")             # doctest: +SKIP
-    >>> system.bootstrap(learner)                                  # doctest: +SKIP
-    >>> system.predict([[0.0] * 8])[0]["label"]                    # doctest: +SKIP
+    >>> import tempfile
+    >>> from lifelong.checks import toy_model, toy_scenario
+    >>> from lifelong.learn import Learner
+    >>> learner = Learner(toy_model())
+    >>> _ = learner.fit(toy_scenario())
+    >>> with tempfile.TemporaryDirectory() as tmp, System(data_dir=tmp) as system:
+    ...     version = system.bootstrap(learner)
+    ...     prediction = system.predict([[0.0] * 8])[0]
+    >>> version, prediction["variant"], prediction["label"] in range(4)
+    (1, 'champion', True)
     """
 
     def __init__(self, settings: Settings | None = None, **overrides: Any) -> None:
