@@ -336,5 +336,9 @@ def test_metrics_carry_the_loop(server: Server) -> None:
         promotions = len(store.events(EventKind.PROMOTION))
         assert int(lines["lifelong_versions_promoted_total"]) == promotions > 0
         assert int(lines["lifelong_predictions_unlogged_total"]) == 0
-        for name in ("lifelong_versions_rolled_back_total", "lifelong_predictions_unlogged_total"):
+        drifts = len(store.events(EventKind.DATA_DRIFT))
+        assert int(lines['lifelong_drift_detections_total{kind="data_drift"}']) == drifts >= 1
+        assert int(lines["lifelong_training_attempts_total"]) == len(store.events(EventKind.GATE))
+        for name in ("lifelong_versions_rolled_back_total", "lifelong_predictions_unlogged_total",
+                     "lifelong_drift_detections_total", "lifelong_training_attempts_total"):  # fmt: skip
             assert f"# TYPE {name} counter" in text

@@ -575,6 +575,9 @@ class System:
             "store_size_bytes": self._quiet(self.store.size_bytes),
             "predictions_unlogged_total": self.write_health.unlogged_predictions,
             "store_write_failing": self.write_health.failed_since is not None,
+            "training_cpu_seconds": _cpu_seconds(self._latest(EventKind.GATE)),
+            "drift_detections_total": {k.value: counts.get(k.value, 0) for k in DRIFT_KINDS},
+            "trainings_total": counts.get(EventKind.GATE.value, 0),
             "promoted_total": counts.get(EventKind.PROMOTION.value, 0),
             "rolled_back_total": counts.get(EventKind.ROLLBACK.value, 0)
             + counts.get(EventKind.CANARY_ROLLBACK.value, 0),
@@ -636,3 +639,9 @@ def _check_id(sample_id: int) -> int:
     ):
         raise DataError(f"a sample id is an integer from 1 to 2**63 - 1, got {sample_id!r}")
     return int(sample_id)
+
+
+def _cpu_seconds(gate: Event | None) -> float | None:
+    """CPU seconds of the latest training attempt, from its gate record."""
+    value = None if gate is None else gate.payload.get("train_cpu_seconds")
+    return float(value) if isinstance(value, int | float) else None

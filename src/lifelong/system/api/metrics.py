@@ -142,6 +142,14 @@ def _loop_metrics(h: dict[str, Any]) -> list[str]:
                   "predictions answered but not recorded because the store could not write")  # fmt: skip
     out += _gauge("lifelong_store_write_failing", "gauge", [("", int(h["store_write_failing"]))],
                   "1 while this replica's store writes fail (e.g. a full disk)")  # fmt: skip
+    if h["training_cpu_seconds"] is not None:
+        out += _gauge("lifelong_training_last_cpu_seconds", "gauge", [("", f"{h['training_cpu_seconds']:.3f}")],
+                      "CPU seconds the latest training attempt took (training, boundary work and gate)")  # fmt: skip
+    out += _gauge("lifelong_training_attempts_total", "counter", [("", h["trainings_total"])],
+                  "training attempts judged by the gate")  # fmt: skip
+    out += _gauge("lifelong_drift_detections_total", "counter",
+                  [(f'{{kind="{k}"}}', v) for k, v in h["drift_detections_total"].items()],
+                  "drift reports by monitor kind (data_drift, performance_drift)")  # fmt: skip
     out += _gauge("lifelong_versions_promoted_total", "counter", [("", h["promoted_total"])],
                   "champion promotions recorded in the event log")  # fmt: skip
     out += _gauge("lifelong_versions_rolled_back_total", "counter", [("", h["rolled_back_total"])],
