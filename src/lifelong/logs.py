@@ -135,6 +135,7 @@ class LineProgress(Callback):
         self._pending = {
             "experience": state.experience,
             "loss": loss,
+            "steps": self._steps,
             "seconds": time.perf_counter() - self._start,
         }
         if not state.fitting:  # nobody evaluates after this experience: report it now
@@ -150,7 +151,9 @@ class LineProgress(Callback):
             "seconds": 0.0,
         }
         self._pending = None
-        text = f"{self.description} exp {p['experience']}: {p['seconds']:.1f} s, loss {p['loss']:.4f}"
+        # joint training, for one, takes no step until the last experience
+        trained = f"loss {p['loss']:.4f}" if p.get("steps", 1) else "no training steps"
+        text = f"{self.description} exp {p['experience']}: {p['seconds']:.1f} s, {trained}"
         fields = {**self.fields, **p}
         if state is not None:
             seen = state.accuracy[: state.evaluation + 1]
