@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,18 +23,13 @@ import pytest
 from lifelong.cli import main
 from lifelong.system.registry import Registry
 from lifelong.system.store import Store
+from tests.system._serve import free_port
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "tabular"
 KWARGS = '{"in_features": 30, "n_classes": 3}'
 #: accuracy on rows 1600-1999 (1200 rows after the drift, streamed once the worker has retrained) must
 #: reach this; the first champion answers about 0.4 on post-drift rows, and about 0.9 before the drift
 FINAL_ACCURACY = 0.75
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _env() -> dict[str, str]:
@@ -115,7 +109,7 @@ def test_tabular_example_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixtur
     env = _env()
     subprocess.run([sys.executable, "make_data.py", "--out", str(tmp_path), "--rows", "1200", "--stream-rows",
                     "2000", "--drift-at", "400"], cwd=EXAMPLE, env=env, check=True, capture_output=True)  # fmt: skip
-    data, port = tmp_path / "lifelong-data", _free_port()
+    data, port = tmp_path / "lifelong-data", free_port()
     log = (tmp_path / "up.log").open("wb")
     script = Path(sys.executable).with_name(
         "lifelong"

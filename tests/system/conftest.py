@@ -13,7 +13,6 @@ import select
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -26,6 +25,7 @@ import sqlalchemy as sa
 
 from lifelong.system.registry import Registry
 from lifelong.system.store import Store
+from tests.system._serve import free_port
 
 
 def _postgres_bindir() -> Path | None:
@@ -34,12 +34,6 @@ def _postgres_bindir() -> Path | None:
         return Path(found[-1]).parent
     initdb = shutil.which("initdb")
     return Path(initdb).parent if initdb else None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -66,7 +60,7 @@ def postgres_url() -> Iterator[str]:
         full = prefix + [shlex.join(args)] if prefix[:1] == ["su"] else prefix + args
         subprocess.run(full, check=True, capture_output=True, timeout=60)
 
-    port, data = _free_port(), root / "data"
+    port, data = free_port(), root / "data"
     try:
         run(bindir / "initdb", "-D", data, "-A", "trust", "-U", "lifelong", "-E", "UTF8", "--no-sync")
         options = f"-h 127.0.0.1 -p {port} -k {root}"
@@ -83,19 +77,23 @@ def postgres_url() -> Iterator[str]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """The database URL of one backend; PostgreSQL is emptied after each test."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'lifelong.db'}"
-        return
-    url = request.getfixturevalue("postgres_url")
-    yield url
-    engine = sa.create_engine(url)
+@pytest.fixture
+def pg_url(postgres_url: str) -> Iterator[str]:
+    """The session's PostgreSQL, emptied after the test."""
+    yield postgres_url
+    engine = sa.create_engine(postgres_url)
     with engine.begin() as conn:
         conn.exec_driver_sql("SET lock_timeout = '10s'")
         conn.exec_driver_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
     engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The database URL of one backend; PostgreSQL is emptied after each test."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'lifelong.db'}"
+    return str(request.getfixturevalue("pg_url"))
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -12,13 +11,13 @@ from pathlib import Path
 import httpx
 import pytest
 import torch
-import uvicorn
 
 from lifelong.system.app import create_app
 from lifelong.system.events import EventKind
 from lifelong.system.service import System
 from lifelong.system.settings import Settings
 from lifelong.system.store import Store
+from tests.system._serve import running
 from tests.system.test_service import DATA, trained
 
 TOKEN = "test-token-0123456789abcdef"
@@ -37,12 +36,6 @@ class Server:
         return httpx.Client(base_url=self.url, headers=AUTH if auth else {}, timeout=10)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     threads = torch.get_num_threads()
@@ -54,20 +47,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         good, other, bad = (setup.bootstrap(trained(0)), setup.bootstrap(trained(1)),
                             setup.bootstrap(trained(1, wrong=True)))  # fmt: skip
         setup.promote(good)
-    port = _free_port()
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    uv = uvicorn.Server(config)
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 30
-    while not uv.started and time.time() < deadline:
-        time.sleep(0.02)
-    assert uv.started, "uvicorn did not start"
     try:
-        yield Server(f"http://127.0.0.1:{port}", good, other, bad, data_dir)
+        with running(create_app(settings)) as url:
+            yield Server(url, good, other, bad, data_dir)
     finally:
-        uv.should_exit = True
-        thread.join(timeout=10)
         torch.set_num_threads(threads)
 
 

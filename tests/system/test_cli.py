@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,12 +13,7 @@ import httpx
 import pytest
 
 from lifelong.cli import build_parser, main
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.system._serve import free_port
 
 
 def test_commands_are_registered_without_heavy_imports() -> None:
@@ -33,7 +27,7 @@ def test_commands_are_registered_without_heavy_imports() -> None:
 
 
 def test_up_serves_a_bootstrapped_champion_on_a_fresh_data_dir(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     cmd = [sys.executable, "-m", "lifelong.cli", "up", "--data-dir", str(tmp_path / "data"), "--port", str(port),
            "--bootstrap", "digits", "--no-auth", "--poll", "0.2"]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ})

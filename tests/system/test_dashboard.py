@@ -13,11 +13,10 @@ import os
 import re
 import select
 import shutil
-import socket
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,12 +24,12 @@ from typing import Any
 import httpx
 import pytest
 import torch
-import uvicorn
 
 from lifelong.system.api.dashboard import summary
 from lifelong.system.app import create_app
 from lifelong.system.service import System
 from lifelong.system.settings import Settings
+from tests.system._serve import running
 from tests.system.test_service import DATA, trained
 
 TOKEN = "dashboard-token-0123456789"
@@ -54,12 +53,6 @@ class Server:
 
     def aliases(self) -> dict[str, Any]:
         return httpx.get(f"{self.url}/v1/deployments").json()["aliases"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _browser() -> str:
@@ -103,27 +96,16 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     data_dir = tmp_path_factory.mktemp("dashboard")
-    settings = Settings(data_dir=data_dir, token=TOKEN, poll_seconds=0.2, canary_auto=False)
+    settings = Settings(data_dir=data_dir, token=TOKEN, poll_seconds=0.2)
     versions = _populate(settings)
-    servers, urls = [], []
-    for public in (True, False):
-        port = _free_port()
-        app = create_app(settings.model_copy(update={"public_reads": public}))
-        uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-        thread = threading.Thread(target=uv.run, daemon=True)
-        thread.start()
-        servers.append((uv, thread))
-        urls.append(f"http://127.0.0.1:{port}")
-    deadline = time.time() + 30
-    while not all(uv.started for uv, _ in servers) and time.time() < deadline:
-        time.sleep(0.02)
-    assert all(uv.started for uv, _ in servers), "uvicorn did not start"
     try:
-        yield Server(urls[0], urls[1], versions, data_dir)
+        with ExitStack() as stack:
+            public, protected = (
+                stack.enter_context(running(create_app(settings.model_copy(update={"public_reads": p}))))
+                for p in (True, False)
+            )
+            yield Server(public, protected, versions, data_dir)
     finally:
-        for uv, thread in servers:
-            uv.should_exit = True
-            thread.join(timeout=10)
         torch.set_num_threads(threads)
 
 

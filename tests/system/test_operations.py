@@ -13,7 +13,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -36,6 +35,7 @@ from lifelong.system.service import System
 from lifelong.system.store import Store, samples
 from lifelong.system.trainer import bootstrap
 from lifelong.system.worker import Worker
+from tests.system._serve import free_port
 
 LENIENT = {"max_new_accuracy_drop": 1.0, "max_old_accuracy_drop": 1.0, "max_negative_flip_rate": 1.0,
            "max_latency_ms": None}  # fmt: skip
@@ -96,12 +96,6 @@ def _wait(predicate: Callable[[], object], timeout: float, what: str, *procs: Pr
     return time.monotonic() - start
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _get(port: int, path: str) -> httpx.Response | None:
     try:
         return httpx.get(f"http://127.0.0.1:{port}{path}", timeout=5)
@@ -128,17 +122,6 @@ def _seed(db_url: str, data_dir: Path) -> None:
     """A first champion (v1) trained on toy blobs: 4 classes, 8 features."""
     with Store(db_url, data_dir=data_dir) as store:
         bootstrap(store, Registry(store), toy_data(per_class=60).train, n_classes=4, epochs=2)
-
-
-@pytest.fixture
-def pg_url(postgres_url: str) -> Iterator[str]:
-    """The session's PostgreSQL, emptied after the test."""
-    yield postgres_url
-    engine = sa.create_engine(postgres_url)
-    with engine.begin() as conn:
-        conn.exec_driver_sql("SET lock_timeout = '10s'")
-        conn.exec_driver_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
-    engine.dispose()
 
 
 # --- 1. one worker per store -----------------------------------------------------------------------
@@ -228,7 +211,7 @@ def _gone(proc: psutil.Process) -> bool:
 def test_up_restarts_a_killed_worker_and_takes_it_down_when_killed(
     tmp_path: Path, spawn: Callable[..., Proc]
 ) -> None:
-    port, blobs = _free_port(), tmp_path / "blobs.npz"  # a small bootstrap file (test_cli covers digits)
+    port, blobs = free_port(), tmp_path / "blobs.npz"  # a small bootstrap file (test_cli covers digits)
     data = toy_data(per_class=60).train
     np.savez(blobs, x=data.x.numpy(), y=data.y.numpy())
     up = spawn(["up", "--data-dir", str(tmp_path / "data"), "--port", str(port), "--bootstrap", str(blobs),
@@ -313,7 +296,7 @@ def test_two_replicas_follow_the_worker_and_the_canary_is_judged_once(
     pg_url: str, tmp_path: Path, spawn: Callable[..., Proc]
 ) -> None:
     _seed(pg_url, tmp_path)
-    ports = [_free_port(), _free_port()]
+    ports = [free_port(), free_port()]
     env = {"LIFELONG_POLL_SECONDS": str(POLL), "LIFELONG_TORCH_THREADS": "1"}
     servers = [spawn(["serve", "--db-url", pg_url, "--data-dir", str(tmp_path), "--port", str(p), "--no-auth"],
                      f"serve-{p}", env) for p in ports]  # fmt: skip

@@ -146,7 +146,9 @@ def _concept(seed: int, n: int, weights: np.ndarray, shift: float) -> tuple[np.n
     return x, ((x - shift) @ weights.T).argmax(1)
 
 
-def _stream_through(system: System, worker: Worker, x: np.ndarray, y: np.ndarray, delay: int = 100) -> list[bool]:
+def _stream_through(
+    system: System, worker: Worker, x: np.ndarray, y: np.ndarray, delay: int = 100
+) -> list[bool]:
     """Predict in chunks of 50, label each prediction ``delay`` samples later, let the worker poll."""
     correct: list[bool] = []
     pending: list[tuple[str, int]] = []
@@ -188,7 +190,9 @@ def test_default_continual_policy_recovers_from_concept_drift_and_ignores_statio
             return
         final = Learner.load(system.registry.get(system.registry.alias("champion")).path)
         contract = Contract.load(system.registry.get(system.registry.alias("champion")).path)
-        acc = float((final.predict(torch.from_numpy(contract.transform(xt))) == torch.from_numpy(yt)).float().mean())
+        acc = float(
+            (final.predict(torch.from_numpy(contract.transform(xt))) == torch.from_numpy(yt)).float().mean()
+        )
         late = float(np.mean(correct[-500:]))
         assert acc >= 0.8 and late >= 0.75, (acc, late, [g.payload["reason"] for g in gates])
 

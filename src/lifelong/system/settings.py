@@ -74,7 +74,6 @@ class Settings(BaseSettings):
     canary_margin: float = Field(
         default=0.05, ge=0.0, le=1.0, description="accuracy deficit that rolls a canary back"
     )
-    canary_auto: bool = Field(default=True, description="the poller applies the canary rule by itself")
     poll_seconds: float = Field(
         default=1.0, gt=0.0, description="how often the server re-reads the aliases table"
     )
