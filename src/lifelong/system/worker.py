@@ -37,7 +37,7 @@ from lifelong.system.canary import apply_canary_rule
 from lifelong.system.events import EventKind
 from lifelong.system.policy import Decision, Gate, Policy, PolicyState
 from lifelong.system.registry import Registry
-from lifelong.system.store import RetentionPolicy, Store
+from lifelong.system.store import Event, RetentionPolicy, Store
 from lifelong.system.trainer import CURSOR, TrainResult, train_once
 
 log = logging.getLogger(__name__)
@@ -74,6 +74,7 @@ class Worker:
         self._streak: list[int] = []  # first ids of consecutive drifting blocks
         self._drift_reported = False
         self._holding = False
+        self._standby_logged = False
         self._last_housekeeping = 0.0
 
     # -- the loop ------------------------------------------------------------------------------
@@ -106,7 +107,7 @@ class Worker:
             log.info("acquired the worker lease as %s", self.holder)
             self.store.add_event(EventKind.WORKER, {"state": "acquired", "holder": self.holder,
                                                     "policy": self.policy.kind})  # fmt: skip
-        elif not held and (self._holding or not hasattr(self, "_standby_logged")):
+        elif not held and (self._holding or not self._standby_logged):
             lease = self.store.lease(LEASE)
             log.warning("standby: waiting for the worker lease held by %s", lease.holder if lease else "?")
             self._standby_logged = True
@@ -219,17 +220,18 @@ class Worker:
             self.store.advance_cursor(FEEDBACK_CURSOR, math.floor(rows[-1].ts * 1e6) + 1)
 
     # -- policy ------------------------------------------------------------------------------
-    def _since_last_attempt(self) -> tuple[int | None, list[Any]]:
+    def _since_last_attempt(self) -> list[Event]:
+        """Drift reports and train requests logged after the last training attempt (gate event)."""
         gates = self.store.events(EventKind.GATE, limit=1)
         after = gates[-1].id if gates else None
         found = []
         for kind in (EventKind.DATA_DRIFT, EventKind.PERFORMANCE_DRIFT, EventKind.TRAIN_REQUEST):
             found += self.store.events(kind, after_id=after, limit=50)
-        return after, found
+        return found
 
-    def change_point(self) -> int | None:
+    def change_point(self, found: list[Event] | None = None) -> int | None:
         """The first sample id of the change detected since the last attempt (None: no change)."""
-        _, found = self._since_last_attempt()
+        found = self._since_last_attempt() if found is None else found
         points = []
         for e in found:
             if e.kind == EventKind.DATA_DRIFT and e.payload.get("first") is not None:
@@ -244,9 +246,9 @@ class Worker:
         day = self.store.events(EventKind.GATE, since=now - 86400, limit=10_000)
         earlier = day or self.store.events(EventKind.GATE, limit=1)
         last = earlier[-1] if earlier else None
-        _, found = self._since_last_attempt()
+        found = self._since_last_attempt()
         kinds = {e.kind for e in found}
-        start = max(self.store.cursor(CURSOR) or 0, self.change_point() or 0) or None
+        start = max(self.store.cursor(CURSOR) or 0, self.change_point(found) or 0) or None
         live = expected = None
         champion = self.registry.alias("champion")
         if champion is not None:
@@ -270,7 +272,7 @@ class Worker:
         )
 
     def _floor_streak(self) -> int:
-        """Attempts in a row (newest first) that the floor triggered, since the last drift report."""
+        """Attempts in a row, newest first, that the live-accuracy floor triggered (the back-off's exponent)."""
         streak = 0
         for gate in reversed(self.store.events(EventKind.GATE, limit=20)):
             if not str(gate.payload.get("reason", "")).startswith("live accuracy"):
