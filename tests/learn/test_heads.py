@@ -33,3 +33,15 @@ def test_the_last_linear_is_the_head_without_a_classifier_attribute() -> None:
     torch.testing.assert_close(model(x).detach()[:, :2], before, rtol=0, atol=1e-6)
     with pytest.raises(ConfigError, match="no nn.Linear"):
         n_outputs(nn.Sequential(nn.ReLU()))
+
+
+def test_a_bare_linear_model_has_outputs_but_no_head_to_grow() -> None:
+    import pytest
+    from torch import nn
+
+    from lifelong.errors import ConfigError
+    from lifelong.learn.heads import grow_classifier, n_outputs
+
+    assert n_outputs(nn.Linear(8, 4)) == 4
+    with pytest.raises(ConfigError, match="single nn.Linear"):
+        grow_classifier(nn.Linear(8, 4), 6)

@@ -13,7 +13,7 @@ from lifelong.checks import toy_model
 from lifelong.errors import DataError, NotFoundError
 from lifelong.learn.learner import Learner
 from lifelong.learn.models import CNN
-from lifelong.system.router import Live, Loaded, MicroBatcher, ModelHolder, bucket, input_shape_of, route
+from lifelong.system.router import Live, Loaded, MicroBatcher, ModelHolder, bucket, route
 
 
 def loaded(version: int, seed: int = 0) -> Loaded:
@@ -86,9 +86,9 @@ def test_holder_swaps_atomically_under_concurrent_reads() -> None:
 
 
 def test_input_shape_comes_from_the_model_spec() -> None:
-    assert input_shape_of(Learner(toy_model())) == (8,)
-    assert input_shape_of(Learner(CNN(in_channels=3, image_size=8, width=4))) == (3, 8, 8)
-    assert input_shape_of(Learner(torch.nn.Linear(8, 4))) is None
+    assert Learner(toy_model()).input_shape == (8,)
+    assert Learner(CNN(in_channels=3, image_size=8, width=4)).input_shape == (3, 8, 8)
+    assert Learner(torch.nn.Linear(8, 4)).input_shape is None
     custom = Loaded.of(1, Learner(torch.nn.Linear(8, 4)))
     with pytest.raises(DataError, match="cannot take inputs"):
         custom.logits(torch.randn(2, 5))

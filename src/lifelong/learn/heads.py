@@ -39,6 +39,10 @@ def classifier(model: nn.Module) -> tuple[nn.Module, str, nn.Linear]:
         raise ConfigError(
             f"{type(model).__name__} has no nn.Linear output layer; name the last layer 'classifier'"
         )
+    if last == "":  # the model is one bare Linear: nothing holds it, so it cannot be replaced
+        raise ConfigError(
+            "the model is a single nn.Linear; wrap it in a module whose last layer is 'classifier'"
+        )
     parent_name, _, attr = last.rpartition(".")
     parent = model.get_submodule(parent_name) if parent_name else model
     return parent, attr, getattr(parent, attr)
@@ -46,6 +50,8 @@ def classifier(model: nn.Module) -> tuple[nn.Module, str, nn.Linear]:
 
 def n_outputs(model: nn.Module) -> int:
     """Number of output units (classes) of the model's classifier head."""
+    if isinstance(model, nn.Linear):
+        return model.out_features
     return classifier(model)[2].out_features
 
 

@@ -46,8 +46,7 @@ class Loaded:
         # eval() once, here: predict_logits then never toggles modes, so concurrent calls are safe.
         learner.model.eval()
         if contract is None:  # an artifact from before contracts: derive what the model tells
-            shape = input_shape_of(learner)
-            n = n_outputs(learner.model)
+            shape, n = learner.input_shape, learner.n_outputs
             contract = Contract(tuple(range(n)), shape) if shape is not None and n else None
         return cls(version, learner, contract)
 
@@ -164,27 +163,6 @@ def route(live: Live, x: Tensor, request_ids: Sequence[str]) -> Routed:
         dtype=torch.bool,
     )
     return Routed(variants, versions, scores.argmax(1).tolist(), scores, mirror)
-
-
-def input_shape_of(learner: Learner) -> tuple[int, ...] | None:
-    """The sample shape a model built by ``lifelong.learn.models`` takes; None for custom modules."""
-    spec = getattr(learner.model, "lifelong_spec", None) or {}
-    kw = spec.get("kwargs", {})
-    if spec.get("name") == "mlp":
-        return (int(kw.get("in_features", 784)),)
-    if spec.get("name") == "cnn":
-        side = int(kw.get("image_size", 28))
-        return (int(kw.get("in_channels", 1)), side, side)
-    return None
-
-
-def n_outputs(model: torch.nn.Module) -> int:
-    """Output units of the model's classifier (its ``classifier`` Linear, else its last Linear)."""
-    head = getattr(model, "classifier", None)
-    if not isinstance(head, torch.nn.Linear):
-        linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
-        head = linears[-1] if linears else None
-    return 0 if head is None else int(head.out_features)
 
 
 @dataclass

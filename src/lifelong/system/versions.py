@@ -13,13 +13,11 @@ from pathlib import Path
 from lifelong.errors import CheckpointError, ConfigError
 from lifelong.learn.learner import Learner
 from lifelong.system.contract import Contract
-from lifelong.system.router import input_shape_of, n_outputs
 
 
 def contract_of(learner: Learner) -> Contract:
     """The contract a learner implies: its output units as the class set, its input shape."""
-    shape = getattr(learner, "input_shape", None) or input_shape_of(learner)
-    n = n_outputs(learner.model)
+    shape, n = learner.input_shape, learner.n_outputs
     if shape is None or not n:
         raise ConfigError(
             "cannot tell this model's input shape or classes; pass contract=Contract(classes=..., "
@@ -36,11 +34,11 @@ def publish_learner(learner: Learner, contract: Contract, path: str | Path) -> N
         reloaded = Learner.load(path)
     except CheckpointError as err:
         raise CheckpointError(f"this version could not be published: {err}") from err
-    n = n_outputs(reloaded.model)
+    n = reloaded.n_outputs
     if n and max(contract.classes) >= n:
         raise ConfigError(
             f"the contract names classes up to {max(contract.classes)} but the model has {n} outputs"
         )
-    shape = input_shape_of(reloaded)
+    shape = reloaded.input_shape
     if shape is not None and math.prod(shape) != math.prod(contract.input_shape):
         raise ConfigError(f"the contract's input shape {contract.input_shape} does not fit the model {shape}")
