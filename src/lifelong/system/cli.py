@@ -263,7 +263,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     from lifelong.system.store import Store
 
     _plugins(args)
-    policy_from_args(args)  # a typo in --policy-json / --gate-json fails here, before anything starts
+    policy, _ = policy_from_args(
+        args
+    )  # a typo in --policy-json / --gate-json fails here, before anything starts
     settings, token = _settings(args).with_token()
     with Store(settings.db_url, data_dir=settings.data_dir) as store:
         registry = Registry(store)
@@ -271,7 +273,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             import torch
 
             torch.set_num_threads(args.threads)  # small models train fastest on one thread
-            version = _bootstrap(store, registry, args)
+            version = _bootstrap(store, registry, args, policy)
             print(f"bootstrapped champion v{version} from {args.bootstrap}", flush=True)
     if token:
         print(f"LIFELONG_TOKEN={token}  (send it as 'Authorization: Bearer <token>'; "
@@ -372,10 +374,9 @@ def _raise_stop(signum: int, frame: Any) -> None:
     raise _Stop(signum)
 
 
-def _bootstrap(store: Any, registry: Any, args: argparse.Namespace) -> int:
+def _bootstrap(store: Any, registry: Any, args: argparse.Namespace, policy: Any) -> int:
     from lifelong.system.trainer import bootstrap
 
-    policy, _ = policy_from_args(args)
     kwargs = _json_object(args.model_kwargs, "--model-kwargs") if args.model_kwargs else None
     common = {"model": args.model, "model_kwargs": kwargs, "strategies": policy.strategies,
               "strategy_params": policy.strategy_params, "standardize": args.standardize,

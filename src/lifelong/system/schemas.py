@@ -207,8 +207,11 @@ class ErrorBody(BaseModel):
     error: ErrorDetail
 
 
-def to_array(inputs: Any, input_shape: tuple[int, ...] | None, max_batch: int) -> np.ndarray:
-    """Turn a JSON batch into float32 [B, *input_shape]; raise a DataError that says what is wrong."""
+def to_array(inputs: Any, max_batch: int) -> np.ndarray:
+    """Turn a JSON batch into float32 [B, ...]; raise a DataError that says what is wrong.
+
+    The sample shape is the deployment contract's to check (:meth:`Contract.check_inputs`, or the
+    live champion's shape in the micro-batch), not this function's."""
     if not isinstance(inputs, list | np.ndarray) or len(inputs) == 0:
         raise DataError("inputs must be a non-empty list with one entry per sample")
     if len(inputs) > max_batch:
@@ -227,6 +230,4 @@ def to_array(inputs: Any, input_shape: tuple[int, ...] | None, max_batch: int) -
         raise DataError(
             f"inputs must be a batch of samples, got shape {x.shape}; wrap one sample as [sample]"
         )
-    if input_shape is not None and tuple(x.shape[1:]) != tuple(input_shape):
-        raise DataError(f"each sample must have shape {list(input_shape)}, got {list(x.shape[1:])}")
     return x

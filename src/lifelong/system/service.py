@@ -147,7 +147,7 @@ class System:
             raise ConfigError("this System is closed; create a new one")
         if isinstance(x, torch.Tensor):
             x = x.detach().cpu().numpy()
-        arr = to_array(x, None, self.settings.max_batch)
+        arr = to_array(x, self.settings.max_batch)
         if ids is not None:
             ids = list(ids)
             if len(ids) != len(arr) or not all(isinstance(i, str) and 0 < len(i) <= 64 for i in ids):
@@ -286,7 +286,7 @@ class System:
         if isinstance(x, torch.Tensor):
             x = x.detach().cpu().numpy()
         contract = self.contract()
-        arr = to_array(x, None, self.settings.max_batch)
+        arr = to_array(x, self.settings.max_batch)
         if contract is not None:
             arr = contract.check_inputs(arr)
         if y is not None:
