@@ -18,6 +18,7 @@ order publish -> alias -> cursor makes a crash retrain the same window (at least
 
 from __future__ import annotations
 
+import shutil
 import statistics
 import tempfile
 import time
@@ -40,7 +41,7 @@ from lifelong.system.events import EventKind
 from lifelong.system.policy import Gate, Mode, Policy, judge
 from lifelong.system.registry import Registry
 from lifelong.system.store import Store
-from lifelong.system.versions import contract_of, publish_learner
+from lifelong.system.versions import check_servable, contract_of, publish_learner
 
 CURSOR = "trainer"  # last sample id a training attempt consumed (passed or not)
 
@@ -84,7 +85,8 @@ def train_once(
         raise NotFoundError("no champion to train from; bootstrap one with `lifelong up --bootstrap FILE`")
     start_cpu = time.process_time()
     record = registry.get(champion)
-    contract = Contract.load(record.path) or contract_of(Learner.load(record.path))
+    old_learner = Learner.load(record.path)
+    contract = Contract.load(record.path) or contract_of(old_learner)
     ids, data = _window(store, policy, mode, since, contract)
     n_hold = max(gate.min_holdout, int(len(ids) * gate.holdout_fraction))
     if len(ids) < n_hold + 1:  # recorded as an attempt, so a request or drift is answered, not retried
@@ -102,7 +104,6 @@ def train_once(
     )
     if prepare is not None:
         train = prepare(train)
-    old_learner = Learner.load(record.path)
     candidate = _candidate(record.path, policy, mode)
     top = int(data.y.max()) + 1
     if top > len(contract.classes):  # only reachable with allow_new_classes: grow the head first
@@ -111,7 +112,8 @@ def train_once(
     candidate.learn(Experience(candidate.experience_index + 1, tuple(train.classes), 0, train, holdout))
     old = _old_data(store, old_learner, int(ids[0]), gate.old_size, contract)
     with tempfile.TemporaryDirectory(prefix="lifelong-candidate-") as tmp:
-        candidate.save(tmp)  # measured as it will be published
+        candidate.save(tmp)  # written once: measured here, copied into the registry if it passes
+        contract.save(tmp)
         size_mb = sum(p.stat().st_size for p in Path(tmp).rglob("*") if p.is_file()) / 2**20
         figures = _compare(candidate, old_learner, holdout, old)
         figures.update(size_mb=size_mb, latency_ms=_latency_ms(candidate, holdout))
@@ -150,7 +152,8 @@ def train_once(
                 window=(int(train_ids[0]), int(train_ids[-1])),
                 metrics=figures,
             ) as draft:  # fmt: skip
-                publish_learner(candidate, contract, draft.path)
+                shutil.copytree(tmp, draft.path, dirs_exist_ok=True)
+                check_servable(draft.path, contract)
             version = draft.version
             payload["version"] = version
     store.add_event(EventKind.GATE, payload)

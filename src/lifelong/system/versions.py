@@ -30,6 +30,11 @@ def publish_learner(learner: Learner, contract: Contract, path: str | Path) -> N
     """Write checkpoint and contract into ``path`` and prove they load back as a servable version."""
     learner.save(path)
     contract.save(path)
+    check_servable(path, contract)
+
+
+def check_servable(path: str | Path, contract: Contract) -> None:
+    """Prove that the artifact in ``path`` loads back and fits ``contract`` (else refuse to publish it)."""
     try:
         reloaded = Learner.load(path)
     except CheckpointError as err:
