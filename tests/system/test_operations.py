@@ -240,7 +240,15 @@ def test_up_restarts_a_killed_worker_and_takes_it_down_when_killed(
     killed = time.monotonic()
     up.popen.send_signal(signal.SIGKILL)
     up.popen.wait(10)
-    _wait(lambda: _gone(second), 10, "the orphaned worker to exit")
+    try:
+        _wait(lambda: _gone(second), 30, "the orphaned worker to exit")
+    except AssertionError as e:  # say where it hangs
+        dump = subprocess.run(
+            [str(Path(sys.executable).parent / "py-spy"), "dump", "--pid", str(second.pid)],
+            capture_output=True,
+            text=True,
+        )
+        raise AssertionError(f"{e}\n--- up.log\n{up.output()[-3000:]}\n--- py-spy\n{dump.stdout}") from None
     print(f"worker exited {time.monotonic() - killed:.2f}s after its `up` was SIGKILLed")
     with Store(data_dir=tmp_path / "data") as store:  # it stopped cleanly: the lease was given back
         assert store.lease("worker") is None

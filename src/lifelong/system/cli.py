@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 import os
+import queue
 import signal
 import subprocess
 import sys
@@ -192,11 +193,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
                         lease_seconds=args.lease_seconds, retention=retention,
                         keep_versions=args.keep_versions, housekeeping_seconds=args.retention_every,
                         on_attempt=on_attempt)  # fmt: skip
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                signal.signal(sig, lambda *_: worker.stop.set())
-        if args.parent_pid is not None:
-            _exit_with_parent(args.parent_pid, worker.stop)
+        _stop_on_signal_or_orphan(worker.stop, args.parent_pid)
         log.info("worker %s starting: policy %s, data %s", worker.holder, policy.kind, store)
         worker.run()
     return 0
@@ -210,20 +207,37 @@ def _tracker(uri: str | None) -> Any:
     return lambda attempt: log_training_attempt(uri, attempt)
 
 
-def _exit_with_parent(parent: int, stop: threading.Event) -> None:
-    """Stop when ``parent`` (the ``up`` that started this worker) is gone: no orphans after a SIGKILL."""
-    with contextlib.suppress(Exception):  # Linux: the kernel sends SIGTERM when the parent dies
-        import ctypes
+def _stop_on_signal_or_orphan(stop: threading.Event, parent: int | None) -> None:
+    """Set ``stop`` on SIGTERM / SIGINT, or when ``parent`` (the ``up`` that started us) is gone.
 
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    The signal handler only puts on a ``SimpleQueue`` (reentrant, safe in a handler); a relay thread
+    sets the event. Calling ``Event.set`` in the handler itself can deadlock: the handler runs in the
+    main thread, which may hold the event's lock inside ``stop.wait`` at that moment (seen in CI as a
+    worker that never exited). On Linux the kernel also sends SIGTERM when the parent dies.
+    """
+    signals: queue.SimpleQueue[int] = queue.SimpleQueue()
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda signum, _: signals.put(signum))
+    if parent is not None:
+        with contextlib.suppress(Exception):
+            import ctypes
 
-    def watch() -> None:
-        while not stop.wait(1.0):
-            if os.getppid() != parent:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+    def relay() -> None:
+        while not stop.is_set():
+            try:
+                signum = signals.get(timeout=1.0)
+            except queue.Empty:
+                if parent is None or os.getppid() == parent:
+                    continue
                 log.warning("parent process %d is gone; stopping", parent)
-                stop.set()
+            else:
+                log.info("%s received; stopping after the current step", signal.Signals(signum).name)
+            stop.set()
 
-    threading.Thread(target=watch, name="lifelong-parent-watch", daemon=True).start()
+    threading.Thread(target=relay, name="lifelong-stop-relay", daemon=True).start()
 
 
 def policy_from_args(args: argparse.Namespace) -> tuple[Any, Any]:
