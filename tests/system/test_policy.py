@@ -101,3 +101,24 @@ def test_a_large_gain_on_new_data_waives_the_old_data_budgets() -> None:
     assert len(judge(Gate(concept_change_gain=None), figures)) == 2  # old accuracy and flip rate
     small_gain = {**figures, "new_accuracy": 0.35}
     assert len(judge(Gate(), small_gain)) == 2
+
+
+def test_a_drift_that_costs_accuracy_forgets_the_outdated_memory() -> None:
+    """Under a real concept drift the replay memory's labels are wrong: the continual policy empties it
+    when accuracy fell (performance drop or under the floor), keeps it under a harmless data drift."""
+    policy = preset("continual", min_samples=100)
+    fine, low = (
+        {"live_accuracy": 0.88, "expected_accuracy": 0.9},
+        {"live_accuracy": 0.5, "expected_accuracy": 0.9},
+    )
+    assert not policy.decide(PolicyState(new_samples=300, drift=True, **fine)).forget  # covariate shift
+    assert policy.decide(PolicyState(new_samples=300, drift=True, **low)).forget
+    assert policy.decide(PolicyState(new_samples=300, performance_drop=True)).forget
+    assert policy.decide(PolicyState(new_samples=300, **low)).forget  # the floor alone
+    # once per drift: a second attempt under the floor keeps what the memory gathered since the first
+    assert not policy.decide(PolicyState(new_samples=300, floor_trainings=1, **low)).forget
+    assert (
+        not preset("continual", forget_on_concept_drift=False)
+        .decide(PolicyState(new_samples=300, **low))
+        .forget
+    )

@@ -100,3 +100,20 @@ def test_no_champion_says_what_to_do(system: tuple[Store, Registry]) -> None:
     store, registry = system
     with pytest.raises(NotFoundError, match="bootstrap"):
         train_once(store, registry, CONTINUAL)
+
+
+def test_forget_empties_the_inherited_memory_before_training(system: tuple[Store, Registry]) -> None:
+    store, registry = system
+    _seed(store, registry)
+    inherited = Learner.load(registry.get(1).path).strategies[0].buffer_.seen
+    kept = train_once(store, registry, CONTINUAL, Gate(max_old_accuracy_drop=1.0, max_negative_flip_rate=1.0))
+    more = toy_data(per_class=30, seed=2).train
+    store.add_samples(more.x, more.y)
+    forgot = train_once(store, registry, CONTINUAL, Gate(max_old_accuracy_drop=1.0, max_negative_flip_rate=1.0),
+                        forget=True)  # fmt: skip
+    assert kept.passed and forgot.passed, (kept.reasons, forgot.reasons)
+    memory = [Learner.load(registry.get(v).path).strategies[0].buffer_ for v in (2, 3)]
+    offered = CONTINUAL.epochs * forgot.figures["n_train"]
+    assert memory[0].seen > inherited  # the memory carried over and grew
+    assert memory[1].seen == offered and len(memory[1]) == 60  # restarted: only this window's samples
+    assert [e.payload["forgot_memory"] for e in store.events("gate")] == [False, True]

@@ -140,6 +140,37 @@ def test_monitors_write_drift_events_and_continual_trains_on_them(
     assert worker.state().drift is False  # consumed by that training
 
 
+def test_the_floor_dates_the_change_and_the_training_starts_there(tmp_path: Path) -> None:
+    """Live accuracy under the floor: the worker locates where the champion's errors rose and reports
+    a performance drift from that sample, so the next window begins at the change."""
+    data = toy_data(per_class=150).train  # the rule the champion learned, until sample 251
+    with Store(data_dir=tmp_path) as store:
+        bootstrap(store, Registry(store), toy_data(per_class=60).train, n_classes=4, epochs=3)
+    with System(data_dir=tmp_path, auth=False) as system:
+        policy = preset("continual", floor_window=100, min_samples=10_000, drift_test=None)  # monitors only
+        worker = Worker(system.store, system.registry, policy, Gate())
+        x, y = data.x[:400].numpy(), data.y[:400].numpy()
+        y[250:] = (y[250:] + 1) % 4  # the rule changes at the 251st sample
+        ids = []
+        for start in range(0, 400, 50):
+            for p, label in zip(system.predict(x[start : start + 50]), y[start : start + 50]):
+                system.feedback(p["id"], int(label))
+                ids.append(p["id"])
+            worker.step()
+        drifts = system.store.events("performance_drift")  # Page-Hinkley's, late, and the floor's
+        (event,) = [e for e in drifts if e.payload.get("detector") == "floor"]  # once per champion
+        changed = system.store.prediction_samples()[ids[250]]
+        assert event.payload["detector"] == "floor" and abs(event.payload["first"] - changed) <= 10, (
+            event.payload
+        )
+        assert event.payload["error_after"] > 0.8 > 0.3 > event.payload["error_before"]
+        assert worker.change_point() == event.payload["first"] - 1
+        state = worker.state()
+        assert state.performance_drop and state.new_samples == 400 - 250 + (event.payload["first"] - changed)
+        decision = preset("continual", min_samples=100).decide(state)
+        assert decision.train and decision.forget and decision.reason == "performance drop detected"
+
+
 def _concept(seed: int, n: int, weights: np.ndarray, shift: float) -> tuple[np.ndarray, np.ndarray]:
     """30 features; the class is the argmax of three linear scores (the concept is ``weights``)."""
     x = np.random.default_rng(seed).normal(size=(n, 30)).astype(np.float32) + shift

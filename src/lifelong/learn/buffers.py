@@ -40,6 +40,11 @@ class Buffer:
     def __len__(self) -> int:
         return self.size
 
+    def clear(self) -> None:
+        """Forget every stored sample (the storage stays allocated); sampling starts afresh."""
+        self.size = self.seen = 0
+        self.finite_logits = True
+
     def _allocate(self, x: Tensor, logits: Tensor | None, dtype: torch.dtype | None) -> None:
         self.x = torch.zeros((self.capacity, *x.shape[1:]), dtype=dtype or x.dtype)
         self.y = torch.zeros(self.capacity, dtype=torch.long)

@@ -9,6 +9,8 @@ rate since the last detection).
 - ``"page-hinkley"``: Page-Hinkley test (Page, 1954), river.drift.PageHinkley; defaults to
   ``mode="up"`` here, since only a rise of the error rate is a problem.
 
+:func:`locate_change` dates a change after the fact (the policy's live-accuracy floor uses it).
+
 >>> import random
 >>> rng = random.Random(0)
 >>> monitor = PerformanceMonitor("adwin")
@@ -20,7 +22,11 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from lifelong.errors import ConfigError, DataError
 from lifelong.monitor.data_drift import DriftReport
@@ -134,3 +140,57 @@ def _make(name: str, params: dict[str, Any]) -> Any:
         return cls(**{**_DEFAULTS.get(name, {}), **params})
     except (TypeError, ValueError) as e:
         raise ConfigError(f"{name}: invalid parameters {params}: {e}") from e
+
+
+@dataclass(frozen=True)
+class ChangePoint:
+    """Where a 0/1 error sequence's rate rose: ``index`` is the first position of the new regime."""
+
+    index: int
+    before: float
+    after: float
+    statistic: float  # 2 log likelihood ratio of one change against none
+
+
+def locate_change(
+    errors: Sequence[bool] | np.ndarray, min_segment: int = 20, threshold: float = 15.0
+) -> ChangePoint | None:
+    """The single change point of a Bernoulli sequence, after the fact: the split maximising the
+    likelihood ratio (the maximum-likelihood change point, Hinkley 1970), kept when the error rate
+    rose and ``2 log LR`` reaches ``threshold``; else None.
+
+    The online detectors above say *that* accuracy fell, late and from the champion's errors only;
+    a policy that trains after a drop needs *where* the change began, so the window starts there.
+
+    >>> locate_change([0] * 150 + [1, 0] * 50).index
+    150
+    >>> locate_change([0, 1] * 100) is None
+    True
+    """
+    e = np.asarray(errors, dtype=float)
+    n = len(e)
+    if n < 2 * min_segment:
+        return None
+    k = np.arange(min_segment, n - min_segment + 1)  # e[:k] before, e[k:] after
+    total = np.cumsum(e)
+    s1, m1 = total[k - 1], k.astype(float)
+    s2, m2 = total[-1] - s1, n - m1
+    stat = 2 * (
+        _bernoulli_ll(s1, m1)
+        + _bernoulli_ll(s2, m2)
+        - _bernoulli_ll(np.array([total[-1]]), np.array([float(n)]))
+    )
+    stat[s2 / m2 <= s1 / m1] = -np.inf  # only a rise of the error rate is a drift
+    best = int(np.argmax(stat))
+    if not stat[best] >= threshold:
+        return None
+    return ChangePoint(
+        int(k[best]), float(s1[best] / m1[best]), float(s2[best] / m2[best]), float(stat[best])
+    )
+
+
+def _bernoulli_ll(s: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """Maximised log likelihood of ``s`` successes in ``m`` trials (0 log 0 = 0)."""
+    p = s / m
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.nan_to_num(s * np.log(p)) + np.nan_to_num((m - s) * np.log1p(-p))

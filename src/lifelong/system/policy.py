@@ -60,9 +60,13 @@ class PolicyState:
 
 @dataclass(frozen=True)
 class Decision:
+    """Train or not, why, how; ``forget`` drops the replay memory from before the change (see
+    :attr:`Policy.forget_on_concept_drift`)."""
+
     train: bool
     reason: str
     mode: Mode = "finetune"
+    forget: bool = False
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,7 @@ class Policy:
     accuracy_floor: float | None = None  # absolute live-accuracy floor
     max_accuracy_drop: float | None = None  # floor relative to the champion's expected accuracy
     floor_window: int = 200
+    forget_on_concept_drift: bool = True  # a drift that costs accuracy empties the replay memory
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -146,16 +151,26 @@ class Policy:
             spent, budget = state.cpu_seconds_today, self.cpu_budget_per_day
             return Decision(False, f"budget: {spent:.0f} of {budget:.0f} CPU s spent today", self.mode)
         if self.kind == "continual":
-            if state.drift:
-                return Decision(True, "data drift detected", self.mode)
-            if state.performance_drop:
-                return Decision(True, "performance drop detected", self.mode)
             floor = self.floor(state.expected_accuracy)
+            below = state.live_accuracy is not None and floor is not None and state.live_accuracy < floor
+            # accuracy fell with the change: the concept moved, old memories now teach wrong labels
+            # once per drift: a later attempt keeps what the memory gathered since
+            forget = (
+                self.forget_on_concept_drift
+                and (state.performance_drop or below)
+                and not state.floor_trainings
+            )
+            if state.drift:
+                return Decision(True, "data drift detected", self.mode, forget)
+            if state.performance_drop:
+                return Decision(True, "performance drop detected", self.mode, forget)
             wait = self.min_samples * 2**state.floor_trainings  # back off while the floor stays out of reach
-            if (state.live_accuracy is not None and floor is not None and state.live_accuracy < floor
-                    and state.new_samples >= wait):  # fmt: skip
+            if below and state.new_samples >= wait:
                 return Decision(
-                    True, f"live accuracy {state.live_accuracy:.3f} below the floor {floor:.3f}", self.mode
+                    True,
+                    f"live accuracy {state.live_accuracy:.3f} below the floor {floor:.3f}",
+                    self.mode,
+                    forget,
                 )
         if self.every_samples is not None and state.new_samples >= self.every_samples:
             return Decision(

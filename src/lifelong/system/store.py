@@ -127,6 +127,7 @@ class LabelledPrediction(NamedTuple):
     variant: str
     predicted: int
     label: int
+    sample_id: int | None = None
 
 
 class JudgedPrediction(NamedTuple):
@@ -609,7 +610,15 @@ class Store:
         walk them in order for prequential (test-then-train) accuracy.
         """
         p = predictions
-        q = sa.select(p.c.id, p.c.ts, p.c.version, p.c.variant, p.c.label, feedback.c.label.label("truth"))
+        q = sa.select(
+            p.c.id,
+            p.c.ts,
+            p.c.version,
+            p.c.variant,
+            p.c.label,
+            feedback.c.label.label("truth"),
+            p.c.sample_id,
+        )
         q = q.join(feedback, feedback.c.request_id == p.c.request_id)
         if version is not None:
             q = q.where(p.c.version == version)
@@ -621,7 +630,8 @@ class Store:
         with self.engine.connect() as conn:
             rows = conn.execute(q).all()
         return [
-            LabelledPrediction(r.id, r.ts, r.version, r.variant, r.label, r.truth) for r in reversed(rows)
+            LabelledPrediction(r.id, r.ts, r.version, r.variant, r.label, r.truth, r.sample_id)
+            for r in reversed(rows)
         ]
 
     # leases -------------------------------------------------------------------------------------

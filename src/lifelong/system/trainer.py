@@ -33,6 +33,7 @@ import torch
 from lifelong.data.dataset import Dataset
 from lifelong.data.scenarios import Experience
 from lifelong.errors import ConfigError, NotFoundError
+from lifelong.learn.buffers import Buffer
 from lifelong.learn.learner import Learner
 from lifelong.learn.models import build, create_model, for_input
 from lifelong.learn.strategy import Strategy, get_strategy
@@ -67,13 +68,15 @@ def train_once(
     reason: str = "",
     mode: Mode | None = None,
     since: int | None = None,
+    forget: bool = False,
     prepare: Callable[[Dataset], Dataset] | None = None,
     holds_lease: Callable[[], bool] | None = None,
 ) -> TrainResult:
     """Train, gate and maybe register one candidate on the labelled samples since the last attempt.
 
     ``since`` is a detected change point (a sample id): fine-tuning then starts after it, so the
-    candidate learns the new concept rather than the old one. ``prepare`` may rewrite the training
+    candidate learns the new concept rather than the old one; ``forget`` empties the replay memory it
+    inherits first (a concept drift: the memory's labels are outdated). ``prepare`` may rewrite the training
     part of the window (augment, filter; tests corrupt labels with it); the holdout is never touched.
     ``holds_lease`` is asked before publishing and before promoting: a worker that lost its lease
     to another one registers nothing.
@@ -105,6 +108,11 @@ def train_once(
     if prepare is not None:
         train = prepare(train)
     candidate = _candidate(record.path, policy, mode)
+    if forget:
+        for s in candidate.strategies:
+            memory = getattr(s, "buffer_", None)
+            if isinstance(memory, Buffer):
+                memory.clear()
     top = int(data.y.max()) + 1
     if top > len(contract.classes):  # only reachable with allow_new_classes: grow the head first
         candidate.grow_classes(top)
@@ -131,6 +139,7 @@ def train_once(
             "policy": policy.kind,
             "parent": champion,
             "window": [int(train_ids[0]), int(train_ids[-1])],
+            "forgot_memory": forget,
             "figures": figures,
             "train_cpu_seconds": cpu,
             "version": None,

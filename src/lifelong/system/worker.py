@@ -32,7 +32,7 @@ import numpy as np
 
 from lifelong.data.dataset import Dataset
 from lifelong.monitor.data_drift import DataDriftMonitor, KSDrift, MMDDrift, PSIDrift
-from lifelong.monitor.performance import PerformanceMonitor
+from lifelong.monitor.performance import PerformanceMonitor, locate_change
 from lifelong.system.canary import apply_canary_rule
 from lifelong.system.events import EventKind
 from lifelong.system.policy import Decision, Gate, Policy, PolicyState
@@ -73,6 +73,7 @@ class Worker:
         self._reference: np.ndarray | None = None
         self._streak: list[int] = []  # first ids of consecutive drifting blocks
         self._drift_reported = False
+        self._floor_reported = False  # the floor located a change for this champion
         self._holding = False
         self._standby_logged = False
         self._last_housekeeping = 0.0
@@ -125,8 +126,12 @@ class Worker:
         self._rearm_if_new_champion()
         self.check_data_drift()
         self.check_performance()
+        judged = self._champion_judged(self._champion, 4 * self.policy.floor_window) if self._champion else []
+        self.check_floor(judged)
         result = None
-        decision = self.decide()
+        decision = self.policy.decide(
+            self.state(judged=judged)
+        )  # the floor and the policy see the same labels
         if decision.train:
             result = self.train(decision)
         if self.registry.alias("canary") is not None:
@@ -142,7 +147,7 @@ class Worker:
                                                   "mode": decision.mode, "since": since})  # fmt: skip
         try:
             result = train_once(self.store, self.registry, self.policy, self.gate, reason=decision.reason,
-                                mode=decision.mode, since=since, prepare=self.prepare,
+                                mode=decision.mode, since=since, forget=decision.forget, prepare=self.prepare,
                                 holds_lease=self.holds_lease)  # fmt: skip
         except Exception as err:
             self.store.add_event(EventKind.TRAINING, {"state": "failed", "error": str(err)[:500]})
@@ -173,7 +178,7 @@ class Worker:
             return
         self._champion = champion
         self._detector = self._detector.clone()
-        self._streak, self._drift_reported = [], False
+        self._streak, self._drift_reported, self._floor_reported = [], False, False
         ref = self.store.trained_samples(champion, limit=4 * self.policy.drift_window) if champion else None
         self._reference = None if ref is None or len(ref.ids) < self.policy.drift_window else _flat(ref.x)
         if self._reference is not None:  # test only what arrives from now on against the new reference
@@ -219,6 +224,41 @@ class Worker:
         if rows:
             self.store.advance_cursor(FEEDBACK_CURSOR, math.floor(rows[-1].ts * 1e6) + 1)
 
+    def check_floor(self, rows: list[Any]) -> None:
+        """The live-accuracy floor as a change detector (continual policy, once per champion): when the
+        champion's last ``floor_window`` labelled predictions fall under the floor, date the rise of
+        its errors (:func:`locate_change`) and report a performance drift starting there, so the
+        window begins at the change and the memory of the old concept is dropped. A champion that was
+        never better on its own labels (no change in its errors) is left to the plain floor rule.
+        ``rows``: the champion's labelled predictions, oldest first (the policy reads the same ones)."""
+        champion = self._champion
+        if self._floor_reported or champion is None or self.policy.kind != "continual":
+            return
+        floor = self.policy.floor(self.expected_accuracy(champion))
+        if floor is None:
+            return
+        recent = rows[-self.policy.floor_window :]
+        if (
+            len(recent) < self.policy.floor_window
+            or np.mean([r.predicted == r.label for r in recent]) >= floor
+        ):
+            return
+        change = locate_change([r.predicted != r.label for r in rows], min_segment=max(10, len(recent) // 10))
+        first = rows[change.index].sample_id if change is not None else None
+        if change is None or first is None:
+            return
+        self.store.add_event(EventKind.PERFORMANCE_DRIFT, {
+            "detector": "floor", "drift": True, "first": first, "at": rows[-1].sample_id,
+            "version": champion, "error_before": change.before, "error_after": change.after,
+            "statistic": change.statistic})  # fmt: skip
+        self._floor_reported = True
+
+    def _champion_judged(self, champion: int, limit: int) -> list[Any]:
+        """The champion's labelled predictions since it was deployed, oldest first (the ``limit`` last)."""
+        return self.store.labelled_predictions(
+            champion, variant="champion", since=self.registry.deployed_since("champion"), limit=limit
+        )
+
     # -- policy ------------------------------------------------------------------------------
     def _since_last_attempt(self) -> list[Event]:
         """Drift reports and train requests logged after the last training attempt (gate event)."""
@@ -230,17 +270,19 @@ class Worker:
         return found
 
     def change_point(self, found: list[Event] | None = None) -> int | None:
-        """The first sample id of the change detected since the last attempt (None: no change)."""
+        """The first sample id of the change detected since the last attempt (None: no change).
+
+        A dated change (the first drifting block of a data-drift test, or the floor's estimate) is
+        preferred; an online detector's alarm only bounds it, by ``drift_window`` samples before."""
         found = self._since_last_attempt() if found is None else found
-        points = []
-        for e in found:
-            if e.kind == EventKind.DATA_DRIFT and e.payload.get("first") is not None:
-                points.append(int(e.payload["first"]) - 1)
-            elif e.kind == EventKind.PERFORMANCE_DRIFT and e.payload.get("at") is not None:
-                points.append(int(e.payload["at"]) - self.policy.drift_window)  # the detector's delay
+        drifts = [e for e in found if e.kind in (EventKind.DATA_DRIFT, EventKind.PERFORMANCE_DRIFT)]
+        dated = [int(e.payload["first"]) - 1 for e in drifts if e.payload.get("first") is not None]
+        alarms = [int(e.payload["at"]) - self.policy.drift_window for e in drifts
+                  if e.kind == EventKind.PERFORMANCE_DRIFT and e.payload.get("at") is not None]  # fmt: skip
+        points = dated or alarms
         return max(0, min(points)) if points else None
 
-    def state(self, now: float | None = None) -> PolicyState:
+    def state(self, now: float | None = None, judged: list[Any] | None = None) -> PolicyState:
         """Measure what the policy reads, from the store alone (so a restarted worker sees the same)."""
         now = time.time() if now is None else now
         day = self.store.events(EventKind.GATE, since=now - 86400, limit=10_000)
@@ -252,10 +294,9 @@ class Worker:
         live = expected = None
         champion = self.registry.alias("champion")
         if champion is not None:
-            rows = self.store.labelled_predictions(
-                champion, variant="champion", since=self.registry.deployed_since("champion"),
-                limit=self.policy.floor_window,
-            )  # fmt: skip
+            if judged is None or champion != self._champion:
+                judged = self._champion_judged(champion, self.policy.floor_window)
+            rows = judged[-self.policy.floor_window :]
             if len(rows) >= self.policy.floor_window:
                 live = float(np.mean([r.predicted == r.label for r in rows]))
             expected = self.expected_accuracy(champion)
