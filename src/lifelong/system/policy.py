@@ -18,6 +18,12 @@ When to train: the four stages practitioners climb, as configuration.
   twice as many new labels as the one before, until a monitor fires or accuracy recovers.
   After a detected change the window starts at the change point, and training waits for
   ``min_samples`` labels after it, so a drift-triggered version learns the new concept, not the old.
+  The floor dates its change too (the worker locates where the champion's errors rose and reports
+  a performance drift from there). A drift that cost accuracy (a performance drop, or live accuracy
+  under the floor) also empties the replay memory the candidate inherits, once per drift
+  (``forget_on_concept_drift``): under a real concept drift the memory's labels are the old rule's,
+  and replaying them holds the new one back (measured on the Agrawal stream); a drift that leaves
+  accuracy alone (covariate shift) keeps the memory, which still protects what it knows.
 
 Every stage honours ``min_samples`` (enough new labels), ``cooldown_seconds`` (time between
 trainings) and ``cpu_budget_per_day`` (training compute). :meth:`Policy.decide` is pure: the worker
