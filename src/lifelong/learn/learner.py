@@ -104,7 +104,6 @@ class Learner:
         self.model = model.to(self.device)
         self.process_group = distributed.resolve_group(process_group)
         self.rank, self.world_size = distributed.rank_and_size(self.process_group)
-        self._train_net = distributed.wrap(self.model, self.process_group, self.device)  # DDP or the model
         # ranks shuffle and draw replay batches from different streams
         self.generator = torch.Generator().manual_seed(seed + self.rank)
         self.base_parameters = n_parameters(model)
@@ -130,6 +129,9 @@ class Learner:
         self.reset_optimizer()
         for s in self._hooks["attach"]:
             s.attach(self)
+        # after attach: DDP registers the parameters that train (NCM freezes its feature extractor)
+        self._train_net = distributed.wrap(self.model, self.process_group, self.device)  # DDP or the model
+        distributed.split_memories(self)  # this rank's share of every memory's capacity
 
     # -- read-only bookkeeping ----------------------------------------------------------
     @property
@@ -177,6 +179,7 @@ class Learner:
     def _index_hooks(self) -> None:
         """Only overridden hooks are called, so an unused moment costs nothing per step."""
         self._hooks = {h: [s for s in self.strategies if overrides(s, h)] for h in HOOKS}
+        self._keep_window = any(s.reads_window for s in self._hooks["after_experience"])
         self._cb_hooks = {
             h: [c for c in self.callbacks if getattr(type(c), h) is not getattr(Callback, h)]
             for h in CALLBACK_HOOKS
@@ -413,7 +416,7 @@ class Learner:
         for i in range(0, len(data), self.batch_size):
             b = data.batch(slice(i, i + self.batch_size))
             self.train_step(b)
-            if self._hooks["after_experience"]:
+            if self._keep_window:
                 self._window.append(b)
         self.train_seconds += time.perf_counter() - start
 
@@ -722,7 +725,8 @@ class Learner:
         state = {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
-            "strategies": [s.state_dict() for s in self.strategies],
+            # under torch.distributed every rank's memory, so the checkpoint holds the global one
+            "strategies": distributed.gathered_memories(self, [s.state_dict() for s in self.strategies]),
             "generator": self.generator.get_state(),
             "torch_rng": torch.get_rng_state(),
             "bookkeeping": {
@@ -743,18 +747,21 @@ class Learner:
         directory: str | os.PathLike[str],
         model: nn.Module | None = None,
         callbacks: Sequence[Callback] = (),
+        device: str | torch.device | None = None,
     ) -> Learner:
         """Rebuild a learner saved by :meth:`save`; training resumes exactly where it stopped.
 
         A model built by a registered factory (``create_model`` or the built-ins) is rebuilt from
         the manifest's spec; for a module without one pass ``model=`` built the same way (its
         weights are then loaded). Models and strategies must be registered already (built-ins
-        always are): nothing is imported because a checkpoint names it.
+        always are): nothing is imported because a checkpoint names it. ``device``: where the
+        loaded learner trains and predicts (default CPU). Inside a torch.distributed group each rank
+        keeps its share of the saved memories.
         """
         from lifelong.errors import CheckpointError
 
         try:
-            return cls._rebuild(directory, model, callbacks)
+            return cls._rebuild(directory, model, callbacks, device)
         except CheckpointError:
             raise
         except (
@@ -773,7 +780,7 @@ class Learner:
 
     @classmethod
     def _rebuild(cls, directory: str | os.PathLike[str], model: nn.Module | None,
-                 callbacks: Sequence[Callback]) -> Learner:  # fmt: skip
+                 callbacks: Sequence[Callback], device: str | torch.device | None) -> Learner:  # fmt: skip
         from lifelong.errors import CheckpointError
 
         manifest, state = checkpoint.read(directory)
@@ -795,7 +802,7 @@ class Learner:
                 strategies.append(get_strategy(entry["name"])(**entry["params"]))
             except ConfigError as e:
                 raise CheckpointError(f"checkpoint {directory} uses {e}") from e
-        learner = cls(model, strategies, callbacks=callbacks, **manifest["learner"])
+        learner = cls(model, strategies, callbacks=callbacks, device=device, **manifest["learner"])
         for s, st in zip(learner.strategies, state["strategies"]):
             s.load_state_dict(st)
         book = state["bookkeeping"]
@@ -816,6 +823,9 @@ class Learner:
             raise CheckpointError(f"checkpoint {directory} does not fit this model: {e}") from e
         learner.generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
+        if learner.process_group is not None:  # the loaded weights and memories, shared out again
+            learner._train_net = distributed.wrap(learner.model, learner.process_group, learner.device)
+            distributed.split_memories(learner)
         return learner
 
     def _callbacks(self, hook: str) -> None:
