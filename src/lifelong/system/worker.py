@@ -35,6 +35,7 @@ from lifelong.monitor.data_drift import DataDriftMonitor, KSDrift, MMDDrift, PSI
 from lifelong.monitor.performance import PerformanceMonitor, locate_change
 from lifelong.system.canary import apply_canary_rule
 from lifelong.system.events import EventKind
+from lifelong.system.launch import Compute
 from lifelong.system.policy import Decision, Gate, Policy, PolicyState
 from lifelong.system.registry import Registry
 from lifelong.system.store import Event, RetentionPolicy, Store
@@ -64,6 +65,7 @@ class Worker:
     canary_margin: float = 0.05
     on_attempt: Callable[[dict[str, Any]], Any] | None = None  # gets each gate payload (e.g. MLflow)
     prepare: Callable[[Dataset], Dataset] | None = None  # passed to the trainer (tests corrupt labels)
+    compute: Compute = field(default_factory=Compute)  # device, processes (torchrun) of a training job
     stop: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
@@ -148,7 +150,7 @@ class Worker:
         try:
             result = train_once(self.store, self.registry, self.policy, self.gate, reason=decision.reason,
                                 mode=decision.mode, since=since, forget=decision.forget, prepare=self.prepare,
-                                holds_lease=self.holds_lease)  # fmt: skip
+                                holds_lease=self.holds_lease, compute=self.compute)  # fmt: skip
         except Exception as err:
             self.store.add_event(EventKind.TRAINING, {"state": "failed", "error": str(err)[:500]})
             raise
