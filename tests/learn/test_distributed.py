@@ -22,7 +22,7 @@ from lifelong.data.dataset import Dataset
 from lifelong.data.scenarios import Scenario, class_incremental
 from lifelong.learn import Learner, distributed
 from lifelong.learn.models import MLP
-from lifelong.strategies import EWC, NCM, ICaRL, Replay
+from lifelong.strategies import EWC, GPM, NCM, ICaRL, Replay
 from lifelong.strategies.ncm import embed
 
 WORLD = 2
@@ -83,6 +83,10 @@ def _worker(rank: int, tmp: str, stream: Scenario) -> None:
         ncm = _learner(WORLD, [NCM()])
         ncm.learn(dataclasses.replace(stream.experiences[0], train=_even(stream)))
         out["ncm"] = [ncm.strategies[0].sums_.tolist(), ncm.strategies[0].counts_.tolist()]
+        gpm = _learner(WORLD, [GPM()])  # bases from pooled grams: every rank projects alike
+        for exp in stream.experiences[:2]:
+            gpm.learn(exp)
+        out["gpm"] = [float(p.detach().double().sum()) for p in gpm.model.parameters()]
     finally:
         dist.destroy_process_group()
     Path(tmp, f"rank{rank}.json").write_text(json.dumps(out))
@@ -105,6 +109,7 @@ def test_two_gloo_processes_train_like_one(tmp_path):
     assert r0["means"] == r1["means"]
     assert r0["memory"] == r1["memory"] == r0["capacity"] == BUFFER // WORLD  # a share per rank
     assert r0["ncm"] == r1["ncm"]
+    assert r0["gpm"] == r1["gpm"]
     single = _replay_ewc(1)
     for exp in stream:
         single.learn(exp)
@@ -156,3 +161,14 @@ def test_without_a_group_everything_is_single_process():
     assert distributed.shard(data, None, seed=0) is data
     tensors = {"w": torch.ones(3)}
     assert distributed.all_reduce_mean(learner, tensors) is tensors
+
+
+def test_exemplar_shares_join_back_in_herding_order():
+    """Rows dealt class by class to the ranks (a load in a group) are interleaved back at a save."""
+    y = torch.tensor([0, 0, 0, 1, 1, 2, 2, 2, 2])
+    rows = {"x": torch.arange(9.0).unsqueeze(1), "y": y}
+    position = distributed._position_in_class(y)
+    assert position.tolist() == [0, 1, 2, 0, 1, 0, 1, 2, 3]
+    shares = [{k: v[position % 2 == r] for k, v in rows.items()} for r in range(2)]
+    joined = distributed._join_rows(shares)
+    assert torch.equal(joined["x"], rows["x"]) and torch.equal(joined["y"], y)
