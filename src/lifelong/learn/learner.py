@@ -821,12 +821,24 @@ class Learner:
             learner.optimizer.load_state_dict(state["optimizer"])
         except (RuntimeError, ValueError, KeyError) as e:
             raise CheckpointError(f"checkpoint {directory} does not fit this model: {e}") from e
+        learner._state_to_device()  # after attach: grown models have their full set of names
         learner.generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
         if learner.process_group is not None:  # the loaded weights and memories, shared out again
             learner._train_net = distributed.wrap(learner.model, learner.process_group, learner.device)
             distributed.split_memories(learner)
         return learner
+
+    def _state_to_device(self) -> None:
+        """Move strategies' per-parameter state (loaded on the CPU) to the training device."""
+        if self.device.type == "cpu":
+            return
+        names = {n for n, _ in self.model.named_parameters()} | {n for n, _ in self.model.named_buffers()}
+        names |= {n for n, _ in self.model.named_modules()}
+        for s in self.strategies:
+            for attr, value in list(vars(s).items()):
+                if attr.endswith("_") and not attr.startswith("_"):
+                    setattr(s, attr, checkpoint.per_parameter_to(value, names, self.device))
 
     def _callbacks(self, hook: str) -> None:
         for c in self._cb_hooks[hook]:

@@ -52,6 +52,8 @@ class OGD(Strategy):
         params = list(trainable(learner).values())
         g = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in params])
         self._check_size(len(g))
+        if self.basis_.device != g.device:  # loaded from a checkpoint (on the CPU): once to the device
+            self.basis_ = self.basis_.to(g.device)
         g = g - self.basis_.T @ (self.basis_ @ g)
         for p, part in zip(params, g.split([p.numel() for p in params])):
             p.grad = part.reshape(p.shape).clone()

@@ -7,7 +7,9 @@ lease expires), and each poll it
 2. feeds the champion's judged predictions to a performance-drift detector,
 3. measures the world into a :class:`~lifelong.system.policy.PolicyState` (new labels since the
    last attempt or the change point, live accuracy, drift, requests) and asks the policy,
-4. trains when told to (the trainer gates, publishes and promotes, checking the lease first),
+4. trains when told to (the trainer gates, publishes and promotes, checking the lease first; the
+   training itself runs on ``compute.device``, in ``compute.nproc`` processes under torchrun when
+   more than one: :mod:`lifelong.system.launch`),
 5. applies the canary rule and the retention settings.
 
 Detectors re-arm whenever the champion changes: the data-drift reference becomes the new champion's
