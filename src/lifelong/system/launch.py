@@ -2,8 +2,8 @@
 
 The worker keeps the lease, the gate and the registry; only ``Learner.learn`` on the window moves.
 With ``nproc > 1`` the candidate (champion state included) and the window are written to a
-temporary job directory, ``python -m torch.distributed.run --standalone --nproc-per-node N -m
-lifelong.system.launch JOB`` trains it data-parallel (gloo on CPU, NCCL on CUDA, one GPU per
+temporary job directory, and ``torchrun --standalone --nproc-per-node N -m lifelong.system.launch
+JOB`` (``torch.distributed.run``, run in a child that dies with the worker) trains it data-parallel (gloo on CPU, NCCL on CUDA, one GPU per
 process), and rank 0's checkpoint comes back as the trained candidate. The job keeps the global
 batch size: each of the N processes trains on ``batch_size / N`` samples of its shard per step;
 memories are global sizes too (each rank keeps its share, rank 0's checkpoint holds them all).
@@ -64,8 +64,8 @@ def fit(candidate: Learner, experience: Experience, compute: Compute) -> Learner
         job = Path(tmp)
         candidate.save(job / "start")
         _write_window(job, experience, compute)
-        command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                   f"--nproc-per-node={compute.nproc}", "-m", "lifelong.system.launch", str(job)]  # fmt: skip
+        # torchrun's agent runs in a process of ours that dies with the worker (see _torchrun)
+        command = [sys.executable, "-m", "lifelong.system.launch", "--torchrun", str(compute.nproc), str(job)]
         env = dict(os.environ)
         if sys.platform.startswith("linux"):  # one machine: gloo talks over loopback
             env.setdefault("GLOO_SOCKET_IFNAME", "lo")
@@ -78,10 +78,13 @@ def fit(candidate: Learner, experience: Experience, compute: Compute) -> Learner
                 "nothing was published"
             ) from None
         if done.returncode != 0 or not (job / "trained").is_dir():
-            tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-15:])
+            errors = sorted(job.glob("error-rank*.txt"))  # what a rank raised, else torchrun's last words
+            cause = (
+                errors[0].read_text() if errors else "\n".join((done.stderr or "").strip().splitlines()[-8:])
+            )
             raise TrainingError(
                 f"the {compute.nproc}-process training job (torchrun) exited with code {done.returncode}; "
-                f"nothing was published. Its last lines:\n{tail}"
+                f"nothing was published. {cause}"
             )
         return Learner.load(job / "trained", device=compute.device)
 
@@ -101,7 +104,17 @@ def _write_window(job: Path, experience: Experience, compute: Compute) -> None:
 
 
 def main(job: Path) -> None:
-    """One rank of the job: load the candidate in torchrun's group, learn the window, save (rank 0 writes)."""
+    """One rank of the job; what it raises is also written to ``JOB/error-rank<R>.txt`` for the worker."""
+    try:
+        _train(job)
+    except BaseException as e:
+        rank = os.environ.get("RANK", "0")
+        (job / f"error-rank{rank}.txt").write_text(f"rank {rank}: {type(e).__name__}: {e}"[:2000])
+        raise
+
+
+def _train(job: Path) -> None:
+    """Load the candidate in torchrun's group, learn the window, save (rank 0 writes)."""
     import torch.distributed as dist
     from safetensors.torch import load_file
 
@@ -129,5 +142,24 @@ def main(job: Path) -> None:
         dist.destroy_process_group()
 
 
+def _torchrun(nproc: int, job: Path) -> None:
+    """``python -m torch.distributed.run --standalone --nproc-per-node N -m lifelong.system.launch JOB``,
+    in this process, which the kernel terminates when the worker that started it dies (Linux): a
+    worker killed mid-job leaves no training processes behind (torchrun's agent stops its ranks)."""
+    import contextlib
+    import ctypes
+    import signal
+
+    from torch.distributed.run import main as torchrun
+
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(Exception):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    torchrun(["--standalone", f"--nproc-per-node={nproc}", "-m", "lifelong.system.launch", str(job)])
+
+
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    if sys.argv[1] == "--torchrun":  # the agent, started by fit()
+        _torchrun(int(sys.argv[2]), Path(sys.argv[3]))
+    else:  # one rank, started by torchrun
+        main(Path(sys.argv[1]))
