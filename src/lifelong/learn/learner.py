@@ -708,7 +708,10 @@ class Learner:
 
     # -- checkpoints -----------------------------------------------------------------------
     def save(self, directory: str | os.PathLike[str]) -> None:
-        """Write model, optimizer, strategies and bookkeeping (safetensors + JSON manifest)."""
+        """Write model, optimizer, strategies and bookkeeping (safetensors + JSON manifest).
+
+        Under torch.distributed every rank calls it (the memories are gathered): rank 0 writes.
+        """
         spec = getattr(self.model, "lifelong_spec", None)
         manifest = {
             "lifelong": _version(),
@@ -827,6 +830,8 @@ class Learner:
         if learner.process_group is not None:  # the loaded weights and memories, shared out again
             learner._train_net = distributed.wrap(learner.model, learner.process_group, learner.device)
             distributed.split_memories(learner)
+            if learner.rank:  # ranks shuffle and draw from different streams, as when built in the group
+                learner.generator.manual_seed(learner.seed + learner.step + learner.rank)
         return learner
 
     def _state_to_device(self) -> None:
