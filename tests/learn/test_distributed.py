@@ -22,7 +22,7 @@ from lifelong.data.dataset import Dataset
 from lifelong.data.scenarios import Scenario, class_incremental
 from lifelong.learn import Learner, distributed
 from lifelong.learn.models import MLP
-from lifelong.strategies import EWC, GPM, NCM, ICaRL, Replay
+from lifelong.strategies import AGEM, EWC, GEM, GPM, NCM, ICaRL, Replay
 from lifelong.strategies.ncm import embed
 
 WORLD = 2
@@ -83,10 +83,12 @@ def _worker(rank: int, tmp: str, stream: Scenario) -> None:
         ncm = _learner(WORLD, [NCM()])
         ncm.learn(dataclasses.replace(stream.experiences[0], train=_even(stream)))
         out["ncm"] = [ncm.strategies[0].sums_.tolist(), ncm.strategies[0].counts_.tolist()]
-        gpm = _learner(WORLD, [GPM()])  # bases from pooled grams: every rank projects alike
-        for exp in stream.experiences[:2]:
-            gpm.learn(exp)
-        out["gpm"] = [float(p.detach().double().sum()) for p in gpm.model.parameters()]
+        for name, strategy in (("gpm", GPM()), ("agem", AGEM(BUFFER)), ("gem", GEM(BUFFER))):
+            # projections on pooled bases / reference gradients: every rank projects alike
+            projected = _learner(WORLD, [strategy])
+            for exp in stream.experiences[:2]:
+                projected.learn(exp)
+            out[name] = [float(p.detach().double().sum()) for p in projected.model.parameters()]
     finally:
         dist.destroy_process_group()
     Path(tmp, f"rank{rank}.json").write_text(json.dumps(out))
@@ -109,7 +111,7 @@ def test_two_gloo_processes_train_like_one(tmp_path):
     assert r0["means"] == r1["means"]
     assert r0["memory"] == r1["memory"] == r0["capacity"] == BUFFER // WORLD  # a share per rank
     assert r0["ncm"] == r1["ncm"]
-    assert r0["gpm"] == r1["gpm"]
+    assert r0["gpm"] == r1["gpm"] and r0["agem"] == r1["agem"] and r0["gem"] == r1["gem"]
     single = _replay_ewc(1)
     for exp in stream:
         single.learn(exp)
