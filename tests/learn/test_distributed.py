@@ -22,7 +22,7 @@ from lifelong.data.dataset import Dataset
 from lifelong.data.scenarios import Scenario, class_incremental
 from lifelong.learn import Learner, distributed
 from lifelong.learn.models import MLP
-from lifelong.strategies import AGEM, EWC, GEM, GPM, NCM, ICaRL, Replay
+from lifelong.strategies import AGEM, EWC, GEM, GPM, NCM, OGD, ICaRL, Replay
 from lifelong.strategies.ncm import embed
 
 WORLD = 2
@@ -83,7 +83,12 @@ def _worker(rank: int, tmp: str, stream: Scenario) -> None:
         ncm = _learner(WORLD, [NCM()])
         ncm.learn(dataclasses.replace(stream.experiences[0], train=_even(stream)))
         out["ncm"] = [ncm.strategies[0].sums_.tolist(), ncm.strategies[0].counts_.tolist()]
-        for name, strategy in (("gpm", GPM()), ("agem", AGEM(BUFFER)), ("gem", GEM(BUFFER))):
+        for name, strategy in (
+            ("gpm", GPM()),
+            ("agem", AGEM(BUFFER)),
+            ("gem", GEM(BUFFER)),
+            ("ogd", OGD(50)),
+        ):
             # projections on pooled bases / reference gradients: every rank projects alike
             projected = _learner(WORLD, [strategy])
             for exp in stream.experiences[:2]:
@@ -111,7 +116,8 @@ def test_two_gloo_processes_train_like_one(tmp_path):
     assert r0["means"] == r1["means"]
     assert r0["memory"] == r1["memory"] == r0["capacity"] == BUFFER // WORLD  # a share per rank
     assert r0["ncm"] == r1["ncm"]
-    assert r0["gpm"] == r1["gpm"] and r0["agem"] == r1["agem"] and r0["gem"] == r1["gem"]
+    for projected in ("gpm", "agem", "gem", "ogd"):
+        assert r0[projected] == r1[projected], projected
     single = _replay_ewc(1)
     for exp in stream:
         single.learn(exp)

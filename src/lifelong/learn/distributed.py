@@ -126,6 +126,21 @@ def all_reduce_class_sums(
     return total, n
 
 
+def share(learner: Learner, total: int) -> int:
+    """This rank's part of ``total`` (samples to draw, slots to keep): ``total / world``, remainder to low ranks."""
+    return _share(total, learner.rank, learner.world_size)
+
+
+def all_gather_rows(learner: Learner, rows: Tensor) -> Tensor:
+    """Every rank's ``rows`` [n_r, ...] concatenated in rank order (the same tensor on every rank)."""
+    group = learner.process_group
+    if group is None:
+        return rows
+    every: list[Any] = [None] * learner.world_size
+    dist.all_gather_object(every, rows.cpu(), group=group)
+    return torch.cat(every).to(rows.device)
+
+
 # -- replay memories: a share per rank while training, the whole memory in the checkpoint -----------
 def _memories(learner: Learner) -> list[tuple[int, str, Any]]:
     """(strategy index, attribute, value) of every per-rank memory: Buffers, and the attributes a
