@@ -20,9 +20,10 @@ import torch.multiprocessing as mp
 from lifelong.data import digits
 from lifelong.data.dataset import Dataset
 from lifelong.data.scenarios import Scenario, class_incremental
+from lifelong.errors import StrategyMismatchError
 from lifelong.learn import Learner, distributed
 from lifelong.learn.models import MLP
-from lifelong.strategies import AGEM, EWC, GEM, GPM, NCM, OGD, ICaRL, Replay
+from lifelong.strategies import AGEM, EWC, GEM, GPM, NCM, OGD, GDumb, ICaRL, MultiHead, Replay
 from lifelong.strategies.ncm import embed
 
 WORLD = 2
@@ -83,17 +84,18 @@ def _worker(rank: int, tmp: str, stream: Scenario) -> None:
         ncm = _learner(WORLD, [NCM()])
         ncm.learn(dataclasses.replace(stream.experiences[0], train=_even(stream)))
         out["ncm"] = [ncm.strategies[0].sums_.tolist(), ncm.strategies[0].counts_.tolist()]
-        for name, strategy in (
-            ("gpm", GPM()),
-            ("agem", AGEM(BUFFER)),
-            ("gem", GEM(BUFFER)),
-            ("ogd", OGD(50)),
-        ):
-            # projections on pooled bases / reference gradients: every rank projects alike
-            projected = _learner(WORLD, [strategy])
+        # projections on pooled bases or reference gradients, a reset broadcast by re-wrapping:
+        # every rank's replica stays identical
+        agree = [GPM(), AGEM(BUFFER), GEM(BUFFER), OGD(50), GDumb(100, epochs=2)]
+        for strategy in agree:
+            replica = _learner(WORLD, [strategy])
             for exp in stream.experiences[:2]:
-                projected.learn(exp)
-            out[name] = [float(p.detach().double().sum()) for p in projected.model.parameters()]
+                replica.learn(exp)
+            out[strategy.name] = [float(p.detach().double().sum()) for p in replica.model.parameters()]
+        try:  # a strategy with its own forward would bypass DDP: refused before any collective
+            _learner(WORLD, [MultiHead()])
+        except StrategyMismatchError as e:
+            out["refused"] = str(e)
     finally:
         dist.destroy_process_group()
     Path(tmp, f"rank{rank}.json").write_text(json.dumps(out))
@@ -116,8 +118,9 @@ def test_two_gloo_processes_train_like_one(tmp_path):
     assert r0["means"] == r1["means"]
     assert r0["memory"] == r1["memory"] == r0["capacity"] == BUFFER // WORLD  # a share per rank
     assert r0["ncm"] == r1["ncm"]
-    for projected in ("gpm", "agem", "gem", "ogd"):
-        assert r0[projected] == r1[projected], projected
+    for name in ("gpm", "agem", "gem", "ogd", "gdumb"):
+        assert r0[name] == r1[name], name
+    assert "bypasses DistributedDataParallel" in r0["refused"]
     single = _replay_ewc(1)
     for exp in stream:
         single.learn(exp)

@@ -52,7 +52,8 @@ class Learner:
         refused with a DataError.
     process_group : train data-parallel in this torch.distributed group (default: the group
         ``torchrun`` initialised, if any): DistributedDataParallel, one shard of every experience
-        per rank, see :mod:`lifelong.learn.distributed`.
+        per rank, see :mod:`lifelong.learn.distributed`. Strategies with their own ``forward`` are
+        refused there (they would bypass DDP).
 
     Examples
     --------
@@ -126,6 +127,12 @@ class Learner:
         self.state = LoopState()
         self.control = Control()
         self._index_hooks()
+        if self.world_size > 1 and self._hooks["forward"]:
+            raise StrategyMismatchError(
+                f"{', '.join(type(s).__name__ for s in self._hooks['forward'])} computes logits in its own "
+                "forward, which bypasses DistributedDataParallel (the ranks' replicas would drift apart); "
+                "train it in one process"
+            )
         self.reset_optimizer()
         for s in self._hooks["attach"]:
             s.attach(self)
@@ -192,6 +199,10 @@ class Learner:
         if self.optimizer_name == "sgd":
             kwargs["momentum"] = self.momentum
         self.optimizer = OPTIMIZERS[self.optimizer_name](params, **kwargs)
+        if self.process_group is not None and hasattr(self, "_train_net"):
+            # the model grew or was reset (every rank alike): DDP must know the new parameters, and
+            # wrapping again broadcasts rank 0's, so freshly initialised ones agree across ranks
+            self._train_net = distributed.wrap(self.model, self.process_group, self.device)
 
     def check_supported(self, kind: str | None, has_task_labels: bool = False) -> None:
         """Refuse, before any training, a scenario kind a strategy does not support."""
