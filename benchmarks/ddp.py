@@ -41,12 +41,15 @@ def scenario() -> tuple[str, Scenario]:
 
 
 def train(stream: Scenario, world: int, args: argparse.Namespace) -> dict[str, Any]:
-    """Train replay + EWC on ``stream``; each of ``world`` ranks gets 1/world of batch, memory and Fisher samples."""
+    """Train replay + EWC on ``stream``; each of ``world`` ranks gets 1/world of batch, memory and Fisher samples.
+
+    The memory is given at its global size: the learner keeps a share per rank.
+    """
     torch.manual_seed(args.seed)
     x0 = stream.experiences[0].train.x
     model = MLP(in_features=x0[0].numel(), hidden=(400, 400), n_classes=stream.n_classes)
     strategies = [
-        Replay(args.buffer // world),
+        Replay(args.buffer),
         EWC(lam=args.lam, fisher_samples=args.fisher_samples // world),
     ]
     learner = Learner(model, strategies, lr=args.lr, batch_size=args.batch_size // world, seed=args.seed)

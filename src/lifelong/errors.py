@@ -35,3 +35,7 @@ class StoreError(LifelongError):
 
 class RegistryError(LifelongError):
     """A model version could not be published, moved to an alias, rolled back or verified."""
+
+
+class TrainingError(LifelongError):
+    """A training job could not finish (a process of a torch.distributed job exited with an error)."""

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lifelong.checks import toy_data, toy_model
+from lifelong.checks import toy_data, toy_model, toy_scenario
 from lifelong.data.scenarios import class_incremental
 from lifelong.errors import CheckpointError
 from lifelong.learn import Learner
@@ -201,3 +201,36 @@ def test_crafted_manifests_are_refused_with_a_checkpoint_error(tmp_path, mutatio
     (tmp_path / "manifest.json").write_text(text)
     with pytest.raises(CheckpointError):
         Learner.load(tmp_path)
+
+
+def test_per_parameter_state_follows_the_model_to_its_device() -> None:
+    """Anchors and importances keyed by parameter name go to the training device; memories stay on the host."""
+    from lifelong.learn.checkpoint import per_parameter_to
+
+    names = {"0.weight", "0.bias"}
+    meta = torch.device("meta")  # stands in for an accelerator: tensors move, nothing computes
+    anchors = {"0.weight": torch.ones(2, 2), "0.bias": torch.zeros(2)}
+    moved = per_parameter_to([anchors, anchors], names, meta)  # EWC's one-dict-per-experience lists too
+    assert all(v.device == meta for d in moved for v in d.values())
+    memory = {"x": torch.zeros(3, 2), "y": torch.zeros(3, dtype=torch.long)}
+    assert per_parameter_to(memory, names, meta) is memory
+    assert per_parameter_to(torch.ones(1), names, meta).device.type == "cpu"
+
+
+@pytest.mark.parametrize("name", ["replay", "ewc", "si", "mas", "l2", "rwalk", "scp", "lwf", "gpm", "ogd"])
+def test_a_checkpoint_loaded_onto_another_device_trains_there(name: str, tmp_path: Path) -> None:
+    """Strategy state saved from the CPU meets the parameters on the load device (the worker's --device).
+
+    The meta device stands in for a GPU: it computes shapes only, but refuses to mix with CPU
+    tensors exactly as CUDA does, so a per-step penalty or projection on host state fails here.
+    """
+    from lifelong.learn.strategy import get_strategy
+
+    stream = toy_scenario()
+    learner = Learner(toy_model(), [get_strategy(name)()], lr=0.1, batch_size=16)
+    learner.learn(stream.experiences[0])
+    learner.save(tmp_path)
+    moved = Learner.load(tmp_path, device="meta")
+    moved.model.train()
+    batch = stream.experiences[1].train.batch(slice(0, 16))
+    assert moved.train_step(batch).device.type == "meta"  # penalties and projections ran on the device

@@ -1,7 +1,13 @@
-"""torch.distributed: two gloo processes train Split digits as one, and rank 0's checkpoint loads alone."""
+"""torch.distributed: two gloo processes train Split digits as one, and rank 0's checkpoint loads alone.
+
+One spawn runs every distributed check (starting processes is the expensive part): DDP training,
+importances, NCM sums and iCaRL class means pooled across ranks, and the replay memories gathered
+into rank 0's checkpoint (and shared out again when a group loads it).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -14,12 +20,15 @@ import torch.multiprocessing as mp
 from lifelong.data import digits
 from lifelong.data.dataset import Dataset
 from lifelong.data.scenarios import Scenario, class_incremental
+from lifelong.errors import StrategyMismatchError
 from lifelong.learn import Learner, distributed
 from lifelong.learn.models import MLP
-from lifelong.strategies import EWC, ICaRL, Replay
+from lifelong.strategies import AGEM, EWC, GEM, GPM, NCM, OGD, GDumb, ICaRL, MultiHead, Replay
+from lifelong.strategies.ncm import embed
 
 WORLD = 2
-BATCH, BUFFER, FISHER = 32, 400, 256  # global: split across ranks
+BATCH, BUFFER, FISHER = 32, 400, 256  # global: batch and memory are split across ranks
+EXEMPLARS = 100
 
 
 def _learner(world: int, strategies: list) -> Learner:
@@ -28,7 +37,19 @@ def _learner(world: int, strategies: list) -> Learner:
 
 
 def _replay_ewc(world: int) -> Learner:
-    return _learner(world, [Replay(BUFFER // world), EWC(lam=10.0, fisher_samples=FISHER // world)])
+    return _learner(world, [Replay(BUFFER), EWC(lam=10.0, fisher_samples=FISHER // world)])
+
+
+def _even(stream: Scenario) -> Dataset:
+    """The first experience's training set cut to an even length: shards without padding."""
+    train = stream.experiences[0].train
+    return train.subset(torch.arange(len(train) - len(train) % WORLD), train.name)
+
+
+def _memory_rows(learner: Learner) -> list[list[float]]:
+    """(label, sum of the stored row) of every sample the replay memory holds, sorted."""
+    buf = learner.strategies[0].buffer_
+    return sorted([[float(y), float(x.double().sum())] for x, y in zip(buf.x[: buf.size], buf.y[: buf.size])])
 
 
 def _worker(rank: int, tmp: str, stream: Scenario) -> None:
@@ -47,12 +68,34 @@ def _worker(rank: int, tmp: str, stream: Scenario) -> None:
         out["params"] = [float(p.detach().double().sum()) for p in learner.model.parameters()]
         out["fisher"] = float(sum(f.sum() for f in learner.strategies[1].fishers_[0].values()))
         out["memory"] = len(learner.strategies[0].buffer_)
+        out["capacity"] = learner.strategies[0].buffer_.capacity
+        out["memory_rows"] = _memory_rows(learner)
         learner.save(Path(tmp) / "ckpt")
         out["predictions"] = learner.predict(stream.experiences[0].test.features()).tolist()
-        icarl = _learner(WORLD, [ICaRL(buffer_size=100)])
+        again = Learner.load(Path(tmp) / "ckpt")  # loaded in the group: each rank takes its share again
+        out["reloaded_rows"] = _memory_rows(again)
+        out["reloaded_capacity"] = again.strategies[0].buffer_.capacity
+        icarl = _learner(WORLD, [ICaRL(buffer_size=EXEMPLARS)])
         for exp in stream.experiences[:2]:
             icarl.learn(exp)
         out["means"] = icarl.strategies[0].means_.tolist()
+        out["exemplars"] = len(icarl.strategies[0].exemplars_["y"])
+        icarl.save(Path(tmp) / "icarl")
+        ncm = _learner(WORLD, [NCM()])
+        ncm.learn(dataclasses.replace(stream.experiences[0], train=_even(stream)))
+        out["ncm"] = [ncm.strategies[0].sums_.tolist(), ncm.strategies[0].counts_.tolist()]
+        # projections on pooled bases or reference gradients, a reset broadcast by re-wrapping:
+        # every rank's replica stays identical
+        agree = [GPM(), AGEM(BUFFER), GEM(BUFFER), OGD(50), GDumb(100, epochs=2)]
+        for strategy in agree:
+            replica = _learner(WORLD, [strategy])
+            for exp in stream.experiences[:2]:
+                replica.learn(exp)
+            out[strategy.name] = [float(p.detach().double().sum()) for p in replica.model.parameters()]
+        try:  # a strategy with its own forward would bypass DDP: refused before any collective
+            _learner(WORLD, [MultiHead()])
+        except StrategyMismatchError as e:
+            out["refused"] = str(e)
     finally:
         dist.destroy_process_group()
     Path(tmp, f"rank{rank}.json").write_text(json.dumps(out))
@@ -73,7 +116,11 @@ def test_two_gloo_processes_train_like_one(tmp_path):
     assert r0["params"] == r1["params"]
     assert r0["fisher"] == r1["fisher"]
     assert r0["means"] == r1["means"]
-    assert r0["memory"] == r1["memory"] == BUFFER // WORLD  # the memory is per rank
+    assert r0["memory"] == r1["memory"] == r0["capacity"] == BUFFER // WORLD  # a share per rank
+    assert r0["ncm"] == r1["ncm"]
+    for name in ("gpm", "agem", "gem", "ogd", "gdumb"):
+        assert r0[name] == r1[name], name
+    assert "bypasses DistributedDataParallel" in r0["refused"]
     single = _replay_ewc(1)
     for exp in stream:
         single.learn(exp)
@@ -84,6 +131,37 @@ def test_two_gloo_processes_train_like_one(tmp_path):
     loaded = Learner.load(tmp_path / "ckpt")
     assert loaded.world_size == 1
     assert loaded.predict(stream.experiences[0].test.features()).tolist() == r0["predictions"]
+    # ... holding the global memory: every rank's samples, the configured size
+    memory = loaded.strategies[0].buffer_
+    assert len(memory) == memory.capacity == BUFFER
+    assert _memory_rows(loaded) == sorted(r0["memory_rows"] + r1["memory_rows"])
+    # loaded again in the group, the ranks split it back into disjoint shares
+    assert r0["reloaded_capacity"] == r1["reloaded_capacity"] == BUFFER // WORLD
+    assert sorted(r0["reloaded_rows"] + r1["reloaded_rows"]) == _memory_rows(loaded)
+    _icarl_means_are_those_of_every_exemplar(tmp_path / "icarl", r0)
+    _ncm_sums_are_those_of_one_process(stream, r0["ncm"])
+
+
+def _icarl_means_are_those_of_every_exemplar(path: Path, r0: dict) -> None:
+    """The all-reduced means equal the class means a single process computes over all ranks' exemplars."""
+    icarl = Learner.load(path)
+    ex = icarl.strategies[0].exemplars_
+    assert len(ex["y"]) == 2 * r0["exemplars"] <= EXEMPLARS  # both ranks' exemplars, the global budget
+    icarl.model.eval()
+    with torch.no_grad():
+        f = embed(icarl.model, ex["x"].float() * digits().train.scale)
+    for c in torch.unique(ex["y"]).tolist():
+        mean = torch.nn.functional.normalize(f[ex["y"] == c].mean(0), dim=0)
+        assert torch.allclose(mean, torch.tensor(r0["means"][c]), atol=1e-5), c
+
+
+def _ncm_sums_are_those_of_one_process(stream: Scenario, ncm: list) -> None:
+    """NCM's pooled running sums equal one process's over the same data (frozen features)."""
+    single = _learner(1, [NCM()])
+    single.learn(dataclasses.replace(stream.experiences[0], train=_even(stream)))
+    sums, counts = single.strategies[0].sums_, single.strategies[0].counts_
+    assert counts.tolist() == ncm[1]
+    assert torch.allclose(sums, torch.tensor(ncm[0]), atol=1e-4)
 
 
 def test_without_a_group_everything_is_single_process():
@@ -94,3 +172,14 @@ def test_without_a_group_everything_is_single_process():
     assert distributed.shard(data, None, seed=0) is data
     tensors = {"w": torch.ones(3)}
     assert distributed.all_reduce_mean(learner, tensors) is tensors
+
+
+def test_exemplar_shares_join_back_in_herding_order():
+    """Rows dealt class by class to the ranks (a load in a group) are interleaved back at a save."""
+    y = torch.tensor([0, 0, 0, 1, 1, 2, 2, 2, 2])
+    rows = {"x": torch.arange(9.0).unsqueeze(1), "y": y}
+    position = distributed._position_in_class(y)
+    assert position.tolist() == [0, 1, 2, 0, 1, 0, 1, 2, 3]
+    shares = [{k: v[position % 2 == r] for k, v in rows.items()} for r in range(2)]
+    joined = distributed._join_rows(shares)
+    assert torch.equal(joined["x"], rows["x"]) and torch.equal(joined["y"], y)

@@ -39,3 +39,13 @@ def test_unseen_classes_are_never_predicted() -> None:
     keep = data.train.y < 2
     learner.partial_fit(data.train.x[keep], data.train.y[keep])
     assert set(learner.predict(data.test.x).tolist()) <= {0, 1}
+
+
+def test_partial_fit_keeps_no_window_for_ncm() -> None:
+    """NCM's boundary reads no data (it only pools sums across ranks), so partial_fit holds no batches."""
+    data = toy_data()
+    learner = Learner(toy_model(), [NCM()], lr=0.1, batch_size=16)
+    learner.partial_fit(data.train.x, data.train.y)
+    assert learner._window == []
+    learner.consolidate()
+    assert (learner.predict(data.test.x) == data.test.y).float().mean() > 0.8

@@ -70,3 +70,24 @@ def test_up_serves_a_bootstrapped_champion_on_a_fresh_data_dir(tmp_path: Path) -
 @pytest.mark.parametrize("argv", [["simulate", "--policy", "sometimes"], ["up", "--bootstrap", "none"]])
 def test_bad_configuration_exits_2(argv: list[str], tmp_path: Path) -> None:
     assert main([*argv, "--data-dir", str(tmp_path)] if argv[0] == "up" else argv) == 2
+
+
+@pytest.mark.parametrize("command", ["serve", "worker", "up"])
+def test_a_device_this_machine_lacks_is_a_clear_error(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import torch
+
+    data = ["--data-dir", str(tmp_path)]
+    assert main([command, "--device", "cuda:99", *data]) == 2  # no such GPU anywhere
+    assert "--device" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert main([command, "--device", "cuda", *data]) == 2
+        err = capsys.readouterr().err
+        assert "no CUDA device here" in err and "Traceback" not in err
+    assert not (tmp_path / "lifelong.db").exists()  # refused before anything started
+
+
+def test_worker_nproc_must_be_positive(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["worker", "--nproc", "0", "--data-dir", str(tmp_path)]) == 2
+    assert "--nproc" in capsys.readouterr().err

@@ -160,16 +160,9 @@ def _model_kwargs(text: str | None) -> dict[str, Any]:
 
 def _device(name: str) -> str:
     """Refuse, before any training, a device torch does not know or this machine lacks."""
-    import torch
+    from lifelong.learn.devices import resolve_device
 
-    try:
-        device = torch.device(name)
-    except RuntimeError as e:
-        raise ConfigError(f"--device: {e}; use cpu, cuda, cuda:N or mps") from e
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(
-            f"--device {name}: no CUDA device here (torch {torch.__version__}); use --device cpu"
-        )
+    resolve_device(name)
     return name
 
 

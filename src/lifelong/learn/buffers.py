@@ -137,7 +137,8 @@ class Buffer:
         return sum(a.numel() * a.element_size() for a in arrays)
 
     def state_dict(self) -> dict[str, Any]:
-        state: dict[str, Any] = {"size": self.size, "seen": self.seen, "scale": self.scale}
+        state: dict[str, Any] = {"capacity": self.capacity, "size": self.size, "seen": self.seen,
+                                 "scale": self.scale}  # fmt: skip
         if self.x is not None:
             state.update(x=self.x, y=self.y, t=self.t)
         if self.logits is not None:
@@ -147,6 +148,8 @@ class Buffer:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.size, self.seen, self.scale = int(state["size"]), int(state["seen"]), float(state["scale"])
         self.x = state.get("x")
+        # a checkpoint's capacity wins: a learner in a process group splits it per rank afterwards
+        self.capacity = int(state.get("capacity", self.capacity if self.x is None else len(self.x)))
         if self.x is not None:
             self.y, self.t = state["y"], state["t"]
         self.logits = state.get("logits")

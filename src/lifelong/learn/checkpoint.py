@@ -146,3 +146,23 @@ def read(directory: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, A
         return doc, decode(doc["state"], tensors)
     except (KeyError, TypeError, ValueError, RecursionError) as e:
         raise CheckpointError(f"{where}: the manifest's state is malformed: {type(e).__name__}") from e
+
+
+def per_parameter_to(state: Any, names: set[str], device: torch.device) -> Any:
+    """``state`` with its per-parameter tensors on ``device``; everything else as it is.
+
+    Checkpoints load on the CPU. State a strategy keeps per parameter, buffer or layer name
+    (EWC's anchors and importances, a teacher's weights, GPM's bases) meets the parameters in
+    every step, so it belongs with them on the training device; memories of samples stay in
+    host memory (batches are copied to the device as they are drawn). ``state`` may be a dict,
+    or a list of dicts (one per experience).
+    """
+    if isinstance(state, list):
+        return [per_parameter_to(s, names, device) for s in state]
+    if (
+        isinstance(state, dict)
+        and state
+        and all(isinstance(k, str) and k in names and isinstance(v, Tensor) for k, v in state.items())
+    ):
+        return {k: v.to(device) for k, v in state.items()}
+    return state

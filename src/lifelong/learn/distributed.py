@@ -2,10 +2,12 @@
 
 Training under ``torchrun`` (or any initialised process group) is data parallel: every rank
 holds the same model, wrapped in ``DistributedDataParallel`` so gradients are averaged at each
-step; each rank trains on its shard of every experience and keeps its own replay memory
-(memory batches are drawn locally, the global memory is the sum of the ranks'). What a rank
-estimates from its own shard at a boundary (importances, class means) is all-reduced there, so
-every rank, and the checkpoint rank 0 writes, holds the estimate over the whole experience.
+step; each rank trains on its shard of every experience and keeps its own share of every replay
+memory (memory batches are drawn locally; strategies' sizes are global and the ranks' shares add
+up to them). What a rank estimates from its own shard at a boundary (importances, class means)
+is all-reduced there, so every rank holds the estimate over the whole experience; at a save the
+memories are gathered, so the checkpoint rank 0 writes holds the global memory and loads in a
+single process (and a learner loaded in a group takes its share of it again).
 
 Without a process group every helper here is the identity, so single-process code pays nothing.
 """
@@ -20,6 +22,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from lifelong.data.dataset import Dataset
+from lifelong.learn.buffers import Buffer
 
 if TYPE_CHECKING:
     from lifelong.learn.learner import Learner
@@ -95,32 +98,164 @@ def all_reduce_mean(learner: Learner, tensors: dict[str, Tensor]) -> dict[str, T
     return out
 
 
-def _pad_rows(x: Tensor, rows: int) -> Tensor:
-    return x if len(x) >= rows else torch.cat([x, x.new_zeros(rows - len(x), *x.shape[1:])])
+def all_reduce_class_sums(
+    learner: Learner, sums: Tensor | None, counts: Tensor | None
+) -> tuple[Tensor | None, Tensor | None]:
+    """Per-class feature sums [C, D] and counts [C] summed over ranks (NCM, iCaRL class means).
 
-
-def _max_rows(group: dist.ProcessGroup, rows: int) -> int:
-    n = torch.tensor([rows])
-    dist.all_reduce(n, op=dist.ReduceOp.MAX, group=group)
-    return int(n)
-
-
-def all_reduce_class_means(learner: Learner, means: Tensor | None, labels: Tensor) -> Tensor | None:
-    """Class means [C, D] pooled over ranks, weighted by each rank's count of ``labels`` per class.
-
-    Each rank's means are L2-normalised means of its own exemplars; the pooled mean is their
-    count-weighted average, normalised again. Classes no rank holds keep a zero row.
+    Sums, not means, travel: the pooled mean ``sums / counts`` is then exactly the mean a single
+    process computes over the union of the ranks' samples. Ranks may know different numbers of
+    classes (or none yet): rows are padded to the largest.
     """
     group = learner.process_group
-    if group is None or means is None:
-        return means
-    rows = _max_rows(group, len(means))
-    counts = torch.bincount(labels, minlength=rows)[:rows].to(means.dtype)  # [C]
-    weighted = _pad_rows(means, rows) * counts.unsqueeze(1)
-    dist.all_reduce(weighted, op=dist.ReduceOp.SUM, group=group)
-    dist.all_reduce(counts, op=dist.ReduceOp.SUM, group=group)
-    pooled = weighted / counts.clamp(min=1).unsqueeze(1)
-    return torch.nn.functional.normalize(pooled, dim=1) * (counts > 0).unsqueeze(1)
+    if group is None:
+        return sums, counts
+    shape = torch.tensor([0, 0] if sums is None else [sums.shape[0], sums.shape[1]])
+    dist.all_reduce(shape, op=dist.ReduceOp.MAX, group=group)
+    rows, dim = (int(v) for v in shape)
+    if rows == 0:
+        return sums, counts
+    dtype = torch.float32 if sums is None else sums.dtype
+    total = torch.zeros(rows, dim, dtype=dtype)
+    n = torch.zeros(rows, dtype=dtype)
+    if sums is not None and counts is not None:
+        total[: len(sums)] = sums
+        n[: len(counts)] = counts.to(dtype)
+    dist.all_reduce(total, op=dist.ReduceOp.SUM, group=group)
+    dist.all_reduce(n, op=dist.ReduceOp.SUM, group=group)
+    return total, n
+
+
+def share(learner: Learner, total: int) -> int:
+    """This rank's part of ``total`` (samples to draw, slots to keep): ``total / world``, remainder to low ranks."""
+    return _share(total, learner.rank, learner.world_size)
+
+
+def all_gather_rows(learner: Learner, rows: Tensor) -> Tensor:
+    """Every rank's ``rows`` [n_r, ...] concatenated in rank order (the same tensor on every rank)."""
+    group = learner.process_group
+    if group is None:
+        return rows
+    every: list[Any] = [None] * learner.world_size
+    dist.all_gather_object(every, rows.cpu(), group=group)
+    return torch.cat(every).to(rows.device)
+
+
+# -- replay memories: a share per rank while training, the whole memory in the checkpoint -----------
+def _memories(learner: Learner) -> list[tuple[int, str, Any]]:
+    """(strategy index, attribute, value) of every per-rank memory: Buffers, and the attributes a
+    strategy names in ``rows_per_rank`` (dicts of row-aligned tensors, such as iCaRL's exemplars)."""
+    found = []
+    for i, s in enumerate(learner.strategies):
+        for attr, value in vars(s).items():
+            if isinstance(value, Buffer) or attr in s.rows_per_rank:
+                found.append((i, attr, value))
+    return found
+
+
+def _share(total: int, rank: int, world: int) -> int:
+    return total // world + (rank < total % world)
+
+
+def split_memories(learner: Learner) -> None:
+    """Keep this rank's share of every memory: capacity ``capacity / world`` and every world-th row.
+
+    Strategies' sizes (``buffer_size``) are global; under torch.distributed each rank keeps its
+    share, so the ranks' memories add up to the configured size (and :func:`gathered_memories`
+    puts them back together in the checkpoint). Called when a learner is built or loaded in a
+    group; a memory loaded from a checkpoint is split the way :func:`gathered_memories` joined it.
+    """
+    if learner.process_group is None:
+        return
+    rank, world = learner.rank, learner.world_size
+    for _, _, memory in _memories(learner):
+        if isinstance(memory, Buffer):
+            cap = _share(memory.capacity, rank, world)
+            if memory.x is not None:
+                rows = torch.arange(rank, memory.size, world)[:cap]
+                x = memory.x.new_zeros(cap, *memory.x.shape[1:])
+                x[: len(rows)] = memory.x[rows]
+                y, t = memory.y.new_zeros(cap), memory.t.new_zeros(cap)
+                y[: len(rows)], t[: len(rows)] = memory.y[rows], memory.t[rows]
+                memory.x, memory.y, memory.t = x, y, t
+                if memory.logits is not None:
+                    logits = memory.logits.new_zeros(cap, memory.logits.shape[1])
+                    logits[: len(rows)] = memory.logits[rows]
+                    memory.logits = logits
+                memory.size = len(rows)
+            memory.capacity, memory.seen = cap, _share(memory.seen, rank, world)
+        elif isinstance(memory, dict) and "y" in memory:
+            mine = _position_in_class(memory["y"]) % world == rank
+            memory.update({k: v[mine] for k, v in memory.items()})
+
+
+def _position_in_class(y: Tensor) -> Tensor:
+    """For each row, how many rows of the same class come before it."""
+    if len(y) == 0:
+        return y
+    onehot = torch.nn.functional.one_hot(y)  # [N, C]
+    return (onehot.cumsum(0) * onehot).sum(1) - 1
+
+
+def gathered_memories(learner: Learner, states: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``states`` (the strategies' state dicts) with every per-rank memory replaced by all ranks' rows.
+
+    A collective: every rank calls it, rank 0 uses the result to write a checkpoint that holds the
+    global memory and loads in a single process. Buffers are concatenated (capacity, size and
+    samples seen add up; each rank's reservoir saw an equal shard, so the union keeps every sample
+    with the same probability); row dicts with labels are interleaved class by class, which keeps
+    iCaRL's herding order a round robin of the ranks' orders. Objects travel through
+    ``all_gather_object``: the peers are this job's own processes.
+    """
+    group = learner.process_group
+    if group is None:
+        return states
+    local: list[Any] = []
+    for _, _, memory in _memories(learner):
+        if isinstance(memory, Buffer):
+            n = memory.size
+            local.append({"capacity": memory.capacity, "size": n, "seen": memory.seen, "scale": memory.scale,
+                          **({} if memory.x is None else {"x": memory.x[:n], "y": memory.y[:n], "t": memory.t[:n]}),
+                          **({} if memory.logits is None else {"logits": memory.logits[:n]})})  # fmt: skip
+        else:
+            local.append(memory)
+    every: list[Any] = [None] * learner.world_size
+    dist.all_gather_object(every, local, group=group)
+    out = [dict(s) for s in states]
+    for j, (i, attr, memory) in enumerate(_memories(learner)):
+        parts = [ranks[j] for ranks in every]
+        out[i][attr] = _join_buffer(parts) if isinstance(memory, Buffer) else _join_rows(parts)
+    return out
+
+
+def _join_buffer(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    capacity = sum(p["capacity"] for p in parts)
+    state: dict[str, Any] = {"size": sum(p["size"] for p in parts), "seen": sum(p["seen"] for p in parts),
+                             "scale": parts[0]["scale"]}  # fmt: skip
+    for key in ("x", "y", "t", "logits"):
+        held = [p[key] for p in parts if key in p]
+        if held:
+            rows = torch.cat(held)
+            full = rows.new_zeros(capacity, *rows.shape[1:])
+            full[: len(rows)] = rows
+            state[key] = full
+    return state
+
+
+def _join_rows(parts: list[Any]) -> Any:
+    parts = [p for p in parts if p]
+    if not parts:
+        return {}
+    joined = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+    if "y" not in joined:
+        return joined
+    # class by class, then position within the class, then rank: a round robin of the ranks' orders
+    y = joined["y"]
+    position = torch.cat([_position_in_class(p["y"]) for p in parts])
+    rank = torch.cat([torch.full((len(p["y"]),), r) for r, p in enumerate(parts)])
+    key = (y * (len(y) + 1) + position) * len(parts) + rank
+    order = torch.argsort(key)
+    return {k: v[order] for k, v in joined.items()}
 
 
 def is_writer(learner: Learner) -> bool:

@@ -52,7 +52,8 @@ class Learner:
         refused with a DataError.
     process_group : train data-parallel in this torch.distributed group (default: the group
         ``torchrun`` initialised, if any): DistributedDataParallel, one shard of every experience
-        per rank, see :mod:`lifelong.learn.distributed`.
+        per rank, see :mod:`lifelong.learn.distributed`. Strategies with their own ``forward`` are
+        refused there (they would bypass DDP).
 
     Examples
     --------
@@ -104,7 +105,6 @@ class Learner:
         self.model = model.to(self.device)
         self.process_group = distributed.resolve_group(process_group)
         self.rank, self.world_size = distributed.rank_and_size(self.process_group)
-        self._train_net = distributed.wrap(self.model, self.process_group, self.device)  # DDP or the model
         # ranks shuffle and draw replay batches from different streams
         self.generator = torch.Generator().manual_seed(seed + self.rank)
         self.base_parameters = n_parameters(model)
@@ -127,9 +127,18 @@ class Learner:
         self.state = LoopState()
         self.control = Control()
         self._index_hooks()
+        if self.world_size > 1 and self._hooks["forward"]:
+            raise StrategyMismatchError(
+                f"{', '.join(type(s).__name__ for s in self._hooks['forward'])} computes logits in its own "
+                "forward, which bypasses DistributedDataParallel (the ranks' replicas would drift apart); "
+                "train it in one process"
+            )
         self.reset_optimizer()
         for s in self._hooks["attach"]:
             s.attach(self)
+        # after attach: DDP registers the parameters that train (NCM freezes its feature extractor)
+        self._train_net = distributed.wrap(self.model, self.process_group, self.device)  # DDP or the model
+        distributed.split_memories(self)  # this rank's share of every memory's capacity
 
     # -- read-only bookkeeping ----------------------------------------------------------
     @property
@@ -177,6 +186,7 @@ class Learner:
     def _index_hooks(self) -> None:
         """Only overridden hooks are called, so an unused moment costs nothing per step."""
         self._hooks = {h: [s for s in self.strategies if overrides(s, h)] for h in HOOKS}
+        self._keep_window = any(s.reads_window for s in self._hooks["after_experience"])
         self._cb_hooks = {
             h: [c for c in self.callbacks if getattr(type(c), h) is not getattr(Callback, h)]
             for h in CALLBACK_HOOKS
@@ -189,6 +199,10 @@ class Learner:
         if self.optimizer_name == "sgd":
             kwargs["momentum"] = self.momentum
         self.optimizer = OPTIMIZERS[self.optimizer_name](params, **kwargs)
+        if self.process_group is not None and hasattr(self, "_train_net"):
+            # the model grew or was reset (every rank alike): DDP must know the new parameters, and
+            # wrapping again broadcasts rank 0's, so freshly initialised ones agree across ranks
+            self._train_net = distributed.wrap(self.model, self.process_group, self.device)
 
     def check_supported(self, kind: str | None, has_task_labels: bool = False) -> None:
         """Refuse, before any training, a scenario kind a strategy does not support."""
@@ -413,7 +427,7 @@ class Learner:
         for i in range(0, len(data), self.batch_size):
             b = data.batch(slice(i, i + self.batch_size))
             self.train_step(b)
-            if self._hooks["after_experience"]:
+            if self._keep_window:
                 self._window.append(b)
         self.train_seconds += time.perf_counter() - start
 
@@ -705,7 +719,10 @@ class Learner:
 
     # -- checkpoints -----------------------------------------------------------------------
     def save(self, directory: str | os.PathLike[str]) -> None:
-        """Write model, optimizer, strategies and bookkeeping (safetensors + JSON manifest)."""
+        """Write model, optimizer, strategies and bookkeeping (safetensors + JSON manifest).
+
+        Under torch.distributed every rank calls it (the memories are gathered): rank 0 writes.
+        """
         spec = getattr(self.model, "lifelong_spec", None)
         manifest = {
             "lifelong": _version(),
@@ -722,7 +739,8 @@ class Learner:
         state = {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
-            "strategies": [s.state_dict() for s in self.strategies],
+            # under torch.distributed every rank's memory, so the checkpoint holds the global one
+            "strategies": distributed.gathered_memories(self, [s.state_dict() for s in self.strategies]),
             "generator": self.generator.get_state(),
             "torch_rng": torch.get_rng_state(),
             "bookkeeping": {
@@ -743,18 +761,21 @@ class Learner:
         directory: str | os.PathLike[str],
         model: nn.Module | None = None,
         callbacks: Sequence[Callback] = (),
+        device: str | torch.device | None = None,
     ) -> Learner:
         """Rebuild a learner saved by :meth:`save`; training resumes exactly where it stopped.
 
         A model built by a registered factory (``create_model`` or the built-ins) is rebuilt from
         the manifest's spec; for a module without one pass ``model=`` built the same way (its
         weights are then loaded). Models and strategies must be registered already (built-ins
-        always are): nothing is imported because a checkpoint names it.
+        always are): nothing is imported because a checkpoint names it. ``device``: where the
+        loaded learner trains and predicts (default CPU). Inside a torch.distributed group each rank
+        keeps its share of the saved memories.
         """
         from lifelong.errors import CheckpointError
 
         try:
-            return cls._rebuild(directory, model, callbacks)
+            return cls._rebuild(directory, model, callbacks, device)
         except CheckpointError:
             raise
         except (
@@ -773,7 +794,7 @@ class Learner:
 
     @classmethod
     def _rebuild(cls, directory: str | os.PathLike[str], model: nn.Module | None,
-                 callbacks: Sequence[Callback]) -> Learner:  # fmt: skip
+                 callbacks: Sequence[Callback], device: str | torch.device | None) -> Learner:  # fmt: skip
         from lifelong.errors import CheckpointError
 
         manifest, state = checkpoint.read(directory)
@@ -795,7 +816,7 @@ class Learner:
                 strategies.append(get_strategy(entry["name"])(**entry["params"]))
             except ConfigError as e:
                 raise CheckpointError(f"checkpoint {directory} uses {e}") from e
-        learner = cls(model, strategies, callbacks=callbacks, **manifest["learner"])
+        learner = cls(model, strategies, callbacks=callbacks, device=device, **manifest["learner"])
         for s, st in zip(learner.strategies, state["strategies"]):
             s.load_state_dict(st)
         book = state["bookkeeping"]
@@ -814,9 +835,26 @@ class Learner:
             learner.optimizer.load_state_dict(state["optimizer"])
         except (RuntimeError, ValueError, KeyError) as e:
             raise CheckpointError(f"checkpoint {directory} does not fit this model: {e}") from e
+        learner._state_to_device()  # after attach: grown models have their full set of names
         learner.generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
+        if learner.process_group is not None:  # the loaded weights and memories, shared out again
+            learner._train_net = distributed.wrap(learner.model, learner.process_group, learner.device)
+            distributed.split_memories(learner)
+            if learner.rank:  # ranks shuffle and draw from different streams, as when built in the group
+                learner.generator.manual_seed(learner.seed + learner.step + learner.rank)
         return learner
+
+    def _state_to_device(self) -> None:
+        """Move strategies' per-parameter state (loaded on the CPU) to the training device."""
+        if self.device.type == "cpu":
+            return
+        names = {n for n, _ in self.model.named_parameters()} | {n for n, _ in self.model.named_buffers()}
+        names |= {n for n, _ in self.model.named_modules()}
+        for s in self.strategies:
+            for attr, value in list(vars(s).items()):
+                if attr.endswith("_") and not attr.startswith("_"):
+                    setattr(s, attr, checkpoint.per_parameter_to(value, names, self.device))
 
     def _callbacks(self, hook: str) -> None:
         for c in self._cb_hooks[hook]:

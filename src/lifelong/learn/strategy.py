@@ -46,11 +46,19 @@ class Strategy:
     ``needs`` (``task_labels``, ``boundaries``). Constructors store hyper-parameters
     verbatim; learned state lives in attributes ending in ``_`` and is what
     :meth:`state_dict` saves.
+
+    Two more declarations matter to the learner: ``reads_window`` (False when
+    :meth:`after_experience` never reads the experience's data, so ``partial_fit`` need not keep
+    the window's batches until the boundary) and ``rows_per_rank`` (attributes holding samples,
+    as dicts of row-aligned tensors, that each rank keeps a share of under torch.distributed;
+    :class:`~lifelong.learn.buffers.Buffer` attributes are found without it).
     """
 
     name: ClassVar[str] = ""
     supports: ClassVar[frozenset[str]] = frozenset({"class", "task", "domain", "task-free"})
     needs: ClassVar[frozenset[str]] = frozenset()
+    reads_window: ClassVar[bool] = True
+    rows_per_rank: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

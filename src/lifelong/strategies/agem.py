@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from lifelong.learn.buffers import make_buffer
+from lifelong.learn.distributed import all_reduce_mean
 from lifelong.learn.strategy import Strategy
 from lifelong.strategies.gem import flat_grad, loss_grad, trainable, write_grad
 
@@ -53,6 +54,9 @@ class AGEM(Strategy):
         d = learner.device
         t = None if ref.t is None else ref.t.to(d)  # memories always hold task ids
         g_ref = loss_grad(learner, params, ref.x.to(d), ref.y.to(d), t)  # [P], .grad untouched
+        # under torch.distributed: the reference over every rank's memory batch, so all project alike
+        if learner.process_group is not None:
+            g_ref = all_reduce_mean(learner, {"ref": g_ref})["ref"]
         g = flat_grad(params)  # [P]
         dot = g @ g_ref
         if dot < 0:

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lifelong.learn.distributed import all_reduce_mean
 from lifelong.learn.strategy import Strategy
 
 if TYPE_CHECKING:
@@ -52,6 +53,10 @@ class GEM(Strategy):
         if not past:
             return
         mem = torch.stack([self._memory_grad(learner, params, e) for e in past])  # [E, P]
+        # under torch.distributed: each past experience's gradient over every rank's memory, so the
+        # ranks solve the same QP and their replicas stay identical
+        if learner.process_group is not None:
+            mem = all_reduce_mean(learner, {"mem": mem})["mem"]
         if bool((mem @ g < 0).any()):
             g = project(g, mem, self.margin)
         write_grad(params, g)

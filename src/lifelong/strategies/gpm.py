@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor, nn
 
+from lifelong.learn.distributed import all_reduce_mean
 from lifelong.learn.strategy import Strategy
 from lifelong.strategies._importance import sample_index
 from lifelong.strategies._projection import check_projectable, grow_basis, input_grams, layers
@@ -76,7 +77,9 @@ class GPM(Strategy):
         index = sample_index(learner, len(data), self.samples)
         chunks = [data.features(index[i : i + 256]).to(learner.device) for i in range(0, len(index), 256)]
         threshold = min(1.0, self.threshold + self.threshold_increment * max(learner.experience_index, 0))
-        for name, gram in input_grams(learner.model, chunks).items():
+        # under torch.distributed the ranks' grams are pooled, so every rank projects on the same bases
+        grams = all_reduce_mean(learner, input_grams(learner.model, chunks))
+        for name, gram in grams.items():
             self.bases_[name] = grow_basis(self.bases_.get(name), gram, threshold)
         self.old_classes_ = list(learner.classes_seen)
         self._plan = None

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from lifelong.data.dataset import Batch, Dataset, concat
 from lifelong.errors import ConfigError
-from lifelong.learn.distributed import all_reduce_class_means
+from lifelong.learn.distributed import all_reduce_class_sums
 from lifelong.learn.strategy import Strategy
 from lifelong.strategies import _distill
 from lifelong.strategies._herding import herding
@@ -43,6 +43,7 @@ class ICaRL(Strategy):
 
     name = "icarl"
     supports = frozenset({"class", "task", "domain"})
+    rows_per_rank = ("exemplars_",)  # under torch.distributed each rank herds its share
 
     def __init__(self, buffer_size: int = 500, distillation: str = "bce", temperature: float = 2.0,
                  alpha: float = 1.0) -> None:  # fmt: skip
@@ -127,8 +128,9 @@ class ICaRL(Strategy):
         data = experience.train
         old = set(self.exemplars_["y"].tolist()) if self.exemplars_ else set()
         classes = sorted(set(learner.classes_seen) | old)
-        m = self.buffer_size // max(1, len(classes))  # memory split equally across classes
-        xs, ys, ts, means = [], [], [], {}
+        # memory split equally across classes (and across ranks: each herds its shard's share)
+        m = self.buffer_size // max(1, len(classes) * learner.world_size)
+        xs, ys, ts, sums = [], [], [], {}
         ex, empty = self.exemplars_, torch.zeros(0, dtype=torch.long)
         for c in classes:  # old exemplars of c (herding order) + its new samples are the candidates
             rows = (ex["y"] == c).nonzero().squeeze(1) if ex else empty
@@ -146,15 +148,18 @@ class ICaRL(Strategy):
             ys.append(torch.full((len(pick),), c, dtype=torch.long))
             ts.append(t[pick])
             if len(pick):
-                means[c] = F.normalize(f[pick].mean(0), dim=0)
-        self.exemplars_ = {"x": torch.cat(xs), "y": torch.cat(ys), "t": torch.cat(ts)} if means else {}
+                sums[c] = f[pick].sum(0)
+        self.exemplars_ = {"x": torch.cat(xs), "y": torch.cat(ys), "t": torch.cat(ts)} if sums else {}
+        total = counts = None
+        if sums:  # [max class + 1, D]; a class without exemplars keeps a zero row
+            total = torch.zeros(max(sums) + 1, len(next(iter(sums.values()))))
+            total[list(sums)] = torch.stack(list(sums.values()))
+            counts = torch.bincount(self.exemplars_["y"], minlength=len(total)).float()
+        # under torch.distributed: the means of every rank's exemplars together
+        total, counts = all_reduce_class_sums(learner, total, counts)
         self.means_ = None
-        if means:  # [max class + 1, D]; a class without exemplars keeps a zero row
-            self.means_ = torch.zeros(max(means) + 1, len(next(iter(means.values()))))
-            self.means_[list(means)] = torch.stack(list(means.values()))
-        self.means_ = all_reduce_class_means(
-            learner, self.means_, self.exemplars_.get("y", torch.zeros(0, dtype=torch.long))
-        )
+        if total is not None and counts is not None:
+            self.means_ = F.normalize(total / counts.clamp(min=1).unsqueeze(1), dim=1)
         self._old_model = _distill.snapshot(learner.model)
         self.old_state_ = dict(self._old_model.state_dict())
         self.old_classes_ = list(learner.classes_seen)

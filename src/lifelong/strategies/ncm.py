@@ -8,17 +8,19 @@ Continual Learning". The means are running sums, so learning is online and task-
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lifelong.errors import StrategyMismatchError
+from lifelong.learn.distributed import all_reduce_class_sums
 from lifelong.learn.strategy import Strategy
 from lifelong.strategies._arch import part
 
 if TYPE_CHECKING:
+    from lifelong.data.scenarios import Experience
     from lifelong.learn.learner import Learner
 
 
@@ -68,11 +70,14 @@ class NCM(Strategy):
     """
 
     name = "ncm"
+    reads_window = False  # the boundary only pools the running sums across ranks
 
     def __init__(self, freeze: bool = True) -> None:
         self.freeze = freeze
         self.sums_: Tensor | None = None  # [C, D] sum of normalised features per class
         self.counts_: Tensor | None = None  # [C]
+        # under torch.distributed: the sums all ranks agreed on at the last boundary
+        self._pooled: tuple[Tensor, Tensor] | None = None
 
     def attach(self, learner: Learner) -> None:
         if self.freeze and hasattr(learner.model, "features"):
@@ -97,6 +102,32 @@ class NCM(Strategy):
             self.counts_ = torch.cat([self.counts_, torch.zeros(grow)])
         self.sums_.index_add_(0, y, f)
         self.counts_.index_add_(0, y, torch.ones(len(y)))
+
+    def after_experience(self, learner: Learner, experience: Experience) -> None:
+        """Under torch.distributed, add up what every rank accumulated since the last boundary."""
+        if learner.process_group is None:
+            return
+        sums, counts = self.sums_, self.counts_
+        if self._pooled is not None and sums is not None and counts is not None:
+            base_sums, base_counts = self._pooled  # this rank's own additions since then: sums - base
+            sums, counts = sums.clone(), counts.clone()
+            sums[: len(base_sums)] -= base_sums
+            counts[: len(base_counts)] -= base_counts
+        sums, counts = all_reduce_class_sums(learner, sums, counts)
+        if sums is None or counts is None:
+            return
+        if self._pooled is not None:
+            base_sums, base_counts = self._pooled
+            sums[: len(base_sums)] += base_sums
+            counts[: len(base_counts)] += base_counts
+        self.sums_, self.counts_ = sums, counts
+        self._pooled = (sums.clone(), counts.clone())
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self._pooled = None  # a checkpoint holds sums every rank agreed on
+        if self.sums_ is not None and self.counts_ is not None:
+            self._pooled = (self.sums_.clone(), self.counts_.clone())
 
     def predict(self, learner: Learner, x: Tensor, t: Tensor | None) -> Tensor | None:
         if self.sums_ is None or self.counts_ is None:

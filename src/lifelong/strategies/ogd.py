@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 
 from lifelong.errors import ConfigError
+from lifelong.learn.distributed import all_gather_rows, share
 from lifelong.learn.strategy import Strategy
 from lifelong.strategies._importance import per_sample_gradients, sample_index, trainable
 from lifelong.strategies._projection import extend_rows
@@ -52,6 +53,8 @@ class OGD(Strategy):
         params = list(trainable(learner).values())
         g = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in params])
         self._check_size(len(g))
+        if self.basis_.device != g.device:  # loaded from a checkpoint (on the CPU): once to the device
+            self.basis_ = self.basis_.to(g.device)
         g = g - self.basis_.T @ (self.basis_ @ g)
         for p, part in zip(params, g.split([p.numel() for p in params])):
             p.grad = part.reshape(p.shape).clone()
@@ -60,9 +63,11 @@ class OGD(Strategy):
         data = experience.train
         if len(data) == 0 or self.memory_per_experience == 0:
             return
-        b = data.batch(sample_index(learner, len(data), self.memory_per_experience))
+        # under torch.distributed each rank draws its share and every rank stores all ranks' rows
+        b = data.batch(sample_index(learner, len(data), share(learner, self.memory_per_experience)))
         grads = per_sample_gradients(learner, b.x, b.t, b.y, _true_logit)  # name -> [n, *shape]
-        flat = torch.cat([g.reshape(len(b.y), -1) for g in grads.values()], 1)  # [n, P]
+        flat = torch.cat([g.reshape(len(b.y), -1) for g in grads.values()], 1)  # [n, P] this rank's
+        flat = all_gather_rows(learner, flat)  # [N, P] every rank's
         if self.basis_ is not None:
             self._check_size(flat.shape[1])
         self.basis_ = extend_rows(self.basis_, flat)

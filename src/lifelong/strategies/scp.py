@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from lifelong.data.dataset import Batch, Dataset
+from lifelong.learn.distributed import all_reduce_mean
 from lifelong.learn.strategy import Strategy
 from lifelong.strategies._importance import quadratic_penalty, sample_index, trainable
 
@@ -114,7 +115,7 @@ class SCP(Strategy):
     def after_experience(self, learner: Learner, experience: Experience) -> None:
         if len(experience.train) == 0:
             return
-        new = self.importance(learner, experience.train)
+        new = all_reduce_mean(learner, self.importance(learner, experience.train))  # over ranks' shards
         d = self.decay
         self.gamma_ = {
             n: d * self.gamma_[n] + (1 - d) * g if n in self.gamma_ else (1 - d) * g for n, g in new.items()

@@ -33,6 +33,7 @@ def add_commands(sub: Any) -> None:
     """Register the system commands on the top-level ``lifelong`` subparsers."""
     p = sub.add_parser("serve", help="serve the HTTP API (the worker runs separately)")
     _server_args(p)
+    p.add_argument("--device", default=None, help="where models predict: cpu (default), cuda, cuda:N, mps")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("worker", help="monitor, decide and train: the process that keeps the model learning")
@@ -118,6 +119,11 @@ def worker_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gate-json", default=None, help='Gate fields as JSON, e.g. \'{"promote_to": "canary"}\'')
     p.add_argument("--poll", type=float, default=1.0, help="seconds between polls")
     p.add_argument("--threads", type=int, default=1, help="torch threads (leave cores to the server)")
+    p.add_argument("--device", default=None,
+                   help="where training runs (and, for up, serving too): cpu (default), cuda, cuda:N, mps")  # fmt: skip
+    p.add_argument("--nproc", type=int, default=1,
+                   help="train each job in N processes under torchrun (torch.distributed; gloo on CPU, "
+                        "one GPU per process on CUDA); the worker keeps the lease and the gate")  # fmt: skip
     p.add_argument("--keep-days", type=float, default=None, help="retention: delete data older than N days")
     p.add_argument("--keep-samples", type=int, default=None, help="retention: keep at most N samples")
     p.add_argument("--delete-trained", action="store_true", help="retention: delete samples once trained on")
@@ -160,6 +166,8 @@ def _settings(args: argparse.Namespace) -> Any:
         fields["auth"] = False
     if getattr(args, "public_reads", False):
         fields["public_reads"] = True
+    if getattr(args, "device", None) is not None:
+        fields["device"] = args.device
     return Settings(**fields)
 
 
@@ -178,11 +186,15 @@ def cmd_worker(args: argparse.Namespace) -> int:
     """Run a worker until SIGTERM or SIGINT (the current step finishes first) or until its parent dies."""
     import torch
 
+    from lifelong.system.launch import Compute
     from lifelong.system.registry import Registry
     from lifelong.system.store import RetentionPolicy, Store
     from lifelong.system.worker import Worker
 
     _plugins(args)
+    # checked before anything starts: a device this machine lacks is a clear error, not a trace
+    compute = Compute(device=args.device or "cpu", nproc=args.nproc, threads=args.threads,
+                      plugins=tuple(args.plugin))  # fmt: skip
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(levelname)s %(message)s")
     policy, gate = policy_from_args(args)
@@ -192,9 +204,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
         worker = Worker(store, Registry(store), policy, gate, poll_seconds=args.poll,
                         lease_seconds=args.lease_seconds, retention=retention,
                         keep_versions=args.keep_versions, housekeeping_seconds=args.retention_every,
-                        on_attempt=on_attempt)  # fmt: skip
+                        on_attempt=on_attempt, compute=compute)  # fmt: skip
         _stop_on_signal_or_orphan(worker.stop, args.parent_pid)
-        log.info("worker %s starting: policy %s, data %s", worker.holder, policy.kind, store)
+        log.info("worker %s starting: policy %s, data %s, training on %s x %d", worker.holder, policy.kind,
+                 store, compute.device, compute.nproc)  # fmt: skip
         worker.run()
     return 0
 
@@ -280,6 +293,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     policy, _ = policy_from_args(
         args
     )  # a typo in --policy-json / --gate-json fails here, before anything starts
+    from lifelong.system.launch import Compute
+
+    Compute(device=args.device or "cpu", nproc=args.nproc, threads=args.threads)  # so does a bad --device
     settings, token = _settings(args).with_token()
     with Store(settings.db_url, data_dir=settings.data_dir) as store:
         registry = Registry(store)
@@ -315,12 +331,12 @@ def _worker_command(args: argparse.Namespace, settings: Any) -> list[str]:
     cmd = [sys.executable, "-m", "lifelong", "worker", "--data-dir", str(settings.data_dir),
            "--policy", args.policy, "--poll", str(args.poll), "--threads", str(args.threads),
            "--keep-versions", str(args.keep_versions), "--lease-seconds", str(args.lease_seconds),
-           "--retention-every", str(args.retention_every),
+           "--retention-every", str(args.retention_every), "--nproc", str(args.nproc),
            "--parent-pid", str(os.getpid())]  # fmt: skip
     for flag, value in (("--db-url", args.db_url), ("--strategy", args.strategy), ("--every", args.every),
                         ("--policy-json", args.policy_json), ("--gate-json", args.gate_json),
                         ("--keep-days", args.keep_days), ("--keep-samples", args.keep_samples),
-                        ("--tracking-uri", args.tracking_uri)):  # fmt: skip
+                        ("--tracking-uri", args.tracking_uri), ("--device", args.device)):  # fmt: skip
         if value is not None:
             cmd += [flag, str(value)]
     if args.delete_trained:

@@ -62,7 +62,7 @@ class Loaded:
             std = torch.tensor(c.std, dtype=x.dtype)
             x = ((x.reshape(len(x), -1) - mean) / std).reshape(x.shape)
         try:
-            return self.learner.predict_logits(x).float()
+            return self.learner.predict_logits(x).float().cpu()  # back from the device, if any
         except RuntimeError as err:  # shape mismatch inside a custom model
             raise DataError(
                 f"version {self.version} cannot take inputs of shape {tuple(x.shape[1:])}"

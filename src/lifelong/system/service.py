@@ -447,7 +447,7 @@ class System:
             record = self.registry.get(version)  # NotFoundError for an unknown version
             if self.settings.verify_artifacts:
                 self.registry.verify(version)
-            learner = Learner.load(record.path)
+            learner = Learner.load(record.path, device=self.settings.device)
             loaded = self._cache[version] = Loaded.of(version, learner, Contract.load(record.path))
         return loaded
 

@@ -88,6 +88,7 @@ class Settings(BaseSettings):
         ge=1,
         description="intra-op threads for a server process (1 suits small models on few cores)",
     )
+    device: str = Field(default="cpu", description="where models predict: cpu, cuda, cuda:N or mps")
     verify_artifacts: bool = Field(default=True, description="re-hash an artifact before loading it")
     worker_stale_seconds: float = Field(
         default=30.0, gt=0.0, description="/readyz fails when the worker's last heartbeat is older than this"
@@ -118,6 +119,15 @@ class Settings(BaseSettings):
     def _token_strength(self) -> Settings:
         if self.token is not None:
             _check_token(self.token.get_secret_value(), "LIFELONG_TOKEN")
+        return self
+
+    @model_validator(mode="after")
+    def _device_present(self) -> Settings:
+        """A device this machine lacks (``cuda`` without CUDA) is refused at start-up, not at a request."""
+        if self.device != "cpu":
+            from lifelong.learn.devices import resolve_device
+
+            resolve_device(self.device, "--device (LIFELONG_DEVICE)")
         return self
 
     @property

@@ -39,6 +39,7 @@ from lifelong.learn.models import build, create_model, for_input
 from lifelong.learn.strategy import Strategy, get_strategy
 from lifelong.system.contract import Contract
 from lifelong.system.events import EventKind
+from lifelong.system.launch import Compute, fit
 from lifelong.system.policy import Gate, Mode, Policy, judge
 from lifelong.system.registry import Registry
 from lifelong.system.store import Store
@@ -71,6 +72,7 @@ def train_once(
     forget: bool = False,
     prepare: Callable[[Dataset], Dataset] | None = None,
     holds_lease: Callable[[], bool] | None = None,
+    compute: Compute | None = None,
 ) -> TrainResult:
     """Train, gate and maybe register one candidate on the labelled samples since the last attempt.
 
@@ -79,16 +81,18 @@ def train_once(
     inherits first (a concept drift: the memory's labels are outdated). ``prepare`` may rewrite the training
     part of the window (augment, filter; tests corrupt labels with it); the holdout is never touched.
     ``holds_lease`` is asked before publishing and before promoting: a worker that lost its lease
-    to another one registers nothing.
+    to another one registers nothing. ``compute`` says where the training itself runs (a device,
+    N processes under torchrun: :mod:`lifelong.system.launch`); the gate runs here either way.
     """
     gate = gate or Gate()
+    compute = compute or Compute()
     mode = mode or policy.mode
     champion = registry.alias("champion")
     if champion is None:
         raise NotFoundError("no champion to train from; bootstrap one with `lifelong up --bootstrap FILE`")
     start_cpu = time.process_time()
     record = registry.get(champion)
-    old_learner = Learner.load(record.path)
+    old_learner = Learner.load(record.path, device=compute.device)
     contract = Contract.load(record.path) or contract_of(old_learner)
     ids, data = _window(store, policy, mode, since, contract)
     n_hold = max(gate.min_holdout, int(len(ids) * gate.holdout_fraction))
@@ -107,7 +111,7 @@ def train_once(
     )
     if prepare is not None:
         train = prepare(train)
-    candidate = _candidate(record.path, policy, mode)
+    candidate = _candidate(record.path, policy, mode, compute.device)
     if forget:
         for s in candidate.strategies:
             memory = getattr(s, "buffer_", None)
@@ -117,7 +121,8 @@ def train_once(
     if top > len(contract.classes):  # only reachable with allow_new_classes: grow the head first
         candidate.grow_classes(top)
         contract = contract.with_classes(top)
-    candidate.learn(Experience(candidate.experience_index + 1, tuple(train.classes), 0, train, holdout))
+    experience = Experience(candidate.experience_index + 1, tuple(train.classes), 0, train, holdout)
+    candidate = fit(candidate, experience, compute)  # here, or in N processes under torchrun
     old = _old_data(store, old_learner, int(ids[0]), gate.old_size, contract)
     with tempfile.TemporaryDirectory(prefix="lifelong-candidate-") as tmp:
         candidate.save(tmp)  # written once: measured here, copied into the registry if it passes
@@ -259,9 +264,9 @@ def _strategies(names: Sequence[str], params: dict[str, Any]) -> list[Strategy]:
         raise ConfigError(f"strategy_params {params} do not fit {', '.join(names)}: {err}") from err
 
 
-def _candidate(path: Path, policy: Policy, mode: Mode) -> Learner:
+def _candidate(path: Path, policy: Policy, mode: Mode, device: str = "cpu") -> Learner:
     """Continue the champion (its strategies' state included), or a fresh model of the same shape."""
-    loaded = Learner.load(path)
+    loaded = Learner.load(path, device=device)
     wanted = policy.strategies
     if mode == "finetune" and [s.name for s in loaded.strategies] == wanted:
         learner = loaded  # memory and importances carry over from version to version
@@ -275,6 +280,7 @@ def _candidate(path: Path, policy: Policy, mode: Mode) -> Learner:
             momentum=loaded.momentum,
             batch_size=loaded.batch_size,
             seed=loaded.seed + loaded.step,
+            device=device,
         )
     learner.epochs = policy.epochs
     return learner

@@ -7,7 +7,9 @@ lease expires), and each poll it
 2. feeds the champion's judged predictions to a performance-drift detector,
 3. measures the world into a :class:`~lifelong.system.policy.PolicyState` (new labels since the
    last attempt or the change point, live accuracy, drift, requests) and asks the policy,
-4. trains when told to (the trainer gates, publishes and promotes, checking the lease first),
+4. trains when told to (the trainer gates, publishes and promotes, checking the lease first; the
+   training itself runs on ``compute.device``, in ``compute.nproc`` processes under torchrun when
+   more than one: :mod:`lifelong.system.launch`),
 5. applies the canary rule and the retention settings.
 
 Detectors re-arm whenever the champion changes: the data-drift reference becomes the new champion's
@@ -35,6 +37,7 @@ from lifelong.monitor.data_drift import DataDriftMonitor, KSDrift, MMDDrift, PSI
 from lifelong.monitor.performance import PerformanceMonitor, locate_change
 from lifelong.system.canary import apply_canary_rule
 from lifelong.system.events import EventKind
+from lifelong.system.launch import Compute
 from lifelong.system.policy import Decision, Gate, Policy, PolicyState
 from lifelong.system.registry import Registry
 from lifelong.system.store import Event, RetentionPolicy, Store
@@ -64,6 +67,7 @@ class Worker:
     canary_margin: float = 0.05
     on_attempt: Callable[[dict[str, Any]], Any] | None = None  # gets each gate payload (e.g. MLflow)
     prepare: Callable[[Dataset], Dataset] | None = None  # passed to the trainer (tests corrupt labels)
+    compute: Compute = field(default_factory=Compute)  # device, processes (torchrun) of a training job
     stop: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
@@ -148,7 +152,7 @@ class Worker:
         try:
             result = train_once(self.store, self.registry, self.policy, self.gate, reason=decision.reason,
                                 mode=decision.mode, since=since, forget=decision.forget, prepare=self.prepare,
-                                holds_lease=self.holds_lease)  # fmt: skip
+                                holds_lease=self.holds_lease, compute=self.compute)  # fmt: skip
         except Exception as err:
             self.store.add_event(EventKind.TRAINING, {"state": "failed", "error": str(err)[:500]})
             raise

@@ -1,0 +1,165 @@
+"""Where the worker's training job runs: in the worker's process, or in N processes under torchrun.
+
+The worker keeps the lease, the gate and the registry; only ``Learner.learn`` on the window moves.
+With ``nproc > 1`` the candidate (champion state included) and the window are written to a
+temporary job directory, and ``torchrun --standalone --nproc-per-node N -m lifelong.system.launch
+JOB`` (``torch.distributed.run``, run in a child that dies with the worker) trains it data-parallel (gloo on CPU, NCCL on CUDA, one GPU per
+process), and rank 0's checkpoint comes back as the trained candidate. The job keeps the global
+batch size: each of the N processes trains on ``batch_size / N`` samples of its shard per step;
+memories are global sizes too (each rank keeps its share, rank 0's checkpoint holds them all).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from lifelong.data.dataset import Dataset
+from lifelong.data.scenarios import Experience
+from lifelong.errors import ConfigError, TrainingError
+from lifelong.learn.devices import resolve_device
+from lifelong.learn.learner import Learner
+
+
+@dataclass(frozen=True)
+class Compute:
+    """What a training job runs on: ``device``, ``nproc`` processes, ``threads`` torch threads each.
+
+    ``plugins`` are the modules the job's processes import first (the worker's ``--plugin``s), so
+    a plugin model or strategy is registered there too.
+    """
+
+    device: str = "cpu"
+    nproc: int = 1
+    threads: int = 1
+    plugins: tuple[str, ...] = field(default=())
+    timeout_seconds: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.nproc < 1 or self.threads < 1:
+            raise ConfigError(f"--nproc and --threads must be >= 1, got {self.nproc} and {self.threads}")
+        device = resolve_device(self.device)
+        if device.type == "mps" and self.nproc > 1:
+            raise ConfigError("--nproc > 1 needs cpu or cuda: torch.distributed has no MPS backend")
+        if device.type == "cuda" and self.nproc > torch.cuda.device_count():
+            raise ConfigError(
+                f"--nproc {self.nproc} on CUDA runs one process per GPU; this machine has "
+                f"{torch.cuda.device_count()}: lower --nproc or use --device cpu"
+            )
+
+
+def fit(candidate: Learner, experience: Experience, compute: Compute) -> Learner:
+    """``candidate`` trained on ``experience`` (then consolidated), here or under torchrun."""
+    if compute.nproc == 1:
+        candidate.learn(experience)
+        return candidate
+    with tempfile.TemporaryDirectory(prefix="lifelong-job-") as tmp:
+        job = Path(tmp)
+        candidate.save(job / "start")
+        _write_window(job, experience, compute)
+        # torchrun's agent runs in a process of ours that dies with the worker (see _torchrun)
+        command = [sys.executable, "-m", "lifelong.system.launch", "--torchrun", str(compute.nproc), str(job)]
+        env = dict(os.environ)
+        if sys.platform.startswith("linux"):  # one machine: gloo talks over loopback
+            env.setdefault("GLOO_SOCKET_IFNAME", "lo")
+        try:
+            done = subprocess.run(command, env=env, capture_output=True, text=True,
+                                  timeout=compute.timeout_seconds, check=False)  # fmt: skip
+        except subprocess.TimeoutExpired:
+            raise TrainingError(
+                f"the {compute.nproc}-process training job ran past {compute.timeout_seconds} s; "
+                "nothing was published"
+            ) from None
+        if done.returncode != 0 or not (job / "trained").is_dir():
+            errors = sorted(job.glob("error-rank*.txt"))  # what a rank raised, else torchrun's last words
+            cause = (
+                errors[0].read_text() if errors else "\n".join((done.stderr or "").strip().splitlines()[-8:])
+            )
+            raise TrainingError(
+                f"the {compute.nproc}-process training job (torchrun) exited with code {done.returncode}; "
+                f"nothing was published. {cause}"
+            )
+        return Learner.load(job / "trained", device=compute.device)
+
+
+def _write_window(job: Path, experience: Experience, compute: Compute) -> None:
+    from safetensors.torch import save_file
+
+    data = experience.train
+    tensors = {"x": data.x.contiguous(), "y": data.y.contiguous()}
+    if data.t is not None:
+        tensors["t"] = data.t.contiguous()
+    save_file(tensors, str(job / "window.safetensors"))
+    spec = {"index": experience.index, "classes": list(experience.classes), "task_id": experience.task_id,
+            "scale": data.scale, "name": data.name, "device": compute.device, "threads": compute.threads,
+            "plugins": list(compute.plugins)}  # fmt: skip
+    (job / "job.json").write_text(json.dumps(spec))
+
+
+def main(job: Path) -> None:
+    """One rank of the job; what it raises is also written to ``JOB/error-rank<R>.txt`` for the worker."""
+    try:
+        _train(job)
+    except BaseException as e:
+        rank = os.environ.get("RANK", "0")
+        (job / f"error-rank{rank}.txt").write_text(f"rank {rank}: {type(e).__name__}: {e}"[:2000])
+        raise
+
+
+def _train(job: Path) -> None:
+    """Load the candidate in torchrun's group, learn the window, save (rank 0 writes)."""
+    import torch.distributed as dist
+    from safetensors.torch import load_file
+
+    from lifelong.learn.plugins import load_plugins
+
+    spec = json.loads((job / "job.json").read_text())
+    load_plugins(spec["plugins"])
+    torch.set_num_threads(spec["threads"])
+    device = torch.device(spec["device"])
+    if device.type == "cuda":  # one GPU per process
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    try:
+        tensors = load_file(str(job / "window.safetensors"))
+        data = Dataset(tensors["x"], tensors["y"], tensors.get("t"), spec["scale"], spec["name"])
+        empty = data.subset(torch.arange(0))
+        learner = Learner.load(job / "start", device=device)  # in the group: DDP, a share of each memory
+        global_batch = learner.batch_size
+        learner.batch_size = max(1, global_batch // learner.world_size)
+        learner.learn(Experience(spec["index"], tuple(spec["classes"]), spec["task_id"], data, empty))
+        learner.batch_size = global_batch  # the checkpoint describes the job, not one rank
+        learner.save(job / "trained")
+    finally:
+        dist.destroy_process_group()
+
+
+def _torchrun(nproc: int, job: Path) -> None:
+    """``python -m torch.distributed.run --standalone --nproc-per-node N -m lifelong.system.launch JOB``,
+    in this process, which the kernel terminates when the worker that started it dies (Linux): a
+    worker killed mid-job leaves no training processes behind (torchrun's agent stops its ranks)."""
+    import contextlib
+    import ctypes
+    import signal
+
+    from torch.distributed.run import main as torchrun
+
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(Exception):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    torchrun(["--standalone", f"--nproc-per-node={nproc}", "-m", "lifelong.system.launch", str(job)])
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "--torchrun":  # the agent, started by fit()
+        _torchrun(int(sys.argv[2]), Path(sys.argv[3]))
+    else:  # one rank, started by torchrun
+        main(Path(sys.argv[1]))

@@ -1,0 +1,76 @@
+"""Training jobs under torchrun: a worker with ``nproc=2`` publishes a version that loads in one process."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+
+from lifelong.errors import ConfigError, TrainingError
+from lifelong.learn.learner import Learner
+from lifelong.system.launch import Compute
+from lifelong.system.policy import Decision, Policy
+from lifelong.system.registry import Registry
+from lifelong.system.store import Store
+from lifelong.system.trainer import Gate
+from lifelong.system.worker import Worker
+from tests.system.test_trainer import _seed
+
+CONTINUAL = Policy("continual", strategy_params={"buffer_size": 60}, epochs=3)
+
+
+@pytest.fixture
+def system(tmp_path: Path) -> Iterator[tuple[Store, Registry]]:
+    with Store(data_dir=tmp_path) as store:
+        yield store, Registry(store)
+
+
+@pytest.mark.skipif(not dist.is_available(), reason="torch built without torch.distributed")
+def test_worker_trains_a_window_in_two_processes(
+    system: tuple[Store, Registry], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, registry = system
+    test = _seed(store, registry)  # champion on classes 0-1, a window holding all four
+    before = Learner.load(registry.get(1).path).correct(test).float().mean()
+
+    def not_here(*args: object) -> None:
+        raise AssertionError("the window was trained in the worker's process, not under torchrun")
+
+    monkeypatch.setattr(Learner, "learn", not_here)  # only the job's processes may train
+    worker = Worker(store, registry, CONTINUAL, Gate(), compute=Compute(nproc=2))
+    result = worker.train(Decision(True, "test"))
+    assert result.passed, result.reasons
+    assert result.version == 2 and registry.alias("champion") == 2
+    # trained by two gloo processes, loaded here in one: it learned the new classes ...
+    after = Learner.load(registry.get(2).path)
+    assert after.world_size == 1
+    assert after.correct(test).float().mean() > before + 0.2
+    # ... and holds the global replay memory, each rank's share gathered by rank 0
+    memory = after.strategies[0].buffer_
+    assert len(memory) == memory.capacity == 60
+    assert after.batch_size == Learner.load(registry.get(1).path).batch_size  # the global batch
+
+
+def test_a_failing_job_publishes_nothing(system: tuple[Store, Registry]) -> None:
+    store, registry = system
+    _seed(store, registry)
+    broken = Compute(nproc=2, plugins=("lifelong_no_such_plugin",))  # the job's processes cannot start
+    with pytest.raises(TrainingError, match="exited with code .* plugin 'lifelong_no_such_plugin'"):
+        Worker(store, registry, CONTINUAL, Gate(), compute=broken).train(Decision(True, "test"))
+    assert registry.alias("champion") == 1 and len(registry.versions()) == 1
+
+
+def test_compute_is_checked_before_any_work() -> None:
+    with pytest.raises(ConfigError, match="--nproc"):
+        Compute(nproc=0)
+    with pytest.raises(ConfigError, match="--device"):
+        Compute(device="tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="no CUDA device"):
+            Compute(device="cuda")
+    else:
+        with pytest.raises(ConfigError, match="one process per GPU"):
+            Compute(device="cuda", nproc=torch.cuda.device_count() + 1)
