@@ -67,7 +67,14 @@ def test_up_serves_a_bootstrapped_champion_on_a_fresh_data_dir(tmp_path: Path) -
     assert main(["rollback", *data]) == 2  # nothing earlier to roll back to: a LifelongError, exit code 2
 
 
-@pytest.mark.parametrize("argv", [["simulate", "--policy", "sometimes"], ["up", "--bootstrap", "none"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["simulate", "--policy", "sometimes"],
+        ["simulate", "--policy-json", '{"forget_on_concept_drif": false}'],  # a typo, named before any run
+        ["up", "--bootstrap", "none"],
+    ],
+)
 def test_bad_configuration_exits_2(argv: list[str], tmp_path: Path) -> None:
     assert main([*argv, "--data-dir", str(tmp_path)] if argv[0] == "up" else argv) == 2
 

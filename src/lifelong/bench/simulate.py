@@ -26,7 +26,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,7 @@ class SimConfig:
     seed: int = 0
     test_size: int = 1000
     poll: float = 0.25
+    overrides: dict[str, Any] = field(default_factory=dict)  # policy fields over the scaled ones
 
     def policy_json(self, kind: str) -> dict[str, Any]:
         """Policy fields scaled to the stream: schedules every half phase, windows of one phase."""
@@ -66,7 +67,7 @@ class SimConfig:
             base["every_samples"] = max(50, phase // 2)
         if kind == "continual":
             base.update(strategy=self.strategy, strategy_params=_strategy_params(self.strategy, phase))
-        return base
+        return {**base, **self.overrides}
 
 
 def _strategy_params(strategy: str, phase: int) -> dict[str, Any]:

@@ -102,6 +102,8 @@ def add_commands(sub: Any) -> None:
         "--rate", type=float, default=150.0, help="samples per second sent (0: as fast as possible)"
     )
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--policy-json", default=None,
+                   help='policy fields over the stream-scaled ones, e.g. \'{"forget_on_concept_drift": false}\'')  # fmt: skip
     p.set_defaults(func=cmd_simulate)
 
 
@@ -520,12 +522,15 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from lifelong.bench.simulate import SimConfig, simulate, table, target
-    from lifelong.system.policy import KINDS
+    from lifelong.system.policy import KINDS, Policy
 
     if not args.compare and args.policy not in KINDS:
         raise ConfigError(f"--policy: unknown {args.policy!r}; choose one of {', '.join(KINDS)}")
+    overrides = _json_object(args.policy_json, "--policy-json") if args.policy_json else {}
     cfg = SimConfig(stream=args.stream, strategy=args.strategy, samples=args.samples,
-                    label_delay=args.label_delay, rate=args.rate, seed=args.seed)  # fmt: skip
+                    label_delay=args.label_delay, rate=args.rate, seed=args.seed, overrides=overrides)  # fmt: skip
+    for kind in KINDS if args.compare else [args.policy]:  # a typo is named now, not by a worker later
+        Policy.from_json(kind, cfg.policy_json(kind))
     results = simulate(list(KINDS) if args.compare else [args.policy], cfg, args.out)
     Console(width=200).print(table(results))
     if args.compare:
