@@ -225,11 +225,11 @@ def test_up_restarts_a_killed_worker_and_takes_it_down_when_killed(
 
     first.kill()  # SIGKILL
     killed = time.monotonic()
-    _wait(lambda: (c := _worker_child(up)) is not None and c.pid != first.pid, 30, "a new worker", up)
+    _wait(lambda: (c := _worker_child(up)) is not None and c.pid != first.pid, 60, "a new worker", up)
     restarted = time.monotonic() - killed
     assert "lifelong up: worker exited with code -9; restarting in 1s" in up.output()
     _wait(
-        lambda: up.output().count("acquired the worker lease") == 2, LEASE + 30, "the new worker to lead", up
+        lambda: up.output().count("acquired the worker lease") == 2, LEASE + 120, "the new worker to lead", up
     )
     leading = time.monotonic() - killed
     second = _worker_child(up)
