@@ -117,3 +117,14 @@ def test_forget_empties_the_inherited_memory_before_training(system: tuple[Store
     assert memory[0].seen > inherited  # the memory carried over and grew
     assert memory[1].seen == offered and len(memory[1]) == 60  # restarted: only this window's samples
     assert [e.payload["forgot_memory"] for e in store.events("gate")] == [False, True]
+
+
+def test_new_classes_keep_the_memory_even_when_asked_to_forget(system: tuple[Store, Registry]) -> None:
+    """A drop in accuracy that new classes explain leaves the memory right: it is kept (class-incremental)."""
+    store, registry = system
+    _seed(store, registry)  # the champion knows classes 0 and 1; the window brings 2 and 3
+    inherited = Learner.load(registry.get(1).path).strategies[0].buffer_.seen
+    result = train_once(store, registry, CONTINUAL, Gate(max_old_accuracy_drop=1.0, max_negative_flip_rate=1.0),
+                        forget=True)  # fmt: skip
+    assert result.passed and store.events("gate")[-1].payload["forgot_memory"] is False
+    assert Learner.load(registry.get(2).path).strategies[0].buffer_.seen > inherited

@@ -78,7 +78,8 @@ def train_once(
 
     ``since`` is a detected change point (a sample id): fine-tuning then starts after it, so the
     candidate learns the new concept rather than the old one; ``forget`` empties the replay memory it
-    inherits first (a concept drift: the memory's labels are outdated). ``prepare`` may rewrite the training
+    inherits first (a concept drift: the memory's labels are outdated), unless the window brings
+    classes the champion never saw. ``prepare`` may rewrite the training
     part of the window (augment, filter; tests corrupt labels with it); the holdout is never touched.
     ``holds_lease`` is asked before publishing and before promoting: a worker that lost its lease
     to another one registers nothing. ``compute`` says where the training itself runs (a device,
@@ -112,6 +113,9 @@ def train_once(
     if prepare is not None:
         train = prepare(train)
     candidate = _candidate(record.path, policy, mode, compute.device)
+    # New classes explain a drop in accuracy without making the memory wrong (class-incremental
+    # drift): keep it then, or fine-tuning on a few new labels alone overwrites the old classes.
+    forget = forget and set(data.y.unique().tolist()) <= set(old_learner.classes_seen)
     if forget:
         for s in candidate.strategies:
             memory = getattr(s, "buffer_", None)
