@@ -52,3 +52,29 @@ def test_uint8_budget(uint8_scenario) -> None:
     Learner(toy_model(), [er], lr=0.1, batch_size=32).fit(uint8_scenario)
     assert er.buffer_.x.dtype == torch.uint8
     assert er.memory_bytes() == 20 * (8 + 8 + 8)
+
+
+def test_first_experience_is_plain_fine_tuning() -> None:
+    """As the authors' code: no mask and no replay before there is something old to protect."""
+    er = ERACE(buffer_size=20)
+    learner = Learner(toy_model(), [er], lr=0.1, batch_size=4, epochs=0)
+    learner.learn(toy_scenario("class").experiences[0])  # bookkeeping only: experience 0, classes 0-1
+    x = torch.randn(4, 8, generator=torch.Generator().manual_seed(0))
+    incoming = Batch(x, torch.tensor([0, 1, 0, 0]))
+    learner.incoming = incoming
+    er.buffer_.remember(learner)
+    assert er.batch(learner, incoming) is incoming
+    logits = torch.randn(4, 4, generator=torch.Generator().manual_seed(1))
+    assert torch.allclose(er.loss(learner, incoming, logits), F.cross_entropy(logits, incoming.y))
+
+
+def test_incoming_loss_keeps_the_classes_not_seen_yet() -> None:
+    """The mask keeps present classes and every class from the largest seen upwards; old ones are out."""
+    learner, er, _, logits = _setup()
+    learner._classes_seen = {0, 1}  # as if classes 2 and 3 had not arrived: 1 is the largest seen
+    incoming = Batch(learner.incoming.x[:2], torch.tensor([1, 1]))
+    learner.incoming = incoming
+    loss = er.loss(learner, incoming, logits[:2])
+    kept = logits[:2].clone()
+    kept[:, 0] = float("-inf")  # only class 0, seen and absent, is left out
+    assert torch.allclose(loss, F.cross_entropy(kept, incoming.y))

@@ -1,8 +1,10 @@
 """PackNet: earlier tasks' outputs are bit-identical after later tasks; pruning releases weights."""
 
+import pytest
 import torch
 
 from lifelong.checks import toy_model, toy_scenario
+from lifelong.errors import ConfigError
 from lifelong.learn.learner import Learner
 from lifelong.strategies import PackNet
 
@@ -32,3 +34,32 @@ def test_pruning_keeps_the_largest_fraction_and_zeroes_the_rest() -> None:
     assert torch.all(w[owner == 0] == 0)
     assert w[owner == 1].abs().min() >= w[owner == 0].abs().max()
     assert strategy.tasks_ == [0] and strategy.memory_bytes() > 0
+
+
+def test_default_gives_every_task_an_equal_share() -> None:
+    """Each of n tasks keeps 1/n of the weights; the last keeps all still free (a fixed 0.5 left 1/4 unused)."""
+    strategy = PackNet(finetune_epochs=0)
+    learner = Learner(toy_model(), [strategy], lr=0.1, batch_size=8)
+    first, second = toy_scenario("task").experiences  # the scenario says: two tasks
+    learner.learn(first)
+    owner = strategy.owner_["features.1.weight"]
+    assert abs(float((owner == 1).float().mean()) - 0.5) < 0.05
+    learner.learn(second)
+    assert int((owner == 0).sum()) == 0 and abs(float((owner == 2).float().mean()) - 0.5) < 0.05
+
+
+def test_shares_follow_n_tasks() -> None:
+    strategy = PackNet(finetune_epochs=0, n_tasks=4)
+    learner = Learner(toy_model(), [strategy], lr=0.1, batch_size=8)
+    first, second = toy_scenario("task").experiences
+    assert [strategy.prune_fraction(k, first) for k in (1, 2, 3, 4)] == [0.75, 1 - 1 / 3, 0.5, 0.0]
+    learner.learn(first)
+    assert abs(float((strategy.owner_["features.1.weight"] == 1).float().mean()) - 0.25) < 0.05
+    assert PackNet(prune=0.8).prune_fraction(3, first) == 0.8
+
+
+def test_bad_prune_is_refused() -> None:
+    with pytest.raises(ConfigError, match="prune"):
+        PackNet(prune=1.0)
+    with pytest.raises(ConfigError, match="n_tasks"):
+        PackNet(n_tasks=0)

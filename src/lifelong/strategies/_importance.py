@@ -136,6 +136,30 @@ def quadratic_penalty(learner: Learner, anchor: dict[str, Tensor], importance: d
     return total
 
 
+#: how a quadratic penalty acts: through the loss's gradient, or as a closed-form (proximal) step
+PENALTY_STEPS = ("gradient", "proximal")
+
+
+def step_size(learner: Learner) -> float:
+    """The optimizer's current learning rate (what a proximal step must match)."""
+    return float(learner.optimizer.param_groups[0]["lr"])
+
+
+@torch.no_grad()
+def proximal_pull(learner: Learner, anchor: dict[str, Tensor], curvature: dict[str, Tensor]) -> None:
+    """``theta <- a + (theta - a) / (1 + lr * k)`` for each weight: the exact (implicit) step of the
+    penalty ``k/2 (theta - a)^2`` after the optimizer's step on the task loss.
+
+    Same objective and fixed points as adding the penalty to the loss, but stable for any strength:
+    a gradient step on ``k/2 (theta - a)^2`` diverges once ``lr * k > 2`` for any single weight.
+    """
+    lr = step_size(learner)
+    for name, p in trainable(learner).items():
+        if name in anchor:
+            a = anchor[name]
+            p.sub_(a).div_(1.0 + lr * curvature[name]).add_(a)
+
+
 def per_sample_gradients(
     learner: Learner,
     x: Tensor,

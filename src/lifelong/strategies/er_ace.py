@@ -5,6 +5,13 @@ Abrupt Representation Change in Online Continual Learning". When new classes arr
 replay's cross-entropy on the incoming batch pushes the old classes' logits down and tears
 their representation apart. ER-ACE computes the incoming loss only over the classes present in
 the incoming batch, and the replayed batch's loss over all classes seen.
+
+As the authors' code (pclucas14/AML) and mammoth's ``er_ace`` do: the incoming loss's softmax
+also keeps every class from the largest one seen so far upwards (the not-yet-seen classes, so
+their outputs stay low; only the old classes are left out), the replayed loss spans every
+output, and the first experience is plain fine-tuning (no mask, no replay; mammoth's default
+``task_free=0``). Not adopted: mammoth's cosine-similarity classifier (``use_custom_classifier``),
+which replaces the model's head; a strategy here does not change the user's model.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ if TYPE_CHECKING:
 
 
 class ERACE(Replay):
-    """Replay with loss ``CE_present(incoming) + CE_seen(replayed)``.
+    """Replay with loss ``CE_present+unseen(incoming) + CE(replayed)``, from the second experience on.
 
     Parameters
     ----------
@@ -36,16 +43,23 @@ class ERACE(Replay):
     def __init__(self, buffer_size: int = 500, batch_size: int | None = None) -> None:
         super().__init__(buffer_size, batch_size, "reservoir")
 
+    def batch(self, learner: Learner, batch: Batch) -> Batch:
+        if learner.experience_index <= 0:  # nothing old to protect yet
+            return batch
+        return super().batch(learner, batch)
+
     def loss(self, learner: Learner, batch: Batch, logits: Tensor) -> Tensor:
         assert learner.incoming is not None  # the learner sets it before each step
         n = len(learner.incoming.y)  # the incoming samples come first in the batch
         new, old = logits[:n], logits[n:]  # [n, C], [m, C]
-        present = torch.zeros(logits.shape[1], dtype=torch.bool, device=logits.device)
-        present[batch.y[:n]] = True
-        loss = F.cross_entropy(new.masked_fill(~present, float("-inf")), batch.y[:n])
+        if learner.experience_index <= 0:
+            return F.cross_entropy(new, batch.y[:n])
+        keep = torch.zeros(logits.shape[1], dtype=torch.bool, device=logits.device)
+        keep[batch.y[:n]] = True
+        seen = [c for c in learner.classes_seen if c < len(keep)]
+        top = max(seen) if seen else 0  # the authors' seen_so_far.max(): this and every later class count
+        keep[top:] = True
+        loss = F.cross_entropy(new.masked_fill(~keep, float("-inf")), batch.y[:n])
         if len(old):
-            seen = torch.zeros_like(present)
-            seen[[c for c in learner.classes_seen if c < len(seen)]] = True
-            seen[batch.y[n:]] = True  # a stored class always counts as seen
-            loss = loss + F.cross_entropy(old.masked_fill(~seen, float("-inf")), batch.y[n:])
+            loss = loss + F.cross_entropy(old, batch.y[n:])
         return loss

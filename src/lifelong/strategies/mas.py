@@ -11,9 +11,16 @@ from typing import TYPE_CHECKING
 from torch import Tensor
 
 from lifelong.data.dataset import Batch
+from lifelong.errors import ConfigError
 from lifelong.learn.distributed import all_reduce_mean
 from lifelong.learn.strategy import Strategy
-from lifelong.strategies._importance import mean_abs_gradient, quadratic_penalty, trainable
+from lifelong.strategies._importance import (
+    PENALTY_STEPS,
+    mean_abs_gradient,
+    proximal_pull,
+    quadratic_penalty,
+    trainable,
+)
 
 if TYPE_CHECKING:
     from lifelong.data.scenarios import Experience
@@ -36,20 +43,29 @@ class MAS(Strategy):
     lam : penalty strength. ``Omega`` scales with the size of the outputs; the paper's 1 makes
         SGD at lr 0.1 diverge on large logits (stable needs ``lr * 2 lam * max Omega < 2``).
     samples : inputs of the experience used to estimate ``Omega`` (None: all).
+    penalty_step : ``gradient`` (the penalty joins the loss) or ``proximal``: its exact step
+        ``theta <- a + (theta - a) / (1 + 2 lr lam Omega)`` after the optimizer's, stable for any
+        ``lam`` (see :mod:`lifelong.strategies.ewc`).
     """
 
     name = "mas"
     supports = frozenset({"class", "task", "domain"})
 
-    def __init__(self, lam: float = 0.01, samples: int | None = None) -> None:
-        self.lam, self.samples = lam, samples
+    def __init__(self, lam: float = 0.01, samples: int | None = None, penalty_step: str = "gradient") -> None:
+        if penalty_step not in PENALTY_STEPS:
+            raise ConfigError(f"penalty_step: unknown {penalty_step!r}; valid: {', '.join(PENALTY_STEPS)}")
+        self.lam, self.samples, self.penalty_step = lam, samples, penalty_step
         self.omega_: dict[str, Tensor] = {}
         self.anchor_: dict[str, Tensor] = {}
 
     def penalty(self, learner: Learner, batch: Batch, logits: Tensor) -> Tensor | None:
-        if not self.omega_:
+        if not self.omega_ or self.penalty_step == "proximal":
             return None
         return self.lam * quadratic_penalty(learner, self.anchor_, self.omega_)
+
+    def after_step(self, learner: Learner) -> None:
+        if self.omega_ and self.penalty_step == "proximal":
+            proximal_pull(learner, self.anchor_, {n: 2 * self.lam * w for n, w in self.omega_.items()})
 
     def after_experience(self, learner: Learner, experience: Experience) -> None:
         if len(experience.train) == 0:

@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING
 from torch import Tensor
 
 from lifelong.data.dataset import Batch
+from lifelong.errors import ConfigError
 from lifelong.learn.distributed import all_reduce_mean
-from lifelong.strategies._importance import quadratic_penalty, trainable
+from lifelong.strategies._importance import PENALTY_STEPS, proximal_pull, quadratic_penalty, trainable
 from lifelong.strategies._path import PathIntegral
 
 if TYPE_CHECKING:
@@ -33,25 +34,37 @@ class SI(PathIntegral):
     xi : damping: keeps ``omega`` finite for weights that barely moved. The paper's 1e-3 (with Adam)
         lets ``omega`` reach hundreds, which makes plain SGD diverge once ``lr * 2c * omega > 2``;
         0.1 keeps SGD at lr 0.1 stable.
+    penalty_step : ``gradient`` (the penalty joins the loss) or ``proximal``: its exact step
+        ``theta <- a + (theta - a) / (1 + 2 lr c omega)`` after the optimizer's, stable for any ``c``
+        (see :mod:`lifelong.strategies.ewc`; mammoth's SGD version clips every gradient at 1 instead).
+        The path integral then counts the pull in the weights' movement, as mammoth's does.
     """
 
     name = "si"
     supports = frozenset({"class", "task", "domain"})
 
-    def __init__(self, c: float = 1.0, xi: float = 0.1) -> None:
-        self.c, self.xi = c, xi
+    def __init__(self, c: float = 1.0, xi: float = 0.1, penalty_step: str = "gradient") -> None:
+        if penalty_step not in PENALTY_STEPS:
+            raise ConfigError(f"penalty_step: unknown {penalty_step!r}; valid: {', '.join(PENALTY_STEPS)}")
+        self.c, self.xi, self.penalty_step = c, xi, penalty_step
         self.omega_: dict[str, Tensor] = {}
         self.anchor_: dict[str, Tensor] = {}
         self.start_: dict[str, Tensor] = {}  # weights when the current experience began
         self.path_: dict[str, Tensor] = {}  # running path integral w over the current experience
 
     def penalty(self, learner: Learner, batch: Batch, logits: Tensor) -> Tensor | None:
-        if not self.omega_:
+        if not self.omega_ or self.penalty_step == "proximal":
             return None
         return self.c * quadratic_penalty(learner, self.anchor_, self.omega_)
 
+    def after_step(self, learner: Learner) -> None:
+        if self.omega_ and self.penalty_step == "proximal":  # before the path integral reads the movement
+            proximal_pull(learner, self.anchor_, {n: 2 * self.c * w for n, w in self.omega_.items()})
+        super().after_step(learner)
+
     def _penalty_terms(self) -> tuple[float, dict[str, Tensor], dict[str, Tensor]]:
-        return self.c, self.omega_, self.anchor_
+        # proximal: the gradient holds the task loss alone already
+        return (0.0 if self.penalty_step == "proximal" else self.c), self.omega_, self.anchor_
 
     def after_experience(self, learner: Learner, experience: Experience) -> None:
         for n, p in trainable(learner).items():

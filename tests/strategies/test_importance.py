@@ -1,0 +1,88 @@
+"""The proximal penalty step shared by EWC, SI and MAS: the exact implicit step, stable for any strength."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lifelong.checks import toy_model, toy_scenario
+from lifelong.data.dataset import Batch
+from lifelong.errors import ConfigError
+from lifelong.learn.learner import Learner
+from lifelong.strategies import EWC, MAS, SI
+
+LR = 0.1
+
+
+def _after_first(strategy) -> tuple[Learner, list]:
+    learner = Learner(toy_model(), [strategy], lr=LR, batch_size=8, seed=0)
+    experiences = toy_scenario("domain").experiences
+    learner.learn(experiences[0])
+    return learner, experiences
+
+
+def _curvature(strategy) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """(anchor, k) of each strategy's penalty written as ``sum k/2 (theta - a)^2``."""
+    if isinstance(strategy, EWC):
+        return strategy.anchors_[0], {n: strategy.lam * f for n, f in strategy.fishers_[0].items()}
+    strength = strategy.c if isinstance(strategy, SI) else strategy.lam
+    return strategy.anchor_, {n: 2 * strength * w for n, w in strategy.omega_.items()}
+
+
+@pytest.mark.parametrize(
+    "strategy",
+    [
+        EWC(lam=50.0, penalty_step="proximal"),
+        SI(c=5.0, penalty_step="proximal"),
+        MAS(lam=5.0, penalty_step="proximal"),
+    ],
+    ids=["ewc", "si", "mas"],
+)
+def test_proximal_step_is_the_implicit_step_by_value(strategy) -> None:
+    learner, experiences = _after_first(strategy)
+    anchor, k = _curvature(strategy)
+    model = learner.model
+    with torch.no_grad():  # move off the anchor so the pull is visible
+        for p in model.parameters():
+            p.add_(0.3 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
+    b = experiences[1].train.batch(torch.arange(8))
+    theta = {n: p.detach().clone() for n, p in model.named_parameters()}
+    model.zero_grad()
+    F.cross_entropy(model(b.x), b.y).backward()  # the task loss alone: the penalty is not in the loss
+    sgd = {n: theta[n] - LR * p.grad for n, p in model.named_parameters()}
+    learner.train_step(Batch(b.x, b.y))
+    for n, p in model.named_parameters():
+        expected = anchor[n] + (sgd[n] - anchor[n]) / (1 + LR * k[n])
+        assert torch.allclose(p.detach(), expected, atol=1e-6), n
+        assert not torch.allclose(p.detach(), sgd[n], atol=1e-4), n  # the pull did act
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda s: EWC(lam=1e6, penalty_step=s),
+        lambda s: SI(c=1e6, penalty_step=s),
+        lambda s: MAS(lam=1e6, penalty_step=s),
+    ],
+    ids=["ewc", "si", "mas"],
+)
+def test_proximal_step_holds_where_the_gradient_step_diverges(make) -> None:
+    drift = {}
+    for step in ("gradient", "proximal"):
+        learner, experiences = _after_first(make(step))
+        before = {n: p.detach().clone() for n, p in learner.model.named_parameters()}
+        learner.learn(experiences[1])
+        drift[step] = max(
+            float((p.detach() - before[n]).abs().max()) for n, p in learner.model.named_parameters()
+        )
+    assert not drift["gradient"] < 1e3  # blew up (or NaN): lr * k > 2 for the stiffest weights
+    assert drift["proximal"] < 0.1  # held at the first experience's weights
+
+
+def test_unknown_penalty_step_is_refused() -> None:
+    for make in (
+        lambda: EWC(penalty_step="implicit"),
+        lambda: SI(penalty_step="x"),
+        lambda: MAS(penalty_step=""),
+    ):
+        with pytest.raises(ConfigError, match="penalty_step"):
+            make()
