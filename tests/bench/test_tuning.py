@@ -32,3 +32,43 @@ def test_tuned_values_are_looked_up_by_family(tmp_path, monkeypatch) -> None:
     assert runner.tuned_params("x", "permuted-fmnist") == {"lam": 100.0, "samples": 5}
     assert runner.tuned_params("x", "split-fmnist-task") == {"lam": 10.0, "samples": 5}
     assert runner.tuned_params("x", "split-fmnist") == {"lam": 1.0, "samples": 5}
+
+
+def _strategies_script():
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "strategies.py"
+    spec = importlib.util.spec_from_file_location("strategies_bench", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["strategies_bench"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_choice_averages_seeds_and_never_picks_a_diverged_setting() -> None:
+    choose = _strategies_script().choose
+
+    def run(lam: float, acc: float, diverged: bool = False) -> dict:
+        return {"params": {"lam": lam, "other": 1}, "metrics": {"acc": acc, "diverged": float(diverged)}}
+
+    runs = [
+        run(1.0, 0.70),
+        run(1.0, 0.74),
+        run(10.0, 0.90),
+        run(10.0, 0.10, diverged=True),
+        run(3.0, 0.71),
+        run(3.0, 0.71),
+    ]
+    scores, best = choose(runs, ["lam"])
+    assert scores == {'{"lam": 1.0}': 0.72, '{"lam": 10.0}': "diverged", '{"lam": 3.0}': 0.71}
+    assert best == {"lam": 1.0}
+    assert choose([run(1.0, 0.5, diverged=True)], ["lam"]) == ({'{"lam": 1.0}': "diverged"}, None)
+
+
+def test_family_grids_replace_the_default_grid() -> None:
+    script = _strategies_script()
+    assert script.search_space("derpp", "class")["batch_size"] == [10, 128]
+    assert script.search_space("ewc", "domain")["penalty_step"] == ["proximal"]
+    assert script.search_space("ewc", "task") == script.SEARCH["ewc"]
