@@ -226,6 +226,9 @@ def table(args: argparse.Namespace) -> None:
     from lifelong.bench.runner import strategy_names, summarize
 
     strategies = args.strategies.split(",") if args.strategies else strategy_names()
+    unknown = set(strategies) - set(strategy_names())  # strategy_names() also fills the registry
+    if unknown:
+        raise SystemExit(f"unknown strategies: {', '.join(sorted(unknown))}")
     benchmarks = args.benchmarks.split(",")
     seeds = [int(s) for s in args.seeds.split(",")]
     buffers = [int(b) for b in args.buffers.split(",")]

@@ -78,3 +78,18 @@ def test_incoming_loss_keeps_the_classes_not_seen_yet() -> None:
     kept = logits[:2].clone()
     kept[:, 0] = float("-inf")  # only class 0, seen and absent, is left out
     assert torch.allclose(loss, F.cross_entropy(kept, incoming.y))
+
+
+def test_cosine_head_scores_ten_times_the_cosine() -> None:
+    model = toy_model()
+    x = torch.randn(5, 8, generator=torch.Generator().manual_seed(2))
+    plain = model(x)
+    Learner(model, [ERACE(cosine_head=True)], lr=0.1, batch_size=4)
+    feats, w = model.features(x), model.classifier.weight
+    expected = (
+        10 * (feats / (feats.norm(dim=1, keepdim=True) + 1e-5)) @ (w / (w.norm(dim=1, keepdim=True) + 1e-5)).T
+    )
+    assert torch.allclose(model(x), expected, atol=1e-5) and not torch.allclose(model(x), plain)
+    other = toy_model()
+    Learner(other, [ERACE()], lr=0.1, batch_size=4)
+    assert torch.equal(other(x), plain)  # off by default: the model is left as it is

@@ -10,8 +10,10 @@ As the authors' code (pclucas14/AML) and mammoth's ``er_ace`` do: the incoming l
 also keeps every class from the largest one seen so far upwards (the not-yet-seen classes, so
 their outputs stay low; only the old classes are left out), the replayed loss spans every
 output, and the first experience is plain fine-tuning (no mask, no replay; mammoth's default
-``task_free=0``). Not adopted: mammoth's cosine-similarity classifier (``use_custom_classifier``),
-which replaces the model's head; a strategy here does not change the user's model.
+``task_free=0``). ``cosine_head=True`` scores as the authors' classifier does (mammoth's
+``use_custom_classifier``, on by default there): ``10 * cos(features, weight row)``, no bias, through
+a forward hook on the model's ``classifier`` (the weights stay the model's own; off by default
+because the model then only scores correctly with the strategy attached).
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from lifelong.data.dataset import Batch
+from lifelong.learn.heads import classifier
 from lifelong.strategies.replay import Replay
 
 if TYPE_CHECKING:
+    from lifelong.data.scenarios import Experience
     from lifelong.learn.learner import Learner
 
 
@@ -36,12 +40,30 @@ class ERACE(Replay):
     ----------
     buffer_size : samples kept in memory (reservoir sampling, as in the paper).
     batch_size : replayed samples per step; None uses the learner's batch size.
+    cosine_head : score with the authors' scaled cosine classifier (see the module docstring).
     """
 
     name = "er-ace"
 
-    def __init__(self, buffer_size: int = 500, batch_size: int | None = None) -> None:
+    def __init__(
+        self, buffer_size: int = 500, batch_size: int | None = None, cosine_head: bool = False
+    ) -> None:
         super().__init__(buffer_size, batch_size, "reservoir")
+        self.cosine_head = cosine_head
+        self._hook: tuple[torch.nn.Module, torch.utils.hooks.RemovableHandle] | None = None
+
+    def attach(self, learner: Learner) -> None:
+        if not self.cosine_head:
+            return
+        head = classifier(learner.model)[2]
+        if self._hook is not None and self._hook[0] is head:
+            return
+        if self._hook is not None:  # a new model (or a grown head): move the hook there
+            self._hook[1].remove()
+        self._hook = (head, head.register_forward_hook(_cosine_scores))
+
+    def before_experience(self, learner: Learner, experience: Experience) -> None:
+        self.attach(learner)  # a head grown for new classes is a new module
 
     def batch(self, learner: Learner, batch: Batch) -> Batch:
         if learner.experience_index <= 0:  # nothing old to protect yet
@@ -63,3 +85,11 @@ class ERACE(Replay):
         if len(old):
             loss = loss + F.cross_entropy(old, batch.y[n:])
         return loss
+
+
+def _cosine_scores(module: torch.nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> Tensor:
+    """``10 * cos(x, w_c)`` per class, as the authors' ``CustomLinear`` (eps 1e-5 on both norms)."""
+    x, w = inputs[0], module.weight
+    x = x / (x.norm(dim=1, keepdim=True) + 1e-5)
+    w = w / (w.norm(dim=1, keepdim=True) + 1e-5)
+    return 10.0 * x @ w.T
