@@ -50,7 +50,8 @@ FAMILY_SEARCH: dict[str, dict[str, dict[str, list[Any]]]] = {
     },
     # the proximal penalty step is stable for any strength (a gradient step diverged from lam 100 / c 1 here)
     "domain": {
-        "ewc": {"lam": [1.0, 3.0, 10.0, 30.0, 100.0], "penalty_step": ["proximal"]},
+        # online: one anchor (the latest) with the summed Fisher (Huszar 2018; mammoth's perm-mnist ewc_on, gamma 1)
+        "ewc": {"lam": [1.0, 3.0, 10.0, 30.0, 100.0], "online": [False, True], "penalty_step": ["proximal"]},
         "si": {"c": [0.03, 0.1, 0.3, 1.0], "penalty_step": ["proximal"]},
         "mas": {"lam": [0.003, 0.01, 0.03, 0.1], "penalty_step": ["proximal"]},
     },
@@ -169,6 +170,17 @@ def choose(runs: list[dict[str, Any]], keys: list[str]) -> tuple[dict[str, Any],
     return scores, best
 
 
+def _same_setting(job: dict[str, Any], run: dict[str, Any]) -> bool:
+    """Whether ``run`` already trained ``job``'s setting: its full hyper-parameters hold the job's values
+    (a run from before a key joined the grid ran that key's default)."""
+    return (
+        "params" in run and "metrics" in run
+        and all(run.get(k) == job[k] for k in ("benchmark", "strategy", "seed", "buffer"))
+        and set(run.get("overrides", {})) <= set(job["params"])
+        and all(run["params"].get(k) == v for k, v in job["params"].items())
+    )  # fmt: skip
+
+
 def tune(args: argparse.Namespace) -> None:
     """Search each method per scenario family on a validation split (never the test sets)."""
     from lifelong.bench.runner import HPARAMS_DIR
@@ -193,14 +205,22 @@ def tune(args: argparse.Namespace) -> None:
                 jobs.append({"benchmark": benchmark, "strategy": name, "seed": seed, "buffer": 500, "epochs": 0,
                              "train_fraction": fraction, "validation": args.validation,
                              "params": dict(zip(keys, values))})  # fmt: skip
-    runs = [r for r in _grid(jobs, Path(args.out) / "runs.jsonl", args.workers) if "metrics" in r]
+    log = Path(args.out) / "runs.jsonl"
+    earlier = (
+        [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.exists() else []
+    )
+    jobs = [
+        j for j in jobs if not any(_same_setting(j, r) for r in earlier)
+    ]  # a grid grown by a key reuses runs
+    runs = [r for r in _grid(jobs, log, args.workers) if "metrics" in r]
     for family in families:
         benchmark = TUNE_BENCHMARKS[family]
         for name in {**SEARCH, **FAMILY_SEARCH.get(family, {})}:
             space = search_space(name, family)
             keys = sorted(space)
             mine = [r for r in runs if r["strategy"] == name and r["benchmark"] == benchmark and r["seed"] in seeds
-                    and set(keys) <= set(r.get("overrides", {}))]  # fmt: skip
+                    and set(r.get("overrides", {})) <= set(keys)
+                    and all(r["params"].get(k) in space[k] for k in keys)]  # fmt: skip
             if not mine or (only is not None and name not in only):
                 continue
             path = HPARAMS_DIR / f"{name}.json"

@@ -72,3 +72,22 @@ def test_family_grids_replace_the_default_grid() -> None:
     assert script.search_space("derpp", "class")["batch_size"] == [10, 128]
     assert script.search_space("ewc", "domain")["penalty_step"] == ["proximal"]
     assert script.search_space("ewc", "task") == script.SEARCH["ewc"]
+
+
+def test_a_grid_grown_by_a_key_reuses_the_runs_of_that_keys_default() -> None:
+    same = _strategies_script()._same_setting
+    run = {"benchmark": "b", "strategy": "ewc", "seed": 10, "buffer": 500, "metrics": {"acc": 0.7},
+           "overrides": {"lam": 3.0}, "params": {"lam": 3.0, "online": False}}  # fmt: skip
+    job = {
+        "benchmark": "b",
+        "strategy": "ewc",
+        "seed": 10,
+        "buffer": 500,
+        "params": {"lam": 3.0, "online": False},
+    }
+    assert same(job, run)
+    assert not same({**job, "params": {"lam": 3.0, "online": True}}, run)
+    assert not same({**job, "seed": 11}, run)
+    assert not same(
+        {**job, "params": {"online": False}}, run
+    )  # the run overrode a key the job leaves at default
