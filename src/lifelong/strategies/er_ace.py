@@ -87,7 +87,7 @@ class ERACE(Replay):
         return loss
 
 
-def _cosine_scores(module: torch.nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> Tensor:
+def _cosine_scores(module: torch.nn.Linear, inputs: tuple[Tensor, ...], output: Tensor) -> Tensor:
     """``10 * cos(x, w_c)`` per class, as the authors' ``CustomLinear`` (eps 1e-5 on both norms)."""
     x, w = inputs[0], module.weight
     x = x / (x.norm(dim=1, keepdim=True) + 1e-5)

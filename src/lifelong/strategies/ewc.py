@@ -35,6 +35,7 @@ with momentum or Adam it is the same pull taken outside the optimizer's state.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -109,7 +110,7 @@ class EWC(Strategy):
             p.sub_(a).mul_(shrink[i : i + k].view_as(p)).add_(a)
             i += k
 
-    def _current(self, params: dict[str, Tensor]) -> tuple[list[str], Tensor, Tensor, Tensor]:
+    def _current(self, params: Mapping[str, Tensor]) -> tuple[list[str], Tensor, Tensor, Tensor]:
         if self._fused is None or sum(params[n].numel() for n in self._fused[0]) != len(self._fused[1]):
             self._fused = (
                 self._fuse()
