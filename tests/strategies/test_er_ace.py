@@ -93,3 +93,14 @@ def test_cosine_head_scores_ten_times_the_cosine() -> None:
     other = toy_model()
     Learner(other, [ERACE()], lr=0.1, batch_size=4)
     assert torch.equal(other(x), plain)  # off by default: the model is left as it is
+
+
+def test_cosine_head_survives_a_checkpoint(tmp_path) -> None:
+    stream = toy_scenario("class")
+    learner = Learner(toy_model(), [ERACE(buffer_size=20, cosine_head=True)], lr=0.1, batch_size=8)
+    learner.learn(stream.experiences[0])
+    x = stream.experiences[0].test.features()
+    learner.save(tmp_path / "ckpt")
+    resumed = Learner.load(tmp_path / "ckpt")  # the strategy is rebuilt and hooks the new model's head
+    assert torch.equal(resumed.predict_logits(x), learner.predict_logits(x))
+    assert float(resumed.predict_logits(x).abs().max()) <= 10.0
