@@ -31,7 +31,7 @@ measures the world into a :class:`PolicyState` and the policy only reads it, so 
 
 >>> policy = Policy("scheduled-retrain", every_samples=500, min_samples=100)
 >>> policy.decide(PolicyState(new_samples=600, seconds_since_training=30.0))
-Decision(train=True, reason='schedule: 600 new labelled samples >= 500', mode='scratch')
+Decision(train=True, reason='schedule: 600 new labelled samples >= 500', mode='scratch', forget=False)
 """
 
 from __future__ import annotations
