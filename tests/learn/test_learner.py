@@ -379,3 +379,24 @@ def test_fit_tells_callbacks_each_evaluation_and_the_result() -> None:
     assert seen[0][2] is True and seen[-1] == ("fit_end", result, False)
     assert [s[2] for s in seen if s[0] == "evaluate"] == [tuple(r) for r in result.accuracy_matrix]
     assert seen[1][3] == "naive" and learner.hyperparameters()["lr"] == learner.lr
+
+
+class InfOnce(Strategy):
+    """A penalty of +inf at one step only: the gradients stay finite, so only the loss shows it."""
+
+    name = ""
+
+    def __init__(self, at: int) -> None:
+        self.at = at
+
+    def penalty(self, learner, batch, logits):
+        return torch.tensor(float("inf")) if learner.step == self.at else None
+
+
+def test_a_single_non_finite_loss_marks_the_run_diverged() -> None:
+    x, y = torch.randn(1030, 8), torch.arange(1030) % 2
+    for at in (5, 1027):  # summed into the total at step 1024; still pending at the end
+        learner = Learner(toy_model(), [InfOnce(at)], lr=0.01, batch_size=1)
+        learner.partial_fit(x, y)
+        assert learner.diverged
+        assert all(bool(torch.isfinite(p).all()) for p in learner.model.parameters())

@@ -122,6 +122,7 @@ class Learner:
         self.train_seconds = 0.0
         self.boundary_seconds = 0.0  # consolidation work, also counted in train_seconds
         self._loss_total = torch.zeros((), dtype=torch.float64, device=self.device)  # non-finite: diverged
+        self._losses: list[Tensor] = []  # detached step losses not yet summed into _loss_total
         self.epochs_trained = 0
         self.samples_trained = 0
         self.state = LoopState()
@@ -162,7 +163,14 @@ class Learner:
     @property
     def diverged(self) -> bool:
         """Whether a training loss was non-finite (NaN or inf) since the last ``fit`` began."""
+        self._sum_losses()
         return not bool(torch.isfinite(self._loss_total))
+
+    def _sum_losses(self) -> None:
+        """Fold the pending step losses into ``_loss_total``: one stack and sum, no host sync."""
+        if self._losses:
+            self._loss_total.add_(torch.stack(self._losses).sum(dtype=torch.float64))
+            self._losses = []
 
     @property
     def incoming_raw(self) -> Tensor | None:
@@ -307,7 +315,10 @@ class Learner:
         return Batch(move(batch.x), move(batch.y), None if batch.t is None else move(batch.t))
 
     def _after_step(self, loss: Tensor) -> Tensor:
-        self._loss_total.add_(loss.detach())  # one in-place add, no host sync: checked at the end
+        # kept, not added: an append is cheaper than a tensor op per step; summed every 1024 steps
+        self._losses.append(loss.detach())
+        if len(self._losses) >= 1024:
+            self._sum_losses()
         for s in self._hooks["after_step"]:
             s.after_step(self)
         self._step += 1
@@ -636,6 +647,7 @@ class Learner:
         )
         start_boundary = self.boundary_seconds
         self._loss_total.zero_()
+        self._losses = []
         result = Result(reference_accuracy=list(reference_accuracy) if reference_accuracy else None)
         before = self._correct_all(experiences)
         result.untrained_accuracy = [float(c.float().mean()) for c in before]

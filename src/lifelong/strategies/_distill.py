@@ -11,8 +11,6 @@ otherwise one group holding every old class.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import torch
@@ -24,8 +22,9 @@ from lifelong.learn.strategy import overrides
 if TYPE_CHECKING:
     from lifelong.learn.learner import Learner
 
-#: (task id or None, classes): the outputs compared together under one softmax
-Group = tuple[int | None, list[int]]
+#: (task id or None, classes): the outputs compared together under one softmax; the classes as a
+#: slice when they are a contiguous run (a view, where a list index copies and scatters back)
+Group = tuple[int | None, list[int] | slice]
 
 
 def snapshot(model: nn.Module) -> nn.Module:
@@ -40,24 +39,23 @@ def restore(learner: Learner, state: dict[str, Tensor]) -> nn.Module:
     return teacher.eval().requires_grad_(False)
 
 
-@contextmanager
-def swapped(learner: Learner, model: nn.Module) -> Iterator[None]:
-    """Run the learner's forward (and its strategies' forward hooks) on ``model`` for a moment."""
-    own = learner.model
-    learner.model = model
-    try:
-        yield
-    finally:
-        learner.model = own
+def columns(classes: list[int]) -> list[int] | slice:
+    """``classes`` as an index of the output columns: a slice when they are ``lo, lo + 1, ..., hi - 1``."""
+    if classes and classes == list(range(classes[0], classes[0] + len(classes))):
+        return slice(classes[0], classes[0] + len(classes))
+    return classes
 
 
 def groups(
     learner: Learner, old_tasks: dict[int, list[int]], old_classes: list[int], t: Tensor | None
 ) -> list[Group]:
-    """One group per old task when samples carry task ids, else one group of every old class."""
+    """One group per old task when samples carry task ids, else one group of every old class.
+
+    The groups only change at a boundary: strategies build them once per experience, not per step.
+    """
     if t is not None and old_tasks:
-        return [(k, c) for k, c in sorted(old_tasks.items()) if c]
-    return [(None, old_classes)] if old_classes else []
+        return [(k, columns(c)) for k, c in sorted(old_tasks.items()) if c]
+    return [(None, columns(old_classes))] if old_classes else []
 
 
 def group_logits(learner: Learner, x: Tensor, gs: list[Group], logits: Tensor | None = None) -> list[Tensor]:
@@ -67,7 +65,7 @@ def group_logits(learner: Learner, x: Tensor, gs: list[Group], logits: Tensor | 
     single-head model needs one extra unmasked forward; a model routed by forward hooks (heads,
     masks) one forward per old task.
     """
-    if all(k is None for k, _ in gs):
+    if not gs or gs[0][0] is None:  # groups() gives ids to all groups or to none
         out = logits if logits is not None else learner.forward(x, None)
         return [out[:, c] for _, c in gs]
     if not any(overrides(s, "forward") for s in learner.strategies):
@@ -81,15 +79,22 @@ def group_logits(learner: Learner, x: Tensor, gs: list[Group], logits: Tensor | 
 
 
 def teacher_logits(learner: Learner, teacher: nn.Module, x: Tensor, gs: list[Group]) -> list[Tensor]:
-    with torch.no_grad(), swapped(learner, teacher):
-        return group_logits(learner, x, gs)
+    """Logits of ``teacher`` run as the learner's model (its strategies' forward hooks included)."""
+    own = learner.model
+    learner.model = teacher
+    try:
+        with torch.no_grad():
+            return group_logits(learner, x, gs)
+    finally:
+        learner.model = own
 
 
-def kd(new: list[Tensor], old: list[Tensor], temperature: float) -> Tensor:
-    """``T^2 * KL(softmax(old/T) || softmax(new/T))`` per group, averaged over groups (van de Ven et al.)."""
+def kd(new: list[Tensor], old: list[Tensor], temperature: float, weight: float = 1.0) -> Tensor:
+    """``weight * T^2 * KL(softmax(old/T) || softmax(new/T))`` per group, averaged over groups (van de Ven et al.)."""
     t = temperature
     terms = [
         F.kl_div(F.log_softmax(n / t, 1), F.log_softmax(o / t, 1), reduction="batchmean", log_target=True)
         for n, o in zip(new, old)
     ]
-    return t * t * torch.stack(terms).mean()
+    # one group (class-incremental) needs no stack and mean; the weights fold into one scalar
+    return (weight * t * t) * (terms[0] if len(terms) == 1 else torch.stack(terms).mean())

@@ -59,7 +59,7 @@ class ICaRL(Strategy):
         self._old_model: nn.Module | None = None
         # per-experience class index tensors of the bce loss, keyed by what they are built from
         self._index_key: tuple[Any, ...] | None = None
-        self._index: tuple[Tensor, list[int], Tensor | None] | None = None
+        self._index: tuple[Tensor | slice, list[int] | slice, Tensor | slice | None] | None = None
 
     def train_data(self, learner: Learner, experience: Experience, data: Dataset) -> Dataset:
         if not self.exemplars_ or len(data) == 0:
@@ -89,20 +89,28 @@ class ICaRL(Strategy):
         z = logits.clamp(min=-30.0)[:, seen]
         return F.binary_cross_entropy_with_logits(z, target[:, seen], reduction="sum") / len(z)
 
-    def _indices(self, learner: Learner, device: torch.device) -> tuple[Tensor, list[int], Tensor | None]:
-        """Classes seen (a tensor), old classes not in this experience (list, tensor or None).
+    def _indices(
+        self, learner: Learner, device: torch.device
+    ) -> tuple[Tensor | slice, list[int] | slice, Tensor | slice | None]:
+        """Classes seen, old classes not in this experience (column index, and target index or None).
 
-        Built once per experience (again if partial_fit brings new classes), not every step.
+        Built once per experience (again if partial_fit brings new classes), not every step;
+        contiguous runs of classes are slices (views), others index tensors.
         """
         classes = learner.experience.classes if learner.experience is not None else ()
         key = (learner.classes_seen, classes, tuple(self.old_classes_), device)
         if self._index is None or key != self._index_key:
             current = set(classes)
             distil = [c for c in self.old_classes_ if c not in current]  # old classes not in this experience
+            seen, cols = _distill.columns(list(key[0])), _distill.columns(distil)
             self._index = (
-                torch.tensor(key[0], dtype=torch.long, device=device),
-                distil,
-                torch.tensor(distil, dtype=torch.long, device=device) if distil else None,
+                seen if isinstance(seen, slice) else torch.tensor(seen, dtype=torch.long, device=device),
+                cols,
+                None
+                if not distil
+                else cols
+                if isinstance(cols, slice)
+                else torch.tensor(cols, device=device),
             )
             self._index_key = key
         return self._index
@@ -113,7 +121,7 @@ class ICaRL(Strategy):
         groups = _distill.groups(learner, self.old_tasks_, self.old_classes_, batch.t)
         old = _distill.teacher_logits(learner, self._teacher(learner), batch.x, groups)
         new = _distill.group_logits(learner, batch.x, groups, logits)
-        return self.alpha * _distill.kd(new, old, self.temperature)
+        return _distill.kd(new, old, self.temperature, self.alpha)
 
     @torch.no_grad()
     def _features(self, learner: Learner, x: Tensor, scale: float) -> Tensor:

@@ -13,7 +13,7 @@ Class- and domain-incremental: one softmax over every class seen before the expe
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from torch import Tensor, nn
 
@@ -47,24 +47,35 @@ class LwF(Strategy):
         self.old_classes_: list[int] = []
         self.old_tasks_: dict[int, list[int]] = {}
         self._old_model: nn.Module | None = None
+        self._groups: dict[
+            bool, list[_distill.Group]
+        ] = {}  # by "samples carry task ids": built once per experience
 
     def penalty(self, learner: Learner, batch: Batch, logits: Tensor) -> Tensor | None:
         if self.old_state_ is None:
             return None
-        groups = _distill.groups(learner, self.old_tasks_, self.old_classes_, batch.t)
+        groups = self._groups.get(batch.t is not None)
+        if groups is None:
+            groups = _distill.groups(learner, self.old_tasks_, self.old_classes_, batch.t)
+            self._groups[batch.t is not None] = groups
         if not groups:
             return None
         if self._old_model is None:  # after loading a checkpoint
             self._old_model = _distill.restore(learner, self.old_state_)
         old = _distill.teacher_logits(learner, self._old_model, batch.x, groups)
         new = _distill.group_logits(learner, batch.x, groups, logits)
-        return self.alpha * _distill.kd(new, old, self.temperature)
+        return _distill.kd(new, old, self.temperature, self.alpha)
 
     def after_experience(self, learner: Learner, experience: Experience) -> None:
         self._old_model = _distill.snapshot(learner.model)
         self.old_state_ = dict(self._old_model.state_dict())
         self.old_classes_ = list(learner.classes_seen)
         self.old_tasks_ = {int(k): list(v) for k, v in learner.task_classes.items()}
+        self._groups = {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self._groups = {}
 
     def extra_parameters(self) -> int:
         return sum(v.numel() for v in self.old_state_.values()) if self.old_state_ else 0
