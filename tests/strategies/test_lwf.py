@@ -70,3 +70,23 @@ def test_multihead_with_lwf_uses_a_teacher_with_its_heads() -> None:
 def test_icarl_kd_distillation_is_finite_in_task_incremental() -> None:
     _, _, losses = _fit([ICaRL(40, distillation="kd")])
     assert losses and all(math.isfinite(v) for v in losses)
+
+
+def test_class_incremental_penalty_is_kd_on_old_classes_as_a_run_or_not() -> None:
+    from lifelong.strategies._distill import columns
+
+    assert columns([2, 3, 4]) == slice(2, 5) and columns([0, 2]) == [0, 2] and columns([]) == []
+    lwf = LwF(alpha=0.5, temperature=2.0)
+    learner, _, _ = _fit([lwf], "class")
+    x = toy_scenario("class").experiences[1].train.features()[:8]
+    with torch.no_grad():  # move the student away from the teacher
+        learner.model.classifier.bias += torch.tensor([0.5, -0.5, 0.3, 0.0])
+    for old_classes in ([0, 1, 2], [0, 2, 3]):  # a contiguous run (a slice) and a list
+        lwf.old_classes_, lwf._groups = old_classes, {}  # the cached groups follow a boundary
+        logits = learner.forward(x)
+        got = lwf.penalty(learner, Batch(x, torch.zeros(8, dtype=torch.long)), logits)
+        new, old = logits[:, old_classes], lwf._old_model(x)[:, old_classes]
+        kl = F.kl_div(
+            F.log_softmax(new / 2, 1), F.log_softmax(old / 2, 1), reduction="batchmean", log_target=True
+        )
+        assert float(got.detach()) > 0 and torch.allclose(got, 0.5 * 4 * kl)
