@@ -21,7 +21,9 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -361,7 +363,7 @@ def subset(scenario: Scenario, n: int | None) -> Scenario:
 
 def measure(
     scenarios: dict[str, Scenario], methods: list[str], protocols: list[str], repeats: int, device: torch.device,
-    done: Callable[[dict[str, Any]], None] = lambda out: None,
+    done: Callable[[dict[str, Any]], None] = lambda out: None, warmup: int = 1,
 ) -> dict[str, Any]:  # fmt: skip
     """Alternating repeats for every (protocol, method): pair ratios, their median and spread.
 
@@ -372,6 +374,8 @@ def measure(
         proto = PROTOCOLS[pname]
         for method in methods:
             scenario = scenarios["task" if method == "packnet" else "class"]
+            for _ in range(warmup):  # unmeasured: lazy imports and first-call kernels of this method
+                library(scenario, method, proto, 0, device), hand_written(scenario, method, proto, 0, device)
             lib, hand = [], []  # (wall, cpu) seconds per repeat
             for r in range(repeats):
                 sides = [("lib", library), ("hand", hand_written)]
@@ -404,6 +408,9 @@ def main(argv: list[str] | None = None, device_default: str = "cpu") -> dict[str
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads for both sides")
+    parser.add_argument(
+        "--warmup", type=int, default=1, help="unmeasured pairs per method before the repeats"
+    )
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--protocols", default=",".join(PROTOCOLS))
     parser.add_argument("--train-per-experience", type=int, default=2000,
@@ -426,17 +433,20 @@ def main(argv: list[str] | None = None, device_default: str = "cpu") -> dict[str
     def save(measured: dict[str, Any]) -> None:
         results["results"] = measured
         results["wall_seconds"] = time.perf_counter() - start
+        results["load_average_end"] = os.getloadavg()  # other jobs on the machine (1, 5, 15 min)
         out.write_text(json.dumps(results, indent=1))
 
     results: dict[str, Any] = {
         "setup": "split-fmnist, 5 experiences (PackNet task-incremental), 1 epoch, boundary work included",
         "train_per_experience": args.train_per_experience or 12000,
         "protocols": {p: PROTOCOLS[p] for p in protocols},
-        "threads": args.threads, "repeats": args.repeats, "device": str(device),
+        "load_average_start": os.getloadavg(), "cpus": os.cpu_count(),
+        "threads": args.threads, "repeats": args.repeats, "warmup": args.warmup, "device": str(device),
+        "command": "python benchmarks/overhead.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "ratio": "library seconds / hand-written seconds, per alternating pair (ratio_*: wall clock, "
         "cpu_ratio_*: process CPU time, robust to other jobs on a shared machine)",
     }  # fmt: skip
-    save(measure(scenarios, methods, protocols, args.repeats, device, save))
+    save(measure(scenarios, methods, protocols, args.repeats, device, save, args.warmup))
     print(f"wrote {args.out}")
     return results
 
