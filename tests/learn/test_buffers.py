@@ -7,6 +7,7 @@ from lifelong.checks import toy_model
 from lifelong.data.dataset import Batch, Dataset
 from lifelong.learn.buffers import BUFFERS, HerdingBuffer, make_buffer
 from lifelong.learn.learner import Learner
+from lifelong.learn.strategy import Strategy
 from lifelong.strategies._herding import herding
 
 
@@ -135,13 +136,26 @@ def test_memory_stores_the_incoming_rows_as_stored_not_requantised() -> None:
     x, y = _uint8(200, 4)
     data = Dataset(x, y, scale=1 / 255)
     scenario = class_incremental((data, data), 2)
-    learner = Learner(MLP(x[0].numel(), (8,), 4), [Replay(50)], batch_size=10)
+
+    class Raw(Strategy):  # what a memory sees as the incoming rows, during each step
+        name = ""
+
+        def __init__(self) -> None:
+            self.seen: list[torch.dtype | None] = []
+
+        def after_step(self, learner) -> None:
+            raw = learner.incoming_raw
+            self.seen.append(None if raw is None else raw.dtype)
+
+    raw = Raw()
+    learner = Learner(MLP(x[0].numel(), (8,), 4), [Replay(50), raw], batch_size=10)
     learner.learn(scenario.experiences[0])
     buffer = learner.strategies[0].buffer_
     assert buffer.x.dtype == torch.uint8
-    assert learner.incoming_raw is not None and learner.incoming_raw.dtype == torch.uint8
+    assert raw.seen and set(raw.seen) == {torch.uint8}
+    assert learner.incoming is None and learner.incoming_raw is None  # released after the step
     rows = {tuple(r.flatten().tolist()) for r in x}
     assert all(tuple(r.flatten().tolist()) in rows for r in buffer.x[: len(buffer)])
     # a step driven from outside the epoch loop has no known source rows
     learner.train_step(scenario.experiences[1].train.batch(torch.arange(5)))
-    assert learner.incoming_raw is None
+    assert raw.seen[-1] is None

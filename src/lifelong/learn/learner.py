@@ -117,7 +117,7 @@ class Learner:
         self._step = 0
         self._window: list[Batch] = []
         self._input_shape: tuple[int, ...] | None = None  # of one sample, from the first training data
-        self.incoming: Batch | None = None
+        self.incoming: Batch | None = None  # the batch being trained on, during a step (None between steps)
         self._incoming_rows: tuple[Batch, Tensor] | None = None  # (batch, its rows of data.x)
         self.train_seconds = 0.0
         self.boundary_seconds = 0.0  # consolidation work, also counted in train_seconds
@@ -277,7 +277,7 @@ class Learner:
     def train_step(self, batch: Batch) -> Tensor:
         """One optimisation step on ``batch``; strategies act at each named moment (model in train mode)."""
         self.incoming = batch
-        self.samples_trained += len(batch.y)
+        self.samples_trained += batch.y.shape[0]
         for s in self._hooks["train_step"]:  # a method that owns the step (meta-learning)
             loss = s.train_step(self, batch)
             if loss is not None:
@@ -325,6 +325,8 @@ class Learner:
         if self._cb_hooks["on_step_end"]:
             self.state.step, self.state.loss_tensor = self._step, loss.detach()
             self._callbacks("on_step_end")
+        # the step is over: let the batch go now, so the next one reuses its memory while it is warm
+        self.incoming = self._incoming_rows = None
         return loss
 
     def forward(self, x: Tensor, t: Tensor | None = None) -> Tensor:
