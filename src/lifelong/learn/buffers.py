@@ -123,13 +123,19 @@ class Buffer:
             x = raw
         self.add(x.detach(), y, t, generator=learner.generator, logits=logits, scale=scale, dtype=dtype)
 
-    def sample(self, n: int, generator: torch.Generator) -> tuple[Tensor, Batch, Tensor | None]:
-        """``n`` stored samples drawn uniformly without replacement: (indices, batch, logits)."""
+    def sample(
+        self, n: int, generator: torch.Generator, logits: bool = True
+    ) -> tuple[Tensor, Batch, Tensor | None]:
+        """``n`` stored samples drawn uniformly without replacement: (indices, batch, logits).
+
+        ``logits=False`` skips gathering the stored logits (None is returned) for a caller that needs labels only.
+        """
         assert self.x is not None
         n = min(n, self.size)
         idx = torch.randperm(self.size, generator=generator)[:n]
         x = self.x[idx].float().mul_(self.scale) if self.scale != 1.0 else self.x[idx].float()
-        return idx, Batch(x, self.y[idx], self.t[idx]), None if self.logits is None else self.logits[idx]
+        z = self.logits[idx] if logits and self.logits is not None else None
+        return idx, Batch(x, self.y[idx], self.t[idx]), z
 
     def nbytes(self) -> int:
         """Bytes of stored samples (allocated slots, not just the used ones)."""

@@ -49,24 +49,24 @@ class DER(Strategy):
     def penalty(self, learner: Learner, batch: Batch, logits: Tensor) -> Tensor | None:
         # the paper stores z = h(x) from the training forward, i.e. before the update (its Algorithm 1)
         assert learner.incoming is not None  # the learner sets it before each step
-        self._logits = logits[: len(learner.incoming.y)].detach().cpu()
+        self._logits = logits[: learner.incoming.y.shape[0]].detach().cpu()
         if len(self.buffer_) == 0:
             return None
         return self.alpha * self._distil(learner)
 
-    def _replay(self, learner: Learner) -> tuple[Batch, Tensor, Tensor]:
-        """A memory batch, its stored logits and the current logits on it (all on the learner's device)."""
-        _, old, z = self.buffer_.sample(self.batch_size or learner.batch_size, learner.generator)
-        assert z is not None
+    def _replay(self, learner: Learner, logits: bool = True) -> tuple[Batch, Tensor | None, Tensor]:
+        """A memory batch, its stored logits (if asked) and the current logits on it, on the learner's device."""
+        _, old, z = self.buffer_.sample(self.batch_size or learner.batch_size, learner.generator, logits)
         if learner.device.type != "cpu":  # on CPU every ``.to`` would be a no-op call per tensor
             d = learner.device
             old = Batch(old.x.to(d, non_blocking=True), old.y.to(d, non_blocking=True),
                         None if old.t is None else old.t.to(d, non_blocking=True))  # fmt: skip
-            z = z.to(d)
+            z = None if z is None else z.to(d)
         return old, z, learner.forward(old.x, old.t)
 
     def _distil(self, learner: Learner) -> Tensor:
         _, z, out = self._replay(learner)
+        assert z is not None  # a DER memory stores logits with every sample
         if z.shape[1] == out.shape[1] and self.buffer_.finite_logits and not learner.task_classes:
             return F.mse_loss(out, z)  # the common case: every stored and current logit is finite
         if z.shape[1] < out.shape[1]:  # the head grew after these logits were stored: no target there
@@ -108,5 +108,5 @@ class DERPP(DER):
         distil = super().penalty(learner, batch, logits)
         if distil is None:
             return None
-        old, _, out = self._replay(learner)
+        old, _, out = self._replay(learner, logits=False)  # labels only: no logits gathered
         return distil + self.beta * F.cross_entropy(out, old.y)
