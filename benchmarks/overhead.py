@@ -361,6 +361,20 @@ def subset(scenario: Scenario, n: int | None) -> Scenario:
     return scenario
 
 
+def summarize(lib: list[float], hand: list[float], prefix: str = "") -> dict[str, Any]:
+    """Pair ratios ``lib[i] / hand[i]``: median, quartiles and extremes; also the ratio of the minima
+    (noise on a shared machine only adds time, so each side's fastest repeat is its least disturbed)."""
+    ratios = sorted(a / b for a, b in zip(lib, hand))
+    q = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratios[0]] * 3
+    out = {
+        "ratio_median": statistics.median(ratios), "ratio_min": ratios[0], "ratio_q1": q[0], "ratio_q3": q[2],
+        "ratio_max": ratios[-1], "ratio_of_minima": min(lib) / min(hand),
+        "library_s_median": statistics.median(lib), "hand_s_median": statistics.median(hand),
+        "library_s": lib, "hand_s": hand,
+    }  # fmt: skip
+    return {prefix + k: v for k, v in out.items()}
+
+
 def measure(
     scenarios: dict[str, Scenario], methods: list[str], protocols: list[str], repeats: int, device: torch.device,
     done: Callable[[dict[str, Any]], None] = lambda out: None, warmup: int = 1,
@@ -384,17 +398,9 @@ def measure(
             samples = sum(len(e.train) for e in scenario) * (2 if method == "packnet" else 1)
             e = out[f"{pname}/{method}"] = {}
             for k, clock in enumerate(("wall", "cpu")):
-                a, b = [s[k] for s in lib], [s[k] for s in hand]
-                ratios = sorted(x / y for x, y in zip(a, b))
-                q = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratios[0]] * 3
-                pre = "" if clock == "wall" else "cpu_"
-                e.update({
-                    f"{pre}ratio_median": statistics.median(ratios),
-                    f"{pre}ratio_min": ratios[0], f"{pre}ratio_q1": q[0], f"{pre}ratio_q3": q[2],
-                    f"{pre}ratio_max": ratios[-1],
-                    f"{pre}library_s_median": statistics.median(a), f"{pre}hand_s_median": statistics.median(b),
-                    f"{pre}library_s": a, f"{pre}hand_s": b,
-                })  # fmt: skip
+                e.update(
+                    summarize([s[k] for s in lib], [s[k] for s in hand], "" if clock == "wall" else "cpu_")
+                )
             e["library_samples_per_s"] = samples / e["library_s_median"]
             e["hand_samples_per_s"] = samples / e["hand_s_median"]
             done(out)
