@@ -4,7 +4,8 @@ It holds the store's ``worker`` lease (a second worker waits as a standby and ta
 lease expires), and each poll it
 
 1. tests the inputs that arrived for data drift against the champion's own training data,
-2. feeds the champion's judged predictions to a performance-drift detector,
+2. feeds the champion's judged predictions to a performance-drift detector, and when its live
+   accuracy falls under the policy's floor dates where its errors rose (a performance drift from there),
 3. measures the world into a :class:`~lifelong.system.policy.PolicyState` (new labels since the
    last attempt or the change point, live accuracy, drift, requests) and asks the policy,
 4. trains when told to (the trainer gates, publishes and promotes, checking the lease first; the
@@ -133,9 +134,7 @@ class Worker:
         judged = self._champion_judged(self._champion, 4 * self.policy.floor_window) if self._champion else []
         self.check_floor(judged)
         result = None
-        decision = self.policy.decide(
-            self.state(judged=judged)
-        )  # the floor and the policy see the same labels
+        decision = self.decide(judged)
         if decision.train:
             result = self.train(decision)
         if self.registry.alias("canary") is not None:
@@ -340,8 +339,10 @@ class Worker:
             version = record.parent
         return best
 
-    def decide(self) -> Decision:
-        return self.policy.decide(self.state())
+    def decide(self, judged: list[Any] | None = None) -> Decision:
+        """The policy's answer to the measured state; ``judged`` shares the floor's labelled predictions
+        (read once per poll, so the floor's change dating and the policy see the same labels)."""
+        return self.policy.decide(self.state(judged=judged))
 
 
 def _warm_up() -> None:
