@@ -117,10 +117,8 @@ def train_once(
     # drift): keep it then, or fine-tuning on a few new labels alone overwrites the old classes.
     forget = forget and set(data.y.unique().tolist()) <= set(old_learner.classes_seen)
     if forget:
-        for s in candidate.strategies:
-            memory = getattr(s, "buffer_", None)
-            if isinstance(memory, Buffer):
-                memory.clear()
+        for memory in _replay_memories(candidate):
+            memory.clear()
     top = int(data.y.max()) + 1
     if top > len(contract.classes):  # only reachable with allow_new_classes: grow the head first
         candidate.grow_classes(top)
@@ -324,11 +322,15 @@ def _dataset(x: torch.Tensor, y: torch.Tensor, name: str = "window") -> Dataset:
     return Dataset(x, y, None, 1.0, name)
 
 
+def _replay_memories(learner: Learner) -> list[Buffer]:
+    """The sample memories of a learner's strategies (replay, DER, ER-ACE ... keep one as ``buffer_``)."""
+    return [m for s in learner.strategies if isinstance(m := getattr(s, "buffer_", None), Buffer)]
+
+
 def _old_data(store: Store, champion: Learner, first_new: int, n: int, contract: Contract) -> Dataset | None:
     """The champion's replay memory, else the ``n`` most recent samples trained on before the window."""
-    for s in champion.strategies:
-        buf = getattr(s, "buffer_", None)
-        if buf is not None and len(buf) and buf.x is not None:
+    for buf in _replay_memories(champion):
+        if len(buf) and buf.x is not None:
             return Dataset(buf.x[: buf.size], buf.y[: buf.size].clone(), None, buf.scale, "replay-memory")
     before = store.labelled_before(first_new, n)
     return _dataset(_as_model_input(before.x, contract), before.y, "previous") if len(before.ids) else None

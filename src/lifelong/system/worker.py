@@ -75,6 +75,7 @@ class Worker:
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._detector = PerformanceMonitor(self.policy.detector, **self.policy.detector_params)
         self._champion: int | None = None
+        self._expected: dict[int, float | None] = {}  # per version: a lineage's metrics never change
         self._reference: np.ndarray | None = None
         self._streak: list[int] = []  # first ids of consecutive drifting blocks
         self._drift_reported = False
@@ -326,7 +327,10 @@ class Worker:
 
     def expected_accuracy(self, champion: int) -> float | None:
         """The best accuracy the champion's lineage measured on held-out data (gate or bootstrap):
-        the level a drift is corrected back towards, so a weak first recovery does not lower the bar."""
+        the level a drift is corrected back towards, so a weak first recovery does not lower the bar.
+        Walked once per version (the floor and the policy both ask every poll)."""
+        if champion in self._expected:
+            return self._expected[champion]
         best: float | None = None
         version: int | None = champion
         seen: set[int] = set()
@@ -337,6 +341,7 @@ class Worker:
             if isinstance(acc, int | float):
                 best = acc if best is None else max(best, acc)
             version = record.parent
+        self._expected[champion] = best
         return best
 
     def decide(self, judged: list[Any] | None = None) -> Decision:
