@@ -235,10 +235,7 @@ def _stop_on_signal_or_orphan(stop: threading.Event, parent: int | None) -> None
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda signum, _: signals.put(signum))
     if parent is not None:
-        with contextlib.suppress(Exception):
-            import ctypes
-
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        die_with_parent()
 
     def relay() -> None:
         while not stop.is_set():
@@ -253,6 +250,16 @@ def _stop_on_signal_or_orphan(stop: threading.Event, parent: int | None) -> None
             stop.set()
 
     threading.Thread(target=relay, name="lifelong-stop-relay", daemon=True).start()
+
+
+def die_with_parent() -> None:
+    """Ask the kernel to SIGTERM this process when its parent dies (Linux ``PR_SET_PDEATHSIG``; a
+    no-op elsewhere): a worker whose ``up`` died, or a torchrun agent whose worker died, stops too."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(Exception):
+            import ctypes
+
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def policy_from_args(args: argparse.Namespace) -> tuple[Any, Any]:

@@ -146,15 +146,11 @@ def _torchrun(nproc: int, job: Path) -> None:
     """``python -m torch.distributed.run --standalone --nproc-per-node N -m lifelong.system.launch JOB``,
     in this process, which the kernel terminates when the worker that started it dies (Linux): a
     worker killed mid-job leaves no training processes behind (torchrun's agent stops its ranks)."""
-    import contextlib
-    import ctypes
-    import signal
-
     from torch.distributed.run import main as torchrun
 
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(Exception):
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    from lifelong.system.cli import die_with_parent
+
+    die_with_parent()
     torchrun(["--standalone", f"--nproc-per-node={nproc}", "-m", "lifelong.system.launch", str(job)])
 
 
