@@ -122,3 +122,26 @@ def test_a_drift_that_costs_accuracy_forgets_the_outdated_memory() -> None:
         .decide(PolicyState(new_samples=300, **low))
         .forget
     )
+
+
+@pytest.mark.parametrize(
+    ("fields", "words"),
+    [
+        ({"epochs": "two"}, 'epochs must be int, got "two"'),
+        ({"epochs": True}, "epochs must be int"),
+        ({"every_samples": 1.5}, "every_samples must be int or null"),
+        ({"strategy_params": [1]}, "strategy_params must be dict"),
+        ({"forget_on_concept_drift": "yes"}, "forget_on_concept_drift must be bool"),
+    ],
+)
+def test_json_values_of_the_wrong_type_are_named(fields: dict[str, object], words: str) -> None:
+    with pytest.raises(ConfigError, match=words):
+        Policy.from_json("continual", fields)
+
+
+def test_gate_json_types_are_checked_and_ints_count_as_floats() -> None:
+    from lifelong.system.policy import Gate
+
+    assert Gate.from_json({"max_old_accuracy_drop": 1, "max_latency_ms": None}).max_old_accuracy_drop == 1
+    with pytest.raises(ConfigError, match="gate: min_holdout must be int"):
+        Gate.from_json({"min_holdout": "20"})

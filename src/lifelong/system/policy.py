@@ -36,8 +36,10 @@ Decision(train=True, reason='schedule: 600 new labelled samples >= 500', mode='s
 
 from __future__ import annotations
 
+import json
+import types
 from dataclasses import dataclass, field
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, get_args, get_origin, get_type_hints
 
 from lifelong.errors import ConfigError
 
@@ -122,13 +124,9 @@ class Policy:
 
     @classmethod
     def from_json(cls, kind: str, overrides: dict[str, Any]) -> Policy:
-        """A preset with JSON overrides; an unknown field is a ConfigError naming the valid ones."""
-        unknown = sorted(set(overrides) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise ConfigError(
-                f"policy: unknown field {unknown[0]!r}; valid: {', '.join(cls.__dataclass_fields__)}"
-            )
-        return preset(kind, **overrides)
+        """A preset with JSON overrides; an unknown field or a value of the wrong type is a
+        ConfigError naming it (and the valid fields, or the type wanted)."""
+        return preset(kind, **_checked_fields(cls, overrides, "policy"))
 
     @property
     def mode(self) -> Mode:
@@ -257,16 +255,37 @@ class Gate:
 
     @classmethod
     def from_json(cls, fields: dict[str, Any]) -> Gate:
-        """A gate from JSON; an unknown field is a ConfigError naming the valid ones."""
-        unknown = sorted(set(fields) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise ConfigError(
-                f"gate: unknown field {unknown[0]!r}; valid: {', '.join(cls.__dataclass_fields__)}"
+        """A gate from JSON; an unknown field or a value of the wrong type is a ConfigError naming it."""
+        return cls(**_checked_fields(cls, fields, "gate"))
+
+
+def _checked_fields(cls: type, values: dict[str, Any], what: str) -> dict[str, Any]:
+    """``values`` if every key is a field of the dataclass ``cls`` holding a value of its type (JSON
+    kinds: an int counts as a float, a bool as nothing but a bool); else a ConfigError naming it."""
+    fields = cls.__dataclass_fields__  # type: ignore[attr-defined]
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ConfigError(f"{what}: unknown field {unknown[0]!r}; valid: {', '.join(fields)}")
+    hints = get_type_hints(cls)
+    for name, value in values.items():
+        allowed = get_args(hints[name]) if isinstance(hints[name], types.UnionType) else (hints[name],)
+        if not any(_is_a(value, t) for t in allowed):
+            wanted = " or ".join(
+                "null" if t is type(None) else getattr(t, "__name__", str(t)) for t in allowed
             )
-        try:
-            return cls(**fields)
-        except TypeError as err:
-            raise ConfigError(f"gate: {err}") from err
+            raise ConfigError(f"{what}: {name} must be {wanted}, got {json.dumps(value)}")
+    return values
+
+
+def _is_a(value: Any, t: Any) -> bool:
+    if t is Any:
+        return True
+    if t is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if t is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    origin = get_origin(t) or t
+    return isinstance(value, origin)
 
 
 def judge(gate: Gate, f: dict[str, Any]) -> list[str]:
