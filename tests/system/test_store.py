@@ -287,3 +287,26 @@ def test_record_served_returns_the_ids_its_samples_got(store: Store) -> None:
     assert stored.ids.tolist() == ids
     np.testing.assert_array_equal(stored.x.numpy(), x)
     assert store.prediction_samples() == dict(zip(pids, ids))
+
+
+def _pragma(store: Store, name: str) -> int:
+    with store.engine.connect() as conn:
+        return int(conn.exec_driver_sql(f"PRAGMA {name}").scalar_one())
+
+
+def test_background_checkpoints_keep_wal_copies_out_of_commits(tmp_path: Path) -> None:
+    """With ``checkpoint_every`` no commit copies the WAL (autocheckpoint 0); a thread does it."""
+    with Store(data_dir=tmp_path / "default") as plain:
+        assert _pragma(plain, "wal_autocheckpoint") == 1000  # SQLite's own: inside the commit
+    with Store(data_dir=tmp_path, checkpoint_every=0.05) as store:
+        assert _pragma(store, "wal_autocheckpoint") == 0
+        db = tmp_path / "lifelong.db"
+        before = db.stat().st_size
+        store.add_samples(np.random.default_rng(0).random((400, 256), dtype=np.float32))  # ~400 KB
+        deadline = time.monotonic() + 10
+        while db.stat().st_size < before + 300_000 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert db.stat().st_size >= before + 300_000, "the checkpointer never copied the WAL"
+        assert store._checkpointer is not None and store._checkpointer.checkpoints >= 1
+    with Store(data_dir=tmp_path) as again:  # nothing lost: the rows are in the file
+        assert len(again.samples()[0]) == 400

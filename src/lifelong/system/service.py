@@ -81,7 +81,7 @@ class System:
             settings = type(settings)(**{**settings.model_dump(), **overrides})
         self.settings = settings if settings is not None else Settings(**overrides)
         s = self.settings
-        self.store = Store(s.db_url, data_dir=s.data_dir)
+        self.store = Store(s.db_url, data_dir=s.data_dir, checkpoint_every=s.checkpoint_seconds)
         self.registry = Registry(self.store)
         self.holder = ModelHolder()
         self.counts: Counter[str] = Counter()

@@ -1,0 +1,68 @@
+"""Latency of the serving path's commit (``Store.record_served``) with SQLite's checkpoint inside the
+commit (its default) against the background checkpointer (``Store(checkpoint_every=...)``).
+
+One process, alternating rounds of each mode, 4-row micro-batches of 64 float features with 10
+scores (the serving benchmark's shape); per-commit wall time, percentiles per mode over all rounds.
+
+    python benchmarks/commit_latency.py --out benchmarks/results/commit_latency.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+from lifelong.system.store import Store
+
+
+def _round(checkpoint_every: float | None, commits: int, rows: int) -> list[float]:
+    x = np.random.default_rng(0).random((rows, 64), dtype=np.float32)
+    scores = [[0.1] * 10] * rows
+    lat = []
+    with tempfile.TemporaryDirectory() as tmp, Store(data_dir=tmp, checkpoint_every=checkpoint_every) as st:
+        for _ in range(commits):
+            ids = [uuid.uuid4().hex for _ in range(rows)]
+            start = time.perf_counter()
+            st.record_served(x, ids, ids, [1] * rows, ["champion"] * rows, [1] * rows, scores)
+            lat.append((time.perf_counter() - start) * 1000)
+    return lat
+
+
+def _percentiles(lat: list[float]) -> dict[str, float]:
+    q = np.percentile(lat, [50, 90, 99, 99.9])
+    return {
+        "p50_ms": q[0],
+        "p90_ms": q[1],
+        "p99_ms": q[2],
+        "p999_ms": q[3],
+        "max_ms": max(lat),
+        "commits": len(lat),
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--rounds", type=int, default=4)
+    p.add_argument("--commits", type=int, default=6000)
+    p.add_argument("--rows", type=int, default=4)
+    p.add_argument("--out", default="benchmarks/results/commit_latency.json")
+    args = p.parse_args()
+    modes = {"checkpoint_in_commit": None, "background_checkpointer": 1.0}
+    lat: dict[str, list[float]] = {m: [] for m in modes}
+    for r in range(args.rounds):
+        for m in list(modes)[:: 1 if r % 2 == 0 else -1]:
+            lat[m] += _round(modes[m], args.commits, args.rows)
+    out = {m: {k: round(v, 3) for k, v in _percentiles(v).items()} for m, v in lat.items()}
+    out["config"] = vars(args)
+    Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
+    print(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()
