@@ -17,7 +17,10 @@ one experience-accuracy metric and no logger; lifelong: ``Learner.evaluate``; ha
 forward; batches of 1024 everywhere), final ACC (mean test accuracy over the experiences after the
 last), peak RSS of the process. The summary per protocol x method gives the median over repeats of
 each side's seconds per epoch, the median of the paired ratios Avalanche / lifelong and lifelong /
-hand with their min and max, ACC per side and the evaluation ratio Avalanche / lifelong.
+hand with their min and max, ACC per side and the evaluation ratio Avalanche / lifelong. A run
+whose weights end non-finite says ``finite: false`` (lifelong's also ``diverged``); its seconds and
+ACC are those of a diverged run. Avalanche's RSS includes its float32 copy of the data (about
+220 MB at full size; lifelong keeps uint8).
 
 Methods and how they are matched (Avalanche's own strategies from ``avalanche.training``):
 
@@ -63,12 +66,14 @@ Hand sides exist where overhead.py's hand-written loop has the configuration use
 replay, derpp, lwf, agem, icarl); ``overhead.hand_written`` builds its model through the module's
 ``MLP`` name, which the child process points at a factory loading the shared state dict.
 
-Run with Avalanche's environment (it is not a dependency of the project), on a quiet machine::
+Run with Avalanche's environment (avalanche-lib 0.6.0 is not a dependency of the project), on a
+quiet machine, with 2 threads as in issue 10's table::
 
     PYTHONPATH=$PWD/src /work/avl/bin/python benchmarks/avalanche.py --threads 2 \\
         --out benchmarks/results/avalanche.json
 
-Smoke run: ``--train-per-experience 300 --repeats 1 --protocols batch128``.
+Smoke run (seconds: startup-dominated; ACC: seed noise dominates at this size):
+``--train-per-experience 300 --repeats 1 --protocols batch128 --out /tmp/avalanche-smoke.json``.
 """
 
 from __future__ import annotations
@@ -258,6 +263,7 @@ def child(spec: dict[str, Any]) -> None:
     r["s_per_epoch"] = r["train_s"] / (1 * EXPERIENCES)
     r["acc"] = None if r["accs"] is None else sum(r["accs"]) / len(r["accs"])
     r["peak_rss_mb"] = peak_rss_mb()
+    r["load_average"] = os.getloadavg()  # other jobs on the machine at the end of the run (1, 5, 15 min)
     Path(spec["out"]).write_text(json.dumps(r))
 
 
@@ -316,11 +322,36 @@ def default_repeats(method: str) -> int:
     return 5 if method in ("naive", "replay") else 1
 
 
+def measure(
+    pname: str, method: str, repeats: int, args: argparse.Namespace, tmp: Path
+) -> list[dict[str, Any]]:
+    """Every repeat of one (protocol, method): one process per side, sides in rotating order."""
+    proto = PROTOCOLS[pname]
+    sides = [s for s in SIDES if s != "hand" or method in HAND]
+    runs = []
+    for rep in range(repeats):
+        state = tmp / f"{pname}-{rep}.pt"
+        if not state.exists():  # one initial state dict per protocol and seed, loaded by every side
+            torch.manual_seed(rep)
+            torch.save(MLP(hidden=proto["hidden"]).state_dict(), state)
+        first = rep % len(sides)
+        for side in sides[first:] + sides[:first]:
+            spec = {"side": side, "method": method, "protocol": pname, "seed": rep, "threads": args.threads,
+                    "train_per_experience": args.train_per_experience, "state": str(state)}  # fmt: skip
+            r = {"protocol": pname, "method": method, "side": side, "repeat": rep, **spawn(spec, tmp)}
+            runs.append(r)
+            if "error" in r:
+                print(f"FAILED {pname} {method} {side} repeat {rep}: {r['error']}", file=sys.stderr)
+            else:
+                print(json.dumps({key: v for key, v in r.items() if key != "accs"}), flush=True)
+    return runs
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--child", help=argparse.SUPPRESS)
-    parser.add_argument("--methods", default=None, help=f"comma-separated, of {','.join(METHODS)} "
-                        "(default: all; icarl only at batch128)")  # fmt: skip
+    parser.add_argument("--methods", default=None,
+                        help=f"comma-separated, of {','.join(METHODS)} (default: all; icarl only at batch128)")  # fmt: skip
     parser.add_argument("--protocols", default=",".join(PROTOCOLS))
     parser.add_argument(
         "--repeats", type=int, default=None, help="per method (default: 5 naive/replay, 1 others)"
@@ -333,6 +364,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.child:
         child(json.loads(args.child))
         return {}
+    protocols = args.protocols.split(",")
+    methods = args.methods.split(",") if args.methods else None
+    unknown = [p for p in protocols if p not in PROTOCOLS] + [m for m in methods or [] if m not in METHODS]
+    if unknown:
+        parser.error(
+            f"unknown {', '.join(unknown)}; protocols: {', '.join(PROTOCOLS)}; methods: {', '.join(METHODS)}"
+        )
     out_path = Path(args.out)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {
@@ -340,52 +378,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "one process per (side, method, repeat), sides in rotating order",
         "command": "benchmarks/avalanche.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "train_per_experience": args.train_per_experience or 12000, "threads": args.threads,
-        "protocols": {p: PROTOCOLS[p] for p in args.protocols.split(",")}, "cpus": os.cpu_count(),
+        "protocols": {p: PROTOCOLS[p] for p in protocols}, "cpus": os.cpu_count(),
         "load_average_start": os.getloadavg(), "torch": torch.__version__, "runs": [], "summary": {},
     }  # fmt: skip
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as d:
-        tmp = Path(d)
-        for pname in args.protocols.split(","):
-            proto = PROTOCOLS[pname]
-            methods = (
-                args.methods.split(",")
-                if args.methods
-                else [m for m in METHODS if m != "icarl" or pname == "batch128"]
-            )
-            for method in methods:
-                sides = [s for s in SIDES if s != "hand" or method in HAND]
-                runs = []
-                for rep in range(args.repeats or default_repeats(method)):
-                    state = tmp / f"{pname}-{rep}.pt"
-                    if not state.exists():  # one initial state dict per protocol and seed, for every side
-                        torch.manual_seed(rep)
-                        torch.save(MLP(hidden=proto["hidden"]).state_dict(), state)
-                    k = rep % len(sides)
-                    for side in sides[k:] + sides[:k]:
-                        spec = {"side": side, "method": method, "protocol": pname, "seed": rep,
-                                "threads": args.threads, "train_per_experience": args.train_per_experience,
-                                "state": str(state)}  # fmt: skip
-                        r = {
-                            "protocol": pname,
-                            "method": method,
-                            "side": side,
-                            "repeat": rep,
-                            **spawn(spec, tmp),
-                        }
-                        runs.append(r)
-                        results["runs"].append(r)
-                        if "error" in r:
-                            print(
-                                f"FAILED {pname} {method} {side} repeat {rep}: {r['error']}", file=sys.stderr
-                            )
-                        else:
-                            print(json.dumps({k: v for k, v in r.items() if k != "accs"}), flush=True)
-                s = results["summary"][f"{pname}/{method}"] = summarize(runs)
+        for pname in protocols:
+            for method in methods or [m for m in METHODS if m != "icarl" or pname == "batch128"]:
+                runs = measure(pname, method, args.repeats or default_repeats(method), args, Path(d))
+                results["runs"] += runs
+                summary = results["summary"][f"{pname}/{method}"] = summarize(runs)
                 results["wall_seconds"] = time.perf_counter() - start
                 results["load_average_end"] = os.getloadavg()
-                out_path.write_text(json.dumps(results, indent=1))
-                print(f"{pname:9} {method:7}", json.dumps(s), flush=True)
+                out_path.write_text(
+                    json.dumps(results, indent=1)
+                )  # after each method: a partial run keeps its data
+                print(f"{pname:9} {method:7}", json.dumps(summary), flush=True)
     print(f"wrote {out_path}")
     return results
 
