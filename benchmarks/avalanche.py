@@ -47,11 +47,12 @@ Methods and how they are matched (Avalanche's own strategies from ``avalanche.tr
   memory filled at boundaries (lifelong: reservoir per step).
 - lwf: ``LwF(alpha=4, temperature=2)`` against lifelong ``LwF(alpha=1, temperature=2)``: lifelong
   scales the KL term by T^2 (van de Ven), Avalanche does not; the same loss.
-- agem: ``AGEM(patterns_per_exp=100, sample_size=256)`` against lifelong ``AGEM(500, batch_size=
-  256)``: the same 256-sample reference batch. The memories cannot match: Avalanche keeps a fixed
-  number per experience (100 here, so 500 once all five are stored; it holds 100..400 while
-  training, balanced over experiences in each reference batch), lifelong one 500-sample reservoir
-  over all past experiences (full from the second experience on).
+- agem: ``AGEM(patterns_per_exp=500, sample_size=256)`` against lifelong ``AGEM(500, batch_size=
+  256)``: the same 256-sample reference batch. Avalanche draws ``256 // k`` samples from each of
+  its k per-experience memories, and a memory smaller than that share shrinks the batch (measured
+  with 100 per experience: 100, then 200, and remainder batches of 45 or 144), so each experience
+  keeps 500; the memories cannot match: Avalanche's grows by 500 per experience (2,000 while
+  training the fifth), lifelong keeps one 500-sample reservoir over all past experiences.
 - gem: ``GEM(patterns_per_exp=100, memory_strength=0.5)`` against lifelong ``GEM(500, margin=
   0.5)``: the same total budget once every experience is stored; lifelong splits 500 among the
   past experiences (500, 250+250, ...), so its constraint gradients see 500 memory samples per
@@ -117,7 +118,7 @@ SIDES = ("avalanche", "lifelong", "hand")
 HAND = frozenset({"naive", "replay", "derpp", "lwf", "agem", "icarl"})
 EXPERIENCES = 5
 EWC_LAM = 100.0  # lifelong's default; Avalanche's penalty has no 1/2, so it gets half
-# Avalanche's A-GEM and GEM memories per experience: the 500-sample budget over 5 experiences
+# Avalanche's GEM memory per experience: the 500-sample budget over 5 experiences
 PER_EXPERIENCE = BUFFER // EXPERIENCES
 AGEM_REF = overhead.AGEM_REF
 EVAL_BATCH = 1024
@@ -236,7 +237,7 @@ def run_avalanche(sc: Scenario, method: str, proto: dict[str, Any], seed: int, s
         "ewc": lambda: AvEWC(ewc_lambda=EWC_LAM / 2, mode="separate", **ce),
         "derpp": lambda: AvDER(mem_size=BUFFER, alpha=ALPHA, beta=BETA, **ce),
         "lwf": lambda: AvLwF(alpha=T * T, temperature=T, **ce),
-        "agem": lambda: AvAGEM(patterns_per_exp=PER_EXPERIENCE, sample_size=AGEM_REF, **ce),
+        "agem": lambda: AvAGEM(patterns_per_exp=BUFFER, sample_size=AGEM_REF, **ce),  # 256 // k per memory
         "gem": lambda: AvGEM(patterns_per_exp=PER_EXPERIENCE, memory_strength=0.5, **ce),
         "icarl": lambda: AvICaRL(
             feature_extractor=model.features,
