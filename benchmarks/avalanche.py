@@ -97,7 +97,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 # This file shares its name with the package it measures: the script's directory goes last on the
 # path, so ``import avalanche`` finds the library and ``import overhead`` still finds the sibling.
@@ -105,6 +105,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE] + [str(HERE)]
 import overhead  # noqa: E402  (a sibling script, not a package)
 from lifelong.data import fashion_mnist  # noqa: E402
+from lifelong.data.dataset import Dataset  # noqa: E402
 from lifelong.data.scenarios import Scenario, class_incremental  # noqa: E402
 from lifelong.learn import Learner  # noqa: E402
 from lifelong.learn.models import MLP  # noqa: E402
@@ -168,7 +169,9 @@ def timed(fn: Callable[[], Any]) -> tuple[Any, float, float]:
     return out, time.perf_counter() - start, time.process_time() - cpu
 
 
-def run_lifelong(sc: Scenario, method: str, proto: dict[str, Any], seed: int, state: dict) -> dict[str, Any]:
+def run_lifelong(
+    sc: Scenario, method: str, proto: dict[str, Any], seed: int, state: dict[str, Tensor]
+) -> dict[str, Any]:
     model = MLP(hidden=proto["hidden"])
     model.load_state_dict(state)
     learner = Learner(model, lifelong_strategies(method, proto["batch"]), lr=proto["lr"],
@@ -179,7 +182,9 @@ def run_lifelong(sc: Scenario, method: str, proto: dict[str, Any], seed: int, st
             "eval_cpu_s": eval_cpu, "accs": accs, "finite": finite(model), "diverged": learner.diverged}  # fmt: skip
 
 
-def run_hand(sc: Scenario, method: str, proto: dict[str, Any], seed: int, state: dict) -> dict[str, Any]:
+def run_hand(
+    sc: Scenario, method: str, proto: dict[str, Any], seed: int, state: dict[str, Tensor]
+) -> dict[str, Any]:
     built: list[nn.Module] = []
 
     def mlp(**kwargs: Any) -> nn.Module:  # overhead.hand_written builds its model through this name
@@ -198,7 +203,9 @@ def run_hand(sc: Scenario, method: str, proto: dict[str, Any], seed: int, state:
     return out
 
 
-def run_avalanche(sc: Scenario, method: str, proto: dict[str, Any], seed: int, state: dict) -> dict[str, Any]:
+def run_avalanche(
+    sc: Scenario, method: str, proto: dict[str, Any], seed: int, state: dict[str, Tensor]
+) -> dict[str, Any]:
     from avalanche.benchmarks import nc_benchmark
     from avalanche.evaluation.metrics import accuracy_metrics
     from avalanche.training import AGEM as AvAGEM
@@ -215,7 +222,7 @@ def run_avalanche(sc: Scenario, method: str, proto: dict[str, Any], seed: int, s
     class Tensors(torch.utils.data.TensorDataset):
         """Float inputs and labels with the ``targets`` attribute Avalanche's generators read."""
 
-        def __init__(self, parts: list[Any]) -> None:
+        def __init__(self, parts: list[Dataset]) -> None:
             x = torch.cat([p.x for p in parts]).float().mul_(parts[0].scale)
             super().__init__(x, torch.cat([p.y for p in parts]))
             self.targets = self.tensors[1].tolist()
@@ -247,7 +254,7 @@ def run_avalanche(sc: Scenario, method: str, proto: dict[str, Any], seed: int, s
             buffer_transform=None,
             fixed_memory=True,
             **common,
-        ),  # fmt: skip
+        ),
     }[method]()
     _, wall, cpu = timed(lambda: [strategy.train(exp) for exp in bench.train_stream])
     metrics, eval_s, eval_cpu = timed(lambda: strategy.eval(bench.test_stream))
