@@ -51,7 +51,11 @@ FAMILY_SEARCH: dict[str, dict[str, dict[str, list[Any]]]] = {
     # task-incremental: each task has its own head, so only the shared trunk needs protecting and far
     # stronger penalties pay off (the proximal step keeps them stable)
     "task": {
-        "ewc": {"lam": [1.0, 10.0, 100.0, 1000.0, 10000.0], "online": [False, True], "penalty_step": ["proximal"]},
+        "ewc": {
+            "lam": [1.0, 10.0, 100.0, 1000.0, 10000.0],
+            "online": [False, True],
+            "penalty_step": ["proximal"],
+        },
         "si": {"c": [0.1, 1.0, 10.0, 100.0], "penalty_step": ["proximal"]},
         "mas": {"lam": [0.1, 1.0, 10.0, 100.0], "penalty_step": ["proximal"]},
         "scp": {"lam": [0.1, 1.0, 10.0, 100.0]},
