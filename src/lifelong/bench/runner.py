@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -133,6 +134,7 @@ def summarize(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         for k in rs[0]["metrics"]:
             vals = [float(r["metrics"][k]) for r in rs]
             row[k] = statistics.fmean(vals)
-            row[k + "_std"] = statistics.stdev(vals) if len(vals) > 1 else 0.0
+            finite = all(math.isfinite(v) for v in vals)  # a diverged seed's NaN: stdev raises on it
+            row[k + "_std"] = (statistics.stdev(vals) if finite else math.nan) if len(vals) > 1 else 0.0
         rows.append(row)
     return rows
