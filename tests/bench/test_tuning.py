@@ -71,7 +71,8 @@ def test_family_grids_replace_the_default_grid() -> None:
     script = _strategies_script()
     assert script.search_space("derpp", "class")["batch_size"] == [10, 128]
     assert script.search_space("ewc", "domain")["penalty_step"] == ["proximal"]
-    assert script.search_space("ewc", "task") == script.SEARCH["ewc"]
+    assert script.search_space("ewc", "task")["penalty_step"] == ["proximal"]
+    assert script.search_space("l2", "task") == script.SEARCH["l2"]  # no grid of its own there
 
 
 def test_a_grid_grown_by_a_key_reuses_the_runs_of_that_keys_default() -> None:
