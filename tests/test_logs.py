@@ -55,3 +55,16 @@ def test_a_closed_pipe_silences_the_reporter_instead_of_crashing_the_run() -> No
     log.emit("run", "first")  # `lifelong bench | head -1` after head exits
     assert log.mode == "quiet"
     log.emit("run", "second")  # nothing is written any more, nothing raises
+
+
+def test_an_experience_without_training_says_so_instead_of_loss_nan() -> None:
+    """Joint training learns everything at its first experience; the later lines read 'loss nan'."""
+    from lifelong.strategies import Joint
+
+    out = io.StringIO()
+    progress = LineProgress(Reporter("lines", stream=out), "toy", strategy="joint")
+    learner = Learner(toy_model(), [Joint()], lr=0.1, batch_size=16, callbacks=[progress])
+    learner.fit(toy_scenario())
+    lines = [line for line in out.getvalue().splitlines() if " exp " in line]
+    assert "loss" in lines[0] and all("no training steps" in line for line in lines[1:])
+    assert "nan" not in out.getvalue()

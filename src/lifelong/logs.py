@@ -149,6 +149,7 @@ class LineProgress(Callback):
             "experience": state.evaluation if state else -1,
             "loss": float("nan"),
             "seconds": 0.0,
+            "steps": 0,  # no epoch ran (joint training after its first experience): no loss to show
         }
         self._pending = None
         # joint training, for one, takes no step until the last experience
