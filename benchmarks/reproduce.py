@@ -311,7 +311,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--protocol", default="all", choices=[*PROTOCOLS, "all"])
     ap.add_argument("--seeds", default="0", help="comma-separated seeds")
     ap.add_argument(
-        "--methods", default="", help="comma-separated method labels (default: all of the protocol's)"
+        "--methods",
+        default="",
+        help="method labels separated by ';' (a label may carry settings: 'PackNet [prune=0.8]'; default: all of the protocol's)",
     )
     ap.add_argument("--max-train", type=int, default=None, help="at most N training samples per experience")
     ap.add_argument(
@@ -335,6 +337,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     for pname in names:
         p = PROTOCOLS[pname]
         labels = [m.strip() for m in args.methods.split(";") if m.strip()] or list(p.methods)
+        unknown = [m for m in labels if m.partition(" [")[0] not in p.methods]
+        if unknown:
+            raise SystemExit(
+                f"--methods: unknown {unknown} for {pname}; valid: {'; '.join(p.methods)} (separate with ';')"
+            )
         out = Path(args.out or f"benchmarks/results/reproduce-{pname}.json")
         runs = []
         for seed in seeds:
