@@ -119,7 +119,9 @@ def test_big_authenticated_bodies_are_parsed_off_the_event_loop(served: tuple[st
             latencies.append(time.perf_counter() - start)
             time.sleep(0.01)
     assert answers == [413] * 3  # parsed (in the helper process), then refused: 105,405 samples > 16
-    assert max(latencies) < 0.3, f"healthz took up to {max(latencies):.3f} s"
+    # parsed on the event loop, one body held /healthz for ~1.45 s on this machine; half that bound stays
+    # clear of the parse while tolerating a busy 2-core CI (0.46 s seen once beside another test's load)
+    assert max(latencies) < 0.75, f"healthz took up to {max(latencies):.3f} s"
 
 
 @pytest.mark.parametrize(
