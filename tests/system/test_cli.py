@@ -99,3 +99,13 @@ def test_a_device_this_machine_lacks_is_a_clear_error(
 def test_worker_nproc_must_be_positive(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["worker", "--nproc", "0", "--data-dir", str(tmp_path)]) == 2
     assert "--nproc" in capsys.readouterr().err
+
+
+def test_a_bad_settings_variable_is_one_line_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("LIFELONG_CHECKPOINT_SECONDS", "-1")
+    assert main(["serve", "--data-dir", str(tmp_path / "d")]) == 2
+    err = capsys.readouterr().err
+    assert "LIFELONG_CHECKPOINT_SECONDS" in err and "Traceback" not in err
+    assert not (tmp_path / "d").exists()  # nothing created

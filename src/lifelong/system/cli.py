@@ -160,6 +160,8 @@ def _server_args(p: argparse.ArgumentParser) -> None:
 
 
 def _settings(args: argparse.Namespace) -> Any:
+    import pydantic
+
     from lifelong.system.settings import Settings
 
     fields = {"data_dir": args.data_dir, "db_url": args.db_url, "host": args.host, "port": args.port}
@@ -170,7 +172,13 @@ def _settings(args: argparse.Namespace) -> Any:
         fields["public_reads"] = True
     if getattr(args, "device", None) is not None:
         fields["device"] = args.device
-    return Settings(**fields)
+    try:
+        return Settings(**fields)
+    except pydantic.ValidationError as err:  # e.g. LIFELONG_POLL_SECONDS=-1: one line, not a traceback
+        problems = "; ".join(
+            f"LIFELONG_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in err.errors()
+        )
+        raise ConfigError(f"invalid setting: {problems}") from None
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
