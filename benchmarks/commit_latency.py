@@ -1,5 +1,6 @@
 """Latency of the serving path's commit (``Store.record_served``) with SQLite's checkpoint inside the
-commit (its default) against the background checkpointer (``Store(checkpoint_every=...)``).
+commit (its default) against the background checkpointer (``Store(checkpoint_every=...)``), and
+how large the WAL file grows in each mode (it must stay bounded under steady commits).
 
 One process, alternating rounds of each mode, 4-row micro-batches of 64 float features with 10
 scores (the serving benchmark's shape); per-commit wall time, percentiles per mode over all rounds.
@@ -18,20 +19,24 @@ from pathlib import Path
 
 import numpy as np
 
+from lifelong.system.settings import Settings
 from lifelong.system.store import Store
 
 
-def _round(checkpoint_every: float | None, commits: int, rows: int) -> list[float]:
+def _round(checkpoint_every: float | None, commits: int, rows: int) -> tuple[list[float], int]:
+    """Per-commit milliseconds, and the WAL file's largest size (sampled every 100 commits)."""
     x = np.random.default_rng(0).random((rows, 64), dtype=np.float32)
     scores = [[0.1] * 10] * rows
-    lat = []
+    lat, wal = [], 0
     with tempfile.TemporaryDirectory() as tmp, Store(data_dir=tmp, checkpoint_every=checkpoint_every) as st:
         for _ in range(commits):
             ids = [uuid.uuid4().hex for _ in range(rows)]
             start = time.perf_counter()
             st.record_served(x, ids, ids, [1] * rows, ["champion"] * rows, [1] * rows, scores)
             lat.append((time.perf_counter() - start) * 1000)
-    return lat
+            if len(lat) % 100 == 0:
+                wal = max(wal, (Path(tmp) / "lifelong.db-wal").stat().st_size)
+    return lat, wal
 
 
 def _percentiles(lat: list[float]) -> dict[str, float]:
@@ -53,13 +58,22 @@ def main() -> None:
     p.add_argument("--rows", type=int, default=4)
     p.add_argument("--out", default="benchmarks/results/commit_latency.json")
     args = p.parse_args()
-    modes = {"checkpoint_in_commit": None, "background_checkpointer": 1.0}
+    modes = {
+        "checkpoint_in_commit": None,
+        "background_checkpointer": Settings.model_fields["checkpoint_seconds"].default,
+    }
     lat: dict[str, list[float]] = {m: [] for m in modes}
+    wal = dict.fromkeys(modes, 0)
     for r in range(args.rounds):
         for m in list(modes)[:: 1 if r % 2 == 0 else -1]:
-            lat[m] += _round(modes[m], args.commits, args.rows)
-    out = {m: {k: round(v, 3) for k, v in _percentiles(v).items()} for m, v in lat.items()}
-    out["config"] = vars(args)
+            times, size = _round(modes[m], args.commits, args.rows)
+            lat[m] += times
+            wal[m] = max(wal[m], size)
+    out: dict[str, object] = {
+        m: {**{k: round(v, 3) for k, v in _percentiles(v).items()}, "wal_max_mb": round(wal[m] / 1e6, 1)}
+        for m, v in lat.items()
+    }
+    out["config"] = vars(args) | {"checkpoint_seconds": modes["background_checkpointer"]}
     Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
     print(json.dumps(out, indent=1))
 

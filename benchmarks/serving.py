@@ -9,7 +9,8 @@ native HTTP load generator; a Lua script posts the JSON bodies) pinned to anothe
 client does not take the servers' CPU. At each connection count the servers run in turn,
 alternating over rounds; during every lifelong run the champion is swapped ``--swaps`` times
 through ``POST /v1/models/{v}/promote``. Failed requests are wrk's non-2xx answers plus its socket
-errors (connect, read, write, timeout).
+errors (connect, read, write, timeout). After each lifelong run the size of its SQLite WAL file is
+recorded: it must stay bounded however long the load lasts.
 
     python benchmarks/serving.py --out benchmarks/results/serving.json [--profile]
 
@@ -332,6 +333,9 @@ def main() -> None:
                     if thread is not None:
                         thread.join()
                     run["swaps"] = len(swapped)
+                    if name.startswith("system"):  # SQLite's WAL must stay bounded under steady load
+                        wal = Path(targets[name]) / "lifelong.db-wal"
+                        run["wal_file_mb"] = round(wal.stat().st_size / 1e6, 1) if wal.exists() else 0.0
                     runs[name].append(run)
                     print(f"{c:3} connections {name:8} {run['throughput_rps']:7.0f} req/s p50 {run['p50_ms']:6.2f} "
                           f"p99 {run['p99_ms']:7.2f} ms failed {run['failed_requests']} swaps {run['swaps']}",
@@ -393,6 +397,7 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "throughput_rps": statistics.mean(r["throughput_rps"] for r in runs),
         "p50_ms": statistics.median(r["p50_ms"] for r in runs),
         "p99_ms": statistics.median(r["p99_ms"] for r in runs),
+        **({"wal_file_mb": max(r["wal_file_mb"] for r in runs)} if "wal_file_mb" in runs[0] else {}),
         "runs": runs,
     }
 

@@ -313,3 +313,26 @@ def test_background_checkpoints_keep_wal_copies_out_of_commits(tmp_path: Path) -
         assert ckpt.checkpoints >= 1
     with Store(data_dir=tmp_path) as again:  # nothing lost: the rows are in the file
         assert len(again.samples()[0]) == 400
+
+
+def test_checkpointer_rewinds_the_wal_under_continuous_writes(tmp_path: Path) -> None:
+    """A PASSIVE checkpoint never catches up with commits that keep coming, and SQLite rewinds the WAL
+    only after one has: the file grew without bound under serving load. The writer's catch-up bounds it."""
+
+    def wal_after_commits(path: Path, every: float) -> int:
+        with Store(data_dir=path, checkpoint_every=every) as store:
+            ckpt = store._checkpointer
+            assert ckpt is not None
+            ckpt.rewind_frames = 64
+            x = np.zeros((1, 16), dtype=np.float32)
+            for _ in range(1500):
+                store.add_samples(x)
+            if every < 1:
+                assert ckpt.catch_ups >= 1
+            return (path / "lifelong.db-wal").stat().st_size
+
+    never = wal_after_commits(tmp_path / "never", 3600.0)  # no tick during the loop: every frame stays
+    ticking = wal_after_commits(tmp_path / "ticking", 0.01)
+    assert ticking < never / 2, f"WAL {ticking} bytes with checkpoints, {never} without: never rewound"
+    with Store(data_dir=tmp_path / "ticking") as again:  # nothing lost
+        assert len(again.samples()[0]) == 1500

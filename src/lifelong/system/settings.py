@@ -81,10 +81,11 @@ class Settings(BaseSettings):
         default=0.0, ge=0.0, description="extra wait to grow a micro-batch (0: none)"
     )
     checkpoint_seconds: float | None = Field(
-        default=1.0,
+        default=0.1,
         gt=0.0,
         description="SQLite: copy the WAL into the database this often on a background thread, "
-        "never inside a request's commit (None: SQLite's own checkpoint at commit)",
+        "never inside a request's commit (None: SQLite's own checkpoint at commit); the WAL grows "
+        "by about this long's writes between rewinds",
     )
     shadow_queue: int = Field(
         default=64, ge=1, description="mirrored batches waiting for the shadow before dropping"
