@@ -14,13 +14,12 @@ import argparse
 import json
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import numpy as np
 
 from lifelong.system.settings import Settings
-from lifelong.system.store import Store
+from lifelong.system.store import Store, prediction_ids
 
 
 def _round(checkpoint_every: float | None, commits: int, rows: int) -> tuple[list[float], int]:
@@ -30,7 +29,7 @@ def _round(checkpoint_every: float | None, commits: int, rows: int) -> tuple[lis
     lat, wal = [], 0
     with tempfile.TemporaryDirectory() as tmp, Store(data_dir=tmp, checkpoint_every=checkpoint_every) as st:
         for _ in range(commits):
-            ids = [uuid.uuid4().hex for _ in range(rows)]
+            ids = prediction_ids(rows)  # as the server makes them
             start = time.perf_counter()
             st.record_served(x, ids, ids, [1] * rows, ["champion"] * rows, [1] * rows, scores)
             lat.append((time.perf_counter() - start) * 1000)

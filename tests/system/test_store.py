@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ import sqlalchemy as sa
 import torch
 
 from lifelong.errors import LifelongError, NotFoundError, StoreError
-from lifelong.system.store import RetentionPolicy, Store, samples
+from lifelong.system.store import RetentionPolicy, Store, prediction_ids, samples
 
 
 def test_samples_round_trip_exactly(store: Store) -> None:
@@ -336,3 +337,19 @@ def test_checkpointer_rewinds_the_wal_under_continuous_writes(tmp_path: Path) ->
     assert ticking < never / 2, f"WAL {ticking} bytes with checkpoints, {never} without: never rewound"
     with Store(data_dir=tmp_path / "ticking") as again:  # nothing lost
         assert len(again.samples()[0]) == 1500
+
+
+def test_prediction_ids_are_time_ordered_uuid7() -> None:
+    """New ids sort after older ones, so they append to the unique index instead of landing on
+    random pages (uuid4 ids made 32-row serving commits 2.5x slower)."""
+    before = time.time_ns() // 1_000_000
+    first = prediction_ids(1000)
+    time.sleep(0.002)
+    second = prediction_ids(1000)
+    after = time.time_ns() // 1_000_000
+    assert len(set(first + second)) == 2000
+    assert max(first) < min(second)
+    for pid in (first[0], second[-1]):
+        u = uuid.UUID(pid)
+        assert (u.version, u.variant, len(pid)) == (7, uuid.RFC_4122, 32)
+        assert before <= int(pid[:12], 16) <= after  # the leading 48 bits: Unix milliseconds

@@ -12,7 +12,6 @@ import asyncio
 import logging
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -39,7 +38,7 @@ from lifelong.system.registry import Registry
 from lifelong.system.router import Live, Loaded, MicroBatcher, ModelHolder, Routed, route
 from lifelong.system.schemas import to_array
 from lifelong.system.settings import Settings
-from lifelong.system.store import Event, Store
+from lifelong.system.store import Event, Store, prediction_ids
 from lifelong.system.versions import contract_of, publish_learner
 
 log = logging.getLogger(__name__)
@@ -185,7 +184,7 @@ class System:
 
     def _serve(self, live: Live, requests: list[_Request]) -> list[list[dict[str, Any]]]:
         x_np = np.concatenate([r.x for r in requests]) if len(requests) > 1 else requests[0].x
-        pids = [uuid.uuid4().hex for _ in range(len(x_np))]
+        pids = prediction_ids(len(x_np))
         given: list[str | None] = []
         for r in requests:
             given.extend(r.ids if r.ids else [None] * len(r.x))
