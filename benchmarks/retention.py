@@ -22,7 +22,6 @@ import platform
 import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,8 @@ import numpy as np
 import sqlalchemy as sa
 import torch
 
-from lifelong.system.store import RetentionPolicy, Store, predictions, samples
+from lifelong.system.settings import Settings
+from lifelong.system.store import RetentionPolicy, Store, prediction_ids, predictions, samples
 
 
 def _count(store: Store, table: sa.Table) -> int:
@@ -65,7 +65,10 @@ class Housekeeper(threading.Thread):
 def run(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
     torch.set_num_threads(1)
     rng = np.random.default_rng(0)
-    store = Store(args.db_url, data_dir=data_dir)
+    # the server's store: its background checkpointer, never a checkpoint inside a serving commit
+    store = Store(
+        args.db_url, data_dir=data_dir, checkpoint_every=Settings.model_fields["checkpoint_seconds"].default
+    )
     db = data_dir / "lifelong.db"
     keeper = Housekeeper(
         data_dir, args.db_url, RetentionPolicy(max_samples=args.keep_samples), args.retention_every
@@ -81,7 +84,7 @@ def run(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
     last_n, stall = 0, 0.0  # stall: the longest serving write of the interval (waits for the write lock)
     while written < args.samples:
         n = min(args.batch, args.samples - written)
-        pids = [uuid.uuid4().hex for _ in range(n)]
+        pids = prediction_ids(n)  # as the server makes them
         t = time.perf_counter()
         store.record_served(x[:n], pids, pids, [1] * n, ["champion"] * n, labels[:n], scores[:n])
         stall = max(stall, time.perf_counter() - t)

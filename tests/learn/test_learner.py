@@ -9,7 +9,7 @@ from lifelong.errors import ConfigError, DataError, StrategyMismatchError
 from lifelong.learn import Callback, Control, EarlyStopping, Learner, LoopState, Strategy, Timer
 from lifelong.learn.learner import CALLBACK_HOOKS
 from lifelong.learn.strategy import HOOKS
-from lifelong.strategies import EWC, Joint, Naive, Replay
+from lifelong.strategies import EWC, GEM, Joint, Naive, Replay
 
 
 def test_fit_builds_the_accuracy_matrix() -> None:
@@ -202,6 +202,31 @@ def test_seeded_runs_are_identical_and_seeds_differ() -> None:
 
     assert torch.equal(weights(0), weights(0))
     assert not torch.equal(weights(0), weights(1))
+
+
+@pytest.mark.parametrize("strategy", [Naive, lambda: Replay(20), lambda: GEM(20)])
+def test_plain_sgd_step_matches_the_optimizers_bit_for_bit(strategy) -> None:
+    """The learner's own SGD update (no torch.optim wrapper) gives the weights optimizer.step() gives;
+    a hook on the optimizer sends the learner back to optimizer.step() (and is then run)."""
+
+    def weights(with_hook: bool) -> torch.Tensor:
+        learner = Learner(toy_model(), [strategy()], batch_size=8, seed=0, lr=0.05)
+        calls = []
+        if with_hook:
+            learner.optimizer.register_step_post_hook(lambda *_: calls.append(1))
+        learner.fit(toy_scenario())
+        assert bool(calls) == with_hook
+        return torch.cat([p.flatten() for p in learner.model.parameters()])
+
+    assert torch.equal(weights(False), weights(True))
+
+
+def test_momentum_keeps_the_optimizers_step() -> None:
+    from lifelong.learn.learner import _plain_sgd
+
+    assert _plain_sgd(Learner(toy_model(), [Naive()]).optimizer) is not None
+    assert _plain_sgd(Learner(toy_model(), [Naive()], momentum=0.9).optimizer) is None
+    assert _plain_sgd(Learner(toy_model(), [Naive()], optimizer="adam").optimizer) is None
 
 
 def test_joint_trains_once_on_everything() -> None:
