@@ -74,7 +74,14 @@ replay, derpp, lwf, agem, icarl); ``overhead.hand_written`` builds its model thr
 ``MLP`` name, which the child process points at a factory loading the shared state dict.
 
 Run with Avalanche's environment (avalanche-lib 0.6.0 is not a dependency of the project), on a
-quiet machine, with 2 threads as in issue 10's table::
+quiet machine, with 2 threads as in issue 10's table. The environment: a venv that sees the
+project's (a ``.pth`` line), torchvision without its dependencies (its PyPI wheel links CUDA, so
+``torchvision_cpu_shim.py`` declares the two op schemas its import needs), then Avalanche::
+
+    python -m venv /work/avl && SP=/work/avl/lib/python3.11/site-packages
+    echo "$PWD/.venv/lib/python3.11/site-packages" > $SP/project_venv.pth
+    /work/avl/bin/pip install torchvision==0.28.0 --no-deps && /work/avl/bin/pip install avalanche-lib==0.6.0
+    cp benchmarks/torchvision_cpu_shim.py $SP/ && echo "import torchvision_cpu_shim" > $SP/zz_shim.pth
 
     PYTHONPATH=$PWD/src /work/avl/bin/python benchmarks/avalanche.py --threads 2 \\
         --out benchmarks/results/avalanche.json
