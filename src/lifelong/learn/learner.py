@@ -906,8 +906,12 @@ def _plain_sgd(optimizer: torch.optim.Optimizer) -> dict[str, Any] | None:
     group = optimizer.param_groups[0]
     if group["momentum"] or group["weight_decay"] or group["maximize"] or not isinstance(group["lr"], float):
         return None
-    hooks = [getattr(optimizer, f"_optimizer_step_{w}_hooks", None) for w in ("pre", "post")]
-    hooks += [getattr(_optimizer_module, f"_global_optimizer_{w}_hooks", None) for w in ("pre", "post")]
+    hooks = (
+        getattr(optimizer, "_optimizer_step_pre_hooks", None),
+        getattr(optimizer, "_optimizer_step_post_hooks", None),
+        getattr(_optimizer_module, "_global_optimizer_pre_hooks", None),
+        getattr(_optimizer_module, "_global_optimizer_post_hooks", None),
+    )
     if any(h is None or len(h) for h in hooks):  # a hook to run, or a torch that keeps them elsewhere
         return None
     return group
