@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from lifelong.checks import toy_data, toy_model, toy_scenario
 from lifelong.learn.learner import Learner
+from lifelong.learn.strategy import Strategy
 from lifelong.strategies import DER, DERPP
 
 
@@ -94,3 +95,43 @@ def test_non_finite_stored_logits_are_left_out_of_the_match() -> None:
     assert all(torch.isfinite(p.grad).all() for p in learner.model.parameters() if p.grad is not None)
     der.buffer_.load_state_dict(der.buffer_.state_dict())
     assert not der.buffer_.finite_logits  # recomputed from the stored logits
+
+
+class _OwnLoss(Strategy):
+    """A strategy that may replace the loss (it never does): DER must then forward its memory apart."""
+
+    def loss(self, learner, batch, logits):
+        return None
+
+
+def _forwards(learner: Learner) -> list[int]:
+    sizes: list[int] = []
+    learner.model.register_forward_pre_hook(lambda m, args: sizes.append(args[0].shape[0]))
+    return sizes
+
+
+def _train(strategies, model, steps: int = 40) -> tuple[Learner, list[int]]:
+    learner = Learner(model, strategies, lr=0.1, batch_size=8, seed=3)
+    sizes = _forwards(learner)
+    data = toy_data().train
+    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(1))
+    for i in range(steps):
+        learner.train_step(data.batch(order[(8 * i) % 232 :][:8]))
+    return learner, sizes
+
+
+def test_derpp_trains_memory_and_incoming_in_one_forward_as_separate_forwards_would() -> None:
+    joint, joint_sizes = _train([DERPP(buffer_size=24, alpha=0.5, beta=0.5)], toy_model())
+    apart, apart_sizes = _train([DERPP(buffer_size=24, alpha=0.5, beta=0.5), _OwnLoss()], toy_model())
+    assert joint_sizes[:3] == [8, 24, 24] and len(joint_sizes) == 40  # one forward: 8 incoming + 2 x 8 memory
+    assert apart_sizes[:4] == [8, 8, 8, 8] and len(apart_sizes) == 1 + 3 * 39
+    for a, b in zip(joint.model.parameters(), apart.model.parameters()):
+        assert torch.allclose(a, b, atol=1e-5)  # the same draws, the same loss: equal up to float rounding
+    assert not torch.equal(joint.model.classifier.weight, toy_model().classifier.weight)
+
+
+def test_der_forwards_memory_apart_when_batch_norm_mixes_samples() -> None:
+    model = toy_model()
+    model.features = torch.nn.Sequential(model.features, torch.nn.BatchNorm1d(16))
+    _, sizes = _train([DER(buffer_size=24)], model, steps=5)
+    assert sizes == [8] + [8, 8] * 4  # batch statistics per forward, as mammoth computes them
