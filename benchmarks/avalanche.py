@@ -54,11 +54,12 @@ Methods and how they are matched (Avalanche's own strategies from ``avalanche.tr
   with 100 per experience: 100, then 200, and remainder batches of 45 or 144), so each experience
   keeps 500; the memories cannot match: Avalanche's grows by 500 per experience (2,000 while
   training the fifth), lifelong keeps one 500-sample reservoir over all past experiences.
-- gem: ``GEM(patterns_per_exp=100, memory_strength=0.5)`` against lifelong ``GEM(500, margin=
-  0.5)``: the same total budget once every experience is stored; lifelong splits 500 among the
-  past experiences (500, 250+250, ...), so its constraint gradients see 500 memory samples per
-  step where Avalanche's see 100 to 400 (a cost in Avalanche's favour). Avalanche adds a fixed
-  1e-3 ridge to the QP; lifelong a relative one. No hand side.
+- gem: ``GEM(patterns_per_exp=100, memory_strength=0.5)`` against lifelong ``GEM(margin=0.5,
+  per_experience=100)``: the same memory, 100 samples of each experience kept whole (the authors'
+  ``n_memories``), so both sides' constraint gradients see 100 to 400 memory samples per step.
+  (Before ``per_experience`` existed lifelong ran ``GEM(500)``, which splits 500 among the past
+  experiences and so constrains with 500 samples per step: ``avalanche.json``.) Avalanche adds a
+  fixed 1e-3 ridge to the QP; lifelong a relative one. No hand side.
 - icarl (batch128 only by default, as in issue 10): ``ICaRL(memory_size=500, fixed_memory=True)``
   with the MLP's ``features`` as feature extractor and its ``classifier`` as the training head,
   against lifelong ``ICaRL(500)``. Not matched: Avalanche's loss is the BCE averaged over all 10
@@ -147,7 +148,7 @@ def lifelong_strategies(method: str, batch: int) -> list[Any]:
         "derpp": lambda: [DERPP(BUFFER, alpha=ALPHA, beta=BETA)],
         "lwf": lambda: [LwF(alpha=1.0, temperature=T)],
         "agem": lambda: [AGEM(BUFFER, batch_size=AGEM_REF)],
-        "gem": lambda: [GEM(BUFFER, margin=0.5)],
+        "gem": lambda: [GEM(margin=0.5, per_experience=PER_EXPERIENCE)],
         "icarl": lambda: [ICaRL(BUFFER)],
     }[method]()
 

@@ -1,8 +1,10 @@
 """GEM: the projected gradient never conflicts with a stored experience's gradient."""
 
+import pytest
 import torch
 
 from lifelong.checks import toy_model, toy_scenario
+from lifelong.errors import ConfigError
 from lifelong.learn.learner import Learner
 from lifelong.strategies import GEM
 from lifelong.strategies.gem import flat_grad, loss_grad, project, trainable, write_grad
@@ -65,3 +67,15 @@ def test_memory_is_split_across_experiences_and_costs_uint8_bytes(uint8_scenario
     assert [len(y) for y in gem.y_] == [15, 15]
     assert all(x.dtype == torch.uint8 for x in gem.x_)
     assert gem.memory_bytes() == 30 * (8 + 8 + 8)  # 8 uint8 features, int64 label and task id
+
+
+def test_per_experience_memory_keeps_every_experience_whole_as_the_authors_code(uint8_scenario) -> None:
+    gem = GEM(buffer_size=30, per_experience=12)
+    Learner(toy_model(), [gem], lr=0.1, batch_size=32).fit(uint8_scenario)
+    assert [len(y) for y in gem.y_] == [12, 12]  # not shrunk when the second arrives; buffer_size unused
+    assert gem.memory_bytes() == 24 * (8 + 8 + 8)
+
+
+def test_per_experience_must_keep_a_sample() -> None:
+    with pytest.raises(ConfigError, match="per_experience"):
+        GEM(per_experience=0)

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lifelong.errors import ConfigError
 from lifelong.learn.distributed import all_reduce_mean
 from lifelong.learn.strategy import Strategy
 
@@ -29,17 +30,25 @@ class GEM(Strategy):
     Parameters
     ----------
     buffer_size : samples kept over all past experiences, split equally among them (each
-        experience keeps a random subset of its training data, shrunk as experiences arrive).
+        experience keeps a random subset of its training data, shrunk as experiences arrive):
+        a fixed budget, comparable with the other memory methods'.
     margin : the dual variables are bounded below by ``margin`` (``memory_strength`` in the
         original code; 0.5 as in the paper), which biases the update towards helping the past.
+    per_experience : keep this many samples of every experience instead, never shrunk, as the
+        authors' code does (``n_memories`` per task; Avalanche's ``patterns_per_exp``): the
+        memory grows by ``per_experience`` with each experience and ``buffer_size`` is unused.
     """
 
     name = "gem"
     supports = frozenset({"class", "task", "domain"})
     needs = frozenset({"boundaries"})
 
-    def __init__(self, buffer_size: int = 500, margin: float = 0.5) -> None:
-        self.buffer_size, self.margin = buffer_size, margin
+    def __init__(
+        self, buffer_size: int = 500, margin: float = 0.5, per_experience: int | None = None
+    ) -> None:
+        if per_experience is not None and per_experience < 1:
+            raise ConfigError(f"GEM per_experience: need at least 1 sample, got {per_experience}")
+        self.buffer_size, self.margin, self.per_experience = buffer_size, margin, per_experience
         # one entry per past experience: raw inputs (storage dtype), labels, task ids
         self.x_: list[Tensor] = []
         self.y_: list[Tensor] = []
@@ -67,9 +76,11 @@ class GEM(Strategy):
 
     def after_experience(self, learner: Learner, experience: Experience) -> None:
         data = experience.train
-        per = self.buffer_size // (len(self.x_) + 1)
-        # shrink the older memories (each already in random order; clone frees the dropped rows)
-        self.x_, self.y_, self.t_ = [[a[:per].clone() for a in m] for m in (self.x_, self.y_, self.t_)]
+        per = self.per_experience
+        if per is None:
+            per = self.buffer_size // (len(self.x_) + 1)
+            # shrink the older memories (each already in random order; clone frees the dropped rows)
+            self.x_, self.y_, self.t_ = [[a[:per].clone() for a in m] for m in (self.x_, self.y_, self.t_)]
         idx = torch.randperm(len(data), generator=learner.generator)[:per]  # a random subset of this one
         self.x_.append(data.x[idx])
         self.y_.append(data.y[idx])
