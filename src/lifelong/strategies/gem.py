@@ -8,7 +8,7 @@ with none, by solving the dual quadratic program with quadprog as the original c
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -54,6 +54,8 @@ class GEM(Strategy):
         self.y_: list[Tensor] = []
         self.t_: list[Tensor] = []
         self.scale_: list[float] = []
+        # the memory as the forward takes it; rebuilt when the memory or the device changes
+        self._ready: tuple[tuple[object, ...], list[tuple[Tensor, Tensor, Tensor]]] | None = None
 
     def after_backward(self, learner: Learner) -> None:
         params = trainable(learner.model)
@@ -71,10 +73,23 @@ class GEM(Strategy):
         write_grad(params, g)
 
     def _memory_grad(self, learner: Learner, params: list[nn.Parameter], e: int) -> Tensor:
-        x = self.x_[e].float().mul_(self.scale_[e]).to(learner.device)
-        return loss_grad(learner, params, x, self.y_[e].to(learner.device), self.t_[e].to(learner.device))
+        x, y, t = self._memory(learner)[e]
+        return loss_grad(learner, params, x, y, t)
+
+    def _memory(self, learner: Learner) -> list[tuple[Tensor, Tensor, Tensor]]:
+        """Each experience's memory as float inputs on the learner's device, converted once per memory."""
+        key = (learner.device, len(self.x_))
+        if self._ready is None or self._ready[0] != key:
+            d = learner.device
+            rows = [
+                (x.float().mul_(s).to(d), y.to(d), t.to(d))
+                for x, y, t, s in zip(self.x_, self.y_, self.t_, self.scale_)
+            ]
+            self._ready = (key, rows)
+        return self._ready[1]
 
     def after_experience(self, learner: Learner, experience: Experience) -> None:
+        self._ready = None
         data = experience.train
         per = self.per_experience
         if per is None:
@@ -86,6 +101,10 @@ class GEM(Strategy):
         self.y_.append(data.y[idx])
         self.t_.append(data.t[idx] if data.t is not None else torch.zeros(len(idx), dtype=torch.long))
         self.scale_.append(float(data.scale))
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self._ready = None
 
     def memory_bytes(self) -> int:
         return sum(a.numel() * a.element_size() for a in (*self.x_, *self.y_, *self.t_))
@@ -128,18 +147,20 @@ def project(g: Tensor, mem: Tensor, margin: float) -> Tensor:
     """
     import quadprog  # imported here: only GEM needs it
 
-    G = mem.detach().cpu().double().numpy()  # [E, P]
-    gv = g.detach().cpu().double().numpy()  # [P]
-    P = G @ G.T
+    # the [E, P] products in float64 on torch (numpy's G @ G.T takes twice as long); only the
+    # E x E program goes to quadprog
+    G, gv = mem.detach().double(), g.detach().double()  # [E, P], [P]
+    P = (G @ G.T).cpu().numpy()
     P = 0.5 * (P + P.T)
+    q = (G @ gv).cpu().numpy()
     E = len(P)
     scale = max(float(np.trace(P)) / E, 1e-12)
     for ridge in (1e-10, 1e-7, 1e-4, 1e-1):  # grow only when GG' is too close to singular
         try:
-            v = quadprog.solve_qp(P + np.eye(E) * ridge * scale, -(G @ gv), np.eye(E), np.full(E, margin))[0]
+            v = quadprog.solve_qp(P + np.eye(E) * ridge * scale, -q, np.eye(E), np.full(E, margin))[0]
             break
         except ValueError:
             continue
     else:
         return g
-    return torch.from_numpy(v @ G + gv).to(g.dtype).to(g.device)
+    return torch.addmv(gv, G.T, torch.from_numpy(v).to(G.device)).to(g.dtype)
