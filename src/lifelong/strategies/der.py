@@ -16,7 +16,7 @@ The loss is the paper's, computed with one forward pass: the memory batches are 
 incoming one (as replay does) and each term reads its own rows of the logits. Without layers whose
 training forward mixes samples (batch norm) that is the same function of the same samples as
 mammoth's three forward passes, and its backward accumulates each weight's gradient once instead of
-three times (half of a batch-10 step of the MLP). With batch norm, or beside another strategy that
+three times (a batch-10 step of the 100-100 MLP: 990 -> 650 us). With batch norm, or beside another strategy that
 appends rows or replaces the loss, each memory batch gets its own forward as in mammoth.
 """
 
