@@ -45,8 +45,13 @@ SEARCH: dict[str, dict[str, list[Any]]] = {
 #: best_args (buffer 500, batch 10, lr 0.03): DER++ alpha 1.0, beta 0.5, memory batch 10; DER memory batch 128
 FAMILY_SEARCH: dict[str, dict[str, dict[str, list[Any]]]] = {
     "class": {
-        "derpp": {"alpha": [0.3, 1.0], "beta": [0.5, 1.0], "batch_size": [10, 128]},
-        "er-ace": {"batch_size": [10, 32], "cosine_head": [False, True]},  # 128 lost to 32 (tune9-class)
+        # lr: the learner's SGD rate, searched as the DER paper searches it per method
+        "derpp": {"alpha": [0.3, 1.0], "beta": [0.5, 1.0], "batch_size": [10, 128], "lr": [0.03, 0.05, 0.1]},
+        "er-ace": {
+            "batch_size": [10, 32],
+            "cosine_head": [False, True],
+            "lr": [0.03, 0.05, 0.1],
+        },  # 128 lost to 32
         # SCP's default strength diverged on every seed here (the table, seeds 0-2): pick a stable one
         "scp": {"lam": [0.01, 0.1, 1.0]},
     },
@@ -104,9 +109,11 @@ def _run(job: dict[str, Any]) -> dict[str, Any]:
     from lifelong.bench.benchmarks import get
     from lifelong.errors import StrategyMismatchError
 
+    params = dict(job.get("params", {}))
+    lr = params.pop("lr", None)  # the learner's, searched beside the method's own values
     settings = runner.Settings(epochs=job["epochs"] or get(job["benchmark"]).epochs, buffer=job["buffer"],
-                               train_fraction=job["train_fraction"])  # fmt: skip
-    strategy = runner.make_strategy(job["strategy"], job["benchmark"], job["buffer"], **job.get("params", {}))
+                               train_fraction=job["train_fraction"], lr=lr)  # fmt: skip
+    strategy = runner.make_strategy(job["strategy"], job["benchmark"], job["buffer"], **params)
     scenario = _scenario(job["benchmark"], job["seed"], job["train_fraction"], job.get("validation", 0.0))
     kind = scenario.kind
     if kind not in strategy.supports or ("task_labels" in strategy.needs and kind != "task"):
@@ -114,9 +121,11 @@ def _run(job: dict[str, Any]) -> dict[str, Any]:
     start = time.perf_counter()
     try:
         run = runner.run_one(job["benchmark"], job["strategy"], job["seed"], settings, scenario=scenario,
-                             params=job.get("params"))  # fmt: skip
+                             params=params)  # fmt: skip
     except StrategyMismatchError as e:
         return {**job, "skipped": str(e)}
+    if lr is not None:
+        run["params"]["lr"] = lr
     wall = time.perf_counter() - start
     return {**run, "buffer": job["buffer"], "overrides": job.get("params", {}), "wall_seconds": wall}
 

@@ -47,7 +47,12 @@ def add_commands(sub: Any) -> None:
         "--scenario", default="class", choices=["class", "domain", "task"], help="how --data is cut"
     )
     p.add_argument("--buffer", type=int, default=500, help="memory size of every memory-based method")
-    p.add_argument("--lr", type=float, default=0.03)
+    p.add_argument(
+        "--lr",
+        type=float,
+        default=None,
+        help="SGD learning rate (default: the strategy's tuned value for the benchmark, else 0.03)",
+    )
     p.add_argument("--batch-size", type=int, default=10)
     p.add_argument(
         "--train-fraction", type=float, default=1.0, help="share of each experience's training data"

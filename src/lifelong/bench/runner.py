@@ -21,6 +21,7 @@ from lifelong.learn.strategy import REGISTRY, Strategy
 from lifelong.learn.strategy import strategy_names as _registered
 
 MEMORY_PARAMS = ("buffer_size",)
+DEFAULT_LR = 0.03  # the DER paper's protocol (SGD, batch 10)
 HPARAMS_DIR = Path(__file__).resolve().parent.parent / "strategies" / "hparams"
 
 
@@ -37,7 +38,8 @@ def tuned_params(name: str, benchmark: str) -> dict[str, Any]:
     """Best-known hyper-parameters for ``name`` on ``benchmark`` from the data files beside the strategies.
 
     ``default``, then the values tuned for the benchmark's family (``class``, ``task``, ``domain``),
-    then any set for the benchmark itself.
+    then any set for the benchmark itself. An ``lr`` among them is the learner's, searched with the
+    method's own values as the DER paper searches each method's learning rate.
     """
     path = HPARAMS_DIR / f"{name}.json"
     if not path.is_file():
@@ -78,7 +80,7 @@ def make_strategy(name: str, benchmark: str, buffer: int | None = None, **overri
 class Settings:
     model: str = "mlp"
     epochs: int = 1  # 0: the benchmark's default
-    lr: float = 0.03
+    lr: float | None = None  # None: the strategy's tuned value for the benchmark's family, else DEFAULT_LR
     batch_size: int = 10
     buffer: int | None = 500
     train_fraction: float = 1.0
@@ -111,12 +113,17 @@ def run_one(benchmark: str | Benchmark, strategy: str, seed: int, settings: Sett
     torch.manual_seed(seed)
     model = for_input(settings.model, scenario.input_shape, scenario.n_classes, **settings.model_kwargs)
     strat = make_strategy(strategy, benchmark, settings.buffer, **(params or {}))
-    learner = Learner(model, [strat], lr=settings.lr, batch_size=settings.batch_size, epochs=settings.epochs,
+    lr = (
+        settings.lr
+        if settings.lr is not None
+        else float(tuned_params(strategy, benchmark).get("lr", DEFAULT_LR))
+    )
+    learner = Learner(model, [strat], lr=lr, batch_size=settings.batch_size, epochs=settings.epochs,
                       seed=seed, callbacks=callbacks, device=settings.device)  # fmt: skip
     result = learner.fit(scenario)
     return {
         "benchmark": benchmark, "strategy": strategy, "seed": seed, "params": strat.get_params(),
-        "settings": {"model": settings.model, "model_kwargs": settings.model_kwargs, "epochs": settings.epochs, "lr": settings.lr,
+        "settings": {"model": settings.model, "model_kwargs": settings.model_kwargs, "epochs": settings.epochs, "lr": lr,
                      "batch_size": settings.batch_size, "buffer": settings.buffer,
                      "train_fraction": settings.train_fraction, "device": settings.device},
         "accuracy_matrix": result.accuracy_matrix, "metrics": result.metrics,
