@@ -288,13 +288,15 @@ def table(args: argparse.Namespace) -> None:
             jobs.append({"benchmark": b, "strategy": s, "seed": seed, "buffer": buf, "epochs": 0,
                          "train_fraction": fraction, "params": {}})  # fmt: skip
     out = Path(args.out)
+    # every run in the log counts: grids run into one directory (other benchmarks, buffers) add up
     runs = [r for r in _grid(jobs, out / "runs.jsonl", args.workers) if "metrics" in r]
     for r in runs:  # memory methods get one row per buffer size
         if "buffer_size" in r.get("params", {}):
             r["strategy"] = f"{r['strategy']}-{r['buffer']}"
-    rows = sorted(summarize(runs), key=lambda r: (benchmarks.index(r["benchmark"]), -r["acc"]))
+    order = benchmarks + [b for b in dict.fromkeys(r["benchmark"] for r in runs) if b not in benchmarks]
+    rows = sorted(summarize(runs), key=lambda r: (order.index(r["benchmark"]), -r["acc"]))
     (out / "results.json").write_text(json.dumps({"runs": runs, "summary": rows}, indent=1))
-    present = [b for b in benchmarks if any(r["benchmark"] == b for r in rows)]
+    present = [b for b in order if any(r["benchmark"] == b for r in rows)]
     sections = [f"#### ACC (mean ± std over seeds {args.seeds})\n\n" + pivot_table(rows, present)]
     for b in present:
         sections.append(f"#### {b}\n\n" + markdown_table([r for r in rows if r["benchmark"] == b]))
