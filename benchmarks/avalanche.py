@@ -46,6 +46,9 @@ Methods and how they are matched (Avalanche's own strategies from ``avalanche.tr
   draw two), joint forward of memory and incoming samples, logits stored at the boundary by the
   trained model in eval mode (lifelong: from the training forward, at the step), a class-balanced
   memory filled at boundaries (lifelong: reservoir per step).
+- derpp-rows: the same Avalanche run against lifelong's ``DERPP`` with memory batches of half the
+  training batch, so both sides forward the same rows per step (batch + 2 x batch/2 against batch +
+  batch): equal work, where ``derpp`` gives lifelong the authors' two full memory batches.
 - lwf: ``LwF(alpha=4, temperature=2)`` against lifelong ``LwF(alpha=1, temperature=2)``: lifelong
   scales the KL term by T^2 (van de Ven), Avalanche does not; the same loss.
 - agem: ``AGEM(patterns_per_exp=500, sample_size=256)`` against lifelong ``AGEM(500, batch_size=
@@ -122,7 +125,7 @@ from lifelong.metrics.costs import peak_rss_mb  # noqa: E402
 from lifelong.strategies import AGEM, DERPP, EWC, GEM, ICaRL, LwF, Naive, Replay  # noqa: E402
 from overhead import ALPHA, BETA, BUFFER, PROTOCOLS, T  # noqa: E402
 
-METHODS = ("naive", "replay", "ewc", "derpp", "lwf", "agem", "gem", "icarl")
+METHODS = ("naive", "replay", "ewc", "derpp", "derpp-rows", "lwf", "agem", "gem", "icarl")
 SIDES = ("avalanche", "lifelong", "hand")
 # methods whose hand-written loop in overhead.py has the configuration used here
 HAND = frozenset({"naive", "replay", "derpp", "lwf", "agem", "icarl"})
@@ -146,6 +149,8 @@ def lifelong_strategies(method: str, batch: int) -> list[Any]:
         "replay": lambda: [Replay(BUFFER)],
         "ewc": lambda: [EWC(lam=EWC_LAM, fisher="empirical", fisher_batch_size=batch)],
         "derpp": lambda: [DERPP(BUFFER, alpha=ALPHA, beta=BETA)],
+        # Avalanche's row count per step: two memory batches of half a batch share its one batch's rows
+        "derpp-rows": lambda: [DERPP(BUFFER, batch_size=max(1, batch // 2), alpha=ALPHA, beta=BETA)],
         "lwf": lambda: [LwF(alpha=1.0, temperature=T)],
         "agem": lambda: [AGEM(BUFFER, batch_size=AGEM_REF)],
         "gem": lambda: [GEM(margin=0.5, per_experience=PER_EXPERIENCE)],
@@ -252,6 +257,7 @@ def run_avalanche(
         "replay": lambda: AvReplay(mem_size=BUFFER, **ce),
         "ewc": lambda: AvEWC(ewc_lambda=EWC_LAM / 2, mode="separate", **ce),
         "derpp": lambda: AvDER(mem_size=BUFFER, alpha=ALPHA, beta=BETA, **ce),
+        "derpp-rows": lambda: AvDER(mem_size=BUFFER, alpha=ALPHA, beta=BETA, **ce),
         "lwf": lambda: AvLwF(alpha=T * T, temperature=T, **ce),
         "agem": lambda: AvAGEM(patterns_per_exp=BUFFER, sample_size=AGEM_REF, **ce),  # 256 // k per memory
         "gem": lambda: AvGEM(patterns_per_exp=PER_EXPERIENCE, memory_strength=0.5, **ce),
