@@ -92,3 +92,34 @@ def test_a_grid_grown_by_a_key_reuses_the_runs_of_that_keys_default() -> None:
     assert not same(
         {**job, "params": {"online": False}}, run
     )  # the run overrode a key the job leaves at default
+
+
+def test_the_learning_rate_is_the_familys_tuned_one_unless_set(tmp_path, monkeypatch) -> None:
+    (tmp_path / "replay.json").write_text(json.dumps({"families": {"class": {"lr": 0.07, "batch_size": 4}}}))
+    monkeypatch.setattr(runner, "HPARAMS_DIR", tmp_path)
+    tuned = runner.run_one("split-digits", "replay", 0, runner.Settings(), scenario=toy_scenario())
+    assert (
+        tuned["settings"]["lr"] == 0.07 and tuned["params"]["batch_size"] == 4
+    )  # lr is not a Replay argument
+    chosen = runner.run_one("split-digits", "replay", 0, runner.Settings(lr=0.01), scenario=toy_scenario())
+    assert chosen["settings"]["lr"] == 0.01
+    untuned = runner.run_one("permuted-fmnist", "replay", 0, runner.Settings(), scenario=toy_scenario())
+    assert untuned["settings"]["lr"] == runner.DEFAULT_LR
+
+
+def test_a_searched_learning_rate_reaches_the_learner_not_the_strategy(monkeypatch) -> None:
+    script = _strategies_script()
+    seen = {}
+    real = runner.run_one
+
+    def spy(benchmark, strategy, seed, settings, **kw):
+        seen["lr"], seen["params"] = settings.lr, kw["params"]
+        return real(benchmark, strategy, seed, settings, **kw)
+
+    monkeypatch.setattr(runner, "run_one", spy)
+    monkeypatch.setattr(script, "_scenario", lambda *a: toy_scenario())
+    job = {"benchmark": "split-digits", "strategy": "replay", "seed": 0, "buffer": 20, "epochs": 1,
+           "train_fraction": 1.0, "params": {"lr": 0.02, "batch_size": 4}}  # fmt: skip
+    run = script._run(job)
+    assert seen == {"lr": 0.02, "params": {"batch_size": 4}}
+    assert run["params"]["lr"] == 0.02 and run["settings"]["lr"] == 0.02
