@@ -425,3 +425,44 @@ def test_a_single_non_finite_loss_marks_the_run_diverged() -> None:
         learner.partial_fit(x, y)
         assert learner.diverged
         assert all(bool(torch.isfinite(p).all()) for p in learner.model.parameters())
+
+
+HOST_READS = ("item", "tolist", "__bool__", "__float__", "__int__", "__index__", "nonzero", "numpy")
+
+
+@pytest.mark.parametrize("name", ["naive", "ewc", "online-ewc", "lwf", "si", "mas", "l2", "gpm"])
+def test_a_training_step_reads_nothing_back_from_its_tensors(name, monkeypatch) -> None:
+    """On an accelerator every such read waits for the device; boundary work may read, steps may not.
+
+    Methods with a memory keep it on the host and do their bookkeeping there, so only the memory-free
+    ones are counted (on the CPU a host-side read cannot be told from a device read).
+    """
+    from lifelong.bench.runner import make_strategy
+
+    reads: list[str] = []
+    counting = [False]
+    for method in HOST_READS:
+        original = getattr(torch.Tensor, method)
+
+        def counted(self, *a, _original=original, _method=method, **k):
+            if counting[0]:
+                reads.append(_method)
+            return _original(self, *a, **k)
+
+        monkeypatch.setattr(torch.Tensor, method, counted)
+
+    class Steps(Strategy):  # listed last: its before_experience runs after every other strategy's
+        name = "steps-on"
+
+        def before_experience(self, learner, experience) -> None:
+            counting[0] = True
+
+    class Boundary(Strategy):  # listed first: its after_experience runs before the boundary work
+        name = "steps-off"
+
+        def after_experience(self, learner, experience) -> None:
+            counting[0] = False
+
+    learner = Learner(toy_model(), [Boundary(), make_strategy(name, "split-fmnist"), Steps()], batch_size=10)
+    learner.fit(toy_scenario("class"))
+    assert reads == []

@@ -7,6 +7,7 @@ from lifelong.checks import toy_model, toy_scenario
 from lifelong.errors import StrategyMismatchError
 from lifelong.learn.learner import Learner
 from lifelong.strategies import AGEM
+from lifelong.strategies.agem import project
 from lifelong.strategies.gem import flat_grad, loss_grad, trainable, write_grad
 
 
@@ -45,6 +46,15 @@ def test_agreeing_gradient_is_unchanged() -> None:
     write_grad(params, g)
     agem.after_backward(learner)
     assert torch.equal(flat_grad(params), g)
+
+
+def test_the_projection_without_a_host_branch_is_the_same() -> None:
+    """On an accelerator A-GEM projects by a clamped coefficient (no sign read on the host)."""
+    g_ref = torch.randn(50, generator=torch.Generator().manual_seed(1))
+    conflicting, agreeing = -g_ref + 0.1, g_ref + 0.1
+    assert conflicting @ g_ref < 0 < agreeing @ g_ref
+    assert torch.allclose(project(conflicting, g_ref, branch=False), project(conflicting, g_ref), atol=1e-6)
+    assert project(agreeing, g_ref) is None and torch.equal(project(agreeing, g_ref, branch=False), agreeing)
 
 
 def test_reference_holds_only_past_experiences() -> None:

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from torch import Tensor
+
 from lifelong.learn.buffers import make_buffer
 from lifelong.learn.distributed import all_reduce_mean
 from lifelong.learn.strategy import Strategy
@@ -57,10 +59,9 @@ class AGEM(Strategy):
         # under torch.distributed: the reference over every rank's memory batch, so all project alike
         if learner.process_group is not None:
             g_ref = all_reduce_mean(learner, {"ref": g_ref})["ref"]
-        g = flat_grad(params)  # [P]
-        dot = g @ g_ref
-        if dot < 0:
-            write_grad(params, g - (dot / (g_ref @ g_ref).clamp_min(1e-12)) * g_ref)
+        projected = project(flat_grad(params), g_ref, branch=learner.device.type == "cpu")
+        if projected is not None:
+            write_grad(params, projected)
 
     def after_experience(self, learner: Learner, experience: Experience) -> None:
         data = experience.train  # raw, in its storage dtype: the memory keeps uint8 images as uint8
@@ -70,3 +71,18 @@ class AGEM(Strategy):
 
     def memory_bytes(self) -> int:
         return self.buffer_.nbytes()
+
+
+def project(g: Tensor, g_ref: Tensor, branch: bool = True) -> Tensor | None:
+    """``g`` projected onto the half-space ``g . g_ref >= 0``; None when ``branch`` and it is already there.
+
+    ``branch=False`` never reads the sign on the host: on an accelerator the ``if`` would wait for
+    the device every step, so the coefficient is clamped instead (the gradients that agree are
+    rewritten unchanged).
+    """
+    dot = g @ g_ref
+    if branch:
+        if dot >= 0:
+            return None
+        return g - (dot / (g_ref @ g_ref).clamp_min(1e-12)) * g_ref
+    return g - (dot.clamp(max=0) / (g_ref @ g_ref).clamp_min(1e-12)) * g_ref
