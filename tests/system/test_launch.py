@@ -54,6 +54,19 @@ def test_worker_trains_a_window_in_two_processes(
     assert after.batch_size == Learner.load(registry.get(1).path).batch_size  # the global batch
 
 
+def test_a_rank_dying_after_the_checkpoint_loses_nothing(
+    system: tuple[Store, Registry], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A rank that aborts once every rank is past the save's barrier: the job's work is whole."""
+    store, registry = system
+    _seed(store, registry)
+    compute = Compute(nproc=2, plugins=("tests.system._abort_at_exit",))
+    with caplog.at_level("WARNING", logger="lifelong.system.launch"):
+        result = Worker(store, registry, CONTINUAL, Gate(), compute=compute).train(Decision(True, "test"))
+    assert result.passed and registry.alias("champion") == 2
+    assert "every rank finished and the checkpoint was saved" in caplog.text
+
+
 def test_a_failing_job_publishes_nothing(system: tuple[Store, Registry]) -> None:
     store, registry = system
     _seed(store, registry)

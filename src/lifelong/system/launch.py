@@ -7,11 +7,15 @@ JOB`` (``torch.distributed.run``, run in a child that dies with the worker) trai
 process), and rank 0's checkpoint comes back as the trained candidate. The job keeps the global
 batch size: each of the N processes trains on ``batch_size / N`` samples of its shard per step;
 memories are global sizes too (each rank keeps its share, rank 0's checkpoint holds them all).
+Rank 0 marks the job complete once every rank is past the checkpoint's final barrier; a rank that
+dies after that (gloo can abort a process whose peer closed its sockets first) is logged, not a
+failure: nothing of the job's work is lost.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -26,6 +30,8 @@ from lifelong.data.scenarios import Experience
 from lifelong.errors import ConfigError, TrainingError
 from lifelong.learn.devices import resolve_device
 from lifelong.learn.learner import Learner
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -77,7 +83,13 @@ def fit(candidate: Learner, experience: Experience, compute: Compute) -> Learner
                 f"the {compute.nproc}-process training job ran past {compute.timeout_seconds} s; "
                 "nothing was published"
             ) from None
-        if done.returncode != 0 or not (job / "trained").is_dir():
+        if done.returncode != 0 and (job / "complete").is_file():
+            # every rank passed the save's final barrier and rank 0's checkpoint is whole: a rank that
+            # died after that (gloo's sockets closing under a peer still tearing down) lost nothing
+            log.warning("training job: every rank finished and the checkpoint was saved, but torchrun "
+                        "exited with code %s while the ranks shut down: %s", done.returncode,
+                        " | ".join((done.stderr or "").strip().splitlines()[-3:]))  # fmt: skip
+        elif done.returncode != 0 or not (job / "trained").is_dir():
             errors = sorted(job.glob("error-rank*.txt"))  # what a rank raised, else torchrun's last words
             cause = (
                 errors[0].read_text() if errors else "\n".join((done.stderr or "").strip().splitlines()[-8:])
@@ -137,7 +149,9 @@ def _train(job: Path) -> None:
         learner.batch_size = max(1, global_batch // learner.world_size)
         learner.learn(Experience(spec["index"], tuple(spec["classes"]), spec["task_id"], data, empty))
         learner.batch_size = global_batch  # the checkpoint describes the job, not one rank
-        learner.save(job / "trained")
+        learner.save(job / "trained")  # ends at a barrier: past it, every rank has done all its work
+        if learner.rank == 0:
+            (job / "complete").touch()
     finally:
         dist.destroy_process_group()
 
