@@ -135,3 +135,37 @@ def test_der_forwards_memory_apart_when_batch_norm_mixes_samples() -> None:
     model.features = torch.nn.Sequential(model.features, torch.nn.BatchNorm1d(16))
     _, sizes = _train([DER(buffer_size=24)], model, steps=5)
     assert sizes == [8] + [8, 8] * 4  # batch statistics per forward, as mammoth computes them
+
+
+class _Deferred(DERPP):
+    """DER++ writing its memory as on an accelerator: each step's logits at the next step's start."""
+
+    name = "derpp-deferred-test"
+
+    def _defers(self, learner: Learner) -> bool:
+        return True
+
+
+def test_a_deferred_memory_write_trains_as_the_direct_one() -> None:
+    """Accelerators write a step's logits at the next step, before its draw: the same memory, the same run."""
+    runs = []
+    for cls in (DERPP, _Deferred):
+        torch.manual_seed(0)
+        derpp = cls(buffer_size=30, batch_size=8, alpha=0.5, beta=0.5)
+        learner = Learner(toy_model(), [derpp], lr=0.05, batch_size=8, seed=0)
+        scenario = toy_scenario("class")
+        learner.learn(scenario.experiences[0])
+        extra = scenario.experiences[0].train.subset(torch.arange(8))
+        learner.partial_fit(extra.x, extra.y)  # a step outside any experience: pending until read
+        pending = getattr(derpp, "_pending", None) is not None
+        memory = derpp.state_dict()["buffer_"]  # reading the state writes what is pending first
+        learner.learn(scenario.experiences[1])
+        runs.append(
+            (pending, memory, [p.detach().clone() for p in learner.model.parameters()], derpp.buffer_.seen)
+        )
+    (direct_pending, direct_memory, direct_weights, direct_seen), (pending, memory, weights, seen) = runs
+    assert not direct_pending and pending
+    assert set(direct_memory) == set(memory)
+    for k, v in direct_memory.items():
+        assert torch.equal(v, memory[k]) if isinstance(v, torch.Tensor) else v == memory[k], k
+    assert all(torch.equal(a, b) for a, b in zip(direct_weights, weights)) and direct_seen == seen

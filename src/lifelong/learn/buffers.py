@@ -116,12 +116,12 @@ class Buffer:
 
     def remember(self, learner: Any, batch: Batch | None = None, logits: Tensor | None = None) -> None:
         """Offer ``batch`` (default: the learner's incoming batch) in the form its experience stores it."""
-        x, y, t = batch if batch is not None else learner.incoming
-        dtype, scale = storage_form(learner)
-        raw = learner.incoming_raw if batch is None and dtype is not None else None
-        if raw is not None and raw.dtype == dtype:  # the stored rows themselves: no re-quantising
-            x = raw
-        self.add(x.detach(), y, t, generator=learner.generator, logits=logits, scale=scale, dtype=dtype)
+        self.add_offer(offer(learner, batch), learner.generator, logits)
+
+    def add_offer(self, offered: Offer, generator: torch.Generator, logits: Tensor | None = None) -> None:
+        """:meth:`add` an :func:`offer`, taken now or steps earlier (a write deferred past a device copy)."""
+        x, y, t, scale, dtype = offered
+        self.add(x, y, t, generator=generator, logits=logits, scale=scale, dtype=dtype)
 
     def sample(
         self, n: int, generator: torch.Generator, logits: bool = True
@@ -323,6 +323,20 @@ def make_buffer(policy: str, capacity: int) -> Buffer:
     if policy not in BUFFERS:
         raise ConfigError(f"unknown buffer policy {policy!r}; valid: {', '.join(BUFFERS)}")
     return BUFFERS[policy](capacity)
+
+
+#: what a memory is offered: raw inputs, labels, task ids, the inputs' scale and storage dtype
+Offer = tuple[Tensor, Tensor, Tensor | None, float, torch.dtype | None]
+
+
+def offer(learner: Any, batch: Batch | None = None) -> Offer:
+    """``batch`` (default: the learner's incoming batch) in the form its experience stores it."""
+    x, y, t = batch if batch is not None else learner.incoming
+    dtype, scale = storage_form(learner)
+    raw = learner.incoming_raw if batch is None and dtype is not None else None
+    if raw is not None and raw.dtype == dtype:  # the stored rows themselves: no re-quantising
+        x = raw
+    return x.detach(), y, t, scale, dtype
 
 
 def storage_form(learner: Any) -> tuple[torch.dtype | None, float]:

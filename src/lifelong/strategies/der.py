@@ -19,21 +19,27 @@ training forward mixes samples (batch norm) that is the same function of the sam
 mammoth's three forward passes, and its backward accumulates each weight's gradient once instead of
 three times (a batch-10 step of the 100-100 MLP: 990 -> 650 us). With batch norm, or beside another strategy that
 appends rows or replaces the loss, each memory batch gets its own forward as in mammoth.
+
+On an accelerator the step's logits reach the (host) memory without stalling the step: they are
+copied asynchronously after it and written at the start of the next step, before its memory draw,
+so the memory a step samples from is the same as when the write follows each step directly (on
+the CPU it does).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from lifelong.data.dataset import Batch
-from lifelong.learn.buffers import make_buffer
+from lifelong.learn.buffers import Offer, make_buffer, offer
 from lifelong.learn.strategy import Strategy, overrides
 
 if TYPE_CHECKING:
+    from lifelong.data.scenarios import Experience
     from lifelong.learn.learner import Learner
 
 
@@ -57,9 +63,12 @@ class DER(Strategy):
         # this step's memory rows when they share the incoming forward: (incoming rows, rows per draw, logits)
         self._joined: tuple[int, list[int], Tensor] | None = None
         self._separable: tuple[int, bool] | None = None  # (id of the model, whether samples never mix)
+        # a step's offer, its logits on their way to the host and what says they arrived, until written
+        self._pending: tuple[Offer, Tensor, torch.cuda.Event | None, torch.Generator] | None = None
 
     def batch(self, learner: Learner, batch: Batch) -> Batch:
         self._joined = None
+        self._write_pending()  # the last step's samples join the memory before this step draws
         if len(self.buffer_) == 0 or not self._can_join(learner, batch):
             return batch
         k = self.batch_size or learner.batch_size
@@ -95,7 +104,7 @@ class DER(Strategy):
         # the paper stores z = h(x) from the training forward, i.e. before the update (its Algorithm 1)
         assert learner.incoming is not None  # the learner sets it before each step
         n = learner.incoming.y.shape[0]
-        self._logits = logits[:n].detach().cpu()
+        self._logits = logits[:n].detach()  # on the device: after_step takes it to the memory
         if self._joined is not None:
             _, (m, *_), stored = self._joined
             return self.alpha * self._match(learner, logits[n : n + m], stored)
@@ -131,11 +140,48 @@ class DER(Strategy):
         self._joined = None
         if self._logits is None:  # a step some other strategy owned: no logits to store
             return
-        self.buffer_.remember(learner, logits=self._logits)
-        self._logits = None
+        z, self._logits = self._logits, None
+        if not self._defers(learner):
+            self.buffer_.remember(learner, logits=z)
+            return
+        self._write_pending()
+        host, arrived = _to_host(z)
+        self._pending = (offer(learner), host, arrived, learner.generator)
+
+    def _defers(self, learner: Learner) -> bool:
+        """Whether the memory write waits for the next step: on accelerators, where reading the
+        logits now would wait for the device."""
+        return learner.device.type != "cpu"
+
+    def _write_pending(self) -> None:
+        if self._pending is None:
+            return
+        offered, host, arrived, generator = self._pending
+        self._pending = None
+        if arrived is not None:
+            arrived.synchronize()  # long done by now: a whole step was queued after the copy
+        self.buffer_.add_offer(offered, generator, logits=host)
+
+    def after_experience(self, learner: Learner, experience: Experience) -> None:
+        self._write_pending()
+
+    def state_dict(self) -> dict[str, Any]:
+        self._write_pending()
+        return super().state_dict()
 
     def memory_bytes(self) -> int:
         return self.buffer_.nbytes()
+
+
+def _to_host(z: Tensor) -> tuple[Tensor, torch.cuda.Event | None]:
+    """``z`` copied to host memory: on CUDA without waiting (pinned memory, an event marks arrival)."""
+    if z.device.type != "cuda":
+        return z.cpu(), None
+    host = torch.empty(z.shape, dtype=z.dtype, pin_memory=True)
+    host.copy_(z, non_blocking=True)
+    arrived = torch.cuda.Event()
+    arrived.record()
+    return host, arrived
 
 
 class DERPP(DER):
