@@ -452,14 +452,10 @@ def test_a_training_step_reads_nothing_back_from_its_tensors(name, monkeypatch) 
         monkeypatch.setattr(torch.Tensor, method, counted)
 
     class Steps(Strategy):  # listed last: its before_experience runs after every other strategy's
-        name = "steps-on"
-
         def before_experience(self, learner, experience) -> None:
             counting[0] = True
 
     class Boundary(Strategy):  # listed first: its after_experience runs before the boundary work
-        name = "steps-off"
-
         def after_experience(self, learner, experience) -> None:
             counting[0] = False
 

@@ -140,8 +140,6 @@ def test_der_forwards_memory_apart_when_batch_norm_mixes_samples() -> None:
 class _Deferred(DERPP):
     """DER++ writing its memory as on an accelerator: each step's logits at the next step's start."""
 
-    name = "derpp-deferred-test"
-
     def _defers(self, learner: Learner) -> bool:
         return True
 
