@@ -159,7 +159,7 @@ class DER(Strategy):
         offered, host, arrived, generator = self._pending
         self._pending = None
         if arrived is not None:
-            arrived.synchronize()  # long done by now: a whole step was queued after the copy
+            arrived.synchronize()  # waits at most for the end of the last step, queued before this one's loading
         self.buffer_.add_offer(offered, generator, logits=host)
 
     def after_experience(self, learner: Learner, experience: Experience) -> None:
@@ -168,6 +168,10 @@ class DER(Strategy):
     def state_dict(self) -> dict[str, Any]:
         self._write_pending()
         return super().state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._pending = None  # a write meant for the memory being replaced
+        super().load_state_dict(state)
 
     def memory_bytes(self) -> int:
         return self.buffer_.nbytes()
