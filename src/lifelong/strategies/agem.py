@@ -84,5 +84,6 @@ def project(g: Tensor, g_ref: Tensor, branch: bool = True) -> Tensor | None:
     if branch:
         if dot >= 0:
             return None
-        return g - (dot / (g_ref @ g_ref).clamp_min(1e-12)) * g_ref
-    return g - (dot.clamp(max=0) / (g_ref @ g_ref).clamp_min(1e-12)) * g_ref
+    else:
+        dot = dot.clamp(max=0)
+    return g - (dot / (g_ref @ g_ref).clamp_min(1e-12)) * g_ref
