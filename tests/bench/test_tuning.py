@@ -69,7 +69,11 @@ def test_choice_averages_seeds_and_never_picks_a_diverged_setting() -> None:
 
 def test_family_grids_replace_the_default_grid() -> None:
     script = _strategies_script()
-    assert script.search_space("derpp", "class")["batch_size"] == [10, 128]
+    derpp = script.search_space("derpp", "class")
+    assert (
+        derpp == script.FAMILY_SEARCH["class"]["derpp"] and derpp["alpha"] != script.SEARCH["derpp"]["alpha"]
+    )
+    assert "batch_size" in derpp and "batch_size" not in script.SEARCH["derpp"]
     assert script.search_space("ewc", "domain")["penalty_step"] == ["proximal"]
     assert script.search_space("ewc", "task")["penalty_step"] == ["proximal"]
     assert script.search_space("l2", "task") == script.SEARCH["l2"]  # no grid of its own there
