@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from lifelong.system.app import create_app
+from lifelong.system.contract import Contract
 from lifelong.system.events import EventKind
 from lifelong.system.service import System
 from lifelong.system.settings import Settings
@@ -325,3 +326,58 @@ def test_metrics_carry_the_loop(server: Server) -> None:
         for name in ("lifelong_versions_rolled_back_total", "lifelong_predictions_unlogged_total",
                      "lifelong_drift_detections_total", "lifelong_training_attempts_total"):  # fmt: skip
             assert f"# TYPE {name} counter" in text
+
+
+NAMES = ("barbera", "barolo", "dolcetto", "nebbiolo")
+
+
+@pytest.fixture(scope="module")
+def named(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A deployment whose classes have names, as `lifelong up --bootstrap` makes from string labels."""
+    data_dir: Path = tmp_path_factory.mktemp("named")
+    settings = Settings(data_dir=data_dir, token=TOKEN, poll_seconds=0.2)
+    with System(settings) as setup:
+        contract = Contract(classes=(0, 1, 2, 3), input_shape=(8,), class_names=NAMES)
+        version = setup.bootstrap(trained(0), contract=contract)
+    with running(create_app(settings)) as url:
+        yield Server(url, version, version, version, data_dir)
+
+
+def test_class_names_come_back_in_predictions_and_are_accepted_as_labels(named: Server) -> None:
+    with named.client() as c, Store(data_dir=named.data_dir) as store:
+        preds = c.post("/v1/predict", json={"inputs": sample(3), "probabilities": True}).json()["predictions"]
+        assert [p["class_name"] for p in preds] == [NAMES[p["label"]] for p in preds]
+        assert set(preds[0]["probabilities"]) == set(NAMES)
+        labelled = store.count_samples(labelled_only=True)
+        items = [
+            {"prediction_id": p["id"], "label": name} for p, name in zip(preds, ["nebbiolo", "barbera", 2])
+        ]
+        assert c.post("/v1/feedback", json={"feedback": items}).status_code == 204
+        assert store.samples(labelled_only=True).y.tolist()[-3:] == [3, 0, 2]  # names stored as indices
+        assert store.count_samples(labelled_only=True) == labelled + 3
+        (sid,) = c.post("/v1/samples", json={"inputs": sample(1), "labels": ["dolcetto"]}).json()["ids"]
+        assert c.patch(f"/v1/samples/{sid}", json={"label": "barolo"}).json() == {"id": sid, "label": 1}
+        # an unknown name is refused with the valid ones, and nothing of the batch is stored
+        before = store.count_samples(labelled_only=True)
+        r = c.post(
+            "/v1/feedback",
+            json={"feedback": [items[0], {"prediction_id": preds[1]["id"], "label": "chianti"}]},
+        )
+        assert error_of(r, 422) == "DataError"
+        message = r.json()["error"]["message"]
+        assert "item 1" in message and "'chianti'" in message and "1 (barolo)" in message
+        assert store.count_samples(labelled_only=True) == before
+        # a malformed batch item is reported as a batch item, not as a malformed single feedback
+        r = c.post("/v1/feedback", json={"feedback": [{"prediction_id": preds[0]["id"], "label": 1.5}]})
+        assert error_of(r, 422) == "ValidationError" and "FeedbackItem" not in r.json()["error"]["message"]
+        assert "feedback.0.label" in r.json()["error"]["message"]
+
+
+def test_class_names_are_refused_where_the_classes_have_none(server: Server) -> None:
+    with server.client() as c:
+        r = c.post("/v1/samples", json={"inputs": sample(1), "labels": ["cat"]})
+        assert (
+            error_of(r, 422) == "DataError"
+            and "have none; send the class index" in r.json()["error"]["message"]
+        )
+        assert "class_name" not in c.post("/v1/predict", json={"inputs": sample(1)}).json()["predictions"][0]

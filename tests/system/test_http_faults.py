@@ -101,27 +101,38 @@ def test_big_authenticated_bodies_are_parsed_off_the_event_loop(served: tuple[st
     url, _ = served
     row = "[" + ",".join(["0.123456"] * 8) + "]"
     body = ('{"inputs": [' + ",".join([row] * (7_800_000 // (len(row) + 1))) + "]}").encode()
-    answers: list[int] = []
 
-    def upload() -> None:
-        with client(url) as c:
-            r = c.post("/v1/predict", content=body, headers={"content-type": "application/json"}, timeout=120)
-            answers.append(r.status_code)
+    def longest_healthz_wait() -> float:
+        """Three such uploads at once; the longest /healthz answer meanwhile."""
+        answers: list[int] = []
 
-    uploads = [threading.Thread(target=upload) for _ in range(3)]
-    latencies = []
-    with client(url, auth=False) as c:
-        for t in uploads:
-            t.start()
-        while any(t.is_alive() for t in uploads):
-            start = time.perf_counter()
-            assert c.get("/healthz").status_code == 200
-            latencies.append(time.perf_counter() - start)
-            time.sleep(0.01)
-    assert answers == [413] * 3  # parsed (in the helper process), then refused: 105,405 samples > 16
-    # parsed on the event loop, one body held /healthz for ~1.45 s on this machine; half that bound stays
-    # clear of the parse while tolerating a busy 2-core CI (0.46 s seen once beside another test's load)
-    assert max(latencies) < 0.75, f"healthz took up to {max(latencies):.3f} s"
+        def upload() -> None:
+            with client(url) as c:
+                r = c.post(
+                    "/v1/predict", content=body, headers={"content-type": "application/json"}, timeout=120
+                )
+                answers.append(r.status_code)
+
+        uploads = [threading.Thread(target=upload) for _ in range(3)]
+        latencies = []
+        with client(url, auth=False) as c:
+            for t in uploads:
+                t.start()
+            while any(t.is_alive() for t in uploads):
+                start = time.perf_counter()
+                assert c.get("/healthz").status_code == 200
+                latencies.append(time.perf_counter() - start)
+                time.sleep(0.01)
+        assert answers == [413] * 3  # parsed (in the helper process), then refused: 105,405 samples > 16
+        return max(latencies)
+
+    # Parsed on the event loop (OFFLOAD_BYTES patched away) /healthz waited 0.85-1.6 s a round on this
+    # machine; parsed in the helper, about 0.03 s, but a busy 2-core CI stalls it now and then beside
+    # other tests' load (0.46 s, 0.98 s seen once each): a second round separates the two.
+    waits = [longest_healthz_wait()]
+    if waits[0] >= 0.75:
+        waits.append(longest_healthz_wait())
+    assert min(waits) < 0.75, f"healthz took up to {waits} s"
 
 
 @pytest.mark.parametrize(

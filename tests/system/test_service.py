@@ -14,6 +14,7 @@ from lifelong.errors import CheckpointError, DataError, NotFoundError, RegistryE
 from lifelong.learn.learner import Learner
 from lifelong.learn.models import create_model, register_model
 from lifelong.monitor import DriftReport
+from lifelong.system.contract import Contract
 from lifelong.system.schemas import InputTooLargeError
 from lifelong.system.service import System
 from lifelong.system.settings import Settings
@@ -208,3 +209,18 @@ class _Registered(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(x)
+
+
+def test_named_classes_are_returned_and_accepted_by_the_python_api(tmp_path: Path) -> None:
+    names = ("ham", "spam", "eggs", "toast")
+    with System(settings(tmp_path)) as system:
+        system.bootstrap(
+            trained(0), contract=Contract(classes=(0, 1, 2, 3), input_shape=(8,), class_names=names)
+        )
+        (pred,) = system.predict(DATA.test.x[:1].tolist())
+        assert pred["class_name"] == names[pred["label"]]
+        system.feedback(pred["id"], "toast")
+        (sid,) = system.add_samples(DATA.test.x[:1], ["eggs"])
+        assert system.relabel_sample(sid, "spam") == 1
+        with pytest.raises(DataError, match=r"'bacon' is not a class .* 0 \(ham\), 1 \(spam\)"):
+            system.add_samples(DATA.test.x[:1], ["bacon"])

@@ -14,6 +14,9 @@ every later training attempt.
 Traceback (most recent call last):
 ...
 lifelong.errors.DataError: label 2 is not in this deployment's label space; valid labels: 0, 1 (...)
+>>> named = Contract(classes=(0, 1), input_shape=(3,), class_names=("cat", "dog"))
+>>> named.check_labels(["dog", 0])
+[1, 0]
 """
 
 from __future__ import annotations
@@ -102,13 +105,18 @@ class Contract:
 
     # -- checking ------------------------------------------------------------------------------
     def check_labels(self, labels: Sequence[Any]) -> list[int]:
-        """Labels as ints, or a DataError naming the first invalid one and the valid set.
+        """Labels as class indices, or a DataError naming the first invalid one and the valid set.
 
-        With ``allow_new_classes`` any label >= 0 passes (the trainer grows the head)."""
+        A label is a class index or, where the classes have names (a bootstrap file with string
+        labels), a class name: clients send back what predictions call the class. With
+        ``allow_new_classes`` any index >= 0 passes (the trainer grows the head); a new class is
+        sent as its index, since names are fixed with the version."""
         out = []
         for lab in labels:
+            if isinstance(lab, str):
+                lab = self._index_of(lab)
             if isinstance(lab, bool) or not isinstance(lab, int | np.integer):
-                raise DataError(f"labels must be integers, got {lab!r}")
+                raise DataError(f"a label is a class index (or a class name), got {lab!r}")
             lab = int(lab)
             if lab < 0 or lab >= 2**31:
                 raise DataError(f"label {lab} is out of range; labels are class indices >= 0")
@@ -119,6 +127,29 @@ class Contract:
                 )
             out.append(lab)
         return out
+
+    def _index_of(self, name: str) -> int:
+        if self.class_names is None:
+            raise DataError(
+                f"label {name!r} is a name, but this deployment's classes have none; send the class "
+                f"index ({self.describe_classes()})"
+            )
+        if name not in self.class_names:
+            new = (
+                f"; a new class is sent as its index, {len(self.classes)} or above"
+                if self.allow_new_classes
+                else ""
+            )
+            raise DataError(
+                f"label {name!r} is not a class of this deployment; valid labels: {self.describe_classes()}{new}"
+            )
+        return self.classes[self.class_names.index(name)]
+
+    def class_name(self, label: int) -> str:
+        """What a prediction calls class ``label``: its name, or the index as text (a grown class)."""
+        if self.class_names is not None and label in self.classes:
+            return self.class_names[self.classes.index(label)]
+        return str(label)
 
     def describe_classes(self) -> str:
         if self.class_names is None:

@@ -10,7 +10,16 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PlainValidator,
+    Tag,
+    WithJsonSchema,
+)
 
 from lifelong.errors import DataError
 
@@ -34,7 +43,35 @@ def _utf8(text: str) -> str:
 MAX_LABEL = 2**31 - 1
 MAX_VERSION = 2**31 - 1
 MAX_ID = 2**63 - 1
-Label = Annotated[int, Field(ge=0, le=MAX_LABEL, description="a class index (0, 1, ...)")]
+MAX_NAME = 200  # characters of a class name
+
+
+def _label(value: Any) -> int | str:
+    """A class index, or a class name (checked against the deployment's names by its contract)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not 0 <= value <= MAX_LABEL:
+            raise ValueError(f"a class index is an integer from 0 to {MAX_LABEL}")
+        return value
+    if isinstance(value, str):
+        if not 0 < len(value) <= MAX_NAME:
+            raise ValueError(f"a class name has 1 to {MAX_NAME} characters")
+        return _utf8(value)
+    raise ValueError("must be a class index (0, 1, ...) or a class name")
+
+
+Label = Annotated[
+    int | str,
+    PlainValidator(_label),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer", "minimum": 0, "maximum": MAX_LABEL},
+                {"type": "string", "minLength": 1, "maxLength": MAX_NAME},
+            ],
+            "description": "a class index (0, 1, ...) or, where the classes have names, a class name",
+        }
+    ),
+]
 Version = Annotated[int, Field(ge=1, le=MAX_VERSION)]
 RowId = Annotated[int, Field(ge=1, le=MAX_ID)]
 Text64 = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_utf8)]
@@ -82,6 +119,9 @@ class PredictRequest(_Body):
 class Prediction(BaseModel):
     id: str = Field(..., description="prediction id; send it back with POST /v1/feedback")
     label: int
+    class_name: str | None = Field(
+        default=None, description="the label's class name, where the deployment's classes have names"
+    )
     scores: list[float] = Field(..., description="softmax over the model's outputs; index = label")
     version: int = Field(..., description="model version that answered")
     variant: Literal["champion", "canary"]
@@ -104,7 +144,15 @@ class FeedbackBatch(_Body):
     feedback: list[FeedbackItem] = Field(..., min_length=1, max_length=MAX_FEEDBACK)
 
 
-FeedbackRequest = FeedbackItem | FeedbackBatch
+def _feedback_shape(value: Any) -> str:
+    """Which body this is, so a bad batch item is reported as that, not as a bad single item."""
+    return "batch" if isinstance(value, dict) and "feedback" in value else "item"
+
+
+FeedbackRequest = Annotated[
+    Annotated[FeedbackItem, Tag("item")] | Annotated[FeedbackBatch, Tag("batch")],
+    Discriminator(_feedback_shape),
+]
 
 
 class SamplesRequest(_Body):

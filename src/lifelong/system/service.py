@@ -206,6 +206,10 @@ class System:
             {"id": pid, "label": lab, "scores": sc, "version": ver, "variant": var}
             for pid, lab, sc, ver, var in zip(pids, routed.labels, scores, routed.versions, routed.variants)
         ]
+        contract = live.champion.contract
+        if contract is not None and contract.class_names is not None:  # what the client calls the class
+            for row in rows:
+                row["class_name"] = contract.class_name(row["label"])
         out, start = [], 0
         for r in requests:
             out.append(rows[start : start + len(r.x)])
@@ -254,7 +258,9 @@ class System:
             self.counts.update(extra)
 
     # -- data and feedback -----------------------------------------------------------------
-    def feedback(self, prediction_id: str | Sequence[tuple[str, int]], label: int | None = None) -> None:
+    def feedback(
+        self, prediction_id: str | Sequence[tuple[str, int | str]], label: int | str | None = None
+    ) -> None:
         """True labels of earlier predictions; they also label the stored inputs for training.
 
         Pass one ``(prediction_id, label)`` or a sequence of pairs. A batch is one transaction: if any
@@ -277,7 +283,7 @@ class System:
             checked.append((pid, lab))
         self._write(self.store.add_feedback_many, checked)
 
-    def add_samples(self, x: Any, y: Sequence[int] | None = None) -> list[int]:
+    def add_samples(self, x: Any, y: Sequence[int | str] | None = None) -> list[int]:
         """Store training samples (labelled or not) with the champion's input shape; return their ids.
 
         Labels outside the deployment's label space are refused (nothing is stored), so a bad label
@@ -320,12 +326,16 @@ class System:
                       "recovers", self.write_health.last_error, exc_info=not is_storage_full(err))  # fmt: skip
 
     # -- data management -----------------------------------------------------------------
-    def relabel_sample(self, sample_id: int, label: int | None) -> None:
-        """Set (or, with None, clear) the label of a stored sample; checked against the label space."""
+    def relabel_sample(self, sample_id: int, label: int | str | None) -> int | None:
+        """Set (or, with None, clear) the label of a stored sample; return it as the class index stored.
+
+        The label is checked against the label space (a class name becomes its index)."""
+        index = None
         if label is not None:
             contract = self.contract()
-            (label,) = contract.check_labels([label]) if contract is not None else _check_labels([label])
-        self._write(self.store.relabel_sample, _check_id(sample_id), label)
+            (index,) = contract.check_labels([label]) if contract is not None else _check_labels([label])
+        self._write(self.store.relabel_sample, _check_id(sample_id), index)
+        return index
 
     def delete_sample(self, sample_id: int) -> None:
         """Delete a stored sample (predictions made on it keep their outputs, without the input)."""

@@ -36,9 +36,10 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 async def predict(body: PredictRequest, system: SystemDep) -> JSONResponse:
     """Predict a batch. Each prediction has an id to send back with its true label (POST /v1/feedback).
 
-    ``scores`` is the softmax over the model's outputs (index = label); with ``"probabilities": true``
-    the same numbers also come keyed by class name (or label). The batch joins concurrent requests
-    in one micro-batch; the event loop never waits on the model.
+    ``scores`` is the softmax over the model's outputs (index = label); ``class_name`` names the label
+    where the classes have names; with ``"probabilities": true`` the same numbers also come keyed by
+    class name (or label). The batch joins concurrent requests in one micro-batch; the event loop
+    never waits on the model.
     """
     return await answer(system, body)
 

@@ -39,8 +39,7 @@ def add_samples(body: SamplesRequest, system: SystemDep) -> SamplesResponse:
 @router.patch("/samples/{sample_id}", response_model=SampleOut, dependencies=[Authorized], responses=ERRORS)
 def relabel_sample(sample_id: SampleId, body: SampleUpdate, system: SystemDep) -> SampleOut:
     """Correct (or, with ``null``, clear) the label of a stored sample."""
-    system.relabel_sample(sample_id, body.label)
-    return SampleOut(id=sample_id, label=body.label)
+    return SampleOut(id=sample_id, label=system.relabel_sample(sample_id, body.label))
 
 
 @router.delete(
