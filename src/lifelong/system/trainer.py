@@ -99,7 +99,8 @@ def train_once(
     n_hold = max(gate.min_holdout, int(len(ids) * gate.holdout_fraction))
     if len(ids) < n_hold + 1:  # recorded as an attempt, so a request or drift is answered, not retried
         reasons = [
-            f"window too small: {len(ids)} labelled samples, need more than {n_hold} (send labels first)"
+            f"window too small: {len(ids)} labelled samples, need at least {n_hold + 1} ({n_hold} are held "
+            "out to gate the candidate; send labels first)"
         ]
         store.add_event(EventKind.GATE, {"passed": False, "trained": False, "reasons": reasons, "reason": reason,
                                          "mode": mode, "policy": policy.kind, "parent": champion, "window": None,

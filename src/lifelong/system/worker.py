@@ -156,9 +156,11 @@ class Worker:
         except Exception as err:
             self.store.add_event(EventKind.TRAINING, {"state": "failed", "error": str(err)[:500]})
             raise
-        log.info(
-            "gate %s: version %s %s", "passed" if result.passed else "failed", result.version, result.reasons
-        )
+        if not result.trained:
+            log.info("nothing trained: %s", "; ".join(result.reasons))
+        else:
+            log.info("gate %s: version %s %s", "passed" if result.passed else "failed", result.version,
+                     result.reasons)  # fmt: skip
         if self.on_attempt is not None:  # the gate event is the attempt's whole record
             try:
                 self.on_attempt(self.store.events(EventKind.GATE, limit=1)[-1].payload)
