@@ -15,9 +15,11 @@ from lifelong.learn.learner import Learner
 from lifelong.learn.models import create_model, register_model
 from lifelong.monitor import DriftReport
 from lifelong.system.contract import Contract
+from lifelong.system.policy import Policy
 from lifelong.system.schemas import InputTooLargeError
 from lifelong.system.service import System
 from lifelong.system.settings import Settings
+from lifelong.system.trainer import Gate, bootstrap, train_once
 
 DATA = toy_data(seed=0)  # 4 classes, 8 features
 
@@ -224,3 +226,38 @@ def test_named_classes_are_returned_and_accepted_by_the_python_api(tmp_path: Pat
         assert system.relabel_sample(sid, "spam") == 1
         with pytest.raises(DataError, match=r"'bacon' is not a class .* 0 \(ham\), 1 \(spam\)"):
             system.add_samples(DATA.test.x[:1], ["bacon"])
+
+
+def test_a_new_class_sent_by_name_is_learned_and_served_by_that_name(tmp_path: Path) -> None:
+    """Class-incremental learning in production with string labels: `--allow-new-classes`."""
+    split = toy_data(per_class=90)
+    old = split.train.subset(torch.nonzero(split.train.y < 2).squeeze(1), "old")
+    with System(settings(tmp_path)) as system:
+        bootstrap(system.store, system.registry, old, class_names=["ham", "spam"], allow_new_classes=True,
+                  strategies=["replay"], strategy_params={"buffer_size": 60}, epochs=3)  # fmt: skip
+        system.reload()  # what the server's poll does when the worker registered a champion
+        assert system.contract() is not None and system.contract().class_names == ("ham", "spam")
+        names = ["ham", "spam", "eggs", "toast"]
+        order = torch.randperm(len(split.train), generator=torch.Generator().manual_seed(1))
+        for part in order.split(200):  # the server takes at most 256 samples a request
+            system.add_samples(split.train.x[part], [names[int(c)] for c in split.train.y[part]])
+        given = system.store.class_names()
+        assert sorted(given) == ["eggs", "toast"] and sorted(given.values()) == [2, 3]
+        result = train_once(
+            system.store, system.registry, Policy("continual", epochs=3), Gate(max_old_accuracy_drop=1.0)
+        )
+        assert result.passed, result.reasons
+        contract = Contract.load(system.registry.get(result.version).path)
+        assert contract is not None and contract.classes == (0, 1, 2, 3)
+        assert contract.class_names is not None and all(
+            contract.class_names[i] == n for n, i in given.items()
+        )
+        system.promote(result.version)
+        preds = [p for part in split.test.x.split(200) for p in system.predict(part.tolist())]
+        truth = [names[int(c)] for c in split.test.y]
+        assert {p["class_name"] for p in preds} >= {"eggs", "toast"}  # the new classes are answered by name
+        assert sum(p["class_name"] == t for p, t in zip(preds, truth)) / len(truth) > 0.5
+        system.feedback(preds[0]["id"], "bacon")  # one more new class: the next free index
+        assert system.store.class_names()["bacon"] == 4
+        with pytest.raises(DataError, match="a class name has 1 to 200 characters"):
+            system.add_samples(split.test.x[:1], ["x" * 201])

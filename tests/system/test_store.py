@@ -253,6 +253,32 @@ def test_concurrent_writers_get_distinct_ids(store: Store) -> None:
     assert len(all_ids) == len(set(all_ids)) == store.count_samples() == 120
 
 
+def test_new_class_names_get_the_next_free_index_once_even_from_racing_writers(store: Store) -> None:
+    assert store.class_names() == {}
+    assert store.name_classes(["kiwi", "fig", "kiwi"], first=3) == {"kiwi": 3, "fig": 4}
+    assert store.name_classes(["fig"], first=3) == {"kiwi": 3, "fig": 4}  # known: kept, nothing added
+    assert store.name_classes(["lime"], first=7) == {
+        "kiwi": 3,
+        "fig": 4,
+        "lime": 7,
+    }  # the head grew meanwhile
+    got: list[dict[str, int]] = []
+
+    def writer(i: int) -> None:
+        for k in range(5):
+            got.append(store.name_classes([f"w{i}-{k}", "shared"], first=3))
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    final = store.class_names()
+    assert len(final) == 3 + 20 + 1 and len(set(final.values())) == len(final)  # one index per name
+    assert sorted(final.values())[3:] == list(range(8, 8 + 21))  # consecutive after lime's 7
+    assert all(seen.items() <= final.items() for seen in got)  # every answer agrees with the record
+
+
 def test_lease_is_exclusive_until_it_expires_and_renewable_by_its_holder(tmp_path):
     with Store(data_dir=tmp_path) as store:
         assert store.lease("worker") is None

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -96,25 +96,29 @@ class Contract:
             allow_new_classes=allow_new_classes,
         )
 
-    def with_classes(self, n_classes: int) -> Contract:
-        """The same contract with the label space grown to ``n_classes`` (class-incremental)."""
-        names = self.class_names
-        if names is not None:
-            names = names + tuple(str(c) for c in range(len(names), n_classes))
-        return replace(self, classes=tuple(range(n_classes)), class_names=names)
+    def with_classes(self, n_classes: int, names: Mapping[str, int] | None = None) -> Contract:
+        """The same contract with the label space grown to ``n_classes`` (class-incremental).
+
+        ``names`` gives the new classes' names (the store's, see ``Store.name_classes``); a new
+        class without one is called by its index."""
+        have = self.class_names
+        if have is not None:
+            by_index = {i: n for n, i in (names or {}).items()}
+            have = have + tuple(by_index.get(c, str(c)) for c in range(len(have), n_classes))
+        return replace(self, classes=tuple(range(n_classes)), class_names=have)
 
     # -- checking ------------------------------------------------------------------------------
-    def check_labels(self, labels: Sequence[Any]) -> list[int]:
+    def check_labels(self, labels: Sequence[Any], names: Mapping[str, int] | None = None) -> list[int]:
         """Labels as class indices, or a DataError naming the first invalid one and the valid set.
 
         A label is a class index or, where the classes have names (a bootstrap file with string
         labels), a class name: clients send back what predictions call the class. With
-        ``allow_new_classes`` any index >= 0 passes (the trainer grows the head); a new class is
-        sent as its index, since names are fixed with the version."""
+        ``allow_new_classes`` any index >= 0 passes (the trainer grows the head), and so does a name
+        in ``names``, the indices the store gave to new classes' names."""
         out = []
         for lab in labels:
             if isinstance(lab, str):
-                lab = self._index_of(lab)
+                lab = self._index_of(lab, names or {})
             if isinstance(lab, bool) or not isinstance(lab, int | np.integer):
                 raise DataError(f"a label is a class index (or a class name), got {lab!r}")
             lab = int(lab)
@@ -128,22 +132,20 @@ class Contract:
             out.append(lab)
         return out
 
-    def _index_of(self, name: str) -> int:
+    def _index_of(self, name: str, names: Mapping[str, int]) -> int:
         if self.class_names is None:
             raise DataError(
                 f"label {name!r} is a name, but this deployment's classes have none; send the class "
                 f"index ({self.describe_classes()})"
             )
-        if name not in self.class_names:
-            new = (
-                f"; a new class is sent as its index, {len(self.classes)} or above"
-                if self.allow_new_classes
-                else ""
-            )
-            raise DataError(
-                f"label {name!r} is not a class of this deployment; valid labels: {self.describe_classes()}{new}"
-            )
-        return self.classes[self.class_names.index(name)]
+        if name in self.class_names:
+            return self.classes[self.class_names.index(name)]
+        if self.allow_new_classes and name in names:
+            return names[name]
+        raise DataError(
+            f"label {name!r} is not a class of this deployment; valid labels: {self.describe_classes()} "
+            "(start the system with --allow-new-classes to learn new ones)"
+        )
 
     def class_name(self, label: int) -> str:
         """What a prediction calls class ``label``: its name, or the index as text (a grown class)."""

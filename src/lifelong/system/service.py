@@ -9,6 +9,7 @@ registry, so the server picks up new versions by polling the aliases table (:met
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 import time
@@ -270,14 +271,14 @@ class System:
         items = [(prediction_id, label)] if isinstance(prediction_id, str) else list(prediction_id)
         if not items:
             raise DataError("feedback is empty; send at least one {prediction_id, label}")
-        contract = self.contract()
+        check = self._label_check([lab for _, lab in items])
         checked = []
         for i, (pid, lab) in enumerate(items):
             where = "" if len(items) == 1 else f"feedback item {i}: "
             if not isinstance(pid, str) or not 0 < len(pid) <= 64:
                 raise DataError(f"{where}prediction_id must be a string of 1 to 64 characters")
             try:
-                (lab,) = contract.check_labels([lab]) if contract is not None else _check_labels([lab])
+                (lab,) = check([lab])
             except DataError as err:
                 raise DataError(f"{where}{err}") from None
             checked.append((pid, lab))
@@ -298,8 +299,26 @@ class System:
             y = list(y.tolist() if isinstance(y, np.ndarray | torch.Tensor) else y)
             if len(y) != len(arr):
                 raise DataError(f"labels has {len(y)} entries for {len(arr)} samples; send one per sample")
-            y = contract.check_labels(y) if contract is not None else _check_labels(y)
+            y = self._label_check(y)(y)
         return self._write(self.store.add_samples, arr, y, source="api")
+
+    def _label_check(self, labels: Sequence[Any]) -> Callable[[Sequence[Any]], list[int]]:
+        """The check of ``labels`` against the label space, new class names given their indices first.
+
+        With ``allow_new_classes`` and named classes, a name the deployment does not know becomes a
+        new class: the store gives it the next free index, for good (also when the request is then
+        refused for another reason: an index nothing is labelled with grows no head)."""
+        contract = self.contract()
+        if contract is None:
+            return _check_labels
+        names: dict[str, int] | None = None
+        if contract.allow_new_classes and contract.class_names is not None:
+            new = [
+                _class_name(lab) for lab in labels if isinstance(lab, str) and lab not in contract.class_names
+            ]
+            if new:
+                names = self._write(self.store.name_classes, new, len(contract.classes))
+        return functools.partial(contract.check_labels, names=names)
 
     def _write(self, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a store write the client waits for; a full store is a StorageFullError (HTTP 507)."""
@@ -332,8 +351,7 @@ class System:
         The label is checked against the label space (a class name becomes its index)."""
         index = None
         if label is not None:
-            contract = self.contract()
-            (index,) = contract.check_labels([label]) if contract is not None else _check_labels([label])
+            (index,) = self._label_check([label])([label])
         self._write(self.store.relabel_sample, _check_id(sample_id), index)
         return index
 
@@ -638,6 +656,17 @@ def _check_labels(labels: Sequence[Any]) -> list[int]:
             raise DataError(f"label {lab!r} is not a class index (an integer from 0 to 2**31 - 1)")
         out.append(int(lab))
     return out
+
+
+def _class_name(name: str) -> str:
+    """A new class's name as the store keeps it: 1 to 200 characters of valid Unicode."""
+    if not 0 < len(name) <= 200:
+        raise DataError(f"a class name has 1 to 200 characters, got {len(name)}")
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise DataError("a class name must be valid Unicode text (no lone surrogates)") from None
+    return name
 
 
 def _check_id(sample_id: int) -> int:

@@ -98,6 +98,12 @@ cursors = sa.Table(
     sa.Column("name", sa.String(64), primary_key=True),
     sa.Column("value", sa.BigInteger, nullable=False),
 )
+classes = sa.Table(  # names of classes that arrived after the deployment's contract (allow_new_classes)
+    "classes",
+    metadata,
+    sa.Column("label", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+)
 leases = sa.Table(  # one row per exclusive role ("worker"): who holds it and until when
     "leases",
     metadata,
@@ -657,6 +663,27 @@ class Store:
             LabelledPrediction(r.id, r.ts, r.version, r.variant, r.label, r.truth, r.sample_id)
             for r in reversed(rows)
         ]
+
+    # class names --------------------------------------------------------------------------------
+    def class_names(self) -> dict[str, int]:
+        """Names given to classes that arrived after the deployment's contract, with their indices."""
+        with self.engine.connect() as conn:
+            return {r.name: r.label for r in conn.execute(sa.select(classes.c.name, classes.c.label))}
+
+    def name_classes(self, names: Sequence[str], first: int) -> dict[str, int]:
+        """Every named new class with its index: a known name keeps its own, an unknown one takes the
+        next free index from ``first`` (the deployment's class count) on, once, whichever replica asks."""
+        with self.transaction() as conn:  # SQLite: under its write lock; PostgreSQL: under the table's
+            if conn.dialect.name == "postgresql":  # readers pass; a second namer waits for this one
+                conn.execute(sa.text("LOCK TABLE classes IN SHARE ROW EXCLUSIVE MODE"))
+            known = {r.name: r.label for r in conn.execute(sa.select(classes.c.name, classes.c.label))}
+            new = [n for n in dict.fromkeys(names) if n not in known]
+            if new:
+                start = max([first, *(i + 1 for i in known.values())])
+                rows = [{"label": start + k, "name": n} for k, n in enumerate(new)]
+                conn.execute(sa.insert(classes), rows)
+                known.update((r["name"], r["label"]) for r in rows)
+            return known
 
     # leases -------------------------------------------------------------------------------------
     def acquire_lease(self, name: str, holder: str, ttl_seconds: float, *, now: float | None = None) -> bool:

@@ -123,7 +123,7 @@ def train_once(
     top = int(data.y.max()) + 1
     if top > len(contract.classes):  # only reachable with allow_new_classes: grow the head first
         candidate.grow_classes(top)
-        contract = contract.with_classes(top)
+        contract = contract.with_classes(top, store.class_names())
     experience = Experience(candidate.experience_index + 1, tuple(train.classes), 0, train, holdout)
     candidate = fit(candidate, experience, compute)  # here, or in N processes under torchrun
     old = _old_data(store, old_learner, int(ids[0]), gate.old_size, contract)
