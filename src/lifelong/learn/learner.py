@@ -514,7 +514,13 @@ class Learner:
         if not isinstance(y, Tensor):
             arr = np.asarray(y.to_numpy() if hasattr(y, "to_numpy") else y)
             if arr.dtype.kind not in "iuf":
-                raise DataError(f"{where}: labels must be integers, got {arr.dtype} values")
+                hint = (
+                    "; map class names to indices first (lifelong.data.load_table does, keeping the names in "
+                    ".class_names; or sklearn's LabelEncoder)"
+                    if arr.dtype.kind in "OUS"
+                    else ""
+                )
+                raise DataError(f"{where}: labels must be integers, got {arr.dtype} values{hint}")
             y = torch.from_numpy(np.ascontiguousarray(arr))
         if y.ndim == 0:
             y = y.reshape(1)
