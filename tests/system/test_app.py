@@ -316,7 +316,9 @@ def test_metrics_carry_the_loop(server: Server) -> None:
         rows = store.labelled_predictions(variant="champion", limit=500)
         assert acc == pytest.approx(sum(r.predicted == r.label for r in rows) / len(rows), abs=1e-6)
         assert float(lines['lifelong_drift_score{kind="data_drift"}']) == pytest.approx(0.42)
-        assert int(lines["lifelong_store_size_bytes"]) == store.size_bytes() > 0
+        # the background WAL checkpoint may move a few pages between the two reads
+        assert int(lines["lifelong_store_size_bytes"]) == pytest.approx(store.size_bytes(), rel=0.05)
+        assert store.size_bytes() > 0
         promotions = len(store.events(EventKind.PROMOTION))
         assert int(lines["lifelong_versions_promoted_total"]) == promotions > 0
         assert int(lines["lifelong_predictions_unlogged_total"]) == 0

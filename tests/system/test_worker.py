@@ -140,6 +140,28 @@ def test_monitors_write_drift_events_and_continual_trains_on_them(
     assert worker.state().drift is False  # consumed by that training
 
 
+def test_data_drift_events_name_the_drifted_features_of_a_named_schema(tmp_path: Path) -> None:
+    split = toy_data(per_class=90)
+    names = [f"sensor_{i}" for i in range(8)]
+    with Store(data_dir=tmp_path) as store:
+        registry = Registry(store)
+        bootstrap(store, registry, split.train, n_classes=4, epochs=1, feature_names=names)
+        worker = Worker(
+            store, registry, Policy("continual", drift_window=100, min_samples=10**6), Gate(**LENIENT)
+        )
+        shift = torch.zeros(8)
+        shift[[2, 5]] = 4.0  # two sensors recalibrated
+        store.add_samples(split.train.x[:100], split.train.y[:100])
+        worker.step()
+        for part in (slice(100, 200), slice(200, 300)):
+            store.add_samples(split.train.x[part] + shift, split.train.y[part])
+            worker.step()
+        (event,) = store.events("data_drift")
+        details = event.payload["details"]
+        assert details["drifted_feature_names"] == [names[i] for i in details["drifted_features"]]
+        assert {"sensor_2", "sensor_5"} <= set(details["drifted_feature_names"])
+
+
 def test_the_floor_dates_the_change_and_the_training_starts_there(tmp_path: Path) -> None:
     """Live accuracy under the floor: the worker locates where the champion's errors rose and reports
     a performance drift from that sample, so the next window begins at the change."""

@@ -77,6 +77,7 @@ class Worker:
         self._champion: int | None = None
         self._expected: dict[int, float | None] = {}  # per version: a lineage's metrics never change
         self._reference: np.ndarray | None = None
+        self._feature_names: list[str] | None = None  # the champion's input columns, where it has names
         self._streak: list[int] = []  # first ids of consecutive drifting blocks
         self._drift_reported = False
         self._floor_reported = False  # the floor located a change for this champion
@@ -185,6 +186,8 @@ class Worker:
         self._champion = champion
         self._detector = self._detector.clone()
         self._streak, self._drift_reported, self._floor_reported = [], False, False
+        contract = self.registry.get(champion).params.get("contract") if champion else None
+        self._feature_names = (contract or {}).get("feature_names")  # drift reports name the features
         ref = self.store.trained_samples(champion, limit=4 * self.policy.drift_window) if champion else None
         self._reference = None if ref is None or len(ref.ids) < self.policy.drift_window else _flat(ref.x)
         if self._reference is not None:  # test only what arrives from now on against the new reference
@@ -211,6 +214,9 @@ class Worker:
                 if len(self._streak) >= self.policy.drift_persistence and not self._drift_reported:
                     event = {**report.to_event(), "first": self._streak[0], "at": int(s.ids[-1]),
                              "version": self._champion}  # fmt: skip
+                    names, drifted = self._feature_names, event["details"].get("drifted_features")
+                    if names and drifted is not None and len(names) == block.shape[1]:
+                        event["details"]["drifted_feature_names"] = [names[i] for i in drifted]
                     self.store.add_event(EventKind.DATA_DRIFT, event)
                     self._drift_reported = True  # once per champion: the next one re-arms
             self.store.advance_cursor(DATA_CURSOR, int(s.ids[-1]))
