@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime
 import json
 import logging
 import os
@@ -72,6 +73,15 @@ def add_commands(sub: Any) -> None:
     p = sub.add_parser("models", help="list registered versions and the aliases pointing at them")
     _store_args(p)
     p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser(
+        "events", help="what the loop did and why: drift, trainings, gate verdicts, promotions"
+    )
+    _store_args(p)
+    p.add_argument("--kind", default=None, help="only this kind (data_drift, gate, promotion, ...)")
+    p.add_argument("--limit", type=int, default=30, help="the most recent N (default 30)")
+    p.add_argument("--json", action="store_true", help="one JSON object per line, payload whole")
+    p.set_defaults(func=cmd_events)
 
     p = sub.add_parser("promote", help="make VERSION the champion (the server swaps within a poll)")
     _store_args(p)
@@ -504,6 +514,34 @@ def cmd_models(args: argparse.Namespace) -> int:
                       ", ".join(sorted(by_version.get(v.version, []))) or "-",
                       _fmt(m.get("new_accuracy")), _fmt(m.get("negative_flip_rate")))  # fmt: skip
         Console().print(t)
+    return 0
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    from lifelong.system.events import EventKind, describe
+
+    kinds = [k.value for k in EventKind]
+    if args.kind is not None and args.kind not in kinds:
+        raise ConfigError(f"--kind {args.kind!r} is not an event kind; choose one of {', '.join(kinds)}")
+    if args.limit < 1:
+        raise ConfigError(f"--limit must be at least 1, got {args.limit}")
+    store, _ = _open(args)
+    with store:
+        events = store.events(args.kind, limit=args.limit)
+    if args.json:
+        for e in events:
+            print(json.dumps({"id": e.id, "ts": e.ts, "kind": e.kind, "payload": e.payload}))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"the {len(events)} most recent events in {store!r}" if events else "no events yet")
+    for col in ("id", "time (UTC)", "kind", "what"):
+        t.add_column(col, overflow="fold")
+    for e in events:
+        when = datetime.datetime.fromtimestamp(e.ts, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+        t.add_row(str(e.id), when, e.kind, describe(e.kind, e.payload))
+    Console().print(t)
     return 0
 
 

@@ -1,8 +1,11 @@
-"""The kinds of event the loop logs: one enum, so a kind is written and read under the same name."""
+"""The kinds of event the loop logs (one enum, so a kind is written and read under the same name),
+and the line that describes one to an operator."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import Enum
+from typing import Any
 
 
 class EventKind(str, Enum):
@@ -26,3 +29,56 @@ class EventKind(str, Enum):
 
     def __str__(self) -> str:
         return self.value
+
+
+def describe(kind: str, payload: Mapping[str, Any]) -> str:
+    """One line an operator reads: what happened and why (``lifelong events``)."""
+    p = payload
+    if kind == EventKind.GATE:
+        if not p.get("trained", True):
+            return "nothing trained: " + "; ".join(p.get("reasons", []))
+        f = p.get("figures", {})
+        acc = f"new acc {_num(f.get('new_accuracy'))} (champion {_num(f.get('champion_new_accuracy'))})"
+        head = f"passed: v{p.get('version')}" if p.get("passed") else "failed"
+        why = "" if p.get("passed") else ": " + "; ".join(p.get("reasons", []))
+        return f"{head} from v{p.get('parent')} on samples {_window(p.get('window'))}, {acc}{why}"
+    if kind == EventKind.DATA_DRIFT:
+        d = p.get("details", {})
+        names = d.get("drifted_feature_names") or d.get("drifted_features", [])
+        listed = ", ".join(str(n) for n in names[:8]) + (" ..." if len(names) > 8 else "")
+        return (f"{p.get('monitor')}: {d.get('n_drifted', '?')} of {d.get('n_features', '?')} features drifted "
+                f"({listed}), p {_num(p.get('p_value'), '.2g')}, from sample {p.get('first')}")  # fmt: skip
+    if kind == EventKind.PERFORMANCE_DRIFT:
+        return (f"{p.get('detector')}: error {_num(p.get('error_before'))} -> {_num(p.get('error_after'))} "
+                f"from sample {p.get('first')}")  # fmt: skip
+    if kind == EventKind.TRAINING:
+        if p.get("state") == "failed":
+            return f"failed: {p.get('error')}"
+        return f"{p.get('state')}: {p.get('reason')} ({p.get('mode')})"
+    if kind in (EventKind.PROMOTION, EventKind.DEPLOYMENT):
+        share = f" at {p['share']:.0%}" if isinstance(p.get("share"), float) else ""
+        to = "unset" if p.get("version") is None else f"v{p['version']}"
+        was = "" if p.get("previous") is None else f" (was v{p['previous']})"
+        return f"{p.get('alias')} -> {to}{share}{was}"
+    if kind == EventKind.ROLLBACK:
+        return (
+            f"{p.get('alias')}: v{p.get('from')} -> {'unset' if p.get('to') is None else 'v' + str(p['to'])}"
+        )
+    if kind == EventKind.REGISTRATION:
+        parent = "a first version" if p.get("parent") is None else f"from v{p['parent']}"
+        return f"v{p.get('version')} published, {parent} ({p.get('strategy')})"
+    if kind == EventKind.BOOTSTRAP:
+        if not p.get("n"):
+            return f"v{p.get('version')} untrained (no bootstrap data)"
+        return f"v{p.get('version')} bootstrapped from {p['n']} samples of {p.get('data')}"
+    if kind == EventKind.TRAIN_REQUEST:
+        return str(p.get("reason", ""))
+    return ", ".join(f"{k} {v}" for k, v in p.items() if not isinstance(v, dict | list))[:200]
+
+
+def _num(x: Any, spec: str = ".3f") -> str:
+    return "-" if not isinstance(x, int | float) else format(x, spec)
+
+
+def _window(w: Any) -> str:
+    return f"{w[0]}-{w[1]}" if isinstance(w, list | tuple) and len(w) == 2 else "-"

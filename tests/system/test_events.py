@@ -1,0 +1,65 @@
+"""The one-line descriptions `lifelong events` prints, and the command itself."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from lifelong.checks import toy_data
+from lifelong.cli import main
+from lifelong.system.events import EventKind, describe
+from lifelong.system.policy import Policy
+from lifelong.system.registry import Registry
+from lifelong.system.store import Store
+from lifelong.system.trainer import Gate, bootstrap, train_once
+
+
+def test_each_decision_reads_as_what_happened_and_why() -> None:
+    gate = {"passed": False, "trained": True, "parent": 3, "window": [10, 90], "reasons": ["flip rate 0.2 > 0.1"],
+            "figures": {"new_accuracy": 0.91, "champion_new_accuracy": 0.8}}  # fmt: skip
+    assert (
+        describe("gate", gate)
+        == "failed from v3 on samples 10-90, new acc 0.910 (champion 0.800): flip rate 0.2 > 0.1"
+    )
+    assert (
+        describe("gate", {"trained": False, "reasons": ["window too small"]})
+        == "nothing trained: window too small"
+    )
+    drift = {"monitor": "ks", "p_value": 1e-9, "first": 201,
+             "details": {"n_drifted": 2, "n_features": 13, "drifted_features": [1, 4],
+                         "drifted_feature_names": ["malic_acid", "magnesium"]}}  # fmt: skip
+    assert (
+        describe(EventKind.DATA_DRIFT, drift)
+        == "ks: 2 of 13 features drifted (malic_acid, magnesium), p 1e-09, from sample 201"
+    )
+    assert (
+        describe("promotion", {"alias": "champion", "version": 4, "previous": 3}) == "champion -> v4 (was v3)"
+    )
+    assert describe("deployment", {"alias": "canary", "version": 5, "share": 0.1}) == "canary -> v5 at 10%"
+    assert describe("rollback", {"alias": "champion", "from": 4, "to": 3}) == "champion: v4 -> v3"
+    assert describe("retention", {"samples_deleted": 7, "artifacts_deleted": ["a"]}) == "samples_deleted 7"
+
+
+def test_events_command_prints_the_loop_and_refuses_an_unknown_kind(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    split = toy_data(per_class=60)
+    with Store(data_dir=tmp_path) as store:
+        registry = Registry(store)
+        bootstrap(store, registry, split.train, n_classes=4, epochs=1)
+        store.add_samples(split.train.x, split.train.y)
+        train_once(
+            store, registry, Policy("continual", epochs=1), Gate(max_old_accuracy_drop=1.0), reason="test"
+        )
+    data = ["--data-dir", str(tmp_path)]
+    assert main(["events", *data, "--json", "--kind", "gate"]) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    event = json.loads(line)
+    assert event["kind"] == "gate" and event["payload"]["parent"] == 1
+    assert main(["events", *data, "--limit", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "champion -> v2 (was v1)" in out or "failed from v1" in out  # the gate's verdict, either way
+    assert main(["events", *data, "--kind", "gates"]) == 2
+    assert "not an event kind; choose one of bootstrap" in capsys.readouterr().err
