@@ -34,6 +34,8 @@ def test_each_decision_reads_as_what_happened_and_why() -> None:
         describe(EventKind.DATA_DRIFT, drift)
         == "ks: 2 of 13 features drifted (malic_acid, magnesium), p 1e-09, from sample 201"
     )
+    mmd = {"monitor": "mmd", "score": 0.031, "threshold": 0.01, "first": 5, "details": {"n_reference": 200}}
+    assert describe("data_drift", mmd) == "mmd: score 0.031 (threshold 0.010), from sample 5"
     assert (
         describe("promotion", {"alias": "champion", "version": 4, "previous": 3}) == "champion -> v4 (was v3)"
     )

@@ -44,6 +44,9 @@ def describe(kind: str, payload: Mapping[str, Any]) -> str:
         return f"{head} from v{p.get('parent')} on samples {_window(p.get('window'))}, {acc}{why}"
     if kind == EventKind.DATA_DRIFT:
         d = p.get("details", {})
+        if "n_drifted" not in d:  # a multivariate test (MMD): one score for all features
+            return (f"{p.get('monitor')}: score {_num(p.get('score'))} (threshold {_num(p.get('threshold'))}), "
+                    f"from sample {p.get('first')}")  # fmt: skip
         names = d.get("drifted_feature_names") or d.get("drifted_features", [])
         listed = ", ".join(str(n) for n in names[:8]) + (" ..." if len(names) > 8 else "")
         return (f"{p.get('monitor')}: {d.get('n_drifted', '?')} of {d.get('n_features', '?')} features drifted "

@@ -26,6 +26,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from lifelong.errors import NotFoundError
 from lifelong.system.api.deps import SystemDep
+from lifelong.system.events import describe
 from lifelong.system.service import System
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
@@ -90,27 +91,11 @@ def summary(system: System, window: int = 50, limit: int = 5000, n_events: int =
         for e in system.drift(200) if isinstance(e.payload.get("score"), (int, float))
     ]  # fmt: skip
     events = [
-        {"id": e.id, "ts": e.ts, "kind": e.kind, "text": _describe(e.kind, e.payload)}
+        {"id": e.id, "ts": e.ts, "kind": e.kind, "text": describe(e.kind, e.payload or {})}
         for e in reversed(system.events(limit=n_events))
     ]
     return {"now": time.time(), "window": window, "aliases": aliases, "champion_chain": chain,
             "versions": versions[::-1], "accuracy": accuracy, "drift": drift, "events": events}  # fmt: skip
-
-
-def _describe(kind: str, payload: dict[str, Any]) -> str:
-    """One short line per event for the list (the full payload is at /v1/events)."""
-    p = payload or {}
-    if kind == "gate":
-        verdict = (
-            f"passed: v{p.get('version')}"
-            if p.get("passed")
-            else "refused: " + "; ".join(p.get("reasons") or [])
-        )
-        return f"{verdict} (parent v{p.get('parent')}, {p.get('mode')}, {p.get('reason')})"
-    if "score" in p:
-        return f"{p.get('monitor', kind)} score {_num(p.get('score'))} (threshold {_num(p.get('threshold'))})"
-    keep = {k: v for k, v in p.items() if isinstance(v, (str, int, float, bool)) or v is None}
-    return ", ".join(f"{k}={_num(v)}" for k, v in list(keep.items())[:6])
 
 
 def _num(v: Any) -> str:
