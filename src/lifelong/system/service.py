@@ -207,10 +207,13 @@ class System:
             {"id": pid, "label": lab, "scores": sc, "version": ver, "variant": var}
             for pid, lab, sc, ver, var in zip(pids, routed.labels, scores, routed.versions, routed.variants)
         ]
-        contract = live.champion.contract
-        if contract is not None and contract.class_names is not None:  # what the client calls the class
+        # what the client calls the class, by the answering version's contract (a canary may know more)
+        named = {v: m.contract for v, m in (("champion", live.champion), ("canary", live.canary))
+                 if m is not None and m.contract is not None and m.contract.class_names is not None}  # fmt: skip
+        if named:
             for row in rows:
-                row["class_name"] = contract.class_name(row["label"])
+                if (c := named.get(row["variant"])) is not None:
+                    row["class_name"] = c.class_name(row["label"])
         out, start = [], 0
         for r in requests:
             out.append(rows[start : start + len(r.x)])
