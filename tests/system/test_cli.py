@@ -74,6 +74,7 @@ def test_up_serves_a_bootstrapped_champion_on_a_fresh_data_dir(tmp_path: Path) -
         ["simulate", "--policy-json", '{"forget_on_concept_drif": false}'],  # a typo, named before any run
         ["simulate", "--policy-json", '{"epochs": "two"}'],  # a wrong type, named, not a traceback
         ["up", "--bootstrap", "none"],
+        ["up", "--canary-test", "ab", "--canary-alpha", "1.5"],  # a significance level above 1
     ],
 )
 def test_bad_configuration_exits_2(argv: list[str], tmp_path: Path) -> None:

@@ -145,3 +145,25 @@ def test_gate_json_types_are_checked_and_ints_count_as_floats() -> None:
     assert Gate.from_json({"max_old_accuracy_drop": 1, "max_latency_ms": None}).max_old_accuracy_drop == 1
     with pytest.raises(ConfigError, match="gate: min_holdout must be int"):
         Gate.from_json({"min_holdout": "20"})
+
+
+def test_the_ab_test_promotes_on_evidence_and_keeps_false_promotions_at_alpha() -> None:
+    import numpy as np
+
+    from lifelong.system.policy import VariantStats, ab_p_value, canary_rule
+
+    def rule(canary: float, champion: float, n: int, test: str) -> str:
+        return canary_rule(VariantStats(2, n, canary), VariantStats(1, n, champion), min_labelled=500, margin=0.05,
+                           test=test)  # type: ignore[arg-type]  # fmt: skip
+
+    assert rule(0.99, 0.50, 499, "ab") == "wait"  # the horizon first, however clear the data
+    assert rule(0.93, 0.90, 1000, "ab") == "promote"  # p 0.008
+    assert rule(0.91, 0.90, 1000, "ab") == "rollback" and rule(0.91, 0.90, 1000, "threshold") == "promote"
+    assert ab_p_value(VariantStats(2, 100, 1.0), VariantStats(1, 100, 1.0)) == 1.0  # no variance, no evidence
+    # Two equally good versions (true accuracy 0.9, 500 judged predictions each), 4000 times: the A/B
+    # test promotes the challenger about alpha of the time; the threshold rule about half the time.
+    rng = np.random.default_rng(0)
+    hits = rng.binomial(500, 0.9, size=(4000, 2)) / 500
+    ab = np.mean([rule(a, b, 500, "ab") == "promote" for a, b in hits])
+    threshold = np.mean([rule(a, b, 500, "threshold") == "promote" for a, b in hits])
+    assert 0.03 < ab < 0.07 and threshold > 0.45, (ab, threshold)

@@ -261,3 +261,20 @@ def test_a_new_class_sent_by_name_is_learned_and_served_by_that_name(tmp_path: P
         assert system.store.class_names()["bacon"] == 4
         with pytest.raises(DataError, match="a class name has 1 to 200 characters"):
             system.add_samples(split.test.x[:1], ["x" * 201])
+
+
+def test_an_ab_test_promotes_a_clearly_better_canary_and_ends_a_worse_one(tmp_path: Path) -> None:
+    with System(settings(tmp_path, canary_test="ab", canary_alpha=0.01)) as system:
+        good = system.bootstrap(trained(0))
+        bad = system.bootstrap(trained(1, wrong=True))
+        system.promote(good)
+        system.deploy(bad, "canary", share=0.5)
+        label_traffic(system)
+        decision = system.evaluate_canary()
+        assert decision["decision"] == "rollback" and decision["test"] == "ab" and decision["p_value"] > 0.5
+        weak = system.bootstrap(trained(2, passes=0))
+        system.deploy(good, "canary", share=0.5)
+        label_traffic(system)
+        decision = system.evaluate_canary()
+        assert decision["decision"] == "promote" and decision["p_value"] < 0.01, decision
+        assert system.live_versions() == {"champion": (good, None)} and weak != good

@@ -147,6 +147,13 @@ def worker_arguments(p: argparse.ArgumentParser) -> None:
         "--lease-seconds", type=float, default=15.0, help="worker lease; a standby takes over after it"
     )
     p.add_argument("--tracking-uri", default=None, help="log every training attempt to this MLflow server")
+    p.add_argument("--canary-test", choices=["threshold", "ab"], default="threshold",
+                   help="how a canary is judged: threshold (promote if at least as good, roll back if worse by "
+                        "--canary-margin) or ab (a fixed-horizon A/B test: promote only if better at "
+                        "--canary-alpha after --canary-min-labelled judged predictions each)")  # fmt: skip
+    p.add_argument("--canary-min-labelled", type=int, default=50, help="judged predictions per variant first")
+    p.add_argument("--canary-margin", type=float, default=0.05, help="threshold: the deficit that rolls back")
+    p.add_argument("--canary-alpha", type=float, default=0.05, help="ab: the significance level")
     p.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)  # set by `up`
 
 
@@ -182,6 +189,11 @@ def _settings(args: argparse.Namespace) -> Any:
         fields["public_reads"] = True
     if getattr(args, "device", None) is not None:
         fields["device"] = args.device
+    if (
+        getattr(args, "canary_test", None) is not None
+    ):  # `up`: the server's evaluate button judges as its worker
+        fields.update(canary_test=args.canary_test, canary_min_labelled=args.canary_min_labelled,
+                      canary_margin=args.canary_margin, canary_alpha=args.canary_alpha)  # fmt: skip
     try:
         return Settings(**fields)
     except pydantic.ValidationError as err:  # e.g. LIFELONG_POLL_SECONDS=-1: one line, not a traceback
@@ -212,6 +224,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from lifelong.system.worker import Worker
 
     _plugins(args)
+    _check_canary_args(args)
     # checked before anything starts: a device this machine lacks is a clear error, not a trace
     compute = Compute(device=args.device or "cpu", nproc=args.nproc, threads=args.threads,
                       plugins=tuple(args.plugin))  # fmt: skip
@@ -224,7 +237,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
         worker = Worker(store, Registry(store), policy, gate, poll_seconds=args.poll,
                         lease_seconds=args.lease_seconds, retention=retention,
                         keep_versions=args.keep_versions, housekeeping_seconds=args.retention_every,
-                        on_attempt=on_attempt, compute=compute)  # fmt: skip
+                        on_attempt=on_attempt, compute=compute, canary_test=args.canary_test,
+                        canary_min_labelled=args.canary_min_labelled, canary_margin=args.canary_margin,
+                        canary_alpha=args.canary_alpha)  # fmt: skip
         _stop_on_signal_or_orphan(worker.stop, args.parent_pid)
         log.info("worker %s starting: policy %s, data %s, training on %s x %d", worker.holder, policy.kind,
                  store, compute.device, compute.nproc)  # fmt: skip
@@ -317,6 +332,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     from lifelong.system.store import Store
 
     _plugins(args)
+    _check_canary_args(args)
     policy, _ = policy_from_args(
         args
     )  # a typo in --policy-json / --gate-json fails here, before anything starts
@@ -354,11 +370,22 @@ def cmd_up(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_canary_args(args: argparse.Namespace) -> None:
+    if args.canary_min_labelled < 1:
+        raise ConfigError(f"--canary-min-labelled must be at least 1, got {args.canary_min_labelled}")
+    if not 0.0 < args.canary_alpha < 1.0:
+        raise ConfigError(f"--canary-alpha is a significance level in (0, 1), got {args.canary_alpha}")
+    if not 0.0 <= args.canary_margin <= 1.0:
+        raise ConfigError(f"--canary-margin is an accuracy difference in [0, 1], got {args.canary_margin}")
+
+
 def _worker_command(args: argparse.Namespace, settings: Any) -> list[str]:
     cmd = [sys.executable, "-m", "lifelong", "worker", "--data-dir", str(settings.data_dir),
            "--policy", args.policy, "--poll", str(args.poll), "--threads", str(args.threads),
            "--keep-versions", str(args.keep_versions), "--lease-seconds", str(args.lease_seconds),
            "--retention-every", str(args.retention_every), "--nproc", str(args.nproc),
+           "--canary-test", args.canary_test, "--canary-min-labelled", str(args.canary_min_labelled),
+           "--canary-margin", str(args.canary_margin), "--canary-alpha", str(args.canary_alpha),
            "--parent-pid", str(os.getpid())]  # fmt: skip
     for flag, value in (("--db-url", args.db_url), ("--strategy", args.strategy), ("--every", args.every),
                         ("--policy-json", args.policy_json), ("--gate-json", args.gate_json),

@@ -37,6 +37,7 @@ Decision(train=True, reason='schedule: 600 new labelled samples >= 500', mode='s
 from __future__ import annotations
 
 import json
+import math
 import types
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple, get_args, get_origin, get_type_hints
@@ -326,16 +327,51 @@ class VariantStats(NamedTuple):
     accuracy: float | None
 
 
+CANARY_TESTS = ("threshold", "ab")
+
+
 def canary_rule(
-    canary: VariantStats, champion: VariantStats, *, min_labelled: int, margin: float
+    canary: VariantStats,
+    champion: VariantStats,
+    *,
+    min_labelled: int,
+    margin: float,
+    test: Literal["threshold", "ab"] = "threshold",
+    alpha: float = 0.05,
 ) -> Literal["wait", "promote", "rollback"]:
-    """After ``min_labelled`` judged predictions each, promote a canary at least as good as the
-    champion; roll back one worse by more than ``margin``; otherwise keep watching."""
+    """What to do with a canary once each variant has ``min_labelled`` judged predictions.
+
+    ``test="threshold"`` (the canary's safety check): promote a canary at least as good as the
+    champion; roll back one worse by more than ``margin``; otherwise keep watching.
+    ``test="ab"`` (an A/B test with a fixed horizon): ``min_labelled`` is the planned sample size of
+    each arm, decided once, so looking at the data every poll does not inflate false promotions:
+    promote if the canary is better at significance ``alpha`` (one-sided two-proportion z-test, see
+    :func:`ab_p_value`), else roll it back: the test ended without evidence for the challenger.
+    """
     if canary.labelled < min_labelled or champion.labelled < min_labelled:
         return "wait"
     assert canary.accuracy is not None and champion.accuracy is not None
+    if test == "ab":
+        return "promote" if ab_p_value(canary, champion) < alpha else "rollback"
     if canary.accuracy >= champion.accuracy:
         return "promote"
     if canary.accuracy < champion.accuracy - margin:
         return "rollback"
     return "wait"
+
+
+def ab_p_value(canary: VariantStats, champion: VariantStats) -> float:
+    """One-sided p-value that the canary's accuracy exceeds the champion's (pooled two-proportion z-test).
+
+    >>> round(ab_p_value(VariantStats(2, 1000, 0.93), VariantStats(1, 1000, 0.90)), 4)
+    0.0081
+    """
+    n1, n2 = canary.labelled, champion.labelled
+    if not n1 or not n2 or canary.accuracy is None or champion.accuracy is None:
+        return 1.0
+    pooled = (canary.accuracy * n1 + champion.accuracy * n2) / (n1 + n2)
+    se = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
+    if se == 0.0:  # both arms all right (or all wrong): no evidence either way
+        return 1.0
+    z = (canary.accuracy - champion.accuracy) / se
+    return 0.5 * math.erfc(z / math.sqrt(2))

@@ -231,6 +231,10 @@ class Deployments(BaseModel):
 
 class CanaryDecision(BaseModel):
     decision: Literal["none", "wait", "promote", "rollback"]
+    test: Literal["threshold", "ab"] | None = None
+    p_value: float | None = Field(
+        default=None, description="ab test: one-sided p-value that the canary is better"
+    )
     canary: int | None = None
     champion: int | None = None
     canary_accuracy: float | None = None

@@ -519,8 +519,9 @@ class System:
 
     def evaluate_canary(self) -> dict[str, Any]:
         """Apply the canary rule now (the worker applies it every poll; this is the operator's button)."""
+        s = self.settings
         result = apply_canary_rule(
-            self.store, self.registry, self.settings.canary_min_labelled, self.settings.canary_margin
+            self.store, self.registry, s.canary_min_labelled, s.canary_margin, s.canary_test, s.canary_alpha
         )
         if result["decision"] in ("promote", "rollback"):
             self.reload()

@@ -16,7 +16,7 @@ import secrets
 import stat
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -74,6 +74,10 @@ class Settings(BaseSettings):
     canary_margin: float = Field(
         default=0.05, ge=0.0, le=1.0, description="accuracy deficit that rolls a canary back"
     )
+    canary_test: Literal["threshold", "ab"] = Field(
+        default="threshold", description="threshold (safety check) or ab (fixed-horizon significance test)"
+    )
+    canary_alpha: float = Field(default=0.05, gt=0.0, lt=1.0, description="significance level of the ab test")
     poll_seconds: float = Field(
         default=1.0, gt=0.0, description="how often the server re-reads the aliases table"
     )

@@ -29,7 +29,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -64,8 +64,10 @@ class Worker:
     retention: RetentionPolicy = field(default_factory=RetentionPolicy)
     keep_versions: int | None = 20  # artifacts kept besides aliased ones (None: keep all)
     housekeeping_seconds: float = 60.0  # how often retention and artifact collection run
-    canary_min_labelled: int = 50
+    canary_min_labelled: int = 50  # judged predictions per variant before a decision (ab: the horizon)
     canary_margin: float = 0.05
+    canary_test: Literal["threshold", "ab"] = "threshold"  # see policy.canary_rule
+    canary_alpha: float = 0.05
     on_attempt: Callable[[dict[str, Any]], Any] | None = None  # gets each gate payload (e.g. MLflow)
     prepare: Callable[[Dataset], Dataset] | None = None  # passed to the trainer (tests corrupt labels)
     compute: Compute = field(default_factory=Compute)  # device, processes (torchrun) of a training job
@@ -140,7 +142,8 @@ class Worker:
         if decision.train:
             result = self.train(decision)
         if self.registry.alias("canary") is not None:
-            apply_canary_rule(self.store, self.registry, self.canary_min_labelled, self.canary_margin)
+            apply_canary_rule(self.store, self.registry, self.canary_min_labelled, self.canary_margin,
+                              self.canary_test, self.canary_alpha)  # fmt: skip
         if time.time() - self._last_housekeeping >= self.housekeeping_seconds:
             self.housekeeping()
         return result
