@@ -40,6 +40,12 @@ def test_each_decision_reads_as_what_happened_and_why() -> None:
         describe("promotion", {"alias": "champion", "version": 4, "previous": 3}) == "champion -> v4 (was v3)"
     )
     assert describe("deployment", {"alias": "canary", "version": 5, "share": 0.1}) == "canary -> v5 at 10%"
+    ab = {"decision": "promote", "test": "ab", "canary": 7, "champion": 6, "canary_accuracy": 0.93,
+          "champion_accuracy": 0.9, "canary_labelled": 1000, "champion_labelled": 1000, "p_value": 0.0081}  # fmt: skip
+    assert (
+        describe("canary_promotion", ab)
+        == "canary v7 0.930 on 1000 against champion v6 0.900 on 1000, p 0.0081 (ab)"
+    )
     assert describe("rollback", {"alias": "champion", "from": 4, "to": 3}) == "champion: v4 -> v3"
     assert describe("retention", {"samples_deleted": 7, "artifacts_deleted": ["a"]}) == "samples_deleted 7"
 

@@ -74,6 +74,11 @@ def describe(kind: str, payload: Mapping[str, Any]) -> str:
         if not p.get("n"):
             return f"v{p.get('version')} untrained (no bootstrap data)"
         return f"v{p.get('version')} bootstrapped from {p['n']} samples of {p.get('data')}"
+    if kind in (EventKind.CANARY_PROMOTION, EventKind.CANARY_ROLLBACK):
+        p_value = f", p {_num(p['p_value'], '.2g')} ({p.get('test')})" if p.get("p_value") is not None else ""
+        return (f"canary v{p.get('canary')} {_num(p.get('canary_accuracy'))} on {p.get('canary_labelled')} "
+                f"against champion v{p.get('champion')} {_num(p.get('champion_accuracy'))} on "
+                f"{p.get('champion_labelled')}{p_value}")  # fmt: skip
     if kind == EventKind.TRAIN_REQUEST:
         return str(p.get("reason", ""))
     return ", ".join(f"{k} {v}" for k, v in p.items() if not isinstance(v, dict | list))[:200]
