@@ -150,11 +150,11 @@ def test_gate_json_types_are_checked_and_ints_count_as_floats() -> None:
 def test_the_ab_test_promotes_on_evidence_and_keeps_false_promotions_at_alpha() -> None:
     import numpy as np
 
-    from lifelong.system.policy import VariantStats, ab_p_value, canary_rule
+    from lifelong.system.policy import CanaryRule, VariantStats, ab_p_value
 
     def rule(canary: float, champion: float, n: int, test: str) -> str:
-        return canary_rule(VariantStats(2, n, canary), VariantStats(1, n, champion), min_labelled=500, margin=0.05,
-                           test=test)  # type: ignore[arg-type]  # fmt: skip
+        decide = CanaryRule(min_labelled=500, test=test).decide  # type: ignore[arg-type]
+        return decide(VariantStats(2, n, canary), VariantStats(1, n, champion))
 
     assert rule(0.99, 0.50, 499, "ab") == "wait"  # the horizon first, however clear the data
     assert rule(0.93, 0.90, 1000, "ab") == "promote"  # p 0.008
@@ -167,3 +167,15 @@ def test_the_ab_test_promotes_on_evidence_and_keeps_false_promotions_at_alpha() 
     ab = np.mean([rule(a, b, 500, "ab") == "promote" for a, b in hits])
     threshold = np.mean([rule(a, b, 500, "threshold") == "promote" for a, b in hits])
     assert 0.03 < ab < 0.07 and threshold > 0.45, (ab, threshold)
+
+
+@pytest.mark.parametrize(
+    ("kw", "words"),
+    [({"min_labelled": 0}, "at least 1"), ({"margin": 2.0}, "margin"), ({"test": "bayes"}, "threshold, ab"),
+     ({"alpha": 1.0}, "significance level")],
+)  # fmt: skip
+def test_a_canary_rule_out_of_range_is_refused(kw: dict[str, object], words: str) -> None:
+    from lifelong.system.policy import CanaryRule
+
+    with pytest.raises(ConfigError, match=words):
+        CanaryRule(**kw)  # type: ignore[arg-type]

@@ -7,12 +7,12 @@ of server replicas a canary is promoted or rolled back exactly once.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from lifelong.system.events import EventKind
-from lifelong.system.policy import VariantStats, ab_p_value, canary_rule
+from lifelong.system.policy import CanaryRule, VariantStats, ab_p_value
 from lifelong.system.registry import Registry
 from lifelong.system.store import Store
 
@@ -31,25 +31,18 @@ def compare_variants(store: Store, registry: Registry, min_labelled: int) -> dic
     return out
 
 
-def apply_canary_rule(
-    store: Store,
-    registry: Registry,
-    min_labelled: int,
-    margin: float,
-    test: Literal["threshold", "ab"] = "threshold",
-    alpha: float = 0.05,
-) -> dict[str, Any]:
+def apply_canary_rule(store: Store, registry: Registry, rule: CanaryRule) -> dict[str, Any]:
     """Decide on the live canary (if any) and act: promote it, remove it, or wait. Returns the figures
-    (with ``test="ab"``, the p-value that the canary is better, once both arms are complete)."""
-    stats = compare_variants(store, registry, min_labelled)
+    (for an A/B test, the p-value that the canary is better, once both arms are complete)."""
+    stats = compare_variants(store, registry, rule.min_labelled)
     if "canary" not in stats or "champion" not in stats:
         return {"decision": "none"}
     can, champ = stats["canary"], stats["champion"]
-    decision = canary_rule(can, champ, min_labelled=min_labelled, margin=margin, test=test, alpha=alpha)
-    result = {"decision": decision, "test": test, "canary": can.version, "champion": champ.version,
+    decision = rule.decide(can, champ)
+    result = {"decision": decision, "test": rule.test, "canary": can.version, "champion": champ.version,
               "canary_accuracy": can.accuracy, "champion_accuracy": champ.accuracy,
               "canary_labelled": can.labelled, "champion_labelled": champ.labelled}  # fmt: skip
-    if test == "ab" and decision != "wait":
+    if rule.test == "ab" and decision != "wait":
         result["p_value"] = ab_p_value(can, champ)
     if decision == "promote":
         registry.set_alias("champion", can.version)

@@ -224,7 +224,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from lifelong.system.worker import Worker
 
     _plugins(args)
-    _check_canary_args(args)
+    _canary_rule(args)
     # checked before anything starts: a device this machine lacks is a clear error, not a trace
     compute = Compute(device=args.device or "cpu", nproc=args.nproc, threads=args.threads,
                       plugins=tuple(args.plugin))  # fmt: skip
@@ -237,9 +237,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         worker = Worker(store, Registry(store), policy, gate, poll_seconds=args.poll,
                         lease_seconds=args.lease_seconds, retention=retention,
                         keep_versions=args.keep_versions, housekeeping_seconds=args.retention_every,
-                        on_attempt=on_attempt, compute=compute, canary_test=args.canary_test,
-                        canary_min_labelled=args.canary_min_labelled, canary_margin=args.canary_margin,
-                        canary_alpha=args.canary_alpha)  # fmt: skip
+                        on_attempt=on_attempt, compute=compute, canary=_canary_rule(args))  # fmt: skip
         _stop_on_signal_or_orphan(worker.stop, args.parent_pid)
         log.info("worker %s starting: policy %s, data %s, training on %s x %d", worker.holder, policy.kind,
                  store, compute.device, compute.nproc)  # fmt: skip
@@ -332,7 +330,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     from lifelong.system.store import Store
 
     _plugins(args)
-    _check_canary_args(args)
+    _canary_rule(args)
     policy, _ = policy_from_args(
         args
     )  # a typo in --policy-json / --gate-json fails here, before anything starts
@@ -370,13 +368,11 @@ def cmd_up(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_canary_args(args: argparse.Namespace) -> None:
-    if args.canary_min_labelled < 1:
-        raise ConfigError(f"--canary-min-labelled must be at least 1, got {args.canary_min_labelled}")
-    if not 0.0 < args.canary_alpha < 1.0:
-        raise ConfigError(f"--canary-alpha is a significance level in (0, 1), got {args.canary_alpha}")
-    if not 0.0 <= args.canary_margin <= 1.0:
-        raise ConfigError(f"--canary-margin is an accuracy difference in [0, 1], got {args.canary_margin}")
+def _canary_rule(args: argparse.Namespace) -> Any:
+    """The --canary-* options as one rule; a value out of range is a ConfigError before anything starts."""
+    from lifelong.system.policy import CanaryRule
+
+    return CanaryRule(args.canary_min_labelled, args.canary_margin, args.canary_test, args.canary_alpha)
 
 
 def _worker_command(args: argparse.Namespace, settings: Any) -> list[str]:

@@ -1,6 +1,6 @@
 """Every decision of the production loop, as pure functions of measured state: when to train
 (:meth:`Policy.decide`), whether a candidate may be registered (:func:`judge` with a :class:`Gate`) and
-what to do with a canary (:func:`canary_rule`). The worker measures; these only read.
+what to do with a canary (:class:`CanaryRule`). The worker measures; these only read.
 
 When to train: the four stages practitioners climb, as configuration.
 
@@ -327,18 +327,8 @@ class VariantStats(NamedTuple):
     accuracy: float | None
 
 
-CANARY_TESTS = ("threshold", "ab")
-
-
-def canary_rule(
-    canary: VariantStats,
-    champion: VariantStats,
-    *,
-    min_labelled: int,
-    margin: float,
-    test: Literal["threshold", "ab"] = "threshold",
-    alpha: float = 0.05,
-) -> Literal["wait", "promote", "rollback"]:
+@dataclass(frozen=True)
+class CanaryRule:
     """What to do with a canary once each variant has ``min_labelled`` judged predictions.
 
     ``test="threshold"`` (the canary's safety check): promote a canary at least as good as the
@@ -348,16 +338,33 @@ def canary_rule(
     promote if the canary is better at significance ``alpha`` (one-sided two-proportion z-test, see
     :func:`ab_p_value`), else roll it back: the test ended without evidence for the challenger.
     """
-    if canary.labelled < min_labelled or champion.labelled < min_labelled:
+
+    min_labelled: int = 50
+    margin: float = 0.05
+    test: Literal["threshold", "ab"] = "threshold"
+    alpha: float = 0.05
+
+    def __post_init__(self) -> None:
+        if self.min_labelled < 1:
+            raise ConfigError(f"canary min_labelled must be at least 1, got {self.min_labelled}")
+        if not 0.0 <= self.margin <= 1.0:
+            raise ConfigError(f"canary margin is an accuracy difference in [0, 1], got {self.margin}")
+        if self.test not in ("threshold", "ab"):
+            raise ConfigError(f"canary test {self.test!r} is not one of threshold, ab")
+        if not 0.0 < self.alpha < 1.0:
+            raise ConfigError(f"canary alpha is a significance level in (0, 1), got {self.alpha}")
+
+    def decide(self, canary: VariantStats, champion: VariantStats) -> Literal["wait", "promote", "rollback"]:
+        if canary.labelled < self.min_labelled or champion.labelled < self.min_labelled:
+            return "wait"
+        assert canary.accuracy is not None and champion.accuracy is not None
+        if self.test == "ab":
+            return "promote" if ab_p_value(canary, champion) < self.alpha else "rollback"
+        if canary.accuracy >= champion.accuracy:
+            return "promote"
+        if canary.accuracy < champion.accuracy - self.margin:
+            return "rollback"
         return "wait"
-    assert canary.accuracy is not None and champion.accuracy is not None
-    if test == "ab":
-        return "promote" if ab_p_value(canary, champion) < alpha else "rollback"
-    if canary.accuracy >= champion.accuracy:
-        return "promote"
-    if canary.accuracy < champion.accuracy - margin:
-        return "rollback"
-    return "wait"
 
 
 def ab_p_value(canary: VariantStats, champion: VariantStats) -> float:

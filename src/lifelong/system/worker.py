@@ -29,7 +29,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
@@ -39,7 +39,7 @@ from lifelong.monitor.performance import PerformanceMonitor, locate_change
 from lifelong.system.canary import apply_canary_rule
 from lifelong.system.events import EventKind
 from lifelong.system.launch import Compute
-from lifelong.system.policy import Decision, Gate, Policy, PolicyState
+from lifelong.system.policy import CanaryRule, Decision, Gate, Policy, PolicyState
 from lifelong.system.registry import Registry
 from lifelong.system.store import Event, RetentionPolicy, Store
 from lifelong.system.trainer import CURSOR, TrainResult, train_once
@@ -64,10 +64,7 @@ class Worker:
     retention: RetentionPolicy = field(default_factory=RetentionPolicy)
     keep_versions: int | None = 20  # artifacts kept besides aliased ones (None: keep all)
     housekeeping_seconds: float = 60.0  # how often retention and artifact collection run
-    canary_min_labelled: int = 50  # judged predictions per variant before a decision (ab: the horizon)
-    canary_margin: float = 0.05
-    canary_test: Literal["threshold", "ab"] = "threshold"  # see policy.canary_rule
-    canary_alpha: float = 0.05
+    canary: CanaryRule = field(default_factory=CanaryRule)  # how a live canary is judged
     on_attempt: Callable[[dict[str, Any]], Any] | None = None  # gets each gate payload (e.g. MLflow)
     prepare: Callable[[Dataset], Dataset] | None = None  # passed to the trainer (tests corrupt labels)
     compute: Compute = field(default_factory=Compute)  # device, processes (torchrun) of a training job
@@ -142,8 +139,7 @@ class Worker:
         if decision.train:
             result = self.train(decision)
         if self.registry.alias("canary") is not None:
-            apply_canary_rule(self.store, self.registry, self.canary_min_labelled, self.canary_margin,
-                              self.canary_test, self.canary_alpha)  # fmt: skip
+            apply_canary_rule(self.store, self.registry, self.canary)
         if time.time() - self._last_housekeeping >= self.housekeeping_seconds:
             self.housekeeping()
         return result
