@@ -17,13 +17,18 @@ from lifelong.system.registry import Registry
 from lifelong.system.store import Store
 
 
-def compare_variants(store: Store, registry: Registry, min_labelled: int) -> dict[str, VariantStats]:
-    """Accuracy on feedback of each live alias since the current canary/shadow was deployed."""
+def compare_variants(
+    store: Store, registry: Registry, min_labelled: int, *, concurrent: bool = False
+) -> dict[str, VariantStats]:
+    """Accuracy on feedback of each live alias since the current canary/shadow was deployed.
+
+    With little champion traffic since then, the champion's recent past fills in, unless
+    ``concurrent`` (an A/B test compares arms served over the same period only)."""
     out = {}
     for alias, state in registry.aliases().items():
         since = registry.deployed_since("canary" if alias == "champion" else alias)
         rows = store.labelled_predictions(state.version, variant=alias, since=since, limit=100_000)
-        if alias == "champion" and len(rows) < min_labelled:  # little champion traffic lately: recent past
+        if alias == "champion" and len(rows) < min_labelled and not concurrent:  # the recent past
             recent = store.labelled_predictions(state.version, variant=alias, limit=min_labelled)
             rows = max(rows, recent, key=len)
         acc = float(np.mean([r.predicted == r.label for r in rows])) if rows else None
@@ -34,7 +39,7 @@ def compare_variants(store: Store, registry: Registry, min_labelled: int) -> dic
 def apply_canary_rule(store: Store, registry: Registry, rule: CanaryRule) -> dict[str, Any]:
     """Decide on the live canary (if any) and act: promote it, remove it, or wait. Returns the figures
     (for an A/B test, the p-value that the canary is better, once both arms are complete)."""
-    stats = compare_variants(store, registry, rule.min_labelled)
+    stats = compare_variants(store, registry, rule.min_labelled, concurrent=rule.test == "ab")
     if "canary" not in stats or "champion" not in stats:
         return {"decision": "none"}
     can, champ = stats["canary"], stats["champion"]
