@@ -33,6 +33,7 @@ import numpy as np
 from lifelong.errors import CheckpointError, DataError
 
 FILE = "contract.json"
+MAX_CLASS_NAME = 200  # characters of a class name: what the API accepts and the store keeps
 
 
 @dataclass(frozen=True)
@@ -146,6 +147,20 @@ class Contract:
             f"label {name!r} is not a class of this deployment; valid labels: {self.describe_classes()} "
             "(start the system with --allow-new-classes to learn new ones)"
         )
+
+    def new_class_names(self, labels: Sequence[Any]) -> list[str]:
+        """The names among ``labels`` this contract does not know, each one checked to be storable
+        (1 to ``MAX_CLASS_NAME`` characters of valid Unicode): with ``allow_new_classes`` they are new
+        classes, to be given indices by the store."""
+        new = [lab for lab in labels if isinstance(lab, str) and lab not in (self.class_names or ())]
+        for name in new:
+            if not 0 < len(name) <= MAX_CLASS_NAME:
+                raise DataError(f"a class name has 1 to {MAX_CLASS_NAME} characters, got {len(name)}")
+            try:
+                name.encode("utf-8")
+            except UnicodeEncodeError:
+                raise DataError("a class name must be valid Unicode text (no lone surrogates)") from None
+        return new
 
     def class_name(self, label: int) -> str:
         """What a prediction calls class ``label``: its name, or the index as text (a grown class)."""

@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from lifelong.errors import DataError
+from lifelong.system.contract import MAX_CLASS_NAME
 
 _EXAMPLE = [[0.1, -1.2, 0.3, 2.0, 0.0, 0.5, -0.7, 1.1]]
 
@@ -43,7 +44,6 @@ def _utf8(text: str) -> str:
 MAX_LABEL = 2**31 - 1
 MAX_VERSION = 2**31 - 1
 MAX_ID = 2**63 - 1
-MAX_NAME = 200  # characters of a class name
 
 
 def _label(value: Any) -> int | str:
@@ -53,8 +53,8 @@ def _label(value: Any) -> int | str:
             raise ValueError(f"a class index is an integer from 0 to {MAX_LABEL}")
         return value
     if isinstance(value, str):
-        if not 0 < len(value) <= MAX_NAME:
-            raise ValueError(f"a class name has 1 to {MAX_NAME} characters")
+        if not 0 < len(value) <= MAX_CLASS_NAME:
+            raise ValueError(f"a class name has 1 to {MAX_CLASS_NAME} characters")
         return _utf8(value)
     raise ValueError("must be a class index (0, 1, ...) or a class name")
 
@@ -66,7 +66,7 @@ Label = Annotated[
         {
             "anyOf": [
                 {"type": "integer", "minimum": 0, "maximum": MAX_LABEL},
-                {"type": "string", "minLength": 1, "maxLength": MAX_NAME},
+                {"type": "string", "minLength": 1, "maxLength": MAX_CLASS_NAME},
             ],
             "description": "a class index (0, 1, ...) or, where the classes have names, a class name",
         }

@@ -317,9 +317,7 @@ class System:
             return _check_labels
         names: dict[str, int] | None = None
         if contract.allow_new_classes and contract.class_names is not None:
-            new = [
-                _class_name(lab) for lab in labels if isinstance(lab, str) and lab not in contract.class_names
-            ]
+            new = contract.new_class_names(labels)
             if new:
                 names = self._write(self.store.name_classes, new, len(contract.classes))
         return functools.partial(contract.check_labels, names=names)
@@ -660,17 +658,6 @@ def _check_labels(labels: Sequence[Any]) -> list[int]:
             raise DataError(f"label {lab!r} is not a class index (an integer from 0 to 2**31 - 1)")
         out.append(int(lab))
     return out
-
-
-def _class_name(name: str) -> str:
-    """A new class's name as the store keeps it: 1 to 200 characters of valid Unicode."""
-    if not 0 < len(name) <= 200:
-        raise DataError(f"a class name has 1 to 200 characters, got {len(name)}")
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        raise DataError("a class name must be valid Unicode text (no lone surrogates)") from None
-    return name
 
 
 def _check_id(sample_id: int) -> int:

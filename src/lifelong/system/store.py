@@ -32,6 +32,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from torch import Tensor
 
 from lifelong.errors import NotFoundError, StoreError
+from lifelong.system.contract import MAX_CLASS_NAME
 from lifelong.system.events import EventKind
 
 log = logging.getLogger(__name__)
@@ -102,7 +103,7 @@ classes = sa.Table(  # names of classes that arrived after the deployment's cont
     "classes",
     metadata,
     sa.Column("label", sa.Integer, primary_key=True, autoincrement=False),
-    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("name", sa.String(MAX_CLASS_NAME), nullable=False, unique=True),
 )
 leases = sa.Table(  # one row per exclusive role ("worker"): who holds it and until when
     "leases",
