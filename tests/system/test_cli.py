@@ -110,3 +110,34 @@ def test_a_bad_settings_variable_is_one_line_naming_it(
     err = capsys.readouterr().err
     assert "LIFELONG_CHECKPOINT_SECONDS" in err and "Traceback" not in err
     assert not (tmp_path / "d").exists()  # nothing created
+
+
+def test_canary_flags_override_the_environment_and_reach_the_supervised_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lifelong.cli import build_parser
+    from lifelong.system.cli import _settings, _worker_command
+
+    monkeypatch.setenv("LIFELONG_CANARY_TEST", "ab")
+    monkeypatch.setenv("LIFELONG_CANARY_ALPHA", "0.01")
+    args = build_parser().parse_args(["up", "--data-dir", str(tmp_path), "--canary-min-labelled", "200"])
+    settings = _settings(args)  # the server's evaluate button and the worker read one rule
+    assert (settings.canary_rule.test, settings.canary_rule.alpha) == ("ab", 0.01)  # from the environment
+    assert settings.canary_rule.min_labelled == 200  # the flag
+    cmd = _worker_command(args, settings)
+    given = dict(zip(cmd, cmd[1:], strict=False))  # each flag and the value after it
+    assert given["--canary-test"] == "ab" and given["--canary-alpha"] == "0.01"
+    assert given["--canary-min-labelled"] == "200" and given["--canary-margin"] == "0.05"
+
+
+def test_a_bad_canary_variable_is_refused_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("LIFELONG_CANARY_ALPHA", "2")
+    assert main(["serve", "--data-dir", str(tmp_path / "d")]) == 2
+    assert "canary alpha" in capsys.readouterr().err
+    monkeypatch.delenv("LIFELONG_CANARY_ALPHA")
+    monkeypatch.setenv("LIFELONG_CANARY_TEST", "bayes")
+    assert main(["worker", "--data-dir", str(tmp_path / "d")]) == 2
+    assert "LIFELONG_CANARY_TEST" in capsys.readouterr().err
+    assert not (tmp_path / "d").exists()

@@ -154,10 +154,14 @@ def test_the_ab_test_promotes_on_evidence_and_keeps_false_promotions_at_alpha() 
 
     def rule(canary: float, champion: float, n: int, test: str) -> str:
         decide = CanaryRule(min_labelled=500, test=test).decide  # type: ignore[arg-type]
-        return decide(VariantStats(2, n, canary), VariantStats(1, n, champion))
+        return decide(VariantStats(2, n, canary), VariantStats(1, n, champion)).decision
 
     assert rule(0.99, 0.50, 499, "ab") == "wait"  # the horizon first, however clear the data
     assert rule(0.93, 0.90, 1000, "ab") == "promote"  # p 0.008
+    verdict = CanaryRule(min_labelled=500, test="ab").decide(
+        VariantStats(2, 1000, 0.93), VariantStats(1, 1000, 0.9)
+    )
+    assert verdict.p_value == pytest.approx(0.0081, abs=1e-4)  # the p-value it decided on, for the event
     assert rule(0.91, 0.90, 1000, "ab") == "rollback" and rule(0.91, 0.90, 1000, "threshold") == "promote"
     assert ab_p_value(VariantStats(2, 100, 1.0), VariantStats(1, 100, 1.0)) == 1.0  # no variance, no evidence
     # Two equally good versions (true accuracy 0.9, 500 judged predictions each), 4000 times: the A/B

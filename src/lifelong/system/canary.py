@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from lifelong.system.events import EventKind
-from lifelong.system.policy import CanaryRule, VariantStats, ab_p_value
+from lifelong.system.policy import CanaryRule, VariantStats
 from lifelong.system.registry import Registry
 from lifelong.system.store import Store
 
@@ -43,12 +43,12 @@ def apply_canary_rule(store: Store, registry: Registry, rule: CanaryRule) -> dic
     if "canary" not in stats or "champion" not in stats:
         return {"decision": "none"}
     can, champ = stats["canary"], stats["champion"]
-    decision = rule.decide(can, champ)
+    decision, p_value = rule.decide(can, champ)
     result = {"decision": decision, "test": rule.test, "canary": can.version, "champion": champ.version,
               "canary_accuracy": can.accuracy, "champion_accuracy": champ.accuracy,
               "canary_labelled": can.labelled, "champion_labelled": champ.labelled}  # fmt: skip
-    if rule.test == "ab" and decision != "wait":
-        result["p_value"] = ab_p_value(can, champ)
+    if p_value is not None:
+        result["p_value"] = p_value
     if decision == "promote":
         registry.set_alias("champion", can.version)
         registry.remove_alias("canary")

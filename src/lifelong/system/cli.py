@@ -147,13 +147,19 @@ def worker_arguments(p: argparse.ArgumentParser) -> None:
         "--lease-seconds", type=float, default=15.0, help="worker lease; a standby takes over after it"
     )
     p.add_argument("--tracking-uri", default=None, help="log every training attempt to this MLflow server")
-    p.add_argument("--canary-test", choices=["threshold", "ab"], default="threshold",
-                   help="how a canary is judged: threshold (promote if at least as good, roll back if worse by "
-                        "--canary-margin) or ab (a fixed-horizon A/B test: promote only if better at "
-                        "--canary-alpha after --canary-min-labelled judged predictions each)")  # fmt: skip
-    p.add_argument("--canary-min-labelled", type=int, default=50, help="judged predictions per variant first")
-    p.add_argument("--canary-margin", type=float, default=0.05, help="threshold: the deficit that rolls back")
-    p.add_argument("--canary-alpha", type=float, default=0.05, help="ab: the significance level")
+    # default None: LIFELONG_CANARY_* if set, else the rule's defaults (threshold, 50, 0.05, 0.05)
+    p.add_argument("--canary-test", choices=["threshold", "ab"], default=None,
+                   help="how a canary is judged: threshold (default; promote if at least as good, roll "
+                        "back if worse by --canary-margin) or ab (a fixed-horizon A/B test: promote only "
+                        "if better at --canary-alpha after --canary-min-labelled judged predictions "
+                        "each)")  # fmt: skip
+    p.add_argument("--canary-min-labelled", type=int, default=None,
+                   help="judged predictions per variant first (default 50)")  # fmt: skip
+    p.add_argument("--canary-margin", type=float, default=None,
+                   help="threshold: the deficit that rolls back (default 0.05)")  # fmt: skip
+    p.add_argument(
+        "--canary-alpha", type=float, default=None, help="ab: the significance level (default 0.05)"
+    )
     p.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)  # set by `up`
 
 
@@ -181,19 +187,13 @@ def _settings(args: argparse.Namespace) -> Any:
 
     from lifelong.system.settings import Settings
 
-    fields = {"data_dir": args.data_dir, "db_url": args.db_url, "host": args.host, "port": args.port}
-    fields = {k: v for k, v in fields.items() if v is not None}
-    if args.no_auth:
+    names = ("data_dir", "db_url", "host", "port", "device",
+             "canary_test", "canary_min_labelled", "canary_margin", "canary_alpha")  # fmt: skip
+    fields = {k: v for k in names if (v := getattr(args, k, None)) is not None}
+    if getattr(args, "no_auth", False):
         fields["auth"] = False
     if getattr(args, "public_reads", False):
         fields["public_reads"] = True
-    if getattr(args, "device", None) is not None:
-        fields["device"] = args.device
-    if (
-        getattr(args, "canary_test", None) is not None
-    ):  # `up`: the server's evaluate button judges as its worker
-        fields.update(canary_test=args.canary_test, canary_min_labelled=args.canary_min_labelled,
-                      canary_margin=args.canary_margin, canary_alpha=args.canary_alpha)  # fmt: skip
     try:
         return Settings(**fields)
     except pydantic.ValidationError as err:  # e.g. LIFELONG_POLL_SECONDS=-1: one line, not a traceback
@@ -224,7 +224,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from lifelong.system.worker import Worker
 
     _plugins(args)
-    _canary_rule(args)
+    canary = _canary_rule(args)
     # checked before anything starts: a device this machine lacks is a clear error, not a trace
     compute = Compute(device=args.device or "cpu", nproc=args.nproc, threads=args.threads,
                       plugins=tuple(args.plugin))  # fmt: skip
@@ -237,7 +237,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         worker = Worker(store, Registry(store), policy, gate, poll_seconds=args.poll,
                         lease_seconds=args.lease_seconds, retention=retention,
                         keep_versions=args.keep_versions, housekeeping_seconds=args.retention_every,
-                        on_attempt=on_attempt, compute=compute, canary=_canary_rule(args))  # fmt: skip
+                        on_attempt=on_attempt, compute=compute, canary=canary)  # fmt: skip
         _stop_on_signal_or_orphan(worker.stop, args.parent_pid)
         log.info("worker %s starting: policy %s, data %s, training on %s x %d", worker.holder, policy.kind,
                  store, compute.device, compute.nproc)  # fmt: skip
@@ -330,7 +330,6 @@ def cmd_up(args: argparse.Namespace) -> int:
     from lifelong.system.store import Store
 
     _plugins(args)
-    _canary_rule(args)
     policy, _ = policy_from_args(
         args
     )  # a typo in --policy-json / --gate-json fails here, before anything starts
@@ -369,19 +368,19 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def _canary_rule(args: argparse.Namespace) -> Any:
-    """The --canary-* options as one rule; a value out of range is a ConfigError before anything starts."""
-    from lifelong.system.policy import CanaryRule
-
-    return CanaryRule(args.canary_min_labelled, args.canary_margin, args.canary_test, args.canary_alpha)
+    """The --canary-* options over LIFELONG_CANARY_* as one rule (the server's settings resolve them
+    the same way); a value out of range is a ConfigError before anything starts."""
+    return _settings(args).canary_rule
 
 
 def _worker_command(args: argparse.Namespace, settings: Any) -> list[str]:
+    rule = settings.canary_rule  # the worker judges canaries as the server's evaluate button does
     cmd = [sys.executable, "-m", "lifelong", "worker", "--data-dir", str(settings.data_dir),
            "--policy", args.policy, "--poll", str(args.poll), "--threads", str(args.threads),
            "--keep-versions", str(args.keep_versions), "--lease-seconds", str(args.lease_seconds),
            "--retention-every", str(args.retention_every), "--nproc", str(args.nproc),
-           "--canary-test", args.canary_test, "--canary-min-labelled", str(args.canary_min_labelled),
-           "--canary-margin", str(args.canary_margin), "--canary-alpha", str(args.canary_alpha),
+           "--canary-test", rule.test, "--canary-min-labelled", str(rule.min_labelled),
+           "--canary-margin", str(rule.margin), "--canary-alpha", str(rule.alpha),
            "--parent-pid", str(os.getpid())]  # fmt: skip
     for flag, value in (("--db-url", args.db_url), ("--strategy", args.strategy), ("--every", args.every),
                         ("--policy-json", args.policy_json), ("--gate-json", args.gate_json),

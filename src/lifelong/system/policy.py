@@ -327,6 +327,13 @@ class VariantStats(NamedTuple):
     accuracy: float | None
 
 
+class CanaryVerdict(NamedTuple):
+    """What the rule decided, and for an A/B test at its horizon the p-value it decided on."""
+
+    decision: Literal["wait", "promote", "rollback"]
+    p_value: float | None = None
+
+
 @dataclass(frozen=True)
 class CanaryRule:
     """What to do with a canary once each variant has ``min_labelled`` judged predictions.
@@ -354,17 +361,18 @@ class CanaryRule:
         if not 0.0 < self.alpha < 1.0:
             raise ConfigError(f"canary alpha is a significance level in (0, 1), got {self.alpha}")
 
-    def decide(self, canary: VariantStats, champion: VariantStats) -> Literal["wait", "promote", "rollback"]:
+    def decide(self, canary: VariantStats, champion: VariantStats) -> CanaryVerdict:
         if canary.labelled < self.min_labelled or champion.labelled < self.min_labelled:
-            return "wait"
+            return CanaryVerdict("wait")
         assert canary.accuracy is not None and champion.accuracy is not None
         if self.test == "ab":
-            return "promote" if ab_p_value(canary, champion) < self.alpha else "rollback"
+            p = ab_p_value(canary, champion)
+            return CanaryVerdict("promote" if p < self.alpha else "rollback", p)
         if canary.accuracy >= champion.accuracy:
-            return "promote"
+            return CanaryVerdict("promote")
         if canary.accuracy < champion.accuracy - self.margin:
-            return "rollback"
-        return "wait"
+            return CanaryVerdict("rollback")
+        return CanaryVerdict("wait")
 
 
 def ab_p_value(canary: VariantStats, champion: VariantStats) -> float:

@@ -35,7 +35,6 @@ from lifelong.system.health import (
     one_line,
     readiness_reasons,
 )
-from lifelong.system.policy import CanaryRule
 from lifelong.system.registry import Registry
 from lifelong.system.router import Live, Loaded, MicroBatcher, ModelHolder, Routed, route
 from lifelong.system.schemas import to_array
@@ -518,9 +517,7 @@ class System:
 
     def evaluate_canary(self) -> dict[str, Any]:
         """Apply the canary rule now (the worker applies it every poll; this is the operator's button)."""
-        s = self.settings
-        rule = CanaryRule(s.canary_min_labelled, s.canary_margin, s.canary_test, s.canary_alpha)
-        result = apply_canary_rule(self.store, self.registry, rule)
+        result = apply_canary_rule(self.store, self.registry, self.settings.canary_rule)
         if result["decision"] in ("promote", "rollback"):
             self.reload()
         return result

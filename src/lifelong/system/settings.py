@@ -22,6 +22,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from lifelong.errors import ConfigError
+from lifelong.system.policy import CanaryRule
 
 log = logging.getLogger(__name__)
 TOKEN_FILE = "token"  # inside data_dir
@@ -68,16 +69,15 @@ class Settings(BaseSettings):
         default=True, description="store predicted inputs as samples, so feedback trains on them"
     )
 
+    # the canary rule's four parts; lifelong.system.policy.CanaryRule checks them (see canary_rule)
     canary_min_labelled: int = Field(
-        default=50, ge=1, description="labelled canary predictions before a decision"
+        default=50, description="judged predictions per variant before a decision"
     )
-    canary_margin: float = Field(
-        default=0.05, ge=0.0, le=1.0, description="accuracy deficit that rolls a canary back"
-    )
+    canary_margin: float = Field(default=0.05, description="threshold: the accuracy deficit that rolls back")
     canary_test: Literal["threshold", "ab"] = Field(
         default="threshold", description="threshold (safety check) or ab (fixed-horizon significance test)"
     )
-    canary_alpha: float = Field(default=0.05, gt=0.0, lt=1.0, description="significance level of the ab test")
+    canary_alpha: float = Field(default=0.05, description="ab: the significance level")
     poll_seconds: float = Field(
         default=1.0, gt=0.0, description="how often the server re-reads the aliases table"
     )
@@ -140,6 +140,16 @@ class Settings(BaseSettings):
 
             resolve_device(self.device, "--device (LIFELONG_DEVICE)")
         return self
+
+    @model_validator(mode="after")
+    def _canary_rule_valid(self) -> Settings:
+        self.canary_rule  # noqa: B018 (CanaryRule raises a ConfigError naming the bad part)
+        return self
+
+    @property
+    def canary_rule(self) -> CanaryRule:
+        """The rule the server's evaluate button and a supervised worker judge canaries by."""
+        return CanaryRule(self.canary_min_labelled, self.canary_margin, self.canary_test, self.canary_alpha)
 
     @property
     def token_path(self) -> Path:
