@@ -37,7 +37,7 @@ from lifelong.data.dataset import Dataset
 from lifelong.monitor.data_drift import DataDriftMonitor, KSDrift, MMDDrift, PSIDrift
 from lifelong.monitor.performance import PerformanceMonitor, locate_change
 from lifelong.system.canary import apply_canary_rule
-from lifelong.system.events import EventKind
+from lifelong.system.events import EventKind, describe
 from lifelong.system.launch import Compute
 from lifelong.system.policy import CanaryRule, Decision, Gate, Policy, PolicyState
 from lifelong.system.registry import Registry
@@ -156,14 +156,11 @@ class Worker:
         except Exception as err:
             self.store.add_event(EventKind.TRAINING, {"state": "failed", "error": str(err)[:500]})
             raise
-        if not result.trained:
-            log.info("nothing trained: %s", "; ".join(result.reasons))
-        else:
-            log.info("gate %s: version %s %s", "passed" if result.passed else "failed", result.version,
-                     result.reasons)  # fmt: skip
-        if self.on_attempt is not None:  # the gate event is the attempt's whole record
+        attempt = self.store.events(EventKind.GATE, limit=1)[-1].payload  # the attempt's whole record
+        log.info("gate %s", describe(EventKind.GATE, attempt))  # as `lifelong events` words it
+        if self.on_attempt is not None:
             try:
-                self.on_attempt(self.store.events(EventKind.GATE, limit=1)[-1].payload)
+                self.on_attempt(attempt)
             except Exception:
                 log.exception("logging the training attempt failed")
         return result
