@@ -47,7 +47,7 @@ def test_a_registered_factory_is_built_by_name_with_its_spec(registry: dict) -> 
     # for_input: sized like an MLP (in_features, n_classes); kwargs add to them
     assert for_input("tab", (30,), 3).classifier.out_features == 3
     assert for_input("tab", (2, 15), 3, width=2).body[0].weight.shape == (2, 30)
-    with pytest.raises(ConfigError, match="create_model"):
+    with pytest.raises(ConfigError, match="--model-kwargs"):
         for_input("tab", (30,), 3, depth=2)
     register_model("tab")(Tabular)  # the same factory again (a module imported twice) is fine
     with pytest.raises(ConfigError, match="already registered"):
@@ -78,3 +78,27 @@ def test_for_input_lets_explicit_kwargs_repeat_or_override_the_sizes() -> None:
     model = for_input("mlp", (30,), 3, n_classes=3, hidden=[16])
     assert model.lifelong_spec["kwargs"]["n_classes"] == 3
     assert model.lifelong_spec["kwargs"]["hidden"] == [16]
+
+
+def test_for_input_passes_only_the_sizes_a_factory_takes(registry: dict) -> None:
+    """A user's CNN takes n_classes but no in_features: it is sized, not refused."""
+
+    @register_model("tiny-cnn")
+    class TinyCNN(nn.Module):
+        def __init__(self, n_classes: int = 10, width: int = 4) -> None:
+            super().__init__()
+            self.features = nn.Sequential(nn.Conv2d(1, width, 3, padding=1), nn.Flatten())
+            self.classifier = nn.Linear(width * 64, n_classes)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.classifier(self.features(x))
+
+    model = for_input("tiny-cnn", (1, 8, 8), 7)
+    assert model.lifelong_spec == {"name": "tiny-cnn", "kwargs": {"n_classes": 7}}
+    assert model(torch.zeros(2, 1, 8, 8)).shape == (2, 7)
+
+    @register_model("any-kw")
+    def any_kw(**kw: int) -> nn.Module:  # **kwargs takes every size
+        return nn.Linear(kw["in_features"], kw["n_classes"])
+
+    assert for_input("any-kw", (2, 3), 4).weight.shape == (4, 6)

@@ -16,6 +16,7 @@ nothing is ever imported because a checkpoint names a model.
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 from collections.abc import Callable, Sequence
@@ -156,9 +157,8 @@ def for_input(name: str, input_shape: Sequence[int], n_classes: int, /, **kwargs
     """Build model ``name`` sized for ``input_shape`` ([C, H, W] or [D]) and ``n_classes``.
 
     The built-ins get their sizes computed (``kwargs`` add to them). Any other registered model
-    is taken to be MLP-like: it is called with ``in_features`` (the flattened sample size) and
-    ``n_classes``, which ``kwargs`` extend or override. A factory that takes other sizes is
-    built with :func:`create_model` and its own keyword arguments instead.
+    gets ``in_features`` (the flattened sample size) and ``n_classes`` where its signature takes
+    them; ``kwargs`` extend or override them (a CNN's channels and image size, say).
     """
     if name == "mlp":
         return create_model(
@@ -169,14 +169,25 @@ def for_input(name: str, input_shape: Sequence[int], n_classes: int, /, **kwargs
             raise ConfigError(f"model cnn needs image inputs [C, H, W], got {tuple(input_shape)}; use mlp")
         sizes = {"in_channels": input_shape[0], "image_size": input_shape[-1], "n_classes": n_classes}
         return create_model("cnn", **{**sizes, **kwargs})
-    get_factory(name)  # unknown names fail here, with the list of valid ones
+    factory = get_factory(name)  # unknown names fail here, with the list of valid ones
+    sizes = {"in_features": math.prod(input_shape), "n_classes": n_classes}
+    sizes = {k: v for k, v in sizes.items() if _accepts(factory, k)}  # a CNN may take n_classes only
     try:
-        return create_model(name, **{"in_features": math.prod(input_shape), "n_classes": n_classes, **kwargs})
+        return create_model(name, **{**sizes, **kwargs})
     except ConfigError as e:
         raise ConfigError(
-            f"{e}; sizing a model for the data passes in_features and n_classes, so a factory that takes "
-            "other arguments must be built with create_model(name, **its_kwargs)"
+            f"{e}; sizing a model for the data passes in_features and n_classes where its factory takes "
+            "them, so a factory that needs other arguments gets them from its kwargs (--model-kwargs)"
         ) from e
+
+
+def _accepts(factory: Factory, keyword: str) -> bool:
+    """Whether ``factory`` takes ``keyword`` (by name or through ``**kwargs``); True if unknowable."""
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return True
+    return keyword in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
 def spec_input_shape(spec: dict[str, Any] | None) -> tuple[int, ...] | None:
