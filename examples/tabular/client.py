@@ -1,4 +1,4 @@
-"""Stream rows of a CSV file to a running ``lifelong`` server, as production traffic would arrive.
+"""Stream rows of a CSV (or .npz) file to a running ``lifelong`` server, as production traffic would arrive.
 
 Each batch of rows goes to ``POST /v1/predict``; the true label of a row is sent ``--label-delay``
 rows later with ``POST /v1/feedback`` (batch form), as labels arrive late in real life. Every
@@ -36,8 +36,12 @@ def token_of(args: argparse.Namespace) -> str | None:
     return path.read_text().strip() if path.is_file() else None
 
 
-def read_csv(path: Path, label_column: str) -> tuple[np.ndarray, np.ndarray]:
-    """Features (every column but the label) and labels of a CSV with a header row."""
+def read_rows(path: Path, label_column: str) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs and labels: an ``.npz`` with arrays ``x`` (any sample shape) and ``y``, or a CSV with a
+    header row whose other columns are the features."""
+    if path.suffix == ".npz":
+        with np.load(path) as arrays:
+            return arrays["x"], arrays["y"].astype(int)
     header = path.open().readline().strip().split(",")
     if label_column not in header:
         sys.exit(f"{path}: no column {label_column!r}; columns are {', '.join(header)}")
@@ -64,7 +68,7 @@ def call(client: httpx.Client, path: str, body: dict[str, Any]) -> Any:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("csv", type=Path, help="rows to stream, with a label column")
+    p.add_argument("csv", type=Path, help="rows to stream: a CSV with a label column, or an .npz (x, y)")
     p.add_argument("--url", default="http://127.0.0.1:8000")
     p.add_argument(
         "--data-dir", type=Path, default=Path("lifelong-data"), help="where to find the token file"
@@ -80,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--summary", type=Path, default=None, help="also write the windows as JSON here")
     args = p.parse_args(argv)
 
-    x, y = read_csv(args.csv, args.label_column)
+    x, y = read_rows(args.csv, args.label_column)
     token = token_of(args)
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     correct: list[bool] = []

@@ -174,7 +174,8 @@ class Contract:
         return ", ".join(f"{c} ({n})" for c, n in zip(self.classes, self.class_names))
 
     def check_inputs(self, x: np.ndarray) -> np.ndarray:
-        """``x`` [B, *input_shape] as float32; a flat [B, D] is accepted for [D]-shaped models."""
+        """``x`` [B, *input_shape]; a flat [B, D] with D the product of the shape (an image's pixels as
+        one row, from a CSV say) is reshaped to it."""
         want = self.input_shape
         if tuple(x.shape[1:]) != want:
             if x.ndim == 2 and x.shape[1] == math.prod(want):
