@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from lifelong.bench.simulate import SimConfig, simulate, table, target
 
 
@@ -82,3 +84,45 @@ def test_target_names_each_phase_and_the_compute_it_misses() -> None:
     assert target({"policies": [retrain, cont]}) == [
         "new classes in phase b: continual 0.000 < scheduled-retrain 0.400 - 0.05"
     ]
+
+
+def test_a_backtest_replays_a_users_file_with_a_plugin_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`lifelong simulate --data FILE --plugin ...`: the user's rows in order, the user's model, standardised
+    inputs, and a class the first champion never saw arriving in the last third."""
+    import numpy as np
+
+    from lifelong.cli import main
+
+    plugin = tmp_path / "backtest_models.py"
+    plugin.write_text(
+        "from torch import nn\nfrom lifelong.learn.models import register_model\n\n"
+        "@register_model('wide')\nclass Wide(nn.Module):\n"
+        "    def __init__(self, in_features: int, n_classes: int) -> None:\n"
+        "        super().__init__()\n        self.classifier = nn.Linear(in_features, n_classes)\n\n"
+        "    def forward(self, x):\n        return self.classifier(x)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PYTHONPATH", f"{tmp_path}:{Path(__file__).resolve().parents[2] / 'src'}")
+    rng = np.random.default_rng(0)
+    n = 900
+    y = np.where(np.arange(n) < 600, rng.integers(0, 2, n), rng.integers(0, 3, n))  # class 2 from row 600
+    x = rng.normal(size=(n, 4)) + 3.0 * np.eye(3)[y][:, [0, 1, 2, 0]]
+    x = x * np.array([1.0, 100.0, 0.01, 1000.0])  # raw columns on very different scales: --standardize
+    header = "a,b,c,d,label"
+    np.savetxt(tmp_path / "history.csv", np.column_stack([x, y]), delimiter=",", header=header, comments="")
+    argv = ["simulate", "--data", str(tmp_path / "history.csv"), "--bootstrap", "300", "--segments", "3",
+            "--plugin", "backtest_models", "--model", "wide", "--standardize", "--policy", "continual",
+            "--label-delay", "10", "--rate", "150", "--out", str(tmp_path / "sim")]  # fmt: skip
+    assert main(argv) == 0
+    (row,) = json.loads((tmp_path / "sim" / "results.json").read_text())["policies"]
+    assert row["phases"] == ["300-499", "500-699", "700-899"] and row["drift_points"] is False
+    assert row["prequential_by_phase"][0] > 0.9, row  # the plugin model, standardised, on its own classes
+    assert set(row["new_class_accuracy"]) == {"500-699"}  # class 2 arrives at row 600, in the second segment
+    assert row["versions_trained"] >= 1, row["training_reasons"]
+    assert row["final_by_phase"]["700-899"] > 0.8, row  # the final champion learned class 2
+    assert "lifelong simulate" in capsys.readouterr().out
+    # a bad file is named before any process starts
+    assert main([*argv[:2], str(tmp_path / "missing.csv"), *argv[3:]]) == 2
+    assert "no such file" in capsys.readouterr().err

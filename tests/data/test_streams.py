@@ -210,3 +210,26 @@ def test_sea_drift_is_registered_and_small() -> None:
     assert torch.equal(sea.phase_data(1).y, (raw[:, 0] + raw[:, 1] > 7).long())  # variant 2
     with pytest.raises(ConfigError, match="unknown stream"):
         make_stream("nope-drift")
+
+
+def test_a_file_stream_replays_rows_in_order_and_holds_out_a_test_set_per_segment() -> None:
+    from lifelong.data.dataset import Dataset
+    from lifelong.data.streams import FileStream
+
+    n = 700
+    x = torch.arange(n, dtype=torch.float32)[:, None].repeat(1, 3)  # a row's features name its index
+    y = torch.cat([torch.zeros(400), torch.arange(300) % 3]).long()  # classes 1 and 2 arrive at row 400
+    stream = FileStream(Dataset(x, y), bootstrap=100, segments=3, test_fraction=0.1, seed=0, chunk_size=40)
+    assert stream.bootstrap_data(1000).x[:, 0].tolist() == list(range(100))  # the file's first rows
+    assert [p.name for p in stream.phases] == ["100-299", "300-499", "500-699"] and not stream.drift_points
+    assert (
+        stream.n_classes == 3 and stream.phases[0].classes == (0,) and stream.phases[2].classes == (0, 1, 2)
+    )
+    streamed = torch.cat([c.x[:, 0] for c in stream])
+    held = torch.cat([stream.test_set(i).x[:, 0] for i in range(3)])
+    assert len(held) == 60 and len(streamed) == 540 and len(stream) == 540
+    assert torch.equal(streamed, streamed.sort().values)  # file order
+    assert sorted(torch.cat([streamed, held]).tolist()) == list(range(100, 700))  # each row once, either side
+    assert len(stream.test_set(1, size=5)) == 5
+    with pytest.raises(DataError, match="--bootstrap"):
+        FileStream(Dataset(x, y), bootstrap=680, segments=6)

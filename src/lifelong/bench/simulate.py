@@ -26,13 +26,16 @@ import threading
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from lifelong.data.files import load_table
+from lifelong.data.streams import DriftingStream, FileStream, make_stream
 from lifelong.errors import ConfigError
+from lifelong.system.contract import Contract
 from lifelong.system.events import EventKind
 from lifelong.system.policy import KINDS
 
@@ -49,15 +52,23 @@ class SimConfig:
     label_delay: int = 100
     rate: float = 150.0  # samples per second sent by the client (0: as fast as possible)
     chunk: int = 25  # samples per predict request
-    bootstrap: int = 1000
+    bootstrap: int | None = None  # first-champion samples (default 1000; a file's first 1/(segments+1))
     seed: int = 0
     test_size: int = 1000
     poll: float = 0.25
     overrides: dict[str, Any] = field(default_factory=dict)  # policy fields over the scaled ones
+    # a backtest on the user's own file (replayed in row order) with the user's own model
+    data: str | None = None
+    label_column: str = "label"
+    segments: int = 6
+    model: str = "mlp"
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    standardize: bool = False
+    plugins: tuple[str, ...] = ()
 
-    def policy_json(self, kind: str) -> dict[str, Any]:
+    def policy_json(self, kind: str, phase: int | None = None) -> dict[str, Any]:
         """Policy fields scaled to the stream: schedules every half phase, windows of one phase."""
-        phase = self.samples // 6
+        phase = phase or self.samples // 6
         base: dict[str, Any] = {
             "min_samples": max(50, phase // 8),
             "window": phase,
@@ -75,13 +86,27 @@ def _strategy_params(strategy: str, phase: int) -> dict[str, Any]:
 
 
 # --- one run ---------------------------------------------------------------------------------------
+def make_sim_stream(cfg: SimConfig) -> tuple[DriftingStream, dict[str, Any]]:
+    """The stream to replay (a named synthetic one, or the user's file in row order) and what the first
+    champion's contract takes from it (class and feature names of a file)."""
+    if cfg.data is None:
+        stream = make_stream(
+            cfg.stream, cfg.seed, phase_length=max(1, cfg.samples // 6), chunk_size=cfg.chunk
+        )
+        return stream, {}
+    table = load_table(cfg.data, label_column=cfg.label_column)
+    boot = cfg.bootstrap if cfg.bootstrap is not None else len(table) // (cfg.segments + 1)
+    stream = FileStream(table.to_dataset(), bootstrap=boot, segments=cfg.segments, seed=cfg.seed,
+                        chunk_size=cfg.chunk, name=Path(cfg.data).stem)  # fmt: skip
+    return stream, {"class_names": table.class_names, "feature_names": table.feature_names}
+
+
 def run_policy(kind: str, cfg: SimConfig, out: Path) -> dict[str, Any]:
     """Run the whole loop for one policy; return its results row (also the curve, for plots)."""
     import httpx
     import torch
     import uvicorn
 
-    from lifelong.data.streams import DriftingStream, make_stream
     from lifelong.learn.learner import Learner
     from lifelong.system.app import create_app
     from lifelong.system.cli import stop_process
@@ -96,16 +121,16 @@ def run_policy(kind: str, cfg: SimConfig, out: Path) -> dict[str, Any]:
     data_dir = out / kind
     if data_dir.exists():
         shutil.rmtree(data_dir)
-    stream = make_stream(cfg.stream, cfg.seed, phase_length=max(1, cfg.samples // 6), chunk_size=cfg.chunk)
-    policy_fields = cfg.policy_json(kind)
+    stream, described = make_sim_stream(cfg)
+    policy_fields = cfg.policy_json(kind, len(stream) // len(stream.phases))
     with Store(data_dir=data_dir) as store:  # the first champion, from first-phase samples not in the stream
-        phase0 = replace(stream.phases[0], length=cfg.bootstrap)
-        first = DriftingStream(stream.split, [phase0], seed=cfg.seed + 7919).phase_data(0)
+        first = stream.bootstrap_data(cfg.bootstrap or 1000)
         strategies = [cfg.strategy] if kind == "continual" and cfg.strategy != "naive" else []
-        # n_classes from the stream (2 for the tabular ones); the MLP is sized to its inputs (9 Agrawal
-        # features, 3 SEA, 64 or 784 pixels).
+        # n_classes from the stream (2 for the tabular ones); the model is sized to its inputs (9 Agrawal
+        # features, 3 SEA, 64 or 784 pixels, a file's columns) unless model_kwargs say otherwise.
         bootstrap(store, Registry(store), first, n_classes=stream.n_classes, strategies=strategies,
-                  strategy_params=policy_fields.get("strategy_params", {}), seed=cfg.seed)  # fmt: skip
+                  strategy_params=policy_fields.get("strategy_params", {}), seed=cfg.seed, model=cfg.model,
+                  model_kwargs=cfg.model_kwargs or None, standardize=cfg.standardize, **described)  # fmt: skip
 
     port = _free_port()
     settings = Settings(data_dir=data_dir, auth=False, port=port, poll_seconds=0.2, verify_artifacts=False)
@@ -118,7 +143,8 @@ def run_policy(kind: str, cfg: SimConfig, out: Path) -> dict[str, Any]:
     cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     worker = subprocess.Popen(
         [sys.executable, "-m", "lifelong", "worker", "--data-dir", str(data_dir), "--policy", kind,
-         "--policy-json", json.dumps(policy_fields), "--poll", str(cfg.poll)],
+         "--policy-json", json.dumps(policy_fields), "--poll", str(cfg.poll),
+         *(a for plugin in cfg.plugins for a in ("--plugin", plugin))],
         stdout=worker_log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
@@ -145,12 +171,15 @@ def run_policy(kind: str, cfg: SimConfig, out: Path) -> dict[str, Any]:
         version = registry.alias("champion")
         if version is None:  # bootstrapped above, so only a broken run gets here
             raise RuntimeError(f"no champion after the simulation; see {data_dir / 'worker.log'}")
-        champion = Learner.load(registry.get(version).path)
+        path = registry.get(version).path
+        champion, contract = Learner.load(path), Contract.load(path)
         final = []
-        for i in range(len(stream.phases)):
+        for i in range(len(stream.phases)):  # the final champion as the server runs it: its contract first
             test = stream.test_set(i, size=cfg.test_size)
-            x = test.features().reshape(len(test), -1)
-            final.append(float((champion.predict(x) == test.y).float().mean()))
+            x = test.features().numpy().reshape(len(test), -1)
+            if contract is not None:
+                x = contract.transform(contract.check_inputs(x))
+            final.append(float((champion.predict(torch.from_numpy(x)) == test.y).float().mean()))
         summary = _summarise(store, stream.boundaries, pids)
     acc = np.asarray(correct, dtype=float)
     return {
@@ -159,7 +188,8 @@ def run_policy(kind: str, cfg: SimConfig, out: Path) -> dict[str, Any]:
         "prequential_accuracy": float(acc.mean()),
         "phases": [p.name for p in stream.phases],
         "prequential_by_phase": [float(acc[a:b].mean()) for a, b in zip(stream.boundaries, [*stream.boundaries[1:], len(acc)])],
-        "new_class_accuracy": _new_class_accuracy(stream, acc),
+        "new_class_accuracy": _new_class_accuracy(stream, acc, set(first.classes)),
+        "drift_points": stream.drift_points,
         "final_accuracy": float(np.mean(final)),
         "final_by_phase": dict(zip([p.name for p in stream.phases], final)),
         "worker_cpu_seconds": worker_cpu,
@@ -241,14 +271,15 @@ def _summarise(store: Any, boundaries: Sequence[int], pids: dict[str, int]) -> d
     }
 
 
-def _new_class_accuracy(stream: Any, acc: np.ndarray) -> dict[str, float | None]:
-    """Within each phase that brings classes not seen before, prequential accuracy on those classes
-    alone: whether a policy learns new classes while they arrive, not only by the end of the stream."""
+def _new_class_accuracy(stream: Any, acc: np.ndarray, seen: set[int]) -> dict[str, float | None]:
+    """Within each phase that brings classes not ``seen`` before (by the first champion, then by earlier
+    phases), prequential accuracy on those classes alone: whether a policy learns new classes while
+    they arrive, not only by the end of the stream."""
     y = np.concatenate([stream.phase_data(i).y.numpy() for i in range(len(stream.phases))])
-    seen, out = set(stream.phases[0].classes), {}
-    for i, (phase, start) in enumerate(zip(stream.phases, stream.boundaries)):
+    out: dict[str, float | None] = {}
+    for phase, start in zip(stream.phases, stream.boundaries):
         new = sorted(set(phase.classes) - seen)
-        if i and new:
+        if new:
             mask = np.isin(y[start : start + phase.length], new)
             out[phase.name] = float(acc[start : start + phase.length][mask].mean()) if mask.any() else None
         seen |= set(phase.classes)
@@ -320,7 +351,8 @@ def table(results: dict[str, Any]) -> Any:
             f"{r['worker_cpu_seconds']:.1f}", str(r["versions_trained"]),
             str(r["versions_gated"]), str(r["versions_promoted"]), str(r["rollbacks"]),
             str(len(r["drift_detections"])),
-            f"{np.median(delays):.0f} ({len(delays)}/{len(r['first_detection_delay'])})" if delays else "-",
+            f"{np.median(delays):.0f} ({len(delays)}/{len(r['first_detection_delay'])})"
+            if delays and r.get("drift_points", True) else "-",  # a file's segment cuts are no drift points
         )  # fmt: skip
     new = [(r["policy"], r.get("new_class_accuracy") or {}) for r in rows]
     if any(by_phase for _, by_phase in new):

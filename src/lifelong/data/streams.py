@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, ClassVar, NamedTuple, Protocol
 
 import numpy as np
@@ -204,6 +204,16 @@ class DriftingStream:
         pool = _class_index(self.split.test, self.phases[i].classes)
         return self._draw(self.split.test, i, size or len(pool), kind=1)
 
+    def bootstrap_data(self, n: int) -> Dataset:
+        """``n`` samples like the first phase's but not in the stream: a first champion's training data."""
+        first = DriftingStream(self.split, [replace(self.phases[0], length=n)], seed=self.seed + 7919)
+        return first.phase_data(0)
+
+    @property
+    def drift_points(self) -> bool:
+        """Whether the phase boundaries are true drift points (detection delays are measured from them)."""
+        return True
+
     def describe(self) -> dict[str, object]:
         return {
             "name": self.name,
@@ -239,6 +249,71 @@ class DriftingStream:
             index = torch.cat([pool[torch.randperm(len(pool), generator=g)] for _ in range(reps)])[:n]
         x = _apply(phase.transform, data, data.x[index], g)
         return Dataset(x, data.y[index], None, data.scale, f"{self.name}/{phase.name}")
+
+
+class FileStream(DriftingStream):
+    """A user's own rows replayed in their order: a backtest of the policies on recorded history.
+
+    The first ``bootstrap`` rows train the first champion; the rest are cut into ``segments`` equal
+    stretches of time (the phases of the report). From each segment a seeded ``test_fraction`` of its
+    rows is held out, never streamed, as that segment's test set; the others arrive in file order.
+    Segment boundaries are cuts in time, not known drift points (:attr:`drift_points` is False).
+    """
+
+    def __init__(
+        self,
+        data: Dataset,
+        *,
+        bootstrap: int,
+        segments: int = 6,
+        test_fraction: float = 0.1,
+        seed: int = 0,
+        chunk_size: int = 25,
+        name: str = "file",
+    ) -> None:
+        if not 0.0 <= test_fraction < 1.0:
+            raise ConfigError(f"{name}: test_fraction must be in [0, 1), got {test_fraction}")
+        if segments < 1:
+            raise ConfigError(f"{name}: segments must be >= 1, got {segments}")
+        rest = len(data) - bootstrap
+        if bootstrap < 10 or rest < 10 * segments:
+            raise DataError(
+                f"{name}: {len(data)} rows cannot give {bootstrap} bootstrap rows (at least 10) and "
+                f"{segments} segments of at least 10 rows; use a longer file, a smaller --bootstrap or "
+                "fewer --segments"
+            )
+        rng = np.random.default_rng(seed)
+        cuts = np.linspace(bootstrap, len(data), segments + 1).round().astype(int)
+        phases, streamed, tests = [], [], []
+        for a, b in zip(cuts[:-1], cuts[1:]):
+            held = np.zeros(b - a, dtype=bool)
+            held[rng.choice(b - a, int(round(test_fraction * (b - a))), replace=False)] = True
+            rows = torch.arange(a, b)
+            streamed.append(data.subset(rows[~torch.from_numpy(held)], f"{name}/rows {a}-{b - 1}"))
+            tests.append(data.subset(rows[torch.from_numpy(held)], f"{name}/rows {a}-{b - 1} held out"))
+            classes = tuple(streamed[-1].classes) or (0,)
+            phases.append(Phase(f"{a}-{b - 1}", classes, Identity(), len(streamed[-1])))  # rows
+        super().__init__(Split(data, data), phases, seed=seed, chunk_size=chunk_size, name=name)
+        self.first = data.subset(torch.arange(bootstrap), f"{name}/rows 0-{bootstrap - 1}")
+        self._data = streamed
+        self._tests = tests
+        self._n_classes = int(data.y.max()) + 1
+
+    @property
+    def n_classes(self) -> int:
+        return self._n_classes
+
+    def bootstrap_data(self, n: int) -> Dataset:
+        """The file's first rows (their number was fixed when the stream was made)."""
+        return self.first
+
+    @property
+    def drift_points(self) -> bool:
+        return False
+
+    def test_set(self, phase: int | str, size: int | None = None) -> Dataset:
+        test = self._tests[self._index(phase)]
+        return test if size is None else test.subset(torch.arange(min(size, len(test))))
 
 
 def default_phases(base: Sequence[int], full: Sequence[int], length: int) -> list[Phase]:
