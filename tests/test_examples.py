@@ -263,7 +263,7 @@ def test_images_example_a_plugin_cnn_learns_new_digits_in_production(
     # the library half on the same files: the benchmark grid sizes the plugin CNN from the data
     monkeypatch.syspath_prepend(str(IMAGES))
     runs = tmp_path / "runs"
-    assert main(["bench", "--data", str(tmp_path / "all.npz"), "--scenario", "class", "--plugin", "mymodels",
+    assert main(["bench", "--data", str(tmp_path / "all.npz"), "--scenario", "class", "--plugin", "imagemodels",
                  "--model", "digitcnn", "--strategies", "naive,replay", "--seeds", "0", "--out", str(runs),
                  "--no-plots"]) == 0  # fmt: skip
     acc = {
@@ -275,7 +275,7 @@ def test_images_example_a_plugin_cnn_learns_new_digits_in_production(
     log = (tmp_path / "up.log").open("wb")
     up = subprocess.Popen(
         [str(Path(sys.executable).with_name("lifelong")), "up", "--data-dir", str(data), "--port", str(port),
-         "--poll", "0.2", "--plugin", "mymodels", "--model", "digitcnn", "--bootstrap",
+         "--poll", "0.2", "--plugin", "imagemodels", "--model", "digitcnn", "--bootstrap",
          str(tmp_path / "boot.npz"), "--allow-new-classes"],
         cwd=IMAGES, env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
