@@ -8,12 +8,14 @@ code 2) and leaves the store and the registry as they were.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -110,19 +112,11 @@ def test_tabular_example_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixtur
     subprocess.run([sys.executable, "make_data.py", "--out", str(tmp_path), "--rows", "1200", "--stream-rows",
                     "2000", "--drift-at", "400"], cwd=EXAMPLE, env=env, check=True, capture_output=True)  # fmt: skip
     data, port = tmp_path / "lifelong-data", free_port()
-    log = (tmp_path / "up.log").open("wb")
-    script = Path(sys.executable).with_name(
-        "lifelong"
-    )  # the console script, run from the example's directory
-    assert script.exists(), f"{script} is missing: pip install -e '.[system]'"
-    up = subprocess.Popen(
-        [str(script), "up", "--data-dir", str(data), "--port", str(port), "--poll", "0.2",
-         "--plugin", "mymodels", "--model", "tabnet", "--model-kwargs", KWARGS,
-         "--bootstrap", str(tmp_path / "data.csv"), "--label-column", "label", "--standardize"],
-        cwd=EXAMPLE, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
-    try:
+    argv = ["--data-dir", str(data), "--port", str(port), "--poll", "0.2", "--plugin", "mymodels",
+            "--model", "tabnet", "--model-kwargs", KWARGS, "--bootstrap", str(tmp_path / "data.csv"),
+            "--label-column", "label", "--standardize"]  # fmt: skip
+    with _up(argv, EXAMPLE, env, tmp_path / "up.log") as up:
         token = _wait_ready(up, url, data, tmp_path / "up.log")
         auth = {"Authorization": f"Bearer {token}"}
         with httpx.Client(base_url=url, headers=auth, timeout=30) as http:
@@ -139,13 +133,6 @@ def test_tabular_example_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixtur
             recovered = _wait_for_champion(http, FINAL_ACCURACY, timeout=120)
             after = _client(tmp_path / "after.csv", url, data, env, "400")
             models = {m["version"]: m for m in http.get("/v1/models").json()}
-    finally:
-        up.send_signal(signal.SIGTERM)
-        try:
-            up.wait(60)
-        finally:
-            up.kill()
-            log.close()
     with Store(data_dir=data) as store:  # what the worker did, for the messages below
         history = [(e.payload["reason"], e.payload["version"], e.payload["figures"]["new_accuracy"],
                     e.payload["reasons"]) for e in store.events("gate", limit=1000)]  # fmt: skip
@@ -168,6 +155,26 @@ def test_tabular_example_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert set(paths) <= published  # the children came out of the worker's training attempts
     for path in paths.values():
         assert json.loads((path / "manifest.json").read_text())["model"]["spec"]["name"] == "tabnet"
+
+
+@contextlib.contextmanager
+def _up(argv: list[str], cwd: Path, env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """`lifelong up ARGV` as a user runs it (the console script, from the example's directory), its output
+    in ``log``; stopped with SIGTERM, as Ctrl-C would, when the block ends."""
+    script = Path(sys.executable).with_name("lifelong")
+    assert script.exists(), f"{script} is missing: pip install -e '.[system]'"
+    with log.open("wb") as out:
+        up = subprocess.Popen(
+            [str(script), "up", *argv], cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+        try:
+            yield up
+        finally:
+            up.send_signal(signal.SIGTERM)
+            try:
+                up.wait(60)
+            finally:
+                up.kill()
 
 
 def _client(csv: Path, url: str, data: Path, env: dict[str, str], every: str) -> dict[str, Any]:
@@ -272,18 +279,13 @@ def test_images_example_a_plugin_cnn_learns_new_digits_in_production(
     assert acc["replay"] > acc["naive"] + 0.3, acc
 
     data, port = tmp_path / "lifelong-data", free_port()
-    log = (tmp_path / "up.log").open("wb")
-    up = subprocess.Popen(
-        [str(Path(sys.executable).with_name("lifelong")), "up", "--data-dir", str(data), "--port", str(port),
-         "--poll", "0.2", "--plugin", "imagemodels", "--model", "digitcnn", "--bootstrap",
-         str(tmp_path / "boot.npz"), "--allow-new-classes"],
-        cwd=IMAGES, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+    argv = ["--data-dir", str(data), "--port", str(port), "--poll", "0.2", "--plugin", "imagemodels",
+            "--model", "digitcnn", "--bootstrap", str(tmp_path / "boot.npz"), "--allow-new-classes"]  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     with np.load(tmp_path / "stream.npz") as arrays:
         x, y = arrays["x"], arrays["y"]
     new = y >= 7  # digits the first champion never saw
-    try:
+    with _up(argv, IMAGES, env, tmp_path / "up.log") as up:
         token = _wait_ready(up, url, data, tmp_path / "up.log")
         with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30) as http:
             r = http.post("/v1/predict", json={"inputs": x[:1, :, :, :7].tolist()})  # a 1x8x7 image
@@ -303,13 +305,6 @@ def test_images_example_a_plugin_cnn_learns_new_digits_in_production(
                 if after[0]["version"] != 1:
                     break
                 time.sleep(0.5)
-    finally:
-        up.send_signal(signal.SIGTERM)
-        try:
-            up.wait(60)
-        finally:
-            up.kill()
-            log.close()
     hits = np.array([p["label"] for p in after]) == y[new]
     with capsys.disabled():
         print(f"\n{done.stdout}digits 7-9: accuracy {hits.mean():.3f} by v{after[0]['version']}")
