@@ -1,0 +1,51 @@
+"""The README's Python quick starts run as written, on data that is not the demo's (scikit-learn's digits)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def _python_block(containing: str) -> str:
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+    (block,) = [b for b in blocks if containing in b]
+    return block
+
+
+def test_the_service_in_one_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sklearn.datasets import load_digits
+
+    from lifelong.system.registry import Registry
+    from lifelong.system.store import Store
+
+    monkeypatch.chdir(tmp_path)
+    digits = load_digits()
+    x, y = (digits.data / 16.0).astype(np.float32), digits.target
+    scope = {"x_old": x[:1000], "y_old": y[:1000], "x_new": x[1000:1200], "y_new": y[1000:1200]}
+    exec(compile(_python_block("Worker(system.store"), str(README), "exec"), scope)  # noqa: S102
+    with Store(data_dir=tmp_path / "lifelong-data") as store:
+        registry = Registry(store)
+        assert registry.alias("champion") == 2  # trained from v1 on the feedback, gated and promoted
+        assert registry.get(2).parent == 1
+
+
+def test_your_own_model_and_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The plugin block, then the block that loads data.csv and trains the plugin model on it."""
+    from lifelong.learn import models
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(models, "MODELS", dict(models.MODELS))  # the README's "tabnet" stays in this test
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 400)
+    x = rng.normal(size=(400, 30)) + np.eye(3)[y] @ rng.normal(size=(3, 30))
+    header = ",".join([*(f"f{i}" for i in range(30)), "label"])
+    np.savetxt("data.csv", np.column_stack([x, y]), delimiter=",", header=header, comments="", fmt="%.5g")
+    scope: dict[str, object] = {}
+    exec(compile(_python_block('@register_model("tabnet")'), str(README), "exec"), scope)  # noqa: S102
+    exec(compile(_python_block('load_table("data.csv"'), str(README), "exec"), scope)  # noqa: S102
+    assert (tmp_path / "ckpt").is_dir()
