@@ -634,7 +634,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     for kind in KINDS if args.compare else [args.policy]:  # a typo is named now, not by a worker later
         Policy.from_json(kind, cfg.policy_json(kind))
     results = simulate(list(KINDS) if args.compare else [args.policy], cfg, args.out)
-    Console(width=200).print(table(results))
+    report = table(results)  # as wide as its columns need (a file's segment names are wide), 200 at least
+    Console(width=max(200, Console(width=10_000).measure(report).maximum)).print(report)
     if args.compare and args.data is None:  # issue 7's target is about the synthetic streams
         misses = target(results)
         print("issue-7 target (continual within 0.05 of scheduled-retrain in every phase after the first, "
