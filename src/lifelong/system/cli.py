@@ -106,7 +106,7 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--strategy", default="replay", help="strategy of the continual policy")
     p.add_argument("--compare", action="store_true", help="run all four policies on the same stream")
     p.add_argument("--out", type=Path, default=Path("runs/simulate"))
-    p.add_argument("--samples", type=int, default=9000, help="stream length (six equal phases)")
+    p.add_argument("--samples", type=int, default=9000, help="length of a --stream (six equal phases)")
     p.add_argument("--label-delay", type=int, default=100, help="samples between a prediction and its label")
     p.add_argument(
         "--rate", type=float, default=150.0, help="samples per second sent (0: as fast as possible)"
