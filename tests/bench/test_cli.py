@@ -96,6 +96,48 @@ def test_bench_on_an_npz_file_with_a_plugin_model(tmp_path: Path, monkeypatch: p
     assert run["metrics"]["acc"] > 0.5  # replay keeps the old classes well above 1/3
 
 
+CNN_PLUGIN = """
+from torch import nn
+from lifelong.learn.models import register_model
+
+@register_model("llbench-cnn")
+class Cnn(nn.Module):
+    def __init__(self, n_classes: int) -> None:
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten())
+        self.classifier = nn.Linear(4 * 8 * 8, n_classes)
+
+    def forward(self, x):
+        return self.classifier(self.features(x))
+"""
+
+
+def test_bench_reshapes_rows_of_pixels_for_a_cnn_that_takes_n_classes_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Digit images stored as CSV rows of 64 pixels: refused for a CNN with a message that says how,
+    then trained once --input-shape 1,8,8 gives their shape."""
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    from lifelong.learn import models
+
+    monkeypatch.setattr(models, "MODELS", dict(models.MODELS))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "llbench_cnn.py").write_text(CNN_PLUGIN)
+    digits = load_digits()
+    x, y = digits.data[:600] / 16.0, digits.target[:600]
+    header = ",".join([*(f"p{i}" for i in range(64)), "label"])
+    np.savetxt(tmp_path / "pixels.csv", np.column_stack([x, y]), delimiter=",", header=header, comments="")
+    argv = ["bench", "--data", str(tmp_path / "pixels.csv"), "--plugin", "llbench_cnn", "--model", "llbench-cnn",
+            "--strategies", "replay", "--seeds", "0", "--out", str(tmp_path / "out"), "--no-progress", "--no-plots"]  # fmt: skip
+    assert main(argv) == 2
+    assert "--input-shape C,H,W" in capsys.readouterr().err
+    assert main([*argv, "--input-shape", "1,8,8"]) == 0
+    run = json.loads((tmp_path / "out" / "results.json").read_text())["runs"][0]
+    assert run["settings"]["model"] == "llbench-cnn" and run["metrics"]["acc"] > 0.5
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
@@ -105,6 +147,9 @@ def test_bench_on_an_npz_file_with_a_plugin_model(tmp_path: Path, monkeypatch: p
         (["--plugin", "no_such_plugin_module"], "plugin 'no_such_plugin_module'"),
         (["--scenario", "domain"], "domain"),
         (["--label-column", "target"], "no label column 'target'"),
+        (["--input-shape", "1,2,2"], "--input-shape 1,2,2 holds 4 values per sample"),
+        (["--input-shape", "a,b"], "--input-shape must be integers"),
+        (["--model", "cnn"], "model cnn needs image inputs"),  # the built-in CNN on table rows
     ],
 )
 def test_bad_data_flags_exit_2_with_a_clear_error(

@@ -46,7 +46,9 @@ def test_a_registered_factory_is_built_by_name_with_its_spec(registry: dict) -> 
     assert f.lifelong_spec["name"] == "tab-fn" and f(torch.zeros(1, 5)).shape == (1, 2)
     # for_input: sized like an MLP (in_features, n_classes); kwargs add to them
     assert for_input("tab", (30,), 3).classifier.out_features == 3
-    assert for_input("tab", (2, 15), 3, width=2).body[0].weight.shape == (2, 30)
+    assert for_input("tab", (30,), 3, width=2).body[0].weight.shape == (2, 30)
+    with pytest.raises(ConfigError, match=r"cannot take samples of shape \[2,15\]"):
+        for_input("tab", (2, 15), 3)  # sized for 30 features, but its forward does not flatten [2, 15]
     with pytest.raises(ConfigError, match="--model-kwargs"):
         for_input("tab", (30,), 3, depth=2)
     register_model("tab")(Tabular)  # the same factory again (a module imported twice) is fine
@@ -101,4 +103,4 @@ def test_for_input_passes_only_the_sizes_a_factory_takes(registry: dict) -> None
     def any_kw(**kw: int) -> nn.Module:  # **kwargs takes every size
         return nn.Linear(kw["in_features"], kw["n_classes"])
 
-    assert for_input("any-kw", (2, 3), 4).weight.shape == (4, 6)
+    assert for_input("any-kw", (6,), 4).weight.shape == (4, 6)

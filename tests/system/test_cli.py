@@ -141,3 +141,48 @@ def test_a_bad_canary_variable_is_refused_naming_it(
     assert main(["worker", "--data-dir", str(tmp_path / "d")]) == 2
     assert "LIFELONG_CANARY_TEST" in capsys.readouterr().err
     assert not (tmp_path / "d").exists()
+
+
+def test_up_bootstraps_a_cnn_from_rows_of_pixels_given_their_shape(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`lifelong up --bootstrap pixels.csv --input-shape 1,8,8` with a plugin CNN: the contract says
+    [1, 8, 8]; without the shape the CNN is refused before anything is registered."""
+    import numpy as np
+    import uvicorn
+    from sklearn.datasets import load_digits
+
+    from lifelong.learn import models
+    from lifelong.system import cli
+    from lifelong.system.contract import Contract
+    from lifelong.system.registry import Registry
+    from lifelong.system.store import Store
+
+    monkeypatch.setattr(models, "MODELS", dict(models.MODELS))
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: None)  # bootstrap only: no server, no worker
+    monkeypatch.setattr(cli.Supervisor, "start", lambda self: None)
+    monkeypatch.setattr(cli.Supervisor, "stop", lambda self: None)
+    monkeypatch.setattr(cli.signal, "signal", lambda *a: None)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "upcnn.py").write_text(
+        "from torch import nn\nfrom lifelong.learn.models import register_model\n\n"
+        "@register_model('up-cnn')\nclass Cnn(nn.Module):\n"
+        "    def __init__(self, n_classes: int) -> None:\n        super().__init__()\n"
+        "        self.features = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.Flatten())\n"
+        "        self.classifier = nn.Linear(256, n_classes)\n\n"
+        "    def forward(self, x):\n        return self.classifier(self.features(x))\n"
+    )
+    digits = load_digits()
+    header = ",".join([*(f"p{i}" for i in range(64)), "label"])
+    rows = np.column_stack([digits.data[:300] / 16.0, digits.target[:300]])
+    np.savetxt(tmp_path / "pixels.csv", rows, delimiter=",", header=header, comments="")
+    argv = ["up", "--no-auth", "--data-dir", str(tmp_path / "d"), "--bootstrap", str(tmp_path / "pixels.csv"),
+            "--plugin", "upcnn", "--model", "up-cnn"]  # fmt: skip
+    assert main(argv) == 2
+    assert "--input-shape C,H,W" in capsys.readouterr().err
+    with Store(data_dir=tmp_path / "d") as store:
+        assert Registry(store).versions() == []  # refused before anything was registered
+    assert main([*argv, "--input-shape", "1,8,8"]) == 0
+    with Store(data_dir=tmp_path / "d") as store:
+        contract = Contract.load(Registry(store).get(1).path)
+    assert contract is not None and contract.input_shape == (1, 8, 8)

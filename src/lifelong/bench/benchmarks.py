@@ -98,6 +98,7 @@ def from_file(
     scenario: str = "class",
     domain_column: str | None = None,
     test_fraction: float = 0.2,
+    input_shape: tuple[int, ...] | None = None,
 ) -> Benchmark:
     """A benchmark on the user's own file (``.npz``, ``.csv``, ``.parquet``).
 
@@ -105,7 +106,8 @@ def from_file(
     split; ``domain`` makes one experience per value of ``domain_column`` (80/20 inside each).
     Features are standardised with the mean and standard deviation of the training samples
     (the test samples never inform them), so methods are compared on a well-conditioned problem.
-    The file is read once, here, so a malformed file fails before any training.
+    The file is read once, here, so a malformed file fails before any training. ``input_shape``
+    reshapes each sample (images stored as one row of pixels become ``[C, H, W]`` for a CNN).
     """
     from lifelong.data.files import load_table
 
@@ -113,7 +115,7 @@ def from_file(
         raise ConfigError(f"scenario: unknown {scenario!r}; valid: {', '.join(SCENARIOS)}")
     if scenario == "domain" and domain_column is None:
         raise ConfigError("a domain-incremental benchmark needs the column that names each sample's domain")
-    table = load_table(path, label_column, domain_column)
+    table = load_table(path, label_column, domain_column).reshaped(input_shape)
 
     def build(seed: int) -> Any:
         from lifelong.data import scenarios

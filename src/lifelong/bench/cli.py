@@ -40,6 +40,8 @@ def add_commands(sub: Any) -> None:
     )
     p.add_argument("--data", default=None, help="your own .npz/.csv/.parquet file instead of --benchmark")
     p.add_argument("--label-column", default="label", help="label column of a CSV/Parquet --data file")
+    p.add_argument("--input-shape", default=None,
+                   help="reshape each --data sample to this, e.g. 1,8,8 for images stored as rows of pixels")  # fmt: skip
     p.add_argument(
         "--domain-column", default=None, help="column naming each sample's domain (--scenario domain)"
     )
@@ -189,7 +191,12 @@ def bench(args: argparse.Namespace) -> int:
     strategies = _csv(args.strategies)
     _validate([] if args.data else benchmarks, strategies)
     if args.data:  # the user's own file, split 80/20 with each seed
-        benchmarks = [from_file(args.data, args.label_column, args.scenario, args.domain_column)]
+        from lifelong.data.files import parse_shape
+
+        shape = parse_shape(args.input_shape) if args.input_shape else None
+        benchmarks = [
+            from_file(args.data, args.label_column, args.scenario, args.domain_column, input_shape=shape)
+        ]
     try:
         seeds = [int(s) for s in _csv(args.seeds)]
     except ValueError as e:

@@ -65,6 +65,7 @@ class SimConfig:
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     standardize: bool = False
     plugins: tuple[str, ...] = ()
+    input_shape: tuple[int, ...] | None = None  # each row reshaped to this (images stored as pixel rows)
 
     def policy_json(self, kind: str, phase: int | None = None) -> dict[str, Any]:
         """Policy fields scaled to the stream: schedules every half phase, windows of one phase."""
@@ -94,7 +95,7 @@ def make_sim_stream(cfg: SimConfig) -> tuple[DriftingStream, dict[str, Any]]:
             cfg.stream, cfg.seed, phase_length=max(1, cfg.samples // 6), chunk_size=cfg.chunk
         )
         return stream, {}
-    table = load_table(cfg.data, label_column=cfg.label_column)
+    table = load_table(cfg.data, label_column=cfg.label_column).reshaped(cfg.input_shape)
     boot = cfg.bootstrap if cfg.bootstrap is not None else len(table) // (cfg.segments + 1)
     stream = FileStream(table.to_dataset(), bootstrap=boot, segments=cfg.segments, seed=cfg.seed,
                         chunk_size=cfg.chunk, name=Path(cfg.data).stem)  # fmt: skip

@@ -16,8 +16,9 @@ task column, and every other column is a numeric feature. String labels are mapp
 
 from __future__ import annotations
 
+import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ import numpy as np
 import torch
 
 from lifelong.data.dataset import Dataset, Split
-from lifelong.errors import DataError
+from lifelong.errors import ConfigError, DataError
 
 SUFFIXES = (".npz", ".csv", ".parquet")
 
@@ -52,6 +53,23 @@ class Table:
         """Outputs a classifier needs: the largest label plus one."""
         return int(self.y.max()) + 1
 
+    def reshaped(self, shape: tuple[int, ...] | None) -> Table:
+        """The samples as ``[N, *shape]`` (images stored as one row of pixels, say); None keeps them.
+
+        >>> t = Table(np.zeros((2, 64), np.float32), np.array([0, 1]), None, [], [0, 1])
+        >>> t.reshaped((1, 8, 8)).x.shape
+        (2, 1, 8, 8)
+        """
+        if shape is None:
+            return self
+        if math.prod(shape) != math.prod(self.x.shape[1:]):
+            given = ",".join(map(str, shape))
+            raise DataError(
+                f"{self.name}: --input-shape {given} holds {math.prod(shape)} values per sample, but each "
+                f"sample of the file has {math.prod(self.x.shape[1:])} (shape {list(self.x.shape[1:])})"
+            )
+        return replace(self, x=self.x.reshape(len(self.x), *shape))
+
     def to_dataset(self) -> Dataset:
         """The samples as a lifelong :class:`Dataset` (task ids from the task column, if any)."""
         t = None if self.tasks is None else torch.from_numpy(self.tasks)
@@ -62,6 +80,17 @@ class Table:
         from lifelong.data.scenarios import holdout
 
         return holdout(self.to_dataset(), test_fraction, seed)
+
+
+def parse_shape(text: str) -> tuple[int, ...]:
+    """The shape of one sample from the command line: ``30``, ``1,28,28`` or ``1x28x28``."""
+    try:
+        shape = tuple(int(d) for d in text.replace("x", ",").split(","))
+    except ValueError:
+        raise ConfigError(f"--input-shape must be integers like 30 or 1,28,28, got {text!r}") from None
+    if not shape or min(shape) < 1:
+        raise ConfigError(f"--input-shape must be positive integers, got {text!r}")
+    return shape
 
 
 def load_table(

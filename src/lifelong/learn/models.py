@@ -173,12 +173,36 @@ def for_input(name: str, input_shape: Sequence[int], n_classes: int, /, **kwargs
     sizes = {"in_features": math.prod(input_shape), "n_classes": n_classes}
     sizes = {k: v for k, v in sizes.items() if _accepts(factory, k)}  # a CNN may take n_classes only
     try:
-        return create_model(name, **{**sizes, **kwargs})
+        model = create_model(name, **{**sizes, **kwargs})
     except ConfigError as e:
         raise ConfigError(
             f"{e}; sizing a model for the data passes in_features and n_classes where its factory takes "
             "them, so a factory that needs other arguments gets them from its kwargs (--model-kwargs)"
         ) from e
+    check_takes(model, input_shape, name)
+    return model
+
+
+def check_takes(model: nn.Module, input_shape: Sequence[int], name: str) -> None:
+    """Refuse, before any training, a model whose forward cannot take samples of ``input_shape``
+    (a CNN given images stored as rows of pixels, say): one forward of two zero samples, in eval
+    mode and without gradients, so nothing about the model changes."""
+    import torch
+
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(2, *input_shape))
+    except (RuntimeError, ValueError, TypeError, IndexError) as err:
+        shape = ",".join(str(d) for d in input_shape)
+        raise ConfigError(
+            f"model {name!r} cannot take samples of shape [{shape}] ({str(err).splitlines()[0]}); check its "
+            "kwargs (--model-kwargs) against the data, and if the samples are images stored as rows of "
+            "pixels, give their shape (--input-shape C,H,W)"
+        ) from err
+    finally:
+        model.train(was_training)
 
 
 def _accepts(factory: Factory, keyword: str) -> bool:

@@ -53,7 +53,10 @@ def add_commands(sub: Any) -> None:
         "--model-kwargs", default=None, help="model arguments as JSON, e.g. '{\"in_features\": 30}'"
     )
     p.add_argument(
-        "--input-shape", default=None, help="shape of one sample, e.g. 30 or 1,28,28 (--bootstrap none)"
+        "--input-shape",
+        default=None,
+        help="shape of one sample, e.g. 30 or 1,28,28: an untrained champion's (--bootstrap none), or the "
+        "shape a --bootstrap file's rows are reshaped to (images stored as one row of pixels)",
     )
     p.add_argument(
         "--n-classes", type=int, default=None, help="size of the label space (default: from the labels)"
@@ -129,6 +132,9 @@ def add_commands(sub: Any) -> None:
     )
     g.add_argument(
         "--standardize", action="store_true", help="standardise inputs by the bootstrap rows' statistics"
+    )
+    g.add_argument(
+        "--input-shape", default=None, help="reshape each row to this, e.g. 1,8,8 (images as pixel rows)"
     )
     g.add_argument("--plugin", action="append", default=[], metavar="MODULE",
                    help="import MODULE first, so its register_model/strategies exist (repeatable)")  # fmt: skip
@@ -472,6 +478,7 @@ def _raise_stop(signum: int, frame: Any) -> None:
 
 
 def _bootstrap(store: Any, registry: Any, args: argparse.Namespace, policy: Any) -> int:
+    from lifelong.data.files import load_table, parse_shape
     from lifelong.system.trainer import bootstrap
 
     kwargs = _json_object(args.model_kwargs, "--model-kwargs") if args.model_kwargs else None
@@ -481,15 +488,14 @@ def _bootstrap(store: Any, registry: Any, args: argparse.Namespace, policy: Any)
     source = args.bootstrap
     if source == "none":
         n_classes = args.n_classes or (kwargs or {}).get("n_classes")
-        shape = _shape(args.input_shape) if args.input_shape else None
+        shape = parse_shape(args.input_shape) if args.input_shape else None
         if shape is None and kwargs and "in_features" in kwargs:
             shape = (int(kwargs["in_features"]),)
         return bootstrap(store, registry, None, n_classes=n_classes, input_shape=shape, **common)
     if source in ("digits", "fmnist"):
         return bootstrap(store, registry, _bundled(source), n_classes=args.n_classes or 10, **common)
-    from lifelong.data.files import load_table
-
     table = load_table(Path(source), label_column=args.label_column)
+    table = table.reshaped(parse_shape(args.input_shape) if args.input_shape else None)
     return bootstrap(store, registry, table.to_dataset(), n_classes=args.n_classes,
                      class_names=getattr(table, "class_names", None), feature_names=table.feature_names,
                      **common)  # fmt: skip
@@ -505,16 +511,6 @@ def _bundled(name: str) -> Any:
     from lifelong.data import digits
 
     return digits().train
-
-
-def _shape(text: str) -> tuple[int, ...]:
-    try:
-        shape = tuple(int(d) for d in text.replace("x", ",").split(","))
-    except ValueError:
-        raise ConfigError(f"--input-shape must be integers like 30 or 1,28,28, got {text!r}") from None
-    if not shape or min(shape) < 1:
-        raise ConfigError(f"--input-shape must be positive integers, got {text!r}")
-    return shape
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -615,6 +611,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from lifelong.bench.simulate import SimConfig, simulate, table, target
+    from lifelong.data.files import parse_shape
     from lifelong.system.policy import KINDS, Policy
 
     if not args.compare and args.policy not in KINDS:
@@ -626,7 +623,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                     label_delay=args.label_delay, rate=args.rate, seed=args.seed, overrides=overrides,
                     data=None if args.data is None else str(args.data), label_column=args.label_column,
                     bootstrap=args.bootstrap, segments=args.segments, model=args.model,
-                    model_kwargs=model_kwargs, standardize=args.standardize, plugins=tuple(args.plugin))  # fmt: skip
+                    model_kwargs=model_kwargs, standardize=args.standardize, plugins=tuple(args.plugin),
+                    input_shape=parse_shape(args.input_shape) if args.input_shape else None)  # fmt: skip
     if args.data is not None:  # a bad file, column or size is named now, before any process starts
         from lifelong.bench.simulate import make_sim_stream
 

@@ -35,7 +35,7 @@ from lifelong.data.scenarios import Experience
 from lifelong.errors import ConfigError, NotFoundError
 from lifelong.learn.buffers import Buffer
 from lifelong.learn.learner import Learner
-from lifelong.learn.models import build, create_model, for_input
+from lifelong.learn.models import build, check_takes, create_model, for_input
 from lifelong.learn.strategy import Strategy, get_strategy
 from lifelong.system.contract import Contract
 from lifelong.system.events import EventKind
@@ -292,7 +292,9 @@ def _candidate(path: Path, policy: Policy, mode: Mode, device: str = "cpu") -> L
 def _model(name: str, kwargs: dict[str, Any] | None, contract: Contract) -> torch.nn.Module:
     """A registered model: with ``kwargs`` exactly as given, else sized for the contract."""
     if kwargs:
-        return create_model(name, **kwargs)
+        model = create_model(name, **kwargs)
+        check_takes(model, contract.input_shape, name)
+        return model
     return for_input(name, contract.input_shape, len(contract.classes))
 
 
