@@ -192,6 +192,11 @@ CASES: list[tuple[str, str, Any, int]] = [
     ("POST", "/v1/feedback", {"prediction_id": "x", "label": BIG}, 422),
     ("POST", "/v1/feedback", {"prediction_id": "x", "label": 7}, 422),
     ("POST", "/v1/feedback", {"prediction_id": "\ud800", "label": 1}, 422),
+    # NUL: PostgreSQL's text columns refuse it (a 500 there, and a replica out of /readyz, before)
+    ("POST", "/v1/feedback", {"prediction_id": "x\u0000", "label": 1}, 422),
+    ("POST", "/v1/feedback", {"feedback": [{"prediction_id": "\u0000", "label": 1}]}, 422),
+    ("POST", "/v1/predict", {"inputs": [ROW], "ids": ["a\u0000b"]}, 422),
+    ("POST", "/v1/train", {"reason": "now\u0000"}, 422),
     ("POST", "/v1/feedback", {"feedback": []}, 422),
     ("POST", "/v1/feedback", {"feedback": [{"prediction_id": "x", "label": -BIG}]}, 422),
     ("POST", "/v1/predict", {"inputs": [ROW], "ids": ["\udfff"]}, 422),

@@ -106,7 +106,12 @@ def test_champion_promotion_and_stacked_rollback(registry: Registry, store: Stor
     registry.set_alias("champion", v3)  # no-op: not a new history entry
     assert registry.alias("champion") == v3
 
+    before = time.time()
     assert registry.rollback() == v2
+    since = registry.deployed_since("champion")
+    # v2 serves again from now: its earlier traffic does not count as its live accuracy (the worker's
+    # floor read it, and retrained from the version an operator had just rolled back to)
+    assert since is not None and since >= before
     assert registry.rollback() == v1  # rollbacks keep walking back
     with pytest.raises(RegistryError, match="no earlier holder"):
         registry.rollback()

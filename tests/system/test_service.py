@@ -99,6 +99,11 @@ def test_inputs_are_validated_at_the_boundary(tmp_path: Path) -> None:
         with pytest.raises(DataError, match=r"shape \[8\]"):
             system.add_samples([[0.0] * 3])
         assert len(system.add_samples([[1.0] * 8, [2.0] * 8], [0, 1])) == 2
+        # ids PostgreSQL could not store (a NUL) are refused here, on every store
+        with pytest.raises(DataError, match="no NUL"):
+            system.predict([[0.0] * 8], ids=["a\x00b"])
+        with pytest.raises(DataError, match="no NUL"):
+            system.feedback("x\x00", 1)
         assert len(system.predict([[0.0] * 8])) == 1  # still serving
 
 
@@ -261,6 +266,17 @@ def test_a_new_class_sent_by_name_is_learned_and_served_by_that_name(tmp_path: P
         assert system.store.class_names()["bacon"] == 4
         with pytest.raises(DataError, match="a class name has 1 to 200 characters"):
             system.add_samples(split.test.x[:1], ["x" * 201])
+        with pytest.raises(DataError, match="NUL"):
+            system.add_samples(split.test.x[:1], ["to\x00ast"])
+        # a new index grows the head to it: one stray 2**31 - 1 would ask for billions of outputs
+        before = system.store.count_samples(None, labelled_only=True)
+        for label in (2**31 - 1, 4 + 1000):
+            with pytest.raises(DataError, match="too far past this deployment's 4 classes"):
+                system.add_samples(split.test.x[:1], [label])
+            with pytest.raises(DataError, match="too far past"):
+                system.feedback(preds[1]["id"], label)
+        assert system.store.count_samples(None, labelled_only=True) == before
+        assert len(system.add_samples(split.test.x[:1], [4 + 999])) == 1  # far, but within the bound
 
 
 def test_an_ab_test_promotes_a_clearly_better_canary_and_ends_a_worse_one(tmp_path: Path) -> None:

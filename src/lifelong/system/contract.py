@@ -34,6 +34,22 @@ from lifelong.errors import CheckpointError, DataError
 
 FILE = "contract.json"
 MAX_CLASS_NAME = 200  # characters of a class name: what the API accepts and the store keeps
+MAX_NEW_CLASSES = 1000  # with allow_new_classes: how far past the known classes a new index may be
+
+
+def unstorable(text: str) -> str | None:
+    """Why ``text`` (an id, a class name) cannot be kept by every supported store, or None.
+
+    JSON allows a lone surrogate ("\\ud800") that no database encodes, and a NUL character that
+    PostgreSQL's text columns refuse (SQLite keeps it): both are refused at the door instead.
+    """
+    if "\x00" in text:
+        return "must not contain a NUL character (\\u0000)"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "must be valid Unicode text (no lone surrogates)"
+    return None
 
 
 @dataclass(frozen=True)
@@ -114,8 +130,9 @@ class Contract:
 
         A label is a class index or, where the classes have names (a bootstrap file with string
         labels), a class name: clients send back what predictions call the class. With
-        ``allow_new_classes`` any index >= 0 passes (the trainer grows the head), and so does a name
-        in ``names``, the indices the store gave to new classes' names."""
+        ``allow_new_classes`` a new index passes up to ``MAX_NEW_CLASSES`` past the known ones (the
+        trainer grows the head to the largest label, so one stray 2**31 would ask for billions of
+        outputs), and so does a name in ``names``, the indices the store gave to new classes' names."""
         out = []
         for lab in labels:
             if isinstance(lab, str):
@@ -129,6 +146,12 @@ class Contract:
                 raise DataError(
                     f"label {lab} is not in this deployment's label space; valid labels: "
                     f"{self.describe_classes()} (start the system with --allow-new-classes to learn new ones)"
+                )
+            if lab >= len(self.classes) + MAX_NEW_CLASSES:  # each index is one more output of the head
+                raise DataError(
+                    f"label {lab} is too far past this deployment's {len(self.classes)} classes: new classes "
+                    f"take the next indices ({len(self.classes)}, {len(self.classes) + 1}, ...), at most "
+                    f"{MAX_NEW_CLASSES} beyond them, since the trainer grows the head to the largest label"
                 )
             out.append(lab)
         return out
@@ -150,16 +173,14 @@ class Contract:
 
     def new_class_names(self, labels: Sequence[Any]) -> list[str]:
         """The names among ``labels`` this contract does not know, each one checked to be storable
-        (1 to ``MAX_CLASS_NAME`` characters of valid Unicode): with ``allow_new_classes`` they are new
+        (1 to ``MAX_CLASS_NAME`` characters, see :func:`unstorable`): with ``allow_new_classes`` they are new
         classes, to be given indices by the store."""
         new = [lab for lab in labels if isinstance(lab, str) and lab not in (self.class_names or ())]
         for name in new:
             if not 0 < len(name) <= MAX_CLASS_NAME:
                 raise DataError(f"a class name has 1 to {MAX_CLASS_NAME} characters, got {len(name)}")
-            try:
-                name.encode("utf-8")
-            except UnicodeEncodeError:
-                raise DataError("a class name must be valid Unicode text (no lone surrogates)") from None
+            if (problem := unstorable(name)) is not None:
+                raise DataError(f"a class name {problem}")
         return new
 
     def class_name(self, label: int) -> str:

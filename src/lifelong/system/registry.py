@@ -329,8 +329,11 @@ class Registry:
             if previous is None:
                 conn.execute(sa.delete(aliases).where(aliases.c.name == alias))
             else:
-                conn.execute(sa.update(d).where(d.c.id == previous.id).values(state="active"))
-                values = {"version": previous.version, "share": previous.share, "updated": time.time()}
+                # ts: when it became active again, so its live figures (the worker's floor, a canary's
+                # comparison) start now, not with the traffic it served before it was replaced
+                now = time.time()
+                conn.execute(sa.update(d).where(d.c.id == previous.id).values(state="active", ts=now))
+                values = {"version": previous.version, "share": previous.share, "updated": now}
                 upsert(conn, aliases, {"name": alias}, values)
             restored = None if previous is None else previous.version
             insert_event(conn, EventKind.ROLLBACK, {"alias": alias, "from": current.version, "to": restored})

@@ -22,7 +22,7 @@ from pydantic import (
 )
 
 from lifelong.errors import DataError
-from lifelong.system.contract import MAX_CLASS_NAME
+from lifelong.system.contract import MAX_CLASS_NAME, unstorable
 
 _EXAMPLE = [[0.1, -1.2, 0.3, 2.0, 0.0, 0.5, -0.7, 1.1]]
 
@@ -32,11 +32,9 @@ class InputTooLargeError(DataError):
 
 
 def _utf8(text: str) -> str:
-    """JSON allows a lone surrogate ("\\ud800") that no database can store: refuse it here (422)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("must be valid Unicode text (no lone surrogates)") from None
+    """Text a store cannot keep (a lone surrogate, a NUL) is a 422 here, never a database error."""
+    if (problem := unstorable(text)) is not None:
+        raise ValueError(problem)
     return text
 
 

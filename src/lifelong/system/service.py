@@ -25,7 +25,7 @@ import torch
 from lifelong.errors import ConfigError, DataError, LifelongError, NotFoundError
 from lifelong.learn.learner import Learner
 from lifelong.system.canary import apply_canary_rule, compare_variants
-from lifelong.system.contract import Contract
+from lifelong.system.contract import Contract, unstorable
 from lifelong.system.events import EventKind
 from lifelong.system.health import (
     Facts,
@@ -52,6 +52,11 @@ _CACHE = 8  # loaded versions kept in memory (the live ones plus recent, for qui
 class _Request:
     x: np.ndarray  # float32 [B, *shape]
     ids: list[str] | None
+
+
+def _text64(value: object) -> bool:
+    """An id the store keeps: 1 to 64 characters of storable text."""
+    return isinstance(value, str) and 0 < len(value) <= 64 and unstorable(value) is None
 
 
 class System:
@@ -150,8 +155,10 @@ class System:
         arr = to_array(x, self.settings.max_batch)
         if ids is not None:
             ids = list(ids)
-            if len(ids) != len(arr) or not all(isinstance(i, str) and 0 < len(i) <= 64 for i in ids):
-                raise DataError(f"ids must be {len(arr)} strings of 1 to 64 characters, one per sample")
+            if len(ids) != len(arr) or not all(_text64(i) for i in ids):
+                raise DataError(
+                    f"ids must be {len(arr)} strings of 1 to 64 characters (no NUL), one per sample"
+                )
         return _Request(arr, ids)
 
     def _predict_batch(self, requests: list[_Request]) -> list[list[dict[str, Any]] | BaseException]:
@@ -281,8 +288,8 @@ class System:
         checked = []
         for i, (pid, lab) in enumerate(items):
             where = "" if len(items) == 1 else f"feedback item {i}: "
-            if not isinstance(pid, str) or not 0 < len(pid) <= 64:
-                raise DataError(f"{where}prediction_id must be a string of 1 to 64 characters")
+            if not _text64(pid):
+                raise DataError(f"{where}prediction_id must be a string of 1 to 64 characters (no NUL)")
             try:
                 (lab,) = check([lab])
             except DataError as err:
