@@ -196,6 +196,7 @@ CASES: list[tuple[str, str, Any, int]] = [
     ("POST", "/v1/feedback", {"prediction_id": "x\u0000", "label": 1}, 422),
     ("POST", "/v1/feedback", {"feedback": [{"prediction_id": "\u0000", "label": 1}]}, 422),
     ("POST", "/v1/predict", {"inputs": [ROW], "ids": ["a\u0000b"]}, 422),
+    ("POST", "/v1/predict", {"inputs": [ROW], "probabilities": "yes"}, 422),  # true or false only
     ("POST", "/v1/train", {"reason": "now\u0000"}, 422),
     ("POST", "/v1/feedback", {"feedback": []}, 422),
     ("POST", "/v1/feedback", {"feedback": [{"prediction_id": "x", "label": -BIG}]}, 422),

@@ -146,6 +146,10 @@ def test_canary_share_rollback_and_removal(registry: Registry) -> None:
     registry.remove_alias("canary")  # no-op
     registry.set_alias("canary", v3, share=0.5)
     assert registry.rollback("canary") is None and registry.alias("champion") == v2
+    for alias in ("canary", "shadow"):  # the champion against itself measures nothing
+        with pytest.raises(RegistryError, match="v2 is the champion"):
+            registry.set_alias(alias, v2, share=0.5)
+    assert registry.alias("canary") is None and registry.alias("shadow") is None
 
 
 @pytest.mark.parametrize("alias", ["../champion", "Champion", "a/b", "", "x" * 65, ".hidden"])

@@ -279,6 +279,15 @@ class Registry:
             current = conn.execute(sa.select(aliases).where(aliases.c.name == alias)).first()
             if current is not None and (current.version, current.share) == (version, share):
                 return
+            if alias != "champion":
+                champion = conn.execute(
+                    sa.select(aliases.c.version).where(aliases.c.name == "champion")
+                ).first()
+                if champion is not None and champion.version == version:
+                    raise RegistryError(
+                        f"v{version} is the champion; a {alias} of it would compare it with itself: "
+                        "deploy another version"
+                    )
             now, d = time.time(), deployments
             conn.execute(
                 sa.update(d).where(d.c.kind == alias, d.c.state == "active").values(state="replaced")

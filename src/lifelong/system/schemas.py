@@ -110,7 +110,9 @@ class PredictRequest(_Body):
         default=None, description="optional request id per sample; the same id is always routed the same way"
     )
     probabilities: bool = Field(
-        default=False, description="also return each prediction's class probabilities keyed by class (name)"
+        default=False,
+        strict=True,  # true or false: "yes", 1 or "false" would be guessed at
+        description="also return each prediction's class probabilities keyed by class (name)",
     )
 
 
