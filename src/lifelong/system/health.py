@@ -98,7 +98,8 @@ def readiness_reasons(f: Facts) -> list[str]:
     if f.write_failure is not None:
         reasons.append(
             f"store writes are failing ({f.write_failure}); {f.unlogged_predictions} predictions were "
-            "answered without being recorded; samples and feedback get 507 until space is freed"
+            "answered without being recorded; the replica recovers by itself once the store takes writes "
+            "again (a full disk or database: samples and feedback get 507 until space is freed)"
         )
     if f.worker_heartbeat is None:
         reasons.append(
