@@ -29,7 +29,10 @@ def test_ready_only_when_every_fact_is_good() -> None:
         reasons = readiness_reasons(Facts(**{**READY.__dict__, **change}))
         assert len(reasons) == 1 and expected in reasons[0], (expected, reasons)
     everything = Facts(**{**READY.__dict__, **{k: v for c in cases.values() for k, v in c.items()}})
-    assert len(readiness_reasons(everything)) == 6  # one worker reason (the stale heartbeat)
+    # one worker reason (the stale heartbeat); the degraded reason explains the unloaded champion
+    assert len(readiness_reasons(everything)) == 5
+    unloadable = {"champion_loaded": False, "degraded": ("champion v1 cannot be loaded (unknown model)",)}
+    assert readiness_reasons(Facts(**{**READY.__dict__, **unloadable})) == list(unloadable["degraded"])
 
 
 class _PgDiskFull(Exception):

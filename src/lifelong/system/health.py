@@ -91,7 +91,7 @@ class Facts:
 def readiness_reasons(f: Facts) -> list[str]:
     """Every reason the replica is not ready; an empty list means ready."""
     reasons = []
-    if not f.champion_loaded:
+    if not f.champion_loaded and not f.degraded:  # else the degraded reason says why it is not loaded
         reasons.append("no champion is loaded; bootstrap one (lifelong up) or promote a version")
     if f.store_error is not None:
         reasons.append(f"the store is not writable: {f.store_error}")
