@@ -464,3 +464,38 @@ def test_a_training_step_reads_nothing_back_from_its_tensors(name, monkeypatch) 
     learner = Learner(toy_model(), [Boundary(), make_strategy(name, "split-fmnist"), Steps()], batch_size=10)
     learner.fit(toy_scenario("class"))
     assert reads == []
+
+
+def test_batch_norm_never_trains_on_a_batch_of_one_sample() -> None:
+    """A last batch of one sample joins the one before it (batch norm cannot train on it); one sample
+    alone is refused before anything changes; other models keep their batches as they are."""
+    from torch import nn
+
+    def bn() -> nn.Module:
+        return nn.Sequential(nn.Linear(8, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 4))
+
+    x, y = torch.randn(21, 8), torch.randint(0, 4, (21,))
+    learner = Learner(bn(), batch_size=10, seed=0)
+    learner.partial_fit(x, y)  # 10 + 11, where 10 + 10 + 1 raised a ValueError inside torch
+    assert learner._step == 2
+    before = {k: v.clone() for k, v in learner.model.state_dict().items()}
+    with pytest.raises(DataError, match="batch norm cannot train on a single sample"):
+        learner.partial_fit(x[:1], y[:1])
+    assert all(torch.equal(v, before[k]) for k, v in learner.model.state_dict().items())
+    plain = Learner(nn.Sequential(nn.Linear(8, 4)), batch_size=10, seed=0)
+    plain.partial_fit(x, y)
+    assert plain._step == 3
+
+
+def test_fit_names_a_shape_the_model_cannot_take() -> None:
+    from torch import nn
+
+    from lifelong.data import from_tensors
+    from lifelong.data.scenarios import class_incremental
+    from lifelong.learn.models import MLP
+
+    data = from_tensors(torch.randn(80, 64), torch.arange(80) % 4)
+    with pytest.raises(DataError, match=r"expected samples of shape \(784,\)"):
+        Learner(MLP()).fit(class_incremental(data, n_experiences=2))  # built for 784 features
+    with pytest.raises(DataError, match=r"cannot take this scenario's samples of shape \[64\]"):
+        Learner(nn.Sequential(nn.Linear(30, 4))).fit(class_incremental(data, n_experiences=2))

@@ -86,3 +86,47 @@ def test_unknown_penalty_step_is_refused() -> None:
     ):
         with pytest.raises(ConfigError, match="penalty_step"):
             make()
+
+
+def _bn_model() -> torch.nn.Module:
+    """toy_model's sizes (8 inputs, 4 classes) with batch norm after the hidden layer."""
+    from torch import nn
+
+    class BN(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.features = nn.Sequential(nn.Linear(8, 16), nn.BatchNorm1d(16), nn.ReLU())
+            self.classifier = nn.Linear(16, 4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.classifier(self.features(x))
+
+    return BN()
+
+
+@pytest.mark.parametrize("name", ["mas", "ogd", "ewc"])
+def test_importances_of_a_batch_norm_model_leave_its_statistics_alone(name: str) -> None:
+    """Their probe of the output size used to run one sample through batch norm in train mode (a
+    ValueError) and, with more samples, to move its running statistics at the boundary."""
+    from lifelong.strategies import OGD
+
+    strategy = {"mas": MAS(), "ogd": OGD(), "ewc": EWC()}[name]
+    model = _bn_model()
+    learner = Learner(model, [strategy], lr=LR, batch_size=8, seed=0)
+    first = toy_scenario().experiences[0]
+    learner._begin(first)
+    learner._train_epochs(first.train)
+    stats = model.features[1].running_mean.clone()
+    learner.consolidate()  # the importances (or OGD's gradient basis) are computed here
+    assert torch.equal(model.features[1].running_mean, stats)
+
+
+def test_ewc_fisher_beside_multihead_task_heads() -> None:
+    """Per-sample gradients of another task's head are zero and come back from vmap broadcast: squaring
+    them in place raised 'more than one element of the written-to tensor refers to a single memory location'."""
+    from lifelong.strategies import MultiHead
+
+    ewc = EWC()
+    result = Learner(toy_model(), [MultiHead(), ewc], lr=LR, batch_size=8, seed=0).fit(toy_scenario("task"))
+    assert not result.diverged and len(ewc.fishers_) == len(result.accuracy_matrix)
+    assert all(torch.isfinite(f).all() for fisher in ewc.fishers_ for f in fisher.values())

@@ -2,6 +2,7 @@
 
 import copy
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -59,3 +60,16 @@ def test_reservoir_memory_is_filled_and_replayed() -> None:
     assert len(mer.buffer_) == 20 and mer.buffer_.seen == 240
     assert set(mer.buffer_.y.tolist()) == {0, 1, 2, 3}  # reservoir: both experiences are kept
     assert result.accuracy_matrix[-1][0] > 0.5  # replay keeps the first experience alive
+
+
+def test_mer_refuses_a_batch_norm_model_it_would_step_one_sample_at_a_time() -> None:
+    from torch import nn
+
+    from lifelong.errors import StrategyMismatchError
+    from lifelong.learn.learner import Learner
+    from lifelong.strategies import MER
+
+    model = nn.Sequential(nn.Linear(8, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 4))
+    with pytest.raises(StrategyMismatchError, match="batch norm"):
+        Learner(model, [MER()])
+    Learner(model, [MER(group_size=2)])  # groups of two are fine

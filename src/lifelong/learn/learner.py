@@ -25,7 +25,7 @@ from lifelong.data.scenarios import Experience, Scenario, TaskFreeStream
 from lifelong.errors import ConfigError, DataError, StrategyMismatchError
 from lifelong.learn import checkpoint, distributed, heads
 from lifelong.learn.callbacks import Callback, Control, LoopState
-from lifelong.learn.models import HOW_TO_REGISTER, build, n_parameters, spec_input_shape
+from lifelong.learn.models import HOW_TO_REGISTER, build, has_batch_norm, n_parameters, spec_input_shape
 from lifelong.learn.strategy import HOOKS, Strategy, get_strategy, overrides
 from lifelong.metrics.costs import peak_rss_mb
 from lifelong.metrics.result import Result
@@ -244,11 +244,24 @@ class Learner:
         self._train_epochs(data)
         self.consolidate()
 
+    def _batches(self, n: int) -> tuple[list[int], list[int]]:
+        """Where each batch of ``n`` samples starts and ends: ``batch_size`` each, except that with batch
+        norm a last batch of one sample (which it cannot train on) joins the batch before it."""
+        starts = list(range(0, n, self.batch_size))
+        if n % self.batch_size == 1 and has_batch_norm(self.model):
+            if len(starts) == 1:  # raised before any step: the model and the strategies are unchanged
+                raise DataError(
+                    "a model with batch norm cannot train on a single sample (its statistics need two); "
+                    "send at least 2 samples at a time"
+                )
+            starts.pop()
+        return starts, [*starts[1:], n]
+
     def _train_epochs(self, data: Dataset) -> None:
         if len(data) == 0:
             return
-        bs = self.batch_size
-        self.state.steps_in_epoch = -(-len(data) // bs)
+        starts, ends = self._batches(len(data))
+        self.state.steps_in_epoch = len(starts)
         self.state.epochs = self.epochs
         self._callbacks("on_experience_start")
         self.model.train()  # once here, not per step: Module.train() recurses through every submodule
@@ -256,8 +269,8 @@ class Learner:
         for epoch in range(self.epochs):
             self.state.epoch = epoch
             order = torch.randperm(len(data), generator=self.generator)
-            for i in range(0, len(data), bs):
-                index = order[i : i + bs]
+            for i, j in zip(starts, ends):
+                index = order[i:j]
                 rows = data.x[index]  # gathered once: the batch's inputs and what a memory stores
                 x = rows.float()  # as Dataset.features, without scaling float rows in place
                 if data.scale != 1.0:
@@ -423,6 +436,7 @@ class Learner:
         y = self.as_labels(y, len(x), "partial_fit")
         if len(x) == 0:
             raise DataError("partial_fit: x is empty; pass at least one sample")
+        starts, ends = self._batches(len(x))  # refused here, before anything changes
         if t is not None:
             t = torch.as_tensor(np.asarray(t)).long().expand(len(x)).clone()
         # the caller marks boundaries with consolidate(), so any strategy works; only task labels are checked
@@ -446,8 +460,8 @@ class Learner:
                     self._task_mask = None
         self.model.train()
         start = time.perf_counter()
-        for i in range(0, len(data), self.batch_size):
-            b = data.batch(slice(i, i + self.batch_size))
+        for i, j in zip(starts, ends):
+            b = data.batch(slice(i, j))
             self.train_step(b)
             if self._keep_window:
                 self._window.append(b)
@@ -555,15 +569,18 @@ class Learner:
 
     def _check_data(self, data: Dataset, where: str) -> None:
         """A training set must fit the input shape and the label space (or grow it, when allowed)."""
+        self._check_shape(data, where)
+        self._check_labels(data.y, where, self.allow_new_classes)
+        if self._input_shape is None:
+            self._input_shape = data.input_shape
+
+    def _check_shape(self, data: Dataset, where: str) -> None:
         expected = self.input_shape
         if expected is not None and math.prod(data.input_shape) != math.prod(expected):
             raise DataError(
                 f"{where}: expected samples of shape {expected} ({math.prod(expected)} features), "
                 f"received {data.input_shape}"
             )
-        self._check_labels(data.y, where, self.allow_new_classes)
-        if self._input_shape is None:
-            self._input_shape = data.input_shape
 
     def grow_classes(self, n_classes: int) -> bool:
         """Grow the classifier head to ``n_classes`` outputs; old logits are unchanged.
@@ -666,7 +683,17 @@ class Learner:
         self._loss_total.zero_()
         self._losses = []
         result = Result(reference_accuracy=list(reference_accuracy) if reference_accuracy else None)
-        before = self._correct_all(experiences)
+        for e in experiences:  # a shape the model was built for, checked before any work
+            if len(e.train):
+                self._check_shape(e.train, "fit")
+        try:  # the first forward of all: a model that cannot take these samples fails here
+            before = self._correct_all(experiences)
+        except RuntimeError as err:
+            shape = list(experiences[0].test.input_shape)
+            raise DataError(
+                f"fit: the model cannot take this scenario's samples of shape {shape} "
+                f"({str(err).splitlines()[0]}); build it for that shape (or reshape the data)"
+            ) from err
         result.untrained_accuracy = [float(c.float().mean()) for c in before]
 
         def record(i: int) -> None:

@@ -229,5 +229,11 @@ def spec_input_shape(spec: dict[str, Any] | None) -> tuple[int, ...] | None:
     return None
 
 
+def has_batch_norm(model: nn.Module) -> bool:
+    """Whether a training forward mixes the samples of a batch (batch norm), so one sample alone
+    cannot be trained on and a batch's rows are not independent."""
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
 def n_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())

@@ -64,7 +64,9 @@ def fisher_diagonal(
             mask = _mask(learner, x, b.t)
             for target, weight in _targets(learner, model, x, y, mask, kind):
                 for k, g in per_sample(params, x, target, mask).items():
-                    sq = g.reshape(len(x), -1).square_()  # [n, P_k], in place: one chunk in memory
+                    # [n, P_k]; not in place: vmap may return a broadcast (expanded) gradient, one that
+                    # does not depend on the sample (another task's head), which cannot be written to
+                    sq = g.reshape(len(x), -1).square()
                     fisher[k] += (sq.sum(0) if weight is None else weight @ sq).view_as(fisher[k])
     finally:
         model.train(was_training)
@@ -123,8 +125,16 @@ def _minibatch_fisher(
 
 
 def _n_outputs(learner: Learner, x: Tensor) -> int:
-    with torch.no_grad():
-        return learner.model(x[:1]).shape[1]
+    """Output units of the model on ``x``, asked in eval mode: one sample in train mode breaks batch
+    norm, and a training forward would move its running statistics."""
+    model = learner.model
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            return int(model(x[:1]).shape[1])
+    finally:
+        model.train(was_training)
 
 
 def quadratic_penalty(learner: Learner, anchor: dict[str, Tensor], importance: dict[str, Tensor]) -> Tensor:

@@ -35,6 +35,7 @@ from torch import Tensor
 
 from lifelong.data.dataset import Batch
 from lifelong.learn.buffers import Offer, make_buffer, offer
+from lifelong.learn.models import has_batch_norm
 from lifelong.learn.strategy import Strategy, overrides
 
 if TYPE_CHECKING:
@@ -89,8 +90,7 @@ class DER(Strategy):
         if any(s is not self and (overrides(s, "batch") or overrides(s, "loss")) for s in learner.strategies):
             return False  # another strategy's rows or loss would mix with these
         if self._separable is None or self._separable[0] != id(learner.model):
-            mixes = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in learner.model.modules())
-            self._separable = (id(learner.model), not mixes)
+            self._separable = (id(learner.model), not has_batch_norm(learner.model))
         return self._separable[1]
 
     def loss(self, learner: Learner, batch: Batch, logits: Tensor) -> Tensor | None:

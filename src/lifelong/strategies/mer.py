@@ -15,7 +15,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from lifelong.data.dataset import Batch
+from lifelong.errors import StrategyMismatchError
 from lifelong.learn.buffers import make_buffer
+from lifelong.learn.models import has_batch_norm
 from lifelong.learn.strategy import Strategy
 
 if TYPE_CHECKING:
@@ -49,6 +51,13 @@ class MER(Strategy):
         self.buffer_size, self.replay_size, self.n_batches = buffer_size, replay_size, n_batches
         self.group_size, self.beta, self.gamma = group_size, beta, gamma
         self.buffer_ = make_buffer("reservoir", buffer_size)
+
+    def attach(self, learner: Learner) -> None:
+        if self.group_size == 1 and has_batch_norm(learner.model):
+            raise StrategyMismatchError(
+                "MER takes one SGD step per sample (group_size=1, as the paper), which batch norm cannot "
+                "train on: use a model without batch norm (LayerNorm or GroupNorm instead) or group_size >= 2"
+            )
 
     def _mixed(self, learner: Learner, batch: Batch) -> Batch:
         """The incoming samples plus replayed ones, in a random order."""
