@@ -19,3 +19,17 @@ def test_pivot_puts_each_benchmark_in_a_column_and_marks_missing_cells() -> None
 def test_markdown_table_has_every_column() -> None:
     table = markdown_table(ROWS)
     assert "| a | naive | 0.200 ± 0.010 | -0.900 ± 0.000 | 0.900 ± 0.000 | 1.00 | 0 | 0 |" in table
+
+
+def test_one_seed_prints_no_spread() -> None:
+    """With one seed nothing was measured about the spread: "± 0.000" would read as zero variance."""
+    from rich.console import Console
+
+    from lifelong.bench.report import rich_table
+
+    one = [{**ROWS[0], "seeds": 1}]
+    assert "| a | naive | 0.200 | -0.900 | 0.900 | 1.00 | 0 | 0 |" in markdown_table(one)
+    console = Console(width=200, record=True)
+    console.print(rich_table(one))
+    text = console.export_text()
+    assert "±" not in text and "one seed each" in text

@@ -145,3 +145,12 @@ def test_class_and_task_incremental_on_a_loaded_table(tmp_path) -> None:
         learner = Learner(for_input("mlp", s.input_shape, s.n_classes, hidden=[16]), lr=0.1, batch_size=16)
         result = learner.fit(s)
         assert result.accuracy_matrix[-1][-1] > 0.9  # the last class is learned
+
+
+def test_reprs_show_sizes_not_tensors() -> None:
+    from lifelong.data import digits
+
+    scenario = class_incremental(digits(), n_experiences=5)
+    assert repr(scenario).startswith("Scenario('class-incremental', kind='class', 5 experiences, 10 classes")
+    first = repr(scenario.experiences[0].train)
+    assert "samples of [1, 8, 8] torch.uint8" in first and "tensor(" not in first and len(first) < 200

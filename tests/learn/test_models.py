@@ -104,3 +104,8 @@ def test_for_input_passes_only_the_sizes_a_factory_takes(registry: dict) -> None
         return nn.Linear(kw["in_features"], kw["n_classes"])
 
     assert for_input("any-kw", (6,), 4).weight.shape == (4, 6)
+
+
+def test_mlp_refuses_a_number_where_the_hidden_widths_go() -> None:
+    with pytest.raises(ConfigError, match=r"MLP\(64, n_classes=10\)"):
+        MLP(64, 10)  # type: ignore[arg-type]

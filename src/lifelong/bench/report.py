@@ -17,13 +17,16 @@ COLUMNS = [
 def _fmt(row: dict[str, Any], key: str) -> str:
     if row.get("diverged"):  # a diverged seed makes the mean meaningless: never print it as a score
         return "diverged"
+    if row.get("seeds", 2) == 1:  # one seed: no spread was measured, so none is printed (not "± 0.000")
+        return f"{row[key]:.3f}"
     return f"{row[key]:.3f} ± {row[key + '_std']:.3f}"
 
 
 def rich_table(rows: Sequence[dict[str, Any]]) -> Any:
     from rich.table import Table
 
-    table = Table(title="mean ± std over seeds")
+    one_seed = all(r.get("seeds", 2) == 1 for r in rows)
+    table = Table(title="one seed each (no spread measured)" if one_seed else "mean ± std over seeds")
     for col in ["benchmark", "strategy", *(c[1] for c in COLUMNS), "extra params", "buffer bytes"]:
         table.add_column(col, justify="left" if col in ("benchmark", "strategy") else "right")
     for r in rows:

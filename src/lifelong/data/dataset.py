@@ -36,6 +36,11 @@ class Dataset:
     scale: float = 1.0
     name: str = "data"
 
+    def __repr__(self) -> str:  # the sizes, not the tensors (a printed scenario would fill the terminal)
+        t = "" if self.t is None else f", tasks={torch.unique(self.t).tolist()}"
+        return (f"Dataset({self.name!r}, {len(self.y)} samples of {list(self.x.shape[1:])} {self.x.dtype}, "
+                f"classes={self.classes}{t}, scale={self.scale:g})")  # fmt: skip
+
     def __post_init__(self) -> None:
         if self.x.ndim < 2:
             raise DataError(

@@ -72,8 +72,13 @@ class Table:
 
     def to_dataset(self) -> Dataset:
         """The samples as a lifelong :class:`Dataset` (task ids from the task column, if any)."""
-        t = None if self.tasks is None else torch.from_numpy(self.tasks)
-        return Dataset(torch.from_numpy(self.x), torch.from_numpy(self.y), t, 1.0, self.name)
+
+        # Parquet hands back read-only arrays, which torch.from_numpy warns about: copy those
+        def tensor(a: np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(a if a.flags.writeable else a.copy())
+
+        t = None if self.tasks is None else tensor(self.tasks)
+        return Dataset(tensor(self.x), tensor(self.y), t, 1.0, self.name)
 
     def split(self, test_fraction: float = 0.2, seed: int = 0) -> Split:
         """A seeded train/test split, stratified by class (see :func:`lifelong.data.scenarios.holdout`)."""
@@ -174,7 +179,8 @@ def _from_frame(frame: Any, p: Path, label: str, domain: str | None, task: str |
             example = frame[c].dropna().iloc[0] if frame[c].notna().any() else None
             raise DataError(
                 f"{p}: feature column {c!r} is not numeric (dtype {frame[c].dtype}, e.g. {example!r}); "
-                "encode it as numbers (one-hot or codes) or drop it"
+                "encode it as numbers (one-hot or codes) or drop it; if it names each sample's domain or "
+                "task, say so (--domain-column; load_table(..., domain_column=, task_column=))"
             )
     x = frame[features].to_numpy(dtype=np.float32)
     nan_cols = [c for c, bad in zip(features, ~np.isfinite(x).all(0)) if bad]

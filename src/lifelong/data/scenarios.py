@@ -51,6 +51,11 @@ class Scenario:
         for e in self.experiences:
             e.scenario = self
 
+    def __repr__(self) -> str:
+        classes = [list(e.classes) for e in self.experiences]
+        return (f"Scenario({self.name!r}, kind={self.kind!r}, {len(self.experiences)} experiences, "
+                f"{self.n_classes} classes: {classes})")  # fmt: skip
+
     def __iter__(self) -> Iterator[Experience]:
         return iter(self.experiences)
 

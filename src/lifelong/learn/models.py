@@ -118,6 +118,11 @@ class MLP(nn.Module):
         self, in_features: int = 784, hidden: Sequence[int] = (100, 100), n_classes: int = 10
     ) -> None:
         super().__init__()
+        if isinstance(hidden, int):  # MLP(64, 10) reads as (in_features, n_classes) but means hidden=10
+            raise ConfigError(
+                f"MLP: hidden is a list of layer widths, got the number {hidden}; pass n_classes by "
+                f"keyword: MLP({in_features}, n_classes={hidden}) (or hidden=[{hidden}])"
+            )
         dims = [in_features, *hidden]
         layers: list[nn.Module] = [nn.Flatten()]
         for a, b in zip(dims[:-1], dims[1:]):
