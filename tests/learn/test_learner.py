@@ -429,6 +429,26 @@ def test_a_single_non_finite_loss_marks_the_run_diverged() -> None:
         assert all(bool(torch.isfinite(p).all()) for p in learner.model.parameters())
 
 
+class HugeOnce(Strategy):
+    """A finite penalty past any learning run's loss, once: a blow-up that does not overflow."""
+
+    def __init__(self, at: int) -> None:
+        self.at = at
+
+    def penalty(self, learner, batch, logits):
+        return torch.tensor(1e12) if learner.step == self.at else None
+
+
+def test_a_finite_blown_up_loss_marks_the_run_diverged_too() -> None:
+    """EWC's gradient step past lr * lam * F = 2 grew a batch-norm model's weights to 1e7 (losses of
+    6e19, all finite) and answered one class: a diverged run, never a score."""
+    x, y = torch.randn(40, 8), torch.arange(40) % 2
+    for strategies, diverged in (([HugeOnce(3)], True), ([], False)):
+        learner = Learner(toy_model(), strategies, lr=0.01, batch_size=4)
+        learner.partial_fit(x, y)
+        assert learner.diverged is diverged
+
+
 HOST_READS = ("item", "tolist", "__bool__", "__float__", "__int__", "__index__", "nonzero", "numpy")
 
 

@@ -123,6 +123,7 @@ class Learner:
         self.train_seconds = 0.0
         self.boundary_seconds = 0.0  # consolidation work, also counted in train_seconds
         self._loss_total = torch.zeros((), dtype=torch.float64, device=self.device)  # non-finite: diverged
+        self._loss_max = torch.zeros((), dtype=torch.float64, device=self.device)  # > DIVERGED_LOSS: too
         self._losses: list[Tensor] = []  # detached step losses not yet summed into _loss_total
         self.epochs_trained = 0
         self.samples_trained = 0
@@ -163,14 +164,19 @@ class Learner:
 
     @property
     def diverged(self) -> bool:
-        """Whether a training loss was non-finite (NaN or inf) since the last ``fit`` began."""
+        """Whether a training loss was non-finite (NaN or inf), or beyond ``DIVERGED_LOSS``, since the
+        last ``fit`` began. The second catches a run that blew up without overflowing: a penalty's
+        gradient step past its stable range grows the weights by orders of magnitude each step (EWC at
+        lr * lam * F > 2: losses of 6e19 in float32, finite, and a model answering one class)."""
         self._sum_losses()
-        return not bool(torch.isfinite(self._loss_total))
+        return not bool(torch.isfinite(self._loss_total)) or float(self._loss_max) > DIVERGED_LOSS
 
     def _sum_losses(self) -> None:
-        """Fold the pending step losses into ``_loss_total``: one stack and sum, no host sync."""
+        """Fold the pending step losses into ``_loss_total`` and ``_loss_max``: no host sync."""
         if self._losses:
-            self._loss_total.add_(torch.stack(self._losses).sum(dtype=torch.float64))
+            losses = torch.stack(self._losses).to(torch.float64)
+            self._loss_total.add_(losses.sum())
+            torch.maximum(self._loss_max, losses.max(), out=self._loss_max)
             self._losses = []
 
     @property
@@ -681,6 +687,7 @@ class Learner:
         )
         start_boundary = self.boundary_seconds
         self._loss_total.zero_()
+        self._loss_max.zero_()
         self._losses = []
         result = Result(reference_accuracy=list(reference_accuracy) if reference_accuracy else None)
         for e in experiences:  # a shape the model was built for, checked before any work
@@ -918,6 +925,11 @@ class Learner:
 
     def __repr__(self) -> str:
         return f"Learner({type(self.model).__name__}, {self.strategies!r}, lr={self.lr}, batch_size={self.batch_size})"
+
+
+#: a training loss above this is a diverged run, not a result (a cross-entropy of 1e10 means logits
+#: of that size; no method's loss reaches it while it is still learning)
+DIVERGED_LOSS = 1e10
 
 
 def _version() -> str:
