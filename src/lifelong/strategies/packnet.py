@@ -3,7 +3,9 @@
 Mallya & Lazebnik (2018), "PackNet: Adding Multiple Tasks to a Single Network by Iterative
 Pruning". After a task trains on the free weights, the smallest ``prune`` fraction of them is
 set to zero and released for later tasks; the rest belong to the task and are frozen. Task
-``t`` predicts with the weights of tasks up to itself only, so its outputs never change again.
+``t`` predicts with the weights of tasks up to itself only, so its outputs never change again
+(its weights, that is: a batch norm's running statistics are shared by all tasks and keep moving;
+the paper keeps per-task batch-norm parameters, which this implementation does not).
 
 By default each task keeps an equal share of the network (the paper sizes its pruning ratios
 to the number of tasks to pack): with ``n`` tasks, the ``k``-th keeps ``1 / (n - k + 1)`` of the
