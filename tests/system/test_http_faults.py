@@ -69,31 +69,41 @@ def test_big_unauthenticated_bodies_get_401_at_once_and_never_stall_healthz(
     row = "[" + ",".join(["0.123456"] * 8) + "]"
     body = ('{"inputs": [' + ",".join([row] * (7_800_000 // (len(row) + 1))) + "]}").encode()
     assert 7_700_000 < len(body) < 8_000_000  # under the body limit: only the token stops it
-    answers: list[tuple[int, float, str]] = []
 
-    def upload() -> None:
-        start = time.perf_counter()
-        r = httpx.post(
-            f"{url}/v1/predict", content=body, headers={"content-type": "application/json"}, timeout=30
-        )
-        answers.append((r.status_code, time.perf_counter() - start, r.json()["error"]["type"]))
+    def one_round() -> float:
+        """Three unauthenticated uploads at once; the longest /healthz wait meanwhile."""
+        answers: list[tuple[int, float, str]] = []
 
-    uploads = [threading.Thread(target=upload) for _ in range(3)]
-    latencies = []
-    with client(url, auth=False) as c:
-        c.get("/healthz")
-        for t in uploads:
-            t.start()
-        while any(t.is_alive() for t in uploads) or len(latencies) < 5:
+        def upload() -> None:
             start = time.perf_counter()
-            assert c.get("/healthz").status_code == 200
-            latencies.append(time.perf_counter() - start)
-            time.sleep(0.01)
-    for t in uploads:
-        t.join()
-    assert [(status, kind) for status, _, kind in answers] == [(401, "AuthError")] * 3
-    assert max(seconds for _, seconds, _ in answers) < 2.0, answers
-    assert max(latencies) < 0.3, f"healthz took up to {max(latencies):.3f} s"
+            r = httpx.post(
+                f"{url}/v1/predict", content=body, headers={"content-type": "application/json"}, timeout=30
+            )
+            answers.append((r.status_code, time.perf_counter() - start, r.json()["error"]["type"]))
+
+        uploads = [threading.Thread(target=upload) for _ in range(3)]
+        latencies = []
+        with client(url, auth=False) as c:
+            c.get("/healthz")
+            for t in uploads:
+                t.start()
+            while any(t.is_alive() for t in uploads) or len(latencies) < 5:
+                start = time.perf_counter()
+                assert c.get("/healthz").status_code == 200
+                latencies.append(time.perf_counter() - start)
+                time.sleep(0.01)
+        for t in uploads:
+            t.join()
+        assert [(status, kind) for status, _, kind in answers] == [(401, "AuthError")] * 3
+        assert max(seconds for _, seconds, _ in answers) < 2.0, answers
+        return max(latencies)
+
+    # a body read on the event loop stalls /healthz in every round (about a second each); a stall of the
+    # whole shared machine (seen once: 0.76 s while the other test worker ran) does not repeat
+    waits = [one_round()]
+    if waits[0] >= 0.3:
+        waits.append(one_round())
+    assert min(waits) < 0.3, f"healthz took up to {waits} s"
 
 
 def test_big_authenticated_bodies_are_parsed_off_the_event_loop(served: tuple[str, System]) -> None:
