@@ -132,3 +132,24 @@ def test_data_run_compares_the_shortlist_on_a_csv(tmp_path: Path, capsys: pytest
     assert sum(e["event"] == "experience" for e in events) == 2 * len(rows)  # 4 classes: two experiences
     assert main(["advise", "--data", str(path), "--label-column", "missing"]) == 2
     assert "missing" in capsys.readouterr().err
+
+
+def test_data_run_on_three_classes_uses_one_class_per_experience(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Like scikit-learn's wine: `lifelong bench` took it, `advise --data` refused it (4 classes needed)."""
+    pytest.importorskip("pandas", reason="reading CSV needs pandas: pip install 'lifelong[data]'")
+    rng = np.random.default_rng(1)
+    y = np.repeat(np.arange(3), 40)
+    x = rng.normal(0, 4, size=(3, 5))[y] + rng.normal(0, 1, size=(len(y), 5))
+    path = tmp_path / "three.csv"
+    lines = [",".join([*(f"f{i}" for i in range(5)), "label"])]
+    lines += [",".join([*(f"{v:.4f}" for v in xi), str(yi)]) for xi, yi in zip(x, y)]
+    path.write_text("\n".join(lines) + "\n")
+    assert main(["advise", "--data", str(path), "--top", "2", "--log-json"]) == 0
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    (comparison,) = [e for e in events if e["event"] == "comparison"]
+    assert sum(e["event"] == "experience" for e in events) == 3 * len(comparison["rows"])
+    (tmp_path / "one.csv").write_text("f0,label\n0.1,0\n0.2,0\n0.3,0\n")
+    assert main(["advise", "--data", str(tmp_path / "one.csv")]) == 2
+    assert "at least 2" in capsys.readouterr().err

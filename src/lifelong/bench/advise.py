@@ -229,8 +229,8 @@ def compare_on_data(advice: list[Advice], path: str, label_column: str, c: Const
                     seed: int = 0, threads: int = 1, reporter: Reporter | None = None) -> list[dict[str, Any]]:  # fmt: skip
     """Train the shortlisted methods (and naive, for reference) on the user's file; return measured rows.
 
-    The file's classes are split into up to five experiences (class-incremental, or task-incremental
-    when task ids are known); features are standardised with the training split's statistics.
+    The file's classes are split into up to five experiences of two classes (of one class with 2 or 3
+    classes; class-incremental, or task-incremental when task ids are known); features are standardised with the training split's statistics.
     """
     import torch
 
@@ -242,10 +242,10 @@ def compare_on_data(advice: list[Advice], path: str, label_column: str, c: Const
     from lifelong.learn.models import for_input
 
     table = load_table(path, label_column)
-    if len(table.classes) < 4:
+    if len(table.classes) < 2:
         raise DataError(
-            f"{path}: {len(table.classes)} classes; a class-incremental comparison needs at least 4 "
-            "(two experiences of two classes)"
+            f"{path}: {len(table.classes)} class; a class-incremental comparison needs at least 2 "
+            "(two experiences of one class)"
         )
     split = table.split(0.2, seed)
     train, test = split.train, split.test
@@ -257,7 +257,8 @@ def compare_on_data(advice: list[Advice], path: str, label_column: str, c: Const
         return Dataset(z, d.y, d.t, 1.0, d.name)
 
     torch.set_num_threads(threads)
-    n_exp = min(5, len(table.classes) // 2)
+    # two classes per experience (as the benchmarks), one each when there are too few for two experiences
+    n_exp = min(5, len(table.classes) // 2) if len(table.classes) >= 4 else len(table.classes)
     build = scenarios.task_incremental if c.task_ids_known else scenarios.class_incremental
     log = reporter or Reporter()
     names = [a.strategy for a in advice] + ["naive"]
