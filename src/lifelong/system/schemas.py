@@ -7,6 +7,7 @@ Nothing user-supplied is ever unpickled.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 import numpy as np
@@ -262,8 +263,8 @@ class ErrorBody(BaseModel):
 def to_array(inputs: Any, max_batch: int) -> np.ndarray:
     """Turn a JSON batch into float32 [B, ...]; raise a DataError that says what is wrong.
 
-    The sample shape is the deployment contract's to check (:meth:`Contract.check_inputs`, or the
-    live champion's shape in the micro-batch), not this function's."""
+    The sample shape is the deployment contract's to check (:meth:`Contract.check_inputs`, for
+    predictions and samples alike), not this function's."""
     if not isinstance(inputs, list | np.ndarray) or len(inputs) == 0:
         raise DataError("inputs must be a non-empty list with one entry per sample")
     if len(inputs) > max_batch:
@@ -271,7 +272,9 @@ def to_array(inputs: Any, max_batch: int) -> np.ndarray:
     try:
         raw = np.asarray(inputs)
     except ValueError as err:  # ragged nesting
-        raise DataError(f"inputs are ragged: every sample must have the same shape ({err})") from err
+        raise DataError(
+            f"inputs are ragged: every sample must have the same shape ({_ragged(inputs)})"
+        ) from err
     if raw.dtype.kind not in "fiu":
         raise DataError(f"inputs must hold only numbers, got {raw.dtype.name!s} values")
     with np.errstate(over="ignore"):  # overflow to inf is caught just below
@@ -283,3 +286,18 @@ def to_array(inputs: Any, max_batch: int) -> np.ndarray:
             f"inputs must be a batch of samples, got shape {x.shape}; wrap one sample as [sample]"
         )
     return x
+
+
+def _ragged(inputs: Sequence[Any] | np.ndarray) -> str:
+    """Where a ragged batch first differs, in the client's terms (numpy's message names its internals)."""
+    first = None
+    for i, sample in enumerate(inputs):
+        try:
+            shape = list(np.asarray(sample).shape)
+        except ValueError:
+            return f"sample {i} is ragged itself"
+        if first is None:
+            first = shape
+        elif shape != first:
+            return f"sample 0 has shape {first}, sample {i} has {shape}"
+    return "the samples nest differently"
