@@ -230,7 +230,8 @@ def compare_on_data(advice: list[Advice], path: str, label_column: str, c: Const
     """Train the shortlisted methods (and naive, for reference) on the user's file; return measured rows.
 
     The file's classes are split into up to five experiences of two classes (of one class with 2 or 3
-    classes; class-incremental, or task-incremental when task ids are known); features are standardised with the training split's statistics.
+    classes; class-incremental, or task-incremental when task ids are known); features are
+    standardised with the training split's statistics.
     """
     import torch
 

@@ -193,7 +193,7 @@ def bench(args: argparse.Namespace) -> int:
     if args.data:  # the user's own file, split 80/20 with each seed
         from lifelong.data.files import parse_shape
 
-        shape = parse_shape(args.input_shape) if args.input_shape else None
+        shape = parse_shape(args.input_shape)
         benchmarks = [
             from_file(args.data, args.label_column, args.scenario, args.domain_column, input_shape=shape)
         ]

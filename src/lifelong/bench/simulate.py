@@ -102,8 +102,11 @@ def make_sim_stream(cfg: SimConfig) -> tuple[DriftingStream, dict[str, Any]]:
     return stream, {"class_names": table.class_names, "feature_names": table.feature_names}
 
 
-def run_policy(kind: str, cfg: SimConfig, out: Path) -> dict[str, Any]:
-    """Run the whole loop for one policy; return its results row (also the curve, for plots)."""
+def run_policy(
+    kind: str, cfg: SimConfig, out: Path, made: tuple[DriftingStream, dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """Run the whole loop for one policy; return its results row (also the curve, for plots).
+    ``made``: the stream from :func:`make_sim_stream`, when the caller already has it."""
     import httpx
     import torch
     import uvicorn
@@ -122,7 +125,7 @@ def run_policy(kind: str, cfg: SimConfig, out: Path) -> dict[str, Any]:
     data_dir = out / kind
     if data_dir.exists():
         shutil.rmtree(data_dir)
-    stream, described = make_sim_stream(cfg)
+    stream, described = made or make_sim_stream(cfg)
     policy_fields = cfg.policy_json(kind, len(stream) // len(stream.phases))
     with Store(data_dir=data_dir) as store:  # the first champion, from first-phase samples not in the stream
         first = stream.bootstrap_data(cfg.bootstrap or 1000)
@@ -303,7 +306,8 @@ def simulate(policies: Sequence[str], cfg: SimConfig, out: str | os.PathLike[str
     """Run each policy on the same stream; write ``results.json``, ``prequential.png`` and return them."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    rows = [run_policy(kind, cfg, out) for kind in policies]
+    made = make_sim_stream(cfg)  # once (a file is read once); a bad file fails before any process starts
+    rows = [run_policy(kind, cfg, out, made) for kind in policies]
     results = {"config": cfg.__dict__, "policies": rows}
     (out / "results.json").write_text(json.dumps(results, indent=2))
     plot(results, out / "prequential.png")

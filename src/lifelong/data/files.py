@@ -87,8 +87,11 @@ class Table:
         return holdout(self.to_dataset(), test_fraction, seed)
 
 
-def parse_shape(text: str) -> tuple[int, ...]:
-    """The shape of one sample from the command line: ``30``, ``1,28,28`` or ``1x28x28``."""
+def parse_shape(text: str | None) -> tuple[int, ...] | None:
+    """The shape of one sample from the command line: ``30``, ``1,28,28`` or ``1x28x28`` (None: none
+    given)."""
+    if not text:
+        return None
     try:
         shape = tuple(int(d) for d in text.replace("x", ",").split(","))
     except ValueError:

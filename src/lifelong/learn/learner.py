@@ -123,7 +123,7 @@ class Learner:
         self.train_seconds = 0.0
         self.boundary_seconds = 0.0  # consolidation work, also counted in train_seconds
         self._loss_total = torch.zeros((), dtype=torch.float64, device=self.device)  # non-finite: diverged
-        self._loss_max = torch.zeros((), dtype=torch.float64, device=self.device)  # > DIVERGED_LOSS: too
+        self._loss_max = torch.zeros((), dtype=torch.float64, device=self.device)  # > DIVERGED_LOSS: diverged
         self._losses: list[Tensor] = []  # detached step losses not yet summed into _loss_total
         self.epochs_trained = 0
         self.samples_trained = 0

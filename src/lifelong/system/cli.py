@@ -488,14 +488,14 @@ def _bootstrap(store: Any, registry: Any, args: argparse.Namespace, policy: Any)
     source = args.bootstrap
     if source == "none":
         n_classes = args.n_classes or (kwargs or {}).get("n_classes")
-        shape = parse_shape(args.input_shape) if args.input_shape else None
+        shape = parse_shape(args.input_shape)
         if shape is None and kwargs and "in_features" in kwargs:
             shape = (int(kwargs["in_features"]),)
         return bootstrap(store, registry, None, n_classes=n_classes, input_shape=shape, **common)
     if source in ("digits", "fmnist"):
         return bootstrap(store, registry, _bundled(source), n_classes=args.n_classes or 10, **common)
     table = load_table(Path(source), label_column=args.label_column)
-    table = table.reshaped(parse_shape(args.input_shape) if args.input_shape else None)
+    table = table.reshaped(parse_shape(args.input_shape))
     return bootstrap(store, registry, table.to_dataset(), n_classes=args.n_classes,
                      class_names=getattr(table, "class_names", None), feature_names=table.feature_names,
                      **common)  # fmt: skip
@@ -624,11 +624,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                     data=None if args.data is None else str(args.data), label_column=args.label_column,
                     bootstrap=args.bootstrap, segments=args.segments, model=args.model,
                     model_kwargs=model_kwargs, standardize=args.standardize, plugins=tuple(args.plugin),
-                    input_shape=parse_shape(args.input_shape) if args.input_shape else None)  # fmt: skip
-    if args.data is not None:  # a bad file, column or size is named now, before any process starts
-        from lifelong.bench.simulate import make_sim_stream
-
-        make_sim_stream(cfg)
+                    input_shape=parse_shape(args.input_shape))  # fmt: skip
     for kind in KINDS if args.compare else [args.policy]:  # a typo is named now, not by a worker later
         Policy.from_json(kind, cfg.policy_json(kind))
     results = simulate(list(KINDS) if args.compare else [args.policy], cfg, args.out)
