@@ -213,7 +213,7 @@ def _same_setting(job: dict[str, Any], run: dict[str, Any]) -> bool:
 
 def tune(args: argparse.Namespace) -> None:
     """Search each method per scenario family on a validation split (never the test sets)."""
-    from lifelong.bench.runner import HPARAMS_DIR
+    from lifelong.strategies.tuning import HPARAMS_DIR
 
     families = args.families.split(",")
     seeds = [int(s) for s in args.seeds.split(",")]

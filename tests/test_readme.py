@@ -49,3 +49,12 @@ def test_your_own_model_and_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     exec(compile(_python_block('@register_model("tabnet")'), str(README), "exec"), scope)  # noqa: S102
     exec(compile(_python_block('load_table("data.csv"'), str(README), "exec"), scope)  # noqa: S102
     assert (tmp_path / "ckpt").is_dir()
+
+
+def test_the_tuned_strategy_snippet() -> None:
+    from lifelong.learn import Learner
+    from lifelong.learn.models import MLP
+
+    scope = {"Learner": Learner, "MLP": MLP}
+    exec(compile(_python_block('tuned("er-ace"'), str(README), "exec"), scope)  # noqa: S102
+    assert scope["lr"] == 0.1 and scope["strategy"].get_params()["buffer_size"] == 200

@@ -6,6 +6,7 @@ import torch
 
 from lifelong.bench import runner
 from lifelong.checks import toy_scenario
+from lifelong.strategies import tuning
 
 
 def test_validation_split_holds_out_training_data_and_never_uses_the_test_set() -> None:
@@ -28,7 +29,7 @@ def test_tuned_values_are_looked_up_by_family(tmp_path, monkeypatch) -> None:
         "families": {"domain": {"lam": 100.0}, "task": {"lam": 10.0}},
     }
     (tmp_path / "x.json").write_text(json.dumps(table))
-    monkeypatch.setattr(runner, "HPARAMS_DIR", tmp_path)
+    monkeypatch.setattr(tuning, "HPARAMS_DIR", tmp_path)
     assert runner.tuned_params("x", "permuted-fmnist") == {"lam": 100.0, "samples": 5}
     assert runner.tuned_params("x", "split-fmnist-task") == {"lam": 10.0, "samples": 5}
     assert runner.tuned_params("x", "split-fmnist") == {"lam": 1.0, "samples": 5}
@@ -100,7 +101,7 @@ def test_a_grid_grown_by_a_key_reuses_the_runs_of_that_keys_default() -> None:
 
 def test_the_learning_rate_is_the_familys_tuned_one_unless_set(tmp_path, monkeypatch) -> None:
     (tmp_path / "replay.json").write_text(json.dumps({"families": {"class": {"lr": 0.07, "batch_size": 4}}}))
-    monkeypatch.setattr(runner, "HPARAMS_DIR", tmp_path)
+    monkeypatch.setattr(tuning, "HPARAMS_DIR", tmp_path)
     tuned = runner.run_one("split-digits", "replay", 0, runner.Settings(), scenario=toy_scenario())
     assert (
         tuned["settings"]["lr"] == 0.07 and tuned["params"]["batch_size"] == 4

@@ -2,27 +2,24 @@
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from lifelong.bench.benchmarks import Benchmark, get
-from lifelong.errors import ConfigError
 from lifelong.learn.callbacks import Callback
 from lifelong.learn.learner import Learner
 from lifelong.learn.models import for_input
 from lifelong.learn.strategy import REGISTRY, Strategy
 from lifelong.learn.strategy import strategy_names as _registered
+from lifelong.strategies import tuning
+from lifelong.strategies.tuning import DEFAULT_LR
 
 MEMORY_PARAMS = ("buffer_size",)
-DEFAULT_LR = 0.03  # the DER paper's protocol (SGD, batch 10)
-HPARAMS_DIR = Path(__file__).resolve().parent.parent / "strategies" / "hparams"
 
 
 def strategy_names() -> list[str]:
@@ -35,18 +32,8 @@ FAMILIES = {"split-fmnist": "class", "split-digits": "class", "split-fmnist-task
 
 
 def tuned_params(name: str, benchmark: str) -> dict[str, Any]:
-    """Best-known hyper-parameters for ``name`` on ``benchmark`` from the data files beside the strategies.
-
-    ``default``, then the values tuned for the benchmark's family (``class``, ``task``, ``domain``),
-    then any set for the benchmark itself. An ``lr`` among them is the learner's, searched with the
-    method's own values as the DER paper searches each method's learning rate.
-    """
-    path = HPARAMS_DIR / f"{name}.json"
-    if not path.is_file():
-        return {}
-    table = json.loads(path.read_text())
-    family = table.get("families", {}).get(FAMILIES.get(benchmark, ""), {})
-    return {**table.get("default", {}), **family, **table.get(benchmark, {})}
+    """Best-known hyper-parameters for ``name`` on ``benchmark``: its family's, then its own."""
+    return tuning.tuned_params(name, FAMILIES.get(benchmark), benchmark)
 
 
 def validation_split(scenario: Any, fraction: float, seed: int) -> Any:
@@ -64,16 +51,11 @@ def validation_split(scenario: Any, fraction: float, seed: int) -> Any:
 
 
 def make_strategy(name: str, benchmark: str, buffer: int | None = None, **overrides: Any) -> Strategy:
-    names = strategy_names()
-    if name not in names:
-        raise ConfigError(f"unknown strategy {name!r}; valid: {', '.join(names)}")
-    cls = REGISTRY[name]
     params = tuned_params(name, benchmark)
-    accepted = cls().get_params()
-    if buffer is not None:
+    if buffer is not None and name in REGISTRY:
+        accepted = REGISTRY[name]().get_params()
         params.update({p: buffer for p in MEMORY_PARAMS if p in accepted})
-    params.update(overrides)
-    return cls(**{k: v for k, v in params.items() if k in accepted})
+    return tuning.build(name, {**params, **overrides})
 
 
 @dataclass

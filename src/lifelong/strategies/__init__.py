@@ -31,6 +31,7 @@ from lifelong.strategies.replay import Replay
 from lifelong.strategies.rwalk import RWalk
 from lifelong.strategies.scp import SCP
 from lifelong.strategies.si import SI
+from lifelong.strategies.tuning import Tuned, tuned
 
 __all__ = [
     "AGEM",
@@ -58,6 +59,7 @@ __all__ = [
     "OnlineEWC",
     "RWalk",
     "Replay",
+    "Tuned",
     "Strategy",
     "Adapters",
     "CPG",
@@ -67,4 +69,5 @@ __all__ = [
     "PackNet",
     "PerExperienceModels",
     "PNN",
+    "tuned",
 ]

@@ -1,0 +1,68 @@
+"""Hyper-parameters tuned per scenario family, read from the data files in ``hparams/``.
+
+A class's defaults are its paper's values; the files hold what a search on validation data chose
+for each scenario family (the CLI's benchmarks use them). ``tuned`` gives Python users the same.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from lifelong.errors import ConfigError
+from lifelong.learn.strategy import REGISTRY, Strategy, strategy_names
+
+HPARAMS_DIR = Path(__file__).resolve().parent / "hparams"
+FAMILY_NAMES = ("class", "task", "domain")
+DEFAULT_LR = 0.03  # the DER paper's protocol (SGD, batch 10), where a method's rate was not searched
+
+
+class Tuned(NamedTuple):
+    """A strategy built with tuned values, and the learner's learning rate searched with them."""
+
+    strategy: Strategy
+    lr: float
+
+
+def tuned_params(name: str, family: str | None, benchmark: str | None = None) -> dict[str, Any]:
+    """``default``, then the values tuned for ``family``, then any set for ``benchmark`` itself.
+
+    An ``lr`` among them is the learner's, searched with the method's own values as the DER paper
+    searches each method's learning rate. A strategy without a file has no tuned values.
+    """
+    path = HPARAMS_DIR / f"{name}.json"
+    if not path.is_file():
+        return {}
+    table = json.loads(path.read_text())
+    family_values = table.get("families", {}).get(family or "", {})
+    return {**table.get("default", {}), **family_values, **(table.get(benchmark, {}) if benchmark else {})}
+
+
+def build(name: str, params: dict[str, Any], **overrides: Any) -> Strategy:
+    """``name`` built from ``params`` (keys it does not take are dropped) and ``overrides`` (checked)."""
+    if name not in REGISTRY:
+        raise ConfigError(f"unknown strategy {name!r}; valid: {', '.join(strategy_names())}")
+    cls = REGISTRY[name]
+    accepted = cls().get_params()
+    unknown = sorted(set(overrides) - set(accepted))
+    if unknown:
+        raise ConfigError(
+            f"{name} takes no {', '.join(unknown)}; its hyper-parameters are: {', '.join(accepted) or 'none'}"
+        )
+    return cls(**{k: v for k, v in {**params, **overrides}.items() if k in accepted})
+
+
+def tuned(name: str, family: str = "class", **overrides: Any) -> Tuned:
+    """The strategy the benchmarks run for a scenario family, and its learning rate.
+
+    >>> from lifelong.strategies import tuned
+    >>> strategy, lr = tuned("derpp", "class", buffer_size=200)
+    >>> strategy, lr
+    (DERPP(buffer_size=200, batch_size=10, alpha=1.0, beta=0.5), 0.03)
+    """
+    if family not in FAMILY_NAMES:
+        raise ConfigError(f"unknown scenario family {family!r}; valid: {', '.join(FAMILY_NAMES)}")
+    params = tuned_params(name, family)
+    lr = float(params.pop("lr", DEFAULT_LR))
+    return Tuned(build(name, params, **overrides), lr)
