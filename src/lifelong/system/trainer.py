@@ -58,6 +58,7 @@ class TrainResult:
     reasons: list[str] = field(default_factory=list)
     figures: dict[str, Any] = field(default_factory=dict)
     cpu_seconds: float = 0.0
+    attempt: dict[str, Any] = field(default_factory=dict)  # the gate event's payload, as recorded
 
 
 def train_once(
@@ -102,10 +103,11 @@ def train_once(
             f"window too small: {len(ids)} labelled samples, need at least {n_hold + 1} ({n_hold} are held "
             "out to gate the candidate; send labels first)"
         ]
-        store.add_event(EventKind.GATE, {"passed": False, "trained": False, "reasons": reasons, "reason": reason,
-                                         "mode": mode, "policy": policy.kind, "parent": champion, "window": None,
-                                         "figures": {}, "train_cpu_seconds": 0.0, "version": None})  # fmt: skip
-        return TrainResult(False, reasons=reasons)
+        attempt = {"passed": False, "trained": False, "reasons": reasons, "reason": reason, "mode": mode,
+                   "policy": policy.kind, "parent": champion, "window": None, "figures": {},
+                   "train_cpu_seconds": 0.0, "version": None}  # fmt: skip
+        store.add_event(EventKind.GATE, attempt)
+        return TrainResult(False, reasons=reasons, attempt=attempt)
     train_ids, train, holdout = (
         ids[:-n_hold],
         data.subset(torch.arange(len(ids) - n_hold)),
@@ -181,7 +183,7 @@ def train_once(
             registry.set_alias("canary", version, share=gate.canary_share)
         store.mark_trained(train_ids, version)
     store.advance_cursor(CURSOR, int(train_ids[-1]))
-    return TrainResult(True, passed, version, reasons, figures, cpu)
+    return TrainResult(True, passed, version, reasons, figures, cpu, payload)
 
 
 def bootstrap(

@@ -156,7 +156,7 @@ class Worker:
         except Exception as err:
             self.store.add_event(EventKind.TRAINING, {"state": "failed", "error": str(err)[:500]})
             raise
-        attempt = self.store.events(EventKind.GATE, limit=1)[-1].payload  # the attempt's whole record
+        attempt = result.attempt
         log.info("gate %s", describe(EventKind.GATE, attempt))  # as `lifelong events` words it
         if self.on_attempt is not None:
             try:
