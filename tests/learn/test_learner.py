@@ -1,7 +1,10 @@
+import re
+
 import numpy as np
 import pytest
 import torch
 
+from lifelong import strategies as S
 from lifelong.checks import toy_data, toy_model, toy_scenario
 from lifelong.data import from_tensors
 from lifelong.data.scenarios import Scenario
@@ -519,3 +522,19 @@ def test_fit_names_a_shape_the_model_cannot_take() -> None:
         Learner(MLP()).fit(class_incremental(data, n_experiences=2))  # built for 784 features
     with pytest.raises(DataError, match=r"cannot take this scenario's samples of shape \[64\]"):
         Learner(nn.Sequential(nn.Linear(30, 4))).fit(class_incremental(data, n_experiences=2))
+
+
+@pytest.mark.parametrize(
+    ("strategies", "words"),
+    [
+        (lambda: [S.MER(20), S.LwF()], "MER trains with its own step, so LwF's penalty would never run"),
+        (lambda: [S.GDumb(20), S.Replay(20), S.EWC()], "so Replay's batch; EWC's penalty would never run"),
+        (lambda: [S.MER(20), S.GDumb(20)], "MER and GDumb each take over the model's training step"),
+        (lambda: [S.HAT(), S.PackNet()], "HAT and PackNet each take over the model's parameters per task"),
+    ],
+)
+def test_a_hybrid_whose_parts_cannot_both_act_is_refused_before_training(strategies, words) -> None:
+    """Before: the second method's hooks never ran (an accuracy matrix bit-identical to the first alone)."""
+    with pytest.raises(StrategyMismatchError, match=re.escape(words)):
+        Learner(toy_model(), strategies())
+    Learner(toy_model(), [S.Replay(20), S.LwF(), S.EWC()])  # methods that each act at their moment combine

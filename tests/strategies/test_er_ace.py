@@ -40,11 +40,20 @@ def test_replayed_loss_uses_every_seen_class() -> None:
     assert er.loss(learner, batch, changed) > er.loss(learner, batch, logits)
 
 
-def test_task_free() -> None:
+def test_task_free_masks_and_replays_from_the_first_step() -> None:
+    """No first experience is announced on a task-free stream (the authors' and mammoth's task_free)."""
     er = ERACE(buffer_size=20)
-    learner = Learner(toy_model(), [er], lr=0.1, batch_size=8)
-    learner.fit(toy_scenario("task-free"))
-    assert len(er.buffer_) == 20
+    torch.manual_seed(0)
+    learner = Learner(toy_model(), [er], lr=0.1, batch_size=8, seed=0)
+    result = learner.fit(toy_scenario("task-free"))
+    assert len(er.buffer_) == 20 and int(er.top_) == 3 and not learner.task_free
+    torch.manual_seed(0)
+    naive = Learner(toy_model(), [], lr=0.1, batch_size=8, seed=0).fit(toy_scenario("task-free"))
+    assert result.accuracy_matrix != naive.accuracy_matrix  # it was naive fine-tuning, bit for bit
+    learner.task_free = True  # as inside a task-free fit, still in experience 0
+    incoming = Batch(torch.randn(4, 8), torch.tensor([0, 1, 0, 0]))
+    learner.incoming = incoming
+    assert len(er.batch(learner, incoming).y) == 4 + 8  # replayed at once
 
 
 def test_uint8_budget(uint8_scenario) -> None:
@@ -70,8 +79,7 @@ def test_first_experience_is_plain_fine_tuning() -> None:
 
 def test_incoming_loss_keeps_the_classes_not_seen_yet() -> None:
     """The mask keeps present classes and every class from the largest seen upwards; old ones are out."""
-    learner, er, _, logits = _setup()
-    learner._classes_seen = {0, 1}  # as if classes 2 and 3 had not arrived: 1 is the largest seen
+    learner, er, _, logits = _setup()  # no incoming labels yet: classes 2 and 3 have not arrived
     incoming = Batch(learner.incoming.x[:2], torch.tensor([1, 1]))
     learner.incoming = incoming
     loss = er.loss(learner, incoming, logits[:2])

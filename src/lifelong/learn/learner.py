@@ -26,7 +26,7 @@ from lifelong.errors import ConfigError, DataError, StrategyMismatchError
 from lifelong.learn import checkpoint, distributed, heads
 from lifelong.learn.callbacks import Callback, Control, LoopState
 from lifelong.learn.models import HOW_TO_REGISTER, build, has_batch_norm, n_parameters, spec_input_shape
-from lifelong.learn.strategy import HOOKS, Strategy, get_strategy, overrides
+from lifelong.learn.strategy import HOOKS, STEP_HOOKS, Strategy, get_strategy, overrides
 from lifelong.metrics.costs import peak_rss_mb
 from lifelong.metrics.result import Result
 
@@ -119,6 +119,7 @@ class Learner:
         self._window: list[Batch] = []
         self._input_shape: tuple[int, ...] | None = None  # of one sample, from the first training data
         self.incoming: Batch | None = None  # the batch being trained on, during a step (None between steps)
+        self.task_free = False  # training a task-free stream: no boundary will be announced
         self._incoming_rows: tuple[Batch, Tensor] | None = None  # (batch, its rows of data.x)
         self.train_seconds = 0.0
         self.boundary_seconds = 0.0  # consolidation work, also counted in train_seconds
@@ -130,6 +131,7 @@ class Learner:
         self.state = LoopState()
         self.control = Control()
         self._index_hooks()
+        self._check_ownership()
         if self.world_size > 1 and self._hooks["forward"]:
             raise StrategyMismatchError(
                 f"{', '.join(type(s).__name__ for s in self._hooks['forward'])} computes logits in its own "
@@ -206,6 +208,28 @@ class Learner:
             h: [c for c in self.callbacks if getattr(type(c), h) is not getattr(Callback, h)]
             for h in CALLBACK_HOOKS
         }
+
+    def _check_ownership(self) -> None:
+        """Refuse, before any training, two strategies that take over one thing (``Strategy.owns``)."""
+        for role, what in (("step", "training step"), ("parameters", "parameters per task")):
+            owners = [type(s).__name__ for s in self.strategies if role in s.owns]
+            if len(owners) > 1:
+                raise StrategyMismatchError(
+                    f"{' and '.join(owners)} each take over the model's {what}; use one of them"
+                )
+        step = next((s for s in self.strategies if "step" in s.owns), None)
+        idle = {
+            type(s).__name__: [h for h in STEP_HOOKS if overrides(s, h)]
+            for s in self.strategies
+            if s is not step
+        }
+        idle = {name: hooks for name, hooks in idle.items() if hooks}
+        if step is not None and idle:
+            which = "; ".join(f"{name}'s {', '.join(hooks)}" for name, hooks in idle.items())
+            raise StrategyMismatchError(
+                f"{type(step).__name__} trains with its own step, so {which} would never run; "
+                f"use {type(step).__name__} alone (or the other method without it)"
+            )
 
     def reset_optimizer(self) -> None:
         """Build a fresh optimizer over the model's trainable parameters (after the model grew)."""
@@ -749,12 +773,16 @@ class Learner:
         ends = {b: i for i, b in enumerate(stream.boundaries)}
         self.model.train()  # evaluation restores the mode it found
         start = time.perf_counter()
-        for n, batch in enumerate(stream, start=1):
-            self.train_step(batch)
-            if n in ends:
-                self.train_seconds += time.perf_counter() - start
-                record(ends[n])
-                start = time.perf_counter()
+        self.task_free = True
+        try:
+            for n, batch in enumerate(stream, start=1):
+                self.train_step(batch)
+                if n in ends:
+                    self.train_seconds += time.perf_counter() - start
+                    record(ends[n])
+                    start = time.perf_counter()
+        finally:
+            self.task_free = False
         self.train_seconds += time.perf_counter() - start
         self.epochs_trained += 1
         self._experience = None

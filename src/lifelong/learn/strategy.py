@@ -36,6 +36,8 @@ HOOKS = (
     "predict",
     "train_step",
 )
+#: the moments of a step that a strategy owning the step (``owns`` "step") never reaches
+STEP_HOOKS = ("batch", "loss", "penalty", "after_backward", "train_step")
 
 
 class Strategy:
@@ -52,6 +54,12 @@ class Strategy:
     the window's batches until the boundary) and ``rows_per_rank`` (attributes holding samples,
     as dicts of row-aligned tensors, that each rank keeps a share of under torch.distributed;
     :class:`~lifelong.learn.buffers.Buffer` attributes are found without it).
+
+    ``owns`` names what a method takes over, which at most one strategy of a learner may:
+    ``step`` (it trains with its own step, so other strategies' batch, loss, penalty and
+    after_backward hooks would never run: MER, GDumb) and ``parameters`` (it allocates, masks or
+    grows the model's parameters per task: HAT, PackNet, CPG, PNN, DEN, adapters, one model per
+    experience). The learner refuses a combination that breaks this before any training.
     """
 
     name: ClassVar[str] = ""
@@ -59,6 +67,7 @@ class Strategy:
     needs: ClassVar[frozenset[str]] = frozenset()
     reads_window: ClassVar[bool] = True
     rows_per_rank: ClassVar[tuple[str, ...]] = ()
+    owns: ClassVar[frozenset[str]] = frozenset()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -53,6 +53,7 @@ class Adapters(Strategy):
     """
 
     name = "adapters"
+    owns = frozenset({"parameters"})
 
     def __init__(self, bottleneck: int = 16, per_experience: bool = True, prompt: bool = False,
                  freeze_classifier: bool = False, tune_first: bool = False, enabled: bool = True) -> None:  # fmt: skip

@@ -36,6 +36,7 @@ class CPG(Strategy):
     """
 
     name = "cpg"
+    owns = frozenset({"parameters"})
     supports = frozenset({"task"})
     needs = frozenset({"task_labels"})
 

@@ -51,6 +51,7 @@ class DEN(Strategy):
     """
 
     name = "den"
+    owns = frozenset({"parameters"})
     supports = frozenset({"class", "task", "domain"})
 
     def __init__(self, loss_threshold: float = 0.1, grow_units: int = 8, expand_epochs: int = 1,

@@ -10,7 +10,8 @@ As the authors' code (pclucas14/AML) and mammoth's ``er_ace`` do: the incoming l
 also keeps every class from the largest one seen so far upwards (the not-yet-seen classes, so
 their outputs stay low; only the old classes are left out), the replayed loss spans every
 output, and the first experience is plain fine-tuning (no mask, no replay; mammoth's default
-``task_free=0``). ``cosine_head=True`` scores as the authors' classifier does (mammoth's
+``task_free=0``), except on a task-free stream, where no first experience is announced: there it
+masks and replays from the first step (mammoth's ``task_free=1``). ``cosine_head=True`` scores as the authors' classifier does (mammoth's
 ``use_custom_classifier``, on by default there): ``10 * cos(features, weight row)``, no bias, through
 a forward hook on the model's ``classifier`` (the weights stay the model's own; off by default
 because the model then only scores correctly with the strategy attached).
@@ -50,6 +51,7 @@ class ERACE(Replay):
     ) -> None:
         super().__init__(buffer_size, batch_size, "reservoir")
         self.cosine_head = cosine_head
+        self.top_ = torch.tensor(0)  # the largest class among the incoming labels so far
         self._hook: tuple[torch.nn.Module, torch.utils.hooks.RemovableHandle] | None = None
 
     def attach(self, learner: Learner) -> None:
@@ -66,7 +68,7 @@ class ERACE(Replay):
         self.attach(learner)  # a head grown for new classes is a new module
 
     def batch(self, learner: Learner, batch: Batch) -> Batch:
-        if learner.experience_index <= 0:  # nothing old to protect yet
+        if _first_experience(learner):  # nothing old to protect yet
             return batch
         return super().batch(learner, batch)
 
@@ -74,17 +76,20 @@ class ERACE(Replay):
         assert learner.incoming is not None  # the learner sets it before each step
         n = len(learner.incoming.y)  # the incoming samples come first in the batch
         new, old = logits[:n], logits[n:]  # [n, C], [m, C]
-        if learner.experience_index <= 0:
+        self.top_ = torch.maximum(self.top_.to(logits.device), batch.y[:n].max())  # on the device: no sync
+        if _first_experience(learner):
             return F.cross_entropy(new, batch.y[:n])
-        keep = torch.zeros(logits.shape[1], dtype=torch.bool, device=logits.device)
+        # the authors' seen_so_far.max(): this and every later class count, and the classes present
+        keep = torch.arange(logits.shape[1], device=logits.device) >= self.top_
         keep[batch.y[:n]] = True
-        seen = [c for c in learner.classes_seen if c < len(keep)]
-        top = max(seen) if seen else 0  # the authors' seen_so_far.max(): this and every later class count
-        keep[top:] = True
         loss = F.cross_entropy(new.masked_fill(~keep, float("-inf")), batch.y[:n])
         if len(old):
             loss = loss + F.cross_entropy(old, batch.y[n:])
         return loss
+
+
+def _first_experience(learner: Learner) -> bool:
+    return learner.experience_index <= 0 and not learner.task_free
 
 
 def _cosine_scores(module: torch.nn.Linear, inputs: tuple[Tensor, ...], output: Tensor) -> Tensor:

@@ -46,6 +46,7 @@ class GDumb(Strategy):
     """
 
     name = "gdumb"
+    owns = frozenset({"step"})
     supports = frozenset({"class", "task", "domain"})
 
     def __init__(self, buffer_size: int = 500, epochs: int = 128, batch_size: int = 16, lr: float = 0.05,

@@ -37,6 +37,7 @@ class HAT(Strategy):
     """
 
     name = "hat"
+    owns = frozenset({"parameters"})
     supports = frozenset({"task"})
     needs = frozenset({"task_labels"})
 

@@ -45,6 +45,7 @@ class MER(Strategy):
     """
 
     name = "mer"
+    owns = frozenset({"step"})
 
     def __init__(self, buffer_size: int = 500, replay_size: int | None = None, n_batches: int = 1,
                  group_size: int = 1, beta: float = 0.03, gamma: float = 1.0) -> None:  # fmt: skip

@@ -51,6 +51,7 @@ class PackNet(Strategy):
     """
 
     name = "packnet"
+    owns = frozenset({"parameters"})
     supports = frozenset({"task"})
     needs = frozenset({"task_labels"})
 

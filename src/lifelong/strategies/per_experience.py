@@ -30,6 +30,7 @@ class PerExperienceModels(Strategy):
     """
 
     name = "per-experience"
+    owns = frozenset({"parameters"})
     supports = frozenset({"class", "task", "domain"})
 
     def __init__(self) -> None:

@@ -30,6 +30,7 @@ class PNN(Strategy):
     """
 
     name = "pnn"
+    owns = frozenset({"parameters"})
     supports = frozenset({"task"})
     needs = frozenset({"task_labels"})
 
