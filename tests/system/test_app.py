@@ -115,6 +115,7 @@ def test_auth(server: Server) -> None:
         (b"{not json", 400, "MalformedJSON"),
         (b'{"inputs": [[NaN, 0, 0, 0, 0, 0, 0, 0]]}', 422, "DataError"),
         (b'{"inputs": [[1e39, 0, 0, 0, 0, 0, 0, 0]]}', 422, "DataError"),
+        (b'{"inputs": [[3e38, 3e38, 3e38, 3e38, 3e38, 3e38, 3e38, 3e38]]}', 422, "DataError"),  # overflows inside
         (b'{"inputs": [[0, 0, 0]]}', 422, "DataError"),
         (b'{"inputs": [[0, 0, 0, 0, 0, 0, 0, 0], [0]]}', 422, "DataError"),
         (b'{"inputs": [["a", 0, 0, 0, 0, 0, 0, 0]]}', 422, "DataError"),

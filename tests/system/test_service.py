@@ -105,6 +105,15 @@ def test_inputs_are_validated_at_the_boundary(tmp_path: Path) -> None:
         with pytest.raises(DataError, match="no NUL"):
             system.feedback("x\x00", 1)
         assert len(system.predict([[0.0] * 8])) == 1  # still serving
+        # finite, but the model's outputs overflow: was a 500 whose NaN scores were stored
+        stored = system.store.count_samples()
+        w = trained().model.features[1].weight[0]  # every term of hidden unit 0 pushed the same way
+        huge = [(3e38 * w.sign()).tolist(), [0.5] * 8]
+        with pytest.raises(DataError, match="sample 0: values too large for version 1"):
+            system.predict(huge)
+        with pytest.raises(DataError, match="sample 0: values too large"):
+            system.add_samples(huge, [0, 1])
+        assert system.store.count_samples() == stored  # nothing recorded
 
 
 def test_promote_rollback_and_unknown_versions(system: System) -> None:

@@ -62,11 +62,19 @@ class Loaded:
             std = torch.tensor(c.std, dtype=x.dtype)
             x = ((x.reshape(len(x), -1) - mean) / std).reshape(x.shape)
         try:
-            return self.learner.predict_logits(x).float().cpu()  # back from the device, if any
+            out = self.learner.predict_logits(x).float().cpu()  # back from the device, if any
         except RuntimeError as err:  # shape mismatch inside a custom model
             raise DataError(
                 f"version {self.version} cannot take inputs of shape {tuple(x.shape[1:])}"
             ) from err
+        bad = (~torch.isfinite(out).all(1)).nonzero().flatten().tolist()
+        if bad:  # finite inputs so large that standardising or the model overflows
+            raise DataError(
+                f"sample{'s' if len(bad) > 1 else ''} {', '.join(map(str, bad[:5]))}: values too large for "
+                f"version {self.version} (its outputs overflow to infinity or NaN); send features in the "
+                "range the model was trained on"
+            )
+        return out
 
 
 @dataclass(frozen=True)

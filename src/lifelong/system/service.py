@@ -308,6 +308,8 @@ class System:
         arr = to_array(x, self.settings.max_batch)
         if contract is not None:
             arr = contract.check_inputs(arr)
+            # values so large that the champion's outputs overflow would make every training diverge
+            self.holder.live.champion.logits(torch.from_numpy(arr))
         if y is not None:
             y = list(y.tolist() if isinstance(y, np.ndarray | torch.Tensor) else y)
             if len(y) != len(arr):
