@@ -265,7 +265,8 @@ def test_corrupted_champion_falls_back_to_the_newest_intact_version(tmp_path: Pa
             bootstrap(store, registry, data, n_classes=4, epochs=1, seed=seed)
         assert registry.alias("champion") == 2
         (tensors,) = registry.get(2).path.glob("*.safetensors")
-    raw = bytearray(tensors.read_bytes())
+    original = tensors.read_bytes()
+    raw = bytearray(original)
     raw[len(raw) // 2 :] = bytes(len(raw) - len(raw) // 2)  # zero the second half of the weights
     tensors.write_bytes(bytes(raw))
 
@@ -281,6 +282,12 @@ def test_corrupted_champion_falls_back_to_the_newest_intact_version(tmp_path: Pa
         system._wanted = None  # a poll that re-reads the same aliases: one event per failure, not per poll
         system.reload()
         assert len(system.store.events(EventKind.SERVER)) == 1 and system.degraded
+
+        tensors.write_bytes(original)  # the operator restores the artifact from a backup
+        system._retry_at = 0.0  # the next try is due (every RETRY_CHAMPION_SECONDS while degraded)
+        assert system.reload() and system.degraded == []
+        assert system.live_versions()["champion"][0] == 2
+        assert [e.payload["state"] for e in system.store.events(EventKind.SERVER)] == ["fallback", "recovered"]
 
         system.registry.set_alias("champion", 1)  # the operator points the champion at a good version
         assert system.reload() and system.degraded == []

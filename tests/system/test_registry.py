@@ -230,3 +230,25 @@ def test_a_publish_cleaned_up_from_another_host_fails_cleanly(
     monkeypatch.undo()
     assert registry.versions() == [] and not any(registry.artifacts_dir.glob("v*"))
     assert registry.get(publish(registry)).sha256
+
+
+def test_collected_versions_stay_listed_and_in_the_lineage_but_cannot_be_loaded(registry: Registry) -> None:
+    chain = [publish(registry, b"w1")]
+    for i in range(4):
+        chain.append(
+            publish(registry, f"w{i + 2}".encode(), parent=chain[-1], metrics={"new_accuracy": 0.5 + i})
+        )
+    registry.set_alias("champion", chain[-1])
+    gone = registry.collect(keep_last=2)
+    assert gone and set(gone) < set(chain)
+    assert [v.version for v in registry.versions()] == [v for v in chain if v not in gone]
+    listed = registry.versions(collected=True)
+    assert [v.version for v in listed] == chain and [v.collected for v in listed] == [
+        v in gone for v in chain
+    ]
+    with pytest.raises(RegistryError, match="deleted by retention"):
+        registry.get(gone[0])
+    record = registry.get(gone[-1], collected=True)  # the worker walks the lineage through it
+    assert record.collected and not record.path.exists() and record.parent == chain[chain.index(gone[-1]) - 1]
+    with pytest.raises(NotFoundError, match="lifelong models"):
+        registry.get(999, collected=True)

@@ -121,6 +121,23 @@ def test_bad_candidate_from_shuffled_labels_is_stopped(seeded: tuple[Store, Regi
     assert store.events("gate")[-1].payload == attempts[0] == result.attempt  # the one record, as stored
 
 
+def test_the_worker_keeps_working_once_retention_collected_old_versions(
+    seeded: tuple[Store, Registry, Dataset],
+) -> None:
+    """Was: every poll failed on the champion's lineage (``no model version 1``) once v1's artifact went."""
+    store, registry, data = seeded
+    policy = Policy("scheduled-finetune", every_samples=100, epochs=1, drift_test=None)
+    worker = Worker(store, registry, policy, Gate(**LENIENT), keep_versions=1, housekeeping_seconds=0)
+    for _ in range(3):  # v2, v3, v4, each trained from the last and promoted
+        store.add_samples(data.x[:150], data.y[:150])
+        assert worker.step().passed
+    assert registry.alias("champion") == 4
+    assert [v.version for v in registry.versions(collected=True) if v.collected] == [1, 2, 3]
+    store.add_samples(data.x[:150], data.y[:150])
+    result = worker.step()  # the lineage walk reads the collected versions' records
+    assert result is not None and result.trained and worker.expected_accuracy(5 if result.passed else 4)
+
+
 def test_monitors_write_drift_events_and_continual_trains_on_them(
     seeded: tuple[Store, Registry, Dataset],
 ) -> None:

@@ -544,9 +544,12 @@ def cmd_models(args: argparse.Namespace) -> int:
         t = Table(title=f"model versions in {store!r}")
         for col in ("version", "parent", "strategy", "window", "aliases", "new acc", "flip rate"):
             t.add_column(col)
-        for v in registry.versions():
+        for v in registry.versions(collected=True):
             m = v.metrics
-            t.add_row(str(v.version), str(v.parent or "-"), v.strategy, str(v.window or "-"),
+            name = (
+                f"{v.version} (collected)" if v.collected else str(v.version)
+            )  # weights deleted by retention
+            t.add_row(name, str(v.parent or "-"), v.strategy, str(v.window or "-"),
                       ", ".join(sorted(by_version.get(v.version, []))) or "-",
                       _fmt(m.get("new_accuracy")), _fmt(m.get("negative_flip_rate")))  # fmt: skip
         Console().print(t)

@@ -91,6 +91,7 @@ deployments = sa.Table(  # alias history: one row per move, so rollback can walk
 _ALIAS = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _STRATEGY = re.compile(r"^[A-Za-z0-9_.+-]{1,128}$")
 _ARTIFACT = re.compile(r"^v[0-9]+$")
+LISTED = ("ready", "collected")  # a version row a reader sees (pending ones are publishes in flight)
 mv = model_versions
 
 
@@ -107,6 +108,7 @@ class ModelVersion:
     metrics: dict[str, Any]
     path: Path
     sha256: str
+    collected: bool = False  # its artifact was deleted by retention: listed and in the lineage, never loaded
 
 
 @dataclass(frozen=True)
@@ -226,17 +228,27 @@ class Registry:
                 shutil.rmtree(self.artifacts_dir / f"v{version}", ignore_errors=True)
 
     # reading ------------------------------------------------------------------------------------
-    def get(self, version: int) -> ModelVersion:
+    def get(self, version: int, *, collected: bool = False) -> ModelVersion:
+        """A registered version; one whose artifact retention deleted only with ``collected`` (its
+        record: parent, metrics, window), since it can no longer be loaded, served or promoted."""
         with self.store.engine.connect() as conn:
-            row = conn.execute(sa.select(mv).where(mv.c.version == version, mv.c.status == "ready")).first()
+            row = conn.execute(sa.select(mv).where(mv.c.version == version, mv.c.status.in_(LISTED))).first()
         if row is None:
-            raise NotFoundError(f"no model version {version}; list them with Registry.versions()")
+            raise NotFoundError(
+                f"no model version {version}; list them with `lifelong models` (GET /v1/models)"
+            )
+        if row.status == "collected" and not collected:
+            raise RegistryError(
+                f"version {version}'s artifact was deleted by retention (--keep-versions): it stays in the "
+                "lineage but cannot be loaded, served or promoted"
+            )
         return self._record(row)
 
-    def versions(self) -> list[ModelVersion]:
-        """All registered versions, oldest first."""
+    def versions(self, *, collected: bool = False) -> list[ModelVersion]:
+        """Registered versions, oldest first; with ``collected`` also those whose artifact was deleted."""
+        statuses = LISTED if collected else ("ready",)
         with self.store.engine.connect() as conn:
-            rows = conn.execute(sa.select(mv).where(mv.c.status == "ready").order_by(mv.c.version)).all()
+            rows = conn.execute(sa.select(mv).where(mv.c.status.in_(statuses)).order_by(mv.c.version)).all()
         return [self._record(r) for r in rows]
 
     def verify(self, version: int) -> None:
@@ -434,6 +446,7 @@ class Registry:
             row.metrics,
             self.artifacts_dir / row.artifact_path,
             row.artifact_sha256,
+            row.status == "collected",
         )
 
 

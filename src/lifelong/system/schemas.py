@@ -195,8 +195,11 @@ class ModelInfo(BaseModel):
     parent: int | None
     created: float
     strategy: str
-    params: dict[str, Any]
-    metrics: dict[str, Any]
+    window: list[int] | None  # first and last sample id trained on
+    params: dict[str, Any]  # the policy, gate, mode and the deployment contract it was trained under
+    metrics: dict[str, Any]  # the gate's figures
+    sha256: str  # of the artifact, checked before it is loaded
+    collected: bool  # its artifact was deleted by retention (--keep-versions): listed, never loaded
     aliases: list[str]
 
 

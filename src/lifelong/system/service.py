@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 DRIFT_KINDS = (EventKind.DATA_DRIFT, EventKind.PERFORMANCE_DRIFT)
 T = TypeVar("T")
 _CACHE = 8  # loaded versions kept in memory (the live ones plus recent, for quick swaps back)
+RETRY_CHAMPION_SECONDS = 5.0  # while serving a fallback, how often to try the champion's artifact again
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,7 @@ class System:
         self._poller: threading.Thread | None = None
         self._wanted: dict[str, tuple[int, float | None]] | None = None  # aliases last swapped in
         self.degraded: list[str] = []  # why this server is not fully ready (shown by /readyz)
+        self._retry_at = 0.0  # when a degraded server next tries its champion's artifact
         self.write_health = WriteHealth()  # store write failures of this replica (/readyz, /metrics)
         self._probe: tuple[float, str | None] = (0.0, None)  # (when, error) of the last write probe
         self.reload()
@@ -404,14 +406,16 @@ class System:
         return self.holder.live.champion.contract if self.holder.ready else None
 
     def models(self) -> list[dict[str, Any]]:
-        """Every registered version with the aliases pointing at it, oldest first."""
+        """Every registered version with the aliases pointing at it, oldest first (``collected``: its
+        artifact was deleted by retention; the record and the lineage stay)."""
         by_version: dict[int, list[str]] = {}
         for name, state in self.registry.aliases().items():
             by_version.setdefault(state.version, []).append(name)
         return [
             {"version": v.version, "parent": v.parent, "created": v.created, "strategy": v.strategy,
-             "params": v.params, "metrics": v.metrics, "aliases": sorted(by_version.get(v.version, []))}
-            for v in self.registry.versions()
+             "window": list(v.window) if v.window else None, "params": v.params, "metrics": v.metrics,
+             "sha256": v.sha256, "collected": v.collected, "aliases": sorted(by_version.get(v.version, []))}
+            for v in self.registry.versions(collected=True)
         ]  # fmt: skip
 
     def deployments(self) -> dict[str, dict[str, Any]]:
@@ -454,17 +458,24 @@ class System:
 
         A champion whose artifact is corrupted or cannot be rebuilt is not served: the server falls
         back to the newest intact version in the champion's alias history, records a ``server``
-        event and reports itself degraded (``/readyz``) until the champion alias moves again.
+        event and reports itself degraded (``/readyz``) until the champion alias moves again or
+        its artifact is restored (tried again every ``RETRY_CHAMPION_SECONDS``).
         """
         with self._reload_lock:
             aliases = self.registry.aliases()
             want = {
                 k: (a.version, a.share) for k, a in aliases.items() if k in ("champion", "canary", "shadow")
             }
-            if "champion" not in want or want == self._wanted:
+            retry = bool(self.degraded) and time.monotonic() >= self._retry_at
+            if "champion" not in want or (want == self._wanted and not retry):
                 return False
+            was_degraded = bool(self.degraded)
             champion = self._load_champion(want["champion"][0])
-            if champion is None:
+            self._retry_at = time.monotonic() + RETRY_CHAMPION_SECONDS
+            if was_degraded and not self.degraded:
+                log.info("champion v%s loads again; serving it", champion.version if champion else "?")
+                self.store.add_event(EventKind.SERVER, {"state": "recovered", "version": want["champion"][0]})
+            if champion is None or (want == self._wanted and self.holder.live.champion is champion):
                 return False
             self._wanted = want
             canary, shadow = want.get("canary"), want.get("shadow")

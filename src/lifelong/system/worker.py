@@ -340,7 +340,7 @@ class Worker:
         seen: set[int] = set()
         while version is not None and version not in seen and len(seen) < 50:
             seen.add(version)
-            record = self.registry.get(version)
+            record = self.registry.get(version, collected=True)  # retention keeps the lineage's rows
             acc = record.metrics.get("new_accuracy")
             if isinstance(acc, int | float):
                 best = acc if best is None else max(best, acc)

@@ -64,8 +64,9 @@ def summary(system: System, window: int = 50, limit: int = 5000, n_events: int =
     versions = [
         {"version": v.version, "parent": v.parent, "created": v.created, "strategy": v.strategy,
          "window": list(v.window) if v.window else None, "aliases": sorted(holders.get(v.version, [])),
+         "collected": v.collected,
          "figures": {k: v.metrics[k] for k in GATE_FIGURES if isinstance(v.metrics.get(k), (int, float))}}
-        for v in system.registry.versions()
+        for v in system.registry.versions(collected=True)
     ]  # fmt: skip
     parents = {v["version"]: v["parent"] for v in versions}
     chain: list[int] = []
@@ -135,7 +136,11 @@ def render_main(data: dict[str, Any]) -> str:
             f'<tr data-version="{v["version"]}"><td>v{v["version"]} {tags}</td>'
             f"<td>{'v' + str(v['parent']) if v['parent'] else '-'}</td><td>{e(v['strategy'])}</td>"
             f"<td>{window}</td><td>{e(figures)}</td><td>{_when(v['created'])}</td>"
-            f'<td><button class="promote" data-version="{v["version"]}">promote</button></td></tr>'
+            + (
+                "<td><small>collected</small></td></tr>"  # its weights were deleted by retention
+                if v["collected"]
+                else f'<td><button class="promote" data-version="{v["version"]}">promote</button></td></tr>'
+            )
         )
     events = [
         f"<li><time>{_when(ev['ts'])}</time> <b>{e(ev['kind'])}</b> {e(ev['text'])}</li>"
