@@ -115,7 +115,11 @@ def test_auth(server: Server) -> None:
         (b"{not json", 400, "MalformedJSON"),
         (b'{"inputs": [[NaN, 0, 0, 0, 0, 0, 0, 0]]}', 422, "DataError"),
         (b'{"inputs": [[1e39, 0, 0, 0, 0, 0, 0, 0]]}', 422, "DataError"),
-        (b'{"inputs": [[3e38, 3e38, 3e38, 3e38, 3e38, 3e38, 3e38, 3e38]]}', 422, "DataError"),  # overflows inside
+        (
+            b'{"inputs": [[3e38, 3e38, 3e38, 3e38, 3e38, 3e38, 3e38, 3e38]]}',
+            422,
+            "DataError",
+        ),  # overflows inside
         (b'{"inputs": [[0, 0, 0]]}', 422, "DataError"),
         (b'{"inputs": [[0, 0, 0, 0, 0, 0, 0, 0], [0]]}', 422, "DataError"),
         (b'{"inputs": [["a", 0, 0, 0, 0, 0, 0, 0]]}', 422, "DataError"),
@@ -278,6 +282,8 @@ def test_readyz_lists_every_reason_and_healthz_stays_liveness(server: Server) ->
         r = c.get("/readyz")
         assert r.status_code == 503 and r.json()["ready"] is False
         assert any("no worker" in reason for reason in r.json()["reasons"])
+        assert c.get("/readyz", params={"scope": "serving"}).json() == {"ready": True, "reasons": []}
+        assert c.get("/readyz", params={"scope": "nope"}).status_code == 422
         assert c.get("/healthz").status_code == 200
         assert store.acquire_lease("worker", "test-worker", 60.0, now=time.time() - 100)  # stale heartbeat
         assert any("heartbeat is 100 s old" in reason for reason in c.get("/readyz").json()["reasons"])

@@ -33,6 +33,10 @@ def test_ready_only_when_every_fact_is_good() -> None:
     assert len(readiness_reasons(everything)) == 5
     unloadable = {"champion_loaded": False, "degraded": ("champion v1 cannot be loaded (unknown model)",)}
     assert readiness_reasons(Facts(**{**READY.__dict__, **unloadable})) == list(unloadable["degraded"])
+    # a load balancer's question: the worker and its trainings do not take serving replicas out
+    loop_down = Facts(**{**READY.__dict__, "worker_heartbeat": None, "failed_training": "boom"})
+    assert len(readiness_reasons(loop_down)) == 2 and readiness_reasons(loop_down, serving_only=True) == []
+    assert len(readiness_reasons(everything, serving_only=True)) == 3  # store, writes, degraded
 
 
 class _PgDiskFull(Exception):

@@ -446,3 +446,31 @@ def test_the_parsing_helper_dies_with_a_killed_server(tmp_path: Path) -> None:
     for p in alive:
         p.kill()
     assert not alive, f"orphaned: {[p.cmdline() for p in alive]}"
+
+
+def test_a_store_that_cannot_be_reached_is_a_503_and_readiness_recovers_alone(tmp_path: Path) -> None:
+    """A read-only file or a database that went down: was a 500 with a traceback, and /readyz stayed
+    503 after the store came back until client traffic (which a load balancer never sends) arrived."""
+    settings = Settings(data_dir=tmp_path, token=TOKEN, max_batch=16)
+    with System(settings) as system:
+        system.bootstrap(trained(0))
+        down = {"on": False}
+
+        @sa.event.listens_for(system.store.engine, "begin")
+        def _io_error(conn: sa.Connection) -> None:
+            if down["on"]:
+                raise sa.exc.OperationalError("BEGIN", {}, Exception("disk I/O error"))
+
+        with running(create_app(system=system)) as url, client(url) as c:
+            down["on"] = True
+            assert c.post("/v1/predict", json={"inputs": [ROW]}).status_code == 200  # answered, unlogged
+            for method, path, body in [("POST", "/v1/samples", {"inputs": [ROW], "labels": [1]}),
+                                       ("POST", "/v1/train", {}), ("POST", "/v1/rollback", {}),
+                                       ("GET", "/v1/models", None)]:  # fmt: skip
+                r = c.request(method, path, json=body)
+                assert error_of(r, 503) == "StoreUnavailable", (path, r.text)
+                assert "disk I/O error" in r.json()["error"]["message"] and r.headers["retry-after"] == "5"
+            assert c.get("/readyz").status_code == 503
+            down["on"] = False
+            time.sleep(WriteHealth.settle_seconds + 1.1)  # the failures settle; the next probe is due
+            assert c.get("/readyz", params={"scope": "serving"}).json() == {"ready": True, "reasons": []}

@@ -287,7 +287,10 @@ def test_corrupted_champion_falls_back_to_the_newest_intact_version(tmp_path: Pa
         system._retry_at = 0.0  # the next try is due (every RETRY_CHAMPION_SECONDS while degraded)
         assert system.reload() and system.degraded == []
         assert system.live_versions()["champion"][0] == 2
-        assert [e.payload["state"] for e in system.store.events(EventKind.SERVER)] == ["fallback", "recovered"]
+        assert [e.payload["state"] for e in system.store.events(EventKind.SERVER)] == [
+            "fallback",
+            "recovered",
+        ]
 
         system.registry.set_alias("champion", 1)  # the operator points the champion at a good version
         assert system.reload() and system.degraded == []

@@ -309,3 +309,16 @@ def test_an_ab_test_promotes_a_clearly_better_canary_and_ends_a_worse_one(tmp_pa
         label_traffic(system)
         decision = system.evaluate_canary()
         assert decision["decision"] == "wait" and decision["champion_labelled"] == 0, decision
+
+
+def test_a_store_that_takes_writes_again_clears_the_failure_without_traffic(system: System) -> None:
+    """Was: a replica stayed unready after the store recovered until a client write reached it,
+    which a load balancer that health-checks /readyz never sends."""
+    import sqlite3
+
+    system.bootstrap(trained())
+    system.write_health.failed(sqlite3.OperationalError("disk I/O error"))
+    assert any("store writes are failing" in r for r in system.readiness("serving"))
+    system.write_health.failed_last -= 10  # the failures settled; the store probe now succeeds
+    system._probe = (0.0, None)  # the probe is due
+    assert system.readiness("serving") == []

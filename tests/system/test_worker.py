@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -20,6 +21,7 @@ from lifelong.checks import toy_data
 from lifelong.data.dataset import Dataset
 from lifelong.learn.learner import Learner
 from lifelong.system.contract import Contract
+from lifelong.system.events import EventKind
 from lifelong.system.policy import Policy, preset
 from lifelong.system.registry import Registry, model_versions
 from lifelong.system.service import System
@@ -136,6 +138,35 @@ def test_the_worker_keeps_working_once_retention_collected_old_versions(
     store.add_samples(data.x[:150], data.y[:150])
     result = worker.step()  # the lineage walk reads the collected versions' records
     assert result is not None and result.trained and worker.expected_accuracy(5 if result.passed else 4)
+
+
+def test_a_failing_training_backs_off_instead_of_running_every_poll(
+    seeded: tuple[Store, Registry, Dataset],
+) -> None:
+    """Was: a request whose training raised was tried again at every poll (55 failures in 30 s)."""
+    store, registry, data = seeded
+    store.add_samples(data.x, data.y)
+    broken = True
+
+    def prepare(d: Dataset) -> Dataset:
+        if broken:
+            raise RuntimeError("the plugin's forward failed")
+        return d
+
+    worker = Worker(store, registry, preset("manual"), Gate(**LENIENT), prepare=prepare)
+    store.add_event(EventKind.TRAIN_REQUEST, {"reason": "by hand"})
+    failed = lambda: [e.payload for e in store.events("training") if e.payload["state"] == "failed"]  # noqa: E731
+    for expected in ([1], [1]):  # the second poll comes within the back-off: nothing runs
+        with contextlib.suppress(RuntimeError):
+            worker.step()
+        assert [p["failures"] for p in failed()] == expected and failed()[-1]["retry_in"] == 5.0
+    worker._retry_at = 0.0  # 5 s later
+    with pytest.raises(RuntimeError):
+        worker.step()
+    assert [(p["failures"], p["retry_in"]) for p in failed()] == [(1, 5.0), (2, 10.0)]  # doubling
+    broken, worker._retry_at = False, 0.0
+    result = worker.step()
+    assert result is not None and result.trained and worker._failures == 0
 
 
 def test_monitors_write_drift_events_and_continual_trains_on_them(

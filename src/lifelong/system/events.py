@@ -56,7 +56,8 @@ def describe(kind: str, payload: Mapping[str, Any]) -> str:
                 f"from sample {p.get('first')}")  # fmt: skip
     if kind == EventKind.TRAINING:
         if p.get("state") == "failed":
-            return f"failed: {p.get('error')}"
+            retry = f" (failure {p['failures']} in a row; next try in {p['retry_in']:g} s)" if "retry_in" in p else ""
+            return f"failed: {p.get('error')}{retry}"
         return f"{p.get('state')}: {p.get('reason')} ({p.get('mode')})"
     if kind in (EventKind.PROMOTION, EventKind.DEPLOYMENT):
         share = f" at {p['share']:.0%}" if isinstance(p.get("share"), float) else ""

@@ -88,8 +88,9 @@ class Facts:
     degraded: tuple[str, ...] = ()
 
 
-def readiness_reasons(f: Facts) -> list[str]:
-    """Every reason the replica is not ready; an empty list means ready."""
+def readiness_reasons(f: Facts, serving_only: bool = False) -> list[str]:
+    """Every reason the replica is not ready; an empty list means ready (``serving_only``: the worker's
+    state does not count)."""
     reasons = []
     if not f.champion_loaded and not f.degraded:  # else the degraded reason says why it is not loaded
         reasons.append("no champion is loaded; bootstrap one (lifelong up) or promote a version")
@@ -101,6 +102,15 @@ def readiness_reasons(f: Facts) -> list[str]:
             "answered without being recorded; the replica recovers by itself once the store takes writes "
             "again (a full disk or database: samples and feedback get 507 until space is freed)"
         )
+    if not serving_only:
+        reasons.extend(_worker_reasons(f))
+    reasons.extend(f.degraded)
+    return reasons
+
+
+def _worker_reasons(f: Facts) -> list[str]:
+    """The loop's part of readiness: a live worker and a last training that did not fail."""
+    reasons = []
     if f.worker_heartbeat is None:
         reasons.append(
             "no worker holds the lease (none started, or it stopped): start `lifelong worker` or `lifelong up`"
@@ -111,7 +121,6 @@ def readiness_reasons(f: Facts) -> list[str]:
                        "is it running?")  # fmt: skip
     if f.failed_training is not None:
         reasons.append(f"the last training attempt failed: {f.failed_training}")
-    reasons.extend(f.degraded)
     return reasons
 
 

@@ -567,15 +567,20 @@ class System:
         return self.holder.live.versions()
 
     # -- health ----------------------------------------------------------------------------
-    def readiness(self) -> list[str]:
+    def readiness(self, scope: str = "all") -> list[str]:
         """Why this replica should not get traffic now; an empty list means ready (``/readyz``).
 
         Ready means: a champion is loaded, the store takes writes (probed at most once a second),
         this replica's last store write succeeded, the worker's heartbeat is fresh, the latest
         training attempt did not fail, and nothing degraded the server (e.g. a champion fallback).
+        ``scope="serving"`` leaves the worker and its trainings out: what a load balancer should ask,
+        so a stopped worker or a failed training does not take every replica out of rotation.
         """
+        if scope not in ("all", "serving"):
+            raise ConfigError(f"scope must be 'all' or 'serving', got {scope!r}")
         now = time.time()
-        lease = self._quiet(self.store.lease, "worker")
+        serving = scope == "serving"
+        lease = None if serving else self._quiet(self.store.lease, "worker")
         return readiness_reasons(
             Facts(
                 now=now,
@@ -585,9 +590,10 @@ class System:
                 unlogged_predictions=self.write_health.unlogged_predictions,
                 worker_heartbeat=lease.heartbeat if lease else None,
                 worker_stale_seconds=self.settings.worker_stale_seconds,
-                failed_training=self._quiet(self._failed_training),
+                failed_training=None if serving else self._quiet(self._failed_training),
                 degraded=tuple(self.degraded),
-            )
+            ),
+            serving_only=serving,
         )
 
     def health_metrics(self) -> dict[str, Any]:
@@ -640,6 +646,7 @@ class System:
         try:
             self.store.probe_write()
             error = None
+            self.write_health.succeeded()  # a write went through: traffic need not come first to clear it
         except Exception as err:  # any failure: the reason is what readiness shows
             error = ("the disk or database is full; " if is_storage_full(err) else "") + one_line(err)
         self._probe = (now, error)

@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 LEASE = "worker"
 DATA_CURSOR = "monitor-data"  # last sample id tested for data drift
 FEEDBACK_CURSOR = "monitor-feedback-us"  # feedback timestamp (microseconds) fed to the detector
+RETRY_FIRST_SECONDS, RETRY_MAX_SECONDS = 5.0, 300.0  # a failing training is tried again after 5, 10, 20 ... s
 DRIFT_TESTS: dict[str, Callable[[], DataDriftMonitor]] = {"ks": KSDrift, "psi": PSIDrift, "mmd": MMDDrift}
 
 
@@ -83,6 +84,8 @@ class Worker:
         self._holding = False
         self._standby_logged = False
         self._last_housekeeping = 0.0
+        self._failures = 0  # training attempts in a row that raised
+        self._retry_at = 0.0  # monotonic time before which a failing training is not tried again
 
     # -- the loop ------------------------------------------------------------------------------
     def run(self) -> None:
@@ -96,7 +99,7 @@ class Worker:
                     try:
                         self.step()
                     except Exception:  # a failing step (database hiccup, bad window) must not end the loop
-                        log.exception("worker step failed; retrying at the next poll")
+                        log.exception("worker step failed; the loop goes on (a failed training backs off)")
                 self.stop.wait(self.poll_seconds)
         finally:
             if self._holding:
@@ -136,7 +139,7 @@ class Worker:
         self.check_floor(judged)
         result = None
         decision = self.decide(judged)
-        if decision.train:
+        if decision.train and time.monotonic() >= self._retry_at:  # else backing off after failures
             result = self.train(decision)
         if self.registry.alias("canary") is not None:
             apply_canary_rule(self.store, self.registry, self.canary)
@@ -154,8 +157,13 @@ class Worker:
                                 mode=decision.mode, since=since, forget=decision.forget, prepare=self.prepare,
                                 holds_lease=self.holds_lease, compute=self.compute)  # fmt: skip
         except Exception as err:
-            self.store.add_event(EventKind.TRAINING, {"state": "failed", "error": str(err)[:500]})
+            self._failures += 1
+            wait = min(RETRY_FIRST_SECONDS * 2 ** (self._failures - 1), RETRY_MAX_SECONDS)
+            self._retry_at = time.monotonic() + wait
+            self.store.add_event(EventKind.TRAINING, {"state": "failed", "error": str(err)[:500],
+                                                      "failures": self._failures, "retry_in": wait})  # fmt: skip
             raise
+        self._failures, self._retry_at = 0, 0.0
         attempt = result.attempt
         log.info("gate %s", describe(EventKind.GATE, attempt))  # as `lifelong events` words it
         if self.on_attempt is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
+import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -12,7 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import Send
 
 from lifelong.errors import CheckpointError, LifelongError, NotFoundError, RegistryError
-from lifelong.system.health import StorageFullError
+from lifelong.system.health import StorageFullError, is_storage_full, one_line
 from lifelong.system.schemas import InputTooLargeError
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,25 @@ async def _http(request: Request, err: Exception) -> JSONResponse:
     return error_response(err.status_code, "HTTPError", str(err.detail), getattr(err, "headers", None))
 
 
+#: the store could not be reached or written (a database down, a read-only file, a pool timeout)
+STORE_DOWN = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)
+RETRY_AFTER_SECONDS = 5
+
+
+async def _store_down(request: Request, err: Exception) -> JSONResponse:
+    """503 with Retry-After (507 for a full disk): the transaction rolled back, nothing changed."""
+    log.warning("store unavailable on %s %s: %s", request.method, request.url.path, one_line(err))
+    if is_storage_full(err):
+        return error_response(
+            507, "StorageFullError", f"the store is full ({one_line(err)}); nothing was stored"
+        )
+    return error_response(
+        503, "StoreUnavailable",
+        f"the store cannot be reached or written ({one_line(err)}); nothing was changed: try again shortly",
+        {"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )  # fmt: skip
+
+
 async def _unexpected(request: Request, err: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return error_response(500, "InternalError", "internal error; see the server log")
@@ -100,4 +120,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(LifelongError, _lifelong)
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(HTTPException, _http)
+    for kind in STORE_DOWN:
+        app.add_exception_handler(kind, _store_down)
     app.add_exception_handler(Exception, _unexpected)

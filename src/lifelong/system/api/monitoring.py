@@ -3,7 +3,7 @@ whether it should get traffic."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
@@ -47,7 +47,10 @@ async def healthz(system: SystemDep) -> JSONResponse:
 
 
 @router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
-def readyz(system: SystemDep) -> JSONResponse:
-    """Readiness: 200 when this replica should get traffic, else 503 with every reason."""
-    reasons = system.readiness()
+def readyz(system: SystemDep, scope: Literal["all", "serving"] = "all") -> JSONResponse:
+    """Readiness: 200 when this replica should get traffic, else 503 with every reason.
+
+    ``scope=serving`` (for load balancers) leaves the worker's heartbeat and the last training out.
+    """
+    reasons = system.readiness(scope)
     return JSONResponse({"ready": not reasons, "reasons": reasons}, status_code=503 if reasons else 200)
