@@ -234,6 +234,9 @@ def test_the_floor_dates_the_change_and_the_training_starts_there(tmp_path: Path
             event.payload
         )
         assert event.payload["error_after"] > 0.8 > 0.3 > event.payload["error_before"]
+        assert event.payload["score"] == event.payload["error_after"]  # an error rate, as the detectors'
+        latest = [e for e in drifts if e.id == max(d.id for d in drifts)][0].payload["score"]
+        assert system.health_metrics()["drift_score"]["performance_drift"] == latest  # was never shown
         assert worker.change_point() == event.payload["first"] - 1
         state = worker.state()
         assert state.performance_drop and state.new_samples == 400 - 250 + (event.payload["first"] - changed)

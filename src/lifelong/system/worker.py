@@ -263,10 +263,11 @@ class Worker:
         first = rows[change.index].sample_id if change is not None else None
         if change is None or first is None:
             return
+        # its score is an error rate, as the detectors' (/metrics shows the latest drift score per kind)
         self.store.add_event(EventKind.PERFORMANCE_DRIFT, {
             "detector": "floor", "drift": True, "first": first, "at": rows[-1].sample_id,
             "version": champion, "error_before": change.before, "error_after": change.after,
-            "statistic": change.statistic})  # fmt: skip
+            "score": change.after, "statistic": change.statistic})  # fmt: skip
         self._floor_reported = True
 
     def _champion_judged(self, champion: int, limit: int) -> list[Any]:
