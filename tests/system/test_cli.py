@@ -186,3 +186,19 @@ def test_up_bootstraps_a_cnn_from_rows_of_pixels_given_their_shape(
     with Store(data_dir=tmp_path / "d") as store:
         contract = Contract.load(Registry(store).get(1).path)
     assert contract is not None and contract.input_shape == (1, 8, 8)
+
+
+def test_up_frees_the_lease_of_its_dead_worker_and_only_that(tmp_path: Path) -> None:
+    """A restarted worker used to wait out the dead one's lease (15 s by default) before training."""
+    from lifelong.system.cli import _free_lease
+    from lifelong.system.settings import Settings
+    from lifelong.system.store import Store
+    from lifelong.system.worker import LEASE, holder_prefix
+
+    settings = Settings(data_dir=tmp_path, auth=False)
+    with Store(settings.db_url, data_dir=tmp_path) as store:
+        assert store.acquire_lease(LEASE, holder_prefix(4242) + "abc123", 15.0)
+        _free_lease(settings, 4343)  # another process's lease (a worker `up` did not start) stays
+        assert store.lease(LEASE) is not None
+        _free_lease(settings, 4242)
+        assert store.lease(LEASE) is None

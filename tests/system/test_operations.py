@@ -232,6 +232,7 @@ def test_up_restarts_a_killed_worker_and_takes_it_down_when_killed(
         lambda: up.output().count("acquired the worker lease") == 2, LEASE + 120, "the new worker to lead", up
     )
     leading = time.monotonic() - killed
+    assert "standby" not in up.output()  # `up` freed the dead worker's lease: no wait for it to expire
     second = _worker_child(up)
     assert second is not None and _live(port).get("champion") == 1  # serving never stopped
     print(f"\nworker restarted {restarted:.2f}s after SIGKILL (backoff 1s), leading after {leading:.2f}s "

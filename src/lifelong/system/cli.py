@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import functools
 import json
 import logging
 import os
@@ -21,10 +22,14 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lifelong.errors import ConfigError
+
+if TYPE_CHECKING:
+    from lifelong.system.settings import Settings
 
 BOOTSTRAPS = ("digits", "fmnist", "none")  # or a file: .npz (x, y), .csv or .parquet
 log = logging.getLogger("lifelong.up")
@@ -369,6 +374,11 @@ def cmd_up(args: argparse.Namespace) -> int:
             torch.set_num_threads(args.threads)  # small models train fastest on one thread
             version = _bootstrap(store, registry, args, policy)
             print(f"bootstrapped champion v{version} from {args.bootstrap}", flush=True)
+        elif args.bootstrap != "digits" or args.model != "mlp" or args.model_kwargs:
+            print(f"note: {settings.data_dir} already has a champion (v{registry.alias('champion')}); "
+                  "--bootstrap, --model and --model-kwargs only set up an empty store and are ignored "
+                  "(start from a new --data-dir, or register and promote a version)", file=sys.stderr,
+                  flush=True)  # fmt: skip
     if token:
         print(f"LIFELONG_TOKEN={token}  (send it as 'Authorization: Bearer <token>'; "
               f"kept in {settings.data_dir / 'token'})", flush=True)  # fmt: skip
@@ -376,7 +386,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(
             f"bearer token: LIFELONG_TOKEN or the file {settings.data_dir / 'token'} (mode 0600)", flush=True
         )
-    supervisor = Supervisor(_worker_command(args, settings))
+    supervisor = Supervisor(_worker_command(args, settings), on_exit=functools.partial(_free_lease, settings))
     supervisor.start()
     # uvicorn shuts down gracefully on SIGTERM / SIGINT, then re-raises the signal to the handler that
     # was installed before it: ours turns it into an exception, so the worker is stopped too.
@@ -422,8 +432,9 @@ def _worker_command(args: argparse.Namespace, settings: Any) -> list[str]:
 class Supervisor:
     """Keep one worker child running: restart it when it dies, waiting 1, 2, 4 ... 60 s (logged)."""
 
-    def __init__(self, command: list[str], max_backoff: float = 60.0) -> None:
-        self.command, self.max_backoff = command, max_backoff
+    def __init__(self, command: list[str], max_backoff: float = 60.0,
+                 on_exit: Callable[[int], Any] | None = None) -> None:  # fmt: skip
+        self.command, self.max_backoff, self.on_exit = command, max_backoff, on_exit
         self.child: subprocess.Popen[bytes] | None = None
         self.restarts = 0
         self._stopping = threading.Event()
@@ -441,6 +452,11 @@ class Supervisor:
             code = self.child.wait()
             if self._stopping.is_set():
                 return
+            if self.on_exit is not None:
+                try:
+                    self.on_exit(self.child.pid)
+                except Exception as err:  # the store may be down too: the lease then expires by itself
+                    print(f"lifelong up: could not free the dead worker's lease: {err}", file=sys.stderr)
             if time.monotonic() - started > 60:
                 backoff = 1.0  # it ran a good while: this is a new failure, not a crash loop
             print(f"lifelong up: worker exited with code {code}; restarting in {backoff:.0f}s", file=sys.stderr,
@@ -455,6 +471,17 @@ class Supervisor:
         self._stopping.set()
         if self.child is not None:
             stop_process(self.child, timeout)
+
+
+def _free_lease(settings: Settings, pid: int) -> None:
+    """Release the worker lease a dead child held, so its restart need not wait for the lease to expire."""
+    from lifelong.system.store import Store
+    from lifelong.system.worker import LEASE, holder_prefix
+
+    with Store(settings.db_url, data_dir=settings.data_dir) as store:
+        lease = store.lease(LEASE)
+        if lease is not None and lease.holder.startswith(holder_prefix(pid)):
+            store.release_lease(LEASE, lease.holder)
 
 
 def stop_process(process: subprocess.Popen[Any], timeout: float) -> None:

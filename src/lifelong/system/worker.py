@@ -72,7 +72,7 @@ class Worker:
     stop: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
-        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.holder = f"{holder_prefix(os.getpid())}{uuid.uuid4().hex[:6]}"
         self._detector = PerformanceMonitor(self.policy.detector, **self.policy.detector_params)
         self._champion: int | None = None
         self._expected: dict[int, float | None] = {}  # per version: a lineage's metrics never change
@@ -361,6 +361,11 @@ class Worker:
         """The policy's answer to the measured state; ``judged`` shares the floor's labelled predictions
         (read once per poll, so the floor's change dating and the policy see the same labels)."""
         return self.policy.decide(self.state(judged=judged))
+
+
+def holder_prefix(pid: int) -> str:
+    """How the lease holders of process ``pid`` on this host start (``host:pid:nonce``)."""
+    return f"{socket.gethostname()}:{pid}:"
 
 
 def _warm_up() -> None:
