@@ -202,3 +202,13 @@ def test_up_frees_the_lease_of_its_dead_worker_and_only_that(tmp_path: Path) -> 
         assert store.lease(LEASE) is not None
         _free_lease(settings, 4242)
         assert store.lease(LEASE) is None
+
+
+@pytest.mark.parametrize("command", [["models"], ["events"], ["train"], ["promote", "1"], ["rollback"]])
+def test_registry_commands_refuse_a_data_dir_without_a_store(
+    command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Was: a mistyped --data-dir (or the wrong working directory) made a new empty store and exited 0."""
+    typo = tmp_path / "lifelong-dta"
+    assert main([*command, "--data-dir", str(typo)]) == 2
+    assert "no store in" in capsys.readouterr().err and not typo.exists()

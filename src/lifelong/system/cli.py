@@ -555,7 +555,13 @@ def _open(args: argparse.Namespace) -> tuple[Any, Any]:
     from lifelong.system.registry import Registry
     from lifelong.system.store import Store
 
-    store = Store(args.db_url or os.environ.get("LIFELONG_DB_URL"), data_dir=args.data_dir)
+    settings = _settings(args)
+    if settings.db_url is None and not (settings.data_dir / "lifelong.db").is_file():  # not a typo's new store
+        raise ConfigError(
+            f"no store in {settings.data_dir.resolve()}: pass the --data-dir that `lifelong up` or `lifelong "
+            "worker` uses (or LIFELONG_DATA_DIR, or LIFELONG_DB_URL for PostgreSQL)"
+        )
+    store = Store(settings.db_url, data_dir=settings.data_dir)
     return store, Registry(store)
 
 
