@@ -239,6 +239,8 @@ def test_api_docs_render_offline_in_headless_chromium(server: Server, tmp_path: 
         "--dump-dom",
     ]
     dom = subprocess.run([*cmd, server.url + path], capture_output=True, text=True, timeout=90).stdout
+    csp = httpx.get(server.url + path).headers["content-security-policy"]  # no CDN (ReDoc's logo asked one)
+    assert "default-src 'self'" in csp and "img-src 'self' data: blob:;" in csp
     if path == "/docs":  # Swagger UI drew one block per operation
         assert 'data-path="/v1/predict"' in dom and dom.count("opblock-summary-path") >= 10
     else:  # ReDoc drew its menu and the operations
