@@ -390,3 +390,13 @@ def test_class_names_are_refused_where_the_classes_have_none(server: Server) -> 
             and "have none; send the class index" in r.json()["error"]["message"]
         )
         assert "class_name" not in c.post("/v1/predict", json={"inputs": sample(1)}).json()["predictions"][0]
+
+
+def test_every_metric_family_has_help_and_type_and_readiness_is_a_gauge(server: Server) -> None:
+    with server.client(auth=False) as c:
+        text = c.get("/metrics").text
+    lines = text.splitlines()
+    typed = [line.split()[2] for line in lines if line.startswith("# TYPE ")]
+    helped = {line.split()[2] for line in lines if line.startswith("# HELP ")}
+    assert len(typed) >= 20 and set(typed) <= helped, sorted(set(typed) - helped)  # 10 had no HELP
+    assert 'lifelong_ready{scope="serving"} ' in text and "lifelong_degraded 0" in text

@@ -40,11 +40,16 @@ class HttpMetrics:
 
     def render(self) -> list[str]:
         with self._lock:
-            out = ["# TYPE lifelong_http_requests_total counter"]
+            out = [
+                "# HELP lifelong_http_requests_total requests by method, route and status (401s before routing: "
+                'route="unmatched")',
+                "# TYPE lifelong_http_requests_total counter",
+            ]
             for (method, route, status), n in sorted(self.requests.items()):
                 out.append(
                     f'lifelong_http_requests_total{{method="{method}",route="{route}",status="{status}"}} {n}'
                 )
+            out.append("# HELP lifelong_http_request_seconds request latency by route")
             out.append("# TYPE lifelong_http_request_seconds histogram")
             for route, counts in sorted(self.buckets.items()):
                 total = 0
@@ -81,9 +86,12 @@ class Observe:
             self.metrics.observe(scope["method"], route, status, time.perf_counter() - start)
 
 
-def _gauge(name: str, kind: str, samples: list[tuple[str, Any]], help: str = "") -> list[str]:
-    head = [f"# HELP {name} {help}"] if help else []
-    return [*head, f"# TYPE {name} {kind}", *(f"{name}{labels} {value}" for labels, value in samples)]
+def _gauge(name: str, kind: str, samples: list[tuple[str, Any]], help: str) -> list[str]:
+    return [
+        f"# HELP {name} {help}",
+        f"# TYPE {name} {kind}",
+        *(f"{name}{labels} {value}" for labels, value in samples),
+    ]
 
 
 def _escape(value: str) -> str:
@@ -96,16 +104,24 @@ def metrics(request: Request, system: SystemDep) -> PlainTextResponse:
     lines = request.app.state.http_metrics.render()
     preds = [(f'{{variant="{k.removeprefix("predictions_")}"}}', v) for k, v in sorted(counts.items())
              if k.startswith("predictions_") and k != "predictions_unlogged"]  # fmt: skip
-    lines += _gauge("lifelong_predictions_total", "counter", preds)
-    lines += _gauge("lifelong_model_swaps_total", "counter", [("", system.holder.swaps)])
-    lines += _gauge("lifelong_shadow_dropped_total", "counter", [("", counts.get("shadow_dropped", 0))])
+    lines += _gauge("lifelong_predictions_total", "counter", preds, "predictions answered by each variant")
+    lines += _gauge("lifelong_model_swaps_total", "counter", [("", system.holder.swaps)],
+                    "hot swaps of the served models since this replica started")  # fmt: skip
+    lines += _gauge("lifelong_shadow_dropped_total", "counter", [("", counts.get("shadow_dropped", 0))],
+                    "requests not mirrored to the shadow because its queue was full")  # fmt: skip
     batcher = system.batcher_stats()
-    lines += _gauge("lifelong_microbatches_total", "counter", [("", batcher["batches"])])
-    lines += _gauge("lifelong_microbatched_requests_total", "counter", [("", batcher["requests"])])
+    lines += _gauge("lifelong_microbatches_total", "counter", [("", batcher["batches"])],
+                    "model calls, each answering one or more requests")  # fmt: skip
+    lines += _gauge("lifelong_microbatched_requests_total", "counter", [("", batcher["requests"])],
+                    "requests answered through the micro-batcher")  # fmt: skip
     live = system.live_versions() if system.holder.ready else {}
-    lines += _gauge(
-        "lifelong_model_version", "gauge", [(f'{{alias="{a}"}}', v) for a, (v, _) in live.items()]
-    )
+    lines += _gauge("lifelong_model_version", "gauge", [(f'{{alias="{a}"}}', v) for a, (v, _) in live.items()],
+                    "version this replica serves for each alias")  # fmt: skip
+    lines += _gauge("lifelong_ready", "gauge",
+                    [(f'{{scope="{s}"}}', int(not system.readiness(s))) for s in ("all", "serving")],
+                    "1 when /readyz (scope all) or /readyz?scope=serving answers 200")  # fmt: skip
+    lines += _gauge("lifelong_degraded", "gauge", [("", int(bool(system.degraded)))],
+                    "1 while this replica serves a fallback instead of its champion")  # fmt: skip
     lines += _loop_metrics(system.health_metrics())
     return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
 
@@ -121,16 +137,14 @@ def _loop_metrics(h: dict[str, Any]) -> list[str]:
                   [(f'{{outcome="{o}"}}', int(o == outcome)) for o in ("running", "passed", "rejected", "failed")],
                   "1 for the outcome of the latest training attempt (passed/rejected by the gate, failed)")  # fmt: skip
     if h["training_timestamp_seconds"] is not None:
-        out += _gauge(
-            "lifelong_training_last_timestamp_seconds",
-            "gauge",
-            [("", f"{h['training_timestamp_seconds']:.3f}")],
-        )
+        out += _gauge("lifelong_training_last_timestamp_seconds", "gauge",
+                      [("", f"{h['training_timestamp_seconds']:.3f}")], "when the latest training attempt ended")  # fmt: skip
     out += _gauge("lifelong_live_accuracy_ratio", "gauge",
                   [(f'{{variant="{v}"}}', f"{acc:.6f}") for v, (acc, _) in sorted(h["live_accuracy"].items())],
                   "accuracy of each variant over its latest labelled predictions")  # fmt: skip
     out += _gauge("lifelong_live_accuracy_window_predictions", "gauge",
-                  [(f'{{variant="{v}"}}', n) for v, (_, n) in sorted(h["live_accuracy"].items())])  # fmt: skip
+                  [(f'{{variant="{v}"}}', n) for v, (_, n) in sorted(h["live_accuracy"].items())],
+                  "labelled predictions the live accuracy of each variant is measured on")  # fmt: skip
     out += _gauge("lifelong_drift_score", "gauge",
                   [(f'{{kind="{_escape(k)}"}}', f"{v:.6g}") for k, v in sorted(h["drift_score"].items())],
                   "score of the latest drift report of each kind")  # fmt: skip
