@@ -153,6 +153,8 @@ def test_unknown_things_are_404_and_conflicts_409(server: Server) -> None:
         assert error_of(c.post("/v1/rollback", json={"alias": "shadow"}), 409) == "RegistryError"
         assert error_of(c.get("/v1/nothing"), 404) == "HTTPError"
         assert error_of(c.get("/v1/events", params={"kind": "Bad Kind"}), 422)
+        r = c.get("/v1/events", params={"kind": "gates"})  # was 200 [] (an empty log, not a typo)
+        assert error_of(r, 422) == "DataError" and "valid: " in r.json()["error"]["message"]
 
 
 def test_champion_hot_swaps_under_load_without_failed_requests(server: Server) -> None:

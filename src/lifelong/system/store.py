@@ -554,7 +554,8 @@ class Store:
             ).first()
             if row is None:
                 raise NotFoundError(
-                    f"no prediction with id {prediction_id!r}; use the id the prediction returned"
+                    f"no prediction with id {prediction_id!r}; use the id the prediction returned (one answered "
+                    "while the store could not write was not recorded and cannot take feedback)"
                 )
             values = {"prediction_id": prediction_id, "label": label, "ts": time.time()}
             upsert(conn, feedback, {"request_id": row.request_id}, values)
@@ -598,8 +599,8 @@ class Store:
                 if pid not in found:
                     where = f"feedback item {i}: " if len(ids) > 1 else ""
                     raise NotFoundError(
-                        f"{where}no prediction with id {pid!r}; use the id the prediction returned "
-                        "(nothing was stored)"
+                        f"{where}no prediction with id {pid!r}; use the id the prediction returned (one "
+                        "answered while the store could not write was not recorded); nothing was stored"
                     )
             for pid, label in zip(ids, labels):
                 row = found[pid]

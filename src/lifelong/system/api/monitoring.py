@@ -8,7 +8,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
+from lifelong.errors import DataError
 from lifelong.system.api.deps import Reader, SystemDep
+from lifelong.system.events import EventKind
 from lifelong.system.schemas import MAX_ID, ErrorBody, EventOut, Readiness
 
 router = APIRouter(tags=["monitoring"])
@@ -30,6 +32,9 @@ def events(
     limit: Limit = 100,
 ) -> list[dict]:
     """Events oldest first; poll with ``after_id`` set to the last id seen."""
+    kinds = [k.value for k in EventKind]
+    if kind is not None and kind not in kinds:  # as `lifelong events --kind`: a typo is not an empty log
+        raise DataError(f"unknown event kind {kind!r}; valid: {', '.join(kinds)}")
     return [e._asdict() for e in system.events(kind, after_id=after_id, limit=limit)]
 
 
