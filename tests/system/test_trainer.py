@@ -12,9 +12,10 @@ from lifelong.checks import toy_data
 from lifelong.data.dataset import Dataset
 from lifelong.errors import NotFoundError
 from lifelong.learn.learner import Learner
+from lifelong.system.events import EventKind, describe
 from lifelong.system.policy import Policy
 from lifelong.system.registry import Registry
-from lifelong.system.store import Store
+from lifelong.system.store import RetentionPolicy, Store
 from lifelong.system.trainer import CURSOR, Gate, bootstrap, train_once
 
 
@@ -57,12 +58,23 @@ def test_good_window_is_gated_registered_and_promoted(system: tuple[Store, Regis
     assert len(after.strategies[0].buffer_) == 60  # the replay memory travels in the checkpoint
     (event,) = store.events("gate")
     assert event.payload["passed"] and event.payload["version"] == 2
-    assert event.payload["figures"]["negative_flip_rate"] is not None
+    assert event.payload["figures"]["negative_flip_rate"] is not None and "warnings" not in event.payload
     assert event.payload["train_cpu_seconds"] > 0
     # the holdout (most recent fifth) is not consumed: it is trained on next time
     assert store.cursor(CURSOR) < store.samples().ids[-1]
     again = train_once(store, registry, CONTINUAL)
     assert again.figures["n_train"] + again.figures["n_holdout"] == result.figures["n_holdout"]
+
+
+def test_a_gate_without_old_data_says_forgetting_was_not_checked(system: tuple[Store, Registry]) -> None:
+    """No memory and no earlier samples (--delete-trained): the flip-rate check silently passed before."""
+    store, registry = system
+    _seed(store, registry, strategies=())
+    assert store.apply_retention(RetentionPolicy(delete_trained=True)) > 0  # the bootstrap's samples
+    result = train_once(store, registry, Policy("continual", strategy="naive", epochs=1), Gate())
+    assert result.figures["negative_flip_rate"] is None and result.figures["n_old"] == 0
+    assert "old accuracy and flip rate not checked" in result.attempt["warnings"][0]
+    assert "(note: no earlier labelled samples" in describe(EventKind.GATE, result.attempt)
 
 
 def test_shuffled_labels_are_stopped_by_the_gate(system: tuple[Store, Registry]) -> None:

@@ -41,7 +41,8 @@ def describe(kind: str, payload: Mapping[str, Any]) -> str:
         acc = f"new acc {_num(f.get('new_accuracy'))} (champion {_num(f.get('champion_new_accuracy'))})"
         head = f"passed: v{p.get('version')}" if p.get("passed") else "failed"
         why = "" if p.get("passed") else ": " + "; ".join(p.get("reasons", []))
-        return f"{head} from v{p.get('parent')} on samples {_window(p.get('window'))}, {acc}{why}"
+        note = "".join(f" (note: {w})" for w in p.get("warnings", []))
+        return f"{head} from v{p.get('parent')} on samples {_window(p.get('window'))}, {acc}{why}{note}"
     if kind == EventKind.DATA_DRIFT:
         d = p.get("details", {})
         if "n_drifted" not in d:  # a multivariate test (MMD): one score for all features
@@ -56,7 +57,11 @@ def describe(kind: str, payload: Mapping[str, Any]) -> str:
                 f"from sample {p.get('first')}")  # fmt: skip
     if kind == EventKind.TRAINING:
         if p.get("state") == "failed":
-            retry = f" (failure {p['failures']} in a row; next try in {p['retry_in']:g} s)" if "retry_in" in p else ""
+            retry = (
+                f" (failure {p['failures']} in a row; next try in {p['retry_in']:g} s)"
+                if "retry_in" in p
+                else ""
+            )
             return f"failed: {p.get('error')}{retry}"
         return f"{p.get('state')}: {p.get('reason')} ({p.get('mode')})"
     if kind in (EventKind.PROMOTION, EventKind.DEPLOYMENT):

@@ -154,6 +154,11 @@ def train_once(
             "train_cpu_seconds": cpu,
             "version": None,
         }
+        if (
+            old is None or len(old) == 0
+        ):  # e.g. --delete-trained: the gate cannot see forgetting, so say it was not checked
+            payload["warnings"] = ["no earlier labelled samples to measure forgetting on (deleted by "
+                                   "--delete-trained or retention): old accuracy and flip rate not checked"]  # fmt: skip
         version = None
         if passed and holds_lease is not None and not holds_lease():
             passed, reasons = False, ["this worker lost its lease to another one; nothing published"]
