@@ -116,8 +116,12 @@ def test_a_backtest_replays_a_users_file_with_a_plugin_model(
             "--plugin", "backtest_models", "--model", "wide", "--standardize", "--policy", "continual",
             "--label-delay", "10", "--rate", "150", "--out", str(tmp_path / "sim")]  # fmt: skip
     assert main(argv) == 0
-    (row,) = json.loads((tmp_path / "sim" / "results.json").read_text())["policies"]
+    results = json.loads((tmp_path / "sim" / "results.json").read_text())
+    (row,) = results["policies"]
     assert row["phases"] == ["300-499", "500-699", "700-899"] and row["drift_points"] is False
+    # no synthetic stream's fields, and no delays measured from segment cuts (they are no drift points)
+    assert "stream" not in results["config"] and "samples" not in results["config"]
+    assert row["first_detection_delay"] is None and all("delay" not in d for d in row["drift_detections"])
     assert row["prequential_by_phase"][0] > 0.9, row  # the plugin model, standardised, on its own classes
     assert set(row["new_class_accuracy"]) == {"500-699"}  # class 2 arrives at row 600, in the second segment
     assert row["versions_trained"] >= 1, row["training_reasons"]

@@ -184,7 +184,7 @@ def run_policy(
             if contract is not None:
                 x = contract.transform(contract.check_inputs(x))
             final.append(float((champion.predict(torch.from_numpy(x)) == test.y).float().mean()))
-        summary = _summarise(store, stream.boundaries, pids)
+        summary = _summarise(store, stream.boundaries, pids, stream.drift_points)
     acc = np.asarray(correct, dtype=float)
     return {
         "policy": kind,
@@ -235,8 +235,11 @@ def _drive(client: Any, stream: Any, cfg: SimConfig) -> tuple[list[bool], list[i
     return correct, versions, pids
 
 
-def _summarise(store: Any, boundaries: Sequence[int], pids: dict[str, int]) -> dict[str, Any]:
-    """Detections placed on the stream, with their delay after the last true boundary; version counts."""
+def _summarise(store: Any, boundaries: Sequence[int], pids: dict[str, int], drift_points: bool = True
+               ) -> dict[str, Any]:  # fmt: skip
+    """Detections placed on the stream, with their delay after the last true boundary; version counts.
+
+    A file's segment cuts are not drift points: its detections carry no phase nor delay."""
     rows = store.prediction_samples()
     index_of = {sid: pids[pid] for pid, sid in rows.items() if pid in pids and sid is not None}
     detections = []
@@ -245,14 +248,18 @@ def _summarise(store: Any, boundaries: Sequence[int], pids: dict[str, int]) -> d
             at = index_of.get(e.payload.get("at"))
             if at is None:
                 continue
-            phase = int(np.searchsorted(boundaries, at, side="right")) - 1
-            detections.append({"at": at, "delay": at - boundaries[phase], "phase": phase,
-                               "kind": kind.value.removesuffix("_drift")})  # fmt: skip
+            found: dict[str, Any] = {"at": at, "kind": kind.value.removesuffix("_drift")}
+            if drift_points:
+                phase = int(np.searchsorted(boundaries, at, side="right")) - 1
+                found.update(delay=at - boundaries[phase], phase=phase)
+            detections.append(found)
     detections.sort(key=lambda d: d["at"])
-    first_delay = {}
-    for b, boundary in enumerate(boundaries[1:], start=1):
-        hits = [d["delay"] for d in detections if d["phase"] == b]
-        first_delay[str(boundary)] = min(hits) if hits else None
+    first_delay: dict[str, int | None] | None = None
+    if drift_points:
+        first_delay = {}
+        for b, boundary in enumerate(boundaries[1:], start=1):
+            hits = [d["delay"] for d in detections if d["phase"] == b]
+            first_delay[str(boundary)] = min(hits) if hits else None
     gates = store.events(EventKind.GATE, limit=100_000)
     promotions = [
         e for e in store.events(EventKind.PROMOTION, limit=100_000) if e.payload.get("previous") is not None
@@ -266,7 +273,7 @@ def _summarise(store: Any, boundaries: Sequence[int], pids: dict[str, int]) -> d
         "train_cpu_by_attempt": [float(g.payload.get("train_cpu_seconds", 0.0)) for g in gates],
         "versions_trained": len(gates),
         "training_reasons": [g.payload.get("reason", "") for g in gates],
-        "versions_gated": sum(not g.payload["passed"] for g in gates),
+        "versions_rejected": sum(not g.payload["passed"] for g in gates),  # trained, refused by the gate
         "versions_promoted": len(promotions),
         "rollbacks": len(rollbacks),
         "drift_detections": detections,
@@ -308,7 +315,10 @@ def simulate(policies: Sequence[str], cfg: SimConfig, out: str | os.PathLike[str
     out.mkdir(parents=True, exist_ok=True)
     made = make_sim_stream(cfg)  # once (a file is read once); a bad file fails before any process starts
     rows = [run_policy(kind, cfg, out, made) for kind in policies]
-    results = {"config": cfg.__dict__, "policies": rows}
+    config = dict(cfg.__dict__)
+    if cfg.data is not None:  # the stream is the file's rows, not a synthetic stream of that length
+        config.pop("stream"), config.pop("samples")
+    results = {"config": config, "policies": rows}
     (out / "results.json").write_text(json.dumps(results, indent=2))
     plot(results, out / "prequential.png")
     return results
@@ -345,16 +355,16 @@ def table(results: dict[str, Any]) -> Any:
     phases = rows[0].get("phases") or [str(i) for i in range(len(rows[0]["prequential_by_phase"]))]
     t = Table(title="lifelong simulate: prequential accuracy overall and per phase; compute")
     for col in ("policy", "prequential", *phases, "final", "train CPU s", "w/o 1st", "worker CPU s",
-                "trained", "gated", "promoted", "rollbacks", "detections", "median delay"):  # fmt: skip
+                "trained", "rejected", "promoted", "rollbacks", "detections", "median delay"):  # fmt: skip
         t.add_column(col, justify="left" if col == "policy" else "right", no_wrap=col in ("policy", *phases))
     for r in rows:
-        delays = [d for d in r["first_detection_delay"].values() if d is not None]
+        delays = [d for d in (r["first_detection_delay"] or {}).values() if d is not None]
         t.add_row(
             r["policy"], f"{r['prequential_accuracy']:.3f}", *(f"{a:.3f}" for a in r["prequential_by_phase"]),
             f"{r['final_accuracy']:.3f}",
             f"{r['train_cpu_seconds']:.2f}", f"{sum(r.get('train_cpu_by_attempt', [])[1:]):.2f}",
             f"{r['worker_cpu_seconds']:.1f}", str(r["versions_trained"]),
-            str(r["versions_gated"]), str(r["versions_promoted"]), str(r["rollbacks"]),
+            str(r.get("versions_rejected", r.get("versions_gated"))), str(r["versions_promoted"]), str(r["rollbacks"]),
             str(len(r["drift_detections"])),
             f"{np.median(delays):.0f} ({len(delays)}/{len(r['first_detection_delay'])})"
             if delays and r.get("drift_points", True) else "-",  # a file's segment cuts are no drift points
