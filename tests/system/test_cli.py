@@ -212,3 +212,17 @@ def test_registry_commands_refuse_a_data_dir_without_a_store(
     typo = tmp_path / "lifelong-dta"
     assert main([*command, "--data-dir", str(typo)]) == 2
     assert "no store in" in capsys.readouterr().err and not typo.exists()
+
+
+def test_up_on_a_port_in_use_fails_before_bootstrapping(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Was: it trained the first champion, then failed to bind (exit 3)."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["up", "--data-dir", str(tmp_path / "d"), "--port", str(port), "--no-auth"]) == 2
+    assert "pick another --port" in capsys.readouterr().err and not (tmp_path / "d" / "lifelong.db").exists()

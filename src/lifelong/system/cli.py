@@ -31,6 +31,7 @@ from lifelong.errors import ConfigError
 if TYPE_CHECKING:
     from lifelong.system.settings import Settings
 
+ALIASES = ("champion", "canary", "shadow")  # the ones serving reads (as the HTTP API)
 BOOTSTRAPS = ("digits", "fmnist", "none")  # or a file: .npz (x, y), .csv or .parquet
 log = logging.getLogger("lifelong.up")
 
@@ -94,13 +95,15 @@ def add_commands(sub: Any) -> None:
     p = sub.add_parser("promote", help="make VERSION the champion (the server swaps within a poll)")
     _store_args(p)
     p.add_argument("version", type=int)
-    p.add_argument("--alias", default="champion", help="champion (default), canary or shadow")
+    p.add_argument(
+        "--alias", default="champion", choices=ALIASES, help="champion (default), canary or shadow"
+    )
     p.add_argument("--share", type=float, default=None, help="traffic share of a canary or shadow")
     p.set_defaults(func=cmd_promote)
 
     p = sub.add_parser("rollback", help="move an alias back to its previous version")
     _store_args(p)
-    p.add_argument("--alias", default="champion")
+    p.add_argument("--alias", default="champion", choices=ALIASES)
     p.set_defaults(func=cmd_rollback)
 
     p = sub.add_parser("simulate", help="replay a drifting stream through the real system, per policy")
@@ -366,6 +369,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     Compute(device=args.device or "cpu", nproc=args.nproc, threads=args.threads)  # so does a bad --device
     settings, token = _settings(args).with_token()
+    _check_port_free(settings.host, settings.port)  # before a bootstrap that may train for minutes
     with Store(settings.db_url, data_dir=settings.data_dir) as store:
         registry = Registry(store)
         if registry.alias("champion") is None:
@@ -383,9 +387,12 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"LIFELONG_TOKEN={token}  (send it as 'Authorization: Bearer <token>'; "
               f"kept in {settings.data_dir / 'token'})", flush=True)  # fmt: skip
     elif settings.auth:
-        print(
-            f"bearer token: LIFELONG_TOKEN or the file {settings.data_dir / 'token'} (mode 0600)", flush=True
+        where = (
+            "LIFELONG_TOKEN"
+            if os.environ.get("LIFELONG_TOKEN")
+            else f"the file {settings.data_dir / 'token'}"
         )
+        print(f"bearer token: {where}", flush=True)
     supervisor = Supervisor(_worker_command(args, settings), on_exit=functools.partial(_free_lease, settings))
     supervisor.start()
     # uvicorn shuts down gracefully on SIGTERM / SIGINT, then re-raises the signal to the handler that
@@ -473,6 +480,19 @@ class Supervisor:
             stop_process(self.child, timeout)
 
 
+def _check_port_free(host: str, port: int) -> None:
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as err:
+            raise ConfigError(
+                f"cannot listen on {host}:{port} ({err.strerror}); pick another --port"
+            ) from None
+
+
 def _free_lease(settings: Settings, pid: int) -> None:
     """Release the worker lease a dead child held, so its restart need not wait for the lease to expire."""
     from lifelong.system.store import Store
@@ -556,7 +576,9 @@ def _open(args: argparse.Namespace) -> tuple[Any, Any]:
     from lifelong.system.store import Store
 
     settings = _settings(args)
-    if settings.db_url is None and not (settings.data_dir / "lifelong.db").is_file():  # not a typo's new store
+    if (
+        settings.db_url is None and not (settings.data_dir / "lifelong.db").is_file()
+    ):  # not a typo's new store
         raise ConfigError(
             f"no store in {settings.data_dir.resolve()}: pass the --data-dir that `lifelong up` or `lifelong "
             "worker` uses (or LIFELONG_DATA_DIR, or LIFELONG_DB_URL for PostgreSQL)"
