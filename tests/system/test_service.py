@@ -92,7 +92,7 @@ def test_inputs_are_validated_at_the_boundary(tmp_path: Path) -> None:
             system.predict([[float("nan")] * 8])
         with pytest.raises(DataError, match=r"ragged.*sample 0 has shape \[8\], sample 1 has \[7\]"):
             system.predict([[0.0] * 8, [0.0] * 7])
-        with pytest.raises(DataError, match="numbers"):
+        with pytest.raises(DataError, match=r"only numbers: sample 0 holds .a. at \[0\]"):
             system.predict([["a"] * 8])
         with pytest.raises(InputTooLargeError):
             system.predict([[0.0] * 8] * 5)

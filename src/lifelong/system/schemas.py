@@ -278,8 +278,8 @@ def to_array(inputs: Any, max_batch: int) -> np.ndarray:
         raise DataError(
             f"inputs are ragged: every sample must have the same shape ({_ragged(inputs)})"
         ) from err
-    if raw.dtype.kind not in "fiu":
-        raise DataError(f"inputs must hold only numbers, got {raw.dtype.name!s} values")
+    if raw.dtype.kind not in "fiub":
+        raise DataError(f"inputs must hold only numbers{_first_non_number(inputs)}")
     with np.errstate(over="ignore"):  # overflow to inf is caught just below
         x = raw.astype(np.float32)
     if not np.isfinite(x).all():
@@ -289,6 +289,22 @@ def to_array(inputs: Any, max_batch: int) -> np.ndarray:
             f"inputs must be a batch of samples, got shape {x.shape}; wrap one sample as [sample]"
         )
     return x
+
+
+def _first_non_number(inputs: Sequence[Any] | np.ndarray) -> str:
+    """Where the first value that is not a number is, in the client's terms (on the error path only)."""
+
+    def walk(value: Any, at: list[int]) -> str | None:
+        if isinstance(value, list | tuple | np.ndarray):
+            return next(
+                (found for i, v in enumerate(value) if (found := walk(v, [*at, i])) is not None), None
+            )
+        if isinstance(value, int | float | np.number | np.bool_):  # true/false count as 1/0, as numpy does
+            return None
+        value = value.item() if isinstance(value, np.generic) else value
+        return f": sample {at[0]} holds {value!r} at {at[1:]}" if at else f": got {value!r}"
+
+    return walk(inputs, []) or ""
 
 
 def _ragged(inputs: Sequence[Any] | np.ndarray) -> str:
