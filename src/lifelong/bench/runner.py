@@ -14,7 +14,7 @@ from lifelong.bench.benchmarks import Benchmark, get
 from lifelong.learn.callbacks import Callback
 from lifelong.learn.learner import Learner
 from lifelong.learn.models import for_input
-from lifelong.learn.strategy import REGISTRY, Strategy
+from lifelong.learn.strategy import Strategy
 from lifelong.learn.strategy import strategy_names as _registered
 from lifelong.strategies import tuning
 from lifelong.strategies.tuning import DEFAULT_LR
@@ -52,9 +52,8 @@ def validation_split(scenario: Any, fraction: float, seed: int) -> Any:
 
 def make_strategy(name: str, benchmark: str, buffer: int | None = None, **overrides: Any) -> Strategy:
     params = tuned_params(name, benchmark)
-    if buffer is not None and name in REGISTRY:
-        accepted = REGISTRY[name]().get_params()
-        params.update({p: buffer for p in MEMORY_PARAMS if p in accepted})
+    if buffer is not None:  # build drops it for a method that keeps no memory
+        params.update(dict.fromkeys(MEMORY_PARAMS, buffer))
     return tuning.build(name, {**params, **overrides})
 
 

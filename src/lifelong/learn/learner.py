@@ -218,13 +218,14 @@ class Learner:
                     f"{' and '.join(owners)} each take over the model's {what}; use one of them"
                 )
         step = next((s for s in self.strategies if "step" in s.owns), None)
-        idle = {
-            type(s).__name__: [h for h in STEP_HOOKS if overrides(s, h)]
-            for s in self.strategies
-            if s is not step
-        }
-        idle = {name: hooks for name, hooks in idle.items() if hooks}
-        if step is not None and idle:
+        if step is None:
+            return
+        idle: dict[str, list[str]] = {}  # strategy -> its hooks the step owner never calls
+        for hook in STEP_HOOKS:
+            for s in self._hooks[hook]:
+                if s is not step:
+                    idle.setdefault(type(s).__name__, []).append(hook)
+        if idle:
             which = "; ".join(f"{name}'s {', '.join(hooks)}" for name, hooks in idle.items())
             raise StrategyMismatchError(
                 f"{type(step).__name__} trains with its own step, so {which} would never run; "

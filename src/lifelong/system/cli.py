@@ -601,9 +601,8 @@ def cmd_models(args: argparse.Namespace) -> int:
             t.add_column(col)
         for v in registry.versions(collected=True):
             m = v.metrics
-            name = (
-                f"{v.version} (collected)" if v.collected else str(v.version)
-            )  # weights deleted by retention
+            # a collected version's weights were deleted by retention; its record stays
+            name = f"{v.version} (collected)" if v.collected else str(v.version)
             t.add_row(name, str(v.parent or "-"), v.strategy, str(v.window or "-"),
                       ", ".join(sorted(by_version.get(v.version, []))) or "-",
                       _fmt(m.get("new_accuracy")), _fmt(m.get("negative_flip_rate")))  # fmt: skip

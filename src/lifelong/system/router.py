@@ -67,8 +67,9 @@ class Loaded:
             raise DataError(
                 f"version {self.version} cannot take inputs of shape {tuple(x.shape[1:])}"
             ) from err
-        bad = (~torch.isfinite(out).all(1)).nonzero().flatten().tolist()
-        if bad:  # finite inputs so large that standardising or the model overflows
+        # finite inputs so large that standardising or the model overflows
+        if not bool(torch.isfinite(out).all()):
+            bad = (~torch.isfinite(out).all(1)).nonzero().flatten().tolist()
             raise DataError(
                 f"sample{'s' if len(bad) > 1 else ''} {', '.join(map(str, bad[:5]))}: values too large for "
                 f"version {self.version} (its outputs overflow to infinity or NaN); send features in the "

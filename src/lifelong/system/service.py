@@ -473,7 +473,7 @@ class System:
             champion = self._load_champion(want["champion"][0])
             self._retry_at = time.monotonic() + RETRY_CHAMPION_SECONDS
             if was_degraded and not self.degraded:
-                log.info("champion v%s loads again; serving it", champion.version if champion else "?")
+                log.info("champion v%s loads again; serving it", want["champion"][0])
                 self.store.add_event(EventKind.SERVER, {"state": "recovered", "version": want["champion"][0]})
             if champion is None or (want == self._wanted and self.holder.live.champion is champion):
                 return False

@@ -154,9 +154,8 @@ def train_once(
             "train_cpu_seconds": cpu,
             "version": None,
         }
-        if (
-            old is None or len(old) == 0
-        ):  # e.g. --delete-trained: the gate cannot see forgetting, so say it was not checked
+        # e.g. --delete-trained: the gate cannot see forgetting, so it says it did not check
+        if old is None or len(old) == 0:
             payload["warnings"] = ["no earlier labelled samples to measure forgetting on (deleted by "
                                    "--delete-trained or retention): old accuracy and flip rate not checked"]  # fmt: skip
         version = None
