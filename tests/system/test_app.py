@@ -55,6 +55,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         torch.set_num_threads(threads)
 
 
+FEATURES = tuple(f"x{i}" for i in range(8))
+
+
 def error_of(response: httpx.Response, status: int) -> str:
     assert response.status_code == status, response.text
     body = response.json()
@@ -348,7 +351,7 @@ def named(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     data_dir: Path = tmp_path_factory.mktemp("named")
     settings = Settings(data_dir=data_dir, token=TOKEN, poll_seconds=0.2)
     with System(settings) as setup:
-        contract = Contract(classes=(0, 1, 2, 3), input_shape=(8,), class_names=NAMES)
+        contract = Contract(classes=(0, 1, 2, 3), input_shape=(8,), class_names=NAMES, feature_names=FEATURES)
         version = setup.bootstrap(trained(0), contract=contract)
     with running(create_app(settings)) as url:
         yield Server(url, version, version, version, data_dir)
@@ -382,6 +385,20 @@ def test_class_names_come_back_in_predictions_and_are_accepted_as_labels(named: 
         r = c.post("/v1/feedback", json={"feedback": [{"prediction_id": preds[0]["id"], "label": 1.5}]})
         assert error_of(r, 422) == "ValidationError" and "FeedbackItem" not in r.json()["error"]["message"]
         assert "feedback.0.label" in r.json()["error"]["message"]
+
+
+def test_inputs_may_be_sent_by_feature_name(named: Server) -> None:
+    rows = sample(2)
+    records = [dict(reversed(list(zip(FEATURES, row)))) for row in rows]  # any key order
+    with named.client() as c:
+        by_position = c.post("/v1/predict", json={"inputs": rows}).json()["predictions"]
+        by_name = c.post("/v1/predict", json={"inputs": records}).json()["predictions"]
+        assert [p["scores"] for p in by_name] == [p["scores"] for p in by_position]
+        assert len(c.post("/v1/samples", json={"inputs": records, "labels": [0, 1]}).json()["ids"]) == 2
+        r = c.post("/v1/predict", json={"inputs": [{"x0": 1.0}]})
+        assert error_of(r, 422) == "DataError" and "sample 0 lacks 'x1'" in r.json()["error"]["message"]
+        r = c.post("/v1/predict", json={"inputs": [{**records[0], "x0": "high"}]})
+        assert error_of(r, 422) == "DataError" and "'high'" in r.json()["error"]["message"]
 
 
 def test_class_names_are_refused_where_the_classes_have_none(server: Server) -> None:

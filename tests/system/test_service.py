@@ -322,3 +322,34 @@ def test_a_store_that_takes_writes_again_clears_the_failure_without_traffic(syst
     system.write_health.failed_last -= 10  # the failures settled; the store probe now succeeds
     system._probe = (0.0, None)  # the probe is due
     assert system.readiness("serving") == []
+
+
+def test_samples_by_feature_name_are_put_in_the_contracts_column_order(tmp_path: Path) -> None:
+    import pandas as pd
+
+    names = tuple(f"f{i}" for i in range(8))
+    x = DATA.test.x[:5].numpy()
+    with System(settings(tmp_path)) as system:
+        system.bootstrap(
+            trained(0), contract=Contract(classes=(0, 1, 2, 3), input_shape=(8,), feature_names=names)
+        )
+        by_position = [p["scores"] for p in system.predict(x.tolist())]
+        shuffled = [dict(reversed(list(zip(names, row.tolist())))) for row in x]  # keys in another order
+        assert [p["scores"] for p in system.predict(shuffled)] == by_position
+        frame = pd.DataFrame(x, columns=list(names))[list(reversed(names))]
+        assert [p["scores"] for p in system.predict(frame)] == by_position
+        assert len(system.add_samples(shuffled, [0, 1, 2, 3, 0])) == 5
+        with pytest.raises(DataError, match=r"sample 1 lacks 'f3'.*features are f0, f1"):
+            system.predict([shuffled[0], {k: v for k, v in shuffled[1].items() if k != "f3"}])
+        with pytest.raises(DataError, match=r"sample 0 has unknown 'f9'"):
+            system.predict([{**shuffled[0], "f9": 1.0}])
+        with pytest.raises(DataError, match=r"sample 1 is not an object"):
+            system.predict([shuffled[0], x[1].tolist()])
+        with pytest.raises(DataError, match=r"the frame lacks 'f0'"):
+            system.predict(frame.drop(columns="f0"))
+
+
+def test_samples_by_name_are_refused_where_the_deployment_has_no_feature_names(system: System) -> None:
+    system.bootstrap(trained(0))
+    with pytest.raises(DataError, match="no feature names .* list of 8 numbers"):
+        system.predict([{"a": 1.0}])

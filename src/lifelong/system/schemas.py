@@ -94,7 +94,10 @@ Inputs = Annotated[
             "type": "array",
             "minItems": 1,
             "items": {},
-            "description": "a batch: one nested list of numbers per sample, shaped like the model's input",
+            "description": (
+                "a batch: one nested list of numbers per sample, shaped like the model's input, or one "
+                "object per sample keyed by feature name where the bootstrap data named its columns"
+            ),
             "examples": [_EXAMPLE],
         }
     ),  # fmt: skip
