@@ -6,6 +6,7 @@ from lifelong.checks import toy_data
 from lifelong.data import Split, from_tensors
 from lifelong.data.scenarios import (
     class_incremental,
+    default_classes_per_experience,
     domain_incremental,
     domains_from_column,
     rotate,
@@ -145,6 +146,93 @@ def test_class_and_task_incremental_on_a_loaded_table(tmp_path) -> None:
         learner = Learner(for_input("mlp", s.input_shape, s.n_classes, hidden=[16]), lr=0.1, batch_size=16)
         result = learner.fit(s)
         assert result.accuracy_matrix[-1][-1] > 0.9  # the last class is learned
+
+
+def _sparse_labels() -> Split:
+    """Images labelled {0, 3, 7}: non-contiguous labels, as after dropping classes from a dataset."""
+    g = torch.Generator().manual_seed(0)
+
+    def draw(n: int):
+        y = torch.tensor([0, 3, 7]).repeat(n)
+        return from_tensors(torch.randint(0, 256, (len(y), 1, 4, 4), generator=g, dtype=torch.uint8), y)
+
+    return Split(draw(10), draw(3))
+
+
+def test_outputs_cover_the_largest_label_not_the_number_of_classes() -> None:
+    data = _sparse_labels()
+    for s in (
+        domain_incremental(data, permutations=2),
+        domain_incremental(data, rotations=[0, 90]),
+        domain_incremental(domains=[data, data]),
+        class_incremental(data, classes_per_experience=1),
+        task_incremental(data, classes_per_experience=1),
+    ):
+        assert s.n_classes == 8, s.name  # label 7 needs output 7
+
+
+class _TorchStyle:
+    """A map-style torch dataset: __getitem__ and __len__ giving (x, y) items."""
+
+    def __init__(self, data) -> None:
+        self.data = data
+
+    def __getitem__(self, i: int):
+        return self.data.x[i], int(self.data.y[i])
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+
+def test_every_constructor_holds_out_20_percent_of_one_dataset(tmp_path) -> None:
+    from lifelong.data.files import load_table
+    from tests.data._tabular import tabular
+
+    data = toy_data(per_class=50).train  # 4 classes x 50 samples
+    x, y = tabular(200)
+    np.savez(tmp_path / "t.npz", x=x, y=y)
+    table = load_table(tmp_path / "t.npz")
+    makers = {
+        "class": lambda d, seed: class_incremental(d, classes_per_experience=1, seed=seed),
+        "task": lambda d, seed: task_incremental(d, classes_per_experience=1, seed=seed),
+        "permuted": lambda d, seed: domain_incremental(d, permutations=2, seed=seed),
+        "domains": lambda d, seed: domain_incremental(domains=[d, d], seed=seed),
+    }
+    for name, make in makers.items():
+        for one in (data, _TorchStyle(data), table):
+            s = make(one, 0)
+            train, test = sum(len(e.train) for e in s), sum(len(e.test) for e in s)
+            assert test / (train + test) == pytest.approx(0.2, abs=0.02), name
+            assert {c for e in s for c in e.test.classes} == {c for e in s for c in e.train.classes}, name
+        first, again, other = (make(data, seed)[0].test for seed in (0, 0, 1))
+        assert torch.equal(first.y, again.y) and torch.equal(first.x.sort(0).values, again.x.sort(0).values)
+        if name != "permuted":  # another seed holds out other samples (the permuted x would differ anyway)
+            assert not torch.equal(first.x, other.x), name
+    values = ["a"] * 100 + ["b"] * 100
+    assert len(domains_from_column(_TorchStyle(data), values)) == 2
+
+
+def test_classes_per_experience_as_a_list() -> None:
+    s = class_incremental(toy_data(n_classes=6), classes_per_experience=[3, 1, 2])
+    assert [e.classes for e in s] == [(0, 1, 2), (3,), (4, 5)]
+    assert set(s[0].train.y.tolist()) == {0, 1, 2} and set(s[2].test.y.tolist()) == {4, 5}
+    t = task_incremental(toy_data(n_classes=6), n_experiences=3, classes_per_experience=[3, 1, 2])
+    assert [e.task_id for e in t] == [0, 1, 2]
+    for kwargs, message in [
+        ({"classes_per_experience": [3, 2]}, r"adds up to 5, but the dataset has 6 classes"),
+        ({"classes_per_experience": [4, 0, 2]}, r"below 1"),
+        ({"classes_per_experience": [3, 1, 2], "n_experiences": 2}, r"n_experiences: 2 conflicts"),
+        ({"classes_per_experience": [3.5, 2.5]}, r"list of ints"),
+    ]:
+        with pytest.raises(ScenarioError, match=message):
+            class_incremental(toy_data(n_classes=6), **kwargs)
+
+
+def test_default_split_is_two_classes_per_experience_when_that_makes_two_experiences() -> None:
+    assert [default_classes_per_experience(n) for n in (1, 2, 3, 4, 5, 6, 10)] == [1, 1, 1, 2, 1, 2, 2]
+    assert [e.classes for e in class_incremental(toy_data(n_classes=2))] == [(0,), (1,)]  # was one experience
+    assert len(class_incremental(toy_data(n_classes=10))) == 5
+    assert len(class_incremental(toy_data(n_classes=5))) == 5
 
 
 def test_reprs_show_sizes_not_tensors() -> None:

@@ -9,14 +9,16 @@ inputs) and task-free (samples arrive once, boundaries are gradual and never ann
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from lifelong.data.dataset import Batch, Dataset, Split, as_split, concat, from_tensors
+from lifelong.data.dataset import Batch, Dataset, Split, as_split, concat, from_tensors, from_torch
 from lifelong.errors import DataError, ScenarioError
 
 KINDS = ("class", "task", "domain", "task-free")
@@ -94,19 +96,99 @@ def holdout(data: Dataset, test_fraction: float = 0.2, seed: int = 0) -> Split:
     )
 
 
-def _as_split(data: Any, seed: int) -> Split:
-    """A (train, test) pair as given, or a seeded 80/20 :func:`holdout` of one dataset or table."""
-    if hasattr(data, "to_dataset"):  # a lifelong.data.files.Table
-        data = data.to_dataset()
+def default_classes_per_experience(n_classes: int) -> int:
+    """The split used when none is asked for: two classes per experience (the usual protocol,
+    e.g. Split MNIST) when that makes at least two experiences, else one, so that even a
+    two-class dataset gives a stream with something to forget."""
+    return 2 if n_classes % 2 == 0 and n_classes >= 4 else 1
+
+
+def _n_outputs(classes: Sequence[int]) -> int:
+    """Outputs a classifier needs: labels index them, so the largest label plus one (not the
+    number of classes: labels {0, 3, 7} need 8)."""
+    return max(classes) + 1
+
+
+def _one_dataset(data: Any) -> Dataset | None:
+    """``data`` as one :class:`Dataset` when it is a single dataset (a Dataset, a
+    :class:`~lifelong.data.files.Table` or a map-style torch dataset of ``(x, y)`` items);
+    None when it is something else, such as a ``(train, test)`` pair."""
     if isinstance(data, Dataset):
-        return holdout(data, 0.2, seed)
-    return as_split(data)
+        return data
+    if hasattr(data, "to_dataset"):  # a lifelong.data.files.Table
+        return data.to_dataset()
+    if (
+        hasattr(data, "__getitem__")
+        and hasattr(data, "__len__")
+        and not isinstance(data, (Split, tuple, list, str, bytes, dict))
+    ):
+        return from_torch(data, "dataset")
+    return None
+
+
+def _as_split(data: Any, seed: int) -> Split:
+    """A (train, test) pair as given, or a seeded, stratified 80/20 :func:`holdout` of one dataset.
+
+    Every constructor that takes data reads it here, so all accept the same forms.
+    """
+    one = _one_dataset(data)
+    return holdout(one, 0.2, seed) if one is not None else as_split(data)
+
+
+def _group_sizes(
+    n_classes: int, n_experiences: int | None, classes_per_experience: int | Sequence[int] | None
+) -> list[int]:
+    """How many classes each experience gets, checked against the number of classes."""
+    n = n_classes
+    if n_experiences is None and classes_per_experience is None:
+        classes_per_experience = default_classes_per_experience(n)
+    if classes_per_experience is not None and not isinstance(classes_per_experience, int):
+        try:
+            sizes = [operator.index(k) for k in classes_per_experience]
+        except TypeError as e:
+            raise ScenarioError(
+                f"classes_per_experience: expected an int or a list of ints, got {classes_per_experience!r}"
+            ) from e
+        if any(k < 1 for k in sizes):
+            raise ScenarioError(
+                f"classes_per_experience: {sizes} has an entry below 1; every experience needs at least one class"
+            )
+        if sum(sizes) != n:
+            raise ScenarioError(
+                f"classes_per_experience: {sizes} adds up to {sum(sizes)}, but the dataset has {n} classes; "
+                f"give entries that add up to {n}"
+            )
+        if n_experiences is not None and n_experiences != len(sizes):
+            raise ScenarioError(
+                f"n_experiences: {n_experiences} conflicts with classes_per_experience={sizes} "
+                f"({len(sizes)} experiences); leave n_experiences out"
+            )
+        return sizes
+    if classes_per_experience is not None:
+        if classes_per_experience < 1 or n % classes_per_experience:
+            raise ScenarioError(
+                f"classes_per_experience: {classes_per_experience} does not divide the {n} classes; give "
+                f"a divisor of {n} or a list of sizes that adds up to {n}"
+            )
+        if n_experiences is not None and n_experiences * classes_per_experience != n:
+            raise ScenarioError(
+                f"n_experiences: {n_experiences} x classes_per_experience {classes_per_experience} "
+                f"!= {n} classes; give only one of them"
+            )
+        return [classes_per_experience] * (n // classes_per_experience)
+    assert n_experiences is not None
+    if n_experiences < 1 or n % n_experiences:
+        raise ScenarioError(
+            f"n_experiences: {n_experiences} does not divide the {n} classes; "
+            f"choose one of {[d for d in range(1, n + 1) if n % d == 0]} or give classes_per_experience as a list"
+        )
+    return [n // n_experiences] * n_experiences
 
 
 def _class_split(
     data: Any,
     n_experiences: int | None,
-    classes_per_experience: int | None,
+    classes_per_experience: int | Sequence[int] | None,
     class_order: Sequence[int] | None,
     seed: int,
     task_labels: bool,
@@ -128,29 +210,11 @@ def _class_split(
             raise ScenarioError(f"class_order: classes {unknown} are not in the dataset (it has {classes})")
         if len(set(order)) != len(order):
             raise ScenarioError("class_order: each class may appear only once")
-    if n_experiences is None and classes_per_experience is None:
-        classes_per_experience = 2 if len(order) % 2 == 0 else 1
-    if classes_per_experience is not None:
-        if classes_per_experience < 1 or len(order) % classes_per_experience:
-            raise ScenarioError(
-                f"classes_per_experience: {classes_per_experience} does not divide the {len(order)} classes"
-            )
-        if n_experiences is not None and n_experiences * classes_per_experience != len(order):
-            raise ScenarioError(
-                f"n_experiences: {n_experiences} x classes_per_experience {classes_per_experience} "
-                f"!= {len(order)} classes"
-            )
-        n_experiences = len(order) // classes_per_experience
-    assert n_experiences is not None
-    if n_experiences < 1 or len(order) % n_experiences:
-        raise ScenarioError(
-            f"n_experiences: {n_experiences} does not divide the {len(order)} classes; "
-            f"choose one of {[d for d in range(1, len(order) + 1) if len(order) % d == 0]}"
-        )
-    per = len(order) // n_experiences
+    sizes = _group_sizes(len(order), n_experiences, classes_per_experience)
+    ends = list(accumulate(sizes))
     experiences = []
-    for i in range(n_experiences):
-        cls = tuple(order[i * per : (i + 1) * per])
+    for i, (start, end) in enumerate(zip([0, *ends], ends)):
+        cls = tuple(order[start:end])
         wanted = torch.tensor(cls)
         tr = split.train.subset(torch.isin(split.train.y, wanted).nonzero().squeeze(1), f"{name}-{i}-train")
         te = split.test.subset(torch.isin(split.test.y, wanted).nonzero().squeeze(1), f"{name}-{i}-test")
@@ -158,13 +222,13 @@ def _class_split(
             tr, te = tr.with_task(i), te.with_task(i)
         experiences.append(Experience(i, cls, i if task_labels else 0, tr, te))
     kind = "task" if task_labels else "class"
-    return Scenario(name, kind, experiences, max(classes) + 1)  # labels index the outputs
+    return Scenario(name, kind, experiences, _n_outputs(classes))
 
 
 def class_incremental(
     dataset: Any,
     n_experiences: int | None = None,
-    classes_per_experience: int | None = None,
+    classes_per_experience: int | Sequence[int] | None = None,
     class_order: Sequence[int] | None = None,
     seed: int = 0,
 ) -> Scenario:
@@ -172,7 +236,10 @@ def class_incremental(
 
     With ``class_order=None`` and ``seed=0`` the classes come in sorted order (the usual
     protocol); another seed shuffles them. ``dataset`` is a ``(train, test)`` pair, or one
-    :class:`Dataset` (or a :class:`~lifelong.data.files.Table`) split 80/20 with ``seed``.
+    :class:`Dataset`, :class:`~lifelong.data.files.Table` or map-style torch dataset, split
+    80/20 (stratified) with ``seed``. ``classes_per_experience`` is one size for all or a list,
+    e.g. ``[4, 2, 2, 2]`` for a larger first experience; with neither it nor ``n_experiences``
+    the split is :func:`default_classes_per_experience`.
     """
     return _class_split(
         dataset, n_experiences, classes_per_experience, class_order, seed, False, "class-incremental"
@@ -182,7 +249,7 @@ def class_incremental(
 def task_incremental(
     dataset: Any,
     n_experiences: int | None = None,
-    classes_per_experience: int | None = None,
+    classes_per_experience: int | Sequence[int] | None = None,
     class_order: Sequence[int] | None = None,
     seed: int = 0,
 ) -> Scenario:
@@ -221,10 +288,11 @@ def domain_incremental(
 ) -> Scenario:
     """Same classes in every experience, inputs from another domain in each.
 
-    Give exactly one of ``domains`` (your own: one ``(train, test)`` pair per experience, each
-    a :class:`Dataset` or an ``(x, y)`` tuple), ``permutations`` (the number of experiences,
-    each a fixed random pixel permutation of ``dataset``) or ``rotations`` (one angle in
-    degrees per experience). For domains given as a column of one table see
+    Give exactly one of ``domains`` (your own: per experience a ``(train, test)`` pair, each a
+    :class:`Dataset` or an ``(x, y)`` tuple, or one dataset split 80/20 with ``seed``),
+    ``permutations`` (the number of experiences, each a fixed random pixel permutation of
+    ``dataset``) or ``rotations`` (one angle in degrees per experience). ``dataset`` is read as
+    by :func:`class_incremental`. For domains given as a column of one table see
     :func:`domains_from_column`.
     """
     if sum(a is not None for a in (permutations, rotations, domains)) != 1:
@@ -235,11 +303,11 @@ def domain_incremental(
     if domains is not None:
         if dataset is not None:
             raise ScenarioError("domain_incremental: with domains=..., leave dataset out")
-        return _own_domains(domains)
-    split = as_split(dataset)
+        return _own_domains(domains, seed=seed)
+    split = _as_split(dataset, seed)
     if len(split.train) == 0 or len(split.test) == 0:
         raise ScenarioError("dataset: the train or test split is empty")
-    classes = tuple(split.train.classes)
+    classes = tuple(sorted(set(split.train.classes) | set(split.test.classes)))
     gen = torch.Generator().manual_seed(seed)
     experiences = []
     if permutations is not None:
@@ -255,7 +323,7 @@ def domain_incremental(
                 for d in split
             )
             experiences.append(Experience(i, classes, 0, tr, te))
-        return Scenario("permuted", "domain", experiences, len(classes))
+        return Scenario("permuted", "domain", experiences, _n_outputs(classes))
     assert rotations is not None
     if len(rotations) < 1:
         raise ScenarioError("rotations: give at least one angle")
@@ -264,19 +332,25 @@ def domain_incremental(
     for i, angle in enumerate(rotations):
         tr, te = (d.replace(x=rotate(d.x, float(angle)), name=f"rotated{angle:g}-{d.name}") for d in split)
         experiences.append(Experience(i, classes, 0, tr, te))
-    return Scenario("rotated", "domain", experiences, len(classes))
+    return Scenario("rotated", "domain", experiences, _n_outputs(classes))
 
 
-def _own_domains(domains: Sequence[Any], names: Sequence[str] | None = None) -> Scenario:
-    """One experience per ``(train, test)`` pair; every pair must share the sample shape."""
+def _own_domains(domains: Sequence[Any], names: Sequence[str] | None = None, seed: int = 0) -> Scenario:
+    """One experience per ``(train, test)`` pair or single dataset (split 80/20 with ``seed``);
+    every domain must share the sample shape."""
     pairs = list(domains)
     if not pairs:
         raise ScenarioError("domains: give at least one (train, test) pair")
     experiences: list[Experience] = []
     for i, pair in enumerate(pairs):
-        if not (isinstance(pair, (tuple, list, Split)) and len(pair) == 2):
-            raise ScenarioError(f"domains[{i}]: expected a (train, test) pair, got {type(pair).__name__}")
         label = names[i] if names is not None else str(i)
+        one = _one_dataset(pair)
+        if one is not None:
+            pair = holdout(one.replace(name=f"domain-{label}"), 0.2, seed)
+        elif not (isinstance(pair, (tuple, list, Split)) and len(pair) == 2):
+            raise ScenarioError(
+                f"domains[{i}]: expected a (train, test) pair or one dataset, got {type(pair).__name__}"
+            )
         tr, te = (_as_dataset(d, f"domain-{label}-{part}") for d, part in zip(pair, ("train", "test")))
         if len(tr) == 0 or len(te) == 0:
             raise ScenarioError(f"domains[{i}]: the train or test set is empty")
@@ -291,7 +365,7 @@ def _own_domains(domains: Sequence[Any], names: Sequence[str] | None = None) -> 
     classes = sorted({c for e in experiences for d in (e.train, e.test) for c in d.classes})
     for e in experiences:
         e.classes = tuple(classes)
-    return Scenario("domains", "domain", experiences, max(classes) + 1)
+    return Scenario("domains", "domain", experiences, _n_outputs(classes))
 
 
 def _as_dataset(data: Any, name: str) -> Dataset:
@@ -311,16 +385,17 @@ def domains_from_column(
     """A domain-incremental scenario with one experience per distinct value of a domain column.
 
     ``data`` is a :class:`~lifelong.data.files.Table` (whose ``domains`` are used unless
-    ``domain_values`` is given) or a :class:`Dataset` with ``domain_values``, one per sample.
+    ``domain_values`` is given), or a :class:`Dataset` or map-style torch dataset with
+    ``domain_values``, one per sample.
     Experiences follow the order in which each value first appears; each domain's samples are
     split into train and test with :func:`holdout` (seeded, stratified by class).
     """
-    if hasattr(data, "to_dataset"):
-        if domain_values is None:
-            domain_values = data.domains
-        data = data.to_dataset()
-    if not isinstance(data, Dataset):
+    if hasattr(data, "to_dataset") and domain_values is None:
+        domain_values = data.domains
+    one = _one_dataset(data)
+    if one is None:
         raise ScenarioError(f"domains_from_column: expected a Table or a Dataset, got {type(data).__name__}")
+    data = one
     if domain_values is None:
         raise ScenarioError(
             "domains_from_column: no domain values; name a domain column or pass domain_values"
