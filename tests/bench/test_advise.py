@@ -153,3 +153,21 @@ def test_data_run_on_three_classes_uses_one_class_per_experience(
     (tmp_path / "one.csv").write_text("f0,label\n0.1,0\n0.2,0\n0.3,0\n")
     assert main(["advise", "--data", str(tmp_path / "one.csv")]) == 2
     assert "at least 2" in capsys.readouterr().err
+
+
+def test_data_run_on_five_classes_uses_the_default_split(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Five classes were asked for two experiences (min(5, 5 // 2)), which do not divide them: exit 2."""
+    pytest.importorskip("pandas", reason="reading CSV needs pandas: pip install 'lifelong[data]'")
+    rng = np.random.default_rng(2)
+    y = np.repeat(np.arange(5), 30)
+    x = rng.normal(0, 4, size=(5, 4))[y] + rng.normal(0, 1, size=(len(y), 4))
+    path = tmp_path / "five.csv"
+    lines = [",".join([*(f"f{i}" for i in range(4)), "label"])]
+    lines += [",".join([*(f"{v:.4f}" for v in xi), str(yi)]) for xi, yi in zip(x, y)]
+    path.write_text("\n".join(lines) + "\n")
+    assert main(["advise", "--data", str(path), "--top", "1", "--log-json"]) == 0
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    (comparison,) = [e for e in events if e["event"] == "comparison"]
+    assert sum(e["event"] == "experience" for e in events) == 5 * len(comparison["rows"])

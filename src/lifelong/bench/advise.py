@@ -229,9 +229,9 @@ def compare_on_data(advice: list[Advice], path: str, label_column: str, c: Const
                     seed: int = 0, threads: int = 1, reporter: Reporter | None = None) -> list[dict[str, Any]]:  # fmt: skip
     """Train the shortlisted methods (and naive, for reference) on the user's file; return measured rows.
 
-    The file's classes are split into up to five experiences of two classes (of one class with 2 or 3
-    classes; class-incremental, or task-incremental when task ids are known); features are
-    standardised with the training split's statistics.
+    The file's classes are split by :func:`~lifelong.data.scenarios.default_classes_per_experience`
+    (as ``lifelong bench --data``; class-incremental, or task-incremental when task ids are known);
+    features are standardised with the training split's statistics.
     """
     import torch
 
@@ -258,14 +258,12 @@ def compare_on_data(advice: list[Advice], path: str, label_column: str, c: Const
         return Dataset(z, d.y, d.t, 1.0, d.name)
 
     torch.set_num_threads(threads)
-    # two classes per experience (as the benchmarks), one each when there are too few for two experiences
-    n_exp = min(5, len(table.classes) // 2) if len(table.classes) >= 4 else len(table.classes)
     build = scenarios.task_incremental if c.task_ids_known else scenarios.class_incremental
     log = reporter or Reporter()
     names = [a.strategy for a in advice] + ["naive"]
     measured = []
     for name in dict.fromkeys(names):  # keeps order, drops a repeated naive
-        scenario = build((standard(train), standard(test)), n_experiences=n_exp, seed=seed)
+        scenario = build((standard(train), standard(test)), seed=seed)  # the default split
         torch.manual_seed(seed)
         buffer = c.memory if c.memory is not None else 500
         strat = runner.make_strategy(name, "default", buffer)

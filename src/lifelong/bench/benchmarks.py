@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lifelong.errors import ConfigError
+from lifelong.errors import ConfigError, DataError
 
 
 @dataclass(frozen=True)
@@ -102,8 +102,9 @@ def from_file(
 ) -> Benchmark:
     """A benchmark on the user's own file (``.npz``, ``.csv``, ``.parquet``).
 
-    ``class`` and ``task`` cut the classes into experiences after a seeded, stratified 80/20
-    split; ``domain`` makes one experience per value of ``domain_column`` (80/20 inside each).
+    ``class`` and ``task`` cut the classes into experiences of
+    :func:`~lifelong.data.scenarios.default_classes_per_experience` after a seeded, stratified
+    80/20 split (a file with one class has nothing to forget and is refused); ``domain`` makes one experience per value of ``domain_column`` (80/20 inside each).
     Features are standardised with the mean and standard deviation of the training samples
     (the test samples never inform them), so methods are compared on a well-conditioned problem.
     The file is read once, here, so a malformed file fails before any training. ``input_shape``
@@ -116,6 +117,11 @@ def from_file(
     if scenario == "domain" and domain_column is None:
         raise ConfigError("a domain-incremental benchmark needs the column that names each sample's domain")
     table = load_table(path, label_column, domain_column).reshaped(input_shape)
+    if scenario != "domain" and len(table.classes) < 2:
+        raise DataError(
+            f"{path}: {len(table.classes)} class in column {label_column!r}; a {scenario}-incremental "
+            "benchmark needs at least 2 (or use --scenario domain with --domain-column)"
+        )
 
     def build(seed: int) -> Any:
         from lifelong.data import scenarios
