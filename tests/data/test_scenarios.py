@@ -30,6 +30,19 @@ def test_class_order_and_seed() -> None:
     assert sorted(c for e in shuffled for c in e.classes) == [0, 1, 2, 3]
 
 
+def test_a_class_order_may_name_a_subset_of_the_classes() -> None:
+    s = class_incremental(toy_data(), classes_per_experience=1, class_order=[2, 0])
+    assert [e.classes for e in s] == [(2,), (0,)] and s.n_classes == 4
+    assert set(torch.cat([e.test.y for e in s]).tolist()) == {0, 2}
+
+
+def test_test_classes_without_training_samples_are_refused() -> None:
+    data = toy_data()
+    no_three = data.train.subset((data.train.y != 3).nonzero().squeeze(1))
+    with pytest.raises(ScenarioError, match=r"test set holds classes \[3\] that the train set lacks"):
+        class_incremental(Split(no_three, data.test), n_experiences=3)
+
+
 def test_task_incremental_carries_task_ids() -> None:
     s = task_incremental(toy_data(), n_experiences=2)
     assert s.kind == "task" and s[1].task_id == 1 and set(s[1].train.t.tolist()) == {1}

@@ -198,6 +198,12 @@ def _class_split(
     if len(split.train) == 0 or len(split.test) == 0:
         raise ScenarioError("dataset: the train or test split is empty; a scenario needs samples in both")
     classes = split.train.classes
+    untrained = sorted(set(split.test.classes) - set(classes))
+    if untrained:
+        raise ScenarioError(
+            f"the test set holds classes {untrained} that the train set lacks: no experience could "
+            "learn them; give each class training samples or drop them from the test set"
+        )
     if class_order is None:
         order = classes
         if seed:
@@ -237,7 +243,8 @@ def class_incremental(
     With ``class_order=None`` and ``seed=0`` the classes come in sorted order (the usual
     protocol); another seed shuffles them. ``dataset`` is a ``(train, test)`` pair, or one
     :class:`Dataset`, :class:`~lifelong.data.files.Table` or map-style torch dataset, split
-    80/20 (stratified) with ``seed``. ``classes_per_experience`` is one size for all or a list,
+    80/20 (stratified) with ``seed``. A ``class_order`` may name a subset of the classes: the
+    others are left out of every experience. ``classes_per_experience`` is one size for all or a list,
     e.g. ``[4, 2, 2, 2]`` for a larger first experience; with neither it nor ``n_experiences``
     the split is :func:`default_classes_per_experience`.
     """
