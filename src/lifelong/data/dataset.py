@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -130,7 +133,7 @@ def from_tensors(x: Any, y: Any, *, scale: float | None = None, name: str = "ten
     uint8 inputs are scaled by 1/255 when batches are drawn unless ``scale`` says otherwise.
     """
     x = torch.as_tensor(x)
-    y = torch.as_tensor(y)
+    y = _labels(y, name)
     if len(x) == 0:
         raise DataError(f"{name}: x is empty; a dataset needs at least one sample")
     if scale is None:
@@ -156,13 +159,43 @@ def from_torch(dataset: Any, name: str = "torch-dataset") -> Dataset:
         if not isinstance(item, (tuple, list)) or len(item) < 2:
             raise DataError(f"{name}: item {i} is not an (input, label) pair")
         xs.append(torch.as_tensor(item[0]))
-        label = item[1]
-        if isinstance(label, Tensor):
-            label = label.item()
-        if not isinstance(label, int) or isinstance(label, bool):
-            raise DataError(f"{name}: item {i} has label {label!r}; labels must be integers")
+        label = _class_id(item[1])
+        if label is None:
+            raise _bad_label(name, i, item[1])
         ys.append(label)
     return from_tensors(torch.stack(xs), torch.tensor(ys), name=name)
+
+
+def _class_id(label: Any) -> int | None:
+    """``label`` as an int if it is an integer class id (an int, a numpy integer, a one-element integer
+    tensor or array), else None: a float, bool or string label is a mistake to report, not to round."""
+    if isinstance(label, (Tensor, np.ndarray)) and math.prod(label.shape) == 1:
+        label = label.item()  # a Python int, float or bool, as the dtype says
+    if isinstance(label, numbers.Integral) and not isinstance(label, (bool, np.bool_)):
+        return int(label)
+    return None
+
+
+def _bad_label(name: str, i: int, label: Any) -> DataError:
+    return DataError(
+        f"{name}: sample {i} has label {label!r} ({type(label).__name__}); labels must be integer class ids "
+        "0..n_classes-1: map them to ints first (int(label) for whole-number floats, a dict for names)"
+    )
+
+
+def _labels(y: Any, name: str) -> Tensor:
+    """``y`` as an integer tensor, or a DataError naming the first label that is not a class id."""
+    try:
+        t: Tensor | None = torch.as_tensor(y)
+    except (TypeError, ValueError, RuntimeError):  # strings, mixed objects
+        t = None
+    if t is not None and not (t.dtype.is_floating_point or t.dtype.is_complex or t.dtype == torch.bool):
+        return t
+    values = t.reshape(-1).tolist() if t is not None else np.asarray(y, dtype=object).reshape(-1).tolist()
+    for i, v in enumerate(values):
+        if _class_id(v) is None:
+            raise _bad_label(name, i, v)
+    return torch.tensor([_class_id(v) for v in values], dtype=torch.long)  # e.g. an object array of ints
 
 
 def as_split(data: Any) -> Split:

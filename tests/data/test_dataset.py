@@ -1,0 +1,69 @@
+"""Labels handed to from_torch / from_tensors: integer class ids in any common form, nothing else."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from lifelong.data.dataset import from_tensors, from_torch
+from lifelong.errors import DataError
+
+
+class Pairs(torch.utils.data.Dataset):  # type: ignore[type-arg]
+    def __init__(self, labels: list[Any]) -> None:
+        self.labels = labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, Any]:
+        return torch.full((3,), float(i)), self.labels[i]
+
+
+@pytest.mark.parametrize(
+    "label", [3, np.int64(3), np.int32(3), torch.tensor(3), torch.tensor([3]), np.array(3)]
+)
+def test_from_torch_takes_integer_labels_in_any_form(label: Any) -> None:
+    data = from_torch(Pairs([1, label]))
+    assert data.y.tolist() == [1, 3] and data.y.dtype == torch.int64
+
+
+@pytest.mark.parametrize(
+    ("label", "shown"),
+    [
+        (3.0, "3.0"),
+        (torch.tensor(3.0), "tensor(3.)"),
+        (np.float32(3), "3.0"),
+        (True, "True"),
+        ("cat", "'cat'"),
+    ],
+)
+def test_from_torch_refuses_other_labels_naming_the_sample(label: Any, shown: str) -> None:
+    with pytest.raises(DataError, match="sample 1 has label") as e:
+        from_torch(Pairs([0, label]))
+    assert shown in str(e.value)
+    assert "integer class ids" in str(e.value) and "map them to ints" in str(e.value)
+
+
+def test_from_tensors_takes_numpy_integer_labels() -> None:
+    data = from_tensors(torch.zeros(2, 3), [np.int64(0), np.int64(2)])
+    assert data.y.tolist() == [0, 2]
+
+
+@pytest.mark.parametrize(
+    ("y", "shown"),
+    [
+        (torch.tensor([0.0, 1.0]), "sample 0 has label 0.0"),
+        ([0, 1.5], "sample 0 has label 0.0"),  # a float tensor: every label is a float
+        (np.array([True, False]), "sample 0 has label True"),
+        (["a", "b"], "sample 0 has label 'a'"),
+        (np.array([0, "b"], dtype=object), "sample 1 has label 'b'"),
+    ],
+)
+def test_from_tensors_refuses_other_labels_naming_the_sample(y: Any, shown: str) -> None:
+    with pytest.raises(DataError, match="integer class ids") as e:
+        from_tensors(torch.zeros(2, 3), y)
+    assert shown in str(e.value)
