@@ -538,3 +538,49 @@ def test_a_hybrid_whose_parts_cannot_both_act_is_refused_before_training(strateg
     with pytest.raises(StrategyMismatchError, match=re.escape(words)):
         Learner(toy_model(), strategies())
     Learner(toy_model(), [S.Replay(20), S.LwF(), S.EWC()])  # methods that each act at their moment combine
+
+
+class _Outputs(torch.nn.Module):
+    """toy_model's network returning what a HuggingFace model does: a tuple, a dict, or bare scores."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.net, self.kind = toy_model(), kind
+
+    def forward(self, x: torch.Tensor) -> object:
+        logits = self.net(x)
+        if self.kind == "tuple":
+            return logits, x
+        if self.kind == "dict":
+            return {"logits": logits, "hidden_states": x}
+        return logits[:, 0]  # one score per sample
+
+
+@pytest.mark.parametrize(("kind", "got"), [("tuple", "a tuple of 2"), ("dict", "a dict with keys ['logits'"),
+                                           ("flat", "a tensor of shape (")])  # fmt: skip
+@pytest.mark.parametrize("first", ["fit", "partial_fit", "predict"])
+def test_a_model_not_returning_logits_is_refused_at_its_first_forward(
+    kind: str, got: str, first: str
+) -> None:
+    learner = Learner(_Outputs(kind), [Naive()], lr=0.1, batch_size=8)
+    with pytest.raises(ConfigError, match=r"must return a logits tensor of shape \(batch, n_classes\)") as e:
+        if first == "fit":
+            learner.fit(toy_scenario())
+        elif first == "partial_fit":
+            learner.partial_fit(np.zeros((4, 8)), [0, 1, 2, 3])
+        else:
+            learner.predict(np.zeros((4, 8)))
+    assert got in str(e.value) and "_Outputs returned" in str(e.value)
+    assert 'self.inner(x)["logits"]' in str(e.value) and "self.inner(x)[0]" in str(e.value)
+
+
+def test_the_model_output_is_checked_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lifelong.learn import learner as learner_module
+
+    calls = []
+    check = learner_module._check_logits
+    monkeypatch.setattr(learner_module, "_check_logits", lambda *a: calls.append(1) or check(*a))
+    learner = Learner(toy_model(), [Naive()], lr=0.1, batch_size=8)
+    learner.fit(toy_scenario())
+    learner.partial_fit(np.zeros((20, 8)), [0] * 20)
+    assert len(calls) == 1

@@ -118,6 +118,7 @@ class Learner:
         self._step = 0
         self._window: list[Batch] = []
         self._input_shape: tuple[int, ...] | None = None  # of one sample, from the first training data
+        self._output_checked = False  # the model's first output is checked to be logits, then never again
         self.incoming: Batch | None = None  # the batch being trained on, during a step (None between steps)
         self.task_free = False  # training a task-free stream: no boundary will be announced
         self._incoming_rows: tuple[Batch, Tensor] | None = None  # (batch, its rows of data.x)
@@ -391,6 +392,9 @@ class Learner:
         # training steps go through DistributedDataParallel (gradients all-reduced), inference not
         net = self._train_net if self.model.training and torch.is_grad_enabled() else self.model
         logits = net(x)
+        if not self._output_checked:
+            _check_logits(self.model, logits, len(x))
+            self._output_checked = True
         if t is not None and self._task_classes:
             logits = self._mask_tasks(logits, t)
         return logits
@@ -959,6 +963,25 @@ class Learner:
 #: a training loss above this is a diverged run, not a result (a cross-entropy of 1e10 means logits
 #: of that size; no method's loss reaches it while it is still learning)
 DIVERGED_LOSS = 1e10
+
+
+def _check_logits(model: nn.Module, out: Any, batch: int) -> None:
+    """Refuse a model whose output is not ``[batch, n_classes]`` logits (HuggingFace-style tuples and
+    dicts, say) at its first forward, with the fix, instead of a TypeError deep inside a loss."""
+    if isinstance(out, Tensor) and out.ndim == 2 and len(out) == batch:
+        return
+    if isinstance(out, Tensor):
+        got = f"a tensor of shape {tuple(out.shape)} for a batch of {batch}"
+    elif isinstance(out, dict):
+        got = f"a {type(out).__name__} with keys {list(out)[:5]}"
+    else:
+        got = f"a {type(out).__name__}" + (f" of {len(out)}" if isinstance(out, (tuple, list)) else "")
+    raise ConfigError(
+        f"the model must return a logits tensor of shape (batch, n_classes); {type(model).__name__} returned "
+        f"{got}. Wrap it: a small nn.Module whose forward returns self.inner(x)[0] (a tuple) or "
+        'self.inner(x)["logits"] (a dict), or nn.Sequential(model, ...) with layers that make the output '
+        "(batch, n_classes)"
+    )
 
 
 def _version() -> str:
