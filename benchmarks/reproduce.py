@@ -251,7 +251,7 @@ def summarize(runs: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             continue
         s = out.setdefault(r["method"], {"accs": [], "diverged": 0, "seeds": 0})
         s["seeds"] += 1
-        if r["diverged"] or not math.isfinite(r["acc"]):
+        if r["diverged"] or r["acc"] is None or not math.isfinite(r["acc"]):  # null: NaN
             s["diverged"] += 1
         else:
             s["accs"].append(100.0 * r["acc"])
@@ -328,6 +328,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--tables", nargs="+", metavar="JSON", help="print the combined tables of result files; run nothing"
     )
     args = ap.parse_args(argv)
+    from lifelong.metrics.result import strict_json
+
     if args.tables:
         print(combined_table(args.tables))
         return
@@ -361,7 +363,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                                                                                  __import__("sys").argv[1:]),
                        "summary": summary, "table": markdown(p, summary), "runs": runs}  # fmt: skip
                 out.parent.mkdir(parents=True, exist_ok=True)
-                out.write_text(json.dumps(doc, indent=1) + "\n")  # after every run: a partial grid is kept
+                out.write_text(strict_json(doc, indent=1) + "\n")  # after every run: a partial grid is kept
         print(markdown(p, summarize(runs)))
 
 

@@ -137,6 +137,8 @@ def _run(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def _grid(jobs: list[dict[str, Any]], log: Path, workers: int) -> list[dict[str, Any]]:
+    from lifelong.metrics.result import strict_json
+
     done = []
     if log.exists():
         done = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
@@ -159,7 +161,7 @@ def _grid(jobs: list[dict[str, Any]], log: Path, workers: int) -> list[dict[str,
             except Exception as e:  # a failing method must not sink the grid; the failure is recorded
                 run = {**job, "error": f"{type(e).__name__}: {e}"}
             run.setdefault("overrides", job.get("params", {}))
-            f.write(json.dumps(run) + "\n")
+            f.write(strict_json(run) + "\n")
             f.flush()
             done.append(run)
             m = run.get("metrics", {})
@@ -274,6 +276,7 @@ def tune(args: argparse.Namespace) -> None:
 def table(args: argparse.Namespace) -> None:
     from lifelong.bench.report import markdown_table, pivot_table
     from lifelong.bench.runner import strategy_names, summarize
+    from lifelong.metrics.result import strict_json
 
     strategies = args.strategies.split(",") if args.strategies else strategy_names()
     unknown = set(strategies) - set(strategy_names())  # strategy_names() also fills the registry
@@ -301,7 +304,7 @@ def table(args: argparse.Namespace) -> None:
             r["strategy"] = f"{r['strategy']}-{r['buffer']}"
     order = benchmarks + [b for b in dict.fromkeys(r["benchmark"] for r in runs) if b not in benchmarks]
     rows = sorted(summarize(runs), key=lambda r: (order.index(r["benchmark"]), -r["acc"]))
-    (out / "results.json").write_text(json.dumps({"runs": runs, "summary": rows}, indent=1))
+    (out / "results.json").write_text(strict_json({"runs": runs, "summary": rows}, indent=1))
     present = [b for b in order if any(r["benchmark"] == b for r in rows)]
     sections = [f"#### ACC (mean ± std over seeds {args.seeds})\n\n" + pivot_table(rows, present)]
     for b in present:

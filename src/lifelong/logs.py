@@ -18,7 +18,6 @@ True
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sys
 import time
@@ -26,6 +25,7 @@ from typing import IO, Any
 
 from lifelong.errors import ConfigError
 from lifelong.learn.callbacks import Callback, Control, LoopState, ProgressBar
+from lifelong.metrics.result import finite_or_none, strict_json
 
 MODES = ("rich", "lines", "json", "quiet")
 
@@ -67,7 +67,7 @@ class Reporter:
         try:
             if self.mode == "json":
                 doc = {"event": event, "ts": round(time.time(), 3), **fields}
-                self.stream.write(json.dumps(doc, default=_plain) + "\n")
+                self.stream.write(strict_json(doc, default=_plain) + "\n")  # a diverged run's NaN: null
                 self.stream.flush()
             elif self.mode != "quiet" or final:
                 if self.mode == "rich":
@@ -173,5 +173,5 @@ def _isatty(stream: Any) -> bool:
 def _plain(value: Any) -> Any:
     """JSON fallback for numpy / torch scalars and paths."""
     if hasattr(value, "item"):
-        return value.item()
+        return finite_or_none(value.item())
     return str(value)

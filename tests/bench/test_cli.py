@@ -236,3 +236,34 @@ def test_bench_device_is_checked_before_training() -> None:
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="no CUDA device"):
             _device("cuda")
+
+
+def test_a_diverged_run_is_written_as_strict_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its NaN metrics are null in results.json and in --log-json lines (Python writes NaN, which jq
+    and JavaScript refuse), and ``report`` reads them back as diverged."""
+    import math
+
+    from lifelong.bench import runner
+
+    real = runner.run_one
+
+    def diverged(*args: object, **kwargs: object) -> dict:
+        run = real(*args, **kwargs)  # type: ignore[arg-type]
+        run["metrics"].update(diverged=1.0, acc=math.nan, bwt=math.nan)
+        run["accuracy_matrix"][0][0] = math.inf
+        return run
+
+    monkeypatch.setattr(runner, "run_one", diverged)
+
+    def refuse(word: str) -> None:
+        raise ValueError(f"not JSON: {word}")
+
+    assert main([*SMALL, "--out", str(tmp_path), "--log-json"]) == 0
+    events = [json.loads(line, parse_constant=refuse) for line in capsys.readouterr().out.splitlines()]
+    assert events[5]["metrics"]["acc"] is None
+    doc = json.loads((tmp_path / "results.json").read_text(), parse_constant=refuse)
+    assert doc["runs"][0]["metrics"]["acc"] is None and doc["runs"][0]["accuracy_matrix"][0][0] is None
+    assert main(["report", str(tmp_path), "--markdown"]) == 0
+    assert "diverged" in capsys.readouterr().out

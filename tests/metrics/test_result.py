@@ -1,10 +1,16 @@
 """Result: boundary work is timed into train_seconds; a diverged run is marked, never scored."""
 
+import json
 import math
 import time
 
+import numpy as np
+import pytest
+
 from lifelong.checks import toy_model, toy_scenario
+from lifelong.errors import DataError
 from lifelong.learn import Learner, Strategy
+from lifelong.metrics.result import Result, strict_json
 from lifelong.strategies import EWC, Naive
 
 
@@ -41,3 +47,35 @@ def test_report_tables_print_diverged_instead_of_a_score() -> None:
     rows = summarize([run])
     assert "diverged" in markdown_table(rows) and "nan" not in markdown_table(rows)
     assert "| naive | diverged |" in pivot_table(rows, ["toy"])
+
+
+def _strict_loads(text: str) -> object:
+    """json.loads refusing NaN / Infinity, as jq or JavaScript do."""
+
+    def refuse(word: str) -> None:
+        raise ValueError(f"not JSON: {word}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_to_json_writes_strict_json_and_from_json_reads_it_back() -> None:
+    nan = float("nan")
+    result = Result(accuracy_matrix=[[0.9, nan], [0.5, 0.8]], untrained_accuracy=[0.1, nan], flips=[0.2],
+                    train_seconds=1.5, diverged=True, epochs=2, info={"note": "x"})  # fmt: skip
+    text = result.to_json(indent=1)
+    doc = _strict_loads(text)
+    assert doc["accuracy_matrix"][0][1] is None and doc["metrics"]["acc"] is None  # diverged: NaN metrics
+    back = Result.from_json(text)
+    assert math.isnan(back.accuracy_matrix[0][1]) and math.isnan(back.untrained_accuracy[1])
+    assert back.reference_accuracy is None and back.info == {"note": "x"}
+    assert back.to_json(indent=1) == text  # the same fields and metrics, NaN for NaN
+
+
+def test_from_dict_refuses_what_is_not_a_result() -> None:
+    with pytest.raises(DataError, match=r"unknown fields \['benchmark'\]"):
+        Result.from_dict({"benchmark": "split-fmnist", "accuracy_matrix": []})
+
+
+def test_strict_json_nulls_every_non_finite_number() -> None:
+    doc = {"a": [float("inf"), np.float32("nan"), 1.5, True], "b": (float("-inf"),), "c": np.float64(2.0)}
+    assert _strict_loads(strict_json(doc)) == {"a": [None, None, 1.5, True], "b": [None], "c": 2.0}

@@ -13,6 +13,7 @@ from lifelong.bench.advise import add_command as add_advise
 from lifelong.bench.benchmarks import BENCHMARKS, Benchmark, from_file, get
 from lifelong.errors import ConfigError, DataError
 from lifelong.logs import Reporter
+from lifelong.metrics.result import strict_json
 
 DEMO_STRATEGIES = ["naive", "ewc", "lwf", "replay", "joint"]
 
@@ -137,7 +138,7 @@ def run_grid(benchmarks: list[str], strategies: list[str], seeds: list[int], set
                 runs.append(run)
     out.mkdir(parents=True, exist_ok=True)
     rows = runner.summarize(runs)
-    (out / "results.json").write_text(json.dumps({"runs": runs, "summary": rows}, indent=1))
+    (out / "results.json").write_text(strict_json({"runs": runs, "summary": rows}, indent=1))
     log.table(rich_table(rows))
     log.emit(
         "summary", f"results: {out / 'results.json'}", final=True, path=str(out / "results.json"), rows=rows

@@ -120,7 +120,7 @@ def summarize(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     for (benchmark, strategy), rs in groups.items():
         row: dict[str, Any] = {"benchmark": benchmark, "strategy": strategy, "seeds": len(rs)}
         for k in rs[0]["metrics"]:
-            vals = [float(r["metrics"][k]) for r in rs]
+            vals = [math.nan if r["metrics"][k] is None else float(r["metrics"][k]) for r in rs]  # null: NaN
             row[k] = statistics.fmean(vals)
             finite = all(math.isfinite(v) for v in vals)  # a diverged seed's NaN: stdev raises on it
             row[k + "_std"] = (statistics.stdev(vals) if finite else math.nan) if len(vals) > 1 else 0.0

@@ -35,6 +35,7 @@ import numpy as np
 from lifelong.data.files import load_table
 from lifelong.data.streams import DriftingStream, FileStream, make_stream
 from lifelong.errors import ConfigError
+from lifelong.metrics.result import strict_json
 from lifelong.system.contract import Contract
 from lifelong.system.events import EventKind
 from lifelong.system.policy import KINDS
@@ -319,7 +320,7 @@ def simulate(policies: Sequence[str], cfg: SimConfig, out: str | os.PathLike[str
     if cfg.data is not None:  # the stream is the file's rows, not a synthetic stream of that length
         config.pop("stream"), config.pop("samples")
     results = {"config": config, "policies": rows}
-    (out / "results.json").write_text(json.dumps(results, indent=2))
+    (out / "results.json").write_text(strict_json(results, indent=2))
     plot(results, out / "prequential.png")
     return results
 

@@ -3,10 +3,45 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+import math
+import numbers
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from lifelong.errors import DataError
 from lifelong.metrics import accuracy as m
+
+#: Result fields holding floats (or lists of them) that may be NaN: JSON null is read back as NaN there
+_FLOAT_FIELDS = ("accuracy_matrix", "untrained_accuracy", "flips", "train_seconds", "boundary_seconds",
+                 "peak_rss_mb", "reference_accuracy")  # fmt: skip
+
+
+def finite_or_none(value: Any) -> Any:
+    """``value`` with every NaN or infinite number, in nested dicts, lists and tuples, replaced by None."""
+    if isinstance(value, dict):
+        return {k: finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_none(v) for v in value]
+    if isinstance(value, numbers.Real) and not math.isfinite(value):
+        return None
+    return value
+
+
+def strict_json(value: Any, **kwargs: Any) -> str:
+    """``json.dumps`` that writes strict JSON: NaN and infinities become null.
+
+    Python writes them as the bare words NaN and Infinity, which are not JSON: jq, JavaScript,
+    browsers and most other parsers refuse the whole file (a diverged run's metrics are NaN).
+    """
+    return json.dumps(finite_or_none(value), allow_nan=False, **kwargs)
+
+
+def _nan_for_null(value: Any) -> Any:
+    if value is None:
+        return math.nan
+    if isinstance(value, list):
+        return [_nan_for_null(v) for v in value]
+    return value
 
 
 @dataclass
@@ -65,7 +100,27 @@ class Result:
         return {**asdict(self), "metrics": self.metrics}
 
     def to_json(self, **kwargs: Any) -> str:
-        return json.dumps(self.to_dict(), **kwargs)
+        """Strict JSON (NaN and infinities as null); ``kwargs`` go to ``json.dumps`` (``indent``)."""
+        return strict_json(self.to_dict(), **kwargs)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Result:
+        """The inverse of :meth:`to_dict` (``metrics`` is derived, so recomputed); a null where a float
+        belongs (written for NaN, say an unmeasured cell of the accuracy matrix) is NaN again."""
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - names - {"metrics"})
+        if unknown:
+            raise DataError(f"not a Result: unknown fields {unknown}; expected some of {sorted(names)}")
+        kwargs = {k: v for k, v in d.items() if k in names}
+        for k in _FLOAT_FIELDS:
+            if k in kwargs and not (k == "reference_accuracy" and kwargs[k] is None):  # None: not given
+                kwargs[k] = _nan_for_null(kwargs[k])
+        return cls(**kwargs)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Result:
+        """Read what :meth:`to_json` wrote."""
+        return cls.from_dict(json.loads(text))
 
     def table(self) -> str:
         """The accuracy matrix and the headline metrics as plain text."""
