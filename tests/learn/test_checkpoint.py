@@ -41,6 +41,17 @@ def test_resume_is_bit_for_bit(tmp_path: Path) -> None:
     assert torch.equal(resumed.strategies[0].buffer_.y, straight.strategies[0].buffer_.y)
 
 
+def test_load_restores_torchs_global_cpu_generator(tmp_path: Path) -> None:
+    """As the README says: the caller's global RNG state is overwritten by the saved one."""
+    learner = _learner()
+    learner.learn(_three_experiences().experiences[0])
+    learner.save(tmp_path / "ckpt")
+    saved = torch.get_rng_state()
+    torch.manual_seed(123)
+    Learner.load(tmp_path / "ckpt")
+    assert torch.equal(torch.get_rng_state(), saved)
+
+
 def test_custom_model_must_be_passed(tmp_path: Path) -> None:
     model = torch.nn.Sequential(torch.nn.Linear(8, 4))
     Learner(model).save(tmp_path / "c")
