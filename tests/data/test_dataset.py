@@ -31,12 +31,17 @@ def test_from_torch_takes_integer_labels_in_any_form(label: Any) -> None:
     assert data.y.tolist() == [1, 3] and data.y.dtype == torch.int64
 
 
+@pytest.mark.parametrize("label", [3.0, torch.tensor(3.0), np.float32(3), torch.tensor([3.0])])
+def test_whole_number_float_labels_are_class_ids(label: Any) -> None:
+    assert from_torch(Pairs([0, label])).y.tolist() == [0, 3]  # a label column read as float
+
+
 @pytest.mark.parametrize(
     ("label", "shown"),
     [
-        (3.0, "3.0"),
-        (torch.tensor(3.0), "tensor(3.)"),
-        (np.float32(3), "3.0"),
+        (3.5, "3.5"),
+        (torch.tensor(3.5), "3.5"),
+        (float("nan"), "nan"),
         (True, "True"),
         ("cat", "'cat'"),
     ],
@@ -56,8 +61,9 @@ def test_from_tensors_takes_numpy_integer_labels() -> None:
 @pytest.mark.parametrize(
     ("y", "shown"),
     [
-        (torch.tensor([0.0, 1.0]), "sample 0 has label 0.0"),
-        ([0, 1.5], "sample 0 has label 0.0"),  # a float tensor: every label is a float
+        (torch.tensor([0.0, 1.5]), "sample 1 has label 1.5"),
+        ([0, 1.5], "sample 1 has label 1.5"),
+        ([0, True], "sample 1 has label True"),  # numpy would read it as 1
         (np.array([True, False]), "sample 0 has label True"),
         (["a", "b"], "sample 0 has label 'a'"),
         (np.array([0, "b"], dtype=object), "sample 1 has label 'b'"),
@@ -67,3 +73,10 @@ def test_from_tensors_refuses_other_labels_naming_the_sample(y: Any, shown: str)
     with pytest.raises(DataError, match="integer class ids") as e:
         from_tensors(torch.zeros(2, 3), y)
     assert shown in str(e.value)
+
+
+def test_labels_of_another_shape_are_refused() -> None:
+    with pytest.raises(DataError, match=r"one label per sample, got labels of shape \(2, 1\)"):
+        from_tensors(torch.zeros(2, 3), [[0], [1]])
+    with pytest.raises(DataError, match="labels must be >= 0, found -1 at sample 1"):
+        from_tensors(torch.zeros(2, 3), [0, -1])

@@ -314,7 +314,7 @@ def test_a_wrong_shape_names_expected_and_received() -> None:
         learner.predict([["a"] * 30])
     with pytest.raises(DataError, match="one label per sample"):
         learner.partial_fit(x, y[:-1])
-    with pytest.raises(DataError, match="map class names to indices first .*load_table"):
+    with pytest.raises(DataError, match="sample 0 has label 'cat'.*map them to ints first .*load_table"):
         learner.partial_fit(x[:3], np.array(["cat", "dog", "cat"]))
     assert learner.step == 0
 

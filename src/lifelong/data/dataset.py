@@ -133,7 +133,7 @@ def from_tensors(x: Any, y: Any, *, scale: float | None = None, name: str = "ten
     uint8 inputs are scaled by 1/255 when batches are drawn unless ``scale`` says otherwise.
     """
     x = torch.as_tensor(x)
-    y = _labels(y, name)
+    y = class_ids(y, name)
     if len(x) == 0:
         raise DataError(f"{name}: x is empty; a dataset needs at least one sample")
     if scale is None:
@@ -159,43 +159,66 @@ def from_torch(dataset: Any, name: str = "torch-dataset") -> Dataset:
         if not isinstance(item, (tuple, list)) or len(item) < 2:
             raise DataError(f"{name}: item {i} is not an (input, label) pair")
         xs.append(torch.as_tensor(item[0]))
-        label = _class_id(item[1])
-        if label is None:
-            raise _bad_label(name, i, item[1])
-        ys.append(label)
-    return from_tensors(torch.stack(xs), torch.tensor(ys), name=name)
+        label = item[1]
+        ys.append(
+            label.item() if isinstance(label, (Tensor, np.ndarray)) and math.prod(label.shape) == 1 else label
+        )
+    return from_tensors(torch.stack(xs), class_ids(ys, name), name=name)
 
 
-def _class_id(label: Any) -> int | None:
-    """``label`` as an int if it is an integer class id (an int, a numpy integer, a one-element integer
-    tensor or array), else None: a float, bool or string label is a mistake to report, not to round."""
-    if isinstance(label, (Tensor, np.ndarray)) and math.prod(label.shape) == 1:
-        label = label.item()  # a Python int, float or bool, as the dtype says
-    if isinstance(label, numbers.Integral) and not isinstance(label, (bool, np.bool_)):
-        return int(label)
-    return None
+def class_ids(y: Any, where: str, n: int | None = None) -> Tensor:
+    """``y`` as int64 class ids (``n`` of them when given), or a DataError naming the first label
+    that is not one.
 
-
-def _bad_label(name: str, i: int, label: Any) -> DataError:
-    return DataError(
-        f"{name}: sample {i} has label {label!r} ({type(label).__name__}); labels must be integer class ids "
-        "0..n_classes-1: map them to ints first (int(label) for whole-number floats, a dict for names)"
+    Integers in any form (Python, NumPy, torch, pandas) pass, and so do whole-number floats (a
+    label column read as float); a fractional, NaN, boolean or text label is a mistake to report,
+    not to round. The one rule for :func:`from_tensors`, :func:`from_torch` and ``Learner.partial_fit``.
+    """
+    t: Tensor | None = None
+    if isinstance(y, Tensor):
+        t = y.detach().cpu()
+    elif not isinstance(y, (list, tuple)):  # a list is read item by item: numpy takes [0, True] as ints
+        arr = np.asarray(y.to_numpy() if hasattr(y, "to_numpy") else y)
+        if arr.dtype.kind in "iufb":
+            t = torch.from_numpy(np.ascontiguousarray(arr))
+    if t is not None and t.ndim == 0:
+        t = t.reshape(1)
+    whole = t is not None and (
+        not (t.dtype.is_floating_point or t.dtype.is_complex or t.dtype == torch.bool)
+        or (not t.dtype.is_complex and t.dtype != torch.bool and bool((t == t.round()).all()))
     )
+    if not whole:  # find the culprit in the client's terms (on the error path, or an object array of ints)
+        items = t if t is not None else np.asarray(y, dtype=object)
+        if items.ndim != 1:
+            raise DataError(f"{where}: need one label per sample, got labels of shape {tuple(items.shape)}")
+        values = items.tolist()
+        for i, v in enumerate(values):
+            if not _is_class_id(v):
+                hint = "a dict or sklearn's LabelEncoder for names" if isinstance(v, str) else "int(label)"
+                raise DataError(
+                    f"{where}: sample {i} has label {v!r} ({type(v).__name__}); labels must be integer class "
+                    f"ids 0..n_classes-1: map them to ints first ({hint}; lifelong.data.load_table "
+                    "maps a file's names and keeps them)"
+                )
+        t = torch.tensor([int(v) for v in values], dtype=torch.long)
+    assert t is not None
+    t = t.long()
+    if t.ndim != 1 or (n is not None and len(t) != n):
+        want = f"{n} samples, " if n is not None else ""
+        raise DataError(f"{where}: need one label per sample: {want}labels of shape {tuple(t.shape)}")
+    if len(t) and int(t.min()) < 0:
+        raise DataError(f"{where}: labels must be >= 0, found {int(t.min())} at sample {int(t.argmin())}")
+    return t
 
 
-def _labels(y: Any, name: str) -> Tensor:
-    """``y`` as an integer tensor, or a DataError naming the first label that is not a class id."""
-    try:
-        t: Tensor | None = torch.as_tensor(y)
-    except (TypeError, ValueError, RuntimeError):  # strings, mixed objects
-        t = None
-    if t is not None and not (t.dtype.is_floating_point or t.dtype.is_complex or t.dtype == torch.bool):
-        return t
-    values = t.reshape(-1).tolist() if t is not None else np.asarray(y, dtype=object).reshape(-1).tolist()
-    for i, v in enumerate(values):
-        if _class_id(v) is None:
-            raise _bad_label(name, i, v)
-    return torch.tensor([_class_id(v) for v in values], dtype=torch.long)  # e.g. an object array of ints
+def _is_class_id(v: Any) -> bool:
+    if isinstance(v, (Tensor, np.ndarray)) and math.prod(v.shape) == 1:
+        v = v.item()  # a one-element tensor or array, as a torch Dataset may return per item
+    if isinstance(v, (bool, np.bool_)):
+        return False
+    if isinstance(v, numbers.Integral):
+        return True
+    return isinstance(v, numbers.Real) and math.isfinite(v) and float(v).is_integer()
 
 
 def as_split(data: Any) -> Split:

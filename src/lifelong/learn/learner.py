@@ -20,7 +20,7 @@ import torch.nn.functional as F
 import torch.optim.optimizer as _optimizer_module
 from torch import Tensor, nn
 
-from lifelong.data.dataset import Batch, Dataset, concat
+from lifelong.data.dataset import Batch, Dataset, class_ids, concat
 from lifelong.data.scenarios import Experience, Scenario, TaskFreeStream
 from lifelong.errors import ConfigError, DataError, StrategyMismatchError
 from lifelong.learn import checkpoint, distributed, heads
@@ -468,7 +468,7 @@ class Learner:
         experience holding the classes seen in it.
         """
         x = self.as_inputs(x, "partial_fit")
-        y = self.as_labels(y, len(x), "partial_fit")
+        y = class_ids(y, "partial_fit", len(x))
         if len(x) == 0:
             raise DataError("partial_fit: x is empty; pass at least one sample")
         starts, ends = self._batches(len(x))  # refused here, before anything changes
@@ -556,36 +556,6 @@ class Learner:
         if x.dtype.is_floating_point and not bool(torch.isfinite(x).all()):
             raise DataError(f"{where}: x contains NaN or infinite values; clean or impute them first")
         return x
-
-    @staticmethod
-    def as_labels(y: Any, n: int, where: str = "partial_fit") -> Tensor:
-        """``y`` as int64 labels, one per sample; integral floats are accepted."""
-        if not isinstance(y, Tensor):
-            arr = np.asarray(y.to_numpy() if hasattr(y, "to_numpy") else y)
-            if arr.dtype.kind not in "iuf":
-                hint = (
-                    "; map class names to indices first (lifelong.data.load_table does, keeping the names in "
-                    ".class_names; or sklearn's LabelEncoder)"
-                    if arr.dtype.kind in "OUS"
-                    else ""
-                )
-                raise DataError(f"{where}: labels must be integers, got {arr.dtype} values{hint}")
-            y = torch.from_numpy(np.ascontiguousarray(arr))
-        if y.ndim == 0:
-            y = y.reshape(1)
-        if y.dtype.is_floating_point:
-            if not bool((y == y.round()).all()):
-                raise DataError(f"{where}: labels must be integers, got fractional values")
-        elif y.dtype == torch.bool:
-            raise DataError(f"{where}: labels must be integers, got booleans")
-        y = y.long()
-        if y.ndim != 1 or len(y) != n:
-            raise DataError(
-                f"{where}: need one label per sample: {n} samples, labels of shape {tuple(y.shape)}"
-            )
-        if len(y) and int(y.min()) < 0:
-            raise DataError(f"{where}: labels must be >= 0, found {int(y.min())}")
-        return y
 
     def _check_labels(self, y: Tensor, where: str, grow: bool) -> None:
         """Refuse labels the head has no output for, or grow the head when allowed."""
