@@ -67,6 +67,7 @@ class DEN(Strategy):
         self._start: list[tuple[Tensor, Tensor]] = []
 
     def attach(self, learner: Learner) -> None:
+        mlp_linears(learner.model, "DEN")  # a clear error for other architectures, before training
         if grow_hidden(learner.model, "DEN", self.sizes_, zero_new_inputs=True):
             learner.reset_optimizer()
 
