@@ -157,7 +157,10 @@ def from_torch(dataset: Any, name: str = "torch-dataset") -> Dataset:
     for i in range(n):
         item = dataset[i]
         if not isinstance(item, (tuple, list)) or len(item) < 2:
-            raise DataError(f"{name}: item {i} is not an (input, label) pair")
+            raise DataError(
+                f"{name}: item {i} is not an (input, label) pair; arrays of inputs and labels become a "
+                "dataset with lifelong.data.from_tensors(x, y)"
+            )
         xs.append(torch.as_tensor(item[0]))
         label = item[1]
         ys.append(
