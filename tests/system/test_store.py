@@ -143,6 +143,15 @@ def test_events_filters_and_polling_cursor(store: Store) -> None:
     assert store.events(since=store.events()[-1].ts)[-1].id == last
 
 
+def test_failed_trainings_are_counted_from_the_event_log(store: Store) -> None:
+    assert store.count_failed_trainings() == 0
+    store.add_event("training", {"state": "started", "reason": "by hand"})
+    store.add_event("training", {"state": "failed", "error": "boom", "failures": 1})
+    store.add_event("gate", {"state": "failed"})  # another kind: not a training failure
+    store.add_event("training", {"state": "failed", "error": "boom", "failures": 2})
+    assert store.count_failed_trainings() == 2
+
+
 def test_trained_cursor_and_retention(store: Store) -> None:
     assert store.last_trained_sample_id() is None
     ids = store.add_samples(np.zeros((4, 2)), [0, 1, 0, 1])

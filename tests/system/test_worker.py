@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 import sqlalchemy as sa
@@ -20,14 +21,17 @@ import torch
 from lifelong.checks import toy_data
 from lifelong.data.dataset import Dataset
 from lifelong.learn.learner import Learner
+from lifelong.system.app import create_app
 from lifelong.system.contract import Contract
 from lifelong.system.events import EventKind
 from lifelong.system.policy import Policy, preset
 from lifelong.system.registry import Registry, model_versions
 from lifelong.system.service import System
+from lifelong.system.settings import Settings
 from lifelong.system.store import Store, feedback, samples
 from lifelong.system.trainer import Gate, bootstrap
 from lifelong.system.worker import Worker
+from tests.system._serve import running
 
 LENIENT = {"max_new_accuracy_drop": 1.0, "max_old_accuracy_drop": 1.0, "max_negative_flip_rate": 1.0}
 
@@ -167,6 +171,38 @@ def test_a_failing_training_backs_off_instead_of_running_every_poll(
     broken, worker._retry_at = False, 0.0
     result = worker.step()
     assert result is not None and result.trained and worker._failures == 0
+
+
+def test_failed_trainings_are_counted_in_metrics(
+    seeded: tuple[Store, Registry, Dataset], tmp_path: Path
+) -> None:
+    """Was: /metrics showed only the latest outcome, so failures between two scrapes went unseen."""
+    store, registry, data = seeded
+    store.add_samples(data.x, data.y)
+
+    def prepare(d: Dataset) -> Dataset:
+        raise RuntimeError("the plugin's forward failed")
+
+    worker = Worker(store, registry, preset("manual"), Gate(**LENIENT), prepare=prepare)
+    store.add_event(EventKind.TRAIN_REQUEST, {"reason": "by hand"})
+    with running(create_app(Settings(data_dir=tmp_path, auth=False))) as url:
+
+        def failures() -> int:
+            text = httpx.get(f"{url}/metrics", timeout=10).text
+            assert "# HELP lifelong_training_failures_total " in text
+            assert "# TYPE lifelong_training_failures_total counter" in text
+            return int(
+                next(
+                    ln for ln in text.splitlines() if ln.startswith("lifelong_training_failures_total ")
+                ).split()[1]
+            )
+
+        assert failures() == 0
+        for expected in (1, 2):
+            worker._retry_at = 0.0  # past the back-off
+            with pytest.raises(RuntimeError):
+                worker.step()
+            assert failures() == expected
 
 
 def test_monitors_write_drift_events_and_continual_trains_on_them(

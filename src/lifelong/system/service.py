@@ -640,6 +640,7 @@ class System:
             "training_cpu_seconds": _cpu_seconds(self._latest(EventKind.GATE)),
             "drift_detections_total": {k.value: counts.get(k.value, 0) for k in DRIFT_KINDS},
             "trainings_total": counts.get(EventKind.GATE.value, 0),
+            "training_failures_total": self._quiet(self.store.count_failed_trainings),  # None: store down
             "promoted_total": counts.get(EventKind.PROMOTION.value, 0),
             "rolled_back_total": counts.get(EventKind.ROLLBACK.value, 0)
             + counts.get(EventKind.CANARY_ROLLBACK.value, 0),

@@ -615,6 +615,13 @@ class Store:
         with self.engine.connect() as conn:
             return {kind: int(n) for kind, n in conn.execute(q)}
 
+    def count_failed_trainings(self) -> int:
+        """Training attempts that raised (``training`` events in state ``failed``), for /metrics."""
+        state = events.c.payload["state"].as_string()  # json_extract on SQLite, ->> on PostgreSQL
+        q = sa.select(sa.func.count()).where(events.c.kind == EventKind.TRAINING.value, state == "failed")
+        with self.engine.connect() as conn:
+            return int(conn.execute(q).scalar_one())
+
     def size_bytes(self) -> int:
         """Bytes the database takes on disk (SQLite: the file plus its WAL; PostgreSQL: the database)."""
         if self.engine.dialect.name == "postgresql":

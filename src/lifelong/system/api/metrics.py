@@ -161,6 +161,9 @@ def _loop_metrics(h: dict[str, Any]) -> list[str]:
                       "CPU seconds the latest training attempt took (training, boundary work and gate)")  # fmt: skip
     out += _gauge("lifelong_training_attempts_total", "counter", [("", h["trainings_total"])],
                   "training attempts judged by the gate")  # fmt: skip
+    failures = h["training_failures_total"]  # no sample while the store cannot say: not a reset to 0
+    out += _gauge("lifelong_training_failures_total", "counter", [("", failures)] if failures is not None else [],
+                  "training attempts that raised (each retried after 5, 10, 20 ... 300 s)")  # fmt: skip
     out += _gauge("lifelong_drift_detections_total", "counter",
                   [(f'{{kind="{k}"}}', v) for k, v in h["drift_detections_total"].items()],
                   "drift reports by monitor kind (data_drift, performance_drift)")  # fmt: skip
