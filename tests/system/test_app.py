@@ -202,6 +202,27 @@ def test_champion_hot_swaps_under_load_without_failed_requests(server: Server) -
         )
 
 
+def test_requests_refused_before_routing_count_under_their_route(server: Server) -> None:
+    """Was: every 401/403/413 counted as route="unmatched" (answered before FastAPI routes)."""
+    with server.client(auth=False) as anonymous, server.client() as c:
+        assert anonymous.post("/v1/predict", json={"inputs": sample(1)}).status_code == 401
+        assert anonymous.post(f"/v1/models/{server.good}/promote").status_code == 401
+        big = b'{"inputs": ' + str([[0.5] * 8] * 600).encode() + b"}"
+        assert (
+            c.post("/v1/samples", content=big, headers={"content-type": "application/json"}).status_code
+            == 413
+        )
+        assert anonymous.get("/v1/nowhere").status_code == 401
+        metrics = c.get("/metrics").text
+    for route, status in (("/v1/predict", 401), ("/v1/models/{version}/promote", 401), ("/v1/samples", 413),
+                          ("unmatched", 401)):  # fmt: skip
+        method = "GET" if route == "unmatched" else "POST"
+        assert (
+            f'lifelong_http_requests_total{{method="{method}",route="{route}",status="{status}"}}' in metrics
+        )
+    assert 'route="/v1/nowhere"' not in metrics  # a client's made-up paths never become labels
+
+
 def test_worse_canary_is_rolled_back_automatically(server: Server) -> None:
     with server.client() as c:
         r = c.post("/v1/deployments", json={"version": server.bad, "mode": "canary", "share": 0.5})

@@ -67,8 +67,11 @@ def create_app(settings: Settings | None = None, *, system: System | None = None
     app.state.token, app.state.public_reads = token, settings.public_reads
     app.state.http_metrics = metrics.HttpMetrics()
     errors.install(app)
-    for module in (predict, feedback, samples, training, models, deployments, monitoring, metrics):
-        app.include_router(module.router)
+    routers = [
+        m.router for m in (predict, feedback, samples, training, models, deployments, monitoring, metrics)
+    ]
+    for router in routers:
+        app.include_router(router)
     # Last added runs first: requests are counted, the token is checked from the headers alone, then
     # the body is size-limited while it streams in (413 the moment it passes the limit), then a valid
     # POST /v1/predict is answered without FastAPI's routing (api/predict.py says why).
@@ -76,7 +79,8 @@ def create_app(settings: Settings | None = None, *, system: System | None = None
     app.add_middleware(limits.BodyLimit, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(auth.TokenGuard, token=token, public_reads=settings.public_reads,
                        open_paths=auth.OPEN_PATHS | dashboard.OPEN_PATHS)  # fmt: skip
-    app.add_middleware(metrics.Observe, metrics=app.state.http_metrics)
+    routes = [r for router in (*routers, dashboard.router, dashboard.pages) for r in router.routes]
+    app.add_middleware(metrics.Observe, metrics=app.state.http_metrics, routes=routes)
     dashboard.install(app)  # GET /, /v1/dashboard, /docs, /redoc and /static
     return app
 

@@ -10,10 +10,12 @@ import bisect
 import threading
 import time
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lifelong.system.api.deps import SystemDep
@@ -41,8 +43,8 @@ class HttpMetrics:
     def render(self) -> list[str]:
         with self._lock:
             out = [
-                "# HELP lifelong_http_requests_total requests by method, route and status (401s before routing: "
-                'route="unmatched")',
+                "# HELP lifelong_http_requests_total requests by method, route template and status "
+                '(route="unmatched": no route has the path)',
                 "# TYPE lifelong_http_requests_total counter",
             ]
             for (method, route, status), n in sorted(self.requests.items()):
@@ -62,10 +64,14 @@ class HttpMetrics:
 
 
 class Observe:
-    """Pure ASGI middleware: time and count every request (401s and 413s included) by route and status."""
+    """Pure ASGI middleware: time and count every request (401s and 413s included) by route and status.
 
-    def __init__(self, app: ASGIApp, metrics: HttpMetrics) -> None:
-        self.app, self.metrics = app, metrics
+    ``routes`` are the app's routes, so a request refused before routing (401/403/413 from the other
+    middlewares) still counts under its route template; "unmatched" means no route has its path.
+    """
+
+    def __init__(self, app: ASGIApp, metrics: HttpMetrics, routes: Sequence[BaseRoute] = ()) -> None:
+        self.app, self.metrics, self.routes = app, metrics, routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -82,8 +88,18 @@ class Observe:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            route = getattr(scope.get("route"), "path", None) or self._template(scope)
             self.metrics.observe(scope["method"], route, status, time.perf_counter() - start)
+
+    def _template(self, scope: Scope) -> str:
+        partial = "unmatched"
+        for route in self.routes:
+            match, _ = route.matches(scope)
+            if match == Match.FULL:
+                return str(getattr(route, "path", "unmatched"))
+            if match == Match.PARTIAL and partial == "unmatched":  # the path with another method (405)
+                partial = str(getattr(route, "path", "unmatched"))
+        return partial
 
 
 def _gauge(name: str, kind: str, samples: list[tuple[str, Any]], help: str) -> list[str]:
