@@ -11,6 +11,7 @@ import errno
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -104,6 +105,21 @@ def test_big_unauthenticated_bodies_get_401_at_once_and_never_stall_healthz(
     if waits[0] >= 0.3:
         waits.append(one_round())
     assert min(waits) < 0.3, f"healthz took up to {waits} s"
+
+
+def test_auth_is_checked_before_the_declared_length(served: tuple[str, System]) -> None:
+    """Without the token a client learns nothing but 401 (not the body limit), and its body is never
+    awaited: a declared gigabyte that never comes is answered at once."""
+    url, _ = served
+    host, port = url.removeprefix("http://").split(":")
+    for headers, status in ((b"", 401), (b"Authorization: Bearer wrong-token-0123456789\r\n", 403)):
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         + headers + b"Content-Length: 1000000000\r\n\r\n")  # fmt: skip
+            assert sock.recv(65536).startswith(f"HTTP/1.1 {status} ".encode())
+    with client(url) as c:  # with the token, the declared length is refused before a byte is read
+        big = c.post("/v1/predict", content=b"x" * 8_000_001, headers={"content-type": "application/json"})
+        assert error_of(big, 413) == "BodyTooLargeError"
 
 
 def test_big_authenticated_bodies_are_parsed_off_the_event_loop(served: tuple[str, System]) -> None:
