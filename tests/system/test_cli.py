@@ -112,6 +112,30 @@ def test_a_bad_settings_variable_is_one_line_naming_it(
     assert not (tmp_path / "d").exists()  # nothing created
 
 
+@pytest.mark.parametrize("command", ["serve", "worker"])
+def test_a_bad_sqlite_synchronous_is_one_line_naming_it(
+    command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Was: `serve` printed uvicorn's start-up traceback (the store opened inside the app's lifespan)."""
+    monkeypatch.setenv("LIFELONG_SQLITE_SYNCHRONOUS", "BOGUS")
+    auth = ["--no-auth"] if command == "serve" else []
+    assert main([command, "--data-dir", str(tmp_path / "d"), *auth]) == 2
+    err = capsys.readouterr().err
+    assert err == "error: LIFELONG_SQLITE_SYNCHRONOUS='BOGUS' is not valid; use one of NORMAL, FULL, EXTRA\n"
+    assert not (tmp_path / "d").exists()  # nothing created
+
+
+def test_a_bad_settings_value_is_shown_but_never_a_token(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lifelong.system.cli import _shown
+
+    monkeypatch.setenv("LIFELONG_MAX_BATCH", "lots")
+    assert main(["serve", "--data-dir", str(tmp_path / "d")]) == 2
+    assert "LIFELONG_MAX_BATCH='lots': Input should be a valid integer" in capsys.readouterr().err
+    assert _shown({"loc": ("token",), "input": "a-rejected-secret"}) == ""
+
+
 def test_canary_flags_override_the_environment_and_reach_the_supervised_worker(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

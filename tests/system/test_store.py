@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 import torch
 
-from lifelong.errors import LifelongError, NotFoundError, StoreError
+from lifelong.errors import ConfigError, LifelongError, NotFoundError, StoreError
 from lifelong.system.store import RetentionPolicy, Store, prediction_ids, samples
 
 
@@ -232,7 +232,9 @@ def test_default_is_one_sqlite_file_in_wal_mode(tmp_path: Path, monkeypatch: pyt
     with Store(data_dir=tmp_path / "full") as store, store.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2
     monkeypatch.setenv("LIFELONG_SQLITE_SYNCHRONOUS", "OFF")
-    with pytest.raises(StoreError, match="NORMAL, FULL or EXTRA"):
+    with pytest.raises(
+        ConfigError, match="LIFELONG_SQLITE_SYNCHRONOUS='OFF' is not valid; use one of NORMAL, FULL, EXTRA"
+    ):
         Store(data_dir=tmp_path / "off")
     monkeypatch.delenv("LIFELONG_SQLITE_SYNCHRONOUS")
 

@@ -230,18 +230,28 @@ def _settings(args: argparse.Namespace) -> Any:
         return Settings(**fields)
     except pydantic.ValidationError as err:  # e.g. LIFELONG_POLL_SECONDS=-1: one line, not a traceback
         problems = "; ".join(
-            f"LIFELONG_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in err.errors()
+            f"LIFELONG_{'_'.join(map(str, e['loc'])).upper()}{_shown(e)}: {e['msg']}" for e in err.errors()
         )
         raise ConfigError(f"invalid setting: {problems}") from None
+
+
+def _shown(error: Any) -> str:
+    """``='value'`` for a rejected setting, so the message names it; never for a token."""
+    secret = any("token" in str(part) for part in error["loc"])
+    return "" if secret or not isinstance(error.get("input"), str | int | float) else f"={error['input']!r}"
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from lifelong.system.app import create_app
+    from lifelong.system.store import Store
 
     _plugins(args)
     settings = _settings(args)
+    # opened once here: a bad LIFELONG_DB_URL or LIFELONG_SQLITE_SYNCHRONOUS, or a database that cannot be
+    # opened, is then a one-line error, not a traceback from uvicorn's start-up
+    Store(settings.db_url, data_dir=settings.data_dir).close()
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
     return 0
 

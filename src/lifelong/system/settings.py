@@ -208,6 +208,16 @@ class Settings(BaseSettings):
         return text
 
 
+def env_choice(name: str, choices: tuple[str, ...], default: str) -> str:
+    """The environment variable ``name`` as one of ``choices`` (case-insensitive), for the few read
+    outside :class:`Settings`; any other value is a ConfigError naming the variable, the value and the
+    allowed ones (a server must refuse it at start-up in one line, not with a traceback)."""
+    value = os.environ.get(name, default)
+    if value.upper() not in choices:
+        raise ConfigError(f"{name}={value!r} is not valid; use one of {', '.join(choices)}")
+    return value.upper()
+
+
 def _secret(value: str | SecretStr) -> str:
     return value.get_secret_value() if isinstance(value, SecretStr) else value
 

@@ -34,11 +34,13 @@ from torch import Tensor
 from lifelong.errors import NotFoundError, StoreError
 from lifelong.system.contract import MAX_CLASS_NAME
 from lifelong.system.events import EventKind
+from lifelong.system.settings import env_choice
 
 log = logging.getLogger(__name__)
 
 VARIANTS = ("champion", "canary", "shadow")
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+SYNCHRONOUS_MODES = ("NORMAL", "FULL", "EXTRA")  # LIFELONG_SQLITE_SYNCHRONOUS (OFF would lose commits)
 _CHUNK = 500  # bound on parameters per statement (SQLite caps bound variables)
 
 # --- schema -------------------------------------------------------------------------------------
@@ -213,6 +215,8 @@ class Store:
     ) -> None:
         self.data_dir = Path(data_dir if data_dir is not None else "lifelong-data")
         url = url or os.environ.get("LIFELONG_DB_URL")
+        sqlite = not url or url.startswith("sqlite")  # checked before the data directory is made:
+        synchronous = env_choice("LIFELONG_SQLITE_SYNCHRONOUS", SYNCHRONOUS_MODES, "NORMAL") if sqlite else ""
         if not url:
             self.data_dir.mkdir(parents=True, exist_ok=True)
             url = f"sqlite:///{(self.data_dir / 'lifelong.db').resolve()}"
@@ -223,7 +227,6 @@ class Store:
             raise StoreError(f"cannot use database URL {url!r}: {err}") from err
         self._checkpointer: _Checkpointer | None = None
         if self.engine.dialect.name == "sqlite":
-            synchronous = os.environ.get("LIFELONG_SQLITE_SYNCHRONOUS", "NORMAL")
             _configure_sqlite(self.engine, synchronous, autocheckpoint=checkpoint_every is None)
         self._writer = self.engine.execution_options(lifelong_write=True)
         try:
@@ -881,15 +884,13 @@ def _configure_sqlite(engine: sa.Engine, synchronous: str = "NORMAL", *, autoche
     LIFELONG_SQLITE_SYNCHRONOUS=FULL) fsyncs at every commit and survives power loss too, at ~0.5 ms per
     commit, measured as a quarter of the serving path's CPU. We emit BEGIN ourselves because Python's
     sqlite3 does not begin before SELECTs."""
-    if synchronous.upper() not in ("NORMAL", "FULL", "EXTRA"):
-        raise StoreError(f"LIFELONG_SQLITE_SYNCHRONOUS must be NORMAL, FULL or EXTRA, got {synchronous!r}")
 
     @sa.event.listens_for(engine, "connect")
     def _connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None
         for pragma in (
             "journal_mode=WAL",
-            f"synchronous={synchronous.upper()}",
+            f"synchronous={synchronous}",
             "foreign_keys=ON",
             "busy_timeout=30000",
             "journal_size_limit=67108864",  # a checkpoint that resets the WAL cuts it back to 64 MiB
