@@ -145,6 +145,8 @@ def test_gate_json_types_are_checked_and_ints_count_as_floats() -> None:
     assert Gate.from_json({"max_old_accuracy_drop": 1, "max_latency_ms": None}).max_old_accuracy_drop == 1
     with pytest.raises(ConfigError, match="gate: min_holdout must be int"):
         Gate.from_json({"min_holdout": "20"})
+    with pytest.raises(ConfigError, match="gate: min_holdout must be at least 1, got 0"):
+        Gate.from_json({"min_holdout": 0})  # was: an IndexError at every training (nothing trained on)
 
 
 def test_the_ab_test_promotes_on_evidence_and_keeps_false_promotions_at_alpha() -> None:

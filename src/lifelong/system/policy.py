@@ -233,6 +233,8 @@ class Gate:
     """What a candidate must show before it is registered. ``None`` disables a budget."""
 
     holdout_fraction: float = 0.2
+    # The holdout is never smaller: a window of at most this many labelled samples is not trained on
+    # (the gate event says "window too small"), so accuracy is never compared on a handful of samples.
     min_holdout: int = 20
     max_new_accuracy_drop: float = 0.02  # candidate may trail the champion on new data by this much
     min_new_accuracy: float = 0.0
@@ -251,6 +253,8 @@ class Gate:
     def __post_init__(self) -> None:
         if not 0.0 < self.holdout_fraction < 1.0:
             raise ConfigError(f"gate: holdout_fraction must lie in (0, 1), got {self.holdout_fraction}")
+        if self.min_holdout < 1:  # 0 held out nothing and trained on nothing (an IndexError at the gate)
+            raise ConfigError(f"gate: min_holdout must be at least 1, got {self.min_holdout}")
         if self.promote_to not in PROMOTE:
             raise ConfigError(f"gate: promote_to must be one of {PROMOTE}, got {self.promote_to!r}")
 
