@@ -101,6 +101,11 @@ def test_a_large_gain_on_new_data_waives_the_old_data_budgets() -> None:
     assert len(judge(Gate(concept_change_gain=None), figures)) == 2  # old accuracy and flip rate
     small_gain = {**figures, "new_accuracy": 0.35}
     assert len(judge(Gate(), small_gain)) == 2
+    # the gain must be significant: 43 points on 100 paired samples is; 2 lucky samples of 20 are not
+    assert judge(Gate(), {**figures, "new_wins": 45, "new_losses": 2}) == []
+    lucky = {**figures, "new_accuracy": 0.40, "champion_new_accuracy": 0.30, "new_wins": 2, "new_losses": 0}
+    assert len(judge(Gate(), lucky)) == 2
+    assert judge(Gate(concept_change_alpha=0.5), lucky) == []
 
 
 def test_a_drift_that_costs_accuracy_forgets_the_outdated_memory() -> None:

@@ -247,14 +247,21 @@ class Gate:
     canary_share: float = 0.1
     # A candidate this much better than the champion on new data is judged on new data alone: after
     # a concept change the old data (e.g. a replay memory) carries labels of the old rule, on which
-    # learning the new rule must "regress" (None: always judge old data too).
+    # learning the new rule must "regress" (None: always judge old data too). The gain must also be
+    # significant at ``concept_change_alpha`` (exact one-sided McNemar test on the holdout's paired
+    # answers), so two lucky samples of a small holdout cannot waive the forgetting budgets.
     concept_change_gain: float | None = 0.1
+    concept_change_alpha: float = 0.05
 
     def __post_init__(self) -> None:
         if not 0.0 < self.holdout_fraction < 1.0:
             raise ConfigError(f"gate: holdout_fraction must lie in (0, 1), got {self.holdout_fraction}")
         if self.min_holdout < 1:  # 0 held out nothing and trained on nothing (an IndexError at the gate)
             raise ConfigError(f"gate: min_holdout must be at least 1, got {self.min_holdout}")
+        if not 0.0 < self.concept_change_alpha < 1.0:
+            raise ConfigError(
+                f"gate: concept_change_alpha must lie in (0, 1), got {self.concept_change_alpha}"
+            )
         if self.promote_to not in PROMOTE:
             raise ConfigError(f"gate: promote_to must be one of {PROMOTE}, got {self.promote_to!r}")
 
@@ -303,8 +310,7 @@ def judge(gate: Gate, f: dict[str, Any]) -> list[str]:
         )
     if f["new_accuracy"] < gate.min_new_accuracy:
         reasons.append(f"new-data accuracy {f['new_accuracy']:.3f} < floor {gate.min_new_accuracy}")
-    gain = f["new_accuracy"] - f["champion_new_accuracy"]
-    concept_changed = gate.concept_change_gain is not None and gain >= gate.concept_change_gain
+    concept_changed = concept_change(gate, f)
     if f.get("old_accuracy") is not None and not concept_changed:
         if f["old_accuracy"] < f["champion_old_accuracy"] - gate.max_old_accuracy_drop:
             reasons.append(
@@ -320,6 +326,32 @@ def judge(gate: Gate, f: dict[str, Any]) -> list[str]:
     if gate.max_size_mb is not None and f["size_mb"] > gate.max_size_mb:
         reasons.append(f"size {f['size_mb']:.1f} MB > {gate.max_size_mb} MB")
     return reasons
+
+
+def concept_change(gate: Gate, f: dict[str, Any]) -> bool:
+    """Whether the candidate's gain on new data is large (``concept_change_gain``) and significant.
+
+    ``new_wins`` / ``new_losses`` count the holdout samples only the candidate / only the champion
+    answers right; the exact one-sided McNemar test asks how likely that many wins are by chance.
+    Figures recorded before the counts existed are judged on the gain alone."""
+    gain = f["new_accuracy"] - f["champion_new_accuracy"]
+    if gate.concept_change_gain is None or gain < gate.concept_change_gain:
+        return False
+    wins, losses = f.get("new_wins"), f.get("new_losses")
+    if wins is None or losses is None:
+        return True
+    return mcnemar_p(wins, losses) < gate.concept_change_alpha
+
+
+def mcnemar_p(wins: int, losses: int) -> float:
+    """One-sided exact McNemar p-value: P(at least ``wins`` of the ``wins + losses`` discordant pairs
+    go to the candidate) when both models are equally good.
+
+    >>> round(mcnemar_p(2, 0), 3), round(mcnemar_p(10, 1), 4)
+    (0.25, 0.0059)
+    """
+    n = wins + losses
+    return sum(math.comb(n, k) for k in range(wins, n + 1)) / 2**n if n else 1.0
 
 
 # --- the canary rule --------------------------------------------------------------------------------

@@ -350,6 +350,8 @@ def _compare(candidate: Learner, champion: Learner, new: Dataset, old: Dataset |
     figures: dict[str, Any] = {
         "new_accuracy": float(cand_new.float().mean()),
         "champion_new_accuracy": float(champ_new.float().mean()),
+        "new_wins": int((cand_new & ~champ_new).sum()),  # the paired counts the concept-change test reads
+        "new_losses": int((champ_new & ~cand_new).sum()),
         "old_accuracy": None,
         "champion_old_accuracy": None,
         "negative_flip_rate": None,
