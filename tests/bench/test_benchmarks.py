@@ -25,3 +25,16 @@ def test_a_two_class_file_gives_two_experiences(tmp_path: Path) -> None:
     assert [len(e.classes) for e in from_file(_csv(tmp_path / "six.csv", 6)).build(0)] == [2, 2, 2]
     with pytest.raises(DataError, match="at least 2"):
         from_file(_csv(tmp_path / "one.csv", 1))
+
+
+def test_a_domain_column_with_one_value_is_refused(tmp_path: Path) -> None:
+    pytest.importorskip("pandas", reason="reading CSV needs pandas: pip install 'lifelong[data]'")
+    path = _csv(tmp_path / "d.csv", 2)
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([lines[0] + ",site"] + [f"{row},north" for row in lines[1:]]) + "\n")
+    with pytest.raises(DataError, match="column 'site' holds one value; .* at least 2 domains"):
+        from_file(path, scenario="domain", domain_column="site")
+    path.write_text(
+        "\n".join([lines[0] + ",site"] + [f"{row},{'ns'[i % 2]}" for i, row in enumerate(lines[1:])]) + "\n"
+    )
+    assert len(from_file(path, scenario="domain", domain_column="site").build(0)) == 2

@@ -104,7 +104,8 @@ def from_file(
 
     ``class`` and ``task`` cut the classes into experiences of
     :func:`~lifelong.data.scenarios.default_classes_per_experience` after a seeded, stratified
-    80/20 split (a file with one class has nothing to forget and is refused); ``domain`` makes one experience per value of ``domain_column`` (80/20 inside each).
+    80/20 split (a file with one class has nothing to forget and is refused); ``domain`` makes one
+    experience per value of ``domain_column`` (80/20 inside each; one value is refused likewise).
     Features are standardised with the mean and standard deviation of the training samples
     (the test samples never inform them), so methods are compared on a well-conditioned problem.
     The file is read once, here, so a malformed file fails before any training. ``input_shape``
@@ -121,6 +122,11 @@ def from_file(
         raise DataError(
             f"{path}: {len(table.classes)} class in column {label_column!r}; a {scenario}-incremental "
             "benchmark needs at least 2 (or use --scenario domain with --domain-column)"
+        )
+    if scenario == "domain" and table.domains is not None and len(set(table.domains.tolist())) < 2:
+        raise DataError(
+            f"{path}: column {domain_column!r} holds one value; a domain-incremental benchmark needs at "
+            "least 2 domains to have something to forget (name another column, or use --scenario class)"
         )
 
     def build(seed: int) -> Any:
