@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from lifelong.bench.benchmarks import from_file
-from lifelong.errors import DataError
+from lifelong.errors import ConfigError, DataError
 
 
 def _csv(path: Path, n_classes: int) -> Path:
@@ -38,3 +38,6 @@ def test_a_domain_column_with_one_value_is_refused(tmp_path: Path) -> None:
         "\n".join([lines[0] + ",site"] + [f"{row},{'ns'[i % 2]}" for i, row in enumerate(lines[1:])]) + "\n"
     )
     assert len(from_file(path, scenario="domain", domain_column="site").build(0)) == 2
+
+    with pytest.raises(ConfigError, match="read by the domain scenario only; add --scenario domain"):
+        from_file(path, scenario="class", domain_column="site")

@@ -80,3 +80,23 @@ def test_labels_of_another_shape_are_refused() -> None:
         from_tensors(torch.zeros(2, 3), [[0], [1]])
     with pytest.raises(DataError, match="labels must be >= 0, found -1 at sample 1"):
         from_tensors(torch.zeros(2, 3), [0, -1])
+
+
+def test_label_shape_and_sign_errors_say_how_to_fix_them() -> None:
+    with pytest.raises(DataError, match=r"\(a column: pass y.ravel\(\)\)"):
+        from_tensors(torch.zeros(2, 3), np.array([[0], [1]]))
+    with pytest.raises(DataError, match=r"one-hot or scores\? pass y.argmax\(1\)"):
+        from_tensors(torch.zeros(2, 3), np.eye(2, dtype=np.int64))
+    with pytest.raises(DataError, match="start at 0: remap them"):
+        from_tensors(torch.zeros(2, 3), [0, -1])
+
+
+def test_pandas_inputs_and_labels_are_taken_without_warnings() -> None:
+    import warnings
+
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"a": [0.0, 1.0], "b": [2.0, 3.0], "label": [0, 1]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch warns about a read-only array from a pandas column
+        data = from_tensors(frame[["a", "b"]], frame["label"])
+    assert data.x.tolist() == [[0.0, 2.0], [1.0, 3.0]] and data.y.tolist() == [0, 1]

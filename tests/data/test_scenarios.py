@@ -39,8 +39,28 @@ def test_a_class_order_may_name_a_subset_of_the_classes() -> None:
 def test_test_classes_without_training_samples_are_refused() -> None:
     data = toy_data()
     no_three = data.train.subset((data.train.y != 3).nonzero().squeeze(1))
-    with pytest.raises(ScenarioError, match=r"test set holds classes \[3\] that the train set lacks"):
-        class_incremental(Split(no_three, data.test), n_experiences=3)
+    for make in (
+        lambda d: class_incremental(d, n_experiences=3),
+        lambda d: domain_incremental(d, permutations=2),
+    ):
+        with pytest.raises(ScenarioError, match=r"test set holds classes \[3\] that the train set lacks"):
+            make(Split(no_three, data.test))
+
+
+def test_labels_far_sparser_than_the_classes_are_refused() -> None:
+    x = torch.zeros(40, 3)
+    sparse = from_tensors(x, torch.tensor([0, 1, 2, 10**9] * 10))
+    with pytest.raises(ScenarioError, match=r"labels reach 1000000000 for 4 classes.*remap them"):
+        class_incremental(sparse, n_experiences=2)
+    assert (
+        class_incremental(from_tensors(x, torch.tensor([0, 1, 2, 900] * 10)), n_experiences=2).n_classes
+        == 901
+    )
+
+
+def test_classes_per_experience_booleans_are_refused() -> None:
+    with pytest.raises(ScenarioError, match="classes_per_experience"):
+        class_incremental(toy_data(), classes_per_experience=[True] * 4)
 
 
 def test_task_incremental_carries_task_ids() -> None:

@@ -282,6 +282,34 @@ def _tab_learner(strategies=(), **kw) -> Learner:
     return Learner(model, strategies, lr=0.1, batch_size=16, **kw)
 
 
+def test_a_learner_trained_on_a_frame_matches_later_frames_by_column_name(tmp_path) -> None:
+    import pandas as pd
+
+    x, y = _tabular()
+    names = [f"f{i}" for i in range(30)]
+    learner = _tab_learner()
+    learner.partial_fit(pd.DataFrame(x, columns=names), pd.Series(y))
+    assert learner.feature_names == tuple(names)
+    expected = learner.predict(x)
+    shuffled = pd.DataFrame(x, columns=names)[names[::-1]]
+    assert torch.equal(learner.predict(shuffled), expected)  # by name, not by position
+    learner.partial_fit(shuffled, y)  # later training frames too
+    with pytest.raises(DataError, match="predict: the frame lacks 'f3' and has unknown 'g3'"):
+        learner.predict(shuffled.rename(columns={"f3": "g3"}))
+    learner.save(tmp_path / "ckpt")
+    assert Learner.load(tmp_path / "ckpt").feature_names == tuple(names)
+
+
+def test_a_label_far_past_the_head_is_refused_not_grown() -> None:
+    x, _ = _tabular()
+    learner = _tab_learner(allow_new_classes=True)
+    with pytest.raises(DataError, match=r"label 1000000000 is too far past the model's 3 outputs"):
+        learner.partial_fit(x[:10], [10**9] * 10)
+    assert learner.n_outputs == 3 and learner.step == 0
+    learner.partial_fit(x[:10], [5] * 10)
+    assert learner.n_outputs == 6
+
+
 def test_inputs_are_accepted_as_users_hand_them_over() -> None:
     import numpy as np
     import pandas as pd

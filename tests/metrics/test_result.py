@@ -74,6 +74,19 @@ def test_to_json_writes_strict_json_and_from_json_reads_it_back() -> None:
 def test_from_dict_refuses_what_is_not_a_result() -> None:
     with pytest.raises(DataError, match=r"unknown fields \['benchmark'\]"):
         Result.from_dict({"benchmark": "split-fmnist", "accuracy_matrix": []})
+    for text, message in [
+        ("[]", "expected a JSON object, got list"),
+        ("{not json", "invalid JSON"),
+        ('{"accuracy_matrix": "x"}', "accuracy_matrix must be a non-empty list"),
+        ('{"accuracy_matrix": [[0.5], [0.5, 0.6]]}', "rows of accuracy_matrix differ in length"),
+        ('{"accuracy_matrix": [[1]], "flips": [true]}', "flips must be a list of numbers"),
+        ('{"accuracy_matrix": [[1]], "epochs": "3"}', "epochs must be a number"),
+    ]:
+        with pytest.raises(DataError, match=message):
+            Result.from_json(text)
+    with pytest.raises(DataError, match="accuracy_matrix must be a non-empty list"):
+        Result.from_json("{}")
+    assert Result.from_json('{"accuracy_matrix": [[0.5]]}').metrics["acc"] == 0.5  # the rest has defaults
 
 
 def test_strict_json_nulls_every_non_finite_number() -> None:

@@ -418,10 +418,17 @@ def test_inputs_may_be_sent_by_feature_name(named: Server) -> None:
         by_name = c.post("/v1/predict", json={"inputs": records}).json()["predictions"]
         assert [p["scores"] for p in by_name] == [p["scores"] for p in by_position]
         assert len(c.post("/v1/samples", json={"inputs": records, "labels": [0, 1]}).json()["ids"]) == 2
+        r = c.post("/v1/predict", json={"inputs": [rows[0], records[1]]})  # a list first, then an object
+        assert (
+            error_of(r, 422) == "DataError"
+            and "send every sample the same way" in r.json()["error"]["message"]
+        )
         r = c.post("/v1/predict", json={"inputs": [{"x0": 1.0}]})
         assert error_of(r, 422) == "DataError" and "sample 0 lacks 'x1'" in r.json()["error"]["message"]
-        r = c.post("/v1/predict", json={"inputs": [{**records[0], "x0": "high"}]})
-        assert error_of(r, 422) == "DataError" and "'high'" in r.json()["error"]["message"]
+        r = c.post("/v1/predict", json={"inputs": [{**records[0], "x2": "high"}]})
+        assert (
+            error_of(r, 422) == "DataError" and "holds 'high' in feature 'x2'" in r.json()["error"]["message"]
+        )
 
 
 def test_class_names_are_refused_where_the_classes_have_none(server: Server) -> None:

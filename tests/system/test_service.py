@@ -353,3 +353,20 @@ def test_samples_by_name_are_refused_where_the_deployment_has_no_feature_names(s
     system.bootstrap(trained(0))
     with pytest.raises(DataError, match="no feature names .* list of 8 numbers"):
         system.predict([{"a": 1.0}])
+
+
+def test_a_learner_trained_on_a_frame_is_deployed_with_its_column_names(tmp_path: Path) -> None:
+    import pandas as pd
+
+    names = [f"c{i}" for i in range(8)]
+    learner = Learner(toy_model(0), lr=0.2, batch_size=32, seed=0)
+    learner.partial_fit(pd.DataFrame(DATA.train.x.numpy(), columns=names), DATA.train.y.numpy())
+    x = DATA.test.x[:4].numpy()
+    with System(settings(tmp_path)) as system:
+        system.bootstrap(learner)
+        assert system.contract().feature_names == tuple(names)
+        by_position = [p["scores"] for p in system.predict(x.tolist())]
+        reversed_frame = pd.DataFrame(x, columns=names)[names[::-1]]
+        assert [p["scores"] for p in system.predict(reversed_frame)] == by_position
+        records = [dict(zip(names, row.tolist())) for row in x]
+        assert [p["scores"] for p in system.predict(records)] == by_position

@@ -117,11 +117,21 @@ def from_file(
         raise ConfigError(f"scenario: unknown {scenario!r}; valid: {', '.join(SCENARIOS)}")
     if scenario == "domain" and domain_column is None:
         raise ConfigError("a domain-incremental benchmark needs the column that names each sample's domain")
+    if scenario != "domain" and domain_column is not None:
+        raise ConfigError(
+            f"a domain column is read by the domain scenario only; add --scenario domain (or drop "
+            f"--domain-column {domain_column} for a {scenario}-incremental benchmark)"
+        )
     table = load_table(path, label_column, domain_column).reshaped(input_shape)
     if scenario != "domain" and len(table.classes) < 2:
         raise DataError(
             f"{path}: {len(table.classes)} class in column {label_column!r}; a {scenario}-incremental "
             "benchmark needs at least 2 (or use --scenario domain with --domain-column)"
+        )
+    if scenario == "domain" and table.domains is None:
+        raise DataError(
+            f"{path}: no domain values; a CSV or Parquet file names its domain column with --domain-column, "
+            "an .npz holds them as an array named 'domain'"
         )
     if scenario == "domain" and table.domains is not None and len(set(table.domains.tolist())) < 2:
         raise DataError(

@@ -132,7 +132,7 @@ def from_tensors(x: Any, y: Any, *, scale: float | None = None, name: str = "ten
 
     uint8 inputs are scaled by 1/255 when batches are drawn unless ``scale`` says otherwise.
     """
-    x = torch.as_tensor(x)
+    x = torch.as_tensor(np.array(x.to_numpy()) if hasattr(x, "to_numpy") else x)  # a frame: a writable copy
     y = class_ids(y, name)
     if len(x) == 0:
         raise DataError(f"{name}: x is empty; a dataset needs at least one sample")
@@ -169,6 +169,11 @@ def from_torch(dataset: Any, name: str = "torch-dataset") -> Dataset:
     return from_tensors(torch.stack(xs), class_ids(ys, name), name=name)
 
 
+# how far past the known classes a label may reach: the head grows to the largest label, so a stray
+# 10**9 would ask for a billion outputs (the library's scenarios and head growth, the service's labels)
+MAX_LABEL_GAP = 1000
+
+
 def class_ids(y: Any, where: str, n: int | None = None) -> Tensor:
     """``y`` as int64 class ids (``n`` of them when given), or a DataError naming the first label
     that is not one.
@@ -183,7 +188,8 @@ def class_ids(y: Any, where: str, n: int | None = None) -> Tensor:
     elif not isinstance(y, (list, tuple)):  # a list is read item by item: numpy takes [0, True] as ints
         arr = np.asarray(y.to_numpy() if hasattr(y, "to_numpy") else y)
         if arr.dtype.kind in "iufb":
-            t = torch.from_numpy(np.ascontiguousarray(arr))
+            # a pandas column may hand over a read-only view, which torch warns about: copy it
+            t = torch.from_numpy(np.ascontiguousarray(arr) if arr.flags.writeable else arr.copy())
     if t is not None and t.ndim == 0:
         t = t.reshape(1)
     whole = t is not None and (
@@ -193,7 +199,9 @@ def class_ids(y: Any, where: str, n: int | None = None) -> Tensor:
     if not whole:  # find the culprit in the client's terms (on the error path, or an object array of ints)
         items = t if t is not None else np.asarray(y, dtype=object)
         if items.ndim != 1:
-            raise DataError(f"{where}: need one label per sample, got labels of shape {tuple(items.shape)}")
+            raise DataError(
+                f"{where}: need one label per sample, got labels of shape {tuple(items.shape)}{_shape_hint(items.shape)}"
+            )
         values = items.tolist()
         for i, v in enumerate(values):
             if not _is_class_id(v):
@@ -208,10 +216,23 @@ def class_ids(y: Any, where: str, n: int | None = None) -> Tensor:
     t = t.long()
     if t.ndim != 1 or (n is not None and len(t) != n):
         want = f"{n} samples, " if n is not None else ""
-        raise DataError(f"{where}: need one label per sample: {want}labels of shape {tuple(t.shape)}")
+        raise DataError(
+            f"{where}: need one label per sample: {want}labels of shape {tuple(t.shape)}{_shape_hint(t.shape)}"
+        )
     if len(t) and int(t.min()) < 0:
-        raise DataError(f"{where}: labels must be >= 0, found {int(t.min())} at sample {int(t.argmin())}")
+        raise DataError(
+            f"{where}: labels must be >= 0, found {int(t.min())} at sample {int(t.argmin())}; class ids "
+            "start at 0: remap them (np.unique(y, return_inverse=True)[1])"
+        )
     return t
+
+
+def _shape_hint(shape: Any) -> str:
+    if len(shape) == 2 and shape[1] == 1:
+        return " (a column: pass y.ravel())"
+    if len(shape) == 2:
+        return " (one-hot or scores? pass y.argmax(1))"
+    return ""
 
 
 def _is_class_id(v: Any) -> bool:

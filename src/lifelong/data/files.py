@@ -31,6 +31,38 @@ from lifelong.errors import ConfigError, DataError
 SUFFIXES = (".npz", ".csv", ".parquet")
 
 
+def frame_columns(x: Any) -> list[str] | None:
+    """The column names of a pandas frame (as text), None for anything else."""
+    return [str(c) for c in x.columns] if hasattr(x, "columns") and hasattr(x, "to_numpy") else None
+
+
+def in_column_order(frame: Any, names: tuple[str, ...] | list[str], what: str = "the frame") -> Any:
+    """``frame``'s columns ``names``, in that order, or a DataError naming what it lacks or adds.
+
+    How a model trained on named columns takes a frame whose columns come in another order (as
+    scikit-learn matches ``feature_names_in_``)."""
+    given = frame_columns(frame) or []
+    check_columns(given, names, what)
+    if given == list(names):
+        return frame
+    at = {c: i for i, c in enumerate(given)}
+    return frame.iloc[:, [at[n] for n in names]]
+
+
+def check_columns(given: list[str], names: tuple[str, ...] | list[str], what: str) -> None:
+    """A DataError naming the features ``given`` lacks or adds to ``names``; nothing if they match."""
+    have, known = set(given), set(names)
+    missing = [n for n in names if n not in have]
+    unknown = [n for n in given if n not in known]
+    if missing or unknown:
+        problems = [f"lacks {', '.join(map(repr, missing[:10]))}" if missing else "",
+                    f"has unknown {', '.join(map(repr, unknown[:10]))}" if unknown else ""]  # fmt: skip
+        raise DataError(
+            f"{what} {' and '.join(p for p in problems if p)}; the features are "
+            f"{', '.join(names[:20])}{' ...' if len(names) > 20 else ''}"
+        )
+
+
 @dataclass(frozen=True, eq=False)
 class Table:
     """Samples read from a file: features ``x`` (float32 ``[N, D]``; a ``.npz`` may keep an image shape),

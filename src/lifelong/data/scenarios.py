@@ -18,7 +18,16 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from lifelong.data.dataset import Batch, Dataset, Split, as_split, concat, from_tensors, from_torch
+from lifelong.data.dataset import (
+    MAX_LABEL_GAP,
+    Batch,
+    Dataset,
+    Split,
+    as_split,
+    concat,
+    from_tensors,
+    from_torch,
+)
 from lifelong.errors import DataError, ScenarioError
 
 KINDS = ("class", "task", "domain", "task-free")
@@ -105,8 +114,15 @@ def default_classes_per_experience(n_classes: int) -> int:
 
 def _n_outputs(classes: Sequence[int]) -> int:
     """Outputs a classifier needs: labels index them, so the largest label plus one (not the
-    number of classes: labels {0, 3, 7} need 8)."""
-    return max(classes) + 1
+    number of classes: labels {0, 3, 7} need 8). Ids far sparser than that are refused: one
+    label of 10**9 would ask the model for a billion outputs."""
+    n = max(classes) + 1
+    if n > len(classes) + MAX_LABEL_GAP:
+        raise ScenarioError(
+            f"labels reach {n - 1} for {len(classes)} classes: a classifier would need {n} outputs; "
+            "labels index the outputs, so remap them to 0..n_classes-1 (np.unique(y, return_inverse=True)[1])"
+        )
+    return n
 
 
 def _one_dataset(data: Any) -> Dataset | None:
@@ -132,7 +148,16 @@ def _as_split(data: Any, seed: int) -> Split:
     Every constructor that takes data reads it here, so all accept the same forms.
     """
     one = _one_dataset(data)
-    return holdout(one, 0.2, seed) if one is not None else as_split(data)
+    if one is not None:
+        return holdout(one, 0.2, seed)
+    split = as_split(data)
+    untrained = sorted(set(split.test.classes) - set(split.train.classes))
+    if untrained:
+        raise ScenarioError(
+            f"the test set holds classes {untrained} that the train set lacks: no experience could "
+            "learn them; give each class training samples or drop them from the test set"
+        )
+    return split
 
 
 def _group_sizes(
@@ -144,6 +169,8 @@ def _group_sizes(
         classes_per_experience = default_classes_per_experience(n)
     if classes_per_experience is not None and not isinstance(classes_per_experience, int):
         try:
+            if any(isinstance(k, bool) for k in classes_per_experience):
+                raise TypeError("booleans are not sizes")
             sizes = [operator.index(k) for k in classes_per_experience]
         except TypeError as e:
             raise ScenarioError(
@@ -198,12 +225,6 @@ def _class_split(
     if len(split.train) == 0 or len(split.test) == 0:
         raise ScenarioError("dataset: the train or test split is empty; a scenario needs samples in both")
     classes = split.train.classes
-    untrained = sorted(set(split.test.classes) - set(classes))
-    if untrained:
-        raise ScenarioError(
-            f"the test set holds classes {untrained} that the train set lacks: no experience could "
-            "learn them; give each class training samples or drop them from the test set"
-        )
     if class_order is None:
         order = classes
         if seed:

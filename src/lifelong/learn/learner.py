@@ -20,7 +20,8 @@ import torch.nn.functional as F
 import torch.optim.optimizer as _optimizer_module
 from torch import Tensor, nn
 
-from lifelong.data.dataset import Batch, Dataset, class_ids, concat
+from lifelong.data.dataset import MAX_LABEL_GAP, Batch, Dataset, class_ids, concat
+from lifelong.data.files import frame_columns, in_column_order
 from lifelong.data.scenarios import Experience, Scenario, TaskFreeStream
 from lifelong.errors import ConfigError, DataError, StrategyMismatchError
 from lifelong.learn import checkpoint, distributed, heads
@@ -118,6 +119,9 @@ class Learner:
         self._step = 0
         self._window: list[Batch] = []
         self._input_shape: tuple[int, ...] | None = None  # of one sample, from the first training data
+        # the columns of the first training frame (scikit-learn's feature_names_in_): later frames are
+        # matched by name, and a deployment of this learner takes inputs by name
+        self.feature_names: tuple[str, ...] | None = None
         self._output_checked = False  # the model's first output is checked to be logits, then never again
         self.incoming: Batch | None = None  # the batch being trained on, during a step (None between steps)
         self.task_free = False  # training a task-free stream: no boundary will be announced
@@ -467,6 +471,7 @@ class Learner:
         the learner's) lets the head grow. The first call after a boundary opens a new
         experience holding the classes seen in it.
         """
+        columns = frame_columns(x) if self._input_shape is None else None
         x = self.as_inputs(x, "partial_fit")
         y = class_ids(y, "partial_fit", len(x))
         if len(x) == 0:
@@ -480,6 +485,7 @@ class Learner:
         self._check_labels(y, "partial_fit", grow)
         if self._input_shape is None:
             self._input_shape = tuple(x.shape[1:])
+            self.feature_names = tuple(columns) if columns is not None else None
         data = Dataset(x, y, t, 1.0, "partial_fit")
         if self._experience is None:
             empty = data.subset(torch.arange(0))
@@ -521,9 +527,12 @@ class Learner:
     def as_inputs(self, x: Any, where: str = "predict") -> Tensor:
         """``x`` as a float tensor ``[N, *input_shape]``, or a DataError naming what is wrong.
 
-        Accepts numpy arrays of any numeric dtype, lists, tensors and pandas frames. A flat row
-        (or a flattened image) is reshaped to the recorded sample shape when the sizes agree.
+        Accepts numpy arrays of any numeric dtype, lists, tensors and pandas frames (matched by
+        column name where the learner was trained on a frame). A flat row (or a flattened image) is
+        reshaped to the recorded sample shape when the sizes agree.
         """
+        if self.feature_names is not None and frame_columns(x) is not None:
+            x = in_column_order(x, self.feature_names, f"{where}: the frame")
         if not isinstance(x, Tensor):
             try:
                 x = (
@@ -535,7 +544,7 @@ class Learner:
                 raise DataError(
                     f"{where}: x must hold numbers (an array, list, tensor or numeric frame): {e}"
                 ) from e
-            x = torch.from_numpy(np.ascontiguousarray(x))
+            x = torch.from_numpy(np.ascontiguousarray(x) if x.flags.writeable else x.copy())  # pandas: read-only
         params = next(self.model.parameters(), None)
         dtype = params.dtype if params is not None and params.dtype.is_floating_point else torch.float32
         if x.dtype != dtype:
@@ -563,6 +572,12 @@ class Learner:
         if n_out is None or len(y) == 0 or int(y.max()) < n_out:
             return
         if grow:
+            if int(y.max()) >= n_out + MAX_LABEL_GAP:
+                raise DataError(
+                    f"{where}: label {int(y.max())} is too far past the model's {n_out} outputs: the head grows "
+                    f"to the largest label, so new classes take the next indices ({n_out}, {n_out + 1}, ...), "
+                    f"at most {MAX_LABEL_GAP} beyond"
+                )
             self.grow_classes(int(y.max()) + 1)
             return
         bad = sorted(set(y[y >= n_out].tolist()))
@@ -815,6 +830,7 @@ class Learner:
                 "train_seconds": self.train_seconds, "epochs_trained": self.epochs_trained,
                 "samples_trained": self.samples_trained, "base_parameters": self.base_parameters,
                 "input_shape": None if self._input_shape is None else list(self._input_shape),
+                "feature_names": None if self.feature_names is None else list(self.feature_names),
             },
         }  # fmt: skip
         if distributed.is_writer(self):  # rank 0 writes; the checkpoint loads in a single process
@@ -893,6 +909,7 @@ class Learner:
         learner.train_seconds, learner.epochs_trained = book["train_seconds"], book["epochs_trained"]
         learner.samples_trained, learner.base_parameters = book["samples_trained"], book["base_parameters"]
         learner._input_shape = tuple(book["input_shape"]) if book.get("input_shape") else None
+        learner.feature_names = tuple(book["feature_names"]) if book.get("feature_names") else None
         for s in learner._hooks["attach"]:  # strategies that grow the model rebuild its structure
             s.attach(learner)
         try:

@@ -36,6 +36,28 @@ def strict_json(value: Any, **kwargs: Any) -> str:
     return json.dumps(finite_or_none(value), allow_nan=False, **kwargs)
 
 
+def _check_shapes(d: dict[str, Any]) -> None:
+    """A DataError naming the first field read from JSON whose value is not of its kind."""
+
+    def numbers(v: Any) -> bool:
+        return isinstance(v, list) and all(isinstance(a, int | float) and not isinstance(a, bool) for a in v)
+
+    matrix = d.get("accuracy_matrix")
+    if not (isinstance(matrix, list) and matrix and all(numbers(row) and row for row in matrix)):
+        raise DataError("not a Result: accuracy_matrix must be a non-empty list of rows of numbers")
+    if len({len(row) for row in matrix}) > 1:
+        raise DataError("not a Result: the rows of accuracy_matrix differ in length")
+    for k in ("untrained_accuracy", "flips", "reference_accuracy"):
+        if d.get(k) is not None and not numbers(d[k]):
+            raise DataError(f"not a Result: {k} must be a list of numbers")
+    for k in ("train_seconds", "boundary_seconds", "peak_rss_mb", "epochs", "samples", "extra_parameters",
+              "buffer_bytes"):  # fmt: skip
+        if k in d and (isinstance(d[k], bool) or not isinstance(d[k], int | float)):
+            raise DataError(f"not a Result: {k} must be a number, got {d[k]!r}")
+    if not isinstance(d.get("diverged", False), bool) or not isinstance(d.get("info", {}), dict):
+        raise DataError("not a Result: diverged must be true or false and info an object")
+
+
 def _nan_for_null(value: Any) -> Any:
     if value is None:
         return math.nan
@@ -107,6 +129,8 @@ class Result:
     def from_dict(cls, d: dict[str, Any]) -> Result:
         """The inverse of :meth:`to_dict` (``metrics`` is derived, so recomputed); a null where a float
         belongs (written for NaN, say an unmeasured cell of the accuracy matrix) is NaN again."""
+        if not isinstance(d, dict):
+            raise DataError(f"not a Result: expected a JSON object, got {type(d).__name__}")
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - names - {"metrics"})
         if unknown:
@@ -115,12 +139,17 @@ class Result:
         for k in _FLOAT_FIELDS:
             if k in kwargs and not (k == "reference_accuracy" and kwargs[k] is None):  # None: not given
                 kwargs[k] = _nan_for_null(kwargs[k])
+        _check_shapes(kwargs)
         return cls(**kwargs)
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Result:
         """Read what :meth:`to_json` wrote."""
-        return cls.from_dict(json.loads(text))
+        try:
+            d = json.loads(text)
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise DataError(f"not a Result: invalid JSON ({err})") from err
+        return cls.from_dict(d)
 
     def table(self) -> str:
         """The accuracy matrix and the headline metrics as plain text."""

@@ -30,11 +30,13 @@ from typing import Any
 
 import numpy as np
 
+from lifelong.data.dataset import MAX_LABEL_GAP
+from lifelong.data.files import check_columns, frame_columns, in_column_order
 from lifelong.errors import CheckpointError, DataError
 
 FILE = "contract.json"
 MAX_CLASS_NAME = 200  # characters of a class name: what the API accepts and the store keeps
-MAX_NEW_CLASSES = 1000  # with allow_new_classes: how far past the known classes a new index may be
+MAX_NEW_CLASSES = MAX_LABEL_GAP  # with allow_new_classes: how far past the known classes a new index may be
 
 
 def unstorable(text: str) -> str | None:
@@ -213,15 +215,14 @@ class Contract:
         A batch of JSON objects (``[{"age": 41, "income": 3.2}, ...]``) or a pandas frame is matched
         by name, so a client need not know the column order of the bootstrap file. A frame whose
         deployment has no feature names is taken by position, as the library takes one."""
-        if hasattr(x, "columns") and hasattr(x, "to_numpy"):  # a pandas frame
+        if frame_columns(x) is not None:
             if self.feature_names is None:
                 return x.to_numpy()
-            return np.stack(
-                [x[c].to_numpy() for c in self._columns([str(c) for c in x.columns], "the frame")], 1
-            )
+            return in_column_order(x, self.feature_names).to_numpy()
         if not (isinstance(x, list) and x and isinstance(x[0], dict)):
             return x
-        if self.feature_names is None:
+        names = self.feature_names
+        if names is None:
             raise DataError(
                 "inputs are given by feature name, but this deployment has no feature names (its "
                 f"bootstrap data had none); send each sample as a list of {math.prod(self.input_shape)} numbers"
@@ -232,24 +233,13 @@ class Contract:
                 raise DataError(
                     f"sample {i} is not an object of named features; send every sample the same way"
                 )
-            self._columns(list(r), f"sample {i}")
-            rows.append([r[n] for n in self.feature_names])
+            check_columns(list(r), names, f"sample {i}")
+            row = [r[n] for n in names]
+            for n, v in zip(names, row):
+                if not isinstance(v, int | float):  # JSON numbers (true/false count as 1/0, as in rows)
+                    raise DataError(f"inputs must hold only numbers: sample {i} holds {v!r} in feature {n!r}")
+            rows.append(row)
         return rows
-
-    def _columns(self, given: list[str], what: str) -> tuple[str, ...]:
-        """This contract's feature names, or a DataError naming what ``given`` lacks or adds."""
-        names = self.feature_names or ()
-        have, known = set(given), set(names)
-        missing = [n for n in names if n not in have]
-        unknown = [n for n in given if n not in known]
-        if missing or unknown:
-            problems = [f"lacks {', '.join(map(repr, missing[:10]))}" if missing else "",
-                        f"has unknown {', '.join(map(repr, unknown[:10]))}" if unknown else ""]  # fmt: skip
-            raise DataError(
-                f"{what} {' and '.join(p for p in problems if p)}; this deployment's features are "
-                f"{', '.join(names[:20])}{' ...' if len(names) > 20 else ''}"
-            )
-        return names
 
     def transform(self, x: np.ndarray) -> np.ndarray:
         """Inputs as the model sees them: standardised when the contract says so."""

@@ -314,6 +314,8 @@ def _ragged(inputs: Sequence[Any] | np.ndarray) -> str:
     """Where a ragged batch first differs, in the client's terms (numpy's message names its internals)."""
     first = None
     for i, sample in enumerate(inputs):
+        if isinstance(sample, dict):
+            return f"sample {i} is an object of named features, sample 0 a list; send every sample the same way"
         try:
             shape = list(np.asarray(sample).shape)
         except ValueError:

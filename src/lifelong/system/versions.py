@@ -16,14 +16,15 @@ from lifelong.system.contract import Contract
 
 
 def contract_of(learner: Learner) -> Contract:
-    """The contract a learner implies: its output units as the class set, its input shape."""
+    """The contract a learner implies: its output units as the class set, its input shape and the
+    columns of the frame it was trained on (if any)."""
     shape, n = learner.input_shape, learner.n_outputs
     if shape is None or not n:
         raise ConfigError(
             "cannot tell this model's input shape or classes; pass contract=Contract(classes=..., "
             "input_shape=...) or build the model with lifelong.learn.models.create_model"
         )
-    return Contract(tuple(range(n)), tuple(int(d) for d in shape))
+    return Contract(tuple(range(n)), tuple(int(d) for d in shape), feature_names=learner.feature_names)
 
 
 def publish_learner(learner: Learner, contract: Contract, path: str | Path) -> None:
