@@ -60,9 +60,16 @@ def toy_scenario(kind: str = "class", seed: int = 0) -> Any:
     raise ValueError(f"unknown kind {kind!r}; valid: {KINDS}")
 
 
-def toy_model(seed: int = 0) -> nn.Module:
+def toy_model(seed: int = 0, batch_norm: bool = False) -> nn.Module:
+    """The toy scenario's MLP (8 inputs, 16 hidden units, 4 classes); ``batch_norm`` puts a
+    BatchNorm1d after the hidden layer, for the checks of what a method does with one."""
     torch.manual_seed(seed)
-    return MLP(in_features=8, hidden=(16,), n_classes=4)
+    model = MLP(in_features=8, hidden=(16,), n_classes=4)
+    if batch_norm:
+        flatten, linear, relu = model.features
+        model.features = nn.Sequential(flatten, linear, nn.BatchNorm1d(16), relu)
+        del model.lifelong_spec  # no longer the registered "mlp" its spec would rebuild
+    return model
 
 
 def _kind_for(strategy: Strategy) -> str:

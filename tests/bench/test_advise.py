@@ -111,15 +111,30 @@ def test_bad_memory_and_missing_results_are_clear_errors(
     assert "no results file" in capsys.readouterr().err
 
 
+def blobs_csv(
+    path: Path,
+    n_classes: int,
+    per_class: int,
+    n_features: int,
+    seed: int,
+    label: str = "label",
+    names: bool = False,
+) -> Path:
+    """Gaussian blobs, one per class, as a CSV (``names``: labels written as class0, class1, ...)."""
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(n_classes), per_class)
+    x = rng.normal(0, 4, size=(n_classes, n_features))[y] + rng.normal(0, 1, size=(len(y), n_features))
+    lines = [",".join([*(f"f{i}" for i in range(n_features)), label])]
+    lines += [
+        ",".join([*(f"{v:.4f}" for v in xi), f"class{yi}" if names else str(yi)]) for xi, yi in zip(x, y)
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 def test_data_run_compares_the_shortlist_on_a_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("pandas", reason="reading CSV needs pandas: pip install 'lifelong[data]'")
-    rng = np.random.default_rng(0)
-    y = np.repeat(np.arange(4), 40)
-    x = rng.normal(0, 4, size=(4, 6))[y] + rng.normal(0, 1, size=(len(y), 6))
-    path = tmp_path / "blobs.csv"
-    lines = [",".join([f"f{i}" for i in range(6)] + ["kind"])]
-    lines += [",".join([*(f"{v:.4f}" for v in xi), f"class{yi}"]) for xi, yi in zip(x, y)]
-    path.write_text("\n".join(lines) + "\n")
+    path = blobs_csv(tmp_path / "blobs.csv", 4, 40, 6, seed=0, label="kind", names=True)
     code = main(["advise", "--data", str(path), "--label-column", "kind", "--top", "2", "--log-json"])
     assert code == 0
     events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
@@ -139,13 +154,7 @@ def test_data_run_on_three_classes_uses_one_class_per_experience(
 ) -> None:
     """Like scikit-learn's wine: `lifelong bench` took it, `advise --data` refused it (4 classes needed)."""
     pytest.importorskip("pandas", reason="reading CSV needs pandas: pip install 'lifelong[data]'")
-    rng = np.random.default_rng(1)
-    y = np.repeat(np.arange(3), 40)
-    x = rng.normal(0, 4, size=(3, 5))[y] + rng.normal(0, 1, size=(len(y), 5))
-    path = tmp_path / "three.csv"
-    lines = [",".join([*(f"f{i}" for i in range(5)), "label"])]
-    lines += [",".join([*(f"{v:.4f}" for v in xi), str(yi)]) for xi, yi in zip(x, y)]
-    path.write_text("\n".join(lines) + "\n")
+    path = blobs_csv(tmp_path / "three.csv", 3, 40, 5, seed=1)
     assert main(["advise", "--data", str(path), "--top", "2", "--log-json"]) == 0
     events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     (comparison,) = [e for e in events if e["event"] == "comparison"]
@@ -160,13 +169,7 @@ def test_data_run_on_five_classes_uses_the_default_split(
 ) -> None:
     """Five classes were asked for two experiences (min(5, 5 // 2)), which do not divide them: exit 2."""
     pytest.importorskip("pandas", reason="reading CSV needs pandas: pip install 'lifelong[data]'")
-    rng = np.random.default_rng(2)
-    y = np.repeat(np.arange(5), 30)
-    x = rng.normal(0, 4, size=(5, 4))[y] + rng.normal(0, 1, size=(len(y), 4))
-    path = tmp_path / "five.csv"
-    lines = [",".join([*(f"f{i}" for i in range(4)), "label"])]
-    lines += [",".join([*(f"{v:.4f}" for v in xi), str(yi)]) for xi, yi in zip(x, y)]
-    path.write_text("\n".join(lines) + "\n")
+    path = blobs_csv(tmp_path / "five.csv", 5, 30, 4, seed=2)
     assert main(["advise", "--data", str(path), "--top", "1", "--log-json"]) == 0
     events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     (comparison,) = [e for e in events if e["event"] == "comparison"]

@@ -1,25 +1,17 @@
 """The architectural limits the README lists: which models each method refuses, when, and with what."""
 
 import pytest
-import torch
 from torch import nn
 
+from lifelong.checks import toy_model
 from lifelong.errors import ConfigError, StrategyMismatchError
 from lifelong.learn import Learner
 from lifelong.learn.models import CNN, MLP
 from lifelong.strategies import CPG, DEN, GPM, HAT, MER, PNN
 
 
-class NormedMLP(nn.Module):
-    """toy_model's sizes (8 inputs, 4 classes) with batch norm after the hidden layer."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.features = nn.Sequential(nn.Linear(8, 16), nn.BatchNorm1d(16), nn.ReLU())
-        self.classifier = nn.Linear(16, 4)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.features(x))
+def NormedMLP() -> nn.Module:
+    return toy_model(batch_norm=True)
 
 
 @pytest.mark.parametrize("strategy", [HAT, PNN, CPG, DEN])
@@ -34,7 +26,7 @@ def test_gpm_refuses_trainable_layers_other_than_linear_and_conv() -> None:
         Learner(NormedMLP(), [GPM()])
     Learner(CNN(image_size=8, width=4), [GPM()])  # conv layers are projected
     frozen = NormedMLP()
-    frozen.features[1].requires_grad_(False)
+    frozen.features[2].requires_grad_(False)
     Learner(frozen, [GPM()])  # a batch norm without trainable weights is not refused
 
 

@@ -88,22 +88,6 @@ def test_unknown_penalty_step_is_refused() -> None:
             make()
 
 
-def _bn_model() -> torch.nn.Module:
-    """toy_model's sizes (8 inputs, 4 classes) with batch norm after the hidden layer."""
-    from torch import nn
-
-    class BN(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.features = nn.Sequential(nn.Linear(8, 16), nn.BatchNorm1d(16), nn.ReLU())
-            self.classifier = nn.Linear(16, 4)
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.classifier(self.features(x))
-
-    return BN()
-
-
 @pytest.mark.parametrize("name", ["mas", "ogd", "ewc"])
 def test_importances_of_a_batch_norm_model_leave_its_statistics_alone(name: str) -> None:
     """Their probe of the output size used to run one sample through batch norm in train mode (a
@@ -111,14 +95,14 @@ def test_importances_of_a_batch_norm_model_leave_its_statistics_alone(name: str)
     from lifelong.strategies import OGD
 
     strategy = {"mas": MAS(), "ogd": OGD(), "ewc": EWC()}[name]
-    model = _bn_model()
+    model = toy_model(batch_norm=True)
     learner = Learner(model, [strategy], lr=LR, batch_size=8, seed=0)
     first = toy_scenario().experiences[0]
     learner._begin(first)
     learner._train_epochs(first.train)
-    stats = model.features[1].running_mean.clone()
+    stats = model.features[2].running_mean.clone()
     learner.consolidate()  # the importances (or OGD's gradient basis) are computed here
-    assert torch.equal(model.features[1].running_mean, stats)
+    assert torch.equal(model.features[2].running_mean, stats)
 
 
 def test_ewc_fisher_beside_multihead_task_heads() -> None:
