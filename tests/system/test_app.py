@@ -15,6 +15,7 @@ import torch
 from lifelong.system.app import create_app
 from lifelong.system.contract import Contract
 from lifelong.system.events import EventKind
+from lifelong.system.registry import Registry
 from lifelong.system.service import System
 from lifelong.system.settings import Settings
 from lifelong.system.store import Store
@@ -348,7 +349,9 @@ def test_metrics_carry_the_loop(server: Server) -> None:
         text = c.get("/metrics").text
         lines = dict(line.rsplit(" ", 1) for line in text.splitlines() if not line.startswith("#"))
         acc = float(lines['lifelong_live_accuracy_ratio{variant="champion"}'])
-        rows = store.labelled_predictions(variant="champion", limit=500)
+        registry = Registry(store)  # the current champion's answers since it was deployed
+        since, version = registry.deployed_since("champion"), registry.aliases()["champion"].version
+        rows = store.labelled_predictions(version, variant="champion", since=since, limit=500)
         assert acc == pytest.approx(sum(r.predicted == r.label for r in rows) / len(rows), abs=1e-6)
         assert float(lines['lifelong_drift_score{kind="data_drift"}']) == pytest.approx(0.42)
         # the background WAL checkpoint may move a few pages between the two reads

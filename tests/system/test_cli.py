@@ -159,7 +159,7 @@ def test_a_bad_canary_variable_is_refused_naming_it(
 ) -> None:
     monkeypatch.setenv("LIFELONG_CANARY_ALPHA", "2")
     assert main(["serve", "--data-dir", str(tmp_path / "d")]) == 2
-    assert "canary alpha" in capsys.readouterr().err
+    assert "error: --canary-alpha (LIFELONG_CANARY_ALPHA): canary alpha is" in capsys.readouterr().err
     monkeypatch.delenv("LIFELONG_CANARY_ALPHA")
     monkeypatch.setenv("LIFELONG_CANARY_TEST", "bayes")
     assert main(["worker", "--data-dir", str(tmp_path / "d")]) == 2

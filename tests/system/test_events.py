@@ -36,6 +36,18 @@ def test_each_decision_reads_as_what_happened_and_why() -> None:
     )
     mmd = {"monitor": "mmd", "score": 0.031, "threshold": 0.01, "first": 5, "details": {"n_reference": 200}}
     assert describe("data_drift", mmd) == "mmd: score 0.031 (threshold 0.010), from sample 5"
+    floor = {"detector": "floor", "error_before": 0.018, "error_after": 0.988, "first": 4001}
+    assert describe("performance_drift", floor) == "floor: error 0.018 -> 0.988 from sample 4001"
+    alarm = {
+        "monitor": "performance/page-hinkley",
+        "score": 0.2123,
+        "at": 4061,
+        "version": 1,
+    }  # was "None: error - -> -"
+    assert (
+        describe("performance_drift", alarm)
+        == "performance/page-hinkley: alarm at sample 4061, error rate 0.212 since the last one"
+    )
     assert (
         describe("promotion", {"alias": "champion", "version": 4, "previous": 3}) == "champion -> v4 (was v3)"
     )

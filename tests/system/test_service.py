@@ -156,6 +156,9 @@ def test_worse_canary_is_rolled_back_and_better_one_promoted(system: System) -> 
     assert decision["decision"] == "rollback" and decision["canary_accuracy"] < decision["champion_accuracy"]
     assert "canary" not in system.live_versions() and system.live_versions()["champion"][0] == good
     assert system.events("canary_rollback")[-1].payload["canary"] == bad
+    live = system.health_metrics()["live_accuracy"]
+    assert "canary" not in live  # the ended canary's figure was reported on, forever
+    assert live["champion"][1] == seen["champion"]  # this deployment's answers only
 
     weak = system.bootstrap(trained(2, passes=0))  # an untrained champion: the good canary beats it
     system.deploy(good, "canary", share=0.5)
@@ -165,6 +168,7 @@ def test_worse_canary_is_rolled_back_and_better_one_promoted(system: System) -> 
     assert decision["decision"] == "promote", decision
     assert system.live_versions() == {"champion": (good, None)}
     assert system.events("canary_promotion")[-1].payload["canary"] == good
+    assert system.health_metrics()["live_accuracy"] == {}  # the new champion has no judged answers yet
 
 
 def test_reload_picks_up_a_promotion_made_by_another_process(tmp_path: Path) -> None:

@@ -244,7 +244,11 @@ def test_default_is_one_sqlite_file_in_wal_mode(tmp_path: Path, monkeypatch: pyt
     assert (tmp_path / "env.db").exists() and not (tmp_path / "unused").exists()
     with pytest.raises(StoreError, match="cannot use database URL"):
         Store("nosuchdb://x")
-    with pytest.raises(StoreError, match="is the server running"):
+    with pytest.raises(StoreError, match="cannot open the database .*refused") as e:
+        Store("postgresql://nobody@127.0.0.1:1/none")
+    assert "\n" not in str(e.value)  # one line: psycopg's hint came on a line of its own
+    monkeypatch.setenv("LIFELONG_SQLITE_SYNCHRONOUS", "BOGUS")  # refused whatever the store
+    with pytest.raises(ConfigError, match="LIFELONG_SQLITE_SYNCHRONOUS='BOGUS'"):
         Store("postgresql://nobody@127.0.0.1:1/none")
 
 

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -171,6 +174,49 @@ def test_a_failing_training_backs_off_instead_of_running_every_poll(
     broken, worker._retry_at = False, 0.0
     result = worker.step()
     assert result is not None and result.trained and worker._failures == 0
+
+
+def test_a_store_outage_is_waited_out_in_one_log_line_not_a_crash(
+    seeded: tuple[Store, Registry, Dataset], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Was: the standby lookup after a failed lease renewal raised out of the loop, so the worker
+    died (and was restarted by `up`) with a traceback every poll while the database was down."""
+    store, registry, _ = seeded
+    down = threading.Event()
+    down.set()
+    real_acquire = store.acquire_lease
+    steps: list[int] = []
+
+    def acquire(*args: Any, **kwargs: Any) -> bool:
+        if down.is_set():
+            raise sa.exc.OperationalError("SELECT", {}, Exception("connection refused"))
+        return real_acquire(*args, **kwargs)
+
+    real_lease = store.lease
+
+    def lease(*args: Any, **kwargs: Any) -> Any:
+        if down.is_set():
+            raise sa.exc.OperationalError("SELECT", {}, Exception("connection refused"))
+        return real_lease(*args, **kwargs)
+
+    store.acquire_lease, store.lease = acquire, lease  # type: ignore[method-assign]
+    worker = Worker(store, registry, preset("manual"), poll_seconds=0.01)
+    worker.step = lambda: steps.append(1)  # type: ignore[method-assign]
+    thread = threading.Thread(target=worker.run)
+    with caplog.at_level(logging.INFO, logger="lifelong.system.worker"):
+        thread.start()
+        time.sleep(0.3)  # about 30 polls with the store down
+        assert thread.is_alive() and not steps
+        down.clear()
+        deadline = time.monotonic() + 10
+        while not steps and time.monotonic() < deadline:
+            time.sleep(0.01)
+        worker.stop.set()
+        thread.join(10)
+    assert steps and not thread.is_alive()
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("the store is unreachable" in m for m in messages) == 1  # once per outage
+    assert "the store is reachable again" in messages and not any(r.exc_info for r in caplog.records)
 
 
 def test_failed_trainings_are_counted_in_metrics(

@@ -53,6 +53,8 @@ def describe(kind: str, payload: Mapping[str, Any]) -> str:
         return (f"{p.get('monitor')}: {d.get('n_drifted', '?')} of {d.get('n_features', '?')} features drifted "
                 f"({listed}), p {_num(p.get('p_value'), '.2g')}, from sample {p.get('first')}")  # fmt: skip
     if kind == EventKind.PERFORMANCE_DRIFT:
+        if "error_before" not in p:  # an online detector's alarm (page-hinkley, adwin, ddm)
+            return f"{p.get('monitor')}: alarm at sample {p.get('at')}, error rate {_num(p.get('score'))} since the last one"
         return (f"{p.get('detector')}: error {_num(p.get('error_before'))} -> {_num(p.get('error_after'))} "
                 f"from sample {p.get('first')}")  # fmt: skip
     if kind == EventKind.TRAINING:

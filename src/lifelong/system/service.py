@@ -614,9 +614,13 @@ class System:
         elif last is not None:
             outcome = "failed" if last.payload.get("state") == "failed" else "running"
         accuracy = {}
+        aliases = self._quiet(self.registry.aliases) or {}
         for variant in ("champion", "canary", "shadow"):
-            window = self.settings.metrics_window
-            rows = self._quiet(self.store.labelled_predictions, variant=variant, limit=window) or []
+            if variant not in aliases:  # an ended canary has no live accuracy (was its last figure, forever)
+                continue
+            since = self._quiet(self.registry.deployed_since, variant)  # this deployment's answers only
+            rows = self._quiet(self.store.labelled_predictions, aliases[variant].version, variant=variant,
+                               since=since, limit=self.settings.metrics_window) or []  # fmt: skip
             if rows:
                 accuracy[variant] = (sum(r.predicted == r.label for r in rows) / len(rows), len(rows))
         drift = {}

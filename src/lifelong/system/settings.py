@@ -143,7 +143,13 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _canary_rule_valid(self) -> Settings:
-        self.canary_rule  # noqa: B018 (CanaryRule raises a ConfigError naming the bad part)
+        try:
+            self.canary_rule  # noqa: B018 (CanaryRule raises a ConfigError naming the bad part)
+        except ConfigError as err:  # "canary alpha is ...": name where the value came from
+            part = str(err).split()[1]
+            raise ConfigError(
+                f"--canary-{part.replace('_', '-')} (LIFELONG_CANARY_{part.upper()}): {err}"
+            ) from None
         return self
 
     @property

@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 
 VARIANTS = ("champion", "canary", "shadow")
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+#: the store could not be reached or written (a database down, a read-only file, a pool timeout):
+#: the API answers 503 and the worker waits, neither treats it as a bug
+STORE_DOWN = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)
 SYNCHRONOUS_MODES = ("NORMAL", "FULL", "EXTRA")  # LIFELONG_SQLITE_SYNCHRONOUS (OFF would lose commits)
 _CHUNK = 500  # bound on parameters per statement (SQLite caps bound variables)
 
@@ -215,8 +218,9 @@ class Store:
     ) -> None:
         self.data_dir = Path(data_dir if data_dir is not None else "lifelong-data")
         url = url or os.environ.get("LIFELONG_DB_URL")
-        sqlite = not url or url.startswith("sqlite")  # checked before the data directory is made:
-        synchronous = env_choice("LIFELONG_SQLITE_SYNCHRONOUS", SYNCHRONOUS_MODES, "NORMAL") if sqlite else ""
+        # checked before the data directory is made, and on every store: a typo in a shared environment
+        # file must not wait for a move to SQLite
+        synchronous = env_choice("LIFELONG_SQLITE_SYNCHRONOUS", SYNCHRONOUS_MODES, "NORMAL")
         if not url:
             self.data_dir.mkdir(parents=True, exist_ok=True)
             url = f"sqlite:///{(self.data_dir / 'lifelong.db').resolve()}"
@@ -234,9 +238,10 @@ class Store:
             for index in _FOREIGN_KEY_INDEXES:  # create_all adds them only to new tables; older files too
                 index.create(self.engine, checkfirst=True)
         except sa.exc.OperationalError as err:
-            raise StoreError(
-                f"cannot open the database at {self!r}: {err.orig}; is the server running?"
-            ) from err
+            why = " ".join(
+                str(err.orig).split()
+            )  # one line: drivers add indented hints on lines of their own
+            raise StoreError(f"cannot open the database at {self!r}: {why}") from err
         if self.engine.dialect.name == "sqlite" and checkpoint_every is not None:
             self._checkpointer = _Checkpointer(self.engine, checkpoint_every)
 

@@ -38,10 +38,11 @@ from lifelong.monitor.data_drift import DataDriftMonitor, KSDrift, MMDDrift, PSI
 from lifelong.monitor.performance import PerformanceMonitor, locate_change
 from lifelong.system.canary import apply_canary_rule
 from lifelong.system.events import EventKind, describe
+from lifelong.system.health import one_line
 from lifelong.system.launch import Compute
 from lifelong.system.policy import CanaryRule, Decision, Gate, Policy, PolicyState
 from lifelong.system.registry import Registry
-from lifelong.system.store import Event, RetentionPolicy, Store
+from lifelong.system.store import STORE_DOWN, Event, RetentionPolicy, Store
 from lifelong.system.trainer import CURSOR, TrainResult, train_once
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,7 @@ class Worker:
         self._last_housekeeping = 0.0
         self._failures = 0  # training attempts in a row that raised
         self._retry_at = 0.0  # monotonic time before which a failing training is not tried again
+        self._store_down = False  # the store was unreachable at the last try (said once per outage)
 
     # -- the loop ------------------------------------------------------------------------------
     def run(self) -> None:
@@ -98,21 +100,38 @@ class Worker:
                 if self.holds_lease():
                     try:
                         self.step()
-                    except Exception:  # a failing step (database hiccup, bad window) must not end the loop
+                    except STORE_DOWN as err:  # a database outage: wait for it, as the API does
+                        self._outage(err)
+                    except Exception:  # a failing step (bad window, a bug) must not end the loop
                         log.exception("worker step failed; the loop goes on (a failed training backs off)")
                 self.stop.wait(self.poll_seconds)
         finally:
             if self._holding:
-                self.store.release_lease(LEASE, self.holder)
-                self.store.add_event(EventKind.WORKER, {"state": "stopped", "holder": self.holder})
+                try:
+                    self.store.release_lease(LEASE, self.holder)
+                    self.store.add_event(EventKind.WORKER, {"state": "stopped", "holder": self.holder})
+                except STORE_DOWN as err:
+                    log.warning("could not release the worker lease (%s); it expires by itself", one_line(err))
+
+    def _outage(self, err: BaseException) -> None:
+        """Say once per outage that the store is unreachable (not a traceback every poll)."""
+        if not self._store_down:
+            log.warning("the store is unreachable (%s); waiting for it, retrying every poll", one_line(err))
+        self._store_down = True
 
     def holds_lease(self) -> bool:
         """Take or renew the lease; log when this worker becomes the active one or a standby."""
         try:
             held = self.store.acquire_lease(LEASE, self.holder, self.lease_seconds)
+        except STORE_DOWN as err:  # nothing can be trained or recorded: wait, holding what was held
+            self._outage(err)
+            return False
         except Exception:
-            log.exception("cannot reach the store to renew the lease")
-            held = False
+            log.exception("cannot renew the worker lease")
+            return False
+        if self._store_down:
+            log.info("the store is reachable again")
+            self._store_down = False
         if held and not self._holding:
             log.info("acquired the worker lease as %s", self.holder)
             self.store.add_event(EventKind.WORKER, {"state": "acquired", "holder": self.holder,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 
-import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -15,6 +14,7 @@ from starlette.types import Send
 from lifelong.errors import CheckpointError, LifelongError, NotFoundError, RegistryError
 from lifelong.system.health import StorageFullError, is_storage_full, one_line
 from lifelong.system.schemas import InputTooLargeError
+from lifelong.system.store import STORE_DOWN
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +92,6 @@ async def _http(request: Request, err: Exception) -> JSONResponse:
     return error_response(err.status_code, "HTTPError", str(err.detail), getattr(err, "headers", None))
 
 
-#: the store could not be reached or written (a database down, a read-only file, a pool timeout)
-STORE_DOWN = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)
 RETRY_AFTER_SECONDS = 5
 
 
