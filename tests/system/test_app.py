@@ -19,8 +19,8 @@ from lifelong.system.registry import Registry
 from lifelong.system.service import System
 from lifelong.system.settings import Settings
 from lifelong.system.store import Store
+from tests.system._models import DATA, error_of, trained
 from tests.system._serve import running
-from tests.system.test_service import DATA, trained
 
 TOKEN = "test-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -57,13 +57,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 FEATURES = tuple(f"x{i}" for i in range(8))
-
-
-def error_of(response: httpx.Response, status: int) -> str:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"error"} and set(body["error"]) == {"type", "message"} and body["error"]["message"]
-    return body["error"]["type"]
 
 
 def sample(n: int = 1) -> list[list[float]]:

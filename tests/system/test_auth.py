@@ -17,8 +17,8 @@ from lifelong.errors import ConfigError
 from lifelong.system.app import create_app
 from lifelong.system.service import System
 from lifelong.system.settings import Settings
+from tests.system._models import DATA, trained
 from tests.system._serve import running
-from tests.system.test_service import DATA, trained
 
 
 @pytest.fixture(autouse=True)

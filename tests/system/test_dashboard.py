@@ -29,8 +29,8 @@ from lifelong.system.api.dashboard import summary
 from lifelong.system.app import create_app
 from lifelong.system.service import System
 from lifelong.system.settings import Settings
+from tests.system._models import DATA, trained
 from tests.system._serve import running
-from tests.system.test_service import DATA, trained
 
 TOKEN = "dashboard-token-0123456789"
 FIGURES = {"new_accuracy": 0.93, "champion_new_accuracy": 0.9, "old_accuracy": 0.91, "negative_flip_rate": 0.02,

@@ -22,8 +22,8 @@ from hypothesis import strategies as st  # noqa: E402
 from lifelong.system.app import create_app  # noqa: E402
 from lifelong.system.service import System  # noqa: E402
 from lifelong.system.settings import Settings  # noqa: E402
+from tests.system._models import trained  # noqa: E402
 from tests.system._serve import running  # noqa: E402
-from tests.system.test_service import trained  # noqa: E402
 
 TOKEN = "fuzz-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -29,9 +29,8 @@ from lifelong.system.app import create_app
 from lifelong.system.health import WriteHealth
 from lifelong.system.service import System
 from lifelong.system.settings import Settings
+from tests.system._models import DATA, error_of, trained
 from tests.system._serve import free_port, running
-from tests.system.test_app import error_of
-from tests.system.test_service import DATA, trained
 
 TOKEN = "fault-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

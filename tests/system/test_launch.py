@@ -17,7 +17,7 @@ from lifelong.system.registry import Registry
 from lifelong.system.store import Store
 from lifelong.system.trainer import Gate
 from lifelong.system.worker import Worker
-from tests.system.test_trainer import _seed
+from tests.system._models import seed_store
 
 CONTINUAL = Policy("continual", strategy_params={"buffer_size": 60}, epochs=3)
 
@@ -33,7 +33,7 @@ def test_worker_trains_a_window_in_two_processes(
     system: tuple[Store, Registry], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store, registry = system
-    test = _seed(store, registry)  # champion on classes 0-1, a window holding all four
+    test = seed_store(store, registry)  # champion on classes 0-1, a window holding all four
     before = Learner.load(registry.get(1).path).correct(test).float().mean()
 
     def not_here(*args: object) -> None:
@@ -59,7 +59,7 @@ def test_a_rank_dying_after_the_checkpoint_loses_nothing(
 ) -> None:
     """A rank that aborts once every rank is past the save's barrier: the job's work is whole."""
     store, registry = system
-    _seed(store, registry)
+    seed_store(store, registry)
     compute = Compute(nproc=2, plugins=("tests.system._abort_at_exit",))
     with caplog.at_level("WARNING", logger="lifelong.system.launch"):
         result = Worker(store, registry, CONTINUAL, Gate(), compute=compute).train(Decision(True, "test"))
@@ -69,7 +69,7 @@ def test_a_rank_dying_after_the_checkpoint_loses_nothing(
 
 def test_a_failing_job_publishes_nothing(system: tuple[Store, Registry]) -> None:
     store, registry = system
-    _seed(store, registry)
+    seed_store(store, registry)
     broken = Compute(nproc=2, plugins=("lifelong_no_such_plugin",))  # the job's processes cannot start
     with pytest.raises(TrainingError, match="exited with code .* plugin 'lifelong_no_such_plugin'"):
         Worker(store, registry, CONTINUAL, Gate(), compute=broken).train(Decision(True, "test"))

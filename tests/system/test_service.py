@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import time
 from pathlib import Path
 
@@ -20,21 +19,7 @@ from lifelong.system.schemas import InputTooLargeError
 from lifelong.system.service import System
 from lifelong.system.settings import Settings
 from lifelong.system.trainer import Gate, bootstrap, train_once
-
-DATA = toy_data(seed=0)  # 4 classes, 8 features
-
-
-@functools.cache
-def trained(seed: int = 0, *, wrong: bool = False, passes: int = 3) -> Learner:
-    """A toy learner (cached: only saved, never changed); ``wrong`` learns shifted labels."""
-    learner = Learner(toy_model(seed), lr=0.2, batch_size=32, seed=seed)
-    x, y = DATA.train.x, DATA.train.y
-    y = (y + 1) % 4 if wrong else y
-    g = torch.Generator().manual_seed(seed)
-    for _ in range(passes):
-        order = torch.randperm(len(x), generator=g)
-        learner.partial_fit(x[order], y[order])
-    return learner
+from tests.system._models import DATA, trained
 
 
 def settings(tmp_path: Path, **kw: object) -> Settings:

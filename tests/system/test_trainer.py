@@ -16,26 +16,14 @@ from lifelong.system.events import EventKind, describe
 from lifelong.system.policy import Policy
 from lifelong.system.registry import Registry
 from lifelong.system.store import RetentionPolicy, Store
-from lifelong.system.trainer import CURSOR, Gate, bootstrap, train_once
+from lifelong.system.trainer import CURSOR, Gate, train_once
+from tests.system._models import seed_store
 
 
 @pytest.fixture
 def system(tmp_path: Path) -> Iterator[tuple[Store, Registry]]:
     with Store(data_dir=tmp_path) as store:
         yield store, Registry(store)
-
-
-def _seed(
-    store: Store, registry: Registry, strategies: tuple[str, ...] = ("replay",), known: int = 2
-) -> Dataset:
-    """A champion on classes below ``known`` and a store holding labelled samples of all four classes."""
-    split = toy_data(per_class=90)
-    old = split.train.subset(torch.nonzero(split.train.y < known).squeeze(1), "old")
-    bootstrap(store, registry, old, n_classes=4, strategies=strategies, strategy_params={"buffer_size": 60},
-              epochs=3, lr=0.05, batch_size=16)  # fmt: skip
-    order = torch.randperm(len(split.train), generator=torch.Generator().manual_seed(1))
-    store.add_samples(split.train.x[order], split.train.y[order])
-    return split.test
 
 
 def shuffle_labels(data: Dataset) -> Dataset:
@@ -47,7 +35,7 @@ CONTINUAL = Policy("continual", strategy_params={"buffer_size": 60}, epochs=3)
 
 def test_good_window_is_gated_registered_and_promoted(system: tuple[Store, Registry]) -> None:
     store, registry = system
-    test = _seed(store, registry)
+    test = seed_store(store, registry)
     before = Learner.load(registry.get(1).path).correct(test).float().mean()
     result = train_once(store, registry, CONTINUAL, Gate(), reason="test")
     assert result.passed, result.reasons
@@ -69,7 +57,7 @@ def test_good_window_is_gated_registered_and_promoted(system: tuple[Store, Regis
 def test_a_gate_without_old_data_says_forgetting_was_not_checked(system: tuple[Store, Registry]) -> None:
     """No memory and no earlier samples (--delete-trained): the flip-rate check silently passed before."""
     store, registry = system
-    _seed(store, registry, strategies=())
+    seed_store(store, registry, strategies=())
     assert store.apply_retention(RetentionPolicy(delete_trained=True)) > 0  # the bootstrap's samples
     result = train_once(store, registry, Policy("continual", strategy="naive", epochs=1), Gate())
     assert result.figures["negative_flip_rate"] is None and result.figures["n_old"] == 0
@@ -79,7 +67,7 @@ def test_a_gate_without_old_data_says_forgetting_was_not_checked(system: tuple[S
 
 def test_shuffled_labels_are_stopped_by_the_gate(system: tuple[Store, Registry]) -> None:
     store, registry = system
-    _seed(store, registry, strategies=(), known=4)  # a champion that already knows every class
+    seed_store(store, registry, strategies=(), known=4)  # a champion that already knows every class
     policy = Policy("scheduled-finetune", every_samples=100, epochs=3)
     result = train_once(store, registry, policy, Gate(), prepare=shuffle_labels)
     assert result.trained and not result.passed and result.version is None
@@ -91,7 +79,7 @@ def test_shuffled_labels_are_stopped_by_the_gate(system: tuple[Store, Registry])
 
 def test_scratch_retrain_and_canary_promotion(system: tuple[Store, Registry]) -> None:
     store, registry = system
-    _seed(store, registry, strategies=())
+    seed_store(store, registry, strategies=())
     policy = Policy("scheduled-retrain", every_samples=10, epochs=5, window=300)
     result = train_once(store, registry, policy, Gate(promote_to="canary", max_old_accuracy_drop=1.0,
                                                       max_negative_flip_rate=1.0))  # fmt: skip
@@ -102,7 +90,7 @@ def test_scratch_retrain_and_canary_promotion(system: tuple[Store, Registry]) ->
 
 def test_budgets_of_the_gate(system: tuple[Store, Registry]) -> None:
     store, registry = system
-    _seed(store, registry)
+    seed_store(store, registry)
     result = train_once(store, registry, CONTINUAL, Gate(max_size_mb=1e-6, max_latency_ms=1e-9))
     assert not result.passed
     assert any("size" in r for r in result.reasons) and any("latency" in r for r in result.reasons)
@@ -116,7 +104,7 @@ def test_no_champion_says_what_to_do(system: tuple[Store, Registry]) -> None:
 
 def test_forget_empties_the_inherited_memory_before_training(system: tuple[Store, Registry]) -> None:
     store, registry = system
-    _seed(store, registry)
+    seed_store(store, registry)
     inherited = Learner.load(registry.get(1).path).strategies[0].buffer_.seen
     kept = train_once(store, registry, CONTINUAL, Gate(max_old_accuracy_drop=1.0, max_negative_flip_rate=1.0))
     more = toy_data(per_class=30, seed=2).train
@@ -134,7 +122,7 @@ def test_forget_empties_the_inherited_memory_before_training(system: tuple[Store
 def test_new_classes_keep_the_memory_even_when_asked_to_forget(system: tuple[Store, Registry]) -> None:
     """A drop in accuracy that new classes explain leaves the memory right: it is kept (class-incremental)."""
     store, registry = system
-    _seed(store, registry)  # the champion knows classes 0 and 1; the window brings 2 and 3
+    seed_store(store, registry)  # the champion knows classes 0 and 1; the window brings 2 and 3
     inherited = Learner.load(registry.get(1).path).strategies[0].buffer_.seen
     result = train_once(store, registry, CONTINUAL, Gate(max_old_accuracy_drop=1.0, max_negative_flip_rate=1.0),
                         forget=True)  # fmt: skip
