@@ -40,7 +40,7 @@ from lifelong.learn.strategy import Strategy, get_strategy
 from lifelong.system.contract import Contract
 from lifelong.system.events import EventKind
 from lifelong.system.launch import Compute, fit
-from lifelong.system.policy import Gate, Mode, Policy, judge
+from lifelong.system.policy import Gate, Mode, Policy, concept_change, judge, mcnemar_p
 from lifelong.system.registry import Registry
 from lifelong.system.store import Store
 from lifelong.system.versions import check_servable, contract_of, publish_learner
@@ -158,6 +158,10 @@ def train_once(
         if old is None or len(old) == 0:
             payload["warnings"] = ["no earlier labelled samples to measure forgetting on (deleted by "
                                    "--delete-trained or retention): old accuracy and flip rate not checked"]  # fmt: skip
+        elif concept_change(gate, figures):  # say why the forgetting budgets were not applied
+            p = mcnemar_p(figures["new_wins"], figures["new_losses"])
+            payload["warnings"] = [f"judged on new data alone: a significant gain on it (McNemar p {p:.2g}) "
+                                   "reads as a concept change, where old data carries the old rule"]  # fmt: skip
         version = None
         if passed and holds_lease is not None and not holds_lease():
             passed, reasons = False, ["this worker lost its lease to another one; nothing published"]
