@@ -544,7 +544,9 @@ class Learner:
                 raise DataError(
                     f"{where}: x must hold numbers (an array, list, tensor or numeric frame): {e}"
                 ) from e
-            x = torch.from_numpy(np.ascontiguousarray(x) if x.flags.writeable else x.copy())  # pandas: read-only
+            x = torch.from_numpy(
+                np.ascontiguousarray(x) if x.flags.writeable else x.copy()
+            )  # pandas: read-only
         params = next(self.model.parameters(), None)
         dtype = params.dtype if params is not None and params.dtype.is_floating_point else torch.float32
         if x.dtype != dtype:

@@ -315,7 +315,9 @@ def _ragged(inputs: Sequence[Any] | np.ndarray) -> str:
     first = None
     for i, sample in enumerate(inputs):
         if isinstance(sample, dict):
-            return f"sample {i} is an object of named features, sample 0 a list; send every sample the same way"
+            return (
+                f"sample {i} is an object of named features, sample 0 a list; send every sample the same way"
+            )
         try:
             shape = list(np.asarray(sample).shape)
         except ValueError:

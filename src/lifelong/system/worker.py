@@ -111,7 +111,9 @@ class Worker:
                     self.store.release_lease(LEASE, self.holder)
                     self.store.add_event(EventKind.WORKER, {"state": "stopped", "holder": self.holder})
                 except STORE_DOWN as err:
-                    log.warning("could not release the worker lease (%s); it expires by itself", one_line(err))
+                    log.warning(
+                        "could not release the worker lease (%s); it expires by itself", one_line(err)
+                    )
 
     def _outage(self, err: BaseException) -> None:
         """Say once per outage that the store is unreachable (not a traceback every poll)."""
