@@ -331,9 +331,8 @@ def judge(gate: Gate, f: dict[str, Any]) -> list[str]:
 def concept_change(gate: Gate, f: dict[str, Any]) -> bool:
     """Whether the candidate's gain on new data is large (``concept_change_gain``) and significant.
 
-    ``new_wins`` / ``new_losses`` count the holdout samples (of classes the champion knows) only the
-    candidate / only the champion answers right; the exact one-sided McNemar test asks how likely
-    that many wins are by chance.
+    ``new_wins`` / ``new_losses`` count the holdout samples only the candidate / only the champion
+    answers right; the exact one-sided McNemar test asks how likely that many wins are by chance.
     Figures recorded before the counts existed are judged on the gain alone."""
     gain = f["new_accuracy"] - f["champion_new_accuracy"]
     if gate.concept_change_gain is None or gain < gate.concept_change_gain:
