@@ -128,16 +128,17 @@ def from_file(
             f"{path}: {len(table.classes)} class in column {label_column!r}; a {scenario}-incremental "
             "benchmark needs at least 2 (or use --scenario domain with --domain-column)"
         )
-    if scenario == "domain" and table.domains is None:
-        raise DataError(
-            f"{path}: no domain values; a CSV or Parquet file names its domain column with --domain-column, "
-            "an .npz holds them as an array named 'domain'"
-        )
-    if scenario == "domain" and table.domains is not None and len(set(table.domains.tolist())) < 2:
-        raise DataError(
-            f"{path}: column {domain_column!r} holds one value; a domain-incremental benchmark needs at "
-            "least 2 domains to have something to forget (name another column, or use --scenario class)"
-        )
+    if scenario == "domain":
+        if table.domains is None:
+            raise DataError(
+                f"{path}: no domain values; a CSV or Parquet file names its domain column with "
+                "--domain-column, an .npz holds them as an array named 'domain'"
+            )
+        if len(set(table.domains.tolist())) < 2:
+            raise DataError(
+                f"{path}: column {domain_column!r} holds one value; a domain-incremental benchmark needs at "
+                "least 2 domains to have something to forget (name another column, or use --scenario class)"
+            )
 
     def build(seed: int) -> Any:
         from lifelong.data import scenarios

@@ -132,7 +132,7 @@ def from_tensors(x: Any, y: Any, *, scale: float | None = None, name: str = "ten
 
     uint8 inputs are scaled by 1/255 when batches are drawn unless ``scale`` says otherwise.
     """
-    x = torch.as_tensor(np.array(x.to_numpy()) if hasattr(x, "to_numpy") else x)  # a frame: a writable copy
+    x = tensor_of(x.to_numpy()) if hasattr(x, "to_numpy") else torch.as_tensor(x)  # a pandas frame too
     y = class_ids(y, name)
     if len(x) == 0:
         raise DataError(f"{name}: x is empty; a dataset needs at least one sample")
@@ -166,7 +166,13 @@ def from_torch(dataset: Any, name: str = "torch-dataset") -> Dataset:
         ys.append(
             label.item() if isinstance(label, (Tensor, np.ndarray)) and math.prod(label.shape) == 1 else label
         )
-    return from_tensors(torch.stack(xs), class_ids(ys, name), name=name)
+    return from_tensors(torch.stack(xs), ys, name=name)  # from_tensors checks the labels
+
+
+def tensor_of(arr: np.ndarray) -> Tensor:
+    """``arr`` as a tensor sharing its memory where it can; a read-only array (what pandas hands over)
+    is copied, since torch warns about, and cannot protect, memory it must not write."""
+    return torch.from_numpy(np.ascontiguousarray(arr) if arr.flags.writeable else arr.copy())
 
 
 # how far past the known classes a label may reach: the head grows to the largest label, so a stray
@@ -188,13 +194,14 @@ def class_ids(y: Any, where: str, n: int | None = None) -> Tensor:
     elif not isinstance(y, (list, tuple)):  # a list is read item by item: numpy takes [0, True] as ints
         arr = np.asarray(y.to_numpy() if hasattr(y, "to_numpy") else y)
         if arr.dtype.kind in "iufb":
-            # a pandas column may hand over a read-only view, which torch warns about: copy it
-            t = torch.from_numpy(np.ascontiguousarray(arr) if arr.flags.writeable else arr.copy())
+            t = tensor_of(arr)
     if t is not None and t.ndim == 0:
         t = t.reshape(1)
-    whole = t is not None and (
-        not (t.dtype.is_floating_point or t.dtype.is_complex or t.dtype == torch.bool)
-        or (not t.dtype.is_complex and t.dtype != torch.bool and bool((t == t.round()).all()))
+    whole = (  # integers, or floats that are all whole numbers
+        t is not None
+        and t.dtype != torch.bool
+        and not t.dtype.is_complex
+        and (not t.dtype.is_floating_point or bool((t == t.round()).all()))
     )
     if not whole:  # find the culprit in the client's terms (on the error path, or an object array of ints)
         items = t if t is not None else np.asarray(y, dtype=object)

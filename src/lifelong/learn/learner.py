@@ -20,7 +20,7 @@ import torch.nn.functional as F
 import torch.optim.optimizer as _optimizer_module
 from torch import Tensor, nn
 
-from lifelong.data.dataset import MAX_LABEL_GAP, Batch, Dataset, class_ids, concat
+from lifelong.data.dataset import MAX_LABEL_GAP, Batch, Dataset, class_ids, concat, tensor_of
 from lifelong.data.files import frame_columns, in_column_order
 from lifelong.data.scenarios import Experience, Scenario, TaskFreeStream
 from lifelong.errors import ConfigError, DataError, StrategyMismatchError
@@ -544,9 +544,7 @@ class Learner:
                 raise DataError(
                     f"{where}: x must hold numbers (an array, list, tensor or numeric frame): {e}"
                 ) from e
-            x = torch.from_numpy(
-                np.ascontiguousarray(x) if x.flags.writeable else x.copy()
-            )  # pandas: read-only
+            x = tensor_of(x)
         params = next(self.model.parameters(), None)
         dtype = params.dtype if params is not None and params.dtype.is_floating_point else torch.float32
         if x.dtype != dtype:

@@ -39,16 +39,16 @@ def strict_json(value: Any, **kwargs: Any) -> str:
 def _check_shapes(d: dict[str, Any]) -> None:
     """A DataError naming the first field read from JSON whose value is not of its kind."""
 
-    def numbers(v: Any) -> bool:
+    def number_list(v: Any) -> bool:
         return isinstance(v, list) and all(isinstance(a, int | float) and not isinstance(a, bool) for a in v)
 
     matrix = d.get("accuracy_matrix")
-    if not (isinstance(matrix, list) and matrix and all(numbers(row) and row for row in matrix)):
+    if not (isinstance(matrix, list) and matrix and all(number_list(row) and row for row in matrix)):
         raise DataError("not a Result: accuracy_matrix must be a non-empty list of rows of numbers")
     if len({len(row) for row in matrix}) > 1:
         raise DataError("not a Result: the rows of accuracy_matrix differ in length")
     for k in ("untrained_accuracy", "flips", "reference_accuracy"):
-        if d.get(k) is not None and not numbers(d[k]):
+        if d.get(k) is not None and not number_list(d[k]):
             raise DataError(f"not a Result: {k} must be a list of numbers")
     for k in ("train_seconds", "boundary_seconds", "peak_rss_mb", "epochs", "samples", "extra_parameters",
               "buffer_bytes"):  # fmt: skip

@@ -154,7 +154,7 @@ class System:
             raise ConfigError("this System is closed; create a new one")
         if isinstance(x, torch.Tensor):
             x = x.detach().cpu().numpy()
-        arr = to_array(self._named(x), self.settings.max_batch)
+        arr = to_array(_named(x, self.contract()), self.settings.max_batch)
         if ids is not None:
             ids = list(ids)
             if len(ids) != len(arr) or not all(_text64(i) for i in ids):
@@ -162,13 +162,6 @@ class System:
                     f"ids must be {len(arr)} strings of 1 to 64 characters (no NUL), one per sample"
                 )
         return _Request(arr, ids)
-
-    def _named(self, x: Any) -> Any:
-        """Samples by feature name (JSON objects, a pandas frame) in the champion's column order."""
-        if isinstance(x, np.ndarray) or (isinstance(x, list) and not (x and isinstance(x[0], dict))):
-            return x  # the common path: rows as sent
-        contract = self.contract()
-        return contract.named_rows(x) if contract is not None else x
 
     def _predict_batch(self, requests: list[_Request]) -> list[list[dict[str, Any]] | BaseException]:
         try:
@@ -314,7 +307,7 @@ class System:
         if isinstance(x, torch.Tensor):
             x = x.detach().cpu().numpy()
         contract = self.contract()
-        arr = to_array(self._named(x), self.settings.max_batch)
+        arr = to_array(_named(x, contract), self.settings.max_batch)
         if contract is not None:
             arr = contract.check_inputs(arr)
             # values so large that the champion's outputs overflow would make every training diverge
@@ -687,6 +680,11 @@ class System:
         except Exception:
             log.debug("health read failed", exc_info=True)
             return None
+
+
+def _named(x: Any, contract: Contract | None) -> Any:
+    """Samples by feature name (JSON objects, a pandas frame) in the champion's column order; rows as sent."""
+    return contract.named_rows(x) if contract is not None else x
 
 
 def _check_labels(labels: Sequence[Any]) -> list[int]:
