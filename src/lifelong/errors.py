@@ -17,6 +17,14 @@ class ConfigError(LifelongError):
     """A component got an invalid option (unknown name, out-of-range value)."""
 
 
+class SettingError(ConfigError):
+    """A ConfigError about one named option, so that a caller can say where its value came from."""
+
+    def __init__(self, option: str, message: str) -> None:
+        super().__init__(message)
+        self.option = option
+
+
 class StrategyMismatchError(LifelongError):
     """A strategy was combined with a scenario or model it does not support."""
 

@@ -42,7 +42,7 @@ import types
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple, get_args, get_origin, get_type_hints
 
-from lifelong.errors import ConfigError
+from lifelong.errors import ConfigError, SettingError
 
 KINDS = ("manual", "scheduled-retrain", "scheduled-finetune", "continual")
 Mode = Literal["scratch", "finetune"]
@@ -392,13 +392,17 @@ class CanaryRule:
 
     def __post_init__(self) -> None:
         if self.min_labelled < 1:
-            raise ConfigError(f"canary min_labelled must be at least 1, got {self.min_labelled}")
+            raise SettingError(
+                "min_labelled", f"canary min_labelled must be at least 1, got {self.min_labelled}"
+            )
         if not 0.0 <= self.margin <= 1.0:
-            raise ConfigError(f"canary margin is an accuracy difference in [0, 1], got {self.margin}")
+            raise SettingError(
+                "margin", f"canary margin is an accuracy difference in [0, 1], got {self.margin}"
+            )
         if self.test not in ("threshold", "ab"):
-            raise ConfigError(f"canary test {self.test!r} is not one of threshold, ab")
+            raise SettingError("test", f"canary test {self.test!r} is not one of threshold, ab")
         if not 0.0 < self.alpha < 1.0:
-            raise ConfigError(f"canary alpha is a significance level in (0, 1), got {self.alpha}")
+            raise SettingError("alpha", f"canary alpha is a significance level in (0, 1), got {self.alpha}")
 
     def decide(self, canary: VariantStats, champion: VariantStats) -> CanaryVerdict:
         if canary.labelled < self.min_labelled or champion.labelled < self.min_labelled:

@@ -21,7 +21,7 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from lifelong.errors import ConfigError
+from lifelong.errors import ConfigError, SettingError
 from lifelong.system.policy import CanaryRule
 
 log = logging.getLogger(__name__)
@@ -144,9 +144,9 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _canary_rule_valid(self) -> Settings:
         try:
-            self.canary_rule  # noqa: B018 (CanaryRule raises a ConfigError naming the bad part)
-        except ConfigError as err:  # "canary alpha is ...": name where the value came from
-            part = str(err).split()[1]
+            self.canary_rule  # noqa: B018 (CanaryRule raises a SettingError naming the bad option)
+        except SettingError as err:  # name where the value came from
+            part = err.option
             raise ConfigError(
                 f"--canary-{part.replace('_', '-')} (LIFELONG_CANARY_{part.upper()}): {err}"
             ) from None
