@@ -345,6 +345,13 @@ def _predict_until_unlogged(c: httpx.Client, system: System, attempts: int = 200
     raise AssertionError("the store never filled up")
 
 
+def _metric(c: httpx.Client, name: str) -> str:
+    """The value of an unlabelled metric from /metrics."""
+    return next(line for line in c.get("/metrics").text.splitlines() if line.startswith(name + " ")).split()[
+        -1
+    ]
+
+
 def _check_full_then_recovered(url: str, system: System, fill: Any, free: Any) -> None:
     """After ``fill()``: predictions answered and counted, writes 507, /readyz and /metrics say so;
     after ``free()`` everything works again in the same process."""
@@ -364,9 +371,9 @@ def _check_full_then_recovered(url: str, system: System, fill: Any, free: Any) -
             line for line in metrics.splitlines() if line.startswith("lifelong_predictions_unlogged_total")
         )
         assert int(count.split()[-1]) >= 16 and "lifelong_store_write_failing 1" in metrics
-        assert error_of(
-            c.post("/v1/feedback", json={"prediction_id": unlogged, "label": 1}), 404
-        )  # not recorded
+        pending = c.post("/v1/feedback", json={"prediction_id": unlogged, "label": 1})
+        assert error_of(pending, 507) == "StorageFullError", pending.text  # kept, not yet recorded
+        assert int(_metric(c, "lifelong_predictions_pending")) >= 16
         feedback = c.post("/v1/feedback", json={"prediction_id": logged, "label": 1})
         assert (
             feedback.status_code == 204 or error_of(feedback, 507) == "StorageFullError"
@@ -377,6 +384,10 @@ def _check_full_then_recovered(url: str, system: System, fill: Any, free: Any) -
         r = c.post("/v1/predict", json={"inputs": [ROW]})
         pid = r.json()["predictions"][0]["id"]
         assert c.post("/v1/feedback", json={"prediction_id": pid, "label": 1}).status_code == 204
+        # what was answered while the store was full was recorded once it could write: its label lands
+        assert c.post("/v1/feedback", json={"prediction_id": unlogged, "label": 1}).status_code == 204
+        assert int(_metric(c, "lifelong_predictions_pending")) == 0
+        assert int(_metric(c, "lifelong_predictions_dropped_total")) == 0
         reasons = c.get("/readyz").json()["reasons"]
         assert not any("full" in r or "failing" in r for r in reasons), reasons
         assert "lifelong_store_write_failing 0" in c.get("/metrics").text
@@ -478,8 +489,11 @@ def test_a_store_that_cannot_be_reached_is_a_503_and_readiness_recovers_alone(tm
 
         with running(create_app(system=system)) as url, client(url) as c:
             down["on"] = True
-            assert c.post("/v1/predict", json={"inputs": [ROW]}).status_code == 200  # answered, unlogged
+            answered = c.post("/v1/predict", json={"inputs": [ROW]})
+            assert answered.status_code == 200  # answered, kept in memory to record later
+            unrecorded, answered_at = answered.json()["predictions"][0]["id"], time.time()
             for method, path, body in [("POST", "/v1/samples", {"inputs": [ROW], "labels": [1]}),
+                                       ("POST", "/v1/feedback", {"prediction_id": unrecorded, "label": 1}),
                                        ("POST", "/v1/train", {}), ("POST", "/v1/rollback", {}),
                                        ("GET", "/v1/models", None)]:  # fmt: skip
                 r = c.request(method, path, json=body)
@@ -489,3 +503,7 @@ def test_a_store_that_cannot_be_reached_is_a_503_and_readiness_recovers_alone(tm
             down["on"] = False
             time.sleep(WriteHealth.settle_seconds + 1.1)  # the failures settle; the next probe is due
             assert c.get("/readyz", params={"scope": "serving"}).json() == {"ready": True, "reasons": []}
+            # the poller recorded the prediction answered during the outage, at the time it was answered
+            assert c.post("/v1/feedback", json={"prediction_id": unrecorded, "label": 1}).status_code == 204
+            (row,) = system.store.labelled_predictions(1)
+            assert row.label == 1 and abs(row.ts - answered_at) < 1.0

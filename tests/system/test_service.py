@@ -359,3 +359,47 @@ def test_a_learner_trained_on_a_frame_is_deployed_with_its_column_names(tmp_path
         assert [p["scores"] for p in system.predict(reversed_frame)] == by_position
         records = [dict(zip(names, row.tolist())) for row in x]
         assert [p["scores"] for p in system.predict(records)] == by_position
+
+
+def _outage(system: System) -> dict[str, bool]:
+    """A switch that makes every store transaction fail as a database that went down does."""
+    import sqlalchemy as sa
+
+    down = {"on": False}
+
+    @sa.event.listens_for(system.store.engine, "begin")
+    def _refuse(conn: sa.Connection) -> None:
+        if down["on"]:
+            raise sa.exc.OperationalError("BEGIN", {}, Exception("connection refused"))
+
+    return down
+
+
+def test_predictions_answered_during_an_outage_are_recorded_once_the_store_is_back(tmp_path: Path) -> None:
+    """Was: answered but never recorded, so their feedback was a 404 and the labels were lost."""
+    with System(settings(tmp_path)) as system:
+        system.bootstrap(trained())
+        down = _outage(system)
+        down["on"] = True
+        during = system.predict(DATA.test.x[:5])  # answered from the loaded champion
+        assert len(system.backlog) == 5 and system.write_health.unlogged_predictions == 5
+        down["on"] = False
+        after = system.predict(DATA.test.x[5:7])  # the next write records the older answers first
+        assert len(system.backlog) == 0
+        system.feedback([(o["id"], int(y)) for o, y in zip(during + after, DATA.test.y[:7])])
+        assert len(system.store.labelled_predictions(1)) == 7
+        assert system.store.count_samples(labelled_only=True) == 7  # their inputs became training data
+
+
+def test_the_backlog_is_bounded_and_what_it_drops_is_counted(tmp_path: Path) -> None:
+    with System(settings(tmp_path, unrecorded_backlog=3)) as system:
+        system.bootstrap(trained())
+        down = _outage(system)
+        down["on"] = True
+        first = system.predict(DATA.test.x[:2])
+        system.predict(DATA.test.x[2:4])  # 4 rows > 3: the oldest batch goes
+        assert len(system.backlog) == 2 and system.backlog.dropped == 2
+        down["on"] = False
+        with pytest.raises(NotFoundError, match="no prediction"):
+            system.feedback(first[0]["id"], 0)
+        assert len(system.backlog) == 0  # the feedback's write recorded the rest first

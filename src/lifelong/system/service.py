@@ -9,6 +9,7 @@ registry, so the server picks up new versions by polling the aliases table (:met
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import threading
@@ -24,6 +25,7 @@ import torch
 
 from lifelong.errors import ConfigError, DataError, LifelongError, NotFoundError
 from lifelong.learn.learner import Learner
+from lifelong.system.backlog import Backlog, Served
 from lifelong.system.canary import apply_canary_rule, compare_variants
 from lifelong.system.contract import Contract, unstorable
 from lifelong.system.events import EventKind
@@ -36,10 +38,10 @@ from lifelong.system.health import (
     readiness_reasons,
 )
 from lifelong.system.registry import Registry
-from lifelong.system.router import Live, Loaded, MicroBatcher, ModelHolder, Routed, route
+from lifelong.system.router import Live, Loaded, MicroBatcher, ModelHolder, route
 from lifelong.system.schemas import to_array
 from lifelong.system.settings import Settings
-from lifelong.system.store import Event, Store, prediction_ids
+from lifelong.system.store import STORE_DOWN, Event, Store, prediction_ids
 from lifelong.system.versions import contract_of, publish_learner
 
 log = logging.getLogger(__name__)
@@ -105,6 +107,7 @@ class System:
         self.degraded: list[str] = []  # why this server is not fully ready (shown by /readyz)
         self._retry_at = 0.0  # when a degraded server next tries its champion's artifact
         self.write_health = WriteHealth()  # store write failures of this replica (/readyz, /metrics)
+        self.backlog = Backlog(s.unrecorded_backlog)  # answered while the store could not write
         self._probe: tuple[float, str | None] = (0.0, None)  # (when, error) of the last write probe
         self.reload()
 
@@ -121,6 +124,10 @@ class System:
             self._poller.join(timeout=10)
         self._batcher.close()
         self._shadow.shutdown(wait=True)
+        self._catch_up()
+        if len(self.backlog):
+            log.error("%d predictions answered while the store could not write were never recorded (their "
+                      "feedback will be a 404)", len(self.backlog))  # fmt: skip
         self.store.close()
 
     def start_polling(self) -> None:
@@ -135,6 +142,7 @@ class System:
                 self.reload()
             except Exception:  # keep serving the current models; the next tick retries
                 log.exception("polling the registry failed")
+            self._catch_up()
 
     # -- serving ---------------------------------------------------------------------------
     def predict(self, x: Any, ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
@@ -205,10 +213,14 @@ class System:
         x = torch.from_numpy(x_np)
         routed = route(live, x, rids)
         scores = routed.scores.tolist()  # once: for the record and the answer
+        served = Served(time.time(), x_np if self.settings.store_inputs else None, pids, rids,
+                        routed.versions, routed.variants, routed.labels, scores)  # fmt: skip
         try:
-            sample_ids = self._record(x_np, routed, scores, pids, rids)
-        except Exception as err:  # e.g. a full disk: the answer matters more than its record
+            self._flush_backlog()  # older answers first, so that their feedback can land
+            sample_ids = self._record(served)
+        except Exception as err:  # the store is down or full: the answer matters more than its record
             sample_ids = [None] * len(x_np)
+            self.backlog.add(served)
             self._logging_failed(err, len(x_np))
         else:
             self.write_health.succeeded()
@@ -232,13 +244,22 @@ class System:
             start += len(r.x)
         return out
 
-    def _record(self, x: np.ndarray, routed: Routed, scores: list[list[float]], pids: list[str],
-                rids: list[str]) -> list[int | None]:  # fmt: skip
+    def _record(self, served: Served) -> list[int | None]:
         """Inputs (as samples, so feedback can label them) and outputs, in one transaction."""
         return self.store.record_served(
-            x if self.settings.store_inputs else None, pids, rids, routed.versions, routed.variants,
-            routed.labels, scores,
+            served.x, served.prediction_ids, served.request_ids, served.versions, served.variants,
+            served.labels, served.scores, ts=served.ts,
         )  # fmt: skip
+
+    def _catch_up(self) -> None:
+        """Try the backlog now (the poller, feedback, close); if the store still cannot write, a later try will."""
+        with contextlib.suppress(Exception):  # the write that follows (or the next tick) reports it
+            self._flush_backlog()
+
+    def _flush_backlog(self) -> None:
+        """Record what was answered while the store could not write; raises if it still cannot."""
+        if len(self.backlog) and self.backlog.flush(self._record, transient=STORE_DOWN):
+            log.info("recorded the predictions answered while the store could not write")
 
     def _mirror(self, shadow: Loaded, x: torch.Tensor, mask: torch.Tensor, rids: list[str],
                 sample_ids: list[int | None]) -> None:  # fmt: skip
@@ -297,6 +318,10 @@ class System:
             except DataError as err:
                 raise DataError(f"{where}{err}") from None
             checked.append((pid, lab))
+        if self.backlog.holds([pid for pid, _ in checked]):  # answered while the store could not write:
+            self._write(self._flush_backlog)  # record it first, or say why the label cannot land yet
+        else:
+            self._catch_up()
         self._write(self.store.add_feedback_many, checked)
 
     def add_samples(self, x: Any, y: Sequence[int | str] | None = None) -> list[int]:
@@ -633,6 +658,8 @@ class System:
             "drift_score": drift,
             "store_size_bytes": self._quiet(self.store.size_bytes),
             "predictions_unlogged_total": self.write_health.unlogged_predictions,
+            "predictions_pending": len(self.backlog),
+            "predictions_dropped_total": self.backlog.dropped,
             "store_write_failing": self.write_health.failed_since is not None,
             "training_cpu_seconds": _cpu_seconds(self._latest(EventKind.GATE)),
             "drift_detections_total": {k.value: counts.get(k.value, 0) for k in DRIFT_KINDS},

@@ -91,6 +91,12 @@ class Settings(BaseSettings):
         "never inside a request's commit (None: SQLite's own checkpoint at commit); the WAL grows "
         "by about this long's writes between rewinds",
     )
+    unrecorded_backlog: int = Field(
+        default=10_000,
+        ge=0,
+        description="predictions answered while the store cannot write, kept in memory (rows) and "
+        "recorded once it can, so their feedback still lands; the oldest beyond are dropped",
+    )
     shadow_queue: int = Field(
         default=64, ge=1, description="mirrored batches waiting for the shadow before dropping"
     )

@@ -502,10 +502,13 @@ class Store:
         variants: Sequence[str],
         labels: Sequence[int],
         scores: Sequence[Sequence[float]],
+        *,
+        ts: float | None = None,
     ) -> list[int | None]:
         """What the server answered for one micro-batch, in one transaction (group commit): the inputs
-        ``x`` as unlabelled samples (None: not kept) and one prediction row each. Returns sample ids."""
-        now = time.time()
+        ``x`` as unlabelled samples (None: not kept) and one prediction row each, at time ``ts`` (None:
+        now; a batch recorded late keeps the time it was answered). Returns sample ids."""
+        now = time.time() if ts is None else ts
         sample_ids: list[int | None] = [None] * len(prediction_ids)
         with self.transaction() as conn:
             if x is not None:

@@ -169,7 +169,11 @@ def _loop_metrics(h: dict[str, Any]) -> list[str]:
             "lifelong_store_size_bytes", "gauge", [("", h["store_size_bytes"])], "database size on disk"
         )
     out += _gauge("lifelong_predictions_unlogged_total", "counter", [("", h["predictions_unlogged_total"])],
-                  "predictions answered but not recorded because the store could not write")  # fmt: skip
+                  "predictions answered while the store could not write (kept to record later)")  # fmt: skip
+    out += _gauge("lifelong_predictions_pending", "gauge", [("", h["predictions_pending"])],
+                  "predictions answered while the store could not write, waiting in memory to be recorded")  # fmt: skip
+    out += _gauge("lifelong_predictions_dropped_total", "counter", [("", h["predictions_dropped_total"])],
+                  "answered predictions never recorded (beyond LIFELONG_UNRECORDED_BACKLOG rows, or refused late)")  # fmt: skip
     out += _gauge("lifelong_store_write_failing", "gauge", [("", int(h["store_write_failing"]))],
                   "1 while this replica's store writes fail (e.g. a full disk)")  # fmt: skip
     if h["training_cpu_seconds"] is not None:
