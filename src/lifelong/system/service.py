@@ -381,8 +381,8 @@ class System:
         first = self.write_health.failed_since is None
         self.write_health.failed(err, unlogged=n)
         if first:  # once per run of failures, not once per request
-            log.error("recording predictions failed (%s); answering them unrecorded until the store "
-                      "recovers", self.write_health.last_error, exc_info=not is_storage_full(err))  # fmt: skip
+            log.error("recording predictions failed (%s); keeping them in memory to record once the store "
+                      "recovers", self.write_health.last_error, exc_info=not isinstance(err, STORE_DOWN))  # fmt: skip
 
     # -- data management -----------------------------------------------------------------
     def relabel_sample(self, sample_id: int, label: int | str | None) -> int | None:
