@@ -176,6 +176,41 @@ def test_a_failing_training_backs_off_instead_of_running_every_poll(
     assert result is not None and result.trained and worker._failures == 0
 
 
+def test_a_worker_asked_to_stop_mid_training_publishes_nothing(
+    seeded: tuple[Store, Registry, Dataset],
+) -> None:
+    """Was: SIGTERM (or the death of its `up`) stopped the worker only after the whole training, which
+    then published and promoted a version with no server running."""
+    store, registry, data = seeded
+    store.add_samples(data.x, data.y)
+    worker: Worker
+
+    def prepare(d: Dataset) -> Dataset:
+        worker.stop.set()  # the signal arrives while the candidate trains
+        return d
+
+    worker = Worker(store, registry, preset("manual"), Gate(**LENIENT), prepare=prepare)
+    store.add_event(EventKind.TRAIN_REQUEST, {"reason": "by hand"})
+    assert worker.step() is None
+    states = [e.payload["state"] for e in store.events(EventKind.TRAINING)]
+    assert states == ["started", "interrupted"] and worker._failures == 0  # not a failure to back off from
+    assert store.events(EventKind.GATE) == [] and registry.alias("champion") == 1
+    assert [r.version for r in registry.versions()] == [1]
+
+
+def test_a_training_whose_worker_was_killed_is_recorded_as_interrupted_by_the_next(
+    seeded: tuple[Store, Registry, Dataset],
+) -> None:
+    """Was: `lifelong events` showed `training started` with no outcome after a kill -9, forever."""
+    store, registry, _ = seeded
+    store.add_event(EventKind.TRAINING, {"state": "started", "reason": "by hand", "mode": "finetune"})
+    worker = Worker(store, registry, preset("manual"), Gate(**LENIENT))
+    assert worker.holds_lease()
+    last = store.events(EventKind.TRAINING)[-1].payload
+    assert last["state"] == "interrupted" and "stopped before it finished" in last["by"]
+    assert worker.holds_lease() and len(store.events(EventKind.TRAINING)) == 2  # recorded once
+
+
 def test_a_store_outage_is_waited_out_in_one_log_line_not_a_crash(
     seeded: tuple[Store, Registry, Dataset], caplog: pytest.LogCaptureFixture
 ) -> None:

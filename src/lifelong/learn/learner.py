@@ -205,6 +205,11 @@ class Learner:
         return self._step
 
     # -- set-up ---------------------------------------------------------------------------
+    def add_callback(self, callback: Callback) -> None:
+        """Run ``callback`` too, after those given at construction (e.g. a stop request of a worker)."""
+        self.callbacks.append(callback)
+        self._index_hooks()
+
     def _index_hooks(self) -> None:
         """Only overridden hooks are called, so an unused moment costs nothing per step."""
         self._hooks = {h: [s for s in self.strategies if overrides(s, h)] for h in HOOKS}

@@ -65,6 +65,8 @@ def describe(kind: str, payload: Mapping[str, Any]) -> str:
                 else ""
             )
             return f"failed: {p.get('error')}{retry}"
+        if p.get("state") == "interrupted":
+            return f"interrupted: {p.get('by')}; nothing was published"
         return f"{p.get('state')}: {p.get('reason')} ({p.get('mode')})"
     if kind in (EventKind.PROMOTION, EventKind.DEPLOYMENT):
         share = f" at {p['share']:.0%}" if isinstance(p.get("share"), float) else ""

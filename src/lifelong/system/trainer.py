@@ -34,6 +34,7 @@ from lifelong.data.dataset import Dataset
 from lifelong.data.scenarios import Experience
 from lifelong.errors import ConfigError, NotFoundError
 from lifelong.learn.buffers import Buffer
+from lifelong.learn.callbacks import Callback, Control, LoopState
 from lifelong.learn.learner import Learner
 from lifelong.learn.models import build, check_takes, create_model, for_input
 from lifelong.learn.strategy import Strategy, get_strategy
@@ -61,6 +62,21 @@ class TrainResult:
     attempt: dict[str, Any] = field(default_factory=dict)  # the gate event's payload, as recorded
 
 
+class Interrupted(Exception):
+    """The worker was asked to stop during a training: nothing was published (not a failure)."""
+
+
+@dataclass
+class _StopWhen(Callback):
+    """Abandon a training between two steps once ``asked()`` says so (SIGTERM, ``up`` gone)."""
+
+    asked: Callable[[], bool]
+
+    def on_step_end(self, state: LoopState, control: Control) -> None:
+        if self.asked():
+            raise Interrupted("asked to stop during the training; nothing was published")
+
+
 def train_once(
     store: Store,
     registry: Registry,
@@ -74,6 +90,7 @@ def train_once(
     prepare: Callable[[Dataset], Dataset] | None = None,
     holds_lease: Callable[[], bool] | None = None,
     compute: Compute | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> TrainResult:
     """Train, gate and maybe register one candidate on the labelled samples since the last attempt.
 
@@ -83,7 +100,8 @@ def train_once(
     classes the champion never saw. ``prepare`` may rewrite the training
     part of the window (augment, filter; tests corrupt labels with it); the holdout is never touched.
     ``holds_lease`` is asked before publishing and before promoting: a worker that lost its lease
-    to another one registers nothing. ``compute`` says where the training itself runs (a device,
+    to another one registers nothing. ``should_stop`` is asked after every step and before publishing:
+    once it says yes, :class:`Interrupted` is raised and nothing is published. ``compute`` says where the training itself runs (a device,
     N processes under torchrun: :mod:`lifelong.system.launch`); the gate runs here either way.
     """
     gate = gate or Gate()
@@ -127,7 +145,11 @@ def train_once(
         candidate.grow_classes(top)
         contract = contract.with_classes(top, store.class_names())
     experience = Experience(candidate.experience_index + 1, tuple(train.classes), 0, train, holdout)
+    if should_stop is not None:
+        candidate.add_callback(_StopWhen(should_stop))
     candidate = fit(candidate, experience, compute)  # here, or in N processes under torchrun
+    if should_stop is not None and should_stop():  # a job under torchrun is not stopped mid-way
+        raise Interrupted("asked to stop during the training; nothing was published")
     old = _old_data(store, old_learner, int(ids[0]), gate.old_size, contract)
     with tempfile.TemporaryDirectory(prefix="lifelong-candidate-") as tmp:
         candidate.save(tmp)  # written once: measured here, copied into the registry if it passes

@@ -43,7 +43,7 @@ from lifelong.system.launch import Compute
 from lifelong.system.policy import CanaryRule, Decision, Gate, Policy, PolicyState
 from lifelong.system.registry import Registry
 from lifelong.system.store import STORE_DOWN, Event, RetentionPolicy, Store
-from lifelong.system.trainer import CURSOR, TrainResult, train_once
+from lifelong.system.trainer import CURSOR, Interrupted, TrainResult, train_once
 
 log = logging.getLogger(__name__)
 LEASE = "worker"
@@ -138,12 +138,27 @@ class Worker:
             log.info("acquired the worker lease as %s", self.holder)
             self.store.add_event(EventKind.WORKER, {"state": "acquired", "holder": self.holder,
                                                     "policy": self.policy.kind})  # fmt: skip
+            self._close_dangling_training()
         elif not held and (self._holding or not self._standby_logged):
             lease = self.store.lease(LEASE)
             log.warning("standby: waiting for the worker lease held by %s", lease.holder if lease else "?")
             self._standby_logged = True
         self._holding = held
         return held
+
+    def _close_dangling_training(self) -> None:
+        """A training whose worker was killed (or lost the lease) mid-way left a ``started`` event with
+        no outcome: record that it was interrupted, so the log does not read as a training still running."""
+        last = self.store.events(EventKind.TRAINING, limit=1)
+        if (
+            last
+            and last[0].payload.get("state") == "started"
+            and not self.store.events(EventKind.GATE, after_id=last[0].id, limit=1)
+        ):
+            log.warning("the training started at event %d never finished (its worker stopped); nothing "
+                        "was published from it", last[0].id)  # fmt: skip
+            self.store.add_event(EventKind.TRAINING, {"state": "interrupted", "started": last[0].id,
+                                                      "by": "its worker stopped before it finished"})  # fmt: skip
 
     def _heartbeat(self) -> None:
         """Renew the lease while a long training step runs, so the standby does not take over."""
@@ -168,7 +183,7 @@ class Worker:
             self.housekeeping()
         return result
 
-    def train(self, decision: Decision) -> TrainResult:
+    def train(self, decision: Decision) -> TrainResult | None:
         log.info("training (%s, %s)", decision.reason, decision.mode)
         since = self.change_point()
         self.store.add_event(EventKind.TRAINING, {"state": "started", "reason": decision.reason,
@@ -176,7 +191,14 @@ class Worker:
         try:
             result = train_once(self.store, self.registry, self.policy, self.gate, reason=decision.reason,
                                 mode=decision.mode, since=since, forget=decision.forget, prepare=self.prepare,
-                                holds_lease=self.holds_lease, compute=self.compute)  # fmt: skip
+                                holds_lease=self.holds_lease, compute=self.compute,
+                                should_stop=self.stop.is_set)  # fmt: skip
+        except Interrupted:  # asked to stop: not a failure, and the next worker trains again
+            log.info("stopped during the training; nothing was published")
+            self.store.add_event(
+                EventKind.TRAINING, {"state": "interrupted", "by": "the worker was asked to stop"}
+            )
+            return None
         except Exception as err:
             self._failures += 1
             wait = min(RETRY_FIRST_SECONDS * 2 ** (self._failures - 1), RETRY_MAX_SECONDS)
