@@ -210,6 +210,13 @@ def test_up_bootstraps_a_cnn_from_rows_of_pixels_given_their_shape(
     with Store(data_dir=tmp_path / "d") as store:
         contract = Contract.load(Registry(store).get(1).path)
     assert contract is not None and contract.input_shape == (1, 8, 8)
+    # a later start that forgets --plugin: one line, exit 2 (was: a server answering "no champion is
+    # deployed", and a worker that held the lease and failed every training with a traceback)
+    del models.MODELS["up-cnn"]
+    for command in (["serve", "--no-auth"], ["worker"], ["up", "--no-auth"]):
+        assert main([*command, "--data-dir", str(tmp_path / "d")]) == 2
+        err = capsys.readouterr().err
+        assert "the champion (v1) needs the model 'up-cnn'" in err and "--plugin MODULE" in err, err
 
 
 def test_up_frees_the_lease_of_its_dead_worker_and_only_that(tmp_path: Path) -> None:

@@ -245,13 +245,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from lifelong.system.app import create_app
+    from lifelong.system.registry import Registry
     from lifelong.system.store import Store
+    from lifelong.system.versions import check_models_known
 
     _plugins(args)
     settings = _settings(args)
     # opened once here: a bad LIFELONG_DB_URL or LIFELONG_SQLITE_SYNCHRONOUS, or a database that cannot be
     # opened, is then a one-line error, not a traceback from uvicorn's start-up
-    Store(settings.db_url, data_dir=settings.data_dir).close()
+    with Store(settings.db_url, data_dir=settings.data_dir) as store:
+        check_models_known(Registry(store))  # a forgotten --plugin: one line now, not 404s later
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
     return 0
 
@@ -263,6 +266,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from lifelong.system.launch import Compute
     from lifelong.system.registry import Registry
     from lifelong.system.store import RetentionPolicy, Store
+    from lifelong.system.versions import check_models_known
     from lifelong.system.worker import Worker
 
     _plugins(args)
@@ -276,6 +280,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     retention = RetentionPolicy(args.keep_days, args.delete_trained, args.keep_samples)
     on_attempt = _tracker(args.tracking_uri)
     with Store(args.db_url, data_dir=args.data_dir) as store:
+        check_models_known(Registry(store))  # else it would hold the lease and fail every training
         worker = Worker(store, Registry(store), policy, gate, poll_seconds=args.poll,
                         lease_seconds=args.lease_seconds, retention=retention,
                         keep_versions=args.keep_versions, housekeeping_seconds=args.retention_every,
@@ -370,6 +375,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     from lifelong.system.app import create_app
     from lifelong.system.registry import Registry
     from lifelong.system.store import Store
+    from lifelong.system.versions import check_models_known
 
     _plugins(args)
     policy, _ = policy_from_args(
@@ -388,11 +394,13 @@ def cmd_up(args: argparse.Namespace) -> int:
             torch.set_num_threads(args.threads)  # small models train fastest on one thread
             version = _bootstrap(store, registry, args, policy)
             print(f"bootstrapped champion v{version} from {args.bootstrap}", flush=True)
-        elif args.bootstrap != "digits" or args.model != "mlp" or args.model_kwargs:
-            print(f"note: {settings.data_dir} already has a champion (v{registry.alias('champion')}); "
-                  "--bootstrap, --model and --model-kwargs only set up an empty store and are ignored "
-                  "(start from a new --data-dir, or register and promote a version)", file=sys.stderr,
-                  flush=True)  # fmt: skip
+        else:
+            check_models_known(registry)  # the store's versions may need a --plugin this run lacks
+            if args.bootstrap != "digits" or args.model != "mlp" or args.model_kwargs:
+                print(f"note: {settings.data_dir} already has a champion (v{registry.alias('champion')}); "
+                      "--bootstrap, --model and --model-kwargs only set up an empty store and are ignored "
+                      "(start from a new --data-dir, or register and promote a version)", file=sys.stderr,
+                      flush=True)  # fmt: skip
     if token:
         print(f"LIFELONG_TOKEN={token}  (send it as 'Authorization: Bearer <token>'; "
               f"kept in {settings.data_dir / 'token'})", flush=True)  # fmt: skip

@@ -7,12 +7,16 @@ not registered with ``register_model``) is refused with the reason, and nothing 
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
-from lifelong.errors import CheckpointError, ConfigError
+from lifelong.errors import CheckpointError, ConfigError, LifelongError
+from lifelong.learn.checkpoint import MANIFEST
 from lifelong.learn.learner import Learner
+from lifelong.learn.models import MODELS
 from lifelong.system.contract import Contract
+from lifelong.system.registry import Registry
 
 
 def contract_of(learner: Learner) -> Contract:
@@ -48,3 +52,32 @@ def check_servable(path: str | Path, contract: Contract) -> None:
     shape = reloaded.input_shape
     if shape is not None and math.prod(shape) != math.prod(contract.input_shape):
         raise ConfigError(f"the contract's input shape {contract.input_shape} does not fit the model {shape}")
+
+
+def model_name(path: str | Path) -> str | None:
+    """The registered model name an artifact is rebuilt by (None: unreadable or a custom model)."""
+    try:
+        name = json.loads((Path(path) / MANIFEST).read_text())["model"]["spec"]["name"]
+    except Exception:  # a damaged artifact: loading it says what is wrong
+        return None
+    return name if isinstance(name, str) else None
+
+
+def check_models_known(registry: Registry) -> None:
+    """Refuse to start a server or worker that cannot rebuild a deployed version's model.
+
+    A model registered by a plugin module is unknown to a process started without that
+    ``--plugin``: the server would otherwise run and answer that no champion is deployed, and the
+    worker would hold the lease and fail every training."""
+    for alias, state in sorted(registry.aliases().items()):
+        try:
+            path = registry.get(state.version).path
+        except LifelongError:  # a collected or missing version: loading it reports that
+            continue
+        name = model_name(path)
+        if name is not None and name not in MODELS:
+            raise ConfigError(
+                f"the {alias} (v{state.version}) needs the model {name!r}, which this process does not know: start "
+                f"it with --plugin MODULE (or LIFELONG_PLUGINS=MODULE), the module that registers it with "
+                f"@register_model({name!r})"
+            )
