@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import threading
 import time
 from collections.abc import Iterator
@@ -130,6 +131,24 @@ def test_bad_predict_requests_get_a_4xx_and_the_server_keeps_serving(
         r = c.post("/v1/predict", content=body, headers={"Content-Type": "application/json"})
         assert error_of(r, status) == kind
         assert c.post("/v1/predict", json={"inputs": sample()}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "status", "kind", "says"),
+    [  # was: 422 "Input should be a valid dictionary", and 400 "There was an error parsing the body"
+        (b'{"inputs": [[0, 0, 0, 0, 0, 0, 0, 0]]}', {"Content-Type": "text/plain"}, 415,
+         "UnsupportedMediaType", "Content-Type: application/json"),
+        (gzip.compress(b'{"inputs": [[0, 0, 0, 0, 0, 0, 0, 0]]}'),
+         {"Content-Type": "application/json", "Content-Encoding": "gzip"}, 400, "MalformedJSON", "uncompressed"),
+        (b"[" * 15_000, {"Content-Type": "application/json"}, 400, "MalformedJSON", "nested"),
+    ],
+)  # fmt: skip
+def test_a_body_that_is_not_plain_json_says_how_to_send_it(
+    server: Server, body: bytes, headers: dict[str, str], status: int, kind: str, says: str
+) -> None:
+    with server.client() as c:
+        r = c.post("/v1/predict", content=body, headers=headers)
+        assert error_of(r, status) == kind and says in r.json()["error"]["message"], r.text
 
 
 def test_finite_inputs_that_overflow_the_models_outputs_get_a_422(server: Server) -> None:

@@ -81,6 +81,16 @@ async def _validation(request: Request, err: Exception) -> JSONResponse:
     problems = err.errors()
     if any(p.get("type") == "json_invalid" for p in problems):
         return error_response(400, "MalformedJSON", "the request body is not valid JSON")
+    kind = request.headers.get("content-type", "")
+    if (
+        kind
+        and "json" not in kind.lower()
+        and any(tuple(p.get("loc", ()))[:1] == ("body",) for p in problems)
+    ):
+        return error_response(  # FastAPI reads a body as JSON only when it says it is JSON
+            415, "UnsupportedMediaType", f"the body was sent as {kind!r}; send it as JSON with the header "
+            "'Content-Type: application/json'",
+        )  # fmt: skip
     parts = [f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}" for e in problems[:5]]
     return error_response(422, "ValidationError", "; ".join(parts))
 
@@ -89,6 +99,11 @@ async def _http(request: Request, err: Exception) -> JSONResponse:
     assert isinstance(err, HTTPException)
     if err.status_code == 413:  # api.limits.BodyLimit stopped reading a body that passed the limit
         return error_response(413, "BodyTooLargeError", str(err.detail), {"connection": "close"})
+    if err.status_code == 400 and err.__cause__ is not None:  # FastAPI could not read the body as JSON
+        return error_response(
+            400, "MalformedJSON", f"the request body could not be read as JSON ({type(err.__cause__).__name__}): "
+            "send uncompressed UTF-8 JSON (no Content-Encoding), nested no deeper than a list of rows",
+        )  # fmt: skip
     return error_response(err.status_code, "HTTPError", str(err.detail), getattr(err, "headers", None))
 
 
