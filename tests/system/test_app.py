@@ -423,6 +423,9 @@ def test_class_names_come_back_in_predictions_and_are_accepted_as_labels(named: 
         r = c.post("/v1/feedback", json={"feedback": [{"prediction_id": preds[0]["id"], "label": 1.5}]})
         assert error_of(r, 422) == "ValidationError" and "FeedbackItem" not in r.json()["error"]["message"]
         assert "feedback.0.label" in r.json()["error"]["message"]
+        # a whole-number float is its index, as in the library (a label column read as float)
+        r = c.post("/v1/feedback", json={"feedback": [{"prediction_id": preds[0]["id"], "label": 2.0}]})
+        assert r.status_code == 204 and store.samples(labelled_only=True).y.tolist()[-4] == 2
 
 
 def test_inputs_may_be_sent_by_feature_name(named: Server) -> None:

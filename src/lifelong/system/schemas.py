@@ -46,7 +46,12 @@ MAX_ID = 2**63 - 1
 
 
 def _label(value: Any) -> int | str:
-    """A class index, or a class name (checked against the deployment's names by its contract)."""
+    """A class index, or a class name (checked against the deployment's names by its contract).
+
+    A whole-number float (``1.0``: a label column read as float) is its index, as in the library
+    (:func:`lifelong.data.dataset.class_ids`); a fractional one is refused, not rounded."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
     if isinstance(value, int) and not isinstance(value, bool):
         if not 0 <= value <= MAX_LABEL:
             raise ValueError(f"a class index is an integer from 0 to {MAX_LABEL}")
@@ -55,7 +60,7 @@ def _label(value: Any) -> int | str:
         if not 0 < len(value) <= MAX_CLASS_NAME:
             raise ValueError(f"a class name has 1 to {MAX_CLASS_NAME} characters")
         return _utf8(value)
-    raise ValueError("must be a class index (0, 1, ...) or a class name")
+    raise ValueError("must be a class index (0, 1, ...; 2.0 reads as 2) or a class name")
 
 
 Label = Annotated[
