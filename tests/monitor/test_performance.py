@@ -58,3 +58,16 @@ def test_bad_names_params_and_values_raise():
     for bad in (2.0, -1, "x", None):
         with pytest.raises(DataError):
             monitor.update(bad)
+
+
+def test_a_report_after_an_alarm_says_what_set_it_off() -> None:
+    """The error since the last detection restarts at an alarm (0 right after one): the report also
+    carries the recent error rate, which an operator reads in `lifelong events`."""
+    monitor = PerformanceMonitor("page-hinkley")
+    for i in range(2000):
+        monitor.update(i >= 1000)  # right, then wrong
+        if monitor.drift_detected:
+            break
+    assert monitor.drift_detected
+    details = monitor.report().details
+    assert details["recent_error_rate"] > 0.5 and details["recent_n"] == 50

@@ -40,13 +40,14 @@ def test_each_decision_reads_as_what_happened_and_why() -> None:
     assert describe("performance_drift", floor) == "floor: error 0.018 -> 0.988 from sample 4001"
     alarm = {
         "monitor": "performance/page-hinkley",
-        "score": 0.2123,
+        "score": 0.0,  # the error since the last detection, which an alarm restarts
         "at": 4061,
         "version": 1,
-    }  # was "None: error - -> -"
+        "details": {"recent_error_rate": 0.98, "recent_n": 50},
+    }  # was "None: error - -> -", then "error rate 0.000 since the last one" right after an alarm
     assert (
         describe("performance_drift", alarm)
-        == "performance/page-hinkley: alarm at sample 4061, error rate 0.212 since the last one"
+        == "performance/page-hinkley: alarm at sample 4061, error rate 0.980 over the last 50 judged predictions"
     )
     assert (
         describe("promotion", {"alias": "champion", "version": 4, "previous": 3}) == "champion -> v4 (was v3)"

@@ -22,6 +22,7 @@ True
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +33,7 @@ from lifelong.errors import ConfigError, DataError
 from lifelong.monitor.data_drift import DriftReport
 
 DETECTORS = ("adwin", "ddm", "page-hinkley")
+RECENT = 50  # latest outcomes behind a report's recent error rate
 _DEFAULTS: dict[str, dict[str, Any]] = {"page-hinkley": {"mode": "up"}}
 
 
@@ -54,6 +56,7 @@ class PerformanceMonitor:
         self.detections_: list[int] = []
         self._errors_since = 0.0  # sum of errors since the last detection
         self._n_since = 0
+        self._recent: deque[float] = deque(maxlen=RECENT)  # what an alarm is about: the latest errors
 
     def update(self, error: bool | float) -> None:
         """Feed one outcome: ``True``/1 for a wrong prediction, ``False``/0 for a right one."""
@@ -69,6 +72,7 @@ class PerformanceMonitor:
         # DDM is a binary detector and wants a bool; the others take the value itself.
         self.detector_.update(value >= 0.5 if self.detector == "ddm" else value)
         self.n_seen_ += 1
+        self._recent.append(value)
         if self.detector_.drift_detected:
             self.detections_.append(self.n_seen_ - 1)
             self._errors_since, self._n_since = 0.0, 0
@@ -123,6 +127,9 @@ class PerformanceMonitor:
                 "detections": recent[-100:],
                 "n_detections": len(self.detections_),
                 "warning": self.warning_detected,
+                # the error since the last detection restarts at an alarm: this says what set it off
+                "recent_error_rate": sum(self._recent) / len(self._recent) if self._recent else None,
+                "recent_n": len(self._recent),
             },
         )
 

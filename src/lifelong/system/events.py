@@ -54,7 +54,11 @@ def describe(kind: str, payload: Mapping[str, Any]) -> str:
                 f"({listed}), p {_num(p.get('p_value'), '.2g')}, from sample {p.get('first')}")  # fmt: skip
     if kind == EventKind.PERFORMANCE_DRIFT:
         if "error_before" not in p:  # an online detector's alarm (page-hinkley, adwin, ddm)
-            return f"{p.get('monitor')}: alarm at sample {p.get('at')}, error rate {_num(p.get('score'))} since the last one"
+            d = p.get("details", {})
+            if d.get("recent_error_rate") is not None:
+                return (f"{p.get('monitor')}: alarm at sample {p.get('at')}, error rate "
+                        f"{_num(d['recent_error_rate'])} over the last {d.get('recent_n')} judged predictions")  # fmt: skip
+            return f"{p.get('monitor')}: alarm at sample {p.get('at')}"
         return (f"{p.get('detector')}: error {_num(p.get('error_before'))} -> {_num(p.get('error_after'))} "
                 f"from sample {p.get('first')}")  # fmt: skip
     if kind == EventKind.TRAINING:
