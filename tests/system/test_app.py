@@ -168,6 +168,9 @@ def test_unknown_things_are_404_and_conflicts_409(server: Server) -> None:
         assert error_of(c.post("/v1/feedback", json={"prediction_id": "x", "label": -1}), 422)
         assert error_of(c.post("/v1/deployments", json={"version": 999, "mode": "canary"}), 404)
         assert error_of(c.post("/v1/deployments", json={"version": 1, "mode": "blue"}), 422)
+        nan = c.post("/v1/deployments", content=b'{"version": 1, "share": NaN}',
+                     headers={"Content-Type": "application/json"})  # fmt: skip
+        assert error_of(nan, 422) and "finite number" in nan.json()["error"]["message"]  # was "<= 1"
         assert error_of(c.post("/v1/rollback", json={"alias": "shadow"}), 409) == "RegistryError"
         assert error_of(c.get("/v1/nothing"), 404) == "HTTPError"
         assert error_of(c.get("/v1/events", params={"kind": "Bad Kind"}), 422)
@@ -426,6 +429,7 @@ def test_class_names_come_back_in_predictions_and_are_accepted_as_labels(named: 
         # a whole-number float is its index, as in the library (a label column read as float)
         r = c.post("/v1/feedback", json={"feedback": [{"prediction_id": preds[0]["id"], "label": 2.0}]})
         assert r.status_code == 204 and store.samples(labelled_only=True).y.tolist()[-4] == 2
+        assert r.content == b"" and "content-type" not in r.headers  # no body, no content type
 
 
 def test_inputs_may_be_sent_by_feature_name(named: Server) -> None:

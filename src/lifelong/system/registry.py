@@ -344,7 +344,8 @@ class Registry:
             if previous is None and alias == "champion":
                 raise RegistryError(
                     f"champion v{current.version} has no earlier holder to roll back to; "
-                    "point it at another version with set_alias('champion', version)"
+                    "promote another version instead (`lifelong promote VERSION`, POST /v1/models/{version}/promote, "
+                    "or registry.set_alias('champion', version))"
                 )
             conn.execute(sa.update(d).where(d.c.id == current.id).values(state="rolled_back"))
             if previous is None:

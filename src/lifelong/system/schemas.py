@@ -228,7 +228,11 @@ class DeploymentRequest(_Body):
     version: Version
     mode: Literal["canary", "shadow"] = "canary"
     share: float = Field(
-        default=0.1, gt=0.0, le=1.0, description="canary traffic share, or shadow mirroring share"
+        default=0.1,
+        gt=0.0,
+        le=1.0,
+        allow_inf_nan=False,
+        description="canary traffic share, or shadow mirroring share",
     )
 
 

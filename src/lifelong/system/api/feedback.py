@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Response, status
 
 from lifelong.system.api.body import OffloadedJSONRoute
 from lifelong.system.api.deps import Authorized, SystemDep
@@ -14,6 +14,7 @@ router = APIRouter(prefix="/v1", tags=["serving"], route_class=OffloadedJSONRout
 @router.post(
     "/feedback",
     status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,  # no body, so no content-type (was application/json on an empty body)
     dependencies=[Authorized],
     responses={code: {"model": ErrorBody} for code in (401, 403, 404, 413, 422, 507)},
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, status
+from fastapi import APIRouter, Path, Response, status
 
 from lifelong.system.api.body import OffloadedJSONRoute
 from lifelong.system.api.deps import Authorized, SystemDep
@@ -45,6 +45,7 @@ def relabel_sample(sample_id: SampleId, body: SampleUpdate, system: SystemDep) -
 @router.delete(
     "/samples/{sample_id}",
     status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,  # no body, so no content-type (was application/json on an empty body)
     dependencies=[Authorized],
     responses=ERRORS,
 )
