@@ -203,8 +203,9 @@ class Contract:
         if tuple(x.shape[1:]) != want:
             if x.ndim == 2 and x.shape[1] == math.prod(want):
                 return x.reshape(len(x), *want)
+            flat = f" or be a flat list of {math.prod(want)} numbers" if len(want) > 1 else ""
             raise DataError(
-                f"each sample must have shape {list(want)} ({math.prod(want)} features), "
+                f"each sample must have shape {list(want)} ({math.prod(want)} features){flat}, "
                 f"got {list(x.shape[1:])}"
             )
         return x
