@@ -17,6 +17,8 @@ def test_manual_trains_only_when_asked() -> None:
     assert not p.decide(state(drift=True, performance_drop=True)).train
     d = p.decide(state(requested=True))
     assert d.train and d.reason == "requested by hand"
+    # answered without new labels too (was: ignored silently until labels came; the attempt says why)
+    assert p.decide(state(requested=True, new_samples=0)).train
 
 
 def test_scheduled_retrain_is_scratch_and_follows_the_schedule() -> None:

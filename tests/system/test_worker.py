@@ -176,6 +176,19 @@ def test_a_failing_training_backs_off_instead_of_running_every_poll(
     assert result is not None and result.trained and worker._failures == 0
 
 
+def test_a_request_without_new_labels_is_answered_by_an_attempt_saying_so(
+    seeded: tuple[Store, Registry, Dataset],
+) -> None:
+    """Was: `lifelong train` said the worker would start at its next poll, and nothing ever happened."""
+    store, registry, _ = seeded
+    worker = Worker(store, registry, preset("manual"), Gate(**LENIENT))
+    store.add_event(EventKind.TRAIN_REQUEST, {"reason": "by hand"})
+    result = worker.step()
+    assert result is not None and not result.trained and "send labels first" in result.reasons[0]
+    assert worker.step() is None  # answered once, not retried every poll
+    assert len(store.events(EventKind.GATE)) == 1 and registry.alias("champion") == 1
+
+
 def test_a_worker_asked_to_stop_mid_training_publishes_nothing(
     seeded: tuple[Store, Registry, Dataset],
 ) -> None:

@@ -141,10 +141,10 @@ class Policy:
 
     def decide(self, state: PolicyState) -> Decision:
         """Train now or not, and why. Pure: same state, same decision."""
+        if state.requested:  # answered even without new labels: the attempt says what it lacked
+            return Decision(True, "requested by hand", self.mode)
         if state.new_samples < 1:
             return Decision(False, "no new labelled samples", self.mode)
-        if state.requested:
-            return Decision(True, "requested by hand", self.mode)
         if self.kind == "manual":
             return Decision(False, "manual policy: train only when asked", self.mode)
         if state.new_samples < self.min_samples:

@@ -348,8 +348,9 @@ def _window(
 def _as_model_input(x: torch.Tensor, contract: Contract) -> torch.Tensor:
     """Stored rows as the model sees them: uint8 images scaled to [0, 1], shaped and standardised."""
     arr = (x.float() / 255 if x.dtype == torch.uint8 else x.float()).numpy()
-    if len(arr):
-        arr = contract.transform(contract.check_inputs(arr))
+    if not len(arr):  # an empty window (a request without new labels): shaped, so it can say so
+        return torch.zeros(0, *contract.input_shape)
+    arr = contract.transform(contract.check_inputs(arr))
     return torch.from_numpy(np.ascontiguousarray(arr))
 
 
