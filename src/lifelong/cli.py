@@ -3,16 +3,64 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import NoReturn
 
-from lifelong.errors import LifelongError
+from lifelong.errors import ConfigError, LifelongError
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument error takes the LifelongError path of :func:`main`: one line on stderr, exit
+    code 2, as every other refusal (argparse would print the whole usage first)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise ConfigError(f"{message} (see `{self.prog} --help`)")
+
+
+def integer(minimum: int) -> Callable[[str], int]:
+    """An argparse ``type``: a whole number of at least ``minimum`` (a count, a size, a seed)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def real(
+    minimum: float = -math.inf, maximum: float = math.inf, *, open_min: bool = False
+) -> Callable[[str], float]:
+    """An argparse ``type``: a finite number in ``[minimum, maximum]`` (``(minimum, maximum]`` with
+    ``open_min``); NaN and infinities are refused, since no setting means them."""
+    low = f"above {minimum:g}" if open_min else f"at least {minimum:g}"
+    wanted = low if maximum == math.inf else f"{low} and at most {maximum:g}"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+        if not math.isfinite(value) or value < minimum or (open_min and value == minimum) or value > maximum:
+            raise argparse.ArgumentTypeError(f"must be a finite number {wanted}, got {text}")
+        return value
+
+    return parse
+
+
+POSITIVE_INT = integer(1)  # epochs, batch sizes, threads: counts of something that must happen
+NON_NEGATIVE_INT = integer(0)  # memory sizes, seeds, delays
+POSITIVE_REAL = real(0.0, open_min=True)  # a learning rate or a period in seconds
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="lifelong", description="Continual learning, from benchmark to production."
-    )
+    parser = Parser(prog="lifelong", description="Continual learning, from benchmark to production.")
     sub = parser.add_subparsers(dest="command", required=True)
     from lifelong.bench.cli import add_commands as add_bench
 
@@ -27,8 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)
         return int(args.func(args) or 0)
     except LifelongError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -267,3 +267,31 @@ def test_a_diverged_run_is_written_as_strict_json(
     assert doc["runs"][0]["metrics"]["acc"] is None and doc["runs"][0]["accuracy_matrix"][0][0] is None
     assert main(["report", str(tmp_path), "--markdown"]) == 0
     assert "diverged" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [("--train-fraction", "0"), ("--train-fraction", "-1"), ("--train-fraction", "1.5"), ("--threads", "0"),
+     ("--lr", "nan"), ("--lr", "0"), ("--lr", "-0.1"), ("--epochs", "0"), ("--batch-size", "0"),
+     ("--buffer", "-1"), ("--strategies", ""), ("--strategies", " , "), ("--benchmark", ""), ("--seeds", ""),
+     ("--seeds", "0,-1"), ("--seeds", "0,a")],
+)  # fmt: skip
+def test_meaningless_numbers_and_empty_lists_exit_2_before_any_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str, value: str
+) -> None:
+    argv = ["bench", "--benchmark", "split-digits", "--strategies", "naive", "--seeds", "0", "--epochs", "1",
+            "--out", str(tmp_path), "--no-plots", flag, value]  # fmt: skip
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith(f"error: argument {flag}: ") and captured.err.count("\n") == 1
+    assert captured.out == "" and not (tmp_path / "results.json").exists()
+
+
+def test_model_kwargs_the_model_refuses_are_one_line_naming_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = [*SMALL, "--out", str(tmp_path), "--model-kwargs", '{"hidden": [-3]}']
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: MLP: hidden must be") and "[-3]" in err and err.count("\n") == 1
+    assert not (tmp_path / "results.json").exists()

@@ -1,7 +1,10 @@
 import math
 
+import pytest
+
 from lifelong.bench.report import pivot_table
-from lifelong.bench.runner import summarize
+from lifelong.bench.runner import Settings, summarize
+from lifelong.errors import ConfigError
 
 
 def _run(seed: int, acc: float, diverged: bool) -> dict:
@@ -25,3 +28,12 @@ def test_a_null_metric_read_from_strict_json_is_nan() -> None:
     """results.json writes NaN as null; summarize reads it back as NaN, not a TypeError."""
     rows = summarize([_run(0, 0.2, False), {**_run(1, 0.0, True), "metrics": {"acc": None, "diverged": 1.0}}])
     assert math.isnan(rows[0]["acc"]) and rows[0]["diverged"] > 0
+
+
+def test_settings_refuse_values_no_run_means() -> None:
+    """A train_fraction of 0 trained on one sample per experience and reported an accuracy."""
+    for bad in ({"train_fraction": 0.0}, {"train_fraction": 1.5}, {"train_fraction": math.nan}, {"lr": math.nan},
+                {"lr": -0.1}, {"batch_size": 0}, {"buffer": -1}, {"epochs": -1}):  # fmt: skip
+        with pytest.raises(ConfigError, match=next(iter(bad))):
+            Settings(**bad)
+    assert Settings(epochs=0, lr=None, buffer=None).train_fraction == 1.0  # 0 and None mean "the default"

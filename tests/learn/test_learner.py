@@ -1,3 +1,4 @@
+import math
 import re
 
 import numpy as np
@@ -52,6 +53,9 @@ def test_bad_configuration_names_the_option() -> None:
         Learner(toy_model(), optimizer="lbfgs")
     with pytest.raises(ConfigError, match="not a lifelong Strategy"):
         Learner(toy_model(), [object()])  # type: ignore[list-item]
+    for lr in (math.nan, math.inf, 0.0):  # NaN passed `lr <= 0` and trained the model to NaN
+        with pytest.raises(ConfigError, match="need lr > 0"):
+            Learner(toy_model(), lr=lr)
 
 
 def test_partial_fit_and_consolidate_define_boundaries() -> None:

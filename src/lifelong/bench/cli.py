@@ -11,6 +11,7 @@ from typing import Any
 from lifelong.bench import runner
 from lifelong.bench.advise import add_command as add_advise
 from lifelong.bench.benchmarks import BENCHMARKS, Benchmark, from_file, get
+from lifelong.cli import NON_NEGATIVE_INT, POSITIVE_INT, POSITIVE_REAL, real
 from lifelong.errors import ConfigError, DataError
 from lifelong.logs import Reporter
 from lifelong.metrics.result import strict_json
@@ -22,15 +23,41 @@ def _csv(value: str) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()]
 
 
+def _names(value: str) -> list[str]:
+    """An argparse ``type``: comma-separated names, at least one (an empty grid runs nothing)."""
+    names = _csv(value)
+    if not names:
+        raise argparse.ArgumentTypeError(f"give at least one name, comma-separated; got {value!r}")
+    return names
+
+
+def _seeds(value: str) -> list[int]:
+    """An argparse ``type``: comma-separated seeds, at least one, each a whole number >= 0."""
+    try:
+        seeds = [NON_NEGATIVE_INT(s) for s in _csv(value)]
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"must be comma-separated whole numbers >= 0, e.g. 0,1,2; got {value!r}"
+        ) from None
+    if not seeds:
+        raise argparse.ArgumentTypeError(f"give at least one seed, e.g. 0,1,2; got {value!r}")
+    return seeds
+
+
 def add_commands(sub: Any) -> None:
     p = sub.add_parser("bench", help="run benchmarks x strategies x seeds; write results.json and plots")
-    p.add_argument("--benchmark", default="split-fmnist", help="comma-separated names (see --list)")
     p.add_argument(
-        "--strategies", default="naive,replay,ewc,lwf,joint,cumulative", help="comma-separated names"
+        "--benchmark", type=_names, default="split-fmnist", help="comma-separated names (see --list)"
     )
-    p.add_argument("--seeds", default="0,1,2")
     p.add_argument(
-        "--epochs", type=int, default=None, help="passes per experience (default: the benchmark's)"
+        "--strategies",
+        type=_names,
+        default="naive,replay,ewc,lwf,joint,cumulative",
+        help="comma-separated names",
+    )
+    p.add_argument("--seeds", type=_seeds, default="0,1,2", help="comma-separated whole numbers >= 0")
+    p.add_argument(
+        "--epochs", type=POSITIVE_INT, default=None, help="passes per experience (default: the benchmark's)"
     )
     p.add_argument("--model", default="mlp", help="registered model name (mlp, cnn or a plugin's)")
     p.add_argument(
@@ -49,20 +76,28 @@ def add_commands(sub: Any) -> None:
     p.add_argument(
         "--scenario", default="class", choices=["class", "domain", "task"], help="how --data is cut"
     )
-    p.add_argument("--buffer", type=int, default=500, help="memory size of every memory-based method")
+    p.add_argument(
+        "--buffer", type=NON_NEGATIVE_INT, default=500, help="memory size of every memory-based method"
+    )
     p.add_argument(
         "--lr",
-        type=float,
+        type=POSITIVE_REAL,
         default=None,
         help="SGD learning rate (default: the strategy's tuned value for the benchmark, else 0.03)",
     )
-    p.add_argument("--batch-size", type=int, default=10)
+    p.add_argument("--batch-size", type=POSITIVE_INT, default=10)
     p.add_argument(
-        "--train-fraction", type=float, default=1.0, help="share of each experience's training data"
+        "--train-fraction",
+        type=real(0.0, 1.0, open_min=True),
+        default=1.0,
+        help="share of each experience's training data, in (0, 1]",
     )
     p.add_argument("--out", default="runs/bench")
     p.add_argument(
-        "--threads", type=int, default=1, help="torch intra-op threads (1 is fastest for small models)"
+        "--threads",
+        type=POSITIVE_INT,
+        default=1,
+        help="torch intra-op threads (1 is fastest for small models)",
     )
     p.add_argument("--device", default="cpu", help="where to train: cpu, cuda, cuda:N, mps")
     p.add_argument("--no-progress", action="store_true")
@@ -76,8 +111,8 @@ def add_commands(sub: Any) -> None:
 
     d = sub.add_parser("demo", help="a short real comparison of naive, EWC, LwF, replay and joint")
     d.add_argument("--out", default="runs/demo")
-    d.add_argument("--seed", type=int, default=0)
-    d.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    d.add_argument("--seed", type=NON_NEGATIVE_INT, default=0)
+    d.add_argument("--threads", type=POSITIVE_INT, default=1, help="torch intra-op threads")
     add_log_flags(d)
     d.set_defaults(func=demo)
 
@@ -110,6 +145,8 @@ def run_grid(benchmarks: list[str], strategies: list[str], seeds: list[int], set
 
     from lifelong.bench.report import plot, rich_table
 
+    if threads < 1:  # torch would raise a bare RuntimeError
+        raise ConfigError(f"threads must be >= 1, got {threads}")
     torch.set_num_threads(threads)
     log = reporter or Reporter()
     runs = []
@@ -188,8 +225,8 @@ def bench(args: argparse.Namespace) -> int:
         print("models:\n  " + ", ".join(model_names()))
         return 0
     get_factory(args.model)
-    benchmarks: list[Any] = _csv(args.benchmark)
-    strategies = _csv(args.strategies)
+    benchmarks: list[Any] = args.benchmark
+    strategies = args.strategies
     _validate([] if args.data else benchmarks, strategies)
     if args.data:  # the user's own file, split 80/20 with each seed
         from lifelong.data.files import parse_shape
@@ -198,10 +235,6 @@ def bench(args: argparse.Namespace) -> int:
         benchmarks = [
             from_file(args.data, args.label_column, args.scenario, args.domain_column, input_shape=shape)
         ]
-    try:
-        seeds = [int(s) for s in _csv(args.seeds)]
-    except ValueError as e:
-        raise ConfigError(f"--seeds must be comma-separated integers, got {args.seeds!r}") from e
     settings = runner.Settings(
         args.model,
         args.epochs,
@@ -215,7 +248,7 @@ def bench(args: argparse.Namespace) -> int:
     run_grid(
         benchmarks,
         strategies,
-        seeds,
+        args.seeds,
         settings,
         Path(args.out),
         not args.no_progress,

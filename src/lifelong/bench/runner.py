@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from lifelong.bench.benchmarks import Benchmark, get
+from lifelong.errors import ConfigError
 from lifelong.learn.callbacks import Callback
 from lifelong.learn.learner import Learner
 from lifelong.learn.models import for_input
@@ -68,6 +69,19 @@ class Settings:
     device: str = "cpu"  # cpu, cuda, cuda:1, mps
     extra: dict[str, Any] = field(default_factory=dict)
     model_kwargs: dict[str, Any] = field(default_factory=dict)  # passed to the model's factory
+
+    def __post_init__(self) -> None:
+        """Refuse values no run means (a fraction of 0 would still train on one sample per experience)."""
+        if not 0.0 < self.train_fraction <= 1.0:  # NaN fails too
+            raise ConfigError(f"train_fraction must be in (0, 1], got {self.train_fraction}")
+        if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0):
+            raise ConfigError(f"lr must be a finite number above 0 (or None: the tuned value), got {self.lr}")
+        if self.epochs is not None and self.epochs < 0:
+            raise ConfigError(f"epochs must be >= 1 (or 0/None: the benchmark's), got {self.epochs}")
+        if self.batch_size < 1 or (self.buffer is not None and self.buffer < 0):
+            raise ConfigError(
+                f"need batch_size >= 1 and buffer >= 0; got {self.batch_size} and {self.buffer}"
+            )
 
 
 def _subsample(scenario: Any, fraction: float, seed: int) -> Any:

@@ -86,7 +86,7 @@ class Learner:
     ) -> None:
         if optimizer not in OPTIMIZERS:
             raise ConfigError(f"optimizer: unknown {optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
-        if lr <= 0 or batch_size < 1 or epochs < 0:
+        if not (math.isfinite(lr) and lr > 0) or batch_size < 1 or epochs < 0:  # a NaN lr trains to NaN
             raise ConfigError(f"need lr > 0, batch_size >= 1, epochs >= 0; got {lr}, {batch_size}, {epochs}")
         if isinstance(strategies, Strategy):
             strategies = [strategies]

@@ -1,0 +1,38 @@
+"""The `lifelong` entry point: an argument error is one line on stderr and exit code 2, as every refusal."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from lifelong.cli import integer, main, real
+
+
+def test_an_argument_error_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "--epochs", "two"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == (
+        "error: argument --epochs: must be a whole number, got 'two' (see `lifelong bench --help`)\n"
+    )
+    assert main(["advise", "--budget", "lots"]) == 2  # argparse's own choices take the same path
+    err = capsys.readouterr().err
+    assert err.startswith("error: argument --budget: invalid choice: 'lots'") and err.count("\n") == 1
+
+
+def test_integer_refuses_fractions_words_and_values_below_its_minimum() -> None:
+    assert integer(1)("3") == 3 and integer(0)("0") == 0
+    for text in ("0", "-2", "1.5", "x", ""):
+        with pytest.raises(argparse.ArgumentTypeError):
+            integer(1)(text)
+
+
+def test_real_refuses_non_finite_values_and_values_out_of_its_range() -> None:
+    fraction = real(0.0, 1.0, open_min=True)
+    assert fraction("1") == 1.0 and fraction("0.25") == 0.25 and real(0.0)("0") == 0.0
+    for text in ("0", "-1", "1.5", "nan", "inf", "x"):
+        with pytest.raises(argparse.ArgumentTypeError, match="must be"):
+            fraction(text)
+    with pytest.raises(argparse.ArgumentTypeError, match="at least 0"):
+        real(0.0)("-0.5")
