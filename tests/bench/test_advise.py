@@ -106,7 +106,7 @@ def test_bad_memory_and_missing_results_are_clear_errors(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     assert main(["advise", "--memory", "lots"]) == 2
-    assert "--memory must be" in capsys.readouterr().err
+    assert "argument --memory: must be a number of samples" in capsys.readouterr().err
     assert main(["advise", "--results", str(tmp_path / "none.json")]) == 2
     assert "no results file" in capsys.readouterr().err
 
@@ -174,3 +174,27 @@ def test_data_run_on_five_classes_uses_the_default_split(
     events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     (comparison,) = [e for e in events if e["event"] == "comparison"]
     assert sum(e["event"] == "experience" for e in events) == 5 * len(comparison["rows"])
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--top", "0"), ("--top", "-1"), ("--epochs", "0"), ("--threads", "0"),
+                                             ("--memory", "-5")])  # fmt: skip
+def test_meaningless_numbers_exit_2_naming_the_flag(
+    capsys: pytest.CaptureFixture[str], flag: str, value: str
+) -> None:
+    """--top 0 listed nothing and blamed the constraints ("relax the budget"); now the flag is named."""
+    assert main(["advise", flag, value]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith(f"error: argument {flag}: must be") and captured.out == ""
+    with pytest.raises(ConfigError, match="top"):
+        recommend(Constraints(), ROWS, "b", 0)
+
+
+def test_a_data_file_it_cannot_read_is_refused_before_anything_is_printed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without --label-column the whole reference table came first, then the error."""
+    pytest.importorskip("pandas", reason="reading CSV needs pandas: pip install 'lifelong[data]'")
+    path = blobs_csv(tmp_path / "tab.csv", 3, 10, 2, seed=0, label="kind")
+    assert main(["advise", "--data", str(path)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.startswith("error: ") and "'label'" in captured.err

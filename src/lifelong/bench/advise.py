@@ -17,10 +17,14 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from lifelong.cli import POSITIVE_INT
 from lifelong.errors import ConfigError, DataError
 from lifelong.logs import Reporter
+
+if TYPE_CHECKING:
+    from lifelong.data.files import Table
 
 # What each method keeps, which decides the constraints it can meet.
 FAMILIES = {
@@ -164,6 +168,8 @@ def recommend(c: Constraints, rows: list[dict[str, Any]], benchmark: str, top: i
     Among memory variants only the largest buffer within ``c.memory`` is kept. Task-id methods
     appear only when ``c.task_ids_known``, since they cannot predict without one.
     """
+    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
+        raise ConfigError(f"top: how many methods to list, a whole number >= 1; got {top!r}")
     rows = [r for r in rows if r["benchmark"] == benchmark]
     if not rows:
         raise ConfigError(f"the results file has no rows for benchmark {benchmark!r}")
@@ -225,22 +231,10 @@ def default_benchmark(c: Constraints) -> str:
 
 
 # -- the user's own data -----------------------------------------------------------------------------
-def compare_on_data(advice: list[Advice], path: str, label_column: str, c: Constraints, *, epochs: int = 1,
-                    seed: int = 0, threads: int = 1, reporter: Reporter | None = None) -> list[dict[str, Any]]:  # fmt: skip
-    """Train the shortlisted methods (and naive, for reference) on the user's file; return measured rows.
-
-    The file's classes are split by :func:`~lifelong.data.scenarios.default_classes_per_experience`
-    (as ``lifelong bench --data``; class-incremental, or task-incremental when task ids are known);
-    features are standardised with the training split's statistics.
-    """
-    import torch
-
-    from lifelong.bench import runner
-    from lifelong.data import scenarios
-    from lifelong.data.dataset import Dataset
+def load_data(path: str, label_column: str) -> Table:
+    """The user's file for :func:`compare_on_data`, refused (DataError) if it cannot be compared on;
+    ``advise`` reads it before printing anything, so a bad file is the only thing said."""
     from lifelong.data.files import load_table
-    from lifelong.learn.learner import Learner
-    from lifelong.learn.models import for_input
 
     table = load_table(path, label_column)
     if len(table.classes) < 2:
@@ -248,6 +242,29 @@ def compare_on_data(advice: list[Advice], path: str, label_column: str, c: Const
             f"{path}: {len(table.classes)} class; a class-incremental comparison needs at least 2 "
             "(two experiences of one class)"
         )
+    return table
+
+
+def compare_on_data(advice: list[Advice], path: str, label_column: str, c: Constraints, *, epochs: int = 1,
+                    seed: int = 0, threads: int = 1, reporter: Reporter | None = None,
+                    table: Table | None = None) -> list[dict[str, Any]]:  # fmt: skip
+    """Train the shortlisted methods (and naive, for reference) on the user's file; return measured rows.
+
+    The file's classes are split by :func:`~lifelong.data.scenarios.default_classes_per_experience`
+    (as ``lifelong bench --data``; class-incremental, or task-incremental when task ids are known);
+    features are standardised with the training split's statistics. ``table``: the file already
+    read by :func:`load_data`.
+    """
+    import torch
+
+    from lifelong.bench import runner
+    from lifelong.data import scenarios
+    from lifelong.data.dataset import Dataset
+    from lifelong.learn.learner import Learner
+    from lifelong.learn.models import for_input
+
+    if table is None:
+        table = load_data(path, label_column)
     split = table.split(0.2, seed)
     train, test = split.train, split.test
     x = train.x.reshape(len(train.x), -1).float()
@@ -293,7 +310,10 @@ def add_command(sub: Any) -> None:
     a.add_argument("--store-data", action=argparse.BooleanOptionalAction, default=True,
                    help="may past samples be kept (default: yes)")  # fmt: skip
     a.add_argument(
-        "--memory", default="500", help="how many past samples may be kept, or 'all' (default 500)"
+        "--memory",
+        type=_memory,
+        default="500",
+        help="how many past samples may be kept, or 'all' (default 500)",
     )
     a.add_argument("--task-ids-known", action="store_true", help="the task id is given at prediction time")
     a.add_argument("--budget", choices=list(BUDGET), default="medium", help="compute per update")
@@ -306,33 +326,42 @@ def add_command(sub: Any) -> None:
     a.add_argument(
         "--results", default=None, help="results file (default: benchmarks/results/strategies/results.json)"
     )
-    a.add_argument("--top", type=int, default=5, help="how many methods to list")
+    a.add_argument("--top", type=POSITIVE_INT, default=5, help="how many methods to list")
     a.add_argument(
         "--data", default=None, help="also compare the shortlist on this .npz / .csv / .parquet file"
     )
     a.add_argument("--label-column", default="label", help="label column of a CSV or Parquet --data file")
-    a.add_argument("--epochs", type=int, default=1, help="passes per experience in the --data comparison")
-    a.add_argument("--threads", type=int, default=1, help="torch intra-op threads for the --data comparison")
+    a.add_argument(
+        "--epochs", type=POSITIVE_INT, default=1, help="passes per experience in the --data comparison"
+    )
+    a.add_argument(
+        "--threads", type=POSITIVE_INT, default=1, help="torch intra-op threads for the --data comparison"
+    )
     a.add_argument("--quiet", action="store_true", help="print only the tables")
     a.add_argument("--log-json", action="store_true", help="one JSON object per line instead of text")
     a.set_defaults(func=advise)
 
 
 def _memory(value: str) -> int | None:
+    """An argparse ``type``: a number of samples >= 0, or ``all`` (None)."""
     if value.strip().lower() == "all":
         return None
     try:
-        return int(value)
-    except ValueError as e:
-        raise ConfigError(f"--memory must be a number of samples or 'all', got {value!r}") from e
+        memory = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of samples or 'all', got {value!r}") from None
+    if memory < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0 samples (or 'all'), got {memory}")
+    return memory
 
 
 def advise(args: argparse.Namespace) -> int:
-    c = Constraints(args.store_data, _memory(args.memory), args.task_ids_known, args.budget, args.private)
+    c = Constraints(args.store_data, args.memory, args.task_ids_known, args.budget, args.private)
     log = Reporter.from_flags(args.quiet, args.log_json)
     path = find_results(args.results)
     benchmark = args.benchmark or default_benchmark(c)
     advice = recommend(c, load_summary(path), benchmark, args.top)
+    table = load_data(args.data, args.label_column) if args.data else None  # refused before any output
     if not advice:
         raise ConfigError("no measured method fits these constraints; relax the budget or allow a memory")
     memory = "none" if not c.keeps_samples else "all" if c.memory is None else f"up to {c.memory} samples"
@@ -353,9 +382,8 @@ def advise(args: argparse.Namespace) -> int:
     for note in notes(c, load_summary(path), benchmark, advice):
         log.emit("note", f"note: {note}", final=True, text=note)
     if args.data:
-        rows = compare_on_data(
-            advice, args.data, args.label_column, c, epochs=args.epochs, threads=args.threads, reporter=log
-        )
+        rows = compare_on_data(advice, args.data, args.label_column, c, epochs=args.epochs,
+                               threads=args.threads, reporter=log, table=table)  # fmt: skip
         if log.mode == "json":
             log.emit("comparison", "measured on your data", final=True, data=args.data, rows=rows)
         else:
