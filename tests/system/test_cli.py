@@ -97,6 +97,28 @@ def test_a_device_this_machine_lacks_is_a_clear_error(
     assert not (tmp_path / "lifelong.db").exists()  # refused before anything started
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [["simulate", "--samples", "0"], ["simulate", "--rate", "-1"], ["simulate", "--rate", "nan"],
+     ["simulate", "--label-delay", "-1"], ["simulate", "--seed", "-1"], ["simulate", "--segments", "0"],
+     ["simulate", "--bootstrap", "0"], ["worker", "--poll", "0"], ["worker", "--every", "0"],
+     ["worker", "--lease-seconds", "-1"], ["worker", "--keep-days", "0"], ["worker", "--keep-versions", "-1"],
+     ["worker", "--retention-every", "nan"], ["worker", "--threads", "0"], ["up", "--n-classes", "0"],
+     ["up", "--keep-samples", "0"], ["events", "--limit", "0"], ["promote", "0"], ["promote", "1", "--share", "1.5"]],
+)  # fmt: skip
+def test_meaningless_numbers_exit_2_naming_the_flag_before_anything_starts(
+    argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`up --every 0` was read as no schedule and `--poll -1` as a busy loop; a bad value `up` passed on
+    to its worker would have failed in the child, restarted forever."""
+    out = ["--out", str(tmp_path)] if argv[0] == "simulate" else ["--data-dir", str(tmp_path)]
+    assert main([*argv, *out]) == 2
+    err = capsys.readouterr().err
+    flag = next((a for a in argv if a.startswith("--")), "version")
+    assert err.startswith(f"error: argument {flag}: must be") and err.count("\n") == 1
+    assert not any(tmp_path.iterdir())  # no store, no run directory
+
+
 def test_worker_nproc_must_be_positive(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["worker", "--nproc", "0", "--data-dir", str(tmp_path)]) == 2
     assert "--nproc" in capsys.readouterr().err

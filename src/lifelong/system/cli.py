@@ -26,6 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lifelong.cli import NON_NEGATIVE_INT, POSITIVE_INT, POSITIVE_REAL, integer, real
 from lifelong.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -65,7 +66,10 @@ def add_commands(sub: Any) -> None:
         "shape a --bootstrap file's rows are reshaped to (images stored as one row of pixels)",
     )
     p.add_argument(
-        "--n-classes", type=int, default=None, help="size of the label space (default: from the labels)"
+        "--n-classes",
+        type=POSITIVE_INT,
+        default=None,
+        help="size of the label space (default: from the labels)",
     )
     p.add_argument(
         "--standardize", action="store_true", help="standardise features with bootstrap statistics"
@@ -88,17 +92,18 @@ def add_commands(sub: Any) -> None:
     )
     _store_args(p)
     p.add_argument("--kind", default=None, help="only this kind (data_drift, gate, promotion, ...)")
-    p.add_argument("--limit", type=int, default=30, help="the most recent N (default 30)")
+    p.add_argument("--limit", type=POSITIVE_INT, default=30, help="the most recent N (default 30)")
     p.add_argument("--json", action="store_true", help="one JSON object per line, payload whole")
     p.set_defaults(func=cmd_events)
 
     p = sub.add_parser("promote", help="make VERSION the champion (the server swaps within a poll)")
     _store_args(p)
-    p.add_argument("version", type=int)
+    p.add_argument("version", type=POSITIVE_INT)
     p.add_argument(
         "--alias", default="champion", choices=ALIASES, help="champion (default), canary or shadow"
     )
-    p.add_argument("--share", type=float, default=None, help="traffic share of a canary or shadow")
+    p.add_argument("--share", type=real(0.0, 1.0, open_min=True), default=None,
+                   help="traffic share of a canary or shadow, in (0, 1]")  # fmt: skip
     p.set_defaults(func=cmd_promote)
 
     p = sub.add_parser("rollback", help="move an alias back to its previous version")
@@ -117,12 +122,14 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--strategy", default="replay", help="strategy of the continual policy")
     p.add_argument("--compare", action="store_true", help="run all four policies on the same stream")
     p.add_argument("--out", type=Path, default=Path("runs/simulate"))
-    p.add_argument("--samples", type=int, default=9000, help="length of a --stream (six equal phases)")
-    p.add_argument("--label-delay", type=int, default=100, help="samples between a prediction and its label")
+    p.add_argument("--samples", type=integer(6), default=9000, help="length of a --stream (six equal phases)")
     p.add_argument(
-        "--rate", type=float, default=150.0, help="samples per second sent (0: as fast as possible)"
+        "--label-delay", type=NON_NEGATIVE_INT, default=100, help="samples between a prediction and its label"
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--rate", type=real(0.0), default=150.0, help="samples per second sent (0: as fast as possible)"
+    )
+    p.add_argument("--seed", type=NON_NEGATIVE_INT, default=0)
     p.add_argument("--policy-json", default=None,
                    help='policy fields over the stream-scaled ones, e.g. \'{"forget_on_concept_drift": false}\'')  # fmt: skip
     g = p.add_argument_group("a backtest on your own data and model (instead of --stream)")
@@ -130,10 +137,12 @@ def add_commands(sub: Any) -> None:
                    help=".npz / .csv / .parquet file replayed in row order: the first rows train the first "
                         "champion, the rest stream in --segments stretches (10%% of each held out to test)")  # fmt: skip
     g.add_argument("--label-column", default="label", help="label column of a CSV or Parquet --data file")
-    g.add_argument("--bootstrap", type=int, default=None,
+    g.add_argument("--bootstrap", type=POSITIVE_INT, default=None,
                    help="rows that train the first champion (default: 1000 for a --stream; a --data "
                         "file's first 1/(segments+1))")  # fmt: skip
-    g.add_argument("--segments", type=int, default=6, help="stretches of time a --data file is reported in")
+    g.add_argument(
+        "--segments", type=POSITIVE_INT, default=6, help="stretches of time a --data file is reported in"
+    )
     g.add_argument("--model", default="mlp", help="registered model name (your own with --plugin)")
     g.add_argument(
         "--model-kwargs", default=None, help="its keyword arguments as JSON (default: sized for the data)"
@@ -157,26 +166,35 @@ def worker_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--strategy", default=None, help="strategy of the continual policy (default replay)")
     p.add_argument(
-        "--every", type=int, default=None, help="scheduled policies: train every N labelled samples"
+        "--every", type=POSITIVE_INT, default=None, help="scheduled policies: train every N labelled samples"
     )
     p.add_argument("--policy-json", default=None, help="more Policy fields as JSON, e.g. '{\"epochs\": 3}'")
     p.add_argument("--gate-json", default=None, help='Gate fields as JSON, e.g. \'{"promote_to": "canary"}\'')
-    p.add_argument("--poll", type=float, default=1.0, help="seconds between polls")
-    p.add_argument("--threads", type=int, default=1, help="torch threads (leave cores to the server)")
+    p.add_argument("--poll", type=POSITIVE_REAL, default=1.0, help="seconds between polls")
+    p.add_argument(
+        "--threads", type=POSITIVE_INT, default=1, help="torch threads (leave cores to the server)"
+    )
     p.add_argument("--device", default=None,
                    help="where training runs (and, for up, serving too): cpu (default), cuda, cuda:N, mps")  # fmt: skip
-    p.add_argument("--nproc", type=int, default=1,
+    p.add_argument("--nproc", type=POSITIVE_INT, default=1,
                    help="train each job in N processes under torchrun (torch.distributed; gloo on CPU, "
                         "one GPU per process on CUDA); the worker keeps the lease and the gate")  # fmt: skip
-    p.add_argument("--keep-days", type=float, default=None, help="retention: delete data older than N days")
-    p.add_argument("--keep-samples", type=int, default=None, help="retention: keep at most N samples")
+    p.add_argument(
+        "--keep-days", type=POSITIVE_REAL, default=None, help="retention: delete data older than N days"
+    )
+    p.add_argument(
+        "--keep-samples", type=POSITIVE_INT, default=None, help="retention: keep at most N samples"
+    )
     p.add_argument("--delete-trained", action="store_true", help="retention: delete samples once trained on")
-    p.add_argument("--retention-every", type=float, default=60.0, metavar="SECONDS",
+    p.add_argument("--retention-every", type=POSITIVE_REAL, default=60.0, metavar="SECONDS",
                    help="how often the worker applies retention and collects artifacts")  # fmt: skip
-    p.add_argument("--keep-versions", type=int, default=20,
+    p.add_argument("--keep-versions", type=NON_NEGATIVE_INT, default=20,
                    help="keep the artifacts of the last N versions (aliased ones always stay)")  # fmt: skip
     p.add_argument(
-        "--lease-seconds", type=float, default=15.0, help="worker lease; a standby takes over after it"
+        "--lease-seconds",
+        type=POSITIVE_REAL,
+        default=15.0,
+        help="worker lease; a standby takes over after it",
     )
     p.add_argument("--tracking-uri", default=None, help="log every training attempt to this MLflow server")
     # default None: LIFELONG_CANARY_* if set, else the rule's defaults (threshold, 50, 0.05, 0.05)
@@ -346,7 +364,7 @@ def policy_from_args(args: argparse.Namespace) -> tuple[Any, Any]:
     overrides: dict[str, Any] = _json_object(args.policy_json, "--policy-json") if args.policy_json else {}
     if args.strategy:
         overrides["strategy"] = args.strategy
-    if args.every:
+    if args.every is not None:
         overrides["every_samples"] = args.every
     gate = Gate.from_json(_json_object(args.gate_json, "--gate-json")) if args.gate_json else Gate()
     return Policy.from_json(args.policy, overrides), gate
@@ -634,8 +652,6 @@ def cmd_events(args: argparse.Namespace) -> int:
     kinds = [k.value for k in EventKind]
     if args.kind is not None and args.kind not in kinds:
         raise ConfigError(f"--kind {args.kind!r} is not an event kind; choose one of {', '.join(kinds)}")
-    if args.limit < 1:
-        raise ConfigError(f"--limit must be at least 1, got {args.limit}")
     store, _ = _open(args)
     with store:
         events = store.events(args.kind, limit=args.limit)
