@@ -109,3 +109,39 @@ def test_for_input_passes_only_the_sizes_a_factory_takes(registry: dict) -> None
 def test_mlp_refuses_a_number_where_the_hidden_widths_go() -> None:
     with pytest.raises(ConfigError, match=r"MLP\(64, n_classes=10\)"):
         MLP(64, 10)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "message"),
+    [
+        ("mlp", {"in_features": -64}, "MLP: in_features must be a whole number >= 1, got -64"),
+        ("mlp", {"n_classes": 0}, "MLP: n_classes must be"),  # a model with no outputs
+        ("mlp", {"hidden": [16, 0]}, "MLP: hidden must be a list of layer widths"),
+        ("mlp", {"in_features": True}, "in_features must be"),
+        ("cnn", {"width": -1}, "CNN: width must be"),
+        ("cnn", {"image_size": 3}, "CNN: image_size must be a whole number >= 4"),  # pooled to nothing
+    ],
+)
+def test_builtin_sizes_below_one_are_config_errors(name: str, kwargs: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        create_model(name, **kwargs)
+
+
+def test_a_factory_refusing_its_kwargs_is_a_config_error_naming_model_and_kwargs(registry: dict) -> None:
+    """ValueError from the user's own checks, RuntimeError from torch (a negative width): one message."""
+    register_model("tab")(Tabular)
+
+    @register_model("checked")
+    def checked(in_features: int, n_classes: int) -> nn.Module:
+        if n_classes < 2:
+            raise ValueError("need two classes or more")
+        return nn.Linear(in_features, n_classes)
+
+    with pytest.raises(
+        ConfigError, match=r"model 'checked' cannot be built with .*'n_classes': 1.*two classes"
+    ):
+        create_model("checked", in_features=4, n_classes=1)
+    with pytest.raises(
+        ConfigError, match=r"model 'tab' cannot be built with .*'width': -3.*negative dimension"
+    ):
+        create_model("tab", in_features=4, n_classes=2, width=-3)

@@ -19,7 +19,8 @@ from __future__ import annotations
 import inspect
 import json
 import math
-from collections.abc import Callable, Sequence
+import operator
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 from torch import Tensor, nn
@@ -92,8 +93,8 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
         ) from e
     try:
         model = factory(**plain)
-    except TypeError as e:  # a wrong or missing keyword argument
-        raise ConfigError(f"model {name!r} cannot be built with {plain}: {e}") from e
+    except (TypeError, ValueError, RuntimeError) as e:  # a wrong keyword, or a value torch cannot size
+        raise ConfigError(f"model {name!r} cannot be built with {plain}: {str(e).splitlines()[0]}") from e
     if not isinstance(model, nn.Module):
         raise ConfigError(f"model {name!r}: the factory returned {type(model).__name__}, not an nn.Module")
     spec = getattr(model, "lifelong_spec", None)
@@ -123,6 +124,15 @@ class MLP(nn.Module):
                 f"MLP: hidden is a list of layer widths, got the number {hidden}; pass n_classes by "
                 f"keyword: MLP({in_features}, n_classes={hidden}) (or hidden=[{hidden}])"
             )
+        _sizes("MLP", in_features=in_features, n_classes=n_classes)
+        if (
+            isinstance(hidden, (str, bytes))
+            or not isinstance(hidden, Iterable)
+            or not all(map(_size, hidden))
+        ):
+            raise ConfigError(
+                f"MLP: hidden must be a list of layer widths, each a whole number >= 1; got {hidden!r}"
+            )
         dims = [in_features, *hidden]
         layers: list[nn.Module] = [nn.Flatten()]
         for a, b in zip(dims[:-1], dims[1:]):
@@ -144,6 +154,9 @@ class CNN(nn.Module):
         self, in_channels: int = 1, image_size: int = 28, width: int = 32, n_classes: int = 10
     ) -> None:
         super().__init__()
+        _sizes("CNN", in_channels=in_channels, width=width, n_classes=n_classes)
+        if not _size(image_size) or image_size < 4:  # two 2x2 poolings: smaller leaves no pixel
+            raise ConfigError(f"CNN: image_size must be a whole number >= 4, got {image_size!r}")
         self.features = nn.Sequential(
             nn.Conv2d(in_channels, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
             nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
@@ -156,6 +169,24 @@ class CNN(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.classifier(self.features(x))
+
+
+def _size(value: Any) -> bool:
+    """Whether ``value`` is a whole number >= 1 (a Python, NumPy or torch integer; not a bool)."""
+    if isinstance(value, bool):
+        return False
+    try:
+        return operator.index(value) >= 1
+    except TypeError:
+        return False
+
+
+def _sizes(model: str, **sizes: Any) -> None:
+    """Refuse a size that is not a whole number >= 1: torch would fail on a negative one with a bare
+    RuntimeError and build a model with no outputs from ``n_classes=0``."""
+    for k, v in sizes.items():
+        if not _size(v):
+            raise ConfigError(f"{model}: {k} must be a whole number >= 1, got {v!r}")
 
 
 def for_input(name: str, input_shape: Sequence[int], n_classes: int, /, **kwargs: Any) -> nn.Module:
