@@ -100,3 +100,55 @@ def test_pandas_inputs_and_labels_are_taken_without_warnings() -> None:
         warnings.simplefilter("error")  # torch warns about a read-only array from a pandas column
         data = from_tensors(frame[["a", "b"]], frame["label"])
     assert data.x.tolist() == [[0.0, 2.0], [1.0, 3.0]] and data.y.tolist() == [0, 1]
+
+
+@pytest.mark.parametrize(
+    ("x", "dtype"),
+    [(np.array([["a"] * 4] * 6), "<U1"), (np.array([[1.0] * 4] * 6, dtype=object), "object"),
+     ([["a", "b"]] * 6, "<U1"), (np.ones((6, 4), dtype=complex), "complex128")],
+)  # fmt: skip
+def test_features_that_are_not_real_numbers_are_refused_naming_their_dtype(x: Any, dtype: str) -> None:
+    """Text features raised torch's TypeError ("can't convert np.ndarray of type numpy.str_");
+    complex ones were kept and lost their imaginary part in training."""
+    with pytest.raises(DataError, match=f"x has dtype {dtype}, not real numbers"):
+        from_tensors(x, np.arange(6) % 2)
+
+
+class Items(torch.utils.data.Dataset):  # type: ignore[type-arg]
+    """A torch dataset returning the given items as they are."""
+
+    def __init__(self, items: list[Any]) -> None:
+        self.items = items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> Any:
+        return self.items[i]
+
+
+def test_inputs_of_different_shapes_name_the_item_and_the_fix() -> None:
+    items = [(torch.zeros(3), 0), (torch.zeros(3), 1), (torch.zeros(4), 0)]
+    with pytest.raises(DataError, match=r"item 2's input has shape \[4\], item 0's \[3\].*transform"):
+        from_torch(Items(items))
+
+
+def test_images_without_to_tensor_name_the_item_and_the_fix() -> None:
+    """A torchvision dataset built without transform=ToTensor() hands out PIL images."""
+    image = pytest.importorskip("PIL.Image")
+    items = [(image.new("L", (8, 8)), i % 2) for i in range(4)]
+    with pytest.raises(DataError, match=r"item 0's input is of type Image.*ToTensor"):
+        from_torch(Items(items))
+
+
+def test_avalanche_style_task_ids_are_kept() -> None:
+    """The third part of an (x, y, t) item was silently dropped; it is the dataset's task ids now."""
+    data = from_torch(Items([(torch.zeros(3), i % 2, torch.tensor(i // 2)) for i in range(4)]))
+    assert data.t is not None and data.t.tolist() == [0, 0, 1, 1] and data.y.tolist() == [0, 1, 0, 1]
+    assert from_torch(Items([(torch.zeros(3), 0), (torch.zeros(3), 1)])).t is None
+    with pytest.raises(DataError, match="item 1 has 2 parts, item 0 has 3"):
+        from_torch(Items([(torch.zeros(3), 0, 0), (torch.zeros(3), 1)]))
+    with pytest.raises(DataError, match="task id 'a.png'"):  # a path, not a task id
+        from_torch(Items([(torch.zeros(3), 0, "a.png")]))
+    with pytest.raises(DataError, match=r"not an \(input, label\) pair or an \(input, label, task id\)"):
+        from_torch(Items([(torch.zeros(3), 0, 0, 0)]))

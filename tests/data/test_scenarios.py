@@ -6,9 +6,11 @@ from lifelong.checks import toy_data
 from lifelong.data import Split, from_tensors
 from lifelong.data.scenarios import (
     class_incremental,
+    curriculum,
     default_classes_per_experience,
     domain_incremental,
     domains_from_column,
+    holdout,
     rotate,
     task_free,
     task_incremental,
@@ -76,6 +78,31 @@ def test_task_incremental_carries_task_ids() -> None:
 def test_invalid_arguments_name_the_argument(kwargs, arg) -> None:
     with pytest.raises(ScenarioError, match=arg):
         class_incremental(toy_data(), **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("build", "arg"),
+    [(lambda d: class_incremental(d, n_experiences=2.5), "n_experiences"),
+     (lambda d: class_incremental(d, n_experiences="2"), "n_experiences"),
+     (lambda d: class_incremental(d, n_experiences=True), "n_experiences"),  # was taken as 1
+     (lambda d: task_incremental(d, classes_per_experience=2.5), "classes_per_experience"),
+     (lambda d: class_incremental(d, seed="a"), "seed"),
+     (lambda d: class_incremental(d, seed=1.5), "seed"),
+     (lambda d: domain_incremental(d, permutations=2.5), "permutations"),
+     (lambda d: domain_incremental(d, permutations=2, seed="a"), "seed"),
+     (lambda d: domain_incremental(d, rotations="90"), "rotations"),  # a string, not a list of angles
+     (lambda d: domain_incremental(d, rotations=90), "rotations"),
+     (lambda d: domain_incremental(d, rotations=[0, float("nan")]), "rotations"),
+     (lambda d: holdout(d.train, seed="a"), "seed"),
+     (lambda d: task_free(class_incremental(d), batch_size=2.5), "batch_size"),
+     (lambda d: task_free(class_incremental(d), seed="a"), "seed"),
+     (lambda d: curriculum(class_incremental(d), "random", seed="a"), "seed")],
+)  # fmt: skip
+def test_arguments_of_the_wrong_type_are_scenario_errors_naming_them(build, arg) -> None:
+    """They failed inside torch (TypeError, RuntimeError: 'manual_seed expected a long') or, for
+    rotations="90", with a format error about the letter 9."""
+    with pytest.raises(ScenarioError, match=f"^{arg}: "):
+        build(toy_data())
 
 
 def test_empty_dataset_is_refused() -> None:

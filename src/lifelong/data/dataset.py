@@ -132,7 +132,7 @@ def from_tensors(x: Any, y: Any, *, scale: float | None = None, name: str = "ten
 
     uint8 inputs are scaled by 1/255 when batches are drawn unless ``scale`` says otherwise.
     """
-    x = tensor_of(x.to_numpy()) if hasattr(x, "to_numpy") else torch.as_tensor(x)  # a pandas frame too
+    x = features_of(x, name)
     y = class_ids(y, name)
     if len(x) == 0:
         raise DataError(f"{name}: x is empty; a dataset needs at least one sample")
@@ -143,8 +143,33 @@ def from_tensors(x: Any, y: Any, *, scale: float | None = None, name: str = "ten
     return Dataset(x, y, None, scale, name)
 
 
+def features_of(x: Any, name: str) -> Tensor:
+    """``x`` (a tensor, array, nested list or pandas frame) as a tensor of numbers, or a DataError
+    naming its dtype: text or objects cannot be trained on, and torch's own error names neither."""
+    if isinstance(x, Tensor):
+        t = x
+    else:
+        try:
+            arr = np.asarray(x.to_numpy() if hasattr(x, "to_numpy") else x)
+        except ValueError as e:  # a ragged nested list
+            raise DataError(
+                f"{name}: x cannot be read as one array ({e}); give every sample the same shape"
+            ) from e
+        if arr.dtype.kind not in "biuf":
+            raise DataError(
+                f"{name}: x has dtype {arr.dtype}, not real numbers; features must be numeric: encode text or "
+                "category columns first (one-hot, or sklearn's OrdinalEncoder), or read a file with "
+                "lifelong.data.load_table, which does"
+            )
+        t = tensor_of(arr)
+    if t.dtype.is_complex:
+        raise DataError(f"{name}: x has dtype {t.dtype}; features must be real numbers")
+    return t
+
+
 def from_torch(dataset: Any, name: str = "torch-dataset") -> Dataset:
-    """Materialise a map-style torch ``Dataset`` of ``(input, int label)`` pairs into memory."""
+    """Materialise a map-style torch ``Dataset`` of ``(input, int label)`` or ``(input, int label,
+    int task id)`` items (Avalanche's form) into memory; task ids are kept as the dataset's ``t``."""
     if isinstance(dataset, Dataset):
         return dataset
     try:
@@ -153,20 +178,57 @@ def from_torch(dataset: Any, name: str = "torch-dataset") -> Dataset:
         raise DataError(f"{name}: expected a map-style dataset with __len__ and __getitem__") from e
     if n == 0:
         raise DataError(f"{name}: the dataset is empty")
-    xs, ys = [], []
+    xs: list[Tensor] = []
+    ys: list[Any] = []
+    ts: list[int] = []
     for i in range(n):
         item = dataset[i]
-        if not isinstance(item, (tuple, list)) or len(item) < 2:
+        if not isinstance(item, (tuple, list)) or len(item) not in (2, 3):
             raise DataError(
-                f"{name}: item {i} is not an (input, label) pair; arrays of inputs and labels become a "
-                "dataset with lifelong.data.from_tensors(x, y)"
+                f"{name}: item {i} is not an (input, label) pair or an (input, label, task id) triple; "
+                "arrays of inputs and labels become a dataset with lifelong.data.from_tensors(x, y)"
             )
-        xs.append(torch.as_tensor(item[0]))
-        label = item[1]
-        ys.append(
-            label.item() if isinstance(label, (Tensor, np.ndarray)) and math.prod(label.shape) == 1 else label
+        if len(item) != (3 if ts else 2) and i:
+            raise DataError(f"{name}: item {i} has {len(item)} parts, item 0 has {3 if ts else 2}; give every "
+                            "item a task id, or none")  # fmt: skip
+        xs.append(_input(item[0], i, xs[0].shape if xs else None, name))
+        ys.append(_scalar(item[1]))
+        if len(item) == 3:
+            if not _is_class_id(item[2]) or _scalar(item[2]) < 0:
+                raise DataError(
+                    f"{name}: item {i} has task id {item[2]!r}; the third part of an item is its task id, "
+                    "a whole number >= 0 (return (input, label) items if it is something else)"
+                )
+            ts.append(int(_scalar(item[2])))
+    data = from_tensors(torch.stack(xs), ys, name=name)  # from_tensors checks the labels
+    return data.replace(t=torch.tensor(ts, dtype=torch.long)) if ts else data
+
+
+def _input(value: Any, i: int, shape: torch.Size | None, name: str) -> Tensor:
+    """One item's input as a tensor shaped like the first item's, or a DataError naming the item."""
+    fix = (
+        "give the dataset a transform that turns every input into a tensor of one shape (torchvision: "
+        "transform=transforms.Compose([transforms.Resize(size), transforms.ToTensor()]))"
+    )
+    try:
+        x = torch.as_tensor(value)
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise DataError(
+            f"{name}: item {i}'s input is of type {type(value).__name__}, not a tensor ({e}); {fix}"
+        ) from e
+    if x.dtype.is_complex:
+        raise DataError(f"{name}: item {i}'s input has dtype {x.dtype}, not real numbers; {fix}")
+    if shape is not None and x.shape != shape:
+        raise DataError(
+            f"{name}: item {i}'s input has shape {list(x.shape)}, item 0's {list(shape)}; samples are stacked "
+            f"into one tensor, so {fix}"
         )
-    return from_tensors(torch.stack(xs), ys, name=name)  # from_tensors checks the labels
+    return x
+
+
+def _scalar(value: Any) -> Any:
+    """A one-element tensor or array (as a torch Dataset may return a label) as a Python number."""
+    return value.item() if isinstance(value, (Tensor, np.ndarray)) and math.prod(value.shape) == 1 else value
 
 
 def tensor_of(arr: np.ndarray) -> Tensor:
@@ -243,8 +305,7 @@ def _shape_hint(shape: Any) -> str:
 
 
 def _is_class_id(v: Any) -> bool:
-    if isinstance(v, (Tensor, np.ndarray)) and math.prod(v.shape) == 1:
-        v = v.item()  # a one-element tensor or array, as a torch Dataset may return per item
+    v = _scalar(v)
     if isinstance(v, (bool, np.bool_)):
         return False
     if isinstance(v, numbers.Integral):

@@ -9,8 +9,9 @@ inputs) and task-free (samples arrive once, boundaries are gradual and never ann
 from __future__ import annotations
 
 import math
+import numbers
 import operator
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate
 from typing import Any
@@ -81,13 +82,38 @@ class Scenario:
         return self.experiences[0].train.input_shape
 
 
+def _whole(value: Any, arg: str, minimum: int | None = None) -> int:
+    """``value`` as an int (at least ``minimum``), or a ScenarioError naming ``arg``: 2.5 experiences or
+    a seed of "a" would otherwise fail deep inside torch, in a message that names neither."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ScenarioError(f"{arg}: must be a whole number, got {value!r} ({type(value).__name__})")
+    if minimum is not None and value < minimum:
+        raise ScenarioError(f"{arg}: must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def _angles(rotations: Any) -> list[float]:
+    """``rotations`` as a list of finite angles in degrees, or a ScenarioError saying what to give."""
+    example = "give a list of angles in degrees, e.g. rotations=[0, 90, 180]"
+    if isinstance(rotations, (str, bytes)) or not isinstance(rotations, Iterable):
+        raise ScenarioError(f"rotations: {example}; got {rotations!r}")
+    angles = [a.item() if isinstance(a, Tensor) and a.numel() == 1 else a for a in rotations]
+    for a in angles:
+        if isinstance(a, (bool, str, bytes)) or not isinstance(a, numbers.Real) or not math.isfinite(a):
+            raise ScenarioError(f"rotations: {a!r} is not a finite number of degrees; {example}")
+    if not angles:
+        raise ScenarioError(f"rotations: {example}; got none")
+    return [float(a) for a in angles]
+
+
 def holdout(data: Dataset, test_fraction: float = 0.2, seed: int = 0) -> Split:
     """A seeded train/test split of one dataset, stratified by class.
 
     Each class puts ``round(test_fraction * n)`` of its samples (at least one when it has two
     or more) in the test set, so every class is both learned and evaluated.
     """
-    if not 0 < test_fraction < 1:
+    seed = _whole(seed, "seed")
+    if not isinstance(test_fraction, numbers.Real) or not 0 < test_fraction < 1:
         raise ScenarioError(f"test_fraction: must be in (0, 1), got {test_fraction}")
     if len(data) < 2:
         raise ScenarioError(f"{data.name}: {len(data)} samples cannot be split into train and test")
@@ -165,8 +191,12 @@ def _group_sizes(
 ) -> list[int]:
     """How many classes each experience gets, checked against the number of classes."""
     n = n_classes
+    if n_experiences is not None:
+        n_experiences = _whole(n_experiences, "n_experiences", 1)
     if n_experiences is None and classes_per_experience is None:
         classes_per_experience = default_classes_per_experience(n)
+    if isinstance(classes_per_experience, (numbers.Number, str)):  # one size for all, or a mistake
+        classes_per_experience = _whole(classes_per_experience, "classes_per_experience", 1)
     if classes_per_experience is not None and not isinstance(classes_per_experience, int):
         try:
             if any(isinstance(k, bool) for k in classes_per_experience):
@@ -221,6 +251,7 @@ def _class_split(
     task_labels: bool,
     name: str,
 ) -> Scenario:
+    seed = _whole(seed, "seed")
     split = _as_split(data, seed)
     if len(split.train) == 0 or len(split.test) == 0:
         raise ScenarioError("dataset: the train or test split is empty; a scenario needs samples in both")
@@ -328,6 +359,10 @@ def domain_incremental(
             "domain_incremental: give exactly one of domains=[(train, test), ...], permutations=N "
             "or rotations=[angles]"
         )
+    seed = _whole(seed, "seed")
+    if permutations is not None:
+        permutations = _whole(permutations, "permutations", 1)
+    angles = _angles(rotations) if rotations is not None else []
     if domains is not None:
         if dataset is not None:
             raise ScenarioError("domain_incremental: with domains=..., leave dataset out")
@@ -339,8 +374,6 @@ def domain_incremental(
     gen = torch.Generator().manual_seed(seed)
     experiences = []
     if permutations is not None:
-        if permutations < 1:
-            raise ScenarioError(f"permutations: must be >= 1, got {permutations}")
         n_features = math.prod(split.train.input_shape)
         for i in range(permutations):
             perm = torch.randperm(n_features, generator=gen)
@@ -352,13 +385,10 @@ def domain_incremental(
             )
             experiences.append(Experience(i, classes, 0, tr, te))
         return Scenario("permuted", "domain", experiences, _n_outputs(classes))
-    assert rotations is not None
-    if len(rotations) < 1:
-        raise ScenarioError("rotations: give at least one angle")
     if len(split.train.input_shape) != 3:
         raise ScenarioError(f"rotations: need image inputs [C, H, W], got shape {split.train.input_shape}")
-    for i, angle in enumerate(rotations):
-        tr, te = (d.replace(x=rotate(d.x, float(angle)), name=f"rotated{angle:g}-{d.name}") for d in split)
+    for i, angle in enumerate(angles):
+        tr, te = (d.replace(x=rotate(d.x, angle), name=f"rotated{angle:g}-{d.name}") for d in split)
         experiences.append(Experience(i, classes, 0, tr, te))
     return Scenario("rotated", "domain", experiences, _n_outputs(classes))
 
@@ -497,10 +527,9 @@ def task_free(
         raise ScenarioError(
             f"stream_or_scenario: expected a Scenario (e.g. class_incremental(...)), got {type(stream_or_scenario).__name__}"
         )
-    if batch_size < 1:
-        raise ScenarioError(f"batch_size: must be >= 1, got {batch_size}")
-    if blur < 0:
-        raise ScenarioError(f"blur: must be >= 0, got {blur}")
+    batch_size, seed = _whole(batch_size, "batch_size", 1), _whole(seed, "seed")
+    if isinstance(blur, bool) or not isinstance(blur, numbers.Real) or not 0 <= blur < math.inf:
+        raise ScenarioError(f"blur: must be a finite number >= 0, got {blur!r}")
     gen = torch.Generator().manual_seed(seed)
     parts = [e.train for e in stream_or_scenario]
     sizes = [len(p) for p in parts]
@@ -560,6 +589,7 @@ def curriculum(scenario: Scenario, order: Any = "given", difficulty: Any = None,
     """
     if not isinstance(scenario, Scenario):
         raise ScenarioError(f"curriculum: expected a Scenario, got {type(scenario).__name__}")
+    seed = _whole(seed, "seed")
     n = len(scenario)
     if isinstance(order, str):
         if order == "given":
