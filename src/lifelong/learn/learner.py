@@ -27,7 +27,7 @@ from lifelong.errors import ConfigError, DataError, StrategyMismatchError
 from lifelong.learn import checkpoint, distributed, heads
 from lifelong.learn.callbacks import Callback, Control, LoopState
 from lifelong.learn.models import HOW_TO_REGISTER, build, has_batch_norm, n_parameters, spec_input_shape
-from lifelong.learn.strategy import HOOKS, STEP_HOOKS, Strategy, get_strategy, overrides
+from lifelong.learn.strategy import HOOKS, STEP_HOOKS, Strategy, checkpoint_entry, get_strategy, overrides
 from lifelong.metrics.costs import peak_rss_mb
 from lifelong.metrics.result import Result
 
@@ -820,7 +820,7 @@ class Learner:
                 "allow_new_classes": self.allow_new_classes,
             },
             "model": {"spec": spec, "class": type(self.model).__qualname__},
-            "strategies": [{"name": s.name, "params": s.get_params()} for s in self.strategies],
+            "strategies": [checkpoint_entry(s) for s in self.strategies],
         }  # fmt: skip
         state = {
             "model": self.model.state_dict(),
@@ -900,7 +900,7 @@ class Learner:
         strategies = []
         for entry in manifest["strategies"]:
             try:
-                strategies.append(get_strategy(entry["name"])(**entry["params"]))
+                strategies.append(get_strategy(entry["name"], entry.get("class"))(**entry["params"]))
             except ConfigError as e:
                 raise CheckpointError(f"checkpoint {directory} uses {e}") from e
         learner = cls(model, strategies, callbacks=callbacks, device=device, **manifest["learner"])

@@ -50,9 +50,9 @@ def register_model(name: str) -> Callable[[F], F]:
 
     def decorator(factory: F) -> F:
         old = MODELS.get(name)
-        if old is not None and _origin(old) != _origin(factory):
+        if old is not None and origin(old) != origin(factory):
             raise ConfigError(
-                f"register_model: {name!r} is already registered by {_origin(old)}; pick another name"
+                f"register_model: {name!r} is already registered by {origin(old)}; pick another name"
             )
         MODELS[name] = factory
         return factory
@@ -60,8 +60,10 @@ def register_model(name: str) -> Callable[[F], F]:
     return decorator
 
 
-def _origin(factory: Factory) -> str:
-    return f"{getattr(factory, '__module__', '?')}.{getattr(factory, '__qualname__', repr(factory))}"
+def origin(obj: Any) -> str:
+    """``module.qualname`` of a class or function: the same for a module imported again, different
+    for another definition under a taken name (models and strategies register by name)."""
+    return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
 
 
 def model_names() -> list[str]:

@@ -14,6 +14,7 @@ from torch import Tensor
 
 from lifelong.data.dataset import Batch, Dataset
 from lifelong.errors import ConfigError
+from lifelong.learn.models import origin
 
 if TYPE_CHECKING:
     from lifelong.data.scenarios import Experience
@@ -70,9 +71,21 @@ class Strategy:
     owns: ClassVar[frozenset[str]] = frozenset()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Register a class that sets its own ``name``; a name another class holds is refused (as
+        ``register_model`` does), so a plugin cannot silently replace a built-in for the CLI and for
+        checkpoints. The same class defined again (a module imported or reloaded) replaces itself."""
         super().__init_subclass__(**kwargs)
-        if cls.__dict__.get("name"):
-            REGISTRY[cls.name] = cls
+        name = cls.__dict__.get("name")
+        if not name:
+            return
+        if not cls.__module__.startswith("lifelong."):  # the built-ins hold their names first
+            import lifelong.strategies  # noqa: F401
+        old = REGISTRY.get(name)
+        if old is not None and origin(old) != origin(cls):
+            raise ConfigError(
+                f"strategy name {name!r} of {origin(cls)} is already taken by {origin(old)}; pick another name"
+            )
+        REGISTRY[name] = cls
 
     # -- hooks, in loop order -------------------------------------------------------------
     def attach(self, learner: Learner) -> None:
@@ -120,13 +133,21 @@ class Strategy:
 
     # -- configuration and state --------------------------------------------------------
     def get_params(self) -> dict[str, Any]:
-        """Hyper-parameters, read from the constructor's signature."""
+        """Hyper-parameters, read from the constructor's signature: each argument's attribute of the
+        same name (clone and checkpoints rebuild the strategy from them)."""
         sig = inspect.signature(type(self).__init__)
-        return {
-            p: getattr(self, p)
-            for p, v in sig.parameters.items()
-            if p != "self" and v.kind not in (v.VAR_POSITIONAL, v.VAR_KEYWORD)
-        }
+        params = {}
+        for p, v in sig.parameters.items():
+            if p == "self" or v.kind in (v.VAR_POSITIONAL, v.VAR_KEYWORD):
+                continue
+            if not hasattr(self, p):
+                raise ConfigError(
+                    f"{type(self).__name__}: constructor argument {p!r} is not stored as self.{p}; get_params, "
+                    f"clone and checkpoints read each hyper-parameter back by its name: store it verbatim "
+                    f"(self.{p} = {p})"
+                )
+            params[p] = getattr(self, p)
+        return params
 
     def clone(self) -> Strategy:
         """A fresh, untrained strategy with the same hyper-parameters."""
@@ -157,25 +178,59 @@ class Strategy:
         return 0
 
     def __repr__(self) -> str:
-        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        try:
+            params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        except ConfigError:  # a repr must not raise: it is used in the very messages that explain this
+            params = "..."
         return f"{type(self).__name__}({params})"
 
 
-def get_strategy(name: str) -> type[Strategy]:
+def get_strategy(name: str, defined_as: str | None = None) -> type[Strategy]:
     """The strategy class registered as ``name``; the built-ins are always found.
 
     The built-in methods register when ``lifelong.strategies`` (this package's own module) is
     imported, which happens here on first need; plugins must have been imported already.
+    ``defined_as`` (a checkpoint's record of a subclass with no name of its own, see
+    :func:`checkpoint_entry`): that subclass of the named class, which must be defined already.
     """
     if name not in REGISTRY:
         import lifelong.strategies  # noqa: F401  (the built-ins register themselves on import)
-    if name not in REGISTRY:
+    if name and name not in REGISTRY:
         raise ConfigError(
             f"unknown strategy {name!r}; registered strategies: {', '.join(strategy_names())}. To use your "
             "own, subclass lifelong.learn.Strategy with a `name` in a module loaded with --plugin module.path, "
             "LIFELONG_PLUGINS=module.path or an installed 'lifelong.strategies' entry point"
         )
-    return REGISTRY[name]
+    base = REGISTRY[name] if name else Strategy
+    if defined_as is None or origin(base) == defined_as:
+        if base is Strategy:
+            raise ConfigError("a strategy needs a name (or, in a checkpoint, the class it was saved from)")
+        return base
+    found = [c for c in _subclasses(base) if origin(c) == defined_as]
+    if not found:
+        raise ConfigError(
+            f"strategy {defined_as}, a subclass of {origin(base)} without a `name` of its own, is not defined "
+            "here: import the module that defines it first (--plugin module.path), or give it its own `name`"
+        )
+    return found[-1]  # the latest definition, as a reloaded module's
+
+
+def checkpoint_entry(strategy: Strategy) -> dict[str, Any]:
+    """How a checkpoint records ``strategy``: its registered name and hyper-parameters, plus, for a
+    subclass without a name of its own (``class MyReplay(Replay)``), where it is defined, so that it
+    loads back as that subclass instead of silently as its parent."""
+    entry: dict[str, Any] = {"name": strategy.name, "params": strategy.get_params()}
+    if REGISTRY.get(strategy.name) is not type(strategy):
+        entry["class"] = origin(type(strategy))
+    return entry
+
+
+def _subclasses(cls: type[Strategy]) -> list[type[Strategy]]:
+    """Every subclass of ``cls`` defined so far, in definition order, depth first."""
+    out = []
+    for sub in cls.__subclasses__():
+        out += [sub, *_subclasses(sub)]
+    return out
 
 
 def strategy_names() -> list[str]:
