@@ -27,7 +27,7 @@ from lifelong.data.scenarios import (
     task_free,
     task_incremental,
 )
-from lifelong.errors import StrategyMismatchError
+from lifelong.errors import ConfigError, StrategyMismatchError
 from lifelong.learn.learner import Learner
 from lifelong.learn.models import MLP
 from lifelong.learn.strategy import Strategy
@@ -102,6 +102,15 @@ def _tensors_equal(a: Any, b: Any, where: str = "state") -> None:
         assert a == b, f"{where}: {a!r} != {b!r}"
 
 
+def check_params(strategy: Strategy) -> None:
+    """Each constructor argument is stored under its own name, as ``get_params`` (and so ``clone``
+    and checkpoints) read it back."""
+    try:
+        strategy.get_params()
+    except ConfigError as e:
+        raise AssertionError(str(e)) from None
+
+
 def check_clone(strategy: Strategy) -> None:
     """``clone()`` gives a new object with equal hyper-parameters and untrained state."""
     _learner(strategy).fit(toy_scenario(_kind_for(strategy)))
@@ -166,6 +175,7 @@ def check_support_enforced(strategy: Strategy) -> None:
 
 
 CHECKS: dict[str, Callable[[Strategy], None]] = {
+    "params": check_params,  # first: every other check clones, which reads the params
     "clone": check_clone,
     "state_dict_roundtrip": check_state_dict_roundtrip,
     "seeded_determinism": check_seeded_determinism,
@@ -175,9 +185,22 @@ CHECKS: dict[str, Callable[[Strategy], None]] = {
 
 
 def run_checks(strategy: Strategy) -> None:
-    """Run every check on fresh clones of ``strategy``."""
-    for check in CHECKS.values():
-        check(strategy.clone())
+    """Run every check on fresh clones of ``strategy``; the AssertionError it raises is the report:
+    each failed check by name, with its reason. After a failed ``params`` check the others, which
+    clone the strategy, cannot run and are not tried."""
+    failures = []
+    for name, check in CHECKS.items():
+        try:
+            check(strategy if name == "params" else strategy.clone())
+        except AssertionError as e:
+            failures.append(f"{name}: {e}")
+            if name == "params":
+                break
+    if failures:
+        raise AssertionError(
+            f"{type(strategy).__name__} fails {len(failures)} of the {len(CHECKS)} conformance checks:\n"
+            + "\n".join(f"  {f}" for f in failures)
+        )
 
 
 __all__ = ["CHECKS", "Scenario", "run_checks", "toy_data", "toy_model", "toy_scenario"]
