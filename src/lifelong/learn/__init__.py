@@ -4,7 +4,7 @@ from lifelong.learn.callbacks import Callback, Control, EarlyStopping, LoopState
 from lifelong.learn.learner import Learner
 from lifelong.learn.models import create_model, register_model
 from lifelong.learn.plugins import load_plugins
-from lifelong.learn.strategy import REGISTRY, Strategy, get_strategy
+from lifelong.learn.strategy import REGISTRY, Strategy, check_choice, check_param, get_strategy
 
 __all__ = [
     "REGISTRY",
@@ -16,6 +16,8 @@ __all__ = [
     "ProgressBar",
     "Strategy",
     "Timer",
+    "check_choice",
+    "check_param",
     "create_model",
     "get_strategy",
     "load_plugins",

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor, nn
 
-from lifelong.learn.strategy import Strategy
+from lifelong.learn.strategy import Strategy, check_param
 from lifelong.strategies._arch import part, route, task_masked
 from lifelong.strategies._masks import FrozenEntries
 
@@ -57,6 +57,11 @@ class Adapters(Strategy):
 
     def __init__(self, bottleneck: int = 16, per_experience: bool = True, prompt: bool = False,
                  freeze_classifier: bool = False, tune_first: bool = False, enabled: bool = True) -> None:  # fmt: skip
+        check_param(self, "bottleneck", bottleneck, int, low=1)
+        flags = {"per_experience": per_experience, "prompt": prompt, "freeze_classifier": freeze_classifier,
+                 "tune_first": tune_first, "enabled": enabled}  # fmt: skip
+        for flag, value in flags.items():
+            check_param(self, flag, value, bool)
         self.bottleneck, self.per_experience, self.prompt = bottleneck, per_experience, prompt
         self.freeze_classifier, self.tune_first, self.enabled = freeze_classifier, tune_first, enabled
         self.sets_: list[int] = []  # task id of each adapter set, in order

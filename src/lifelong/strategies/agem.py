@@ -22,7 +22,7 @@ from torch import Tensor
 
 from lifelong.learn.buffers import make_buffer
 from lifelong.learn.distributed import all_reduce_mean
-from lifelong.learn.strategy import Strategy
+from lifelong.learn.strategy import Strategy, check_param
 from lifelong.strategies.gem import flat_grad, loss_grad, trainable, write_grad
 
 if TYPE_CHECKING:
@@ -45,6 +45,8 @@ class AGEM(Strategy):
     needs = frozenset({"boundaries"})
 
     def __init__(self, buffer_size: int = 500, batch_size: int | None = 256) -> None:
+        check_param(self, "buffer_size", buffer_size, int, low=1)
+        check_param(self, "batch_size", batch_size, int, low=1, none="the learner's batch size")
         self.buffer_size, self.batch_size = buffer_size, batch_size
         self.buffer_ = make_buffer("reservoir", buffer_size)
 

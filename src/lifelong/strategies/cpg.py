@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from lifelong.data.dataset import Dataset
-from lifelong.learn.strategy import Strategy
+from lifelong.learn.strategy import Strategy, check_param
 from lifelong.strategies._arch import grow_hidden, linear_forward, mlp_linears, part, route, task_masked
 from lifelong.strategies._masks import FrozenEntries, accuracy, padded, prune_free, retrain
 
@@ -43,6 +43,14 @@ class CPG(Strategy):
     def __init__(self, prune: float = 0.5, finetune_epochs: int = 1, threshold: float = 5e-3,
                  init_pick: float = 1e-2, target_accuracy: float = 0.9, min_free: float = 0.1,
                  grow_units: int = 8, max_grow: int = 1) -> None:  # fmt: skip
+        check_param(self, "prune", prune, low=0, high=1, high_open=True)
+        check_param(self, "finetune_epochs", finetune_epochs, int, low=0)
+        check_param(self, "threshold", threshold, low=0)
+        check_param(self, "init_pick", init_pick)
+        check_param(self, "target_accuracy", target_accuracy, low=0)
+        check_param(self, "min_free", min_free, low=0, high=1)
+        check_param(self, "grow_units", grow_units, int, low=1)
+        check_param(self, "max_grow", max_grow, int, low=0)
         self.prune, self.finetune_epochs, self.threshold = prune, finetune_epochs, threshold
         self.init_pick, self.target_accuracy, self.min_free = init_pick, target_accuracy, min_free
         self.grow_units, self.max_grow = grow_units, max_grow

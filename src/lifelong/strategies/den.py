@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from lifelong.data.dataset import Dataset
-from lifelong.learn.strategy import Strategy
+from lifelong.learn.strategy import Strategy, check_param
 from lifelong.strategies._arch import (
     gated_forward,
     grow_hidden,
@@ -56,6 +56,10 @@ class DEN(Strategy):
 
     def __init__(self, loss_threshold: float = 0.1, grow_units: int = 8, expand_epochs: int = 1,
                  split_threshold: float = 0.1) -> None:  # fmt: skip
+        check_param(self, "loss_threshold", loss_threshold, low=0)
+        check_param(self, "grow_units", grow_units, int, low=1)
+        check_param(self, "expand_epochs", expand_epochs, int, low=0)
+        check_param(self, "split_threshold", split_threshold, low=0)
         self.loss_threshold, self.grow_units = loss_threshold, grow_units
         self.expand_epochs, self.split_threshold = expand_epochs, split_threshold
         self.sizes_: list[int] = []

@@ -36,7 +36,7 @@ from torch import Tensor
 from lifelong.data.dataset import Batch
 from lifelong.learn.buffers import Offer, make_buffer, offer
 from lifelong.learn.models import has_batch_norm
-from lifelong.learn.strategy import Strategy, overrides
+from lifelong.learn.strategy import Strategy, check_param, overrides
 
 if TYPE_CHECKING:
     from lifelong.data.scenarios import Experience
@@ -60,6 +60,9 @@ class DER(Strategy):
     draws: ClassVar[int] = 1  # independent memory batches per step
 
     def __init__(self, buffer_size: int = 500, batch_size: int | None = None, alpha: float = 0.3) -> None:
+        check_param(self, "buffer_size", buffer_size, int, low=1)
+        check_param(self, "batch_size", batch_size, int, low=1, none="the learner's batch size")
+        check_param(self, "alpha", alpha, low=0)
         self.buffer_size, self.batch_size, self.alpha = buffer_size, batch_size, alpha
         self.buffer_ = make_buffer("reservoir", buffer_size)
         self._logits: Tensor | None = None  # the incoming samples' logits of this step, stored after it
@@ -209,6 +212,7 @@ class DERPP(DER):
         self, buffer_size: int = 500, batch_size: int | None = None, alpha: float = 0.2, beta: float = 0.5
     ) -> None:
         super().__init__(buffer_size, batch_size, alpha)
+        check_param(self, "beta", beta, low=0)
         self.beta = beta
 
     def penalty(self, learner: Learner, batch: Batch, logits: Tensor) -> Tensor | None:

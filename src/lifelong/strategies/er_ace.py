@@ -27,6 +27,7 @@ from torch import Tensor
 
 from lifelong.data.dataset import Batch
 from lifelong.learn.heads import classifier
+from lifelong.learn.strategy import check_param
 from lifelong.strategies.replay import Replay
 
 if TYPE_CHECKING:
@@ -50,6 +51,7 @@ class ERACE(Replay):
         self, buffer_size: int = 500, batch_size: int | None = None, cosine_head: bool = False
     ) -> None:
         super().__init__(buffer_size, batch_size, "reservoir")
+        check_param(self, "cosine_head", cosine_head, bool)
         self.cosine_head = cosine_head
         self.top_ = torch.tensor(0)  # the largest class among the incoming labels so far
         self._hook: tuple[torch.nn.Module, torch.utils.hooks.RemovableHandle] | None = None

@@ -44,7 +44,7 @@ from torch import Tensor
 from lifelong.data.dataset import Batch
 from lifelong.errors import ConfigError
 from lifelong.learn.distributed import all_reduce_mean
-from lifelong.learn.strategy import Strategy
+from lifelong.learn.strategy import Strategy, check_choice, check_param
 from lifelong.strategies._importance import FISHERS, PENALTY_STEPS, fisher_diagonal, step_size, trainable
 
 if TYPE_CHECKING:
@@ -73,13 +73,17 @@ class EWC(Strategy):
     def __init__(self, lam: float = 100.0, online: bool = False, decay: float = 1.0,
                  fisher_samples: int | None = None, fisher: str = "true", fisher_batch_size: int = 1,
                  penalty_step: str = "gradient") -> None:  # fmt: skip
-        if penalty_step not in PENALTY_STEPS:
-            raise ConfigError(f"penalty_step: unknown {penalty_step!r}; valid: {', '.join(PENALTY_STEPS)}")
-        if fisher not in FISHERS:
-            raise ConfigError(f"fisher: unknown {fisher!r}; valid: {', '.join(FISHERS)}")
+        check_param(self, "lam", lam, low=0)
+        check_param(self, "online", online, bool)
+        check_param(self, "decay", decay, low=0, high=1)
+        check_param(self, "fisher_samples", fisher_samples, int, low=1, none="every sample")
+        check_choice(self, "fisher", fisher, FISHERS)
+        check_param(self, "fisher_batch_size", fisher_batch_size, int, low=1)
+        check_choice(self, "penalty_step", penalty_step, PENALTY_STEPS)
         if fisher == "true" and fisher_batch_size > 1:
             raise ConfigError(
-                "fisher='true' needs per-sample gradients: use fisher_batch_size=1 or fisher='sampled'"
+                f"{type(self).__name__}: fisher='true' needs per-sample gradients: use fisher_batch_size=1 or "
+                "fisher='sampled'"
             )
         self.lam, self.online, self.decay, self.fisher_samples = lam, online, decay, fisher_samples
         self.fisher, self.fisher_batch_size, self.penalty_step = fisher, fisher_batch_size, penalty_step

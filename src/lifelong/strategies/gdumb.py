@@ -22,7 +22,7 @@ from torch import Tensor
 
 from lifelong.data.dataset import Batch
 from lifelong.learn.buffers import make_buffer
-from lifelong.learn.strategy import Strategy
+from lifelong.learn.strategy import Strategy, check_param
 
 if TYPE_CHECKING:
     from lifelong.data.scenarios import Experience
@@ -52,6 +52,14 @@ class GDumb(Strategy):
     def __init__(self, buffer_size: int = 500, epochs: int = 128, batch_size: int = 16, lr: float = 0.05,
                  min_lr: float = 0.0005, momentum: float = 0.9, weight_decay: float = 1e-6,
                  clip: float = 10.0) -> None:  # fmt: skip
+        check_param(self, "buffer_size", buffer_size, int, low=1)
+        check_param(self, "epochs", epochs, int, low=0)
+        check_param(self, "batch_size", batch_size, int, low=1)
+        check_param(self, "lr", lr, low=0, low_open=True)
+        check_param(self, "min_lr", min_lr, low=0, high=lr)
+        check_param(self, "momentum", momentum, low=0, high=1, high_open=True)
+        check_param(self, "weight_decay", weight_decay, low=0)
+        check_param(self, "clip", clip, low=0, low_open=True)
         self.buffer_size, self.epochs, self.batch_size = buffer_size, epochs, batch_size
         self.lr, self.min_lr, self.momentum, self.weight_decay, self.clip = (
             lr,

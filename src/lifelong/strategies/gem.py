@@ -15,9 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lifelong.errors import ConfigError
 from lifelong.learn.distributed import all_reduce_mean
-from lifelong.learn.strategy import Strategy
+from lifelong.learn.strategy import Strategy, check_param
 
 if TYPE_CHECKING:
     from lifelong.data.scenarios import Experience
@@ -46,8 +45,9 @@ class GEM(Strategy):
     def __init__(
         self, buffer_size: int = 500, margin: float = 0.5, per_experience: int | None = None
     ) -> None:
-        if per_experience is not None and per_experience < 1:
-            raise ConfigError(f"GEM per_experience: need at least 1 sample, got {per_experience}")
+        check_param(self, "buffer_size", buffer_size, int, low=1)
+        check_param(self, "margin", margin, low=0)
+        check_param(self, "per_experience", per_experience, int, low=1, none="buffer_size shared by all")
         self.buffer_size, self.margin, self.per_experience = buffer_size, margin, per_experience
         # one entry per past experience: raw inputs (storage dtype), labels, task ids
         self.x_: list[Tensor] = []

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from lifelong.data.dataset import Batch
 from lifelong.learn.buffers import make_buffer
-from lifelong.learn.strategy import Strategy
+from lifelong.learn.strategy import Strategy, check_param
 from lifelong.strategies._vae import VAE
 
 if TYPE_CHECKING:
@@ -43,6 +43,12 @@ class GenerativeReplay(Strategy):
 
     def __init__(self, latent_dim: int = 16, hidden: int = 128, gen_lr: float = 3e-3, gen_steps: int = 1,
                  replay_size: int | None = None, store_generated: int = 0) -> None:  # fmt: skip
+        check_param(self, "latent_dim", latent_dim, int, low=1)
+        check_param(self, "hidden", hidden, int, low=1)
+        check_param(self, "gen_lr", gen_lr, low=0, low_open=True)
+        check_param(self, "gen_steps", gen_steps, int, low=1)
+        check_param(self, "replay_size", replay_size, int, low=1, none="the incoming batch's size")
+        check_param(self, "store_generated", store_generated, int, low=0)
         self.latent_dim, self.hidden, self.gen_lr, self.gen_steps = latent_dim, hidden, gen_lr, gen_steps
         self.replay_size, self.store_generated = replay_size, store_generated
         self.input_shape_: list[int] = []

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from lifelong.learn.distributed import all_reduce_mean
-from lifelong.learn.strategy import Strategy
+from lifelong.learn.strategy import Strategy, check_param
 from lifelong.strategies._importance import sample_index
 from lifelong.strategies._projection import check_projectable, grow_basis, input_grams, layers
 
@@ -42,6 +42,9 @@ class GPM(Strategy):
     supports = frozenset({"class", "task", "domain"})
 
     def __init__(self, threshold: float = 0.97, threshold_increment: float = 0.0, samples: int = 125) -> None:
+        check_param(self, "threshold", threshold, low=0, high=1, low_open=True)
+        check_param(self, "threshold_increment", threshold_increment, low=0, high=1)
+        check_param(self, "samples", samples, int, low=1)
         self.threshold, self.threshold_increment, self.samples = threshold, threshold_increment, samples
         self.bases_: dict[str, Tensor] = {}  # layer name -> [d, k], orthonormal columns
         self.old_classes_: list[int] = []

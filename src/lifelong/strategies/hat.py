@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from lifelong.data.dataset import Batch
-from lifelong.learn.strategy import Strategy
+from lifelong.learn.strategy import Strategy, check_param
 from lifelong.strategies._arch import gated_forward, mlp_linears, part, route, task_masked
 from lifelong.strategies._masks import FrozenEntries
 
@@ -42,6 +42,9 @@ class HAT(Strategy):
     needs = frozenset({"task_labels"})
 
     def __init__(self, s_max: float = 400.0, c: float = 0.75, clamp: float = 6.0) -> None:
+        check_param(self, "s_max", s_max, low=1)
+        check_param(self, "c", c, low=0)
+        check_param(self, "clamp", clamp, low=0, low_open=True)
         self.s_max, self.c, self.clamp = s_max, c, clamp
         self.tasks_: list[int] = []
         self.used_: list[Tensor] = []  # per hidden layer: bool [units], used by an earlier task

@@ -14,9 +14,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lifelong.data.dataset import Batch, Dataset, concat
-from lifelong.errors import ConfigError
 from lifelong.learn.distributed import all_reduce_class_sums
-from lifelong.learn.strategy import Strategy
+from lifelong.learn.strategy import Strategy, check_choice, check_param
 from lifelong.strategies import _distill
 from lifelong.strategies._herding import herding
 from lifelong.strategies.ncm import embed, nearest_mean_logits
@@ -47,8 +46,10 @@ class ICaRL(Strategy):
 
     def __init__(self, buffer_size: int = 500, distillation: str = "bce", temperature: float = 2.0,
                  alpha: float = 1.0) -> None:  # fmt: skip
-        if distillation not in ("bce", "kd"):
-            raise ConfigError(f"distillation: unknown {distillation!r}; valid: bce, kd")
+        check_param(self, "buffer_size", buffer_size, int, low=1)
+        check_choice(self, "distillation", distillation, ("bce", "kd"))
+        check_param(self, "temperature", temperature, low=0, low_open=True)
+        check_param(self, "alpha", alpha, low=0)
         self.buffer_size, self.distillation = buffer_size, distillation
         self.temperature, self.alpha = temperature, alpha
         self.exemplars_: dict[str, Tensor] = {}  # x (storage dtype), y, t; grouped by class, herding order

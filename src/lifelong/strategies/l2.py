@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from lifelong.data.dataset import Batch
-from lifelong.learn.strategy import Strategy
+from lifelong.learn.strategy import Strategy, check_param
 from lifelong.strategies._importance import trainable
 
 if TYPE_CHECKING:
@@ -32,6 +32,7 @@ class L2(Strategy):
     supports = frozenset({"class", "task", "domain"})
 
     def __init__(self, lam: float = 1.0) -> None:
+        check_param(self, "lam", lam, low=0)
         self.lam = lam
         self.anchor_: dict[str, Tensor] = {}
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from torch import Tensor, nn
 
 from lifelong.data.dataset import Batch
-from lifelong.learn.strategy import Strategy
+from lifelong.learn.strategy import Strategy, check_param
 from lifelong.strategies import _distill
 
 if TYPE_CHECKING:
@@ -42,6 +42,8 @@ class LwF(Strategy):
     supports = frozenset({"class", "task", "domain"})
 
     def __init__(self, alpha: float = 1.0, temperature: float = 2.0) -> None:
+        check_param(self, "alpha", alpha, low=0)
+        check_param(self, "temperature", temperature, low=0, low_open=True)
         self.alpha, self.temperature = alpha, temperature
         self.old_state_: dict[str, Tensor] | None = None
         self.old_classes_: list[int] = []

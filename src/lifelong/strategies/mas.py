@@ -11,9 +11,8 @@ from typing import TYPE_CHECKING
 from torch import Tensor
 
 from lifelong.data.dataset import Batch
-from lifelong.errors import ConfigError
 from lifelong.learn.distributed import all_reduce_mean
-from lifelong.learn.strategy import Strategy
+from lifelong.learn.strategy import Strategy, check_choice, check_param
 from lifelong.strategies._importance import (
     PENALTY_STEPS,
     mean_abs_gradient,
@@ -52,8 +51,9 @@ class MAS(Strategy):
     supports = frozenset({"class", "task", "domain"})
 
     def __init__(self, lam: float = 0.01, samples: int | None = None, penalty_step: str = "gradient") -> None:
-        if penalty_step not in PENALTY_STEPS:
-            raise ConfigError(f"penalty_step: unknown {penalty_step!r}; valid: {', '.join(PENALTY_STEPS)}")
+        check_param(self, "lam", lam, low=0)
+        check_param(self, "samples", samples, int, low=1, none="every sample")
+        check_choice(self, "penalty_step", penalty_step, PENALTY_STEPS)
         self.lam, self.samples, self.penalty_step = lam, samples, penalty_step
         self.omega_: dict[str, Tensor] = {}
         self.anchor_: dict[str, Tensor] = {}

@@ -18,7 +18,7 @@ from lifelong.data.dataset import Batch
 from lifelong.errors import StrategyMismatchError
 from lifelong.learn.buffers import make_buffer
 from lifelong.learn.models import has_batch_norm
-from lifelong.learn.strategy import Strategy
+from lifelong.learn.strategy import Strategy, check_param
 
 if TYPE_CHECKING:
     from lifelong.learn.learner import Learner
@@ -49,6 +49,12 @@ class MER(Strategy):
 
     def __init__(self, buffer_size: int = 500, replay_size: int | None = None, n_batches: int = 1,
                  group_size: int = 1, beta: float = 0.03, gamma: float = 1.0) -> None:  # fmt: skip
+        check_param(self, "buffer_size", buffer_size, int, low=1)
+        check_param(self, "replay_size", replay_size, int, low=1, none="the learner's batch size")
+        check_param(self, "n_batches", n_batches, int, low=1)
+        check_param(self, "group_size", group_size, int, low=1)
+        check_param(self, "beta", beta, low=0, high=1, low_open=True)
+        check_param(self, "gamma", gamma, low=0, high=1, low_open=True)
         self.buffer_size, self.replay_size, self.n_batches = buffer_size, replay_size, n_batches
         self.group_size, self.beta, self.gamma = group_size, beta, gamma
         self.buffer_ = make_buffer("reservoir", buffer_size)

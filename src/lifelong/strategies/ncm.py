@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from lifelong.errors import StrategyMismatchError
 from lifelong.learn.distributed import all_reduce_class_sums
-from lifelong.learn.strategy import Strategy
+from lifelong.learn.strategy import Strategy, check_param
 from lifelong.strategies._arch import part
 
 if TYPE_CHECKING:
@@ -73,6 +73,7 @@ class NCM(Strategy):
     reads_window = False  # the boundary only pools the running sums across ranks
 
     def __init__(self, freeze: bool = True) -> None:
+        check_param(self, "freeze", freeze, bool)
         self.freeze = freeze
         self.sums_: Tensor | None = None  # [C, D] sum of normalised features per class
         self.counts_: Tensor | None = None  # [C]

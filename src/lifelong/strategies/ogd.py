@@ -13,7 +13,7 @@ from torch import Tensor
 
 from lifelong.errors import ConfigError
 from lifelong.learn.distributed import all_gather_rows, share
-from lifelong.learn.strategy import Strategy
+from lifelong.learn.strategy import Strategy, check_param
 from lifelong.strategies._importance import per_sample_gradients, sample_index, trainable
 from lifelong.strategies._projection import extend_rows
 
@@ -44,6 +44,7 @@ class OGD(Strategy):
     supports = frozenset({"class", "task", "domain"})
 
     def __init__(self, memory_per_experience: int = 100) -> None:
+        check_param(self, "memory_per_experience", memory_per_experience, int, low=1)
         self.memory_per_experience = memory_per_experience
         self.basis_: Tensor | None = None
 
@@ -61,7 +62,7 @@ class OGD(Strategy):
 
     def after_experience(self, learner: Learner, experience: Experience) -> None:
         data = experience.train
-        if len(data) == 0 or self.memory_per_experience == 0:
+        if len(data) == 0:
             return
         # under torch.distributed each rank draws its share and every rank stores all ranks' rows
         b = data.batch(sample_index(learner, len(data), share(learner, self.memory_per_experience)))

@@ -22,8 +22,7 @@ import torch
 from torch import Tensor
 from torch.func import functional_call
 
-from lifelong.errors import ConfigError
-from lifelong.learn.strategy import Strategy
+from lifelong.learn.strategy import Strategy, check_param
 from lifelong.strategies._arch import route, task_masked
 from lifelong.strategies._masks import FrozenEntries, prune_free, retrain
 
@@ -58,10 +57,9 @@ class PackNet(Strategy):
     def __init__(
         self, prune: float | None = None, finetune_epochs: int = 1, n_tasks: int | None = None
     ) -> None:
-        if prune is not None and not 0.0 <= prune < 1.0:
-            raise ConfigError(f"prune: {prune} is not in [0, 1); None gives every task an equal share")
-        if n_tasks is not None and n_tasks < 1:
-            raise ConfigError(f"n_tasks: {n_tasks} must be at least 1 (or None: the scenario's length)")
+        check_param(self, "prune", prune, low=0, high=1, high_open=True, none="every task an equal share")
+        check_param(self, "finetune_epochs", finetune_epochs, int, low=0)
+        check_param(self, "n_tasks", n_tasks, int, low=1, none="the scenario's length")
         self.prune, self.finetune_epochs, self.n_tasks = prune, finetune_epochs, n_tasks
         self.owner_: dict[str, Tensor] = {}
         self.tasks_: list[int] = []

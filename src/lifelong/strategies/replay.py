@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 import torch
 
 from lifelong.data.dataset import Batch
-from lifelong.learn.buffers import make_buffer
-from lifelong.learn.strategy import Strategy
+from lifelong.learn.buffers import BUFFERS, make_buffer
+from lifelong.learn.strategy import Strategy, check_choice, check_param
 
 if TYPE_CHECKING:
     from lifelong.learn.learner import Learner
@@ -34,6 +34,9 @@ class Replay(Strategy):
     def __init__(
         self, buffer_size: int = 500, batch_size: int | None = None, policy: str = "reservoir"
     ) -> None:
+        check_param(self, "buffer_size", buffer_size, int, low=1)
+        check_param(self, "batch_size", batch_size, int, low=1, none="the learner's batch size")
+        check_choice(self, "policy", policy, BUFFERS)
         self.buffer_size, self.batch_size, self.policy = buffer_size, batch_size, policy
         self.buffer_ = make_buffer(policy, buffer_size)
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from torch import Tensor
 
 from lifelong.data.dataset import Batch
+from lifelong.learn.strategy import check_param
 from lifelong.strategies._importance import quadratic_penalty, trainable
 from lifelong.strategies._path import PathIntegral
 
@@ -56,6 +57,10 @@ class RWalk(PathIntegral):
     supports = frozenset({"class", "task", "domain"})
 
     def __init__(self, lam: float = 1.0, alpha: float = 0.9, eps: float = 1e-3, interval: int = 10) -> None:
+        check_param(self, "lam", lam, low=0)
+        check_param(self, "alpha", alpha, low=0, high=1, low_open=True)
+        check_param(self, "eps", eps, low=0, low_open=True)
+        check_param(self, "interval", interval, int, low=1)
         self.lam, self.alpha, self.eps, self.interval = lam, alpha, eps, interval
         self.fisher_: dict[str, Tensor] = {}  # running (EMA over intervals)
         self.squares_: dict[str, Tensor] = {}  # sum of g^2 over the current interval

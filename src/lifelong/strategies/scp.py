@@ -23,7 +23,7 @@ from torch import Tensor
 
 from lifelong.data.dataset import Batch, Dataset
 from lifelong.learn.distributed import all_reduce_mean
-from lifelong.learn.strategy import Strategy
+from lifelong.learn.strategy import Strategy, check_param
 from lifelong.strategies._importance import quadratic_penalty, sample_index, trainable
 
 if TYPE_CHECKING:
@@ -82,6 +82,11 @@ class SCP(Strategy):
 
     def __init__(self, lam: float = 1.0, slices: int = 100, samples: int | None = None, decay: float = 0.5,
                  batch_size: int | None = None) -> None:  # fmt: skip
+        check_param(self, "lam", lam, low=0)
+        check_param(self, "slices", slices, int, low=1)
+        check_param(self, "samples", samples, int, low=1, none="every sample")
+        check_param(self, "decay", decay, low=0, high=1, high_open=True)
+        check_param(self, "batch_size", batch_size, int, low=1, none="the learner's batch size")
         self.lam, self.slices, self.samples, self.decay, self.batch_size = (
             lam,
             slices,

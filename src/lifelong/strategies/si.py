@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 from torch import Tensor
 
 from lifelong.data.dataset import Batch
-from lifelong.errors import ConfigError
 from lifelong.learn.distributed import all_reduce_mean
+from lifelong.learn.strategy import check_choice, check_param
 from lifelong.strategies._importance import PENALTY_STEPS, proximal_pull, quadratic_penalty, trainable
 from lifelong.strategies._path import PathIntegral
 
@@ -44,8 +44,9 @@ class SI(PathIntegral):
     supports = frozenset({"class", "task", "domain"})
 
     def __init__(self, c: float = 1.0, xi: float = 0.1, penalty_step: str = "gradient") -> None:
-        if penalty_step not in PENALTY_STEPS:
-            raise ConfigError(f"penalty_step: unknown {penalty_step!r}; valid: {', '.join(PENALTY_STEPS)}")
+        check_param(self, "c", c, low=0)
+        check_param(self, "xi", xi, low=0, low_open=True)
+        check_choice(self, "penalty_step", penalty_step, PENALTY_STEPS)
         self.c, self.xi, self.penalty_step = c, xi, penalty_step
         self.omega_: dict[str, Tensor] = {}
         self.anchor_: dict[str, Tensor] = {}
