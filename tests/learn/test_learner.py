@@ -1,5 +1,6 @@
 import math
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -482,6 +483,16 @@ def test_a_finite_blown_up_loss_marks_the_run_diverged_too() -> None:
         learner = Learner(toy_model(), strategies, lr=0.01, batch_size=4)
         learner.partial_fit(x, y)
         assert learner.diverged is diverged
+
+
+def test_a_diverged_fit_warns_with_what_to_change() -> None:
+    """Without a strategy's own advice the fix is the learning rate; a healthy run warns nothing."""
+    with pytest.warns(RuntimeWarning, match=r"training diverged: lower lr \(now 1000\)"):
+        result = Learner(toy_model(), [Naive()], lr=1e3, batch_size=8).fit(toy_scenario())
+    assert result.diverged and "lower lr" in result.table().splitlines()[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert not Learner(toy_model(), [Naive()], lr=0.1, batch_size=8).fit(toy_scenario()).diverged
 
 
 HOST_READS = ("item", "tolist", "__bool__", "__float__", "__int__", "__index__", "nonzero", "numpy")

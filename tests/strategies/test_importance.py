@@ -78,6 +78,26 @@ def test_proximal_step_holds_where_the_gradient_step_diverges(make) -> None:
     assert drift["proximal"] < 0.1  # held at the first experience's weights
 
 
+@pytest.mark.parametrize(
+    ("make", "strength"),
+    [
+        (lambda s: EWC(lam=1e6, penalty_step=s), "lam"),
+        (lambda s: SI(c=1e6, penalty_step=s), "c"),
+        (lambda s: MAS(lam=1e6, penalty_step=s), "lam"),
+    ],
+    ids=["ewc", "si", "mas"],
+)
+def test_a_run_diverged_by_the_gradient_step_says_to_try_the_proximal_one(make, strength) -> None:
+    with pytest.warns(RuntimeWarning, match=r"training diverged: .*penalty_step='proximal'") as caught:
+        result = Learner(toy_model(), [make("gradient")], lr=LR, batch_size=8, seed=0).fit(
+            toy_scenario("domain")
+        )
+    assert result.diverged and f"a smaller {strength} or lr" in str(caught[0].message)
+    assert "penalty_step='proximal'" in result.table().splitlines()[0]
+    assert "penalty_step='proximal'" in result.to_dict()["info"]["divergence_hint"]
+    assert make("proximal").divergence_hint() is None  # the stable step has no such advice
+
+
 def test_unknown_penalty_step_is_refused() -> None:
     for make in (
         lambda: EWC(penalty_step="implicit"),

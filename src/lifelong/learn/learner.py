@@ -11,6 +11,7 @@ import dataclasses
 import math
 import os
 import time
+import warnings
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -177,6 +178,11 @@ class Learner:
         lr * lam * F > 2: losses of 6e19 in float32, finite, and a model answering one class)."""
         self._sum_losses()
         return not bool(torch.isfinite(self._loss_total)) or float(self._loss_max) > DIVERGED_LOSS
+
+    def _divergence_hint(self) -> str:
+        """What a diverged run says to change: the strategies' own advice, else a smaller lr."""
+        hints = [h for s in self.strategies if (h := s.divergence_hint()) is not None]
+        return "; ".join(hints) if hints else f"lower lr (now {self.lr:g}) or the strategies' strengths"
 
     def _sum_losses(self) -> None:
         """Fold the pending step losses into ``_loss_total`` and ``_loss_max``: no host sync."""
@@ -752,6 +758,11 @@ class Learner:
         result.train_seconds = self.train_seconds - start_seconds
         result.boundary_seconds = self.boundary_seconds - start_boundary
         result.diverged = self.diverged
+        if result.diverged:
+            result.info["divergence_hint"] = self._divergence_hint()
+            warnings.warn(
+                f"training diverged: {result.info['divergence_hint']}", RuntimeWarning, stacklevel=2
+            )
         result.epochs = self.epochs_trained - start_epochs
         result.samples = self.samples_trained - start_samples
         result.extra_parameters = self.extra_parameters()

@@ -180,6 +180,10 @@ class Strategy:
         """Parameters the method keeps beyond the model (old models, importances count as state)."""
         return 0
 
+    def divergence_hint(self) -> str | None:
+        """What to change when a run with this strategy diverged, if the method knows a likely cause."""
+        return None
+
     def __repr__(self) -> str:
         try:
             params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())

@@ -75,7 +75,8 @@ class Result:
     ``flips[i]`` the negative flip rate of update i+1 on experiences before it.
     ``train_seconds`` includes ``boundary_seconds``, the work strategies do at boundaries
     (importances, exemplar selection, retraining). A ``diverged`` run (a non-finite training
-    loss) is not a result: its accuracy metrics are NaN and its table says "diverged".
+    loss) is not a result: its accuracy metrics are NaN, its table says "diverged", and
+    ``info["divergence_hint"]`` says what to change (a smaller lr, EWC's proximal step).
     """
 
     accuracy_matrix: list[list[float]] = field(default_factory=list)
@@ -156,7 +157,11 @@ class Result:
         n = len(self.accuracy_matrix[0]) if self.accuracy_matrix else 0
         lines = ["after \\ on " + " ".join(f"{j:>6}" for j in range(n))]
         if self.diverged:
-            lines.insert(0, "diverged: a training loss was not finite; these numbers are not a result")
+            hint = self.info.get("divergence_hint")  # what to change, set by Learner.fit
+            advice = f" ({hint})" if hint else ""
+            lines.insert(
+                0, f"diverged: a training loss was not finite; these numbers are not a result{advice}"
+            )
         for i, row in enumerate(self.accuracy_matrix):
             lines.append(f"{i:>10} " + " ".join(f"{a:6.3f}" for a in row))
         lines.append("")

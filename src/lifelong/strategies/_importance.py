@@ -150,6 +150,18 @@ def quadratic_penalty(learner: Learner, anchor: dict[str, Tensor], importance: d
 PENALTY_STEPS = ("gradient", "proximal")
 
 
+def gradient_step_hint(strategy: object, penalty_step: str, strength: str) -> str | None:
+    """The fix for a diverged run whose quadratic penalty took plain gradient steps (EWC, SI, MAS):
+    that step diverges once ``lr * strength * importance > 2`` for a single weight, the proximal one never."""
+    if penalty_step != "gradient":
+        return None
+    return (
+        f"{type(strategy).__name__} applies its penalty by gradient steps, which diverge once "
+        f"lr * {strength} * importance > 2 for any weight: try penalty_step='proximal' (stable for any "
+        f"{strength}), or a smaller {strength} or lr"
+    )
+
+
 def step_size(learner: Learner) -> float:
     """The optimizer's current learning rate (what a proximal step must match)."""
     return float(learner.optimizer.param_groups[0]["lr"])

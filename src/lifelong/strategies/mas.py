@@ -15,6 +15,7 @@ from lifelong.learn.distributed import all_reduce_mean
 from lifelong.learn.strategy import Strategy, check_choice, check_param
 from lifelong.strategies._importance import (
     PENALTY_STEPS,
+    gradient_step_hint,
     mean_abs_gradient,
     proximal_pull,
     quadratic_penalty,
@@ -78,3 +79,6 @@ class MAS(Strategy):
 
     def extra_parameters(self) -> int:
         return sum(t.numel() for d in (self.omega_, self.anchor_) for t in d.values())
+
+    def divergence_hint(self) -> str | None:
+        return gradient_step_hint(self, self.penalty_step, "lam")

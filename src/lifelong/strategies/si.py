@@ -12,7 +12,13 @@ from torch import Tensor
 from lifelong.data.dataset import Batch
 from lifelong.learn.distributed import all_reduce_mean
 from lifelong.learn.strategy import check_choice, check_param
-from lifelong.strategies._importance import PENALTY_STEPS, proximal_pull, quadratic_penalty, trainable
+from lifelong.strategies._importance import (
+    PENALTY_STEPS,
+    gradient_step_hint,
+    proximal_pull,
+    quadratic_penalty,
+    trainable,
+)
 from lifelong.strategies._path import PathIntegral
 
 if TYPE_CHECKING:
@@ -82,3 +88,6 @@ class SI(PathIntegral):
     def extra_parameters(self) -> int:
         states = (self.omega_, self.anchor_, self.start_, self.path_)
         return sum(t.numel() for d in states for t in d.values())
+
+    def divergence_hint(self) -> str | None:
+        return gradient_step_hint(self, self.penalty_step, "c")
