@@ -4,9 +4,11 @@ import pytest
 import torch
 
 from lifelong.checks import toy_model, toy_scenario
+from lifelong.data.scenarios import Experience, Scenario
 from lifelong.errors import ConfigError
 from lifelong.learn.learner import Learner
 from lifelong.strategies import PackNet
+from lifelong.strategies.packnet import DEFAULT_PRUNE
 
 
 def test_earlier_task_logits_are_bit_identical_after_later_tasks() -> None:
@@ -63,3 +65,46 @@ def test_bad_prune_is_refused() -> None:
         PackNet(prune=1.0)
     with pytest.raises(ConfigError, match="n_tasks"):
         PackNet(n_tasks=0)
+
+
+def _scenario(*experiences: Experience) -> Scenario:
+    """A task scenario of these experiences, built right before it is fit (building one points its
+    experiences at it: the scenario an experience came in is the one PackNet sizes its shares from)."""
+    return Scenario("part", "task", list(experiences), 4)
+
+
+def test_fitting_task_by_task_leaves_capacity_for_later_tasks(tmp_path) -> None:
+    """One fit per task (here resumed from a checkpoint in between): a one-experience scenario does not
+    say how many tasks follow, so each releases half its free weights instead of keeping them all."""
+    first, second = toy_scenario("task").experiences
+    strategy = PackNet()
+    learner = Learner(toy_model(), [strategy], lr=0.1, batch_size=8)
+    learner.fit(_scenario(first))
+    free = float((strategy.owner_["features.1.weight"] == 0).float().mean())
+    assert strategy.plan_ is None and abs(free - DEFAULT_PRUNE) < 0.05
+    learner.save(tmp_path)
+    resumed = Learner.load(tmp_path)
+    resumed.fit(_scenario(second))
+    accuracy = resumed.evaluate([first, second])
+    assert accuracy[1] > 0.8  # two classes per task: chance is 0.5, where the second task used to score
+    assert accuracy[0] > 0.8
+
+
+def test_a_whole_scenario_fit_still_packs_equal_shares() -> None:
+    strategy = PackNet(finetune_epochs=0)
+    Learner(toy_model(), [strategy], lr=0.1, batch_size=8).fit(toy_scenario("task"))
+    owner = strategy.owner_["features.1.weight"]
+    assert strategy.plan_ == 2 and int((owner == 0).sum()) == 0
+    assert abs(float((owner == 1).float().mean()) - 0.5) < 0.05
+
+
+@pytest.mark.parametrize("sized", ["n_tasks", "scenario"])
+def test_a_task_with_no_free_weights_left_is_refused(sized: str) -> None:
+    first, second = toy_scenario("task").experiences
+    strategy = PackNet(n_tasks=1) if sized == "n_tasks" else PackNet()
+    learner = Learner(toy_model(), [strategy], lr=0.1, batch_size=8)
+    learner.fit(_scenario(first) if sized == "n_tasks" else _scenario(first, second))  # fills the network
+    with pytest.raises(
+        ConfigError, match=r"no free weights left for task .*n_tasks=<tasks in the whole stream>"
+    ):
+        learner.fit(_scenario(second) if sized == "n_tasks" else _scenario(first))

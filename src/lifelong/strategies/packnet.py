@@ -9,9 +9,19 @@ the paper keeps per-task batch-norm parameters, which this implementation does n
 
 By default each task keeps an equal share of the network (the paper sizes its pruning ratios
 to the number of tasks to pack): with ``n`` tasks, the ``k``-th keeps ``1 / (n - k + 1)`` of the
-weights still free, i.e. ``1/n`` of the whole. A fixed ratio suits only short sequences: 0.5
-leaves task ``k`` ``2^-k`` of the network (measured on 10 permutations: diagonal accuracy
-0.66 -> 0.07, ACC 39% against fine-tuning's 62%).
+weights still free, i.e. ``1/n`` of the whole, and the last keeps every weight still free. A fixed
+ratio suits only short sequences: 0.5 leaves task ``k`` ``2^-k`` of the network (measured on 10
+permutations: diagonal accuracy 0.66 -> 0.07, ACC 39% against fine-tuning's 62%).
+
+``n`` is ``n_tasks``, else the length of the scenario the first task came in, when that scenario holds
+two or more experiences: a whole-scenario ``fit`` packs its tasks in equal shares. A scenario of one
+experience says nothing about the tasks to come (training experience by experience, one ``fit`` per
+task, looks the same as a one-task stream), nor does ``learn``/``partial_fit`` without a scenario: then
+each task releases ``DEFAULT_PRUNE`` (0.5, the paper's ratio for short sequences) of the free weights,
+so later tasks keep capacity. The plan is fixed by the first task and saved with the strategy's state,
+so a resumed checkpoint continues it. A task arriving when no free weight is left (more tasks than
+planned: a later ``fit``, a resumed run) is a ConfigError saying to set ``n_tasks`` or ``prune``;
+trained on nothing, it would score at chance.
 """
 
 from __future__ import annotations
@@ -22,6 +32,7 @@ import torch
 from torch import Tensor
 from torch.func import functional_call
 
+from lifelong.errors import ConfigError
 from lifelong.learn.strategy import Strategy, check_param
 from lifelong.strategies._arch import route, task_masked
 from lifelong.strategies._masks import FrozenEntries, prune_free, retrain
@@ -29,6 +40,9 @@ from lifelong.strategies._masks import FrozenEntries, prune_free, retrain
 if TYPE_CHECKING:
     from lifelong.data.scenarios import Experience
     from lifelong.learn.learner import Learner
+
+#: the share of free weights each task releases when the number of tasks is unknown (the paper's 0.5)
+DEFAULT_PRUNE = 0.5
 
 
 class PackNet(Strategy):
@@ -40,13 +54,15 @@ class PackNet(Strategy):
         biases are kept whole by the first task that trains them, as in the paper). None: equal
         shares, ``1 - 1 / (tasks left)``, over ``n_tasks`` tasks.
     n_tasks : tasks to pack, for ``prune=None``; None takes the number of experiences of the
-        scenario being learned (0.5 per task if the stream does not say).
+        scenario the first task came in if it holds two or more, else releases ``DEFAULT_PRUNE`` per
+        task (see the module docstring).
     finetune_epochs : passes over the task's data after pruning, training only its kept weights.
 
     Notes
     -----
     ``owner_[name]`` holds, per parameter entry, 0 (free) or ``k`` (kept by the ``k``-th task,
-    whose id is ``tasks_[k - 1]``). Masks cost memory (``memory_bytes``), not parameters.
+    whose id is ``tasks_[k - 1]``); ``plan_`` the tasks the equal shares were sized for (None: a
+    fixed fraction). Masks cost memory (``memory_bytes``), not parameters.
     """
 
     name = "packnet"
@@ -59,13 +75,22 @@ class PackNet(Strategy):
     ) -> None:
         check_param(self, "prune", prune, low=0, high=1, high_open=True, none="every task an equal share")
         check_param(self, "finetune_epochs", finetune_epochs, int, low=0)
-        check_param(self, "n_tasks", n_tasks, int, low=1, none="the scenario's length")
+        check_param(self, "n_tasks", n_tasks, int, low=1, none="the first task's scenario says")
         self.prune, self.finetune_epochs, self.n_tasks = prune, finetune_epochs, n_tasks
         self.owner_: dict[str, Tensor] = {}
         self.tasks_: list[int] = []
+        self.plan_: int | None = None  # tasks the shares were sized for, fixed by the first task
         self._frozen = FrozenEntries()
 
     def before_experience(self, learner: Learner, experience: Experience) -> None:
+        if self.owner_ and not any(bool((o == 0).any()) for o in self.owner_.values() if o.dim() > 1):
+            raise ConfigError(
+                f"PackNet has no free weights left for task {experience.task_id} (experience "
+                f"{experience.index}): the {len(self.tasks_)} tasks learned so far hold the whole network "
+                f"({self._sizing()}), so this task would train nothing and score at chance. Train the stream "
+                "with a PackNet sized for all its tasks: n_tasks=<tasks in the whole stream> (equal shares), "
+                "or a fixed prune (the share of each task's weights released for later ones)"
+            )
         self._frozen.set({n: o != 0 for n, o in self.owner_.items()})
         learner.reset_optimizer()  # no momentum carried into weights owned by earlier tasks
 
@@ -80,6 +105,8 @@ class PackNet(Strategy):
         if not self.owner_:
             self.owner_ = {n: torch.zeros(p.shape, dtype=torch.int16) for n, p in params.items()}
         k = len(self.tasks_) + 1
+        if k == 1:
+            self.plan_ = self.planned_tasks(experience)
         fraction = self.prune_fraction(k, experience)
         with torch.no_grad():
             for n, p in params.items():
@@ -94,15 +121,32 @@ class PackNet(Strategy):
             learner.reset_optimizer()
             retrain(learner, experience.train, self.finetune_epochs)
 
+    def _sizing(self) -> str:
+        """How the shares were chosen, for the no-capacity error."""
+        if self.prune is not None:
+            return f"prune={self.prune}"
+        if self.plan_ is None:
+            return f"{DEFAULT_PRUNE} released per task"
+        source = "n_tasks" if self.n_tasks is not None else "the length of the first task's scenario"
+        return f"equal shares for {self.plan_} tasks, {source}"
+
+    def planned_tasks(self, experience: Experience) -> int | None:
+        """Tasks to share the network among: ``n_tasks``, the plan the first task fixed, or the length
+        of ``experience``'s scenario when it holds two or more; None: release ``DEFAULT_PRUNE`` per task."""
+        if self.n_tasks is not None:
+            return self.n_tasks
+        if self.tasks_:
+            return self.plan_
+        scenario = experience.scenario
+        return len(scenario.experiences) if scenario is not None and len(scenario.experiences) > 1 else None
+
     def prune_fraction(self, k: int, experience: Experience) -> float:
         """Share of the free weights the ``k``-th task (1-based) releases."""
         if self.prune is not None:
             return self.prune
-        n = self.n_tasks
-        if n is None and experience.scenario is not None:
-            n = len(experience.scenario.experiences)
+        n = self.planned_tasks(experience)
         if n is None:
-            return 0.5  # an open-ended stream: the paper's ratio for short sequences
+            return DEFAULT_PRUNE  # an open-ended stream: the paper's ratio for short sequences
         return 1.0 - 1.0 / max(1, n - k + 1)  # the last task keeps every weight still free
 
     def predict(self, learner: Learner, x: Tensor, t: Tensor | None) -> Tensor | None:
