@@ -129,3 +129,24 @@ def test_new_classes_keep_the_memory_even_when_asked_to_forget(system: tuple[Sto
                         forget=True)  # fmt: skip
     assert result.passed and store.events("gate")[-1].payload["forgot_memory"] is False
     assert Learner.load(registry.get(2).path).strategies[0].buffer_.seen > inherited
+
+
+def test_bootstrap_on_raw_scales_far_apart_says_to_standardize(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Was: a backtest on a file with a salary next to an age ran at chance, exit 0, with no hint."""
+    from lifelong.system.trainer import bootstrap
+
+    split = toy_data(per_class=30)
+    raw = Dataset(split.train.x * torch.tensor([1.0] * 7 + [5e4]), split.train.y, None, 1.0, "raw")
+    with Store(data_dir=tmp_path / "a") as store, caplog.at_level("WARNING", "lifelong.system.trainer"):
+        bootstrap(store, Registry(store), split.train, n_classes=4, epochs=1)
+        assert "--standardize" not in caplog.text  # one scale: nothing to say
+        bootstrap(
+            store, Registry(store), raw, n_classes=4, epochs=1, feature_names=[f"f{i}" for i in range(8)]
+        )
+        assert "very different scales (f7 reaches" in caplog.text and "--standardize" in caplog.text
+    caplog.clear()
+    with Store(data_dir=tmp_path / "b") as store, caplog.at_level("WARNING", "lifelong.system.trainer"):
+        bootstrap(store, Registry(store), raw, n_classes=4, epochs=1, standardize=True)
+        assert "--standardize" not in caplog.text

@@ -18,6 +18,7 @@ order publish -> alias -> cursor makes a crash retrain the same window (at least
 
 from __future__ import annotations
 
+import logging
 import shutil
 import statistics
 import tempfile
@@ -46,6 +47,7 @@ from lifelong.system.registry import Registry
 from lifelong.system.store import Store
 from lifelong.system.versions import check_servable, contract_of, publish_learner
 
+log = logging.getLogger(__name__)
 CURSOR = "trainer"  # last sample id a training attempt consumed (passed or not)
 
 
@@ -258,6 +260,8 @@ def bootstrap(
         if model == "mlp" and not model_kwargs:  # the server stores flat rows for an MLP
             x = x.reshape(len(x), -1)
         y = data.y.numpy()
+        if not standardize:
+            _warn_if_unscaled(x, feature_names)
         contract = Contract.fit(x, y, n_classes=n_classes, standardize=standardize, class_names=class_names,
                                 feature_names=feature_names, allow_new_classes=allow_new_classes)  # fmt: skip
     net = _model(model, model_kwargs, contract)
@@ -328,6 +332,22 @@ def _model(name: str, kwargs: dict[str, Any] | None, contract: Contract) -> torc
         check_takes(model, contract.input_shape, name)
         return model
     return for_input(name, contract.input_shape, len(contract.classes))
+
+
+def _warn_if_unscaled(x: np.ndarray, names: Sequence[str] | None) -> None:
+    """Say when features on raw scales far apart reach a network unstandardised: an MLP then often
+    learns next to nothing (a backtest at chance, exit 0), and the fix is one flag."""
+    flat = x.reshape(len(x), -1)
+    if len(flat) < 2:
+        return
+    spread = np.abs(flat).max(axis=0)
+    if spread.max() < 100 * max(float(np.median(spread)), 1e-12) and spread.max() < 1e3:
+        return
+    i = int(spread.argmax())
+    name = names[i] if names is not None and i < len(names) else f"feature {i}"
+    log.warning("the features are on very different scales (%s reaches %.3g, the median feature %.3g): pass "
+                "--standardize (standardize=True) so the model sees them standardised",
+                name, spread[i], float(np.median(spread)))  # fmt: skip
 
 
 def _window(
