@@ -152,3 +152,22 @@ def test_avalanche_style_task_ids_are_kept() -> None:
         from_torch(Items([(torch.zeros(3), 0, "a.png")]))
     with pytest.raises(DataError, match=r"not an \(input, label\) pair or an \(input, label, task id\)"):
         from_torch(Items([(torch.zeros(3), 0, 0, 0)]))
+
+
+def test_a_frame_names_the_features_and_the_names_follow_the_data() -> None:
+    import pandas as pd
+
+    from lifelong.data.dataset import concat
+
+    frame = pd.DataFrame({"a": [0.0, 1.0, 2.0], "b": [2.0, 3.0, 4.0]})
+    data = from_tensors(frame, [0, 1, 1])
+    assert data.feature_names == ("a", "b")
+    assert data.subset(torch.tensor([0, 2])).feature_names == ("a", "b")
+    assert data.with_task(1).feature_names == ("a", "b")
+    assert concat([data, from_tensors(frame.to_numpy(), [0, 1, 0])]).feature_names == ("a", "b")
+    with pytest.raises(DataError, match="name their features differently"):
+        concat([data, from_tensors(frame[["b", "a"]], [0, 1, 1])])
+    with pytest.raises(DataError, match="3 feature names for samples of shape"):
+        data.replace(feature_names=("a", "b", "c"))
+    with pytest.raises(DataError, match=r"feature names \['a'\] appear more than once"):
+        data.replace(feature_names=("a", "a"))

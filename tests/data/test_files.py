@@ -21,6 +21,7 @@ def test_csv_with_string_labels_and_a_domain_column(tmp_path: Path) -> None:
     assert (np.array(t.class_names)[t.y] == df["species"].to_numpy()).all()
     data = t.to_dataset()
     assert data.input_shape == (30,) and len(data) == 300 and data.classes == [0, 1, 2]
+    assert data.feature_names == tuple(t.feature_names)  # a learner trained on it matches frames by name
 
 
 def test_parquet_and_npz_read_the_same_samples(tmp_path: Path) -> None:

@@ -170,6 +170,21 @@ def test_own_domains_as_datasets_or_arrays() -> None:
         domain_incremental(toy_data(), permutations=2, domains=pairs)
 
 
+def test_own_domains_must_name_their_columns_alike() -> None:
+    import pandas as pd
+
+    from tests.data._tabular import tabular
+
+    names = [f"f{i}" for i in range(30)]
+    (x, y), (xt, yt) = tabular(200, 1), tabular(60, 2)
+    first = pd.DataFrame(x, columns=names)
+    second = first[names[::-1]]  # the same columns, another order: by position they would be mixed up
+    s = domain_incremental(domains=[from_tensors(first, y), from_tensors(first, y)])
+    assert s.feature_names == tuple(names)
+    with pytest.raises(ScenarioError, match=r"domains\[1\]: .* name their features differently"):
+        domain_incremental(domains=[from_tensors(first, y), (from_tensors(second, y), from_tensors(xt, yt))])
+
+
 def test_domains_from_a_column_of_a_loaded_file(tmp_path) -> None:
     from lifelong.data.files import load_table
     from tests.data._tabular import frame

@@ -305,6 +305,54 @@ def test_a_learner_trained_on_a_frame_matches_later_frames_by_column_name(tmp_pa
     assert Learner.load(tmp_path / "ckpt").feature_names == tuple(names)
 
 
+@pytest.mark.parametrize("source", ["table", "frame"])
+def test_fit_on_named_columns_records_them_and_predicts_by_name(tmp_path, source: str) -> None:
+    import pandas as pd
+
+    from lifelong.data.files import load_table
+    from lifelong.data.scenarios import class_incremental
+
+    x, y = _tabular()
+    names = [f"f{i}" for i in range(30)]
+    frame = pd.DataFrame(x, columns=names)
+    if source == "table":
+        frame.assign(target=y).to_csv(tmp_path / "tab.csv", index=False)
+        scenario = class_incremental(load_table(tmp_path / "tab.csv", label_column="target"))
+    else:
+        scenario = class_incremental(from_tensors(frame, y))
+    assert scenario.feature_names == tuple(names)
+    learner = _tab_learner()
+    learner.fit(scenario)
+    assert learner.feature_names == tuple(names)
+    expected = learner.predict(frame)
+    assert float((expected == torch.as_tensor(y)).float().mean()) > 0.5
+    assert torch.equal(learner.predict(frame[names[::-1]]), expected)  # by name, not position
+    with pytest.raises(DataError, match="predict: the frame lacks 'f7'"):
+        learner.predict(frame.drop(columns="f7"))
+    learner.save(tmp_path / "ckpt")
+    loaded = Learner.load(tmp_path / "ckpt")
+    assert loaded.feature_names == tuple(names)
+    assert torch.equal(loaded.predict(frame[names[::-1]]), expected)
+
+
+def test_a_scenario_with_columns_in_another_order_is_read_by_name() -> None:
+    import pandas as pd
+
+    from lifelong.data.scenarios import class_incremental
+
+    x, y = _tabular()
+    names = [f"f{i}" for i in range(30)]
+    frame = pd.DataFrame(x, columns=names)
+    learner = _tab_learner()
+    learner.fit(class_incremental(from_tensors(frame, y)))
+    reversed_scenario = class_incremental(from_tensors(frame[names[::-1]], y))
+    assert learner.evaluate(reversed_scenario) == learner.evaluate(class_incremental(from_tensors(frame, y)))
+    step = learner.step
+    with pytest.raises(DataError, match="fit: .* lacks 'f7'"):
+        learner.fit(class_incremental(from_tensors(frame.drop(columns="f7").assign(g=0.0), y)))
+    assert learner.step == step  # refused before any training
+
+
 def test_a_label_far_past_the_head_is_refused_not_grown() -> None:
     x, _ = _tabular()
     learner = _tab_learner(allow_new_classes=True)

@@ -30,7 +30,9 @@ class Dataset:
 
     ``x`` keeps its storage dtype (uint8 for images, 4x smaller than float32); ``scale``
     turns it into floats when a batch is drawn, so normalisation costs nothing up front.
-    ``t`` holds a task id per sample for task-incremental scenarios.
+    ``t`` holds a task id per sample for task-incremental scenarios. ``feature_names`` names
+    the inputs when they came from named columns (a pandas frame, a CSV or Parquet table): a
+    learner trained on them records the names and matches later frames by name, not position.
     """
 
     x: Tensor
@@ -38,6 +40,7 @@ class Dataset:
     t: Tensor | None = None
     scale: float = 1.0
     name: str = "data"
+    feature_names: tuple[str, ...] | None = None
 
     def __repr__(self) -> str:  # the sizes, not the tensors (a printed scenario would fill the terminal)
         t = "" if self.t is None else f", tasks={torch.unique(self.t).tolist()}"
@@ -64,6 +67,20 @@ class Dataset:
             raise DataError(f"{self.name}: t must have one task id per sample")
         if self.y.dtype != torch.int64:
             object.__setattr__(self, "y", self.y.long())
+        if self.feature_names is not None:
+            names = tuple(str(n) for n in self.feature_names)
+            if len(names) != math.prod(self.input_shape):
+                raise DataError(
+                    f"{self.name}: {len(names)} feature names for samples of shape {list(self.input_shape)} "
+                    f"({math.prod(self.input_shape)} values); give one name per feature, or none"
+                )
+            if len(set(names)) != len(names):
+                twice = sorted({n for n in names if names.count(n) > 1})
+                raise DataError(
+                    f"{self.name}: feature names {twice[:10]} appear more than once; columns are matched "
+                    "by name, so each must be unique: rename them"
+                )
+            object.__setattr__(self, "feature_names", names)
 
     def __len__(self) -> int:
         return len(self.y)
@@ -86,16 +103,11 @@ class Dataset:
         return Batch(self.features(index), self.y[index], None if self.t is None else self.t[index])
 
     def subset(self, index: Tensor, name: str | None = None) -> Dataset:
-        return Dataset(
-            self.x[index],
-            self.y[index],
-            None if self.t is None else self.t[index],
-            self.scale,
-            name or self.name,
-        )
+        t = None if self.t is None else self.t[index]
+        return self.replace(x=self.x[index], y=self.y[index], t=t, name=name or self.name)
 
     def with_task(self, task_id: int) -> Dataset:
-        return Dataset(self.x, self.y, torch.full_like(self.y, task_id), self.scale, self.name)
+        return self.replace(t=torch.full_like(self.y, task_id))
 
     def replace(self, **changes: Any) -> Dataset:
         return dataclasses.replace(self, **changes)
@@ -105,7 +117,7 @@ class Dataset:
 
 
 def concat(datasets: Sequence[Dataset], name: str = "concat") -> Dataset:
-    """Join datasets that share input shape, dtype and scale."""
+    """Join datasets that share input shape, dtype, scale and feature names (unnamed ones join any)."""
     datasets = [d for d in datasets if len(d)]
     if not datasets:
         raise DataError("concat: nothing to join, every dataset is empty")
@@ -113,11 +125,18 @@ def concat(datasets: Sequence[Dataset], name: str = "concat") -> Dataset:
     for d in datasets[1:]:
         if d.input_shape != first.input_shape or d.x.dtype != first.x.dtype or d.scale != first.scale:
             raise DataError(f"concat: {d.name} differs from {first.name} in input shape, dtype or scale")
+    named = {d.feature_names for d in datasets if d.feature_names is not None}
+    if len(named) > 1:  # joined by position, columns of another order would mix features
+        raise DataError(
+            f"concat: the datasets name their features differently ({', '.join(str(list(n)[:5]) for n in named)}); "
+            "put their columns in one order first (frame[names])"
+        )
     ts = [d.t for d in datasets if d.t is not None]
     t = torch.cat(ts) if len(ts) == len(datasets) else None
     return Dataset(
-        torch.cat([d.x for d in datasets]), torch.cat([d.y for d in datasets]), t, first.scale, name
-    )
+        torch.cat([d.x for d in datasets]), torch.cat([d.y for d in datasets]), t, first.scale, name,
+        next(iter(named), None),
+    )  # fmt: skip
 
 
 class Split(NamedTuple):
@@ -130,8 +149,10 @@ class Split(NamedTuple):
 def from_tensors(x: Any, y: Any, *, scale: float | None = None, name: str = "tensors") -> Dataset:
     """Wrap array-likes ``x`` (inputs) and ``y`` (integer labels) as a :class:`Dataset`.
 
-    uint8 inputs are scaled by 1/255 when batches are drawn unless ``scale`` says otherwise.
+    uint8 inputs are scaled by 1/255 when batches are drawn unless ``scale`` says otherwise. A
+    pandas frame's column names are kept as the dataset's ``feature_names``.
     """
+    columns = frame_columns(x)
     x = features_of(x, name)
     y = class_ids(y, name)
     if len(x) == 0:
@@ -140,7 +161,7 @@ def from_tensors(x: Any, y: Any, *, scale: float | None = None, name: str = "ten
         scale = 1 / 255 if x.dtype == torch.uint8 else 1.0
     if x.dtype.is_floating_point and not bool(torch.isfinite(x).all()):
         raise DataError(f"{name}: x contains NaN or infinite values; clean or impute them first")
-    return Dataset(x, y, None, scale, name)
+    return Dataset(x, y, None, scale, name, None if columns is None else tuple(columns))
 
 
 def features_of(x: Any, name: str) -> Tensor:
@@ -229,6 +250,11 @@ def _input(value: Any, i: int, shape: torch.Size | None, name: str) -> Tensor:
 def _scalar(value: Any) -> Any:
     """A one-element tensor or array (as a torch Dataset may return a label) as a Python number."""
     return value.item() if isinstance(value, (Tensor, np.ndarray)) and math.prod(value.shape) == 1 else value
+
+
+def frame_columns(x: Any) -> list[str] | None:
+    """The column names of a pandas frame (as text), None for anything else."""
+    return [str(c) for c in x.columns] if hasattr(x, "columns") and hasattr(x, "to_numpy") else None
 
 
 def tensor_of(arr: np.ndarray) -> Tensor:

@@ -23,17 +23,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from lifelong.data.dataset import Dataset, Split
+from lifelong.data.dataset import Dataset, Split, frame_columns, tensor_of
 from lifelong.errors import ConfigError, DataError
 
 SUFFIXES = (".npz", ".csv", ".parquet")
-
-
-def frame_columns(x: Any) -> list[str] | None:
-    """The column names of a pandas frame (as text), None for anything else."""
-    return [str(c) for c in x.columns] if hasattr(x, "columns") and hasattr(x, "to_numpy") else None
 
 
 def in_column_order(frame: Any, names: tuple[str, ...] | list[str], what: str = "the frame") -> Any:
@@ -103,14 +97,11 @@ class Table:
         return replace(self, x=self.x.reshape(len(self.x), *shape))
 
     def to_dataset(self) -> Dataset:
-        """The samples as a lifelong :class:`Dataset` (task ids from the task column, if any)."""
-
-        # Parquet hands back read-only arrays, which torch.from_numpy warns about: copy those
-        def tensor(a: np.ndarray) -> torch.Tensor:
-            return torch.from_numpy(a if a.flags.writeable else a.copy())
-
-        t = None if self.tasks is None else tensor(self.tasks)
-        return Dataset(tensor(self.x), tensor(self.y), t, 1.0, self.name)
+        """The samples as a lifelong :class:`Dataset` (task ids from the task column, if any), carrying
+        the feature names, so that a learner trained on it matches frames by column name."""
+        t = None if self.tasks is None else tensor_of(self.tasks)
+        names = tuple(self.feature_names) if self.feature_names else None  # an image .npz has none
+        return Dataset(tensor_of(self.x), tensor_of(self.y), t, 1.0, self.name, names)
 
     def split(self, test_fraction: float = 0.2, seed: int = 0) -> Split:
         """A seeded train/test split, stratified by class (see :func:`lifelong.data.scenarios.holdout`)."""

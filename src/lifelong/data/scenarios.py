@@ -81,6 +81,11 @@ class Scenario:
     def input_shape(self) -> tuple[int, ...]:
         return self.experiences[0].train.input_shape
 
+    @property
+    def feature_names(self) -> tuple[str, ...] | None:
+        """The input columns' names where the data had them (a frame or a table), else None."""
+        return self.experiences[0].train.feature_names if self.experiences else None
+
 
 def _whole(value: Any, arg: str, minimum: int | None = None) -> int:
     """``value`` as an int (at least ``minimum``), or a ScenarioError naming ``arg``: 2.5 experiences or
@@ -419,6 +424,13 @@ def _own_domains(domains: Sequence[Any], names: Sequence[str] | None = None, see
                 f"domains[{i}]: samples of shape {tr.input_shape} / {te.input_shape} differ from the first "
                 f"domain's {experiences[0].train.input_shape if experiences else tr.input_shape}"
             )
+        named = {d.feature_names for d in (tr, te, *(e.train for e in experiences[:1])) if d.feature_names}
+        if len(named) > 1:  # taken by position, one domain's columns would feed another's features
+            raise ScenarioError(
+                f"domains[{i}]: its train and test sets and the first domain name their features differently "
+                f"({'; '.join(str(list(n)[:5]) for n in named)}); put every domain's columns in one order "
+                "(frame[names])"
+            )
         experiences.append(Experience(i, (), 0, tr, te))
     classes = sorted({c for e in experiences for d in (e.train, e.test) for c in d.classes})
     for e in experiences:
@@ -510,6 +522,10 @@ class TaskFreeStream:
     @property
     def input_shape(self) -> tuple[int, ...]:
         return self.data.input_shape
+
+    @property
+    def feature_names(self) -> tuple[str, ...] | None:
+        return self.data.feature_names
 
 
 def task_free(

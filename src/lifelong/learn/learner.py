@@ -22,7 +22,7 @@ import torch.optim.optimizer as _optimizer_module
 from torch import Tensor, nn
 
 from lifelong.data.dataset import MAX_LABEL_GAP, Batch, Dataset, class_ids, concat, tensor_of
-from lifelong.data.files import frame_columns, in_column_order
+from lifelong.data.files import check_columns, frame_columns, in_column_order
 from lifelong.data.scenarios import Experience, Scenario, TaskFreeStream
 from lifelong.errors import ConfigError, DataError, StrategyMismatchError
 from lifelong.learn import checkpoint, distributed, heads
@@ -279,6 +279,9 @@ class Learner:
         self.check_supported(experience.kind, experience.train.t is not None)
         if len(experience.train):
             self._check_data(experience.train, "learn")
+            train = self._aligned(experience.train, "learn")
+            if train is not experience.train:  # its columns in the order the learner knows them by
+                experience = dataclasses.replace(experience, train=train)
         if self.world_size > 1:  # this rank's shard; boundary work (importances, exemplars) sees it too
             shard = distributed.shard(experience.train, self.process_group, self.seed + experience.index)
             experience = dataclasses.replace(experience, train=shard)
@@ -599,11 +602,32 @@ class Learner:
         )
 
     def _check_data(self, data: Dataset, where: str) -> None:
-        """A training set must fit the input shape and the label space (or grow it, when allowed)."""
+        """A training set must fit the input shape, the feature names and the label space (or grow
+        it, when allowed); the first one's shape and names are the learner's from then on."""
         self._check_shape(data, where)
+        self._check_names(data, where)
         self._check_labels(data.y, where, self.allow_new_classes)
         if self._input_shape is None:
             self._input_shape = data.input_shape
+            self.feature_names = data.feature_names
+
+    def _check_names(self, data: Dataset, where: str, names: tuple[str, ...] | None = None) -> None:
+        """A DataError naming the columns ``data`` lacks or adds to ``names`` (default: the learner's)."""
+        names = names if names is not None else self.feature_names
+        if names is not None and data.feature_names is not None and data.feature_names != names:
+            check_columns(list(data.feature_names), names, f"{where}: {data.name}")
+
+    def _aligned(self, data: Dataset, where: str) -> Dataset:
+        """``data`` with its columns in the learner's order, matched by name: a scenario built from a
+        frame whose columns come in another order is read by name, as a frame given to predict is."""
+        names, given = self.feature_names, data.feature_names
+        if names is None or given is None or given == names:
+            return data
+        self._check_names(data, where)
+        at = {c: i for i, c in enumerate(given)}
+        order = torch.tensor([at[n] for n in names])
+        x = data.x.reshape(len(data), -1)[:, order].reshape(data.x.shape)
+        return data.replace(x=x, feature_names=names)
 
     def _check_shape(self, data: Dataset, where: str) -> None:
         expected = self.input_shape
@@ -682,6 +706,7 @@ class Learner:
 
     def correct(self, data: Dataset) -> Tensor:
         """Boolean tensor: which samples of ``data`` the learner classifies right."""
+        data = self._aligned(data, "evaluate")
         out = []
         for i in range(0, len(data), self.eval_batch_size):
             b = data.batch(slice(i, i + self.eval_batch_size))
@@ -715,9 +740,12 @@ class Learner:
         self._loss_max.zero_()
         self._losses = []
         result = Result(reference_accuracy=list(reference_accuracy) if reference_accuracy else None)
-        for e in experiences:  # a shape the model was built for, checked before any work
-            if len(e.train):
-                self._check_shape(e.train, "fit")
+        names = self.feature_names if self._input_shape is not None else experiences[0].train.feature_names
+        for e in experiences:  # a shape the model was built for, and named columns, checked before any work
+            for d in (e.train, e.test):
+                if len(d):
+                    self._check_shape(d, "fit")
+                    self._check_names(d, "fit", names)
         try:  # the first forward of all: a model that cannot take these samples fails here
             before = self._correct_all(experiences)
         except RuntimeError as err:
@@ -774,6 +802,8 @@ class Learner:
 
     def _train_task_free(self, stream: TaskFreeStream, record: Any) -> None:
         """Each sample once, no boundary announced: evaluation happens where the source's experiences end."""
+        self._check_data(stream.data, "fit")  # records the input shape and names, as learn() does
+        stream = dataclasses.replace(stream, data=self._aligned(stream.data, "fit"))
         exp = Experience(self._experience_count, tuple(range(stream.n_classes)), 0, stream.data, stream.data)
         self._begin(exp)
         ends = {b: i for i, b in enumerate(stream.boundaries)}
