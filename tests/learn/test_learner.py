@@ -1,3 +1,4 @@
+import dataclasses
 import math
 import re
 import warnings
@@ -254,6 +255,44 @@ def test_unknown_task_ids_are_not_masked() -> None:
     learner.learn(toy_scenario("task")[0])
     logits = learner.predict_logits(torch.zeros(2, 8), torch.tensor([0, 7]))
     assert torch.isinf(logits[0, 2:]).all() and torch.isfinite(logits[1]).all()
+
+
+@pytest.mark.parametrize("strategy", [S.MultiHead, S.PackNet, S.HAT])
+def test_strategies_that_need_task_ids_refuse_predictions_without_a_trained_one(strategy) -> None:
+    learner = Learner(toy_model(), [strategy()], lr=0.1, batch_size=8)
+    scenario = toy_scenario("task")
+    learner.fit(scenario)
+    test = scenario[1].test
+    x = test.features()
+    assert torch.equal(learner.predict(x, 1), learner.predict(x, test.t))  # one id for all, or one each
+    for call in (lambda: learner.predict(x), lambda: learner.predict_proba(x),
+                 lambda: learner.partial_fit(x, test.y)):  # fmt: skip
+        with pytest.raises(StrategyMismatchError, match=f"{strategy.__name__} needs the task id.*pass t="):
+            call()
+    with pytest.raises(StrategyMismatchError, match="evaluate: .*has none; evaluate on a task-incremental"):
+        learner.evaluate([dataclasses.replace(scenario[1], test=test.replace(t=None))])
+    with pytest.raises(DataError, match=r"task ids \[99\] were never trained \(trained tasks: \[0, 1\]\)"):
+        learner.predict(x, t=99)
+    with pytest.raises(DataError, match="task ids must be >= 0, got -1"):
+        learner.predict(x, t=-1)
+    with pytest.raises(DataError, match=r"t holds \(2,\) task ids for 40 samples"):
+        learner.predict(x, t=[0, 1])
+    for bad in ("a", 0.5, [0, None], True):
+        with pytest.raises(DataError, match="t must be integer task ids"):
+            learner.predict(x, t=bad)
+    step = learner.step
+    with pytest.raises(DataError, match="partial_fit: task ids must be >= 0"):
+        learner.partial_fit(x, test.y, t=-1)
+    assert learner.step == step
+
+
+def test_a_task_id_unseen_by_a_learner_that_needs_none_is_allowed() -> None:
+    learner = Learner(toy_model(), [Naive()], lr=0.1, batch_size=8)
+    learner.fit(toy_scenario("task"))
+    x = torch.zeros(3, 8)
+    assert learner.predict(x).shape == learner.predict(x, t=7).shape == (3,)  # unmasked, as documented
+    with pytest.raises(DataError, match="task ids must be >= 0"):  # clamped, it would read as task 0
+        learner.predict(x, t=-1)
 
 
 def test_predict_validates_inputs() -> None:

@@ -491,8 +491,7 @@ class Learner:
         if len(x) == 0:
             raise DataError("partial_fit: x is empty; pass at least one sample")
         starts, ends = self._batches(len(x))  # refused here, before anything changes
-        if t is not None:
-            t = torch.as_tensor(np.asarray(t)).long().expand(len(x)).clone()
+        t = self._task_ids(t, len(x), "partial_fit")
         # the caller marks boundaries with consolidate(), so any strategy works; only task labels are checked
         self.check_supported(None, t is not None)
         grow = self.allow_new_classes if allow_new_classes is None else allow_new_classes
@@ -691,21 +690,68 @@ class Learner:
             self.model.train(was_training)
 
     def predict(self, x: Any, t: Any = None) -> Tensor:
-        """Predicted class per row of ``x`` (array, list, tensor or pandas frame of scaled inputs)."""
+        """Predicted class per row of ``x`` (array, list, tensor or pandas frame of scaled inputs);
+        ``t``: the task id of every sample, or one for all (strategies that need task labels)."""
         x = self.as_inputs(x, "predict")
-        return self.predict_logits(x, self._as_tasks(t, len(x))).argmax(1).cpu()
+        return self.predict_logits(x, self._task_ids(t, len(x), "predict", trained=True)).argmax(1).cpu()
 
     def predict_proba(self, x: Any, t: Any = None) -> Tensor:
         """Class probabilities ``[N, n_outputs]`` (softmax of the scores ``predict`` takes the argmax of)."""
         x = self.as_inputs(x, "predict_proba")
-        return torch.softmax(self.predict_logits(x, self._as_tasks(t, len(x))).float(), 1).cpu()
+        t = self._task_ids(t, len(x), "predict_proba", trained=True)
+        return torch.softmax(self.predict_logits(x, t).float(), 1).cpu()
 
-    @staticmethod
-    def _as_tasks(t: Any, n: int) -> Tensor | None:
-        return None if t is None else torch.as_tensor(np.asarray(t)).long().expand(n)
+    def _task_ids(self, t: Any, n: int, where: str, trained: bool = False) -> Tensor | None:
+        """``t`` as ``n`` int64 task ids (one id is every sample's), or an error saying what is wrong.
+
+        Strategies that need task labels route each sample by its task (a head, a mask): without
+        ``t``, or (``trained``) with a task they never learned, they would answer, wrongly.
+        """
+        needs = self._needing_tasks()
+        if t is None:
+            if needs:
+                raise StrategyMismatchError(
+                    f"{where}: {', '.join(needs)} needs the task id of the samples; pass t= (one id for all "
+                    "samples, or one per sample)"
+                )
+            return None
+        try:
+            ids = t.detach().cpu() if isinstance(t, Tensor) else tensor_of(np.asarray(t))
+        except (TypeError, ValueError) as e:  # text, None or ragged lists: numpy or torch refuses them
+            raise DataError(f"{where}: t must be integer task ids, got {t!r:.80}") from e
+        whole = ids.dtype != torch.bool and not ids.dtype.is_complex
+        if whole and ids.dtype.is_floating_point:
+            whole = bool(torch.isfinite(ids).all()) and bool((ids == ids.round()).all())
+        if not whole:
+            raise DataError(f"{where}: t must be integer task ids, got {t!r:.80} ({ids.dtype})")
+        ids = ids.reshape(1) if ids.ndim == 0 else ids  # numpy hands a scalar over as one element
+        if ids.ndim != 1 or len(ids) not in (1, n):
+            raise DataError(
+                f"{where}: t holds {tuple(ids.shape)} task ids for {n} samples; give one id for all samples "
+                "or one per sample"
+            )
+        ids = ids.long().expand(n).clone()
+        if n and int(ids.min()) < 0:
+            raise DataError(f"{where}: task ids must be >= 0, got {int(ids.min())}")
+        if trained and needs:
+            unknown = sorted(set(ids.unique().tolist()) - set(self._task_classes))
+            if unknown:
+                raise DataError(
+                    f"{where}: task ids {unknown} were never trained (trained tasks: "
+                    f"{sorted(self._task_classes) or 'none'}); {', '.join(needs)} can only answer for those"
+                )
+        return ids
+
+    def _needing_tasks(self) -> list[str]:
+        return [type(s).__name__ for s in self.strategies if "task_labels" in s.needs]
 
     def correct(self, data: Dataset) -> Tensor:
         """Boolean tensor: which samples of ``data`` the learner classifies right."""
+        if data.t is None and self._needing_tasks():
+            raise StrategyMismatchError(
+                f"evaluate: {', '.join(self._needing_tasks())} needs the task id of every sample, and "
+                f"{data.name} has none; evaluate on a task-incremental scenario (task_incremental(...))"
+            )
         data = self._aligned(data, "evaluate")
         out = []
         for i in range(0, len(data), self.eval_batch_size):
