@@ -60,6 +60,59 @@ def test_bad_configuration_names_the_option() -> None:
             Learner(toy_model(), lr=lr)
 
 
+@pytest.mark.parametrize(
+    ("option", "value", "words"),
+    [("lr", "0.1", "lr: must be a finite number > 0, got '0.1'"), ("lr", float("nan"), "lr: .* got nan"),
+     ("lr", 0, "lr: must be a finite number > 0"), ("momentum", -0.5, "momentum: must be a finite number >= 0"),
+     ("weight_decay", -1, "weight_decay: must be"), ("batch_size", 2.5, "batch_size: must be a whole number >= 1"),
+     ("eval_batch_size", 0, "eval_batch_size: must be a whole number >= 1"), ("epochs", True, "epochs: must be"),
+     ("seed", "a", "seed: must be a whole number"), ("device", "tpu", "device: .*use cpu, cuda, cuda:N or mps"),
+     ("device", "cuda:99", "device cuda:99: "), ("device", "mps", "device mps: "), ("device", 3.5, "device: ")],
+)  # fmt: skip
+def test_every_option_is_checked_when_the_learner_is_built(option: str, value: object, words: str) -> None:
+    if option == "device" and value == "mps" and torch.backends.mps.is_available():
+        pytest.skip("this machine has MPS")
+    with pytest.raises(ConfigError, match=words):
+        Learner(toy_model(), **{option: value})  # type: ignore[arg-type]
+
+
+def test_a_model_with_nothing_to_train_is_refused_when_the_learner_is_built() -> None:
+    with pytest.raises(ConfigError, match="ReLU has no parameters to train"):
+        Learner(torch.nn.ReLU())
+    with pytest.raises(
+        ConfigError, match="none of Linear's parameters trains .*module.requires_grad_\\(True\\)"
+    ):
+        Learner(torch.nn.Linear(8, 4).requires_grad_(False))
+    with pytest.raises(ConfigError, match="model: expected a torch nn.Module, got str"):
+        Learner("mlp")  # type: ignore[arg-type]
+
+
+def test_fit_takes_a_scenario_or_its_experiences_and_says_how_to_build_one() -> None:
+    scenario = toy_scenario()
+    learner = Learner(toy_model(), [Naive()], lr=0.1, batch_size=8)
+    assert len(learner.fit(list(scenario)).accuracy_matrix) == 2  # as Avalanche users pass a stream
+    assert len(learner.evaluate(iter(scenario))) == 2
+    step = learner.step
+    for wrong, got in ((scenario[0].train, "got Dataset"), (scenario[0].train.x, "got Tensor"),
+                       (scenario[0].train.x.numpy(), "got ndarray"), ((scenario[0].train, scenario[0].test),
+                       "got a tuple of Dataset")):  # fmt: skip
+        with pytest.raises(
+            DataError, match=f"fit: expected a Scenario .*{got}; .*class_incremental.*partial_fit"
+        ):
+            learner.fit(wrong)  # type: ignore[arg-type]
+    with pytest.raises(DataError, match="evaluate: expected a Scenario .*got Dataset; .*predict"):
+        learner.evaluate(scenario[0].train)  # type: ignore[arg-type]
+    with pytest.raises(DataError, match="fit: the stream has no experiences"):
+        learner.fit([])
+    for ref in ([0.5], [0.5, 0.5, 0.5], [2.0, 0.5], "ab"):
+        with pytest.raises(
+            ConfigError, match=r"reference_accuracy: give one accuracy in \[0, 1\] per experience \(2"
+        ):
+            learner.fit(scenario, reference_accuracy=ref)  # type: ignore[arg-type]
+    assert learner.step == step  # refused before any training
+    assert learner.fit(scenario, reference_accuracy=[0.9, 0.9]).reference_accuracy == [0.9, 0.9]
+
+
 def test_partial_fit_and_consolidate_define_boundaries() -> None:
     data = toy_data()
     learner = Learner(toy_model(), [EWC(lam=10)], lr=0.1, batch_size=8)

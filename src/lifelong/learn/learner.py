@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 import os
 import time
 import warnings
@@ -27,6 +28,7 @@ from lifelong.data.scenarios import Experience, Scenario, TaskFreeStream
 from lifelong.errors import ConfigError, DataError, StrategyMismatchError
 from lifelong.learn import checkpoint, distributed, heads
 from lifelong.learn.callbacks import Callback, Control, LoopState
+from lifelong.learn.devices import resolve_device
 from lifelong.learn.models import HOW_TO_REGISTER, build, has_batch_norm, n_parameters, spec_input_shape
 from lifelong.learn.strategy import HOOKS, STEP_HOOKS, Strategy, checkpoint_entry, get_strategy, overrides
 from lifelong.metrics.costs import peak_rss_mb
@@ -47,7 +49,8 @@ class Learner:
     strategies : methods whose hooks run in list order at each moment of the loop.
     optimizer, lr, momentum, weight_decay : the optimizer (``sgd``, ``adam`` or ``adamw``).
     batch_size, epochs : mini-batch size and passes over each experience.
-    device : where to train (default CPU).
+    device : where to train (default CPU); one this machine lacks is a ConfigError here, not at the
+        first step. Every option is checked when the learner is built.
     seed : seeds the learner's generator, which drives shuffling and every strategy's sampling.
     callbacks : non-essential work (progress, timing, early stopping), run in list order.
     allow_new_classes : let ``partial_fit`` and ``learn`` grow the classifier head for labels it
@@ -87,8 +90,20 @@ class Learner:
     ) -> None:
         if optimizer not in OPTIMIZERS:
             raise ConfigError(f"optimizer: unknown {optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
-        if not (math.isfinite(lr) and lr > 0) or batch_size < 1 or epochs < 0:  # a NaN lr trains to NaN
-            raise ConfigError(f"need lr > 0, batch_size >= 1, epochs >= 0; got {lr}, {batch_size}, {epochs}")
+        lr, momentum, weight_decay = (
+            _real("lr", lr, positive=True),
+            _real("momentum", momentum),
+            _real("weight_decay", weight_decay),
+        )
+        batch_size, epochs = _whole("batch_size", batch_size, 1), _whole("epochs", epochs, 0)
+        eval_batch_size, seed = _whole("eval_batch_size", eval_batch_size, 1), _whole("seed", seed, 0)
+        if not isinstance(model, nn.Module):
+            raise ConfigError(f"model: expected a torch nn.Module, got {type(model).__name__}")
+        if next(model.parameters(), None) is None:
+            raise ConfigError(
+                f"model: {type(model).__name__} has no parameters to train; give it layers with weights "
+                "(e.g. lifelong.learn.create_model('mlp', in_features=..., n_classes=...))"
+            )
         if isinstance(strategies, Strategy):
             strategies = [strategies]
         for s in strategies:
@@ -102,7 +117,7 @@ class Learner:
             seed,
         )
         self.allow_new_classes = allow_new_classes
-        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self.device = _device(device)
         self.strategies: list[Strategy] = list(strategies)
         self.callbacks: list[Callback] = list(callbacks)
         self.model = model.to(self.device)
@@ -251,6 +266,11 @@ class Learner:
     def reset_optimizer(self) -> None:
         """Build a fresh optimizer over the model's trainable parameters (after the model grew)."""
         params = [p for p in self.model.parameters() if p.requires_grad]
+        if not params:
+            raise ConfigError(
+                f"model: none of {type(self.model).__name__}'s parameters trains (every one has "
+                "requires_grad=False); unfreeze the ones to learn: module.requires_grad_(True)"
+            )
         kwargs: dict[str, Any] = {"lr": self.lr, "weight_decay": self.weight_decay}
         if self.optimizer_name == "sgd":
             kwargs["momentum"] = self.momentum
@@ -761,20 +781,40 @@ class Learner:
 
     def evaluate(self, stream: Scenario | TaskFreeStream | Iterable[Experience]) -> list[float]:
         """Accuracy on the test set of every experience of ``stream``."""
-        return [float(c.float().mean()) if len(c) else 0.0 for c in self._correct_all(stream)]
+        return [
+            float(c.float().mean()) if len(c) else 0.0
+            for c in self._correct_all(_experiences(stream, "evaluate"))
+        ]
 
-    def _correct_all(self, stream: Any) -> list[Tensor]:
-        experiences = stream.experiences if hasattr(stream, "experiences") else list(stream)
+    def _correct_all(self, experiences: list[Experience]) -> list[Tensor]:
         return [self.correct(e.test) for e in experiences]
 
     def fit(
-        self, stream: Scenario | TaskFreeStream, reference_accuracy: Sequence[float] | None = None
+        self,
+        stream: Scenario | TaskFreeStream | Iterable[Experience],
+        reference_accuracy: Sequence[float] | None = None,
     ) -> Result:
-        """Train through ``stream`` and evaluate every experience after each one (the accuracy matrix)."""
-        experiences = list(stream.experiences)
-        has_t = experiences[0].train.t is not None
-        self.check_supported(stream.kind, has_t)
-        labels = sorted({c for e in experiences for c in e.classes})  # refuse before any training
+        """Train through ``stream`` (a scenario, a task-free stream, or experiences in order) and evaluate
+        every experience after each one (the accuracy matrix).
+
+        Everything is checked before any training: the strategies against the scenario, the samples'
+        shape and columns, the labels, and ``reference_accuracy`` (one accuracy per experience)."""
+        experiences = _experiences(stream, "fit")
+        kinds = {e.kind for e in experiences}
+        if len(kinds) > 1:
+            raise DataError(
+                f"fit: the experiences come from scenarios of kinds {sorted(kinds)}; fit one kind at a time"
+            )
+        kind = stream.kind if isinstance(stream, TaskFreeStream) else kinds.pop()
+        self.check_supported(kind, experiences[0].train.t is not None)
+        reference = _reference(reference_accuracy, len(experiences))
+        names = self.feature_names if self._input_shape is not None else experiences[0].train.feature_names
+        for e in experiences:  # a shape the model was built for, and named columns, checked before any work
+            for d in (e.train, e.test):
+                if len(d):
+                    self._check_shape(d, "fit")
+                    self._check_names(d, "fit", names)
+        labels = sorted({c for e in experiences for c in e.classes})  # refused (or grown) before any training
         self._check_labels(torch.tensor(labels, dtype=torch.long), "fit", self.allow_new_classes)
         start_seconds, start_epochs, start_samples = (
             self.train_seconds,
@@ -785,13 +825,7 @@ class Learner:
         self._loss_total.zero_()
         self._loss_max.zero_()
         self._losses = []
-        result = Result(reference_accuracy=list(reference_accuracy) if reference_accuracy else None)
-        names = self.feature_names if self._input_shape is not None else experiences[0].train.feature_names
-        for e in experiences:  # a shape the model was built for, and named columns, checked before any work
-            for d in (e.train, e.test):
-                if len(d):
-                    self._check_shape(d, "fit")
-                    self._check_names(d, "fit", names)
+        result = Result(reference_accuracy=reference)
         try:  # the first forward of all: a model that cannot take these samples fails here
             before = self._correct_all(experiences)
         except RuntimeError as err:
@@ -816,7 +850,7 @@ class Learner:
 
         self.state.params = {
             **self.hyperparameters(),
-            "scenario": stream.kind,
+            "scenario": kind,
             "experiences": len(experiences),
         }
         self.state.fitting = True
@@ -1061,6 +1095,82 @@ def _check_logits(model: nn.Module, out: Any, batch: int) -> None:
         'self.inner(x)["logits"] (a dict), or nn.Sequential(model, ...) with layers that make the output '
         "(batch, n_classes)"
     )
+
+
+def _experiences(stream: Any, where: str) -> list[Experience]:
+    """The experiences of a Scenario or TaskFreeStream, or of an iterable of them (``list(scenario)``),
+    or a DataError that says how to build a scenario from the data given."""
+    if isinstance(stream, (Scenario, TaskFreeStream)):
+        experiences = list(stream.experiences)
+    else:
+        experiences, got = [], type(stream).__name__
+        arrays = (Tensor, np.ndarray, str, bytes, dict, Dataset)
+        if (
+            isinstance(stream, Iterable)
+            and not isinstance(stream, arrays)
+            and not hasattr(stream, "to_numpy")
+        ):
+            for e in stream:  # stops at the first item that is not one (a DataLoader is not read through)
+                if not isinstance(e, Experience):
+                    got = f"a {got} of {type(e).__name__}"
+                    break
+                experiences.append(e)
+            else:
+                got = ""
+        if got:
+            arrays_instead = (
+                "learn from arrays with partial_fit(x, y)"
+                if where == "fit"
+                else "score arrays with predict(x)"
+            )
+            raise DataError(
+                f"{where}: expected a Scenario (or its Experiences), got {got}; cut the data into experiences "
+                "first, e.g. lifelong.data.scenarios.class_incremental(dataset, n_experiences=5) (or "
+                "task_incremental, domain_incremental; dataset: a (train, test) pair, a Dataset, a Table or a "
+                f"torch dataset), or {arrays_instead}"
+            )
+    if not experiences:
+        raise DataError(f"{where}: the stream has no experiences")
+    return experiences
+
+
+def _reference(values: Sequence[float] | None, n: int) -> list[float] | None:
+    """``reference_accuracy`` as one accuracy in [0, 1] per experience, or a ConfigError saying so."""
+    if values is None:
+        return None
+    try:
+        ref = [float(v) for v in values]
+    except (TypeError, ValueError):
+        ref = []
+    if len(ref) != n or not all(0 <= v <= 1 for v in ref):
+        raise ConfigError(
+            f"reference_accuracy: give one accuracy in [0, 1] per experience ({n} for this stream), "
+            f"got {values!r:.100}"
+        )
+    return ref
+
+
+def _device(device: str | torch.device | None) -> torch.device:
+    """``device`` checked up front, as the CLI's ``--device`` is (CPU when None); ``meta`` (shapes only)
+    also passes: tests stand it in for a GPU."""
+    if device is None:
+        return torch.device("cpu")
+    return torch.device("meta") if str(device) == "meta" else resolve_device(device, "device")
+
+
+def _real(option: str, value: Any, positive: bool = False) -> float:
+    """``value`` as a finite float >= 0 (> 0 when ``positive``), or a ConfigError naming ``option``."""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or value < 0 or (positive and value == 0):
+        raise ConfigError(f"{option}: must be a finite number {'> 0' if positive else '>= 0'}, got {value!r}")
+    return float(value)
+
+
+def _whole(option: str, value: Any, low: int) -> int:
+    """``value`` as an int >= ``low``, or a ConfigError naming ``option``."""
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < low:
+        raise ConfigError(f"{option}: must be a whole number >= {low}, got {value!r}")
+    return int(value)
 
 
 def _version() -> str:
