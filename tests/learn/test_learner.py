@@ -757,6 +757,30 @@ def test_a_model_not_returning_logits_is_refused_at_its_first_forward(
     assert 'self.inner(x)["logits"]' in str(e.value) and "self.inner(x)[0]" in str(e.value)
 
 
+class _TaskArgument(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = toy_model()
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+@pytest.mark.parametrize("first", ["fit", "partial_fit", "predict"])
+def test_a_model_whose_forward_needs_a_task_argument_is_refused_before_training(first: str) -> None:
+    learner = Learner(_TaskArgument(), [Naive()], lr=0.1, batch_size=8)
+    before = {k: v.clone() for k, v in learner.model.state_dict().items()}
+    with pytest.raises(ConfigError, match=r"forward must take one input tensor, model\(x\), but _TaskArgument.forward "
+                       r"requires \(x, t\).*MultiHead.*self.inner\(x, 0\)"):  # fmt: skip
+        if first == "fit":
+            learner.fit(toy_scenario("task"))
+        elif first == "partial_fit":
+            learner.partial_fit(np.zeros((4, 8)), [0, 1, 2, 3])
+        else:
+            learner.predict(np.zeros((4, 8)))
+    assert learner.step == 0 and all(torch.equal(v, learner.model.state_dict()[k]) for k, v in before.items())
+
+
 def test_the_model_output_is_checked_once(monkeypatch: pytest.MonkeyPatch) -> None:
     from lifelong.learn import learner as learner_module
 

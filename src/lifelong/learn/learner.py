@@ -8,6 +8,7 @@ where one experience ends (the boundary at which strategies consolidate).
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 import numbers
 import os
@@ -429,8 +430,14 @@ class Learner:
                 return out
         # training steps go through DistributedDataParallel (gradients all-reduced), inference not
         net = self._train_net if self.model.training and torch.is_grad_enabled() else self.model
-        logits = net(x)
-        if not self._output_checked:
+        if self._output_checked:
+            logits = net(x)
+        else:  # the model's first forward: one that cannot be called as model(x), or returns no logits, is refused
+            try:
+                logits = net(x)
+            except TypeError as err:
+                _check_one_input(self.model, err)
+                raise
             _check_logits(self.model, logits, len(x))
             self._output_checked = True
         if t is not None and self._task_classes:
@@ -1171,6 +1178,26 @@ def _whole(option: str, value: Any, low: int) -> int:
     if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < low:
         raise ConfigError(f"{option}: must be a whole number >= {low}, got {value!r}")
     return int(value)
+
+
+def _check_one_input(model: nn.Module, err: TypeError) -> None:
+    """Refuse a model whose forward needs more than the input tensor (``forward(self, x, t)``): the
+    learner calls ``model(x)``, and a task id reaches the model through a strategy, not an argument."""
+    try:
+        params = inspect.signature(model.forward).parameters.values()
+    except (TypeError, ValueError):  # no signature to read (a C extension's forward)
+        return
+    required = [
+        p.name for p in params if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    ]
+    if len(required) > 1:
+        raise ConfigError(
+            f"the model's forward must take one input tensor, model(x), but {type(model).__name__}.forward "
+            f"requires ({', '.join(required)}): {err}. For a task-aware model use the MultiHead strategy (a "
+            ".features trunk and a Linear .classifier: one head per task, chosen by the task id given to fit "
+            "and predict), or wrap it in a small nn.Module whose forward(x) calls it with the other arguments "
+            "fixed, e.g. self.inner(x, 0)"
+        ) from err
 
 
 def _version() -> str:
