@@ -707,6 +707,25 @@ def test_fit_names_a_shape_the_model_cannot_take() -> None:
         Learner(nn.Sequential(nn.Linear(30, 4))).fit(class_incremental(data, n_experiences=2))
 
 
+def test_a_float64_model_trains_in_fit_as_in_partial_fit() -> None:
+    from torch import nn
+
+    from lifelong.data.scenarios import class_incremental
+
+    scenario = class_incremental(toy_data(), n_experiences=2)
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Unflatten(1, (1, 8)), nn.Conv1d(1, 4, 3), nn.Flatten(), nn.Linear(24, 4)).double()
+    learner = Learner(net, [Replay(20)], lr=0.1, batch_size=8)
+    assert learner.fit(scenario).metrics["acc"] > 0.5  # the inputs are cast to the model's dtype
+    assert learner.predict_logits(scenario[0].test.features()).dtype == torch.float64
+    learner.partial_fit(scenario[0].train.features(), scenario[0].train.y)
+    ewc = Learner(toy_model().double(), [EWC()], lr=0.1, batch_size=8)
+    with pytest.raises(
+        ConfigError, match=r"parameters are torch.float64, and EWC computes in float32 .*model.float\(\)"
+    ):
+        ewc.fit(scenario)  # a strategy that keeps float32 state: the dtype is named, not a shape
+
+
 @pytest.mark.parametrize(
     ("strategies", "words"),
     [

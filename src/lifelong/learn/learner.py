@@ -7,6 +7,7 @@ where one experience ends (the boundary at which strategies consolidate).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 import math
@@ -14,7 +15,7 @@ import numbers
 import os
 import time
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -267,6 +268,7 @@ class Learner:
     def reset_optimizer(self) -> None:
         """Build a fresh optimizer over the model's trainable parameters (after the model grew)."""
         params = [p for p in self.model.parameters() if p.requires_grad]
+        self._dtype_param = next(self.model.parameters(), None)  # model.double() converts it in place
         if not params:
             raise ConfigError(
                 f"model: none of {type(self.model).__name__}'s parameters trains (every one has "
@@ -306,14 +308,15 @@ class Learner:
         if self.world_size > 1:  # this rank's shard; boundary work (importances, exemplars) sees it too
             shard = distributed.shard(experience.train, self.process_group, self.seed + experience.index)
             experience = dataclasses.replace(experience, train=shard)
-        self._begin(experience)
-        data = experience.train
-        for s in self._hooks["train_data"]:
-            data = s.train_data(self, experience, data)
-        if data is not experience.train:
-            self._register(data)  # joint or cumulative data holds classes of other experiences
-        self._train_epochs(data)
-        self.consolidate()
+        with self._in_model_dtype():
+            self._begin(experience)
+            data = experience.train
+            for s in self._hooks["train_data"]:
+                data = s.train_data(self, experience, data)
+            if data is not experience.train:
+                self._register(data)  # joint or cumulative data holds classes of other experiences
+            self._train_epochs(data)
+            self.consolidate()
 
     def _batches(self, n: int) -> tuple[list[int], list[int]]:
         """Where each batch of ``n`` samples starts and ends: ``batch_size`` each, except that with batch
@@ -336,6 +339,7 @@ class Learner:
         self.state.epochs = self.epochs
         self._callbacks("on_experience_start")
         self.model.train()  # once here, not per step: Module.train() recurses through every submodule
+        dtype = self.input_dtype
         start = time.perf_counter()
         for epoch in range(self.epochs):
             self.state.epoch = epoch
@@ -343,7 +347,7 @@ class Learner:
             for i, j in zip(starts, ends):
                 index = order[i:j]
                 rows = data.x[index]  # gathered once: the batch's inputs and what a memory stores
-                x = rows.float()  # as Dataset.features, without scaling float rows in place
+                x = rows.to(dtype)  # as Dataset.features, without scaling float rows in place
                 if data.scale != 1.0:
                     x = x.mul_(data.scale) if x is not rows else x * data.scale
                 batch = Batch(x, data.y[index], None if data.t is None else data.t[index])
@@ -424,6 +428,8 @@ class Learner:
 
     def forward(self, x: Tensor, t: Tensor | None = None) -> Tensor:
         """Training-time logits; with task ids, outputs outside the task's classes are masked."""
+        if x.dtype != self.input_dtype:  # samples a strategy drew from a memory, or predict_logits' own
+            x = x.to(self.input_dtype)
         for s in self._hooks["forward"]:
             out = s.forward(self, x, t)
             if out is not None:
@@ -496,8 +502,9 @@ class Learner:
             experience.train = concat([Dataset(b.x, b.y, b.t) for b in self._window], "window")
             self._window = []
         start = time.perf_counter()  # boundary work is training time too (importances, herding, retraining)
-        for s in self._hooks["after_experience"]:
-            s.after_experience(self, experience)
+        with self._in_model_dtype():
+            for s in self._hooks["after_experience"]:
+                s.after_experience(self, experience)
         seconds = time.perf_counter() - start
         self.boundary_seconds += seconds
         self.train_seconds += seconds
@@ -541,11 +548,12 @@ class Learner:
                     self._task_mask = None
         self.model.train()
         start = time.perf_counter()
-        for i, j in zip(starts, ends):
-            b = data.batch(slice(i, j))
-            self.train_step(b)
-            if self._keep_window:
-                self._window.append(b)
+        with self._in_model_dtype():
+            for i, j in zip(starts, ends):
+                b = data.batch(slice(i, j))
+                self.train_step(b)
+                if self._keep_window:
+                    self._window.append(b)
         self.train_seconds += time.perf_counter() - start
 
     # -- inputs and labels as users hand them over ---------------------------------------
@@ -555,6 +563,13 @@ class Learner:
         if self._input_shape is not None:
             return self._input_shape
         return spec_input_shape(getattr(self.model, "lifelong_spec", None))
+
+    @property
+    def input_dtype(self) -> torch.dtype:
+        """The model's floating dtype (float32 if it has none), which every input is cast to: data is
+        stored as float32 or uint8, and a float64 or bfloat16 model cannot take float32 inputs."""
+        p = self._dtype_param  # read per step: looking a parameter up costs more than the cast check
+        return p.dtype if p is not None and p.dtype.is_floating_point else torch.float32
 
     @property
     def n_outputs(self) -> int | None:
@@ -585,8 +600,7 @@ class Learner:
                     f"{where}: x must hold numbers (an array, list, tensor or numeric frame): {e}"
                 ) from e
             x = tensor_of(x)
-        params = next(self.model.parameters(), None)
-        dtype = params.dtype if params is not None and params.dtype.is_floating_point else torch.float32
+        dtype = self.input_dtype
         if x.dtype != dtype:
             x = x.to(dtype)
         expected = self.input_shape
@@ -707,12 +721,13 @@ class Learner:
         was_training = self.model.training
         self.model.eval()
         try:
-            x = x.to(self.device)
-            for s in self._hooks["predict"]:
-                out = s.predict(self, x, t)
-                if out is not None:
-                    return out
-            return self.forward(x, t)
+            x = x.to(self.device, self.input_dtype)
+            with self._in_model_dtype():
+                for s in self._hooks["predict"]:
+                    out = s.predict(self, x, t)
+                    if out is not None:
+                        return out
+                return self.forward(x, t)
         finally:
             self.model.train(was_training)
 
@@ -796,6 +811,19 @@ class Learner:
     def _correct_all(self, experiences: list[Experience]) -> list[Tensor]:
         return [self.correct(e.test) for e in experiences]
 
+    def _first_evaluation(self, experiences: list[Experience], where: str) -> list[Tensor]:
+        """``_correct_all``, where the model first meets the data: a model that cannot take these
+        samples fails here, before any training, with what to change instead of torch's error."""
+        try:
+            with self._in_model_dtype():
+                return self._correct_all(experiences)
+        except RuntimeError as err:
+            first = str(err).splitlines()[0]
+            raise DataError(
+                f"{where}: the model cannot take this scenario's samples of shape "
+                f"{list(experiences[0].test.input_shape)} ({first}); build it for that shape (or reshape the data)"
+            ) from err
+
     def fit(
         self,
         stream: Scenario | TaskFreeStream | Iterable[Experience],
@@ -833,14 +861,7 @@ class Learner:
         self._loss_max.zero_()
         self._losses = []
         result = Result(reference_accuracy=reference)
-        try:  # the first forward of all: a model that cannot take these samples fails here
-            before = self._correct_all(experiences)
-        except RuntimeError as err:
-            shape = list(experiences[0].test.input_shape)
-            raise DataError(
-                f"fit: the model cannot take this scenario's samples of shape {shape} "
-                f"({str(err).splitlines()[0]}); build it for that shape (or reshape the data)"
-            ) from err
+        before = self._first_evaluation(experiences, "fit")
         result.untrained_accuracy = [float(c.float().mean()) for c in before]
 
         def record(i: int) -> None:
@@ -898,12 +919,13 @@ class Learner:
         start = time.perf_counter()
         self.task_free = True
         try:
-            for n, batch in enumerate(stream, start=1):
-                self.train_step(batch)
-                if n in ends:
-                    self.train_seconds += time.perf_counter() - start
-                    record(ends[n])
-                    start = time.perf_counter()
+            with self._in_model_dtype():
+                for n, batch in enumerate(stream, start=1):
+                    self.train_step(batch)
+                    if n in ends:
+                        self.train_seconds += time.perf_counter() - start
+                        record(ends[n])
+                        start = time.perf_counter()
         finally:
             self.task_free = False
         self.train_seconds += time.perf_counter() - start
@@ -1071,6 +1093,22 @@ class Learner:
             for attr, value in list(vars(s).items()):
                 if attr.endswith("_") and not attr.startswith("_"):
                     setattr(s, attr, checkpoint.per_parameter_to(value, names, self.device))
+
+    @contextlib.contextmanager
+    def _in_model_dtype(self) -> Iterator[None]:
+        """Name the dtype when a float64 (or bfloat16) model meets a strategy's float32 layers or
+        tensors: the learner casts every input to the model's dtype, but not every strategy follows."""
+        try:
+            yield
+        except RuntimeError as err:
+            first = str(err).splitlines()[0] if str(err) else ""
+            if self.input_dtype == torch.float32 or not ("dtype" in first or "scalar type" in first):
+                raise
+            who = ", ".join(type(s).__name__ for s in self.strategies) or "a strategy"
+            raise ConfigError(
+                f"the model's parameters are {self.input_dtype}, and {who} computes in float32 ({first}); "
+                "convert the model with model.float()"
+            ) from err
 
     def _callbacks(self, hook: str) -> None:
         for c in self._cb_hooks[hook]:
