@@ -707,6 +707,24 @@ def test_fit_names_a_shape_the_model_cannot_take() -> None:
         Learner(nn.Sequential(nn.Linear(30, 4))).fit(class_incremental(data, n_experiences=2))
 
 
+def test_evaluate_names_a_shape_the_model_cannot_take_as_fit_does() -> None:
+    from torch import nn
+
+    from lifelong.data.scenarios import class_incremental
+
+    wide = class_incremental(from_tensors(torch.randn(80, 10), torch.arange(80) % 4), n_experiences=2)
+    trained = Learner(toy_model(), lr=0.1)
+    trained.fit(toy_scenario())
+    with pytest.raises(
+        DataError, match=r"evaluate: expected samples of shape \(8,\) \(8 features\), received \(10,\)"
+    ):
+        trained.evaluate(wide)
+    with pytest.raises(
+        DataError, match=r"evaluate: the model cannot take this scenario's samples of shape \[10\]"
+    ):
+        Learner(nn.Sequential(nn.Linear(8, 4))).evaluate(wide)  # no recorded shape: the model's forward says
+
+
 def test_a_float64_model_trains_in_fit_as_in_partial_fit() -> None:
     from torch import nn
 

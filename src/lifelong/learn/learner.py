@@ -802,14 +802,27 @@ class Learner:
         return torch.cat(out) if out else torch.zeros(0, dtype=torch.bool)
 
     def evaluate(self, stream: Scenario | TaskFreeStream | Iterable[Experience]) -> list[float]:
-        """Accuracy on the test set of every experience of ``stream``."""
+        """Accuracy on the test set of every experience of ``stream``; test samples of a shape the
+        model cannot take are refused first, as ``fit`` refuses them."""
+        experiences = _experiences(stream, "evaluate")
+        self._check_samples(experiences, "evaluate", ("test",))
         return [
             float(c.float().mean()) if len(c) else 0.0
-            for c in self._correct_all(_experiences(stream, "evaluate"))
+            for c in self._first_evaluation(experiences, "evaluate")
         ]
 
     def _correct_all(self, experiences: list[Experience]) -> list[Tensor]:
         return [self.correct(e.test) for e in experiences]
+
+    def _check_samples(self, experiences: list[Experience], where: str, parts: tuple[str, ...]) -> None:
+        """Refuse, before any work, samples of another shape than the model's, or columns it lacks or
+        does not know (against the learner's names, or the first experience's if it has none yet)."""
+        names = self.feature_names if self._input_shape is not None else experiences[0].train.feature_names
+        for e in experiences:
+            for d in (getattr(e, part) for part in parts):
+                if len(d):
+                    self._check_shape(d, where)
+                    self._check_names(d, where, names)
 
     def _first_evaluation(self, experiences: list[Experience], where: str) -> list[Tensor]:
         """``_correct_all``, where the model first meets the data: a model that cannot take these
@@ -843,12 +856,7 @@ class Learner:
         kind = stream.kind if isinstance(stream, TaskFreeStream) else kinds.pop()
         self.check_supported(kind, experiences[0].train.t is not None)
         reference = _reference(reference_accuracy, len(experiences))
-        names = self.feature_names if self._input_shape is not None else experiences[0].train.feature_names
-        for e in experiences:  # a shape the model was built for, and named columns, checked before any work
-            for d in (e.train, e.test):
-                if len(d):
-                    self._check_shape(d, "fit")
-                    self._check_names(d, "fit", names)
+        self._check_samples(experiences, "fit", ("train", "test"))
         labels = sorted({c for e in experiences for c in e.classes})  # refused (or grown) before any training
         self._check_labels(torch.tensor(labels, dtype=torch.long), "fit", self.allow_new_classes)
         start_seconds, start_epochs, start_samples = (
