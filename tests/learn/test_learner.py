@@ -56,7 +56,7 @@ def test_bad_configuration_names_the_option() -> None:
     with pytest.raises(ConfigError, match="not a lifelong Strategy"):
         Learner(toy_model(), [object()])  # type: ignore[list-item]
     for lr in (math.nan, math.inf, 0.0):  # NaN passed `lr <= 0` and trained the model to NaN
-        with pytest.raises(ConfigError, match="need lr > 0"):
+        with pytest.raises(ConfigError, match="lr: must be a finite number > 0"):
             Learner(toy_model(), lr=lr)
 
 
