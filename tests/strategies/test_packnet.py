@@ -104,7 +104,9 @@ def test_a_task_with_no_free_weights_left_is_refused(sized: str) -> None:
     strategy = PackNet(n_tasks=1) if sized == "n_tasks" else PackNet()
     learner = Learner(toy_model(), [strategy], lr=0.1, batch_size=8)
     learner.fit(_scenario(first) if sized == "n_tasks" else _scenario(first, second))  # fills the network
+    seen = (learner.experience_index, learner.classes_seen)
     with pytest.raises(
         ConfigError, match=r"no free weights left for task .*n_tasks=<tasks in the whole stream>"
     ):
         learner.fit(_scenario(second) if sized == "n_tasks" else _scenario(first))
+    assert (learner.experience_index, learner.classes_seen) == seen  # refused: nothing counted

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from lifelong.data.dataset import MAX_LABEL_GAP, Batch, Dataset, class_ids, concat, tensor_of
 from lifelong.data.files import check_columns, frame_columns, in_column_order
 from lifelong.data.scenarios import Experience, Scenario, TaskFreeStream
-from lifelong.errors import ConfigError, DataError, StrategyMismatchError
+from lifelong.errors import ConfigError, DataError, LifelongError, StrategyMismatchError
 from lifelong.learn import checkpoint, distributed, heads
 from lifelong.learn.callbacks import Callback, Control, LoopState
 from lifelong.learn.devices import resolve_device
@@ -482,6 +482,9 @@ class Learner:
             self._task_mask = None
 
     def _begin(self, experience: Experience) -> None:
+        # a strategy that refuses the experience (PackNet with no free weights) leaves the count as it was
+        before = (self._experience, self._experience_count, set(self._classes_seen),
+                  {k: set(v) for k, v in self._task_classes.items()}, self._task_mask)  # fmt: skip
         self._experience = experience
         self._experience_count += 1
         self._classes_seen.update(experience.classes)
@@ -490,8 +493,14 @@ class Learner:
             self._task_mask = None
         self.state.experience = self.experience_index
         self.state.classes_seen = self.classes_seen
-        for s in self._hooks["before_experience"]:
-            s.before_experience(self, experience)
+        try:
+            for s in self._hooks["before_experience"]:
+                s.before_experience(self, experience)
+        except LifelongError:
+            (self._experience, self._experience_count, self._classes_seen, self._task_classes,
+             self._task_mask) = before  # fmt: skip
+            self.state.experience, self.state.classes_seen = self.experience_index, self.classes_seen
+            raise
 
     def consolidate(self) -> None:
         """Close the current experience: strategies compute importances, store exemplars, freeze."""
