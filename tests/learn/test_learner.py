@@ -56,17 +56,18 @@ def test_bad_configuration_names_the_option() -> None:
     with pytest.raises(ConfigError, match="not a lifelong Strategy"):
         Learner(toy_model(), [object()])  # type: ignore[list-item]
     for lr in (math.nan, math.inf, 0.0):  # NaN passed `lr <= 0` and trained the model to NaN
-        with pytest.raises(ConfigError, match="lr: must be a finite number > 0"):
+        with pytest.raises(ConfigError, match="Learner: lr=.* is invalid; lr must be a finite number > 0"):
             Learner(toy_model(), lr=lr)
 
 
 @pytest.mark.parametrize(
     ("option", "value", "words"),
-    [("lr", "0.1", "lr: must be a finite number > 0, got '0.1'"), ("lr", float("nan"), "lr: .* got nan"),
-     ("lr", 0, "lr: must be a finite number > 0"), ("momentum", -0.5, "momentum: must be a finite number >= 0"),
-     ("weight_decay", -1, "weight_decay: must be"), ("batch_size", 2.5, "batch_size: must be a whole number >= 1"),
-     ("eval_batch_size", 0, "eval_batch_size: must be a whole number >= 1"), ("epochs", True, "epochs: must be"),
-     ("seed", "a", "seed: must be a whole number"), ("device", "tpu", "device: .*use cpu, cuda, cuda:N or mps"),
+    [("lr", "0.1", "Learner: lr='0.1' \\(a str\\) is invalid; lr must be a finite number > 0"),
+     ("lr", float("nan"), "lr=nan is invalid"), ("lr", 0, "lr=0 is invalid; lr must be a finite number > 0"),
+     ("momentum", -0.5, "momentum=-0.5 is invalid; momentum must be a finite number >= 0"),
+     ("weight_decay", -1, "weight_decay must be"), ("batch_size", 2.5, "batch_size must be a whole number >= 1"),
+     ("eval_batch_size", 0, "eval_batch_size must be a whole number >= 1"), ("epochs", True, "epochs must be"),
+     ("seed", "a", "seed must be a whole number"), ("device", "tpu", "device: .*use cpu, cuda, cuda:N or mps"),
      ("device", "cuda:99", "device cuda:99: "), ("device", "mps", "device mps: "), ("device", 3.5, "device: ")],
 )  # fmt: skip
 def test_every_option_is_checked_when_the_learner_is_built(option: str, value: object, words: str) -> None:

@@ -114,12 +114,24 @@ def test_mlp_refuses_a_number_where_the_hidden_widths_go() -> None:
 @pytest.mark.parametrize(
     ("name", "kwargs", "message"),
     [
-        ("mlp", {"in_features": -64}, "MLP: in_features must be a whole number >= 1, got -64"),
-        ("mlp", {"n_classes": 0}, "MLP: n_classes must be"),  # a model with no outputs
+        (
+            "mlp",
+            {"in_features": -64},
+            "MLP: in_features=-64 is invalid; in_features must be a whole number >= 1",
+        ),
+        (
+            "mlp",
+            {"n_classes": 0},
+            "MLP: n_classes=0 is invalid; n_classes must be",
+        ),  # a model with no outputs
         ("mlp", {"hidden": [16, 0]}, "MLP: hidden must be a list of layer widths"),
         ("mlp", {"in_features": True}, "in_features must be"),
-        ("cnn", {"width": -1}, "CNN: width must be"),
-        ("cnn", {"image_size": 3}, "CNN: image_size must be a whole number >= 4"),  # pooled to nothing
+        ("cnn", {"width": -1}, "CNN: width=-1 is invalid; width must be"),
+        (
+            "cnn",
+            {"image_size": 3},
+            "CNN: image_size=3 is invalid; image_size must be a whole number >= 4",
+        ),  # pooled to nothing
     ],
 )
 def test_builtin_sizes_below_one_are_config_errors(name: str, kwargs: dict, message: str) -> None:

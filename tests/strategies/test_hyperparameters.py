@@ -6,7 +6,8 @@ import re
 import pytest
 
 from lifelong.errors import ConfigError
-from lifelong.learn.strategy import REGISTRY, check_param
+from lifelong.learn.params import check_param
+from lifelong.learn.strategy import REGISTRY
 from lifelong.strategies import (
     AGEM,
     CPG,

@@ -11,10 +11,10 @@ from typing import Any
 import torch
 
 from lifelong.bench.benchmarks import Benchmark, get
-from lifelong.errors import ConfigError
 from lifelong.learn.callbacks import Callback
 from lifelong.learn.learner import Learner
 from lifelong.learn.models import for_input
+from lifelong.learn.params import check_param
 from lifelong.learn.strategy import Strategy
 from lifelong.learn.strategy import strategy_names as _registered
 from lifelong.strategies import tuning
@@ -72,16 +72,11 @@ class Settings:
 
     def __post_init__(self) -> None:
         """Refuse values no run means (a fraction of 0 would still train on one sample per experience)."""
-        if not 0.0 < self.train_fraction <= 1.0:  # NaN fails too
-            raise ConfigError(f"train_fraction must be in (0, 1], got {self.train_fraction}")
-        if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0):
-            raise ConfigError(f"lr must be a finite number above 0 (or None: the tuned value), got {self.lr}")
-        if self.epochs is not None and self.epochs < 0:
-            raise ConfigError(f"epochs must be >= 1 (or 0/None: the benchmark's), got {self.epochs}")
-        if self.batch_size < 1 or (self.buffer is not None and self.buffer < 0):
-            raise ConfigError(
-                f"need batch_size >= 1 and buffer >= 0; got {self.batch_size} and {self.buffer}"
-            )
+        check_param("Settings", "train_fraction", self.train_fraction, low=0, low_open=True, high=1)
+        check_param("Settings", "lr", self.lr, low=0, low_open=True, none="the tuned value")
+        check_param("Settings", "epochs", self.epochs, int, low=0, none="the benchmark's")  # 0 too
+        check_param("Settings", "batch_size", self.batch_size, int, low=1)
+        check_param("Settings", "buffer", self.buffer, int, low=0, none="each strategy's own memory size")
 
 
 def _subsample(scenario: Any, fraction: float, seed: int) -> Any:

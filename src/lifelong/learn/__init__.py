@@ -3,8 +3,9 @@
 from lifelong.learn.callbacks import Callback, Control, EarlyStopping, LoopState, ProgressBar, Timer
 from lifelong.learn.learner import Learner
 from lifelong.learn.models import create_model, register_model
+from lifelong.learn.params import check_choice, check_param
 from lifelong.learn.plugins import load_plugins
-from lifelong.learn.strategy import REGISTRY, Strategy, check_choice, check_param, get_strategy
+from lifelong.learn.strategy import REGISTRY, Strategy, get_strategy
 
 __all__ = [
     "REGISTRY",

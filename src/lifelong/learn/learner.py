@@ -11,7 +11,7 @@ import contextlib
 import dataclasses
 import inspect
 import math
-import numbers
+import operator
 import os
 import time
 import warnings
@@ -32,6 +32,7 @@ from lifelong.learn import checkpoint, distributed, heads
 from lifelong.learn.callbacks import Callback, Control, LoopState
 from lifelong.learn.devices import resolve_device
 from lifelong.learn.models import HOW_TO_REGISTER, build, has_batch_norm, n_parameters, spec_input_shape
+from lifelong.learn.params import check_param
 from lifelong.learn.strategy import HOOKS, STEP_HOOKS, Strategy, checkpoint_entry, get_strategy, overrides
 from lifelong.metrics.costs import peak_rss_mb
 from lifelong.metrics.result import Result
@@ -92,13 +93,15 @@ class Learner:
     ) -> None:
         if optimizer not in OPTIMIZERS:
             raise ConfigError(f"optimizer: unknown {optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
-        lr, momentum, weight_decay = (
-            _real("lr", lr, positive=True),
-            _real("momentum", momentum),
-            _real("weight_decay", weight_decay),
-        )
-        batch_size, epochs = _whole("batch_size", batch_size, 1), _whole("epochs", epochs, 0)
-        eval_batch_size, seed = _whole("eval_batch_size", eval_batch_size, 1), _whole("seed", seed, 0)
+        check_param("Learner", "lr", lr, low=0, low_open=True)
+        check_param("Learner", "momentum", momentum, low=0)
+        check_param("Learner", "weight_decay", weight_decay, low=0)
+        for option, value, low in (("batch_size", batch_size, 1), ("epochs", epochs, 0),
+                                   ("eval_batch_size", eval_batch_size, 1), ("seed", seed, 0)):  # fmt: skip
+            check_param("Learner", option, value, int, low=low)
+        lr, momentum, weight_decay = float(lr), float(momentum), float(weight_decay)
+        batch_size, epochs = operator.index(batch_size), operator.index(epochs)
+        eval_batch_size, seed = operator.index(eval_batch_size), operator.index(seed)
         if not isinstance(model, nn.Module):
             raise ConfigError(f"model: expected a torch nn.Module, got {type(model).__name__}")
         if next(model.parameters(), None) is None:
@@ -1218,21 +1221,6 @@ def _device(device: str | torch.device | None) -> torch.device:
     if device is None:
         return torch.device("cpu")
     return torch.device("meta") if str(device) == "meta" else resolve_device(device, "device")
-
-
-def _real(option: str, value: Any, positive: bool = False) -> float:
-    """``value`` as a finite float >= 0 (> 0 when ``positive``), or a ConfigError naming ``option``."""
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or value < 0 or (positive and value == 0):
-        raise ConfigError(f"{option}: must be a finite number {'> 0' if positive else '>= 0'}, got {value!r}")
-    return float(value)
-
-
-def _whole(option: str, value: Any, low: int) -> int:
-    """``value`` as an int >= ``low``, or a ConfigError naming ``option``."""
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < low:
-        raise ConfigError(f"{option}: must be a whole number >= {low}, got {value!r}")
-    return int(value)
 
 
 def _check_one_input(model: nn.Module, err: TypeError) -> None:

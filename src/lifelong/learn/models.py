@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 from torch import Tensor, nn
 
 from lifelong.errors import ConfigError
+from lifelong.learn.params import check_param
 
 Factory = Callable[..., nn.Module]
 F = TypeVar("F", bound=Factory)
@@ -126,7 +127,8 @@ class MLP(nn.Module):
                 f"MLP: hidden is a list of layer widths, got the number {hidden}; pass n_classes by "
                 f"keyword: MLP({in_features}, n_classes={hidden}) (or hidden=[{hidden}])"
             )
-        _sizes("MLP", in_features=in_features, n_classes=n_classes)
+        check_param("MLP", "in_features", in_features, int, low=1)
+        check_param("MLP", "n_classes", n_classes, int, low=1)
         if (
             isinstance(hidden, (str, bytes))
             or not isinstance(hidden, Iterable)
@@ -156,9 +158,9 @@ class CNN(nn.Module):
         self, in_channels: int = 1, image_size: int = 28, width: int = 32, n_classes: int = 10
     ) -> None:
         super().__init__()
-        _sizes("CNN", in_channels=in_channels, width=width, n_classes=n_classes)
-        if not _size(image_size) or image_size < 4:  # two 2x2 poolings: smaller leaves no pixel
-            raise ConfigError(f"CNN: image_size must be a whole number >= 4, got {image_size!r}")
+        for option, value in (("in_channels", in_channels), ("width", width), ("n_classes", n_classes)):
+            check_param("CNN", option, value, int, low=1)
+        check_param("CNN", "image_size", image_size, int, low=4)  # two 2x2 poolings: smaller leaves no pixel
         self.features = nn.Sequential(
             nn.Conv2d(in_channels, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
             nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
@@ -174,21 +176,14 @@ class CNN(nn.Module):
 
 
 def _size(value: Any) -> bool:
-    """Whether ``value`` is a whole number >= 1 (a Python, NumPy or torch integer; not a bool)."""
+    """Whether ``value`` is a whole number >= 1 (a Python, NumPy or torch integer; not a bool): a width in
+    ``hidden``."""
     if isinstance(value, bool):
         return False
     try:
         return operator.index(value) >= 1
     except TypeError:
         return False
-
-
-def _sizes(model: str, **sizes: Any) -> None:
-    """Refuse a size that is not a whole number >= 1: torch would fail on a negative one with a bare
-    RuntimeError and build a model with no outputs from ``n_classes=0``."""
-    for k, v in sizes.items():
-        if not _size(v):
-            raise ConfigError(f"{model}: {k} must be a whole number >= 1, got {v!r}")
 
 
 def for_input(name: str, input_shape: Sequence[int], n_classes: int, /, **kwargs: Any) -> nn.Module:

@@ -8,9 +8,6 @@ overrides, so an unused moment costs nothing per step.
 from __future__ import annotations
 
 import inspect
-import math
-import numbers
-from collections.abc import Collection
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from torch import Tensor
@@ -250,72 +247,3 @@ def strategy_names() -> list[str]:
 def overrides(strategy: Strategy, hook: str) -> bool:
     """Whether ``strategy`` implements ``hook`` itself (so the learner must call it)."""
     return getattr(type(strategy), hook) is not getattr(Strategy, hook)
-
-
-def check_param(
-    owner: object,
-    name: str,
-    value: Any,
-    kind: type = float,
-    *,
-    low: float | None = None,
-    high: float | None = None,
-    low_open: bool = False,
-    high_open: bool = False,
-    none: str | None = None,
-) -> None:
-    """Refuse a hyper-parameter outside its range when the strategy is built, not steps later.
-
-    Why: a bad value otherwise trains silently wrong (GEM without memory is fine-tuning) or fails deep
-    in torch. ``kind`` is ``float`` (a finite real number: no NaN, inf, string or bool), ``int`` (a
-    whole number, not a float: counts, sizes) or ``bool``; ``low``/``high`` bound it (exclusive when
-    ``low_open``/``high_open``); ``none`` says what None means where None is allowed. The ConfigError
-    names ``owner`` (a strategy, or its name), the parameter, the value given and the valid range.
-    """
-    if value is None and none is not None:
-        return
-    if kind is bool:
-        typed = isinstance(value, bool)
-    elif kind is int:
-        typed = isinstance(value, numbers.Integral) and not isinstance(value, bool)
-    else:
-        typed = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    ok = typed and (
-        kind is bool
-        or (
-            (kind is int or math.isfinite(value))
-            and (low is None or (value > low if low_open else value >= low))
-            and (high is None or (value < high if high_open else value <= high))
-        )
-    )
-    if not ok:
-        need = _requirement(kind, low, high, low_open, high_open)
-        given = f"{value!r}" if typed else f"{value!r} (a {type(value).__name__})"
-        alternative = f" (or None: {none})" if none is not None else ""
-        raise ConfigError(f"{_owner(owner)}: {name}={given} is invalid; {name} must be {need}{alternative}")
-
-
-def check_choice(owner: object, name: str, value: Any, choices: Collection[str]) -> None:
-    """Refuse an option that is not one of ``choices``, naming the strategy and the valid ones."""
-    if not isinstance(value, str) or value not in choices:
-        raise ConfigError(
-            f"{_owner(owner)}: {name}={value!r} is invalid; {name} must be one of {', '.join(map(repr, choices))}"
-        )
-
-
-def _owner(owner: object) -> str:
-    return owner if isinstance(owner, str) else type(owner).__name__
-
-
-def _requirement(kind: type, low: float | None, high: float | None, low_open: bool, high_open: bool) -> str:
-    """``a whole number >= 1``, ``a finite number in [0, 1)``, ``True or False``."""
-    if kind is bool:
-        return "True or False"
-    what = "a whole number" if kind is int else "a finite number"
-    if low is not None and high is not None:
-        return f"{what} in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
-    if low is not None:
-        return f"{what} {'>' if low_open else '>='} {low:g}"
-    if high is not None:
-        return f"{what} {'<' if high_open else '<='} {high:g}"
-    return what

@@ -22,7 +22,8 @@ from torch import Tensor
 
 from lifelong.learn.buffers import make_buffer
 from lifelong.learn.distributed import all_reduce_mean
-from lifelong.learn.strategy import Strategy, check_param
+from lifelong.learn.params import check_param
+from lifelong.learn.strategy import Strategy
 from lifelong.strategies.gem import flat_grad, loss_grad, trainable, write_grad
 
 if TYPE_CHECKING:

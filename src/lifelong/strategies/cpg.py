@@ -18,7 +18,8 @@ import torch
 from torch import Tensor, nn
 
 from lifelong.data.dataset import Dataset
-from lifelong.learn.strategy import Strategy, check_param
+from lifelong.learn.params import check_param
+from lifelong.learn.strategy import Strategy
 from lifelong.strategies._arch import grow_hidden, linear_forward, mlp_linears, part, route, task_masked
 from lifelong.strategies._masks import FrozenEntries, accuracy, padded, prune_free, retrain
 

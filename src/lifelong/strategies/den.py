@@ -20,7 +20,8 @@ import torch
 from torch import Tensor
 
 from lifelong.data.dataset import Dataset
-from lifelong.learn.strategy import Strategy, check_param
+from lifelong.learn.params import check_param
+from lifelong.learn.strategy import Strategy
 from lifelong.strategies._arch import (
     gated_forward,
     grow_hidden,

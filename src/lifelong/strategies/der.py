@@ -36,7 +36,8 @@ from torch import Tensor
 from lifelong.data.dataset import Batch
 from lifelong.learn.buffers import Offer, make_buffer, offer
 from lifelong.learn.models import has_batch_norm
-from lifelong.learn.strategy import Strategy, check_param, overrides
+from lifelong.learn.params import check_param
+from lifelong.learn.strategy import Strategy, overrides
 
 if TYPE_CHECKING:
     from lifelong.data.scenarios import Experience

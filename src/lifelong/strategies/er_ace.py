@@ -27,7 +27,7 @@ from torch import Tensor
 
 from lifelong.data.dataset import Batch
 from lifelong.learn.heads import classifier
-from lifelong.learn.strategy import check_param
+from lifelong.learn.params import check_param
 from lifelong.strategies.replay import Replay
 
 if TYPE_CHECKING:

@@ -50,7 +50,8 @@ from torch import Tensor
 from lifelong.data.dataset import Batch
 from lifelong.errors import ConfigError
 from lifelong.learn.distributed import all_reduce_mean
-from lifelong.learn.strategy import Strategy, check_choice, check_param
+from lifelong.learn.params import check_choice, check_param
+from lifelong.learn.strategy import Strategy
 from lifelong.strategies._importance import (
     FISHERS,
     PENALTY_STEPS,

@@ -22,7 +22,8 @@ from torch import Tensor
 
 from lifelong.data.dataset import Batch
 from lifelong.learn.buffers import make_buffer
-from lifelong.learn.strategy import Strategy, check_param
+from lifelong.learn.params import check_param
+from lifelong.learn.strategy import Strategy
 
 if TYPE_CHECKING:
     from lifelong.data.scenarios import Experience

@@ -16,7 +16,8 @@ from torch import Tensor, nn
 
 from lifelong.data.dataset import Batch
 from lifelong.learn.buffers import make_buffer
-from lifelong.learn.strategy import Strategy, check_param
+from lifelong.learn.params import check_param
+from lifelong.learn.strategy import Strategy
 from lifelong.strategies._vae import VAE
 
 if TYPE_CHECKING:

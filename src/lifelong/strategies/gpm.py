@@ -11,7 +11,8 @@ import torch
 from torch import Tensor, nn
 
 from lifelong.learn.distributed import all_reduce_mean
-from lifelong.learn.strategy import Strategy, check_param
+from lifelong.learn.params import check_param
+from lifelong.learn.strategy import Strategy
 from lifelong.strategies._importance import sample_index
 from lifelong.strategies._projection import check_projectable, grow_basis, input_grams, layers
 

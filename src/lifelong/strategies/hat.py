@@ -17,7 +17,8 @@ import torch
 from torch import Tensor, nn
 
 from lifelong.data.dataset import Batch
-from lifelong.learn.strategy import Strategy, check_param
+from lifelong.learn.params import check_param
+from lifelong.learn.strategy import Strategy
 from lifelong.strategies._arch import gated_forward, mlp_linears, part, route, task_masked
 from lifelong.strategies._masks import FrozenEntries
 

@@ -15,7 +15,8 @@ from torch import Tensor, nn
 
 from lifelong.data.dataset import Batch, Dataset, concat
 from lifelong.learn.distributed import all_reduce_class_sums
-from lifelong.learn.strategy import Strategy, check_choice, check_param
+from lifelong.learn.params import check_choice, check_param
+from lifelong.learn.strategy import Strategy
 from lifelong.strategies import _distill
 from lifelong.strategies._herding import herding
 from lifelong.strategies.ncm import embed, nearest_mean_logits

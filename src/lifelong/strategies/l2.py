@@ -12,7 +12,8 @@ import torch
 from torch import Tensor
 
 from lifelong.data.dataset import Batch
-from lifelong.learn.strategy import Strategy, check_param
+from lifelong.learn.params import check_param
+from lifelong.learn.strategy import Strategy
 from lifelong.strategies._importance import trainable
 
 if TYPE_CHECKING:

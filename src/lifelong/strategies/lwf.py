@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 from torch import Tensor, nn
 
 from lifelong.data.dataset import Batch
-from lifelong.learn.strategy import Strategy, check_param
+from lifelong.learn.params import check_param
+from lifelong.learn.strategy import Strategy
 from lifelong.strategies import _distill
 
 if TYPE_CHECKING:

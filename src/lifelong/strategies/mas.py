@@ -12,7 +12,8 @@ from torch import Tensor
 
 from lifelong.data.dataset import Batch
 from lifelong.learn.distributed import all_reduce_mean
-from lifelong.learn.strategy import Strategy, check_choice, check_param
+from lifelong.learn.params import check_choice, check_param
+from lifelong.learn.strategy import Strategy
 from lifelong.strategies._importance import (
     PENALTY_STEPS,
     gradient_step_hint,

@@ -18,7 +18,8 @@ from lifelong.data.dataset import Batch
 from lifelong.errors import StrategyMismatchError
 from lifelong.learn.buffers import make_buffer
 from lifelong.learn.models import has_batch_norm
-from lifelong.learn.strategy import Strategy, check_param
+from lifelong.learn.params import check_param
+from lifelong.learn.strategy import Strategy
 
 if TYPE_CHECKING:
     from lifelong.learn.learner import Learner

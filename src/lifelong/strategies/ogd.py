@@ -13,7 +13,8 @@ from torch import Tensor
 
 from lifelong.errors import ConfigError
 from lifelong.learn.distributed import all_gather_rows, share
-from lifelong.learn.strategy import Strategy, check_param
+from lifelong.learn.params import check_param
+from lifelong.learn.strategy import Strategy
 from lifelong.strategies._importance import per_sample_gradients, sample_index, trainable
 from lifelong.strategies._projection import extend_rows
 

@@ -33,7 +33,8 @@ from torch import Tensor
 from torch.func import functional_call
 
 from lifelong.errors import ConfigError
-from lifelong.learn.strategy import Strategy, check_param
+from lifelong.learn.params import check_param
+from lifelong.learn.strategy import Strategy
 from lifelong.strategies._arch import route, task_masked
 from lifelong.strategies._masks import FrozenEntries, prune_free, retrain
 

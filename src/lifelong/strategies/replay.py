@@ -13,7 +13,8 @@ import torch
 
 from lifelong.data.dataset import Batch
 from lifelong.learn.buffers import BUFFERS, make_buffer
-from lifelong.learn.strategy import Strategy, check_choice, check_param
+from lifelong.learn.params import check_choice, check_param
+from lifelong.learn.strategy import Strategy
 
 if TYPE_CHECKING:
     from lifelong.learn.learner import Learner

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from torch import Tensor
 
 from lifelong.data.dataset import Batch
-from lifelong.learn.strategy import check_param
+from lifelong.learn.params import check_param
 from lifelong.strategies._importance import quadratic_penalty, trainable
 from lifelong.strategies._path import PathIntegral
 

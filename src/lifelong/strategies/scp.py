@@ -23,7 +23,8 @@ from torch import Tensor
 
 from lifelong.data.dataset import Batch, Dataset
 from lifelong.learn.distributed import all_reduce_mean
-from lifelong.learn.strategy import Strategy, check_param
+from lifelong.learn.params import check_param
+from lifelong.learn.strategy import Strategy
 from lifelong.strategies._importance import quadratic_penalty, sample_index, trainable
 
 if TYPE_CHECKING:
