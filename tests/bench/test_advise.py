@@ -198,3 +198,14 @@ def test_a_data_file_it_cannot_read_is_refused_before_anything_is_printed(
     assert main(["advise", "--data", str(path)]) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err.startswith("error: ") and "'label'" in captured.err
+
+
+@pytest.mark.parametrize(("option", "value"), [("threads", 0), ("epochs", 0), ("seed", -1), ("threads", 1.5)])
+def test_compare_on_data_refuses_meaningless_numbers_before_reading_the_file(
+    option: str, value: object
+) -> None:
+    """From Python (not the CLI's argparse types): ``threads=0`` aborted in torch.set_num_threads."""
+    from lifelong.bench.advise import compare_on_data
+
+    with pytest.raises(ConfigError, match=f"^compare_on_data: {option}={value}"):
+        compare_on_data([], "/nonexistent.csv", "label", Constraints(), **{option: value})  # type: ignore[arg-type]

@@ -320,7 +320,7 @@ def test_strategies_that_need_task_ids_refuse_predictions_without_a_trained_one(
     x = test.features()
     assert torch.equal(learner.predict(x, 1), learner.predict(x, test.t))  # one id for all, or one each
     for call in (lambda: learner.predict(x), lambda: learner.predict_proba(x),
-                 lambda: learner.partial_fit(x, test.y)):  # fmt: skip
+                 lambda: learner.partial_fit(x, test.y), lambda: learner.predict_logits(x)):  # fmt: skip
         with pytest.raises(StrategyMismatchError, match=f"{strategy.__name__} needs the task id.*pass t="):
             call()
     with pytest.raises(StrategyMismatchError, match="evaluate: .*has none; evaluate on a task-incremental"):

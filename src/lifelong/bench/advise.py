@@ -262,7 +262,10 @@ def compare_on_data(advice: list[Advice], path: str, label_column: str, c: Const
     from lifelong.data.dataset import Dataset
     from lifelong.learn.learner import Learner
     from lifelong.learn.models import for_input
+    from lifelong.learn.params import check_param
 
+    for option, value, low in (("epochs", epochs, 1), ("seed", seed, 0), ("threads", threads, 1)):
+        check_param("compare_on_data", option, value, int, low=low)  # torch.set_num_threads(0) aborts
     if table is None:
         table = load_data(path, label_column)
     split = table.split(0.2, seed)

@@ -730,6 +730,10 @@ class Learner:
     # -- inference and evaluation ----------------------------------------------------------
     @torch.inference_mode()
     def predict_logits(self, x: Tensor, t: Tensor | None = None) -> Tensor:
+        """Scores ``[N, n_outputs]`` of prepared inputs (the serving path): no conversion, only the check
+        that a learner whose strategies route by task was given the task ids (``predict`` checks more)."""
+        if t is None and self._needing_tasks():
+            self._task_ids(t, len(x), "predict_logits")  # raises, naming the strategies and t=
         was_training = self.model.training
         self.model.eval()
         try:
