@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
+import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from lifelong.system.backlog import Backlog, Served
+from lifelong.system.backlog import Backlog, Served, claim_spilled
 
 
 def _served(tag: str, n: int = 2) -> Served:
@@ -74,3 +76,51 @@ def test_two_threads_flushing_at_once_write_each_batch_once() -> None:
         t.join()
     backlog.flush(write)  # whatever a thread that found another flushing left
     assert sorted(written) == sorted(f"s{i}-0" for i in range(50)) and len(backlog) == 0
+
+
+def test_a_spill_is_taken_back_whole_by_exactly_one_claimer(tmp_path: Path) -> None:
+    backlog = Backlog(limit=100)
+    x = np.arange(12, dtype=np.float32).reshape(3, 4)
+    backlog.add(
+        Served(
+            1.5,
+            x[:2],
+            ["a0", "a1"],
+            ["r0", "a1"],
+            [1, 2],
+            ["champion", "canary"],
+            [0, 3],
+            [[0.9, 0.1], [0.1, 0.2, 0.3, 0.4]],
+        )
+    )  # fmt: skip  (a canary may score more classes)
+    backlog.add(Served(2.5, x[2:], ["b0"], ["b0"], [1], ["champion"], [1], [[0.2, 0.8]]))
+    path = backlog.spill(tmp_path)
+    assert path is not None and path.exists() and len(backlog) == 0
+    assert backlog.spill(tmp_path) is None  # nothing held: no empty file
+    taken = claim_spilled(tmp_path)
+    assert claim_spilled(tmp_path) == [] and list(tmp_path.iterdir()) == []  # taken once, files removed
+    assert [
+        (s.ts, s.prediction_ids, s.request_ids, s.versions, s.variants, s.labels, s.scores) for s in taken
+    ] == [
+        (
+            1.5,
+            ["a0", "a1"],
+            ["r0", "a1"],
+            [1, 2],
+            ["champion", "canary"],
+            [0, 3],
+            [[0.9, 0.1], [0.1, 0.2, 0.3, 0.4]],
+        ),
+        (2.5, ["b0"], ["b0"], [1], ["champion"], [1], [[0.2, 0.8]]),
+    ]
+    assert np.array_equal(taken[0].x, x[:2]) and np.array_equal(taken[1].x, x[2:])
+
+
+def test_a_spill_without_inputs_and_an_unreadable_file(tmp_path: Path) -> None:
+    backlog = Backlog(limit=100)
+    backlog.add(_served("a"))
+    backlog.spill(tmp_path)
+    (tmp_path / "0-1.npz").write_bytes(b"not an archive")  # sorts first
+    taken = claim_spilled(tmp_path)
+    assert [s.prediction_ids for s in taken] == [["a0", "a1"]] and taken[0].x is None
+    assert [p.name for p in tmp_path.iterdir()] == ["0-1.npz.unreadable"]  # kept for a person, not retried

@@ -403,3 +403,20 @@ def test_the_backlog_is_bounded_and_what_it_drops_is_counted(tmp_path: Path) -> 
         with pytest.raises(NotFoundError, match="no prediction"):
             system.feedback(first[0]["id"], 0)
         assert len(system.backlog) == 0  # the feedback's write recorded the rest first
+
+
+def test_a_server_stopped_during_an_outage_hands_its_unrecorded_answers_to_the_next(tmp_path: Path) -> None:
+    """Was: a replica that exited before the store came back lost them (their labels became 404s)."""
+    with System(settings(tmp_path)) as system:
+        system.bootstrap(trained())
+        down = _outage(system)
+        down["on"] = True
+        during = system.predict(DATA.test.x[:5])
+        assert len(system.backlog) == 5
+    assert len(list((tmp_path / "unrecorded").glob("*.npz"))) == 1  # spilled by close(): the store was down
+    with System(settings(tmp_path)) as system:
+        system.start_polling()  # a server takes the spill back; its poller (or the next write) records it
+        system.predict(DATA.test.x[5:6])
+        assert len(system.backlog) == 0 and list((tmp_path / "unrecorded").iterdir()) == []
+        system.feedback([(o["id"], int(y)) for o, y in zip(during, DATA.test.y[:5])])
+        assert len(system.store.labelled_predictions(1)) == 5

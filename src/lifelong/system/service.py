@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
@@ -25,7 +26,7 @@ import torch
 
 from lifelong.errors import ConfigError, DataError, LifelongError, NotFoundError
 from lifelong.learn.learner import Learner
-from lifelong.system.backlog import Backlog, Served
+from lifelong.system.backlog import Backlog, Served, claim_spilled
 from lifelong.system.canary import apply_canary_rule, compare_variants
 from lifelong.system.contract import Contract, unstorable
 from lifelong.system.events import EventKind
@@ -126,13 +127,36 @@ class System:
         self._shadow.shutdown(wait=True)
         self._catch_up()
         if len(self.backlog):
-            log.error("%d predictions answered while the store could not write were never recorded (their "
-                      "feedback will be a 404)", len(self.backlog))  # fmt: skip
+            self._spill()
         self.store.close()
+
+    @property
+    def spill_dir(self) -> Path:
+        """Where a stopping server leaves the predictions it could not record, for the next one."""
+        return Path(self.settings.data_dir) / "unrecorded"
+
+    def _spill(self) -> None:
+        n = len(self.backlog)
+        try:
+            path = self.backlog.spill(self.spill_dir)
+        except OSError as err:
+            log.error("%d predictions answered while the store could not write were lost: writing them to %s "
+                      "failed (%s)", n, self.spill_dir, err)  # fmt: skip
+        else:
+            log.warning("%d predictions answered while the store could not write are kept in %s; the next "
+                        "server started on this data directory records them", n, path)  # fmt: skip
 
     def start_polling(self) -> None:
         """Re-read the aliases every ``poll_seconds``: the server calls this (the worker moves them)."""
         if self._poller is None:
+            spilled = claim_spilled(
+                self.spill_dir
+            )  # a stopped server's unrecorded answers: the poller writes them
+            for served in spilled:
+                self.backlog.add(served)
+            if spilled:
+                log.info("took back %d predictions a stopped server could not record",
+                         sum(len(s) for s in spilled))  # fmt: skip
             self._poller = threading.Thread(target=self._poll, name="lifelong-poller", daemon=True)
             self._poller.start()
 
