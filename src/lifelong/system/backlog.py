@@ -128,7 +128,7 @@ class Backlog:
         if not items:
             return None
         directory.mkdir(parents=True, exist_ok=True)
-        columns: dict[str, np.ndarray] = {
+        columns: dict[str, Any] = {  # Any: numpy's stubs type savez's keywords as its own options
             "ts": np.array([s.ts for s in items], dtype=np.float64),
             "sizes": np.array([len(s) for s in items], dtype=np.int64),
             "prediction_ids": np.array([p for s in items for p in s.prediction_ids], dtype=str),
