@@ -81,38 +81,27 @@ def test_two_threads_flushing_at_once_write_each_batch_once() -> None:
 def test_a_spill_is_taken_back_whole_by_exactly_one_claimer(tmp_path: Path) -> None:
     backlog = Backlog(limit=100)
     x = np.arange(12, dtype=np.float32).reshape(3, 4)
-    backlog.add(
-        Served(
-            1.5,
-            x[:2],
-            ["a0", "a1"],
-            ["r0", "a1"],
-            [1, 2],
-            ["champion", "canary"],
-            [0, 3],
-            [[0.9, 0.1], [0.1, 0.2, 0.3, 0.4]],
-        )
+    first = (
+        1.5,
+        ["a0", "a1"],
+        ["r0", "a1"],
+        [1, 2],
+        ["champion", "canary"],
+        [0, 3],
+        [[0.9, 0.1], [0.1, 0.2, 0.3, 0.4]],
     )  # fmt: skip  (a canary may score more classes)
-    backlog.add(Served(2.5, x[2:], ["b0"], ["b0"], [1], ["champion"], [1], [[0.2, 0.8]]))
+    second = (2.5, ["b0"], ["b0"], [1], ["champion"], [1], [[0.2, 0.8]])
+    backlog.add(Served(first[0], x[:2], *first[1:]))
+    backlog.add(Served(second[0], x[2:], *second[1:]))
     path = backlog.spill(tmp_path)
     assert path is not None and path.exists() and len(backlog) == 0
     assert backlog.spill(tmp_path) is None  # nothing held: no empty file
     taken = claim_spilled(tmp_path)
     assert claim_spilled(tmp_path) == [] and list(tmp_path.iterdir()) == []  # taken once, files removed
-    assert [
+    fields = [
         (s.ts, s.prediction_ids, s.request_ids, s.versions, s.variants, s.labels, s.scores) for s in taken
-    ] == [
-        (
-            1.5,
-            ["a0", "a1"],
-            ["r0", "a1"],
-            [1, 2],
-            ["champion", "canary"],
-            [0, 3],
-            [[0.9, 0.1], [0.1, 0.2, 0.3, 0.4]],
-        ),
-        (2.5, ["b0"], ["b0"], [1], ["champion"], [1], [[0.2, 0.8]]),
     ]
+    assert fields == [first, second]
     assert np.array_equal(taken[0].x, x[:2]) and np.array_equal(taken[1].x, x[2:])
 
 
