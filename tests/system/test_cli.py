@@ -279,3 +279,21 @@ def test_up_on_a_port_in_use_fails_before_bootstrapping(
         port = taken.getsockname()[1]
         assert main(["up", "--data-dir", str(tmp_path / "d"), "--port", str(port), "--no-auth"]) == 2
     assert "pick another --port" in capsys.readouterr().err and not (tmp_path / "d" / "lifelong.db").exists()
+
+
+@pytest.mark.parametrize("alias", ["canary", "shadow"])
+def test_promote_canary_or_shadow_without_share_takes_the_api_default(tmp_path: Path, alias: str) -> None:
+    """`lifelong promote V --alias canary` without --share used to store no share: a canary that got no
+    traffic (and a shadow mirroring all of it); it now takes POST /v1/deployments' default, 0.1."""
+    from lifelong.learn import Learner, create_model
+    from lifelong.system.registry import Registry
+    from lifelong.system.service import System
+    from lifelong.system.store import Store
+
+    data = tmp_path / "data"
+    with System(data_dir=data, auth=False) as system:
+        for _ in range(2):
+            system.bootstrap(Learner(create_model("mlp", in_features=4, n_classes=2)))
+    assert main(["promote", "1", "--alias", alias, "--data-dir", str(data)]) == 0
+    with Store(data_dir=data) as store:
+        assert Registry(store).aliases()[alias].share == 0.1

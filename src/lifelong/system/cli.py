@@ -103,7 +103,8 @@ def add_commands(sub: Any) -> None:
         "--alias", default="champion", choices=ALIASES, help="champion (default), canary or shadow"
     )
     p.add_argument("--share", type=real(0.0, 1.0, open_min=True), default=None,
-                   help="traffic share of a canary or shadow, in (0, 1]")  # fmt: skip
+                   help=f"traffic share of a canary or shadow, in (0, 1] (default {DEPLOY_SHARE}, as POST "
+                        "/v1/deployments)")  # fmt: skip
     p.set_defaults(func=cmd_promote)
 
     p = sub.add_parser("rollback", help="move an alias back to its previous version")
@@ -676,6 +677,9 @@ def _fmt(x: Any) -> str:
     return "-" if x is None else f"{x:.3f}"
 
 
+DEPLOY_SHARE = 0.1  # a canary's or shadow's share when none is given, as DeploymentRequest's default
+
+
 def cmd_promote(args: argparse.Namespace) -> int:
     store, registry = _open(args)
     with store:
@@ -683,7 +687,10 @@ def cmd_promote(args: argparse.Namespace) -> int:
         from lifelong.learn.learner import Learner
 
         Learner.load(registry.get(args.version).path)  # nor at one this installation cannot rebuild
-        registry.set_alias(args.alias, args.version, share=args.share)
+        share = args.share
+        if share is None and args.alias != "champion":  # None would route no traffic to a canary
+            share = DEPLOY_SHARE
+        registry.set_alias(args.alias, args.version, share=share)
         if args.alias == "champion" and registry.alias("canary") == args.version:
             registry.remove_alias("canary")
     print(f"{args.alias} -> v{args.version}")
