@@ -53,7 +53,7 @@ def add_commands(sub: Any) -> None:
     _server_args(p)
     p.add_argument("--bootstrap", default="digits", metavar="digits|fmnist|none|FILE",
                    help="first champion when none exists: a bundled dataset, your .npz/.csv/.parquet file, "
-                        "or none (untrained; needs --model-kwargs with n_classes and --input-shape)")  # fmt: skip
+                        "or none (untrained; needs --n-classes, or n_classes in --model-kwargs, and --input-shape)")  # fmt: skip
     p.add_argument("--label-column", default="label", help="label column of a CSV/Parquet bootstrap file")
     p.add_argument("--model", default="mlp", help="registered model name (mlp, cnn, or a plugin's)")
     p.add_argument(
