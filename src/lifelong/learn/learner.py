@@ -28,7 +28,7 @@ from lifelong.data.dataset import MAX_LABEL_GAP, Batch, Dataset, class_ids, conc
 from lifelong.data.files import check_columns, frame_columns, in_column_order
 from lifelong.data.scenarios import Experience, Scenario, TaskFreeStream
 from lifelong.errors import ConfigError, DataError, LifelongError, StrategyMismatchError
-from lifelong.learn import checkpoint, distributed, heads
+from lifelong.learn import checkpoint, distributed, heads, tokens
 from lifelong.learn.callbacks import Callback, Control, LoopState
 from lifelong.learn.devices import resolve_device
 from lifelong.learn.models import HOW_TO_REGISTER, build, has_batch_norm, n_parameters, spec_input_shape
@@ -126,6 +126,7 @@ class Learner:
         self.strategies: list[Strategy] = list(strategies)
         self.callbacks: list[Callback] = list(callbacks)
         self.model = model.to(self.device)
+        tokens.accept_token_ids(model)  # inputs travel as floats; embeddings take them back as int64 ids
         self.process_group = distributed.resolve_group(process_group)
         self.rank, self.world_size = distributed.rank_and_size(self.process_group)
         # ranks shuffle and draw replay batches from different streams
@@ -630,6 +631,9 @@ class Learner:
             x = x.reshape(len(x), *expected)
         if x.dtype.is_floating_point and not bool(torch.isfinite(x).all()):
             raise DataError(f"{where}: x contains NaN or infinite values; clean or impute them first")
+        embedding = tokens.input_embedding(self.model)
+        if embedding is not None:  # token ids: bad ones are refused here, before anything changes
+            tokens.check_ids(embedding, x, where)
         return x
 
     def _check_labels(self, y: Tensor, where: str, grow: bool) -> None:
@@ -658,6 +662,7 @@ class Learner:
         it, when allowed); the first one's shape and names are the learner's from then on."""
         self._check_shape(data, where)
         self._check_names(data, where)
+        self._check_ids(data, where)
         self._check_labels(data.y, where, self.allow_new_classes)
         if self._input_shape is None:
             self._input_shape = data.input_shape
@@ -680,6 +685,14 @@ class Learner:
         order = torch.tensor([at[n] for n in names])
         x = data.x.reshape(len(data), -1)[:, order].reshape(data.x.shape)
         return data.replace(x=x, feature_names=names)
+
+    def _check_ids(self, data: Dataset, where: str) -> None:
+        """A model that starts with an embedding takes ``data`` as token ids: refuse bad ones up front."""
+        embedding = tokens.input_embedding(self.model)
+        if embedding is not None and len(data):
+            tokens.check_ids(
+                embedding, data.x if data.scale == 1.0 else data.features(), f"{where}: {data.name}"
+            )
 
     def _check_shape(self, data: Dataset, where: str) -> None:
         expected = self.input_shape
@@ -839,6 +852,7 @@ class Learner:
                 if len(d):
                     self._check_shape(d, where)
                     self._check_names(d, where, names)
+                    self._check_ids(d, where)
 
     def _first_evaluation(self, experiences: list[Experience], where: str) -> list[Tensor]:
         """``_correct_all``, where the model first meets the data: a model that cannot take these

@@ -1,0 +1,73 @@
+"""Token-id inputs for models that start with an embedding (text, categorical codes).
+
+The learner's data path carries inputs as floats (it casts every batch, memory sample and
+prediction input to the model's floating dtype, and strategies call the model on such tensors
+directly), which ``nn.Embedding`` and ``nn.EmbeddingBag`` refuse. Rather than teach every path
+about integers, each embedding takes its input back as int64 ids here: exact for ids below
+2**24 (float32), and any id that is not a whole number in ``[0, num_embeddings)`` is refused
+with a DataError instead of torch's index error or a silent truncation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from lifelong.errors import DataError
+
+EMBEDDINGS = (nn.Embedding, nn.EmbeddingBag)
+_MARK = "_lifelong_token_ids"  # set on an embedding once its hook is registered
+
+
+def accept_token_ids(model: nn.Module) -> bool:
+    """Let every embedding of ``model`` take float-carried token ids (idempotent); whether it has any."""
+    found = False
+    for module in model.modules():
+        if isinstance(module, EMBEDDINGS):
+            found = True
+            if not getattr(module, _MARK, False):
+                module.register_forward_pre_hook(_as_ids)
+                setattr(module, _MARK, True)
+    return found
+
+
+def input_embedding(model: nn.Module) -> nn.Module | None:
+    """The embedding ``model`` starts with (its first module holding parameters), or None: the layer
+    whose ids the learner can check before any training step, so that bad ids change nothing."""
+    for module in model.modules():
+        if next(module.parameters(recurse=False), None) is not None:
+            return module if isinstance(module, EMBEDDINGS) else None
+    return None
+
+
+def check_ids(embedding: nn.Module, x: Tensor, where: str) -> None:
+    """A DataError unless ``x`` holds whole numbers in ``[0, num_embeddings)`` of ``embedding``."""
+    n = int(getattr(embedding, "num_embeddings", 0))
+    name = type(embedding).__name__
+    if x.dtype.is_floating_point and not bool((x == x.round()).all()):
+        raise DataError(
+            f"{where}: {name} takes token ids, but received fractional values (e.g. "
+            f"{x[x != x.round()].flatten()[0].item():g}); give the ids as integers, unscaled: "
+            "from_tensors scales uint8 inputs by 1/255 unless given scale=1"
+        )
+    if len(x) and bool(((x < 0) | (x >= n)).any()):
+        raise DataError(
+            f"{where}: {name}({n}, ...) takes token ids 0..{n - 1}, but received ids in "
+            f"{int(x.min())}..{int(x.max())}; map unknown tokens to a reserved id, or build the "
+            f"embedding with num_embeddings > {int(x.max())}"
+        )
+
+
+def _as_ids(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    """Forward pre-hook: the first argument as int64 ids, checked against the embedding's size."""
+    if not args or not isinstance(args[0], Tensor):
+        return None
+    x = args[0]
+    with contextlib.suppress(RuntimeError):  # under torch.func.vmap (EWC's Fisher) data-dependent checks fail
+        check_ids(module, x, "forward")
+    if x.dtype in (torch.int64, torch.int32):
+        return None
+    return (x.long(), *args[1:])

@@ -1,0 +1,75 @@
+"""Models whose inputs are token ids: the learner's float-carried inputs reach embeddings as int64."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from lifelong.data import from_tensors
+from lifelong.data.scenarios import class_incremental
+from lifelong.errors import DataError
+from lifelong.learn import Learner
+from lifelong.learn.tokens import accept_token_ids
+from lifelong.strategies import EWC, LwF, Replay
+
+VOCAB, LENGTH, CLASSES = 30, 6, 4
+
+
+class Bag(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.EmbeddingBag(VOCAB, 8, mode="mean")
+        self.classifier = nn.Linear(8, CLASSES)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.embed(x))
+
+
+def tokens(n: int = 160) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(n) % CLASSES
+    x = y[:, None] * 7 + torch.randint(0, 7, (n, LENGTH), generator=g)  # each class has its own tokens
+    return x, y
+
+
+@pytest.mark.parametrize("strategy", [Replay(40), EWC(lam=1.0), LwF()], ids=["replay", "ewc", "lwf"])
+def test_token_model_trains_on_a_scenario_of_int64_ids(strategy):
+    x, y = tokens()
+    torch.manual_seed(0)
+    learner = Learner(Bag(), [strategy], lr=0.5, epochs=3)
+    result = learner.fit(class_incremental(from_tensors(x, y), n_experiences=2, seed=0))
+    assert not result.diverged
+    assert result.accuracy_matrix[0][0] > 0.9  # the first two classes' own tokens are learned
+    assert learner.predict(x[:4].numpy()).shape == (4,)
+
+
+def test_token_model_takes_partial_fit_and_predict_from_lists():
+    x, y = tokens(40)
+    learner = Learner(Bag(), lr=0.5)
+    for _ in range(5):
+        learner.partial_fit(x.tolist(), y.tolist())
+    assert (learner.predict(x.tolist()) == y).float().mean() > 0.9
+
+
+def test_token_ids_outside_the_vocabulary_are_a_data_error_naming_the_size():
+    learner = Learner(Bag(), lr=0.1)
+    with pytest.raises(
+        DataError, match=r"takes token ids 0\.\.29, but received ids in 0\.\.40.*num_embeddings > 40"
+    ):
+        learner.partial_fit(np.array([[0, 40, 1, 2, 3, 4]]), [0])
+    assert learner.samples_trained == 0 and learner.input_shape is None  # refused before any change
+
+
+def test_scaled_token_ids_are_refused_not_truncated():
+    x, y = tokens()
+    learner = Learner(Bag(), lr=0.1)
+    with pytest.raises(DataError, match="fractional.*scale=1"):  # uint8 ids are scaled by 1/255 by default
+        learner.fit(class_incremental(from_tensors(x.to(torch.uint8), y), n_experiences=2))
+
+
+def test_accept_token_ids_registers_once_and_only_on_embeddings():
+    model = Bag()
+    assert accept_token_ids(model) and accept_token_ids(model)
+    assert len(model.embed._forward_pre_hooks) == 1
+    assert not accept_token_ids(nn.Linear(3, 2))
+    assert model(torch.tensor([[1.0, 2.0]])).shape == (1, CLASSES)  # float-carried ids are taken as ids
