@@ -134,3 +134,56 @@ def test_ewc_fisher_beside_multihead_task_heads() -> None:
     result = Learner(toy_model(), [MultiHead(), ewc], lr=LR, batch_size=8, seed=0).fit(toy_scenario("task"))
     assert not result.diverged and len(ewc.fishers_) == len(result.accuracy_matrix)
     assert all(torch.isfinite(f).all() for fisher in ewc.fishers_ for f in fisher.values())
+
+
+class _GRUNet(torch.nn.Module):
+    """A GRU builds its initial hidden state unbatched, which torch.func.vmap cannot update in place."""
+
+    def __init__(self, cell: type[torch.nn.RNNBase] = torch.nn.GRU) -> None:
+        super().__init__()
+        self.rnn = cell(3, 6, batch_first=True)
+        self.classifier = torch.nn.Linear(6, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.rnn(x)[0][:, -1])
+
+
+def _sequences(n: int = 24) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    return torch.randn(n, 4, 3, generator=g), torch.arange(n) % 2
+
+
+@pytest.mark.parametrize("strategy", [EWC(lam=1.0), MAS(lam=1.0)], ids=["ewc", "mas"])
+def test_per_sample_importances_train_a_gru(strategy) -> None:
+    from lifelong.data import from_tensors
+    from lifelong.data.scenarios import Experience
+
+    x, y = _sequences()
+    data = from_tensors(x, y)
+    learner = Learner(_GRUNet(), [strategy], lr=LR, batch_size=8)
+    learner.learn(Experience(0, (0, 1), 0, data, data))  # vmap's broadcast RuntimeError before
+    importance = strategy.fishers_[0] if isinstance(strategy, EWC) else strategy.omega_
+    assert all(bool(torch.isfinite(v).all()) for v in importance.values())
+    assert sum(float(v.sum()) for v in importance.values()) > 0
+
+
+def test_looped_per_sample_gradients_equal_the_vmapped_ones(monkeypatch) -> None:
+    from lifelong.data import from_tensors
+    from lifelong.strategies import _importance
+
+    x, y = _sequences()
+    learner = Learner(_GRUNet(torch.nn.LSTM), lr=LR)  # an LSTM vmaps, so both paths can run
+    learner.partial_fit(x, y)
+    data = from_tensors(x, y)
+    vmapped = _importance.fisher_diagonal(learner, data)
+
+    def refuse(*args, **kwargs):
+        def fail(*a):
+            raise RuntimeError("not vmappable")
+
+        return fail
+
+    monkeypatch.setattr(_importance, "vmap", refuse)
+    looped = _importance.fisher_diagonal(learner, data)
+    for k in vmapped:
+        torch.testing.assert_close(looped[k], vmapped[k])

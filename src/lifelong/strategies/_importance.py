@@ -54,7 +54,7 @@ def fisher_diagonal(
         logits = functional_call(model, (p, buffers), (x.unsqueeze(0),))
         return F.cross_entropy(logits.masked_fill(~m.unsqueeze(0), MASKED), y.unsqueeze(0))
 
-    per_sample = vmap(grad(nll), in_dims=(None, 0, 0, 0))
+    per_sample = per_sample_grad(nll)
     was_training = model.training
     model.eval()
     try:
@@ -210,9 +210,33 @@ def per_sample_gradients(
     was_training = model.training
     model.eval()
     try:
-        return vmap(grad(one), in_dims=(None, 0, 0, 0))(params, x, y, mask)
+        return per_sample_grad(one)(params, x, y, mask)
     finally:
         model.train(was_training)
+
+
+def per_sample_grad(fn: Callable[..., Tensor]) -> Callable[..., dict[str, Tensor]]:
+    """``vmap(grad(fn))`` over every argument but the parameters (the first): gradients per sample.
+
+    Some layers cannot be vmapped (a GRU builds its initial hidden state unbatched, and vmap's
+    in-place update then fails with a broadcast error): for those the samples are differentiated
+    one at a time, with the same result, from the first failure on. An error of the model itself
+    comes back from the loop as well.
+    """
+    vectorised, single = vmap(grad(fn), in_dims=(None, 0, 0, 0)), grad(fn)
+    looping = False
+
+    def call(params: dict[str, Tensor], *per_sample: Tensor) -> dict[str, Tensor]:
+        nonlocal looping
+        if not looping:
+            try:
+                return vectorised(params, *per_sample)
+            except RuntimeError:
+                looping = True
+        grads = [single(params, *(a[i] for a in per_sample)) for i in range(len(per_sample[0]))]
+        return {k: torch.stack([g[k] for g in grads]) for k in grads[0]}
+
+    return call
 
 
 def sample_index(learner: Learner, n_data: int, max_samples: int | None) -> Tensor:
