@@ -170,6 +170,26 @@ def test_own_domains_as_datasets_or_arrays() -> None:
         domain_incremental(toy_data(), permutations=2, domains=pairs)
 
 
+def test_own_domains_as_one_x_y_per_domain_are_split_not_read_as_train_and_test() -> None:
+    import pandas as pd
+
+    from tests.data._tabular import tabular
+
+    domains = []
+    for shift in (0.0, 2.0):
+        x, y = tabular(100, 1, shift)
+        domains.append((pd.DataFrame(x, columns=[f"f{i}" for i in range(30)]), y))
+    x, y = tabular(100, 2, -2.0)
+    domains.append((torch.from_numpy(x), torch.from_numpy(y)))
+    s = domain_incremental(
+        domains=domains, seed=1
+    )  # was "domain-0-train: expected a Dataset ..., got DataFrame"
+    assert len(s) == 3 and s.input_shape == (30,)
+    assert all(len(e.train) + len(e.test) == 100 and 15 <= len(e.test) <= 25 for e in s)  # split 80/20
+    assert s[0].train.feature_names == tuple(f"f{i}" for i in range(30))
+    assert float(s[1].train.x.mean()) > float(s[0].train.x.mean()) + 1.5
+
+
 def test_own_domains_must_name_their_columns_alike() -> None:
     import pandas as pd
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from itertools import accumulate
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -353,7 +354,8 @@ def domain_incremental(
     """Same classes in every experience, inputs from another domain in each.
 
     Give exactly one of ``domains`` (your own: per experience a ``(train, test)`` pair, each a
-    :class:`Dataset` or an ``(x, y)`` tuple, or one dataset split 80/20 with ``seed``),
+    :class:`Dataset` or an ``(x, y)`` tuple, or one dataset, a :class:`Dataset` or an ``(x, y)``
+    tuple of arrays, tensors or frames, split 80/20 with ``seed``),
     ``permutations`` (the number of experiences, each a fixed random pixel permutation of
     ``dataset``) or ``rotations`` (one angle in degrees per experience). ``dataset`` is read as
     by :func:`class_incremental`. For domains given as a column of one table see
@@ -408,6 +410,8 @@ def _own_domains(domains: Sequence[Any], names: Sequence[str] | None = None, see
     for i, pair in enumerate(pairs):
         label = names[i] if names is not None else str(i)
         one = _one_dataset(pair)
+        if one is None and _is_xy(pair):  # (X, y) of one domain, not a (train, test) pair
+            one = _as_dataset(pair, f"domain-{label}")
         if one is not None:
             pair = holdout(one.replace(name=f"domain-{label}"), 0.2, seed)
         elif not (isinstance(pair, (tuple, list, Split)) and len(pair) == 2):
@@ -436,6 +440,16 @@ def _own_domains(domains: Sequence[Any], names: Sequence[str] | None = None, see
     for e in experiences:
         e.classes = tuple(classes)
     return Scenario("domains", "domain", experiences, _n_outputs(classes))
+
+
+def _is_xy(pair: Any) -> bool:
+    """Whether ``pair`` is one dataset's ``(x, y)`` (an array, tensor or frame of inputs first) rather
+    than a ``(train, test)`` pair, whose parts are datasets or ``(x, y)`` tuples themselves."""
+    return (
+        isinstance(pair, (tuple, list))
+        and len(pair) == 2
+        and (isinstance(pair[0], (Tensor, np.ndarray)) or hasattr(pair[0], "to_numpy"))
+    )
 
 
 def _as_dataset(data: Any, name: str) -> Dataset:
