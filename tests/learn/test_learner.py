@@ -631,9 +631,21 @@ def test_a_diverged_fit_warns_with_what_to_change() -> None:
     with pytest.warns(RuntimeWarning, match=r"training diverged: lower lr \(now 1000\)"):
         result = Learner(toy_model(), [Naive()], lr=1e3, batch_size=8).fit(toy_scenario())
     assert result.diverged and "lower lr" in result.table().splitlines()[0]
+    assert "standardise" not in result.table()  # the toy features are small: the lr is the fix
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert not Learner(toy_model(), [Naive()], lr=0.1, batch_size=8).fit(toy_scenario()).diverged
+
+
+def test_a_run_diverged_on_unscaled_features_is_told_to_standardise_them() -> None:
+    """Columns of 1e5 (River's Agrawal salaries) blow up at any usable lr: "lower lr" alone misled."""
+    from lifelong.data.scenarios import class_incremental
+
+    data = toy_data()
+    big = class_incremental([d.replace(x=d.x * 1e5) for d in data], n_experiences=2)
+    with pytest.warns(RuntimeWarning, match=r"standardise the features \(inputs reach \|x\| = \d"):
+        result = Learner(toy_model(), [Naive()], lr=0.1, batch_size=8).fit(big)
+    assert result.diverged and "standardise" in result.info["divergence_hint"]
 
 
 HOST_READS = ("item", "tolist", "__bool__", "__float__", "__int__", "__index__", "nonzero", "numpy")

@@ -141,6 +141,7 @@ class Learner:
         self._step = 0
         self._window: list[Batch] = []
         self._input_shape: tuple[int, ...] | None = None  # of one sample, from the first training data
+        self._largest_input = 0.0  # the largest |x| trained on (after scaling): advice when training diverges
         # the columns of the first training frame (scikit-learn's feature_names_in_): later frames are
         # matched by name, and a deployment of this learner takes inputs by name
         self.feature_names: tuple[str, ...] | None = None
@@ -203,6 +204,9 @@ class Learner:
     def _divergence_hint(self) -> str:
         """What a diverged run says to change: the strategies' own advice, else a smaller lr."""
         hints = [h for s in self.strategies if (h := s.divergence_hint()) is not None]
+        if self._largest_input > LARGE_INPUT:  # no lr fixes inputs of 1e5: the first step overshoots
+            hints.insert(0, f"standardise the features (inputs reach |x| = {self._largest_input:.3g}; e.g. "
+                            "sklearn's StandardScaler, or --standardize in lifelong up and simulate)")  # fmt: skip
         return "; ".join(hints) if hints else f"lower lr (now {self.lr:g}) or the strategies' strengths"
 
     def _sum_losses(self) -> None:
@@ -546,6 +550,7 @@ class Learner:
         if self._input_shape is None:
             self._input_shape = tuple(x.shape[1:])
             self.feature_names = tuple(columns) if columns is not None else None
+        self._note_scale(x)
         data = Dataset(x, y, t, 1.0, "partial_fit")
         if self._experience is None:
             empty = data.subset(torch.arange(0))
@@ -664,9 +669,14 @@ class Learner:
         self._check_names(data, where)
         self._check_ids(data, where)
         self._check_labels(data.y, where, self.allow_new_classes)
+        self._note_scale(data.x, data.scale)
         if self._input_shape is None:
             self._input_shape = data.input_shape
             self.feature_names = data.feature_names
+
+    def _note_scale(self, x: Tensor, scale: float = 1.0) -> None:
+        if len(x):
+            self._largest_input = max(self._largest_input, float(x.abs().max()) * scale)
 
     def _check_names(self, data: Dataset, where: str, names: tuple[str, ...] | None = None) -> None:
         """A DataError naming the columns ``data`` lacks or adds to ``names`` (default: the learner's)."""
@@ -1159,6 +1169,8 @@ class Learner:
 #: a training loss above this is a diverged run, not a result (a cross-entropy of 1e10 means logits
 #: of that size; no method's loss reaches it while it is still learning)
 DIVERGED_LOSS = 1e10
+#: inputs larger than this (in absolute value) are advised to be standardised when training diverges
+LARGE_INPUT = 100.0
 
 
 def _check_logits(model: nn.Module, out: Any, batch: int) -> None:
