@@ -648,6 +648,16 @@ def test_a_run_diverged_on_unscaled_features_is_told_to_standardise_them() -> No
     assert result.diverged and "standardise" in result.info["divergence_hint"]
 
 
+def test_river_style_dict_samples_are_refused_with_the_frame_to_build() -> None:
+    learner = Learner(toy_model(), lr=0.1)
+    sample = {f"x{i}": 0.5 for i in range(8)}
+    for x in (sample, [sample, sample]):
+        with pytest.raises(DataError, match=r"dict of features \(River's form\).*pandas\.DataFrame\(\[x\]\)"):
+            learner.partial_fit(x, [1] if isinstance(x, dict) else [1, 0])
+    with pytest.raises(DataError, match="dict of features"):
+        learner.predict(sample)
+
+
 HOST_READS = ("item", "tolist", "__bool__", "__float__", "__int__", "__index__", "nonzero", "numpy")
 
 

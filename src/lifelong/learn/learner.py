@@ -606,6 +606,12 @@ class Learner:
         """
         if self.feature_names is not None and frame_columns(x) is not None:
             x = in_column_order(x, self.feature_names, f"{where}: the frame")
+        if isinstance(x, dict) or (isinstance(x, (list, tuple)) and x and isinstance(x[0], dict)):
+            raise DataError(  # River's samples are dicts: the order of their keys is no contract
+                f"{where}: x is a dict of features (River's form), which has no column order; pass a frame "
+                "instead, matched by column name: pandas.DataFrame([x]) for one sample, "
+                "pandas.DataFrame(rows) for a list of them"
+            )
         if not isinstance(x, Tensor):
             try:
                 x = (
