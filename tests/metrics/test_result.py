@@ -92,3 +92,14 @@ def test_from_dict_refuses_what_is_not_a_result() -> None:
 def test_strict_json_nulls_every_non_finite_number() -> None:
     doc = {"a": [float("inf"), np.float32("nan"), 1.5, True], "b": (float("-inf"),), "c": np.float64(2.0)}
     assert _strict_loads(strict_json(doc)) == {"a": [None, None, 1.5, True], "b": [None], "c": 2.0}
+
+
+def test_just_learned_is_the_diagonal_and_feeds_intransigence() -> None:
+    r = Result(accuracy_matrix=[[0.9, 0.1, 0.0], [0.5, 0.8, 0.2], [0.4, 0.6, 0.7]])
+    assert r.just_learned == [0.9, 0.8, 0.7]
+    assert Result(accuracy_matrix=[[0.9, 0.1, 0.0]]).just_learned == [0.9]  # a run stopped early
+    worse = Result(accuracy_matrix=r.accuracy_matrix, reference_accuracy=[1.0, 1.0, 1.0])
+    assert worse.metrics["intransigence"] == pytest.approx((0.1 + 0.2 + 0.3) / 3)
+    assert Result(accuracy_matrix=r.accuracy_matrix, reference_accuracy=r.just_learned).metrics[
+        "intransigence"
+    ] == pytest.approx(0.0)

@@ -892,7 +892,19 @@ class Learner:
         every experience after each one (the accuracy matrix).
 
         Everything is checked before any training: the strategies against the scenario, the samples'
-        shape and columns, the labels, and ``reference_accuracy`` (one accuracy per experience)."""
+        shape and columns, the labels, and ``reference_accuracy`` (one accuracy per experience).
+
+        ``reference_accuracy[j]`` is what a model trained on all data up to experience j reaches on
+        it (Chaudhry et al., 2018); given it, the result reports intransigence. A Cumulative run's
+        ``Result.just_learned`` is one:
+
+        >>> from lifelong.checks import toy_model, toy_scenario
+        >>> from lifelong.strategies import Cumulative
+        >>> upper = Learner(toy_model(), [Cumulative()], lr=0.1).fit(toy_scenario())
+        >>> result = Learner(toy_model(), lr=0.1).fit(toy_scenario(), reference_accuracy=upper.just_learned)
+        >>> "intransigence" in result.metrics
+        True
+        """
         experiences = _experiences(stream, "fit")
         kinds = {e.kind for e in experiences}
         if len(kinds) > 1:

@@ -94,6 +94,17 @@ class Result:
     info: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def just_learned(self) -> list[float]:
+        """Accuracy on each experience right after training on it (the matrix's diagonal).
+
+        A run of :class:`~lifelong.strategies.Cumulative` (all data so far) on the same scenario gives
+        the ``reference_accuracy`` that intransigence needs: ``learner.fit(scenario,
+        reference_accuracy=cumulative_result.just_learned)``.
+        """
+        r = self.accuracy_matrix
+        return [float(r[j][j]) for j in range(min(len(r), len(r[0]) if r else 0))]
+
+    @property
     def metrics(self) -> dict[str, float]:
         r = self.accuracy_matrix
         out: dict[str, float] = {
