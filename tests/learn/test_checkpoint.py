@@ -245,3 +245,30 @@ def test_a_checkpoint_loaded_onto_another_device_trains_there(name: str, tmp_pat
     moved.model.train()
     batch = stream.experiences[1].train.batch(slice(0, 16))
     assert moved.train_step(batch).device.type == "meta"  # penalties and projections ran on the device
+
+
+class _OwnNet(torch.nn.Module):
+    """A user's own model, defined in the script and never registered: it has no spec to rebuild."""
+
+    def __init__(self, n_classes: int = 2) -> None:
+        super().__init__()
+        self.body = torch.nn.Sequential(torch.nn.Linear(8, 12), torch.nn.LayerNorm(12), torch.nn.ReLU())
+        self.classifier = torch.nn.Linear(12, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.body(x))
+
+
+def test_a_custom_model_built_as_it_first_was_loads_a_grown_head(tmp_path: Path) -> None:
+    data = toy_data(n_classes=4, per_class=20).train
+    learner = Learner(_OwnNet(n_classes=2), [Replay(20), EWC(lam=1.0)], lr=0.05, allow_new_classes=True)
+    learner.partial_fit(data.x, data.y)  # labels 0..3: the head grows from 2 to 4 outputs
+    learner.consolidate()
+    learner.save(tmp_path / "ckpt")
+    loaded = Learner.load(
+        tmp_path / "ckpt", model=_OwnNet(n_classes=2)
+    )  # was a size-mismatch CheckpointError
+    assert loaded.n_outputs == 4
+    torch.testing.assert_close(loaded.predict_proba(data.x), learner.predict_proba(data.x))
+    with pytest.raises(CheckpointError, match="does not fit this model"):  # other layers must still agree
+        Learner.load(tmp_path / "ckpt", model=MLP(in_features=8, hidden=(12,), n_classes=2))

@@ -1101,6 +1101,8 @@ class Learner:
         from lifelong.errors import CheckpointError
 
         manifest, state = checkpoint.read(directory)
+        if model is not None:
+            _grow_to_saved_head(model, state["model"])
         if model is None:
             spec = manifest["model"].get("spec")
             if spec is None:
@@ -1245,6 +1247,23 @@ def _experiences(stream: Any, where: str) -> list[Experience]:
     if not experiences:
         raise DataError(f"{where}: the stream has no experiences")
     return experiences
+
+
+def _grow_to_saved_head(model: nn.Module, saved: dict[str, Any]) -> None:
+    """Grow the head of a model given to ``load`` to the saved one's outputs.
+
+    A learner with ``allow_new_classes`` grows its head while it trains; a custom model has no spec
+    to say so, and the caller builds it as it first was (``MyNet(n_classes=2)``), so the saved
+    weights, one row per class seen, would not fit it.
+    """
+    try:
+        name = heads.head_name(model)
+        layer = heads.classifier(model)[2]
+    except ConfigError:
+        return  # no Linear head to grow: load_state_dict names whatever does not fit
+    weight = saved.get(f"{name}.weight")
+    if isinstance(weight, Tensor) and weight.ndim == 2 and weight.shape[1] == layer.in_features:
+        heads.grow_classifier(model, int(weight.shape[0]))
 
 
 def _reference(values: Sequence[float] | None, n: int) -> list[float] | None:
