@@ -272,3 +272,33 @@ def test_a_custom_model_built_as_it_first_was_loads_a_grown_head(tmp_path: Path)
     torch.testing.assert_close(loaded.predict_proba(data.x), learner.predict_proba(data.x))
     with pytest.raises(CheckpointError, match="does not fit this model"):  # other layers must still agree
         Learner.load(tmp_path / "ckpt", model=MLP(in_features=8, hidden=(12,), n_classes=2))
+
+
+def test_a_learner_saved_between_partial_fit_batches_closes_that_experience_on_its_samples(
+    tmp_path: Path,
+) -> None:
+    data = toy_data(n_classes=4, per_class=20).train
+    x, y = data.x, data.y
+
+    def fresh() -> Learner:
+        torch.manual_seed(0)
+        return Learner(_OwnNet(n_classes=4), [EWC(lam=1.0), Replay(20)], lr=0.05, seed=3)
+
+    straight = fresh()
+    straight.partial_fit(x[:40], y[:40])
+    straight.partial_fit(x[40:], y[40:])
+    straight.consolidate()
+
+    first = fresh()
+    first.partial_fit(x[:40], y[:40])
+    first.save(tmp_path / "ckpt")  # mid-experience: no consolidate() yet
+    resumed = Learner.load(tmp_path / "ckpt", model=_OwnNet(n_classes=4))
+    assert resumed.experience is not None and resumed.experience_index == 0
+    resumed.partial_fit(x[40:], y[40:])
+    resumed.consolidate()  # EWC's Fisher over both halves, as without the save (it was none before)
+    ewc, expected = resumed.strategies[0], straight.strategies[0]
+    assert len(ewc.fishers_) == len(expected.fishers_) == 1
+    for k, f in expected.fishers_[0].items():
+        torch.testing.assert_close(ewc.fishers_[0][k], f)
+    for a, b in zip(straight.model.state_dict().values(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b)

@@ -1052,11 +1052,38 @@ class Learner:
                 "samples_trained": self.samples_trained, "base_parameters": self.base_parameters,
                 "input_shape": None if self._input_shape is None else list(self._input_shape),
                 "feature_names": None if self.feature_names is None else list(self.feature_names),
+                "open_experience": self._open_experience(),
             },
         }  # fmt: skip
         if distributed.is_writer(self):  # rank 0 writes; the checkpoint loads in a single process
             checkpoint.write(directory, manifest, state)
         distributed.barrier(self)
+
+    def _open_experience(self) -> dict[str, Any] | None:
+        """The experience ``partial_fit`` opened and no ``consolidate()`` closed yet, with the samples
+        its boundary will read (EWC's Fisher, iCaRL's exemplars): without them a learner saved between
+        batches and loaded would close that experience on nothing."""
+        e = self._experience
+        if e is None:
+            return None
+        window = concat([Dataset(b.x, b.y, b.t) for b in self._window], "window") if self._window else None
+        return {
+            "index": e.index, "classes": list(e.classes), "task_id": e.task_id,
+            "window": None if window is None else {"x": window.x, "y": window.y, "t": window.t},
+        }  # fmt: skip
+
+    def _reopen(self, saved: dict[str, Any] | None) -> None:
+        """Reopen the experience :meth:`_open_experience` saved, its window included."""
+        if saved is None:
+            return
+        w = saved.get("window")
+        if w is not None:
+            self._window = [Batch(w["x"], w["y"], w.get("t"))]
+        shape = self._input_shape or (1,)
+        empty = Dataset(torch.zeros(0, *shape), torch.zeros(0, dtype=torch.long), None, 1.0, "partial_fit")
+        self._experience = Experience(
+            int(saved["index"]), tuple(saved["classes"]), int(saved["task_id"]), empty, empty
+        )
 
     @classmethod
     def load(
@@ -1133,6 +1160,7 @@ class Learner:
         learner.samples_trained, learner.base_parameters = book["samples_trained"], book["base_parameters"]
         learner._input_shape = tuple(book["input_shape"]) if book.get("input_shape") else None
         learner.feature_names = tuple(book["feature_names"]) if book.get("feature_names") else None
+        learner._reopen(book.get("open_experience"))
         for s in learner._hooks["attach"]:  # strategies that grow the model rebuild its structure
             s.attach(learner)
         try:
