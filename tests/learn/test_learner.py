@@ -658,6 +658,24 @@ def test_river_style_dict_samples_are_refused_with_the_frame_to_build() -> None:
         learner.predict(sample)
 
 
+def test_nan_in_a_directly_built_dataset_is_refused_before_training_not_a_divergence() -> None:
+    """from_tensors refuses NaN; a Dataset built by hand was trained on and "diverged" (lower lr)."""
+    from lifelong.data import Dataset
+    from lifelong.data.scenarios import class_incremental
+
+    train, test = toy_data()
+    for part in ("train", "test"):
+        x = (train if part == "train" else test).x.clone()
+        x[5, 2] = float("nan")
+        split = (train.replace(x=x), test) if part == "train" else (train, test.replace(x=x))
+        scenario = class_incremental(split, n_experiences=2)
+        learner = Learner(toy_model(), lr=0.1)
+        with pytest.raises(DataError, match=r"fit: .* has NaN or infinite values in 1 of its \d+ samples"):
+            learner.fit(scenario)
+        assert learner.step == 0
+    assert isinstance(train, Dataset)
+
+
 HOST_READS = ("item", "tolist", "__bool__", "__float__", "__int__", "__index__", "nonzero", "numpy")
 
 

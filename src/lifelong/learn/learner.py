@@ -674,6 +674,7 @@ class Learner:
         self._check_shape(data, where)
         self._check_names(data, where)
         self._check_ids(data, where)
+        _check_finite(data, where)
         self._check_labels(data.y, where, self.allow_new_classes)
         self._note_scale(data.x, data.scale)
         if self._input_shape is None:
@@ -869,6 +870,7 @@ class Learner:
                     self._check_shape(d, where)
                     self._check_names(d, where, names)
                     self._check_ids(d, where)
+                    _check_finite(d, where)
 
     def _first_evaluation(self, experiences: list[Experience], where: str) -> list[Tensor]:
         """``_correct_all``, where the model first meets the data: a model that cannot take these
@@ -1275,6 +1277,21 @@ def _experiences(stream: Any, where: str) -> list[Experience]:
     if not experiences:
         raise DataError(f"{where}: the stream has no experiences")
     return experiences
+
+
+def _check_finite(data: Dataset, where: str) -> None:
+    """A DataError naming the first sample of ``data`` with a NaN or infinite input.
+
+    ``from_tensors`` refuses them, but a ``Dataset`` built directly (or a torch dataset) is not
+    checked: its NaN would make the run diverge, with advice about the learning rate, and NaN test
+    inputs would be scored as wrong answers."""
+    if data.x.dtype.is_floating_point:
+        bad = ~torch.isfinite(data.x.reshape(len(data), -1)).all(1)
+        if bool(bad.any()):
+            raise DataError(
+                f"{where}: {data.name} has NaN or infinite values in {int(bad.sum())} of its {len(data)} "
+                f"samples, the first at index {int(bad.nonzero()[0])}; clean or impute them first"
+            )
 
 
 def _grow_to_saved_head(model: nn.Module, saved: dict[str, Any]) -> None:
