@@ -39,16 +39,29 @@ def part(model: nn.Module, name: str, kind: type[M]) -> M:
     return m
 
 
+#: submodules the architectural strategies put on the model themselves (HAT, PNN, CPG)
+ADDED = frozenset({"hat_embeddings", "pnn_columns", "cpg_picks"})
+
+
 def mlp_linears(model: nn.Module, who: str) -> list[nn.Linear]:
-    """The Linear layers of an MLP in order: hidden layers, then the classifier."""
+    """The Linear layers of an MLP in order: hidden layers, then the classifier.
+
+    These strategies compute ``classifier(features(x))`` themselves, so a layer with weights outside
+    the two (an embedding or a norm before ``features``) would be skipped: such a model is refused.
+    """
     feats, clf = getattr(model, "features", None), getattr(model, "classifier", None)
+    outside = sorted(
+        {n.split(".")[0] for n, _ in model.named_parameters()} - {"features", "classifier"} - ADDED
+    )
     if (
         not isinstance(feats, nn.Sequential)
         or not isinstance(clf, nn.Linear)
         or any(not isinstance(m, (nn.Flatten, nn.Linear, nn.ReLU)) for m in feats)
+        or outside
     ):
+        extra = f" (it has layers with weights outside them: {', '.join(outside)})" if outside else ""
         raise StrategyMismatchError(
-            f"{who} needs an MLP (features of Flatten/Linear/ReLU and a Linear classifier), got "
+            f"{who} needs an MLP (features of Flatten/Linear/ReLU and a Linear classifier){extra}, got "
             f"{type(model).__name__}; build the model with lifelong.learn.models.MLP"
         )
     return [m for m in feats if isinstance(m, nn.Linear)] + [clf]
