@@ -157,3 +157,38 @@ def test_a_factory_refusing_its_kwargs_is_a_config_error_naming_model_and_kwargs
         ConfigError, match=r"model 'tab' cannot be built with .*'width': -3.*negative dimension"
     ):
         create_model("tab", in_features=4, n_classes=2, width=-3)
+
+
+class _EmbedFirst(nn.Module):
+    """A text model whose ``features`` starts after the embedding: forward is not classifier(features(x))."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(20, 4)
+        self.features = nn.Sequential(nn.Flatten(), nn.Linear(12, 8), nn.ReLU())
+        self.classifier = nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(self.embed(x)))
+
+
+@pytest.mark.parametrize("name", ["ncm", "icarl", "multihead", "adapters"])
+def test_methods_reading_model_features_name_the_convention_not_a_shape_error(name) -> None:
+    from lifelong.data import from_tensors
+    from lifelong.data.scenarios import task_incremental
+    from lifelong.errors import StrategyMismatchError
+    from lifelong.learn import Learner
+    from lifelong.strategies import REGISTRY
+
+    y = torch.arange(40) % 4
+    scenario = task_incremental(from_tensors(y[:, None] * 4 + torch.arange(3), y), n_experiences=2)
+    learner = Learner(_EmbedFirst(), [REGISTRY[name]()], lr=0.1)
+    with pytest.raises(
+        StrategyMismatchError, match=r"forward must be classifier\(features\(x\)\).*inside \.features"
+    ):
+        learner.fit(scenario)  # was torch's "mat1 and mat2 shapes cannot be multiplied"
+
+
+def test_reading_features_lets_dtype_errors_through() -> None:
+    with pytest.raises(RuntimeError, match="dtype"), models.reading_features(nn.Linear(2, 2), "X"):
+        raise RuntimeError("expected m1 and m2 to have the same dtype")

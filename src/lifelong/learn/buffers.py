@@ -16,6 +16,7 @@ from torch import Tensor
 
 from lifelong.data.dataset import Batch, Dataset
 from lifelong.errors import ConfigError
+from lifelong.learn.models import reading_features
 
 
 class Buffer:
@@ -295,7 +296,8 @@ def penultimate(learner: Any) -> Callable[[Tensor], Tensor]:
             with torch.no_grad():
                 step = max(1, learner.eval_batch_size)
                 chunks = [x[i : i + step].to(learner.device) for i in range(0, len(x), step)]
-                return torch.cat([features(c).flatten(1).cpu() for c in chunks])
+                with reading_features(model, "a herding memory"):
+                    return torch.cat([features(c).flatten(1).cpu() for c in chunks])
         finally:
             model.train(was_training)
 

@@ -16,16 +16,17 @@ nothing is ever imported because a checkpoint names a model.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import math
 import operator
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from torch import Tensor, nn
 
-from lifelong.errors import ConfigError
+from lifelong.errors import ConfigError, StrategyMismatchError
 from lifelong.learn.params import check_param
 
 Factory = Callable[..., nn.Module]
@@ -260,6 +261,28 @@ def spec_input_shape(spec: dict[str, Any] | None) -> tuple[int, ...] | None:
     if spec.get("name") == "mlp":
         return (784,)
     return None
+
+
+@contextlib.contextmanager
+def reading_features(model: nn.Module, who: str) -> Iterator[None]:
+    """Name the convention when ``model.features`` cannot take the model's inputs.
+
+    Nearest-mean, multi-head and adapter methods (and herding memories) call ``model.features(x)``
+    themselves, as the input of ``model.classifier``: a model with a ``features`` submodule that is
+    only part of the way there (an embedding or a reshape before it) fails inside torch with a shape
+    error that names neither. A dtype error passes through (the learner names the model's dtype).
+    """
+    try:
+        yield
+    except RuntimeError as err:
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        if "dtype" in first or "scalar type" in first:
+            raise
+        raise StrategyMismatchError(
+            f"{who} calls {type(model).__name__}.features(x) on the model's inputs and feeds the result to "
+            f".classifier, so forward must be classifier(features(x)); features could not take them ({first}): "
+            "put every layer before the classifier (an embedding, a reshape) inside .features"
+        ) from err
 
 
 def has_batch_norm(model: nn.Module) -> bool:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor, nn
 
+from lifelong.learn.models import reading_features
 from lifelong.learn.params import check_param
 from lifelong.learn.strategy import Strategy
 from lifelong.strategies._arch import part, route, task_masked
@@ -150,7 +151,8 @@ class Adapters(Strategy):
                     h = part(adapters[s], str(after[i]), Bottleneck)(h)
             return classifier(h)
 
-        return task_masked(learner, route(x, t, adapted), t)
+        with reading_features(model, "Adapters"):
+            return task_masked(learner, route(x, t, adapted), t)
 
     def remove(self, learner: Learner) -> None:
         """Delete every adapter and prompt; the backbone is back exactly as it was, and trainable."""

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from torch import Tensor, nn
 
 from lifelong.errors import StrategyMismatchError
+from lifelong.learn.models import reading_features
 from lifelong.learn.strategy import Strategy
 from lifelong.strategies._arch import part, route, task_masked
 
@@ -80,4 +81,5 @@ class MultiHead(Strategy):
             key = str(task)
             return heads[key](feats) if key in heads else classifier(feats)
 
-        return task_masked(learner, route(x, t, head), t)
+        with reading_features(model, "MultiHead"):
+            return task_masked(learner, route(x, t, head), t)

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from lifelong.errors import StrategyMismatchError
 from lifelong.learn.distributed import all_reduce_class_sums
+from lifelong.learn.models import reading_features
 from lifelong.learn.params import check_param
 from lifelong.learn.strategy import Strategy
 from lifelong.strategies._arch import part
@@ -32,7 +33,8 @@ def embed(model: nn.Module, x: Tensor) -> Tensor:
             f"{type(model).__name__} has no .features module; nearest-mean methods need a model split into "
             "features and classifier (lifelong.learn.models.MLP or CNN)"
         )
-    return F.normalize(part(model, "features", nn.Module)(x).flatten(1), dim=1)
+    with reading_features(model, "a nearest-mean method (NCM, iCaRL)"):
+        return F.normalize(part(model, "features", nn.Module)(x).flatten(1), dim=1)
 
 
 def nearest_mean_logits(
