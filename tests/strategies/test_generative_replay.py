@@ -2,6 +2,7 @@
 
 import tempfile
 
+import pytest
 import torch
 
 from lifelong.checks import toy_data, toy_model, toy_scenario
@@ -57,3 +58,16 @@ def test_generator_is_counted_and_checkpointed_as_plain_tensors() -> None:
     x = gr.generator(learner).sample(5, g)
     g = torch.Generator().manual_seed(0)
     assert torch.equal(x, loaded.strategies[0].generator(loaded).sample(5, g))
+
+
+def test_a_model_of_token_ids_is_refused_when_the_learner_is_built() -> None:
+    """The VAE's samples are fractional: they reached the embedding as a DataError about uint8 scaling."""
+    from torch import nn
+
+    from lifelong.errors import StrategyMismatchError
+
+    model = nn.Sequential(nn.EmbeddingBag(30, 8), nn.Linear(8, 4))
+    with pytest.raises(
+        StrategyMismatchError, match="GenerativeReplay generates continuous inputs.*EmbeddingBag.*Replay"
+    ):
+        Learner(model, [GenerativeReplay()])

@@ -15,9 +15,11 @@ import torch
 from torch import Tensor, nn
 
 from lifelong.data.dataset import Batch
+from lifelong.errors import StrategyMismatchError
 from lifelong.learn.buffers import make_buffer
 from lifelong.learn.params import check_param
 from lifelong.learn.strategy import Strategy
+from lifelong.learn.tokens import input_embedding
 from lifelong.strategies._vae import VAE
 
 if TYPE_CHECKING:
@@ -67,6 +69,15 @@ class GenerativeReplay(Strategy):
         self._old_vae: VAE | None = None
         self._old_solver: nn.Module | None = None
         self._train_x: Tensor | None = None
+
+    def attach(self, learner: Learner) -> None:
+        embedding = input_embedding(learner.model)
+        if embedding is not None:  # refused here, before training, not at the first replayed batch
+            raise StrategyMismatchError(
+                f"GenerativeReplay generates continuous inputs with a VAE, but {type(learner.model).__name__} "
+                f"starts with {type(embedding).__name__} and takes token ids; replay stored samples instead "
+                "(Replay, DERPP, ERACE)"
+            )
 
     def generator(self, learner: Learner) -> VAE:
         """The generator being trained (built on first use from ``vae_`` or seeded from the learner)."""
