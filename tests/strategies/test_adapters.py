@@ -2,6 +2,7 @@
 
 import copy
 
+import pytest
 import torch
 
 from lifelong.checks import toy_model, toy_scenario
@@ -43,3 +44,36 @@ def test_disabled_adapters_leave_the_model_alone() -> None:
     learner = Learner(model, [Adapters(enabled=False)], lr=0.1)
     x = toy_scenario("class").experiences[0].test.features()
     assert torch.equal(original(x), learner.predict_logits(x)) and learner.extra_parameters() == 0
+
+
+def test_a_model_adapters_cannot_compute_is_refused_when_the_learner_is_built() -> None:
+    """A GRU model (no .features) read "was the model changed after the strategy attached?" at the
+    first experience; a LayerNorm before .features would have been skipped by the adapted forward."""
+    from torch import nn
+
+    from lifelong.errors import StrategyMismatchError
+
+    class Normed(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.norm = nn.LayerNorm(8)
+            self.features = nn.Sequential(nn.Linear(8, 16), nn.ReLU())
+            self.classifier = nn.Linear(16, 4)
+
+        def forward(self, x):
+            return self.classifier(self.features(self.norm(x)))
+
+    class Recurrent(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rnn = nn.GRU(3, 8, batch_first=True)
+            self.classifier = nn.Linear(8, 4)
+
+        def forward(self, x):
+            return self.classifier(self.rnn(x)[0][:, -1])
+
+    with pytest.raises(StrategyMismatchError, match="Adapters .* weights outside them: norm"):
+        Learner(Normed(), [Adapters()])
+    with pytest.raises(StrategyMismatchError, match=r"needs an nn.Sequential \.features.*got Recurrent"):
+        Learner(Recurrent(), [Adapters()])
+    Learner(Recurrent(), [Adapters(enabled=False)])  # a disabled strategy leaves any model alone

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor, nn
 
+from lifelong.errors import StrategyMismatchError
 from lifelong.learn.models import reading_features
 from lifelong.learn.params import check_param
 from lifelong.learn.strategy import Strategy
@@ -83,9 +84,14 @@ class Adapters(Strategy):
         return slots, prompt or (0, ())
 
     def attach(self, learner: Learner) -> None:
-        if not self.enabled or not self.sets_:  # the backbone is frozen once the first set exists
+        if not self.enabled:
             return
         model = learner.model
+        _check_backbone(
+            model
+        )  # when the learner is built, not "was the model changed?" at the first experience
+        if not self.sets_:  # the backbone is frozen once the first set exists
+            return
         slots, (_, shape) = self._slots(model)
         if not hasattr(model, "adapters"):
             model.adapters = nn.ModuleList()
@@ -163,6 +169,22 @@ class Adapters(Strategy):
         self._frozen.set({})
         learner.model.requires_grad_(True)
         learner.reset_optimizer()
+
+
+def _check_backbone(model: nn.Module) -> None:
+    """Adapters compute ``classifier(features(x))`` layer by layer: refuse a model they cannot."""
+    feats, clf = getattr(model, "features", None), getattr(model, "classifier", None)
+    outside = sorted(
+        {n.split(".")[0] for n, _ in model.named_parameters()}
+        - {"features", "classifier", "adapters", "prompts"}
+    )
+    if not isinstance(feats, nn.Sequential) or not isinstance(clf, nn.Linear) or outside:
+        extra = f"; it has layers with weights outside them: {', '.join(outside)}" if outside else ""
+        raise StrategyMismatchError(
+            f"Adapters inserts bottlenecks between the layers of model.features and computes "
+            f"classifier(features(x)) itself, so it needs an nn.Sequential .features and a Linear .classifier "
+            f"holding every layer with weights (lifelong.learn.models.MLP or CNN); got {type(model).__name__}{extra}"
+        )
 
 
 def _adapters(model: nn.Module) -> nn.ModuleList:
