@@ -337,3 +337,13 @@ def test_reprs_show_sizes_not_tensors() -> None:
     assert repr(scenario).startswith("Scenario('class-incremental', kind='class', 5 experiences, 10 classes")
     first = repr(scenario.experiences[0].train)
     assert "samples of [1, 8, 8] torch.uint8" in first and "tensor(" not in first and len(first) < 200
+
+
+def test_an_experience_without_test_samples_is_refused_not_scored_nan() -> None:
+    x = torch.randn(12, 3)
+    y = torch.tensor([0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 2, 3])  # classes 2 and 3: one sample each, both trained
+    with pytest.raises(ScenarioError, match=r"experience 1 \(classes \[2, 3\]\) has no test samples"):
+        class_incremental(from_tensors(x, y), n_experiences=2)  # fit reported ACC nan before
+    two_each = torch.cat([y[:10], torch.tensor([2, 2, 3, 3])])
+    s = class_incremental(from_tensors(torch.randn(14, 3), two_each), n_experiences=2)
+    assert [len(e.test) for e in s] == [2, 2]

@@ -282,6 +282,12 @@ def _class_split(
         wanted = torch.tensor(cls)
         tr = split.train.subset(torch.isin(split.train.y, wanted).nonzero().squeeze(1), f"{name}-{i}-train")
         te = split.test.subset(torch.isin(split.test.y, wanted).nonzero().squeeze(1), f"{name}-{i}-test")
+        if len(te) == 0:  # its accuracy would be NaN in every row of the matrix, and ACC with it
+            raise ScenarioError(
+                f"experience {i} (classes {list(cls)}) has no test samples: the test set holds none of these "
+                "classes (a class of one sample goes to the train set); give each class 2 or more samples, "
+                "or a (train, test) pair whose test set has them"
+            )
         if task_labels:
             tr, te = tr.with_task(i), te.with_task(i)
         experiences.append(Experience(i, cls, i if task_labels else 0, tr, te))
