@@ -676,6 +676,31 @@ def test_nan_in_a_directly_built_dataset_is_refused_before_training_not_a_diverg
     assert isinstance(train, Dataset)
 
 
+class _HeadFirst(torch.nn.Module):
+    """The output layer registered before another Linear: the last Linear is not the head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.head = torch.nn.Linear(16, 3)
+        self.proj = torch.nn.Linear(8, 16)
+
+    def forward(self, x):
+        return self.head(torch.relu(self.proj(x)))
+
+
+def test_a_head_lifelong_cannot_find_is_a_config_error_not_a_target_out_of_bounds() -> None:
+    x, y = torch.randn(20, 8), torch.arange(20) % 5
+    for grow in (False, True):
+        learner = Learner(_HeadFirst(), lr=0.1, allow_new_classes=grow)
+        with pytest.raises(
+            ConfigError, match=r"returns 3 logits .* \('proj', the last nn.Linear registered\) has 16"
+        ):
+            learner.partial_fit(x, y)  # labels 3, 4 passed the check against proj's 16 outputs
+        assert learner.step == 0
+    with pytest.raises(ConfigError, match="name the output layer 'classifier'"):
+        Learner(_HeadFirst(), lr=0.1).fit(toy_scenario())  # refused before any training
+
+
 HOST_READS = ("item", "tolist", "__bool__", "__float__", "__int__", "__index__", "nonzero", "numpy")
 
 

@@ -1227,6 +1227,7 @@ def _check_logits(model: nn.Module, out: Any, batch: int) -> None:
     """Refuse a model whose output is not ``[batch, n_classes]`` logits (HuggingFace-style tuples and
     dicts, say) at its first forward, with the fix, instead of a TypeError deep inside a loss."""
     if isinstance(out, Tensor) and out.ndim == 2 and len(out) == batch:
+        _check_head(model, out.shape[1])
         return
     if isinstance(out, Tensor):
         got = f"a tensor of shape {tuple(out.shape)} for a batch of {batch}"
@@ -1240,6 +1241,25 @@ def _check_logits(model: nn.Module, out: Any, batch: int) -> None:
         'self.inner(x)["logits"] (a dict), or nn.Sequential(model, ...) with layers that make the output '
         "(batch, n_classes)"
     )
+
+
+def _check_head(model: nn.Module, width: int) -> None:
+    """Refuse a model whose output layer is not the Linear lifelong takes for its head.
+
+    Without a ``classifier`` attribute the head is the last ``nn.Linear`` registered; when that is
+    not the layer that makes the logits, labels would be checked (and the head grown) against the
+    wrong layer, and torch's cross-entropy would fail with "Target 3 is out of bounds".
+    """
+    try:
+        name, n = heads.head_name(model), heads.n_outputs(model)
+    except ConfigError:
+        return  # no Linear at all: strategies that need a head say so themselves
+    if n != width:
+        raise ConfigError(
+            f"{type(model).__name__} returns {width} logits per sample, but its head as lifelong finds it "
+            f"('{name}', the last nn.Linear registered) has {n} outputs; name the output layer 'classifier' "
+            "(self.classifier = nn.Linear(..., n_classes)) so labels are checked, and the head grown, against it"
+        )
 
 
 def _experiences(stream: Any, where: str) -> list[Experience]:
