@@ -39,7 +39,9 @@ def test_your_own_model_and_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     from lifelong.learn import models
 
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(models, "MODELS", dict(models.MODELS))  # the README's "tabnet" stays in this test
+    # the README's "tabnet" stays in this test; one the examples' plugin registered in this process is not
+    # the README's class, so it is left out (was: "'tabnet' is already registered by mymodels.TabNet")
+    monkeypatch.setattr(models, "MODELS", {k: v for k, v in models.MODELS.items() if k != "tabnet"})
     rng = np.random.default_rng(0)
     y = rng.integers(0, 3, 400)
     x = rng.normal(size=(400, 30)) + np.eye(3)[y] @ rng.normal(size=(3, 30))
