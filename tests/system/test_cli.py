@@ -297,3 +297,19 @@ def test_promote_canary_or_shadow_without_share_takes_the_api_default(tmp_path: 
     assert main(["promote", "1", "--alias", alias, "--data-dir", str(data)]) == 0
     with Store(data_dir=data) as store:
         assert Registry(store).aliases()[alias].share == 0.1
+
+
+def test_serve_on_a_port_in_use_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Was: ``serve`` started uvicorn, which logged the bind error and exited 3 (``up`` said it in one line)."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", "--data-dir", str(tmp_path / "d"), "--port", str(port), "--no-auth"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot listen on 127.0.0.1:") and "pick another --port" in err
+    assert len(err.strip().splitlines()) == 1

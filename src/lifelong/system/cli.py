@@ -270,6 +270,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     _plugins(args)
     settings = _settings(args)
+    _check_port_free(settings.host, settings.port)  # else uvicorn logs the bind error and exits 3
     # opened once here: a bad LIFELONG_DB_URL or LIFELONG_SQLITE_SYNCHRONOUS, or a database that cannot be
     # opened, is then a one-line error, not a traceback from uvicorn's start-up
     with Store(settings.db_url, data_dir=settings.data_dir) as store:
