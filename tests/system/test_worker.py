@@ -147,6 +147,31 @@ def test_the_worker_keeps_working_once_retention_collected_old_versions(
     assert result is not None and result.trained and worker.expected_accuracy(5 if result.passed else 4)
 
 
+@pytest.mark.parametrize("kind", ["scheduled-retrain", "scheduled-finetune"])
+def test_a_schedule_counts_labels_after_the_last_window_not_its_holdout_again(
+    seeded: tuple[Store, Registry, Dataset], kind: str
+) -> None:
+    """Was: the count of new labels started after the training part, so the holdout (the newest fifth,
+    trained on next time) counted as new: with every_samples at most its size the worker retrained
+    every poll on no new labels (v4, v5, v6 on one window), and any schedule fired that much early."""
+    store, registry, data = seeded
+    policy = Policy(kind, every_samples=30, min_samples=1, epochs=1, drift_test=None)
+    worker = Worker(store, registry, policy, Gate(**LENIENT))
+    store.add_samples(data.x[:200], data.y[:200])
+    first = worker.step()
+    assert first is not None and first.trained and first.figures["n_holdout"] >= 30
+    assert worker.step() is None and worker.step() is None  # no new labels: nothing to train
+    assert len(store.events(EventKind.GATE)) == 1
+    assert worker.decide().reason == "no new labelled samples"
+    store.add_samples(data.x[:29], data.y[:29])
+    assert worker.step() is None and worker.decide().reason == "nothing triggered"  # 29 < 30
+    store.add_samples(data.x[29:30], data.y[29:30])
+    again = worker.step()
+    assert again is not None and again.trained and again.attempt["reason"].startswith("schedule: 30 new")
+    if kind == "scheduled-finetune":  # the earlier holdout is still trained on, once
+        assert again.figures["n_train"] + again.figures["n_holdout"] == first.figures["n_holdout"] + 30
+
+
 def test_a_failing_training_backs_off_instead_of_running_every_poll(
     seeded: tuple[Store, Registry, Dataset],
 ) -> None:

@@ -48,7 +48,8 @@ from lifelong.system.store import Store
 from lifelong.system.versions import check_servable, contract_of, publish_learner
 
 log = logging.getLogger(__name__)
-CURSOR = "trainer"  # last sample id a training attempt consumed (passed or not)
+CURSOR = "trainer"  # last sample id an attempt trained on (passed or not); its holdout: next time
+SEEN = "trainer-seen"  # last sample id an attempt saw (its holdout included): where new labels start
 
 
 @dataclass
@@ -215,6 +216,7 @@ def train_once(
             registry.set_alias("canary", version, share=gate.canary_share)
         store.mark_trained(train_ids, version)
     store.advance_cursor(CURSOR, int(train_ids[-1]))
+    store.advance_cursor(SEEN, int(ids[-1]))  # the holdout is not new data for the next schedule
     return TrainResult(True, passed, version, reasons, figures, cpu, payload)
 
 

@@ -43,7 +43,7 @@ from lifelong.system.launch import Compute
 from lifelong.system.policy import CanaryRule, Decision, Gate, Policy, PolicyState
 from lifelong.system.registry import Registry
 from lifelong.system.store import STORE_DOWN, Event, RetentionPolicy, Store
-from lifelong.system.trainer import CURSOR, Interrupted, TrainResult, train_once
+from lifelong.system.trainer import CURSOR, SEEN, Interrupted, TrainResult, train_once
 
 log = logging.getLogger(__name__)
 LEASE = "worker"
@@ -350,7 +350,10 @@ class Worker:
         last = earlier[-1] if earlier else None
         found = self._since_last_attempt()
         kinds = {e.kind for e in found}
-        start = max(self.store.cursor(CURSOR) or 0, self.change_point(found) or 0) or None
+        # labels that arrived after the last attempt's whole window: its holdout, trained on next time,
+        # is not new data (counted, every_samples <= the holdout retrained every poll on no new labels)
+        seen = max(self.store.cursor(CURSOR) or 0, self.store.cursor(SEEN) or 0)
+        start = max(seen, self.change_point(found) or 0) or None
         live = expected = None
         champion = self.registry.alias("champion")
         if champion is not None:
