@@ -300,6 +300,31 @@ def test_an_ab_test_promotes_a_clearly_better_canary_and_ends_a_worse_one(tmp_pa
         assert decision["decision"] == "wait" and decision["champion_labelled"] == 0, decision
 
 
+def test_the_evaluate_button_applies_the_rule_of_the_worker_holding_the_lease(tmp_path: Path) -> None:
+    """Was: a server started without LIFELONG_CANARY_TEST judged with its own default (threshold, 20
+    labels here) while the worker ran an A/B test (``lifelong worker --canary-test ab``): one press
+    ended the A/B test before its horizon, on a rule the worker never applies."""
+    from lifelong.system.policy import CanaryRule
+    from lifelong.system.worker import LEASE, Worker
+
+    with System(settings(tmp_path)) as system:  # threshold, min_labelled 20
+        good = system.bootstrap(trained(0))
+        bad = system.bootstrap(trained(1, wrong=True))
+        system.promote(good)
+        system.deploy(bad, "canary", share=0.5)
+        label_traffic(system)  # about 60 judged answers per arm
+        worker = Worker(system.store, system.registry, Policy("manual"), Gate(),
+                        canary=CanaryRule(min_labelled=100, test="ab", alpha=0.01))  # fmt: skip
+        assert worker.holds_lease()
+        decision = system.evaluate_canary()
+        assert decision["decision"] == "wait" and decision["test"] == "ab", decision
+        assert system.live_versions()["canary"][0] == bad
+        system.store.release_lease(LEASE, worker.holder)  # no worker: the server's own rule
+        decision = system.evaluate_canary()
+        assert decision["decision"] == "rollback" and decision["test"] == "threshold", decision
+        assert "canary" not in system.live_versions()
+
+
 def test_a_store_that_takes_writes_again_clears_the_failure_without_traffic(system: System) -> None:
     """Was: a replica stayed unready after the store recovered until a client write reached it,
     which a load balancer that health-checks /readyz never sends."""

@@ -7,10 +7,12 @@ of server replicas a canary is promoted or rolled back exactly once.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
 
+from lifelong.errors import LifelongError
 from lifelong.system.events import EventKind
 from lifelong.system.policy import CanaryRule, VariantStats
 from lifelong.system.registry import Registry
@@ -34,6 +36,23 @@ def compare_variants(
         acc = float(np.mean([r.predicted == r.label for r in rows])) if rows else None
         out[alias] = VariantStats(state.version, len(rows), acc)
     return out
+
+
+def rule_in_force(store: Store, fallback: CanaryRule, *, now: float | None = None) -> CanaryRule:
+    """The canary rule of the worker holding the lease (recorded when it took the lease), so a
+    server's evaluate button judges as the worker does; ``fallback`` (the server's own settings)
+    when no worker holds the lease or it recorded no rule."""
+    lease = store.lease("worker")  # lifelong.system.worker.LEASE
+    if lease is None or lease.expires < (time.time() if now is None else now):
+        return fallback
+    for event in reversed(store.events(EventKind.WORKER, limit=50)):
+        if event.payload.get("holder") == lease.holder and event.payload.get("state") == "acquired":
+            spec = event.payload.get("canary")
+            try:
+                return CanaryRule(**spec) if isinstance(spec, dict) else fallback
+            except (TypeError, LifelongError):  # a rule from another release: the server's own
+                return fallback
+    return fallback
 
 
 def apply_canary_rule(store: Store, registry: Registry, rule: CanaryRule) -> dict[str, Any]:

@@ -27,7 +27,7 @@ import torch
 from lifelong.errors import ConfigError, DataError, LifelongError, NotFoundError
 from lifelong.learn.learner import Learner
 from lifelong.system.backlog import Backlog, Served, claim_spilled
-from lifelong.system.canary import apply_canary_rule, compare_variants
+from lifelong.system.canary import apply_canary_rule, compare_variants, rule_in_force
 from lifelong.system.contract import Contract, unstorable
 from lifelong.system.events import EventKind
 from lifelong.system.health import (
@@ -588,8 +588,10 @@ class System:
         return {k: v._asdict() for k, v in stats.items()}
 
     def evaluate_canary(self) -> dict[str, Any]:
-        """Apply the canary rule now (the worker applies it every poll; this is the operator's button)."""
-        result = apply_canary_rule(self.store, self.registry, self.settings.canary_rule)
+        """Apply the canary rule now (the worker applies it every poll; this is the operator's button):
+        the rule of the worker holding the lease, else this server's settings."""
+        rule = rule_in_force(self.store, self.settings.canary_rule)
+        result = apply_canary_rule(self.store, self.registry, rule)
         if result["decision"] in ("promote", "rollback"):
             self.reload()
         return result

@@ -28,7 +28,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -136,8 +136,9 @@ class Worker:
             self._store_down = False
         if held and not self._holding:
             log.info("acquired the worker lease as %s", self.holder)
+            # the canary rule it applies, so the server's evaluate button applies the same one
             self.store.add_event(EventKind.WORKER, {"state": "acquired", "holder": self.holder,
-                                                    "policy": self.policy.kind})  # fmt: skip
+                                                    "policy": self.policy.kind, "canary": asdict(self.canary)})  # fmt: skip
             self._close_dangling_training()
         elif not held and (self._holding or not self._standby_logged):
             lease = self.store.lease(LEASE)
