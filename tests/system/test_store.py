@@ -252,6 +252,23 @@ def test_default_is_one_sqlite_file_in_wal_mode(tmp_path: Path, monkeypatch: pyt
         Store("postgresql://nobody@127.0.0.1:1/none")
 
 
+def test_a_file_that_is_not_a_database_is_one_line_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Was: sqlalchemy's DatabaseError ("file is not a database") escaped as a traceback, exit 1, from
+    every command (serve, worker, events, ...); only OperationalError was turned into a StoreError."""
+    from lifelong.cli import main
+
+    (tmp_path / "lifelong.db").write_bytes(b"not an SQLite file, e.g. a truncated copy\n" * 10)
+    before = (tmp_path / "lifelong.db").read_bytes()
+    with pytest.raises(StoreError, match="cannot open the database at .*file is not a database"):
+        Store(data_dir=tmp_path)
+    assert main(["events", "--data-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot open the database") and len(err.strip().splitlines()) == 1
+    assert (tmp_path / "lifelong.db").read_bytes() == before  # left as it was
+
+
 def test_concurrent_writers_get_distinct_ids(store: Store) -> None:
     results: list[list[int]] = []
 

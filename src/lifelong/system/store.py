@@ -237,9 +237,10 @@ class Store:
             metadata.create_all(self.engine)
             for index in _FOREIGN_KEY_INDEXES:  # create_all adds them only to new tables; older files too
                 index.create(self.engine, checkfirst=True)
-        except sa.exc.OperationalError as err:
+        except sa.exc.DatabaseError as err:  # unreachable, refused, or not a database (a damaged file)
             # one line: drivers add indented hints on lines of their own
             why = " ".join(str(err.orig).split())
+            self.engine.dispose()
             raise StoreError(f"cannot open the database at {self!r}: {why}") from err
         if self.engine.dialect.name == "sqlite" and checkpoint_every is not None:
             self._checkpointer = _Checkpointer(self.engine, checkpoint_every)
