@@ -156,6 +156,26 @@ def test_worse_canary_is_rolled_back_and_better_one_promoted(system: System) -> 
     assert system.health_metrics()["live_accuracy"] == {}  # the new champion has no judged answers yet
 
 
+def test_while_a_canary_runs_the_champions_live_accuracy_covers_the_canarys_period(system: System) -> None:
+    """Was: the champion's gauge counted its answers since its own deployment, the canary's since the
+    canary's: /metrics read champion 0.73 on 110 against canary 0.67 on 30 (the champion's earlier
+    traffic of another concept) while the rule compared 0.71 on 86 with 0.005 on 214 and promoted."""
+    good = system.bootstrap(trained(0))
+    bad = system.bootstrap(trained(1, wrong=True))
+    system.promote(bad)
+    before = label_traffic(system, 40)  # the champion's answers before the canary: not its arm
+    assert system.health_metrics()["live_accuracy"]["champion"][1] == before["champion"] == 40
+    system.deploy(good, "canary", share=0.5)
+    seen = label_traffic(system, 80)
+    live = system.health_metrics()["live_accuracy"]
+    arms = system.compare()
+    assert live["champion"][1] == seen["champion"] == arms["champion"]["labelled"]
+    assert live["canary"][1] == seen["canary"] == arms["canary"]["labelled"]
+    assert live["champion"][0] == pytest.approx(arms["champion"]["accuracy"])
+    system.undeploy("canary")  # no canary: the champion's whole deployment again
+    assert system.health_metrics()["live_accuracy"]["champion"][1] == 40 + seen["champion"]
+
+
 def test_reload_picks_up_a_promotion_made_by_another_process(tmp_path: Path) -> None:
     with System(settings(tmp_path, poll_seconds=0.05)) as server, System(settings(tmp_path)) as worker:
         v1 = worker.bootstrap(trained(0))

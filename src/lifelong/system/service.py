@@ -663,6 +663,8 @@ class System:
             if variant not in aliases:  # an ended canary has no live accuracy (was its last figure, forever)
                 continue
             since = self._quiet(self.registry.deployed_since, variant)  # this deployment's answers only
+            if variant == "champion" and "canary" in aliases:  # the period the canary is compared over
+                since = max(since or 0.0, self._quiet(self.registry.deployed_since, "canary") or 0.0) or None
             rows = self._quiet(self.store.labelled_predictions, aliases[variant].version, variant=variant,
                                since=since, limit=self.settings.metrics_window) or []  # fmt: skip
             if rows:
