@@ -189,6 +189,25 @@ def test_a_bad_canary_variable_is_refused_naming_it(
     assert not (tmp_path / "d").exists()
 
 
+@pytest.mark.parametrize(
+    ("flags", "words"),
+    [
+        (["--strategy", "nosuch"], "unknown strategy 'nosuch'; registered strategies:"),
+        (["--gate-json", '{"promote_to": "canary", "canary_share": 1.5}'], "gate: canary_share is a traffic"),
+    ],
+)
+def test_a_worker_setting_that_would_fail_every_training_is_refused_at_start(
+    flags: list[str], words: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Was: the worker started and took the lease; every training then failed (an unknown strategy), or
+    published its candidate before the canary share 1.5 was refused (a new version per retry)."""
+    for command in ("worker", "up"):
+        assert main([command, "--data-dir", str(tmp_path / "d"), "--policy", "continual", *flags]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and words in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "d").exists()
+
+
 def test_up_bootstraps_a_cnn_from_rows_of_pixels_given_their_shape(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

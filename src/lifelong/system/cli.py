@@ -361,6 +361,7 @@ def die_with_parent() -> None:
 
 
 def policy_from_args(args: argparse.Namespace) -> tuple[Any, Any]:
+    from lifelong.learn.strategy import get_strategy
     from lifelong.system.policy import Gate, Policy
 
     overrides: dict[str, Any] = _json_object(args.policy_json, "--policy-json") if args.policy_json else {}
@@ -369,7 +370,10 @@ def policy_from_args(args: argparse.Namespace) -> tuple[Any, Any]:
     if args.every is not None:
         overrides["every_samples"] = args.every
     gate = Gate.from_json(_json_object(args.gate_json, "--gate-json")) if args.gate_json else Gate()
-    return Policy.from_json(args.policy, overrides), gate
+    policy = Policy.from_json(args.policy, overrides)
+    for name in policy.strategies:  # (plugins are loaded by now) else every training failed on it
+        get_strategy(name)
+    return policy, gate
 
 
 def _json_object(text: str, flag: str) -> dict[str, Any]:

@@ -264,6 +264,8 @@ class Gate:
             )
         if self.promote_to not in PROMOTE:
             raise ConfigError(f"gate: promote_to must be one of {PROMOTE}, got {self.promote_to!r}")
+        if not 0.0 < self.canary_share <= 1.0:  # else each passed candidate was published, then refused
+            raise ConfigError(f"gate: canary_share is a traffic share in (0, 1], got {self.canary_share}")
 
     @classmethod
     def from_json(cls, fields: dict[str, Any]) -> Gate:
