@@ -664,7 +664,8 @@ class System:
                 continue
             since = self._quiet(self.registry.deployed_since, variant)  # this deployment's answers only
             if variant == "champion" and "canary" in aliases:  # the period the canary is compared over
-                since = max(since or 0.0, self._quiet(self.registry.deployed_since, "canary") or 0.0) or None
+                canary_since = self._quiet(self.registry.deployed_since, "canary")
+                since = max(since or 0.0, canary_since or 0.0) or None
             rows = self._quiet(self.store.labelled_predictions, aliases[variant].version, variant=variant,
                                since=since, limit=self.settings.metrics_window) or []  # fmt: skip
             if rows:
