@@ -208,6 +208,25 @@ def test_a_worker_setting_that_would_fail_every_training_is_refused_at_start(
     assert not (tmp_path / "d").exists()
 
 
+def test_train_says_when_no_worker_will_pick_the_request_up(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Was: `lifelong train` said the worker starts it at its next poll when no worker ran (/readyz knew)."""
+    from lifelong.system.service import System
+    from lifelong.system.store import Store
+    from tests.system._models import trained
+
+    with System(data_dir=tmp_path, auth=False) as system:
+        system.bootstrap(trained(0))
+    assert main(["train", "--data-dir", str(tmp_path)]) == 0
+    assert "no worker holds the lease" in capsys.readouterr().out
+    with Store(data_dir=tmp_path) as store:
+        assert store.acquire_lease("worker", "host:1:abc", 30)
+        assert len(store.events("train_request")) == 1  # recorded either way: a worker started later takes it
+    assert main(["train", "--data-dir", str(tmp_path)]) == 0
+    assert "the worker starts it at its next poll" in capsys.readouterr().out
+
+
 def test_up_bootstraps_a_cnn_from_rows_of_pixels_given_their_shape(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

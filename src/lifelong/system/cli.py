@@ -608,7 +608,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     store, _ = _open(args)
     with store:
         store.add_event(EventKind.TRAIN_REQUEST, {"reason": args.reason, "source": "cli"})
-    print("training requested; the worker starts it at its next poll (see `lifelong models`)")
+        lease = store.lease("worker")  # lifelong.system.worker.LEASE
+    if lease is None or lease.expires < time.time():  # the request waits in the store for one
+        print("training requested, but no worker holds the lease (none started, or it stopped): it starts "
+              "once `lifelong worker` or `lifelong up` runs on this store (see `lifelong events`)")  # fmt: skip
+    else:
+        print("training requested; the worker starts it at its next poll (see `lifelong models`)")
     return 0
 
 
