@@ -399,6 +399,41 @@ def test_the_floor_dates_the_change_and_the_training_starts_there(tmp_path: Path
         assert decision.train and decision.forget and decision.reason == "performance drop detected"
 
 
+def test_an_alarm_raised_against_one_champion_does_not_date_the_next_champions_window(
+    seeded: tuple[Store, Registry, Dataset],
+) -> None:
+    """Was: a performance-drift alarm raised while v1 was champion, not yet answered by a training when
+    v2 replaced it (a canary promoted, or by hand), still counted as a drift and dated the start of
+    v2's next training window (observed: a window from sample 2557, dated by the old champion's alarm).
+    The monitors re-arm against each champion: only the alarms raised against it apply."""
+    store, registry, data = seeded
+    policy = Policy("continual", min_samples=1000, drift_window=50, epochs=1, drift_test=None)
+    worker = Worker(store, registry, policy, Gate(**LENIENT))
+    ids = store.add_samples(data.x[:200], data.y[:200])
+    page_hinkley = {"detector": "page-hinkley", "drift": True, "at": int(ids[150]), "version": 1}
+    store.add_event(EventKind.PERFORMANCE_DRIFT, page_hinkley)
+    floor = {"detector": "floor", "drift": True, "first": int(ids[120]), "at": int(ids[199]), "version": 1}
+    store.add_event(EventKind.PERFORMANCE_DRIFT, floor)
+    assert worker.change_point() == ids[120] - 1 and worker.state().performance_drop  # against v1: applies
+    assert worker.step() is None  # waiting for data (min_samples): no training answers the alarms
+    with registry.publish(strategy="naive", parent=1) as draft:  # v2, as a canary would be
+        for f in registry.get(1).path.iterdir():
+            (draft.path / f.name).write_bytes(f.read_bytes())
+    registry.set_alias("champion", 2)  # v1 replaced before a training answered its alarms
+    assert worker.change_point() is None and not worker.state().performance_drop
+    assert worker.decide().reason.startswith("waiting for data")
+    store.add_event(EventKind.TRAIN_REQUEST, {"reason": "test"})
+    result = worker.step()  # re-arms against v2; the request trains on the labels since the last window
+    assert result is not None and result.trained, result
+    (started,) = [e.payload for e in store.events(EventKind.TRAINING) if e.payload["state"] == "started"]
+    assert started["since"] is None, started
+    assert result.attempt["window"][0] == ids[0], result.attempt["window"]
+    # an alarm raised against the new champion dates its next window, as before
+    store.add_samples(data.x[:100], data.y[:100])
+    store.add_event(EventKind.PERFORMANCE_DRIFT, {**page_hinkley, "version": registry.alias("champion")})
+    assert worker.change_point() == ids[150] - policy.drift_window and worker.state().performance_drop
+
+
 def _concept(seed: int, n: int, weights: np.ndarray, shift: float) -> tuple[np.ndarray, np.ndarray]:
     """30 features; the class is the argmax of three linear scores (the concept is ``weights``)."""
     x = np.random.default_rng(seed).normal(size=(n, 30)).astype(np.float32) + shift

@@ -322,12 +322,21 @@ class Worker:
 
     # -- policy ------------------------------------------------------------------------------
     def _since_last_attempt(self) -> list[Event]:
-        """Drift reports and train requests logged after the last training attempt (gate event)."""
+        """Drift reports and train requests logged after the last training attempt (gate event).
+
+        A drift report raised against an earlier champion (replaced since, by a canary promotion or
+        by hand, before a training answered it) is left out: the monitors re-armed against the new
+        champion, so an old alarm neither triggers its training nor dates its window."""
         gates = self.store.events(EventKind.GATE, limit=1)
         after = gates[-1].id if gates else None
+        champion = self.registry.alias("champion")
         found = []
         for kind in (EventKind.DATA_DRIFT, EventKind.PERFORMANCE_DRIFT, EventKind.TRAIN_REQUEST):
-            found += self.store.events(kind, after_id=after, limit=50)
+            found += [
+                e
+                for e in self.store.events(kind, after_id=after, limit=50)
+                if kind == EventKind.TRAIN_REQUEST or e.payload.get("version", champion) == champion
+            ]
         return found
 
     def change_point(self, found: list[Event] | None = None) -> int | None:
