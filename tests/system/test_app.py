@@ -471,3 +471,24 @@ def test_every_metric_family_has_help_and_type_and_readiness_is_a_gauge(server: 
     helped = {line.split()[2] for line in lines if line.startswith("# HELP ")}
     assert len(typed) >= 20 and set(typed) <= helped, sorted(set(typed) - helped)  # 10 had no HELP
     assert 'lifelong_ready{scope="serving"} ' in text and "lifelong_degraded 0" in text
+
+
+def test_an_ab_canary_taking_all_traffic_is_refused_saying_what_to_deploy(tmp_path: Path) -> None:
+    """Was: 201, then silence: under the A/B canary test a canary at share 1 leaves the champion no
+    traffic, so its arm never reached the horizon and the canary was never judged."""
+    settings = Settings(data_dir=tmp_path, token=TOKEN, poll_seconds=0.2, canary_test="ab")
+    with System(settings) as setup:
+        challenger, champion = setup.bootstrap(trained(1)), setup.bootstrap(trained(0))
+    with running(create_app(settings)) as url, httpx.Client(base_url=url, headers=AUTH, timeout=10) as c:
+        before = c.get("/v1/deployments").json()
+        assert before["aliases"] == {"champion": {"version": champion, "share": None}}
+        r = c.post("/v1/deployments", json={"version": challenger, "mode": "canary", "share": 1.0})
+        assert error_of(r, 422) == "ConfigError"
+        message = r.json()["error"]["message"]
+        assert "A/B canary test" in message and "never reaches its horizon" in message, message
+        assert "give a share below 1" in message and "champion directly" in message, message
+        assert c.get("/v1/deployments").json() == before  # nothing deployed
+        r = c.post("/v1/deployments", json={"version": challenger, "mode": "canary", "share": 0.5})
+        assert r.status_code == 201 and r.json()["aliases"]["canary"] == {"version": challenger, "share": 0.5}
+        schema = c.get("/openapi.json").json()["components"]["schemas"]["DeploymentRequest"]
+        assert "A/B" in schema["properties"]["share"]["description"]

@@ -75,6 +75,16 @@ def test_up_serves_a_bootstrapped_champion_on_a_fresh_data_dir(tmp_path: Path) -
         ["simulate", "--policy-json", '{"epochs": "two"}'],  # a wrong type, named, not a traceback
         ["up", "--bootstrap", "none"],
         ["up", "--canary-test", "ab", "--canary-alpha", "1.5"],  # a significance level above 1
+        # candidates deployed as canaries taking all traffic, which an A/B test can never judge
+        [
+            "up",
+            "--canary-test",
+            "ab",
+            "--gate-json",
+            '{"promote_to": "canary", "canary_share": 1}',
+            "--port",
+            "17391",
+        ],
     ],
 )
 def test_bad_configuration_exits_2(argv: list[str], tmp_path: Path) -> None:
@@ -335,6 +345,31 @@ def test_promote_canary_or_shadow_without_share_takes_the_api_default(tmp_path: 
     assert main(["promote", "1", "--alias", alias, "--data-dir", str(data)]) == 0
     with Store(data_dir=data) as store:
         assert Registry(store).aliases()[alias].share == 0.1
+
+
+def test_promote_an_ab_canary_at_share_1_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Was: accepted, then the A/B test waited for ever in silence (a canary taking all traffic leaves
+    the champion's arm empty)."""
+    from lifelong.learn import Learner, create_model
+    from lifelong.system.registry import Registry
+    from lifelong.system.service import System
+    from lifelong.system.store import Store
+
+    monkeypatch.setenv("LIFELONG_CANARY_TEST", "ab")  # the rule when no worker holds the lease
+    data = tmp_path / "data"
+    with System(data_dir=data, auth=False) as system:
+        for _ in range(2):
+            system.bootstrap(Learner(create_model("mlp", in_features=4, n_classes=2)))
+    capsys.readouterr()
+    assert main(["promote", "1", "--alias", "canary", "--share", "1", "--data-dir", str(data)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "--alias canary" in err and "A/B canary test" in err, err
+    assert "give a share below 1" in err and "never reaches its horizon" in err, err
+    with Store(data_dir=data) as store:
+        assert set(Registry(store).aliases()) == {"champion"}  # nothing deployed
+    assert main(["promote", "1", "--alias", "canary", "--share", "0.5", "--data-dir", str(data)]) == 0
 
 
 def test_serve_on_a_port_in_use_is_one_line_and_exit_2(

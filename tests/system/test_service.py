@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from lifelong.checks import toy_data, toy_model
-from lifelong.errors import CheckpointError, DataError, NotFoundError, RegistryError
+from lifelong.errors import CheckpointError, ConfigError, DataError, NotFoundError, RegistryError
 from lifelong.learn.learner import Learner
 from lifelong.learn.models import create_model, register_model
 from lifelong.monitor import DriftReport
@@ -312,12 +312,19 @@ def test_an_ab_test_promotes_a_clearly_better_canary_and_ends_a_worse_one(tmp_pa
         decision = system.evaluate_canary()
         assert decision["decision"] == "promote" and decision["p_value"] < 1e-6, str(decision)
         assert system.live_versions() == {"champion": (good, None)}
-        # all traffic to the challenger: no concurrent champion arm, so no A/B verdict (the champion's
-        # earlier traffic is not a control group)
-        system.deploy(bad, "canary", share=1.0)
-        label_traffic(system)
-        decision = system.evaluate_canary()
-        assert decision["decision"] == "wait" and decision["champion_labelled"] == 0, decision
+        # all traffic to the challenger leaves no concurrent champion arm (the champion's earlier
+        # traffic is not a control group), so the test could never decide: refused when deployed (was
+        # accepted, then waited for ever in silence)
+        with pytest.raises(ConfigError, match="never reaches its horizon: give a share below 1"):
+            system.deploy(bad, "canary", share=1.0)
+        assert system.live_versions() == {"champion": (good, None)} and "canary" not in system.deployments()
+        system.deploy(bad, "shadow", share=1.0)  # a shadow only mirrors traffic: the champion answers all
+        from lifelong.system.policy import CanaryRule
+        from lifelong.system.worker import Worker
+
+        all_traffic = Gate(promote_to="canary", canary_share=1.0)  # a worker would deploy such canaries
+        with pytest.raises(ConfigError, match="the gate's canary .* never reaches its horizon"):
+            Worker(system.store, system.registry, Policy("manual"), all_traffic, canary=CanaryRule(test="ab"))
 
 
 def test_the_evaluate_button_applies_the_rule_of_the_worker_holding_the_lease(tmp_path: Path) -> None:

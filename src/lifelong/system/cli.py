@@ -402,9 +402,11 @@ def cmd_up(args: argparse.Namespace) -> int:
     from lifelong.system.versions import check_models_known
 
     _plugins(args)
-    policy, _ = policy_from_args(
+    policy, gate = policy_from_args(
         args
     )  # a typo in --policy-json / --gate-json fails here, before anything starts
+    if gate.promote_to == "canary":  # as the worker refuses it, before anything starts
+        _settings(args).canary_rule.check_share(gate.canary_share, "the gate's canary (promote_to canary)")
     from lifelong.system.launch import Compute
 
     Compute(device=args.device or "cpu", nproc=args.nproc, threads=args.threads)  # so does a bad --device
@@ -700,6 +702,10 @@ def cmd_promote(args: argparse.Namespace) -> int:
         share = args.share
         if share is None and args.alias != "champion":  # None would route no traffic to a canary
             share = DEPLOY_SHARE
+        if args.alias == "canary":  # judged by the worker's rule (the server's settings without one)
+            from lifelong.system.canary import rule_in_force
+
+            rule_in_force(store, _settings(args).canary_rule).check_share(share, "a canary (--alias canary)")
         registry.set_alias(args.alias, args.version, share=share)
         if args.alias == "champion" and registry.alias("canary") == args.version:
             registry.remove_alias("canary")

@@ -232,7 +232,8 @@ class DeploymentRequest(_Body):
         gt=0.0,
         le=1.0,
         allow_inf_nan=False,
-        description="canary traffic share, or shadow mirroring share",
+        description="canary traffic share, or shadow mirroring share; below 1 for a canary judged by "
+        "the A/B test (canary test 'ab'), which needs champion traffic to compare it with (else 422)",
     )
 
 

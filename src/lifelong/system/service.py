@@ -491,9 +491,16 @@ class System:
         """Send ``share`` of traffic to ``version`` as a canary, or mirror that share to it as a shadow."""
         if mode not in ("canary", "shadow"):
             raise ConfigError(f"mode must be 'canary' or 'shadow', got {mode!r}")
+        self.check_deployment(mode, share)
         self._load(version)
         self.registry.set_alias(mode, version, share=share)
         self.reload()
+
+    def check_deployment(self, mode: str, share: float) -> None:
+        """Refuse a canary the rule in force could never judge (an A/B test's canary at share 1): the
+        rule of the worker holding the lease, as :meth:`evaluate_canary` applies, else the settings'."""
+        if mode == "canary":
+            rule_in_force(self.store, self.settings.canary_rule).check_share(share)
 
     def undeploy(self, mode: str) -> None:
         """End a canary or shadow deployment."""

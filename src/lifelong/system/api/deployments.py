@@ -23,6 +23,7 @@ def deployments(system: SystemDep) -> Deployments:
 @router.post("", response_model=Deployments, dependencies=[Authorized], responses=ERRORS, status_code=201)
 def deploy(body: DeploymentRequest, system: SystemDep) -> Deployments:
     """Route ``share`` of traffic to a canary, or mirror ``share`` of it to a shadow."""
+    system.check_deployment(body.mode, body.share)  # a 422 of its own, not "cannot be served"
     with loading(body.version):
         system.deploy(body.version, body.mode, body.share)
     return Deployments.model_validate({"aliases": system.deployments()})
