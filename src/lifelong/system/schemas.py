@@ -191,6 +191,12 @@ class TrainRequest(_Body):
 class TrainAccepted(BaseModel):
     status: Literal["queued"] = "queued"
     event_id: int = Field(..., description="the train_request event; the worker picks it up at its next poll")
+    worker: bool = Field(
+        ...,
+        description="whether a worker holds the lease now; false: none started, or it stopped, and the "
+        "request waits in the store until a worker (`lifelong worker` or `lifelong up`) runs on it",
+    )
+    message: str = Field(..., description="what happens to the request next, in words")
 
 
 class Readiness(BaseModel):

@@ -429,6 +429,11 @@ class System:
             raise DataError("reason must be printable text of at most 200 characters")
         return self._write(self.store.add_event, EventKind.TRAIN_REQUEST, {"reason": reason})
 
+    def worker_running(self) -> bool:
+        """Whether a worker holds the lease now (one that picks up a training request at its next poll)."""
+        lease = self.store.lease("worker")  # lifelong.system.worker.LEASE
+        return lease is not None and lease.expires >= time.time()
+
     # -- versions and deployments ---------------------------------------------------------
     def bootstrap(
         self, learner: Learner, *, contract: Contract | None = None, metrics: dict[str, Any] | None = None
