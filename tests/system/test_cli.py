@@ -316,9 +316,10 @@ def test_registry_commands_refuse_a_data_dir_without_a_store(
 
 
 def test_up_on_a_port_in_use_fails_before_bootstrapping(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Was: it trained the first champion, then failed to bind (exit 3)."""
+    """Was: it trained the first champion, then failed to bind (exit 3); with auth it still wrote
+    ``<data-dir>/token`` first."""
     import socket
 
     with socket.socket() as taken:
@@ -326,7 +327,13 @@ def test_up_on_a_port_in_use_fails_before_bootstrapping(
         taken.listen()
         port = taken.getsockname()[1]
         assert main(["up", "--data-dir", str(tmp_path / "d"), "--port", str(port), "--no-auth"]) == 2
-    assert "pick another --port" in capsys.readouterr().err and not (tmp_path / "d" / "lifelong.db").exists()
+        assert "pick another --port" in capsys.readouterr().err
+        assert not (tmp_path / "d").exists()  # nothing created: no store, no directory
+        monkeypatch.delenv("LIFELONG_TOKEN", raising=False)  # auth with no token: up would generate one
+        assert main(["up", "--data-dir", str(tmp_path / "d"), "--port", str(port)]) == 2
+        err = capsys.readouterr().err
+        assert "pick another --port" in err and len(err.strip().splitlines()) == 1, err
+        assert not (tmp_path / "d").exists()  # was: <data-dir>/token
 
 
 @pytest.mark.parametrize("alias", ["canary", "shadow"])

@@ -410,8 +410,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     from lifelong.system.launch import Compute
 
     Compute(device=args.device or "cpu", nproc=args.nproc, threads=args.threads)  # so does a bad --device
-    settings, token = _settings(args).with_token()
-    _check_port_free(settings.host, settings.port)  # before a bootstrap that may train for minutes
+    settings = _settings(args)
+    _check_port_free(settings.host, settings.port)  # before anything is written, or a bootstrap trains
+    settings, token = settings.with_token()  # may write <data-dir>/token
     with Store(settings.db_url, data_dir=settings.data_dir) as store:
         registry = Registry(store)
         if registry.alias("champion") is None:
