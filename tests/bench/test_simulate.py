@@ -130,3 +130,23 @@ def test_a_backtest_replays_a_users_file_with_a_plugin_model(
     # a bad file is named before any process starts
     assert main([*argv[:2], str(tmp_path / "missing.csv"), *argv[3:]]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_a_backtest_on_a_file_with_one_class_is_refused_before_any_process(tmp_path: Path) -> None:
+    """A one-class file (or the wrong --label-column, a constant) ran all four policies and reported
+    accuracy 1.000 in every segment, exit 0: numbers that measure nothing."""
+    pytest.importorskip("pandas", reason="reading CSV needs pandas: pip install 'lifelong[data]'")
+    from lifelong.bench.simulate import make_sim_stream
+    from lifelong.errors import DataError
+
+    rows = "\n".join(f"{i * 0.1:.1f},{i % 7},yes" for i in range(200))
+    (tmp_path / "one.csv").write_text("f0,f1,answer\n" + rows + "\n")
+    with pytest.raises(
+        DataError, match="one class \\('yes'\\) in column 'answer'; a backtest needs at least 2"
+    ):
+        make_sim_stream(SimConfig(data=str(tmp_path / "one.csv"), label_column="answer"))
+    with pytest.raises(DataError, match="at least 2 classes"):
+        simulate(
+            ["manual"], SimConfig(data=str(tmp_path / "one.csv"), label_column="answer"), tmp_path / "out"
+        )
+    assert not (tmp_path / "out" / "manual").exists()  # no server, no worker, no data dir

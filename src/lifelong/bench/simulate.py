@@ -34,7 +34,7 @@ import numpy as np
 
 from lifelong.data.files import load_table
 from lifelong.data.streams import DriftingStream, FileStream, make_stream
-from lifelong.errors import ConfigError
+from lifelong.errors import ConfigError, DataError
 from lifelong.metrics.result import strict_json
 from lifelong.system.contract import Contract
 from lifelong.system.events import EventKind
@@ -97,6 +97,12 @@ def make_sim_stream(cfg: SimConfig) -> tuple[DriftingStream, dict[str, Any]]:
         )
         return stream, {}
     table = load_table(cfg.data, label_column=cfg.label_column).reshaped(cfg.input_shape)
+    if len(table.classes) < 2:  # every prediction right by construction: accuracy 1.000 that means nothing
+        raise DataError(
+            f"{cfg.data}: one class ({table.class_names[0] if table.class_names else table.classes[0]!r}) in "
+            f"column {cfg.label_column!r}; a backtest needs at least 2 classes to measure anything (is "
+            "--label-column the label?)"
+        )
     boot = cfg.bootstrap if cfg.bootstrap is not None else len(table) // (cfg.segments + 1)
     stream = FileStream(table.to_dataset(), bootstrap=boot, segments=cfg.segments, seed=cfg.seed,
                         chunk_size=cfg.chunk, name=Path(cfg.data).stem)  # fmt: skip
