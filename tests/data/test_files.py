@@ -69,3 +69,16 @@ def test_every_malformation_is_a_data_error_naming_it(tmp_path: Path) -> None:
     (tmp_path / "f.parquet").write_text("not parquet")
     with pytest.raises(DataError, match="cannot parse"):
         load_table(tmp_path / "f.parquet")
+
+
+def test_one_column_cannot_be_both_the_label_and_the_domain(tmp_path: Path) -> None:
+    """`bench --scenario domain --domain-column species --label-column species` ran, one class per domain,
+    and reported ACC for an experiment that had nothing to learn across domains."""
+    frame().to_csv(tmp_path / "plants.csv", index=False)
+    with pytest.raises(DataError, match="'species' is given as both the label and the domain column"):
+        load_table(tmp_path / "plants.csv", label_column="species", domain_column="species")
+    with pytest.raises(DataError, match="'site' is given as both the domain and the task column"):
+        load_table(tmp_path / "plants.csv", label_column="species", domain_column="site", task_column="site")
+    assert (
+        load_table(tmp_path / "plants.csv", label_column="species", domain_column="site").domains is not None
+    )
