@@ -37,3 +37,22 @@ def test_settings_refuse_values_no_run_means() -> None:
         with pytest.raises(ConfigError, match=next(iter(bad))):
             Settings(**bad)
     assert Settings(epochs=0, lr=None, buffer=None).train_fraction == 1.0  # 0 and None mean "the default"
+
+
+def test_a_model_with_fewer_outputs_than_the_datas_classes_is_refused_naming_the_flag() -> None:
+    """`bench --data FILE --model-kwargs '{"n_classes": 2}'` on four classes trained the first experience,
+    then stopped with advice to pass allow_new_classes=True, which `bench` has no flag for."""
+    from lifelong.bench.runner import run_one
+    from lifelong.checks import toy_scenario
+
+    scenario = toy_scenario()
+    n = scenario.n_classes
+    settings = Settings(epochs=1, model_kwargs={"n_classes": n - 1})
+    with pytest.raises(
+        ConfigError, match=f"has {n - 1} outputs, but the data has labels up to {n - 1} .*n_classes"
+    ):
+        run_one("split-digits", "naive", 0, settings, scenario=scenario)
+    wider = run_one(
+        "split-digits", "naive", 0, Settings(epochs=1, model_kwargs={"n_classes": n + 3}), scenario=scenario
+    )
+    assert 0.0 <= wider["metrics"]["acc"] <= 1.0  # more outputs than classes is allowed
