@@ -150,3 +150,22 @@ def test_a_backtest_on_a_file_with_one_class_is_refused_before_any_process(tmp_p
             ["manual"], SimConfig(data=str(tmp_path / "one.csv"), label_column="answer"), tmp_path / "out"
         )
     assert not (tmp_path / "out" / "manual").exists()  # no server, no worker, no data dir
+
+
+def test_a_backtests_table_says_what_it_did() -> None:
+    """The table of a backtest showed row ranges and a 'final' column without saying which rows trained
+    the first champion or what 'final' was measured on."""
+    from rich.console import Console
+
+    row = {"policy": "manual", "prequential_accuracy": 0.5, "phases": ["300-599", "600-899", "900-1199"],
+           "prequential_by_phase": [0.7, 0.1, 0.3], "final_accuracy": 0.4, "train_cpu_seconds": 0.0,
+           "worker_cpu_seconds": 1.0, "versions_trained": 0, "versions_rejected": 0, "versions_promoted": 0,
+           "rollbacks": 0, "drift_detections": [], "first_detection_delay": None, "drift_points": False}  # fmt: skip
+    console = Console(width=400, record=True)
+    console.print(table({"config": {"data": "/d/history.csv"}, "policies": [row]}))
+    text = console.export_text()
+    assert "backtest of /d/history.csv: rows 0-299 trained the first champion; rows 300-1199 streamed" in text
+    assert "in 3 segments" in text and "'final' is the last champion's accuracy on them" in text
+    console = Console(width=400, record=True)
+    console.print(table({"config": {"stream": "sea-drift"}, "policies": [row]}))
+    assert "backtest" not in console.export_text()  # a synthetic stream has no such line

@@ -376,13 +376,35 @@ def table(results: dict[str, Any]) -> Any:
             f"{np.median(delays):.0f} ({len(delays)}/{len(r['first_detection_delay'])})"
             if delays and r.get("drift_points", True) else "-",  # a file's segment cuts are no drift points
         )  # fmt: skip
+    captions = [backtest_line(results)] if backtest_line(results) else []
     new = [(r["policy"], r.get("new_class_accuracy") or {}) for r in rows]
     if any(by_phase for _, by_phase in new):
-        t.caption = "new classes, prequential accuracy on them within their phase: " + "; ".join(
+        captions.append("new classes, prequential accuracy on them within their phase: " + "; ".join(
             f"{policy} " + ", ".join(f"{k} {_fmt(v)}" for k, v in by_phase.items())
             for policy, by_phase in new
-        )
+        ))  # fmt: skip
+    if captions:
+        t.caption = "\n".join(captions)
     return t
+
+
+def backtest_line(results: dict[str, Any]) -> str | None:
+    """What a backtest on a file did, in one line (None for a synthetic stream): which rows trained the
+    first champion, how the rest were streamed, what "final" is measured on. The table alone gave row
+    ranges and a "final" column with no word on either."""
+    config = results.get("config") or {}
+    if config.get("data") is None:
+        return None
+    phases = results["policies"][0].get("phases") or []
+    try:
+        first, last = int(phases[0].split("-")[0]), int(phases[-1].split("-")[1])
+    except (IndexError, ValueError):
+        return f"backtest of {config['data']}"
+    return (
+        f"backtest of {config['data']}: rows 0-{first - 1} trained the first champion; rows {first}-{last} "
+        f"streamed in file order in {len(phases)} segments, 10% of each held out (never streamed) as its test "
+        "set: 'final' is the last champion's accuracy on them; segment cuts are not drift points (no delay)"
+    )
 
 
 def _fmt(x: float | None) -> str:
