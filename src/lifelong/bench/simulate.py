@@ -376,7 +376,8 @@ def table(results: dict[str, Any]) -> Any:
             f"{np.median(delays):.0f} ({len(delays)}/{len(r['first_detection_delay'])})"
             if delays and r.get("drift_points", True) else "-",  # a file's segment cuts are no drift points
         )  # fmt: skip
-    captions = [backtest_line(results)] if backtest_line(results) else []
+    said = backtest_line(results)
+    captions = [said] if said else []
     new = [(r["policy"], r.get("new_class_accuracy") or {}) for r in rows]
     if any(by_phase for _, by_phase in new):
         captions.append("new classes, prequential accuracy on them within their phase: " + "; ".join(

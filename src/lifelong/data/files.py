@@ -188,15 +188,15 @@ def _read_frame(p: Path) -> Any:
 def _from_frame(frame: Any, p: Path, label: str, domain: str | None, task: str | None) -> Table:
     columns = [str(c) for c in frame.columns]
     frame.columns = columns
-    roles = [
-        (role, col) for role, col in (("label", label), ("domain", domain), ("task", task)) if col is not None
-    ]
-    for i, (role, col) in enumerate(roles):
-        for other, same in roles[i + 1 :]:
-            if same == col:  # a domain named by the label: one class per domain, nothing to learn across them
+    roles = [(r, c) for r, c in (("label", label), ("domain", domain), ("task", task)) if c is not None]
+    for i, (first_role, name) in enumerate(roles):
+        for other_role, same in roles[i + 1 :]:
+            if (
+                same == name
+            ):  # a domain named by the label: one class per domain, nothing to learn across them
                 raise DataError(
-                    f"{p}: column {col!r} is given as both the {role} and the {other} column; name a "
-                    f"different column for each (--label-column, --domain-column)"
+                    f"{p}: column {name!r} is given as both the {first_role} and the {other_role} column; "
+                    "name a different column for each (--label-column, --domain-column)"
                 )
     for role, col in (("label", label), ("domain", domain), ("task", task)):
         if col is not None and col not in columns:
