@@ -209,3 +209,9 @@ def test_compare_on_data_refuses_meaningless_numbers_before_reading_the_file(
 
     with pytest.raises(ConfigError, match=f"^compare_on_data: {option}={value}"):
         compare_on_data([], "/nonexistent.csv", "label", Constraints(), **{option: value})  # type: ignore[arg-type]
+
+
+def test_an_unknown_benchmark_lists_the_ones_the_results_file_has() -> None:
+    """`advise --benchmark nope` said only that the file had no rows for it, not which names it has."""
+    with pytest.raises(ConfigError, match="no rows for benchmark 'nope'; --benchmark is one of: b, b-task$"):
+        recommend(Constraints(), ROWS, "nope")

@@ -170,9 +170,13 @@ def recommend(c: Constraints, rows: list[dict[str, Any]], benchmark: str, top: i
     """
     if isinstance(top, bool) or not isinstance(top, int) or top < 1:
         raise ConfigError(f"top: how many methods to list, a whole number >= 1; got {top!r}")
+    known = list(dict.fromkeys(str(r.get("benchmark")) for r in rows))
     rows = [r for r in rows if r["benchmark"] == benchmark]
     if not rows:
-        raise ConfigError(f"the results file has no rows for benchmark {benchmark!r}")
+        raise ConfigError(
+            f"the results file has no rows for benchmark {benchmark!r}; --benchmark is one of: "
+            f"{', '.join(known) or 'none (the file is empty)'}"
+        )
     naive = next((r for r in rows if r["strategy"] == "naive"), None)
     base_time = naive["train_seconds_per_epoch"] if naive else min(r["train_seconds_per_epoch"] for r in rows)
     fits: dict[str, dict[str, Any]] = {}
