@@ -215,3 +215,15 @@ def test_an_unknown_benchmark_lists_the_ones_the_results_file_has() -> None:
     """`advise --benchmark nope` said only that the file had no rows for it, not which names it has."""
     with pytest.raises(ConfigError, match="no rows for benchmark 'nope'; --benchmark is one of: b, b-task$"):
         recommend(Constraints(), ROWS, "nope")
+
+
+def test_the_nothing_beats_naive_note_looks_past_the_listed_top() -> None:
+    """`advise --top 1` lists only the regularization baseline, and the note then said no method that fits
+    beats naive fine-tuning, while replay and DER++ (which fit) beat it by far."""
+    c = Constraints()
+    said = notes(c, ROWS, "b", recommend(c, ROWS, "b", top=1))
+    assert not any("no method that fits beats naive" in n for n in said), said
+    private = Constraints(private=True, budget="low")
+    rows = [r for r in ROWS if r["strategy"] not in ("ncm", "lwf", "l2")]
+    said = notes(private, rows, "b", recommend(private, rows, "b", top=1))
+    assert any("no method that fits beats naive" in n for n in said)  # still said when true

@@ -211,11 +211,13 @@ def recommend(c: Constraints, rows: list[dict[str, Any]], benchmark: str, top: i
 
 def notes(c: Constraints, rows: list[dict[str, Any]], benchmark: str, advice: list[Advice]) -> list[str]:
     """What the figures say about the constraints themselves: when nothing allowed beats naive
-    fine-tuning, and what the smallest measured memory would buy."""
+    fine-tuning (judged on every method that fits, not only the ``advice`` listed), and what the
+    smallest measured memory would buy."""
+    everything = recommend(c, rows, benchmark, top=max(1, len(rows)))  # not only the --top listed
     rows = [r for r in rows if r["benchmark"] == benchmark]
     naive = next((r for r in rows if r["strategy"] == "naive"), None)
     out = []
-    best = max(advice, key=lambda a: a.acc, default=None)
+    best = max([*advice, *everything], key=lambda a: a.acc, default=None)
     if naive is not None and best is not None and best.acc < naive["acc"] + 0.05:
         out.append(f"on {benchmark} no method that fits beats naive fine-tuning (ACC {naive['acc']:.3f}) by 0.05 "
                    f"or more; the best is {best.method} at {best.acc:.3f}")  # fmt: skip
