@@ -227,3 +227,17 @@ def test_the_nothing_beats_naive_note_looks_past_the_listed_top() -> None:
     rows = [r for r in ROWS if r["strategy"] not in ("ncm", "lwf", "l2")]
     said = notes(private, rows, "b", recommend(private, rows, "b", top=1))
     assert any("no method that fits beats naive" in n for n in said)  # still said when true
+
+
+def test_a_file_too_small_to_split_is_refused_before_the_advice_is_printed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Seven rows, one class with a single sample: the advice table was printed, then the comparison
+    failed (a class with no test samples); the bad file must be the only thing said."""
+    pytest.importorskip("pandas", reason="reading CSV needs pandas: pip install 'lifelong[data]'")
+    rows = ["0.1,0.2,a", "0.3,0.1,a", "0.2,0.5,a", "0.9,0.8,b", "0.7,0.9,b", "0.8,0.7,b", "0.5,0.5,c"]
+    (tmp_path / "seven.csv").write_text("f0,f1,label\n" + "\n".join(rows) + "\n")
+    assert main(["advise", "--data", str(tmp_path / "seven.csv"), "--top", "1"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "seven.csv: 7 rows cannot be compared on: experience" in err and "no test samples" in err

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lifelong.cli import POSITIVE_INT
-from lifelong.errors import ConfigError, DataError
+from lifelong.errors import ConfigError, DataError, LifelongError
 from lifelong.logs import Reporter
 
 if TYPE_CHECKING:
@@ -237,9 +237,12 @@ def default_benchmark(c: Constraints) -> str:
 
 
 # -- the user's own data -----------------------------------------------------------------------------
-def load_data(path: str, label_column: str) -> Table:
+def load_data(path: str, label_column: str, seed: int = 0) -> Table:
     """The user's file for :func:`compare_on_data`, refused (DataError) if it cannot be compared on;
-    ``advise`` reads it before printing anything, so a bad file is the only thing said."""
+    ``advise`` reads it before printing anything, so a bad file is the only thing said. The split and
+    the experiences are made once here too (a class without test samples, say, is refused now, not
+    after the advice is printed)."""
+    from lifelong.data import scenarios
     from lifelong.data.files import load_table
 
     table = load_table(path, label_column)
@@ -248,6 +251,10 @@ def load_data(path: str, label_column: str) -> Table:
             f"{path}: {len(table.classes)} class; a class-incremental comparison needs at least 2 "
             "(two experiences of one class)"
         )
+    try:
+        scenarios.class_incremental(table.split(0.2, seed), seed=seed)  # task_incremental cuts alike
+    except LifelongError as e:  # ScenarioError: an experience without test samples
+        raise DataError(f"{path}: {len(table)} rows cannot be compared on: {e}") from e
     return table
 
 
