@@ -150,3 +150,16 @@ def test_bootstrap_on_raw_scales_far_apart_says_to_standardize(
     with Store(data_dir=tmp_path / "b") as store, caplog.at_level("WARNING", "lifelong.system.trainer"):
         bootstrap(store, Registry(store), raw, n_classes=4, epochs=1, standardize=True)
         assert "--standardize" not in caplog.text
+
+
+def test_bootstrap_model_kwargs_add_to_the_sizes_taken_from_the_data(tmp_path: Path) -> None:
+    """Was: ``--model-kwargs '{"hidden": [16]}'`` replaced the sizing, so `up`/`simulate` failed with
+    "missing in_features and n_classes" where `lifelong bench` built the model."""
+    from lifelong.system.trainer import bootstrap
+
+    split = toy_data(per_class=10)
+    with Store(data_dir=tmp_path) as store:
+        registry = Registry(store)
+        version = bootstrap(store, registry, split.train, model_kwargs={"hidden": [16]}, epochs=1)
+        spec = Learner.load(registry.get(version).path).model.lifelong_spec
+    assert spec["kwargs"] == {"in_features": 8, "hidden": [16], "n_classes": 4}
