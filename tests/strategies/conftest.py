@@ -41,3 +41,23 @@ def penalty_moved() -> Callable[[Learner, Strategy, tuple[int, int], float], flo
         return value
 
     return probe
+
+
+class _NormedInput(torch.nn.Module):
+    """An MLP's features and classifier behind a LayerNorm: a method computing classifier(features(x))
+    itself would skip the norm (an embedding there: a raw shape error)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.norm = torch.nn.LayerNorm(8)
+        self.features = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU())
+        self.classifier = torch.nn.Linear(16, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(self.norm(x)))
+
+
+@pytest.fixture
+def normed_input() -> Callable[[], torch.nn.Module]:
+    """Builds the toy MLP behind a LayerNorm (8 features, 4 classes)."""
+    return _NormedInput

@@ -46,22 +46,12 @@ def test_disabled_adapters_leave_the_model_alone() -> None:
     assert torch.equal(original(x), learner.predict_logits(x)) and learner.extra_parameters() == 0
 
 
-def test_a_model_adapters_cannot_compute_is_refused_when_the_learner_is_built() -> None:
+def test_a_model_adapters_cannot_compute_is_refused_when_the_learner_is_built(normed_input) -> None:
     """A GRU model (no .features) read "was the model changed after the strategy attached?" at the
     first experience; a LayerNorm before .features would have been skipped by the adapted forward."""
     from torch import nn
 
     from lifelong.errors import StrategyMismatchError
-
-    class Normed(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.norm = nn.LayerNorm(8)
-            self.features = nn.Sequential(nn.Linear(8, 16), nn.ReLU())
-            self.classifier = nn.Linear(16, 4)
-
-        def forward(self, x):
-            return self.classifier(self.features(self.norm(x)))
 
     class Recurrent(nn.Module):
         def __init__(self) -> None:
@@ -73,7 +63,7 @@ def test_a_model_adapters_cannot_compute_is_refused_when_the_learner_is_built() 
             return self.classifier(self.rnn(x)[0][:, -1])
 
     with pytest.raises(StrategyMismatchError, match="Adapters .* weights outside them: norm"):
-        Learner(Normed(), [Adapters()])
+        Learner(normed_input(), [Adapters()])
     with pytest.raises(StrategyMismatchError, match=r"needs an nn.Sequential \.features.*got Recurrent"):
         Learner(Recurrent(), [Adapters()])
     Learner(Recurrent(), [Adapters(enabled=False)])  # a disabled strategy leaves any model alone

@@ -21,24 +21,11 @@ def test_hat_pnn_cpg_and_den_refuse_anything_but_an_mlp_when_the_learner_is_buil
         Learner(model(), [strategy()])
 
 
-class _NormedInput(nn.Module):
-    """An MLP's features and classifier behind a LayerNorm: the methods' own forward would skip it."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.norm = nn.LayerNorm(8)
-        self.features = nn.Sequential(nn.Linear(8, 16), nn.ReLU())
-        self.classifier = nn.Linear(16, 4)
-
-    def forward(self, x):
-        return self.classifier(self.features(self.norm(x)))
-
-
 @pytest.mark.parametrize("strategy", [HAT, PNN, CPG, DEN])
-def test_an_mlp_behind_another_layer_with_weights_is_refused_by_name(strategy) -> None:
+def test_an_mlp_behind_another_layer_with_weights_is_refused_by_name(strategy, normed_input) -> None:
     """It passed the MLP check: training then skipped the norm (an embedding: a raw shape error)."""
     with pytest.raises(StrategyMismatchError, match=f"{strategy.__name__} needs an MLP.*outside them: norm"):
-        Learner(_NormedInput(), [strategy()])
+        Learner(normed_input(), [strategy()])
 
 
 def test_gpm_refuses_trainable_layers_other_than_linear_and_conv() -> None:
