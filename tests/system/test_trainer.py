@@ -163,3 +163,16 @@ def test_bootstrap_model_kwargs_add_to_the_sizes_taken_from_the_data(tmp_path: P
         version = bootstrap(store, registry, split.train, model_kwargs={"hidden": [16]}, epochs=1)
         spec = Learner.load(registry.get(version).path).model.lifelong_spec
     assert spec["kwargs"] == {"in_features": 8, "hidden": [16], "n_classes": 4}
+
+
+def test_bootstrap_refuses_a_model_with_fewer_outputs_than_the_classes(tmp_path: Path) -> None:
+    """Was: training stopped at the first unseen labels advising allow_new_classes=True, a Python
+    argument that `up` and `simulate` do not take."""
+    from lifelong.errors import ConfigError
+    from lifelong.system.trainer import bootstrap
+
+    with Store(data_dir=tmp_path) as store, pytest.raises(ConfigError, match="2 outputs, but the data has "
+                                                           "labels up to 3 .*--model-kwargs"):  # fmt: skip
+        bootstrap(store, Registry(store), toy_data(per_class=10).train, model_kwargs={"n_classes": 2}, epochs=1)
+    with Store(data_dir=tmp_path) as store:
+        assert Registry(store).versions() == []  # nothing published

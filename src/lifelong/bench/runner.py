@@ -11,10 +11,9 @@ from typing import Any
 import torch
 
 from lifelong.bench.benchmarks import Benchmark, get
-from lifelong.errors import ConfigError
 from lifelong.learn.callbacks import Callback
 from lifelong.learn.learner import Learner
-from lifelong.learn.models import for_input
+from lifelong.learn.models import check_outputs, for_input
 from lifelong.learn.params import check_param
 from lifelong.learn.strategy import Strategy
 from lifelong.learn.strategy import strategy_names as _registered
@@ -103,7 +102,7 @@ def run_one(benchmark: str | Benchmark, strategy: str, seed: int, settings: Sett
         scenario = _subsample(bench.build(seed), settings.train_fraction, seed)
     torch.manual_seed(seed)
     model = for_input(settings.model, scenario.input_shape, scenario.n_classes, **settings.model_kwargs)
-    _check_outputs(model, scenario, settings.model)
+    check_outputs(model, scenario.input_shape, scenario.n_classes, settings.model)
     strat = make_strategy(strategy, benchmark, settings.buffer, **(params or {}))
     lr = (
         settings.lr
@@ -120,26 +119,6 @@ def run_one(benchmark: str | Benchmark, strategy: str, seed: int, settings: Sett
                      "train_fraction": settings.train_fraction, "device": settings.device},
         "accuracy_matrix": result.accuracy_matrix, "metrics": result.metrics,
     }  # fmt: skip
-
-
-def _check_outputs(model: torch.nn.Module, scenario: Any, name: str) -> None:
-    """Refuse, before training, a model with fewer outputs than the data has classes (``n_classes`` in
-    ``--model-kwargs`` under the data's): training would stop at the first experience whose labels the
-    head lacks, with advice about a Python argument the CLI does not have."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            out = model(torch.zeros(1, *scenario.input_shape))
-    finally:
-        model.train(was_training)
-    width = out.shape[-1] if isinstance(out, torch.Tensor) and out.ndim == 2 else None
-    if width is not None and width < scenario.n_classes:
-        raise ConfigError(
-            f"model {name!r} has {width} outputs, but the data has labels up to {scenario.n_classes - 1} "
-            f"({scenario.n_classes} classes); drop n_classes from --model-kwargs (it is sized for the data) "
-            f"or set it to at least {scenario.n_classes}"
-        )
 
 
 def summarize(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

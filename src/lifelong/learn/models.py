@@ -24,6 +24,7 @@ import operator
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
+import torch
 from torch import Tensor, nn
 
 from lifelong.errors import ConfigError, StrategyMismatchError
@@ -237,6 +238,26 @@ def check_takes(model: nn.Module, input_shape: Sequence[int], name: str) -> None
         ) from err
     finally:
         model.train(was_training)
+
+
+def check_outputs(model: nn.Module, input_shape: Sequence[int], n_classes: int, name: str) -> None:
+    """Refuse, before training, a model with fewer outputs than the data has classes (``n_classes`` in
+    ``--model-kwargs`` under the data's): training would stop at the first labels the head lacks,
+    advising ``allow_new_classes=True``, a Python argument the CLI does not take."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(torch.zeros(1, *input_shape))
+    finally:
+        model.train(was_training)
+    width = out.shape[-1] if isinstance(out, Tensor) and out.ndim == 2 else None
+    if width is not None and width < n_classes:
+        raise ConfigError(
+            f"model {name!r} has {width} outputs, but the data has labels up to {n_classes - 1} "
+            f"({n_classes} classes); drop n_classes from --model-kwargs (it is sized for the data) "
+            f"or set it to at least {n_classes}"
+        )
 
 
 def _accepts(factory: Factory, keyword: str) -> bool:
