@@ -173,6 +173,8 @@ def test_bootstrap_refuses_a_model_with_fewer_outputs_than_the_classes(tmp_path:
 
     with Store(data_dir=tmp_path) as store, pytest.raises(ConfigError, match="2 outputs, but the data has "
                                                            "labels up to 3 .*--model-kwargs"):  # fmt: skip
-        bootstrap(store, Registry(store), toy_data(per_class=10).train, model_kwargs={"n_classes": 2}, epochs=1)
+        bootstrap(
+            store, Registry(store), toy_data(per_class=10).train, model_kwargs={"n_classes": 2}, epochs=1
+        )
     with Store(data_dir=tmp_path) as store:
         assert Registry(store).versions() == []  # nothing published
