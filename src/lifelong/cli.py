@@ -54,6 +54,22 @@ def real(
     return parse
 
 
+def column_names(text: str) -> tuple[str, ...]:
+    """An argparse ``type``: comma-separated column names (``id,timestamp``), at least one."""
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    if not names:
+        raise argparse.ArgumentTypeError(f"must name at least one column, got {text!r}")
+    return names
+
+
+def add_drop_columns(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--drop-columns``: the file's columns that are not features (an id, a timestamp, free text)."""
+    parser.add_argument(
+        "--drop-columns", type=column_names, default=(), metavar="A,B",
+        help="columns of a CSV/Parquet file that are not features (ids, timestamps, text): left out",
+    )  # fmt: skip
+
+
 POSITIVE_INT = integer(1)  # epochs, batch sizes, threads: counts of something that must happen
 NON_NEGATIVE_INT = integer(0)  # memory sizes, seeds, delays
 POSITIVE_REAL = real(0.0, open_min=True)  # a learning rate or a period in seconds

@@ -295,3 +295,15 @@ def test_model_kwargs_the_model_refuses_are_one_line_naming_them(
     err = capsys.readouterr().err
     assert err.startswith("error: MLP: hidden must be") and "[-3]" in err and err.count("\n") == 1
     assert not (tmp_path / "results.json").exists()
+
+
+def test_bench_drops_the_columns_named_by_drop_columns(tmp_path: Path) -> None:
+    from tests.data._tabular import frame
+
+    df = frame(60).drop(columns="site").rename(columns={"species": "label"})
+    df["ticket"] = [f"T{i}" for i in range(60)]
+    df.to_csv(tmp_path / "a.csv", index=False)
+    argv = ["bench", "--data", str(tmp_path / "a.csv"), "--strategies", "naive", "--seeds", "0", "--no-plots",
+            "--no-progress", "--out", str(tmp_path / "out"), "--drop-columns", "ticket"]  # fmt: skip
+    assert main(argv) == 0
+    assert main([*argv[:-2], "--drop-columns", ","]) == 2  # names no column

@@ -82,3 +82,23 @@ def test_one_column_cannot_be_both_the_label_and_the_domain(tmp_path: Path) -> N
     assert (
         load_table(tmp_path / "plants.csv", label_column="species", domain_column="site").domains is not None
     )
+
+
+def test_columns_that_are_not_features_are_dropped_by_name(tmp_path: Path) -> None:
+    """Was: an id or timestamp column became a feature silently, and a text one could only be
+    removed by editing the file (the error said "drop it")."""
+    df = frame(40)
+    df.insert(0, "row id", np.arange(40))
+    df["note"] = "free text"
+    df.to_csv(tmp_path / "t.csv", index=False)
+    with pytest.raises(DataError, match=r"feature column 'note' is not numeric .*--drop-columns"):
+        load_table(tmp_path / "t.csv", "species", "site")
+    table = load_table(tmp_path / "t.csv", "species", "site", drop_columns=["row id", "note"])
+    assert table.feature_names == [f"f{i}" for i in range(30)] and table.x.shape == (40, 30)
+    for drop, words in ((["nope"], r"no column\(s\) \['nope'\] to drop"), (["species"], "'species' is the label")):
+        with pytest.raises(DataError, match=words):
+            load_table(tmp_path / "t.csv", "species", "site", drop_columns=drop)
+    x, y = tabular(20)
+    np.savez(tmp_path / "t.npz", x=x, y=y)
+    with pytest.raises(DataError, match="an .npz has no named columns to drop"):
+        load_table(tmp_path / "t.npz", drop_columns=["x0"])

@@ -15,11 +15,12 @@ import argparse
 import json
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lifelong.cli import POSITIVE_INT
+from lifelong.cli import POSITIVE_INT, add_drop_columns
 from lifelong.errors import ConfigError, DataError, LifelongError
 from lifelong.logs import Reporter
 
@@ -237,7 +238,7 @@ def default_benchmark(c: Constraints) -> str:
 
 
 # -- the user's own data -----------------------------------------------------------------------------
-def load_data(path: str, label_column: str, seed: int = 0) -> Table:
+def load_data(path: str, label_column: str, seed: int = 0, drop_columns: Sequence[str] = ()) -> Table:
     """The user's file for :func:`compare_on_data`, refused (DataError) if it cannot be compared on;
     ``advise`` reads it before printing anything, so a bad file is the only thing said. The split and
     the experiences are made once here too (a class without test samples, say, is refused now, not
@@ -245,7 +246,7 @@ def load_data(path: str, label_column: str, seed: int = 0) -> Table:
     from lifelong.data import scenarios
     from lifelong.data.files import load_table
 
-    table = load_table(path, label_column)
+    table = load_table(path, label_column, drop_columns=drop_columns)
     if len(table.classes) < 2:
         raise DataError(
             f"{path}: {len(table.classes)} class; a class-incremental comparison needs at least 2 "
@@ -347,6 +348,7 @@ def add_command(sub: Any) -> None:
         "--data", default=None, help="also compare the shortlist on this .npz / .csv / .parquet file"
     )
     a.add_argument("--label-column", default="label", help="label column of a CSV or Parquet --data file")
+    add_drop_columns(a)
     a.add_argument(
         "--epochs", type=POSITIVE_INT, default=1, help="passes per experience in the --data comparison"
     )
@@ -377,7 +379,9 @@ def advise(args: argparse.Namespace) -> int:
     path = find_results(args.results)
     benchmark = args.benchmark or default_benchmark(c)
     advice = recommend(c, load_summary(path), benchmark, args.top)
-    table = load_data(args.data, args.label_column) if args.data else None  # refused before any output
+    table = (
+        load_data(args.data, args.label_column, drop_columns=args.drop_columns) if args.data else None
+    )  # refused before any output
     if not advice:
         raise ConfigError("no measured method fits these constraints; relax the budget or allow a memory")
     memory = "none" if not c.keeps_samples else "all" if c.memory is None else f"up to {c.memory} samples"

@@ -8,7 +8,7 @@ single head, MLP 784-100-100-10, SGD lr 0.03, batch 10, one epoch per experience
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -99,6 +99,7 @@ def from_file(
     domain_column: str | None = None,
     test_fraction: float = 0.2,
     input_shape: tuple[int, ...] | None = None,
+    drop_columns: Sequence[str] = (),
 ) -> Benchmark:
     """A benchmark on the user's own file (``.npz``, ``.csv``, ``.parquet``).
 
@@ -109,7 +110,8 @@ def from_file(
     Features are standardised with the mean and standard deviation of the training samples
     (the test samples never inform them), so methods are compared on a well-conditioned problem.
     The file is read once, here, so a malformed file fails before any training. ``input_shape``
-    reshapes each sample (images stored as one row of pixels become ``[C, H, W]`` for a CNN).
+    reshapes each sample (images stored as one row of pixels become ``[C, H, W]`` for a CNN);
+    ``drop_columns`` are the file's columns that are not features (ids, timestamps).
     """
     from lifelong.data.files import load_table
 
@@ -122,7 +124,7 @@ def from_file(
             f"a domain column is read by the domain scenario only; add --scenario domain (or drop "
             f"--domain-column {domain_column} for a {scenario}-incremental benchmark)"
         )
-    table = load_table(path, label_column, domain_column).reshaped(input_shape)
+    table = load_table(path, label_column, domain_column, drop_columns=drop_columns).reshaped(input_shape)
     if scenario != "domain" and len(table.classes) < 2:
         raise DataError(
             f"{path}: {len(table.classes)} class in column {label_column!r}; a {scenario}-incremental "

@@ -11,7 +11,7 @@ from typing import Any
 from lifelong.bench import runner
 from lifelong.bench.advise import add_command as add_advise
 from lifelong.bench.benchmarks import BENCHMARKS, Benchmark, from_file, get
-from lifelong.cli import NON_NEGATIVE_INT, POSITIVE_INT, POSITIVE_REAL, real
+from lifelong.cli import NON_NEGATIVE_INT, POSITIVE_INT, POSITIVE_REAL, add_drop_columns, real
 from lifelong.errors import ConfigError, DataError
 from lifelong.logs import Reporter
 from lifelong.metrics.result import strict_json
@@ -68,6 +68,7 @@ def add_commands(sub: Any) -> None:
     )
     p.add_argument("--data", default=None, help="your own .npz/.csv/.parquet file instead of --benchmark")
     p.add_argument("--label-column", default="label", help="label column of a CSV/Parquet --data file")
+    add_drop_columns(p)
     p.add_argument("--input-shape", default=None,
                    help="reshape each --data sample to this, e.g. 1,8,8 for images stored as rows of pixels")  # fmt: skip
     p.add_argument(
@@ -233,7 +234,14 @@ def bench(args: argparse.Namespace) -> int:
 
         shape = parse_shape(args.input_shape)
         benchmarks = [
-            from_file(args.data, args.label_column, args.scenario, args.domain_column, input_shape=shape)
+            from_file(
+                args.data,
+                args.label_column,
+                args.scenario,
+                args.domain_column,
+                input_shape=shape,
+                drop_columns=args.drop_columns,
+            )
         ]
     settings = runner.Settings(
         args.model,

@@ -61,6 +61,7 @@ class SimConfig:
     # a backtest on the user's own file (replayed in row order) with the user's own model
     data: str | None = None
     label_column: str = "label"
+    drop_columns: tuple[str, ...] = ()  # a --data file's columns that are not features
     segments: int = 6
     model: str = "mlp"
     model_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -96,7 +97,8 @@ def make_sim_stream(cfg: SimConfig) -> tuple[DriftingStream, dict[str, Any]]:
             cfg.stream, cfg.seed, phase_length=max(1, cfg.samples // 6), chunk_size=cfg.chunk
         )
         return stream, {}
-    table = load_table(cfg.data, label_column=cfg.label_column).reshaped(cfg.input_shape)
+    table = load_table(cfg.data, label_column=cfg.label_column, drop_columns=cfg.drop_columns)
+    table = table.reshaped(cfg.input_shape)
     if len(table.classes) < 2:  # every prediction right by construction: accuracy 1.000 that means nothing
         raise DataError(
             f"{cfg.data}: one class ({table.class_names[0] if table.class_names else table.classes[0]!r}) in "

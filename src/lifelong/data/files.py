@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -129,11 +130,13 @@ def load_table(
     label_column: str = "label",
     domain_column: str | None = None,
     task_column: str | None = None,
+    drop_columns: Sequence[str] = (),
 ) -> Table:
     """Read ``path`` (``.npz``, ``.csv`` or ``.parquet``) into a :class:`Table`.
 
     For ``.npz`` the arrays are named ``x``, ``y`` and optionally ``domain`` / ``task``; the
-    column arguments apply to CSV and Parquet.
+    column arguments apply to CSV and Parquet. ``drop_columns`` are columns that are not features
+    (an id, a timestamp, free text): every other column but the label, domain and task is one.
     """
     p = Path(path)
     if p.suffix.lower() not in SUFFIXES:
@@ -141,9 +144,12 @@ def load_table(
     if not p.is_file():
         raise DataError(f"{p}: no such file")
     if p.suffix.lower() == ".npz":
+        if drop_columns:
+            raise DataError(f"{p}: an .npz has no named columns to drop ({', '.join(drop_columns)}); "
+                            "drop them from x when writing it")  # fmt: skip
         return _from_npz(p)
     frame = _read_frame(p)
-    return _from_frame(frame, p, label_column, domain_column, task_column)
+    return _from_frame(frame, p, label_column, domain_column, task_column, tuple(drop_columns))
 
 
 def _from_npz(p: Path) -> Table:
@@ -185,9 +191,17 @@ def _read_frame(p: Path) -> Any:
         raise DataError(f"{p}: cannot parse the file: {type(e).__name__}: {e}") from e
 
 
-def _from_frame(frame: Any, p: Path, label: str, domain: str | None, task: str | None) -> Table:
+def _from_frame(
+    frame: Any, p: Path, label: str, domain: str | None, task: str | None, drop: tuple[str, ...] = ()
+) -> Table:
     columns = [str(c) for c in frame.columns]
     frame.columns = columns
+    unknown = [c for c in drop if c not in columns]
+    if unknown:
+        raise DataError(f"{p}: no column(s) {unknown} to drop; the columns are {columns}")
+    kept = [c for c in drop if c in {label, domain, task}]
+    if kept:
+        raise DataError(f"{p}: column {kept[0]!r} is the label, domain or task column; it cannot be dropped")
     roles = [(r, c) for r, c in (("label", label), ("domain", domain), ("task", task)) if c is not None]
     for i, (first_role, name) in enumerate(roles):
         for other_role, same in roles[i + 1 :]:
@@ -206,7 +220,7 @@ def _from_frame(frame: Any, p: Path, label: str, domain: str | None, task: str |
             )
     if len(frame) == 0:
         raise DataError(f"{p}: the file has no rows")
-    features = [c for c in columns if c not in {label, domain, task}]
+    features = [c for c in columns if c not in {label, domain, task, *drop}]
     if not features:
         raise DataError(f"{p}: no feature columns besides {label!r}")
     for c in features:
@@ -215,7 +229,7 @@ def _from_frame(frame: Any, p: Path, label: str, domain: str | None, task: str |
             example = frame[c].dropna().iloc[0] if frame[c].notna().any() else None
             raise DataError(
                 f"{p}: feature column {c!r} is not numeric (dtype {frame[c].dtype}, e.g. {example!r}); "
-                "encode it as numbers (one-hot or codes) or drop it; if it names each sample's domain or "
+                "encode it as numbers (one-hot or codes) or drop it (--drop-columns); if it names each sample's domain or "
                 "task, say so (--domain-column; load_table(..., domain_column=, task_column=))"
             )
     x = frame[features].to_numpy(dtype=np.float32)

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lifelong.cli import NON_NEGATIVE_INT, POSITIVE_INT, POSITIVE_REAL, integer, real
+from lifelong.cli import NON_NEGATIVE_INT, POSITIVE_INT, POSITIVE_REAL, add_drop_columns, integer, real
 from lifelong.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -55,6 +55,7 @@ def add_commands(sub: Any) -> None:
                    help="first champion when none exists: a bundled dataset, your .npz/.csv/.parquet file, "
                         "or none (untrained; needs --n-classes, or n_classes in --model-kwargs, and --input-shape)")  # fmt: skip
     p.add_argument("--label-column", default="label", help="label column of a CSV/Parquet bootstrap file")
+    add_drop_columns(p)
     p.add_argument("--model", default="mlp", help="registered model name (mlp, cnn, or a plugin's)")
     p.add_argument(
         "--model-kwargs", default=None, help="model arguments as JSON, e.g. '{\"in_features\": 30}'"
@@ -138,6 +139,7 @@ def add_commands(sub: Any) -> None:
                    help=".npz / .csv / .parquet file replayed in row order: the first rows train the first "
                         "champion, the rest stream in --segments stretches (10%% of each held out to test)")  # fmt: skip
     g.add_argument("--label-column", default="label", help="label column of a CSV or Parquet --data file")
+    add_drop_columns(g)
     g.add_argument("--bootstrap", type=POSITIVE_INT, default=None,
                    help="rows that train the first champion (default: 1000 for a --stream; a --data "
                         "file's first 1/(segments+1))")  # fmt: skip
@@ -586,7 +588,7 @@ def _bootstrap(store: Any, registry: Any, args: argparse.Namespace, policy: Any)
         return bootstrap(store, registry, None, n_classes=n_classes, input_shape=shape, **common)
     if source in ("digits", "fmnist"):
         return bootstrap(store, registry, _bundled(source), n_classes=args.n_classes or 10, **common)
-    table = load_table(Path(source), label_column=args.label_column)
+    table = load_table(Path(source), label_column=args.label_column, drop_columns=args.drop_columns)
     table = table.reshaped(parse_shape(args.input_shape))
     return bootstrap(store, registry, table.to_dataset(), n_classes=args.n_classes,
                      class_names=getattr(table, "class_names", None), feature_names=table.feature_names,
@@ -737,6 +739,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     cfg = SimConfig(stream=args.stream, strategy=args.strategy, samples=args.samples,
                     label_delay=args.label_delay, rate=args.rate, seed=args.seed, overrides=overrides,
                     data=None if args.data is None else str(args.data), label_column=args.label_column,
+                    drop_columns=args.drop_columns,
                     bootstrap=args.bootstrap, segments=args.segments, model=args.model,
                     model_kwargs=model_kwargs, standardize=args.standardize, plugins=tuple(args.plugin),
                     input_shape=parse_shape(args.input_shape))  # fmt: skip
