@@ -95,7 +95,10 @@ def test_columns_that_are_not_features_are_dropped_by_name(tmp_path: Path) -> No
         load_table(tmp_path / "t.csv", "species", "site")
     table = load_table(tmp_path / "t.csv", "species", "site", drop_columns=["row id", "note"])
     assert table.feature_names == [f"f{i}" for i in range(30)] and table.x.shape == (40, 30)
-    for drop, words in ((["nope"], r"no column\(s\) \['nope'\] to drop"), (["species"], "'species' is the label")):
+    for drop, words in (
+        (["nope"], r"no column\(s\) \['nope'\] to drop"),
+        (["species"], "'species' is the label"),
+    ):
         with pytest.raises(DataError, match=words):
             load_table(tmp_path / "t.csv", "species", "site", drop_columns=drop)
     x, y = tabular(20)
