@@ -894,3 +894,13 @@ def test_the_model_output_is_checked_once(monkeypatch: pytest.MonkeyPatch) -> No
     learner.fit(toy_scenario())
     learner.partial_fit(np.zeros((20, 8)), [0] * 20)
     assert len(calls) == 1
+
+
+def test_an_experience_without_test_samples_evaluates_to_nan_not_zero() -> None:
+    """Accuracy on no samples is undefined: evaluate said 0.0 (a total failure) where fit says nan."""
+    scenario = toy_scenario()
+    learner = Learner(toy_model(), lr=0.1, batch_size=8)
+    learner.learn(scenario[0])
+    empty = dataclasses.replace(scenario[1], test=scenario[1].test.subset(torch.arange(0)))
+    first, second = learner.evaluate([scenario[0], empty])
+    assert first > 0.5 and math.isnan(second)

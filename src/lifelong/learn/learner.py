@@ -853,7 +853,7 @@ class Learner:
         experiences = _experiences(stream, "evaluate")
         self._check_samples(experiences, "evaluate", ("test",))
         return [
-            float(c.float().mean()) if len(c) else 0.0
+            float(c.float().mean()) if len(c) else math.nan  # no test samples: undefined, as fit reports it
             for c in self._first_evaluation(experiences, "evaluate")
         ]
 
