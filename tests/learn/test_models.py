@@ -192,3 +192,21 @@ def test_methods_reading_model_features_name_the_convention_not_a_shape_error(na
 def test_reading_features_lets_dtype_errors_through() -> None:
     with pytest.raises(RuntimeError, match="dtype"), models.reading_features(nn.Linear(2, 2), "X"):
         raise RuntimeError("expected m1 and m2 to have the same dtype")
+
+
+class _Bag(nn.Module):
+    def __init__(self, n_classes: int, vocab: int = 20) -> None:
+        super().__init__()
+        self.features = nn.EmbeddingBag(vocab, 4)
+        self.classifier = nn.Linear(4, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+def test_for_input_takes_a_token_id_model(registry: dict) -> None:
+    """Was: the shape probe fed float zeros to the EmbeddingBag, so `up`/`simulate`/`bench` refused a
+    token-id model ("expected Long, got FloatTensor ... give --input-shape") that the Learner trains."""
+    register_model("bag")(_Bag)
+    model = for_input("bag", (12,), 3)
+    assert model(torch.tensor([[1.0] * 12])).shape == (1, 3)  # float-carried ids, as the learner sends them

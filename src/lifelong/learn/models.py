@@ -221,9 +221,13 @@ def for_input(name: str, input_shape: Sequence[int], n_classes: int, /, **kwargs
 def check_takes(model: nn.Module, input_shape: Sequence[int], name: str) -> None:
     """Refuse, before any training, a model whose forward cannot take samples of ``input_shape``
     (a CNN given images stored as rows of pixels, say): one forward of two zero samples, in eval
-    mode and without gradients, so nothing about the model changes."""
+    mode and without gradients, so nothing about the model changes. Its embeddings take the probe's
+    float zeros as token ids, as they take every input once a Learner holds the model."""
     import torch
 
+    from lifelong.learn.tokens import accept_token_ids
+
+    accept_token_ids(model)  # idempotent; the Learner registers the same hooks
     was_training = model.training
     model.eval()
     try:
