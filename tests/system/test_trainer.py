@@ -178,3 +178,41 @@ def test_bootstrap_refuses_a_model_with_fewer_outputs_than_the_classes(tmp_path:
         )
     with Store(data_dir=tmp_path) as store:
         assert Registry(store).versions() == []  # nothing published
+
+
+def test_bootstrap_of_a_token_id_model_refuses_standardize_and_never_suggests_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Was: ``up --standardize`` on an embedding model failed on "fractional values ... from_tensors
+    scales uint8 inputs" (no word of --standardize), and without it the bootstrap warned that ids
+    spread over a large vocabulary were features on different scales and said to pass --standardize."""
+    from torch import nn
+
+    from lifelong.errors import ConfigError
+    from lifelong.learn import models
+    from lifelong.learn.models import register_model
+    from lifelong.system.trainer import bootstrap
+
+    class Bag(nn.Module):
+        def __init__(self, n_classes: int) -> None:
+            super().__init__()
+            self.features = nn.EmbeddingBag(5000, 4)
+            self.classifier = nn.Linear(4, n_classes)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.classifier(self.features(x))
+
+    monkeypatch.setattr(models, "MODELS", dict(models.MODELS))
+    register_model("bag")(Bag)
+    g = torch.Generator().manual_seed(0)
+    x = torch.cat(
+        [torch.randint(0, 5, (40, 5), generator=g), torch.randint(0, 5000, (40, 1), generator=g)], 1
+    )
+    ids = Dataset(x.float(), torch.arange(40) % 2, None, 1.0, "ids")
+    with Store(data_dir=tmp_path / "a") as store:
+        with pytest.raises(ConfigError, match=r"takes token ids.*--standardize.*drop it"):
+            bootstrap(store, Registry(store), ids, model="bag", n_classes=2, epochs=1, standardize=True)
+        assert Registry(store).versions() == []
+    with Store(data_dir=tmp_path / "b") as store, caplog.at_level("WARNING", "lifelong.system.trainer"):
+        bootstrap(store, Registry(store), ids, model="bag", n_classes=2, epochs=1)
+        assert "--standardize" not in caplog.text

@@ -39,6 +39,7 @@ from lifelong.learn.callbacks import Callback, Control, LoopState
 from lifelong.learn.learner import Learner
 from lifelong.learn.models import build, check_outputs, for_input
 from lifelong.learn.strategy import Strategy, get_strategy
+from lifelong.learn.tokens import input_embedding
 from lifelong.system.contract import Contract
 from lifelong.system.events import EventKind
 from lifelong.system.launch import Compute, fit
@@ -262,11 +263,17 @@ def bootstrap(
         if model == "mlp" and not model_kwargs:  # the server stores flat rows for an MLP
             x = x.reshape(len(x), -1)
         y = data.y.numpy()
-        if not standardize:
-            _warn_if_unscaled(x, feature_names)
         contract = Contract.fit(x, y, n_classes=n_classes, standardize=standardize, class_names=class_names,
                                 feature_names=feature_names, allow_new_classes=allow_new_classes)  # fmt: skip
     net = _model(model, model_kwargs, contract)
+    embedding = input_embedding(net)
+    if embedding is not None and standardize:
+        raise ConfigError(
+            f"model {model!r} takes token ids (its first layer is {type(embedding).__name__}), and "
+            "--standardize (standardize=True) would scale them into fractions: drop it, ids are served as they are"
+        )
+    if data is not None and embedding is None and not standardize:
+        _warn_if_unscaled(x, feature_names)  # token ids are not features on a scale
     learner = Learner(net, _strategies(strategies, strategy_params or {}), lr=lr, momentum=momentum,
                       batch_size=batch_size, epochs=epochs, seed=seed)  # fmt: skip
     metrics: dict[str, Any] = {}
