@@ -204,6 +204,10 @@ def test_a_bad_canary_variable_is_refused_naming_it(
     [
         (["--strategy", "nosuch"], "unknown strategy 'nosuch'; registered strategies:"),
         (["--gate-json", '{"promote_to": "canary", "canary_share": 1.5}'], "gate: canary_share is a traffic"),
+        (
+            ["--strategy", "ewc", "--policy-json", '{"strategy_params": {"buffer_size": 9}}'],
+            "strategy_params {'buffer_size': 9} do not fit ewc",
+        ),  # fmt: skip
     ],
 )
 def test_a_worker_setting_that_would_fail_every_training_is_refused_at_start(

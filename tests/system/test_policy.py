@@ -192,3 +192,13 @@ def test_a_canary_rule_out_of_range_is_refused(kw: dict[str, object], words: str
 
     with pytest.raises(ConfigError, match=words):
         CanaryRule(**kw)  # type: ignore[arg-type]
+
+
+def test_another_strategy_does_not_inherit_the_presets_strategy_params() -> None:
+    """Was: ``up --policy continual --strategy ewc`` failed at the bootstrap ("strategy_params
+    {'buffer_size': 1000} do not fit ewc"): the preset's replay size went to whatever strategy was named."""
+    assert preset("continual").strategy_params == {"buffer_size": 1000}
+    assert preset("continual", strategy="ewc").strategy_params == {}
+    assert Policy.from_json("continual", {"strategy": "ewc"}).strategy_params == {}
+    assert preset("continual", strategy="replay").strategy_params == {"buffer_size": 1000}
+    assert preset("continual", strategy="ewc", strategy_params={"lam": 2.0}).strategy_params == {"lam": 2.0}

@@ -365,6 +365,7 @@ def die_with_parent() -> None:
 def policy_from_args(args: argparse.Namespace) -> tuple[Any, Any]:
     from lifelong.learn.strategy import get_strategy
     from lifelong.system.policy import Gate, Policy
+    from lifelong.system.trainer import _strategies
 
     overrides: dict[str, Any] = _json_object(args.policy_json, "--policy-json") if args.policy_json else {}
     if args.strategy:
@@ -375,6 +376,7 @@ def policy_from_args(args: argparse.Namespace) -> tuple[Any, Any]:
     policy = Policy.from_json(args.policy, overrides)
     for name in policy.strategies:  # (plugins are loaded by now) else every training failed on it
         get_strategy(name)
+    _strategies(policy.strategies, policy.strategy_params)  # parameters that do not fit: refused here too
     return policy, gate
 
 

@@ -221,7 +221,10 @@ def preset(kind: str, **overrides: Any) -> Policy:
     """A named stage with sensible defaults, overridden field by field."""
     if kind not in PRESETS:
         raise ConfigError(f"policy: unknown kind {kind!r}; choose one of {', '.join(KINDS)}")
-    return Policy(**{**PRESETS[kind].to_dict(), **overrides})
+    base = PRESETS[kind].to_dict()
+    if overrides.get("strategy", base["strategy"]) != base["strategy"] and "strategy_params" not in overrides:
+        base["strategy_params"] = {}  # the preset's parameters are its own strategy's (replay's buffer_size)
+    return Policy(**{**base, **overrides})
 
 
 # --- the gate -------------------------------------------------------------------------------------
