@@ -73,3 +73,11 @@ def test_accept_token_ids_registers_once_and_only_on_embeddings():
     assert len(model.embed._forward_pre_hooks) == 1
     assert not accept_token_ids(nn.Linear(3, 2))
     assert model(torch.tensor([[1.0, 2.0]])).shape == (1, CLASSES)  # float-carried ids are taken as ids
+
+
+def test_a_negative_token_id_is_not_answered_with_a_bigger_vocabulary():
+    """Was: id -1 (an unknown token's usual marker) got "build the embedding with num_embeddings > 3"."""
+    learner = Learner(Bag(), lr=0.1)
+    with pytest.raises(DataError, match=r"received ids in -1\.\.3; ids are never negative") as e:
+        learner.partial_fit(np.array([[0, -1, 1, 2, 3, 3]]), [0])
+    assert "num_embeddings" not in str(e.value)

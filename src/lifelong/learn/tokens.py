@@ -56,8 +56,13 @@ def check_ids(embedding: nn.Module, x: Tensor, where: str) -> None:
     if len(x) and bool(((x < 0) | (x >= n)).any()):
         raise DataError(
             f"{where}: {name}({n}, ...) takes token ids 0..{n - 1}, but received ids in "
-            f"{int(x.min())}..{int(x.max())}; map unknown tokens to a reserved id, or build the "
-            f"embedding with num_embeddings > {int(x.max())}"
+            f"{int(x.min())}..{int(x.max())}; "
+            + (
+                "ids are never negative: map unknown tokens to a reserved id"
+                if bool((x < 0).any())
+                else "map unknown tokens to a reserved id, or build the embedding with "
+                f"num_embeddings > {int(x.max())}"
+            )
         )
 
 
