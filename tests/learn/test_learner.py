@@ -676,6 +676,37 @@ def test_nan_in_a_directly_built_dataset_is_refused_before_training_not_a_diverg
     assert isinstance(train, Dataset)
 
 
+@pytest.mark.parametrize("kind", ["class", "task-free"])
+def test_fit_reads_the_values_of_each_dataset_once(kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Was: fit checked every training set up front, learn() checked it again and took |x|.max() in a
+    third pass; now fit's check serves learn (and the divergence advice), and learn alone still checks."""
+    checked: list[int] = []
+    real = Learner._check_values
+    monkeypatch.setattr(
+        Learner, "_check_values", lambda self, x, *a: checked.append(id(x)) or real(self, x, *a)
+    )
+    stream = toy_scenario(kind)
+    learner = Learner(toy_model(), lr=0.1)
+    learner.fit(stream)
+    trains = [stream.data] if kind == "task-free" else [e.train for e in stream]
+    assert sorted(checked) == sorted(id(d.x) for d in [*trains, *(e.test for e in stream.experiences)])
+    largest = max(float(d.x.abs().max()) for d in trains)
+    assert learner._largest_input == pytest.approx(largest)  # the divergence advice reads it
+
+    experience = toy_scenario()[1]
+    x = experience.train.x.clone()
+    x[-1, 0] = float("inf")
+    experience = dataclasses.replace(experience, train=experience.train.replace(x=x))
+    before = [p.clone() for p in learner.model.parameters()]
+    with pytest.raises(DataError, match=r"learn: .* has NaN or infinite values in 1 of its \d+ samples"):
+        learner.learn(experience)
+    with pytest.raises(DataError, match=r"fit: .* has NaN or infinite values in 1 of its \d+ samples"):
+        learner.fit([toy_scenario()[0], experience])  # the second experience's, before the first trains
+    assert all(torch.equal(a, b) for a, b in zip(before, learner.model.parameters()))
+    with pytest.raises(DataError, match=r"partial_fit: x has NaN or infinite values in 1 of its 2 samples"):
+        learner.partial_fit(x[-2:], [0, 1])
+
+
 class _HeadFirst(torch.nn.Module):
     """The output layer registered before another Linear: the last Linear is not the head."""
 

@@ -16,7 +16,7 @@ import os
 import time
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import torch
@@ -307,9 +307,13 @@ class Learner:
     # -- the loop ---------------------------------------------------------------------------
     def learn(self, experience: Experience) -> None:
         """Train on one experience, then consolidate (its end is a boundary)."""
+        self._learn(experience)
+
+    def _learn(self, experience: Experience, largest: float | None = None) -> None:
+        """``learn``; ``largest``: the training set's largest |x| when ``fit`` has checked its values."""
         self.check_supported(experience.kind, experience.train.t is not None)
         if len(experience.train):
-            self._check_data(experience.train, "learn")
+            self._check_data(experience.train, "learn", largest)
             train = self._aligned(experience.train, "learn")
             if train is not experience.train:  # its columns in the order the learner knows them by
                 experience = dataclasses.replace(experience, train=train)
@@ -537,7 +541,7 @@ class Learner:
         experience holding the classes seen in it.
         """
         columns = frame_columns(x) if self._input_shape is None else None
-        x = self.as_inputs(x, "partial_fit")
+        x, largest = self._inputs(x, "partial_fit")
         y = class_ids(y, "partial_fit", len(x))
         if len(x) == 0:
             raise DataError("partial_fit: x is empty; pass at least one sample")
@@ -550,7 +554,7 @@ class Learner:
         if self._input_shape is None:
             self._input_shape = tuple(x.shape[1:])
             self.feature_names = tuple(columns) if columns is not None else None
-        self._note_scale(x)
+        self._largest_input = max(self._largest_input, largest)
         data = Dataset(x, y, t, 1.0, "partial_fit")
         if self._experience is None:
             empty = data.subset(torch.arange(0))
@@ -604,6 +608,10 @@ class Learner:
         column name where the learner was trained on a frame). A flat row (or a flattened image) is
         reshaped to the recorded sample shape when the sizes agree.
         """
+        return self._inputs(x, where)[0]
+
+    def _inputs(self, x: Any, where: str) -> tuple[Tensor, float]:
+        """``as_inputs``, and the largest |x| (read in the same pass as the check of the values)."""
         if self.feature_names is not None and frame_columns(x) is not None:
             x = in_column_order(x, self.feature_names, f"{where}: the frame")
         if isinstance(x, dict) or (isinstance(x, (list, tuple)) and x and isinstance(x[0], dict)):
@@ -640,12 +648,7 @@ class Learner:
                     f"received {got} (x of shape {tuple(x.shape)})"
                 )
             x = x.reshape(len(x), *expected)
-        if x.dtype.is_floating_point and not bool(torch.isfinite(x).all()):
-            raise DataError(f"{where}: x contains NaN or infinite values; clean or impute them first")
-        embedding = tokens.input_embedding(self.model)
-        if embedding is not None:  # token ids: bad ones are refused here, before anything changes
-            tokens.check_ids(embedding, x, where)
-        return x
+        return x, self._check_values(x, f"{where}: x")
 
     def _check_labels(self, y: Tensor, where: str, grow: bool) -> None:
         """Refuse labels the head has no output for, or grow the head when allowed."""
@@ -668,22 +671,37 @@ class Learner:
             "pass allow_new_classes=True to grow the classifier head for new classes"
         )
 
-    def _check_data(self, data: Dataset, where: str) -> None:
-        """A training set must fit the input shape, the feature names and the label space (or grow
-        it, when allowed); the first one's shape and names are the learner's from then on."""
+    def _check_data(self, data: Dataset, where: str, largest: float | None = None) -> None:
+        """A training set must fit the input shape, the feature names, the values (unless ``largest``
+        says ``fit`` checked them) and the label space (or grow it, when allowed); the first one's
+        shape and names are the learner's from then on."""
         self._check_shape(data, where)
         self._check_names(data, where)
-        self._check_ids(data, where)
-        _check_finite(data, where)
+        if largest is None:
+            largest = self._check_dataset(data, where)
         self._check_labels(data.y, where, self.allow_new_classes)
-        self._note_scale(data.x, data.scale)
+        self._largest_input = max(self._largest_input, largest)
         if self._input_shape is None:
             self._input_shape = data.input_shape
             self.feature_names = data.feature_names
 
-    def _note_scale(self, x: Tensor, scale: float = 1.0) -> None:
-        if len(x):
-            self._largest_input = max(self._largest_input, float(x.abs().max()) * scale)
+    def _check_values(self, x: Tensor, what: str, scale: float = 1.0) -> float:
+        """Refuse, before anything changes, NaN or infinite inputs and token ids the model's embedding
+        has no row for; the largest |x| (times ``scale``), read in the same pass: advice when training
+        diverges."""
+        if x.numel() == 0:
+            return 0.0
+        lo, hi = (float(v) for v in torch.aminmax(x))  # one pass; NaN propagates to both
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            _refuse_nonfinite(x, what)
+        embedding = tokens.input_embedding(self.model)
+        if embedding is not None:
+            tokens.check_ids(embedding, x if scale == 1.0 else x.float() * scale, what)
+        return max(-lo, hi) * scale
+
+    def _check_dataset(self, data: Dataset, where: str) -> float:
+        """``_check_values`` of a dataset's samples (named by the dataset)."""
+        return self._check_values(data.x, f"{where}: {data.name}", data.scale)
 
     def _check_names(self, data: Dataset, where: str, names: tuple[str, ...] | None = None) -> None:
         """A DataError naming the columns ``data`` lacks or adds to ``names`` (default: the learner's)."""
@@ -702,14 +720,6 @@ class Learner:
         order = torch.tensor([at[n] for n in names])
         x = data.x.reshape(len(data), -1)[:, order].reshape(data.x.shape)
         return data.replace(x=x, feature_names=names)
-
-    def _check_ids(self, data: Dataset, where: str) -> None:
-        """A model that starts with an embedding takes ``data`` as token ids: refuse bad ones up front."""
-        embedding = tokens.input_embedding(self.model)
-        if embedding is not None and len(data):
-            tokens.check_ids(
-                embedding, data.x if data.scale == 1.0 else data.features(), f"{where}: {data.name}"
-            )
 
     def _check_shape(self, data: Dataset, where: str) -> None:
         expected = self.input_shape
@@ -851,7 +861,7 @@ class Learner:
         """Accuracy on the test set of every experience of ``stream``; test samples of a shape the
         model cannot take are refused first, as ``fit`` refuses them."""
         experiences = _experiences(stream, "evaluate")
-        self._check_samples(experiences, "evaluate", ("test",))
+        self._check_samples([e.test for e in experiences], "evaluate", experiences[0].train.feature_names)
         return [
             float(c.float().mean()) if len(c) else math.nan  # no test samples: undefined, as fit reports it
             for c in self._first_evaluation(experiences, "evaluate")
@@ -860,17 +870,20 @@ class Learner:
     def _correct_all(self, experiences: list[Experience]) -> list[Tensor]:
         return [self.correct(e.test) for e in experiences]
 
-    def _check_samples(self, experiences: list[Experience], where: str, parts: tuple[str, ...]) -> None:
-        """Refuse, before any work, samples of another shape than the model's, or columns it lacks or
-        does not know (against the learner's names, or the first experience's if it has none yet)."""
-        names = self.feature_names if self._input_shape is not None else experiences[0].train.feature_names
-        for e in experiences:
-            for d in (getattr(e, part) for part in parts):
-                if len(d):
-                    self._check_shape(d, where)
-                    self._check_names(d, where, names)
-                    self._check_ids(d, where)
-                    _check_finite(d, where)
+    def _check_samples(
+        self, datasets: list[Dataset], where: str, names: tuple[str, ...] | None
+    ) -> list[float]:
+        """Refuse, before any work, samples of another shape than the model's, columns it lacks or does
+        not know (the learner's names, or ``names`` if it has none yet), and values it cannot take
+        (``_check_values``); the largest |x| of each dataset."""
+        names = self.feature_names if self._input_shape is not None else names
+        largest = []
+        for d in datasets:
+            if len(d):
+                self._check_shape(d, where)
+                self._check_names(d, where, names)
+            largest.append(self._check_dataset(d, where))
+        return largest
 
     def _first_evaluation(self, experiences: list[Experience], where: str) -> list[Tensor]:
         """``_correct_all``, where the model first meets the data: a model that cannot take these
@@ -916,7 +929,10 @@ class Learner:
         kind = stream.kind if isinstance(stream, TaskFreeStream) else kinds.pop()
         self.check_supported(kind, experiences[0].train.t is not None)
         reference = _reference(reference_accuracy, len(experiences))
-        self._check_samples(experiences, "fit", ("train", "test"))
+        # every sample is checked here, once: learn() is told so, and checks only the labels again
+        trains = [stream.data] if isinstance(stream, TaskFreeStream) else [e.train for e in experiences]
+        tests = [e.test for e in experiences]
+        largest = self._check_samples([*trains, *tests], "fit", experiences[0].train.feature_names)
         labels = sorted({c for e in experiences for c in e.classes})  # refused (or grown) before any training
         self._check_labels(torch.tensor(labels, dtype=torch.long), "fit", self.allow_new_classes)
         start_seconds, start_epochs, start_samples = (
@@ -952,10 +968,10 @@ class Learner:
         self.state.fitting = True
         try:
             if isinstance(stream, TaskFreeStream):
-                self._train_task_free(stream, record)
+                self._train_task_free(stream, record, largest[0])
             else:
                 for i, experience in enumerate(experiences):
-                    self.learn(experience)
+                    self._learn(experience, largest[i])
                     record(i)
         finally:
             self.state.fitting = False
@@ -976,9 +992,9 @@ class Learner:
         self._callbacks("on_fit_end")
         return result
 
-    def _train_task_free(self, stream: TaskFreeStream, record: Any) -> None:
+    def _train_task_free(self, stream: TaskFreeStream, record: Any, largest: float) -> None:
         """Each sample once, no boundary announced: evaluation happens where the source's experiences end."""
-        self._check_data(stream.data, "fit")  # records the input shape and names, as learn() does
+        self._check_data(stream.data, "fit", largest)  # records the input shape and names, as learn() does
         stream = dataclasses.replace(stream, data=self._aligned(stream.data, "fit"))
         exp = Experience(self._experience_count, tuple(range(stream.n_classes)), 0, stream.data, stream.data)
         self._begin(exp)
@@ -1299,19 +1315,17 @@ def _experiences(stream: Any, where: str) -> list[Experience]:
     return experiences
 
 
-def _check_finite(data: Dataset, where: str) -> None:
-    """A DataError naming the first sample of ``data`` with a NaN or infinite input.
+def _refuse_nonfinite(x: Tensor, what: str) -> NoReturn:
+    """A DataError naming how many samples of ``x`` hold a NaN or infinite input, and the first.
 
     ``from_tensors`` refuses them, but a ``Dataset`` built directly (or a torch dataset) is not
     checked: its NaN would make the run diverge, with advice about the learning rate, and NaN test
     inputs would be scored as wrong answers."""
-    if data.x.dtype.is_floating_point:
-        bad = ~torch.isfinite(data.x.reshape(len(data), -1)).all(1)
-        if bool(bad.any()):
-            raise DataError(
-                f"{where}: {data.name} has NaN or infinite values in {int(bad.sum())} of its {len(data)} "
-                f"samples, the first at index {int(bad.nonzero()[0])}; clean or impute them first"
-            )
+    bad = ~torch.isfinite(x.reshape(len(x), -1)).all(1)
+    raise DataError(
+        f"{what} has NaN or infinite values in {int(bad.sum())} of its {len(x)} samples, the first at "
+        f"index {int(bad.nonzero()[0])}; clean or impute them first"
+    )
 
 
 def _grow_to_saved_head(model: nn.Module, saved: dict[str, Any]) -> None:
