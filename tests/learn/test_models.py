@@ -106,6 +106,27 @@ def test_for_input_passes_only_the_sizes_a_factory_takes(registry: dict) -> None
     assert for_input("any-kw", (6,), 4).weight.shape == (4, 6)
 
 
+def test_for_input_probes_a_model_once_for_its_input_and_its_outputs(registry: dict) -> None:
+    """Was: for_input ran a forward to see the model takes the samples, then bench/up/simulate ran
+    another (check_outputs) to read its width; one probe now answers both."""
+    calls: list[int] = []
+
+    @register_model("counted")
+    class Counted(Tabular):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            calls.append(len(x))
+            return super().forward(x)
+
+    assert for_input("counted", (30,), 3).classifier.out_features == 3
+    assert calls == [2]
+    with pytest.raises(
+        ConfigError, match=r"'counted' has 2 outputs, but the data has labels up to 3 \(4 classes\)"
+    ):
+        for_input("counted", (30,), 4, n_classes=2)
+    with pytest.raises(ConfigError, match=r"'mlp' has 2 outputs, but the data has labels up to 2"):
+        for_input("mlp", (30,), 3, n_classes=2)  # the built-ins too
+
+
 def test_mlp_refuses_a_number_where_the_hidden_widths_go() -> None:
     with pytest.raises(ConfigError, match=r"MLP\(64, n_classes=10\)"):
         MLP(64, 10)  # type: ignore[arg-type]

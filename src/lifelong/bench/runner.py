@@ -13,7 +13,7 @@ import torch
 from lifelong.bench.benchmarks import Benchmark, get
 from lifelong.learn.callbacks import Callback
 from lifelong.learn.learner import Learner
-from lifelong.learn.models import check_outputs, for_input
+from lifelong.learn.models import for_input
 from lifelong.learn.params import check_param
 from lifelong.learn.strategy import Strategy
 from lifelong.learn.strategy import strategy_names as _registered
@@ -102,7 +102,6 @@ def run_one(benchmark: str | Benchmark, strategy: str, seed: int, settings: Sett
         scenario = _subsample(bench.build(seed), settings.train_fraction, seed)
     torch.manual_seed(seed)
     model = for_input(settings.model, scenario.input_shape, scenario.n_classes, **settings.model_kwargs)
-    check_outputs(model, scenario.input_shape, scenario.n_classes, settings.model)
     strat = make_strategy(strategy, benchmark, settings.buffer, **(params or {}))
     lr = (
         settings.lr

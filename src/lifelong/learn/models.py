@@ -193,38 +193,42 @@ def for_input(name: str, input_shape: Sequence[int], n_classes: int, /, **kwargs
 
     The built-ins get their sizes computed (``kwargs`` add to them). Any other registered model
     gets ``in_features`` (the flattened sample size) and ``n_classes`` where its signature takes
-    them; ``kwargs`` extend or override them (a CNN's channels and image size, say).
+    them; ``kwargs`` extend or override them (a CNN's channels and image size, say). The model is
+    then checked against the data (:func:`check_fits`).
     """
     if name == "mlp":
-        return create_model(
+        model = create_model(
             "mlp", **{"in_features": math.prod(input_shape), "n_classes": n_classes, **kwargs}
         )
-    if name == "cnn":
+    elif name == "cnn":
         if len(input_shape) != 3:
             raise ConfigError(f"model cnn needs image inputs [C, H, W], got {tuple(input_shape)}; use mlp")
         sizes = {"in_channels": input_shape[0], "image_size": input_shape[-1], "n_classes": n_classes}
-        return create_model("cnn", **{**sizes, **kwargs})
-    factory = get_factory(name)  # unknown names fail here, with the list of valid ones
-    sizes = {"in_features": math.prod(input_shape), "n_classes": n_classes}
-    sizes = {k: v for k, v in sizes.items() if _accepts(factory, k)}  # a CNN may take n_classes only
-    try:
-        model = create_model(name, **{**sizes, **kwargs})
-    except ConfigError as e:
-        raise ConfigError(
-            f"{e}; sizing a model for the data passes in_features and n_classes where its factory takes "
-            "them, so a factory that needs other arguments gets them from its kwargs (--model-kwargs)"
-        ) from e
-    check_takes(model, input_shape, name)
+        model = create_model("cnn", **{**sizes, **kwargs})
+    else:
+        factory = get_factory(name)  # unknown names fail here, with the list of valid ones
+        sizes = {"in_features": math.prod(input_shape), "n_classes": n_classes}
+        sizes = {k: v for k, v in sizes.items() if _accepts(factory, k)}  # a CNN may take n_classes only
+        try:
+            model = create_model(name, **{**sizes, **kwargs})
+        except ConfigError as e:
+            raise ConfigError(
+                f"{e}; sizing a model for the data passes in_features and n_classes where its factory takes "
+                "them, so a factory that needs other arguments gets them from its kwargs (--model-kwargs)"
+            ) from e
+    check_fits(model, input_shape, n_classes, name)
     return model
 
 
-def check_takes(model: nn.Module, input_shape: Sequence[int], name: str) -> None:
-    """Refuse, before any training, a model whose forward cannot take samples of ``input_shape``
-    (a CNN given images stored as rows of pixels, say): one forward of two zero samples, in eval
-    mode and without gradients, so nothing about the model changes. Its embeddings take the probe's
-    float zeros as token ids, as they take every input once a Learner holds the model."""
-    import torch
+def check_fits(model: nn.Module, input_shape: Sequence[int], n_classes: int, name: str) -> None:
+    """Refuse, before any training, a model whose forward cannot take samples of ``input_shape`` (a
+    CNN given images stored as rows of pixels, say), or that has fewer outputs than the data has
+    classes (``n_classes`` in ``--model-kwargs`` under the data's: training would stop at the first
+    labels the head lacks, advising ``allow_new_classes=True``, a Python argument the CLI does not take).
 
+    One forward of two zero samples, in eval mode and without gradients, so nothing about the model
+    changes. Its embeddings take the probe's float zeros as token ids, as they take every input once
+    a Learner holds the model."""
     from lifelong.learn.tokens import accept_token_ids
 
     accept_token_ids(model)  # idempotent; the Learner registers the same hooks
@@ -232,7 +236,7 @@ def check_takes(model: nn.Module, input_shape: Sequence[int], name: str) -> None
     model.eval()
     try:
         with torch.no_grad():
-            model(torch.zeros(2, *input_shape))
+            out = model(torch.zeros(2, *input_shape))
     except (RuntimeError, ValueError, TypeError, IndexError) as err:
         shape = ",".join(str(d) for d in input_shape)
         raise ConfigError(
@@ -240,19 +244,6 @@ def check_takes(model: nn.Module, input_shape: Sequence[int], name: str) -> None
             "kwargs (--model-kwargs) against the data, and if the samples are images stored as rows of "
             "pixels, give their shape (--input-shape C,H,W)"
         ) from err
-    finally:
-        model.train(was_training)
-
-
-def check_outputs(model: nn.Module, input_shape: Sequence[int], n_classes: int, name: str) -> None:
-    """Refuse, before training, a model with fewer outputs than the data has classes (``n_classes`` in
-    ``--model-kwargs`` under the data's): training would stop at the first labels the head lacks,
-    advising ``allow_new_classes=True``, a Python argument the CLI does not take."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            out = model(torch.zeros(1, *input_shape))
     finally:
         model.train(was_training)
     width = out.shape[-1] if isinstance(out, Tensor) and out.ndim == 2 else None

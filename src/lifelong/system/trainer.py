@@ -37,7 +37,7 @@ from lifelong.errors import ConfigError, NotFoundError
 from lifelong.learn.buffers import Buffer
 from lifelong.learn.callbacks import Callback, Control, LoopState
 from lifelong.learn.learner import Learner
-from lifelong.learn.models import build, check_outputs, for_input
+from lifelong.learn.models import build, for_input
 from lifelong.learn.strategy import Strategy, get_strategy
 from lifelong.learn.tokens import input_embedding
 from lifelong.system.contract import Contract
@@ -338,9 +338,7 @@ def _model(name: str, kwargs: dict[str, Any] | None, contract: Contract) -> torc
     """A registered model sized for the contract (``in_features``, ``n_classes`` where its factory takes
     them), ``kwargs`` adding to or overriding those: as ``lifelong bench`` builds it, so
     ``--model-kwargs '{"hidden": 16}'`` needs no sizes (was: kwargs replaced the sizing)."""
-    model = for_input(name, contract.input_shape, len(contract.classes), **(kwargs or {}))
-    check_outputs(model, contract.input_shape, len(contract.classes), name)
-    return model
+    return for_input(name, contract.input_shape, len(contract.classes), **(kwargs or {}))
 
 
 def _warn_if_unscaled(x: np.ndarray, names: Sequence[str] | None) -> None:
