@@ -37,6 +37,29 @@ def test_parquet_and_npz_read_the_same_samples(tmp_path: Path) -> None:
     assert np.array_equal(z.x, x.astype(np.float32))
 
 
+def test_labels_written_as_whole_numbers_are_those_integers_in_every_file_type(tmp_path: Path) -> None:
+    """Was: a Parquet or .npz label column of "2", "10", "1" became classes by text order ("1" -> 0,
+    "10" -> 1, "2" -> 2) while the same column in a CSV (read by pandas as numbers) stayed 1, 2, 10."""
+    import pandas as pd
+
+    x, y = tabular()
+    text = np.array(["2", "10", "1"])[y % 3]
+    df = pd.DataFrame(x, columns=[f"f{i}" for i in range(30)]).assign(label=text)
+    df.to_csv(tmp_path / "t.csv", index=False)
+    df.to_parquet(tmp_path / "t.parquet")
+    np.savez(tmp_path / "t.npz", x=x, y=text)
+    for name in ("t.csv", "t.parquet", "t.npz"):
+        t = load_table(tmp_path / name)
+        assert t.class_names is None and t.classes == [1, 2, 10], name
+        assert t.y.tolist() == [int(v) for v in text], name
+    # names that are not all plain whole numbers stay names, numeric-looking ones ordered by value
+    df.assign(label=np.array(["2", "10", "x1"])[y % 3]).to_parquet(tmp_path / "mixed.parquet")
+    t = load_table(tmp_path / "mixed.parquet")
+    assert t.class_names == ["2", "10", "x1"] and t.classes == [0, 1, 2]
+    df.assign(label=np.array(["07", "10", "9"])[y % 3]).to_parquet(tmp_path / "zeros.parquet")
+    assert load_table(tmp_path / "zeros.parquet").class_names == ["07", "9", "10"]
+
+
 def test_every_malformation_is_a_data_error_naming_it(tmp_path: Path) -> None:
     df = frame(60)
     with pytest.raises(DataError, match="no such file"):

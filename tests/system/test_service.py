@@ -251,6 +251,25 @@ def test_named_classes_are_returned_and_accepted_by_the_python_api(tmp_path: Pat
             system.add_samples(DATA.test.x[:1], ["bacon"])
 
 
+def test_labels_sent_as_whole_numbers_in_text_are_read_as_a_file_reads_them(tmp_path: Path) -> None:
+    """Was: new classes named "10" and "2" in one request took indices in the order sent (10 before 2),
+    and a deployment without class names refused the label "2" although a bootstrap file's "2" is 2."""
+    with System(settings(tmp_path)) as system:
+        system.bootstrap(trained())  # classes 0..3, no names
+        (pred,) = system.predict(DATA.test.x[:1].tolist())
+        system.feedback(pred["id"], "2")  # what a prediction of class 2 calls it (class_name or str(label))
+        (sid,) = system.add_samples(DATA.test.x[:1], ["3"])
+        assert system.store.samples(labelled_only=True).y.tolist() == [2, 3]
+        with pytest.raises(DataError, match="'02' is a name"):  # not a plain whole number: no index
+            system.relabel_sample(sid, "02")
+    with System(settings(tmp_path / "named")) as system:
+        contract = Contract(classes=(0, 1), input_shape=(8,), class_names=("ham", "spam"),
+                            allow_new_classes=True)  # fmt: skip
+        system.bootstrap(trained(), contract=contract)
+        system.add_samples(DATA.test.x[:3], ["10", "2", "10"])
+        assert system.store.class_names() == {"2": 2, "10": 3}
+
+
 def test_a_new_class_sent_by_name_is_learned_and_served_by_that_name(tmp_path: Path) -> None:
     """Class-incremental learning in production with string labels: `--allow-new-classes`."""
     split = toy_data(per_class=90)

@@ -2,8 +2,11 @@
 
 A ``.npz`` holds arrays ``x`` (samples) and ``y`` (labels), optionally ``domain`` and ``task``.
 A CSV or Parquet file holds one row per sample: the label column, optionally a domain and a
-task column, and every other column is a numeric feature. String labels are mapped to
-``0..K-1`` in sorted order and their names kept in ``Table.class_names``. Anything malformed
+task column, and every other column is a numeric feature. Labels that are all whole numbers
+written as text (``"2"``, ``"10"``, ``"1"``: a Parquet string column, an ``.npz`` of strings) are
+those integers, as the same column read from a CSV is; other string labels are mapped to
+``0..K-1`` in :func:`label_order` (numeric-looking names by value, so ``"2"`` before ``"10"``,
+then the rest as text) and their names kept in ``Table.class_names``. Anything malformed
 (missing file or column, a non-numeric feature, NaN) is a DataError that names it.
 
 >>> import numpy as np, tempfile, os
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -29,6 +33,40 @@ from lifelong.data.dataset import Dataset, Split, frame_columns, tensor_of
 from lifelong.errors import ConfigError, DataError
 
 SUFFIXES = (".npz", ".csv", ".parquet")
+MAX_TEXT_LABEL = (
+    2**31 - 1
+)  # a whole number written as text above this is a name (no head has that many outputs)
+_WHOLE = re.compile(r"0|[1-9][0-9]*")
+
+
+def integer_label(text: str) -> int | None:
+    """The class index a label written as text stands for, or None where it is a name.
+
+    Only a whole number written the one plain way is an index (``"10"``); ``"010"``, ``"+1"``,
+    ``"2.0"``, ``"-1"`` and ``" 3"`` stay names, so no two different texts read as the same class.
+
+    >>> integer_label("10"), integer_label("010"), integer_label("cat")
+    (10, None, None)
+    """
+    if not _WHOLE.fullmatch(text) or len(text) > 10:
+        return None
+    value = int(text)
+    return value if value <= MAX_TEXT_LABEL else None
+
+
+def label_order(name: str) -> tuple[int, float, str]:
+    """The sort key that gives class names their indices: numeric-looking names by their value, then
+    every other name as text. The one order of :func:`load_table` and of new classes named by clients
+    (:meth:`lifelong.system.contract.Contract.new_class_names`).
+
+    >>> sorted(["10", "b", "2", "1.5", "a"], key=label_order)
+    ['1.5', '2', '10', 'a', 'b']
+    """
+    try:
+        value = float(name)
+    except ValueError:
+        return (1, 0.0, name)
+    return (0, value, name) if math.isfinite(value) else (1, 0.0, name)
 
 
 def in_column_order(frame: Any, names: tuple[str, ...] | list[str], what: str = "the frame") -> Any:
@@ -251,7 +289,10 @@ def _finite(x: np.ndarray, where: str) -> np.ndarray:
 
 
 def _labels(values: np.ndarray, where: str) -> tuple[np.ndarray, list[str] | None]:
-    """Integer labels, or strings mapped to ``0..K-1`` in sorted order (names returned)."""
+    """Integer labels, or strings mapped to ``0..K-1`` in :func:`label_order` (names returned).
+
+    Strings that are all whole numbers (:func:`integer_label`) are those integers, no names: the
+    column means what it means when pandas reads it from a CSV as numbers."""
     if values.dtype.kind in "iu":
         if len(values) and values.min() < 0:
             raise DataError(f"{where}: labels must be >= 0, found {values.min()}")
@@ -266,7 +307,11 @@ def _labels(values: np.ndarray, where: str) -> tuple[np.ndarray, list[str] | Non
         return values.astype(np.int64), None
     if any(v is None or (isinstance(v, float) and np.isnan(v)) for v in values):
         raise DataError(f"{where}: some labels are missing")
-    names = sorted({str(v) for v in values})
+    texts = [str(v) for v in values]
+    whole = [integer_label(t) for t in texts]
+    if all(w is not None for w in whole):
+        return np.array(whole, dtype=np.int64), None
+    names = sorted(set(texts), key=label_order)
     index = {n: i for i, n in enumerate(names)}
     return np.array([index[str(v)] for v in values], dtype=np.int64), names
 
@@ -282,11 +327,11 @@ def _column(values: np.ndarray | None, n: int, where: str) -> np.ndarray | None:
 
 
 def _tasks(values: np.ndarray | None, n: int, where: str) -> np.ndarray | None:
-    """Task ids as int64: integer columns kept, other values numbered in sorted order."""
+    """Task ids as int64: integer columns kept, other values numbered in :func:`label_order`."""
     values = _column(values, n, where)
     if values is None:
         return None
     if values.dtype.kind in "iu" and (len(values) == 0 or values.min() >= 0):
         return values.astype(np.int64)
-    names = sorted({str(v) for v in values})
+    names = sorted({str(v) for v in values}, key=label_order)
     return np.array([names.index(str(v)) for v in values], dtype=np.int64)

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from lifelong.data.dataset import MAX_LABEL_GAP
-from lifelong.data.files import check_columns, frame_columns, in_column_order
+from lifelong.data.files import check_columns, frame_columns, in_column_order, integer_label, label_order
 from lifelong.errors import CheckpointError, DataError
 
 FILE = "contract.json"
@@ -131,7 +131,9 @@ class Contract:
         """Labels as class indices, or a DataError naming the first invalid one and the valid set.
 
         A label is a class index or, where the classes have names (a bootstrap file with string
-        labels), a class name: clients send back what predictions call the class. With
+        labels), a class name: clients send back what predictions call the class. Where the classes
+        have no names, a whole number written as text (``"10"``, see
+        :func:`~lifelong.data.files.integer_label`) is that index, as in a bootstrap file. With
         ``allow_new_classes`` a new index passes up to ``MAX_NEW_CLASSES`` past the known ones (the
         trainer grows the head to the largest label, so one stray 2**31 would ask for billions of
         outputs), and so does a name in ``names``, the indices the store gave to new classes' names."""
@@ -160,6 +162,8 @@ class Contract:
 
     def _index_of(self, name: str, names: Mapping[str, int]) -> int:
         if self.class_names is None:
+            if (index := integer_label(name)) is not None:
+                return index
             raise DataError(
                 f"label {name!r} is a name, but this deployment's classes have none; send the class "
                 f"index ({self.describe_classes()})"
@@ -176,8 +180,11 @@ class Contract:
     def new_class_names(self, labels: Sequence[Any]) -> list[str]:
         """The names among ``labels`` this contract does not know, each one checked to be storable
         (1 to ``MAX_CLASS_NAME`` characters, see :func:`unstorable`): with ``allow_new_classes`` they are new
-        classes, to be given indices by the store."""
-        new = [lab for lab in labels if isinstance(lab, str) and lab not in (self.class_names or ())]
+        classes, to be given indices by the store in the order returned, once each: the order a bootstrap
+        file numbers names in (:func:`~lifelong.data.files.label_order`, so ``"2"`` before ``"10"``),
+        whatever order the client sent them in."""
+        known = self.class_names or ()
+        new = sorted({lab for lab in labels if isinstance(lab, str) and lab not in known}, key=label_order)
         for name in new:
             if not 0 < len(name) <= MAX_CLASS_NAME:
                 raise DataError(f"a class name has 1 to {MAX_CLASS_NAME} characters, got {len(name)}")

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
+from lifelong.data.files import integer_label
 from lifelong.errors import ConfigError, DataError, LifelongError, NotFoundError
 from lifelong.learn.learner import Learner
 from lifelong.system.backlog import Backlog, Served, claim_spilled
@@ -759,6 +760,8 @@ def _check_labels(labels: Sequence[Any]) -> list[int]:
     """Labels as class indices when no deployment contract says more (no champion yet)."""
     out = []
     for lab in labels:
+        if isinstance(lab, str) and (index := integer_label(lab)) is not None:  # "10": as in a file
+            lab = index
         if isinstance(lab, bool) or not isinstance(lab, int | np.integer) or not 0 <= int(lab) < 2**31:
             raise DataError(f"label {lab!r} is not a class index (an integer from 0 to 2**31 - 1)")
         out.append(int(lab))
