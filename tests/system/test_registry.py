@@ -127,6 +127,34 @@ def test_champion_promotion_and_stacked_rollback(registry: Registry, store: Stor
     ]
 
 
+def test_a_rollback_records_a_new_deployment_and_keeps_the_first_ones_time(
+    registry: Registry, store: Store
+) -> None:
+    """Was: a rollback reactivated the old ``deployments`` row and overwrote its time, so the history
+    no longer said when the restored version was first deployed."""
+    from lifelong.system.registry import deployments as d
+
+    def rows() -> list[tuple[int, str, float]]:
+        q = sa.select(d.c.version, d.c.state, d.c.ts).where(d.c.kind == "champion").order_by(d.c.id)
+        with store.engine.connect() as conn:
+            return [(r.version, r.state, r.ts) for r in conn.execute(q)]
+
+    v1, v2, v3 = (publish(registry, bytes([i])) for i in range(3))
+    for v in (v1, v2, v3):
+        registry.set_alias("champion", v)
+    first = rows()
+    time.sleep(0.01)
+    before = time.time()
+    assert registry.rollback() == v2
+    after = rows()
+    assert after[:2] == [first[0], (v2, "restored", first[1][2])]  # v2's first deployment keeps its time
+    assert after[2][:2] == (v3, "rolled_back")
+    assert after[3][:2] == (v2, "active") and after[3][2] >= before  # the rollback is a deployment of its own
+    assert registry.deployed_since("champion") == after[3][2]  # v2's live window starts at the rollback
+    assert registry.rollback() == v1 and rows()[0][2] == first[0][2]
+    assert registry.history() == [v1, v2]
+
+
 def test_canary_share_rollback_and_removal(registry: Registry) -> None:
     v1, v2, v3 = (publish(registry, bytes([i])) for i in range(3))
     registry.set_alias("champion", v1)

@@ -84,7 +84,8 @@ deployments = sa.Table(  # alias history: one row per move, so rollback can walk
     sa.Column("kind", sa.String(64), nullable=False, index=True),  # the alias: champion|canary|shadow
     sa.Column("version", sa.Integer, sa.ForeignKey("model_versions.version"), nullable=False),
     sa.Column("share", sa.Double),
-    sa.Column("state", sa.String(16), nullable=False),  # active|replaced|rolled_back|ended
+    # active|replaced|ended|rolled_back (undone) or restored (a rollback's row carries it on from then)
+    sa.Column("state", sa.String(16), nullable=False),
     sqlite_autoincrement=True,
 )
 
@@ -330,13 +331,16 @@ class Registry:
     def rollback(self, alias: str = "champion") -> int | None:
         """Move ``alias`` back to its previous holder and return it (None: the alias was unset before).
 
-        Repeated rollbacks keep walking back. The champion is never left unset.
+        Repeated rollbacks keep walking back. The champion is never left unset. The restored version
+        gets a new ``deployments`` row dated now (its live figures, the worker's floor and a canary's
+        comparison, start at the rollback, see :meth:`deployed_since`); the row of its first deployment
+        keeps that date, marked ``restored`` so that a later rollback walks past it.
         """
         _check_alias(alias)
         d = deployments
         with self.store.transaction() as conn:
             _lock_aliases(conn)
-            live = sa.select(d).where(d.c.kind == alias, d.c.state != "rolled_back")
+            live = sa.select(d).where(d.c.kind == alias, d.c.state.not_in(("rolled_back", "restored")))
             rows = conn.execute(live.order_by(d.c.id.desc()).limit(2)).all()
             if not rows or rows[0].state != "active":
                 raise RegistryError(f"alias {alias!r} is not set; there is nothing to roll back")
@@ -351,10 +355,10 @@ class Registry:
             if previous is None:
                 conn.execute(sa.delete(aliases).where(aliases.c.name == alias))
             else:
-                # ts: when it became active again, so its live figures (the worker's floor, a canary's
-                # comparison) start now, not with the traffic it served before it was replaced
                 now = time.time()
-                conn.execute(sa.update(d).where(d.c.id == previous.id).values(state="active", ts=now))
+                conn.execute(sa.update(d).where(d.c.id == previous.id).values(state="restored"))
+                conn.execute(sa.insert(d).values(ts=now, kind=alias, version=previous.version,
+                                                 share=previous.share, state="active"))  # fmt: skip
                 values = {"version": previous.version, "share": previous.share, "updated": now}
                 upsert(conn, aliases, {"name": alias}, values)
             restored = None if previous is None else previous.version
@@ -374,7 +378,8 @@ class Registry:
         return list(dict.fromkeys(int(v) for v in versions))
 
     def deployed_since(self, alias: str) -> float | None:
-        """When ``alias`` last moved to its current version (None: not set)."""
+        """When ``alias`` last moved to its current version (None: not set); a rollback is a move, so
+        a version rolled back to counts from the rollback, not from when it was first deployed."""
         d = deployments
         q = sa.select(sa.func.max(d.c.ts)).where(d.c.kind == alias, d.c.state == "active")
         with self.store.engine.connect() as conn:
