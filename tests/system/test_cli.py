@@ -278,8 +278,7 @@ def test_up_bootstraps_a_cnn_from_rows_of_pixels_given_their_shape(
             "--plugin", "upcnn", "--model", "up-cnn"]  # fmt: skip
     assert main(argv) == 2
     assert "--input-shape C,H,W" in capsys.readouterr().err
-    with Store(data_dir=tmp_path / "d") as store:
-        assert Registry(store).versions() == []  # refused before anything was registered
+    assert not (tmp_path / "d").exists()  # refused before anything was registered, and nothing left
     assert main([*argv, "--input-shape", "1,8,8"]) == 0
     with Store(data_dir=tmp_path / "d") as store:
         contract = Contract.load(Registry(store).get(1).path)
@@ -291,6 +290,44 @@ def test_up_bootstraps_a_cnn_from_rows_of_pixels_given_their_shape(
         assert main([*command, "--data-dir", str(tmp_path / "d")]) == 2
         err = capsys.readouterr().err
         assert "the champion (v1) needs the model 'up-cnn'" in err and "--plugin MODULE" in err, err
+
+
+def test_a_bootstrap_refused_at_start_leaves_the_data_dir_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Was: `up --bootstrap bad.csv` refused (no such label column, a model with too few outputs) left
+    an empty store, a token and artifacts/ with no version registered."""
+    import numpy as np
+    import uvicorn
+    from sklearn.datasets import make_classification
+
+    from lifelong.system import cli
+    from lifelong.system.registry import Registry
+    from lifelong.system.store import Store
+
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: None)  # bootstrap only: no server, no worker
+    monkeypatch.setattr(cli.Supervisor, "start", lambda self: None)
+    monkeypatch.setattr(cli.Supervisor, "stop", lambda self: None)
+    monkeypatch.setattr(cli.signal, "signal", lambda *a: None)
+    monkeypatch.delenv("LIFELONG_TOKEN", raising=False)  # auth on: up would write <data-dir>/token
+    x, y = make_classification(n_samples=300, n_features=6, n_informative=4, n_classes=3, random_state=0)
+    rows = np.column_stack([x, y])
+    np.savetxt(tmp_path / "t.csv", rows, delimiter=",", header="a,b,c,d,e,f,target", comments="")
+    data = tmp_path / "d"
+    argv = ["up", "--data-dir", str(data), "--bootstrap", str(tmp_path / "t.csv")]
+    assert main(argv) == 2  # no column 'label'
+    err = capsys.readouterr().err
+    assert "no label column 'label'" in err and len(err.strip().splitlines()) == 1, err
+    assert not data.exists()
+    data.mkdir()
+    (data / "notes.txt").write_text("mine")  # what was there before stays
+    assert main([*argv, "--label-column", "target", "--model-kwargs", '{"n_classes": 2}']) == 2
+    assert "2 outputs" in capsys.readouterr().err
+    assert sorted(p.name for p in data.iterdir()) == ["notes.txt"]
+    assert main([*argv, "--label-column", "target"]) == 0  # fixed: the same directory bootstraps
+    assert (data / "token").is_file() and (data / "notes.txt").read_text() == "mine"
+    with Store(data_dir=data) as store:
+        assert Registry(store).alias("champion") == 1
 
 
 def test_up_frees_the_lease_of_its_dead_worker_and_only_that(tmp_path: Path) -> None:

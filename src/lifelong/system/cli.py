@@ -416,22 +416,23 @@ def cmd_up(args: argparse.Namespace) -> int:
     Compute(device=args.device or "cpu", nproc=args.nproc, threads=args.threads)  # so does a bad --device
     settings = _settings(args)
     _check_port_free(settings.host, settings.port)  # before anything is written, or a bootstrap trains
-    settings, token = settings.with_token()  # may write <data-dir>/token
-    with Store(settings.db_url, data_dir=settings.data_dir) as store:
-        registry = Registry(store)
-        if registry.alias("champion") is None:
-            import torch
+    with _undone_on_failure(settings.data_dir):  # a refused bootstrap leaves no half-made data dir
+        settings, token = settings.with_token()  # may write <data-dir>/token
+        with Store(settings.db_url, data_dir=settings.data_dir) as store:
+            registry = Registry(store)
+            if registry.alias("champion") is None:
+                import torch
 
-            torch.set_num_threads(args.threads)  # small models train fastest on one thread
-            version = _bootstrap(store, registry, args, policy)
-            print(f"bootstrapped champion v{version} from {args.bootstrap}", flush=True)
-        else:
-            check_models_known(registry)  # the store's versions may need a --plugin this run lacks
-            if args.bootstrap != "digits" or args.model != "mlp" or args.model_kwargs:
-                print(f"note: {settings.data_dir} already has a champion (v{registry.alias('champion')}); "
-                      "--bootstrap, --model and --model-kwargs only set up an empty store and are ignored "
-                      "(start from a new --data-dir, or register and promote a version)", file=sys.stderr,
-                      flush=True)  # fmt: skip
+                torch.set_num_threads(args.threads)  # small models train fastest on one thread
+                version = _bootstrap(store, registry, args, policy)
+                print(f"bootstrapped champion v{version} from {args.bootstrap}", flush=True)
+            else:
+                check_models_known(registry)  # the store's versions may need a --plugin this run lacks
+                if args.bootstrap != "digits" or args.model != "mlp" or args.model_kwargs:
+                    print(f"note: {settings.data_dir} already has a champion (v{registry.alias('champion')}); "
+                          "--bootstrap, --model and --model-kwargs only set up an empty store and are ignored "
+                          "(start from a new --data-dir, or register and promote a version)", file=sys.stderr,
+                          flush=True)  # fmt: skip
     if token:
         print(f"LIFELONG_TOKEN={token}  (send it as 'Authorization: Bearer <token>'; "
               f"kept in {settings.data_dir / 'token'})", flush=True)  # fmt: skip
@@ -527,6 +528,46 @@ class Supervisor:
         self._stopping.set()
         if self.child is not None:
             stop_process(self.child, timeout)
+
+
+#: what ``lifelong up`` may create in its data dir before the first champion is registered
+STARTED_FILES = (
+    "lifelong.db",
+    "lifelong.db-wal",
+    "lifelong.db-shm",
+    "lifelong.db-journal",
+    "token",
+    "artifacts",
+)
+
+
+@contextlib.contextmanager
+def _undone_on_failure(data_dir: Path) -> Any:
+    """Remove what this start created in ``data_dir`` (the directory itself, the SQLite store, the
+    token, ``artifacts/``) if the block fails, say a bootstrap refused for its data or model; what
+    existed before is never touched. So the refusal leaves the directory as it was, and the next
+    ``up`` with fixed arguments bootstraps there (instead of a store file with no version in it)."""
+    import shutil
+
+    data_dir = Path(data_dir)
+    existed = data_dir.exists()
+    before = {n for n in STARTED_FILES if os.path.lexists(data_dir / n)}
+    try:
+        yield
+    except BaseException:
+        for name in STARTED_FILES:
+            path = data_dir / name
+            if name in before or not os.path.lexists(path):
+                continue
+            with contextlib.suppress(OSError):
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
+        if not existed:
+            with contextlib.suppress(OSError):
+                data_dir.rmdir()  # only if empty: nothing else is this start's
+        raise
 
 
 def _check_port_free(host: str, port: int) -> None:
