@@ -420,6 +420,31 @@ def test_promote_an_ab_canary_at_share_1_is_one_line_and_exit_2(
     assert main(["promote", "1", "--alias", "canary", "--share", "0.5", "--data-dir", str(data)]) == 0
 
 
+def test_a_worker_or_up_with_the_ab_test_refuses_a_live_canary_at_share_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Was: `worker --canary-test ab` (or `up`) started and held the lease while a canary deployed at
+    share 1 under the threshold rule waited for ever: the A/B test never judges it."""
+    from lifelong.learn import Learner, create_model
+    from lifelong.system.registry import Registry
+    from lifelong.system.service import System
+    from lifelong.system.store import Store
+
+    data = tmp_path / "data"
+    with System(data_dir=data, auth=False) as system:
+        for _ in range(2):
+            system.bootstrap(Learner(create_model("mlp", in_features=4, n_classes=2)))
+    assert main(["promote", "1", "--alias", "canary", "--share", "1", "--data-dir", str(data)]) == 0
+    capsys.readouterr()
+    for command in (["worker"], ["up", "--no-auth", "--port", str(free_port())]):
+        assert main([*command, "--data-dir", str(data), "--canary-test", "ab"]) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and "the live canary v1 at share 1" in err, err
+        assert "lifelong promote 1 --alias canary --share 0.5" in err, err
+    with Store(data_dir=data) as store:
+        assert Registry(store).aliases()["canary"].share == 1.0 and store.lease("worker") is None
+
+
 def test_serve_on_a_port_in_use_is_one_line_and_exit_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

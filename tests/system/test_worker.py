@@ -172,6 +172,31 @@ def test_a_schedule_counts_labels_after_the_last_window_not_its_holdout_again(
         assert again.figures["n_train"] + again.figures["n_holdout"] == first.figures["n_holdout"] + 30
 
 
+def test_an_ab_worker_refuses_to_take_over_a_live_canary_at_share_1(
+    seeded: tuple[Store, Registry, Dataset],
+) -> None:
+    """Was: a canary deployed at share 1 under the threshold rule stayed live when a worker with the
+    A/B test took the lease, and waited unjudged for ever (the champion's arm is empty)."""
+    from lifelong.errors import ConfigError
+    from lifelong.system.policy import CanaryRule
+    from lifelong.system.worker import LEASE
+
+    store, registry, data = seeded
+    with registry.publish(strategy="naive", parent=1) as draft:
+        Learner.load(registry.get(1).path).save(draft.path)
+    registry.set_alias("canary", 2, share=1.0)  # allowed: the threshold rule judges it
+    before = registry.aliases()
+    worker = Worker(store, registry, preset("continual"), canary=CanaryRule(test="ab"))
+    with pytest.raises(ConfigError, match=r"the live canary v2 at share 1 takes all traffic") as err:
+        worker.holds_lease()
+    assert "lifelong promote 2 --alias canary --share 0.5" in str(err.value)
+    assert "lifelong rollback --alias canary" in str(err.value)
+    assert "\n" not in str(err.value)
+    assert store.lease(LEASE) is None and registry.aliases() == before  # nothing held, nothing moved
+    assert not store.events(EventKind.WORKER)  # no rule recorded that cannot judge the canary
+    assert Worker(store, registry, preset("continual")).holds_lease()  # the threshold rule takes it
+
+
 def test_a_failing_training_backs_off_instead_of_running_every_poll(
     seeded: tuple[Store, Registry, Dataset],
 ) -> None:

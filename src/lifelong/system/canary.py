@@ -55,6 +55,19 @@ def rule_in_force(store: Store, fallback: CanaryRule, *, now: float | None = Non
     return fallback
 
 
+def check_live_canary(registry: Registry, rule: CanaryRule) -> None:
+    """Refuse to judge by ``rule`` a live canary it can never judge (see :meth:`CanaryRule.check_share`):
+    a canary deployed at share 1 under the threshold rule, say, that a worker with the A/B test would
+    leave waiting for ever. A ConfigError naming the canary and how to fix it; nothing is changed."""
+    state = registry.aliases().get("canary")
+    if state is None or state.share is None:
+        return
+    v = state.version
+    rule.check_share(state.share, f"the live canary v{v}", fix=(
+        f"lower its share (lifelong promote {v} --alias canary --share 0.5), end it (lifelong rollback "
+        "--alias canary), or judge it with the threshold rule (--canary-test threshold)"))  # fmt: skip
+
+
 def apply_canary_rule(store: Store, registry: Registry, rule: CanaryRule) -> dict[str, Any]:
     """Decide on the live canary (if any) and act: promote it, remove it, or wait. Returns the figures
     (for an A/B test, the p-value that the canary is better, once both arms are complete)."""

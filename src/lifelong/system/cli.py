@@ -285,6 +285,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     """Run a worker until SIGTERM or SIGINT (the current step finishes first) or until its parent dies."""
     import torch
 
+    from lifelong.system.canary import check_live_canary
     from lifelong.system.launch import Compute
     from lifelong.system.registry import Registry
     from lifelong.system.store import RetentionPolicy, Store
@@ -303,6 +304,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     on_attempt = _tracker(args.tracking_uri)
     with Store(args.db_url, data_dir=args.data_dir) as store:
         check_models_known(Registry(store))  # else it would hold the lease and fail every training
+        check_live_canary(Registry(store), canary)  # as the lease would refuse it (a standby: at takeover)
         worker = Worker(store, Registry(store), policy, gate, poll_seconds=args.poll,
                         lease_seconds=args.lease_seconds, retention=retention,
                         keep_versions=args.keep_versions, housekeeping_seconds=args.retention_every,
@@ -401,6 +403,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     import uvicorn
 
     from lifelong.system.app import create_app
+    from lifelong.system.canary import check_live_canary
     from lifelong.system.registry import Registry
     from lifelong.system.store import Store
     from lifelong.system.versions import check_models_known
@@ -428,6 +431,7 @@ def cmd_up(args: argparse.Namespace) -> int:
                 print(f"bootstrapped champion v{version} from {args.bootstrap}", flush=True)
             else:
                 check_models_known(registry)  # the store's versions may need a --plugin this run lacks
+                check_live_canary(registry, settings.canary_rule)  # as its worker would, before it starts
                 if args.bootstrap != "digits" or args.model != "mlp" or args.model_kwargs:
                     print(f"note: {settings.data_dir} already has a champion (v{registry.alias('champion')}); "
                           "--bootstrap, --model and --model-kwargs only set up an empty store and are ignored "

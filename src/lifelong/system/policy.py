@@ -410,15 +410,19 @@ class CanaryRule:
         if not 0.0 < self.alpha < 1.0:
             raise SettingError("alpha", f"canary alpha is a significance level in (0, 1), got {self.alpha}")
 
-    def check_share(self, share: float, what: str = "a canary") -> None:
+    def check_share(self, share: float, what: str = "a canary", fix: str | None = None) -> None:
         """Refuse a canary share this rule can never judge: an A/B test compares the arms over the same
         period, so a canary serving all traffic (share 1) leaves the champion's arm empty and the
-        test would wait for ever. ``what`` names the share in the message (an option, a field)."""
+        test would wait for ever. ``what`` names the share in the message (an option, a field, a live
+        canary) and ``fix`` says what to do instead (default: a share below 1, or a champion)."""
         if self.test == "ab" and share >= 1.0:
             raise ConfigError(
                 f"{what} at share {share:g} takes all traffic, so the A/B canary test (canary test 'ab') "
-                "gets no champion predictions to compare it with and never reaches its horizon: give a "
-                "share below 1 (0.5 splits traffic evenly), or make the version the champion directly"
+                "gets no champion predictions to compare it with and never reaches its horizon: "
+                + (
+                    fix
+                    or "give a share below 1 (0.5 splits traffic evenly), or make the version the champion directly"
+                )
             )
 
     def decide(self, canary: VariantStats, champion: VariantStats) -> CanaryVerdict:

@@ -34,9 +34,10 @@ from typing import Any
 import numpy as np
 
 from lifelong.data.dataset import Dataset
+from lifelong.errors import LifelongError
 from lifelong.monitor.data_drift import DataDriftMonitor, KSDrift, MMDDrift, PSIDrift
 from lifelong.monitor.performance import PerformanceMonitor, locate_change
-from lifelong.system.canary import apply_canary_rule
+from lifelong.system.canary import apply_canary_rule, check_live_canary
 from lifelong.system.events import EventKind, describe
 from lifelong.system.health import one_line
 from lifelong.system.launch import Compute
@@ -139,6 +140,14 @@ class Worker:
             log.info("the store is reachable again")
             self._store_down = False
         if held and not self._holding:
+            try:  # the rule this worker records must be able to judge the canary already live
+                check_live_canary(self.registry, self.canary)
+            except STORE_DOWN as err:
+                self._outage(err)
+                return False
+            except LifelongError:  # refused: one line from `lifelong worker`, and the lease is free again
+                self.store.release_lease(LEASE, self.holder)
+                raise
             log.info("acquired the worker lease as %s", self.holder)
             # the canary rule it applies, so the server's evaluate button applies the same one
             self.store.add_event(EventKind.WORKER, {"state": "acquired", "holder": self.holder,
