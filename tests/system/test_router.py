@@ -94,6 +94,39 @@ def test_input_shape_comes_from_the_model_spec() -> None:
         custom.logits(torch.randn(2, 5))
 
 
+def test_a_bad_token_id_is_refused_in_the_terms_of_a_request_not_a_python_call() -> None:
+    """Was: POST /v1/predict with a fractional id to an EmbeddingBag model answered 422 '... from_tensors
+    scales uint8 inputs by 1/255 unless given scale=1', advice an HTTP client cannot act on."""
+    from torch import nn
+
+    class Bag(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.features = nn.EmbeddingBag(50, 4)
+            self.classifier = nn.Linear(4, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.classifier(self.features(x))
+
+    learner = Learner(Bag())
+    learner.partial_fit(torch.randint(0, 50, (20, 6)), torch.arange(20) % 2)
+    model = Loaded.of(1, learner)
+    x = torch.randint(0, 50, (3, 6)).float()
+    assert model.logits(x).shape == (3, 2)
+    x[1, 4] = 6.5
+    with pytest.raises(
+        DataError, match=r"^inputs: .*token ids, which are whole numbers, but sample 1 holds 6.5"
+    ) as err:
+        model.logits(x)
+    assert "from_tensors" not in str(err.value) and "scale=" not in str(err.value)
+    x[1, 4], x[2, 0] = 6, 60
+    with pytest.raises(DataError, match=r"token ids 0\.\.49, but sample 2 holds 60") as err:
+        model.logits(x)
+    assert "num_embeddings" not in str(err.value)
+    with pytest.raises(DataError, match="from_tensors .* scale=1"):  # the library's users keep their hint
+        learner.predict(torch.full((1, 6), 6.5))
+
+
 def test_micro_batcher_groups_concurrent_requests_and_isolates_failures() -> None:
     gate = threading.Event()
 

@@ -43,23 +43,45 @@ def input_embedding(model: nn.Module) -> nn.Module | None:
     return None
 
 
-def check_ids(embedding: nn.Module, x: Tensor, where: str) -> None:
-    """A DataError unless ``x`` holds whole numbers in ``[0, num_embeddings)`` of ``embedding``."""
+def check_ids(embedding: nn.Module, x: Tensor, where: str, *, for_client: bool = False) -> None:
+    """A DataError unless ``x`` holds whole numbers in ``[0, num_embeddings)`` of ``embedding``.
+
+    ``for_client``: the message says what is wrong in a request (which sample, which value) and how
+    to send it, without the library's advice (``from_tensors``, ``num_embeddings``) that a client
+    of the HTTP API cannot act on."""
     n = int(getattr(embedding, "num_embeddings", 0))
     name = type(embedding).__name__
-    if x.dtype.is_floating_point and not bool((x == x.round()).all()):
+    fractional = x != x.round() if x.dtype.is_floating_point else None
+    if fractional is not None and bool(fractional.any()):
+        value = x[fractional].flatten()[0].item()
+        if for_client:
+            i = int(fractional.reshape(len(x), -1).any(1).nonzero()[0])
+            raise DataError(
+                f"{where}: the model takes token ids, which are whole numbers, but sample {i} holds "
+                f"{value:g}; send each id as an integer, as it is (not scaled or normalised)"
+            )
         raise DataError(
             f"{where}: {name} takes token ids, but received fractional values (e.g. "
-            f"{x[x != x.round()].flatten()[0].item():g}); give the ids as integers, unscaled: "
+            f"{value:g}); give the ids as integers, unscaled: "
             "from_tensors scales uint8 inputs by 1/255 unless given scale=1"
         )
-    if len(x) and bool(((x < 0) | (x >= n)).any()):
+    outside = (x < 0) | (x >= n)
+    if len(x) and bool(outside.any()):
+        negative = bool((x < 0).any())
+        if for_client:
+            i = int(outside.reshape(len(x), -1).any(1).nonzero()[0])
+            raise DataError(
+                f"{where}: the model takes token ids 0..{n - 1}, but sample {i} holds "
+                f"{x[i][outside[i]].flatten()[0].item():g}"
+                + ("; ids are never negative" if negative else "")
+                + "; send an unknown token as the id the model reserves for it"
+            )
         raise DataError(
             f"{where}: {name}({n}, ...) takes token ids 0..{n - 1}, but received ids in "
             f"{int(x.min())}..{int(x.max())}; "
             + (
                 "ids are never negative: map unknown tokens to a reserved id"
-                if bool((x < 0).any())
+                if negative
                 else "map unknown tokens to a reserved id, or build the embedding with "
                 f"num_embeddings > {int(x.max())}"
             )

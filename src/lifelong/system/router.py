@@ -27,6 +27,7 @@ from torch import Tensor
 
 from lifelong.errors import DataError, NotFoundError
 from lifelong.learn.learner import Learner
+from lifelong.learn.tokens import check_ids, input_embedding
 from lifelong.system.contract import Contract
 
 T = TypeVar("T")
@@ -55,7 +56,13 @@ class Loaded:
         return None if self.contract is None else self.contract.input_shape
 
     def logits(self, x: Tensor) -> Tensor:
-        """Logits [B, n_classes] for raw x [B, *input_shape] (standardised here when the contract says so)."""
+        """Logits [B, n_classes] for raw x [B, *input_shape] (standardised here when the contract says so).
+
+        A model that takes token ids gets them checked here, in a client's terms (which sample holds
+        a fractional or unknown id), not in the library's (whose advice is a Python call)."""
+        embedding = input_embedding(self.learner.model)
+        if embedding is not None:
+            check_ids(embedding, x, "inputs", for_client=True)
         c = self.contract
         if c is not None and c.mean is not None and c.std is not None:
             mean = torch.tensor(c.mean, dtype=x.dtype)
