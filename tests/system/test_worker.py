@@ -533,39 +533,3 @@ def test_a_request_with_too_few_labels_is_answered_once_not_retried_every_poll(
     store.add_samples(data.x[:200], data.y[:200])
     store.add_event("train_request", {"reason": "again"})
     assert worker.step().trained  # enough labels now: it trains
-
-
-def test_the_floors_back_off_outlasts_a_monitors_training_until_accuracy_meets_the_floor(
-    seeded: tuple[Store, Registry, Dataset],
-) -> None:
-    """Was: each drift-triggered training reset the floor's back-off, so under a harder concept (the
-    Fashion-MNIST stream's new classes) the floor retrained every ``min_samples`` labels after every
-    drift (7 floor trainings in 6,000 labels). The count now runs until live accuracy meets the floor."""
-    store, registry, _ = seeded
-    policy = Policy("continual", accuracy_floor=0.5, floor_window=20, drift_test=None)
-    worker = Worker(store, registry, policy, Gate())
-    worker._rearm_if_new_champion()
-
-    def attempt(reason: str, window: list[int]) -> None:
-        store.add_event(EventKind.GATE, {"reason": reason, "window": window, "passed": True})
-
-    attempt("live accuracy 0.300 below the floor 0.500", [1, 100])
-    attempt("data drift detected", [101, 200])  # a monitor's training in between
-    attempt("live accuracy 0.350 below the floor 0.500", [201, 300])
-    attempt("live accuracy 0.400 below the floor 0.500", [301, 400])
-    assert worker.state().floor_trainings == 3  # was 2: the drift's training reset the count
-
-    def judged(correct: bool, last_id: int) -> list[Any]:
-        return [
-            type("Row", (), {"predicted": 1, "label": 1 if correct else 0, "sample_id": last_id - 19 + i})()
-            for i in range(20)
-        ]
-
-    worker.check_floor(judged(False, 420))  # still under the floor: the count stands
-    assert worker.state().floor_trainings == 3
-    worker.check_floor(judged(True, 450))  # live accuracy met the floor after the last floor training
-    assert store.cursor("floor-met") == 450 and worker.state().floor_trainings == 0
-    attempt("live accuracy 0.450 below the floor 0.500", [451, 500])
-    assert worker.state().floor_trainings == 1
-    # a restarted worker reads the same count from the store
-    assert Worker(store, registry, policy, Gate()).state().floor_trainings == 1

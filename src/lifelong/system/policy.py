@@ -15,8 +15,7 @@ When to train: the four stages practitioners climb, as configuration.
   last ``floor_window`` labelled predictions falls ``max_accuracy_drop`` below what its gate measured
   (or below ``accuracy_floor``), and a safety-net schedule (``every_samples``) trains anyway. When
   the floor stays out of reach (a harder concept), each further floor-triggered training waits for
-  twice as many new labels as the one before (a monitor's training in between does not reset the
-  count; live accuracy meeting the floor does). A monitor's report is never delayed.
+  twice as many new labels as the one before, until a monitor fires or accuracy recovers.
   After a detected change the window starts at the change point, and training waits for
   ``min_samples`` labels after it, so a drift-triggered version learns the new concept, not the old.
   The floor dates its change too (the worker locates where the champion's errors rose and reports

@@ -50,7 +50,6 @@ log = logging.getLogger(__name__)
 LEASE = "worker"
 DATA_CURSOR = "monitor-data"  # last sample id tested for data drift
 FEEDBACK_CURSOR = "monitor-feedback-us"  # feedback timestamp (microseconds) fed to the detector
-FLOOR_MET = "floor-met"  # the last labelled sample at which the champion's live accuracy met the floor
 RETRY_FIRST_SECONDS, RETRY_MAX_SECONDS = 5.0, 300.0  # a failing training is tried again after 5, 10, 20 ... s
 DRIFT_TESTS: dict[str, Callable[[], DataDriftMonitor]] = {"ks": KSDrift, "psi": PSIDrift, "mmd": MMDDrift}
 
@@ -86,7 +85,6 @@ class Worker:
         self._streak: list[int] = []  # first ids of consecutive drifting blocks
         self._drift_reported = False
         self._floor_reported = False  # the floor located a change for this champion
-        self._floor_met = 0  # the FLOOR_MET cursor as last written here (written only when it moves)
         self._holding = False
         self._standby_logged = False
         self._last_housekeeping = 0.0
@@ -305,19 +303,16 @@ class Worker:
         never better on its own labels (no change in its errors) is left to the plain floor rule.
         ``rows``: the champion's labelled predictions, oldest first (the policy reads the same ones)."""
         champion = self._champion
-        if champion is None or self.policy.kind != "continual":
+        if self._floor_reported or champion is None or self.policy.kind != "continual":
             return
         floor = self.policy.floor(self.expected_accuracy(champion))
+        if floor is None:
+            return
         recent = rows[-self.policy.floor_window :]
-        if floor is None or len(recent) < self.policy.floor_window:
-            return
-        if np.mean([r.predicted == r.label for r in recent]) >= floor:
-            met = recent[-1].sample_id
-            if met is not None and met > self._floor_met:  # the floor's back-off starts over
-                self.store.advance_cursor(FLOOR_MET, met)
-                self._floor_met = met
-            return
-        if self._floor_reported:
+        if (
+            len(recent) < self.policy.floor_window
+            or np.mean([r.predicted == r.label for r in recent]) >= floor
+        ):
             return
         change = locate_change([r.predicted != r.label for r in rows], min_segment=max(10, len(recent) // 10))
         first = rows[change.index].sample_id if change is not None else None
@@ -402,16 +397,12 @@ class Worker:
         )
 
     def _floor_streak(self) -> int:
-        """Trainings the live-accuracy floor triggered since the champion's live accuracy last met it
-        (the back-off's exponent). A monitor's training in between does not reset it: after a change
-        to a harder concept the floor stays out of reach whoever trained last (measured: Fashion-MNIST
-        stream, 7 floor trainings in 6,000 labels when each drift reset the count)."""
-        met = self.store.cursor(FLOOR_MET) or 0
+        """Attempts in a row, newest first, that the live-accuracy floor triggered (the back-off's exponent)."""
         streak = 0
-        for gate in self.store.events(EventKind.GATE, limit=20):
-            window = gate.payload.get("window")
-            if str(gate.payload.get("reason", "")).startswith("live accuracy") and window and window[1] > met:
-                streak += 1
+        for gate in reversed(self.store.events(EventKind.GATE, limit=20)):
+            if not str(gate.payload.get("reason", "")).startswith("live accuracy"):
+                break
+            streak += 1
         return min(streak, 10)
 
     def expected_accuracy(self, champion: int) -> float | None:
