@@ -491,3 +491,22 @@ def test_a_server_stopped_during_an_outage_hands_its_unrecorded_answers_to_the_n
         assert len(system.backlog) == 0 and list((tmp_path / "unrecorded").iterdir()) == []
         system.feedback([(o["id"], int(y)) for o, y in zip(during, DATA.test.y[:5])])
         assert len(system.store.labelled_predictions(1)) == 5
+
+
+def test_a_servers_poller_says_once_that_the_store_is_down_not_a_traceback_every_poll(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Was: each replica logged 'polling the registry failed' with a full traceback every poll (1 s)
+    for as long as PostgreSQL was down; now one warning per outage and one line when it is back."""
+    with System(settings(tmp_path, poll_seconds=0.02)) as system:
+        system.bootstrap(trained())
+        down = _outage(system)
+        caplog.set_level("INFO", logger="lifelong")
+        down["on"] = True
+        system.start_polling()
+        time.sleep(0.4)  # about 20 polls against a store that refuses
+        down["on"] = False
+        time.sleep(0.2)
+    polls = [r for r in caplog.records if "polling the registry" in r.getMessage()]
+    assert [r.levelname for r in polls] == ["WARNING", "INFO"], [r.getMessage() for r in polls]
+    assert "unreachable" in polls[0].getMessage() and polls[0].exc_info is None

@@ -162,11 +162,21 @@ class System:
             self._poller.start()
 
     def _poll(self) -> None:
+        store_down = False  # said once per outage, as the worker does: not a traceback every poll
         while not self._stop.wait(self.settings.poll_seconds):
             try:
                 self.reload()
-            except Exception:  # keep serving the current models; the next tick retries
+            except STORE_DOWN as err:  # keep serving the current models; the next tick retries
+                if not store_down:
+                    log.warning("polling the registry failed: the store is unreachable (%s); serving the "
+                                "loaded models and retrying every poll", one_line(err))  # fmt: skip
+                store_down = True
+            except Exception:
                 log.exception("polling the registry failed")
+            else:
+                if store_down:
+                    log.info("the store is reachable again: polling the registry resumed")
+                store_down = False
             self._catch_up()
 
     # -- serving ---------------------------------------------------------------------------
