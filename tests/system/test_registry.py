@@ -280,3 +280,23 @@ def test_collected_versions_stay_listed_and_in_the_lineage_but_cannot_be_loaded(
     assert record.collected and not record.path.exists() and record.parent == chain[chain.index(gone[-1]) - 1]
     with pytest.raises(NotFoundError, match="lifelong models"):
         registry.get(999, collected=True)
+
+
+@pytest.mark.parametrize("alias", ["canary", "shadow"])
+def test_a_variant_that_becomes_the_champion_ends_by_promotion_or_rollback(
+    registry: Registry, alias: str
+) -> None:
+    """Was: promoting the shadow's version by hand, or rolling the champion back onto the canary's or
+    shadow's version, left that alias pointing at the champion (mirrored to itself, or compared with
+    itself), a state set_alias refuses; now the variant ends in the same transaction, with an event."""
+    v1, v2 = (publish(registry, bytes([i])) for i in range(2))
+    registry.set_alias("champion", v1)
+    registry.set_alias("champion", v2)
+    registry.set_alias(alias, v1, share=0.3)
+    assert registry.rollback() == v1  # the champion goes back onto the variant's version
+    assert registry.aliases() == {"champion": AliasState(v1, None)}
+    registry.set_alias(alias, v2, share=0.3)
+    registry.set_alias("champion", v2)  # promoted by hand
+    assert registry.aliases() == {"champion": AliasState(v2, None)}
+    ended = [e.payload for e in registry.store.events("deployment")][-1]
+    assert ended["alias"] == alias and ended["version"] is None and "became the champion" in ended["reason"]

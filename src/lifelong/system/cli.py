@@ -756,9 +756,7 @@ def cmd_promote(args: argparse.Namespace) -> int:
             from lifelong.system.canary import rule_in_force
 
             rule_in_force(store, _settings(args).canary_rule).check_share(share, "a canary (--alias canary)")
-        registry.set_alias(args.alias, args.version, share=share)
-        if args.alias == "champion" and registry.alias("canary") == args.version:
-            registry.remove_alias("canary")
+        registry.set_alias(args.alias, args.version, share=share)  # a canary or shadow of a champion ends
     print(f"{args.alias} -> v{args.version}")
     return 0
 

@@ -76,7 +76,8 @@ def describe(kind: str, payload: Mapping[str, Any]) -> str:
         share = f" at {p['share']:.0%}" if isinstance(p.get("share"), float) else ""
         to = "unset" if p.get("version") is None else f"v{p['version']}"
         was = "" if p.get("previous") is None else f" (was v{p['previous']})"
-        return f"{p.get('alias')} -> {to}{share}{was}"
+        why = f": {p['reason']}" if p.get("reason") else ""
+        return f"{p.get('alias')} -> {to}{share}{was}{why}"
     if kind == EventKind.ROLLBACK:
         return (
             f"{p.get('alias')}: v{p.get('from')} -> {'unset' if p.get('to') is None else 'v' + str(p['to'])}"

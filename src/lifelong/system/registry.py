@@ -129,6 +129,20 @@ class Draft:
         return str(self.path)
 
 
+def _end_variants_of_the_champion(conn: sa.Connection) -> None:
+    """End a canary or shadow that now points at the champion's version (a promotion of it by hand, a
+    rollback onto it): a variant of the champion compares it with itself. In the caller's transaction."""
+    rows = {r.name: r.version for r in conn.execute(sa.select(aliases.c.name, aliases.c.version))}
+    champion = rows.get("champion")
+    for alias in ("canary", "shadow"):
+        if champion is not None and rows.get(alias) == champion:
+            d = deployments
+            conn.execute(sa.update(d).where(d.c.kind == alias, d.c.state == "active").values(state="ended"))
+            conn.execute(sa.delete(aliases).where(aliases.c.name == alias))
+            insert_event(conn, EventKind.DEPLOYMENT, {"alias": alias, "version": None, "previous": champion,
+                                                      "reason": f"v{champion} became the champion"})  # fmt: skip
+
+
 class Registry:
     """Versions recorded in ``store``; artifacts live under ``artifacts_dir`` (``<data_dir>/artifacts``)."""
 
@@ -312,6 +326,7 @@ class Registry:
             previous = None if current is None else current.version
             payload = {"alias": alias, "version": version, "previous": previous, "share": share}
             insert_event(conn, EventKind.PROMOTION if alias == "champion" else EventKind.DEPLOYMENT, payload)
+            _end_variants_of_the_champion(conn)
 
     def remove_alias(self, alias: str) -> None:
         """Unset ``alias`` (end a canary or shadow); a no-op if it is not set."""
@@ -363,6 +378,7 @@ class Registry:
                 upsert(conn, aliases, {"name": alias}, values)
             restored = None if previous is None else previous.version
             insert_event(conn, EventKind.ROLLBACK, {"alias": alias, "from": current.version, "to": restored})
+            _end_variants_of_the_champion(conn)
         return restored
 
     def history(self, alias: str = "champion") -> list[int]:

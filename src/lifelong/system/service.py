@@ -492,9 +492,7 @@ class System:
             self.deploy(version, alias)
             return
         self._load(version)
-        self.registry.set_alias("champion", version)
-        if self.registry.alias("canary") == version:  # a canary promoted by hand stops being a canary
-            self.registry.remove_alias("canary")
+        self.registry.set_alias("champion", version)  # a canary or shadow of it ends there
         self.reload()
 
     def rollback(self, alias: str = "champion") -> int | None:
