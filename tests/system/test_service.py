@@ -510,3 +510,17 @@ def test_a_servers_poller_says_once_that_the_store_is_down_not_a_traceback_every
     polls = [r for r in caplog.records if "polling the registry" in r.getMessage()]
     assert [r.levelname for r in polls] == ["WARNING", "INFO"], [r.getMessage() for r in polls]
     assert "unreachable" in polls[0].getMessage() and polls[0].exc_info is None
+
+
+def test_readiness_during_an_outage_does_not_claim_that_no_worker_runs(tmp_path: Path) -> None:
+    """Was: with PostgreSQL down, /readyz said 'no worker holds the lease (none started, or it stopped)'
+    on every replica while the worker was alive and waiting for the store; now it says it cannot know."""
+    with System(settings(tmp_path)) as system:
+        system.bootstrap(trained())
+        system.store.acquire_lease("worker", "host:1:abc", 30)
+        down = _outage(system)
+        down["on"] = True
+        reasons = system.readiness()
+        down["on"] = False
+    assert not any("no worker holds the lease" in r for r in reasons), reasons
+    assert any("whether a worker holds the lease is unknown" in r for r in reasons), reasons

@@ -86,6 +86,7 @@ class Facts:
     worker_stale_seconds: float
     failed_training: str | None  # the error of the latest training attempt if it failed
     degraded: tuple[str, ...] = ()
+    lease_error: str | None = None  # the worker's lease could not be read (the store is down): unknown
 
 
 def readiness_reasons(f: Facts, serving_only: bool = False) -> list[str]:
@@ -111,7 +112,11 @@ def readiness_reasons(f: Facts, serving_only: bool = False) -> list[str]:
 def _worker_reasons(f: Facts) -> list[str]:
     """The loop's part of readiness: a live worker and a last training that did not fail."""
     reasons = []
-    if f.worker_heartbeat is None:
+    if f.lease_error is not None:  # not "no worker": one may be running and waiting for the store too
+        reasons.append(
+            f"whether a worker holds the lease is unknown: the store cannot be read ({f.lease_error})"
+        )
+    elif f.worker_heartbeat is None:
         reasons.append(
             "no worker holds the lease (none started, or it stopped): start `lifelong worker` or `lifelong up`"
         )

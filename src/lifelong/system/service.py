@@ -652,7 +652,12 @@ class System:
             raise ConfigError(f"scope must be 'all' or 'serving', got {scope!r}")
         now = time.time()
         serving = scope == "serving"
-        lease = None if serving else self._quiet(self.store.lease, "worker")
+        lease, lease_error = None, None
+        if not serving:
+            try:
+                lease = self.store.lease("worker")
+            except Exception as err:  # the store may be down: say so, not that no worker runs
+                lease_error = one_line(err)
         return readiness_reasons(
             Facts(
                 now=now,
@@ -664,6 +669,7 @@ class System:
                 worker_stale_seconds=self.settings.worker_stale_seconds,
                 failed_training=None if serving else self._quiet(self._failed_training),
                 degraded=tuple(self.degraded),
+                lease_error=lease_error,
             ),
             serving_only=serving,
         )
