@@ -459,3 +459,31 @@ def test_serve_on_a_port_in_use_is_one_line_and_exit_2(
     err = capsys.readouterr().err
     assert err.startswith("error: cannot listen on 127.0.0.1:") and "pick another --port" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_serve_shows_the_servers_info_lines(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Was: `lifelong serve` configured no handler for the library's logger, so only warnings showed:
+    'took back 100 predictions a stopped server could not record', 'recorded the predictions answered
+    while the store could not write' and the store's return never appeared in a replica's log."""
+    import logging
+    import logging.config
+
+    import uvicorn
+
+    logger = logging.getLogger("lifelong")
+    before = list(logger.handlers), logger.level
+
+    def fake_run(app: object, **kwargs: object) -> None:  # uvicorn applies its log_config first
+        logging.config.dictConfig(kwargs["log_config"])  # type: ignore[arg-type]
+        logging.getLogger("lifelong.system.service").info("recorded the predictions answered while ...")
+
+    monkeypatch.setattr(uvicorn, "run", fake_run)
+    try:
+        assert (
+            main(["serve", "--data-dir", str(tmp_path / "d"), "--port", str(free_port()), "--no-auth"]) == 0
+        )
+    finally:
+        logger.handlers[:], logger.level = before
+    assert "server INFO recorded the predictions answered while" in capsys.readouterr().err

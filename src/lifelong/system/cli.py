@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import datetime
 import functools
 import json
@@ -262,6 +263,20 @@ def _shown(error: Any) -> str:
     return "" if secret or not isinstance(error.get("input"), str | int | float) else f"={error['input']!r}"
 
 
+def _server_log_config() -> dict[str, Any]:
+    """uvicorn's logging, plus the server's own lines (the store unreachable and back, a backlog recorded
+    or taken back, a champion fallback) on stderr from INFO up: with no handler Python shows only
+    warnings. Applied by uvicorn when it starts, so nothing is configured before the server runs."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["formatters"]["lifelong"] = {"format": "%(asctime)s server %(levelname)s %(message)s"}
+    config["handlers"]["lifelong"] = {"class": "logging.StreamHandler", "formatter": "lifelong",
+                                      "stream": "ext://sys.stderr"}  # fmt: skip
+    config["loggers"]["lifelong"] = {"handlers": ["lifelong"], "level": "INFO"}
+    return config
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -277,7 +292,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # opened, is then a one-line error, not a traceback from uvicorn's start-up
     with Store(settings.db_url, data_dir=settings.data_dir) as store:
         check_models_known(Registry(store))  # a forgotten --plugin: one line now, not 404s later
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info",
+                log_config=_server_log_config())  # fmt: skip
     return 0
 
 
@@ -454,7 +470,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _raise_stop)
     try:
-        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info",
+                    log_config=_server_log_config())  # fmt: skip
     except _Stop:
         pass
     finally:
