@@ -533,3 +533,22 @@ def test_a_request_with_too_few_labels_is_answered_once_not_retried_every_poll(
     store.add_samples(data.x[:200], data.y[:200])
     store.add_event("train_request", {"reason": "again"})
     assert worker.step().trained  # enough labels now: it trains
+
+
+def test_a_takeover_records_whose_lease_expired_and_the_old_holder_records_its_loss(
+    seeded: tuple[Store, Registry, Dataset],
+) -> None:
+    """Was: after the holder was SIGKILLed (or its lease ran out during a store outage) the events showed
+    only the standby's 'state acquired', nothing of whom it replaced, and no 'lost' event ever, although
+    the `worker` events are documented as 'lease taken or lost'."""
+    store, registry, _ = seeded
+    first = Worker(store, registry, preset("manual"), Gate(**LENIENT), lease_seconds=0.2)
+    second = Worker(store, registry, preset("manual"), Gate(**LENIENT), lease_seconds=0.2)
+    assert first.holds_lease() and not second.holds_lease()
+    time.sleep(0.3)  # the first stops renewing (killed, or cut off from the store): its lease expires
+    assert second.holds_lease()
+    acquired = store.events(EventKind.WORKER)[-1].payload
+    assert acquired["holder"] == second.holder and acquired["took_over_from"] == first.holder
+    assert not first.holds_lease()  # alive again: it finds the lease taken
+    lost = store.events(EventKind.WORKER)[-1].payload
+    assert lost == {"state": "lost", "holder": first.holder, "to": second.holder}

@@ -127,6 +127,8 @@ class Worker:
     def holds_lease(self) -> bool:
         """Take or renew the lease; log when this worker becomes the active one or a standby."""
         try:
+            # whose lease a standby takes over (one that expired: its worker died, or lost the store)
+            before = None if self._holding else self.store.lease(LEASE)
             held = self.store.acquire_lease(LEASE, self.holder, self.lease_seconds)
         except STORE_DOWN as err:  # nothing can be trained or recorded: wait, holding what was held
             self._outage(err)
@@ -146,13 +148,21 @@ class Worker:
             except LifelongError:  # refused: one line from `lifelong worker`, and the lease is free again
                 self.store.release_lease(LEASE, self.holder)
                 raise
-            log.info("acquired the worker lease as %s", self.holder)
+            after = before.holder if before is not None and before.holder != self.holder else None
+            expired = f" (the lease of {after} had expired)" if after else ""
+            log.info("acquired the worker lease as %s%s", self.holder, expired)
             # the canary rule it applies, so the server's evaluate button applies the same one
-            self.store.add_event(EventKind.WORKER, {"state": "acquired", "holder": self.holder,
-                                                    "policy": self.policy.kind, "canary": asdict(self.canary)})  # fmt: skip
+            payload = {"state": "acquired", "holder": self.holder, "policy": self.policy.kind,
+                       "canary": asdict(self.canary)}  # fmt: skip
+            if after:
+                payload["took_over_from"] = after
+            self.store.add_event(EventKind.WORKER, payload)
             self._close_dangling_training()
         elif not held and (self._holding or not self._standby_logged):
             lease = self.store.lease(LEASE)
+            if self._holding:  # its lease expired (the store was away longer than it) and another took it
+                self.store.add_event(EventKind.WORKER, {"state": "lost", "holder": self.holder,
+                                                        "to": lease.holder if lease else None})  # fmt: skip
             log.warning("standby: waiting for the worker lease held by %s", lease.holder if lease else "?")
             self._standby_logged = True
         self._holding = held
