@@ -487,3 +487,40 @@ def test_serve_shows_the_servers_info_lines(
     finally:
         logger.handlers[:], logger.level = before
     assert "server INFO recorded the predictions answered while" in capsys.readouterr().err
+
+
+def test_up_on_a_database_that_has_a_champion_names_the_database_not_the_data_dir(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Was: `lifelong up --db-url postgresql://... --data-dir fresh --bootstrap data.csv` on a shared store
+    said 'note: fresh already has a champion (v7)' (an empty directory) and 'start from a new --data-dir',
+    which bootstraps nothing either: the database holds the champion."""
+    import uvicorn
+
+    from lifelong.system import cli as system_cli
+    from lifelong.system.service import System
+    from lifelong.system.settings import Settings
+    from tests.system._models import trained
+
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    with System(Settings(data_dir=tmp_path / "shared", db_url=url, auth=False)) as system:
+        system.bootstrap(trained())
+
+    class NoWorker:
+        def __init__(self, *args: object, **kwargs: object) -> None: ...
+        def start(self) -> None: ...
+        def stop(self) -> None: ...
+
+    monkeypatch.setattr(system_cli, "Supervisor", NoWorker)
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: None)
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        argv = ["up", "--data-dir", str(tmp_path / "fresh"), "--db-url", url, "--bootstrap", "fmnist",
+                "--no-auth", "--port", str(free_port())]  # fmt: skip
+        assert main(argv) == 0
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    err = capsys.readouterr().err
+    assert "note: Store('sqlite:///" in err and "shared.db') already has a champion (v1)" in err, err
+    assert "start from a new database (--db-url)" in err and "fresh already has" not in err

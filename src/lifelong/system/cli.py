@@ -449,9 +449,12 @@ def cmd_up(args: argparse.Namespace) -> int:
                 check_models_known(registry)  # the store's versions may need a --plugin this run lacks
                 check_live_canary(registry, settings.canary_rule)  # as its worker would, before it starts
                 if args.bootstrap != "digits" or args.model != "mlp" or args.model_kwargs:
-                    print(f"note: {settings.data_dir} already has a champion (v{registry.alias('champion')}); "
+                    # the store holds the champion: the data dir where it is SQLite, else the database
+                    where, fresh = ((settings.data_dir, "a new --data-dir") if settings.db_url is None
+                                    else (store, "a new database (--db-url)"))  # fmt: skip
+                    print(f"note: {where} already has a champion (v{registry.alias('champion')}); "
                           "--bootstrap, --model and --model-kwargs only set up an empty store and are ignored "
-                          "(start from a new --data-dir, or register and promote a version)", file=sys.stderr,
+                          f"(start from {fresh}, or register and promote a version)", file=sys.stderr,
                           flush=True)  # fmt: skip
     if token:
         print(f"LIFELONG_TOKEN={token}  (send it as 'Authorization: Bearer <token>'; "
