@@ -524,3 +524,27 @@ def test_readiness_during_an_outage_does_not_claim_that_no_worker_runs(tmp_path:
         down["on"] = False
     assert not any("no worker holds the lease" in r for r in reasons), reasons
     assert any("whether a worker holds the lease is unknown" in r for r in reasons), reasons
+
+
+def test_a_shadow_during_an_outage_says_so_once_and_counts_what_it_dropped(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Was: every mirrored batch during a store outage logged 'shadow version N failed' at ERROR with a
+    full traceback (the shadow had not failed: recording its answers had) and counted a shadow error."""
+    with System(settings(tmp_path)) as system:
+        v1 = system.bootstrap(trained(0))
+        v2 = system.bootstrap(trained(1))
+        system.promote(v1)
+        system.deploy(v2, "shadow", share=1.0)
+        down = _outage(system)
+        caplog.set_level("INFO", logger="lifelong")
+        down["on"] = True
+        for i in range(5):
+            system.predict(DATA.test.x[2 * i : 2 * i + 2])
+        deadline = time.time() + 5
+        while system.counts["shadow_dropped"] < 10 and time.time() < deadline:
+            time.sleep(0.02)
+        down["on"] = False
+        assert system.counts["shadow_dropped"] == 10 and system.counts["shadow_errors"] == 0
+    shadow = [r for r in caplog.records if "shadow" in r.getMessage()]
+    assert len(shadow) == 1 and shadow[0].levelname == "WARNING" and shadow[0].exc_info is None, shadow

@@ -105,6 +105,7 @@ class System:
         )
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
+        self._shadow_store_down = False  # the shadow's last write found the store down (said once)
         self._wanted: dict[str, tuple[int, float | None]] | None = None  # aliases last swapped in
         self.degraded: list[str] = []  # why this server is not fully ready (shown by /readyz)
         self._retry_at = 0.0  # when a degraded server next tries its champion's artifact
@@ -317,6 +318,14 @@ class System:
             self.store.add_predictions(shadow.version, probs.argmax(1), probs, sample_ids=sample_ids,
                                        variant="shadow", request_ids=rids)  # fmt: skip
             self._count(["shadow"] * len(rids))
+            self._shadow_store_down = False
+        except STORE_DOWN as err:  # not the shadow's fault: its answers go unrecorded, said once per outage
+            if not self._shadow_store_down:
+                log.warning("shadow v%s: its answers are not recorded while the store is unreachable (%s); "
+                            "they are dropped and counted in lifelong_shadow_dropped_total",
+                            shadow.version, one_line(err))  # fmt: skip
+            self._shadow_store_down = True
+            self._count([], shadow_dropped=len(rids))
         except Exception:
             log.exception("shadow version %s failed", shadow.version)
             self._count([], shadow_errors=1)

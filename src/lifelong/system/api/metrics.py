@@ -124,7 +124,7 @@ def metrics(request: Request, system: SystemDep) -> PlainTextResponse:
     lines += _gauge("lifelong_model_swaps_total", "counter", [("", system.holder.swaps)],
                     "hot swaps of the served models since this replica started")  # fmt: skip
     lines += _gauge("lifelong_shadow_dropped_total", "counter", [("", counts.get("shadow_dropped", 0))],
-                    "requests not mirrored to the shadow because its queue was full")  # fmt: skip
+                    "samples whose shadow answers were dropped: its queue was full, or the store could not record them")  # fmt: skip
     batcher = system.batcher_stats()
     lines += _gauge("lifelong_microbatches_total", "counter", [("", batcher["batches"])],
                     "model calls, each answering one or more requests")  # fmt: skip
