@@ -526,6 +526,35 @@ def test_readiness_during_an_outage_does_not_claim_that_no_worker_runs(tmp_path:
     assert any("whether a worker holds the lease is unknown" in r for r in reasons), reasons
 
 
+def test_worker_up_says_whether_a_worker_holds_a_live_lease_and_nothing_during_an_outage(
+    tmp_path: Path,
+) -> None:
+    """Was: after a worker stopped cleanly (its lease released) /metrics lost its heartbeat gauge and
+    nothing else said "no worker" but lifelong_ready, so an alert on the heartbeat age never fired."""
+    from lifelong.system.api.metrics import _loop_metrics
+
+    with System(settings(tmp_path)) as system:
+        system.bootstrap(trained())
+        up = []
+        up.append(system.health_metrics()["worker_up"])  # never started
+        system.store.acquire_lease("worker", "host:1:abc", 30)
+        up.append(system.health_metrics()["worker_up"])
+        assert "lifelong_worker_up 1" in _loop_metrics(system.health_metrics())
+        system.store.release_lease("worker", "host:1:abc")  # stopped cleanly
+        up.append(system.health_metrics()["worker_up"])
+        assert "lifelong_worker_up 0" in _loop_metrics(system.health_metrics())
+        system.store.acquire_lease("worker", "host:2:def", 30, now=time.time() - 60)  # died a minute ago
+        up.append(system.health_metrics()["worker_up"])
+        down = _outage(system)
+        down["on"] = True
+        during = system.health_metrics()
+        down["on"] = False
+    assert up == [0, 1, 0, 0]
+    assert during["worker_up"] is None and not any(
+        line.startswith("lifelong_worker_up") for line in _loop_metrics(during)
+    )
+
+
 def test_a_shadow_during_an_outage_says_so_once_and_counts_what_it_dropped(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

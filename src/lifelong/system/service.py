@@ -685,7 +685,12 @@ class System:
 
     def health_metrics(self) -> dict[str, Any]:
         """The loop's figures for ``/metrics``: worker, trainings, live accuracy, drift, storage."""
-        lease = self._quiet(self.store.lease, "worker")
+        try:
+            lease = self.store.lease("worker")
+            worker_up: int | None = int(lease is not None and lease.expires > time.time())
+        except Exception:  # the store is down: whether a worker runs is unknown, not "no"
+            log.debug("health read failed", exc_info=True)
+            lease, worker_up = None, None
         attempts = [e for e in (self._latest(EventKind.TRAINING), self._latest(EventKind.GATE)) if e]
         last = max(attempts, key=lambda e: e.id, default=None)
         outcome = None
@@ -714,6 +719,7 @@ class System:
                 drift[kind] = float(score)
         counts = self._quiet(self.store.count_events) or {}
         return {
+            "worker_up": worker_up,
             "worker_heartbeat_age_seconds": None
             if lease is None
             else max(0.0, time.time() - lease.heartbeat),

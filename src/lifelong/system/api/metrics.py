@@ -145,6 +145,9 @@ def metrics(request: Request, system: SystemDep) -> PlainTextResponse:
 def _loop_metrics(h: dict[str, Any]) -> list[str]:
     """The production loop's own figures (worker, trainings, accuracy, drift, storage)."""
     out = []
+    if h["worker_up"] is not None:  # absent while the store cannot be read
+        out += _gauge("lifelong_worker_up", "gauge", [("", h["worker_up"])],
+                      "1 while a worker holds an unexpired training lease; 0 when none does (stopped or dead)")  # fmt: skip
     if h["worker_heartbeat_age_seconds"] is not None:
         out += _gauge("lifelong_worker_heartbeat_age_seconds", "gauge", [("", f"{h['worker_heartbeat_age_seconds']:.3f}")],
                       "seconds since the worker last renewed its lease")  # fmt: skip
