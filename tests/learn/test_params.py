@@ -60,3 +60,38 @@ def test_learner_models_and_benchmark_settings_share_the_wording() -> None:
         Settings(train_fraction=0)
     with pytest.raises(ConfigError, match="^MLP: n_classes=0 is invalid"):
         MLP(4, n_classes=0)
+
+
+def test_a_typod_strategy_hyper_parameter_is_a_config_error_naming_the_nearest_one():
+    from lifelong.errors import ConfigError
+    from lifelong.strategies import EWC, Replay
+
+    with pytest.raises(ConfigError, match=r"EWC: unknown parameter 'lamda' \(did you mean 'lam'\?\)"):
+        EWC(lamda=1.0)
+    with pytest.raises(ConfigError, match="valid parameters: buffer_size"):
+        Replay(buffer_sise=10)
+    assert EWC(lam=2.0).lam == 2.0  # valid calls are unchanged
+
+
+def test_a_typod_learner_option_is_a_config_error_naming_the_nearest_one():
+    from torch import nn
+
+    from lifelong.errors import ConfigError
+    from lifelong.learn import Learner
+
+    with pytest.raises(
+        ConfigError, match=r"Learner: unknown parameter 'momentun' \(did you mean 'momentum'\?\)"
+    ):
+        Learner(nn.Linear(4, 2), [], lr=0.03, momentun=0.9)
+
+
+def test_a_user_strategy_gets_the_same_refusal():
+    from lifelong.errors import ConfigError
+    from lifelong.learn import Strategy
+
+    class Anchor(Strategy):
+        def __init__(self, lam: float = 1.0) -> None:
+            self.lam = lam
+
+    with pytest.raises(ConfigError, match=r"Anchor: unknown parameter 'lamb' \(did you mean 'lam'\?\)"):
+        Anchor(lamb=1.0)

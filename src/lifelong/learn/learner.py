@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import inspect
 import math
 import operator
@@ -32,7 +33,7 @@ from lifelong.learn import checkpoint, distributed, heads, tokens
 from lifelong.learn.callbacks import Callback, Control, LoopState
 from lifelong.learn.devices import resolve_device
 from lifelong.learn.models import HOW_TO_REGISTER, build, has_batch_norm, n_parameters, spec_input_shape
-from lifelong.learn.params import check_param
+from lifelong.learn.params import check_param, refuse_unknown_params
 from lifelong.learn.strategy import HOOKS, STEP_HOOKS, Strategy, checkpoint_entry, get_strategy, overrides
 from lifelong.metrics.costs import peak_rss_mb
 from lifelong.metrics.result import Result
@@ -73,6 +74,7 @@ class Learner:
     True
     """
 
+    @functools.partial(refuse_unknown_params, owner="Learner")
     def __init__(
         self,
         model: nn.Module,

@@ -7,13 +7,18 @@ runner's settings all go through ``check_param``, so ``lr=nan`` reads the same w
 
 from __future__ import annotations
 
+import difflib
+import functools
+import inspect
 import math
 import numbers
 import operator
-from collections.abc import Collection
-from typing import Any
+from collections.abc import Callable, Collection
+from typing import Any, TypeVar, cast
 
 from lifelong.errors import ConfigError
+
+F = TypeVar("F", bound=Callable[..., None])
 
 
 def check_param(
@@ -92,3 +97,33 @@ def _index(value: Any) -> int | None:
         return operator.index(value)
     except TypeError:
         return None
+
+
+def refuse_unknown_params(init: F, owner: str | None = None) -> F:
+    """Wrap a constructor so that a keyword it does not take (a typo such as ``EWC(lamda=1)``) or a
+    missing or surplus argument is a :class:`ConfigError` naming the parameter, the nearest valid
+    name and the valid ones, instead of Python's bare ``TypeError``; errors raised inside the
+    constructor's body are left as they are."""
+    signature = inspect.signature(init)
+    valid = [p for p in list(signature.parameters)[1:] if signature.parameters[p].kind not in (
+        inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)]  # fmt: skip
+
+    @functools.wraps(init)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> None:
+        try:
+            signature.bind(self, *args, **kwargs)
+        except TypeError as err:
+            name = owner or type(self).__name__
+            unknown = [k for k in kwargs if k not in signature.parameters]
+            if unknown:
+                hints = []
+                for k in unknown:
+                    close = difflib.get_close_matches(k, valid, n=1)
+                    hints.append(f"{k!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+                what = f"unknown parameter{'s' if len(unknown) > 1 else ''} {', '.join(hints)}"
+            else:
+                what = str(err)
+            raise ConfigError(f"{name}: {what}; valid parameters: {', '.join(valid) or 'none'}") from None
+        init(self, *args, **kwargs)
+
+    return cast(F, wrapper)

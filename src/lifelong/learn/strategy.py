@@ -15,6 +15,7 @@ from torch import Tensor
 from lifelong.data.dataset import Batch, Dataset
 from lifelong.errors import ConfigError
 from lifelong.learn.models import origin
+from lifelong.learn.params import refuse_unknown_params
 
 if TYPE_CHECKING:
     from lifelong.data.scenarios import Experience
@@ -75,6 +76,9 @@ class Strategy:
         ``register_model`` does), so a plugin cannot silently replace a built-in for the CLI and for
         checkpoints. The same class defined again (a module imported or reloaded) replaces itself."""
         super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is not None and not hasattr(init, "__wrapped__"):  # a typo'd hyper-parameter: a ConfigError
+            cls.__init__ = refuse_unknown_params(init)  # type: ignore[method-assign]
         name = cls.__dict__.get("name")
         if not name:
             return
