@@ -7,6 +7,7 @@ import socket
 from pathlib import Path
 
 import pytest
+import torch
 
 pytest.importorskip("mlflow", reason="MLflow is not installed; pip install 'lifelong[tracking]'")
 pytest.importorskip("alembic", reason="MLflow's SQL store needs alembic; pip install 'lifelong[tracking]'")
@@ -103,3 +104,17 @@ def test_unreachable_tracking_server_is_a_warning_not_a_crash(
     assert log_training_attempt(f"http://127.0.0.1:{port}", {"passed": False, "figures": {}}) is None
     assert "could not log the training attempt" in caplog.text
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_store_mlflow_refuses_is_a_config_error_naming_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lifelong.errors import ConfigError
+
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    model = toy_model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    learner = Learner(model, callbacks=[MLflowLogger((tmp_path / "mlruns").as_uri())])
+    with pytest.raises(ConfigError, match="sqlite:///mlflow.db, or set MLFLOW_ALLOW_FILE_STORE=true"):
+        learner.fit(toy_scenario())
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())  # nothing trained

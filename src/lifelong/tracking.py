@@ -48,8 +48,20 @@ def _mlflow_client_class() -> Any:
 
 def client(tracking_uri: str | None = None) -> Any:
     """An ``MlflowClient`` for ``tracking_uri`` (None: ``MLFLOW_TRACKING_URI`` or MLflow's default,
-    which in MLflow 3 is ``sqlite:///mlflow.db`` in the working directory)."""
-    return _mlflow_client_class()(tracking_uri)
+    which in MLflow 3 is ``sqlite:///mlflow.db`` in the working directory). A store MLflow refuses
+    (MLflow 3 refuses a file store such as ``./mlruns`` or ``file:///...`` unless
+    ``MLFLOW_ALLOW_FILE_STORE=true``) is a :class:`ConfigError` that says so."""
+    client_class = _mlflow_client_class()
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client_class(tracking_uri)
+    except MlflowException as e:
+        first = str(e).split(". ")[0]
+        raise ConfigError(
+            f"tracking URI {tracking_uri!r}: MLflow refuses it ({first}); use a database store such as "
+            "sqlite:///mlflow.db, or set MLFLOW_ALLOW_FILE_STORE=true to keep a file store"
+        ) from e
 
 
 def experiment_id(mlflow_client: Any, name: str) -> str:
