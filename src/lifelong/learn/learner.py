@@ -1168,7 +1168,10 @@ class Learner:
                 strategies.append(get_strategy(entry["name"], entry.get("class"))(**entry["params"]))
             except ConfigError as e:
                 raise CheckpointError(f"checkpoint {directory} uses {e}") from e
-        learner = cls(model, strategies, callbacks=callbacks, device=device, **manifest["learner"])
+        try:
+            learner = cls(model, strategies, callbacks=callbacks, device=device, **manifest["learner"])
+        except ConfigError as e:  # an option this learner does not take, or a value it refuses
+            raise CheckpointError(f"checkpoint {directory} is malformed: {e}"[:500]) from e
         for s, st in zip(learner.strategies, state["strategies"]):
             s.load_state_dict(st)
         book = state["bookkeeping"]

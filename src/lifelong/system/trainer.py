@@ -308,7 +308,7 @@ def _strategies(names: Sequence[str], params: dict[str, Any]) -> list[Strategy]:
     classes = [get_strategy(n) for n in names]  # a ConfigError names an unknown one and how to register it
     try:
         return [cls(**params) for cls in classes]
-    except TypeError as err:
+    except (TypeError, ConfigError) as err:  # a parameter the strategy does not take, or a value it refuses
         raise ConfigError(f"strategy_params {params} do not fit {', '.join(names)}: {err}") from err
 
 
