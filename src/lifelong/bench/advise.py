@@ -218,7 +218,7 @@ def notes(c: Constraints, rows: list[dict[str, Any]], benchmark: str, advice: li
     rows = [r for r in rows if r["benchmark"] == benchmark]
     naive = next((r for r in rows if r["strategy"] == "naive"), None)
     out = []
-    best = max([*advice, *everything], key=lambda a: a.acc, default=None)
+    best = max(everything, key=lambda a: a.acc, default=None)  # the listed advice is its first part
     if naive is not None and best is not None and best.acc < naive["acc"] + 0.05:
         out.append(f"on {benchmark} no method that fits beats naive fine-tuning (ACC {naive['acc']:.3f}) by 0.05 "
                    f"or more; the best is {best.method} at {best.acc:.3f}")  # fmt: skip

@@ -19,6 +19,7 @@ then the rest as text) and their names kept in ``Table.class_names``. Anything m
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import re
@@ -33,9 +34,8 @@ from lifelong.data.dataset import Dataset, Split, frame_columns, tensor_of
 from lifelong.errors import ConfigError, DataError
 
 SUFFIXES = (".npz", ".csv", ".parquet")
-MAX_TEXT_LABEL = (
-    2**31 - 1
-)  # a whole number written as text above this is a name (no head has that many outputs)
+# a whole number written as text above this is a name (no head has that many outputs)
+MAX_TEXT_LABEL = 2**31 - 1
 _WHOLE = re.compile(r"0|[1-9][0-9]*")
 
 
@@ -241,15 +241,12 @@ def _from_frame(
     if kept:
         raise DataError(f"{p}: column {kept[0]!r} is the label, domain or task column; it cannot be dropped")
     roles = [(r, c) for r, c in (("label", label), ("domain", domain), ("task", task)) if c is not None]
-    for i, (first_role, name) in enumerate(roles):
-        for other_role, same in roles[i + 1 :]:
-            if (
-                same == name
-            ):  # a domain named by the label: one class per domain, nothing to learn across them
-                raise DataError(
-                    f"{p}: column {name!r} is given as both the {first_role} and the {other_role} column; "
-                    "name a different column for each (--label-column, --domain-column)"
-                )
+    for (first_role, name), (other_role, same) in itertools.combinations(roles, 2):
+        if same == name:  # a domain named by the label: one class per domain, nothing to learn across them
+            raise DataError(
+                f"{p}: column {name!r} is given as both the {first_role} and the {other_role} column; "
+                "name a different column for each (--label-column, --domain-column)"
+            )
     for role, col in (("label", label), ("domain", domain), ("task", task)):
         if col is not None and col not in columns:
             raise DataError(

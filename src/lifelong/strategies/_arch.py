@@ -8,7 +8,7 @@ keep their structure as plain state (sizes, task lists) and rebuild modules from
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
 import torch
@@ -43,6 +43,14 @@ def part(model: nn.Module, name: str, kind: type[M]) -> M:
 ADDED = frozenset({"hat_embeddings", "pnn_columns", "cpg_picks"})
 
 
+def weights_outside(model: nn.Module, added: Iterable[str]) -> list[str]:
+    """The model's top-level submodules with weights besides ``features``, ``classifier`` and the
+    ``added`` ones a strategy put there: layers that a method computing ``classifier(features(x))``
+    itself would skip."""
+    top = {n.split(".")[0] for n, _ in model.named_parameters()}
+    return sorted(top - {"features", "classifier", *added})
+
+
 def mlp_linears(model: nn.Module, who: str) -> list[nn.Linear]:
     """The Linear layers of an MLP in order: hidden layers, then the classifier.
 
@@ -50,9 +58,7 @@ def mlp_linears(model: nn.Module, who: str) -> list[nn.Linear]:
     the two (an embedding or a norm before ``features``) would be skipped: such a model is refused.
     """
     feats, clf = getattr(model, "features", None), getattr(model, "classifier", None)
-    outside = sorted(
-        {n.split(".")[0] for n, _ in model.named_parameters()} - {"features", "classifier"} - ADDED
-    )
+    outside = weights_outside(model, ADDED)
     if (
         not isinstance(feats, nn.Sequential)
         or not isinstance(clf, nn.Linear)

@@ -19,7 +19,7 @@ from lifelong.errors import StrategyMismatchError
 from lifelong.learn.models import reading_features
 from lifelong.learn.params import check_param
 from lifelong.learn.strategy import Strategy
-from lifelong.strategies._arch import part, route, task_masked
+from lifelong.strategies._arch import part, route, task_masked, weights_outside
 from lifelong.strategies._masks import FrozenEntries
 
 if TYPE_CHECKING:
@@ -87,9 +87,8 @@ class Adapters(Strategy):
         if not self.enabled:
             return
         model = learner.model
-        _check_backbone(
-            model
-        )  # when the learner is built, not "was the model changed?" at the first experience
+        # checked when the learner is built, not "was the model changed?" at the first experience
+        _check_backbone(model)
         if not self.sets_:  # the backbone is frozen once the first set exists
             return
         slots, (_, shape) = self._slots(model)
@@ -174,10 +173,7 @@ class Adapters(Strategy):
 def _check_backbone(model: nn.Module) -> None:
     """Adapters compute ``classifier(features(x))`` layer by layer: refuse a model they cannot."""
     feats, clf = getattr(model, "features", None), getattr(model, "classifier", None)
-    outside = sorted(
-        {n.split(".")[0] for n, _ in model.named_parameters()}
-        - {"features", "classifier", "adapters", "prompts"}
-    )
+    outside = weights_outside(model, ("adapters", "prompts"))
     if not isinstance(feats, nn.Sequential) or not isinstance(clf, nn.Linear) or outside:
         extra = f"; it has layers with weights outside them: {', '.join(outside)}" if outside else ""
         raise StrategyMismatchError(

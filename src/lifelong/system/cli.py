@@ -425,15 +425,13 @@ def cmd_up(args: argparse.Namespace) -> int:
     from lifelong.system.versions import check_models_known
 
     _plugins(args)
-    policy, gate = policy_from_args(
-        args
-    )  # a typo in --policy-json / --gate-json fails here, before anything starts
-    if gate.promote_to == "canary":  # as the worker refuses it, before anything starts
-        _settings(args).canary_rule.check_share(gate.canary_share, "the gate's canary (promote_to canary)")
+    # a typo in --policy-json / --gate-json fails here, before anything starts
+    policy, gate = policy_from_args(args)
+    settings = _settings(args)
+    settings.canary_rule.check_gate(gate)  # as the worker refuses it, before anything starts
     from lifelong.system.launch import Compute
 
     Compute(device=args.device or "cpu", nproc=args.nproc, threads=args.threads)  # so does a bad --device
-    settings = _settings(args)
     _check_port_free(settings.host, settings.port)  # before anything is written, or a bootstrap trains
     with _undone_on_failure(settings.data_dir):  # a refused bootstrap leaves no half-made data dir
         settings, token = settings.with_token()  # may write <data-dir>/token
@@ -681,7 +679,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     with store:
         store.add_event(EventKind.TRAIN_REQUEST, {"reason": args.reason, "source": "cli"})
         lease = store.lease("worker")  # lifelong.system.worker.LEASE
-    if lease is None or lease.expires < time.time():  # the request waits in the store for one
+    if lease is None or not lease.held():  # the request waits in the store for one
         print("training requested, but no worker holds the lease (none started, or it stopped): it starts "
               "once `lifelong worker` or `lifelong up` runs on this store (see `lifelong events`)")  # fmt: skip
     else:

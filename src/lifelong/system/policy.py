@@ -424,6 +424,12 @@ class CanaryRule:
                 )
             )
 
+    def check_gate(self, gate: Gate) -> None:
+        """Refuse a gate that deploys its candidates as canaries this rule could never judge: each one
+        that passed would wait, unjudged, for ever."""
+        if gate.promote_to == "canary":
+            self.check_share(gate.canary_share, "the gate's canary (promote_to canary)")
+
     def decide(self, canary: VariantStats, champion: VariantStats) -> CanaryVerdict:
         if canary.labelled < self.min_labelled or champion.labelled < self.min_labelled:
             return CanaryVerdict("wait")

@@ -134,8 +134,10 @@ def _end_variants_of_the_champion(conn: sa.Connection) -> None:
     rollback onto it): a variant of the champion compares it with itself. In the caller's transaction."""
     rows = {r.name: r.version for r in conn.execute(sa.select(aliases.c.name, aliases.c.version))}
     champion = rows.get("champion")
+    if champion is None:
+        return
     for alias in ("canary", "shadow"):
-        if champion is not None and rows.get(alias) == champion:
+        if rows.get(alias) == champion:
             d = deployments
             conn.execute(sa.update(d).where(d.c.kind == alias, d.c.state == "active").values(state="ended"))
             conn.execute(sa.delete(aliases).where(aliases.c.name == alias))

@@ -43,7 +43,7 @@ from lifelong.system.registry import Registry
 from lifelong.system.router import Live, Loaded, MicroBatcher, ModelHolder, route
 from lifelong.system.schemas import to_array
 from lifelong.system.settings import Settings
-from lifelong.system.store import STORE_DOWN, Event, Store, prediction_ids
+from lifelong.system.store import STORE_DOWN, Event, Lease, Store, prediction_ids
 from lifelong.system.versions import contract_of, publish_learner
 
 log = logging.getLogger(__name__)
@@ -452,7 +452,7 @@ class System:
     def worker_running(self) -> bool:
         """Whether a worker holds the lease now (one that picks up a training request at its next poll)."""
         lease = self.store.lease("worker")  # lifelong.system.worker.LEASE
-        return lease is not None and lease.expires >= time.time()
+        return lease is not None and lease.held()
 
     # -- versions and deployments ---------------------------------------------------------
     def bootstrap(
@@ -661,12 +661,7 @@ class System:
             raise ConfigError(f"scope must be 'all' or 'serving', got {scope!r}")
         now = time.time()
         serving = scope == "serving"
-        lease, lease_error = None, None
-        if not serving:
-            try:
-                lease = self.store.lease("worker")
-            except Exception as err:  # the store may be down: say so, not that no worker runs
-                lease_error = one_line(err)
+        lease, lease_error = (None, None) if serving else self._worker_lease()
         return readiness_reasons(
             Facts(
                 now=now,
@@ -683,14 +678,19 @@ class System:
             serving_only=serving,
         )
 
+    def _worker_lease(self) -> tuple[Lease | None, str | None]:
+        """The worker's lease (None: no worker holds it), or why it could not be read (the store may
+        be down: then nobody knows whether a worker runs, and health says so rather than "none")."""
+        try:
+            return self.store.lease("worker"), None  # lifelong.system.worker.LEASE
+        except Exception as err:
+            log.debug("reading the worker's lease failed", exc_info=True)
+            return None, one_line(err)
+
     def health_metrics(self) -> dict[str, Any]:
         """The loop's figures for ``/metrics``: worker, trainings, live accuracy, drift, storage."""
-        try:
-            lease = self.store.lease("worker")
-            worker_up: int | None = int(lease is not None and lease.expires > time.time())
-        except Exception:  # the store is down: whether a worker runs is unknown, not "no"
-            log.debug("health read failed", exc_info=True)
-            lease, worker_up = None, None
+        lease, lease_error = self._worker_lease()  # unreadable: whether a worker runs is unknown, not "no"
+        worker_up = None if lease_error is not None else int(lease is not None and lease.held())
         attempts = [e for e in (self._latest(EventKind.TRAINING), self._latest(EventKind.GATE)) if e]
         last = max(attempts, key=lambda e: e.id, default=None)
         outcome = None

@@ -160,6 +160,10 @@ class Lease(NamedTuple):
     heartbeat: float
     expires: float
 
+    def held(self, now: float | None = None) -> bool:
+        """Whether it is unexpired: until then :meth:`Store.acquire_lease` refuses any other holder."""
+        return self.expires >= (time.time() if now is None else now)
+
 
 class Event(NamedTuple):
     id: int

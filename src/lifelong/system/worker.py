@@ -74,8 +74,7 @@ class Worker:
     stop: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
-        if self.gate.promote_to == "canary":  # each passed candidate would wait, unjudged, for ever
-            self.canary.check_share(self.gate.canary_share, "the gate's canary (promote_to canary)")
+        self.canary.check_gate(self.gate)
         self.holder = f"{holder_prefix(os.getpid())}{uuid.uuid4().hex[:6]}"
         self._detector = PerformanceMonitor(self.policy.detector, **self.policy.detector_params)
         self._champion: int | None = None
