@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from lifelong.system.backlog import Backlog, Served, claim_spilled
+from lifelong.system.backlog import Backlog, Served, _save, claim_spilled
 
 
 def _served(tag: str, n: int = 2) -> Served:
@@ -78,8 +78,10 @@ def test_two_threads_flushing_at_once_write_each_batch_once() -> None:
     assert sorted(written) == sorted(f"s{i}-0" for i in range(50)) and len(backlog) == 0
 
 
-def test_a_spill_is_taken_back_whole_by_exactly_one_claimer(tmp_path: Path) -> None:
-    backlog = Backlog(limit=100)
+def test_a_journal_is_taken_back_whole_once_its_server_let_go_and_by_exactly_one_claimer(
+    tmp_path: Path,
+) -> None:
+    backlog = Backlog(limit=100, journal=tmp_path)
     x = np.arange(12, dtype=np.float32).reshape(3, 4)
     first = (
         1.5,
@@ -93,23 +95,55 @@ def test_a_spill_is_taken_back_whole_by_exactly_one_claimer(tmp_path: Path) -> N
     second = (2.5, ["b0"], ["b0"], [1], ["champion"], [1], [[0.2, 0.8]])
     backlog.add(Served(first[0], x[:2], *first[1:]))
     backlog.add(Served(second[0], x[2:], *second[1:]))
-    path = backlog.spill(tmp_path)
-    assert path is not None and path.exists() and len(backlog) == 0
-    assert backlog.spill(tmp_path) is None  # nothing held: no empty file
-    taken = claim_spilled(tmp_path)
-    assert claim_spilled(tmp_path) == [] and list(tmp_path.iterdir()) == []  # taken once, files removed
+    assert backlog.journal is not None and len(list(backlog.journal.glob("*.npz"))) == 2  # on disk as kept
+    other = Backlog(limit=100, journal=tmp_path)
+    assert claim_spilled(tmp_path, other) == 0  # its server still runs (holds the lock): not taken
+    journal = backlog.journal
+    assert backlog.close() == journal  # stopped: what it still holds stays for the next server
+    taken = Backlog(limit=100, journal=tmp_path)
+    assert claim_spilled(tmp_path, taken) == 3
+    assert claim_spilled(tmp_path, other) == 0 and len(other) == 0  # taken once
+    assert list(tmp_path.iterdir()) == [taken.journal]  # the old journal is gone, its batches in the taker's
     fields = [
-        (s.ts, s.prediction_ids, s.request_ids, s.versions, s.variants, s.labels, s.scores) for s in taken
+        (s.ts, s.prediction_ids, s.request_ids, s.versions, s.variants, s.labels, s.scores)
+        for s, _ in taken._items
     ]
     assert fields == [first, second]
-    assert np.array_equal(taken[0].x, x[:2]) and np.array_equal(taken[1].x, x[2:])
+    assert taken.journal is not None and len(list(taken.journal.glob("*.npz"))) == 2  # kept before removed
+    assert np.array_equal(taken._items[0][0].x, x[:2]) and np.array_equal(taken._items[1][0].x, x[2:])
 
 
-def test_a_spill_without_inputs_and_an_unreadable_file(tmp_path: Path) -> None:
-    backlog = Backlog(limit=100)
-    backlog.add(_served("a"))
-    backlog.spill(tmp_path)
+def test_a_batch_leaves_the_journal_when_recorded_or_dropped_and_an_empty_journal_goes_at_close(
+    tmp_path: Path,
+) -> None:
+    backlog = Backlog(limit=5, journal=tmp_path)
+    for tag in "abc":
+        backlog.add(_served(tag))  # a dropped for room
+    assert backlog.journal is not None
+    journal = backlog.journal
+    assert len(list(journal.glob("*.npz"))) == 2
+    backlog.flush(lambda s: None)
+    assert list(journal.glob("*.npz")) == []
+    assert backlog.close() is None and list(tmp_path.iterdir()) == []
+
+
+def test_a_journal_that_cannot_be_written_still_keeps_the_batch_in_memory(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocked = tmp_path / "unrecorded"
+    blocked.write_text("a file where the directory should be")
+    backlog = Backlog(limit=100, journal=blocked)
+    backlog.add(_served("a"))  # must not fail the answer it is called for
+    assert len(backlog) == 2 and backlog.journal is None
+    assert "kept in memory only" in caplog.text
+
+
+def test_an_earlier_versions_spill_and_an_unreadable_file_are_handled(tmp_path: Path) -> None:
+    _save(tmp_path / "5-1.npz", [_served("a"), _served("b", n=1)])
     (tmp_path / "0-1.npz").write_bytes(b"not an archive")  # sorts first
-    taken = claim_spilled(tmp_path)
-    assert [s.prediction_ids for s in taken] == [["a0", "a1"]] and taken[0].x is None
+    taken = Backlog(limit=100)
+    assert claim_spilled(tmp_path, taken) == 3
+    assert [s.prediction_ids for s, _ in taken._items] == [["a0", "a1"], ["b0"]] and taken._items[0][
+        0
+    ].x is None
     assert [p.name for p in tmp_path.iterdir()] == ["0-1.npz.unreadable"]  # kept for a person, not retried

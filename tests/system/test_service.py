@@ -484,12 +484,46 @@ def test_a_server_stopped_during_an_outage_hands_its_unrecorded_answers_to_the_n
         down["on"] = True
         during = system.predict(DATA.test.x[:5])
         assert len(system.backlog) == 5
-    assert len(list((tmp_path / "unrecorded").glob("*.npz"))) == 1  # spilled by close(): the store was down
+    assert len(list((tmp_path / "unrecorded").glob("*/*.npz"))) == 1  # journaled: the store was down
     with System(settings(tmp_path)) as system:
         system.start_polling()  # a server takes the spill back; its poller (or the next write) records it
         system.predict(DATA.test.x[5:6])
-        assert len(system.backlog) == 0 and list((tmp_path / "unrecorded").iterdir()) == []
+        assert len(system.backlog) == 0 and list((tmp_path / "unrecorded").glob("*/*.npz")) == []
         system.feedback([(o["id"], int(y)) for o, y in zip(during, DATA.test.y[:5])])
+        assert len(system.store.labelled_predictions(1)) == 5
+
+
+_KILLED_DURING_AN_OUTAGE = """
+import os, signal, sys
+from pathlib import Path
+from tests.system._models import DATA, trained
+from tests.system.test_service import _outage, settings
+from lifelong.system.service import System
+
+system = System(settings(Path(sys.argv[1])))
+system.bootstrap(trained())
+_outage(system)["on"] = True
+print(",".join(o["id"] for o in system.predict(DATA.test.x[:5])), flush=True)
+os.kill(os.getpid(), signal.SIGKILL)  # no close(), no atexit: as the OOM killer or a power cut would
+"""
+
+
+def test_a_server_killed_outright_during_an_outage_loses_none_of_its_answers(tmp_path: Path) -> None:
+    """Was: kept in memory until a clean stop spilled them, so a SIGKILLed replica lost them all."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).parents[2]
+    done = subprocess.run([sys.executable, "-c", _KILLED_DURING_AN_OUTAGE, str(tmp_path)], cwd=root,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == -9, done.stderr
+    during = done.stdout.strip().split(",")
+    assert len(during) == 5
+    with System(settings(tmp_path)) as system:
+        system.start_polling()  # takes the dead server's journal (its lock died with it)
+        system.predict(DATA.test.x[5:6])
+        assert len(system.backlog) == 0 and list((tmp_path / "unrecorded").glob("*/*.npz")) == []
+        system.feedback([(pid, int(y)) for pid, y in zip(during, DATA.test.y[:5])])
         assert len(system.store.labelled_predictions(1)) == 5
 
 
@@ -575,5 +609,5 @@ def test_a_shadow_during_an_outage_says_so_once_and_counts_what_it_dropped(
             time.sleep(0.02)
         down["on"] = False
         assert system.counts["shadow_dropped"] == 10 and system.counts["shadow_errors"] == 0
-    shadow = [r for r in caplog.records if "shadow" in r.getMessage()]
+    shadow = [r for r in caplog.records if "shadow" in str(r.msg)]  # the format: the tmp path names the test
     assert len(shadow) == 1 and shadow[0].levelname == "WARNING" and shadow[0].exc_info is None, shadow

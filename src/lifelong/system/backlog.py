@@ -1,20 +1,26 @@
-"""Predictions answered while the store could not record them, kept in memory to record later.
+"""Predictions answered while the store could not record them, kept to record later.
 
 Feedback names a prediction by its id, so an answer that was never recorded turns its label into a
 404: a database restart or a full disk would lose the labels of everything served meanwhile. The
 server keeps such batches (bounded: beyond ``limit`` rows the oldest are dropped and counted) and
 writes them, with the time they were answered, ahead of the next write once the store takes writes
-again. A server that stops before then spills what it holds to a file in ``<data_dir>/unrecorded/``
-(:meth:`Backlog.spill`), and the next server started on that directory takes it back
-(:func:`claim_spilled`): a rolling restart during a database outage loses nothing. Only a process
-killed outright (SIGKILL, power) loses what it held.
+again.
+
+Each kept batch is also on disk from the moment it is kept (a journal: one file per batch in a
+directory of ``<data_dir>/unrecorded/`` that this process holds locked), so no way of stopping the
+server loses it, SIGKILL included: the next server started on that data directory finds a journal
+whose lock nobody holds and takes it back (:func:`claim_spilled`). A batch leaves the journal when
+it is recorded or dropped.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
 import os
+import shutil
 import threading
 import time
 from collections import deque
@@ -48,6 +54,9 @@ class Served:
 class Backlog:
     """Unrecorded batches, oldest first; thread-safe. ``dropped`` counts rows given up for room.
 
+    With a ``journal`` root directory each batch is written there as it is kept (see the module);
+    without one (tests, doctests) the backlog lives in memory only.
+
     >>> b = Backlog(limit=3)
     >>> for i in range(3):
     ...     b.add(Served(0.0, None, [f"p{i}"] * 2, [f"p{i}"] * 2, [1, 1], ["champion"] * 2, [0, 0], [[1.0]] * 2))
@@ -57,32 +66,44 @@ class Backlog:
     (2, 0)
     """
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, journal: Path | None = None) -> None:
         self.limit = limit
         self.dropped = 0
-        self._items: deque[Served] = deque()
+        self._root = journal
+        self._dir: Path | None = None  # this process's journal, made at the first batch kept
+        self._lock_fd: int | None = None  # held for the process's life: a live owner's journal is not taken
+        self._seq = 0
+        self._items: deque[tuple[Served, Path | None]] = deque()  # each batch and its journal file
         self._rows = 0
-        self._lock = threading.Lock()  # guards the queue
+        self._lock = threading.Lock()  # guards the queue and the journal
         self._flushing = threading.Lock()  # one writer at a time, so no batch is written twice
 
     def __len__(self) -> int:
         return self._rows
 
+    @property
+    def journal(self) -> Path | None:
+        """This backlog's own journal directory (None until a batch was kept on disk)."""
+        return self._dir
+
     def holds(self, prediction_ids: list[str]) -> bool:
         """Whether any of ``prediction_ids`` waits here to be recorded."""
         wanted = set(prediction_ids)
         with self._lock:
-            return any(not wanted.isdisjoint(s.prediction_ids) for s in self._items)
+            return any(not wanted.isdisjoint(s.prediction_ids) for s, _ in self._items)
 
     def add(self, served: Served) -> None:
-        """Keep ``served`` to record later, dropping the oldest batches beyond ``limit`` rows."""
+        """Keep ``served`` to record later (on disk too, when journaled), dropping the oldest batches
+        beyond ``limit`` rows. A journal that cannot be written (a full disk) is logged, and the batch
+        is still kept in memory: this runs in the answer's path and must not fail it."""
         with self._lock:
-            self._items.append(served)
+            self._items.append((served, self._journal(served)))
             self._rows += len(served)
             while self._rows > self.limit:
-                old = self._items.popleft()
+                old, path = self._items.popleft()
                 self._rows -= len(old)
                 self.dropped += len(old)
+                _forget(path)
 
     def flush(
         self, write: Callable[[Served], object], transient: tuple[type[BaseException], ...] = ()
@@ -100,86 +121,144 @@ class Backlog:
                         return written
                     head = self._items[0]
                 try:
-                    write(head)
-                    written += len(head)
+                    write(head[0])
+                    written += len(head[0])
                 except transient:
                     raise
                 except Exception as err:
-                    log.error("dropped %d predictions that could not be recorded late: %s", len(head), err)
+                    log.error("dropped %d predictions that could not be recorded late: %s", len(head[0]), err)
                     with self._lock:
-                        self.dropped += len(head)
+                        self.dropped += len(head[0])
                 with self._lock:
                     if self._items and self._items[0] is head:  # else dropped for room meanwhile
                         self._items.popleft()
-                        self._rows -= len(head)
+                        self._rows -= len(head[0])
+                        _forget(head[1])
         finally:
             self._flushing.release()
 
-    def spill(self, directory: Path) -> Path | None:
-        """Write every batch still held to one new file in ``directory`` and forget them; None if none.
+    def close(self) -> Path | None:
+        """Let go of the journal: the directory holding what is still unrecorded (the next server takes
+        it back), or None when nothing is (the empty journal is removed)."""
+        with self._lock:
+            held, directory, fd = bool(self._items), self._dir, self._lock_fd
+            self._dir, self._lock_fd = None, None
+        if directory is not None and not held:
+            shutil.rmtree(directory, ignore_errors=True)
+        if fd is not None:
+            os.close(fd)  # after the removal, so no server takes an empty journal meanwhile
+        return directory if held else None  # held only in memory (the journal failed): None too
 
-        A NumPy archive without pickles: per-row columns (ids and variants as text, scores as JSON, since
-        a canary may score more classes than the champion), the inputs when kept, and each batch's time
-        and size so that :func:`claim_spilled` rebuilds the batches as answered. Written to a temporary
-        name and renamed, so a reader never sees half a file.
-        """
-        with self._lock:
-            items = list(self._items)
-        if not items:
+    def _journal(self, served: Served) -> Path | None:
+        """Write ``served`` to its own journal file (written whole, then renamed); None without a journal."""
+        if self._root is None:
             return None
-        directory.mkdir(parents=True, exist_ok=True)
-        columns: dict[str, Any] = {  # Any: numpy's stubs type savez's keywords as its own options
-            "ts": np.array([s.ts for s in items], dtype=np.float64),
-            "sizes": np.array([len(s) for s in items], dtype=np.int64),
-            "prediction_ids": np.array([p for s in items for p in s.prediction_ids], dtype=str),
-            "request_ids": np.array([r for s in items for r in s.request_ids], dtype=str),
-            "versions": np.array([v for s in items for v in s.versions], dtype=np.int64),
-            "variants": np.array([v for s in items for v in s.variants], dtype=str),
-            "labels": np.array([v for s in items for v in s.labels], dtype=np.int64),
-            "scores": np.array([json.dumps(sc) for s in items for sc in s.scores], dtype=str),
-        }
-        if all(s.x is not None for s in items):
-            columns["x"] = np.concatenate([s.x for s in items if s.x is not None])
-        path = directory / f"{time.time():.6f}-{os.getpid()}.npz"
-        tmp = path.with_name("." + path.name + ".tmp")
-        with open(tmp, "wb") as f:
-            np.savez(f, **columns)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        with self._lock:
-            for served in items:
-                if self._items and self._items[0] is served:
-                    self._items.popleft()
-                    self._rows -= len(served)
+        try:
+            if self._dir is None:  # made under a hidden name, locked, then shown: never taken half-made
+                name = f"{time.time():.6f}-{os.getpid()}"
+                making = self._root / f".{name}"
+                making.mkdir(parents=True)
+                fd = os.open(making / "lock", os.O_CREAT | os.O_RDWR, 0o644)
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                self._dir, self._lock_fd = making.rename(self._root / name), fd
+            self._seq += 1
+            path = self._dir / f"{self._seq:012d}.npz"
+            _save(path, [served])
+        except OSError as err:
+            log.error("could not keep %d unrecorded predictions on disk in %s (%s): they are kept in memory "
+                      "only and lost if this server is killed", len(served), self._root, err)  # fmt: skip
+            return None
         return path
 
 
-def claim_spilled(directory: Path) -> list[Served]:
-    """Take the batches earlier servers spilled to ``directory``, oldest file first, and remove the files.
+def claim_spilled(directory: Path, into: Backlog) -> int:
+    """Move into ``into`` the batches that servers which stopped (however they stopped) left in
+    ``directory``, oldest first, and return how many rows. Journals whose owner still runs are left.
 
-    Each file is first renamed to a name only this process uses, so two servers starting at once never
-    both take (and record twice) the same predictions. A file that cannot be read is left, renamed
-    ``*.unreadable``, and logged.
+    A journal is taken under its lock, so two servers starting at once never both take (and record
+    twice) the same predictions; each batch is kept by ``into`` (in its own journal) before the old
+    file is removed. A file that cannot be read is left, renamed ``*.unreadable``, and logged. Files
+    straight under ``directory`` are spills of earlier versions (several batches each), taken too.
     """
     if not directory.is_dir():
-        return []
-    out: list[Served] = []
-    for path in sorted(directory.glob("*.npz")):
+        return 0
+    rows = 0
+    own = into.journal
+    for journal in sorted(
+        p for p in directory.iterdir() if p.is_dir() and p != own and not p.name.startswith(".")
+    ):
+        try:
+            fd = os.open(journal / "lock", os.O_RDWR)
+        except FileNotFoundError:  # being made or removed by its owner
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # its server still runs
+            os.close(fd)
+            continue
+        try:
+            rows += _take(sorted(journal.glob("*.npz")), into)
+            if not any(journal.glob("*.unreadable")):
+                shutil.rmtree(journal, ignore_errors=True)
+        finally:
+            os.close(fd)
+    for path in sorted(directory.glob("*.npz")):  # an earlier version's spill
         mine = path.with_name(f"{path.name}.claimed-{os.getpid()}")
         try:
             os.replace(path, mine)
         except FileNotFoundError:  # another server took it first
             continue
+        rows += _take([mine], into, shown=path)
+    return rows
+
+
+def _take(paths: list[Path], into: Backlog, shown: Path | None = None) -> int:
+    rows = 0
+    for path in paths:
         try:
-            with np.load(mine, allow_pickle=False) as z:
-                out.extend(_batches(z))
+            with np.load(path, allow_pickle=False) as z:
+                batches = _batches(z)
         except Exception as err:
-            os.replace(mine, path.with_name(path.name + ".unreadable"))
-            log.error("could not read the spilled predictions in %s (%s); left as *.unreadable", path, err)
+            os.replace(path, (shown or path).with_name((shown or path).name + ".unreadable"))
+            log.error("could not read the unrecorded predictions in %s (%s); left as *.unreadable", shown or path,
+                      err)  # fmt: skip
             continue
-        mine.unlink()
-    return out
+        for served in batches:
+            into.add(served)
+            rows += len(served)
+        path.unlink()
+    return rows
+
+
+def _forget(path: Path | None) -> None:
+    if path is not None:
+        with contextlib.suppress(OSError):
+            path.unlink()
+
+
+def _save(path: Path, items: list[Served]) -> None:
+    """A NumPy archive without pickles: per-row columns (ids and variants as text, scores as JSON, since
+    a canary may score more classes than the champion), the inputs when kept, and each batch's time and
+    size so that a reader rebuilds the batches as answered. Written to a temporary name, flushed to the
+    disk and renamed, so a reader never sees half a file."""
+    columns: dict[str, Any] = {  # Any: numpy's stubs type savez's keywords as its own options
+        "ts": np.array([s.ts for s in items], dtype=np.float64),
+        "sizes": np.array([len(s) for s in items], dtype=np.int64),
+        "prediction_ids": np.array([p for s in items for p in s.prediction_ids], dtype=str),
+        "request_ids": np.array([r for s in items for r in s.request_ids], dtype=str),
+        "versions": np.array([v for s in items for v in s.versions], dtype=np.int64),
+        "variants": np.array([v for s in items for v in s.variants], dtype=str),
+        "labels": np.array([v for s in items for v in s.labels], dtype=np.int64),
+        "scores": np.array([json.dumps(sc) for s in items for sc in s.scores], dtype=str),
+    }
+    if all(s.x is not None for s in items):
+        columns["x"] = np.concatenate([s.x for s in items if s.x is not None])
+    tmp = path.with_name("." + path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        np.savez(f, **columns)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
 
 
 def _batches(z: Any) -> list[Served]:

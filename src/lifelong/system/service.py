@@ -110,7 +110,8 @@ class System:
         self.degraded: list[str] = []  # why this server is not fully ready (shown by /readyz)
         self._retry_at = 0.0  # when a degraded server next tries its champion's artifact
         self.write_health = WriteHealth()  # store write failures of this replica (/readyz, /metrics)
-        self.backlog = Backlog(s.unrecorded_backlog)  # answered while the store could not write
+        # answered while the store could not write, journaled to disk
+        self.backlog = Backlog(s.unrecorded_backlog, self.spill_dir)
         self._probe: tuple[float, str | None] = (0.0, None)  # (when, error) of the last write probe
         self.reload()
 
@@ -128,37 +129,30 @@ class System:
         self._batcher.close()
         self._shadow.shutdown(wait=True)
         self._catch_up()
-        if len(self.backlog):
-            self._spill()
+        self._let_go_of_backlog()
         self.store.close()
 
     @property
     def spill_dir(self) -> Path:
-        """Where a stopping server leaves the predictions it could not record, for the next one."""
+        """Where the predictions this server could not record are kept (journaled), for it or the next."""
         return Path(self.settings.data_dir) / "unrecorded"
 
-    def _spill(self) -> None:
+    def _let_go_of_backlog(self) -> None:
         n = len(self.backlog)
-        try:
-            path = self.backlog.spill(self.spill_dir)
-        except OSError as err:
-            log.error("%d predictions answered while the store could not write were lost: writing them to %s "
-                      "failed (%s)", n, self.spill_dir, err)  # fmt: skip
-        else:
+        kept = self.backlog.close()
+        if kept is not None:
             log.warning("%d predictions answered while the store could not write are kept in %s; the next "
-                        "server started on this data directory records them", n, path)  # fmt: skip
+                        "server started on this data directory records them", n, kept)  # fmt: skip
+        elif n:
+            log.error("%d predictions answered while the store could not write were lost: they could not be "
+                      "kept on disk in %s", n, self.spill_dir)  # fmt: skip
 
     def start_polling(self) -> None:
         """Re-read the aliases every ``poll_seconds``: the server calls this (the worker moves them)."""
         if self._poller is None:
-            spilled = claim_spilled(
-                self.spill_dir
-            )  # a stopped server's unrecorded answers: the poller writes them
-            for served in spilled:
-                self.backlog.add(served)
-            if spilled:
-                log.info("took back %d predictions a stopped server could not record",
-                         sum(len(s) for s in spilled))  # fmt: skip
+            # what stopped or killed servers could not record: the poller (or the next write) records it
+            if taken := claim_spilled(self.spill_dir, self.backlog):
+                log.info("took back %d predictions a stopped server could not record", taken)
             self._poller = threading.Thread(target=self._poll, name="lifelong-poller", daemon=True)
             self._poller.start()
 
@@ -425,8 +419,9 @@ class System:
         first = self.write_health.failed_since is None
         self.write_health.failed(err, unlogged=n)
         if first:  # once per run of failures, not once per request
-            log.error("recording predictions failed (%s); keeping them in memory to record once the store "
-                      "recovers", self.write_health.last_error, exc_info=not isinstance(err, STORE_DOWN))  # fmt: skip
+            log.error("recording predictions failed (%s); keeping them (in %s) to record once the store "
+                      "recovers", self.write_health.last_error, self.spill_dir,
+                      exc_info=not isinstance(err, STORE_DOWN))  # fmt: skip
 
     # -- data management -----------------------------------------------------------------
     def relabel_sample(self, sample_id: int, label: int | str | None) -> int | None:
