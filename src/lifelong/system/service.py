@@ -150,9 +150,7 @@ class System:
     def start_polling(self) -> None:
         """Re-read the aliases every ``poll_seconds``: the server calls this (the worker moves them)."""
         if self._poller is None:
-            # what stopped or killed servers could not record: the poller (or the next write) records it
-            if taken := claim_spilled(self.spill_dir, self.backlog):
-                log.info("took back %d predictions a stopped server could not record", taken)
+            self._take_back()
             self._poller = threading.Thread(target=self._poll, name="lifelong-poller", daemon=True)
             self._poller.start()
 
@@ -172,7 +170,21 @@ class System:
                 if store_down:
                     log.info("the store is reachable again: polling the registry resumed")
                 store_down = False
+            self._take_back()
             self._catch_up()
+
+    def _take_back(self) -> None:
+        """Adopt what stopped or killed servers on this data directory could not record (at start and
+        every poll, so a sibling replica's journal does not wait for a restart); the poller records it."""
+        try:
+            taken = claim_spilled(self.spill_dir, self.backlog)
+        except OSError as err:
+            log.warning(
+                "could not read %s for predictions other servers left unrecorded: %s", self.spill_dir, err
+            )
+            return
+        if taken:
+            log.info("took back %d predictions a stopped or killed server could not record", taken)
 
     # -- serving ---------------------------------------------------------------------------
     def predict(self, x: Any, ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
