@@ -81,3 +81,18 @@ def test_a_negative_token_id_is_not_answered_with_a_bigger_vocabulary():
     with pytest.raises(DataError, match=r"received ids in -1\.\.3; ids are never negative") as e:
         learner.partial_fit(np.array([[0, -1, 1, 2, 3, 3]]), [0])
     assert "num_embeddings" not in str(e.value)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_a_half_precision_model_gets_its_token_ids_exactly(dtype):
+    """Was: ids travelled in the model's dtype, so a bfloat16 model saw id 29999 as 29952 (and
+    refused it as outside a vocabulary of 30000, itself rounded to 29952)."""
+    model = nn.Sequential(nn.EmbeddingBag(30_000, 8), nn.Linear(8, 2)).to(dtype)
+    seen: list[torch.Tensor] = []
+    model[0].register_forward_hook(lambda module, args, out: seen.append(args[0]))
+    learner = Learner(model, [Replay(8)], lr=0.1)
+    x = [[29_999, 12_345, 3], [1, 2, 2_049]] * 4
+    learner.partial_fit(x, [0, 1] * 4)
+    learner.predict(x[:2])
+    assert seen[0][:2].tolist() == x[:2] and seen[-1].tolist() == x[:2]
+    assert learner.predict_logits(torch.tensor(x[:2])).dtype == dtype  # the model still computes in its own

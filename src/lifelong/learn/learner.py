@@ -129,6 +129,7 @@ class Learner:
         self.callbacks: list[Callback] = list(callbacks)
         self.model = model.to(self.device)
         tokens.accept_token_ids(model)  # inputs travel as floats; embeddings take them back as int64 ids
+        self._ids_dtype = tokens.carrier_dtype(model)  # None unless the inputs are token ids
         self.process_group = distributed.resolve_group(process_group)
         self.rank, self.world_size = distributed.rank_and_size(self.process_group)
         # ranks shuffle and draw replay batches from different streams
@@ -591,7 +592,12 @@ class Learner:
     @property
     def input_dtype(self) -> torch.dtype:
         """The model's floating dtype (float32 if it has none), which every input is cast to: data is
-        stored as float32 or uint8, and a float64 or bfloat16 model cannot take float32 inputs."""
+        stored as float32 or uint8, and a float64 or bfloat16 model cannot take float32 inputs. Token
+        ids travel in a dtype that holds them exactly instead (:func:`tokens.carrier_dtype`)."""
+        return self._ids_dtype or self._model_dtype
+
+    @property
+    def _model_dtype(self) -> torch.dtype:
         p = self._dtype_param  # read per step: looking a parameter up costs more than the cast check
         return p.dtype if p is not None and p.dtype.is_floating_point else torch.float32
 
@@ -1221,11 +1227,11 @@ class Learner:
             yield
         except RuntimeError as err:
             first = str(err).splitlines()[0] if str(err) else ""
-            if self.input_dtype == torch.float32 or not ("dtype" in first or "scalar type" in first):
+            if self._model_dtype == torch.float32 or not ("dtype" in first or "scalar type" in first):
                 raise
             who = ", ".join(type(s).__name__ for s in self.strategies) or "a strategy"
             raise ConfigError(
-                f"the model's parameters are {self.input_dtype}, and {who} computes in float32 ({first}); "
+                f"the model's parameters are {self._model_dtype}, and {who} computes in float32 ({first}); "
                 "convert the model with model.float()"
             ) from err
 

@@ -3,9 +3,10 @@
 The learner's data path carries inputs as floats (it casts every batch, memory sample and
 prediction input to the model's floating dtype, and strategies call the model on such tensors
 directly), which ``nn.Embedding`` and ``nn.EmbeddingBag`` refuse. Rather than teach every path
-about integers, each embedding takes its input back as int64 ids here: exact for ids below
-2**24 (float32), and any id that is not a whole number in ``[0, num_embeddings)`` is refused
-with a DataError instead of torch's index error or a silent truncation.
+about integers, each embedding takes its input back as int64 ids here. Ids travel in a dtype that
+holds them exactly (:func:`carrier_dtype`: float32, float64 beyond 2**24 rows; never a half-precision
+model's own), and any id that is not a whole number in ``[0, num_embeddings)`` is refused with a
+DataError instead of torch's index error or a silent truncation.
 """
 
 from __future__ import annotations
@@ -41,6 +42,17 @@ def input_embedding(model: nn.Module) -> nn.Module | None:
         if next(module.parameters(recurse=False), None) is not None:
             return module if isinstance(module, EMBEDDINGS) else None
     return None
+
+
+def carrier_dtype(model: nn.Module) -> torch.dtype | None:
+    """The floating dtype that carries ``model``'s input token ids exactly (None: inputs are not ids):
+    float32 up to 2**24 rows, float64 beyond, whatever the model's own dtype. A bfloat16 or float16
+    model must not get its ids in its dtype: bfloat16 holds whole numbers exactly only to 256, so id
+    29999 would arrive as 29952."""
+    embedding = input_embedding(model)
+    if embedding is None:
+        return None
+    return torch.float32 if int(getattr(embedding, "num_embeddings", 0)) <= 2**24 else torch.float64
 
 
 def check_ids(embedding: nn.Module, x: Tensor, where: str, *, for_client: bool = False) -> None:
