@@ -311,6 +311,44 @@ def test_unknown_task_ids_are_not_masked() -> None:
     assert torch.isinf(logits[0, 2:]).all() and torch.isfinite(logits[1]).all()
 
 
+def _favouring(bias: list[float]) -> torch.nn.Module:
+    """The toy model answering its classifier's bias alone: the largest allowed bias wins."""
+    model = toy_model()
+    with torch.no_grad():
+        model.classifier.weight.zero_()
+        model.classifier.bias.copy_(torch.tensor(bias))
+    return model
+
+
+@pytest.mark.parametrize("strategy", [S.Naive, S.MultiHead, S.HAT, S.PackNet, S.PNN])
+def test_a_task_not_trained_yet_is_evaluated_among_its_own_classes(strategy) -> None:
+    # the model prefers class 0 and, of task 1's classes {2, 3}, class 2: among all four outputs it would
+    # answer 0 on task 1 (accuracy 0 whatever it learned); among task 1's own it answers 2 (half right)
+    scenario = toy_scenario("task")
+    learner = Learner(_favouring([10.0, 0.0, 1.0, 0.0]), [strategy()], lr=0.1, batch_size=8)
+    assert learner.evaluate(scenario) == [0.5, 0.5]
+    # outside evaluation a task id never trained stays unmasked, as documented
+    assert torch.isfinite(learner.predict_logits(torch.zeros(2, 8), torch.tensor([1, 1]))).all()
+    result = learner.fit(scenario)
+    r = result.accuracy_matrix
+    assert result.untrained_accuracy == [0.5, 0.5]
+    assert 0.25 <= r[0][1] <= 0.75  # chance-ish, from a head that may not exist yet (MultiHead, PNN)
+    assert result.metrics["fwt"] == pytest.approx(r[0][1] - 0.5)
+
+
+@pytest.mark.parametrize(
+    ("kind", "matrix", "untrained"),
+    [
+        ("class", [[1.0, 0.0], [0.2, 1.0]], [0.0, 0.375]),
+        ("domain", [[0.9875, 0.175], [0.65, 1.0]], [0.25, 0.2625]),
+    ],
+)
+def test_class_and_domain_incremental_evaluation_is_unmasked_as_before(kind, matrix, untrained) -> None:
+    result = Learner(toy_model(), [Naive()], lr=0.1, batch_size=8).fit(toy_scenario(kind))
+    assert result.accuracy_matrix == [pytest.approx(row, abs=1e-6) for row in matrix]
+    assert result.untrained_accuracy == pytest.approx(untrained, abs=1e-6)
+
+
 @pytest.mark.parametrize("strategy", [S.MultiHead, S.PackNet, S.HAT])
 def test_strategies_that_need_task_ids_refuse_predictions_without_a_trained_one(strategy) -> None:
     learner = Learner(toy_model(), [strategy()], lr=0.1, batch_size=8)

@@ -30,6 +30,14 @@ def test_boundary_work_counts_as_training_time() -> None:
     assert result.metrics["boundary_seconds"] == result.boundary_seconds
 
 
+def test_fwt_of_a_task_incremental_run_compares_scores_among_each_tasks_classes() -> None:
+    result = Learner(toy_model(), [Naive()], lr=0.1, batch_size=8).fit(toy_scenario("task"))
+    r, b = result.accuracy_matrix, result.untrained_accuracy
+    # two classes per task: the untrained model is chance-ish on each, not 0 on one it leans away from
+    assert all(0.25 <= v <= 0.75 for v in [*b, r[0][1]])
+    assert result.metrics["fwt"] == pytest.approx(r[0][1] - b[1])
+
+
 def test_a_diverged_run_is_marked_and_not_scored() -> None:
     result = Learner(toy_model(), [EWC(lam=1e12)], lr=10.0, batch_size=8).fit(toy_scenario())
     assert result.diverged and result.metrics["diverged"] == 1.0

@@ -141,6 +141,8 @@ class Learner:
         self._classes_seen: set[int] = set()
         self._task_classes: dict[int, set[int]] = {}
         self._task_mask: Tensor | None = None
+        # task -> classes its scenario declares, for tasks not trained yet, while they are evaluated
+        self._announced_tasks: dict[int, set[int]] = {}
         self._step = 0
         self._window: list[Batch] = []
         self._input_shape: tuple[int, ...] | None = None  # of one sample, from the first training data
@@ -461,21 +463,28 @@ class Learner:
                 raise
             _check_logits(self.model, logits, len(x))
             self._output_checked = True
-        if t is not None and self._task_classes:
+        if t is not None:
             logits = self._mask_tasks(logits, t)
         return logits
 
     def task_mask(self, t: Tensor | None, n_outputs: int) -> Tensor | None:
-        """Boolean [B, n_outputs]: which outputs belong to each sample's task (None without task ids)."""
-        if t is None or not self._task_classes:
+        """Boolean [B, n_outputs]: which outputs belong to each sample's task (None without task ids).
+
+        A task is masked to the classes trained under it or, while it is evaluated before any
+        training (see :meth:`_announcing`), to the classes its scenario declares for it.
+        """
+        if t is None:
             return None
         mask = self._task_mask
         if mask is None or mask.shape[1] != n_outputs:
+            tasks = {**self._announced_tasks, **self._task_classes}  # what was trained wins
+            if not tasks:
+                return None
             # one row per task id up to the largest known, plus a last row for ids never seen:
             # unknown tasks (and gaps) are not masked at all
-            n_tasks = max(self._task_classes) + 1
+            n_tasks = max(tasks) + 1
             mask = torch.ones(n_tasks + 1, n_outputs, dtype=torch.bool, device=self.device)
-            for task, cls in self._task_classes.items():
+            for task, cls in tasks.items():
                 mask[task] = False
                 mask[task, [c for c in cls if c < n_outputs]] = True
             self._task_mask = mask
@@ -876,7 +885,36 @@ class Learner:
         ]
 
     def _correct_all(self, experiences: list[Experience]) -> list[Tensor]:
-        return [self.correct(e.test) for e in experiences]
+        with self._announcing(experiences):
+            return [self.correct(e.test) for e in experiences]
+
+    @contextlib.contextmanager
+    def _announcing(self, experiences: list[Experience]) -> Iterator[None]:
+        """Evaluate the tasks of ``experiences`` not trained yet among their own classes.
+
+        In task-incremental evaluation the task id is given, and with it the task's classes: a task
+        is scored among them whether or not it was trained, as task-aware evaluation does (GEM's
+        task-incremental protocol, FACIL, Avalanche's per-task masking). So ``R[i][j]`` for
+        ``i < j`` and the untrained accuracy ``b_j`` are measured alike, near chance for a task
+        the model knows nothing of, and forward transfer compares like with like; unmasked, a
+        model that never produced task j's classes scored 0 there whatever it had learned.
+        Masking rather than NaN: every strategy can answer an untrained task (MultiHead with its
+        shared ``classifier``, PNN its newest column, PackNet, HAT, CPG their whole network), so
+        there is a number to report. Trained tasks keep their trained classes; outside evaluation
+        (``predict``), and without task ids (class- and domain-incremental), nothing changes.
+        """
+        announced: dict[int, set[int]] = {}
+        for e in experiences:
+            if e.test.t is not None and e.task_id not in self._task_classes:
+                announced.setdefault(e.task_id, set()).update(e.classes)
+        if not announced:
+            yield
+            return
+        self._announced_tasks, self._task_mask = announced, None
+        try:
+            yield
+        finally:
+            self._announced_tasks, self._task_mask = {}, None
 
     def _check_samples(
         self, datasets: list[Dataset], where: str, names: tuple[str, ...] | None
