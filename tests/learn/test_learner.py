@@ -973,3 +973,20 @@ def test_an_experience_without_test_samples_evaluates_to_nan_not_zero() -> None:
     empty = dataclasses.replace(scenario[1], test=scenario[1].test.subset(torch.arange(0)))
     first, second = learner.evaluate([scenario[0], empty])
     assert first > 0.5 and math.isnan(second)
+
+
+def test_a_sample_whose_every_output_is_refused_counts_as_wrong_not_as_class_0() -> None:
+    """Every logit -inf (NCM or iCaRL with no mean for any of a task's classes): argmax picks 0, which
+    scored such a sample right whenever its class was 0 (a quarter of the toy test set here)."""
+
+    class NoAnswer(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.linear = torch.nn.Linear(8, 4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.linear(x) * 0 - math.inf
+
+    data = toy_data()
+    assert bool((data.test.y == 0).any())
+    assert not Learner(NoAnswer(), lr=0.1).correct(data.test).any()

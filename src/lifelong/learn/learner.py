@@ -861,7 +861,9 @@ class Learner:
         return [type(s).__name__ for s in self.strategies if "task_labels" in s.needs]
 
     def correct(self, data: Dataset) -> Tensor:
-        """Boolean tensor: which samples of ``data`` the learner classifies right."""
+        """Boolean tensor: which samples of ``data`` the learner classifies right. A sample none of
+        whose outputs is allowed (every logit -inf: NCM or iCaRL before any class mean, a task's
+        classes all unseen) has no answer and counts as wrong, not as class 0 (argmax's pick)."""
         if data.t is None and self._needing_tasks():
             raise StrategyMismatchError(
                 f"evaluate: {', '.join(self._needing_tasks())} needs the task id of every sample, and "
@@ -871,7 +873,8 @@ class Learner:
         out = []
         for i in range(0, len(data), self.eval_batch_size):
             b = data.batch(slice(i, i + self.eval_batch_size))
-            out.append(self.predict_logits(b.x, b.t).argmax(1).cpu() == b.y)
+            best, pred = self.predict_logits(b.x, b.t).max(1)
+            out.append((pred.cpu() == b.y) & (best.cpu() > -math.inf))
         return torch.cat(out) if out else torch.zeros(0, dtype=torch.bool)
 
     def evaluate(self, stream: Scenario | TaskFreeStream | Iterable[Experience]) -> list[float]:
