@@ -437,7 +437,13 @@ def test_class_names_come_back_in_predictions_and_are_accepted_as_labels(named: 
         # a malformed batch item is reported as a batch item, not as a malformed single feedback
         r = c.post("/v1/feedback", json={"feedback": [{"prediction_id": preds[0]["id"], "label": 1.5}]})
         assert error_of(r, 422) == "ValidationError" and "FeedbackItem" not in r.json()["error"]["message"]
-        assert "feedback.0.label" in r.json()["error"]["message"]
+        assert r.json()["error"]["message"].startswith("body.feedback.0.label")
+        # a wrong shape is named in the client's words (was: body.item.prediction_id, pydantic's union tag)
+        r = c.post("/v1/feedback", json={"items": [items[0]]})
+        assert error_of(r, 422) == "ValidationError"
+        assert r.json()["error"]["message"] == (
+            "body.prediction_id: Field required; body.label: Field required; body.items: Extra inputs are not permitted"
+        )
         # a whole-number float is its index, as in the library (a label column read as float)
         r = c.post("/v1/feedback", json={"feedback": [{"prediction_id": preds[0]["id"], "label": 2.0}]})
         assert r.status_code == 204 and store.samples(labelled_only=True).y.tolist()[-4] == 2

@@ -158,6 +158,8 @@ def _feedback_shape(value: Any) -> str:
     return "batch" if isinstance(value, dict) and "feedback" in value else "item"
 
 
+UNION_TAGS = frozenset({"item", "batch"})  # pydantic puts them in an error's location: not the client's words
+
 FeedbackRequest = Annotated[
     Annotated[FeedbackItem, Tag("item")] | Annotated[FeedbackBatch, Tag("batch")],
     Discriminator(_feedback_shape),

@@ -13,7 +13,7 @@ from starlette.types import Send
 
 from lifelong.errors import CheckpointError, LifelongError, NotFoundError, RegistryError
 from lifelong.system.health import StorageFullError, is_storage_full, one_line
-from lifelong.system.schemas import InputTooLargeError
+from lifelong.system.schemas import UNION_TAGS, InputTooLargeError
 from lifelong.system.store import STORE_DOWN
 
 log = logging.getLogger(__name__)
@@ -91,8 +91,16 @@ async def _validation(request: Request, err: Exception) -> JSONResponse:
             415, "UnsupportedMediaType", f"the body was sent as {kind!r}; send it as JSON with the header "
             "'Content-Type: application/json'",
         )  # fmt: skip
-    parts = [f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}" for e in problems[:5]]
+    parts = [f"{'.'.join(_where(e.get('loc', ())))}: {e.get('msg', '')}" for e in problems[:5]]
     return error_response(422, "ValidationError", "; ".join(parts))
+
+
+def _where(loc: tuple[object, ...] | list[object]) -> list[str]:
+    """An error's location in the body as the client wrote it: ``body.label``, not ``body.item.label``."""
+    loc = list(loc)
+    if len(loc) > 1 and loc[0] == "body" and loc[1] in UNION_TAGS:
+        del loc[1]
+    return [str(p) for p in loc]
 
 
 async def _http(request: Request, err: Exception) -> JSONResponse:
