@@ -295,9 +295,9 @@ def compare_on_data(advice: list[Advice], path: str, label_column: str, c: Const
     build = scenarios.task_incremental if c.task_ids_known else scenarios.class_incremental
     log = reporter or Reporter()
     names = [a.strategy for a in advice] + ["naive"]
+    scenario = build((standard(train), standard(test)), seed=seed)  # the default split, one for all methods
     measured = []
     for name in dict.fromkeys(names):  # keeps order, drops a repeated naive
-        scenario = build((standard(train), standard(test)), seed=seed)  # the default split
         torch.manual_seed(seed)
         buffer = c.memory if c.memory is not None else 500
         strat = runner.make_strategy(name, "default", buffer)
