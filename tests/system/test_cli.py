@@ -461,6 +461,34 @@ def test_serve_on_a_port_in_use_is_one_line_and_exit_2(
     assert len(err.strip().splitlines()) == 1
 
 
+def test_serve_stopped_by_sigterm_leaks_no_semaphore(tmp_path: Path) -> None:
+    """Was: every SIGTERM of `lifelong serve` ended with "resource_tracker: There appear to be 5 leaked
+    semaphore objects to clean up at shutdown": the JSON parsing helper's process pool (the locks of its
+    two queues) was shut down without waiting, and uvicorn then ends the process by re-raising SIGTERM,
+    while the pool's thread still held them, so they were never unlinked."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "lifelong", "serve", "--data-dir", str(tmp_path / "d"), "--port", str(port),
+           "--no-auth"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None and time.monotonic() < deadline, "the server never answered"
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        big = {"inputs": [[0.5] * 8] * 20_000}  # over OFFLOAD_BYTES: parsed in the helper process
+        httpx.post(f"http://127.0.0.1:{port}/v1/samples", json=big, timeout=60)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert "Finished server process" in err, err
+    assert "leaked semaphore" not in err and "resource_tracker" not in err, err
+
+
 def test_serve_shows_the_servers_info_lines(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

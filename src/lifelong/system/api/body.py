@@ -57,8 +57,12 @@ class JsonParser:
         return value
 
     def close(self) -> None:
+        """Stop the helper and wait for it (at most the one body it is parsing): the pool's queues hold
+        multiprocessing locks, unlinked only once its thread has ended and let go of them. Without the
+        wait, `lifelong serve` (which uvicorn ends by re-raising SIGTERM, with no clean-up after it)
+        left them behind and the resource tracker warned of leaked semaphores at every stop."""
         if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
 
