@@ -341,7 +341,11 @@ def test_readyz_lists_every_reason_and_healthz_stays_liveness(server: Server) ->
         assert c.get("/readyz", params={"scope": "serving"}).json() == {"ready": True, "reasons": []}
         assert c.get("/readyz", params={"scope": "nope"}).status_code == 422
         assert c.get("/healthz").status_code == 200
-        assert store.acquire_lease("worker", "test-worker", 60.0, now=time.time() - 100)  # stale heartbeat
+        assert store.acquire_lease("worker", "test-worker", 60.0, now=time.time() - 100)  # killed 40 s ago
+        assert any("the worker test-worker is gone: its lease expired" in reason
+                   for reason in c.get("/readyz").json()["reasons"])  # fmt: skip
+        assert "lifelong_worker_up 0" in c.get("/metrics").text
+        assert store.acquire_lease("worker", "test-worker", 200.0, now=time.time() - 100)  # live, but stuck
         assert any("heartbeat is 100 s old" in reason for reason in c.get("/readyz").json()["reasons"])
         assert store.acquire_lease("worker", "test-worker", 60.0)
         assert c.get("/readyz").json() == {"ready": True, "reasons": []}

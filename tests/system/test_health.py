@@ -8,10 +8,13 @@ import sqlite3
 import pytest
 import sqlalchemy as sa
 
-from lifelong.system.health import Facts, WriteHealth, is_storage_full, readiness_reasons
+from lifelong.system.health import Facts, WriteHealth, is_storage_full, readiness_reasons, worker_alive
+from lifelong.system.store import Lease
 
+HOLDER = "host:41:abc123"
+LIVE = Lease("worker", HOLDER, acquired=900.0, heartbeat=995.0, expires=1010.0)  # renewed 5 s ago, 15 s lease
 READY = Facts(now=1000.0, champion_loaded=True, store_error=None, write_failure=None, unlogged_predictions=0,
-              worker_heartbeat=995.0, worker_stale_seconds=30.0, failed_training=None)  # fmt: skip
+              worker_lease=LIVE, worker_stale_seconds=30.0, failed_training=None)  # fmt: skip
 
 
 def test_ready_only_when_every_fact_is_good() -> None:
@@ -20,8 +23,8 @@ def test_ready_only_when_every_fact_is_good() -> None:
         "no champion": {"champion_loaded": False},
         "not writable": {"store_error": "disk I/O error"},
         "writes are failing": {"write_failure": "database or disk is full", "unlogged_predictions": 7},
-        "no worker holds the lease": {"worker_heartbeat": None},
-        "heartbeat is 31 s old": {"worker_heartbeat": 969.0},
+        "no worker holds the lease": {"worker_lease": None},
+        "heartbeat is 31 s old": {"worker_lease": LIVE._replace(heartbeat=969.0, expires=1060.0)},  # stuck
         "training attempt failed: boom": {"failed_training": "boom"},
         "fell back to v2": {"degraded": ("fell back to v2",)},
     }
@@ -34,9 +37,28 @@ def test_ready_only_when_every_fact_is_good() -> None:
     unloadable = {"champion_loaded": False, "degraded": ("champion v1 cannot be loaded (unknown model)",)}
     assert readiness_reasons(Facts(**{**READY.__dict__, **unloadable})) == list(unloadable["degraded"])
     # a load balancer's question: the worker and its trainings do not take serving replicas out
-    loop_down = Facts(**{**READY.__dict__, "worker_heartbeat": None, "failed_training": "boom"})
+    loop_down = Facts(**{**READY.__dict__, "worker_lease": None, "failed_training": "boom"})
     assert len(readiness_reasons(loop_down)) == 2 and readiness_reasons(loop_down, serving_only=True) == []
     assert len(readiness_reasons(everything, serving_only=True)) == 3  # store, writes, degraded
+
+
+def test_a_killed_worker_is_gone_once_its_lease_expires_not_when_its_heartbeat_is_stale() -> None:
+    """Was: a worker killed with SIGKILL (its lease never released) stayed "ready" until its heartbeat
+    was LIFELONG_WORKER_STALE_SECONDS (30 s) old, although its 6-15 s lease had expired long before."""
+    killed = LIVE._replace(heartbeat=990.0, expires=996.0)  # a 6 s lease, last renewed 10 s ago
+    reasons = readiness_reasons(Facts(**{**READY.__dict__, "worker_lease": killed}))
+    assert len(reasons) == 1, reasons
+    assert f"the worker {HOLDER} is gone: its lease expired 4 s ago" in reasons[0]
+    assert "1970-01-01 00:16:36 UTC" in reasons[0] and "start `lifelong worker`" in reasons[0]
+    assert readiness_reasons(Facts(**{**READY.__dict__, "worker_lease": killed}), serving_only=True) == []
+    # the lease decides, as lifelong_worker_up does: alive up to its expiry, gone right after
+    assert worker_alive(killed, 996.0) and not worker_alive(killed, 996.01) and not worker_alive(None, 0.0)
+    at_expiry = Facts(**{**READY.__dict__, "worker_lease": killed, "now": 996.0})
+    assert readiness_reasons(at_expiry) == []
+    # a long lease (60 s) renewed 40 s ago is still held: the heartbeat limit says the worker is stuck
+    stuck = LIVE._replace(heartbeat=960.0, expires=1020.0)
+    reasons = readiness_reasons(Facts(**{**READY.__dict__, "worker_lease": stuck}))
+    assert len(reasons) == 1 and "the worker's last heartbeat is 40 s old" in reasons[0], reasons
 
 
 class _PgDiskFull(Exception):

@@ -53,11 +53,11 @@ def _count(store: Store, table: sa.Table) -> int:
         return int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
 
 
-def _start(data_dir: Path, epochs: int) -> subprocess.Popen[bytes]:
+def _start(data_dir: Path, epochs: int, *extra: str) -> subprocess.Popen[bytes]:
     policy = json.dumps({"epochs": epochs, "min_samples": 50, "drift_window": 50})
     cmd = [sys.executable, "-m", "lifelong", "worker", "--data-dir", str(data_dir), "--poll", "0.1",
            "--policy", "scheduled-finetune", "--every", "100", "--policy-json", policy,
-           "--gate-json", json.dumps(LENIENT)]  # fmt: skip
+           "--gate-json", json.dumps(LENIENT), *extra]  # fmt: skip
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
@@ -115,6 +115,40 @@ def test_sigkill_during_training_loses_nothing_and_restart_registers(
     registry.verify(2)
     leftovers = [p for p in (registry.artifacts_dir / ".staging").iterdir() if not p.name.endswith(".lock")]
     assert not leftovers and not os.path.exists(registry.artifacts_dir / "v3")
+
+
+def test_a_worker_killed_outright_is_not_ready_once_its_lease_expires(
+    seeded: tuple[Store, Registry, Dataset], tmp_path: Path
+) -> None:
+    """Was: with no standby, /readyz still said ready until the killed worker's heartbeat was
+    LIFELONG_WORKER_STALE_SECONDS (30 s) old, although its lease (3 s here) had long expired."""
+    store = seeded[0]
+    lease_seconds, stale_seconds = 3.0, 30.0
+    proc = _start(tmp_path, 1, "--lease-seconds", str(lease_seconds))
+    app = create_app(Settings(data_dir=tmp_path, auth=False, worker_stale_seconds=stale_seconds))
+    with running(app) as url:
+        try:
+            _wait(lambda: httpx.get(f"{url}/readyz", timeout=10).status_code == 200, 120, "ready", proc)
+            lease = store.lease("worker")
+            assert (
+                lease is not None and "lifelong_worker_up 1" in httpx.get(f"{url}/metrics", timeout=10).text
+            )
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+            killed, deadline = time.monotonic(), time.monotonic() + stale_seconds - 5
+            while (r := httpx.get(f"{url}/readyz", timeout=10)).status_code == 200:
+                assert time.monotonic() < deadline, "the killed worker still counts as ready"
+                time.sleep(0.1)
+            gone = time.monotonic() - killed
+            metrics = httpx.get(f"{url}/metrics", timeout=10).text
+        finally:
+            proc.kill()
+    assert gone <= lease_seconds + 3, gone  # its lease ran out, not the heartbeat's 30 s
+    assert r.status_code == 503 and len(r.json()["reasons"]) == 1, r.json()
+    (reason,) = r.json()["reasons"]
+    print(f"SIGKILL to /readyz 503: {gone:.1f} s (lease {lease_seconds:g} s)")
+    assert f"the worker {lease.holder} is gone: its lease expired" in reason and "lifelong worker" in reason
+    assert "lifelong_worker_up 0" in metrics
 
 
 def test_bad_candidate_from_shuffled_labels_is_stopped(seeded: tuple[Store, Registry, Dataset]) -> None:

@@ -17,9 +17,13 @@ import errno
 import threading
 import time
 from dataclasses import dataclass
-from typing import ClassVar
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, ClassVar
 
 from lifelong.errors import LifelongError
+
+if TYPE_CHECKING:
+    from lifelong.system.store import Lease
 
 _FULL_MESSAGES = ("database or disk is full", "no space left on device", "could not extend file",
                   "disk quota exceeded", "disk full")  # fmt: skip
@@ -82,7 +86,7 @@ class Facts:
     store_error: str | None  # None: the store accepted a write just now
     write_failure: str | None  # None: the last store write of this replica succeeded
     unlogged_predictions: int
-    worker_heartbeat: float | None  # None: no worker holds the lease
+    worker_lease: Lease | None  # None: no worker holds the lease (never taken, or released)
     worker_stale_seconds: float
     failed_training: str | None  # the error of the latest training attempt if it failed
     degraded: tuple[str, ...] = ()
@@ -116,17 +120,32 @@ def _worker_reasons(f: Facts) -> list[str]:
         reasons.append(
             f"whether a worker holds the lease is unknown: the store cannot be read ({f.lease_error})"
         )
-    elif f.worker_heartbeat is None:
+    elif f.worker_lease is None:
         reasons.append(
             "no worker holds the lease (none started, or it stopped): start `lifelong worker` or `lifelong up`"
         )
-    elif f.now - f.worker_heartbeat > f.worker_stale_seconds:
-        age = f.now - f.worker_heartbeat
+    elif not worker_alive(f.worker_lease, f.now):  # expired and no standby took it: the worker died
+        lease = f.worker_lease
+        since = datetime.fromtimestamp(lease.expires, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+        reasons.append(
+            f"the worker {lease.holder} is gone: its lease expired {f.now - lease.expires:.0f} s ago "
+            f"(at {since}) and no standby took it (killed, or cut off from the store for longer "
+            "than its lease): start `lifelong worker` or `lifelong up`"
+        )
+    elif f.now - f.worker_lease.heartbeat > f.worker_stale_seconds:  # a live lease, renewed long ago
+        age = f.now - f.worker_lease.heartbeat
         reasons.append(f"the worker's last heartbeat is {age:.0f} s old (limit {f.worker_stale_seconds:g} s); "
                        "is it running?")  # fmt: skip
     if f.failed_training is not None:
         reasons.append(f"the last training attempt failed: {f.failed_training}")
     return reasons
+
+
+def worker_alive(lease: Lease | None, now: float) -> bool:
+    """Whether a worker holds the lease at ``now`` (``/readyz`` and ``lifelong_worker_up`` both ask
+    this): a worker killed outright (SIGKILL, a lost host) never releases it, so it is gone once the
+    lease expires (``--lease-seconds``, 15 s by default), not when its heartbeat grows stale."""
+    return lease is not None and lease.held(now)
 
 
 def one_line(err: BaseException) -> str:

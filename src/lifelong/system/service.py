@@ -38,6 +38,7 @@ from lifelong.system.health import (
     is_storage_full,
     one_line,
     readiness_reasons,
+    worker_alive,
 )
 from lifelong.system.registry import Registry
 from lifelong.system.router import Live, Loaded, MicroBatcher, ModelHolder, route
@@ -458,8 +459,7 @@ class System:
 
     def worker_running(self) -> bool:
         """Whether a worker holds the lease now (one that picks up a training request at its next poll)."""
-        lease = self.store.lease("worker")  # lifelong.system.worker.LEASE
-        return lease is not None and lease.held()
+        return worker_alive(self.store.lease("worker"), time.time())  # lifelong.system.worker.LEASE
 
     # -- versions and deployments ---------------------------------------------------------
     def bootstrap(
@@ -659,7 +659,8 @@ class System:
         """Why this replica should not get traffic now; an empty list means ready (``/readyz``).
 
         Ready means: a champion is loaded, the store takes writes (probed at most once a second),
-        this replica's last store write succeeded, the worker's heartbeat is fresh, the latest
+        this replica's last store write succeeded, a worker holds an unexpired lease (a killed one is
+        reported once its lease expires) whose heartbeat is fresh (else it is stuck), the latest
         training attempt did not fail, and nothing degraded the server (e.g. a champion fallback).
         ``scope="serving"`` leaves the worker and its trainings out: what a load balancer should ask,
         so a stopped worker or a failed training does not take every replica out of rotation.
@@ -676,7 +677,7 @@ class System:
                 store_error=self._store_writable(now),
                 write_failure=self.write_health.last_error,
                 unlogged_predictions=self.write_health.unlogged_predictions,
-                worker_heartbeat=lease.heartbeat if lease else None,
+                worker_lease=lease,
                 worker_stale_seconds=self.settings.worker_stale_seconds,
                 failed_training=None if serving else self._quiet(self._failed_training),
                 degraded=tuple(self.degraded),
@@ -697,7 +698,7 @@ class System:
     def health_metrics(self) -> dict[str, Any]:
         """The loop's figures for ``/metrics``: worker, trainings, live accuracy, drift, storage."""
         lease, lease_error = self._worker_lease()  # unreadable: whether a worker runs is unknown, not "no"
-        worker_up = None if lease_error is not None else int(lease is not None and lease.held())
+        worker_up = None if lease_error is not None else int(worker_alive(lease, time.time()))
         attempts = [e for e in (self._latest(EventKind.TRAINING), self._latest(EventKind.GATE)) if e]
         last = max(attempts, key=lambda e: e.id, default=None)
         outcome = None

@@ -108,7 +108,10 @@ class Settings(BaseSettings):
     device: str = Field(default="cpu", description="where models predict: cpu, cuda, cuda:N or mps")
     verify_artifacts: bool = Field(default=True, description="re-hash an artifact before loading it")
     worker_stale_seconds: float = Field(
-        default=30.0, gt=0.0, description="/readyz fails when the worker's last heartbeat is older than this"
+        default=30.0,
+        gt=0.0,
+        description="/readyz fails when the heartbeat of the worker holding a live lease is older than this "
+        "(a stuck worker; a killed one fails it once its lease expires)",
     )
     metrics_window: int = Field(
         default=500,
