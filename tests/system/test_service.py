@@ -613,3 +613,12 @@ def test_a_shadow_during_an_outage_says_so_once_and_counts_what_it_dropped(
         assert system.counts["shadow_dropped"] == 10 and system.counts["shadow_errors"] == 0
     shadow = [r for r in caplog.records if "shadow" in str(r.msg)]  # the format: the tmp path names the test
     assert len(shadow) == 1 and shadow[0].levelname == "WARNING" and shadow[0].exc_info is None, shadow
+
+
+def test_a_token_model_whose_ids_float32_cannot_hold_is_refused_at_bootstrap(tmp_path: Path) -> None:
+    """Inputs travel and are stored as float32: id 16,777,217 would arrive as 16,777,216."""
+    model = torch.nn.Sequential(torch.nn.EmbeddingBag(2**24 + 2, 1), torch.nn.Linear(1, 2))
+    with System(settings(tmp_path)) as system:
+        with pytest.raises(ConfigError, match="16,777,218 rows.*hash or remap"):
+            system.bootstrap(Learner(model, lr=0.1), contract=Contract((0, 1), (3,)))
+        assert system.models() == []

@@ -46,7 +46,7 @@ from lifelong.system.launch import Compute, fit
 from lifelong.system.policy import Gate, Mode, Policy, concept_change, judge, mcnemar_p
 from lifelong.system.registry import Registry
 from lifelong.system.store import Store
-from lifelong.system.versions import check_servable, contract_of, publish_learner
+from lifelong.system.versions import check_ids_fit_float32, check_servable, contract_of, publish_learner
 
 log = logging.getLogger(__name__)
 CURSOR = "trainer"  # last sample id an attempt trained on (passed or not); its holdout: next time
@@ -266,6 +266,7 @@ def bootstrap(
         contract = Contract.fit(x, y, n_classes=n_classes, standardize=standardize, class_names=class_names,
                                 feature_names=feature_names, allow_new_classes=allow_new_classes)  # fmt: skip
     net = _model(model, model_kwargs, contract)
+    check_ids_fit_float32(net)  # before training, not at publication
     embedding = input_embedding(net)
     if embedding is not None and standardize:
         raise ConfigError(

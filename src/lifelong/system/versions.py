@@ -11,10 +11,13 @@ import json
 import math
 from pathlib import Path
 
+from torch import nn
+
 from lifelong.errors import CheckpointError, ConfigError, LifelongError
 from lifelong.learn.checkpoint import MANIFEST
 from lifelong.learn.learner import Learner
 from lifelong.learn.models import MODELS
+from lifelong.learn.tokens import input_embedding
 from lifelong.system.contract import Contract
 from lifelong.system.registry import Registry
 
@@ -33,9 +36,23 @@ def contract_of(learner: Learner) -> Contract:
 
 def publish_learner(learner: Learner, contract: Contract, path: str | Path) -> None:
     """Write checkpoint and contract into ``path`` and prove they load back as a servable version."""
+    check_ids_fit_float32(learner.model)
     learner.save(path)
     contract.save(path)
     check_servable(path, contract)
+
+
+def check_ids_fit_float32(model: nn.Module) -> None:
+    """The service carries and stores inputs as float32, exact for whole numbers only up to 2**24: a
+    token model with a larger vocabulary would have ids above it silently rounded to a neighbour's."""
+    embedding = input_embedding(model)
+    rows = int(getattr(embedding, "num_embeddings", 0))
+    if rows > 2**24:
+        raise ConfigError(
+            f"the model's input {type(embedding).__name__} has {rows:,} rows, but the service carries and "
+            f"stores inputs as float32, which holds token ids exactly only up to {2**24:,}: hash or remap "
+            f"the ids into at most {2**24:,} rows"
+        )
 
 
 def check_servable(path: str | Path, contract: Contract) -> None:
