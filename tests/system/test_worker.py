@@ -308,6 +308,22 @@ def test_a_training_whose_worker_was_killed_is_recorded_as_interrupted_by_the_ne
     assert worker.holds_lease() and len(store.events(EventKind.TRAINING)) == 2  # recorded once
 
 
+def test_a_step_that_takes_the_lease_mid_training_does_not_call_its_own_training_interrupted(
+    seeded: tuple[Store, Registry, Dataset], caplog: pytest.LogCaptureFixture
+) -> None:
+    """README's one-process cycle (``Worker(...).step()`` with no ``run()``): the lease is first taken
+    before publishing, after this worker wrote ``training started``. Was: taking it closed that event as
+    'interrupted ... nothing was published from it' (an event and a warning) and then published v2."""
+    store, registry, data = seeded
+    store.add_samples(data.x, data.y)
+    store.add_event(EventKind.TRAIN_REQUEST, {"reason": "by hand"})
+    worker = Worker(store, registry, preset("manual"), Gate(**LENIENT))
+    with caplog.at_level(logging.WARNING, logger="lifelong"):
+        assert worker.step() is not None
+    assert [e.payload["state"] for e in store.events(EventKind.TRAINING)] == ["started"]
+    assert registry.alias("champion") == 2 and "never finished" not in caplog.text
+
+
 def test_a_store_outage_is_waited_out_in_one_log_line_not_a_crash(
     seeded: tuple[Store, Registry, Dataset], caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -90,6 +90,7 @@ class Worker:
         self._failures = 0  # training attempts in a row that raised
         self._retry_at = 0.0  # monotonic time before which a failing training is not tried again
         self._store_down = False  # the store was unreachable at the last try (said once per outage)
+        self._training_event: int | None = None  # the `started` event of the training this worker runs
 
     # -- the loop ------------------------------------------------------------------------------
     def run(self) -> None:
@@ -174,6 +175,7 @@ class Worker:
         if (
             last
             and last[0].payload.get("state") == "started"
+            and last[0].id != self._training_event  # its own: a step that takes the lease to publish
             and not self.store.events(EventKind.GATE, after_id=last[0].id, limit=1)
         ):
             log.warning("the training started at event %d never finished (its worker stopped); nothing "
@@ -207,8 +209,10 @@ class Worker:
     def train(self, decision: Decision) -> TrainResult | None:
         log.info("training (%s, %s)", decision.reason, decision.mode)
         since = self.change_point()
-        self.store.add_event(EventKind.TRAINING, {"state": "started", "reason": decision.reason,
-                                                  "mode": decision.mode, "since": since})  # fmt: skip
+        self._training_event = self.store.add_event(
+            EventKind.TRAINING,
+            {"state": "started", "reason": decision.reason, "mode": decision.mode, "since": since},
+        )
         try:
             result = train_once(self.store, self.registry, self.policy, self.gate, reason=decision.reason,
                                 mode=decision.mode, since=since, forget=decision.forget, prepare=self.prepare,
@@ -227,6 +231,8 @@ class Worker:
             self.store.add_event(EventKind.TRAINING, {"state": "failed", "error": str(err)[:500],
                                                       "failures": self._failures, "retry_in": wait})  # fmt: skip
             raise
+        finally:
+            self._training_event = None  # over: a later lease taken finds it closed, or dangling
         self._failures, self._retry_at = 0, 0.0
         attempt = result.attempt
         log.info("gate %s", describe(EventKind.GATE, attempt))  # as `lifelong events` words it
