@@ -16,6 +16,14 @@ from lifelong.cli import build_parser, main
 from tests.system._serve import free_port
 
 
+def made_store(data_dir: Path) -> Path:
+    """An empty store, as `lifelong up` leaves before its first champion: what serve and worker need."""
+    from lifelong.system.store import Store
+
+    Store(None, data_dir=data_dir).close()
+    return data_dir
+
+
 def test_commands_are_registered_without_heavy_imports() -> None:
     code = ("import sys, argparse; from lifelong.system.cli import add_commands; "
             "add_commands(argparse.ArgumentParser().add_subparsers()); "
@@ -149,12 +157,25 @@ def test_a_bad_sqlite_synchronous_is_one_line_naming_it(
     command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Was: `serve` printed uvicorn's start-up traceback (the store opened inside the app's lifespan)."""
+    made_store(tmp_path / "d")
     monkeypatch.setenv("LIFELONG_SQLITE_SYNCHRONOUS", "BOGUS")
     auth = ["--no-auth"] if command == "serve" else []
     assert main([command, "--data-dir", str(tmp_path / "d"), *auth]) == 2
     err = capsys.readouterr().err
     assert err == "error: LIFELONG_SQLITE_SYNCHRONOUS='BOGUS' is not valid; use one of NORMAL, FULL, EXTRA\n"
-    assert not (tmp_path / "d").exists()  # nothing created
+
+
+@pytest.mark.parametrize("command", ["serve", "worker"])
+def test_serve_or_worker_on_a_data_dir_without_a_store_is_one_line_not_a_new_empty_store(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Was: a mistyped --data-dir made a new empty store; the server there answered every prediction
+    404 'no champion is deployed; register one with System.bootstrap(learner)', the worker waited."""
+    auth = ["--no-auth"] if command == "serve" else []
+    assert main([command, "--data-dir", str(tmp_path / "typo"), *auth]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: no store in ") and "`lifelong up`" in err and "Traceback" not in err
+    assert not (tmp_path / "typo").exists()  # nothing created
 
 
 def test_a_bad_settings_value_is_shown_but_never_a_token(
@@ -467,7 +488,7 @@ def test_serve_stopped_by_sigterm_leaks_no_semaphore(tmp_path: Path) -> None:
     two queues) was shut down without waiting, and uvicorn then ends the process by re-raising SIGTERM,
     while the pool's thread still held them, so they were never unlinked."""
     port = free_port()
-    cmd = [sys.executable, "-m", "lifelong", "serve", "--data-dir", str(tmp_path / "d"), "--port", str(port),
+    cmd = [sys.executable, "-m", "lifelong", "serve", "--data-dir", str(made_store(tmp_path / "d")), "--port", str(port),
            "--no-auth"]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
@@ -510,7 +531,17 @@ def test_serve_shows_the_servers_info_lines(
     monkeypatch.setattr(uvicorn, "run", fake_run)
     try:
         assert (
-            main(["serve", "--data-dir", str(tmp_path / "d"), "--port", str(free_port()), "--no-auth"]) == 0
+            main(
+                [
+                    "serve",
+                    "--data-dir",
+                    str(made_store(tmp_path / "d")),
+                    "--port",
+                    str(free_port()),
+                    "--no-auth",
+                ]
+            )
+            == 0
         )
     finally:
         logger.handlers[:], logger.level = before

@@ -290,6 +290,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     _check_port_free(settings.host, settings.port)  # else uvicorn logs the bind error and exits 3
     # opened once here: a bad LIFELONG_DB_URL or LIFELONG_SQLITE_SYNCHRONOUS, or a database that cannot be
     # opened, is then a one-line error, not a traceback from uvicorn's start-up
+    _check_store_exists(settings.db_url, settings.data_dir)
     with Store(settings.db_url, data_dir=settings.data_dir) as store:
         check_models_known(Registry(store))  # a forgotten --plugin: one line now, not 404s later
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info",
@@ -318,6 +319,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     policy, gate = policy_from_args(args)
     retention = RetentionPolicy(args.keep_days, args.delete_trained, args.keep_samples)
     on_attempt = _tracker(args.tracking_uri)
+    _check_store_exists(args.db_url, Path(args.data_dir))
     with Store(args.db_url, data_dir=args.data_dir) as store:
         check_models_known(Registry(store))  # else it would hold the lease and fail every training
         check_live_canary(Registry(store), canary)  # as the lease would refuse it (a standby: at takeover)
@@ -687,19 +689,23 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_store_exists(db_url: str | None, data_dir: Path) -> None:
+    """Every command but ``up`` needs the store ``up`` made: a mistyped --data-dir must not become a new,
+    empty SQLite store (a server there answers 404 to every prediction, a worker waits for ever)."""
+    if db_url is None and not (data_dir / "lifelong.db").is_file():
+        raise ConfigError(
+            f"no store in {data_dir.resolve()}: pass the --data-dir that `lifelong up` made (or LIFELONG_DATA_DIR, "
+            "or LIFELONG_DB_URL for PostgreSQL); start with `lifelong up` to make one"
+        )
+
+
 def _open(args: argparse.Namespace) -> tuple[Any, Any]:
     _plugins(args)
     from lifelong.system.registry import Registry
     from lifelong.system.store import Store
 
     settings = _settings(args)
-    if (
-        settings.db_url is None and not (settings.data_dir / "lifelong.db").is_file()
-    ):  # not a typo's new store
-        raise ConfigError(
-            f"no store in {settings.data_dir.resolve()}: pass the --data-dir that `lifelong up` or `lifelong "
-            "worker` uses (or LIFELONG_DATA_DIR, or LIFELONG_DB_URL for PostgreSQL)"
-        )
+    _check_store_exists(settings.db_url, settings.data_dir)
     store = Store(settings.db_url, data_dir=settings.data_dir)
     return store, Registry(store)
 
