@@ -37,8 +37,9 @@ F = TypeVar("F", bound=Factory)
 MODELS: dict[str, Factory] = {}
 
 HOW_TO_REGISTER = (
-    "register its factory with @lifelong.learn.models.register_model(name) in a module loaded with "
-    "--plugin module.path, LIFELONG_PLUGINS=module.path or an installed 'lifelong.models' entry point"
+    "register its factory with @lifelong.learn.models.register_model(name) in a module that is imported "
+    "first: in Python, import it yourself; on the command line, --plugin module.path or "
+    "LIFELONG_PLUGINS=module.path; or an installed 'lifelong.models' entry point"
 )
 
 

@@ -206,8 +206,9 @@ def get_strategy(name: str, defined_as: str | None = None) -> type[Strategy]:
     if name and name not in REGISTRY:
         raise ConfigError(
             f"unknown strategy {name!r}; registered strategies: {', '.join(strategy_names())}. To use your "
-            "own, subclass lifelong.learn.Strategy with a `name` in a module loaded with --plugin module.path, "
-            "LIFELONG_PLUGINS=module.path or an installed 'lifelong.strategies' entry point"
+            "own, subclass lifelong.learn.Strategy with a `name` in a module that is imported first: in "
+            "Python, import it yourself; on the command line, --plugin module.path or "
+            "LIFELONG_PLUGINS=module.path; or an installed 'lifelong.strategies' entry point"
         )
     base = REGISTRY[name] if name else Strategy
     if defined_as is None or origin(base) == defined_as:

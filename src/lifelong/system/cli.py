@@ -444,7 +444,8 @@ def cmd_up(args: argparse.Namespace) -> int:
 
                 torch.set_num_threads(args.threads)  # small models train fastest on one thread
                 version = _bootstrap(store, registry, args, policy)
-                print(f"bootstrapped champion v{version} from {args.bootstrap}", flush=True)
+                source = "untrained" if args.bootstrap == "none" else f"from {args.bootstrap}"
+                print(f"bootstrapped champion v{version} {source}", flush=True)
             else:
                 check_models_known(registry)  # the store's versions may need a --plugin this run lacks
                 check_live_canary(registry, settings.canary_rule)  # as its worker would, before it starts
