@@ -9,7 +9,7 @@ from lifelong.data import from_tensors
 from lifelong.data.scenarios import class_incremental
 from lifelong.errors import DataError
 from lifelong.learn import Learner
-from lifelong.learn.tokens import accept_token_ids
+from lifelong.learn.tokens import accept_token_ids, check_ids
 from lifelong.strategies import EWC, LwF, Replay
 
 VOCAB, LENGTH, CLASSES = 30, 6, 4
@@ -96,3 +96,14 @@ def test_a_half_precision_model_gets_its_token_ids_exactly(dtype):
     learner.predict(x[:2])
     assert seen[0][:2].tolist() == x[:2] and seen[-1].tolist() == x[:2]
     assert learner.predict_logits(torch.tensor(x[:2])).dtype == dtype  # the model still computes in its own
+
+
+@pytest.mark.parametrize("bad", [1_234_567, 10_000_000, 2**24 - 1, -1_000_000])
+def test_an_id_outside_the_vocabulary_is_named_as_the_client_sent_it(bad):
+    """Was: the HTTP message formatted the id with ``%g``: 'sample 1 holds 1.23457e+06' for id 1234567
+    (and '1e+07', '-1e+06'), a number the client never sent and cannot look up. Whole numbers below
+    2**24 are exact in the float32 that carries ids, so the message names them as sent."""
+    x = torch.tensor([[0.0, 1.0], [2.0, float(bad)]])  # float32, as ids travel
+    with pytest.raises(DataError, match=rf"but sample 1 holds {bad};") as e:
+        check_ids(nn.EmbeddingBag(5000, 4), x, "inputs", for_client=True)
+    assert "e+" not in str(e.value)

@@ -84,7 +84,7 @@ def check_ids(embedding: nn.Module, x: Tensor, where: str, *, for_client: bool =
             i = int(outside.reshape(len(x), -1).any(1).nonzero()[0])
             raise DataError(
                 f"{where}: the model takes token ids 0..{n - 1}, but sample {i} holds "
-                f"{x[i][outside[i]].flatten()[0].item():g}"
+                f"{_id_text(x[i][outside[i]].flatten()[0].item())}"
                 + ("; ids are never negative" if negative else "")
                 + "; send an unknown token as the id the model reserves for it"
             )
@@ -98,6 +98,13 @@ def check_ids(embedding: nn.Module, x: Tensor, where: str, *, for_client: bool =
                 f"num_embeddings > {int(x.max())}"
             )
         )
+
+
+def _id_text(value: float) -> str:
+    """An id as a client wrote it: whole numbers below 2**24 (exact in the float32 that carries ids) as
+    integers, never '1.23457e+06' for 1234567; larger or fractional values as ``%g``."""
+    whole = abs(value) < 2**24 and value == int(value)  # NaN fails the first test, before int() could raise
+    return str(int(value)) if whole else f"{value:g}"
 
 
 def _as_ids(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
