@@ -302,3 +302,33 @@ def test_a_learner_saved_between_partial_fit_batches_closes_that_experience_on_i
         torch.testing.assert_close(ewc.fishers_[0][k], f)
     for a, b in zip(straight.model.state_dict().values(), resumed.model.state_dict().values()):
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float64])
+def test_a_model_in_another_dtype_loads_in_it_and_resumes_bit_for_bit(
+    dtype: torch.dtype, tmp_path: Path
+) -> None:
+    """Was: the model was rebuilt from its spec in float32 and the saved weights cast into it, so a
+    ``model.to(torch.bfloat16)`` learner came back float32: other predictions, other training (and a
+    served version computed in another precision than the one trained and gated)."""
+
+    def learner() -> Learner:
+        torch.manual_seed(0)
+        model = MLP(in_features=8, hidden=(16,), n_classes=6).to(dtype)
+        return Learner(model, [Replay(30), LwF()], lr=0.05, momentum=0.9, batch_size=8, seed=7)
+
+    stream = _three_experiences()
+    straight = learner()
+    for e in stream:
+        straight.learn(e)
+    first = learner()
+    first.learn(stream[0])
+    first.learn(stream[1])
+    first.save(tmp_path / "ckpt")
+    resumed = Learner.load(tmp_path / "ckpt")
+    assert {p.dtype for p in resumed.model.parameters()} == {dtype}
+    x = stream[1].test.features()
+    assert torch.equal(resumed.predict_logits(x), first.predict_logits(x))
+    resumed.learn(stream[2])
+    for (k, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), k
