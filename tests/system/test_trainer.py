@@ -12,11 +12,12 @@ from lifelong.checks import toy_data
 from lifelong.data.dataset import Dataset
 from lifelong.errors import NotFoundError
 from lifelong.learn.learner import Learner
+from lifelong.learn.models import MLP
 from lifelong.system.events import EventKind, describe
 from lifelong.system.policy import Policy
 from lifelong.system.registry import Registry
 from lifelong.system.store import RetentionPolicy, Store
-from lifelong.system.trainer import CURSOR, Gate, train_once
+from lifelong.system.trainer import CURSOR, Gate, _candidate, train_once
 from tests.system._models import seed_store
 
 
@@ -216,3 +217,15 @@ def test_bootstrap_of_a_token_id_model_refuses_standardize_and_never_suggests_it
     with Store(data_dir=tmp_path / "b") as store, caplog.at_level("WARNING", "lifelong.system.trainer"):
         bootstrap(store, Registry(store), ids, model="bag", n_classes=2, epochs=1)
         assert "--standardize" not in caplog.text
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float64])
+def test_a_scratch_candidate_is_built_in_the_champions_dtype(dtype: torch.dtype, tmp_path: Path) -> None:
+    """Was: scratch mode rebuilt the model from its spec in float32, so a bfloat16 (or float64) champion
+    was retrained, gated and published as a float32 version; fine-tuning kept the champion's dtype."""
+    champion = Learner(MLP(in_features=8, hidden=(16,), n_classes=3).to(dtype), lr=0.1)
+    champion.save(tmp_path / "v1")
+    policy = Policy("scheduled-retrain", every_samples=10)
+    candidate = _candidate(tmp_path / "v1", policy, "scratch")
+    assert {p.dtype for p in candidate.model.parameters()} == {dtype}
+    assert candidate.model is not champion.model and candidate.step == 0  # a fresh model all the same

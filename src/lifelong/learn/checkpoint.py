@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
-from torch import Tensor
+from torch import Tensor, nn
 
 from lifelong.errors import CheckpointError
 
@@ -166,3 +166,19 @@ def per_parameter_to(state: Any, names: set[str], device: torch.device) -> Any:
     ):
         return {k: v.to(device) for k, v in state.items()}
     return state
+
+
+def match_dtypes(model: nn.Module, saved: dict[str, Any]) -> None:
+    """Give each floating parameter and buffer of ``model`` the dtype of its namesake in ``saved`` (a
+    state dict). A model rebuilt from its spec is float32 and ``load_state_dict`` casts into it: a
+    learner trained as ``model.to(torch.bfloat16)`` (or ``.double()``) would come back float32,
+    predicting and training in another precision."""
+    for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
+        value = saved.get(name)
+        if (
+            isinstance(value, Tensor)
+            and value.is_floating_point()
+            and tensor.is_floating_point()
+            and value.dtype != tensor.dtype
+        ):
+            tensor.data = tensor.data.to(value.dtype)

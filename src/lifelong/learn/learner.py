@@ -1209,7 +1209,7 @@ class Learner:
                 model = build(spec)
             except ConfigError as e:
                 raise CheckpointError(f"checkpoint {directory} cannot rebuild its model: {e}") from e
-        _to_saved_dtypes(model, state["model"])  # before the learner, which reads the model's dtype
+        checkpoint.match_dtypes(model, state["model"])  # before the learner, which reads the model's dtype
         strategies = []
         for entry in manifest["strategies"]:
             try:
@@ -1234,7 +1234,7 @@ class Learner:
         learner._reopen(book.get("open_experience"))
         for s in learner._hooks["attach"]:  # strategies that grow the model rebuild its structure
             s.attach(learner)
-        _to_saved_dtypes(learner.model, state["model"])  # layers a strategy's attach added
+        checkpoint.match_dtypes(learner.model, state["model"])  # layers a strategy's attach added
         try:
             learner.model.load_state_dict(state["model"])
             learner.reset_optimizer()
@@ -1380,21 +1380,6 @@ def _refuse_nonfinite(x: Tensor, what: str) -> NoReturn:
         f"{what} has NaN or infinite values in {int(bad.sum())} of its {len(x)} samples, the first at "
         f"index {int(bad.nonzero()[0])}; clean or impute them first"
     )
-
-
-def _to_saved_dtypes(model: nn.Module, saved: dict[str, Any]) -> None:
-    """Give each floating parameter and buffer the dtype it was saved in. A model rebuilt from its spec
-    is float32, and ``load_state_dict`` casts into it: a learner trained as ``model.to(torch.bfloat16)``
-    (or ``.double()``) would come back float32, predicting and training in another precision."""
-    for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
-        value = saved.get(name)
-        if (
-            isinstance(value, Tensor)
-            and value.is_floating_point()
-            and tensor.is_floating_point()
-            and value.dtype != tensor.dtype
-        ):
-            tensor.data = tensor.data.to(value.dtype)
 
 
 def _grow_to_saved_head(model: nn.Module, saved: dict[str, Any]) -> None:

@@ -36,6 +36,7 @@ from lifelong.data.scenarios import Experience
 from lifelong.errors import ConfigError, NotFoundError
 from lifelong.learn.buffers import Buffer
 from lifelong.learn.callbacks import Callback, Control, LoopState
+from lifelong.learn.checkpoint import match_dtypes
 from lifelong.learn.learner import Learner
 from lifelong.learn.models import build, for_input
 from lifelong.learn.strategy import Strategy, get_strategy
@@ -320,7 +321,11 @@ def _candidate(path: Path, policy: Policy, mode: Mode, device: str = "cpu") -> L
     if mode == "finetune" and [s.name for s in loaded.strategies] == wanted:
         learner = loaded  # memory and importances carry over from version to version
     else:
-        model = loaded.model if mode == "finetune" else build(loaded.model.lifelong_spec)  # type: ignore[arg-type]
+        if mode == "finetune":
+            model = loaded.model
+        else:  # a fresh model, in the champion's dtype (a spec builds float32)
+            model = build(loaded.model.lifelong_spec)  # type: ignore[arg-type]
+            match_dtypes(model, loaded.model.state_dict())
         learner = Learner(
             model,
             _strategies(wanted, policy.strategy_params),
