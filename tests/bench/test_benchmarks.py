@@ -41,3 +41,36 @@ def test_a_domain_column_with_one_value_is_refused(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match="read by the domain scenario only; add --scenario domain"):
         from_file(path, scenario="class", domain_column="site")
+
+
+def test_a_token_id_model_gets_its_ids_unstandardised(tmp_path: Path) -> None:
+    """Was: `lifelong bench --data` standardised every file, so a plugin model starting with an
+    EmbeddingBag was refused at its first batch ('received fractional values (e.g. 0.854011) ...
+    from_tensors scales uint8 inputs by 1/255'), with no flag to turn the scaling off."""
+    pytest.importorskip("pandas", reason="reading CSV needs pandas: pip install 'lifelong[data]'")
+    import torch
+    from torch import nn
+
+    from lifelong.learn.models import register_model
+
+    @register_model("test-bench-bag")
+    class Bag(nn.Module):
+        def __init__(self, n_classes: int) -> None:
+            super().__init__()
+            self.features = nn.Sequential(nn.EmbeddingBag(50, 4))
+            self.classifier = nn.Linear(4, n_classes)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.classifier(self.features(x))
+
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(4), 20)
+    x = rng.integers(0, 10, size=(len(y), 6)) + 10 * y[:, None]
+    lines = ["t0,t1,t2,t3,t4,t5,topic"] + [",".join(map(str, [*xi, yi])) for xi, yi in zip(x, y)]
+    (path := tmp_path / "tokens.csv").write_text("\n".join(lines) + "\n")
+    ids = torch.cat(
+        [e.train.features() for e in from_file(path, model="test-bench-bag", label_column="topic").build(0)]
+    )
+    assert torch.equal(ids, ids.round()) and ids.min() >= 0 and ids.max() < 50  # the ids themselves
+    scaled = torch.cat([e.train.features() for e in from_file(path, label_column="topic").build(0)])
+    assert not torch.equal(scaled, scaled.round())  # other models still get standardised features

@@ -100,6 +100,8 @@ def from_file(
     test_fraction: float = 0.2,
     input_shape: tuple[int, ...] | None = None,
     drop_columns: Sequence[str] = (),
+    model: str | None = None,
+    model_kwargs: dict[str, Any] | None = None,
 ) -> Benchmark:
     """A benchmark on the user's own file (``.npz``, ``.csv``, ``.parquet``).
 
@@ -108,7 +110,9 @@ def from_file(
     80/20 split (a file with one class has nothing to forget and is refused); ``domain`` makes one
     experience per value of ``domain_column`` (80/20 inside each; one value is refused likewise).
     Features are standardised with the mean and standard deviation of the training samples
-    (the test samples never inform them), so methods are compared on a well-conditioned problem.
+    (the test samples never inform them), so methods are compared on a well-conditioned problem,
+    unless ``model`` (the registered name the grid trains, with ``model_kwargs``) takes token ids:
+    an embedding first gets the ids as they are, which standardising would turn into fractions.
     The file is read once, here, so a malformed file fails before any training. ``input_shape``
     reshapes each sample (images stored as one row of pixels become ``[C, H, W]`` for a CNN);
     ``drop_columns`` are the file's columns that are not features (ids, timestamps).
@@ -142,6 +146,8 @@ def from_file(
                 "least 2 domains to have something to forget (name another column, or use --scenario class)"
             )
 
+    standardise = model is None or not _takes_ids(model, model_kwargs or {}, table)
+
     def build(seed: int) -> Any:
         from lifelong.data import scenarios
 
@@ -150,7 +156,7 @@ def from_file(
         else:
             make = scenarios.class_incremental if scenario == "class" else scenarios.task_incremental
             s = make(table.split(test_fraction, seed))
-        return _standardise(s)
+        return _standardise(s) if standardise else s
 
     shape = "x".join(str(d) for d in table.x.shape[1:])
     return Benchmark(
@@ -159,6 +165,20 @@ def from_file(
         build,
         str(path),
     )
+
+
+def _takes_ids(model: str, model_kwargs: dict[str, Any], table: Any) -> bool:
+    """Whether ``model``, sized for ``table``, starts with an embedding (token ids). A model that
+    cannot be built for the table says so when the grid builds it: here it is not one."""
+    from lifelong.errors import LifelongError
+    from lifelong.learn.models import for_input
+    from lifelong.learn.tokens import input_embedding
+
+    try:
+        probe = for_input(model, table.x.shape[1:], table.n_classes, **model_kwargs)
+    except (LifelongError, TypeError, ValueError):
+        return False
+    return input_embedding(probe) is not None
 
 
 def _standardise(scenario: Any) -> Any:

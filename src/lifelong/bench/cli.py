@@ -241,6 +241,8 @@ def bench(args: argparse.Namespace) -> int:
                 args.domain_column,
                 input_shape=shape,
                 drop_columns=args.drop_columns,
+                model=args.model,
+                model_kwargs=model_kwargs,
             )
         ]
     settings = runner.Settings(
