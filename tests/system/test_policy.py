@@ -202,3 +202,14 @@ def test_another_strategy_does_not_inherit_the_presets_strategy_params() -> None
     assert Policy.from_json("continual", {"strategy": "ewc"}).strategy_params == {}
     assert preset("continual", strategy="replay").strategy_params == {"buffer_size": 1000}
     assert preset("continual", strategy="ewc", strategy_params={"lam": 2.0}).strategy_params == {"lam": 2.0}
+
+
+def test_a_champion_with_no_measured_accuracy_is_trained_once_labels_exist() -> None:
+    """Was: no figure, no floor; an untrained champion at 0.3 accuracy waited for the 5,000-label net."""
+    policy = preset("continual", min_samples=100)
+    assert not policy.decide(PolicyState(new_samples=99, unmeasured=True)).train
+    d = policy.decide(PolicyState(new_samples=100, unmeasured=True))
+    assert d.train and "no measured accuracy" in d.reason
+    assert not policy.decide(PolicyState(new_samples=100)).train  # measured, at its level: nothing to do
+    absolute = preset("continual", min_samples=100, accuracy_floor=0.5)  # the user's floor holds it instead
+    assert not absolute.decide(PolicyState(new_samples=100, unmeasured=True, live_accuracy=0.6)).train

@@ -602,3 +602,38 @@ def test_a_takeover_records_whose_lease_expired_and_the_old_holder_records_its_l
     assert not first.holds_lease()  # alive again: it finds the lease taken
     lost = store.events(EventKind.WORKER)[-1].payload
     assert lost == {"state": "lost", "holder": first.holder, "to": second.holder}
+
+
+def test_an_untrained_champion_is_trained_on_the_first_labels_and_measured_by_that_gate(
+    tmp_path: Path,
+) -> None:
+    """`up --bootstrap none` (or System.bootstrap without figures): continual had no floor and trained
+    only at its 5,000-label safety net; now the first min_samples labels train it, and the gate's
+    measurement of the champion is the figure the floor holds later versions to."""
+    split = toy_data(per_class=90)
+    with Store(data_dir=tmp_path) as store:
+        registry = Registry(store)
+        bootstrap(store, registry, None, n_classes=4, input_shape=(8,))
+        store.add_samples(split.train.x[:200], split.train.y[:200])
+        worker = Worker(store, registry, preset("continual", min_samples=100, epochs=2), Gate(**LENIENT))
+        assert worker.expected_accuracy(1) is None
+        decision = worker.decide()
+        assert decision.train and "no measured accuracy" in decision.reason
+        worker.step()
+        gate = store.events(EventKind.GATE, limit=1)[0].payload
+        assert gate["reason"] == decision.reason and gate["passed"]
+        champion = registry.alias("champion")
+        assert champion == 2 and worker.expected_accuracy(2) == registry.get(2).metrics["new_accuracy"]
+        assert not worker.decide().train  # measured now: nothing triggers
+
+
+def test_a_refused_candidate_still_measures_the_unmeasured_champion(tmp_path: Path) -> None:
+    with Store(data_dir=tmp_path) as store:
+        registry = Registry(store)
+        bootstrap(store, registry, None, n_classes=4, input_shape=(8,))
+        worker = Worker(store, registry, preset("continual"), Gate())
+        assert worker.expected_accuracy(1) is None and worker.state().unmeasured
+        store.add_event(
+            EventKind.GATE, {"passed": False, "parent": 1, "figures": {"champion_new_accuracy": 0.42}}
+        )
+        assert worker.expected_accuracy(1) == 0.42 and not worker.state().unmeasured

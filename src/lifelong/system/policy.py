@@ -16,6 +16,9 @@ When to train: the four stages practitioners climb, as configuration.
   (or below ``accuracy_floor``), and a safety-net schedule (``every_samples``) trains anyway. When
   the floor stays out of reach (a harder concept), each further floor-triggered training waits for
   twice as many new labels as the one before, until a monitor fires or accuracy recovers.
+  A champion with no measured accuracy (``--bootstrap none``, or ``System.bootstrap`` without
+  figures) has no floor: continual trains once ``min_samples`` labels exist, and the gate of that
+  training measures the champion on them, which is its figure from then on.
   After a detected change the window starts at the change point, and training waits for
   ``min_samples`` labels after it, so a drift-triggered version learns the new concept, not the old.
   The floor dates its change too (the worker locates where the champion's errors rose and reports
@@ -65,6 +68,7 @@ class PolicyState:
     live_accuracy: float | None = None  # champion, last ``floor_window`` labelled predictions
     expected_accuracy: float | None = None  # what the champion's gate (or bootstrap) measured
     floor_trainings: int = 0  # trainings in a row the floor triggered (each doubles the next wait)
+    unmeasured: bool = False  # no accuracy was ever measured for the champion (untrained, or registered bare)
 
 
 @dataclass(frozen=True)
@@ -169,6 +173,13 @@ class Policy:
                 return Decision(True, "data drift detected", self.mode, forget)
             if state.performance_drop:
                 return Decision(True, "performance drop detected", self.mode, forget)
+            if state.unmeasured and self.accuracy_floor is None:  # no floor without a figure to hold it to
+                return Decision(
+                    True,
+                    "the champion has no measured accuracy (untrained, or registered without figures): "
+                    "training measures one",
+                    self.mode,
+                )
             wait = self.min_samples * 2**state.floor_trainings  # back off while the floor stays out of reach
             if below and state.new_samples >= wait:
                 return Decision(

@@ -409,6 +409,7 @@ class Worker:
             live_accuracy=live,
             expected_accuracy=expected,
             floor_trainings=self._floor_streak(),
+            unmeasured=champion is not None and expected is None,
         )
 
     def _floor_streak(self) -> int:
@@ -423,7 +424,9 @@ class Worker:
     def expected_accuracy(self, champion: int) -> float | None:
         """The best accuracy the champion's lineage measured on held-out data (gate or bootstrap):
         the level a drift is corrected back towards, so a weak first recovery does not lower the bar.
-        Walked once per version (the floor and the policy both ask every poll)."""
+        A lineage with no figure (an untrained or bare-registered champion) takes the champion's own
+        accuracy from the latest gate that compared a candidate with it; None until one did. Walked
+        once per version (the floor and the policy both ask every poll)."""
         if champion in self._expected:
             return self._expected[champion]
         best: float | None = None
@@ -436,6 +439,14 @@ class Worker:
             if isinstance(acc, int | float):
                 best = acc if best is None else max(best, acc)
             version = record.parent
+        if best is None:
+            for gate in reversed(self.store.events(EventKind.GATE, limit=50)):
+                acc = (gate.payload.get("figures") or {}).get("champion_new_accuracy")
+                if gate.payload.get("parent") == champion and isinstance(acc, int | float):
+                    best = float(acc)
+                    break
+            if best is None:
+                return None  # not kept: the next gate may measure it
         self._expected[champion] = best
         return best
 
