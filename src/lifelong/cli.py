@@ -6,7 +6,7 @@ import argparse
 import math
 import sys
 from collections.abc import Callable, Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from lifelong.errors import ConfigError, LifelongError
 
@@ -73,6 +73,30 @@ def add_drop_columns(parser: argparse.ArgumentParser | argparse._ArgumentGroup) 
 POSITIVE_INT = integer(1)  # epochs, batch sizes, threads: counts of something that must happen
 NON_NEGATIVE_INT = integer(0)  # memory sizes, seeds, delays
 POSITIVE_REAL = real(0.0, open_min=True)  # a learning rate or a period in seconds
+
+
+def add_training_args(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """How the first champion trains (``up``, ``simulate``); every later version inherits its optimizer,
+    learning rate and batch size through the checkpoint (the policy's ``epochs`` sets their passes)."""
+    parser.add_argument("--lr", type=POSITIVE_REAL, default=0.05, help="learning rate (default 0.05)")
+    parser.add_argument("--optimizer", default="sgd", help="sgd (default, momentum 0.9), adam or adamw")
+    parser.add_argument("--batch-size", type=POSITIVE_INT, default=16, help="samples per step (default 16)")
+    parser.add_argument(
+        "--bootstrap-epochs",
+        type=POSITIVE_INT,
+        default=10,
+        help="passes over the bootstrap data (default 10)",
+    )
+
+
+def training_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """The :func:`add_training_args` values as ``lifelong.system.trainer.bootstrap`` takes them."""
+    return {
+        "lr": args.lr,
+        "optimizer": args.optimizer,
+        "batch_size": args.batch_size,
+        "epochs": args.bootstrap_epochs,
+    }
 
 
 def build_parser() -> argparse.ArgumentParser:

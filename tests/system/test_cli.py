@@ -351,6 +351,45 @@ def test_a_bootstrap_refused_at_start_leaves_the_data_dir_as_it_was(
         assert Registry(store).alias("champion") == 1
 
 
+def test_up_trains_the_first_champion_with_the_given_optimizer_rate_batch_and_epochs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Was: fixed at SGD lr 0.05, batch 16, 10 epochs, inherited by every later version; a model that
+    needs another rate (a text model at 0.5, say) recovered slowly and --policy-json could not change it."""
+    import numpy as np
+    import uvicorn
+    from sklearn.datasets import make_classification
+
+    from lifelong.learn.learner import Learner
+    from lifelong.system import cli
+    from lifelong.system.registry import Registry
+    from lifelong.system.store import Store
+
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: None)  # bootstrap only: no server, no worker
+    monkeypatch.setattr(cli.Supervisor, "start", lambda self: None)
+    monkeypatch.setattr(cli.Supervisor, "stop", lambda self: None)
+    monkeypatch.setattr(cli.signal, "signal", lambda *a: None)
+    x, y = make_classification(n_samples=200, n_features=6, n_informative=4, n_classes=3, random_state=0)
+    np.savetxt(
+        tmp_path / "t.csv", np.column_stack([x, y]), delimiter=",", header="a,b,c,d,e,f,label", comments=""
+    )
+    data = tmp_path / "d"
+    argv = ["up", "--data-dir", str(data), "--bootstrap", str(tmp_path / "t.csv"), "--no-auth"]
+    assert main([*argv, "--optimizer", "adagrad"]) == 2
+    assert "optimizer: unknown 'adagrad'; valid: sgd, adam, adamw" in capsys.readouterr().err
+    assert main([*argv, "--lr", "0"]) == 2
+    assert "--lr: must be a finite number above 0" in capsys.readouterr().err
+    assert (
+        main([*argv, "--optimizer", "adam", "--lr", "0.002", "--batch-size", "32", "--bootstrap-epochs", "3"])
+        == 0
+    )
+    with Store(data_dir=data) as store:
+        champion = Registry(store).get(1)
+        learner = Learner.load(champion.path)
+    assert (learner.optimizer_name, learner.lr, learner.batch_size) == ("adam", 0.002, 32)
+    assert learner.step == 3 * -(-160 // 32)  # 3 passes over the 80% it trains on, 32 a step
+
+
 def test_up_frees_the_lease_of_its_dead_worker_and_only_that(tmp_path: Path) -> None:
     """A restarted worker used to wait out the dead one's lease (15 s by default) before training."""
     from lifelong.system.cli import _free_lease

@@ -68,6 +68,9 @@ class SimConfig:
     standardize: bool = False
     plugins: tuple[str, ...] = ()
     input_shape: tuple[int, ...] | None = None  # each row reshaped to this (images stored as pixel rows)
+    training: dict[str, Any] = field(
+        default_factory=dict
+    )  # the first champion's lr, optimizer, batch, epochs
 
     def policy_json(self, kind: str, phase: int | None = None) -> dict[str, Any]:
         """Policy fields scaled to the stream: schedules every half phase, windows of one phase."""
@@ -143,7 +146,8 @@ def run_policy(
         # features, 3 SEA, 64 or 784 pixels, a file's columns) unless model_kwargs say otherwise.
         bootstrap(store, Registry(store), first, n_classes=stream.n_classes, strategies=strategies,
                   strategy_params=policy_fields.get("strategy_params", {}), seed=cfg.seed, model=cfg.model,
-                  model_kwargs=cfg.model_kwargs or None, standardize=cfg.standardize, **described)  # fmt: skip
+                  model_kwargs=cfg.model_kwargs or None, standardize=cfg.standardize, **cfg.training,
+                  **described)  # fmt: skip
 
     port = _free_port()
     settings = Settings(data_dir=data_dir, auth=False, port=port, poll_seconds=0.2, verify_artifacts=False)

@@ -27,7 +27,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lifelong.cli import NON_NEGATIVE_INT, POSITIVE_INT, POSITIVE_REAL, add_drop_columns, integer, real
+from lifelong.cli import (
+    NON_NEGATIVE_INT,
+    POSITIVE_INT,
+    POSITIVE_REAL,
+    add_drop_columns,
+    add_training_args,
+    integer,
+    real,
+    training_kwargs,
+)
 from lifelong.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -78,6 +87,7 @@ def add_commands(sub: Any) -> None:
     )
     p.add_argument("--allow-new-classes", action="store_true",
                    help="accept labels beyond the class set: the head grows (class-incremental in production)")  # fmt: skip
+    add_training_args(p.add_argument_group("how the first champion trains (later versions inherit it)"))
     p.set_defaults(func=cmd_up)
 
     p = sub.add_parser("train", help="ask the worker to train now (the manual stage, or 'train now' in any)")
@@ -159,6 +169,7 @@ def add_commands(sub: Any) -> None:
     )
     g.add_argument("--plugin", action="append", default=[], metavar="MODULE",
                    help="import MODULE first, so its register_model/strategies exist (repeatable)")  # fmt: skip
+    add_training_args(p.add_argument_group("how the first champion trains (later versions inherit it)"))
     p.set_defaults(func=cmd_simulate)
 
 
@@ -646,7 +657,7 @@ def _bootstrap(store: Any, registry: Any, args: argparse.Namespace, policy: Any)
     kwargs = _json_object(args.model_kwargs, "--model-kwargs") if args.model_kwargs else None
     common = {"model": args.model, "model_kwargs": kwargs, "strategies": policy.strategies,
               "strategy_params": policy.strategy_params, "standardize": args.standardize,
-              "allow_new_classes": args.allow_new_classes}  # fmt: skip
+              "allow_new_classes": args.allow_new_classes, **training_kwargs(args)}  # fmt: skip
     source = args.bootstrap
     if source == "none":
         n_classes = args.n_classes or (kwargs or {}).get("n_classes")
@@ -812,7 +823,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                     drop_columns=args.drop_columns,
                     bootstrap=args.bootstrap, segments=args.segments, model=args.model,
                     model_kwargs=model_kwargs, standardize=args.standardize, plugins=tuple(args.plugin),
-                    input_shape=parse_shape(args.input_shape))  # fmt: skip
+                    input_shape=parse_shape(args.input_shape), training=training_kwargs(args))  # fmt: skip
     for kind in KINDS if args.compare else [args.policy]:  # a typo is named now, not by a worker later
         Policy.from_json(kind, cfg.policy_json(kind))
     results = simulate(list(KINDS) if args.compare else [args.policy], cfg, args.out)

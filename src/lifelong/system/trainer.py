@@ -239,6 +239,7 @@ def bootstrap(
     strategy_params: dict[str, Any] | None = None,
     epochs: int = 10,
     lr: float = 0.05,
+    optimizer: str = "sgd",
     momentum: float = 0.9,
     batch_size: int = 16,
     seed: int = 0,
@@ -276,7 +277,7 @@ def bootstrap(
         )
     if data is not None and embedding is None and not standardize:
         _warn_if_unscaled(x, feature_names)  # token ids are not features on a scale
-    learner = Learner(net, _strategies(strategies, strategy_params or {}), lr=lr, momentum=momentum,
+    learner = Learner(net, _strategies(strategies, strategy_params or {}), optimizer=optimizer, lr=lr, momentum=momentum,
                       batch_size=batch_size, epochs=epochs, seed=seed)  # fmt: skip
     metrics: dict[str, Any] = {}
     if data is not None:
