@@ -622,3 +622,27 @@ def test_up_on_a_database_that_has_a_champion_names_the_database_not_the_data_di
     err = capsys.readouterr().err
     assert "note: Store('sqlite:///" in err and "shared.db') already has a champion (v1)" in err, err
     assert "start from a new database (--db-url)" in err and "fresh already has" not in err
+
+
+def test_a_worker_finds_the_store_where_its_store_would_open_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Was: the store check read only the flags, so `lifelong worker` without --data-dir died with a
+    TypeError traceback (Path(None)), and README's PostgreSQL replicas (LIFELONG_DB_URL exported,
+    --data-dir the shared artifact volume, no lifelong.db in it) were refused 'no store in ...'."""
+    from lifelong.system import cli as system_cli
+    from lifelong.system.store import Store
+    from lifelong.system.worker import Worker
+
+    ran: list[str] = []
+    monkeypatch.setattr(Worker, "run", lambda self: ran.append(str(self.store.engine.url)))
+    monkeypatch.setattr(system_cli, "_stop_on_signal_or_orphan", lambda stop, parent: None)
+    Store(data_dir=tmp_path / "lifelong-data").close()  # ./lifelong-data, the documented default
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("LIFELONG_DB_URL", raising=False)
+    assert main(["worker"]) == 0, capsys.readouterr().err
+    url = f"sqlite:///{tmp_path / 'elsewhere.db'}"  # the database is not in --data-dir
+    Store(url, data_dir=tmp_path / "elsewhere").close()
+    monkeypatch.setenv("LIFELONG_DB_URL", url)
+    assert main(["worker", "--data-dir", str(tmp_path / "artifacts")]) == 0, capsys.readouterr().err
+    assert len(ran) == 2 and "elsewhere.db" in ran[1]

@@ -330,7 +330,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     policy, gate = policy_from_args(args)
     retention = RetentionPolicy(args.keep_days, args.delete_trained, args.keep_samples)
     on_attempt = _tracker(args.tracking_uri)
-    _check_store_exists(args.db_url, Path(args.data_dir))
+    # as Store resolves them: --db-url, else LIFELONG_DB_URL; --data-dir, else ./lifelong-data
+    _check_store_exists(args.db_url or os.environ.get("LIFELONG_DB_URL") or None,
+                        Path(args.data_dir if args.data_dir is not None else "lifelong-data"))  # fmt: skip
     with Store(args.db_url, data_dir=args.data_dir) as store:
         check_models_known(Registry(store))  # else it would hold the lease and fail every training
         check_live_canary(Registry(store), canary)  # as the lease would refuse it (a standby: at takeover)
