@@ -493,6 +493,24 @@ def test_a_server_stopped_during_an_outage_hands_its_unrecorded_answers_to_the_n
         assert len(system.store.labelled_predictions(1)) == 5
 
 
+def test_a_kept_batch_found_recorded_already_is_not_counted_as_dropped(tmp_path: Path) -> None:
+    """A server killed between recording a kept batch and removing its journal file leaves the batch
+    to be taken back and written again. Was: the duplicate key made it 'dropped 3 predictions that
+    could not be recorded late' (an error, and lifelong_predictions_dropped_total) though it was stored."""
+    with System(settings(tmp_path)) as system:
+        system.bootstrap(trained())
+        down = _outage(system)
+        down["on"] = True
+        answered = system.predict(DATA.test.x[:3])
+        down["on"] = False
+        ((served, _),) = list(system.backlog._items)
+        system._record(served)  # the write the killed server committed
+        system.predict(DATA.test.x[3:4])  # flushes the backlog first
+        assert len(system.backlog) == 0 and system.backlog.dropped == 0
+        system.feedback([(o["id"], int(y)) for o, y in zip(answered, DATA.test.y[:3])])
+        assert len(system.store.labelled_predictions(1)) == 3
+
+
 _KILLED_DURING_AN_OUTAGE = """
 import os, signal, sys
 from pathlib import Path

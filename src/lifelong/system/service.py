@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
+import sqlalchemy as sa
 import torch
 
 from lifelong.data.files import integer_label
@@ -294,6 +295,18 @@ class System:
             served.labels, served.scores, ts=served.ts,
         )  # fmt: skip
 
+    def _record_late(self, served: Served) -> None:
+        """:meth:`_record` for a kept batch, which may be in the store already: its server was killed
+        between the write and the journal file's removal, and the journal was taken back (or a write's
+        acknowledgement was lost). A batch is written in one transaction, so its first id tells."""
+        try:
+            self._record(served)
+        except sa.exc.IntegrityError:
+            if not served.prediction_ids or not self.store.has_prediction(served.prediction_ids[0]):
+                raise  # another conflict: the backlog drops it and says why
+            log.info("%d predictions kept to record late were recorded already; not recorded twice",
+                     len(served))  # fmt: skip
+
     def _catch_up(self) -> None:
         """Try the backlog now (the poller, feedback, close); if the store still cannot write, a later try will."""
         with contextlib.suppress(Exception):  # the write that follows (or the next tick) reports it
@@ -301,7 +314,7 @@ class System:
 
     def _flush_backlog(self) -> None:
         """Record what was answered while the store could not write; raises if it still cannot."""
-        if len(self.backlog) and self.backlog.flush(self._record, transient=STORE_DOWN):
+        if len(self.backlog) and self.backlog.flush(self._record_late, transient=STORE_DOWN):
             log.info("recorded the predictions answered while the store could not write")
 
     def _mirror(self, shadow: Loaded, x: torch.Tensor, mask: torch.Tensor, rids: list[str],

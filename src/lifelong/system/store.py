@@ -577,6 +577,12 @@ class Store:
             if row.sample_id is not None:
                 conn.execute(sa.update(samples).where(samples.c.id == row.sample_id).values(label=label))
 
+    def has_prediction(self, prediction_id: str) -> bool:
+        """Whether a prediction with this id is recorded."""
+        with self.engine.connect() as conn:
+            q = sa.select(predictions.c.id).where(predictions.c.id == prediction_id).limit(1)
+            return conn.execute(q).first() is not None
+
     def prediction_samples(self) -> dict[str, int | None]:
         """Every prediction id with the sample id of its input (for offline analysis of a run)."""
         with self.engine.connect() as conn:
