@@ -144,7 +144,7 @@ class System:
         kept = self.backlog.close()
         if kept is not None:
             log.warning("%d predictions answered while the store could not write are kept in %s; the next "
-                        "server started on this data directory records them", n, kept)  # fmt: skip
+                        "server running or started on this data directory records them", n, kept)  # fmt: skip
         elif n:
             log.error("%d predictions answered while the store could not write were lost: they could not be "
                       "kept on disk in %s", n, self.spill_dir)  # fmt: skip
