@@ -330,9 +330,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     policy, gate = policy_from_args(args)
     retention = RetentionPolicy(args.keep_days, args.delete_trained, args.keep_samples)
     on_attempt = _tracker(args.tracking_uri)
-    # as Store resolves them: --db-url, else LIFELONG_DB_URL; --data-dir, else ./lifelong-data
-    _check_store_exists(args.db_url or os.environ.get("LIFELONG_DB_URL") or None,
-                        Path(args.data_dir if args.data_dir is not None else "lifelong-data"))  # fmt: skip
+    _check_store_exists(args.db_url, args.data_dir)
     with Store(args.db_url, data_dir=args.data_dir) as store:
         check_models_known(Registry(store))  # else it would hold the lease and fail every training
         check_live_canary(Registry(store), canary)  # as the lease would refuse it (a standby: at takeover)
@@ -703,13 +701,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_store_exists(db_url: str | None, data_dir: Path) -> None:
+def _check_store_exists(db_url: str | None, data_dir: str | os.PathLike[str] | None) -> None:
     """Every command but ``up`` needs the store ``up`` made: a mistyped --data-dir must not become a new,
     empty SQLite store (a server there answers 404 to every prediction, a worker waits for ever)."""
-    if db_url is None and not (data_dir / "lifelong.db").is_file():
+    from lifelong.system.store import sqlite_file
+
+    file = sqlite_file(db_url, data_dir)
+    if file is not None and not file.is_file():
         raise ConfigError(
-            f"no store in {data_dir.resolve()}: pass the --data-dir that `lifelong up` made (or LIFELONG_DATA_DIR, "
-            "or LIFELONG_DB_URL for PostgreSQL); start with `lifelong up` to make one"
+            f"no store in {file.parent.resolve()}: pass the --data-dir that `lifelong up` made (or "
+            "LIFELONG_DB_URL for PostgreSQL); start with `lifelong up` to make one"
         )
 
 

@@ -194,6 +194,16 @@ class RetentionPolicy:
 
 
 # --- the store ----------------------------------------------------------------------------------
+
+
+def sqlite_file(url: str | None, data_dir: str | os.PathLike[str] | None) -> Path | None:
+    """The SQLite file ``Store(url, data_dir=data_dir)`` opens, or None when it opens a database URL
+    (``url``, else ``LIFELONG_DB_URL``): one answer for the store and for commands that must not make one."""
+    if url or os.environ.get("LIFELONG_DB_URL"):
+        return None
+    return Path(data_dir if data_dir is not None else "lifelong-data") / "lifelong.db"
+
+
 class Store:
     """Samples, predictions, feedback, model versions, aliases and events in one database.
 
@@ -221,13 +231,15 @@ class Store:
         checkpoint_every: float | None = None,
     ) -> None:
         self.data_dir = Path(data_dir if data_dir is not None else "lifelong-data")
-        url = url or os.environ.get("LIFELONG_DB_URL")
         # checked before the data directory is made, and on every store: a typo in a shared environment
         # file must not wait for a move to SQLite
         synchronous = env_choice("LIFELONG_SQLITE_SYNCHRONOUS", SYNCHRONOUS_MODES, "NORMAL")
-        if not url:
+        file = sqlite_file(url, self.data_dir)
+        if file is not None:
             self.data_dir.mkdir(parents=True, exist_ok=True)
-            url = f"sqlite:///{(self.data_dir / 'lifelong.db').resolve()}"
+            url = f"sqlite:///{file.resolve()}"
+        else:
+            url = url or os.environ["LIFELONG_DB_URL"]
         url = re.sub(r"^postgres(ql)?://", "postgresql+psycopg://", url)
         try:
             self.engine = sa.create_engine(url, pool_pre_ping=not url.startswith("sqlite"))
