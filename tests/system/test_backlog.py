@@ -147,3 +147,24 @@ def test_an_earlier_versions_spill_and_an_unreadable_file_are_handled(tmp_path: 
         0
     ].x is None
     assert [p.name for p in tmp_path.iterdir()] == ["0-1.npz.unreadable"]  # kept for a person, not retried
+
+
+def test_a_journal_that_cannot_be_locked_leaves_no_directory_and_no_descriptor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import fcntl
+    import os
+
+    def refuse(fd: int, op: int) -> None:
+        raise OSError("no locks on this filesystem")
+
+    opened: list[int] = []
+    real_open = os.open
+    monkeypatch.setattr(fcntl, "flock", refuse)
+    monkeypatch.setattr(os, "open", lambda *a, **k: opened.append(real_open(*a, **k)) or opened[-1])
+    backlog = Backlog(limit=100, journal=tmp_path)
+    backlog.add(_served("a"))  # kept in memory, said once
+    assert len(backlog) == 2 and backlog.journal is None and list(tmp_path.iterdir()) == []
+    for fd in opened:
+        with pytest.raises(OSError):
+            os.fstat(fd)  # closed

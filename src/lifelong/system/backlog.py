@@ -97,13 +97,14 @@ class Backlog:
         beyond ``limit`` rows. A journal that cannot be written (a full disk) is logged, and the batch
         is still kept in memory: this runs in the answer's path and must not fail it."""
         with self._lock:
-            self._items.append((served, self._journal(served)))
+            path = self._journal(served)
+            self._items.append((served, path))
             self._rows += len(served)
             while self._rows > self.limit:
-                old, path = self._items.popleft()
+                old, oldpath = self._items.popleft()
                 self._rows -= len(old)
                 self.dropped += len(old)
-                _forget(path)
+                _forget(oldpath)
 
     def flush(
         self, write: Callable[[Served], object], transient: tuple[type[BaseException], ...] = ()
@@ -154,13 +155,8 @@ class Backlog:
         if self._root is None:
             return None
         try:
-            if self._dir is None:  # made under a hidden name, locked, then shown: never taken half-made
-                name = f"{time.time():.6f}-{os.getpid()}"
-                making = self._root / f".{name}"
-                making.mkdir(parents=True)
-                fd = os.open(making / "lock", os.O_CREAT | os.O_RDWR, 0o644)
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                self._dir, self._lock_fd = making.rename(self._root / name), fd
+            if self._dir is None:
+                self._dir, self._lock_fd = _new_journal(self._root)
             self._seq += 1
             path = self._dir / f"{self._seq:012d}.npz"
             _save(path, [served])
@@ -169,6 +165,24 @@ class Backlog:
                       "only and lost if this server is killed", len(served), self._root, err)  # fmt: skip
             return None
         return path
+
+
+def _new_journal(root: Path) -> tuple[Path, int]:
+    """A journal directory and its held lock: made under a hidden name, locked, then shown, so it is
+    never taken half-made; a failure on the way leaves neither a directory nor an open descriptor."""
+    name = f"{time.time():.6f}-{os.getpid()}"
+    making = root / f".{name}"
+    making.mkdir(parents=True)
+    fd: int | None = None
+    try:
+        fd = os.open(making / "lock", os.O_CREAT | os.O_RDWR, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return making.rename(root / name), fd
+    except OSError:
+        if fd is not None:
+            os.close(fd)
+        shutil.rmtree(making, ignore_errors=True)
+        raise
 
 
 def claim_spilled(directory: Path, into: Backlog) -> int:
