@@ -78,7 +78,12 @@ POSITIVE_REAL = real(0.0, open_min=True)  # a learning rate or a period in secon
 def add_training_args(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     """How the first champion trains (``up``, ``simulate``); every later version inherits its optimizer,
     learning rate and batch size through the checkpoint (the policy's ``epochs`` sets their passes)."""
-    parser.add_argument("--lr", type=POSITIVE_REAL, default=0.05, help="learning rate (default 0.05)")
+    parser.add_argument(
+        "--lr",
+        type=POSITIVE_REAL,
+        default=None,
+        help="learning rate (default 0.05 for sgd, 0.001 for adam/adamw)",
+    )
     parser.add_argument("--optimizer", default="sgd", help="sgd (default, momentum 0.9), adam or adamw")
     parser.add_argument("--batch-size", type=POSITIVE_INT, default=16, help="samples per step (default 16)")
     parser.add_argument(
@@ -91,8 +96,9 @@ def add_training_args(parser: argparse.ArgumentParser | argparse._ArgumentGroup)
 
 def training_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """The :func:`add_training_args` values as ``lifelong.system.trainer.bootstrap`` takes them."""
+    default = 0.05 if args.optimizer == "sgd" else 1e-3  # adaptive optimizers step per unit gradient
     return {
-        "lr": args.lr,
+        "lr": args.lr if args.lr is not None else default,
         "optimizer": args.optimizer,
         "batch_size": args.batch_size,
         "epochs": args.bootstrap_epochs,

@@ -388,6 +388,11 @@ def test_up_trains_the_first_champion_with_the_given_optimizer_rate_batch_and_ep
         learner = Learner.load(champion.path)
     assert (learner.optimizer_name, learner.lr, learner.batch_size) == ("adam", 0.002, 32)
     assert learner.step == 3 * -(-160 // 32)  # 3 passes over the 80% it trains on, 32 a step
+    from lifelong.cli import training_kwargs
+
+    args = build_parser().parse_args(["up", "--optimizer", "adamw"])
+    assert training_kwargs(args)["lr"] == 1e-3  # an adaptive optimizer's own scale, not SGD's 0.05
+    assert training_kwargs(build_parser().parse_args(["up"]))["lr"] == 0.05
 
 
 def test_up_frees_the_lease_of_its_dead_worker_and_only_that(tmp_path: Path) -> None:
