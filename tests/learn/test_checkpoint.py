@@ -1,4 +1,5 @@
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,24 +18,30 @@ def _three_experiences():
     return class_incremental(data, n_experiences=3)
 
 
-def _learner() -> Learner:
+def _learner(dtype: torch.dtype = torch.float32, ewc: bool = True) -> Learner:
     torch.manual_seed(0)
-    model = MLP(in_features=8, hidden=(16,), n_classes=6)
-    return Learner(model, [Replay(30), EWC(lam=5.0), LwF()], lr=0.05, momentum=0.9, batch_size=8, seed=7)
+    model = MLP(in_features=8, hidden=(16,), n_classes=6).to(dtype)
+    strategies = [Replay(30), *([EWC(lam=5.0)] if ewc else []), LwF()]
+    return Learner(model, strategies, lr=0.05, momentum=0.9, batch_size=8, seed=7)
 
 
-def test_resume_is_bit_for_bit(tmp_path: Path) -> None:
+def _resumed_beside_straight(make: Callable[[], Learner], tmp_path: Path) -> tuple[Learner, Learner, Learner]:
+    """Three experiences straight through, and the same saved after two and loaded: (straight, first
+    two, loaded); the loaded one has not learned the third yet."""
     stream = _three_experiences()
-    straight = _learner()
+    straight = make()
     for e in stream:
         straight.learn(e)
-
-    first = _learner()
+    first = make()
     first.learn(stream[0])
     first.learn(stream[1])
     first.save(tmp_path / "ckpt")
-    resumed = Learner.load(tmp_path / "ckpt")  # the MLP is rebuilt from its spec
-    resumed.learn(stream[2])
+    return straight, first, Learner.load(tmp_path / "ckpt")  # the MLP is rebuilt from its spec
+
+
+def test_resume_is_bit_for_bit(tmp_path: Path) -> None:
+    straight, _, resumed = _resumed_beside_straight(_learner, tmp_path)
+    resumed.learn(_three_experiences()[2])
     for (k, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
         assert torch.equal(a, b), k
     assert resumed.step == straight.step and resumed.classes_seen == straight.classes_seen
@@ -312,20 +319,8 @@ def test_a_model_in_another_dtype_loads_in_it_and_resumes_bit_for_bit(
     ``model.to(torch.bfloat16)`` learner came back float32: other predictions, other training (and a
     served version computed in another precision than the one trained and gated)."""
 
-    def learner() -> Learner:
-        torch.manual_seed(0)
-        model = MLP(in_features=8, hidden=(16,), n_classes=6).to(dtype)
-        return Learner(model, [Replay(30), LwF()], lr=0.05, momentum=0.9, batch_size=8, seed=7)
-
+    straight, first, resumed = _resumed_beside_straight(lambda: _learner(dtype, ewc=False), tmp_path)
     stream = _three_experiences()
-    straight = learner()
-    for e in stream:
-        straight.learn(e)
-    first = learner()
-    first.learn(stream[0])
-    first.learn(stream[1])
-    first.save(tmp_path / "ckpt")
-    resumed = Learner.load(tmp_path / "ckpt")
     assert {p.dtype for p in resumed.model.parameters()} == {dtype}
     x = stream[1].test.features()
     assert torch.equal(resumed.predict_logits(x), first.predict_logits(x))
