@@ -415,6 +415,24 @@ def test_samples_by_name_are_refused_where_the_deployment_has_no_feature_names(s
         system.predict([{"a": 1.0}])
 
 
+def test_a_contract_with_an_empty_list_of_feature_names_has_none(tmp_path: Path) -> None:
+    # An image .npz has no column names: `up` passed its empty list, and samples by name were then
+    # refused with "sample 0 has unknown 'x0'; the features are " (an empty list); a frame too.
+    import pandas as pd
+
+    x = DATA.test.x[:3].numpy()
+    fitted = Contract.fit(x, DATA.test.y[:3].numpy(), n_classes=4, feature_names=[])
+    assert fitted.feature_names is None
+    saved = Contract.from_dict({**fitted.to_dict(), "feature_names": []})  # an artifact written before
+    assert saved.feature_names is None
+    with System(settings(tmp_path)) as system:
+        system.bootstrap(trained(0), contract=saved)
+        with pytest.raises(DataError, match="no feature names .* list of 8 numbers"):
+            system.predict([{"x0": 1.0}])
+        by_position = [p["scores"] for p in system.predict(x.tolist())]
+        assert [p["scores"] for p in system.predict(pd.DataFrame(x))] == by_position
+
+
 def test_a_learner_trained_on_a_frame_is_deployed_with_its_column_names(tmp_path: Path) -> None:
     import pandas as pd
 

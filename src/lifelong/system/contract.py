@@ -71,6 +71,8 @@ class Contract:
     allow_new_classes: bool = False
 
     def __post_init__(self) -> None:
+        if self.feature_names is not None and not self.feature_names:  # an image .npz's (no columns)
+            object.__setattr__(self, "feature_names", None)  # no names: samples are taken by position
         if not self.classes or any(c < 0 for c in self.classes):
             raise DataError(f"a contract needs class labels >= 0, got {list(self.classes)}")
         if self.class_names is not None and len(self.class_names) != len(self.classes):
