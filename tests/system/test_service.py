@@ -431,6 +431,9 @@ def test_a_contract_with_an_empty_list_of_feature_names_has_none(tmp_path: Path)
             system.predict([{"x0": 1.0}])
         by_position = [p["scores"] for p in system.predict(x.tolist())]
         assert [p["scores"] for p in system.predict(pd.DataFrame(x))] == by_position
+    image = Contract(classes=(0, 1), input_shape=(1, 2, 2), feature_names=())
+    with pytest.raises(DataError, match=r"no feature names .* shape \[1, 2, 2\] or a flat list of 4 numbers"):
+        image.named_rows([{"x0": 1.0}])
 
 
 def test_a_learner_trained_on_a_frame_is_deployed_with_its_column_names(tmp_path: Path) -> None:

@@ -54,6 +54,13 @@ def unstorable(text: str) -> str | None:
     return None
 
 
+def _array_or_row(shape: tuple[int, ...]) -> str:
+    """How a sample of ``shape`` may be sent: an image as its array or its pixels in one row."""
+    if len(shape) > 1:
+        return f"an array of shape {list(shape)} or a flat list of {math.prod(shape)} numbers"
+    return f"a list of {math.prod(shape)} numbers"
+
+
 @dataclass(frozen=True)
 class Contract:
     """Label space and input schema of a deployment.
@@ -235,7 +242,7 @@ class Contract:
         if names is None:
             raise DataError(
                 "inputs are given by feature name, but this deployment has no feature names (its "
-                f"bootstrap data had none); send each sample as a list of {math.prod(self.input_shape)} numbers"
+                f"bootstrap data had none); send each sample as {_array_or_row(self.input_shape)}"
             )
         rows = []
         for i, r in enumerate(x):
