@@ -75,34 +75,39 @@ NON_NEGATIVE_INT = integer(0)  # memory sizes, seeds, delays
 POSITIVE_REAL = real(0.0, open_min=True)  # a learning rate or a period in seconds
 
 
+TRAINING_DEFAULTS: dict[str, Any] = {"lr": 0.05, "optimizer": "sgd", "batch_size": 16, "epochs": 10}
+
+
 def add_training_args(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     """How the first champion trains (``up``, ``simulate``); every later version inherits its optimizer,
-    learning rate and batch size through the checkpoint (the policy's ``epochs`` sets their passes)."""
+    learning rate and batch size through the checkpoint (the policy's ``epochs`` sets their passes).
+
+    Their defaults are None, so ``up`` can tell a flag typed at its default value (``--optimizer sgd``)
+    from one not given: on a store that has a champion it names every one it ignores."""
     parser.add_argument(
         "--lr",
         type=POSITIVE_REAL,
         default=None,
         help="learning rate (default 0.05 for sgd, 0.001 for adam/adamw)",
     )
-    parser.add_argument("--optimizer", default="sgd", help="sgd (default, momentum 0.9), adam or adamw")
-    parser.add_argument("--batch-size", type=POSITIVE_INT, default=16, help="samples per step (default 16)")
+    parser.add_argument("--optimizer", default=None, help="sgd (default, momentum 0.9), adam or adamw")
+    parser.add_argument("--batch-size", type=POSITIVE_INT, default=None, help="samples per step (default 16)")
     parser.add_argument(
         "--bootstrap-epochs",
         type=POSITIVE_INT,
-        default=10,
+        default=None,
         help="passes over the bootstrap data (default 10)",
     )
 
 
 def training_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """The :func:`add_training_args` values as ``lifelong.system.trainer.bootstrap`` takes them."""
-    default = 0.05 if args.optimizer == "sgd" else 1e-3  # adaptive optimizers step per unit gradient
-    return {
-        "lr": args.lr if args.lr is not None else default,
-        "optimizer": args.optimizer,
-        "batch_size": args.batch_size,
-        "epochs": args.bootstrap_epochs,
-    }
+    given = {"lr": args.lr, "optimizer": args.optimizer, "batch_size": args.batch_size,
+             "epochs": args.bootstrap_epochs}  # fmt: skip
+    out = {k: TRAINING_DEFAULTS[k] if v is None else v for k, v in given.items()}
+    if args.lr is None and out["optimizer"] != "sgd":
+        out["lr"] = 1e-3  # adaptive optimizers step per unit gradient: SGD's 0.05 is far too large
+    return out
 
 
 def build_parser() -> argparse.ArgumentParser:

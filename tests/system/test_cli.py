@@ -651,3 +651,46 @@ def test_a_worker_finds_the_store_where_its_store_would_open_it(
     monkeypatch.setenv("LIFELONG_DB_URL", url)
     assert main(["worker", "--data-dir", str(tmp_path / "artifacts")]) == 0, capsys.readouterr().err
     assert len(ran) == 2 and "elsewhere.db" in ran[1]
+
+
+def test_up_on_a_store_with_a_champion_names_the_first_champion_flags_it_ignores(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Was: `lifelong up --lr 0.5 --optimizer adam` on a data dir that had a champion said nothing (the note
+    named only --bootstrap, --model and --model-kwargs, and only when one of those was given), so an
+    operator restarting with a new rate believed it applied; the flags train the first champion only."""
+    import uvicorn
+
+    from lifelong.system import cli as system_cli
+    from lifelong.system.service import System
+    from lifelong.system.settings import Settings
+    from tests.system._models import trained
+
+    with System(Settings(data_dir=tmp_path / "d", auth=False)) as system:
+        system.bootstrap(trained())
+
+    class NoWorker:
+        def __init__(self, *args: object, **kwargs: object) -> None: ...
+        def start(self) -> None: ...
+        def stop(self) -> None: ...
+
+    monkeypatch.setattr(system_cli, "Supervisor", NoWorker)
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: None)
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        base = ["up", "--data-dir", str(tmp_path / "d"), "--no-auth", "--port", str(free_port())]
+        assert main([*base, "--lr", "0.5", "--optimizer", "adam", "--allow-new-classes"]) == 0
+        err = capsys.readouterr().err
+        assert "already has a champion (v1); --allow-new-classes, --lr and --optimizer only set up" in err, (
+            err
+        )
+        assert main([*base, "--optimizer", "sgd"]) == 0  # the default typed out is ignored all the same
+        assert (
+            "already has a champion (v1); --optimizer only sets up an empty store and is ignored"
+            in capsys.readouterr().err
+        )
+        assert main(base) == 0  # nothing given for a first champion: nothing to note
+        assert "already has a champion" not in capsys.readouterr().err
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)

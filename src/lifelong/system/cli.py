@@ -460,12 +460,17 @@ def cmd_up(args: argparse.Namespace) -> int:
             else:
                 check_models_known(registry)  # the store's versions may need a --plugin this run lacks
                 check_live_canary(registry, settings.canary_rule)  # as its worker would, before it starts
-                if args.bootstrap != "digits" or args.model != "mlp" or args.model_kwargs:
+                ignored = _first_champion_flags(args)
+                if ignored:
                     # the store holds the champion: the data dir where it is SQLite, else the database
                     where, fresh = ((settings.data_dir, "a new --data-dir") if settings.db_url is None
                                     else (store, "a new database (--db-url)"))  # fmt: skip
+                    named = (
+                        ", ".join(ignored[:-1]) + f" and {ignored[-1]}" if len(ignored) > 1 else ignored[0]
+                    )
                     print(f"note: {where} already has a champion (v{registry.alias('champion')}); "
-                          "--bootstrap, --model and --model-kwargs only set up an empty store and are ignored "
+                          f"{named} only {'set' if len(ignored) > 1 else 'sets'} up an empty store and "
+                          f"{'are' if len(ignored) > 1 else 'is'} ignored "
                           f"(start from {fresh}, or register and promote a version)", file=sys.stderr,
                           flush=True)  # fmt: skip
     if token:
@@ -672,6 +677,20 @@ def _bootstrap(store: Any, registry: Any, args: argparse.Namespace, policy: Any)
     return bootstrap(store, registry, table.to_dataset(), n_classes=args.n_classes,
                      class_names=getattr(table, "class_names", None), feature_names=table.feature_names,
                      **common)  # fmt: skip
+
+
+# `up`'s flags that only make the first champion of an empty store (its data, model, contract, training)
+_FIRST_CHAMPION = ("bootstrap", "label_column", "drop_columns", "model", "model_kwargs", "input_shape",
+                   "n_classes", "standardize", "allow_new_classes", "lr", "optimizer", "batch_size",
+                   "bootstrap_epochs")  # fmt: skip
+
+
+def _first_champion_flags(args: argparse.Namespace) -> list[str]:
+    """The first-champion flags given other than their defaults, as typed (``--lr``), in that order."""
+    from lifelong.cli import build_parser
+
+    defaults = build_parser().parse_args(["up"])
+    return ["--" + d.replace("_", "-") for d in _FIRST_CHAMPION if getattr(args, d) != getattr(defaults, d)]
 
 
 def _bundled(name: str) -> Any:
