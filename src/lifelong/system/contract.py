@@ -136,16 +136,19 @@ class Contract:
         return replace(self, classes=tuple(range(n_classes)), class_names=have)
 
     # -- checking ------------------------------------------------------------------------------
-    def check_labels(self, labels: Sequence[Any], names: Mapping[str, int] | None = None) -> list[int]:
+    def check_labels(
+        self, labels: Sequence[Any], names: Mapping[str, int] | None = None, max_new: int = MAX_NEW_CLASSES
+    ) -> list[int]:
         """Labels as class indices, or a DataError naming the first invalid one and the valid set.
 
         A label is a class index or, where the classes have names (a bootstrap file with string
         labels), a class name: clients send back what predictions call the class. Where the classes
         have no names, a whole number written as text (``"10"``, see
         :func:`~lifelong.data.files.integer_label`) is that index, as in a bootstrap file. With
-        ``allow_new_classes`` a new index passes up to ``MAX_NEW_CLASSES`` past the known ones (the
-        trainer grows the head to the largest label, so one stray 2**31 would ask for billions of
-        outputs), and so does a name in ``names``, the indices the store gave to new classes' names."""
+        ``allow_new_classes`` a new index passes up to ``max_new`` past the known ones (the trainer
+        grows the head to the largest label, so one stray 2**31 would ask for billions of outputs; the
+        server passes ``LIFELONG_MAX_NEW_CLASSES``), and so does a name in ``names``, the indices the
+        store gave to new classes' names."""
         out = []
         for lab in labels:
             if isinstance(lab, str):
@@ -160,11 +163,12 @@ class Contract:
                     f"label {lab} is not in this deployment's label space; valid labels: "
                     f"{self.describe_classes()} (start the system with --allow-new-classes to learn new ones)"
                 )
-            if lab >= len(self.classes) + MAX_NEW_CLASSES:  # each index is one more output of the head
+            if lab >= len(self.classes) + max_new:  # each index is one more output of the head
                 raise DataError(
                     f"label {lab} is too far past this deployment's {len(self.classes)} classes: new classes "
                     f"take the next indices ({len(self.classes)}, {len(self.classes) + 1}, ...), at most "
-                    f"{MAX_NEW_CLASSES} beyond them, since the trainer grows the head to the largest label"
+                    f"{max_new} beyond them (LIFELONG_MAX_NEW_CLASSES), since the trainer grows the head to "
+                    "the largest label"
                 )
             out.append(lab)
         return out

@@ -422,7 +422,7 @@ class System:
             new = contract.new_class_names(labels)
             if new:
                 names = self._write(self.store.name_classes, new, len(contract.classes))
-        return functools.partial(contract.check_labels, names=names)
+        return functools.partial(contract.check_labels, names=names, max_new=self.settings.max_new_classes)
 
     def _write(self, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a store write the client waits for; a full store is a StorageFullError (HTTP 507)."""

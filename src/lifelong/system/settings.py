@@ -91,10 +91,16 @@ class Settings(BaseSettings):
         "never inside a request's commit (None: SQLite's own checkpoint at commit); the WAL grows "
         "by about this long's writes between rewinds",
     )
+    max_new_classes: int = Field(
+        default=100,
+        ge=1,
+        description="with --allow-new-classes, how far past the deployment's classes a new class index may "
+        "be: the trainer grows the head to the largest label, so one stray label must not add a thousand outputs",
+    )
     unrecorded_backlog: int = Field(
         default=10_000,
         ge=0,
-        description="predictions answered while the store cannot write, kept in memory (rows) and "
+        description="predictions answered while the store cannot write, kept (rows, journaled to disk) and "
         "recorded once it can, so their feedback still lands; the oldest beyond are dropped",
     )
     shadow_queue: int = Field(
