@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -22,6 +23,26 @@ def made_store(data_dir: Path) -> Path:
 
     Store(None, data_dir=data_dir).close()
     return data_dir
+
+
+@pytest.fixture
+def up_without_serving(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """`lifelong up` that bootstraps or notes and returns: no worker, no server, its signal handlers undone."""
+    import uvicorn
+
+    from lifelong.system import cli as system_cli
+
+    class NoWorker:
+        def __init__(self, *args: object, **kwargs: object) -> None: ...
+        def start(self) -> None: ...
+        def stop(self) -> None: ...
+
+    monkeypatch.setattr(system_cli, "Supervisor", NoWorker)
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: None)
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    yield
+    for sig, handler in handlers.items():
+        signal.signal(sig, handler)
 
 
 def test_commands_are_registered_without_heavy_imports() -> None:
@@ -593,14 +614,11 @@ def test_serve_shows_the_servers_info_lines(
 
 
 def test_up_on_a_database_that_has_a_champion_names_the_database_not_the_data_dir(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], up_without_serving: None
 ) -> None:
     """Was: `lifelong up --db-url postgresql://... --data-dir fresh --bootstrap data.csv` on a shared store
     said 'note: fresh already has a champion (v7)' (an empty directory) and 'start from a new --data-dir',
     which bootstraps nothing either: the database holds the champion."""
-    import uvicorn
-
-    from lifelong.system import cli as system_cli
     from lifelong.system.service import System
     from lifelong.system.settings import Settings
     from tests.system._models import trained
@@ -609,21 +627,9 @@ def test_up_on_a_database_that_has_a_champion_names_the_database_not_the_data_di
     with System(Settings(data_dir=tmp_path / "shared", db_url=url, auth=False)) as system:
         system.bootstrap(trained())
 
-    class NoWorker:
-        def __init__(self, *args: object, **kwargs: object) -> None: ...
-        def start(self) -> None: ...
-        def stop(self) -> None: ...
-
-    monkeypatch.setattr(system_cli, "Supervisor", NoWorker)
-    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: None)
-    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        argv = ["up", "--data-dir", str(tmp_path / "fresh"), "--db-url", url, "--bootstrap", "fmnist",
-                "--no-auth", "--port", str(free_port())]  # fmt: skip
-        assert main(argv) == 0
-    finally:
-        for sig, handler in handlers.items():
-            signal.signal(sig, handler)
+    argv = ["up", "--data-dir", str(tmp_path / "fresh"), "--db-url", url, "--bootstrap", "fmnist",
+            "--no-auth", "--port", str(free_port())]  # fmt: skip
+    assert main(argv) == 0
     err = capsys.readouterr().err
     assert "note: Store('sqlite:///" in err and "shared.db') already has a champion (v1)" in err, err
     assert "start from a new database (--db-url)" in err and "fresh already has" not in err
@@ -654,14 +660,11 @@ def test_a_worker_finds_the_store_where_its_store_would_open_it(
 
 
 def test_up_on_a_store_with_a_champion_names_the_first_champion_flags_it_ignores(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], up_without_serving: None
 ) -> None:
     """Was: `lifelong up --lr 0.5 --optimizer adam` on a data dir that had a champion said nothing (the note
     named only --bootstrap, --model and --model-kwargs, and only when one of those was given), so an
     operator restarting with a new rate believed it applied; the flags train the first champion only."""
-    import uvicorn
-
-    from lifelong.system import cli as system_cli
     from lifelong.system.service import System
     from lifelong.system.settings import Settings
     from tests.system._models import trained
@@ -669,28 +672,14 @@ def test_up_on_a_store_with_a_champion_names_the_first_champion_flags_it_ignores
     with System(Settings(data_dir=tmp_path / "d", auth=False)) as system:
         system.bootstrap(trained())
 
-    class NoWorker:
-        def __init__(self, *args: object, **kwargs: object) -> None: ...
-        def start(self) -> None: ...
-        def stop(self) -> None: ...
-
-    monkeypatch.setattr(system_cli, "Supervisor", NoWorker)
-    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: None)
-    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        base = ["up", "--data-dir", str(tmp_path / "d"), "--no-auth", "--port", str(free_port())]
-        assert main([*base, "--lr", "0.5", "--optimizer", "adam", "--allow-new-classes"]) == 0
-        err = capsys.readouterr().err
-        assert "already has a champion (v1); --allow-new-classes, --lr and --optimizer only set up" in err, (
-            err
-        )
-        assert main([*base, "--optimizer", "sgd"]) == 0  # the default typed out is ignored all the same
-        assert (
-            "already has a champion (v1); --optimizer only sets up an empty store and is ignored"
-            in capsys.readouterr().err
-        )
-        assert main(base) == 0  # nothing given for a first champion: nothing to note
-        assert "already has a champion" not in capsys.readouterr().err
-    finally:
-        for sig, handler in handlers.items():
-            signal.signal(sig, handler)
+    base = ["up", "--data-dir", str(tmp_path / "d"), "--no-auth", "--port", str(free_port())]
+    assert main([*base, "--lr", "0.5", "--optimizer", "adam", "--allow-new-classes"]) == 0
+    err = capsys.readouterr().err
+    assert "already has a champion (v1); --allow-new-classes, --lr and --optimizer only set up" in err, err
+    assert main([*base, "--optimizer", "sgd"]) == 0  # the default typed out is ignored all the same
+    assert (
+        "already has a champion (v1); --optimizer only sets up an empty store and is ignored"
+        in capsys.readouterr().err
+    )
+    assert main(base) == 0  # nothing given for a first champion: nothing to note
+    assert "already has a champion" not in capsys.readouterr().err
