@@ -75,9 +75,6 @@ NON_NEGATIVE_INT = integer(0)  # memory sizes, seeds, delays
 POSITIVE_REAL = real(0.0, open_min=True)  # a learning rate or a period in seconds
 
 
-TRAINING_DEFAULTS: dict[str, Any] = {"lr": 0.05, "optimizer": "sgd", "batch_size": 16, "epochs": 10}
-
-
 def add_training_args(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     """How the first champion trains (``up``, ``simulate``); every later version inherits its optimizer,
     learning rate and batch size through the checkpoint (the policy's ``epochs`` sets their passes).
@@ -101,13 +98,16 @@ def add_training_args(parser: argparse.ArgumentParser | argparse._ArgumentGroup)
 
 
 def training_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    """The :func:`add_training_args` values as ``lifelong.system.trainer.bootstrap`` takes them."""
-    given = {"lr": args.lr, "optimizer": args.optimizer, "batch_size": args.batch_size,
-             "epochs": args.bootstrap_epochs}  # fmt: skip
-    out = {k: TRAINING_DEFAULTS[k] if v is None else v for k, v in given.items()}
-    if args.lr is None and out["optimizer"] != "sgd":
-        out["lr"] = 1e-3  # adaptive optimizers step per unit gradient: SGD's 0.05 is far too large
-    return out
+    """The :func:`add_training_args` values as ``lifelong.system.trainer.bootstrap`` takes them, its own
+    defaults where a flag was not given (the learning rate as it picks it for the optimizer)."""
+    import inspect
+
+    from lifelong.system.trainer import bootstrap, default_lr
+
+    defaults = inspect.signature(bootstrap).parameters
+    given = {"optimizer": args.optimizer, "batch_size": args.batch_size, "epochs": args.bootstrap_epochs}
+    out = {k: defaults[k].default if v is None else v for k, v in given.items()}
+    return {"lr": default_lr(out["optimizer"]) if args.lr is None else args.lr, **out}
 
 
 def build_parser() -> argparse.ArgumentParser:

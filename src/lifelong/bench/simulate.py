@@ -68,9 +68,8 @@ class SimConfig:
     standardize: bool = False
     plugins: tuple[str, ...] = ()
     input_shape: tuple[int, ...] | None = None  # each row reshaped to this (images stored as pixel rows)
-    training: dict[str, Any] = field(
-        default_factory=dict
-    )  # the first champion's lr, optimizer, batch, epochs
+    # the first champion's lr, optimizer, batch size and epochs (trainer.bootstrap's defaults where absent)
+    training: dict[str, Any] = field(default_factory=dict)
 
     def policy_json(self, kind: str, phase: int | None = None) -> dict[str, Any]:
         """Policy fields scaled to the stream: schedules every half phase, windows of one phase."""

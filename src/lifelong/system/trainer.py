@@ -222,6 +222,12 @@ def train_once(
     return TrainResult(True, passed, version, reasons, figures, cpu, payload)
 
 
+def default_lr(optimizer: str) -> float:
+    """The first champion's learning rate when none is given: SGD's 0.05, or 0.001 for an adaptive
+    optimizer (adam, adamw), which steps per unit gradient and would diverge at SGD's rate."""
+    return 0.05 if optimizer == "sgd" else 1e-3
+
+
 def bootstrap(
     store: Store,
     registry: Registry,
@@ -238,7 +244,7 @@ def bootstrap(
     strategies: Sequence[str] = (),
     strategy_params: dict[str, Any] | None = None,
     epochs: int = 10,
-    lr: float = 0.05,
+    lr: float | None = None,
     optimizer: str = "sgd",
     momentum: float = 0.9,
     batch_size: int = 16,
@@ -277,8 +283,9 @@ def bootstrap(
         )
     if data is not None and embedding is None and not standardize:
         _warn_if_unscaled(x, feature_names)  # token ids are not features on a scale
-    learner = Learner(net, _strategies(strategies, strategy_params or {}), optimizer=optimizer, lr=lr, momentum=momentum,
-                      batch_size=batch_size, epochs=epochs, seed=seed)  # fmt: skip
+    learner = Learner(net, _strategies(strategies, strategy_params or {}), optimizer=optimizer,
+                      lr=default_lr(optimizer) if lr is None else lr, momentum=momentum, batch_size=batch_size,
+                      epochs=epochs, seed=seed)  # fmt: skip
     metrics: dict[str, Any] = {}
     if data is not None:
         order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
