@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from lifelong.system.backlog import Backlog, Served, _save, claim_spilled
+from lifelong.system.backlog import Backlog, Served, _save, adopt_journals
 
 
 def _served(tag: str, n: int = 2) -> Served:
@@ -97,12 +97,12 @@ def test_a_journal_is_taken_back_whole_once_its_server_let_go_and_by_exactly_one
     backlog.add(Served(second[0], x[2:], *second[1:]))
     assert backlog.journal is not None and len(list(backlog.journal.glob("*.npz"))) == 2  # on disk as kept
     other = Backlog(limit=100, journal=tmp_path)
-    assert claim_spilled(tmp_path, other) == 0  # its server still runs (holds the lock): not taken
+    assert adopt_journals(tmp_path, other) == 0  # its server still runs (holds the lock): not taken
     journal = backlog.journal
     assert backlog.close() == journal  # stopped: what it still holds stays for the next server
     taken = Backlog(limit=100, journal=tmp_path)
-    assert claim_spilled(tmp_path, taken) == 3
-    assert claim_spilled(tmp_path, other) == 0 and len(other) == 0  # taken once
+    assert adopt_journals(tmp_path, taken) == 3
+    assert adopt_journals(tmp_path, other) == 0 and len(other) == 0  # taken once
     assert list(tmp_path.iterdir()) == [taken.journal]  # the old journal is gone, its batches in the taker's
     fields = [
         (s.ts, s.prediction_ids, s.request_ids, s.versions, s.variants, s.labels, s.scores)
@@ -142,7 +142,7 @@ def test_an_earlier_versions_spill_and_an_unreadable_file_are_handled(tmp_path: 
     _save(tmp_path / "5-1.npz", [_served("a"), _served("b", n=1)])
     (tmp_path / "0-1.npz").write_bytes(b"not an archive")  # sorts first
     taken = Backlog(limit=100)
-    assert claim_spilled(tmp_path, taken) == 3
+    assert adopt_journals(tmp_path, taken) == 3
     assert [s.prediction_ids for s, _ in taken._items] == [["a0", "a1"], ["b0"]] and taken._items[0][
         0
     ].x is None

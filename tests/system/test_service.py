@@ -507,7 +507,7 @@ def test_a_server_stopped_during_an_outage_hands_its_unrecorded_answers_to_the_n
         assert len(system.backlog) == 5
     assert len(list((tmp_path / "unrecorded").glob("*/*.npz"))) == 1  # journaled: the store was down
     with System(settings(tmp_path)) as system:
-        system.start_polling()  # a server takes the spill back; its poller (or the next write) records it
+        system.start_polling()  # a server takes the journal back; its poller (or the next write) records it
         system.predict(DATA.test.x[5:6])
         assert len(system.backlog) == 0 and list((tmp_path / "unrecorded").glob("*/*.npz")) == []
         system.feedback([(o["id"], int(y)) for o, y in zip(during, DATA.test.y[:5])])

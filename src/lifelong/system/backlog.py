@@ -9,7 +9,7 @@ again.
 Each kept batch is also on disk from the moment it is kept (a journal: one file per batch in a
 directory of ``<data_dir>/unrecorded/`` that this process holds locked), so no way of stopping the
 server loses it, SIGKILL included: the next server started on that data directory finds a journal
-whose lock nobody holds and takes it back (:func:`claim_spilled`). A batch leaves the journal when
+whose lock nobody holds and takes it back (:func:`adopt_journals`). A batch leaves the journal when
 it is recorded or dropped.
 """
 
@@ -185,7 +185,7 @@ def _new_journal(root: Path) -> tuple[Path, int]:
         raise
 
 
-def claim_spilled(directory: Path, into: Backlog) -> int:
+def adopt_journals(directory: Path, into: Backlog) -> int:
     """Move into ``into`` the batches that servers which stopped (however they stopped) left in
     ``directory``, oldest first, and return how many rows. Journals whose owner still runs are left.
 

@@ -28,7 +28,7 @@ import torch
 from lifelong.data.files import integer_label
 from lifelong.errors import ConfigError, DataError, LifelongError, NotFoundError
 from lifelong.learn.learner import Learner
-from lifelong.system.backlog import Backlog, Served, claim_spilled
+from lifelong.system.backlog import Backlog, Served, adopt_journals
 from lifelong.system.canary import apply_canary_rule, compare_variants, rule_in_force
 from lifelong.system.contract import Contract, unstorable
 from lifelong.system.events import EventKind
@@ -113,7 +113,7 @@ class System:
         self._retry_at = 0.0  # when a degraded server next tries its champion's artifact
         self.write_health = WriteHealth()  # store write failures of this replica (/readyz, /metrics)
         # answered while the store could not write, journaled to disk
-        self.backlog = Backlog(s.unrecorded_backlog, self.spill_dir)
+        self.backlog = Backlog(s.unrecorded_backlog, self.unrecorded_dir)
         self._probe: tuple[float, str | None] = (0.0, None)  # (when, error) of the last write probe
         self.reload()
 
@@ -135,7 +135,7 @@ class System:
         self.store.close()
 
     @property
-    def spill_dir(self) -> Path:
+    def unrecorded_dir(self) -> Path:
         """Where the predictions this server could not record are kept (journaled), for it or the next."""
         return Path(self.settings.data_dir) / "unrecorded"
 
@@ -147,7 +147,7 @@ class System:
                         "server running or started on this data directory records them", n, kept)  # fmt: skip
         elif n:
             log.error("%d predictions answered while the store could not write were lost: they could not be "
-                      "kept on disk in %s", n, self.spill_dir)  # fmt: skip
+                      "kept on disk in %s", n, self.unrecorded_dir)  # fmt: skip
 
     def start_polling(self) -> None:
         """Re-read the aliases every ``poll_seconds``: the server calls this (the worker moves them)."""
@@ -179,10 +179,12 @@ class System:
         """Adopt what stopped or killed servers on this data directory could not record (at start and
         every poll, so a sibling replica's journal does not wait for a restart); the poller records it."""
         try:
-            taken = claim_spilled(self.spill_dir, self.backlog)
+            taken = adopt_journals(self.unrecorded_dir, self.backlog)
         except OSError as err:
             log.warning(
-                "could not read %s for predictions other servers left unrecorded: %s", self.spill_dir, err
+                "could not read %s for predictions other servers left unrecorded: %s",
+                self.unrecorded_dir,
+                err,
             )
             return
         if taken:
@@ -446,7 +448,7 @@ class System:
         self.write_health.failed(err, unlogged=n)
         if first:  # once per run of failures, not once per request
             log.error("recording predictions failed (%s); keeping them (in %s) to record once the store "
-                      "recovers", self.write_health.last_error, self.spill_dir,
+                      "recovers", self.write_health.last_error, self.unrecorded_dir,
                       exc_info=not isinstance(err, STORE_DOWN))  # fmt: skip
 
     # -- data management -----------------------------------------------------------------
