@@ -585,6 +585,26 @@ def test_a_request_with_too_few_labels_is_answered_once_not_retried_every_poll(
     assert worker.step().trained  # enough labels now: it trains
 
 
+def test_a_too_small_window_waits_for_new_labels_instead_of_an_attempt_every_poll(tmp_path: Path) -> None:
+    """Was: an unmeasured champion (or a schedule) with min_samples under the gate's min_holdout logged a
+    'window too small' gate event at every poll; the labels it saw now count as seen, and the next
+    attempt, min_samples labels later, trains on all of them."""
+    split = toy_data(per_class=90)
+    with Store(data_dir=tmp_path) as store:
+        registry = Registry(store)
+        bootstrap(store, registry, None, n_classes=4, input_shape=(8,))
+        worker = Worker(
+            store, registry, preset("continual", min_samples=10, drift_test=None), Gate(**LENIENT)
+        )
+        store.add_samples(split.train.x[:15], split.train.y[:15])
+        result = worker.step()
+        assert result is not None and "window too small" in result.reasons[0]
+        assert [worker.step() for _ in range(3)] == [None] * 3 and len(store.events(EventKind.GATE)) == 1
+        store.add_samples(split.train.x[15:40], split.train.y[15:40])
+        result = worker.step()
+        assert result is not None and result.trained and result.attempt["window"][0] == 1  # all 40
+
+
 def test_a_takeover_records_whose_lease_expired_and_the_old_holder_records_its_loss(
     seeded: tuple[Store, Registry, Dataset],
 ) -> None:

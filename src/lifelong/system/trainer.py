@@ -130,6 +130,8 @@ def train_once(
                    "policy": policy.kind, "parent": champion, "window": None, "figures": {},
                    "train_cpu_seconds": 0.0, "version": None}  # fmt: skip
         store.add_event(EventKind.GATE, attempt)
+        if len(ids):  # seen: a schedule (or an unmeasured champion) waits for more, not every poll
+            store.advance_cursor(SEEN, int(ids[-1]))
         return TrainResult(False, reasons=reasons, attempt=attempt)
     train_ids, train, holdout = (
         ids[:-n_hold],
