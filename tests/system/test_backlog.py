@@ -138,6 +138,27 @@ def test_a_journal_that_cannot_be_written_still_keeps_the_batch_in_memory(
     assert "kept in memory only" in caplog.text
 
 
+def test_a_server_that_cannot_write_its_own_journal_leaves_a_dead_servers_journal_in_place(
+    tmp_path: Path,
+) -> None:
+    """Was: the adopter kept the batches in memory only and removed the dead server's files, so a disk
+    full at that moment and a second kill lost them; now they stay on disk until a later poll can
+    take them."""
+    dead = Backlog(limit=100, journal=tmp_path / "unrecorded")
+    dead.add(_served("a"))
+    dead.add(_served("b"))
+    journal = dead.close()
+    _save(tmp_path / "unrecorded" / "5-1.npz", [_served("c")])  # an earlier version's spill beside it
+    blocked = tmp_path / "full"
+    blocked.write_text("a file where the directory should be")
+    full = Backlog(limit=100, journal=blocked)
+    assert adopt_journals(tmp_path / "unrecorded", full) == 0 and len(full) == 0
+    assert journal is not None and len(list(journal.glob("*.npz"))) == 2
+    assert (tmp_path / "unrecorded" / "5-1.npz").exists()
+    taker = Backlog(limit=100, journal=tmp_path / "unrecorded")
+    assert adopt_journals(tmp_path / "unrecorded", taker) == 6  # a later poll with room takes all
+
+
 def test_an_earlier_versions_spill_and_an_unreadable_file_are_handled(tmp_path: Path) -> None:
     _save(tmp_path / "5-1.npz", [_served("a"), _served("b", n=1)])
     (tmp_path / "0-1.npz").write_bytes(b"not an archive")  # sorts first

@@ -97,14 +97,27 @@ class Backlog:
         beyond ``limit`` rows. A journal that cannot be written (a full disk) is logged, and the batch
         is still kept in memory: this runs in the answer's path and must not fail it."""
         with self._lock:
+            self._keep(served, self._journal(served))
+
+    def adopt(self, served: Served) -> bool:
+        """Keep a batch another server journaled, but only once it is in this backlog's own journal
+        (when it has one): False, and nothing kept, when it could not be written, so the caller leaves
+        the other journal's file where it is rather than hold its only copy in memory."""
+        with self._lock:
             path = self._journal(served)
-            self._items.append((served, path))
-            self._rows += len(served)
-            while self._rows > self.limit:
-                old, oldpath = self._items.popleft()
-                self._rows -= len(old)
-                self.dropped += len(old)
-                _forget(oldpath)
+            if path is None and self._root is not None:
+                return False
+            self._keep(served, path)
+            return True
+
+    def _keep(self, served: Served, path: Path | None) -> None:
+        self._items.append((served, path))
+        self._rows += len(served)
+        while self._rows > self.limit:
+            old, oldpath = self._items.popleft()
+            self._rows -= len(old)
+            self.dropped += len(old)
+            _forget(oldpath)
 
     def flush(
         self, write: Callable[[Served], object], transient: tuple[type[BaseException], ...] = ()
@@ -211,22 +224,31 @@ def adopt_journals(directory: Path, into: Backlog) -> int:
             os.close(fd)
             continue
         try:
-            rows += _take(sorted(journal.glob("*.npz")), into)
-            if not any(journal.glob("*.unreadable")):
+            taken, whole = _take(sorted(journal.glob("*.npz")), into)
+            rows += taken
+            if whole and not any(journal.glob("*.unreadable")):
                 shutil.rmtree(journal, ignore_errors=True)
         finally:
             os.close(fd)
+        if not whole:
+            return rows  # this server's journal cannot be written: the rest stays for a later poll
     for path in sorted(directory.glob("*.npz")):  # an earlier version's spill
         mine = path.with_name(f"{path.name}.claimed-{os.getpid()}")
         try:
             os.replace(path, mine)
         except FileNotFoundError:  # another server took it first
             continue
-        rows += _take([mine], into, shown=path)
+        taken, whole = _take([mine], into, shown=path)
+        rows += taken
+        if not whole:
+            os.replace(mine, path)  # for a later poll (its batches already kept are recognised then)
+            return rows
     return rows
 
 
-def _take(paths: list[Path], into: Backlog, shown: Path | None = None) -> int:
+def _take(paths: list[Path], into: Backlog, shown: Path | None = None) -> tuple[int, bool]:
+    """Rows moved into ``into`` from ``paths`` (each removed once all its batches are kept), and whether
+    all were: False as soon as ``into`` cannot keep a batch on disk (that file and the rest are left)."""
     rows = 0
     for path in paths:
         try:
@@ -238,10 +260,11 @@ def _take(paths: list[Path], into: Backlog, shown: Path | None = None) -> int:
                       err)  # fmt: skip
             continue
         for served in batches:
-            into.add(served)
+            if not into.adopt(served):
+                return rows, False
             rows += len(served)
         path.unlink()
-    return rows
+    return rows, True
 
 
 def _forget(path: Path | None) -> None:
