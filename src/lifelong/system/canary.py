@@ -7,12 +7,14 @@ of server replicas a canary is promoted or rolled back exactly once.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
 
 from lifelong.errors import LifelongError
 from lifelong.system.events import EventKind
+from lifelong.system.health import worker_alive
 from lifelong.system.policy import CanaryRule, VariantStats
 from lifelong.system.registry import Registry
 from lifelong.system.store import Store
@@ -42,7 +44,7 @@ def rule_in_force(store: Store, fallback: CanaryRule, *, now: float | None = Non
     server's evaluate button judges as the worker does; ``fallback`` (the server's own settings)
     when no worker holds the lease or it recorded no rule."""
     lease = store.lease("worker")  # lifelong.system.worker.LEASE
-    if lease is None or not lease.held(now):
+    if lease is None or not worker_alive(lease, time.time() if now is None else now):
         return fallback
     for event in reversed(store.events(EventKind.WORKER, limit=50)):
         if event.payload.get("holder") == lease.holder and event.payload.get("state") == "acquired":

@@ -707,12 +707,13 @@ def _bundled(name: str) -> Any:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from lifelong.system.events import EventKind
+    from lifelong.system.health import worker_alive
 
     store, _ = _open(args)
     with store:
         store.add_event(EventKind.TRAIN_REQUEST, {"reason": args.reason, "source": "cli"})
         lease = store.lease("worker")  # lifelong.system.worker.LEASE
-    if lease is None or not lease.held():  # the request waits in the store for one
+    if not worker_alive(lease, time.time()):  # the request waits in the store for one
         print("training requested, but no worker holds the lease (none started, or it stopped): it starts "
               "once `lifelong worker` or `lifelong up` runs on this store (see `lifelong events`)")  # fmt: skip
     else:
