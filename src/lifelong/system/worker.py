@@ -426,29 +426,27 @@ class Worker:
         the level a drift is corrected back towards, so a weak first recovery does not lower the bar.
         A lineage with no figure (an untrained or bare-registered champion) takes the champion's own
         accuracy from the latest gate that compared a candidate with it; None until one did. Walked
-        once per version (the floor and the policy both ask every poll)."""
-        if champion in self._expected:
-            return self._expected[champion]
-        best: float | None = None
-        version: int | None = champion
-        seen: set[int] = set()
-        while version is not None and version not in seen and len(seen) < 50:
-            seen.add(version)
-            record = self.registry.get(version, collected=True)  # retention keeps the lineage's rows
-            acc = record.metrics.get("new_accuracy")
-            if isinstance(acc, int | float):
-                best = acc if best is None else max(best, acc)
-            version = record.parent
-        if best is None:
+        once per version (the floor and the policy both ask every poll); while unmeasured, only the
+        recent gates are read again."""
+        if champion not in self._expected:
+            best: float | None = None
+            version: int | None = champion
+            seen: set[int] = set()
+            while version is not None and version not in seen and len(seen) < 50:
+                seen.add(version)
+                record = self.registry.get(version, collected=True)  # retention keeps the lineage's rows
+                acc = record.metrics.get("new_accuracy")
+                if isinstance(acc, int | float):
+                    best = acc if best is None else max(best, acc)
+                version = record.parent
+            self._expected[champion] = best
+        if self._expected[champion] is None:
             for gate in reversed(self.store.events(EventKind.GATE, limit=50)):
                 acc = (gate.payload.get("figures") or {}).get("champion_new_accuracy")
                 if gate.payload.get("parent") == champion and isinstance(acc, int | float):
-                    best = float(acc)
+                    self._expected[champion] = float(acc)
                     break
-            if best is None:
-                return None  # not kept: the next gate may measure it
-        self._expected[champion] = best
-        return best
+        return self._expected[champion]
 
     def decide(self, judged: list[Any] | None = None) -> Decision:
         """The policy's answer to the measured state; ``judged`` shares the floor's labelled predictions
