@@ -229,3 +229,38 @@ def test_a_scratch_candidate_is_built_in_the_champions_dtype(dtype: torch.dtype,
     candidate = _candidate(tmp_path / "v1", policy, "scratch")
     assert {p.dtype for p in candidate.model.parameters()} == {dtype}
     assert candidate.model is not champion.model and candidate.step == 0  # a fresh model all the same
+
+
+def test_a_stray_new_class_label_waits_outside_the_head_until_the_class_has_enough(
+    system: tuple[Store, Registry],
+) -> None:
+    """Was: with allow_new_classes one stray label (a typo in a class name) grew the head by an output
+    for ever; a class the head lacks now enters training at min_new_class_labels stored labels, and its
+    first rows, held back meanwhile, join that window."""
+    import sqlalchemy as sa
+
+    from lifelong.system.contract import Contract
+    from lifelong.system.store import samples as samples_table
+    from lifelong.system.trainer import bootstrap
+
+    store, registry = system
+    split = toy_data(per_class=90)
+    x, y = split.train.x, split.train.y
+    old = torch.nonzero(y < 2).squeeze(1)
+    bootstrap(store, registry, split.train.subset(old[:100]), n_classes=2, allow_new_classes=True, epochs=2)
+    two, three = torch.nonzero(y == 2).squeeze(1), torch.nonzero(y == 3).squeeze(1)
+    first = torch.cat([three[:1], old[100:160], two[:30]])  # class 3: one stray label
+    stray = store.add_samples(x[first], y[first])[0]
+    policy, gate = Policy("continual", epochs=2, min_new_class_labels=5), Gate(max_old_accuracy_drop=1.0)
+    result = train_once(store, registry, policy, gate)
+    assert result.passed and result.attempt["waiting_classes"] == {"3": 1}
+    assert "new class 3 waits for labels, 1 so far" in describe(EventKind.GATE, result.attempt)
+    assert Contract.load(registry.get(2).path).classes == (0, 1, 2)  # the head grew for class 2 only
+    more = torch.cat([old[160:170], three[1:5]])  # class 3 reaches 5 labels
+    store.add_samples(x[more], y[more])
+    result = train_once(store, registry, policy, Gate(max_old_accuracy_drop=1.0, max_negative_flip_rate=1.0))
+    assert result.passed and "waiting_classes" not in result.attempt
+    assert Contract.load(registry.get(3).path).classes == (0, 1, 2, 3)
+    with store.engine.connect() as conn:
+        trained = conn.execute(sa.select(samples_table.c.trained_version).where(samples_table.c.id == stray))
+        assert trained.scalar_one() == 3  # the held-back row trained the version that learned its class

@@ -35,13 +35,15 @@ def describe(kind: str, payload: Mapping[str, Any]) -> str:
     """One line an operator reads: what happened and why (``lifelong events``)."""
     p = payload
     if kind == EventKind.GATE:
+        waiting = p.get("waiting_classes") or {}
+        wait = "".join(f" (note: new class {c} waits for labels, {n} so far)" for c, n in waiting.items())
         if not p.get("trained", True):
-            return "nothing trained: " + "; ".join(p.get("reasons", []))
+            return "nothing trained: " + "; ".join(p.get("reasons", [])) + wait
         f = p.get("figures", {})
         acc = f"new acc {_num(f.get('new_accuracy'))} (champion {_num(f.get('champion_new_accuracy'))})"
         head = f"passed: v{p.get('version')}" if p.get("passed") else "failed"
         why = "" if p.get("passed") else ": " + "; ".join(p.get("reasons", []))
-        note = "".join(f" (note: {w})" for w in p.get("warnings", []))
+        note = "".join(f" (note: {w})" for w in p.get("warnings", [])) + wait
         return f"{head} from v{p.get('parent')} on samples {_window(p.get('window'))}, {acc}{why}{note}"
     if kind == EventKind.DATA_DRIFT:
         d = p.get("details", {})

@@ -109,6 +109,9 @@ class Policy:
     max_accuracy_drop: float | None = None  # floor relative to the champion's expected accuracy
     floor_window: int = 200
     forget_on_concept_drift: bool = True  # a drift that costs accuracy empties the replay memory
+    # with allow_new_classes: a class the head lacks is trained on once this many of its labels are
+    # stored, so one stray label (a typo in a name) does not add an output for ever
+    min_new_class_labels: int = 5
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -120,6 +123,10 @@ class Policy:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ConfigError(f"policy: {name} must be > 0 or None, got {value}")
+        if self.min_new_class_labels < 1:
+            raise ConfigError(
+                f"policy: min_new_class_labels must be at least 1, got {self.min_new_class_labels}"
+            )
         if self.min_samples < 1 or self.cooldown_seconds < 0 or self.epochs < 1 or self.window < 1:
             raise ConfigError(
                 "policy: need min_samples >= 1, cooldown_seconds >= 0, epochs >= 1, window >= 1"

@@ -348,6 +348,29 @@ class Store:
         with self.engine.connect() as conn:
             return int(conn.execute(q).scalar_one())
 
+    def label_counts(self, at_least: int) -> dict[int, int]:
+        """Labelled samples per class index ``>= at_least`` (the classes a deployment's head lacks)."""
+        q = (
+            sa.select(samples.c.label, sa.func.count())
+            .where(samples.c.label >= at_least)
+            .group_by(samples.c.label)
+        )
+        with self.engine.connect() as conn:
+            return {int(label): int(n) for label, n in conn.execute(q).all()}
+
+    def untrained_of(self, labels: Sequence[int], before_id: int, limit: int) -> Samples:
+        """The last ``limit`` samples labelled one of ``labels`` below ``before_id`` that no version was
+        trained on, in id order: a new class's first labels, held back until it had enough."""
+        q = sa.select(samples.c.id, samples.c.features, samples.c.shape, samples.c.dtype, samples.c.label)
+        q = q.where(
+            samples.c.label.in_([int(c) for c in labels]),
+            samples.c.id < before_id,
+            samples.c.trained_version.is_(None),
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(q.order_by(samples.c.id.desc()).limit(limit)).all()
+        return _decode(rows[::-1])
+
     def nth_latest_labelled(self, n: int) -> int | None:
         """The id just before the ``n`` most recent labelled samples (None: fewer than ``n`` exist)."""
         q = sa.select(samples.c.id).where(samples.c.label.is_not(None)).order_by(samples.c.id.desc())

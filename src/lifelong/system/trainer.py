@@ -46,7 +46,7 @@ from lifelong.system.events import EventKind
 from lifelong.system.launch import Compute, fit
 from lifelong.system.policy import Gate, Mode, Policy, concept_change, judge, mcnemar_p
 from lifelong.system.registry import Registry
-from lifelong.system.store import Store
+from lifelong.system.store import Samples, Store
 from lifelong.system.versions import check_ids_fit_float32, check_servable, contract_of, publish_learner
 
 log = logging.getLogger(__name__)
@@ -119,7 +119,7 @@ def train_once(
     record = registry.get(champion)
     old_learner = Learner.load(record.path, device=compute.device)
     contract = Contract.load(record.path) or contract_of(old_learner)
-    ids, data = _window(store, policy, mode, since, contract)
+    ids, data, waiting = _window(store, policy, mode, since, contract)
     n_hold = max(gate.min_holdout, int(len(ids) * gate.holdout_fraction))
     if len(ids) < n_hold + 1:  # recorded as an attempt, so a request or drift is answered, not retried
         reasons = [
@@ -129,6 +129,8 @@ def train_once(
         attempt = {"passed": False, "trained": False, "reasons": reasons, "reason": reason, "mode": mode,
                    "policy": policy.kind, "parent": champion, "window": None, "figures": {},
                    "train_cpu_seconds": 0.0, "version": None}  # fmt: skip
+        if waiting:
+            attempt["waiting_classes"] = _named(store, waiting)
         store.add_event(EventKind.GATE, attempt)
         if len(ids):  # seen: a schedule (or an unmeasured champion) waits for more, not every poll
             store.advance_cursor(SEEN, int(ids[-1]))
@@ -183,6 +185,8 @@ def train_once(
             "train_cpu_seconds": cpu,
             "version": None,
         }
+        if waiting:  # new classes with too few labels to learn yet (a stray label stays out of the head)
+            payload["waiting_classes"] = _named(store, waiting)
         # e.g. --delete-trained: the gate cannot see forgetting, so it says it did not check
         if old is None or len(old) == 0:
             payload["warnings"] = ["no earlier labelled samples to measure forgetting on (deleted by "
@@ -375,9 +379,10 @@ def _warn_if_unscaled(x: np.ndarray, names: Sequence[str] | None) -> None:
 
 def _window(
     store: Store, policy: Policy, mode: Mode, since: int | None, contract: Contract
-) -> tuple[torch.Tensor, Dataset]:
+) -> tuple[torch.Tensor, Dataset, dict[int, int]]:
     """Labelled samples to learn from, in id order: new ones (fine-tuning, after the change point
-    when one was detected) or the recent ``window`` (retraining)."""
+    when one was detected) or the recent ``window`` (retraining); and the new classes still waiting
+    for labels (see :func:`_admit_new_classes`)."""
     if mode == "scratch":
         start = store.nth_latest_labelled(policy.window)
     else:
@@ -385,7 +390,39 @@ def _window(
         if store.count_samples(start, labelled_only=True) > policy.window:  # keep the most recent
             start = max(start or 0, store.nth_latest_labelled(policy.window) or 0)
     s = store.samples(since_id=start, labelled_only=True)
-    return s.ids, _dataset(_as_model_input(s.x, contract), s.y)
+    s, waiting = _admit_new_classes(store, s, contract, policy)
+    return s.ids, _dataset(_as_model_input(s.x, contract), s.y), waiting
+
+
+def _admit_new_classes(
+    store: Store, s: Samples, contract: Contract, policy: Policy
+) -> tuple[Samples, dict[int, int]]:
+    """A class the champion's head lacks enters training once ``policy.min_new_class_labels`` of its
+    labels are stored, so one stray label (a typo in a name) does not grow the head: until then its rows
+    wait outside the window (the returned counts say which), and on admission its earlier rows that no
+    version trained on join the window's training part."""
+    known = len(contract.classes)
+    if not contract.allow_new_classes or not len(s.ids) or int(s.y.max()) < known:
+        return s, {}
+    counts = store.label_counts(known)
+    waiting = {c: n for c, n in counts.items() if n < policy.min_new_class_labels}
+    if waiting:
+        keep = torch.tensor([int(c) not in waiting for c in s.y.tolist()], dtype=torch.bool)
+        s = Samples(s.ids[keep], s.x[keep], s.y[keep])
+    admitted = sorted(c for c in set(s.y.tolist()) if c >= known)
+    if admitted and len(s.ids):
+        earlier = store.untrained_of(admitted, int(s.ids[0]), policy.window)
+        if len(earlier.ids) and earlier.x.shape[1:] == s.x.shape[1:] and earlier.x.dtype == s.x.dtype:
+            s = Samples(
+                torch.cat([earlier.ids, s.ids]), torch.cat([earlier.x, s.x]), torch.cat([earlier.y, s.y])
+            )
+    return s, waiting
+
+
+def _named(store: Store, counts: dict[int, int]) -> dict[str, int]:
+    """Label counts keyed as an operator knows the classes: by name where the store gave one."""
+    names = {i: n for n, i in store.class_names().items()}
+    return {names.get(c, str(c)): n for c, n in sorted(counts.items())}
 
 
 def _as_model_input(x: torch.Tensor, contract: Contract) -> torch.Tensor:
