@@ -94,11 +94,26 @@ class Facts:
 
 
 def readiness_reasons(f: Facts, serving_only: bool = False) -> list[str]:
-    """Every reason the replica is not ready; an empty list means ready (``serving_only``: the worker's
-    state does not count)."""
+    """Every reason the replica is not ready; an empty list means ready.
+
+    ``serving_only`` asks whether it can answer predictions (a load balancer's question): the worker's
+    state and the store do not count then. A store outage or a full disk is shared by every replica, and
+    each still answers from its loaded champion and keeps what it could not record; taking them all
+    out of rotation would turn a database restart into an outage of the model (Kubernetes' advice:
+    readiness must not hang on a shared dependency). The full answer reports both, for alerting."""
     reasons = []
     if not f.champion_loaded and not f.degraded:  # else the degraded reason says why it is not loaded
         reasons.append("no champion is loaded; bootstrap one (lifelong up) or promote a version")
+    if not serving_only:
+        reasons.extend(_store_reasons(f))
+        reasons.extend(_worker_reasons(f))
+    reasons.extend(f.degraded)
+    return reasons
+
+
+def _store_reasons(f: Facts) -> list[str]:
+    """The store's part of readiness: it takes writes, and this replica's last write succeeded."""
+    reasons = []
     if f.store_error is not None:
         reasons.append(f"the store is not writable: {f.store_error}")
     if f.write_failure is not None:
@@ -107,9 +122,6 @@ def readiness_reasons(f: Facts, serving_only: bool = False) -> list[str]:
             "answered without being recorded; the replica recovers by itself once the store takes writes "
             "again (a full disk or database: samples and feedback get 507 until space is freed)"
         )
-    if not serving_only:
-        reasons.extend(_worker_reasons(f))
-    reasons.extend(f.degraded)
     return reasons
 
 

@@ -677,8 +677,10 @@ class System:
         this replica's last store write succeeded, a worker holds an unexpired lease (a killed one is
         reported once its lease expires) whose heartbeat is fresh (else it is stuck), the latest
         training attempt did not fail, and nothing degraded the server (e.g. a champion fallback).
-        ``scope="serving"`` leaves the worker and its trainings out: what a load balancer should ask,
-        so a stopped worker or a failed training does not take every replica out of rotation.
+        ``scope="serving"`` leaves the worker, its trainings and the store out: what a load balancer
+        should ask, so a stopped worker, a failed training or a database restart does not take every
+        replica out of rotation while each can answer from its loaded champion
+        (:func:`~lifelong.system.health.readiness_reasons`).
         """
         if scope not in ("all", "serving"):
             raise ConfigError(f"scope must be 'all' or 'serving', got {scope!r}")
@@ -689,7 +691,7 @@ class System:
             Facts(
                 now=now,
                 champion_loaded=self.holder.ready,
-                store_error=self._store_writable(now),
+                store_error=None if serving else self._store_writable(now),
                 write_failure=self.write_health.last_error,
                 unlogged_predictions=self.write_health.unlogged_predictions,
                 worker_lease=lease,

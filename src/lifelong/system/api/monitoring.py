@@ -55,7 +55,8 @@ async def healthz(system: SystemDep) -> JSONResponse:
 def readyz(system: SystemDep, scope: Literal["all", "serving"] = "all") -> JSONResponse:
     """Readiness: 200 when this replica should get traffic, else 503 with every reason.
 
-    ``scope=serving`` (for load balancers) leaves the worker's heartbeat and the last training out.
+    ``scope=serving`` (for load balancers) leaves the worker's heartbeat, the last training and the
+    store out: a replica answers predictions from its loaded champion while the database is down.
     """
     reasons = system.readiness(scope)
     return JSONResponse({"ready": not reasons, "reasons": reasons}, status_code=503 if reasons else 200)
