@@ -37,7 +37,7 @@ from lifelong.cli import (
     real,
     training_kwargs,
 )
-from lifelong.errors import ConfigError
+from lifelong.errors import ConfigError, RegistryError, StoreError
 
 if TYPE_CHECKING:
     from lifelong.system.settings import Settings
@@ -293,8 +293,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from lifelong.system.app import create_app
     from lifelong.system.registry import Registry
+    from lifelong.system.snapshot import read_snapshot, verify_served
     from lifelong.system.store import Store
-    from lifelong.system.versions import check_models_known
+    from lifelong.system.versions import check_artifacts_known, check_models_known
 
     _plugins(args)
     settings = _settings(args)
@@ -302,8 +303,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # opened once here: a bad LIFELONG_DB_URL or LIFELONG_SQLITE_SYNCHRONOUS, or a database that cannot be
     # opened, is then a one-line error, not a traceback from uvicorn's start-up
     _check_store_exists(settings.db_url, settings.data_dir)
-    with Store(settings.db_url, data_dir=settings.data_dir) as store:
-        check_models_known(Registry(store))  # a forgotten --plugin: one line now, not 404s later
+    snapshot = read_snapshot(settings.data_dir)  # a database outage: serve what was served last
+    with Store(settings.db_url, data_dir=settings.data_dir, offline_ok=snapshot is not None) as store:
+        if snapshot is None or not store.opened_offline:  # a forgotten --plugin: one line now, not 404s later
+            check_models_known(Registry(store))
+        else:  # what the server will serve from the snapshot: refused here in one line, not in start-up
+            check_artifacts_known((a, s.version, s.path) for a, s in snapshot.items())
+            if settings.verify_artifacts:
+                try:
+                    verify_served(snapshot["champion"])
+                except RegistryError as err:
+                    raise StoreError(
+                        f"{store!r} is unreachable and {err} (the champion this data directory served "
+                        "last); start the server once the database answers"
+                    ) from err
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info",
                 log_config=_server_log_config())  # fmt: skip
     return 0

@@ -155,8 +155,9 @@ class Registry:
         )
         self._staging = self.artifacts_dir / ".staging"
         self._staging.mkdir(parents=True, exist_ok=True)
-        metadata.create_all(store.engine, tables=[model_versions, aliases, deployments])
-        self.cleanup()
+        if not store.opened_offline:  # else the tables are made (and drafts cleaned) by a store that answers
+            metadata.create_all(store.engine, tables=[model_versions, aliases, deployments])
+            self.cleanup()
 
     # publishing ---------------------------------------------------------------------------------
     @contextlib.contextmanager

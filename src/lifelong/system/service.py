@@ -26,7 +26,7 @@ import sqlalchemy as sa
 import torch
 
 from lifelong.data.files import integer_label
-from lifelong.errors import ConfigError, DataError, LifelongError, NotFoundError
+from lifelong.errors import ConfigError, DataError, LifelongError, NotFoundError, StoreError
 from lifelong.learn.learner import Learner
 from lifelong.system.backlog import Backlog, Served, adopt_journals
 from lifelong.system.canary import apply_canary_rule, compare_variants, rule_in_force
@@ -45,6 +45,7 @@ from lifelong.system.registry import Registry
 from lifelong.system.router import Live, Loaded, MicroBatcher, ModelHolder, route
 from lifelong.system.schemas import to_array
 from lifelong.system.settings import Settings
+from lifelong.system.snapshot import ServedAlias, read_snapshot, snapshot_path, verify_served, write_snapshot
 from lifelong.system.store import STORE_DOWN, Event, Lease, Store, prediction_ids
 from lifelong.system.versions import contract_of, publish_learner
 
@@ -93,12 +94,19 @@ class System:
             settings = type(settings)(**{**settings.model_dump(), **overrides})
         self.settings = settings if settings is not None else Settings(**overrides)
         s = self.settings
-        self.store = Store(s.db_url, data_dir=s.data_dir, checkpoint_every=s.checkpoint_seconds)
+        snapshot = read_snapshot(s.data_dir)  # what this data directory last served, if anything
+        self.store = Store(
+            s.db_url,
+            data_dir=s.data_dir,
+            checkpoint_every=s.checkpoint_seconds,
+            offline_ok=snapshot is not None,
+        )
         self.registry = Registry(self.store)
         self.holder = ModelHolder()
         self.counts: Counter[str] = Counter()
         self._count_lock = threading.Lock()
         self._cache: dict[int, Loaded] = {}
+        self._artifacts: dict[int, tuple[Path, str]] = {}  # version -> (artifact path, registered sha256)
         self._reload_lock = threading.Lock()
         self._shadow = ThreadPoolExecutor(1, thread_name_prefix="lifelong-shadow")
         self._shadow_pending = 0
@@ -115,7 +123,21 @@ class System:
         # answered while the store could not write, journaled to disk
         self.backlog = Backlog(s.unrecorded_backlog, self.unrecorded_dir)
         self._probe: tuple[float, str | None] = (0.0, None)  # (when, error) of the last write probe
-        self.reload()
+        try:
+            try:
+                self.reload()
+            except STORE_DOWN as err:
+                if snapshot is None:
+                    raise StoreError(
+                        f"cannot reach the database at {self.store!r} ({one_line(err)}) and {s.data_dir} has "
+                        "no snapshot of what it served; start the server once the database answers"
+                    ) from err
+                self._serve_snapshot(snapshot, err)
+        except BaseException:  # nothing half-started stays behind: threads, connections
+            self._batcher.close()
+            self._shadow.shutdown(wait=False)
+            self.store.close()
+            raise
 
     # -- lifecycle -------------------------------------------------------------------------
     def __enter__(self) -> System:
@@ -588,6 +610,7 @@ class System:
                 shadow_share=(shadow[1] or 1.0) if shadow else 0.0,
             )
             self.holder.swap(live)
+            self._write_snapshot(live)
             keep = {v for v, _ in want.values()}
             for v in [v for v in self._cache if v not in keep][: max(0, len(self._cache) - _CACHE)]:
                 del self._cache[v]
@@ -601,7 +624,55 @@ class System:
                 self.registry.verify(version)
             learner = Learner.load(record.path, device=self.settings.device)
             loaded = self._cache[version] = Loaded.of(version, learner, Contract.load(record.path))
+            self._artifacts[version] = (record.path, record.sha256)
         return loaded
+
+    def _write_snapshot(self, live: Live) -> None:
+        """Keep what is served now beside the artifacts, for a replica started while the store is down."""
+        served = {
+            alias: ServedAlias(version, share, *self._artifacts[version])
+            for alias, (version, share) in live.versions().items()
+            if version in self._artifacts
+        }
+        try:
+            write_snapshot(self.settings.data_dir, served)
+        except OSError as err:
+            log.warning("could not write %s: %s", snapshot_path(self.settings.data_dir), err)
+
+    def _serve_snapshot(self, snapshot: dict[str, ServedAlias], down: BaseException) -> None:
+        """Serve what this data directory last served (each artifact re-hashed first) while the store
+        is down; the poller swaps in the registry's aliases once it answers."""
+        loaded: dict[str, Loaded] = {}
+        for alias, served in snapshot.items():
+            try:
+                if self.settings.verify_artifacts:
+                    verify_served(served)
+                learner = Learner.load(served.path, device=self.settings.device)
+                loaded[alias] = Loaded.of(served.version, learner, Contract.load(served.path))
+            except Exception as err:
+                if alias == "champion":
+                    raise StoreError(
+                        f"cannot reach the database at {self.store!r} ({one_line(down)}), and champion "
+                        f"v{served.version} of the snapshot in {self.settings.data_dir} cannot be loaded "
+                        f"({one_line(err)}); start the server once the database answers"
+                    ) from err
+                log.warning("not serving %s v%s from the snapshot: %s", alias, served.version, one_line(err))
+                continue
+            self._cache[served.version] = loaded[alias]
+            self._artifacts[served.version] = (served.path, served.sha256)
+        canary, shadow = snapshot.get("canary"), snapshot.get("shadow")
+        self.holder.swap(
+            Live(
+                champion=loaded["champion"],
+                canary=loaded.get("canary"),
+                canary_share=(canary.share or 0.0) if canary and "canary" in loaded else 0.0,
+                shadow=loaded.get("shadow"),
+                shadow_share=(shadow.share or 1.0) if shadow and "shadow" in loaded else 0.0,
+            )
+        )
+        log.warning("the database at %r is unreachable (%s): serving %s from %s until it answers",
+                    self.store, one_line(down), ", ".join(f"{a} v{loaded[a].version}" for a in loaded),
+                    snapshot_path(self.settings.data_dir))  # fmt: skip
 
     def _load_champion(self, version: int) -> Loaded | None:
         """The champion, or the newest intact earlier champion when its artifact is broken."""

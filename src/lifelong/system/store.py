@@ -229,7 +229,9 @@ class Store:
         *,
         data_dir: str | os.PathLike[str] | None = None,
         checkpoint_every: float | None = None,
+        offline_ok: bool = False,
     ) -> None:
+        self.opened_offline = False  # the database was unreachable when this store was opened
         self.data_dir = Path(data_dir if data_dir is not None else "lifelong-data")
         # checked before the data directory is made, and on every store: a typo in a shared environment
         # file must not wait for a move to SQLite
@@ -257,6 +259,9 @@ class Store:
             # one line: drivers add indented hints on lines of their own
             why = " ".join(str(err.orig).split())
             self.engine.dispose()
+            if offline_ok and isinstance(err, STORE_DOWN) and self.engine.dialect.name != "sqlite":
+                self.opened_offline = True
+                return
             raise StoreError(f"cannot open the database at {self!r}: {why}") from err
         if self.engine.dialect.name == "sqlite" and checkpoint_every is not None:
             self._checkpointer = _Checkpointer(self.engine, checkpoint_every)

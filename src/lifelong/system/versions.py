@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from pathlib import Path
 
 from torch import nn
@@ -86,15 +87,22 @@ def check_models_known(registry: Registry) -> None:
     A model registered by a plugin module is unknown to a process started without that
     ``--plugin``: the server would otherwise run and answer that no champion is deployed, and the
     worker would hold the lease and fail every training."""
+    deployed = []
     for alias, state in sorted(registry.aliases().items()):
         try:
-            path = registry.get(state.version).path
+            deployed.append((alias, state.version, registry.get(state.version).path))
         except LifelongError:  # a collected or missing version: loading it reports that
             continue
+    check_artifacts_known(deployed)
+
+
+def check_artifacts_known(deployed: Iterable[tuple[str, int, Path]]) -> None:
+    """:func:`check_models_known` for (alias, version, artifact path) triples, e.g. a serving snapshot."""
+    for alias, version, path in deployed:
         name = model_name(path)
         if name is not None and name not in MODELS:
             raise ConfigError(
-                f"the {alias} (v{state.version}) needs the model {name!r}, which this process does not know: start "
+                f"the {alias} (v{version}) needs the model {name!r}, which this process does not know: start "
                 f"it with --plugin MODULE (or LIFELONG_PLUGINS=MODULE), the module that registers it with "
                 f"@register_model({name!r})"
             )
