@@ -11,9 +11,11 @@ registered; the registry stays the one owner of the aliases.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,9 +67,17 @@ def write_snapshot(data_dir: str | os.PathLike[str], served: dict[str, ServedAli
             for alias, s in served.items()
         },
     }
-    tmp = path.with_name(f".{FILE}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(body, indent=1))
-    os.replace(tmp, path)
+    # a unique name: replicas on several hosts may share the directory (and a process id)
+    fd, tmp = tempfile.mkstemp(prefix=f".{FILE}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o644)  # mkstemp's 0600 would hide it from replicas running as another user
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(body, indent=1))
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def _portable(path: Path, data_dir: str | os.PathLike[str]) -> str:
