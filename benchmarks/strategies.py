@@ -47,11 +47,13 @@ FAMILY_SEARCH: dict[str, dict[str, dict[str, list[Any]]]] = {
     "class": {
         # lr: the learner's SGD rate, searched as the DER paper searches it per method
         # tune12: five validation seeds; strengths beyond the authors' 1.0 (tune11's best sat at alpha = beta = 1)
+        # tune13: tune12's best sat at lr 0.03, the grid's lowest (0.1 lost everywhere): lower rates, and the
+        # memory batch the DER paper also searched
         "derpp": {
             "alpha": [0.5, 1.0, 2.0],
             "beta": [0.5, 1.0, 2.0],
-            "batch_size": [10],
-            "lr": [0.03, 0.05, 0.1],
+            "batch_size": [10, 32],
+            "lr": [0.01, 0.02, 0.03, 0.05],
         },
         "er-ace": {
             "batch_size": [10, 32, 64],
