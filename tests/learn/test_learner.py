@@ -50,6 +50,18 @@ def test_unsupported_scenario_is_refused_before_training() -> None:
     assert all(torch.equal(v, learner.model.state_dict()[k]) for k, v in before.items())
 
 
+def test_a_model_with_uninitialised_lazy_parameters_is_refused_with_the_fix() -> None:
+    """Was: a ValueError from inside torch when counting parameters, a stack trace for the user."""
+    model = torch.nn.Sequential(
+        torch.nn.Flatten(), torch.nn.LazyLinear(16), torch.nn.ReLU(), torch.nn.LazyLinear(4)
+    )
+    with pytest.raises(ConfigError, match=r"lazy parameters \(LazyLinear\): run one forward pass"):
+        Learner(model, lr=0.1)
+    model(toy_data().train.x[:1])  # materialised: trains like any model
+    result = Learner(model, lr=0.1, batch_size=16).fit(toy_scenario())
+    assert result.accuracy_matrix[0][0] > 0.9  # the first experience is learned
+
+
 def test_bad_configuration_names_the_option() -> None:
     with pytest.raises(ConfigError, match="optimizer"):
         Learner(toy_model(), optimizer="lbfgs")

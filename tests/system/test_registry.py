@@ -13,16 +13,7 @@ import sqlalchemy as sa
 from lifelong.errors import LifelongError, NotFoundError, RegistryError
 from lifelong.system.registry import AliasState, Registry, hash_artifact, model_versions
 from lifelong.system.store import Store
-
-
-def publish(registry: Registry, content: bytes = b"weights", **kwargs) -> int:
-    """Publish a two-file artifact, like a learner checkpoint (manifest + tensors)."""
-    kwargs.setdefault("strategy", "ewc")
-    with registry.publish(**kwargs) as draft:
-        (draft.path / "manifest.json").write_text('{"format": 1}')
-        (draft.path / "model.safetensors").write_bytes(content)
-    assert draft.version is not None
-    return draft.version
+from tests.system._system import publish
 
 
 def test_publish_registers_an_immutable_verified_version(registry: Registry, store: Store) -> None:

@@ -17,14 +17,9 @@ from lifelong.system.contract import Contract
 from lifelong.system.policy import Policy
 from lifelong.system.schemas import InputTooLargeError
 from lifelong.system.service import System
-from lifelong.system.settings import Settings
 from lifelong.system.trainer import Gate, bootstrap, train_once
 from tests.system._models import DATA, trained
-
-
-def settings(tmp_path: Path, **kw: object) -> Settings:
-    base = {"data_dir": tmp_path, "auth": False, "canary_min_labelled": 20, "canary_margin": 0.05}
-    return Settings(**{**base, **kw})
+from tests.system._system import outage, settings
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -453,25 +448,11 @@ def test_a_learner_trained_on_a_frame_is_deployed_with_its_column_names(tmp_path
         assert [p["scores"] for p in system.predict(records)] == by_position
 
 
-def _outage(system: System) -> dict[str, bool]:
-    """A switch that makes every store transaction fail as a database that went down does."""
-    import sqlalchemy as sa
-
-    down = {"on": False}
-
-    @sa.event.listens_for(system.store.engine, "begin")
-    def _refuse(conn: sa.Connection) -> None:
-        if down["on"]:
-            raise sa.exc.OperationalError("BEGIN", {}, Exception("connection refused"))
-
-    return down
-
-
 def test_predictions_answered_during_an_outage_are_recorded_once_the_store_is_back(tmp_path: Path) -> None:
     """Was: answered but never recorded, so their feedback was a 404 and the labels were lost."""
     with System(settings(tmp_path)) as system:
         system.bootstrap(trained())
-        down = _outage(system)
+        down = outage(system)
         down["on"] = True
         during = system.predict(DATA.test.x[:5])  # answered from the loaded champion
         assert len(system.backlog) == 5 and system.write_health.unlogged_predictions == 5
@@ -486,7 +467,7 @@ def test_predictions_answered_during_an_outage_are_recorded_once_the_store_is_ba
 def test_the_backlog_is_bounded_and_what_it_drops_is_counted(tmp_path: Path) -> None:
     with System(settings(tmp_path, unrecorded_backlog=3)) as system:
         system.bootstrap(trained())
-        down = _outage(system)
+        down = outage(system)
         down["on"] = True
         first = system.predict(DATA.test.x[:2])
         system.predict(DATA.test.x[2:4])  # 4 rows > 3: the oldest batch goes
@@ -501,7 +482,7 @@ def test_a_server_stopped_during_an_outage_hands_its_unrecorded_answers_to_the_n
     """Was: a replica that exited before the store came back lost them (their labels became 404s)."""
     with System(settings(tmp_path)) as system:
         system.bootstrap(trained())
-        down = _outage(system)
+        down = outage(system)
         down["on"] = True
         during = system.predict(DATA.test.x[:5])
         assert len(system.backlog) == 5
@@ -520,7 +501,7 @@ def test_a_kept_batch_found_recorded_already_is_not_counted_as_dropped(tmp_path:
     could not be recorded late' (an error, and lifelong_predictions_dropped_total) though it was stored."""
     with System(settings(tmp_path)) as system:
         system.bootstrap(trained())
-        down = _outage(system)
+        down = outage(system)
         down["on"] = True
         answered = system.predict(DATA.test.x[:3])
         down["on"] = False
@@ -536,11 +517,11 @@ _KILLED_DURING_AN_OUTAGE = """
 import os, signal, sys
 from pathlib import Path
 from tests.system._models import DATA
-from tests.system.test_service import _outage, settings
+from tests.system._system import outage, settings
 from lifelong.system.service import System
 
 system = System(settings(Path(sys.argv[1])))
-_outage(system)["on"] = True
+outage(system)["on"] = True
 print(",".join(o["id"] for o in system.predict(DATA.test.x[:5])), flush=True)
 os.kill(os.getpid(), signal.SIGKILL)  # no close(), no atexit: as the OOM killer or a power cut would
 """
@@ -575,7 +556,7 @@ def test_a_servers_poller_says_once_that_the_store_is_down_not_a_traceback_every
     for as long as PostgreSQL was down; now one warning per outage and one line when it is back."""
     with System(settings(tmp_path, poll_seconds=0.02)) as system:
         system.bootstrap(trained())
-        down = _outage(system)
+        down = outage(system)
         caplog.set_level("INFO", logger="lifelong")
         down["on"] = True
         system.start_polling()
@@ -593,7 +574,7 @@ def test_readiness_during_an_outage_does_not_claim_that_no_worker_runs(tmp_path:
     with System(settings(tmp_path)) as system:
         system.bootstrap(trained())
         system.store.acquire_lease("worker", "host:1:abc", 30)
-        down = _outage(system)
+        down = outage(system)
         down["on"] = True
         reasons = system.readiness()
         down["on"] = False
@@ -606,7 +587,7 @@ def test_a_store_outage_keeps_replicas_in_rotation_and_fails_the_full_readiness(
     down, though each answered from its loaded champion: a database restart took the model offline."""
     with System(settings(tmp_path)) as system:
         system.bootstrap(trained())
-        down = _outage(system)
+        down = outage(system)
         down["on"] = True
         system.predict(DATA.test.x[:2])  # answered, kept to record later: a failed write of this replica
         serving, full = system.readiness("serving"), system.readiness()
@@ -617,7 +598,7 @@ def test_a_store_outage_keeps_replicas_in_rotation_and_fails_the_full_readiness(
     )
 
 
-def test_worker_up_says_whether_a_worker_holds_a_live_lease_and_nothing_during_an_outage(
+def test_worker_up_says_whether_a_worker_holds_a_live_lease_and_nothing_during_anoutage(
     tmp_path: Path,
 ) -> None:
     """Was: after a worker stopped cleanly (its lease released) /metrics lost its heartbeat gauge and
@@ -636,7 +617,7 @@ def test_worker_up_says_whether_a_worker_holds_a_live_lease_and_nothing_during_a
         assert "lifelong_worker_up 0" in _loop_metrics(system.health_metrics())
         system.store.acquire_lease("worker", "host:2:def", 30, now=time.time() - 60)  # died a minute ago
         up.append(system.health_metrics()["worker_up"])
-        down = _outage(system)
+        down = outage(system)
         down["on"] = True
         during = system.health_metrics()
         down["on"] = False
@@ -656,7 +637,7 @@ def test_a_shadow_during_an_outage_says_so_once_and_counts_what_it_dropped(
         v2 = system.bootstrap(trained(1))
         system.promote(v1)
         system.deploy(v2, "shadow", share=1.0)
-        down = _outage(system)
+        down = outage(system)
         caplog.set_level("INFO", logger="lifelong")
         down["on"] = True
         for i in range(5):

@@ -16,7 +16,7 @@ from lifelong.system.service import System
 from lifelong.system.snapshot import ServedAlias, read_snapshot, snapshot_path, write_snapshot
 from tests.system._models import DATA, trained
 from tests.system._serve import free_port
-from tests.system.test_service import settings
+from tests.system._system import settings
 
 pytest.importorskip(
     "psycopg", reason="an unreachable database is a PostgreSQL URL; pip install 'lifelong[postgres]'"

@@ -44,6 +44,18 @@ CALLBACK_HOOKS = (
 )  # fmt: skip
 
 
+def _refuse_lazy(model: nn.Module) -> None:
+    """A lazy module's parameters do not exist until its first forward: the optimizer, the
+    strategies' importances and the checkpoint would all be built on placeholders."""
+    lazy = sorted({type(m).__name__ for m in model.modules() if isinstance(m, nn.modules.lazy.LazyModuleMixin)
+                   and m.has_uninitialized_params()})  # fmt: skip
+    if lazy:
+        raise ConfigError(
+            f"the model has uninitialised lazy parameters ({', '.join(lazy)}): run one forward pass on a "
+            "batch of your inputs (model(x[:1])) before passing it to Learner"
+        )
+
+
 class Learner:
     """Train ``model`` on a stream with ``strategies`` (a list: hybrids are lists).
 
@@ -127,6 +139,7 @@ class Learner:
         self.device = _device(device)
         self.strategies: list[Strategy] = list(strategies)
         self.callbacks: list[Callback] = list(callbacks)
+        _refuse_lazy(model)
         self.model = model.to(self.device)
         tokens.accept_token_ids(model)  # inputs travel as floats; embeddings take them back as int64 ids
         self._ids_dtype = tokens.carrier_dtype(model)  # None unless the inputs are token ids
