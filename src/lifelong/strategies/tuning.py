@@ -59,7 +59,7 @@ def tuned(name: str, family: str = "class", **overrides: Any) -> Tuned:
     >>> from lifelong.strategies import tuned
     >>> strategy, lr = tuned("derpp", "class", buffer_size=200)
     >>> strategy, lr
-    (DERPP(buffer_size=200, batch_size=10, alpha=1.0, beta=0.5), 0.03)
+    (DERPP(buffer_size=200, batch_size=32, alpha=2.0, beta=1.0), 0.05)
     """
     if family not in FAMILY_NAMES:
         raise ConfigError(f"unknown scenario family {family!r}; valid: {', '.join(FAMILY_NAMES)}")
