@@ -78,23 +78,27 @@ class Buffer:
     def is_empty(self) -> bool:
         return self.num_seen_examples == 0
 
-    def add_data(self, examples, labels, logits) -> None:
+    def add_data(self, examples, labels, logits=None) -> None:
         if not hasattr(self, "examples"):
             self.examples = torch.zeros((self.buffer_size, *examples.shape[1:]), dtype=torch.float32)
             self.labels = torch.zeros((self.buffer_size, *labels.shape[1:]), dtype=torch.int64)
-            self.logits = torch.zeros((self.buffer_size, *logits.shape[1:]), dtype=torch.float32)
+            if logits is not None:
+                self.logits = torch.zeros((self.buffer_size, *logits.shape[1:]), dtype=torch.float32)
         for i in range(examples.shape[0]):
             index = reservoir(self.num_seen_examples, self.buffer_size)
             self.num_seen_examples += 1
             if index >= 0:
                 self.examples[index] = examples[i]
                 self.labels[index] = labels[i]
-                self.logits[index] = logits[i]
+                if logits is not None:
+                    self.logits[index] = logits[i]
 
     def get_data(self, size: int):
         num_avail = min(self.num_seen_examples, self.examples.shape[0])
         size = min(size, num_avail)
         choice = np.random.choice(num_avail, size=size, replace=False)
+        if not hasattr(self, "logits"):  # ER-ACE's memory keeps no logits
+            return self.examples[choice], self.labels[choice]
         return self.examples[choice], self.labels[choice], self.logits[choice]
 
 
