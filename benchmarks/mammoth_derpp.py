@@ -27,6 +27,7 @@ import math
 import random
 import sys
 import time
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -135,14 +136,17 @@ def evaluate(net: nn.Module, tasks) -> list[float]:
     return accs
 
 
-def run(seed: int, lr: float, mb: int, alpha: float, beta: float, batch: int, buf: int, init: str,
-        tasks) -> dict:  # fmt: skip
+def seeded(seed: int, init: str, buf: int) -> tuple[torch.Generator, MNISTMLP, Buffer]:
+    """mammoth's set_random_seed (random, numpy, torch), then the sample-order generator, net, memory."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    order_gen = torch.Generator().manual_seed(seed)
-    net = MNISTMLP(init=init)
-    buffer = Buffer(buf)
+    return torch.Generator().manual_seed(seed), MNISTMLP(init=init), Buffer(buf)
+
+
+def run(seed: int, lr: float, mb: int, alpha: float, beta: float, batch: int, buf: int, init: str,
+        tasks) -> dict:  # fmt: skip
+    order_gen, net, buffer = seeded(seed, init, buf)
     matrix = []
     diverged = False
     t0 = time.perf_counter()
@@ -222,22 +226,28 @@ def main() -> None:
     p.add_argument("--out", default=None)
     a = p.parse_args()
     torch.set_num_threads(1)
+    if a.side == "lifelong":
+        one = lambda s: run_lifelong(s, a.init)  # noqa: E731
+    else:
+        one = lambda s: run(s, a.lr, a.mb, a.alpha, a.beta, a.batch, a.buffer, a.init, load(s))  # noqa: E731
+    run_seeds(a.seeds, one, a.out, f"lr {a.lr} mb {a.mb} alpha {a.alpha} beta {a.beta} init {a.init}")
+
+
+def run_seeds(seeds: str, one: Callable[[int], dict], out: str | None, label: str) -> list[dict]:
+    """Run ``one(seed)`` for each of the comma-separated ``seeds``; print each, append it to ``out``."""
     results = []
-    for s in [int(x) for x in a.seeds.split(",")]:
-        if a.side == "lifelong":
-            r = run_lifelong(s, a.init)
-        else:
-            r = run(s, a.lr, a.mb, a.alpha, a.beta, a.batch, a.buffer, a.init, load(s))
+    for s in [int(x) for x in seeds.split(",")]:
+        r = one(s)
         results.append(r)
         print(f"seed {s}: ACC {r['acc']:.4f} final row {[round(v, 3) for v in r['final_row']]} "
               f"diverged={r['diverged']} ({r['seconds']:.0f}s)", flush=True)  # fmt: skip
-        if a.out:
-            with open(a.out, "a") as f:
+        if out:
+            with open(out, "a") as f:
                 f.write(json.dumps(r) + "\n")
     accs = [r["acc"] for r in results]
     sd = float(np.std(accs, ddof=1)) if len(accs) > 1 else 0.0
-    print(f"mean ACC {np.mean(accs):.4f} +- {sd:.4f} (sample std, n={len(accs)}) "
-          f"[lr {a.lr} mb {a.mb} alpha {a.alpha} beta {a.beta} init {a.init}]")  # fmt: skip
+    print(f"mean ACC {np.mean(accs):.4f} +- {sd:.4f} (sample std, n={len(accs)}) [{label}]")
+    return results
 
 
 if __name__ == "__main__":

@@ -16,9 +16,7 @@ memory batch, its cosine head off unless ``--cosine-head``.
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import random
 import sys
 import time
 
@@ -26,16 +24,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mammoth_derpp import MNISTMLP, Buffer, evaluate, load, xavier
+from mammoth_derpp import evaluate, load, run_seeds, seeded, xavier
 
 
 def run(seed: int, lr: float, mb: int, batch: int, buf: int, init: str, tasks) -> dict:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    order_gen = torch.Generator().manual_seed(seed)
-    net = MNISTMLP(init=init)
-    buffer = Buffer(buf)
+    order_gen, net, buffer = seeded(seed, init, buf)
     num_classes = 10
     seen_so_far = torch.tensor([], dtype=torch.long)
     matrix, diverged = [], False
@@ -108,22 +101,11 @@ def main() -> None:
     p.add_argument("--out", default=None)
     a = p.parse_args()
     torch.set_num_threads(1)
-    results = []
-    for s in [int(x) for x in a.seeds.split(",")]:
-        if a.side == "lifelong":
-            r = run_lifelong(s, a.lr, a.mb, a.init, a.cosine_head)
-        else:
-            r = run(s, a.lr, a.mb, a.batch, a.buffer, a.init, load(s))
-        results.append(r)
-        print(f"seed {s}: ACC {r['acc']:.4f} final row {[round(v, 3) for v in r['final_row']]} "
-              f"diverged={r['diverged']} ({r['seconds']:.0f}s)", flush=True)  # fmt: skip
-        if a.out:
-            with open(a.out, "a") as f:
-                f.write(json.dumps(r) + "\n")
-    accs = [r["acc"] for r in results]
-    sd = float(np.std(accs, ddof=1)) if len(accs) > 1 else 0.0
-    print(f"mean ACC {np.mean(accs):.4f} +- {sd:.4f} (sample std, n={len(accs)}) "
-          f"[{a.side} lr {a.lr} mb {a.mb} init {a.init}]")  # fmt: skip
+    if a.side == "lifelong":
+        one = lambda s: run_lifelong(s, a.lr, a.mb, a.init, a.cosine_head)  # noqa: E731
+    else:
+        one = lambda s: run(s, a.lr, a.mb, a.batch, a.buffer, a.init, load(s))  # noqa: E731
+    run_seeds(a.seeds, one, a.out, f"{a.side} lr {a.lr} mb {a.mb} init {a.init}")
 
 
 if __name__ == "__main__":
