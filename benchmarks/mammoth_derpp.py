@@ -83,22 +83,25 @@ class Buffer:
         if not hasattr(self, "examples"):
             self.examples = torch.zeros((self.buffer_size, *examples.shape[1:]), dtype=torch.float32)
             self.labels = torch.zeros((self.buffer_size, *labels.shape[1:]), dtype=torch.int64)
-            if logits is not None:
-                self.logits = torch.zeros((self.buffer_size, *logits.shape[1:]), dtype=torch.float32)
+            self.logits = (
+                None
+                if logits is None
+                else torch.zeros((self.buffer_size, *logits.shape[1:]), dtype=torch.float32)
+            )
         for i in range(examples.shape[0]):
             index = reservoir(self.num_seen_examples, self.buffer_size)
             self.num_seen_examples += 1
             if index >= 0:
                 self.examples[index] = examples[i]
                 self.labels[index] = labels[i]
-                if logits is not None:
+                if self.logits is not None:
                     self.logits[index] = logits[i]
 
     def get_data(self, size: int):
         num_avail = min(self.num_seen_examples, self.examples.shape[0])
         size = min(size, num_avail)
         choice = np.random.choice(num_avail, size=size, replace=False)
-        if not hasattr(self, "logits"):  # ER-ACE's memory keeps no logits
+        if self.logits is None:  # ER-ACE's memory keeps no logits
             return self.examples[choice], self.labels[choice]
         return self.examples[choice], self.labels[choice], self.logits[choice]
 
@@ -144,50 +147,64 @@ def seeded(seed: int, init: str, buf: int) -> tuple[torch.Generator, MNISTMLP, B
     return torch.Generator().manual_seed(seed), MNISTMLP(init=init), Buffer(buf)
 
 
-def run(seed: int, lr: float, mb: int, alpha: float, beta: float, batch: int, buf: int, init: str,
-        tasks) -> dict:  # fmt: skip
-    order_gen, net, buffer = seeded(seed, init, buf)
-    matrix = []
-    diverged = False
-    t0 = time.perf_counter()
-    for xtr, ytr, _, _ in tasks:
+def train_tasks(net: nn.Module, tasks, lr: float, batch: int, order_gen: torch.Generator,
+                step: Callable[[int, torch.optim.Optimizer, torch.Tensor, torch.Tensor], torch.Tensor],
+                ) -> tuple[list[list[float]], bool]:  # fmt: skip
+    """mammoth's training loop: SGD re-built per task, each task's samples in batches in a seeded order,
+    ``step(task, opt, inputs, labels)`` per batch (its returned loss must stay finite), then every
+    task evaluated. Returns the accuracy matrix and whether a loss was non-finite."""
+    matrix, diverged = [], False
+    for task, (xtr, ytr, _, _) in enumerate(tasks):
         opt = torch.optim.SGD(net.parameters(), lr=lr)  # mammoth reloads the optimizer per task
         net.train()
         order = torch.randperm(len(ytr), generator=order_gen)
         for i in range(0, len(ytr), batch):
             idx = order[i : i + batch]
-            inputs, labels = xtr[idx], ytr[idx]
-            not_aug_inputs = inputs  # no augmentation on seq-mnist
-            opt.zero_grad()
-            outputs = net(inputs)
-            loss = F.cross_entropy(outputs, labels)
-            loss.backward()
-            if not buffer.is_empty():
-                buf_inputs, _, buf_logits = buffer.get_data(mb)
-                buf_outputs = net(buf_inputs)
-                loss2 = alpha * F.mse_loss(buf_outputs, buf_logits)
-                loss2.backward()
-                buf_inputs, buf_labels, _ = buffer.get_data(mb)
-                buf_outputs = net(buf_inputs)
-                loss3 = beta * F.cross_entropy(buf_outputs, buf_labels)
-                loss3.backward()
-            opt.step()
-            buffer.add_data(examples=not_aug_inputs, labels=labels, logits=outputs.data)
+            loss = step(task, opt, xtr[idx], ytr[idx])
             if not math.isfinite(loss.item()):
                 diverged = True
         matrix.append(evaluate(net, tasks))
+    return matrix, diverged
+
+
+def run(seed: int, lr: float, mb: int, alpha: float, beta: float, batch: int, buf: int, init: str,
+        tasks) -> dict:  # fmt: skip
+    order_gen, net, buffer = seeded(seed, init, buf)
+
+    def step(
+        task: int, opt: torch.optim.Optimizer, inputs: torch.Tensor, labels: torch.Tensor
+    ) -> torch.Tensor:
+        not_aug_inputs = inputs  # no augmentation on seq-mnist
+        opt.zero_grad()
+        outputs = net(inputs)
+        loss = F.cross_entropy(outputs, labels)
+        loss.backward()
+        if not buffer.is_empty():
+            buf_inputs, _, buf_logits = buffer.get_data(mb)
+            buf_outputs = net(buf_inputs)
+            loss2 = alpha * F.mse_loss(buf_outputs, buf_logits)
+            loss2.backward()
+            buf_inputs, buf_labels, _ = buffer.get_data(mb)
+            buf_outputs = net(buf_inputs)
+            loss3 = beta * F.cross_entropy(buf_outputs, buf_labels)
+            loss3.backward()
+        opt.step()
+        buffer.add_data(examples=not_aug_inputs, labels=labels, logits=outputs.data)
+        return loss
+
+    t0 = time.perf_counter()
+    matrix, diverged = train_tasks(net, tasks, lr, batch, order_gen, step)
     acc = float(np.mean(matrix[-1]))
     return {"seed": seed, "lr": lr, "minibatch_size": mb, "alpha": alpha, "beta": beta, "batch_size": batch,
             "buffer": buf, "init": init, "acc": acc, "diverged": diverged or not math.isfinite(acc),
             "final_row": matrix[-1], "matrix": matrix, "seconds": time.perf_counter() - t0}  # fmt: skip
 
 
-def run_lifelong(seed: int, init: str) -> dict:
-    """lifelong's DerPP as the strategy table runs it (class-family values), the MLP's init the only switch."""
-    from lifelong.bench import runner
+def model_name(init: str) -> str:
+    """The registered model the lifelong side trains: the table's MLP, or it with mammoth's Xavier init."""
     from lifelong.learn.models import MLP, MODELS, register_model
 
-    if "mlp-xavier" not in MODELS:
+    if init == "xavier" and "mlp-xavier" not in MODELS:
 
         @register_model("mlp-xavier")
         def mlp_xavier(in_features: int = 784, n_classes: int = 10) -> nn.Module:
@@ -195,12 +212,19 @@ def run_lifelong(seed: int, init: str) -> dict:
             net.apply(xavier)
             return net
 
+    return "mlp-xavier" if init == "xavier" else "mlp"
+
+
+def run_lifelong(seed: int, init: str) -> dict:
+    """lifelong's DerPP as the strategy table runs it (class-family values), the MLP's init the only switch."""
+    from lifelong.bench import runner
+
     t0 = time.perf_counter()
     r = runner.run_one(
         "split-fmnist",
         "derpp",
         seed,
-        runner.Settings(model="mlp-xavier" if init == "xavier" else "mlp", buffer=500),
+        runner.Settings(model=model_name(init), buffer=500),
     )
     return {"seed": seed, "side": "lifelong", "init": init, "acc": r["metrics"]["acc"],
             "diverged": bool(r["metrics"]["diverged"]), "final_row": r["accuracy_matrix"][-1],

@@ -24,42 +24,39 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mammoth_derpp import evaluate, load, run_seeds, seeded, xavier
+from mammoth_derpp import load, model_name, run_seeds, seeded, train_tasks
 
 
 def run(seed: int, lr: float, mb: int, batch: int, buf: int, init: str, tasks) -> dict:
     order_gen, net, buffer = seeded(seed, init, buf)
     num_classes = 10
     seen_so_far = torch.tensor([], dtype=torch.long)
-    matrix, diverged = [], False
+
+    def step(
+        task: int, opt: torch.optim.Optimizer, inputs: torch.Tensor, labels: torch.Tensor
+    ) -> torch.Tensor:
+        nonlocal seen_so_far
+        present = labels.unique()
+        seen_so_far = torch.cat([seen_so_far, present]).unique()
+        logits = net(inputs)
+        mask = torch.zeros_like(logits)
+        mask[:, present] = 1
+        opt.zero_grad()
+        if seen_so_far.max() < (num_classes - 1):
+            mask[:, seen_so_far.max() :] = 1
+        if task > 0:
+            logits = logits.masked_fill(mask == 0, torch.finfo(logits.dtype).min)
+        loss = F.cross_entropy(logits, labels)
+        if task > 0:
+            buf_inputs, buf_labels = buffer.get_data(mb)
+            loss = loss + F.cross_entropy(net(buf_inputs), buf_labels)
+        loss.backward()
+        opt.step()
+        buffer.add_data(examples=inputs, labels=labels)
+        return loss
+
     t0 = time.perf_counter()
-    for task, (xtr, ytr, _, _) in enumerate(tasks):
-        opt = torch.optim.SGD(net.parameters(), lr=lr)  # mammoth reloads the optimizer per task
-        net.train()
-        order = torch.randperm(len(ytr), generator=order_gen)
-        for i in range(0, len(ytr), batch):
-            idx = order[i : i + batch]
-            inputs, labels = xtr[idx], ytr[idx]
-            present = labels.unique()
-            seen_so_far = torch.cat([seen_so_far, present]).unique()
-            logits = net(inputs)
-            mask = torch.zeros_like(logits)
-            mask[:, present] = 1
-            opt.zero_grad()
-            if seen_so_far.max() < (num_classes - 1):
-                mask[:, seen_so_far.max() :] = 1
-            if task > 0:
-                logits = logits.masked_fill(mask == 0, torch.finfo(logits.dtype).min)
-            loss = F.cross_entropy(logits, labels)
-            if task > 0:
-                buf_inputs, buf_labels = buffer.get_data(mb)
-                loss = loss + F.cross_entropy(net(buf_inputs), buf_labels)
-            loss.backward()
-            opt.step()
-            buffer.add_data(examples=inputs, labels=labels)
-            if not math.isfinite(loss.item()):
-                diverged = True
-        matrix.append(evaluate(net, tasks))
+    matrix, diverged = train_tasks(net, tasks, lr, batch, order_gen, step)
     acc = float(np.mean(matrix[-1]))
     return {"seed": seed, "side": "mammoth", "lr": lr, "minibatch_size": mb, "batch_size": batch,
             "buffer": buf, "init": init, "acc": acc, "diverged": diverged or not math.isfinite(acc),
@@ -69,18 +66,9 @@ def run(seed: int, lr: float, mb: int, batch: int, buf: int, init: str, tasks) -
 def run_lifelong(seed: int, lr: float, mb: int, init: str, cosine_head: bool) -> dict:
     """lifelong's ErACE as the strategy table runs it, at the given lr and memory batch."""
     from lifelong.bench import runner
-    from lifelong.learn.models import MLP, MODELS, register_model
-
-    if "mlp-xavier" not in MODELS:
-
-        @register_model("mlp-xavier")
-        def mlp_xavier(in_features: int = 784, n_classes: int = 10) -> torch.nn.Module:
-            net = MLP(in_features, (100, 100), n_classes)
-            net.apply(xavier)
-            return net
 
     t0 = time.perf_counter()
-    settings = runner.Settings(model="mlp-xavier" if init == "xavier" else "mlp", buffer=500, lr=lr)
+    settings = runner.Settings(model=model_name(init), buffer=500, lr=lr)
     r = runner.run_one("split-fmnist", "er-ace", seed, settings,
                        params={"batch_size": mb, "cosine_head": cosine_head})  # fmt: skip
     return {"seed": seed, "side": "lifelong", "lr": lr, "minibatch_size": mb, "init": init,

@@ -14,13 +14,13 @@ from lifelong.system.settings import Settings
 def settings(tmp_path: Path, **kw: object) -> Settings:
     """Service settings for a test: no auth, a canary judged after 20 labels."""
     base = {"data_dir": tmp_path, "auth": False, "canary_min_labelled": 20, "canary_margin": 0.05}
-    return Settings(**{**base, **kw})  # type: ignore[arg-type]
+    return Settings(**{**base, **kw})
 
 
 def publish(registry: Registry, content: bytes = b"weights", **kwargs: object) -> int:
     """Publish a two-file artifact, like a learner checkpoint (manifest + tensors)."""
     kwargs.setdefault("strategy", "ewc")
-    with registry.publish(**kwargs) as draft:  # type: ignore[arg-type]
+    with registry.publish(**kwargs) as draft:
         (draft.path / "manifest.json").write_text('{"format": 1}')
         (draft.path / "model.safetensors").write_bytes(content)
     assert draft.version is not None
