@@ -1,5 +1,6 @@
 """Tuning per scenario family on validation data: the split and the lookup of tuned values."""
 
+import argparse
 import json
 
 import torch
@@ -33,6 +34,28 @@ def test_tuned_values_are_looked_up_by_family(tmp_path, monkeypatch) -> None:
     assert runner.tuned_params("x", "permuted-fmnist") == {"lam": 100.0, "samples": 5}
     assert runner.tuned_params("x", "split-fmnist-task") == {"lam": 10.0, "samples": 5}
     assert runner.tuned_params("x", "split-fmnist") == {"lam": 1.0, "samples": 5}
+
+
+def test_memory_methods_get_the_values_searched_at_the_nearest_memory_size(tmp_path, monkeypatch) -> None:
+    table = {
+        "default": {"alpha": 0.3, "beta": 1.0},
+        "families": {"class": {"alpha": 2.0, "lr": 0.05}},  # searched at tuning.SEARCH_MEMORY (500)
+        "memory": {"class": {"200": {"alpha": 1.0, "lr": 0.03}, "2000": {"lr": 0.1}}},
+    }
+    (tmp_path / "x.json").write_text(json.dumps(table))
+    monkeypatch.setattr(tuning, "HPARAMS_DIR", tmp_path)
+    at = lambda buffer: runner.tuned_params("x", "split-fmnist", buffer)  # noqa: E731
+    assert at(None) == at(500) == at(400) == {"alpha": 2.0, "beta": 1.0, "lr": 0.05}
+    assert at(200) == at(100) == at(250) == {"alpha": 1.0, "beta": 1.0, "lr": 0.03}
+    assert at(320) == at(500) and at(310) == at(200)  # nearest by ratio (the geometric mean is 316)
+    assert at(5000) == {"alpha": 2.0, "beta": 1.0, "lr": 0.1}  # a size's values override the family's
+    assert runner.tuned_params("x", "permuted-fmnist", 200) == {"alpha": 0.3, "beta": 1.0}  # no such family
+    (tmp_path / "derpp.json").write_text(json.dumps(table))
+    small = runner.make_strategy("derpp", "split-fmnist", 200)
+    assert (small.buffer_size, small.alpha) == (200, 1.0)
+    strategy, lr = tuning.tuned("derpp", "class", buffer_size=200)
+    assert (strategy.buffer_size, strategy.alpha, lr) == (200, 1.0, 0.03)
+    assert tuning.tuned("derpp", "class").lr == 0.05
 
 
 def _strategies_script():
@@ -78,6 +101,38 @@ def test_family_grids_replace_the_default_grid() -> None:
     assert script.search_space("ewc", "domain")["penalty_step"] == ["proximal"]
     assert script.search_space("ewc", "task")["penalty_step"] == ["proximal"]
     assert script.search_space("l2", "task") == script.SEARCH["l2"]  # no grid of its own there
+    assert script.search_space("derpp", "class", 200) == script.MEMORY_SEARCH[200]["class"]["derpp"]
+    assert script.search_space("derpp", "class", 300) == derpp  # no grid of that size: the family's
+
+
+def test_a_search_at_another_memory_size_is_stored_beside_the_familys_values(tmp_path, monkeypatch) -> None:
+    script = _strategies_script()
+    monkeypatch.setattr(tuning, "HPARAMS_DIR", tmp_path)
+    (tmp_path / "derpp.json").write_text(json.dumps({"families": {"class": {"alpha": 2.0, "lr": 0.05}}}))
+    monkeypatch.setitem(script.MEMORY_SEARCH, 20, {"class": {"derpp": {"alpha": [0.1, 1.0]}}})
+    trained = []
+
+    def grid(jobs, log, workers):  # validation ACC rises with alpha; one seed of 1.0 at another size
+        trained.extend(jobs)
+        return [{**j, "params": {**j["params"], "beta": 1.0}, "settings": {"train_fraction": 1.0},
+                 "metrics": {"acc": 0.5 + j["params"]["alpha"] / 10, "diverged": 0.0}}
+                for j in jobs] + [{**jobs[0], "buffer": 500, "params": {"alpha": 0.1}, "metrics": {"acc": 1.0}}]  # fmt: skip
+
+    monkeypatch.setattr(script, "_grid", grid)
+    args = argparse.Namespace(families="class", seeds="10,11", strategies="derpp", buffer=20, validation=0.1,
+                              domain_fraction=0.2, train_fraction=1.0, out=str(tmp_path / "runs"), workers=1)  # fmt: skip
+    script.tune(args)
+    assert {(j["buffer"], j["params"]["alpha"], j["seed"]) for j in trained} == {
+        (20, a, s) for a in (0.1, 1.0) for s in (10, 11)
+    }
+    table = json.loads((tmp_path / "derpp.json").read_text())
+    assert table["families"] == {"class": {"alpha": 2.0, "lr": 0.05}}  # the memory-500 values stay
+    assert table["memory"] == {"class": {"20": {"alpha": 1.0}}}
+    assert table["_tuning"]["class, memory 20"]["validation_acc"] == {
+        '{"alpha": 0.1}': 0.51,
+        '{"alpha": 1.0}': 0.6,
+    }
+    assert runner.tuned_params("derpp", "split-fmnist", 20) == {"alpha": 1.0, "lr": 0.05}
 
 
 def test_a_grid_grown_by_a_key_reuses_the_runs_of_that_keys_default() -> None:

@@ -32,9 +32,10 @@ FAMILIES = {"split-fmnist": "class", "split-digits": "class", "split-fmnist-task
             "permuted-fmnist": "domain", "rotated-fmnist": "domain"}  # fmt: skip
 
 
-def tuned_params(name: str, benchmark: str) -> dict[str, Any]:
-    """Best-known hyper-parameters for ``name`` on ``benchmark``: its family's, then its own."""
-    return tuning.tuned_params(name, FAMILIES.get(benchmark), benchmark)
+def tuned_params(name: str, benchmark: str, buffer: int | None = None) -> dict[str, Any]:
+    """Best-known hyper-parameters for ``name`` on ``benchmark`` with a memory of ``buffer`` samples:
+    its family's (searched at the nearest memory size), then the benchmark's own."""
+    return tuning.tuned_params(name, FAMILIES.get(benchmark), benchmark, buffer)
 
 
 def validation_split(scenario: Any, fraction: float, seed: int) -> Any:
@@ -52,7 +53,7 @@ def validation_split(scenario: Any, fraction: float, seed: int) -> Any:
 
 
 def make_strategy(name: str, benchmark: str, buffer: int | None = None, **overrides: Any) -> Strategy:
-    params = tuned_params(name, benchmark)
+    params = tuned_params(name, benchmark, buffer)
     if buffer is not None:  # build drops it for a method that keeps no memory
         params.update(dict.fromkeys(MEMORY_PARAMS, buffer))
     return tuning.build(name, {**params, **overrides})
@@ -106,7 +107,7 @@ def run_one(benchmark: str | Benchmark, strategy: str, seed: int, settings: Sett
     lr = (
         settings.lr
         if settings.lr is not None
-        else float(tuned_params(strategy, benchmark).get("lr", DEFAULT_LR))
+        else float(tuned_params(strategy, benchmark, settings.buffer).get("lr", DEFAULT_LR))
     )
     learner = Learner(model, [strat], lr=lr, batch_size=settings.batch_size, epochs=settings.epochs,
                       seed=seed, callbacks=callbacks, device=settings.device)  # fmt: skip

@@ -2,11 +2,15 @@
 
 A class's defaults are its paper's values; the files hold what a search on validation data chose
 for each scenario family (the CLI's benchmarks use them). ``tuned`` gives Python users the same.
+A family's values were searched with a memory of ``SEARCH_MEMORY`` samples; a file may also hold
+values searched at other memory sizes (``memory``: family, then size), as the DER authors tune each
+size: a memory method then gets the values searched at the size nearest its own.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -16,6 +20,7 @@ from lifelong.learn.strategy import REGISTRY, Strategy, strategy_names
 HPARAMS_DIR = Path(__file__).resolve().parent / "hparams"
 FAMILY_NAMES = ("class", "task", "domain")
 DEFAULT_LR = 0.03  # the DER paper's protocol (SGD, batch 10), where a method's rate was not searched
+SEARCH_MEMORY = 500  # the memory size a family's own values were searched at
 
 
 class Tuned(NamedTuple):
@@ -25,8 +30,11 @@ class Tuned(NamedTuple):
     lr: float
 
 
-def tuned_params(name: str, family: str | None, benchmark: str | None = None) -> dict[str, Any]:
-    """``default``, then the values tuned for ``family``, then any set for ``benchmark`` itself.
+def tuned_params(
+    name: str, family: str | None, benchmark: str | None = None, buffer_size: int | None = None
+) -> dict[str, Any]:
+    """``default``, then the values tuned for ``family`` (at the searched memory size nearest
+    ``buffer_size``, by ratio), then any set for ``benchmark`` itself.
 
     An ``lr`` among them is the learner's, searched with the method's own values as the DER paper
     searches each method's learning rate. A strategy without a file has no tuned values.
@@ -36,6 +44,13 @@ def tuned_params(name: str, family: str | None, benchmark: str | None = None) ->
         return {}
     table = json.loads(path.read_text())
     family_values = table.get("families", {}).get(family or "", {})
+    sizes = {
+        SEARCH_MEMORY: {},
+        **{int(k): v for k, v in table.get("memory", {}).get(family or "", {}).items()},
+    }
+    if buffer_size is not None and buffer_size > 0:  # ties go to the larger memory
+        nearest = min(sizes, key=lambda m: (abs(math.log(m / buffer_size)), -m))
+        family_values = {**family_values, **sizes[nearest]}
     return {**table.get("default", {}), **family_values, **(table.get(benchmark, {}) if benchmark else {})}
 
 
@@ -54,7 +69,7 @@ def build(name: str, params: dict[str, Any], **overrides: Any) -> Strategy:
 
 
 def tuned(name: str, family: str = "class", **overrides: Any) -> Tuned:
-    """The strategy the benchmarks run for a scenario family, and its learning rate.
+    """The strategy the benchmarks run for a scenario family (and memory size), and its learning rate.
 
     >>> from lifelong.strategies import tuned
     >>> strategy, lr = tuned("derpp", "class", buffer_size=200)
@@ -63,6 +78,6 @@ def tuned(name: str, family: str = "class", **overrides: Any) -> Tuned:
     """
     if family not in FAMILY_NAMES:
         raise ConfigError(f"unknown scenario family {family!r}; valid: {', '.join(FAMILY_NAMES)}")
-    params = tuned_params(name, family)
+    params = tuned_params(name, family, buffer_size=overrides.get("buffer_size"))
     lr = float(params.pop("lr", DEFAULT_LR))
     return Tuned(build(name, params, **overrides), lr)
