@@ -568,6 +568,41 @@ def test_a_servers_poller_says_once_that_the_store_is_down_not_a_traceback_every
     assert "unreachable" in polls[0].getMessage() and polls[0].exc_info is None
 
 
+def test_a_poll_failure_other_than_an_outage_is_logged_once_with_its_traceback(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Was: a database wiped under a running server (its tables gone) logged a traceback every poll;
+    now a failure's traceback once, again only when the failure changes, and one line when polling works."""
+    with System(settings(tmp_path, poll_seconds=0.02)) as system:
+        system.bootstrap(trained())
+        failure: dict[str, Exception | None] = {"error": None}
+        real = system.reload
+
+        def reload() -> bool:
+            if failure["error"] is not None:
+                raise failure["error"]
+            return real()
+
+        monkeypatch.setattr(system, "reload", reload)
+        caplog.set_level("INFO", logger="lifelong")
+        failure["error"] = RuntimeError('relation "aliases" does not exist')
+        system.start_polling()
+        time.sleep(0.3)  # about 15 polls failing the same way
+        failure["error"] = RuntimeError("another failure")
+        time.sleep(0.2)
+        failure["error"] = None
+        time.sleep(0.2)
+        predicted = system.predict(DATA.test.x[:3])
+    polls = [r for r in caplog.records if "polling the registry" in r.getMessage()]
+    assert [(r.levelname, r.exc_info is not None) for r in polls] == [
+        ("ERROR", True),
+        ("ERROR", True),
+        ("INFO", False),
+    ], [r.getMessage() for r in polls]
+    assert "aliases" in str(polls[0].exc_info[1]) and "another" in str(polls[1].exc_info[1])
+    assert len(predicted) == 3  # served throughout from the loaded champion
+
+
 def test_readiness_during_an_outage_does_not_claim_that_no_worker_runs(tmp_path: Path) -> None:
     """Was: with PostgreSQL down, /readyz said 'no worker holds the lease (none started, or it stopped)'
     on every replica while the worker was alive and waiting for the store; now it says it cannot know."""

@@ -179,7 +179,8 @@ class System:
             self._poller.start()
 
     def _poll(self) -> None:
-        store_down = False  # said once per outage, as the worker does: not a traceback every poll
+        # said once per outage or failure, as the worker does: not a traceback every poll
+        store_down, failing = False, ""  # failing: the last other failure, in one line
         while not self._stop.wait(self.settings.poll_seconds):
             try:
                 self.reload()
@@ -188,12 +189,17 @@ class System:
                     log.warning("polling the registry failed: the store is unreachable (%s); serving the "
                                 "loaded models and retrying every poll", one_line(err))  # fmt: skip
                 store_down = True
-            except Exception:
-                log.exception("polling the registry failed")
+            except Exception as err:  # e.g. a wiped database: its tables are gone
+                if one_line(err) != failing:  # a new failure: its traceback once; a repeat is not news
+                    log.exception("polling the registry failed; serving the loaded models and retrying "
+                                  "every poll (said again only when the failure changes)")  # fmt: skip
+                failing = one_line(err)
             else:
                 if store_down:
                     log.info("the store is reachable again: polling the registry resumed")
-                store_down = False
+                elif failing:
+                    log.info("polling the registry works again")
+                store_down, failing = False, ""
             self._take_back()
             self._catch_up()
 
