@@ -72,9 +72,11 @@ def tuned(name: str, family: str = "class", **overrides: Any) -> Tuned:
     """The strategy the benchmarks run for a scenario family (and memory size), and its learning rate.
 
     >>> from lifelong.strategies import tuned
-    >>> strategy, lr = tuned("derpp", "class", buffer_size=200)
+    >>> tuned("derpp", "class")
+    Tuned(strategy=DERPP(buffer_size=500, batch_size=32, alpha=2.0, beta=1.0), lr=0.05)
+    >>> strategy, lr = tuned("derpp", "class", buffer_size=200)  # the values searched at memory 200
     >>> strategy, lr
-    (DERPP(buffer_size=200, batch_size=32, alpha=2.0, beta=1.0), 0.05)
+    (DERPP(buffer_size=200, batch_size=32, alpha=2.0, beta=1.0), 0.01)
     """
     if family not in FAMILY_NAMES:
         raise ConfigError(f"unknown scenario family {family!r}; valid: {', '.join(FAMILY_NAMES)}")
