@@ -61,4 +61,6 @@ def test_the_tuned_strategy_snippet() -> None:
 
     scope = {"Learner": Learner, "MLP": MLP}
     exec(compile(_python_block('tuned("er-ace"'), str(README), "exec"), scope)  # noqa: S102
-    assert scope["lr"] == 0.1 and scope["strategy"].get_params()["buffer_size"] == 200
+    assert scope["lr"] == 0.1 and scope["strategy"].get_params()["buffer_size"] == 500
+    assert scope["learner"].lr == 0.1
+    assert scope["small"].lr == 0.005 and scope["small"].strategy.get_params()["buffer_size"] == 200
