@@ -1,0 +1,106 @@
+"""A deployment's contract: its label space (with names), input shape and standardisation, and the
+refusals that name what is wrong (through the HTTP API in test_app.py)."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lifelong.errors import CheckpointError, DataError
+from lifelong.system.contract import Contract
+
+X = np.arange(12, dtype=np.float32).reshape(4, 3)
+NAMED = Contract.fit(
+    X, np.array([0, 1, 2, 1]), class_names=["cat", "dog", "owl"], feature_names=["a", "b", "c"]
+)
+
+
+def test_fit_reads_the_class_set_shape_and_standardisation() -> None:
+    c = Contract.fit(X, np.array([0, 2, 1, 2]), standardize=True)
+    assert (c.classes, c.input_shape, c.class_names) == ((0, 1, 2), (3,), None)
+    z = c.transform(X)
+    assert (
+        z.dtype == np.float32 and np.allclose(z.mean(0), 0, atol=1e-6) and np.allclose(z.std(0), 1, atol=1e-5)
+    )
+    assert Contract.fit(np.ones((3, 2)), None, n_classes=4, standardize=True).std == (
+        1.0,
+        1.0,
+    )  # constant: kept
+    with pytest.raises(DataError, match="give n_classes"):
+        Contract.fit(X, None)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"classes": ()}, "class labels >= 0"),
+        ({"classes": (0, -1)}, "class labels >= 0"),
+        ({"classes": (0, 1), "class_names": ("a",)}, "1 class names for 2 classes"),
+        ({"classes": (0,), "mean": (0.0,)}, "mean has 1 values for 3 input features"),
+    ],
+)
+def test_an_inconsistent_contract_is_refused(kwargs: dict, message: str) -> None:
+    with pytest.raises(DataError, match=message):
+        Contract(input_shape=(3,), **{"classes": (0,), **kwargs})
+
+
+def test_labels_are_indices_or_names_and_the_refusal_lists_the_valid_ones() -> None:
+    assert NAMED.check_labels([2, "cat", np.int64(1)]) == [2, 0, 1]
+    with pytest.raises(
+        DataError, match=r"'eel' is not a class .* 0 \(cat\), 1 \(dog\), 2 \(owl\).*--allow-new"
+    ):
+        NAMED.check_labels(["eel"])
+    with pytest.raises(DataError, match="label 3 is not in this deployment's label space"):
+        NAMED.check_labels([3])
+    for bad in (True, 1.5, None):
+        with pytest.raises(DataError, match="a label is a class index"):
+            NAMED.check_labels([bad])
+    unnamed = Contract.fit(X, np.array([0, 1, 1, 0]))
+    assert unnamed.check_labels(["1"]) == [1]  # a whole number written as text, as in a bootstrap file
+    with pytest.raises(DataError, match="classes have none; send the class index"):
+        unnamed.check_labels(["cat"])
+
+
+def test_new_classes_take_the_next_indices_within_a_bound() -> None:
+    growing = Contract.fit(X, np.array([0, 1, 1, 0]), class_names=["cat", "dog"], allow_new_classes=True)
+    assert growing.check_labels([2, 5], max_new=4) == [2, 5]
+    with pytest.raises(DataError, match="too far past this deployment's 2 classes"):
+        growing.check_labels([6], max_new=4)
+    assert growing.new_class_names(["owl", "cat", "eel", 3]) == ["eel", "owl"]
+    assert growing.check_labels(["owl"], names={"owl": 2}) == [2]  # the store's index for the name
+    grown = growing.with_classes(4, names={"owl": 2})
+    assert grown.class_names == ("cat", "dog", "owl", "3") and grown.class_name(3) == "3"
+    with pytest.raises(DataError, match="a class name has 1 to"):
+        growing.new_class_names(["x" * 201])
+
+
+def test_inputs_are_checked_against_the_shape_and_a_flat_row_is_reshaped() -> None:
+    images = Contract(classes=(0, 1), input_shape=(1, 2, 2))
+    assert images.check_inputs(np.zeros((3, 4), np.float32)).shape == (3, 1, 2, 2)
+    with pytest.raises(
+        DataError, match=r"shape \[1, 2, 2\] \(4 features\) or be a flat list of 4 numbers, got \[5\]"
+    ):
+        images.check_inputs(np.zeros((3, 5), np.float32))
+
+
+def test_named_features_are_taken_in_the_contracts_order() -> None:
+    assert NAMED.named_rows([{"c": 3, "a": 1, "b": 2}]) == [[1, 2, 3]]
+    with pytest.raises(DataError, match="sample 0 holds 'x' in feature 'b'"):
+        NAMED.named_rows([{"a": 1, "b": "x", "c": 3}])
+    with pytest.raises(DataError, match="sample 1 is not an object of named features"):
+        NAMED.named_rows([{"a": 1, "b": 2, "c": 3}, [1, 2, 3]])
+    with pytest.raises(DataError, match="no feature names"):
+        Contract.fit(X, np.array([0, 1, 1, 0])).named_rows([{"a": 1}])
+    assert NAMED.named_rows([[1, 2, 3]]) == [[1, 2, 3]]  # rows pass as they are
+
+
+def test_a_contract_round_trips_and_a_damaged_one_is_a_checkpoint_error(tmp_path: Path) -> None:
+    NAMED.save(tmp_path)
+    assert Contract.load(tmp_path) == NAMED
+    assert Contract.load(tmp_path / "missing") is None  # an artifact from before contracts
+    (tmp_path / "contract.json").write_text('{"classes": [0], "input_shape": [3], "colour": 1}')
+    with pytest.raises(CheckpointError, match="invalid deployment contract"):
+        Contract.load(tmp_path)
+    (tmp_path / "contract.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="is not a valid contract"):
+        Contract.load(tmp_path)
