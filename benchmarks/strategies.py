@@ -290,7 +290,7 @@ def tune(args: argparse.Namespace) -> None:
             if "benchmark" in table.get("_tuning", {}):  # the earlier single search: the class family's
                 table["_tuning"] = {"class": table["_tuning"]}
             scores, best = choose(mine, keys)
-            # values searched at another memory size than the family's own go beside them, by size
+            # values searched at another memory size go beside the family's, for this benchmark only
             searched = family if args.buffer == SEARCH_MEMORY else f"{family}, memory {args.buffer}"
             table.setdefault("_tuning", {})[searched] = {
                 "benchmark": benchmark, "seeds": seeds, "validation_fraction": args.validation,
@@ -301,7 +301,7 @@ def tune(args: argparse.Namespace) -> None:
                 if args.buffer == SEARCH_MEMORY:
                     table.setdefault("families", {})[family] = best
                 else:
-                    table.setdefault("memory", {}).setdefault(family, {})[str(args.buffer)] = best
+                    table.setdefault("memory", {}).setdefault(benchmark, {})[str(args.buffer)] = best
                 print(f"{name} [{searched}]: chose {best} (validation ACC {scores[json.dumps(best)]:.3f})")
             else:
                 print(f"{name} [{searched}]: every setting diverged; nothing chosen")

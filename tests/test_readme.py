@@ -58,9 +58,11 @@ def test_your_own_model_and_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 def test_the_tuned_strategy_snippet() -> None:
     from lifelong.learn import Learner
     from lifelong.learn.models import MLP
+    from lifelong.strategies import tuned
 
     scope = {"Learner": Learner, "MLP": MLP}
     exec(compile(_python_block('tuned("er-ace"'), str(README), "exec"), scope)  # noqa: S102
     assert scope["lr"] == 0.1 and scope["strategy"].get_params()["buffer_size"] == 500
     assert scope["learner"].lr == 0.1
     assert scope["small"].lr == 0.005 and scope["small"].strategy.get_params()["buffer_size"] == 200
+    assert tuned("er-ace", "class", buffer_size=200).lr == 0.1  # searched on split-fmnist, not family-wide

@@ -40,7 +40,7 @@ def test_memory_methods_get_the_values_searched_at_the_nearest_memory_size(tmp_p
     table = {
         "default": {"alpha": 0.3, "beta": 1.0},
         "families": {"class": {"alpha": 2.0, "lr": 0.05}},  # searched at tuning.SEARCH_MEMORY (500)
-        "memory": {"class": {"200": {"alpha": 1.0, "lr": 0.03}, "2000": {"lr": 0.1}}},
+        "memory": {"split-fmnist": {"200": {"alpha": 1.0, "lr": 0.03}, "2000": {"lr": 0.1}}},
     }
     (tmp_path / "x.json").write_text(json.dumps(table))
     monkeypatch.setattr(tuning, "HPARAMS_DIR", tmp_path)
@@ -49,13 +49,15 @@ def test_memory_methods_get_the_values_searched_at_the_nearest_memory_size(tmp_p
     assert at(200) == at(100) == at(250) == {"alpha": 1.0, "beta": 1.0, "lr": 0.03}
     assert at(320) == at(500) and at(310) == at(200)  # nearest by ratio (the geometric mean is 316)
     assert at(5000) == {"alpha": 2.0, "beta": 1.0, "lr": 0.1}  # a size's values override the family's
-    assert runner.tuned_params("x", "permuted-fmnist", 200) == {"alpha": 0.3, "beta": 1.0}  # no such family
+    # searched on split-fmnist only: the family's other benchmarks keep the family's values at every size
+    assert runner.tuned_params("x", "split-digits", 200) == at(500)
+    assert runner.tuned_params("x", "permuted-fmnist", 200) == {"alpha": 0.3, "beta": 1.0}  # another family
     (tmp_path / "derpp.json").write_text(json.dumps(table))
     small = runner.make_strategy("derpp", "split-fmnist", 200)
     assert (small.buffer_size, small.alpha) == (200, 1.0)
-    strategy, lr = tuning.tuned("derpp", "class", buffer_size=200)
+    strategy, lr = tuning.tuned("derpp", "class", "split-fmnist", buffer_size=200)
     assert (strategy.buffer_size, strategy.alpha, lr) == (200, 1.0, 0.03)
-    assert tuning.tuned("derpp", "class").lr == 0.05
+    assert tuning.tuned("derpp", "class", buffer_size=200).lr == tuning.tuned("derpp", "class").lr == 0.05
 
 
 def _strategies_script():
@@ -127,7 +129,7 @@ def test_a_search_at_another_memory_size_is_stored_beside_the_familys_values(tmp
     }
     table = json.loads((tmp_path / "derpp.json").read_text())
     assert table["families"] == {"class": {"alpha": 2.0, "lr": 0.05}}  # the memory-500 values stay
-    assert table["memory"] == {"class": {"20": {"alpha": 1.0}}}
+    assert table["memory"] == {"split-fmnist": {"20": {"alpha": 1.0}}}  # where it was searched
     assert table["_tuning"]["class, memory 20"]["validation_acc"] == {
         '{"alpha": 0.1}': 0.51,
         '{"alpha": 1.0}': 0.6,

@@ -205,7 +205,8 @@ class DERPP(DER):
 
     The defaults are the DER paper's; ``tuned("derpp", "class")`` gives the values searched on
     validation data for class-incremental benchmarks (alpha 2, beta 1, memory batch 32, lr 0.05 at
-    memory 500; ``tuned("derpp", "class", buffer_size=200)``: the same with lr 0.01, searched at 200).
+    memory 500; ``tuned("derpp", "class", "split-fmnist", buffer_size=200)``: lr 0.01, searched there
+    at memory 200).
     """
 
     name = "derpp"
