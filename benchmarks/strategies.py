@@ -201,9 +201,9 @@ def _grid(jobs: list[dict[str, Any]], log: Path, workers: int) -> list[dict[str,
     return done
 
 
-def search_space(name: str, family: str, buffer: int = 500) -> dict[str, list[Any]]:
-    """The grid searched for ``name`` in ``family`` at memory ``buffer``: the memory size's own grid,
-    else the family's, else the default one."""
+def search_space(name: str, family: str, buffer: int | None = None) -> dict[str, list[Any]]:
+    """The grid searched for ``name`` in ``family`` at memory ``buffer``: the memory size's own grid
+    (``MEMORY_SEARCH``), else the family's, else the default one."""
     for grids in (MEMORY_SEARCH.get(buffer, {}).get(family, {}), FAMILY_SEARCH.get(family, {}), SEARCH):
         if name in grids:
             return grids[name]

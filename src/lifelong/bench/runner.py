@@ -34,7 +34,7 @@ FAMILIES = {"split-fmnist": "class", "split-digits": "class", "split-fmnist-task
 
 def tuned_params(name: str, benchmark: str, buffer: int | None = None) -> dict[str, Any]:
     """Best-known hyper-parameters for ``name`` on ``benchmark`` with a memory of ``buffer`` samples:
-    its family's (searched at the nearest memory size), then the benchmark's own."""
+    its family's, then those searched on the benchmark at the nearest memory size, then its own."""
     return tuning.tuned_params(name, FAMILIES.get(benchmark), benchmark, buffer)
 
 

@@ -191,9 +191,9 @@ class System:
                 store_down = True
             except Exception as err:  # e.g. a wiped database: its tables are gone
                 if one_line(err) != failing:  # a new failure: its traceback once; a repeat is not news
+                    failing = one_line(err)
                     log.exception("polling the registry failed; serving the loaded models and retrying "
                                   "every poll (said again only when the failure changes)")  # fmt: skip
-                failing = one_line(err)
             else:
                 if store_down:
                     log.info("the store is reachable again: polling the registry resumed")
