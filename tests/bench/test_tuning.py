@@ -3,10 +3,12 @@
 import argparse
 import json
 
+import pytest
 import torch
 
 from lifelong.bench import runner
 from lifelong.checks import toy_scenario
+from lifelong.errors import ConfigError
 from lifelong.strategies import tuning
 
 
@@ -58,6 +60,8 @@ def test_memory_methods_get_the_values_searched_at_the_nearest_memory_size(tmp_p
     strategy, lr = tuning.tuned("derpp", "class", "split-fmnist", buffer_size=200)
     assert (strategy.buffer_size, strategy.alpha, lr) == (200, 1.0, 0.03)
     assert tuning.tuned("derpp", "class", buffer_size=200).lr == tuning.tuned("derpp", "class").lr == 0.05
+    with pytest.raises(ConfigError, match="unknown benchmark 'split-fmnsit'; valid: .*split-fmnist"):
+        tuning.tuned("derpp", "class", "split-fmnsit", buffer_size=200)  # not a silent fall-back
 
 
 def _strategies_script():

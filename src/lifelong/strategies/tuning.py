@@ -17,6 +17,7 @@ import math
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from lifelong.bench.benchmarks import get as get_benchmark
 from lifelong.errors import ConfigError
 from lifelong.learn.strategy import REGISTRY, Strategy, strategy_names
 
@@ -83,6 +84,8 @@ def tuned(name: str, family: str = "class", benchmark: str | None = None, **over
     """
     if family not in FAMILY_NAMES:
         raise ConfigError(f"unknown scenario family {family!r}; valid: {', '.join(FAMILY_NAMES)}")
+    if benchmark is not None:  # a misspelt name would silently fall back to the family's values
+        get_benchmark(benchmark)  # ConfigError naming the valid ones
     params = tuned_params(name, family, benchmark, overrides.get("buffer_size"))
     lr = float(params.pop("lr", DEFAULT_LR))
     return Tuned(build(name, params, **overrides), lr)
