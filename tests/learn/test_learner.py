@@ -12,10 +12,10 @@ from lifelong.checks import toy_data, toy_model, toy_scenario
 from lifelong.data import from_tensors
 from lifelong.data.scenarios import Scenario
 from lifelong.errors import ConfigError, DataError, StrategyMismatchError
-from lifelong.learn import Callback, Control, EarlyStopping, Learner, LoopState, Strategy, Timer
+from lifelong.learn import Callback, Learner, Strategy
 from lifelong.learn.learner import CALLBACK_HOOKS
 from lifelong.learn.strategy import HOOKS
-from lifelong.strategies import EWC, GEM, Joint, Naive, Replay
+from lifelong.strategies import EWC, GEM, Naive, Replay
 
 
 def test_fit_builds_the_accuracy_matrix() -> None:
@@ -254,21 +254,6 @@ def test_hooks_and_callbacks_run_in_list_order() -> None:
     ]  # fmt: skip
 
 
-def test_early_stopping_acts_through_control() -> None:
-    class Plateau(Callback):
-        def on_epoch_end(self, state: LoopState, control: Control) -> None:
-            control.stop_experience = state.epoch >= 1
-
-    timer = Timer()
-    learner = Learner(toy_model(), [Naive()], batch_size=8, epochs=10, callbacks=[Plateau(), timer])
-    learner.learn(toy_scenario()[0])
-    assert learner.epochs_trained == 2 and len(timer.epoch_seconds) == 2
-    stopper = EarlyStopping(patience=1, min_delta=10.0)  # no epoch can improve by 10: stops after the second
-    learner = Learner(toy_model(), [Naive()], batch_size=8, epochs=10, callbacks=[stopper])
-    learner.learn(toy_scenario()[0])
-    assert learner.epochs_trained == 2
-
-
 def test_seeded_runs_are_identical_and_seeds_differ() -> None:
     def weights(seed: int) -> torch.Tensor:
         learner = Learner(toy_model(), [Replay(20)], batch_size=8, seed=seed)
@@ -302,18 +287,6 @@ def test_momentum_keeps_the_optimizers_step() -> None:
     assert _plain_sgd(Learner(toy_model(), [Naive()]).optimizer) is not None
     assert _plain_sgd(Learner(toy_model(), [Naive()], momentum=0.9).optimizer) is None
     assert _plain_sgd(Learner(toy_model(), [Naive()], optimizer="adam").optimizer) is None
-
-
-def test_joint_trains_once_on_everything() -> None:
-    result = Learner(toy_model(), [Joint()], lr=0.1, batch_size=8).fit(toy_scenario())
-    assert result.samples == 240 and result.metrics["forgetting"] == 0.0 and result.metrics["acc"] > 0.9
-
-
-def test_joint_on_tasks_masks_each_sample_by_its_own_task() -> None:
-    learner = Learner(toy_model(), [Joint()], lr=0.1, batch_size=8)
-    result = learner.fit(toy_scenario("task"))
-    assert learner.task_classes == {0: (0, 1), 1: (2, 3)}  # known from the data, before experience 1 began
-    assert result.accuracy_matrix[0][1] > 0.9 and result.metrics["acc"] > 0.9
 
 
 def test_unknown_task_ids_are_not_masked() -> None:

@@ -22,10 +22,17 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+import torch
 
+from lifelong.system.app import create_app
+from lifelong.system.contract import Contract
 from lifelong.system.registry import Registry
+from lifelong.system.service import System
+from lifelong.system.settings import Settings
 from lifelong.system.store import Store
-from tests.system._serve import free_port
+from tests.system._models import trained
+from tests.system._serve import free_port, running
+from tests.system._server import FEATURES, NAMES, TOKEN, Server
 
 
 def _postgres_bindir() -> Path | None:
@@ -140,3 +147,33 @@ def _kill_when_ready(work: Callable[[Callable[[], None]], None], timeout: float 
 def kill_when_ready() -> Callable[..., int]:
     """See :func:`_kill_when_ready`."""
     return _kill_when_ready
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models on a shared 2-core machine
+    data_dir: Path = tmp_path_factory.mktemp("serve")
+    settings = Settings(data_dir=data_dir, token=TOKEN, poll_seconds=0.2, canary_min_labelled=20,
+                        max_batch=16, max_body_bytes=20_000)  # fmt: skip
+    with System(settings) as setup:  # what the worker process would have registered
+        good, other, bad = (setup.bootstrap(trained(0)), setup.bootstrap(trained(1)),
+                            setup.bootstrap(trained(1, wrong=True)))  # fmt: skip
+        setup.promote(good)
+    try:
+        with running(create_app(settings)) as url:
+            yield Server(url, good, other, bad, data_dir)
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def named(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A deployment whose classes have names, as `lifelong up --bootstrap` makes from string labels."""
+    data_dir: Path = tmp_path_factory.mktemp("named")
+    settings = Settings(data_dir=data_dir, token=TOKEN, poll_seconds=0.2)
+    with System(settings) as setup:
+        contract = Contract(classes=(0, 1, 2, 3), input_shape=(8,), class_names=NAMES, feature_names=FEATURES)
+        version = setup.bootstrap(trained(0), contract=contract)
+    with running(create_app(settings)) as url:
+        yield Server(url, version, version, version, data_dir)

@@ -14,11 +14,14 @@ import pytest
 import torch
 
 from lifelong.errors import ConfigError
+from lifelong.system.api.auth import TokenGuard, check_bearer
+from lifelong.system.api.errors import AuthError, ForbiddenError
 from lifelong.system.app import create_app
 from lifelong.system.service import System
 from lifelong.system.settings import Settings
 from tests.system._models import DATA, trained
 from tests.system._serve import running
+from tests.system.api._asgi import call, echo, status_and_error
 
 
 @pytest.fixture(autouse=True)
@@ -108,3 +111,43 @@ def test_public_reads_open_get_only_and_no_token_reaches_the_log(
     assert token not in logged and "wrong-token" not in logged
     assert token not in repr(settings) and token not in str(settings.model_dump())
     assert os.environ.get("LIFELONG_TOKEN") is None
+
+
+# The middleware alone, driven by hand: what it answers from the headers, and that it reads no body.
+
+
+def test_the_guard_answers_401_and_403_from_the_headers_without_reading_the_body() -> None:
+    guard = TokenGuard(echo, "s3cret")
+    for headers, status, kind in [
+        ({}, 401, "AuthError"),
+        ({"Authorization": "Basic s3cret"}, 401, "AuthError"),
+        ({"Authorization": "Bearer "}, 401, "AuthError"),
+        ({"Authorization": "Bearer n0t-it"}, 403, "ForbiddenError"),
+    ]:
+        sent, read = call(guard, headers=headers, chunks=(b"x" * 1000,))
+        got, error = status_and_error(sent)
+        assert (got, error["type"]) == (status, kind) and read == []
+        assert "s3cret" not in error["message"] and "n0t-it" not in error["message"]  # never echoes a token
+        assert ((b"www-authenticate", b"Bearer") in sent[0]["headers"]) == (status == 401)
+
+
+def test_the_guard_lets_the_token_open_paths_and_public_reads_through() -> None:
+    guard = TokenGuard(echo, "s3cret")
+    assert call(guard, headers={"Authorization": "bearer  s3cret "})[0][0]["status"] == 200  # scheme any case
+    for path in ("/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"):
+        assert call(guard, path=path, method="GET")[0][0]["status"] == 200
+    assert call(guard, path="/models", method="GET")[0][0]["status"] == 401
+    public = TokenGuard(echo, "s3cret", public_reads=True)
+    assert call(public, path="/models", method="GET")[0][0]["status"] == 200
+    assert (
+        call(public, path="/models/1/promote", method="POST")[0][0]["status"] == 401
+    )  # writes still need it
+    assert call(TokenGuard(echo, None))[0][0]["status"] == 200  # --no-auth
+
+
+def test_check_bearer_needs_nothing_without_a_token() -> None:
+    check_bearer(None, None)
+    with pytest.raises(ForbiddenError):
+        check_bearer("Bearer a", "b")
+    with pytest.raises(AuthError, match="Authorization: Bearer <LIFELONG_TOKEN>"):
+        check_bearer(None, "b")

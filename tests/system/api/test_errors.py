@@ -1,0 +1,103 @@
+"""Every error reaches the client as a JSON body ``{"error": {"type", "message"}}`` with the right status."""
+
+import errno
+import sqlite3
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from fastapi import FastAPI
+from pydantic import BaseModel
+
+from lifelong.errors import CheckpointError, ConfigError, NotFoundError, RegistryError
+from lifelong.system.api import errors
+from lifelong.system.api.errors import AuthError, BodyTooLargeError, ForbiddenError, status_of
+from lifelong.system.health import StorageFullError
+from tests.system._serve import running
+
+
+class Item(BaseModel):
+    label: int
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[httpx.Client]:
+    """A real server on loopback with the API's error handlers and routes that raise each error."""
+    app = FastAPI()
+    errors.install(app)
+    raising = {
+        "forbidden": ForbiddenError("wrong token"), "auth": AuthError("no token"),
+        "missing": NotFoundError("no model 7"), "registry": RegistryError("already champion"),
+        "config": ConfigError("bad option"), "surrogate": ConfigError("bad \ud800 label"),
+        "down": sa.exc.OperationalError("SELECT 1", {}, sqlite3.OperationalError("database is locked")),
+        "full": sa.exc.OperationalError("INSERT", {}, OSError(errno.ENOSPC, "No space left on device")),
+        "bug": ZeroDivisionError("division by zero"),
+    }  # fmt: skip
+
+    @app.get("/raise/{what}")
+    def raise_(what: str) -> None:
+        raise raising[what]
+
+    @app.post("/items")
+    def items(item: Item) -> int:
+        return item.label
+
+    with running(app) as url, httpx.Client(base_url=url, timeout=10) as c:
+        yield c
+
+
+@pytest.mark.parametrize(
+    ("what", "status", "kind"),
+    [
+        ("forbidden", 403, "ForbiddenError"),
+        ("auth", 401, "AuthError"),
+        ("missing", 404, "NotFoundError"),
+        ("registry", 409, "RegistryError"),
+        ("config", 422, "ConfigError"),
+        ("down", 503, "StoreUnavailable"),
+    ],  # fmt: skip
+)
+def test_each_error_gets_its_status_and_a_json_body(
+    client: httpx.Client, what: str, status: int, kind: str
+) -> None:
+    r = client.get(f"/raise/{what}")
+    assert r.status_code == status and r.json()["error"]["type"] == kind
+    assert ("WWW-Authenticate" in r.headers) == (status == 401)
+    assert ("Retry-After" in r.headers) == (status == 503)
+
+
+def test_an_unexpected_error_is_a_500_whose_text_stays_in_the_server_log(client: httpx.Client) -> None:
+    # its own connection: the server closes one after an unhandled error (uvicorn, by design)
+    r = httpx.get(client.base_url.join("/raise/bug"), timeout=10)
+    assert r.status_code == 500 and r.json()["error"] == {
+        "type": "InternalError", "message": "internal error; see the server log",
+    }  # fmt: skip
+
+
+def test_a_full_disk_is_507_and_says_nothing_was_stored(client: httpx.Client) -> None:
+    r = client.get("/raise/full")
+    assert r.status_code == 507 and "nothing was stored" in r.json()["error"]["message"]
+
+
+def test_a_lone_surrogate_in_a_message_is_escaped_not_a_failure(client: httpx.Client) -> None:
+    r = client.get("/raise/surrogate")
+    assert r.status_code == 422 and r.json()["error"]["message"] == "bad \\ud800 label"
+
+
+def test_bodies_that_are_not_json_or_not_valid_say_what_to_send(client: httpx.Client) -> None:
+    c = client
+    r = c.post("/items", content=b"{", headers={"Content-Type": "application/json"})
+    assert (r.status_code, r.json()["error"]["type"]) == (400, "MalformedJSON")
+    r = c.post("/items", content=b"label=1", headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 415 and "Content-Type: application/json" in r.json()["error"]["message"]
+    r = c.post("/items", json={"label": "seven"})
+    assert r.status_code == 422 and r.json()["error"]["message"].startswith("body.label: ")
+
+
+def test_the_most_specific_status_wins() -> None:
+    assert status_of(ForbiddenError("x")) == 403  # an AuthError too, which alone is 401
+    assert status_of(BodyTooLargeError("x")) == 413
+    assert status_of(StorageFullError("x")) == 507
+    assert status_of(CheckpointError("x")) == 409
+    assert status_of(ConfigError("x")) == 422  # any other error a user caused

@@ -1,0 +1,20 @@
+"""POST /v1/feedback: a batch is all or nothing and labels the inputs it names."""
+
+from __future__ import annotations
+
+from lifelong.system.store import Store
+from tests.system._models import error_of
+from tests.system._server import Server, sample
+
+
+def test_batch_feedback_is_all_or_nothing_and_labels_the_inputs(server: Server) -> None:
+    with server.client() as c, Store(data_dir=server.data_dir) as store:
+        preds = c.post("/v1/predict", json={"inputs": sample(3)}).json()["predictions"]
+        labelled = store.count_samples(labelled_only=True)
+        items = [{"prediction_id": p["id"], "label": i} for i, p in enumerate(preds)]
+        r = c.post("/v1/feedback", json={"feedback": [*items, {"prediction_id": "nope", "label": 0}]})
+        assert error_of(r, 404) == "NotFoundError" and "item 3" in r.json()["error"]["message"]
+        assert store.count_samples(labelled_only=True) == labelled  # nothing stored
+        assert c.post("/v1/feedback", json={"feedback": items}).status_code == 204
+        assert store.count_samples(labelled_only=True) == labelled + 3
+        assert store.samples(labelled_only=True).y.tolist()[-3:] == [0, 1, 2]

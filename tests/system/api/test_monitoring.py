@@ -1,0 +1,45 @@
+"""/healthz and /readyz: readiness lists every reason; liveness stays liveness."""
+
+from __future__ import annotations
+
+import time
+
+from lifelong.system.events import EventKind
+from lifelong.system.store import Store
+from tests.system._server import Server
+
+
+def test_readyz_lists_every_reason_and_healthz_stays_liveness(server: Server) -> None:
+    with server.client(auth=False) as c, Store(data_dir=server.data_dir) as store:
+        store.release_lease("worker", "test-worker")
+        r = c.get("/readyz")
+        assert r.status_code == 503 and r.json()["ready"] is False
+        assert any("no worker" in reason for reason in r.json()["reasons"])
+        assert c.get("/readyz", params={"scope": "serving"}).json() == {"ready": True, "reasons": []}
+        assert c.get("/readyz", params={"scope": "nope"}).status_code == 422
+        assert c.get("/healthz").status_code == 200
+        assert store.acquire_lease("worker", "test-worker", 60.0, now=time.time() - 100)  # killed 40 s ago
+        assert any("the worker test-worker is gone: its lease expired" in reason
+                   for reason in c.get("/readyz").json()["reasons"])  # fmt: skip
+        assert "lifelong_worker_up 0" in c.get("/metrics").text
+        assert store.acquire_lease("worker", "test-worker", 200.0, now=time.time() - 100)  # live, but stuck
+        assert any("heartbeat is 100 s old" in reason for reason in c.get("/readyz").json()["reasons"])
+        assert store.acquire_lease("worker", "test-worker", 60.0)
+        assert c.get("/readyz").json() == {"ready": True, "reasons": []}
+        store.add_event(
+            EventKind.TRAINING, {"state": "failed", "error": "IndexError: target 9 is out of bounds"}
+        )
+        r = c.get("/readyz")
+        assert r.status_code == 503 and r.json()["reasons"] == [
+            "the last training attempt failed: IndexError: target 9 is out of bounds"
+        ]
+        store.add_event(EventKind.GATE, {"passed": False, "reasons": ["accuracy"]})
+        assert c.get("/readyz").status_code == 200
+        metrics = c.get("/metrics").text
+        store.release_lease("worker", "test-worker")
+    assert 'lifelong_training_last_outcome{outcome="rejected"} 1' in metrics
+    assert 'lifelong_training_last_outcome{outcome="failed"} 0' in metrics
+    age = next(
+        line for line in metrics.splitlines() if line.startswith("lifelong_worker_heartbeat_age_seconds")
+    )
+    assert 0 <= float(age.split()[-1]) < 5
