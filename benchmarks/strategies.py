@@ -64,6 +64,18 @@ FAMILY_SEARCH: dict[str, dict[str, dict[str, list[Any]]]] = {
         },  # 128 lost to 32 (tune9); tune11's best sat at lr 0.1, the grid's edge
         # SCP's default strength diverged on every seed here (the table, seeds 0-2): pick a stable one
         "scp": {"lam": [0.01, 0.1, 1.0]},
+        # tune15: the learning rate of every other method that learns from the stream, as the DER authors
+        # search it per method (mammoth's seq-mnist ER at 500: lr 0.1; before, only DER++ and ER-ACE had theirs
+        # searched, the rest ran at 0.03), the upper bounds included so that the gaps to them stay fair
+        "replay": {"batch_size": [10, 32], "lr": [0.01, 0.03, 0.1]},
+        "der": {"alpha": [1.0, 2.0], "batch_size": [10, 32], "lr": [0.03, 0.05, 0.1]},
+        "agem": {"lr": [0.01, 0.03, 0.1]},
+        "gem": {"margin": [0.5], "lr": [0.01, 0.03, 0.1]},  # margin 0.5 chosen by tune10 (0 / 0.5)
+        "icarl": {"lr": [0.01, 0.03, 0.1]},
+        # the learner's rate is MER's inner one; beta keeps that share of the inner steps (the paper's 0.03)
+        "mer": {"beta": [0.03, 0.1, 0.3], "lr": [0.03, 0.1]},
+        "joint": {"lr": [0.01, 0.03, 0.1]},
+        "cumulative": {"lr": [0.01, 0.03, 0.1]},
     },
     # task-incremental: each task has its own head, so only the shared trunk needs protecting and far
     # stronger penalties pay off (the proximal step keeps them stable)
@@ -107,6 +119,13 @@ MEMORY_SEARCH: dict[int, dict[str, dict[str, dict[str, list[Any]]]]] = {
         }
     }
 }
+
+#: searches on a family's other benchmarks (``tune --benchmark``): the learning rate alone, each method's own
+#: values staying the family's, since the best rate follows the stream's length (split-digits: five epochs of
+#: about 290 samples per experience, against one of 12,000 on split-fmnist)
+BENCHMARK_SEARCH: dict[str, dict[str, list[Any]]] = {"split-digits": {"lr": [0.01, 0.03, 0.1, 0.3]}}
+#: whose learner's rate trains nothing (GDumb trains from its memory with its own schedule; NCM's frozen trunk)
+NO_LEARNER_RATE = ("gdumb", "ncm")
 
 REGULARIZERS = ("ewc", "online-ewc", "l2", "si", "mas", "rwalk", "scp", "lwf")
 #: where each family is tuned, on a validation split of the training data
@@ -201,9 +220,14 @@ def _grid(jobs: list[dict[str, Any]], log: Path, workers: int) -> list[dict[str,
     return done
 
 
-def search_space(name: str, family: str, buffer: int | None = None) -> dict[str, list[Any]]:
-    """The grid searched for ``name`` in ``family`` at memory ``buffer``: the memory size's own grid
-    (``MEMORY_SEARCH``), else the family's, else the default one."""
+def search_space(
+    name: str, family: str, buffer: int | None = None, benchmark: str | None = None
+) -> dict[str, list[Any]]:
+    """The grid searched for ``name`` in ``family`` at memory ``buffer``: on a family's other benchmark its
+    rate grid (``BENCHMARK_SEARCH``); else the memory size's own grid (``MEMORY_SEARCH``), else the
+    family's, else the default one."""
+    if benchmark is not None and benchmark != TUNE_BENCHMARKS.get(family) and benchmark in BENCHMARK_SEARCH:
+        return BENCHMARK_SEARCH[benchmark]
     for grids in (MEMORY_SEARCH.get(buffer, {}).get(family, {}), FAMILY_SEARCH.get(family, {}), SEARCH):
         if name in grids:
             return grids[name]
@@ -242,17 +266,19 @@ def _same_setting(job: dict[str, Any], run: dict[str, Any]) -> bool:
     )  # fmt: skip
 
 
-def tune(args: argparse.Namespace) -> None:
-    """Search each method per scenario family on a validation split (never the test sets)."""
-    from lifelong.strategies.tuning import HPARAMS_DIR, SEARCH_MEMORY
+def _searches(args: argparse.Namespace) -> list[tuple[str, str, list[str]]]:
+    """(family, benchmark, methods) to search: each family on its own benchmark, or ``--benchmark`` alone."""
+    from lifelong.bench.runner import FAMILIES, strategy_names
 
-    families = args.families.split(",")
-    seeds = [int(s) for s in args.seeds.split(",")]
     only = set(args.strategies.split(",")) if args.strategies else None
-    jobs = []
-    for family in families:
-        benchmark = TUNE_BENCHMARKS[family]
-        fraction = args.domain_fraction if benchmark in DOMAIN_BENCHMARKS else args.train_fraction
+    if args.benchmark:  # the learning rate on one of a family's other benchmarks
+        if args.benchmark not in BENCHMARK_SEARCH:
+            raise SystemExit(f"no grid for {args.benchmark}; searchable: {', '.join(BENCHMARK_SEARCH)}")
+        names = [n for n in strategy_names() if n not in NO_LEARNER_RATE]
+        return [(FAMILIES[args.benchmark], args.benchmark, [n for n in names if only is None or n in only])]
+    searches = []
+    for family in args.families.split(","):
+        names = []
         for name in {**SEARCH, **FAMILY_SEARCH.get(family, {})}:
             if only is not None and name not in only:
                 continue
@@ -260,7 +286,22 @@ def tune(args: argparse.Namespace) -> None:
                 continue  # memory methods keep their class-incremental values elsewhere
             if family == "class" and name in REGULARIZERS and name not in FAMILY_SEARCH["class"]:
                 continue  # every regularizer collapses to fine-tuning there whatever its strength
-            space = search_space(name, family, args.buffer)
+            names.append(name)
+        searches.append((family, TUNE_BENCHMARKS[family], names))
+    return searches
+
+
+def tune(args: argparse.Namespace) -> None:
+    """Search each method per scenario family on a validation split (never the test sets)."""
+    from lifelong.strategies.tuning import HPARAMS_DIR, SEARCH_MEMORY
+
+    seeds = [int(s) for s in args.seeds.split(",")]
+    searches = _searches(args)
+    jobs = []
+    for family, benchmark, names in searches:
+        fraction = args.domain_fraction if benchmark in DOMAIN_BENCHMARKS else args.train_fraction
+        for name in names:
+            space = search_space(name, family, args.buffer, benchmark)
             keys = sorted(space)
             for seed, values in itertools.product(seeds, itertools.product(*(space[k] for k in keys))):
                 jobs.append({"benchmark": benchmark, "strategy": name, "seed": seed, "buffer": args.buffer, "epochs": 0,
@@ -274,31 +315,35 @@ def tune(args: argparse.Namespace) -> None:
         j for j in jobs if not any(_same_setting(j, r) for r in earlier)
     ]  # a grid grown by a key reuses runs
     runs = [r for r in _grid(jobs, log, args.workers) if "metrics" in r]
-    for family in families:
-        benchmark = TUNE_BENCHMARKS[family]
-        for name in {**SEARCH, **FAMILY_SEARCH.get(family, {})}:
-            space = search_space(name, family, args.buffer)
+    for family, benchmark, names in searches:
+        own = benchmark == TUNE_BENCHMARKS[family] and args.buffer == SEARCH_MEMORY  # the family's own values
+        for name in names:
+            space = search_space(name, family, args.buffer, benchmark)
             keys = sorted(space)
             mine = [r for r in runs if r["strategy"] == name and r["benchmark"] == benchmark and r["seed"] in seeds
                     and r["buffer"] == args.buffer
                     and set(r.get("overrides", {})) <= set(keys)
                     and all(r["params"].get(k) in space[k] for k in keys)]  # fmt: skip
-            if not mine or (only is not None and name not in only):
+            if not mine:
                 continue
             path = HPARAMS_DIR / f"{name}.json"
             table = json.loads(path.read_text()) if path.exists() else {}
             if "benchmark" in table.get("_tuning", {}):  # the earlier single search: the class family's
                 table["_tuning"] = {"class": table["_tuning"]}
             scores, best = choose(mine, keys)
-            # values searched at another memory size go beside the family's, for this benchmark only
-            searched = family if args.buffer == SEARCH_MEMORY else f"{family}, memory {args.buffer}"
+            # values searched elsewhere go beside the family's, for that benchmark and memory size only
+            searched = ", ".join(
+                [family]
+                + ([benchmark] if benchmark != TUNE_BENCHMARKS[family] else [])
+                + ([f"memory {args.buffer}"] if args.buffer != SEARCH_MEMORY else [])
+            )
             table.setdefault("_tuning", {})[searched] = {
                 "benchmark": benchmark, "seeds": seeds, "validation_fraction": args.validation,
                 "train_fraction": mine[0]["settings"]["train_fraction"], "search": space,
                 "validation_acc": scores,
             }  # fmt: skip
             if best is not None:
-                if args.buffer == SEARCH_MEMORY:
+                if own:
                     table.setdefault("families", {})[family] = best
                 else:
                     table.setdefault("memory", {}).setdefault(benchmark, {})[str(args.buffer)] = best
@@ -357,6 +402,11 @@ def main() -> None:
     t.add_argument("--strategies", default="", help="comma-separated; default: every searched method")
     t.add_argument(
         "--buffer", type=int, default=500, help="memory size searched at (500: the family's own values)"
+    )
+    t.add_argument(
+        "--benchmark",
+        default="",
+        help="search the learning rate on this benchmark (its family's other values kept)",
     )
     t.add_argument("--validation", type=float, default=0.1, help="share of training data held out")
     t.add_argument("--domain-fraction", type=float, default=0.2, help="training share for permuted-fmnist")

@@ -125,7 +125,7 @@ def test_a_search_at_another_memory_size_is_stored_beside_the_familys_values(tmp
                 for j in jobs] + [{**jobs[0], "buffer": 500, "params": {"alpha": 0.1}, "metrics": {"acc": 1.0}}]  # fmt: skip
 
     monkeypatch.setattr(script, "_grid", grid)
-    args = argparse.Namespace(families="class", seeds="10,11", strategies="derpp", buffer=20, validation=0.1,
+    args = argparse.Namespace(families="class", benchmark="", seeds="10,11", strategies="derpp", buffer=20, validation=0.1,
                               domain_fraction=0.2, train_fraction=1.0, out=str(tmp_path / "runs"), workers=1)  # fmt: skip
     script.tune(args)
     assert {(j["buffer"], j["params"]["alpha"], j["seed"]) for j in trained} == {
@@ -139,6 +139,45 @@ def test_a_search_at_another_memory_size_is_stored_beside_the_familys_values(tmp
         '{"alpha": 1.0}': 0.6,
     }
     assert runner.tuned_params("derpp", "split-fmnist", 20) == {"alpha": 1.0, "lr": 0.05}
+
+
+def test_a_rate_searched_on_another_benchmark_of_the_family_stays_with_that_benchmark(
+    tmp_path, monkeypatch
+) -> None:
+    script = _strategies_script()
+    monkeypatch.setattr(tuning, "HPARAMS_DIR", tmp_path)
+    (tmp_path / "derpp.json").write_text(json.dumps({"families": {"class": {"alpha": 2.0, "lr": 0.05}}}))
+    monkeypatch.setitem(script.BENCHMARK_SEARCH, "split-digits", {"lr": [0.01, 0.1]})
+    trained = []
+
+    def grid(jobs, log, workers):  # validation ACC rises with the rate
+        trained.extend(jobs)
+        return [{**j, "params": {**j["params"], "alpha": 2.0}, "settings": {"train_fraction": 1.0},
+                 "metrics": {"acc": 0.5 + j["params"]["lr"], "diverged": 0.0}} for j in jobs]  # fmt: skip
+
+    monkeypatch.setattr(script, "_grid", grid)
+    args = argparse.Namespace(families="task,domain", benchmark="split-digits", seeds="10,11", strategies="",
+                              buffer=500, validation=0.1, domain_fraction=0.2, train_fraction=1.0,
+                              out=str(tmp_path / "runs"), workers=1)  # fmt: skip
+    script.tune(args)
+    assert {j["benchmark"] for j in trained} == {
+        "split-digits"
+    }  # --benchmark replaces the families' searches
+    names = {j["strategy"] for j in trained}
+    assert {"derpp", "replay", "joint", "naive"} <= names and not names & {"gdumb", "ncm"}  # no learner rate
+    table = json.loads((tmp_path / "derpp.json").read_text())
+    assert table["families"] == {"class": {"alpha": 2.0, "lr": 0.05}}
+    assert table["memory"] == {"split-digits": {"500": {"lr": 0.1}}}
+    assert table["_tuning"]["class, split-digits"]["validation_acc"] == {
+        '{"lr": 0.01}': 0.51,
+        '{"lr": 0.1}': 0.6,
+    }
+    assert runner.tuned_params("derpp", "split-digits", 500) == {"alpha": 2.0, "lr": 0.1}
+    assert runner.tuned_params("derpp", "split-digits", 200) == {"alpha": 2.0, "lr": 0.1}  # the nearest size
+    assert runner.tuned_params("derpp", "split-fmnist", 500) == {"alpha": 2.0, "lr": 0.05}  # the family's
+    args.benchmark = "permuted-fmnist"
+    with pytest.raises(SystemExit, match="no grid for permuted-fmnist; searchable: split-digits"):
+        script.tune(args)
 
 
 def test_a_grid_grown_by_a_key_reuses_the_runs_of_that_keys_default() -> None:
