@@ -174,6 +174,7 @@ def test_a_rate_searched_on_another_benchmark_of_the_family_stays_with_that_benc
     }
     assert runner.tuned_params("derpp", "split-digits", 500) == {"alpha": 2.0, "lr": 0.1}
     assert runner.tuned_params("derpp", "split-digits", 200) == {"alpha": 2.0, "lr": 0.1}  # the nearest size
+    assert tuning.tuned_params("derpp", "class", "split-digits") == {"alpha": 2.0, "lr": 0.1}  # no memory given
     assert runner.tuned_params("derpp", "split-fmnist", 500) == {"alpha": 2.0, "lr": 0.05}  # the family's
     args.benchmark = "permuted-fmnist"
     with pytest.raises(SystemExit, match="no grid for permuted-fmnist; searchable: split-digits"):

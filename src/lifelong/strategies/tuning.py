@@ -7,7 +7,8 @@ values searched at other memory sizes on one benchmark (``memory``: benchmark, t
 authors tune each size: a memory method run on that benchmark gets the values searched at the size
 nearest its own. They are not carried to the family's other benchmarks: the best rate follows the
 stream's length as much as the memory (split-fmnist's memory-200 DER++ rate, 0.01, makes 0.62 on
-split-digits, five short epochs, where the family's 0.05 makes 0.91).
+split-digits, five short epochs, where the family's 0.05 makes 0.91). For the same reason a family's
+other benchmark may have its own rates, searched there at ``SEARCH_MEMORY`` (split-digits does).
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ def tuned_params(
     name: str, family: str | None, benchmark: str | None = None, buffer_size: int | None = None
 ) -> dict[str, Any]:
     """``default``, then the values tuned for ``family``, then those searched on ``benchmark`` at the
-    memory size nearest ``buffer_size`` (by ratio), then any set for ``benchmark`` itself.
+    memory size nearest ``buffer_size`` (by ratio; without one, at ``SEARCH_MEMORY``'s), then any set
+    for ``benchmark`` itself.
 
     An ``lr`` among them is the learner's, searched with the method's own values as the DER paper
     searches each method's learning rate. A strategy without a file has no tuned values.
@@ -50,9 +52,11 @@ def tuned_params(
     family_values = table.get("families", {}).get(family or "", {})
     searched = table.get("memory", {}).get(benchmark or "", {})  # benchmark, then memory size
     sizes = {SEARCH_MEMORY: {}, **{int(k): v for k, v in searched.items()}}
-    if buffer_size is not None and buffer_size > 0:  # ties go to the larger memory
-        nearest = min(sizes, key=lambda m: (abs(math.log(m / buffer_size)), -m))
-        family_values = {**family_values, **sizes[nearest]}
+    size = (
+        buffer_size if buffer_size is not None and buffer_size > 0 else SEARCH_MEMORY
+    )  # no memory: the family's
+    nearest = min(sizes, key=lambda m: (abs(math.log(m / size)), -m))  # ties go to the larger memory
+    family_values = {**family_values, **sizes[nearest]}
     return {**table.get("default", {}), **family_values, **(table.get(benchmark, {}) if benchmark else {})}
 
 
@@ -81,6 +85,8 @@ def tuned(name: str, family: str = "class", benchmark: str | None = None, **over
     0.05
     >>> tuned("derpp", "class", benchmark="split-fmnist", buffer_size=200)  # searched there at 200
     Tuned(strategy=DERPP(buffer_size=200, batch_size=32, alpha=2.0, beta=1.0), lr=0.01)
+    >>> tuned("naive", "class", benchmark="split-digits").lr  # five short epochs: a larger rate, searched there
+    0.1
     """
     if family not in FAMILY_NAMES:
         raise ConfigError(f"unknown scenario family {family!r}; valid: {', '.join(FAMILY_NAMES)}")
