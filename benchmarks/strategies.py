@@ -295,7 +295,7 @@ def _searches(args: argparse.Namespace) -> list[tuple[str, str, list[str]]]:
             if only is not None and name not in only:
                 continue
             if family != "class" and name not in REGULARIZERS:
-                continue  # memory methods keep their class-incremental values elsewhere
+                continue  # memory methods are searched in the class family; elsewhere they run their papers' values
             if family == "class" and name in REGULARIZERS and name not in FAMILY_SEARCH["class"]:
                 continue  # every regularizer collapses to fine-tuning there whatever its strength
             names.append(name)
