@@ -22,6 +22,33 @@ def test_unknown_names_exit_2_listing_valid_ones(args: list[str], capsys: pytest
     assert "valid" in err and ("naive" in err or "split-fmnist" in err)
 
 
+def test_dry_run_shows_what_each_run_would_use_and_trains_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lifelong.strategies import tuned
+
+    out = tmp_path / "never"
+    argv = ["bench", "--benchmark", "split-fmnist,split-digits", "--strategies", "derpp,naive", "--buffer", "200",
+            "--dry-run", "--log-json", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    shown = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(d["benchmark"], d["strategy"]) for d in shown] == [
+        ("split-fmnist", "derpp"), ("split-fmnist", "naive"), ("split-digits", "derpp"), ("split-digits", "naive"),
+    ]  # fmt: skip
+    for d in shown:  # exactly what Python users get from tuned()
+        strategy, lr = tuned(
+            d["strategy"], "class", d["benchmark"], **({"buffer_size": 200} if d["params"] else {})
+        )
+        assert (d["params"], d["lr"]) == (strategy.get_params(), lr)
+    assert (
+        shown[0]["params"]["buffer_size"] == 200 and shown[0]["lr"] != shown[2]["lr"]
+    )  # searched per benchmark
+    assert not out.exists()
+    assert main([*argv[:-3], "--lr", "0.2", "--out", str(out)]) == 0  # one rate for all
+    text = capsys.readouterr().out
+    assert text.count("lr 0.2 ") == 4 and "derpp" in text and "no hyper-parameters" in text
+
+
 def test_bench_writes_results_and_plots(tmp_path: Path) -> None:
     code = main(["bench", "--benchmark", "split-digits", "--strategies", "naive,replay", "--seeds", "0,1",
                  "--epochs", "1", "--buffer", "50", "--out", str(tmp_path), "--no-progress"])  # fmt: skip

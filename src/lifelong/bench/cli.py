@@ -108,6 +108,11 @@ def add_commands(sub: Any) -> None:
     )
     add_log_flags(p)
     p.add_argument("--list", action="store_true", help="show benchmarks and strategies, then exit")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print each strategy's hyper-parameters and learning rate as the run would use them; train nothing",
+    )
     p.set_defaults(func=bench)
 
     d = sub.add_parser("demo", help="a short real comparison of naive, EWC, LwF, replay and joint")
@@ -255,6 +260,9 @@ def bench(args: argparse.Namespace) -> int:
         model_kwargs=model_kwargs,
         device=_device(args.device),
     )
+    if args.dry_run:
+        _show_configured(benchmarks, strategies, settings, Reporter.from_flags(False, args.log_json))
+        return 0
     run_grid(
         benchmarks,
         strategies,
@@ -282,6 +290,20 @@ def demo(args: argparse.Namespace) -> int:
     run_grid([benchmark], DEMO_STRATEGIES, [args.seed], settings, Path(args.out), threads=args.threads,
              reporter=log)  # fmt: skip
     return 0
+
+
+def _show_configured(
+    benchmarks: list[Any], strategies: list[str], settings: runner.Settings, log: Reporter
+) -> None:
+    """What ``bench`` would run: per benchmark and strategy, the values (tuned or the paper's) and the rate."""
+    for b in benchmarks:
+        name = b if isinstance(b, str) else b.name
+        for s in strategies:
+            strategy, lr = runner.configured(s, name, settings)
+            params = strategy.get_params()
+            shown = ", ".join(f"{k}={v!r}" for k, v in params.items()) or "no hyper-parameters"
+            log.emit("configured", f"{name:<18} {s:<18} lr {lr:<7g} {shown}", benchmark=name, strategy=s, lr=lr,
+                     params=params)  # fmt: skip
 
 
 def report(args: argparse.Namespace) -> int:

@@ -91,6 +91,17 @@ def _subsample(scenario: Any, fraction: float, seed: int) -> Any:
     return scenario
 
 
+def configured(
+    strategy: str, benchmark: str, settings: Settings, params: dict[str, Any] | None = None
+) -> tuple[Strategy, float]:
+    """The strategy and learning rate a run of ``strategy`` on ``benchmark`` uses: its tuned values
+    (``params`` override them) and rate, unless ``settings.lr`` sets one for every strategy."""
+    strat = make_strategy(strategy, benchmark, settings.buffer, **(params or {}))
+    if settings.lr is not None:
+        return strat, settings.lr
+    return strat, float(tuned_params(strategy, benchmark, settings.buffer).get("lr", DEFAULT_LR))
+
+
 def run_one(benchmark: str | Benchmark, strategy: str, seed: int, settings: Settings, callbacks: Sequence[Callback] = (),
             scenario: Any = None, params: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
     """Train one strategy on one benchmark with one seed; returns a ``results.json`` run entry.
@@ -103,12 +114,7 @@ def run_one(benchmark: str | Benchmark, strategy: str, seed: int, settings: Sett
         scenario = _subsample(bench.build(seed), settings.train_fraction, seed)
     torch.manual_seed(seed)
     model = for_input(settings.model, scenario.input_shape, scenario.n_classes, **settings.model_kwargs)
-    strat = make_strategy(strategy, benchmark, settings.buffer, **(params or {}))
-    lr = (
-        settings.lr
-        if settings.lr is not None
-        else float(tuned_params(strategy, benchmark, settings.buffer).get("lr", DEFAULT_LR))
-    )
+    strat, lr = configured(strategy, benchmark, settings, params)
     learner = Learner(model, [strat], lr=lr, batch_size=settings.batch_size, epochs=settings.epochs,
                       seed=seed, callbacks=callbacks, device=settings.device)  # fmt: skip
     result = learner.fit(scenario)
