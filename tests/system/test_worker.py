@@ -324,6 +324,33 @@ def test_a_step_that_takes_the_lease_mid_training_does_not_call_its_own_training
     assert registry.alias("champion") == 2 and "never finished" not in caplog.text
 
 
+def test_a_lease_retaken_while_the_started_event_is_written_does_not_close_it(
+    seeded: tuple[Store, Registry, Dataset], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The heartbeat thread re-takes a lost lease (and closes dangling trainings) whenever it runs: between
+    the ``started`` event's write and the worker learning its id, it took that event for a dead worker's."""
+    store, registry, data = seeded
+    store.add_samples(data.x, data.y)
+    store.add_event(EventKind.TRAIN_REQUEST, {"reason": "by hand"})
+    worker = Worker(store, registry, preset("manual"), Gate(**LENIENT))
+    real_add = store.add_event
+    retaken = []
+
+    def add_event(kind: EventKind, payload: dict[str, Any]) -> int:
+        event = real_add(kind, payload)
+        if kind == EventKind.TRAINING and payload.get("state") == "started":
+            worker._close_dangling_training()  # the heartbeat, inside the window
+            retaken.append(event)
+        return event
+
+    store.add_event = add_event  # type: ignore[method-assign]
+    with caplog.at_level(logging.WARNING, logger="lifelong"):
+        assert worker.step() is not None
+    assert retaken and [e.payload["state"] for e in store.events(EventKind.TRAINING)] == ["started"]
+    assert registry.alias("champion") == 2 and "never finished" not in caplog.text
+    assert worker._training_event is None
+
+
 def test_a_store_outage_is_waited_out_in_one_log_line_not_a_crash(
     seeded: tuple[Store, Registry, Dataset], caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -51,6 +51,7 @@ LEASE = "worker"
 DATA_CURSOR = "monitor-data"  # last sample id tested for data drift
 FEEDBACK_CURSOR = "monitor-feedback-us"  # feedback timestamp (microseconds) fed to the detector
 RETRY_FIRST_SECONDS, RETRY_MAX_SECONDS = 5.0, 300.0  # a failing training is tried again after 5, 10, 20 ... s
+STARTING = 0  # Worker._training_event while its `started` event is being written (event ids start at 1)
 DRIFT_TESTS: dict[str, Callable[[], DataDriftMonitor]] = {"ks": KSDrift, "psi": PSIDrift, "mmd": MMDDrift}
 
 
@@ -175,6 +176,7 @@ class Worker:
         if (
             last
             and last[0].payload.get("state") == "started"
+            and self._training_event != STARTING  # its own is being written
             and last[0].id != self._training_event  # its own: a step that takes the lease to publish
             and not self.store.events(EventKind.GATE, after_id=last[0].id, limit=1)
         ):
@@ -209,10 +211,17 @@ class Worker:
     def train(self, decision: Decision) -> TrainResult | None:
         log.info("training (%s, %s)", decision.reason, decision.mode)
         since = self.change_point()
-        self._training_event = self.store.add_event(
-            EventKind.TRAINING,
-            {"state": "started", "reason": decision.reason, "mode": decision.mode, "since": since},
-        )
+        # marked as starting before its event exists: the heartbeat thread re-taking a lost lease between the
+        # write and the assignment would otherwise close this worker's own fresh training as interrupted
+        self._training_event = STARTING
+        try:
+            self._training_event = self.store.add_event(
+                EventKind.TRAINING,
+                {"state": "started", "reason": decision.reason, "mode": decision.mode, "since": since},
+            )
+        except BaseException:
+            self._training_event = None
+            raise
         try:
             result = train_once(self.store, self.registry, self.policy, self.gate, reason=decision.reason,
                                 mode=decision.mode, since=since, forget=decision.forget, prepare=self.prepare,
