@@ -49,9 +49,8 @@ class Protocol:
     hidden: tuple[int, ...]
     bias: bool
     optimizer: str
-    lr: (
-        float | None
-    )  # None: each method's rate searched on validation (0.03 where none was), as the DER authors do
+    #: None: each method's rate searched on validation (0.03 where none was), as the DER authors do
+    lr: float | None
     batch_size: int
     epochs: int  # passes per experience (ignored where ``iters`` caps the steps)
     iters: int | None  # optimiser steps per experience (van de Ven's protocol), None: whole epochs
@@ -182,7 +181,6 @@ def run_method(p: Protocol, label: str, seed: int, args: argparse.Namespace) -> 
     from lifelong.bench import runner
     from lifelong.errors import StrategyMismatchError
     from lifelong.learn.learner import Learner
-    from lifelong.strategies.tuning import DEFAULT_LR
 
     base, _, variant = label.partition(" [")
     name, overrides = p.methods[base]
@@ -206,12 +204,7 @@ def run_method(p: Protocol, label: str, seed: int, args: argparse.Namespace) -> 
         callbacks.append(_as_callback(StopAfter(steps)))
     torch.manual_seed(seed)
     model = MLP(p.hidden, p.bias, scenario.n_classes)
-    strategy = runner.make_strategy(name, benchmark, p.buffer, **overrides)
-    lr = (
-        p.lr
-        if p.lr is not None
-        else float(runner.tuned_params(name, benchmark, p.buffer).get("lr", DEFAULT_LR))
-    )
+    strategy, lr = runner.configured(name, benchmark, p.buffer, p.lr, overrides)
     learner = Learner(model, [strategy], optimizer=p.optimizer, lr=lr, batch_size=p.batch_size, epochs=epochs,
                       seed=seed, callbacks=callbacks)  # fmt: skip
     entry: dict[str, Any] = {

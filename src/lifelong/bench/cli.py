@@ -299,7 +299,7 @@ def _show_configured(
     for b in benchmarks:
         name = b if isinstance(b, str) else b.name
         for s in strategies:
-            strategy, lr = runner.configured(s, name, settings)
+            strategy, lr = runner.configured(s, name, settings.buffer, settings.lr)
             params = strategy.get_params()
             shown = ", ".join(f"{k}={v!r}" for k, v in params.items()) or "no hyper-parameters"
             log.emit("configured", f"{name:<18} {s:<18} lr {lr:<7g} {shown}", benchmark=name, strategy=s, lr=lr,

@@ -53,7 +53,11 @@ def validation_split(scenario: Any, fraction: float, seed: int) -> Any:
 
 
 def make_strategy(name: str, benchmark: str, buffer: int | None = None, **overrides: Any) -> Strategy:
-    params = tuned_params(name, benchmark, buffer)
+    return _built(name, tuned_params(name, benchmark, buffer), buffer, overrides)
+
+
+def _built(name: str, tuned: dict[str, Any], buffer: int | None, overrides: dict[str, Any]) -> Strategy:
+    params = dict(tuned)
     if buffer is not None:  # build drops it for a method that keeps no memory
         params.update(dict.fromkeys(MEMORY_PARAMS, buffer))
     return tuning.build(name, {**params, **overrides})
@@ -92,14 +96,18 @@ def _subsample(scenario: Any, fraction: float, seed: int) -> Any:
 
 
 def configured(
-    strategy: str, benchmark: str, settings: Settings, params: dict[str, Any] | None = None
+    strategy: str,
+    benchmark: str,
+    buffer: int | None = None,
+    lr: float | None = None,
+    params: dict[str, Any] | None = None,
 ) -> tuple[Strategy, float]:
     """The strategy and learning rate a run of ``strategy`` on ``benchmark`` uses: its tuned values
-    (``params`` override them) and rate, unless ``settings.lr`` sets one for every strategy."""
-    strat = make_strategy(strategy, benchmark, settings.buffer, **(params or {}))
-    if settings.lr is not None:
-        return strat, settings.lr
-    return strat, float(tuned_params(strategy, benchmark, settings.buffer).get("lr", DEFAULT_LR))
+    (``params`` override them) and rate, unless ``lr`` sets one for every strategy. The one place that
+    decides both, for ``run_one``, ``bench --dry-run`` and the reproductions."""
+    tuned = tuned_params(strategy, benchmark, buffer)  # read once, for the values and the rate
+    rate = lr if lr is not None else float(tuned.get("lr", DEFAULT_LR))
+    return _built(strategy, tuned, buffer, params or {}), rate
 
 
 def run_one(benchmark: str | Benchmark, strategy: str, seed: int, settings: Settings, callbacks: Sequence[Callback] = (),
@@ -114,7 +122,7 @@ def run_one(benchmark: str | Benchmark, strategy: str, seed: int, settings: Sett
         scenario = _subsample(bench.build(seed), settings.train_fraction, seed)
     torch.manual_seed(seed)
     model = for_input(settings.model, scenario.input_shape, scenario.n_classes, **settings.model_kwargs)
-    strat, lr = configured(strategy, benchmark, settings, params)
+    strat, lr = configured(strategy, benchmark, settings.buffer, settings.lr, params)
     learner = Learner(model, [strat], lr=lr, batch_size=settings.batch_size, epochs=settings.epochs,
                       seed=seed, callbacks=callbacks, device=settings.device)  # fmt: skip
     result = learner.fit(scenario)

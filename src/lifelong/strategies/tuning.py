@@ -52,9 +52,8 @@ def tuned_params(
     family_values = table.get("families", {}).get(family or "", {})
     searched = table.get("memory", {}).get(benchmark or "", {})  # benchmark, then memory size
     sizes = {SEARCH_MEMORY: {}, **{int(k): v for k, v in searched.items()}}
-    size = (
-        buffer_size if buffer_size is not None and buffer_size > 0 else SEARCH_MEMORY
-    )  # no memory: the family's
+    # without a memory size, the values searched at the family's own
+    size = buffer_size if buffer_size is not None and buffer_size > 0 else SEARCH_MEMORY
     nearest = min(sizes, key=lambda m: (abs(math.log(m / size)), -m))  # ties go to the larger memory
     family_values = {**family_values, **sizes[nearest]}
     return {**table.get("default", {}), **family_values, **(table.get(benchmark, {}) if benchmark else {})}
