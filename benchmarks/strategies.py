@@ -3,7 +3,8 @@
 Two steps, honest about tuning: ``tune`` runs a small hyper-parameter search per scenario
 family (class-, task-, domain-incremental) on seeds of its own (10 and 11; a setting is scored on
 their mean) with a validation split carved out of each experience's training data, and writes the
-chosen values per family into ``src/lifelong/strategies/hparams/<name>.json``; ``table`` then reports
+chosen values per family into ``src/lifelong/strategies/hparams/<name>.json`` (``tune --rate`` then
+searches every method's learning rate alone, its other values kept); ``table`` then reports
 other seeds (0, 1, 2 by default) on the test sets with those values. Diverged runs are recorded as diverged, never chosen. Runs go to
 worker processes (one torch thread each) and every finished run is appended to a JSONL file,
 so an interrupted grid resumes where it stopped.
@@ -136,6 +137,10 @@ MEMORY_SEARCH: dict[int, dict[str, dict[str, dict[str, list[Any]]]]] = {
 #: values staying the family's, since the best rate follows the stream's length (split-digits: five epochs of
 #: about 290 samples per experience, against one of 12,000 on split-fmnist)
 BENCHMARK_SEARCH: dict[str, dict[str, list[Any]]] = {"split-digits": {"lr": [0.01, 0.03, 0.1, 0.3, 0.6]}}
+#: ``tune --rate``: the learner's rate alone, on a family's own benchmark, for every method that learns from
+#: the stream (its other values staying the family's: a coordinate step after their search at lr 0.03), so
+#: that no method's row gains from a rate the others did not get to search (``--lr`` widens it past an edge)
+RATE_SEARCH: list[float] = [0.01, 0.03, 0.1]
 #: whose learner's rate trains nothing (GDumb trains from its memory with its own schedule; NCM's frozen trunk)
 NO_LEARNER_RATE = ("gdumb", "ncm")
 
@@ -233,13 +238,19 @@ def _grid(jobs: list[dict[str, Any]], log: Path, workers: int) -> list[dict[str,
 
 
 def search_space(
-    name: str, family: str, buffer: int | None = None, benchmark: str | None = None
+    name: str,
+    family: str,
+    buffer: int | None = None,
+    benchmark: str | None = None,
+    rates: list[float] | None = None,
 ) -> dict[str, list[Any]]:
     """The grid searched for ``name`` in ``family`` at memory ``buffer``: on a family's other benchmark its
-    rate grid (``BENCHMARK_SEARCH``); else the memory size's own grid (``MEMORY_SEARCH``), else the
-    family's, else the default one."""
+    rate grid (``BENCHMARK_SEARCH``); with ``rates`` (``tune --rate``) those rates alone; else the memory
+    size's own grid (``MEMORY_SEARCH``), else the family's, else the default one."""
     if benchmark is not None and benchmark != TUNE_BENCHMARKS.get(family) and benchmark in BENCHMARK_SEARCH:
         return BENCHMARK_SEARCH[benchmark]
+    if rates:
+        return {"lr": list(rates)}
     for grids in (MEMORY_SEARCH.get(buffer, {}).get(family, {}), FAMILY_SEARCH.get(family, {}), SEARCH):
         if name in grids:
             return grids[name]
@@ -288,6 +299,9 @@ def _searches(args: argparse.Namespace) -> list[tuple[str, str, list[str]]]:
             raise SystemExit(f"no grid for {args.benchmark}; searchable: {', '.join(BENCHMARK_SEARCH)}")
         names = [n for n in strategy_names() if n not in NO_LEARNER_RATE]
         return [(FAMILIES[args.benchmark], args.benchmark, [n for n in names if only is None or n in only])]
+    if args.rate:  # every method that learns from the stream, on each family's own benchmark
+        names = [n for n in strategy_names() if n not in NO_LEARNER_RATE and (only is None or n in only)]
+        return [(family, TUNE_BENCHMARKS[family], names) for family in args.families.split(",")]
     searches = []
     for family in args.families.split(","):
         names = []
@@ -308,12 +322,13 @@ def tune(args: argparse.Namespace) -> None:
     from lifelong.strategies.tuning import HPARAMS_DIR, SEARCH_MEMORY
 
     seeds = [int(s) for s in args.seeds.split(",")]
+    rates = [float(r) for r in args.lr.split(",")] if args.rate else None
     searches = _searches(args)
     jobs = []
     for family, benchmark, names in searches:
         fraction = args.domain_fraction if benchmark in DOMAIN_BENCHMARKS else args.train_fraction
         for name in names:
-            space = search_space(name, family, args.buffer, benchmark)
+            space = search_space(name, family, args.buffer, benchmark, rates)
             keys = sorted(space)
             for seed, values in itertools.product(seeds, itertools.product(*(space[k] for k in keys))):
                 jobs.append({"benchmark": benchmark, "strategy": name, "seed": seed, "buffer": args.buffer, "epochs": 0,
@@ -330,7 +345,7 @@ def tune(args: argparse.Namespace) -> None:
     for family, benchmark, names in searches:
         own = benchmark == TUNE_BENCHMARKS[family] and args.buffer == SEARCH_MEMORY  # the family's own values
         for name in names:
-            space = search_space(name, family, args.buffer, benchmark)
+            space = search_space(name, family, args.buffer, benchmark, rates)
             keys = sorted(space)
             mine = [r for r in runs if r["strategy"] == name and r["benchmark"] == benchmark and r["seed"] in seeds
                     and r["buffer"] == args.buffer
@@ -348,6 +363,7 @@ def tune(args: argparse.Namespace) -> None:
                 [family]
                 + ([benchmark] if benchmark != TUNE_BENCHMARKS[family] else [])
                 + ([f"memory {args.buffer}"] if args.buffer != SEARCH_MEMORY else [])
+                + (["lr"] if rates else [])
             )
             table.setdefault("_tuning", {})[searched] = {
                 "benchmark": benchmark, "seeds": seeds, "validation_fraction": args.validation,
@@ -355,7 +371,10 @@ def tune(args: argparse.Namespace) -> None:
                 "validation_acc": scores,
             }  # fmt: skip
             if best is not None:
-                if own:
+                if own and rates:  # the rate joins the values searched before it
+                    families = table.setdefault("families", {})
+                    families[family] = {**families.get(family, {}), **best}
+                elif own:
                     table.setdefault("families", {})[family] = best
                 else:
                     table.setdefault("memory", {}).setdefault(benchmark, {})[str(args.buffer)] = best
@@ -420,6 +439,12 @@ def main() -> None:
         default="",
         help="search the learning rate on this benchmark (its family's other values kept)",
     )
+    t.add_argument(
+        "--rate",
+        action="store_true",
+        help="search the learning rate alone, of every method learning from the stream, per family",
+    )
+    t.add_argument("--lr", default=",".join(map(str, RATE_SEARCH)), help="the rates --rate searches")
     t.add_argument("--validation", type=float, default=0.1, help="share of training data held out")
     t.add_argument("--domain-fraction", type=float, default=0.2, help="training share for permuted-fmnist")
     t.add_argument("--out", default="benchmarks/results/tune")

@@ -125,7 +125,7 @@ def test_a_search_at_another_memory_size_is_stored_beside_the_familys_values(tmp
                 for j in jobs] + [{**jobs[0], "buffer": 500, "params": {"alpha": 0.1}, "metrics": {"acc": 1.0}}]  # fmt: skip
 
     monkeypatch.setattr(script, "_grid", grid)
-    args = argparse.Namespace(families="class", benchmark="", seeds="10,11", strategies="derpp", buffer=20, validation=0.1,
+    args = argparse.Namespace(families="class", benchmark="", seeds="10,11", strategies="derpp", buffer=20, validation=0.1, rate=False, lr="",
                               domain_fraction=0.2, train_fraction=1.0, out=str(tmp_path / "runs"), workers=1)  # fmt: skip
     script.tune(args)
     assert {(j["buffer"], j["params"]["alpha"], j["seed"]) for j in trained} == {
@@ -157,7 +157,7 @@ def test_a_rate_searched_on_another_benchmark_of_the_family_stays_with_that_benc
 
     monkeypatch.setattr(script, "_grid", grid)
     args = argparse.Namespace(families="task,domain", benchmark="split-digits", seeds="10,11", strategies="",
-                              buffer=500, validation=0.1, domain_fraction=0.2, train_fraction=1.0,
+                              buffer=500, validation=0.1, rate=False, lr="", domain_fraction=0.2, train_fraction=1.0,
                               out=str(tmp_path / "runs"), workers=1)  # fmt: skip
     script.tune(args)
     assert {j["benchmark"] for j in trained} == {
@@ -174,11 +174,47 @@ def test_a_rate_searched_on_another_benchmark_of_the_family_stays_with_that_benc
     }
     assert runner.tuned_params("derpp", "split-digits", 500) == {"alpha": 2.0, "lr": 0.1}
     assert runner.tuned_params("derpp", "split-digits", 200) == {"alpha": 2.0, "lr": 0.1}  # the nearest size
-    assert tuning.tuned_params("derpp", "class", "split-digits") == {"alpha": 2.0, "lr": 0.1}  # no memory given
+    assert tuning.tuned_params("derpp", "class", "split-digits") == {
+        "alpha": 2.0,
+        "lr": 0.1,
+    }  # no memory given
     assert runner.tuned_params("derpp", "split-fmnist", 500) == {"alpha": 2.0, "lr": 0.05}  # the family's
     args.benchmark = "permuted-fmnist"
     with pytest.raises(SystemExit, match="no grid for permuted-fmnist; searchable: split-digits"):
         script.tune(args)
+
+
+def test_a_rate_search_covers_every_method_of_a_family_and_joins_the_values_searched_before(
+    tmp_path, monkeypatch
+) -> None:
+    script = _strategies_script()
+    monkeypatch.setattr(tuning, "HPARAMS_DIR", tmp_path)
+    (tmp_path / "ewc.json").write_text(
+        json.dumps({"families": {"task": {"lam": 1000.0}, "class": {"lam": 1.0}}})
+    )
+    trained = []
+
+    def grid(jobs, log, workers):  # validation ACC peaks at the lowest rate
+        trained.extend(jobs)
+        return [{**j, "params": {**j["params"], "lam": 1000.0}, "settings": {"train_fraction": 1.0},
+                 "metrics": {"acc": 0.9 - abs(j["params"]["lr"] - 0.01), "diverged": 0.0}}
+                for j in jobs]  # fmt: skip
+
+    monkeypatch.setattr(script, "_grid", grid)
+    args = argparse.Namespace(families="task", benchmark="", seeds="10,11", strategies="", buffer=500,
+                              validation=0.1, rate=True, lr="0.01,0.03,0.1", domain_fraction=0.2,
+                              train_fraction=1.0, out=str(tmp_path / "runs"), workers=1)  # fmt: skip
+    script.tune(args)
+    assert {j["benchmark"] for j in trained} == {"split-fmnist-task"}
+    names = {j["strategy"] for j in trained}
+    # memory methods, regularizers, architectures and the baselines alike; never a method without a learner rate
+    assert {"naive", "ewc", "replay", "derpp", "packnet", "joint"} <= names and not names & {"gdumb", "ncm"}
+    assert {j["params"]["lr"] for j in trained} == {0.01, 0.03, 0.1}
+    table = json.loads((tmp_path / "ewc.json").read_text())
+    assert table["families"] == {"task": {"lam": 1000.0, "lr": 0.01}, "class": {"lam": 1.0}}
+    assert table["_tuning"]["task, lr"]["search"] == {"lr": [0.01, 0.03, 0.1]}
+    assert json.loads((tmp_path / "naive.json").read_text())["families"] == {"task": {"lr": 0.01}}
+    assert tuning.tuned("ewc", "task")[1] == 0.01 and tuning.tuned("ewc", "class")[1] != 0.01
 
 
 def test_a_grid_grown_by_a_key_reuses_the_runs_of_that_keys_default() -> None:
