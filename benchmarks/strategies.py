@@ -294,14 +294,16 @@ def _searches(args: argparse.Namespace) -> list[tuple[str, str, list[str]]]:
     from lifelong.bench.runner import FAMILIES, strategy_names
 
     only = set(args.strategies.split(",")) if args.strategies else None
+    learners = [n for n in strategy_names() if n not in NO_LEARNER_RATE and (only is None or n in only)]
+    if args.benchmark and args.rate:
+        raise SystemExit("--benchmark already searches the learning rate alone (on that benchmark); "
+                         "--rate searches it on each family's own: give one")  # fmt: skip
     if args.benchmark:  # the learning rate on one of a family's other benchmarks
         if args.benchmark not in BENCHMARK_SEARCH:
             raise SystemExit(f"no grid for {args.benchmark}; searchable: {', '.join(BENCHMARK_SEARCH)}")
-        names = [n for n in strategy_names() if n not in NO_LEARNER_RATE]
-        return [(FAMILIES[args.benchmark], args.benchmark, [n for n in names if only is None or n in only])]
+        return [(FAMILIES[args.benchmark], args.benchmark, learners)]
     if args.rate:  # every method that learns from the stream, on each family's own benchmark
-        names = [n for n in strategy_names() if n not in NO_LEARNER_RATE and (only is None or n in only)]
-        return [(family, TUNE_BENCHMARKS[family], names) for family in args.families.split(",")]
+        return [(family, TUNE_BENCHMARKS[family], learners) for family in args.families.split(",")]
     searches = []
     for family in args.families.split(","):
         names = []
@@ -322,7 +324,7 @@ def tune(args: argparse.Namespace) -> None:
     from lifelong.strategies.tuning import HPARAMS_DIR, SEARCH_MEMORY
 
     seeds = [int(s) for s in args.seeds.split(",")]
-    rates = [float(r) for r in args.lr.split(",")] if args.rate else None
+    rates = args.lr if args.rate else None
     searches = _searches(args)
     jobs = []
     for family, benchmark, names in searches:
@@ -371,11 +373,9 @@ def tune(args: argparse.Namespace) -> None:
                 "validation_acc": scores,
             }  # fmt: skip
             if best is not None:
-                if own and rates:  # the rate joins the values searched before it
+                if own:  # a rate searched alone joins the values searched before it
                     families = table.setdefault("families", {})
-                    families[family] = {**families.get(family, {}), **best}
-                elif own:
-                    table.setdefault("families", {})[family] = best
+                    families[family] = {**families.get(family, {}), **best} if rates else best
                 else:
                     table.setdefault("memory", {}).setdefault(benchmark, {})[str(args.buffer)] = best
                 print(f"{name} [{searched}]: chose {best} (validation ACC {scores[json.dumps(best)]:.3f})")
@@ -424,6 +424,15 @@ def table(args: argparse.Namespace) -> None:
     print("\n\n".join(sections))
 
 
+def _rates(text: str) -> list[float]:
+    try:
+        return [float(r) for r in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give comma-separated rates, e.g. 0.01,0.03,0.1"
+        ) from None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -444,7 +453,9 @@ def main() -> None:
         action="store_true",
         help="search the learning rate alone, of every method learning from the stream, per family",
     )
-    t.add_argument("--lr", default=",".join(map(str, RATE_SEARCH)), help="the rates --rate searches")
+    t.add_argument(
+        "--lr", type=_rates, default=RATE_SEARCH, help="the rates --rate searches, comma-separated"
+    )
     t.add_argument("--validation", type=float, default=0.1, help="share of training data held out")
     t.add_argument("--domain-fraction", type=float, default=0.2, help="training share for permuted-fmnist")
     t.add_argument("--out", default="benchmarks/results/tune")

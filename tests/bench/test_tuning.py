@@ -125,7 +125,7 @@ def test_a_search_at_another_memory_size_is_stored_beside_the_familys_values(tmp
                 for j in jobs] + [{**jobs[0], "buffer": 500, "params": {"alpha": 0.1}, "metrics": {"acc": 1.0}}]  # fmt: skip
 
     monkeypatch.setattr(script, "_grid", grid)
-    args = argparse.Namespace(families="class", benchmark="", seeds="10,11", strategies="derpp", buffer=20, validation=0.1, rate=False, lr="",
+    args = argparse.Namespace(families="class", benchmark="", seeds="10,11", strategies="derpp", buffer=20, validation=0.1, rate=False, lr=[],
                               domain_fraction=0.2, train_fraction=1.0, out=str(tmp_path / "runs"), workers=1)  # fmt: skip
     script.tune(args)
     assert {(j["buffer"], j["params"]["alpha"], j["seed"]) for j in trained} == {
@@ -157,7 +157,7 @@ def test_a_rate_searched_on_another_benchmark_of_the_family_stays_with_that_benc
 
     monkeypatch.setattr(script, "_grid", grid)
     args = argparse.Namespace(families="task,domain", benchmark="split-digits", seeds="10,11", strategies="",
-                              buffer=500, validation=0.1, rate=False, lr="", domain_fraction=0.2, train_fraction=1.0,
+                              buffer=500, validation=0.1, rate=False, lr=[], domain_fraction=0.2, train_fraction=1.0,
                               out=str(tmp_path / "runs"), workers=1)  # fmt: skip
     script.tune(args)
     assert {j["benchmark"] for j in trained} == {
@@ -202,7 +202,7 @@ def test_a_rate_search_covers_every_method_of_a_family_and_joins_the_values_sear
 
     monkeypatch.setattr(script, "_grid", grid)
     args = argparse.Namespace(families="task", benchmark="", seeds="10,11", strategies="", buffer=500,
-                              validation=0.1, rate=True, lr="0.01,0.03,0.1", domain_fraction=0.2,
+                              validation=0.1, rate=True, lr=[0.01, 0.03, 0.1], domain_fraction=0.2,
                               train_fraction=1.0, out=str(tmp_path / "runs"), workers=1)  # fmt: skip
     script.tune(args)
     assert {j["benchmark"] for j in trained} == {"split-fmnist-task"}
@@ -215,6 +215,9 @@ def test_a_rate_search_covers_every_method_of_a_family_and_joins_the_values_sear
     assert table["_tuning"]["task, lr"]["search"] == {"lr": [0.01, 0.03, 0.1]}
     assert json.loads((tmp_path / "naive.json").read_text())["families"] == {"task": {"lr": 0.01}}
     assert tuning.tuned("ewc", "task")[1] == 0.01 and tuning.tuned("ewc", "class")[1] != 0.01
+    args.benchmark = "split-digits"  # both say where the rate is searched
+    with pytest.raises(SystemExit, match="give one"):
+        script.tune(args)
 
 
 def test_a_grid_grown_by_a_key_reuses_the_runs_of_that_keys_default() -> None:
