@@ -215,6 +215,12 @@ def test_a_rate_search_covers_every_method_of_a_family_and_joins_the_values_sear
     assert table["_tuning"]["task, lr"]["search"] == {"lr": [0.01, 0.03, 0.1]}
     assert json.loads((tmp_path / "naive.json").read_text())["families"] == {"task": {"lr": 0.01}}
     assert tuning.tuned("ewc", "task")[1] == 0.01 and tuning.tuned("ewc", "class")[1] != 0.01
+    record = tmp_path / "runs" / "choices.txt"
+    assert "ewc [task, lr]: chose {'lr': 0.01} (validation ACC 0.900)" in record.read_text().splitlines()
+    record.write_text("ewc [task, lr]: chose {'lr': 0.3} (validation ACC 0.1)\nsi [domain, lr]: kept\n")
+    script.tune(args)  # a later round replaces its own lines and keeps the others
+    lines = record.read_text().splitlines()
+    assert lines[:2] == ["ewc [task, lr]: chose {'lr': 0.01} (validation ACC 0.900)", "si [domain, lr]: kept"]
     args.benchmark = "split-digits"  # both say where the rate is searched
     with pytest.raises(SystemExit, match="give one"):
         script.tune(args)
