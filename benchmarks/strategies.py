@@ -393,7 +393,7 @@ def _record_choices(path: Path, choices: dict[str, str]) -> None:
     """This search's choices into ``path``, replacing the lines of the same method and search (an earlier
     round's) and keeping the rest: the record beside runs.jsonl of what the hparams files now hold."""
     lines = path.read_text().splitlines() if path.exists() else []
-    kept = {line.split("]: ", 1)[0] + "]": line.split("]: ", 1)[1] for line in lines if "]: " in line}
+    kept = dict(line.split(": ", 1) for line in lines if ": " in line)  # a label holds no ": "
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(f"{key}: {value}\n" for key, value in {**kept, **choices}.items()))
 
