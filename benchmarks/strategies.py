@@ -99,7 +99,11 @@ FAMILY_SEARCH: dict[str, dict[str, dict[str, list[Any]]]] = {
     "domain": {
         # online: one anchor (the latest) with the summed Fisher (Huszar 2018; mammoth's perm-mnist ewc_on, gamma 1)
         # tune18: strength and rate searched together on four seeds (tune9 searched the strength at lr 0.03,
-        # tune16 the rate at that strength: a coordinate step whose close calls did not hold on the test seeds)
+        # tune16 the rate at that strength: a coordinate step whose close calls did not hold on the test seeds).
+        # tune20 searched the Fisher's estimator too (true / sampled / empirical: van de Ven 2025 finds the
+        # choice can matter) and sampled led by 0.02, but the exact Fisher with the same label draws made and
+        # thrown away scored level with it (benchmarks/fisher_control.py): the lead was the data order the
+        # draws shift, not the estimator, so the reference default stays and the key is not searched
         "ewc": {
             "lam": [1.0, 3.0, 10.0, 30.0, 100.0],
             "online": [False, True],
