@@ -30,9 +30,7 @@ def _targets_with_discarded_draw(
     learner: Any, model: Any, x: Tensor, y: Tensor, mask: Tensor, kind: str
 ) -> Any:
     """The exact Fisher's targets, after the draw ``sampled`` makes (its labels thrown away)."""
-    with torch.no_grad():
-        probs = torch.softmax(model(x).masked_fill(~mask, importance.MASKED), 1)
-    torch.multinomial(probs.cpu(), 1, generator=learner.generator)
+    _targets(learner, model, x, y, mask, "sampled")
     return _targets(learner, model, x, y, mask, kind)
 
 
