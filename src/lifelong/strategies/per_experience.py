@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor, nn
 
+from lifelong.errors import StrategyMismatchError
 from lifelong.learn.strategy import Strategy
 from lifelong.strategies._arch import fresh_copy, part, route, task_masked
 
@@ -37,6 +38,12 @@ class PerExperienceModels(Strategy):
         self.tasks_: list[int] = []  # task id of each experience's model, in order
 
     def attach(self, learner: Learner) -> None:
+        if isinstance(learner.model, nn.Sequential):  # its forward would run the copies kept on it as layers
+            raise StrategyMismatchError(
+                "PerExperienceModels keeps the experience models on model.experience_models, and an "
+                "nn.Sequential runs every submodule it holds: wrap it in an nn.Module whose forward calls "
+                "the Sequential (e.g. self.net = nn.Sequential(...); forward returns self.net(x))"
+            )
         if self._build(learner, max(len(self.tasks_) - 1, 0)):
             learner.reset_optimizer()
 
