@@ -827,6 +827,25 @@ def test_fit_names_a_shape_the_model_cannot_take() -> None:
         Learner(nn.Sequential(nn.Linear(30, 4))).fit(class_incremental(data, n_experiences=2))
 
 
+def test_an_error_of_the_models_own_code_is_not_called_a_shape_mismatch() -> None:
+    """Was: fit reported any RuntimeError of the model's forward as 'cannot take this scenario's
+    samples of shape [8]', sending the user to reshape data that was right."""
+    from torch import nn
+
+    class Buggy(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.classifier = nn.Linear(8, 4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            raise RuntimeError("buggy forward")
+
+    with pytest.raises(RuntimeError, match="^buggy forward$"):
+        Learner(Buggy()).fit(toy_scenario())
+    with pytest.raises(RuntimeError, match="^buggy forward$"):
+        Learner(Buggy()).evaluate(toy_scenario())
+
+
 def test_evaluate_names_a_shape_the_model_cannot_take_as_fit_does() -> None:
     from torch import nn
 

@@ -231,3 +231,44 @@ def test_for_input_takes_a_token_id_model(registry: dict) -> None:
     register_model("bag")(_Bag)
     model = for_input("bag", (12,), 3)
     assert model(torch.tensor([[1.0] * 12])).shape == (1, 3)  # float-carried ids, as the learner sends them
+
+
+@pytest.mark.parametrize(
+    ("fails", "shape"),
+    [
+        (lambda: nn.Linear(8, 3)(torch.zeros(2, 10)), True),  # mat1 and mat2 shapes cannot be multiplied
+        (lambda: nn.Conv2d(3, 4, 3)(torch.zeros(2, 1, 8, 8)), True),  # expected ... to have 3 channels
+        (lambda: nn.Conv2d(1, 4, 3)(torch.zeros(2, 10)), True),  # Expected 3D (unbatched) or 4D (batched)
+        (lambda: torch.zeros(2, 10).view(2, 3, 3), True),  # shape '[2, 3, 3]' is invalid
+        (
+            lambda: nn.BatchNorm1d(8)(torch.zeros(2, 10)),
+            True,
+        ),  # running_mean should contain 10 elements not 8
+        (lambda: torch.zeros(2, 10).sum(3), True),  # IndexError: Dimension out of range
+        (lambda: nn.Linear(10, 3).double()(torch.zeros(2, 10)), False),  # must have the same dtype
+        (lambda: (_ for _ in ()).throw(RuntimeError("CUDA error: out of memory")), False),
+        (lambda: (_ for _ in ()).throw(KeyError("size")), False),  # not an error forward's shapes raise
+    ],
+)
+def test_is_shape_error_tells_torchs_shape_errors_from_the_models_own(fails, shape: bool) -> None:
+    with pytest.raises(Exception) as err:
+        fails()
+    assert models.is_shape_error(err.value) is shape
+
+
+def test_a_model_that_fails_on_any_input_is_not_said_to_want_another_shape(registry: dict) -> None:
+    @register_model("broken")
+    def broken(in_features: int, n_classes: int) -> nn.Module:
+        class Broken(nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.classifier = nn.Linear(in_features, n_classes)
+
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                raise RuntimeError("forgot to implement forward")
+
+        return Broken()
+
+    with pytest.raises(ConfigError, match=r"fails on two zero samples .*forgot to implement forward") as err:
+        for_input("broken", (30,), 3)
+    assert "shape [30] (" not in str(err.value) and "--input-shape" not in str(err.value)

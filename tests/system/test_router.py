@@ -94,6 +94,18 @@ def test_input_shape_comes_from_the_model_spec() -> None:
         custom.logits(torch.randn(2, 5))
 
 
+def test_a_model_failing_on_well_shaped_inputs_is_a_server_fault_not_the_clients() -> None:
+    """Was: every RuntimeError of a model's forward answered 422 'cannot take inputs of shape',
+    telling a client to change inputs that were right; now only torch's shape errors do."""
+
+    class Buggy(torch.nn.Linear):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            raise RuntimeError("buggy forward")
+
+    with pytest.raises(RuntimeError, match="^buggy forward$"):
+        Loaded.of(1, Learner(Buggy(8, 4))).logits(torch.randn(2, 8))
+
+
 def test_a_bad_token_id_is_refused_in_the_terms_of_a_request_not_a_python_call() -> None:
     """Was: POST /v1/predict with a fractional id to an EmbeddingBag model answered 422 '... from_tensors
     scales uint8 inputs by 1/255 unless given scale=1', advice an HTTP client cannot act on."""

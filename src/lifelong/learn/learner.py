@@ -32,7 +32,14 @@ from lifelong.errors import ConfigError, DataError, LifelongError, StrategyMisma
 from lifelong.learn import checkpoint, distributed, heads, tokens
 from lifelong.learn.callbacks import Callback, Control, LoopState
 from lifelong.learn.devices import resolve_device
-from lifelong.learn.models import HOW_TO_REGISTER, build, has_batch_norm, n_parameters, spec_input_shape
+from lifelong.learn.models import (
+    HOW_TO_REGISTER,
+    build,
+    has_batch_norm,
+    is_shape_error,
+    n_parameters,
+    spec_input_shape,
+)
 from lifelong.learn.params import check_param, refuse_unknown_params
 from lifelong.learn.strategy import HOOKS, STEP_HOOKS, Strategy, checkpoint_entry, get_strategy, overrides
 from lifelong.metrics.costs import peak_rss_mb
@@ -949,11 +956,15 @@ class Learner:
 
     def _first_evaluation(self, experiences: list[Experience], where: str) -> list[Tensor]:
         """``_correct_all``, where the model first meets the data: a model that cannot take these
-        samples fails here, before any training, with what to change instead of torch's error."""
+        samples fails here, before any training, with what to change instead of torch's error. Only
+        torch's shape errors are reported so; any other error of the model's forward is its own, and
+        passes on unchanged."""
         try:
             with self._in_model_dtype():
                 return self._correct_all(experiences)
-        except RuntimeError as err:
+        except (RuntimeError, IndexError, ValueError, AssertionError) as err:
+            if not is_shape_error(err):
+                raise
             first = str(err).splitlines()[0]
             raise DataError(
                 f"{where}: the model cannot take this scenario's samples of shape "

@@ -21,6 +21,7 @@ import inspect
 import json
 import math
 import operator
+import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
@@ -221,6 +222,25 @@ def for_input(name: str, input_shape: Sequence[int], n_classes: int, /, **kwargs
     return model
 
 
+# Words torch's shape errors use ("mat1 and mat2 shapes cannot be multiplied", "expected input[2, 1, 8, 8]
+# to have 3 channels", "Expected 3D (unbatched) or 4D (batched) input", "The size of tensor a (10) must
+# match", "running_mean should contain 10 elements not 8", "Dimension out of range") and its other
+# errors do not ("must have the same dtype", "out of memory").
+_SHAPE_WORDS = re.compile(r"shape|size|dimension|channels|\d+D\b|elements not", re.IGNORECASE)
+
+
+def is_shape_error(err: BaseException) -> bool:
+    """Whether an error from a model's forward is torch saying the input has the wrong shape.
+
+    Only such an error is reported as the data's shape (with the shape to build the model for); any
+    other error of the model's own code passes on unchanged, so that it is not misnamed as one."""
+    text = str(err)
+    first = text.splitlines()[0] if text else ""
+    return isinstance(err, (RuntimeError, IndexError, ValueError, AssertionError)) and bool(
+        _SHAPE_WORDS.search(first)
+    )
+
+
 def check_fits(model: nn.Module, input_shape: Sequence[int], n_classes: int, name: str) -> None:
     """Refuse, before any training, a model whose forward cannot take samples of ``input_shape`` (a
     CNN given images stored as rows of pixels, say), or that has fewer outputs than the data has
@@ -238,10 +258,16 @@ def check_fits(model: nn.Module, input_shape: Sequence[int], n_classes: int, nam
     try:
         with torch.no_grad():
             out = model(torch.zeros(2, *input_shape))
-    except (RuntimeError, ValueError, TypeError, IndexError) as err:
+    except (RuntimeError, ValueError, TypeError, IndexError, AssertionError) as err:
         shape = ",".join(str(d) for d in input_shape)
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        if not is_shape_error(err):
+            raise ConfigError(
+                f"model {name!r} fails on two zero samples of shape [{shape}] before any data reaches it "
+                f"({type(err).__name__}: {first}); check its code and kwargs (--model-kwargs)"
+            ) from err
         raise ConfigError(
-            f"model {name!r} cannot take samples of shape [{shape}] ({str(err).splitlines()[0]}); check its "
+            f"model {name!r} cannot take samples of shape [{shape}] ({first}); check its "
             "kwargs (--model-kwargs) against the data, and if the samples are images stored as rows of "
             "pixels, give their shape (--input-shape C,H,W)"
         ) from err

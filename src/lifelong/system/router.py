@@ -27,6 +27,7 @@ from torch import Tensor
 
 from lifelong.errors import DataError, NotFoundError
 from lifelong.learn.learner import Learner
+from lifelong.learn.models import is_shape_error
 from lifelong.learn.tokens import check_ids, input_embedding
 from lifelong.system.contract import Contract
 
@@ -70,8 +71,10 @@ class Loaded:
             x = ((x.reshape(len(x), -1) - mean) / std).reshape(x.shape)
         try:
             out = self.learner.predict_logits(x).float().cpu()  # back from the device, if any
-        except RuntimeError as err:  # shape mismatch inside a custom model
-            raise DataError(
+        except (RuntimeError, IndexError, ValueError, AssertionError) as err:
+            if not is_shape_error(err):  # the model's own fault, not the client's: a 500, logged
+                raise
+            raise DataError(  # a shape mismatch inside a custom model without a contract's shape
                 f"version {self.version} cannot take inputs of shape {tuple(x.shape[1:])}"
             ) from err
         # finite inputs so large that standardising or the model overflows
