@@ -105,6 +105,17 @@ def test_a_model_failing_on_well_shaped_inputs_is_a_server_fault_not_the_clients
     with pytest.raises(RuntimeError, match="^buggy forward$"):
         Loaded.of(1, Learner(Buggy(8, 4))).logits(torch.randn(2, 8))
 
+    class Refusing(torch.nn.Linear):  # a model refusing an input says so with a DataError: a 422
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if bool((x < 0).any()):
+                raise DataError("inputs: negative readings are sensor faults; send the raw counts")
+            return super().forward(x)
+
+    refusing = Loaded.of(1, Learner(Refusing(8, 4)))
+    assert refusing.logits(torch.rand(2, 8)).shape == (2, 4)
+    with pytest.raises(DataError, match="^inputs: negative readings"):
+        refusing.logits(-torch.rand(2, 8))
+
 
 def test_a_bad_token_id_is_refused_in_the_terms_of_a_request_not_a_python_call() -> None:
     """Was: POST /v1/predict with a fractional id to an EmbeddingBag model answered 422 '... from_tensors

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import gzip
 
+import httpx
 import pytest
+import torch
 
 from lifelong.system.store import Store
 from tests.system._models import error_of, trained
@@ -142,3 +144,54 @@ def test_class_names_are_refused_where_the_classes_have_none(server: Server) -> 
             and "have none; send the class index" in r.json()["error"]["message"]
         )
         assert "class_name" not in c.post("/v1/predict", json={"inputs": sample(1)}).json()["predictions"][0]
+
+
+def test_a_models_own_failure_is_a_500_and_its_refusal_a_422(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A model's forward that raises on well-formed inputs is the model's fault, logged, not blamed on
+    the client as a shape (the router said 'cannot take inputs of shape (8,)' for any RuntimeError);
+    a model refusing an input raises DataError and the client reads its message in a 422."""
+    from torch import nn
+
+    from lifelong.errors import DataError
+    from lifelong.learn import models
+    from lifelong.learn.learner import Learner
+    from lifelong.learn.models import create_model, register_model
+    from lifelong.system.app import create_app
+    from lifelong.system.service import System
+    from lifelong.system.settings import Settings
+    from tests.system._models import DATA
+    from tests.system._serve import running
+    from tests.system._server import AUTH, TOKEN
+
+    monkeypatch.setattr(models, "MODELS", dict(models.MODELS))
+
+    @register_model("picky")
+    class Picky(nn.Module):
+        def __init__(self, in_features: int, n_classes: int) -> None:
+            super().__init__()
+            self.classifier = nn.Linear(in_features, n_classes)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if bool((x[:, 0] > 1e3).any()):
+                raise DataError("inputs: x0 above 1000 is a sensor fault; send calibrated readings")
+            if bool((x[:, 0] < -1e3).any()):
+                raise RuntimeError("picky forward broke")
+            return self.classifier(x)
+
+    learner = Learner(create_model("picky", in_features=8, n_classes=4), lr=0.1)
+    learner.partial_fit(DATA.train.x, DATA.train.y)
+    settings = Settings(data_dir=tmp_path, token=TOKEN, poll_seconds=0.2)
+    with System(settings) as setup:
+        setup.promote(setup.bootstrap(learner))
+    with running(create_app(settings)) as url:
+        post = lambda x0: httpx.post(  # noqa: E731  (its own connection: uvicorn closes one after a 500)
+            f"{url}/v1/predict", json={"inputs": [[x0] + sample()[0][1:]]}, headers=AUTH, timeout=10
+        )
+        assert post(0.5).status_code == 200
+        refused = post(5e3)
+        assert error_of(refused, 422) == "DataError" and "sensor fault" in refused.json()["error"]["message"]
+        broken = post(-5e3)
+        assert error_of(broken, 500) == "InternalError" and "shape" not in broken.text
+        assert post(0.5).status_code == 200
