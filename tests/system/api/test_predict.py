@@ -186,11 +186,11 @@ def test_a_models_own_failure_is_a_500_and_its_refusal_a_422(
     with System(settings) as setup:
         setup.promote(setup.bootstrap(learner))
     with running(create_app(settings)) as url:
-        post = (
-            lambda x0: httpx.post(  # noqa: E731  (its own connection: uvicorn closes one after a 500)
-                f"{url}/v1/predict", json={"inputs": [[x0] + sample()[0][1:]]}, headers=AUTH, timeout=10
-            )
-        )
+
+        def post(x0: float) -> httpx.Response:  # its own connection: uvicorn closes one after a 500
+            body = {"inputs": [[x0] + sample()[0][1:]]}
+            return httpx.post(f"{url}/v1/predict", json=body, headers=AUTH, timeout=10)
+
         assert post(0.5).status_code == 200
         refused = post(5e3)
         assert error_of(refused, 422) == "DataError" and "sensor fault" in refused.json()["error"]["message"]
