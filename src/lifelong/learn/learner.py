@@ -35,6 +35,7 @@ from lifelong.learn.devices import resolve_device
 from lifelong.learn.models import (
     HOW_TO_REGISTER,
     build,
+    first_line,
     has_batch_norm,
     is_shape_error,
     n_parameters,
@@ -962,10 +963,10 @@ class Learner:
         try:
             with self._in_model_dtype():
                 return self._correct_all(experiences)
-        except (RuntimeError, IndexError, ValueError, AssertionError) as err:
+        except Exception as err:
             if not is_shape_error(err):
                 raise
-            first = str(err).splitlines()[0]
+            first = first_line(err)
             raise DataError(
                 f"{where}: the model cannot take this scenario's samples of shape "
                 f"{list(experiences[0].test.input_shape)} ({first}); build it for that shape (or reshape the data)"

@@ -229,15 +229,19 @@ def for_input(name: str, input_shape: Sequence[int], n_classes: int, /, **kwargs
 _SHAPE_WORDS = re.compile(r"shape|size|dimension|channels|\d+D\b|elements not", re.IGNORECASE)
 
 
+def first_line(err: BaseException) -> str:
+    """The first line of an error's message (its type's name if it has none), for a one-line report."""
+    text = str(err)
+    return text.splitlines()[0] if text else type(err).__name__
+
+
 def is_shape_error(err: BaseException) -> bool:
     """Whether an error from a model's forward is torch saying the input has the wrong shape.
 
     Only such an error is reported as the data's shape (with the shape to build the model for); any
     other error of the model's own code passes on unchanged, so that it is not misnamed as one."""
-    text = str(err)
-    first = text.splitlines()[0] if text else ""
     return isinstance(err, (RuntimeError, IndexError, ValueError, AssertionError)) and bool(
-        _SHAPE_WORDS.search(first)
+        _SHAPE_WORDS.search(first_line(err))
     )
 
 
@@ -260,7 +264,7 @@ def check_fits(model: nn.Module, input_shape: Sequence[int], n_classes: int, nam
             out = model(torch.zeros(2, *input_shape))
     except (RuntimeError, ValueError, TypeError, IndexError, AssertionError) as err:
         shape = ",".join(str(d) for d in input_shape)
-        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        first = first_line(err)
         if not is_shape_error(err):
             raise ConfigError(
                 f"model {name!r} fails on two zero samples of shape [{shape}] before any data reaches it "
@@ -318,7 +322,7 @@ def reading_features(model: nn.Module, who: str) -> Iterator[None]:
     try:
         yield
     except RuntimeError as err:
-        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        first = first_line(err)
         if "dtype" in first or "scalar type" in first:
             raise
         raise StrategyMismatchError(

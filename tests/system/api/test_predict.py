@@ -7,10 +7,19 @@ import gzip
 import httpx
 import pytest
 import torch
+from torch import nn
 
+from lifelong.errors import DataError
+from lifelong.learn import models
+from lifelong.learn.learner import Learner
+from lifelong.learn.models import create_model, register_model
+from lifelong.system.app import create_app
+from lifelong.system.service import System
+from lifelong.system.settings import Settings
 from lifelong.system.store import Store
-from tests.system._models import error_of, trained
-from tests.system._server import FEATURES, NAMES, Server, sample
+from tests.system._models import DATA, error_of, trained
+from tests.system._serve import running
+from tests.system._server import AUTH, FEATURES, NAMES, TOKEN, Server, sample
 
 
 @pytest.mark.parametrize(
@@ -152,19 +161,6 @@ def test_a_models_own_failure_is_a_500_and_its_refusal_a_422(
     """A model's forward that raises on well-formed inputs is the model's fault, logged, not blamed on
     the client as a shape (the router said 'cannot take inputs of shape (8,)' for any RuntimeError);
     a model refusing an input raises DataError and the client reads its message in a 422."""
-    from torch import nn
-
-    from lifelong.errors import DataError
-    from lifelong.learn import models
-    from lifelong.learn.learner import Learner
-    from lifelong.learn.models import create_model, register_model
-    from lifelong.system.app import create_app
-    from lifelong.system.service import System
-    from lifelong.system.settings import Settings
-    from tests.system._models import DATA
-    from tests.system._serve import running
-    from tests.system._server import AUTH, TOKEN
-
     monkeypatch.setattr(models, "MODELS", dict(models.MODELS))
 
     @register_model("picky")
