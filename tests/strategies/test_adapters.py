@@ -62,7 +62,7 @@ def test_a_model_adapters_cannot_compute_is_refused_when_the_learner_is_built(no
         def forward(self, x):
             return self.classifier(self.rnn(x)[0][:, -1])
 
-    with pytest.raises(StrategyMismatchError, match="Adapters .* weights outside them: norm"):
+    with pytest.raises(StrategyMismatchError, match="Adapters .* layers outside them: norm"):
         Learner(normed_input(), [Adapters()])
     with pytest.raises(StrategyMismatchError, match=r"needs an nn.Sequential \.features.*got Recurrent"):
         Learner(Recurrent(), [Adapters()])

@@ -1,6 +1,7 @@
 """The architectural limits the README lists: which models each method refuses, when, and with what."""
 
 import pytest
+import torch
 from torch import nn
 
 from lifelong.checks import toy_model
@@ -26,6 +27,40 @@ def test_an_mlp_behind_another_layer_with_weights_is_refused_by_name(strategy, n
     """It passed the MLP check: training then skipped the norm (an embedding: a raw shape error)."""
     with pytest.raises(StrategyMismatchError, match=f"{strategy.__name__} needs an MLP.*outside them: norm"):
         Learner(normed_input(), [strategy()])
+
+
+class _Scaled(nn.Module):
+    """An MLP whose forward scales its input first: a layer without weights outside .features."""
+
+    def __init__(self, before: nn.Module) -> None:
+        super().__init__()
+        self.before = before
+        self.features = nn.Sequential(nn.Linear(4, 8), nn.ReLU())
+        self.classifier = nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(self.before(x)))
+
+
+class _Half(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x / 2
+
+
+@pytest.mark.parametrize("strategy", [HAT, PNN, CPG, DEN])
+def test_a_layer_without_weights_outside_features_is_refused_by_name(strategy) -> None:
+    """It has no weights, so it passed the check; the method then skipped it and trained another function."""
+    with pytest.raises(StrategyMismatchError, match="outside them: before; move them into .features"):
+        Learner(_Scaled(_Half()), [strategy()])
+
+
+@pytest.mark.parametrize("strategy", [HAT, PNN, CPG, DEN])
+def test_a_flatten_outside_features_is_what_the_mlp_methods_do_anyway(strategy) -> None:
+    """HAT and DEN used to feed the unflattened images to the first Linear: a raw shape error."""
+    learner = Learner(_Scaled(nn.Flatten()), [strategy()], batch_size=4)
+    x, y = torch.randn(8, 2, 2), torch.arange(8) % 3
+    learner.partial_fit(x, y, 0)
+    assert learner.predict(x, 0).shape == (8,)
 
 
 def test_gpm_refuses_trainable_layers_other_than_linear_and_conv() -> None:

@@ -43,29 +43,41 @@ def part(model: nn.Module, name: str, kind: type[M]) -> M:
 ADDED = frozenset({"hat_embeddings", "pnn_columns", "cpg_picks"})
 
 
-def weights_outside(model: nn.Module, added: Iterable[str]) -> list[str]:
-    """The model's top-level submodules with weights besides ``features``, ``classifier`` and the
-    ``added`` ones a strategy put there: layers that a method computing ``classifier(features(x))``
-    itself would skip."""
-    top = {n.split(".")[0] for n, _ in model.named_parameters()}
-    return sorted(top - {"features", "classifier", *added})
+def layers_outside(
+    model: nn.Module, added: Iterable[str], harmless: tuple[type[nn.Module], ...] = ()
+) -> list[str]:
+    """The model's top-level submodules besides ``features``, ``classifier`` and the ``added`` ones a
+    strategy put there: layers that a method computing ``classifier(features(x))`` itself would skip.
+
+    Weightless ones count too (a ``Flatten`` or a scaling before ``features`` changes what the features
+    see), except the ``harmless`` kinds the method applies itself; so do weights held directly by the
+    model (``nn.Parameter`` attributes)."""
+    keep = {"features", "classifier", *added}
+    names = {n for n, m in model.named_children() if n not in keep and not isinstance(m, harmless)}
+    names |= {n for n, _ in model.named_parameters(recurse=False)}
+    return sorted(names)
 
 
 def mlp_linears(model: nn.Module, who: str) -> list[nn.Linear]:
     """The Linear layers of an MLP in order: hidden layers, then the classifier.
 
-    These strategies compute ``classifier(features(x))`` themselves, so a layer with weights outside
-    the two (an embedding or a norm before ``features``) would be skipped: such a model is refused.
+    These strategies compute ``classifier(features(x))`` themselves on the flattened input, so a layer
+    outside the two (an embedding or a norm before ``features``) would be skipped: such a model is
+    refused; a ``Flatten`` outside them is what they do anyway.
     """
     feats, clf = getattr(model, "features", None), getattr(model, "classifier", None)
-    outside = weights_outside(model, ADDED)
+    outside = layers_outside(model, ADDED, harmless=(nn.Flatten,))
     if (
         not isinstance(feats, nn.Sequential)
         or not isinstance(clf, nn.Linear)
         or any(not isinstance(m, (nn.Flatten, nn.Linear, nn.ReLU)) for m in feats)
         or outside
     ):
-        extra = f" (it has layers with weights outside them: {', '.join(outside)})" if outside else ""
+        extra = (
+            f" (it has layers outside them: {', '.join(outside)}; move them into .features)"
+            if outside
+            else ""
+        )
         raise StrategyMismatchError(
             f"{who} needs an MLP (features of Flatten/Linear/ReLU and a Linear classifier){extra}, got "
             f"{type(model).__name__}; build the model with lifelong.learn.models.MLP"
@@ -113,8 +125,10 @@ def grow_hidden(model: nn.Module, who: str, sizes: Sequence[int], zero_new_input
 
 
 def gated_forward(model: nn.Module, x: Tensor, gates: Sequence[Tensor | None]) -> Tensor:
-    """MLP forward with hidden layer ``l``'s activations multiplied by ``gates[l]`` ([B, units] or [units])."""
-    h, layer = x, 0
+    """MLP forward with hidden layer ``l``'s activations multiplied by ``gates[l]`` ([B, units] or [units]).
+
+    The input is flattened first, as :func:`linear_forward` does, so every MLP method takes images."""
+    h, layer = x.flatten(1), 0
     for m in part(model, "features", nn.Sequential):
         h = m(h)
         if isinstance(m, nn.ReLU):

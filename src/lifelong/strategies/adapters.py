@@ -19,7 +19,7 @@ from lifelong.errors import StrategyMismatchError
 from lifelong.learn.models import reading_features
 from lifelong.learn.params import check_param
 from lifelong.learn.strategy import Strategy
-from lifelong.strategies._arch import part, route, task_masked, weights_outside
+from lifelong.strategies._arch import layers_outside, part, route, task_masked
 from lifelong.strategies._masks import FrozenEntries
 
 if TYPE_CHECKING:
@@ -173,13 +173,17 @@ class Adapters(Strategy):
 def _check_backbone(model: nn.Module) -> None:
     """Adapters compute ``classifier(features(x))`` layer by layer: refuse a model they cannot."""
     feats, clf = getattr(model, "features", None), getattr(model, "classifier", None)
-    outside = weights_outside(model, ("adapters", "prompts"))
+    outside = layers_outside(model, ("adapters", "prompts"))
     if not isinstance(feats, nn.Sequential) or not isinstance(clf, nn.Linear) or outside:
-        extra = f"; it has layers with weights outside them: {', '.join(outside)}" if outside else ""
+        extra = (
+            f"; it has layers outside them: {', '.join(outside)} (move them into .features)"
+            if outside
+            else ""
+        )
         raise StrategyMismatchError(
             f"Adapters inserts bottlenecks between the layers of model.features and computes "
             f"classifier(features(x)) itself, so it needs an nn.Sequential .features and a Linear .classifier "
-            f"holding every layer with weights (lifelong.learn.models.MLP or CNN); got {type(model).__name__}{extra}"
+            f"holding every layer (lifelong.learn.models.MLP or CNN); got {type(model).__name__}{extra}"
         )
 
 
