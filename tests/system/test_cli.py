@@ -142,6 +142,7 @@ def test_a_device_this_machine_lacks_is_a_clear_error(
      ["simulate", "--label-delay", "-1"], ["simulate", "--seed", "-1"], ["simulate", "--segments", "0"],
      ["simulate", "--bootstrap", "0"], ["worker", "--poll", "0"], ["worker", "--every", "0"],
      ["worker", "--lease-seconds", "-1"], ["worker", "--keep-days", "0"], ["worker", "--keep-versions", "-1"],
+     ["worker", "--keep-versions", "0"],
      ["worker", "--retention-every", "nan"], ["worker", "--threads", "0"], ["up", "--n-classes", "0"],
      ["up", "--keep-samples", "0"], ["events", "--limit", "0"], ["promote", "0"], ["promote", "1", "--share", "1.5"]],
 )  # fmt: skip

@@ -164,6 +164,17 @@ def test_bad_candidate_from_shuffled_labels_is_stopped(seeded: tuple[Store, Regi
     assert store.events("gate")[-1].payload == attempts[0] == result.attempt  # the one record, as stored
 
 
+def test_keep_versions_below_one_is_refused_when_the_worker_is_built(
+    seeded: tuple[Store, Registry, Dataset],
+) -> None:
+    """0 was accepted and then raised in every housekeeping pass, a traceback a minute."""
+    from lifelong.errors import ConfigError
+
+    store, registry, _ = seeded
+    with pytest.raises(ConfigError, match=r"keep_versions=0: keep at least 1"):
+        Worker(store, registry, Policy("continual"), keep_versions=0)
+
+
 def test_the_worker_keeps_working_once_retention_collected_old_versions(
     seeded: tuple[Store, Registry, Dataset],
 ) -> None:

@@ -203,7 +203,7 @@ def worker_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--delete-trained", action="store_true", help="retention: delete samples once trained on")
     p.add_argument("--retention-every", type=POSITIVE_REAL, default=60.0, metavar="SECONDS",
                    help="how often the worker applies retention and collects artifacts")  # fmt: skip
-    p.add_argument("--keep-versions", type=NON_NEGATIVE_INT, default=20,
+    p.add_argument("--keep-versions", type=POSITIVE_INT, default=20,
                    help="keep the artifacts of the last N versions (aliased ones always stay)")  # fmt: skip
     p.add_argument(
         "--lease-seconds",

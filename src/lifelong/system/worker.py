@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from lifelong.data.dataset import Dataset
-from lifelong.errors import LifelongError
+from lifelong.errors import ConfigError, LifelongError
 from lifelong.monitor.data_drift import DataDriftMonitor, KSDrift, MMDDrift, PSIDrift
 from lifelong.monitor.performance import PerformanceMonitor, locate_change
 from lifelong.system.canary import apply_canary_rule, check_live_canary
@@ -76,6 +76,11 @@ class Worker:
 
     def __post_init__(self) -> None:
         self.canary.check_gate(self.gate)
+        if self.keep_versions is not None and self.keep_versions < 1:  # else every housekeeping pass raised
+            raise ConfigError(
+                f"keep_versions={self.keep_versions}: keep at least 1 version's artifacts (the champion's), "
+                "or None to keep all"
+            )
         self.holder = f"{holder_prefix(os.getpid())}{uuid.uuid4().hex[:6]}"
         self._detector = PerformanceMonitor(self.policy.detector, **self.policy.detector_params)
         self._champion: int | None = None
