@@ -890,10 +890,13 @@ def test_a_float64_model_trains_in_fit_as_in_partial_fit() -> None:
         (lambda: [S.GDumb(20), S.Replay(20), S.EWC()], "so Replay's batch; EWC's penalty would never run"),
         (lambda: [S.MER(20), S.GDumb(20)], "MER and GDumb each take over the model's training step"),
         (lambda: [S.HAT(), S.PackNet()], "HAT and PackNet each take over the model's parameters per task"),
+        (lambda: [S.CPG(), S.EWC()], "CPG widens the model's hidden layers, so EWC's per-parameter anchors"),
+        (lambda: [S.SI(), S.L2(), S.DEN()], "DEN widens the model's hidden layers, so SI and L2's"),
     ],
 )
 def test_a_hybrid_whose_parts_cannot_both_act_is_refused_before_training(strategies, words) -> None:
-    """Before: the second method's hooks never ran (an accuracy matrix bit-identical to the first alone)."""
+    """Before: the second method's hooks never ran (an accuracy matrix bit-identical to the first alone),
+    or a regularizer crashed on the grown layers' shapes mid-training."""
     with pytest.raises(StrategyMismatchError, match=re.escape(words)):
         Learner(toy_model(), strategies())
     Learner(toy_model(), [S.Replay(20), S.LwF(), S.EWC()])  # methods that each act at their moment combine

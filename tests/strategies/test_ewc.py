@@ -4,11 +4,13 @@ import pytest
 import torch
 from torch import nn
 
-from lifelong.checks import toy_model, toy_scenario
+from lifelong.checks import toy_data, toy_model, toy_scenario
 from lifelong.data.dataset import Dataset
-from lifelong.data.scenarios import Experience
+from lifelong.data.scenarios import Experience, task_incremental
 from lifelong.errors import ConfigError
 from lifelong.learn.learner import Learner
+from lifelong.learn.models import MLP
+from lifelong.learn.strategy import get_strategy
 from lifelong.strategies import EWC, OnlineEWC
 from lifelong.strategies._importance import fisher_diagonal
 
@@ -114,3 +116,15 @@ def test_penalty_follows_a_grown_head() -> None:
     assert learner.grow_classes(6)
     after = ewc.penalty(learner, None, None)  # type: ignore[arg-type]
     assert float(before.detach()) > 0 and torch.allclose(before, after)  # new rows: no importance, same value
+
+
+@pytest.mark.parametrize("owner", ["hat", "pnn", "adapters", "per-experience"])
+def test_ewc_penalises_the_parameters_it_anchored_while_a_method_adds_or_freezes_others(owner: str) -> None:
+    """HAT's per-task embeddings, adapters and PNN's frozen columns changed the parameter set after
+    EWC's first anchor: a raw KeyError mid-training, or torch.cat of nothing."""
+
+    torch.manual_seed(0)
+    model = MLP(in_features=8, hidden=(16,), n_classes=6)
+    learner = Learner(model, [get_strategy(owner)(), EWC(lam=10.0)], lr=0.1, batch_size=8)
+    result = learner.fit(task_incremental(toy_data(n_classes=6), n_experiences=3))  # anchors at 2 boundaries
+    assert result.metrics["acc"] > 0.5 and not result.diverged

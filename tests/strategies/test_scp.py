@@ -6,7 +6,7 @@ import torch
 from lifelong.checks import toy_model, toy_scenario
 from lifelong.learn.learner import Learner
 from lifelong.learn.strategy import Strategy
-from lifelong.strategies import SCP
+from lifelong.strategies import PNN, SCP
 from lifelong.strategies.scp import batch_mean_jacobians
 
 W = "features.1.weight"
@@ -81,3 +81,12 @@ def test_other_tasks_outputs_are_ignored() -> None:
     jac = next(batch_mean_jacobians(learner, data, torch.arange(len(data)), 8))
     other = [c for c in range(4) if c not in exps[0].classes]
     assert float(jac["classifier.weight"][other].abs().max()) == 0.0
+
+
+def test_an_experience_whose_weights_were_all_frozen_gets_zero_importance_not_a_crash() -> None:
+    """PNN freezes the experience's column before SCP reads it: autograd.grad raised on an output
+    that depends on no trainable weight."""
+    learner = Learner(toy_model(), [PNN(), SCP(samples=20)], lr=0.1, batch_size=8)
+    result = learner.fit(toy_scenario("task"))
+    scp = learner.strategies[1]
+    assert result.metrics["acc"] > 0.5 and all(float(g.abs().sum()) == 0 for g in scp.gamma_.values())

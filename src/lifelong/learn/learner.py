@@ -284,6 +284,14 @@ class Learner:
                 raise StrategyMismatchError(
                     f"{' and '.join(owners)} each take over the model's {what}; use one of them"
                 )
+        grower = next((type(s).__name__ for s in self.strategies if s.grows_layers), None)
+        anchored = [type(s).__name__ for s in self.strategies if s.anchors]
+        if grower and anchored:
+            raise StrategyMismatchError(
+                f"{grower} widens the model's hidden layers, so {' and '.join(anchored)}'s per-parameter "
+                f"anchors would no longer fit them; use {grower} alone (it protects old tasks' weights "
+                "itself) or the regularizer with a method that keeps layer sizes (HAT, PackNet, PNN)"
+            )
         step = next((s for s in self.strategies if "step" in s.owns), None)
         if step is None:
             return

@@ -62,6 +62,11 @@ class Strategy:
     after_backward hooks would never run: MER, GDumb) and ``parameters`` (it allocates, masks or
     grows the model's parameters per task: HAT, PackNet, CPG, PNN, DEN, adapters, one model per
     experience). The learner refuses a combination that breaks this before any training.
+
+    ``anchors`` marks a penalty on each parameter's distance from its value at the last boundary,
+    kept per parameter name and shape (EWC, SI, MAS, L2, RWalk, SCP); ``grows_layers`` a method that
+    widens hidden layers (CPG, DEN), after which those anchors no longer fit: the learner refuses
+    the two together.
     """
 
     name: ClassVar[str] = ""
@@ -70,6 +75,8 @@ class Strategy:
     reads_window: ClassVar[bool] = True
     rows_per_rank: ClassVar[tuple[str, ...]] = ()
     owns: ClassVar[frozenset[str]] = frozenset()
+    anchors: ClassVar[bool] = False
+    grows_layers: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Register a class that sets its own ``name``; a name another class holds is refused (as

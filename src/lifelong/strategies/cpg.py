@@ -38,6 +38,7 @@ class CPG(Strategy):
 
     name = "cpg"
     owns = frozenset({"parameters"})
+    grows_layers = True
     supports = frozenset({"task"})
     needs = frozenset({"task_labels"})
 

@@ -53,6 +53,7 @@ class DEN(Strategy):
 
     name = "den"
     owns = frozenset({"parameters"})
+    grows_layers = True
     supports = frozenset({"class", "task", "domain"})
 
     def __init__(self, loss_threshold: float = 0.1, grow_units: int = 8, expand_epochs: int = 1,

@@ -83,6 +83,7 @@ class EWC(Strategy):
 
     name = "ewc"
     supports = frozenset({"class", "task", "domain"})
+    anchors = True
 
     def __init__(self, lam: float = 100.0, online: bool = False, decay: float = 1.0,
                  fisher_samples: int | None = None, fisher: str = "true", fisher_batch_size: int = 1,
@@ -108,8 +109,10 @@ class EWC(Strategy):
     def penalty(self, learner: Learner, batch: Batch, logits: Tensor) -> Tensor | None:
         if not self.anchors_ or self.penalty_step == "proximal":
             return None
-        params = dict(learner.model.named_parameters())
+        params = trainable(learner)
         names, weight, anchor, const = self._current(params)
+        if not names:
+            return None
         theta = torch.cat([params[n].reshape(-1) for n in names])  # [P]
         return 0.5 * self.lam * (torch.dot(weight, (theta - anchor).square()) + const)
 
@@ -117,7 +120,7 @@ class EWC(Strategy):
     def after_step(self, learner: Learner) -> None:
         if not self.anchors_ or self.penalty_step != "proximal":
             return
-        params = dict(learner.model.named_parameters())
+        params = trainable(learner)
         names, weight, anchor, _ = self._current(params)
         shrink = 1.0 / (1.0 + step_size(learner) * self.lam * weight)  # [P]
         i = 0
@@ -129,15 +132,26 @@ class EWC(Strategy):
             i += k
 
     def _current(self, params: Mapping[str, Tensor]) -> tuple[list[str], Tensor, Tensor, Tensor]:
-        if self._fused is None or sum(params[n].numel() for n in self._fused[0]) != len(self._fused[1]):
-            self._fused = (
-                self._fuse()
-            )  # after a boundary, a load, or a grown head (padded anchors and Fishers)
-        return self._fused
+        fused = self._fused
+        if (
+            fused is None
+            or any(n not in params for n in fused[0])
+            or (sum(params[n].numel() for n in fused[0]) != len(fused[1]))
+        ):  # after a boundary, a load, a grown head (padded anchors and Fishers) or frozen parameters
+            self._fused = fused = self._fuse(params)
+        return fused
 
-    def _fuse(self) -> tuple[list[str], Tensor, Tensor, Tensor]:
-        """``(names, S, a, c)`` flat over ``names``: ``sum_k F_k (x - a_k)^2 == S (x - a)^2 + c``."""
-        names = list(self.anchors_[0])
+    def _fuse(self, params: Mapping[str, Tensor]) -> tuple[list[str], Tensor, Tensor, Tensor]:
+        """``(names, S, a, c)`` flat over ``names``: ``sum_k F_k (x - a_k)^2 == S (x - a)^2 + c``.
+
+        ``names``: the trainable parameters every anchor has, at their shape; a method that adds
+        parameters per task (HAT's embeddings, adapters) or freezes old ones (PNN) changes the set."""
+        names = [n for n in self.anchors_[0] if n in params and all(
+            n in a and n in f and a[n].shape == params[n].shape for a, f in zip(self.anchors_, self.fishers_)
+        )]  # fmt: skip
+        if not names:  # every anchored parameter is frozen now (PNN, one model per experience)
+            empty = torch.zeros(0)
+            return names, empty, empty, empty.sum()
         flat = [(torch.cat([f[n].reshape(-1) for n in names]), torch.cat([a[n].reshape(-1) for n in names]))
                 for f, a in zip(self.fishers_, self.anchors_)]  # fmt: skip
         weight = torch.stack([f for f, _ in flat]).sum(0)

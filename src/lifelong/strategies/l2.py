@@ -31,6 +31,7 @@ class L2(Strategy):
 
     name = "l2"
     supports = frozenset({"class", "task", "domain"})
+    anchors = True
 
     def __init__(self, lam: float = 1.0) -> None:
         check_param(self, "lam", lam, low=0)

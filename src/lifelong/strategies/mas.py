@@ -51,6 +51,7 @@ class MAS(Strategy):
 
     name = "mas"
     supports = frozenset({"class", "task", "domain"})
+    anchors = True
 
     def __init__(self, lam: float = 0.01, samples: int | None = None, penalty_step: str = "gradient") -> None:
         check_param(self, "lam", lam, low=0)

@@ -55,6 +55,7 @@ class RWalk(PathIntegral):
 
     name = "rwalk"
     supports = frozenset({"class", "task", "domain"})
+    anchors = True
 
     def __init__(self, lam: float = 1.0, alpha: float = 0.9, eps: float = 1e-3, interval: int = 10) -> None:
         check_param(self, "lam", lam, low=0)

@@ -48,6 +48,9 @@ def batch_mean_jacobians(
             if mask is not None:
                 out = out.masked_fill(~mask, 0.0)
             mean = out.mean(0)  # [C]
+            if not mean.requires_grad:  # every weight it depends on is frozen (PNN's old column)
+                yield {n: p.new_zeros((len(mean), *p.shape)) for n, p in params.items()}
+                continue
             eye = torch.eye(len(mean), device=mean.device)
             grads = torch.autograd.grad(
                 mean, list(params.values()), eye, is_grads_batched=True, allow_unused=True
@@ -80,6 +83,7 @@ class SCP(Strategy):
 
     name = "scp"
     supports = frozenset({"class", "task", "domain"})
+    anchors = True
 
     def __init__(self, lam: float = 1.0, slices: int = 100, samples: int | None = None, decay: float = 0.5,
                  batch_size: int | None = None) -> None:  # fmt: skip

@@ -48,6 +48,7 @@ class SI(PathIntegral):
 
     name = "si"
     supports = frozenset({"class", "task", "domain"})
+    anchors = True
 
     def __init__(self, c: float = 1.0, xi: float = 0.1, penalty_step: str = "gradient") -> None:
         check_param(self, "c", c, low=0)
