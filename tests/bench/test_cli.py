@@ -334,3 +334,28 @@ def test_bench_drops_the_columns_named_by_drop_columns(tmp_path: Path) -> None:
             "--no-progress", "--out", str(tmp_path / "out"), "--drop-columns", "ticket"]  # fmt: skip
     assert main(argv) == 0
     assert main([*argv[:-2], "--drop-columns", ","]) == 2  # names no column
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_a_strategy_refusing_the_model_stops_bench_before_anything_trains(
+    dry_run: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """iCaRL after naive and replay: both trained, then exit 2 with no results.json, and --dry-run said
+    nothing. The model has no .features, which building iCaRL's learner finds."""
+    import numpy as np
+
+    from lifelong.learn import models
+    from tests.data._tabular import tabular
+
+    monkeypatch.setattr(models, "MODELS", dict(models.MODELS))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / f"llbench_tab_refused{dry_run:d}.py").write_text(TAB_PLUGIN)
+    x, y = tabular(200)
+    np.savez(tmp_path / "tab.npz", x=x, y=y)
+    argv = ["bench", "--data", str(tmp_path / "tab.npz"), "--scenario", "class", "--plugin", f"llbench_tab_refused{dry_run:d}",
+            "--model", "llbench-tab", "--strategies", "naive,replay,icarl", "--seeds", "0", "--epochs", "1",
+            "--out", str(tmp_path / "out"), "--no-progress", "--no-plots"]  # fmt: skip
+    assert main([*argv, *(["--dry-run"] if dry_run else [])]) == 2
+    out, err = capsys.readouterr()
+    assert err.startswith("error: icarl on tab-class: Tab has no .features module") and "ACC" not in out
+    assert not (tmp_path / "out").exists()

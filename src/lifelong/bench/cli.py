@@ -12,7 +12,7 @@ from lifelong.bench import runner
 from lifelong.bench.advise import add_command as add_advise
 from lifelong.bench.benchmarks import BENCHMARKS, Benchmark, from_file, get
 from lifelong.cli import NON_NEGATIVE_INT, POSITIVE_INT, POSITIVE_REAL, add_drop_columns, real
-from lifelong.errors import ConfigError, DataError
+from lifelong.errors import ConfigError, DataError, StrategyMismatchError
 from lifelong.logs import Reporter
 from lifelong.metrics.result import strict_json
 
@@ -156,11 +156,14 @@ def run_grid(benchmarks: list[str], strategies: list[str], seeds: list[int], set
     torch.set_num_threads(threads)
     log = reporter or Reporter()
     runs = []
-    for b in benchmarks:
-        bench = b if isinstance(b, Benchmark) else get(b)
+    benches = [b if isinstance(b, Benchmark) else get(b) for b in benchmarks]
+    first = {bench.name: build_all(bench, strategies, seeds[0], settings) for bench in benches}
+    for bench in benches:
         settings = replace(settings, epochs=settings.epochs or bench.epochs)
         for seed in seeds:
-            scenario = runner._subsample(bench.build(seed), settings.train_fraction, seed)
+            scenario = first.pop(bench.name, None) if seed == seeds[0] else None
+            if scenario is None:
+                scenario = runner._subsample(bench.build(seed), settings.train_fraction, seed)
             for s in strategies:
                 bar = (
                     log.progress(f"{bench.name} {s} seed {seed}", benchmark=bench.name, strategy=s, seed=seed)
@@ -193,6 +196,21 @@ def run_grid(benchmarks: list[str], strategies: list[str], seeds: list[int], set
         except ImportError:
             log.emit("plots", "plots skipped: install matplotlib (pip install 'lifelong[plots]')")
     return runs
+
+
+def build_all(bench: Benchmark, strategies: list[str], seed: int, settings: runner.Settings) -> Any:
+    """Build ``seed``'s scenario and every strategy's learner on it before anything trains, so that a
+    strategy refusing the model (no ``.features``, batch norm under GPM) stops the grid before the
+    strategies listed ahead of it train, not after (with no results written). Returns the scenario."""
+    settings = replace(settings, epochs=settings.epochs or bench.epochs)
+    scenario = runner._subsample(bench.build(seed), settings.train_fraction, seed)
+    for s in strategies:
+        try:
+            runner.build_learner(bench.name, s, seed, settings, scenario)
+        except StrategyMismatchError as e:  # the strategy's refusal: say which (a bad model is the model's)
+            e.args = (f"{s} on {bench.name}: {e}",)
+            raise
+    return scenario
 
 
 def _model_kwargs(text: str | None) -> dict[str, Any]:
@@ -297,7 +315,9 @@ def _show_configured(
 ) -> None:
     """What ``bench`` would run: per benchmark and strategy, the values (tuned or the paper's) and the rate."""
     for b in benchmarks:
-        name = b if isinstance(b, str) else b.name
+        bench = b if isinstance(b, Benchmark) else get(b)
+        name = bench.name
+        build_all(bench, strategies, 0, settings)  # what a run would refuse, refused here too
         for s in strategies:
             strategy, lr = runner.configured(s, name, settings.buffer, settings.lr)
             params = strategy.get_params()

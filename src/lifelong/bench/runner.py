@@ -120,11 +120,8 @@ def run_one(benchmark: str | Benchmark, strategy: str, seed: int, settings: Sett
     benchmark = bench.name
     if scenario is None:
         scenario = _subsample(bench.build(seed), settings.train_fraction, seed)
-    torch.manual_seed(seed)
-    model = for_input(settings.model, scenario.input_shape, scenario.n_classes, **settings.model_kwargs)
-    strat, lr = configured(strategy, benchmark, settings.buffer, settings.lr, params)
-    learner = Learner(model, [strat], lr=lr, batch_size=settings.batch_size, epochs=settings.epochs,
-                      seed=seed, callbacks=callbacks, device=settings.device)  # fmt: skip
+    learner = build_learner(benchmark, strategy, seed, settings, scenario, callbacks, params)
+    strat, lr = learner.strategies[0], learner.lr
     result = learner.fit(scenario)
     return {
         "benchmark": benchmark, "strategy": strategy, "seed": seed, "params": strat.get_params(),
@@ -133,6 +130,17 @@ def run_one(benchmark: str | Benchmark, strategy: str, seed: int, settings: Sett
                      "train_fraction": settings.train_fraction, "device": settings.device},
         "accuracy_matrix": result.accuracy_matrix, "metrics": result.metrics,
     }  # fmt: skip
+
+
+def build_learner(benchmark: str, strategy: str, seed: int, settings: Settings, scenario: Any,
+                  callbacks: Sequence[Callback] = (), params: dict[str, Any] | None = None) -> Learner:  # fmt: skip
+    """The model and learner a run trains; building it is where a strategy refuses a model it cannot
+    act on (no ``.features``, batch norm under a projection), so ``bench`` builds every one first."""
+    torch.manual_seed(seed)
+    model = for_input(settings.model, scenario.input_shape, scenario.n_classes, **settings.model_kwargs)
+    strat, lr = configured(strategy, benchmark, settings.buffer, settings.lr, params)
+    return Learner(model, [strat], lr=lr, batch_size=settings.batch_size, epochs=settings.epochs,
+                   seed=seed, callbacks=callbacks, device=settings.device)  # fmt: skip
 
 
 def summarize(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -19,7 +19,7 @@ from lifelong.learn.params import check_choice, check_param
 from lifelong.learn.strategy import Strategy
 from lifelong.strategies import _distill
 from lifelong.strategies._herding import herding
-from lifelong.strategies.ncm import embed, nearest_mean_logits
+from lifelong.strategies.ncm import embed, nearest_mean_logits, require_features
 
 if TYPE_CHECKING:
     from lifelong.data.scenarios import Experience
@@ -62,6 +62,9 @@ class ICaRL(Strategy):
         # per-experience class index tensors of the bce loss, keyed by what they are built from
         self._index_key: tuple[Any, ...] | None = None
         self._index: tuple[Tensor | slice, list[int] | slice, Tensor | slice | None] | None = None
+
+    def attach(self, learner: Learner) -> None:
+        require_features(learner.model)  # its nearest-mean classifier and herding embed with .features
 
     def train_data(self, learner: Learner, experience: Experience, data: Dataset) -> Dataset:
         if not self.exemplars_ or len(data) == 0:

@@ -26,13 +26,18 @@ if TYPE_CHECKING:
     from lifelong.learn.learner import Learner
 
 
-def embed(model: nn.Module, x: Tensor) -> Tensor:
-    """L2-normalised ``model.features(x)``, flattened to [B, D]."""
+def require_features(model: nn.Module) -> None:
+    """Refuse, when the method is attached, a model the nearest-mean methods cannot embed with."""
     if not hasattr(model, "features"):
         raise StrategyMismatchError(
             f"{type(model).__name__} has no .features module; nearest-mean methods need a model split into "
             "features and classifier (lifelong.learn.models.MLP or CNN)"
         )
+
+
+def embed(model: nn.Module, x: Tensor) -> Tensor:
+    """L2-normalised ``model.features(x)``, flattened to [B, D]."""
+    require_features(model)
     with reading_features(model, "a nearest-mean method (NCM, iCaRL)"):
         return F.normalize(part(model, "features", nn.Module)(x).flatten(1), dim=1)
 
@@ -84,7 +89,8 @@ class NCM(Strategy):
         self._pooled: tuple[Tensor, Tensor] | None = None
 
     def attach(self, learner: Learner) -> None:
-        if self.freeze and hasattr(learner.model, "features"):
+        require_features(learner.model)
+        if self.freeze:
             learner.model.features.requires_grad_(False)
             learner.reset_optimizer()
 
