@@ -359,3 +359,22 @@ def test_a_strategy_refusing_the_model_stops_bench_before_anything_trains(
     out, err = capsys.readouterr()
     assert err.startswith("error: icarl on tab-class: Tab has no .features module") and "ACC" not in out
     assert not (tmp_path / "out").exists()
+
+
+def test_bench_on_the_users_file_runs_each_class_default_at_lr_0_03(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The README promises the papers' defaults there; the hparams files' old ``default`` block ran
+    instead (SI c=0.1, EWC lam=10 on 1000 samples, DER++ alpha 0.3 beta 1.0)."""
+    from lifelong.learn.strategy import get_strategy
+    from tests.data._tabular import frame
+
+    frame(60).to_csv(tmp_path / "plants.csv", index=False)
+    names = ["si", "ewc", "derpp", "rwalk", "mas"]
+    argv = ["bench", "--data", str(tmp_path / "plants.csv"), "--label-column", "species", "--drop-columns",
+            "site", "--strategies", ",".join(names), "--dry-run", "--log-json"]  # fmt: skip
+    assert main(argv) == 0
+    shown = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [d["strategy"] for d in shown] == names
+    for d in shown:
+        assert d["lr"] == 0.03 and d["params"] == get_strategy(d["strategy"])().get_params(), d

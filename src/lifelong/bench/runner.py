@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from lifelong.bench.benchmarks import Benchmark, get
+from lifelong.bench.benchmarks import BENCHMARKS, Benchmark, get
 from lifelong.learn.callbacks import Callback
 from lifelong.learn.learner import Learner
 from lifelong.learn.models import for_input
@@ -34,7 +34,13 @@ FAMILIES = {"split-fmnist": "class", "split-digits": "class", "split-fmnist-task
 
 def tuned_params(name: str, benchmark: str, buffer: int | None = None) -> dict[str, Any]:
     """Best-known hyper-parameters for ``name`` on ``benchmark`` with a memory of ``buffer`` samples:
-    its family's, then those searched on the benchmark at the nearest memory size, then its own."""
+    its family's, then those searched on the benchmark at the nearest memory size, then its own.
+
+    Not a built-in benchmark (the user's own file, ``advise``): none, so the strategy runs with its
+    class's defaults (its paper's values) and ``DEFAULT_LR``; values searched on Fashion-MNIST
+    need not suit other data."""
+    if benchmark not in BENCHMARKS:
+        return {}
     return tuning.tuned_params(name, FAMILIES.get(benchmark), benchmark, buffer)
 
 
