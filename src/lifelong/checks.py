@@ -163,7 +163,7 @@ def check_support_enforced(strategy: Strategy) -> None:
     for kind in KINDS:
         if kind in strategy.supports:
             continue
-        learner = _learner(strategy)
+        learner = _learner(strategy.clone())  # a strategy belongs to one learner
         before = _weights(learner)
         try:
             learner.fit(toy_scenario(kind))

@@ -107,6 +107,18 @@ def test_one_column_cannot_be_both_the_label_and_the_domain(tmp_path: Path) -> N
     )
 
 
+def test_a_stray_text_cell_in_a_numeric_column_is_quoted_with_its_row(tmp_path: Path) -> None:
+    """The message quoted the column's first value (a valid number) as the example."""
+    df = frame(40)
+    df["f2"] = df["f2"].astype(object)
+    df.loc[7, "f2"] = "hello"
+    df.to_csv(tmp_path / "t.csv", index=False)
+    with pytest.raises(
+        DataError, match=r"'f2' holds 1 cells that are not numbers, the first 'hello' in row 7 "
+    ):
+        load_table(tmp_path / "t.csv", "species", "site")
+
+
 def test_columns_that_are_not_features_are_dropped_by_name(tmp_path: Path) -> None:
     """Was: an id or timestamp column became a feature silently, and a text one could only be
     removed by editing the file (the error said "drop it")."""

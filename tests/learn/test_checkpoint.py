@@ -200,6 +200,46 @@ def test_an_unspecced_module_saves_but_needs_registering_to_load(tmp_path: Path)
         Learner.load(tmp_path / "c")
 
 
+def test_a_registered_class_built_directly_records_its_arguments_and_loads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``RegNet(hidden=24)`` saved with no spec; loading then told the user to register the class,
+    which they had."""
+    from torch import nn
+
+    from lifelong.learn import models
+
+    monkeypatch.setattr(models, "MODELS", dict(models.MODELS))
+
+    @models.register_model("test-regnet")
+    class RegNet(nn.Module):
+        def __init__(
+            self, in_features: int = 8, n_classes: int = 3, hidden: int = 16, **extra: float
+        ) -> None:
+            super().__init__()
+            self.features = nn.Sequential(nn.Linear(in_features, hidden), nn.ReLU())
+            self.classifier = nn.Linear(hidden, n_classes)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.classifier(self.features(x))
+
+    class Wider(RegNet):  # not the registered factory: rebuilding it as RegNet would be wrong
+        pass
+
+    net = RegNet(8, hidden=24, dropout=0.1)
+    assert net.lifelong_spec == {
+        "name": "test-regnet",
+        "kwargs": {"in_features": 8, "hidden": 24, "dropout": 0.1},
+    }
+    assert getattr(Wider(), "lifelong_spec", None) is None
+    assert getattr(RegNet(hidden=torch.tensor(4)), "lifelong_spec", None) is None  # not JSON: unrecorded
+    learner = Learner(net)
+    x = torch.randn(12, 8)
+    learner.partial_fit(x, torch.arange(12) % 3)
+    learner.save(tmp_path / "c")
+    assert torch.equal(Learner.load(tmp_path / "c").predict(x), learner.predict(x))
+
+
 @pytest.mark.parametrize("mutation", ["deep", "unknown-kwarg", "not-an-object", "state"])
 def test_crafted_manifests_are_refused_with_a_checkpoint_error(tmp_path, mutation) -> None:
     """A hand-edited or hostile manifest never escapes as TypeError/RecursionError (a 500 in a server)."""
@@ -327,3 +367,17 @@ def test_a_model_in_another_dtype_loads_in_it_and_resumes_bit_for_bit(
     resumed.learn(stream[2])
     for (k, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
         assert torch.equal(a, b), k
+
+
+def test_saving_onto_a_file_or_under_one_is_a_checkpoint_error_naming_the_path(tmp_path: Path) -> None:
+    """Was a raw FileExistsError / NotADirectoryError from mkdir."""
+    learner = Learner(toy_model())
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    with pytest.raises(CheckpointError, match=r"notes.txt: it is a file; a checkpoint is a directory"):
+        learner.save(notes)
+    with pytest.raises(
+        CheckpointError, match=r"cannot save a checkpoint to .*notes.txt/ckpt: .*choose a directory"
+    ):
+        learner.save(notes / "ckpt")
+    assert notes.read_text() == "mine"

@@ -26,12 +26,15 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from lifelong.data.dataset import Dataset, Split, frame_columns, tensor_of
 from lifelong.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SUFFIXES = (".npz", ".csv", ".parquet")
 # a whole number written as text above this is a name (no head has that many outputs)
@@ -261,12 +264,7 @@ def _from_frame(
     for c in features:
         kind = frame[c].dtype.kind
         if kind not in "biuf":
-            example = frame[c].dropna().iloc[0] if frame[c].notna().any() else None
-            raise DataError(
-                f"{p}: feature column {c!r} is not numeric (dtype {frame[c].dtype}, e.g. {example!r}); "
-                "encode it as numbers (one-hot or codes) or drop it (--drop-columns); if it names each sample's domain or "
-                "task, say so (--domain-column; load_table(..., domain_column=, task_column=))"
-            )
+            raise DataError(_not_numeric(p, c, frame[c]))
     x = frame[features].to_numpy(dtype=np.float32)
     nan_cols = [c for c, bad in zip(features, ~np.isfinite(x).all(0)) if bad]
     if nan_cols:
@@ -332,3 +330,23 @@ def _tasks(values: np.ndarray | None, n: int, where: str) -> np.ndarray | None:
         return values.astype(np.int64)
     names = sorted({str(v) for v in values}, key=label_order)
     return np.array([names.index(str(v)) for v in values], dtype=np.int64)
+
+
+def _not_numeric(p: Path, name: str, column: pd.Series) -> str:
+    """Why column ``name`` is refused, quoting its first cell that is not a number and that cell's row:
+    a stray text cell in a numeric column is fixed differently from a column of text."""
+    import pandas as pd
+
+    numbers = pd.to_numeric(column, errors="coerce")
+    bad = numbers.isna() & column.notna()
+    if not bad.any():  # e.g. booleans or dates: nothing to quote
+        return (f"{p}: feature column {name!r} is not numeric (dtype {column.dtype}); encode it as numbers "
+                "or drop it (--drop-columns)")  # fmt: skip
+    row = int(np.flatnonzero(bad.to_numpy())[0])
+    first = f"{column.iloc[row]!r} in row {row} (0-based, header not counted)"
+    if bad.sum() * 2 < column.notna().sum():  # mostly numbers: a few stray cells
+        return (f"{p}: feature column {name!r} holds {int(bad.sum())} cells that are not numbers, the first "
+                f"{first}; fix or remove those rows")  # fmt: skip
+    return (f"{p}: feature column {name!r} is not numeric (e.g. {first}); encode it as numbers (one-hot or "
+            "codes) or drop it (--drop-columns); if it names each sample's domain or task, say so "
+            "(--domain-column; load_table(..., domain_column=, task_column=))")  # fmt: skip

@@ -96,17 +96,27 @@ def sha256(path: Path) -> str:
 
 
 def write(directory: str | os.PathLike[str], manifest: dict[str, Any], state: dict[str, Any]) -> Path:
-    """Write ``state`` (nested, with tensors) and ``manifest`` into ``directory``."""
+    """Write ``state`` (nested, with tensors) and ``manifest`` into ``directory`` (made if missing)."""
     path = Path(directory)
-    path.mkdir(parents=True, exist_ok=True)
+    if path.exists() and not path.is_dir():
+        raise CheckpointError(
+            f"cannot save a checkpoint to {path}: it is a file; a checkpoint is a directory (give a new "
+            "path, or an existing checkpoint's directory to overwrite it)"
+        )
     enc = Encoder()
     encoded = enc(state, "state")
-    save_file(enc.tensors, str(path / TENSORS))
-    doc = {"format": FORMAT, "format_version": VERSION, **manifest, "state": encoded,
-           "files": {TENSORS: sha256(path / TENSORS)}}  # fmt: skip
-    tmp = path / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=1))
-    os.replace(tmp, path / MANIFEST)  # the manifest appears last: its presence means complete
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        save_file(enc.tensors, str(path / TENSORS))
+        doc = {"format": FORMAT, "format_version": VERSION, **manifest, "state": encoded,
+               "files": {TENSORS: sha256(path / TENSORS)}}  # fmt: skip
+        tmp = path / (MANIFEST + ".tmp")
+        tmp.write_text(json.dumps(doc, indent=1))
+        os.replace(tmp, path / MANIFEST)  # the manifest appears last: its presence means complete
+    except OSError as e:  # no permission, a file where a parent directory should be, a full disk
+        raise CheckpointError(
+            f"cannot save a checkpoint to {path}: {e.strerror or e}; choose a directory you can write"
+        ) from e
     return path
 
 

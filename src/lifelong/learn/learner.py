@@ -16,6 +16,7 @@ import operator
 import os
 import time
 import warnings
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, NoReturn
 
@@ -50,6 +51,10 @@ OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.o
 CALLBACK_HOOKS = (
     "on_experience_start", "on_step_end", "on_epoch_end", "on_experience_end", "on_evaluate", "on_fit_end",
 )  # fmt: skip
+
+
+#: the strategies a learner was built with: their learned state belongs to that learner's model
+_OWNERS: weakref.WeakSet[Strategy] = weakref.WeakSet()
 
 
 def _refuse_lazy(model: nn.Module) -> None:
@@ -133,9 +138,17 @@ class Learner:
             )
         if isinstance(strategies, Strategy):
             strategies = [strategies]
-        for s in strategies:
+        for i, s in enumerate(strategies):
             if not isinstance(s, Strategy):
                 raise ConfigError(f"strategies: {s!r} is not a lifelong Strategy")
+            if any(s is other for other in strategies[:i]):
+                raise ConfigError(f"strategies: {s!r} is listed twice; list each method once")
+            if s in _OWNERS:
+                raise ConfigError(
+                    f"strategies: {s!r} already belongs to another Learner, and keeps what it learned there "
+                    "(anchors, memory, masks of that model); give this one its own: strategy.clone() or a new "
+                    f"{type(s).__name__}(...)"
+                )
         self.optimizer_name, self.lr, self.momentum, self.weight_decay = optimizer, lr, momentum, weight_decay
         self.batch_size, self.epochs, self.eval_batch_size, self.seed = (
             batch_size,
@@ -198,6 +211,7 @@ class Learner:
         # after attach: DDP registers the parameters that train (NCM freezes its feature extractor)
         self._train_net = distributed.wrap(self.model, self.process_group, self.device)  # DDP or the model
         distributed.split_memories(self)  # this rank's share of every memory's capacity
+        _OWNERS.update(self.strategies)  # built: a refused learner leaves its strategies free for the next
 
     # -- read-only bookkeeping ----------------------------------------------------------
     @property

@@ -17,6 +17,7 @@ nothing is ever imported because a checkpoint names a model.
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 import json
 import math
@@ -48,7 +49,9 @@ def register_model(name: str) -> Callable[[F], F]:
     """Register a factory (class or function returning an ``nn.Module``) under ``name``.
 
     Registering the same factory twice (a module imported again) is a no-op; another factory
-    under a taken name is refused, so two plugins cannot silently shadow each other.
+    under a taken name is refused, so two plugins cannot silently shadow each other. A class built
+    directly (``MyNet(hidden=24)``, not through :func:`create_model`) records its spec too, so its
+    checkpoint loads.
     """
     if not isinstance(name, str) or not name or name != name.strip():
         raise ConfigError(f"register_model: the name must be a non-empty string, got {name!r}")
@@ -60,9 +63,52 @@ def register_model(name: str) -> Callable[[F], F]:
                 f"register_model: {name!r} is already registered by {origin(old)}; pick another name"
             )
         MODELS[name] = factory
+        if isinstance(factory, type) and issubclass(factory, nn.Module):
+            _record_spec_when_built(factory, name)
         return factory
 
     return decorator
+
+
+def _record_spec_when_built(cls: type[nn.Module], name: str) -> None:
+    """Wrap ``cls.__init__`` to record ``{"name", "kwargs"}`` from the arguments it was given, where
+    they are JSON data (else the checkpoint cannot rebuild it, and loading says to use create_model)."""
+    init = cls.__dict__.get("__init__")
+    if init is None or getattr(init, "__lifelong_records__", False):
+        return
+    signature = inspect.signature(init)
+
+    def __init__(self: nn.Module, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        if type(self) is not cls or isinstance(getattr(self, "lifelong_spec", None), dict):
+            return  # a subclass is not this factory; create_model and built-ins record their own
+        try:
+            bound = signature.bind(self, *args, **kwargs).arguments
+        except TypeError:
+            return
+        given: dict[str, Any] = {}
+        for i, (param, value) in enumerate(bound.items()):
+            kind = signature.parameters[param].kind
+            if i == 0:
+                continue  # self
+            if kind is inspect.Parameter.POSITIONAL_ONLY:
+                return  # no keyword to rebuild it with
+            if kind is inspect.Parameter.VAR_POSITIONAL:
+                if value:
+                    return  # nor for extra positional arguments
+            elif kind is inspect.Parameter.VAR_KEYWORD:
+                given.update(value)
+            else:
+                given[param] = value
+        try:
+            plain = json.loads(json.dumps(given, allow_nan=False))
+        except (TypeError, ValueError):
+            return
+        self.lifelong_spec = {"name": name, "kwargs": plain}  # type: ignore[assignment]
+
+    functools.update_wrapper(__init__, init)
+    __init__.__lifelong_records__ = True  # type: ignore[attr-defined]
+    cls.__init__ = __init__  # type: ignore[method-assign]
 
 
 def origin(obj: Any) -> str:
