@@ -378,3 +378,17 @@ def test_bench_on_the_users_file_runs_each_class_default_at_lr_0_03(
     assert [d["strategy"] for d in shown] == names
     for d in shown:
         assert d["lr"] == 0.03 and d["params"] == get_strategy(d["strategy"])().get_params(), d
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [(["bench", "--data", "x.csv", "--benchmark", "split-digits"], "--data and --benchmark each name"),
+     (["advise", "--private", "--store-data"], "--store-data and --private contradict each other")],
+)  # fmt: skip
+def test_flags_that_contradict_or_would_be_ignored_are_refused(
+    argv: list[str], words: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--benchmark was silently ignored beside --data, and advise took --private with --store-data."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {words}") and err.count("\n") == 1

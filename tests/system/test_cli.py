@@ -684,3 +684,21 @@ def test_up_on_a_store_with_a_champion_names_the_first_champion_flags_it_ignores
     )
     assert main(base) == 0  # nothing given for a first champion: nothing to note
     assert "already has a champion" not in capsys.readouterr().err
+
+
+def test_simulate_refuses_data_and_stream_together(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--stream was silently ignored beside --data."""
+    argv = [
+        "simulate",
+        "--data",
+        str(tmp_path / "x.csv"),
+        "--stream",
+        "sea-drift",
+        "--out",
+        str(tmp_path / "o"),
+    ]
+    assert main(argv) == 2
+    assert capsys.readouterr().err.startswith("error: --data and --stream each name what to replay")
+    assert not (tmp_path / "o").exists()

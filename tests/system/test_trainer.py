@@ -153,6 +153,23 @@ def test_bootstrap_on_raw_scales_far_apart_says_to_standardize(
         assert "--standardize" not in caplog.text
 
 
+def test_bootstrap_on_label_codes_says_how_many_outputs_they_make(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Labels 10, 20, 30 built a 31-output head whose contract accepted feedback label 5, silently."""
+    from lifelong.system.trainer import bootstrap
+
+    split = toy_data(n_classes=3, per_class=30)
+    codes = Dataset(split.train.x, (split.train.y + 1) * 10, None, 1.0, "codes")
+    with Store(data_dir=tmp_path / "a") as store, caplog.at_level("WARNING", "lifelong.system.trainer"):
+        bootstrap(store, Registry(store), split.train, epochs=1)
+        assert "numbered up to" not in caplog.text  # 0, 1, 2: indices
+    with Store(data_dir=tmp_path / "b") as store, caplog.at_level("WARNING", "lifelong.system.trainer"):
+        bootstrap(store, Registry(store), codes, epochs=1)
+        assert "3 classes numbered up to 30 (10, 20, 30): the model gets 31 outputs" in caplog.text
+        assert "number the classes 0-2" in caplog.text
+
+
 def test_bootstrap_model_kwargs_add_to_the_sizes_taken_from_the_data(tmp_path: Path) -> None:
     """Was: ``--model-kwargs '{"hidden": [16]}'`` replaced the sizing, so `up`/`simulate` failed with
     "missing in_features and n_classes" where `lifelong bench` built the model."""

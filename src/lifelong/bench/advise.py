@@ -324,8 +324,8 @@ def compare_on_data(advice: list[Advice], path: str, label_column: str, c: Const
 # -- command line ----------------------------------------------------------------------------------------
 def add_command(sub: Any) -> None:
     a = sub.add_parser("advise", help="recommend methods for your constraints, with measured evidence")
-    a.add_argument("--store-data", action=argparse.BooleanOptionalAction, default=True,
-                   help="may past samples be kept (default: yes)")  # fmt: skip
+    a.add_argument("--store-data", action=argparse.BooleanOptionalAction, default=None,
+                   help="may past samples be kept (default: yes, unless --private)")  # fmt: skip
     a.add_argument(
         "--memory",
         type=_memory,
@@ -374,7 +374,11 @@ def _memory(value: str) -> int | None:
 
 
 def advise(args: argparse.Namespace) -> int:
-    c = Constraints(args.store_data, args.memory, args.task_ids_known, args.budget, args.private)
+    if args.private and args.store_data:
+        raise ConfigError("--store-data and --private contradict each other (--private keeps no raw data); "
+                          "give one of them")  # fmt: skip
+    store = args.store_data if args.store_data is not None else not args.private
+    c = Constraints(store, args.memory, args.task_ids_known, args.budget, args.private)
     log = Reporter.from_flags(args.quiet, args.log_json)
     path = find_results(args.results)
     benchmark = args.benchmark or default_benchmark(c)

@@ -47,7 +47,10 @@ def _seeds(value: str) -> list[int]:
 def add_commands(sub: Any) -> None:
     p = sub.add_parser("bench", help="run benchmarks x strategies x seeds; write results.json and plots")
     p.add_argument(
-        "--benchmark", type=_names, default="split-fmnist", help="comma-separated names (see --list)"
+        "--benchmark",
+        type=_names,
+        default=None,
+        help="comma-separated names (see --list; default split-fmnist)",
     )
     p.add_argument(
         "--strategies",
@@ -249,7 +252,9 @@ def bench(args: argparse.Namespace) -> int:
         print("models:\n  " + ", ".join(model_names()))
         return 0
     get_factory(args.model)
-    benchmarks: list[Any] = args.benchmark
+    if args.data and args.benchmark:  # one of them would be ignored
+        raise ConfigError("--data and --benchmark each name what to train on; give one of them")
+    benchmarks: list[Any] = args.benchmark or ["split-fmnist"]
     strategies = args.strategies
     _validate([] if args.data else benchmarks, strategies)
     if args.data:  # the user's own file, split 80/20 with each seed

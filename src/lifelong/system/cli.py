@@ -126,8 +126,9 @@ def add_commands(sub: Any) -> None:
 
     p = sub.add_parser("simulate", help="replay a drifting stream through the real system, per policy")
     p.add_argument(
-        "--stream", default="fmnist-drift",
-        help="fmnist-drift (falls back to digits-drift) | digits-drift | agrawal-drift | sea-drift (tabular)",
+        "--stream", default=None,
+        help="fmnist-drift (default; falls back to digits-drift) | digits-drift | agrawal-drift | sea-drift "
+             "(tabular)",
     )  # fmt: skip
     p.add_argument(
         "--policy", default="continual", help="manual | scheduled-retrain | scheduled-finetune | continual"
@@ -853,7 +854,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     _plugins(args)
     overrides = _json_object(args.policy_json, "--policy-json") if args.policy_json else {}
     model_kwargs = _json_object(args.model_kwargs, "--model-kwargs") if args.model_kwargs else {}
-    cfg = SimConfig(stream=args.stream, strategy=args.strategy, samples=args.samples,
+    if args.data is not None and args.stream is not None:  # one of them would be ignored
+        raise ConfigError("--data and --stream each name what to replay; give one of them")
+    cfg = SimConfig(stream=args.stream or "fmnist-drift", strategy=args.strategy, samples=args.samples,
                     label_delay=args.label_delay, rate=args.rate, seed=args.seed, overrides=overrides,
                     data=None if args.data is None else str(args.data), label_column=args.label_column,
                     drop_columns=args.drop_columns,

@@ -289,6 +289,8 @@ def bootstrap(
         )
     if data is not None and embedding is None and not standardize:
         _warn_if_unscaled(x, feature_names)  # token ids are not features on a scale
+    if data is not None and class_names is None:
+        _warn_if_sparse_labels(y)
     learner = Learner(net, _strategies(strategies, strategy_params or {}), optimizer=optimizer,
                       lr=default_lr(optimizer) if lr is None else lr, momentum=momentum, batch_size=batch_size,
                       epochs=epochs, seed=seed)  # fmt: skip
@@ -375,6 +377,19 @@ def _warn_if_unscaled(x: np.ndarray, names: Sequence[str] | None) -> None:
     log.warning("the features are on very different scales (%s reaches %.3g, the median feature %.3g): pass "
                 "--standardize (standardize=True) so the model sees them standardised",
                 name, spread[i], float(np.median(spread)))  # fmt: skip
+
+
+def _warn_if_sparse_labels(y: np.ndarray) -> None:
+    """Say when whole-number labels look like codes, not class indices (10, 20, 30): the head gets
+    max + 1 outputs and the contract accepts every index below, labels never seen included."""
+    seen = np.unique(y)
+    top = int(seen.max()) if len(seen) else 0
+    if top + 1 <= 2 * len(seen):
+        return
+    shown = ", ".join(str(int(v)) for v in seen[:5]) + (", ..." if len(seen) > 5 else "")
+    log.warning("the labels are %d classes numbered up to %d (%s): the model gets %d outputs and feedback "
+                "may name any class 0-%d; if these are codes, number the classes 0-%d or give them as text "
+                "(class names)", len(seen), top, shown, top + 1, top, len(seen) - 1)  # fmt: skip
 
 
 def _window(
