@@ -347,3 +347,13 @@ def test_an_experience_without_test_samples_is_refused_not_scored_nan() -> None:
     two_each = torch.cat([y[:10], torch.tensor([2, 2, 3, 3])])
     s = class_incremental(from_tensors(torch.randn(14, 3), two_each), n_experiences=2)
     assert [len(e.test) for e in s] == [2, 2]
+
+
+def test_a_task_free_batch_that_would_end_two_experiences_at_once_is_refused() -> None:
+    """Two boundaries in one batch dropped a row of the accuracy matrix and shifted the rest."""
+    scenario = class_incremental(toy_data(per_class=60), n_experiences=2)  # 120 training samples each
+    assert task_free(scenario, batch_size=120).boundaries == [1, 2]
+    with pytest.raises(
+        ScenarioError, match=r"batch_size: 250 is larger than experience 1's 120 training samples"
+    ):
+        task_free(scenario, batch_size=250)

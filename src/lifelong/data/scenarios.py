@@ -577,6 +577,13 @@ def task_free(
     data = concat(parts, "task-free").subset(order, "task-free")
     ends = torch.cumsum(torch.tensor(sizes), 0).tolist()
     boundaries = [math.ceil(e / batch_size) for e in ends]
+    for k in range(1, len(boundaries)):
+        if boundaries[k] == boundaries[k - 1]:  # the accuracy matrix would lose experience k-1's row
+            raise ScenarioError(
+                f"batch_size: {batch_size} is larger than experience {k}'s {sizes[k]} training samples, so "
+                f"experiences {k - 1} and {k} would end in the same batch and the accuracy matrix could "
+                f"not have a row after each; use batch_size <= {min(sizes)}"
+            )
     return TaskFreeStream(stream_or_scenario, data, batch_size, boundaries)
 
 
