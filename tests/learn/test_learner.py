@@ -997,3 +997,28 @@ def test_a_sample_whose_every_output_is_refused_counts_as_wrong_not_as_class_0()
     data = toy_data()
     assert bool((data.test.y == 0).any())
     assert not Learner(NoAnswer(), lr=0.1).correct(data.test).any()
+
+
+def test_a_method_that_cannot_follow_a_grown_head_refuses_before_it_grows() -> None:
+    """OGD refused from after_backward, once the head had grown and an experience was open."""
+    learner = Learner(toy_model(), [S.OGD()], lr=0.1, batch_size=8, allow_new_classes=True)
+    x = torch.randn(16, 8)
+    learner.partial_fit(x, torch.arange(16) % 4)
+    learner.consolidate()
+    with pytest.raises(ConfigError, match=r"cannot grow the head to 6 classes: OGD keeps state sized"):
+        learner.partial_fit(x, 4 + torch.arange(16) % 2)
+    assert learner.n_outputs == 4 and learner.experience_index == 0
+
+
+def test_partial_fit_refuses_a_second_task_in_one_experience() -> None:
+    """Every sample was filed under the first sample's task, so task 0 was later masked over task 1's
+    classes too."""
+    learner = Learner(toy_model(), [S.MultiHead()], lr=0.1, batch_size=8)
+    x = torch.randn(16, 8)
+    with pytest.raises(DataError, match=r"task ids \[0, 1\] in one experience"):
+        learner.partial_fit(x, torch.arange(16) % 4, torch.arange(16) // 8)
+    learner.partial_fit(x[:8], torch.arange(8) % 2, torch.zeros(8, dtype=torch.long))
+    with pytest.raises(DataError, match=r"call consolidate\(\) before another task's samples"):
+        learner.partial_fit(x[8:], 2 + torch.arange(8) % 2, torch.ones(8, dtype=torch.long))
+    learner.consolidate()
+    learner.partial_fit(x[8:], 2 + torch.arange(8) % 2, torch.ones(8, dtype=torch.long))

@@ -4,10 +4,11 @@ import pytest
 import torch
 from torch import nn
 
-from lifelong.checks import toy_model
+from lifelong.checks import toy_data, toy_model
 from lifelong.errors import ConfigError, StrategyMismatchError
 from lifelong.learn import Learner
 from lifelong.learn.models import CNN, MLP
+from lifelong.learn.strategy import get_strategy
 from lifelong.strategies import CPG, DEN, GPM, HAT, MER, PNN
 
 
@@ -77,3 +78,24 @@ def test_mer_refuses_batch_norm_only_at_group_size_one() -> None:
         Learner(NormedMLP(), [MER()])
     Learner(NormedMLP(), [MER(group_size=2)])
     Learner(MLP(8, (16,), 4), [MER()])
+
+
+@pytest.mark.parametrize("name", ["pnn", "multihead", "per-experience"])
+def test_copies_made_before_the_head_grew_answer_with_the_grown_width(name: str) -> None:
+    """With allow_new_classes, PNN's columns, MultiHead's heads and the per-experience models kept
+    their old width: predicting an earlier task raised a raw RuntimeError or blamed the layout."""
+    data = toy_data(n_classes=6, per_class=40)
+    torch.manual_seed(0)
+    learner = Learner(MLP(in_features=8, hidden=(16,), n_classes=2), [get_strategy(name)()], lr=0.1,
+                      batch_size=8, epochs=1, allow_new_classes=True)  # fmt: skip
+    for task in range(3):
+        idx = ((data.train.y // 2) == task).nonzero().squeeze(1)
+        for _ in range(5):
+            learner.partial_fit(data.train.x[idx], data.train.y[idx], torch.full((len(idx),), task))
+        learner.consolidate()
+    assert learner.n_outputs == 6
+    for task in range(3):
+        idx = ((data.test.y // 2) == task).nonzero().squeeze(1)
+        probs = learner.predict_proba(data.test.x[idx], torch.full((len(idx),), task))
+        assert probs.shape == (len(idx), 6)
+        assert (probs.argmax(1) == data.test.y[idx]).float().mean() > 0.8, task

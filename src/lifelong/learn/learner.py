@@ -604,6 +604,15 @@ class Learner:
         t = self._task_ids(t, len(x), "partial_fit")
         # the caller marks boundaries with consolidate(), so any strategy works; only task labels are checked
         self.check_supported(None, t is not None)
+        if t is not None:  # an experience learns one task; its classes are filed under it
+            tasks = sorted(set(t.tolist()))
+            open_task = None if self._experience is None else self._experience.task_id
+            if len(tasks) > 1 or (open_task is not None and tasks[0] != open_task):
+                raise DataError(
+                    f"partial_fit: task ids {sorted({*tasks, *([open_task] if open_task is not None else [])})} "
+                    "in one experience; an experience learns one task: call consolidate() before another "
+                    "task's samples, and give each call one task's samples"
+                )
         grow = self.allow_new_classes if allow_new_classes is None else allow_new_classes
         self._check_labels(y, "partial_fit", grow)
         if self._input_shape is None:
@@ -807,6 +816,13 @@ class Learner:
             raise ConfigError(
                 f"cannot grow model {spec.get('name')!r} to {n_classes} classes: its spec has no n_classes "
                 "argument, so a checkpoint could not rebuild the grown head; give the factory an n_classes parameter"
+            )
+        stuck = [type(s).__name__ for s in self.strategies if not s.follows_growth]
+        if stuck:
+            raise ConfigError(
+                f"cannot grow the head to {n_classes} classes: {' and '.join(stuck)} keeps state sized to the "
+                "model's weights that new outputs cannot join; size the head for every class up front "
+                "(n_classes=...) and train without allow_new_classes"
             )
         before = n_parameters(self.model)
         name = heads.head_name(self.model)

@@ -66,7 +66,9 @@ class Strategy:
     ``anchors`` marks a penalty on each parameter's distance from its value at the last boundary,
     kept per parameter name and shape (EWC, SI, MAS, L2, RWalk, SCP); ``grows_layers`` a method that
     widens hidden layers (CPG, DEN), after which those anchors no longer fit: the learner refuses
-    the two together.
+    the two together. ``follows_growth`` False: the method keeps state sized to the model's weights
+    that a grown head cannot join (OGD's flattened directions), so ``allow_new_classes`` is refused
+    before the head grows.
     """
 
     name: ClassVar[str] = ""
@@ -77,6 +79,7 @@ class Strategy:
     owns: ClassVar[frozenset[str]] = frozenset()
     anchors: ClassVar[bool] = False
     grows_layers: ClassVar[bool] = False
+    follows_growth: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Register a class that sets its own ``name``; a name another class holds is refused (as

@@ -149,6 +149,15 @@ def linear_forward(x: Tensor, weights: Sequence[tuple[Tensor, Tensor]]) -> Tenso
     return h
 
 
+def widened(logits: Tensor, learner: Learner) -> Tensor:
+    """Logits of a head, column or model copy made before the head grew (``allow_new_classes``),
+    widened to the learner's outputs with -inf: it never saw the new classes."""
+    missing = (learner.n_outputs or 0) - logits.shape[1]
+    if missing <= 0:
+        return logits
+    return torch.cat([logits, logits.new_full((len(logits), missing), float("-inf"))], 1)
+
+
 def route(x: Tensor, t: Tensor | None, fn: Callable[[Tensor, int | None], Tensor]) -> Tensor:
     """Apply ``fn(x_task, task)`` to each task's samples and reassemble the outputs in input order."""
     if t is None:

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from lifelong.errors import StrategyMismatchError
 from lifelong.learn.models import reading_features
 from lifelong.learn.strategy import Strategy
-from lifelong.strategies._arch import part, route, task_masked
+from lifelong.strategies._arch import part, route, task_masked, widened
 
 if TYPE_CHECKING:
     from lifelong.data.scenarios import Experience
@@ -79,7 +79,7 @@ class MultiHead(Strategy):
         def head(xs: Tensor, task: int | None) -> Tensor:
             feats = features(xs)  # [B, hidden]
             key = str(task)
-            return heads[key](feats) if key in heads else classifier(feats)
+            return widened(heads[key](feats) if key in heads else classifier(feats), learner)
 
         with reading_features(model, "MultiHead"):
             return task_masked(learner, route(x, t, head), t)

@@ -42,6 +42,7 @@ class OGD(Strategy):
     """
 
     name = "ogd"
+    follows_growth = False
     supports = frozenset({"class", "task", "domain"})
 
     def __init__(self, memory_per_experience: int = 100) -> None:

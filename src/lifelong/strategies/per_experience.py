@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from lifelong.errors import StrategyMismatchError
 from lifelong.learn.strategy import Strategy
-from lifelong.strategies._arch import fresh_copy, part, route, task_masked
+from lifelong.strategies._arch import fresh_copy, part, route, task_masked, widened
 
 if TYPE_CHECKING:
     from lifelong.data.scenarios import Experience
@@ -64,7 +64,7 @@ class PerExperienceModels(Strategy):
         return [learner.model, *part(learner.model, "experience_models", nn.ModuleList)]
 
     def _run(self, learner: Learner, i: int, x: Tensor) -> Tensor:
-        return self._models(learner)[i](x)  # the model's own forward never calls the copies
+        return widened(self._models(learner)[i](x), learner)  # the model's forward never calls the copies
 
     def before_experience(self, learner: Learner, experience: Experience) -> None:
         self.tasks_.append(experience.task_id)

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from lifelong.learn.strategy import Strategy
-from lifelong.strategies._arch import mlp_linears, part, route, task_masked
+from lifelong.strategies._arch import mlp_linears, part, route, task_masked, widened
 
 if TYPE_CHECKING:
     from lifelong.data.scenarios import Experience
@@ -101,7 +101,7 @@ class PNN(Strategy):
         def by_task(xs: Tensor, task: int | None) -> Tensor:
             last = len(self.columns_) - 1
             c = last - self.columns_[::-1].index(task) if task in self.columns_ else last
-            return self._column_forward(learner, xs, c)
+            return widened(self._column_forward(learner, xs, c), learner)
 
         return task_masked(learner, route(x, t, by_task), t)
 
