@@ -110,3 +110,23 @@ def test_a_task_with_no_free_weights_left_is_refused(sized: str) -> None:
     ):
         learner.fit(_scenario(second) if sized == "n_tasks" else _scenario(first))
     assert (learner.experience_index, learner.classes_seen) == seen  # refused: nothing counted
+
+
+def test_a_checkpoint_saved_mid_experience_keeps_earlier_tasks_weights_frozen(tmp_path) -> None:
+    """The freeze was set at the experience's start and not saved: after loading, task 0's weights
+    trained again (the largest moved by 0.0135)."""
+    from lifelong.learn.models import create_model
+
+    torch.manual_seed(0)
+    learner = Learner(create_model("mlp", in_features=8, n_classes=4), [PackNet(n_tasks=2)], lr=0.1)
+    learner.partial_fit(torch.randn(60, 8), torch.arange(60) % 2, torch.zeros(60, dtype=torch.long))
+    learner.consolidate()
+    kept = {n: o == 1 for n, o in learner.strategies[0].owner_.items()}
+    before = {n: p.detach().clone() for n, p in learner.model.named_parameters()}
+    task1 = torch.ones(40, dtype=torch.long)
+    learner.partial_fit(torch.randn(40, 8), 2 + torch.arange(40) % 2, task1)
+    learner.save(tmp_path)
+    loaded = Learner.load(tmp_path)
+    loaded.partial_fit(torch.randn(40, 8), 2 + torch.arange(40) % 2, task1)
+    for n, p in loaded.model.named_parameters():
+        assert torch.equal(p.detach()[kept[n]], before[n][kept[n]]), n

@@ -26,7 +26,7 @@ trained on nothing, it would score at chance.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
@@ -94,6 +94,11 @@ class PackNet(Strategy):
             )
         self._frozen.set({n: o != 0 for n, o in self.owner_.items()})
         learner.reset_optimizer()  # no momentum carried into weights owned by earlier tasks
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        # a checkpoint saved between partial_fit calls resumes with earlier tasks' weights still frozen
+        self._frozen.set({n: o != 0 for n, o in self.owner_.items()})
 
     def after_backward(self, learner: Learner) -> None:
         self._frozen.after_backward(learner)
