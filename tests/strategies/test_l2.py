@@ -39,3 +39,20 @@ def test_penalty_pulls_towards_anchor() -> None:
     p.grad = None
     strategy.penalty(learner, None, None).backward()
     assert torch.allclose(p.grad, torch.full_like(p, 0.1), atol=1e-6)  # d/dtheta lam/2 (theta - a)^2
+
+
+def test_a_grown_head_new_rows_are_not_pulled_towards_zero() -> None:
+    """The anchors were padded with zero rows, so L2 pulled the new classes' weights to zero (newest
+    classes 0.501 against 0.928 with the head sized for them up front)."""
+    from lifelong.learn.models import MLP
+
+    torch.manual_seed(0)
+    learner = Learner(MLP(in_features=8, hidden=(16,), n_classes=2), [L2(lam=1.0)], lr=0.1,
+                      allow_new_classes=True)  # fmt: skip
+    learner.partial_fit(torch.randn(20, 8), torch.arange(20) % 2)
+    learner.consolidate()
+    learner.grow_classes(4)
+    with torch.no_grad():  # new rows far from zero: a zero anchor would pull them hard
+        learner.model.classifier.weight[2:] = 5.0
+    penalty = learner.strategies[0].penalty(learner, None, None)  # type: ignore[arg-type]
+    assert float(penalty) == 0.0

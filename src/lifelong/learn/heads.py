@@ -78,8 +78,8 @@ def pad_rows(state: Any, shapes: dict[str, tuple[torch.Size, torch.Size]]) -> An
     """``state`` with every tensor stored under a grown parameter's name padded with zero rows.
 
     ``shapes`` maps parameter names to ``(old shape, new shape)``. Strategies keep per-parameter
-    state in dicts keyed by parameter name; zero rows mean no importance and no anchor pull
-    for classes never trained, which is what a quadratic penalty should say about them.
+    state in dicts keyed by parameter name; zero rows mean no importance, so no anchor pull for
+    classes never trained (L2, which weighs every row alike, keeps its anchored row counts).
     """
     if isinstance(state, dict):
         out = {}

@@ -27,6 +27,10 @@ class L2(Strategy):
     Parameters
     ----------
     lam : penalty strength (the same for every weight).
+
+    ``rows_`` keeps each anchored parameter's leading size: a head grown for new classes
+    (``allow_new_classes``) pads the anchors with zero rows, which must pull nothing (they were
+    never trained), so the penalty covers the anchored rows only.
     """
 
     name = "l2"
@@ -37,6 +41,7 @@ class L2(Strategy):
         check_param(self, "lam", lam, low=0)
         self.lam = lam
         self.anchor_: dict[str, Tensor] = {}
+        self.rows_: dict[str, int] = {}
 
     def penalty(self, learner: Learner, batch: Batch, logits: Tensor) -> Tensor | None:
         if not self.anchor_:
@@ -44,11 +49,15 @@ class L2(Strategy):
         total = torch.zeros((), device=learner.device)
         for name, p in trainable(learner).items():
             if name in self.anchor_:
-                total = total + (p - self.anchor_[name]).pow(2).sum()
+                a = self.anchor_[name]
+                if p.dim() and name in self.rows_:
+                    p, a = p[: self.rows_[name]], a[: self.rows_[name]]
+                total = total + (p - a).pow(2).sum()
         return 0.5 * self.lam * total
 
     def after_experience(self, learner: Learner, experience: Experience) -> None:
         self.anchor_ = {n: p.detach().clone() for n, p in trainable(learner).items()}
+        self.rows_ = {n: a.shape[0] for n, a in self.anchor_.items() if a.dim()}
 
     def extra_parameters(self) -> int:
         return sum(t.numel() for t in self.anchor_.values())
