@@ -14,7 +14,7 @@ import sqlalchemy as sa
 import torch
 
 from lifelong.errors import ConfigError, LifelongError, NotFoundError, StoreError
-from lifelong.system.store import RetentionPolicy, Store, prediction_ids, samples
+from lifelong.system.store import NewClasses, RetentionPolicy, Store, assign_indices, prediction_ids, samples
 
 
 def test_samples_round_trip_exactly(store: Store) -> None:
@@ -283,6 +283,25 @@ def test_concurrent_writers_get_distinct_ids(store: Store) -> None:
         t.join()
     all_ids = [i for batch in results for i in batch]
     assert len(all_ids) == len(set(all_ids)) == store.count_samples() == 120
+
+
+def test_a_write_names_its_new_classes_in_its_own_transaction_or_not_at_all(store: Store) -> None:
+    """Names were given before the request was checked: refused requests (an unknown sample or
+    prediction id) used up indices for good, and a typo's index became an output of a grown head."""
+    x = np.zeros((1, 3), dtype=np.float32)
+    (sid,) = store.add_samples(x)
+    fig = NewClasses(("fig",), 3, assign_indices(store.class_names(), ["fig"], 3))
+    with pytest.raises(NotFoundError):
+        store.relabel_sample(sid + 1, 3, fig)
+    with pytest.raises(NotFoundError):
+        store.add_feedback_many([("no-such-prediction", 3)], fig)
+    assert store.class_names() == {}  # refused: nothing named
+    store.name_classes(["kiwi"], first=3)  # another replica takes index 3 meanwhile
+    store.relabel_sample(sid, 3, fig)  # checked as fig = 3: stored as the index fig was given
+    assert store.class_names() == {"kiwi": 3, "fig": 4}
+    assert store.samples(labelled_only=True).y.tolist() == [4]
+    store.add_samples(x, [5], new_classes=NewClasses(("lime",), 3, {"kiwi": 3, "fig": 4, "lime": 5}))
+    assert store.class_names()["lime"] == 5 and store.samples(since_id=sid).y.tolist() == [5]
 
 
 def test_new_class_names_get_the_next_free_index_once_even_from_racing_writers(store: Store) -> None:

@@ -46,7 +46,7 @@ from lifelong.system.router import Live, Loaded, MicroBatcher, ModelHolder, rout
 from lifelong.system.schemas import to_array
 from lifelong.system.settings import Settings
 from lifelong.system.snapshot import ServedAlias, read_snapshot, snapshot_path, verify_served, write_snapshot
-from lifelong.system.store import STORE_DOWN, Event, Lease, Store, prediction_ids
+from lifelong.system.store import STORE_DOWN, Event, Lease, NewClasses, Store, assign_indices, prediction_ids
 from lifelong.system.versions import contract_of, publish_learner
 
 log = logging.getLogger(__name__)
@@ -401,7 +401,7 @@ class System:
         items = [(prediction_id, label)] if isinstance(prediction_id, str) else list(prediction_id)
         if not items:
             raise DataError("feedback is empty; send at least one {prediction_id, label}")
-        check = self._label_check([lab for _, lab in items])
+        check, new_classes = self._label_check([lab for _, lab in items])
         checked = []
         for i, (pid, lab) in enumerate(items):
             where = "" if len(items) == 1 else f"feedback item {i}: "
@@ -416,7 +416,7 @@ class System:
             self._write(self._flush_backlog)  # record it first, or say why the label cannot land yet
         else:
             self._catch_up()
-        self._write(self.store.add_feedback_many, checked)
+        self._write(self.store.add_feedback_many, checked, new_classes)
 
     def add_samples(self, x: Any, y: Sequence[int | str] | None = None) -> list[int]:
         """Store training samples (labelled or not) with the champion's input shape; return their ids.
@@ -435,24 +435,34 @@ class System:
             y = list(y.tolist() if isinstance(y, np.ndarray | torch.Tensor) else y)
             if len(y) != len(arr):
                 raise DataError(f"labels has {len(y)} entries for {len(arr)} samples; send one per sample")
-            y = self._label_check(y)(y)
-        return self._write(self.store.add_samples, arr, y, source="api")
+            check, new_classes = self._label_check(y)
+            y = check(y)
+        else:
+            new_classes = None
+        return self._write(self.store.add_samples, arr, y, source="api", new_classes=new_classes)
 
-    def _label_check(self, labels: Sequence[Any]) -> Callable[[Sequence[Any]], list[int]]:
-        """The check of ``labels`` against the label space, new class names given their indices first.
+    def _label_check(
+        self, labels: Sequence[Any]
+    ) -> tuple[Callable[[Sequence[Any]], list[int]], NewClasses | None]:
+        """The check of ``labels`` against the label space, and the new classes their names bring.
 
         With ``allow_new_classes`` and named classes, a name the deployment does not know becomes a
-        new class: the store gives it the next free index, for good (also when the request is then
-        refused for another reason: an index nothing is labelled with grows no head)."""
+        new class at the next free index; the store names it in the transaction that stores the
+        labels, so a request refused for any reason names nothing."""
         contract = self.contract()
         if contract is None:
-            return _check_labels
+            return _check_labels, None
         names: dict[str, int] | None = None
+        new_classes = None
         if contract.allow_new_classes and contract.class_names is not None:
             new = contract.new_class_names(labels)
             if new:
-                names = self._write(self.store.name_classes, new, len(contract.classes))
-        return functools.partial(contract.check_labels, names=names, max_new=self.settings.max_new_classes)
+                known = self.store.class_names()
+                names = assign_indices(known, new, len(contract.classes))
+                fresh = tuple(n for n in new if n not in known)
+                new_classes = NewClasses(fresh, len(contract.classes), names) if fresh else None
+        check = functools.partial(contract.check_labels, names=names, max_new=self.settings.max_new_classes)
+        return check, new_classes
 
     def _write(self, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a store write the client waits for; a full store is a StorageFullError (HTTP 507)."""
@@ -486,8 +496,11 @@ class System:
         The label is checked against the label space (a class name becomes its index)."""
         index = None
         if label is not None:
-            (index,) = self._label_check([label])([label])
-        self._write(self.store.relabel_sample, _check_id(sample_id), index)
+            check, new_classes = self._label_check([label])
+            (index,) = check([label])
+        else:
+            new_classes = None
+        self._write(self.store.relabel_sample, _check_id(sample_id), index, new_classes)
         return index
 
     def delete_sample(self, sample_id: int) -> None:

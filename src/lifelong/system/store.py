@@ -293,27 +293,22 @@ class Store:
         y: Sequence[int] | np.ndarray | Tensor | None = None,
         *,
         source: str = "api",
+        new_classes: NewClasses | None = None,
     ) -> list[int]:
-        """Store a batch ``x`` of shape (n, *features), optionally labelled; return the new ids in order."""
+        """Store a batch ``x`` of shape (n, *features), optionally labelled; return the new ids in order.
+
+        ``new_classes``: names the labels bring, named in the same transaction (see :class:`NewClasses`)."""
         feats = _features(x)
-        labels = _labels(y, len(feats), "y") if y is not None else [None] * len(feats)
+        labels: list[int | None] = list(_labels(y, len(feats), "y")) if y is not None else [None] * len(feats)
         _check_name(source, "source")
-        now, shape, dtype = time.time(), list(feats.shape[1:]), feats.dtype.name
-        rows = [
-            {
-                "ts": now,
-                "source": source,
-                "features": f.tobytes(),
-                "shape": shape,
-                "dtype": dtype,
-                "label": lab,
-            }
-            for f, lab in zip(feats, labels)
-        ]
-        if not rows:
+        if not len(feats):
             return []
+        now, shape, dtype = time.time(), list(feats.shape[1:]), feats.dtype.name
         stmt = sa.insert(samples).returning(samples.c.id, sort_by_parameter_order=True)
         with self.transaction() as conn:
+            labels = _named_labels(conn, labels, new_classes)
+            rows = [{"ts": now, "source": source, "features": f.tobytes(), "shape": shape, "dtype": dtype,
+                     "label": lab} for f, lab in zip(feats, labels)]  # fmt: skip
             return [int(i) for i in conn.execute(stmt, rows).scalars()]
 
     def samples(
@@ -331,10 +326,14 @@ class Store:
             rows = conn.execute(q).all()
         return _decode(rows)
 
-    def relabel_sample(self, sample_id: int, label: int | None) -> None:
-        """Set (None: clear) the label of one stored sample; NotFoundError if there is no such sample."""
-        values = {"label": None if label is None else _labels([label], 1, "label")[0]}
+    def relabel_sample(
+        self, sample_id: int, label: int | None, new_classes: NewClasses | None = None
+    ) -> None:
+        """Set (None: clear) the label of one stored sample; NotFoundError if there is no such sample
+        (and then a new class name it brought is not named either)."""
+        checked = None if label is None else int(_labels([label], 1, "label")[0])
         with self.transaction() as conn:
+            values = {"label": _named_labels(conn, [checked], new_classes)[0]}
             if (
                 conn.execute(sa.update(samples).where(samples.c.id == int(sample_id)).values(values)).rowcount
                 == 0
@@ -642,12 +641,15 @@ class Store:
             rows = conn.execute(q).all()
         return [JudgedPrediction(r.version, r.label, r.truth, r.sample_id, r.ts) for r in rows]
 
-    def add_feedback_many(self, items: Sequence[tuple[str, int]]) -> None:
+    def add_feedback_many(
+        self, items: Sequence[tuple[str, int]], new_classes: NewClasses | None = None
+    ) -> None:
         """Attach labels to many predictions in one transaction: all are stored, or none.
 
-        An unknown prediction id raises NotFoundError naming it (and its position in ``items``).
+        An unknown prediction id raises NotFoundError naming it (and its position in ``items``); the new
+        class names the labels bring (``new_classes``) are named in the same transaction, or not at all.
         """
-        labels = _labels([lab for _, lab in items], len(items), "labels")
+        labels: list[int | None] = [int(v) for v in _labels([lab for _, lab in items], len(items), "labels")]
         ids = [pid for pid, _ in items]
         now = time.time()
         with self.transaction() as conn:
@@ -663,6 +665,7 @@ class Store:
                         f"{where}no prediction with id {pid!r}; use the id the prediction returned (one "
                         "answered while the store could not write was not recorded); nothing was stored"
                     )
+            labels = _named_labels(conn, labels, new_classes)
             for pid, label in zip(ids, labels):
                 row = found[pid]
                 upsert(conn, feedback, {"request_id": row.request_id},
@@ -743,17 +746,8 @@ class Store:
     def name_classes(self, names: Sequence[str], first: int) -> dict[str, int]:
         """Every named new class with its index: a known name keeps its own, an unknown one takes the
         next free index from ``first`` (the deployment's class count) on, once, whichever replica asks."""
-        with self.transaction() as conn:  # SQLite: under its write lock; PostgreSQL: under the table's
-            if conn.dialect.name == "postgresql":  # readers pass; a second namer waits for this one
-                conn.execute(sa.text("LOCK TABLE classes IN SHARE ROW EXCLUSIVE MODE"))
-            known = {r.name: r.label for r in conn.execute(sa.select(classes.c.name, classes.c.label))}
-            new = [n for n in dict.fromkeys(names) if n not in known]
-            if new:
-                start = max([first, *(i + 1 for i in known.values())])
-                rows = [{"label": start + k, "name": n} for k, n in enumerate(new)]
-                conn.execute(sa.insert(classes), rows)
-                known.update((r["name"], r["label"]) for r in rows)
-            return known
+        with self.transaction() as conn:
+            return _name_in(conn, names, first)
 
     # leases -------------------------------------------------------------------------------------
     def acquire_lease(self, name: str, holder: str, ttl_seconds: float, *, now: float | None = None) -> bool:
@@ -1075,3 +1069,45 @@ def _decode(rows: Sequence[Any]) -> Samples:
     ids = torch.tensor([r.id for r in rows], dtype=torch.int64)
     y = torch.tensor([-1 if r.label is None else r.label for r in rows], dtype=torch.int64)
     return Samples(ids, torch.from_numpy(x.astype(dtype.newbyteorder("="))), y)
+
+
+@dataclass(frozen=True)
+class NewClasses:
+    """New class names a labelled write brings: ``names`` (not yet in the classes table), ``first``
+    (the deployment's class count) and ``tentative``, the indices the labels were checked with
+    (:func:`assign_indices` over :meth:`Store.class_names`). The write names them in its own
+    transaction, so a refused request names nothing (an index named for nothing would later be an
+    output of a grown head), and maps a tentative index another replica took first to the one given."""
+
+    names: tuple[str, ...]
+    first: int
+    tentative: Mapping[str, int]
+
+
+def assign_indices(known: Mapping[str, int], names: Sequence[str], first: int) -> dict[str, int]:
+    """``known`` names with theirs, and each new one in ``names`` the next free index from ``first`` on."""
+    new = [n for n in dict.fromkeys(names) if n not in known]
+    start = max([first, *(i + 1 for i in known.values())])
+    return {**known, **{n: start + k for k, n in enumerate(new)}}
+
+
+def _name_in(conn: sa.Connection, names: Sequence[str], first: int) -> dict[str, int]:
+    """Name ``names`` in the classes table inside ``conn``'s transaction; every known name's index."""
+    if conn.dialect.name == "postgresql":  # readers pass; a second namer waits for this one (SQLite:
+        conn.execute(sa.text("LOCK TABLE classes IN SHARE ROW EXCLUSIVE MODE"))  # its write lock)
+    known = {r.name: r.label for r in conn.execute(sa.select(classes.c.name, classes.c.label))}
+    named = assign_indices(known, names, first)
+    rows = [{"label": i, "name": n} for n, i in named.items() if n not in known]
+    if rows:
+        conn.execute(sa.insert(classes), rows)
+    return named
+
+
+def _named_labels(conn: sa.Connection, labels: list[int | None], new: NewClasses | None) -> list[int | None]:
+    """``labels`` after naming ``new``'s classes in this transaction, each tentative index moved to the
+    one the table gave (they differ only when another replica named a class in between)."""
+    if new is None:
+        return labels
+    named = _name_in(conn, new.names, new.first)
+    moved = {new.tentative[n]: named[n] for n in new.names if new.tentative[n] != named[n]}
+    return [moved.get(lab, lab) if lab is not None else None for lab in labels]
