@@ -404,6 +404,33 @@ def test_samples_by_feature_name_are_put_in_the_contracts_column_order(tmp_path:
             system.predict(frame.drop(columns="f0"))
 
 
+def test_a_refused_request_or_a_corrected_typo_gives_a_new_class_no_index(tmp_path: Path) -> None:
+    """A refused request named its new classes for good, and a typo ("eggz", corrected) kept an index
+    that the head, grown to the real classes' larger ones, then served as a class."""
+    split = toy_data(per_class=90)
+    old = split.train.subset(torch.nonzero(split.train.y < 2).squeeze(1), "old")
+    with System(settings(tmp_path)) as system:
+        bootstrap(system.store, system.registry, old, class_names=["ham", "spam"], allow_new_classes=True,
+                  epochs=2)  # fmt: skip
+        system.reload()
+        with pytest.raises(NotFoundError):
+            system.feedback([(system.predict(split.test.x[:1].tolist())[0]["id"], "bacon"), ("nope", "ham")])
+        with pytest.raises(NotFoundError):
+            system.relabel_sample(10**9, "bacon")
+        assert system.store.class_names() == {}  # refused: nothing named
+        (typo,) = system.add_samples(split.train.x[:1], ["eggz"])
+        system.relabel_sample(typo, "eggs")
+        names = ["ham", "spam", "eggs", "toast"]
+        for part in torch.randperm(len(split.train), generator=torch.Generator().manual_seed(1)).split(200):
+            system.add_samples(split.train.x[part], [names[int(c)] for c in split.train.y[part]])
+        assert system.store.class_names() == {"eggz": 2, "eggs": 3, "toast": 4}
+        result = train_once(
+            system.store, system.registry, Policy("continual", epochs=2), Gate(max_old_accuracy_drop=1.0)
+        )
+        contract = Contract.load(system.registry.get(result.version).path)
+        assert contract is not None and contract.class_names == ("ham", "spam", "eggs", "toast")
+
+
 def test_samples_by_name_are_refused_where_the_deployment_has_no_feature_names(system: System) -> None:
     system.bootstrap(trained(0))
     with pytest.raises(DataError, match="no feature names .* list of 8 numbers"):

@@ -304,6 +304,29 @@ def test_a_write_names_its_new_classes_in_its_own_transaction_or_not_at_all(stor
     assert store.class_names()["lime"] == 5 and store.samples(since_id=sid).y.tolist() == [5]
 
 
+def test_compacting_frees_the_indices_of_names_left_without_labels(store: Store) -> None:
+    """A typo ("fsh", corrected to "fish") kept index 3, so a head grown to fish's 4 served "fsh"."""
+    x = np.zeros((3, 3), dtype=np.float32)
+    store.name_classes(["fsh", "fish", "eel"], first=3)
+    ids = store.add_samples(x, [3, 4, 5])
+    store.relabel_sample(ids[0], 4)  # corrected: fsh holds no label now
+    assert store.compact_classes(first=3) == {4: 3, 5: 4}
+    assert store.class_names() == {"fish": 3, "eel": 4}
+    assert store.samples(labelled_only=True).y.tolist() == [3, 3, 4]
+    assert store.compact_classes(first=3) == {}  # nothing left to free
+    assert store.compact_classes(first=5) == {} and store.class_names() == {
+        "fish": 3,
+        "eel": 4,
+    }  # below first
+    store.add_samples(x[:1], [9])  # an index no name holds: a client numbering classes itself
+    store.name_classes(["gar"], first=3)
+    assert store.compact_classes(first=3) == {} and "gar" in store.class_names()
+    # a write checked before a compaction moved its class lands on the class's new index
+    stale = NewClasses(("eel",), 3, {"eel": 5})
+    store.add_samples(x[:1], [5], new_classes=stale)
+    assert store.samples(labelled_only=True).y.tolist()[-1] == 4
+
+
 def test_new_class_names_get_the_next_free_index_once_even_from_racing_writers(store: Store) -> None:
     assert store.class_names() == {}
     assert store.name_classes(["kiwi", "fig", "kiwi"], first=3) == {"kiwi": 3, "fig": 4}

@@ -457,10 +457,8 @@ class System:
         if contract.allow_new_classes and contract.class_names is not None:
             new = contract.new_class_names(labels)
             if new:
-                known = self.store.class_names()
-                names = assign_indices(known, new, len(contract.classes))
-                fresh = tuple(n for n in new if n not in known)
-                new_classes = NewClasses(fresh, len(contract.classes), names) if fresh else None
+                names = assign_indices(self.store.class_names(), new, len(contract.classes))
+                new_classes = NewClasses(tuple(new), len(contract.classes), names)
         check = functools.partial(contract.check_labels, names=names, max_new=self.settings.max_new_classes)
         return check, new_classes
 

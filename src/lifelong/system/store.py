@@ -743,6 +743,37 @@ class Store:
         with self.engine.connect() as conn:
             return {r.name: r.label for r in conn.execute(sa.select(classes.c.name, classes.c.label))}
 
+    def compact_classes(self, first: int) -> dict[int, int]:
+        """Free the indices of named classes from ``first`` on that hold no label (a mistyped name,
+        corrected; every sample of a class deleted), moving the later ones down into them: the head
+        grows to the largest label, so a name left without labels would otherwise keep an output.
+
+        ``first`` is the class count of the widest registered version: below it every index is some
+        version's output and never moves. Nothing moves while an unnamed index past ``first`` holds
+        labels (a client numbering new classes itself). Returns ``{old: new}`` of the moved indices."""
+        with self.transaction() as conn:
+            _lock_classes(conn)
+            named = {
+                r.label: r.name for r in conn.execute(sa.select(classes).where(classes.c.label >= first))
+            }
+            if not named:
+                return {}
+            used: set[int] = set()
+            for table in (samples, feedback):
+                q = sa.select(table.c.label).where(table.c.label >= first).distinct()
+                used.update(int(v) for v in conn.execute(q).scalars())
+            if used - named.keys():
+                return {}
+            keep = sorted(i for i in named if i in used)
+            if len(keep) == len(named):
+                return {}
+            conn.execute(sa.delete(classes).where(classes.c.label.in_([i for i in named if i not in used])))
+            moves = {old: first + k for k, old in enumerate(keep) if old != first + k}
+            for old, new in sorted(moves.items()):  # upwards: each target was freed or moved already
+                for table in (samples, feedback, classes):
+                    conn.execute(sa.update(table).where(table.c.label == old).values(label=new))
+            return moves
+
     def name_classes(self, names: Sequence[str], first: int) -> dict[str, int]:
         """Every named new class with its index: a known name keeps its own, an unknown one takes the
         next free index from ``first`` (the deployment's class count) on, once, whichever replica asks."""
@@ -1073,11 +1104,12 @@ def _decode(rows: Sequence[Any]) -> Samples:
 
 @dataclass(frozen=True)
 class NewClasses:
-    """New class names a labelled write brings: ``names`` (not yet in the classes table), ``first``
-    (the deployment's class count) and ``tentative``, the indices the labels were checked with
-    (:func:`assign_indices` over :meth:`Store.class_names`). The write names them in its own
+    """The new classes' names a labelled write uses: ``names`` (in the classes table or not yet),
+    ``first`` (the deployment's class count) and ``tentative``, the indices the labels were checked
+    with (:func:`assign_indices` over :meth:`Store.class_names`). The write names them in its own
     transaction, so a refused request names nothing (an index named for nothing would later be an
-    output of a grown head), and maps a tentative index another replica took first to the one given."""
+    output of a grown head), and moves a tentative index that changed meanwhile (another replica
+    named a class, or :meth:`Store.compact_classes` moved one) to the one the table holds."""
 
     names: tuple[str, ...]
     first: int
@@ -1093,14 +1125,19 @@ def assign_indices(known: Mapping[str, int], names: Sequence[str], first: int) -
 
 def _name_in(conn: sa.Connection, names: Sequence[str], first: int) -> dict[str, int]:
     """Name ``names`` in the classes table inside ``conn``'s transaction; every known name's index."""
-    if conn.dialect.name == "postgresql":  # readers pass; a second namer waits for this one (SQLite:
-        conn.execute(sa.text("LOCK TABLE classes IN SHARE ROW EXCLUSIVE MODE"))  # its write lock)
+    _lock_classes(conn)
     known = {r.name: r.label for r in conn.execute(sa.select(classes.c.name, classes.c.label))}
     named = assign_indices(known, names, first)
     rows = [{"label": i, "name": n} for n, i in named.items() if n not in known]
     if rows:
         conn.execute(sa.insert(classes), rows)
     return named
+
+
+def _lock_classes(conn: sa.Connection) -> None:
+    """Serialise the writers of the classes table (SQLite: its write lock already does)."""
+    if conn.dialect.name == "postgresql":  # readers pass; a second namer waits for this one
+        conn.execute(sa.text("LOCK TABLE classes IN SHARE ROW EXCLUSIVE MODE"))
 
 
 def _named_labels(conn: sa.Connection, labels: list[int | None], new: NewClasses | None) -> list[int | None]:

@@ -119,6 +119,10 @@ def train_once(
     record = registry.get(champion)
     old_learner = Learner.load(record.path, device=compute.device)
     contract = Contract.load(record.path) or contract_of(old_learner)
+    if contract.allow_new_classes and contract.class_names is not None:  # a corrected typo keeps no output
+        store.compact_classes(
+            max([len(contract.classes), *(_n_classes(v.path) for v in registry.versions())])
+        )
     ids, data, waiting = _window(store, policy, mode, since, contract)
     n_hold = max(gate.min_holdout, int(len(ids) * gate.holdout_fraction))
     if len(ids) < n_hold + 1:  # recorded as an attempt, so a request or drift is answered, not retried
@@ -432,6 +436,12 @@ def _admit_new_classes(
                 torch.cat([earlier.ids, s.ids]), torch.cat([earlier.x, s.x]), torch.cat([earlier.y, s.y])
             )
     return s, waiting
+
+
+def _n_classes(artifact: str | Path) -> int:
+    """Outputs a registered version has (0 for an artifact made before contracts)."""
+    contract = Contract.load(artifact)
+    return 0 if contract is None else len(contract.classes)
 
 
 def _named(store: Store, counts: dict[int, int]) -> dict[str, int]:
