@@ -170,6 +170,24 @@ def test_bootstrap_on_label_codes_says_how_many_outputs_they_make(
         assert "number the classes 0-2" in caplog.text
 
 
+def test_bootstrap_refuses_options_the_data_contradicts_saying_what_to_give(tmp_path: Path) -> None:
+    """``--n-classes`` beside named labels said only "3 class names for 5 classes"; one below the
+    labels suggested a Python keyword; ``--standardize`` with no data was silently ignored."""
+    from lifelong.errors import ConfigError
+    from lifelong.system.trainer import bootstrap
+
+    split = toy_data(n_classes=3, per_class=20)
+    with Store(data_dir=tmp_path) as store:
+        registry = Registry(store)
+        with pytest.raises(ConfigError, match=r"labels name 3 classes \(a, b, c\).*drop --n-classes"):
+            bootstrap(store, registry, split.train, n_classes=5, class_names=["a", "b", "c"], epochs=1)
+        with pytest.raises(ConfigError, match=r"labels go up to 2: give --n-classes 3 or more"):
+            bootstrap(store, registry, split.train, n_classes=2, epochs=1)
+        with pytest.raises(ConfigError, match=r"an untrained champion has none"):
+            bootstrap(store, registry, None, n_classes=3, input_shape=(8,), standardize=True)
+        assert registry.versions() == []
+
+
 def test_bootstrap_model_kwargs_add_to_the_sizes_taken_from_the_data(tmp_path: Path) -> None:
     """Was: ``--model-kwargs '{"hidden": [16]}'`` replaced the sizing, so `up`/`simulate` failed with
     "missing in_features and n_classes" where `lifelong bench` built the model."""

@@ -272,6 +272,11 @@ def bootstrap(
     if data is None:
         if n_classes is None or input_shape is None:
             raise ConfigError("an untrained champion needs n_classes and the input shape (--input-shape)")
+        if standardize:  # nothing to measure a mean and std on
+            raise ConfigError(
+                "standardize (--standardize) needs data to measure each feature's mean and std, and an untrained "
+                "champion has none: drop it, or bootstrap from a file (--bootstrap FILE)"
+            )
         x = np.zeros((0, *input_shape), dtype=np.float32)
         contract = Contract(
             tuple(range(n_classes)), tuple(int(d) for d in input_shape), allow_new_classes=allow_new_classes
@@ -281,6 +286,7 @@ def bootstrap(
         if model == "mlp" and not model_kwargs:  # the server stores flat rows for an MLP
             x = x.reshape(len(x), -1)
         y = data.y.numpy()
+        _check_n_classes(n_classes, y, class_names)
         contract = Contract.fit(x, y, n_classes=n_classes, standardize=standardize, class_names=class_names,
                                 feature_names=feature_names, allow_new_classes=allow_new_classes)  # fmt: skip
     net = _model(model, model_kwargs, contract)
@@ -381,6 +387,24 @@ def _warn_if_unscaled(x: np.ndarray, names: Sequence[str] | None) -> None:
     log.warning("the features are on very different scales (%s reaches %.3g, the median feature %.3g): pass "
                 "--standardize (standardize=True) so the model sees them standardised",
                 name, spread[i], float(np.median(spread)))  # fmt: skip
+
+
+def _check_n_classes(n_classes: int | None, y: np.ndarray, class_names: Sequence[str] | None) -> None:
+    """Refuse an ``n_classes`` the labels contradict, saying what to give instead."""
+    if n_classes is None or not len(y):
+        return
+    if class_names is not None and n_classes != len(class_names):
+        raise ConfigError(
+            f"n_classes (--n-classes) is {n_classes}, but the labels name {len(class_names)} classes "
+            f"({', '.join(class_names[:5])}{', ...' if len(class_names) > 5 else ''}): named classes are exactly "
+            "the names found; drop --n-classes (and learn new names later with --allow-new-classes)"
+        )
+    top = int(y.max()) + 1
+    if n_classes < top:
+        raise ConfigError(
+            f"n_classes (--n-classes) is {n_classes}, but the labels go up to {top - 1}: give --n-classes {top} "
+            "or more (room for classes still to come), or drop it"
+        )
 
 
 def _warn_if_sparse_labels(y: np.ndarray) -> None:
