@@ -82,13 +82,15 @@ async def _validation(request: Request, err: Exception) -> JSONResponse:
     if any(p.get("type") == "json_invalid" for p in problems):
         return error_response(400, "MalformedJSON", "the request body is not valid JSON")
     kind = request.headers.get("content-type", "")
+    sent = kind or request.headers.get("content-length", "0") != "0" or "transfer-encoding" in request.headers
     if (
-        kind
+        sent
         and "json" not in kind.lower()
         and any(tuple(p.get("loc", ()))[:1] == ("body",) for p in problems)
     ):
+        how = f"as {kind!r}" if kind else "with no Content-Type"
         return error_response(  # FastAPI reads a body as JSON only when it says it is JSON
-            415, "UnsupportedMediaType", f"the body was sent as {kind!r}; send it as JSON with the header "
+            415, "UnsupportedMediaType", f"the body was sent {how}; send it as JSON with the header "
             "'Content-Type: application/json'",
         )  # fmt: skip
     parts = [f"{'.'.join(_where(e.get('loc', ())))}: {e.get('msg', '')}" for e in problems[:5]]
