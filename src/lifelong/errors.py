@@ -47,3 +47,9 @@ class RegistryError(LifelongError):
 
 class TrainingError(LifelongError):
     """A training job could not finish (a process of a torch.distributed job exited with an error)."""
+
+
+def quoted(value: object, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters: an error message echoes client input, bounded."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 3]}... ({len(text)} characters)"

@@ -59,6 +59,13 @@ def test_labels_are_indices_or_names_and_the_refusal_lists_the_valid_ones() -> N
     assert unnamed.check_labels(["1"]) == [1]  # a whole number written as text, as in a bootstrap file
     with pytest.raises(DataError, match="classes have none; send the class index"):
         unnamed.check_labels(["cat"])
+    with pytest.raises(
+        DataError, match=r"label '2' is text.*send the index as a number \(2\) or the name \('owl'\)"
+    ):
+        NAMED.check_labels(["2"])  # was: "'2' is not a class ...; valid labels: ... 2 (owl)"
+    with pytest.raises(DataError, match=r"'eeeee.*\.\.\. \(100002 characters\) is not a class") as e:
+        NAMED.check_labels(["e" * 100_000])
+    assert len(str(e.value)) < 400  # client input is echoed, bounded
 
 
 def test_new_classes_take_the_next_indices_within_a_bound() -> None:
@@ -87,6 +94,10 @@ def test_named_features_are_taken_in_the_contracts_order() -> None:
     assert NAMED.named_rows([{"c": 3, "a": 1, "b": 2}]) == [[1, 2, 3]]
     with pytest.raises(DataError, match="sample 0 holds 'x' in feature 'b'"):
         NAMED.named_rows([{"a": 1, "b": "x", "c": 3}])
+    with pytest.raises(DataError, match=r"holds 'xxxx.*\(1000002 characters\) in feature 'b'"):
+        NAMED.named_rows([{"a": 1, "b": "x" * 1_000_000, "c": 3}])
+    with pytest.raises(DataError, match=r"has unknown 'yyyy.*\(1000002 characters\)"):
+        NAMED.named_rows([{"a": 1, "b": 2, "c": 3, "y" * 1_000_000: 4}])
     with pytest.raises(DataError, match="sample 1 is not an object of named features"):
         NAMED.named_rows([{"a": 1, "b": 2, "c": 3}, [1, 2, 3]])
     with pytest.raises(DataError, match="no feature names"):

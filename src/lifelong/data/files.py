@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lifelong.data.dataset import Dataset, Split, frame_columns, tensor_of
-from lifelong.errors import ConfigError, DataError
+from lifelong.errors import ConfigError, DataError, quoted
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -92,7 +92,7 @@ def check_columns(given: list[str], names: tuple[str, ...] | list[str], what: st
     unknown = [n for n in given if n not in known]
     if missing or unknown:
         problems = [f"lacks {', '.join(map(repr, missing[:10]))}" if missing else "",
-                    f"has unknown {', '.join(map(repr, unknown[:10]))}" if unknown else ""]  # fmt: skip
+                    f"has unknown {', '.join(map(quoted, unknown[:10]))}" if unknown else ""]  # fmt: skip
         raise DataError(
             f"{what} {' and '.join(p for p in problems if p)}; the features are "
             f"{', '.join(names[:20])}{' ...' if len(names) > 20 else ''}"

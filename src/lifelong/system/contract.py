@@ -32,7 +32,7 @@ import numpy as np
 
 from lifelong.data.dataset import MAX_LABEL_GAP
 from lifelong.data.files import check_columns, frame_columns, in_column_order, integer_label, label_order
-from lifelong.errors import CheckpointError, DataError
+from lifelong.errors import CheckpointError, DataError, quoted
 
 FILE = "contract.json"
 MAX_CLASS_NAME = 200  # characters of a class name: what the API accepts and the store keeps
@@ -154,7 +154,7 @@ class Contract:
             if isinstance(lab, str):
                 lab = self._index_of(lab, names or {})
             if isinstance(lab, bool) or not isinstance(lab, int | np.integer):
-                raise DataError(f"a label is a class index (or a class name), got {lab!r}")
+                raise DataError(f"a label is a class index (or a class name), got {quoted(lab)}")
             lab = int(lab)
             if lab < 0 or lab >= 2**31:
                 raise DataError(f"label {lab} is out of range; labels are class indices >= 0")
@@ -178,15 +178,21 @@ class Contract:
             if (index := integer_label(name)) is not None:
                 return index
             raise DataError(
-                f"label {name!r} is a name, but this deployment's classes have none; send the class "
+                f"label {quoted(name)} is a name, but this deployment's classes have none; send the class "
                 f"index ({self.describe_classes()})"
             )
         if name in self.class_names:
             return self.classes[self.class_names.index(name)]
         if self.allow_new_classes and name in names:
             return names[name]
+        index = integer_label(name)
+        if index is not None and index in self.classes:  # "2" where 2 is dog: text is read as a name
+            raise DataError(
+                f"label {name!r} is text, and this deployment's labels written as text are class names; send "
+                f"the index as a number ({index}) or the name ({self.class_names[self.classes.index(index)]!r})"
+            )
         raise DataError(
-            f"label {name!r} is not a class of this deployment; valid labels: {self.describe_classes()} "
+            f"label {quoted(name)} is not a class of this deployment; valid labels: {self.describe_classes()} "
             "(start the system with --allow-new-classes to learn new ones)"
         )
 
@@ -258,7 +264,9 @@ class Contract:
             row = [r[n] for n in names]
             for n, v in zip(names, row):
                 if not isinstance(v, int | float):  # JSON numbers (true/false count as 1/0, as in rows)
-                    raise DataError(f"inputs must hold only numbers: sample {i} holds {v!r} in feature {n!r}")
+                    raise DataError(
+                        f"inputs must hold only numbers: sample {i} holds {quoted(v)} in feature {n!r}"
+                    )
             rows.append(row)
         return rows
 
