@@ -701,4 +701,6 @@ def test_simulate_refuses_data_and_stream_together(
     ]
     assert main(argv) == 2
     assert capsys.readouterr().err.startswith("error: --data and --stream each name what to replay")
+    assert main([*argv[:3], "--samples", "600", *argv[5:]]) == 2
+    assert capsys.readouterr().err.startswith("error: --samples sets a --stream's length")
     assert not (tmp_path / "o").exists()

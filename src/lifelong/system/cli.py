@@ -136,7 +136,8 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--strategy", default="replay", help="strategy of the continual policy")
     p.add_argument("--compare", action="store_true", help="run all four policies on the same stream")
     p.add_argument("--out", type=Path, default=Path("runs/simulate"))
-    p.add_argument("--samples", type=integer(6), default=9000, help="length of a --stream (six equal phases)")
+    p.add_argument("--samples", type=integer(6), default=None,
+                   help="length of a --stream (six equal phases; default 9000)")  # fmt: skip
     p.add_argument(
         "--label-delay", type=NON_NEGATIVE_INT, default=100, help="samples between a prediction and its label"
     )
@@ -856,7 +857,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     model_kwargs = _json_object(args.model_kwargs, "--model-kwargs") if args.model_kwargs else {}
     if args.data is not None and args.stream is not None:  # one of them would be ignored
         raise ConfigError("--data and --stream each name what to replay; give one of them")
-    cfg = SimConfig(stream=args.stream or "fmnist-drift", strategy=args.strategy, samples=args.samples,
+    if args.data is not None and args.samples is not None:
+        raise ConfigError("--samples sets a --stream's length; a --data file streams all its rows (cut the file "
+                          "to replay fewer)")  # fmt: skip
+    cfg = SimConfig(stream=args.stream or "fmnist-drift", strategy=args.strategy, samples=args.samples or 9000,
                     label_delay=args.label_delay, rate=args.rate, seed=args.seed, overrides=overrides,
                     data=None if args.data is None else str(args.data), label_column=args.label_column,
                     drop_columns=args.drop_columns,
