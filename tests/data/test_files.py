@@ -140,3 +140,18 @@ def test_columns_that_are_not_features_are_dropped_by_name(tmp_path: Path) -> No
     np.savez(tmp_path / "t.npz", x=x, y=y)
     with pytest.raises(DataError, match="an .npz has no named columns to drop"):
         load_table(tmp_path / "t.npz", drop_columns=["x0"])
+
+
+def test_a_dataframe_is_read_as_its_csv_would_be_and_a_scenario_given_one_says_so(tmp_path: Path) -> None:
+    """A frame given to a scenario raised pandas' raw KeyError(0) (read as a torch dataset)."""
+    from lifelong.data.scenarios import class_incremental, domains_from_column
+    from lifelong.errors import ScenarioError
+
+    df = frame(40)
+    df.to_csv(tmp_path / "t.csv", index=False)
+    table = load_table(df, "species", "site")
+    on_disk = load_table(tmp_path / "t.csv", "species", "site")
+    assert table.feature_names == on_disk.feature_names and np.array_equal(table.x, on_disk.x)
+    assert len(domains_from_column(table).experiences) == len(set(df["site"]))
+    with pytest.raises(ScenarioError, match=r"a pandas DataFrame does not say which column is the label"):
+        class_incremental(df)

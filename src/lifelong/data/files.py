@@ -167,7 +167,7 @@ def parse_shape(text: str | None) -> tuple[int, ...] | None:
 
 
 def load_table(
-    path: str | os.PathLike[str],
+    path: str | os.PathLike[str] | pd.DataFrame,
     label_column: str = "label",
     domain_column: str | None = None,
     task_column: str | None = None,
@@ -178,7 +178,12 @@ def load_table(
     For ``.npz`` the arrays are named ``x``, ``y`` and optionally ``domain`` / ``task``; the
     column arguments apply to CSV and Parquet. ``drop_columns`` are columns that are not features
     (an id, a timestamp, free text): every other column but the label, domain and task is one.
+    A pandas DataFrame is read as a CSV file's rows would be.
     """
+    if frame_columns(path) is not None:
+        return _from_frame(
+            path, Path("dataframe"), label_column, domain_column, task_column, tuple(drop_columns)
+        )
     p = Path(path)
     if p.suffix.lower() not in SUFFIXES:
         raise DataError(f"{p}: unsupported file type {p.suffix!r}; use one of {', '.join(SUFFIXES)}")

@@ -27,6 +27,7 @@ from lifelong.data.dataset import (
     Split,
     as_split,
     concat,
+    frame_columns,
     from_tensors,
     from_torch,
 )
@@ -165,6 +166,12 @@ def _one_dataset(data: Any) -> Dataset | None:
         return data
     if hasattr(data, "to_dataset"):  # a lifelong.data.files.Table
         return data.to_dataset()
+    if frame_columns(data) is not None:  # a pandas DataFrame: which column is the label is not known
+        raise ScenarioError(
+            "data: a pandas DataFrame does not say which column is the label; read it with "
+            "lifelong.data.load_table(frame, label_column=...) (domain_column=, drop_columns= too) and pass "
+            "the table"
+        )
     if (
         hasattr(data, "__getitem__")
         and hasattr(data, "__len__")
