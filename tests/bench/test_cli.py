@@ -392,3 +392,18 @@ def test_flags_that_contradict_or_would_be_ignored_are_refused(
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: {words}") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [("{}", "not a `lifelong bench` results file"), ("[1]", "not a `lifelong bench` results file"),
+     ("nope", "is not JSON"), ('{"accuracy_matrix": [[1.0]]}', "it is one Result: print it with Result.from_json")],
+)  # fmt: skip
+def test_report_on_a_file_bench_did_not_write_says_so(
+    text: str, says: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Was a raw KeyError, TypeError or JSONDecodeError (exit 1)."""
+    (tmp_path / "r.json").write_text(text)
+    assert main(["report", str(tmp_path / "r.json")]) == 2
+    err = capsys.readouterr().err
+    assert says in err and err.count("\n") == 1

@@ -341,8 +341,24 @@ def report(args: argparse.Namespace) -> int:
         path = path / "results.json"
     if not path.is_file():
         raise ConfigError(f"no results file at {path}; run `lifelong bench --out DIR` first")
-    doc = json.loads(path.read_text())
-    rows = runner.summarize(doc["runs"])
+    try:
+        doc = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DataError(f"{path} is not JSON ({e}); give the results.json `lifelong bench` wrote") from e
+    runs = doc.get("runs") if isinstance(doc, dict) else None
+    if not isinstance(runs, list) or not all(
+        isinstance(r, dict)
+        and {"benchmark", "strategy", "metrics"} <= r.keys()
+        and isinstance(r["metrics"], dict)
+        for r in runs
+    ):
+        one = isinstance(doc, dict) and "accuracy_matrix" in doc
+        raise DataError(
+            f'{path} is not a `lifelong bench` results file (a "runs" list of runs with benchmark, strategy and '
+            "metrics)"
+            + ("; it is one Result: print it with Result.from_json(text).table() in Python" if one else "")
+        )
+    rows = runner.summarize(runs)
     if args.markdown:
         print(markdown_table(rows))
     else:
