@@ -1022,3 +1022,20 @@ def test_partial_fit_refuses_a_second_task_in_one_experience() -> None:
         learner.partial_fit(x[8:], 2 + torch.arange(8) % 2, torch.ones(8, dtype=torch.long))
     learner.consolidate()
     learner.partial_fit(x[8:], 2 + torch.arange(8) % 2, torch.ones(8, dtype=torch.long))
+
+
+def test_a_stop_request_made_during_partial_fit_does_not_stop_the_next_fit() -> None:
+    """partial_fit ignores ``stop_experience`` and never cleared it: the next fit stopped after one step."""
+
+    class StopOnce(Callback):
+        armed = True
+
+        def on_step_end(self, state, control) -> None:  # type: ignore[no-untyped-def]
+            if self.armed:
+                control.stop_experience = True
+
+    stop = StopOnce()
+    learner = Learner(toy_model(), lr=0.1, epochs=3, callbacks=[stop])
+    learner.partial_fit(torch.randn(30, 8), torch.arange(30) % 2)
+    stop.armed = False
+    assert learner.fit(toy_scenario()).epochs == 6  # 2 experiences x 3 epochs

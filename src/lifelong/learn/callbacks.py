@@ -43,7 +43,9 @@ class Control:
 
     Checkpoints and evaluations are taken at boundaries by whoever drives the learner
     (``Learner.save``, ``Learner.evaluate``): a checkpoint taken mid-experience could not resume
-    bit-for-bit, and the learner does not hold the stream to evaluate on.
+    bit-for-bit, and the learner does not hold the stream to evaluate on. ``fit`` reads
+    ``stop_experience`` between steps; ``partial_fit`` and task-free streams (one pass the caller
+    drives) do not, and a request made there does not carry over into the next ``fit``.
     """
 
     stop_experience: bool = False

@@ -401,6 +401,7 @@ class Learner:
         self.model.train()  # once here, not per step: Module.train() recurses through every submodule
         dtype = self.input_dtype
         start = time.perf_counter()
+        self.control.stop_experience = False  # a request made where nothing reads it (partial_fit) is gone
         for epoch in range(self.epochs):
             self.state.epoch = epoch
             order = torch.randperm(len(data), generator=self.generator)
