@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -357,3 +359,22 @@ def test_a_task_free_batch_that_would_end_two_experiences_at_once_is_refused() -
         ScenarioError, match=r"batch_size: 250 is larger than experience 1's 120 training samples"
     ):
         task_free(scenario, batch_size=250)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "says"),
+    [({"order": [0.2, 1.9]}, "order: must be a whole number, got 0.2"), ({"order": 3}, "order: give given"),
+     ({"order": "easy-first", "difficulty": [5, float("nan")]}, "experience 1's score must be a finite number"),
+     ({"order": "easy-first", "difficulty": lambda e: "hard"}, "experience 0's score must be a finite number"),
+     ({"order": "easy-first", "difficulty": 3}, "difficulty: give a function of an experience")],
+)  # fmt: skip
+def test_curriculum_refuses_orders_and_scores_it_would_have_truncated_or_missorted(kwargs, says) -> None:
+    """A fractional order was truncated, a NaN score mis-sorted, a scalar raised a raw TypeError."""
+    with pytest.raises(ScenarioError, match=re.escape(says)):
+        curriculum(class_incremental(toy_data(), n_experiences=2), **kwargs)
+    ordered = curriculum(
+        class_incremental(toy_data(), n_experiences=2),
+        "hard-first",
+        difficulty=lambda e: torch.tensor(float(e.index)),
+    )
+    assert [e.classes for e in ordered] == [(2, 3), (0, 1)]  # 0-d tensors are scores

@@ -99,6 +99,28 @@ def _whole(value: Any, arg: str, minimum: int | None = None) -> int:
     return int(value)
 
 
+def _scores(difficulty: Any, scenario: Scenario) -> list[float]:
+    """One finite difficulty per experience, from a function of an experience or a list of numbers."""
+    if callable(difficulty):
+        values = [difficulty(e) for e in scenario]
+    elif isinstance(difficulty, (str, bytes)) or not isinstance(difficulty, Iterable):
+        raise ScenarioError(
+            f"difficulty: give a function of an experience or one number per experience, got {difficulty!r}"
+        )
+    else:
+        values = list(difficulty)
+    scores = []
+    for i, v in enumerate(values):
+        try:  # numbers, numpy and 0-d torch scalars; not text
+            score = math.nan if isinstance(v, (str, bytes, bool)) else float(v)
+        except (TypeError, ValueError):
+            score = math.nan
+        if not math.isfinite(score):
+            raise ScenarioError(f"difficulty: experience {i}'s score must be a finite number, got {v!r}")
+        scores.append(score)
+    return scores
+
+
 def _angles(rotations: Any) -> list[float]:
     """``rotations`` as a list of finite angles in degrees, or a ScenarioError saying what to give."""
     example = "give a list of angles in degrees, e.g. rotations=[0, 90, 180]"
@@ -649,11 +671,7 @@ def curriculum(scenario: Scenario, order: Any = "given", difficulty: Any = None,
         elif order in ("easy-first", "hard-first"):
             if difficulty is None:
                 difficulty = class_overlap
-            scores = (
-                [float(difficulty(e)) for e in scenario]
-                if callable(difficulty)
-                else [float(d) for d in difficulty]
-            )
+            scores = _scores(difficulty, scenario)
             if len(scores) != n:
                 raise ScenarioError(
                     f"difficulty: got {len(scores)} scores for {n} experiences; give one per experience"
@@ -665,7 +683,11 @@ def curriculum(scenario: Scenario, order: Any = "given", difficulty: Any = None,
                 f"order: unknown {order!r}; valid: given, random, easy-first, hard-first or a list"
             )
     else:
-        perm = [int(i) for i in order]
+        if isinstance(order, bytes) or not isinstance(order, Iterable):
+            raise ScenarioError(
+                f"order: give given, random, easy-first, hard-first or a list of experience indices, got {order!r}"
+            )
+        perm = [_whole(i, "order") for i in order]
         if sorted(perm) != list(range(n)):
             raise ScenarioError(
                 f"order: {perm} is not a permutation of the {n} experience indices 0..{n - 1}"
