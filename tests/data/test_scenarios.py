@@ -378,3 +378,14 @@ def test_curriculum_refuses_orders_and_scores_it_would_have_truncated_or_missort
         difficulty=lambda e: torch.tensor(float(e.index)),
     )
     assert [e.classes for e in ordered] == [(2, 3), (0, 1)]  # 0-d tensors are scores
+
+
+def test_domains_from_column_names_a_missing_domain_and_refuses_a_scalar() -> None:
+    """A NaN domain was reported as "domain nan has 0 sample" (NaN != NaN); a scalar raised TypeError."""
+    data = toy_data().train
+    values = np.repeat([1.0, 2.0], len(data) // 2)
+    values[7] = np.nan
+    with pytest.raises(DataError, match=r"sample 7's domain is missing \(NaN\)"):
+        domains_from_column(data, domain_values=values)
+    with pytest.raises(ScenarioError, match=r"domain_values: give one value per sample"):
+        domains_from_column(data, domain_values=5)

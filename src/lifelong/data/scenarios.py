@@ -519,7 +519,19 @@ def domains_from_column(
         raise ScenarioError(
             "domains_from_column: no domain values; name a domain column or pass domain_values"
         )
-    values = list(domain_values.tolist() if hasattr(domain_values, "tolist") else domain_values)
+    values = domain_values.tolist() if hasattr(domain_values, "tolist") else domain_values
+    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+        raise ScenarioError(f"domain_values: give one value per sample (a list or 1-D array), got {values!r}")
+    values = list(values)
+    bad = next(
+        (i for i, v in enumerate(values) if isinstance(v, list) or (isinstance(v, float) and v != v)), None
+    )
+    if bad is not None:
+        if isinstance(values[bad], list):
+            raise DataError(
+                f"domain_values: sample {bad}'s domain is a list; give a 1-D array, one value per sample"
+            )
+        raise DataError(f"domain_values: sample {bad}'s domain is missing (NaN); fill or drop those rows")
     if len(values) != len(data):
         raise DataError(
             f"domain_values: got {len(values)} values for {len(data)} samples; give one per sample"
