@@ -74,3 +74,14 @@ def test_a_token_id_model_gets_its_ids_unstandardised(tmp_path: Path) -> None:
     assert torch.equal(ids, ids.round()) and ids.min() >= 0 and ids.max() < 50  # the ids themselves
     scaled = torch.cat([e.train.features() for e in from_file(path, label_column="topic").build(0)])
     assert not torch.equal(scaled, scaled.round())  # other models still get standardised features
+
+
+def test_an_npz_domain_benchmark_reads_its_domain_array_and_refuses_a_column_name(tmp_path: Path) -> None:
+    """It asked for --domain-column, then accepted any name and ignored it."""
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x=rng.normal(size=(80, 4)).astype(np.float32), y=np.arange(80) % 2,
+             domain=np.repeat([0, 1], 40))  # fmt: skip
+    scenario = from_file(tmp_path / "d.npz", scenario="domain").build(0)
+    assert len(scenario.experiences) == 2
+    with pytest.raises(ConfigError, match=r"an .npz gives each sample's domain in its 'domain' array"):
+        from_file(tmp_path / "d.npz", scenario="domain", domain_column="no_such_column")

@@ -121,7 +121,13 @@ def from_file(
 
     if scenario not in SCENARIOS:
         raise ConfigError(f"scenario: unknown {scenario!r}; valid: {', '.join(SCENARIOS)}")
-    if scenario == "domain" and domain_column is None:
+    npz = str(path).lower().endswith(".npz")  # its domains are its "domain" array, not a named column
+    if npz and domain_column is not None:
+        raise ConfigError(
+            f"{path}: an .npz gives each sample's domain in its 'domain' array, not a named column; drop "
+            f"--domain-column {domain_column}"
+        )
+    if scenario == "domain" and domain_column is None and not npz:
         raise ConfigError("a domain-incremental benchmark needs the column that names each sample's domain")
     if scenario != "domain" and domain_column is not None:
         raise ConfigError(
