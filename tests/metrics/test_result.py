@@ -111,3 +111,15 @@ def test_just_learned_is_the_diagonal_and_feeds_intransigence() -> None:
     assert Result(accuracy_matrix=r.accuracy_matrix, reference_accuracy=r.just_learned).metrics[
         "intransigence"
     ] == pytest.approx(0.0)
+
+
+def test_a_result_with_lists_shorter_than_its_matrix_or_no_matrix_is_refused_by_name() -> None:
+    """``.metrics`` raised a raw IndexError (a short untrained or reference list) or ValueError (empty)."""
+    good = Result(accuracy_matrix=[[0.9, 0.1], [0.8, 0.7]], untrained_accuracy=[0.1, 0.1]).to_dict()
+    for key in ("untrained_accuracy", "reference_accuracy"):
+        with pytest.raises(DataError, match=f"{key} has 1 values for 2 experiences"):
+            Result.from_dict({**good, key: [0.5]})
+    with pytest.raises(DataError, match="no accuracy matrix yet"):
+        _ = Result().metrics
+    with pytest.raises(DataError, match="no accuracy matrix yet"):
+        Result().table()

@@ -50,12 +50,22 @@ def _check_shapes(d: dict[str, Any]) -> None:
     for k in ("untrained_accuracy", "flips", "reference_accuracy"):
         if d.get(k) is not None and not number_list(d[k]):
             raise DataError(f"not a Result: {k} must be a list of numbers")
+    for k in ("untrained_accuracy", "reference_accuracy"):  # one per experience, or none
+        if d.get(k) and len(d[k]) != len(matrix[0]):
+            raise DataError(f"not a Result: {k} has {len(d[k])} values for {len(matrix[0])} experiences")
     for k in ("train_seconds", "boundary_seconds", "peak_rss_mb", "epochs", "samples", "extra_parameters",
               "buffer_bytes"):  # fmt: skip
         if k in d and (isinstance(d[k], bool) or not isinstance(d[k], int | float)):
             raise DataError(f"not a Result: {k} must be a number, got {d[k]!r}")
     if not isinstance(d.get("diverged", False), bool) or not isinstance(d.get("info", {}), dict):
         raise DataError("not a Result: diverged must be true or false and info an object")
+
+
+def _require_matrix(matrix: list[list[float]]) -> None:
+    if not matrix or not matrix[0]:
+        raise DataError(
+            "this Result has no accuracy matrix yet: Learner.fit fills one (or read one: Result.from_json)"
+        )
 
 
 def _nan_for_null(value: Any) -> Any:
@@ -107,6 +117,7 @@ class Result:
     @property
     def metrics(self) -> dict[str, float]:
         r = self.accuracy_matrix
+        _require_matrix(r)
         out: dict[str, float] = {
             "diverged": float(self.diverged),
             "acc": m.acc(r),
@@ -165,6 +176,7 @@ class Result:
 
     def table(self) -> str:
         """The accuracy matrix and the headline metrics as plain text."""
+        _require_matrix(self.accuracy_matrix)
         n = len(self.accuracy_matrix[0]) if self.accuracy_matrix else 0
         lines = ["after \\ on " + " ".join(f"{j:>6}" for j in range(n))]
         if self.diverged:
