@@ -383,7 +383,9 @@ def test_bench_on_the_users_file_runs_each_class_default_at_lr_0_03(
 @pytest.mark.parametrize(
     ("argv", "words"),
     [(["bench", "--data", "x.csv", "--benchmark", "split-digits"], "--data and --benchmark each name"),
-     (["advise", "--private", "--store-data"], "--store-data and --private contradict each other")],
+     (["advise", "--private", "--store-data"], "--store-data and --private contradict each other"),
+     (["bench", "--seeds", "0,1,0"], "argument --seeds: 0 given twice"),  # shown as a spread of 0 over seeds
+     (["bench", "--strategies", "naive,ewc,naive"], "argument --strategies: naive given twice")],
 )  # fmt: skip
 def test_flags_that_contradict_or_would_be_ignored_are_refused(
     argv: list[str], words: str, capsys: pytest.CaptureFixture[str]

@@ -28,7 +28,15 @@ def _names(value: str) -> list[str]:
     names = _csv(value)
     if not names:
         raise argparse.ArgumentTypeError(f"give at least one name, comma-separated; got {value!r}")
+    _once(names)
     return names
+
+
+def _once(values: list[Any]) -> None:
+    """A value given twice would run twice and show as a spread of zero over independent runs."""
+    twice = sorted({str(v) for v in values if values.count(v) > 1})
+    if twice:
+        raise argparse.ArgumentTypeError(f"{', '.join(twice)} given twice; list each once")
 
 
 def _seeds(value: str) -> list[int]:
@@ -41,6 +49,7 @@ def _seeds(value: str) -> list[int]:
         ) from None
     if not seeds:
         raise argparse.ArgumentTypeError(f"give at least one seed, e.g. 0,1,2; got {value!r}")
+    _once(seeds)
     return seeds
 
 
