@@ -151,3 +151,15 @@ def test_check_bearer_needs_nothing_without_a_token() -> None:
         check_bearer("Bearer a", "b")
     with pytest.raises(AuthError, match="Authorization: Bearer <LIFELONG_TOKEN>"):
         check_bearer(None, "b")
+
+
+def test_credentials_of_another_scheme_are_named_as_such_not_as_missing() -> None:
+    token = "s3cret-token-of-enough-length"
+    with pytest.raises(AuthError, match=r"^missing credentials"):
+        check_bearer(None, token)
+    with pytest.raises(
+        AuthError, match=r"credentials of scheme 'Basic', not a bearer token: send the header"
+    ):
+        check_bearer("Basic dXNlcjpwYXNz", token)
+    with pytest.raises(ForbiddenError):
+        check_bearer("Bearer wrong", token)

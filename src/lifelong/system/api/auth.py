@@ -28,7 +28,12 @@ def check_bearer(authorization: str | None, expected: str | None) -> None:
         return
     scheme, _, credentials = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not credentials.strip():
-        raise AuthError("missing credentials: send the header 'Authorization: Bearer <LIFELONG_TOKEN>'")
+        got = (
+            "missing credentials"
+            if not scheme
+            else f"credentials of scheme {scheme[:20]!r}, not a bearer token"
+        )
+        raise AuthError(f"{got}: send the header 'Authorization: Bearer <LIFELONG_TOKEN>'")
     if not secrets.compare_digest(credentials.strip().encode(), expected.encode()):
         raise ForbiddenError("the bearer token is wrong; use LIFELONG_TOKEN or the one in <data_dir>/token")
 
