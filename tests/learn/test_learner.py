@@ -876,11 +876,10 @@ def test_a_float64_model_trains_in_fit_as_in_partial_fit() -> None:
     assert learner.fit(scenario).metrics["acc"] > 0.5  # the inputs are cast to the model's dtype
     assert learner.predict_logits(scenario[0].test.features()).dtype == torch.float64
     learner.partial_fit(scenario[0].train.features(), scenario[0].train.y)
-    ewc = Learner(toy_model().double(), [EWC()], lr=0.1, batch_size=8)
     with pytest.raises(
         ConfigError, match=r"parameters are torch.float64, and EWC computes in float32 .*model.float\(\)"
-    ):
-        ewc.fit(scenario)  # a strategy that keeps float32 state: the dtype is named, not a shape
+    ):  # a strategy that keeps float32 state: refused when built (was: after an experience trained)
+        Learner(toy_model().double(), [EWC()], lr=0.1, batch_size=8)
 
 
 @pytest.mark.parametrize(

@@ -206,6 +206,12 @@ class Learner:
                 "train it in one process"
             )
         self.reset_optimizer()
+        float32_only = [type(s).__name__ for s in self.strategies if s.float32_only]
+        if float32_only and self._model_dtype != torch.float32:
+            raise ConfigError(
+                f"the model's parameters are {self._model_dtype}, and {' and '.join(float32_only)} computes in "
+                "float32 (its own importances, projections or layers); convert the model with model.float()"
+            )
         for s in self._hooks["attach"]:
             s.attach(self)
         # after attach: DDP registers the parameters that train (NCM freezes its feature extractor)

@@ -68,7 +68,9 @@ class Strategy:
     widens hidden layers (CPG, DEN), after which those anchors no longer fit: the learner refuses
     the two together. ``follows_growth`` False: the method keeps state sized to the model's weights
     that a grown head cannot join (OGD's flattened directions), so ``allow_new_classes`` is refused
-    before the head grows.
+    before the head grows. ``float32_only``: the method builds float32 tensors or layers of its own
+    (importances, projections, new columns), so a float64 or bfloat16 model is refused when the
+    learner is built.
     """
 
     name: ClassVar[str] = ""
@@ -80,6 +82,7 @@ class Strategy:
     anchors: ClassVar[bool] = False
     grows_layers: ClassVar[bool] = False
     follows_growth: ClassVar[bool] = True
+    float32_only: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Register a class that sets its own ``name``; a name another class holds is refused (as

@@ -56,6 +56,7 @@ class Adapters(Strategy):
     """
 
     name = "adapters"
+    float32_only = True
     owns = frozenset({"parameters"})
 
     def __init__(self, bottleneck: int = 16, per_experience: bool = True, prompt: bool = False,

@@ -82,6 +82,7 @@ class EWC(Strategy):
     """
 
     name = "ewc"
+    float32_only = True
     supports = frozenset({"class", "task", "domain"})
     anchors = True
 

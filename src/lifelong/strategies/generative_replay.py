@@ -42,6 +42,7 @@ class GenerativeReplay(Strategy):
     """
 
     name = "generative-replay"
+    float32_only = True
     supports = frozenset({"class", "domain"})
 
     def __init__(self, latent_dim: int = 16, hidden: int = 128, gen_lr: float = 3e-3, gen_steps: int = 1,

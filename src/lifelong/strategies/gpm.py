@@ -40,6 +40,7 @@ class GPM(Strategy):
     """
 
     name = "gpm"
+    float32_only = True
     supports = frozenset({"class", "task", "domain"})
 
     def __init__(self, threshold: float = 0.97, threshold_increment: float = 0.0, samples: int = 125) -> None:

@@ -50,6 +50,7 @@ class MAS(Strategy):
     """
 
     name = "mas"
+    float32_only = True
     supports = frozenset({"class", "task", "domain"})
     anchors = True
 

@@ -38,6 +38,7 @@ class MultiHead(Strategy):
     """
 
     name = "multihead"
+    float32_only = True
     supports = frozenset({"task"})
     needs = frozenset({"task_labels"})
 

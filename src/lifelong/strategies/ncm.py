@@ -78,6 +78,7 @@ class NCM(Strategy):
     """
 
     name = "ncm"
+    float32_only = True
     reads_window = False  # the boundary only pools the running sums across ranks
 
     def __init__(self, freeze: bool = True) -> None:

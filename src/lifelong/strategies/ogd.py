@@ -42,6 +42,7 @@ class OGD(Strategy):
     """
 
     name = "ogd"
+    float32_only = True
     follows_growth = False
     supports = frozenset({"class", "task", "domain"})
 

@@ -30,6 +30,7 @@ class PNN(Strategy):
     """
 
     name = "pnn"
+    float32_only = True
     owns = frozenset({"parameters"})
     supports = frozenset({"task"})
     needs = frozenset({"task_labels"})

@@ -82,6 +82,7 @@ class SCP(Strategy):
     """
 
     name = "scp"
+    float32_only = True
     supports = frozenset({"class", "task", "domain"})
     anchors = True
 
