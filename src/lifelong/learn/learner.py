@@ -127,6 +127,11 @@ class Learner:
                                    ("eval_batch_size", eval_batch_size, 1), ("seed", seed, 0)):  # fmt: skip
             check_param("Learner", option, value, int, low=low)
         lr, momentum, weight_decay = float(lr), float(momentum), float(weight_decay)
+        if momentum and optimizer != "sgd":  # Adam's betas play that part; it was silently dropped
+            raise ConfigError(
+                f"momentum={momentum} applies to optimizer='sgd' only; {optimizer} keeps its own running averages "
+                "(betas): drop momentum, or use optimizer='sgd'"
+            )
         batch_size, epochs = operator.index(batch_size), operator.index(epochs)
         eval_batch_size, seed = operator.index(eval_batch_size), operator.index(seed)
         if not isinstance(model, nn.Module):
@@ -1241,6 +1246,8 @@ class Learner:
         """
         from lifelong.errors import CheckpointError
 
+        if _device(device).type == "meta":  # checked first: a bad device is not a malformed checkpoint
+            raise ConfigError("device='meta' holds shapes, not weights: load onto 'cpu' or a CUDA device")
         try:
             return cls._rebuild(directory, model, callbacks, device)
         except CheckpointError:
@@ -1287,7 +1294,12 @@ class Learner:
             except ConfigError as e:
                 raise CheckpointError(f"checkpoint {directory} uses {e}") from e
         try:
-            learner = cls(model, strategies, callbacks=callbacks, device=device, **manifest["learner"])
+            options = manifest["learner"]
+            if (
+                isinstance(options, dict) and options.get("optimizer", "sgd") != "sgd"
+            ):  # saved before momentum was refused there (unused)
+                options = {**options, "momentum": 0.0}
+            learner = cls(model, strategies, callbacks=callbacks, device=device, **options)
         except ConfigError as e:  # an option this learner does not take, or a value it refuses
             raise CheckpointError(f"checkpoint {directory} is malformed: {e}"[:500]) from e
         for s, st in zip(learner.strategies, state["strategies"]):

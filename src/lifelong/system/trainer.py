@@ -302,7 +302,8 @@ def bootstrap(
     if data is not None and class_names is None:
         _warn_if_sparse_labels(y)
     learner = Learner(net, _strategies(strategies, strategy_params or {}), optimizer=optimizer,
-                      lr=default_lr(optimizer) if lr is None else lr, momentum=momentum, batch_size=batch_size,
+                      lr=default_lr(optimizer) if lr is None else lr,
+                      momentum=momentum if optimizer == "sgd" else 0.0, batch_size=batch_size,
                       epochs=epochs, seed=seed)  # fmt: skip
     metrics: dict[str, Any] = {}
     if data is not None:
