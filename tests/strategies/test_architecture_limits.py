@@ -99,3 +99,12 @@ def test_copies_made_before_the_head_grew_answer_with_the_grown_width(name: str)
         probs = learner.predict_proba(data.test.x[idx], torch.full((len(idx),), task))
         assert probs.shape == (len(idx), 6)
         assert (probs.argmax(1) == data.test.y[idx]).float().mean() > 0.8, task
+
+
+@pytest.mark.parametrize("name", ["multihead", "packnet", "hat"])
+def test_predicting_no_rows_with_task_ids_answers_no_rows(name: str) -> None:
+    """Routing by task raised a raw StopIteration on an empty batch."""
+    learner = Learner(toy_model(), [get_strategy(name)()], lr=0.1)
+    learner.partial_fit(torch.randn(20, 8), torch.arange(20) % 2, t=0)
+    learner.consolidate()
+    assert learner.predict_proba(torch.randn(0, 8), t=0).shape == (0, 4)

@@ -163,8 +163,8 @@ def route(x: Tensor, t: Tensor | None, fn: Callable[[Tensor, int | None], Tensor
     if t is None:
         return fn(x, None)
     tasks = t.unique()
-    if len(tasks) == 1:  # the common case: one task per batch, no gather/scatter
-        return fn(x, int(tasks[0]))
+    if len(tasks) <= 1:  # the common case: one task per batch, no gather/scatter (or no samples at all)
+        return fn(x, int(tasks[0]) if len(tasks) else None)
     parts = {int(u): (t == u).nonzero().squeeze(1) for u in tasks}
     outs = {u: fn(x[idx], u) for u, idx in parts.items()}
     first = next(iter(outs.values()))
