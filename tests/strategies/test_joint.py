@@ -34,3 +34,10 @@ def test_an_experience_outside_a_scenario_is_trained_on_alone() -> None:
     strategy = Joint()
     data = strategy.train_data(Learner(toy_model(), [strategy]), experience, experience.train)
     assert len(data) == len(experience.train)
+
+
+def test_joint_trains_on_the_experiences_fit_is_given_not_their_whole_scenario() -> None:
+    """fit(scenario[:1]) trained on every experience of the scenario, classes never in the stream too."""
+    learner = Learner(toy_model(), [Joint()], lr=0.1, batch_size=8)
+    result = learner.fit(toy_scenario()[:1])
+    assert result.samples == 120 and learner.classes_seen == (0, 1)

@@ -192,6 +192,9 @@ class Learner:
         self._output_checked = False  # the model's first output is checked to be logits, then never again
         self.incoming: Batch | None = None  # the batch being trained on, during a step (None between steps)
         self.task_free = False  # training a task-free stream: no boundary will be announced
+        self.stream: list[Experience] | None = (
+            None  # the experiences fit() is training through (Joint reads them)
+        )
         self._incoming_rows: tuple[Batch, Tensor] | None = None  # (batch, its rows of data.x)
         self.train_seconds = 0.0
         self.boundary_seconds = 0.0  # consolidation work, also counted in train_seconds
@@ -1090,6 +1093,7 @@ class Learner:
             "experiences": len(experiences),
         }
         self.state.fitting = True
+        self.stream = experiences
         try:
             if isinstance(stream, TaskFreeStream):
                 self._train_task_free(stream, record, largest[0])
@@ -1099,6 +1103,7 @@ class Learner:
                     record(i)
         finally:
             self.state.fitting = False
+            self.stream = None
         result.train_seconds = self.train_seconds - start_seconds
         result.boundary_seconds = self.boundary_seconds - start_boundary
         result.diverged = self.diverged

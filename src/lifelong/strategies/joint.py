@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 
 class Joint(Strategy):
-    """Train once on the union of all experiences of the scenario; later experiences add nothing.
+    """Train once on the union of the experiences ``fit`` is given; later experiences add nothing.
 
     Not a continual method: it needs the whole stream up front. Every row of its accuracy
     matrix is the same model, so its forgetting is zero by construction.
@@ -31,6 +31,8 @@ class Joint(Strategy):
         if self.trained_:
             return data.subset(torch.arange(0))
         self.trained_ = True
-        if experience.scenario is None:
+        if not learner.stream:  # partial_fit: only what it is given
             return data
-        return concat([e.train for e in experience.scenario], "joint")
+        return concat(
+            [e.train for e in learner.stream], "joint"
+        )  # what fit was given, not the whole scenario
