@@ -79,3 +79,14 @@ def test_per_experience_memory_keeps_every_experience_whole_as_the_authors_code(
 def test_per_experience_must_keep_a_sample() -> None:
     with pytest.raises(ConfigError, match="per_experience"):
         GEM(per_experience=0)
+
+
+def test_a_budget_smaller_than_the_experiences_is_refused_before_the_one_it_cannot_keep() -> None:
+    """Every share was 0 rows: GEM silently became naive fine-tuning."""
+    learner = Learner(toy_model(), [GEM(buffer_size=1)], lr=0.1, batch_size=8)
+    scenario = toy_scenario()
+    learner.fit(scenario[:1])
+    with pytest.raises(
+        ConfigError, match=r"GEM\(buffer_size=1\) cannot keep a sample of each of 2 experiences"
+    ):
+        learner.fit(scenario[1:])

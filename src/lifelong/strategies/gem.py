@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lifelong.errors import ConfigError
 from lifelong.learn.distributed import all_reduce_mean
 from lifelong.learn.params import check_param
 from lifelong.learn.strategy import Strategy
@@ -57,6 +58,15 @@ class GEM(Strategy):
         self.scale_: list[float] = []
         # the memory as the forward takes it; rebuilt when the memory or the device changes
         self._ready: tuple[tuple[object, ...], list[tuple[Tensor, Tensor, Tensor]]] | None = None
+
+    def before_experience(self, learner: Learner, experience: Experience) -> None:
+        n = len(self.x_) + 1  # experiences the shared budget is split among once this one ends
+        if self.per_experience is None and self.buffer_size < n:  # every share would be 0 rows: naive
+            raise ConfigError(
+                f"GEM(buffer_size={self.buffer_size}) cannot keep a sample of each of {n} experiences (the "
+                f"budget is split equally among them); give buffer_size >= the number of experiences, or "
+                "per_experience=N"
+            )
 
     def after_backward(self, learner: Learner) -> None:
         params = trainable(learner.model)
