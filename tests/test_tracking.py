@@ -7,7 +7,6 @@ import socket
 from pathlib import Path
 
 import pytest
-import torch
 
 pytest.importorskip("mlflow", reason="MLflow is not installed; pip install 'lifelong[tracking]'")
 pytest.importorskip("alembic", reason="MLflow's SQL store needs alembic; pip install 'lifelong[tracking]'")
@@ -112,9 +111,18 @@ def test_a_file_store_mlflow_refuses_is_a_config_error_naming_the_fix(
     from lifelong.errors import ConfigError
 
     monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
-    model = toy_model()
-    before = {k: v.clone() for k, v in model.state_dict().items()}
-    learner = Learner(model, callbacks=[MLflowLogger((tmp_path / "mlruns").as_uri())])
     with pytest.raises(ConfigError, match="sqlite:///mlflow.db, or set MLFLOW_ALLOW_FILE_STORE=true"):
-        learner.fit(toy_scenario())
-    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())  # nothing trained
+        MLflowLogger((tmp_path / "mlruns").as_uri())  # refused when built (was: once fit had begun)
+
+
+def test_a_logger_used_for_a_second_fit_logs_a_second_run(store_dir: Path) -> None:
+    """The second fit wrote into the first, finished run (its steps restarting at 0)."""
+    uri = _uri(store_dir)
+    logger = MLflowLogger(uri, experiment="twice", plots=False)
+    learner = Learner(toy_model(), lr=0.1, batch_size=16, callbacks=[logger])
+    learner.fit(toy_scenario())
+    first = logger.run_id_
+    learner.fit(toy_scenario())
+    runs = _runs(uri, "twice")
+    assert [r.info.run_id for r in runs] == [first, logger.run_id_] and first != logger.run_id_
+    assert all(r.info.status == "FINISHED" for r in runs)

@@ -118,20 +118,20 @@ class MLflowLogger(Callback):
                  plots: bool = True) -> None:  # fmt: skip
         self.tracking_uri, self.experiment, self.run_name = tracking_uri, experiment, run_name
         self.params, self.tags, self.plots = dict(params or {}), dict(tags or {}), plots
-        self.run_id_: str | None = None
-        self._client: Any = None
+        self.run_id_: str | None = None  # the latest run's (it stays readable after fit)
+        self._open = False  # a fit's run is open; the next fit starts a new one
+        self._client: Any = client(tracking_uri)  # a store MLflow refuses is refused here, before any fit
         self._loss: Any = 0.0
         self._steps = 0
         self._start = 0.0
 
     def _run(self, state: LoopState) -> str:
-        if self.run_id_ is None:
-            self._client = client(self.tracking_uri)
+        if not self._open or self.run_id_ is None:
             exp = experiment_id(self._client, self.experiment)
             run = self._client.create_run(
                 exp, run_name=self.run_name, tags={"lifelong.kind": "fit", **self.tags}
             )
-            self.run_id_ = run.info.run_id
+            self.run_id_, self._open = run.info.run_id, True
             _log_batch(self._client, self.run_id_, params={**state.params, **self.params})
         return self.run_id_
 
@@ -185,8 +185,9 @@ class MLflowLogger(Callback):
 
     def close(self, status: str = "FINISHED") -> None:
         """End the run (``fit`` does this itself; call it after ``learn`` / ``partial_fit`` use)."""
-        if self.run_id_ is not None and self._client is not None:
+        if self.run_id_ is not None and self._open:
             self._client.set_terminated(self.run_id_, status)
+        self._open = False
 
 
 def log_training_attempt(tracking_uri: str, payload: Mapping[str, Any], experiment: str = "lifelong-system") -> str | None:  # fmt: skip
