@@ -14,7 +14,13 @@ from lifelong.learn.distributed import all_reduce_mean
 from lifelong.learn.params import check_param
 from lifelong.learn.strategy import Strategy
 from lifelong.strategies._importance import sample_index
-from lifelong.strategies._projection import check_projectable, grow_basis, input_grams, layers
+from lifelong.strategies._projection import (
+    check_projectable,
+    grow_basis,
+    input_grams,
+    layers,
+    warn_unless_plain_sgd,
+)
 
 if TYPE_CHECKING:
     from lifelong.data.scenarios import Experience
@@ -56,6 +62,7 @@ class GPM(Strategy):
 
     def attach(self, learner: Learner) -> None:
         check_projectable(learner.model, "GPM")
+        warn_unless_plain_sgd(learner, "GPM")
 
     def after_backward(self, learner: Learner) -> None:
         if not self.bases_:

@@ -16,7 +16,7 @@ from lifelong.learn.distributed import all_gather_rows, share
 from lifelong.learn.params import check_param
 from lifelong.learn.strategy import Strategy
 from lifelong.strategies._importance import per_sample_gradients, sample_index, trainable
-from lifelong.strategies._projection import extend_rows
+from lifelong.strategies._projection import extend_rows, warn_unless_plain_sgd
 
 if TYPE_CHECKING:
     from lifelong.data.scenarios import Experience
@@ -50,6 +50,9 @@ class OGD(Strategy):
         check_param(self, "memory_per_experience", memory_per_experience, int, low=1)
         self.memory_per_experience = memory_per_experience
         self.basis_: Tensor | None = None
+
+    def attach(self, learner: Learner) -> None:
+        warn_unless_plain_sgd(learner, "OGD")
 
     def after_backward(self, learner: Learner) -> None:
         if self.basis_ is None or len(self.basis_) == 0:
