@@ -389,3 +389,16 @@ def test_domains_from_column_names_a_missing_domain_and_refuses_a_scalar() -> No
         domains_from_column(data, domain_values=values)
     with pytest.raises(ScenarioError, match=r"domain_values: give one value per sample"):
         domains_from_column(data, domain_values=5)
+
+
+@pytest.mark.parametrize(
+    ("x", "degrees", "says"),
+    [(torch.full((1, 1, 4, 4), 1000), 90, "floating point or uint8"),  # clamped to 255 before
+     (torch.zeros(1, 1, 4, 4), float("nan"), "finite number"),  # all zeros before
+     (torch.zeros(1, 1, 4, 4), float("inf"), "finite number"), (torch.zeros(1, 4, 4), 90, "[N, C, H, W]")],
+)  # fmt: skip
+def test_rotate_refuses_what_it_would_corrupt(x: torch.Tensor, degrees: float, says: str) -> None:
+    from lifelong.data.scenarios import rotate
+
+    with pytest.raises(ScenarioError, match=re.escape(says)):
+        rotate(x, degrees)
