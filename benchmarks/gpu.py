@@ -18,6 +18,8 @@ import overhead  # noqa: E402  (a sibling script, not a package)
 
 
 def main() -> int:
+    if {"-h", "--help"} & set(sys.argv[1:]):  # the overhead benchmark's options, run on cuda
+        return overhead.main(["--help"], device_default="cuda") or 0  # argparse exits after printing
     if not torch.cuda.is_available():
         print(f"no CUDA device (torch {torch.__version__}, cuda {torch.version.cuda}): nothing to measure")
         return 0

@@ -3,6 +3,7 @@
 PYTHONPATH=src python3 benchmarks/gpu_strategies.py   (says so and exits 0 without a GPU)
 """
 
+import argparse
 import math
 import sys
 import time
@@ -27,6 +28,7 @@ class Losses(Callback):
 
 
 def main() -> int:
+    argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0]).parse_args()  # --help only
     if not torch.cuda.is_available():
         print("no CUDA device: nothing to check")
         return 0
