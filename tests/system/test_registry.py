@@ -273,6 +273,22 @@ def test_collected_versions_stay_listed_and_in_the_lineage_but_cannot_be_loaded(
         registry.get(999, collected=True)
 
 
+def test_an_alias_is_never_moved_onto_a_version_whose_files_were_collected(registry: Registry) -> None:
+    """Rollback onto a collected version answered 200: running replicas kept serving it from memory, a
+    new one fell back to another, and every training failed; promote said "no model version 2"."""
+    chain = [publish(registry, bytes([i])) for i in range(4)]
+    for v in chain:
+        registry.set_alias("champion", v)
+    gone = registry.collect(keep_last=2)
+    assert chain[1] in gone
+    registry.rollback()  # v4 -> v3: kept
+    with pytest.raises(RegistryError, match=f"v{chain[1]}'s model files were deleted by retention"):
+        registry.rollback()
+    assert registry.alias("champion") == chain[2]  # unchanged
+    with pytest.raises(RegistryError, match="deleted by retention .*cannot point canary at it"):
+        registry.set_alias("canary", chain[1], share=0.1)
+
+
 @pytest.mark.parametrize("alias", ["canary", "shadow"])
 def test_a_variant_that_becomes_the_champion_ends_by_promotion_or_rollback(
     registry: Registry, alias: str

@@ -362,7 +362,9 @@ def task_incremental(
 def rotate(x: Tensor, degrees: float) -> Tensor:
     """Rotate images ``x`` [N, C, H, W] (floats, or uint8 pixels) by ``degrees`` around their centre."""
     if not isinstance(x, Tensor) or x.dim() != 4:
-        raise ScenarioError(f"rotate: x must be images [N, C, H, W], got {getattr(x, 'shape', type(x).__name__)}")
+        raise ScenarioError(
+            f"rotate: x must be images [N, C, H, W], got {getattr(x, 'shape', type(x).__name__)}"
+        )
     if not (x.dtype.is_floating_point or x.dtype == torch.uint8):  # rounded into 0-255 after sampling
         raise ScenarioError(f"rotate: x must be floating point or uint8 pixels, got {x.dtype}")
     if isinstance(degrees, bool) or not isinstance(degrees, numbers.Real) or not math.isfinite(degrees):

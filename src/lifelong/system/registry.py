@@ -302,9 +302,7 @@ class Registry:
         if share is not None and not 0.0 < share <= 1.0:
             raise RegistryError(f"share must be in (0, 1], got {share}")
         with self.store.transaction() as conn:
-            ready = sa.select(mv.c.version).where(mv.c.version == version, mv.c.status == "ready")
-            if conn.execute(ready).first() is None:
-                raise NotFoundError(f"no model version {version}; publish it before pointing an alias at it")
+            _require_ready(conn, version, f"point {alias} at it")
             _lock_aliases(conn)
             current = conn.execute(sa.select(aliases).where(aliases.c.name == alias)).first()
             if current is not None and (current.version, current.share) == (version, share):
@@ -369,6 +367,8 @@ class Registry:
                     "promote another version instead (`lifelong promote VERSION`, POST /v1/models/{version}/promote, "
                     "or registry.set_alias('champion', version))"
                 )
+            if previous is not None:  # a version whose weights retention deleted cannot serve again
+                _require_ready(conn, previous.version, f"roll {alias} back to it")
             conn.execute(sa.update(d).where(d.c.id == current.id).values(state="rolled_back"))
             if previous is None:
                 conn.execute(sa.delete(aliases).where(aliases.c.name == alias))
@@ -551,3 +551,15 @@ def _is_held(path: Path) -> bool:
     except BlockingIOError:
         return True
     return False
+
+
+def _require_ready(conn: sa.Connection, version: int, to: str) -> None:
+    """Refuse a version that is not published, or whose artifact retention collected, naming which."""
+    row = conn.execute(sa.select(mv.c.status).where(mv.c.version == version)).first()
+    if row is None or row.status == "pending":
+        raise NotFoundError(f"no model version {version}; publish it before pointing an alias at it")
+    if row.status == "collected":
+        raise RegistryError(
+            f"v{version}'s model files were deleted by retention (--keep-versions), so it cannot {to}; "
+            "promote a version `lifelong models` lists without (collected)"
+        )
