@@ -182,6 +182,16 @@ def test_retention_by_age(store: Store) -> None:
         RetentionPolicy(max_age_days=0)
 
 
+def test_a_sample_cap_counts_only_the_samples_the_other_rules_keep(store: Store) -> None:
+    """keep 5 with delete-trained: the 6 newest were trained, and the cap, counted over them too,
+    deleted the 4 older untrained samples as well: all 10 went."""
+    ids = store.add_samples(np.zeros((10, 2)))
+    store.mark_trained(ids[4:], version=1)
+    assert store.apply_retention(RetentionPolicy(delete_trained=True, max_samples=5)) == 6
+    assert store.samples().ids.tolist() == ids[:4]  # untrained and under the cap: kept
+    assert store.apply_retention(RetentionPolicy(max_samples=2)) == 2
+
+
 def test_retention_deletes_in_chunks_and_takes_feedback_with_predictions(store: Store) -> None:
     ids = store.add_samples(np.zeros((10, 2)))
     for i in ids:

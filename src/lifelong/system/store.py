@@ -459,9 +459,12 @@ class Store:
         if policy.max_samples is not None:
             with self.engine.connect() as conn:  # rows arriving meanwhile get higher ids: they stay
                 for key, cond in ((samples.c.id, conds), (predictions.c.seq, old_predictions)):
-                    edge = conn.execute(
-                        sa.select(key).order_by(key.desc()).offset(policy.max_samples).limit(1)
-                    ).scalar()
+                    # the newest N of the rows the other rules keep: trained or old rows deleted anyway
+                    # must not count, or untrained rows under the cap went too
+                    q = sa.select(key).order_by(key.desc()).offset(policy.max_samples).limit(1)
+                    if cond:
+                        q = q.where(sa.not_(sa.or_(*cond)))
+                    edge = conn.execute(q).scalar()
                     if edge is not None:
                         cond.append(key <= edge)
         # predictions first: deleting their samples then has no rows left to unlink (SET NULL)
