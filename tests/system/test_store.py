@@ -254,6 +254,9 @@ def test_default_is_one_sqlite_file_in_wal_mode(tmp_path: Path, monkeypatch: pyt
     assert (tmp_path / "env.db").exists() and not (tmp_path / "unused").exists()
     with pytest.raises(StoreError, match="cannot use database URL"):
         Store("nosuchdb://x")
+    with pytest.raises(StoreError, match=r"URL 'postgresql\+psycopg://u:\*\*\*@127.0.0.1:notaport/x'") as e:
+        Store("postgresql://u:pw@127.0.0.1:notaport/x")  # was a raw ValueError traceback
+    assert "pw" not in str(e.value)
     with pytest.raises(StoreError, match="cannot open the database .*refused") as e:
         Store("postgresql://nobody@127.0.0.1:1/none")
     assert "\n" not in str(e.value)  # one line: psycopg's hint came on a line of its own

@@ -245,8 +245,13 @@ class Store:
         url = re.sub(r"^postgres(ql)?://", "postgresql+psycopg://", url)
         try:
             self.engine = sa.create_engine(url, pool_pre_ping=not url.startswith("sqlite"))
-        except (sa.exc.ArgumentError, ImportError) as err:
-            raise StoreError(f"cannot use database URL {url!r}: {err}") from err
+        except (
+            sa.exc.ArgumentError,
+            ImportError,
+            ValueError,
+        ) as err:  # ValueError: a port that is not a number
+            shown = re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
+            raise StoreError(f"cannot use database URL {shown!r}: {err}") from err
         self._checkpointer: _Checkpointer | None = None
         if self.engine.dialect.name == "sqlite":
             _configure_sqlite(self.engine, synchronous, autocheckpoint=checkpoint_every is None)
