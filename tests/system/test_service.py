@@ -151,6 +151,33 @@ def test_worse_canary_is_rolled_back_and_better_one_promoted(system: System) -> 
     assert system.health_metrics()["live_accuracy"] == {}  # the new champion has no judged answers yet
 
 
+def test_event_counters_have_no_sample_while_the_store_cannot_count_them(
+    system: System, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """During an outage promotions, rollbacks, attempts and drift totals read 0 (a counter reset to
+    Prometheus: increase() then reported false promotions) and every outcome gauge 0."""
+    from lifelong.system.api.metrics import _loop_metrics
+
+    system.promote(system.bootstrap(trained(0)))
+    up = "\n".join(_loop_metrics(system.health_metrics()))
+    assert (
+        "lifelong_versions_promoted_total 1" in up
+        and 'lifelong_training_last_outcome{outcome="passed"}' in up
+    )
+
+    def down(*args: object, **kwargs: object) -> None:
+        raise OSError("the database is unreachable")
+
+    monkeypatch.setattr(system.store, "count_events", down)
+    text = "\n".join(_loop_metrics(system.health_metrics()))
+    for family in ("lifelong_versions_promoted_total", "lifelong_versions_rolled_back_total",
+                   "lifelong_training_attempts_total", "lifelong_drift_detections_total",
+                   "lifelong_training_last_outcome"):  # fmt: skip
+        assert f"# TYPE {family} " in text and not any(
+            line.startswith(family) for line in text.splitlines()
+        ), family
+
+
 def test_while_a_canary_runs_the_champions_live_accuracy_covers_the_canarys_period(system: System) -> None:
     """Was: the champion's gauge counted its answers since its own deployment, the canary's since the
     canary's: /metrics read champion 0.73 on 110 against canary 0.67 on 30 (the champion's earlier

@@ -830,13 +830,15 @@ class System:
             score = None if event is None else event.payload.get("score")
             if isinstance(score, int | float):
                 drift[kind] = float(score)
-        counts = self._quiet(self.store.count_events) or {}
+        counts = self._quiet(self.store.count_events)  # None: the store is down, the totals unknown
+        known = counts is not None  # no sample then, not 0: Prometheus would read a counter reset
+        counts = counts or {}
         return {
             "worker_up": worker_up,
             "worker_heartbeat_age_seconds": None
             if lease is None
             else max(0.0, time.time() - lease.heartbeat),
-            "training_outcome": outcome,
+            "training_outcome": outcome if known else "unknown",
             "training_timestamp_seconds": None if last is None else last.ts,
             "live_accuracy": accuracy,
             "drift_score": drift,
@@ -846,12 +848,14 @@ class System:
             "predictions_dropped_total": self.backlog.dropped,
             "store_write_failing": self.write_health.failed_since is not None,
             "training_cpu_seconds": _cpu_seconds(self._latest(EventKind.GATE)),
-            "drift_detections_total": {k.value: counts.get(k.value, 0) for k in DRIFT_KINDS},
-            "trainings_total": counts.get(EventKind.GATE.value, 0),
+            "drift_detections_total": {k.value: counts.get(k.value, 0) for k in DRIFT_KINDS} if known else {},
+            "trainings_total": counts.get(EventKind.GATE.value, 0) if known else None,
             "training_failures_total": self._quiet(self.store.count_failed_trainings),  # None: store down
-            "promoted_total": counts.get(EventKind.PROMOTION.value, 0),
+            "promoted_total": counts.get(EventKind.PROMOTION.value, 0) if known else None,
             "rolled_back_total": counts.get(EventKind.ROLLBACK.value, 0)
-            + counts.get(EventKind.CANARY_ROLLBACK.value, 0),
+            + counts.get(EventKind.CANARY_ROLLBACK.value, 0)
+            if known
+            else None,
         }
 
     def _store_writable(self, now: float) -> str | None:

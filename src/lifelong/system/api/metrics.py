@@ -153,7 +153,8 @@ def _loop_metrics(h: dict[str, Any]) -> list[str]:
                       "seconds since the worker last renewed its lease")  # fmt: skip
     outcome = h["training_outcome"]
     out += _gauge("lifelong_training_last_outcome", "gauge",
-                  [(f'{{outcome="{o}"}}', int(o == outcome)) for o in ("running", "passed", "rejected", "failed")],
+                  [(f'{{outcome="{o}"}}', int(o == outcome)) for o in ("running", "passed", "rejected", "failed")]
+                  if outcome != "unknown" else [],
                   "1 for the outcome of the latest training attempt (passed/rejected by the gate, failed)")  # fmt: skip
     if h["training_timestamp_seconds"] is not None:
         out += _gauge("lifelong_training_last_timestamp_seconds", "gauge",
@@ -182,7 +183,7 @@ def _loop_metrics(h: dict[str, Any]) -> list[str]:
     if h["training_cpu_seconds"] is not None:
         out += _gauge("lifelong_training_last_cpu_seconds", "gauge", [("", f"{h['training_cpu_seconds']:.3f}")],
                       "CPU seconds the latest training attempt took (training, boundary work and gate)")  # fmt: skip
-    out += _gauge("lifelong_training_attempts_total", "counter", [("", h["trainings_total"])],
+    out += _gauge("lifelong_training_attempts_total", "counter", _known(h["trainings_total"]),
                   "training attempts judged by the gate")  # fmt: skip
     failures = h["training_failures_total"]  # no sample while the store cannot say: not a reset to 0
     out += _gauge("lifelong_training_failures_total", "counter", [("", failures)] if failures is not None else [],
@@ -190,8 +191,13 @@ def _loop_metrics(h: dict[str, Any]) -> list[str]:
     out += _gauge("lifelong_drift_detections_total", "counter",
                   [(f'{{kind="{k}"}}', v) for k, v in h["drift_detections_total"].items()],
                   "drift reports by monitor kind (data_drift, performance_drift)")  # fmt: skip
-    out += _gauge("lifelong_versions_promoted_total", "counter", [("", h["promoted_total"])],
+    out += _gauge("lifelong_versions_promoted_total", "counter", _known(h["promoted_total"]),
                   "champion promotions recorded in the event log")  # fmt: skip
-    out += _gauge("lifelong_versions_rolled_back_total", "counter", [("", h["rolled_back_total"])],
+    out += _gauge("lifelong_versions_rolled_back_total", "counter", _known(h["rolled_back_total"]),
                   "rollbacks and canary rollbacks recorded in the event log")  # fmt: skip
     return out
+
+
+def _known(value: Any) -> list[tuple[str, Any]]:
+    """One unlabelled sample, or none while the store cannot say (not 0: a counter would seem reset)."""
+    return [] if value is None else [("", value)]
