@@ -704,3 +704,14 @@ def test_simulate_refuses_data_and_stream_together(
     assert main([*argv[:3], "--samples", "600", *argv[5:]]) == 2
     assert capsys.readouterr().err.startswith("error: --samples sets a --stream's length")
     assert not (tmp_path / "o").exists()
+
+
+def test_a_worker_with_a_tracking_store_mlflow_refuses_stops_at_start(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It started and then only warned at every training attempt, logging nothing."""
+    pytest.importorskip("mlflow")
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    uri = (tmp_path / "mlruns").as_uri()
+    assert main(["worker", "--data-dir", str(tmp_path / "d"), "--tracking-uri", uri]) == 2
+    assert "MLFLOW_ALLOW_FILE_STORE=true" in capsys.readouterr().err

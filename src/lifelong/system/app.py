@@ -79,7 +79,9 @@ def create_app(settings: Settings | None = None, *, system: System | None = None
     app.add_middleware(limits.BodyLimit, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(auth.TokenGuard, token=token, public_reads=settings.public_reads,
                        open_paths=auth.OPEN_PATHS | dashboard.OPEN_PATHS)  # fmt: skip
+    # the API's routes, the dashboard's (added below) and FastAPI's own /openapi.json
     routes = [r for router in (*routers, dashboard.router, dashboard.pages) for r in router.routes]
+    routes += [r for r in app.router.routes if getattr(r, "path", None) == app.openapi_url]
     app.add_middleware(metrics.Observe, metrics=app.state.http_metrics, routes=routes)
     dashboard.install(app)  # GET /, /v1/dashboard, /docs, /redoc and /static
     return app

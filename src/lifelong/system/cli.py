@@ -121,7 +121,8 @@ def add_commands(sub: Any) -> None:
 
     p = sub.add_parser("rollback", help="move an alias back to its previous version")
     _store_args(p)
-    p.add_argument("--alias", default="champion", choices=ALIASES)
+    p.add_argument("--alias", default="champion", choices=ALIASES,
+                   help="champion (default): its previous holder; canary or shadow: the previous one, or none")  # fmt: skip
     p.set_defaults(func=cmd_rollback)
 
     p = sub.add_parser("simulate", help="replay a drifting stream through the real system, per policy")
@@ -187,7 +188,7 @@ def worker_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--policy-json", default=None, help="more Policy fields as JSON, e.g. '{\"epochs\": 3}'")
     p.add_argument("--gate-json", default=None, help='Gate fields as JSON, e.g. \'{"promote_to": "canary"}\'')
-    p.add_argument("--poll", type=POSITIVE_REAL, default=1.0, help="seconds between polls")
+    p.add_argument("--poll", type=POSITIVE_REAL, default=1.0, help="seconds between polls (default 1)")
     p.add_argument(
         "--threads", type=POSITIVE_INT, default=1, help="torch threads (leave cores to the server)"
     )
@@ -204,14 +205,14 @@ def worker_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--delete-trained", action="store_true", help="retention: delete samples once trained on")
     p.add_argument("--retention-every", type=POSITIVE_REAL, default=60.0, metavar="SECONDS",
-                   help="how often the worker applies retention and collects artifacts")  # fmt: skip
+                   help="how often the worker applies retention and collects artifacts (default 60)")  # fmt: skip
     p.add_argument("--keep-versions", type=POSITIVE_INT, default=20,
-                   help="keep the artifacts of the last N versions (aliased ones always stay)")  # fmt: skip
+                   help="keep the artifacts of the last N versions (default 20; aliased ones always stay)")  # fmt: skip
     p.add_argument(
         "--lease-seconds",
         type=POSITIVE_REAL,
         default=15.0,
-        help="worker lease; a standby takes over after it",
+        help="worker lease in seconds (default 15); a standby takes over after it",
     )
     p.add_argument("--tracking-uri", default=None, help="log every training attempt to this MLflow server")
     # default None: LIFELONG_CANARY_* if set, else the rule's defaults (threshold, 50, 0.05, 0.05)
@@ -363,8 +364,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def _tracker(uri: str | None) -> Any:
     if uri is None:
         return None
-    from lifelong.tracking import log_training_attempt
+    from lifelong.tracking import client, log_training_attempt
 
+    client(uri)  # a store MLflow refuses (a file store) stops the worker now, as bench is stopped
     return lambda attempt: log_training_attempt(uri, attempt)
 
 

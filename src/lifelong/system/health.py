@@ -120,7 +120,8 @@ def _store_reasons(f: Facts) -> list[str]:
         reasons.append(
             f"store writes are failing ({f.write_failure}); {f.unlogged_predictions} predictions were "
             "answered without being recorded; the replica recovers by itself once the store takes writes "
-            "again (a full disk or database: samples and feedback get 507 until space is freed)"
+            "again (samples and feedback get 507 while the disk or database is full, 503 with Retry-After "
+            "while it cannot be reached)"
         )
     return reasons
 
