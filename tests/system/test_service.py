@@ -747,3 +747,18 @@ def test_a_token_model_whose_ids_float32_cannot_hold_is_refused_at_bootstrap(tmp
         with pytest.raises(ConfigError, match="16,777,218 rows.*hash or remap"):
             system.bootstrap(Learner(model, lr=0.1), contract=Contract((0, 1), (3,)))
         assert system.models() == []
+
+
+def test_feedback_for_a_prediction_another_replica_still_holds_is_retried_not_refused(system: System) -> None:
+    """After an outage, feedback sent to replica B for a prediction replica A answered during it, before
+    A recorded it, got a 404 saying it would never be recorded; 0.3 s later it was accepted."""
+    from lifelong.system.health import NotRecordedYetError
+
+    system.promote(system.bootstrap(trained(0)))
+    with pytest.raises(NotFoundError):
+        system.feedback("0123456789abcdef", 1)  # nothing journaled anywhere: unknown for good
+    other = system.unrecorded_dir / "1700000000.000000-4242"  # another replica's journal
+    other.mkdir(parents=True)
+    (other / "000000000001.npz").write_bytes(b"held")
+    with pytest.raises(NotRecordedYetError, match="send this feedback again in a few seconds"):
+        system.feedback("0123456789abcdef", 1)

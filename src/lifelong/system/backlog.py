@@ -310,3 +310,15 @@ def _batches(z: Any) -> list[Served]:
         ))  # fmt: skip
         start += n
     return out
+
+
+def journaled_elsewhere(directory: Path, own: Path | None) -> bool:
+    """Whether a server other than the one journaling in ``own`` holds unrecorded predictions in
+    ``directory`` (so a prediction id the store lacks may yet arrive)."""
+    try:
+        return any(
+            d.is_dir() and not d.name.startswith(".") and d != own and any(d.glob("*.npz"))
+            for d in directory.iterdir()
+        )
+    except OSError:  # no such directory: nothing journaled
+        return False

@@ -33,6 +33,11 @@ class StorageFullError(LifelongError):
     """The store cannot write (disk or database full); nothing was stored (HTTP 507)."""
 
 
+class NotRecordedYetError(LifelongError):
+    """What a request names may still be on its way into the store: another replica answered it
+    while the store could not write and records it shortly (HTTP 503 with Retry-After)."""
+
+
 def is_storage_full(err: BaseException) -> bool:
     """Whether ``err`` (or an exception it wraps) says the disk or the database is full."""
     seen: set[int] = set()

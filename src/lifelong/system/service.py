@@ -28,12 +28,13 @@ import torch
 from lifelong.data.files import integer_label
 from lifelong.errors import ConfigError, DataError, LifelongError, NotFoundError, StoreError
 from lifelong.learn.learner import Learner
-from lifelong.system.backlog import Backlog, Served, adopt_journals
+from lifelong.system.backlog import Backlog, Served, adopt_journals, journaled_elsewhere
 from lifelong.system.canary import apply_canary_rule, compare_variants, rule_in_force
 from lifelong.system.contract import Contract, unstorable
 from lifelong.system.events import EventKind
 from lifelong.system.health import (
     Facts,
+    NotRecordedYetError,
     StorageFullError,
     WriteHealth,
     is_storage_full,
@@ -416,7 +417,15 @@ class System:
             self._write(self._flush_backlog)  # record it first, or say why the label cannot land yet
         else:
             self._catch_up()
-        self._write(self.store.add_feedback_many, checked, new_classes)
+        try:
+            self._write(self.store.add_feedback_many, checked, new_classes)
+        except NotFoundError as err:
+            if journaled_elsewhere(self.unrecorded_dir, self.backlog.journal):
+                raise NotRecordedYetError(
+                    f"{err}; another replica answered predictions while the store could not write and is "
+                    "recording them now: send this feedback again in a few seconds"
+                ) from err
+            raise
 
     def add_samples(self, x: Any, y: Sequence[int | str] | None = None) -> list[int]:
         """Store training samples (labelled or not) with the champion's input shape; return their ids.

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from lifelong.errors import CheckpointError, ConfigError, NotFoundError, RegistryError
 from lifelong.system.api import errors
 from lifelong.system.api.errors import AuthError, BodyTooLargeError, ForbiddenError, status_of
-from lifelong.system.health import StorageFullError
+from lifelong.system.health import NotRecordedYetError, StorageFullError
 from tests.system._serve import running
 
 
@@ -99,5 +99,6 @@ def test_the_most_specific_status_wins() -> None:
     assert status_of(ForbiddenError("x")) == 403  # an AuthError too, which alone is 401
     assert status_of(BodyTooLargeError("x")) == 413
     assert status_of(StorageFullError("x")) == 507
+    assert status_of(NotRecordedYetError("x")) == 503  # answered with Retry-After: worth sending again
     assert status_of(CheckpointError("x")) == 409
     assert status_of(ConfigError("x")) == 422  # any other error a user caused

@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import Send
 
 from lifelong.errors import CheckpointError, LifelongError, NotFoundError, RegistryError
-from lifelong.system.health import StorageFullError, is_storage_full, one_line
+from lifelong.system.health import NotRecordedYetError, StorageFullError, is_storage_full, one_line
 from lifelong.system.schemas import UNION_TAGS, InputTooLargeError
 from lifelong.system.store import STORE_DOWN
 
@@ -38,6 +38,7 @@ STATUS: list[tuple[type[LifelongError], int]] = [
     (NotFoundError, 404),
     (InputTooLargeError, 413),
     (StorageFullError, 507),
+    (NotRecordedYetError, 503),
     (RegistryError, 409),
     (CheckpointError, 409),
     (LifelongError, 422),
@@ -73,6 +74,8 @@ async def _lifelong(request: Request, err: Exception) -> JSONResponse:
     assert isinstance(err, LifelongError)
     status = status_of(err)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if status == 503:  # worth retrying shortly
+        headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
     return error_response(status, type(err).__name__, str(err), headers)
 
 
