@@ -1,9 +1,13 @@
 """SimSiam pretraining: the loss falls, and the features it learns separate classes random ones do not."""
 
+import re
+
+import pytest
 import torch
 import torch.nn.functional as F
 
 from lifelong.data.dataset import Dataset
+from lifelong.errors import ConfigError
 from lifelong.learn.models import MLP
 from lifelong.learn.pretrain import augment, simsiam
 
@@ -53,3 +57,30 @@ def test_augment_is_seeded_and_does_not_mutate() -> None:
     assert torch.allclose(shifted.sum((1, 2, 3)), x.sum((1, 2, 3)))
     vectors = augment(torch.ones(5, 7), torch.Generator().manual_seed(0))  # flat inputs: dropout and noise
     assert vectors.shape == (5, 7)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "says"),
+    [({"lr": -1.0}, "lr=-1.0 is invalid"), ({"dim": 0}, "dim=0 is invalid"), ({"epochs": 1.5}, "epochs=1.5"),
+     ({"augmentation": {"rotate": 1}}, "unknown augmentation ['rotate']"),
+     ({"data": torch.full((8, 784), float("nan"))}, "NaN or infinite"),
+     ({"data": torch.zeros(8, 3)}, "cannot take inputs of shape [3]")],
+)  # fmt: skip
+def test_bad_arguments_are_refused_by_name_before_training(kwargs: dict, says: str) -> None:
+    """Each was a raw torch or Python error, or (lr=nan, NaN data) a run returning [nan]."""
+    model = MLP()
+    before = [p.clone() for p in model.features.parameters()]
+    data = kwargs.pop("data", torch.rand(8, 784))
+    with pytest.raises(ConfigError, match=re.escape(says)):
+        simsiam(model.features, data, **{"epochs": 1, **kwargs})
+    assert all(torch.equal(a, b) for a, b in zip(before, model.features.parameters()))
+
+
+def test_uint8_pixels_are_scaled_as_a_dataset_scales_them_and_float64_extractors_train() -> None:
+    pixels = torch.randint(0, 256, (16, 784), dtype=torch.uint8)
+    torch.manual_seed(0)
+    a = simsiam(MLP().features, pixels, epochs=1, seed=1)
+    torch.manual_seed(0)
+    b = simsiam(MLP().features, pixels.float() / 255, epochs=1, seed=1)
+    assert a == b
+    assert len(simsiam(MLP().double().features, pixels, epochs=1)) == 1  # heads in the extractor's dtype

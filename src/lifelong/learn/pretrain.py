@@ -16,7 +16,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lifelong.data.dataset import Dataset
-from lifelong.errors import ConfigError
+from lifelong.errors import ConfigError, TrainingError
+from lifelong.learn.params import check_param
 
 
 def augment(
@@ -50,6 +51,33 @@ def _mlp(d_in: int, d_hidden: int, d_out: int) -> nn.Module:
     )
 
 
+def _inputs(data: Any) -> Tensor:
+    """Samples [N, ...] as floats: a Dataset's features (scaled), a float tensor or array as it is, uint8
+    pixels scaled to [0, 1] as a Dataset scales them."""
+    if isinstance(data, Dataset):
+        return data.features()
+    if (
+        hasattr(data, "experiences")
+        or hasattr(data, "train")
+        or (isinstance(data, (tuple, list)) and any(isinstance(d, Dataset) for d in data))
+    ):  # a Scenario, a Split or a (train, test) pair
+        raise ConfigError(
+            "simsiam: give one Dataset or tensor of inputs (e.g. scenario[0].train), not a scenario"
+        )
+    try:
+        x = torch.as_tensor(data)
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise ConfigError(f"simsiam: data must be a Dataset or a numeric tensor of inputs: {e}") from e
+    if x.ndim < 2 or not (x.dtype.is_floating_point or x.dtype == torch.uint8):
+        raise ConfigError(
+            f"simsiam: data must be samples [N, features...] of numbers, got {x.dtype} {list(x.shape)}"
+        )
+    x = x.float() / 255 if x.dtype == torch.uint8 else x.float()
+    if not bool(torch.isfinite(x).all()):
+        raise ConfigError("simsiam: data holds NaN or infinite values; clean them first")
+    return x
+
+
 def simsiam(
     model_features: nn.Module,
     data: Dataset | Tensor,
@@ -76,19 +104,35 @@ def simsiam(
     -------
     Mean loss of each epoch (negative cosine similarity, in [-1, 1]: lower is better).
     """
-    x = data.features() if isinstance(data, Dataset) else torch.as_tensor(data).float()
-    if len(x) < 2 or epochs < 0 or batch_size < 2:
-        raise ConfigError(
-            f"simsiam: need >= 2 samples, epochs >= 0, batch_size >= 2; got {len(x)}, {epochs}, {batch_size}"
-        )
+    for name, value, low in (("epochs", epochs, 0), ("batch_size", batch_size, 2), ("dim", dim, 1),
+                             ("pred_dim", pred_dim, 1), ("seed", seed, 0)):  # fmt: skip
+        check_param("simsiam", name, value, int, low=low)
+    check_param("simsiam", "lr", lr, low=0, low_open=True)
+    unknown = sorted(set(augmentation or {}) - {"noise", "shift", "drop"})
+    if unknown:
+        raise ConfigError(f"simsiam: unknown augmentation {unknown}; valid: noise, shift, drop")
+    x = _inputs(data)
+    if len(x) < 2:
+        raise ConfigError(f"simsiam: need at least 2 samples, got {len(x)}")
+    first = next(model_features.parameters(), None)
+    if first is None:
+        raise ConfigError(f"simsiam: {type(model_features).__name__} has no parameters to pretrain")
     g = torch.Generator().manual_seed(seed)
-    device = next(model_features.parameters()).device
-    with torch.no_grad():
-        d_feat = math.prod(model_features(x[:2].to(device)).shape[1:])
+    device = first.device
+    x = x.to(first.dtype) if first.dtype.is_floating_point else x
+    try:
+        with torch.no_grad():
+            d_feat = math.prod(model_features(x[:2].to(device)).shape[1:])
+    except (RuntimeError, TypeError, ValueError) as e:  # shapes or dtypes the extractor cannot take
+        raise ConfigError(
+            f"simsiam: {type(model_features).__name__} cannot take inputs of shape {list(x.shape[1:])}: "
+            f"{str(e).splitlines()[0]}"
+        ) from e
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        projector = _mlp(d_feat, dim, dim).to(device)
-        predictor = _mlp(dim, pred_dim, dim).to(device)
+        dtype = first.dtype if first.dtype.is_floating_point else torch.float32
+        projector = _mlp(d_feat, dim, dim).to(device, dtype)  # in the extractor's dtype (float64 too)
+        predictor = _mlp(dim, pred_dim, dim).to(device, dtype)
     params = [*model_features.parameters(), *projector.parameters(), *predictor.parameters()]
     opt = torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=1e-4)
     aug = augmentation or {}
@@ -115,5 +159,10 @@ def simsiam(
             opt.step()
             total += float(loss.detach()) * len(xb)
         history.append(total / len(x))
+        if not math.isfinite(history[-1]):
+            raise TrainingError(
+                f"simsiam diverged in epoch {len(history)} (loss {history[-1]}); lower lr ({lr}) and check the "
+                "data for NaN or infinite values"
+            )
     model_features.train(was_training)
     return history
