@@ -344,3 +344,11 @@ def test_token_loads_the_dashboard_and_its_buttons_promote_and_roll_back(
         assert png[:4] == b"\x89PNG"
     finally:
         chrome.close()
+
+
+def test_the_champions_row_has_no_promote_button(server: Server) -> None:
+    """Promoting the champion onto itself was offered."""
+    v = server.versions
+    html = httpx.get(f"{server.protected}/v1/dashboard/main", headers=AUTH).text
+    assert f'button class="promote" data-version="{v["child"]}"' not in html  # the champion
+    assert f'button class="promote" data-version="{v["root"]}"' in html

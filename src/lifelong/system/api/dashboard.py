@@ -139,6 +139,8 @@ def render_main(data: dict[str, Any]) -> str:
             + (
                 "<td><small>collected</small></td></tr>"  # its weights were deleted by retention
                 if v["collected"]
+                else "<td></td></tr>"  # the champion already: nothing to promote
+                if "champion" in v["aliases"]
                 else f'<td><button class="promote" data-version="{v["version"]}">promote</button></td></tr>'
             )
         )
