@@ -1251,8 +1251,7 @@ class Learner:
         """
         from lifelong.errors import CheckpointError
 
-        if _device(device).type == "meta":  # checked first: a bad device is not a malformed checkpoint
-            raise ConfigError("device='meta' holds shapes, not weights: load onto 'cpu' or a CUDA device")
+        _device(device)  # checked first: a bad device is not a malformed checkpoint
         try:
             return cls._rebuild(directory, model, callbacks, device)
         except CheckpointError:
