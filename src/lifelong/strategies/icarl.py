@@ -142,8 +142,10 @@ class ICaRL(Strategy):
         data = experience.train
         old = set(self.exemplars_["y"].tolist()) if self.exemplars_ else set()
         classes = sorted(set(learner.classes_seen) | old)
-        # memory split equally across classes (and across ranks: each herds its shard's share)
-        m = self.buffer_size // max(1, len(classes) * learner.world_size)
+        # memory split equally across classes, each class's share across ranks (each herds its shard's
+        # part; the first ranks take the remainder, so the ranks keep what one process keeps)
+        per_class = self.buffer_size // max(1, len(classes))
+        m = per_class // learner.world_size + int(learner.rank < per_class % learner.world_size)
         xs, ys, ts, sums = [], [], [], {}
         ex, empty = self.exemplars_, torch.zeros(0, dtype=torch.long)
         for c in classes:  # old exemplars of c (herding order) + its new samples are the candidates
