@@ -126,13 +126,14 @@ class MLflowLogger(Callback):
         self._start = 0.0
 
     def _run(self, state: LoopState) -> str:
-        if not self._open or self.run_id_ is None:
+        if not self._open:  # open only once a run was created, so run_id_ is set then
             exp = experiment_id(self._client, self.experiment)
             run = self._client.create_run(
                 exp, run_name=self.run_name, tags={"lifelong.kind": "fit", **self.tags}
             )
             self.run_id_, self._open = run.info.run_id, True
             _log_batch(self._client, self.run_id_, params={**state.params, **self.params})
+        assert self.run_id_ is not None
         return self.run_id_
 
     def on_experience_start(self, state: LoopState, control: Control) -> None:

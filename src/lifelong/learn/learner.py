@@ -192,9 +192,8 @@ class Learner:
         self._output_checked = False  # the model's first output is checked to be logits, then never again
         self.incoming: Batch | None = None  # the batch being trained on, during a step (None between steps)
         self.task_free = False  # training a task-free stream: no boundary will be announced
-        self.stream: list[Experience] | None = (
-            None  # the experiences fit() is training through (Joint reads them)
-        )
+        # the experiences fit() is training through (Joint reads them); None outside fit
+        self.stream: list[Experience] | None = None
         self._incoming_rows: tuple[Batch, Tensor] | None = None  # (batch, its rows of data.x)
         self.train_seconds = 0.0
         self.boundary_seconds = 0.0  # consolidation work, also counted in train_seconds
@@ -620,13 +619,11 @@ class Learner:
         # the caller marks boundaries with consolidate(), so any strategy works; only task labels are checked
         self.check_supported(None, t is not None)
         if t is not None:  # an experience learns one task; its classes are filed under it
-            tasks = sorted(set(t.tolist()))
-            open_task = None if self._experience is None else self._experience.task_id
-            if len(tasks) > 1 or (open_task is not None and tasks[0] != open_task):
+            tasks = set(t.tolist()) | ({self._experience.task_id} if self._experience is not None else set())
+            if len(tasks) > 1:
                 raise DataError(
-                    f"partial_fit: task ids {sorted({*tasks, *([open_task] if open_task is not None else [])})} "
-                    "in one experience; an experience learns one task: call consolidate() before another "
-                    "task's samples, and give each call one task's samples"
+                    f"partial_fit: task ids {sorted(tasks)} in one experience; an experience learns one task: "
+                    "call consolidate() before another task's samples, and give each call one task's samples"
                 )
         grow = self.allow_new_classes if allow_new_classes is None else allow_new_classes
         self._check_labels(y, "partial_fit", grow)

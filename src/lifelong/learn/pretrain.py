@@ -119,7 +119,8 @@ def simsiam(
         raise ConfigError(f"simsiam: {type(model_features).__name__} has no parameters to pretrain")
     g = torch.Generator().manual_seed(seed)
     device = first.device
-    x = x.to(first.dtype) if first.dtype.is_floating_point else x
+    dtype = first.dtype if first.dtype.is_floating_point else torch.float32  # heads and inputs alike
+    x = x.to(dtype)
     try:
         with torch.no_grad():
             d_feat = math.prod(model_features(x[:2].to(device)).shape[1:])
@@ -130,7 +131,6 @@ def simsiam(
         ) from e
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        dtype = first.dtype if first.dtype.is_floating_point else torch.float32
         projector = _mlp(d_feat, dim, dim).to(device, dtype)  # in the extractor's dtype (float64 too)
         predictor = _mlp(dim, pred_dim, dim).to(device, dtype)
     params = [*model_features.parameters(), *projector.parameters(), *predictor.parameters()]

@@ -33,6 +33,5 @@ class Joint(Strategy):
         self.trained_ = True
         if not learner.stream:  # partial_fit: only what it is given
             return data
-        return concat(
-            [e.train for e in learner.stream], "joint"
-        )  # what fit was given, not the whole scenario
+        # what fit was given, not the whole scenario its experiences come from
+        return concat([e.train for e in learner.stream], "joint")

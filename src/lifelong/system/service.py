@@ -840,14 +840,16 @@ class System:
             if isinstance(score, int | float):
                 drift[kind] = float(score)
         counts = self._quiet(self.store.count_events)  # None: the store is down, the totals unknown
-        known = counts is not None  # no sample then, not 0: Prometheus would read a counter reset
-        counts = counts or {}
+
+        def total(*kinds: EventKind) -> int | None:  # None, not 0: Prometheus would read a counter reset
+            return None if counts is None else sum(counts.get(k.value, 0) for k in kinds)
+
         return {
             "worker_up": worker_up,
             "worker_heartbeat_age_seconds": None
             if lease is None
             else max(0.0, time.time() - lease.heartbeat),
-            "training_outcome": outcome if known else "unknown",
+            "training_outcome": "unknown" if counts is None else outcome,
             "training_timestamp_seconds": None if last is None else last.ts,
             "live_accuracy": accuracy,
             "drift_score": drift,
@@ -857,14 +859,11 @@ class System:
             "predictions_dropped_total": self.backlog.dropped,
             "store_write_failing": self.write_health.failed_since is not None,
             "training_cpu_seconds": _cpu_seconds(self._latest(EventKind.GATE)),
-            "drift_detections_total": {k.value: counts.get(k.value, 0) for k in DRIFT_KINDS} if known else {},
-            "trainings_total": counts.get(EventKind.GATE.value, 0) if known else None,
+            "drift_detections_total": {} if counts is None else {k.value: total(k) for k in DRIFT_KINDS},
+            "trainings_total": total(EventKind.GATE),
             "training_failures_total": self._quiet(self.store.count_failed_trainings),  # None: store down
-            "promoted_total": counts.get(EventKind.PROMOTION.value, 0) if known else None,
-            "rolled_back_total": counts.get(EventKind.ROLLBACK.value, 0)
-            + counts.get(EventKind.CANARY_ROLLBACK.value, 0)
-            if known
-            else None,
+            "promoted_total": total(EventKind.PROMOTION),
+            "rolled_back_total": total(EventKind.ROLLBACK, EventKind.CANARY_ROLLBACK),
         }
 
     def _store_writable(self, now: float) -> str | None:

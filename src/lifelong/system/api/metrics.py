@@ -185,8 +185,7 @@ def _loop_metrics(h: dict[str, Any]) -> list[str]:
                       "CPU seconds the latest training attempt took (training, boundary work and gate)")  # fmt: skip
     out += _gauge("lifelong_training_attempts_total", "counter", _known(h["trainings_total"]),
                   "training attempts judged by the gate")  # fmt: skip
-    failures = h["training_failures_total"]  # no sample while the store cannot say: not a reset to 0
-    out += _gauge("lifelong_training_failures_total", "counter", [("", failures)] if failures is not None else [],
+    out += _gauge("lifelong_training_failures_total", "counter", _known(h["training_failures_total"]),
                   "training attempts that raised (each retried after 5, 10, 20 ... 300 s)")  # fmt: skip
     out += _gauge("lifelong_drift_detections_total", "counter",
                   [(f'{{kind="{k}"}}', v) for k, v in h["drift_detections_total"].items()],
