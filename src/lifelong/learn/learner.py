@@ -81,6 +81,9 @@ class Learner:
     device : where to train (default CPU); one this machine lacks is a ConfigError here, not at the
         first step. Every option is checked when the learner is built.
     seed : seeds the learner's generator, which drives shuffling and every strategy's sampling.
+        Weights come from torch's global generator, as torch modules draw them: the model's, and
+        those a strategy adds (PNN columns, HAT embeddings, heads, adapters, DEN units, GDumb's
+        reset). Call ``torch.manual_seed`` before building the model for a run that repeats exactly.
     callbacks : non-essential work (progress, timing, early stopping), run in list order.
     allow_new_classes : let ``partial_fit`` and ``learn`` grow the classifier head for labels it
         has no output for (class-incremental learning in production); otherwise such a label is
