@@ -126,3 +126,14 @@ def test_a_logger_used_for_a_second_fit_logs_a_second_run(store_dir: Path) -> No
     runs = _runs(uri, "twice")
     assert [r.info.run_id for r in runs] == [first, logger.run_id_] and first != logger.run_id_
     assert all(r.info.status == "FINISHED" for r in runs)
+
+
+def test_under_torch_distributed_only_rank_0_logs(store_dir: Path) -> None:
+    """Every rank runs the same callbacks; ranks other than 0 would each log a run of their share."""
+    uri = _uri(store_dir)
+    logger = MLflowLogger(uri, experiment="ranks", plots=False)
+    learner = Learner(toy_model(), lr=0.1, batch_size=16, callbacks=[logger])
+    learner.state.rank = 1  # as a Learner in a group's rank 1 sets it
+    learner.fit(toy_scenario())
+    assert logger.run_id_ is None
+    assert MlflowClient(uri).get_experiment_by_name("ranks") is None or not _runs(uri, "ranks")

@@ -102,6 +102,7 @@ class MLflowLogger(Callback):
     trained so far), ``acc_all`` and ``acc_on_<j>`` per experience. At the end the result's metrics
     (ACC, BWT, forgetting, flip rate, time, memory) and artifacts: ``result.json`` (the accuracy
     matrix and costs) and, with matplotlib, the matrix and accuracy plots.
+    Under torch.distributed only rank 0 logs: one run per job, with the job's costs.
 
     Parameters
     ----------
@@ -137,14 +138,20 @@ class MLflowLogger(Callback):
         return self.run_id_
 
     def on_experience_start(self, state: LoopState, control: Control) -> None:
+        if state.rank:  # under torch.distributed one run per job, from rank 0
+            return
         self._run(state)
         self._loss, self._steps, self._start = 0.0, 0, time.perf_counter()
 
     def on_step_end(self, state: LoopState, control: Control) -> None:
+        if state.rank:  # under torch.distributed one run per job, from rank 0
+            return
         if state.loss_tensor is not None:
             self._loss, self._steps = self._loss + state.loss_tensor, self._steps + 1
 
     def on_experience_end(self, state: LoopState, control: Control) -> None:
+        if state.rank:  # under torch.distributed one run per job, from rank 0
+            return
         metrics = {"experience_seconds": time.perf_counter() - self._start}
         if self._steps:
             metrics["train_loss"] = float(self._loss) / self._steps
@@ -152,6 +159,8 @@ class MLflowLogger(Callback):
         _log_batch(self._client, run_id, metrics, step=state.experience)
 
     def on_evaluate(self, state: LoopState, control: Control) -> None:
+        if state.rank:  # under torch.distributed one run per job, from rank 0
+            return
         i, row = state.evaluation, state.accuracy
         metrics = {f"acc_on_{j}": a for j, a in enumerate(row)}
         metrics.update(acc_seen=sum(row[: i + 1]) / (i + 1), acc_all=sum(row) / len(row))
@@ -159,6 +168,8 @@ class MLflowLogger(Callback):
         _log_batch(self._client, run_id, metrics, step=i)
 
     def on_fit_end(self, state: LoopState, control: Control) -> None:
+        if state.rank:  # under torch.distributed one run per job, from rank 0
+            return
         run_id, result = self._run(state), state.result
         metrics = {k: v for k, v in result.metrics.items() if k in RESULT_METRICS}
         metrics.update(train_seconds=result.train_seconds, epochs=result.epochs, samples=result.samples)

@@ -22,6 +22,7 @@ from lifelong.data.dataset import Dataset
 from lifelong.data.scenarios import Scenario, class_incremental
 from lifelong.errors import StrategyMismatchError
 from lifelong.learn import Learner, distributed
+from lifelong.learn.callbacks import Callback, Control, LoopState
 from lifelong.learn.models import MLP
 from lifelong.strategies import AGEM, EWC, GEM, GPM, NCM, OGD, GDumb, ICaRL, MultiHead, Replay
 from lifelong.strategies.ncm import embed
@@ -31,9 +32,29 @@ BATCH, BUFFER, FISHER = 32, 400, 256  # global: batch and memory are split acros
 EXEMPLARS = 100
 
 
-def _learner(world: int, strategies: list) -> Learner:
+def _learner(world: int, strategies: list, callbacks: tuple = ()) -> Learner:
     torch.manual_seed(0)
-    return Learner(MLP(64, (64,), 10), strategies, lr=0.1, batch_size=BATCH // world, epochs=4, seed=0)
+    return Learner(
+        MLP(64, (64,), 10),
+        strategies,
+        lr=0.1,
+        batch_size=BATCH // world,
+        epochs=4,
+        seed=0,
+        callbacks=callbacks,
+    )
+
+
+@dataclasses.dataclass
+class _StopAfterEpoch(Callback):
+    """Ends every experience after ``epoch`` on one rank only (as a callback reading its shard's loss may)."""
+
+    rank: int
+    epoch: int
+
+    def on_epoch_end(self, state: LoopState, control: Control) -> None:
+        if state.rank == self.rank and state.epoch == self.epoch:
+            control.stop_experience = True
 
 
 def _replay_ewc(world: int) -> Learner:
@@ -100,6 +121,15 @@ def _worker(rank: int, tmp: str, stream: Scenario) -> None:
             _learner(WORLD, [GEM(BUFFER)])
         except StrategyMismatchError as e:
             out["gem_refused"] = str(e)
+        # one rank's callback ends the experience early: every rank stops there, and the result's costs
+        # are the job's (a rank training on alone would pair its all-reduces with the others' next ones)
+        stopped = _learner(WORLD, [Replay(BUFFER)], callbacks=[_StopAfterEpoch(rank=1, epoch=1)])
+        result = stopped.fit(stream.experiences[:2])
+        out["stopped"] = {
+            "epochs": stopped.epochs_trained, "samples": result.samples, "local_samples": stopped.samples_trained,
+            "bytes": result.buffer_bytes, "local_bytes": stopped.memory_bytes(),
+            "params": [float(p.detach().double().sum()) for p in stopped.model.parameters()],
+        }  # fmt: skip
         dist.barrier()  # every rank's work is done: what follows is teardown
         Path(tmp, f"rank{rank}.json").write_text(json.dumps(out))
     finally:
@@ -150,6 +180,11 @@ def test_two_gloo_processes_train_like_one(tmp_path):
     # loaded again in the group, the ranks split it back into disjoint shares
     assert r0["reloaded_capacity"] == r1["reloaded_capacity"] == BUFFER // WORLD
     assert sorted(r0["reloaded_rows"] + r1["reloaded_rows"]) == _memory_rows(loaded)
+    s0, s1 = r0["stopped"], r1["stopped"]
+    assert s0["epochs"] == s1["epochs"] == 2 * 2  # both ranks stopped after epoch 1 of each experience
+    assert s0["params"] == s1["params"]
+    assert s0["samples"] == s1["samples"] == s0["local_samples"] + s1["local_samples"]
+    assert s0["bytes"] == s1["bytes"] == s0["local_bytes"] + s1["local_bytes"] > s0["local_bytes"]
     _icarl_means_are_those_of_every_exemplar(tmp_path / "icarl", r0, r1)
     _ncm_sums_are_those_of_one_process(stream, r0["ncm"])
 

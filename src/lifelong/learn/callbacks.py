@@ -31,6 +31,7 @@ class LoopState:
     evaluation: int = -1  # row of the accuracy matrix measured last (``fit`` evaluates after each experience)
     accuracy: tuple[float, ...] = ()  # that row: test accuracy on every experience of the stream
     result: Any = None  # the finished ``Result``, set just before ``on_fit_end``
+    rank: int = 0  # this process's rank in a torch.distributed group (0 alone)
 
     @property
     def loss(self) -> float:

@@ -26,6 +26,7 @@ from lifelong.learn.buffers import Buffer
 
 if TYPE_CHECKING:
     from lifelong.learn.learner import Learner
+    from lifelong.metrics.result import Result
 
 
 def resolve_group(process_group: dist.ProcessGroup | None) -> dist.ProcessGroup | None:
@@ -124,6 +125,27 @@ def all_reduce_class_sums(
     dist.all_reduce(total, op=dist.ReduceOp.SUM, group=group)
     dist.all_reduce(n, op=dist.ReduceOp.SUM, group=group)
     return total, n
+
+
+def any_rank(learner: Learner, flag: bool) -> bool:
+    """Whether ``flag`` is true on any rank (the same answer on every rank)."""
+    v = torch.tensor([int(flag)])
+    dist.all_reduce(v, op=dist.ReduceOp.MAX, group=learner.process_group)
+    return bool(v)
+
+
+def pool_costs(learner: Learner, result: Result) -> None:
+    """Make ``result``'s costs the whole job's: samples, memory bytes and peak RSS summed over ranks,
+    seconds the slowest rank's (so samples per second is the job's throughput)."""
+    if learner.process_group is None:
+        return
+    summed = torch.tensor([result.samples, result.buffer_bytes, result.peak_rss_mb], dtype=torch.float64)
+    slowest = torch.tensor([result.train_seconds, result.boundary_seconds], dtype=torch.float64)
+    dist.all_reduce(summed, op=dist.ReduceOp.SUM, group=learner.process_group)
+    dist.all_reduce(slowest, op=dist.ReduceOp.MAX, group=learner.process_group)
+    result.samples, result.buffer_bytes = int(summed[0]), int(summed[1])
+    result.peak_rss_mb = float(summed[2])
+    result.train_seconds, result.boundary_seconds = float(slowest[0]), float(slowest[1])
 
 
 def share(learner: Learner, total: int) -> int:

@@ -205,7 +205,7 @@ class Learner:
         self._losses: list[Tensor] = []  # detached step losses not yet summed into _loss_total
         self.epochs_trained = 0
         self.samples_trained = 0
-        self.state = LoopState()
+        self.state = LoopState(rank=self.rank)
         self.control = Control()
         self._index_hooks()
         self._check_ownership()
@@ -430,15 +430,23 @@ class Learner:
                 batch = Batch(x, data.y[index], None if data.t is None else data.t[index])
                 self._incoming_rows = (batch, rows)
                 self.train_step(batch)
-                if self.control.stop_experience:
+                if self._cb_hooks["on_step_end"] and self._stop_agreed():
                     break
             self.epochs_trained += 1
             self._callbacks("on_epoch_end")
-            if self.control.stop_experience:
+            if self._stop_agreed():
                 break
         self.train_seconds += time.perf_counter() - start
         self._callbacks("on_experience_end")
         self.control.stop_experience = False
+
+    def _stop_agreed(self) -> bool:
+        """Whether a callback asked to end the experience here; in a process group, whether any rank's did
+        (ranks decide on their own shard's loss, and a rank that trained on alone would pair its gradient
+        all-reduces with the others' next collectives)."""
+        if self.world_size > 1:
+            self.control.stop_experience = distributed.any_rank(self, self.control.stop_experience)
+        return self.control.stop_experience
 
     def train_step(self, batch: Batch) -> Tensor:
         """One optimisation step on ``batch``; strategies act at each named moment (model in train mode)."""
@@ -1117,6 +1125,7 @@ class Learner:
         result.extra_parameters = self.extra_parameters()
         result.buffer_bytes = self.memory_bytes()
         result.peak_rss_mb = peak_rss_mb()
+        distributed.pool_costs(self, result)  # in a process group: the job's costs, not this rank's
         self.state.result = result
         self._callbacks("on_fit_end")
         return result
