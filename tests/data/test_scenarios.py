@@ -140,6 +140,16 @@ def test_rotation_turns_images() -> None:
         domain_incremental(toy_data(), rotations=[0, 90])
 
 
+def test_rotation_keeps_lengths_in_non_square_images() -> None:
+    """A 90-degree turn of a 9-pixel bar through the centre of a 9x17 image is a 9-pixel column
+    (rotating in affine_grid's [-1, 1] coordinates squeezed it to 5), as torch.rot90 turns squares."""
+    wide = torch.zeros(1, 1, 9, 17)
+    wide[0, 0, 4, 4:13] = 1
+    assert (rotate(wide, 90)[0, 0] > 0.5).nonzero().tolist() == [[r, 8] for r in range(9)]
+    square = torch.rand(2, 1, 12, 12)
+    assert torch.allclose(rotate(square, 90), torch.rot90(square, 1, (-2, -1)), atol=1e-5)
+
+
 def test_task_free_stream_sees_each_sample_once() -> None:
     scenario = class_incremental(toy_data(), n_experiences=2)
     sharp = task_free(scenario, batch_size=8, blur=0.0)

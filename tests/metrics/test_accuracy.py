@@ -1,4 +1,5 @@
 import json
+import math
 
 import pytest
 
@@ -26,6 +27,13 @@ def test_fwt_compares_before_training_with_untrained_model() -> None:
 def test_forgetting_uses_the_best_earlier_accuracy() -> None:
     # experience 0: best 0.9, final 0.5; experience 1: best 0.8, final 0.7
     assert forgetting(R) == pytest.approx((0.4 + 0.1) / 2)
+
+
+def test_forgetting_skips_unmeasured_cells() -> None:
+    """A null read from JSON (an unmeasured cell above the diagonal) is no candidate for the best."""
+    nan = float("nan")
+    assert forgetting([[0.9, nan, nan], [0.6, 0.8, nan], [0.5, 0.7, 0.9]]) == pytest.approx((0.4 + 0.1) / 2)
+    assert math.isnan(forgetting([[nan, 0.1], [0.6, 0.8]]))  # nothing measured on experience 0 before the end
 
 
 def test_intransigence_and_plasticity() -> None:

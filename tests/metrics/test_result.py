@@ -123,3 +123,9 @@ def test_a_result_with_lists_shorter_than_its_matrix_or_no_matrix_is_refused_by_
         _ = Result().metrics
     with pytest.raises(DataError, match="no accuracy matrix yet"):
         Result().table()
+
+
+def test_an_empty_reference_accuracy_is_none_given() -> None:
+    """As an empty untrained_accuracy: no intransigence, not an IndexError from the metrics."""
+    r = Result.from_json('{"accuracy_matrix": [[0.5]], "reference_accuracy": []}')
+    assert "intransigence" not in r.metrics and "0.5" in r.table()

@@ -138,7 +138,9 @@ def run_policy(
         shutil.rmtree(data_dir)
     stream, described = made or make_sim_stream(cfg)
     policy_fields = cfg.policy_json(kind, len(stream) // len(stream.phases))
-    with Store(data_dir=data_dir) as store:  # the first champion, from first-phase samples not in the stream
+    with Store(
+        data_dir=data_dir
+    ) as store:  # the first champion, from first-phase samples (another draw than the stream's)
         first = stream.bootstrap_data(cfg.bootstrap or 1000)
         strategies = [cfg.strategy] if kind == "continual" and cfg.strategy != "naive" else []
         # n_classes from the stream (2 for the tabular ones); the model is sized to its inputs (9 Agrawal

@@ -374,7 +374,10 @@ def rotate(x: Tensor, degrees: float) -> Tensor:
     theta = math.radians(degrees)
     c, s = math.cos(theta), math.sin(theta)
     out = torch.empty_like(x)
-    mat = torch.tensor([[c, -s, 0.0], [s, c, 0.0]]).expand(1, 2, 3)
+    # a rotation of pixel coordinates, written in affine_grid's coordinates (each axis scaled to
+    # [-1, 1]): the aspect ratio enters, or a non-square image is sheared rather than rotated
+    aspect = x.shape[-2] / x.shape[-1]
+    mat = torch.tensor([[c, -s * aspect, 0.0], [s / aspect, c, 0.0]]).expand(1, 2, 3)
     for start in range(0, len(x), 8192):  # chunks bound the float copy
         chunk = x[start : start + 8192].float()
         grid = torch.nn.functional.affine_grid(

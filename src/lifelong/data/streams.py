@@ -25,10 +25,10 @@ from typing import Any, ClassVar, NamedTuple, Protocol
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from lifelong.data.dataset import Dataset, Split
+from lifelong.data.scenarios import rotate
 from lifelong.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -53,10 +53,7 @@ class Rotate:
     degrees: float
 
     def __call__(self, x: Tensor, vmax: float, generator: torch.Generator) -> Tensor:
-        a = math.radians(self.degrees)
-        theta = torch.tensor([[math.cos(a), -math.sin(a), 0.0], [math.sin(a), math.cos(a), 0.0]])
-        grid = F.affine_grid(theta.expand(len(x), 2, 3), list(x.shape), align_corners=False)
-        return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        return rotate(x, self.degrees)
 
 
 @dataclass(frozen=True)
@@ -205,7 +202,8 @@ class DriftingStream:
         return self._draw(self.split.test, i, size or len(pool), kind=1)
 
     def bootstrap_data(self, n: int) -> Dataset:
-        """``n`` samples like the first phase's but not in the stream: a first champion's training data."""
+        """``n`` samples like the first phase's, a first champion's training data: drawn from the same
+        pool as the stream with another seed, so a small pool (digits) repeats some in the stream."""
         first = DriftingStream(self.split, [replace(self.phases[0], length=n)], seed=self.seed + 7919)
         return first.phase_data(0)
 

@@ -45,12 +45,16 @@ def fwt(matrix: Matrix, untrained: Sequence[float]) -> float:
 
 
 def forgetting(matrix: Matrix) -> float:
-    """Average forgetting: best accuracy ever reached on an earlier experience minus the final one."""
+    """Average forgetting: best accuracy ever reached on an earlier experience minus the final one.
+
+    An unmeasured cell (NaN, as a null read from JSON) is no candidate for the best; a column with
+    none measured gives NaN."""
     r = _r(matrix)
     t = min(r.shape)
     if t < 2:
         return 0.0
-    return float(np.mean([r[: r.shape[0] - 1, j].max() - r[-1, j] for j in range(t - 1)]))
+    measured = [c[~np.isnan(c)] for c in r[: r.shape[0] - 1, : t - 1].T]
+    return float(np.mean([c.max() - r[-1, j] if len(c) else np.nan for j, c in enumerate(measured)]))
 
 
 def intransigence(matrix: Matrix, reference: Sequence[float]) -> float:

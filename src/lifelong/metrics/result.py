@@ -133,7 +133,7 @@ class Result:
             "buffer_bytes": self.buffer_bytes,
             "peak_rss_mb": self.peak_rss_mb,
         }
-        if self.reference_accuracy is not None:
+        if self.reference_accuracy:  # None or [] (as untrained_accuracy): not measured
             out["intransigence"] = m.intransigence(r, self.reference_accuracy)
         if self.diverged:  # never let a diverged run be ranked by its (chance-level) accuracy
             for k in ("acc", "bwt", "fwt", "forgetting", "plasticity", "negative_flip_rate", "intransigence"):
