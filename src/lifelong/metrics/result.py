@@ -81,7 +81,8 @@ class Result:
     """Everything measured while a learner went through a stream.
 
     ``accuracy_matrix[i][j]`` is the accuracy on experience j's test set after training
-    experience i; ``untrained_accuracy[j]`` is the model's before any training (for FWT);
+    experience i; ``untrained_accuracy[j]`` is the model's before this fit trained it (for FWT: the
+    random initialisation in a first fit, the model it continues from in a later one);
     ``flips[i]`` the negative flip rate of update i+1 on experiences before it.
     ``train_seconds`` includes ``boundary_seconds``, the work strategies do at boundaries
     (importances, exemplar selection, retraining). A ``diverged`` run (a non-finite training
