@@ -85,3 +85,14 @@ def test_retraining_follows_the_references_sgdr_schedule() -> None:
     assert per_pass[:2] == pytest.approx([0.005, 0.05])  # warm-up pass, then the peak
     # stepped once per pass from the third on, as the authors do: cycles of 1, 2, 4... passes restart at the peak
     assert per_pass[2:] == pytest.approx([0.05, (0.05 + 0.0005) / 2, 0.05])
+
+
+def test_a_frozen_backbone_keeps_its_weights() -> None:
+    """Reset, a frozen pretrained layer could never be learned back: the retraining updates only
+    trainable parameters."""
+    model = toy_model()
+    model.features[1].requires_grad_(False)
+    frozen = model.features[1].weight.detach().clone()
+    learner = Learner(model, [GDumb(buffer_size=40, epochs=2)], lr=0.1, batch_size=8)
+    learner.learn(toy_scenario("class")[0])
+    assert torch.equal(model.features[1].weight, frozen)

@@ -130,3 +130,15 @@ def test_a_checkpoint_saved_mid_experience_keeps_earlier_tasks_weights_frozen(tm
     loaded.partial_fit(torch.randn(40, 8), 2 + torch.arange(40) % 2, task1)
     for n, p in loaded.model.named_parameters():
         assert torch.equal(p.detach()[kept[n]], before[n][kept[n]]), n
+
+
+def test_a_frozen_backbone_is_not_pruned() -> None:
+    """Pruned weights that can never retrain would be zeros for good: frozen ones go whole to task 1."""
+    model = toy_model()
+    model.features[1].requires_grad_(False)
+    frozen = model.features[1].weight.detach().clone()
+    strategy = PackNet(prune=0.5)
+    learner = Learner(model, [strategy], lr=0.1, batch_size=8)
+    learner.learn(toy_scenario("task").experiences[0])
+    assert torch.equal(model.features[1].weight, frozen)
+    assert bool((strategy.owner_["features.1.weight"] == 1).all())

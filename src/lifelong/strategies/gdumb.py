@@ -116,14 +116,16 @@ class GDumb(Strategy):
                 opt.step()
 
     def reinitialise(self, learner: Learner) -> None:
-        """Reset every module's parameters (seeded from the learner's generator) and the optimizer."""
+        """Reset every module's parameters (seeded from the learner's generator) and the optimizer; a module
+        with a frozen parameter (a pretrained backbone the user set ``requires_grad_(False)`` on) keeps its
+        weights, since the retraining could never learn them back."""
         seed = int(torch.randint(2**62, (1,), generator=learner.generator))
         cuda = [learner.device.index or 0] if learner.device.type == "cuda" else []
         with torch.random.fork_rng(devices=cuda):  # reset_parameters draws from the global RNG
             torch.manual_seed(seed)
             for module in learner.model.modules():
                 reset = getattr(module, "reset_parameters", None)
-                if callable(reset):
+                if callable(reset) and all(p.requires_grad for p in module.parameters(recurse=False)):
                     reset()
         learner.reset_optimizer()
 

@@ -52,7 +52,8 @@ class PackNet(Strategy):
     Parameters
     ----------
     prune : fraction of a task's free weights released after it trains (weight matrices only;
-        biases are kept whole by the first task that trains them, as in the paper). None: equal
+        biases, and parameters frozen with ``requires_grad_(False)``, are kept whole by the first task,
+        as the paper keeps biases). None: equal
         shares, ``1 - 1 / (tasks left)``, over ``n_tasks`` tasks.
     n_tasks : tasks to pack, for ``prune=None``; None takes the number of experiences of the
         scenario the first task came in if it holds two or more, else releases ``DEFAULT_PRUNE`` per
@@ -118,7 +119,8 @@ class PackNet(Strategy):
             for n, p in params.items():
                 owner = self.owner_[n]
                 free = owner == 0
-                keep = prune_free(p.cpu(), free, fraction) if p.dim() > 1 else free
+                # a weight the user froze (a pretrained backbone) is kept whole: pruned, it never retrains
+                keep = prune_free(p.cpu(), free, fraction) if p.dim() > 1 and p.requires_grad else free
                 p.masked_fill_((free & ~keep).to(p.device), 0.0)  # released weights restart from zero
                 owner[keep] = k
         self.tasks_.append(experience.task_id)
