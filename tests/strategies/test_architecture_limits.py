@@ -9,7 +9,8 @@ from lifelong.errors import ConfigError, StrategyMismatchError
 from lifelong.learn import Learner
 from lifelong.learn.models import CNN, MLP
 from lifelong.learn.strategy import get_strategy
-from lifelong.strategies import CPG, DEN, GPM, HAT, MER, PNN
+from lifelong.data.scenarios import task_incremental
+from lifelong.strategies import CPG, DEN, GPM, HAT, MER, PNN, Adapters
 
 
 def NormedMLP() -> nn.Module:
@@ -108,3 +109,35 @@ def test_predicting_no_rows_with_task_ids_answers_no_rows(name: str) -> None:
     learner.partial_fit(torch.randn(20, 8), torch.arange(20) % 2, t=0)
     learner.consolidate()
     assert learner.predict_proba(torch.randn(0, 8), t=0).shape == (0, 4)
+
+
+class _Plain(nn.Module):
+    def __init__(self, features: nn.Sequential, classifier: nn.Linear) -> None:
+        super().__init__()
+        self.features, self.classifier = features, classifier
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+@pytest.mark.parametrize("strategy", [HAT, PNN, CPG, DEN])
+def test_two_linears_in_a_row_are_refused_when_the_learner_is_built(strategy) -> None:
+    """They passed the layout check, then HAT and DEN failed mid-training on a unit with no ReLU."""
+    model = _Plain(nn.Sequential(nn.Linear(4, 6), nn.Linear(6, 8), nn.ReLU()), nn.Linear(8, 3))
+    with pytest.raises(StrategyMismatchError, match="Linear-ReLU pairs"):
+        Learner(model, [strategy()])
+
+
+@pytest.mark.parametrize("strategy", [HAT, CPG, DEN])
+def test_linears_without_bias_are_refused_by_the_methods_that_mask_units(strategy) -> None:
+    model = _Plain(nn.Sequential(nn.Linear(4, 8, bias=False), nn.ReLU()), nn.Linear(8, 3, bias=False))
+    with pytest.raises(StrategyMismatchError, match="to have a bias"):
+        Learner(model, [strategy()])
+
+
+@pytest.mark.parametrize("strategy", [PNN, Adapters])
+def test_pnn_and_adapters_train_an_mlp_without_biases(strategy) -> None:
+    model = _Plain(nn.Sequential(nn.Linear(8, 8, bias=False), nn.ReLU()), nn.Linear(8, 4, bias=False))
+    learner = Learner(model, [strategy()], lr=0.1, batch_size=8)
+    result = learner.fit(task_incremental(toy_data(), n_experiences=2))
+    assert len(result.accuracy_matrix) == 2 and not result.diverged

@@ -58,31 +58,38 @@ def layers_outside(
     return sorted(names)
 
 
-def mlp_linears(model: nn.Module, who: str) -> list[nn.Linear]:
+def mlp_linears(model: nn.Module, who: str, bias: bool = True) -> list[nn.Linear]:
     """The Linear layers of an MLP in order: hidden layers, then the classifier.
 
     These strategies compute ``classifier(features(x))`` themselves on the flattened input, so a layer
     outside the two (an embedding or a norm before ``features``) would be skipped: such a model is
-    refused; a ``Flatten`` outside them is what they do anyway.
+    refused; a ``Flatten`` outside them is what they do anyway. Their per-unit masks and growth read a
+    hidden unit as one Linear row with its bias and its ReLU: features are Linear-ReLU pairs (after
+    any Flatten) and, unless ``bias=False`` (a method that never reads biases), every Linear has a bias.
     """
     feats, clf = getattr(model, "features", None), getattr(model, "classifier", None)
     outside = layers_outside(model, ADDED, harmless=(nn.Flatten,))
-    if (
-        not isinstance(feats, nn.Sequential)
-        or not isinstance(clf, nn.Linear)
-        or any(not isinstance(m, (nn.Flatten, nn.Linear, nn.ReLU)) for m in feats)
-        or outside
-    ):
+    body = [m for m in feats if not isinstance(m, nn.Flatten)] if isinstance(feats, nn.Sequential) else []
+    pairs = len(body) % 2 == 0 and all(
+        isinstance(m, nn.Linear if i % 2 == 0 else nn.ReLU) for i, m in enumerate(body)
+    )
+    if not isinstance(feats, nn.Sequential) or not isinstance(clf, nn.Linear) or not pairs or outside:
         extra = (
             f" (it has layers outside them: {', '.join(outside)}; move them into .features)"
             if outside
             else ""
         )
         raise StrategyMismatchError(
-            f"{who} needs an MLP (features of Flatten/Linear/ReLU and a Linear classifier){extra}, got "
-            f"{type(model).__name__}; build the model with lifelong.learn.models.MLP"
+            f"{who} needs an MLP (features of Linear-ReLU pairs after any Flatten, and a Linear classifier)"
+            f"{extra}, got {type(model).__name__}; build the model with lifelong.learn.models.MLP"
         )
-    return [m for m in feats if isinstance(m, nn.Linear)] + [clf]
+    lins = [m for m in body if isinstance(m, nn.Linear)] + [clf]
+    if bias and any(m.bias is None for m in lins):
+        raise StrategyMismatchError(
+            f"{who} needs every Linear layer of the MLP to have a bias (it masks or grows a unit's weights "
+            "and bias together); build them with bias=True, as lifelong.learn.models.MLP does"
+        )
+    return lins
 
 
 def set_linear(model: nn.Module, i: int, layer: nn.Linear) -> None:

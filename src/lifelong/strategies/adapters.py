@@ -125,7 +125,10 @@ class Adapters(Strategy):
                 old[list(cls)] = True  # rows only earlier tasks use: their outputs must not move
         w, b = classifier.weight, classifier.bias
         names = {id(p): n for n, p in learner.model.named_parameters()}
-        self._frozen.set({names[id(w)]: old[:, None].expand_as(w).clone(), names[id(b)]: old})
+        masks = {names[id(w)]: old[:, None].expand_as(w).clone()}
+        if b is not None:  # a classifier built with bias=False has only its weights to hold
+            masks[names[id(b)]] = old
+        self._frozen.set(masks)
 
     def after_backward(self, learner: Learner) -> None:
         self._frozen.after_backward(learner)

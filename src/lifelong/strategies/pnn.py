@@ -39,14 +39,16 @@ class PNN(Strategy):
         self.columns_: list[int] = []  # task id of each column, in order
 
     def attach(self, learner: Learner) -> None:
-        mlp_linears(learner.model, "PNN")  # a clear error for other architectures, before training
+        mlp_linears(
+            learner.model, "PNN", bias=False
+        )  # a clear error for other architectures, before training
         if not hasattr(learner.model, "pnn_columns"):
             learner.model.pnn_columns = nn.ModuleList()
         if len(_pnn_columns(learner.model)) < len(self.columns_) - 1:
             self._grow(learner)
 
     def _grow(self, learner: Learner) -> None:
-        model, base = learner.model, mlp_linears(learner.model, "PNN")
+        model, base = learner.model, mlp_linears(learner.model, "PNN", bias=False)
         dims = [base[0].in_features, *(m.out_features for m in base)]
         device, columns = base[0].weight.device, _pnn_columns(model)
         while len(columns) < len(self.columns_) - 1:
@@ -64,7 +66,7 @@ class PNN(Strategy):
 
     def _columns(self, learner: Learner) -> list[list[nn.Module]]:
         """Per column, every module it owns (its layers and laterals)."""
-        cols: list[list[nn.Module]] = [list(mlp_linears(learner.model, "PNN"))]
+        cols: list[list[nn.Module]] = [list(mlp_linears(learner.model, "PNN", bias=False))]
         for column in _pnn_columns(learner.model):
             cols.append([*part(column, "layers", nn.ModuleList), *part(column, "laterals", nn.ModuleList)])
         return cols
@@ -79,7 +81,7 @@ class PNN(Strategy):
     def _column_forward(self, learner: Learner, x: Tensor, c: int) -> Tensor:
         model = learner.model
         columns = _pnn_columns(model)
-        layers = [mlp_linears(model, "PNN")] + [
+        layers = [mlp_linears(model, "PNN", bias=False)] + [
             list(part(col, "layers", nn.ModuleList)) for col in columns[:c]
         ]
         hs = [x.flatten(1)] * (c + 1)  # each column's input to the current layer
