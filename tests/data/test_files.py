@@ -155,3 +155,26 @@ def test_a_dataframe_is_read_as_its_csv_would_be_and_a_scenario_given_one_says_s
     assert len(domains_from_column(table).experiences) == len(set(df["site"]))
     with pytest.raises(ScenarioError, match=r"a pandas DataFrame does not say which column is the label"):
         class_incremental(df)
+
+
+def test_a_frame_from_an_array_names_its_label_by_number_and_keeps_its_columns() -> None:
+    """Columns 0..D-1: label_column=3 was refused while the message listed '3'; the caller's frame had
+    its column labels rewritten to text."""
+    import pandas as pd
+
+    x, y = tabular()
+    df = pd.DataFrame(x[:, :3]).assign(**{"3": y})
+    df.columns = [0, 1, 2, 3]
+    for label in (3, "3"):
+        t = load_table(df, label_column=label)
+        assert t.x.shape == (len(y), 3) and t.y.tolist() == y.tolist()
+    assert list(df.columns) == [0, 1, 2, 3]
+
+
+def test_a_frame_with_a_column_name_twice_is_refused() -> None:
+    import pandas as pd
+
+    x, y = tabular()
+    df = pd.DataFrame(x[:, :2], columns=["a", "a"]).assign(label=y)
+    with pytest.raises(DataError, match=r"columns \['a'\] appear more than once"):
+        load_table(df)

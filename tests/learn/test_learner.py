@@ -421,6 +421,21 @@ def test_a_learner_trained_on_a_frame_matches_later_frames_by_column_name(tmp_pa
     assert Learner.load(tmp_path / "ckpt").feature_names == tuple(names)
 
 
+def test_a_frame_with_a_column_name_twice_is_refused() -> None:
+    """Matched by name, the last of the two won: a 4-column frame answered for a 3-feature model."""
+    import pandas as pd
+
+    x, y = _tabular()
+    names = [f"f{i}" for i in range(30)]
+    learner = _tab_learner()
+    with pytest.raises(DataError, match=r"columns \['f1'\] appear more than once"):
+        learner.partial_fit(pd.DataFrame(x, columns=["f1", *names[1:]]), y)
+    assert learner.feature_names is None and learner.samples_trained == 0
+    learner.partial_fit(pd.DataFrame(x, columns=names), y)
+    with pytest.raises(DataError, match=r"columns \['f2'\] appear more than once"):
+        learner.predict(pd.DataFrame(x, columns=names).assign(f2_=1.0).rename(columns={"f2_": "f2"}))
+
+
 @pytest.mark.parametrize("source", ["table", "frame"])
 def test_fit_on_named_columns_records_them_and_predicts_by_name(tmp_path, source: str) -> None:
     import pandas as pd

@@ -253,8 +253,18 @@ def _scalar(value: Any) -> Any:
 
 
 def frame_columns(x: Any) -> list[str] | None:
-    """The column names of a pandas frame (as text), None for anything else."""
-    return [str(c) for c in x.columns] if hasattr(x, "columns") and hasattr(x, "to_numpy") else None
+    """The column names of a pandas frame (as text), None for anything else; a DataError when a name
+    appears twice (columns are matched by name: the last of the two would silently win)."""
+    if not (hasattr(x, "columns") and hasattr(x, "to_numpy")):
+        return None
+    names = [str(c) for c in x.columns]
+    if len(set(names)) != len(names):
+        twice = sorted({n for n in names if names.count(n) > 1})
+        raise DataError(
+            f"the frame's columns {twice[:10]} appear more than once (as text); columns are matched by "
+            "name, so each must be unique: rename them (frame.columns = [...])"
+        )
+    return names
 
 
 def tensor_of(arr: np.ndarray) -> Tensor:

@@ -178,7 +178,8 @@ def load_table(
     For ``.npz`` the arrays are named ``x``, ``y`` and optionally ``domain`` / ``task``; the
     column arguments apply to CSV and Parquet. ``drop_columns`` are columns that are not features
     (an id, a timestamp, free text): every other column but the label, domain and task is one.
-    A pandas DataFrame is read as a CSV file's rows would be.
+    A pandas DataFrame is read as a CSV file's rows would be, its columns named as text (a frame made
+    from an array names its label column 3 or "3"); a name twice is a DataError.
     """
     if frame_columns(path) is not None:
         return _from_frame(
@@ -240,8 +241,12 @@ def _read_frame(p: Path) -> Any:
 def _from_frame(
     frame: Any, p: Path, label: str, domain: str | None, task: str | None, drop: tuple[str, ...] = ()
 ) -> Table:
-    columns = [str(c) for c in frame.columns]
-    frame.columns = columns
+    columns = frame_columns(frame) or []
+    frame = frame.set_axis(columns, axis=1)  # a caller's frame keeps its own column labels
+    # names as text, as the columns: a frame built from an array has columns 0..D-1, named as 3 or "3"
+    label = str(label)
+    domain, task = (None if c is None else str(c) for c in (domain, task))
+    drop = tuple(str(c) for c in drop)
     unknown = [c for c in drop if c not in columns]
     if unknown:
         raise DataError(f"{p}: no column(s) {unknown} to drop; the columns are {columns}")
