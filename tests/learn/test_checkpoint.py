@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from lifelong.checks import toy_data, toy_model, toy_scenario
-from lifelong.data.scenarios import class_incremental
+from lifelong.data.scenarios import class_incremental, task_incremental
 from lifelong.errors import CheckpointError
 from lifelong.learn import Learner
 from lifelong.learn.models import MLP
@@ -158,8 +158,8 @@ def test_a_fresh_interpreter_rebuilds_every_builtin_strategy_and_a_plugin_model(
     for name in names:
         cls = get_strategy(name)
         learner = Learner(MLP(in_features=8, hidden=(8,), n_classes=4), [cls()], batch_size=16)
-        learner.partial_fit(data.x, data.y, t=0 if "task_labels" in cls.needs else None)
-        learner.consolidate()
+        scenario = task_incremental if "task_labels" in cls.needs else class_incremental
+        learner.learn(scenario(toy_data(n_classes=4, per_class=20), n_experiences=1)[0])
         learner.save(tmp_path / name)
     plugins = tmp_path / "plugins"
     plugins.mkdir()

@@ -10,7 +10,8 @@ import torch
 from lifelong import strategies as S
 from lifelong.checks import toy_data, toy_model, toy_scenario
 from lifelong.data import from_tensors
-from lifelong.data.scenarios import Scenario
+from lifelong.data.dataset import Dataset
+from lifelong.data.scenarios import Experience, Scenario
 from lifelong.errors import ConfigError, DataError, StrategyMismatchError
 from lifelong.learn import Callback, Learner, Strategy
 from lifelong.learn.learner import CALLBACK_HOOKS
@@ -591,12 +592,15 @@ def test_strategies_follow_a_grown_head(name: str, tmp_path) -> None:
     from lifelong.learn.strategy import get_strategy
 
     x, y = _tabular(120)
-    learner = _tab_learner([get_strategy(name)()])
-    learner.partial_fit(x, y)
-    learner.consolidate()
-    learner.partial_fit(x[:40], np.full(40, 3), allow_new_classes=True)  # a fourth class arrives
-    learner.consolidate()
-    learner.partial_fit(x, y)
+    learner = _tab_learner([get_strategy(name)()], allow_new_classes=True)
+
+    def experience(i: int, xs: np.ndarray, ys: np.ndarray) -> Experience:  # iCaRL refuses partial_fit
+        data = Dataset(torch.as_tensor(xs, dtype=torch.float32), torch.as_tensor(ys))
+        return Experience(i, tuple(sorted(set(ys.tolist()))), 0, data, data)
+
+    learner.learn(experience(0, x, y))
+    learner.learn(experience(1, x[:40], np.full(40, 3)))  # a fourth class arrives
+    learner.learn(experience(2, x, y))
     assert learner.n_outputs == 4 and learner.classes_seen == (0, 1, 2, 3)
     learner.save(tmp_path / "c")
     assert Learner.load(tmp_path / "c").n_outputs == 4

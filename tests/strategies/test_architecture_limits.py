@@ -5,11 +5,11 @@ import torch
 from torch import nn
 
 from lifelong.checks import toy_data, toy_model
+from lifelong.data.scenarios import task_incremental
 from lifelong.errors import ConfigError, StrategyMismatchError
 from lifelong.learn import Learner
 from lifelong.learn.models import CNN, MLP
 from lifelong.learn.strategy import get_strategy
-from lifelong.data.scenarios import task_incremental
 from lifelong.strategies import CPG, DEN, GPM, HAT, MER, PNN, Adapters
 
 

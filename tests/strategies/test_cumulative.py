@@ -1,10 +1,12 @@
 """Cumulative: every experience retrains on all the data seen so far, which it keeps."""
 
+import pytest
 import torch
 
 from lifelong.checks import toy_model, toy_scenario
+from lifelong.errors import StrategyMismatchError
 from lifelong.learn import Learner
-from lifelong.strategies import Cumulative, Naive
+from lifelong.strategies import Cumulative, Joint, Naive
 
 
 def test_each_experience_trains_on_everything_seen_so_far() -> None:
@@ -39,3 +41,11 @@ def test_it_remembers_the_first_experience_where_fine_tuning_forgets_it() -> Non
 
 def test_a_fresh_strategy_holds_nothing() -> None:
     assert Cumulative().memory_bytes() == 0
+
+
+@pytest.mark.parametrize("strategy", [Cumulative, Joint])
+def test_partial_fit_is_refused(strategy) -> None:
+    """partial_fit never formed the training set they rewrite: Cumulative trained exactly as naive."""
+    learner = Learner(toy_model(), [strategy()], lr=0.1, batch_size=8)
+    with pytest.raises(StrategyMismatchError, match="learn\\(experience\\) or fit"):
+        learner.partial_fit(torch.randn(8, 8), torch.tensor([0, 1] * 4))

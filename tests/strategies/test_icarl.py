@@ -1,5 +1,6 @@
 """iCaRL: herding exemplars, memory split across classes, nearest-mean-of-exemplars prediction."""
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -7,6 +8,7 @@ from torch import Tensor, nn
 from lifelong.checks import toy_model, toy_scenario
 from lifelong.data.dataset import Dataset, Split
 from lifelong.data.scenarios import class_incremental
+from lifelong.errors import StrategyMismatchError
 from lifelong.learn.learner import Learner
 from lifelong.strategies import ICaRL, Naive
 
@@ -80,12 +82,14 @@ def test_icarl_forgets_less_than_fine_tuning() -> None:
     assert accs["icarl"] > 0.8 > accs["naive"]
 
 
-def test_bce_classes_follow_new_classes_within_an_experience() -> None:
-    icarl = ICaRL(buffer_size=20)
-    learner = Learner(toy_model(), [icarl], lr=0.1, batch_size=8)
-    x = torch.randn(8, 8)
-    learner.partial_fit(x, torch.tensor([0, 1] * 4))
-    columns = torch.arange(10)  # the cached index (a slice or a tensor) picks these columns
-    assert columns[icarl._indices(learner, learner.device)[0]].tolist() == [0, 1]
-    learner.partial_fit(x, torch.tensor([2, 3] * 4))  # same experience, two more classes
-    assert columns[icarl._indices(learner, learner.device)[0]].tolist() == [0, 1, 2, 3]
+def test_partial_fit_is_refused_before_anything_changes() -> None:
+    """partial_fit trains batches as they arrive, so the exemplars were never mixed in: iCaRL trained as
+    fine-tuning while storing a memory it never rehearsed."""
+    learner = Learner(toy_model(), [ICaRL(buffer_size=20)], lr=0.1, batch_size=8)
+    before = [p.detach().clone() for p in learner.model.parameters()]
+    with pytest.raises(
+        StrategyMismatchError, match="partial_fit: ICaRL rewrites an experience's whole training"
+    ):
+        learner.partial_fit(torch.randn(8, 8), torch.tensor([0, 1] * 4))
+    assert all(torch.equal(a, b) for a, b in zip(before, learner.model.parameters()))
+    assert learner.samples_trained == 0

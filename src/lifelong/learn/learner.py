@@ -627,7 +627,16 @@ class Learner:
             raise DataError("partial_fit: x is empty; pass at least one sample")
         starts, ends = self._batches(len(x))  # refused here, before anything changes
         t = self._task_ids(t, len(x), "partial_fit")
-        # the caller marks boundaries with consolidate(), so any strategy works; only task labels are checked
+        # the caller marks boundaries with consolidate(), so any strategy works but one that rewrites an
+        # experience's whole training set, which batches trained as they arrive never form
+        if self._hooks["train_data"]:
+            names = ", ".join(type(s).__name__ for s in self._hooks["train_data"])
+            raise StrategyMismatchError(
+                f"partial_fit: {names} rewrites an experience's whole training set (Cumulative adds every "
+                "earlier experience, iCaRL its exemplars, Joint the stream), and partial_fit trains each batch "
+                "as it arrives: train it with learn(experience) or fit, or use a replay method (Replay, DER++) "
+                "with partial_fit"
+            )
         self.check_supported(None, t is not None)
         if t is not None:  # an experience learns one task; its classes are filed under it
             tasks = set(t.tolist()) | ({self._experience.task_id} if self._experience is not None else set())

@@ -31,7 +31,7 @@ class Joint(Strategy):
         if self.trained_:
             return data.subset(torch.arange(0))
         self.trained_ = True
-        if not learner.stream:  # partial_fit: only what it is given
+        if not learner.stream:  # learn(experience) outside fit: only what it is given
             return data
         # what fit was given, not the whole scenario its experiences come from
         return concat([e.train for e in learner.stream], "joint")
