@@ -112,6 +112,20 @@ def test_a_task_with_no_free_weights_left_is_refused(sized: str) -> None:
     assert (learner.experience_index, learner.classes_seen) == seen  # refused: nothing counted
 
 
+def test_a_fit_with_more_tasks_than_shares_is_refused_before_training() -> None:
+    """Was refused at the task with no room, after the earlier ones had trained (and their Result lost)."""
+    first, second = toy_scenario("task").experiences
+    learner = Learner(toy_model(), [PackNet(n_tasks=1)], lr=0.1, batch_size=8)
+    with pytest.raises(
+        ConfigError, match=r"task 1 \(experience 1\): the 1 tasks .*equal shares for 1 tasks, n_tasks"
+    ):
+        learner.fit(_scenario(first, second))
+    assert learner.samples_trained == 0 and learner.strategies[0].tasks_ == []
+    Learner(toy_model(), [PackNet(prune=0.5)], lr=0.1, batch_size=8).fit(
+        _scenario(first, second)
+    )  # a fixed prune never runs out
+
+
 def test_a_checkpoint_saved_mid_experience_keeps_earlier_tasks_weights_frozen(tmp_path) -> None:
     """The freeze was set at the experience's start and not saved: after loading, task 0's weights
     trained again (the largest moved by 0.0135)."""

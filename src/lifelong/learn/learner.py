@@ -1072,6 +1072,8 @@ class Learner:
             )
         kind = stream.kind if isinstance(stream, TaskFreeStream) else kinds.pop()
         self.check_supported(kind, experiences[0].train.t is not None)
+        for s in self.strategies:
+            s.check_stream(self, experiences)
         reference = _reference(reference_accuracy, len(experiences))
         # every sample is checked here, once: learn() is told so, and checks only the labels again
         trains = [stream.data] if isinstance(stream, TaskFreeStream) else [e.train for e in experiences]

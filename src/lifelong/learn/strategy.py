@@ -194,6 +194,10 @@ class Strategy:
         """Parameters the method keeps beyond the model (old models, importances count as state)."""
         return 0
 
+    def check_stream(self, learner: Learner, experiences: list[Experience]) -> None:
+        """Refuse, before ``fit`` trains anything, a stream the method cannot finish (PackNet with
+        more tasks than it shares its weights among); nothing by default."""
+
     def divergence_hint(self) -> str | None:
         """What to change when a run with this strategy diverged, if the method knows a likely cause."""
         return None

@@ -84,15 +84,25 @@ class PackNet(Strategy):
         self.plan_: int | None = None  # tasks the shares were sized for, fixed by the first task
         self._frozen = FrozenEntries()
 
+    def check_stream(self, learner: Learner, experiences: list[Experience]) -> None:
+        """Equal shares for ``n`` tasks leave nothing for an ``n + 1``-th: refused before ``fit`` trains."""
+        n = None if self.prune is not None or not experiences else self.planned_tasks(experiences[0])
+        if n is not None and len(self.tasks_) + len(experiences) > n:
+            late = experiences[max(0, n - len(self.tasks_))]
+            raise ConfigError(self._no_room(late, n))
+
+    def _no_room(self, experience: Experience, held_by: int) -> str:
+        return (
+            f"PackNet has no free weights left for task {experience.task_id} (experience "
+            f"{experience.index}): the {held_by} tasks learned before it hold the whole network "
+            f"({self._sizing()}), so it would train nothing and score at chance. Train the stream "
+            "with a PackNet sized for all its tasks: n_tasks=<tasks in the whole stream> (equal shares), "
+            "or a fixed prune (the share of each task's weights released for later ones)"
+        )
+
     def before_experience(self, learner: Learner, experience: Experience) -> None:
         if self.owner_ and not any(bool((o == 0).any()) for o in self.owner_.values() if o.dim() > 1):
-            raise ConfigError(
-                f"PackNet has no free weights left for task {experience.task_id} (experience "
-                f"{experience.index}): the {len(self.tasks_)} tasks learned so far hold the whole network "
-                f"({self._sizing()}), so this task would train nothing and score at chance. Train the stream "
-                "with a PackNet sized for all its tasks: n_tasks=<tasks in the whole stream> (equal shares), "
-                "or a fixed prune (the share of each task's weights released for later ones)"
-            )
+            raise ConfigError(self._no_room(experience, len(self.tasks_)))
         self._frozen.set({n: o != 0 for n, o in self.owner_.items()})
         learner.reset_optimizer()  # no momentum carried into weights owned by earlier tasks
 
@@ -133,10 +143,11 @@ class PackNet(Strategy):
         """How the shares were chosen, for the no-capacity error."""
         if self.prune is not None:
             return f"prune={self.prune}"
-        if self.plan_ is None:
+        n = self.n_tasks if self.n_tasks is not None else self.plan_
+        if n is None:
             return f"{DEFAULT_PRUNE} released per task"
         source = "n_tasks" if self.n_tasks is not None else "the length of the first task's scenario"
-        return f"equal shares for {self.plan_} tasks, {source}"
+        return f"equal shares for {n} tasks, {source}"
 
     def planned_tasks(self, experience: Experience) -> int | None:
         """Tasks to share the network among: ``n_tasks``, the plan the first task fixed, or the length
