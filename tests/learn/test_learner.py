@@ -11,7 +11,7 @@ from lifelong import strategies as S
 from lifelong.checks import toy_data, toy_model, toy_scenario
 from lifelong.data import from_tensors
 from lifelong.data.dataset import Dataset
-from lifelong.data.scenarios import Experience, Scenario
+from lifelong.data.scenarios import Experience, Scenario, class_incremental
 from lifelong.errors import ConfigError, DataError, StrategyMismatchError
 from lifelong.learn import Callback, Learner, Strategy
 from lifelong.learn.learner import CALLBACK_HOOKS
@@ -1067,3 +1067,19 @@ def test_momentum_with_adam_is_refused_and_a_bad_load_device_is_named(tmp_path) 
     Learner(toy_model()).save(tmp_path)
     with pytest.raises(ConfigError, match=r"^device: "):
         Learner.load(tmp_path, device="gpu")
+
+
+def test_predicting_raw_uint8_pixels_after_training_on_scaled_ones_warns() -> None:
+    """A Dataset scales uint8 rows by 1/255 when batches are drawn; predict on the same uint8 array did
+    not, and answered differently without a word."""
+    from lifelong.data import Split
+
+    g = torch.Generator().manual_seed(0)
+    x, y = (torch.rand(60, 8, generator=g) * 255).to(torch.uint8), torch.arange(60) % 2
+    learner = Learner(toy_model(), lr=0.1, batch_size=16)
+    learner.fit(class_incremental(Split(from_tensors(x, y), from_tensors(x, y)), n_experiences=1))
+    with pytest.warns(UserWarning, match=r"predict: x holds uint8 pixels .* scale them as training did"):
+        learner.predict(x.numpy())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        learner.predict(x.float() / 255)

@@ -713,6 +713,19 @@ class Learner:
 
     def _inputs(self, x: Any, where: str) -> tuple[Tensor, float]:
         """``as_inputs``, and the largest |x| (read in the same pass as the check of the values)."""
+        pixels = str(getattr(x, "dtype", "")) in ("uint8", "torch.uint8")
+        x, largest = self._converted(x, where)
+        if pixels and where != "partial_fit" and 0 < self._largest_input <= 1.0 < largest:
+            warnings.warn(  # uint8 rows in a Dataset are scaled by 1/255 when batches are drawn; here they are not
+                f"{where}: x holds uint8 pixels up to {largest:g}, and the model trained on inputs up to "
+                f"{self._largest_input:g}: scale them as training did (x / 255), or predict on the "
+                "Dataset's features()",
+                UserWarning,
+                stacklevel=3,
+            )
+        return x, largest
+
+    def _converted(self, x: Any, where: str) -> tuple[Tensor, float]:
         if self.feature_names is not None and frame_columns(x) is not None:
             x = in_column_order(x, self.feature_names, f"{where}: the frame")
         if isinstance(x, dict) or (isinstance(x, (list, tuple)) and x and isinstance(x[0], dict)):
