@@ -317,6 +317,18 @@ def test_a_write_names_its_new_classes_in_its_own_transaction_or_not_at_all(stor
     assert store.class_names()["lime"] == 5 and store.samples(since_id=sid).y.tolist() == [5]
 
 
+def test_compacting_puts_admitted_classes_before_those_still_waiting(store: Store) -> None:
+    """A typo ("barberra", 1 label) named before "barbera" (enough labels to train on) sat below it, so
+    the head grown to barbera's index took the typo's as an output for good."""
+    x = np.zeros((4, 3), dtype=np.float32)
+    store.name_classes(["barberra", "barbera"], first=2)
+    store.add_samples(x, [2, 3, 3, 3])
+    assert store.compact_classes(first=2, admitted=3) == {2: 3, 3: 2}  # traded places
+    assert store.class_names() == {"barbera": 2, "barberra": 3}
+    assert store.samples(labelled_only=True).y.tolist() == [3, 2, 2, 2]
+    assert store.compact_classes(first=2, admitted=3) == {}  # already in order
+
+
 def test_compacting_frees_the_indices_of_names_left_without_labels(store: Store) -> None:
     """A typo ("fsh", corrected to "fish") kept index 3, so a head grown to fish's 4 served "fsh"."""
     x = np.zeros((3, 3), dtype=np.float32)

@@ -751,10 +751,12 @@ class Store:
         with self.engine.connect() as conn:
             return {r.name: r.label for r in conn.execute(sa.select(classes.c.name, classes.c.label))}
 
-    def compact_classes(self, first: int) -> dict[int, int]:
+    def compact_classes(self, first: int, admitted: int = 1) -> dict[int, int]:
         """Free the indices of named classes from ``first`` on that hold no label (a mistyped name,
-        corrected; every sample of a class deleted), moving the later ones down into them: the head
-        grows to the largest label, so a name left without labels would otherwise keep an output.
+        corrected; every sample of a class deleted), and order the rest: classes with ``admitted``
+        labelled samples or more first, then those still waiting for labels. The head grows to the
+        largest label, so a name left without labels, or a typo waiting below a class admitted after
+        it, would otherwise take an output for good.
 
         ``first`` is the class count of the widest registered version: below it every index is some
         version's output and never moves. Nothing moves while an unnamed index past ``first`` holds
@@ -772,14 +774,19 @@ class Store:
                 used.update(int(v) for v in conn.execute(q).scalars())
             if used - named.keys():
                 return {}
-            keep = sorted(i for i in named if i in used)
-            if len(keep) == len(named):
+            q = sa.select(samples.c.label, sa.func.count()).where(samples.c.label >= first)
+            counts = {int(c): int(n) for c, n in conn.execute(q.group_by(samples.c.label)).all()}
+            keep = sorted((i for i in named if i in used), key=lambda i: (counts.get(i, 0) < admitted, i))
+            moves = {old: first + k for k, old in enumerate(keep) if old != first + k}
+            if len(keep) == len(named) and not moves:
                 return {}
             conn.execute(sa.delete(classes).where(classes.c.label.in_([i for i in named if i not in used])))
-            moves = {old: first + k for k, old in enumerate(keep) if old != first + k}
-            for old, new in sorted(moves.items()):  # upwards: each target was freed or moved already
-                for table in (samples, feedback, classes):
-                    conn.execute(sa.update(table).where(table.c.label == old).values(label=new))
+            # through indices no label holds, so that two classes can trade places
+            parked = {old: -1 - k for k, old in enumerate(sorted(moves))}
+            for step in (parked, {parked[old]: new for old, new in moves.items()}):
+                for old, new in sorted(step.items()):
+                    for table in (samples, feedback, classes):
+                        conn.execute(sa.update(table).where(table.c.label == old).values(label=new))
             return moves
 
     def name_classes(self, names: Sequence[str], first: int) -> dict[str, int]:

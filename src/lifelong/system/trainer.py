@@ -121,7 +121,8 @@ def train_once(
     contract = Contract.load(record.path) or contract_of(old_learner)
     if contract.allow_new_classes and contract.class_names is not None:  # a corrected typo keeps no output
         store.compact_classes(
-            max([len(contract.classes), *(_n_classes(v.path) for v in registry.versions())])
+            max([len(contract.classes), *(_n_classes(v.path) for v in registry.versions())]),
+            admitted=policy.min_new_class_labels,
         )
     ids, data, waiting = _window(store, policy, mode, since, contract)
     n_hold = max(gate.min_holdout, int(len(ids) * gate.holdout_fraction))
