@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from lifelong.errors import ConfigError
@@ -80,6 +82,23 @@ def test_presets_are_valid_configuration(kind: str) -> None:
 def test_invalid_policies_are_refused(kw: dict[str, object]) -> None:
     with pytest.raises(ConfigError):
         Policy(**kw)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "overrides, words",
+    [
+        ({"drift_test": "nosuch"}, "unknown drift_test 'nosuch'; choose one of ks, psi, mmd"),
+        ({"detector": "nosuch"}, "unknown drift detector 'nosuch'"),
+        ({"detector_params": {"zzz": 1}}, "invalid parameters"),
+        ({"accuracy_floor": 7}, "accuracy_floor is an accuracy, between 0 and 1"),
+        ({"max_accuracy_drop": -3}, "max_accuracy_drop is an accuracy"),
+    ],
+)
+def test_monitor_settings_are_checked_at_start_up(overrides: dict, words: str) -> None:
+    """They were read only by the worker's monitors: a wrong test name failed every poll (nothing
+    trained again, not even on request) while the service reported ready."""
+    with pytest.raises(ConfigError, match=re.escape(words)):
+        Policy.from_json("continual", overrides)
 
 
 def test_the_floor_backs_off_while_it_stays_out_of_reach() -> None:

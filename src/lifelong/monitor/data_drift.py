@@ -288,6 +288,10 @@ class MMDDrift(DataDriftMonitor):
         )
 
 
+#: the data-drift tests a policy names (``Policy.drift_test``)
+DRIFT_TESTS: dict[str, type[DataDriftMonitor]] = {"ks": KSDrift, "psi": PSIDrift, "mmd": MMDDrift}
+
+
 def _unbiased_mmd2(k: np.ndarray, z: np.ndarray, n: int) -> np.ndarray:
     """Unbiased MMD² for each labelling in ``z`` ``[P, N]`` (1 marks the n "x" rows) given kernel ``k``."""
     m = k.shape[0] - n

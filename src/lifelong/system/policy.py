@@ -46,6 +46,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple, get_args, get_origin, get_type_hints
 
 from lifelong.errors import ConfigError, SettingError
+from lifelong.monitor.data_drift import DRIFT_TESTS
+from lifelong.monitor.performance import PerformanceMonitor
 
 KINDS = ("manual", "scheduled-retrain", "scheduled-finetune", "continual")
 Mode = Literal["scratch", "finetune"]
@@ -133,6 +135,19 @@ class Policy:
             )
         if self.drift_persistence < 1 or self.floor_window < 1 or self.drift_window < 2:
             raise ConfigError("policy: need drift_persistence >= 1, floor_window >= 1, drift_window >= 2")
+        for name in ("accuracy_floor", "max_accuracy_drop"):
+            value = getattr(self, name)
+            if value is not None and not 0 <= value <= 1:
+                raise ConfigError(f"policy: {name} is an accuracy, between 0 and 1 (or null), got {value}")
+        # the monitors are built by the worker, after start-up: a wrong name would fail each poll there
+        if self.drift_test is not None and self.drift_test not in DRIFT_TESTS:
+            raise ConfigError(
+                f"policy: unknown drift_test {self.drift_test!r}; choose one of {', '.join(DRIFT_TESTS)}, or null"
+            )
+        try:
+            PerformanceMonitor(self.detector, **self.detector_params)
+        except ConfigError as e:
+            raise ConfigError(f"policy: detector {self.detector!r} with detector_params: {e}") from e
 
     @classmethod
     def from_json(cls, kind: str, overrides: dict[str, Any]) -> Policy:

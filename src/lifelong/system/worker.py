@@ -35,7 +35,7 @@ import numpy as np
 
 from lifelong.data.dataset import Dataset
 from lifelong.errors import ConfigError, LifelongError
-from lifelong.monitor.data_drift import DataDriftMonitor, KSDrift, MMDDrift, PSIDrift
+from lifelong.monitor.data_drift import DRIFT_TESTS
 from lifelong.monitor.performance import PerformanceMonitor, locate_change
 from lifelong.system.canary import apply_canary_rule, check_live_canary
 from lifelong.system.events import EventKind, describe
@@ -52,7 +52,6 @@ DATA_CURSOR = "monitor-data"  # last sample id tested for data drift
 FEEDBACK_CURSOR = "monitor-feedback-us"  # feedback timestamp (microseconds) fed to the detector
 RETRY_FIRST_SECONDS, RETRY_MAX_SECONDS = 5.0, 300.0  # a failing training is tried again after 5, 10, 20 ... s
 STARTING = 0  # Worker._training_event while its `started` event is being written (event ids start at 1)
-DRIFT_TESTS: dict[str, Callable[[], DataDriftMonitor]] = {"ks": KSDrift, "psi": PSIDrift, "mmd": MMDDrift}
 
 
 @dataclass
