@@ -113,7 +113,10 @@ def test_feedback_labels_the_request_for_every_variant_and_the_sample(store: Sto
     assert {r.label for r in store.labelled_predictions()} == {3}
     assert store.samples(labelled_only=True).y.tolist() == [3]
 
-    with pytest.raises(NotFoundError, match="no prediction"):
+    with pytest.raises(
+        NotFoundError,
+        match="no prediction with id .*retention \\(--keep-samples, --keep-days\\) deletes old ones",
+    ):
         store.add_feedback("nope", 1)
     with pytest.raises(StoreError, match=">= 0"):
         store.add_feedback(champ, -2)

@@ -615,10 +615,7 @@ class Store:
                 )
             ).first()
             if row is None:
-                raise NotFoundError(
-                    f"no prediction with id {prediction_id!r}; use the id the prediction returned (one answered "
-                    "while the store could not write was not recorded and cannot take feedback)"
-                )
+                raise NotFoundError(_no_prediction(prediction_id))
             values = {"prediction_id": prediction_id, "label": label, "ts": time.time()}
             upsert(conn, feedback, {"request_id": row.request_id}, values)
             if row.sample_id is not None:
@@ -669,10 +666,7 @@ class Store:
             for i, pid in enumerate(ids):
                 if pid not in found:
                     where = f"feedback item {i}: " if len(ids) > 1 else ""
-                    raise NotFoundError(
-                        f"{where}no prediction with id {pid!r}; use the id the prediction returned (one "
-                        "answered while the store could not write was not recorded); nothing was stored"
-                    )
+                    raise NotFoundError(f"{where}{_no_prediction(pid)}; nothing was stored")
             labels = _named_labels(conn, labels, new_classes)
             for pid, label in zip(ids, labels):
                 row = found[pid]
@@ -1001,6 +995,14 @@ def _configure_sqlite(engine: sa.Engine, synchronous: str = "NORMAL", *, autoche
         # Writers lock up front: a deferred read-then-write fails at once if another writer committed.
         write = conn.get_execution_options().get("lifelong_write", False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def _no_prediction(prediction_id: Any) -> str:
+    return (
+        f"no prediction with id {prediction_id!r}: use the id the prediction returned; a prediction "
+        "answered while the store could not write was not recorded, and retention (--keep-samples, "
+        "--keep-days) deletes old ones, which can then take no feedback"
+    )
 
 
 def _id_window(q: sa.Select, since_id: int | None, until_id: int | None, labelled_only: bool) -> sa.Select:
