@@ -30,3 +30,44 @@ def test_an_argument_stored_under_another_name_fails_the_params_check() -> None:
 
 def test_an_unnamed_strategy_that_conforms_passes_every_check() -> None:
     run_checks(Anchored(lam=0.5))  # the state_dict round-trip loads it back by its class
+
+
+class Raises(Strategy):
+    """A hook with a bug: the report names it in every check that trains, the run goes on."""
+
+    name = "test-checks-raises"
+
+    def penalty(self, learner, batch, logits):
+        raise TypeError("bug in my penalty")
+
+
+class LosesState(Strategy):
+    """Learned state in an attribute without the trailing underscore: a checkpoint drops it."""
+
+    name = "test-checks-loses-state"
+
+    def __init__(self, lam: float = 1.0) -> None:
+        self.lam = lam
+        self.anchor = None
+
+    def penalty(self, learner, batch, logits):
+        if self.anchor is None:
+            return None
+        return self.lam * sum(((p - self.anchor[n]) ** 2).sum() for n, p in learner.model.named_parameters())
+
+    def after_experience(self, learner, experience):
+        self.anchor = {n: p.detach().clone() for n, p in learner.model.named_parameters()}
+
+
+def test_a_hook_that_raises_is_reported_by_check_not_raised() -> None:
+    """The TypeError escaped run_checks, and the checks after it never ran."""
+    with pytest.raises(AssertionError) as e:
+        run_checks(Raises())
+    report = str(e.value)
+    assert "clone: raised TypeError: bug in my penalty" in report and "inputs_not_mutated: raised" in report
+
+
+def test_state_a_checkpoint_loses_fails_the_resume_check() -> None:
+    """It passed every check: the round trip compares state_dict (empty on both sides) and predictions."""
+    with pytest.raises(AssertionError, match="fails 1 of the .*\n  resume: weights/.* differs"):
+        run_checks(LosesState())

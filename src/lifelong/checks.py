@@ -15,6 +15,7 @@ import tempfile
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -98,6 +99,8 @@ def _tensors_equal(a: Any, b: Any, where: str = "state") -> None:
         assert len(a) == len(b), f"{where}: lengths differ"
         for i, (x, y) in enumerate(zip(a, b)):
             _tensors_equal(x, y, f"{where}/{i}")
+    elif hasattr(a, "__array__") or hasattr(b, "__array__"):  # numpy: == is elementwise
+        assert np.array_equal(np.asarray(a), np.asarray(b)), f"{where} differs"
     else:
         assert a == b, f"{where}: {a!r} != {b!r}"
 
@@ -134,6 +137,44 @@ def check_state_dict_roundtrip(strategy: Strategy) -> None:
     assert torch.equal(
         learner.predict_logits(test.features(), test.t), loaded.predict_logits(test.features(), test.t)
     )
+
+
+def check_resume(strategy: Strategy) -> None:
+    """Saved in the middle of an experience (between ``partial_fit`` calls; at the boundary for a method
+    that rewrites an experience's data) and loaded, training goes on as if it had never stopped: the
+    same weights, strategy state and predictions. State kept outside ``state_dict`` fails here."""
+    kind = _kind_for(strategy)
+    first, second = toy_scenario("class" if kind == "task-free" else kind).experiences[:2]
+    whole = type(strategy).train_data is not Strategy.train_data  # partial_fit refuses these
+    half = torch.arange(len(second.train)) < len(second.train) // 2
+    parts = [
+        second.train.subset(half.nonzero().squeeze(1)),
+        second.train.subset((~half).nonzero().squeeze(1)),
+    ]
+
+    def run(stop: bool) -> Learner:
+        learner = _learner(strategy.clone(), seed=1)
+        learner.learn(first)
+        for i, part in enumerate([second.train] if whole else parts):
+            if stop and i == (0 if whole else 1):
+                with tempfile.TemporaryDirectory() as d:
+                    learner.save(d)
+                    learner = Learner.load(d)
+            if whole:
+                learner.learn(second)
+            else:
+                learner.partial_fit(part.features(), part.y, part.t)
+        if not whole:
+            learner.consolidate()
+        return learner
+
+    straight, resumed = run(False), run(True)
+    _tensors_equal(_weights(straight), _weights(resumed), "weights")
+    _tensors_equal(straight.strategies[0].state_dict(), resumed.strategies[0].state_dict(), "strategy state")
+    test = second.test
+    assert torch.equal(
+        straight.predict_logits(test.features(), test.t), resumed.predict_logits(test.features(), test.t)
+    ), "predictions differ"
 
 
 def check_seeded_determinism(strategy: Strategy) -> None:
@@ -178,6 +219,7 @@ CHECKS: dict[str, Callable[[Strategy], None]] = {
     "params": check_params,  # first: every other check clones, which reads the params
     "clone": check_clone,
     "state_dict_roundtrip": check_state_dict_roundtrip,
+    "resume": check_resume,
     "seeded_determinism": check_seeded_determinism,
     "inputs_not_mutated": check_inputs_not_mutated,
     "support_enforced": check_support_enforced,
@@ -186,8 +228,8 @@ CHECKS: dict[str, Callable[[Strategy], None]] = {
 
 def run_checks(strategy: Strategy) -> None:
     """Run every check on fresh clones of ``strategy``; the AssertionError it raises is the report:
-    each failed check by name, with its reason. After a failed ``params`` check the others, which
-    clone the strategy, cannot run and are not tried."""
+    each failed check by name, with its reason (an exception a check raised is one too). After a failed
+    ``params`` check the others, which clone the strategy, cannot run and are not tried."""
     failures = []
     for name, check in CHECKS.items():
         try:
@@ -196,6 +238,8 @@ def run_checks(strategy: Strategy) -> None:
             failures.append(f"{name}: {e}")
             if name == "params":
                 break
+        except Exception as e:  # a hook that raises is a failure to report, not the end of the report
+            failures.append(f"{name}: raised {type(e).__name__}: {e}")
     if failures:
         raise AssertionError(
             f"{type(strategy).__name__} fails {len(failures)} of the {len(CHECKS)} conformance checks:\n"

@@ -71,3 +71,21 @@ def test_a_model_of_token_ids_is_refused_when_the_learner_is_built() -> None:
         StrategyMismatchError, match="GenerativeReplay generates continuous inputs.*EmbeddingBag.*Replay"
     ):
         Learner(model, [GenerativeReplay()])
+
+
+def test_a_boundary_after_loading_freezes_the_generator_it_loaded() -> None:
+    """Saved after an experience's last batch and loaded, consolidate() saw no live generator and
+    skipped the boundary: the next experience replayed nothing."""
+    train = toy_scenario("class").experiences[0].train
+    runs = []
+    for stop in (False, True):
+        learner = Learner(toy_model(), [GenerativeReplay(latent_dim=4, hidden=16)], lr=0.1, batch_size=8)
+        learner.partial_fit(train.x, train.y)
+        if stop:
+            with tempfile.TemporaryDirectory() as d:
+                learner.save(d)
+                learner = Learner.load(d)
+        learner.consolidate()
+        runs.append(learner.strategies[0].state_dict())
+    assert runs[1]["old_vae_"] is not None
+    assert all(torch.equal(runs[0]["old_vae_"][k], runs[1]["old_vae_"][k]) for k in runs[0]["old_vae_"])

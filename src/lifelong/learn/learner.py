@@ -665,6 +665,9 @@ class Learner:
                     self._task_classes.setdefault(self._experience.task_id, set()).update(new)
                     self._task_mask = None
         self.model.train()
+        # one pass over this call's batches is the epoch (HAT anneals over one): set by the call, not
+        # left from whatever ran before, so a learner loaded from a checkpoint steps alike
+        self.state.steps_in_epoch, self.state.epochs, self.state.epoch = len(starts), 1, 0
         start = time.perf_counter()
         with self._in_model_dtype():
             for i, j in zip(starts, ends):

@@ -70,7 +70,10 @@ class DEN(Strategy):
         self.task_exp_: dict[int, int] = {}  # task id -> experience index whose network it uses
         self.grew_: list[bool] = []  # per experience: whether the layers expanded
         self._frozen = FrozenEntries()
-        self._start: list[tuple[Tensor, Tensor]] = []
+        # per hidden layer, its weights and biases when the experience started (the split compares
+        # with them): state, so a checkpoint taken mid-experience still splits at its end
+        self.start_weights_: list[Tensor] = []
+        self.start_biases_: list[Tensor] = []
 
     def attach(self, learner: Learner) -> None:
         mlp_linears(learner.model, "DEN")  # a clear error for other architectures, before training
@@ -82,7 +85,8 @@ class DEN(Strategy):
         if not self.born_:
             self.born_ = [torch.full((m.out_features,), -1) for m in hidden]
             self.died_ = [torch.full((m.out_features,), ALIVE) for m in hidden]
-        self._start = [(m.weight.detach().clone(), m.bias.detach().clone()) for m in hidden]
+        self.start_weights_ = [m.weight.detach().clone() for m in hidden]
+        self.start_biases_ = [m.bias.detach().clone() for m in hidden]
         self._frozen.set({})
 
     def _gates(self, learner: Learner, e: int) -> list[Tensor | None]:
@@ -108,7 +112,7 @@ class DEN(Strategy):
 
     def after_experience(self, learner: Learner, experience: Experience) -> None:
         e, data = learner.experience_index, experience.train
-        if self._start and e > 0:  # splitting protects earlier experiences: none before the first
+        if self.start_weights_ and e > 0:  # splitting protects earlier experiences: none before the first
             self._split(learner, e)
         grow = len(data) > 0 and mean_loss(learner, data) > self.loss_threshold
         if grow:
@@ -118,7 +122,7 @@ class DEN(Strategy):
 
     @torch.no_grad()
     def _split(self, learner: Learner, e: int) -> None:
-        for l, (w0, b0) in enumerate(self._start):
+        for l, (w0, b0) in enumerate(zip(self.start_weights_, self.start_biases_)):
             lins = mlp_linears(learner.model, "DEN")
             lin, nxt = lins[l], lins[l + 1]
             n0, in0 = w0.shape

@@ -141,14 +141,15 @@ class GenerativeReplay(Strategy):
         self._train_x = None
 
     def after_experience(self, learner: Learner, experience: Experience) -> None:
-        if self._vae is None:
-            return  # nothing was learned
-        self.old_vae_ = {k: v.detach().clone() for k, v in self._vae.state_dict().items()}
+        if self._vae is None and not self.vae_:
+            return  # nothing was learned (after a checkpoint load, vae_ holds what was)
+        vae = self.generator(learner)
+        self.old_vae_ = {k: v.detach().clone() for k, v in vae.state_dict().items()}
         self.old_solver_ = {k: v.detach().clone() for k, v in learner.model.state_dict().items()}
         self.old_classes_ = list(learner.classes_seen)
         self._old_vae = self._old_solver = None
         if self.store_generated:
-            new = self.generate(learner, self.store_generated, self._vae, learner.model, self.old_classes_)
+            new = self.generate(learner, self.store_generated, vae, learner.model, self.old_classes_)
             self.memory_.add(new.x, new.y, generator=learner.generator)
 
     def state_dict(self) -> dict[str, Any]:

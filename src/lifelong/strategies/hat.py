@@ -51,7 +51,7 @@ class HAT(Strategy):
         self.used_: list[Tensor] = []  # per hidden layer: bool [units], used by an earlier task
         self._frozen = FrozenEntries()
         self._gates: list[Tensor] = []
-        self._start_step = 0
+        self.start_step_ = 0  # the learner step the current experience began at (the slope anneals from it)
 
     def attach(self, learner: Learner) -> None:
         lins = mlp_linears(learner.model, "HAT")
@@ -95,14 +95,14 @@ class HAT(Strategy):
         if not self.tasks_ or self.tasks_[-1] != experience.task_id:
             self.tasks_.append(experience.task_id)
         self.attach(learner)
-        self._start_step = learner.step
+        self.start_step_ = learner.step
         learner.reset_optimizer()
 
     def _slope(self, learner: Learner) -> float:
         n = learner.state.steps_in_epoch
         if n <= 1:
             return self.s_max
-        b = (learner.step - self._start_step) % n  # batch index within the epoch
+        b = (learner.step - self.start_step_) % n  # batch index within the epoch
         return 1 / self.s_max + (self.s_max - 1 / self.s_max) * b / (n - 1)
 
     def forward(self, learner: Learner, x: Tensor, t: Tensor | None) -> Tensor | None:
