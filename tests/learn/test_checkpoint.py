@@ -1,4 +1,5 @@
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -259,6 +260,43 @@ def test_crafted_manifests_are_refused_with_a_checkpoint_error(tmp_path, mutatio
     (tmp_path / "manifest.json").write_text(text)
     with pytest.raises(CheckpointError):
         Learner.load(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "field, value, words",
+    [
+        ("step", "x", "field 'step'"),
+        ("train_seconds", "abc", "field 'train_seconds'"),
+        ("experience_count", -5, "field 'experience_count'"),
+        ("classes_seen", [0, 99], "past the model's 4 outputs"),
+        ("feature_names", ["a"], "names 1 features for samples of shape [8]"),
+        ("strategies", [], "lists 1 strategies and the state holds 0"),
+    ],
+)
+def test_edited_bookkeeping_is_refused_at_load_and_leaves_the_rng_alone(
+    tmp_path, field: str, value: object, words: str
+) -> None:
+    """It loaded, and the next step failed with a raw TypeError after the optimizer had moved; a
+    refused load also changed the caller's torch RNG (building the model draws from it)."""
+    import json
+
+    from lifelong.errors import CheckpointError
+    from lifelong.strategies import Replay
+
+    learner = Learner(toy_model(), [Replay(20)], lr=0.1)
+    learner.learn(toy_scenario().experiences[0])
+    learner.save(tmp_path)
+    doc = json.loads((tmp_path / "manifest.json").read_text())
+    state = doc["state"]
+    if field == "strategies":
+        state["strategies"] = value
+    else:
+        state["bookkeeping"][field] = value
+    (tmp_path / "manifest.json").write_text(json.dumps(doc))
+    rng = torch.get_rng_state()
+    with pytest.raises(CheckpointError, match=re.escape(words)):
+        Learner.load(tmp_path)
+    assert torch.equal(rng, torch.get_rng_state())
 
 
 def test_per_parameter_state_follows_the_model_to_its_device() -> None:

@@ -192,3 +192,42 @@ def match_dtypes(model: nn.Module, saved: dict[str, Any]) -> None:
             and value.dtype != tensor.dtype
         ):
             tensor.data = tensor.data.to(value.dtype)
+
+
+def check_bookkeeping(book: Any, n_strategies: int, n_states: int) -> None:
+    """A CheckpointError naming the first bookkeeping field of a manifest edited by hand that the
+    learner could not run with (it loaded, then failed at the next step after the optimizer moved)."""
+
+    def count(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+    def seconds(v: Any) -> bool:
+        return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
+
+    def labels(v: Any) -> bool:
+        return isinstance(v, list) and all(count(c) for c in v)
+
+    if n_states != n_strategies:
+        raise CheckpointError(
+            f"the manifest lists {n_strategies} strategies and the state holds {n_states}: it was edited "
+            "by hand; use the checkpoint as saved"
+        )
+    if not isinstance(book, dict):
+        raise CheckpointError("bookkeeping is not an object")
+    checks = {
+        "experience_count": count, "step": count, "epochs_trained": count, "samples_trained": count,
+        "base_parameters": count, "train_seconds": seconds, "classes_seen": labels,
+        "task_classes": lambda v: isinstance(v, dict) and all(
+            (isinstance(t, int) or (isinstance(t, str) and t.lstrip("-").isdigit())) and labels(c)
+            for t, c in v.items()),
+        "input_shape": lambda v: v is None or (isinstance(v, list) and all(count(n) and n > 0 for n in v)),
+        "feature_names": lambda v: v is None or (isinstance(v, list) and all(isinstance(n, str) for n in v)),
+    }  # fmt: skip
+    for field, ok in checks.items():
+        if field not in book or not ok(book[field]):
+            raise CheckpointError(
+                f"bookkeeping field {field!r} is missing or not of its kind: {book.get(field)!r}"[:300]
+            )
+    shape, names = book["input_shape"], book["feature_names"]
+    if shape is not None and names is not None and len(names) != math.prod(shape):
+        raise CheckpointError(f"bookkeeping names {len(names)} features for samples of shape {shape}")

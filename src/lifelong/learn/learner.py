@@ -1288,19 +1288,15 @@ class Learner:
         from lifelong.errors import CheckpointError
 
         _device(device)  # checked first: a bad device is not a malformed checkpoint
+        rng = torch.get_rng_state()
         try:
             return cls._rebuild(directory, model, callbacks, device)
-        except CheckpointError:
-            raise
-        except (
-            TypeError,
-            KeyError,
-            ValueError,
-            AttributeError,
-            IndexError,
-            RuntimeError,
-            RecursionError,
-        ) as e:
+        except BaseException as e:
+            torch.set_rng_state(rng)  # building the model drew from it: a refused load changes nothing
+            if isinstance(e, CheckpointError) or not isinstance(
+                e, (TypeError, KeyError, ValueError, AttributeError, IndexError, RuntimeError, RecursionError)
+            ):
+                raise
             # a manifest edited by hand or crafted: a clear refusal, never a stack trace
             raise CheckpointError(
                 f"checkpoint {directory} is malformed: {type(e).__name__}: {e}"[:500]
@@ -1342,9 +1338,13 @@ class Learner:
             learner = cls(model, strategies, callbacks=callbacks, device=device, **options)
         except ConfigError as e:  # an option this learner does not take, or a value it refuses
             raise CheckpointError(f"checkpoint {directory} is malformed: {e}"[:500]) from e
+        book = state["bookkeeping"]
+        try:
+            checkpoint.check_bookkeeping(book, len(learner.strategies), len(state["strategies"]))
+        except CheckpointError as e:
+            raise CheckpointError(f"checkpoint {directory} is malformed: {e}") from e
         for s, st in zip(learner.strategies, state["strategies"]):
             s.load_state_dict(st)
-        book = state["bookkeeping"]
         learner._experience_count = book["experience_count"]
         learner._classes_seen = set(book["classes_seen"])
         learner._task_classes = {int(t): set(c) for t, c in book["task_classes"].items()}
@@ -1363,6 +1363,12 @@ class Learner:
             learner.optimizer.load_state_dict(state["optimizer"])
         except (RuntimeError, ValueError, KeyError) as e:
             raise CheckpointError(f"checkpoint {directory} does not fit this model: {e}") from e
+        outputs = learner.n_outputs
+        if outputs is not None and any(c >= outputs for c in learner._classes_seen):
+            raise CheckpointError(
+                f"checkpoint {directory} is malformed: classes_seen {sorted(learner._classes_seen)} name classes "
+                f"past the model's {outputs} outputs"
+            )
         learner._state_to_device()  # after attach: grown models have their full set of names
         learner.generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
