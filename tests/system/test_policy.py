@@ -232,3 +232,11 @@ def test_a_champion_with_no_measured_accuracy_is_trained_once_labels_exist() -> 
     assert not policy.decide(PolicyState(new_samples=100)).train  # measured, at its level: nothing to do
     absolute = preset("continual", min_samples=100, accuracy_floor=0.5)  # the user's floor holds it instead
     assert not absolute.decide(PolicyState(new_samples=100, unmeasured=True, live_accuracy=0.6)).train
+
+
+def test_a_schedule_below_min_samples_is_kept_or_refused() -> None:
+    """`--every 50` waited for the default min_samples (100): training came at 100, not 50."""
+    p = preset("scheduled-finetune", every_samples=50)
+    assert p.min_samples == 50 and p.decide(state(new_samples=50)).train
+    with pytest.raises(ConfigError, match="every_samples=50 is below min_samples=80"):
+        Policy("scheduled-finetune", every_samples=50, min_samples=80)

@@ -82,7 +82,7 @@ def test_shuffled_labels_are_stopped_by_the_gate(system: tuple[Store, Registry])
 def test_scratch_retrain_and_canary_promotion(system: tuple[Store, Registry]) -> None:
     store, registry = system
     seed_store(store, registry, strategies=())
-    policy = Policy("scheduled-retrain", every_samples=10, epochs=5, window=300)
+    policy = Policy("scheduled-retrain", every_samples=10, min_samples=10, epochs=5, window=300)
     result = train_once(store, registry, policy, Gate(promote_to="canary", max_old_accuracy_drop=1.0,
                                                       max_negative_flip_rate=1.0))  # fmt: skip
     assert result.passed, result.reasons
@@ -260,7 +260,7 @@ def test_a_scratch_candidate_is_built_in_the_champions_dtype(dtype: torch.dtype,
     was retrained, gated and published as a float32 version; fine-tuning kept the champion's dtype."""
     champion = Learner(MLP(in_features=8, hidden=(16,), n_classes=3).to(dtype), lr=0.1)
     champion.save(tmp_path / "v1")
-    policy = Policy("scheduled-retrain", every_samples=10)
+    policy = Policy("scheduled-retrain", every_samples=10, min_samples=10)
     candidate = _candidate(tmp_path / "v1", policy, "scratch")
     assert {p.dtype for p in candidate.model.parameters()} == {dtype}
     assert candidate.model is not champion.model and candidate.step == 0  # a fresh model all the same

@@ -125,6 +125,11 @@ class Policy:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ConfigError(f"policy: {name} must be > 0 or None, got {value}")
+        if self.every_samples is not None and self.every_samples < self.min_samples:
+            raise ConfigError(
+                f"policy: every_samples={self.every_samples} is below min_samples={self.min_samples}, so the "
+                f"schedule would wait for {self.min_samples} labels; lower min_samples, or raise every_samples"
+            )
         if self.min_new_class_labels < 1:
             raise ConfigError(
                 f"policy: min_new_class_labels must be at least 1, got {self.min_new_class_labels}"
@@ -255,6 +260,9 @@ def preset(kind: str, **overrides: Any) -> Policy:
     if kind not in PRESETS:
         raise ConfigError(f"policy: unknown kind {kind!r}; choose one of {', '.join(KINDS)}")
     base = PRESETS[kind].to_dict()
+    every = overrides.get("every_samples")
+    if isinstance(every, int) and "min_samples" not in overrides:  # "every 50" means 50, not the default 100
+        base["min_samples"] = max(1, min(base["min_samples"], every))
     if overrides.get("strategy", base["strategy"]) != base["strategy"] and "strategy_params" not in overrides:
         base["strategy_params"] = {}  # the preset's parameters are its own strategy's (replay's buffer_size)
     return Policy(**{**base, **overrides})
