@@ -19,6 +19,7 @@ order publish -> alias -> cursor makes a crash retrain the same window (at least
 from __future__ import annotations
 
 import logging
+import resource
 import shutil
 import statistics
 import tempfile
@@ -115,7 +116,7 @@ def train_once(
     champion = registry.alias("champion")
     if champion is None:
         raise NotFoundError("no champion to train from; bootstrap one with `lifelong up --bootstrap FILE`")
-    start_cpu = time.process_time()
+    start_cpu = cpu_seconds()
     record = registry.get(champion)
     old_learner = Learner.load(record.path, device=compute.device)
     contract = Contract.load(record.path) or contract_of(old_learner)
@@ -171,7 +172,7 @@ def train_once(
         size_mb = sum(p.stat().st_size for p in Path(tmp).rglob("*") if p.is_file()) / 2**20
         figures = _compare(candidate, old_learner, holdout, old)
         figures.update(size_mb=size_mb, latency_ms=_latency_ms(candidate, holdout))
-        cpu = time.process_time() - start_cpu
+        cpu = cpu_seconds() - start_cpu
         figures.update(
             train_cpu_seconds=cpu, n_train=len(train), n_holdout=len(holdout), n_old=len(old or ())
         )
@@ -420,6 +421,13 @@ def _warn_if_sparse_labels(y: np.ndarray) -> None:
     log.warning("the labels are %d classes numbered up to %d (%s): the model gets %d outputs and feedback "
                 "may name any class 0-%d; if these are codes, number the classes 0-%d or give them as text "
                 "(class names)", len(seen), top, shown, top + 1, top, len(seen) - 1)  # fmt: skip
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and of its children that have ended: a training run by torchrun
+    (``--nproc N``) spends it in the ranks, which ``time.process_time`` alone never sees."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
 
 
 def _window(
