@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import resource
 from collections.abc import Iterator
 from pathlib import Path
@@ -93,3 +94,23 @@ def test_compute_is_checked_before_any_work() -> None:
     else:
         with pytest.raises(ConfigError, match="one process per GPU"):
             Compute(device="cuda", nproc=torch.cuda.device_count() + 1)
+
+
+def test_job_directories_of_dead_workers_are_removed(tmp_path: Path) -> None:
+    """A worker killed mid-job left its directory (the window's raw rows) in /tmp for good."""
+    import subprocess
+    import sys
+
+    from lifelong.system.launch import JOB_PREFIX, remove_orphaned_jobs
+
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    orphan = tmp_path / f"{JOB_PREFIX}{dead.stdout.strip()}-abc"
+    mine = tmp_path / f"{JOB_PREFIX}{os.getpid()}-def"
+    other = tmp_path / "lifelong-jobs-not-ours"
+    for d in (orphan, mine, other):
+        d.mkdir()
+        (d / "window.safetensors").write_bytes(b"rows")
+    assert remove_orphaned_jobs(str(tmp_path)) == [orphan]
+    assert not orphan.exists() and mine.exists() and other.exists()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -61,12 +62,42 @@ class Compute:
             )
 
 
+#: a job directory is named for the worker process it belongs to: ``lifelong-job-<pid>-<random>``
+JOB_PREFIX = "lifelong-job-"
+
+
+def remove_orphaned_jobs(root: str | None = None) -> list[Path]:
+    """Delete the job directories of workers that died (kill -9) before removing their own: each
+    holds the window's raw inputs and labels, which must not outlive ``--delete-trained``."""
+    removed = []
+    for job in Path(root or tempfile.gettempdir()).glob(f"{JOB_PREFIX}*-*"):
+        pid = job.name[len(JOB_PREFIX) :].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)) and job.is_dir():
+            shutil.rmtree(job, ignore_errors=True)
+            removed.append(job)
+    if removed:
+        log.info("removed %d training job director%s of workers that died: %s", len(removed),
+                 "y" if len(removed) == 1 else "ies", ", ".join(map(str, removed)))  # fmt: skip
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
 def fit(candidate: Learner, experience: Experience, compute: Compute) -> Learner:
     """``candidate`` trained on ``experience`` (then consolidated), here or under torchrun."""
     if compute.nproc == 1:
         candidate.learn(experience)
         return candidate
-    with tempfile.TemporaryDirectory(prefix="lifelong-job-") as tmp:
+    remove_orphaned_jobs()
+    with tempfile.TemporaryDirectory(prefix=f"{JOB_PREFIX}{os.getpid()}-") as tmp:
         job = Path(tmp)
         candidate.save(job / "start")
         _write_window(job, experience, compute)
