@@ -28,7 +28,9 @@ import sqlalchemy as sa
 
 from lifelong.checks import toy_data
 from lifelong.cli import main
+from lifelong.system.api.errors import status_of
 from lifelong.system.events import EventKind
+from lifelong.system.health import ChampionUnavailableError
 from lifelong.system.policy import Decision, Gate, Policy
 from lifelong.system.registry import Registry
 from lifelong.system.service import System
@@ -307,6 +309,10 @@ def test_corrupted_champion_with_no_intact_version_refuses_to_serve(tmp_path: Pa
     with System(data_dir=tmp_path, auth=False) as system:
         assert not system.holder.ready
         assert system.degraded and "no earlier version is intact" in system.degraded[0]
+        # a deployed champion that cannot load: 503 with the reason, not 404 "no champion is deployed"
+        with pytest.raises(ChampionUnavailableError, match="v1 cannot be loaded .*promote an intact version"):
+            system.predict(np.zeros((1, 8), dtype=np.float32))
+        assert status_of(ChampionUnavailableError("x")) == 503
 
 
 # --- 4. several replicas on PostgreSQL -------------------------------------------------------------

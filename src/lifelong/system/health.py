@@ -38,6 +38,11 @@ class NotRecordedYetError(LifelongError):
     while the store could not write and records it shortly (HTTP 503 with Retry-After)."""
 
 
+class ChampionUnavailableError(LifelongError):
+    """A champion is deployed but its artifact cannot be loaded and no earlier one is intact: not a
+    missing deployment (HTTP 503 with Retry-After; ``/readyz`` gives the same reason)."""
+
+
 def is_storage_full(err: BaseException) -> bool:
     """Whether ``err`` (or an exception it wraps) says the disk or the database is full."""
     seen: set[int] = set()

@@ -33,6 +33,7 @@ from lifelong.system.canary import apply_canary_rule, compare_variants, rule_in_
 from lifelong.system.contract import Contract, unstorable
 from lifelong.system.events import EventKind
 from lifelong.system.health import (
+    ChampionUnavailableError,
     Facts,
     NotRecordedYetError,
     StorageFullError,
@@ -248,7 +249,7 @@ class System:
 
     def _predict_batch(self, requests: list[_Request]) -> list[list[dict[str, Any]] | BaseException]:
         try:
-            live = self.holder.live  # one snapshot for the whole batch: a swap never splits it
+            live = self._live()  # one snapshot for the whole batch: a swap never splits it
         except LifelongError as err:
             return [err] * len(requests)
         results: list[list[dict[str, Any]] | BaseException] = [DataError("not processed")] * len(requests)
@@ -439,7 +440,7 @@ class System:
         if contract is not None:
             arr = contract.check_inputs(arr)
             # values so large that the champion's outputs overflow would make every training diverge
-            self.holder.live.champion.logits(torch.from_numpy(arr))
+            self._live().champion.logits(torch.from_numpy(arr))
         if y is not None:
             y = list(y.tolist() if isinstance(y, np.ndarray | torch.Tensor) else y)
             if len(y) != len(arr):
@@ -762,9 +763,16 @@ class System:
 
     def live_versions(self) -> dict[str, tuple[int, float | None]]:
         """What this replica serves right now (may lag the registry by up to ``poll_seconds``)."""
-        if not self.holder.ready:
-            raise NotFoundError("no champion is deployed; register one with System.bootstrap(learner)")
-        return self.holder.live.versions()
+        return self._live().versions()
+
+    def _live(self) -> Live:
+        """The live set; a champion whose artifact cannot be loaded is a 503 naming why, not a 404
+        saying nothing is deployed (re-bootstrapping is not the fix)."""
+        if not self.holder.ready and self.degraded:
+            raise ChampionUnavailableError(
+                f"{self.degraded[0]}; restore the artifact or promote an intact version (/readyz says the same)"
+            )
+        return self.holder.live
 
     # -- health ----------------------------------------------------------------------------
     def readiness(self, scope: str = "all") -> list[str]:

@@ -12,7 +12,13 @@ from starlette.exceptions import HTTPException
 from starlette.types import Send
 
 from lifelong.errors import CheckpointError, LifelongError, NotFoundError, RegistryError
-from lifelong.system.health import NotRecordedYetError, StorageFullError, is_storage_full, one_line
+from lifelong.system.health import (
+    ChampionUnavailableError,
+    NotRecordedYetError,
+    StorageFullError,
+    is_storage_full,
+    one_line,
+)
 from lifelong.system.schemas import UNION_TAGS, InputTooLargeError
 from lifelong.system.store import STORE_DOWN
 
@@ -39,6 +45,7 @@ STATUS: list[tuple[type[LifelongError], int]] = [
     (InputTooLargeError, 413),
     (StorageFullError, 507),
     (NotRecordedYetError, 503),
+    (ChampionUnavailableError, 503),
     (RegistryError, 409),
     (CheckpointError, 409),
     (LifelongError, 422),
