@@ -695,3 +695,21 @@ def test_a_refused_candidate_still_measures_the_unmeasured_champion(tmp_path: Pa
             EventKind.GATE, {"passed": False, "parent": 1, "figures": {"champion_new_accuracy": 0.42}}
         )
         assert worker.expected_accuracy(1) == 0.42 and not worker.state().unmeasured
+
+
+def test_why_it_does_not_train_is_logged_once_per_kind_of_reason(
+    seeded: tuple[Store, Registry, Dataset], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A budget spent (or a cooldown) held every training back without a word in the log or the events."""
+    import logging
+
+    store, registry, data = seeded
+    store.add_samples(data.x[:30], data.y[:30])
+    worker = Worker(store, registry, Policy("scheduled-finetune", every_samples=100, drift_test=None), Gate())
+    with caplog.at_level(logging.INFO, logger="lifelong.system.worker"):
+        assert worker.step() is None
+        for n in (10, 20):  # more labels, the same kind of reason: logged once
+            store.add_samples(data.x[:n], data.y[:n])
+            assert worker.step() is None
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("not training")]
+    assert said == ["not training: waiting for data: 30 < 100"]

@@ -83,6 +83,7 @@ class Worker:
         self.holder = f"{holder_prefix(os.getpid())}{uuid.uuid4().hex[:6]}"
         self._detector = PerformanceMonitor(self.policy.detector, **self.policy.detector_params)
         self._champion: int | None = None
+        self._waiting: str | None = None  # the kind of reason the last poll did not train for (logged once)
         self._expected: dict[int, float | None] = {}  # per version: a lineage's metrics never change
         self._reference: np.ndarray | None = None
         self._feature_names: list[str] | None = None  # the champion's input columns, where it has names
@@ -205,7 +206,12 @@ class Worker:
         result = None
         decision = self.decide(judged)
         if decision.train and time.monotonic() >= self._retry_at:  # else backing off after failures
+            self._waiting = None
             result = self.train(decision)
+        elif not decision.train and decision.reason.split(":")[0] != self._waiting:
+            # why it does not train, once per kind of reason (a budget spent, a cooldown, too few labels)
+            self._waiting = decision.reason.split(":")[0]
+            log.info("not training: %s", decision.reason)
         if self.registry.alias("canary") is not None:
             apply_canary_rule(self.store, self.registry, self.canary)
         if time.time() - self._last_housekeeping >= self.housekeeping_seconds:
