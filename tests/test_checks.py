@@ -33,9 +33,8 @@ def test_an_unnamed_strategy_that_conforms_passes_every_check() -> None:
 
 
 class Raises(Strategy):
-    """A hook with a bug: the report names it in every check that trains, the run goes on."""
-
-    name = "test-checks-raises"
+    """A hook with a bug: the report names it in every check that trains, the run goes on (no ``name``:
+    a registered one would join every test that walks the registry)."""
 
     def penalty(self, learner, batch, logits):
         raise TypeError("bug in my penalty")
@@ -43,8 +42,6 @@ class Raises(Strategy):
 
 class LosesState(Strategy):
     """Learned state in an attribute without the trailing underscore: a checkpoint drops it."""
-
-    name = "test-checks-loses-state"
 
     def __init__(self, lam: float = 1.0) -> None:
         self.lam = lam

@@ -125,7 +125,7 @@ class Policy:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ConfigError(f"policy: {name} must be > 0 or None, got {value}")
-        if self.every_samples is not None and self.every_samples < self.min_samples:
+        if scheduled and self.every_samples is not None and self.every_samples < self.min_samples:
             raise ConfigError(
                 f"policy: every_samples={self.every_samples} is below min_samples={self.min_samples}, so the "
                 f"schedule would wait for {self.min_samples} labels; lower min_samples, or raise every_samples"
