@@ -144,6 +144,13 @@ def test_events_filters_and_polling_cursor(store: Store) -> None:
     assert [e.id for e in store.events(after_id=first)] == [first + 1, last]
     assert [e.kind for e in store.events(limit=2)] == ["training", "data_drift"]
     assert store.events(since=store.events()[-1].ts)[-1].id == last
+    # a poller following the cursor a page at a time sees every event (it got the newest page and
+    # skipped the rest: after_id=0&limit=3 answered [8, 9, 10])
+    seen, cursor = [], 0
+    while page := store.events(after_id=cursor, limit=2):
+        seen += [e.id for e in page]
+        cursor = page[-1].id
+    assert seen == [e.id for e in store.events()]
 
 
 def test_failed_trainings_are_counted_from_the_event_log(store: Store) -> None:

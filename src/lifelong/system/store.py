@@ -840,18 +840,21 @@ class Store:
         after_id: int | None = None,
         limit: int | None = None,
     ) -> list[Event]:
-        """Events oldest first (the ``limit`` most recent ones); ``after_id`` is a polling cursor."""
+        """Events oldest first: the ``limit`` most recent ones, or with ``after_id`` (a polling cursor)
+        the ``limit`` oldest after it, so a poller that sets it to the last id it saw misses none."""
         q = sa.select(events)
         if kind is not None:
             q = q.where(events.c.kind == str(kind))
         if since is not None:
             q = q.where(events.c.ts >= since)
         if after_id is not None:
-            q = q.where(events.c.id > after_id)
-        q = q.order_by(events.c.id.desc()).limit(limit)
+            q = q.where(events.c.id > after_id).order_by(events.c.id).limit(limit)
+        else:
+            q = q.order_by(events.c.id.desc()).limit(limit)
         with self.engine.connect() as conn:
             rows = conn.execute(q).all()
-        return [Event(r.id, r.ts, r.kind, r.payload) for r in reversed(rows)]
+        ordered = rows if after_id is not None else reversed(rows)
+        return [Event(r.id, r.ts, r.kind, r.payload) for r in ordered]
 
 
 # --- helpers shared with the registry -----------------------------------------------------------
