@@ -715,3 +715,21 @@ def test_a_worker_with_a_tracking_store_mlflow_refuses_stops_at_start(
     uri = (tmp_path / "mlruns").as_uri()
     assert main(["worker", "--data-dir", str(tmp_path / "d"), "--tracking-uri", uri]) == 2
     assert "MLFLOW_ALLOW_FILE_STORE=true" in capsys.readouterr().err
+
+
+def test_a_tracking_store_that_cannot_be_opened_is_a_warning_and_requests_are_not_retried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A database left half-created by a kill crash-looped every worker start with a traceback, and an
+    unreachable server held the worker's loop for minutes per attempt (7 retries with growing waits)."""
+    pytest.importorskip("mlflow")
+    from lifelong.system.cli import _tracker
+
+    monkeypatch.delenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", raising=False)
+    monkeypatch.delenv("MLFLOW_HTTP_REQUEST_TIMEOUT", raising=False)
+    broken = tmp_path / "mlflow.db"
+    broken.write_bytes(b"not a database at all" * 10)
+    assert _tracker(f"sqlite:///{broken}") is not None  # the worker starts; each attempt tries again
+    assert "cannot be opened" in caplog.text and "training goes on" in caplog.text
+    assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "0"
+    assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "10"

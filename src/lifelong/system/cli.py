@@ -362,11 +362,23 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def _tracker(uri: str | None) -> Any:
+    """Log each training attempt to MLflow at ``uri``; tracking never stops or stalls the worker."""
     if uri is None:
         return None
+    from lifelong.errors import ConfigError
     from lifelong.tracking import client, log_training_attempt
 
-    client(uri)  # a store MLflow refuses (a file store) stops the worker now, as bench is stopped
+    # MLflow retries a failing request 7 times with growing waits (minutes of a stopped loop, no
+    # drift checked, no canary judged): one try, a short timeout, then the attempt's warning
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    try:
+        client(uri)  # a store MLflow refuses (a file store) stops the worker now, as bench is stopped
+    except ConfigError:
+        raise
+    except Exception as e:  # a database it cannot open or migrate (one left half-created by a kill)
+        log.warning("the tracking store at %s cannot be opened (%s); training goes on and each attempt "
+                    "tries to log again", uri, str(e).splitlines()[0][:300] if str(e) else type(e).__name__)  # fmt: skip
     return lambda attempt: log_training_attempt(uri, attempt)
 
 
