@@ -69,5 +69,8 @@ def test_a_report_after_an_alarm_says_what_set_it_off() -> None:
         if monitor.drift_detected:
             break
     assert monitor.drift_detected
-    details = monitor.report().details
+    report = monitor.report()
+    details = report.details
     assert details["recent_error_rate"] > 0.5 and details["recent_n"] == 50
+    # and the score (the drift gauge, the dashboard's chart) is that rate, not the restarted 0.0
+    assert report.drift and report.score == details["recent_error_rate"]

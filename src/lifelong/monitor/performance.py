@@ -114,9 +114,13 @@ class PerformanceMonitor:
         A policy that polls passes the ``n_seen`` of its previous poll, so no detection is missed.
         """
         recent = [i for i in self.detections_ if i >= since]
+        latest = sum(self._recent) / len(self._recent) if self._recent else None
+        # an alarm restarts the error since the last detection at nothing: its score is the error rate
+        # of the latest outcomes that set it off (was 0.0 at an 0.84 error rate)
+        score = latest if recent and latest is not None else self.error_rate
         return DriftReport(
             monitor=f"performance/{self.detector}",
-            score=self.error_rate if self.error_rate is not None else 0.0,
+            score=score if score is not None else 0.0,
             threshold=None,
             drift=bool(recent),
             details={
