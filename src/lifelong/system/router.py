@@ -128,7 +128,7 @@ class ModelHolder:
     def swap(self, live: Live) -> Live | None:
         """Replace the live set; never blocks and never fails. Returns the previous one."""
         old, self._live = self._live, live
-        self.swaps += 1
+        self.swaps += old is not None  # the first load is no swap (a fresh replica read 1)
         return old
 
 
