@@ -146,11 +146,8 @@ def check_resume(strategy: Strategy) -> None:
     kind = _kind_for(strategy)
     first, second = toy_scenario("class" if kind == "task-free" else kind).experiences[:2]
     whole = type(strategy).train_data is not Strategy.train_data  # partial_fit refuses these
-    half = torch.arange(len(second.train)) < len(second.train) // 2
-    parts = [
-        second.train.subset(half.nonzero().squeeze(1)),
-        second.train.subset((~half).nonzero().squeeze(1)),
-    ]
+    n, half = len(second.train), len(second.train) // 2
+    parts = [second.train.subset(torch.arange(half)), second.train.subset(torch.arange(half, n))]
 
     def run(stop: bool) -> Learner:
         learner = _learner(strategy.clone(), seed=1)

@@ -430,7 +430,8 @@ class Learner:
                 batch = Batch(x, data.y[index], None if data.t is None else data.t[index])
                 self._incoming_rows = (batch, rows)
                 self.train_step(batch)
-                if self._cb_hooks["on_step_end"] and self._stop_agreed():
+                # in a process group the ranks agree once per epoch (below): not a collective every step
+                if self.control.stop_experience and self.world_size == 1:
                     break
             self.epochs_trained += 1
             self._callbacks("on_epoch_end")
@@ -441,9 +442,9 @@ class Learner:
         self.control.stop_experience = False
 
     def _stop_agreed(self) -> bool:
-        """Whether a callback asked to end the experience here; in a process group, whether any rank's did
-        (ranks decide on their own shard's loss, and a rank that trained on alone would pair its gradient
-        all-reduces with the others' next collectives)."""
+        """Whether a callback asked to end the experience; in a process group, whether any rank's did, so
+        all stop at the same epoch's end (ranks decide on their own shard's loss, and a rank that trained
+        on alone would pair its gradient all-reduces with the others' next collectives)."""
         if self.world_size > 1:
             self.control.stop_experience = distributed.any_rank(self, self.control.stop_experience)
         return self.control.stop_experience

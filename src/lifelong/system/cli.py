@@ -365,7 +365,7 @@ def _tracker(uri: str | None) -> Any:
     """Log each training attempt to MLflow at ``uri``; tracking never stops or stalls the worker."""
     if uri is None:
         return None
-    from lifelong.errors import ConfigError
+    from lifelong.system.health import one_line
     from lifelong.tracking import client, log_training_attempt
 
     # MLflow retries a failing request 7 times with growing waits (minutes of a stopped loop, no
@@ -378,7 +378,7 @@ def _tracker(uri: str | None) -> Any:
         raise
     except Exception as e:  # a database it cannot open or migrate (one left half-created by a kill)
         log.warning("the tracking store at %s cannot be opened (%s); training goes on and each attempt "
-                    "tries to log again", uri, str(e).splitlines()[0][:300] if str(e) else type(e).__name__)  # fmt: skip
+                    "tries to log again", uri, one_line(e))  # fmt: skip
     return lambda attempt: log_training_attempt(uri, attempt)
 
 

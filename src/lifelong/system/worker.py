@@ -208,9 +208,8 @@ class Worker:
         if decision.train and time.monotonic() >= self._retry_at:  # else backing off after failures
             self._waiting = None
             result = self.train(decision)
-        elif not decision.train and decision.reason.split(":")[0] != self._waiting:
-            # why it does not train, once per kind of reason (a budget spent, a cooldown, too few labels)
-            self._waiting = decision.reason.split(":")[0]
+        elif not decision.train and (kind := decision.reason.split(":")[0]) != self._waiting:
+            self._waiting = kind  # why it does not train, once per kind (a budget spent, too few labels)
             log.info("not training: %s", decision.reason)
         if self.registry.alias("canary") is not None:
             apply_canary_rule(self.store, self.registry, self.canary)
