@@ -85,3 +85,31 @@ def test_an_npz_domain_benchmark_reads_its_domain_array_and_refuses_a_column_nam
     assert len(scenario.experiences) == 2
     with pytest.raises(ConfigError, match=r"an .npz gives each sample's domain in its 'domain' array"):
         from_file(tmp_path / "d.npz", scenario="domain", domain_column="no_such_column")
+
+
+def test_a_task_column_makes_one_experience_per_task(tmp_path: Path) -> None:
+    """`bench --scenario task` read the task column, then re-split the data by class into tasks."""
+    pytest.importorskip("pandas", reason="reading CSV needs pandas: pip install 'lifelong[data]'")
+    from tests.data.test_scenarios import _two_tasks_one_label_set
+
+    (df := _two_tasks_one_label_set()).assign(store="one").to_csv(
+        path := tmp_path / "returns.csv", index=False
+    )
+    s = from_file(path, "returned", "task", task_column="shop", drop_columns=["store"]).build(0)
+    assert [(e.task_id, e.classes) for e in s] == [(1, (0, 1)), (0, (0, 1))]
+    with pytest.raises(ConfigError, match="read by the task scenario only; add --scenario task"):
+        from_file(path, "returned", "class", task_column="shop", drop_columns=["store"])
+    with pytest.raises(DataError, match="column 'store' holds one task"):
+        from_file(path, "returned", "task", task_column="store", drop_columns=["shop"])
+    assert len(df) == 400
+
+
+def test_an_npz_task_array_is_read_by_the_task_scenario_only(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "t.npz", x=rng.normal(size=(80, 4)).astype(np.float32), y=np.arange(80) % 4,
+             task=np.repeat([3, 8], 40))  # fmt: skip
+    assert [e.task_id for e in from_file(tmp_path / "t.npz", scenario="task").build(0)] == [3, 8]
+    by_class = from_file(tmp_path / "t.npz", scenario="class").build(0)
+    assert by_class.kind == "class" and all(e.train.t is None for e in by_class)
+    with pytest.raises(ConfigError, match=r"an .npz gives each sample's task in its 'task' array"):
+        from_file(tmp_path / "t.npz", scenario="task", task_column="task")

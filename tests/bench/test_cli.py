@@ -409,3 +409,15 @@ def test_report_on_a_file_bench_did_not_write_says_so(
     assert main(["report", str(tmp_path / "r.json")]) == 2
     err = capsys.readouterr().err
     assert says in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "extra", [["--task-column", "shop"], ["--domain-column", "site"], ["--scenario", "task"]]
+)
+def test_file_flags_without_data_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                             extra: list[str]) -> None:  # fmt: skip
+    """They were ignored: `bench --scenario task` ran the default class-incremental Split FMNIST."""
+    code = main(["bench", "--strategies", "naive", "--seeds", "0", "--out", str(tmp_path), *extra])
+    err = capsys.readouterr().err
+    assert code == 2 and f"{extra[0]} applies to a --data file only" in err
+    assert not (tmp_path / "results.json").exists()

@@ -412,3 +412,49 @@ def test_rotate_refuses_what_it_would_corrupt(x: torch.Tensor, degrees: float, s
 
     with pytest.raises(ScenarioError, match=re.escape(says)):
         rotate(x, degrees)
+
+
+def _two_tasks_one_label_set(n: int = 400):
+    """Two tasks, each labelled no/yes, whose labels depend on the same feature in opposite ways:
+    only a model told the task can get both right."""
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(n, 4))
+    shop = np.where(np.arange(n) % 2 == 0, "outlet", "flagship")
+    yes = (x[:, 0] > 0) == (shop == "flagship")
+    df = pd.DataFrame(x, columns=["a", "b", "c", "d"])
+    df["returned"], df["shop"] = np.where(yes, "yes", "no"), shop
+    return df
+
+
+def test_tasks_from_a_column_make_one_experience_per_task_and_a_head_per_task_learns_both(tmp_path) -> None:
+    """A task column was carried as task ids, then task_incremental re-split the data by class."""
+    from lifelong.data.files import load_table
+    from lifelong.data.scenarios import tasks_from_column
+    from lifelong.learn import Learner
+    from lifelong.learn.models import MLP
+    from lifelong.strategies import MultiHead
+
+    _two_tasks_one_label_set().to_csv(tmp_path / "returns.csv", index=False)
+    table = load_table(tmp_path / "returns.csv", label_column="returned", task_column="shop")
+    s = tasks_from_column(table, seed=1)
+    assert s.kind == "task" and len(s) == 2
+    assert [e.task_id for e in s] == [1, 0]  # numbered like labels (flagship 0, outlet 1), in order met
+    assert [e.classes for e in s] == [(0, 1), (0, 1)]
+    for e in s:
+        assert set(e.train.t.tolist()) == set(e.test.t.tolist()) == {e.task_id}
+        assert len(e.train) + len(e.test) == 200
+    torch.manual_seed(0)
+    learner = Learner(MLP(4, (32,), 2), [MultiHead()], lr=0.1, epochs=20, batch_size=16)
+    acc = learner.fit(s).accuracy_matrix[-1]
+    assert min(acc) > 0.85, acc  # a shared head without task ids cannot beat about 0.5 on the pair
+
+    with pytest.raises(ScenarioError, match="no task ids; name a task column"):
+        tasks_from_column(table.to_dataset())
+    ds = table.to_dataset()
+    assert [e.task_id for e in tasks_from_column(ds, [5] * 200 + [2] * 200)] == [5, 2]  # ids kept
+    with pytest.raises(DataError, match="got 3 values for 400 samples"):
+        tasks_from_column(ds, [0, 1, 2])
+    with pytest.raises(ScenarioError, match="task 9 has 1 sample"):
+        tasks_from_column(ds, [0] * 399 + [9])

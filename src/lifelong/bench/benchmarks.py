@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -102,13 +102,16 @@ def from_file(
     drop_columns: Sequence[str] = (),
     model: str | None = None,
     model_kwargs: dict[str, Any] | None = None,
+    task_column: str | None = None,
 ) -> Benchmark:
     """A benchmark on the user's own file (``.npz``, ``.csv``, ``.parquet``).
 
     ``class`` and ``task`` cut the classes into experiences of
     :func:`~lifelong.data.scenarios.default_classes_per_experience` after a seeded, stratified
-    80/20 split (a file with one class has nothing to forget and is refused); ``domain`` makes one
-    experience per value of ``domain_column`` (80/20 inside each; one value is refused likewise).
+    80/20 split (a file with one class has nothing to forget and is refused), except that ``task``
+    with a ``task_column`` (or an ``.npz``'s ``task`` array) makes one experience per task the file
+    names; ``domain`` makes one experience per value of ``domain_column`` (80/20 inside each; one
+    value is refused likewise).
     Features are standardised with the mean and standard deviation of the training samples
     (the test samples never inform them), so methods are compared on a well-conditioned problem,
     unless ``model`` (the registered name the grid trains, with ``model_kwargs``) takes token ids:
@@ -122,10 +125,16 @@ def from_file(
     if scenario not in SCENARIOS:
         raise ConfigError(f"scenario: unknown {scenario!r}; valid: {', '.join(SCENARIOS)}")
     npz = str(path).lower().endswith(".npz")  # its domains are its "domain" array, not a named column
-    if npz and domain_column is not None:
+    for role, column in (("domain", domain_column), ("task", task_column)):
+        if npz and column is not None:
+            raise ConfigError(
+                f"{path}: an .npz gives each sample's {role} in its '{role}' array, not a named column; drop "
+                f"--{role}-column {column}"
+            )
+    if scenario != "task" and task_column is not None:
         raise ConfigError(
-            f"{path}: an .npz gives each sample's domain in its 'domain' array, not a named column; drop "
-            f"--domain-column {domain_column}"
+            f"a task column is read by the task scenario only; add --scenario task (or drop "
+            f"--task-column {task_column} for a {scenario}-incremental benchmark)"
         )
     if scenario == "domain" and domain_column is None and not npz:
         raise ConfigError("a domain-incremental benchmark needs the column that names each sample's domain")
@@ -134,11 +143,18 @@ def from_file(
             f"a domain column is read by the domain scenario only; add --scenario domain (or drop "
             f"--domain-column {domain_column} for a {scenario}-incremental benchmark)"
         )
-    table = load_table(path, label_column, domain_column, drop_columns=drop_columns).reshaped(input_shape)
+    table = load_table(path, label_column, domain_column, task_column, drop_columns).reshaped(input_shape)
+    if scenario != "task":  # an .npz's task array is read by the task scenario only
+        table = replace(table, tasks=None)
     if scenario != "domain" and len(table.classes) < 2:
         raise DataError(
             f"{path}: {len(table.classes)} class in column {label_column!r}; a {scenario}-incremental "
             "benchmark needs at least 2 (or use --scenario domain with --domain-column)"
+        )
+    if scenario == "task" and table.tasks is not None and len(set(table.tasks.tolist())) < 2:
+        raise DataError(
+            f"{path}: the task {'column ' + repr(task_column) if task_column else 'array'} holds one task; a "
+            "task-incremental benchmark needs at least 2 (drop it to split the classes into tasks instead)"
         )
     if scenario == "domain":
         if table.domains is None:
@@ -159,6 +175,8 @@ def from_file(
 
         if scenario == "domain":
             s = scenarios.domains_from_column(table, test_fraction=test_fraction, seed=seed)
+        elif table.tasks is not None:
+            s = scenarios.tasks_from_column(table, test_fraction=test_fraction, seed=seed)
         else:
             make = scenarios.class_incremental if scenario == "class" else scenarios.task_incremental
             s = make(table.split(test_fraction, seed))

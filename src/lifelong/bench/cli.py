@@ -87,6 +87,12 @@ def add_commands(sub: Any) -> None:
         "--domain-column", default=None, help="column naming each sample's domain (--scenario domain)"
     )
     p.add_argument(
+        "--task-column",
+        default=None,
+        help="column naming each sample's task (--scenario task); without "
+        "one, the task scenario splits the classes into tasks",
+    )
+    p.add_argument(
         "--scenario", default="class", choices=["class", "domain", "task"], help="how --data is cut"
     )
     p.add_argument(
@@ -266,6 +272,12 @@ def bench(args: argparse.Namespace) -> int:
     benchmarks: list[Any] = args.benchmark or ["split-fmnist"]
     strategies = args.strategies
     _validate([] if args.data else benchmarks, strategies)
+    file_only = [f"--{k.replace('_', '-')}" for k in ("domain_column", "task_column", "input_shape")
+                 if getattr(args, k) is not None] + (["--scenario"] if args.scenario != "class" else [])  # fmt: skip
+    if file_only and not args.data:  # a named benchmark fixes its own scenario and columns
+        one = len(file_only) == 1
+        raise ConfigError(f"{', '.join(file_only)} {'applies' if one else 'apply'} to a --data file only (a named "
+                          f"benchmark fixes its own scenario); give --data, or drop {'it' if one else 'them'}")  # fmt: skip
     if args.data:  # the user's own file, split 80/20 with each seed
         from lifelong.data.files import parse_shape
 
@@ -280,6 +292,7 @@ def bench(args: argparse.Namespace) -> int:
                 drop_columns=args.drop_columns,
                 model=args.model,
                 model_kwargs=model_kwargs,
+                task_column=args.task_column,
             )
         ]
     settings = runner.Settings(

@@ -219,7 +219,7 @@ def _from_npz(p: Path) -> Table:
     y, names = _labels(y, f"{p}: y")
     features = [f"x{i}" for i in range(x.shape[1])] if x.ndim == 2 else []
     domains = _column(arrays.get("domain"), len(y), f"{p}: domain")
-    tasks = _tasks(arrays.get("task"), len(y), f"{p}: task")
+    tasks = task_codes(arrays.get("task"), len(y), f"{p}: task")
     return Table(x, y, domains, features, sorted(set(y.tolist())), names, tasks, p.stem)
 
 
@@ -283,7 +283,7 @@ def _from_frame(
         )
     y, names = _labels(frame[label].to_numpy(), f"{p}: label column {label!r}")
     domains = None if domain is None else _column(frame[domain].to_numpy(), len(y), f"{p}: domain column")
-    tasks = None if task is None else _tasks(frame[task].to_numpy(), len(y), f"{p}: task column")
+    tasks = None if task is None else task_codes(frame[task].to_numpy(), len(y), f"{p}: task column")
     return Table(x, y, domains, features, sorted(set(y.tolist())), names, tasks, p.stem)
 
 
@@ -331,7 +331,7 @@ def _column(values: np.ndarray | None, n: int, where: str) -> np.ndarray | None:
     return values
 
 
-def _tasks(values: np.ndarray | None, n: int, where: str) -> np.ndarray | None:
+def task_codes(values: np.ndarray | None, n: int, where: str) -> np.ndarray | None:
     """Task ids as int64: integer columns kept, other values numbered in :func:`label_order`."""
     values = _column(values, n, where)
     if values is None:
@@ -359,4 +359,4 @@ def _not_numeric(p: Path, name: str, column: pd.Series) -> str:
                 f"{first}; fix or remove those rows")  # fmt: skip
     return (f"{p}: feature column {name!r} is not numeric (e.g. {first}); encode it as numbers (one-hot or "
             "codes) or drop it (--drop-columns); if it names each sample's domain or task, say so "
-            "(--domain-column; load_table(..., domain_column=, task_column=))")  # fmt: skip
+            "(--domain-column, --task-column; load_table(..., domain_column=, task_column=))")  # fmt: skip

@@ -530,23 +530,7 @@ def domains_from_column(
         raise ScenarioError(
             "domains_from_column: no domain values; name a domain column or pass domain_values"
         )
-    values = domain_values.tolist() if hasattr(domain_values, "tolist") else domain_values
-    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
-        raise ScenarioError(f"domain_values: give one value per sample (a list or 1-D array), got {values!r}")
-    values = list(values)
-    bad = next(
-        (i for i, v in enumerate(values) if isinstance(v, list) or (isinstance(v, float) and v != v)), None
-    )
-    if bad is not None:
-        if isinstance(values[bad], list):
-            raise DataError(
-                f"domain_values: sample {bad}'s domain is a list; give a 1-D array, one value per sample"
-            )
-        raise DataError(f"domain_values: sample {bad}'s domain is missing (NaN); fill or drop those rows")
-    if len(values) != len(data):
-        raise DataError(
-            f"domain_values: got {len(values)} values for {len(data)} samples; give one per sample"
-        )
+    values = _per_sample(domain_values, data, "domain_values", "domain")
     order = list(dict.fromkeys(values))
     if len(order) < 1:
         raise ScenarioError("domains_from_column: the data is empty")
@@ -559,6 +543,78 @@ def domains_from_column(
             )
         pairs.append(holdout(data.subset(idx, f"domain-{v}"), test_fraction, seed))
     return _own_domains(pairs, [str(v) for v in order])
+
+
+def _per_sample(values: Any, data: Dataset, arg: str, what: str) -> list[Any]:
+    """``values`` as a list with one entry per sample of ``data``, refusing nested, missing or
+    miscounted ones (a domain or task column read from a user's file)."""
+    values = values.tolist() if hasattr(values, "tolist") else values
+    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+        raise ScenarioError(f"{arg}: give one value per sample (a list or 1-D array), got {values!r}")
+    values = list(values)
+    bad = next(
+        (i for i, v in enumerate(values) if isinstance(v, list) or (isinstance(v, float) and v != v)), None
+    )
+    if bad is not None:
+        if isinstance(values[bad], list):
+            raise DataError(f"{arg}: sample {bad}'s {what} is a list; give a 1-D array, one value per sample")
+        raise DataError(f"{arg}: sample {bad}'s {what} is missing (NaN); fill or drop those rows")
+    if len(values) != len(data):
+        raise DataError(f"{arg}: got {len(values)} values for {len(data)} samples; give one per sample")
+    return values
+
+
+def tasks_from_column(
+    data: Any, task_values: Any = None, test_fraction: float = 0.2, seed: int = 0
+) -> Scenario:
+    """A task-incremental scenario with one experience per task the data names.
+
+    ``data`` is a :class:`~lifelong.data.files.Table` (whose task column is used unless
+    ``task_values`` is given), or a :class:`Dataset` with ``task_values``, one per sample.
+    Non-negative whole task ids are kept as given (a model asked later for task 3 answers with
+    task 3's classes); other values are numbered like labels (sorted, numbers by value).
+    Experiences follow the order in which each task first appears and hold the classes present in
+    that task, which may repeat across tasks (two tasks of labels 0 and 1 share a head's outputs
+    unless a strategy such as ``MultiHead`` gives each task its own). Each task's samples are split
+    into train and test with :func:`holdout` (seeded, stratified by class).
+
+    >>> from lifelong.data.dataset import from_tensors
+    >>> data = from_tensors(torch.randn(8, 3), torch.tensor([0, 1, 0, 1, 2, 3, 2, 3]))
+    >>> s = tasks_from_column(data, [7, 7, 7, 7, 2, 2, 2, 2])
+    >>> [(e.task_id, e.classes) for e in s]
+    [(7, (0, 1)), (2, (2, 3))]
+    """
+    from lifelong.data.files import task_codes
+
+    if hasattr(data, "to_dataset") and task_values is None:
+        task_values = data.tasks
+    one = _one_dataset(data)
+    if one is None:
+        raise ScenarioError(f"tasks_from_column: expected a Table or a Dataset, got {type(data).__name__}")
+    if task_values is None:
+        raise ScenarioError("tasks_from_column: no task ids; name a task column or pass task_values")
+    values = _per_sample(task_values, one, "task_values", "task")
+    if not values:
+        raise ScenarioError("tasks_from_column: the data is empty")
+    ids = task_codes(np.asarray(values), len(values), "task_values")
+    assert ids is not None  # values is not None
+    experiences = []
+    for i, task in enumerate(dict.fromkeys(ids.tolist())):
+        idx = torch.from_numpy(np.flatnonzero(ids == task))
+        if len(idx) < 2:
+            raise ScenarioError(
+                f"task {task} has {len(idx)} sample; each task needs at least 2 (train and test)"
+            )
+        tr, te = holdout(one.subset(idx, f"task-{task}"), test_fraction, seed)
+        if len(te) == 0:  # its accuracy would be NaN in every row of the matrix, and ACC with it
+            raise ScenarioError(
+                f"task {task} has no test samples: each of its classes has one sample (which goes to the "
+                "train set); give its classes 2 or more samples"
+            )
+        classes = tuple(sorted(set(tr.classes) | set(te.classes)))
+        experiences.append(Experience(i, classes, task, tr.with_task(task), te.with_task(task)))
+    every = sorted({c for e in experiences for c in e.classes})
+    return Scenario("tasks", "task", experiences, _n_outputs(every))
 
 
 @dataclass(eq=False)
