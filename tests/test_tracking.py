@@ -79,10 +79,22 @@ def test_training_attempts_are_runs_tagged_with_the_version(store_dir: Path) -> 
                           "size_mb": 0.1, "n_old": 0}}  # fmt: skip
     refused = {**passed, "passed": False, "reasons": ["old accuracy fell 0.12 > 0.05"], "version": None,
                "figures": {**passed["figures"], "old_accuracy": 0.76, "missing": None}}  # fmt: skip
-    ids = [log_training_attempt(uri, passed), log_training_attempt(uri, refused)]
+    skipped = {"passed": False, "trained": False, "reasons": ["window too small: 3 labelled samples"],
+               "reason": "requested", "parent": 3, "window": None, "version": None, "figures": {}}  # fmt: skip
+    ids = [
+        log_training_attempt(uri, passed),
+        log_training_attempt(uri, refused),
+        log_training_attempt(uri, skipped),
+    ]
     assert all(ids)
-    ok, bad = _runs(uri, "lifelong-system")
-    assert ok.info.run_id == ids[0]
+    by_id = {r.info.run_id: r for r in _runs(uri, "lifelong-system")}  # start times may tie to the ms
+    ok, bad, small = (by_id[i] for i in ids)
+    assert (ok.data.tags["trained"], bad.data.tags["trained"], small.data.tags["trained"]) == (
+        "true",
+        "true",
+        "false",
+    )
+    assert small.info.run_name == "not trained (parent v3)" and bad.info.run_name == "refused (parent v3)"
     assert ok.data.tags["registry_version"] == "4" and ok.data.tags["passed"] == "true"
     assert ok.data.params == {"window": "101-400", "parent": "3", "mode": "finetune", "reason": "data_drift",
                               "policy": "continual"}  # fmt: skip

@@ -207,7 +207,8 @@ def log_training_attempt(tracking_uri: str, payload: Mapping[str, Any], experime
 
     Params: window, parent version, mode, reason, policy; metrics: the gate's figures (accuracy on
     new and old data, flip rate, latency, size, CPU seconds); tags: the registry version (``none``
-    when the gate refused it), whether it passed and why not. Returns the run id, or None when the
+    when the gate refused it), whether it passed and why not, and whether anything was trained
+    (``trained=false``, run name "not trained": the window was too small to train and gate). Returns the run id, or None when the
     tracking server could not be reached (logged as a warning: serving and training go on).
     Raises :class:`ConfigError` when MLflow is not installed.
     """
@@ -216,9 +217,12 @@ def log_training_attempt(tracking_uri: str, payload: Mapping[str, Any], experime
         mlflow_client = client(tracking_uri)
         exp = experiment_id(mlflow_client, experiment)
         version = payload.get("version")
+        trained = bool(payload.get("trained", True))  # false: the window was too small, nothing ran
         tags = {"lifelong.kind": "training_attempt", "registry_version": str(version) if version is not None else "none",
-                "passed": str(bool(payload.get("passed"))).lower(), "reasons": "; ".join(payload.get("reasons") or []) or "-"}  # fmt: skip
-        name = f"v{version}" if version is not None else f"refused (parent v{payload.get('parent')})"
+                "passed": str(bool(payload.get("passed"))).lower(), "trained": str(trained).lower(),
+                "reasons": "; ".join(payload.get("reasons") or []) or "-"}  # fmt: skip
+        refused = "refused" if trained else "not trained"
+        name = f"v{version}" if version is not None else f"{refused} (parent v{payload.get('parent')})"
         run = mlflow_client.create_run(exp, run_name=name, tags=tags)
         window = payload.get("window")
         params = {"window": f"{window[0]}-{window[1]}" if window else "none", "parent": payload.get("parent"),

@@ -162,6 +162,15 @@ def test_failed_trainings_are_counted_from_the_event_log(store: Store) -> None:
     assert store.count_failed_trainings() == 2
 
 
+def test_attempts_that_trained_nothing_are_counted_apart(store: Store) -> None:
+    store.add_event("gate", {"passed": True, "trained": True, "version": 2})
+    store.add_event("gate", {"passed": False, "version": None})  # judged and refused (no "trained" key)
+    assert store.count_untrained_attempts() == 0
+    store.add_event("gate", {"passed": False, "trained": False, "reasons": ["window too small"]})
+    store.add_event("training", {"trained": False})  # another kind
+    assert store.count_untrained_attempts() == 1
+
+
 def test_trained_cursor_and_retention(store: Store) -> None:
     assert store.last_trained_sample_id() is None
     ids = store.add_samples(np.zeros((4, 2)), [0, 1, 0, 1])

@@ -869,6 +869,7 @@ class System:
             "training_cpu_seconds": _cpu_seconds(self._latest(EventKind.GATE)),
             "drift_detections_total": {} if counts is None else {k.value: total(k) for k in DRIFT_KINDS},
             "trainings_total": total(EventKind.GATE),
+            "trainings_skipped_total": self._quiet(self.store.count_untrained_attempts),  # None: store down
             "training_failures_total": self._quiet(self.store.count_failed_trainings),  # None: store down
             "promoted_total": total(EventKind.PROMOTION),
             "rolled_back_total": total(EventKind.ROLLBACK, EventKind.CANARY_ROLLBACK),

@@ -688,6 +688,14 @@ class Store:
         with self.engine.connect() as conn:
             return int(conn.execute(q).scalar_one())
 
+    def count_untrained_attempts(self) -> int:
+        """Training attempts that trained nothing (``gate`` events with ``trained`` false: the window
+        was too small to hold out a gate set), for /metrics: they answer a trigger, so they are attempts."""
+        trained = events.c.payload["trained"].as_boolean()  # absent (a judged candidate): NULL, not counted
+        q = sa.select(sa.func.count()).where(events.c.kind == EventKind.GATE.value, trained == sa.false())
+        with self.engine.connect() as conn:
+            return int(conn.execute(q).scalar_one())
+
     def size_bytes(self) -> int:
         """Bytes the database takes on disk (SQLite: the file plus its WAL; PostgreSQL: the database)."""
         if self.engine.dialect.name == "postgresql":

@@ -60,6 +60,7 @@ def test_metrics_carry_the_loop(server: Server) -> None:
         drifts = len(store.events(EventKind.DATA_DRIFT))
         assert int(lines['lifelong_drift_detections_total{kind="data_drift"}']) == drifts >= 1
         assert int(lines["lifelong_training_attempts_total"]) == len(store.events(EventKind.GATE))
+        assert int(lines["lifelong_training_skipped_total"]) == store.count_untrained_attempts()
         for name in ("lifelong_versions_rolled_back_total", "lifelong_predictions_unlogged_total",
                      "lifelong_drift_detections_total", "lifelong_training_attempts_total"):  # fmt: skip
             assert f"# TYPE {name} counter" in text

@@ -184,7 +184,9 @@ def _loop_metrics(h: dict[str, Any]) -> list[str]:
         out += _gauge("lifelong_training_last_cpu_seconds", "gauge", [("", f"{h['training_cpu_seconds']:.3f}")],
                       "CPU seconds the latest training attempt took (training, boundary work and gate)")  # fmt: skip
     out += _gauge("lifelong_training_attempts_total", "counter", _known(h["trainings_total"]),
-                  "training attempts judged by the gate")  # fmt: skip
+                  "training attempts, each answering a trigger (those that trained nothing included)")  # fmt: skip
+    out += _gauge("lifelong_training_skipped_total", "counter", _known(h["trainings_skipped_total"]),
+                  "training attempts that trained nothing: the window was too small to hold out a gate set")  # fmt: skip
     out += _gauge("lifelong_training_failures_total", "counter", _known(h["training_failures_total"]),
                   "training attempts that raised (each retried after 5, 10, 20 ... 300 s)")  # fmt: skip
     out += _gauge("lifelong_drift_detections_total", "counter",
