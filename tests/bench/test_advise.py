@@ -241,3 +241,25 @@ def test_a_file_too_small_to_split_is_refused_before_the_advice_is_printed(
     out, err = capsys.readouterr()
     assert out == ""
     assert "seven.csv: 7 rows cannot be compared on: experience" in err and "no test samples" in err
+
+
+def test_data_run_with_a_task_column_compares_on_the_files_tasks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--task-ids-known re-split a file's classes into tasks; its own task column could not be named."""
+    pytest.importorskip("pandas", reason="reading CSV needs pandas: pip install 'lifelong[data]'")
+    from tests.data.test_scenarios import _two_tasks_one_label_set
+
+    _two_tasks_one_label_set(200).to_csv(path := tmp_path / "returns.csv", index=False)
+    argv = ["advise", "--data", str(path), "--label-column", "returned", "--task-column", "shop", "--top", "1",
+            "--log-json", "--epochs", "3"]  # fmt: skip
+    assert main(argv) == 0
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    (constraints,) = [e for e in events if e["event"] == "constraints"]
+    assert constraints["task_ids_known"] is True
+    (comparison,) = [e for e in events if e["event"] == "comparison"]
+    assert sum(e["event"] == "experience" for e in events) == 2 * len(comparison["rows"])  # two tasks
+    assert main(["advise", "--task-column", "shop"]) == 2
+    assert "give --data" in capsys.readouterr().err
+    assert main([*argv[:6], "returned"]) == 2
+    assert "given as both the label and the task column" in capsys.readouterr().err

@@ -238,15 +238,29 @@ def default_benchmark(c: Constraints) -> str:
 
 
 # -- the user's own data -----------------------------------------------------------------------------
-def load_data(path: str, label_column: str, seed: int = 0, drop_columns: Sequence[str] = ()) -> Table:
+def load_data(
+    path: str,
+    label_column: str,
+    seed: int = 0,
+    drop_columns: Sequence[str] = (),
+    task_column: str | None = None,
+) -> Table:
     """The user's file for :func:`compare_on_data`, refused (DataError) if it cannot be compared on;
     ``advise`` reads it before printing anything, so a bad file is the only thing said. The split and
     the experiences are made once here too (a class without test samples, say, is refused now, not
-    after the advice is printed)."""
+    after the advice is printed). With ``task_column`` the experiences are the file's tasks."""
     from lifelong.data import scenarios
     from lifelong.data.files import load_table
 
-    table = load_table(path, label_column, drop_columns=drop_columns)
+    table = load_table(path, label_column, task_column=task_column, drop_columns=drop_columns)
+    if task_column is not None:
+        try:
+            tasks = scenarios.tasks_from_column(table, seed=seed)
+        except LifelongError as e:  # a task of one sample, or without test samples
+            raise DataError(f"{path}: {len(table)} rows cannot be compared on: {e}") from e
+        if len(tasks) < 2:
+            raise DataError(f"{path}: column {task_column!r} holds one task; a comparison needs at least 2")
+        return table
     if len(table.classes) < 2:
         raise DataError(
             f"{path}: {len(table.classes)} class; a class-incremental comparison needs at least 2 "
@@ -265,7 +279,8 @@ def compare_on_data(advice: list[Advice], path: str, label_column: str, c: Const
     """Train the shortlisted methods (and naive, for reference) on the user's file; return measured rows.
 
     The file's classes are split by :func:`~lifelong.data.scenarios.default_classes_per_experience`
-    (as ``lifelong bench --data``; class-incremental, or task-incremental when task ids are known);
+    (as ``lifelong bench --data``; class-incremental, or task-incremental when task ids are known),
+    or into the file's own tasks when ``table`` has a task column and task ids are known;
     features are standardised with the training split's statistics. ``table``: the file already
     read by :func:`load_data`.
     """
@@ -295,7 +310,12 @@ def compare_on_data(advice: list[Advice], path: str, label_column: str, c: Const
     build = scenarios.task_incremental if c.task_ids_known else scenarios.class_incremental
     log = reporter or Reporter()
     names = [a.strategy for a in advice] + ["naive"]
-    scenario = build((standard(train), standard(test)), seed=seed)  # the default split, one for all methods
+    if table.tasks is not None and c.task_ids_known:  # the file's own tasks, scaled by their train data
+        from lifelong.bench.benchmarks import standardised
+
+        scenario = standardised(scenarios.tasks_from_column(table, seed=seed))
+    else:  # the default split, one for all methods
+        scenario = build((standard(train), standard(test)), seed=seed)
     measured = []
     for name in dict.fromkeys(names):  # keeps order, drops a repeated naive
         torch.manual_seed(seed)
@@ -333,6 +353,9 @@ def add_command(sub: Any) -> None:
         help="how many past samples may be kept, or 'all' (default 500)",
     )
     a.add_argument("--task-ids-known", action="store_true", help="the task id is given at prediction time")
+    a.add_argument("--task-column", default=None,
+                   help="column of --data naming each sample's task: the comparison's experiences are those "
+                        "tasks (implies --task-ids-known)")  # fmt: skip
     a.add_argument("--budget", choices=list(BUDGET), default="medium", help="compute per update")
     a.add_argument(
         "--private", action="store_true", help="no raw data kept, not even a generative model of it"
@@ -378,13 +401,18 @@ def advise(args: argparse.Namespace) -> int:
         raise ConfigError("--store-data and --private contradict each other (--private keeps no raw data); "
                           "give one of them")  # fmt: skip
     store = args.store_data if args.store_data is not None else not args.private
-    c = Constraints(store, args.memory, args.task_ids_known, args.budget, args.private)
+    if args.task_column is not None and not args.data:
+        raise ConfigError(f"--task-column {args.task_column} names a column of a --data file; give --data")
+    c = Constraints(store, args.memory, args.task_ids_known or args.task_column is not None, args.budget,
+                    args.private)  # fmt: skip
     log = Reporter.from_flags(args.quiet, args.log_json)
     path = find_results(args.results)
     benchmark = args.benchmark or default_benchmark(c)
     advice = recommend(c, load_summary(path), benchmark, args.top)
     table = (
-        load_data(args.data, args.label_column, drop_columns=args.drop_columns) if args.data else None
+        load_data(args.data, args.label_column, drop_columns=args.drop_columns, task_column=args.task_column)
+        if args.data
+        else None
     )  # refused before any output
     if not advice:
         raise ConfigError("no measured method fits these constraints; relax the budget or allow a memory")

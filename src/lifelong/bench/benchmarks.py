@@ -180,7 +180,7 @@ def from_file(
         else:
             make = scenarios.class_incremental if scenario == "class" else scenarios.task_incremental
             s = make(table.split(test_fraction, seed))
-        return _standardise(s) if standardise else s
+        return standardised(s) if standardise else s
 
     shape = "x".join(str(d) for d in table.x.shape[1:])
     return Benchmark(
@@ -204,7 +204,7 @@ def _takes_ids(model: str, model_kwargs: dict[str, Any], table: Any) -> bool:
     return input_embedding(probe) is not None
 
 
-def _standardise(scenario: Any) -> Any:
+def standardised(scenario: Any) -> Any:
     """Scale every experience's inputs with the mean and std of all training samples."""
     import torch
 

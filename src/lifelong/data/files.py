@@ -258,7 +258,7 @@ def _from_frame(
         if same == name:  # a domain named by the label: one class per domain, nothing to learn across them
             raise DataError(
                 f"{p}: column {name!r} is given as both the {first_role} and the {other_role} column; "
-                "name a different column for each (--label-column, --domain-column)"
+                "name a different column for each (--label-column, --domain-column, --task-column)"
             )
     for role, col in (("label", label), ("domain", domain), ("task", task)):
         if col is not None and col not in columns:
