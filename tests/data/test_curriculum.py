@@ -61,3 +61,16 @@ def test_bad_orders_are_refused() -> None:
         curriculum(toy_scenario("class"), order="backwards")
     with pytest.raises(ScenarioError, match="one per experience"):
         curriculum(toy_scenario("class"), order="easy-first", difficulty=[1.0])
+
+
+def test_task_ids_the_data_names_are_kept() -> None:
+    """They were renumbered 0, 1 ..., so the model then refused the user's own ids at prediction."""
+    from lifelong.checks import toy_data
+    from lifelong.data.scenarios import tasks_from_column
+
+    data = toy_data().train
+    half = len(data) // 2
+    named = tasks_from_column(data, [7] * half + [2] * (len(data) - half))
+    reordered = curriculum(named, order=[1, 0])
+    assert [e.task_id for e in reordered] == [2, 7]
+    assert set(reordered[0].train.t.tolist()) == {2} and set(reordered[1].test.t.tolist()) == {7}

@@ -178,3 +178,31 @@ def test_a_frame_with_a_column_name_twice_is_refused() -> None:
     df = pd.DataFrame(x[:, :2], columns=["a", "a"]).assign(label=y)
     with pytest.raises(DataError, match=r"columns \['a'\] appear more than once"):
         load_table(df)
+
+
+def test_task_columns_follow_the_labels_rule_and_keep_their_names() -> None:
+    """A -1 renumbered every task (the user's task 0 became 1); whole floats and numeric text were
+    renumbered too, while the learner read t=7.0 as 7; names were numbered without a record."""
+    pd = pytest.importorskip("pandas", reason="frames need pandas: pip install 'lifelong[data]'")
+    base = pd.DataFrame({"f": np.arange(8.0), "label": [0, 1] * 4})
+    for tasks in ([3, 3, 3, 3, 7, 7, 7, 7], [3.0] * 4 + [7.0] * 4, ["3"] * 4 + ["7"] * 4):
+        table = load_table(base.assign(task=tasks), task_column="task")
+        assert sorted(set(table.tasks.tolist())) == [3, 7] and table.task_names is None
+    named = load_table(base.assign(task=["north"] * 4 + ["east"] * 4), task_column="task")
+    assert named.task_names == ["east", "north"] and named.tasks.tolist() == [1] * 4 + [0] * 4
+    with pytest.raises(DataError, match="task ids must be >= 0, found -1"):
+        load_table(base.assign(task=[-1, 0] * 4), task_column="task")
+    with pytest.raises(DataError, match="task ids must be integers or names"):
+        load_table(base.assign(task=[0.5] * 8), task_column="task")
+
+
+@pytest.mark.parametrize("column", ["task", "site", "label"])
+def test_missing_cells_of_nullable_columns_are_refused(column: str) -> None:
+    """pandas' NA (convert_dtypes, nullable Parquet) became a task or a class named '<NA>', or a
+    TypeError ('boolean value of NA is ambiguous') for a domain column."""
+    pd = pytest.importorskip("pandas", reason="frames need pandas: pip install 'lifelong[data]'")
+    frame = pd.DataFrame({"f": np.arange(8.0), "label": ["a", "b"] * 4, "site": ["n", "s"] * 4,
+                          "task": ["x"] * 4 + ["y"] * 4}).convert_dtypes()  # fmt: skip
+    frame.loc[5, column] = pd.NA
+    with pytest.raises(DataError, match="missing .*row 5"):
+        load_table(frame, domain_column="site", task_column="task")

@@ -458,3 +458,29 @@ def test_tasks_from_a_column_make_one_experience_per_task_and_a_head_per_task_le
         tasks_from_column(ds, [0, 1, 2])
     with pytest.raises(ScenarioError, match="task 9 has 1 sample"):
         tasks_from_column(ds, [0] * 399 + [9])
+
+
+def test_task_ids_a_table_carries_are_dropped_by_class_and_domain_scenarios(tmp_path) -> None:
+    """class_incremental kept the task column's ids, so the learner masked outputs with them."""
+    from lifelong.data.files import load_table
+
+    frame = _two_tasks_one_label_set()
+    frame["site"] = np.where(np.arange(len(frame)) < 200, "n", "s")
+    table = load_table(frame, label_column="returned", task_column="shop", domain_column="site")
+    for s in (
+        class_incremental(table),
+        domains_from_column(table),
+        domain_incremental(table, permutations=2),
+    ):
+        assert all(d.t is None for e in s for d in (e.train, e.test)), s.kind
+
+
+def test_task_names_name_the_experiences_and_the_errors() -> None:
+    from lifelong.data.scenarios import tasks_from_column
+
+    data = toy_data().train
+    names = ["north"] * 60 + ["east"] * (len(data) - 61) + ["tiny"]
+    with pytest.raises(ScenarioError, match="task 'tiny' \\(id 2\\) has 1 sample"):
+        tasks_from_column(data, names)
+    s = tasks_from_column(data, names[:-1] + ["east"])
+    assert [(e.task_id, e.train.name) for e in s] == [(1, "task-north-train"), (0, "task-east-train")]

@@ -1083,3 +1083,21 @@ def test_predicting_raw_uint8_pixels_after_training_on_scaled_ones_warns() -> No
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         learner.predict(x.float() / 255)
+
+
+def test_task_masks_grow_with_the_number_of_tasks_not_the_largest_id() -> None:
+    """Task ids 10**12 made the mask one row per id up to the largest: 8 TB asked of the allocator,
+    reported as a model whose layers were outside .features (MultiHead) or a raw RuntimeError (EWC)."""
+    from lifelong.data.scenarios import tasks_from_column
+
+    data = toy_data().train
+    half = len(data) // 2
+    ids = [10**12] * half + [2 * 10**12] * (len(data) - half)
+    for strategy in (S.MultiHead(), EWC(lam=1.0)):
+        torch.manual_seed(0)
+        learner = Learner(toy_model(), [strategy], lr=0.1, epochs=2)
+        result = learner.fit(tasks_from_column(data, ids))
+        assert min(result.accuracy_matrix[-1]) > 0.5
+        mask = learner.task_mask(torch.tensor([10**12, 2 * 10**12, 5]), 4)
+        assert mask is not None and mask.tolist()[2] == [True] * 4  # an unknown id is not masked
+        assert mask[0].tolist() != mask[1].tolist()

@@ -111,6 +111,7 @@ class Table:
     classes: list[int]
     class_names: list[str] | None = None
     tasks: np.ndarray | None = None
+    task_names: list[str] | None = None  # task id i's name in the file, where the file named its tasks
     name: str = "table"
 
     def __len__(self) -> int:
@@ -220,7 +221,8 @@ def _from_npz(p: Path) -> Table:
     features = [f"x{i}" for i in range(x.shape[1])] if x.ndim == 2 else []
     domains = _column(arrays.get("domain"), len(y), f"{p}: domain")
     tasks = task_codes(arrays.get("task"), len(y), f"{p}: task")
-    return Table(x, y, domains, features, sorted(set(y.tolist())), names, tasks, p.stem)
+    task_ids, task_names = tasks or (None, None)
+    return Table(x, y, domains, features, sorted(set(y.tolist())), names, task_ids, task_names, p.stem)
 
 
 def _read_frame(p: Path) -> Any:
@@ -283,8 +285,9 @@ def _from_frame(
         )
     y, names = _labels(frame[label].to_numpy(), f"{p}: label column {label!r}")
     domains = None if domain is None else _column(frame[domain].to_numpy(), len(y), f"{p}: domain column")
-    tasks = None if task is None else task_codes(frame[task].to_numpy(), len(y), f"{p}: task column")
-    return Table(x, y, domains, features, sorted(set(y.tolist())), names, tasks, p.stem)
+    tasks = None if task is None else task_codes(frame[task].to_numpy(), len(y), f"{p}: task column {task!r}")
+    task_ids, task_names = tasks or (None, None)
+    return Table(x, y, domains, features, sorted(set(y.tolist())), names, task_ids, task_names, p.stem)
 
 
 def _finite(x: np.ndarray, where: str) -> np.ndarray:
@@ -293,32 +296,50 @@ def _finite(x: np.ndarray, where: str) -> np.ndarray:
     return x
 
 
-def _labels(values: np.ndarray, where: str) -> tuple[np.ndarray, list[str] | None]:
+def _labels(values: np.ndarray, where: str, what: str = "labels") -> tuple[np.ndarray, list[str] | None]:
     """Integer labels, or strings mapped to ``0..K-1`` in :func:`label_order` (names returned).
 
     Strings that are all whole numbers (:func:`integer_label`) are those integers, no names: the
-    column means what it means when pandas reads it from a CSV as numbers."""
+    column means what it means when pandas reads it from a CSV as numbers. Task ids follow the
+    same rule (``what``)."""
     if values.dtype.kind in "iu":
         if len(values) and values.min() < 0:
-            raise DataError(f"{where}: labels must be >= 0, found {values.min()}")
+            raise DataError(
+                f"{where}: {what} must be >= 0, found {values.min()}; renumber them, or give them as names"
+            )
         return values.astype(np.int64), None
     if values.dtype.kind == "f":
         if np.isnan(values).any():
-            raise DataError(f"{where}: {int(np.isnan(values).sum())} labels are missing (NaN)")
-        if not (values == np.round(values)).all():
-            raise DataError(f"{where}: labels must be integers or names, got fractional values")
-        return _labels(values.astype(np.int64), where)
+            raise DataError(f"{where}: {int(np.isnan(values).sum())} {what} are missing (NaN)")
+        if not (np.isfinite(values) & (values == np.round(values))).all():
+            raise DataError(f"{where}: {what} must be integers or names, got fractional or infinite values")
+        return _labels(values.astype(np.int64), where, what)
     if values.dtype.kind == "b":
         return values.astype(np.int64), None
-    if any(v is None or (isinstance(v, float) and np.isnan(v)) for v in values):
-        raise DataError(f"{where}: some labels are missing")
+    missing = [i for i, v in enumerate(values.tolist()) if is_missing(v)]
+    if missing:
+        raise DataError(f"{where}: {len(missing)} {what} are missing (the first in row {missing[0]})")
     texts = [str(v) for v in values]
     whole = [integer_label(t) for t in texts]
     if all(w is not None for w in whole):
-        return np.array(whole, dtype=np.int64), None
+        return _labels(np.array(whole, dtype=np.int64), where, what)
     names = sorted(set(texts), key=label_order)
     index = {n: i for i, n in enumerate(names)}
     return np.array([index[str(v)] for v in values], dtype=np.int64), names
+
+
+def is_missing(value: Any) -> bool:
+    """Whether one cell is missing: None, NaN, or pandas' ``NA`` / ``NaT`` (nullable columns).
+
+    >>> [is_missing(v) for v in (None, float("nan"), "a", 0)]
+    [True, True, False, False]
+    """
+    if value is None:
+        return True
+    try:
+        return bool(value != value)  # NaN and NaT differ from themselves
+    except (TypeError, ValueError):  # pandas.NA: its comparisons are NA, which has no truth value
+        return True
 
 
 def _column(values: np.ndarray | None, n: int, where: str) -> np.ndarray | None:
@@ -326,20 +347,20 @@ def _column(values: np.ndarray | None, n: int, where: str) -> np.ndarray | None:
         return None
     if values.ndim != 1 or len(values) != n:
         raise DataError(f"{where}: need one value per sample ({n}), got shape {values.shape}")
-    if any(v is None or (isinstance(v, float) and np.isnan(v)) for v in values.tolist()):
-        raise DataError(f"{where}: some values are missing")
+    missing = [i for i, v in enumerate(values.tolist()) if is_missing(v)]
+    if missing:
+        raise DataError(f"{where}: {len(missing)} values are missing (the first in row {missing[0]})")
     return values
 
 
-def task_codes(values: np.ndarray | None, n: int, where: str) -> np.ndarray | None:
-    """Task ids as int64: integer columns kept, other values numbered in :func:`label_order`."""
+def task_codes(values: np.ndarray | None, n: int, where: str) -> tuple[np.ndarray, list[str] | None] | None:
+    """Task ids as int64 and their names, by the labels' rule: whole numbers >= 0 (ints, whole
+    floats, numeric text) are those ids, without names; other values are numbered in
+    :func:`label_order` and their names returned (None: no task column)."""
     values = _column(values, n, where)
     if values is None:
         return None
-    if values.dtype.kind in "iu" and (len(values) == 0 or values.min() >= 0):
-        return values.astype(np.int64)
-    names = sorted({str(v) for v in values}, key=label_order)
-    return np.array([names.index(str(v)) for v in values], dtype=np.int64)
+    return _labels(values, where, "task ids")
 
 
 def _not_numeric(p: Path, name: str, column: pd.Series) -> str:

@@ -206,12 +206,15 @@ def _one_dataset(data: Any) -> Dataset | None:
 def _as_split(data: Any, seed: int) -> Split:
     """A (train, test) pair as given, or a seeded, stratified 80/20 :func:`holdout` of one dataset.
 
-    Every constructor that takes data reads it here, so all accept the same forms.
+    Every constructor that takes data reads it here, so all accept the same forms. Task ids the data
+    carries (a table read with a task column) are dropped: a class- or domain-incremental learner
+    is never told the task, and :func:`task_incremental` sets its own.
     """
     one = _one_dataset(data)
     if one is not None:
-        return holdout(one, 0.2, seed)
+        return holdout(one.replace(t=None), 0.2, seed)
     split = as_split(data)
+    split = Split(split.train.replace(t=None), split.test.replace(t=None))
     untrained = sorted(set(split.test.classes) - set(split.train.classes))
     if untrained:
         raise ScenarioError(
@@ -464,7 +467,10 @@ def _own_domains(domains: Sequence[Any], names: Sequence[str] | None = None, see
             raise ScenarioError(
                 f"domains[{i}]: expected a (train, test) pair or one dataset, got {type(pair).__name__}"
             )
-        tr, te = (_as_dataset(d, f"domain-{label}-{part}") for d, part in zip(pair, ("train", "test")))
+        tr, te = (
+            _as_dataset(d, f"domain-{label}-{part}").replace(t=None)
+            for d, part in zip(pair, ("train", "test"))
+        )
         if len(tr) == 0 or len(te) == 0:
             raise ScenarioError(f"domains[{i}]: the train or test set is empty")
         if tr.input_shape != te.input_shape or (
@@ -551,14 +557,15 @@ def _per_sample(values: Any, data: Dataset, arg: str, what: str) -> list[Any]:
     values = values.tolist() if hasattr(values, "tolist") else values
     if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
         raise ScenarioError(f"{arg}: give one value per sample (a list or 1-D array), got {values!r}")
+    from lifelong.data.files import is_missing
+
     values = list(values)
-    bad = next(
-        (i for i, v in enumerate(values) if isinstance(v, list) or (isinstance(v, float) and v != v)), None
-    )
+    bad = next((i for i, v in enumerate(values) if isinstance(v, list) or is_missing(v)), None)
     if bad is not None:
         if isinstance(values[bad], list):
             raise DataError(f"{arg}: sample {bad}'s {what} is a list; give a 1-D array, one value per sample")
-        raise DataError(f"{arg}: sample {bad}'s {what} is missing (NaN); fill or drop those rows")
+        shown = "NaN" if isinstance(values[bad], float) else values[bad]
+        raise DataError(f"{arg}: sample {bad}'s {what} is missing ({shown}); fill or drop those rows")
     if len(values) != len(data):
         raise DataError(f"{arg}: got {len(values)} values for {len(data)} samples; give one per sample")
     return values
@@ -571,8 +578,10 @@ def tasks_from_column(
 
     ``data`` is a :class:`~lifelong.data.files.Table` (whose task column is used unless
     ``task_values`` is given), or a :class:`Dataset` with ``task_values``, one per sample.
-    Non-negative whole task ids are kept as given (a model asked later for task 3 answers with
-    task 3's classes); other values are numbered like labels (sorted, numbers by value).
+    Task ids follow the labels' rule: whole numbers >= 0 (ints, whole floats, numeric text) are kept
+    as given (a model asked later for task 3 answers with task 3's classes); names are numbered in
+    sorted order (:func:`~lifelong.data.files.label_order`; ``Table.task_names`` lists them) and the
+    experiences' data is named after them (``task-north-train``).
     Experiences follow the order in which each task first appears and hold the classes present in
     that task, which may repeat across tasks (two tasks of labels 0 and 1 share a head's outputs
     unless a strategy such as ``MultiHead`` gives each task its own). Each task's samples are split
@@ -586,8 +595,9 @@ def tasks_from_column(
     """
     from lifelong.data.files import task_codes
 
+    names = None
     if hasattr(data, "to_dataset") and task_values is None:
-        task_values = data.tasks
+        task_values, names = data.tasks, data.task_names
     one = _one_dataset(data)
     if one is None:
         raise ScenarioError(f"tasks_from_column: expected a Table or a Dataset, got {type(data).__name__}")
@@ -596,19 +606,21 @@ def tasks_from_column(
     values = _per_sample(task_values, one, "task_values", "task")
     if not values:
         raise ScenarioError("tasks_from_column: the data is empty")
-    ids = task_codes(np.asarray(values), len(values), "task_values")
-    assert ids is not None  # values is not None
+    coded = task_codes(np.asarray(values), len(values), "task_values")
+    assert coded is not None  # values is not None
+    ids, names = coded[0], names or coded[1]
     experiences = []
     for i, task in enumerate(dict.fromkeys(ids.tolist())):
+        label = f"{names[task]!r} (id {task})" if names else str(task)
         idx = torch.from_numpy(np.flatnonzero(ids == task))
         if len(idx) < 2:
             raise ScenarioError(
-                f"task {task} has {len(idx)} sample; each task needs at least 2 (train and test)"
+                f"task {label} has {len(idx)} sample; each task needs at least 2 (train and test)"
             )
-        tr, te = holdout(one.subset(idx, f"task-{task}"), test_fraction, seed)
+        tr, te = holdout(one.subset(idx, f"task-{names[task] if names else task}"), test_fraction, seed)
         if len(te) == 0:  # its accuracy would be NaN in every row of the matrix, and ACC with it
             raise ScenarioError(
-                f"task {task} has no test samples: each of its classes has one sample (which goes to the "
+                f"task {label} has no test samples: each of its classes has one sample (which goes to the "
                 "train set); give its classes 2 or more samples"
             )
         classes = tuple(sorted(set(tr.classes) | set(te.classes)))
@@ -729,8 +741,10 @@ def curriculum(scenario: Scenario, order: Any = "given", difficulty: Any = None,
         ``Experience -> float``; default :func:`class_overlap`.
     seed : seeds ``"random"``.
 
-    In task scenarios task ids are renumbered in order of first appearance, in the experiences
-    and in their data's ``t``, so the first task learned is task 0 again.
+    In task scenarios whose task ids number the experiences (0, 1, 2 ... as
+    :func:`task_incremental` makes them) the ids are renumbered in order of first appearance, in
+    the experiences and in their data's ``t``, so the first task learned is task 0 again; ids the
+    data names (:func:`tasks_from_column`) are kept, since the model is asked for them later.
 
     Examples
     --------
@@ -772,11 +786,12 @@ def curriculum(scenario: Scenario, order: Any = "given", difficulty: Any = None,
                 f"order: {perm} is not a permutation of the {n} experience indices 0..{n - 1}"
             )
     new_task: dict[int, int] = {}
+    positional = [e.task_id for e in scenario] == list(range(n))  # ids that only count experiences
     experiences = []
     for i, j in enumerate(perm):
         e = scenario.experiences[j]
         train, test, task = e.train, e.test, e.task_id
-        if scenario.kind == "task":
+        if scenario.kind == "task" and positional:
             ids = [e.task_id] + [v for d in (train, test) if d.t is not None for v in d.t.unique().tolist()]
             for old in ids:
                 new_task.setdefault(old, len(new_task))

@@ -182,7 +182,7 @@ class Learner:
         self._experience_count = 0
         self._classes_seen: set[int] = set()
         self._task_classes: dict[int, set[int]] = {}
-        self._task_mask: Tensor | None = None
+        self._task_mask: tuple[Tensor, Tensor] | None = None  # (sorted task ids, their rows)
         # task -> classes its scenario declares, for tasks not trained yet, while they are evaluated
         self._announced_tasks: dict[int, set[int]] = {}
         self._step = 0
@@ -544,20 +544,23 @@ class Learner:
         """
         if t is None:
             return None
-        mask = self._task_mask
-        if mask is None or mask.shape[1] != n_outputs:
+        cached = self._task_mask
+        if cached is None or cached[1].shape[1] != n_outputs:
             tasks = {**self._announced_tasks, **self._task_classes}  # what was trained wins
             if not tasks:
                 return None
-            # one row per task id up to the largest known, plus a last row for ids never seen:
-            # unknown tasks (and gaps) are not masked at all
-            n_tasks = max(tasks) + 1
-            mask = torch.ones(n_tasks + 1, n_outputs, dtype=torch.bool, device=self.device)
-            for task, cls in tasks.items():
-                mask[task] = False
-                mask[task, [c for c in cls if c < n_outputs]] = True
-            self._task_mask = mask
-        return mask[t.clamp(min=0, max=len(mask) - 1)]
+            # one row per known task id (in order, found by binary search: memory grows with the number
+            # of tasks, not with the largest id), plus a last row, all True, for ids never seen
+            order = sorted(tasks)
+            rows = torch.ones(len(order) + 1, n_outputs, dtype=torch.bool, device=self.device)
+            for row, task in enumerate(order):
+                rows[row] = False
+                rows[row, [c for c in tasks[task] if c < n_outputs]] = True
+            cached = self._task_mask = (torch.tensor(order, device=self.device), rows)
+        ids, rows = cached
+        t = t.to(ids.device, torch.int64)
+        at = torch.searchsorted(ids, t).clamp(max=len(ids) - 1)
+        return rows[torch.where(ids[at] == t, at, len(ids))]
 
     def _mask_tasks(self, logits: Tensor, t: Tensor) -> Tensor:
         mask = self.task_mask(t, logits.shape[1])
