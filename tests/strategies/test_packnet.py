@@ -156,3 +156,40 @@ def test_a_frozen_backbone_is_not_pruned() -> None:
     learner.learn(toy_scenario("task").experiences[0])
     assert torch.equal(model.features[1].weight, frozen)
     assert bool((strategy.owner_["features.1.weight"] == 1).all())
+
+
+def test_each_task_owns_its_classes_head_rows_whole_and_leaves_the_others_free() -> None:
+    """The head was pruned as a shared layer: the first task took every bias and a third of the next
+    tasks' rows, frozen at their random initial values, and kept only 41% of its own rows."""
+    stream = toy_scenario("task")
+    first, second = stream.experiences
+    strategy = PackNet(prune=0.5)
+    learner = Learner(toy_model(), [strategy], lr=0.1, batch_size=8)
+    head = learner.model.classifier
+    init = head.weight.detach().clone(), head.bias.detach().clone()
+    learner.learn(first)
+    w_owner, b_owner = strategy.owner_["classifier.weight"], strategy.owner_["classifier.bias"]
+    mine, others = list(first.classes), list(second.classes)
+    assert bool((w_owner[mine] == 1).all()) and bool((b_owner[mine] == 1).all())  # whole, not pruned
+    assert bool((w_owner[others] == 0).all()) and bool((b_owner[others] == 0).all())
+    assert torch.equal(head.weight[others], init[0][others])  # neither zeroed nor taken
+    learner.learn(second)
+    assert bool((w_owner[others] == 2).all()) and bool((b_owner[others] == 2).all())
+    assert not torch.equal(head.bias[others], init[1][others])  # the second task trained its own bias
+    assert min(learner.evaluate(stream)) > 0.6
+
+
+def test_retraining_after_pruning_runs_at_its_own_rate_then_the_learners(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import lifelong.strategies.packnet as packnet
+
+    seen = []
+    monkeypatch.setattr(
+        packnet, "retrain", lambda learner, data, epochs: seen.append(learner.optimizer.param_groups[0]["lr"])
+    )
+    learner = Learner(toy_model(), [PackNet(prune=0.5, finetune_lr_factor=0.1)], lr=0.2, batch_size=8)
+    learner.learn(toy_scenario("task").experiences[0])
+    assert seen == [pytest.approx(0.02)] and learner.optimizer.param_groups[0]["lr"] == 0.2
+    with pytest.raises(ConfigError, match="finetune_lr_factor"):
+        PackNet(finetune_lr_factor=0)

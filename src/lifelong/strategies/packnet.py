@@ -2,7 +2,10 @@
 
 Mallya & Lazebnik (2018), "PackNet: Adding Multiple Tasks to a Single Network by Iterative
 Pruning". After a task trains on the free weights, the smallest ``prune`` fraction of them is
-set to zero and released for later tasks; the rest belong to the task and are frozen. Task
+set to zero and released for later tasks; the rest belong to the task and are frozen. The paper
+gives each task its own classifier, never pruned; with one shared head, the rows of a task's new
+classes belong whole to that task (other classes' rows stay free for their tasks), and rows of
+classes an earlier task also has (tasks sharing labels) are pruned and frozen like shared weights. Task
 ``t`` predicts with the weights of tasks up to itself only, so its outputs never change again
 (its weights, that is: a batch norm's running statistics are shared by all tasks and keep moving;
 the paper keeps per-task batch-norm parameters, which this implementation does not).
@@ -33,6 +36,7 @@ from torch import Tensor
 from torch.func import functional_call
 
 from lifelong.errors import ConfigError
+from lifelong.learn.heads import head_name
 from lifelong.learn.params import check_param
 from lifelong.learn.strategy import Strategy
 from lifelong.strategies._arch import route, task_masked
@@ -59,6 +63,11 @@ class PackNet(Strategy):
         scenario the first task came in if it holds two or more, else releases ``DEFAULT_PRUNE`` per
         task (see the module docstring).
     finetune_epochs : passes over the task's data after pruning, training only its kept weights.
+    finetune_lr_factor : that retraining's learning rate, as a multiple of the learner's. The
+        authors' scripts retrain at a tenth of the rate (1e-4 after 1e-3, 10 epochs after 20);
+        measured on task-incremental digits (MLP 100-100, 5 epochs, seeds 0-4), 0.1 scored ACC
+        0.944 / 0.979 at lr 0.05 / 0.2 against 0.949 / 0.986 at the learner's rate (0.947 / 0.981
+        with 5 retraining epochs), so the default keeps the learner's rate.
 
     Notes
     -----
@@ -73,12 +82,18 @@ class PackNet(Strategy):
     needs = frozenset({"task_labels"})
 
     def __init__(
-        self, prune: float | None = None, finetune_epochs: int = 1, n_tasks: int | None = None
+        self,
+        prune: float | None = None,
+        finetune_epochs: int = 1,
+        n_tasks: int | None = None,
+        finetune_lr_factor: float = 1.0,
     ) -> None:
         check_param(self, "prune", prune, low=0, high=1, high_open=True, none="every task an equal share")
         check_param(self, "finetune_epochs", finetune_epochs, int, low=0)
         check_param(self, "n_tasks", n_tasks, int, low=1, none="the first task's scenario says")
+        check_param(self, "finetune_lr_factor", finetune_lr_factor, low=0, low_open=True)
         self.prune, self.finetune_epochs, self.n_tasks = prune, finetune_epochs, n_tasks
+        self.finetune_lr_factor = finetune_lr_factor
         self.owner_: dict[str, Tensor] = {}
         self.tasks_: list[int] = []
         self.plan_: int | None = None  # tasks the shares were sized for, fixed by the first task
@@ -101,7 +116,9 @@ class PackNet(Strategy):
         )
 
     def before_experience(self, learner: Learner, experience: Experience) -> None:
-        if self.owner_ and not any(bool((o == 0).any()) for o in self.owner_.values() if o.dim() > 1):
+        head = f"{head_name(learner.model)}."
+        shared = [o for n, o in self.owner_.items() if o.dim() > 1 and not n.startswith(head)]
+        if shared and not any(bool((o == 0).any()) for o in shared):  # free head rows alone learn nothing new
             raise ConfigError(self._no_room(experience, len(self.tasks_)))
         self._frozen.set({n: o != 0 for n, o in self.owner_.items()})
         learner.reset_optimizer()  # no momentum carried into weights owned by earlier tasks
@@ -125,19 +142,46 @@ class PackNet(Strategy):
         if k == 1:
             self.plan_ = self.planned_tasks(experience)
         fraction = self.prune_fraction(k, experience)
+        head = head_name(learner.model)
+        rows = self._own_rows(learner, experience, self.owner_[f"{head}.weight"])
         with torch.no_grad():
             for n, p in params.items():
                 owner = self.owner_[n]
                 free = owner == 0
+                mine = None
+                if n in (f"{head}.weight", f"{head}.bias"):  # the head: this task's classes' rows only
+                    mine, shared = rows
+                    mine, shared = (r.view(-1, *([1] * (p.dim() - 1))).expand_as(p) for r in (mine, shared))
+                    free = free & shared  # rows of classes an earlier task also has: pruned as shared
                 # a weight the user froze (a pretrained backbone) is kept whole: pruned, it never retrains
                 keep = prune_free(p.cpu(), free, fraction) if p.dim() > 1 and p.requires_grad else free
                 p.masked_fill_((free & ~keep).to(p.device), 0.0)  # released weights restart from zero
+                if mine is not None:
+                    keep = keep | (mine & (owner == 0))  # a new class's row belongs whole to its task
                 owner[keep] = k
         self.tasks_.append(experience.task_id)
         if self.finetune_epochs > 0 and len(experience.train):
             self._frozen.set({n: o != k for n, o in self.owner_.items()})  # released ones stay zero
             learner.reset_optimizer()
-            retrain(learner, experience.train, self.finetune_epochs)
+            for group in learner.optimizer.param_groups:
+                group["lr"] = learner.lr * self.finetune_lr_factor
+            try:
+                retrain(learner, experience.train, self.finetune_epochs)
+            finally:
+                for group in learner.optimizer.param_groups:
+                    group["lr"] = learner.lr
+
+    @staticmethod
+    def _own_rows(learner: Learner, experience: Experience, head_owner: Tensor) -> tuple[Tensor, Tensor]:
+        """The head rows of this task's classes: ``(new, shared)``, those no earlier task has (kept
+        whole by this task, as the paper gives each task its own classifier, never pruned) and those
+        an earlier task also has (a head shared by tasks of the same classes: pruned as shared weights).
+        Other classes' rows are left free for the tasks they belong to."""
+        classes = set(experience.classes) | set(learner.task_classes.get(experience.task_id, ()))
+        rows = torch.zeros(head_owner.shape[0], dtype=torch.bool)
+        rows[[c for c in classes if c < len(rows)]] = True
+        taken = (head_owner != 0).any(1)
+        return rows & ~taken, rows & taken
 
     def _sizing(self) -> str:
         """How the shares were chosen, for the no-capacity error."""
