@@ -31,7 +31,7 @@ def _old_logit_drift(strategies: list) -> float:
     return float((learner.predict_logits(x, t)[:, old] - before).abs().max())
 
 
-def test_grow_basis_takes_the_fewest_directions_reaching_the_threshold() -> None:
+def test_grow_basis_takes_the_fewest_directions_reaching_the_threshold_after_the_first() -> None:
     g = torch.Generator().manual_seed(0)
     r = (
         torch.randn(50, 6, generator=g, dtype=torch.float64)
@@ -39,10 +39,12 @@ def test_grow_basis_takes_the_fewest_directions_reaching_the_threshold() -> None
     )
     gram = r.T @ r
     total = float(gram.trace())
-    m = grow_basis(None, gram, 0.9).double()
-    assert torch.allclose(m.T @ m, torch.eye(m.shape[1]).double(), atol=1e-5)
+    first = grow_basis(None, gram, 0.9).double()  # the authors' first task: below the threshold
+    assert torch.allclose(first.T @ first, torch.eye(first.shape[1]).double(), atol=1e-5)
+    assert first.shape[1] >= 1 and float((first.T @ gram @ first).trace()) < 0.9 * total
+    m = grow_basis(first, gram, 0.9).double()  # later: the fewest more directions reaching it
+    assert m.shape[1] == first.shape[1] + 1 and torch.equal(m[:, :-1].float(), first.float())
     assert float((m.T @ gram @ m).trace()) >= 0.9 * total
-    assert float((m[:, :-1].T @ gram @ m[:, :-1]).trace()) < 0.9 * total  # one fewer would not do
     assert grow_basis(m, gram, 0.8).shape == m.shape  # already enough: nothing added
     more = grow_basis(m, gram, 0.999).double()
     assert torch.equal(more[:, : m.shape[1]].float(), m.float())  # old directions kept, new ones appended

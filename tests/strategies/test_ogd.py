@@ -69,3 +69,25 @@ def test_old_logits_move_less_than_with_plain_sgd() -> None:
         return float((learner.predict_logits(x, t)[:, list(exps[0].classes)] - before).abs().mean())
 
     assert drift([OGD(memory_per_experience=100)]) < 0.5 * drift([])
+
+
+def test_task_incremental_leaves_the_head_out_of_storage_and_projection() -> None:
+    """As the authors' multi-head runs: old tasks' head rows moved (up to 0.011) while later tasks
+    trained, since the stored directions included the shared, task-masked head."""
+    ogd = OGD(memory_per_experience=30)
+    learner = Learner(toy_model(), [ogd], lr=0.1, batch_size=8, seed=0)
+    first, second = toy_scenario("task").experiences
+    learner.learn(first)
+    n_shared = sum(p.numel() for n, p in learner.model.named_parameters() if not n.startswith("classifier."))
+    assert ogd.shared_only_ and ogd.basis_.shape[1] == n_shared
+    head = learner.model.classifier
+    old = list(first.classes)
+    before = head.weight.detach()[old].clone(), head.bias.detach()[old].clone()
+    learner.learn(second)
+    assert torch.equal(head.weight[old], before[0]) and torch.equal(head.bias[old], before[1])
+    assert min(learner.evaluate(toy_scenario("task"))) > 0.6
+    class_il = OGD(memory_per_experience=30)
+    _learned(class_il)
+    assert not class_il.shared_only_ and class_il.basis_.shape[1] == sum(
+        p.numel() for p in toy_model().parameters()
+    )

@@ -193,3 +193,20 @@ def test_retraining_after_pruning_runs_at_its_own_rate_then_the_learners(
     assert seen == [pytest.approx(0.02)] and learner.optimizer.param_groups[0]["lr"] == 0.2
     with pytest.raises(ConfigError, match="finetune_lr_factor"):
         PackNet(finetune_lr_factor=0)
+
+
+def test_a_head_shared_by_tasks_of_the_same_classes_is_pruned_as_shared_weights() -> None:
+    """As permuted MNIST's one 10-way head: the first task must not take the rows every task needs."""
+    from lifelong.data import from_tensors
+    from lifelong.data.scenarios import tasks_from_column
+
+    g = torch.Generator().manual_seed(0)
+    data = from_tensors(torch.randn(160, 8, generator=g), torch.arange(160) % 4)
+    stream = tasks_from_column(data, [0] * 80 + [1] * 80)
+    strategy = PackNet(finetune_epochs=0)
+    learner = Learner(toy_model(), [strategy], lr=0.1, batch_size=8)
+    learner.learn(stream.experiences[0])
+    owner = strategy.owner_["classifier.weight"]
+    assert abs(float((owner == 1).float().mean()) - 0.5) < 0.1  # half kept, half left for task 2
+    learner.learn(stream.experiences[1])
+    assert int((owner == 0).sum()) == 0 and bool((owner == 2).any())

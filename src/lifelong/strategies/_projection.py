@@ -104,7 +104,9 @@ def grow_basis(basis: Tensor | None, gram: Tensor, threshold: float) -> Tensor:
     """GPM's update: add the fewest new directions so the basis holds ``threshold`` of the energy.
 
     ``basis`` [d, k] has orthonormal columns; energy is measured on the Gram matrix ``R^T R``.
-    Returns the grown basis (float32).
+    Returns the grown basis (float32). The first basis (``basis`` None) takes, as the authors' code
+    does (``r = np.sum(np.cumsum(sval_ratio) < threshold)``), the directions whose cumulative energy
+    stays below the threshold, one fewer than the fewest reaching it, which later updates take.
     """
     d = gram.shape[0]
     m = gram.new_zeros((d, 0)) if basis is None else basis.to(gram)
@@ -119,7 +121,7 @@ def grow_basis(basis: Tensor | None, gram: Tensor, threshold: float) -> Tensor:
     need = threshold * total - captured
     if need <= 0:
         return m.float()
-    k = int((values.cumsum(0) < need).sum()) + 1
+    k = int((values.cumsum(0) < need).sum()) + (0 if basis is None else 1)
     k = min(k, int((values > 1e-10 * total).sum()))  # never directions the basis already spans
     return torch.cat([m, vectors[:, :k]], 1).float()
 

@@ -28,12 +28,13 @@ if TYPE_CHECKING:
 class MER(Strategy):
     """Own each step: ``n_batches`` Reptile inner loops over incoming + replayed samples.
 
-    For each of ``n_batches`` batches (the incoming samples plus ``replay_size`` drawn from a
-    reservoir memory, shuffled), take one optimizer step per group of ``group_size`` samples,
+    For each of ``n_batches`` batches (the incoming samples, then ``replay_size`` drawn from a
+    reservoir memory, as the authors order them), take one optimizer step per group of ``group_size`` samples,
     then set ``theta <- theta_before + beta * (theta - theta_before)`` (within-batch Reptile).
     After all of them, ``theta <- theta_start + gamma * (theta - theta_start)`` (across batches).
     MER owns the step, so other strategies' ``batch``, ``loss`` and ``penalty`` hooks do not run
-    in it (``forward`` hooks do: logits come from ``learner.forward``).
+    in it (``forward`` hooks do: logits come from ``learner.forward``). The memory is drawn without
+    replacement (the authors' ``getBatch`` reshuffles before each draw: with replacement).
 
     Parameters
     ----------
@@ -68,14 +69,14 @@ class MER(Strategy):
             )
 
     def _mixed(self, learner: Learner, batch: Batch) -> Batch:
-        """The incoming samples plus replayed ones, in a random order."""
+        """The incoming samples, then replayed ones (the authors' ``getBatch``: the current example
+        first, then the memory's), so the first sequential steps are on the new data."""
         x, y, t = batch
         if len(self.buffer_):
             _, old, _ = self.buffer_.sample(self.replay_size or learner.batch_size, learner.generator)
             x, y = torch.cat([x, old.x]), torch.cat([y, old.y])
             t = None if t is None or old.t is None else torch.cat([t, old.t])
-        order = torch.randperm(len(y), generator=learner.generator)
-        return Batch(x[order], y[order], None if t is None else t[order])
+        return Batch(x, y, t)
 
     def train_step(self, learner: Learner, batch: Batch) -> Tensor:
         params = [p for p in learner.model.parameters() if p.requires_grad]

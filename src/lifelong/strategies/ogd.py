@@ -13,6 +13,7 @@ from torch import Tensor
 
 from lifelong.errors import ConfigError
 from lifelong.learn.distributed import all_gather_rows, share
+from lifelong.learn.heads import head_name
 from lifelong.learn.params import check_param
 from lifelong.learn.strategy import Strategy
 from lifelong.strategies._importance import per_sample_gradients, sample_index, trainable
@@ -36,6 +37,11 @@ class OGD(Strategy):
     ``g <- g - basis^T (basis g)``, so to first order the model's outputs on those samples
     do not move. Designed for plain SGD (momentum mixes in unprojected past steps).
 
+    In task-incremental scenarios the output layer is left out of both the stored gradients and the
+    projection, as in the authors' multi-head runs (one head per task, never projected; the stored
+    directions span the shared layers only): each task's rows of the shared head then train freely,
+    and other tasks' rows get no gradient through the task mask, so they do not move either.
+
     Parameters
     ----------
     memory_per_experience : samples whose gradients are stored at each boundary.
@@ -50,14 +56,22 @@ class OGD(Strategy):
         check_param(self, "memory_per_experience", memory_per_experience, int, low=1)
         self.memory_per_experience = memory_per_experience
         self.basis_: Tensor | None = None
+        self.shared_only_ = False  # task-incremental: the head is neither stored nor projected
 
     def attach(self, learner: Learner) -> None:
         warn_unless_plain_sgd(learner, "OGD")
 
+    def _projected(self, learner: Learner) -> dict[str, Tensor]:
+        params = trainable(learner)
+        if self.shared_only_:
+            head = f"{head_name(learner.model)}."
+            params = {n: p for n, p in params.items() if not n.startswith(head)}
+        return params
+
     def after_backward(self, learner: Learner) -> None:
         if self.basis_ is None or len(self.basis_) == 0:
             return
-        params = list(trainable(learner).values())
+        params = list(self._projected(learner).values())
         g = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in params])
         self._check_size(len(g))
         if self.basis_.device != g.device:  # loaded from a checkpoint (on the CPU): once to the device
@@ -71,9 +85,14 @@ class OGD(Strategy):
         if len(data) == 0:
             return
         # under torch.distributed each rank draws its share and every rank stores all ranks' rows
+        if self.basis_ is None:
+            self.shared_only_ = experience.kind == "task" or data.t is not None
         b = data.batch(sample_index(learner, len(data), share(learner, self.memory_per_experience)))
         grads = per_sample_gradients(learner, b.x, b.t, b.y, _true_logit)  # name -> [n, *shape]
-        flat = torch.cat([g.reshape(len(b.y), -1) for g in grads.values()], 1)  # [n, P] this rank's
+        kept = self._projected(learner)
+        flat = torch.cat(
+            [g.reshape(len(b.y), -1) for n, g in grads.items() if n in kept], 1
+        )  # [n, P] this rank's
         flat = all_gather_rows(learner, flat)  # [N, P] every rank's
         if self.basis_ is not None:
             self._check_size(flat.shape[1])

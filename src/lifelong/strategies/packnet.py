@@ -3,9 +3,10 @@
 Mallya & Lazebnik (2018), "PackNet: Adding Multiple Tasks to a Single Network by Iterative
 Pruning". After a task trains on the free weights, the smallest ``prune`` fraction of them is
 set to zero and released for later tasks; the rest belong to the task and are frozen. The paper
-gives each task its own classifier, never pruned; with one shared head, the rows of a task's new
-classes belong whole to that task (other classes' rows stay free for their tasks), and rows of
-classes an earlier task also has (tasks sharing labels) are pruned and frozen like shared weights. Task
+gives each task its own classifier, never pruned; with one shared head, the rows of classes only
+one task has belong whole to that task (other classes' rows stay free for their tasks), and rows of
+classes several tasks have (a head shared by permutations of the same classes) are pruned and
+frozen like shared weights. Task
 ``t`` predicts with the weights of tasks up to itself only, so its outputs never change again
 (its weights, that is: a batch norm's running statistics are shared by all tasks and keep moving;
 the paper keeps per-task batch-norm parameters, which this implementation does not).
@@ -173,15 +174,18 @@ class PackNet(Strategy):
 
     @staticmethod
     def _own_rows(learner: Learner, experience: Experience, head_owner: Tensor) -> tuple[Tensor, Tensor]:
-        """The head rows of this task's classes: ``(new, shared)``, those no earlier task has (kept
-        whole by this task, as the paper gives each task its own classifier, never pruned) and those
-        an earlier task also has (a head shared by tasks of the same classes: pruned as shared weights).
-        Other classes' rows are left free for the tasks they belong to."""
+        """The head rows of this task's classes: ``(own, shared)``. Rows of classes no other task has
+        (no earlier one, nor a later experience of its scenario) are kept whole by this task, as the
+        paper gives each task its own classifier, never pruned; rows of classes other tasks have too
+        (one head shared by tasks of the same classes, as permuted MNIST) are pruned as shared
+        weights. Other classes' rows are left free for the tasks they belong to."""
         classes = set(experience.classes) | set(learner.task_classes.get(experience.task_id, ()))
         rows = torch.zeros(head_owner.shape[0], dtype=torch.bool)
         rows[[c for c in classes if c < len(rows)]] = True
-        taken = (head_owner != 0).any(1)
-        return rows & ~taken, rows & taken
+        later = experience.scenario.experiences[experience.index + 1 :] if experience.scenario else []
+        elsewhere = (head_owner != 0).any(1)
+        elsewhere[[c for e in later for c in e.classes if c < len(rows)]] = True
+        return rows & ~elsewhere, rows & elsewhere
 
     def _sizing(self) -> str:
         """How the shares were chosen, for the no-capacity error."""
