@@ -162,12 +162,12 @@ def test_a_backtests_table_says_what_it_did() -> None:
            "prequential_by_phase": [0.7, 0.1, 0.3], "final_accuracy": 0.4, "train_cpu_seconds": 0.0,
            "worker_cpu_seconds": 1.0, "versions_trained": 0, "versions_rejected": 0, "versions_promoted": 0,
            "rollbacks": 0, "drift_detections": [], "first_detection_delay": None, "drift_points": False}  # fmt: skip
-    console = Console(width=400, record=True)
+    console = Console(width=600, record=True)
     console.print(table({"config": {"data": "/d/history.csv"}, "policies": [row]}))
-    text = console.export_text()
+    text = " ".join(console.export_text().split())  # the caption wraps at the table's width
     assert "backtest of /d/history.csv: rows 0-299 trained the first champion; rows 300-1199 streamed" in text
     assert "in 3 segments" in text and "'final' is the last champion's accuracy on them" in text
-    console = Console(width=400, record=True)
+    console = Console(width=600, record=True)
     console.print(table({"config": {"stream": "sea-drift"}, "policies": [row]}))
     assert "backtest" not in console.export_text()  # a synthetic stream has no such line
 
@@ -194,3 +194,17 @@ def test_every_policy_starts_from_the_same_first_champion(tmp_path: Path) -> Non
     # the memory trained into v1 is continual's alone: a scheduled fine-tune drops the strategy
     assert [s.name for s in _candidate(path, preset("scheduled-finetune"), "finetune").strategies] == []
     assert [s.name for s in _candidate(path, preset("continual"), "finetune").strategies] == ["replay"]
+
+
+def test_an_attempt_that_trained_nothing_is_skipped_not_a_trained_or_rejected_version(tmp_path: Path) -> None:
+    """simulate counted a window too small to train as a version trained and rejected by the gate."""
+    from lifelong.bench.simulate import _summarise
+    from lifelong.system.events import EventKind
+    from lifelong.system.store import Store
+
+    with Store(f"sqlite:///{tmp_path / 's.db'}", data_dir=tmp_path) as store:
+        store.add_event(EventKind.GATE, {"passed": True, "trained": True, "version": 2})
+        store.add_event(EventKind.GATE, {"passed": False, "version": None})  # judged and refused
+        store.add_event(EventKind.GATE, {"passed": False, "trained": False, "reasons": ["window too small"]})
+        row = _summarise(store, [0], {}, drift_points=False)
+    assert (row["versions_trained"], row["versions_rejected"], row["attempts_skipped"]) == (2, 1, 1)

@@ -240,3 +240,10 @@ def test_a_schedule_below_min_samples_is_kept_or_refused() -> None:
     assert p.min_samples == 50 and p.decide(state(new_samples=50)).train
     with pytest.raises(ConfigError, match="every_samples=50 is below min_samples=80"):
         Policy("scheduled-finetune", every_samples=50, min_samples=80)
+
+
+@pytest.mark.parametrize("schedule", [{"every_samples": 20}, {"every_seconds": 60.0}])
+def test_a_schedule_on_the_manual_policy_is_refused(schedule: dict[str, object]) -> None:
+    """`--policy manual --every 20` was accepted and never trained ("manual policy: train only when asked")."""
+    with pytest.raises(ConfigError, match="policy manual trains only when asked, so a schedule"):
+        preset("manual", **schedule)

@@ -48,7 +48,9 @@ def test_good_window_is_gated_registered_and_promoted(system: tuple[Store, Regis
     (event,) = store.events("gate")
     assert event.payload["passed"] and event.payload["version"] == 2
     assert event.payload["figures"]["negative_flip_rate"] is not None  # forgetting was measured
-    assert not any("no earlier labelled samples" in w for w in event.payload.get("warnings", []))
+    assert not any(
+        "no labelled samples older than the window" in w for w in event.payload.get("warnings", [])
+    )
     assert event.payload["train_cpu_seconds"] > 0
     # the holdout (most recent fifth) is not consumed: it is trained on next time
     assert store.cursor(CURSOR) < store.samples().ids[-1]
@@ -64,7 +66,7 @@ def test_a_gate_without_old_data_says_forgetting_was_not_checked(system: tuple[S
     result = train_once(store, registry, Policy("continual", strategy="naive", epochs=1), Gate())
     assert result.figures["negative_flip_rate"] is None and result.figures["n_old"] == 0
     assert "old accuracy and flip rate not checked" in result.attempt["warnings"][0]
-    assert "(note: no earlier labelled samples" in describe(EventKind.GATE, result.attempt)
+    assert "(note: no labelled samples older than the window" in describe(EventKind.GATE, result.attempt)
 
 
 def test_shuffled_labels_are_stopped_by_the_gate(system: tuple[Store, Registry]) -> None:

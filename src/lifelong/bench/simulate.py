@@ -293,13 +293,15 @@ def _summarise(store: Any, boundaries: Sequence[int], pids: dict[str, int], drif
     rollbacks = store.events(EventKind.ROLLBACK, limit=100_000) + store.events(
         EventKind.CANARY_ROLLBACK, limit=100_000
     )
+    trained = [g for g in gates if g.payload.get("trained", True)]
     return {
         "train_cpu_seconds": float(sum(g.payload.get("train_cpu_seconds", 0.0) for g in gates)),
         # per attempt: the worker's first attempt also pays its process's warm-up (about 1 s here)
         "train_cpu_by_attempt": [float(g.payload.get("train_cpu_seconds", 0.0)) for g in gates],
-        "versions_trained": len(gates),
+        "versions_trained": len(trained),  # a window too small to train is an attempt, not a version
+        "attempts_skipped": len(gates) - len(trained),
         "training_reasons": [g.payload.get("reason", "") for g in gates],
-        "versions_rejected": sum(not g.payload["passed"] for g in gates),  # trained, refused by the gate
+        "versions_rejected": sum(not g.payload["passed"] for g in trained),  # trained, refused by the gate
         "versions_promoted": len(promotions),
         "rollbacks": len(rollbacks),
         "drift_detections": detections,
@@ -381,7 +383,7 @@ def table(results: dict[str, Any]) -> Any:
     phases = rows[0].get("phases") or [str(i) for i in range(len(rows[0]["prequential_by_phase"]))]
     t = Table(title="lifelong simulate: prequential accuracy overall and per phase; compute")
     for col in ("policy", "prequential", *phases, "final", "train CPU s", "w/o 1st", "worker CPU s",
-                "trained", "rejected", "promoted", "rollbacks", "detections", "median delay"):  # fmt: skip
+                "trained", "rejected", "skipped", "promoted", "rollbacks", "detections", "median delay"):  # fmt: skip
         t.add_column(col, justify="left" if col == "policy" else "right", no_wrap=col in ("policy", *phases))
     for r in rows:
         delays = [d for d in (r["first_detection_delay"] or {}).values() if d is not None]
@@ -390,7 +392,8 @@ def table(results: dict[str, Any]) -> Any:
             f"{r['final_accuracy']:.3f}",
             f"{r['train_cpu_seconds']:.2f}", f"{sum(r.get('train_cpu_by_attempt', [])[1:]):.2f}",
             f"{r['worker_cpu_seconds']:.1f}", str(r["versions_trained"]),
-            str(r.get("versions_rejected", r.get("versions_gated"))), str(r["versions_promoted"]), str(r["rollbacks"]),
+            str(r.get("versions_rejected", r.get("versions_gated"))), str(r.get("attempts_skipped", "-")),
+            str(r["versions_promoted"]), str(r["rollbacks"]),
             str(len(r["drift_detections"])),
             f"{np.median(delays):.0f} ({len(delays)}/{len(r['first_detection_delay'])})"
             if delays and r.get("drift_points", True) else "-",  # a file's segment cuts are no drift points

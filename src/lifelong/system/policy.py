@@ -121,6 +121,11 @@ class Policy:
         scheduled = self.kind.startswith("scheduled")
         if scheduled and self.every_samples is None and self.every_seconds is None:
             raise ConfigError(f"policy {self.kind}: give every_samples=K or every_seconds=S")
+        if self.kind == "manual" and (self.every_samples is not None or self.every_seconds is not None):
+            raise ConfigError(
+                "policy manual trains only when asked, so a schedule (every_samples, every_seconds, --every) "
+                "would never run; choose scheduled-retrain, scheduled-finetune or continual, or drop it"
+            )
         for name in ("every_samples", "every_seconds", "cpu_budget_per_day"):
             value = getattr(self, name)
             if value is not None and value <= 0:

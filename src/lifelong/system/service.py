@@ -825,7 +825,8 @@ class System:
         last = max(attempts, key=lambda e: e.id, default=None)
         outcome = None
         if last is not None and last.kind == EventKind.GATE:
-            outcome = "passed" if last.payload.get("passed") else "rejected"
+            trained = last.payload.get("trained", True)  # false: the window was too small, nothing judged
+            outcome = "passed" if last.payload.get("passed") else "rejected" if trained else "skipped"
         elif last is not None:
             outcome = "failed" if last.payload.get("state") == "failed" else "running"
         accuracy = {}
@@ -852,6 +853,8 @@ class System:
         def total(*kinds: EventKind) -> int | None:  # None, not 0: Prometheus would read a counter reset
             return None if counts is None else sum(counts.get(k.value, 0) for k in kinds)
 
+        judged = total(EventKind.GATE)  # every attempt that ended: judged by the gate, or too small to train
+        failures = self._quiet(self.store.count_failed_trainings)  # and those that raised; None: store down
         return {
             "worker_up": worker_up,
             "worker_heartbeat_age_seconds": None
@@ -868,9 +871,9 @@ class System:
             "store_write_failing": self.write_health.failed_since is not None,
             "training_cpu_seconds": _cpu_seconds(self._latest(EventKind.GATE)),
             "drift_detections_total": {} if counts is None else {k.value: total(k) for k in DRIFT_KINDS},
-            "trainings_total": total(EventKind.GATE),
+            "trainings_total": None if judged is None or failures is None else judged + failures,
             "trainings_skipped_total": self._quiet(self.store.count_untrained_attempts),  # None: store down
-            "training_failures_total": self._quiet(self.store.count_failed_trainings),  # None: store down
+            "training_failures_total": failures,
             "promoted_total": total(EventKind.PROMOTION),
             "rolled_back_total": total(EventKind.ROLLBACK, EventKind.CANARY_ROLLBACK),
         }

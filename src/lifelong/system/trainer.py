@@ -193,10 +193,12 @@ def train_once(
         }
         if waiting:  # new classes with too few labels to learn yet (a stray label stays out of the head)
             payload["waiting_classes"] = _named(store, waiting)
-        # e.g. --delete-trained: the gate cannot see forgetting, so it says it did not check
+        # a window over all the data, or --delete-trained: the gate cannot see forgetting, so it says so
         if old is None or len(old) == 0:
-            payload["warnings"] = ["no earlier labelled samples to measure forgetting on (deleted by "
-                                   "--delete-trained or retention): old accuracy and flip rate not checked"]  # fmt: skip
+            payload["warnings"] = ["no labelled samples older than the window to measure forgetting on (the window "
+                                   "starts at the oldest one stored: a retraining over all the data, or older ones "
+                                   "were deleted by --delete-trained or retention): old accuracy and flip rate not "
+                                   "checked"]  # fmt: skip
         elif concept_change(gate, figures):  # say why the forgetting budgets were not applied
             p = mcnemar_p(figures["new_wins"], figures["new_losses"])
             payload["warnings"] = [f"judged on new data alone: a significant gain on it (McNemar p {p:.2g}) "

@@ -163,3 +163,10 @@ def test_credentials_of_another_scheme_are_named_as_such_not_as_missing() -> Non
         check_bearer("Basic dXNlcjpwYXNz", token)
     with pytest.raises(ForbiddenError):
         check_bearer("Bearer wrong", token)
+
+
+@pytest.mark.parametrize("header", ["Bearer", "Bearer ", "bearer    "])
+def test_an_empty_bearer_token_is_named_as_such(header: str) -> None:
+    """It read "credentials of scheme 'Bearer', not a bearer token"."""
+    with pytest.raises(AuthError, match=r"^an empty bearer token: send the header"):
+        check_bearer(header, "s3cret-token-of-enough-length")

@@ -59,7 +59,11 @@ def test_metrics_carry_the_loop(server: Server) -> None:
         assert int(lines["lifelong_predictions_unlogged_total"]) == 0
         drifts = len(store.events(EventKind.DATA_DRIFT))
         assert int(lines['lifelong_drift_detections_total{kind="data_drift"}']) == drifts >= 1
-        assert int(lines["lifelong_training_attempts_total"]) == len(store.events(EventKind.GATE))
+        judged_or_skipped = len(store.events(EventKind.GATE))
+        assert (
+            int(lines["lifelong_training_attempts_total"])
+            == judged_or_skipped + store.count_failed_trainings()
+        )
         assert int(lines["lifelong_training_skipped_total"]) == store.count_untrained_attempts()
         for name in ("lifelong_versions_rolled_back_total", "lifelong_predictions_unlogged_total",
                      "lifelong_drift_detections_total", "lifelong_training_attempts_total"):  # fmt: skip

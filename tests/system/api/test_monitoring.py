@@ -36,9 +36,18 @@ def test_readyz_lists_every_reason_and_healthz_stays_liveness(server: Server) ->
         store.add_event(EventKind.GATE, {"passed": False, "reasons": ["accuracy"]})
         assert c.get("/readyz").status_code == 200
         metrics = c.get("/metrics").text
+        # a window too small to train is "skipped", not a candidate the gate rejected (an alert on
+        # rejections fired with nothing trained or judged)
+        store.add_event(EventKind.GATE, {"passed": False, "trained": False, "reasons": ["window too small"]})
+        skipped = c.get("/metrics").text
         store.release_lease("worker", "test-worker")
     assert 'lifelong_training_last_outcome{outcome="rejected"} 1' in metrics
     assert 'lifelong_training_last_outcome{outcome="failed"} 0' in metrics
+    assert 'lifelong_training_last_outcome{outcome="skipped"} 1' in skipped
+    assert 'lifelong_training_last_outcome{outcome="rejected"} 0' in skipped
+    # attempts: the failed one, the judged one and the skipped one (failures exceeded attempts)
+    assert "lifelong_training_attempts_total 3" in skipped and "lifelong_training_failures_total 1" in skipped
+    assert "lifelong_training_skipped_total 1" in skipped
     age = next(
         line for line in metrics.splitlines() if line.startswith("lifelong_worker_heartbeat_age_seconds")
     )

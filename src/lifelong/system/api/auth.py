@@ -31,6 +31,8 @@ def check_bearer(authorization: str | None, expected: str | None) -> None:
         got = (
             "missing credentials"
             if not scheme
+            else "an empty bearer token"
+            if scheme.lower() == "bearer"
             else f"credentials of scheme {scheme[:20]!r}, not a bearer token"
         )
         raise AuthError(f"{got}: send the header 'Authorization: Bearer <LIFELONG_TOKEN>'")

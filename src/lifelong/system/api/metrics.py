@@ -153,9 +153,10 @@ def _loop_metrics(h: dict[str, Any]) -> list[str]:
                       "seconds since the worker last renewed its lease")  # fmt: skip
     outcome = h["training_outcome"]
     out += _gauge("lifelong_training_last_outcome", "gauge",
-                  [(f'{{outcome="{o}"}}', int(o == outcome)) for o in ("running", "passed", "rejected", "failed")]
+                  [(f'{{outcome="{o}"}}', int(o == outcome)) for o in ("running", "passed", "rejected", "skipped", "failed")]
                   if outcome != "unknown" else [],
-                  "1 for the outcome of the latest training attempt (passed/rejected by the gate, failed)")  # fmt: skip
+                  "1 for the outcome of the latest training attempt (passed/rejected by the gate, skipped: window "
+                  "too small to train, failed: raised)")  # fmt: skip
     if h["training_timestamp_seconds"] is not None:
         out += _gauge("lifelong_training_last_timestamp_seconds", "gauge",
                       [("", f"{h['training_timestamp_seconds']:.3f}")], "when the latest training attempt ended")  # fmt: skip
@@ -184,7 +185,7 @@ def _loop_metrics(h: dict[str, Any]) -> list[str]:
         out += _gauge("lifelong_training_last_cpu_seconds", "gauge", [("", f"{h['training_cpu_seconds']:.3f}")],
                       "CPU seconds the latest training attempt took (training, boundary work and gate)")  # fmt: skip
     out += _gauge("lifelong_training_attempts_total", "counter", _known(h["trainings_total"]),
-                  "training attempts, each answering a trigger (those that trained nothing included)")  # fmt: skip
+                  "training attempts, each answering a trigger: judged by the gate, skipped (window too small) or failed (raised)")  # fmt: skip
     out += _gauge("lifelong_training_skipped_total", "counter", _known(h["trainings_skipped_total"]),
                   "training attempts that trained nothing: the window was too small to hold out a gate set")  # fmt: skip
     out += _gauge("lifelong_training_failures_total", "counter", _known(h["training_failures_total"]),
