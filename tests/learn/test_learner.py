@@ -358,6 +358,8 @@ def test_strategies_that_need_task_ids_refuse_predictions_without_a_trained_one(
     for bad in ("a", 0.5, [0, None], True):
         with pytest.raises(DataError, match="t must be integer task ids"):
             learner.predict(x, t=bad)
+    with pytest.raises(DataError, match="got None at position 1"):  # the culprit, not a multi-line repr
+        learner.predict(x, t=np.array([0, None] + [0] * 38, dtype=object))
     step = learner.step
     with pytest.raises(DataError, match="partial_fit: task ids must be >= 0"):
         learner.partial_fit(x, test.y, t=-1)

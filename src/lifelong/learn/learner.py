@@ -944,12 +944,12 @@ class Learner:
         try:
             ids = t.detach().cpu() if isinstance(t, Tensor) else tensor_of(np.asarray(t))
         except (TypeError, ValueError) as e:  # text, None or ragged lists: numpy or torch refuses them
-            raise DataError(f"{where}: t must be integer task ids, got {t!r:.80}") from e
+            raise DataError(f"{where}: t must be integer task ids, got {_first_not_whole(t)}") from e
         whole = ids.dtype != torch.bool and not ids.dtype.is_complex
         if whole and ids.dtype.is_floating_point:
             whole = bool(torch.isfinite(ids).all()) and bool((ids == ids.round()).all())
         if not whole:
-            raise DataError(f"{where}: t must be integer task ids, got {t!r:.80} ({ids.dtype})")
+            raise DataError(f"{where}: t must be integer task ids, got {_first_not_whole(t)} ({ids.dtype})")
         ids = ids.reshape(1) if ids.ndim == 0 else ids  # numpy hands a scalar over as one element
         if ids.ndim != 1 or len(ids) not in (1, n):
             raise DataError(
@@ -1610,3 +1610,16 @@ def _sgd_step(group: dict[str, Any]) -> None:
     if params:
         with torch.no_grad():
             torch._foreach_add_(params, [p.grad for p in params], alpha=-group["lr"])
+
+
+def _first_not_whole(t: Any) -> str:
+    """The first task id in ``t`` that is not a whole number (a pandas NA, text, 1.5), with its
+    position, or ``t`` itself on one line: a Series' repr spans lines and hides the culprit."""
+    values = t.tolist() if hasattr(t, "tolist") else t
+    if isinstance(values, (list, tuple)):
+        for i, v in enumerate(values):
+            ok = isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+            ok = ok or (isinstance(v, float) and math.isfinite(v) and v == round(v))
+            if not ok:
+                return f"{v!r} at position {i}"
+    return " ".join(repr(t).split())[:80]
