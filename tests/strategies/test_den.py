@@ -16,10 +16,10 @@ def _fit(strategy: DEN) -> Learner:
 def test_grows_when_the_loss_threshold_is_exceeded() -> None:
     strategy = DEN(loss_threshold=0.0, grow_units=4, split_threshold=1e9)
     learner = _fit(strategy)
-    assert strategy.grew_ == [True, True]
-    assert learner.model.features[1].out_features == 16 + 2 * 4
-    assert learner.extra_parameters() == 2 * 4 * (8 + 1 + 4)  # new rows (8 in + bias) and columns (4 out)
-    assert strategy.born_[0].tolist() == [-1] * 16 + [0] * 4 + [1] * 4
+    assert strategy.grew_ == [False, True]  # the first experience only trains, as the authors' code
+    assert learner.model.features[1].out_features == 16 + 4
+    assert learner.extra_parameters() == 4 * (8 + 1 + 4)  # new rows (8 in + bias) and columns (4 out)
+    assert strategy.born_[0].tolist() == [-1] * 16 + [1] * 4
 
 
 def test_does_not_grow_below_the_threshold() -> None:
@@ -44,9 +44,12 @@ def test_drifted_units_split_into_an_old_and_a_new_copy() -> None:
 
 
 def test_grown_units_survive_a_checkpoint(tmp_path) -> None:
-    first = toy_scenario("task").experiences[0]
-    a = Learner(toy_model(), [DEN(loss_threshold=0.0, grow_units=4)], lr=0.1, batch_size=8)
+    first, second = toy_scenario("task").experiences
+    a = Learner(
+        toy_model(), [DEN(loss_threshold=0.0, grow_units=4, split_threshold=1e9)], lr=0.1, batch_size=8
+    )
     a.learn(first)
+    a.learn(second)
     a.save(tmp_path)
     b = Learner.load(tmp_path)
     x, t = first.test.features(), first.test.t

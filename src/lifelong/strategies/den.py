@@ -10,6 +10,13 @@ Units carry timestamps (born, died); the network for experience ``e`` gates off 
 
 Simplified against the paper: no selective retraining with L1 sparsity, no group-sparsity
 pruning of the new units, and a split unit's outgoing weights are shared (not restored).
+Against the authors' code (jaehong31/DEN), which trains the first task only, measures drift on
+incoming weights and does the same here, also: every experience after the first splits its
+drifted units (theirs split only after an expansion, at most ``ex_k`` = 10 units per layer, then
+retrain with an L2 pull to the old weights: without selective retraining, an unsplit drifted unit
+here would be forgetting); the loss test reads the mean cross-entropy on the whole training set
+after training (theirs the last minibatch's); defaults are smaller (``loss_thr`` 0.01, ``spl_thr``
+0.05 and up to 4300 iterations of expansion training there).
 """
 
 from __future__ import annotations
@@ -48,7 +55,7 @@ class DEN(Strategy):
     loss_threshold : mean training loss above which the hidden layers expand.
     grow_units : units added to every hidden layer on expansion.
     expand_epochs : passes training only the new units after an expansion.
-    split_threshold : L2 drift of a unit's incoming weights (and bias) that triggers a split.
+    split_threshold : L2 drift of a unit's incoming weights that triggers a split.
     """
 
     name = "den"
@@ -114,7 +121,8 @@ class DEN(Strategy):
         e, data = learner.experience_index, experience.train
         if self.start_weights_ and e > 0:  # splitting protects earlier experiences: none before the first
             self._split(learner, e)
-        grow = len(data) > 0 and mean_loss(learner, data) > self.loss_threshold
+        # the first experience only trains, as in the authors' code (expansion exists for t > 1)
+        grow = e > 0 and len(data) > 0 and mean_loss(learner, data) > self.loss_threshold
         if grow:
             self._expand(learner, e, data)
         self.grew_.append(grow)
@@ -126,7 +134,7 @@ class DEN(Strategy):
             lins = mlp_linears(learner.model, "DEN")
             lin, nxt = lins[l], lins[l + 1]
             n0, in0 = w0.shape
-            drift = ((lin.weight[:n0, :in0] - w0).pow(2).sum(1) + (lin.bias[:n0] - b0).pow(2)).sqrt()
+            drift = (lin.weight[:n0, :in0] - w0).pow(2).sum(1).sqrt()  # incoming weights, as the authors
             sel = (drift.cpu() > self.split_threshold) & (self.born_[l][:n0] < e) & (self.died_[l][:n0] > e)
             if not sel.any():
                 continue
