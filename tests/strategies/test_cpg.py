@@ -47,3 +47,29 @@ def test_grown_structure_survives_a_checkpoint_and_training_resumes_identically(
         learner.learn(second)
     x, t = second.test.features(), second.test.t
     assert torch.equal(a.predict_logits(x, t), b.predict_logits(x, t))
+
+
+def test_each_task_trains_and_keeps_its_own_biases_and_classifier_rows() -> None:
+    """As the authors' code: biases were owned and frozen by the first task (the classifier bias did
+    not move while task 2 trained), and task 1 took a share of task 2's classifier rows, frozen at
+    their random initial values."""
+    from lifelong.checks import toy_model, toy_scenario
+    from lifelong.learn.learner import Learner
+
+    stream = toy_scenario("task")
+    first, second = stream.experiences
+    strategy = CPG()
+    learner = Learner(toy_model(), [strategy], lr=0.1, batch_size=8)
+    learner.learn(first)
+    before = learner.predict_logits(first.test.features(), first.test.t)
+    owner = strategy.owner_["classifier.weight"]
+    mine, others = list(first.classes), list(second.classes)
+    assert bool((owner[mine] == 1).all()) and bool((owner[others] == 0).all())
+    bias = learner.model.classifier.bias.detach().clone()
+    learner.learn(second)
+    assert not torch.equal(learner.model.classifier.bias[others], bias[others])  # task 2's own bias trained
+    owner = strategy.owner_["classifier.weight"]  # rebuilt (padded) at each experience
+    assert bool((owner[others] == 2).all()) and len(strategy.biases_) == 2
+    assert torch.equal(
+        before, learner.predict_logits(first.test.features(), first.test.t)
+    )  # task 1 as it was

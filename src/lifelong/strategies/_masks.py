@@ -16,6 +16,7 @@ from torch import Tensor
 from lifelong.data.dataset import Dataset
 
 if TYPE_CHECKING:
+    from lifelong.data.scenarios import Experience
     from lifelong.learn.learner import Learner
 
 
@@ -106,3 +107,37 @@ def accuracy(learner: Learner, data: Dataset) -> float:
         x, t = b.x.to(learner.device), None if b.t is None else b.t.to(learner.device)
         correct += int((learner.forward(x, t).argmax(1).cpu() == b.y).sum())
     return correct / max(len(data), 1)
+
+
+def task_rows(learner: Learner, experience: Experience, head_owner: Tensor) -> tuple[Tensor, Tensor]:
+    """The head rows of ``experience``'s classes: ``(own, shared)``. Rows of classes no other task has
+    (no earlier one, nor a later experience of its scenario) belong whole to this task, as the papers
+    of PackNet and CPG give each task its own classifier, never pruned; rows of classes other tasks
+    have too (one head shared by tasks of the same classes, as permuted MNIST) are pruned as shared
+    weights. Other classes' rows are left free for the tasks they belong to."""
+    classes = set(experience.classes) | set(learner.task_classes.get(experience.task_id, ()))
+    rows = torch.zeros(head_owner.shape[0], dtype=torch.bool)
+    rows[[c for c in classes if c < len(rows)]] = True
+    later = experience.scenario.experiences[experience.index + 1 :] if experience.scenario else []
+    elsewhere = (head_owner != 0).any(1)
+    elsewhere[[c for e in later for c in e.classes if c < len(rows)]] = True
+    return rows & ~elsewhere, rows & elsewhere
+
+
+@torch.no_grad()
+def compact(
+    p: Tensor, owner: Tensor, fraction: float, k: int, rows: tuple[Tensor, Tensor] | None = None
+) -> None:
+    """Give task ``k`` the largest free entries of ``p`` (all of a bias, or of a frozen parameter) and
+    release the ``fraction`` smallest (zeroed); ``rows`` (:func:`task_rows`, for the head) limits it to
+    the task's rows and gives it its own rows whole."""
+    free, own = owner == 0, None
+    if rows is not None:
+        own, shared = (r.view(-1, *([1] * (p.dim() - 1))).expand_as(p) for r in rows)
+        free = free & shared
+    # a weight the user froze (a pretrained backbone) is kept whole: pruned, it never retrains
+    keep = prune_free(p.cpu(), free, fraction) if p.dim() > 1 and p.requires_grad else free
+    p.masked_fill_((free & ~keep).to(p.device), 0.0)  # released weights restart from zero
+    if own is not None:
+        keep = keep | (own & (owner == 0))
+    owner[keep] = k

@@ -8,6 +8,13 @@ and the rest frozen. The hidden layers *grow* by ``grow_units`` when the free fr
 weights falls under ``min_free`` before a task, or when the task's training accuracy stays
 under ``target_accuracy`` after compaction (then the new units are trained and compacted).
 Simplified: one-shot instead of gradual pruning; one mask per task over weights (not biases).
+As the authors' code, biases are not pruned nor frozen: each task trains them and keeps its own
+copy (``biases_``), and each task's classifier is its own: with one shared head, the rows of a
+task's own classes belong whole to it and other classes' rows stay free (rows several tasks share
+are compacted as shared weights). Against their code, also: the picking masks are trained by the
+learner's optimizer (their own Adam at 5e-4 without weight decay there), growth adds
+``grow_units`` after compaction (theirs widens by half and retrains the task), and the pruning
+ratio is fixed (theirs the largest keeping the task's accuracy).
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from lifelong.data.dataset import Dataset
 from lifelong.learn.params import check_param
 from lifelong.learn.strategy import Strategy
 from lifelong.strategies._arch import grow_hidden, linear_forward, mlp_linears, part, route, task_masked
-from lifelong.strategies._masks import FrozenEntries, accuracy, padded, prune_free, retrain
+from lifelong.strategies._masks import FrozenEntries, accuracy, compact, padded, retrain, task_rows
 
 if TYPE_CHECKING:
     from lifelong.data.scenarios import Experience
@@ -31,9 +38,10 @@ if TYPE_CHECKING:
 class CPG(Strategy):
     """Prune-and-freeze with picking masks (``model.cpg_picks``) and hidden-layer growth; MLP only.
 
-    State: ``owner_[name]`` (0 free, ``k`` kept by the ``k``-th task), ``picks_[k - 1][name]``
-    (bool: old weights task ``k`` uses), ``sizes_`` (hidden sizes now) and ``task_sizes_``
-    (hidden sizes each task was learned with: its inference uses exactly those slices).
+    State: ``owner_[name]`` (0 free, ``k`` kept by the ``k``-th task; biases stay 0), ``picks_[k - 1][name]``
+    (bool: old weights task ``k`` uses), ``biases_[k - 1][name]`` (task ``k``'s biases), ``sizes_``
+    (hidden sizes now) and ``task_sizes_`` (hidden sizes each task was learned with: its inference
+    uses exactly those slices).
     """
 
     name = "cpg"
@@ -58,6 +66,7 @@ class CPG(Strategy):
         self.grow_units, self.max_grow = grow_units, max_grow
         self.owner_: dict[str, Tensor] = {}
         self.picks_: list[dict[str, Tensor]] = []
+        self.biases_: list[dict[str, Tensor]] = []  # per task, every layer's bias as the task left it
         self.tasks_: list[int] = []
         self.sizes_: list[int] = []
         self.task_sizes_: list[list[int]] = []
@@ -102,7 +111,7 @@ class CPG(Strategy):
     def after_experience(self, learner: Learner, experience: Experience) -> None:
         k, data = len(self.tasks_) + 1, experience.train
         for round_ in range(self.max_grow + 1):
-            self._compact(learner, k, data)
+            self._compact(learner, k, data, experience)
             if round_ == self.max_grow or not len(data) or accuracy(learner, data) >= self.target_accuracy:
                 break
             self._grow(learner)  # the goal is not met: new units, trained with the task's weights
@@ -114,19 +123,24 @@ class CPG(Strategy):
             for n, _ in self._layers(learner)
         }
         self.picks_.append({n: m & (self.owner_[n] > 0) & (self.owner_[n] < k) for n, m in picks.items()})
+        self.biases_.append(
+            {f"{n}.bias": lin.bias.detach().cpu().clone() for n, lin in self._layers(learner)}
+        )
         self.task_sizes_.append([lin.out_features for _, lin in self._layers(learner)[:-1]])
         self.tasks_.append(experience.task_id)
 
-    def _compact(self, learner: Learner, k: int, data: Dataset) -> None:
-        """Keep the largest free weights for task ``k``, release the rest (zero), fine-tune the kept."""
+    def _compact(self, learner: Learner, k: int, data: Dataset, experience: Experience) -> None:
+        """Keep the largest free weights for task ``k``, release the rest (zero), fine-tune the kept;
+        the head only in the task's rows (its own kept whole); biases are the task's own copy."""
         params = dict(learner.model.named_parameters())
-        with torch.no_grad():
-            for n, owner in self.owner_.items():
-                p, free = params[n], owner == 0
-                keep = prune_free(p.cpu(), free, self.prune) if p.dim() > 1 else free
-                p.masked_fill_((free & ~keep).to(p.device), 0.0)
-                owner[keep] = k
-        self._frozen.set({n: o != k for n, o in self.owner_.items()})
+        head = f"{self._layers(learner)[-1][0]}.weight"
+        rows = task_rows(learner, experience, self.owner_[head])
+        for n, owner in self.owner_.items():
+            if not n.endswith(".bias"):
+                compact(params[n], owner, self.prune, k, rows if n == head else None)
+        self._frozen.set(
+            {n: (o != k) & (o != 0) if n.endswith(".bias") else o != k for n, o in self.owner_.items()}
+        )
         learner.reset_optimizer()
         retrain(learner, data, self.finetune_epochs)
 
@@ -166,14 +180,14 @@ class CPG(Strategy):
         for i, (name, lin) in enumerate(layers):
             rows = sizes[i] if i < len(sizes) else lin.out_features
             cols = sizes[i - 1] if i > 0 else lin.in_features
-            o, ob = self.owner_[f"{name}.weight"][:rows, :cols], self.owner_[f"{name}.bias"][:rows]
+            o = self.owner_[f"{name}.weight"][:rows, :cols]
             keep = (o == k) | self.picks_[k - 1][f"{name}.weight"]
             w = lin.weight[:rows, :cols] * keep.to(lin.weight.device)
-            out.append((w, lin.bias[:rows] * ((ob > 0) & (ob <= k)).to(lin.bias.device)))
+            out.append((w, self.biases_[k - 1][f"{name}.bias"][:rows].to(lin.bias.device)))
         return out
 
     def memory_bytes(self) -> int:
-        tensors = [*self.owner_.values(), *(p for d in self.picks_ for p in d.values())]
+        tensors = [*self.owner_.values(), *(p for d in (*self.picks_, *self.biases_) for p in d.values())]
         return sum(t.numel() * t.element_size() for t in tensors)
 
 

@@ -36,7 +36,8 @@ class GenerativeReplay(Strategy):
     gen_lr, gen_steps : Adam learning rate of the generator, and its steps per solver step (a
         generator needs many more updates than a classifier).
     replay_size : generated samples per batch; None matches the incoming batch (the paper's
-        equal weighting of new and replayed data).
+        equal weighting of new and replayed data; van de Ven's code instead weights the current
+        task's loss 1/t and the replayed (t-1)/t at task t, for the solver and the generator).
     store_generated : keep a reservoir of this many generated samples (drawn at each boundary),
         replayed too; no raw sample is ever stored, for settings where data may not be kept.
     """

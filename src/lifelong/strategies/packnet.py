@@ -41,7 +41,7 @@ from lifelong.learn.heads import head_name
 from lifelong.learn.params import check_param
 from lifelong.learn.strategy import Strategy
 from lifelong.strategies._arch import route, task_masked
-from lifelong.strategies._masks import FrozenEntries, prune_free, retrain
+from lifelong.strategies._masks import FrozenEntries, compact, retrain, task_rows
 
 if TYPE_CHECKING:
     from lifelong.data.scenarios import Experience
@@ -144,22 +144,9 @@ class PackNet(Strategy):
             self.plan_ = self.planned_tasks(experience)
         fraction = self.prune_fraction(k, experience)
         head = head_name(learner.model)
-        rows = self._own_rows(learner, experience, self.owner_[f"{head}.weight"])
-        with torch.no_grad():
-            for n, p in params.items():
-                owner = self.owner_[n]
-                free = owner == 0
-                mine = None
-                if n in (f"{head}.weight", f"{head}.bias"):  # the head: this task's classes' rows only
-                    mine, shared = rows
-                    mine, shared = (r.view(-1, *([1] * (p.dim() - 1))).expand_as(p) for r in (mine, shared))
-                    free = free & shared  # rows of classes an earlier task also has: pruned as shared
-                # a weight the user froze (a pretrained backbone) is kept whole: pruned, it never retrains
-                keep = prune_free(p.cpu(), free, fraction) if p.dim() > 1 and p.requires_grad else free
-                p.masked_fill_((free & ~keep).to(p.device), 0.0)  # released weights restart from zero
-                if mine is not None:
-                    keep = keep | (mine & (owner == 0))  # a new class's row belongs whole to its task
-                owner[keep] = k
+        rows = task_rows(learner, experience, self.owner_[f"{head}.weight"])
+        for n, p in params.items():  # the head: this task's classes' rows only
+            compact(p, self.owner_[n], fraction, k, rows if n in (f"{head}.weight", f"{head}.bias") else None)
         self.tasks_.append(experience.task_id)
         if self.finetune_epochs > 0 and len(experience.train):
             self._frozen.set({n: o != k for n, o in self.owner_.items()})  # released ones stay zero
@@ -171,21 +158,6 @@ class PackNet(Strategy):
             finally:
                 for group in learner.optimizer.param_groups:
                     group["lr"] = learner.lr
-
-    @staticmethod
-    def _own_rows(learner: Learner, experience: Experience, head_owner: Tensor) -> tuple[Tensor, Tensor]:
-        """The head rows of this task's classes: ``(own, shared)``. Rows of classes no other task has
-        (no earlier one, nor a later experience of its scenario) are kept whole by this task, as the
-        paper gives each task its own classifier, never pruned; rows of classes other tasks have too
-        (one head shared by tasks of the same classes, as permuted MNIST) are pruned as shared
-        weights. Other classes' rows are left free for the tasks they belong to."""
-        classes = set(experience.classes) | set(learner.task_classes.get(experience.task_id, ()))
-        rows = torch.zeros(head_owner.shape[0], dtype=torch.bool)
-        rows[[c for c in classes if c < len(rows)]] = True
-        later = experience.scenario.experiences[experience.index + 1 :] if experience.scenario else []
-        elsewhere = (head_owner != 0).any(1)
-        elsewhere[[c for e in later for c in e.classes if c < len(rows)]] = True
-        return rows & ~elsewhere, rows & elsewhere
 
     def _sizing(self) -> str:
         """How the shares were chosen, for the no-capacity error."""
