@@ -68,3 +68,41 @@ def test_state_a_checkpoint_loses_fails_the_resume_check() -> None:
     """It passed every check: the round trip compares state_dict (empty on both sides) and predictions."""
     with pytest.raises(AssertionError, match="fails 1 of the .*\n  resume: weights/.* differs"):
         run_checks(LosesState())
+
+
+class Scales(Strategy):
+    """Writes into the incoming batch: partial_fit's batches are views of the caller's arrays."""
+
+    def batch(self, learner, batch):
+        batch.x.mul_(2.0)
+        return batch
+
+
+class ForgetsTasks(Strategy):
+    """A replay-like batch hook that drops the task ids: fine in class scenarios, broken in task ones."""
+
+    def batch(self, learner, batch):
+        from lifelong.data.dataset import Batch
+
+        return Batch(batch.x.repeat(2, 1), batch.y.repeat(2), batch.t)
+
+
+def test_a_strategy_writing_into_partial_fits_arrays_fails_inputs_not_mutated() -> None:
+    """The check ran fit only, whose batches are copies: it passed while partial_fit changed x by 1.5."""
+    with pytest.raises(AssertionError, match="inputs_not_mutated: partial_fit wrote into the caller's x"):
+        run_checks(Scales())
+
+
+def test_every_declared_scenario_kind_is_trained() -> None:
+    """Only the first kind in supports trained; the task kind then failed with a bare size mismatch."""
+    with pytest.raises(AssertionError, match="supported_kinds: declares task in supports, but a task"):
+        run_checks(ForgetsTasks())
+
+
+def test_an_unknown_kind_in_supports_is_refused_when_the_class_is_defined() -> None:
+    from lifelong.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"unknown scenario kinds \['task_free'\]; valid: class, task"):
+
+        class Typo(Strategy):
+            supports = frozenset({"class", "task_free"})

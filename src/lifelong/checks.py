@@ -186,14 +186,36 @@ def check_seeded_determinism(strategy: Strategy) -> None:
 
 
 def check_inputs_not_mutated(strategy: Strategy) -> None:
-    """Training never writes into the scenario's data."""
-    stream = toy_scenario(_kind_for(strategy))
+    """Training never writes into the scenario's data, nor into the arrays given to ``partial_fit``
+    (whose batches are views of them, where ``fit``'s are copies)."""
+    kind = _kind_for(strategy)
+    stream = toy_scenario(kind)
     before = [(e.train.x.clone(), e.train.y.clone(), e.test.x.clone()) for e in stream.experiences]
-    _learner(strategy).fit(stream)
+    _learner(strategy.clone()).fit(stream)
     for (x, y, xt), e in zip(before, stream.experiences):
         assert torch.equal(x, e.train.x) and torch.equal(y, e.train.y) and torch.equal(xt, e.test.x), (
-            "data mutated"
+            "fit wrote into the scenario's data"
         )
+    first = toy_scenario("class" if kind == "task-free" else kind).experiences[0].train
+    x, y = first.features(), first.y.clone()
+    t = None if first.t is None else first.t.clone()
+    x0 = x.clone()
+    try:
+        _learner(strategy).partial_fit(x, y, t)
+    except StrategyMismatchError:  # refuses partial_fit (it rewrites a whole experience's training set)
+        return
+    assert torch.equal(x, x0) and torch.equal(y, first.y), "partial_fit wrote into the caller's x or y"
+
+
+def check_supported_kinds(strategy: Strategy) -> None:
+    """Every scenario kind the strategy declares in ``supports`` trains (the other checks use the first)."""
+    for kind in KINDS:
+        if kind in strategy.supports and kind != _kind_for(strategy):
+            try:
+                _learner(strategy.clone()).fit(toy_scenario(kind))
+            except Exception as e:
+                raise AssertionError(f"declares {kind} in supports, but a {kind} scenario raised "
+                                     f"{type(e).__name__}: {e}") from e  # fmt: skip
 
 
 def check_support_enforced(strategy: Strategy) -> None:
@@ -219,6 +241,7 @@ CHECKS: dict[str, Callable[[Strategy], None]] = {
     "resume": check_resume,
     "seeded_determinism": check_seeded_determinism,
     "inputs_not_mutated": check_inputs_not_mutated,
+    "supported_kinds": check_supported_kinds,
     "support_enforced": check_support_enforced,
 }
 

@@ -73,3 +73,20 @@ def test_the_progress_bar_shows_each_experience_and_goes_away() -> None:
     learner.fit(toy_scenario())
     assert "fit exp 0" in out.getvalue() and "fit exp 1" in out.getvalue()
     assert bar._progress is None  # stopped at each experience's end: nothing left drawing
+
+
+def test_early_stopping_judges_an_experience_on_its_own_steps_after_partial_fit() -> None:
+    """partial_fit never ends an epoch, so its steps' losses joined the next experience's first mean."""
+    stopper, seen = EarlyStopping(patience=1), []
+
+    class Probe(Callback):  # listed first: reads what the stopper is about to judge
+        def on_epoch_end(self, state: LoopState, control: Control) -> None:
+            seen.append(stopper._n)
+
+    learner = Learner(toy_model(), [], lr=0.1, batch_size=8, epochs=2, callbacks=[Probe(), stopper])
+    g = torch.Generator().manual_seed(0)
+    learner.partial_fit(torch.randn(400, 8, generator=g) * 5, torch.randint(0, 4, (400,), generator=g))
+    learner.consolidate()
+    experience = toy_scenario().experiences[0]
+    learner.learn(experience)
+    assert seen[0] == -(-len(experience.train) // 8)  # this experience's steps, not 50 more

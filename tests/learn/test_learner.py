@@ -1103,3 +1103,39 @@ def test_task_masks_grow_with_the_number_of_tasks_not_the_largest_id() -> None:
         mask = learner.task_mask(torch.tensor([10**12, 2 * 10**12, 5]), 4)
         assert mask is not None and mask.tolist()[2] == [True] * 4  # an unknown id is not masked
         assert mask[0].tolist() != mask[1].tolist()
+
+
+class _OwnStep(Strategy):
+    """Overrides train_step without declaring owns={"step"} (as a user's SAM step would)."""
+
+    def train_step(self, learner, batch):
+        learner.optimizer.zero_grad()
+        loss = torch.nn.functional.cross_entropy(learner.forward(batch.x, batch.t), batch.y)
+        loss.backward()
+        learner.optimizer.step()
+        return loss.detach()
+
+
+class _PlainForward(Strategy):
+    """A forward hook returning model(x), as the learner's default does: the task mask went with it."""
+
+    def forward(self, learner, x, t):
+        return learner.model(x)
+
+
+def test_a_train_step_returning_a_loss_beside_other_step_hooks_is_refused() -> None:
+    """Beside Replay it was accepted, and Replay's batch hook never ran: plain fine-tuning."""
+    learner = Learner(toy_model(), [_OwnStep(), Replay(50)], lr=0.1)
+    with pytest.raises(StrategyMismatchError, match="_OwnStep.train_step returned a loss, .*Replay's batch"):
+        learner.fit(toy_scenario())
+    Learner(toy_model(), [_OwnStep()], lr=0.1).fit(toy_scenario())  # alone it is a step of its own
+
+
+def test_a_forward_hooks_logits_are_task_masked() -> None:
+    learner = Learner(toy_model(), [_PlainForward()], lr=0.1)
+    scenario = toy_scenario("task")
+    learner.fit(scenario)
+    x, t = scenario[0].test.features(), scenario[0].test.t
+    logits = learner.predict_logits(x, t)
+    outside = [c for c in range(4) if c not in scenario[0].classes]
+    assert torch.isinf(logits[:, outside]).all()

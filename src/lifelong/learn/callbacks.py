@@ -91,7 +91,8 @@ class EarlyStopping(Callback):
     _n: int = 0
 
     def on_experience_start(self, state: LoopState, control: Control) -> None:
-        self.best_, self.bad_epochs_ = float("inf"), 0
+        # steps of partial_fit calls before this (no epoch ends there) would join its first epoch's mean
+        self.best_, self.bad_epochs_, self._sum, self._n = float("inf"), 0, 0.0, 0
 
     def on_step_end(self, state: LoopState, control: Control) -> None:
         self._sum += state.loss

@@ -182,6 +182,7 @@ class Learner:
         self._experience_count = 0
         self._classes_seen: set[int] = set()
         self._task_classes: dict[int, set[int]] = {}
+        self._step_checked = False  # an undeclared train_step owner beside other step hooks: checked once
         self._task_mask: tuple[Tensor, Tensor] | None = None  # (sorted task ids, their rows)
         # task -> classes its scenario declares, for tasks not trained yet, while they are evaluated
         self._announced_tasks: dict[int, set[int]] = {}
@@ -449,6 +450,21 @@ class Learner:
             self.control.stop_experience = distributed.any_rank(self, self.control.stop_experience)
         return self.control.stop_experience
 
+    def _check_undeclared_step(self, owner: Strategy) -> None:
+        """A ``train_step`` that returned a loss took over the step without declaring ``owns`` "step"
+        (which the learner checks before training): refuse it if another strategy's step hooks would
+        now never run (a hybrid silently reduced to its step owner), once per learner."""
+        if self._step_checked:
+            return
+        idle = [f"{type(s).__name__}'s {h}" for h in STEP_HOOKS for s in self._hooks[h] if s is not owner]
+        if idle:
+            raise StrategyMismatchError(
+                f"{type(owner).__name__}.train_step returned a loss, so it takes over the training step and "
+                f"{', '.join(idle)} would never run; declare owns = frozenset({{'step'}}) on it and use it "
+                "alone, or return None from train_step so that the learner's own step runs"
+            )
+        self._step_checked = True
+
     def train_step(self, batch: Batch) -> Tensor:
         """One optimisation step on ``batch``; strategies act at each named moment (model in train mode)."""
         self.incoming = batch
@@ -456,6 +472,8 @@ class Learner:
         for s in self._hooks["train_step"]:  # a method that owns the step (meta-learning)
             loss = s.train_step(self, batch)
             if loss is not None:
+                if "step" not in s.owns:
+                    self._check_undeclared_step(s)
                 return self._after_step(loss)
         for s in self._hooks["batch"]:
             batch = s.batch(self, batch)  # replay appends after the incoming samples
@@ -518,8 +536,8 @@ class Learner:
             x = x.to(self.input_dtype)
         for s in self._hooks["forward"]:
             out = s.forward(self, x, t)
-            if out is not None:
-                return out
+            if out is not None:  # masked here too: a hook returning model(x) would drop the task mask
+                return out if t is None else self._mask_tasks(out, t)
         # training steps go through DistributedDataParallel (gradients all-reduced), inference not
         net = self._train_net if self.model.training and torch.is_grad_enabled() else self.model
         if self._output_checked:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from torch import Tensor
 
 from lifelong.data.dataset import Batch, Dataset
+from lifelong.data.scenarios import KINDS as SCENARIO_KINDS
 from lifelong.errors import ConfigError
 from lifelong.learn.models import origin
 from lifelong.learn.params import refuse_unknown_params
@@ -59,7 +60,9 @@ class Strategy:
 
     ``owns`` names what a method takes over, which at most one strategy of a learner may:
     ``step`` (it trains with its own step, so other strategies' batch, loss, penalty and
-    after_backward hooks would never run: MER, GDumb) and ``parameters`` (it allocates, masks or
+    after_backward hooks would never run: MER, GDumb; a :meth:`train_step` that returns a loss
+    without declaring it is refused at its first step if another strategy has such hooks) and
+    ``parameters`` (it allocates, masks or
     grows the model's parameters per task: HAT, PackNet, CPG, PNN, DEN, adapters, one model per
     experience). The learner refuses a combination that breaks this before any training.
 
@@ -89,6 +92,11 @@ class Strategy:
         ``register_model`` does), so a plugin cannot silently replace a built-in for the CLI and for
         checkpoints. The same class defined again (a module imported or reloaded) replaces itself."""
         super().__init_subclass__(**kwargs)
+        unknown = sorted(set(cls.supports) - set(SCENARIO_KINDS))
+        if unknown:  # a misspelled kind ("task_free") would refuse the scenarios it meant to support
+            raise ConfigError(
+                f"{cls.__name__}.supports: unknown scenario kinds {unknown}; valid: {', '.join(SCENARIO_KINDS)}"
+            )
         init = cls.__dict__.get("__init__")
         if init is not None and not hasattr(init, "__wrapped__"):  # a typo'd hyper-parameter: a ConfigError
             cls.__init__ = refuse_unknown_params(init)  # type: ignore[method-assign]
