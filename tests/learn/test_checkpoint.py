@@ -419,3 +419,35 @@ def test_saving_onto_a_file_or_under_one_is_a_checkpoint_error_naming_the_path(t
     ):
         learner.save(notes / "ckpt")
     assert notes.read_text() == "mine"
+
+
+def test_sets_of_tuples_and_of_mixed_types_round_trip() -> None:
+    """A set of tuples saved, then failed to load ("the manifest's state is malformed"); a set of
+    ints and strings failed to save with a bare TypeError from sorting."""
+    from lifelong.learn.checkpoint import Encoder, decode
+
+    encode = Encoder()
+    for state in ({(0, 1), (2, 3)}, {1, "a", (2, "b")}, frozenset({3, 1})):
+        data = json.loads(json.dumps(encode(state, "s")))
+        assert decode(data, encode.tensors) == set(state)
+
+
+def test_a_model_kept_in_strategy_state_is_refused_when_saving(tmp_path: Path) -> None:
+    """It was saved as its state_dict and came back a dict: the next learn() failed with
+    "'dict' object is not callable"."""
+    import copy
+
+    from lifelong.learn.strategy import Strategy
+
+    class Teacher(Strategy):
+        def __init__(self) -> None:
+            self.teacher_ = None
+
+        def after_experience(self, learner, experience):
+            self.teacher_ = copy.deepcopy(learner.model)
+
+    learner = Learner(toy_model(), [Teacher()], lr=0.1)
+    learner.learn(toy_scenario().experiences[0])
+    with pytest.raises(CheckpointError, match=r"Teacher.teacher_ holds a model \(.*\); a checkpoint keeps"):
+        learner.save(tmp_path / "ckpt")
+    assert not (tmp_path / "ckpt" / "manifest.json").exists()  # nothing half-written

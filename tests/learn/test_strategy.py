@@ -104,3 +104,18 @@ def test_an_argument_stored_under_another_name_is_a_config_error_naming_it() -> 
     with pytest.raises(ConfigError, match=r"constructor argument 'lam' is not stored as self\.lam"):
         Renamed().get_params()
     assert repr(Renamed()) == "Renamed(...)"  # a repr never raises
+
+
+def test_a_subclass_passing_kwargs_on_keeps_its_parents_hyperparameters() -> None:
+    """get_params read only the subclass's own arguments: clone and checkpoints rebuilt the parent
+    part with its defaults (buffer_size 500 where 20 was given, the memory's capacity still 20)."""
+    from lifelong.strategies import Replay
+
+    class WeightedReplay(Replay):
+        def __init__(self, weight: float = 2.0, **kwargs) -> None:
+            super().__init__(**kwargs)
+            self.weight = weight
+
+    s = WeightedReplay(weight=0.5, buffer_size=20)
+    assert s.get_params()["buffer_size"] == 20 and s.get_params()["weight"] == 0.5
+    assert s.clone().buffer_size == 20

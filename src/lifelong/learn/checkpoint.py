@@ -49,8 +49,12 @@ class Encoder:
             }
         if isinstance(obj, tuple):
             return {"__tuple__": [self(v, f"{path}/{i}") for i, v in enumerate(obj)]}
-        if isinstance(obj, (set, frozenset)):
-            return {"__set__": sorted(obj)}
+        if isinstance(obj, (set, frozenset)):  # in a stable order: mixed types by their repr
+            try:
+                items = sorted(obj)
+            except TypeError:
+                items = sorted(obj, key=repr)
+            return {"__set__": [self(v, f"{path}/{i}") for i, v in enumerate(items)]}
         if isinstance(obj, list):
             return [self(v, f"{path}/{i}") for i, v in enumerate(obj)]
         if isinstance(obj, float) and not math.isfinite(obj):
@@ -81,7 +85,7 @@ def decode(obj: Any, tensors: dict[str, Tensor]) -> Any:
     if "__tuple__" in obj:
         return tuple(decode(v, tensors) for v in obj["__tuple__"])
     if "__set__" in obj:
-        return set(obj["__set__"])
+        return {decode(v, tensors) for v in obj["__set__"]}
     if "__float__" in obj:
         return float(obj["__float__"])
     return {k: decode(v, tensors) for k, v in obj.items()}

@@ -10,11 +10,11 @@ from __future__ import annotations
 import inspect
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from torch import Tensor
+from torch import Tensor, nn
 
 from lifelong.data.dataset import Batch, Dataset
 from lifelong.data.scenarios import KINDS as SCENARIO_KINDS
-from lifelong.errors import ConfigError
+from lifelong.errors import CheckpointError, ConfigError
 from lifelong.learn.models import origin
 from lifelong.learn.params import refuse_unknown_params
 
@@ -159,19 +159,28 @@ class Strategy:
     # -- configuration and state --------------------------------------------------------
     def get_params(self) -> dict[str, Any]:
         """Hyper-parameters, read from the constructor's signature: each argument's attribute of the
-        same name (clone and checkpoints rebuild the strategy from them)."""
-        sig = inspect.signature(type(self).__init__)
-        params = {}
-        for p, v in sig.parameters.items():
-            if p == "self" or v.kind in (v.VAR_POSITIONAL, v.VAR_KEYWORD):
-                continue
-            if not hasattr(self, p):
-                raise ConfigError(
-                    f"{type(self).__name__}: constructor argument {p!r} is not stored as self.{p}; get_params, "
-                    f"clone and checkpoints read each hyper-parameter back by its name: store it verbatim "
-                    f"(self.{p} = {p})"
-                )
-            params[p] = getattr(self, p)
+        same name (clone and checkpoints rebuild the strategy from them); a constructor taking
+        ``**kwargs`` adds its parent constructor's arguments."""
+        params: dict[str, Any] = {}
+        # a subclass passing **kwargs on to its parent's constructor: the parent's arguments are its too
+        for depth, klass in enumerate(c for c in type(self).__mro__ if "__init__" in c.__dict__):
+            if klass in (Strategy, object):
+                break
+            sig = inspect.signature(klass.__dict__["__init__"])
+            for p, v in sig.parameters.items():
+                if p == "self" or v.kind in (v.VAR_POSITIONAL, v.VAR_KEYWORD) or p in params:
+                    continue
+                if not hasattr(self, p):
+                    if depth:  # a parent's argument the subclass may set itself under another name
+                        continue
+                    raise ConfigError(
+                        f"{type(self).__name__}: constructor argument {p!r} is not stored as self.{p}; get_params, "
+                        f"clone and checkpoints read each hyper-parameter back by its name: store it verbatim "
+                        f"(self.{p} = {p})"
+                    )
+                params[p] = getattr(self, p)
+            if not any(v.kind == v.VAR_KEYWORD for v in sig.parameters.values()):
+                break
         return params
 
     def clone(self) -> Strategy:
@@ -182,6 +191,13 @@ class Strategy:
         """Learned state: every attribute ending in ``_`` (objects with ``state_dict`` recurse)."""
         state = {}
         for k, v in vars(self).items():
+            if isinstance(v, nn.Module) and k.endswith("_") and not k.startswith("_"):
+                raise CheckpointError(
+                    f"{type(self).__name__}.{k} holds a model ({type(v).__name__}); a checkpoint keeps tensors "
+                    "and plain data, not modules: keep its weights ({name: p.detach().clone()}) in the state "
+                    "and rebuild the module from them when needed (as LwF keeps its teacher's), or name the "
+                    "attribute with a leading underscore if it need not survive a checkpoint"
+                )
             if k.endswith("_") and not k.startswith("_"):
                 state[k] = v.state_dict() if hasattr(v, "state_dict") else v
         return state
