@@ -166,12 +166,31 @@ def check_resume(strategy: Strategy) -> None:
         return learner
 
     straight, resumed = run(False), run(True)
+    lost = _lost_attributes(straight.strategies[0], resumed.strategies[0])
+    assert not lost, (
+        f"attributes {lost} differ after a checkpoint: learned state must end in '_' (saved with the "
+        "strategy), or be rebuilt from saved state in attach"
+    )
     _tensors_equal(_weights(straight), _weights(resumed), "weights")
     _tensors_equal(straight.strategies[0].state_dict(), resumed.strategies[0].state_dict(), "strategy state")
     test = second.test
     assert torch.equal(
         straight.predict_logits(test.features(), test.t), resumed.predict_logits(test.features(), test.t)
     ), "predictions differ"
+
+
+def _lost_attributes(straight: Strategy, resumed: Strategy) -> list[str]:
+    """Public attributes without the trailing ``_`` (so not saved) whose values differ between a run
+    straight through and one resumed from a checkpoint: state the checkpoint dropped."""
+    lost = []
+    for k, v in vars(straight).items():
+        if k.startswith("_") or k.endswith("_") or k in straight.get_params():
+            continue
+        try:
+            _tensors_equal(v, getattr(resumed, k, None), k)
+        except (AssertionError, TypeError, RuntimeError):
+            lost.append(k)
+    return lost
 
 
 def check_seeded_determinism(strategy: Strategy) -> None:
