@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from lifelong.checks import toy_data, toy_model, toy_scenario
+from lifelong.errors import ConfigError
 from lifelong.learn.learner import Learner
 from lifelong.strategies import GenerativeReplay, Naive
 
@@ -89,3 +90,26 @@ def test_a_boundary_after_loading_freezes_the_generator_it_loaded() -> None:
         runs.append(learner.strategies[0].state_dict())
     assert runs[1]["old_vae_"] is not None
     assert all(torch.equal(runs[0]["old_vae_"][k], runs[1]["old_vae_"][k]) for k in runs[0]["old_vae_"])
+
+
+def test_tasks_weighting_gives_the_current_task_one_t_th_of_the_loss() -> None:
+    """van de Ven's rnt = 1/context: at the t-th experience new samples weigh 1/t, replayed (t-1)/t,
+    whatever the number of each (equal weighting takes one mean over all)."""
+    import torch.nn.functional as F
+
+    strategy = GenerativeReplay(latent_dim=4, hidden=16, replay_size=30, weighting="tasks")
+    learner = Learner(toy_model(), [strategy], lr=0.1, batch_size=10)
+    first, second = toy_scenario().experiences
+    learner.learn(first)
+    learner.learn(second)  # experience_index 1: the second experience, t = 2
+    incoming = second.train.batch(torch.arange(10))
+    learner.incoming = incoming
+    mixed = strategy.batch(learner, incoming)
+    assert len(mixed.y) == 40
+    logits = learner.forward(mixed.x, None)
+    ce = F.cross_entropy(logits, mixed.y, reduction="none")
+    assert torch.allclose(strategy.loss(learner, mixed, logits), 0.5 * ce[:10].mean() + 0.5 * ce[10:].mean())
+    assert not torch.allclose(ce.mean(), 0.5 * ce[:10].mean() + 0.5 * ce[10:].mean())
+    assert GenerativeReplay(weighting="equal").loss(learner, mixed, logits) is None
+    with pytest.raises(ConfigError, match="weighting must be one of equal, tasks"):
+        GenerativeReplay(weighting="van de ven")

@@ -12,10 +12,11 @@ import copy
 from typing import TYPE_CHECKING, Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lifelong.data.dataset import Batch
-from lifelong.errors import StrategyMismatchError
+from lifelong.errors import ConfigError, StrategyMismatchError
 from lifelong.learn.buffers import make_buffer
 from lifelong.learn.params import check_param
 from lifelong.learn.strategy import Strategy
@@ -27,6 +28,10 @@ if TYPE_CHECKING:
     from lifelong.learn.learner import Learner
 
 
+#: how new and replayed samples share the loss (see ``GenerativeReplay``'s ``weighting``)
+WEIGHTINGS = ("equal", "tasks")
+
+
 class GenerativeReplay(Strategy):
     """Append ``replay_size`` generated, pseudo-labelled samples to each batch after the first experience.
 
@@ -35,9 +40,10 @@ class GenerativeReplay(Strategy):
     latent_dim, hidden : size of the VAE's latent code and of its hidden layers.
     gen_lr, gen_steps : Adam learning rate of the generator, and its steps per solver step (a
         generator needs many more updates than a classifier).
-    replay_size : generated samples per batch; None matches the incoming batch (the paper's
-        equal weighting of new and replayed data; van de Ven's code instead weights the current
-        task's loss 1/t and the replayed (t-1)/t at task t, for the solver and the generator).
+    replay_size : generated samples per batch; None matches the incoming batch.
+    weighting : ``"equal"``: one mean over new and replayed samples (Shin et al.'s equal weighting);
+        ``"tasks"``: the current task's loss weighs 1/t and the replayed samples' (t-1)/t at the
+        t-th experience, for the solver and the generator, as van de Ven's code (``rnt = 1/context``).
     store_generated : keep a reservoir of this many generated samples (drawn at each boundary),
         replayed too; no raw sample is ever stored, for settings where data may not be kept.
     """
@@ -47,7 +53,7 @@ class GenerativeReplay(Strategy):
     supports = frozenset({"class", "domain"})
 
     def __init__(self, latent_dim: int = 16, hidden: int = 128, gen_lr: float = 3e-3, gen_steps: int = 1,
-                 replay_size: int | None = None, store_generated: int = 0) -> None:  # fmt: skip
+                 replay_size: int | None = None, store_generated: int = 0, weighting: str = "equal") -> None:  # fmt: skip
         check_param(self, "latent_dim", latent_dim, int, low=1)
         check_param(self, "hidden", hidden, int, low=1)
         check_param(self, "gen_lr", gen_lr, low=0, low_open=True)
@@ -55,7 +61,11 @@ class GenerativeReplay(Strategy):
         check_param(self, "replay_size", replay_size, int, low=1, none="the incoming batch's size")
         check_param(self, "store_generated", store_generated, int, low=0)
         self.latent_dim, self.hidden, self.gen_lr, self.gen_steps = latent_dim, hidden, gen_lr, gen_steps
-        self.replay_size, self.store_generated = replay_size, store_generated
+        if weighting not in WEIGHTINGS:
+            raise ConfigError(
+                f"GenerativeReplay: weighting must be one of {', '.join(WEIGHTINGS)}, got {weighting!r}"
+            )
+        self.replay_size, self.store_generated, self.weighting = replay_size, store_generated, weighting
         self.input_shape_: list[int] = []
         self.vae_: dict[str, Tensor] = {}  # the generator's weights, synced from the live module
         self.vae_optimizer_: dict[str, Any] = {}
@@ -127,6 +137,20 @@ class GenerativeReplay(Strategy):
         self._train_x = torch.cat([p.x for p in parts])  # the generator learns new and replayed inputs
         return batch if len(parts) == 1 else Batch(self._train_x, torch.cat([p.y for p in parts]), batch.t)
 
+    def _new_share(self, learner: Learner) -> float | None:
+        """The current task's weight under ``weighting="tasks"`` (1/t), None for one plain mean."""
+        if self.weighting == "equal" or self.old_vae_ is None:
+            return None
+        return 1.0 / (learner.experience_index + 1)
+
+    def loss(self, learner: Learner, batch: Batch, logits: Tensor) -> Tensor | None:
+        share = self._new_share(learner)
+        if share is None or learner.incoming is None or len(batch.y) == len(learner.incoming.y):
+            return None
+        n = len(learner.incoming.y)  # the incoming samples come first, the replayed after them
+        per_sample = F.cross_entropy(logits, batch.y.to(logits.device), reduction="none")
+        return share * per_sample[:n].mean() + (1 - share) * per_sample[n:].mean()
+
     def after_step(self, learner: Learner) -> None:
         assert learner.incoming is not None  # the learner sets it before each step
         x = self._train_x if self._train_x is not None else learner.incoming.x
@@ -134,8 +158,15 @@ class GenerativeReplay(Strategy):
         opt = self._opt
         assert opt is not None  # built with the generator
         vae.train()
+        share, n = self._new_share(learner), len(learner.incoming.y)
         for _ in range(self.gen_steps):
-            loss = vae.loss(x.to(learner.device), learner.generator)
+            if share is not None and len(x) > n:  # weighted as the solver's loss
+                new, old = x[:n].to(learner.device), x[n:].to(learner.device)
+                loss = share * vae.loss(new, learner.generator) + (1 - share) * vae.loss(
+                    old, learner.generator
+                )
+            else:
+                loss = vae.loss(x.to(learner.device), learner.generator)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
