@@ -421,3 +421,20 @@ def test_file_flags_without_data_are_refused(tmp_path: Path, capsys: pytest.Capt
     err = capsys.readouterr().err
     assert code == 2 and f"{extra[0]} applies to a --data file only" in err
     assert not (tmp_path / "results.json").exists()
+
+
+def test_results_name_each_experience_of_a_files_tasks(tmp_path: Path) -> None:
+    """results.json did not say which task each accuracy-matrix column was."""
+    pytest.importorskip("pandas", reason="reading CSV needs pandas: pip install 'lifelong[data]'")
+    from tests.data.test_scenarios import _two_tasks_one_label_set
+
+    _two_tasks_one_label_set(120).to_csv(tmp_path / "r.csv", index=False)
+    argv = ["bench", "--data", str(tmp_path / "r.csv"), "--label-column", "returned", "--scenario", "task",
+            "--task-column", "shop", "--strategies", "naive", "--seeds", "0", "--epochs", "1",
+            "--out", str(tmp_path / "out"), "--no-progress", "--no-plots"]  # fmt: skip
+    assert main(argv) == 0
+    run = json.loads((tmp_path / "out" / "results.json").read_text())["runs"][0]
+    assert [(e["name"], e["task_id"], e["classes"]) for e in run["experiences"]] == [
+        ("task-outlet", 1, [0, 1]),
+        ("task-flagship", 0, [0, 1]),
+    ]

@@ -135,6 +135,9 @@ def run_one(benchmark: str | Benchmark, strategy: str, seed: int, settings: Sett
                      "batch_size": settings.batch_size, "buffer": settings.buffer,
                      "train_fraction": settings.train_fraction, "device": settings.device},
         "accuracy_matrix": result.accuracy_matrix, "metrics": result.metrics,
+        # what each column of the matrix is: a file's tasks and domains by name (task-north, domain-site2)
+        "experiences": [{"name": e.train.name.removesuffix("-train"), "task_id": e.task_id, "classes": list(e.classes)}
+                        for e in getattr(scenario, "experiences", [])],
     }  # fmt: skip
 
 
