@@ -263,3 +263,14 @@ def test_data_run_with_a_task_column_compares_on_the_files_tasks(
     assert "give --data" in capsys.readouterr().err
     assert main([*argv[:6], "returned"]) == 2
     assert "given as both the label and the task column" in capsys.readouterr().err
+
+
+def test_task_ids_known_on_a_file_of_one_class_per_task_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Three classes split one per task: every method printed ACC 1.000 (nothing to predict)."""
+    pytest.importorskip("pandas", reason="reading CSV needs pandas: pip install 'lifelong[data]'")
+    path = blobs_csv(tmp_path / "three.csv", 3, 20, 4, seed=1)
+    assert main(["advise", "--data", str(path), "--task-ids-known"]) == 2
+    captured = capsys.readouterr()
+    assert "tasks of one class each" in captured.err and captured.out == ""

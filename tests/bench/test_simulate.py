@@ -208,3 +208,12 @@ def test_an_attempt_that_trained_nothing_is_skipped_not_a_trained_or_rejected_ve
         store.add_event(EventKind.GATE, {"passed": False, "trained": False, "reasons": ["window too small"]})
         row = _summarise(store, [0], {}, drift_points=False)
     assert (row["versions_trained"], row["versions_rejected"], row["attempts_skipped"]) == (2, 1, 1)
+
+
+def test_an_out_that_is_a_file_is_refused(tmp_path: Path) -> None:
+    """It was a FileExistsError traceback."""
+    from lifelong.errors import ConfigError
+
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(ConfigError, match="--out .*afile is a file, not a folder"):
+        simulate(["manual"], SimConfig(), tmp_path / "afile")

@@ -414,6 +414,15 @@ def advise(args: argparse.Namespace) -> int:
         if args.data
         else None
     )  # refused before any output
+    if table is not None and table.tasks is None and c.task_ids_known:
+        from lifelong.data.scenarios import default_classes_per_experience
+
+        if default_classes_per_experience(len(table.classes)) < 2:  # one class per task: nothing to predict
+            raise DataError(
+                f"{args.data}: its {len(table.classes)} classes make tasks of one class each, so with task ids "
+                "known every method would score ACC 1.000; name the file's own tasks (--task-column) or drop "
+                "--task-ids-known"
+            )
     if not advice:
         raise ConfigError("no measured method fits these constraints; relax the budget or allow a memory")
     memory = "none" if not c.keeps_samples else "all" if c.memory is None else f"up to {c.memory} samples"

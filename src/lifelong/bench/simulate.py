@@ -340,6 +340,8 @@ def _free_port() -> int:
 def simulate(policies: Sequence[str], cfg: SimConfig, out: str | os.PathLike[str]) -> dict[str, Any]:
     """Run each policy on the same stream; write ``results.json``, ``prequential.png`` and return them."""
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file, not a folder; name a folder for the results")
     out.mkdir(parents=True, exist_ok=True)
     made = make_sim_stream(cfg)  # once (a file is read once); a bad file fails before any process starts
     rows = [run_policy(kind, cfg, out, made) for kind in policies]
