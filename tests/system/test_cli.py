@@ -100,6 +100,7 @@ def test_up_serves_a_bootstrapped_champion_on_a_fresh_data_dir(tmp_path: Path) -
     "argv",
     [
         ["simulate", "--policy", "sometimes"],
+        ["simulate", "--compare", "--policy", "bogus"],  # ignored before, a typo included
         ["simulate", "--policy-json", '{"forget_on_concept_drif": false}'],  # a typo, named before any run
         ["simulate", "--policy-json", '{"epochs": "two"}'],  # a wrong type, named, not a traceback
         ["up", "--bootstrap", "none"],

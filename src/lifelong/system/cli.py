@@ -132,8 +132,9 @@ def add_commands(sub: Any) -> None:
              "(tabular)",
     )  # fmt: skip
     p.add_argument(
-        "--policy", default="continual", help="manual | scheduled-retrain | scheduled-finetune | continual"
-    )
+        "--policy", default=None,
+        help="manual | scheduled-retrain | scheduled-finetune | continual (default continual)",
+    )  # fmt: skip
     p.add_argument("--strategy", default="replay", help="strategy of the continual policy")
     p.add_argument("--compare", action="store_true", help="run all four policies on the same stream")
     p.add_argument("--out", type=Path, default=Path("runs/simulate"))
@@ -864,6 +865,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from lifelong.data.files import parse_shape
     from lifelong.system.policy import KINDS, Policy
 
+    if args.compare and args.policy is not None:  # it was ignored, a typo included
+        raise ConfigError(f"--compare runs all four policies; drop --policy {args.policy} (or --compare)")
+    args.policy = args.policy or "continual"
     if not args.compare and args.policy not in KINDS:
         raise ConfigError(f"--policy: unknown {args.policy!r}; choose one of {', '.join(KINDS)}")
     _plugins(args)
