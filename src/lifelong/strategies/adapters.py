@@ -19,7 +19,7 @@ from lifelong.errors import StrategyMismatchError
 from lifelong.learn.models import reading_features
 from lifelong.learn.params import check_param
 from lifelong.learn.strategy import Strategy
-from lifelong.strategies._arch import layers_outside, part, route, task_masked
+from lifelong.strategies._arch import layers_outside, part, route
 from lifelong.strategies._masks import FrozenEntries
 
 if TYPE_CHECKING:
@@ -161,7 +161,7 @@ class Adapters(Strategy):
             return classifier(h)
 
         with reading_features(model, "Adapters"):
-            return task_masked(learner, route(x, t, adapted), t)
+            return route(x, t, adapted)  # the learner masks a forward hook's logits to the task
 
     def remove(self, learner: Learner) -> None:
         """Delete every adapter and prompt; the backbone is back exactly as it was, and trainable."""

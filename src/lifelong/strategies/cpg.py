@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from lifelong.data.dataset import Dataset
 from lifelong.learn.params import check_param
 from lifelong.learn.strategy import Strategy
-from lifelong.strategies._arch import grow_hidden, linear_forward, mlp_linears, part, route, task_masked
+from lifelong.strategies._arch import grow_hidden, linear_forward, mlp_linears, part, route
 from lifelong.strategies._masks import FrozenEntries, accuracy, compact, padded, retrain, task_rows
 
 if TYPE_CHECKING:
@@ -160,7 +160,7 @@ class CPG(Strategy):
                 xs, self._task_weights(learner, len(self.tasks_) - self.tasks_[::-1].index(task))
             )
 
-        return task_masked(learner, route(x, t, run), t)
+        return route(x, t, run)  # the learner masks a forward hook's logits to the task
 
     def _training_weights(self, learner: Learner) -> list[tuple[Tensor, Tensor]]:
         """Free weights and the task's own as they are; older ones times the picked binary mask."""

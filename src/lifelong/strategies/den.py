@@ -36,7 +36,6 @@ from lifelong.strategies._arch import (
     resized,
     route,
     set_linear,
-    task_masked,
 )
 from lifelong.strategies._masks import FrozenEntries, mean_loss, retrain
 
@@ -109,7 +108,7 @@ class DEN(Strategy):
             e = learner.experience_index if training or task not in self.task_exp_ else self.task_exp_[task]
             return gated_forward(learner.model, xs, self._gates(learner, e))
 
-        return task_masked(learner, route(x, t, run), t)
+        return route(x, t, run)  # the learner masks a forward hook's logits to the task
 
     def after_backward(self, learner: Learner) -> None:
         self._frozen.after_backward(learner)

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from lifelong.data.dataset import Batch
 from lifelong.learn.params import check_param
 from lifelong.learn.strategy import Strategy
-from lifelong.strategies._arch import gated_forward, mlp_linears, part, route, task_masked
+from lifelong.strategies._arch import gated_forward, mlp_linears, part, route
 from lifelong.strategies._masks import FrozenEntries
 
 if TYPE_CHECKING:
@@ -121,7 +121,7 @@ class HAT(Strategy):
                 return gated_forward(model, xs, self._gates)
             return gated_forward(model, xs, [(v > 0).to(v.dtype) for v in e])  # hard, binary
 
-        return task_masked(learner, route(x, t, gated), t)
+        return route(x, t, gated)  # the learner masks a forward hook's logits to the task
 
     def penalty(self, learner: Learner, batch: Batch, logits: Tensor) -> Tensor | None:
         if not self._gates or self.c == 0:

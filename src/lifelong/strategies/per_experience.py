@@ -76,7 +76,9 @@ class PerExperienceModels(Strategy):
             return None
         if not learner.model.training:  # inference: choose a model per sample
             return self.predict(learner, x, t)
-        return task_masked(learner, self._run(learner, len(self.tasks_) - 1, x), t)
+        return self._run(
+            learner, len(self.tasks_) - 1, x
+        )  # the learner masks a forward hook's logits to the task
 
     def predict(self, learner: Learner, x: Tensor, t: Tensor | None) -> Tensor | None:
         if not self.tasks_:

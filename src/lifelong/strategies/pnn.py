@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from lifelong.learn.strategy import Strategy
-from lifelong.strategies._arch import mlp_linears, part, route, task_masked, widened
+from lifelong.strategies._arch import mlp_linears, part, route, widened
 
 if TYPE_CHECKING:
     from lifelong.data.scenarios import Experience
@@ -106,7 +106,7 @@ class PNN(Strategy):
             c = last - self.columns_[::-1].index(task) if task in self.columns_ else last
             return widened(self._column_forward(learner, xs, c), learner)
 
-        return task_masked(learner, route(x, t, by_task), t)
+        return route(x, t, by_task)  # the learner masks a forward hook's logits to the task
 
 
 def _pnn_columns(model: nn.Module) -> nn.ModuleList:
