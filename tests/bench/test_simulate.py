@@ -210,6 +210,60 @@ def test_an_attempt_that_trained_nothing_is_skipped_not_a_trained_or_rejected_ve
     assert (row["versions_trained"], row["versions_rejected"], row["attempts_skipped"]) == (2, 1, 1)
 
 
+def test_a_backtests_detections_name_the_file_row_they_fired_at(tmp_path: Path) -> None:
+    """``at`` counts streamed samples while a backtest's phases name file rows (the first champion's
+    and the held-out rows are never streamed): each detection also carries its ``row``."""
+    import numpy as np
+
+    from lifelong.bench.simulate import _summarise
+    from lifelong.system.events import EventKind
+    from lifelong.system.store import Store
+
+    with Store(f"sqlite:///{tmp_path / 's.db'}", data_dir=tmp_path) as store:
+        store.add_event(EventKind.DATA_DRIFT, {"at": 7})
+        rows = {"p1": 7}  # prediction id -> stored sample id, as prediction_samples() maps them
+        store.prediction_samples = lambda: rows  # type: ignore[method-assign]
+        found = _summarise(
+            store, [0], {"p1": 3}, drift_points=False, file_rows=np.array([300, 301, 303, 304])
+        )
+    assert found["drift_detections"] == [{"at": 3, "kind": "data", "row": 304}]
+
+
+def test_policy_json_may_give_each_policy_its_own_fields_and_is_checked_at_the_streams_length() -> None:
+    """--compare gave --policy-json to all four policies (a schedule for the scheduled ones was refused
+    by manual), and fields were checked against the default stream's phase length, not a file's."""
+    from lifelong.data.dataset import Dataset
+    from lifelong.data.streams import FileStream
+    from lifelong.errors import ConfigError
+
+    x, y = torch.randn(1300, 3), torch.arange(1300) % 2
+    stream = FileStream(Dataset(x, y), bootstrap=100, segments=6)  # phases of 180 streamed rows
+    shared = SimConfig(overrides={"every_samples": 60})
+    shared.check(["scheduled-retrain"], stream)  # min_samples scales to 50 here (187 on 9000 samples)
+    with pytest.raises(
+        ConfigError, match="policy manual trains only when asked.*under the names of the policies"
+    ):
+        shared.check(["manual", "scheduled-retrain"], stream)
+    keyed = SimConfig(overrides={"scheduled-retrain": {"every_samples": 60}, "continual": {"epochs": 2}})
+    keyed.check(["manual", "scheduled-retrain", "scheduled-finetune", "continual"], stream)
+    assert "every_samples" not in keyed.policy_json("manual", 180)
+    assert keyed.policy_json("scheduled-retrain", 180)["every_samples"] == 60
+    assert keyed.policy_json("scheduled-finetune", 180)["every_samples"] == 90  # its own scaled schedule
+    assert keyed.policy_json("continual", 180)["epochs"] == 2
+    with pytest.raises(ConfigError, match="fields for scheduled-retrain, which this run does not run"):
+        keyed.check(["continual"], stream)
+    with pytest.raises(ConfigError, match="mixes policy names \\(manual\\) with policy fields \\(epochs\\)"):
+        SimConfig(overrides={"manual": {}, "epochs": 2}).check(["manual"], stream)
+    with pytest.raises(ConfigError, match="continual's fields must be an object"):
+        SimConfig(overrides={"continual": 3}).check(["continual"], stream)
+    with pytest.raises(
+        ConfigError, match="every_samples=20 is below min_samples=50.*policy scheduled-retrain"
+    ):
+        SimConfig(overrides={"scheduled-retrain": {"every_samples": 20}}).check(
+            ["manual", "scheduled-retrain"], stream
+        )
+
+
 def test_an_out_that_is_a_file_is_refused(tmp_path: Path) -> None:
     """It was a FileExistsError traceback."""
     from lifelong.errors import ConfigError

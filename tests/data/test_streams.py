@@ -231,5 +231,7 @@ def test_a_file_stream_replays_rows_in_order_and_holds_out_a_test_set_per_segmen
     assert torch.equal(streamed, streamed.sort().values)  # file order
     assert sorted(torch.cat([streamed, held]).tolist()) == list(range(100, 700))  # each row once, either side
     assert len(stream.test_set(1, size=5)) == 5
+    assert stream.file_rows is not None and stream.file_rows.tolist() == streamed.long().tolist()
+    assert make_stream("sea-drift", 0, phase_length=10).file_rows is None  # no file behind it
     with pytest.raises(DataError, match="--bootstrap"):
         FileStream(Dataset(x, y), bootstrap=680, segments=6)

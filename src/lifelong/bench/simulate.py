@@ -38,7 +38,7 @@ from lifelong.errors import ConfigError, DataError
 from lifelong.metrics.result import strict_json
 from lifelong.system.contract import Contract
 from lifelong.system.events import EventKind
-from lifelong.system.policy import KINDS
+from lifelong.system.policy import KINDS, Policy
 
 SMOOTH = 250  # samples in the moving average of the prequential curve
 
@@ -83,7 +83,49 @@ class SimConfig:
             base["every_samples"] = max(50, phase // 2)
         if kind == "continual":
             base.update(strategy=self.strategy, strategy_params=_strategy_params(self.strategy, phase))
-        return {**base, **self.overrides}
+        return {**base, **self.overrides_for(kind)}
+
+    def overrides_for(self, kind: str) -> dict[str, Any]:
+        """``overrides`` for ``kind``: the same fields for every policy, or keyed by policy
+        (``{"scheduled-retrain": {"every_samples": 300}, "continual": {...}}``), so that ``--compare``
+        can give the scheduled policies a schedule the manual one refuses."""
+        if self.overrides and set(self.overrides) <= set(KINDS):
+            return dict(self.overrides.get(kind) or {})
+        return dict(self.overrides)
+
+    def check(self, policies: Sequence[str], stream: DriftingStream) -> None:
+        """Refuse, before any process starts, overrides that name policies ambiguously or that make
+        a policy invalid at this stream's phase length (a file's, not the default stream's)."""
+        keyed = set(self.overrides) & set(KINDS)
+        if keyed and keyed != set(self.overrides):
+            raise ConfigError(
+                f"--policy-json mixes policy names ({', '.join(sorted(keyed))}) with policy fields "
+                f"({', '.join(sorted(set(self.overrides) - keyed))}); give fields for all policies, or "
+                'fields under each policy\'s name: {"scheduled-retrain": {"every_samples": 300}}'
+            )
+        for kind in keyed:
+            if kind not in policies:
+                raise ConfigError(
+                    f"--policy-json has fields for {kind}, which this run does not run (it runs "
+                    f"{', '.join(policies)}); drop them, or run it (--policy {kind}, or --compare)"
+                )
+            if not isinstance(self.overrides[kind], dict):
+                raise ConfigError(
+                    f"--policy-json: {kind}'s fields must be an object, got {self.overrides[kind]!r}"
+                )
+        for kind in policies:  # a typo is named now, not by a worker later
+            try:
+                Policy.from_json(kind, self.policy_json(kind, len(stream) // len(stream.phases)))
+            except ConfigError as e:
+                if len(policies) == 1:
+                    raise
+                said = str(e) if f"policy {kind}" in str(e) else f"{e} (policy {kind})"
+                if self.overrides and not keyed:
+                    said += (
+                        "; --policy-json's fields go to every policy run: put them under the names of "
+                        'the policies they are for, e.g. {"scheduled-retrain": {"every_samples": 300}}'
+                    )
+                raise ConfigError(said) from None
 
 
 def _strategy_params(strategy: str, phase: int) -> dict[str, Any]:
@@ -210,7 +252,7 @@ def run_policy(
             if contract is not None:
                 x = contract.transform(contract.check_inputs(x))
             final.append(float((champion.predict(torch.from_numpy(x)) == test.y).float().mean()))
-        summary = _summarise(store, stream.boundaries, pids, stream.drift_points)
+        summary = _summarise(store, stream.boundaries, pids, stream.drift_points, stream.file_rows)
     acc = np.asarray(correct, dtype=float)
     return {
         "policy": kind,
@@ -261,11 +303,14 @@ def _drive(client: Any, stream: Any, cfg: SimConfig) -> tuple[list[bool], list[i
     return correct, versions, pids
 
 
-def _summarise(store: Any, boundaries: Sequence[int], pids: dict[str, int], drift_points: bool = True
-               ) -> dict[str, Any]:  # fmt: skip
+def _summarise(store: Any, boundaries: Sequence[int], pids: dict[str, int], drift_points: bool = True,
+               file_rows: np.ndarray | None = None) -> dict[str, Any]:  # fmt: skip
     """Detections placed on the stream, with their delay after the last true boundary; version counts.
 
-    A file's segment cuts are not drift points: its detections carry no phase nor delay."""
+    ``at`` is the detection's position in the stream (as the prequential curve's x-axis). A file's
+    segment cuts are not drift points: its detections carry no phase nor delay, but the ``row`` of
+    the file at which they fired (the phases name file rows; ``at`` skips the first champion's rows
+    and the held-out ones)."""
     rows = store.prediction_samples()
     index_of = {sid: pids[pid] for pid, sid in rows.items() if pid in pids and sid is not None}
     detections = []
@@ -275,6 +320,8 @@ def _summarise(store: Any, boundaries: Sequence[int], pids: dict[str, int], drif
             if at is None:
                 continue
             found: dict[str, Any] = {"at": at, "kind": kind.value.removesuffix("_drift")}
+            if file_rows is not None:
+                found["row"] = int(file_rows[at])
             if drift_points:
                 phase = int(np.searchsorted(boundaries, at, side="right")) - 1
                 found.update(delay=at - boundaries[phase], phase=phase)
@@ -344,6 +391,7 @@ def simulate(policies: Sequence[str], cfg: SimConfig, out: str | os.PathLike[str
         raise ConfigError(f"--out {out} is a file, not a folder; name a folder for the results")
     out.mkdir(parents=True, exist_ok=True)
     made = make_sim_stream(cfg)  # once (a file is read once); a bad file fails before any process starts
+    cfg.check(policies, made[0])
     rows = [run_policy(kind, cfg, out, made) for kind in policies]
     config = dict(cfg.__dict__)
     if cfg.data is not None:  # the stream is the file's rows, not a synthetic stream of that length

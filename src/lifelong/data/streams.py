@@ -157,6 +157,8 @@ class DriftingStream:
         self.chunk_size = chunk_size
         self.name = name
         self._data: list[Dataset] | None = None
+        # the row of the user's file each streamed sample is, in arrival order (a file's stream only)
+        self.file_rows: np.ndarray | None = None
 
     @property
     def boundaries(self) -> list[int]:
@@ -282,10 +284,11 @@ class FileStream(DriftingStream):
             )
         rng = np.random.default_rng(seed)
         cuts = np.linspace(bootstrap, len(data), segments + 1).round().astype(int)
-        phases, streamed, tests = [], [], []
+        phases, streamed, tests, holds = [], [], [], []
         for a, b in zip(cuts[:-1], cuts[1:]):
             held = np.zeros(b - a, dtype=bool)
             held[rng.choice(b - a, int(round(test_fraction * (b - a))), replace=False)] = True
+            holds.append(held)
             rows = torch.arange(a, b)
             streamed.append(data.subset(rows[~torch.from_numpy(held)], f"{name}/rows {a}-{b - 1}"))
             tests.append(data.subset(rows[torch.from_numpy(held)], f"{name}/rows {a}-{b - 1} held out"))
@@ -293,6 +296,8 @@ class FileStream(DriftingStream):
             phases.append(Phase(f"{a}-{b - 1}", classes, Identity(), len(streamed[-1])))  # rows
         super().__init__(Split(data, data), phases, seed=seed, chunk_size=chunk_size, name=name)
         self.first = data.subset(torch.arange(bootstrap), f"{name}/rows 0-{bootstrap - 1}")
+        # a streamed sample's index counts streamed rows only (no bootstrap nor held-out rows)
+        self.file_rows = np.concatenate([np.arange(a, b)[~h] for a, b, h in zip(cuts[:-1], cuts[1:], holds)])
         self._data = streamed
         self._tests = tests
         self._n_classes = int(data.y.max()) + 1

@@ -148,7 +148,8 @@ def add_commands(sub: Any) -> None:
     )
     p.add_argument("--seed", type=NON_NEGATIVE_INT, default=0)
     p.add_argument("--policy-json", default=None,
-                   help='policy fields over the stream-scaled ones, e.g. \'{"forget_on_concept_drift": false}\'')  # fmt: skip
+                   help='policy fields over the stream-scaled ones, e.g. \'{"forget_on_concept_drift": false}\', '
+                        'for every policy run, or per policy: \'{"scheduled-retrain": {"every_samples": 300}}\'')  # fmt: skip
     g = p.add_argument_group("a backtest on your own data and model (instead of --stream)")
     g.add_argument("--data", type=Path, default=None,
                    help=".npz / .csv / .parquet file replayed in row order: the first rows train the first "
@@ -863,7 +864,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     from lifelong.bench.simulate import SimConfig, simulate, table, target
     from lifelong.data.files import parse_shape
-    from lifelong.system.policy import KINDS, Policy
+    from lifelong.system.policy import KINDS
 
     if args.compare and args.policy is not None:  # it was ignored, a typo included
         raise ConfigError(f"--compare runs all four policies; drop --policy {args.policy} (or --compare)")
@@ -885,8 +886,6 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                     bootstrap=args.bootstrap, segments=args.segments, model=args.model,
                     model_kwargs=model_kwargs, standardize=args.standardize, plugins=tuple(args.plugin),
                     input_shape=parse_shape(args.input_shape), training=training_kwargs(args))  # fmt: skip
-    for kind in KINDS if args.compare else [args.policy]:  # a typo is named now, not by a worker later
-        Policy.from_json(kind, cfg.policy_json(kind))
     results = simulate(list(KINDS) if args.compare else [args.policy], cfg, args.out)
     report = table(results)  # as wide as its columns need (a file's segment names are wide), 200 at least
     Console(width=max(200, Console(width=10_000).measure(report).maximum)).print(report)

@@ -26,3 +26,18 @@ def test_bad_json_comes_back_as_message_and_position_which_survive_pickling() ->
     kind, value = parse_body(b'{"inputs": [[1, 2]')
     assert kind == "invalid" and value[1] == 18 and "delimiter" in value[0]
     assert pickle.loads(pickle.dumps(value)) == value
+
+
+def test_the_helper_process_leaves_ctrl_c_to_the_server() -> None:
+    """A Ctrl-C reaches the whole process group: the helper printed a KeyboardInterrupt traceback from
+    its queue read at every stop of `lifelong serve` or `simulate`; the server stops it itself."""
+    import multiprocessing
+    import os
+    import signal
+    from concurrent.futures import ProcessPoolExecutor
+
+    from lifelong.system.api._parse import watch_parent
+
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=watch_parent, initargs=(os.getpid(),)) as pool:  # fmt: skip
+        assert pool.submit(signal.getsignal, signal.SIGINT).result(timeout=60) == signal.SIG_IGN

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import threading
 import time
 from typing import Any
@@ -32,7 +33,10 @@ def parse_body(body: bytes) -> tuple[str, Any]:
 
 def watch_parent(parent: int) -> None:
     """Initializer of the helper: exit once the server that started it is gone, even after a SIGKILL
-    (the pool's own shutdown never runs then, and the helper would be left an orphan)."""
+    (the pool's own shutdown never runs then, and the helper would be left an orphan). A Ctrl-C
+    reaches the whole process group; the server stops the helper itself, so the helper ignores
+    SIGINT (it printed a KeyboardInterrupt traceback from its queue read at every Ctrl-C)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def watch() -> None:
         while os.getppid() == parent:
