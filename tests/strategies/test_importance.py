@@ -187,3 +187,22 @@ def test_looped_per_sample_gradients_equal_the_vmapped_ones(monkeypatch) -> None
     looped = _importance.fisher_diagonal(learner, data)
     for k in vmapped:
         torch.testing.assert_close(looped[k], vmapped[k])
+
+
+def test_per_sample_gradients_of_some_parameters_equal_those_of_all_restricted() -> None:
+    """OGD's task-incremental boundary needs no head gradients: ``only`` skips computing them."""
+    from lifelong.strategies import _importance
+
+    x, y = _sequences()
+    learner = Learner(_GRUNet(torch.nn.LSTM), lr=LR)
+    learner.partial_fit(x, y)
+
+    def loss(logits, yi, mi):
+        return torch.nn.functional.cross_entropy(logits, yi)
+
+    full = _importance.per_sample_gradients(learner, x, None, y, loss)
+    some = [n for n in full if "rnn" in n]
+    part = _importance.per_sample_gradients(learner, x, None, y, loss, only=some)
+    assert list(part) == some and len(some) < len(full)
+    for k in some:
+        torch.testing.assert_close(part[k], full[k])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING
 
 import torch
@@ -188,14 +188,18 @@ def per_sample_gradients(
     t: Tensor | None,
     y: Tensor,
     objective: Callable[[Tensor, Tensor, Tensor], Tensor],
+    only: Collection[str] | None = None,
 ) -> dict[str, Tensor]:
     """Gradient of ``objective(logits [1, C], y [1], mask [1, C])`` for each sample: name -> [n, *shape].
 
     ``mask`` marks the outputs of each sample's task (all True without task ids), so an
-    objective can ignore the heads of other tasks.
+    objective can ignore the heads of other tasks. ``only``: the parameters to differentiate (the
+    others are held as constants, their per-sample gradients never computed).
     """
     model = learner.model
-    params = {n: p.detach() for n, p in trainable(learner).items()}
+    weights = {n: p.detach() for n, p in trainable(learner).items()}
+    params = weights if only is None else {n: p for n, p in weights.items() if n in only}
+    fixed = {n: p for n, p in weights.items() if n not in params}
     buffers = {n: b.detach() for n, b in model.named_buffers()}
     x, y = x.to(learner.device), y.to(learner.device)
     n_out = _n_outputs(learner, x)
@@ -204,7 +208,7 @@ def per_sample_gradients(
         mask = torch.ones(len(y), n_out, dtype=torch.bool, device=learner.device)
 
     def one(p: dict[str, Tensor], xi: Tensor, yi: Tensor, mi: Tensor) -> Tensor:
-        logits = functional_call(model, (p, buffers), (xi.unsqueeze(0),))
+        logits = functional_call(model, (p, fixed, buffers), (xi.unsqueeze(0),))
         return objective(logits, yi.unsqueeze(0), mi.unsqueeze(0))
 
     was_training = model.training

@@ -88,11 +88,9 @@ class OGD(Strategy):
         if self.basis_ is None:
             self.shared_only_ = experience.kind == "task" or data.t is not None
         b = data.batch(sample_index(learner, len(data), share(learner, self.memory_per_experience)))
-        grads = per_sample_gradients(learner, b.x, b.t, b.y, _true_logit)  # name -> [n, *shape]
         kept = self._projected(learner)
-        flat = torch.cat(
-            [g.reshape(len(b.y), -1) for n, g in grads.items() if n in kept], 1
-        )  # [n, P] this rank's
+        grads = per_sample_gradients(learner, b.x, b.t, b.y, _true_logit, only=kept)  # name -> [n, *shape]
+        flat = torch.cat([g.reshape(len(b.y), -1) for n, g in grads.items()], 1)  # [n, P] this rank's
         flat = all_gather_rows(learner, flat)  # [N, P] every rank's
         if self.basis_ is not None:
             self._check_size(flat.shape[1])
