@@ -67,3 +67,25 @@ def test_a_model_adapters_cannot_compute_is_refused_when_the_learner_is_built(no
     with pytest.raises(StrategyMismatchError, match=r"needs an nn.Sequential \.features.*got Recurrent"):
         Learner(Recurrent(), [Adapters()])
     Learner(Recurrent(), [Adapters(enabled=False)])  # a disabled strategy leaves any model alone
+
+
+def test_a_frozen_backbones_batch_norm_statistics_stay_frozen() -> None:
+    """The backbone was frozen through requires_grad only: in train mode a BatchNorm in .features kept
+    updating its running statistics on every experience, changing earlier adapter sets' outputs."""
+    stream = toy_scenario("task")
+    first, second = stream.experiences
+    learner = Learner(toy_model(batch_norm=True), [Adapters(bottleneck=4)], lr=0.1, batch_size=8)
+    norm = learner.model.features[2]
+    stats = norm.running_mean.clone(), norm.running_var.clone()
+    learner.learn(first)
+    before = learner.predict_logits(first.test.features(), first.test.t)
+    learner.learn(second)
+    assert torch.equal(norm.running_mean, stats[0]) and torch.equal(norm.running_var, stats[1])
+    assert torch.equal(before, learner.predict_logits(first.test.features(), first.test.t))
+    assert norm.training == learner.model.training  # put back in the mode the learner set
+
+    tuned = Learner(
+        toy_model(batch_norm=True), [Adapters(bottleneck=4, tune_first=True)], lr=0.1, batch_size=8
+    )
+    tuned.learn(first)  # the first experience trains the backbone: its statistics follow the data
+    assert not torch.equal(tuned.model.features[2].running_mean, stats[0])

@@ -1,10 +1,13 @@
 """Bottleneck adapters (and input prompts) on a frozen backbone.
 
 Houlsby et al. (2019), "Parameter-Efficient Transfer Learning for NLP": after each hidden
-activation a residual ``h + up(relu(down(h)))`` with ``up`` initialised to zero, so a new
-adapter starts as the identity. The backbone (``model.features``, optionally the classifier)
-is frozen; with ``per_experience=True`` each experience trains its own adapters and task ids
-choose them at inference (without task ids the newest set is used). Optional prompts are
+activation a residual ``h + up(relu(down(h)))``. A new adapter starts as the identity: ``up``
+is initialised to zero (as adapter-hub's ``mam_adapter`` and LoRA do; Houlsby's code draws both
+projections from a normal of std 1e-3, a near-identity start, and uses GELU where this uses the
+ReLU of the MLP and CNN it is inserted into). The backbone (``model.features``, optionally the
+classifier) is frozen, its batch-norm statistics included (they are used, not updated, while
+adapters train); with ``per_experience=True`` each experience trains its own adapters and task
+ids choose them at inference (without task ids the newest set is used). Optional prompts are
 learnable vectors added to the backbone's input (a minimal form of prompt tuning).
 """
 
@@ -102,8 +105,7 @@ class Adapters(Strategy):
             adapters.append(nn.ModuleList(Bottleneck(w, self.bottleneck) for _, w in slots).to(device))
             if self.prompt:
                 prompts.append(torch.zeros(shape, device=device))
-        tune = self.tune_first and learner.experience_index <= 0
-        part(model, "features", nn.Sequential).requires_grad_(tune)
+        part(model, "features", nn.Sequential).requires_grad_(self._tunes_backbone(learner))
         part(model, "classifier", nn.Linear).requires_grad_(not self.freeze_classifier)
         per_set: list[Tensor | None] = [*prompts] or [None] * len(adapters)
         for i, (a, p) in enumerate(zip(adapters, per_set)):
@@ -145,6 +147,10 @@ class Adapters(Strategy):
         features, classifier = part(model, "features", nn.Sequential), part(model, "classifier", nn.Linear)
         adapters, prompts = _adapters(model), _prompts(model)
 
+        # a frozen backbone's normalisation statistics stay frozen too: in train mode a BatchNorm
+        # would keep updating them, changing the backbone under every earlier adapter set
+        frozen_norms = [] if self._tunes_backbone(learner) else _training_norms(features)
+
         def adapted(xs: Tensor, task: int | None) -> Tensor:
             s = (
                 len(self.sets_) - 1 - self.sets_[::-1].index(task)
@@ -161,7 +167,16 @@ class Adapters(Strategy):
             return classifier(h)
 
         with reading_features(model, "Adapters"):
-            return route(x, t, adapted)  # the learner masks a forward hook's logits to the task
+            for norm in frozen_norms:
+                norm.eval()
+            try:
+                return route(x, t, adapted)  # the learner masks a forward hook's logits to the task
+            finally:
+                for norm in frozen_norms:
+                    norm.train()
+
+    def _tunes_backbone(self, learner: Learner) -> bool:
+        return self.tune_first and learner.experience_index <= 0
 
     def remove(self, learner: Learner) -> None:
         """Delete every adapter and prompt; the backbone is back exactly as it was, and trainable."""
@@ -189,6 +204,11 @@ def _check_backbone(model: nn.Module) -> None:
             f"classifier(features(x)) itself, so it needs an nn.Sequential .features and a Linear .classifier "
             f"holding every layer (lifelong.learn.models.MLP or CNN); got {type(model).__name__}{extra}"
         )
+
+
+def _training_norms(features: nn.Module) -> list[nn.Module]:
+    """The batch-norm layers of ``features`` in train mode (they would update running statistics)."""
+    return [m for m in features.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training]
 
 
 def _adapters(model: nn.Module) -> nn.ModuleList:

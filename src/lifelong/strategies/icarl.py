@@ -3,6 +3,18 @@
 Rebuffi et al. (2017), "iCaRL: Incremental Classifier and Representation Learning". The
 memory is split equally across the classes seen; each class keeps a herding-ordered set, so
 shrinking it at a boundary keeps a prefix. Exemplars are trained on with the new data.
+
+Departures from the authors' code (srebuffi/iCaRL), each measured on Split Fashion-MNIST (MLP,
+memory 500, 8 seeds) or split digits (5 seeds):
+
+- The sigmoid loss covers the classes seen so far and is summed over them (the paper's equation);
+  the authors' code also trains later classes' outputs towards 0 and averages over every output
+  (0.644 against 0.647 and 0.910 against 0.905: within seed noise; the mean only rescales the rate).
+- Class means are not averaged with the mirror images' (the authors' CIFAR code flips; their
+  TensorFlow ImageNet code does not): flipping cost 0.644 -> 0.621, worse on every seed, on images
+  with no flip augmentation.
+- Exemplars per class are ``buffer_size // classes`` (floor, the paper's m = K/t, never over the
+  budget); the authors' code rounds up.
 """
 
 from __future__ import annotations

@@ -3,7 +3,10 @@
 Mensink et al. (2013), "Distance-Based Image Classification: Generalizing to New Classes
 at Near-Zero Cost"; used over frozen (pretrained) features as a continual-learning baseline,
 e.g. Janson et al. (2022), "A Simple Baseline that Questions the Use of Pretrained-Models in
-Continual Learning". The means are running sums, so learning is online and task-free.
+Continual Learning". The means are running sums, so learning is online and task-free. The class
+means are L2-normalised again (a cosine classifier, as iCaRL's); Janson et al.'s code compares with
+the plain means of normalised features (Split Fashion-MNIST 0.677 against 0.678, split digits 0.838
+against 0.839, 3 seeds: no difference beyond noise).
 """
 
 from __future__ import annotations
