@@ -366,11 +366,17 @@ def test_strategies_that_need_task_ids_refuse_predictions_without_a_trained_one(
     assert learner.step == step
 
 
-def test_a_task_id_unseen_by_a_learner_that_needs_none_is_allowed() -> None:
+def test_a_task_id_never_trained_is_refused_by_predict() -> None:
+    """It was answered unmasked, with every output, as if no task were given (a typo in t went unseen);
+    evaluation still scores a task before training among its declared classes (forward transfer)."""
     learner = Learner(toy_model(), [Naive()], lr=0.1, batch_size=8)
     learner.fit(toy_scenario("task"))
     x = torch.zeros(3, 8)
-    assert learner.predict(x).shape == learner.predict(x, t=7).shape == (3,)  # unmasked, as documented
+    assert learner.predict(x).shape == learner.predict(x, t=0).shape == (3,)
+    with pytest.raises(
+        DataError, match=r"task ids \[7\] were never trained \(trained tasks: \[0, 1\]\); the task mask"
+    ):
+        learner.predict(x, t=7)
     with pytest.raises(DataError, match="task ids must be >= 0"):  # clamped, it would read as task 0
         learner.predict(x, t=-1)
 
@@ -1139,3 +1145,93 @@ def test_a_forward_hooks_logits_are_task_masked() -> None:
     logits = learner.predict_logits(x, t)
     outside = [c for c in range(4) if c not in scenario[0].classes]
     assert torch.isinf(logits[:, outside]).all()
+
+
+class _Boundaries(Strategy):
+    supports = frozenset({"class", "task", "domain"})
+
+    def __init__(self) -> None:
+        self.seen_: list[tuple[tuple[int, ...], int]] = []
+
+    def after_experience(self, learner: Learner, experience: Experience) -> None:
+        self.seen_.append((tuple(experience.classes), len(experience.train)))
+
+
+def test_fit_after_partial_fit_closes_the_open_experience_first_and_leaves_the_scenario_alone() -> None:
+    """The open partial_fit experience was never consolidated, and its window of samples became the
+    next experience's training set at that boundary: the caller's scenario was changed in place."""
+    x, y = torch.randn(600, 6), torch.arange(600) % 6
+    scenario = class_incremental(from_tensors(x, y), classes_per_experience=2)
+    sizes = [len(e.train) for e in scenario]
+    spy = _Boundaries()
+    learner = Learner(toy_model_for(6, 6), [spy], lr=0.1)
+    learner.partial_fit(x[y >= 4][:50], y[y >= 4][:50])
+    learner.fit(scenario)
+    assert spy.seen_ == [((4, 5), 50), *((tuple(e.classes), len(e.train)) for e in scenario)]
+    assert [len(e.train) for e in scenario] == sizes
+
+
+def toy_model_for(features: int, classes: int) -> torch.nn.Module:
+    from lifelong.learn.models import MLP
+
+    torch.manual_seed(0)
+    return MLP(in_features=features, hidden=(8,), n_classes=classes)
+
+
+def test_a_first_partial_fit_of_a_shape_the_model_cannot_take_changes_nothing() -> None:
+    """A raw conv2d error, after which the learner kept the bad shape and refused right-shaped images."""
+    from torch import nn
+
+    def conv() -> nn.Module:  # a model of the user's own: no spec says its input shape
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Conv2d(1, 4, 3), nn.Flatten(), nn.Linear(4 * 6 * 6, 3))
+
+    learner = Learner(conv(), lr=0.1)
+    x, y = torch.rand(10, 1, 8, 8), torch.arange(10) % 3
+    with pytest.raises(DataError, match=r"partial_fit: the model cannot take samples of shape \[64\]"):
+        learner.partial_fit(x.reshape(10, 64), y)
+    assert learner.input_shape is None and learner.experience_index < 0
+    learner.partial_fit(x, y)  # the right shape still trains
+    assert learner.input_shape == (1, 8, 8)
+    fresh = Learner(conv())
+    with pytest.raises(DataError, match=r"first forward: the model cannot take samples of shape \[3, 8, 8\]"):
+        fresh.predict(torch.rand(2, 3, 8, 8))
+
+
+def test_samples_in_another_layout_are_refused_not_reshaped() -> None:
+    """[N, H, W, C] images given to a [C, H, W] learner hold as many values, and were reshaped
+    (scrambled) and predicted on; flat rows and dimensions of size 1 still reshape."""
+    learner = Learner(toy_model_for(48, 3), lr=0.1)
+    learner.fit(
+        class_incremental(from_tensors(torch.rand(60, 3, 4, 4), torch.arange(60) % 3), n_experiences=1)
+    )
+    with pytest.raises(
+        DataError, match=r"expected samples of shape \(3, 4, 4\), received \(4, 4, 3\).*permute"
+    ):
+        learner.predict(torch.rand(5, 4, 4, 3))
+    assert learner.predict(torch.rand(5, 48)).shape == (5,)  # flat rows
+    assert learner.predict(torch.rand(5, 1, 3, 4, 4)).shape == (5,)  # a dimension of size 1
+    with pytest.raises(DataError, match="another layout"):
+        learner.fit(
+            class_incremental(from_tensors(torch.rand(30, 4, 4, 3), torch.arange(30) % 3), n_experiences=1)
+        )
+
+
+def test_a_strategy_class_instead_of_an_instance_is_named() -> None:
+    with pytest.raises(ConfigError, match=r"Replay is a class; pass an instance: Replay\(\)"):
+        Learner(toy_model(), Replay)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"Replay is a class"):
+        Learner(toy_model(), [Replay])  # type: ignore[list-item]
+    with pytest.raises(ConfigError, match="expected a Strategy or a list of them, got int"):
+        Learner(toy_model(), 3)  # type: ignore[arg-type]
+
+
+def test_epochs_on_a_task_free_stream_are_said_to_be_unused() -> None:
+    from lifelong.data.scenarios import task_free
+
+    stream = task_free(toy_scenario("class"))
+    with pytest.warns(UserWarning, match="task-free stream is learned in one pass.*epochs=3 is not used"):
+        Learner(toy_model(), lr=0.1, epochs=3).fit(stream)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Learner(toy_model(), lr=0.1).fit(stream)

@@ -144,9 +144,17 @@ class Learner:
                 f"model: {type(model).__name__} has no parameters to train; give it layers with weights "
                 "(e.g. lifelong.learn.create_model('mlp', in_features=..., n_classes=...))"
             )
-        if isinstance(strategies, Strategy):
-            strategies = [strategies]
+        if isinstance(strategies, Strategy | type):
+            strategies = [strategies]  # a class is refused below, by name
+        try:
+            strategies = list(strategies)
+        except TypeError:
+            raise ConfigError(
+                f"strategies: expected a Strategy or a list of them, got {type(strategies).__name__}"
+            ) from None
         for i, s in enumerate(strategies):
+            if isinstance(s, type) and issubclass(s, Strategy):
+                raise ConfigError(f"strategies: {s.__name__} is a class; pass an instance: {s.__name__}()")
             if not isinstance(s, Strategy):
                 raise ConfigError(f"strategies: {s!r} is not a lifelong Strategy")
             if any(s is other for other in strategies[:i]):
@@ -548,6 +556,10 @@ class Learner:
             except TypeError as err:
                 _check_one_input(self.model, err)
                 raise
+            except Exception as err:  # predict on a learner that never trained: the model meets x here
+                if is_shape_error(err):
+                    raise _shape_refusal(err, x.shape[1:], "the model's first forward") from err
+                raise
             _check_logits(self.model, logits, len(x))
             self._output_checked = True
         if t is not None:
@@ -596,6 +608,8 @@ class Learner:
             self._task_mask = None
 
     def _begin(self, experience: Experience) -> None:
+        if self._experience is not None:  # partial_fit's experience, still open: its boundary comes first
+            self.consolidate()  # (its window became the next experience's training set, the caller's too)
         # a strategy that refuses the experience (PackNet with no free weights) leaves the count as it was
         before = (self._experience, self._experience_count, set(self._classes_seen),
                   {k: set(v) for k, v in self._task_classes.items()}, self._task_mask)  # fmt: skip
@@ -669,6 +683,8 @@ class Learner:
                 )
         grow = self.allow_new_classes if allow_new_classes is None else allow_new_classes
         self._check_labels(y, "partial_fit", grow)
+        if not self._output_checked:
+            self._probe(x[:2], "partial_fit")
         if self._input_shape is None:
             self._input_shape = tuple(x.shape[1:])
             self.feature_names = tuple(columns) if columns is not None else None
@@ -698,6 +714,22 @@ class Learner:
                 if self._keep_window:
                     self._window.append(b)
         self.train_seconds += time.perf_counter() - start
+
+    def _probe(self, x: Tensor, where: str) -> None:
+        """The model's first forward, on a sample or two without gradients: samples it cannot take are
+        refused before ``partial_fit`` changes anything (the failed first step used to leave their
+        shape recorded as the learner's, so that right-shaped samples were reshaped to it and failed
+        too). Errors other than torch's shape errors surface from the training step, as before."""
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.no_grad(), self._in_model_dtype():
+                self.model(x.to(self.device, self.input_dtype))
+        except Exception as err:
+            if is_shape_error(err):
+                raise _shape_refusal(err, x.shape[1:], where) from err
+        finally:
+            self.model.train(was_training)
 
     # -- inputs and labels as users hand them over ---------------------------------------
     @property
@@ -786,6 +818,7 @@ class Learner:
                     f"{where}: expected samples of shape {expected} ({math.prod(expected)} features), "
                     f"received {got} (x of shape {tuple(x.shape)})"
                 )
+            _check_layout(got, expected, where)
             x = x.reshape(len(x), *expected)
         return x, self._check_values(x, f"{where}: x")
 
@@ -867,6 +900,8 @@ class Learner:
                 f"{where}: expected samples of shape {expected} ({math.prod(expected)} features), "
                 f"received {data.input_shape}"
             )
+        if expected is not None:
+            _check_layout(tuple(data.input_shape), expected, f"{where}: {data.name}")
 
     def grow_classes(self, n_classes: int) -> bool:
         """Grow the classifier head to ``n_classes`` outputs; old logits are unchanged.
@@ -977,12 +1012,13 @@ class Learner:
         ids = ids.long().expand(n).clone()
         if n and int(ids.min()) < 0:
             raise DataError(f"{where}: task ids must be >= 0, got {int(ids.min())}")
-        if trained and needs:
+        if trained and (needs or self._task_classes):
             unknown = sorted(set(ids.unique().tolist()) - set(self._task_classes))
             if unknown:
+                who = ", ".join(needs) if needs else "the task mask (the outputs of a task's own classes)"
                 raise DataError(
                     f"{where}: task ids {unknown} were never trained (trained tasks: "
-                    f"{sorted(self._task_classes) or 'none'}); {', '.join(needs)} can only answer for those"
+                    f"{sorted(self._task_classes) or 'none'}); {who} can only answer for those"
                 )
         return ids
 
@@ -1072,13 +1108,11 @@ class Learner:
             with self._in_model_dtype():
                 return self._correct_all(experiences)
         except Exception as err:
-            if not is_shape_error(err):
+            cause = err.__cause__ if isinstance(err, DataError) else err  # forward's own refusal, or torch's
+            if cause is None or not is_shape_error(cause):
                 raise
-            first = first_line(err)
-            raise DataError(
-                f"{where}: the model cannot take this scenario's samples of shape "
-                f"{list(experiences[0].test.input_shape)} ({first}); build it for that shape (or reshape the data)"
-            ) from err
+            shape = experiences[0].test.input_shape
+            raise _shape_refusal(cause, shape, where, "this scenario's samples") from cause
 
     def fit(
         self,
@@ -1110,6 +1144,13 @@ class Learner:
             )
         kind = stream.kind if isinstance(stream, TaskFreeStream) else kinds.pop()
         self.check_supported(kind, experiences[0].train.t is not None)
+        if isinstance(stream, TaskFreeStream) and self.epochs != 1:
+            warnings.warn(
+                f"fit: a task-free stream is learned in one pass, each sample as it arrives; epochs={self.epochs} "
+                "is not used (replay or a memory revisits samples; a scenario with boundaries takes epochs)",
+                UserWarning,
+                stacklevel=2,
+            )
         for s in self.strategies:
             s.check_stream(self, experiences)
         reference = _reference(reference_accuracy, len(experiences))
@@ -1571,6 +1612,28 @@ def _device(device: str | torch.device | None) -> torch.device:
     if device is None:
         return torch.device("cpu")
     return torch.device("meta") if str(device) == "meta" else resolve_device(device, "device")
+
+
+def _check_layout(got: tuple[int, ...], expected: tuple[int, ...], where: str) -> None:
+    """Samples with the model's number of values are reshaped to its shape only from (or to) flat
+    rows, or across dimensions of size 1: [N, H, W, C] images given to a [C, H, W] model hold the
+    right number of values in another order, and reshaping them scrambles every sample."""
+    if len(got) == 1 or len(expected) == 1:
+        return
+    if tuple(d for d in got if d != 1) != tuple(d for d in expected if d != 1):
+        raise DataError(
+            f"{where}: expected samples of shape {expected}, received {got}: as many values in another "
+            "layout (channels last?), which reshaping would scramble; put them in the model's layout "
+            "(x.permute(0, 3, 1, 2) for [N, H, W, C] images) or pass flat rows"
+        )
+
+
+def _shape_refusal(err: BaseException, shape: Sequence[int], where: str, what: str = "samples") -> DataError:
+    """torch's shape error of a model's first forward, said as what to change."""
+    return DataError(
+        f"{where}: the model cannot take {what} of shape {list(shape)} ({first_line(err)}); build it for "
+        "that shape (or reshape the data)"
+    )
 
 
 def _check_one_input(model: nn.Module, err: TypeError) -> None:
