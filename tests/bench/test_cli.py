@@ -361,6 +361,29 @@ def test_a_strategy_refusing_the_model_stops_bench_before_anything_trains(
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_a_strategy_refusing_the_scenario_stops_bench_before_anything_trains(
+    dry_run: bool, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """PackNet in a class-incremental grid: naive trained first, then exit 2 with no results.json;
+    --dry-run listed it and exited 0."""
+    import numpy as np
+
+    from tests.data._tabular import tabular
+
+    x, y = tabular(200)
+    np.savez(tmp_path / "tab.npz", x=x, y=y)
+    argv = ["bench", "--data", str(tmp_path / "tab.npz"), "--scenario", "class", "--strategies", "naive,packnet",
+            "--seeds", "0", "--epochs", "1", "--out", str(tmp_path / "out"), "--no-progress", "--no-plots"]  # fmt: skip
+    assert main([*argv, *(["--dry-run"] if dry_run else [])]) == 2
+    out, err = capsys.readouterr()
+    assert (
+        err.startswith("error: packnet on tab-class: PackNet does not support class scenarios")
+        and "ACC" not in out
+    )
+    assert not (tmp_path / "out").exists()
+
+
 def test_bench_on_the_users_file_runs_each_class_default_at_lr_0_03(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

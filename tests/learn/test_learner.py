@@ -918,6 +918,14 @@ def test_a_float64_model_trains_in_fit_as_in_partial_fit() -> None:
         (lambda: [S.HAT(), S.PackNet()], "HAT and PackNet each take over the model's parameters per task"),
         (lambda: [S.CPG(), S.EWC()], "CPG widens the model's hidden layers, so EWC's per-parameter anchors"),
         (lambda: [S.SI(), S.L2(), S.DEN()], "DEN widens the model's hidden layers, so SI and L2's"),
+        (
+            lambda: [S.DEN(), S.LwF()],
+            "DEN widens the model's hidden layers, so the copy of the model LwF keeps",
+        ),
+        (
+            lambda: [S.CPG(), S.ICaRL(50), S.GenerativeReplay()],
+            "the copy of the model ICaRL and GenerativeReplay",
+        ),
     ],
 )
 def test_a_hybrid_whose_parts_cannot_both_act_is_refused_before_training(strategies, words) -> None:

@@ -218,13 +218,14 @@ def run_grid(benchmarks: list[str], strategies: list[str], seeds: list[int], set
 
 def build_all(bench: Benchmark, strategies: list[str], seed: int, settings: runner.Settings) -> Any:
     """Build ``seed``'s scenario and every strategy's learner on it before anything trains, so that a
-    strategy refusing the model (no ``.features``, batch norm under GPM) stops the grid before the
+    strategy refusing the model (no ``.features``, batch norm under GPM) or the scenario (PackNet in a
+    class-incremental one) stops the grid before the
     strategies listed ahead of it train, not after (with no results written). Returns the scenario."""
     settings = replace(settings, epochs=settings.epochs or bench.epochs)
     scenario = runner._subsample(bench.build(seed), settings.train_fraction, seed)
     for s in strategies:
         try:
-            runner.build_learner(bench.name, s, seed, settings, scenario)
+            runner.build_learner(bench.name, s, seed, settings, scenario).check_scenario(scenario)
         except StrategyMismatchError as e:  # the strategy's refusal: say which (a bad model is the model's)
             e.args = (f"{s} on {bench.name}: {e}",)
             raise

@@ -331,6 +331,13 @@ class Learner:
                 f"anchors would no longer fit them; use {grower} alone (it protects old tasks' weights "
                 "itself) or the regularizer with a method that keeps layer sizes (HAT, PackNet, PNN)"
             )
+        teachers = [type(s).__name__ for s in self.strategies if s.keeps_teacher]
+        if grower and teachers:  # was a raw size-mismatch RuntimeError after the first widening
+            raise StrategyMismatchError(
+                f"{grower} widens the model's hidden layers, so the copy of the model {' and '.join(teachers)} "
+                f"keeps from the last boundary would no longer fit it; use {grower} alone, or "
+                f"{' and '.join(teachers)} with a method that keeps layer sizes (HAT, PackNet, PNN)"
+            )
         step = next((s for s in self.strategies if "step" in s.owns), None)
         if step is None:
             return
@@ -363,6 +370,24 @@ class Learner:
             # the model grew or was reset (every rank alike): DDP must know the new parameters, and
             # wrapping again broadcasts rank 0's, so freshly initialised ones agree across ranks
             self._train_net = distributed.wrap(self.model, self.process_group, self.device)
+
+    def check_scenario(
+        self, stream: Scenario | TaskFreeStream | Iterable[Experience]
+    ) -> tuple[list[Experience], str]:
+        """Refuse, before any training, a stream these strategies cannot learn (its kind, task labels,
+        what each strategy checks of the whole stream); its experiences and kind. ``fit`` starts so;
+        a grid of learners (``lifelong bench``) calls it for each before any trains."""
+        experiences = _experiences(stream, "fit")
+        kinds = {e.kind for e in experiences}
+        if len(kinds) > 1:
+            raise DataError(
+                f"fit: the experiences come from scenarios of kinds {sorted(kinds)}; fit one kind at a time"
+            )
+        kind = stream.kind if isinstance(stream, TaskFreeStream) else kinds.pop()
+        self.check_supported(kind, experiences[0].train.t is not None)
+        for s in self.strategies:
+            s.check_stream(self, experiences)
+        return experiences, kind
 
     def check_supported(self, kind: str | None, has_task_labels: bool = False) -> None:
         """Refuse, before any training, a scenario kind a strategy does not support."""
@@ -1136,14 +1161,7 @@ class Learner:
         >>> "intransigence" in result.metrics
         True
         """
-        experiences = _experiences(stream, "fit")
-        kinds = {e.kind for e in experiences}
-        if len(kinds) > 1:
-            raise DataError(
-                f"fit: the experiences come from scenarios of kinds {sorted(kinds)}; fit one kind at a time"
-            )
-        kind = stream.kind if isinstance(stream, TaskFreeStream) else kinds.pop()
-        self.check_supported(kind, experiences[0].train.t is not None)
+        experiences, kind = self.check_scenario(stream)
         if isinstance(stream, TaskFreeStream) and self.epochs != 1:
             warnings.warn(
                 f"fit: a task-free stream is learned in one pass, each sample as it arrives; epochs={self.epochs} "
@@ -1151,8 +1169,6 @@ class Learner:
                 UserWarning,
                 stacklevel=2,
             )
-        for s in self.strategies:
-            s.check_stream(self, experiences)
         reference = _reference(reference_accuracy, len(experiences))
         # every sample is checked here, once: learn() is told so, and checks only the labels again
         trains = [stream.data] if isinstance(stream, TaskFreeStream) else [e.train for e in experiences]

@@ -69,7 +69,8 @@ class Strategy:
     ``anchors`` marks a penalty on each parameter's distance from its value at the last boundary,
     kept per parameter name and shape (EWC, SI, MAS, L2, RWalk, SCP); ``grows_layers`` a method that
     widens hidden layers (CPG, DEN), after which those anchors no longer fit: the learner refuses
-    the two together. ``follows_growth`` False: the method keeps state sized to the model's weights
+    the two together, and a grower beside a method that ``keeps_teacher`` (a copy of the model at the
+    last boundary, rebuilt from its weights: LwF, iCaRL, generative replay's solver). ``follows_growth`` False: the method keeps state sized to the model's weights
     that a grown head cannot join (OGD's flattened directions), so ``allow_new_classes`` is refused
     before the head grows. ``float32_only``: the method builds float32 tensors or layers of its own
     (importances, projections, new columns), so a float64 or bfloat16 model is refused when the
@@ -83,6 +84,7 @@ class Strategy:
     rows_per_rank: ClassVar[tuple[str, ...]] = ()
     owns: ClassVar[frozenset[str]] = frozenset()
     anchors: ClassVar[bool] = False
+    keeps_teacher: ClassVar[bool] = False
     grows_layers: ClassVar[bool] = False
     follows_growth: ClassVar[bool] = True
     float32_only: ClassVar[bool] = False

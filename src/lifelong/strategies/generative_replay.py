@@ -51,6 +51,7 @@ class GenerativeReplay(Strategy):
     """
 
     name = "generative-replay"
+    keeps_teacher = True
     float32_only = True
     supports = frozenset({"class", "domain"})
 

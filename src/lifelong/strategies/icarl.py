@@ -54,6 +54,7 @@ class ICaRL(Strategy):
     """
 
     name = "icarl"
+    keeps_teacher = True
     float32_only = True
     supports = frozenset({"class", "task", "domain"})
     rows_per_rank = ("exemplars_",)  # under torch.distributed each rank herds its share

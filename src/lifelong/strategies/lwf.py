@@ -40,6 +40,7 @@ class LwF(Strategy):
     """
 
     name = "lwf"
+    keeps_teacher = True
     supports = frozenset({"class", "task", "domain"})
 
     def __init__(self, alpha: float = 1.0, temperature: float = 2.0) -> None:
