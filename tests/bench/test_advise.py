@@ -88,6 +88,16 @@ def test_notes_say_when_nothing_allowed_beats_naive_and_what_a_memory_buys() -> 
     assert any("memory of 200 samples replay-200 reaches ACC 0.700" in n for n in said)
 
 
+def test_a_memory_smaller_than_any_measured_one_is_said_not_silently_dropped() -> None:
+    """--memory 199 dropped every memory method (measured at 200 and 500) without a word."""
+    c = Constraints(memory=199)
+    assert not any(split_name(m)[1] for m in methods(c))
+    said = notes(c, ROWS, "b", recommend(c, ROWS, "b"))
+    assert any("no memory method was measured with as few as 199 samples (the smallest is 200)" in n
+               and "replay-200 reaches ACC 0.700" in n and "bench --buffer 199" in n for n in said)  # fmt: skip
+    assert not any("as few as" in n for n in notes(Constraints(memory=200), ROWS, "b", []))
+
+
 def test_cli_reads_the_projects_own_results(capsys: pytest.CaptureFixture[str]) -> None:
     path = find_results()
     assert main(["advise", "--log-json", "--top", "3"]) == 0

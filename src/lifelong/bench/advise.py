@@ -222,14 +222,19 @@ def notes(c: Constraints, rows: list[dict[str, Any]], benchmark: str, advice: li
     if naive is not None and best is not None and best.acc < naive["acc"] + 0.05:
         out.append(f"on {benchmark} no method that fits beats naive fine-tuning (ACC {naive['acc']:.3f}) by 0.05 "
                    f"or more; the best is {best.method} at {best.acc:.3f}")  # fmt: skip
-    if not c.keeps_samples:
-        memory = [r for r in rows if FAMILY.get(split_name(r["strategy"])[0]) in NEEDS_RAW_DATA
-                  and split_name(r["strategy"])[1] is not None]  # fmt: skip
-        if memory:
-            smallest = min(split_name(r["strategy"])[1] or 0 for r in memory)
-            top = max((r for r in memory if split_name(r["strategy"])[1] == smallest), key=lambda r: r["acc"])
-            out.append(f"with a memory of {smallest} samples {top['strategy']} reaches ACC {top['acc']:.3f} "
-                       f"(forgetting {top['forgetting']:.3f})")  # fmt: skip
+    memory = [r for r in rows if FAMILY.get(split_name(r["strategy"])[0]) in NEEDS_RAW_DATA
+              and split_name(r["strategy"])[1] is not None]  # fmt: skip
+    if memory:
+        smallest = min(split_name(r["strategy"])[1] or 0 for r in memory)
+        top = max((r for r in memory if split_name(r["strategy"])[1] == smallest), key=lambda r: r["acc"])
+        reaches = (f"with a memory of {smallest} samples {top['strategy']} reaches ACC {top['acc']:.3f} "
+                   f"(forgetting {top['forgetting']:.3f})")  # fmt: skip
+        if not c.keeps_samples:
+            out.append(reaches)
+        elif c.memory is not None and c.memory < smallest:  # every memory method dropped, silently
+            out.append(f"no memory method was measured with as few as {c.memory} samples (the smallest is "
+                       f"{smallest}), so none is listed; {reaches}; measure yours with lifelong bench --buffer "
+                       f"{c.memory} --strategies replay,derpp (--data FILE for your own rows)")  # fmt: skip
     return out
 
 
