@@ -361,6 +361,36 @@ def test_a_strategy_refusing_the_model_stops_bench_before_anything_trains(
     assert not (tmp_path / "out").exists()
 
 
+def test_bench_reports_fwt_and_intransigence_against_the_cumulative_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The field's intransigence needs a reference run; with cumulative in the grid it is one."""
+    import numpy as np
+
+    from lifelong.metrics import intransigence
+    from tests.data._tabular import tabular
+
+    x, y = tabular(200)
+    np.savez(tmp_path / "tab.npz", x=x, y=y)
+    argv = ["bench", "--data", str(tmp_path / "tab.npz"), "--scenario", "class", "--strategies", "naive,cumulative",
+            "--seeds", "0", "--epochs", "1", "--out", str(tmp_path / "out"), "--no-progress", "--no-plots"]  # fmt: skip
+    assert main(argv) == 0
+    runs = {r["strategy"]: r for r in json.loads((tmp_path / "out" / "results.json").read_text())["runs"]}
+    reference = [row[j] for j, row in enumerate(runs["cumulative"]["accuracy_matrix"])]
+    naive = runs["naive"]
+    assert naive["metrics"]["intransigence"] == pytest.approx(
+        intransigence(naive["accuracy_matrix"], reference)
+    )
+    assert runs["cumulative"]["metrics"]["intransigence"] == 0.0
+    out = capsys.readouterr().out
+    assert "FWT" in out and "Intransigence" in out
+    alone_argv = [a.replace("naive,cumulative", "naive") for a in argv]
+    alone_argv[alone_argv.index("--out") + 1] = str(tmp_path / "alone")
+    assert main(alone_argv) == 0
+    (alone,) = json.loads((tmp_path / "alone" / "results.json").read_text())["runs"]
+    assert "intransigence" not in alone["metrics"]  # no reference, no figure
+
+
 @pytest.mark.parametrize("dry_run", [False, True])
 def test_a_strategy_refusing_the_scenario_stops_bench_before_anything_trains(
     dry_run: bool, tmp_path: Path, capsys: pytest.CaptureFixture[str]

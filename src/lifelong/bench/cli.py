@@ -201,6 +201,7 @@ def run_grid(benchmarks: list[str], strategies: list[str], seeds: list[int], set
                          metrics=m)  # fmt: skip
                 runs.append(run)
     out.mkdir(parents=True, exist_ok=True)
+    runner.add_intransigence(runs)  # needs every seed's cumulative run: once all have run
     rows = runner.summarize(runs)
     (out / "results.json").write_text(strict_json({"runs": runs, "summary": rows}, indent=1))
     log.table(rich_table(rows))

@@ -9,9 +9,22 @@ from typing import Any
 COLUMNS = [
     ("acc", "ACC"),
     ("bwt", "BWT"),
+    ("fwt", "FWT"),
     ("forgetting", "Forgetting"),
+    ("intransigence", "Intransigence"),  # only with a cumulative run of the same seeds (the reference)
     ("train_seconds_per_epoch", "s/epoch"),
 ]
+
+
+def columns(rows: Sequence[dict[str, Any]]) -> list[tuple[str, str]]:
+    """The metrics any row has (a results.json from before FWT was reported has none of it)."""
+    return [(k, name) for k, name in COLUMNS if any(k in r for r in rows)]
+
+
+def _cell(row: dict[str, Any], key: str) -> str:
+    if key == "train_seconds_per_epoch":
+        return f"{row[key]:.2f}"
+    return _fmt(row, key) if key in row else "-"
 
 
 def _fmt(row: dict[str, Any], key: str) -> str:
@@ -27,23 +40,24 @@ def rich_table(rows: Sequence[dict[str, Any]]) -> Any:
 
     one_seed = all(r.get("seeds", 2) == 1 for r in rows)
     table = Table(title="one seed each (no spread measured)" if one_seed else "mean ± std over seeds")
-    for col in ["benchmark", "strategy", *(c[1] for c in COLUMNS), "extra params", "buffer bytes"]:
+    shown = columns(rows)
+    for col in ["benchmark", "strategy", *(c[1] for c in shown), "extra params", "buffer bytes"]:
         table.add_column(col, justify="left" if col in ("benchmark", "strategy") else "right")
     for r in rows:
-        cells = [_fmt(r, k) if k != "train_seconds_per_epoch" else f"{r[k]:.2f}" for k, _ in COLUMNS]
+        cells = [_cell(r, k) for k, _ in shown]
         table.add_row(r["benchmark"], r["strategy"], *cells, f"{r['extra_parameters']:.0f}",
                       f"{r['buffer_bytes']:.0f}")  # fmt: skip
     return table
 
 
 def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
-    head = "| benchmark | strategy | ACC | BWT | Forgetting | s/epoch | extra params | buffer bytes |"
-    lines = [head, "|" + "---|" * 8]
+    shown = columns(rows)
+    head = ["benchmark", "strategy", *(name for _, name in shown), "extra params", "buffer bytes"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        lines.append(
-            f"| {r['benchmark']} | {r['strategy']} | {_fmt(r, 'acc')} | {_fmt(r, 'bwt')} | {_fmt(r, 'forgetting')} "
-            f"| {r['train_seconds_per_epoch']:.2f} | {r['extra_parameters']:.0f} | {r['buffer_bytes']:.0f} |"
-        )
+        cells = [r["benchmark"], r["strategy"], *(_cell(r, k) for k, _ in shown),
+                 f"{r['extra_parameters']:.0f}", f"{r['buffer_bytes']:.0f}"]  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

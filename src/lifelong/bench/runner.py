@@ -152,6 +152,23 @@ def build_learner(benchmark: str, strategy: str, seed: int, settings: Settings, 
                    seed=seed, callbacks=callbacks, device=settings.device)  # fmt: skip
 
 
+def add_intransigence(runs: Sequence[dict[str, Any]]) -> None:
+    """Intransigence (Chaudhry et al., 2018) of every run whose benchmark and seed also ran
+    ``cumulative``: its accuracy on each experience just after learning it, below cumulative's (a
+    model trained on all data up to there, the reference), averaged. Written into each run's metrics;
+    NaN for a diverged run or against a diverged reference."""
+    from lifelong.metrics import intransigence
+
+    reference = {(r["benchmark"], r["seed"]): r for r in runs if r["strategy"] == "cumulative"}
+    for r in runs:
+        ref = reference.get((r["benchmark"], r["seed"]))
+        if ref is None:
+            continue
+        diagonal = [row[j] for j, row in enumerate(ref["accuracy_matrix"]) if j < len(row)]
+        bad = r["metrics"].get("diverged") or ref["metrics"].get("diverged")
+        r["metrics"]["intransigence"] = math.nan if bad else intransigence(r["accuracy_matrix"], diagonal)
+
+
 def summarize(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Mean and standard deviation over seeds, one row per (benchmark, strategy)."""
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
