@@ -734,3 +734,20 @@ def test_a_tracking_store_that_cannot_be_opened_is_a_warning_and_requests_are_no
     assert "cannot be opened" in caplog.text and "training goes on" in caplog.text
     assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "0"
     assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "10"
+
+
+def test_promote_of_another_schema_needs_force(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from lifelong.learn import Learner, create_model
+    from lifelong.system.service import System
+
+    data = tmp_path / "data"
+    with System(data_dir=data, auth=False) as system:
+        system.bootstrap(Learner(create_model("mlp", in_features=4, n_classes=2)))
+        system.bootstrap(Learner(create_model("mlp", in_features=6, n_classes=2)), force=True)
+    assert main(["promote", "1", "--data-dir", str(data)]) == 2
+    assert (
+        "v1 would break the clients of champion v2: inputs of shape [4] instead of [6]"
+        in capsys.readouterr().err
+    )
+    assert main(["promote", "1", "--alias", "shadow", "--data-dir", str(data)]) == 0  # answers no client
+    assert main(["promote", "1", "--force", "--data-dir", str(data)]) == 0

@@ -1,6 +1,7 @@
 """A deployment's contract: its label space (with names), input shape and standardisation, and the
 refusals that name what is wrong (through the HTTP API in test_app.py)."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -79,6 +80,16 @@ def test_new_classes_take_the_next_indices_within_a_bound() -> None:
     assert grown.class_names == ("cat", "dog", "owl", "3") and grown.class_name(3) == "3"
     with pytest.raises(DataError, match="a class name has 1 to"):
         growing.new_class_names(["x" * 201])
+    # names that would each become a class of their own, for ever (an operator trial found all three)
+    with pytest.raises(
+        DataError, match=r"label '1' is text.*send the index as a number \(1\) or the name \('dog'\)"
+    ):
+        growing.new_class_names(["1"])
+    with pytest.raises(DataError, match="'dog ' has leading or trailing spaces; send 'dog'"):
+        growing.new_class_names(["dog "])
+    with pytest.raises(DataError, match="'DOG' differs from this deployment's class 'dog' only in case"):
+        growing.new_class_names(["DOG"])
+    assert growing.new_class_names(["7"]) == ["7"]  # a number no class has is a name like any other
 
 
 def test_inputs_are_checked_against_the_shape_and_a_flat_row_is_reshaped() -> None:
@@ -115,3 +126,15 @@ def test_a_contract_round_trips_and_a_damaged_one_is_a_checkpoint_error(tmp_path
     (tmp_path / "contract.json").write_text("{not json")
     with pytest.raises(CheckpointError, match="is not a valid contract"):
         Contract.load(tmp_path)
+
+
+def test_breaks_names_what_the_clients_of_a_contract_would_see_change() -> None:
+    base = Contract(
+        classes=(0, 1, 2), input_shape=(3,), class_names=("a", "b", "c"), feature_names=("x", "y", "z")
+    )
+    assert base.breaks(replace(base, classes=(0, 1, 2, 3), class_names=("a", "b", "c", "d"), mean=(0.0,) * 3,
+                               std=(1.0,) * 3)) == []  # a new class, standardisation: the deployment's own  # fmt: skip
+    assert base.breaks(replace(base, feature_names=("x", "z", "y"))) == ["the features in another order"]
+    assert base.breaks(Contract(classes=(0, 1), input_shape=(2,), class_names=("a", "B"), feature_names=("x", "q"))) == [
+        "inputs of shape [2] instead of [3]", "features ['y', 'z'] no longer taken", "class 2 (c) dropped",
+        "classes renamed: 1 ('b' -> 'B')"]  # fmt: skip

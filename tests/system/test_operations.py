@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -187,9 +188,38 @@ def test_a_worker_that_lost_its_lease_publishes_nothing(tmp_path: Path) -> None:
         assert worker.holds_lease()
         # it stalls past its lease (a long pause) and another worker takes the lease meanwhile
         assert store.acquire_lease("worker", "elsewhere:1:abc", 600, now=time.time() + 3600)
-        result = worker.train(Decision(True, "requested by hand"))
-        assert result.trained and not result.passed and "lost its lease" in result.reasons[0]
+        assert worker.train(Decision(True, "requested by hand")) is None
         assert [v.version for v in registry.versions()] == [1] and registry.alias("champion") == 1
+        # no gate event (it read as the other worker's verdict in /metrics, and answered its triggers)
+        assert store.events(EventKind.GATE) == []
+        (last,) = store.events(EventKind.TRAINING, limit=1)
+        assert last.payload["state"] == "interrupted" and "lost its lease" in last.payload["by"]
+
+
+def test_a_stalled_worker_does_not_replace_a_newer_champion(tmp_path: Path) -> None:
+    """Worker A paused past its lease while B promoted v2 and stopped (its lease released): A took the
+    free lease back and promoted its candidate, trained from v1, over v2."""
+    _seed(f"sqlite:///{tmp_path / 'lifelong.db'}", tmp_path)
+    data = toy_data(per_class=60, seed=1).train
+    with Store(data_dir=tmp_path) as store:
+        registry = Registry(store)
+        store.add_samples(data.x, data.y)
+        worker = Worker(store, registry, Policy("manual", epochs=1, drift_test=None), Gate(**LENIENT))
+        assert worker.holds_lease()
+        renew = worker.holds_lease
+
+        def meanwhile() -> bool:  # the other worker's promotion lands while this one trains
+            if registry.alias("champion") == 1:
+                with registry.publish(strategy="naive", parent=1) as draft:
+                    shutil.copytree(registry.get(1).path, draft.path, dirs_exist_ok=True)
+                registry.set_alias("champion", draft.version)
+            return renew()
+
+        worker.holds_lease = meanwhile  # type: ignore[method-assign]
+        assert worker.train(Decision(True, "requested by hand")) is None
+        assert registry.alias("champion") == 2 and [v.version for v in registry.versions()] == [1, 2]
+        (last,) = store.events(EventKind.TRAINING, limit=1)
+        assert "the champion moved from v1 to v2 during the training" in last.payload["by"]
 
 
 # --- 2. supervision ------------------------------------------------------------------------------

@@ -109,6 +109,28 @@ def test_promote_rollback_and_unknown_versions(system: System) -> None:
     assert [e.kind for e in system.events("rollback")] == ["rollback"]
 
 
+def test_a_version_that_would_break_the_champions_clients_needs_force(system: System) -> None:
+    """A model of another schema (4 features, 2 classes) replaced a 8-feature, 4-class champion with no
+    word, and every client request failed after it (an operator trial, by a stray LIFELONG_DB_URL)."""
+    from lifelong.learn.models import MLP
+
+    v1 = system.bootstrap(trained(0))
+    narrow = Learner(MLP(in_features=4, hidden=(8,), n_classes=2))
+    with pytest.raises(RegistryError, match=r"this model would break the clients of champion v1: inputs of "
+                       r"shape \[4\] instead of \[8\]; classes 2, 3 dropped.*force"):  # fmt: skip
+        system.bootstrap(narrow)
+    assert [m["version"] for m in system.models()] == [v1]  # refused before anything was registered
+    v2 = system.bootstrap(narrow, force=True)
+    with pytest.raises(RegistryError, match=f"v{v1} would break the clients of champion v{v2}"):
+        system.promote(v1)
+    with pytest.raises(RegistryError, match="would break"):
+        system.deploy(v1, "canary", 0.1)
+    system.deploy(v1, "shadow", 0.1)  # a shadow's answers never reach a client
+    system.promote(v1, force=True)
+    assert system.live_versions()["champion"] == (v1, None)
+    assert system.bootstrap(Learner(toy_model())) > v2  # the same schema passes
+
+
 def test_shadow_is_mirrored_without_changing_answers(system: System) -> None:
     v1 = system.bootstrap(trained(0))
     v2 = system.bootstrap(trained(1, wrong=True))

@@ -172,6 +172,25 @@ def test_bootstrap_on_label_codes_says_how_many_outputs_they_make(
         assert "number the classes 0-2" in caplog.text
 
 
+def test_bootstrap_names_a_class_with_a_few_rows(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """One stray '3.5' among named labels became class 0 and moved every real class's index, silently."""
+    from lifelong.system.trainer import bootstrap
+
+    split = toy_data(n_classes=3, per_class=30)
+    y = split.train.y + 1
+    y[0] = 0  # one row of its own class
+    stray = Dataset(split.train.x, y, None, 1.0, "stray")
+    with Store(data_dir=tmp_path / "a") as store, caplog.at_level("WARNING", "lifelong.system.trainer"):
+        bootstrap(store, Registry(store), split.train, epochs=1)
+        assert "fewer than 5 rows" not in caplog.text
+    with Store(data_dir=tmp_path / "b") as store, caplog.at_level("WARNING", "lifelong.system.trainer"):
+        bootstrap(store, Registry(store), stray, epochs=1, class_names=["3.5", "alpha", "beta", "gamma"])
+        assert (
+            "1 of the bootstrap data's 4 classes have fewer than 5 rows: '3.5' (index 0): 1 row"
+            in caplog.text
+        )
+
+
 def test_bootstrap_refuses_options_the_data_contradicts_saying_what_to_give(tmp_path: Path) -> None:
     """``--n-classes`` beside named labels said only "3 class names for 5 classes"; one below the
     labels suggested a Python keyword; ``--standardize`` with no data was silently ignored."""

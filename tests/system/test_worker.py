@@ -284,6 +284,28 @@ def test_a_request_without_new_labels_is_answered_by_an_attempt_saying_so(
     assert len(store.events(EventKind.GATE)) == 1 and registry.alias("champion") == 1
 
 
+def test_a_request_sent_while_a_training_runs_is_answered_by_the_next_one(
+    seeded: tuple[Store, Registry, Dataset],
+) -> None:
+    """The gate event closed every request older than itself, one sent during the training included:
+    `lifelong train` said the worker would start it, and nothing ever did."""
+    store, registry, data = seeded
+    store.add_samples(data.x, data.y)
+
+    def prepare(d: Dataset) -> Dataset:  # while the candidate trains: new labels, and a request
+        if len(store.events(EventKind.TRAIN_REQUEST)) == 1:
+            store.add_samples(data.x[:40], data.y[:40])
+            store.add_event(EventKind.TRAIN_REQUEST, {"reason": "again"})
+        return d
+
+    worker = Worker(store, registry, preset("manual"), Gate(**LENIENT), prepare=prepare)
+    store.add_event(EventKind.TRAIN_REQUEST, {"reason": "by hand"})
+    assert worker.step() is not None
+    assert worker.decide().train, "the second request went unanswered"
+    assert worker.step() is not None and not worker.decide().train  # answered, once
+    assert len(store.events(EventKind.GATE)) == 2
+
+
 def test_a_worker_asked_to_stop_mid_training_publishes_nothing(
     seeded: tuple[Store, Registry, Dataset],
 ) -> None:

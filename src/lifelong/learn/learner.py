@@ -40,6 +40,7 @@ from lifelong.learn.models import (
     has_batch_norm,
     is_shape_error,
     n_parameters,
+    shape_error,
     spec_input_shape,
 )
 from lifelong.learn.params import check_param, refuse_unknown_params
@@ -1133,8 +1134,8 @@ class Learner:
             with self._in_model_dtype():
                 return self._correct_all(experiences)
         except Exception as err:
-            cause = err.__cause__ if isinstance(err, DataError) else err  # forward's own refusal, or torch's
-            if cause is None or not is_shape_error(cause):
+            cause = shape_error(err)  # torch's, or the one forward already said
+            if cause is None:
                 raise
             shape = experiences[0].test.input_shape
             raise _shape_refusal(cause, shape, where, "this scenario's samples") from cause

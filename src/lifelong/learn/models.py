@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 import torch
 from torch import Tensor, nn
 
-from lifelong.errors import ConfigError, StrategyMismatchError
+from lifelong.errors import ConfigError, DataError, StrategyMismatchError
 from lifelong.learn.params import check_param
 
 Factory = Callable[..., nn.Module]
@@ -289,6 +289,15 @@ def is_shape_error(err: BaseException) -> bool:
     return isinstance(err, (RuntimeError, IndexError, ValueError, AssertionError)) and bool(
         _SHAPE_WORDS.search(first_line(err))
     )
+
+
+def shape_error(err: BaseException) -> BaseException | None:
+    """torch's shape error behind ``err``: ``err`` itself, or the one the learner's first forward
+    already said as a DataError (raised from it); None when ``err`` is about something else."""
+    if is_shape_error(err):
+        return err
+    cause = err.__cause__
+    return cause if isinstance(err, DataError) and cause is not None and is_shape_error(cause) else None
 
 
 def check_fits(model: nn.Module, input_shape: Sequence[int], n_classes: int, name: str) -> None:

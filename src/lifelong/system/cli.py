@@ -117,6 +117,8 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--share", type=real(0.0, 1.0, open_min=True), default=None,
                    help=f"traffic share of a canary or shadow, in (0, 1] (default {DEPLOY_SHARE}, as POST "
                         "/v1/deployments)")  # fmt: skip
+    p.add_argument("--force", action="store_true",
+                   help="promote a version whose inputs or classes differ from the champion's (its clients change too)")  # fmt: skip
     p.set_defaults(func=cmd_promote)
 
     p = sub.add_parser("rollback", help="move an alias back to its previous version")
@@ -839,6 +841,14 @@ def cmd_promote(args: argparse.Namespace) -> int:
         from lifelong.learn.learner import Learner
 
         Learner.load(registry.get(args.version).path)  # nor at one this installation cannot rebuild
+        if args.alias in ("champion", "canary"):  # their answers go to the champion's clients
+            from lifelong.system.contract import Contract, check_replaces
+
+            champion = registry.alias("champion")
+            current = None if champion is None else (champion, Contract.load(registry.get(champion).path))
+            check_replaces(
+                current, Contract.load(registry.get(args.version).path), f"v{args.version}", args.force
+            )
         share = args.share
         if share is None and args.alias != "champion":  # None would route no traffic to a canary
             share = DEPLOY_SHARE

@@ -32,7 +32,7 @@ import numpy as np
 
 from lifelong.data.dataset import MAX_LABEL_GAP
 from lifelong.data.files import check_columns, frame_columns, in_column_order, integer_label, label_order
-from lifelong.errors import CheckpointError, DataError, quoted
+from lifelong.errors import CheckpointError, DataError, RegistryError, quoted
 
 FILE = "contract.json"
 MAX_CLASS_NAME = 200  # characters of a class name: what the API accepts and the store keeps
@@ -161,7 +161,8 @@ class Contract:
             if lab not in self.classes and not self.allow_new_classes:
                 raise DataError(
                     f"label {lab} is not in this deployment's label space; valid labels: "
-                    f"{self.describe_classes()} (start the system with --allow-new-classes to learn new ones)"
+                    f"{self.describe_classes()} (the label space is fixed when a deployment is bootstrapped; one "
+                    "bootstrapped with --allow-new-classes learns new ones)"
                 )
             if lab >= len(self.classes) + max_new:  # each index is one more output of the head
                 raise DataError(
@@ -172,6 +173,13 @@ class Contract:
                 )
             out.append(lab)
         return out
+
+    def _text_index(self, name: str, index: int) -> DataError:
+        assert self.class_names is not None
+        return DataError(
+            f"label {name!r} is text, and this deployment's labels written as text are class names; send "
+            f"the index as a number ({index}) or the name ({self.class_names[self.classes.index(index)]!r})"
+        )
 
     def _index_of(self, name: str, names: Mapping[str, int]) -> int:
         if self.class_names is None:
@@ -187,13 +195,11 @@ class Contract:
             return names[name]
         index = integer_label(name)
         if index is not None and index in self.classes:  # "2" where 2 is dog: text is read as a name
-            raise DataError(
-                f"label {name!r} is text, and this deployment's labels written as text are class names; send "
-                f"the index as a number ({index}) or the name ({self.class_names[self.classes.index(index)]!r})"
-            )
+            raise self._text_index(name, index)
         raise DataError(
             f"label {quoted(name)} is not a class of this deployment; valid labels: {self.describe_classes()} "
-            "(start the system with --allow-new-classes to learn new ones)"
+            "(the label space is fixed when a deployment is bootstrapped; one bootstrapped with "
+            "--allow-new-classes learns new ones)"
         )
 
     def new_class_names(self, labels: Sequence[Any]) -> list[str]:
@@ -204,11 +210,23 @@ class Contract:
         whatever order the client sent them in."""
         known = self.class_names or ()
         new = sorted({lab for lab in labels if isinstance(lab, str) and lab not in known}, key=label_order)
+        folded = {k.casefold(): k for k in known}
         for name in new:
             if not 0 < len(name) <= MAX_CLASS_NAME:
                 raise DataError(f"a class name has 1 to {MAX_CLASS_NAME} characters, got {len(name)}")
             if (problem := unstorable(name)) is not None:
                 raise DataError(f"a class name {problem}")
+            # each would become a class of its own for ever: "2" where 2 is gamma, "alpha " for alpha
+            index = integer_label(name)
+            if index is not None and index in self.classes:
+                raise self._text_index(name, index)
+            if name != name.strip():
+                raise DataError(f"class name {name!r} has leading or trailing spaces; send {name.strip()!r}")
+            if name.casefold() in folded:
+                raise DataError(
+                    f"class name {name!r} differs from this deployment's class {folded[name.casefold()]!r} only "
+                    "in case; send that name (a new class needs a name no class has in any case)"
+                )
         return new
 
     def class_name(self, label: int) -> str:
@@ -221,6 +239,33 @@ class Contract:
         if self.class_names is None:
             return ", ".join(str(c) for c in self.classes)
         return ", ".join(f"{c} ({n})" for c, n in zip(self.classes, self.class_names))
+
+    def breaks(self, new: Contract) -> list[str]:
+        """What replacing this contract with ``new`` changes for its clients: the inputs they send
+        (shape, feature names) and the labels they get and give back (a class dropped or renamed).
+        Standardisation and new classes are the deployment's own business."""
+        changes = []
+        if new.input_shape != self.input_shape:
+            changes.append(f"inputs of shape {list(new.input_shape)} instead of {list(self.input_shape)}")
+        if new.feature_names != self.feature_names and self.feature_names is not None:
+            missing = [f for f in self.feature_names if f not in (new.feature_names or ())]
+            changes.append(
+                f"features {missing[:5]} no longer taken" if missing else "the features in another order"
+            )
+        dropped = [c for c in self.classes if c not in new.classes]
+        if dropped:
+            changes.append(f"class{'es' * (len(dropped) > 1)} {self._named(dropped)} dropped")
+        renamed = [
+            f"{c} ({self.class_name(c)!r} -> {new.class_name(c)!r})"
+            for c in self.classes
+            if c in new.classes and self.class_names is not None and new.class_name(c) != self.class_name(c)
+        ]
+        if renamed:
+            changes.append(f"classes renamed: {', '.join(renamed[:5])}")
+        return changes
+
+    def _named(self, classes: Sequence[int]) -> str:
+        return ", ".join(f"{c} ({self.class_name(c)})" if self.class_names else str(c) for c in classes[:5])
 
     def check_inputs(self, x: np.ndarray) -> np.ndarray:
         """``x`` [B, *input_shape]; a flat [B, D] with D the product of the shape (an image's pixels as
@@ -304,3 +349,20 @@ class Contract:
             return cls.from_dict(json.loads(path.read_text()))
         except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as err:
             raise CheckpointError(f"{path} is not a valid contract: {err}") from err
+
+
+def check_replaces(current: tuple[int, Contract | None] | None, new: Contract | None, what: str,
+                   force: bool) -> None:  # fmt: skip
+    """Refuse to serve ``what`` (``"v4"``, ``"this model"``) with contract ``new`` to the clients of the
+    ``current`` champion (version, contract) when it would break them (see :meth:`Contract.breaks`),
+    unless ``force``: a model of another schema replaced a champion silently, and every client request
+    failed after it."""
+    if force or current is None or current[1] is None or new is None:
+        return
+    changes = current[1].breaks(new)
+    if changes:
+        raise RegistryError(
+            f"{what} would break the clients of champion v{current[0]}: {'; '.join(changes)}. Promote it "
+            'anyway with force (lifelong promote --force, "force": true over HTTP, force=True in Python) '
+            "when the clients change with it"
+        )

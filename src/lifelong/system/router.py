@@ -27,7 +27,7 @@ from torch import Tensor
 
 from lifelong.errors import DataError, NotFoundError
 from lifelong.learn.learner import Learner
-from lifelong.learn.models import is_shape_error
+from lifelong.learn.models import shape_error
 from lifelong.learn.tokens import check_ids, input_embedding
 from lifelong.system.contract import Contract
 
@@ -72,7 +72,7 @@ class Loaded:
         try:
             out = self.learner.predict_logits(x).float().cpu()  # back from the device, if any
         except Exception as err:
-            if not is_shape_error(err):  # the model's own fault, not the client's: a 500, logged
+            if shape_error(err) is None:  # the model's own fault, not the client's: a 500, logged
                 raise
             raise DataError(  # a shape mismatch inside a custom model without a contract's shape
                 f"version {self.version} cannot take inputs of shape {tuple(x.shape[1:])}"

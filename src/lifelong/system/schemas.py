@@ -221,6 +221,9 @@ class ModelInfo(BaseModel):
 
 class PromoteRequest(_Body):
     alias: Literal["champion", "canary", "shadow"] = "champion"
+    force: bool = Field(
+        False, description="promote a version whose inputs or classes differ from the champion's"
+    )
 
 
 class RollbackRequest(_Body):
@@ -243,6 +246,7 @@ class DeploymentRequest(_Body):
         description="canary traffic share, or shadow mirroring share; below 1 for a canary judged by "
         "the A/B test (canary test 'ab'), which needs champion traffic to compare it with (else 422)",
     )
+    force: bool = Field(False, description="a canary whose inputs or classes differ from the champion's")
 
 
 class AliasInfo(BaseModel):

@@ -30,7 +30,7 @@ from lifelong.errors import ConfigError, DataError, LifelongError, NotFoundError
 from lifelong.learn.learner import Learner
 from lifelong.system.backlog import Backlog, Served, adopt_journals, journaled_elsewhere
 from lifelong.system.canary import apply_canary_rule, compare_variants, rule_in_force
-from lifelong.system.contract import Contract, unstorable
+from lifelong.system.contract import Contract, check_replaces, unstorable
 from lifelong.system.events import EventKind
 from lifelong.system.health import (
     ChampionUnavailableError,
@@ -527,23 +527,30 @@ class System:
 
     # -- versions and deployments ---------------------------------------------------------
     def bootstrap(
-        self, learner: Learner, *, contract: Contract | None = None, metrics: dict[str, Any] | None = None
+        self,
+        learner: Learner,
+        *,
+        contract: Contract | None = None,
+        metrics: dict[str, Any] | None = None,
+        force: bool = False,
     ) -> int:
         """Register ``learner`` as a new version and make it the champion; return the version.
 
         ``contract`` (label space, input schema) defaults to what the model tells: its output units
         and input shape. The artifact is reloaded before it is registered, so a model that cannot be
         rebuilt from its checkpoint (a module not registered by name) is refused and nothing is left
-        behind.
+        behind. A champion already serving clients of another schema is not replaced unless ``force``
+        (see :meth:`promote`); the checks run before anything is registered.
         """
         strategy = "+".join(s.name for s in learner.strategies) or "none"
         contract = contract or contract_of(learner)
+        check_replaces(self._current("champion"), contract, "this model", force)
         with self.registry.publish(
             strategy=strategy, metrics=metrics, params={"contract": contract.to_dict()}
         ) as draft:
             publish_learner(learner, contract, draft.path)
         assert draft.version is not None
-        self.promote(draft.version)
+        self.promote(draft.version, force=True)  # checked above
         return draft.version
 
     def contract(self) -> Contract | None:
@@ -566,14 +573,24 @@ class System:
     def deployments(self) -> dict[str, dict[str, Any]]:
         return {k: {"version": a.version, "share": a.share} for k, a in self.registry.aliases().items()}
 
-    def promote(self, version: int, alias: str = "champion") -> None:
-        """Point ``alias`` at ``version`` (loaded first, so a broken artifact is never promoted)."""
+    def promote(self, version: int, alias: str = "champion", force: bool = False) -> None:
+        """Point ``alias`` at ``version`` (loaded first, so a broken artifact is never promoted). A
+        champion or canary whose contract would break the champion's clients (other inputs, a class
+        dropped or renamed) is refused unless ``force``."""
         if alias != "champion":
-            self.deploy(version, alias)
+            self.deploy(version, alias, force=force)
             return
-        self._load(version)
+        loaded = self._load(version)
+        check_replaces(self._current("champion"), loaded.contract, f"v{version}", force)
         self.registry.set_alias("champion", version)  # a canary or shadow of it ends there
         self.reload()
+
+    def _current(self, alias: str) -> tuple[int, Contract | None] | None:
+        """The version ``alias`` points at and its contract (None: unset)."""
+        version = self.registry.alias(alias)
+        if version is None:
+            return None
+        return version, Contract.load(self.registry.get(version).path)
 
     def rollback(self, alias: str = "champion") -> int | None:
         """Move ``alias`` back to its previous holder; return the version it now points at."""
@@ -581,12 +598,15 @@ class System:
         self.reload()
         return restored
 
-    def deploy(self, version: int, mode: str = "canary", share: float = 0.1) -> None:
-        """Send ``share`` of traffic to ``version`` as a canary, or mirror that share to it as a shadow."""
+    def deploy(self, version: int, mode: str = "canary", share: float = 0.1, force: bool = False) -> None:
+        """Send ``share`` of traffic to ``version`` as a canary, or mirror that share to it as a shadow
+        (a canary answers the champion's clients: its contract is checked as a champion's)."""
         if mode not in ("canary", "shadow"):
             raise ConfigError(f"mode must be 'canary' or 'shadow', got {mode!r}")
         self.check_deployment(mode, share)
-        self._load(version)
+        loaded = self._load(version)
+        if mode == "canary":
+            check_replaces(self._current("champion"), loaded.contract, f"v{version}", force)
         self.registry.set_alias(mode, version, share=share)
         self.reload()
 
@@ -827,8 +847,9 @@ class System:
         if last is not None and last.kind == EventKind.GATE:
             trained = last.payload.get("trained", True)  # false: the window was too small, nothing judged
             outcome = "passed" if last.payload.get("passed") else "rejected" if trained else "skipped"
-        elif last is not None:
-            outcome = "failed" if last.payload.get("state") == "failed" else "running"
+        elif last is not None:  # a training that ended without a verdict says how; "started" is running
+            state = last.payload.get("state")
+            outcome = state if state in ("failed", "interrupted") else "running"
         accuracy = {}
         aliases = self._quiet(self.registry.aliases) or {}
         for variant in ("champion", "canary", "shadow"):

@@ -69,7 +69,9 @@ class TrainResult:
 
 
 class Interrupted(Exception):
-    """The worker was asked to stop during a training: nothing was published (not a failure)."""
+    """A training that must not publish (not a failure): its worker was asked to stop, lost its lease
+    to another worker, or the champion it trained from was replaced meanwhile. Its message says which;
+    no gate event is written, so the attempt neither answers the triggers nor reads as a verdict."""
 
 
 @dataclass
@@ -97,6 +99,7 @@ def train_once(
     holds_lease: Callable[[], bool] | None = None,
     compute: Compute | None = None,
     should_stop: Callable[[], bool] | None = None,
+    started: int | None = None,
 ) -> TrainResult:
     """Train, gate and maybe register one candidate on the labelled samples since the last attempt.
 
@@ -106,7 +109,9 @@ def train_once(
     classes the champion never saw. ``prepare`` may rewrite the training
     part of the window (augment, filter; tests corrupt labels with it); the holdout is never touched.
     ``holds_lease`` is asked before publishing and before promoting: a worker that lost its lease
-    to another one registers nothing. ``should_stop`` is asked after every step and before publishing:
+    to another one registers nothing, and neither does a candidate whose parent is no longer the
+    champion (:class:`Interrupted`). ``started``: the id of the worker's ``training`` event, recorded in
+    the gate event (the triggers logged after it are still unanswered). ``should_stop`` is asked after every step and before publishing:
     once it says yes, :class:`Interrupted` is raised and nothing is published. ``compute`` says where the training itself runs (a device,
     N processes under torchrun: :mod:`lifelong.system.launch`); the gate runs here either way.
     """
@@ -137,6 +142,8 @@ def train_once(
                    "train_cpu_seconds": 0.0, "version": None}  # fmt: skip
         if waiting:
             attempt["waiting_classes"] = _named(store, waiting)
+        if started is not None:
+            attempt["started"] = started
         store.add_event(EventKind.GATE, attempt)
         if len(ids):  # seen: a schedule (or an unmeasured champion) waits for more, not every poll
             store.advance_cursor(SEEN, int(ids[-1]))
@@ -203,10 +210,19 @@ def train_once(
             p = mcnemar_p(figures["new_wins"], figures["new_losses"])
             payload["warnings"] = [f"judged on new data alone: a significant gain on it (McNemar p {p:.2g}) "
                                    "reads as a concept change, where old data carries the old rule"]  # fmt: skip
+        if holds_lease is not None and not holds_lease():  # its verdict, cursors and window are the other's
+            raise Interrupted(
+                "this worker lost its lease to another one during the training; nothing published"
+            )
+        moved = registry.alias("champion")
+        if moved != champion:  # a stalled worker's candidate would replace a newer champion
+            raise Interrupted(
+                f"the champion moved from v{champion} to v{moved} during the training (promoted by another "
+                f"worker or by hand); a candidate trained from v{champion} is outdated; nothing published"
+            )
+        if started is not None:  # the triggers logged before it were answered; later ones were not
+            payload["started"] = started
         version = None
-        if passed and holds_lease is not None and not holds_lease():
-            passed, reasons = False, ["this worker lost its lease to another one; nothing published"]
-            payload.update(passed=False, reasons=reasons)
         if passed:
             name = "+".join(s.name for s in candidate.strategies) or (
                 "scratch" if mode == "scratch" else "naive"
@@ -305,6 +321,8 @@ def bootstrap(
         _warn_if_unscaled(x, feature_names)  # token ids are not features on a scale
     if data is not None and class_names is None:
         _warn_if_sparse_labels(y)
+    if data is not None:
+        _warn_if_rare_classes(y, class_names)
     learner = Learner(net, _strategies(strategies, strategy_params or {}), optimizer=optimizer,
                       lr=default_lr(optimizer) if lr is None else lr,
                       momentum=momentum if optimizer == "sgd" else 0.0, batch_size=batch_size,
@@ -423,6 +441,25 @@ def _warn_if_sparse_labels(y: np.ndarray) -> None:
     log.warning("the labels are %d classes numbered up to %d (%s): the model gets %d outputs and feedback "
                 "may name any class 0-%d; if these are codes, number the classes 0-%d or give them as text "
                 "(class names)", len(seen), top, shown, top + 1, top, len(seen) - 1)  # fmt: skip
+
+
+def _warn_if_rare_classes(y: np.ndarray, class_names: Sequence[str] | None, rare: int = 5) -> None:
+    """Say when a class has fewer than ``rare`` rows: a stray value in the label column (a typo, a
+    3.5 among names) becomes a class of the deployment for ever, and named classes are numbered in
+    order, so it can move every real class's index. Over HTTP a new class needs 5 labels too."""
+    values, counts = np.unique(y, return_counts=True)
+    few = [(int(v), int(n)) for v, n in zip(values, counts) if n < rare]
+    if not few:
+        return
+    said = ", ".join(
+        f"{class_names[v]!r} (index {v}): {n} row{'s' * (n > 1)}"
+        if class_names
+        else f"{v}: {n} row{'s' * (n > 1)}"
+        for v, n in few[:5]
+    )
+    log.warning("%d of the bootstrap data's %d classes have fewer than %d rows: %s; each is a class of this "
+                "deployment for ever (a typo in the label column?); fix the rows and bootstrap again if so",
+                len(few), len(values), rare, said)  # fmt: skip
 
 
 def cpu_seconds() -> float:

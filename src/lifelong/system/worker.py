@@ -235,11 +235,12 @@ class Worker:
             result = train_once(self.store, self.registry, self.policy, self.gate, reason=decision.reason,
                                 mode=decision.mode, since=since, forget=decision.forget, prepare=self.prepare,
                                 holds_lease=self.holds_lease, compute=self.compute,
-                                should_stop=self.stop.is_set)  # fmt: skip
-        except Interrupted:  # asked to stop: not a failure, and the next worker trains again
-            log.info("stopped during the training; nothing was published")
+                                should_stop=self.stop.is_set, started=self._training_event)  # fmt: skip
+        except Interrupted as stopped:  # not a failure: this worker, or the lease's holder, trains again
+            log.info("training interrupted: %s", stopped)
             self.store.add_event(
-                EventKind.TRAINING, {"state": "interrupted", "by": "the worker was asked to stop"}
+                EventKind.TRAINING,
+                {"state": "interrupted", "started": self._training_event, "by": str(stopped)},
             )
             return None
         except Exception as err:
@@ -366,13 +367,15 @@ class Worker:
 
     # -- policy ------------------------------------------------------------------------------
     def _since_last_attempt(self) -> list[Event]:
-        """Drift reports and train requests logged after the last training attempt (gate event).
+        """Drift reports and train requests logged since the last training attempt (gate event) began.
 
         A drift report raised against an earlier champion (replaced since, by a canary promotion or
         by hand, before a training answered it) is left out: the monitors re-armed against the new
         champion, so an old alarm neither triggers its training nor dates its window."""
         gates = self.store.events(EventKind.GATE, limit=1)
-        after = gates[-1].id if gates else None
+        # answered: what was logged before the last attempt started (a request sent while it trained
+        # was dropped when the gate's own id was the line)
+        after = (gates[-1].payload.get("started") or gates[-1].id) if gates else None
         champion = self.registry.alias("champion")
         found = []
         for kind in (EventKind.DATA_DRIFT, EventKind.PERFORMANCE_DRIFT, EventKind.TRAIN_REQUEST):

@@ -13,3 +13,22 @@ def test_rollback_and_drift_endpoints(server: Server) -> None:
         assert c.get("/healthz").json()["live"]["champion"]["version"] == server.good
         assert c.get("/v1/drift").json() == []
         assert c.get("/v1/events", params={"kind": "rollback"}).json()[-1]["payload"]["to"] == server.good
+
+
+def test_a_version_of_another_schema_is_a_409_unless_forced(server: Server) -> None:
+    """Promoting it answered 200, and every client request failed after it."""
+    from lifelong.learn.learner import Learner
+    from lifelong.learn.models import MLP
+    from lifelong.system.service import System
+    from lifelong.system.settings import Settings
+
+    with System(Settings(data_dir=server.data_dir, auth=False)) as setup:
+        narrow = setup.bootstrap(Learner(MLP(in_features=4, hidden=(8,), n_classes=2)), force=True)
+        setup.promote(server.good, force=True)  # published, the champion back: only the HTTP call is tested
+    with server.client() as c:
+        r = c.post(f"/v1/models/{narrow}/promote")
+        assert r.status_code == 409 and "would break the clients of champion" in r.json()["error"]["message"]
+        r = c.post("/v1/deployments", json={"version": narrow, "mode": "canary", "share": 0.1})
+        assert r.status_code == 409
+        assert c.post(f"/v1/models/{narrow}/promote", json={"force": True}).status_code == 200
+        assert c.post(f"/v1/models/{server.good}/promote", json={"force": True}).status_code == 200

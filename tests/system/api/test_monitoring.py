@@ -40,7 +40,15 @@ def test_readyz_lists_every_reason_and_healthz_stays_liveness(server: Server) ->
         # rejections fired with nothing trained or judged)
         store.add_event(EventKind.GATE, {"passed": False, "trained": False, "reasons": ["window too small"]})
         skipped = c.get("/metrics").text
+        # a training stopped before its verdict read "running" for ever after
+        store.add_event(EventKind.TRAINING, {"state": "started"})
+        running = c.get("/metrics").text
+        store.add_event(EventKind.TRAINING, {"state": "interrupted", "by": "the worker was asked to stop"})
+        interrupted = c.get("/metrics").text
         store.release_lease("worker", "test-worker")
+    assert 'lifelong_training_last_outcome{outcome="running"} 1' in running
+    assert 'lifelong_training_last_outcome{outcome="interrupted"} 1' in interrupted
+    assert 'lifelong_training_last_outcome{outcome="running"} 0' in interrupted
     assert 'lifelong_training_last_outcome{outcome="rejected"} 1' in metrics
     assert 'lifelong_training_last_outcome{outcome="failed"} 0' in metrics
     assert 'lifelong_training_last_outcome{outcome="skipped"} 1' in skipped

@@ -25,7 +25,7 @@ def deploy(body: DeploymentRequest, system: SystemDep) -> Deployments:
     """Route ``share`` of traffic to a canary, or mirror ``share`` of it to a shadow."""
     system.check_deployment(body.mode, body.share)  # a 422 of its own, not "cannot be served"
     with loading(body.version):
-        system.deploy(body.version, body.mode, body.share)
+        system.deploy(body.version, body.mode, body.share, force=body.force)
     return Deployments.model_validate({"aliases": system.deployments()})
 
 

@@ -153,10 +153,12 @@ def _loop_metrics(h: dict[str, Any]) -> list[str]:
                       "seconds since the worker last renewed its lease")  # fmt: skip
     outcome = h["training_outcome"]
     out += _gauge("lifelong_training_last_outcome", "gauge",
-                  [(f'{{outcome="{o}"}}', int(o == outcome)) for o in ("running", "passed", "rejected", "skipped", "failed")]
+                  [(f'{{outcome="{o}"}}', int(o == outcome))
+                   for o in ("running", "passed", "rejected", "skipped", "failed", "interrupted")]
                   if outcome != "unknown" else [],
                   "1 for the outcome of the latest training attempt (passed/rejected by the gate, skipped: window "
-                  "too small to train, failed: raised)")  # fmt: skip
+                  "too small to train, failed: raised, interrupted: its worker stopped or lost its lease, or the "
+                  "champion moved, so nothing was published)")  # fmt: skip
     if h["training_timestamp_seconds"] is not None:
         out += _gauge("lifelong_training_last_timestamp_seconds", "gauge",
                       [("", f"{h['training_timestamp_seconds']:.3f}")], "when the latest training attempt ended")  # fmt: skip

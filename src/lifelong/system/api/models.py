@@ -69,8 +69,9 @@ def promote(
     body: Annotated[PromoteRequest | None, Body()] = None,
 ) -> Deployments:
     """Point an alias (default: champion) at ``version``; this replica swaps at once, others within ~1 s."""
+    body = body or PromoteRequest()
     with loading(version):
-        system.promote(version, (body or PromoteRequest()).alias)
+        system.promote(version, body.alias, force=body.force)
     return Deployments.model_validate({"aliases": system.deployments()})
 
 
