@@ -178,7 +178,9 @@ def test_one_worker_holds_the_lease_and_a_standby_takes_over(
         assert registry.get(5).parent == 4
 
 
-def test_a_worker_that_lost_its_lease_publishes_nothing(tmp_path: Path) -> None:
+@contextlib.contextmanager
+def _leading_worker(tmp_path: Path) -> Iterator[tuple[Store, Registry, Worker]]:
+    """A seeded store with labelled samples, and a manual worker holding the lease."""
     _seed(f"sqlite:///{tmp_path / 'lifelong.db'}", tmp_path)
     data = toy_data(per_class=60, seed=1).train
     with Store(data_dir=tmp_path) as store:
@@ -186,6 +188,11 @@ def test_a_worker_that_lost_its_lease_publishes_nothing(tmp_path: Path) -> None:
         store.add_samples(data.x, data.y)
         worker = Worker(store, registry, Policy("manual", epochs=1, drift_test=None), Gate(**LENIENT))
         assert worker.holds_lease()
+        yield store, registry, worker
+
+
+def test_a_worker_that_lost_its_lease_publishes_nothing(tmp_path: Path) -> None:
+    with _leading_worker(tmp_path) as (store, registry, worker):
         # it stalls past its lease (a long pause) and another worker takes the lease meanwhile
         assert store.acquire_lease("worker", "elsewhere:1:abc", 600, now=time.time() + 3600)
         assert worker.train(Decision(True, "requested by hand")) is None
@@ -199,13 +206,7 @@ def test_a_worker_that_lost_its_lease_publishes_nothing(tmp_path: Path) -> None:
 def test_a_stalled_worker_does_not_replace_a_newer_champion(tmp_path: Path) -> None:
     """Worker A paused past its lease while B promoted v2 and stopped (its lease released): A took the
     free lease back and promoted its candidate, trained from v1, over v2."""
-    _seed(f"sqlite:///{tmp_path / 'lifelong.db'}", tmp_path)
-    data = toy_data(per_class=60, seed=1).train
-    with Store(data_dir=tmp_path) as store:
-        registry = Registry(store)
-        store.add_samples(data.x, data.y)
-        worker = Worker(store, registry, Policy("manual", epochs=1, drift_test=None), Gate(**LENIENT))
-        assert worker.holds_lease()
+    with _leading_worker(tmp_path) as (store, registry, worker):
         renew = worker.holds_lease
 
         def meanwhile() -> bool:  # the other worker's promotion lands while this one trains
