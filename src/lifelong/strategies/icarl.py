@@ -5,7 +5,7 @@ memory is split equally across the classes seen; each class keeps a herding-orde
 shrinking it at a boundary keeps a prefix. Exemplars are trained on with the new data.
 
 Departures from the authors' code (srebuffi/iCaRL), each measured on Split Fashion-MNIST (MLP,
-memory 500, 8 seeds) or split digits (5 seeds):
+memory 500, a quarter of the training data, one epoch, 8 seeds) or split digits (5 epochs, 5 seeds):
 
 - The sigmoid loss covers the classes seen so far and is summed over them (the paper's equation);
   the authors' code also trains later classes' outputs towards 0 and averages over every output
