@@ -864,10 +864,14 @@ class System:
             if rows:
                 accuracy[variant] = (sum(r.predicted == r.label for r in rows) / len(rows), len(rows))
         drift = {}
-        for kind in DRIFT_KINDS:
+        champion = aliases.get("champion")
+        for kind in DRIFT_KINDS:  # the serving champion's: an earlier one's report read as current for ever
             event = self._latest(kind)
             score = None if event is None else event.payload.get("score")
-            if isinstance(score, int | float):
+            against = None if event is None else event.payload.get("version")
+            if isinstance(score, int | float) and (
+                against is None or champion is None or against == champion.version
+            ):
                 drift[kind] = float(score)
         counts = self._quiet(self.store.count_events)  # None: the store is down, the totals unknown
 

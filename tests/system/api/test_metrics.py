@@ -59,6 +59,11 @@ def test_metrics_carry_the_loop(server: Server) -> None:
         assert int(lines["lifelong_predictions_unlogged_total"]) == 0
         drifts = len(store.events(EventKind.DATA_DRIFT))
         assert int(lines['lifelong_drift_detections_total{kind="data_drift"}']) == drifts >= 1
+        # a report against an earlier champion read as current through every later champion
+        store.add_event(EventKind.DATA_DRIFT, {"score": 0.9, "monitor": "ks", "version": version + 100})
+        assert 'lifelong_drift_score{kind="data_drift"}' not in c.get("/metrics").text
+        store.add_event(EventKind.DATA_DRIFT, {"score": 0.43, "monitor": "ks", "version": version})
+        assert 'lifelong_drift_score{kind="data_drift"} 0.43' in c.get("/metrics").text
         judged_or_skipped = len(store.events(EventKind.GATE))
         assert (
             int(lines["lifelong_training_attempts_total"])

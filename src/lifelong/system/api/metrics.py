@@ -170,7 +170,7 @@ def _loop_metrics(h: dict[str, Any]) -> list[str]:
                   "labelled predictions the live accuracy of each variant is measured on")  # fmt: skip
     out += _gauge("lifelong_drift_score", "gauge",
                   [(f'{{kind="{_escape(k)}"}}', f"{v:.6g}") for k, v in sorted(h["drift_score"].items())],
-                  "score of the latest drift report of each kind")  # fmt: skip
+                  "score of the latest drift report of each kind against the serving champion")  # fmt: skip
     if h["store_size_bytes"] is not None:
         out += _gauge(
             "lifelong_store_size_bytes", "gauge", [("", h["store_size_bytes"])], "database size on disk"
