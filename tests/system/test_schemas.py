@@ -77,8 +77,8 @@ def test_to_array_makes_a_float32_batch() -> None:
         ([[1, 2], {"a": 1}], "sample 1 is an object of named features"),
         ([[1, 2], [3, "x"]], r"only numbers: sample 1 holds 'x' at \[1\]"),
         ([[1, 2], [3, None]], r"only numbers: sample 1 holds None at \[1\]"),
-        ([[1, float("nan")]], "NaN or infinite"),
-        ([[1e39]], "beyond float32 range"),
+        ([[1, 2], [1, float("nan")]], r"NaN or infinite values .*: sample 1 holds nan at \[1\]"),
+        ([[1e39]], r"beyond float32 range\): sample 0 holds 1e\+39 at \[0\]"),
         ([1, 2, 3], r"batch of samples, got shape \(3,\); wrap one sample as \[sample\]"),
     ],
 )

@@ -308,7 +308,9 @@ def to_array(inputs: Any, max_batch: int) -> np.ndarray:
     with np.errstate(over="ignore"):  # overflow to inf is caught just below
         x = raw.astype(np.float32)
     if not np.isfinite(x).all():
-        raise DataError("inputs contain NaN or infinite values (or values beyond float32 range)")
+        where = np.argwhere(~np.isfinite(x))[0].tolist()  # the first bad value, as the others are named
+        at = f": sample {where[0]} holds {float(raw[tuple(where)])} at {where[1:]}" if len(where) > 1 else ""
+        raise DataError(f"inputs contain NaN or infinite values (or values beyond float32 range){at}")
     if x.ndim < 2:
         raise DataError(
             f"inputs must be a batch of samples, got shape {x.shape}; wrap one sample as [sample]"
