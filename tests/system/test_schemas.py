@@ -35,7 +35,10 @@ def test_a_label_is_a_class_index_or_name(given: object, read: object) -> None:
         (MAX_LABEL + 1, "from 0 to"),  # beyond what the database stores: a 422, not a 500
         ("", "1 to .* characters"),
         ("a\x00b", "NUL"),
-        (None, "class index .* or a class name"),
+        (
+            None,
+            "a class name; labels give every sample.s class, so send samples without a label in a request of their own",
+        ),
     ],
 )
 def test_a_label_that_is_neither_is_refused_saying_why(given: object, why: str) -> None:

@@ -60,6 +60,11 @@ def _label(value: Any) -> int | str:
         if not 0 < len(value) <= MAX_CLASS_NAME:
             raise ValueError(f"a class name has 1 to {MAX_CLASS_NAME} characters")
         return _utf8(value)
+    if value is None:  # one request's samples are all labelled or all not
+        raise ValueError(
+            "must be a class index or a class name; labels give every sample's class, so send samples "
+            "without a label in a request of their own, without labels"
+        )
     raise ValueError("must be a class index (0, 1, ...; 2.0 reads as 2) or a class name")
 
 
