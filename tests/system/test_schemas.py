@@ -35,15 +35,22 @@ def test_a_label_is_a_class_index_or_name(given: object, read: object) -> None:
         (MAX_LABEL + 1, "from 0 to"),  # beyond what the database stores: a 422, not a 500
         ("", "1 to .* characters"),
         ("a\x00b", "NUL"),
-        (
-            None,
-            "a class name; labels give every sample.s class, so send samples without a label in a request of their own",
-        ),
+        (None, "class index .* or a class name"),
     ],
 )
 def test_a_label_that_is_neither_is_refused_saying_why(given: object, why: str) -> None:
     with pytest.raises(ValidationError, match=why):
         LABEL.validate_python(given)
+
+
+def test_a_null_among_a_requests_labels_says_they_are_all_or_none() -> None:
+    """It read "must be a class index", hiding that one request cannot mix labelled and unlabelled samples."""
+    from lifelong.system.schemas import SamplesRequest
+
+    with pytest.raises(
+        ValidationError, match="sample 1's is null; send samples without a label in a request"
+    ):
+        SamplesRequest.model_validate({"inputs": [[1, 2], [3, 4]], "labels": [1, None]})
 
 
 def test_feedback_is_one_item_or_a_batch_and_a_bad_batch_item_is_reported_as_such() -> None:

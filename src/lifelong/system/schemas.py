@@ -20,6 +20,7 @@ from pydantic import (
     PlainValidator,
     Tag,
     WithJsonSchema,
+    field_validator,
 )
 
 from lifelong.errors import DataError
@@ -60,11 +61,6 @@ def _label(value: Any) -> int | str:
         if not 0 < len(value) <= MAX_CLASS_NAME:
             raise ValueError(f"a class name has 1 to {MAX_CLASS_NAME} characters")
         return _utf8(value)
-    if value is None:  # one request's samples are all labelled or all not
-        raise ValueError(
-            "must be a class index or a class name; labels give every sample's class, so send samples "
-            "without a label in a request of their own, without labels"
-        )
     raise ValueError("must be a class index (0, 1, ...; 2.0 reads as 2) or a class name")
 
 
@@ -174,6 +170,17 @@ FeedbackRequest = Annotated[
 class SamplesRequest(_Body):
     inputs: Inputs
     labels: list[Label] | None = Field(default=None, description="one class per sample, if known")
+
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _all_or_none(cls, labels: Any) -> Any:
+        """A null among labels: one request's samples are all labelled or all not."""
+        if isinstance(labels, list) and None in labels:
+            raise ValueError(
+                f"labels give every sample's class, and sample {labels.index(None)}'s is null; send samples "
+                "without a label in a request of their own, without labels"
+            )
+        return labels
 
 
 class SamplesResponse(BaseModel):
