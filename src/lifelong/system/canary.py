@@ -7,17 +7,20 @@ of server replicas a canary is promoted or rolled back exactly once.
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
 import numpy as np
 
 from lifelong.errors import LifelongError
-from lifelong.system.events import EventKind
+from lifelong.system.events import EventKind, describe
 from lifelong.system.health import worker_alive
 from lifelong.system.policy import CanaryRule, VariantStats
 from lifelong.system.registry import Registry
 from lifelong.system.store import Store
+
+log = logging.getLogger(__name__)
 
 
 def compare_variants(
@@ -86,7 +89,9 @@ def apply_canary_rule(store: Store, registry: Registry, rule: CanaryRule) -> dic
         registry.set_alias("champion", can.version)
         registry.remove_alias("canary")
         store.add_event(EventKind.CANARY_PROMOTION, result)
+        log.info("canary promoted: %s", describe(EventKind.CANARY_PROMOTION, result))  # the log says it too
     elif decision == "rollback":
         registry.remove_alias("canary")
         store.add_event(EventKind.CANARY_ROLLBACK, result)
+        log.warning("canary rolled back: %s", describe(EventKind.CANARY_ROLLBACK, result))
     return result
