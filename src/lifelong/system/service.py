@@ -841,7 +841,7 @@ class System:
         """The loop's figures for ``/metrics``: worker, trainings, live accuracy, drift, storage."""
         lease, lease_error = self._worker_lease()  # unreadable: whether a worker runs is unknown, not "no"
         worker_up = None if lease_error is not None else int(worker_alive(lease, time.time()))
-        attempts = [e for e in (self._latest(EventKind.TRAINING), self._latest(EventKind.GATE)) if e]
+        attempts = [e for e in (self._current_training(), self._latest(EventKind.GATE)) if e]
         last = max(attempts, key=lambda e: e.id, default=None)
         outcome = None
         if last is not None and last.kind == EventKind.GATE:
@@ -926,6 +926,20 @@ class System:
         if gate is not None and gate.id > training.id:
             return None
         return str(training.payload.get("error") or training.payload.get("reason") or "see the worker log")
+
+    def _current_training(self) -> Event | None:
+        """The latest ``training`` event, unless it closes an older training than the latest one
+        started (a worker that lost its lease records its own end after the new holder started):
+        then that start, still running."""
+        recent = self._quiet(self.store.events, EventKind.TRAINING, limit=8) or []
+        if not recent:
+            return None
+        last = recent[-1]
+        started = [e for e in recent if e.payload.get("state") == "started"]
+        closes = last.payload.get("started")
+        if started and isinstance(closes, int) and closes < started[-1].id:
+            return started[-1]
+        return last
 
     def _latest(self, kind: EventKind | str, *, quiet: bool = True) -> Event | None:
         if not quiet:

@@ -45,10 +45,16 @@ def test_readyz_lists_every_reason_and_healthz_stays_liveness(server: Server) ->
         running = c.get("/metrics").text
         store.add_event(EventKind.TRAINING, {"state": "interrupted", "by": "the worker was asked to stop"})
         interrupted = c.get("/metrics").text
+        # a stalled worker's own end, written after the new holder started its training: that one runs
+        old = store.add_event(EventKind.TRAINING, {"state": "started"})
+        store.add_event(EventKind.TRAINING, {"state": "started"})
+        store.add_event(EventKind.TRAINING, {"state": "interrupted", "started": old, "by": "lost its lease"})
+        still_running = c.get("/metrics").text
         store.release_lease("worker", "test-worker")
     assert 'lifelong_training_last_outcome{outcome="running"} 1' in running
     assert 'lifelong_training_last_outcome{outcome="interrupted"} 1' in interrupted
     assert 'lifelong_training_last_outcome{outcome="running"} 0' in interrupted
+    assert 'lifelong_training_last_outcome{outcome="running"} 1' in still_running
     assert 'lifelong_training_last_outcome{outcome="rejected"} 1' in metrics
     assert 'lifelong_training_last_outcome{outcome="failed"} 0' in metrics
     assert 'lifelong_training_last_outcome{outcome="skipped"} 1' in skipped
