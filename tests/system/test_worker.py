@@ -271,6 +271,47 @@ def test_a_failing_training_backs_off_instead_of_running_every_poll(
     assert result is not None and result.trained and worker._failures == 0
 
 
+def test_the_cpu_of_failed_trainings_counts_against_the_daily_budget(
+    seeded: tuple[Store, Registry, Dataset],
+) -> None:
+    """Only gate events were summed: a training failing inside its ranks was retried at every back-off
+    with no limit from cpu_budget_per_day, and /metrics showed no CPU for it."""
+    store, registry, data = seeded
+    store.add_samples(data.x, data.y)
+
+    def prepare(d: Dataset) -> Dataset:
+        sum(i * i for i in range(300_000))  # some CPU, then the failure
+        raise RuntimeError("the plugin's forward failed")
+
+    policy = preset("scheduled-finetune", every_samples=50, cpu_budget_per_day=1e-6, drift_test=None)
+    worker = Worker(store, registry, policy, Gate(**LENIENT), prepare=prepare)
+    with pytest.raises(RuntimeError):
+        worker.step()
+    (failed,) = [e for e in store.events(EventKind.TRAINING) if e.payload["state"] == "failed"]
+    assert failed.payload["train_cpu_seconds"] > 0
+    assert worker.state().cpu_seconds_today == pytest.approx(failed.payload["train_cpu_seconds"])
+    worker._retry_at = 0.0
+    decision = worker.decide()
+    assert not decision.train and decision.reason.startswith("budget"), decision
+
+
+def test_a_worker_that_lost_its_lease_in_a_step_leaves_the_canary_and_retention_alone(
+    seeded: tuple[Store, Registry, Dataset], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After 'training interrupted: lost its lease' it went on to apply the canary rule and delete samples
+    by its own retention settings while the new holder trained."""
+    store, registry, data = seeded
+    store.add_samples(data.x, data.y)
+    worker = Worker(store, registry, preset("manual"), Gate(**LENIENT))
+    assert worker.holds_lease()
+    store.add_event(EventKind.TRAIN_REQUEST, {"reason": "by hand"})
+    assert store.acquire_lease("worker", "elsewhere:1:abc", 600, now=time.time() + 3600)  # taken meanwhile
+    called = []
+    monkeypatch.setattr(worker, "housekeeping", lambda: called.append("housekeeping"))
+    worker._last_housekeeping = 0.0
+    assert worker.step() is None and called == []
+
+
 def test_a_request_without_new_labels_is_answered_by_an_attempt_saying_so(
     seeded: tuple[Store, Registry, Dataset],
 ) -> None:

@@ -894,7 +894,7 @@ class System:
             "predictions_pending": len(self.backlog),
             "predictions_dropped_total": self.backlog.dropped,
             "store_write_failing": self.write_health.failed_since is not None,
-            "training_cpu_seconds": _cpu_seconds(self._latest(EventKind.GATE)),
+            "training_cpu_seconds": _cpu_seconds(attempts),
             "drift_detections_total": {} if counts is None else {k.value: total(k) for k in DRIFT_KINDS},
             "trainings_total": None if judged is None or failures is None else judged + failures,
             "trainings_skipped_total": self._quiet(self.store.count_untrained_attempts),  # None: store down
@@ -983,7 +983,8 @@ def _check_id(sample_id: int) -> int:
     return int(sample_id)
 
 
-def _cpu_seconds(gate: Event | None) -> float | None:
-    """CPU seconds of the latest training attempt, from its gate record."""
-    value = None if gate is None else gate.payload.get("train_cpu_seconds")
-    return float(value) if isinstance(value, int | float) else None
+def _cpu_seconds(attempts: list[Event]) -> float | None:
+    """CPU seconds of the latest training attempt that ended: its gate record, or the training event
+    of one that failed or was interrupted (their CPU was left out)."""
+    ended = [e for e in attempts if isinstance(e.payload.get("train_cpu_seconds"), int | float)]
+    return float(max(ended, key=lambda e: e.id).payload["train_cpu_seconds"]) if ended else None

@@ -44,7 +44,7 @@ from lifelong.system.launch import Compute
 from lifelong.system.policy import CanaryRule, Decision, Gate, Policy, PolicyState
 from lifelong.system.registry import Registry
 from lifelong.system.store import STORE_DOWN, Event, RetentionPolicy, Store
-from lifelong.system.trainer import CURSOR, SEEN, Interrupted, TrainResult, train_once
+from lifelong.system.trainer import CURSOR, SEEN, Interrupted, TrainResult, cpu_seconds, train_once
 
 log = logging.getLogger(__name__)
 LEASE = "worker"
@@ -111,6 +111,9 @@ class Worker:
                         self.step()
                     except STORE_DOWN as err:  # a database outage: wait for it, as the API does
                         self._outage(err)
+                    except LifelongError as err:  # an expected failure (a rank died, a refused strategy)
+                        log.error("worker step failed: %s; the loop goes on (a failed training backs off)",
+                                  one_line(err))  # fmt: skip
                     except Exception:  # a failing step (bad window, a bug) must not end the loop
                         log.exception("worker step failed; the loop goes on (a failed training backs off)")
                 self.stop.wait(self.poll_seconds)
@@ -211,6 +214,10 @@ class Worker:
         elif not decision.train and (kind := decision.reason.split(":")[0]) != self._waiting:
             self._waiting = kind  # why it does not train, once per kind (a budget spent, too few labels)
             log.info("not training: %s", decision.reason)
+        if (
+            not self._holding
+        ):  # lost the lease during the training: the canary and retention are the new holder's
+            return result
         if self.registry.alias("canary") is not None:
             apply_canary_rule(self.store, self.registry, self.canary)
         if time.time() - self._last_housekeeping >= self.housekeeping_seconds:
@@ -231,6 +238,7 @@ class Worker:
         except BaseException:
             self._training_event = None
             raise
+        start_cpu = cpu_seconds()
         try:
             result = train_once(self.store, self.registry, self.policy, self.gate, reason=decision.reason,
                                 mode=decision.mode, since=since, forget=decision.forget, prepare=self.prepare,
@@ -240,15 +248,18 @@ class Worker:
             log.info("training interrupted: %s", stopped)
             self.store.add_event(
                 EventKind.TRAINING,
-                {"state": "interrupted", "started": self._training_event, "by": str(stopped)},
-            )
+                {"state": "interrupted", "started": self._training_event, "by": str(stopped),
+                 "train_cpu_seconds": cpu_seconds() - start_cpu},
+            )  # fmt: skip
             return None
         except Exception as err:
             self._failures += 1
             wait = min(RETRY_FIRST_SECONDS * 2 ** (self._failures - 1), RETRY_MAX_SECONDS)
             self._retry_at = time.monotonic() + wait
+            # its CPU counts against the daily budget: a training that keeps failing is not free
             self.store.add_event(EventKind.TRAINING, {"state": "failed", "error": str(err)[:500],
-                                                      "failures": self._failures, "retry_in": wait})  # fmt: skip
+                                                      "failures": self._failures, "retry_in": wait,
+                                                      "train_cpu_seconds": cpu_seconds() - start_cpu})  # fmt: skip
             raise
         finally:
             self._training_event = None  # over: a later lease taken finds it closed, or dangling
@@ -423,7 +434,7 @@ class Worker:
         return PolicyState(
             new_samples=self.store.count_samples(start, labelled_only=True),
             seconds_since_training=None if last is None else now - last.ts,
-            cpu_seconds_today=sum(float(g.payload.get("train_cpu_seconds", 0.0)) for g in day),
+            cpu_seconds_today=self._cpu_today(day, now),
             drift=EventKind.DATA_DRIFT in kinds,
             performance_drop=EventKind.PERFORMANCE_DRIFT in kinds,
             requested=EventKind.TRAIN_REQUEST in kinds,
@@ -432,6 +443,16 @@ class Worker:
             floor_trainings=self._floor_streak(),
             unmeasured=champion is not None and expected is None,
         )
+
+    def _cpu_today(self, gates: list[Event], now: float) -> float:
+        """Training CPU of the last 24 hours: judged attempts, and those that failed or were
+        interrupted (a failing job retried every back-off spent its CPU outside the budget)."""
+        ended = [
+            e
+            for e in self.store.events(EventKind.TRAINING, since=now - 86400, limit=10_000)
+            if e.payload.get("state") in ("failed", "interrupted")
+        ]
+        return sum(float(e.payload.get("train_cpu_seconds", 0.0)) for e in [*gates, *ended])
 
     def _floor_streak(self) -> int:
         """Attempts in a row, newest first, that the live-accuracy floor triggered (the back-off's exponent)."""
