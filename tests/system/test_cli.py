@@ -252,6 +252,17 @@ def test_a_bad_canary_variable_is_refused_naming_it(
             ["--strategy", "ewc", "--policy-json", '{"strategy_params": {"buffer_size": 9}}'],
             "strategy_params {'buffer_size': 9} do not fit ewc",
         ),  # fmt: skip
+        # every training under torchrun failed on it, retried for ever
+        (
+            ["--strategy", "gem", "--nproc", "2"],
+            "GEM keeps its per-experience memories whole in every process",
+        ),
+        (["--strategy", "multihead", "--nproc", "2"], "MultiHead computes logits in its own forward"),
+        # ignored: only continual trains with a strategy
+        (
+            ["--policy", "manual", "--strategy", "ewc"],
+            "--strategy ewc: only the continual policy trains with",
+        ),
     ],
 )
 def test_a_worker_setting_that_would_fail_every_training_is_refused_at_start(

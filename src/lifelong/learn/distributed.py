@@ -15,6 +15,7 @@ Without a process group every helper here is the identity, so single-process cod
 from __future__ import annotations
 
 import inspect
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -22,11 +23,31 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from lifelong.data.dataset import Dataset
+from lifelong.errors import StrategyMismatchError
 from lifelong.learn.buffers import Buffer
 
 if TYPE_CHECKING:
     from lifelong.learn.learner import Learner
+    from lifelong.learn.strategy import Strategy
     from lifelong.metrics.result import Result
+
+
+def check_strategies(strategies: Sequence[Strategy]) -> None:
+    """Refuse strategies that cannot train in several processes: their own forward bypasses
+    DistributedDataParallel, or their state cannot be split among ranks (``Strategy.single_process``).
+    The learner checks it in every rank; the service checks it at start-up with ``--nproc`` > 1, where
+    every training failed on it."""
+    from lifelong.learn.strategy import overrides
+
+    forward = [type(s).__name__ for s in strategies if overrides(s, "forward")]
+    if forward:
+        raise StrategyMismatchError(
+            f"{', '.join(forward)} computes logits in its own forward, which bypasses DistributedDataParallel "
+            "(the ranks' replicas would drift apart); train it in one process"
+        )
+    for s in strategies:
+        if s.single_process:
+            raise StrategyMismatchError(s.single_process)
 
 
 def resolve_group(process_group: dist.ProcessGroup | None) -> dist.ProcessGroup | None:

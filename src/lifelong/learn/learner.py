@@ -219,12 +219,8 @@ class Learner:
         self.control = Control()
         self._index_hooks()
         self._check_ownership()
-        if self.world_size > 1 and self._hooks["forward"]:
-            raise StrategyMismatchError(
-                f"{', '.join(type(s).__name__ for s in self._hooks['forward'])} computes logits in its own "
-                "forward, which bypasses DistributedDataParallel (the ranks' replicas would drift apart); "
-                "train it in one process"
-            )
+        if self.world_size > 1:
+            distributed.check_strategies(self.strategies)
         self.reset_optimizer()
         float32_only = [type(s).__name__ for s in self.strategies if s.float32_only]
         if float32_only and self._model_dtype != torch.float32:

@@ -74,7 +74,8 @@ class Strategy:
     that a grown head cannot join (OGD's flattened directions), so ``allow_new_classes`` is refused
     before the head grows. ``float32_only``: the method builds float32 tensors or layers of its own
     (importances, projections, new columns), so a float64 or bfloat16 model is refused when the
-    learner is built.
+    learner is built. ``single_process`` says why a method cannot train under torch.distributed
+    (refused in every rank, and by the service at start-up with ``--nproc`` > 1).
     """
 
     name: ClassVar[str] = ""
@@ -88,6 +89,7 @@ class Strategy:
     grows_layers: ClassVar[bool] = False
     follows_growth: ClassVar[bool] = True
     float32_only: ClassVar[bool] = False
+    single_process: ClassVar[str] = ""  # why it cannot train under torch.distributed ("": it can)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Register a class that sets its own ``name``; a name another class holds is refused (as

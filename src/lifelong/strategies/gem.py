@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lifelong.errors import ConfigError, StrategyMismatchError
+from lifelong.errors import ConfigError
 from lifelong.learn.distributed import all_reduce_mean
 from lifelong.learn.params import check_param
 from lifelong.learn.strategy import Strategy
@@ -41,6 +41,12 @@ class GEM(Strategy):
     """
 
     name = "gem"
+    # per-experience lists: neither split among ranks nor gathered on save
+    single_process = (
+        "GEM keeps its per-experience memories whole in every process: under torch.distributed each rank "
+        "would keep the full budget and the checkpoint only rank 0's; train GEM in one process (A-GEM "
+        "pools its memory across ranks)"
+    )
     supports = frozenset({"class", "task", "domain"})
     needs = frozenset({"boundaries"})
 
@@ -58,14 +64,6 @@ class GEM(Strategy):
         self.scale_: list[float] = []
         # the memory as the forward takes it; rebuilt when the memory or the device changes
         self._ready: tuple[tuple[object, ...], list[tuple[Tensor, Tensor, Tensor]]] | None = None
-
-    def attach(self, learner: Learner) -> None:
-        if learner.world_size > 1:  # per-experience lists: neither split among ranks nor gathered on save
-            raise StrategyMismatchError(
-                "GEM keeps its per-experience memories whole in every process: under torch.distributed each "
-                "rank would keep the full budget and the checkpoint only rank 0's; train GEM in one process "
-                "(A-GEM pools its memory across ranks)"
-            )
 
     def before_experience(self, learner: Learner, experience: Experience) -> None:
         n = len(self.x_) + 1  # experiences the shared budget is split among once this one ends

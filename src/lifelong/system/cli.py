@@ -440,7 +440,16 @@ def policy_from_args(args: argparse.Namespace) -> tuple[Any, Any]:
     policy = Policy.from_json(args.policy, overrides)
     for name in policy.strategies:  # (plugins are loaded by now) else every training failed on it
         get_strategy(name)
-    _strategies(policy.strategies, policy.strategy_params)  # parameters that do not fit: refused here too
+    built = _strategies(policy.strategies, policy.strategy_params)  # parameters that do not fit: refused here
+    if getattr(args, "nproc", 1) > 1:  # too: every training under torchrun failed on it
+        from lifelong.learn.distributed import check_strategies
+
+        check_strategies(built)
+    elif args.strategy and args.policy != "continual":  # only continual trains with a strategy
+        raise ConfigError(
+            f"--strategy {args.strategy}: only the continual policy trains with a strategy ({args.policy} "
+            "fine-tunes or retrains plainly); drop it, or use --policy continual"
+        )
     return policy, gate
 
 
