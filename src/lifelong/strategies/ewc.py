@@ -28,8 +28,9 @@ after one task: classifier weights up to 1.1, median weight 3e-4), so a search o
 lr 0.03 diverged from ``lam`` 100 on. The references avoid this with Adam (van de Ven) or weak
 penalties (mammoth: ``lam`` 0.7 at lr 0.1; its SI clips every gradient at 1). Same objective and
 fixed points; different only where the gradient step would oscillate or diverge. It makes every
-strength searchable; on permuted Fashion-MNIST the validation search still chose a small one
-(``lam`` 3, stable either way). Exact for plain SGD (the step uses the optimizer's current lr);
+strength searchable; on permuted Fashion-MNIST the first validation search (separate penalties)
+still chose a small one (``lam`` 3, stable either way); the domain family's values now are the
+online form with the proximal step, ``lam`` 10 at lr 0.1 (``hparams/ewc.json``). Exact for plain SGD (the step uses the optimizer's current lr);
 with momentum or Adam it is the same pull taken outside the optimizer's state.
 
 The defaults stay the gradient step and ``lam`` 100 (the class-incremental benchmarks run the
