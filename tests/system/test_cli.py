@@ -762,3 +762,19 @@ def test_promote_of_another_schema_needs_force(tmp_path: Path, capsys: pytest.Ca
     )
     assert main(["promote", "1", "--alias", "shadow", "--data-dir", str(data)]) == 0  # answers no client
     assert main(["promote", "1", "--force", "--data-dir", str(data)]) == 0
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback(tmp_path: Path) -> None:
+    """`lifelong events --json | head` printed a BrokenPipeError traceback."""
+    from lifelong.system.events import EventKind
+    from lifelong.system.store import Store
+
+    with Store(data_dir=tmp_path / "d") as store:
+        for _ in range(3000):  # more than a pipe holds
+            store.add_event(EventKind.TRAIN_REQUEST, {"reason": "x" * 50})
+    proc = subprocess.Popen([sys.executable, "-m", "lifelong", "events", "--data-dir", str(tmp_path / "d"), "--json",
+                             "--limit", "3000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    assert proc.stdout is not None and proc.stdout.readline()
+    proc.stdout.close()  # as `head -1` does
+    _, err = proc.communicate(timeout=60)
+    assert b"Traceback" not in err and proc.returncode == 1, err

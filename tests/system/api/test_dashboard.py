@@ -334,12 +334,18 @@ def test_token_loads_the_dashboard_and_its_buttons_promote_and_roll_back(
         chrome.js(f"document.querySelector('button.promote[data-version=\"{v['root']}\"]').click()")
         chrome.wait(f"document.querySelector('#alias-champion .version')?.textContent === 'v{v['root']}'")
         assert server.aliases()["champion"]["version"] == v["root"]
+        # the confirmation stays (the reload after the call cleared it at once)
+        assert chrome.wait("document.getElementById('status').textContent") == f"v{v['root']} is the champion"
         # a reload keeps the token (sessionStorage): the content comes back at once and roll back works
         chrome.call("Page.reload", chrome.session)
         chrome.wait(f"document.querySelector('#alias-champion .version')?.textContent === 'v{v['root']}'")
         chrome.js("document.getElementById('rollback').click()")
         chrome.wait(f"document.querySelector('#alias-champion .version')?.textContent === 'v{v['child']}'")
         assert server.aliases()["champion"]["version"] == v["child"]
+        assert (
+            chrome.wait("document.getElementById('status').textContent")
+            == f"champion rolled back to v{v['child']}"
+        )
         png = base64.b64decode(chrome.call("Page.captureScreenshot", chrome.session, format="png")["data"])
         assert png[:4] == b"\x89PNG"
     finally:

@@ -108,17 +108,16 @@
   }
 
   async function promote(version) {
-    if (await call("/v1/models/" + version + "/promote", { alias: "champion" })) {
+    // the page is reloaded first: a successful load clears the status line, which then says what happened
+    if (await call("/v1/models/" + version + "/promote", { alias: "champion" }) && (await load())) {
       status("v" + version + " is the champion", true);
-      await load();
     }
   }
 
   async function rollback() {
     const doc = await call("/v1/rollback", { alias: "champion" });
-    if (doc) {
+    if (doc && (await load())) {
       status("champion rolled back to v" + doc.version, true);
-      await load();
     }
   }
 
