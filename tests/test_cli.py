@@ -36,3 +36,24 @@ def test_real_refuses_non_finite_values_and_values_out_of_its_range() -> None:
             fraction(text)
     with pytest.raises(argparse.ArgumentTypeError, match="at least 0"):
         real(0.0)("-0.5")
+
+
+def test_a_missing_optional_dependency_names_the_extra_to_install(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`lifelong up` in the venv `make demo` builds (no system extra) was a ModuleNotFoundError traceback."""
+    import lifelong.system.cli as system_cli
+
+    def up(args: object) -> int:
+        raise ModuleNotFoundError("No module named 'uvicorn'", name="uvicorn")
+
+    monkeypatch.setattr(system_cli, "cmd_up", up)
+    assert main(["up"]) == 2
+    assert "pip install 'lifelong[system]'" in capsys.readouterr().err
+
+    def other(args: object) -> int:
+        raise ModuleNotFoundError("No module named 'nosuchthing'", name="nosuchthing")
+
+    monkeypatch.setattr(system_cli, "cmd_up", other)
+    with pytest.raises(ModuleNotFoundError):  # not an extra's: a real error, passed on
+        main(["up"])

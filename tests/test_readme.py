@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -49,9 +50,17 @@ def test_your_own_model_and_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     x = rng.normal(size=(400, 30)) + np.eye(3)[y] @ rng.normal(size=(3, 30))
     header = ",".join([*(f"f{i}" for i in range(30)), "label"])
     np.savetxt("data.csv", np.column_stack([x, y]), delimiter=",", header=header, comments="", fmt="%.5g")
-    scope: dict[str, object] = {}
-    exec(compile(_python_block('@register_model("tabnet")'), str(README), "exec"), scope)  # noqa: S102
-    exec(compile(_python_block('load_table("data.csv"'), str(README), "exec"), scope)  # noqa: S102
+    # the plugin block is the user's mymodels.py; the data block runs on its own, as a separate script
+    # (it ran in the plugin block's scope, and so never needed the `import mymodels` a user does)
+    (tmp_path / "mymodels.py").write_text(_python_block('@register_model("tabnet")'))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    examples = sys.modules.pop("mymodels", None)  # the examples' plugin has the same name
+    try:
+        exec(compile(_python_block('load_table("data.csv"'), str(README), "exec"), {})  # noqa: S102
+    finally:  # later tests import the examples' mymodels again, not this one
+        sys.modules.pop("mymodels", None)
+        if examples is not None:
+            sys.modules["mymodels"] = examples
     assert (tmp_path / "ckpt").is_dir()
 
 

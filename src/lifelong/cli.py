@@ -126,6 +126,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: top-level module -> the pyproject extra that installs it
+EXTRAS = {
+    **dict.fromkeys(
+        ("sqlalchemy", "fastapi", "uvicorn", "httpx", "river", "scipy", "pydantic_settings"), "system"
+    ),
+    **dict.fromkeys(("sklearn", "pandas", "pyarrow"), "data"),
+    "matplotlib": "plots",
+    "quadprog": "methods",
+    "psycopg": "postgres",
+    **dict.fromkeys(("mlflow", "alembic"), "tracking"),
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
@@ -135,6 +148,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except ModuleNotFoundError as e:  # an optional dependency this command needs is not installed
+        extra = EXTRAS.get((e.name or "").split(".")[0])
+        if extra is None:
+            raise
+        print(f"error: {e}; this command needs lifelong's '{extra}' extra: pip install 'lifelong[{extra}]' "
+              "(make demo installs data and plots only; `make test` installs everything)", file=sys.stderr)  # fmt: skip
+        return 2
     except BrokenPipeError:  # `lifelong events --json | head`: the reader left (Python's documented way)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
         return 1
