@@ -284,20 +284,20 @@ class FileStream(DriftingStream):
             )
         rng = np.random.default_rng(seed)
         cuts = np.linspace(bootstrap, len(data), segments + 1).round().astype(int)
-        phases, streamed, tests, holds = [], [], [], []
+        phases, streamed, tests, kept = [], [], [], []
         for a, b in zip(cuts[:-1], cuts[1:]):
             held = np.zeros(b - a, dtype=bool)
             held[rng.choice(b - a, int(round(test_fraction * (b - a))), replace=False)] = True
-            holds.append(held)
             rows = torch.arange(a, b)
-            streamed.append(data.subset(rows[~torch.from_numpy(held)], f"{name}/rows {a}-{b - 1}"))
+            kept.append(rows[~torch.from_numpy(held)])
+            streamed.append(data.subset(kept[-1], f"{name}/rows {a}-{b - 1}"))
             tests.append(data.subset(rows[torch.from_numpy(held)], f"{name}/rows {a}-{b - 1} held out"))
             classes = tuple(streamed[-1].classes) or (0,)
             phases.append(Phase(f"{a}-{b - 1}", classes, Identity(), len(streamed[-1])))  # rows
         super().__init__(Split(data, data), phases, seed=seed, chunk_size=chunk_size, name=name)
         self.first = data.subset(torch.arange(bootstrap), f"{name}/rows 0-{bootstrap - 1}")
         # a streamed sample's index counts streamed rows only (no bootstrap nor held-out rows)
-        self.file_rows = np.concatenate([np.arange(a, b)[~h] for a, b, h in zip(cuts[:-1], cuts[1:], holds)])
+        self.file_rows = torch.cat(kept).numpy()
         self._data = streamed
         self._tests = tests
         self._n_classes = int(data.y.max()) + 1

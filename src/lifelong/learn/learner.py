@@ -705,7 +705,7 @@ class Learner:
                 )
         grow = self.allow_new_classes if allow_new_classes is None else allow_new_classes
         self._check_labels(y, "partial_fit", grow)
-        if not self._output_checked:
+        if self._input_shape is None:  # the first samples the learner takes: can the model take them?
             self._probe(x[:2], "partial_fit")
         if self._input_shape is None:
             self._input_shape = tuple(x.shape[1:])

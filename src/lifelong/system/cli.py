@@ -445,7 +445,7 @@ def policy_from_args(args: argparse.Namespace) -> tuple[Any, Any]:
         from lifelong.learn.distributed import check_strategies
 
         check_strategies(built)
-    elif args.strategy and args.policy != "continual":  # only continual trains with a strategy
+    if args.strategy and args.policy != "continual":  # only continual trains with a strategy
         raise ConfigError(
             f"--strategy {args.strategy}: only the continual policy trains with a strategy ({args.policy} "
             "fine-tunes or retrains plainly); drop it, or use --policy continual"
@@ -853,11 +853,8 @@ def cmd_promote(args: argparse.Namespace) -> int:
         if args.alias in ("champion", "canary"):  # their answers go to the champion's clients
             from lifelong.system.contract import Contract, check_replaces
 
-            champion = registry.alias("champion")
-            current = None if champion is None else (champion, Contract.load(registry.get(champion).path))
-            check_replaces(
-                current, Contract.load(registry.get(args.version).path), f"v{args.version}", args.force
-            )
+            new = Contract.load(registry.get(args.version).path)
+            check_replaces(registry, new, f"v{args.version}", args.force)
         share = args.share
         if share is None and args.alias != "champion":  # None would route no traffic to a canary
             share = DEPLOY_SHARE

@@ -26,13 +26,16 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from lifelong.data.dataset import MAX_LABEL_GAP
 from lifelong.data.files import check_columns, frame_columns, in_column_order, integer_label, label_order
 from lifelong.errors import CheckpointError, DataError, RegistryError, quoted
+
+if TYPE_CHECKING:
+    from lifelong.system.registry import Registry
 
 FILE = "contract.json"
 MAX_CLASS_NAME = 200  # characters of a class name: what the API accepts and the store keeps
@@ -351,18 +354,18 @@ class Contract:
             raise CheckpointError(f"{path} is not a valid contract: {err}") from err
 
 
-def check_replaces(current: tuple[int, Contract | None] | None, new: Contract | None, what: str,
-                   force: bool) -> None:  # fmt: skip
+def check_replaces(registry: Registry, new: Contract | None, what: str, force: bool) -> None:
     """Refuse to serve ``what`` (``"v4"``, ``"this model"``) with contract ``new`` to the clients of the
-    ``current`` champion (version, contract) when it would break them (see :meth:`Contract.breaks`),
-    unless ``force``: a model of another schema replaced a champion silently, and every client request
-    failed after it."""
-    if force or current is None or current[1] is None or new is None:
+    registry's champion when it would break them (see :meth:`Contract.breaks`), unless ``force``: a
+    model of another schema replaced a champion silently, and every client request failed after it."""
+    champion = registry.alias("champion")
+    if force or champion is None or new is None:
         return
-    changes = current[1].breaks(new)
+    current = Contract.load(registry.get(champion).path)
+    changes = [] if current is None else current.breaks(new)
     if changes:
         raise RegistryError(
-            f"{what} would break the clients of champion v{current[0]}: {'; '.join(changes)}. Promote it "
+            f"{what} would break the clients of champion v{champion}: {'; '.join(changes)}. Promote it "
             'anyway with force (lifelong promote --force, "force": true over HTTP, force=True in Python) '
             "when the clients change with it"
         )

@@ -544,7 +544,7 @@ class System:
         """
         strategy = "+".join(s.name for s in learner.strategies) or "none"
         contract = contract or contract_of(learner)
-        check_replaces(self._current("champion"), contract, "this model", force)
+        check_replaces(self.registry, contract, "this model", force)
         with self.registry.publish(
             strategy=strategy, metrics=metrics, params={"contract": contract.to_dict()}
         ) as draft:
@@ -581,16 +581,9 @@ class System:
             self.deploy(version, alias, force=force)
             return
         loaded = self._load(version)
-        check_replaces(self._current("champion"), loaded.contract, f"v{version}", force)
+        check_replaces(self.registry, loaded.contract, f"v{version}", force)
         self.registry.set_alias("champion", version)  # a canary or shadow of it ends there
         self.reload()
-
-    def _current(self, alias: str) -> tuple[int, Contract | None] | None:
-        """The version ``alias`` points at and its contract (None: unset)."""
-        version = self.registry.alias(alias)
-        if version is None:
-            return None
-        return version, Contract.load(self.registry.get(version).path)
 
     def rollback(self, alias: str = "champion") -> int | None:
         """Move ``alias`` back to its previous holder; return the version it now points at."""
@@ -606,7 +599,7 @@ class System:
         self.check_deployment(mode, share)
         loaded = self._load(version)
         if mode == "canary":
-            check_replaces(self._current("champion"), loaded.contract, f"v{version}", force)
+            check_replaces(self.registry, loaded.contract, f"v{version}", force)
         self.registry.set_alias(mode, version, share=share)
         self.reload()
 

@@ -214,9 +214,8 @@ class Worker:
         elif not decision.train and (kind := decision.reason.split(":")[0]) != self._waiting:
             self._waiting = kind  # why it does not train, once per kind (a budget spent, too few labels)
             log.info("not training: %s", decision.reason)
-        if (
-            not self._holding
-        ):  # lost the lease during the training: the canary and retention are the new holder's
+        # lost the lease during the training: the canary and retention are the new holder's
+        if not self._holding:
             return result
         if self.registry.alias("canary") is not None:
             apply_canary_rule(self.store, self.registry, self.canary)
