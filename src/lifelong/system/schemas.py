@@ -245,6 +245,7 @@ class RollbackRequest(_Body):
 class RollbackResponse(BaseModel):
     alias: str
     version: int | None = Field(..., description="the version the alias points at now (None: unset)")
+    aliases: dict[str, AliasInfo] = Field(..., description="every alias after the move, as promote answers")
 
 
 class DeploymentRequest(_Body):

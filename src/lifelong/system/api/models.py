@@ -79,4 +79,7 @@ def promote(
 def rollback(system: SystemDep, body: Annotated[RollbackRequest | None, Body()] = None) -> RollbackResponse:
     """Move the alias (default: champion) back to its previous holder."""
     alias = (body or RollbackRequest()).alias
-    return RollbackResponse(alias=alias, version=system.rollback(alias))
+    version = system.rollback(alias)
+    return RollbackResponse.model_validate(
+        {"alias": alias, "version": version, "aliases": system.deployments()}
+    )
