@@ -206,3 +206,19 @@ def test_missing_cells_of_nullable_columns_are_refused(column: str) -> None:
     frame.loc[5, column] = pd.NA
     with pytest.raises(DataError, match="missing .*row 5"):
         load_table(frame, domain_column="site", task_column="task")
+
+
+def test_a_numeric_target_is_refused_as_regression(tmp_path: Path) -> None:
+    """scikit-learn's diabetes target was read as 214 one-row classes and failed later by accident."""
+    import pandas as pd
+    from sklearn.datasets import load_diabetes
+
+    data = load_diabetes(as_frame=True).frame
+    data.to_csv(tmp_path / "diabetes.csv", index=False)
+    with pytest.raises(
+        DataError, match=r"label column 'target': 214 distinct numbers.*regression.*pandas.cut"
+    ):
+        load_table(tmp_path / "diabetes.csv", label_column="target")
+    data["target"] = pd.cut(data["target"], 4, labels=False)  # binned: classes
+    data.to_csv(tmp_path / "binned.csv", index=False)
+    assert len(load_table(tmp_path / "binned.csv", label_column="target").classes) == 4

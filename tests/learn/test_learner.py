@@ -1243,3 +1243,42 @@ def test_epochs_on_a_task_free_stream_are_said_to_be_unused() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         Learner(toy_model(), lr=0.1).fit(stream)
+
+
+def test_partial_fit_warns_once_that_boundary_methods_wait_for_consolidate() -> None:
+    """EWC, LwF, A-GEM on a stream fed to partial_fit without consolidate() were silently naive."""
+    x, y = toy_scenario("class").experiences[0].train.x, toy_scenario("class").experiences[0].train.y
+    learner = Learner(toy_model(), [Replay(20), EWC()], lr=0.1)
+    with pytest.warns(UserWarning, match=r"partial_fit: EWC acts at boundaries.*consolidate\(\)"):
+        learner.partial_fit(x, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        learner.partial_fit(x, y)  # said once
+        learner.consolidate()
+        Learner(toy_model(), [Replay(20)], lr=0.1).partial_fit(x, y)  # replay needs no boundary
+    with pytest.raises(StrategyMismatchError, match="EWC does not support task-free"):
+        Learner(toy_model(), [EWC()], task_free=True)
+    with pytest.raises(ConfigError, match="task_free"):
+        Learner(toy_model(), task_free="yes")  # type: ignore[arg-type]
+
+
+def test_partial_fit_says_once_that_training_diverged() -> None:
+    """Unscaled features (|x| ~ 1e6) made every prediction one class, and partial_fit said nothing."""
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.randn(64, 8, generator=gen) * 1e6, torch.randint(0, 4, (64,), generator=gen)
+    learner = Learner(toy_model(), lr=0.1)
+    with pytest.warns(RuntimeWarning, match=r"partial_fit: training diverged: standardise the features"):
+        learner.partial_fit(x, y)
+    assert learner.diverged
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        learner.partial_fit(x, y)  # said once
+
+
+def test_a_one_output_model_is_refused_as_regression_with_what_to_do() -> None:
+    """A regression model's numeric targets were refused with advice to grow the head for new classes."""
+    learner = Learner(torch.nn.Linear(8, 1))
+    with pytest.raises(DataError, match=r"one output.*two for a binary task.*regression\) is not supported"):
+        learner.partial_fit(torch.randn(4, 8), torch.tensor([25.0, 31.0, 140.0, 0.0]))
+    with pytest.raises(DataError, match=r"labels \[10, 11, .*\] \.\.\. \(30 in all\) are outside the model's 4"):
+        Learner(toy_model()).partial_fit(torch.randn(30, 8), torch.arange(10, 40))

@@ -112,3 +112,36 @@ def test_cosine_head_survives_a_checkpoint(tmp_path) -> None:
     resumed = Learner.load(tmp_path / "ckpt")  # the strategy is rebuilt and hooks the new model's head
     assert torch.equal(resumed.predict_logits(x), learner.predict_logits(x))
     assert float(resumed.predict_logits(x).abs().max()) <= 10.0
+
+
+def test_a_task_free_learner_masks_and_replays_from_the_first_partial_fit() -> None:
+    """partial_fit without consolidate() was naive fine-tuning, bit for bit; task_free=True says there is
+    no boundary to wait for, and the flag survives a checkpoint."""
+    import tempfile
+    import warnings
+
+    x, y = toy_scenario("class").experiences[0].train.x, toy_scenario("class").experiences[0].train.y
+
+    def trained(task_free: bool) -> Learner:
+        torch.manual_seed(0)
+        learner = Learner(toy_model(), [ERACE(buffer_size=20)], lr=0.1, batch_size=8, task_free=task_free)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            learner.partial_fit(x, y)
+            learner.partial_fit(x, y)
+        assert [str(w.message).startswith("partial_fit: ERACE acts at boundaries") for w in caught] == (
+            [] if task_free else [True]  # once, not per call
+        )
+        return learner
+
+    torch.manual_seed(0)
+    naive = Learner(toy_model(), [], lr=0.1, batch_size=8)
+    naive.partial_fit(x, y)
+    naive.partial_fit(x, y)
+    same = trained(False).model.state_dict()
+    free = trained(True)
+    assert all(torch.equal(same[k], v) for k, v in naive.model.state_dict().items())
+    assert not all(torch.equal(free.model.state_dict()[k], v) for k, v in naive.model.state_dict().items())
+    with tempfile.TemporaryDirectory() as d:
+        free.save(d)
+        assert Learner.load(d).task_free

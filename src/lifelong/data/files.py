@@ -218,6 +218,7 @@ def _from_npz(p: Path) -> Table:
         raise DataError(f"{p}: x must be numeric, got dtype {x.dtype}")
     x = _finite(x.astype(np.float32), f"{p}: x")
     y, names = _labels(y, f"{p}: y")
+    _refuse_numeric_target(y, names, f"{p}: y")
     features = [f"x{i}" for i in range(x.shape[1])] if x.ndim == 2 else []
     domains = _column(arrays.get("domain"), len(y), f"{p}: domain")
     tasks = task_codes(arrays.get("task"), len(y), f"{p}: task")
@@ -284,6 +285,12 @@ def _from_frame(
             f"{p}: feature columns {nan_cols} hold NaN (missing) or infinite values; impute or drop them"
         )
     y, names = _labels(frame[label].to_numpy(), f"{p}: label column {label!r}")
+    _refuse_numeric_target(
+        y,
+        names,
+        f"{p}: label column {label!r}",
+        ", or name the class column (--label-column / label_column=)",
+    )
     domains = None if domain is None else _column(frame[domain].to_numpy(), len(y), f"{p}: domain column")
     tasks = None if task is None else task_codes(frame[task].to_numpy(), len(y), f"{p}: task column {task!r}")
     task_ids, task_names = tasks or (None, None)
@@ -326,6 +333,18 @@ def _labels(values: np.ndarray, where: str, what: str = "labels") -> tuple[np.nd
     names = sorted(set(texts), key=label_order)
     index = {n: i for i, n in enumerate(names)}
     return np.array([index[str(v)] for v in values], dtype=np.int64), names
+
+
+def _refuse_numeric_target(y: np.ndarray, names: list[str] | None, where: str, hint: str = "") -> None:
+    """Refuse a column of numbers that is a regression target, not classes (scikit-learn's diabetes:
+    214 values over 442 rows). It was read as hundreds of classes of a row or two, and failed later,
+    by accident, on an experience without test samples: lifelong learns classifiers."""
+    n_classes = len(np.unique(y))
+    if names is None and n_classes > 20 and len(y) < 3 * n_classes:
+        raise DataError(
+            f"{where}: {n_classes} distinct numbers over {len(y)} rows: a numeric target (regression), where "
+            f"lifelong learns classification; bin it into classes (e.g. pandas.cut){hint}"
+        )
 
 
 def is_missing(value: Any) -> bool:

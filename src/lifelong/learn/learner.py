@@ -89,6 +89,11 @@ class Learner:
     allow_new_classes : let ``partial_fit`` and ``learn`` grow the classifier head for labels it
         has no output for (class-incremental learning in production); otherwise such a label is
         refused with a DataError.
+    task_free : the data comes as a stream that announces no boundaries (``partial_fit`` and never
+        ``consolidate()``, as on River's streams): strategies that act only at boundaries (EWC, LwF,
+        A-GEM, GDumb ...) are refused here, and those with a task-free form use it from the first
+        step (ER-ACE masks and replays at once instead of fine-tuning until the first boundary).
+        ``fit`` on a task-free scenario trains this way whatever the flag.
     process_group : train data-parallel in this torch.distributed group (default: the group
         ``torchrun`` initialised, if any): DistributedDataParallel, one shard of every experience
         per rank, see :mod:`lifelong.learn.distributed`. Strategies with their own ``forward`` are
@@ -120,6 +125,7 @@ class Learner:
         seed: int = 0,
         callbacks: Sequence[Callback] = (),
         allow_new_classes: bool = False,
+        task_free: bool = False,
         process_group: Any = None,
     ) -> None:
         if optimizer not in OPTIMIZERS:
@@ -204,7 +210,10 @@ class Learner:
         self.feature_names: tuple[str, ...] | None = None
         self._output_checked = False  # the model's first output is checked to be logits, then never again
         self.incoming: Batch | None = None  # the batch being trained on, during a step (None between steps)
-        self.task_free = False  # training a task-free stream: no boundary will be announced
+        check_param("Learner", "task_free", task_free, bool)
+        self.task_free = task_free  # training a task-free stream: no boundary will be announced
+        self._warned_boundaries = False  # partial_fit's note on strategies that wait for consolidate()
+        self._warned_diverged = False  # partial_fit says once that training diverged (fit says it per run)
         # the experiences fit() is training through (Joint reads them); None outside fit
         self.stream: list[Experience] | None = None
         self._incoming_rows: tuple[Batch, Tensor] | None = None  # (batch, its rows of data.x)
@@ -219,6 +228,8 @@ class Learner:
         self.control = Control()
         self._index_hooks()
         self._check_ownership()
+        if task_free:
+            self.check_supported("task-free")
         if self.world_size > 1:
             distributed.check_strategies(self.strategies)
         self.reset_optimizer()
@@ -696,6 +707,7 @@ class Learner:
                 "with partial_fit"
             )
         self.check_supported(None, t is not None)
+        self._note_boundaries()
         if t is not None:  # an experience learns one task; its classes are filed under it
             tasks = set(t.tolist()) | ({self._experience.task_id} if self._experience is not None else set())
             if len(tasks) > 1:
@@ -736,6 +748,35 @@ class Learner:
                 if self._keep_window:
                     self._window.append(b)
         self.train_seconds += time.perf_counter() - start
+        if not self._warned_diverged and self.diverged:  # its predictions were one class, silently
+            self._warned_diverged = True
+            warnings.warn(
+                f"partial_fit: training diverged: {self._divergence_hint()}", RuntimeWarning, stacklevel=2
+            )
+
+    def _note_boundaries(self) -> None:
+        """Warn, once, that a strategy acting at boundaries trains as fine-tuning until ``consolidate()``:
+        on a stream fed to ``partial_fit`` without one, EWC, LwF, A-GEM and ER-ACE were silently
+        bit-identical to naive, and GDumb predicted with its untrained model."""
+        if self._warned_boundaries or self.task_free or self._experience_count > 0:
+            return
+        self._warned_boundaries = True
+        waiting = [  # a method needing task ids waits anyway: a new task's samples need consolidate()
+            type(s).__name__
+            for s in self.strategies
+            if (s.waits_for_boundary or "task-free" not in s.supports) and "task_labels" not in s.needs
+        ]
+        if waiting:
+            warnings.warn(
+                f"partial_fit: {' and '.join(waiting)} {'acts' if len(waiting) == 1 else 'act'} at boundaries, "
+                "so until the first consolidate() nothing protects old knowledge (no importances, memory or "
+                "retraining yet): "
+                "call learner.consolidate() where a task or period ends, or, for a stream with no boundaries, "
+                "build the learner with task_free=True and a method that has a task-free form (Replay, DER++, "
+                "ER-ACE, MER, NCM)",
+                UserWarning,
+                stacklevel=3,
+            )
 
     def _probe(self, x: Tensor, where: str) -> None:
         """The model's first forward, on a sample or two without gradients: samples it cannot take are
@@ -860,8 +901,15 @@ class Learner:
             return
         bad = sorted(set(y[y >= n_out].tolist()))
         valid = str(list(range(n_out))) if n_out <= 20 else f"0..{n_out - 1}"
+        if n_out == 1:  # a regression model (diabetes' targets read as classes); growing it misleads
+            raise DataError(
+                f"{where}: the model has one output, and lifelong learns classifiers (cross-entropy over one "
+                "output per class): give it an output per class (two for a binary task); a numeric target "
+                "(regression) is not supported"
+            )
         raise DataError(
-            f"{where}: labels {bad} are outside the model's {n_out} classes (valid labels: {valid}); "
+            f"{where}: labels {bad if len(bad) <= 10 else f'{bad[:10]} ... ({len(bad)} in all)'} are outside "
+            f"the model's {n_out} classes (valid labels: {valid}); "
             "pass allow_new_classes=True to grow the classifier head for new classes"
         )
 
@@ -1182,6 +1230,7 @@ class Learner:
         self._loss_total.zero_()
         self._loss_max.zero_()
         self._losses = []
+        self._warned_diverged = False
         result = Result(reference_accuracy=reference)
         before = self._first_evaluation(experiences, "fit")
         result.untrained_accuracy = [float(c.float().mean()) for c in before]
@@ -1242,7 +1291,7 @@ class Learner:
         ends = {b: i for i, b in enumerate(stream.boundaries)}
         self.model.train()  # evaluation restores the mode it found
         start = time.perf_counter()
-        self.task_free = True
+        was_task_free, self.task_free = self.task_free, True
         try:
             with self._in_model_dtype():
                 for n, batch in enumerate(stream, start=1):
@@ -1252,7 +1301,7 @@ class Learner:
                         record(ends[n])
                         start = time.perf_counter()
         finally:
-            self.task_free = False
+            self.task_free = was_task_free
         self.train_seconds += time.perf_counter() - start
         self.epochs_trained += 1
         self._experience = None
@@ -1292,7 +1341,7 @@ class Learner:
                 "optimizer": self.optimizer_name, "lr": self.lr, "momentum": self.momentum,
                 "weight_decay": self.weight_decay, "batch_size": self.batch_size, "epochs": self.epochs,
                 "eval_batch_size": self.eval_batch_size, "seed": self.seed,
-                "allow_new_classes": self.allow_new_classes,
+                "allow_new_classes": self.allow_new_classes, "task_free": self.task_free,
             },
             "model": {"spec": spec, "class": type(self.model).__qualname__},
             "strategies": [checkpoint_entry(s) for s in self.strategies],

@@ -76,6 +76,9 @@ class Strategy:
     (importances, projections, new columns), so a float64 or bfloat16 model is refused when the
     learner is built. ``single_process`` says why a method cannot train under torch.distributed
     (refused in every rank, and by the service at start-up with ``--nproc`` > 1).
+    ``waits_for_boundary``: a task-free-capable method that trains as fine-tuning until the first
+    boundary unless the learner is ``task_free`` (ER-ACE); ``partial_fit`` warns about it, as about
+    every method without ``task-free`` support, until ``consolidate()`` is first called.
     """
 
     name: ClassVar[str] = ""
@@ -90,6 +93,7 @@ class Strategy:
     follows_growth: ClassVar[bool] = True
     float32_only: ClassVar[bool] = False
     single_process: ClassVar[str] = ""  # why it cannot train under torch.distributed ("": it can)
+    waits_for_boundary: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Register a class that sets its own ``name``; a name another class holds is refused (as

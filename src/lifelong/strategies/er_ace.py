@@ -11,7 +11,8 @@ also keeps every class from the largest one seen so far upwards (the not-yet-see
 their outputs stay low; only the old classes are left out), the replayed loss spans every
 output, and the first experience is plain fine-tuning (no mask, no replay; mammoth's default
 ``task_free=0``), except on a task-free stream, where no first experience is announced: there it
-masks and replays from the first step (mammoth's ``task_free=1``). ``cosine_head=True`` scores as
+masks and replays from the first step (mammoth's ``task_free=1``), as it does on every stream of a
+``Learner(..., task_free=True)`` (``partial_fit`` with no boundary). ``cosine_head=True`` scores as
 the authors' classifier does (mammoth's ``use_custom_classifier``, on by default there): ``10 * cos(features, weight row)``, no bias, through
 a forward hook on the model's ``classifier`` (the weights stay the model's own; off by default
 because the model then only scores correctly with the strategy attached).
@@ -46,6 +47,7 @@ class ERACE(Replay):
     """
 
     name = "er-ace"
+    waits_for_boundary = True  # its first experience is fine-tuning, unless the learner is task_free
 
     def __init__(
         self, buffer_size: int = 500, batch_size: int | None = None, cosine_head: bool = False
