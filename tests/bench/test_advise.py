@@ -276,3 +276,31 @@ def test_data_run_with_a_task_column_compares_on_the_files_tasks(
     assert "give --data" in capsys.readouterr().err
     assert main([*argv[:6], "returned"]) == 2
     assert "given as both the label and the task column" in capsys.readouterr().err
+
+
+def test_data_run_with_a_domain_column_compares_on_the_files_periods(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A binary file was split into two experiences of one class each (every method at ACC 0.5), and
+    advise had no --domain-column to compare on the file's periods of drift, as bench has."""
+    pd = pytest.importorskip("pandas", reason="reading CSV needs pandas: pip install 'lifelong[data]'")
+    gen = np.random.default_rng(0)
+    x = gen.normal(size=(300, 2))
+    period = np.repeat(["early", "late"], 150)
+    y = np.where(period == "early", x[:, 0] > 0, x[:, 1] > 0).astype(int)  # the concept drifts
+    pd.DataFrame({"f0": x[:, 0], "f1": x[:, 1], "period": period, "label": y}).to_csv(
+        path := tmp_path / "drift.csv", index=False
+    )
+    assert main(["advise", "--data", str(path), "--drop-columns", "period", "--top", "1", "--quiet"]) == 0
+    assert "make experiences of one class each" in capsys.readouterr().out.replace("\n", " ")
+    argv = ["advise", "--data", str(path), "--domain-column", "period", "--top", "1", "--log-json"]
+    assert main(argv) == 0
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [e["benchmark"] for e in events if e["event"] == "evidence"] == ["rotated-fmnist"]
+    assert not any("one class each" in e.get("text", "") for e in events)
+    (comparison,) = [e for e in events if e["event"] == "comparison"]
+    assert sum(e["event"] == "experience" for e in events) == 2 * len(comparison["rows"])  # two periods
+    assert main([*argv, "--task-ids-known"]) == 2
+    assert "drop --task-ids-known" in capsys.readouterr().err
+    assert main(["advise", "--domain-column", "period"]) == 2
+    assert "give --data" in capsys.readouterr().err

@@ -249,15 +249,28 @@ def load_data(
     seed: int = 0,
     drop_columns: Sequence[str] = (),
     task_column: str | None = None,
+    domain_column: str | None = None,
 ) -> Table:
     """The user's file for :func:`compare_on_data`, refused (DataError) if it cannot be compared on;
     ``advise`` reads it before printing anything, so a bad file is the only thing said. The split and
     the experiences are made once here too (a class without test samples, say, is refused now, not
-    after the advice is printed). With ``task_column`` the experiences are the file's tasks."""
+    after the advice is printed). With ``task_column`` the experiences are the file's tasks, with
+    ``domain_column`` its domains (periods of a drifting stream, sources, sites)."""
     from lifelong.data import scenarios
     from lifelong.data.files import load_table
 
-    table = load_table(path, label_column, task_column=task_column, drop_columns=drop_columns)
+    table = load_table(path, label_column, domain_column, task_column, drop_columns)
+    if domain_column is not None:
+        assert table.domains is not None
+        if len(set(table.domains.tolist())) < 2:
+            raise DataError(
+                f"{path}: column {domain_column!r} holds one domain; a comparison needs at least 2"
+            )
+        try:
+            scenarios.domains_from_column(table, seed=seed)
+        except LifelongError as e:  # a domain without test samples
+            raise DataError(f"{path}: {len(table)} rows cannot be compared on: {e}") from e
+        return table
     if task_column is not None:
         try:
             tasks = scenarios.tasks_from_column(table, seed=seed)
@@ -285,8 +298,8 @@ def compare_on_data(advice: list[Advice], path: str, label_column: str, c: Const
 
     The file's classes are split by :func:`~lifelong.data.scenarios.default_classes_per_experience`
     (as ``lifelong bench --data``; class-incremental, or task-incremental when task ids are known),
-    or into the file's own tasks when ``table`` has a task column and task ids are known;
-    features are standardised with the training split's statistics. ``table``: the file already
+    or into the file's own tasks when ``table`` has a task column and task ids are known, or its
+    domains (domain-incremental) when it has a domain column; features are standardised with the training split's statistics. ``table``: the file already
     read by :func:`load_data`.
     """
     import torch
@@ -315,10 +328,11 @@ def compare_on_data(advice: list[Advice], path: str, label_column: str, c: Const
     build = scenarios.task_incremental if c.task_ids_known else scenarios.class_incremental
     log = reporter or Reporter()
     names = [a.strategy for a in advice] + ["naive"]
-    if table.tasks is not None and c.task_ids_known:  # the file's own tasks, scaled by their train data
-        from lifelong.bench.benchmarks import standardised
+    if table.domains is not None or (table.tasks is not None and c.task_ids_known):
+        from lifelong.bench.benchmarks import standardised  # scaled by the experiences' train data
 
-        scenario = standardised(scenarios.tasks_from_column(table, seed=seed))
+        own = scenarios.domains_from_column if table.domains is not None else scenarios.tasks_from_column
+        scenario = standardised(own(table, seed=seed))
     else:  # the default split, one for all methods
         scenario = build((standard(train), standard(test)), seed=seed)
     measured = []
@@ -361,6 +375,9 @@ def add_command(sub: Any) -> None:
     a.add_argument("--task-column", default=None,
                    help="column of --data naming each sample's task: the comparison's experiences are those "
                         "tasks (implies --task-ids-known)")  # fmt: skip
+    a.add_argument("--domain-column", default=None,
+                   help="column of --data naming each sample's domain (a period of drift, a source): the "
+                        "comparison's experiences are those domains, and the figures rotated-fmnist's")  # fmt: skip
     a.add_argument("--budget", choices=list(BUDGET), default="medium", help="compute per update")
     a.add_argument(
         "--private", action="store_true", help="no raw data kept, not even a generative model of it"
@@ -406,28 +423,48 @@ def advise(args: argparse.Namespace) -> int:
         raise ConfigError("--store-data and --private contradict each other (--private keeps no raw data); "
                           "give one of them")  # fmt: skip
     store = args.store_data if args.store_data is not None else not args.private
-    if args.task_column is not None and not args.data:
-        raise ConfigError(f"--task-column {args.task_column} names a column of a --data file; give --data")
+    for flag, column in (("--task-column", args.task_column), ("--domain-column", args.domain_column)):
+        if column is not None and not args.data:
+            raise ConfigError(f"{flag} {column} names a column of a --data file; give --data")
+    if args.domain_column is not None and (args.task_column is not None or args.task_ids_known):
+        raise ConfigError(
+            "--domain-column compares on the file's domains with one head and no task ids; drop "
+            + ("--task-column" if args.task_column is not None else "--task-ids-known")
+        )
     c = Constraints(store, args.memory, args.task_ids_known or args.task_column is not None, args.budget,
                     args.private)  # fmt: skip
     log = Reporter.from_flags(args.quiet, args.log_json)
     path = find_results(args.results)
-    benchmark = args.benchmark or default_benchmark(c)
+    benchmark = args.benchmark or ("rotated-fmnist" if args.domain_column else default_benchmark(c))
     advice = recommend(c, load_summary(path), benchmark, args.top)
     table = (
-        load_data(args.data, args.label_column, drop_columns=args.drop_columns, task_column=args.task_column)
+        load_data(
+            args.data,
+            args.label_column,
+            drop_columns=args.drop_columns,
+            task_column=args.task_column,
+            domain_column=args.domain_column,
+        )  # fmt: skip
         if args.data
         else None
     )  # refused before any output
-    if table is not None and table.tasks is None and c.task_ids_known:
-        from lifelong.data.scenarios import default_classes_per_experience
+    from lifelong.data.scenarios import default_classes_per_experience
 
-        if default_classes_per_experience(len(table.classes)) < 2:  # one class per task: nothing to predict
-            raise DataError(
-                f"{args.data}: its {len(table.classes)} classes make tasks of one class each, so with task ids "
-                "known every method would score ACC 1.000; name the file's own tasks (--task-column) or drop "
-                "--task-ids-known"
-            )
+    # the file's classes split into experiences (no task or domain column) of one class each
+    one_class = (
+        table is not None
+        and table.tasks is None
+        and table.domains is None
+        and default_classes_per_experience(len(table.classes)) < 2
+    )
+    if one_class and c.task_ids_known:  # tasks of one class: nothing to predict
+        assert table is not None
+        raise DataError(
+            f"{args.data}: its {len(table.classes)} classes make tasks of one class each, so with task ids "
+            "known every method would score ACC 1.000; name the file's own tasks (--task-column) or drop "
+            "--task-ids-known"
+        )
+    single = one_class and not c.task_ids_known
     if not advice:
         raise ConfigError("no measured method fits these constraints; relax the budget or allow a memory")
     memory = "none" if not c.keeps_samples else "all" if c.memory is None else f"up to {c.memory} samples"
@@ -446,6 +483,14 @@ def advise(args: argparse.Namespace) -> int:
     else:
         log.table(_advice_table(advice), final=True)
     for note in notes(c, load_summary(path), benchmark, advice):
+        log.emit("note", f"note: {note}", final=True, text=note)
+    if single:
+        assert table is not None
+        note = (
+            f"{args.data}'s {len(table.classes)} classes make experiences of one class each, where a method "
+            f"that learns only the newest class scores 1/{len(table.classes)} and the ranking says little; if "
+            "its rows come in periods of drift, compare on those with --domain-column"
+        )
         log.emit("note", f"note: {note}", final=True, text=note)
     if args.data:
         rows = compare_on_data(advice, args.data, args.label_column, c, epochs=args.epochs,
