@@ -49,7 +49,7 @@ def test_dry_run_shows_what_each_run_would_use_and_trains_nothing(
     assert text.count("lr 0.2 ") == 4 and "derpp" in text and "no hyper-parameters" in text
 
 
-def test_bench_writes_results_and_plots(tmp_path: Path) -> None:
+def test_bench_writes_results_and_plots(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["bench", "--benchmark", "split-digits", "--strategies", "naive,replay", "--seeds", "0,1",
                  "--epochs", "1", "--buffer", "50", "--out", str(tmp_path), "--no-progress"])  # fmt: skip
     assert code == 0
@@ -65,6 +65,9 @@ def test_bench_writes_results_and_plots(tmp_path: Path) -> None:
     assert (tmp_path / "matrix-split-digits-replay.png").stat().st_size > 1000
     assert (tmp_path / "acc-split-digits.png").exists()
     assert main(["report", str(tmp_path), "--markdown"]) == 0
+    capsys.readouterr()
+    assert main(["report", str(tmp_path)]) == 0
+    assert "split-digits" in (out := capsys.readouterr().out) and "…" not in out  # piped: cut at 80 columns
 
 
 # -- the user's own data and model --------------------------------------------------------------

@@ -356,7 +356,6 @@ def _show_configured(
 
 
 def report(args: argparse.Namespace) -> int:
-    from rich.console import Console
 
     from lifelong.bench.report import markdown_table, rich_table
 
@@ -386,5 +385,5 @@ def report(args: argparse.Namespace) -> int:
     if args.markdown:
         print(markdown_table(rows))
     else:
-        Console().print(rich_table(rows))
+        Reporter().table(rich_table(rows))  # piped: 150 columns, as bench's own table (80 cut the cells)
     return 0
