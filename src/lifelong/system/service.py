@@ -285,11 +285,13 @@ class System:
         given: list[str | None] = []
         for r in requests:
             given.extend(r.ids if r.ids else [None] * len(r.x))
-        rids = [rid or pid for rid, pid in zip(given, pids)]
+        rids = [rid or pid for rid, pid in zip(given, pids)]  # routing keys: a client's id, reused at will
         x = torch.from_numpy(x_np)
         routed = route(live, x, rids)
         scores = routed.scores.tolist()  # once: for the record and the answer
-        served = Served(time.time(), x_np if self.settings.store_inputs else None, pids, rids,
+        # recorded under the answer's own id, which a shadow's answer to the same input shares: a client
+        # id sent with two inputs (one user's requests) made their labels overwrite each other
+        served = Served(time.time(), x_np if self.settings.store_inputs else None, pids, pids,
                         routed.versions, routed.variants, routed.labels, scores)  # fmt: skip
         try:
             self._flush_backlog()  # older answers first, so that their feedback can land
@@ -302,7 +304,7 @@ class System:
             self.write_health.succeeded()
         self._count(routed.variants)
         if live.shadow is not None and bool(routed.mirror.any()):
-            self._mirror(live.shadow, x, routed.mirror, rids, sample_ids)
+            self._mirror(live.shadow, x, routed.mirror, pids, sample_ids)
         rows = [
             {"id": pid, "label": lab, "scores": sc, "version": ver, "variant": var}
             for pid, lab, sc, ver, var in zip(pids, routed.labels, scores, routed.versions, routed.variants)

@@ -18,3 +18,17 @@ def test_batch_feedback_is_all_or_nothing_and_labels_the_inputs(server: Server) 
         assert c.post("/v1/feedback", json={"feedback": items}).status_code == 204
         assert store.count_samples(labelled_only=True) == labelled + 3
         assert store.samples(labelled_only=True).y.tolist()[-3:] == [0, 1, 2]
+
+
+def test_inputs_sent_under_one_client_id_keep_their_own_labels(server: Server) -> None:
+    """Both feedback calls answered 204 and the second label overwrote the first: the feedback table
+    was keyed by the client's id, which routes one user's requests alike and so repeats."""
+    with server.client() as c, Store(data_dir=server.data_dir) as store:
+        first, second = (
+            c.post("/v1/predict", json={"inputs": sample(1), "ids": ["user-42"]}).json()["predictions"][0]
+            for _ in range(2)
+        )
+        for p, label in ((first, 0), (second, 1)):
+            assert c.post("/v1/feedback", json={"prediction_id": p["id"], "label": label}).status_code == 204
+        truth = {p.prediction_id: p.label for p in store.labelled_predictions()}
+        assert (truth[first["id"]], truth[second["id"]]) == (0, 1)
