@@ -6,9 +6,10 @@ is one transaction that has committed when the method returns, so a crash never 
 acknowledged write. Features are stored as raw little-endian float32/uint8 bytes plus shape,
 never pickled, so reading the store can never run code.
 
-Labels usually arrive after the prediction (feedback). Feedback is keyed by the request, so the
-champion's answer, a canary's answer and a shadow's mirrored answer to the same request are all
-judged against the same label, and the label is copied onto the stored sample for training.
+Labels usually arrive after the prediction (feedback). Feedback is keyed by the input answered
+(``request_id``: the served answer's own id, which a shadow's mirrored answer to it shares, never the
+client's routing id, which repeats), so both answers are judged against the same label, and the label
+is copied onto the stored sample for training.
 """
 
 from __future__ import annotations
