@@ -90,6 +90,20 @@ def test_new_classes_take_the_next_indices_within_a_bound() -> None:
     with pytest.raises(DataError, match="'DOG' differs from this deployment's class 'dog' only in case"):
         growing.new_class_names(["DOG"])
     assert growing.new_class_names(["7"]) == ["7"]  # a number no class has is a name like any other
+    # and against the classes named since the bootstrap, and each other (only the bootstrap's were checked)
+    added = {"malbec": 2}
+    assert growing.new_class_names(["malbec", "eel"], added) == ["eel"]
+    with pytest.raises(
+        DataError, match="'MALBEC' differs from this deployment's class 'malbec' only in case"
+    ):
+        growing.new_class_names(["MALBEC"], added)
+    with pytest.raises(DataError, match=r"label '2' is text.*\(2\) or the name \('malbec'\)"):
+        growing.new_class_names(["2"], added)
+    with pytest.raises(DataError, match="'tempranillo' differs from this request's class 'Tempranillo'"):
+        growing.new_class_names(["Tempranillo", "tempranillo"])
+    composed, combining = "ros\u00e9", "rose\u0301"  # one rosé, two ways of writing it
+    with pytest.raises(DataError, match="only in case or Unicode form"):
+        growing.new_class_names([combining], {composed: 2})
 
 
 def test_inputs_are_checked_against_the_shape_and_a_flat_row_is_reshaped() -> None:

@@ -473,6 +473,10 @@ def test_a_refused_request_or_a_corrected_typo_gives_a_new_class_no_index(tmp_pa
         for part in torch.randperm(len(split.train), generator=torch.Generator().manual_seed(1)).split(200):
             system.add_samples(split.train.x[part], [names[int(c)] for c in split.train.y[part]])
         assert system.store.class_names() == {"eggz": 2, "eggs": 3, "toast": 4}
+        with pytest.raises(
+            DataError, match="'Toast' differs from this deployment's class 'toast' only in case"
+        ):
+            system.add_samples(split.train.x[:1], ["Toast"])  # a class named since the bootstrap: was class 5
         result = train_once(
             system.store, system.registry, Policy("continual", epochs=2), Gate(max_old_accuracy_drop=1.0)
         )

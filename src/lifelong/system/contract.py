@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import math
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -55,6 +56,12 @@ def unstorable(text: str) -> str | None:
     except UnicodeEncodeError:
         return "must be valid Unicode text (no lone surrogates)"
     return None
+
+
+def _fold(name: str) -> str:
+    """A class name as people read it: case and Unicode form ("rosé" composed or with a combining
+    accent) ignored, so two names that look alike cannot become two classes."""
+    return unicodedata.normalize("NFKC", name).casefold()
 
 
 def _array_or_row(shape: tuple[int, ...]) -> str:
@@ -205,15 +212,18 @@ class Contract:
             "--allow-new-classes learns new ones)"
         )
 
-    def new_class_names(self, labels: Sequence[Any]) -> list[str]:
-        """The names among ``labels`` this contract does not know, each one checked to be storable
-        (1 to ``MAX_CLASS_NAME`` characters, see :func:`unstorable`): with ``allow_new_classes`` they are new
-        classes, to be given indices by the store in the order returned, once each: the order a bootstrap
-        file numbers names in (:func:`~lifelong.data.files.label_order`, so ``"2"`` before ``"10"``),
-        whatever order the client sent them in."""
-        known = self.class_names or ()
+    def new_class_names(self, labels: Sequence[Any], added: Mapping[str, int] | None = None) -> list[str]:
+        """The names among ``labels`` that neither this contract nor ``added`` (the classes named since,
+        from the store) knows, each one checked to be storable (1 to ``MAX_CLASS_NAME`` characters, see
+        :func:`unstorable`) and distinct: with ``allow_new_classes`` they are new classes, to be given
+        indices by the store in the order returned, once each: the order a bootstrap file numbers names
+        in (:func:`~lifelong.data.files.label_order`, so ``"2"`` before ``"10"``), whatever order the
+        client sent them in."""
+        added = added or {}
+        known = {**dict(zip(self.class_names or (), self.classes)), **added}
         new = sorted({lab for lab in labels if isinstance(lab, str) and lab not in known}, key=label_order)
-        folded = {k.casefold(): k for k in known}
+        folded = {_fold(k): k for k in known}
+        indices = {*self.classes, *added.values()}
         for name in new:
             if not 0 < len(name) <= MAX_CLASS_NAME:
                 raise DataError(f"a class name has 1 to {MAX_CLASS_NAME} characters, got {len(name)}")
@@ -221,15 +231,21 @@ class Contract:
                 raise DataError(f"a class name {problem}")
             # each would become a class of its own for ever: "2" where 2 is gamma, "alpha " for alpha
             index = integer_label(name)
-            if index is not None and index in self.classes:
-                raise self._text_index(name, index)
+            if index is not None and index in indices:
+                other = next((n for n, i in known.items() if i == index), str(index))
+                raise DataError(
+                    f"label {name!r} is text, and this deployment's labels written as text are class names; "
+                    f"send the index as a number ({index}) or the name ({other!r})"
+                )
             if name != name.strip():
                 raise DataError(f"class name {name!r} has leading or trailing spaces; send {name.strip()!r}")
-            if name.casefold() in folded:
+            if (twin := folded.get(_fold(name))) is not None:
                 raise DataError(
-                    f"class name {name!r} differs from this deployment's class {folded[name.casefold()]!r} only "
-                    "in case; send that name (a new class needs a name no class has in any case)"
+                    f"class name {name!r} differs from {'this deployment' if twin in known else 'this request'}'s "
+                    f"class {twin!r} only in case or Unicode form; send {twin!r} (a new class needs a name no "
+                    "class has in any case or form)"
                 )
+            folded[_fold(name)] = name
         return new
 
     def class_name(self, label: int) -> str:

@@ -466,10 +466,13 @@ class System:
             return _check_labels, None
         names: dict[str, int] | None = None
         new_classes = None
-        if contract.allow_new_classes and contract.class_names is not None:
-            new = contract.new_class_names(labels)
+        known = contract.class_names
+        unknown = known is not None and any(isinstance(lab, str) and lab not in known for lab in labels)
+        if contract.allow_new_classes and unknown:  # only then is the store read
+            added = self.store.class_names()
+            new = contract.new_class_names(labels, added)
+            names = assign_indices(added, new, len(contract.classes)) if new else added
             if new:
-                names = assign_indices(self.store.class_names(), new, len(contract.classes))
                 new_classes = NewClasses(tuple(new), len(contract.classes), names)
         check = functools.partial(contract.check_labels, names=names, max_new=self.settings.max_new_classes)
         return check, new_classes
