@@ -57,3 +57,16 @@ def test_a_missing_optional_dependency_names_the_extra_to_install(
     monkeypatch.setattr(system_cli, "cmd_up", other)
     with pytest.raises(ModuleNotFoundError):  # not an extra's: a real error, passed on
         main(["up"])
+
+
+@pytest.mark.parametrize(
+    "argv", [["simulate", "--out", "/proc/lifelong-x/out"], ["up", "--data-dir", "/proc/lifelong-x"]]
+)
+def test_a_path_that_cannot_be_made_is_one_line_and_exit_2(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Was a PermissionError / FileNotFoundError traceback from mkdir, exit 1 (read-only or /proc)."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: /proc/lifelong-x") and "this user can create and write" in err
+    assert "Traceback" not in err and len(err.splitlines()) == 1

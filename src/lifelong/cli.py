@@ -158,6 +158,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `lifelong events --json | head`: the reader left (Python's documented way)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
         return 1
+    except OSError as e:  # a path the user gave that cannot be made or written (read-only, /proc, full)
+        if e.filename is None:
+            raise
+        print(f"error: {e.filename}: {e.strerror or e}; give a folder or file this user can create and write "
+              "(--data-dir, --out, ...)", file=sys.stderr)  # fmt: skip
+        return 2
 
 
 if __name__ == "__main__":
