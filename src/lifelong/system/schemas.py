@@ -234,7 +234,9 @@ class ModelInfo(BaseModel):
 class PromoteRequest(_Body):
     alias: Literal["champion", "canary", "shadow"] = "champion"
     force: bool = Field(
-        False, description="promote a version whose inputs or classes differ from the champion's"
+        False,
+        strict=True,  # it skips a safety check: "yes", 1 or "false" were read as true
+        description="promote a version whose inputs or classes differ from the champion's",
     )
 
 
@@ -249,17 +251,20 @@ class RollbackResponse(BaseModel):
 
 
 class DeploymentRequest(_Body):
-    version: Version
+    version: Annotated[Version, Field(strict=True)]  # a number, as promote's path takes it
     mode: Literal["canary", "shadow"] = "canary"
     share: float = Field(
         default=0.1,
+        strict=True,  # a number: "0.5" was taken as one
         gt=0.0,
         le=1.0,
         allow_inf_nan=False,
         description="canary traffic share, or shadow mirroring share; below 1 for a canary judged by "
         "the A/B test (canary test 'ab'), which needs champion traffic to compare it with (else 422)",
     )
-    force: bool = Field(False, description="a canary whose inputs or classes differ from the champion's")
+    force: bool = Field(
+        False, strict=True, description="a canary whose inputs or classes differ from the champion's"
+    )
 
 
 class AliasInfo(BaseModel):

@@ -33,3 +33,16 @@ def test_a_version_of_another_schema_is_a_409_unless_forced(server: Server) -> N
         assert r.status_code == 409
         assert c.post(f"/v1/models/{narrow}/promote", json={"force": True}).status_code == 200
         assert c.post(f"/v1/models/{server.good}/promote", json={"force": True}).status_code == 200
+
+
+def test_force_is_true_or_false_only(server: Server) -> None:
+    """ "yes", 1 or "t" were read as force=true, skipping the check on the clients' contract."""
+    with server.client() as c:
+        champion = c.get("/healthz").json()["live"]["champion"]["version"]
+        for value in ("yes", 1, "t"):
+            r = c.post(f"/v1/models/{server.other}/promote", json={"force": value})
+            assert r.status_code == 422 and "valid boolean" in r.text, r.text
+            r = c.post("/v1/deployments", json={"version": server.other, "share": 0.5, "force": value})
+            assert r.status_code == 422, r.text
+        assert c.post("/v1/deployments", json={"version": str(server.other)}).status_code == 422
+        assert c.get("/healthz").json()["live"]["champion"]["version"] == champion
