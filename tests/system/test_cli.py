@@ -778,3 +778,17 @@ def test_a_reader_that_leaves_early_gets_no_traceback(tmp_path: Path) -> None:
     proc.stdout.close()  # as `head -1` does
     _, err = proc.communicate(timeout=60)
     assert b"Traceback" not in err and proc.returncode == 1, err
+
+
+def test_up_refuses_a_tracking_uri_mlflow_refuses_before_anything_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It served anyway, and restarted its worker (which exited 2 on the URI) every 1, 2, 4 ... s for ever."""
+    pytest.importorskip("mlflow", reason="tracking needs lifelong[tracking]")
+    from lifelong.cli import main
+
+    assert (
+        main(["up", "--data-dir", str(tmp_path / "d"), "--tracking-uri", "bogus://x", "--bootstrap", "none"])
+        == 2
+    )
+    assert "tracking URI 'bogus://x'" in capsys.readouterr().err and not (tmp_path / "d").exists()

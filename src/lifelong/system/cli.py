@@ -487,6 +487,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     from lifelong.system.launch import Compute
 
     Compute(device=args.device or "cpu", nproc=args.nproc, threads=args.threads)  # so does a bad --device
+    _tracker(args.tracking_uri)  # a URI MLflow refuses: its worker exited 2 and was restarted for ever
     _check_port_free(settings.host, settings.port)  # before anything is written, or a bootstrap trains
     with _undone_on_failure(settings.data_dir):  # a refused bootstrap leaves no half-made data dir
         settings, token = settings.with_token()  # may write <data-dir>/token
