@@ -224,3 +224,19 @@ def test_micro_batcher_answers_a_loop_once_per_batch() -> None:
         i * 2 for i in range(20) if i not in (5, 13)
     ]
     assert calls == batches < 20  # one hand-back per batch, not one per request
+
+
+def test_a_version_with_non_finite_weights_says_so_not_that_the_values_are_too_large() -> None:
+    """A diverged champion's every answer was a 422 telling the client to send smaller values."""
+    from lifelong.errors import CheckpointError
+
+    learner = Learner(toy_model())
+    learner.partial_fit(torch.randn(8, 8), torch.arange(8) % 4)
+    loaded = Loaded.of(3, learner)
+    assert loaded.logits(torch.randn(2, 8)).isfinite().all()
+    with pytest.raises(DataError, match="values too large for version 3"):
+        loaded.logits(torch.full((2, 8), float("inf")))  # upstream, finite values this large overflow
+    with torch.no_grad():
+        next(learner.model.parameters()).fill_(float("nan"))
+    with pytest.raises(CheckpointError, match="version 3 cannot answer: its weights are not finite"):
+        loaded.logits(torch.randn(2, 8))

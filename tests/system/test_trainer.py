@@ -320,3 +320,27 @@ def test_a_stray_new_class_label_waits_outside_the_head_until_the_class_has_enou
     with store.engine.connect() as conn:
         trained = conn.execute(sa.select(samples_table.c.trained_version).where(samples_table.c.id == stray))
         assert trained.scalar_one() == 3  # the held-back row trained the version that learned its class
+
+
+def test_a_diverged_candidate_is_refused_as_diverged(system: tuple[Store, Registry]) -> None:
+    """Its NaN weights answered every request with a 422 that blamed the client's values."""
+    store, registry = system
+    seed_store(store, registry, strategies=(), known=4)
+    policy = Policy("scheduled-finetune", every_samples=100, epochs=3)
+    result = train_once(store, registry, policy, Gate(), prepare=lambda d: d.replace(x=d.x * 1e30))
+    assert result.trained and not result.passed and result.version is None
+    assert result.reasons[0].startswith("training diverged (the candidate's weights are not finite)")
+
+
+def test_bootstrap_refuses_a_diverged_first_champion(tmp_path: Path) -> None:
+    """`up --lr 1e6` published and served a champion whose weights were all NaN."""
+    from lifelong.errors import ConfigError
+    from lifelong.system.trainer import bootstrap
+
+    with (
+        Store(data_dir=tmp_path) as store,
+        pytest.raises(ConfigError, match=r"diverged.*lower lr \(now 1e\+06\)"),
+    ):
+        bootstrap(store, Registry(store), toy_data(per_class=10).train, lr=1e6, epochs=1)
+    with Store(data_dir=tmp_path) as store:
+        assert Registry(store).versions() == []  # nothing published

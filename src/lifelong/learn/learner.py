@@ -274,7 +274,7 @@ class Learner:
         self._sum_losses()
         return not bool(torch.isfinite(self._loss_total)) or float(self._loss_max) > DIVERGED_LOSS
 
-    def _divergence_hint(self) -> str:
+    def divergence_hint(self) -> str:
         """What a diverged run says to change: the strategies' own advice, else a smaller lr."""
         hints = [h for s in self.strategies if (h := s.divergence_hint()) is not None]
         if self._largest_input > LARGE_INPUT:  # no lr fixes inputs of 1e5: the first step overshoots
@@ -751,7 +751,7 @@ class Learner:
         if not self._warned_diverged and self.diverged:  # its predictions were one class, silently
             self._warned_diverged = True
             warnings.warn(
-                f"partial_fit: training diverged: {self._divergence_hint()}", RuntimeWarning, stacklevel=2
+                f"partial_fit: training diverged: {self.divergence_hint()}", RuntimeWarning, stacklevel=2
             )
 
     def _note_boundaries(self) -> None:
@@ -1268,7 +1268,7 @@ class Learner:
         result.boundary_seconds = self.boundary_seconds - start_boundary
         result.diverged = self.diverged
         if result.diverged:
-            result.info["divergence_hint"] = self._divergence_hint()
+            result.info["divergence_hint"] = self.divergence_hint()
             warnings.warn(
                 f"training diverged: {result.info['divergence_hint']}", RuntimeWarning, stacklevel=2
             )

@@ -25,7 +25,7 @@ from typing import Generic, TypeVar
 import torch
 from torch import Tensor
 
-from lifelong.errors import DataError, NotFoundError
+from lifelong.errors import CheckpointError, DataError, NotFoundError
 from lifelong.learn.learner import Learner
 from lifelong.learn.models import shape_error
 from lifelong.learn.tokens import check_ids, input_embedding
@@ -79,6 +79,11 @@ class Loaded:
             ) from err
         # finite inputs so large that standardising or the model overflows
         if not bool(torch.isfinite(out).all()):
+            if not all(bool(torch.isfinite(p).all()) for p in self.learner.model.parameters()):
+                raise CheckpointError(  # not the client's values: a diverged training (409)
+                    f"version {self.version} cannot answer: its weights are not finite (its training diverged); "
+                    "roll back or promote another version"
+                )
             bad = (~torch.isfinite(out).all(1)).nonzero().flatten().tolist()
             raise DataError(
                 f"sample{'s' if len(bad) > 1 else ''} {', '.join(map(str, bad[:5]))}: values too large for "

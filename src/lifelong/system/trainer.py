@@ -184,6 +184,11 @@ def train_once(
             train_cpu_seconds=cpu, n_train=len(train), n_holdout=len(holdout), n_old=len(old or ())
         )
         reasons = judge(gate, figures)
+        if not weights_finite(candidate):  # its every answer would be a 422 blaming the client's values
+            reasons.insert(
+                0,
+                f"training diverged (the candidate's weights are not finite): {candidate.divergence_hint()}",
+            )
         passed = not reasons
         payload = {
             "passed": passed,
@@ -334,6 +339,11 @@ def bootstrap(
         full = _dataset(torch.from_numpy(contract.transform(x)), data.y, data.name)
         train, hold = full.subset(order[n_hold:]), full.subset(order[:n_hold])
         learner.learn(Experience(0, tuple(train.classes), 0, train, hold))
+        if learner.diverged or not weights_finite(learner):  # served, every answer was a 422 on the inputs
+            raise ConfigError(
+                f"the first champion's training diverged (loss or weights not finite): {learner.divergence_hint()}; "
+                "nothing was registered"
+            )
         metrics = {"new_accuracy": float(learner.correct(hold).float().mean()), "n_train": len(train),
                    "n_holdout": len(hold)}  # fmt: skip
     name = "+".join(strategies) or "naive"
@@ -355,6 +365,11 @@ def bootstrap(
 
 
 # --- helpers ------------------------------------------------------------------------------------
+def weights_finite(learner: Learner) -> bool:
+    """Whether every parameter is finite: a diverged training leaves NaN weights that answer nothing."""
+    return all(bool(torch.isfinite(p).all()) for p in learner.model.parameters())
+
+
 def _strategies(names: Sequence[str], params: dict[str, Any]) -> list[Strategy]:
     classes = [get_strategy(n) for n in names]  # a ConfigError names an unknown one and how to register it
     try:
