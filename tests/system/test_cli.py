@@ -294,6 +294,9 @@ def test_train_says_when_no_worker_will_pick_the_request_up(
         assert len(store.events("train_request")) == 1  # recorded either way: a worker started later takes it
     assert main(["train", "--data-dir", str(tmp_path)]) == 0
     assert "the worker starts it at its next poll" in capsys.readouterr().out
+    for reason in ("", "x" * 201):  # as POST /v1/train refuses them (both were stored)
+        assert main(["train", "--data-dir", str(tmp_path), "--reason", reason]) == 2
+        assert "--reason: must be 1 to 200 characters" in capsys.readouterr().err
 
 
 def test_up_bootstraps_a_cnn_from_rows_of_pixels_given_their_shape(

@@ -92,7 +92,8 @@ def add_commands(sub: Any) -> None:
 
     p = sub.add_parser("train", help="ask the worker to train now (the manual stage, or 'train now' in any)")
     _store_args(p)
-    p.add_argument("--reason", default="requested from the CLI")
+    p.add_argument("--reason", type=_reason, default="requested from the CLI",
+                   help="kept in the event (1 to 200 characters, as POST /v1/train takes)")  # fmt: skip
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("models", help="list registered versions and the aliases pointing at them")
@@ -746,6 +747,18 @@ def _bundled(name: str) -> Any:
     from lifelong.data import digits
 
     return digits().train
+
+
+def _reason(text: str) -> str:
+    """An argparse ``type``: what POST /v1/train takes (an empty or 10,000-character one was stored)."""
+    from lifelong.system.contract import unstorable
+    from lifelong.system.schemas import MAX_REASON
+
+    if not 0 < len(text) <= MAX_REASON:
+        raise argparse.ArgumentTypeError(f"must be 1 to {MAX_REASON} characters, got {len(text)}")
+    if (problem := unstorable(text)) is not None:
+        raise argparse.ArgumentTypeError(problem)
+    return text
 
 
 def cmd_train(args: argparse.Namespace) -> int:

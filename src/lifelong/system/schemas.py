@@ -42,6 +42,7 @@ def _utf8(text: str) -> str:
 
 # Bounded types: a client integer beyond what the database stores is a 422, never a 500.
 MAX_LABEL = 2**31 - 1
+MAX_REASON = 200  # characters of a training request's reason (HTTP and `lifelong train`)
 MAX_VERSION = 2**31 - 1
 MAX_ID = 2**63 - 1
 
@@ -198,7 +199,7 @@ class SampleOut(BaseModel):
 
 class TrainRequest(_Body):
     reason: Annotated[str, AfterValidator(_utf8)] = Field(
-        default="requested over HTTP", min_length=1, max_length=200, description="kept in the event"
+        default="requested over HTTP", min_length=1, max_length=MAX_REASON, description="kept in the event"
     )
 
 

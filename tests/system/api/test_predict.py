@@ -54,6 +54,8 @@ def test_bad_predict_requests_get_a_4xx_and_the_server_keeps_serving(
         (b'{"inputs": [[0, 0, 0, 0, 0, 0, 0, 0]]}', {"Content-Type": "text/plain"}, 415,
          "UnsupportedMediaType", "Content-Type: application/json"),
         (b'{"inputs": [[0, 0, 0, 0, 0, 0, 0, 0]]}', {}, 415, "UnsupportedMediaType", "sent with no Content-Type"),
+        (b'{"inputs": [[0, 0, 0, 0, 0, 0, 0, 0]]}', {"Content-Type": "text/json"}, 415,  # was a 422: not a dict
+         "UnsupportedMediaType", "sent as 'text/json'"),
         (gzip.compress(b'{"inputs": [[0, 0, 0, 0, 0, 0, 0, 0]]}', mtime=0),
          {"Content-Type": "application/json", "Content-Encoding": "gzip"}, 400, "MalformedJSON", "uncompressed"),
         (b"[" * 15_000, {"Content-Type": "application/json"}, 400, "MalformedJSON", "nested"),

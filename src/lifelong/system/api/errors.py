@@ -93,11 +93,7 @@ async def _validation(request: Request, err: Exception) -> JSONResponse:
         return error_response(400, "MalformedJSON", "the request body is not valid JSON")
     kind = request.headers.get("content-type", "")
     sent = kind or request.headers.get("content-length", "0") != "0" or "transfer-encoding" in request.headers
-    if (
-        sent
-        and "json" not in kind.lower()
-        and any(tuple(p.get("loc", ()))[:1] == ("body",) for p in problems)
-    ):
+    if sent and not _json_media(kind) and any(tuple(p.get("loc", ()))[:1] == ("body",) for p in problems):
         how = f"as {kind!r}" if kind else "with no Content-Type"
         return error_response(  # FastAPI reads a body as JSON only when it says it is JSON
             415, "UnsupportedMediaType", f"the body was sent {how}; send it as JSON with the header "
@@ -105,6 +101,14 @@ async def _validation(request: Request, err: Exception) -> JSONResponse:
         )  # fmt: skip
     parts = [f"{'.'.join(_where(e.get('loc', ())))}: {e.get('msg', '')}" for e in problems[:5]]
     return error_response(422, "ValidationError", "; ".join(parts))
+
+
+def _json_media(kind: str) -> bool:
+    """FastAPI's rule for reading a body as JSON: ``application/json`` or ``application/*+json``
+    (``text/json`` and ``application/jsonx`` were read as text and answered with a 422)."""
+    media = kind.split(";", 1)[0].strip().lower()
+    main, _, sub = media.partition("/")
+    return main == "application" and (sub == "json" or sub.endswith("+json"))
 
 
 def _where(loc: tuple[object, ...] | list[object]) -> list[str]:
