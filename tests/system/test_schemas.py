@@ -77,6 +77,7 @@ def test_to_array_makes_a_float32_batch() -> None:
     x = to_array([[1, 2], [3.5, True]], max_batch=4)
     assert x.dtype == np.float32 and x.tolist() == [[1.0, 2.0], [3.5, 1.0]]
     assert to_array(np.zeros((2, 1, 3)), max_batch=2).shape == (2, 1, 3)
+    assert to_array([[2**64, 1]], max_batch=1).tolist() == [[2.0**64, 1.0]]  # was "only numbers", at no position
 
 
 @pytest.mark.parametrize(
@@ -89,6 +90,7 @@ def test_to_array_makes_a_float32_batch() -> None:
         ([[1, 2], [3, None]], r"only numbers: sample 1 holds None at \[1\]"),
         ([[1, 2], [1, float("nan")]], r"NaN or infinite values .*: sample 1 holds nan at \[1\]"),
         ([[1e39]], r"beyond float32 range\): sample 0 holds 1e\+39 at \[0\]"),
+        ([[10**400]], r"beyond float32 range \(integers of hundreds of digits\)"),
         ([1, 2, 3], r"batch of samples, got shape \(3,\); wrap one sample as \[sample\]"),
     ],
 )

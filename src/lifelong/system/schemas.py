@@ -323,7 +323,14 @@ def to_array(inputs: Any, max_batch: int) -> np.ndarray:
             f"inputs are ragged: every sample must have the same shape ({_ragged(inputs)})"
         ) from err
     if raw.dtype.kind not in "fiub":
-        raise DataError(f"inputs must hold only numbers{_first_non_number(inputs)}")
+        if where := _first_non_number(inputs):
+            raise DataError(f"inputs must hold only numbers{where}")
+        try:  # all numbers: integers beyond 64 bits made it objects
+            raw = np.asarray(inputs, dtype=np.float64)
+        except OverflowError as err:  # beyond float64 too (10**400)
+            raise DataError(
+                "inputs contain values beyond float32 range (integers of hundreds of digits)"
+            ) from err
     with np.errstate(over="ignore"):  # overflow to inf is caught just below
         x = raw.astype(np.float32)
     if not np.isfinite(x).all():
