@@ -41,7 +41,6 @@ def test_whole_number_float_labels_are_class_ids(label: Any) -> None:
     [
         (3.5, "3.5"),
         (torch.tensor(3.5), "3.5"),
-        (float("nan"), "nan"),
         (True, "True"),
         ("cat", "'cat'"),
     ],
@@ -51,6 +50,17 @@ def test_from_torch_refuses_other_labels_naming_the_sample(label: Any, shown: st
         from_torch(Pairs([0, label]))
     assert shown in str(e.value)
     assert "integer class ids" in str(e.value) and "map them to ints" in str(e.value)
+
+
+def test_a_missing_label_is_named_missing() -> None:
+    """A pandas Int64 NA, None or NaN was 'label nan (float) ... map them to ints first (int(label))'."""
+    import pandas as pd
+
+    for y in (pd.Series([1, None], dtype="Int64"), [1, None], torch.tensor([1.0, float("nan")])):
+        with pytest.raises(DataError, match=r"sample 1 has no label \(missing: .*\); drop it or give it one"):
+            from_tensors(torch.zeros(2, 3), y)
+    with pytest.raises(DataError, match=r"sample 1 has no label"):
+        from_torch(Pairs([0, float("nan")]))
 
 
 def test_from_tensors_takes_numpy_integer_labels() -> None:

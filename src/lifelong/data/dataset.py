@@ -309,6 +309,8 @@ def class_ids(y: Any, where: str, n: int | None = None) -> Tensor:
             )
         values = items.tolist()
         for i, v in enumerate(values):
+            if v is None or (isinstance(v, float) and math.isnan(v)) or type(v).__name__ == "NAType":
+                raise DataError(f"{where}: sample {i} has no label (missing: {v}); drop it or give it one")
             if not _is_class_id(v):
                 hint = "a dict or sklearn's LabelEncoder for names" if isinstance(v, str) else "int(label)"
                 raise DataError(
