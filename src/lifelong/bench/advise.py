@@ -349,6 +349,7 @@ def compare_on_data(advice: list[Advice], path: str, label_column: str, c: Const
         result = learner.fit(scenario)
         m = result.metrics
         row: dict[str, Any] = {"method": name, "family": FAMILY.get(name, "other"), "acc": m["acc"], "forgetting": m["forgetting"],
+               "plasticity": m["plasticity"],
                "seconds": time.perf_counter() - start, "memory_bytes": m["buffer_bytes"] + 4 * m["extra_parameters"]}  # fmt: skip
         measured.append(row)
         log.emit(
@@ -525,9 +526,9 @@ def _data_table(rows: list[dict[str, Any]], data: str) -> Any:
     from rich.table import Table
 
     t = Table(title=f"measured on {data}", title_justify="left")
-    for col in ("method", "family", "ACC", "forgetting", "seconds", "memory"):
+    for col in ("method", "family", "ACC", "forgetting", "plasticity", "seconds", "memory"):
         t.add_column(col, justify="left" if col in ("method", "family") else "right")
     for r in rows:
-        t.add_row(r["method"], r["family"], f"{r['acc']:.3f}", f"{r['forgetting']:.3f}", f"{r['seconds']:.1f}",
-                  _mb(r["memory_bytes"]))  # fmt: skip
+        t.add_row(r["method"], r["family"], f"{r['acc']:.3f}", f"{r['forgetting']:.3f}", f"{r['plasticity']:.3f}",
+                  f"{r['seconds']:.1f}", _mb(r["memory_bytes"]))  # fmt: skip
     return t

@@ -11,6 +11,7 @@ COLUMNS = [
     ("bwt", "BWT"),
     ("fwt", "FWT"),
     ("forgetting", "Forgetting"),
+    ("plasticity", "Plasticity"),  # accuracy just after learning each experience: 0 on one learns nothing new
     ("intransigence", "Intransigence"),  # only with a cumulative run of the same seeds (the reference)
     ("train_seconds_per_epoch", "s/epoch"),
 ]
