@@ -1,7 +1,9 @@
 import json
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -73,7 +75,7 @@ def test_custom_model_must_be_passed(tmp_path: Path) -> None:
 
 def test_truncated_or_tampered_checkpoints_are_refused(tmp_path: Path) -> None:
     Learner(toy_model(), [Replay(10)]).save(tmp_path / "c")
-    tensors = tmp_path / "c" / "tensors.safetensors"
+    (tensors,) = (tmp_path / "c").glob("tensors-*.safetensors")
     blob = tensors.read_bytes()
     tensors.write_bytes(blob[: len(blob) // 2])
     with pytest.raises(CheckpointError, match="SHA-256"):
@@ -96,10 +98,41 @@ def test_truncated_or_tampered_checkpoints_are_refused(tmp_path: Path) -> None:
         Learner.load(tmp_path / "missing")
 
 
+def test_a_save_killed_before_its_manifest_leaves_the_old_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tensors were rewritten in place before the manifest's rename: a kill in between (6 of 30
+    random kills in a user's trial) left the old manifest over new tensors, and nothing loaded."""
+    from lifelong.learn import checkpoint
+
+    learner = Learner(toy_model(), [Replay(10)])
+    learner.save(tmp_path / "c")
+    before = {k: v.clone() for k, v in learner.model.state_dict().items()}
+    learner.partial_fit(toy_data().train.x[:40], toy_data().train.y[:40])
+    replace = os.replace
+
+    def killed(src: Any, dst: Any) -> None:
+        if Path(dst).name == "manifest.json":
+            raise KeyboardInterrupt  # the process dies here
+        replace(src, dst)
+
+    monkeypatch.setattr(checkpoint.os, "replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        learner.save(tmp_path / "c")
+    monkeypatch.undo()
+    old = Learner.load(tmp_path / "c")
+    assert all(torch.equal(old.model.state_dict()[k], v) for k, v in before.items())
+    learner.save(tmp_path / "c")  # the next save completes and clears what the killed one left
+    assert len(list((tmp_path / "c").iterdir())) == 2
+    new = Learner.load(tmp_path / "c")
+    assert all(torch.equal(new.model.state_dict()[k], v) for k, v in learner.model.state_dict().items())
+
+
 def test_checkpoint_holds_no_pickle(tmp_path: Path) -> None:
     Learner(toy_model(), [Replay(10), EWC()]).save(tmp_path / "c")
     names = sorted(p.name for p in (tmp_path / "c").iterdir())
-    assert names == ["manifest.json", "tensors.safetensors"]
+    assert names[0] == "manifest.json" and re.fullmatch(r"tensors-[0-9a-f]{16}\.safetensors", names[1])
+    assert len(names) == 2
     assert b"\x80\x04" not in (tmp_path / "c" / "manifest.json").read_bytes()
 
 

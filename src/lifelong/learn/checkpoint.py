@@ -2,7 +2,12 @@
 
 Nothing is ever unpickled: nested state (dicts with int keys, tuples, sets, tensors) is
 encoded to JSON with tensors replaced by references into one safetensors file whose SHA-256
-the manifest records, so a truncated or tampered checkpoint is refused before it is read.
+the manifest records, so a truncated or tampered tensor file is refused before it is read.
+
+Saving over a checkpoint is atomic: the tensors go to a new file named by their hash, the manifest
+that names it replaces the old one in one rename, and only then is the old tensor file deleted, so a
+process killed at any moment leaves the old checkpoint or the new one (the tensors were rewritten in
+place, and a kill between that and the manifest's rename left neither loadable).
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import hashlib
 import json
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +28,8 @@ from lifelong.errors import CheckpointError
 
 FORMAT = "lifelong-checkpoint"
 VERSION = 1
-TENSORS = "tensors.safetensors"
+TENSORS = "tensors.safetensors"  # the name of checkpoints written before tensor files were named by hash
+_TENSOR_FILE = re.compile(r"tensors(-[0-9a-f]{16})?\.safetensors")
 MANIFEST = "manifest.json"
 
 
@@ -111,17 +118,41 @@ def write(directory: str | os.PathLike[str], manifest: dict[str, Any], state: di
     encoded = enc(state, "state")
     try:
         path.mkdir(parents=True, exist_ok=True)
-        save_file(enc.tensors, str(path / TENSORS))
-        doc = {"format": FORMAT, "format_version": VERSION, **manifest, "state": encoded,
-               "files": {TENSORS: sha256(path / TENSORS)}}  # fmt: skip
+        tmp = path / f"tensors.{os.getpid()}.tmp"
+        save_file(enc.tensors, str(tmp))
+        _fsync(tmp)
+        digest = sha256(tmp)
+        name = f"tensors-{digest[:16]}.safetensors"
+        os.replace(tmp, path / name)  # a new name: the old manifest's tensors stay as they were
+        doc = {
+            "format": FORMAT,
+            "format_version": VERSION,
+            **manifest,
+            "state": encoded,
+            "files": {name: digest},
+        }
         tmp = path / (MANIFEST + ".tmp")
         tmp.write_text(json.dumps(doc, indent=1))
+        _fsync(tmp)
         os.replace(tmp, path / MANIFEST)  # the manifest appears last: its presence means complete
+        _fsync(path)  # the renames themselves, before the old tensors go
+        for old in path.iterdir():  # the tensors the replaced manifest named, and a killed save's leftovers
+            if old.name != name and (_TENSOR_FILE.fullmatch(old.name) or old.name.endswith(".tmp")):
+                old.unlink(missing_ok=True)
     except OSError as e:  # no permission, a file where a parent directory should be, a full disk
         raise CheckpointError(
             f"cannot save a checkpoint to {path}: {e.strerror or e}; choose a directory you can write"
         ) from e
     return path
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file (or a directory's entries) to disk, so that a rename never outruns its content."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def read(directory: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -144,18 +175,24 @@ def read(directory: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, A
         raise CheckpointError(
             f"{where}: format version {doc.get('format_version')} is not supported (need {VERSION})"
         )
-    tensor_file = path / TENSORS
+    files = doc.get("files")
+    named = (
+        [n for n in files if isinstance(n, str) and _TENSOR_FILE.fullmatch(n)]
+        if isinstance(files, dict)
+        else []
+    )
+    if len(named) != 1:  # a plain name in this directory: never a path elsewhere
+        raise CheckpointError(f"{where}: the manifest names no tensor file (files: {str(files)[:200]})")
+    (name,) = named
+    tensor_file = path / name
     if not tensor_file.is_file():
-        raise CheckpointError(f"{where}: {TENSORS} is missing")
-    expected = doc.get("files", {}).get(TENSORS)
-    if sha256(tensor_file) != expected:
-        raise CheckpointError(
-            f"{where}: {TENSORS} does not match its recorded SHA-256 (truncated or tampered)"
-        )
+        raise CheckpointError(f"{where}: {name} is missing")
+    if sha256(tensor_file) != files[name]:
+        raise CheckpointError(f"{where}: {name} does not match its recorded SHA-256 (truncated or tampered)")
     try:
         tensors = load_file(str(tensor_file))
     except Exception as e:  # safetensors raises its own error types on malformed files
-        raise CheckpointError(f"{where}: cannot read {TENSORS}: {e}") from e
+        raise CheckpointError(f"{where}: cannot read {name}: {e}") from e
     try:
         return doc, decode(doc["state"], tensors)
     except (KeyError, TypeError, ValueError, RecursionError) as e:
