@@ -111,8 +111,11 @@ class GenerativeReplay(Strategy):
     def _frozen(self, learner: Learner) -> tuple[VAE, nn.Module]:
         assert self.old_vae_ is not None and self.old_solver_ is not None  # kept after an experience
         if self._old_vae is None or self._old_solver is None:
-            self._old_vae = VAE(self.input_shape_, self.latent_dim, self.hidden).to(learner.device)
-            self._old_vae.load_state_dict(self.old_vae_)
+            with torch.random.fork_rng(devices=[]):  # weights loaded below: a resumed run's global draws
+                self._old_vae = VAE(self.input_shape_, self.latent_dim, self.hidden).to(
+                    learner.device
+                )  # (dropout)
+            self._old_vae.load_state_dict(self.old_vae_)  # stay those of the uninterrupted one
             self._old_solver = copy.deepcopy(learner.model).eval().requires_grad_(False)
             self._old_solver.load_state_dict(self.old_solver_)
         return self._old_vae.eval().requires_grad_(False), self._old_solver
