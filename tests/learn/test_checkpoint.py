@@ -484,3 +484,28 @@ def test_a_model_kept_in_strategy_state_is_refused_when_saving(tmp_path: Path) -
     with pytest.raises(CheckpointError, match=r"Teacher.teacher_ holds a model \(.*\); a checkpoint keeps"):
         learner.save(tmp_path / "ckpt")
     assert not (tmp_path / "ckpt" / "manifest.json").exists()  # nothing half-written
+
+
+def test_a_compiled_models_checkpoint_loads_into_the_plain_model_and_a_class_change_is_said(
+    tmp_path: Path,
+) -> None:
+    """A torch.compile'd model saved keys prefixed "_orig_mod." that only another compiled model took
+    (a misleading "does not fit"); a checkpoint of one class loaded silently into another of the same keys."""
+    import warnings
+
+    torch.manual_seed(0)
+    plain = torch.nn.Sequential(torch.nn.Linear(8, 4))
+    Learner(torch.compile(plain)).save(tmp_path / "c")  # never called: nothing is compiled
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loaded = Learner.load(tmp_path / "c", model=torch.nn.Sequential(torch.nn.Linear(8, 4)))
+        Learner.load(tmp_path / "c", model=torch.compile(torch.nn.Sequential(torch.nn.Linear(8, 4))))
+    assert torch.equal(loaded.model[0].weight, plain[0].weight)
+
+    class Twin(torch.nn.Sequential):
+        pass
+
+    with pytest.warns(
+        UserWarning, match="saved from a Sequential and is loaded into the .*Twin given as model="
+    ):
+        Learner.load(tmp_path / "c", model=Twin(torch.nn.Linear(8, 4)))

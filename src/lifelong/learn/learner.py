@@ -1343,11 +1343,11 @@ class Learner:
                 "eval_batch_size": self.eval_batch_size, "seed": self.seed,
                 "allow_new_classes": self.allow_new_classes, "task_free": self.task_free,
             },
-            "model": {"spec": spec, "class": type(self.model).__qualname__},
+            "model": {"spec": spec, "class": type(_plain(self.model)).__qualname__},
             "strategies": [checkpoint_entry(s) for s in self.strategies],
         }  # fmt: skip
         state = {
-            "model": self.model.state_dict(),
+            "model": _plain(self.model).state_dict(),  # a torch.compile'd model's without "_orig_mod."
             "optimizer": self.optimizer.state_dict(),
             # under torch.distributed every rank's memory, so the checkpoint holds the global one
             "strategies": distributed.gathered_memories(self, [s.state_dict() for s in self.strategies]),
@@ -1434,7 +1434,17 @@ class Learner:
 
         manifest, state = checkpoint.read(directory)
         if model is not None:
-            _grow_to_saved_head(model, state["model"])
+            saved = manifest["model"].get("class")
+            given = type(_plain(model)).__qualname__
+            if isinstance(saved, str) and saved != given:  # loaded silently: same keys, other layers
+                warnings.warn(
+                    f"checkpoint {directory} was saved from a {saved} and is loaded into the {given} given as "
+                    "model=: its weights fit by name and shape, but if the classes compute differently (another "
+                    "activation, dropout rate) its predictions will not be the saved learner's",
+                    UserWarning,
+                    stacklevel=3,
+                )
+            _grow_to_saved_head(_plain(model), state["model"])
         if model is None:
             spec = manifest["model"].get("spec")
             if spec is None:
@@ -1447,7 +1457,9 @@ class Learner:
                 model = build(spec)
             except ConfigError as e:
                 raise CheckpointError(f"checkpoint {directory} cannot rebuild its model: {e}") from e
-        checkpoint.match_dtypes(model, state["model"])  # before the learner, which reads the model's dtype
+        checkpoint.match_dtypes(
+            _plain(model), state["model"]
+        )  # before the learner, which reads the model's dtype
         strategies = []
         for entry in manifest["strategies"]:
             try:
@@ -1481,9 +1493,9 @@ class Learner:
         learner._reopen(book.get("open_experience"))
         for s in learner._hooks["attach"]:  # strategies that grow the model rebuild its structure
             s.attach(learner)
-        checkpoint.match_dtypes(learner.model, state["model"])  # layers a strategy's attach added
+        checkpoint.match_dtypes(_plain(learner.model), state["model"])  # layers a strategy's attach added
         try:
-            learner.model.load_state_dict(state["model"])
+            _plain(learner.model).load_state_dict(state["model"])
             learner.reset_optimizer()
             learner.optimizer.load_state_dict(state["optimizer"])
         except (RuntimeError, ValueError, KeyError) as e:
@@ -1633,6 +1645,13 @@ def _refuse_nonfinite(x: Tensor, what: str) -> NoReturn:
         f"{what} has NaN or infinite values in {int(bad.sum())} of its {len(x)} samples, the first at "
         f"index {int(bad.nonzero()[0])}; clean or impute them first"
     )
+
+
+def _plain(model: nn.Module) -> nn.Module:
+    """The module a ``torch.compile`` wrapper holds (its state dict's keys carry ``_orig_mod.``, and a
+    checkpoint of it would fit only another compiled model), or ``model`` itself."""
+    inner = getattr(model, "_orig_mod", model)
+    return inner if isinstance(inner, nn.Module) else model
 
 
 def _grow_to_saved_head(model: nn.Module, saved: dict[str, Any]) -> None:
