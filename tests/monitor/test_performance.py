@@ -74,3 +74,15 @@ def test_a_report_after_an_alarm_says_what_set_it_off() -> None:
     assert details["recent_error_rate"] > 0.5 and details["recent_n"] == 50
     # and the score (the drift gauge, the dashboard's chart) is that rate, not the restarted 0.0
     assert report.drift and report.score == details["recent_error_rate"]
+
+
+def test_adwin_does_not_call_a_falling_error_rate_a_drift() -> None:
+    """ADWIN cuts its window at any change of the mean: an improvement (error 0.30 -> 0.05) was a
+    'performance drop detected', retraining and emptying the replay memory."""
+    rng = random.Random(0)
+    for first, then, detected in ((0.30, 0.05, False), (0.05, 0.30, True)):
+        monitor = PerformanceMonitor("adwin")
+        for rate in (first, then):
+            for _ in range(2000):
+                monitor.update(rng.random() < rate)
+        assert bool(monitor.detections_) is detected, (first, then, monitor.detections_)

@@ -143,6 +143,10 @@ def test_a_drift_that_costs_accuracy_forgets_the_outdated_memory() -> None:
     assert policy.decide(PolicyState(new_samples=300, **low)).forget  # the floor alone
     # once per drift: a second attempt under the floor keeps what the memory gathered since the first
     assert not policy.decide(PolicyState(new_samples=300, floor_trainings=1, **low)).forget
+    # but a new detection after that streak is a new drift (the memory then held the previous concept)
+    assert policy.decide(PolicyState(new_samples=300, floor_trainings=2, performance_drop=True)).forget
+    assert policy.decide(PolicyState(new_samples=300, floor_trainings=2, drift=True, **low)).forget
+    assert not policy.decide(PolicyState(new_samples=300, floor_trainings=2, drift=True, **fine)).forget
     assert (
         not preset("continual", forget_on_concept_drift=False)
         .decide(PolicyState(new_samples=300, **low))

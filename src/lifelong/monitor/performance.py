@@ -57,6 +57,7 @@ class PerformanceMonitor:
         self._errors_since = 0.0  # sum of errors since the last detection
         self._n_since = 0
         self._recent: deque[float] = deque(maxlen=RECENT)  # what an alarm is about: the latest errors
+        self._detected = False  # the latest update signalled a rise of the error rate
 
     def update(self, error: bool | float) -> None:
         """Feed one outcome: ``True``/1 for a wrong prediction, ``False``/0 for a right one."""
@@ -70,10 +71,16 @@ class PerformanceMonitor:
             if not 0.0 <= value <= 1.0:
                 raise DataError(f"PerformanceMonitor.update: an error must lie in [0, 1], got {value}")
         # DDM is a binary detector and wants a bool; the others take the value itself.
+        before = getattr(self.detector_, "estimation", 0.0)
         self.detector_.update(value >= 0.5 if self.detector == "ddm" else value)
         self.n_seen_ += 1
         self._recent.append(value)
-        if self.detector_.drift_detected:
+        # ADWIN cuts its window at any change of the mean: a falling error rate is no performance drift
+        # (the policy retrained on an improvement and emptied the memory); DDM and Page-Hinkley watch rises
+        self._detected = bool(self.detector_.drift_detected) and not (
+            self.detector == "adwin" and self.detector_.estimation < before
+        )
+        if self._detected:
             self.detections_.append(self.n_seen_ - 1)
             self._errors_since, self._n_since = 0.0, 0
         else:
@@ -86,8 +93,8 @@ class PerformanceMonitor:
 
     @property
     def drift_detected(self) -> bool:
-        """Whether the latest update signalled a drift."""
-        return bool(self.detector_.drift_detected)
+        """Whether the latest update signalled a drift: a rise of the error rate."""
+        return self._detected
 
     @property
     def warning_detected(self) -> bool:

@@ -194,12 +194,14 @@ class Policy:
         if self.kind == "continual":
             floor = self.floor(state.expected_accuracy)
             below = state.live_accuracy is not None and floor is not None and state.live_accuracy < floor
-            # accuracy fell with the change: the concept moved, old memories now teach wrong labels
-            # once per drift: a later attempt keeps what the memory gathered since
+            # accuracy fell with the change: the concept moved, old memories now teach wrong labels;
+            # once per drift: a later attempt of the floor's streak keeps what the memory gathered since,
+            # while a new detection (the detectors re-arm) is a new drift whatever the streak before it
+            fresh = state.drift or state.performance_drop
             forget = (
                 self.forget_on_concept_drift
                 and (state.performance_drop or below)
-                and not state.floor_trainings
+                and (fresh or not state.floor_trainings)
             )
             if state.drift:
                 return Decision(True, "data drift detected", self.mode, forget)
