@@ -776,3 +776,27 @@ def test_why_it_does_not_train_is_logged_once_per_kind_of_reason(
             assert worker.step() is None
     said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("not training")]
     assert said == ["not training: waiting for data: 30 < 100"]
+
+
+def test_a_drift_whose_training_was_refused_is_reported_again_while_it_persists(
+    seeded: tuple[Store, Registry, Dataset],
+) -> None:
+    """A drift was acted on once per champion: its first candidate, judged on a holdout of a few dozen
+    labels, was refused by one sample, and the drift was never reported or tried again."""
+    store, registry, data = seeded
+    policy = Policy("continual", min_samples=50, drift_window=100, strategy_params={"buffer_size": 50})
+    worker = Worker(
+        store, registry, policy, Gate(**{**LENIENT, "max_size_mb": 1e-9})
+    )  # refuses every candidate
+    store.add_samples(data.x[:100], data.y[:100])
+    worker.step()
+    for part in (slice(100, 200), slice(200, 300)):
+        store.add_samples(data.x[part] + 4.0, data.y[part])
+        result = worker.step()
+    assert result is not None and result.trained and not result.passed
+    assert len(store.events("data_drift")) == 1
+    for part in (slice(0, 100), slice(100, 200)):  # (the toy set holds 288 samples)
+        store.add_samples(data.x[part] + 4.0, data.y[part])
+        result = worker.step()
+    assert len(store.events("data_drift")) == 2  # still drifting: reported again, and tried again
+    assert result is not None and result.attempt["reason"] == "data drift detected"

@@ -263,6 +263,11 @@ class Worker:
         finally:
             self._training_event = None  # over: a later lease taken finds it closed, or dangling
         self._failures, self._retry_at = 0, 0.0
+        if decision.reason == "data drift detected" and not result.passed:
+            # refused (the first holdout after a drift is a few dozen labels) or nothing to train: a drift
+            # that persists is reported again after drift_persistence more blocks, with more labels then,
+            # where it was reported once per champion and never tried again
+            self._streak, self._drift_reported = [], False
         attempt = result.attempt
         log.info("gate %s", describe(EventKind.GATE, attempt))  # as `lifelong events` words it
         if self.on_attempt is not None:
