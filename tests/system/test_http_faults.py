@@ -213,7 +213,7 @@ CASES: list[tuple[str, str, Any, int]] = [
     ("POST", "/v1/samples", {"inputs": [ROW], "labels": [-BIG - 1]}, 422),
     ("POST", "/v1/samples", {"inputs": [ROW], "labels": [9]}, 422),  # outside the 4 classes
     ("POST", "/v1/samples", {"inputs": [ROW, ROW], "labels": [1]}, 422),
-    ("POST", "/v1/samples", {"inputs": [[2**70] * 8]}, 422),
+    ("POST", "/v1/samples", {"inputs": [[10**400] * 8]}, 422),  # 2**70 is a number like 1e21: taken
     ("POST", "/v1/feedback", {"prediction_id": "x", "label": BIG}, 422),
     ("POST", "/v1/feedback", {"prediction_id": "x", "label": 7}, 422),
     ("POST", "/v1/feedback", {"prediction_id": "\ud800", "label": 1}, 422),
@@ -227,7 +227,7 @@ CASES: list[tuple[str, str, Any, int]] = [
     ("POST", "/v1/feedback", {"feedback": [{"prediction_id": "x", "label": -BIG}]}, 422),
     ("POST", "/v1/predict", {"inputs": [ROW], "ids": ["\udfff"]}, 422),
     ("POST", "/v1/predict", {"inputs": [ROW], "ids": ["a\ud800b"]}, 422),
-    ("POST", "/v1/predict", {"inputs": [[-(2**70)] * 8]}, 422),
+    ("POST", "/v1/predict", {"inputs": [[-(10**400)] * 8]}, 422),
     ("POST", "/v1/predict", {"inputs": [ROW], "\ud800": 1}, 422),
     ("POST", "/v1/predict", {"inputs": json.loads("[" * 70 + "1" + "]" * 70)}, 422),
     ("POST", "/v1/predict", DEEP.encode(), 400),

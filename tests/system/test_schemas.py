@@ -77,7 +77,9 @@ def test_to_array_makes_a_float32_batch() -> None:
     x = to_array([[1, 2], [3.5, True]], max_batch=4)
     assert x.dtype == np.float32 and x.tolist() == [[1.0, 2.0], [3.5, 1.0]]
     assert to_array(np.zeros((2, 1, 3)), max_batch=2).shape == (2, 1, 3)
-    assert to_array([[2**64, 1]], max_batch=1).tolist() == [[2.0**64, 1.0]]  # was "only numbers", at no position
+    assert to_array([[2**64, 1]], max_batch=1).tolist() == [
+        [2.0**64, 1.0]
+    ]  # was "only numbers", at no position
 
 
 @pytest.mark.parametrize(

@@ -138,6 +138,7 @@ def test_bootstrap_on_raw_scales_far_apart_says_to_standardize(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Was: a backtest on a file with a salary next to an age ran at chance, exit 0, with no hint."""
+    from lifelong.errors import ConfigError
     from lifelong.system.trainer import bootstrap
 
     split = toy_data(per_class=30)
@@ -145,9 +146,10 @@ def test_bootstrap_on_raw_scales_far_apart_says_to_standardize(
     with Store(data_dir=tmp_path / "a") as store, caplog.at_level("WARNING", "lifelong.system.trainer"):
         bootstrap(store, Registry(store), split.train, n_classes=4, epochs=1)
         assert "--standardize" not in caplog.text  # one scale: nothing to say
-        bootstrap(
-            store, Registry(store), raw, n_classes=4, epochs=1, feature_names=[f"f{i}" for i in range(8)]
-        )
+        with pytest.raises(ConfigError, match="diverged.*standardise the features"):  # and was served NaN
+            bootstrap(
+                store, Registry(store), raw, n_classes=4, epochs=1, feature_names=[f"f{i}" for i in range(8)]
+            )
         assert "very different scales (f7 reaches" in caplog.text and "--standardize" in caplog.text
     caplog.clear()
     with Store(data_dir=tmp_path / "b") as store, caplog.at_level("WARNING", "lifelong.system.trainer"):
