@@ -118,3 +118,21 @@ def test_hyper_parameters_stored_verbatim():
         100,
         7,
     )
+
+
+def test_psi_sees_shifts_of_tied_values_and_checks_its_settings_when_built() -> None:
+    """With ">=" binning every value at or over tied edges shared the last bin: a flag going from 5%
+    to 90% ones, or a constant 0 becoming 1, was no drift (a user trial); PSIDrift(threshold=-1) always
+    reported drift and KSDrift(alpha=5) was refused only at its first fit."""
+    rng = np.random.default_rng(0)
+    ref = np.c_[rng.random(800) < 0.05, np.zeros(800), rng.normal(size=800)]
+    same = np.c_[rng.random(200) < 0.05, np.zeros(200), rng.normal(size=200)]
+    assert not PSIDrift().fit(ref).test(same).drift
+    for column, values in ((0, rng.random(200) < 0.9), (1, np.ones(200)), (1, -np.ones(200))):
+        shifted = same.copy()
+        shifted[:, column] = values
+        report = PSIDrift().fit(ref).test(shifted)
+        assert report.drift and report.details["drifted_features"] == [column]
+    for make, bad in ((PSIDrift, {"threshold": -1}), (PSIDrift, {"eps": 0}), (KSDrift, {"alpha": 5})):
+        with pytest.raises(ConfigError):
+            make(**bad)
