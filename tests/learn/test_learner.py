@@ -1280,5 +1280,7 @@ def test_a_one_output_model_is_refused_as_regression_with_what_to_do() -> None:
     learner = Learner(torch.nn.Linear(8, 1))
     with pytest.raises(DataError, match=r"one output.*two for a binary task.*regression\) is not supported"):
         learner.partial_fit(torch.randn(4, 8), torch.tensor([25.0, 31.0, 140.0, 0.0]))
-    with pytest.raises(DataError, match=r"labels \[10, 11, .*\] \.\.\. \(30 in all\) are outside the model's 4"):
+    with pytest.raises(
+        DataError, match=r"labels \[10, 11, .*\] \.\.\. \(30 in all\) are outside the model's 4"
+    ):
         Learner(toy_model()).partial_fit(torch.randn(30, 8), torch.arange(10, 40))

@@ -181,7 +181,7 @@ def read(directory: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, A
         if isinstance(files, dict)
         else []
     )
-    if len(named) != 1:  # a plain name in this directory: never a path elsewhere
+    if not isinstance(files, dict) or len(named) != 1:  # a plain name here: never a path elsewhere
         raise CheckpointError(f"{where}: the manifest names no tensor file (files: {str(files)[:200]})")
     (name,) = named
     tensor_file = path / name
