@@ -251,3 +251,9 @@ def test_a_schedule_on_the_manual_policy_is_refused(schedule: dict[str, object])
     """`--policy manual --every 20` was accepted and never trained ("manual policy: train only when asked")."""
     with pytest.raises(ConfigError, match="policy manual trains only when asked, so a schedule"):
         preset("manual", **schedule)
+
+
+def test_the_floor_reason_prints_figures_that_differ() -> None:
+    policy = preset("continual", min_samples=100, accuracy_floor=0.88)
+    reason = policy.decide(PolicyState(new_samples=100, live_accuracy=0.8798, expected_accuracy=None)).reason
+    assert reason == "live accuracy 0.8798 below the floor 0.8800"

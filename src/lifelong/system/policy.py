@@ -215,10 +215,10 @@ class Policy:
                     self.mode,
                 )
             wait = self.min_samples * 2**state.floor_trainings  # back off while the floor stays out of reach
-            if below and state.new_samples >= wait:
+            if below and state.live_accuracy is not None and floor is not None and state.new_samples >= wait:
                 return Decision(
                     True,
-                    f"live accuracy {state.live_accuracy:.3f} below the floor {floor:.3f}",
+                    "live accuracy {} below the floor {}".format(*_apart(state.live_accuracy, floor)),
                     self.mode,
                     forget,
                 )
@@ -507,3 +507,12 @@ def ab_p_value(canary: VariantStats, champion: VariantStats) -> float:
         return 1.0
     z = (canary.accuracy - champion.accuracy) / se
     return 0.5 * math.erfc(z / math.sqrt(2))
+
+
+def _apart(low: float, high: float) -> tuple[str, str]:
+    """Both figures to three decimals, or more where three would print them equal ("0.880 below 0.880")."""
+    for digits in range(3, 10):
+        a, b = f"{low:.{digits}f}", f"{high:.{digits}f}"
+        if a != b:
+            break
+    return a, b

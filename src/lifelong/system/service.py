@@ -897,6 +897,7 @@ class System:
             "trainings_total": None if judged is None or failures is None else judged + failures,
             "trainings_skipped_total": self._quiet(self.store.count_untrained_attempts),  # None: store down
             "training_failures_total": failures,
+            "gate_rejections_total": self._quiet(self.store.count_gate_rejections),  # None: store down
             "promoted_total": total(EventKind.PROMOTION),
             "rolled_back_total": total(EventKind.ROLLBACK, EventKind.CANARY_ROLLBACK),
         }

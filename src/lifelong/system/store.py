@@ -697,6 +697,17 @@ class Store:
         with self.engine.connect() as conn:
             return int(conn.execute(q).scalar_one())
 
+    def count_gate_rejections(self) -> int:
+        """Candidates the gate judged and refused (``gate`` events with ``passed`` false that trained),
+        for /metrics: a rising count is a loop that trains but never improves on its champion."""
+        passed = events.c.payload["passed"].as_boolean()
+        trained = events.c.payload["trained"].as_boolean()  # absent on a judged candidate: it trained
+        q = sa.select(sa.func.count()).where(
+            events.c.kind == EventKind.GATE.value, passed == sa.false(), sa.or_(trained.is_(None), trained)
+        )
+        with self.engine.connect() as conn:
+            return int(conn.execute(q).scalar_one())
+
     def size_bytes(self) -> int:
         """Bytes the database takes on disk (SQLite: the file plus its WAL; PostgreSQL: the database)."""
         if self.engine.dialect.name == "postgresql":

@@ -62,6 +62,8 @@ def test_readyz_lists_every_reason_and_healthz_stays_liveness(server: Server) ->
     # attempts: the failed one, the judged one and the skipped one (failures exceeded attempts)
     assert "lifelong_training_attempts_total 3" in skipped and "lifelong_training_failures_total 1" in skipped
     assert "lifelong_training_skipped_total 1" in skipped
+    # the judged, refused candidate counts as a gate rejection; the skipped one does not
+    assert "lifelong_gate_rejections_total 1" in skipped
     age = next(
         line for line in metrics.splitlines() if line.startswith("lifelong_worker_heartbeat_age_seconds")
     )

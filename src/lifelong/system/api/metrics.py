@@ -192,6 +192,8 @@ def _loop_metrics(h: dict[str, Any]) -> list[str]:
                   "training attempts that trained nothing: the window was too small to hold out a gate set")  # fmt: skip
     out += _gauge("lifelong_training_failures_total", "counter", _known(h["training_failures_total"]),
                   "training attempts that raised (each retried after 5, 10, 20 ... 300 s)")  # fmt: skip
+    out += _gauge("lifelong_gate_rejections_total", "counter", _known(h["gate_rejections_total"]),
+                  "trained candidates the gate refused (each reason is in `lifelong events --kind gate`)")  # fmt: skip
     out += _gauge("lifelong_drift_detections_total", "counter",
                   [(f'{{kind="{k}"}}', v) for k, v in h["drift_detections_total"].items()],
                   "drift reports by monitor kind (data_drift, performance_drift)")  # fmt: skip
