@@ -53,7 +53,7 @@ def test_continual_fires_on_drift_or_performance_drop_only() -> None:
     ("kw", "words"),
     [
         ({"new_samples": 0}, "no new"),
-        ({"new_samples": 10}, "waiting for data"),
+        ({"new_samples": 10}, "drift detected, waiting for labelled data: 10 < 50"),
         ({"seconds_since_training": 5.0}, "cooldown"),
         ({"cpu_seconds_today": 100.0}, "budget"),
     ],

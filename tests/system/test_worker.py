@@ -592,6 +592,7 @@ def test_an_alarm_raised_against_one_champion_does_not_date_the_next_champions_w
     store.add_event(EventKind.PERFORMANCE_DRIFT, floor)
     assert worker.change_point() == ids[120] - 1 and worker.state().performance_drop  # against v1: applies
     assert worker.step() is None  # waiting for data (min_samples): no training answers the alarms
+    assert worker.decide().reason.startswith("drift detected, waiting for labelled data")  # said apart
     with registry.publish(strategy="naive", parent=1) as draft:  # v2, as a canary would be
         for f in registry.get(1).path.iterdir():
             (draft.path / f.name).write_bytes(f.read_bytes())

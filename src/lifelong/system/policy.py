@@ -184,7 +184,10 @@ class Policy:
         if self.kind == "manual":
             return Decision(False, "manual policy: train only when asked", self.mode)
         if state.new_samples < self.min_samples:
-            return Decision(False, f"waiting for data: {state.new_samples} < {self.min_samples}", self.mode)
+            # a drift waiting for labels is said apart (its own log line): the operator sees it is pending
+            what = ("drift detected, waiting for labelled data" if self.kind == "continual"
+                    and (state.drift or state.performance_drop) else "waiting for data")  # fmt: skip
+            return Decision(False, f"{what}: {state.new_samples} < {self.min_samples}", self.mode)
         since = state.seconds_since_training
         if since is not None and since < self.cooldown_seconds:
             return Decision(False, f"cooldown: {since:.0f}s < {self.cooldown_seconds:.0f}s", self.mode)
