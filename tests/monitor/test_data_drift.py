@@ -136,3 +136,32 @@ def test_psi_sees_shifts_of_tied_values_and_checks_its_settings_when_built() -> 
     for make, bad in ((PSIDrift, {"threshold": -1}), (PSIDrift, {"eps": 0}), (KSDrift, {"alpha": 5})):
         with pytest.raises(ConfigError):
             make(**bad)
+
+
+def test_categorical_features_get_a_chi_square_test_that_holds_alpha() -> None:
+    """KS on a flag is conservative (a user trial: 30% -> 40% ones in windows of 250 found 28% of the
+    time, false alarms at 0.5%); a chi-square test of homogeneity finds more and holds alpha."""
+    rng = np.random.default_rng(0)
+    found = {0: 0, 10: 0}
+    false_alarms = 0
+    for _ in range(200):
+        ref, same, moved = (np.c_[rng.random(250) < p, rng.normal(size=250)] for p in (0.3, 0.3, 0.4))
+        for max_categories in found:
+            found[max_categories] += KSDrift(max_categories=max_categories).fit(ref).test(moved).drift
+        false_alarms += KSDrift().fit(ref).test(same).drift
+    assert found[10] > 2 * found[0], found
+    assert false_alarms <= 18, false_alarms  # alpha 0.05 of 200 runs is 10
+    # a value the reference never had is a category of its own; the report counts categorical features
+    zeros, some_ones = np.zeros((250, 1)), np.zeros((250, 1))
+    some_ones[:20] = 1
+    report = KSDrift().fit(zeros).test(some_ones)
+    assert report.drift and report.details["n_categorical"] == 1 and report.score == pytest.approx(0.08)
+    assert not KSDrift(max_categories=0).fit(zeros).test(some_ones).drift  # KS: p = 0.40
+    assert not KSDrift().fit(zeros).test(zeros).drift
+    # only integer values are categories: a sparse scaled pixel (new intensities each window) is numeric
+    sparse = np.zeros((250, 1))
+    sparse[:5, 0] = rng.random(5)
+    assert KSDrift().fit(sparse).categories_ == {}
+    for bad in (-1, 2.5, True):
+        with pytest.raises(ConfigError, match="max_categories"):
+            KSDrift(max_categories=bad)
