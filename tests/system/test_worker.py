@@ -801,3 +801,28 @@ def test_a_drift_whose_training_was_refused_is_reported_again_while_it_persists(
         result = worker.step()
     assert len(store.events("data_drift")) == 2  # still drifting: reported again, and tried again
     assert result is not None and result.attempt["reason"] == "data drift detected"
+
+
+def test_a_champion_fine_tuned_on_a_short_window_keeps_its_lineages_data_as_the_drift_reference(
+    seeded: tuple[Store, Registry, Dataset],
+) -> None:
+    """Was: v2 fine-tuned on 40 samples (under drift_window) had no reference, so its first block of
+    shifted inputs became the normal and the shift was never reported (a user trial: 600 inputs with
+    a token forced out of its range, no data_drift event)."""
+    store, registry, data = seeded
+    policy = Policy("continual", min_samples=10_000, drift_window=100, strategy_params={"buffer_size": 50})
+    short = store.add_samples(data.x[:40], data.y[:40])
+    with registry.publish(strategy="naive", parent=1, params={"mode": "finetune"}) as draft:
+        Learner.load(registry.get(1).path).save(draft.path)
+    store.mark_trained(short, 2)
+    registry.set_alias("champion", 2)
+    worker = Worker(store, registry, policy, Gate(**LENIENT))
+    worker.step()
+    assert worker._reference is not None and len(worker._reference) == 40 + len(
+        store.trained_samples(1, 400).ids
+    )
+    for start in (40, 140):
+        store.add_samples(data.x[start : start + 100] + 4.0, data.y[start : start + 100])
+        worker.step()
+    (event,) = store.events("data_drift")
+    assert event.payload["version"] == 2

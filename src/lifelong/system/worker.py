@@ -296,12 +296,38 @@ class Worker:
         self._streak, self._drift_reported, self._floor_reported = [], False, False
         contract = self.registry.get(champion).params.get("contract") if champion else None
         self._feature_names = (contract or {}).get("feature_names")  # drift reports name the features
-        ref = self.store.trained_samples(champion, limit=4 * self.policy.drift_window) if champion else None
-        self._reference = None if ref is None or len(ref.ids) < self.policy.drift_window else _flat(ref.x)
+        ref = self._lineage_samples(champion) if champion else None
+        if ref is None or len(ref) < self.policy.drift_window:
+            log.warning("data drift: v%s's lineage trained on %d samples, under drift_window=%d: the next "
+                        "block of inputs becomes the reference", champion, 0 if ref is None else len(ref),
+                        self.policy.drift_window)  # fmt: skip
+            ref = None
+        self._reference = ref
         if self._reference is not None:  # test only what arrives from now on against the new reference
             last = self.store.last_sample_id()
             if last is not None:
                 self.store.advance_cursor(DATA_CURSOR, last)
+
+    def _lineage_samples(self, champion: int) -> np.ndarray | None:
+        """The newest samples ``champion`` was trained on, then (while fewer than ``4 * drift_window``)
+        its ancestors' back to the last one trained from scratch: a fine-tuned model knows their data too,
+        and one trained on a short window alone left the test blind (its first block of drifted inputs
+        became the normal, and the drift was never reported)."""
+        need, seen = 4 * self.policy.drift_window, set()
+        parts: list[np.ndarray] = []
+        version: int | None = champion
+        while version is not None and version not in seen and need > 0:
+            seen.add(version)
+            found = self.store.trained_samples(version, limit=need)
+            if len(found.ids):
+                x = _flat(found.x)
+                if parts and x.shape[1] != parts[0].shape[1]:
+                    break  # an ancestor of another input width (a forced contract change)
+                parts.append(x)
+                need -= len(x)
+            record = self.registry.get(version, collected=True)  # a collected ancestor's data still counts
+            version = None if record.params.get("mode") == "scratch" else record.parent
+        return np.concatenate(parts[::-1]) if parts else None
 
     def check_data_drift(self) -> None:
         """Test each full block of ``drift_window`` new inputs against the champion's training data;
