@@ -1,5 +1,7 @@
 """Models whose inputs are token ids: the learner's float-carried inputs reach embeddings as int64."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -107,3 +109,23 @@ def test_an_id_outside_the_vocabulary_is_named_as_the_client_sent_it(bad):
     with pytest.raises(DataError, match=rf"but sample 1 holds {bad};") as e:
         check_ids(nn.EmbeddingBag(5000, 4), x, "inputs", for_client=True)
     assert "e+" not in str(e.value)
+
+
+def test_an_embedding_declared_after_another_layer_is_named_in_a_warning() -> None:
+    """The input embedding is the first layer declared with parameters; a model declaring its head
+    first had its ids taken as features without a word (in bfloat16, id 29999 reached it as 29952)."""
+
+    class HeadFirst(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.classifier = nn.Linear(48, 3)
+            self.emb = nn.Embedding(50, 8)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.classifier(self.emb(x).flatten(1))
+
+    with pytest.warns(UserWarning, match="first layer it declares with parameters is a Linear"):
+        Learner(HeadFirst())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Learner(nn.Sequential(nn.Embedding(50, 8), nn.Flatten(), nn.Linear(48, 3)))

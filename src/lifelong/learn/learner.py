@@ -185,8 +185,20 @@ class Learner:
         self.callbacks: list[Callback] = list(callbacks)
         _refuse_lazy(model)
         self.model = model.to(self.device)
-        tokens.accept_token_ids(model)  # inputs travel as floats; embeddings take them back as int64 ids
+        has_embedding = tokens.accept_token_ids(model)  # inputs travel as floats; embeddings take int64 ids
         self._ids_dtype = tokens.carrier_dtype(model)  # None unless the inputs are token ids
+        if has_embedding and self._ids_dtype is None:
+            first = next(
+                (type(m).__name__ for m in model.modules() if next(m.parameters(False), None) is not None),
+                "?",
+            )
+            warnings.warn(
+                f"the model has an embedding, but the first layer it declares with parameters is a {first}, so "
+                "inputs are taken as features, not token ids: if the embedding takes the inputs, declare it "
+                "first in __init__ (ids are then checked against its size and carried exactly, in any dtype)",
+                UserWarning,
+                stacklevel=3,  # past the parameter-checking wrapper
+            )
         self.process_group = distributed.resolve_group(process_group)
         self.rank, self.world_size = distributed.rank_and_size(self.process_group)
         # ranks shuffle and draw replay batches from different streams
