@@ -222,3 +222,24 @@ def test_a_numeric_target_is_refused_as_regression(tmp_path: Path) -> None:
     data["target"] = pd.cut(data["target"], 4, labels=False)  # binned: classes
     data.to_csv(tmp_path / "binned.csv", index=False)
     assert len(load_table(tmp_path / "binned.csv", label_column="target").classes) == 4
+
+
+def test_values_beyond_float32_are_named_not_called_infinite(tmp_path: Path) -> None:
+    """1e300 overflowed in the float32 cast (numpy's RuntimeWarning) and was then reported as infinite."""
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    data = pd.DataFrame(rng.normal(size=(60, 3)), columns=["a", "b", "c"]).assign(
+        label=rng.integers(0, 2, 60)
+    )
+    data.loc[5, "b"] = 1e300
+    data.to_csv(tmp_path / "big.csv", index=False)
+    with pytest.raises(DataError, match=r"\['b'\] hold values beyond float32's range \(largest 1e\+300"):
+        load_table(tmp_path / "big.csv")
+    data.loc[5, "b"] = np.nan
+    data.to_csv(tmp_path / "nan.csv", index=False)
+    with pytest.raises(DataError, match=r"\['b'\] hold NaN"):
+        load_table(tmp_path / "nan.csv")
+    np.savez(tmp_path / "big.npz", x=np.full((4, 2), 1e39), y=np.array([0, 1, 0, 1]))
+    with pytest.raises(DataError, match="x hold values beyond float32's range"):
+        load_table(tmp_path / "big.npz")

@@ -216,7 +216,7 @@ def _from_npz(p: Path) -> Table:
         )
     if x.dtype.kind not in "biuf":
         raise DataError(f"{p}: x must be numeric, got dtype {x.dtype}")
-    x = _finite(x.astype(np.float32), f"{p}: x")
+    x = _float32(x, f"{p}: x")
     y, names = _labels(y, f"{p}: y")
     _refuse_numeric_target(y, names, f"{p}: y")
     features = [f"x{i}" for i in range(x.shape[1])] if x.ndim == 2 else []
@@ -278,12 +278,13 @@ def _from_frame(
         kind = frame[c].dtype.kind
         if kind not in "biuf":
             raise DataError(_not_numeric(p, c, frame[c]))
-    x = frame[features].to_numpy(dtype=np.float32)
-    nan_cols = [c for c, bad in zip(features, ~np.isfinite(x).all(0)) if bad]
+    wide = frame[features].to_numpy(dtype=np.float64)
+    nan_cols = [c for c, bad in zip(features, ~np.isfinite(wide).all(0)) if bad]
     if nan_cols:
         raise DataError(
             f"{p}: feature columns {nan_cols} hold NaN (missing) or infinite values; impute or drop them"
         )
+    x = _float32(wide, f"{p}: feature columns", features)
     y, names = _labels(frame[label].to_numpy(), f"{p}: label column {label!r}")
     _refuse_numeric_target(
         y,
@@ -297,10 +298,20 @@ def _from_frame(
     return Table(x, y, domains, features, sorted(set(y.tolist())), names, task_ids, task_names, p.stem)
 
 
-def _finite(x: np.ndarray, where: str) -> np.ndarray:
-    if not np.isfinite(x).all():
+def _float32(x: np.ndarray, where: str, columns: list[str] | None = None) -> np.ndarray:
+    """``x`` as float32, refusing NaN, infinities and values beyond float32's range (1e300 became inf
+    in the cast, with numpy's overflow warning, and was then called infinite)."""
+    if x.dtype.kind == "f" and not np.isfinite(x).all():
         raise DataError(f"{where} holds NaN or infinite values; impute or drop them")
-    return x
+    big = np.abs(x) > np.finfo(np.float32).max
+    if big.any():
+        flat = big.reshape(len(x), -1)
+        named = [columns[j] for j in np.flatnonzero(flat.any(0))] if columns else None
+        raise DataError(
+            f"{where}{' ' + str(named) if named else ''} hold values beyond float32's range (largest "
+            f"{np.abs(x).max():.3g}, limit {np.finfo(np.float32).max:.3g}); rescale them (e.g. log) or clip them"
+        )
+    return x.astype(np.float32)
 
 
 def _labels(values: np.ndarray, where: str, what: str = "labels") -> tuple[np.ndarray, list[str] | None]:
