@@ -120,7 +120,7 @@ def write(directory: str | os.PathLike[str], manifest: dict[str, Any], state: di
         path.mkdir(parents=True, exist_ok=True)
         tmp = path / f"tensors.{os.getpid()}.tmp"
         save_file(enc.tensors, str(tmp))
-        _fsync(tmp)
+        fsync(tmp)
         digest = sha256(tmp)
         name = f"tensors-{digest[:16]}.safetensors"
         os.replace(tmp, path / name)  # a new name: the old manifest's tensors stay as they were
@@ -133,9 +133,9 @@ def write(directory: str | os.PathLike[str], manifest: dict[str, Any], state: di
         }
         tmp = path / (MANIFEST + ".tmp")
         tmp.write_text(json.dumps(doc, indent=1))
-        _fsync(tmp)
+        fsync(tmp)
         os.replace(tmp, path / MANIFEST)  # the manifest appears last: its presence means complete
-        _fsync(path)  # the renames themselves, before the old tensors go
+        fsync(path)  # the renames themselves, before the old tensors go
         for old in path.iterdir():  # the tensors the replaced manifest named, and a killed save's leftovers
             if old.name != name and (_TENSOR_FILE.fullmatch(old.name) or old.name.endswith(".tmp")):
                 old.unlink(missing_ok=True)
@@ -146,7 +146,7 @@ def write(directory: str | os.PathLike[str], manifest: dict[str, Any], state: di
     return path
 
 
-def _fsync(path: Path) -> None:
+def fsync(path: Path) -> None:
     """Flush a file (or a directory's entries) to disk, so that a rename never outruns its content."""
     fd = os.open(path, os.O_RDONLY)
     try:

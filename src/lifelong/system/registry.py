@@ -46,6 +46,7 @@ from typing import IO, Any
 import sqlalchemy as sa
 
 from lifelong.errors import NotFoundError, RegistryError
+from lifelong.learn.checkpoint import fsync as fsync_path
 from lifelong.system.events import EventKind
 from lifelong.system.store import Store, _Id, check_json, insert_event, metadata, upsert
 
@@ -206,7 +207,7 @@ class Registry:
                     )
                 os.replace(staging, target)
                 moved = True
-                _fsync_dir(self.artifacts_dir)
+                fsync_path(self.artifacts_dir)
                 with self.store.transaction() as conn:
                     ready = sa.update(mv).where(mv.c.version == version, mv.c.status == "pending")
                     if conn.execute(ready.values(status="ready", artifact_path=target.name)).rowcount != 1:
@@ -491,7 +492,7 @@ def hash_artifact(root: str | os.PathLike[str], *, fsync: bool = False) -> str:
             if name in filenames:
                 files.append((path.relative_to(root).as_posix(), path))
         if fsync:
-            _fsync_dir(Path(dirpath))
+            fsync_path(Path(dirpath))
     if not files:
         raise RegistryError(f"artifact directory {root} is empty; write the checkpoint into draft.path")
     digest = hashlib.sha256()
@@ -519,14 +520,6 @@ def _lock_aliases(conn: sa.Connection) -> None:
     """
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql("LOCK TABLE aliases, deployments IN SHARE ROW EXCLUSIVE MODE")
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 @contextlib.contextmanager
