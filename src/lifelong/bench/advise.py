@@ -525,7 +525,11 @@ def _advice_table(advice: list[Advice]) -> Any:
 def _data_table(rows: list[dict[str, Any]], data: str) -> Any:
     from rich.table import Table
 
-    t = Table(title=f"measured on {data}", title_justify="left")
+    t = Table(
+        title=f"measured on {data} with the built-in MLP on standardised features (your own model: "
+        f"lifelong bench --data {data} --plugin MODULE --model NAME)",
+        title_justify="left",
+    )
     for col in ("method", "family", "ACC", "forgetting", "plasticity", "seconds", "memory"):
         t.add_column(col, justify="left" if col in ("method", "family") else "right")
     for r in rows:
