@@ -1,0 +1,101 @@
+"""`lifelong backup`: a consistent copy of a serving data directory, restorable by serving it."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+from lifelong.checks import toy_data
+from lifelong.errors import ConfigError, RegistryError
+from lifelong.learn import Learner
+from lifelong.system.backup import backup
+from lifelong.system.registry import Registry
+from lifelong.system.store import Store
+from lifelong.system.trainer import bootstrap
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[Store, Registry]]:
+    split = toy_data(per_class=90)
+    with Store(data_dir=tmp_path / "live") as store:
+        registry = Registry(store)
+        bootstrap(store, registry, split.train, n_classes=4, epochs=1, lr=0.05, batch_size=16)
+        (tmp_path / "live" / "token").write_text("secret")
+        yield store, registry
+
+
+def test_a_backup_taken_while_samples_arrive_is_a_consistent_restorable_data_dir(
+    served: tuple[Store, Registry], tmp_path: Path
+) -> None:
+    store, registry = served
+    x = toy_data(per_class=90).test.x
+    before = len(store.samples().ids)
+    stop = threading.Event()
+
+    def write() -> None:  # a server's writes, going on during the copy (bounded)
+        for i in range(200):
+            if stop.is_set():
+                return
+            store.add_samples(x[i % len(x) : i % len(x) + 1], torch.tensor([i % 4]))
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        report = backup(store, registry, tmp_path / "copy")
+    finally:
+        stop.set()
+        writer.join()
+    after = len(store.samples().ids)
+    with sqlite3.connect(tmp_path / "copy" / "lifelong.db") as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    assert before <= report.rows["samples"] <= after and report.versions == [1]
+    assert (tmp_path / "copy" / "token").read_text() == "secret"
+    assert not (tmp_path / "copy.partial").exists()
+    with Store(data_dir=tmp_path / "copy") as copy:  # restoring is opening (serving) the copy
+        restored = Registry(copy)
+        assert restored.alias("champion") == 1
+        restored.verify(1)
+        assert len(copy.samples().ids) == report.rows["samples"]
+        ours, theirs = Learner.load(registry.get(1).path), Learner.load(restored.get(1).path)
+        assert torch.equal(ours.predict(x), theirs.predict(x))
+
+
+def test_a_failed_backup_leaves_nothing_and_a_used_destination_is_refused(
+    served: tuple[Store, Registry], tmp_path: Path
+) -> None:
+    store, registry = served
+    (tmp_path / "used").mkdir()
+    (tmp_path / "used" / "keep.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="exists and is not empty"):
+        backup(store, registry, tmp_path / "used")
+    assert (tmp_path / "used" / "keep.txt").read_text() == "mine"
+    manifest = registry.get(1).path / "manifest.json"
+    manifest.write_text(manifest.read_text() + " ")  # the live artifact no longer matches its hash
+    with pytest.raises(RegistryError, match="sha256"):
+        backup(store, registry, tmp_path / "copy")
+    assert not (tmp_path / "copy").exists() and not (tmp_path / "copy.partial").exists()
+
+
+def test_the_backup_command_prints_what_it_copied(served: tuple[Store, Registry], tmp_path: Path) -> None:
+    cmd = [
+        sys.executable,
+        "-m",
+        "lifelong",
+        "backup",
+        "--data-dir",
+        str(tmp_path / "live"),
+        str(tmp_path / "b"),
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "1 model versions (artifacts verified)" in done.stdout
+    assert f"restore: lifelong up --data-dir {tmp_path / 'b'}" in done.stdout
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 2 and "not empty" in again.stderr and "Traceback" not in again.stderr
