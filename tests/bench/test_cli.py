@@ -494,3 +494,28 @@ def test_results_name_each_experience_of_a_files_tasks(tmp_path: Path) -> None:
         ("task-outlet", 1, [0, 1]),
         ("task-flagship", 0, [0, 1]),
     ]
+
+
+def test_an_interrupted_grid_resumes_from_its_finished_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`bench` wrote results only at the end: a grid stopped at its last run kept nothing."""
+    grid = ["bench", "--benchmark", "split-digits", "--strategies", "naive,replay", "--seeds", "0,1", "--epochs", "1",
+            "--train-fraction", "0.3", "--buffer", "50", "--no-plots", "--no-progress", "--out", str(tmp_path)]  # fmt: skip
+    assert main(grid) == 0
+    whole = json.loads((tmp_path / "results.json").read_text())["runs"]
+    journal = tmp_path / "runs.jsonl"
+    lines = journal.read_text().splitlines()
+    assert len(lines) == 4
+    journal.write_text("\n".join(lines[:2]) + "\n" + lines[2][:40])  # stopped while writing the third
+    capsys.readouterr()
+    assert main(grid) == 0
+    assert "reusing 2 of 4 runs" in capsys.readouterr().out
+    again = json.loads((tmp_path / "results.json").read_text())["runs"]
+    assert [r["accuracy_matrix"] for r in again] == [
+        r["accuracy_matrix"] for r in whole
+    ]  # same runs, same order
+    assert main([*grid[:-2], "--buffer", "60", "--out", str(tmp_path)]) == 0  # other settings: nothing reused
+    assert "reusing" not in capsys.readouterr().out
+    assert main([*grid, "--fresh"]) == 0
+    assert "reusing" not in capsys.readouterr().out and len(journal.read_text().splitlines()) == 4

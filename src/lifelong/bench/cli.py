@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -71,6 +72,8 @@ def add_commands(sub: Any) -> None:
     p.add_argument(
         "--epochs", type=POSITIVE_INT, default=None, help="passes per experience (default: the benchmark's)"
     )
+    p.add_argument("--fresh", action="store_true",
+                   help="run every run again (default: reuse the finished runs --out's runs.jsonl holds)")  # fmt: skip
     p.add_argument("--model", default="mlp", help="registered model name (mlp, cnn or a plugin's)")
     p.add_argument(
         "--model-kwargs", default=None, help="JSON keyword arguments of the model, e.g. '{\"hidden\": [64]}'"
@@ -164,7 +167,11 @@ def _validate(benchmarks: list[str], strategies: list[str]) -> None:
 
 def run_grid(benchmarks: list[str], strategies: list[str], seeds: list[int], settings: runner.Settings,
              out: Path, progress: bool = True, plots: bool = True, threads: int = 1,
-             reporter: Reporter | None = None, tracking_uri: str | None = None) -> list[dict[str, Any]]:  # fmt: skip
+             reporter: Reporter | None = None, tracking_uri: str | None = None,
+             resume: bool = True) -> list[dict[str, Any]]:  # fmt: skip
+    """Every benchmark x seed x strategy. Each finished run is appended to ``out/runs.jsonl`` at once;
+    with ``resume`` a run of the same benchmark (and data file), strategy, seed, values and settings
+    found there is reused, so a grid that was interrupted goes on where it stopped."""
     import torch
 
     from lifelong.bench.report import plot, rich_table
@@ -176,13 +183,28 @@ def run_grid(benchmarks: list[str], strategies: list[str], seeds: list[int], set
     runs = []
     benches = [b if isinstance(b, Benchmark) else get(b) for b in benchmarks]
     first = {bench.name: build_all(bench, strategies, seeds[0], settings) for bench in benches}
+    out.mkdir(parents=True, exist_ok=True)
+    journal = out / "runs.jsonl"
+    done = _finished_runs(journal) if resume else {}
+    if not resume:
+        journal.unlink(missing_ok=True)
+    keys = {(bench.name, s, seed): _run_key(bench, s, seed, replace(settings, epochs=settings.epochs or bench.epochs))
+            for bench in benches for s in strategies for seed in seeds}  # fmt: skip
+    reused = sum(k in done for k in keys.values())
+    if reused:
+        log.emit("resume", f"reusing {reused} of {len(keys)} runs from {journal} (same benchmark, strategy, seed, "
+                 "values and settings); --fresh runs them again", reused=reused, runs=len(keys))  # fmt: skip
     for bench in benches:
         settings = replace(settings, epochs=settings.epochs or bench.epochs)
         for seed in seeds:
             scenario = first.pop(bench.name, None) if seed == seeds[0] else None
-            if scenario is None:
-                scenario = runner._subsample(bench.build(seed), settings.train_fraction, seed)
             for s in strategies:
+                key = keys[(bench.name, s, seed)]
+                if key in done:
+                    runs.append(done[key])
+                    continue
+                if scenario is None:
+                    scenario = runner._subsample(bench.build(seed), settings.train_fraction, seed)
                 bar = (
                     log.progress(f"{bench.name} {s} seed {seed}", benchmark=bench.name, strategy=s, seed=seed)
                     if progress
@@ -200,7 +222,10 @@ def run_grid(benchmarks: list[str], strategies: list[str], seeds: list[int], set
                          f"{m['train_seconds_per_epoch']:.2f} s/epoch", benchmark=bench.name, strategy=s, seed=seed,
                          metrics=m)  # fmt: skip
                 runs.append(run)
-    out.mkdir(parents=True, exist_ok=True)
+                with journal.open(
+                    "a"
+                ) as f:  # one line per finished run: an interruption loses the current one only
+                    f.write(strict_json({"key": key, "run": run}) + "\n")
     runner.add_intransigence(runs)  # needs every seed's cumulative run: once all have run
     rows = runner.summarize(runs)
     (out / "results.json").write_text(strict_json({"runs": runs, "summary": rows}, indent=1))
@@ -321,8 +346,42 @@ def bench(args: argparse.Namespace) -> int:
         args.threads,
         Reporter.from_flags(args.quiet, args.log_json),
         args.tracking_uri,
+        resume=not args.fresh,
     )
     return 0
+
+
+def _run_key(bench: Benchmark, strategy: str, seed: int, settings: runner.Settings) -> str:
+    """What makes two runs the same run: benchmark (a file's bytes too), strategy, seed, values, settings."""
+    strat, lr = runner.configured(strategy, bench.name, settings.buffer, settings.lr)
+    data = Path(bench.dataset)
+    return strict_json(
+        {"benchmark": bench.name, "description": bench.description, "strategy": strategy, "seed": seed,
+         "params": strat.get_params(), "settings": runner.run_settings(settings, lr),
+         "data_sha256": _sha256(data) if data.is_file() else None},
+        sort_keys=True,
+    )  # fmt: skip
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _finished_runs(journal: Path) -> dict[str, dict[str, Any]]:
+    """The runs ``journal`` holds, by key; a line cut by an interruption (the last) is ignored."""
+    done: dict[str, dict[str, Any]] = {}
+    if journal.is_file():
+        for line in journal.read_text().splitlines():
+            try:
+                entry = json.loads(line)
+                done[entry["key"]] = entry["run"]
+            except (json.JSONDecodeError, KeyError, TypeError):
+                continue
+    return done
 
 
 def demo(args: argparse.Namespace) -> int:
@@ -335,7 +394,7 @@ def demo(args: argparse.Namespace) -> int:
         benchmark = "split-digits"
     settings = runner.Settings(epochs=0)
     run_grid([benchmark], DEMO_STRATEGIES, [args.seed], settings, Path(args.out), threads=args.threads,
-             reporter=log)  # fmt: skip
+             reporter=log, resume=False)  # fmt: skip
     return 0
 
 

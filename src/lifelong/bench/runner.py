@@ -131,14 +131,19 @@ def run_one(benchmark: str | Benchmark, strategy: str, seed: int, settings: Sett
     result = learner.fit(scenario)
     return {
         "benchmark": benchmark, "strategy": strategy, "seed": seed, "params": strat.get_params(),
-        "settings": {"model": settings.model, "model_kwargs": settings.model_kwargs, "epochs": settings.epochs, "lr": lr,
-                     "batch_size": settings.batch_size, "buffer": settings.buffer,
-                     "train_fraction": settings.train_fraction, "device": settings.device},
+        "settings": run_settings(settings, lr),
         "accuracy_matrix": result.accuracy_matrix, "metrics": result.metrics,
         # what each column of the matrix is: a file's tasks and domains by name (task-north, domain-site2)
         "experiences": [{"name": e.train.name.removesuffix("-train"), "task_id": e.task_id, "classes": list(e.classes)}
                         for e in getattr(scenario, "experiences", [])],
     }  # fmt: skip
+
+
+def run_settings(settings: Settings, lr: float) -> dict[str, Any]:
+    """A run entry's ``settings``: what it trained with, the resolved learning rate included."""
+    return {"model": settings.model, "model_kwargs": settings.model_kwargs, "epochs": settings.epochs, "lr": lr,
+            "batch_size": settings.batch_size, "buffer": settings.buffer,
+            "train_fraction": settings.train_fraction, "device": settings.device}  # fmt: skip
 
 
 def build_learner(benchmark: str, strategy: str, seed: int, settings: Settings, scenario: Any,
