@@ -509,3 +509,41 @@ def test_a_compiled_models_checkpoint_loads_into_the_plain_model_and_a_class_cha
         UserWarning, match="saved from a Sequential and is loaded into the .*Twin given as model="
     ):
         Learner.load(tmp_path / "c", model=Twin(torch.nn.Linear(8, 4)))
+
+
+def test_a_save_before_an_experiences_boundary_work_is_refused_and_one_after_it_loads(tmp_path: Path) -> None:
+    """A callback saving at on_experience_end (before EWC's importances) wrote the experience open with no
+    data: loaded, its boundary ran on nothing. on_evaluate comes after the boundary: that save loads."""
+    from lifelong.learn.callbacks import Callback, Control, LoopState
+
+    class SaveAt(Callback):
+        def __init__(self) -> None:
+            self.learner: Learner | None = None
+            self.saved: list[int] = []
+
+        def save(self) -> None:
+            assert self.learner is not None
+            self.learner.save(tmp_path / f"after-{len(self.saved)}")
+            self.saved.append(len(self.saved))
+
+    class Early(SaveAt):
+        def on_experience_end(self, state: LoopState, control: Control) -> None:
+            self.save()
+
+    class Late(SaveAt):
+        def on_evaluate(self, state: LoopState, control: Control) -> None:
+            self.save()
+
+    early = Early()
+    learner = Learner(toy_model(), [EWC(lam=10.0)], lr=0.1, callbacks=[early])
+    early.learner = learner
+    with pytest.raises(CheckpointError, match=r"save\(\) during experience 0, before its boundary work"):
+        learner.fit(toy_scenario())
+    assert not list(tmp_path.iterdir())
+    late = Late()
+    learner = Learner(toy_model(), [EWC(lam=10.0)], lr=0.1, callbacks=[late])
+    late.learner = learner
+    learner.fit(toy_scenario())
+    loaded = Learner.load(tmp_path / f"after-{len(late.saved) - 1}")
+    ewc = loaded.strategies[0]
+    assert isinstance(ewc, EWC) and ewc.fisher and loaded._experience is None

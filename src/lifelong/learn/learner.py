@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from lifelong.data.dataset import MAX_LABEL_GAP, Batch, Dataset, class_ids, concat, tensor_of
 from lifelong.data.files import check_columns, frame_columns, in_column_order
 from lifelong.data.scenarios import Experience, Scenario, TaskFreeStream
-from lifelong.errors import ConfigError, DataError, LifelongError, StrategyMismatchError
+from lifelong.errors import CheckpointError, ConfigError, DataError, LifelongError, StrategyMismatchError
 from lifelong.learn import checkpoint, distributed, heads, tokens
 from lifelong.learn.callbacks import Callback, Control, LoopState
 from lifelong.learn.devices import resolve_device
@@ -206,6 +206,7 @@ class Learner:
         self.base_parameters = n_parameters(model)
         # bookkeeping, kept once here and read by strategies through properties
         self._experience: Experience | None = None
+        self._learning: int | None = None  # the experience learn() is training, until its boundary work ends
         self._experience_count = 0
         self._classes_seen: set[int] = set()
         self._task_classes: dict[int, set[int]] = {}
@@ -440,13 +441,17 @@ class Learner:
             experience = dataclasses.replace(experience, train=shard)
         with self._in_model_dtype():
             self._begin(experience)
-            data = experience.train
-            for s in self._hooks["train_data"]:
-                data = s.train_data(self, experience, data)
-            if data is not experience.train:
-                self._register(data)  # joint or cumulative data holds classes of other experiences
-            self._train_epochs(data)
-            self.consolidate()
+            self._learning = experience.index
+            try:
+                data = experience.train
+                for s in self._hooks["train_data"]:
+                    data = s.train_data(self, experience, data)
+                if data is not experience.train:
+                    self._register(data)  # joint or cumulative data holds classes of other experiences
+                self._train_epochs(data)
+                self.consolidate()
+            finally:
+                self._learning = None
 
     def _batches(self, n: int) -> tuple[list[int], list[int]]:
         """Where each batch of ``n`` samples starts and ends: ``batch_size`` each, except that with batch
@@ -1344,7 +1349,16 @@ class Learner:
         """Write model, optimizer, strategies and bookkeeping (safetensors + JSON manifest).
 
         Under torch.distributed every rank calls it (the memories are gathered): rank 0 writes.
+        Inside ``learn``/``fit``, before an experience's boundary work, it is refused: the checkpoint
+        would hold the experience open with none of its data, so the importances, exemplars or
+        retraining its boundary owes would run on nothing after loading.
         """
+        if self._learning is not None:
+            raise CheckpointError(
+                f"save() during experience {self._learning}, before its boundary work (importances, exemplars, "
+                "retraining) ran: save from a callback's on_evaluate (after each experience) or on_fit_end, or "
+                "after fit()/learn() returns"
+            )
         spec = getattr(self.model, "lifelong_spec", None)
         manifest = {
             "lifelong": _version(),
@@ -1422,8 +1436,6 @@ class Learner:
         loaded learner trains and predicts (default CPU). Inside a torch.distributed group each rank
         keeps its share of the saved memories.
         """
-        from lifelong.errors import CheckpointError
-
         _device(device)  # checked first: a bad device is not a malformed checkpoint
         rng = torch.get_rng_state()
         try:
