@@ -547,3 +547,28 @@ def test_a_save_before_an_experiences_boundary_work_is_refused_and_one_after_it_
     loaded = Learner.load(tmp_path / f"after-{len(late.saved) - 1}")
     ewc = loaded.strategies[0]
     assert isinstance(ewc, EWC) and ewc.fisher and loaded._experience is None
+
+
+@pytest.mark.parametrize(
+    ("edit", "words"),
+    [
+        (lambda s: s.pop("anchors_"), r"EWC: the checkpoint's state lacks \['anchors_'\]"),
+        (lambda s: s.update(bogus_=1), r"has unknown \['bogus_'\]"),
+        (
+            lambda s: s.update(anchors_="text"),
+            r"EWC.anchors_: the checkpoint holds str where list is expected",
+        ),
+    ],
+)
+def test_a_strategy_state_of_other_names_or_kinds_is_refused_at_load(
+    tmp_path: Path, edit: Callable[[dict[str, Any]], Any], words: str
+) -> None:
+    """Such a state loaded "fine": an EWC without its anchors protected nothing, a wrong kind failed mid-training."""
+    learner = Learner(toy_model(), [EWC(lam=10.0)], lr=0.1)
+    learner.fit(toy_scenario())
+    learner.save(tmp_path)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    edit(manifest["state"]["strategies"][0])
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(CheckpointError, match=words):
+        Learner.load(tmp_path)

@@ -211,8 +211,27 @@ class Strategy:
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`'s attributes. The names must be this strategy's own and each value of
+        the kind its attribute holds: a checkpoint edited, or written by another version of the method,
+        loaded "fine" and failed (or protected nothing: an EWC without its anchors) at the next step."""
+        expected = self.state_dict()
+        unknown, missing = sorted(state.keys() - expected.keys()), sorted(expected.keys() - state.keys())
+        if unknown or missing:
+            raise CheckpointError(
+                f"{type(self).__name__}: the checkpoint's state "
+                + "; ".join(
+                    ([f"has unknown {unknown}"] if unknown else [])
+                    + ([f"lacks {missing}"] if missing else [])
+                )
+                + ": it was written by another version of the strategy, or edited; load it with that version"
+            )
         for k, v in state.items():
             current = getattr(self, k, None)
+            if current is not None and v is not None and _kind(current) != _kind(v):
+                raise CheckpointError(
+                    f"{type(self).__name__}.{k}: the checkpoint holds {type(v).__name__} where "
+                    f"{_kind(current)} is expected (an edited or foreign checkpoint)"
+                )
             if current is not None and hasattr(current, "load_state_dict"):
                 current.load_state_dict(v)
             else:
@@ -301,3 +320,14 @@ def strategy_names() -> list[str]:
 def overrides(strategy: Strategy, hook: str) -> bool:
     """Whether ``strategy`` implements ``hook`` itself (so the learner must call it)."""
     return getattr(type(strategy), hook) is not getattr(Strategy, hook)
+
+
+def _kind(value: Any) -> str:
+    """What a state value is, as a checkpoint carries it (tuples come back as lists, ints as floats may)."""
+    if hasattr(value, "state_dict") and not isinstance(value, Tensor):
+        return "dict"  # an object restored from its state dict
+    for kind, types in (("tensor", Tensor), ("bool", bool), ("number", (int, float)), ("text", str),
+                        ("dict", dict), ("list", (list, tuple))):  # fmt: skip
+        if isinstance(value, types):
+            return kind
+    return type(value).__name__
