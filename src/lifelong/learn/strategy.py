@@ -327,7 +327,7 @@ def _kind(value: Any) -> str:
     if hasattr(value, "state_dict") and not isinstance(value, Tensor):
         return "dict"  # an object restored from its state dict
     for kind, types in (("tensor", Tensor), ("bool", bool), ("number", (int, float)), ("text", str),
-                        ("dict", dict), ("list", (list, tuple))):  # fmt: skip
+                        ("dict", dict), ("list", (list, tuple)), ("set", (set, frozenset))):  # fmt: skip
         if isinstance(value, types):
             return kind
     return type(value).__name__
