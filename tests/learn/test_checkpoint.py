@@ -572,3 +572,41 @@ def test_a_strategy_state_of_other_names_or_kinds_is_refused_at_load(
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(CheckpointError, match=words):
         Learner.load(tmp_path)
+
+
+def test_a_fit_checkpointed_after_an_experience_resumes_there_bit_for_bit(tmp_path: Path) -> None:
+    """fit() on a learner loaded from a mid-fit checkpoint started the scenario over (and its matrix with it)."""
+    from lifelong.learn.callbacks import Callback, Control, LoopState
+
+    class Crash(Exception):
+        pass
+
+    class SaveThenCrash(Callback):
+        learner: Learner
+
+        def on_evaluate(self, state: LoopState, control: Control) -> None:
+            self.learner.save(tmp_path / f"exp{state.evaluation}")
+            if state.evaluation == 1:
+                raise Crash  # the process dies while experience 2 would start
+
+    def build(callbacks: list[Callback] = []) -> Learner:  # noqa: B006 - read only
+        torch.manual_seed(0)  # the same initial weights
+        return Learner(
+            MLP(in_features=8, n_classes=6), [EWC(lam=10.0), Replay(40)], lr=0.1, seed=3, callbacks=callbacks
+        )
+
+    whole = build().fit(_three_experiences())
+    saver = SaveThenCrash()
+    saver.learner = build([saver])
+    with pytest.raises(Crash):
+        saver.learner.fit(_three_experiences())
+    resumed = Learner.load(tmp_path / "exp1").fit(_three_experiences())
+    assert resumed.accuracy_matrix == whole.accuracy_matrix and len(whole.accuracy_matrix) > 2
+    assert resumed.flips == whole.flips and resumed.untrained_accuracy == whole.untrained_accuracy
+    assert resumed.epochs == whole.epochs and resumed.samples == whole.samples
+    # another stream is fitted from its start, with a warning; a later fit (progress consumed) too
+    with pytest.warns(UserWarning, match="saved after experience 1 of a fit of another stream"):
+        other = Learner.load(tmp_path / "exp1").fit(
+            class_incremental(toy_data(n_classes=6, per_class=30), n_experiences=3)
+        )
+    assert len(other.accuracy_matrix) == 3

@@ -235,6 +235,29 @@ def match_dtypes(model: nn.Module, saved: dict[str, Any]) -> None:
             tensor.data = tensor.data.to(value.dtype)
 
 
+def fit_progress(saved: Any) -> dict[str, Any] | None:
+    """A fit's saved progress (rows of the accuracy matrix so far, flips, untrained accuracy, the cost
+    counters at its start, the stream it fitted), or None; a malformed one is a CheckpointError."""
+    if saved is None:
+        return None
+    ok = (
+        isinstance(saved, dict)
+        and isinstance(saved.get("stream"), list)
+        and isinstance(saved.get("rows"), list)
+        and len(saved["rows"]) > 0
+        and all(isinstance(r, list) for r in saved["rows"])
+        and isinstance(saved.get("flips"), list)
+        and isinstance(saved.get("untrained"), list)
+        and isinstance(saved.get("start"), list)
+        and len(saved["start"]) == 4
+    )
+    if not ok:
+        raise CheckpointError(
+            "bookkeeping: fit_progress is malformed: it was edited by hand; use the checkpoint as saved"
+        )
+    return dict(saved)
+
+
 def check_bookkeeping(book: Any, n_strategies: int, n_states: int) -> None:
     """A CheckpointError naming the first bookkeeping field of a manifest edited by hand that the
     learner could not run with (it loaded, then failed at the next step after the optimizer moved)."""

@@ -207,6 +207,9 @@ class Learner:
         # bookkeeping, kept once here and read by strategies through properties
         self._experience: Experience | None = None
         self._learning: int | None = None  # the experience learn() is training, until its boundary work ends
+        # fit's results so far, saved by a checkpoint taken from on_evaluate; a loaded one resumes the fit
+        self._fit_progress: dict[str, Any] | None = None
+        self._resume_fit: dict[str, Any] | None = None
         self._experience_count = 0
         self._classes_seen: set[int] = set()
         self._task_classes: dict[int, set[int]] = {}
@@ -1211,6 +1214,8 @@ class Learner:
 
         Everything is checked before any training: the strategies against the scenario, the samples'
         shape and columns, the labels, and ``reference_accuracy`` (one accuracy per experience).
+        A learner loaded from a checkpoint saved during a fit (from a callback's ``on_evaluate``) goes
+        on at the next experience of the same stream, its result continuing the saved one.
 
         ``reference_accuracy[j]`` is what a model trained on all data up to experience j reaches on
         it (Chaudhry et al., 2018); given it, the result reports intransigence. A Cumulative run's
@@ -1249,8 +1254,26 @@ class Learner:
         self._losses = []
         self._warned_diverged = False
         result = Result(reference_accuracy=reference)
-        before = self._first_evaluation(experiences, "fit")
-        result.untrained_accuracy = [float(c.float().mean()) for c in before]
+        task_free = isinstance(stream, TaskFreeStream)
+        stream_id = _stream_id(experiences, kind)
+        resumed, self._resume_fit = self._resume_fit, None
+        if resumed is not None and resumed["stream"] != stream_id:
+            warnings.warn(
+                f"fit: the checkpoint was saved after experience {len(resumed['rows']) - 1} of a fit of another "
+                "stream (other experiences, classes or sizes); this one is fitted from its start",
+                UserWarning,
+                stacklevel=2,
+            )
+            resumed = None
+        before = self._first_evaluation(experiences, "fit")  # resumed: the saved model's, the last row's
+        if resumed is None:
+            result.untrained_accuracy = [float(c.float().mean()) for c in before]
+        else:  # a fit checkpointed after experience k - 1 (from on_evaluate) goes on at experience k
+            result.accuracy_matrix = [list(r) for r in resumed["rows"]]
+            result.untrained_accuracy, result.flips = list(resumed["untrained"]), list(resumed["flips"])
+            start_seconds, start_epochs, start_samples, start_boundary = resumed["start"]
+        done = len(result.accuracy_matrix)
+        start = [start_seconds, start_epochs, start_samples, start_boundary]
 
         def record(i: int) -> None:
             nonlocal before
@@ -1261,6 +1284,9 @@ class Learner:
                 now = torch.cat(after[:i])
                 result.flips.append(float((was & ~now).float().mean()))
             before = after
+            if not task_free:  # a task-free pass is one run over the stream: it cannot go on midway
+                self._fit_progress = {"stream": stream_id, "rows": result.accuracy_matrix, "flips": result.flips,
+                                      "untrained": result.untrained_accuracy, "start": start}  # fmt: skip
             self.state.evaluation, self.state.accuracy = i, tuple(result.accuracy_matrix[-1])
             self._callbacks("on_evaluate")
 
@@ -1276,11 +1302,13 @@ class Learner:
                 self._train_task_free(stream, record, largest[0])
             else:
                 for i, experience in enumerate(experiences):
-                    self._learn(experience, largest[i])
-                    record(i)
+                    if i >= done:
+                        self._learn(experience, largest[i])
+                        record(i)
         finally:
             self.state.fitting = False
             self.stream = None
+            self._fit_progress = None
         result.train_seconds = self.train_seconds - start_seconds
         result.boundary_seconds = self.boundary_seconds - start_boundary
         result.diverged = self.diverged
@@ -1387,6 +1415,7 @@ class Learner:
                 "input_shape": None if self._input_shape is None else list(self._input_shape),
                 "feature_names": None if self.feature_names is None else list(self.feature_names),
                 "open_experience": self._open_experience(),
+                "fit_progress": self._fit_progress,  # None outside fit: a later fit starts from its start
             },
         }  # fmt: skip
         if distributed.is_writer(self):  # rank 0 writes; the checkpoint loads in a single process
@@ -1515,6 +1544,7 @@ class Learner:
         learner._input_shape = tuple(book["input_shape"]) if book.get("input_shape") else None
         learner.feature_names = tuple(book["feature_names"]) if book.get("feature_names") else None
         learner._reopen(book.get("open_experience"))
+        learner._resume_fit = checkpoint.fit_progress(book.get("fit_progress"))
         for s in learner._hooks["attach"]:  # strategies that grow the model rebuild its structure
             s.attach(learner)
         checkpoint.match_dtypes(_plain(learner.model), state["model"])  # layers a strategy's attach added
@@ -1809,3 +1839,8 @@ def _first_not_whole(t: Any) -> str:
             if not ok:
                 return f"{v!r} at position {i}"
     return " ".join(repr(t).split())[:80]
+
+
+def _stream_id(experiences: Sequence[Experience], kind: str) -> list[Any]:
+    """What a resumed fit must find again: the stream's kind and each experience's classes, task and sizes."""
+    return [kind, *([list(e.classes), e.task_id, len(e.train), len(e.test)] for e in experiences)]
