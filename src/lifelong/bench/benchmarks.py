@@ -185,10 +185,19 @@ def from_file(
     shape = "x".join(str(d) for d in table.x.shape[1:])
     return Benchmark(
         f"{Path(path).stem}-{scenario}",
-        f"{path}: {len(table)} samples of {shape} features, {len(table.classes)} classes, {scenario}-incremental",
+        f"{path}: {len(table)} samples of {shape} features, {len(table.classes)} classes{_named(table.class_names)}, "
+        f"{scenario}-incremental",
         build,
         str(path),
     )
+
+
+def _named(names: list[str] | None, most: int = 10) -> str:
+    """`` (0=cat, 1=dog, ...)``: which number is which class, where the file named them."""
+    if not names:
+        return ""
+    shown = ", ".join(f"{i}={n}" for i, n in enumerate(names[:most]))
+    return f" ({shown}{', ...' if len(names) > most else ''})"
 
 
 def _takes_ids(model: str, model_kwargs: dict[str, Any], table: Any) -> bool:

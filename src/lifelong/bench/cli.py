@@ -183,6 +183,10 @@ def run_grid(benchmarks: list[str], strategies: list[str], seeds: list[int], set
     runs = []
     benches = [b if isinstance(b, Benchmark) else get(b) for b in benchmarks]
     first = {bench.name: build_all(bench, strategies, seeds[0], settings) for bench in benches}
+    for bench in benches:  # what was read: a file's rows, features and classes, and how they were split
+        split = " ".join("[" + ",".join(map(str, e.classes)) + "]" for e in first[bench.name].experiences)
+        log.emit("benchmark", f"{bench.name}: {bench.description}; experiences (classes): {split}",
+                 benchmark=bench.name, description=bench.description)  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     journal = out / "runs.jsonl"
     done = _finished_runs(journal) if resume else {}
