@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import sqlite3
 import subprocess
 import sys
@@ -13,9 +14,9 @@ import pytest
 import torch
 
 from lifelong.checks import toy_data
-from lifelong.errors import ConfigError, RegistryError
+from lifelong.errors import ConfigError
 from lifelong.learn import Learner
-from lifelong.system.backup import backup
+from lifelong.system.backup import MARKER, backup
 from lifelong.system.registry import Registry
 from lifelong.system.store import Store
 from lifelong.system.trainer import bootstrap
@@ -67,20 +68,46 @@ def test_a_backup_taken_while_samples_arrive_is_a_consistent_restorable_data_dir
         assert torch.equal(ours.predict(x), theirs.predict(x))
 
 
-def test_a_failed_backup_leaves_nothing_and_a_used_destination_is_refused(
+def test_destinations_in_use_are_refused_and_only_a_backups_own_leftover_is_removed(
     served: tuple[Store, Registry], tmp_path: Path
 ) -> None:
     store, registry = served
     (tmp_path / "used").mkdir()
     (tmp_path / "used" / "keep.txt").write_text("mine")
-    with pytest.raises(ConfigError, match="exists and is not empty"):
-        backup(store, registry, tmp_path / "used")
+    (tmp_path / "empty").mkdir()  # an empty mount point: the rename at the end failed after the whole copy
+    for taken in ("used", "empty"):
+        with pytest.raises(ConfigError, match="exists; name a new directory"):
+            backup(store, registry, tmp_path / taken)
     assert (tmp_path / "used" / "keep.txt").read_text() == "mine"
+    (tmp_path / "mine.partial").mkdir()  # someone's directory of that name was deleted
+    (tmp_path / "mine.partial" / "notes.txt").write_text("precious")
+    with pytest.raises(ConfigError, match="was not left by a backup"):
+        backup(store, registry, tmp_path / "mine")
+    assert (tmp_path / "mine.partial" / "notes.txt").read_text() == "precious"
+    (tmp_path / "killed.partial").mkdir()  # a killed backup's: marked, so removed by the next
+    (tmp_path / "killed.partial" / MARKER).write_text("")
+    assert backup(store, registry, tmp_path / "killed").versions == [1]
+    with (tmp_path / "busy.partial.lock").open("w") as lock:  # another backup into the same place
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        with pytest.raises(ConfigError, match="another backup into .* is running"):
+            backup(store, registry, tmp_path / "busy")
+    assert not (tmp_path / "busy").exists()
+
+
+def test_a_damaged_source_artifact_is_copied_and_reported_and_leases_stay_behind(
+    served: tuple[Store, Registry], tmp_path: Path
+) -> None:
+    """One altered old version blocked every backup; the copy's worker read the original's lease."""
+    store, registry = served
+    store.acquire_lease("worker", "host:1:abc", 60.0)
     manifest = registry.get(1).path / "manifest.json"
     manifest.write_text(manifest.read_text() + " ")  # the live artifact no longer matches its hash
-    with pytest.raises(RegistryError, match="sha256"):
-        backup(store, registry, tmp_path / "copy")
-    assert not (tmp_path / "copy").exists() and not (tmp_path / "copy.partial").exists()
+    report = backup(store, registry, tmp_path / "copy")
+    assert report.versions == [1] and report.damaged == [
+        f"v1: {registry.get(1).path} does not match its registered sha256"
+    ]
+    with Store(data_dir=tmp_path / "copy") as copy:
+        assert copy.lease("worker") is None and store.lease("worker") is not None
 
 
 def test_the_backup_command_prints_what_it_copied(served: tuple[Store, Registry], tmp_path: Path) -> None:
@@ -95,7 +122,11 @@ def test_the_backup_command_prints_what_it_copied(served: tuple[Store, Registry]
     ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert "1 model versions (artifacts verified)" in done.stdout
-    assert f"restore: lifelong up --data-dir {tmp_path / 'b'}" in done.stdout
+    assert "1 model versions to" in done.stdout
+    assert f"restore: lifelong up --data-dir {tmp_path / 'b'} with the original's" in done.stdout
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    assert again.returncode == 2 and "not empty" in again.stderr and "Traceback" not in again.stderr
+    assert (
+        again.returncode == 2
+        and "exists; name a new directory" in again.stderr
+        and "Traceback" not in again.stderr
+    )

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from lifelong.errors import ConfigError
-from lifelong.system.policy import KINDS, Policy, PolicyState, preset
+from lifelong.system.policy import KINDS, Gate, Policy, PolicyState, preset
 
 
 def state(**kw: object) -> PolicyState:
@@ -52,7 +52,7 @@ def test_continual_fires_on_drift_or_performance_drop_only() -> None:
 @pytest.mark.parametrize(
     ("kw", "words"),
     [
-        ({"new_samples": 0}, "no new"),
+        ({"new_samples": 0}, "drift detected, waiting for labelled data: 0 < 50"),
         ({"new_samples": 10}, "drift detected, waiting for labelled data: 10 < 50"),
         ({"seconds_since_training": 5.0}, "cooldown"),
         ({"cpu_seconds_today": 100.0}, "budget"),
@@ -257,3 +257,24 @@ def test_the_floor_reason_prints_figures_that_differ() -> None:
     policy = preset("continual", min_samples=100, accuracy_floor=0.88)
     reason = policy.decide(PolicyState(new_samples=100, live_accuracy=0.8798, expected_accuracy=None)).reason
     assert reason == "live accuracy 0.8798 below the floor 0.8800"
+
+
+def test_a_drift_before_any_label_is_said_to_wait_for_labels() -> None:
+    """It read "no new labelled samples" until the first label came, though the drift was reported."""
+    p = Policy("continual", min_samples=50)
+    assert (
+        p.decide(state(drift=True, new_samples=0)).reason
+        == "drift detected, waiting for labelled data: 0 < 50"
+    )
+    assert p.decide(state(new_samples=0)).reason == "no new labelled samples"
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{"min_new_accuracy": 2}, {"max_new_accuracy_drop": -1}, {"max_old_accuracy_drop": 5},
+     {"max_negative_flip_rate": -0.1}, {"max_latency_ms": -5}, {"old_size": -3}],
+)  # fmt: skip
+def test_gate_budgets_out_of_range_are_refused(fields: dict[str, object]) -> None:
+    """Each was accepted: min_new_accuracy=2 refused every candidate for ever without a word."""
+    with pytest.raises(ConfigError, match=f"gate: {next(iter(fields))} is"):
+        Gate.from_json(fields)

@@ -6,84 +6,139 @@ registers gets its artifact copied and re-hashed against the registered sha256. 
 server answered while the store could not write (``unrecorded/``) and the token come along, so the
 copy is a data directory: restoring is serving it (``lifelong up --data-dir DEST``).
 
-Everything is written under ``DEST.partial`` and renamed to ``DEST`` at the end: a backup that was
-killed or failed leaves no directory that looks complete. A PostgreSQL store is backed up by its own
-tools (``pg_dump``), the artifacts directory by copying it after the dump.
+Everything is written under ``DEST.partial`` (marked as a backup's, one backup at a time) and renamed
+to ``DEST`` at the end: a backup that was killed or failed leaves no directory that looks complete, and
+the next one removes only such a leftover. The copy holds no leases (its worker starts free). An
+artifact missing or altered in the source is copied as it is and reported, so one damaged old version
+does not block every backup. A PostgreSQL store is backed up by its own tools (``pg_dump``), the
+artifacts directory by copying it after the dump.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import shutil
 import sqlite3
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import sqlalchemy as sa
 
-from lifelong.errors import ConfigError, RegistryError
-from lifelong.system.registry import Registry
+from lifelong.errors import ConfigError, RegistryError, StoreError
+from lifelong.system.registry import Registry, hash_artifact
 from lifelong.system.settings import TOKEN_FILE
-from lifelong.system.store import Store, sqlite_file
+from lifelong.system.store import Store, leases, sqlite_file
 
 UNRECORDED = "unrecorded"  # the server's journal of answered predictions waiting to be recorded
+MARKER = ".lifelong-backup-partial"  # in DEST.partial until it is complete: only such a leftover is removed
 
 
 @dataclass(frozen=True)
 class BackupReport:
-    """What the copy holds, for the command's one-line summary."""
+    """What the copy holds, for the command's summary."""
 
     path: Path
     rows: dict[str, int]  # table -> rows copied
-    versions: list[int]  # versions whose artifacts were copied and verified
+    versions: list[int]  # versions whose artifacts were copied
+    damaged: list[str]  # versions whose artifact was missing or altered in the source, copied as they are
     seconds: float
 
 
 def backup(store: Store, registry: Registry, dest: str | Path) -> BackupReport:
-    """Copy ``store`` (SQLite) and the artifacts its copy registers into the new directory ``dest``."""
+    """Copy ``store`` (SQLite) and the artifacts its copy registers into ``dest``, a new directory."""
     start = time.perf_counter()
-    dest = Path(dest)
     if store.engine.dialect.name != "sqlite":
         raise ConfigError(
             "lifelong backup copies the embedded SQLite store; back up a PostgreSQL store with pg_dump, "
             f"then copy {registry.artifacts_dir}"
         )
-    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
-        raise ConfigError(f"backup destination {dest} exists and is not empty; name a new directory")
+    dest = Path(dest).resolve()
+    if dest.exists() or dest.is_symlink():
+        raise ConfigError(
+            f"backup destination {dest} exists; name a new directory (for a mount point, a directory inside it)"
+        )
     partial = dest.with_name(dest.name + ".partial")
-    if partial.exists():  # left by a backup that was killed: never part of a complete one
-        shutil.rmtree(partial)
-    partial.mkdir(parents=True)
     try:
-        target = sqlite_file(None, partial)
-        assert target is not None
-        _copy_database(store, target)
-        with Store(data_dir=partial) as copy:
-            copied = Registry(copy, artifacts_dir=partial / "artifacts")
-            versions = []
-            for record in copied.versions():  # ready ones: a collected version has no artifact to copy
-                origin = registry.artifacts_dir / record.path.name
-                if not origin.is_dir():
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with _exclusive(dest.with_name(dest.name + ".partial.lock"), dest):
+            _clear_leftover(partial)
+            partial.mkdir()
+            (partial / MARKER).write_text("a backup being written by lifelong; removed when it completes\n")
+            try:
+                report = _copy(store, registry, partial)
+                (partial / MARKER).unlink()
+                partial.rename(dest)
+            except BaseException:
+                shutil.rmtree(partial, ignore_errors=True)
+                raise
+    except (OSError, sqlite3.Error) as e:  # a full disk, a file size limit, no permission
+        raise StoreError(f"backup to {dest} failed, nothing was kept: {e}") from e
+    return BackupReport(dest, report.rows, report.versions, report.damaged, time.perf_counter() - start)
+
+
+@contextlib.contextmanager
+def _exclusive(lock: Path, dest: Path) -> Iterator[None]:
+    """One backup at a time into ``dest``: another one removing the first one's partial copy made its
+    "successful" backup an empty store (a cron job beside a manual run)."""
+    with lock.open("w") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError(
+                f"another backup into {dest} is running; wait for it, or name another directory"
+            ) from None
+        try:
+            yield
+        finally:
+            lock.unlink(missing_ok=True)
+
+
+def _clear_leftover(partial: Path) -> None:
+    """Remove what a killed backup left, and only that: a directory of that name without the marker
+    is someone's, never deleted."""
+    if not (partial.exists() or partial.is_symlink()):
+        return
+    if partial.is_dir() and not partial.is_symlink() and (partial / MARKER).is_file():
+        shutil.rmtree(partial)
+        return
+    raise ConfigError(
+        f"{partial} exists and was not left by a backup; move it away, or name another directory"
+    )
+
+
+def _copy(store: Store, registry: Registry, partial: Path) -> BackupReport:
+    target = sqlite_file(None, partial)
+    assert target is not None
+    _copy_database(store, target)
+    with Store(data_dir=partial) as copy:
+        with copy.transaction() as conn:  # the original's worker holds these, not the copy's
+            conn.execute(sa.delete(leases))
+        copied = Registry(copy, artifacts_dir=partial / "artifacts")
+        versions, damaged = [], []
+        for record in copied.versions():  # ready ones: a collected version has no artifact to copy
+            origin = registry.artifacts_dir / record.path.name
+            if not origin.is_dir():
+                damaged.append(f"v{record.version}: missing at {origin}")
+                continue
+            shutil.copytree(origin, record.path)
+            if hash_artifact(record.path) != record.sha256:
+                if hash_artifact(origin) == record.sha256:  # the source is sound: the copy went wrong
                     raise RegistryError(
-                        f"the artifact of v{record.version} is missing at {origin}; nothing was kept"
+                        f"the copy of v{record.version} does not match its sha256; nothing was kept"
                     )
-                shutil.copytree(origin, record.path)
-                copied.verify(record.version)  # the copy is the registered artifact, byte for byte
-                versions.append(record.version)
-            rows = _row_counts(copy)
-        for name in (UNRECORDED, TOKEN_FILE):
-            path = store.data_dir / name
-            if path.is_dir():
-                shutil.copytree(path, partial / name)
-            elif path.is_file():
-                shutil.copy2(path, partial / name)  # the token keeps its owner-only mode
-        if dest.exists():
-            dest.rmdir()  # empty, checked above
-        partial.rename(dest)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
-    return BackupReport(dest, rows, versions, time.perf_counter() - start)
+                damaged.append(f"v{record.version}: {origin} does not match its registered sha256")
+            versions.append(record.version)
+        rows = _row_counts(copy)
+    for name in (UNRECORDED, TOKEN_FILE):
+        path = store.data_dir / name
+        if path.is_dir():
+            shutil.copytree(path, partial / name)
+        elif path.is_file():
+            shutil.copy2(path, partial / name)  # the token keeps its owner-only mode
+    return BackupReport(partial, rows, versions, damaged, 0.0)
 
 
 def _copy_database(store: Store, target: Path) -> None:

@@ -899,12 +899,17 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 def cmd_backup(args: argparse.Namespace) -> int:
     from lifelong.system.backup import backup
 
+    start = time.perf_counter()
     store, registry = _open(args)
     with store:
         report = backup(store, registry, args.dest)
     rows = ", ".join(f"{report.rows.get(t, 0)} {t}" for t in ("samples", "predictions", "events"))
-    print(f"backed up {rows} and {len(report.versions)} model versions (artifacts verified) to "
-          f"{report.path} in {report.seconds:.1f} s; restore: lifelong up --data-dir {report.path}")  # fmt: skip
+    for damaged in report.damaged:
+        print(f"warning: {damaged}: copied as it is (roll back or promote another version before serving it)",
+              file=sys.stderr)  # fmt: skip
+    print(f"backed up {rows} and {len(report.versions)} model versions to {report.path} in "
+          f"{time.perf_counter() - start:.1f} s; restore: lifelong up --data-dir {report.path} with the original's "
+          "--policy, --policy-json, --gate-json and --plugin flags (they are not in the data directory)")  # fmt: skip
     return 0
 
 

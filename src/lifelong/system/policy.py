@@ -179,14 +179,14 @@ class Policy:
         """Train now or not, and why. Pure: same state, same decision."""
         if state.requested:  # answered even without new labels: the attempt says what it lacked
             return Decision(True, "requested by hand", self.mode)
-        if state.new_samples < 1:
+        # a drift waiting for labels is said apart (its own log line), none arrived yet too: it is pending
+        pending = self.kind == "continual" and (state.drift or state.performance_drop)
+        if state.new_samples < 1 and not pending:
             return Decision(False, "no new labelled samples", self.mode)
         if self.kind == "manual":
             return Decision(False, "manual policy: train only when asked", self.mode)
         if state.new_samples < self.min_samples:
-            # a drift waiting for labels is said apart (its own log line): the operator sees it is pending
-            what = ("drift detected, waiting for labelled data" if self.kind == "continual"
-                    and (state.drift or state.performance_drop) else "waiting for data")  # fmt: skip
+            what = "drift detected, waiting for labelled data" if pending else "waiting for data"
             return Decision(False, f"{what}: {state.new_samples} < {self.min_samples}", self.mode)
         since = state.seconds_since_training
         if since is not None and since < self.cooldown_seconds:
@@ -316,6 +316,19 @@ class Gate:
             raise ConfigError(
                 f"gate: concept_change_alpha must lie in (0, 1), got {self.concept_change_alpha}"
             )
+        ranges = {  # a budget out of its range passed every candidate, or none (min_new_accuracy=2)
+            "min_new_accuracy": (self.min_new_accuracy, 1.0), "max_new_accuracy_drop": (self.max_new_accuracy_drop, 1.0),
+            "max_old_accuracy_drop": (self.max_old_accuracy_drop, 1.0),
+            "max_negative_flip_rate": (self.max_negative_flip_rate, 1.0),
+            "max_latency_ms": (self.max_latency_ms, math.inf), "max_size_mb": (self.max_size_mb, math.inf),
+            "concept_change_gain": (self.concept_change_gain, 1.0),
+        }  # fmt: skip
+        for name, (value, high) in ranges.items():
+            if value is not None and not 0.0 <= value <= high:
+                kind = "an accuracy or rate in [0, 1]" if high == 1.0 else "a budget >= 0"
+                raise ConfigError(f"gate: {name} is {kind}, got {value}")
+        if self.old_size < 0:
+            raise ConfigError(f"gate: old_size is a number of samples >= 0, got {self.old_size}")
         if self.promote_to not in PROMOTE:
             raise ConfigError(f"gate: promote_to must be one of {PROMOTE}, got {self.promote_to!r}")
         if not 0.0 < self.canary_share <= 1.0:  # else each passed candidate was published, then refused
