@@ -42,6 +42,8 @@ def test_good_window_is_gated_registered_and_promoted(system: tuple[Store, Regis
     assert result.passed, result.reasons
     assert result.version == 2 and registry.alias("champion") == 2
     assert registry.get(2).parent == 1 and registry.get(2).strategy == "replay"
+    # a trained version's artifact is as readable as the bootstrapped one (it had the temp dir's 0700)
+    assert registry.get(2).path.stat().st_mode & 0o777 == registry.get(1).path.stat().st_mode & 0o777
     after = Learner.load(registry.get(2).path)
     assert after.correct(test).float().mean() > before + 0.2  # it learned classes 2 and 3
     assert len(after.strategies[0].buffer_) == 60  # the replay memory travels in the checkpoint
