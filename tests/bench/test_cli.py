@@ -299,6 +299,8 @@ def test_a_diverged_run_is_written_as_strict_json(
     assert doc["runs"][0]["metrics"]["acc"] is None and doc["runs"][0]["accuracy_matrix"][0][0] is None
     assert main(["report", str(tmp_path), "--markdown"]) == 0
     assert "diverged" in capsys.readouterr().out
+    assert main([*SMALL, "--out", str(tmp_path / "plain")]) == 0  # its line says so, not "ACC nan"
+    assert "seed 0: diverged (" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
@@ -519,5 +521,26 @@ def test_an_interrupted_grid_resumes_from_its_finished_runs(
     ]  # same runs, same order
     assert main([*grid[:-2], "--buffer", "60", "--out", str(tmp_path)]) == 0  # other settings: nothing reused
     assert "reusing" not in capsys.readouterr().out
-    assert main([*grid, "--fresh"]) == 0
-    assert "reusing" not in capsys.readouterr().out and len(journal.read_text().splitlines()) == 4
+    assert main([*grid[:4], "naive", *grid[5:], "--fresh"]) == 0  # a subset again: the others stay
+    assert "reusing" not in capsys.readouterr().out
+    assert main(grid) == 0
+    assert "reusing 4 of 4 runs" in capsys.readouterr().out
+
+
+def test_an_interrupted_grid_says_what_it_kept(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lifelong.bench import runner
+
+    real, calls = runner.run_one, []
+
+    def stopped(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # Ctrl-C during the second run
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(runner, "run_one", stopped)
+    assert main([*SMALL, "--strategies", "naive,replay", "--buffer", "50", "--out", str(tmp_path)]) == 130
+    said = capsys.readouterr().out
+    assert f"interrupted: 1 of 2 runs finished and kept in {tmp_path / 'runs.jsonl'}" in said

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import inspect
 import json
+import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -180,7 +182,7 @@ def run_grid(benchmarks: list[str], strategies: list[str], seeds: list[int], set
         raise ConfigError(f"threads must be >= 1, got {threads}")
     torch.set_num_threads(threads)
     log = reporter or Reporter()
-    runs = []
+    runs: list[dict[str, Any]] = []
     benches = [b if isinstance(b, Benchmark) else get(b) for b in benchmarks]
     first = {bench.name: build_all(bench, strategies, seeds[0], settings) for bench in benches}
     for bench in benches:  # what was read: a file's rows, features and classes, and how they were split
@@ -189,47 +191,20 @@ def run_grid(benchmarks: list[str], strategies: list[str], seeds: list[int], set
                  benchmark=bench.name, description=bench.description)  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     journal = out / "runs.jsonl"
-    done = _finished_runs(journal) if resume else {}
-    if not resume:
-        journal.unlink(missing_ok=True)
+    done = _finished_runs(journal) if resume else {}  # --fresh: these run again; the journal keeps the others
     keys = {(bench.name, s, seed): _run_key(bench, s, seed, replace(settings, epochs=settings.epochs or bench.epochs))
             for bench in benches for s in strategies for seed in seeds}  # fmt: skip
     reused = sum(k in done for k in keys.values())
     if reused:
         log.emit("resume", f"reusing {reused} of {len(keys)} runs from {journal} (same benchmark, strategy, seed, "
                  "values and settings); --fresh runs them again", reused=reused, runs=len(keys))  # fmt: skip
-    for bench in benches:
-        settings = replace(settings, epochs=settings.epochs or bench.epochs)
-        for seed in seeds:
-            scenario = first.pop(bench.name, None) if seed == seeds[0] else None
-            for s in strategies:
-                key = keys[(bench.name, s, seed)]
-                if key in done:
-                    runs.append(done[key])
-                    continue
-                if scenario is None:
-                    scenario = runner._subsample(bench.build(seed), settings.train_fraction, seed)
-                bar = (
-                    log.progress(f"{bench.name} {s} seed {seed}", benchmark=bench.name, strategy=s, seed=seed)
-                    if progress
-                    else None
-                )
-                callbacks = [bar] if bar else []
-                if tracking_uri:  # first, so its set-up is not counted in the progress line's seconds
-                    from lifelong.tracking import MLflowLogger
-
-                    callbacks.insert(0, MLflowLogger(tracking_uri, run_name=f"{bench.name} {s} seed {seed}",
-                                                     params={"benchmark": bench.name, "strategy": s, "seed": seed}))  # fmt: skip
-                run = runner.run_one(bench, s, seed, settings, callbacks, scenario=scenario)
-                m = run["metrics"]
-                log.emit("run", f"{bench.name:>18} {s:>18} seed {seed}: ACC {m['acc']:.3f}  BWT {m['bwt']:+.3f}  "
-                         f"{m['train_seconds_per_epoch']:.2f} s/epoch", benchmark=bench.name, strategy=s, seed=seed,
-                         metrics=m)  # fmt: skip
-                runs.append(run)
-                with journal.open(
-                    "a"
-                ) as f:  # one line per finished run: an interruption loses the current one only
-                    f.write(strict_json({"key": key, "run": run}) + "\n")
+    try:
+        _run_all(benches, strategies, seeds, settings, first, keys, done, journal, runs, log, progress,
+                 tracking_uri)  # fmt: skip
+    except KeyboardInterrupt:
+        log.emit("interrupted", f"interrupted: {len(runs)} of {len(keys)} runs finished and kept in {journal}; "
+                 "the same command goes on from there", runs=len(runs), journal=str(journal))  # fmt: skip
+        raise
     runner.add_intransigence(runs)  # needs every seed's cumulative run: once all have run
     rows = runner.summarize(runs)
     (out / "results.json").write_text(strict_json({"runs": runs, "summary": rows}, indent=1))
@@ -355,6 +330,47 @@ def bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_all(benches: list[Benchmark], strategies: list[str], seeds: list[int], settings: runner.Settings,
+             first: dict[str, Any], keys: dict[tuple[str, str, int], str], done: dict[str, dict[str, Any]],
+             journal: Path, runs: list[dict[str, Any]], log: Reporter, progress: bool,
+             tracking_uri: str | None) -> None:  # fmt: skip
+    """The grid's runs in order, each reused from ``done`` or trained and appended to ``journal``."""
+    for bench in benches:
+        settings = replace(settings, epochs=settings.epochs or bench.epochs)
+        for seed in seeds:
+            scenario = first.pop(bench.name, None) if seed == seeds[0] else None
+            for s in strategies:
+                key = keys[(bench.name, s, seed)]
+                if key in done:
+                    runs.append(done[key])
+                    continue
+                if scenario is None:
+                    scenario = runner._subsample(bench.build(seed), settings.train_fraction, seed)
+                bar = (
+                    log.progress(f"{bench.name} {s} seed {seed}", benchmark=bench.name, strategy=s, seed=seed)
+                    if progress
+                    else None
+                )
+                callbacks = [bar] if bar else []
+                if tracking_uri:  # first, so its set-up is not counted in the progress line's seconds
+                    from lifelong.tracking import MLflowLogger
+
+                    callbacks.insert(0, MLflowLogger(tracking_uri, run_name=f"{bench.name} {s} seed {seed}",
+                                                     params={"benchmark": bench.name, "strategy": s, "seed": seed}))  # fmt: skip
+                with warnings.catch_warnings():  # said on the run's line instead, for every run
+                    warnings.filterwarnings("ignore", "training diverged", RuntimeWarning)
+                    run = runner.run_one(bench, s, seed, settings, callbacks, scenario=scenario)
+                m = run["metrics"]
+                figures = (f"diverged ({run.get('divergence_hint') or 'non-finite loss'})" if m.get("diverged")
+                           else f"ACC {m['acc']:.3f}  BWT {m['bwt']:+.3f}")  # fmt: skip
+                log.emit("run", f"{bench.name:>18} {s:>18} seed {seed}: {figures}  "
+                         f"{m['train_seconds_per_epoch']:.2f} s/epoch", benchmark=bench.name, strategy=s, seed=seed,
+                         metrics=m)  # fmt: skip
+                runs.append(run)
+                with journal.open("a") as f:  # a line per finished run: an interruption loses the current one
+                    f.write(strict_json({"key": key, "run": run}) + "\n")
+
+
 def _run_key(bench: Benchmark, strategy: str, seed: int, settings: runner.Settings) -> str:
     """What makes two runs the same run: benchmark (a file's bytes too), strategy, seed, values, settings."""
     strat, lr = runner.configured(strategy, bench.name, settings.buffer, settings.lr)
@@ -362,9 +378,18 @@ def _run_key(bench: Benchmark, strategy: str, seed: int, settings: runner.Settin
     return strict_json(
         {"benchmark": bench.name, "description": bench.description, "strategy": strategy, "seed": seed,
          "params": strat.get_params(), "settings": runner.run_settings(settings, lr),
-         "data_sha256": _sha256(data) if data.is_file() else None},
+         "data_sha256": _sha256(data) if data.is_file() else None, "code_sha256": _source_sha256(type(strat))},
         sort_keys=True,
     )  # fmt: skip
+
+
+def _source_sha256(cls: type) -> str | None:
+    """The strategy's source file's hash: a plugin edited since a run (its penalty x1000) is a new run."""
+    try:
+        source = inspect.getsourcefile(cls)
+    except TypeError:
+        return None
+    return _sha256(Path(source)) if source else None
 
 
 def _sha256(path: Path) -> str:

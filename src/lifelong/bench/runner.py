@@ -133,6 +133,7 @@ def run_one(benchmark: str | Benchmark, strategy: str, seed: int, settings: Sett
         "benchmark": benchmark, "strategy": strategy, "seed": seed, "params": strat.get_params(),
         "settings": run_settings(settings, lr),
         "accuracy_matrix": result.accuracy_matrix, "metrics": result.metrics,
+        "divergence_hint": result.info.get("divergence_hint"),
         # what each column of the matrix is: a file's tasks and domains by name (task-north, domain-site2)
         "experiences": [{"name": e.train.name.removesuffix("-train"), "task_id": e.task_id, "classes": list(e.classes)}
                         for e in getattr(scenario, "experiences", [])],
