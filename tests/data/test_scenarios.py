@@ -1,4 +1,5 @@
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -484,3 +485,12 @@ def test_task_names_name_the_experiences_and_the_errors() -> None:
         tasks_from_column(data, names)
     s = tasks_from_column(data, names[:-1] + ["east"])
     assert [(e.task_id, e.train.name) for e in s] == [(1, "task-north-train"), (0, "task-east-train")]
+
+
+def test_a_task_of_one_class_is_warned_about() -> None:
+    """A two-class file split into tasks gave tasks of one class: every method scored 1.0, silently."""
+    with pytest.warns(UserWarning, match=r"tasks \[0, 1\] hold one class"):
+        task_incremental(toy_data(n_classes=2), n_experiences=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        task_incremental(toy_data(n_classes=4), n_experiences=2)

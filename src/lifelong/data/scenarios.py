@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import numbers
 import operator
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate
@@ -356,10 +357,23 @@ def task_incremental(
     class_order: Sequence[int] | None = None,
     seed: int = 0,
 ) -> Scenario:
-    """The class-incremental split with a task id per experience, known at train and test time."""
-    return _class_split(
+    """The class-incremental split with a task id per experience, known at train and test time.
+
+    A task of one class is answered by its id alone (every method scores 1.0 on it): that is warned
+    about, since it is what a two-class file split into experiences gives."""
+    scenario = _class_split(
         dataset, n_experiences, classes_per_experience, class_order, seed, True, "task-incremental"
     )
+    single = [e.task_id for e in scenario.experiences if len(e.classes) == 1]
+    if single:
+        warnings.warn(
+            f"task_incremental: task{'s' if len(single) > 1 else ''} {single} hold{'' if len(single) > 1 else 's'} "
+            "one class, answered by the task id alone (accuracy 1.0 whatever the method): give each task at "
+            "least 2 classes (classes_per_experience), or compare class- or domain-incremental",
+            UserWarning,
+            stacklevel=2,
+        )
+    return scenario
 
 
 def rotate(x: Tensor, degrees: float) -> Tensor:
