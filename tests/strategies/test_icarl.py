@@ -93,3 +93,12 @@ def test_partial_fit_is_refused_before_anything_changes() -> None:
         learner.partial_fit(torch.randn(8, 8), torch.tensor([0, 1] * 4))
     assert all(torch.equal(a, b) for a, b in zip(before, learner.model.parameters()))
     assert learner.samples_trained == 0
+
+
+def test_a_task_not_trained_yet_is_answered_by_the_network_not_by_class_0() -> None:
+    """With no class mean in a task, every score was -inf and class 0 won: untrained tasks scored 0.000
+    in every row (FWT -0.49 where the untrained network reaches about 0.5)."""
+    torch.manual_seed(0)
+    result = Learner(toy_model(), [ICaRL(buffer_size=40)], lr=0.1).fit(toy_scenario("task"))
+    assert result.accuracy_matrix[0][1] > 0.2  # task 1 after learning task 0: its two classes, by the network
+    assert abs(result.metrics["fwt"]) < 0.3

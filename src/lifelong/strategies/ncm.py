@@ -51,7 +51,9 @@ def nearest_mean_logits(
     """Scores ``-||f - mu_c||^2`` [B, max(n_outputs, C)] of ``f = embed(model, x)``; arg-max is the nearest mean.
 
     ``means`` [C, D] are L2-normalised; classes not ``known`` [C] (no mean yet) and, with task
-    ids, classes outside the sample's task get ``-inf``.
+    ids, classes outside the sample's task get ``-inf``. A sample none of whose classes has a mean
+    yet (a task not trained) is scored by the network's own outputs, as before any mean existed:
+    its all ``-inf`` row answered class 0 (accuracy 0 on every untrained task, a meaningless FWT).
     """
     scores = -torch.cdist(embed(learner.model, x), means.to(x.device)).square()  # [B, C]
     scores = scores.masked_fill(~known.to(x.device), float("-inf"))
@@ -59,7 +61,16 @@ def nearest_mean_logits(
     if n_outputs > scores.shape[1]:
         scores = F.pad(scores, (0, n_outputs - scores.shape[1]), value=float("-inf"))
     mask = learner.task_mask(t, scores.shape[1])
-    return scores if mask is None else scores.masked_fill(~mask, float("-inf"))
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    unanswered = torch.isneginf(scores).all(dim=1)
+    if bool(unanswered.any()):
+        own = learner.model(x[unanswered])[:, : scores.shape[1]]
+        own = F.pad(own, (0, scores.shape[1] - own.shape[1]), value=float("-inf"))
+        if mask is not None:
+            own = own.masked_fill(~mask[unanswered], float("-inf"))
+        scores[unanswered] = own.to(scores.dtype)
+    return scores
 
 
 class NCM(Strategy):
