@@ -23,6 +23,8 @@ another class order, unseen classes below the largest seen were masked as old, a
 classes changed the results (by up to 0.115 ACC in a user trial where every other method's matrix was
 unchanged). Here the unseen classes are those not seen, whatever their ids: the same under ascending
 order, except that the newest class is masked in a batch it is absent from (the authors keep it).
+Measured on Split Fashion-MNIST, memory 500, seeds 0-9: 0.786 ± 0.015 against 0.789 ± 0.010, a paired
+difference of -0.003 ± 0.012 (t = -0.77).
 """
 
 from __future__ import annotations
