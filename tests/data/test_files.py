@@ -243,3 +243,8 @@ def test_values_beyond_float32_are_named_not_called_infinite(tmp_path: Path) -> 
     np.savez(tmp_path / "big.npz", x=np.full((4, 2), 1e39), y=np.array([0, 1, 0, 1]))
     with pytest.raises(DataError, match="x hold values beyond float32's range"):
         load_table(tmp_path / "big.npz")
+
+
+def test_a_tables_repr_gives_sizes_not_values() -> None:
+    table = Table(np.zeros((1000, 3), np.float32), np.zeros(1000, int), None, ["a", "b", "c"], [0], ["cat"])
+    assert repr(table) == "Table('table': 1000 samples of 3, 1 classes ['cat'])"
