@@ -57,3 +57,13 @@ def test_result_serialises_with_every_metric() -> None:
     assert doc["metrics"]["samples_per_second"] == pytest.approx(50.0)
     table = r.table()
     assert "0.900" in table and "negative_flip_rate" in table
+
+
+def test_forgetting_counts_from_when_an_experience_was_learned() -> None:
+    """A zero-shot accuracy above the learned one (GDumb on a coming domain) counted as forgetting."""
+    matrix = [
+        [0.8, 0.9, 0.1],
+        [0.7, 0.7, 0.2],
+        [0.6, 0.6, 0.9],
+    ]  # experience 1 scored 0.9 before it was learned
+    assert forgetting(matrix) == pytest.approx(((0.8 - 0.6) + (0.7 - 0.6)) / 2)  # not (0.9 - 0.6) for it

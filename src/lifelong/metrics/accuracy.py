@@ -45,7 +45,10 @@ def fwt(matrix: Matrix, untrained: Sequence[float]) -> float:
 
 
 def forgetting(matrix: Matrix) -> float:
-    """Average forgetting: best accuracy ever reached on an earlier experience minus the final one.
+    """Average forgetting: best accuracy reached on an earlier experience, from when it was learned on,
+    minus the final one (Chaudhry et al., 2018, as Mammoth and Avalanche compute it: rows before
+    experience j was learned are not knowledge it could forget; a zero-shot accuracy above the learned
+    one, as GDumb's on a coming domain, counted as forgetting).
 
     An unmeasured cell (NaN, as a null read from JSON) is no candidate for the best; a column with
     none measured gives NaN."""
@@ -53,7 +56,8 @@ def forgetting(matrix: Matrix) -> float:
     t = min(r.shape)
     if t < 2:
         return 0.0
-    measured = [c[~np.isnan(c)] for c in r[: r.shape[0] - 1, : t - 1].T]
+    measured = [r[j : r.shape[0] - 1, j] for j in range(t - 1)]
+    measured = [c[~np.isnan(c)] for c in measured]
     return float(np.mean([c.max() - r[-1, j] if len(c) else np.nan for j, c in enumerate(measured)]))
 
 
