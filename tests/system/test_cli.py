@@ -795,3 +795,28 @@ def test_up_refuses_a_tracking_uri_mlflow_refuses_before_anything_starts(
         == 2
     )
     assert "tracking URI 'bogus://x'" in capsys.readouterr().err and not (tmp_path / "d").exists()
+
+
+def test_rollback_to_a_damaged_version_is_refused_and_moves_nothing(tmp_path: Path) -> None:
+    """promote verified and loaded its version; rollback pointed the champion at whatever came before."""
+    from lifelong.checks import toy_data
+    from lifelong.learn import Learner
+    from lifelong.system.registry import Registry
+    from lifelong.system.store import Store
+    from lifelong.system.trainer import bootstrap
+
+    with Store(data_dir=tmp_path) as store:
+        registry = Registry(store)
+        bootstrap(
+            store, registry, toy_data(per_class=30).train, n_classes=4, epochs=1, lr=0.05, batch_size=16
+        )
+        with registry.publish(strategy="naive", parent=1) as draft:
+            Learner.load(registry.get(1).path).save(draft.path)
+            for name in ("contract.json",):
+                (draft.path / name).write_bytes((registry.get(1).path / name).read_bytes())
+        registry.set_alias("champion", 2)
+        manifest = registry.get(1).path / "manifest.json"
+        manifest.write_text(manifest.read_text() + " ")
+    assert main(["rollback", "--data-dir", str(tmp_path)]) == 2
+    with Store(data_dir=tmp_path) as store:
+        assert Registry(store).alias("champion") == 2

@@ -891,6 +891,12 @@ def cmd_promote(args: argparse.Namespace) -> int:
 def cmd_rollback(args: argparse.Namespace) -> int:
     store, registry = _open(args)
     with store:
+        target = registry.rollback_target(args.alias)
+        if target is not None:  # as promote: never point an alias at an artifact that cannot serve
+            registry.verify(target)
+            from lifelong.learn.learner import Learner
+
+            Learner.load(registry.get(target).path)
         restored = registry.rollback(args.alias)
     print(f"{args.alias} -> {'unset' if restored is None else f'v{restored}'}")
     return 0

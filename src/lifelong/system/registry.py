@@ -357,19 +357,7 @@ class Registry:
         d = deployments
         with self.store.transaction() as conn:
             _lock_aliases(conn)
-            live = sa.select(d).where(d.c.kind == alias, d.c.state.not_in(("rolled_back", "restored")))
-            rows = conn.execute(live.order_by(d.c.id.desc()).limit(2)).all()
-            if not rows or rows[0].state != "active":
-                raise RegistryError(f"alias {alias!r} is not set; there is nothing to roll back")
-            current, previous = rows[0], (rows[1] if len(rows) > 1 and rows[1].state == "replaced" else None)
-            if previous is None and alias == "champion":
-                raise RegistryError(
-                    f"champion v{current.version} has no earlier holder to roll back to; "
-                    "promote another version instead (`lifelong promote VERSION`, POST /v1/models/{version}/promote, "
-                    "or registry.set_alias('champion', version))"
-                )
-            if previous is not None:  # a version whose weights retention deleted cannot serve again
-                _require_ready(conn, previous.version, f"roll {alias} back to it")
+            current, previous = _rollback_rows(conn, alias)
             conn.execute(sa.update(d).where(d.c.id == current.id).values(state="rolled_back"))
             if previous is None:
                 conn.execute(sa.delete(aliases).where(aliases.c.name == alias))
@@ -384,6 +372,15 @@ class Registry:
             insert_event(conn, EventKind.ROLLBACK, {"alias": alias, "from": current.version, "to": restored})
             _end_variants_of_the_champion(conn)
         return restored
+
+    def rollback_target(self, alias: str = "champion") -> int | None:
+        """The version :meth:`rollback` would restore (None: it would unset the alias), moving nothing:
+        callers verify and load it first, so a rollback never points an alias at an artifact that
+        cannot serve (a damaged one, or one this installation cannot rebuild)."""
+        _check_alias(alias)
+        with self.store.engine.connect() as conn:
+            _, previous = _rollback_rows(conn, alias)
+        return None if previous is None else int(previous.version)
 
     def history(self, alias: str = "champion") -> list[int]:
         """Versions ``alias`` pointed at, newest first (rolled-back ones excluded), without repeats."""
@@ -511,6 +508,25 @@ def _check_alias(alias: str) -> str:
     if not isinstance(alias, str) or not _ALIAS.match(alias):
         raise RegistryError(f"alias must match [a-z0-9][a-z0-9_-]* (at most 64 characters), got {alias!r}")
     return alias
+
+
+def _rollback_rows(conn: sa.Connection, alias: str) -> tuple[sa.Row[Any], sa.Row[Any] | None]:
+    """The deployment rows a rollback of ``alias`` leaves and restores (None: the alias is unset)."""
+    d = deployments
+    live = sa.select(d).where(d.c.kind == alias, d.c.state.not_in(("rolled_back", "restored")))
+    rows = conn.execute(live.order_by(d.c.id.desc()).limit(2)).all()
+    if not rows or rows[0].state != "active":
+        raise RegistryError(f"alias {alias!r} is not set; there is nothing to roll back")
+    current, previous = rows[0], (rows[1] if len(rows) > 1 and rows[1].state == "replaced" else None)
+    if previous is None and alias == "champion":
+        raise RegistryError(
+            f"champion v{current.version} has no earlier holder to roll back to; "
+            "promote another version instead (`lifelong promote VERSION`, POST /v1/models/{version}/promote, "
+            "or registry.set_alias('champion', version))"
+        )
+    if previous is not None:  # a version whose weights retention deleted cannot serve again
+        _require_ready(conn, previous.version, f"roll {alias} back to it")
+    return current, previous
 
 
 def _lock_aliases(conn: sa.Connection) -> None:

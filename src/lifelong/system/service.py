@@ -591,7 +591,11 @@ class System:
         self.reload()
 
     def rollback(self, alias: str = "champion") -> int | None:
-        """Move ``alias`` back to its previous holder; return the version it now points at."""
+        """Move ``alias`` back to its previous holder; return the version it now points at. The holder is
+        loaded first (its artifact verified), as a promotion's is: a damaged one is refused, nothing moved."""
+        target = self.registry.rollback_target(alias)
+        if target is not None:
+            self._load(target)
         restored = self.registry.rollback(alias)
         self.reload()
         return restored
