@@ -788,3 +788,16 @@ def test_feedback_for_a_prediction_another_replica_still_holds_is_retried_not_re
     (other / "000000000001.npz").write_bytes(b"held")
     with pytest.raises(NotRecordedYetError, match="send this feedback again in a few seconds"):
         system.feedback("0123456789abcdef", 1)
+
+
+def test_an_alias_is_never_moved_to_a_damaged_artifact_this_replica_holds_in_memory(system: System) -> None:
+    """Rollback and promote loaded from the cache: a damaged v1 still in memory was rolled back to (200),
+    and every other replica, and this one's next start, could not serve it."""
+    v1 = system.bootstrap(trained(0))
+    v2 = system.bootstrap(trained(1))  # v1 served before: in this replica's cache
+    manifest = system.registry.get(v1).path / "manifest.json"
+    manifest.write_text(manifest.read_text() + " ")
+    for move in (system.rollback, lambda: system.promote(v1)):
+        with pytest.raises(RegistryError, match="sha256"):
+            move()
+        assert system.live_versions()["champion"] == (v2, None) and system.registry.alias("champion") == v2

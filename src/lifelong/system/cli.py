@@ -911,7 +911,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
         report = backup(store, registry, args.dest)
     rows = ", ".join(f"{report.rows.get(t, 0)} {t}" for t in ("samples", "predictions", "events"))
     for damaged in report.damaged:
-        print(f"warning: {damaged}: copied as it is (roll back or promote another version before serving it)",
+        print(f"warning: {damaged}: copied as it is; that version cannot serve until its artifact is restored",
               file=sys.stderr)  # fmt: skip
     print(f"backed up {rows} and {len(report.versions)} model versions to {report.path} in "
           f"{time.perf_counter() - start:.1f} s; restore: lifelong up --data-dir {report.path} with the original's "

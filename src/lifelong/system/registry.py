@@ -281,7 +281,7 @@ class Registry:
         if actual != record.sha256:
             raise RegistryError(
                 f"artifact of version {version} at {record.path} has sha256 {actual}, but {record.sha256} "
-                "was registered: it was modified or corrupted; restore it or roll back to another version"
+                "was registered: it was modified or corrupted; restore it from a backup, or serve another version"
             )
 
     # aliases ------------------------------------------------------------------------------------

@@ -585,7 +585,7 @@ class System:
         if alias != "champion":
             self.deploy(version, alias, force=force)
             return
-        loaded = self._load(version)
+        loaded = self._moved_to(version)
         check_replaces(self.registry, loaded.contract, f"v{version}", force)
         self.registry.set_alias("champion", version)  # a canary or shadow of it ends there
         self.reload()
@@ -595,7 +595,7 @@ class System:
         loaded first (its artifact verified), as a promotion's is: a damaged one is refused, nothing moved."""
         target = self.registry.rollback_target(alias)
         if target is not None:
-            self._load(target)
+            self._moved_to(target)
         restored = self.registry.rollback(alias)
         self.reload()
         return restored
@@ -606,7 +606,7 @@ class System:
         if mode not in ("canary", "shadow"):
             raise ConfigError(f"mode must be 'canary' or 'shadow', got {mode!r}")
         self.check_deployment(mode, share)
-        loaded = self._load(version)
+        loaded = self._moved_to(version)
         if mode == "canary":
             check_replaces(self.registry, loaded.contract, f"v{version}", force)
         self.registry.set_alias(mode, version, share=share)
@@ -664,6 +664,13 @@ class System:
             for v in [v for v in self._cache if v not in keep][: max(0, len(self._cache) - _CACHE)]:
                 del self._cache[v]
             return True
+
+    def _moved_to(self, version: int) -> Loaded:
+        """``version`` loaded, its artifact re-hashed first even when this replica holds it in memory: an
+        alias moved to a damaged artifact (rolled back to from the cache) left every other replica, and
+        this one's next start, unable to serve it."""
+        self.registry.verify(version)
+        return self._load(version)
 
     def _load(self, version: int) -> Loaded:
         loaded = self._cache.get(version)
