@@ -604,9 +604,50 @@ def test_a_fit_checkpointed_after_an_experience_resumes_there_bit_for_bit(tmp_pa
     assert resumed.accuracy_matrix == whole.accuracy_matrix and len(whole.accuracy_matrix) > 2
     assert resumed.flips == whole.flips and resumed.untrained_accuracy == whole.untrained_accuracy
     assert resumed.epochs == whole.epochs and resumed.samples == whole.samples
+    assert resumed.boundary_seconds > 0  # the saved boundary time counts (it restarted at 0: -0.15 s seen)
+    assert resumed.train_seconds >= resumed.boundary_seconds
+    # another split of the same classes and sizes is another stream (it was resumed as this one)
+    other_split = class_incremental(toy_data(n_classes=6, per_class=40, seed=5), n_experiences=3)
+    with pytest.warns(UserWarning, match="of a fit of another stream"):
+        Learner.load(tmp_path / "exp1").fit(other_split)
+
+    # the checkpoint of a finished fit returns its result, saying so, and trains nothing
+    class SaveLast(Callback):
+        learner: Learner
+
+        def on_evaluate(self, state: LoopState, control: Control) -> None:
+            self.learner.save(tmp_path / "last")
+
+    saver_all = SaveLast()
+    saver_all.learner = build([saver_all])
+    saver_all.learner.fit(_three_experiences())
+    finished = Learner.load(tmp_path / "last")
+    steps = finished._step
+    with pytest.warns(UserWarning, match="fit finished after its last experience"):
+        again = finished.fit(_three_experiences())
+    assert again.accuracy_matrix == whole.accuracy_matrix and finished._step == steps
     # another stream is fitted from its start, with a warning; a later fit (progress consumed) too
     with pytest.warns(UserWarning, match="saved after experience 1 of a fit of another stream"):
         other = Learner.load(tmp_path / "exp1").fit(
             class_incremental(toy_data(n_classes=6, per_class=30), n_experiences=3)
         )
     assert len(other.accuracy_matrix) == 3
+
+
+def test_a_state_attribute_set_outside_init_is_refused_when_saving(tmp_path: Path) -> None:
+    """save() wrote it, and the checkpoint could then never be loaded ("unknown ['anchor_']")."""
+    from lifelong.learn import Strategy
+
+    class LazyAnchor(Strategy):
+        supports = frozenset({"class"})
+
+        def after_experience(self, learner: Learner, experience: Any) -> None:
+            self.anchor_ = {n: p.detach().clone() for n, p in learner.model.named_parameters()}
+
+    learner = Learner(toy_model(), [LazyAnchor()], lr=0.1)
+    learner.fit(toy_scenario())
+    with pytest.raises(
+        CheckpointError, match=r"LazyAnchor: state attribute \['anchor_'\] is not set in __init__"
+    ):
+        learner.save(tmp_path / "ckpt")
+    assert not (tmp_path / "ckpt").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import os
 import sqlite3
 import subprocess
 import sys
@@ -87,11 +88,17 @@ def test_destinations_in_use_are_refused_and_only_a_backups_own_leftover_is_remo
     (tmp_path / "killed.partial").mkdir()  # a killed backup's: marked, so removed by the next
     (tmp_path / "killed.partial" / MARKER).write_text("")
     assert backup(store, registry, tmp_path / "killed").versions == [1]
-    with (tmp_path / "busy.partial.lock").open("w") as lock:  # another backup into the same place
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    (tmp_path / "busy.partial.lock").write_text("a user's file of that name")  # a lock file's old name
+    fd = os.open(tmp_path, os.O_RDONLY)  # another backup into the same directory
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
         with pytest.raises(ConfigError, match="another backup into .* is running"):
             backup(store, registry, tmp_path / "busy")
+    finally:
+        os.close(fd)
     assert not (tmp_path / "busy").exists()
+    assert backup(store, registry, tmp_path / "busy").versions == [1]
+    assert (tmp_path / "busy.partial.lock").read_text() == "a user's file of that name"
 
 
 def test_a_damaged_source_artifact_is_copied_and_reported_and_leases_stay_behind(

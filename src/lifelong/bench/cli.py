@@ -373,20 +373,24 @@ def _run_all(benches: list[Benchmark], strategies: list[str], seeds: list[int], 
 
 def _run_key(bench: Benchmark, strategy: str, seed: int, settings: runner.Settings) -> str:
     """What makes two runs the same run: benchmark (a file's bytes too), strategy, seed, values, settings."""
+    from lifelong.learn.models import MODELS
+
     strat, lr = runner.configured(strategy, bench.name, settings.buffer, settings.lr)
     data = Path(bench.dataset)
     return strict_json(
         {"benchmark": bench.name, "description": bench.description, "strategy": strategy, "seed": seed,
          "params": strat.get_params(), "settings": runner.run_settings(settings, lr),
-         "data_sha256": _sha256(data) if data.is_file() else None, "code_sha256": _source_sha256(type(strat))},
+         "data_sha256": _sha256(data) if data.is_file() else None, "code_sha256": _source_sha256(type(strat)),
+         "model_sha256": _source_sha256(MODELS.get(settings.model))},
         sort_keys=True,
     )  # fmt: skip
 
 
-def _source_sha256(cls: type) -> str | None:
-    """The strategy's source file's hash: a plugin edited since a run (its penalty x1000) is a new run."""
+def _source_sha256(obj: Any) -> str | None:
+    """The hash of the file defining a strategy class or a model factory: a plugin edited since a run
+    (its penalty x1000, its ReLU made Tanh) is a new run. Helper modules it imports are not followed."""
     try:
-        source = inspect.getsourcefile(cls)
+        source = inspect.getsourcefile(obj) if obj is not None else None
     except TypeError:
         return None
     return _sha256(Path(source)) if source else None

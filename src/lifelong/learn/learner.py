@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import hashlib
 import inspect
 import math
 import operator
@@ -1265,6 +1266,13 @@ class Learner:
                 stacklevel=2,
             )
             resumed = None
+        if resumed is not None and len(resumed["rows"]) >= len(experiences):
+            warnings.warn(
+                "fit: the checkpoint holds this stream's fit finished after its last experience; its result is "
+                "returned and nothing is trained (call fit again to train through the stream once more)",
+                UserWarning,
+                stacklevel=2,
+            )
         before = self._first_evaluation(experiences, "fit")  # resumed: the saved model's, the last row's
         if resumed is None:
             result.untrained_accuracy = [float(c.float().mean()) for c in before]
@@ -1387,6 +1395,15 @@ class Learner:
                 "retraining) ran: save from a callback's on_evaluate (after each experience) or on_fit_end, or "
                 "after fit()/learn() returns"
             )
+        for s in self.strategies:  # a state a fresh strategy lacks could never be loaded back
+            lazy = sorted(s.state_dict().keys() - s.clone().state_dict().keys())
+            if lazy:
+                raise CheckpointError(
+                    f"{type(s).__name__}: state attribute{'s' if len(lazy) > 1 else ''} {lazy} "
+                    f"{'are' if len(lazy) > 1 else 'is'} not set in __init__, so loading could not restore "
+                    f"{'them' if len(lazy) > 1 else 'it'}: declare {'each' if len(lazy) > 1 else 'it'} there "
+                    f"(self.{lazy[0]} = None)"
+                )
         spec = getattr(self.model, "lifelong_spec", None)
         manifest = {
             "lifelong": _version(),
@@ -1410,7 +1427,8 @@ class Learner:
             "bookkeeping": {
                 "experience_count": self._experience_count, "classes_seen": sorted(self._classes_seen),
                 "task_classes": {t: sorted(c) for t, c in self._task_classes.items()}, "step": self._step,
-                "train_seconds": self.train_seconds, "epochs_trained": self.epochs_trained,
+                "train_seconds": self.train_seconds, "boundary_seconds": self.boundary_seconds,
+                "epochs_trained": self.epochs_trained,
                 "samples_trained": self.samples_trained, "base_parameters": self.base_parameters,
                 "input_shape": None if self._input_shape is None else list(self._input_shape),
                 "feature_names": None if self.feature_names is None else list(self.feature_names),
@@ -1540,6 +1558,7 @@ class Learner:
         learner._task_classes = {int(t): set(c) for t, c in book["task_classes"].items()}
         learner._step = book["step"]
         learner.train_seconds, learner.epochs_trained = book["train_seconds"], book["epochs_trained"]
+        learner.boundary_seconds = book.get("boundary_seconds", 0.0)  # absent from older checkpoints
         learner.samples_trained, learner.base_parameters = book["samples_trained"], book["base_parameters"]
         learner._input_shape = tuple(book["input_shape"]) if book.get("input_shape") else None
         learner.feature_names = tuple(book["feature_names"]) if book.get("feature_names") else None
@@ -1842,5 +1861,15 @@ def _first_not_whole(t: Any) -> str:
 
 
 def _stream_id(experiences: Sequence[Experience], kind: str) -> list[Any]:
-    """What a resumed fit must find again: the stream's kind and each experience's classes, task and sizes."""
-    return [kind, *([list(e.classes), e.task_id, len(e.train), len(e.test)] for e in experiences)]
+    """What a resumed fit must find again: the stream's kind and each experience's classes, task, sizes
+    and a digest of its samples (another split of the same sizes was resumed as if it were this one)."""
+    return [kind, *([list(e.classes), e.task_id, len(e.train), len(e.test), _digest(e.train), _digest(e.test)]
+                    for e in experiences)]  # fmt: skip
+
+
+def _digest(data: Dataset) -> str:
+    """sha256 of a dataset's labels and its first and last 32 samples: cheap, and tells two splits apart."""
+    h = hashlib.sha256(data.y.detach().cpu().contiguous().numpy().tobytes())
+    for rows in (data.x[:32], data.x[-32:]):
+        h.update(rows.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())  # any dtype, bf16 too
+    return h.hexdigest()[:16]

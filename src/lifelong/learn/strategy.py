@@ -223,7 +223,8 @@ class Strategy:
                     ([f"has unknown {unknown}"] if unknown else [])
                     + ([f"lacks {missing}"] if missing else [])
                 )
-                + ": it was written by another version of the strategy, or edited; load it with that version"
+                + ": it was written by another version of the strategy, or edited (load it with that version), "
+                "or the strategy sets these attributes outside __init__ (declare them there)"
             )
         for k, v in state.items():
             current = getattr(self, k, None)

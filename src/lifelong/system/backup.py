@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import os
 import shutil
 import sqlite3
 import time
@@ -63,7 +64,7 @@ def backup(store: Store, registry: Registry, dest: str | Path) -> BackupReport:
     partial = dest.with_name(dest.name + ".partial")
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        with _exclusive(dest.with_name(dest.name + ".partial.lock"), dest):
+        with _exclusive(dest):
             _clear_leftover(partial)
             partial.mkdir()
             (partial / MARKER).write_text("a backup being written by lifelong; removed when it completes\n")
@@ -80,20 +81,21 @@ def backup(store: Store, registry: Registry, dest: str | Path) -> BackupReport:
 
 
 @contextlib.contextmanager
-def _exclusive(lock: Path, dest: Path) -> Iterator[None]:
-    """One backup at a time into ``dest``: another one removing the first one's partial copy made its
+def _exclusive(dest: Path) -> Iterator[None]:
+    """One backup at a time into ``dest``'s directory (a lock on the directory itself: no lock file to
+    leave behind, or to take from a user): another one removing the first one's partial copy made its
     "successful" backup an empty store (a cron job beside a manual run)."""
-    with lock.open("w") as f:
+    fd = os.open(dest.parent, os.O_RDONLY)
+    try:
         try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise ConfigError(
-                f"another backup into {dest} is running; wait for it, or name another directory"
+                f"another backup into {dest.parent} is running; wait for it, or back up into another directory"
             ) from None
-        try:
-            yield
-        finally:
-            lock.unlink(missing_ok=True)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def _clear_leftover(partial: Path) -> None:
