@@ -1261,7 +1261,7 @@ class Learner:
         if resumed is not None and resumed["stream"] != stream_id:
             warnings.warn(
                 f"fit: the checkpoint was saved after experience {len(resumed['rows']) - 1} of a fit of another "
-                "stream (other experiences, classes or sizes); this one is fitted from its start",
+                "stream (other experiences, classes, sizes or samples); this one is fitted from its start",
                 UserWarning,
                 stacklevel=2,
             )
