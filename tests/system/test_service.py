@@ -811,3 +811,30 @@ def test_an_alias_is_never_moved_to_a_damaged_artifact_this_replica_holds_in_mem
         with pytest.raises(RegistryError, match="sha256"):
             move()
         assert system.live_versions()["champion"] == (v2, None) and system.registry.alias("champion") == v2
+
+
+def test_a_served_artifact_damaged_on_disk_is_reported_while_its_copy_in_memory_serves(
+    tmp_path: Path,
+) -> None:
+    """It was noticed only at the next start (no champion intact) or alias move; /readyz said ready."""
+    with System(settings(tmp_path, poll_seconds=0.05, recheck_seconds=0.1)) as system:
+        version = system.bootstrap(trained())
+        system.start_polling()
+        assert system.readiness("serving") == [] and not system.damaged_on_disk
+        manifest = system.registry.get(version).path / "manifest.json"
+        original = manifest.read_text()
+        manifest.write_text(original + " ")
+        deadline = time.monotonic() + 10
+        while not system.damaged_on_disk and time.monotonic() < deadline:
+            time.sleep(0.05)
+        reasons = system.readiness("all")
+        assert any(f"served v{version}" in r and "restore it from a backup" in r for r in reasons), reasons
+        assert system.readiness("serving") == []  # it still answers from memory
+        assert len(system.predict([[0.5] * 8])) == 1
+        (event,) = [e for e in system.store.events("server") if e.payload.get("state") == "artifact_damaged"]
+        assert event.payload["version"] == version
+        manifest.write_text(original)  # restored from a backup: the report clears
+        deadline = time.monotonic() + 10
+        while system.damaged_on_disk and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not system.damaged_on_disk

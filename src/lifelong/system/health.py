@@ -101,6 +101,7 @@ class Facts:
     failed_training: str | None  # the error of the latest training attempt if it failed
     degraded: tuple[str, ...] = ()
     lease_error: str | None = None  # the worker's lease could not be read (the store is down): unknown
+    damaged_on_disk: tuple[str, ...] = ()  # served versions whose artifact no longer matches its sha256
 
 
 def readiness_reasons(f: Facts, serving_only: bool = False) -> list[str]:
@@ -117,6 +118,7 @@ def readiness_reasons(f: Facts, serving_only: bool = False) -> list[str]:
     if not serving_only:
         reasons.extend(_store_reasons(f))
         reasons.extend(_worker_reasons(f))
+        reasons.extend(f.damaged_on_disk)  # it serves from memory; a restart or another replica could not
     reasons.extend(f.degraded)
     return reasons
 

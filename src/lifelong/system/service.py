@@ -26,7 +26,7 @@ import sqlalchemy as sa
 import torch
 
 from lifelong.data.files import integer_label
-from lifelong.errors import ConfigError, DataError, LifelongError, NotFoundError, StoreError
+from lifelong.errors import ConfigError, DataError, LifelongError, NotFoundError, RegistryError, StoreError
 from lifelong.learn.learner import Learner
 from lifelong.system.backlog import Backlog, Served, adopt_journals, journaled_elsewhere
 from lifelong.system.canary import apply_canary_rule, compare_variants, rule_in_force
@@ -43,7 +43,7 @@ from lifelong.system.health import (
     readiness_reasons,
     worker_alive,
 )
-from lifelong.system.registry import Registry
+from lifelong.system.registry import Registry, hash_artifact
 from lifelong.system.router import Live, Loaded, MicroBatcher, ModelHolder, route
 from lifelong.system.schemas import to_array
 from lifelong.system.settings import Settings
@@ -120,6 +120,8 @@ class System:
         self._shadow_store_down = False  # the shadow's last write found the store down (said once)
         self._wanted: dict[str, tuple[int, float | None]] | None = None  # aliases last swapped in
         self.degraded: list[str] = []  # why this server is not fully ready (shown by /readyz)
+        self.damaged_on_disk: dict[int, str] = {}  # served versions whose artifact changed on disk
+        self._rechecked = time.monotonic()  # when the served artifacts were last re-hashed
         self._retry_at = 0.0  # when a degraded server next tries its champion's artifact
         self.write_health = WriteHealth()  # store write failures of this replica (/readyz, /metrics)
         # answered while the store could not write, journaled to disk
@@ -204,6 +206,36 @@ class System:
                 store_down, failing = False, ""
             self._take_back()
             self._catch_up()
+            every = self.settings.recheck_seconds
+            if every and time.monotonic() - self._rechecked >= every:
+                self._rechecked = time.monotonic()
+                self.recheck_artifacts()
+
+    def recheck_artifacts(self) -> dict[int, str]:
+        """Re-hash the served versions' artifacts on disk (every ``recheck_seconds``, in the poller): a
+        damaged one keeps serving from memory, but a restart or another replica could not load it, and an
+        alias moved back to it would fail; it was noticed only then. Reported by ``/readyz`` (scope all) and
+        a ``server`` event, once per damage; an artifact restored clears it."""
+        live = {v for v, _ in self.live_versions().values()} if self.holder.ready else set()
+        found = {}
+        for version in sorted(live):
+            path, sha = self._artifacts.get(version, (None, None))
+            if path is None:
+                continue
+            try:
+                actual = hash_artifact(path)
+            except (OSError, RegistryError) as err:
+                actual = f"unreadable: {one_line(err)}"
+            if actual != sha:
+                found[version] = (f"the artifact of served v{version} at {path} no longer matches its registered "
+                                  "sha256 (this replica serves it from memory; a restart or another replica could "
+                                  "not load it): restore it from a backup")  # fmt: skip
+        for version in found.keys() - self.damaged_on_disk.keys():
+            log.error(found[version])
+            self._quiet(self.store.add_event, EventKind.SERVER,
+                        {"state": "artifact_damaged", "version": version, "path": str(self._artifacts[version][0])})  # fmt: skip
+        self.damaged_on_disk = found
+        return found
 
     def _take_back(self) -> None:
         """Adopt what stopped or killed servers on this data directory could not record (at start and
@@ -833,6 +865,7 @@ class System:
                 failed_training=None if serving else self._quiet(self._failed_training),
                 degraded=tuple(self.degraded),
                 lease_error=lease_error,
+                damaged_on_disk=tuple(self.damaged_on_disk.values()),
             ),
             serving_only=serving,
         )

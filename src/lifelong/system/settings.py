@@ -113,6 +113,12 @@ class Settings(BaseSettings):
     )
     device: str = Field(default="cpu", description="where models predict: cpu, cuda, cuda:N or mps")
     verify_artifacts: bool = Field(default=True, description="re-hash an artifact before loading it")
+    recheck_seconds: float = Field(
+        default=300.0,
+        ge=0.0,
+        description="re-hash the served versions' artifacts on disk this often (0: never); a damaged one is "
+        "reported by /readyz and a server event while the loaded copy keeps serving",
+    )
     worker_stale_seconds: float = Field(
         default=30.0,
         gt=0.0,
