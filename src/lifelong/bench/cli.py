@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import inspect
 import json
 import warnings
@@ -373,6 +372,7 @@ def _run_all(benches: list[Benchmark], strategies: list[str], seeds: list[int], 
 
 def _run_key(bench: Benchmark, strategy: str, seed: int, settings: runner.Settings) -> str:
     """What makes two runs the same run: benchmark (a file's bytes too), strategy, seed, values, settings."""
+    from lifelong.learn.checkpoint import sha256
     from lifelong.learn.models import MODELS
 
     strat, lr = runner.configured(strategy, bench.name, settings.buffer, settings.lr)
@@ -380,7 +380,7 @@ def _run_key(bench: Benchmark, strategy: str, seed: int, settings: runner.Settin
     return strict_json(
         {"benchmark": bench.name, "description": bench.description, "strategy": strategy, "seed": seed,
          "params": strat.get_params(), "settings": runner.run_settings(settings, lr),
-         "data_sha256": _sha256(data) if data.is_file() else None, "code_sha256": _source_sha256(type(strat)),
+         "data_sha256": sha256(data) if data.is_file() else None, "code_sha256": _source_sha256(type(strat)),
          "model_sha256": _source_sha256(MODELS.get(settings.model))},
         sort_keys=True,
     )  # fmt: skip
@@ -393,15 +393,9 @@ def _source_sha256(obj: Any) -> str | None:
         source = inspect.getsourcefile(obj) if obj is not None else None
     except TypeError:
         return None
-    return _sha256(Path(source)) if source else None
+    from lifelong.learn.checkpoint import sha256
 
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return sha256(Path(source)) if source else None
 
 
 def _finished_runs(journal: Path) -> dict[str, dict[str, Any]]:

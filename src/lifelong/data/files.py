@@ -121,7 +121,9 @@ class Table:
         shape = "x".join(map(str, self.x.shape[1:]))
         extra = "".join(f", {k}" for k in ("domains", "tasks") if getattr(self, k) is not None)
         names = f" {self.class_names[:10]}" if self.class_names else ""
-        return f"Table({self.name!r}: {len(self)} samples of {shape}, {len(self.classes)} classes{names}{extra})"
+        return (
+            f"Table({self.name!r}: {len(self)} samples of {shape}, {len(self.classes)} classes{names}{extra})"
+        )
 
     @property
     def n_classes(self) -> int:

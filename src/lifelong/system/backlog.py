@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 log = logging.getLogger(__name__)
+JOURNAL_DIR = "unrecorded"  # in the data directory: answered predictions waiting to be recorded
 
 
 @dataclass(frozen=True)

@@ -29,11 +29,11 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from lifelong.errors import ConfigError, RegistryError, StoreError
+from lifelong.system.backlog import JOURNAL_DIR
 from lifelong.system.registry import Registry, hash_artifact
 from lifelong.system.settings import TOKEN_FILE
 from lifelong.system.store import Store, leases, sqlite_file
 
-UNRECORDED = "unrecorded"  # the server's journal of answered predictions waiting to be recorded
 MARKER = ".lifelong-backup-partial"  # in DEST.partial until it is complete: only such a leftover is removed
 
 
@@ -69,7 +69,7 @@ def backup(store: Store, registry: Registry, dest: str | Path) -> BackupReport:
             partial.mkdir()
             (partial / MARKER).write_text("a backup being written by lifelong; removed when it completes\n")
             try:
-                report = _copy(store, registry, partial)
+                rows, versions, damaged = _copy(store, registry, partial)
                 (partial / MARKER).unlink()
                 partial.rename(dest)
             except BaseException:
@@ -77,7 +77,7 @@ def backup(store: Store, registry: Registry, dest: str | Path) -> BackupReport:
                 raise
     except (OSError, sqlite3.Error) as e:  # a full disk, a file size limit, no permission
         raise StoreError(f"backup to {dest} failed, nothing was kept: {e}") from e
-    return BackupReport(dest, report.rows, report.versions, report.damaged, time.perf_counter() - start)
+    return BackupReport(dest, rows, versions, damaged, time.perf_counter() - start)
 
 
 @contextlib.contextmanager
@@ -111,7 +111,9 @@ def _clear_leftover(partial: Path) -> None:
     )
 
 
-def _copy(store: Store, registry: Registry, partial: Path) -> BackupReport:
+def _copy(store: Store, registry: Registry, partial: Path) -> tuple[dict[str, int], list[int], list[str]]:
+    """The database, then each artifact its copy registers, then the journal and token: rows per table,
+    versions copied, and the damaged ones among them."""
     target = sqlite_file(None, partial)
     assert target is not None
     _copy_database(store, target)
@@ -134,13 +136,13 @@ def _copy(store: Store, registry: Registry, partial: Path) -> BackupReport:
                 damaged.append(f"v{record.version}: {origin} does not match its registered sha256")
             versions.append(record.version)
         rows = _row_counts(copy)
-    for name in (UNRECORDED, TOKEN_FILE):
+    for name in (JOURNAL_DIR, TOKEN_FILE):
         path = store.data_dir / name
         if path.is_dir():
             shutil.copytree(path, partial / name)
         elif path.is_file():
             shutil.copy2(path, partial / name)  # the token keeps its owner-only mode
-    return BackupReport(partial, rows, versions, damaged, 0.0)
+    return rows, versions, damaged
 
 
 def _copy_database(store: Store, target: Path) -> None:

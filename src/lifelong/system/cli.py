@@ -864,13 +864,18 @@ def _fmt(x: Any) -> str:
 DEPLOY_SHARE = 0.1  # a canary's or shadow's share when none is given, as DeploymentRequest's default
 
 
+def _check_servable(registry: Any, version: int) -> None:
+    """Before an alias moves to ``version``: its artifact is intact and this installation rebuilds it."""
+    registry.verify(version)  # never point an alias at a modified or missing artifact
+    from lifelong.learn.learner import Learner
+
+    Learner.load(registry.get(version).path)  # nor at one this installation cannot rebuild
+
+
 def cmd_promote(args: argparse.Namespace) -> int:
     store, registry = _open(args)
     with store:
-        registry.verify(args.version)  # never point an alias at a modified or missing artifact
-        from lifelong.learn.learner import Learner
-
-        Learner.load(registry.get(args.version).path)  # nor at one this installation cannot rebuild
+        _check_servable(registry, args.version)
         if args.alias in ("champion", "canary"):  # their answers go to the champion's clients
             from lifelong.system.contract import Contract, check_replaces
 
@@ -893,10 +898,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     with store:
         target = registry.rollback_target(args.alias)
         if target is not None:  # as promote: never point an alias at an artifact that cannot serve
-            registry.verify(target)
-            from lifelong.learn.learner import Learner
-
-            Learner.load(registry.get(target).path)
+            _check_servable(registry, target)
         restored = registry.rollback(args.alias)
     print(f"{args.alias} -> {'unset' if restored is None else f'v{restored}'}")
     return 0

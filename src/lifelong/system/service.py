@@ -28,7 +28,7 @@ import torch
 from lifelong.data.files import integer_label
 from lifelong.errors import ConfigError, DataError, LifelongError, NotFoundError, RegistryError, StoreError
 from lifelong.learn.learner import Learner
-from lifelong.system.backlog import Backlog, Served, adopt_journals, journaled_elsewhere
+from lifelong.system.backlog import JOURNAL_DIR, Backlog, Served, adopt_journals, journaled_elsewhere
 from lifelong.system.canary import apply_canary_rule, compare_variants, rule_in_force
 from lifelong.system.contract import Contract, check_replaces, unstorable
 from lifelong.system.events import EventKind
@@ -163,7 +163,7 @@ class System:
     @property
     def unrecorded_dir(self) -> Path:
         """Where the predictions this server could not record are kept (journaled), for it or the next."""
-        return Path(self.settings.data_dir) / "unrecorded"
+        return Path(self.settings.data_dir) / JOURNAL_DIR
 
     def _let_go_of_backlog(self) -> None:
         n = len(self.backlog)
@@ -701,7 +701,8 @@ class System:
         """``version`` loaded, its artifact re-hashed first even when this replica holds it in memory: an
         alias moved to a damaged artifact (rolled back to from the cache) left every other replica, and
         this one's next start, unable to serve it."""
-        self.registry.verify(version)
+        if version in self._cache or not self.settings.verify_artifacts:  # else _load re-hashes it anyway
+            self.registry.verify(version)
         return self._load(version)
 
     def _load(self, version: int) -> Loaded:

@@ -241,9 +241,8 @@ def train_once(
                 window=(int(train_ids[0]), int(train_ids[-1])),
                 metrics=figures,
             ) as draft:  # fmt: skip
-                for entry in Path(
-                    tmp
-                ).iterdir():  # not copytree(tmp, ...): it gave the artifact tmp's 0700 mode
+                # entry by entry, not copytree(tmp, ...): that gave the artifact tmp's 0700 mode
+                for entry in Path(tmp).iterdir():
                     copy = shutil.copytree if entry.is_dir() else shutil.copy2
                     copy(entry, draft.path / entry.name)
                 check_servable(draft.path, contract)
