@@ -28,6 +28,18 @@ def test_class_incremental_splits_classes_in_order() -> None:
     assert s.kind == "class" and s[0].train.t is None and s[1].index == 1
 
 
+def test_a_slice_is_a_scenario_of_its_own_numbered_from_zero() -> None:
+    s = task_incremental(toy_data(per_class=40, n_classes=8), n_experiences=4)
+    part = s[1:3]
+    assert isinstance(part, type(s)) and part.name == "task-incremental[1:3]" and part.kind == "task"
+    assert [e.classes for e in part] == [s[1].classes, s[2].classes] and [e.index for e in part] == [0, 1]
+    assert [e.task_id for e in part] == [1, 2] and part.n_classes == s.n_classes
+    assert all(e.scenario is part for e in part) and all(e.scenario is s for e in s)  # the original keeps its own
+    assert s[-1].index == 3 and [e.classes for e in s[::2]] == [s[0].classes, s[2].classes]
+    with pytest.raises(ScenarioError, match=r"task-incremental\[5:\]: no experience"):
+        s[5:]
+
+
 def test_class_order_and_seed() -> None:
     s = class_incremental(toy_data(), classes_per_experience=1, class_order=[3, 1, 0, 2])
     assert [e.classes for e in s] == [(3,), (1,), (0,), (2,)]

@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import torch
@@ -77,8 +77,23 @@ class Scenario:
     def __len__(self) -> int:
         return len(self.experiences)
 
-    def __getitem__(self, i: int) -> Experience:
-        return self.experiences[i]
+    @overload
+    def __getitem__(self, i: int) -> Experience: ...
+    @overload
+    def __getitem__(self, i: slice) -> Scenario: ...
+    def __getitem__(self, i: int | slice) -> Experience | Scenario:
+        """One experience, or for a slice a scenario of those experiences, numbered from 0 as a
+        stream of their own (``learner.fit(scenario[2:])`` starts at the third)."""
+        if not isinstance(i, slice):
+            return self.experiences[i]
+        ends = (i.start, i.stop) if i.step is None else (i.start, i.stop, i.step)
+        name = f"{self.name}[{':'.join('' if v is None else str(v) for v in ends)}]"
+        part = [
+            Experience(k, e.classes, e.task_id, e.train, e.test) for k, e in enumerate(self.experiences[i])
+        ]
+        if not part:
+            raise ScenarioError(f"{name}: no experience in that range of the {len(self)}")
+        return Scenario(name, self.kind, part, self.n_classes)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
