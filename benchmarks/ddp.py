@@ -50,7 +50,7 @@ def train(stream: Scenario, world: int, args: argparse.Namespace) -> dict[str, A
     model = MLP(in_features=x0[0].numel(), hidden=(400, 400), n_classes=stream.n_classes)
     strategies = [
         Replay(args.buffer),
-        EWC(lam=args.lam, fisher_samples=args.fisher_samples // world),
+        EWC(lam=args.lam, fisher_samples=args.fisher_samples // world, penalty_step="gradient"),
     ]
     learner = Learner(model, strategies, lr=args.lr, batch_size=args.batch_size // world, seed=args.seed)
     assert learner.world_size == world, (learner.world_size, world)

@@ -82,7 +82,7 @@ def test_online_decay_by_value() -> None:
 
 
 def test_fused_separate_penalty_equals_the_sum_over_experiences() -> None:
-    learner, ewc = _linear(), EWC(lam=2.0)
+    learner, ewc = _linear(), EWC(lam=2.0, penalty_step="gradient")
     for i in range(3):
         d = _data(i)
         ewc.after_experience(learner, Experience(i, (0, 1, 2, 3), 0, d, d))
@@ -107,7 +107,7 @@ def test_configuration_is_checked_and_ewc_trains() -> None:
 
 
 def test_penalty_follows_a_grown_head() -> None:
-    ewc = EWC(lam=1.0)
+    ewc = EWC(lam=1.0, penalty_step="gradient")
     learner = Learner(toy_model(), [ewc], lr=0.1, batch_size=8)
     learner.learn(toy_scenario("class")[0])
     with torch.no_grad():

@@ -144,7 +144,7 @@ def test_the_message_gives_the_valid_range_and_what_none_means() -> None:
         match=re.escape("buffer_size=2.5 (a float) is invalid; buffer_size must be a whole number >= 1"),
     ):
         Replay(2.5)
-    with pytest.raises(ConfigError, match=re.escape("one of 'gradient', 'proximal'")):
+    with pytest.raises(ConfigError, match=re.escape("one of 'auto', 'gradient', 'proximal'")):
         SI(penalty_step="exact")
 
 

@@ -206,3 +206,20 @@ def test_per_sample_gradients_of_some_parameters_equal_those_of_all_restricted()
     assert list(part) == some and len(some) < len(full)
     for k in some:
         torch.testing.assert_close(part[k], full[k])
+
+
+@pytest.mark.parametrize(
+    "make",
+    [lambda: EWC(lam=1e6), lambda: SI(c=1e6), lambda: MAS(lam=1e6)],
+    ids=["ewc", "si", "mas"],
+)
+def test_the_default_step_is_proximal_under_sgd_and_the_gradient_under_adam(make) -> None:
+    """``auto``: ``EWC()`` diverged on split digits at lr 0.05 with the gradient step; under SGD the
+    proximal step is exact and stable, under Adam its pull at the raw lr would not match the steps."""
+    strategy = make()
+    result = Learner(toy_model(), [strategy], lr=LR, batch_size=8, seed=0).fit(toy_scenario("domain"))
+    assert strategy.penalty_step == "auto" and strategy._step == "proximal" and not result.diverged
+    adam = make()
+    learner = Learner(toy_model(), [adam], lr=0.001, optimizer="adam", batch_size=8, seed=0)
+    learner.fit(toy_scenario("domain"))
+    assert adam._step == "gradient" and adam.penalty(learner, None, None) is not None  # type: ignore[arg-type]

@@ -51,7 +51,7 @@ def test_task_incremental_uses_only_the_task_outputs() -> None:
 
 
 def test_penalty_zero_at_anchor_grows_and_follows_importance(penalty_moved) -> None:
-    mas = MAS(lam=2.0)
+    mas = MAS(lam=2.0, penalty_step="gradient")
     learner, _ = _learned(mas)
     assert float(mas.penalty(learner, None, None).detach()) == 0.0
     omega = mas.omega_[W]

@@ -53,7 +53,7 @@ def test_omega_is_non_negative_with_momentum() -> None:
 
 
 def test_penalty_zero_at_anchor_grows_and_follows_importance(penalty_moved) -> None:
-    si = SI(c=0.5)
+    si = SI(c=0.5, penalty_step="gradient")
     learner = _learned(si)
     assert float(si.penalty(learner, None, None).detach()) == 0.0
     omega = si.omega_[W]
@@ -67,7 +67,7 @@ def test_penalty_zero_at_anchor_grows_and_follows_importance(penalty_moved) -> N
 
 
 def test_own_penalty_is_left_out_of_the_path_integral() -> None:
-    si = SI(c=1.0)
+    si = SI(c=1.0, penalty_step="gradient")
     learner = _learned(si)
     stream = toy_scenario("class")
     si.before_experience(learner, stream.experiences[1])

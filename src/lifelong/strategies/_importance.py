@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -146,8 +146,22 @@ def quadratic_penalty(learner: Learner, anchor: dict[str, Tensor], importance: d
     return total
 
 
-#: how a quadratic penalty acts: through the loss's gradient, or as a closed-form (proximal) step
-PENALTY_STEPS = ("gradient", "proximal")
+#: how a quadratic penalty acts: through the loss's gradient, as a closed-form (proximal) step, or
+#: ``auto``: proximal under torch's SGD, gradient under any other optimizer (:func:`proximal_now`)
+PENALTY_STEPS = ("auto", "gradient", "proximal")
+
+
+def proximal_now(strategy: Any, learner: Learner) -> bool:
+    """Whether ``strategy`` applies its penalty as a proximal step now; records the step taken in
+    ``strategy._step`` (for its divergence hint). ``auto`` is proximal under SGD, where that step is
+    the exact implicit step of the same objective and stable for any strength (the gradient step
+    diverged on split digits at lr 0.05 with EWC's defaults), and the gradient step under adaptive
+    optimizers, whose rescaled steps the proximal pull, taken at the raw lr, would not match."""
+    step = strategy.penalty_step
+    if step == "auto":
+        step = "proximal" if isinstance(learner.optimizer, torch.optim.SGD) else "gradient"
+    strategy._step = step
+    return bool(step == "proximal")
 
 
 def gradient_step_hint(strategy: object, penalty_step: str, strength: str) -> str | None:

@@ -18,6 +18,7 @@ from lifelong.strategies._importance import (
     PENALTY_STEPS,
     gradient_step_hint,
     mean_abs_gradient,
+    proximal_now,
     proximal_pull,
     quadratic_penalty,
     trainable,
@@ -44,7 +45,8 @@ class MAS(Strategy):
     lam : penalty strength. ``Omega`` scales with the size of the outputs; the paper's 1 makes
         SGD at lr 0.1 diverge on large logits (stable needs ``lr * 2 lam * max Omega < 2``).
     samples : inputs of the experience used to estimate ``Omega`` (None: all).
-    penalty_step : ``gradient`` (the penalty joins the loss) or ``proximal``: its exact step
+    penalty_step : ``auto`` (default: ``proximal`` under SGD, ``gradient`` under Adam and others),
+        ``gradient`` (the penalty joins the loss) or ``proximal``: its exact step
         ``theta <- a + (theta - a) / (1 + 2 lr lam Omega)`` after the optimizer's, stable for any
         ``lam`` (see :mod:`lifelong.strategies.ewc`).
     """
@@ -54,21 +56,22 @@ class MAS(Strategy):
     supports = frozenset({"class", "task", "domain"})
     anchors = True
 
-    def __init__(self, lam: float = 0.01, samples: int | None = None, penalty_step: str = "gradient") -> None:
+    def __init__(self, lam: float = 0.01, samples: int | None = None, penalty_step: str = "auto") -> None:
         check_param(self, "lam", lam, low=0)
         check_param(self, "samples", samples, int, low=1, none="every sample")
         check_choice(self, "penalty_step", penalty_step, PENALTY_STEPS)
         self.lam, self.samples, self.penalty_step = lam, samples, penalty_step
+        self._step = "gradient" if penalty_step == "auto" else penalty_step  # the step last taken
         self.omega_: dict[str, Tensor] = {}
         self.anchor_: dict[str, Tensor] = {}
 
     def penalty(self, learner: Learner, batch: Batch, logits: Tensor) -> Tensor | None:
-        if not self.omega_ or self.penalty_step == "proximal":
+        if not self.omega_ or proximal_now(self, learner):
             return None
         return self.lam * quadratic_penalty(learner, self.anchor_, self.omega_)
 
     def after_step(self, learner: Learner) -> None:
-        if self.omega_ and self.penalty_step == "proximal":
+        if self.omega_ and proximal_now(self, learner):
             proximal_pull(learner, self.anchor_, {n: 2 * self.lam * w for n, w in self.omega_.items()})
 
     def after_experience(self, learner: Learner, experience: Experience) -> None:
@@ -84,4 +87,4 @@ class MAS(Strategy):
         return sum(t.numel() for d in (self.omega_, self.anchor_) for t in d.values())
 
     def divergence_hint(self) -> str | None:
-        return gradient_step_hint(self, self.penalty_step, "lam")
+        return gradient_step_hint(self, self._step, "lam")

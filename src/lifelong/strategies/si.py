@@ -15,6 +15,7 @@ from lifelong.learn.params import check_choice, check_param
 from lifelong.strategies._importance import (
     PENALTY_STEPS,
     gradient_step_hint,
+    proximal_now,
     proximal_pull,
     quadratic_penalty,
     trainable,
@@ -40,7 +41,8 @@ class SI(PathIntegral):
     xi : damping: keeps ``omega`` finite for weights that barely moved. The paper's 1e-3 (with Adam)
         lets ``omega`` reach hundreds, which makes plain SGD diverge once ``lr * 2c * omega > 2``;
         0.1 keeps SGD at lr 0.1 stable.
-    penalty_step : ``gradient`` (the penalty joins the loss) or ``proximal``: its exact step
+    penalty_step : ``auto`` (default: ``proximal`` under SGD, ``gradient`` under Adam and others),
+        ``gradient`` (the penalty joins the loss) or ``proximal``: its exact step
         ``theta <- a + (theta - a) / (1 + 2 lr c omega)`` after the optimizer's, stable for any ``c``
         (see :mod:`lifelong.strategies.ewc`; mammoth's SGD version clips every gradient at 1 instead).
         The path integral then counts the pull in the weights' movement, as mammoth's does.
@@ -50,29 +52,30 @@ class SI(PathIntegral):
     supports = frozenset({"class", "task", "domain"})
     anchors = True
 
-    def __init__(self, c: float = 1.0, xi: float = 0.1, penalty_step: str = "gradient") -> None:
+    def __init__(self, c: float = 1.0, xi: float = 0.1, penalty_step: str = "auto") -> None:
         check_param(self, "c", c, low=0)
         check_param(self, "xi", xi, low=0, low_open=True)
         check_choice(self, "penalty_step", penalty_step, PENALTY_STEPS)
         self.c, self.xi, self.penalty_step = c, xi, penalty_step
+        self._step = "gradient" if penalty_step == "auto" else penalty_step  # the step last taken
         self.omega_: dict[str, Tensor] = {}
         self.anchor_: dict[str, Tensor] = {}
         self.start_: dict[str, Tensor] = {}  # weights when the current experience began
         self.path_: dict[str, Tensor] = {}  # running path integral w over the current experience
 
     def penalty(self, learner: Learner, batch: Batch, logits: Tensor) -> Tensor | None:
-        if not self.omega_ or self.penalty_step == "proximal":
+        if not self.omega_ or proximal_now(self, learner):
             return None
         return self.c * quadratic_penalty(learner, self.anchor_, self.omega_)
 
     def after_step(self, learner: Learner) -> None:
-        if self.omega_ and self.penalty_step == "proximal":  # before the path integral reads the movement
+        if self.omega_ and proximal_now(self, learner):  # before the path integral reads the movement
             proximal_pull(learner, self.anchor_, {n: 2 * self.c * w for n, w in self.omega_.items()})
         super().after_step(learner)
 
     def _penalty_terms(self) -> tuple[float, dict[str, Tensor], dict[str, Tensor]]:
         # proximal: the gradient holds the task loss alone already
-        return (0.0 if self.penalty_step == "proximal" else self.c), self.omega_, self.anchor_
+        return (0.0 if self._step == "proximal" else self.c), self.omega_, self.anchor_
 
     def after_experience(self, learner: Learner, experience: Experience) -> None:
         for n, p in trainable(learner).items():
@@ -91,4 +94,4 @@ class SI(PathIntegral):
         return sum(t.numel() for d in states for t in d.values())
 
     def divergence_hint(self) -> str | None:
-        return gradient_step_hint(self, self.penalty_step, "c")
+        return gradient_step_hint(self, self._step, "c")
