@@ -147,7 +147,9 @@ def lifelong_strategies(method: str, batch: int) -> list[Any]:
     return {
         "naive": lambda: [Naive()],
         "replay": lambda: [Replay(BUFFER)],
-        "ewc": lambda: [EWC(lam=EWC_LAM, fisher="empirical", fisher_batch_size=batch, penalty_step="gradient")],
+        "ewc": lambda: [
+            EWC(lam=EWC_LAM, fisher="empirical", fisher_batch_size=batch, penalty_step="gradient")
+        ],
         "derpp": lambda: [DERPP(BUFFER, alpha=ALPHA, beta=BETA)],
         # Avalanche's row count per step: two memory batches of half a batch share its one batch's rows
         "derpp-rows": lambda: [DERPP(BUFFER, batch_size=max(1, batch // 2), alpha=ALPHA, beta=BETA)],

@@ -63,7 +63,9 @@ def strategies(method: str) -> list[Any]:
     return {
         "naive": lambda: [Naive()],
         "replay": lambda: [Replay(BUFFER)],
-        "ewc": lambda: [EWC(lam=LAM, fisher_samples=FISHER, fisher="empirical", penalty_step="gradient")],  # as the hand-written one
+        "ewc": lambda: [
+            EWC(lam=LAM, fisher_samples=FISHER, fisher="empirical", penalty_step="gradient")
+        ],  # as the hand-written one
         "lwf": lambda: [LwF(alpha=1.0, temperature=T)],
         "derpp": lambda: [DERPP(BUFFER, alpha=ALPHA, beta=BETA)],
         "agem": lambda: [AGEM(BUFFER, batch_size=AGEM_REF)],
