@@ -34,7 +34,9 @@ def test_a_slice_is_a_scenario_of_its_own_numbered_from_zero() -> None:
     assert isinstance(part, type(s)) and part.name == "task-incremental[1:3]" and part.kind == "task"
     assert [e.classes for e in part] == [s[1].classes, s[2].classes] and [e.index for e in part] == [0, 1]
     assert [e.task_id for e in part] == [1, 2] and part.n_classes == s.n_classes
-    assert all(e.scenario is part for e in part) and all(e.scenario is s for e in s)  # the original keeps its own
+    assert all(e.scenario is part for e in part) and all(
+        e.scenario is s for e in s
+    )  # the original keeps its own
     assert s[-1].index == 3 and [e.classes for e in s[::2]] == [s[0].classes, s[2].classes]
     with pytest.raises(ScenarioError, match=r"task-incremental\[5:\]: no experience"):
         s[5:]
