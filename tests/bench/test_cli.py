@@ -544,3 +544,36 @@ def test_an_interrupted_grid_says_what_it_kept(
     assert main([*SMALL, "--strategies", "naive,replay", "--buffer", "50", "--out", str(tmp_path)]) == 130
     said = capsys.readouterr().out
     assert f"interrupted: 1 of 2 runs finished and kept in {tmp_path / 'runs.jsonl'}" in said
+
+
+def test_a_run_is_redone_when_a_module_its_plugin_imports_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The run key hashed the plugin's own file only: an edited helper it imports reused stale runs."""
+    import numpy as np
+
+    from lifelong.learn import models
+    from tests.data._tabular import tabular
+
+    monkeypatch.setattr(models, "MODELS", dict(models.MODELS))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "llbench_keyed_helper.py").write_text("from torch import nn\nACTIVATION = nn.ReLU\n")
+    (tmp_path / "llbench_keyed.py").write_text(
+        TAB_PLUGIN.replace("llbench-tab", "llbench-keyed").replace(
+            "from torch import nn", "from torch import nn\nimport llbench_keyed_helper"
+        )
+    )
+    x, y = tabular(300)
+    np.savez(tmp_path / "tab.npz", x=x, y=y)
+    argv = ["bench", "--data", str(tmp_path / "tab.npz"), "--scenario", "class", "--plugin", "llbench_keyed",
+            "--model", "llbench-keyed", "--strategies", "naive", "--seeds", "0", "--epochs", "1",
+            "--out", str(tmp_path / "out"), "--no-progress", "--no-plots"]  # fmt: skip
+    try:
+        assert main(argv) == 0 and main(argv) == 0
+        assert "reusing 1 of 1 runs" in capsys.readouterr().out
+        (tmp_path / "llbench_keyed_helper.py").write_text("from torch import nn\nACTIVATION = nn.Tanh\n")
+        assert main(argv) == 0
+        assert "reusing" not in capsys.readouterr().out
+    finally:
+        for name in ("llbench_keyed", "llbench_keyed_helper"):
+            sys.modules.pop(name, None)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
+import types
 import warnings
 from dataclasses import replace
 from pathlib import Path
@@ -387,15 +387,39 @@ def _run_key(bench: Benchmark, strategy: str, seed: int, settings: runner.Settin
 
 
 def _source_sha256(obj: Any) -> str | None:
-    """The hash of the file defining a strategy class or a model factory: a plugin edited since a run
-    (its penalty x1000, its ReLU made Tanh) is a new run. Helper modules it imports are not followed."""
-    try:
-        source = inspect.getsourcefile(obj) if obj is not None else None
-    except TypeError:
-        return None
+    """One hash of the files defining a strategy class or a model factory and of the modules they
+    import, followed outside the standard library and installed packages: a plugin edited since a run
+    (its penalty x1000, its ReLU made Tanh, in its own file or a helper module it imports) is a new run."""
+    import hashlib
+    import sys
+    import sysconfig
+
     from lifelong.learn.checkpoint import sha256
 
-    return sha256(Path(source)) if source else None
+    module = sys.modules.get(getattr(obj, "__module__", None) or "")
+    installed = tuple(
+        {str(Path(sysconfig.get_paths()[k]).resolve()) for k in ("stdlib", "purelib", "platlib")}
+    )
+    files: dict[str, str] = {}
+    todo, seen = [module], set()
+    while todo:
+        m = todo.pop()
+        if not isinstance(m, types.ModuleType) or m.__name__ in seen:
+            continue
+        seen.add(m.__name__)
+        file = getattr(m, "__file__", None)
+        if not file or not file.endswith(".py") or str(Path(file).resolve()).startswith(installed):
+            continue
+        files[m.__name__] = sha256(Path(file))
+        for value in vars(m).values():  # imported modules, and the modules of imported names
+            todo.append(
+                value
+                if isinstance(value, types.ModuleType)
+                else sys.modules.get(getattr(value, "__module__", None) or "")
+            )
+    if not files:
+        return None
+    return hashlib.sha256(strict_json(files, sort_keys=True).encode()).hexdigest()
 
 
 def _finished_runs(journal: Path) -> dict[str, dict[str, Any]]:
