@@ -255,6 +255,31 @@ CASES: list[tuple[str, str, Any, int]] = [
 ]
 
 
+@pytest.mark.parametrize(
+    "request_bytes",
+    [b"GARBAGE\r\n\r\n", b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+     b"GET /healthz HTTP/1.1\r\nHost x\r\n\r\n"],
+    ids=["request-line", "content-length", "header"],
+)  # fmt: skip
+def test_a_request_that_is_not_http_gets_the_json_error_body(
+    served: tuple[str, System], request_bytes: bytes
+) -> None:
+    """uvicorn answers what it cannot parse itself, before any route: it was a plain-text 400."""
+    url, _ = served
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(request_bytes)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400") and b"content-type: application/json" in head.lower()
+    error = json.loads(body)["error"]
+    assert error["type"] == "MalformedHTTP" and "not valid HTTP/1.1" in error["message"]
+    with client(url) as c:  # and the server goes on
+        assert c.post("/v1/predict", json={"inputs": [ROW]}).status_code == 200
+
+
 @pytest.mark.parametrize(("method", "path", "body", "status"), CASES, ids=[f"{m} {p[:40]} #{i}" for i, (m, p, _, _) in
                                                                         enumerate(CASES)])  # fmt: skip
 def test_bad_input_is_a_json_4xx_and_changes_nothing(

@@ -188,6 +188,7 @@ def run_policy(
     import uvicorn
 
     from lifelong.learn.learner import Learner
+    from lifelong.system.api.errors import http_protocol
     from lifelong.system.app import create_app
     from lifelong.system.cli import stop_process
     from lifelong.system.registry import Registry
@@ -207,7 +208,9 @@ def run_policy(
     port = _free_port()
     settings = Settings(data_dir=data_dir, auth=False, port=port, poll_seconds=0.2, verify_artifacts=False)
     server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+        uvicorn.Config(
+            create_app(settings), host="127.0.0.1", port=port, log_level="warning", http=http_protocol()
+        )
     )
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
     thread.start()

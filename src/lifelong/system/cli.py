@@ -306,6 +306,7 @@ def _server_log_config() -> dict[str, Any]:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from lifelong.system.api.errors import http_protocol
     from lifelong.system.app import create_app
     from lifelong.system.registry import Registry
     from lifelong.system.snapshot import read_snapshot, verify_served
@@ -333,7 +334,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                         "last); start the server once the database answers"
                     ) from err
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info",
-                log_config=_server_log_config())  # fmt: skip
+                log_config=_server_log_config(), http=http_protocol())  # fmt: skip
     return 0
 
 
@@ -481,6 +482,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     """Bootstrap if needed, supervise the worker as a child process, serve in the foreground."""
     import uvicorn
 
+    from lifelong.system.api.errors import http_protocol
     from lifelong.system.app import create_app
     from lifelong.system.canary import check_live_canary
     from lifelong.system.registry import Registry
@@ -542,7 +544,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         signal.signal(sig, _raise_stop)
     try:
         uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info",
-                    log_config=_server_log_config())  # fmt: skip
+                    log_config=_server_log_config(), http=http_protocol())  # fmt: skip
     except _Stop:
         pass
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 
@@ -66,6 +67,25 @@ async def raw_error(send: Send, status: int, kind: str, message: str,
     head = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": head + (headers or [])})
     await send({"type": "http.response.body", "body": payload})
+
+
+def http_protocol() -> type[asyncio.Protocol]:
+    """uvicorn's HTTP protocol answering a request it cannot parse (a broken request line, bad
+    framing) with the API's JSON error body: uvicorn sends those 400s itself, before any route or
+    middleware runs, as plain text (``Invalid HTTP request received.``). Passed as ``http=``."""
+    from uvicorn.protocols.http.auto import AutoHTTPProtocol
+
+    class JSONErrorHTTPProtocol(AutoHTTPProtocol):  # type: ignore[misc,valid-type]
+        def send_400_response(self, msg: str) -> None:
+            payload = json.dumps({"error": {"type": "MalformedHTTP", "message": (
+                f"the request is not valid HTTP/1.1 ({msg.rstrip('.')}); send a well-formed request, "
+                "as an HTTP client library does")}}).encode()  # fmt: skip
+            head = (b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\n"
+                    b"content-length: %d\r\nconnection: close\r\n\r\n" % len(payload))  # fmt: skip
+            self.transport.write(head + payload)
+            self.transport.close()
+
+    return JSONErrorHTTPProtocol
 
 
 def _printable(message: str) -> str:
