@@ -326,6 +326,42 @@ def test_a_stray_new_class_label_waits_outside_the_head_until_the_class_has_enou
         assert trained.scalar_one() == 3  # the held-back row trained the version that learned its class
 
 
+def test_a_new_class_whose_labels_came_in_a_rejected_window_is_learned_later(
+    system: tuple[Store, Registry],
+) -> None:
+    """Was: a class admitted in a window whose candidate the gate rejected was never learned (later
+    windows start after its rows and only looked for new classes among their own), and the gate events
+    stopped saying that another class still waited for labels."""
+    import sqlalchemy as sa
+
+    from lifelong.system.contract import Contract
+    from lifelong.system.store import samples as samples_table
+    from lifelong.system.trainer import bootstrap
+
+    store, registry = system
+    split = toy_data(per_class=90)
+    x, y = split.train.x, split.train.y
+    old = torch.nonzero(y < 2).squeeze(1)
+    bootstrap(store, registry, split.train.subset(old[:100]), n_classes=2, allow_new_classes=True, epochs=2)
+    two, three = torch.nonzero(y == 2).squeeze(1), torch.nonzero(y == 3).squeeze(1)
+    first = torch.cat([two[:30], three[:1], old[100:120]])  # early in the window: not in its holdout
+    ids = store.add_samples(x[first], y[first])
+    policy = Policy("continual", epochs=2, min_new_class_labels=5)
+    rejected = train_once(store, registry, policy, Gate(), prepare=lambda d: d.replace(x=d.x * 1e30))
+    assert rejected.trained and not rejected.passed
+    later = old[120:144]  # known classes only
+    store.add_samples(x[later], y[later])
+    result = train_once(store, registry, policy, Gate(max_old_accuracy_drop=1.0, max_negative_flip_rate=1.0))
+    assert result.passed and result.attempt["waiting_classes"] == {"3": 1}
+    assert "new class 3 waits for labels, 1 so far" in describe(EventKind.GATE, result.attempt)
+    assert Contract.load(registry.get(result.version).path).classes == (0, 1, 2)
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(samples_table.c.trained_version).where(samples_table.c.id.in_(ids[:30]))
+        )
+        assert {v for (v,) in rows} == {result.version}  # class 2's rows trained the version that learned it
+
+
 def test_a_diverged_candidate_is_refused_as_diverged(system: tuple[Store, Registry]) -> None:
     """Its NaN weights answered every request with a 422 that blamed the client's values."""
     store, registry = system

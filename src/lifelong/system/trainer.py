@@ -510,16 +510,17 @@ def _admit_new_classes(
     """A class the champion's head lacks enters training once ``policy.min_new_class_labels`` of its
     labels are stored, so one stray label (a typo in a name) does not grow the head: until then its rows
     wait outside the window (the returned counts say which), and on admission its earlier rows that no
-    version trained on join the window's training part."""
+    version trained on join the window's training part, also when none is in this window (its labels
+    all came in a window whose candidate the gate rejected: the class was dropped for good)."""
     known = len(contract.classes)
-    if not contract.allow_new_classes or not len(s.ids) or int(s.y.max()) < known:
+    if not contract.allow_new_classes or not len(s.ids):
         return s, {}
     counts = store.label_counts(known)
     waiting = {c: n for c, n in counts.items() if n < policy.min_new_class_labels}
     if waiting:
         keep = torch.tensor([int(c) not in waiting for c in s.y.tolist()], dtype=torch.bool)
         s = Samples(s.ids[keep], s.x[keep], s.y[keep])
-    admitted = sorted(c for c in set(s.y.tolist()) if c >= known)
+    admitted = sorted(c for c in counts if c not in waiting)
     if admitted and len(s.ids):
         earlier = store.untrained_of(admitted, int(s.ids[0]), policy.window)
         if len(earlier.ids) and earlier.x.shape[1:] == s.x.shape[1:] and earlier.x.dtype == s.x.dtype:
