@@ -698,6 +698,35 @@ def test_a_run_diverged_on_unscaled_features_is_told_to_standardise_them() -> No
     assert result.diverged and "standardise" in result.info["divergence_hint"]
 
 
+def test_unscaled_features_are_warned_about_once_even_when_nothing_diverges() -> None:
+    """A user's 30-column file of thousands: the model answered one class, its loss finite, no word."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(200, 8, generator=g) * 1000 + 3000
+    y = (x[:, 0] > 3000).long()
+    learner = Learner(toy_model(), lr=0.1, batch_size=8)
+    with pytest.warns(
+        UserWarning, match=r"partial_fit: inputs reach \|x\| = \d+; .*standardise them"
+    ) as caught:
+        learner.partial_fit(x, y)
+        learner.partial_fit(x, y)
+    assert sum("standardise" in str(w.message) for w in caught) == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Learner(toy_model(), lr=0.1, batch_size=8).partial_fit((x - 3000) / 1000, y)  # scaled: quiet
+        ids = Learner(_TokenModel(), lr=0.1, batch_size=8)
+        ids.partial_fit(torch.randint(0, 5000, (16, 4)), torch.randint(0, 2, (16,)))  # token ids: quiet
+
+
+class _TokenModel(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = torch.nn.EmbeddingBag(5000, 8)
+        self.classifier = torch.nn.Linear(8, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.embed(x))
+
+
 def test_river_style_dict_samples_are_refused_with_the_frame_to_build() -> None:
     learner = Learner(toy_model(), lr=0.1)
     sample = {f"x{i}": 0.5 for i in range(8)}
