@@ -1022,8 +1022,9 @@ def _configure_sqlite(engine: sa.Engine, synchronous: str = "NORMAL", *, autoche
 
 def _no_prediction(prediction_id: Any) -> str:
     return (
-        f"no prediction with id {prediction_id!r}: use the id the prediction returned; a prediction "
-        "answered while the store could not write was not recorded, and retention (--keep-samples, "
+        f"no prediction with id {prediction_id!r}: use the id the prediction returned (predictions "
+        "answered while the store could not write are recorded once it is back, unless more than "
+        "LIFELONG_UNRECORDED_BACKLOG waited: those are dropped and counted); retention (--keep-samples, "
         "--keep-days) deletes old ones, which can then take no feedback"
     )
 

@@ -78,11 +78,18 @@ class Interrupted(Exception):
 class _StopWhen(Callback):
     """Abandon a training between two steps once ``asked()`` says so (SIGTERM, ``up`` gone)."""
 
-    asked: Callable[[], bool]
+    asked: Callable[[], bool | str]
 
     def on_step_end(self, state: LoopState, control: Control) -> None:
-        if self.asked():
-            raise Interrupted("asked to stop during the training; nothing was published")
+        _stop_if(self.asked())
+
+
+def _stop_if(asked: bool | str) -> None:
+    """Raise :class:`Interrupted` when asked to stop, with the reason given (a str) or SIGTERM's."""
+    if asked:
+        raise Interrupted(
+            asked if isinstance(asked, str) else "asked to stop during the training; nothing was published"
+        )
 
 
 def train_once(
@@ -98,7 +105,7 @@ def train_once(
     prepare: Callable[[Dataset], Dataset] | None = None,
     holds_lease: Callable[[], bool] | None = None,
     compute: Compute | None = None,
-    should_stop: Callable[[], bool] | None = None,
+    should_stop: Callable[[], bool | str] | None = None,
     started: int | None = None,
 ) -> TrainResult:
     """Train, gate and maybe register one candidate on the labelled samples since the last attempt.
@@ -112,7 +119,7 @@ def train_once(
     to another one registers nothing, and neither does a candidate whose parent is no longer the
     champion (:class:`Interrupted`). ``started``: the id of the worker's ``training`` event, recorded in
     the gate event (the triggers logged after it are still unanswered). ``should_stop`` is asked after every step and before publishing:
-    once it says yes, :class:`Interrupted` is raised and nothing is published. ``compute`` says where the training itself runs (a device,
+    once it says yes (or gives a reason, a str), :class:`Interrupted` is raised and nothing is published. ``compute`` says where the training itself runs (a device,
     N processes under torchrun: :mod:`lifelong.system.launch`); the gate runs here either way.
     """
     gate = gate or Gate()
@@ -170,8 +177,8 @@ def train_once(
     if should_stop is not None:
         candidate.add_callback(_StopWhen(should_stop))
     candidate = fit(candidate, experience, compute)  # here, or in N processes under torchrun
-    if should_stop is not None and should_stop():  # a job under torchrun is not stopped mid-way
-        raise Interrupted("asked to stop during the training; nothing was published")
+    if should_stop is not None:  # a job under torchrun is not stopped mid-way
+        _stop_if(should_stop())
     old = _old_data(store, old_learner, int(ids[0]), gate.old_size, contract)
     with tempfile.TemporaryDirectory(prefix="lifelong-candidate-") as tmp:
         candidate.save(tmp)  # written once: measured here, copied into the registry if it passes
@@ -217,7 +224,8 @@ def train_once(
                                    "reads as a concept change, where old data carries the old rule"]  # fmt: skip
         if holds_lease is not None and not holds_lease():  # its verdict, cursors and window are the other's
             raise Interrupted(
-                "this worker lost its lease to another one during the training; nothing published"
+                "this worker no longer holds its lease (another worker took it, or the store could not be "
+                "reached to renew it) after the training; nothing published"
             )
         moved = registry.alias("champion")
         if moved != champion:  # a stalled worker's candidate would replace a newer champion

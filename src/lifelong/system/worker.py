@@ -97,6 +97,8 @@ class Worker:
         self._retry_at = 0.0  # monotonic time before which a failing training is not tried again
         self._store_down = False  # the store was unreachable at the last try (said once per outage)
         self._training_event: int | None = None  # the `started` event of the training this worker runs
+        self._lost_to: str | None = None  # the worker that took this one's lease while it held it
+        self._unrecorded_end: dict[str, Any] | None = None  # a training's end the store could not take
 
     # -- the loop ------------------------------------------------------------------------------
     def run(self) -> None:
@@ -148,6 +150,10 @@ class Worker:
         if self._store_down:
             log.info("the store is reachable again")
             self._store_down = False
+        if held:
+            self._lost_to = None
+        if self._unrecorded_end is not None:
+            self._record_end(self._unrecorded_end)
         if held and not self._holding:
             try:  # the rule this worker records must be able to judge the canary already live
                 check_live_canary(self.registry, self.canary)
@@ -170,6 +176,7 @@ class Worker:
         elif not held and (self._holding or not self._standby_logged):
             lease = self.store.lease(LEASE)
             if self._holding:  # its lease expired (the store was away longer than it) and another took it
+                self._lost_to = lease.holder if lease else "another worker"
                 self.store.add_event(EventKind.WORKER, {"state": "lost", "holder": self.holder,
                                                         "to": lease.holder if lease else None})  # fmt: skip
             log.warning("standby: waiting for the worker lease held by %s", lease.holder if lease else "?")
@@ -188,10 +195,34 @@ class Worker:
             and last[0].id != self._training_event  # its own: a step that takes the lease to publish
             and not self.store.events(EventKind.GATE, after_id=last[0].id, limit=1)
         ):
-            log.warning("the training started at event %d never finished (its worker stopped); nothing "
-                        "was published from it", last[0].id)  # fmt: skip
+            log.warning("the training started at event %d never finished (its worker stopped, or lost its "
+                        "lease); nothing was published from it", last[0].id)  # fmt: skip
             self.store.add_event(EventKind.TRAINING, {"state": "interrupted", "started": last[0].id,
-                                                      "by": "its worker stopped before it finished"})  # fmt: skip
+                                                      "by": "its worker stopped, or lost its lease, before it "
+                                                            "finished"})  # fmt: skip
+
+    def _record_end(self, payload: dict[str, Any]) -> None:
+        """Write a training's ``interrupted`` event unless its end is on record already (a worker that
+        took the lease closed it as dangling); kept for the store's return when it cannot be reached,
+        where it was lost (the log then read as a training still running)."""
+        started = payload["started"]
+        try:
+            later = [*self.store.events(EventKind.TRAINING, after_id=started),
+                     *self.store.events(EventKind.GATE, after_id=started)]  # fmt: skip
+            if not any(e.payload.get("started") == started for e in later):
+                self.store.add_event(EventKind.TRAINING, payload)
+        except STORE_DOWN as err:
+            self._unrecorded_end = payload
+            self._outage(err)
+            return
+        self._unrecorded_end = None
+
+    def _stop_reason(self) -> bool | str:
+        """Whether the training in progress must end: SIGTERM, or this worker's lease taken by another
+        (which trained on for minutes after a database outage and then closed it a second time)."""
+        if self._lost_to is not None:
+            return f"this worker lost its lease to {self._lost_to} during the training; nothing was published"
+        return self.stop.is_set()
 
     def _heartbeat(self) -> None:
         """Renew the lease while a long training step runs, so the standby does not take over."""
@@ -242,14 +273,11 @@ class Worker:
             result = train_once(self.store, self.registry, self.policy, self.gate, reason=decision.reason,
                                 mode=decision.mode, since=since, forget=decision.forget, prepare=self.prepare,
                                 holds_lease=self.holds_lease, compute=self.compute,
-                                should_stop=self.stop.is_set, started=self._training_event)  # fmt: skip
+                                should_stop=self._stop_reason, started=self._training_event)  # fmt: skip
         except Interrupted as stopped:  # not a failure: this worker, or the lease's holder, trains again
             log.info("training interrupted: %s", stopped)
-            self.store.add_event(
-                EventKind.TRAINING,
-                {"state": "interrupted", "started": self._training_event, "by": str(stopped),
-                 "train_cpu_seconds": cpu_seconds() - start_cpu},
-            )  # fmt: skip
+            self._record_end({"state": "interrupted", "started": self._training_event, "by": str(stopped),
+                              "train_cpu_seconds": cpu_seconds() - start_cpu})  # fmt: skip
             return None
         except Exception as err:
             self._failures += 1

@@ -102,3 +102,18 @@ def test_the_most_specific_status_wins() -> None:
     assert status_of(NotRecordedYetError("x")) == 503  # answered with Retry-After: worth sending again
     assert status_of(CheckpointError("x")) == 409
     assert status_of(ConfigError("x")) == 422  # any other error a user caused
+
+
+def test_an_outage_logs_a_line_per_interval_not_per_refused_request(
+    client: httpx.Client, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 10 s database restart under load wrote 2,630 warning lines from one replica."""
+    import logging
+
+    monkeypatch.setattr(errors, "_store_down_log", {"at": float("-inf"), "quiet": 0})
+    with caplog.at_level(logging.WARNING, logger="lifelong.system.api.errors"):
+        assert [client.get("/raise/down").status_code for _ in range(20)] == [503] * 20
+        monkeypatch.setattr(errors, "STORE_DOWN_LOG_SECONDS", 0.0)  # the interval has passed
+        assert client.get("/raise/down").status_code == 503
+    lines = [r.getMessage() for r in caplog.records if "store unavailable" in r.getMessage()]
+    assert len(lines) == 2 and "(19 more requests refused since the last such line)" in lines[1]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
+import time
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -152,11 +154,22 @@ async def _http(request: Request, err: Exception) -> JSONResponse:
 
 
 RETRY_AFTER_SECONDS = 5
+#: at most one "store unavailable" line per this many seconds: one per refused request was 2,630 lines
+#: from one replica in a 10 s database restart under load
+STORE_DOWN_LOG_SECONDS = 10.0
+_store_down_log = {"at": -math.inf, "quiet": 0}  # when the last line was written; refusals since
 
 
 async def _store_down(request: Request, err: Exception) -> JSONResponse:
     """503 with Retry-After (507 for a full disk): the transaction rolled back, nothing changed."""
-    log.warning("store unavailable on %s %s: %s", request.method, request.url.path, one_line(err))
+    now = time.monotonic()
+    if now - _store_down_log["at"] >= STORE_DOWN_LOG_SECONDS:
+        quiet = int(_store_down_log["quiet"])
+        more = f" ({quiet} more requests refused since the last such line)" if quiet else ""
+        log.warning("store unavailable on %s %s: %s%s", request.method, request.url.path, one_line(err), more)
+        _store_down_log.update(at=now, quiet=0)
+    else:
+        _store_down_log["quiet"] += 1
     if is_storage_full(err):
         return error_response(
             507, "StorageFullError", f"the store is full ({one_line(err)}); nothing was stored"
