@@ -1309,6 +1309,9 @@ def test_a_one_output_model_is_refused_as_regression_with_what_to_do() -> None:
     learner = Learner(torch.nn.Linear(8, 1))
     with pytest.raises(DataError, match=r"one output.*two for a binary task.*regression\) is not supported"):
         learner.partial_fit(torch.randn(4, 8), torch.tensor([25.0, 31.0, 140.0, 0.0]))
+    with pytest.raises(DataError, match=r"one output"):  # labels all 0: it was trained, answering 0 for ever
+        learner.partial_fit(torch.randn(4, 8), torch.zeros(4, dtype=torch.long))
+    assert learner.step == 0
     with pytest.raises(
         DataError, match=r"labels \[10, 11, .*\] \.\.\. \(30 in all\) are outside the model's 4"
     ):

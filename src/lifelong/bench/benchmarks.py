@@ -137,7 +137,10 @@ def from_file(
             f"--task-column {task_column} for a {scenario}-incremental benchmark)"
         )
     if scenario == "domain" and domain_column is None and not npz:
-        raise ConfigError("a domain-incremental benchmark needs the column that names each sample's domain")
+        raise ConfigError(
+            "a domain-incremental benchmark needs the column that names each sample's domain: give it "
+            "with --domain-column NAME (domain_column= in Python), or choose --scenario class or task"
+        )
     if scenario != "domain" and domain_column is not None:
         raise ConfigError(
             f"a domain column is read by the domain scenario only; add --scenario domain (or drop "

@@ -910,6 +910,14 @@ class Learner:
     def _check_labels(self, y: Tensor, where: str, grow: bool) -> None:
         """Refuse labels the head has no output for, or grow the head when allowed."""
         n_out = self.n_outputs
+        if (
+            n_out == 1 and not grow and len(y)
+        ):  # all labels 0 too: it answers class 0 for ever, learning nothing
+            raise DataError(
+                f"{where}: the model has one output, and lifelong learns classifiers (cross-entropy over one "
+                "output per class): give it an output per class (two for a binary task); a numeric target "
+                "(regression) is not supported"
+            )
         if n_out is None or len(y) == 0 or int(y.max()) < n_out:
             return
         if grow:
@@ -923,12 +931,6 @@ class Learner:
             return
         bad = sorted(set(y[y >= n_out].tolist()))
         valid = str(list(range(n_out))) if n_out <= 20 else f"0..{n_out - 1}"
-        if n_out == 1:  # a regression model (diabetes' targets read as classes); growing it misleads
-            raise DataError(
-                f"{where}: the model has one output, and lifelong learns classifiers (cross-entropy over one "
-                "output per class): give it an output per class (two for a binary task); a numeric target "
-                "(regression) is not supported"
-            )
         raise DataError(
             f"{where}: labels {bad if len(bad) <= 10 else f'{bad[:10]} ... ({len(bad)} in all)'} are outside "
             f"the model's {n_out} classes (valid labels: {valid}); "

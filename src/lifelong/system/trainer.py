@@ -307,7 +307,10 @@ def bootstrap(
     torch.manual_seed(seed)
     if data is None:
         if n_classes is None or input_shape is None:
-            raise ConfigError("an untrained champion needs n_classes and the input shape (--input-shape)")
+            raise ConfigError(
+                "an untrained champion needs the number of classes (--n-classes) and the input shape "
+                "(--input-shape, e.g. 30 or 1,28,28)"
+            )
         if standardize:  # nothing to measure a mean and std on
             raise ConfigError(
                 "standardize (--standardize) needs data to measure each feature's mean and std, and an untrained "
