@@ -74,6 +74,10 @@ class Interrupted(Exception):
     no gate event is written, so the attempt neither answers the triggers nor reads as a verdict."""
 
 
+class LeaseLost(Interrupted):
+    """Interrupted because the worker's lease was not renewed: its worker may know who holds it now."""
+
+
 @dataclass
 class _StopWhen(Callback):
     """Abandon a training between two steps once ``asked()`` says so (SIGTERM, ``up`` gone)."""
@@ -223,9 +227,9 @@ def train_once(
             payload["warnings"] = [f"judged on new data alone: a significant gain on it (McNemar p {p:.2g}) "
                                    "reads as a concept change, where old data carries the old rule"]  # fmt: skip
         if holds_lease is not None and not holds_lease():  # its verdict, cursors and window are the other's
-            raise Interrupted(
-                "this worker no longer holds its lease (another worker took it, or the store could not be "
-                "reached to renew it) after the training; nothing published"
+            raise LeaseLost(
+                "this worker lost its lease during the training (another worker took it, or the store could "
+                "not be reached to renew it); nothing published"
             )
         moved = registry.alias("champion")
         if moved != champion:  # a stalled worker's candidate would replace a newer champion

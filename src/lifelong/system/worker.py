@@ -44,7 +44,7 @@ from lifelong.system.launch import Compute
 from lifelong.system.policy import CanaryRule, Decision, Gate, Policy, PolicyState
 from lifelong.system.registry import Registry
 from lifelong.system.store import STORE_DOWN, Event, RetentionPolicy, Store
-from lifelong.system.trainer import CURSOR, SEEN, Interrupted, TrainResult, cpu_seconds, train_once
+from lifelong.system.trainer import CURSOR, SEEN, Interrupted, LeaseLost, TrainResult, cpu_seconds, train_once
 
 log = logging.getLogger(__name__)
 LEASE = "worker"
@@ -275,8 +275,11 @@ class Worker:
                                 holds_lease=self.holds_lease, compute=self.compute,
                                 should_stop=self._stop_reason, started=self._training_event)  # fmt: skip
         except Interrupted as stopped:  # not a failure: this worker, or the lease's holder, trains again
-            log.info("training interrupted: %s", stopped)
-            self._record_end({"state": "interrupted", "started": self._training_event, "by": str(stopped),
+            by = str(stopped)
+            if isinstance(stopped, LeaseLost) and self._lost_to is not None:
+                by = f"this worker lost its lease to {self._lost_to} during the training; nothing was published"
+            log.info("training interrupted: %s", by)
+            self._record_end({"state": "interrupted", "started": self._training_event, "by": by,
                               "train_cpu_seconds": cpu_seconds() - start_cpu})  # fmt: skip
             return None
         except Exception as err:
