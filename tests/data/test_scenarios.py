@@ -180,6 +180,16 @@ def test_task_free_stream_sees_each_sample_once() -> None:
 
 
 # -- scenarios from the user's own data ------------------------------------------------------
+def test_a_task_incremental_scenario_is_refused_as_a_task_free_stream() -> None:
+    """fit registered task 0 with every class: task 0 was scored among all of them, the others among
+    their own, and predicting task 1 afterwards said it was never trained."""
+    tasks = task_incremental(toy_data(per_class=40, n_classes=8), n_experiences=4)
+    with pytest.raises(
+        ScenarioError, match=r"task_free: .* is task-incremental.*class- or domain-incremental"
+    ):
+        task_free(tasks)
+
+
 def test_own_domains_as_datasets_or_arrays() -> None:
     from tests.data._tabular import tabular
 

@@ -81,6 +81,15 @@ def test_byte_budget_for_uint8_storage(policy: str) -> None:
     assert buf.nbytes() == capacity * (16 + 8 + 8 + 4 * n_classes)
 
 
+@pytest.mark.parametrize("policy", sorted(BUFFERS))
+def test_a_memory_not_yet_full_counts_the_samples_it_holds(policy: str) -> None:
+    """Replay's 500-sample memory on 142 samples reported 500 slots' bytes, iCaRL's its 142 exemplars."""
+    buf, g = make_buffer(policy, 12), torch.Generator().manual_seed(0)
+    x, y = _uint8(6, 3)
+    buf.add(x, y, generator=g, scale=1 / 255)
+    assert len(buf) == 6 and buf.nbytes() == 6 * (16 + 8 + 8)
+
+
 def _tagged(first: int, n: int, dim: int = 784, n_classes: int = 10) -> tuple[torch.Tensor, ...]:
     """Offered samples whose every field carries the sample's id: a mixed row cannot hide."""
     ids = torch.arange(first, first + n)

@@ -712,6 +712,15 @@ def task_free(
         raise ScenarioError(
             f"stream_or_scenario: expected a Scenario (e.g. class_incremental(...)), got {type(stream_or_scenario).__name__}"
         )
+    if (
+        stream_or_scenario.kind == "task"
+    ):  # fit scored its tasks 1.. among their own classes, task 0 among all
+        raise ScenarioError(
+            f"task_free: {stream_or_scenario.name!r} is task-incremental, and a task-free stream has no tasks "
+            "(no boundaries, so no task to learn each sample's classes under or to answer with): build the "
+            "stream from a class- or domain-incremental scenario of the same data, or learn the tasks with "
+            "fit(scenario)"
+        )
     batch_size, seed = _whole(batch_size, "batch_size", 1), _whole(seed, "seed")
     if isinstance(blur, bool) or not isinstance(blur, numbers.Real) or not 0 <= blur < math.inf:
         raise ScenarioError(f"blur: must be a finite number >= 0, got {blur!r}")
