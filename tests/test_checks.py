@@ -102,6 +102,22 @@ def test_every_declared_scenario_kind_is_trained() -> None:
         run_checks(ForgetsTasks())
 
 
+class NaNOnTasks(Strategy):
+    """A penalty that is NaN whenever the batch carries task ids: every task-incremental run diverges."""
+
+    def penalty(self, learner, batch, logits):
+        return logits.sum() * float("nan") if batch.t is not None else None
+
+
+def test_a_strategy_that_diverges_on_a_declared_kind_fails_and_says_it_diverged() -> None:
+    """It passed: only exceptions counted; a NaN state failed the round trip as a blank 'differs'."""
+    with pytest.raises(AssertionError) as e:
+        run_checks(NaNOnTasks())
+    report = str(e.value)
+    assert "supported_kinds: declares task in supports, but training on a task scenario diverged" in report
+    assert "state_dict_roundtrip" not in report and "resume" not in report
+
+
 def test_an_unknown_kind_in_supports_is_refused_when_the_class_is_defined() -> None:
     from lifelong.errors import ConfigError
 

@@ -582,11 +582,11 @@ def test_a_run_is_redone_when_a_module_its_plugin_imports_changes(
 def test_a_grid_whose_experiences_train_a_few_steps_says_so() -> None:
     """One epoch on a wine-sized file: 4-5 steps per experience, naive scored a class before training
     on it (FWT > 0, BWT 0) and the table read as a method that forgets nothing."""
-    from lifelong.bench.cli import _few_steps
+    from lifelong.bench.runner import few_steps
     from lifelong.checks import toy_data
     from lifelong.data.scenarios import class_incremental
 
     small = class_incremental(toy_data(per_class=30), n_experiences=2)  # 60 training samples each
-    note = _few_steps(small, batch_size=10, epochs=1)
-    assert note.startswith("; only 6 training steps in experience 0 (60 samples, batch 10, 1 epoch)")
-    assert note.endswith("raise --epochs") and _few_steps(small, batch_size=10, epochs=6) == ""
+    note = few_steps(small, batch_size=10, epochs=1)
+    assert note.startswith("only 6 training steps in experience 0 (60 samples, batch 10, 1 epoch)")
+    assert note.endswith("raise --epochs") and few_steps(small, batch_size=10, epochs=6) == ""

@@ -16,6 +16,12 @@ def test_acc_is_the_mean_of_the_last_row() -> None:
     assert acc(R) == pytest.approx((0.5 + 0.7 + 0.9) / 3)
 
 
+def test_acc_of_a_run_stopped_early_averages_the_experiences_it_trained() -> None:
+    """It averaged the untrained experience's column in, where BWT and forgetting leave it out."""
+    assert acc(R[:2]) == pytest.approx((0.6 + 0.8) / 2)
+    assert forgetting([[0.5, 0.5], [0.6, 0.6]]) == pytest.approx(-0.1)  # improved at the end: negative
+
+
 def test_bwt_compares_final_with_just_learned() -> None:
     assert bwt(R) == pytest.approx(((0.5 - 0.9) + (0.7 - 0.8)) / 2)
 

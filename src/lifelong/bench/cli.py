@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import types
 import warnings
 from dataclasses import replace
@@ -187,8 +186,9 @@ def run_grid(benchmarks: list[str], strategies: list[str], seeds: list[int], set
     first = {bench.name: build_all(bench, strategies, seeds[0], settings) for bench in benches}
     for bench in benches:  # what was read: a file's rows, features and classes, and how they were split
         split = " ".join("[" + ",".join(map(str, e.classes)) + "]" for e in first[bench.name].experiences)
-        few = _few_steps(first[bench.name], settings.batch_size, settings.epochs or bench.epochs)
-        log.emit("benchmark", f"{bench.name}: {bench.description}; experiences (classes): {split}{few}",
+        few = runner.few_steps(first[bench.name], settings.batch_size, settings.epochs or bench.epochs)
+        log.emit("benchmark", f"{bench.name}: {bench.description}; experiences (classes): {split}"
+                 f"{'; ' + few if few else ''}",
                  benchmark=bench.name, description=bench.description)  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     journal = out / "runs.jsonl"
@@ -370,23 +370,6 @@ def _run_all(benches: list[Benchmark], strategies: list[str], seeds: list[int], 
                 runs.append(run)
                 with journal.open("a") as f:  # a line per finished run: an interruption loses the current one
                     f.write(strict_json({"key": key, "run": run}) + "\n")
-
-
-#: fewer optimizer steps than this in an experience read as a barely trained model, and are said
-FEW_STEPS = 30
-
-
-def _few_steps(scenario: Any, batch_size: int, epochs: int) -> str:
-    """A note when an experience trains too few steps to learn (a wine-sized file at one epoch: 5 steps,
-    naive scoring 0.75 on a class before training on it, FWT positive, BWT 0): else nothing."""
-    steps = [math.ceil(len(e.train) / batch_size) * epochs for e in scenario.experiences]
-    if not steps or min(steps) >= FEW_STEPS:
-        return ""
-    k = steps.index(min(steps))
-    n = len(scenario.experiences[k].train)
-    return (f"; only {steps[k]} training steps in experience {k} ({n} samples, batch {batch_size}, {epochs} "
-            f"epoch{'s' if epochs != 1 else ''}): too few to learn, which shows as accuracy on classes not yet "
-            "trained and little forgetting; raise --epochs")  # fmt: skip
 
 
 def _run_key(bench: Benchmark, strategy: str, seed: int, settings: runner.Settings) -> str:

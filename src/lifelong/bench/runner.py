@@ -190,3 +190,20 @@ def summarize(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             row[k + "_std"] = (statistics.stdev(vals) if finite else math.nan) if len(vals) > 1 else 0.0
         rows.append(row)
     return rows
+
+
+#: fewer optimizer steps than this in an experience read as a barely trained model, and are said
+FEW_STEPS = 30
+
+
+def few_steps(scenario: Any, batch_size: int, epochs: int) -> str:
+    """A note when an experience trains too few steps to learn (a wine-sized file at one epoch: 5 steps,
+    naive scoring 0.75 on a class before training on it, FWT positive, BWT 0): else nothing."""
+    steps = [math.ceil(len(e.train) / batch_size) * epochs for e in scenario.experiences]
+    if not steps or min(steps) >= FEW_STEPS:
+        return ""
+    k = steps.index(min(steps))
+    n = len(scenario.experiences[k].train)
+    return (f"only {steps[k]} training steps in experience {k} ({n} samples, batch {batch_size}, {epochs} "
+            f"epoch{'s' if epochs != 1 else ''}): too few to learn, which shows as accuracy on classes not yet "
+            "trained and little forgetting; raise --epochs")  # fmt: skip

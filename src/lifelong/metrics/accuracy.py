@@ -22,8 +22,11 @@ def _r(matrix: Matrix) -> np.ndarray:
 
 
 def acc(matrix: Matrix) -> float:
-    """Average accuracy over all experiences after the last one."""
-    return float(_r(matrix)[-1].mean())
+    """Average accuracy after the last experience trained, over the experiences trained (Lopez-Paz &
+    Ranzato, 2017): a matrix with columns for experiences not yet trained (a run stopped early) does
+    not average them in, as BWT and forgetting do not."""
+    r = _r(matrix)
+    return float(r[-1, : min(r.shape)].mean())
 
 
 def bwt(matrix: Matrix) -> float:
@@ -45,10 +48,13 @@ def fwt(matrix: Matrix, untrained: Sequence[float]) -> float:
 
 
 def forgetting(matrix: Matrix) -> float:
-    """Average forgetting: best accuracy reached on an earlier experience, from when it was learned on,
-    minus the final one (Chaudhry et al., 2018, as Mammoth and Avalanche compute it: rows before
-    experience j was learned are not knowledge it could forget; a zero-shot accuracy above the learned
-    one, as GDumb's on a coming domain, counted as forgetting).
+    """Average forgetting: best accuracy reached on an earlier experience, from when it was learned up
+    to the row before the last, minus the final one (Chaudhry et al., 2018). Rows before experience j
+    was learned are not knowledge it could forget: a zero-shot accuracy above the learned one, as
+    GDumb's on a coming domain, is left out (it counted as forgetting once). A method that improves
+    on an old experience at the end scores negative forgetting, as in the paper; Mammoth's
+    ``utils/metrics.forgetting`` takes its max over the last row too, so its value is never below 0,
+    and Avalanche's subtracts from the accuracy just after learning rather than the best.
 
     An unmeasured cell (NaN, as a null read from JSON) is no candidate for the best; a column with
     none measured gives NaN."""

@@ -42,8 +42,12 @@ class MAS(Strategy):
 
     Parameters
     ----------
-    lam : penalty strength. ``Omega`` scales with the size of the outputs; the paper's 1 makes
-        SGD at lr 0.1 diverge on large logits (stable needs ``lr * 2 lam * max Omega < 2``).
+    lam : penalty strength. ``Omega`` scales with the size of the outputs, so the right strength
+        depends on the model and data: tune it. The default is not the paper's 1, which diverged with
+        the gradient step under SGD at lr 0.1 on large logits (stable needs ``lr * 2 lam * max Omega
+        < 2``); with the proximal step (the default under SGD) 1 is stable but held too hard on
+        permuted digits (3 epochs, lr 0.1, seeds 0-2: ACC 0.550 ± 0.031 against 0.665 ± 0.070 at
+        0.01; naive 0.524), while on split digits' tasks the two were level (0.962, 0.978).
     samples : inputs of the experience used to estimate ``Omega`` (None: all).
     penalty_step : ``auto`` (default: ``proximal`` under SGD, ``gradient`` under Adam and others),
         ``gradient`` (the penalty joins the loss) or ``proximal``: its exact step
