@@ -34,6 +34,29 @@ def test_requests_refused_before_routing_count_under_their_route(server: Server)
     assert 'lifelong_http_requests_total{method="GET",route="/openapi.json",status="200"}' in metrics
 
 
+@pytest.mark.parametrize("path", ["/v1/predict", "/v1/samples"])
+def test_an_upload_the_client_abandons_counts_as_client_closed_not_500(server: Server, path: str) -> None:
+    """Content-Length 100, 5 bytes, then the socket closed: /v1/predict counted a 500 each time."""
+    import socket
+    import time
+
+    from tests.system._server import AUTH
+
+    host, port = server.url.removeprefix("http://").split(":")
+    head = (f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Authorization: {AUTH['Authorization']}\r\nContent-Length: 100\r\n\r\n{{\"in")  # fmt: skip
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(head.encode())
+    deadline, line = (
+        time.monotonic() + 10,
+        f'lifelong_http_requests_total{{method="POST",route="{path}",status="499"}}',
+    )
+    with server.client() as c:
+        while line not in (metrics := c.get("/metrics").text) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert line in metrics and f'route="{path}",status="500"' not in metrics
+
+
 def test_metrics_carry_the_loop(server: Server) -> None:
     with server.client() as c, Store(data_dir=server.data_dir) as store:
         preds = c.post("/v1/predict", json={"inputs": sample(4)}).json()["predictions"]

@@ -63,6 +63,11 @@ class HttpMetrics:
             return out
 
 
+#: the status counted for a request whose client went away before any answer (nginx's 499): an upload
+#: aborted mid-body counted as a 500 on /v1/predict, where the README says to alert on 5xx
+CLIENT_CLOSED = 499
+
+
 class Observe:
     """Pure ASGI middleware: time and count every request (401s and 413s included) by route and status.
 
@@ -77,16 +82,23 @@ class Observe:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        start, status = time.perf_counter(), 500
+        start, status, started = time.perf_counter(), 500, False
 
         async def send_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
+            nonlocal status, started
+            if message["type"] == "http.response.start" and status != CLIENT_CLOSED:
+                status, started = message["status"], True
             await send(message)
 
+        async def receive_status() -> Message:
+            nonlocal status
+            got = await receive()
+            if got["type"] == "http.disconnect" and not started:
+                status = CLIENT_CLOSED  # gone before any answer: what follows (an error page) reaches no one
+            return got
+
         try:
-            await self.app(scope, receive, send_status)
+            await self.app(scope, receive_status, send_status)
         finally:
             route = getattr(scope.get("route"), "path", None) or self._template(scope)
             self.metrics.observe(scope["method"], route, status, time.perf_counter() - start)
