@@ -558,9 +558,17 @@ def test_a_run_is_redone_when_a_module_its_plugin_imports_changes(
     monkeypatch.setattr(models, "MODELS", dict(models.MODELS))
     monkeypatch.syspath_prepend(str(tmp_path))
     (tmp_path / "llbench_keyed_helper.py").write_text("from torch import nn\nACTIVATION = nn.ReLU\n")
+    (tmp_path / "llbench_keyed_width.py").write_text("WIDTH = 16\n")
+    (tmp_path / "llbench_keyed_lazy.py").write_text("SCALE = 1.0\n")
     (tmp_path / "llbench_keyed.py").write_text(
-        TAB_PLUGIN.replace("llbench-tab", "llbench-keyed").replace(
-            "from torch import nn", "from torch import nn\nimport llbench_keyed_helper"
+        TAB_PLUGIN.replace("llbench-tab", "llbench-keyed")
+        .replace(
+            "from torch import nn",
+            "from torch import nn\nimport llbench_keyed_helper\nfrom llbench_keyed_width import WIDTH",
+        )
+        .replace(
+            "        super().__init__()",
+            "        super().__init__()\n        import llbench_keyed_lazy  # noqa",
         )
     )
     x, y = tabular(300)
@@ -571,11 +579,14 @@ def test_a_run_is_redone_when_a_module_its_plugin_imports_changes(
     try:
         assert main(argv) == 0 and main(argv) == 0
         assert "reusing 1 of 1 runs" in capsys.readouterr().out
-        (tmp_path / "llbench_keyed_helper.py").write_text("from torch import nn\nACTIVATION = nn.Tanh\n")
-        assert main(argv) == 0
-        assert "reusing" not in capsys.readouterr().out
+        for file, text in (("llbench_keyed_helper.py", "from torch import nn\nACTIVATION = nn.Tanh\n"),
+                           ("llbench_keyed_width.py", "WIDTH = 4\n"),  # a constant imported by name
+                           ("llbench_keyed_lazy.py", "SCALE = 2.0\n")):  # imported inside a function  # fmt: skip
+            (tmp_path / file).write_text(text)
+            assert main(argv) == 0
+            assert "reusing" not in capsys.readouterr().out, file
     finally:
-        for name in ("llbench_keyed", "llbench_keyed_helper"):
+        for name in ("llbench_keyed", "llbench_keyed_helper", "llbench_keyed_width", "llbench_keyed_lazy"):
             sys.modules.pop(name, None)
 
 

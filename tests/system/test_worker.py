@@ -892,3 +892,47 @@ def test_a_worker_whose_lease_was_taken_mid_training_stops_and_does_not_close_it
     assert [p["state"] for p in ended] == ["started", "interrupted"]  # closed once, by the new holder
     assert "lost its lease" in ended[1]["by"] and registry.alias("champion") == 1
     assert first._failures == 0 and store.events(EventKind.GATE) == []
+
+
+def test_a_training_cut_off_by_an_outage_after_its_fit_is_closed_when_the_store_returns(
+    seeded: tuple[Store, Registry, Dataset], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The gate's read of old data failed with the database down, then so did the `failed` event: the
+    training was never closed, and its failure never counted (one worker, outage past the fit)."""
+    from lifelong.system import trainer
+
+    store, registry, data = seeded
+    store.add_samples(data.x, data.y)
+    store.add_event(EventKind.TRAIN_REQUEST, {"reason": "by hand"})
+    worker = Worker(store, registry, preset("manual"), Gate(**LENIENT))
+    assert worker.holds_lease()
+    down = threading.Event()
+    refused = sa.exc.OperationalError("SELECT", {}, Exception("connection refused"))
+    real_add, real_events = store.add_event, store.events
+
+    def gone(real: Any) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if down.is_set():
+                raise refused
+            return real(*args, **kwargs)
+
+        return call
+
+    def old_data(*args: Any, **kwargs: Any) -> Any:
+        down.set()  # the database goes away after the fit, as the gate reads old data
+        raise refused
+
+    store.add_event, store.events = gone(real_add), gone(real_events)  # type: ignore[method-assign]
+    monkeypatch.setattr(trainer, "_old_data", old_data)
+    with pytest.raises(sa.exc.OperationalError):
+        worker.train(worker.decide())
+    assert worker._failures == 0 and [e.payload["state"] for e in real_events(EventKind.TRAINING)] == [
+        "started"
+    ]
+    down.clear()
+    assert worker.holds_lease()
+    ended = store.events(EventKind.TRAINING)[-1].payload
+    assert (
+        ended["state"] == "interrupted" and "the store became unreachable during the training" in ended["by"]
+    )
+    assert ended["started"] == store.events(EventKind.TRAINING)[0].id

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
-import types
 import warnings
 from dataclasses import replace
 from pathlib import Path
@@ -182,6 +182,7 @@ def run_grid(benchmarks: list[str], strategies: list[str], seeds: list[int], set
     torch.set_num_threads(threads)
     log = reporter or Reporter()
     runs: list[dict[str, Any]] = []
+    _module_source.cache_clear()  # files read afresh by each grid: a plugin edited between two in one process
     benches = [b if isinstance(b, Benchmark) else get(b) for b in benchmarks]
     first = {bench.name: build_all(bench, strategies, seeds[0], settings) for bench in benches}
     for bench in benches:  # what was read: a file's rows, features and classes, and how they were split
@@ -390,38 +391,63 @@ def _run_key(bench: Benchmark, strategy: str, seed: int, settings: runner.Settin
 
 def _source_sha256(obj: Any) -> str | None:
     """One hash of the files defining a strategy class or a model factory and of the modules they
-    import, followed outside the standard library and installed packages: a plugin edited since a run
-    (its penalty x1000, its ReLU made Tanh, in its own file or a helper module it imports) is a new run."""
+    import (every import statement, in functions too), followed outside the standard library and
+    installed packages: a plugin edited since a run (its penalty x1000, its ReLU made Tanh, in its own
+    file, a constant it imports by name or a helper imported inside a function) is a new run."""
     import hashlib
+
+    name = getattr(obj, "__module__", None)
+    files: dict[str, str] = {}
+    todo, seen = [name] if name else [], set()
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        found = _module_source(name)
+        if found is not None:
+            files[name], imported = found
+            todo.extend(imported)
+    if not files:
+        return None
+    return hashlib.sha256(strict_json(files, sort_keys=True).encode()).hexdigest()
+
+
+@functools.cache
+def _module_source(name: str) -> tuple[str, tuple[str, ...]] | None:
+    """``(sha256 of its file, the modules its import statements may name)`` for a module of one's own
+    (a .py file outside the standard library and installed packages), else None. Once per process."""
+    import ast
+    import importlib.util
     import sys
     import sysconfig
 
     from lifelong.learn.checkpoint import sha256
 
-    module = sys.modules.get(getattr(obj, "__module__", None) or "")
+    try:
+        module = sys.modules.get(name)
+        spec = None if module is not None else importlib.util.find_spec(name)
+    except (ImportError, ValueError, AttributeError):  # "pkg.Name" where Name is a class, not a module
+        return None
+    file = getattr(module, "__file__", None) if module is not None else getattr(spec, "origin", None)
     installed = tuple(
         {str(Path(sysconfig.get_paths()[k]).resolve()) for k in ("stdlib", "purelib", "platlib")}
     )
-    files: dict[str, str] = {}
-    todo, seen = [module], set()
-    while todo:
-        m = todo.pop()
-        if not isinstance(m, types.ModuleType) or m.__name__ in seen:
-            continue
-        seen.add(m.__name__)
-        file = getattr(m, "__file__", None)
-        if not file or not file.endswith(".py") or str(Path(file).resolve()).startswith(installed):
-            continue
-        files[m.__name__] = sha256(Path(file))
-        for value in vars(m).values():  # imported modules, and the modules of imported names
-            todo.append(
-                value
-                if isinstance(value, types.ModuleType)
-                else sys.modules.get(getattr(value, "__module__", None) or "")
-            )
-    if not files:
+    if not file or not file.endswith(".py") or str(Path(file).resolve()).startswith(installed):
         return None
-    return hashlib.sha256(strict_json(files, sort_keys=True).encode()).hexdigest()
+    path = Path(file)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    imported: list[str] = []
+    for node in ast.walk(ast.parse(path.read_bytes())):
+        if isinstance(node, ast.Import):
+            imported += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            try:
+                base = importlib.util.resolve_name("." * node.level + (node.module or ""), package)
+            except (ImportError, ValueError):
+                continue
+            imported += [base, *(f"{base}.{a.name}" for a in node.names)]  # a name may be a submodule
+    return sha256(path), tuple(imported)
 
 
 def _finished_runs(journal: Path) -> dict[str, dict[str, Any]]:

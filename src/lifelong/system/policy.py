@@ -393,7 +393,7 @@ def judge(gate: Gate, f: dict[str, Any]) -> list[str]:
     if gate.max_latency_ms is not None and f["latency_ms"] > gate.max_latency_ms:
         reasons.append(f"latency {f['latency_ms']:.1f} ms > {gate.max_latency_ms} ms")
     if gate.max_size_mb is not None and f["size_mb"] > gate.max_size_mb:
-        reasons.append(f"size {f['size_mb']:.1f} MB > {gate.max_size_mb} MB")
+        reasons.append(f"size {f['size_mb']:.3g} MB > {gate.max_size_mb:g} MB")
     return reasons
 
 

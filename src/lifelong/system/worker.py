@@ -202,7 +202,7 @@ class Worker:
                                                             "finished"})  # fmt: skip
 
     def _record_end(self, payload: dict[str, Any]) -> None:
-        """Write a training's ``interrupted`` event unless its end is on record already (a worker that
+        """Write a training's end (``interrupted`` or ``failed``) unless it is on record already (a worker that
         took the lease closed it as dangling); kept for the store's return when it cannot be reached,
         where it was lost (the log then read as a training still running)."""
         started = payload["started"]
@@ -282,14 +282,22 @@ class Worker:
             self._record_end({"state": "interrupted", "started": self._training_event, "by": by,
                               "train_cpu_seconds": cpu_seconds() - start_cpu})  # fmt: skip
             return None
+        except STORE_DOWN as err:  # the database went away mid-way (reading old data for the gate): no
+            # failure to back off from, and its end is recorded when the store is back (it was never)
+            log.info("training interrupted: the store became unreachable (%s)", one_line(err))
+            self._record_end({"state": "interrupted", "started": self._training_event,
+                              "by": f"the store became unreachable during the training ({one_line(err)}); "
+                                    "nothing was published",
+                              "train_cpu_seconds": cpu_seconds() - start_cpu})  # fmt: skip
+            raise
         except Exception as err:
             self._failures += 1
             wait = min(RETRY_FIRST_SECONDS * 2 ** (self._failures - 1), RETRY_MAX_SECONDS)
             self._retry_at = time.monotonic() + wait
             # its CPU counts against the daily budget: a training that keeps failing is not free
-            self.store.add_event(EventKind.TRAINING, {"state": "failed", "error": str(err)[:500],
-                                                      "failures": self._failures, "retry_in": wait,
-                                                      "train_cpu_seconds": cpu_seconds() - start_cpu})  # fmt: skip
+            self._record_end({"state": "failed", "started": self._training_event, "error": str(err)[:500],
+                              "failures": self._failures, "retry_in": wait,
+                              "train_cpu_seconds": cpu_seconds() - start_cpu})  # fmt: skip
             raise
         finally:
             self._training_event = None  # over: a later lease taken finds it closed, or dangling

@@ -110,10 +110,15 @@ def test_an_outage_logs_a_line_per_interval_not_per_refused_request(
     """A 10 s database restart under load wrote 2,630 warning lines from one replica."""
     import logging
 
-    monkeypatch.setattr(errors, "_store_down_log", {"at": float("-inf"), "quiet": 0})
+    monkeypatch.setattr(errors, "_store_down_log", {"at": float("-inf"), "last": float("-inf"), "quiet": 0})
     with caplog.at_level(logging.WARNING, logger="lifelong.system.api.errors"):
         assert [client.get("/raise/down").status_code for _ in range(20)] == [503] * 20
-        monkeypatch.setattr(errors, "STORE_DOWN_LOG_SECONDS", 0.0)  # the interval has passed
+        errors._store_down_log["at"] -= 60  # the interval has passed, the outage goes on
+        assert client.get("/raise/down").status_code == 503
+        client.get("/raise/down")  # counted, then the store returns; a minute later another outage
+        errors._store_down_log["at"] -= 60
+        errors._store_down_log["last"] -= 60
         assert client.get("/raise/down").status_code == 503
     lines = [r.getMessage() for r in caplog.records if "store unavailable" in r.getMessage()]
-    assert len(lines) == 2 and "(19 more requests refused since the last such line)" in lines[1]
+    assert len(lines) == 3 and "(19 more requests refused since the last such line)" in lines[1]
+    assert "(1 more requests were refused in an earlier stretch that ended 60 s ago)" in lines[2]

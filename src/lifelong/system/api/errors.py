@@ -157,19 +157,23 @@ RETRY_AFTER_SECONDS = 5
 #: at most one "store unavailable" line per this many seconds: one per refused request was 2,630 lines
 #: from one replica in a 10 s database restart under load
 STORE_DOWN_LOG_SECONDS = 10.0
-_store_down_log = {"at": -math.inf, "quiet": 0}  # when the last line was written; refusals since
+#: when the last line was written, when the last request was refused, and the refusals not yet counted
+_store_down_log = {"at": -math.inf, "last": -math.inf, "quiet": 0}
 
 
 async def _store_down(request: Request, err: Exception) -> JSONResponse:
     """503 with Retry-After (507 for a full disk): the transaction rolled back, nothing changed."""
-    now = time.monotonic()
-    if now - _store_down_log["at"] >= STORE_DOWN_LOG_SECONDS:
-        quiet = int(_store_down_log["quiet"])
-        more = f" ({quiet} more requests refused since the last such line)" if quiet else ""
+    now, state = time.monotonic(), _store_down_log
+    if now - state["at"] >= STORE_DOWN_LOG_SECONDS:
+        quiet, ago = int(state["quiet"]), now - state["last"]
+        more = ("" if not quiet else f" ({quiet} more requests refused since the last such line)"
+                if ago < STORE_DOWN_LOG_SECONDS else
+                f" ({quiet} more requests were refused in an earlier stretch that ended {ago:.0f} s ago)")  # fmt: skip
         log.warning("store unavailable on %s %s: %s%s", request.method, request.url.path, one_line(err), more)
-        _store_down_log.update(at=now, quiet=0)
+        state.update(at=now, quiet=0)
     else:
-        _store_down_log["quiet"] += 1
+        state["quiet"] += 1
+    state["last"] = now
     if is_storage_full(err):
         return error_response(
             507, "StorageFullError", f"the store is full ({one_line(err)}); nothing was stored"
