@@ -384,3 +384,30 @@ def test_bootstrap_refuses_a_diverged_first_champion(tmp_path: Path) -> None:
         bootstrap(store, Registry(store), toy_data(per_class=10).train, lr=1e6, epochs=1)
     with Store(data_dir=tmp_path) as store:
         assert Registry(store).versions() == []  # nothing published
+
+
+def test_a_rejected_window_is_trained_on_by_the_next_attempt(system: tuple[Store, Registry]) -> None:
+    """Was: the cursor moved past a rejected window, so after a concept change each attempt fine-tuned on
+    the 60-100 labels since the last, every one rejected, and 1,574 labels were never trained on."""
+    import sqlalchemy as sa
+
+    from lifelong.system.store import samples as samples_table
+    from lifelong.system.trainer import bootstrap
+
+    store, registry = system
+    split = toy_data(per_class=90)
+    x, y = split.train.x, split.train.y
+    bootstrap(store, registry, split.train.subset(torch.arange(100)), epochs=2)
+    first = store.add_samples(x[100:200], y[100:200])
+    policy = Policy("continual", epochs=2)
+    rejected = train_once(store, registry, policy, Gate(min_new_accuracy=1.0, max_latency_ms=0.0))
+    assert rejected.trained and not rejected.passed
+    store.add_samples(x[200:260], y[200:260])
+    lenient = Gate(max_old_accuracy_drop=1.0, max_negative_flip_rate=1.0)
+    result = train_once(store, registry, policy, lenient)
+    assert result.passed and result.attempt["window"][0] == first[0]  # the rejected rows, and the new ones
+    with store.engine.connect() as conn:
+        trained = conn.execute(
+            sa.select(samples_table.c.trained_version).where(samples_table.c.id.in_(first[:60]))
+        )
+        assert {v for (v,) in trained} == {result.version}

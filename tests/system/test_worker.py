@@ -33,7 +33,7 @@ from lifelong.system.service import System
 from lifelong.system.settings import Settings
 from lifelong.system.store import Store, feedback, samples
 from lifelong.system.trainer import Gate, bootstrap
-from lifelong.system.worker import Worker
+from lifelong.system.worker import DATA_CURSOR, Worker
 from tests.system._serve import running
 
 LENIENT = {"max_new_accuracy_drop": 1.0, "max_old_accuracy_drop": 1.0, "max_negative_flip_rate": 1.0}
@@ -818,9 +818,7 @@ def test_a_champion_fine_tuned_on_a_short_window_keeps_its_lineages_data_as_the_
     registry.set_alias("champion", 2)
     worker = Worker(store, registry, policy, Gate(**LENIENT))
     worker.step()
-    assert worker._reference is not None and len(worker._reference) == 40 + len(
-        store.trained_samples(1, 400).ids
-    )
+    assert worker._reference is not None and len(worker._reference) == 100  # its 40, then 60 of v1's
     for start in (40, 140):
         store.add_samples(data.x[start : start + 100] + 4.0, data.y[start : start + 100])
         worker.step()
@@ -936,3 +934,46 @@ def test_a_training_cut_off_by_an_outage_after_its_fit_is_closed_when_the_store_
         ended["state"] == "interrupted" and "the store became unreachable during the training" in ended["by"]
     )
     assert ended["started"] == store.events(EventKind.TRAINING)[0].id
+
+
+def test_a_change_the_champion_has_not_learned_dates_the_window_after_a_rejected_attempt(
+    seeded: tuple[Store, Registry, Dataset],
+) -> None:
+    """A rejected attempt re-armed the drift test, which reported the same shift again from a later block;
+    the next window started there, skipping the labels between (each retry got fewer, not more)."""
+    store, registry, _ = seeded
+    worker = Worker(store, registry, preset("continual"), Gate(**LENIENT))
+    champion = registry.alias("champion")
+    store.add_event(EventKind.DATA_DRIFT, {"drift": True, "first": 2801, "version": champion})
+    store.add_event(EventKind.GATE, {"passed": False, "parent": champion, "window": [2801, 2869]})
+    store.add_event(EventKind.DATA_DRIFT, {"drift": True, "first": 2978, "version": champion})
+    assert worker.change_point() == 2977  # what the triggers since the last attempt say
+    assert worker.change_point(worker._unlearned_changes()) == 2800  # where the window starts
+    store.add_event(EventKind.DATA_DRIFT, {"drift": True, "first": 100, "version": champion + 7})
+    assert worker.change_point(worker._unlearned_changes()) == 2800  # another version's drift: not this one's
+
+
+def test_a_champion_with_a_full_window_of_its_own_is_its_own_drift_reference(
+    seeded: tuple[Store, Registry, Dataset],
+) -> None:
+    """Its ancestors' older inputs mixed in made a shift it had learned read as drift again: the same
+    f0/f1 shift was reported and trained on 3 times while the stream stood still."""
+    store, registry, data = seeded
+    policy = Policy("continual", min_samples=10_000, drift_window=50, strategy_params={"buffer_size": 50})
+    store.advance_cursor(DATA_CURSOR, len(data))  # the bootstrap inputs were tested when they came
+    order = torch.randperm(
+        len(data), generator=torch.Generator().manual_seed(0)
+    )  # classes mixed in each block
+    first, later = order[0::2], order[1::2]
+    shifted = store.add_samples(data.x[first] + 4.0, data.y[first])  # the shift v2 was trained on
+    with registry.publish(strategy="naive", parent=1, params={"mode": "finetune"}) as draft:
+        Learner.load(registry.get(1).path).save(draft.path)
+    store.mark_trained(shifted, 2)
+    store.advance_cursor(DATA_CURSOR, int(shifted[-1]))
+    registry.set_alias("champion", 2)
+    worker = Worker(store, registry, policy, Gate(**LENIENT))
+    worker.step()
+    assert worker._reference is not None and len(worker._reference) == len(shifted)
+    store.add_samples(data.x[later] + 4.0, data.y[later])  # more of the shifted inputs it learned
+    worker.step()
+    assert store.events("data_drift") == []

@@ -256,7 +256,7 @@ class Worker:
 
     def train(self, decision: Decision) -> TrainResult | None:
         log.info("training (%s, %s)", decision.reason, decision.mode)
-        since = self.change_point()
+        since = self.change_point(self._unlearned_changes())
         # marked as starting before its event exists: the heartbeat thread re-taking a lost lease between the
         # write and the assignment would otherwise close this worker's own fresh training as interrupted
         self._training_event = STARTING
@@ -348,11 +348,13 @@ class Worker:
                 self.store.advance_cursor(DATA_CURSOR, last)
 
     def _lineage_samples(self, champion: int) -> np.ndarray | None:
-        """The newest samples ``champion`` was trained on, then (while fewer than ``4 * drift_window``)
-        its ancestors' back to the last one trained from scratch: a fine-tuned model knows their data too,
-        and one trained on a short window alone left the test blind (its first block of drifted inputs
-        became the normal, and the drift was never reported)."""
-        need, seen = 4 * self.policy.drift_window, set()
+        """The newest samples ``champion`` was trained on (up to ``4 * drift_window``), and only while
+        fewer than ``drift_window`` its ancestors' back to the last one trained from scratch: one trained
+        on a short window alone left the test blind (its first block of drifted inputs became the
+        normal), while filling up with the ancestors' older data mixed a shift the champion had learned
+        with the inputs before it, so the same shift was reported and trained on again, 3 times."""
+        window, seen = self.policy.drift_window, set()
+        need = 4 * window
         parts: list[np.ndarray] = []
         version: int | None = champion
         while version is not None and version not in seen and need > 0:
@@ -363,7 +365,7 @@ class Worker:
                 if parts and x.shape[1] != parts[0].shape[1]:
                     break  # an ancestor of another input width (a forced contract change)
                 parts.append(x)
-                need -= len(x)
+            need = window - sum(len(p) for p in parts)  # ancestors fill a short window up to one block
             record = self.registry.get(version, collected=True)  # a collected ancestor's data still counts
             version = None if record.params.get("mode") == "scratch" else record.parent
         return np.concatenate(parts[::-1]) if parts else None
@@ -465,6 +467,18 @@ class Worker:
                 if kind == EventKind.TRAIN_REQUEST or e.payload.get("version", champion) == champion
             ]
         return found
+
+    def _unlearned_changes(self) -> list[Event]:
+        """Every drift reported against the current champion, also before the last attempt: a rejected
+        attempt leaves the change unlearned, and dating the next window by the drift re-reported after
+        it (a later first block each time) skipped the labels between."""
+        champion = self.registry.alias("champion")
+        return [
+            e
+            for kind in (EventKind.DATA_DRIFT, EventKind.PERFORMANCE_DRIFT)
+            for e in self.store.events(kind, limit=200)
+            if champion is not None and e.payload.get("version") == champion
+        ]
 
     def change_point(self, found: list[Event] | None = None) -> int | None:
         """The first sample id of the change detected since the last attempt (None: no change).
