@@ -358,3 +358,28 @@ def test_the_champions_row_has_no_promote_button(server: Server) -> None:
     html = httpx.get(f"{server.protected}/v1/dashboard/main", headers=AUTH).text
     assert f'button class="promote" data-version="{v["child"]}"' not in html  # the champion
     assert f'button class="promote" data-version="{v["root"]}"' in html
+
+
+def test_markup_in_an_events_text_neither_runs_nor_breaks_the_page(server: Server, tmp_path: Path) -> None:
+    """`<!--<script>` in a training request's reason (or a class name) left the embedded data block
+    unterminated: no charts, no buttons, for as long as the event was among the last 30; and times were
+    the server's local ones, unlabelled."""
+    from lifelong.system.api.dashboard import render_main
+    from lifelong.system.store import Store
+
+    reason = "nightly <!--<script> check <img src=x onerror=alert(1)>"
+    with Store(data_dir=server.data_dir) as store:
+        store.add_event("train_request", {"reason": reason})
+    page = render_main(summary_of(server))
+    block = page[page.index('id="dashboard-data"') :]
+    assert "<!--" not in block.split("</script>")[0] and "\\u003c!--\\u003cscript\\u003e" in block
+    assert " UTC</time>" in page
+    dom = subprocess.run([_browser(), *FLAGS, f"--user-data-dir={tmp_path / 'p'}", "--virtual-time-budget=5000",
+                          "--dump-dom", server.url + "/"], capture_output=True, text=True, timeout=90)  # fmt: skip
+    assert dom.returncode == 0 and dom.stdout.count("<canvas") >= 2  # the charts drew: the script ran
+    assert "<img src=" not in dom.stdout and "&lt;!--&lt;script&gt; check" in dom.stdout  # shown as text
+
+
+def summary_of(server: Server) -> dict[str, Any]:
+    with System(Settings(data_dir=server.data_dir, token=TOKEN)) as s:
+        return summary(s)

@@ -25,7 +25,7 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, Response
 
 from lifelong.errors import NotFoundError
-from lifelong.system.api.deps import SystemDep
+from lifelong.system.api.deps import Reader, SystemDep
 from lifelong.system.events import describe
 from lifelong.system.service import System
 
@@ -104,10 +104,16 @@ def _num(v: Any) -> str:
 
 
 def _when(ts: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+    """UTC, as ``lifelong events`` and the charts show it: the server's local time, unlabelled, put the
+    same event at 09:13 on one replica, 14:13 on another and 2:13pm on the chart beside it."""
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ts))
 
 
-@router.get("/v1/dashboard", summary="Data behind the dashboard: aliases, lineage, live accuracy, drift")
+@router.get(
+    "/v1/dashboard",
+    summary="Data behind the dashboard: aliases, lineage, live accuracy, drift",
+    dependencies=[Reader],  # declared, so the API docs send the token (the middleware checks it anyway)
+)
 def dashboard_data(
     system: SystemDep,
     window: Annotated[int, Query(ge=1, le=10_000)] = 50,
@@ -152,8 +158,15 @@ def render_main(data: dict[str, Any]) -> str:
     return MAIN.substitute(
         cards="".join(cards), chain=chain, rows="".join(rows) or '<tr><td colspan="7">no versions yet</td></tr>',
         events="".join(events) or "<li>no events yet</li>", window=data["window"],
-        data=json.dumps(data).replace("</", "<\\/"),  # safe inside <script>
+        data=_script_json(data),
     )  # fmt: skip
+
+
+def _script_json(data: Any) -> str:
+    """JSON safe inside a ``<script>`` element: every ``<``, ``>`` and ``&`` escaped (``\\u003c`` ...), as
+    escaping ``</`` alone let ``<!--<script>`` in an event's text (a training request's reason, a class
+    name) switch the HTML parser into a state where the data block never ended: no charts, no buttons."""
+    return json.dumps(data).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def reads_are_open(request: Request) -> bool:

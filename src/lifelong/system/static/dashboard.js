@@ -37,7 +37,13 @@
     })));
     const opts = {
       width: Math.max(el.clientWidth, 380), height: 220, series: series,
-      scales: { y: range ? { range: range } : {} },
+      // UTC, as the events list and `lifelong events` show times; one point gets an hour either side
+      // (uPlot spread a single timestamp over years)
+      tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"),
+      scales: {
+        x: { time: true, range: (u, min, max) => (min === max ? [min - 3600, max + 3600] : [min, max]) },
+        y: range ? { range: range } : {},
+      },
       axes: [{}, { label: yLabel }],
     };
     plots[id] = new uPlot(opts, align(named), el);
@@ -82,9 +88,20 @@
     return true;
   }
 
+  // fetch, with a server that cannot be reached said on the status line (it threw, uncaught, and said nothing)
+  async function reach(path, options) {
+    try {
+      return await fetch(path, options);
+    } catch (err) {
+      status("the server cannot be reached (" + err.message + "); try again when it is back", false);
+      return null;
+    }
+  }
+
   // Fetch the server-rendered content with the token and swap it in.
   async function load() {
-    const response = await fetch("/v1/dashboard/main", { headers: headers() });
+    const response = await reach("/v1/dashboard/main", { headers: headers() });
+    if (!response) return false;
     if (!response.ok) {
       status(await errorText(response), false);
       return false;
@@ -95,11 +112,12 @@
   }
 
   async function call(path, body) {
-    const response = await fetch(path, {
+    const response = await reach(path, {
       method: "POST",
       headers: Object.assign({ "Content-Type": "application/json" }, headers()),
       body: JSON.stringify(body || {}),
     });
+    if (!response) return null;
     if (!response.ok) {
       status(await errorText(response), false);
       return null;
@@ -121,13 +139,22 @@
     }
   }
 
+  // What the server-rendered part shows: when it changes, the content is fetched again (the cards,
+  // versions and events stayed as first drawn until an alias moved; only the charts followed).
+  function shown(data) {
+    return JSON.stringify([data.aliases, data.versions, data.events, data.champion_chain]);
+  }
+
   async function refresh() {
-    if (!current) return;
+    if (!current) {  // not loaded yet (the server was down when the token was typed): try again
+      if (sessionStorage.getItem(TOKEN_KEY)) await load();
+      return;
+    }
     try {
       const response = await fetch("/v1/dashboard", { headers: headers() });
       if (!response.ok) return;
       const data = await response.json();
-      if (JSON.stringify(data.aliases) !== JSON.stringify(current.aliases)) { await load(); return; }
+      if (shown(data) !== shown(current)) { await load(); return; }
       render(data);
       current = data;
     } catch (err) { /* the server restarts: try again at the next tick */ }
