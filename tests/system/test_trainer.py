@@ -291,6 +291,18 @@ def test_a_scratch_candidate_is_built_in_the_champions_dtype(dtype: torch.dtype,
     assert candidate.model is not champion.model and candidate.step == 0  # a fresh model all the same
 
 
+def _two_classes_known(store: Store, registry: Registry) -> tuple[torch.Tensor, ...]:
+    """A champion of classes 0 and 1 that may grow; the data's ``x, y`` and the indices of its rows of
+    classes 0-1 (the first 100 bootstrapped), 2 and 3."""
+    from lifelong.system.trainer import bootstrap
+
+    split = toy_data(per_class=90)
+    x, y = split.train.x, split.train.y
+    old = torch.nonzero(y < 2).squeeze(1)
+    bootstrap(store, registry, split.train.subset(old[:100]), n_classes=2, allow_new_classes=True, epochs=2)
+    return x, y, old, torch.nonzero(y == 2).squeeze(1), torch.nonzero(y == 3).squeeze(1)
+
+
 def test_a_stray_new_class_label_waits_outside_the_head_until_the_class_has_enough(
     system: tuple[Store, Registry],
 ) -> None:
@@ -301,14 +313,9 @@ def test_a_stray_new_class_label_waits_outside_the_head_until_the_class_has_enou
 
     from lifelong.system.contract import Contract
     from lifelong.system.store import samples as samples_table
-    from lifelong.system.trainer import bootstrap
 
     store, registry = system
-    split = toy_data(per_class=90)
-    x, y = split.train.x, split.train.y
-    old = torch.nonzero(y < 2).squeeze(1)
-    bootstrap(store, registry, split.train.subset(old[:100]), n_classes=2, allow_new_classes=True, epochs=2)
-    two, three = torch.nonzero(y == 2).squeeze(1), torch.nonzero(y == 3).squeeze(1)
+    x, y, old, two, three = _two_classes_known(store, registry)
     first = torch.cat([three[:1], old[100:160], two[:30]])  # class 3: one stray label
     stray = store.add_samples(x[first], y[first])[0]
     policy, gate = Policy("continual", epochs=2, min_new_class_labels=5), Gate(max_old_accuracy_drop=1.0)
@@ -336,14 +343,9 @@ def test_a_new_class_whose_labels_came_in_a_rejected_window_is_learned_later(
 
     from lifelong.system.contract import Contract
     from lifelong.system.store import samples as samples_table
-    from lifelong.system.trainer import bootstrap
 
     store, registry = system
-    split = toy_data(per_class=90)
-    x, y = split.train.x, split.train.y
-    old = torch.nonzero(y < 2).squeeze(1)
-    bootstrap(store, registry, split.train.subset(old[:100]), n_classes=2, allow_new_classes=True, epochs=2)
-    two, three = torch.nonzero(y == 2).squeeze(1), torch.nonzero(y == 3).squeeze(1)
+    x, y, old, two, three = _two_classes_known(store, registry)
     first = torch.cat([two[:30], three[:1], old[100:120]])  # early in the window: not in its holdout
     ids = store.add_samples(x[first], y[first])
     policy = Policy("continual", epochs=2, min_new_class_labels=5)

@@ -826,16 +826,23 @@ def test_a_champion_fine_tuned_on_a_short_window_keeps_its_lineages_data_as_the_
     assert event.payload["version"] == 2
 
 
-def test_a_training_interrupted_while_the_store_is_down_is_recorded_when_it_returns(
-    seeded: tuple[Store, Registry, Dataset],
-) -> None:
-    """Was: the `interrupted` event was written while the database was down, failed, and was lost: the
-    log read as a training still running, and the worker that kept the lease never closed it."""
+def _requested_by_hand(seeded: tuple[Store, Registry, Dataset]) -> Worker:
+    """A manual worker holding the lease, the store's samples labelled and a training requested."""
     store, registry, data = seeded
     store.add_samples(data.x, data.y)
     store.add_event(EventKind.TRAIN_REQUEST, {"reason": "by hand"})
     worker = Worker(store, registry, preset("manual"), Gate(**LENIENT))
     assert worker.holds_lease()
+    return worker
+
+
+def test_a_training_interrupted_while_the_store_is_down_is_recorded_when_it_returns(
+    seeded: tuple[Store, Registry, Dataset],
+) -> None:
+    """Was: the `interrupted` event was written while the database was down, failed, and was lost: the
+    log read as a training still running, and the worker that kept the lease never closed it."""
+    store, registry, _ = seeded
+    worker = _requested_by_hand(seeded)
     down = threading.Event()
     real_add, real_events = store.add_event, store.events
 
@@ -899,11 +906,8 @@ def test_a_training_cut_off_by_an_outage_after_its_fit_is_closed_when_the_store_
     training was never closed, and its failure never counted (one worker, outage past the fit)."""
     from lifelong.system import trainer
 
-    store, registry, data = seeded
-    store.add_samples(data.x, data.y)
-    store.add_event(EventKind.TRAIN_REQUEST, {"reason": "by hand"})
-    worker = Worker(store, registry, preset("manual"), Gate(**LENIENT))
-    assert worker.holds_lease()
+    store, registry, _ = seeded
+    worker = _requested_by_hand(seeded)
     down = threading.Event()
     refused = sa.exc.OperationalError("SELECT", {}, Exception("connection refused"))
     real_add, real_events = store.add_event, store.events
