@@ -335,7 +335,8 @@ def compare_on_data(advice: list[Advice], path: str, label_column: str, c: Const
         scenario = standardised(own(table, seed=seed))
     else:  # the default split, one for all methods
         scenario = build((standard(train), standard(test)), seed=seed)
-    if few := runner.few_steps(scenario, 10, epochs):  # as bench says: a barely trained table ranks noise
+    batch = 10
+    if few := runner.few_steps(scenario, batch, epochs):  # as bench says: a barely trained table ranks noise
         log.emit("note", f"note: {few}", final=True, text=few)
     measured = []
     for name in dict.fromkeys(names):  # keeps order, drops a repeated naive
@@ -345,7 +346,13 @@ def compare_on_data(advice: list[Advice], path: str, label_column: str, c: Const
         model = for_input("mlp", scenario.input_shape, scenario.n_classes)
         bar = log.progress(f"{name}", strategy=name)
         learner = Learner(
-            model, [strat], lr=0.03, batch_size=10, epochs=epochs, seed=seed, callbacks=[bar] if bar else []
+            model,
+            [strat],
+            lr=0.03,
+            batch_size=batch,
+            epochs=epochs,
+            seed=seed,
+            callbacks=[bar] if bar else [],
         )
         start = time.perf_counter()
         result = learner.fit(scenario)

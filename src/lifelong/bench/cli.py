@@ -194,7 +194,9 @@ def run_grid(benchmarks: list[str], strategies: list[str], seeds: list[int], set
     out.mkdir(parents=True, exist_ok=True)
     journal = out / "runs.jsonl"
     done = _finished_runs(journal) if resume else {}  # --fresh: these run again; the journal keeps the others
-    keys = {(bench.name, s, seed): _run_key(bench, s, seed, replace(settings, epochs=settings.epochs or bench.epochs))
+    data = {bench.name: _data_sha256(bench) for bench in benches}  # a file hashed once, not once per run
+    keys = {(bench.name, s, seed): _run_key(bench, s, seed, replace(settings, epochs=settings.epochs or bench.epochs),
+                                            data[bench.name])
             for bench in benches for s in strategies for seed in seeds}  # fmt: skip
     reused = sum(k in done for k in keys.values())
     if reused:
@@ -373,20 +375,29 @@ def _run_all(benches: list[Benchmark], strategies: list[str], seeds: list[int], 
                     f.write(strict_json({"key": key, "run": run}) + "\n")
 
 
-def _run_key(bench: Benchmark, strategy: str, seed: int, settings: runner.Settings) -> str:
-    """What makes two runs the same run: benchmark (a file's bytes too), strategy, seed, values, settings."""
-    from lifelong.learn.checkpoint import sha256
+def _run_key(
+    bench: Benchmark, strategy: str, seed: int, settings: runner.Settings, data_sha256: str | None
+) -> str:
+    """What makes two runs the same run: benchmark (``data_sha256``: its file's bytes), strategy, seed,
+    values, settings, and the code of the strategy and the model."""
     from lifelong.learn.models import MODELS
 
     strat, lr = runner.configured(strategy, bench.name, settings.buffer, settings.lr)
-    data = Path(bench.dataset)
     return strict_json(
         {"benchmark": bench.name, "description": bench.description, "strategy": strategy, "seed": seed,
          "params": strat.get_params(), "settings": runner.run_settings(settings, lr),
-         "data_sha256": sha256(data) if data.is_file() else None, "code_sha256": _source_sha256(type(strat)),
+         "data_sha256": data_sha256, "code_sha256": _source_sha256(type(strat)),
          "model_sha256": _source_sha256(MODELS.get(settings.model))},
         sort_keys=True,
     )  # fmt: skip
+
+
+def _data_sha256(bench: Benchmark) -> str | None:
+    """The hash of a file benchmark's data (None for a built-in one)."""
+    from lifelong.learn.checkpoint import sha256
+
+    data = Path(bench.dataset)
+    return sha256(data) if data.is_file() else None
 
 
 def _source_sha256(obj: Any) -> str | None:
@@ -420,7 +431,6 @@ def _module_source(name: str) -> tuple[str, tuple[str, ...]] | None:
     import ast
     import importlib.util
     import sys
-    import sysconfig
 
     from lifelong.learn.checkpoint import sha256
 
@@ -430,10 +440,7 @@ def _module_source(name: str) -> tuple[str, tuple[str, ...]] | None:
     except (ImportError, ValueError, AttributeError):  # "pkg.Name" where Name is a class, not a module
         return None
     file = getattr(module, "__file__", None) if module is not None else getattr(spec, "origin", None)
-    installed = tuple(
-        {str(Path(sysconfig.get_paths()[k]).resolve()) for k in ("stdlib", "purelib", "platlib")}
-    )
-    if not file or not file.endswith(".py") or str(Path(file).resolve()).startswith(installed):
+    if not file or not file.endswith(".py") or str(Path(file).resolve()).startswith(_installed_roots()):
         return None
     path = Path(file)
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
@@ -448,6 +455,14 @@ def _module_source(name: str) -> tuple[str, tuple[str, ...]] | None:
                 continue
             imported += [base, *(f"{base}.{a.name}" for a in node.names)]  # a name may be a submodule
     return sha256(path), tuple(imported)
+
+
+@functools.cache
+def _installed_roots() -> tuple[str, ...]:
+    """The standard library's and installed packages' directories, whose modules a run key leaves out."""
+    import sysconfig
+
+    return tuple({str(Path(sysconfig.get_paths()[k]).resolve()) for k in ("stdlib", "purelib", "platlib")})
 
 
 def _finished_runs(journal: Path) -> dict[str, dict[str, Any]]:

@@ -712,9 +712,8 @@ def task_free(
         raise ScenarioError(
             f"stream_or_scenario: expected a Scenario (e.g. class_incremental(...)), got {type(stream_or_scenario).__name__}"
         )
-    if (
-        stream_or_scenario.kind == "task"
-    ):  # fit scored its tasks 1.. among their own classes, task 0 among all
+    # refused: fit scored such a stream's tasks 1.. among their own classes and task 0 among all of them
+    if stream_or_scenario.kind == "task":
         raise ScenarioError(
             f"task_free: {stream_or_scenario.name!r} is task-incremental, and a task-free stream has no tasks "
             "(no boundaries, so no task to learn each sample's classes under or to answer with): build the "

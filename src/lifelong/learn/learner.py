@@ -910,9 +910,8 @@ class Learner:
     def _check_labels(self, y: Tensor, where: str, grow: bool) -> None:
         """Refuse labels the head has no output for, or grow the head when allowed."""
         n_out = self.n_outputs
-        if (
-            n_out == 1 and not grow and len(y)
-        ):  # all labels 0 too: it answers class 0 for ever, learning nothing
+        # one output is refused with all labels 0 too: it would answer class 0 for ever, learning nothing
+        if n_out == 1 and not grow and len(y):
             raise DataError(
                 f"{where}: the model has one output, and lifelong learns classifiers (cross-entropy over one "
                 "output per class): give it an output per class (two for a binary task); a numeric target "

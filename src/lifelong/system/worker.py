@@ -220,9 +220,13 @@ class Worker:
     def _stop_reason(self) -> bool | str:
         """Whether the training in progress must end: SIGTERM, or this worker's lease taken by another
         (which trained on for minutes after a database outage and then closed it a second time)."""
-        if self._lost_to is not None:
-            return f"this worker lost its lease to {self._lost_to} during the training; nothing was published"
-        return self.stop.is_set()
+        return self._lease_taken() or self.stop.is_set()
+
+    def _lease_taken(self) -> str | None:
+        """Why a training must not publish when another worker is known to hold this one's lease."""
+        if self._lost_to is None:
+            return None
+        return f"this worker lost its lease to {self._lost_to} during the training; nothing was published"
 
     def _heartbeat(self) -> None:
         """Renew the lease while a long training step runs, so the standby does not take over."""
@@ -275,9 +279,8 @@ class Worker:
                                 holds_lease=self.holds_lease, compute=self.compute,
                                 should_stop=self._stop_reason, started=self._training_event)  # fmt: skip
         except Interrupted as stopped:  # not a failure: this worker, or the lease's holder, trains again
-            by = str(stopped)
-            if isinstance(stopped, LeaseLost) and self._lost_to is not None:
-                by = f"this worker lost its lease to {self._lost_to} during the training; nothing was published"
+            taken = self._lease_taken() if isinstance(stopped, LeaseLost) else None  # names the new holder
+            by = taken or str(stopped)
             log.info("training interrupted: %s", by)
             self._record_end({"state": "interrupted", "started": self._training_event, "by": by,
                               "train_cpu_seconds": cpu_seconds() - start_cpu})  # fmt: skip
