@@ -1316,3 +1316,29 @@ def test_a_one_output_model_is_refused_as_regression_with_what_to_do() -> None:
         DataError, match=r"labels \[10, 11, .*\] \.\.\. \(30 in all\) are outside the model's 4"
     ):
         Learner(toy_model()).partial_fit(torch.randn(30, 8), torch.arange(10, 40))
+
+
+class PriorOnly(torch.nn.Module):
+    """Logits that ignore the input: what SGD with momentum 0.9 at lr 0.1 left of an MLP on Fashion-MNIST
+    (every answer class 3, loss finite, accuracy 0.5 on every two-class experience, no warning)."""
+
+    def __init__(self, n_classes: int = 4) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(8, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x * 0.0)
+
+
+def test_a_run_that_answers_one_class_is_said_to_have_collapsed() -> None:
+    x, y = torch.randn(600, 8), torch.tensor([0, 0, 1] * 200)
+    x[:, 0] += 3.0 * y  # learnable: a model that sees its input separates the two classes
+    scenario = class_incremental(from_tensors(x, y), n_experiences=1)
+    with pytest.warns(RuntimeWarning, match=r"training collapsed: after experience 0 it answered class 0 for "
+                                            r"100\.0% of its 120 test samples, which hold 2 classes; .*momentum=0\.9, "
+                                            r"an effective step of 1"):  # fmt: skip
+        result = Learner(PriorOnly(), lr=0.1, momentum=0.9, batch_size=8).fit(scenario)
+    assert not result.diverged and result.table().startswith("training collapsed")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert "collapsed" not in Learner(toy_model(), lr=0.1, batch_size=8).fit(scenario).info

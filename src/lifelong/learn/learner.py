@@ -300,6 +300,15 @@ class Learner:
                             "sklearn's StandardScaler, or --standardize in lifelong up and simulate)")  # fmt: skip
         return "; ".join(hints) if hints else f"lower lr (now {self.lr:g}) or the strategies' strengths"
 
+    def _collapse_hint(self) -> str:
+        """What a run that answers one class should change: the step is the usual cause."""
+        step = f"lr={self.lr:g}"
+        if self.momentum:  # heavy-ball SGD moves lr / (1 - momentum) per step once up to speed
+            step += (
+                f" with momentum={self.momentum:g}, an effective step of {self.lr / (1 - self.momentum):.3g}"
+            )
+        return f"the step is likely too large ({step}): lower lr, or standardise the inputs"
+
     def _sum_losses(self) -> None:
         """Fold the pending step losses into ``_loss_total`` and ``_loss_max``: no host sync."""
         if self._losses:
@@ -1138,18 +1147,27 @@ class Learner:
         """Boolean tensor: which samples of ``data`` the learner classifies right. A sample none of
         whose outputs is allowed (every logit -inf: NCM or iCaRL before any class mean, a task's
         classes all unseen) has no answer and counts as wrong, not as class 0 (argmax's pick)."""
+        return self._answers(data)[1]
+
+    def _answers(self, data: Dataset) -> tuple[Tensor, Tensor]:
+        """The class answered for every sample of ``data`` (-1 where none is allowed), and ``correct``'s
+        mask."""
         if data.t is None and self._needing_tasks():
             raise StrategyMismatchError(
                 f"evaluate: {', '.join(self._needing_tasks())} needs the task id of every sample, and "
                 f"{data.name} has none; evaluate on a task-incremental scenario (task_incremental(...))"
             )
         data = self._aligned(data, "evaluate")
-        out = []
+        answers, right = [], []
         for i in range(0, len(data), self.eval_batch_size):
             b = data.batch(slice(i, i + self.eval_batch_size))
             best, pred = self.predict_logits(b.x, b.t).max(1)
-            out.append((pred.cpu() == b.y) & (best.cpu() > -math.inf))
-        return torch.cat(out) if out else torch.zeros(0, dtype=torch.bool)
+            pred = torch.where(best > -math.inf, pred, -1).cpu()
+            answers.append(pred)
+            right.append(pred == b.y)
+        if not answers:
+            return torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.bool)
+        return torch.cat(answers), torch.cat(right)
 
     def evaluate(self, stream: Scenario | TaskFreeStream | Iterable[Experience]) -> list[float]:
         """Accuracy on the test set of every experience of ``stream``; test samples of a shape the
@@ -1162,8 +1180,16 @@ class Learner:
         ]
 
     def _correct_all(self, experiences: list[Experience]) -> list[Tensor]:
+        return [right for _, right in self._answers_all(experiences)]
+
+    def _answers_all(self, experiences: list[Experience]) -> list[tuple[Tensor, Tensor]]:
         with self._announcing(experiences):
-            return [self.correct(e.test) for e in experiences]
+            return [
+                self._answers(e.test)
+                if self._needing_tasks() == [] or e.test.t is not None
+                else (torch.zeros(0), self.correct(e.test))
+                for e in experiences
+            ]
 
     @contextlib.contextmanager
     def _announcing(self, experiences: list[Experience]) -> Iterator[None]:
@@ -1301,9 +1327,14 @@ class Learner:
         done = len(result.accuracy_matrix)
         start = [start_seconds, start_epochs, start_samples, start_boundary]
 
+        collapsed: list[str] = []
+
         def record(i: int) -> None:
             nonlocal before
-            after = self._correct_all(experiences)
+            answers = self._answers_all(experiences)
+            after = [right for _, right in answers]
+            if (one := _one_answer(answers[i][0], experiences[i].test.y)) is not None:
+                collapsed.append(f"after experience {i} it {one}")
             result.accuracy_matrix.append([float(c.float().mean()) for c in after])
             if i > 0:  # flips on experiences learned before this update
                 was = torch.cat(before[:i])
@@ -1343,6 +1374,9 @@ class Learner:
             warnings.warn(
                 f"training diverged: {result.info['divergence_hint']}", RuntimeWarning, stacklevel=2
             )
+        elif collapsed:  # a finite loss, and nothing learned: said, as a divergence is
+            result.info["collapsed"] = f"training collapsed: {'; '.join(collapsed)}; {self._collapse_hint()}"
+            warnings.warn(result.info["collapsed"], RuntimeWarning, stacklevel=2)
         result.epochs = self.epochs_trained - start_epochs
         result.samples = self.samples_trained - start_samples
         result.extra_parameters = self.extra_parameters()
@@ -1647,6 +1681,31 @@ class Learner:
 DIVERGED_LOSS = 1e10
 #: inputs larger than this (in absolute value) are advised to be standardised when training diverges
 LARGE_INPUT = 100.0
+
+
+def _one_answer(answers: Tensor, y: Tensor, share: float = 0.98) -> str | None:
+    """How a model answers one class for nearly every sample of a test set holding several (each at
+    least a tenth of it), or None. Such a model lost everything with a finite loss (a step too large
+    for momentum leaves the bias at the class prior): no divergence check sees it.
+
+    >>> y = torch.tensor([0, 1] * 50)
+    >>> _one_answer(torch.full((100,), 3), y)
+    'answered class 3 for 100.0% of its 100 test samples, which hold 2 classes'
+    >>> zeros = torch.zeros(100, dtype=torch.long)
+    >>> _one_answer(y, y), _one_answer(zeros, zeros)  # right answers; one class to answer
+    (None, None)
+    """
+    if len(y) < 100 or len(answers) != len(y):  # a few samples: too few to tell
+        return None
+    held = torch.bincount(y)
+    if int((held >= 0.1 * len(y)).sum()) < 2:  # one class to answer: answering it is right
+        return None
+    top = torch.bincount(answers + 1).argmax()  # -1, no answer allowed, counts as an answer too
+    n = int((answers == top - 1).sum())
+    if n < share * len(y):
+        return None
+    what = "no class" if top == 0 else f"class {int(top) - 1}"
+    return f"answered {what} for {n / len(y):.1%} of its {len(y)} test samples, which hold {int((held > 0).sum())} classes"
 
 
 def _check_logits(model: nn.Module, out: Any, batch: int) -> None:

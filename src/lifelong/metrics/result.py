@@ -87,7 +87,9 @@ class Result:
     ``train_seconds`` includes ``boundary_seconds``, the work strategies do at boundaries
     (importances, exemplar selection, retraining). A ``diverged`` run (a non-finite training
     loss) is not a result: its accuracy metrics are NaN, its table says "diverged", and
-    ``info["divergence_hint"]`` says what to change (a smaller lr, EWC's proximal step).
+    ``info["divergence_hint"]`` says what to change (a smaller lr, EWC's proximal step). A run whose
+    model answers one class for a whole test set of several has ``info["collapsed"]``, said first
+    in its table: scored, but learned nothing.
     """
 
     accuracy_matrix: list[list[float]] = field(default_factory=list)
@@ -186,6 +188,8 @@ class Result:
             lines.insert(
                 0, f"diverged: a training loss was not finite; these numbers are not a result{advice}"
             )
+        elif "collapsed" in self.info:  # finite, and one class answered for everything (Learner.fit)
+            lines.insert(0, self.info["collapsed"])
         for i, row in enumerate(self.accuracy_matrix):
             lines.append(f"{i:>10} " + " ".join(f"{a:6.3f}" for a in row))
         lines.append("")
