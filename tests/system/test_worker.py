@@ -957,6 +957,21 @@ def test_a_change_the_champion_has_not_learned_dates_the_window_after_a_rejected
     assert worker.change_point(worker._unlearned_changes()) == 2800  # another version's drift: not this one's
 
 
+def test_the_state_carries_the_refused_window_until_the_champion_changes(
+    seeded: tuple[Store, Registry, Dataset],
+) -> None:
+    store, registry, _ = seeded
+    worker = Worker(store, registry, preset("continual"), Gate(**LENIENT))
+    champion = registry.alias("champion")
+    figures = {"n_train": 240, "n_holdout": 60}
+    store.add_event(EventKind.GATE, {"passed": False, "parent": champion, "figures": figures})
+    assert worker.state().refused_window == 300
+    store.add_event(EventKind.GATE, {"passed": False, "parent": champion + 1, "figures": figures})
+    assert worker.state().refused_window == 0  # trained from another champion: not this one's window
+    store.add_event(EventKind.GATE, {"passed": True, "parent": champion, "figures": figures})
+    assert worker.state().refused_window == 0
+
+
 def test_a_champion_with_a_full_window_of_its_own_is_its_own_drift_reference(
     seeded: tuple[Store, Registry, Dataset],
 ) -> None:

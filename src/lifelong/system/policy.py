@@ -71,6 +71,9 @@ class PolicyState:
     expected_accuracy: float | None = None  # what the champion's gate (or bootstrap) measured
     floor_trainings: int = 0  # trainings in a row the floor triggered (each doubles the next wait)
     unmeasured: bool = False  # no accuracy was ever measured for the champion (untrained, or registered bare)
+    # labels in the last attempt's window when the gate refused its candidate and the champion is unchanged:
+    # the next attempt trains on that window again, so continual waits for as many new labels
+    refused_window: int = 0
 
 
 @dataclass(frozen=True)
@@ -195,6 +198,18 @@ class Policy:
             spent, budget = state.cpu_seconds_today, self.cpu_budget_per_day
             return Decision(False, f"budget: {spent:.0f} of {budget:.0f} CPU s spent today", self.mode)
         if self.kind == "continual":
+            # a refused window is trained on again with the labels since; retried every min_samples it
+            # cost one full window per retry (11 of 19 candidates refused on Fashion-MNIST, 91% of
+            # retraining's compute): a retry waits until the window has doubled, so retries cost at
+            # most twice the last window
+            if state.refused_window and state.new_samples < min(state.refused_window, self.window):
+                return Decision(
+                    False,
+                    f"last candidate refused: waiting for {state.new_samples} of "
+                    f"{min(state.refused_window, self.window)} new labels (a retry trains on its window again, "
+                    "once as many new labels have come)",
+                    self.mode,
+                )
             floor = self.floor(state.expected_accuracy)
             below = state.live_accuracy is not None and floor is not None and state.live_accuracy < floor
             # accuracy fell with the change: the concept moved, old memories now teach wrong labels;

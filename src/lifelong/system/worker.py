@@ -517,6 +517,14 @@ class Worker:
             if len(rows) >= self.policy.floor_window:
                 live = float(np.mean([r.predicted == r.label for r in rows]))
             expected = self.expected_accuracy(champion)
+        refused = 0
+        if (
+            last is not None
+            and last.payload.get("passed") is False
+            and last.payload.get("parent") == champion
+        ):
+            figures = last.payload.get("figures") or {}
+            refused = int(figures.get("n_train", 0)) + int(figures.get("n_holdout", 0))
         return PolicyState(
             new_samples=self.store.count_samples(start, labelled_only=True),
             seconds_since_training=None if last is None else now - last.ts,
@@ -528,6 +536,7 @@ class Worker:
             expected_accuracy=expected,
             floor_trainings=self._floor_streak(),
             unmeasured=champion is not None and expected is None,
+            refused_window=refused,
         )
 
     def _cpu_today(self, gates: list[Event], now: float) -> float:
