@@ -426,6 +426,18 @@ def test_domains_from_column_names_a_missing_domain_and_refuses_a_scalar() -> No
         domains_from_column(data, domain_values=5)
 
 
+def test_a_domain_lists_the_classes_it_holds_and_the_scenario_all_of_them() -> None:
+    """A sixth category arriving in the second period was listed as the first period's too (bench
+    printed it there, and a method masking by classes seen counted it seen before any label came)."""
+    data = toy_data().train  # classes 0-3
+    first = data.y < 3
+    order = torch.cat([torch.nonzero(first).flatten(), torch.nonzero(~first).flatten()])
+    data = data.subset(order)
+    scenario = domains_from_column(data, domain_values=["a"] * int(first.sum()) + ["b"] * int((~first).sum()))
+    assert [e.classes for e in scenario] == [(0, 1, 2), (3,)]
+    assert scenario.n_classes == 4
+
+
 @pytest.mark.parametrize(
     ("x", "degrees", "says"),
     [(torch.full((1, 1, 4, 4), 1000), 90, "floating point or uint8"),  # clamped to 255 before

@@ -1,11 +1,13 @@
 """NCM: running class means of normalised features, prediction by the nearest one."""
 
+import pytest
 import torch
 import torch.nn.functional as F
 
 from lifelong.checks import toy_data, toy_model, toy_scenario
+from lifelong.errors import StrategyMismatchError
 from lifelong.learn.learner import Learner
-from lifelong.strategies import NCM
+from lifelong.strategies import NCM, ICaRL
 
 
 def test_predicts_the_nearest_class_mean_learned_online() -> None:
@@ -49,3 +51,23 @@ def test_partial_fit_keeps_no_window_for_ncm() -> None:
     assert learner._window == []
     learner.consolidate()
     assert (learner.predict(data.test.x) == data.test.y).float().mean() > 0.8
+
+
+class BagOfIds(torch.nn.Module):
+    """A text model whose embedding sits before .features: 32 ids in, 32-wide embeddings out, so
+    features(ids) ran without a shape error and NCM and iCaRL scored chance (0.19) where replay had 0.97."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = torch.nn.EmbeddingBag(100, 32)
+        self.features = torch.nn.Sequential(torch.nn.Linear(32, 16), torch.nn.ReLU())
+        self.classifier = torch.nn.Linear(16, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(self.embed(x)))
+
+
+def test_an_embedding_outside_features_is_refused_by_the_nearest_mean_methods() -> None:
+    for strategy in (NCM(), ICaRL(buffer_size=20)):
+        with pytest.raises(StrategyMismatchError, match="embedding embed lies outside .features"):
+            Learner(BagOfIds(), [strategy])

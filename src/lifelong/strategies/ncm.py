@@ -22,6 +22,7 @@ from lifelong.learn.distributed import all_reduce_class_sums
 from lifelong.learn.models import reading_features
 from lifelong.learn.params import check_param
 from lifelong.learn.strategy import Strategy
+from lifelong.learn.tokens import EMBEDDINGS
 from lifelong.strategies._arch import part
 
 if TYPE_CHECKING:
@@ -35,6 +36,18 @@ def require_features(model: nn.Module) -> None:
         raise StrategyMismatchError(
             f"{type(model).__name__} has no .features module; nearest-mean methods need a model split into "
             "features and classifier (lifelong.learn.models.MLP or CNN)"
+        )
+    features = model.features
+    outside = [
+        name
+        for name, m in model.named_modules()
+        if isinstance(m, EMBEDDINGS) and not any(m is f for f in features.modules())
+    ]
+    if outside:  # embed() feeds the raw ids to .features: a model ending in 32 ids scored chance, silently
+        raise StrategyMismatchError(
+            f"{type(model).__name__}'s embedding {', '.join(outside)} lies outside .features, which nearest-mean "
+            "methods (NCM, iCaRL) call on the inputs themselves, so the ids would skip it: move the embedding "
+            "into .features (e.g. nn.Sequential(embedding, pooling, ...))"
         )
 
 
