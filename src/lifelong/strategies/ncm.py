@@ -37,7 +37,7 @@ def require_features(model: nn.Module) -> None:
             f"{type(model).__name__} has no .features module; nearest-mean methods need a model split into "
             "features and classifier (lifelong.learn.models.MLP or CNN)"
         )
-    features = model.features
+    features = part(model, "features", nn.Module)
     outside = [
         name
         for name, m in model.named_modules()
