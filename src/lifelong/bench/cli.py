@@ -106,7 +106,14 @@ def add_commands(sub: Any) -> None:
         "--lr",
         type=POSITIVE_REAL,
         default=None,
-        help="SGD learning rate (default: the strategy's tuned value for the benchmark, else 0.03)",
+        help="learning rate (default: the strategy's tuned SGD rate for the benchmark, else 0.03; 0.001 under "
+        "adam or adamw)",
+    )
+    p.add_argument(
+        "--optimizer",
+        default="sgd",
+        choices=["sgd", "adam", "adamw"],
+        help="adam often suits models the tuned SGD rates do not (an embedding of token ids)",
     )
     p.add_argument("--batch-size", type=POSITIVE_INT, default=10)
     p.add_argument(
@@ -314,6 +321,7 @@ def bench(args: argparse.Namespace) -> int:
         args.train_fraction,
         model_kwargs=model_kwargs,
         device=_device(args.device),
+        optimizer=args.optimizer,
     )
     if args.dry_run:
         _show_configured(benchmarks, strategies, settings, Reporter.from_flags(False, args.log_json))
@@ -382,7 +390,9 @@ def _run_key(
     values, settings, and the code of the strategy and the model."""
     from lifelong.learn.models import MODELS
 
-    strat, lr = runner.configured(strategy, bench.name, settings.buffer, settings.lr)
+    strat, lr = runner.configured(
+        strategy, bench.name, settings.buffer, settings.lr, optimizer=settings.optimizer
+    )
     return strict_json(
         {"benchmark": bench.name, "description": bench.description, "strategy": strategy, "seed": seed,
          "params": strat.get_params(), "settings": runner.run_settings(settings, lr),
@@ -501,7 +511,9 @@ def _show_configured(
         name = bench.name
         build_all(bench, strategies, 0, settings)  # what a run would refuse, refused here too
         for s in strategies:
-            strategy, lr = runner.configured(s, name, settings.buffer, settings.lr)
+            strategy, lr = runner.configured(
+                s, name, settings.buffer, settings.lr, optimizer=settings.optimizer
+            )
             params = strategy.get_params()
             shown = ", ".join(f"{k}={v!r}" for k, v in params.items()) or "no hyper-parameters"
             log.emit("configured", f"{name:<18} {s:<18} lr {lr:<7g} {shown}", benchmark=name, strategy=s, lr=lr,

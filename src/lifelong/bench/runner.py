@@ -11,8 +11,9 @@ from typing import Any
 import torch
 
 from lifelong.bench.benchmarks import BENCHMARKS, Benchmark, get
+from lifelong.errors import ConfigError
 from lifelong.learn.callbacks import Callback
-from lifelong.learn.learner import Learner
+from lifelong.learn.learner import ADAPTIVE_LR, OPTIMIZERS, Learner
 from lifelong.learn.models import for_input
 from lifelong.learn.params import check_param
 from lifelong.learn.strategy import Strategy
@@ -79,6 +80,7 @@ class Settings:
     train_fraction: float = 1.0
     device: str = "cpu"  # cpu, cuda, cuda:1, mps
     extra: dict[str, Any] = field(default_factory=dict)
+    optimizer: str = "sgd"  # the tuned rates are SGD's; adam and adamw default to ADAPTIVE_LR
     model_kwargs: dict[str, Any] = field(default_factory=dict)  # passed to the model's factory
 
     def __post_init__(self) -> None:
@@ -88,6 +90,10 @@ class Settings:
         check_param("Settings", "epochs", self.epochs, int, low=0, none="the benchmark's")  # 0 too
         check_param("Settings", "batch_size", self.batch_size, int, low=1)
         check_param("Settings", "buffer", self.buffer, int, low=0, none="each strategy's own memory size")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(
+                f"Settings: unknown optimizer {self.optimizer!r}; valid: {', '.join(OPTIMIZERS)}"
+            )
 
 
 def _subsample(scenario: Any, fraction: float, seed: int) -> Any:
@@ -107,12 +113,15 @@ def configured(
     buffer: int | None = None,
     lr: float | None = None,
     params: dict[str, Any] | None = None,
+    optimizer: str = "sgd",
 ) -> tuple[Strategy, float]:
     """The strategy and learning rate a run of ``strategy`` on ``benchmark`` uses: its tuned values
     (``params`` override them) and rate, unless ``lr`` sets one for every strategy. The one place that
-    decides both, for ``run_one``, ``bench --dry-run`` and the reproductions."""
+    decides both, for ``run_one``, ``bench --dry-run`` and the reproductions. The tuned rates are
+    SGD's: under an adaptive ``optimizer`` the default is ``ADAPTIVE_LR``."""
     tuned = tuned_params(strategy, benchmark, buffer)  # read once, for the values and the rate
-    rate = lr if lr is not None else float(tuned.get("lr", DEFAULT_LR))
+    tuned_lr = float(tuned.get("lr", DEFAULT_LR)) if optimizer == "sgd" else ADAPTIVE_LR
+    rate = lr if lr is not None else tuned_lr
     return _built(strategy, tuned, buffer, params or {}), rate
 
 
@@ -144,7 +153,9 @@ def run_settings(settings: Settings, lr: float) -> dict[str, Any]:
     """A run entry's ``settings``: what it trained with, the resolved learning rate included."""
     return {"model": settings.model, "model_kwargs": settings.model_kwargs, "epochs": settings.epochs, "lr": lr,
             "batch_size": settings.batch_size, "buffer": settings.buffer,
-            "train_fraction": settings.train_fraction, "device": settings.device}  # fmt: skip
+            "train_fraction": settings.train_fraction, "device": settings.device,
+            # only when not SGD: an SGD run keeps the key it had before the optimizer was a setting
+            **({"optimizer": settings.optimizer} if settings.optimizer != "sgd" else {})}  # fmt: skip
 
 
 def build_learner(benchmark: str, strategy: str, seed: int, settings: Settings, scenario: Any,
@@ -153,9 +164,9 @@ def build_learner(benchmark: str, strategy: str, seed: int, settings: Settings, 
     act on (no ``.features``, batch norm under a projection), so ``bench`` builds every one first."""
     torch.manual_seed(seed)
     model = for_input(settings.model, scenario.input_shape, scenario.n_classes, **settings.model_kwargs)
-    strat, lr = configured(strategy, benchmark, settings.buffer, settings.lr, params)
-    return Learner(model, [strat], lr=lr, batch_size=settings.batch_size, epochs=settings.epochs,
-                   seed=seed, callbacks=callbacks, device=settings.device)  # fmt: skip
+    strat, lr = configured(strategy, benchmark, settings.buffer, settings.lr, params, settings.optimizer)
+    return Learner(model, [strat], lr=lr, batch_size=settings.batch_size, epochs=settings.epochs, seed=seed,
+                   callbacks=callbacks, device=settings.device, optimizer=settings.optimizer)  # fmt: skip
 
 
 def add_intransigence(runs: Sequence[dict[str, Any]]) -> None:

@@ -50,6 +50,8 @@ from lifelong.metrics.costs import peak_rss_mb
 from lifelong.metrics.result import Result
 
 OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+#: the default rate of an adaptive optimizer, which steps per unit gradient and diverges at SGD's rates
+ADAPTIVE_LR = 1e-3
 CALLBACK_HOOKS = (
     "on_experience_start", "on_step_end", "on_epoch_end", "on_experience_end", "on_evaluate", "on_fit_end",
 )  # fmt: skip

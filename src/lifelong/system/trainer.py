@@ -38,7 +38,7 @@ from lifelong.errors import ConfigError, NotFoundError
 from lifelong.learn.buffers import Buffer
 from lifelong.learn.callbacks import Callback, Control, LoopState
 from lifelong.learn.checkpoint import match_dtypes
-from lifelong.learn.learner import Learner
+from lifelong.learn.learner import ADAPTIVE_LR, Learner
 from lifelong.learn.models import build, for_input
 from lifelong.learn.strategy import Strategy, get_strategy
 from lifelong.learn.tokens import input_embedding
@@ -278,7 +278,7 @@ def train_once(
 def default_lr(optimizer: str) -> float:
     """The first champion's learning rate when none is given: SGD's 0.05, or 0.001 for an adaptive
     optimizer (adam, adamw), which steps per unit gradient and would diverge at SGD's rate."""
-    return 0.05 if optimizer == "sgd" else 1e-3
+    return 0.05 if optimizer == "sgd" else ADAPTIVE_LR
 
 
 def bootstrap(
