@@ -963,13 +963,22 @@ def test_the_state_carries_the_refused_window_until_the_champion_changes(
     store, registry, _ = seeded
     worker = Worker(store, registry, preset("continual"), Gate(**LENIENT))
     champion = registry.alias("champion")
-    figures = {"n_train": 240, "n_holdout": 60}
-    store.add_event(EventKind.GATE, {"passed": False, "parent": champion, "figures": figures})
+    refused = {
+        "passed": False,
+        "parent": champion,
+        "window": [2801, 3040],
+        "figures": {"n_train": 240, "n_holdout": 60},
+    }
+    store.add_event(EventKind.GATE, refused)
     assert worker.state().refused_window == 300
-    store.add_event(EventKind.GATE, {"passed": False, "parent": champion + 1, "figures": figures})
+    store.add_event(EventKind.DATA_DRIFT, {"drift": True, "first": 2701, "version": champion})
+    assert worker.state().refused_window == 300  # the change it was trained for: the window is retried
+    store.add_event(EventKind.GATE, {**refused, "parent": champion + 1})
     assert worker.state().refused_window == 0  # trained from another champion: not this one's window
-    store.add_event(EventKind.GATE, {"passed": True, "parent": champion, "figures": figures})
+    store.add_event(EventKind.GATE, {**refused, "passed": True})
     assert worker.state().refused_window == 0
+    store.add_event(EventKind.GATE, {**refused, "window": [2600, 2700]})
+    assert worker.state().refused_window == 0  # the next window starts at the change, after this one
 
 
 def test_a_champion_with_a_full_window_of_its_own_is_its_own_drift_reference(

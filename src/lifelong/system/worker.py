@@ -523,8 +523,11 @@ class Worker:
             and last.payload.get("passed") is False
             and last.payload.get("parent") == champion
         ):
-            figures = last.payload.get("figures") or {}
-            refused = int(figures.get("n_train", 0)) + int(figures.get("n_holdout", 0))
+            figures, window = last.payload.get("figures") or {}, last.payload.get("window")
+            # a retry only if the next window holds it: a change dated after its start begins a new one
+            since = self.change_point(self._unlearned_changes())
+            if window and (since is None or since <= int(window[0])):
+                refused = int(figures.get("n_train", 0)) + int(figures.get("n_holdout", 0))
         return PolicyState(
             new_samples=self.store.count_samples(start, labelled_only=True),
             seconds_since_training=None if last is None else now - last.ts,
