@@ -1342,3 +1342,26 @@ def test_a_run_that_answers_one_class_is_said_to_have_collapsed() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert "collapsed" not in Learner(toy_model(), lr=0.1, batch_size=8).fit(scenario).info
+
+
+class LogitSquare(Strategy):
+    """A user's penalty on the logits, unaware that task ids mask them to -inf."""
+
+    def penalty(self, learner: Learner, batch: object, logits: torch.Tensor) -> torch.Tensor:
+        return 0.1 * logits.pow(2).mean()
+
+
+def test_a_users_penalty_on_task_masked_logits_is_named_as_the_cause_of_divergence() -> None:
+    """It read "lower lr (now 0.1)": no lr helps a term that is inf from the first step."""
+    from lifelong.data.scenarios import task_incremental
+
+    with pytest.warns(
+        RuntimeWarning, match=r"LogitSquare's loss or penalty are -inf outside each sample's task"
+    ):
+        result = Learner(toy_model(), [LogitSquare()], lr=0.1, batch_size=8).fit(
+            task_incremental(toy_data(), 2)
+        )
+    assert result.diverged
+    with warnings.catch_warnings():  # without task ids its logits are all finite
+        warnings.simplefilter("error")
+        assert not Learner(toy_model(), [LogitSquare()], lr=0.1, batch_size=8).fit(toy_scenario()).diverged

@@ -88,7 +88,7 @@ def test_partial_fit_is_refused_before_anything_changes() -> None:
     learner = Learner(toy_model(), [ICaRL(buffer_size=20)], lr=0.1, batch_size=8)
     before = [p.detach().clone() for p in learner.model.parameters()]
     with pytest.raises(
-        StrategyMismatchError, match="partial_fit: ICaRL rewrites an experience's whole training"
+        StrategyMismatchError, match="partial_fit: ICaRL overrides train_data, which rewrites an experience"
     ):
         learner.partial_fit(torch.randn(8, 8), torch.tensor([0, 1] * 4))
     assert all(torch.equal(a, b) for a, b in zip(before, learner.model.parameters()))

@@ -297,6 +297,15 @@ class Learner:
     def divergence_hint(self) -> str:
         """What a diverged run says to change: the strategies' own advice, else a smaller lr."""
         hints = [h for s in self.strategies if (h := s.divergence_hint()) is not None]
+        own = [  # a user's loss or penalty on task-masked logits: inf from the first step, whatever the lr
+            type(s).__name__
+            for s in self.strategies
+            if not type(s).__module__.startswith("lifelong.")
+            and s in {*self._hooks["loss"], *self._hooks["penalty"]}
+        ]
+        if own and self._task_classes:
+            hints.insert(0, f"with task ids the logits given to {', '.join(own)}'s loss or penalty are -inf outside "
+                            "each sample's task: keep its terms to the finite ones (logits.isfinite()), as DER does")  # fmt: skip
         if self._largest_input > LARGE_INPUT:  # no lr fixes inputs of 1e5: the first step overshoots
             hints.insert(0, f"standardise the features (inputs reach |x| = {self._largest_input:.3g}; e.g. "
                             "sklearn's StandardScaler, or --standardize in lifelong up and simulate)")  # fmt: skip
@@ -734,10 +743,11 @@ class Learner:
         if self._hooks["train_data"]:
             names = ", ".join(type(s).__name__ for s in self._hooks["train_data"])
             raise StrategyMismatchError(
-                f"partial_fit: {names} rewrites an experience's whole training set (Cumulative adds every "
-                "earlier experience, iCaRL its exemplars, Joint the stream), and partial_fit trains each batch "
-                "as it arrives: train it with learn(experience) or fit, or use a replay method (Replay, DER++) "
-                "with partial_fit"
+                f"partial_fit: {names} overrides train_data, which rewrites an experience's whole training set "
+                "(Cumulative adds every earlier experience, iCaRL its exemplars, Joint the stream), and partial_fit "
+                "trains each batch as it arrives: train it with learn(experience) or fit, or use a replay method "
+                "(Replay, DER++) with partial_fit; a strategy of your own that only looks at the data can do so in "
+                "before_experience or batch instead"
             )
         self.check_supported(None, t is not None)
         self._note_boundaries()
