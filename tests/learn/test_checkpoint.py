@@ -634,6 +634,33 @@ def test_a_fit_checkpointed_after_an_experience_resumes_there_bit_for_bit(tmp_pa
     assert len(other.accuracy_matrix) == 3
 
 
+def test_a_checkpoint_saved_midway_through_a_task_free_pass_says_the_pass_starts_over(tmp_path: Path) -> None:
+    """It loaded and trained the whole stream again, silently, scoring the partly trained model as the
+    untrained one (ACC 0.465 against 0.263 for the run never stopped)."""
+    from lifelong.data.scenarios import task_free
+    from lifelong.learn.callbacks import Callback, Control, LoopState
+
+    class SaveAt(Callback):
+        learner: Learner
+
+        def on_evaluate(self, state: LoopState, control: Control) -> None:
+            self.learner.save(tmp_path / f"eval{state.evaluation}")
+
+    saver = SaveAt()
+    saver.learner = Learner(MLP(in_features=8, n_classes=6), [Replay(40)], lr=0.1, callbacks=[saver], task_free=True)
+    stream = task_free(_three_experiences(), batch_size=10)
+    saver.learner.fit(stream)
+    with pytest.warns(
+        UserWarning, match=r"saved midway through a task-free pass \(after evaluation 0 of 3\)"
+    ):
+        again = Learner.load(tmp_path / "eval0").fit(stream)
+    assert len(again.accuracy_matrix) == 3
+    with pytest.warns(
+        UserWarning, match="fit finished after its last experience"
+    ):  # the whole pass: its result
+        Learner.load(tmp_path / "eval2").fit(stream)
+
+
 def test_a_state_attribute_set_outside_init_is_refused_when_saving(tmp_path: Path) -> None:
     """save() wrote it, and the checkpoint could then never be loaded ("unknown ['anchor_']")."""
     from lifelong.learn import Strategy

@@ -1322,6 +1322,16 @@ class Learner:
                 stacklevel=2,
             )
             resumed = None
+        if resumed is not None and resumed.get("task_free") and len(resumed["rows"]) < len(experiences):
+            warnings.warn(  # it trained the whole stream again from the saved weights, scored as untrained
+                f"fit: the checkpoint was saved midway through a task-free pass (after evaluation "
+                f"{len(resumed['rows']) - 1} of {len(experiences)}), which cannot go on midway: this fit passes over "
+                "the whole stream again from the saved weights, and their accuracy is its untrained one; fit a "
+                "fresh learner to measure the stream from its start",
+                UserWarning,
+                stacklevel=2,
+            )
+            resumed = None
         if resumed is not None and len(resumed["rows"]) >= len(experiences):
             warnings.warn(
                 "fit: the checkpoint holds this stream's fit finished after its last experience; its result is "
@@ -1353,9 +1363,10 @@ class Learner:
                 now = torch.cat(after[:i])
                 result.flips.append(float((was & ~now).float().mean()))
             before = after
-            if not task_free:  # a task-free pass is one run over the stream: it cannot go on midway
-                self._fit_progress = {"stream": stream_id, "rows": result.accuracy_matrix, "flips": result.flips,
-                                      "untrained": result.untrained_accuracy, "start": start}  # fmt: skip
+            self._fit_progress = {"stream": stream_id, "rows": result.accuracy_matrix, "flips": result.flips,
+                                  "untrained": result.untrained_accuracy, "start": start}  # fmt: skip
+            if task_free:  # one pass over the stream: a fit cannot go on midway, and says so when asked to
+                self._fit_progress["task_free"] = True
             self.state.evaluation, self.state.accuracy = i, tuple(result.accuracy_matrix[-1])
             self._callbacks("on_evaluate")
 
