@@ -389,6 +389,14 @@ def test_bench_reports_fwt_and_intransigence_against_the_cumulative_run(
         intransigence(naive["accuracy_matrix"], reference)
     )
     assert runs["cumulative"]["metrics"]["intransigence"] == 0.0
+    # what FWT and intransigence came from is in the file, so both can be recomputed from it
+    from lifelong.metrics import fwt
+
+    assert naive["reference_accuracy"] == reference
+    assert naive["metrics"]["fwt"] == pytest.approx(
+        fwt(naive["accuracy_matrix"], naive["untrained_accuracy"])
+    )
+    assert len(naive["flips"]) == len(naive["accuracy_matrix"]) - 1
     out = capsys.readouterr().out
     assert "FWT" in out and "Intransigence" in out
     alone_argv = [a.replace("naive,cumulative", "naive") for a in argv]

@@ -142,6 +142,8 @@ def run_one(benchmark: str | Benchmark, strategy: str, seed: int, settings: Sett
         "benchmark": benchmark, "strategy": strategy, "seed": seed, "params": strat.get_params(),
         "settings": run_settings(settings, lr),
         "accuracy_matrix": result.accuracy_matrix, "metrics": result.metrics,
+        # what FWT and the flip rate were computed from, so both can be recomputed from the file
+        "untrained_accuracy": result.untrained_accuracy, "flips": result.flips,
         "divergence_hint": result.info.get("divergence_hint"),
         # what each column of the matrix is: a file's tasks and domains by name (task-north, domain-site2)
         "experiences": [{"name": e.train.name.removesuffix("-train"), "task_id": e.task_id, "classes": list(e.classes)}
@@ -184,6 +186,7 @@ def add_intransigence(runs: Sequence[dict[str, Any]]) -> None:
         diagonal = [row[j] for j, row in enumerate(ref["accuracy_matrix"]) if j < len(row)]
         bad = r["metrics"].get("diverged") or ref["metrics"].get("diverged")
         r["metrics"]["intransigence"] = math.nan if bad else intransigence(r["accuracy_matrix"], diagonal)
+        r["reference_accuracy"] = diagonal  # what intransigence was measured against
 
 
 def summarize(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

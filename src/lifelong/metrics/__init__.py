@@ -6,6 +6,7 @@ from lifelong.metrics.accuracy import (
     forgetting,
     fwt,
     intransigence,
+    intransigence_per_experience,
     negative_flip_rate,
     plasticity,
 )
@@ -19,6 +20,7 @@ __all__ = [
     "forgetting",
     "fwt",
     "intransigence",
+    "intransigence_per_experience",
     "negative_flip_rate",
     "peak_rss_mb",
     "plasticity",

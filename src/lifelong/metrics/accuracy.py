@@ -68,10 +68,20 @@ def forgetting(matrix: Matrix) -> float:
 
 
 def intransigence(matrix: Matrix, reference: Sequence[float]) -> float:
-    """Inability to learn new experiences: reference (joint) accuracy minus accuracy just after learning."""
+    """Inability to learn new experiences: reference (joint) accuracy minus accuracy just after
+    learning, averaged over experiences. Chaudhry et al. (2018) define it per experience, ``I_k``, and
+    their tables give the last one: :func:`intransigence_per_experience`."""
+    return float(np.mean(intransigence_per_experience(matrix, reference)))
+
+
+def intransigence_per_experience(matrix: Matrix, reference: Sequence[float]) -> list[float]:
+    """``I_k = a*_k - a_{k,k}`` for every experience k trained (Chaudhry et al., 2018).
+
+    >>> [round(i, 3) for i in intransigence_per_experience([[0.9, 0.0], [0.8, 0.6]], [0.95, 0.9])]
+    [0.05, 0.3]
+    """
     r = _r(matrix)
-    t = min(r.shape)
-    return float(np.mean([reference[j] - r[j, j] for j in range(t)]))
+    return [float(reference[j] - r[j, j]) for j in range(min(r.shape))]
 
 
 def plasticity(matrix: Matrix) -> float:
