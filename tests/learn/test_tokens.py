@@ -129,3 +129,15 @@ def test_an_embedding_declared_after_another_layer_is_named_in_a_warning() -> No
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         Learner(nn.Sequential(nn.Embedding(50, 8), nn.Flatten(), nn.Linear(48, 3)))
+
+
+def test_a_stray_huge_id_is_not_answered_with_a_vocabulary_that_large():
+    """A stray id of 2**25 advised num_embeddings > 33554432, and the HTTP message showed 16777217 as
+    1.67772e+07."""
+    from lifelong.learn.tokens import check_ids
+
+    learner = Learner(Bag(), lr=0.1)
+    with pytest.raises(DataError, match=r"map unknown tokens to a reserved id$"):
+        learner.partial_fit(np.array([[0, 2**25, 1, 2, 3, 4]]), [0])
+    with pytest.raises(DataError, match=r"sample 0 holds 16777216 \(rounded in transit"):
+        check_ids(Bag().embed, torch.tensor([[1.0, 16777217.0]]), "inputs", for_client=True)

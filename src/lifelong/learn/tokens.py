@@ -94,17 +94,25 @@ def check_ids(embedding: nn.Module, x: Tensor, where: str, *, for_client: bool =
             + (
                 "ids are never negative: map unknown tokens to a reserved id"
                 if negative
-                else "map unknown tokens to a reserved id, or build the embedding with "
-                f"num_embeddings > {int(x.max())}"
+                else "map unknown tokens to a reserved id"
+                # a vocabulary that grew a little, not a stray id of 2**25 (a table that size is no fix)
+                + (
+                    f", or build the embedding with num_embeddings > {int(x.max())}"
+                    if x.max() < 2 * n
+                    else ""
+                )
             )
         )
 
 
 def _id_text(value: float) -> str:
-    """An id as a client wrote it: whole numbers below 2**24 (exact in the float32 that carries ids) as
-    integers, never '1.23457e+06' for 1234567; larger or fractional values as ``%g``."""
-    whole = abs(value) < 2**24 and value == int(value)  # NaN fails the first test, before int() could raise
-    return str(int(value)) if whole else f"{value:g}"
+    """An id as a client wrote it: whole numbers as integers, never '1.23457e+06' for 1234567 (from 2**24
+    on, float32 carries them rounded: said so); fractional or huge values as ``%g``."""
+    if not (abs(value) < 2**53 and value == int(value)):  # NaN fails the first test, before int() could raise
+        return f"{value:g}"
+    return str(int(value)) + (
+        " (rounded in transit: ids this large are not exact)" if abs(value) >= 2**24 else ""
+    )
 
 
 def _as_ids(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
