@@ -22,6 +22,7 @@ from lifelong.strategies import (
     L2,
     MAS,
     MER,
+    MIR,
     NCM,
     OGD,
     SCP,
@@ -71,6 +72,7 @@ BAD = [
     (PackNet, {"finetune_epochs": -1}, "finetune_epochs"),
     (GEM, {"buffer_size": 0}, "buffer_size"),
     (MER, {"group_size": 0}, "group_size"),
+    (MIR, {"subsample": 0}, "subsample"),
     # one more per strategy: NaN and inf, a bool or a float for a count, a choice outside its set
     (EWC, {"decay": INF}, "decay"),
     (EWC, {"fisher_batch_size": 1.0}, "fisher_batch_size"),

@@ -20,6 +20,7 @@ from lifelong.strategies.l2 import L2
 from lifelong.strategies.lwf import LwF
 from lifelong.strategies.mas import MAS
 from lifelong.strategies.mer import MER
+from lifelong.strategies.mir import MIR
 from lifelong.strategies.multihead import MultiHead
 from lifelong.strategies.naive import Naive
 from lifelong.strategies.ncm import NCM
@@ -44,6 +45,7 @@ __all__ = [
     "L2",
     "MAS",
     "MER",
+    "MIR",
     "NCM",
     "OGD",
     "REGISTRY",
