@@ -438,6 +438,14 @@ def test_a_domain_lists_the_classes_it_holds_and_the_scenario_all_of_them() -> N
     assert scenario.n_classes == 4
 
 
+def test_own_domains_take_names_one_each() -> None:
+    train, test = toy_data()
+    scenario = domain_incremental(domains=[(train, test), (train, test)], names=["north", "south"])
+    assert len(scenario) == 2
+    with pytest.raises(ScenarioError, match="1 names for 2 domains"):
+        domain_incremental(domains=[(train, test), (train, test)], names=["north"])
+
+
 @pytest.mark.parametrize(
     ("x", "degrees", "says"),
     [(torch.full((1, 1, 4, 4), 1000), 90, "floating point or uint8"),  # clamped to 255 before

@@ -428,6 +428,7 @@ def domain_incremental(
     rotations: Sequence[float] | None = None,
     seed: int = 0,
     domains: Sequence[Any] | None = None,
+    names: Sequence[str] | None = None,
 ) -> Scenario:
     """Same classes in every experience, inputs from another domain in each.
 
@@ -436,8 +437,9 @@ def domain_incremental(
     tuple of arrays, tensors or frames, split 80/20 with ``seed``),
     ``permutations`` (the number of experiences, each a fixed random pixel permutation of
     ``dataset``) or ``rotations`` (one angle in degrees per experience). ``dataset`` is read as
-    by :func:`class_incremental`. For domains given as a column of one table see
-    :func:`domains_from_column`.
+    by :func:`class_incremental`. ``names`` (with ``domains``) names each domain's data
+    (``domain-<name>-train``). For domains given as a column of one table see
+    :func:`domains_from_column`; for a drifting stream's phases, ``DriftingStream.scenario()``.
     """
     if sum(a is not None for a in (permutations, rotations, domains)) != 1:
         raise ScenarioError(
@@ -451,7 +453,11 @@ def domain_incremental(
     if domains is not None:
         if dataset is not None:
             raise ScenarioError("domain_incremental: with domains=..., leave dataset out")
-        return _own_domains(domains, seed=seed)
+        if names is not None and len(names) != len(domains):
+            raise ScenarioError(
+                f"domain_incremental: {len(names)} names for {len(domains)} domains; give one each"
+            )
+        return _own_domains(domains, [str(n) for n in names] if names is not None else None, seed=seed)
     split = _as_split(dataset, seed)
     if len(split.train) == 0 or len(split.test) == 0:
         raise ScenarioError("dataset: the train or test split is empty")

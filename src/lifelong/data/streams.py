@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 
 from lifelong.data.dataset import Dataset, Split
-from lifelong.data.scenarios import rotate
+from lifelong.data.scenarios import Scenario, domain_incremental, rotate
 from lifelong.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -202,6 +202,19 @@ class DriftingStream:
             return self._draw(self.split.test, i, size or self.phases[i].length, kind=1)
         pool = _class_index(self.split.test, self.phases[i].classes)
         return self._draw(self.split.test, i, size or len(pool), kind=1)
+
+    def scenario(self, test_size: int | None = None) -> Scenario:
+        """The stream as a domain-incremental scenario, one experience per phase (its training samples
+        in arrival order, its test set), for ``fit`` or, unannounced, ``task_free(stream.scenario())``.
+
+        >>> s = river_drift("sea", seed=0, phase_length=40).scenario(test_size=20)
+        >>> [(e.train.name, len(e.train), len(e.test)) for e in s][:2]
+        [('sea-drift/base', 40, 20), ('sea-drift/concept', 40, 20)]
+        """
+        pairs = [(self.phase_data(i), self.test_set(i, test_size)) for i in range(len(self.phases))]
+        scenario = domain_incremental(domains=pairs, names=[p.name for p in self.phases])
+        scenario.name = self.name
+        return scenario
 
     def bootstrap_data(self, n: int) -> Dataset:
         """``n`` samples like the first phase's, a first champion's training data: drawn from the same

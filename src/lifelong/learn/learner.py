@@ -311,14 +311,17 @@ class Learner:
                             "sklearn's StandardScaler, or --standardize in lifelong up and simulate)")  # fmt: skip
         return "; ".join(hints) if hints else f"lower lr (now {self.lr:g}) or the strategies' strengths"
 
-    def _collapse_hint(self) -> str:
-        """What a run that answers one class should change: the step is the usual cause."""
+    def _one_class_hint(self) -> str:
+        """Why a model may answer one class: a step too large (momentum multiplies it), or too little
+        training (a hard rule after one short pass)."""
         step = f"lr={self.lr:g}"
         if self.momentum:  # heavy-ball SGD moves lr / (1 - momentum) per step once up to speed
             step += (
                 f" with momentum={self.momentum:g}, an effective step of {self.lr / (1 - self.momentum):.3g}"
             )
-        return f"the step is likely too large ({step}): lower lr, or standardise the inputs"
+        return (
+            f"the usual causes are a step too large ({step}; lower lr) or too little training (more epochs)"
+        )
 
     def _sum_losses(self) -> None:
         """Fold the pending step losses into ``_loss_total`` and ``_loss_max``: no host sync."""
@@ -1349,14 +1352,14 @@ class Learner:
         done = len(result.accuracy_matrix)
         start = [start_seconds, start_epochs, start_samples, start_boundary]
 
-        collapsed: list[str] = []
+        one_class: list[str] = []
 
         def record(i: int) -> None:
             nonlocal before
             answers = self._answers_all(experiences)
             after = [right for _, right in answers]
             if (one := _one_answer(answers[i][0], experiences[i].test.y)) is not None:
-                collapsed.append(f"after experience {i} it {one}")
+                one_class.append(f"after experience {i} it {one}")
             result.accuracy_matrix.append([float(c.float().mean()) for c in after])
             if i > 0:  # flips on experiences learned before this update
                 was = torch.cat(before[:i])
@@ -1397,9 +1400,11 @@ class Learner:
             warnings.warn(
                 f"training diverged: {result.info['divergence_hint']}", RuntimeWarning, stacklevel=2
             )
-        elif collapsed:  # a finite loss, and nothing learned: said, as a divergence is
-            result.info["collapsed"] = f"training collapsed: {'; '.join(collapsed)}; {self._collapse_hint()}"
-            warnings.warn(result.info["collapsed"], RuntimeWarning, stacklevel=2)
+        elif one_class:  # a finite loss, and nothing that separates the classes: said, as a divergence is
+            result.info["one_class"] = (
+                f"the model answers one class: {'; '.join(one_class)}; {self._one_class_hint()}"
+            )
+            warnings.warn(result.info["one_class"], RuntimeWarning, stacklevel=2)
         result.epochs = self.epochs_trained - start_epochs
         result.samples = self.samples_trained - start_samples
         result.extra_parameters = self.extra_parameters()

@@ -88,7 +88,7 @@ class Result:
     (importances, exemplar selection, retraining). A ``diverged`` run (a non-finite training
     loss) is not a result: its accuracy metrics are NaN, its table says "diverged", and
     ``info["divergence_hint"]`` says what to change (a smaller lr, EWC's proximal step). A run whose
-    model answers one class for a whole test set of several has ``info["collapsed"]``, said first
+    model answers one class for a whole test set of several has ``info["one_class"]``, said first
     in its table: scored, but learned nothing.
     """
 
@@ -188,8 +188,8 @@ class Result:
             lines.insert(
                 0, f"diverged: a training loss was not finite; these numbers are not a result{advice}"
             )
-        elif "collapsed" in self.info:  # finite, and one class answered for everything (Learner.fit)
-            lines.insert(0, self.info["collapsed"])
+        elif "one_class" in self.info:  # finite, and one class answered for everything (Learner.fit)
+            lines.insert(0, self.info["one_class"])
         for i, row in enumerate(self.accuracy_matrix):
             lines.append(f"{i:>10} " + " ".join(f"{a:6.3f}" for a in row))
         lines.append("")
