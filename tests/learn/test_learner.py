@@ -1365,3 +1365,30 @@ def test_a_users_penalty_on_task_masked_logits_is_named_as_the_cause_of_divergen
     with warnings.catch_warnings():  # without task ids its logits are all finite
         warnings.simplefilter("error")
         assert not Learner(toy_model(), [LogitSquare()], lr=0.1, batch_size=8).fit(toy_scenario()).diverged
+
+
+def test_a_task_free_fit_reports_the_online_accuracy_of_a_hand_written_loop() -> None:
+    """Online continual learning scores each incoming batch before its step; a task-free run was scored
+    only at its hidden boundaries."""
+    import copy
+
+    from lifelong.data.scenarios import task_free
+
+    stream = task_free(toy_scenario(), batch_size=10)
+    torch.manual_seed(0)
+    model = toy_model()
+    hand = copy.deepcopy(model)
+    result = Learner(model, lr=0.1, batch_size=10, task_free=True).fit(stream)
+    optimizer = torch.optim.SGD(hand.parameters(), lr=0.1)
+    right = seen = 0
+    for batch in stream:
+        logits = hand(batch.x)
+        right += int((logits.argmax(1) == batch.y).sum())
+        seen += len(batch.y)
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(logits, batch.y).backward()
+        optimizer.step()
+    assert result.online_accuracy == right / seen and result.metrics["online_accuracy"] == right / seen
+    assert (
+        "online_accuracy" not in Learner(toy_model(), lr=0.1).fit(toy_scenario()).metrics
+    )  # boundaries: none

@@ -212,6 +212,7 @@ class Learner:
         self._learning: int | None = None  # the experience learn() is training, until its boundary work ends
         # fit's results so far, saved by a checkpoint taken from on_evaluate; a loaded one resumes the fit
         self._fit_progress: dict[str, Any] | None = None
+        self._online: list[Any] | None = None  # [right (a tensor: no sync per step), seen] in a task-free fit
         self._resume_fit: dict[str, Any] | None = None
         self._experience_count = 0
         self._classes_seen: set[int] = set()
@@ -566,6 +567,10 @@ class Learner:
         if self.device.type != "cpu":
             batch = self._to_device(batch)
         logits = self.forward(batch.x, batch.t)  # [B, n_classes]
+        if self._online is not None:  # a task-free fit: each incoming batch is judged before its step
+            n = len(self.incoming.y)  # the incoming samples come first in the batch
+            self._online[0] += (logits[:n].detach().argmax(1) == batch.y[:n]).sum()
+            self._online[1] += n
         loss = None
         for s in self._hooks["loss"]:
             loss = s.loss(self, batch, logits)
@@ -1382,7 +1387,7 @@ class Learner:
         self.stream = experiences
         try:
             if isinstance(stream, TaskFreeStream):
-                self._train_task_free(stream, record, largest[0])
+                result.online_accuracy = self._train_task_free(stream, record, largest[0])
             else:
                 for i, experience in enumerate(experiences):
                     if i >= done:
@@ -1415,8 +1420,9 @@ class Learner:
         self._callbacks("on_fit_end")
         return result
 
-    def _train_task_free(self, stream: TaskFreeStream, record: Any, largest: float) -> None:
-        """Each sample once, no boundary announced: evaluation happens where the source's experiences end."""
+    def _train_task_free(self, stream: TaskFreeStream, record: Any, largest: float) -> float | None:
+        """Each sample once, no boundary announced: evaluation happens where the source's experiences end.
+        Returns the online accuracy (each incoming batch judged before its step; None if unmeasured)."""
         self._check_data(stream.data, "fit", largest)  # records the input shape and names, as learn() does
         stream = dataclasses.replace(stream, data=self._aligned(stream.data, "fit"))
         exp = Experience(self._experience_count, tuple(range(stream.n_classes)), 0, stream.data, stream.data)
@@ -1425,6 +1431,8 @@ class Learner:
         self.model.train()  # evaluation restores the mode it found
         start = time.perf_counter()
         was_task_free, self.task_free = self.task_free, True
+        self._online = [torch.zeros((), dtype=torch.long, device=self.device), 0]
+        online = None
         try:
             with self._in_model_dtype():
                 for n, batch in enumerate(stream, start=1):
@@ -1433,11 +1441,15 @@ class Learner:
                         self.train_seconds += time.perf_counter() - start
                         record(ends[n])
                         start = time.perf_counter()
+            right, seen = self._online
+            if seen:  # a method owning its step (MER) computes no logits here: not measured
+                online = float(right) / seen
         finally:
-            self.task_free = was_task_free
+            self.task_free, self._online = was_task_free, None
         self.train_seconds += time.perf_counter() - start
         self.epochs_trained += 1
         self._experience = None
+        return online
 
     def hyperparameters(self) -> dict[str, Any]:
         """The configuration as one flat dict (optimizer, model class, each strategy's parameters), for trackers."""

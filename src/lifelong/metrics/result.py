@@ -104,6 +104,9 @@ class Result:
     buffer_bytes: int = 0
     peak_rss_mb: float = 0.0
     reference_accuracy: list[float] | None = None
+    # task-free fits: accuracy on each incoming batch before its step (the online accuracy of online
+    # continual learning, e.g. Cai et al., 2021), from the training forward; None elsewhere
+    online_accuracy: float | None = None
     info: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -138,8 +141,11 @@ class Result:
         }
         if self.reference_accuracy:  # None or [] (as untrained_accuracy): not measured
             out["intransigence"] = m.intransigence(r, self.reference_accuracy)
+        if self.online_accuracy is not None:
+            out["online_accuracy"] = self.online_accuracy
         if self.diverged:  # never let a diverged run be ranked by its (chance-level) accuracy
-            for k in ("acc", "bwt", "fwt", "forgetting", "plasticity", "negative_flip_rate", "intransigence"):
+            for k in ("acc", "bwt", "fwt", "forgetting", "plasticity", "negative_flip_rate", "intransigence",
+                      "online_accuracy"):  # fmt: skip
                 if k in out:
                     out[k] = float("nan")
         return out
