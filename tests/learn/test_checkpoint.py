@@ -647,7 +647,9 @@ def test_a_checkpoint_saved_midway_through_a_task_free_pass_says_the_pass_starts
             self.learner.save(tmp_path / f"eval{state.evaluation}")
 
     saver = SaveAt()
-    saver.learner = Learner(MLP(in_features=8, n_classes=6), [Replay(40)], lr=0.1, callbacks=[saver], task_free=True)
+    saver.learner = Learner(
+        MLP(in_features=8, n_classes=6), [Replay(40)], lr=0.1, callbacks=[saver], task_free=True
+    )
     stream = task_free(_three_experiences(), batch_size=10)
     saver.learner.fit(stream)
     with pytest.warns(
@@ -678,3 +680,22 @@ def test_a_state_attribute_set_outside_init_is_refused_when_saving(tmp_path: Pat
     ):
         learner.save(tmp_path / "ckpt")
     assert not (tmp_path / "ckpt").exists()
+
+
+def test_a_checkpoint_from_before_the_later_bookkeeping_fields_loads(tmp_path: Path) -> None:
+    """A champion saved on 2026-12-01 had no feature_names: after an upgrade the service refused it as
+    "malformed" and had nothing to serve (and promote, rollback and training failed the same way)."""
+    learner = Learner(toy_model(), [Replay(20)], lr=0.1)
+    learner.fit(toy_scenario())
+    learner.save(tmp_path / "ckpt")
+    manifest = json.loads((tmp_path / "ckpt" / "manifest.json").read_text())
+    for field in ("feature_names", "boundary_seconds", "open_experience", "fit_progress"):
+        del manifest["state"]["bookkeeping"][field]  # what the older code did not write
+    (tmp_path / "ckpt" / "manifest.json").write_text(json.dumps(manifest))
+    old = Learner.load(tmp_path / "ckpt")
+    assert old.feature_names is None and old.boundary_seconds == 0.0
+    assert torch.equal(old.predict(toy_data().test.x), learner.predict(toy_data().test.x))
+    manifest["state"]["bookkeeping"]["step"] = -1  # a field every version wrote is still checked
+    (tmp_path / "ckpt" / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(CheckpointError, match="bookkeeping field 'step'"):
+        Learner.load(tmp_path / "ckpt")

@@ -258,6 +258,11 @@ def fit_progress(saved: Any) -> dict[str, Any] | None:
     return dict(saved)
 
 
+#: bookkeeping fields written since format 1 began: absent from an older checkpoint, which loads without
+#: them (a champion saved before 2026-12-03 has no feature_names, and upgrading left nothing to serve)
+ADDED_SINCE_FORMAT_1 = frozenset({"feature_names", "boundary_seconds", "open_experience", "fit_progress"})
+
+
 def check_bookkeeping(book: Any, n_strategies: int, n_states: int) -> None:
     """A CheckpointError naming the first bookkeeping field of a manifest edited by hand that the
     learner could not run with (it loaded, then failed at the next step after the optimizer moved)."""
@@ -288,10 +293,12 @@ def check_bookkeeping(book: Any, n_strategies: int, n_states: int) -> None:
         "feature_names": lambda v: v is None or (isinstance(v, list) and all(isinstance(n, str) for n in v)),
     }  # fmt: skip
     for field, ok in checks.items():
+        if field not in book and field in ADDED_SINCE_FORMAT_1:  # an older checkpoint: its default
+            continue
         if field not in book or not ok(book[field]):
             raise CheckpointError(
                 f"bookkeeping field {field!r} is missing or not of its kind: {book.get(field)!r}"[:300]
             )
-    shape, names = book["input_shape"], book["feature_names"]
+    shape, names = book["input_shape"], book.get("feature_names")
     if shape is not None and names is not None and len(names) != math.prod(shape):
         raise CheckpointError(f"bookkeeping names {len(names)} features for samples of shape {shape}")
