@@ -84,3 +84,14 @@ def test_events_command_prints_the_loop_and_refuses_an_unknown_kind(
     assert "champion -> v2 (was v1)" in out or "failed from v1" in out  # the gate's verdict, either way
     assert main(["events", *data, "--kind", "gates"]) == 2
     assert "not an event kind; choose one of bootstrap" in capsys.readouterr().err
+
+
+def test_an_interrupted_training_says_nothing_was_published_once() -> None:
+    """It read "asked to stop during the training; nothing was published; nothing was published"."""
+    stopped = describe(
+        EventKind.TRAINING,
+        {"state": "interrupted", "by": "asked to stop during the training; nothing was published"},
+    )
+    assert stopped.count("nothing was published") == 1
+    moved = describe(EventKind.TRAINING, {"state": "interrupted", "by": "the champion moved from v2 to v3"})
+    assert moved == "interrupted: the champion moved from v2 to v3; nothing was published"

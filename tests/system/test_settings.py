@@ -63,3 +63,14 @@ def test_env_choice_is_case_insensitive_and_names_variable_value_and_choices(
     monkeypatch.setenv("LIFELONG_X_MODE", "quick")
     with pytest.raises(ConfigError, match=r"LIFELONG_X_MODE='quick' is not valid; use one of FAST, SAFE"):
         env_choice("LIFELONG_X_MODE", ("FAST", "SAFE"), "SAFE")
+
+
+def test_a_rotated_token_replaces_the_stored_one(tmp_path: Path) -> None:
+    """LIFELONG_TOKEN was served, but <data_dir>/token kept the old one: clients reading the file got 403,
+    and a restart without the variable went back to the old token."""
+    generated = Settings(data_dir=tmp_path).with_token()[1]
+    assert generated is not None and (tmp_path / "token").read_text().strip() == generated
+    Settings(data_dir=tmp_path, token=TOKEN).with_token()
+    assert (tmp_path / "token").read_text().strip() == TOKEN
+    assert (tmp_path / "token").stat().st_mode & 0o077 == 0  # the owner's alone
+    assert Settings(data_dir=tmp_path).with_token()[0].require_token() == TOKEN  # a restart keeps it

@@ -72,7 +72,12 @@ def describe(kind: str, payload: Mapping[str, Any]) -> str:
             )
             return f"failed: {p.get('error')}{retry}"
         if p.get("state") == "interrupted":
-            return f"interrupted: {p.get('by')}; nothing was published"
+            by = str(p.get("by"))  # most reasons say it already (the stop, a lost lease)
+            return f"interrupted: {by}" + (
+                ""
+                if "nothing published" in by or "nothing was published" in by
+                else "; nothing was published"
+            )
         return f"{p.get('state')}: {p.get('reason')} ({p.get('mode')})"
     if kind in (EventKind.PROMOTION, EventKind.DEPLOYMENT):
         share = f" at {p['share']:.0%}" if isinstance(p.get("share"), float) else ""

@@ -187,9 +187,17 @@ class Settings(BaseSettings):
 
         The token is ``LIFELONG_TOKEN`` if set, else the one stored in ``<data_dir>/token``, else a new
         one written there (mode 0600) so that a restart keeps it. ``lifelong up`` calls this; with
-        ``auth=False`` nothing changes.
+        ``auth=False`` nothing changes. A ``LIFELONG_TOKEN`` other than the stored one replaces it in the
+        file, so the file always holds the token in force (a rotated token left the old one there: clients
+        reading the file got 403, and a restart without the variable went back to it).
         """
-        if not self.auth or self.token is not None:
+        if not self.auth:
+            return self, None
+        if self.token is not None:
+            given = self.token.get_secret_value()
+            if self.token_path.parent.is_dir() and self._stored_token_or_none() != given:
+                _write_secret(self.token_path, given)
+                log.info("%s now holds the token set by LIFELONG_TOKEN", self.token_path)
             return self, None
         stored = self._stored_token()
         if stored is not None:
@@ -220,6 +228,13 @@ class Settings(BaseSettings):
             )
         return stored
 
+    def _stored_token_or_none(self) -> str | None:
+        """The stored token, or None where there is none or it could not be used."""
+        try:
+            return self._stored_token()
+        except ConfigError:
+            return None
+
     def _stored_token(self) -> str | None:
         path = self.token_path
         try:
@@ -233,6 +248,15 @@ class Settings(BaseSettings):
             log.warning("token file %s is readable by others; run: chmod 600 %s", path, path)
         _check_token(text, f"the token in {path}")
         return text
+
+
+def _write_secret(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` atomically, readable by its owner only (mode 0600 from creation)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text + "\n")
+    os.replace(tmp, path)
 
 
 def env_choice(name: str, choices: tuple[str, ...], default: str) -> str:
