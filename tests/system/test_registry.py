@@ -307,3 +307,15 @@ def test_a_variant_that_becomes_the_champion_ends_by_promotion_or_rollback(
     assert registry.aliases() == {"champion": AliasState(v2, None)}
     ended = [e.payload for e in registry.store.events("deployment")][-1]
     assert ended["alias"] == alias and ended["version"] is None and "became the champion" in ended["reason"]
+
+
+def test_artifacts_the_store_never_registered_are_named_all_at_once(registry: Registry) -> None:
+    """A PostgreSQL dump restored with a later copy of the artifacts failed on v5, then v6, then v7, each
+    said to belong to "another store" and each using up a version number."""
+    publish(registry)
+    for n in (2, 3):
+        (registry.artifacts_dir / f"v{n}").mkdir()
+    with pytest.raises(
+        RegistryError, match=r"holds v2, v3, which the store never registered.*restored from a backup"
+    ):
+        publish(registry)

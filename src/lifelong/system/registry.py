@@ -201,10 +201,7 @@ class Registry:
             target, moved = self.artifacts_dir / f"v{version}", False
             try:
                 if target.exists():
-                    raise RegistryError(
-                        f"{target} exists but the store has no version {version}; this artifacts directory "
-                        "belongs to another store: move it away or point the registry elsewhere"
-                    )
+                    raise RegistryError(_not_in_store(self.artifacts_dir, version))
                 os.replace(staging, target)
                 moved = True
                 fsync_path(self.artifacts_dir)
@@ -572,3 +569,18 @@ def _require_ready(conn: sa.Connection, version: int, to: str) -> None:
             f"v{version}'s model files were deleted by retention (--keep-versions), so it cannot {to}; "
             "promote a version `lifelong models` lists without (collected)"
         )
+
+
+def _not_in_store(artifacts: Path, version: int) -> str:
+    """Why version ``version`` cannot be written: artifacts from this number up that the store never
+    registered, named all at once (publishing tried them one by one, each failure using a number)."""
+    numbers = sorted(
+        int(p.name[1:]) for p in artifacts.glob("v*") if p.name[1:].isdigit() and int(p.name[1:]) >= version
+    )
+    listed = ", ".join(f"v{n}" for n in numbers[:10]) + (" ..." if len(numbers) > 10 else "")
+    return (
+        f"{artifacts} holds {listed}, which the store never registered (it has no version {version}): either "
+        "the store was restored from a backup taken before they were published (pg_dump, then a later copy "
+        "of the artifacts), or this artifacts directory belongs to another store. Move those directories "
+        "out of it (they are not in the registry: nothing serves them), or point --data-dir elsewhere"
+    )
