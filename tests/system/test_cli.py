@@ -479,6 +479,32 @@ def test_up_on_a_port_in_use_fails_before_bootstrapping(
         assert not (tmp_path / "d").exists()  # was: <data-dir>/token
 
 
+def test_up_names_the_flag_or_value_at_fault(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """--port 70000 was reported as LIFELONG_PORT; --host 256.1.1.1 was told to pick another port; a file
+    as --data-dir failed on its token file; a MySQL URL on a missing driver; LIFELONG_TOKN was ignored
+    without a word."""
+    data = str(tmp_path / "d")
+    cases = [
+        (["--port", "70000"], "--port=70000: Input should be less than or equal to 65535"),
+        (["--host", "256.1.1.1", "--port", str(free_port())], "give --host an address of this machine"),
+        (["--data-dir", __file__], "is a file; give a directory"),
+        (["--db-url", "mysql://x/y"], "database URL scheme 'mysql' is not supported"),
+    ]
+    for extra, says in cases:
+        assert main(["up", "--data-dir", data, "--no-auth", *extra]) == 2
+        err = capsys.readouterr().err
+        assert says in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "d").exists()
+    monkeypatch.setenv("LIFELONG_TOKN", "x" * 20)
+    assert main(["up", "--data-dir", data, "--no-auth", "--port", "70000"]) == 2
+    assert "LIFELONG_TOKN is not a variable lifelong reads (did you mean LIFELONG_TOKEN?)" in caplog.text
+
+
 @pytest.mark.parametrize("alias", ["canary", "shadow"])
 def test_promote_canary_or_shadow_without_share_takes_the_api_default(tmp_path: Path, alias: str) -> None:
     """`lifelong promote V --alias canary` without --share used to store no share: a canary that got no

@@ -271,7 +271,7 @@ def test_default_is_one_sqlite_file_in_wal_mode(tmp_path: Path, monkeypatch: pyt
     with Store(data_dir=tmp_path / "unused") as store:
         store.add_event("deployment")
     assert (tmp_path / "env.db").exists() and not (tmp_path / "unused").exists()
-    with pytest.raises(StoreError, match="cannot use database URL"):
+    with pytest.raises(StoreError, match="scheme 'nosuchdb' is not supported: lifelong stores in SQLite"):
         Store("nosuchdb://x")
     with pytest.raises(StoreError, match=r"URL 'postgresql\+psycopg://u:\*\*\*@127.0.0.1:notaport/x'") as e:
         Store("postgresql://u:pw@127.0.0.1:notaport/x")  # was a raw ValueError traceback

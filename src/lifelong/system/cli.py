@@ -13,6 +13,7 @@ import argparse
 import contextlib
 import copy
 import datetime
+import errno
 import functools
 import json
 import logging
@@ -274,13 +275,36 @@ def _settings(args: argparse.Namespace) -> Any:
         fields["auth"] = False
     if getattr(args, "public_reads", False):
         fields["public_reads"] = True
+    _warn_unknown_variables(Settings)
     try:
         return Settings(**fields)
     except pydantic.ValidationError as err:  # e.g. LIFELONG_POLL_SECONDS=-1: one line, not a traceback
-        problems = "; ".join(
-            f"LIFELONG_{'_'.join(map(str, e['loc'])).upper()}{_shown(e)}: {e['msg']}" for e in err.errors()
-        )
+        problems = "; ".join(f"{_source(e['loc'], fields)}{_shown(e)}: {e['msg']}" for e in err.errors())
         raise ConfigError(f"invalid setting: {problems}") from None
+
+
+#: variables read outside Settings (datasets, plugins, the SQLite mode, a deprecated token name)
+OTHER_VARIABLES = frozenset({"LIFELONG_DATA", "LIFELONG_MIRROR", "LIFELONG_PLUGINS", "LIFELONG_SQLITE_SYNCHRONOUS",
+                             "LIFELONG_ADMIN_TOKEN"})  # fmt: skip
+
+
+def _warn_unknown_variables(settings: type) -> None:
+    """Say which ``LIFELONG_*`` variables no part of lifelong reads: a misspelled LIFELONG_TOKN was
+    silently ignored, and the server ran with the stored token instead."""
+    import difflib
+
+    known = {f"LIFELONG_{name.upper()}" for name in settings.model_fields} | OTHER_VARIABLES  # type: ignore[attr-defined]
+    for name in sorted(n for n in os.environ if n.startswith("LIFELONG_") and n not in known):
+        close = difflib.get_close_matches(name, sorted(known), n=1)
+        log.warning("%s is not a variable lifelong reads%s; it is ignored", name,
+                    f" (did you mean {close[0]}?)" if close else "")  # fmt: skip
+
+
+def _source(loc: Any, flags: dict[str, Any]) -> str:
+    """Where a rejected setting came from: the flag given (``--port``), else its environment variable
+    (``--port 70000`` was reported as LIFELONG_PORT, a variable the operator never set)."""
+    name = "_".join(map(str, loc))
+    return f"--{name.replace('_', '-')}" if name in flags else f"LIFELONG_{name.upper()}"
 
 
 def _shown(error: Any) -> str:
@@ -672,9 +696,13 @@ def _check_port_free(host: str, port: int) -> None:
         try:
             probe.bind((host, port))
         except OSError as err:
-            raise ConfigError(
-                f"cannot listen on {host}:{port} ({err.strerror}); pick another --port"
-            ) from None
+            busy = err.errno in (errno.EADDRINUSE, errno.EACCES)  # else the address itself (256.1.1.1)
+            fix = (
+                "pick another --port"
+                if busy
+                else "give --host an address of this machine (127.0.0.1, 0.0.0.0)"
+            )
+            raise ConfigError(f"cannot listen on {host}:{port} ({err.strerror}); {fix}") from None
 
 
 def _free_lease(settings: Settings, pid: int) -> None:

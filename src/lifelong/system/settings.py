@@ -18,7 +18,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from lifelong.errors import ConfigError, SettingError
@@ -146,6 +146,13 @@ class Settings(BaseSettings):
         if isinstance(data["token"], str | SecretStr) and _secret(data["token"]) != old:
             raise ConfigError("LIFELONG_TOKEN and the deprecated LIFELONG_ADMIN_TOKEN differ; unset one")
         return data
+
+    @field_validator("data_dir")
+    @classmethod
+    def _data_dir_is_a_directory(cls, path: Path) -> Path:
+        if path.exists() and not path.is_dir():  # was: "cannot read the token file x/token: Not a directory"
+            raise ValueError(f"{path} is a file; give a directory (it is created if missing)")
+        return path
 
     @model_validator(mode="after")
     def _token_strength(self) -> Settings:

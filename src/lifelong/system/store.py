@@ -244,6 +244,12 @@ class Store:
         else:
             url = url or os.environ["LIFELONG_DB_URL"]
         url = re.sub(r"^postgres(ql)?://", "postgresql+psycopg://", url)
+        if not url.startswith(("sqlite", "postgresql")):  # a MySQL URL failed on "No module named 'MySQLdb'"
+            scheme = url.split(":", 1)[0]
+            raise StoreError(
+                f"database URL scheme {scheme!r} is not supported: lifelong stores in SQLite (the default, or "
+                "sqlite:///path) or PostgreSQL (postgresql://user@host/db)"
+            )
         try:
             self.engine = sa.create_engine(url, pool_pre_ping=not url.startswith("sqlite"))
         except (
