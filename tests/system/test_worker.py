@@ -33,7 +33,7 @@ from lifelong.system.service import System
 from lifelong.system.settings import Settings
 from lifelong.system.store import Store, feedback, samples
 from lifelong.system.trainer import Gate, bootstrap
-from lifelong.system.worker import DATA_CURSOR, Worker
+from lifelong.system.worker import DATA_CURSOR, LEASE, Worker
 from tests.system._serve import running
 
 LENIENT = {"max_new_accuracy_drop": 1.0, "max_old_accuracy_drop": 1.0, "max_negative_flip_rate": 1.0}
@@ -1005,3 +1005,23 @@ def test_a_champion_with_a_full_window_of_its_own_is_its_own_drift_reference(
     store.add_samples(data.x[later] + 4.0, data.y[later])  # more of the shifted inputs it learned
     worker.step()
     assert store.events("data_drift") == []
+
+
+def test_one_worker_per_step_trains_every_time_and_a_running_one_keeps_the_lease(
+    seeded: tuple[Store, Registry, Dataset],
+) -> None:
+    """The README's `Worker(...).step()` worked once: the first worker kept the lease, and every later one
+    trained in full, then discarded its candidate as having "lost its lease"."""
+    store, registry, data = seeded
+    for round_ in range(2):
+        store.add_samples(data.x[:60] + 0.01 * round_, data.y[:60])
+        store.add_event(EventKind.TRAIN_REQUEST, {"reason": "by hand"})
+        result = Worker(store, registry, preset("manual"), Gate(**LENIENT)).step()
+        assert result is not None and result.passed, round_
+        assert store.lease(LEASE) is None  # given back
+    assert registry.alias("champion") == 3
+    running = Worker(store, registry, preset("manual"), Gate(**LENIENT), lease_seconds=30)
+    assert running.holds_lease()  # another worker holds the lease: a step on its own does nothing
+    store.add_event(EventKind.TRAIN_REQUEST, {"reason": "by hand"})
+    assert Worker(store, registry, preset("manual"), Gate(**LENIENT)).step() is None
+    assert registry.alias("champion") == 3 and store.lease(LEASE).holder == running.holder

@@ -20,6 +20,7 @@ store (cursors, events), so a worker killed at any moment restarts where it stop
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -99,11 +100,13 @@ class Worker:
         self._training_event: int | None = None  # the `started` event of the training this worker runs
         self._lost_to: str | None = None  # the worker that took this one's lease while it held it
         self._unrecorded_end: dict[str, Any] | None = None  # a training's end the store could not take
+        self._running = False  # inside run(), which holds the lease; a step on its own takes and returns it
 
     # -- the loop ------------------------------------------------------------------------------
     def run(self) -> None:
         """Take the lease (or wait for it as a standby), then poll until stopped; release on exit."""
         _warm_up()
+        self._running = True
         heartbeat = threading.Thread(target=self._heartbeat, name="lifelong-lease", daemon=True)
         heartbeat.start()
         try:
@@ -235,7 +238,26 @@ class Worker:
                 self.holds_lease()
 
     def step(self) -> TrainResult | None:
-        """Monitor, decide, maybe train, then the canary rule and housekeeping."""
+        """Monitor, decide, maybe train, then the canary rule and housekeeping.
+
+        Called on its own (not from :meth:`run`), a step takes the worker lease first and gives it back
+        after, so one worker per step (``Worker(...).step()`` in a notebook) works every time: the
+        first kept the lease, and every later worker trained in full, then discarded its candidate as
+        having "lost its lease". While another worker holds the lease, the step does nothing.
+        """
+        if self._running:
+            return self._step()
+        if not self.holds_lease():
+            return None
+        try:
+            return self._step()
+        finally:
+            if self._holding:
+                with contextlib.suppress(*STORE_DOWN):  # it expires by itself
+                    self.store.release_lease(LEASE, self.holder)
+                self._holding = False
+
+    def _step(self) -> TrainResult | None:
         self._rearm_if_new_champion()
         self.check_data_drift()
         self.check_performance()
