@@ -319,3 +319,16 @@ def test_artifacts_the_store_never_registered_are_named_all_at_once(registry: Re
         RegistryError, match=r"holds v2, v3, which the store never registered.*restored from a backup"
     ):
         publish(registry)
+
+
+def test_an_alias_moves_only_from_where_the_caller_read_it(registry: Registry) -> None:
+    from lifelong.system.registry import AliasMoved
+
+    v1, v2, v3 = (publish(registry, bytes([i])) for i in range(3))
+    registry.set_alias("champion", v1)
+    registry.set_alias("champion", v2, expected=v1)
+    with pytest.raises(AliasMoved, match="champion moved from v1 to v2 meanwhile"):
+        registry.set_alias("champion", v3, expected=v1)
+    assert registry.alias("champion") == v2
+    with pytest.raises(AliasMoved, match="canary moved from v1 to unset"):
+        registry.set_alias("canary", v3, share=0.1, expected=v1)

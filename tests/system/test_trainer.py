@@ -413,3 +413,33 @@ def test_a_rejected_window_is_trained_on_by_the_next_attempt(system: tuple[Store
             sa.select(samples_table.c.trained_version).where(samples_table.c.id.in_(first[:60]))
         )
         assert {v for (v,) in trained} == {result.version}
+
+
+def test_a_champion_moved_while_the_candidate_was_published_is_not_overridden(
+    system: tuple[Store, Registry],
+) -> None:
+    """Under load, a rollback to v3 answered 200 and was undone 38 ms later: the worker read the champion
+    before publishing its candidate and moved the alias after, with no check in between."""
+    from lifelong.system.trainer import Interrupted
+
+    store, registry = system
+    seed_store(store, registry, strategies=(), known=4)
+    lenient = Gate(max_new_accuracy_drop=1.0, max_old_accuracy_drop=1.0, max_negative_flip_rate=1.0)
+    policy = Policy("scheduled-finetune", every_samples=100, epochs=1)
+    assert train_once(store, registry, policy, lenient, reason="first").version == 2
+    registry.set_alias("champion", 1)  # the candidate below is trained from v1
+    more = toy_data(per_class=30, seed=4).train
+    store.add_samples(more.x, more.y)
+    calls = 0
+
+    def racing() -> bool:  # asked before publishing and before promoting: a rollback lands in between
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            registry.set_alias("champion", 2)
+        return True
+
+    with pytest.raises(Interrupted, match=r"moved from v1 to v2 while v3 was being published.*not promoted"):
+        train_once(store, registry, policy, lenient, reason="race", holds_lease=racing)
+    assert registry.alias("champion") == 2 and registry.get(3).parent == 1
+    assert [e.payload.get("reason") for e in store.events(EventKind.GATE)] == ["first"]  # no verdict for it

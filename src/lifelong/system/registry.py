@@ -97,6 +97,24 @@ LISTED = ("ready", "collected")  # a version row a reader sees (pending ones are
 mv = model_versions
 
 
+class Unset:
+    """The type of :data:`UNSET`: no expectation given."""
+
+
+UNSET = Unset()
+
+
+class AliasMoved(RegistryError):
+    """An alias no longer points where the caller read it (moved by hand or by another worker meanwhile)."""
+
+    def __init__(self, alias: str, expected: int | None, now: int | None) -> None:
+        def at(v: int | None) -> str:
+            return "unset" if v is None else f"v{v}"
+
+        super().__init__(f"{alias} moved from {at(expected)} to {at(now)} meanwhile")
+        self.alias, self.expected, self.now = alias, expected, now
+
+
 @dataclass(frozen=True)
 class ModelVersion:
     """One registered version, as read back from the store."""
@@ -292,8 +310,16 @@ class Registry:
             rows = conn.execute(sa.select(aliases)).all()
         return {r.name: AliasState(r.version, r.share) for r in rows}
 
-    def set_alias(self, alias: str, version: int, *, share: float | None = None) -> None:
-        """Point ``alias`` at ``version`` (with a traffic ``share`` for a canary or shadow); logs an event."""
+    def set_alias(
+        self, alias: str, version: int, *, share: float | None = None, expected: int | None | Unset = UNSET
+    ) -> None:
+        """Point ``alias`` at ``version`` (with a traffic ``share`` for a canary or shadow); logs an event.
+
+        ``expected``: move it only if it still points there (None: unset), checked under the alias lock in
+        the same transaction, else an :class:`AliasMoved` naming where it points now. A worker promoting
+        the candidate it trained from v2 read the champion before publishing and moved it after: a
+        rollback to v3 in between was undone 38 ms after it answered.
+        """
         _check_alias(alias)
         if alias == "champion" and share is not None:
             raise RegistryError("the champion serves all traffic not sent elsewhere; it takes no share")
@@ -303,6 +329,9 @@ class Registry:
             _require_ready(conn, version, f"point {alias} at it")
             _lock_aliases(conn)
             current = conn.execute(sa.select(aliases).where(aliases.c.name == alias)).first()
+            now_at = None if current is None else current.version
+            if not isinstance(expected, Unset) and now_at != expected:
+                raise AliasMoved(alias, expected, now_at)
             if current is not None and (current.version, current.share) == (version, share):
                 return
             if alias != "champion":

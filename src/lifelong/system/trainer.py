@@ -46,7 +46,7 @@ from lifelong.system.contract import Contract
 from lifelong.system.events import EventKind
 from lifelong.system.launch import Compute, fit
 from lifelong.system.policy import Gate, Mode, Policy, concept_change, judge, mcnemar_p
-from lifelong.system.registry import Registry
+from lifelong.system.registry import AliasMoved, Registry
 from lifelong.system.store import Samples, Store
 from lifelong.system.versions import check_ids_fit_float32, check_servable, contract_of, publish_learner
 
@@ -262,12 +262,23 @@ def train_once(
                 check_servable(draft.path, contract)
             version = draft.version
             payload["version"] = version
+    promoted = version is not None and (holds_lease is None or holds_lease())
+    if version is not None and promoted:
+        try:  # the champion read above may have moved while the candidate was published (a rollback)
+            if gate.promote_to == "champion":
+                registry.set_alias("champion", version, expected=champion)
+            elif gate.promote_to == "canary":  # a canary is judged against the champion it was trained from
+                if (now := registry.alias("champion")) != champion:
+                    raise AliasMoved("champion", champion, now)
+                registry.set_alias("canary", version, share=gate.canary_share)
+        except AliasMoved as err:  # no gate event: the attempt is the worker's interrupted one
+            raise Interrupted(
+                f"the champion moved from v{champion} to "
+                f"{'nothing' if err.now is None else f'v{err.now}'} while v{version} was being published "
+                f"(by hand or by another worker); v{version} is registered, not promoted"
+            ) from None
     store.add_event(EventKind.GATE, payload)
-    if version is not None and (holds_lease is None or holds_lease()):
-        if gate.promote_to == "champion":
-            registry.set_alias("champion", version)
-        elif gate.promote_to == "canary":
-            registry.set_alias("canary", version, share=gate.canary_share)
+    if version is not None and promoted:
         store.mark_trained(train_ids, version)
     if passed:  # a rejected window is trained on again by the next attempt, with the labels since
         store.advance_cursor(CURSOR, int(train_ids[-1]))
