@@ -61,6 +61,11 @@ def test_predict_returns_a_record_per_sample_and_feedback_labels_the_input(syste
     assert stored.y.tolist() == [2] and torch.equal(stored.x[0], DATA.test.x[0])
     with pytest.raises(NotFoundError):
         system.feedback("nope", 1)
+    # the HTTP API's dicts too (one was unpacked as its two keys: "no prediction with id 'prediction_id'")
+    system.feedback([{"prediction_id": out[1]["id"], "label": 3}])
+    assert system.store.samples(labelled_only=True).y.tolist() == [2, 3]
+    with pytest.raises(DataError, match=r"feedback item 0: give a \(prediction_id, label\) pair"):
+        system.feedback([(out[2]["id"],)])  # was a bare ValueError from unpacking
 
 
 def test_inputs_are_validated_at_the_boundary(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -426,15 +426,18 @@ class System:
 
     # -- data and feedback -----------------------------------------------------------------
     def feedback(
-        self, prediction_id: str | Sequence[tuple[str, int | str]], label: int | str | None = None
+        self,
+        prediction_id: str | Sequence[tuple[str, int | str]] | Sequence[Mapping[str, Any]],
+        label: int | str | None = None,
     ) -> None:
         """True labels of earlier predictions; they also label the stored inputs for training.
 
-        Pass one ``(prediction_id, label)`` or a sequence of pairs. A batch is one transaction: if any
-        item is invalid (label outside the deployment's classes, unknown prediction id) nothing is
-        stored and the error names the item.
+        Pass one ``(prediction_id, label)`` or a sequence of pairs, or of ``{"prediction_id", "label"}``
+        dicts as ``POST /v1/feedback`` takes them. A batch is one transaction: if any item is invalid
+        (label outside the deployment's classes, unknown prediction id) nothing is stored and the error
+        names the item.
         """
-        items = [(prediction_id, label)] if isinstance(prediction_id, str) else list(prediction_id)
+        items = [(prediction_id, label)] if isinstance(prediction_id, str) else _pairs(prediction_id)
         if not items:
             raise DataError("feedback is empty; send at least one {prediction_id, label}")
         check, new_classes = self._label_check([lab for _, lab in items])
@@ -1032,3 +1035,22 @@ def _cpu_seconds(attempts: list[Event]) -> float | None:
     of one that failed or was interrupted (their CPU was left out)."""
     ended = [e for e in attempts if isinstance(e.payload.get("train_cpu_seconds"), int | float)]
     return float(max(ended, key=lambda e: e.id).payload["train_cpu_seconds"]) if ended else None
+
+
+def _pairs(items: Any) -> list[tuple[Any, Any]]:
+    """Feedback items as ``(prediction_id, label)`` pairs: pairs, or the HTTP API's dicts (a dict was
+    unpacked as its two keys, and read as a prediction named "prediction_id")."""
+    if isinstance(items, Mapping):
+        items = [items]
+    pairs = []
+    for i, item in enumerate(items):
+        if isinstance(item, Mapping) and set(item) == {"prediction_id", "label"}:
+            pairs.append((item["prediction_id"], item["label"]))
+        elif isinstance(item, tuple | list) and len(item) == 2:
+            pairs.append((item[0], item[1]))
+        else:
+            raise DataError(
+                f"feedback item {i}: give a (prediction_id, label) pair or a {{'prediction_id': ..., 'label': ...}} "
+                f"dict, got {str(item)[:80]}"
+            )
+    return pairs
