@@ -761,6 +761,24 @@ def test_a_refused_candidate_still_measures_the_unmeasured_champion(tmp_path: Pa
         assert worker.expected_accuracy(1) == 0.42 and not worker.state().unmeasured
 
 
+def test_a_bare_ancestor_measured_by_a_gate_holds_its_weak_successor_to_that_figure(
+    seeded: tuple[Store, Registry, Dataset],
+) -> None:
+    """A champion bootstrapped without figures was measured at 0.85 by the gate of its successor, which
+    passed at 0.20 on a harder stretch: the floor became 0.10, and 1,000 labels at 0.1-0.3 trained nothing."""
+    store, registry, _ = seeded
+    with registry.publish(strategy="naive", parent=None, params={}) as draft:  # bare: no metrics
+        Learner.load(registry.get(1).path).save(draft.path)
+    bare = draft.version
+    store.add_event(
+        EventKind.GATE, {"passed": True, "parent": bare, "figures": {"champion_new_accuracy": 0.85}}
+    )
+    with registry.publish(strategy="naive", parent=bare, params={}, metrics={"new_accuracy": 0.2}) as draft:
+        Learner.load(registry.get(1).path).save(draft.path)
+    worker = Worker(store, registry, preset("continual"), Gate(**LENIENT))
+    assert worker.expected_accuracy(draft.version) == 0.85
+
+
 def test_why_it_does_not_train_is_logged_once_per_kind_of_reason(
     seeded: tuple[Store, Registry, Dataset], caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -584,13 +584,16 @@ class Worker:
         return min(streak, 10)
 
     def expected_accuracy(self, champion: int) -> float | None:
-        """The best accuracy the champion's lineage measured on held-out data (gate or bootstrap):
-        the level a drift is corrected back towards, so a weak first recovery does not lower the bar.
-        A lineage with no figure (an untrained or bare-registered champion) takes the champion's own
-        accuracy from the latest gate that compared a candidate with it; None until one did. Walked
-        once per version (the floor and the policy both ask every poll); while unmeasured, only the
-        recent gates are read again."""
-        if champion not in self._expected:
+        """The best accuracy the champion's lineage measured on held-out data: the level a drift is
+        corrected back towards, so a weak first recovery does not lower the bar. A version registered
+        with no figure (an untrained or bare-registered champion, ``System.bootstrap`` without metrics)
+        counts with the accuracy the latest gate measured for it as the champion a candidate was
+        compared with (before, only the champion itself did: a bare v1 measured at 0.85, then a v2
+        passed at 0.20 set the floor at 0.10, and 1,000 labels at 0.1-0.3 trained nothing). None until
+        some version of the lineage has a figure. Walked once per version while measured (the floor and
+        the policy both ask every poll); while unmeasured, again each time."""
+        if self._expected.get(champion) is None:
+            gates = self.store.events(EventKind.GATE, limit=200)
             best: float | None = None
             version: int | None = champion
             seen: set[int] = set()
@@ -598,22 +601,27 @@ class Worker:
                 seen.add(version)
                 record = self.registry.get(version, collected=True)  # retention keeps the lineage's rows
                 acc = record.metrics.get("new_accuracy")
-                if isinstance(acc, int | float):
+                if not isinstance(acc, int | float):
+                    acc = _measured_as_champion(gates, version)
+                if acc is not None:
                     best = acc if best is None else max(best, acc)
                 version = record.parent
             self._expected[champion] = best
-        if self._expected[champion] is None:
-            for gate in reversed(self.store.events(EventKind.GATE, limit=50)):
-                acc = (gate.payload.get("figures") or {}).get("champion_new_accuracy")
-                if gate.payload.get("parent") == champion and isinstance(acc, int | float):
-                    self._expected[champion] = float(acc)
-                    break
         return self._expected[champion]
 
     def decide(self, judged: list[Any] | None = None) -> Decision:
         """The policy's answer to the measured state; ``judged`` shares the floor's labelled predictions
         (read once per poll, so the floor's change dating and the policy see the same labels)."""
         return self.policy.decide(self.state(judged=judged))
+
+
+def _measured_as_champion(gates: list[Event], version: int) -> float | None:
+    """The accuracy the latest of ``gates`` measured for ``version`` as the champion of a comparison."""
+    for gate in reversed(gates):
+        acc = (gate.payload.get("figures") or {}).get("champion_new_accuracy")
+        if gate.payload.get("parent") == version and isinstance(acc, int | float):
+            return float(acc)
+    return None
 
 
 def holder_prefix(pid: int) -> str:
