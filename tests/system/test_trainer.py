@@ -291,6 +291,20 @@ def test_a_scratch_candidate_is_built_in_the_champions_dtype(dtype: torch.dtype,
     assert candidate.model is not champion.model and candidate.step == 0  # a fresh model all the same
 
 
+def test_training_by_hand_continues_the_champion_with_its_own_strategies(tmp_path: Path) -> None:
+    """A champion bootstrapped with Replay(200) was fine-tuned plainly at the first training by hand: its
+    memory dropped, the version recorded as "naive"; scheduled fine-tuning stays plain fine-tuning."""
+    from lifelong.strategies import Replay
+
+    champion = Learner(MLP(in_features=8, hidden=(16,), n_classes=4), [Replay(20)], lr=0.1)
+    champion.partial_fit(toy_data().train.x[:40], toy_data().train.y[:40])
+    champion.save(tmp_path / "v1")
+    by_hand = _candidate(tmp_path / "v1", Policy("manual"), "finetune")
+    assert [s.name for s in by_hand.strategies] == ["replay"] and len(by_hand.strategies[0].buffer_) == 20
+    scheduled = _candidate(tmp_path / "v1", Policy("scheduled-finetune", every_samples=100), "finetune")
+    assert scheduled.strategies == []
+
+
 def _two_classes_known(store: Store, registry: Registry) -> tuple[torch.Tensor, ...]:
     """A champion of classes 0 and 1 that may grow; the data's ``x, y`` and the indices of its rows of
     classes 0-1 (the first 100 bootstrapped), 2 and 3."""

@@ -4,7 +4,8 @@ what to do with a canary (:class:`CanaryRule`). The worker measures; these only 
 
 When to train: the four stages practitioners climb, as configuration.
 
-- ``manual``: never train unless asked (``requested``).
+- ``manual``: never train unless asked (``requested``); the trainer then continues the champion with
+  its own strategies.
 - ``scheduled-retrain``: every ``every_samples`` labelled samples (or ``every_seconds``), train a fresh
   model from scratch on the most recent ``window`` labelled samples.
 - ``scheduled-finetune``: on the same schedule, fine-tune the champion on the new samples (stateful).

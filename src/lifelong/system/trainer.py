@@ -411,9 +411,13 @@ def _strategies(names: Sequence[str], params: dict[str, Any]) -> list[Strategy]:
 
 
 def _candidate(path: Path, policy: Policy, mode: Mode, device: str = "cpu") -> Learner:
-    """Continue the champion (its strategies' state included), or a fresh model of the same shape."""
+    """Continue the champion (its strategies' state included), or a fresh model of the same shape.
+
+    The manual stage trains the champion as it is, with its own strategies (a champion bootstrapped with
+    Replay lost its memory to plain fine-tuning at the first training by hand); scheduled fine-tuning
+    is plain fine-tuning, and continual learning uses the policy's strategy."""
     loaded = Learner.load(path, device=device)
-    wanted = policy.strategies
+    wanted = [s.name for s in loaded.strategies] if policy.kind == "manual" else policy.strategies
     if mode == "finetune" and [s.name for s in loaded.strategies] == wanted:
         learner = loaded  # memory and importances carry over from version to version
     else:
