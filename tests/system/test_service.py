@@ -843,3 +843,14 @@ def test_a_served_artifact_damaged_on_disk_is_reported_while_its_copy_in_memory_
         while system.damaged_on_disk and time.monotonic() < deadline:
             time.sleep(0.05)
         assert not system.damaged_on_disk
+
+
+def test_a_learner_built_to_grow_is_bootstrapped_into_a_label_space_that_grows(system: System) -> None:
+    """System.bootstrap(Learner(..., allow_new_classes=True)) gave a fixed label space; a new label was
+    refused, naming a CLI flag with no Python equivalent."""
+    learner = Learner(toy_model(), lr=0.2, allow_new_classes=True)
+    learner.partial_fit(DATA.train.x, DATA.train.y)
+    system.bootstrap(learner)
+    out = system.predict(DATA.test.x[:2])
+    system.feedback(out[0]["id"], 4)  # a fifth class
+    assert system.store.samples(labelled_only=True).y.tolist() == [4]

@@ -172,7 +172,8 @@ class Contract:
                 raise DataError(
                     f"label {lab} is not in this deployment's label space; valid labels: "
                     f"{self.describe_classes()} (the label space is fixed when a deployment is bootstrapped; one "
-                    "bootstrapped with --allow-new-classes learns new ones)"
+                    "bootstrapped with --allow-new-classes, or in Python from a Learner(..., allow_new_classes=True), "
+                    "learns new ones)"
                 )
             if lab >= len(self.classes) + max_new:  # each index is one more output of the head
                 raise DataError(

@@ -24,15 +24,17 @@ from lifelong.system.registry import Registry
 
 
 def contract_of(learner: Learner) -> Contract:
-    """The contract a learner implies: its output units as the class set, its input shape and the
-    columns of the frame it was trained on (if any)."""
+    """The contract a learner implies: its output units as the class set, its input shape, the
+    columns of the frame it was trained on (if any), and whether new classes may come (the learner's
+    ``allow_new_classes``: a learner built to grow was bootstrapped into a fixed label space)."""
     shape, n = learner.input_shape, learner.n_outputs
     if shape is None or not n:
         raise ConfigError(
             "cannot tell this model's input shape or classes; pass contract=Contract(classes=..., "
             "input_shape=...) or build the model with lifelong.learn.models.create_model"
         )
-    return Contract(tuple(range(n)), tuple(int(d) for d in shape), feature_names=learner.feature_names)
+    return Contract(tuple(range(n)), tuple(int(d) for d in shape), feature_names=learner.feature_names,
+                    allow_new_classes=learner.allow_new_classes)  # fmt: skip
 
 
 def publish_learner(learner: Learner, contract: Contract, path: str | Path) -> None:
