@@ -70,3 +70,12 @@ def test_a_path_that_cannot_be_made_is_one_line_and_exit_2(
     err = capsys.readouterr().err
     assert err.startswith("error: /proc/lifelong-x") and "this user can create and write" in err
     assert "Traceback" not in err and len(err.splitlines()) == 1
+
+
+def test_version_says_which_lifelong_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    """An operator upgrading had no way to ask."""
+    from lifelong import __version__
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.strip() == f"lifelong {__version__}"

@@ -112,7 +112,10 @@ def training_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from lifelong import __version__
+
     parser = Parser(prog="lifelong", description="Continual learning, from benchmark to production.")
+    parser.add_argument("--version", action="version", version=f"lifelong {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     from lifelong.bench.cli import add_commands as add_bench
 
