@@ -1,4 +1,5 @@
-"""System commands of ``lifelong``: serve, worker, up, train, models, promote, rollback, backup, simulate.
+"""System commands of ``lifelong``: serve, worker, up, train, models, promote, rollback, backup, migrate,
+simulate.
 
 Thin on purpose: each command parses flags into the typed configuration (``Settings``, ``Policy``,
 ``Gate``, ``RetentionPolicy``, ``SimConfig``) and calls the library. Process start-up and supervision
@@ -135,6 +136,12 @@ def add_commands(sub: Any) -> None:
         "dest", type=Path, help="a new directory: the copy is a data directory (serve it to restore)"
     )
     p.set_defaults(func=cmd_backup)
+
+    p = sub.add_parser("migrate", help="copy a stopped store into an empty database (SQLite to PostgreSQL)")
+    _store_args(p)
+    p.add_argument("--to", required=True, metavar="URL",
+                   help="the empty target database, e.g. postgresql://lifelong@db/lifelong")  # fmt: skip
+    p.set_defaults(func=cmd_migrate)
 
     p = sub.add_parser("simulate", help="replay a drifting stream through the real system, per policy")
     p.add_argument(
@@ -948,6 +955,22 @@ def cmd_backup(args: argparse.Namespace) -> int:
     print(f"backed up {rows} and {len(report.versions)} model versions to {report.path} in "
           f"{time.perf_counter() - start:.1f} s; restore: lifelong up --data-dir {report.path} with the original's "
           "--policy, --policy-json, --gate-json and --plugin flags (they are not in the data directory)")  # fmt: skip
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from lifelong.system.migrate import migrate
+    from lifelong.system.store import Store
+
+    source, _ = _open(args)
+    with source, Store(args.to, data_dir=source.data_dir) as target:
+        report = migrate(source, target)
+    rows = ", ".join(f"{report.rows.get(t, 0)} {t}" for t in ("samples", "predictions", "feedback", "events",
+                                                              "model_versions"))  # fmt: skip
+    shown = target.engine.url.render_as_string(hide_password=True)
+    print(f"copied {rows} in {report.seconds:.1f} s; serve it with --db-url {shown} --data-dir "
+          f"{source.data_dir} (the artifacts stay in {source.data_dir / 'artifacts'}), and keep the old "
+          "database until the new one has served")  # fmt: skip
     return 0
 
 
