@@ -457,3 +457,16 @@ def test_a_champion_moved_while_the_candidate_was_published_is_not_overridden(
         train_once(store, registry, policy, lenient, reason="race", holds_lease=racing)
     assert registry.alias("champion") == 2 and registry.get(3).parent == 1
     assert [e.payload.get("reason") for e in store.events(EventKind.GATE)] == ["first"]  # no verdict for it
+
+
+def test_new_labels_left_out_of_the_window_are_said(system: tuple[Store, Registry]) -> None:
+    """A worker down for a while trained on the last 2,000 of 3,100 new labels without a word of the rest."""
+    store, registry = system
+    seed_store(store, registry, strategies=(), known=4)
+    new = store.count_samples(store.cursor(CURSOR), labelled_only=True)  # since the bootstrap
+    policy = Policy("scheduled-finetune", every_samples=100, window=100, epochs=1)
+    lenient = Gate(max_new_accuracy_drop=1.0, max_old_accuracy_drop=1.0, max_negative_flip_rate=1.0)
+    payload = train_once(store, registry, policy, lenient).attempt
+    said = f"{new - 100} new labelled samples before the window were not trained on: the policy trains on the latest window=100"
+    assert any(said in w for w in payload["warnings"])
+    assert said in describe(EventKind.GATE, payload)

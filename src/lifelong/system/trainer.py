@@ -143,7 +143,7 @@ def train_once(
             max([len(contract.classes), *(_n_classes(v.path) for v in registry.versions())]),
             admitted=policy.min_new_class_labels,
         )
-    ids, data, waiting = _window(store, policy, mode, since, contract)
+    ids, data, waiting, skipped = _window(store, policy, mode, since, contract)
     n_hold = max(gate.min_holdout, int(len(ids) * gate.holdout_fraction))
     if len(ids) < n_hold + 1:  # recorded as an attempt, so a request or drift is answered, not retried
         reasons = [
@@ -228,6 +228,13 @@ def train_once(
             p = mcnemar_p(figures["new_wins"], figures["new_losses"])
             payload["warnings"] = [f"judged on new data alone: a significant gain on it (McNemar p {p:.2g}) "
                                    "reads as a concept change, where old data carries the old rule"]  # fmt: skip
+        if skipped:
+            warnings = payload.setdefault("warnings", [])
+            assert isinstance(warnings, list)
+            warnings.append(
+                f"{skipped} new labelled samples before the window were not trained on: the policy trains on the "
+                f"latest window={policy.window} (raise it in --policy-json to take more)"
+            )
         if holds_lease is not None and not holds_lease():  # its verdict, cursors and window are the other's
             raise LeaseLost(
                 "this worker lost its lease during the training (another worker took it, or the store could "
@@ -522,19 +529,24 @@ def cpu_seconds() -> float:
 
 def _window(
     store: Store, policy: Policy, mode: Mode, since: int | None, contract: Contract
-) -> tuple[torch.Tensor, Dataset, dict[int, int]]:
+) -> tuple[torch.Tensor, Dataset, dict[int, int], int]:
     """Labelled samples to learn from, in id order: new ones (fine-tuning, after the change point
-    when one was detected) or the recent ``window`` (retraining); and the new classes still waiting
-    for labels (see :func:`_admit_new_classes`)."""
+    when one was detected) or the recent ``window`` (retraining); the new classes still waiting
+    for labels (see :func:`_admit_new_classes`); and how many new labels fine-tuning leaves out, past
+    ``window`` (a worker down for a while came back to 3,100 new labels and trained on the last 2,000
+    without a word of the other 1,100)."""
+    skipped = 0
     if mode == "scratch":
         start = store.nth_latest_labelled(policy.window)
     else:
         start = max(store.cursor(CURSOR) or 0, since or 0) or None
-        if store.count_samples(start, labelled_only=True) > policy.window:  # keep the most recent
+        new = store.count_samples(start, labelled_only=True)
+        if new > policy.window:  # keep the most recent
             start = max(start or 0, store.nth_latest_labelled(policy.window) or 0)
+            skipped = new - policy.window
     s = store.samples(since_id=start, labelled_only=True)
     s, waiting = _admit_new_classes(store, s, contract, policy)
-    return s.ids, _dataset(_as_model_input(s.x, contract), s.y), waiting
+    return s.ids, _dataset(_as_model_input(s.x, contract), s.y), waiting, skipped
 
 
 def _admit_new_classes(
