@@ -149,3 +149,15 @@ def test_under_torch_distributed_only_rank_0_logs(store_dir: Path) -> None:
     learner.fit(toy_scenario())
     assert logger.run_id_ is None
     assert MlflowClient(uri).get_experiment_by_name("ranks") is None or not _runs(uri, "ranks")
+
+
+def test_partial_fit_with_the_logger_says_it_is_not_logged(store_dir: Path) -> None:
+    """No run, no experiment and no word: a user took the callback's silence for a logged run."""
+    import torch
+
+    logger = MLflowLogger(_uri(store_dir))
+    learner = Learner(toy_model(), callbacks=[logger])
+    with pytest.warns(
+        UserWarning, match="MLflowLogger logs fit\\(\\) runs; partial_fit steps are not logged"
+    ):
+        learner.partial_fit(torch.randn(8, 8), torch.arange(8) % 4)

@@ -23,6 +23,7 @@ import logging
 import math
 import tempfile
 import time
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -125,6 +126,7 @@ class MLflowLogger(Callback):
         self._loss: Any = 0.0
         self._steps = 0
         self._start = 0.0
+        self._told_partial = False
 
     def _run(self, state: LoopState) -> str:
         if not self._open:  # open only once a run was created, so run_id_ is set then
@@ -146,6 +148,14 @@ class MLflowLogger(Callback):
     def on_step_end(self, state: LoopState, control: Control) -> None:
         if state.rank:  # under torch.distributed one run per job, from rank 0
             return
+        if not state.fitting and not self._told_partial:  # partial_fit: no run was ever created, silently
+            self._told_partial = True
+            warnings.warn(
+                "MLflowLogger logs fit() runs; partial_fit steps are not logged (log your own metrics with "
+                "mlflow, or a service's trainings with lifelong.tracking.log_training_attempt)",
+                UserWarning,
+                stacklevel=2,
+            )
         if state.loss_tensor is not None:
             self._loss, self._steps = self._loss + state.loss_tensor, self._steps + 1
 
