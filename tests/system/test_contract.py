@@ -152,3 +152,9 @@ def test_breaks_names_what_the_clients_of_a_contract_would_see_change() -> None:
     assert base.breaks(Contract(classes=(0, 1), input_shape=(2,), class_names=("a", "B"), feature_names=("x", "q"))) == [
         "inputs of shape [2] instead of [3]", "features ['y', 'z'] no longer taken", "class 2 (c) dropped",
         "classes renamed: 1 ('b' -> 'B')"]  # fmt: skip
+
+
+def test_a_missing_label_among_given_ones_says_how_to_send_unlabelled_samples() -> None:
+    """It read "a label is a class index (or a class name), got None"."""
+    with pytest.raises(DataError, match=r"a label is missing \(None\).*in a call of their own"):
+        Contract((0, 1, 2), (4,)).check_labels([1, None])

@@ -273,6 +273,12 @@ def test_bootstrap_refuses_a_model_that_cannot_be_rebuilt_and_leaves_nothing(tmp
         assert system.predict([[0.0] * 8])[0]["version"] == version
         with pytest.raises(DataError, match="valid labels: 0, 1, 2, 3"):
             system.add_samples([[0.0] * 8], [7])
+        # with a champion serving, the unregistered model is still refused for what it is (the schema
+        # check answered first, with "classes renamed", and only force=True reached the real reason)
+        with pytest.raises(
+            CheckpointError, match=r"_Unregistered built directly, with no spec.*@register_model"
+        ):
+            system.bootstrap(custom)
 
 
 class _Registered(torch.nn.Module):

@@ -163,6 +163,11 @@ class Contract:
         for lab in labels:
             if isinstance(lab, str):
                 lab = self._index_of(lab, names or {})
+            if lab is None:  # a batch mixing labelled and unlabelled samples
+                raise DataError(
+                    "a label is missing (None): labels are given for every sample of a call or for none; send "
+                    "unlabelled samples in a call of their own (y=None, or no \"labels\")"
+                )
             if isinstance(lab, bool) or not isinstance(lab, int | np.integer):
                 raise DataError(f"a label is a class index (or a class name), got {quoted(lab)}")
             lab = int(lab)

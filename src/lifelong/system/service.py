@@ -26,7 +26,15 @@ import sqlalchemy as sa
 import torch
 
 from lifelong.data.files import integer_label
-from lifelong.errors import ConfigError, DataError, LifelongError, NotFoundError, RegistryError, StoreError
+from lifelong.errors import (
+    CheckpointError,
+    ConfigError,
+    DataError,
+    LifelongError,
+    NotFoundError,
+    RegistryError,
+    StoreError,
+)
 from lifelong.learn.learner import Learner
 from lifelong.system.backlog import JOURNAL_DIR, Backlog, Served, adopt_journals, journaled_elsewhere
 from lifelong.system.canary import apply_canary_rule, compare_variants, rule_in_force
@@ -583,6 +591,13 @@ class System:
         (see :meth:`promote`); the checks run before anything is registered.
         """
         strategy = "+".join(s.name for s in learner.strategies) or "none"
+        if getattr(learner.model, "lifelong_spec", None) is None:  # said first: the schema check read oddly
+            name = type(learner.model).__name__
+            raise CheckpointError(
+                f"bootstrap: the model is a {name} built directly, with no spec to rebuild it from the "
+                f"checkpoint, so no server or worker could load it: register its factory with "
+                f"@register_model('{name.lower()}') and build it with create_model('{name.lower()}', ...)"
+            )
         contract = contract or contract_of(learner)
         check_replaces(self.registry, contract, "this model", force)
         with self.registry.publish(
