@@ -497,3 +497,20 @@ def test_prediction_ids_are_time_ordered_uuid7() -> None:
         u = uuid.UUID(pid)
         assert (u.version, u.variant, len(pid)) == (7, uuid.RFC_4122, 32)
         assert before <= int(pid[:12], 16) <= after  # the leading 48 bits: Unix milliseconds
+
+
+def test_another_applications_database_is_refused(tmp_path: Path) -> None:
+    """--db-url pointed at a file holding a table `foo` got lifelong's tables created beside it, a first
+    model and a server."""
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "other.db") as conn:
+        conn.execute("CREATE TABLE foo (x)")
+    with pytest.raises(StoreError, match=r"holds other tables \(foo\) and none of lifelong's"):
+        Store(f"sqlite:///{tmp_path / 'other.db'}")
+    with sqlite3.connect(tmp_path / "other.db") as conn:
+        assert [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")] == ["foo"]
+    with Store(data_dir=tmp_path / "ours"):  # a new database, and lifelong's own, open as before
+        pass
+    with Store(data_dir=tmp_path / "ours") as store:
+        store.add_event("deployment")

@@ -127,6 +127,18 @@ _FOREIGN_KEY_INDEXES = [i for t in (predictions, feedback) for i in t.indexes
                         if i.name in ("ix_predictions_sample_id", "ix_feedback_prediction_id")]  # fmt: skip
 
 
+def _refuse_foreign(engine: sa.Engine) -> None:
+    """A database that holds tables and none of lifelong's is another application's: lifelong's tables
+    created among them (``samples``, ``events``) could meet its names, and its owner would find ours."""
+    present = set(sa.inspect(engine).get_table_names())
+    if present and not present & {"events", "samples", "model_versions"}:
+        shown = ", ".join(sorted(present)[:5]) + (" ..." if len(present) > 5 else "")
+        raise StoreError(
+            f"the database at {engine.url.render_as_string(hide_password=True)!r} holds other tables ({shown}) and "
+            "none of lifelong's: give lifelong a database of its own (a new file, or CREATE DATABASE lifelong)"
+        )
+
+
 # --- returned records ---------------------------------------------------------------------------
 class Samples(NamedTuple):
     """A window of samples in id order. ``y`` is -1 where no label has arrived yet."""
@@ -264,6 +276,7 @@ class Store:
             _configure_sqlite(self.engine, synchronous, autocheckpoint=checkpoint_every is None)
         self._writer = self.engine.execution_options(lifelong_write=True)
         try:
+            _refuse_foreign(self.engine)
             metadata.create_all(self.engine)
             for index in _FOREIGN_KEY_INDEXES:  # create_all adds them only to new tables; older files too
                 index.create(self.engine, checkfirst=True)
