@@ -122,3 +122,16 @@ def test_an_outage_logs_a_line_per_interval_not_per_refused_request(
     lines = [r.getMessage() for r in caplog.records if "store unavailable" in r.getMessage()]
     assert len(lines) == 3 and "(19 more requests refused since the last such line)" in lines[1]
     assert "(1 more requests were refused in an earlier stretch that ended 60 s ago)" in lines[2]
+
+
+def test_a_middlewares_error_body_is_byte_for_byte_a_routes() -> None:
+    """A 413 or 403 from the middleware read {"error": {"type": ... with spaces; routes answered compactly."""
+    import asyncio
+
+    sent: list[dict] = []
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    asyncio.run(errors.raw_error(send, 413, "BodyTooLargeError", "too large: é"))
+    assert sent[1]["body"] == errors.error_response(413, "BodyTooLargeError", "too large: é").body

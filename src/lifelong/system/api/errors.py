@@ -65,7 +65,7 @@ def error_response(
 async def raw_error(send: Send, status: int, kind: str, message: str,
                     headers: list[tuple[bytes, bytes]] | None = None) -> None:  # fmt: skip
     """The same JSON error body, sent from a pure ASGI middleware (before any route runs)."""
-    payload = json.dumps({"error": {"type": kind, "message": _printable(message)}}).encode()
+    payload = error_body(kind, message)
     head = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": head + (headers or [])})
     await send({"type": "http.response.body", "body": payload})
@@ -79,15 +79,22 @@ def http_protocol() -> type[asyncio.Protocol]:
 
     class JSONErrorHTTPProtocol(AutoHTTPProtocol):  # type: ignore[misc,valid-type]
         def send_400_response(self, msg: str) -> None:
-            payload = json.dumps({"error": {"type": "MalformedHTTP", "message": (
-                f"the request is not valid HTTP/1.1 ({msg.rstrip('.')}); send a well-formed request, "
-                "as an HTTP client library does")}}).encode()  # fmt: skip
+            payload = error_body("MalformedHTTP", f"the request is not valid HTTP/1.1 ({msg.rstrip('.')}); send "
+                                 "a well-formed request, as an HTTP client library does")  # fmt: skip
             head = (b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\n"
                     b"content-length: %d\r\nconnection: close\r\n\r\n" % len(payload))  # fmt: skip
             self.transport.write(head + payload)
             self.transport.close()
 
     return JSONErrorHTTPProtocol
+
+
+def error_body(kind: str, message: str) -> bytes:
+    """The error body as ``JSONResponse`` renders it (compact, UTF-8), for the paths that write bytes
+    themselves: a 413 or 403 from the middleware read ``{"error": {"type": ...`` where routes answered
+    ``{"error":{"type":...``."""
+    return json.dumps({"error": {"type": kind, "message": _printable(message)}}, ensure_ascii=False,
+                      allow_nan=False, separators=(",", ":")).encode("utf-8")  # fmt: skip
 
 
 def _printable(message: str) -> str:
