@@ -846,3 +846,25 @@ def test_rollback_to_a_damaged_version_is_refused_and_moves_nothing(tmp_path: Pa
     assert main(["rollback", "--data-dir", str(tmp_path)]) == 2
     with Store(data_dir=tmp_path) as store:
         assert Registry(store).alias("champion") == 2
+
+
+def test_status_says_what_serves_who_trains_and_how_much_data(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An operator had no command for "labels stored" (a load trial read the SQLite file by hand)."""
+    from lifelong.system.service import System
+    from tests.system._models import DATA, trained
+    from tests.system._system import settings
+
+    with System(settings(tmp_path)) as system:
+        system.bootstrap(trained())
+        answers = system.predict(DATA.test.x[:10])
+        system.feedback([(a["id"], int(y)) for a, y in zip(answers[:4], DATA.test.y[:4].tolist())])
+    assert main(["status", "--data-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "serving: champion v1 (none)" in out and "no worker holds the lease" in out
+    assert (
+        "data: 10 samples, 4 labelled (0 trained on, 4 new since the last training), 10 predictions, 4 feedback"
+        in out
+    )
+    assert "last training: none yet" in out

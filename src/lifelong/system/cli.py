@@ -1,5 +1,5 @@
-"""System commands of ``lifelong``: serve, worker, up, train, models, promote, rollback, backup, migrate,
-simulate.
+"""System commands of ``lifelong``: serve, worker, up, train, status, models, promote, rollback, backup,
+migrate, simulate.
 
 Thin on purpose: each command parses flags into the typed configuration (``Settings``, ``Policy``,
 ``Gate``, ``RetentionPolicy``, ``SimConfig``) and calls the library. Process start-up and supervision
@@ -97,6 +97,10 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--reason", type=_reason, default="requested from the CLI",
                    help="kept in the event (1 to 200 characters, as POST /v1/train takes)")  # fmt: skip
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("status", help="what serves, whether a worker runs, how much data, the last training")
+    _store_args(p)
+    p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("models", help="list registered versions and the aliases pointing at them")
     _store_args(p)
@@ -843,6 +847,55 @@ def _open(args: argparse.Namespace) -> tuple[Any, Any]:
     _check_store_exists(settings.db_url, settings.data_dir)
     store = Store(settings.db_url, data_dir=settings.data_dir)
     return store, Registry(store)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """One screen for an operator: aliases, the worker lease, row counts, the last training's verdict."""
+    from lifelong.system.events import EventKind, describe
+    from lifelong.system.trainer import CURSOR
+    from lifelong.system.worker import LEASE
+
+    store, registry = _open(args)
+    with store:
+        now = time.time()
+        aliases = registry.aliases()
+        served = []
+        for name in ("champion", "canary", "shadow"):
+            state = aliases.get(name)
+            if state is not None:
+                v = registry.get(state.version, collected=True)
+                acc = v.metrics.get("new_accuracy")
+                share = f" at {state.share:.0%}" if state.share is not None else ""
+                served.append(f"{name} v{v.version}{share} ({v.strategy}"
+                              + (f", gate accuracy {acc:.3f})" if isinstance(acc, int | float) else ")"))  # fmt: skip
+        lease = store.lease(LEASE)
+        if lease is None or lease.expires < now:
+            worker = "no worker holds the lease (start `lifelong worker` or `lifelong up`)"
+        else:
+            worker = f"{lease.holder}, heartbeat {now - lease.heartbeat:.0f} s ago"
+        c = store.counts()
+        waiting = store.count_samples(store.cursor(CURSOR), labelled_only=True)
+        print(f"store: {store!r}")
+        print(
+            f"serving: {', '.join(served) or 'nothing (bootstrap a champion: lifelong up --bootstrap FILE)'}"
+        )
+        print(f"worker: {worker}")
+        print(f"data: {c['samples']:,} samples, {c['labelled']:,} labelled ({c['trained']:,} trained on, {waiting:,} "
+              f"new since the last training), {c['predictions']:,} predictions, {c['feedback']:,} feedback, "
+              f"{c['events']:,} events")  # fmt: skip
+        gates = store.events(EventKind.GATE, limit=1)
+        if gates:
+            print(f"last training ({_ago(now - gates[0].ts)}): {describe(EventKind.GATE, gates[0].payload)}")
+        else:
+            print("last training: none yet")
+    return 0
+
+
+def _ago(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f} {unit} ago"
+    return f"{seconds:.0f} s ago"
 
 
 def cmd_models(args: argparse.Namespace) -> int:

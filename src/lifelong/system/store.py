@@ -377,6 +377,21 @@ class Store:
         with self.engine.connect() as conn:
             return int(conn.execute(q).scalar_one())
 
+    def counts(self) -> dict[str, int]:
+        """Rows an operator asks about (``lifelong status``): samples, labelled ones and those trained on,
+        predictions, feedback and events."""
+        count = sa.func.count()
+        with self.engine.connect() as conn:
+            one = conn.execute(
+                sa.select(count, sa.func.count(samples.c.label), sa.func.count(samples.c.trained_version))
+            ).one()
+            return {
+                "samples": int(one[0]), "labelled": int(one[1]), "trained": int(one[2]),
+                "predictions": int(conn.execute(sa.select(count).select_from(predictions)).scalar_one()),
+                "feedback": int(conn.execute(sa.select(count).select_from(feedback)).scalar_one()),
+                "events": int(conn.execute(sa.select(count).select_from(events)).scalar_one()),
+            }  # fmt: skip
+
     def label_counts(self, at_least: int) -> dict[int, int]:
         """Labelled samples per class index ``>= at_least`` (the classes a deployment's head lacks)."""
         q = (
