@@ -95,3 +95,13 @@ def test_an_interrupted_training_says_nothing_was_published_once() -> None:
     assert stopped.count("nothing was published") == 1
     moved = describe(EventKind.TRAINING, {"state": "interrupted", "by": "the champion moved from v2 to v3"})
     assert moved == "interrupted: the champion moved from v2 to v3; nothing was published"
+
+
+def test_a_training_says_where_a_detected_change_starts_its_window() -> None:
+    """`since` read as an unexplained null, 569 or 30704 in the events."""
+    started = {"state": "started", "reason": "data drift detected", "mode": "finetune", "since": 568}
+    assert (
+        describe(EventKind.TRAINING, started)
+        == "started: data drift detected (finetune, window from sample 569)"
+    )
+    assert describe(EventKind.TRAINING, {**started, "since": None}).endswith("(finetune)")

@@ -78,7 +78,9 @@ def describe(kind: str, payload: Mapping[str, Any]) -> str:
                 if "nothing published" in by or "nothing was published" in by
                 else "; nothing was published"
             )
-        return f"{p.get('state')}: {p.get('reason')} ({p.get('mode')})"
+        since = p.get("since")  # a detected change: the window starts after it
+        start = f", window from sample {since + 1}" if isinstance(since, int) else ""
+        return f"{p.get('state')}: {p.get('reason')} ({p.get('mode')}{start})"
     if kind in (EventKind.PROMOTION, EventKind.DEPLOYMENT):
         share = f" at {p['share']:.0%}" if isinstance(p.get("share"), float) else ""
         to = "unset" if p.get("version") is None else f"v{p['version']}"
