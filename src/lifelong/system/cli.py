@@ -393,6 +393,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(levelname)s %(message)s")
     policy, gate = policy_from_args(args)
     retention = RetentionPolicy(args.keep_days, args.delete_trained, args.keep_samples)
+    if args.keep_days is None and args.keep_samples is None and not args.delete_trained:
+        log.info("no retention set: every sample and prediction is kept (a load trial grew the database by "
+                 "about 0.5 KB per prediction); --keep-days, --keep-samples or --delete-trained bound it")  # fmt: skip
     on_attempt = _tracker(args.tracking_uri)
     _check_store_exists(args.db_url, args.data_dir)
     with Store(args.db_url, data_dir=args.data_dir) as store:
