@@ -1204,12 +1204,7 @@ class Learner:
 
     def _answers_all(self, experiences: list[Experience]) -> list[tuple[Tensor, Tensor]]:
         with self._announcing(experiences):
-            return [
-                self._answers(e.test)
-                if self._needing_tasks() == [] or e.test.t is not None
-                else (torch.zeros(0), self.correct(e.test))
-                for e in experiences
-            ]
+            return [self._answers(e.test) for e in experiences]
 
     @contextlib.contextmanager
     def _announcing(self, experiences: list[Experience]) -> Iterator[None]:
@@ -1725,8 +1720,9 @@ LARGE_INPUT = 100.0
 
 def _one_answer(answers: Tensor, y: Tensor, share: float = 0.98) -> str | None:
     """How a model answers one class for nearly every sample of a test set holding several (each at
-    least a tenth of it), or None. Such a model lost everything with a finite loss (a step too large
-    for momentum leaves the bias at the class prior): no divergence check sees it.
+    least a tenth of it), or None. Such a model separates nothing there with a finite loss (a step too
+    large for momentum leaves the bias at the class prior, and so does too little training on a hard
+    rule): no divergence check sees it.
 
     >>> y = torch.tensor([0, 1] * 50)
     >>> _one_answer(torch.full((100,), 3), y)
