@@ -669,12 +669,18 @@ def test_up_on_a_database_that_has_a_champion_names_the_database_not_the_data_di
     with System(Settings(data_dir=tmp_path / "shared", db_url=url, auth=False)) as system:
         system.bootstrap(trained())
 
-    argv = ["up", "--data-dir", str(tmp_path / "fresh"), "--db-url", url, "--bootstrap", "fmnist",
+    argv = ["up", "--data-dir", str(tmp_path / "shared"), "--db-url", url, "--bootstrap", "fmnist",
             "--no-auth", "--port", str(free_port())]  # fmt: skip
     assert main(argv) == 0
     err = capsys.readouterr().err
     assert "note: Store('sqlite:///" in err and "shared.db') already has a champion (v1)" in err, err
-    assert "start from a new database (--db-url)" in err and "fresh already has" not in err
+    assert "start from a new database (--db-url)" in err and "shared already has" not in err
+    # a fresh --data-dir holds none of the store's artifacts: refused at start (it served 503s and its worker
+    # took the store's lease), and nothing is left behind
+    argv[argv.index("--data-dir") + 1] = str(tmp_path / "fresh")
+    assert main(argv) == 2
+    assert "holds none of them: start with the --data-dir the store was served with" in capsys.readouterr().err
+    assert not (tmp_path / "fresh").exists()
 
 
 def test_a_worker_finds_the_store_where_its_store_would_open_it(

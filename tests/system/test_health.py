@@ -94,3 +94,14 @@ def test_write_health_clears_only_after_the_failures_settle(monkeypatch: pytest.
     clock[0] += WriteHealth.settle_seconds + 1
     health.succeeded()
     assert health.last_error is None and health.failed_since is None and health.unlogged_predictions == 3
+
+
+def test_an_error_line_keeps_lifelong_advice_whole_and_cuts_a_driver_at_a_word() -> None:
+    """A restore's advice was cut mid-word at 200 characters in the worker log ("a later copy of t")."""
+    from lifelong.errors import RegistryError
+    from lifelong.system.health import one_line
+
+    advice = "artifacts holds v6, which the store never registered: " + "move them out " * 30
+    assert one_line(RegistryError(advice)) == advice
+    driver = one_line(RuntimeError("connection refused " * 40))
+    assert driver.endswith(" ...") and driver[:-4].split()[-1] in ("connection", "refused") and len(driver) <= 304

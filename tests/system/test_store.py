@@ -510,6 +510,14 @@ def test_another_applications_database_is_refused(tmp_path: Path) -> None:
         Store(f"sqlite:///{tmp_path / 'other.db'}")
     with sqlite3.connect(tmp_path / "other.db") as conn:
         assert [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")] == ["foo"]
+    with sqlite3.connect(tmp_path / "events.db") as conn:  # a table of lifelong's name, not lifelong's
+        conn.execute("CREATE TABLE events (id INTEGER, x TEXT)")
+    with pytest.raises(
+        StoreError, match=r"has a table 'events' without lifelong's columns \(kind, payload, ts\)"
+    ):
+        Store(f"sqlite:///{tmp_path / 'events.db'}")
+    with sqlite3.connect(tmp_path / "events.db") as conn:  # nothing created beside it (was nine tables)
+        assert [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")] == ["events"]
     with Store(data_dir=tmp_path / "ours"):  # a new database, and lifelong's own, open as before
         pass
     with Store(data_dir=tmp_path / "ours") as store:

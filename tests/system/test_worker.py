@@ -1043,3 +1043,22 @@ def test_one_worker_per_step_trains_every_time_and_a_running_one_keeps_the_lease
     store.add_event(EventKind.TRAIN_REQUEST, {"reason": "by hand"})
     assert Worker(store, registry, preset("manual"), Gate(**LENIENT)).step() is None
     assert registry.alias("champion") == 3 and store.lease(LEASE).holder == running.holder
+
+
+def test_a_version_whose_samples_a_later_training_took_finds_its_reference_by_its_window(
+    seeded: tuple[Store, Registry, Dataset],
+) -> None:
+    """A sample keeps its latest trainer only: after a retraining over the same rows, a rollback to the
+    earlier version found "trained on 0 samples", and the next block of inputs became the reference."""
+    store, registry, data = seeded
+    ids = store.add_samples(data.x[:120] + 3.0, data.y[:120])
+    with registry.publish(strategy="naive", parent=1, params={"mode": "finetune"},
+                          window=(int(ids[0]), int(ids[-1]))) as draft:  # fmt: skip
+        Learner.load(registry.get(1).path).save(draft.path)
+    with registry.publish(strategy="naive", parent=None, params={"mode": "scratch"}) as later:
+        Learner.load(registry.get(1).path).save(later.path)
+    store.mark_trained(ids, later.version)  # the later training took the rows
+    worker = Worker(store, registry, preset("continual", drift_window=50), Gate(**LENIENT))
+    reference = worker._lineage_samples(draft.version)
+    assert reference is not None and len(reference) == 120  # the newest 4 * drift_window of its window
+    assert np.allclose(reference, data.x[:120].reshape(120, -1).numpy() + 3.0)

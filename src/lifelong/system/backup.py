@@ -53,8 +53,9 @@ def backup(store: Store, registry: Registry, dest: str | Path) -> BackupReport:
     start = time.perf_counter()
     if store.engine.dialect.name != "sqlite":
         raise ConfigError(
-            "lifelong backup copies the embedded SQLite store; back up a PostgreSQL store with pg_dump, "
-            f"then copy {registry.artifacts_dir}"
+            "lifelong backup copies the embedded SQLite store; back up a PostgreSQL store with pg_dump first, "
+            f"then copy {registry.artifacts_dir}, {store.data_dir / TOKEN_FILE} and, where it exists, "
+            f"{store.data_dir / JOURNAL_DIR} (predictions answered while the store could not write)"
         )
     dest = Path(dest).resolve()
     if dest.exists() or dest.is_symlink():

@@ -290,7 +290,10 @@ def _settings(args: argparse.Namespace) -> Any:
     try:
         return Settings(**fields)
     except pydantic.ValidationError as err:  # e.g. LIFELONG_POLL_SECONDS=-1: one line, not a traceback
-        problems = "; ".join(f"{_source(e['loc'], fields)}{_shown(e)}: {e['msg']}" for e in err.errors())
+        problems = "; ".join(  # pydantic's "Value error, " prefix says nothing to an operator
+            f"{_source(e['loc'], fields)}{_shown(e)}: {e['msg'].removeprefix('Value error, ')}"
+            for e in err.errors()
+        )
         raise ConfigError(f"invalid setting: {problems}") from None
 
 
@@ -1021,8 +1024,9 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     source, _ = _open(args)
     with source, Store(args.to, data_dir=source.data_dir) as target:
         report = migrate(source, target)
-    rows = ", ".join(f"{report.rows.get(t, 0)} {t}" for t in ("samples", "predictions", "feedback", "events",
-                                                              "model_versions"))  # fmt: skip
+    order = ("samples", "predictions", "feedback", "events", "model_versions", "aliases", "deployments", "cursors",
+             "classes", "leases")  # fmt: skip
+    rows = ", ".join(f"{report.rows[t]} {t}" for t in sorted(report.rows, key=order.index) if report.rows[t])
     shown = target.engine.url.render_as_string(hide_password=True)
     print(f"copied {rows} in {report.seconds:.1f} s; serve it with --db-url {shown} --data-dir "
           f"{source.data_dir} (the artifacts stay in {source.data_dir / 'artifacts'}), and keep the old "

@@ -174,6 +174,10 @@ def worker_alive(lease: Lease | None, now: float) -> bool:
 
 
 def one_line(err: BaseException) -> str:
+    """The first line of an error: whole for lifelong's own (written to be read: a restore's advice was
+    cut mid-word at 200 characters), a driver's bounded at a word."""
     orig = getattr(err, "orig", None) or err  # SQLAlchemy wraps the driver's error
     text = str(orig).splitlines()[0] if str(orig) else type(orig).__name__
-    return text[:200]
+    if isinstance(orig, LifelongError) or len(text) <= 300:
+        return text
+    return text[:300].rsplit(" ", 1)[0] + " ..."

@@ -128,14 +128,27 @@ _FOREIGN_KEY_INDEXES = [i for t in (predictions, feedback) for i in t.indexes
 
 
 def _refuse_foreign(engine: sa.Engine) -> None:
-    """A database that holds tables and none of lifelong's is another application's: lifelong's tables
-    created among them (``samples``, ``events``) could meet its names, and its owner would find ours."""
-    present = set(sa.inspect(engine).get_table_names())
-    if present and not present & {"events", "samples", "model_versions"}:
+    """Refuse, before creating anything, a database that is another application's: one holding tables
+    and none of lifelong's, or a table of lifelong's name without its columns (an ``events`` of its own
+    made lifelong create nine tables beside it and then fail on a missing column, with a traceback)."""
+    inspector = sa.inspect(engine)
+    present = set(inspector.get_table_names())
+    where = engine.url.render_as_string(hide_password=True)
+    ours = present & set(metadata.tables)
+    for name in sorted(ours):
+        missing = {c.name for c in metadata.tables[name].columns} - {
+            c["name"] for c in inspector.get_columns(name)
+        }
+        if missing and name in ("samples", "events", "predictions", "feedback"):  # columns every version had
+            raise StoreError(
+                f"the database at {where!r} has a table {name!r} without lifelong's columns ({', '.join(sorted(missing))}): "
+                "it is another application's; give lifelong a database of its own (a new file, or CREATE DATABASE lifelong)"
+            )
+    if present and not ours:
         shown = ", ".join(sorted(present)[:5]) + (" ..." if len(present) > 5 else "")
         raise StoreError(
-            f"the database at {engine.url.render_as_string(hide_password=True)!r} holds other tables ({shown}) and "
-            "none of lifelong's: give lifelong a database of its own (a new file, or CREATE DATABASE lifelong)"
+            f"the database at {where!r} holds other tables ({shown}) and none of lifelong's: give lifelong a "
+            "database of its own (a new file, or CREATE DATABASE lifelong)"
         )
 
 

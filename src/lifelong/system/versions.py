@@ -89,6 +89,7 @@ def check_models_known(registry: Registry) -> None:
     A model registered by a plugin module is unknown to a process started without that
     ``--plugin``: the server would otherwise run and answer that no champion is deployed, and the
     worker would hold the lease and fail every training."""
+    _check_artifacts_here(registry)
     deployed = []
     for alias, state in sorted(registry.aliases().items()):
         try:
@@ -96,6 +97,19 @@ def check_models_known(registry: Registry) -> None:
         except LifelongError:  # a collected or missing version: loading it reports that
             continue
     check_artifacts_known(deployed)
+
+
+def _check_artifacts_here(registry: Registry) -> None:
+    """A store whose versions have no artifact under this data directory was opened with the wrong
+    ``--data-dir`` (easy after a migration): the server ran answering 503 and the worker took the
+    production store's lease, where a refusal at start belongs."""
+    kept = [v for v in registry.versions() if not v.collected]
+    if kept and not any(v.path.exists() for v in kept):
+        raise ConfigError(
+            f"the store registers versions v{kept[0].version}..v{kept[-1].version}, and {registry.artifacts_dir} "
+            "holds none of them: start with the --data-dir the store was served with (its artifacts/ "
+            "directory), or copy that artifacts/ directory here"
+        )
 
 
 def check_artifacts_known(deployed: Iterable[tuple[str, int, Path]]) -> None:

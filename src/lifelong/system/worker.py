@@ -384,14 +384,20 @@ class Worker:
         version: int | None = champion
         while version is not None and version not in seen and need > 0:
             seen.add(version)
+            record = self.registry.get(version, collected=True)  # a collected ancestor's data still counts
             found = self.store.trained_samples(version, limit=need)
+            if not len(found.ids) and record.window is not None:  # a sample keeps its latest trainer only:
+                # a retraining over the same rows took them from this version, and a rollback to it found
+                # no reference ("trained on 0 samples"), so a drift under way became the normal
+                first, last = record.window
+                found = self.store.samples(since_id=first - 1, until_id=last, labelled_only=True)
+                found = found._replace(ids=found.ids[-need:], x=found.x[-need:], y=found.y[-need:])
             if len(found.ids):
                 x = _flat(found.x)
                 if parts and x.shape[1] != parts[0].shape[1]:
                     break  # an ancestor of another input width (a forced contract change)
                 parts.append(x)
             need = window - sum(len(p) for p in parts)  # ancestors fill a short window up to one block
-            record = self.registry.get(version, collected=True)  # a collected ancestor's data still counts
             version = None if record.params.get("mode") == "scratch" else record.parent
         return np.concatenate(parts[::-1]) if parts else None
 
