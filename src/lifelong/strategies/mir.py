@@ -11,8 +11,8 @@ experience is plain fine-tuning (``rehearse=task > 0``), except on a task-free s
 retrieves from the first step.
 
 Departures: the candidates are drawn from the whole memory, the current experience's samples
-included (the authors exclude the current task's, which a task-free stream does not have; Avalanche's
-``MIRPlugin`` does the same); the virtual step is plain SGD at the learner's ``lr`` whatever its
+included (the authors exclude the current task's, which a task-free stream does not have; measured
+below); the virtual step is plain SGD at the learner's ``lr`` whatever its
 optimizer (the authors' optimizer is plain SGD); and the incoming batch's gradient is computed once
 for the virtual step and again in the real one (one extra forward and backward per step, besides
 the two forwards over the candidates). With batch norm, the incoming and replayed samples share one
