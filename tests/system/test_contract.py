@@ -53,9 +53,11 @@ def test_labels_are_indices_or_names_and_the_refusal_lists_the_valid_ones() -> N
         NAMED.check_labels(["eel"])
     with pytest.raises(DataError, match="label 3 is not in this deployment's label space"):
         NAMED.check_labels([3])
-    for bad in (True, 1.5, None):
+    for bad in (True, 1.5):
         with pytest.raises(DataError, match="a label is a class index"):
             NAMED.check_labels([bad])
+    with pytest.raises(DataError, match=r"a label is missing \(None\)"):
+        NAMED.check_labels([None])
     unnamed = Contract.fit(X, np.array([0, 1, 1, 0]))
     assert unnamed.check_labels(["1"]) == [1]  # a whole number written as text, as in a bootstrap file
     with pytest.raises(DataError, match="classes have none; send the class index"):

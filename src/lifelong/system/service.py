@@ -57,7 +57,7 @@ from lifelong.system.schemas import to_array
 from lifelong.system.settings import Settings
 from lifelong.system.snapshot import ServedAlias, read_snapshot, snapshot_path, verify_served, write_snapshot
 from lifelong.system.store import STORE_DOWN, Event, Lease, NewClasses, Store, assign_indices, prediction_ids
-from lifelong.system.versions import contract_of, publish_learner
+from lifelong.system.versions import check_ids_fit_float32, contract_of, publish_learner
 
 log = logging.getLogger(__name__)
 DRIFT_KINDS = (EventKind.DATA_DRIFT, EventKind.PERFORMANCE_DRIFT)
@@ -591,6 +591,7 @@ class System:
         (see :meth:`promote`); the checks run before anything is registered.
         """
         strategy = "+".join(s.name for s in learner.strategies) or "none"
+        check_ids_fit_float32(learner.model)  # what the model cannot serve at all, said first
         if getattr(learner.model, "lifelong_spec", None) is None:  # said first: the schema check read oddly
             name = type(learner.model).__name__
             raise CheckpointError(
