@@ -1062,3 +1062,21 @@ def test_a_version_whose_samples_a_later_training_took_finds_its_reference_by_it
     reference = worker._lineage_samples(draft.version)
     assert reference is not None and len(reference) == 120  # the newest 4 * drift_window of its window
     assert np.allclose(reference, data.x[:120].reshape(120, -1).numpy() + 3.0)
+
+
+def test_a_standby_of_another_policy_says_it_applies_only_once_the_active_worker_stops(
+    seeded: tuple[Store, Registry, Dataset], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A second `up --policy continual` on a live directory only logged "standby": the change looked applied."""
+    store, registry, _ = seeded
+    active = Worker(
+        store, registry, preset("scheduled-finetune", every_samples=100), Gate(**LENIENT), lease_seconds=30
+    )
+    assert active.holds_lease()
+    standby = Worker(store, registry, preset("continual"), Gate(**LENIENT))
+    with caplog.at_level("WARNING"):
+        assert not standby.holds_lease()
+    assert (
+        "which runs the scheduled-finetune policy: this continual one applies only once that worker stops"
+        in caplog.text
+    )

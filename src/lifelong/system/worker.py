@@ -182,10 +182,23 @@ class Worker:
                 self._lost_to = lease.holder if lease else "another worker"
                 self.store.add_event(EventKind.WORKER, {"state": "lost", "holder": self.holder,
                                                         "to": lease.holder if lease else None})  # fmt: skip
-            log.warning("standby: waiting for the worker lease held by %s", lease.holder if lease else "?")
+            log.warning("standby: waiting for the worker lease held by %s%s", lease.holder if lease else "?",
+                        self._other_policy(lease.holder if lease else None))  # fmt: skip
             self._standby_logged = True
         self._holding = held
         return held
+
+    def _other_policy(self, holder: str | None) -> str:
+        """Said to a standby whose policy is not the active worker's: a second `up` with a new --policy
+        on a live directory only waits, and the change looked applied."""
+        for event in reversed(self.store.events(EventKind.WORKER, limit=20)):
+            if event.payload.get("holder") == holder and event.payload.get("state") == "acquired":
+                theirs = event.payload.get("policy")
+                if theirs is not None and theirs != self.policy.kind:
+                    return (f", which runs the {theirs} policy: this {self.policy.kind} one applies only once that "
+                            "worker stops (stop it to change the policy)")  # fmt: skip
+                return ""
+        return ""
 
     def _close_dangling_training(self) -> None:
         """A training whose worker was killed (or lost the lease) mid-way left a ``started`` event with
