@@ -679,7 +679,9 @@ def test_up_on_a_database_that_has_a_champion_names_the_database_not_the_data_di
     # took the store's lease), and nothing is left behind
     argv[argv.index("--data-dir") + 1] = str(tmp_path / "fresh")
     assert main(argv) == 2
-    assert "holds none of them: start with the --data-dir the store was served with" in capsys.readouterr().err
+    assert (
+        "holds none of them: start with the --data-dir the store was served with" in capsys.readouterr().err
+    )
     assert not (tmp_path / "fresh").exists()
 
 
@@ -874,3 +876,21 @@ def test_status_says_what_serves_who_trains_and_how_much_data(
         in out
     )
     assert "last training: none yet" in out
+
+
+def test_serve_without_a_token_is_refused_before_anything_is_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It refused, but only after the registry had made artifacts/.staging and .lock in the data dir."""
+    from lifelong.system.store import Store
+
+    monkeypatch.delenv("LIFELONG_TOKEN", raising=False)
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    with Store(url, data_dir=tmp_path / "made"):
+        pass
+    assert (
+        main(["serve", "--data-dir", str(tmp_path / "other"), "--db-url", url, "--port", str(free_port())])
+        == 2
+    )
+    assert "auth is on but no token is set" in capsys.readouterr().err
+    assert not (tmp_path / "other").exists()

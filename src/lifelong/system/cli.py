@@ -353,6 +353,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     _plugins(args)
     settings = _settings(args)
+    settings.require_token()  # refused before the registry makes artifacts/ in a data dir it cannot serve
     _check_port_free(settings.host, settings.port)  # else uvicorn logs the bind error and exits 3
     # opened once here: a bad LIFELONG_DB_URL or LIFELONG_SQLITE_SYNCHRONOUS, or a database that cannot be
     # opened, is then a one-line error, not a traceback from uvicorn's start-up
