@@ -105,3 +105,15 @@ def test_a_training_says_where_a_detected_change_starts_its_window() -> None:
         == "started: data drift detected (finetune, window from sample 569)"
     )
     assert describe(EventKind.TRAINING, {**started, "since": None}).endswith("(finetune)")
+
+
+def test_worker_events_read_as_sentences() -> None:
+    """They read as a key dump: "state acquired, holder vm:1:a, policy continual, took_over_from ..."."""
+    took = {"state": "acquired", "holder": "vm:1:a", "policy": "continual", "took_over_from": "vm:2:b"}
+    assert (
+        describe(EventKind.WORKER, took)
+        == "vm:1:a took the worker lease (policy continual), taking over from vm:2:b"
+    )
+    assert describe(EventKind.WORKER, {"state": "lost", "holder": "vm:1:a", "to": "vm:3:c"}).endswith(
+        "lease to vm:3:c"
+    )

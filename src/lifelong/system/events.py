@@ -105,6 +105,15 @@ def describe(kind: str, payload: Mapping[str, Any]) -> str:
                 f"{p.get('champion_labelled')}{p_value}")  # fmt: skip
     if kind == EventKind.TRAIN_REQUEST:
         return str(p.get("reason", ""))
+    if kind == EventKind.WORKER:  # read as a key dump: "state acquired, holder ..., took_over_from ..."
+        state, holder = p.get("state"), p.get("holder")
+        if state == "acquired":
+            took = f", taking over from {p['took_over_from']}" if p.get("took_over_from") else ""
+            return f"{holder} took the worker lease (policy {p.get('policy')}){took}"
+        if state == "lost":
+            return f"{holder} lost the worker lease" + (f" to {p['to']}" if p.get("to") else "")
+        if state == "stopped":
+            return f"{holder} stopped and gave the lease back"
     return ", ".join(f"{k} {v}" for k, v in p.items() if not isinstance(v, dict | list))[:200]
 
 
