@@ -127,6 +127,23 @@ _FOREIGN_KEY_INDEXES = [i for t in (predictions, feedback) for i in t.indexes
                         if i.name in ("ix_predictions_sample_id", "ix_feedback_prediction_id")]  # fmt: skip
 
 
+def _count_rows(conn: sa.Connection, table: sa.Table) -> int:
+    return int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
+
+
+def _continue_sequence(conn: sa.Connection, table: sa.Table, column: sa.Column[Any]) -> None:
+    """A serial id's sequence goes on after the largest id in ``table``."""
+    sequence = conn.execute(
+        sa.text("SELECT pg_get_serial_sequence(:t, :c)"), {"t": table.name, "c": column.name}
+    ).scalar()
+    if sequence is not None:
+        top = conn.execute(sa.select(sa.func.max(column))).scalar()
+        conn.execute(
+            sa.text("SELECT setval(:s, :v, :called)"),
+            {"s": sequence, "v": top if top is not None else 1, "called": top is not None},
+        )
+
+
 def _refuse_foreign(engine: sa.Engine) -> None:
     """Refuse, before creating anything, a database that is another application's: one holding tables
     and none of lifelong's, or a table of lifelong's name without its columns (an ``events`` of its own
@@ -404,6 +421,44 @@ class Store:
                 "feedback": int(conn.execute(sa.select(count).select_from(feedback)).scalar_one()),
                 "events": int(conn.execute(sa.select(count).select_from(events)).scalar_one()),
             }  # fmt: skip
+
+    def copy_into(self, target: Store) -> dict[str, int]:
+        """Copy every row of every table (the registry's too) into ``target``, which must hold none, in key
+        order and one transaction; PostgreSQL's id sequences then go on after the copied ids (a hand copy
+        left them at 1: the next event collided with a copied one). Returns the rows per table, checked
+        against what the target holds after."""
+        from lifelong.system import registry  # noqa: F401 - its tables join the metadata copied
+
+        tables = metadata.sorted_tables  # parents before children (foreign keys)
+        with target.engine.connect() as conn:
+            held = {t.name: _count_rows(conn, t) for t in tables}
+        if any(held.values()):
+            named = ", ".join(f"{n} {t}" for t, n in held.items() if n)
+            raise StoreError(
+                f"the target database already holds lifelong rows ({named}): migrate into an empty database, "
+                "or drop its tables first"
+            )
+        rows: dict[str, int] = {}
+        with self.engine.connect() as reading, target.engine.begin() as writing:
+            for table in tables:
+                key = list(table.primary_key.columns)
+                result = reading.execution_options(stream_results=True).execute(
+                    sa.select(table).order_by(*key)
+                )
+                rows[table.name] = 0
+                while chunk := result.fetchmany(2000):  # bounded memory: a sample row holds its inputs
+                    writing.execute(sa.insert(table), [dict(r._mapping) for r in chunk])
+                    rows[table.name] += len(chunk)
+            if writing.dialect.name == "postgresql":
+                for table in tables:
+                    for column in table.primary_key.columns:
+                        if column.autoincrement is True:
+                            _continue_sequence(writing, table, column)
+        with target.engine.connect() as conn:
+            landed = {t.name: _count_rows(conn, t) for t in tables}
+        if landed != rows:  # a row lost on the way would be lost for good once the source is retired
+            raise StoreError(f"the copy does not match: read {rows}, the target holds {landed}")
+        return rows
 
     def label_counts(self, at_least: int) -> dict[int, int]:
         """Labelled samples per class index ``>= at_least`` (the classes a deployment's head lacks)."""
