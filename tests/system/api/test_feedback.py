@@ -32,3 +32,16 @@ def test_inputs_sent_under_one_client_id_keep_their_own_labels(server: Server) -
             assert c.post("/v1/feedback", json={"prediction_id": p["id"], "label": label}).status_code == 204
         truth = {p.prediction_id: p.label for p in store.labelled_predictions()}
         assert (truth[first["id"]], truth[second["id"]]) == (0, 1)
+
+
+def test_a_body_that_is_not_an_object_is_shown_the_shape_to_send(server: Server) -> None:
+    """A bare list of feedback read "body: Input should be a valid dictionary or object to extract fields from"."""
+    with server.client() as c:
+        r = c.post("/v1/feedback", json=[{"prediction_id": "x", "label": 1}])
+        assert error_of(r, 422) == "ValidationError"
+        assert r.json()["error"]["message"].startswith('the body must be a JSON object: {"prediction_id"')
+        r = c.post("/v1/predict", json=[[0.0] * 8])
+        assert (
+            error_of(r, 422) == "ValidationError"
+            and '{"inputs": [[...], ...]}' in r.json()["error"]["message"]
+        )

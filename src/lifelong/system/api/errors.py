@@ -128,8 +128,20 @@ async def _validation(request: Request, err: Exception) -> JSONResponse:
             415, "UnsupportedMediaType", f"the body was sent {how}; send it as JSON with the header "
             "'Content-Type: application/json'",
         )  # fmt: skip
+    if any(_where(p.get("loc", ())) == ["body"] for p in problems):  # not an object at all (a bare list)
+        shape = BODY_SHAPES.get(request.url.path.rstrip("/"), "")
+        return error_response(422, "ValidationError", f"the body must be a JSON object{shape}")
     parts = [f"{'.'.join(_where(e.get('loc', ())))}: {e.get('msg', '')}" for e in problems[:5]]
     return error_response(422, "ValidationError", "; ".join(parts))
+
+
+#: what a body that is not an object should have been (a bare list of feedback read "body: Input should
+#: be a valid dictionary or object to extract fields from")
+BODY_SHAPES = {
+    "/v1/feedback": ': {"prediction_id": "...", "label": 5}, or {"feedback": [{"prediction_id": "...", "label": 5}, ...]}',
+    "/v1/predict": ': {"inputs": [[...], ...]} (one list of numbers, or an object of named features, per sample)',
+    "/v1/samples": ': {"inputs": [[...], ...], "labels": [...]} (labels optional)',
+}
 
 
 def _json_media(kind: str) -> bool:
