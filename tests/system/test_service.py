@@ -276,7 +276,8 @@ def test_bootstrap_refuses_a_model_that_cannot_be_rebuilt_and_leaves_nothing(tmp
         # with a champion serving, the unregistered model is still refused for what it is (the schema
         # check answered first, with "classes renamed", and only force=True reached the real reason)
         with pytest.raises(
-            CheckpointError, match=r"_Unregistered built directly, with no spec.*@register_model"
+            CheckpointError,
+            match=r"_Unregistered built directly, with no spec.*@lifelong\.learn\.models\.register_model\(name\)",
         ):
             system.bootstrap(custom)
 

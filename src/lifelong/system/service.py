@@ -36,6 +36,7 @@ from lifelong.errors import (
     StoreError,
 )
 from lifelong.learn.learner import Learner
+from lifelong.learn.models import HOW_TO_REGISTER
 from lifelong.system.backlog import JOURNAL_DIR, Backlog, Served, adopt_journals, journaled_elsewhere
 from lifelong.system.canary import apply_canary_rule, compare_variants, rule_in_force
 from lifelong.system.contract import Contract, check_replaces, unstorable
@@ -596,8 +597,8 @@ class System:
             name = type(learner.model).__name__
             raise CheckpointError(
                 f"bootstrap: the model is a {name} built directly, with no spec to rebuild it from the "
-                f"checkpoint, so no server or worker could load it: register its factory with "
-                f"@register_model('{name.lower()}') and build it with create_model('{name.lower()}', ...)"
+                f"checkpoint, so no server or worker could load it: {HOW_TO_REGISTER}, and build it with "
+                "lifelong.learn.models.create_model"
             )
         contract = contract or contract_of(learner)
         check_replaces(self.registry, contract, "this model", force)

@@ -131,6 +131,11 @@ def _count_rows(conn: sa.Connection, table: sa.Table) -> int:
     return int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
 
 
+def _rows_per_table(engine: sa.Engine, tables: Sequence[sa.Table]) -> dict[str, int]:
+    with engine.connect() as conn:
+        return {t.name: _count_rows(conn, t) for t in tables}
+
+
 def _continue_sequence(conn: sa.Connection, table: sa.Table, column: sa.Column[Any]) -> None:
     """A serial id's sequence goes on after the largest id in ``table``."""
     sequence = conn.execute(
@@ -417,9 +422,7 @@ class Store:
             ).one()
             return {
                 "samples": int(one[0]), "labelled": int(one[1]), "trained": int(one[2]),
-                "predictions": int(conn.execute(sa.select(count).select_from(predictions)).scalar_one()),
-                "feedback": int(conn.execute(sa.select(count).select_from(feedback)).scalar_one()),
-                "events": int(conn.execute(sa.select(count).select_from(events)).scalar_one()),
+                **{t.name: _count_rows(conn, t) for t in (predictions, feedback, events)},
             }  # fmt: skip
 
     def copy_into(self, target: Store) -> dict[str, int]:
@@ -430,8 +433,7 @@ class Store:
         from lifelong.system import registry  # noqa: F401 - its tables join the metadata copied
 
         tables = metadata.sorted_tables  # parents before children (foreign keys)
-        with target.engine.connect() as conn:
-            held = {t.name: _count_rows(conn, t) for t in tables}
+        held = _rows_per_table(target.engine, tables)
         if any(held.values()):
             named = ", ".join(f"{n} {t}" for t, n in held.items() if n)
             raise StoreError(
@@ -454,8 +456,7 @@ class Store:
                     for column in table.primary_key.columns:
                         if column.autoincrement is True:
                             _continue_sequence(writing, table, column)
-        with target.engine.connect() as conn:
-            landed = {t.name: _count_rows(conn, t) for t in tables}
+        landed = _rows_per_table(target.engine, tables)
         if landed != rows:  # a row lost on the way would be lost for good once the source is retired
             raise StoreError(f"the copy does not match: read {rows}, the target holds {landed}")
         return rows

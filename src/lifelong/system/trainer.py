@@ -269,8 +269,8 @@ def train_once(
                 check_servable(draft.path, contract)
             version = draft.version
             payload["version"] = version
-    promoted = version is not None and (holds_lease is None or holds_lease())
-    if version is not None and promoted:
+    promoted = None  # the version moved into place, if any
+    if version is not None and (holds_lease is None or holds_lease()):
         try:  # the champion read above may have moved while the candidate was published (a rollback)
             if gate.promote_to == "champion":
                 registry.set_alias("champion", version, expected=champion)
@@ -284,9 +284,10 @@ def train_once(
                 f"{'nothing' if err.now is None else f'v{err.now}'} while v{version} was being published "
                 f"(by hand or by another worker); v{version} is registered, not promoted"
             ) from None
+        promoted = version
     store.add_event(EventKind.GATE, payload)
-    if version is not None and promoted:
-        store.mark_trained(train_ids, version)
+    if promoted is not None:
+        store.mark_trained(train_ids, promoted)
     if passed:  # a rejected window is trained on again by the next attempt, with the labels since
         store.advance_cursor(CURSOR, int(train_ids[-1]))
     store.advance_cursor(SEEN, int(ids[-1]))  # the holdout is not new data for the next schedule
