@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from lifelong.errors import ConfigError, DataError, LifelongError
-from lifelong.monitor import DriftReport, KSDrift, MMDDrift, PSIDrift
+from lifelong.monitor import DriftReport, KSDrift, MMDDrift, PSIDrift, TokenDrift
 
 
 def windows(seed: int = 0, n: int = 500, d: int = 5, shift: float = 0.0):
@@ -165,3 +165,49 @@ def test_categorical_features_get_a_chi_square_test_that_holds_alpha() -> None:
     for bad in (-1, 2.5, True):
         with pytest.raises(ConfigError, match="max_categories"):
             KSDrift(max_categories=bad)
+
+
+def documents(
+    seed: int, n: int, mix: float, length: tuple[int, int] = (5, 20), width: int = 24
+) -> np.ndarray:
+    """Rows of token ids padded with 0: each document draws Zipf-distributed words of one of two
+    topics (topic 1 with probability ``mix``), which rank the vocabulary 1..499 differently."""
+    topics = [np.random.default_rng(99 + t).permutation(np.arange(1, 500)) for t in (0, 1)]
+    rng = np.random.default_rng(seed)
+    rows = np.zeros((n, width))
+    for i in range(n):
+        k = rng.integers(*length, endpoint=True)
+        rows[i, :k] = topics[int(rng.random() < mix)][np.minimum(rng.zipf(1.3, size=k), 499) - 1]
+    return rows
+
+
+def test_token_drift_holds_alpha_on_one_corpus_and_sees_a_change_of_topic() -> None:
+    """Per-position KS read ids as quantities: on rows of one corpus it reported drift in 14.5% of
+    200 window pairs at alpha 0.05, and saw a topic mix moving from 20% to 35% in 19% of them (the
+    token test: 2.0% and 85%, benchmarks/token_drift.py)."""
+    monitor = TokenDrift(pad_id=0, n_permutations=100)
+    calm = [monitor.fit(documents(s, 150, 0.2)).test(documents(s + 50, 150, 0.2)) for s in range(20)]
+    assert sum(r.drift for r in calm) <= 3  # 1 expected at alpha 0.05
+    moved = monitor.fit(documents(0, 150, 0.2)).test(documents(1, 150, 0.8))
+    assert moved.drift and moved.score > max(r.score for r in calm)
+    assert moved.details["p_tokens"] == pytest.approx(1 / 101)  # no relabelling of rows came near it
+    details = moved.details
+    assert 0 not in details["tokens"] and len(details["tokens"]) == 20  # the pad is no word
+    top = details["tokens"][0]  # the word whose share moved most: among either topic's commonest
+    commonest = {np.random.default_rng(99 + t).permutation(np.arange(1, 500))[0] for t in (0, 1)}
+    assert top in commonest and details["reference_shares"][0] != details["current_shares"][0]
+
+
+def test_token_drift_leaves_the_pad_out_and_refuses_what_is_not_an_id() -> None:
+    long, short = documents(0, 150, 0.2, (15, 20)), documents(1, 150, 0.2, (5, 8))
+    report = TokenDrift(pad_id=0).fit(long).test(short)  # the same words, fewer of them:
+    assert report.details["p_tokens"] > 0.05 and report.details["p_length"] < 1e-6 and report.drift
+    assert report.details["tokens_per_row"][0] > 2 * report.details["tokens_per_row"][1]
+    assert TokenDrift().fit(long).test(short).details["p_tokens"] < 0.05  # counted, the pad's share moved
+    with pytest.raises(
+        DataError, match=r"current window holds \d+.5, which is not a token id.*KSDrift or MMDDrift"
+    ):
+        TokenDrift().fit(long).test(short + 0.5)
+    for bad in ({"pad_id": -1}, {"n_permutations": 0}, {"alpha": 2}):
+        with pytest.raises(ConfigError):
+            TokenDrift(**bad)

@@ -87,7 +87,7 @@ def test_invalid_policies_are_refused(kw: dict[str, object]) -> None:
 @pytest.mark.parametrize(
     "overrides, words",
     [
-        ({"drift_test": "nosuch"}, "unknown drift_test 'nosuch'; choose one of ks, psi, mmd"),
+        ({"drift_test": "nosuch"}, "unknown drift_test 'nosuch'; choose auto, ks, psi, mmd, tokens"),
         ({"detector": "nosuch"}, "unknown drift detector 'nosuch'"),
         ({"detector_params": {"zzz": 1}}, "invalid parameters"),
         ({"accuracy_floor": 7}, "accuracy_floor is an accuracy, between 0 and 1"),

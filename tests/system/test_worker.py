@@ -26,7 +26,7 @@ from lifelong.data.dataset import Dataset
 from lifelong.learn.learner import Learner
 from lifelong.system.app import create_app
 from lifelong.system.contract import Contract
-from lifelong.system.events import EventKind
+from lifelong.system.events import EventKind, describe
 from lifelong.system.policy import Policy, preset
 from lifelong.system.registry import Registry, model_versions
 from lifelong.system.service import System
@@ -517,6 +517,64 @@ def test_monitors_write_drift_events_and_continual_trains_on_them(
     assert result is not None and result.passed and registry.alias("champion") == 2
     assert registry.get(2).window[0] >= first  # trained after the change point, not before it
     assert worker.state().drift is False  # consumed by that training
+
+
+def test_auto_drift_test_compares_token_frequencies_for_a_model_that_takes_token_ids(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Was: KS per position read token ids as quantities (on rows of one corpus it reported drift in
+    14.5% of window pairs at alpha 0.05). ``drift_test="auto"`` gives a token model the token test,
+    without its padding id, and a feature model KS."""
+    from torch import nn
+
+    from lifelong.learn import models
+    from lifelong.learn.models import register_model
+    from lifelong.monitor import KSDrift
+
+    class Words(nn.Module):
+        def __init__(self, n_classes: int) -> None:
+            super().__init__()
+            self.features = nn.Sequential(nn.Embedding(300, 8, padding_idx=0), nn.Flatten())
+            self.classifier = nn.Linear(8 * 12, n_classes)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.classifier(self.features(x))
+
+    monkeypatch.setattr(models, "MODELS", dict(models.MODELS))
+    register_model("words")(Words)
+    rng = np.random.default_rng(0)
+
+    def documents(n: int, words: np.ndarray) -> torch.Tensor:  # 4-12 words, then padding (id 0)
+        rows = np.zeros((n, 12))
+        for i in range(n):
+            k = rng.integers(4, 13)
+            rows[i, :k] = words[np.minimum(rng.zipf(1.5, size=k), len(words)) - 1]
+        return torch.as_tensor(rows, dtype=torch.float32)
+
+    old, new = np.arange(1, 150), np.arange(150, 300)  # the stream's vocabulary changes
+    data = Dataset(documents(200, old), torch.as_tensor(rng.integers(0, 2, 200)), None, 1.0, "words")
+    with Store(data_dir=tmp_path / "words") as store:
+        registry = Registry(store)
+        bootstrap(store, registry, data, model="words", n_classes=2, epochs=1)
+        policy = Policy("continual", drift_window=100, min_samples=10**6)
+        worker = Worker(store, registry, policy, Gate(**LENIENT))
+        store.add_samples(documents(100, old), None)
+        worker.step()
+        assert worker._drift_test is not None and worker._drift_test().pad_id == 0  # type: ignore[attr-defined]
+        assert store.events("data_drift") == []
+        for _ in range(2):
+            store.add_samples(documents(100, new), None)
+            worker.step()
+        (event,) = store.events("data_drift")
+        assert event.payload["monitor"] == "tokens"
+        assert {1, 150} <= set(event.payload["details"]["tokens"])  # the commonest word gone, and come
+        assert "token shares moved by" in describe(EventKind.DATA_DRIFT, event.payload)
+    with Store(data_dir=tmp_path / "features") as store:
+        registry = Registry(store)
+        bootstrap(store, registry, toy_data(per_class=90).train, n_classes=4, epochs=1)
+        worker = Worker(store, registry, Policy("continual"), Gate(**LENIENT))
+        worker.step()
+        assert worker._drift_test is KSDrift
 
 
 def test_data_drift_events_name_the_drifted_features_of_a_named_schema(tmp_path: Path) -> None:

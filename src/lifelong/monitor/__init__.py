@@ -7,6 +7,7 @@ from lifelong.monitor.data_drift import (
     KSDrift,
     MMDDrift,
     PSIDrift,
+    TokenDrift,
 )
 from lifelong.monitor.performance import DETECTORS, PerformanceMonitor
 
@@ -19,4 +20,5 @@ __all__ = [
     "MMDDrift",
     "PSIDrift",
     "PerformanceMonitor",
+    "TokenDrift",
 ]

@@ -8,6 +8,8 @@ reference window and returns the monitor, ``test(current)`` returns a :class:`Dr
 - :class:`PSIDrift`: population stability index over quantile bins of the reference.
 - :class:`MMDDrift`: kernel maximum mean discrepancy with a permutation p-value, for
   embeddings of images or text where per-feature tests mean little.
+- :class:`TokenDrift`: token frequencies of rows of token ids (text), whose positions are not
+  features and whose values are not quantities.
 
 >>> import numpy as np
 >>> rng = np.random.default_rng(0)
@@ -354,8 +356,134 @@ class MMDDrift(DataDriftMonitor):
         )
 
 
+class TokenDrift(DataDriftMonitor):
+    """Token-frequency drift of rows of token ids (a document, a sequence of codes per row).
+
+    The statistic is the total variation distance between the two windows' token shares, each row
+    counted as a bag of ids (``pad_id``, the embedding's ``padding_idx``, left out). Tokens of one
+    document are not independent draws, so a chi-square test on the counts would call ordinary
+    topic variety drift; the p-value instead comes from ``n_permutations`` relabellings of whole
+    rows. Per-position tests (:class:`KSDrift`) read ids as quantities: id 17 is not "more" than id
+    16, and a shift of every sentence by one word moves every position.
+
+    With the pad left out, shorter documents of the same words would pass unseen, so the number of
+    tokens per row gets a KS test of its own, and the two p-values are Bonferroni-combined (the
+    report's ``p_value``; ``details`` keeps both). The report names the ``MAX_LISTED`` tokens whose
+    shares moved most (``details["tokens"]``, with both windows' shares).
+    """
+
+    name = "tokens"
+    CHUNK = 2**22  # floats of one block of permuted token counts: ~32 MB, whatever the vocabulary
+
+    def __init__(
+        self, alpha: float = 0.05, n_permutations: int = 200, pad_id: int | None = None, seed: int = 0
+    ):
+        self.alpha = alpha
+        self.n_permutations = n_permutations
+        self.pad_id = pad_id
+        self.seed = seed
+        _check_alpha(self.alpha)
+        if isinstance(n_permutations, bool) or not isinstance(n_permutations, int) or n_permutations < 1:
+            raise ConfigError(
+                f"TokenDrift: n_permutations must be a positive integer, got {n_permutations!r}"
+            )
+        if pad_id is not None and (isinstance(pad_id, bool) or not isinstance(pad_id, int) or pad_id < 0):
+            raise ConfigError(
+                f"TokenDrift: pad_id must be a token id (an integer >= 0) or None, got {pad_id!r}"
+            )
+
+    def _fit(self, reference: np.ndarray) -> None:
+        _check_token_ids(reference, "reference")
+
+    def _test(self, current: np.ndarray) -> DriftReport:
+        from scipy import sparse
+
+        _check_token_ids(current, "current")
+        n = len(self.reference_)
+        ids = np.concatenate([self.reference_, current]).astype(np.int64)
+        rows = np.repeat(np.arange(len(ids)), ids.shape[1])
+        kept = ids.ravel() != self.pad_id if self.pad_id is not None else np.ones(ids.size, dtype=bool)
+        vocabulary, column = np.unique(ids.ravel()[kept], return_inverse=True)
+        counts = sparse.csr_matrix(
+            (np.ones(len(column)), (rows[kept], column)), shape=(len(ids), len(vocabulary))
+        )  # [rows, tokens met in either window]
+        per_row = np.asarray(counts.sum(axis=1)).ravel()
+        total = np.asarray(counts.sum(axis=0)).ravel()
+
+        def distances(z: np.ndarray) -> np.ndarray:  # z [p, rows]: 1 marks the "reference" rows
+            first = np.asarray(counts.T @ z.T).T  # [p, tokens]
+            a, b = first, total - first
+            return 0.5 * np.abs(_shares(a, z @ per_row) - _shares(b, (1 - z) @ per_row)).sum(axis=1)
+
+        z0 = np.zeros((1, len(ids)))
+        z0[0, :n] = 1
+        observed = float(distances(z0)[0])
+        rng = np.random.default_rng(self.seed)
+        chunk = max(1, self.CHUNK // max(1, len(vocabulary)))
+        exceed, done = 0, 0
+        while done < self.n_permutations:
+            p = min(chunk, self.n_permutations - done)
+            z = np.zeros((p, len(ids)))
+            for i in range(p):
+                z[i, rng.permutation(len(ids))[:n]] = 1
+            exceed += int(np.sum(distances(z) >= observed - 1e-12))
+            done += p
+        p_tokens = (1 + exceed) / (1 + self.n_permutations)
+        p_length = None
+        if self.pad_id is not None:
+            from scipy import stats
+
+            with warnings.catch_warnings():  # lengths are whole numbers: ties, the asymptotic p-value
+                warnings.filterwarnings("ignore", "ks_2samp: Exact calculation unsuccessful", RuntimeWarning)
+                p_length = float(stats.ks_2samp(per_row[:n], per_row[n:]).pvalue)
+        p_value = p_tokens if p_length is None else min(1.0, 2 * min(p_tokens, p_length))
+        first = np.asarray(counts[:n].sum(axis=0)).ravel()
+        ref_shares = _shares(first[None], np.array([first.sum()]))[0]
+        cur_shares = _shares((total - first)[None], np.array([total.sum() - first.sum()]))[0]
+        moved = np.argsort(-np.abs(cur_shares - ref_shares), kind="stable")[:MAX_LISTED]
+        return DriftReport(
+            self.name,
+            score=observed,
+            threshold=self.alpha,
+            drift=p_value < self.alpha,
+            p_value=p_value,
+            details={
+                "n_reference": n,
+                "n_current": len(current),
+                "n_permutations": self.n_permutations,
+                "pad_id": self.pad_id,
+                "vocabulary": len(vocabulary),
+                "p_tokens": p_tokens,
+                "p_length": p_length,
+                "tokens_per_row": [float(per_row[:n].mean()), float(per_row[n:].mean())],
+                "tokens": vocabulary[moved].tolist(),
+                "reference_shares": ref_shares[moved].round(5).tolist(),
+                "current_shares": cur_shares[moved].round(5).tolist(),
+            },
+        )
+
+
+def _shares(counts: np.ndarray, totals: np.ndarray) -> np.ndarray:
+    """Each row of ``counts`` over its total (a window without tokens has shares of 0)."""
+    return counts / np.maximum(totals, 1)[:, None]
+
+
+def _check_token_ids(x: np.ndarray, what: str) -> None:
+    if (x < 0).any() or (x != np.round(x)).any():
+        bad = x[(x < 0) | (x != np.round(x))].flat[0]
+        raise DataError(
+            f"TokenDrift: the {what} window holds {bad:g}, which is not a token id (a whole number >= 0); "
+            "this test is for rows of token ids: use KSDrift or MMDDrift for features"
+        )
+
+
 #: the data-drift tests a policy names (``Policy.drift_test``)
-DRIFT_TESTS: dict[str, type[DataDriftMonitor]] = {"ks": KSDrift, "psi": PSIDrift, "mmd": MMDDrift}
+DRIFT_TESTS: dict[str, type[DataDriftMonitor]] = {
+    "ks": KSDrift,
+    "psi": PSIDrift,
+    "mmd": MMDDrift,
+    "tokens": TokenDrift,
+}
 
 
 def _unbiased_mmd2(k: np.ndarray, z: np.ndarray, n: int) -> np.ndarray:

@@ -47,6 +47,10 @@ def describe(kind: str, payload: Mapping[str, Any]) -> str:
         return f"{head} from v{p.get('parent')} on samples {_window(p.get('window'))}, {acc}{why}{note}"
     if kind == EventKind.DATA_DRIFT:
         d = p.get("details", {})
+        if "tokens" in d:  # token frequencies (a text model's inputs)
+            listed = ", ".join(str(t) for t in d["tokens"][:8])
+            return (f"{p.get('monitor')}: token shares moved by {_num(p.get('score'))} (total variation), "
+                    f"p {_num(p.get('p_value'), '.2g')}, most moved ids: {listed}, from sample {p.get('first')}")  # fmt: skip
         if "n_drifted" not in d:  # a multivariate test (MMD): one score for all features
             return (f"{p.get('monitor')}: score {_num(p.get('score'))} (threshold {_num(p.get('threshold'))}), "
                     f"from sample {p.get('first')}")  # fmt: skip

@@ -108,7 +108,8 @@ class Policy:
     window: int = 2000
     detector: str = "page-hinkley"
     detector_params: dict[str, Any] = field(default_factory=dict)
-    drift_test: str | None = "ks"
+    # "auto": "tokens" for a champion that takes token ids (text), "ks" for features; or a name, or None
+    drift_test: str | None = "auto"
     drift_window: int = 200
     drift_persistence: int = 2  # consecutive drifting windows before data drift is reported
     accuracy_floor: float | None = None  # absolute live-accuracy floor
@@ -154,9 +155,9 @@ class Policy:
             if value is not None and not 0 <= value <= 1:
                 raise ConfigError(f"policy: {name} is an accuracy, between 0 and 1 (or null), got {value}")
         # the monitors are built by the worker, after start-up: a wrong name would fail each poll there
-        if self.drift_test is not None and self.drift_test not in DRIFT_TESTS:
+        if self.drift_test is not None and self.drift_test not in ("auto", *DRIFT_TESTS):
             raise ConfigError(
-                f"policy: unknown drift_test {self.drift_test!r}; choose one of {', '.join(DRIFT_TESTS)}, or null"
+                f"policy: unknown drift_test {self.drift_test!r}; choose auto, {', '.join(DRIFT_TESTS)}, or null"
             )
         try:
             PerformanceMonitor(self.detector, **self.detector_params)

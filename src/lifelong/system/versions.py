@@ -17,7 +17,7 @@ from torch import nn
 from lifelong.errors import CheckpointError, ConfigError, LifelongError
 from lifelong.learn.checkpoint import MANIFEST
 from lifelong.learn.learner import Learner
-from lifelong.learn.models import MODELS
+from lifelong.learn.models import MODELS, build
 from lifelong.learn.tokens import input_embedding
 from lifelong.system.contract import Contract
 from lifelong.system.registry import Registry
@@ -81,6 +81,19 @@ def model_name(path: str | Path) -> str | None:
     except Exception:  # a damaged artifact: loading it says what is wrong
         return None
     return name if isinstance(name, str) else None
+
+
+def input_embedding_of(path: str | Path) -> nn.Module | None:
+    """The embedding a version's model takes its token ids with (None: it takes features), from the
+    model rebuilt by its recorded name, without loading the weights or the strategies' state."""
+    try:
+        spec = json.loads((Path(path) / MANIFEST).read_text())["model"]["spec"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # a damaged or custom artifact: loading it for training says what is wrong
+    try:
+        return input_embedding(build(spec)) if spec is not None else None
+    except LifelongError:  # a plugin this process lacks: training the version says so
+        return None
 
 
 def check_models_known(registry: Registry) -> None:

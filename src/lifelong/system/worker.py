@@ -36,7 +36,7 @@ import numpy as np
 
 from lifelong.data.dataset import Dataset
 from lifelong.errors import ConfigError, LifelongError
-from lifelong.monitor.data_drift import DRIFT_TESTS
+from lifelong.monitor.data_drift import DRIFT_TESTS, DataDriftMonitor, KSDrift, TokenDrift
 from lifelong.monitor.performance import PerformanceMonitor, locate_change
 from lifelong.system.canary import apply_canary_rule, check_live_canary
 from lifelong.system.events import EventKind, describe
@@ -46,6 +46,7 @@ from lifelong.system.policy import CanaryRule, Decision, Gate, Policy, PolicySta
 from lifelong.system.registry import Registry
 from lifelong.system.store import STORE_DOWN, Event, RetentionPolicy, Store
 from lifelong.system.trainer import CURSOR, SEEN, Interrupted, LeaseLost, TrainResult, cpu_seconds, train_once
+from lifelong.system.versions import input_embedding_of
 
 log = logging.getLogger(__name__)
 LEASE = "worker"
@@ -87,6 +88,7 @@ class Worker:
         self._waiting: str | None = None  # the kind of reason the last poll did not train for (logged once)
         self._expected: dict[int, float | None] = {}  # per version: a lineage's metrics never change
         self._reference: np.ndarray | None = None
+        self._drift_test: Callable[[], DataDriftMonitor] | None = None  # the champion's (drift_test "auto")
         self._feature_names: list[str] | None = None  # the champion's input columns, where it has names
         self._streak: list[int] = []  # first ids of consecutive drifting blocks
         self._drift_reported = False
@@ -373,6 +375,7 @@ class Worker:
         self._streak, self._drift_reported, self._floor_reported = [], False, False
         contract = self.registry.get(champion).params.get("contract") if champion else None
         self._feature_names = (contract or {}).get("feature_names")  # drift reports name the features
+        self._drift_test = self._test_for(champion)
         ref = self._lineage_samples(champion) if champion else None
         if ref is None or len(ref) < self.policy.drift_window:
             log.warning("data drift: v%s's lineage trained on %d samples, under drift_window=%d: the next "
@@ -414,10 +417,24 @@ class Worker:
             version = None if record.params.get("mode") == "scratch" else record.parent
         return np.concatenate(parts[::-1]) if parts else None
 
+    def _test_for(self, champion: int | None) -> Callable[[], DataDriftMonitor] | None:
+        """The data-drift test for ``champion``'s inputs: the policy's, or with ``"auto"`` token
+        frequencies for a model that takes token ids (its padding id left out) and KS for features."""
+        name = self.policy.drift_test
+        if name is None or champion is None:
+            return None
+        if name != "auto":
+            return DRIFT_TESTS[name]
+        embedding = input_embedding_of(self.registry.get(champion).path)
+        if embedding is None:
+            return KSDrift
+        pad = getattr(embedding, "padding_idx", None)
+        return lambda: TokenDrift(pad_id=pad)
+
     def check_data_drift(self) -> None:
         """Test each full block of ``drift_window`` new inputs against the champion's training data;
         report drift after ``drift_persistence`` drifting blocks in a row (a false-alarm guard)."""
-        if self.policy.drift_test is None:
+        if self._drift_test is None:
             return
         n = self.policy.drift_window
         while True:
@@ -428,7 +445,7 @@ class Worker:
             if self._reference is None or block.shape[1] != self._reference.shape[1]:
                 self._reference = block  # no training data to compare with: the first block is the normal
             else:
-                report = DRIFT_TESTS[self.policy.drift_test]().fit(self._reference).test(block)
+                report = self._drift_test().fit(self._reference).test(block)
                 self._streak = [*self._streak, int(s.ids[0])] if report.drift else []
                 if len(self._streak) >= self.policy.drift_persistence and not self._drift_reported:
                     event = {**report.to_event(), "first": self._streak[0], "at": int(s.ids[-1]),
