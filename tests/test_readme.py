@@ -75,3 +75,18 @@ def test_the_tuned_strategy_snippet() -> None:
     assert scope["learner"].lr == 0.1
     assert scope["small"].lr == 0.005 and scope["small"].strategy.get_params()["buffer_size"] == 200
     assert tuned("er-ace", "class", buffer_size=200).lr == 0.1  # searched on split-fmnist, not family-wide
+
+
+def test_the_written_strategy_passes_the_checks_and_trains_beside_multihead() -> None:
+    """Was: the README's L2Anchor summed over every parameter, so beside MultiHead, which adds a head per
+    task after the anchor is taken, it failed with a bare KeyError 'task_heads.1.weight' (a user trial)."""
+    from lifelong.checks import run_checks, toy_model, toy_scenario
+    from lifelong.learn import Learner
+    from lifelong.strategies import MultiHead
+
+    scope: dict[str, object] = {}
+    exec(compile(_python_block("class L2Anchor(Strategy)"), str(README), "exec"), scope)  # noqa: S102
+    anchor = scope["L2Anchor"]
+    assert "fit_resume" in run_checks(anchor(lam=0.5))  # type: ignore[operator]
+    result = Learner(toy_model(), [MultiHead(), anchor(lam=0.5)], lr=0.1).fit(toy_scenario("task"))  # type: ignore[operator]
+    assert np.isfinite(result.accuracy_matrix).all()

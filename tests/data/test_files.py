@@ -1,3 +1,4 @@
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -136,6 +137,12 @@ def test_columns_that_are_not_features_are_dropped_by_name(tmp_path: Path) -> No
     ):
         with pytest.raises(DataError, match=words):
             load_table(tmp_path / "t.csv", "species", "site", drop_columns=drop)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # dropped, the id is no longer a feature to warn of
+        load_table(tmp_path / "t.csv", "species", "site", drop_columns=["row id", "note"])
+    df.drop(columns="note").to_csv(tmp_path / "ids.csv", index=False)
+    with pytest.warns(UserWarning, match=r"column\(s\) \['row id'\] number the rows.*--drop-columns"):
+        load_table(tmp_path / "ids.csv", "species", "site")  # was: read as a feature, silently
     x, y = tabular(20)
     np.savez(tmp_path / "t.npz", x=x, y=y)
     with pytest.raises(DataError, match="an .npz has no named columns to drop"):

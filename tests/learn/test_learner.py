@@ -1254,6 +1254,42 @@ def test_samples_in_another_layout_are_refused_not_reshaped() -> None:
         )
 
 
+def test_a_strategy_name_instead_of_an_object_says_how_to_build_one() -> None:
+    """Was: Learner(model, "ewc") iterated the text: "strategies: 'e' is not a lifelong Strategy"."""
+    for given in ("ewc", ["ewc"]):
+        with pytest.raises(
+            ConfigError, match=r"'ewc' is a name; pass strategy objects.*REGISTRY\['ewc'\]\(\)"
+        ):
+            Learner(toy_model(), given)  # type: ignore[arg-type]
+
+
+def test_a_fit_that_trained_nothing_says_so() -> None:
+    """Was: epochs=0 returned an untrained model's accuracy matrix (ACC 0.05 on digits) with no word."""
+    with pytest.warns(RuntimeWarning, match="fit trained nothing: no weight of the model changed"):
+        result = Learner(toy_model(), lr=0.1, epochs=0).fit(toy_scenario())
+    assert "untrained" in result.info
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert "untrained" not in Learner(toy_model(), lr=0.1).fit(toy_scenario()).info
+
+
+def test_predicting_without_task_ids_after_training_with_them_warns_once() -> None:
+    """Was: a task-masked single head asked without t answered over every output, silently (digits:
+    accuracy 0.43 against 0.98 with t, in a user trial)."""
+    scenario = toy_scenario("task")
+    learner = Learner(toy_model(), lr=0.1)
+    learner.fit(scenario)
+    x = scenario[1].test.features()
+    with pytest.warns(
+        UserWarning, match=r"trained with task ids \(tasks \[0, 1\].*pass t= to answer within a task"
+    ):
+        learner.predict(x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        learner.predict_proba(x)  # said once
+        learner.predict(x, t=1)
+
+
 def test_a_strategy_class_instead_of_an_instance_is_named() -> None:
     with pytest.raises(ConfigError, match=r"Replay is a class; pass an instance: Replay\(\)"):
         Learner(toy_model(), Replay)  # type: ignore[arg-type]

@@ -55,7 +55,7 @@ def test_the_stream_is_never_trained_on_and_each_sample_offered_once() -> None:
             steps.append({k: v.clone() for k, v in learner.model.state_dict().items()})
 
     steps: list[dict] = []
-    gdumb = GDumb(buffer_size=1000, epochs=0)
+    gdumb = GDumb(buffer_size=1000, epochs=1)
     learner = Learner(toy_model(), [gdumb, Watch()], lr=0.1, batch_size=8, epochs=3)
     start = {k: v.clone() for k, v in learner.model.state_dict().items()}
     learner.learn(toy_scenario("class")[0])

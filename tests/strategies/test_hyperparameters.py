@@ -154,7 +154,7 @@ def test_valid_edges_are_accepted() -> None:
     EWC(lam=0, decay=0, fisher_samples=1)
     PackNet(prune=0.0, finetune_epochs=0, n_tasks=1)
     GPM(threshold=1.0)
-    GDumb(epochs=0, min_lr=0.05)
+    GDumb(epochs=1, min_lr=0.05)
     DEN(loss_threshold=0.0, split_threshold=0.0)
     CPG(target_accuracy=1.01)  # above 1: always grow (up to max_grow)
     check_param("Mine", "n", None, int, low=1, none="all")

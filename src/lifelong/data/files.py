@@ -23,6 +23,7 @@ import itertools
 import math
 import os
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -293,6 +294,7 @@ def _from_frame(
             f"{p}: feature columns {nan_cols} hold NaN (missing) or infinite values; impute or drop them"
         )
     x = _float32(wide, f"{p}: feature columns", features)
+    _warn_row_numbers(wide, features, p)
     y, names = _labels(frame[label].to_numpy(), f"{p}: label column {label!r}")
     _refuse_numeric_target(
         y,
@@ -304,6 +306,24 @@ def _from_frame(
     tasks = None if task is None else task_codes(frame[task].to_numpy(), len(y), f"{p}: task column {task!r}")
     task_ids, task_names = tasks or (None, None)
     return Table(x, y, domains, features, sorted(set(y.tolist())), names, task_ids, task_names, p.stem)
+
+
+def _warn_row_numbers(x: np.ndarray, columns: list[str], p: Path) -> None:
+    """Warn of feature columns that number the rows (each row the one before plus 1): an id, which a
+    model reads as a feature; a file sorted by class made one worth 0.54 accuracy on wine, against
+    0.33 without it (a user trial)."""
+    if len(x) < 20:
+        return
+    steps = np.diff(x, axis=0)
+    numbering = [c for c, col in zip(columns, (steps == 1).all(0)) if col]
+    if numbering:
+        warnings.warn(
+            f"{p}: column(s) {numbering} number the rows (each value the row before's plus 1): an id or an "
+            "index, not a feature, which a model learns the file's order from; leave it out with "
+            "--drop-columns / drop_columns=",
+            UserWarning,
+            stacklevel=4,
+        )
 
 
 def _float32(x: np.ndarray, where: str, columns: list[str] | None = None) -> np.ndarray:

@@ -154,6 +154,8 @@ class Learner:
                 f"model: {type(model).__name__} has no parameters to train; give it layers with weights "
                 "(e.g. lifelong.learn.create_model('mlp', in_features=..., n_classes=...))"
             )
+        if isinstance(strategies, str):  # iterated, it was refused as "'e' is not a lifelong Strategy"
+            strategies = [strategies]  # refused below, as a name
         if isinstance(strategies, Strategy | type):
             strategies = [strategies]  # a class is refused below, by name
         try:
@@ -165,6 +167,11 @@ class Learner:
         for i, s in enumerate(strategies):
             if isinstance(s, type) and issubclass(s, Strategy):
                 raise ConfigError(f"strategies: {s.__name__} is a class; pass an instance: {s.__name__}()")
+            if isinstance(s, str):
+                raise ConfigError(
+                    f"strategies: {s!r} is a name; pass strategy objects, e.g. "
+                    f"lifelong.strategies.REGISTRY[{s!r}]() or lifelong.strategies.tuned({s!r}).strategy"
+                )
             if not isinstance(s, Strategy):
                 raise ConfigError(f"strategies: {s!r} is not a lifelong Strategy")
             if any(s is other for other in strategies[:i]):
@@ -219,6 +226,7 @@ class Learner:
         self._task_classes: dict[int, set[int]] = {}
         self._step_checked = False  # an undeclared train_step owner beside other step hooks: checked once
         self._task_mask: tuple[Tensor, Tensor] | None = None  # (sorted task ids, their rows)
+        self._warned_no_task = False  # predict without t after training with task ids: said once
         # task -> classes its scenario declares, for tasks not trained yet, while they are evaluated
         self._announced_tasks: dict[int, set[int]] = {}
         self._step = 0
@@ -1131,6 +1139,15 @@ class Learner:
                     f"{where}: {', '.join(needs)} needs the task id of the samples; pass t= (one id for all "
                     "samples, or one per sample)"
                 )
+            if trained and self._task_classes and not self._warned_no_task:  # once: it may be meant
+                self._warned_no_task = True
+                warnings.warn(
+                    f"{where}: this learner was trained with task ids (tasks {sorted(self._task_classes)}, each "
+                    f"masked to its own classes), but no t was given: it answers over all {self.n_outputs} "
+                    "outputs, as class-incremental inference would; pass t= to answer within a task",
+                    UserWarning,
+                    stacklevel=3,
+                )
             return None
         try:
             ids = t.detach().cpu() if isinstance(t, Tensor) else tensor_of(np.asarray(t))
@@ -1380,6 +1397,7 @@ class Learner:
         }
         self.state.fitting = True
         self.stream = experiences
+        untouched = _parameter_versions(self.model)  # nothing trained (epochs=0, no boundary training)?
         try:
             if isinstance(stream, TaskFreeStream):
                 result.online_accuracy = self._train_task_free(stream, record, largest[0])
@@ -1405,6 +1423,12 @@ class Learner:
                 f"the model answers one class: {'; '.join(one_class)}; {self._one_class_hint()}"
             )
             warnings.warn(result.info["one_class"], RuntimeWarning, stacklevel=2)
+        if done < len(experiences) and _parameter_versions(self.model) == untouched:
+            result.info["untrained"] = (
+                f"fit trained nothing: no weight of the model changed (epochs={self.epochs}, and no strategy "
+                "trained at a boundary), so the accuracy matrix is an untrained model's; give epochs >= 1"
+            )
+            warnings.warn(result.info["untrained"], RuntimeWarning, stacklevel=2)
         result.epochs = self.epochs_trained - start_epochs
         result.samples = self.samples_trained - start_samples
         result.extra_parameters = self.extra_parameters()
@@ -1716,6 +1740,12 @@ class Learner:
 DIVERGED_LOSS = 1e10
 #: inputs larger than this (in absolute value) are advised to be standardised when training diverges
 LARGE_INPUT = 100.0
+
+
+def _parameter_versions(model: nn.Module) -> list[tuple[int, int]]:
+    """Each parameter's identity and in-place write count: unchanged by a fit that trained nothing
+    (an optimizer step and a re-initialisation both write in place; a grown head is a new tensor)."""
+    return [(id(p), p._version) for p in model.parameters()]
 
 
 def _one_answer(answers: Tensor, y: Tensor, share: float = 0.98) -> str | None:

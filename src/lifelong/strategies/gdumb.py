@@ -54,7 +54,7 @@ class GDumb(Strategy):
                  min_lr: float = 0.0005, momentum: float = 0.9, weight_decay: float = 1e-6,
                  clip: float = 10.0) -> None:  # fmt: skip
         check_param(self, "buffer_size", buffer_size, int, low=1)
-        check_param(self, "epochs", epochs, int, low=0)
+        check_param(self, "epochs", epochs, int, low=1)  # 0: the model is reset and never trained
         check_param(self, "batch_size", batch_size, int, low=1)
         check_param(self, "lr", lr, low=0, low_open=True)
         check_param(self, "min_lr", min_lr, low=0, high=lr)

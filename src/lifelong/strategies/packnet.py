@@ -103,8 +103,9 @@ class PackNet(Strategy):
     def check_stream(self, learner: Learner, experiences: list[Experience]) -> None:
         """Equal shares for ``n`` tasks leave nothing for an ``n + 1``-th: refused before ``fit`` trains."""
         n = None if self.prune is not None or not experiences else self.planned_tasks(experiences[0])
-        if n is not None and len(self.tasks_) + len(experiences) > n:
-            late = experiences[max(0, n - len(self.tasks_))]
+        new = [e for e in experiences if e.task_id not in self.tasks_]  # a resumed fit: some are learned
+        if n is not None and len(self.tasks_) + len(new) > n:
+            late = new[max(0, n - len(self.tasks_))]
             raise ConfigError(self._no_room(late, n))
 
     def _no_room(self, experience: Experience, held_by: int) -> str:
