@@ -21,7 +21,11 @@ def test_each_decision_reads_as_what_happened_and_why() -> None:
             "figures": {"new_accuracy": 0.91, "champion_new_accuracy": 0.8}}  # fmt: skip
     assert (
         describe("gate", gate)
-        == "failed from v3 on samples 10-90, new acc 0.910 (champion 0.800): flip rate 0.2 > 0.1"
+        == "failed from v3 trained on samples 10-90, new acc 0.910 (champion 0.800): flip rate 0.2 > 0.1"
+    )
+    # where it was judged, too: "on samples" read as the holdout, which held an operator's bad rows
+    assert describe("gate", {**gate, "holdout": [91, 110]}).startswith(
+        "failed from v3 trained on samples 10-90, judged on 91-110, new acc"
     )
     assert (
         describe("gate", {"trained": False, "reasons": ["window too small"]})

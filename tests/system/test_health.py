@@ -104,4 +104,8 @@ def test_an_error_line_keeps_lifelong_advice_whole_and_cuts_a_driver_at_a_word()
     advice = "artifacts holds v6, which the store never registered: " + "move them out " * 30
     assert one_line(RegistryError(advice)) == advice
     driver = one_line(RuntimeError("connection refused " * 40))
-    assert driver.endswith(" ...") and driver[:-4].split()[-1] in ("connection", "refused") and len(driver) <= 304
+    assert (
+        driver.endswith(" ...")
+        and driver[:-4].split()[-1] in ("connection", "refused")
+        and len(driver) <= 304
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -99,6 +100,36 @@ def test_inputs_are_validated_at_the_boundary(tmp_path: Path) -> None:
         with pytest.raises(DataError, match="sample 0: values too large"):
             system.add_samples(huge, [0, 1])
         assert system.store.count_samples() == stored  # nothing recorded
+
+
+def test_a_prediction_echoes_the_request_id_it_was_routed_by(system: System) -> None:
+    """Was: a client's ids routed the samples but came back nowhere (the answers' ids are new), so an
+    operator's client sent its own ids as feedback and got 404s."""
+    system.bootstrap(trained())
+    x = DATA.test.x[:3].tolist()
+    answers = system.predict(x, ids=["u1", "u2", "u3"])
+    assert [a["request_id"] for a in answers] == ["u1", "u2", "u3"]
+    assert all(a["id"] not in ("u1", "u2", "u3") for a in answers)  # feedback takes the answer's id
+    assert "request_id" not in system.predict(x[:1])[0]
+
+
+def test_values_far_off_a_standardised_deployments_scale_are_refused_at_the_door(system: System) -> None:
+    """Was: 10 samples holding 1e30 (float32-finite, outputs finite) were stored with a 201, and every
+    later training of a window holding them diverged until an operator found and deleted them."""
+    x = DATA.train.x.numpy()
+    contract = Contract.fit(x, DATA.train.y.numpy(), n_classes=4, standardize=True)
+    system.bootstrap(trained(), contract=contract)
+    bad = x[:3].copy()
+    bad[1, 5] = 1e30
+    stored = system.store.count_samples()
+    for send in (lambda: system.add_samples(bad.tolist(), [0, 1, 2]), lambda: system.predict(bad.tolist())):
+        with pytest.raises(
+            DataError, match=r"sample 1 holds 1e\+30 in feature 5, .* standard deviations .*units"
+        ):
+            send()
+    assert system.store.count_samples() == stored  # nothing recorded
+    far = x[:1] + 1000 * np.asarray(contract.std, dtype=np.float32)  # a real shift: 1,000 std away
+    assert len(system.add_samples(far.tolist(), [0])) == 1
 
 
 def test_promote_rollback_and_unknown_versions(system: System) -> None:

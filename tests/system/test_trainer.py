@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -386,6 +387,10 @@ def test_a_diverged_candidate_is_refused_as_diverged(system: tuple[Store, Regist
     result = train_once(store, registry, policy, Gate(), prepare=lambda d: d.replace(x=d.x * 1e30))
     assert result.trained and not result.passed and result.version is None
     assert result.reasons[0].startswith("training diverged (the candidate's weights are not finite)")
+    # the rows to act on, by id (a few 1e30 values failed every later training until found by hand)
+    assert re.search(r"largest inputs, as the model sees them, are in samples \d+ \(\|x\| [\d.]+e\+30\)",
+                     result.reasons[0])  # fmt: skip
+    assert "DELETE /v1/samples/{id}" in result.reasons[0] and "--standardize" in result.reasons[0]
 
 
 def test_bootstrap_refuses_a_diverged_first_champion(tmp_path: Path) -> None:

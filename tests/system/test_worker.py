@@ -902,6 +902,23 @@ def test_a_champion_fine_tuned_on_a_short_window_keeps_its_lineages_data_as_the_
     assert event.payload["version"] == 2
 
 
+def test_a_rollback_withdraws_the_train_requests_before_it(seeded: tuple[Store, Registry, Dataset]) -> None:
+    """Was: a rollback during a training asked for by hand interrupted it, and the request, still
+    pending, trained again from the rolled-back champion and promoted over it 2.5 s later (a trial)."""
+    store, registry, data = seeded
+    with registry.publish(strategy="naive", parent=1, params={"mode": "finetune"}) as draft:
+        Learner.load(registry.get(1).path).save(draft.path)
+    registry.set_alias("champion", 2)
+    store.add_samples(data.x, data.y)
+    store.add_event(EventKind.TRAIN_REQUEST, {"reason": "by hand"})
+    worker = Worker(store, registry, preset("manual"), Gate(**LENIENT))
+    assert worker.state().requested
+    registry.rollback("champion")
+    assert registry.alias("champion") == 1 and not worker.state().requested
+    store.add_event(EventKind.TRAIN_REQUEST, {"reason": "by hand, after the rollback"})
+    assert worker.state().requested
+
+
 def _requested_by_hand(seeded: tuple[Store, Registry, Dataset]) -> Worker:
     """A manual worker holding the lease, the store's samples labelled and a training requested."""
     store, registry, data = seeded

@@ -69,7 +69,9 @@ def add_commands(sub: Any) -> None:
         default="naive,replay,ewc,lwf,joint,cumulative",
         help="comma-separated names",
     )
-    p.add_argument("--seeds", type=_seeds, default="0,1,2", help="comma-separated whole numbers >= 0")
+    p.add_argument(
+        "--seeds", type=_seeds, default="0,1,2", help="comma-separated whole numbers >= 0 (default 0,1,2)"
+    )
     p.add_argument(
         "--epochs", type=POSITIVE_INT, default=None, help="passes per experience (default: the benchmark's)"
     )

@@ -195,6 +195,13 @@ class Learner:
         self.callbacks: list[Callback] = list(callbacks)
         _refuse_lazy(model)
         self.model = model.to(self.device)
+        if not allow_new_classes and self.n_outputs == 1:  # was refused at the first labels, after set-up
+            raise ConfigError(
+                "model: its head has one output, and lifelong learns classifiers (cross-entropy over one "
+                "output per class): give it an output per class (two for a binary task), or "
+                "allow_new_classes=True for a first class whose head grows at the next; a numeric target "
+                "(regression) is not supported"
+            )
         has_embedding = tokens.accept_token_ids(model)  # inputs travel as floats; embeddings take int64 ids
         self._ids_dtype = tokens.carrier_dtype(model)  # None unless the inputs are token ids
         if has_embedding and self._ids_dtype is None:

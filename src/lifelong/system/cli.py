@@ -64,7 +64,7 @@ def add_commands(sub: Any) -> None:
     worker_arguments(p)
     _server_args(p)
     p.add_argument("--bootstrap", default="digits", metavar="digits|fmnist|none|FILE",
-                   help="first champion when none exists: a bundled dataset, your .npz/.csv/.parquet file, "
+                   help="first champion when none exists (default digits): a bundled dataset, your .npz/.csv/.parquet file, "
                         "or none (untrained; needs --n-classes, or n_classes in --model-kwargs, and --input-shape)")  # fmt: skip
     p.add_argument("--label-column", default="label", help="label column of a CSV/Parquet bootstrap file")
     add_drop_columns(p)
@@ -137,7 +137,10 @@ def add_commands(sub: Any) -> None:
     p = sub.add_parser("backup", help="copy the store and its artifacts, consistently, while it serves")
     _store_args(p)
     p.add_argument(
-        "dest", type=Path, help="a new directory: the copy is a data directory (serve it to restore)"
+        "dest",
+        type=Path,
+        help="a new directory: the copy is a data directory (restore: lifelong up --data-dir DEST with the "
+        "original's flags)",
     )
     p.set_defaults(func=cmd_backup)
 
@@ -204,7 +207,9 @@ def worker_arguments(p: argparse.ArgumentParser) -> None:
     """Worker options, shared by ``lifelong worker`` and ``lifelong up``."""
     _store_args(p)
     p.add_argument(
-        "--policy", default="continual", help="manual | scheduled-retrain | scheduled-finetune | continual"
+        "--policy",
+        default="continual",
+        help="manual | scheduled-retrain | scheduled-finetune | continual (default continual)",
     )
     p.add_argument("--strategy", default=None, help="strategy of the continual policy (default replay)")
     p.add_argument(
@@ -909,6 +914,8 @@ def cmd_models(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from lifelong.system.events import window_text
+
     store, registry = _open(args)
     with store:
         by_version: dict[int, list[str]] = {}
@@ -921,7 +928,7 @@ def cmd_models(args: argparse.Namespace) -> int:
             m = v.metrics
             # a collected version's weights were deleted by retention; its record stays
             name = f"{v.version} (collected)" if v.collected else str(v.version)
-            t.add_row(name, str(v.parent or "-"), v.strategy, str(v.window or "-"),
+            t.add_row(name, str(v.parent or "-"), v.strategy, window_text(v.window),
                       ", ".join(sorted(by_version.get(v.version, []))) or "-",
                       _fmt(m.get("new_accuracy")), _fmt(m.get("negative_flip_rate")))  # fmt: skip
         Console().print(t)

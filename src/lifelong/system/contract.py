@@ -41,6 +41,9 @@ if TYPE_CHECKING:
 FILE = "contract.json"
 MAX_CLASS_NAME = 200  # characters of a class name: what the API accepts and the store keeps
 MAX_NEW_CLASSES = MAX_LABEL_GAP  # with allow_new_classes: how far past the known classes a new index may be
+# standardised deployments: a value this many standard deviations from the bootstrap mean is a unit or
+# encoding error (1e30 in a feature of std 1 passed every check and made every later training diverge)
+MAX_STANDARD_SCORE = 1e6
 
 
 def unstorable(text: str) -> str | None:
@@ -166,7 +169,7 @@ class Contract:
             if lab is None:  # a batch mixing labelled and unlabelled samples
                 raise DataError(
                     "a label is missing (None): labels are given for every sample of a call or for none; send "
-                    "unlabelled samples in a call of their own (y=None, or no \"labels\")"
+                    'unlabelled samples in a call of their own (y=None, or no "labels")'
                 )
             if isinstance(lab, bool) or not isinstance(lab, int | np.integer):
                 raise DataError(f"a label is a class index (or a class name), got {quoted(lab)}")
@@ -339,6 +342,25 @@ class Contract:
                     )
             rows.append(row)
         return rows
+
+    def check_scale(self, x: np.ndarray) -> None:
+        """Refuse inputs (as :meth:`check_inputs` returns them) that lie more than ``MAX_STANDARD_SCORE``
+        bootstrap standard deviations from its mean: no model trains on them (every training of a
+        window holding one diverged, until someone found and deleted the rows). Unstandardised
+        deployments have no scale to judge by."""
+        if self.mean is None or self.std is None or not len(x):
+            return
+        z = np.abs(self.transform(x).reshape(len(x), -1))
+        if not (z > MAX_STANDARD_SCORE).any():
+            return
+        i, j = (int(v) for v in np.argwhere(z > MAX_STANDARD_SCORE)[0])
+        name = repr(self.feature_names[j]) if self.feature_names else str(j)
+        raise DataError(
+            f"sample {i} holds {float(x.reshape(len(x), -1)[i, j]):.4g} in feature {name}, {z[i, j]:.3g} standard "
+            f"deviations from the bootstrap data's mean {self.mean[j]:.4g} (std {self.std[j]:.4g}); past "
+            f"{MAX_STANDARD_SCORE:g} a value is taken for a unit or encoding error, on which every training "
+            "would diverge: send it in the bootstrap data's units"
+        )
 
     def transform(self, x: np.ndarray) -> np.ndarray:
         """Inputs as the model sees them: standardised when the contract says so."""

@@ -44,7 +44,9 @@ def describe(kind: str, payload: Mapping[str, Any]) -> str:
         head = f"passed: v{p.get('version')}" if p.get("passed") else "failed"
         why = "" if p.get("passed") else ": " + "; ".join(p.get("reasons", []))
         note = "".join(f" (note: {w})" for w in p.get("warnings", [])) + wait
-        return f"{head} from v{p.get('parent')} on samples {_window(p.get('window'))}, {acc}{why}{note}"
+        judged = f", judged on {window_text(p['holdout'])}" if p.get("holdout") else ""
+        return (f"{head} from v{p.get('parent')} trained on samples {window_text(p.get('window'))}{judged}, "
+                f"{acc}{why}{note}")  # fmt: skip
     if kind == EventKind.DATA_DRIFT:
         d = p.get("details", {})
         if "tokens" in d:  # token frequencies (a text model's inputs)
@@ -125,5 +127,6 @@ def _num(x: Any, spec: str = ".3f") -> str:
     return "-" if not isinstance(x, int | float) else format(x, spec)
 
 
-def _window(w: Any) -> str:
+def window_text(w: Any) -> str:
+    """A window of sample ids as the events print it, ``first-last``."""
     return f"{w[0]}-{w[1]}" if isinstance(w, list | tuple) and len(w) == 2 else "-"

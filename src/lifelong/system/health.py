@@ -114,7 +114,10 @@ def readiness_reasons(f: Facts, serving_only: bool = False) -> list[str]:
     readiness must not hang on a shared dependency). The full answer reports both, for alerting."""
     reasons = []
     if not f.champion_loaded and not f.degraded:  # else the degraded reason says why it is not loaded
-        reasons.append("no champion is loaded; bootstrap one (lifelong up) or promote a version")
+        reasons.append(
+            "no champion is loaded; bootstrap one (lifelong up --bootstrap, or System.bootstrap(learner) in Python) "
+            "or promote a version"
+        )
     if not serving_only:
         reasons.extend(_store_reasons(f))
         reasons.extend(_worker_reasons(f))

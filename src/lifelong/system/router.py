@@ -123,7 +123,10 @@ class ModelHolder:
     def live(self) -> Live:
         live = self._live  # one read: the caller keeps this snapshot for the whole batch
         if live is None:
-            raise NotFoundError("no champion is deployed; register one with System.bootstrap(learner)")
+            raise NotFoundError(
+                "no champion is deployed; bootstrap one (lifelong up --bootstrap, or System.bootstrap(learner) "
+                "in Python) or promote a version"
+            )
         return live
 
     @property

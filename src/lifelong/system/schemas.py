@@ -129,6 +129,9 @@ class PredictRequest(_Body):
 
 class Prediction(BaseModel):
     id: str = Field(..., description="prediction id; send it back with POST /v1/feedback")
+    request_id: str | None = Field(
+        default=None, description="the request id sent for this sample (ids), where one was sent"
+    )
     label: int
     class_name: str | None = Field(
         default=None, description="the label's class name, where the deployment's classes have names"

@@ -300,6 +300,7 @@ class System:
             if contract is not None:  # the one input check (samples too): a flat row fits any shape
                 try:
                     requests[i] = r = _Request(contract.check_inputs(r.x), r.ids)
+                    contract.check_scale(r.x)
                 except DataError as err:
                     results[i] = err
                     continue
@@ -353,6 +354,9 @@ class System:
         # what the client calls the class, by the answering version's contract (a canary may know more)
         named = {v: m.contract for v, m in (("champion", live.champion), ("canary", live.canary))
                  if m is not None and m.contract is not None and m.contract.class_names is not None}  # fmt: skip
+        for row, rid in zip(rows, given):
+            if rid is not None:  # what the client sent it as: the answers' own ids are new
+                row["request_id"] = rid
         if named:
             for row in rows:
                 if (c := named.get(row["variant"])) is not None:
@@ -485,6 +489,7 @@ class System:
         arr = to_array(_named(x, contract), self.settings.max_batch)
         if contract is not None:
             arr = contract.check_inputs(arr)
+            contract.check_scale(arr)
             # values so large that the champion's outputs overflow would make every training diverge
             self._live().champion.logits(torch.from_numpy(arr))
         if y is not None:

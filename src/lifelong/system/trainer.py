@@ -38,7 +38,7 @@ from lifelong.errors import ConfigError, NotFoundError
 from lifelong.learn.buffers import Buffer
 from lifelong.learn.callbacks import Callback, Control, LoopState
 from lifelong.learn.checkpoint import match_dtypes
-from lifelong.learn.learner import ADAPTIVE_LR, Learner
+from lifelong.learn.learner import ADAPTIVE_LR, LARGE_INPUT, Learner
 from lifelong.learn.models import build, for_input
 from lifelong.learn.strategy import Strategy, get_strategy
 from lifelong.learn.tokens import input_embedding
@@ -198,10 +198,7 @@ def train_once(
         )
         reasons = judge(gate, figures)
         if not weights_finite(candidate):  # its every answer would be a 422 blaming the client's values
-            reasons.insert(
-                0,
-                f"training diverged (the candidate's weights are not finite): {candidate.divergence_hint()}",
-            )
+            reasons.insert(0, _diverged(candidate, train, train_ids, contract))
         passed = not reasons
         payload = {
             "passed": passed,
@@ -211,6 +208,7 @@ def train_once(
             "policy": policy.kind,
             "parent": champion,
             "window": [int(train_ids[0]), int(train_ids[-1])],
+            "holdout": [int(ids[len(ids) - n_hold]), int(ids[-1])],  # judged on: the newest labels
             "forgot_memory": forget,
             "figures": figures,
             "train_cpu_seconds": cpu,
@@ -586,6 +584,23 @@ def _named(store: Store, counts: dict[int, int]) -> dict[str, int]:
     """Label counts keyed as an operator knows the classes: by name where the store gave one."""
     names = {i: n for n, i in store.class_names().items()}
     return {names.get(c, str(c)): n for c, n in sorted(counts.items())}
+
+
+def _diverged(candidate: Learner, train: Dataset, ids: torch.Tensor, contract: Contract) -> str:
+    """Why a candidate's weights are not finite, naming the window's largest inputs by sample id when
+    they are far off the scale a network learns from: the rows to correct or delete, as no retraining
+    of a window holding them converges (a few 1e30 values failed every training until found by hand)."""
+    reason = "training diverged (the candidate's weights are not finite)"
+    largest = train.x.reshape(len(train.x), -1).abs().amax(1)
+    if not len(largest) or float(largest.max()) <= LARGE_INPUT:
+        return f"{reason}: {candidate.divergence_hint()}"
+    top = torch.argsort(largest, descending=True)[:5]
+    top = top[largest[top] > LARGE_INPUT]
+    listed = ", ".join(f"{int(ids[i])} (|x| {float(largest[i]):.3g})" for i in top)
+    fix = "correct or delete the wrong ones (DELETE /v1/samples/{id})"
+    if contract.mean is None:  # a standardised deployment already is; the ids are what is left to act on
+        fix += ", or standardise the features (--standardize in lifelong up)"
+    return f"{reason}: the window's largest inputs, as the model sees them, are in samples {listed}; {fix}"
 
 
 def _as_model_input(x: torch.Tensor, contract: Contract) -> torch.Tensor:

@@ -520,12 +520,20 @@ class Worker:
         # was dropped when the gate's own id was the line)
         after = (gates[-1].payload.get("started") or gates[-1].id) if gates else None
         champion = self.registry.alias("champion")
+        # a rollback of the champion withdraws the train requests before it: an interrupted training's
+        # request trained again from the rolled-back champion and promoted over it 2.5 s later
+        rollbacks = [e.id for e in self.store.events(EventKind.ROLLBACK, after_id=after, limit=50)
+                     if e.payload.get("alias") == "champion"]  # fmt: skip
         found = []
         for kind in (EventKind.DATA_DRIFT, EventKind.PERFORMANCE_DRIFT, EventKind.TRAIN_REQUEST):
             found += [
                 e
                 for e in self.store.events(kind, after_id=after, limit=50)
-                if kind == EventKind.TRAIN_REQUEST or e.payload.get("version", champion) == champion
+                if (
+                    e.id > max(rollbacks, default=0)
+                    if kind == EventKind.TRAIN_REQUEST
+                    else e.payload.get("version", champion) == champion
+                )  # fmt: skip
             ]
         return found
 
