@@ -138,10 +138,7 @@ class KSDrift(DataDriftMonitor):
         statistic, p = np.zeros(d), np.ones(d)
         numeric = np.array([j for j in range(d) if j not in self.categories_], dtype=int)
         if len(numeric):
-            with warnings.catch_warnings():  # with ties (pixels, counts) scipy falls back to the asymptotic
-                # p-value and says so once per call: expected here, so not repeated in every worker log
-                warnings.filterwarnings("ignore", "ks_2samp: Exact calculation unsuccessful", RuntimeWarning)
-                result = stats.ks_2samp(self.reference_[:, numeric], current[:, numeric], axis=0)
+            result = _ks_2samp(self.reference_[:, numeric], current[:, numeric], axis=0)
             statistic[numeric], p[numeric] = result.statistic, result.pvalue
         for j, values in self.categories_.items():
             statistic[j], p[j] = _chi2_homogeneity(self.reference_[:, j], current[:, j], values)
@@ -170,6 +167,25 @@ class KSDrift(DataDriftMonitor):
                 "p_values": p[top].tolist(),
             },
         )
+
+
+def _ks_2samp(a: np.ndarray, b: np.ndarray, **kwargs: Any) -> Any:
+    """scipy's two-sample KS test, quiet about ties: with ties (pixels, counts, lengths) it falls back to
+    the asymptotic p-value and says so once per call, expected here, so not repeated in every worker log."""
+    from scipy import stats
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "ks_2samp: Exact calculation unsuccessful", RuntimeWarning)
+        return stats.ks_2samp(a, b, **kwargs)
+
+
+def _relabellings(rng: np.random.Generator, count: int, total: int, n: int) -> np.ndarray:
+    """``count`` random labellings of ``total`` pooled rows, ``[count, total]``: 1 marks the ``n`` rows
+    taken as the reference window (a permutation test's null distribution)."""
+    z = np.zeros((count, total))
+    for i in range(count):
+        z[i, rng.permutation(total)[:n]] = 1
+    return z
 
 
 def _chi2_homogeneity(reference: np.ndarray, current: np.ndarray, values: np.ndarray) -> tuple[float, float]:
@@ -333,10 +349,9 @@ class MMDDrift(DataDriftMonitor):
         k = np.exp(-d2 / (2 * sigma2))
 
         # Row 0 holds the observed labelling; rows 1.. random ones. z[i, j] = 1 when j is in "x".
-        z = np.zeros((self.n_permutations + 1, big_n))
-        z[0, :n] = 1
-        for i in range(1, self.n_permutations + 1):
-            z[i, rng.permutation(big_n)[:n]] = 1
+        observed_row = np.zeros((1, big_n))
+        observed_row[0, :n] = 1
+        z = np.concatenate([observed_row, _relabellings(rng, self.n_permutations, big_n, n)])
         mmd2 = _unbiased_mmd2(k, z, n)
         observed = float(mmd2[0])
         p_value = float((1 + np.sum(mmd2[1:] >= observed)) / (1 + self.n_permutations))
@@ -423,19 +438,12 @@ class TokenDrift(DataDriftMonitor):
         exceed, done = 0, 0
         while done < self.n_permutations:
             p = min(chunk, self.n_permutations - done)
-            z = np.zeros((p, len(ids)))
-            for i in range(p):
-                z[i, rng.permutation(len(ids))[:n]] = 1
-            exceed += int(np.sum(distances(z) >= observed - 1e-12))
+            exceed += int(np.sum(distances(_relabellings(rng, p, len(ids), n)) >= observed - 1e-12))
             done += p
         p_tokens = (1 + exceed) / (1 + self.n_permutations)
         p_length = None
         if self.pad_id is not None:
-            from scipy import stats
-
-            with warnings.catch_warnings():  # lengths are whole numbers: ties, the asymptotic p-value
-                warnings.filterwarnings("ignore", "ks_2samp: Exact calculation unsuccessful", RuntimeWarning)
-                p_length = float(stats.ks_2samp(per_row[:n], per_row[n:]).pvalue)
+            p_length = float(_ks_2samp(per_row[:n], per_row[n:]).pvalue)  # lengths: whole numbers, ties
         p_value = p_tokens if p_length is None else min(1.0, 2 * min(p_tokens, p_length))
         first = np.asarray(counts[:n].sum(axis=0)).ravel()
         ref_shares = _shares(first[None], np.array([first.sum()]))[0]
