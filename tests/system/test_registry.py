@@ -332,3 +332,10 @@ def test_an_alias_moves_only_from_where_the_caller_read_it(registry: Registry) -
     assert registry.alias("champion") == v2
     with pytest.raises(AliasMoved, match="canary moved from v1 to unset"):
         registry.set_alias("canary", v3, share=0.1, expected=v1)
+    # a canary trained from v1 is deployed only while v1 is the champion, read under the same lock (the
+    # gate read the champion, then deployed: a promotion between went unseen)
+    with pytest.raises(AliasMoved, match="champion moved from v1 to v2 meanwhile"):
+        registry.set_alias("canary", v3, share=0.1, champion=v1)
+    assert registry.alias("canary") is None
+    registry.set_alias("canary", v3, share=0.1, champion=v2)
+    assert registry.alias("canary") == v3

@@ -311,14 +311,22 @@ class Registry:
         return {r.name: AliasState(r.version, r.share) for r in rows}
 
     def set_alias(
-        self, alias: str, version: int, *, share: float | None = None, expected: int | None | Unset = UNSET
+        self,
+        alias: str,
+        version: int,
+        *,
+        share: float | None = None,
+        expected: int | None | Unset = UNSET,
+        champion: int | None | Unset = UNSET,
     ) -> None:
         """Point ``alias`` at ``version`` (with a traffic ``share`` for a canary or shadow); logs an event.
 
         ``expected``: move it only if it still points there (None: unset), checked under the alias lock in
         the same transaction, else an :class:`AliasMoved` naming where it points now. A worker promoting
         the candidate it trained from v2 read the champion before publishing and moved it after: a
-        rollback to v3 in between was undone 38 ms after it answered.
+        rollback to v3 in between was undone 38 ms after it answered. ``champion``: likewise, move
+        ``alias`` only while the champion is this version (a canary is judged against the champion it
+        was trained from).
         """
         _check_alias(alias)
         if alias == "champion" and share is not None:
@@ -335,10 +343,13 @@ class Registry:
             if current is not None and (current.version, current.share) == (version, share):
                 return
             if alias != "champion":
-                champion = conn.execute(
+                serving = conn.execute(
                     sa.select(aliases.c.version).where(aliases.c.name == "champion")
                 ).first()
-                if champion is not None and champion.version == version:
+                serving_version = None if serving is None else serving.version
+                if not isinstance(champion, Unset) and serving_version != champion:
+                    raise AliasMoved("champion", champion, serving_version)
+                if serving_version == version:
                     raise RegistryError(
                         f"v{version} is the champion; a {alias} of it would compare it with itself: "
                         "deploy another version"

@@ -273,9 +273,7 @@ def train_once(
             if gate.promote_to == "champion":
                 registry.set_alias("champion", version, expected=champion)
             elif gate.promote_to == "canary":  # a canary is judged against the champion it was trained from
-                if (now := registry.alias("champion")) != champion:
-                    raise AliasMoved("champion", champion, now)
-                registry.set_alias("canary", version, share=gate.canary_share)
+                registry.set_alias("canary", version, share=gate.canary_share, champion=champion)
         except AliasMoved as err:  # no gate event: the attempt is the worker's interrupted one
             raise Interrupted(
                 f"the champion moved from v{champion} to "
