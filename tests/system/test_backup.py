@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 import torch
 
 from lifelong.checks import toy_data
@@ -137,3 +138,48 @@ def test_the_backup_command_prints_what_it_copied(served: tuple[Store, Registry]
         and "exists; name a new directory" in again.stderr
         and "Traceback" not in again.stderr
     )
+
+
+@pytest.mark.postgres
+def test_a_postgresql_store_is_backed_up_into_a_servable_sqlite_data_dir(pg_url: str, tmp_path: Path) -> None:
+    """Was: `lifelong backup` refused a PostgreSQL store ("back up ... with pg_dump first"), and an
+    operator restored by hand (createdb, pg_restore, the dump's stale worker lease). Now every table is
+    read from one snapshot while samples arrive, and the copy serves as it is, or migrates back."""
+    from lifelong.system.migrate import migrate
+
+    split = toy_data(per_class=90)
+    with Store(pg_url, data_dir=tmp_path / "live") as store:
+        registry = Registry(store)
+        bootstrap(store, registry, split.train, n_classes=4, epochs=1, lr=0.05, batch_size=16)
+        store.add_samples(split.test.x[:50], split.test.y[:50])
+        stop = threading.Event()
+
+        def write() -> None:  # a server's writes during the copy (bounded)
+            for i in range(100):
+                if stop.is_set():
+                    return
+                store.add_samples(split.test.x[i : i + 1], torch.tensor([i % 4]))
+
+        writer = threading.Thread(target=write)
+        writer.start()
+        try:
+            report = backup(store, registry, tmp_path / "copy")
+        finally:
+            stop.set()
+            writer.join()
+        assert report.versions == [1] and len(split.train.x) + 50 <= report.rows["samples"]
+    with Store(data_dir=tmp_path / "copy") as copy:  # restoring is serving the copy
+        restored = Registry(copy)
+        assert restored.alias("champion") == 1
+        restored.verify(1)
+        assert len(copy.samples().ids) == report.rows["samples"]
+        new = copy.add_samples(split.test.x[:1], torch.tensor([0]))[0]
+        assert new > max(copy.samples(limit=10**6).ids[:-1])  # ids go on after the copied ones
+    engine = sa.create_engine(pg_url)
+    with engine.begin() as conn:  # a fresh database to move it back into
+        conn.exec_driver_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+    engine.dispose()
+    with Store(data_dir=tmp_path / "copy") as copy, Store(pg_url, data_dir=tmp_path / "copy") as target:
+        migrate(copy, target)
+    with Store(pg_url, data_dir=tmp_path / "copy") as back:
+        assert Registry(back).alias("champion") == 1 and len(back.samples().ids) == report.rows["samples"] + 1

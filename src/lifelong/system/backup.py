@@ -10,8 +10,9 @@ Everything is written under ``DEST.partial`` (marked as a backup's, one backup a
 to ``DEST`` at the end: a backup that was killed or failed leaves no directory that looks complete, and
 the next one removes only such a leftover. The copy holds no leases (its worker starts free). An
 artifact missing or altered in the source is copied as it is and reported, so one damaged old version
-does not block every backup. A PostgreSQL store is backed up by its own tools (``pg_dump``), the
-artifacts directory by copying it after the dump.
+does not block every backup. A PostgreSQL store is copied into the backup as an SQLite store, every
+table read from one snapshot (``Store.copy_into``, ``lifelong migrate``'s copy): the backup is an
+embedded data directory, served as it is or migrated back into a PostgreSQL database.
 """
 
 from __future__ import annotations
@@ -49,14 +50,9 @@ class BackupReport:
 
 
 def backup(store: Store, registry: Registry, dest: str | Path) -> BackupReport:
-    """Copy ``store`` (SQLite) and the artifacts its copy registers into ``dest``, a new directory."""
+    """Copy ``store`` (into an SQLite store, whatever its engine) and the artifacts its copy registers
+    into ``dest``, a new directory."""
     start = time.perf_counter()
-    if store.engine.dialect.name != "sqlite":
-        raise ConfigError(
-            "lifelong backup copies the embedded SQLite store; back up a PostgreSQL store with pg_dump first, "
-            f"then copy {registry.artifacts_dir}, {store.data_dir / TOKEN_FILE} and, where it exists, "
-            f"{store.data_dir / JOURNAL_DIR} (predictions answered while the store could not write)"
-        )
     dest = Path(dest).resolve()
     if dest.exists() or dest.is_symlink():
         raise ConfigError(
@@ -117,8 +113,11 @@ def _copy(store: Store, registry: Registry, partial: Path) -> tuple[dict[str, in
     versions copied, and the damaged ones among them."""
     target = sqlite_file(None, partial)
     assert target is not None
-    _copy_database(store, target)
+    if store.engine.dialect.name == "sqlite":
+        _copy_database(store, target)
     with Store(data_dir=partial) as copy:
+        if store.engine.dialect.name != "sqlite":
+            store.copy_into(copy)
         with copy.transaction() as conn:  # the original's worker holds these, not the copy's
             conn.execute(sa.delete(leases))
         copied = Registry(copy, artifacts_dir=partial / "artifacts")

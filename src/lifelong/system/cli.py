@@ -1015,6 +1015,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
     store, registry = _open(args)
     with store:
         report = backup(store, registry, args.dest)
+        engine = store.engine.dialect.name
     rows = ", ".join(f"{report.rows.get(t, 0)} {t}" for t in ("samples", "predictions", "events"))
     for damaged in report.damaged:
         print(f"warning: {damaged}: copied as it is; that version cannot serve until its artifact is restored",
@@ -1022,6 +1023,9 @@ def cmd_backup(args: argparse.Namespace) -> int:
     print(f"backed up {rows} and {len(report.versions)} model versions to {report.path} in "
           f"{time.perf_counter() - start:.1f} s; restore: lifelong up --data-dir {report.path} with the original's "
           "--policy, --policy-json, --gate-json and --plugin flags (they are not in the data directory)")  # fmt: skip
+    if engine != "sqlite":
+        print(f"the copy holds the {engine} store as SQLite (one snapshot); to restore it into {engine}: lifelong "
+              f"migrate --data-dir {report.path} --to <an empty database's URL>")  # fmt: skip
     return 0
 
 

@@ -427,9 +427,9 @@ class Store:
 
     def copy_into(self, target: Store) -> dict[str, int]:
         """Copy every row of every table (the registry's too) into ``target``, which must hold none, in key
-        order and one transaction; PostgreSQL's id sequences then go on after the copied ids (a hand copy
-        left them at 1: the next event collided with a copied one). Returns the rows per table, checked
-        against what the target holds after."""
+        order and one transaction (read from one snapshot of a PostgreSQL source); PostgreSQL's id
+        sequences then go on after the copied ids (a hand copy left them at 1: the next event collided
+        with a copied one). Returns the rows per table, checked against what the target holds after."""
         from lifelong.system import registry  # noqa: F401 - its tables join the metadata copied
 
         tables = metadata.sorted_tables  # parents before children (foreign keys)
@@ -441,7 +441,10 @@ class Store:
                 "or drop its tables first"
             )
         rows: dict[str, int] = {}
-        with self.engine.connect() as reading, target.engine.begin() as writing:
+        # one snapshot of a PostgreSQL source (every table as of one instant, while a service writes: a
+        # backup); an SQLite source is read while stopped (migrate) or by its online backup instead
+        snapshot = {"isolation_level": "REPEATABLE READ"} if self.engine.dialect.name == "postgresql" else {}
+        with self.engine.connect().execution_options(**snapshot) as reading, target.engine.begin() as writing:
             for table in tables:
                 key = list(table.primary_key.columns)
                 result = reading.execution_options(stream_results=True).execute(
