@@ -6,6 +6,7 @@ import argparse
 import math
 import os
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
@@ -88,7 +89,12 @@ def add_training_args(parser: argparse.ArgumentParser | argparse._ArgumentGroup)
         default=None,
         help="learning rate (default 0.05 for sgd, 0.001 for adam/adamw)",
     )
-    parser.add_argument("--optimizer", default=None, help="sgd (default, momentum 0.9), adam or adamw")
+    parser.add_argument(
+        "--optimizer",
+        default=None,
+        metavar="{sgd,adam,adamw}",
+        help="sgd (default, momentum 0.9), adam or adamw",
+    )
     parser.add_argument("--batch-size", type=POSITIVE_INT, default=None, help="samples per step (default 16)")
     parser.add_argument(
         "--bootstrap-epochs",
@@ -142,7 +148,30 @@ EXTRAS = {
 }
 
 
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: Any = None, line: str | None = None) -> None:  # fmt: skip
+    """lifelong's own warnings as one ``warning: ...`` line on stderr: the file, line number and source
+    line of the library (``cli.py:779: UserWarning: ...  table = load_table(...)``) are nothing a
+    command's user can act on. Other libraries' warnings keep Python's form."""
+    if os.path.abspath(filename).startswith(_PACKAGE):
+        print(f"warning: {message}", file=sys.stderr)
+    else:
+        _DEFAULT_SHOW(message, category, filename, lineno, file, line)
+
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_DEFAULT_SHOW = warnings.showwarning
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    shown, warnings.showwarning = warnings.showwarning, _show_warning
+    try:
+        return _main(argv)
+    finally:
+        warnings.showwarning = shown
+
+
+def _main(argv: Sequence[str] | None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return int(args.func(args) or 0)

@@ -126,6 +126,13 @@ def test_an_embedding_declared_after_another_layer_is_named_in_a_warning() -> No
 
     with pytest.warns(UserWarning, match="first layer it declares with parameters is a Linear"):
         Learner(HeadFirst())
+    wide = HeadFirst()
+    wide.emb = nn.Embedding(500, 8)  # ids past 100, the inputs' scale warning's bound
+    with pytest.warns(UserWarning, match="first layer it declares"):
+        learner = Learner(wide, lr=0.1)
+    with warnings.catch_warnings():  # and then not told to standardise its ids (a trial: |x| = 1998)
+        warnings.simplefilter("error")
+        learner.partial_fit(torch.randint(100, 500, (8, 6)).float(), torch.arange(8) % 3)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         Learner(nn.Sequential(nn.Embedding(50, 8), nn.Flatten(), nn.Linear(48, 3)))

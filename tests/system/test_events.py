@@ -31,6 +31,14 @@ def test_each_decision_reads_as_what_happened_and_why() -> None:
         describe("gate", {"trained": False, "reasons": ["window too small"]})
         == "nothing trained: window too small"
     )
+    tokens = {"monitor": "tokens", "score": 0.302, "p_value": 2.2e-138, "first": 3201,
+              "details": {"tokens": [3, 2550], "p_tokens": 0.005, "p_length": 1.1e-138,
+                          "tokens_per_row": [39.6, 7.2]}}  # fmt: skip
+    # was: "token shares moved by 0.302 ... p 2.2e-138": the length test's p under the token test's name
+    assert describe("data_drift", tokens) == (
+        "tokens: words per row 39.6 -> 7.2 (p 1.1e-138); token shares moved by 0.302 (total variation, "
+        "p 0.005), most moved ids: 3, 2550, from sample 3201"
+    )
     drift = {"monitor": "ks", "p_value": 1e-9, "first": 201,
              "details": {"n_drifted": 2, "n_features": 13, "drifted_features": [1, 4],
                          "drifted_feature_names": ["malic_acid", "magnesium"]}}  # fmt: skip

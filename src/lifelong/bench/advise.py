@@ -388,7 +388,9 @@ def add_command(sub: Any) -> None:
     a.add_argument("--domain-column", default=None,
                    help="column of --data naming each sample's domain (a period of drift, a source): the "
                         "comparison's experiences are those domains, and the figures rotated-fmnist's")  # fmt: skip
-    a.add_argument("--budget", choices=list(BUDGET), default="medium", help="compute per update")
+    a.add_argument(
+        "--budget", choices=list(BUDGET), default="medium", help="compute per update (default medium)"
+    )
     a.add_argument(
         "--private", action="store_true", help="no raw data kept, not even a generative model of it"
     )
@@ -398,14 +400,19 @@ def add_command(sub: Any) -> None:
     a.add_argument(
         "--results", default=None, help="results file (default: benchmarks/results/strategies/results.json)"
     )
-    a.add_argument("--top", type=POSITIVE_INT, default=5, help="how many methods to list")
+    a.add_argument("--top", type=POSITIVE_INT, default=5, help="how many methods to list (default 5)")
     a.add_argument(
         "--data", default=None, help="also compare the shortlist on this .npz / .csv / .parquet file"
     )
-    a.add_argument("--label-column", default="label", help="label column of a CSV or Parquet --data file")
+    a.add_argument(
+        "--label-column", default="label", help="label column of a CSV or Parquet --data file (default label)"
+    )
     add_drop_columns(a)
     a.add_argument(
-        "--epochs", type=POSITIVE_INT, default=1, help="passes per experience in the --data comparison"
+        "--epochs",
+        type=POSITIVE_INT,
+        default=1,
+        help="passes per experience in the --data comparison (default 1)",
     )
     a.add_argument(
         "--threads", type=POSITIVE_INT, default=1, help="torch intra-op threads for the --data comparison"

@@ -67,7 +67,7 @@ def add_commands(sub: Any) -> None:
         "--strategies",
         type=_names,
         default="naive,replay,ewc,lwf,joint,cumulative",
-        help="comma-separated names",
+        help="comma-separated names (default naive,replay,ewc,lwf,joint,cumulative)",
     )
     p.add_argument(
         "--seeds", type=_seeds, default="0,1,2", help="comma-separated whole numbers >= 0 (default 0,1,2)"
@@ -85,7 +85,9 @@ def add_commands(sub: Any) -> None:
         "--plugin", action="append", default=[], help="module to import first (registers models, strategies)"
     )
     p.add_argument("--data", default=None, help="your own .npz/.csv/.parquet file instead of --benchmark")
-    p.add_argument("--label-column", default="label", help="label column of a CSV/Parquet --data file")
+    p.add_argument(
+        "--label-column", default="label", help="label column of a CSV/Parquet --data file (default label)"
+    )
     add_drop_columns(p)
     p.add_argument("--input-shape", default=None,
                    help="reshape each --data sample to this, e.g. 1,8,8 for images stored as rows of pixels")  # fmt: skip
@@ -99,10 +101,16 @@ def add_commands(sub: Any) -> None:
         "one, the task scenario splits the classes into tasks",
     )
     p.add_argument(
-        "--scenario", default="class", choices=["class", "domain", "task"], help="how --data is cut"
+        "--scenario",
+        default="class",
+        choices=["class", "domain", "task"],
+        help="how --data is cut (default class)",
     )
     p.add_argument(
-        "--buffer", type=NON_NEGATIVE_INT, default=500, help="memory size of every memory-based method"
+        "--buffer",
+        type=NON_NEGATIVE_INT,
+        default=500,
+        help="memory size of every memory-based method (default 500)",
     )
     p.add_argument(
         "--lr",
@@ -117,14 +125,14 @@ def add_commands(sub: Any) -> None:
         choices=["sgd", "adam", "adamw"],
         help="adam often suits models the tuned SGD rates do not (an embedding of token ids)",
     )
-    p.add_argument("--batch-size", type=POSITIVE_INT, default=10)
+    p.add_argument("--batch-size", type=POSITIVE_INT, default=10, help="samples per step (default 10)")
     p.add_argument(
         "--train-fraction",
         type=real(0.0, 1.0, open_min=True),
         default=1.0,
         help="share of each experience's training data, in (0, 1]",
     )
-    p.add_argument("--out", default="runs/bench")
+    p.add_argument("--out", default="runs/bench", help="results folder (default runs/bench)")
     p.add_argument(
         "--threads",
         type=POSITIVE_INT,
@@ -147,7 +155,7 @@ def add_commands(sub: Any) -> None:
     p.set_defaults(func=bench)
 
     d = sub.add_parser("demo", help="a short real comparison of naive, EWC, LwF, replay and joint")
-    d.add_argument("--out", default="runs/demo")
+    d.add_argument("--out", default="runs/demo", help="results folder (default runs/demo)")
     d.add_argument("--seed", type=NON_NEGATIVE_INT, default=0)
     d.add_argument("--threads", type=POSITIVE_INT, default=1, help="torch intra-op threads")
     add_log_flags(d)

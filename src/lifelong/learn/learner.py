@@ -203,6 +203,7 @@ class Learner:
                 "(regression) is not supported"
             )
         has_embedding = tokens.accept_token_ids(model)  # inputs travel as floats; embeddings take int64 ids
+        self._has_embedding = has_embedding  # a model with one is not told to standardise its inputs
         self._ids_dtype = tokens.carrier_dtype(model)  # None unless the inputs are token ids
         if has_embedding and self._ids_dtype is None:
             first = next(
@@ -983,8 +984,10 @@ class Learner:
     def _note_largest(self, largest: float, where: str) -> None:
         """Keep the largest |x| trained on, and say once when it is far from standardised: a network on
         raw features of thousands often answers one class without any loss diverging (a user's
-        30-feature file: 991 of 1000 predictions class 0, and nothing said). Token ids are exempt."""
-        if largest > LARGE_INPUT and not self._warned_scale and self._ids_dtype is None:
+        30-feature file: 991 of 1000 predictions class 0, and nothing said). Token ids are exempt, and
+        so is any model with an embedding (one declared after its head was told to declare it first,
+        then to standardise its ids, which would break them)."""
+        if largest > LARGE_INPUT and not self._warned_scale and not self._has_embedding:
             self._warned_scale = True
             warnings.warn(
                 f"{where}: inputs reach |x| = {largest:.4g}; networks learn poorly from unscaled features "

@@ -66,7 +66,9 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--bootstrap", default="digits", metavar="digits|fmnist|none|FILE",
                    help="first champion when none exists (default digits): a bundled dataset, your .npz/.csv/.parquet file, "
                         "or none (untrained; needs --n-classes, or n_classes in --model-kwargs, and --input-shape)")  # fmt: skip
-    p.add_argument("--label-column", default="label", help="label column of a CSV/Parquet bootstrap file")
+    p.add_argument(
+        "--label-column", default="label", help="label column of a CSV/Parquet bootstrap file (default label)"
+    )
     add_drop_columns(p)
     p.add_argument("--model", default="mlp", help="registered model name (mlp, cnn, or a plugin's)")
     p.add_argument(
@@ -162,14 +164,22 @@ def add_commands(sub: Any) -> None:
     )  # fmt: skip
     p.add_argument("--strategy", default="replay", help="strategy of the continual policy")
     p.add_argument("--compare", action="store_true", help="run all four policies on the same stream")
-    p.add_argument("--out", type=Path, default=Path("runs/simulate"))
+    p.add_argument(
+        "--out", type=Path, default=Path("runs/simulate"), help="results folder (default runs/simulate)"
+    )
     p.add_argument("--samples", type=integer(6), default=None,
                    help="length of a --stream (six equal phases; default 9000)")  # fmt: skip
     p.add_argument(
-        "--label-delay", type=NON_NEGATIVE_INT, default=100, help="samples between a prediction and its label"
+        "--label-delay",
+        type=NON_NEGATIVE_INT,
+        default=100,
+        help="samples between a prediction and its label (default 100)",
     )
     p.add_argument(
-        "--rate", type=real(0.0), default=150.0, help="samples per second sent (0: as fast as possible)"
+        "--rate",
+        type=real(0.0),
+        default=150.0,
+        help="samples per second sent (default 150; 0: as fast as possible, e.g. for a --data backtest)",
     )
     p.add_argument("--seed", type=NON_NEGATIVE_INT, default=0)
     p.add_argument("--policy-json", default=None,
@@ -179,13 +189,18 @@ def add_commands(sub: Any) -> None:
     g.add_argument("--data", type=Path, default=None,
                    help=".npz / .csv / .parquet file replayed in row order: the first rows train the first "
                         "champion, the rest stream in --segments stretches (10%% of each held out to test)")  # fmt: skip
-    g.add_argument("--label-column", default="label", help="label column of a CSV or Parquet --data file")
+    g.add_argument(
+        "--label-column", default="label", help="label column of a CSV or Parquet --data file (default label)"
+    )
     add_drop_columns(g)
     g.add_argument("--bootstrap", type=POSITIVE_INT, default=None,
                    help="rows that train the first champion (default: 1000 for a --stream; a --data "
                         "file's first 1/(segments+1))")  # fmt: skip
     g.add_argument(
-        "--segments", type=POSITIVE_INT, default=6, help="stretches of time a --data file is reported in"
+        "--segments",
+        type=POSITIVE_INT,
+        default=6,
+        help="stretches of time a --data file is reported in (default 6)",
     )
     g.add_argument("--model", default="mlp", help="registered model name (your own with --plugin)")
     g.add_argument(

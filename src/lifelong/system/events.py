@@ -49,10 +49,17 @@ def describe(kind: str, payload: Mapping[str, Any]) -> str:
                 f"{acc}{why}{note}")  # fmt: skip
     if kind == EventKind.DATA_DRIFT:
         d = p.get("details", {})
-        if "tokens" in d:  # token frequencies (a text model's inputs)
+        if "tokens" in d:  # token frequencies (a text model's inputs), and words per row where tested
             listed = ", ".join(str(t) for t in d["tokens"][:8])
-            return (f"{p.get('monitor')}: token shares moved by {_num(p.get('score'))} (total variation), "
-                    f"p {_num(p.get('p_value'), '.2g')}, most moved ids: {listed}, from sample {p.get('first')}")  # fmt: skip
+            shares = (f"token shares moved by {_num(p.get('score'))} (total variation, p "
+                      f"{_num(d.get('p_tokens', p.get('p_value')), '.2g')}), most moved ids: {listed}")  # fmt: skip
+            per_row = d.get("tokens_per_row")
+            if d.get("p_length") is not None and per_row:
+                length = (f"words per row {_num(per_row[0], '.1f')} -> {_num(per_row[1], '.1f')} "
+                          f"(p {_num(d['p_length'], '.2g')})")  # fmt: skip
+                parts = [length, shares] if d["p_length"] < d.get("p_tokens", 1.0) else [shares, length]
+                shares = "; ".join(parts)
+            return f"{p.get('monitor')}: {shares}, from sample {p.get('first')}"
         if "n_drifted" not in d:  # a multivariate test (MMD): one score for all features
             return (f"{p.get('monitor')}: score {_num(p.get('score'))} (threshold {_num(p.get('threshold'))}), "
                     f"from sample {p.get('first')}")  # fmt: skip

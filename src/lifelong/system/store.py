@@ -1128,7 +1128,8 @@ def _configure_sqlite(engine: sa.Engine, synchronous: str = "NORMAL", *, autoche
 
 def _no_prediction(prediction_id: Any) -> str:
     return (
-        f"no prediction with id {prediction_id!r}: use the id the prediction returned (predictions "
+        f'no prediction with id {prediction_id!r}: use the id the prediction returned, its "id", not '
+        "the request_id it was sent with (predictions "
         "answered while the store could not write are recorded once it is back, unless more than "
         "LIFELONG_UNRECORDED_BACKLOG waited: those are dropped and counted); retention (--keep-samples, "
         "--keep-days) deletes old ones, which can then take no feedback"
