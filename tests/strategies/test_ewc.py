@@ -128,3 +128,30 @@ def test_ewc_penalises_the_parameters_it_anchored_while_a_method_adds_or_freezes
     learner = Learner(model, [get_strategy(owner)(), EWC(lam=10.0)], lr=0.1, batch_size=8)
     result = learner.fit(task_incremental(toy_data(n_classes=6), n_experiences=3))  # anchors at 2 boundaries
     assert result.metrics["acc"] > 0.5 and not result.diverged
+
+
+def test_the_fisher_of_a_token_model_is_computed_without_torchs_batching_warnings() -> None:
+    """Was: torch's vmap has no batching rule for EmbeddingBag and warned "There is a performance drop"
+    on every chunk of a text model's Fisher (a user trial: dozens of lines). The values are right: torch
+    loops that op itself."""
+    import warnings
+
+    from lifelong.data.scenarios import class_incremental
+
+    class Bag(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.features = nn.EmbeddingBag(300, 8, padding_idx=0)
+            self.classifier = nn.Linear(8, 4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.classifier(self.features(x))
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(1, 300, (200, 12), generator=g).float()
+    scenario = class_incremental(Dataset(x, torch.arange(200) % 4, None, 1.0, "bag"), n_experiences=2)
+    ewc = EWC()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Learner(Bag(), [ewc], lr=0.1).fit(scenario)
+    assert ewc.fishers_ and all(bool(f.isfinite().all()) for f in ewc.fishers_[0].values())

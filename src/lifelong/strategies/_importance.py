@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any
 
@@ -248,7 +249,10 @@ def per_sample_grad(fn: Callable[..., Tensor]) -> Callable[..., dict[str, Tensor
         nonlocal looping
         if not looping:
             try:
-                return vectorised(params, *per_sample)
+                with warnings.catch_warnings():  # an op without a batching rule (EmbeddingBag) is looped
+                    # by torch, correctly, with a warning per call: a text model's Fisher printed dozens
+                    warnings.filterwarnings("ignore", "There is a performance drop", UserWarning)
+                    return vectorised(params, *per_sample)
             except RuntimeError:
                 looping = True
         grads = [single(params, *(a[i] for a in per_sample)) for i in range(len(per_sample[0]))]
