@@ -18,7 +18,7 @@ import torch
 from lifelong.checks import toy_data
 from lifelong.errors import ConfigError
 from lifelong.learn import Learner
-from lifelong.system.backup import MARKER, backup
+from lifelong.system.backup import MARKER, BackupReport, backup
 from lifelong.system.registry import Registry
 from lifelong.system.store import Store
 from lifelong.system.trainer import bootstrap
@@ -34,16 +34,14 @@ def served(tmp_path: Path) -> Iterator[tuple[Store, Registry]]:
         yield store, registry
 
 
-def test_a_backup_taken_while_samples_arrive_is_a_consistent_restorable_data_dir(
-    served: tuple[Store, Registry], tmp_path: Path
-) -> None:
-    store, registry = served
-    x = toy_data(per_class=90).test.x
-    before = len(store.samples().ids)
+def _backup_while_writing(
+    store: Store, registry: Registry, dest: Path, x: torch.Tensor, n: int
+) -> BackupReport:
+    """A backup taken while a server's writes go on (``n`` single samples at most, bounded)."""
     stop = threading.Event()
 
-    def write() -> None:  # a server's writes, going on during the copy (bounded)
-        for i in range(200):
+    def write() -> None:
+        for i in range(n):
             if stop.is_set():
                 return
             store.add_samples(x[i % len(x) : i % len(x) + 1], torch.tensor([i % 4]))
@@ -51,10 +49,19 @@ def test_a_backup_taken_while_samples_arrive_is_a_consistent_restorable_data_dir
     writer = threading.Thread(target=write)
     writer.start()
     try:
-        report = backup(store, registry, tmp_path / "copy")
+        return backup(store, registry, dest)
     finally:
         stop.set()
         writer.join()
+
+
+def test_a_backup_taken_while_samples_arrive_is_a_consistent_restorable_data_dir(
+    served: tuple[Store, Registry], tmp_path: Path
+) -> None:
+    store, registry = served
+    x = toy_data(per_class=90).test.x
+    before = len(store.samples().ids)
+    report = _backup_while_writing(store, registry, tmp_path / "copy", x, 200)
     after = len(store.samples().ids)
     with sqlite3.connect(tmp_path / "copy" / "lifelong.db") as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
@@ -152,21 +159,7 @@ def test_a_postgresql_store_is_backed_up_into_a_servable_sqlite_data_dir(pg_url:
         registry = Registry(store)
         bootstrap(store, registry, split.train, n_classes=4, epochs=1, lr=0.05, batch_size=16)
         store.add_samples(split.test.x[:50], split.test.y[:50])
-        stop = threading.Event()
-
-        def write() -> None:  # a server's writes during the copy (bounded)
-            for i in range(100):
-                if stop.is_set():
-                    return
-                store.add_samples(split.test.x[i : i + 1], torch.tensor([i % 4]))
-
-        writer = threading.Thread(target=write)
-        writer.start()
-        try:
-            report = backup(store, registry, tmp_path / "copy")
-        finally:
-            stop.set()
-            writer.join()
+        report = _backup_while_writing(store, registry, tmp_path / "copy", split.test.x, 100)
         assert report.versions == [1] and len(split.train.x) + 50 <= report.rows["samples"]
     with Store(data_dir=tmp_path / "copy") as copy:  # restoring is serving the copy
         restored = Registry(copy)
