@@ -526,7 +526,8 @@ def _show_configured(
             )
             params = strategy.get_params()
             shown = ", ".join(f"{k}={v!r}" for k, v in params.items()) or "no hyper-parameters"
-            log.emit("configured", f"{name:<18} {s:<18} lr {lr:<7g} {shown}", benchmark=name, strategy=s, lr=lr,
+            rate = "lr (its own)" if "lr" in params else f"lr {lr:<7g}"  # GDumb trains with its own optimizer
+            log.emit("configured", f"{name:<18} {s:<18} {rate:<10} {shown}", benchmark=name, strategy=s, lr=lr,
                      params=params)  # fmt: skip
 
 
