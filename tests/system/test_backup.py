@@ -118,9 +118,13 @@ def test_a_damaged_source_artifact_is_copied_and_reported_and_leases_stay_behind
     manifest = registry.get(1).path / "manifest.json"
     manifest.write_text(manifest.read_text() + " ")  # the live artifact no longer matches its hash
     report = backup(store, registry, tmp_path / "copy")
-    assert report.versions == [1] and report.damaged == [
-        f"v1: {registry.get(1).path} does not match its registered sha256"
-    ]
+    assert (
+        report.versions == [1]
+        and report.damaged
+        == [
+            f"v1 (champion): {registry.get(1).path} does not match its registered sha256"  # was "v1": which served?
+        ]
+    )
     with Store(data_dir=tmp_path / "copy") as copy:
         assert copy.lease("worker") is None and store.lease("worker") is not None
 
@@ -159,7 +163,9 @@ def test_a_postgresql_store_is_backed_up_into_a_servable_sqlite_data_dir(pg_url:
         registry = Registry(store)
         bootstrap(store, registry, split.train, n_classes=4, epochs=1, lr=0.05, batch_size=16)
         store.add_samples(split.test.x[:50], split.test.y[:50])
-        report = _backup_while_writing(store, registry, tmp_path / "copy", split.test.x, 100)
+        with pytest.MonkeyPatch.context() as env:  # the live store's URL exported, as the replicas' recipe
+            env.setenv("LIFELONG_DB_URL", pg_url)  # does: the copy is opened by its own path (was an assert)
+            report = _backup_while_writing(store, registry, tmp_path / "copy", split.test.x, 100)
         assert report.versions == [1] and len(split.train.x) + 50 <= report.rows["samples"]
     with Store(data_dir=tmp_path / "copy") as copy:  # restoring is serving the copy
         restored = Registry(copy)

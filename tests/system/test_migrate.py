@@ -40,6 +40,12 @@ def test_a_migrated_store_serves_trains_and_numbers_on(
     """A hand copy left PostgreSQL's sequences at 1: the next event collided with a copied one and every
     answered prediction was dropped (labels for them then got 404)."""
     answered, versions = _served(tmp_path)
+    # with LIFELONG_DB_URL exported (the replicas' recipe), the environment's database was copied, not the
+    # SQLite store named, and the command said "copied 17600 samples" of the live store (a trial)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("LIFELONG_DB_URL", pg_url)
+        assert main(["migrate", "--data-dir", str(tmp_path), "--to", pg_url + "_other"]) == 2
+        assert "holds an SQLite store, but LIFELONG_DB_URL names another database" in capsys.readouterr().err
     assert main(["migrate", "--data-dir", str(tmp_path), "--to", pg_url]) == 0
     assert "copied 160 samples, 40 predictions, 30 feedback" in capsys.readouterr().out
     with System(settings(tmp_path, db_url=pg_url)) as system:

@@ -33,7 +33,7 @@ from lifelong.errors import ConfigError, RegistryError, StoreError
 from lifelong.system.backlog import JOURNAL_DIR
 from lifelong.system.registry import Registry, hash_artifact
 from lifelong.system.settings import TOKEN_FILE
-from lifelong.system.store import Store, leases, sqlite_file
+from lifelong.system.store import SQLITE_FILE, Store, leases
 
 MARKER = ".lifelong-backup-partial"  # in DEST.partial until it is complete: only such a leftover is removed
 
@@ -111,21 +111,26 @@ def _clear_leftover(partial: Path) -> None:
 def _copy(store: Store, registry: Registry, partial: Path) -> tuple[dict[str, int], list[int], list[str]]:
     """The database, then each artifact its copy registers, then the journal and token: rows per table,
     versions copied, and the damaged ones among them."""
-    target = sqlite_file(None, partial)
-    assert target is not None
+    target = partial / SQLITE_FILE  # named, not found: LIFELONG_DB_URL (the live store) must not be opened
     if store.engine.dialect.name == "sqlite":
         _copy_database(store, target)
-    with Store(data_dir=partial) as copy:
+    with Store(f"sqlite:///{target}", data_dir=partial) as copy:
         if store.engine.dialect.name != "sqlite":
             store.copy_into(copy)
         with copy.transaction() as conn:  # the original's worker holds these, not the copy's
             conn.execute(sa.delete(leases))
         copied = Registry(copy, artifacts_dir=partial / "artifacts")
         versions, damaged = [], []
+        serving: dict[int, list[str]] = {}  # a damaged version an alias points at is named so (the champion)
+        for alias, state in copied.aliases().items():
+            serving.setdefault(state.version, []).append(alias)
         for record in copied.versions():  # ready ones: a collected version has no artifact to copy
             origin = registry.artifacts_dir / record.path.name
+            label = f"v{record.version}" + (
+                f" ({', '.join(serving[record.version])})" if record.version in serving else ""
+            )
             if not origin.is_dir():
-                damaged.append(f"v{record.version}: missing at {origin}")
+                damaged.append(f"{label}: missing at {origin}")
                 continue
             shutil.copytree(origin, record.path)
             if hash_artifact(record.path) != record.sha256:
@@ -133,7 +138,7 @@ def _copy(store: Store, registry: Registry, partial: Path) -> tuple[dict[str, in
                     raise RegistryError(
                         f"the copy of v{record.version} does not match its sha256; nothing was kept"
                     )
-                damaged.append(f"v{record.version}: {origin} does not match its registered sha256")
+                damaged.append(f"{label}: {origin} does not match its registered sha256")
             versions.append(record.version)
         rows = _row_counts(copy)
     for name in (JOURNAL_DIR, TOKEN_FILE):

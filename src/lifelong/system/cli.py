@@ -1033,8 +1033,8 @@ def cmd_backup(args: argparse.Namespace) -> int:
         engine = store.engine.dialect.name
     rows = ", ".join(f"{report.rows.get(t, 0)} {t}" for t in ("samples", "predictions", "events"))
     for damaged in report.damaged:
-        print(f"warning: {damaged}: copied as it is; that version cannot serve until its artifact is restored",
-              file=sys.stderr)  # fmt: skip
+        print(f"warning: {damaged}: copied as found (a missing one is not in the copy); that version cannot serve "
+              "until its artifact is restored", file=sys.stderr)  # fmt: skip
     print(f"backed up {rows} and {len(report.versions)} model versions to {report.path} in "
           f"{time.perf_counter() - start:.1f} s; restore: lifelong up --data-dir {report.path} with the original's "
           "--policy, --policy-json, --gate-json and --plugin flags (they are not in the data directory)")  # fmt: skip
@@ -1046,8 +1046,23 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     from lifelong.system.migrate import migrate
-    from lifelong.system.store import Store
+    from lifelong.system.store import SQLITE_FILE, Store
 
+    env_url = os.environ.get("LIFELONG_DB_URL")
+    data_dir = Path(args.data_dir) if getattr(args, "data_dir", None) else None
+    if (
+        env_url
+        and not getattr(args, "db_url", None)
+        and data_dir is not None
+        and (data_dir / SQLITE_FILE).is_file()
+    ):
+        # the environment's database would be copied, not the SQLite store named: a restore of a backup
+        # copied the live PostgreSQL store instead, and said "copied 17600 samples"
+        raise ConfigError(
+            f"--data-dir {data_dir} holds an SQLite store, but LIFELONG_DB_URL names another database as the "
+            "source; to migrate the SQLite store run without LIFELONG_DB_URL (env -u LIFELONG_DB_URL lifelong "
+            "migrate ...), or pass --db-url to migrate that database"
+        )
     source, _ = _open(args)
     with source, Store(args.to, data_dir=source.data_dir) as target:
         report = migrate(source, target)
@@ -1055,7 +1070,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
              "classes", "leases")  # fmt: skip
     rows = ", ".join(f"{report.rows[t]} {t}" for t in sorted(report.rows, key=order.index) if report.rows[t])
     shown = target.engine.url.render_as_string(hide_password=True)
-    print(f"copied {rows} in {report.seconds:.1f} s; serve it with --db-url {shown} --data-dir "
+    print(f"copied {rows} from {source!r} in {report.seconds:.1f} s; serve it with --db-url {shown} --data-dir "
           f"{source.data_dir} (the artifacts stay in {source.data_dir / 'artifacts'}), and keep the old "
           "database until the new one has served")  # fmt: skip
     return 0

@@ -244,12 +244,15 @@ class RetentionPolicy:
 # --- the store ----------------------------------------------------------------------------------
 
 
+SQLITE_FILE = "lifelong.db"  # the embedded store's file in a data directory
+
+
 def sqlite_file(url: str | None, data_dir: str | os.PathLike[str] | None) -> Path | None:
     """The SQLite file ``Store(url, data_dir=data_dir)`` opens, or None when it opens a database URL
     (``url``, else ``LIFELONG_DB_URL``): one answer for the store and for commands that must not make one."""
     if url or os.environ.get("LIFELONG_DB_URL"):
         return None
-    return Path(data_dir if data_dir is not None else "lifelong-data") / "lifelong.db"
+    return Path(data_dir if data_dir is not None else "lifelong-data") / SQLITE_FILE
 
 
 class Store:

@@ -86,6 +86,8 @@ def _populate(settings: Settings) -> dict[str, int]:
         for i, score in enumerate([0.12, 0.35, 0.18]):
             s.store.add_event("data_drift", {"type": "drift", "monitor": "ks", "score": score, "threshold": 0.2,
                                              "drift": score > 0.2, "first": 1 + 50 * i, "at": 50 * (i + 1)})  # fmt: skip
+        s.store.add_event("performance_drift", {"detector": "floor", "score": 0.4, "threshold": 0.8, "first": 140,
+                                                "at": 150})  # the floor's: no "monitor" key  # fmt: skip
         s.store.add_event("gate", {"passed": True, "reasons": [], "version": canary, "parent": child,
                                    "mode": "finetune", "reason": "data_drift", "figures": FIGURES})  # fmt: skip
     return {"root": root, "child": child, "canary": canary}
@@ -123,11 +125,9 @@ def test_dashboard_data_holds_aliases_lineage_accuracy_and_drift(server: Server)
     assert (
         top["parent"] == v["child"] and top["window"] == [121, 240] and top["figures"]["old_accuracy"] == 0.91
     )
-    assert [x["monitor"] for x in doc["drift"]] == ["ks"] * 3 and [x["score"] for x in doc["drift"]] == [
-        0.12,
-        0.35,
-        0.18,
-    ]
+    # the floor's alarm by its detector's name (was "performance_drift", the event's kind)
+    assert [x["monitor"] for x in doc["drift"]] == ["ks"] * 3 + ["floor"]
+    assert [x["score"] for x in doc["drift"]] == [0.12, 0.35, 0.18, 0.4]
     assert doc["events"][0]["kind"] == "gate"  # newest first
     # the windows are the store's labelled predictions, 20 at a time per variant, in order
     with System(Settings(data_dir=server.data_dir, auth=False)) as s:

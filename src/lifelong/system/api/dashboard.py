@@ -86,7 +86,7 @@ def summary(system: System, window: int = 50, limit: int = 5000, n_events: int =
                 "version": Counter(r.version for r in w).most_common(1)[0][0],
             })  # fmt: skip
     drift = [
-        {"id": e.id, "ts": e.ts, "kind": e.kind, "monitor": e.payload.get("monitor", e.kind),
+        {"id": e.id, "ts": e.ts, "kind": e.kind, "monitor": e.payload.get("monitor") or e.payload.get("detector") or e.kind,  # the floor's: "floor"
          "score": e.payload.get("score"), "threshold": e.payload.get("threshold"),
          "drift": bool(e.payload.get("drift", True))}
         for e in system.drift(200) if isinstance(e.payload.get("score"), (int, float))
