@@ -255,3 +255,13 @@ def test_values_beyond_float32_are_named_not_called_infinite(tmp_path: Path) -> 
 def test_a_tables_repr_gives_sizes_not_values() -> None:
     table = Table(np.zeros((1000, 3), np.float32), np.zeros(1000, int), None, ["a", "b", "c"], [0], ["cat"])
     assert repr(table) == "Table('table': 1000 samples of 3, 1 classes ['cat'])"
+
+
+def test_uint8_images_in_an_npz_are_read_as_pixels_over_255(tmp_path: Path) -> None:
+    """Was: read as 0-255 floats, so `up --bootstrap images.npz` of a CNN diverged, where the same pixels
+    through from_tensors (scaled by 1/255) trained (a user trial)."""
+    x = np.random.default_rng(0).integers(0, 256, size=(20, 1, 4, 4), dtype=np.uint8)
+    np.savez(tmp_path / "img.npz", x=x, y=np.arange(20) % 2)
+    table = load_table(tmp_path / "img.npz")
+    assert table.x.dtype == np.float32 and table.x.shape == (20, 1, 4, 4)
+    assert np.allclose(table.x, x / 255) and table.x.max() <= 1.0

@@ -160,3 +160,17 @@ def test_a_missing_label_among_given_ones_says_how_to_send_unlabelled_samples() 
     """It read "a label is a class index (or a class name), got None"."""
     with pytest.raises(DataError, match=r"a label is missing \(None\).*in a call of their own"):
         Contract((0, 1, 2), (4,)).check_labels([1, None])
+
+
+def test_an_image_deployment_refuses_pixels_in_other_units() -> None:
+    """Was: 0-255 pixels sent to a deployment trained on 0-1 were answered (accuracy barely moved), stored and
+    trained on: every candidate was refused (flip rate 0.84) and new classes were never learned (a trial)."""
+    images = np.random.default_rng(0).random((30, 1, 4, 4)).astype(np.float32)  # pixels in [0, 1]
+    contract = Contract.fit(images, np.arange(30) % 2)
+    assert contract.value_range is not None and 0 <= contract.value_range[0] < contract.value_range[1] <= 1
+    contract.check_scale(images * 0.5)  # darker
+    contract.check_scale(np.clip(images * 1.5, 0, 1))  # brighter
+    with pytest.raises(DataError, match=r"sample 0 holds .*bootstrap pixels lay in \[0.*send x / 255"):
+        contract.check_scale(images[:2] * 255)
+    assert Contract.from_dict(contract.to_dict()) == contract  # saved with the version
+    assert Contract.fit(images.reshape(30, -1), np.arange(30) % 2).value_range is None  # features: no range

@@ -225,7 +225,9 @@ def _from_npz(p: Path) -> Table:
         )
     if x.dtype.kind not in "biuf":
         raise DataError(f"{p}: x must be numeric, got dtype {x.dtype}")
-    x = _float32(x, f"{p}: x")
+    # uint8 pixels are scaled to [0, 1], as from_tensors and the bundled images are: read as 0-255 a CNN's
+    # first champion diverged (`up --bootstrap images.npz`), where the same pixels in Python trained
+    x = x.astype(np.float32) / 255 if x.dtype == np.uint8 else _float32(x, f"{p}: x")
     y, names = _labels(y, f"{p}: y")
     _refuse_numeric_target(y, names, f"{p}: y")
     features = [f"x{i}" for i in range(x.shape[1])] if x.ndim == 2 else []

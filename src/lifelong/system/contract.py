@@ -89,6 +89,9 @@ class Contract:
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
     allow_new_classes: bool = False
+    # images: the bootstrap data's smallest and largest value, so pixels sent in other units (0-255 to a
+    # deployment trained on 0-1) are refused instead of answered, stored and trained on
+    value_range: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         if self.feature_names is not None and not self.feature_names:  # an image .npz's (no columns)
@@ -127,9 +130,14 @@ class Contract:
             flat = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
             mean = tuple(float(v) for v in flat.mean(0))
             std = tuple(float(v) if v > 1e-8 else 1.0 for v in flat.std(0))
+        shape = tuple(int(d) for d in np.shape(x)[1:])
+        value_range = None
+        if len(shape) > 1 and len(x):  # an image: its pixels' units are the format's, not a feature's scale
+            value_range = (float(np.min(x)), float(np.max(x)))
         return cls(
+            value_range=value_range,
             classes=tuple(range(n_classes)),
-            input_shape=tuple(int(d) for d in np.shape(x)[1:]),
+            input_shape=shape,
             class_names=tuple(class_names) if class_names is not None else None,
             feature_names=tuple(feature_names) if feature_names is not None else None,
             mean=mean,
@@ -346,9 +354,25 @@ class Contract:
     def check_scale(self, x: np.ndarray) -> None:
         """Refuse inputs (as :meth:`check_inputs` returns them) that lie more than ``MAX_STANDARD_SCORE``
         bootstrap standard deviations from its mean: no model trains on them (every training of a
-        window holding one diverged, until someone found and deleted the rows). Unstandardised
-        deployments have no scale to judge by."""
-        if self.mean is None or self.std is None or not len(x):
+        window holding one diverged, until someone found and deleted the rows). Images are also held
+        to their bootstrap's value range, widened by its own width on each side (darker, brighter and
+        augmented images pass; 0-255 pixels to a deployment trained on 0-1 do not). Unstandardised
+        feature deployments have no scale to judge by."""
+        if not len(x):
+            return
+        if self.value_range is not None:
+            lo, hi = self.value_range
+            width = max(hi - lo, 1e-12)
+            outside = (x < lo - width) | (x > hi + width)
+            if outside.any():
+                i = int(np.argwhere(outside.reshape(len(x), -1).any(1))[0, 0])
+                value = float(x[i][outside[i]].flat[0])
+                raise DataError(
+                    f"sample {i} holds {value:.4g}, outside this deployment's images, whose bootstrap pixels lay "
+                    f"in [{lo:.4g}, {hi:.4g}]: send pixels in those units (an image file of uint8 pixels is read "
+                    "as pixels / 255, so send x / 255)"
+                )
+        if self.mean is None or self.std is None:
             return
         z = np.abs(self.transform(x).reshape(len(x), -1))
         if not (z > MAX_STANDARD_SCORE).any():
