@@ -875,7 +875,15 @@ def test_status_says_what_serves_who_trains_and_how_much_data(
         "data: 10 samples, 4 labelled (0 trained on, 4 new since the last training), 10 predictions, 4 feedback"
         in out
     )
-    assert "last training: none yet" in out
+    assert "last training: none yet" in out and "training running" not in out
+    # a training without a verdict yet, or ended without one (a trial: after a kill -9 `status` showed
+    # only the verdict before, neither the interrupted training nor the one running)
+    with System(settings(tmp_path)) as system:
+        system.store.add_event(
+            "training", {"state": "started", "reason": "requested by hand", "mode": "finetune"}
+        )
+    assert main(["status", "--data-dir", str(tmp_path)]) == 0
+    assert "training running (" in capsys.readouterr().out
 
 
 def test_serve_without_a_token_is_refused_before_anything_is_written(

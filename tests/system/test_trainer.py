@@ -338,6 +338,8 @@ def test_a_stray_new_class_label_waits_outside_the_head_until_the_class_has_enou
     assert result.passed and result.attempt["waiting_classes"] == {"3": 1}
     assert "new class 3 waits for labels, 1 so far" in describe(EventKind.GATE, result.attempt)
     assert Contract.load(registry.get(2).path).classes == (0, 1, 2)  # the head grew for class 2 only
+    assert result.attempt["classes_added"] == ["2"]  # and the gate event says so (it said nothing)
+    assert "(classes 2 added)" in describe(EventKind.GATE, result.attempt)
     more = torch.cat([old[160:170], three[1:5]])  # class 3 reaches 5 labels
     store.add_samples(x[more], y[more])
     result = train_once(store, registry, policy, Gate(max_old_accuracy_drop=1.0, max_negative_flip_rate=1.0))

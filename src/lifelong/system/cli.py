@@ -915,6 +915,12 @@ def cmd_status(args: argparse.Namespace) -> int:
             print(f"last training ({_ago(now - gates[0].ts)}): {describe(EventKind.GATE, gates[0].payload)}")
         else:
             print("last training: none yet")
+        # a training after that verdict: running, or ended without one (interrupted, failed); was not shown
+        after = store.events(EventKind.TRAINING, after_id=gates[0].id if gates else None, limit=50)
+        if after:
+            last = after[-1]
+            state = "running" if last.payload.get("state") == "started" else "since then"
+            print(f"training {state} ({_ago(now - last.ts)}): {describe(EventKind.TRAINING, last.payload)}")
     return 0
 
 

@@ -44,6 +44,8 @@ def describe(kind: str, payload: Mapping[str, Any]) -> str:
         head = f"passed: v{p.get('version')}" if p.get("passed") else "failed"
         why = "" if p.get("passed") else ": " + "; ".join(p.get("reasons", []))
         note = "".join(f" (note: {w})" for w in p.get("warnings", [])) + wait
+        if p.get("classes_added"):  # the head grew: a deployment's label space is news to its operator
+            note += f" (classes {', '.join(map(str, p['classes_added']))} added)"
         judged = f", judged on {window_text(p['holdout'])}" if p.get("holdout") else ""
         return (f"{head} from v{p.get('parent')} trained on samples {window_text(p.get('window'))}{judged}, "
                 f"{acc}{why}{note}")  # fmt: skip

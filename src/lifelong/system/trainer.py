@@ -176,6 +176,7 @@ def train_once(
         for memory in _replay_memories(candidate):
             memory.clear()
     top = int(data.y.max()) + 1
+    added = list(range(len(contract.classes), top))  # said in the gate event: the head grew for them
     if top > len(contract.classes):  # only reachable with allow_new_classes: grow the head first
         candidate.grow_classes(top)
         contract = contract.with_classes(top, store.class_names())
@@ -210,6 +211,7 @@ def train_once(
             "window": [int(train_ids[0]), int(train_ids[-1])],
             "holdout": [int(ids[len(ids) - n_hold]), int(ids[-1])],  # judged on: the newest labels
             "forgot_memory": forget,
+            "classes_added": list(_named(store, dict.fromkeys(added, 0))) if added else None,
             "figures": figures,
             "train_cpu_seconds": cpu,
             "version": None,
