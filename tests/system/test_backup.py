@@ -96,6 +96,11 @@ def test_destinations_in_use_are_refused_and_only_a_backups_own_leftover_is_remo
     (tmp_path / "killed.partial").mkdir()  # a killed backup's: marked, so removed by the next
     (tmp_path / "killed.partial" / MARKER).write_text("")
     assert backup(store, registry, tmp_path / "killed").versions == [1]
+    (tmp_path / "2026-12-06.partial").mkdir()  # killed under another (dated) name: was never removed
+    (tmp_path / "2026-12-06.partial" / MARKER).write_text("")
+    assert backup(store, registry, tmp_path / "2026-12-07").versions == [1]
+    assert not (tmp_path / "2026-12-06.partial").exists()
+    assert (tmp_path / "mine.partial" / "notes.txt").read_text() == "precious"  # unmarked: someone's
     (tmp_path / "busy.partial.lock").write_text("a user's file of that name")  # a lock file's old name
     fd = os.open(tmp_path, os.O_RDONLY)  # another backup into the same directory
     try:

@@ -115,6 +115,8 @@ def test_inputs_are_checked_against_the_shape_and_a_flat_row_is_reshaped() -> No
         DataError, match=r"shape \[1, 2, 2\] \(4 features\) or be a flat list of 4 numbers, got \[5\]"
     ):
         images.check_inputs(np.zeros((3, 5), np.float32))
+    with pytest.raises(DataError, match=r"got \[2, 2\]; the inputs hold one sample's shape: send a list"):
+        images.check_inputs(np.zeros((1, 2, 2), np.float32))  # one image, not wrapped in a list
 
 
 def test_named_features_are_taken_in_the_contracts_order() -> None:

@@ -63,6 +63,7 @@ def backup(store: Store, registry: Registry, dest: str | Path) -> BackupReport:
         dest.parent.mkdir(parents=True, exist_ok=True)
         with _exclusive(dest):
             _clear_leftover(partial)
+            _clear_dead_siblings(dest.parent)
             partial.mkdir()
             (partial / MARKER).write_text("a backup being written by lifelong; removed when it completes\n")
             try:
@@ -93,6 +94,15 @@ def _exclusive(dest: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # releases the lock
+
+
+def _clear_dead_siblings(parent: Path) -> None:
+    """Remove what killed backups into ``parent`` under other names left: under the directory's lock no
+    other backup is writing there, so a marked ``*.partial`` is a dead one's (with dated names, as
+    ``/backups/2026-12-07``, the same name never came back to clean it, and they piled up)."""
+    for leftover in parent.glob("*.partial"):
+        if leftover.is_dir() and not leftover.is_symlink() and (leftover / MARKER).is_file():
+            shutil.rmtree(leftover, ignore_errors=True)
 
 
 def _clear_leftover(partial: Path) -> None:

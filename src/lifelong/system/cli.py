@@ -1037,7 +1037,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
     with store:
         report = backup(store, registry, args.dest)
         engine = store.engine.dialect.name
-    rows = ", ".join(f"{report.rows.get(t, 0)} {t}" for t in ("samples", "predictions", "events"))
+    rows = ", ".join(f"{report.rows.get(t, 0)} {t}" for t in ("samples", "predictions", "feedback", "events"))
     for damaged in report.damaged:
         print(f"warning: {damaged}: copied as found (a missing one is not in the copy); that version cannot serve "
               "until its artifact is restored", file=sys.stderr)  # fmt: skip

@@ -311,9 +311,15 @@ class Contract:
             if x.ndim == 2 and x.shape[1] == math.prod(want):
                 return x.reshape(len(x), *want)
             flat = f" or be a flat list of {math.prod(want)} numbers" if len(want) > 1 else ""
+            # one image sent as the whole batch: its rows were read as samples (got [14, 14] for [1, 14, 14])
+            whole = (
+                "; the inputs hold one sample's shape: send a list of samples ([sample])"
+                if x.shape == want
+                else ""
+            )
             raise DataError(
                 f"each sample must have shape {list(want)} ({math.prod(want)} features){flat}, "
-                f"got {list(x.shape[1:])}"
+                f"got {list(x.shape[1:])}{whole}"
             )
         return x
 
