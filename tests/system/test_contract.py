@@ -176,3 +176,6 @@ def test_an_image_deployment_refuses_pixels_in_other_units() -> None:
         contract.check_scale(images[:2] * 255)
     assert Contract.from_dict(contract.to_dict()) == contract  # saved with the version
     assert Contract.fit(images.reshape(30, -1), np.arange(30) % 2).value_range is None  # features: no range
+    assert (
+        Contract.fit(images.reshape(30, 4, 4), np.arange(30) % 2).value_range is None
+    )  # nor a [T, F] series

@@ -132,7 +132,9 @@ class Contract:
             std = tuple(float(v) if v > 1e-8 else 1.0 for v in flat.std(0))
         shape = tuple(int(d) for d in np.shape(x)[1:])
         value_range = None
-        if len(shape) > 1 and len(x):  # an image: its pixels' units are the format's, not a feature's scale
+        # an image ([C, H, W]): its pixels' units are the format's, not a feature's scale (a [T, F] series
+        # is left alone: a spike past its bootstrap's range may be real)
+        if len(shape) > 2 and len(x):
             value_range = (float(np.min(x)), float(np.max(x)))
         return cls(
             value_range=value_range,
