@@ -147,7 +147,10 @@ def test_the_backup_command_prints_what_it_copied(served: tuple[Store, Registry]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "1 model versions to" in done.stdout
-    assert f"restore: lifelong up --data-dir {tmp_path / 'b'} with the original's" in done.stdout
+    assert (
+        f"restore from a copy of it (cp -a {tmp_path / 'b'} DIR" in done.stdout
+    )  # the backup stays as it was
+    assert "then lifelong up --data-dir DIR with the original's" in done.stdout
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert (
         again.returncode == 2

@@ -175,6 +175,8 @@ def test_an_image_deployment_refuses_pixels_in_other_units() -> None:
     with pytest.raises(DataError, match=r"sample 0 holds .*bootstrap pixels lay in \[0.*send x / 255"):
         contract.check_scale(images[:2] * 255)
     assert Contract.from_dict(contract.to_dict()) == contract  # saved with the version
+    # written only where recorded: an older lifelong refused the unknown field (a code rollback)
+    assert "value_range" not in Contract.fit(images.reshape(30, -1), np.arange(30) % 2).to_dict()
     assert Contract.fit(images.reshape(30, -1), np.arange(30) % 2).value_range is None  # features: no range
     assert (
         Contract.fit(images.reshape(30, 4, 4), np.arange(30) % 2).value_range is None

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 import torch
 
 from lifelong.checks import toy_data
@@ -18,6 +19,7 @@ from lifelong.system.events import EventKind, describe
 from lifelong.system.policy import Policy
 from lifelong.system.registry import Registry
 from lifelong.system.store import RetentionPolicy, Store
+from lifelong.system.store import samples as samples_table
 from lifelong.system.trainer import CURSOR, Gate, _candidate, train_once
 from tests.system._models import seed_store
 
@@ -107,6 +109,37 @@ def test_no_champion_says_what_to_do(system: tuple[Store, Registry]) -> None:
     store, registry = system
     with pytest.raises(NotFoundError, match="bootstrap"):
         train_once(store, registry, CONTINUAL)
+
+
+def test_labels_that_came_after_a_training_passed_their_samples_join_the_next_window(
+    system: tuple[Store, Registry],
+) -> None:
+    """Was: feedback on older predictions (after an upgrade, every label for a prediction made before it)
+    was stored, but the next training's window started after the last one's, so those samples were never
+    trained on (a trial: 27 labels accepted with 204, `trained_version` NULL for good)."""
+    store, registry = system
+    seed_store(store, registry)
+    data = toy_data(per_class=150, seed=3).train
+    early = store.add_samples(data.x[:40], None)  # predicted, not yet labelled
+    store.add_samples(data.x[40:], data.y[40:])  # enough after them that the gate's holdout lies later
+    policy, gate = (
+        Policy("scheduled-finetune", every_samples=10, min_samples=10, epochs=1),
+        Gate(max_old_accuracy_drop=1.0, max_negative_flip_rate=1.0, max_new_accuracy_drop=1.0),
+    )
+    first = train_once(store, registry, policy, gate)
+    assert first.passed and first.attempt["window"][1] > int(early[-1])  # it passed them, unlabelled
+    for i, label in zip(early, data.y[:40].tolist()):  # the late labels
+        store.relabel_sample(int(i), label)
+    store.add_samples(data.x[:20], data.y[:20])  # and a few new ones
+    result = train_once(store, registry, policy, gate)
+    assert result.passed and result.attempt["window"][0] == int(early[0])  # they came first in the window
+    with store.engine.connect() as conn:
+        untrained = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(samples_table)
+            .where(samples_table.c.id.in_([int(i) for i in early]), samples_table.c.trained_version.is_(None))
+        ).scalar_one()
+    assert untrained == 0
 
 
 def test_forget_empties_the_inherited_memory_before_training(system: tuple[Store, Registry]) -> None:
@@ -477,3 +510,31 @@ def test_new_labels_left_out_of_the_window_are_said(system: tuple[Store, Registr
     said = f"{new - 100} new labelled samples before the window were not trained on: the policy trains on the latest window=100"
     assert any(said in w for w in payload["warnings"])
     assert said in describe(EventKind.GATE, payload)
+
+
+def test_an_image_contract_from_before_pixel_ranges_gets_its_bootstraps_range(tmp_path: Path) -> None:
+    """Was: a deployment bootstrapped by an older lifelong had no recorded pixel range, nor did any version
+    trained from it, so 1e20 pixels were stored, trained on and kept in the replay memory (an upgrade trial)."""
+    import json
+
+    from lifelong.system.contract import FILE, Contract
+    from lifelong.system.trainer import bootstrap
+
+    g = torch.Generator().manual_seed(0)
+    images = Dataset(torch.rand(120, 1, 4, 4, generator=g) * 255, torch.arange(120) % 3, None, 1.0, "img")
+    with Store(data_dir=tmp_path) as store:
+        registry = Registry(store)
+        bootstrap(
+            store, registry, images, model="mlp", model_kwargs={"in_features": 16, "n_classes": 3}, epochs=1
+        )
+        old = registry.get(1).path / FILE
+        written = json.loads(old.read_text())
+        del written["value_range"]  # as the older code wrote it
+        old.write_text(json.dumps(written))
+        store.add_samples(images.x[:60], images.y[:60])
+        policy = Policy("scheduled-finetune", every_samples=10, min_samples=10, epochs=1)
+        gate = Gate(max_old_accuracy_drop=1.0, max_negative_flip_rate=1.0, max_new_accuracy_drop=1.0)
+        result = train_once(store, registry, policy, gate)
+        assert result.passed
+        lo, hi = Contract.load(registry.get(result.version).path).value_range  # type: ignore[misc]
+        assert 0 <= lo < 5 and 250 < hi <= 255  # the clients' units: 0-255, as the bootstrap rows

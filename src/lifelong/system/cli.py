@@ -1042,7 +1042,8 @@ def cmd_backup(args: argparse.Namespace) -> int:
         print(f"warning: {damaged}: copied as found (a missing one is not in the copy); that version cannot serve "
               "until its artifact is restored", file=sys.stderr)  # fmt: skip
     print(f"backed up {rows} and {len(report.versions)} model versions to {report.path} in "
-          f"{time.perf_counter() - start:.1f} s; restore: lifelong up --data-dir {report.path} with the original's "
+          f"{time.perf_counter() - start:.1f} s; restore from a copy of it (cp -a {report.path} DIR: the restored service "
+          "writes new versions into its data directory), then lifelong up --data-dir DIR with the original's "
           "--policy, --policy-json, --gate-json and --plugin flags (they are not in the data directory)")  # fmt: skip
     if engine != "sqlite":
         print(f"the copy holds the {engine} store as SQLite (one snapshot); to restore it into {engine}: lifelong "

@@ -405,7 +405,13 @@ class Contract:
 
     # -- persistence ---------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+        # value_range only where recorded: an older version of lifelong (a code rollback) refused the
+        # unknown field and could serve none of the versions a newer one wrote
+        return {
+            k: (list(v) if isinstance(v, tuple) else v)
+            for k, v in asdict(self).items()
+            if not (k == "value_range" and v is None)
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Contract:

@@ -25,7 +25,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -137,7 +137,7 @@ def train_once(
     start_cpu = cpu_seconds()
     record = registry.get(champion)
     old_learner = Learner.load(record.path, device=compute.device)
-    contract = Contract.load(record.path) or contract_of(old_learner)
+    contract = _with_pixel_range(Contract.load(record.path) or contract_of(old_learner), store)
     if contract.allow_new_classes and contract.class_names is not None:  # a corrected typo keeps no output
         store.compact_classes(
             max([len(contract.classes), *(_n_classes(v.path) for v in registry.versions())]),
@@ -531,7 +531,8 @@ def _window(
 ) -> tuple[torch.Tensor, Dataset, dict[int, int], int]:
     """Labelled samples to learn from, in id order: new ones (fine-tuning, after the change point
     when one was detected) or the recent ``window`` (retraining); the new classes still waiting
-    for labels (see :func:`_admit_new_classes`); and how many new labels fine-tuning leaves out, past
+    for labels (see :func:`_admit_new_classes`), with labels that came after a training passed their
+    samples in front; and how many new labels fine-tuning leaves out, past
     ``window`` (a worker down for a while came back to 3,100 new labels and trained on the last 2,000
     without a word of the other 1,100)."""
     skipped = 0
@@ -544,6 +545,15 @@ def _window(
             start = max(start or 0, store.nth_latest_labelled(policy.window) or 0)
             skipped = new - policy.window
     s = store.samples(since_id=start, labelled_only=True)
+    if mode == "finetune" and since is None and start is not None and len(s.ids) < policy.window:
+        # labels that came after a training passed their samples (feedback on older predictions: after an
+        # upgrade, every label for a prediction made before it) join this window, up to its size; they were
+        # stored and never trained on. Past a detected change they stay out: they describe the old data
+        late = store.untrained_of(contract.classes, start + 1, policy.window - len(s.ids))
+        if len(late.ids) and not len(s.ids):
+            s = late
+        elif len(late.ids) and late.x.shape[1:] == s.x.shape[1:] and late.x.dtype == s.x.dtype:
+            s = Samples(torch.cat([late.ids, s.ids]), torch.cat([late.x, s.x]), torch.cat([late.y, s.y]))
     s, waiting = _admit_new_classes(store, s, contract, policy)
     return s.ids, _dataset(_as_model_input(s.x, contract), s.y), waiting, skipped
 
@@ -601,6 +611,19 @@ def _diverged(candidate: Learner, train: Dataset, ids: torch.Tensor, contract: C
     if contract.mean is None:  # a standardised deployment already is; the ids are what is left to act on
         fix += ", or standardise the features (--standardize in lifelong up)"
     return f"{reason}: the window's largest inputs, as the model sees them, are in samples {listed}; {fix}"
+
+
+def _with_pixel_range(contract: Contract, store: Store) -> Contract:
+    """An image contract written before pixel ranges were recorded, given its bootstrap's (the store's
+    first rows, as clients send them): its versions never refused pixels in other units after an upgrade
+    (1e20 pixels were stored, trained on and kept in the replay memory)."""
+    if contract.value_range is not None or len(contract.input_shape) < 3:
+        return contract
+    first = store.samples(limit=1000)
+    if not len(first.ids):
+        return contract
+    x = first.x.float()
+    return replace(contract, value_range=(float(x.min()), float(x.max())))
 
 
 def _as_model_input(x: torch.Tensor, contract: Contract) -> torch.Tensor:
