@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -426,6 +427,10 @@ def test_a_diverged_candidate_is_refused_as_diverged(system: tuple[Store, Regist
     assert re.search(r"largest inputs, as the model sees them, are in samples \d+ \(\|x\| [\d.]+e\+30\)",
                      result.reasons[0])  # fmt: skip
     assert "DELETE /v1/samples/{id}" in result.reasons[0] and "--standardize" in result.reasons[0]
+    with warnings.catch_warnings(record=True) as caught:  # said in the reason, not by every training's learn
+        warnings.simplefilter("always")
+        train_once(store, registry, policy, Gate(), prepare=lambda d: d.replace(x=d.x * 1e30))
+    assert not [w for w in caught if "networks learn poorly" in str(w.message)]
 
 
 def test_bootstrap_refuses_a_diverged_first_champion(tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from warnings import catch_warnings, filterwarnings
 
 import numpy as np
 import torch
@@ -183,7 +184,10 @@ def train_once(
     experience = Experience(candidate.experience_index + 1, tuple(train.classes), 0, train, holdout)
     if should_stop is not None:
         candidate.add_callback(_StopWhen(should_stop))
-    candidate = fit(candidate, experience, compute)  # here, or in N processes under torchrun
+    with catch_warnings():  # the advice to standardise is for `up`, which the bootstrap gave once:
+        # every training repeated it in the worker's log, also where --standardize was on (a trial's images)
+        filterwarnings("ignore", ".*networks learn poorly from unscaled features", UserWarning)
+        candidate = fit(candidate, experience, compute)  # here, or in N processes under torchrun
     if should_stop is not None:  # a job under torchrun is not stopped mid-way
         _stop_if(should_stop())
     old = _old_data(store, old_learner, int(ids[0]), gate.old_size, contract)
