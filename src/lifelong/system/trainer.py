@@ -553,11 +553,7 @@ def _window(
         # labels that came after a training passed their samples (feedback on older predictions: after an
         # upgrade, every label for a prediction made before it) join this window, up to its size; they were
         # stored and never trained on. Past a detected change they stay out: they describe the old data
-        late = store.untrained_of(contract.classes, start + 1, policy.window - len(s.ids))
-        if len(late.ids) and not len(s.ids):
-            s = late
-        elif len(late.ids) and late.x.shape[1:] == s.x.shape[1:] and late.x.dtype == s.x.dtype:
-            s = Samples(torch.cat([late.ids, s.ids]), torch.cat([late.x, s.x]), torch.cat([late.y, s.y]))
+        s = _prepend(store.untrained_of(contract.classes, start + 1, policy.window - len(s.ids)), s)
     s, waiting = _admit_new_classes(store, s, contract, policy)
     return s.ids, _dataset(_as_model_input(s.x, contract), s.y), waiting, skipped
 
@@ -580,12 +576,20 @@ def _admit_new_classes(
         s = Samples(s.ids[keep], s.x[keep], s.y[keep])
     admitted = sorted(c for c in counts if c not in waiting)
     if admitted and len(s.ids):
-        earlier = store.untrained_of(admitted, int(s.ids[0]), policy.window)
-        if len(earlier.ids) and earlier.x.shape[1:] == s.x.shape[1:] and earlier.x.dtype == s.x.dtype:
-            s = Samples(
-                torch.cat([earlier.ids, s.ids]), torch.cat([earlier.x, s.x]), torch.cat([earlier.y, s.y])
-            )
+        s = _prepend(store.untrained_of(admitted, int(s.ids[0]), policy.window), s)
     return s, waiting
+
+
+def _prepend(earlier: Samples, s: Samples) -> Samples:
+    """``earlier`` rows no version trained on, in front of the window ``s`` (its training part, not the
+    holdout at its end); rows of another input width or dtype (a forced contract change) are left out."""
+    if not len(earlier.ids):
+        return s
+    if not len(s.ids):
+        return earlier
+    if earlier.x.shape[1:] != s.x.shape[1:] or earlier.x.dtype != s.x.dtype:
+        return s
+    return Samples(torch.cat([earlier.ids, s.ids]), torch.cat([earlier.x, s.x]), torch.cat([earlier.y, s.y]))
 
 
 def _n_classes(artifact: str | Path) -> int:

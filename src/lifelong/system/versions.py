@@ -11,6 +11,7 @@ import json
 import math
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from torch import nn
 
@@ -74,25 +75,29 @@ def check_servable(path: str | Path, contract: Contract) -> None:
         raise ConfigError(f"the contract's input shape {contract.input_shape} does not fit the model {shape}")
 
 
+def _model_spec(path: str | Path) -> dict[str, Any] | None:
+    """The ``{"name", "kwargs"}`` an artifact's model is rebuilt from (None: unreadable or a custom
+    model; loading the artifact says what is wrong)."""
+    try:
+        spec = json.loads((Path(path) / MANIFEST).read_text())["model"]["spec"]
+    except Exception:  # a damaged artifact
+        return None
+    return spec if isinstance(spec, dict) else None
+
+
 def model_name(path: str | Path) -> str | None:
     """The registered model name an artifact is rebuilt by (None: unreadable or a custom model)."""
-    try:
-        name = json.loads((Path(path) / MANIFEST).read_text())["model"]["spec"]["name"]
-    except Exception:  # a damaged artifact: loading it says what is wrong
-        return None
+    name = (_model_spec(path) or {}).get("name")
     return name if isinstance(name, str) else None
 
 
 def input_embedding_of(path: str | Path) -> nn.Module | None:
     """The embedding a version's model takes its token ids with (None: it takes features), from the
     model rebuilt by its recorded name, without loading the weights or the strategies' state."""
-    try:
-        spec = json.loads((Path(path) / MANIFEST).read_text())["model"]["spec"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None  # a damaged or custom artifact: loading it for training says what is wrong
+    spec = _model_spec(path)
     try:
         return input_embedding(build(spec)) if spec is not None else None
-    except LifelongError:  # a plugin this process lacks: training the version says so
+    except LifelongError:  # a plugin this process lacks (or a damaged spec): training the version says so
         return None
 
 
