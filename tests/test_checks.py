@@ -126,3 +126,36 @@ def test_an_unknown_kind_in_supports_is_refused_when_the_class_is_defined() -> N
 
         class Typo(Strategy):
             supports = frozenset({"class", "task_free"})
+
+
+class OwnBatchesOnly(Strategy):
+    """A penalty written for the incoming batch alone: it breaks on samples another part replays."""
+
+    def penalty(self, learner, batch, logits):
+        if len(batch.y) > learner.batch_size:
+            raise ValueError(f"expected at most {learner.batch_size} rows, got {len(batch.y)}")
+        return None
+
+
+def test_a_hybrid_is_checked_as_one_learner() -> None:
+    """run_checks([...]) failed all nine checks with "'list' object has no attribute 'get_params'" (a
+    trial), and a bug that shows only beside another part was never trained through."""
+    from lifelong.strategies import LwF, Replay
+
+    assert len(run_checks([Replay(buffer_size=20), LwF()])) == 9
+    assert len(run_checks(OwnBatchesOnly())) == 9  # alone it conforms
+    with pytest.raises(AssertionError) as e:
+        run_checks([Replay(buffer_size=20), OwnBatchesOnly()])
+    assert "Replay+OwnBatchesOnly fails" in str(e.value) and "expected at most 8 rows" in str(e.value)
+    with pytest.raises(AssertionError, match=r"(?s)LwF\+LosesState fails .*learned state must end in '_'"):
+        run_checks([LwF(), LosesState()])
+
+
+@pytest.mark.parametrize("given", [[], "ewc", Anchored, [Anchored(), "lwf"]])
+def test_what_is_not_a_strategy_is_refused_with_an_example(given) -> None:
+    from lifelong.errors import ConfigError
+
+    with pytest.raises(
+        ConfigError, match=r"takes a Strategy instance or a non-empty list .* run_checks\(EWC\(\)\)"
+    ):
+        run_checks(given)

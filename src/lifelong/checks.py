@@ -2,6 +2,9 @@
 
 Each check is a named function ``check(strategy) -> None`` that raises ``AssertionError``
 with a reason; ``run_checks`` runs them all. Tests parametrize over ``REGISTRY`` x ``CHECKS``.
+A hybrid (a list of strategies, as a learner takes it) is checked as one: its parts' definitions
+one by one, its training (save, resume, determinism, scenario kinds) together, so an interaction
+between the parts (a penalty on another part's replayed samples) is trained through.
 
 Examples
 --------
@@ -15,8 +18,8 @@ from __future__ import annotations
 import contextlib
 import tempfile
 import warnings
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeAlias
 
 import numpy as np
 import torch
@@ -77,15 +80,39 @@ def toy_model(seed: int = 0, batch_norm: bool = False) -> nn.Module:
     return model
 
 
-def _kind_for(strategy: Strategy) -> str:
+Checked: TypeAlias = "Strategy | Sequence[Strategy]"  # one strategy, or a hybrid's parts
+
+
+def _parts(strategy: Checked) -> list[Strategy]:
+    return [strategy] if isinstance(strategy, Strategy) else list(strategy)
+
+
+def _clone(strategy: Checked) -> Checked:
+    return strategy.clone() if isinstance(strategy, Strategy) else [s.clone() for s in strategy]
+
+
+def _supports(strategy: Checked) -> set[str]:
+    """The scenario kinds every part supports."""
+    return set(KINDS).intersection(*(s.supports for s in _parts(strategy)))
+
+
+def _name(strategy: Checked) -> str:
+    return "+".join(type(s).__name__ for s in _parts(strategy))
+
+
+def _kind_for(strategy: Checked) -> str:
     for kind in ("class", "task", "domain", "task-free"):
-        if kind in strategy.supports:
+        if kind in _supports(strategy):
             return kind
-    raise AssertionError(f"{type(strategy).__name__} supports no scenario kind")
+    raise AssertionError(f"{_name(strategy)} supports no scenario kind")
 
 
-def _learner(strategy: Strategy, seed: int = 0) -> Learner:
-    return Learner(toy_model(seed), [strategy], lr=0.1, batch_size=8, epochs=1, seed=seed)
+def _learner(strategy: Checked, seed: int = 0) -> Learner:
+    return Learner(toy_model(seed), _parts(strategy), lr=0.1, batch_size=8, epochs=1, seed=seed)
+
+
+def _states(learner: Learner) -> list[dict[str, Any]]:
+    return [s.state_dict() for s in learner.strategies]
 
 
 def _weights(learner: Learner) -> dict[str, Tensor]:
@@ -119,25 +146,29 @@ def _tensors_equal(a: Any, b: Any, where: str = "state") -> None:
         assert a == b, f"{where}: {a!r} != {b!r}"
 
 
-def check_params(strategy: Strategy) -> None:
+def check_params(strategy: Checked) -> None:
     """Each constructor argument is stored under its own name, as ``get_params`` (and so ``clone``
     and checkpoints) read it back."""
-    try:
-        strategy.get_params()
-    except ConfigError as e:
-        raise AssertionError(str(e)) from None
+    for part in _parts(strategy):
+        try:
+            part.get_params()
+        except ConfigError as e:
+            raise AssertionError(str(e)) from None
 
 
-def check_clone(strategy: Strategy) -> None:
+def check_clone(strategy: Checked) -> None:
     """``clone()`` gives a new object with equal hyper-parameters and untrained state."""
     _learner(strategy).fit(toy_scenario(_kind_for(strategy)))
-    fresh = strategy.clone()
-    assert fresh is not strategy and type(fresh) is type(strategy)
-    assert fresh.get_params() == strategy.get_params(), "clone changed hyper-parameters"
-    _tensors_equal(fresh.state_dict(), type(strategy)(**strategy.get_params()).state_dict(), "clone state")
+    for part in _parts(strategy):
+        fresh = part.clone()
+        assert fresh is not part and type(fresh) is type(part)
+        assert fresh.get_params() == part.get_params(), (
+            f"{type(part).__name__}: clone changed hyper-parameters"
+        )
+        _tensors_equal(fresh.state_dict(), type(part)(**part.get_params()).state_dict(), "clone state")
 
 
-def check_state_dict_roundtrip(strategy: Strategy) -> None:
+def check_state_dict_roundtrip(strategy: Checked) -> None:
     """Save after training, load into a new learner: same state, same predictions."""
     kind = _kind_for(strategy)
     stream = toy_scenario(kind)
@@ -146,25 +177,27 @@ def check_state_dict_roundtrip(strategy: Strategy) -> None:
     with tempfile.TemporaryDirectory() as d:
         learner.save(d)
         loaded = Learner.load(d)
-    _tensors_equal(strategy.state_dict(), loaded.strategies[0].state_dict(), "strategy state")
+    _tensors_equal(_states(learner), _states(loaded), "strategy state")
     test = stream.experiences[0].test
     assert _same(
         learner.predict_logits(test.features(), test.t), loaded.predict_logits(test.features(), test.t)
     ), "predictions differ after save and load"
 
 
-def check_resume(strategy: Strategy) -> None:
+def check_resume(strategy: Checked) -> None:
     """Saved in the middle of an experience (between ``partial_fit`` calls; at the boundary for a method
     that rewrites an experience's data) and loaded, training goes on as if it had never stopped: the
     same weights, strategy state and predictions. State kept outside ``state_dict`` fails here."""
     kind = _kind_for(strategy)
     first, second = toy_scenario("class" if kind == "task-free" else kind).experiences[:2]
-    whole = type(strategy).train_data is not Strategy.train_data  # partial_fit refuses these
+    whole = any(
+        type(s).train_data is not Strategy.train_data for s in _parts(strategy)
+    )  # partial_fit refuses
     n, half = len(second.train), len(second.train) // 2
     parts = [second.train.subset(torch.arange(half)), second.train.subset(torch.arange(half, n))]
 
     def run(stop: bool) -> Learner:
-        learner = _learner(strategy.clone(), seed=1)
+        learner = _learner(_clone(strategy), seed=1)
         learner.learn(first)
         for i, part in enumerate([second.train] if whole else parts):
             if stop and i == (0 if whole else 1):
@@ -180,20 +213,20 @@ def check_resume(strategy: Strategy) -> None:
         return learner
 
     straight, resumed = run(False), run(True)
-    lost = _lost_attributes(straight.strategies[0], resumed.strategies[0])
+    lost = [a for s, r in zip(straight.strategies, resumed.strategies) for a in _lost_attributes(s, r)]
     assert not lost, (
         f"attributes {lost} differ after a checkpoint: learned state must end in '_' (saved with the "
         "strategy), or be rebuilt from saved state in attach"
     )
     _tensors_equal(_weights(straight), _weights(resumed), "weights")
-    _tensors_equal(straight.strategies[0].state_dict(), resumed.strategies[0].state_dict(), "strategy state")
+    _tensors_equal(_states(straight), _states(resumed), "strategy state")
     test = second.test
     assert _same(
         straight.predict_logits(test.features(), test.t), resumed.predict_logits(test.features(), test.t)
     ), "predictions differ"
 
 
-def check_fit_resume(strategy: Strategy) -> None:
+def check_fit_resume(strategy: Checked) -> None:
     """A ``fit`` checkpointed after its first experience (from ``on_evaluate``, as the README says) and
     loaded goes on at the second, to the accuracy matrix of a fit that never stopped. A check of the
     whole stream that counts the experiences already learned (PackNet's room for tasks) fails here."""
@@ -206,9 +239,9 @@ def check_fit_resume(strategy: Strategy) -> None:
                 learner.save(directory)
                 raise _Crash
 
-    straight = _learner(strategy.clone(), seed=1).fit(scenario)
+    straight = _learner(_clone(strategy), seed=1).fit(scenario)
     with tempfile.TemporaryDirectory() as directory:
-        learner = _learner(strategy.clone(), seed=1)
+        learner = _learner(_clone(strategy), seed=1)
         learner.add_callback(CrashAfterFirst())
         with contextlib.suppress(_Crash):
             learner.fit(scenario)
@@ -237,24 +270,24 @@ def _lost_attributes(straight: Strategy, resumed: Strategy) -> list[str]:
     return lost
 
 
-def check_seeded_determinism(strategy: Strategy) -> None:
+def check_seeded_determinism(strategy: Checked) -> None:
     """Two learners with the same seed end with bit-identical weights."""
     kind = _kind_for(strategy)
     runs = []
     for _ in range(2):
-        learner = _learner(strategy.clone(), seed=3)
+        learner = _learner(_clone(strategy), seed=3)
         learner.fit(toy_scenario(kind))
         runs.append(_weights(learner))
     _tensors_equal(runs[0], runs[1], "weights")
 
 
-def check_inputs_not_mutated(strategy: Strategy) -> None:
+def check_inputs_not_mutated(strategy: Checked) -> None:
     """Training never writes into the scenario's data, nor into the arrays given to ``partial_fit``
     (whose batches are views of them, where ``fit``'s are copies)."""
     kind = _kind_for(strategy)
     stream = toy_scenario(kind)
     before = [(e.train.x.clone(), e.train.y.clone(), e.test.x.clone()) for e in stream.experiences]
-    _learner(strategy.clone()).fit(stream)
+    _learner(_clone(strategy)).fit(stream)
     for (x, y, xt), e in zip(before, stream.experiences):
         assert torch.equal(x, e.train.x) and torch.equal(y, e.train.y) and torch.equal(xt, e.test.x), (
             "fit wrote into the scenario's data"
@@ -272,12 +305,12 @@ def check_inputs_not_mutated(strategy: Strategy) -> None:
     assert torch.equal(x, x0) and torch.equal(y, first.y), "partial_fit wrote into the caller's x or y"
 
 
-def check_supported_kinds(strategy: Strategy) -> None:
+def check_supported_kinds(strategy: Checked) -> None:
     """Every scenario kind the strategy declares in ``supports`` trains without raising or diverging
     (a strategy whose penalty was NaN on every task-incremental run passed, since only errors counted)."""
     for kind in KINDS:
-        if kind in strategy.supports:
-            learner = _learner(strategy.clone())
+        if kind in _supports(strategy):
+            learner = _learner(_clone(strategy))
             try:
                 with warnings.catch_warnings():  # the divergence is reported below, as the failure
                     warnings.filterwarnings("ignore", "training diverged", RuntimeWarning)
@@ -291,23 +324,23 @@ def check_supported_kinds(strategy: Strategy) -> None:
             )
 
 
-def check_support_enforced(strategy: Strategy) -> None:
+def check_support_enforced(strategy: Checked) -> None:
     """An unsupported scenario kind is refused before any weight changes."""
     for kind in KINDS:
-        if kind in strategy.supports:
+        if kind in _supports(strategy):
             continue
-        learner = _learner(strategy.clone())  # a strategy belongs to one learner
+        learner = _learner(_clone(strategy))  # a strategy belongs to one learner
         before = _weights(learner)
         try:
             learner.fit(toy_scenario(kind))
         except StrategyMismatchError:
             pass
         else:
-            raise AssertionError(f"{type(strategy).__name__} accepted an unsupported {kind} scenario")
+            raise AssertionError(f"{_name(strategy)} accepted an unsupported {kind} scenario")
         _tensors_equal(before, _weights(learner), "weights after refusal")
 
 
-CHECKS: dict[str, Callable[[Strategy], None]] = {
+CHECKS: dict[str, Callable[[Checked], None]] = {
     "params": check_params,  # first: every other check clones, which reads the params
     "clone": check_clone,
     "state_dict_roundtrip": check_state_dict_roundtrip,
@@ -320,15 +353,23 @@ CHECKS: dict[str, Callable[[Strategy], None]] = {
 }
 
 
-def run_checks(strategy: Strategy) -> list[str]:
-    """Run every check on fresh clones of ``strategy`` and return their names (all passed); the
-    AssertionError it raises is the report:
+def run_checks(strategy: Strategy | Sequence[Strategy]) -> list[str]:
+    """Run every check on fresh clones of ``strategy`` (or of a hybrid's parts, a list) and return
+    their names (all passed); the AssertionError it raises is the report:
     each failed check by name, with its reason (an exception a check raised is one too). After a failed
     ``params`` check the others, which clone the strategy, cannot run and are not tried."""
+    hybrid = (
+        isinstance(strategy, (list, tuple)) and strategy and all(isinstance(p, Strategy) for p in strategy)
+    )
+    if not (isinstance(strategy, Strategy) or hybrid):
+        raise ConfigError(
+            f"run_checks takes a Strategy instance or a non-empty list of them (a hybrid), got {strategy!r}: "
+            "pass e.g. run_checks(EWC()) or run_checks([Replay(200), LwF()])"
+        )
     failures = []
     for name, check in CHECKS.items():
         try:
-            check(strategy if name == "params" else strategy.clone())
+            check(strategy if name == "params" else _clone(strategy))
         except AssertionError as e:
             failures.append(f"{name}: {e}")
             if name == "params":
@@ -337,7 +378,7 @@ def run_checks(strategy: Strategy) -> list[str]:
             failures.append(f"{name}: raised {type(e).__name__}: {e}")
     if failures:
         raise AssertionError(
-            f"{type(strategy).__name__} fails {len(failures)} of the {len(CHECKS)} conformance checks:\n"
+            f"{_name(strategy)} fails {len(failures)} of the {len(CHECKS)} conformance checks:\n"
             + "\n".join(f"  {f}" for f in failures)
         )
     return list(CHECKS)

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from lifelong.checks import toy_model, toy_scenario
 from lifelong.errors import CheckpointError, ConfigError
@@ -119,3 +120,26 @@ def test_a_subclass_passing_kwargs_on_keeps_its_parents_hyperparameters() -> Non
     s = WeightedReplay(weight=0.5, buffer_size=20)
     assert s.get_params()["buffer_size"] == 20 and s.get_params()["weight"] == 0.5
     assert s.clone().buffer_size == 20
+
+
+class PerSamplePenalty(Strategy):
+    def penalty(self, learner, batch, logits):
+        return logits.square().mean(1)  # one value per sample, not reduced
+
+
+class PerSampleLoss(Strategy):
+    def loss(self, learner, batch, logits):
+        return torch.nn.functional.cross_entropy(logits, batch.y, reduction="none")
+
+
+@pytest.mark.parametrize(("strategy", "hook"), [(PerSamplePenalty, "penalty"), (PerSampleLoss, "loss")])
+def test_a_hook_returning_one_value_per_sample_is_named(strategy, hook) -> None:
+    """It failed in backward() with torch's "grad can be implicitly created only for scalar outputs",
+    naming neither the strategy nor the hook (a trial); the weights stay as they were."""
+    learner = Learner(toy_model(), [strategy()], batch_size=8)
+    before = [p.detach().clone() for p in learner.model.parameters()]
+    with pytest.raises(
+        ConfigError, match=rf"{strategy.__name__}\.{hook} returned a tensor of shape \(8,\); .*\.mean\(\)"
+    ):
+        learner.fit(toy_scenario())
+    assert all(torch.equal(a, b) for a, b in zip(before, learner.model.parameters()))

@@ -522,3 +522,25 @@ def test_another_applications_database_is_refused(tmp_path: Path) -> None:
         pass
     with Store(data_dir=tmp_path / "ours") as store:
         store.add_event("deployment")
+
+
+def test_a_store_written_to_while_copied_is_refused_and_the_target_keeps_nothing(tmp_path: Path) -> None:
+    """migrate's lease check sees a worker only: a `serve` left running on the SQLite file went on
+    writing while it was copied, and those rows would be lost with the retired store."""
+    with Store(data_dir=tmp_path / "source") as source, Store(data_dir=tmp_path / "target") as target:
+        source.add_samples(np.ones((5, 3), dtype=np.float32), [0, 1, 0, 1, 0])
+        writes: list[int] = []
+
+        def a_server_writes(conn: object, cursor: object, statement: str, *_: object) -> None:
+            if not writes and statement.startswith("INSERT"):  # another connection commits during the copy
+                with Store(data_dir=tmp_path / "source") as server:
+                    writes.append(server.add_event("deployment", {"note": "a server still running"}))
+
+        sa.event.listen(target.engine, "before_cursor_execute", a_server_writes)
+        with pytest.raises(
+            StoreError, match="written to while it was copied .* nothing was written to the target"
+        ):
+            source.copy_into(target)
+        sa.event.remove(target.engine, "before_cursor_execute", a_server_writes)
+        assert writes and not any(target.counts().values())
+        assert source.copy_into(target)["samples"] == 5  # nobody writes now: it copies

@@ -180,7 +180,11 @@ def _validate(benchmarks: list[str], strategies: list[str]) -> None:
     valid = runner.strategy_names()
     unknown = [s for s in strategies if s not in valid]
     if unknown:
-        raise ConfigError(f"unknown strategies {', '.join(unknown)}; valid: {', '.join(valid)}")
+        raise ConfigError(
+            f"unknown strategies {', '.join(unknown)}; valid: {', '.join(valid)}. A strategy of your own is "
+            "a lifelong.learn.Strategy subclass with a `name`, in a module given as --plugin module.path (or "
+            "LIFELONG_PLUGINS=module.path)"
+        )
 
 
 def run_grid(benchmarks: list[str], strategies: list[str], seeds: list[int], settings: runner.Settings,

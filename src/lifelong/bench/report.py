@@ -82,9 +82,9 @@ def plot(runs: Sequence[dict[str, Any]], out: Path) -> list[Path]:
         im = ax.imshow(m, vmin=0, vmax=1, cmap="viridis")
         for (i, j), v in np.ndenumerate(m):
             ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7, color="w" if v < 0.6 else "k")
-        ax.set(
-            xlabel="evaluated on experience", ylabel="after training experience", title=f"{bench}: {strat}"
-        )
+        seeds = "one seed" if len(mats) == 1 else f"mean of {len(mats)} seeds"  # a cell is no one run's
+        ax.set(xlabel="evaluated on experience", ylabel="after training experience",
+               title=f"{bench}: {strat}\n({seeds})")  # fmt: skip
         fig.colorbar(im, ax=ax)
         fig.tight_layout()
         path = out / f"matrix-{bench}-{strat}.png"
@@ -104,7 +104,7 @@ def plot(runs: Sequence[dict[str, Any]], out: Path) -> list[Path]:
             xlabel="experiences trained",
             ylabel="average accuracy on seen experiences",
             ylim=(0, 1),
-            title=bench,
+            title=f"{bench} (mean over seeds)",
         )
         locator = ax.xaxis.get_major_locator()  # the default AutoLocator is a MaxNLocator
         if isinstance(locator, MaxNLocator):

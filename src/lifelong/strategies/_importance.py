@@ -12,6 +12,7 @@ from torch import Tensor
 from torch.func import functional_call, grad, vmap
 
 from lifelong.data.dataset import Dataset
+from lifelong.strategies._tables import RowGradients, Table, TableLookups, Unsupported, embedding_tables
 
 if TYPE_CHECKING:
     from lifelong.learn.learner import Learner
@@ -40,19 +41,33 @@ def fisher_diagonal(
     ``empirical`` the data's labels. With ``batch_size == 1`` gradients are per sample
     (``torch.func.vmap``), in chunks sized so one chunk of per-sample gradients stays under
     ``budget_bytes``; with ``batch_size > 1`` the squared gradients of mini-batch mean losses are
-    averaged over mini-batches (Avalanche's estimator: cheaper, biased low by averaging).
+    averaged over mini-batches (Avalanche's estimator: cheaper, biased low by averaging). Per
+    sample, embedding tables are differentiated row by row (:mod:`lifelong.strategies._tables`).
     """
     index = sample_index(learner, len(data), max_samples)
     if batch_size > 1:
         return _minibatch_fisher(learner, data, index, kind, batch_size)
+    try:
+        return _per_sample_fisher(learner, data, index, kind, budget_bytes, row_wise=True)
+    except Unsupported:  # a table called with offsets or weights: every gradient dense
+        return _per_sample_fisher(learner, data, index, kind, budget_bytes, row_wise=False)
+
+
+def _per_sample_fisher(
+    learner: Learner, data: Dataset, index: Tensor, kind: str, budget_bytes: int, row_wise: bool
+) -> dict[str, Tensor]:
+    """Embedding tables row-wise (``_tables``), the other parameters by ``vmap`` over samples."""
     model = learner.model
-    params = {n: p.detach() for n, p in trainable(learner).items()}
+    weights = {n: p.detach() for n, p in trainable(learner).items()}
+    tables = embedding_tables(model, weights) if row_wise else {}
+    params = {n: p for n, p in weights.items() if n not in tables}
+    fixed = {n: p for n, p in weights.items() if n in tables}
     buffers = {n: b.detach() for n, b in model.named_buffers()}
-    fisher = {k: torch.zeros_like(v) for k, v in params.items()}
-    chunk = max(1, budget_bytes // (4 * max(1, sum(p.numel() for p in params.values()))))
+    fisher = {k: torch.zeros_like(v) for k, v in weights.items()}
+    chunk = min(4096, max(1, budget_bytes // (4 * max(1, sum(p.numel() for p in params.values())))))
 
     def nll(p: dict[str, Tensor], x: Tensor, y: Tensor, m: Tensor) -> Tensor:
-        logits = functional_call(model, (p, buffers), (x.unsqueeze(0),))
+        logits = functional_call(model, (p, fixed, buffers), (x.unsqueeze(0),))
         return F.cross_entropy(logits.masked_fill(~m.unsqueeze(0), MASKED), y.unsqueeze(0))
 
     per_sample = per_sample_grad(nll)
@@ -63,12 +78,20 @@ def fisher_diagonal(
             b = data.batch(index[i : i + chunk])
             x, y = b.x.to(learner.device), b.y.to(learner.device)
             mask = _mask(learner, x, b.t)
-            for target, weight in _targets(learner, model, x, y, mask, kind):
+            targets = _targets(learner, model, x, y, mask, kind)
+            for target, weight in targets if params else []:
                 for k, g in per_sample(params, x, target, mask).items():
                     # [n, P_k]; not in place: vmap may return a broadcast (expanded) gradient, one that
                     # does not depend on the sample (another task's head), which cannot be written to
                     sq = g.reshape(len(x), -1).square()
                     fisher[k] += (sq.sum(0) if weight is None else weight @ sq).view_as(fisher[k])
+            if tables:
+                with TableLookups(tables, len(x)) as lookups:
+                    logits = model(x).masked_fill(~mask, MASKED)
+                for target, weight in targets:
+                    for k, r in lookups.rows(F.cross_entropy(logits, target, reduction="none")).items():
+                        sq = r.grad.square() if weight is None else r.grad.square() * weight[r.sample, None]
+                        fisher[k].index_add_(0, r.row, sq)
     finally:
         model.train(was_training)
     return {k: v / max(len(index), 1) for k, v in fisher.items()}
@@ -273,12 +296,50 @@ def mean_abs_gradient(
     objective: Callable[[Tensor, Tensor, Tensor], Tensor],
     max_samples: int | None = None,
     chunk: int = 256,
+    row_wise: bool = True,
 ) -> dict[str, Tensor]:
-    """Mean over samples of ``|d objective / d theta|`` (MAS's importance), in vmapped chunks."""
+    """Mean over samples of ``|d objective / d theta|`` (MAS's importance), in vmapped chunks;
+    embedding tables row-wise (``_tables``)."""
     index = sample_index(learner, len(data), max_samples)
-    total = {n: torch.zeros_like(p) for n, p in trainable(learner).items()}
+    weights = trainable(learner)
+    total = {n: torch.zeros_like(p) for n, p in weights.items()}
+    tables = embedding_tables(learner.model, weights) if row_wise else {}
+    dense = [n for n in weights if n not in tables]
     for i in range(0, len(index), chunk):
         b = data.batch(index[i : i + chunk])
-        for k, g in per_sample_gradients(learner, b.x, b.t, b.y, objective).items():
+        if tables:
+            try:
+                for k, r in _table_rows(learner, b.x, b.t, b.y, objective, tables).items():
+                    total[k].index_add_(0, r.row, r.grad.abs())
+            except Unsupported:  # a table called with offsets or weights: every gradient dense
+                return mean_abs_gradient(learner, data, objective, max_samples, chunk, row_wise=False)
+        for k, g in (
+            per_sample_gradients(learner, b.x, b.t, b.y, objective, only=dense).items() if dense else ()
+        ):
             total[k] += g.abs().sum(0)
     return {k: v / max(len(index), 1) for k, v in total.items()}
+
+
+def _table_rows(
+    learner: Learner,
+    x: Tensor,
+    t: Tensor | None,
+    y: Tensor,
+    objective: Callable[[Tensor, Tensor, Tensor], Tensor],
+    tables: dict[str, Table],
+) -> dict[str, RowGradients]:
+    """Each sample's gradient of ``objective`` with respect to the table rows it looked up."""
+    model = learner.model
+    x, y = x.to(learner.device), y.to(learner.device)
+    mask = _mask(learner, x, t)
+    was_training = model.training
+    model.eval()
+    try:
+        with TableLookups(tables, len(x)) as lookups:
+            logits = model(x)
+        losses = torch.stack(
+            [objective(logits[i : i + 1], y[i : i + 1], mask[i : i + 1]) for i in range(len(x))]
+        )
+        return lookups.rows(losses)
+    finally:
+        model.train(was_training)

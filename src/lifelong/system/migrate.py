@@ -6,8 +6,8 @@ empty of lifelong's rows; the target's id sequences then continue after the copi
 left them at 1, so the next event collided with a copied one and every answered prediction was
 dropped). The artifacts stay where they are, in the data directory: the copied registry names them
 relative to it, so the service is started on the same ``--data-dir`` with the new ``--db-url``. The
-service must be stopped: a live worker lease in the source is refused, so nothing is written to the
-source while it is read.
+service must be stopped: a live worker lease in the source is refused, and a copy during which the
+source was written to (a server, which holds no lease) is undone, the target left empty.
 """
 
 from __future__ import annotations
