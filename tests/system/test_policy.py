@@ -279,6 +279,17 @@ def test_the_floor_reason_prints_figures_that_differ() -> None:
     assert reason == "live accuracy 0.8798 below the floor 0.8800"
 
 
+@pytest.mark.parametrize("expected", [0.9350000023841858, 0.935])  # a float32 gate figure, an exact one
+def test_a_live_accuracy_on_the_floor_is_not_below_it(expected: float) -> None:
+    """A trial's worker trained on "live accuracy 0.835000000 below the floor 0.835000002": the gate's float32
+    0.935 less 0.1 (0.935 - 0.1 is 0.8350000000000001 in doubles too)."""
+    policy = preset("continual", min_samples=100)
+    on = policy.decide(PolicyState(new_samples=100, live_accuracy=0.835, expected_accuracy=expected))
+    assert not on.train, on.reason
+    under = policy.decide(PolicyState(new_samples=100, live_accuracy=0.83, expected_accuracy=expected))
+    assert under.train and under.reason == "live accuracy 0.830 below the floor 0.835"
+
+
 def test_a_drift_before_any_label_is_said_to_wait_for_labels() -> None:
     """It read "no new labelled samples" until the first label came, though the drift was reported."""
     p = Policy("continual", min_samples=50)

@@ -143,6 +143,36 @@ def test_labels_that_came_after_a_training_passed_their_samples_join_the_next_wi
     assert untrained == 0
 
 
+def test_labels_from_before_a_change_stay_out_of_the_windows_after_the_first_one_past_it(
+    system: tuple[Store, Registry],
+) -> None:
+    """Two trials: once a version trained past a change point was promoted, its monitors re-armed and the
+    next trainings had no change point, so the labels before the change that no version trained on joined
+    their windows (800 of the old rule's labels; another trained on the 1,600 before the change alone)."""
+    store, registry = system
+    seed_store(store, registry)
+    data = toy_data(per_class=150, seed=3).train
+    before = store.add_samples(data.x[:100], data.y[:100])  # the old concept, labelled, never trained on
+    store.add_samples(data.x[100:300], data.y[100:300])
+    policy = Policy("continual", min_samples=10, epochs=1)
+    gate = Gate(max_old_accuracy_drop=1.0, max_negative_flip_rate=1.0, max_new_accuracy_drop=1.0)
+    change = int(before[-1])
+    first = train_once(store, registry, policy, gate, since=change)
+    assert first.passed and first.attempt["window"][0] > change
+    assert registry.get(first.version).params["change_point"] == change
+    store.add_samples(data.x[300:], data.y[300:])
+    later = train_once(store, registry, policy, gate)  # the monitors re-armed: no change point given
+    assert later.passed and later.attempt["window"][0] > change, later.attempt["window"]
+    assert registry.get(later.version).params["change_point"] == change  # passed down the lineage
+    with store.engine.connect() as conn:
+        trained = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(samples_table)
+            .where(samples_table.c.id <= change, samples_table.c.trained_version > 1)
+        ).scalar_one()
+    assert trained == 0
+
+
 def test_forget_empties_the_inherited_memory_before_training(system: tuple[Store, Registry]) -> None:
     store, registry = system
     seed_store(store, registry)

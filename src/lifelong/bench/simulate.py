@@ -35,6 +35,7 @@ import numpy as np
 from lifelong.data.files import load_table
 from lifelong.data.streams import DriftingStream, FileStream, make_stream
 from lifelong.errors import ConfigError, DataError
+from lifelong.metrics.accuracy import fraction_correct
 from lifelong.metrics.result import strict_json
 from lifelong.system.contract import Contract
 from lifelong.system.events import EventKind
@@ -254,7 +255,7 @@ def run_policy(
             x = test.features().numpy().reshape(len(test), -1)
             if contract is not None:
                 x = contract.transform(contract.check_inputs(x))
-            final.append(float((champion.predict(torch.from_numpy(x)) == test.y).float().mean()))
+            final.append(fraction_correct(champion.predict(torch.from_numpy(x)) == test.y))
         summary = _summarise(store, stream.boundaries, pids, stream.drift_points, stream.file_rows)
     acc = np.asarray(correct, dtype=float)
     return {

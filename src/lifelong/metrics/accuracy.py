@@ -7,7 +7,9 @@ RWalk: forgetting, intransigence). The negative flip rate follows Yan et al. (20
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -19,6 +21,14 @@ def _r(matrix: Matrix) -> np.ndarray:
     if r.ndim != 2 or r.shape[0] == 0:
         raise ValueError("accuracy matrix must be 2-D and non-empty")
     return r
+
+
+def fraction_correct(correct: Any) -> float:
+    """The share of True in a boolean tensor or array, as an exact double (NaN when empty): a float32
+    mean put 1e-8 of noise on every accuracy (0.5367499887943268 for 0.53675), so figures could not be
+    checked by count, and a floor of 0.935 - 0.1 read 0.835000002, above a live 0.835."""
+    n = len(correct)
+    return int(correct.sum()) / n if n else math.nan
 
 
 def acc(matrix: Matrix) -> float:

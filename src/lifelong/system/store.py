@@ -484,15 +484,19 @@ class Store:
         with self.engine.connect() as conn:
             return {int(label): int(n) for label, n in conn.execute(q).all()}
 
-    def untrained_of(self, labels: Sequence[int], before_id: int, limit: int) -> Samples:
-        """The last ``limit`` samples labelled one of ``labels`` below ``before_id`` that no version was
-        trained on, in id order: a new class's first labels, held back until it had enough."""
+    def untrained_of(
+        self, labels: Sequence[int], before_id: int, limit: int, after_id: int | None = None
+    ) -> Samples:
+        """The last ``limit`` samples labelled one of ``labels`` below ``before_id`` (and above ``after_id``)
+        that no version was trained on, in id order: a new class's first labels, held back until it had enough."""
         q = sa.select(samples.c.id, samples.c.features, samples.c.shape, samples.c.dtype, samples.c.label)
         q = q.where(
             samples.c.label.in_([int(c) for c in labels]),
             samples.c.id < before_id,
             samples.c.trained_version.is_(None),
         )
+        if after_id is not None:
+            q = q.where(samples.c.id > after_id)
         with self.engine.connect() as conn:
             rows = conn.execute(q.order_by(samples.c.id.desc()).limit(limit)).all()
         return _decode(rows[::-1])

@@ -43,6 +43,7 @@ from lifelong.learn.learner import ADAPTIVE_LR, LARGE_INPUT, Learner
 from lifelong.learn.models import build, for_input
 from lifelong.learn.strategy import Strategy, get_strategy
 from lifelong.learn.tokens import input_embedding
+from lifelong.metrics.accuracy import fraction_correct
 from lifelong.system.contract import Contract
 from lifelong.system.events import EventKind
 from lifelong.system.launch import Compute, fit
@@ -144,7 +145,10 @@ def train_once(
             max([len(contract.classes), *(_n_classes(v.path) for v in registry.versions())]),
             admitted=policy.min_new_class_labels,
         )
-    ids, data, waiting, skipped = _window(store, policy, mode, since, contract)
+    # the latest change this lineage learned from: a version trained after a change point passes it on,
+    # so labels from before it stay out of later windows once the monitors re-armed against that version
+    change = max([c for c in (since, record.params.get("change_point")) if c is not None], default=None)
+    ids, data, waiting, skipped = _window(store, policy, mode, since, contract, change)
     n_hold = max(gate.min_holdout, int(len(ids) * gate.holdout_fraction))
     if len(ids) < n_hold + 1:  # recorded as an attempt, so a request or drift is answered, not retried
         reasons = [
@@ -261,7 +265,7 @@ def train_once(
                 strategy=name,
                 parent=champion,
                 params={"policy": policy.to_dict(), "gate": asdict(gate), "mode": mode, "reason": reason,
-                        "contract": contract.to_dict(),
+                        "contract": contract.to_dict(), "change_point": change,
                         "model": (getattr(candidate.model, "lifelong_spec", None) or {}).get("name")},
                 window=(int(train_ids[0]), int(train_ids[-1])),
                 metrics=figures,
@@ -386,7 +390,7 @@ def bootstrap(
                 f"the first champion's training diverged (loss or weights not finite): {learner.divergence_hint()}; "
                 "nothing was registered"
             )
-        metrics = {"new_accuracy": float(learner.correct(hold).float().mean()), "n_train": len(train),
+        metrics = {"new_accuracy": fraction_correct(learner.correct(hold)), "n_train": len(train),
                    "n_holdout": len(hold)}  # fmt: skip
     name = "+".join(strategies) or "naive"
     params = {
@@ -531,12 +535,14 @@ def cpu_seconds() -> float:
 
 
 def _window(
-    store: Store, policy: Policy, mode: Mode, since: int | None, contract: Contract
+    store: Store, policy: Policy, mode: Mode, since: int | None, contract: Contract, change: int | None = None
 ) -> tuple[torch.Tensor, Dataset, dict[int, int], int]:
     """Labelled samples to learn from, in id order: new ones (fine-tuning, after the change point
     when one was detected) or the recent ``window`` (retraining); the new classes still waiting
     for labels (see :func:`_admit_new_classes`), with labels that came after a training passed their
-    samples in front; and how many new labels fine-tuning leaves out, past
+    samples in front, none from before ``change`` (the lineage's latest change point: a trial's
+    trainings after the first one past a change pulled 800 labels of the old rule back in, and another's
+    trained on the 1,600 before the change alone); and how many new labels fine-tuning leaves out, past
     ``window`` (a worker down for a while came back to 3,100 new labels and trained on the last 2,000
     without a word of the other 1,100)."""
     skipped = 0
@@ -553,7 +559,7 @@ def _window(
         # labels that came after a training passed their samples (feedback on older predictions: after an
         # upgrade, every label for a prediction made before it) join this window, up to its size; they were
         # stored and never trained on. Past a detected change they stay out: they describe the old data
-        s = _prepend(store.untrained_of(contract.classes, start + 1, policy.window - len(s.ids)), s)
+        s = _prepend(store.untrained_of(contract.classes, start + 1, policy.window - len(s.ids), change), s)
     s, waiting = _admit_new_classes(store, s, contract, policy)
     return s.ids, _dataset(_as_model_input(s.x, contract), s.y), waiting, skipped
 
@@ -664,8 +670,8 @@ def _old_data(store: Store, champion: Learner, first_new: int, n: int, contract:
 def _compare(candidate: Learner, champion: Learner, new: Dataset, old: Dataset | None) -> dict[str, Any]:
     cand_new, champ_new = candidate.correct(new), champion.correct(new)
     figures: dict[str, Any] = {
-        "new_accuracy": float(cand_new.float().mean()),
-        "champion_new_accuracy": float(champ_new.float().mean()),
+        "new_accuracy": fraction_correct(cand_new),
+        "champion_new_accuracy": fraction_correct(champ_new),
         "new_wins": int((cand_new & ~champ_new).sum()),  # the paired counts the concept-change test reads
         "new_losses": int((champ_new & ~cand_new).sum()),
         "old_accuracy": None,
@@ -675,9 +681,9 @@ def _compare(candidate: Learner, champion: Learner, new: Dataset, old: Dataset |
     if old is not None and len(old):
         cand_old, champ_old = candidate.correct(old), champion.correct(old)
         figures.update(
-            old_accuracy=float(cand_old.float().mean()),
-            champion_old_accuracy=float(champ_old.float().mean()),
-            negative_flip_rate=float((champ_old & ~cand_old).float().mean()),
+            old_accuracy=fraction_correct(cand_old),
+            champion_old_accuracy=fraction_correct(champ_old),
+            negative_flip_rate=fraction_correct(champ_old & ~cand_old),
         )
     return figures
 
