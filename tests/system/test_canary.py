@@ -49,6 +49,22 @@ def test_variants_are_judged_on_feedback_since_the_canary_went_live(store: Store
     assert compare_variants(store, registry, min_labelled=10)["champion"] == (v1, 10, 0.6)
 
 
+def test_a_champion_promoted_while_the_canary_runs_restarts_the_comparison(
+    store: Store, registry: Registry
+) -> None:
+    """A trial: the worker promoted v5 while canary v3 ran, and the verdict set the canary's whole period
+    (291 labels, mostly beside the old champion) against v5's 70."""
+    v1, v2 = _champion_and_canary(store, registry)
+    _judged(store, v2, "canary", 20, 0)  # beside v1
+    v3 = publish(registry, b"3")
+    registry.set_alias("champion", v3)  # the worker's own training, promoted
+    time.sleep(0.02)
+    _judged(store, v3, "champion", 8, 2)
+    _judged(store, v2, "canary", 3, 2)
+    stats = compare_variants(store, registry, min_labelled=5)
+    assert stats["canary"] == (v2, 5, 0.6) and stats["champion"] == (v3, 10, 0.8)
+
+
 def test_a_better_canary_is_promoted_once_and_recorded(store: Store, registry: Registry) -> None:
     v1, v2 = _champion_and_canary(store, registry)
     rule = CanaryRule(min_labelled=10)

@@ -884,6 +884,12 @@ def test_status_says_what_serves_who_trains_and_how_much_data(
         )
     assert main(["status", "--data-dir", str(tmp_path)]) == 0
     assert "training running (" in capsys.readouterr().out
+    # a worker killed outright leaves its lease to expire: it read as a clean stop (a trial's SIGKILL)
+    with System(settings(tmp_path)) as system:
+        system.store.acquire_lease("worker", "host:42:abc", 0.01)
+    time.sleep(0.05)
+    assert main(["status", "--data-dir", str(tmp_path)]) == 0
+    assert "worker: the worker host:42:abc is gone: its lease expired 0 s ago" in capsys.readouterr().out
 
 
 def test_serve_without_a_token_is_refused_before_anything_is_written(

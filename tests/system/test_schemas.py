@@ -101,6 +101,14 @@ def test_to_array_refuses_bad_inputs_in_the_clients_terms(inputs: list, message:
         to_array(inputs, max_batch=8)
 
 
+def test_a_non_finite_value_is_named_by_its_feature_where_the_columns_have_names() -> None:
+    """A string was named by its column ("in feature 'income'"), NaN by its position ("at [5]", a trial)."""
+    with pytest.raises(DataError, match=r"sample 1 holds nan in feature 'late'$"):
+        to_array([[1, 2], [1, float("nan")]], max_batch=8, feature_names=("income", "late"))
+    with pytest.raises(DataError, match=r"sample 0 holds inf at \[1, 0\]"):  # an image's pixel: no name
+        to_array([[[1.0], [float("inf")]]], max_batch=8, feature_names=("a", "b"))
+
+
 def test_a_batch_over_the_limit_is_its_own_error_for_a_413() -> None:
     with pytest.raises(InputTooLargeError, match="batch of 3 samples exceeds the limit of 2; split it"):
         to_array([[1], [2], [3]], max_batch=2)

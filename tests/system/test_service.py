@@ -90,6 +90,8 @@ def test_inputs_are_validated_at_the_boundary(tmp_path: Path) -> None:
             system.predict([[0.0] * 8], ids=["a\x00b"])
         with pytest.raises(DataError, match="no NUL"):
             system.feedback("x\x00", 1)
+        with pytest.raises(DataError, match="^2 ids came for 1 samples: send one id per sample, or none$"):
+            system.predict([[0.0] * 8], ids=["a", "b"])  # was: "ids must be 1 strings of ..."
         assert len(system.predict([[0.0] * 8])) == 1  # still serving
         # finite, but the model's outputs overflow: was a 500 whose NaN scores were stored
         stored = system.store.count_samples()
@@ -254,6 +256,25 @@ def test_while_a_canary_runs_the_champions_live_accuracy_covers_the_canarys_peri
     assert live["champion"][0] == pytest.approx(arms["champion"]["accuracy"])
     system.undeploy("canary")  # no canary: the champion's whole deployment again
     assert system.health_metrics()["live_accuracy"]["champion"][1] == 40 + seen["champion"]
+
+
+def test_each_hot_swap_is_logged_with_what_serves_now(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A trial's replicas logged none of three swaps (a rollback, a promotion, a rollback)."""
+    with System(settings(tmp_path)) as server, System(settings(tmp_path)) as other:
+        caplog.set_level("INFO", logger="lifelong")
+        v1 = other.bootstrap(trained(0))
+        server.reload()
+        v2 = other.bootstrap(trained(1))
+        server.reload()
+        other.registry.set_alias("canary", v1, share=0.1)
+        server.reload()
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("serving ")]
+    assert said[-2:] == [
+        f"serving champion v{v2} (was champion v{v1})",
+        f"serving champion v{v2}, canary v{v1} at 10% (was champion v{v2})",
+    ]
 
 
 def test_reload_picks_up_a_promotion_made_by_another_process(tmp_path: Path) -> None:

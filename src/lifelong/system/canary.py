@@ -26,13 +26,19 @@ log = logging.getLogger(__name__)
 def compare_variants(
     store: Store, registry: Registry, min_labelled: int, *, concurrent: bool = False
 ) -> dict[str, VariantStats]:
-    """Accuracy on feedback of each live alias since the current canary/shadow was deployed.
+    """Accuracy on feedback of each live alias since the current canary/shadow was deployed (the canary
+    and the champion since the later of the two moved, so both are judged over the same period).
 
     With little champion traffic since then, the champion's recent past fills in, unless
     ``concurrent`` (an A/B test compares arms served over the same period only)."""
     out = {}
+    champion_since = registry.deployed_since("champion")
     for alias, state in registry.aliases().items():
         since = registry.deployed_since("canary" if alias == "champion" else alias)
+        if alias in ("champion", "canary") and since is not None and champion_since is not None:
+            # a champion promoted while the canary ran (the worker's own training): both from then on, or the
+            # canary's whole period was set against the new champion's few rows (a trial: 291 against 70)
+            since = max(since, champion_since)
         rows = store.labelled_predictions(state.version, variant=alias, since=since, limit=100_000)
         if alias == "champion" and len(rows) < min_labelled and not concurrent:  # the recent past
             recent = store.labelled_predictions(state.version, variant=alias, limit=min_labelled)

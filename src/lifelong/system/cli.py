@@ -879,6 +879,7 @@ def _open(args: argparse.Namespace) -> tuple[Any, Any]:
 def cmd_status(args: argparse.Namespace) -> int:
     """One screen for an operator: aliases, the worker lease, row counts, the last training's verdict."""
     from lifelong.system.events import EventKind, describe
+    from lifelong.system.health import no_worker
     from lifelong.system.trainer import CURSOR
     from lifelong.system.worker import LEASE
 
@@ -896,10 +897,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                 served.append(f"{name} v{v.version}{share} ({v.strategy}"
                               + (f", gate accuracy {acc:.3f})" if isinstance(acc, int | float) else ")"))  # fmt: skip
         lease = store.lease(LEASE)
-        if lease is None or lease.expires < now:
-            worker = "no worker holds the lease (start `lifelong worker` or `lifelong up`)"
-        else:
-            worker = f"{lease.holder}, heartbeat {now - lease.heartbeat:.0f} s ago"
+        worker = no_worker(lease, now) or f"{lease.holder}, heartbeat {now - lease.heartbeat:.0f} s ago"
         c = store.counts()
         waiting = store.count_samples(store.cursor(CURSOR), labelled_only=True)
         print(f"store: {store!r}")

@@ -148,25 +148,32 @@ def _worker_reasons(f: Facts) -> list[str]:
         reasons.append(
             f"whether a worker holds the lease is unknown: the store cannot be read ({f.lease_error})"
         )
-    elif f.worker_lease is None:
-        reasons.append(
-            "no worker holds the lease (none started, or it stopped): start `lifelong worker` or `lifelong up`"
-        )
-    elif not worker_alive(f.worker_lease, f.now):  # expired and no standby took it: the worker died
-        lease = f.worker_lease
-        since = datetime.fromtimestamp(lease.expires, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-        reasons.append(
-            f"the worker {lease.holder} is gone: its lease expired {f.now - lease.expires:.0f} s ago "
-            f"(at {since}) and no standby took it (killed, or cut off from the store for longer "
-            "than its lease): start `lifelong worker` or `lifelong up`"
-        )
-    elif f.now - f.worker_lease.heartbeat > f.worker_stale_seconds:  # a live lease, renewed long ago
+    elif (missing := no_worker(f.worker_lease, f.now)) is not None:
+        reasons.append(missing)
+    elif (
+        f.worker_lease is not None and f.now - f.worker_lease.heartbeat > f.worker_stale_seconds
+    ):  # a live lease, renewed long ago
         age = f.now - f.worker_lease.heartbeat
         reasons.append(f"the worker's last heartbeat is {age:.0f} s old (limit {f.worker_stale_seconds:g} s); "
                        "is it running?")  # fmt: skip
     if f.failed_training is not None:
         reasons.append(f"the last training attempt failed: {f.failed_training}")
     return reasons
+
+
+def no_worker(lease: Lease | None, now: float) -> str | None:
+    """Why no worker runs (None: one holds the lease): none started or one stopped cleanly (it released
+    the lease), or one gone without a word (its lease expired: killed, or cut off from the store)."""
+    if lease is None:
+        return "no worker holds the lease (none started, or it stopped): start `lifelong worker` or `lifelong up`"
+    if worker_alive(lease, now):
+        return None
+    since = datetime.fromtimestamp(lease.expires, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return (
+        f"the worker {lease.holder} is gone: its lease expired {now - lease.expires:.0f} s ago (at {since}) and "
+        "no standby took it (killed, or cut off from the store for longer than its lease): start `lifelong "
+        "worker` or `lifelong up`"
+    )
 
 
 def worker_alive(lease: Lease | None, now: float) -> bool:

@@ -310,8 +310,9 @@ class ErrorBody(BaseModel):
     error: ErrorDetail
 
 
-def to_array(inputs: Any, max_batch: int) -> np.ndarray:
-    """Turn a JSON batch into float32 [B, ...]; raise a DataError that says what is wrong.
+def to_array(inputs: Any, max_batch: int, feature_names: Sequence[str] | None = None) -> np.ndarray:
+    """Turn a JSON batch into float32 [B, ...]; raise a DataError that says what is wrong (naming the
+    feature, where the deployment's columns have names).
 
     The sample shape is the deployment contract's to check (:meth:`Contract.check_inputs`, for
     predictions and samples alike), not this function's."""
@@ -339,6 +340,10 @@ def to_array(inputs: Any, max_batch: int) -> np.ndarray:
     if not np.isfinite(x).all():
         where = np.argwhere(~np.isfinite(x))[0].tolist()  # the first bad value, as the others are named
         at = f": sample {where[0]} holds {float(raw[tuple(where)])} at {where[1:]}" if len(where) > 1 else ""
+        if len(where) == 2 and feature_names is not None and where[1] < len(feature_names):
+            at = (
+                f": sample {where[0]} holds {float(raw[tuple(where)])} in feature {feature_names[where[1]]!r}"
+            )
         raise DataError(f"inputs contain NaN or infinite values (or values beyond float32 range){at}")
     if x.ndim < 2:
         raise DataError(

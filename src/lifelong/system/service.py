@@ -279,13 +279,16 @@ class System:
             raise ConfigError("this System is closed; create a new one")
         if isinstance(x, torch.Tensor):
             x = x.detach().cpu().numpy()
-        arr = to_array(_named(x, self.contract()), self.settings.max_batch)
+        contract = self.contract()
+        arr = to_array(_named(x, contract), self.settings.max_batch, _names(contract))
         if ids is not None:
             ids = list(ids)
-            if len(ids) != len(arr) or not all(_text64(i) for i in ids):
+            if len(ids) != len(arr):
                 raise DataError(
-                    f"ids must be {len(arr)} strings of 1 to 64 characters (no NUL), one per sample"
+                    f"{len(ids)} ids came for {len(arr)} samples: send one id per sample, or none"
                 )
+            if not all(_text64(i) for i in ids):
+                raise DataError("ids must be strings of 1 to 64 characters (no NUL), one per sample")
         return _Request(arr, ids)
 
     def _predict_batch(self, requests: list[_Request]) -> list[list[dict[str, Any]] | BaseException]:
@@ -486,7 +489,7 @@ class System:
         if isinstance(x, torch.Tensor):
             x = x.detach().cpu().numpy()
         contract = self.contract()
-        arr = to_array(_named(x, contract), self.settings.max_batch)
+        arr = to_array(_named(x, contract), self.settings.max_batch, _names(contract))
         if contract is not None:
             arr = contract.check_inputs(arr)
             contract.check_scale(arr)
@@ -715,7 +718,8 @@ class System:
                 shadow=self._load(shadow[0]) if shadow else None,
                 shadow_share=(shadow[1] or 1.0) if shadow else 0.0,
             )
-            self.holder.swap(live)
+            before = self.holder.swap(live)
+            log.info("serving %s (was %s)", _serving(live), "nothing" if before is None else _serving(before))
             self._write_snapshot(live)
             keep = {v for v, _ in want.values()}
             for v in [v for v in self._cache if v not in keep][: max(0, len(self._cache) - _CACHE)]:
@@ -987,14 +991,19 @@ class System:
         return error
 
     def _failed_training(self) -> str | None:
-        """The error of the latest training attempt if it failed and no candidate was judged since."""
-        training = self._latest(EventKind.TRAINING, quiet=False)
-        if training is None or training.payload.get("state") != "failed":
+        """The error of the latest training attempt that ended, if it failed and no candidate was judged
+        since: a retry running meanwhile does not clear it (readiness went back to ready for each retry's
+        few seconds of training, and an alert on it flapped while every attempt failed)."""
+        recent = self.store.events(EventKind.TRAINING, limit=8)
+        ended = [e for e in recent if e.payload.get("state") != "started"]
+        if not ended or ended[-1].payload.get("state") != "failed":
             return None
+        training = ended[-1]
         gate = self._latest(EventKind.GATE, quiet=False)
         if gate is not None and gate.id > training.id:
             return None
-        return str(training.payload.get("error") or training.payload.get("reason") or "see the worker log")
+        error = str(training.payload.get("error") or training.payload.get("reason") or "see the worker log")
+        return error + ("; a retry is running" if recent[-1].id > training.id else "")
 
     def _current_training(self) -> Event | None:
         """The latest ``training`` event, unless it closes an older training than the latest one
@@ -1028,6 +1037,20 @@ class System:
 def _named(x: Any, contract: Contract | None) -> Any:
     """Samples by feature name (JSON objects, a pandas frame) in the champion's column order; rows as sent."""
     return contract.named_rows(x) if contract is not None else x
+
+
+def _serving(live: Live) -> str:
+    """``champion v4, canary v5 at 10%``: a replica's log line at each hot swap."""
+    parts = [f"champion v{live.champion.version}"]
+    if live.canary is not None:
+        parts.append(f"canary v{live.canary.version} at {live.canary_share:.0%}")
+    if live.shadow is not None:
+        parts.append(f"shadow v{live.shadow.version}")
+    return ", ".join(parts)
+
+
+def _names(contract: Contract | None) -> tuple[str, ...] | None:
+    return None if contract is None else contract.feature_names
 
 
 def _check_labels(labels: Sequence[Any]) -> list[int]:

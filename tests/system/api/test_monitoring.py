@@ -33,6 +33,13 @@ def test_readyz_lists_every_reason_and_healthz_stays_liveness(server: Server) ->
         assert r.status_code == 503 and r.json()["reasons"] == [
             "the last training attempt failed: IndexError: target 9 is out of bounds"
         ]
+        # its retry running: still failing until a candidate is judged (it read ready for each retry's
+        # seconds of training, and an alert flapped while every attempt failed: a trial)
+        store.add_event(EventKind.TRAINING, {"state": "started"})
+        r = c.get("/readyz")
+        assert r.status_code == 503 and r.json()["reasons"] == [
+            "the last training attempt failed: IndexError: target 9 is out of bounds; a retry is running"
+        ]
         store.add_event(EventKind.GATE, {"passed": False, "reasons": ["accuracy"]})
         assert c.get("/readyz").status_code == 200
         metrics = c.get("/metrics").text
