@@ -49,6 +49,36 @@ def test_dry_run_shows_what_each_run_would_use_and_trains_nothing(
     assert text.count("lr 0.2 ") == 4 and "derpp" in text and "no hyper-parameters" in text
 
 
+def test_params_set_a_strategys_values_over_the_tuned_ones(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A plugin strategy always ran at its defaults and a built-in at its tuned values: the CLI had no way
+    to set them (a trial)."""
+    base = ["bench", "--benchmark", "split-digits", "--strategies", "ewc,replay", "--dry-run", "--log-json"]
+    assert main([*base, "--params", '{"ewc": {"lam": 7}, "replay": {"buffer_size": 123}}']) == 0
+    shown = {d["strategy"]: d["params"] for d in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert shown["ewc"]["lam"] == 7 and shown["replay"]["buffer_size"] == 123
+    for params, said in [
+        (
+            '{"ewc": {"lamb": 7}}',
+            "ewc takes no lamb; its hyper-parameters are: lam, ",
+        ),  # was dropped silently
+        ('{"si": {"c": 1}}', "--params names si, not in --strategies (ewc, replay)"),
+        ('{"ewc": 7}', "--params must map each strategy name to an object of its values"),
+        ("{ewc", "--params is not valid JSON"),
+    ]:
+        assert main([*base, "--params", params]) == 2
+        assert said in capsys.readouterr().err
+    from lifelong.bench import runner
+    from lifelong.bench.benchmarks import get
+    from lifelong.bench.cli import _run_key
+
+    settings = runner.Settings()
+    tuned = _run_key(get("split-digits"), "ewc", 0, settings, None)
+    mine = _run_key(get("split-digits"), "ewc", 0, runner.Settings(strategy_params={"ewc": {"lam": 7}}), None)
+    assert tuned != mine  # a finished run at other values is not reused
+
+
 def test_bench_writes_results_and_plots(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["bench", "--benchmark", "split-digits", "--strategies", "naive,replay", "--seeds", "0,1",
                  "--epochs", "1", "--buffer", "50", "--out", str(tmp_path), "--no-progress"])  # fmt: skip

@@ -84,6 +84,11 @@ def add_commands(sub: Any) -> None:
     p.add_argument(
         "--plugin", action="append", default=[], help="module to import first (registers models, strategies)"
     )
+    p.add_argument(
+        "--params", default=None, metavar="JSON",
+        help="hyper-parameters per strategy over the tuned values, e.g. '{\"ewc\": {\"lam\": 10}}' (default: "
+             "the tuned values, or the paper's)",
+    )  # fmt: skip
     p.add_argument("--data", default=None, help="your own .npz/.csv/.parquet file instead of --benchmark")
     p.add_argument(
         "--label-column", default="label", help="label column of a CSV/Parquet --data file (default label)"
@@ -276,6 +281,27 @@ def _model_kwargs(text: str | None) -> dict[str, Any]:
     return value
 
 
+def _strategy_params(text: str | None, strategies: list[str]) -> dict[str, dict[str, Any]]:
+    """``--params``: a JSON object of strategy name -> its hyper-parameters, for strategies in the grid."""
+    if text is None:
+        return {}
+    example = 'e.g. \'{"ewc": {"lam": 10}, "replay": {"buffer_size": 200}}\''
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"--params is not valid JSON ({e}): {text!r}; {example}") from e
+    if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+        raise ConfigError(
+            f"--params must map each strategy name to an object of its values, got {text!r}; {example}"
+        )
+    if unknown := sorted(set(value) - set(strategies)):
+        raise ConfigError(
+            f"--params names {', '.join(unknown)}, not in --strategies ({', '.join(strategies)}): add "
+            f"{'it' if len(unknown) == 1 else 'them'} there, or fix the name"
+        )
+    return value
+
+
 def _device(name: str) -> str:
     """Refuse, before any training, a device torch does not know or this machine lacks."""
     from lifelong.learn.devices import resolve_device
@@ -336,6 +362,7 @@ def bench(args: argparse.Namespace) -> int:
         model_kwargs=model_kwargs,
         device=_device(args.device),
         optimizer=args.optimizer,
+        strategy_params=_strategy_params(args.params, strategies),
     )
     if args.dry_run:
         _show_configured(benchmarks, strategies, settings, Reporter.from_flags(False, args.log_json))
@@ -404,9 +431,8 @@ def _run_key(
     values, settings, and the code of the strategy and the model."""
     from lifelong.learn.models import MODELS
 
-    strat, lr = runner.configured(
-        strategy, bench.name, settings.buffer, settings.lr, optimizer=settings.optimizer
-    )
+    strat, lr = runner.configured(strategy, bench.name, settings.buffer, settings.lr,
+                                  settings.strategy_params.get(strategy), settings.optimizer)  # fmt: skip
     return strict_json(
         {"benchmark": bench.name, "description": bench.description, "strategy": strategy, "seed": seed,
          "params": strat.get_params(), "settings": runner.run_settings(settings, lr),
@@ -526,7 +552,7 @@ def _show_configured(
         build_all(bench, strategies, 0, settings)  # what a run would refuse, refused here too
         for s in strategies:
             strategy, lr = runner.configured(
-                s, name, settings.buffer, settings.lr, optimizer=settings.optimizer
+                s, name, settings.buffer, settings.lr, settings.strategy_params.get(s), settings.optimizer
             )
             params = strategy.get_params()
             shown = ", ".join(f"{k}={v!r}" for k, v in params.items()) or "no hyper-parameters"

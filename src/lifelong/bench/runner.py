@@ -67,7 +67,7 @@ def _built(name: str, tuned: dict[str, Any], buffer: int | None, overrides: dict
     params = dict(tuned)
     if buffer is not None:  # build drops it for a method that keeps no memory
         params.update(dict.fromkeys(MEMORY_PARAMS, buffer))
-    return tuning.build(name, {**params, **overrides})
+    return tuning.build(name, params, **overrides)  # an override it does not take is refused, by name
 
 
 @dataclass
@@ -82,6 +82,8 @@ class Settings:
     extra: dict[str, Any] = field(default_factory=dict)
     optimizer: str = "sgd"  # the tuned rates are SGD's; adam and adamw default to ADAPTIVE_LR
     model_kwargs: dict[str, Any] = field(default_factory=dict)  # passed to the model's factory
+    # strategy name -> values over the tuned ones (bench --params)
+    strategy_params: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         """Refuse values no run means (a fraction of 0 would still train on one sample per experience)."""
@@ -166,6 +168,7 @@ def build_learner(benchmark: str, strategy: str, seed: int, settings: Settings, 
     act on (no ``.features``, batch norm under a projection), so ``bench`` builds every one first."""
     torch.manual_seed(seed)
     model = for_input(settings.model, scenario.input_shape, scenario.n_classes, **settings.model_kwargs)
+    params = {**settings.strategy_params.get(strategy, {}), **(params or {})}
     strat, lr = configured(strategy, benchmark, settings.buffer, settings.lr, params, settings.optimizer)
     return Learner(model, [strat], lr=lr, batch_size=settings.batch_size, epochs=settings.epochs, seed=seed,
                    callbacks=callbacks, device=settings.device, optimizer=settings.optimizer)  # fmt: skip
