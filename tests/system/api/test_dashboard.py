@@ -25,7 +25,7 @@ import httpx
 import pytest
 import torch
 
-from lifelong.system.api.dashboard import summary
+from lifelong.system.api.dashboard import render_main, summary
 from lifelong.system.app import create_app
 from lifelong.system.service import System
 from lifelong.system.settings import Settings
@@ -192,6 +192,11 @@ def test_summary_without_anything_registered(tmp_path: Path) -> None:
         and doc["accuracy"] == {}
         and doc["champion_chain"] == []
     )
+    # why it is not ready, as /readyz says it: the page had no word of a dead worker (a trial)
+    assert any("no worker holds the lease" in r for r in doc["readiness"])
+    page = render_main(doc)
+    assert '<div class="card" id="readiness"><h2>loop</h2><ul class="reasons"><li>' in page
+    assert "no worker holds the lease" in page
 
 
 # -- in a real browser --------------------------------------------------------------------------

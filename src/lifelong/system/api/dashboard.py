@@ -52,7 +52,8 @@ def install(app: FastAPI) -> None:
 
 
 def summary(system: System, window: int = 50, limit: int = 5000, n_events: int = 30) -> dict[str, Any]:
-    """What the dashboard shows, as JSON: aliases, versions with lineage, live accuracy, drift, events.
+    """What the dashboard shows, as JSON: aliases, versions with lineage, live accuracy, drift, events,
+    and why the replica is not ready (``/readyz``'s reasons: a dead worker, a failing training).
 
     Live accuracy: the last ``limit`` labelled predictions, in order, cut per variant into windows of
     ``window``; each point is one window's accuracy at the time of its last prediction.
@@ -95,8 +96,10 @@ def summary(system: System, window: int = 50, limit: int = 5000, n_events: int =
         {"id": e.id, "ts": e.ts, "kind": e.kind, "text": describe(e.kind, e.payload or {})}
         for e in reversed(system.events(limit=n_events))
     ]
+    # /readyz's reasons (a dead worker, a failing training, the store down): the page showed none (a trial)
     return {"now": time.time(), "window": window, "aliases": aliases, "champion_chain": chain,
-            "versions": versions[::-1], "accuracy": accuracy, "drift": drift, "events": events}  # fmt: skip
+            "versions": versions[::-1], "accuracy": accuracy, "drift": drift, "events": events,
+            "readiness": system.readiness()}  # fmt: skip
 
 
 def _num(v: Any) -> str:
@@ -133,6 +136,13 @@ def render_main(data: dict[str, Any]) -> str:
         cards.append(
             f'<div class="card" id="alias-{alias}"><h2>{alias}</h2><p class="version">{value}</p>{share}</div>'
         )
+    reasons = data.get("readiness") or []
+    state = "".join(f"<li>{e(r)}</li>" for r in reasons)
+    cards.append(
+        f'<div class="card" id="readiness"><h2>loop</h2>'
+        + (f'<ul class="reasons">{state}</ul>' if reasons else '<p class="version">ready</p>')
+        + "</div>"
+    )
     rows = []
     for v in data["versions"]:
         figures = " ".join(f"{k.replace('_', ' ')} {_num(x)}" for k, x in v["figures"].items()) or "-"
