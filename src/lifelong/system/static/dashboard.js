@@ -142,7 +142,7 @@
   // What the server-rendered part shows: when it changes, the content is fetched again (the cards,
   // versions and events stayed as first drawn until an alias moved; only the charts followed).
   function shown(data) {
-    return JSON.stringify([data.aliases, data.versions, data.events, data.champion_chain]);
+    return JSON.stringify([data.aliases, data.versions, data.events, data.champion_chain, data.readiness]);
   }
 
   async function refresh() {
