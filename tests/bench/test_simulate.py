@@ -170,6 +170,23 @@ def test_a_backtests_table_says_what_it_did() -> None:
     console = Console(width=600, record=True)
     console.print(table({"config": {"stream": "sea-drift"}, "policies": [row]}))
     assert "backtest" not in console.export_text()  # a synthetic stream has no such line
+    console = Console(width=600, record=True)
+    console.print(table({"config": {"data": "/d/history.csv"}, "policies": [{**row, "drift_points": True}]}))
+    assert "segments start at the known drift rows (--drift-at): delays from them" in " ".join(
+        console.export_text().split()
+    )
+
+
+def test_drift_at_is_checked_before_anything_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lifelong.cli import main
+
+    base = ["simulate", "--out", str(tmp_path / "out")]
+    assert main([*base, "--stream", "sea-drift", "--drift-at", "300"]) == 2
+    assert "--drift-at names rows of a --data file" in capsys.readouterr().err
+    assert main([*base, "--data", str(tmp_path / "x.csv"), "--drift-at", "3k"]) == 2
+    assert "--drift-at takes row numbers separated by commas" in capsys.readouterr().err
 
 
 def test_every_policy_starts_from_the_same_first_champion(tmp_path: Path) -> None:

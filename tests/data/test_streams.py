@@ -235,3 +235,11 @@ def test_a_file_stream_replays_rows_in_order_and_holds_out_a_test_set_per_segmen
     assert make_stream("sea-drift", 0, phase_length=10).file_rows is None  # no file behind it
     with pytest.raises(DataError, match="--bootstrap"):
         FileStream(Dataset(x, y), bootstrap=680, segments=6)
+    # a River user's known drift rows: the segments start there, and delays are measured from them
+    known = FileStream(Dataset(x, y), bootstrap=100, drift_at=[400, 250], test_fraction=0.1, seed=0)
+    assert [p.name for p in known.phases] == ["100-249", "250-399", "400-699"] and known.drift_points
+    for bad in ([105], [300, 305], [695]):  # in the bootstrap's reach, too close together, at the end
+        with pytest.raises(
+            DataError, match=r"drift rows .* at least 10 rows from either and from each other"
+        ):
+            FileStream(Dataset(x, y), bootstrap=100, drift_at=bad)

@@ -64,6 +64,7 @@ class SimConfig:
     label_column: str = "label"
     drop_columns: tuple[str, ...] = ()  # a --data file's columns that are not features
     segments: int = 6
+    drift_at: tuple[int, ...] = ()  # a --data file's known drift rows: its segments start there
     model: str = "mlp"
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     standardize: bool = False
@@ -173,9 +174,10 @@ def make_sim_stream(cfg: SimConfig) -> tuple[DriftingStream, dict[str, Any]]:
             f"column {cfg.label_column!r}; a backtest needs at least 2 classes to measure anything (is "
             "--label-column the label?)"
         )
-    boot = cfg.bootstrap if cfg.bootstrap is not None else len(table) // (cfg.segments + 1)
-    stream = FileStream(table.to_dataset(), bootstrap=boot, segments=cfg.segments, seed=cfg.seed,
-                        chunk_size=cfg.chunk, name=Path(cfg.data).stem)  # fmt: skip
+    segments = len(cfg.drift_at) + 1 if cfg.drift_at else cfg.segments
+    boot = cfg.bootstrap if cfg.bootstrap is not None else len(table) // (segments + 1)
+    stream = FileStream(table.to_dataset(), bootstrap=boot, segments=segments, seed=cfg.seed,
+                        chunk_size=cfg.chunk, name=Path(cfg.data).stem, drift_at=cfg.drift_at)  # fmt: skip
     return stream, {"class_names": table.class_names, "feature_names": table.feature_names}
 
 
@@ -480,8 +482,10 @@ def backtest_line(results: dict[str, Any]) -> str | None:
     return (
         f"backtest of {config['data']}: rows 0-{first - 1} trained the first champion; rows {first}-{last} "
         f"streamed in file order in {len(phases)} segments, 10% of each held out (never streamed) as its test "
-        "set: 'final' is the last champion's accuracy on them; segment cuts are not drift points (no delay)"
-    )
+        "set: 'final' is the last champion's accuracy on them; "
+        + ("segments start at the known drift rows (--drift-at): delays from them"
+           if results["policies"][0].get("drift_points") else "segment cuts are not drift points (no delay)")
+    )  # fmt: skip
 
 
 def _fmt(x: float | None) -> str:

@@ -268,9 +268,11 @@ class FileStream(DriftingStream):
     """A user's own rows replayed in their order: a backtest of the policies on recorded history.
 
     The first ``bootstrap`` rows train the first champion; the rest are cut into ``segments`` equal
-    stretches of time (the phases of the report). From each segment a seeded ``test_fraction`` of its
-    rows is held out, never streamed, as that segment's test set; the others arrive in file order.
-    Segment boundaries are cuts in time, not known drift points (:attr:`drift_points` is False).
+    stretches of time (the phases of the report), or at ``drift_at``, the file rows where the data is
+    known to change (a River generator's drift positions). From each segment a seeded ``test_fraction``
+    of its rows is held out, never streamed, as that segment's test set; the others arrive in file
+    order. Equal cuts are not drift points (:attr:`drift_points` is False: no detection delay is
+    measured from them); ``drift_at`` rows are.
     """
 
     def __init__(
@@ -283,6 +285,7 @@ class FileStream(DriftingStream):
         seed: int = 0,
         chunk_size: int = 25,
         name: str = "file",
+        drift_at: Sequence[int] = (),
     ) -> None:
         if not 0.0 <= test_fraction < 1.0:
             raise ConfigError(f"{name}: test_fraction must be in [0, 1), got {test_fraction}")
@@ -295,8 +298,17 @@ class FileStream(DriftingStream):
                 f"{segments} segments of at least 10 rows; use a longer file, a smaller --bootstrap or "
                 "fewer --segments"
             )
+        drift_at = sorted(int(r) for r in drift_at)
+        if drift_at and not (bootstrap + 10 <= drift_at[0] and drift_at[-1] <= len(data) - 10
+                             and all(b - a >= 10 for a, b in zip(drift_at, drift_at[1:]))):  # fmt: skip
+            raise DataError(
+                f"{name}: drift rows {drift_at} must lie after the {bootstrap} bootstrap rows and before the "
+                f"file's end ({len(data)} rows), at least 10 rows from either and from each other"
+            )
         rng = np.random.default_rng(seed)
-        cuts = np.linspace(bootstrap, len(data), segments + 1).round().astype(int)
+        cuts = (np.array([bootstrap, *drift_at, len(data)]) if drift_at
+                else np.linspace(bootstrap, len(data), segments + 1).round().astype(int))  # fmt: skip
+        self._drift_points = bool(drift_at)
         phases, streamed, tests, kept = [], [], [], []
         for a, b in zip(cuts[:-1], cuts[1:]):
             held = np.zeros(b - a, dtype=bool)
@@ -325,7 +337,7 @@ class FileStream(DriftingStream):
 
     @property
     def drift_points(self) -> bool:
-        return False
+        return self._drift_points
 
     def test_set(self, phase: int | str, size: int | None = None) -> Dataset:
         test = self._tests[self._index(phase)]

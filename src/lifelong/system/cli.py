@@ -202,6 +202,11 @@ def add_commands(sub: Any) -> None:
         default=6,
         help="stretches of time a --data file is reported in (default 6)",
     )
+    g.add_argument(
+        "--drift-at", default=None, metavar="ROWS",
+        help="a --data file's rows where the data is known to change, e.g. 3000,6000: its segments start "
+             "there and detection delays are measured from them (default: --segments equal cuts, no delays)",
+    )  # fmt: skip
     g.add_argument("--model", default="mlp", help="registered model name (your own with --plugin)")
     g.add_argument(
         "--model-kwargs", default=None, help="its keyword arguments as JSON (default: sized for the data)"
@@ -836,6 +841,23 @@ def _reason(text: str) -> str:
     return text
 
 
+def _rows(text: str | None, data: object) -> tuple[int, ...]:
+    """``--drift-at``: comma-separated row numbers of a --data file."""
+    if text is None:
+        return ()
+    if data is None:
+        raise ConfigError("--drift-at names rows of a --data file; a --stream has its own drift points")
+    try:
+        rows = tuple(int(r) for r in text.split(",") if r.strip())
+    except ValueError:
+        raise ConfigError(
+            f"--drift-at takes row numbers separated by commas, e.g. 3000,6000; got {text!r}"
+        ) from None
+    if not rows:
+        raise ConfigError("--drift-at names no row; e.g. --drift-at 3000,6000")
+    return rows
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from lifelong.system.events import EventKind
     from lifelong.system.health import worker_alive
@@ -1105,7 +1127,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                     label_delay=args.label_delay, rate=args.rate, seed=args.seed, overrides=overrides,
                     data=None if args.data is None else str(args.data), label_column=args.label_column,
                     drop_columns=args.drop_columns,
-                    bootstrap=args.bootstrap, segments=args.segments, model=args.model,
+                    bootstrap=args.bootstrap, segments=args.segments, drift_at=_rows(args.drift_at, args.data),
+                    model=args.model,
                     model_kwargs=model_kwargs, standardize=args.standardize, plugins=tuple(args.plugin),
                     input_shape=parse_shape(args.input_shape), training=training_kwargs(args))  # fmt: skip
     results = simulate(list(KINDS) if args.compare else [args.policy], cfg, args.out)

@@ -139,7 +139,7 @@ def render_main(data: dict[str, Any]) -> str:
     reasons = data.get("readiness") or []
     state = "".join(f"<li>{e(r)}</li>" for r in reasons)
     cards.append(
-        f'<div class="card" id="readiness"><h2>loop</h2>'
+        '<div class="card" id="readiness"><h2>loop</h2>'
         + (f'<ul class="reasons">{state}</ul>' if reasons else '<p class="version">ready</p>')
         + "</div>"
     )
