@@ -902,6 +902,29 @@ def test_a_champion_fine_tuned_on_a_short_window_keeps_its_lineages_data_as_the_
     assert event.payload["version"] == 2
 
 
+def test_a_lineage_shorter_than_a_block_still_gives_the_drift_reference(
+    seeded: tuple[Store, Registry, Dataset],
+) -> None:
+    """Was: a champion bootstrapped from Python stores no samples, so its first fine-tuning on 160 samples
+    (under drift_window=200) left no reference, the first block of shifted inputs became the normal,
+    and a contrast shift every per-feature KS test flags was never reported (a trial)."""
+    store, registry, data = seeded
+    policy = Policy("continual", min_samples=10_000, drift_window=100, strategy_params={"buffer_size": 50})
+    short = store.add_samples(data.x[:40], data.y[:40])
+    with registry.publish(strategy="naive", parent=None, params={"mode": "finetune"}) as draft:  # no ancestors
+        Learner.load(registry.get(1).path).save(draft.path)
+    store.mark_trained(short, 2)
+    registry.set_alias("champion", 2)
+    worker = Worker(store, registry, policy, Gate(**LENIENT))
+    worker.step()
+    assert worker._reference is not None and len(worker._reference) == 40
+    for start in (40, 140):
+        store.add_samples(data.x[start : start + 100] * 0.6 + 0.3, data.y[start : start + 100])
+        worker.step()
+    (event,) = store.events("data_drift")
+    assert event.payload["version"] == 2
+
+
 def test_a_rollback_withdraws_the_train_requests_before_it(seeded: tuple[Store, Registry, Dataset]) -> None:
     """Was: a rollback during a training asked for by hand interrupted it, and the request, still
     pending, trained again from the rolled-back champion and promoted over it 2.5 s later (a trial)."""

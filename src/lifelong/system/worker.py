@@ -54,6 +54,7 @@ DATA_CURSOR = "monitor-data"  # last sample id tested for data drift
 FEEDBACK_CURSOR = "monitor-feedback-us"  # feedback timestamp (microseconds) fed to the detector
 RETRY_FIRST_SECONDS, RETRY_MAX_SECONDS = 5.0, 300.0  # a failing training is tried again after 5, 10, 20 ... s
 STARTING = 0  # Worker._training_event while its `started` event is being written (event ids start at 1)
+MIN_REFERENCE = 10  # fewest trained samples a drift reference is built from (drift_window // 4 if more)
 
 
 @dataclass
@@ -377,10 +378,13 @@ class Worker:
         self._feature_names = (contract or {}).get("feature_names")  # drift reports name the features
         self._drift_test = self._test_for(champion)
         ref = self._lineage_samples(champion) if champion else None
-        if ref is None or len(ref) < self.policy.drift_window:
-            log.warning("data drift: v%s's lineage trained on %d samples, under drift_window=%d: the next "
-                        "block of inputs becomes the reference", champion, 0 if ref is None else len(ref),
-                        self.policy.drift_window)  # fmt: skip
+        # a reference shorter than a block still tests (KS's p-value counts both sizes): a lineage with no
+        # stored data before a 160-sample fine-tuning (a Python bootstrap) took the first shifted block
+        # as its reference, and a shift every test flags went unreported (a trial)
+        least = max(MIN_REFERENCE, self.policy.drift_window // 4)
+        if ref is None or len(ref) < least:
+            log.warning("data drift: v%s's lineage trained on %d samples, under %d: the next block of inputs "
+                        "becomes the reference", champion, 0 if ref is None else len(ref), least)  # fmt: skip
             ref = None
         self._reference = ref
         if self._reference is not None:  # test only what arrives from now on against the new reference
