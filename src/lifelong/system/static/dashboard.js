@@ -38,10 +38,14 @@
     const opts = {
       width: Math.max(el.clientWidth, 380), height: 220, series: series,
       // UTC, as the events list and `lifelong events` show times; one point gets an hour either side
-      // (uPlot spread a single timestamp over years)
+      // (uPlot spread a single timestamp over years, and widens it by 1000 days before it asks this
+      // range, so the range is read from the data, not from the min and max it is given)
       tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"),
       scales: {
-        x: { time: true, range: (u, min, max) => (min === max ? [min - 3600, max + 3600] : [min, max]) },
+        x: { time: true, range: (u) => {
+          const xs = u.data[0], lo = xs[0], hi = xs[xs.length - 1];
+          return lo === hi ? [lo - 3600, hi + 3600] : [lo, hi];
+        } },
         y: range ? { range: range } : {},
       },
       axes: [{}, { label: yLabel }],
