@@ -283,6 +283,13 @@ def test_tracking_uri_logs_each_run_to_mlflow(tmp_path: Path, capsys: pytest.Cap
     )
     measured = json.loads((tmp_path / "results.json").read_text())["runs"][1]["metrics"]
     assert replay.data.metrics["acc"] == pytest.approx(measured["acc"])
+    # what tells runs apart (two runs of one plugin model at other sizes logged equal params: a trial)
+    assert replay.data.params["model_name"] == "mlp" and replay.data.params["model_kwargs"] == "{}"
+    assert len(replay.data.params["code_sha256"]) == 64
+    # the experiment chosen (MLFLOW_EXPERIMENT_NAME was ignored: every run went to "lifelong")
+    assert main([*args, "--tracking-uri", uri, "--fresh", "--experiment", "study-a"]) == 0
+    study = client.get_experiment_by_name("study-a")
+    assert study is not None and len(client.search_runs([study.experiment_id])) == 2
 
 
 def test_bench_device_is_checked_before_training() -> None:

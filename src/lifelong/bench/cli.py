@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import os
 import warnings
 from dataclasses import replace
 from pathlib import Path
@@ -150,6 +151,10 @@ def add_commands(sub: Any) -> None:
     p.add_argument(
         "--tracking-uri", default=None, help="log every run to MLflow here (e.g. sqlite:///mlflow.db)"
     )
+    p.add_argument(
+        "--experiment", default=os.environ.get("MLFLOW_EXPERIMENT_NAME") or "lifelong",
+        help="MLflow experiment of the runs (default: MLFLOW_EXPERIMENT_NAME, else lifelong)",
+    )  # fmt: skip
     add_log_flags(p)
     p.add_argument("--list", action="store_true", help="show benchmarks and strategies, then exit")
     p.add_argument(
@@ -195,7 +200,7 @@ def _validate(benchmarks: list[str], strategies: list[str]) -> None:
 def run_grid(benchmarks: list[str], strategies: list[str], seeds: list[int], settings: runner.Settings,
              out: Path, progress: bool = True, plots: bool = True, threads: int = 1,
              reporter: Reporter | None = None, tracking_uri: str | None = None,
-             resume: bool = True) -> list[dict[str, Any]]:  # fmt: skip
+             resume: bool = True, experiment: str = "lifelong") -> list[dict[str, Any]]:  # fmt: skip
     """Every benchmark x seed x strategy. Each finished run is appended to ``out/runs.jsonl`` at once;
     with ``resume`` a run of the same benchmark (and data file), strategy, seed, values and settings
     found there is reused, so a grid that was interrupted goes on where it stopped."""
@@ -230,7 +235,7 @@ def run_grid(benchmarks: list[str], strategies: list[str], seeds: list[int], set
                  "values and settings); --fresh runs them again", reused=reused, runs=len(keys))  # fmt: skip
     try:
         _run_all(benches, strategies, seeds, settings, first, keys, done, journal, runs, log, progress,
-                 tracking_uri)  # fmt: skip
+                 tracking_uri, experiment)  # fmt: skip
     except KeyboardInterrupt:
         log.emit("interrupted", f"interrupted: {len(runs)} of {len(keys)} runs finished and kept in {journal}; "
                  "the same command goes on from there", runs=len(runs), journal=str(journal))  # fmt: skip
@@ -379,6 +384,7 @@ def bench(args: argparse.Namespace) -> int:
         Reporter.from_flags(args.quiet, args.log_json),
         args.tracking_uri,
         resume=not args.fresh,
+        experiment=args.experiment,
     )
     return 0
 
@@ -386,7 +392,7 @@ def bench(args: argparse.Namespace) -> int:
 def _run_all(benches: list[Benchmark], strategies: list[str], seeds: list[int], settings: runner.Settings,
              first: dict[str, Any], keys: dict[tuple[str, str, int], str], done: dict[str, dict[str, Any]],
              journal: Path, runs: list[dict[str, Any]], log: Reporter, progress: bool,
-             tracking_uri: str | None) -> None:  # fmt: skip
+             tracking_uri: str | None, experiment: str = "lifelong") -> None:  # fmt: skip
     """The grid's runs in order, each reused from ``done`` or trained and appended to ``journal``."""
     for bench in benches:
         settings = replace(settings, epochs=settings.epochs or bench.epochs)
@@ -408,8 +414,8 @@ def _run_all(benches: list[Benchmark], strategies: list[str], seeds: list[int], 
                 if tracking_uri:  # first, so its set-up is not counted in the progress line's seconds
                     from lifelong.tracking import MLflowLogger
 
-                    callbacks.insert(0, MLflowLogger(tracking_uri, run_name=f"{bench.name} {s} seed {seed}",
-                                                     params={"benchmark": bench.name, "strategy": s, "seed": seed}))  # fmt: skip
+                    callbacks.insert(0, MLflowLogger(tracking_uri, experiment, run_name=f"{bench.name} {s} seed {seed}",
+                                                     params=_tracked(key)))  # fmt: skip
                 with warnings.catch_warnings():  # said on the run's line instead, for every run
                     warnings.filterwarnings("ignore", "training diverged", RuntimeWarning)
                     run = runner.run_one(bench, s, seed, settings, callbacks, scenario=scenario)
@@ -422,6 +428,16 @@ def _run_all(benches: list[Benchmark], strategies: list[str], seeds: list[int], 
                 runs.append(run)
                 with journal.open("a") as f:  # a line per finished run: an interruption loses the current one
                     f.write(strict_json({"key": key, "run": run}) + "\n")
+
+
+def _tracked(key: str) -> dict[str, Any]:
+    """What tells runs apart in MLflow, from the run's key: the registered model and its arguments, the
+    data file and its hash, the code's (two runs of one plugin model at other sizes logged equal params)."""
+    k = json.loads(key)
+    return {"benchmark": k["benchmark"], "strategy": k["strategy"], "seed": k["seed"],
+            "model_name": k["settings"]["model"], "model_kwargs": json.dumps(k["settings"]["model_kwargs"]),
+            "data": k["description"].split(": ")[0] if k["data_sha256"] else k["benchmark"],
+            "data_sha256": k["data_sha256"], "code_sha256": k["code_sha256"], "model_sha256": k["model_sha256"]}  # fmt: skip
 
 
 def _run_key(
