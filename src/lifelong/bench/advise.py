@@ -526,7 +526,10 @@ def _mb(n: float) -> str:
 def _advice_table(advice: list[Advice]) -> Any:
     from rich.table import Table
 
-    t = Table(title="recommended, in the order to try them", title_justify="left")
+    t = Table(
+        title="in the order to try them: a baseline that keeps no data first (the figure to beat), then the best that fit by measured ACC",
+        title_justify="left",
+    )
     for col in ("#", "method", "family", "ACC", "forgetting", "s/epoch", "memory"):
         t.add_column(
             col, justify="right" if col in ("#", "ACC", "forgetting", "s/epoch", "memory") else "left"
