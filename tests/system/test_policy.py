@@ -309,3 +309,15 @@ def test_gate_budgets_out_of_range_are_refused(fields: dict[str, object]) -> Non
     """Each was accepted: min_new_accuracy=2 refused every candidate for ever without a word."""
     with pytest.raises(ConfigError, match=f"gate: {next(iter(fields))} is"):
         Gate.from_json(fields)
+
+
+def test_drift_params_reach_the_test_and_are_checked_up_front() -> None:
+    """The service's alpha was fixed at 0.05 (`--policy-json '{"drift_params": ...}'`: unknown field, a trial)."""
+    assert preset("continual", drift_params={"alpha": 0.01}).drift_params == {"alpha": 0.01}
+    with pytest.raises(ConfigError, match=r"drift_params .* for KSDrift: alpha must lie in \(0, 1\), got 2$"):
+        preset("continual", drift_params={"alpha": 2})
+    with pytest.raises(
+        ConfigError, match="for TokenDrift: .*correction.* name the test to pass one test's own"
+    ):
+        preset("continual", drift_params={"correction": "none"})  # KS's own, under auto
+    assert preset("continual", drift_test="ks", drift_params={"correction": "none"}).drift_test == "ks"

@@ -911,7 +911,9 @@ def test_a_lineage_shorter_than_a_block_still_gives_the_drift_reference(
     store, registry, data = seeded
     policy = Policy("continual", min_samples=10_000, drift_window=100, strategy_params={"buffer_size": 50})
     short = store.add_samples(data.x[:40], data.y[:40])
-    with registry.publish(strategy="naive", parent=None, params={"mode": "finetune"}) as draft:  # no ancestors
+    with registry.publish(
+        strategy="naive", parent=None, params={"mode": "finetune"}
+    ) as draft:  # no ancestors
         Learner.load(registry.get(1).path).save(draft.path)
     store.mark_trained(short, 2)
     registry.set_alias("champion", 2)
@@ -923,6 +925,13 @@ def test_a_lineage_shorter_than_a_block_still_gives_the_drift_reference(
         worker.step()
     (event,) = store.events("data_drift")
     assert event.payload["version"] == 2
+
+
+def test_the_policys_drift_params_build_the_workers_test(seeded: tuple[Store, Registry, Dataset]) -> None:
+    store, registry, _ = seeded
+    worker = Worker(store, registry, Policy("continual", drift_params={"alpha": 0.01}), Gate(**LENIENT))
+    worker.step()
+    assert worker._drift_test is not None and worker._drift_test().alpha == 0.01
 
 
 def test_a_rollback_withdraws_the_train_requests_before_it(seeded: tuple[Store, Registry, Dataset]) -> None:

@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple, get_args, get_origin, get_type_hints
 
 from lifelong.errors import ConfigError, SettingError
-from lifelong.monitor.data_drift import DRIFT_TESTS
+from lifelong.monitor.data_drift import DRIFT_TESTS, KSDrift, TokenDrift
 from lifelong.monitor.performance import PerformanceMonitor
 
 KINDS = ("manual", "scheduled-retrain", "scheduled-finetune", "continual")
@@ -110,6 +110,7 @@ class Policy:
     detector_params: dict[str, Any] = field(default_factory=dict)
     # "auto": "tokens" for a champion that takes token ids (text), "ks" for features; or a name, or None
     drift_test: str | None = "auto"
+    drift_params: dict[str, Any] = field(default_factory=dict)  # the test's own, e.g. {"alpha": 0.01}
     drift_window: int = 200
     drift_persistence: int = 2  # consecutive drifting windows before data drift is reported
     accuracy_floor: float | None = None  # absolute live-accuracy floor
@@ -159,6 +160,26 @@ class Policy:
             raise ConfigError(
                 f"policy: unknown drift_test {self.drift_test!r}; choose auto, {', '.join(DRIFT_TESTS)}, or null"
             )
+        tests = (
+            []
+            if self.drift_test is None
+            else [KSDrift, TokenDrift]
+            if self.drift_test == "auto"
+            else [DRIFT_TESTS[self.drift_test]]
+        )
+        for test in tests:  # built by the worker after start-up: a wrong value would fail every poll there
+            try:
+                test(**self.drift_params)
+            except (ConfigError, TypeError) as e:
+                both = (
+                    " (with drift_test auto they go to KS and to the token test: name the test to pass "
+                    "one test's own)"
+                    if self.drift_test == "auto" and isinstance(e, TypeError)
+                    else ""
+                )
+                raise ConfigError(
+                    f"policy: drift_params {self.drift_params} for {test.__name__}: {e}{both}"
+                ) from e
         try:
             PerformanceMonitor(self.detector, **self.detector_params)
         except ConfigError as e:

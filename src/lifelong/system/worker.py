@@ -21,6 +21,7 @@ store (cursors, events), so a worker killed at any moment restarts where it stop
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 import os
@@ -424,16 +425,16 @@ class Worker:
     def _test_for(self, champion: int | None) -> Callable[[], DataDriftMonitor] | None:
         """The data-drift test for ``champion``'s inputs: the policy's, or with ``"auto"`` token
         frequencies for a model that takes token ids (its padding id left out) and KS for features."""
-        name = self.policy.drift_test
+        name, params = self.policy.drift_test, self.policy.drift_params
         if name is None or champion is None:
             return None
         if name != "auto":
-            return DRIFT_TESTS[name]
+            return functools.partial(DRIFT_TESTS[name], **params)
         embedding = input_embedding_of(self.registry.get(champion).path)
         if embedding is None:
-            return KSDrift
+            return functools.partial(KSDrift, **params)
         pad = getattr(embedding, "padding_idx", None)
-        return lambda: TokenDrift(pad_id=pad)
+        return lambda: TokenDrift(pad_id=pad, **params)
 
     def check_data_drift(self) -> None:
         """Test each full block of ``drift_window`` new inputs against the champion's training data;
