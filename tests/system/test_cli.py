@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -55,7 +56,9 @@ def test_commands_are_registered_without_heavy_imports() -> None:
     assert {"serve", "worker", "up", "models", "promote", "rollback", "simulate"} <= set(sub)
 
 
-def test_up_serves_a_bootstrapped_champion_on_a_fresh_data_dir(tmp_path: Path) -> None:
+def test_up_serves_a_bootstrapped_champion_on_a_fresh_data_dir(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     port = free_port()
     cmd = [sys.executable, "-m", "lifelong.cli", "up", "--data-dir", str(tmp_path / "data"), "--port", str(port),
            "--bootstrap", "digits", "--no-auth", "--poll", "0.2"]  # fmt: skip
@@ -92,6 +95,10 @@ def test_up_serves_a_bootstrapped_champion_on_a_fresh_data_dir(tmp_path: Path) -
     # the registry commands work on the same directory once it is down
     data = ["--data-dir", str(tmp_path / "data")]
     assert main(["models", *data]) == 0
+    shown = (
+        capsys.readouterr().out
+    )  # when each version was made and from which model (a trial's registry view)
+    assert "created (UTC)" in shown and re.search(r"│ 1 +│ \d{4}-\d\d-\d\d \d\d:\d\d:\d\d │", shown), shown
     assert main(["promote", "1", *data]) == 0
     assert main(["rollback", *data]) == 2  # nothing earlier to roll back to: a LifelongError, exit code 2
 

@@ -963,16 +963,23 @@ def cmd_models(args: argparse.Namespace) -> int:
         for name, state in registry.aliases().items():
             by_version.setdefault(state.version, []).append(name)
         t = Table(title=f"model versions in {store!r}")
-        for col in ("version", "parent", "strategy", "window", "aliases", "new acc", "flip rate"):
+        columns = ("version", "created (UTC)", "parent", "model", "strategy", "window", "aliases", "new acc",
+                   "flip rate")  # fmt: skip
+        for col in columns:
             t.add_column(col)
         for v in registry.versions(collected=True):
             m = v.metrics
             # a collected version's weights were deleted by retention; its record stays
             name = f"{v.version} (collected)" if v.collected else str(v.version)
-            t.add_row(name, str(v.parent or "-"), v.strategy, window_text(v.window),
-                      ", ".join(sorted(by_version.get(v.version, []))) or "-",
+            created = datetime.datetime.fromtimestamp(v.created, datetime.timezone.utc).strftime(
+                "%Y-%m-%d %H:%M:%S"
+            )
+            t.add_row(name, created, str(v.parent or "-"), str(v.params.get("model") or "-"), v.strategy,
+                      window_text(v.window), ", ".join(sorted(by_version.get(v.version, []))) or "-",
                       _fmt(m.get("new_accuracy")), _fmt(m.get("negative_flip_rate")))  # fmt: skip
-        Console().print(t)
+        Console(width=max(Console().width, Console(width=10_000).measure(t).maximum)).print(
+            t
+        )  # whole, not "versi…"
     return 0
 
 
