@@ -927,6 +927,27 @@ def test_a_lineage_shorter_than_a_block_still_gives_the_drift_reference(
     assert event.payload["version"] == 2
 
 
+def test_every_judged_block_is_kept_as_the_drift_history(seeded: tuple[Store, Registry, Dataset]) -> None:
+    """Only reports were stored, once per champion after two drifting blocks: no way to see that the test
+    ran, nor its scores over time, as a drift library's reports show them (a trial)."""
+    store, registry, data = seeded
+    worker = Worker(
+        store, registry, Policy("continual", min_samples=10_000, drift_window=80), Gate(**LENIENT)
+    )
+    worker.step()
+    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(0))  # the classes mixed
+    for start, shift in ((0, 0.0), (80, 0.0), (160, 4.0), (240, 4.0)):
+        rows = order[start : start + 80]
+        store.add_samples(data.x[rows] + shift, data.y[rows])
+        worker.step()
+    checks = store.drift_checks()
+    assert [c.drift for c in checks] == [False, False, True, True] and {c.version for c in checks} == {1}
+    assert all(c.monitor == "ks" and c.last_id - c.first_id == 79 for c in checks)
+    assert checks[2].drifted is not None and checks[2].drifted > 0 and checks[0].score is not None
+    assert len(store.events("data_drift")) == 1  # the report, after two drifting blocks in a row
+    assert [c.id for c in store.drift_checks(after_id=checks[1].id)] == [checks[2].id, checks[3].id]
+
+
 def test_the_policys_drift_params_build_the_workers_test(seeded: tuple[Store, Registry, Dataset]) -> None:
     store, registry, _ = seeded
     worker = Worker(store, registry, Policy("continual", drift_params={"alpha": 0.01}), Gate(**LENIENT))

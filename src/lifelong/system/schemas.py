@@ -294,6 +294,22 @@ class CanaryDecision(BaseModel):
     champion_labelled: int = 0
 
 
+class DriftCheckOut(BaseModel):
+    """One block of inputs the data-drift test judged (``GET /v1/drift/checks``)."""
+
+    id: int
+    ts: float
+    version: int | None
+    monitor: str
+    first_id: int
+    last_id: int
+    score: float | None
+    threshold: float | None
+    p_value: float | None
+    drift: bool
+    drifted: int | None = Field(default=None, description="features the test flagged in this block")
+
+
 class EventOut(BaseModel):
     id: int
     ts: float

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
 import threading
@@ -97,6 +98,22 @@ events = sa.Table(
     sa.Column("ts", sa.Double, nullable=False, index=True),
     sa.Column("kind", sa.String(32), nullable=False, index=True),
     sa.Column("payload", sa.JSON, nullable=False),
+    sqlite_autoincrement=True,
+)
+drift_checks = sa.Table(  # every block the data-drift test judged, drifting or not: the history over time
+    "drift_checks",
+    metadata,
+    sa.Column("id", _Id, primary_key=True, autoincrement=True),
+    sa.Column("ts", sa.Double, nullable=False, index=True),
+    sa.Column("version", sa.Integer, nullable=True),  # the champion whose reference it was tested against
+    sa.Column("monitor", sa.String(32), nullable=False),
+    sa.Column("first_id", sa.BigInteger, nullable=False),  # the block's samples
+    sa.Column("last_id", sa.BigInteger, nullable=False),
+    sa.Column("score", sa.Double, nullable=True),
+    sa.Column("threshold", sa.Double, nullable=True),
+    sa.Column("p_value", sa.Double, nullable=True),
+    sa.Column("drift", sa.Boolean, nullable=False),
+    sa.Column("drifted", sa.Integer, nullable=True),  # features (or positions) the test flagged
     sqlite_autoincrement=True,
 )
 cursors = sa.Table(
@@ -218,6 +235,23 @@ class Event(NamedTuple):
     ts: float
     kind: str
     payload: dict[str, Any]
+
+
+class DriftCheck(NamedTuple):
+    """One block of inputs as the data-drift test judged it (``drift``: the block drifted, not yet a report:
+    that takes ``drift_persistence`` blocks in a row)."""
+
+    id: int
+    ts: float
+    version: int | None
+    monitor: str
+    first_id: int
+    last_id: int
+    score: float | None
+    threshold: float | None
+    p_value: float | None
+    drift: bool
+    drifted: int | None
 
 
 @dataclass(frozen=True)
@@ -972,6 +1006,30 @@ class Store:
         with self.transaction() as conn:
             return insert_event(conn, kind, payload)
 
+    def add_drift_check(
+        self, version: int | None, first_id: int, last_id: int, report: Mapping[str, Any]
+    ) -> int:
+        """Record one judged block (``report``: a drift report's event form); return its id."""
+        drifted = (report.get("details") or {}).get("drifted_features")
+        row = {"ts": time.time(), "version": version, "monitor": str(report.get("monitor") or "?"),
+               "first_id": first_id, "last_id": last_id, "score": _finite(report.get("score")),
+               "threshold": _finite(report.get("threshold")), "p_value": _finite(report.get("p_value")),
+               "drift": bool(report.get("drift")), "drifted": len(drifted) if isinstance(drifted, list) else None}  # fmt: skip
+        with self.transaction() as conn:
+            return int(conn.execute(sa.insert(drift_checks).values(**row)).inserted_primary_key[0])  # type: ignore[index]
+
+    def drift_checks(self, limit: int = 200, after_id: int | None = None) -> list[DriftCheck]:
+        """Judged blocks oldest first: the ``limit`` most recent, or the ``limit`` oldest after ``after_id``."""
+        q = sa.select(drift_checks)
+        if after_id is not None:
+            q = q.where(drift_checks.c.id > after_id).order_by(drift_checks.c.id).limit(limit)
+        else:
+            q = q.order_by(drift_checks.c.id.desc()).limit(limit)
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).all()
+        ordered = rows if after_id is not None else reversed(rows)
+        return [DriftCheck(*r) for r in ordered]
+
     def events(
         self,
         kind: EventKind | str | None = None,
@@ -995,6 +1053,11 @@ class Store:
             rows = conn.execute(q).all()
         ordered = rows if after_id is not None else reversed(rows)
         return [Event(r.id, r.ts, r.kind, r.payload) for r in ordered]
+
+
+def _finite(value: Any) -> float | None:
+    """A number a column can hold (a report's NaN or inf, or a string, as None)."""
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
 
 
 # --- helpers shared with the registry -----------------------------------------------------------

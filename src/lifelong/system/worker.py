@@ -451,6 +451,7 @@ class Worker:
                 self._reference = block  # no training data to compare with: the first block is the normal
             else:
                 report = self._drift_test().fit(self._reference).test(block)
+                self.store.add_drift_check(self._champion, int(s.ids[0]), int(s.ids[-1]), report.to_event())
                 self._streak = [*self._streak, int(s.ids[0])] if report.drift else []
                 if len(self._streak) >= self.policy.drift_persistence and not self._drift_reported:
                     event = {**report.to_event(), "first": self._streak[0], "at": int(s.ids[-1]),

@@ -75,3 +75,16 @@ def test_readyz_lists_every_reason_and_healthz_stays_liveness(server: Server) ->
         line for line in metrics.splitlines() if line.startswith("lifelong_worker_heartbeat_age_seconds")
     )
     assert 0 <= float(age.split()[-1]) < 5
+
+
+def test_drift_checks_list_every_judged_block(server: Server) -> None:
+    with server.client() as c, Store(data_dir=server.data_dir) as store:
+        before = c.get("/v1/drift/checks").json()
+        first = store.add_drift_check(1, 10, 209, {"monitor": "ks", "score": 0.4, "threshold": 0.05,
+                                                   "p_value": float("nan"), "drift": True,
+                                                   "details": {"drifted_features": [0, 3]}})  # fmt: skip
+        got = c.get("/v1/drift/checks", params={"after_id": first - 1}).json()
+        assert c.get("/v1/drift/checks", params={"limit": 0}).status_code == 422
+    assert isinstance(before, list) and got == [{"id": first, "ts": got[0]["ts"], "version": 1, "monitor": "ks",
+                                         "first_id": 10, "last_id": 209, "score": 0.4, "threshold": 0.05,
+                                         "p_value": None, "drift": True, "drifted": 2}]  # fmt: skip

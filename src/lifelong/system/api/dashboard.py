@@ -99,7 +99,9 @@ def summary(system: System, window: int = 50, limit: int = 5000, n_events: int =
     # /readyz's reasons (a dead worker, a failing training, the store down): the page showed none (a trial)
     return {"now": time.time(), "window": window, "aliases": aliases, "champion_chain": chain,
             "versions": versions[::-1], "accuracy": accuracy, "drift": drift, "events": events,
-            "readiness": system.readiness()}  # fmt: skip
+            "readiness": system.readiness(),
+            "drift_checks": [{"ts": c.ts, "monitor": c.monitor, "score": c.score, "drift": c.drift}
+                             for c in system.store.drift_checks(500) if c.score is not None]}  # fmt: skip
 
 
 def _num(v: Any) -> str:

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from lifelong.errors import DataError
 from lifelong.system.api.deps import Reader, SystemDep
 from lifelong.system.events import EventKind
-from lifelong.system.schemas import MAX_ID, ErrorBody, EventOut, Readiness
+from lifelong.system.schemas import MAX_ID, DriftCheckOut, ErrorBody, EventOut, Readiness
 
 router = APIRouter(tags=["monitoring"])
 Limit = Annotated[int, Query(ge=1, le=1000)]
@@ -22,6 +22,15 @@ ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code i
 def drift(system: SystemDep, limit: Limit = 20) -> list[dict]:
     """The latest drift reports stored by the monitors, oldest first."""
     return [e._asdict() for e in system.drift(limit)]
+
+
+@router.get("/v1/drift/checks", response_model=list[DriftCheckOut], dependencies=[Reader], responses=ERRORS)
+def drift_checks(
+    system: SystemDep, after_id: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None, limit: Limit = 200
+) -> list[dict]:
+    """Every block of inputs the data-drift test judged, drifting or not, oldest first (a report takes
+    ``drift_persistence`` drifting blocks in a row); poll with ``after_id``."""
+    return [c._asdict() for c in system.store.drift_checks(limit, after_id)]
 
 
 @router.get("/v1/events", response_model=list[EventOut], dependencies=[Reader], responses=ERRORS)

@@ -60,8 +60,12 @@
     }
     draw("accuracy-chart", acc, "accuracy", [0, 1]);
     const drift = {};
-    for (const d of data.drift) {
+    for (const d of data.drift) {  // the reports (alarms), by detector
       (drift[d.monitor] = drift[d.monitor] || []).push({ x: d.ts, y: d.score });
+    }
+    for (const c of data.drift_checks || []) {  // every block the data-drift test judged
+      const name = c.monitor + " per block";
+      (drift[name] = drift[name] || []).push({ x: c.ts, y: c.score });
     }
     draw("drift-chart", drift, "score", null);
   }
