@@ -193,9 +193,11 @@ def test_trained_cursor_and_retention(store: Store) -> None:
 
 def test_retention_by_age(store: Store) -> None:
     store.add_samples(np.zeros((3, 2)))
+    store.add_drift_check(1, 1, 3, {"monitor": "ks", "score": 0.1, "drift": False})
     policy = RetentionPolicy(max_age_days=1)
-    assert store.apply_retention(policy) == 0
+    assert store.apply_retention(policy) == 0 and len(store.drift_checks()) == 1
     assert store.apply_retention(policy, now=time.time() + 2 * 86400) == 3
+    assert store.drift_checks() == []  # the drift history ages out with the data it describes
     assert store.apply_retention(RetentionPolicy()) == 0
     with pytest.raises(StoreError, match="max_age_days"):
         RetentionPolicy(max_age_days=0)

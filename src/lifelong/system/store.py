@@ -645,6 +645,11 @@ class Store:
             deleted += n
             if n < chunk:
                 break
+        if policy.max_age_days is not None:  # the drift history ages out with the data it describes
+            with self.transaction() as conn:
+                conn.execute(
+                    sa.delete(drift_checks).where(drift_checks.c.ts < now - policy.max_age_days * 86400.0)
+                )
         if deleted and self.engine.dialect.name == "sqlite":
             with self.engine.connect() as conn:  # give the WAL back: the file stops growing
                 conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
