@@ -159,6 +159,54 @@ def test_data_run_compares_the_shortlist_on_a_csv(tmp_path: Path, capsys: pytest
     assert "missing" in capsys.readouterr().err
 
 
+ADVISE_PLUGIN = """
+from torch import nn
+from lifelong.learn.models import register_model
+
+
+@register_model("lladvise-tab")
+class Tab(nn.Module):
+    def __init__(self, in_features: int, n_classes: int, width: int = 16) -> None:
+        super().__init__()
+        self.width = width
+        self.features = nn.Sequential(nn.Linear(in_features, width), nn.ReLU())
+        self.classifier = nn.Linear(width, n_classes)
+
+    def forward(self, x):
+        return self.classifier(self.features(x))
+"""
+
+
+def test_data_run_trains_your_own_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`advise --data` scored the file with the built-in MLP only (a trial); your model is the one to rank."""
+    pytest.importorskip("pandas", reason="reading CSV needs pandas: pip install 'lifelong[data]'")
+    from lifelong.learn import models
+
+    monkeypatch.setattr(models, "MODELS", dict(models.MODELS))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "lladvise_tab.py").write_text(ADVISE_PLUGIN)
+    built: list[int] = []
+    path = blobs_csv(tmp_path / "blobs.csv", 4, 40, 6, seed=0, label="kind", names=True)
+    argv = ["advise", "--data", str(path), "--label-column", "kind", "--top", "2", "--plugin", "lladvise_tab",
+            "--model", "lladvise-tab", "--model-kwargs", '{"width": 5}']  # fmt: skip
+    real = models.for_input
+
+    def spy(name, *a, **kw):  # type: ignore[no-untyped-def]
+        net = real(name, *a, **kw)
+        built.append(getattr(net, "width", -1))
+        return net
+
+    monkeypatch.setattr(models, "for_input", spy)
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "measured on" in out and "with model 'lladvise-tab'" in out
+    assert built and set(built) == {5}  # every method of the comparison trained the plugin's model
+    assert main(["advise", "--model", "lladvise-tab"]) == 2  # no --data: nothing to train it on
+    assert "choose the model of the --data comparison; give --data" in capsys.readouterr().err
+
+
 def test_data_run_on_three_classes_uses_one_class_per_experience(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -293,14 +293,16 @@ def load_data(
 
 def compare_on_data(advice: list[Advice], path: str, label_column: str, c: Constraints, *, epochs: int = 1,
                     seed: int = 0, threads: int = 1, reporter: Reporter | None = None,
-                    table: Table | None = None) -> list[dict[str, Any]]:  # fmt: skip
+                    table: Table | None = None, model: str = "mlp",
+                    model_kwargs: dict[str, Any] | None = None) -> list[dict[str, Any]]:  # fmt: skip
     """Train the shortlisted methods (and naive, for reference) on the user's file; return measured rows.
 
     The file's classes are split by :func:`~lifelong.data.scenarios.default_classes_per_experience`
     (as ``lifelong bench --data``; class-incremental, or task-incremental when task ids are known),
     or into the file's own tasks when ``table`` has a task column and task ids are known, or its
-    domains (domain-incremental) when it has a domain column; features are standardised with the training split's statistics. ``table``: the file already
-    read by :func:`load_data`.
+    domains (domain-incremental) when it has a domain column; features are standardised with the training
+    split's statistics, unless ``model`` (a registered name, a plugin's) takes token ids. ``table``: the
+    file already read by :func:`load_data`.
     """
     import torch
 
@@ -315,12 +317,18 @@ def compare_on_data(advice: list[Advice], path: str, label_column: str, c: Const
         check_param("compare_on_data", option, value, int, low=low)  # torch.set_num_threads(0) aborts
     if table is None:
         table = load_data(path, label_column)
+    from lifelong.bench.benchmarks import _takes_ids
+
+    model_kwargs = model_kwargs or {}
+    ids = _takes_ids(model, model_kwargs, table)  # a text model's ids are not scaled into fractions
     split = table.split(0.2, seed)
     train, test = split.train, split.test
     x = train.x.reshape(len(train.x), -1).float()
     mean, std = x.mean(0), x.std(0).clamp_min(1e-6)
 
     def standard(d: Dataset) -> Dataset:
+        if ids:
+            return d
         z = (d.x.reshape(len(d.x), -1).float() - mean) / std
         return Dataset(z, d.y, d.t, 1.0, d.name)
 
@@ -332,7 +340,7 @@ def compare_on_data(advice: list[Advice], path: str, label_column: str, c: Const
         from lifelong.bench.benchmarks import standardised  # scaled by the experiences' train data
 
         own = scenarios.domains_from_column if table.domains is not None else scenarios.tasks_from_column
-        scenario = standardised(own(table, seed=seed))
+        scenario = own(table, seed=seed) if ids else standardised(own(table, seed=seed))
     else:  # the default split, one for all methods
         scenario = build((standard(train), standard(test)), seed=seed)
     batch = 10
@@ -343,10 +351,10 @@ def compare_on_data(advice: list[Advice], path: str, label_column: str, c: Const
         torch.manual_seed(seed)
         buffer = c.memory if c.memory is not None else 500
         strat = runner.make_strategy(name, "default", buffer)
-        model = for_input("mlp", scenario.input_shape, scenario.n_classes)
+        net = for_input(model, scenario.input_shape, scenario.n_classes, **model_kwargs)
         bar = log.progress(f"{name}", strategy=name)
         learner = Learner(
-            model,
+            net,
             [strat],
             lr=0.03,
             batch_size=batch,
@@ -408,6 +416,14 @@ def add_command(sub: Any) -> None:
         "--label-column", default="label", help="label column of a CSV or Parquet --data file (default label)"
     )
     add_drop_columns(a)
+    a.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                   help="module to import first (registers your models)")  # fmt: skip
+    a.add_argument(
+        "--model", default="mlp", help="registered model the --data comparison trains (default mlp)"
+    )
+    a.add_argument(
+        "--model-kwargs", default=None, help="its keyword arguments as JSON (default: sized for the data)"
+    )
     a.add_argument(
         "--epochs",
         type=POSITIVE_INT,
@@ -450,6 +466,15 @@ def advise(args: argparse.Namespace) -> int:
         )
     c = Constraints(store, args.memory, args.task_ids_known or args.task_column is not None, args.budget,
                     args.private)  # fmt: skip
+    from lifelong.bench.cli import _model_kwargs
+    from lifelong.learn.models import get_factory
+    from lifelong.learn.plugins import load_plugins
+
+    load_plugins([m for p in args.plugin for m in p.split(",") if m])
+    get_factory(args.model)  # an unknown model is refused before any output
+    model_kwargs = _model_kwargs(args.model_kwargs)
+    if (args.model != "mlp" or model_kwargs) and not args.data:
+        raise ConfigError("--model and --model-kwargs choose the model of the --data comparison; give --data")
     log = Reporter.from_flags(args.quiet, args.log_json)
     path = find_results(args.results)
     benchmark = args.benchmark or ("rotated-fmnist" if args.domain_column else default_benchmark(c))
@@ -511,11 +536,12 @@ def advise(args: argparse.Namespace) -> int:
         log.emit("note", f"note: {note}", final=True, text=note)
     if args.data:
         rows = compare_on_data(advice, args.data, args.label_column, c, epochs=args.epochs,
-                               threads=args.threads, reporter=log, table=table)  # fmt: skip
+                               threads=args.threads, reporter=log, table=table, model=args.model,
+                               model_kwargs=model_kwargs)  # fmt: skip
         if log.mode == "json":
             log.emit("comparison", "measured on your data", final=True, data=args.data, rows=rows)
         else:
-            log.table(_data_table(rows, args.data), final=True)
+            log.table(_data_table(rows, args.data, args.model), final=True)
     return 0
 
 
@@ -541,14 +567,12 @@ def _advice_table(advice: list[Advice]) -> Any:
     return t
 
 
-def _data_table(rows: list[dict[str, Any]], data: str) -> Any:
+def _data_table(rows: list[dict[str, Any]], data: str, model: str = "mlp") -> Any:
     from rich.table import Table
 
-    t = Table(
-        title=f"measured on {data} with the built-in MLP on standardised features (your own model: "
-        f"lifelong bench --data {data} --plugin MODULE --model NAME)",
-        title_justify="left",
-    )
+    title = (f"measured on {data} with the built-in MLP on standardised features (your own model: --plugin "
+             "MODULE --model NAME)" if model == "mlp" else f"measured on {data} with model {model!r}")  # fmt: skip
+    t = Table(title=title, title_justify="left")
     for col in ("method", "family", "ACC", "forgetting", "plasticity", "seconds", "memory"):
         t.add_column(col, justify="left" if col in ("method", "family") else "right")
     for r in rows:
