@@ -1100,9 +1100,11 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     source, _ = _open(args)
     with source, Store(args.to, data_dir=source.data_dir) as target:
         report = migrate(source, target)
-    order = ("samples", "predictions", "feedback", "events", "model_versions", "aliases", "deployments", "cursors",
-             "classes", "leases")  # fmt: skip
-    rows = ", ".join(f"{report.rows[t]} {t}" for t in sorted(report.rows, key=order.index) if report.rows[t])
+    order = ("samples", "predictions", "feedback", "events", "drift_checks", "model_versions", "aliases",
+             "deployments", "cursors", "classes", "leases")  # fmt: skip
+    rank = {t: i for i, t in enumerate(order)}  # a table added later comes last, never a ValueError
+    rows = ", ".join(f"{report.rows[t]} {t}" for t in sorted(report.rows, key=lambda t: rank.get(t, len(order)))
+                     if report.rows[t])  # fmt: skip
     shown = target.engine.url.render_as_string(hide_password=True)
     print(f"copied {rows} from {source!r} in {report.seconds:.1f} s; serve it with --db-url {shown} --data-dir "
           f"{source.data_dir} (the artifacts stay in {source.data_dir / 'artifacts'}), and keep the old "
