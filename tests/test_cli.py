@@ -75,9 +75,9 @@ def test_a_path_that_cannot_be_made_is_one_line_and_exit_2(
 
 def test_version_says_which_lifelong_runs(capsys: pytest.CaptureFixture[str]) -> None:
     """An operator upgrading had no way to ask."""
-    from lifelong import __version__
-
     import subprocess
+
+    from lifelong import __version__
 
     with pytest.raises(SystemExit) as done:
         main(["--version"])
