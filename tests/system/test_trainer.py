@@ -173,6 +173,25 @@ def test_labels_from_before_a_change_stay_out_of_the_windows_after_the_first_one
     assert trained == 0
 
 
+def test_a_version_trained_by_older_code_passes_its_parents_change_point_on(
+    system: tuple[Store, Registry],
+) -> None:
+    """A code rollback's version has no `change_point`: the lineage's was lost across it (an upgrade trial)."""
+    from lifelong.system.trainer import _lineage_change
+
+    store, registry = system
+    seed_store(store, registry)
+    with registry.publish(strategy="replay", parent=1, params={"change_point": 40}) as draft:
+        Learner.load(registry.get(1).path).save(draft.path)
+    with registry.publish(strategy="replay", parent=draft.version, params={"mode": "finetune"}) as older:
+        Learner.load(registry.get(1).path).save(older.path)  # trained by code that recorded none
+    assert _lineage_change(registry, registry.get(older.version)) == 40
+    assert _lineage_change(registry, registry.get(1)) is None
+    with registry.publish(strategy="replay", parent=older.version, params={"change_point": None}) as scratch:
+        Learner.load(registry.get(1).path).save(scratch.path)
+    assert _lineage_change(registry, registry.get(scratch.version)) is None  # recorded: no change since
+
+
 def test_forget_empties_the_inherited_memory_before_training(system: tuple[Store, Registry]) -> None:
     store, registry = system
     seed_store(store, registry)

@@ -147,7 +147,7 @@ def train_once(
         )
     # the latest change this lineage learned from: a version trained after a change point passes it on,
     # so labels from before it stay out of later windows once the monitors re-armed against that version
-    change = max([c for c in (since, record.params.get("change_point")) if c is not None], default=None)
+    change = max([c for c in (since, _lineage_change(registry, record)) if c is not None], default=None)
     ids, data, waiting, skipped = _window(store, policy, mode, since, contract, change)
     n_hold = max(gate.min_holdout, int(len(ids) * gate.holdout_fraction))
     if len(ids) < n_hold + 1:  # recorded as an attempt, so a request or drift is answered, not retried
@@ -562,6 +562,19 @@ def _window(
         s = _prepend(store.untrained_of(contract.classes, start + 1, policy.window - len(s.ids), change), s)
     s, waiting = _admit_new_classes(store, s, contract, policy)
     return s.ids, _dataset(_as_model_input(s.x, contract), s.y), waiting, skipped
+
+
+def _lineage_change(registry: Registry, record: Any) -> int | None:
+    """The change point the nearest ancestor that recorded one learned from (``record`` first): a version
+    trained by code before change points were recorded (a code rollback's) passes its parent's on."""
+    for _ in range(1000):  # a lineage is a chain; bounded all the same
+        if "change_point" in record.params:
+            found = record.params["change_point"]
+            return int(found) if found is not None else None
+        if record.parent is None:
+            return None
+        record = registry.get(record.parent, collected=True)
+    return None
 
 
 def _admit_new_classes(
