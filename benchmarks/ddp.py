@@ -86,8 +86,10 @@ def main() -> None:
     seconds = torch.tensor([run["seconds"]], dtype=torch.float64)
     dist.all_reduce(seconds, op=dist.ReduceOp.MAX)
     dist.destroy_process_group()
-    if rank != 0:
-        return
+    if rank != 0:  # done; its interpreter's teardown can abort in gloo (exit -6: "terminate called without an
+        # active exception"), and torchrun then SIGTERMed rank 0 and its single-process baseline, losing
+        # the whole result (a trial): leave without that teardown
+        os._exit(0)
     single = train(stream, 1, args)
     results = {
         "benchmark": name,

@@ -231,3 +231,17 @@ def test_exemplar_shares_join_back_in_herding_order():
     shares = [{k: v[position % 2 == r] for k, v in rows.items()} for r in range(2)]
     joined = distributed._join_rows(shares)
     assert torch.equal(joined["x"], rows["x"]) and torch.equal(joined["y"], y)
+
+
+def test_an_emptied_memory_splits_into_empty_shares():
+    """A memory the worker emptied (a concept drift forgets the old rule's labels) has fewer rows than
+    ranks: rank 1 failed to load it ("upper bound and lower bound inconsistent with step sign"), and
+    every `up --nproc 2` training after the drift failed (a trial)."""
+    learner = _learner(1, [Replay(BUFFER)])
+    data = digits().train
+    learner.partial_fit(data.features()[:40], data.y[:40])
+    memory = learner.strategies[0].buffer_
+    memory.clear()
+    learner.process_group, learner.rank, learner.world_size = object(), 1, 2  # as rank 1 of 2 sees it
+    distributed.split_memories(learner)
+    assert memory.size == 0 and memory.capacity == BUFFER // 2

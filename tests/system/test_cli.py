@@ -915,3 +915,18 @@ def test_serve_without_a_token_is_refused_before_anything_is_written(
     )
     assert "auth is on but no token is set" in capsys.readouterr().err
     assert not (tmp_path / "other").exists()
+
+
+def test_events_print_text_with_brackets_as_it_is(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A failed job's gloo error ("[/__w/pytorch/.../pair.cc:553] Connection closed") crashed `lifelong events`
+    with rich's MarkupError (a trial); a reason a client typed with brackets did the same."""
+    from lifelong.system.store import Store
+
+    with Store(data_dir=tmp_path) as store:
+        store.add_event(
+            "training", {"state": "failed", "error": "[/__w/gloo/pair.cc:553] Connection closed [bold]"}
+        )
+        store.add_event("train_request", {"reason": "[/red] by hand"})
+    assert main(["events", "--data-dir", str(tmp_path)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "[/__w/gloo/pair.cc:553]" in out and "[/red]" in out

@@ -114,3 +114,12 @@ def test_job_directories_of_dead_workers_are_removed(tmp_path: Path) -> None:
         (d / "window.safetensors").write_bytes(b"rows")
     assert remove_orphaned_jobs(str(tmp_path)) == [orphan]
     assert not orphan.exists() and mine.exists() and other.exists()
+
+
+def test_the_rank_error_named_is_the_cause_not_a_peer_gone(tmp_path: Path) -> None:
+    from lifelong.system.launch import _rank_error
+
+    assert _rank_error(tmp_path) is None
+    (tmp_path / "error-rank0.txt").write_text("rank 0: RuntimeError: [pair.cc:553] Connection closed by peer")
+    (tmp_path / "error-rank1.txt").write_text("rank 1: CheckpointError: the memory could not be split")
+    assert _rank_error(tmp_path) == "rank 1: CheckpointError: the memory could not be split"

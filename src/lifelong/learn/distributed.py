@@ -215,7 +215,8 @@ def split_memories(learner: Learner) -> None:
         if isinstance(memory, Buffer):
             cap = _share(memory.capacity, rank, world)
             if memory.x is not None:
-                rows = torch.arange(rank, memory.size, world)[:cap]
+                # an emptied memory (the worker forgets the old concept's) has fewer rows than ranks: none here
+                rows = torch.arange(rank, max(rank, memory.size), world)[:cap]
                 x = memory.x.new_zeros(cap, *memory.x.shape[1:])
                 x[: len(rows)] = memory.x[rows]
                 y, t = memory.y.new_zeros(cap), memory.t.new_zeros(cap)

@@ -953,6 +953,7 @@ def _ago(seconds: float) -> str:
 
 def cmd_models(args: argparse.Namespace) -> int:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from lifelong.system.events import window_text
@@ -974,7 +975,7 @@ def cmd_models(args: argparse.Namespace) -> int:
             created = datetime.datetime.fromtimestamp(v.created, datetime.timezone.utc).strftime(
                 "%Y-%m-%d %H:%M:%S"
             )
-            t.add_row(name, created, str(v.parent or "-"), str(v.params.get("model") or "-"), v.strategy,
+            t.add_row(name, created, str(v.parent or "-"), escape(str(v.params.get("model") or "-")), escape(v.strategy),
                       window_text(v.window), ", ".join(sorted(by_version.get(v.version, []))) or "-",
                       _fmt(m.get("new_accuracy")), _fmt(m.get("negative_flip_rate")))  # fmt: skip
         Console(width=max(Console().width, Console(width=10_000).measure(t).maximum)).print(
@@ -997,6 +998,7 @@ def cmd_events(args: argparse.Namespace) -> int:
             print(json.dumps({"id": e.id, "ts": e.ts, "kind": e.kind, "payload": e.payload}))
         return 0
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     t = Table(title=f"the {len(events)} most recent events in {store!r}" if events else "no events yet")
@@ -1004,7 +1006,7 @@ def cmd_events(args: argparse.Namespace) -> int:
         t.add_column(col, overflow="fold")
     for e in events:
         when = datetime.datetime.fromtimestamp(e.ts, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
-        t.add_row(str(e.id), when, e.kind, describe(e.kind, e.payload))
+        t.add_row(str(e.id), when, e.kind, escape(describe(e.kind, e.payload)))  # text, not rich markup
     Console().print(t)
     return 0
 

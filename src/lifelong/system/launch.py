@@ -121,15 +121,21 @@ def fit(candidate: Learner, experience: Experience, compute: Compute) -> Learner
                         "exited with code %s while the ranks shut down: %s", done.returncode,
                         " | ".join((done.stderr or "").strip().splitlines()[-3:]))  # fmt: skip
         elif done.returncode != 0 or not (job / "trained").is_dir():
-            errors = sorted(job.glob("error-rank*.txt"))  # what a rank raised, else torchrun's last words
-            cause = (
-                errors[0].read_text() if errors else "\n".join((done.stderr or "").strip().splitlines()[-8:])
-            )
+            cause = _rank_error(job) or "\n".join((done.stderr or "").strip().splitlines()[-8:])
             raise TrainingError(
                 f"the {compute.nproc}-process training job (torchrun) exited with code {done.returncode}; "
                 f"nothing was published. {cause}"
             )
         return Learner.load(job / "trained", device=compute.device)
+
+
+def _rank_error(job: Path) -> str | None:
+    """What a rank raised, the cause before its consequences: rank 0's "Connection closed by peer"
+    hid rank 1's refusal to load the checkpoint, the error that ended the job (a trial)."""
+    errors = [p.read_text() for p in sorted(job.glob("error-rank*.txt"))]
+    follow_on = ("Connection closed by peer", "Connection reset by peer", "Broken pipe")
+    errors.sort(key=lambda e: any(m in e for m in follow_on))  # stable: by rank within each group
+    return errors[0] if errors else None
 
 
 def _write_window(job: Path, experience: Experience, compute: Compute) -> None:
