@@ -1025,15 +1025,9 @@ class Store:
 
     def drift_checks(self, limit: int = 200, after_id: int | None = None) -> list[DriftCheck]:
         """Judged blocks oldest first: the ``limit`` most recent, or the ``limit`` oldest after ``after_id``."""
-        q = sa.select(drift_checks)
-        if after_id is not None:
-            q = q.where(drift_checks.c.id > after_id).order_by(drift_checks.c.id).limit(limit)
-        else:
-            q = q.order_by(drift_checks.c.id.desc()).limit(limit)
-        with self.engine.connect() as conn:
-            rows = conn.execute(q).all()
-        ordered = rows if after_id is not None else reversed(rows)
-        return [DriftCheck(*r) for r in ordered]
+        return [
+            DriftCheck(*r) for r in self._page(sa.select(drift_checks), drift_checks.c.id, limit, after_id)
+        ]
 
     def events(
         self,
@@ -1050,14 +1044,20 @@ class Store:
             q = q.where(events.c.kind == str(kind))
         if since is not None:
             q = q.where(events.c.ts >= since)
+        return [Event(r.id, r.ts, r.kind, r.payload) for r in self._page(q, events.c.id, limit, after_id)]
+
+    def _page(
+        self, q: sa.Select[Any], key: sa.Column[Any], limit: int | None, after_id: int | None
+    ) -> list[Any]:
+        """Rows of ``q`` oldest first: the ``limit`` most recent, or the ``limit`` oldest after ``after_id``
+        (a poller that sets it to the last id it saw misses none)."""
         if after_id is not None:
-            q = q.where(events.c.id > after_id).order_by(events.c.id).limit(limit)
+            q = q.where(key > after_id).order_by(key).limit(limit)
         else:
-            q = q.order_by(events.c.id.desc()).limit(limit)
+            q = q.order_by(key.desc()).limit(limit)
         with self.engine.connect() as conn:
             rows = conn.execute(q).all()
-        ordered = rows if after_id is not None else reversed(rows)
-        return [Event(r.id, r.ts, r.kind, r.payload) for r in ordered]
+        return list(rows) if after_id is not None else list(rows)[::-1]
 
 
 def _finite(value: Any) -> float | None:
