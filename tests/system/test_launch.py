@@ -123,3 +123,28 @@ def test_the_rank_error_named_is_the_cause_not_a_peer_gone(tmp_path: Path) -> No
     (tmp_path / "error-rank0.txt").write_text("rank 0: RuntimeError: [pair.cc:553] Connection closed by peer")
     (tmp_path / "error-rank1.txt").write_text("rank 1: CheckpointError: the memory could not be split")
     assert _rank_error(tmp_path) == "rank 1: CheckpointError: the memory could not be split"
+
+
+def test_a_rank_killed_outright_is_named_by_torchruns_root_cause() -> None:
+    """A SIGKILLed rank writes no error file, and the worker's log line read only `[0]:` (a trial)."""
+    from lifelong.system.launch import _root_cause
+
+    stderr = """W1207 torch/distributed/elastic ... Sending process 14839 closing signal SIGTERM
+E1207 failed (exitcode: -9) local_rank: 0 (pid: 14838) of binary: python
+lifelong.system.launch FAILED
+------------------------------------------------------------
+Failures:
+  <NO_OTHER_FAILURES>
+------------------------------------------------------------
+Root Cause (first observed failure):
+[0]:
+  time      : 2026-12-07_22:01:33
+  host      : vm
+  rank      : 0 (local_rank: 0)
+  exitcode  : -9 (pid: 14838)
+  error_file: <N/A>
+  traceback : Signal 9 (SIGKILL) received by PID 14838
+============================================================"""
+    said = _root_cause(stderr)
+    assert said.splitlines()[0] == "rank 0 exited with code -9: Signal 9 (SIGKILL) received by PID 14838"
+    assert _root_cause("no summary here\nlast line") == "no summary here\nlast line"

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -121,12 +122,29 @@ def fit(candidate: Learner, experience: Experience, compute: Compute) -> Learner
                         "exited with code %s while the ranks shut down: %s", done.returncode,
                         " | ".join((done.stderr or "").strip().splitlines()[-3:]))  # fmt: skip
         elif done.returncode != 0 or not (job / "trained").is_dir():
-            cause = _rank_error(job) or "\n".join((done.stderr or "").strip().splitlines()[-8:])
+            cause = _rank_error(job) or _root_cause(done.stderr or "")
             raise TrainingError(
                 f"the {compute.nproc}-process training job (torchrun) exited with code {done.returncode}; "
                 f"nothing was published. {cause}"
             )
         return Learner.load(job / "trained", device=compute.device)
+
+
+def _root_cause(stderr: str) -> str:
+    """torchrun's "Root Cause" as one line (``rank 1 exited with code -9: Signal 9 (SIGKILL) received by
+    PID 14838``), then its last lines: a rank killed outright writes no error file, and the worker's log
+    line kept only the summary's first line, ``[0]:`` (a trial)."""
+    fields = dict(re.findall(r"^\s*(rank|exitcode|traceback)\s*:\s*(.+?)\s*$", stderr, re.MULTILINE))
+    tail = "\n".join(stderr.strip().splitlines()[-8:])
+    if "rank" not in fields or "exitcode" not in fields:
+        return tail
+    rank = fields["rank"].split()[0]
+    code = fields["exitcode"].split()[0]
+    why = fields.get("traceback", "")
+    head = f"rank {rank} exited with code {code}" + (
+        f": {why}" if why and not why.startswith("To enable") else ""
+    )
+    return f"{head}\n{tail}"
 
 
 def _rank_error(job: Path) -> str | None:
