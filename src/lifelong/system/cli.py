@@ -972,16 +972,18 @@ def cmd_models(args: argparse.Namespace) -> int:
             m = v.metrics
             # a collected version's weights were deleted by retention; its record stays
             name = f"{v.version} (collected)" if v.collected else str(v.version)
-            created = datetime.datetime.fromtimestamp(v.created, datetime.timezone.utc).strftime(
-                "%Y-%m-%d %H:%M:%S"
-            )
-            t.add_row(name, created, str(v.parent or "-"), escape(str(v.params.get("model") or "-")), escape(v.strategy),
+            t.add_row(name, _utc(v.created), str(v.parent or "-"), escape(str(v.params.get("model") or "-")), escape(v.strategy),
                       window_text(v.window), ", ".join(sorted(by_version.get(v.version, []))) or "-",
                       _fmt(m.get("new_accuracy")), _fmt(m.get("negative_flip_rate")))  # fmt: skip
         Console(width=max(Console().width, Console(width=10_000).measure(t).maximum)).print(
             t
         )  # whole, not "versi…"
     return 0
+
+
+def _utc(ts: float) -> str:
+    """A time as `lifelong models` and `events` print it, in UTC (the column says so)."""
+    return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def cmd_events(args: argparse.Namespace) -> int:
@@ -1005,8 +1007,7 @@ def cmd_events(args: argparse.Namespace) -> int:
     for col in ("id", "time (UTC)", "kind", "what"):
         t.add_column(col, overflow="fold")
     for e in events:
-        when = datetime.datetime.fromtimestamp(e.ts, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
-        t.add_row(str(e.id), when, e.kind, escape(describe(e.kind, e.payload)))  # text, not rich markup
+        t.add_row(str(e.id), _utc(e.ts), e.kind, escape(describe(e.kind, e.payload)))  # text, not rich markup
     Console().print(t)
     return 0
 

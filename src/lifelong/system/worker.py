@@ -451,10 +451,11 @@ class Worker:
                 self._reference = block  # no training data to compare with: the first block is the normal
             else:
                 report = self._drift_test().fit(self._reference).test(block)
-                self.store.add_drift_check(self._champion, int(s.ids[0]), int(s.ids[-1]), report.to_event())
+                judged = report.to_event()  # the block's record, and the report's if it is one
+                self.store.add_drift_check(self._champion, int(s.ids[0]), int(s.ids[-1]), judged)
                 self._streak = [*self._streak, int(s.ids[0])] if report.drift else []
                 if len(self._streak) >= self.policy.drift_persistence and not self._drift_reported:
-                    event = {**report.to_event(), "first": self._streak[0], "at": int(s.ids[-1]),
+                    event = {**judged, "first": self._streak[0], "at": int(s.ids[-1]),
                              "version": self._champion}  # fmt: skip
                     names, drifted = self._feature_names, event["details"].get("drifted_features")
                     if names and drifted is not None and len(names) == block.shape[1]:
