@@ -79,6 +79,47 @@ def test_params_set_a_strategys_values_over_the_tuned_ones(
     assert tuned != mine  # a finished run at other values is not reused
 
 
+def test_a_hybrid_joins_methods_with_plus_each_at_its_values_and_the_smaller_rate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """bench could not run a hybrid (a trial): `replay+lwf` trains both, each with its tuned values and
+    --params by method name, at the smaller tuned rate (replay's 0.3 on split-digits collapsed the pair)."""
+    from lifelong.strategies import tuned
+
+    base = ["bench", "--benchmark", "split-digits", "--strategies", "replay+lwf", "--log-json"]
+    assert main([*base, "--dry-run", "--params", '{"lwf": {"alpha": 2}}']) == 0
+    (shown,) = map(json.loads, capsys.readouterr().out.splitlines())
+    replay, lwf = (
+        tuned("replay", "class", "split-digits", buffer_size=500),
+        tuned("lwf", "class", "split-digits"),
+    )
+    assert shown["params"] == {
+        "replay": replay.strategy.get_params(),
+        "lwf": {**lwf.strategy.get_params(), "alpha": 2},
+    }
+    assert shown["lr"] == min(replay.lr, lwf.lr) and replay.lr != lwf.lr
+    assert main(["bench", "--strategies", "replay+bogus", "--dry-run"]) == 2
+    assert "unknown strategies bogus" in capsys.readouterr().err
+    out = tmp_path / "hybrid"
+    argv = [*base, "--strategies", "replay+lwf,replay", "--seeds", "0", "--epochs", "1", "--buffer", "50",
+            "--out", str(out), "--no-progress", "--no-plots"]  # fmt: skip
+    assert main(argv) == 0
+    runs = {r["strategy"]: r for r in json.loads((out / "results.json").read_text())["runs"]}
+    assert (
+        runs["replay+lwf"]["params"]["lwf"]["alpha"] == 1.0
+        and runs["replay+lwf"]["params"]["replay"]["buffer_size"] == 50
+    )
+    assert (
+        runs["replay+lwf"]["metrics"]["extra_parameters"] > 0 == runs["replay"]["metrics"]["extra_parameters"]
+    )  # LwF's teacher
+    assert runs["replay+lwf"]["accuracy_matrix"] != runs["replay"]["accuracy_matrix"]
+    capsys.readouterr()
+    assert main(argv) == 0  # its key is stable: resumed
+    assert {"event": "resume", "reused": 2, "runs": 2}.items() <= json.loads(
+        capsys.readouterr().out.splitlines()[1]
+    ).items()
+
+
 def test_bench_writes_results_and_plots(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["bench", "--benchmark", "split-digits", "--strategies", "naive,replay", "--seeds", "0,1",
                  "--epochs", "1", "--buffer", "50", "--out", str(tmp_path), "--no-progress"])  # fmt: skip

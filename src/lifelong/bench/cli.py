@@ -68,7 +68,8 @@ def add_commands(sub: Any) -> None:
         "--strategies",
         type=_names,
         default="naive,replay,ewc,lwf,joint,cumulative",
-        help="comma-separated names (default naive,replay,ewc,lwf,joint,cumulative)",
+        help="comma-separated names (default naive,replay,ewc,lwf,joint,cumulative); a hybrid joins methods "
+        "with +, e.g. replay+lwf (trained together, at the smaller of their tuned rates)",
     )
     p.add_argument(
         "--seeds", type=_seeds, default="0,1,2", help="comma-separated whole numbers >= 0 (default 0,1,2)"
@@ -188,7 +189,7 @@ def _validate(benchmarks: list[str], strategies: list[str]) -> None:
     for b in benchmarks:
         get(b)
     valid = runner.strategy_names()
-    unknown = [s for s in strategies if s not in valid]
+    unknown = [n for s in strategies for n in runner.parts(s) if n not in valid]
     if unknown:
         raise ConfigError(
             f"unknown strategies {', '.join(unknown)}; valid: {', '.join(valid)}. A strategy of your own is "
@@ -299,7 +300,7 @@ def _strategy_params(text: str | None, strategies: list[str]) -> dict[str, dict[
         raise ConfigError(
             f"--params must map each strategy name to an object of its values, got {text!r}; {example}"
         )
-    if unknown := sorted(set(value) - set(strategies)):
+    if unknown := sorted(set(value) - {n for s in strategies for n in runner.parts(s)}):
         raise ConfigError(
             f"--params names {', '.join(unknown)}, not in --strategies ({', '.join(strategies)}): add "
             f"{'it' if len(unknown) == 1 else 'them'} there, or fix the name"
@@ -447,12 +448,12 @@ def _run_key(
     values, settings, and the code of the strategy and the model."""
     from lifelong.learn.models import MODELS
 
-    strat, lr = runner.configured(strategy, bench.name, settings.buffer, settings.lr,
-                                  settings.strategy_params.get(strategy), settings.optimizer)  # fmt: skip
+    strats, lr = runner.configured_run(strategy, bench.name, settings)
+    code = [_source_sha256(type(s)) for s in strats]  # a hybrid's: its methods', comma-separated
     return strict_json(
         {"benchmark": bench.name, "description": bench.description, "strategy": strategy, "seed": seed,
-         "params": strat.get_params(), "settings": runner.run_settings(settings, lr),
-         "data_sha256": data_sha256, "code_sha256": _source_sha256(type(strat)),
+         "params": runner.run_params(strats, strategy), "settings": runner.run_settings(settings, lr),
+         "data_sha256": data_sha256, "code_sha256": code[0] if len(code) == 1 else ",".join(map(str, code)),
          "model_sha256": _source_sha256(MODELS.get(settings.model))},
         sort_keys=True,
     )  # fmt: skip
@@ -567,12 +568,13 @@ def _show_configured(
         name = bench.name
         build_all(bench, strategies, 0, settings)  # what a run would refuse, refused here too
         for s in strategies:
-            strategy, lr = runner.configured(
-                s, name, settings.buffer, settings.lr, settings.strategy_params.get(s), settings.optimizer
-            )
-            params = strategy.get_params()
-            shown = ", ".join(f"{k}={v!r}" for k, v in params.items()) or "no hyper-parameters"
-            rate = "lr (its own)" if "lr" in params else f"lr {lr:<7g}"  # GDumb trains with its own optimizer
+            strats, lr = runner.configured_run(s, name, settings)
+            params = runner.run_params(strats, s)
+            own = [p for p in strats if "lr" in p.get_params()]
+            shown = "; ".join(f"{n}: " * (len(strats) > 1) + (", ".join(f"{k}={v!r}" for k, v in p.get_params().items())
+                                                          or "no hyper-parameters")
+                              for n, p in zip(runner.parts(s), strats, strict=True))  # fmt: skip
+            rate = "lr (its own)" if own else f"lr {lr:<7g}"  # GDumb trains with its own optimizer
             log.emit("configured", f"{name:<18} {s:<18} {rate:<10} {shown}", benchmark=name, strategy=s, lr=lr,
                      params=params)  # fmt: skip
 
