@@ -72,6 +72,12 @@ def test_each_decision_reads_as_what_happened_and_why() -> None:
         == "canary v7 0.930 on 1000 against champion v6 0.900 on 1000, p 0.0081 (ab)"
     )
     assert describe("rollback", {"alias": "champion", "from": 4, "to": 3}) == "champion: v4 -> v3"
+    started = {"state": "started", "reason": "data drift detected", "mode": "finetune", "since": 99}
+    assert describe("training", started) == "started: data drift detected (finetune, window from sample 100)"
+    assert describe("training", {**started, "device": "cpu", "nproc": 1}) == describe("training", started)
+    assert describe("training", {**started, "device": "cuda", "nproc": 2}).endswith(
+        "(finetune, window from sample 100, 2 processes on cuda)"
+    )  # a job under torchrun: its CPU is spent in two processes
     assert describe("retention", {"samples_deleted": 7, "artifacts_deleted": ["a"]}) == "samples_deleted 7"
 
 

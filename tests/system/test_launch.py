@@ -13,6 +13,7 @@ import torch.distributed as dist
 
 from lifelong.errors import ConfigError, TrainingError
 from lifelong.learn.learner import Learner
+from lifelong.system.events import EventKind
 from lifelong.system.launch import Compute
 from lifelong.system.policy import Decision, Policy
 from lifelong.system.registry import Registry
@@ -51,6 +52,8 @@ def test_worker_trains_a_window_in_two_processes(
     # the ranks' CPU is counted (it was left out: 0.09 s recorded for 12 s spent), so the budget holds
     assert ranks > 0.1 and result.attempt["train_cpu_seconds"] >= ranks
     assert result.version == 2 and registry.alias("champion") == 2
+    (started,) = [e.payload for e in store.events(EventKind.TRAINING) if e.payload["state"] == "started"]
+    assert (started["device"], started["nproc"]) == ("cpu", 2)  # what its CPU was spent in
     # trained by two gloo processes, loaded here in one: it learned the new classes ...
     after = Learner.load(registry.get(2).path)
     assert after.world_size == 1

@@ -95,7 +95,9 @@ def describe(kind: str, payload: Mapping[str, Any]) -> str:
             )
         since = p.get("since")  # a detected change: the window starts after it
         start = f", window from sample {since + 1}" if isinstance(since, int) else ""
-        return f"{p.get('state')}: {p.get('reason')} ({p.get('mode')}{start})"
+        nproc = p.get("nproc") or 1  # a job under torchrun: said, as its CPU is spent in that many processes
+        where = f", {nproc} processes on {p.get('device', 'cpu')}" if nproc > 1 else ""
+        return f"{p.get('state')}: {p.get('reason')} ({p.get('mode')}{start}{where})"
     if kind in (EventKind.PROMOTION, EventKind.DEPLOYMENT):
         share = f" at {p['share']:.0%}" if isinstance(p.get("share"), float) else ""
         to = "unset" if p.get("version") is None else f"v{p['version']}"

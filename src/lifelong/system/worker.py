@@ -306,7 +306,15 @@ class Worker:
         try:
             self._training_event = self.store.add_event(
                 EventKind.TRAINING,
-                {"state": "started", "reason": decision.reason, "mode": decision.mode, "since": since},
+                # where it runs: a job under torchrun spends its CPU in nproc processes
+                {
+                    "state": "started",
+                    "reason": decision.reason,
+                    "mode": decision.mode,
+                    "since": since,
+                    "device": self.compute.device,
+                    "nproc": self.compute.nproc,
+                },
             )
         except BaseException:
             self._training_event = None
