@@ -593,6 +593,19 @@ def test_fit_refuses_a_scenario_with_more_classes_than_the_head() -> None:
     assert Learner(MLP(in_features=8, hidden=(8,), n_classes=2), allow_new_classes=True).fit(toy_scenario())
 
 
+def test_fit_refuses_an_experience_without_test_samples_before_training() -> None:
+    """Experiences passed as a list with an empty test set gave NaN columns and a table of nan, no reason
+    said (a trial); the scenario builders refuse one already."""
+    first, second = toy_scenario().experiences
+    empty = dataclasses.replace(second, test=second.test.subset(torch.arange(0)))
+    learner = Learner(toy_model(), lr=0.1)
+    with pytest.raises(DataError, match="experience 1 of the stream has no test samples.*learner.learn"):
+        learner.fit([first, empty])
+    assert learner.experience_index == -1  # nothing trained
+    learner.learn(empty)  # training without evaluating needs none
+    assert learner.experience_index == 0  # its first
+
+
 @pytest.mark.parametrize(
     "name", ["ewc", "si", "mas", "l2", "rwalk", "scp", "lwf", "icarl", "replay", "er-ace", "der", "derpp"]
 )

@@ -3,7 +3,17 @@ import math
 
 import pytest
 
-from lifelong.metrics import Result, acc, bwt, forgetting, fwt, intransigence, negative_flip_rate, plasticity
+from lifelong.metrics import (
+    Result,
+    acc,
+    average_incremental_accuracy,
+    bwt,
+    forgetting,
+    fwt,
+    intransigence,
+    negative_flip_rate,
+    plasticity,
+)
 
 R = [
     [0.9, 0.1, 0.0],
@@ -47,9 +57,30 @@ def test_intransigence_and_plasticity() -> None:
     assert plasticity(R) == pytest.approx((0.9 + 0.8 + 0.9) / 3)
 
 
-def test_single_experience_has_no_transfer() -> None:
-    assert bwt([[0.7]]) == 0.0 and forgetting([[0.7]]) == 0.0 and fwt([[0.7]], [0.1]) == 0.0
-    assert negative_flip_rate([]) == 0.0
+def test_what_needs_two_experiences_is_undefined_for_one_not_zero() -> None:
+    """BWT, FWT, forgetting and the flip rate averaged over nothing read 0 (a trial: undefined in GEM and
+    RWalk); so did FWT without the untrained accuracies it is measured against."""
+    assert math.isnan(bwt([[0.7]])) and math.isnan(forgetting([[0.7]])) and math.isnan(fwt([[0.7]], [0.1]))
+    assert math.isnan(negative_flip_rate([]))
+    assert math.isnan(fwt(R, [])) and math.isnan(Result(accuracy_matrix=R).metrics["fwt"])
+    one = Result(accuracy_matrix=[[0.7]]).metrics
+    assert one["acc"] == one["plasticity"] == one["average_incremental_accuracy"] == 0.7 and math.isnan(
+        one["bwt"]
+    )
+
+
+def test_average_incremental_accuracy_is_the_mean_acc_after_each_experience() -> None:
+    """Rebuffi et al. (2017): the accuracy on the experiences seen so far, averaged over the steps."""
+    expected = (0.9 + (0.6 + 0.8) / 2 + (0.5 + 0.7 + 0.9) / 3) / 3
+    assert average_incremental_accuracy(R) == pytest.approx(expected)
+    assert Result(accuracy_matrix=R).metrics["average_incremental_accuracy"] == pytest.approx(expected)
+    assert average_incremental_accuracy([[0.9, 0.0, 0.0], [0.6, 0.8, 0.0]]) == pytest.approx((0.9 + 0.7) / 2)
+
+
+def test_intransigence_refuses_a_reference_shorter_than_the_experiences_trained() -> None:
+    """It raised a bare IndexError (a trial)."""
+    with pytest.raises(ValueError, match="reference accuracy has 2 values for 3 experiences"):
+        intransigence(R, [0.9, 0.9])
 
 
 def test_result_serialises_with_every_metric() -> None:

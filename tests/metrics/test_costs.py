@@ -29,3 +29,21 @@ def test_the_peak_never_falls_and_covers_pages_just_touched() -> None:
     assert peak_rss_mb() >= max(before, _status_mb("VmRSS") - 1.0)
     del block
     assert peak_rss_mb() >= _status_mb("VmRSS")  # a peak stays a peak once the memory is freed
+
+
+@linux_only
+def test_a_fit_reports_its_own_peak_not_the_largest_before_it_in_the_process() -> None:
+    """A bench grid's runs reported the process's peak so far: only ever up, in run order (a trial: naive's
+    second seed carried EWC's peak)."""
+    from lifelong.checks import toy_model, toy_scenario
+    from lifelong.learn import Learner
+    from lifelong.metrics.costs import reset_peak_rss
+
+    block = bytearray(256 << 20)
+    block[:: 1 << 12] = b"\x01" * len(range(0, len(block), 1 << 12))
+    high = peak_rss_mb()
+    del block
+    result = Learner(toy_model(), lr=0.1).fit(toy_scenario())
+    assert result.peak_rss_mb < high - 128 and "peak_rss" not in result.info
+    assert result.peak_rss_mb >= _status_mb("VmRSS") - 1.0  # still a peak: at least what is resident now
+    assert reset_peak_rss() and peak_rss_mb() == pytest.approx(_status_mb("VmRSS"), abs=2.0)

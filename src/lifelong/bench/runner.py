@@ -181,6 +181,7 @@ def run_one(benchmark: str | Benchmark, strategy: str, seed: int, settings: Sett
         # what FWT and the flip rate were computed from, so both can be recomputed from the file
         "untrained_accuracy": result.untrained_accuracy, "flips": result.flips,
         "divergence_hint": result.info.get("divergence_hint"),
+        "info": result.info,  # the fit's notes: one class answered, nothing trained, the peak's scope
         # what each column of the matrix is: a file's tasks and domains by name (task-north, domain-site2)
         "experiences": [{"name": e.train.name.removesuffix("-train"), "task_id": e.task_id, "classes": list(e.classes)}
                         for e in getattr(scenario, "experiences", [])],

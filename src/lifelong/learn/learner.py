@@ -55,7 +55,7 @@ from lifelong.learn.strategy import (
     overrides,
 )
 from lifelong.metrics.accuracy import fraction_correct
-from lifelong.metrics.costs import peak_rss_mb
+from lifelong.metrics.costs import peak_rss_mb, reset_peak_rss
 from lifelong.metrics.result import Result
 
 OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
@@ -459,6 +459,13 @@ class Learner:
                 f"fit: the experiences come from scenarios of kinds {sorted(kinds)}; fit one kind at a time"
             )
         kind = stream.kind if isinstance(stream, TaskFreeStream) else kinds.pop()
+        if untested := [e.index for e in experiences if len(e.test) == 0]:  # a NaN column, said nowhere
+            raise DataError(
+                f"fit: experience{'s' * (len(untested) > 1)} {', '.join(map(str, untested))} of the stream "
+                f"{'have' if len(untested) > 1 else 'has'} no test samples, and fit evaluates every experience "
+                "after each one (the accuracy matrix): give each a test set, or train without evaluating "
+                "with learner.learn(experience)"
+            )
         self.check_supported(kind, experiences[0].train.t is not None)
         for s in self.strategies:
             s.check_stream(self, experiences)
@@ -1366,6 +1373,7 @@ class Learner:
             self.samples_trained,
         )
         start_boundary = self.boundary_seconds
+        own_peak = reset_peak_rss()  # this fit's peak, not the process's largest so far
         self._loss_total.zero_()
         self._loss_max.zero_()
         self._losses = []
@@ -1474,6 +1482,10 @@ class Learner:
         result.extra_parameters = self.extra_parameters()
         result.buffer_bytes = self.memory_bytes()
         result.peak_rss_mb = peak_rss_mb()
+        if not own_peak:
+            result.info["peak_rss"] = (
+                "the process's peak since it started: this system cannot reset it per fit"
+            )
         distributed.pool_costs(self, result)  # in a process group: the job's costs, not this rank's
         self.state.result = result
         self._callbacks("on_fit_end")

@@ -2,6 +2,7 @@
 
 from lifelong.metrics.accuracy import (
     acc,
+    average_incremental_accuracy,
     bwt,
     forgetting,
     fraction_correct,
@@ -11,12 +12,13 @@ from lifelong.metrics.accuracy import (
     negative_flip_rate,
     plasticity,
 )
-from lifelong.metrics.costs import peak_rss_mb
+from lifelong.metrics.costs import peak_rss_mb, reset_peak_rss
 from lifelong.metrics.result import Result
 
 __all__ = [
     "Result",
     "acc",
+    "average_incremental_accuracy",
     "bwt",
     "forgetting",
     "fraction_correct",
@@ -26,4 +28,5 @@ __all__ = [
     "negative_flip_rate",
     "peak_rss_mb",
     "plasticity",
+    "reset_peak_rss",
 ]

@@ -1,8 +1,11 @@
 """Metrics derived from the accuracy matrix ``R`` (``R[i][j]``: accuracy on experience j after training i).
 
 Definitions follow Lopez-Paz & Ranzato (2017, GEM: ACC, BWT, FWT) and Chaudhry et al. (2018,
-RWalk: forgetting, intransigence). The negative flip rate follows Yan et al. (2021,
-"Positive-congruent training"): regressions a user notices after an update.
+RWalk: forgetting, intransigence), forgetting with one departure (its best accuracy is taken from
+when an experience was learned on: :func:`forgetting`). The negative flip rate follows Yan et al.
+(2021, "Positive-congruent training"): regressions a user notices after an update. Average
+incremental accuracy follows Rebuffi et al. (2017, iCaRL). What needs two experiences (BWT, FWT,
+forgetting, the flip rate) is NaN for one: undefined, not zero.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ def bwt(matrix: Matrix) -> float:
     r = _r(matrix)
     t = min(r.shape)
     if t < 2:
-        return 0.0
+        return math.nan
     return float(np.mean([r[-1, j] - r[j, j] for j in range(t - 1)]))
 
 
@@ -52,8 +55,8 @@ def fwt(matrix: Matrix, untrained: Sequence[float]) -> float:
     """Forward transfer: accuracy on experience j before training on it, minus the untrained model's."""
     r = _r(matrix)
     t = min(r.shape)
-    if t < 2:
-        return 0.0
+    if t < 2 or len(untrained) < t:
+        return math.nan
     return float(np.mean([r[j - 1, j] - untrained[j] for j in range(1, t)]))
 
 
@@ -71,7 +74,7 @@ def forgetting(matrix: Matrix) -> float:
     r = _r(matrix)
     t = min(r.shape)
     if t < 2:
-        return 0.0
+        return math.nan
     measured = [r[j : r.shape[0] - 1, j] for j in range(t - 1)]
     measured = [c[~np.isnan(c)] for c in measured]
     return float(np.mean([c.max() - r[-1, j] if len(c) else np.nan for j, c in enumerate(measured)]))
@@ -84,6 +87,19 @@ def intransigence(matrix: Matrix, reference: Sequence[float]) -> float:
     return float(np.mean(intransigence_per_experience(matrix, reference)))
 
 
+def average_incremental_accuracy(matrix: Matrix) -> float:
+    """Mean over the experiences trained of the accuracy on those seen so far (Rebuffi et al., 2017,
+    iCaRL): the area under the ACC curve, which rewards a method that is good all along, not only at
+    the end. Each step's accuracy averages its experiences, as ACC does (equal to pooling their test
+    samples when the test sets are of one size).
+
+    >>> average_incremental_accuracy([[0.9, 0.0], [0.5, 0.8]])
+    0.775
+    """
+    r = _r(matrix)
+    return float(np.mean([r[i, : i + 1].mean() for i in range(min(r.shape))]))
+
+
 def intransigence_per_experience(matrix: Matrix, reference: Sequence[float]) -> list[float]:
     """``I_k = a*_k - a_{k,k}`` for every experience k trained (Chaudhry et al., 2018).
 
@@ -91,6 +107,11 @@ def intransigence_per_experience(matrix: Matrix, reference: Sequence[float]) -> 
     [0.05, 0.3]
     """
     r = _r(matrix)
+    if len(reference) < min(r.shape):
+        raise ValueError(
+            f"reference accuracy has {len(reference)} values for {min(r.shape)} experiences trained; give one "
+            "per experience (a Cumulative run's Result.just_learned)"
+        )
     return [float(reference[j] - r[j, j]) for j in range(min(r.shape))]
 
 
@@ -101,5 +122,6 @@ def plasticity(matrix: Matrix) -> float:
 
 
 def negative_flip_rate(flips: Sequence[float]) -> float:
-    """Mean over updates of the share of earlier samples that were right before and wrong after."""
-    return float(np.mean(flips)) if len(flips) else 0.0
+    """Mean over updates of the share of earlier samples that were right before and wrong after (NaN
+    with no update after the first experience: nothing could flip)."""
+    return float(np.mean(flips)) if len(flips) else math.nan

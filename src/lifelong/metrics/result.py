@@ -128,9 +128,10 @@ class Result:
             "diverged": float(self.diverged),
             "acc": m.acc(r),
             "bwt": m.bwt(r),
-            "fwt": m.fwt(r, self.untrained_accuracy) if self.untrained_accuracy else 0.0,
+            "fwt": m.fwt(r, self.untrained_accuracy),  # NaN when no untrained accuracy was measured
             "forgetting": m.forgetting(r),
             "plasticity": m.plasticity(r),
+            "average_incremental_accuracy": m.average_incremental_accuracy(r),
             "negative_flip_rate": m.negative_flip_rate(self.flips),
             "train_seconds_per_epoch": self.train_seconds / self.epochs if self.epochs else 0.0,
             "boundary_seconds": self.boundary_seconds,
@@ -144,8 +145,8 @@ class Result:
         if self.online_accuracy is not None:
             out["online_accuracy"] = self.online_accuracy
         if self.diverged:  # never let a diverged run be ranked by its (chance-level) accuracy
-            for k in ("acc", "bwt", "fwt", "forgetting", "plasticity", "negative_flip_rate", "intransigence",
-                      "online_accuracy"):  # fmt: skip
+            for k in ("acc", "bwt", "fwt", "forgetting", "plasticity", "average_incremental_accuracy",
+                      "negative_flip_rate", "intransigence", "online_accuracy"):  # fmt: skip
                 if k in out:
                     out[k] = float("nan")
         return out
