@@ -136,5 +136,5 @@ def test_a_live_canary_the_rule_can_never_judge_is_refused(registry: Registry) -
     check_live_canary(registry, CanaryRule())  # the threshold rule judges a canary at share 1
     with pytest.raises(ConfigError, match="the live canary v2") as err:
         check_live_canary(registry, CanaryRule(test="ab"))
-    assert "--share 0.5" in str(err.value) and "lifelong rollback --alias canary" in str(err.value)
+    assert "--share 0.5" in str(err.value) and "lifelong undeploy canary" in str(err.value)
     assert registry.aliases()["canary"].share == 1.0  # nothing changed

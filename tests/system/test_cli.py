@@ -555,6 +555,39 @@ def test_promote_an_ab_canary_at_share_1_is_one_line_and_exit_2(
     assert main(["promote", "1", "--alias", "canary", "--share", "0.5", "--data-dir", str(data)]) == 0
 
 
+def test_promote_says_the_share_and_what_it_replaced_and_undeploy_ends_a_canary(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A trial: `promote 5 --alias canary` printed only `canary -> v5` after silently replacing v2 at 20%
+    with 10%, and the CLI had no way to end a canary (`rollback --alias canary` revived an older one)."""
+    from lifelong.learn import Learner, create_model
+    from lifelong.system.registry import Registry
+    from lifelong.system.service import System
+    from lifelong.system.store import Store
+
+    data = tmp_path / "data"
+    with System(data_dir=data, auth=False) as system:
+        for _ in range(3):
+            system.bootstrap(Learner(create_model("mlp", in_features=4, n_classes=2)))
+    at = ["--data-dir", str(data)]
+    capsys.readouterr()
+    assert main(["promote", "1", "--alias", "canary", "--share", "0.2", *at]) == 0
+    assert capsys.readouterr().out.strip() == "canary -> v1 at 20%"
+    assert main(["promote", "2", "--alias", "canary", *at]) == 0
+    assert capsys.readouterr().out.strip() == "canary -> v2 at 10% (was v1 at 20%)"
+    assert main(["promote", "2", "--alias", "canary", "--share", "0.4", *at]) == 0  # a ramp
+    assert capsys.readouterr().out.strip() == "canary -> v2 at 40% (was v2 at 10%)"
+    assert main(["promote", "2", "--alias", "canary", *at]) == 0  # again, no share: it keeps its 40%
+    assert capsys.readouterr().out.strip() == "canary -> v2 at 40% (was v2 at 40%)"
+    assert main(["undeploy", "canary", *at]) == 0
+    assert capsys.readouterr().out.strip() == "canary v2 ended: the champion serves all traffic"
+    with Store(data_dir=data) as store:
+        assert set(Registry(store).aliases()) == {"champion"}
+    assert main(["undeploy", "canary", *at]) == 0  # idempotent, and says so
+    assert "no canary is deployed; nothing to end" in capsys.readouterr().out
+    assert main(["undeploy", "champion", *at]) == 2  # the champion always serves
+
+
 def test_a_worker_or_up_with_the_ab_test_refuses_a_live_canary_at_share_1(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -65,6 +65,8 @@ def test_each_decision_reads_as_what_happened_and_why() -> None:
         describe("promotion", {"alias": "champion", "version": 4, "previous": 3}) == "champion -> v4 (was v3)"
     )
     assert describe("deployment", {"alias": "canary", "version": 5, "share": 0.1}) == "canary -> v5 at 10%"
+    ramp = {"alias": "canary", "version": 5, "share": 0.5, "previous": 5, "previous_share": 0.1}
+    assert describe("deployment", ramp) == "canary -> v5 at 50% (was v5 at 10%)"
     ab = {"decision": "promote", "test": "ab", "canary": 7, "champion": 6, "canary_accuracy": 0.93,
           "champion_accuracy": 0.9, "canary_labelled": 1000, "champion_labelled": 1000, "p_value": 0.0081}  # fmt: skip
     assert (

@@ -146,6 +146,20 @@ def test_a_rollback_records_a_new_deployment_and_keeps_the_first_ones_time(
     assert registry.history() == [v1, v2]
 
 
+def test_a_ramp_keeps_the_canarys_deployment_and_its_evidence(registry: Registry) -> None:
+    """A trial: 10% -> 50% of the same version inserted a new deployment, so the canary's labelled
+    predictions (counted from deployed_since) went 32 -> 0, and a rollback went back to its 10%."""
+    v1, v2, v3 = (publish(registry, bytes([i])) for i in range(3))
+    registry.set_alias("champion", v1)
+    registry.set_alias("canary", v2, share=0.1)
+    since = registry.deployed_since("canary")
+    registry.set_alias("canary", v2, share=0.5)
+    assert registry.aliases()["canary"] == AliasState(v2, 0.5) and registry.deployed_since("canary") == since
+    assert registry.rollback("canary") is None  # the ramp is no deployment to walk back to
+    registry.set_alias("canary", v3, share=0.2)
+    assert registry.deployed_since("canary") > since  # another version: a deployment of its own
+
+
 def test_canary_share_rollback_and_removal(registry: Registry) -> None:
     v1, v2, v3 = (publish(registry, bytes([i])) for i in range(3))
     registry.set_alias("champion", v1)

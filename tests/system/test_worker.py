@@ -235,7 +235,7 @@ def test_an_ab_worker_refuses_to_take_over_a_live_canary_at_share_1(
     with pytest.raises(ConfigError, match=r"the live canary v2 at share 1 takes all traffic") as err:
         worker.holds_lease()
     assert "lifelong promote 2 --alias canary --share 0.5" in str(err.value)
-    assert "lifelong rollback --alias canary" in str(err.value)
+    assert "lifelong undeploy canary" in str(err.value)
     assert "\n" not in str(err.value)
     assert store.lease(LEASE) is None and registry.aliases() == before  # nothing held, nothing moved
     assert not store.events(EventKind.WORKER)  # no rule recorded that cannot judge the canary

@@ -74,8 +74,8 @@ def check_live_canary(registry: Registry, rule: CanaryRule) -> None:
         return
     v = state.version
     rule.check_share(state.share, f"the live canary v{v}", fix=(
-        f"lower its share (lifelong promote {v} --alias canary --share 0.5), end it (lifelong rollback "
-        "--alias canary), or judge it with the threshold rule (--canary-test threshold)"))  # fmt: skip
+        f"lower its share (lifelong promote {v} --alias canary --share 0.5), end it (lifelong undeploy "
+        "canary), or judge it with the threshold rule (--canary-test threshold)"))  # fmt: skip
 
 
 def apply_canary_rule(store: Store, registry: Registry, rule: CanaryRule) -> dict[str, Any]:

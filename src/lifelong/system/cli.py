@@ -1,4 +1,4 @@
-"""System commands of ``lifelong``: serve, worker, up, train, status, models, promote, rollback, backup,
+"""System commands of ``lifelong``: serve, worker, up, train, status, models, promote, rollback, undeploy, backup,
 migrate, simulate.
 
 Thin on purpose: each command parses flags into the typed configuration (``Settings``, ``Policy``,
@@ -135,6 +135,11 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--alias", default="champion", choices=ALIASES,
                    help="champion (default): its previous holder; canary or shadow: the previous one, or none")  # fmt: skip
     p.set_defaults(func=cmd_rollback)
+
+    p = sub.add_parser("undeploy", help="end a canary or shadow: all traffic back to the champion alone")
+    _store_args(p)
+    p.add_argument("alias", choices=[a for a in ALIASES if a != "champion"], help="canary or shadow")
+    p.set_defaults(func=cmd_undeploy)
 
     p = sub.add_parser("backup", help="copy the store and its artifacts, consistently, while it serves")
     _store_args(p)
@@ -1028,6 +1033,8 @@ def _check_servable(registry: Any, version: int) -> None:
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
+    from lifelong.system.events import EventKind, describe
+
     store, registry = _open(args)
     with store:
         _check_servable(registry, args.version)
@@ -1036,7 +1043,10 @@ def cmd_promote(args: argparse.Namespace) -> int:
 
             new = Contract.load(registry.get(args.version).path)
             check_replaces(registry, new, f"v{args.version}", args.force)
+        before = registry.aliases().get(args.alias)
         share = args.share
+        if share is None and before is not None and before.version == args.version:
+            share = before.share  # promoting the running canary again keeps its share
         if share is None and args.alias != "champion":  # None would route no traffic to a canary
             share = DEPLOY_SHARE
         if args.alias == "canary":  # judged by the worker's rule (the server's settings without one)
@@ -1044,7 +1054,21 @@ def cmd_promote(args: argparse.Namespace) -> int:
 
             rule_in_force(store, _settings(args).canary_rule).check_share(share, "a canary (--alias canary)")
         registry.set_alias(args.alias, args.version, share=share)  # a canary or shadow of a champion ends
-    print(f"{args.alias} -> v{args.version}")
+    moved = {"alias": args.alias, "version": args.version, "share": share,  # the share it got, and what it ended
+             "previous": None if before is None else before.version, "previous_share": before and before.share}  # fmt: skip
+    print(describe(EventKind.PROMOTION, moved))
+    return 0
+
+
+def cmd_undeploy(args: argparse.Namespace) -> int:
+    store, registry = _open(args)
+    with store:
+        before = registry.aliases().get(args.alias)
+        if before is None:  # already over (the worker may have judged it): nothing to do, said
+            print(f"no {args.alias} is deployed; nothing to end (lifelong status shows what serves)")
+            return 0
+        registry.remove_alias(args.alias)
+    print(f"{args.alias} v{before.version} ended: the champion serves all traffic")
     return 0
 
 

@@ -101,7 +101,8 @@ def describe(kind: str, payload: Mapping[str, Any]) -> str:
     if kind in (EventKind.PROMOTION, EventKind.DEPLOYMENT):
         share = f" at {p['share']:.0%}" if isinstance(p.get("share"), float) else ""
         to = "unset" if p.get("version") is None else f"v{p['version']}"
-        was = "" if p.get("previous") is None else f" (was v{p['previous']})"
+        was_at = f" at {p['previous_share']:.0%}" if isinstance(p.get("previous_share"), float) else ""
+        was = "" if p.get("previous") is None else f" (was v{p['previous']}{was_at})"
         why = f": {p['reason']}" if p.get("reason") else ""
         return f"{p.get('alias')} -> {to}{share}{was}{why}"
     if kind == EventKind.ROLLBACK:

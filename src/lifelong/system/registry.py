@@ -355,6 +355,14 @@ class Registry:
                         "deploy another version"
                     )
             now, d = time.time(), deployments
+            if current is not None and current.version == version:  # a ramp: the same version, another share
+                # keeps its deployment (and so the evidence gathered since, and what a rollback goes back to):
+                # a new row dropped a canary's labelled predictions at 10% -> 50% (a trial)
+                conn.execute(sa.update(d).where(d.c.kind == alias, d.c.state == "active").values(share=share))
+                upsert(conn, aliases, {"name": alias}, {"version": version, "share": share, "updated": now})
+                insert_event(conn, EventKind.DEPLOYMENT, {"alias": alias, "version": version, "previous": version,
+                                                          "share": share, "previous_share": current.share})  # fmt: skip
+                return
             conn.execute(
                 sa.update(d).where(d.c.kind == alias, d.c.state == "active").values(state="replaced")
             )
@@ -363,7 +371,8 @@ class Registry:
             )
             upsert(conn, aliases, {"name": alias}, {"version": version, "share": share, "updated": now})
             previous = None if current is None else current.version
-            payload = {"alias": alias, "version": version, "previous": previous, "share": share}
+            payload = {"alias": alias, "version": version, "previous": previous, "share": share,
+                       "previous_share": None if current is None else current.share}  # fmt: skip
             insert_event(conn, EventKind.PROMOTION if alias == "champion" else EventKind.DEPLOYMENT, payload)
             _end_variants_of_the_champion(conn)
 
