@@ -24,6 +24,10 @@ def test_tiny_simulation_writes_results_and_plot(tmp_path: Path) -> None:
     assert 0.3 < row["prequential_accuracy"] <= 1.0  # the bootstrapped champion is far above chance
     assert row["boundaries"] == [0, 80, 160, 240, 320, 400]
     assert all({"at", "delay"} <= set(d) for d in row["drift_detections"])
+    assert all(
+        (d["delay"] is None) == (d["phase"] == 0) for d in row["drift_detections"]
+    )  # none before a drift
+    assert row["policy_fields"] == cfg.policy_json("continual", 80)  # what `up` needs to run it so
     noticed = row["drift_detections"] or any("floor" in r for r in row["training_reasons"])
     assert noticed, "new classes, rotation and noise went unnoticed"
     assert row["versions_trained"] >= 1 and row["train_cpu_seconds"] > 0
@@ -175,6 +179,30 @@ def test_a_backtests_table_says_what_it_did() -> None:
     assert "segments start at the known drift rows (--drift-at): delays from them" in " ".join(
         console.export_text().split()
     )
+
+
+def test_the_table_says_how_to_run_a_policy_live_and_when_continuals_monitors_never_fired() -> None:
+    """A trial on gradual drift: continual trained only on its 5,000-label safety net, said nowhere, and
+    simulate's stream-scaled policy fields were nowhere to copy into `up`."""
+    from rich.console import Console
+
+    row = {"policy": "continual", "prequential_accuracy": 0.85, "phases": ["a", "b"],
+           "prequential_by_phase": [0.8, 0.9], "final_accuracy": 0.9, "train_cpu_seconds": 0.1,
+           "worker_cpu_seconds": 1.0, "versions_trained": 1, "versions_rejected": 0, "versions_promoted": 1,
+           "rollbacks": 0, "drift_detections": [], "first_detection_delay": {"1000": None},
+           "training_reasons": ["schedule: 5008 new labelled samples >= 5000"],
+           "policy_fields": {"min_samples": 160, "window": 1285}}  # fmt: skip
+
+    def caption(r: dict) -> str:
+        console = Console(width=600, record=True)
+        console.print(table({"config": {"stream": "x"}, "policies": [r]}))
+        return " ".join(console.export_text().split())
+
+    text = caption(row)
+    assert "continual trained only on its safety-net schedule (1x): no drift monitor fired" in text
+    assert 'lifelong up --policy continual --policy-json \'{"min_samples":160,"window":1285}\'' in text
+    assert "never trained" in caption({**row, "training_reasons": [], "versions_trained": 0})
+    assert "monitor fired" not in caption({**row, "training_reasons": ["performance drop detected"]})
 
 
 def test_drift_at_is_checked_before_anything_starts(

@@ -54,6 +54,19 @@ def test_bad_names_params_and_values_raise():
         PerformanceMonitor("cusum")
     with pytest.raises(ConfigError, match="ddm"):
         PerformanceMonitor("ddm", delta=0.1)
+    # River takes these and alarms on a stationary stream (a live worker retrained on each, a trial)
+    for name, params, said in [
+        ("page-hinkley", {"delta": -1}, "delta must be"),
+        ("page-hinkley", {"threshold": 0}, "threshold must be"),
+        ("page-hinkley", {"alpha": 1.5}, "alpha must be"),
+        ("page-hinkley", {"mode": "sideways"}, "mode must be up, down or both"),
+        ("adwin", {"delta": 0}, "delta must be"),
+        ("ddm", {"drift_threshold": -3.0}, "drift_threshold must be"),
+        ("ddm", {"warm_start": 2.5}, "warm_start must be"),
+    ]:
+        with pytest.raises(ConfigError, match=f"the {name} detector.*{said}"):
+            PerformanceMonitor(name, **params)
+    assert PerformanceMonitor("page-hinkley", delta=0, threshold=20).detector == "page-hinkley"
     monitor = PerformanceMonitor()
     for bad in (2.0, -1, "x", None):
         with pytest.raises(DataError):

@@ -219,7 +219,7 @@ class Policy:
             return Decision(False, f"cooldown: {since:.0f}s < {self.cooldown_seconds:.0f}s", self.mode)
         if self.cpu_budget_per_day is not None and state.cpu_seconds_today >= self.cpu_budget_per_day:
             spent, budget = state.cpu_seconds_today, self.cpu_budget_per_day
-            return Decision(False, f"budget: {spent:.0f} of {budget:.0f} CPU s spent today", self.mode)
+            return Decision(False, f"budget: {spent:.3g} of {budget:.3g} CPU s spent today", self.mode)
         if self.kind == "continual":
             # a refused window is trained on again with the labels since; retried every min_samples it
             # cost one full window per retry (11 of 19 candidates refused on Fashion-MNIST, 91% of
