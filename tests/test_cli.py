@@ -39,6 +39,26 @@ def test_real_refuses_non_finite_values_and_values_out_of_its_range() -> None:
         real(0.0)("-0.5")
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["events", "--limit", "99999999999999999999999"],  # SQLite's OverflowError
+        ["promote", "9223372036854775808"],
+        ["bench", "--lr", "1e300", "--dry-run"],  # torch: "value cannot be converted to type float"
+        ["worker", "--lease-seconds", "1e300"],  # the lease thread died on time_t
+        ["worker", "--keep-samples", "99999999999999999999999"],
+    ],
+)
+def test_numbers_too_large_for_any_setting_are_one_line_refusals_not_tracebacks(
+    argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A trial's fuzzing: each ended in a traceback (exit 1) or a dead thread."""
+    data = ["--data-dir", str(tmp_path)] if argv[0] != "bench" else []
+    assert main([*argv, *data]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "at most" in err, err
+
+
 def test_a_missing_optional_dependency_names_the_extra_to_install(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

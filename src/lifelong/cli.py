@@ -21,8 +21,16 @@ class Parser(argparse.ArgumentParser):
         raise ConfigError(f"{message} (see `{self.prog} --help`)")
 
 
-def integer(minimum: int) -> Callable[[str], int]:
-    """An argparse ``type``: a whole number of at least ``minimum`` (a count, a size, a seed)."""
+#: the largest whole number a flag takes (a count, a size, a version, a limit), as the HTTP API: larger
+#: ones ended in tracebacks (SQLite's integers, C's ssize_t) instead of this one-line refusal (a trial)
+MAX_INT = 2**31 - 1
+#: the largest real one takes (a rate, a period in seconds: 31 years): 1e300 overflowed float32 in the
+#: optimizer and the time_t of a lease
+MAX_REAL = 1e9
+
+
+def integer(minimum: int, maximum: int = MAX_INT) -> Callable[[str], int]:
+    """An argparse ``type``: a whole number in ``[minimum, maximum]`` (a count, a size, a seed)."""
 
     def parse(text: str) -> int:
         try:
@@ -31,13 +39,15 @@ def integer(minimum: int) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        if value > maximum:
+            raise argparse.ArgumentTypeError(f"must be at most {maximum}, got {text}")
         return value
 
     return parse
 
 
 def real(
-    minimum: float = -math.inf, maximum: float = math.inf, *, open_min: bool = False
+    minimum: float = -math.inf, maximum: float = MAX_REAL, *, open_min: bool = False
 ) -> Callable[[str], float]:
     """An argparse ``type``: a finite number in ``[minimum, maximum]`` (``(minimum, maximum]`` with
     ``open_min``); NaN and infinities are refused, since no setting means them."""

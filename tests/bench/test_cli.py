@@ -545,7 +545,8 @@ def test_flags_that_contradict_or_would_be_ignored_are_refused(
 @pytest.mark.parametrize(
     ("text", "says"),
     [("{}", "not a `lifelong bench` results file"), ("[1]", "not a `lifelong bench` results file"),
-     ("nope", "is not JSON"), ('{"accuracy_matrix": [[1.0]]}', "it is one Result: print it with Result.from_json")],
+     ("nope", "is not JSON"), ('{"accuracy_matrix": [[1.0]]}', "it is one Result: print it with Result.from_json"),
+     ('{"runs": [{"benchmark": "b", "strategy": "s", "metrics": {"acc": "x"}}]}', "not a `lifelong bench` results")],
 )  # fmt: skip
 def test_report_on_a_file_bench_did_not_write_says_so(
     text: str, says: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]

@@ -265,3 +265,16 @@ def test_uint8_images_in_an_npz_are_read_as_pixels_over_255(tmp_path: Path) -> N
     table = load_table(tmp_path / "img.npz")
     assert table.x.dtype == np.float32 and table.x.shape == (20, 1, 4, 4)
     assert np.allclose(table.x, x / 255) and table.x.max() <= 1.0
+
+
+def test_a_file_that_is_no_npz_and_a_directory_say_so(tmp_path: Path) -> None:
+    """A fuzzing trial: "PK junk" was read as a pickle ("load it unsafely using allow_pickle="), and a
+    directory was an "unsupported file type ''"."""
+    fake = tmp_path / "fake.npz"
+    fake.write_bytes(b"PK junk")
+    with pytest.raises(DataError, match="is not an .npz file.*np.savez") as err:
+        load_table(fake)
+    assert "pickle" not in str(err.value)
+    (tmp_path / "adir").mkdir()
+    with pytest.raises(DataError, match="adir is a directory; give a data file in it"):
+        load_table(tmp_path / "adir")

@@ -92,6 +92,14 @@ def test_new_classes_take_the_next_indices_within_a_bound() -> None:
     with pytest.raises(DataError, match="'DOG' differs from this deployment's class 'dog' only in case"):
         growing.new_class_names(["DOG"])
     assert growing.new_class_names(["7"]) == ["7"]  # a number no class has is a name like any other
+    # a fuzzing trial: each of these became a new class beside class 1 (a JSON 1.0 is class 1 itself)
+    for text in ("01", "+1", "1.0", "1e0", "\uff11", "\u0661", " 1"):
+        with pytest.raises(DataError, match=r"is text.*send the index as a number \(1\)"):
+            growing.new_class_names([text])
+    for text in ("ten\u200b", "\ufeff", "\u202eevil", "x\ny", "\t"):  # cannot be told apart, or read
+        with pytest.raises(DataError, match="has characters that do not print"):
+            growing.new_class_names([text])
+    assert growing.new_class_names(["NaN", "1.5", "null"]) == ["1.5", "NaN", "null"]  # no index: names
     # and against the classes named since the bootstrap, and each other (only the bootstrap's were checked)
     added = {"malbec": 2}
     assert growing.new_class_names(["malbec", "eel"], added) == ["eel"]

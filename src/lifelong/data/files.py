@@ -196,6 +196,8 @@ def load_table(
             path, Path("dataframe"), label_column, domain_column, task_column, tuple(drop_columns)
         )
     p = Path(path)
+    if p.is_dir():
+        raise DataError(f"{p} is a directory; give a data file in it ({', '.join(SUFFIXES)})")
     if p.suffix.lower() not in SUFFIXES:
         raise DataError(f"{p}: unsupported file type {p.suffix!r}; use one of {', '.join(SUFFIXES)}")
     if not p.is_file():
@@ -210,6 +212,10 @@ def load_table(
 
 
 def _from_npz(p: Path) -> Table:
+    with p.open("rb") as f:  # numpy reads any other bytes as a pickle and advises allow_pickle
+        if f.read(4) != b"PK\x03\x04":
+            raise DataError(f"{p} is not an .npz file (a zip archive of arrays, as np.savez writes); rewrite it "
+                            "with np.savez(path, x=..., y=...)")  # fmt: skip
     try:
         with np.load(p, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}

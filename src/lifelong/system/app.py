@@ -63,6 +63,9 @@ def create_app(settings: Settings | None = None, *, system: System | None = None
         lifespan=lifespan,
         docs_url=None,  # /docs and /redoc are served offline by api/dashboard.py
         redoc_url=None,
+        # /v1/predict/ is a JSON 404 like any unknown path, not a 307 to a Location built from the
+        # client's Host header (a fuzzing trial)
+        redirect_slashes=False,
     )
     app.state.token, app.state.public_reads = token, settings.public_reads
     app.state.http_metrics = metrics.HttpMetrics()

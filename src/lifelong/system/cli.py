@@ -275,7 +275,7 @@ def worker_arguments(p: argparse.ArgumentParser) -> None:
                         "back if worse by --canary-margin) or ab (a fixed-horizon A/B test: promote only "
                         "if better at --canary-alpha after --canary-min-labelled judged predictions "
                         "each)")  # fmt: skip
-    p.add_argument("--canary-min-labelled", type=int, default=None,
+    p.add_argument("--canary-min-labelled", type=POSITIVE_INT, default=None,
                    help="judged predictions per variant first (default 50)")  # fmt: skip
     p.add_argument("--canary-margin", type=float, default=None,
                    help="threshold: the deficit that rolls back (default 0.05)")  # fmt: skip

@@ -61,6 +61,17 @@ def unstorable(text: str) -> str | None:
     return None
 
 
+def _reads_as_index(name: str) -> int | None:
+    """The whole number ``name`` reads as to a person, in any of the ways Python writes one ("3", "03",
+    "+3", "3.0", "3e0", a full-width or Arabic-Indic three), or None: a new class named so would sit
+    beside class 3 for ever, where a JSON 3.0 is class 3 itself (a trial)."""
+    try:
+        value = float(unicodedata.normalize("NFKC", name).strip())
+    except ValueError:
+        return None
+    return int(value) if math.isfinite(value) and value.is_integer() and abs(value) < 2**63 else None
+
+
 def _fold(name: str) -> str:
     """A class name as people read it: case and Unicode form ("rosé" composed or with a combining
     accent) ignored, so two names that look alike cannot become two classes."""
@@ -248,8 +259,14 @@ class Contract:
                 raise DataError(f"a class name has 1 to {MAX_CLASS_NAME} characters, got {len(name)}")
             if (problem := unstorable(name)) is not None:
                 raise DataError(f"a class name {problem}")
-            # each would become a class of its own for ever: "2" where 2 is gamma, "alpha " for alpha
-            index = integer_label(name)
+            if not name.isprintable():  # a tab, a newline, a zero-width space: a class no one can tell apart
+                raise DataError(
+                    f"class name {quoted(name)} has characters that do not print (control, format or zero-width "
+                    "ones, as a tab, a newline or U+200B); send the name as it reads"
+                )
+            # each would become a class of its own for ever: "2" (or "02", "2.0", "+2", a full-width "２")
+            # where 2 is gamma, "alpha " for alpha
+            index = _reads_as_index(name)
             if index is not None and index in indices:
                 other = next((n for n, i in known.items() if i == index), str(index))
                 raise DataError(

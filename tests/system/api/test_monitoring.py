@@ -18,6 +18,15 @@ def test_readyz_lists_every_reason_and_healthz_stays_liveness(server: Server) ->
         assert c.get("/readyz", params={"scope": "serving"}).json() == {"ready": True, "reasons": []}
         assert c.get("/readyz", params={"scope": "nope"}).status_code == 422
         assert c.get("/healthz").status_code == 200
+        # a load balancer's HEAD probe (was 405), and a trailing slash is a JSON 404, not a 307 to a
+        # Location built from the client's Host header (a fuzzing trial)
+        assert (
+            c.head("/healthz").status_code == 200
+            and c.head("/readyz", params={"scope": "serving"}).status_code == 200
+        )
+        with server.client() as authed:
+            r = authed.post("/v1/predict/", json={"inputs": [[0.0]]}, headers={"Host": "evil.example"})
+        assert r.status_code == 404 and "location" not in r.headers and r.json()["error"]["type"]
         assert store.acquire_lease("worker", "test-worker", 60.0, now=time.time() - 100)  # killed 40 s ago
         assert any("the worker test-worker is gone: its lease expired" in reason
                    for reason in c.get("/readyz").json()["reasons"])  # fmt: skip

@@ -47,7 +47,7 @@ def events(
     return [e._asdict() for e in system.events(kind, after_id=after_id, limit=limit)]
 
 
-@router.get("/healthz")
+@router.api_route("/healthz", methods=["GET", "HEAD"])  # some load balancers probe with HEAD (was 405)
 async def healthz(system: SystemDep) -> JSONResponse:
     """Liveness: 200 while the process serves HTTP (with the versions it serves, if any).
 
@@ -60,7 +60,9 @@ async def healthz(system: SystemDep) -> JSONResponse:
     )
 
 
-@router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
+@router.api_route(
+    "/readyz", methods=["GET", "HEAD"], response_model=Readiness, responses={503: {"model": Readiness}}
+)
 def readyz(system: SystemDep, scope: Literal["all", "serving"] = "all") -> JSONResponse:
     """Readiness: 200 when this replica should get traffic, else 503 with every reason.
 
