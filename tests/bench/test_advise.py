@@ -207,6 +207,54 @@ def test_data_run_trains_your_own_model(
     assert "choose the model of the --data comparison; give --data" in capsys.readouterr().err
 
 
+SIGNAL_PLUGIN = """
+import torch
+from torch import nn
+from lifelong.learn.models import register_model
+
+
+@register_model("lladvise-signal")
+class Signal(nn.Module):
+    def __init__(self, in_channels: int, n_classes: int) -> None:
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv1d(in_channels, 4, 1), nn.ReLU(), nn.Flatten())
+        self.classifier = nn.Linear(12, n_classes)
+
+    def forward(self, x):
+        assert x.dim() == 3, x.shape  # [N, C, T]: a flat row would not do
+        return self.classifier(self.features(x))
+"""
+
+
+def test_data_run_reshapes_rows_for_a_signal_model_that_takes_its_channels(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sensor trial: advise's error said to give --input-shape, which advise did not have; a plugin
+    factory needing in_channels got only in_features and n_classes."""
+    pytest.importorskip("pandas", reason="reading CSV needs pandas: pip install 'lifelong[data]'")
+    from lifelong.learn import models
+
+    monkeypatch.setattr(models, "MODELS", dict(models.MODELS))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "lladvise_signal.py").write_text(SIGNAL_PLUGIN)
+    path = blobs_csv(tmp_path / "rows.csv", 4, 40, 6, seed=0)
+    argv = [
+        "advise",
+        "--data",
+        str(path),
+        "--top",
+        "1",
+        "--plugin",
+        "lladvise_signal",
+        "--model",
+        "lladvise-signal",
+    ]
+    assert main([*argv, "--input-shape", "2,3"]) == 0
+    assert "with model 'lladvise-signal'" in capsys.readouterr().out
+    assert main(["advise", "--input-shape", "2,3"]) == 2
+    assert "--input-shape reshapes the samples of a --data file" in capsys.readouterr().err
+
+
 def test_data_run_on_three_classes_uses_one_class_per_experience(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

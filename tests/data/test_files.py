@@ -278,3 +278,16 @@ def test_a_file_that_is_no_npz_and_a_directory_say_so(tmp_path: Path) -> None:
     (tmp_path / "adir").mkdir()
     with pytest.raises(DataError, match="adir is a directory; give a data file in it"):
         load_table(tmp_path / "adir")
+
+
+def test_an_npz_refuses_column_names_it_cannot_have(tmp_path: Path) -> None:
+    """task_column= on an .npz was ignored: tasks=None, then "no task ids; name a task column" (a trial)."""
+    np.savez(
+        tmp_path / "m.npz",
+        x=np.zeros((4, 3), np.float32),
+        y=np.array([0, 1, 0, 1]),
+        task=np.array([0, 0, 1, 1]),
+    )
+    with pytest.raises(DataError, match="task_column='machine'.*arrays named 'task' and 'domain'"):
+        load_table(tmp_path / "m.npz", task_column="machine")
+    assert load_table(tmp_path / "m.npz").tasks is not None

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from lifelong.checks import toy_model, toy_scenario
+from lifelong.errors import StrategyMismatchError
 from lifelong.learn.learner import Learner
 from lifelong.learn.models import n_parameters
 from lifelong.strategies import Adapters
@@ -89,3 +90,47 @@ def test_a_frozen_backbones_batch_norm_statistics_stay_frozen() -> None:
     )
     tuned.learn(first)  # the first experience trains the backbone: its statistics follow the data
     assert not torch.equal(tuned.model.features[2].running_mean, stats[0])
+
+
+class _Signal(torch.nn.Module):
+    """A 1-D CNN on [N, 3, 16] signals, every layer before the head inside ``.features``."""
+
+    def __init__(self, n_classes: int = 4) -> None:
+        super().__init__()
+        nn = torch.nn
+        self.features = nn.Sequential(nn.Conv1d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool1d(2),
+                                      nn.Flatten(), nn.Linear(16, 12), nn.ReLU())  # fmt: skip
+        self.classifier = nn.Linear(12, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+def test_a_conv1d_backbone_gets_adapters_and_a_prompt_per_channel() -> None:
+    """A sensor trial: Adapters read only Linear and Conv2d, built a width-0 adapter after a Conv1d's
+    ReLU and failed at the first step blaming the model's layout (bench --dry-run passed it)."""
+    from lifelong.data import from_tensors
+    from lifelong.data.scenarios import task_incremental
+
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(160) % 4
+    x = torch.randn(160, 3, 16, generator=g) + 2 * y.view(-1, 1, 1).float()
+    stream = task_incremental(
+        (from_tensors(x[:120], y[:120]), from_tensors(x[120:], y[120:])), n_experiences=2
+    )
+    learner = Learner(_Signal(), [Adapters(bottleneck=4, prompt=True)], lr=0.05, batch_size=16, epochs=10)
+    learner.fit(stream)
+    from lifelong.strategies.adapters import Bottleneck
+
+    widths = [
+        [b.down.in_features for b in s.modules() if isinstance(b, Bottleneck)] for s in learner.model.adapters
+    ]
+    assert widths == [[8, 12], [8, 12]]  # after the Conv1d's 8 channels and the Linear's 12 units
+    assert [tuple(p.shape) for p in learner.model.prompts] == [(3, 1), (3, 1)]
+    first = stream.experiences[0].test
+    assert learner.correct(first).float().mean() > 0.5
+
+    relu_first = _Signal()
+    relu_first.features.insert(0, torch.nn.ReLU())
+    with pytest.raises(StrategyMismatchError, match=r"the ReLU at features\[0\] follows no Linear or Conv"):
+        Learner(relu_first, [Adapters()])

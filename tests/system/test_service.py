@@ -840,6 +840,21 @@ def test_a_shadow_during_an_outage_says_so_once_and_counts_what_it_dropped(
     assert len(shadow) == 1 and shadow[0].levelname == "WARNING" and shadow[0].exc_info is None, shadow
 
 
+def test_a_learner_that_needs_task_ids_to_predict_is_refused_at_bootstrap(tmp_path: Path) -> None:
+    """A sensor trial bootstrapped [MultiHead(), Replay(100)] from Python: every /v1/predict was a 422
+    asking for t=, which no request can carry, while /readyz said ready."""
+    from lifelong.errors import StrategyMismatchError
+    from lifelong.strategies import MultiHead, Replay
+
+    with System(data_dir=tmp_path, auth=False) as system:
+        learner = Learner(toy_model(), [MultiHead(), Replay(100)])
+        with pytest.raises(
+            StrategyMismatchError, match="bootstrap: MultiHead needs each sample's task id to predict"
+        ):
+            system.bootstrap(learner)
+        assert system.registry.versions() == []
+
+
 def test_a_token_model_whose_ids_float32_cannot_hold_is_refused_at_bootstrap(tmp_path: Path) -> None:
     """Inputs travel and are stored as float32: id 16,777,217 would arrive as 16,777,216."""
     model = torch.nn.Sequential(torch.nn.EmbeddingBag(2**24 + 2, 1), torch.nn.Linear(1, 2))

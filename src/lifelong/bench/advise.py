@@ -250,6 +250,7 @@ def load_data(
     drop_columns: Sequence[str] = (),
     task_column: str | None = None,
     domain_column: str | None = None,
+    input_shape: tuple[int, ...] | None = None,
 ) -> Table:
     """The user's file for :func:`compare_on_data`, refused (DataError) if it cannot be compared on;
     ``advise`` reads it before printing anything, so a bad file is the only thing said. The split and
@@ -259,7 +260,7 @@ def load_data(
     from lifelong.data import scenarios
     from lifelong.data.files import load_table
 
-    table = load_table(path, label_column, domain_column, task_column, drop_columns)
+    table = load_table(path, label_column, domain_column, task_column, drop_columns).reshaped(input_shape)
     if domain_column is not None:
         assert table.domains is not None
         if len(set(table.domains.tolist())) < 2:
@@ -330,7 +331,7 @@ def compare_on_data(advice: list[Advice], path: str, label_column: str, c: Const
         if ids:
             return d
         z = (d.x.reshape(len(d.x), -1).float() - mean) / std
-        return Dataset(z, d.y, d.t, 1.0, d.name)
+        return Dataset(z.reshape(d.x.shape), d.y, d.t, 1.0, d.name)  # a signal's or image's shape kept
 
     torch.set_num_threads(threads)
     build = scenarios.task_incremental if c.task_ids_known else scenarios.class_incremental
@@ -390,6 +391,9 @@ def add_command(sub: Any) -> None:
         help="how many past samples may be kept, or 'all' (default 500)",
     )
     a.add_argument("--task-ids-known", action="store_true", help="the task id is given at prediction time")
+    a.add_argument("--input-shape", default=None,
+                   help="reshape each --data sample to this, e.g. 3,64 for signals stored as rows (row-major: "
+                        "the file's columns channel by channel)")  # fmt: skip
     a.add_argument("--task-column", default=None,
                    help="column of --data naming each sample's task: the comparison's experiences are those "
                         "tasks (implies --task-ids-known)")  # fmt: skip
@@ -452,6 +456,10 @@ def _memory(value: str) -> int | None:
 
 
 def advise(args: argparse.Namespace) -> int:
+    from lifelong.data.files import parse_shape
+
+    if args.input_shape is not None and not args.data:
+        raise ConfigError("--input-shape reshapes the samples of a --data file; give --data, or drop it")
     if args.private and args.store_data:
         raise ConfigError("--store-data and --private contradict each other (--private keeps no raw data); "
                           "give one of them")  # fmt: skip
@@ -486,6 +494,7 @@ def advise(args: argparse.Namespace) -> int:
             drop_columns=args.drop_columns,
             task_column=args.task_column,
             domain_column=args.domain_column,
+            input_shape=parse_shape(args.input_shape),
         )  # fmt: skip
         if args.data
         else None

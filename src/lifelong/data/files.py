@@ -206,6 +206,16 @@ def load_table(
         if drop_columns:
             raise DataError(f"{p}: an .npz has no named columns to drop ({', '.join(drop_columns)}); "
                             "drop them from x when writing it")  # fmt: skip
+        named = [
+            f"{what}_column={col!r}"
+            for what, col in (("domain", domain_column), ("task", task_column))
+            if col
+        ]
+        if (
+            named
+        ):  # silently ignored, it left tasks=None and "no task ids; name a task column" after (a trial)
+            raise DataError(f"{p}: an .npz has no named columns ({', '.join(named)}): it gives each sample's task "
+                            "and domain in arrays named 'task' and 'domain' beside x and y; drop the argument")  # fmt: skip
         return _from_npz(p)
     frame = _read_frame(p)
     return _from_frame(frame, p, label_column, domain_column, task_column, tuple(drop_columns))

@@ -240,8 +240,9 @@ def for_input(name: str, input_shape: Sequence[int], n_classes: int, /, **kwargs
     """Build model ``name`` sized for ``input_shape`` ([C, H, W] or [D]) and ``n_classes``.
 
     The built-ins get their sizes computed (``kwargs`` add to them). Any other registered model
-    gets ``in_features`` (the flattened sample size) and ``n_classes`` where its signature takes
-    them; ``kwargs`` extend or override them (a CNN's channels and image size, say). The model is
+    gets ``in_features`` (the flattened sample size), ``n_classes`` and, for samples of two or more
+    dimensions, ``in_channels`` (the first) where its signature takes them; ``kwargs`` extend or
+    override them (a CNN's image size, say). The model is
     then checked against the data (:func:`check_fits`).
     """
     if name == "mlp":
@@ -256,6 +257,8 @@ def for_input(name: str, input_shape: Sequence[int], n_classes: int, /, **kwargs
     else:
         factory = get_factory(name)  # unknown names fail here, with the list of valid ones
         sizes = {"in_features": math.prod(input_shape), "n_classes": n_classes}
+        if len(input_shape) >= 2:  # a signal's [C, T] or an image's [C, H, W]: its channels, as the cnn gets
+            sizes["in_channels"] = input_shape[0]
         sizes = {k: v for k, v in sizes.items() if _accepts(factory, k)}  # a CNN may take n_classes only
         try:
             model = create_model(name, **{**sizes, **kwargs})

@@ -200,8 +200,9 @@ class Result:
         for i, row in enumerate(self.accuracy_matrix):
             lines.append(f"{i:>10} " + " ".join(f"{a:6.3f}" for a in row))
         lines.append("")
+        width = max(map(len, self.metrics))  # the longest key (average_incremental_accuracy) aligned too
         for k, v in self.metrics.items():
             if k == "diverged":  # said in the first line when it is the case
                 continue
-            lines.append(f"{k:>24}: {v:.4g}" if isinstance(v, float) else f"{k:>24}: {v}")
+            lines.append(f"{k:>{width}}: {v:.4g}" if isinstance(v, float) else f"{k:>{width}}: {v}")
         return "\n".join(lines)

@@ -30,6 +30,10 @@ if TYPE_CHECKING:
     from lifelong.learn.learner import Learner
 
 
+#: the layers whose output channels an adapter reads (dim 1), and whose input a prompt is added to
+CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
 class Bottleneck(nn.Module):
     """``h + up(relu(down(h)))`` over the channel dimension (dim 1) of ``h``."""
 
@@ -77,15 +81,23 @@ class Adapters(Strategy):
     def _slots(self, model: nn.Module) -> tuple[list[tuple[int, int]], tuple[int, tuple[int, ...]]]:
         """(features index, width) after each ReLU, and (index, shape) of the prompt."""
         slots: list[tuple[int, int]] = []
-        width, prompt = 0, None
+        width = 0
+        prompt_at: tuple[int, tuple[int, ...]] | None = None
         for i, m in enumerate(part(model, "features", nn.Sequential)):
-            if isinstance(m, (nn.Linear, nn.Conv2d)):
-                if prompt is None:
-                    prompt = (i, (m.in_features,) if isinstance(m, nn.Linear) else (m.in_channels, 1, 1))
-                width = m.out_features if isinstance(m, nn.Linear) else m.out_channels
+            if isinstance(m, nn.Linear):
+                prompt_at = prompt_at or (i, (m.in_features,))
+                width = m.out_features
+            elif isinstance(m, CONVS):  # a signal's Conv1d as an image's Conv2d: channels on dim 1
+                prompt_at = prompt_at or (i, (m.in_channels,) + (1,) * (m.weight.dim() - 2))
+                width = m.out_channels
             elif isinstance(m, nn.ReLU):
+                if width == 0:  # an adapter of width 0 failed at the first step, blaming the layout
+                    raise StrategyMismatchError(
+                        f"Adapters: the ReLU at features[{i}] follows no Linear or Conv1d/2d/3d layer, so the "
+                        "width of an adapter there is unknown; give the backbone one before it"
+                    )
                 slots.append((i, width))
-        return slots, prompt or (0, ())
+        return slots, prompt_at or (0, ())
 
     def attach(self, learner: Learner) -> None:
         if not self.enabled:
@@ -93,6 +105,7 @@ class Adapters(Strategy):
         model = learner.model
         # checked when the learner is built, not "was the model changed?" at the first experience
         _check_backbone(model)
+        self._slots(model)  # its layers too (bench --dry-run builds every learner)
         if not self.sets_:  # the backbone is frozen once the first set exists
             return
         slots, (_, shape) = self._slots(model)

@@ -34,6 +34,7 @@ from lifelong.errors import (
     NotFoundError,
     RegistryError,
     StoreError,
+    StrategyMismatchError,
 )
 from lifelong.learn.learner import Learner
 from lifelong.learn.models import HOW_TO_REGISTER
@@ -601,6 +602,15 @@ class System:
         """
         strategy = "+".join(s.name for s in learner.strategies) or "none"
         check_ids_fit_float32(learner.model)  # what the model cannot serve at all, said first
+        task_aware = [type(s).__name__ for s in learner.strategies
+                      if "task_labels" in s.needs or not s.supports & {"class", "domain"}]  # fmt: skip
+        if task_aware:  # every prediction would be a 422 asking for t=, which no request can send (a trial)
+            one = len(task_aware) == 1
+            raise StrategyMismatchError(
+                f"bootstrap: {', '.join(task_aware)} need{'s' if one else ''} each sample's task id to predict, and "
+                "a prediction request carries none: the service serves class- and domain-incremental models; "
+                f"bootstrap a learner without {'it' if one else 'them'}"
+            )
         if getattr(learner.model, "lifelong_spec", None) is None:  # said first: the schema check read oddly
             name = type(learner.model).__name__
             raise CheckpointError(
