@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import torch
 
 from lifelong.cli import build_parser, main
 from tests.system._serve import free_port
@@ -586,6 +587,45 @@ def test_promote_says_the_share_and_what_it_replaced_and_undeploy_ends_a_canary(
     assert main(["undeploy", "canary", *at]) == 0  # idempotent, and says so
     assert "no canary is deployed; nothing to end" in capsys.readouterr().out
     assert main(["undeploy", "champion", *at]) == 2  # the champion always serves
+
+
+def test_register_publishes_a_learner_trained_offline_serving_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A rollout trial had no documented way to register its own offline-trained version without
+    promoting it (System.bootstrap made it the champion, skipping any canary)."""
+    from lifelong.learn import Learner, create_model
+    from lifelong.strategies import MultiHead
+    from lifelong.system.contract import Contract
+    from lifelong.system.registry import Registry
+    from lifelong.system.service import System
+    from lifelong.system.store import Store
+
+    data = tmp_path / "data"
+    x, y = torch.randn(40, 4), torch.arange(40) % 2
+    with System(data_dir=data, auth=False) as system:
+        first = Learner(create_model("mlp", in_features=4, n_classes=2))
+        first.partial_fit(x, y)
+        system.bootstrap(first, contract=Contract.fit(x.numpy(), y.numpy(), class_names=["no", "yes"]))
+    offline = Learner(create_model("mlp", in_features=4, n_classes=2), lr=0.1)
+    offline.partial_fit(x, y)
+    offline.save(tmp_path / "offline")
+    at = ["--data-dir", str(data)]
+    capsys.readouterr()
+    assert main(["register", str(tmp_path / "offline"), *at]) == 0
+    assert (
+        "v2 registered, serving nothing: roll it out with `lifelong promote 2 --alias canary"
+        in capsys.readouterr().out
+    )
+    with Store(data_dir=data) as store:
+        registry = Registry(store)
+        assert registry.alias("champion") == 1 and registry.get(2).params["model"] == "mlp"
+        assert Contract.load(registry.get(2).path).class_names == ("no", "yes")  # the champion's contract
+    task_aware = Learner(create_model("mlp", in_features=4, n_classes=2), [MultiHead()])
+    task_aware.save(tmp_path / "multihead")
+    assert main(["register", str(tmp_path / "multihead"), *at]) == 2
+    assert "register: MultiHead needs each sample's task id to predict" in capsys.readouterr().err
+    assert main(["register", str(tmp_path / "nothing"), *at]) == 2
 
 
 def test_a_worker_or_up_with_the_ab_test_refuses_a_live_canary_at_share_1(

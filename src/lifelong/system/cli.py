@@ -1,5 +1,5 @@
-"""System commands of ``lifelong``: serve, worker, up, train, status, models, promote, rollback, undeploy, backup,
-migrate, simulate.
+"""System commands of ``lifelong``: serve, worker, up, train, status, models, promote, rollback,
+undeploy, register, backup, migrate, simulate.
 
 Thin on purpose: each command parses flags into the typed configuration (``Settings``, ``Policy``,
 ``Gate``, ``RetentionPolicy``, ``SimConfig``) and calls the library. Process start-up and supervision
@@ -135,6 +135,15 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--alias", default="champion", choices=ALIASES,
                    help="champion (default): its previous holder; canary or shadow: the previous one, or none")  # fmt: skip
     p.set_defaults(func=cmd_rollback)
+
+    p = sub.add_parser(
+        "register", help="register a learner saved with Learner.save as a new version, serving nothing"
+    )
+    _store_args(p)
+    p.add_argument(
+        "checkpoint", type=Path, help="the directory Learner.save wrote (trained on your own data)"
+    )
+    p.set_defaults(func=cmd_register)
 
     p = sub.add_parser("undeploy", help="end a canary or shadow: all traffic back to the champion alone")
     _store_args(p)
@@ -1057,6 +1066,20 @@ def cmd_promote(args: argparse.Namespace) -> int:
     moved = {"alias": args.alias, "version": args.version, "share": share,  # the share it got, and what it ended
              "previous": None if before is None else before.version, "previous_share": before and before.share}  # fmt: skip
     print(describe(EventKind.PROMOTION, moved))
+    return 0
+
+
+def cmd_register(args: argparse.Namespace) -> int:
+    from lifelong.learn.learner import Learner
+    from lifelong.system.versions import check_registrable, contract_for, register_learner
+
+    store, registry = _open(args)
+    with store:
+        learner = Learner.load(args.checkpoint)  # a CheckpointError names what is wrong with the directory
+        check_registrable(learner, "register")
+        version = register_learner(registry, learner, contract_for(registry, learner))
+    print(f"v{version} registered, serving nothing: roll it out with `lifelong promote {version} --alias canary "
+          f"--share 0.1` (or --alias shadow, or promote {version})")  # fmt: skip
     return 0
 
 

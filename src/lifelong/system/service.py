@@ -27,17 +27,14 @@ import torch
 
 from lifelong.data.files import integer_label
 from lifelong.errors import (
-    CheckpointError,
     ConfigError,
     DataError,
     LifelongError,
     NotFoundError,
     RegistryError,
     StoreError,
-    StrategyMismatchError,
 )
 from lifelong.learn.learner import Learner
-from lifelong.learn.models import HOW_TO_REGISTER
 from lifelong.system.backlog import JOURNAL_DIR, Backlog, Served, adopt_journals, journaled_elsewhere
 from lifelong.system.canary import apply_canary_rule, compare_variants, rule_in_force
 from lifelong.system.contract import Contract, check_replaces, unstorable
@@ -59,7 +56,7 @@ from lifelong.system.schemas import to_array
 from lifelong.system.settings import Settings
 from lifelong.system.snapshot import ServedAlias, read_snapshot, snapshot_path, verify_served, write_snapshot
 from lifelong.system.store import STORE_DOWN, Event, Lease, NewClasses, Store, assign_indices, prediction_ids
-from lifelong.system.versions import check_ids_fit_float32, contract_of, publish_learner
+from lifelong.system.versions import check_registrable, contract_for, contract_of, register_learner
 
 log = logging.getLogger(__name__)
 DRIFT_KINDS = (EventKind.DATA_DRIFT, EventKind.PERFORMANCE_DRIFT)
@@ -600,33 +597,23 @@ class System:
         behind. A champion already serving clients of another schema is not replaced unless ``force``
         (see :meth:`promote`); the checks run before anything is registered.
         """
-        strategy = "+".join(s.name for s in learner.strategies) or "none"
-        check_ids_fit_float32(learner.model)  # what the model cannot serve at all, said first
-        task_aware = [type(s).__name__ for s in learner.strategies
-                      if "task_labels" in s.needs or not s.supports & {"class", "domain"}]  # fmt: skip
-        if task_aware:  # every prediction would be a 422 asking for t=, which no request can send (a trial)
-            one = len(task_aware) == 1
-            raise StrategyMismatchError(
-                f"bootstrap: {', '.join(task_aware)} need{'s' if one else ''} each sample's task id to predict, and "
-                "a prediction request carries none: the service serves class- and domain-incremental models; "
-                f"bootstrap a learner without {'it' if one else 'them'}"
-            )
-        if getattr(learner.model, "lifelong_spec", None) is None:  # said first: the schema check read oddly
-            name = type(learner.model).__name__
-            raise CheckpointError(
-                f"bootstrap: the model is a {name} built directly, with no spec to rebuild it from the "
-                f"checkpoint, so no server or worker could load it: {HOW_TO_REGISTER}, and build it with "
-                "lifelong.learn.models.create_model"
-            )
+        check_registrable(learner, "bootstrap")  # what no server could serve, said first
         contract = contract or contract_of(learner)
         check_replaces(self.registry, contract, "this model", force)
-        with self.registry.publish(
-            strategy=strategy, metrics=metrics, params={"contract": contract.to_dict()}
-        ) as draft:
-            publish_learner(learner, contract, draft.path)
-        assert draft.version is not None
-        self.promote(draft.version, force=True)  # checked above
-        return draft.version
+        version = register_learner(self.registry, learner, contract, metrics)
+        self.promote(version, force=True)  # checked above
+        return version
+
+    def register(self, learner: Learner, *, contract: Contract | None = None,
+                 metrics: dict[str, Any] | None = None) -> int:  # fmt: skip
+        """Register ``learner`` (trained outside the loop: offline, on your own data) as a new version
+        without serving it; return the version, to roll out with :meth:`deploy` (a canary, a shadow) or
+        :meth:`promote`. Its contract is the champion's when the learner reads the same inputs and
+        answers its classes (feature names, standardisation and class names carry over: train it on
+        inputs as the contract gives them), else what the model tells (see :meth:`bootstrap`)."""
+        check_registrable(learner, "register")
+        contract = contract or contract_for(self.registry, learner)
+        return register_learner(self.registry, learner, contract, metrics)
 
     def contract(self) -> Contract | None:
         """The champion's deployment contract (label space, input schema); None before a champion."""

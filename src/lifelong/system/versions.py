@@ -15,10 +15,10 @@ from typing import Any
 
 from torch import nn
 
-from lifelong.errors import CheckpointError, ConfigError, LifelongError
+from lifelong.errors import CheckpointError, ConfigError, LifelongError, StrategyMismatchError
 from lifelong.learn.checkpoint import MANIFEST
 from lifelong.learn.learner import Learner
-from lifelong.learn.models import MODELS, build
+from lifelong.learn.models import HOW_TO_REGISTER, MODELS, build
 from lifelong.learn.tokens import input_embedding
 from lifelong.system.contract import Contract
 from lifelong.system.registry import Registry
@@ -44,6 +44,56 @@ def publish_learner(learner: Learner, contract: Contract, path: str | Path) -> N
     learner.save(path)
     contract.save(path)
     check_servable(path, contract)
+
+
+def contract_for(registry: Registry, learner: Learner) -> Contract:
+    """The contract a learner trained outside the loop is registered with: the champion's when it reads
+    the same inputs and answers the same classes (so feature names, standardisation and class names
+    carry over), else what the model tells (:func:`contract_of`)."""
+    champion = registry.alias("champion")
+    current = None if champion is None else Contract.load(registry.get(champion).path)
+    if (
+        current is not None
+        and tuple(learner.input_shape or ()) == current.input_shape
+        and (learner.n_outputs == len(current.classes))
+    ):
+        return current
+    return contract_of(learner)
+
+
+def check_registrable(learner: Learner, what: str) -> None:
+    """Refuse a learner no server could serve, before anything is registered: ids float32 cannot hold,
+    strategies that need the task id to predict (a request carries none), or a model built directly,
+    with no spec to rebuild it from the checkpoint."""
+    check_ids_fit_float32(learner.model)
+    task_aware = [type(s).__name__ for s in learner.strategies
+                  if "task_labels" in s.needs or not s.supports & {"class", "domain"}]  # fmt: skip
+    if task_aware:  # every prediction would be a 422 asking for t=, which no request can send (a trial)
+        one = len(task_aware) == 1
+        raise StrategyMismatchError(
+            f"{what}: {', '.join(task_aware)} need{'s' if one else ''} each sample's task id to predict, and a "
+            "prediction request carries none: the service serves class- and domain-incremental models; "
+            f"{what} a learner without {'it' if one else 'them'}"
+        )
+    if getattr(learner.model, "lifelong_spec", None) is None:  # said first: the schema check read oddly
+        raise CheckpointError(
+            f"{what}: the model is a {type(learner.model).__name__} built directly, with no spec to rebuild it "
+            f"from the checkpoint, so no server or worker could load it: {HOW_TO_REGISTER}, and build it with "
+            "lifelong.learn.models.create_model"
+        )
+
+
+def register_learner(registry: Registry, learner: Learner, contract: Contract,
+                     metrics: dict[str, Any] | None = None) -> int:  # fmt: skip
+    """Publish ``learner`` with ``contract`` as a new version (reloaded before the registry commits it);
+    no alias moves. Checked first with :func:`check_registrable`."""
+    strategy = "+".join(s.name for s in learner.strategies) or "none"
+    spec = getattr(learner.model, "lifelong_spec", None) or {}
+    params = {"contract": contract.to_dict(), "model": spec.get("name")}  # `lifelong models` shows it
+    with registry.publish(strategy=strategy, metrics=metrics, params=params) as draft:
+        publish_learner(learner, contract, draft.path)
+    assert draft.version is not None
+    return draft.version
 
 
 def check_ids_fit_float32(model: nn.Module) -> None:
