@@ -1265,6 +1265,10 @@ def test_samples_in_another_layout_are_refused_not_reshaped() -> None:
         learner.fit(
             class_incremental(from_tensors(torch.rand(30, 4, 4, 3), torch.arange(30) % 3), n_experiences=1)
         )
+    signals = Learner(toy_model_for(12, 3), lr=0.1)  # a [C, T] signal's hint is its own (a sensor trial)
+    signals.fit(class_incremental(from_tensors(torch.rand(30, 3, 4), torch.arange(30) % 3), n_experiences=1))
+    with pytest.raises(DataError, match=r"x.permute\(0, 2, 1\) for \[N, T, C\] signals"):
+        signals.predict(torch.rand(5, 4, 3))
 
 
 def test_a_strategy_name_instead_of_an_object_says_how_to_build_one() -> None:

@@ -1973,7 +1973,8 @@ def _check_layout(got: tuple[int, ...], expected: tuple[int, ...], where: str) -
         raise DataError(
             f"{where}: expected samples of shape {expected}, received {got}: as many values in another "
             "layout (channels last?), which reshaping would scramble; put them in the model's layout "
-            "(x.permute(0, 3, 1, 2) for [N, H, W, C] images) or pass flat rows"
+            f"({'x.permute(0, 2, 1) for [N, T, C] signals' if len(expected) == 2 else 'x.permute(0, 3, 1, 2) for [N, H, W, C] images'}) "
+            "or pass flat rows"
         )
 
 
