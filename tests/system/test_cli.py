@@ -970,6 +970,16 @@ def test_status_says_what_serves_who_trains_and_how_much_data(
     time.sleep(0.05)
     assert main(["status", "--data-dir", str(tmp_path)]) == 0
     assert "worker: the worker host:42:abc is gone: its lease expired 0 s ago" in capsys.readouterr().out
+    # a canary's progress: only POST .../canary/evaluate showed it, and that could act (a rollout trial)
+    with System(settings(tmp_path)) as system:
+        system.bootstrap(trained(1))
+        system.deploy(1, "canary", share=0.5)
+        answers = system.predict(DATA.test.x[:40], ids=[f"r{i}" for i in range(40)])
+        system.feedback([(a["id"], int(y)) for a, y in zip(answers, DATA.test.y[:40].tolist())])
+    assert main(["status", "--data-dir", str(tmp_path)]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("canary: "))
+    assert re.fullmatch(r"canary: champion v2 \d+ judged at [\d.]+, canary v1 \d+ judged at [\d.]+ since it was "
+                        r"deployed \(threshold rule: 50 each before it decides\)", line), line  # fmt: skip
 
 
 def test_serve_without_a_token_is_refused_before_anything_is_written(

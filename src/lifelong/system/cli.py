@@ -941,6 +941,15 @@ def cmd_status(args: argparse.Namespace) -> int:
             f"serving: {', '.join(served) or 'nothing (bootstrap a champion: lifelong up --bootstrap FILE)'}"
         )
         print(f"worker: {worker}")
+        if "canary" in aliases:  # its progress: only POST .../canary/evaluate showed it (and could act on it)
+            from lifelong.system.canary import compare_variants, rule_in_force
+
+            rule = rule_in_force(store, _settings(args).canary_rule)
+            stats = compare_variants(store, registry, rule.min_labelled, concurrent=rule.test == "ab")
+            print("canary: " + ", ".join(
+                f"{alias} v{st.version} {st.labelled} judged" + (f" at {st.accuracy:.3f}" if st.accuracy is not None else "")
+                for alias, st in stats.items() if alias in ("canary", "champion"))
+                + f" since it was deployed ({rule.test} rule: {rule.min_labelled} each before it decides)")  # fmt: skip
         print(f"data: {c['samples']:,} samples, {c['labelled']:,} labelled ({c['trained']:,} trained on, {waiting:,} "
               f"new since the last training), {c['predictions']:,} predictions, {c['feedback']:,} feedback, "
               f"{c['events']:,} events")  # fmt: skip
