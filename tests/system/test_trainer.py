@@ -13,7 +13,7 @@ import torch
 
 from lifelong.checks import toy_data
 from lifelong.data.dataset import Dataset
-from lifelong.errors import NotFoundError
+from lifelong.errors import ConfigError, NotFoundError
 from lifelong.learn.learner import Learner
 from lifelong.learn.models import MLP
 from lifelong.system.events import EventKind, describe
@@ -592,3 +592,37 @@ def test_an_image_contract_from_before_pixel_ranges_gets_its_bootstraps_range(tm
         assert result.passed
         lo, hi = Contract.load(registry.get(result.version).path).value_range  # type: ignore[misc]
         assert 0 <= lo < 5 and 250 < hi <= 255  # the clients' units: 0-255, as the bootstrap rows
+
+
+def test_a_returning_concept_brings_back_the_former_champion_that_knew_it(
+    system: tuple[Store, Registry],
+) -> None:
+    """A trial (Agrawal 0 -> 2 -> 0): after the concept came back, continual fine-tuned a champion of the
+    second rule on a few labels (0.837) while the registry held the first champion (0.935 on it)."""
+    from lifelong.system.trainer import bootstrap
+
+    store, registry = system
+    split = toy_data(per_class=90)
+    order = torch.randperm(len(split.train), generator=torch.Generator().manual_seed(1))
+    a = split.train.subset(order)  # concept A: the labels as they are
+    bootstrap(store, registry, a, n_classes=4, strategies=(), epochs=5, lr=0.05, batch_size=16)
+    change = int(store.add_samples(a.x, (a.y + 1) % 4)[0]) - 1  # concept B: every label shifted
+    lenient = Gate(max_old_accuracy_drop=1.0, max_negative_flip_rate=1.0)
+    b = Policy("continual", strategy="naive", epochs=5, window=360)
+    second = train_once(store, registry, b, lenient, since=change)  # a drift-triggered training
+    assert second.passed and registry.alias("champion") == 2
+    cursor = store.cursor(CURSOR)
+    store.add_samples(a.x[:100], a.y[:100])  # A returns: a few labels, one short pass learns little of it
+    weak = Policy("continual", strategy="naive", epochs=1, window=100)
+    result = train_once(store, registry, weak, lenient, reason="performance drop detected")
+    assert result.passed and result.version == 1 and registry.alias("champion") == 1
+    recalled = result.attempt["recalled"]
+    assert recalled["version"] == 1 and recalled["p_value"] < 0.01
+    assert recalled["figures"]["new_accuracy"] > recalled["candidate_new_accuracy"] + 0.3
+    assert [v.version for v in registry.versions()] == [1, 2]  # the trained candidate was not published
+    assert store.cursor(CURSOR) == cursor  # v1 never learned this window: the next training takes it
+    text = describe(EventKind.GATE, result.attempt)
+    assert text.startswith("recalled v1: a former champion") and "a returning concept" in text
+    for bad in ({"recall_versions": -1}, {"recall_alpha": 0.0}):
+        with pytest.raises(ConfigError, match=next(iter(bad))):
+            Gate(**bad)

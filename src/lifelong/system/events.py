@@ -40,6 +40,13 @@ def describe(kind: str, payload: Mapping[str, Any]) -> str:
         if not p.get("trained", True):
             return "nothing trained: " + "; ".join(p.get("reasons", [])) + wait
         f = p.get("figures", {})
+        if p.get("recalled"):  # a former champion serves again: the concept it learned returned
+            r = p["recalled"]
+            return (f"recalled v{r['version']}: a former champion, new acc {_num(r['figures']['new_accuracy'])} on "
+                    f"{window_text(p.get('holdout'))} against the candidate trained from v{p.get('parent')}'s "
+                    f"{_num(r['candidate_new_accuracy'])} (McNemar p {_num(r['p_value'], '.2g')}) and champion "
+                    f"{_num(r['figures']['champion_new_accuracy'])}: a returning concept; the candidate was not "
+                    "published")  # fmt: skip
         acc = f"new acc {_num(f.get('new_accuracy'))} (champion {_num(f.get('champion_new_accuracy'))})"
         head = f"passed: v{p.get('version')}" if p.get("passed") else "failed"
         why = "" if p.get("passed") else ": " + "; ".join(p.get("reasons", []))

@@ -35,7 +35,7 @@ import torch
 
 from lifelong.data.dataset import Dataset
 from lifelong.data.scenarios import Experience
-from lifelong.errors import ConfigError, NotFoundError
+from lifelong.errors import ConfigError, LifelongError, NotFoundError
 from lifelong.learn.buffers import Buffer
 from lifelong.learn.callbacks import Callback, Control, LoopState
 from lifelong.learn.checkpoint import match_dtypes
@@ -208,7 +208,10 @@ def train_once(
         reasons = judge(gate, figures)
         if not weights_finite(candidate):  # its every answer would be a 422 blaming the client's values
             reasons.insert(0, _diverged(candidate, train, train_ids, contract))
-        passed = not reasons
+        recalled = _recall(
+            registry, champion, contract, gate, candidate, old_learner, holdout, old, compute.device
+        )
+        passed = not reasons or recalled is not None
         payload = {
             "passed": passed,
             "reasons": reasons,
@@ -257,7 +260,11 @@ def train_once(
         if started is not None:  # the triggers logged before it were answered; later ones were not
             payload["started"] = started
         version = None
-        if passed:
+        if recalled is not None:  # a former champion serves again; the trained candidate is not published
+            version, payload["recalled"] = recalled["version"], recalled
+            payload.update(version=version, reasons=[])
+            payload["candidate_reasons"] = reasons  # what the gate said of the trained one, if anything
+        elif passed:
             name = "+".join(s.name for s in candidate.strategies) or (
                 "scratch" if mode == "scratch" else "naive"
             )
@@ -292,9 +299,11 @@ def train_once(
             ) from None
         promoted = version
     store.add_event(EventKind.GATE, payload)
-    if promoted is not None:
+    if promoted is not None and recalled is None:  # a recalled version never learned this window
         store.mark_trained(train_ids, promoted)
-    if passed:  # a rejected window is trained on again by the next attempt, with the labels since
+    if (
+        passed and recalled is None
+    ):  # a rejected window is trained on again by the next attempt, with the labels since
         store.advance_cursor(CURSOR, int(train_ids[-1]))
     store.advance_cursor(SEEN, int(ids[-1]))  # the holdout is not new data for the next schedule
     return TrainResult(True, passed, version, reasons, figures, cpu, payload)
@@ -678,6 +687,72 @@ def _old_data(store: Store, champion: Learner, first_new: int, n: int, contract:
             return Dataset(buf.x[: buf.size], buf.y[: buf.size].clone(), None, buf.scale, "replay-memory")
     before = store.labelled_before(first_new, n)
     return _dataset(_as_model_input(before.x, contract), before.y, "previous") if len(before.ids) else None
+
+
+def _same_inputs(a: Contract, b: Contract) -> bool:
+    """Whether a version of contract ``a`` reads the inputs ``b`` serves, and answers within its classes."""
+    return (a.input_shape, a.feature_names, a.mean, a.std) == (
+        b.input_shape,
+        b.feature_names,
+        b.mean,
+        b.std,
+    ) and set(a.classes) <= set(b.classes)
+
+
+def _recall(registry: Registry, champion: int, contract: Contract, gate: Gate, candidate: Learner,
+            old_learner: Learner, holdout: Dataset, old: Dataset | None, device: str) -> dict[str, Any] | None:  # fmt: skip
+    """A former champion that answers this window's holdout significantly better than the trained
+    candidate (one-sided exact McNemar on their paired answers, at ``gate.recall_alpha``) and passes the
+    gate against the champion as a candidate would: a concept that returned. The best such, with its
+    figures, or None. Fine-tuning after a drift had emptied the memory of the old concept, while the
+    registry still held a version that knew it (Agrawal 0 -> 2 -> 0: 0.935 against 0.837, a trial)."""
+    if gate.recall_versions == 0:
+        return None
+    mine = candidate.correct(holdout)
+    best: dict[str, Any] | None = None
+    for v in _former_concepts(registry, champion)[: gate.recall_versions]:
+        try:  # collected by retention, or an artifact that no longer loads: not a version to serve again
+            record = registry.get(v)
+            theirs_contract = Contract.load(record.path)
+            if theirs_contract is None or not _same_inputs(theirs_contract, contract):
+                continue
+            learner = Learner.load(record.path, device=device)
+        except LifelongError:
+            continue
+        theirs = learner.correct(holdout)
+        wins, losses = int((theirs & ~mine).sum()), int((mine & ~theirs).sum())
+        p = mcnemar_p(wins, losses)
+        if p >= gate.recall_alpha:
+            continue
+        figures = _compare(learner, old_learner, holdout, old)
+        size_mb = sum(f.stat().st_size for f in record.path.rglob("*") if f.is_file()) / 2**20
+        figures.update(size_mb=size_mb, latency_ms=_latency_ms(learner, holdout))
+        if judge(gate, figures) or (
+            best is not None and figures["new_accuracy"] <= best["figures"]["new_accuracy"]
+        ):
+            continue
+        best = {
+            "version": v,
+            "p_value": p,
+            "candidate_new_accuracy": fraction_correct(mine),
+            "figures": figures,
+        }
+    return best
+
+
+def _former_concepts(registry: Registry, champion: int) -> list[int]:
+    """The last version of each earlier concept, newest first: every parent whose child was trained past
+    a change point the parent had not seen. The last few champions are fine-tunes of one concept (on
+    Agrawal the first champion, the one that knew the returning rule, was ten versions back)."""
+    versions = {v.version: v for v in registry.versions()}  # loadable ones
+    found: list[int] = []
+    for v in sorted(versions.values(), key=lambda r: r.version, reverse=True):
+        parent = versions.get(v.parent) if v.parent is not None else None
+        if parent is None or parent.version in (champion, *found):
+            continue
+        if _lineage_change(registry, v) != _lineage_change(registry, parent):
+            found.append(parent.version)
+    return found
 
 
 def _compare(candidate: Learner, champion: Learner, new: Dataset, old: Dataset | None) -> dict[str, Any]:
