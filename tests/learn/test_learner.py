@@ -1400,6 +1400,11 @@ def test_a_run_whose_model_answers_one_class_says_so() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert "one_class" not in Learner(toy_model(), lr=0.1, batch_size=8).fit(scenario).info
+    small = class_incremental(
+        from_tensors(x[:300], y[:300]), n_experiences=1
+    )  # 60 test samples (a sensor trial)
+    with pytest.warns(RuntimeWarning, match="of its 60 test samples"):
+        Learner(PriorOnly(), lr=0.1, momentum=0.9, batch_size=8).fit(small)
 
 
 class LogitSquare(Strategy):
