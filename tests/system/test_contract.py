@@ -31,6 +31,23 @@ def test_fit_reads_the_class_set_shape_and_standardisation() -> None:
         Contract.fit(X, None)
 
 
+def test_raw_columns_stay_as_sent_when_the_rest_is_standardised() -> None:
+    """A rollout trial's store_id code (0-4) for an embedding became -1 .. 1 under --standardize: five
+    stores in two buckets, said nowhere."""
+    c = Contract.fit(X, np.array([0, 1, 2, 1]), standardize=True, feature_names=["a", "store", "c"],
+                     raw_columns=["store"])  # fmt: skip
+    z = c.transform(X)
+    assert np.array_equal(z[:, 1], X[:, 1]) and np.allclose(z[:, [0, 2]].mean(0), 0, atol=1e-6)
+    with pytest.raises(
+        DataError, match="--standardize-exclude names 'shop', not a feature column.*a, store, c"
+    ):
+        Contract.fit(
+            X, None, n_classes=3, standardize=True, feature_names=["a", "store", "c"], raw_columns=["shop"]
+        )
+    with pytest.raises(DataError, match="give standardize"):
+        Contract.fit(X, None, n_classes=3, feature_names=["a", "store", "c"], raw_columns=["store"])
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [

@@ -626,3 +626,17 @@ def test_a_returning_concept_brings_back_the_former_champion_that_knew_it(
     for bad in ({"recall_versions": -1}, {"recall_alpha": 0.0}):
         with pytest.raises(ConfigError, match=next(iter(bad))):
             Gate(**bad)
+
+
+def test_bootstrap_keeps_raw_columns_as_sent(system: tuple[Store, Registry]) -> None:
+    """`up --standardize --standardize-exclude store`: an integer code for an embedding is served as sent."""
+    from lifelong.system.contract import Contract
+    from lifelong.system.trainer import bootstrap
+
+    store, registry = system
+    data = toy_data(per_class=30).train
+    names = [f"f{i}" for i in range(7)] + ["store"]
+    bootstrap(store, registry, data, n_classes=4, epochs=1, standardize=True, feature_names=names,
+              raw_columns=["store"])  # fmt: skip
+    contract = Contract.load(registry.get(1).path)
+    assert contract.mean[-1] == 0.0 and contract.std[-1] == 1.0 and contract.mean[0] != 0.0

@@ -598,7 +598,10 @@ def report(args: argparse.Namespace) -> int:
         and {"benchmark", "strategy", "metrics"} <= r.keys()
         and isinstance(r["metrics"], dict)
         # a number or null (NaN, as strict JSON writes it): "x" ended in float()'s ValueError (a trial)
-        and all(v is None or (isinstance(v, int | float) and not isinstance(v, bool)) for v in r["metrics"].values())
+        and all(
+            v is None or (isinstance(v, int | float) and not isinstance(v, bool))
+            for v in r["metrics"].values()
+        )
         for r in runs
     ):
         one = isinstance(doc, dict) and "accuracy_matrix" in doc

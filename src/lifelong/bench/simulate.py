@@ -68,6 +68,7 @@ class SimConfig:
     model: str = "mlp"
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     standardize: bool = False
+    raw_columns: tuple[str, ...] = ()  # with standardize: columns kept as sent (codes an embedding looks up)
     plugins: tuple[str, ...] = ()
     input_shape: tuple[int, ...] | None = None  # each row reshaped to this (images stored as pixel rows)
     # the first champion's lr, optimizer, batch size and epochs (trainer.bootstrap's defaults where absent)
@@ -153,7 +154,7 @@ def first_champion(cfg: SimConfig, stream: Any, described: dict[str, Any], data_
         bootstrap(store, Registry(store), first, n_classes=stream.n_classes,
                   strategies=[cfg.strategy] if cfg.strategy != "naive" else [],
                   strategy_params=continual.get("strategy_params", {}), seed=cfg.seed, model=cfg.model,
-                  model_kwargs=cfg.model_kwargs or None, standardize=cfg.standardize, **cfg.training,
+                  model_kwargs=cfg.model_kwargs or None, standardize=cfg.standardize, raw_columns=cfg.raw_columns, **cfg.training,
                   **described)  # fmt: skip
     return first
 

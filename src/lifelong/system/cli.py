@@ -35,6 +35,7 @@ from lifelong.cli import (
     POSITIVE_REAL,
     add_drop_columns,
     add_training_args,
+    column_names,
     integer,
     real,
     training_kwargs,
@@ -89,6 +90,8 @@ def add_commands(sub: Any) -> None:
     p.add_argument(
         "--standardize", action="store_true", help="standardise features with bootstrap statistics"
     )
+    p.add_argument("--standardize-exclude", type=column_names, default=(), metavar="A,B",
+                   help="with --standardize: columns kept as sent (integer codes an embedding looks up)")  # fmt: skip
     p.add_argument("--allow-new-classes", action="store_true",
                    help="accept labels beyond the class set: the head grows (class-incremental in production)")  # fmt: skip
     add_training_args(p.add_argument_group("how the first champion trains (later versions inherit it)"))
@@ -228,6 +231,8 @@ def add_commands(sub: Any) -> None:
     g.add_argument(
         "--standardize", action="store_true", help="standardise inputs by the bootstrap rows' statistics"
     )
+    g.add_argument("--standardize-exclude", type=column_names, default=(), metavar="A,B",
+                   help="with --standardize: columns kept as sent (integer codes an embedding looks up)")  # fmt: skip
     g.add_argument(
         "--input-shape", default=None, help="reshape each row to this, e.g. 1,8,8 (images as pixel rows)"
     )
@@ -800,6 +805,7 @@ def _bootstrap(store: Any, registry: Any, args: argparse.Namespace, policy: Any)
     kwargs = _json_object(args.model_kwargs, "--model-kwargs") if args.model_kwargs else None
     common = {"model": args.model, "model_kwargs": kwargs, "strategies": policy.strategies,
               "strategy_params": policy.strategy_params, "standardize": args.standardize,
+              "raw_columns": args.standardize_exclude,
               "allow_new_classes": args.allow_new_classes, **training_kwargs(args)}  # fmt: skip
     source = args.bootstrap
     if source == "none":
@@ -819,7 +825,7 @@ def _bootstrap(store: Any, registry: Any, args: argparse.Namespace, policy: Any)
 
 # `up`'s flags that only make the first champion of an empty store (its data, model, contract, training)
 _FIRST_CHAMPION = ("bootstrap", "label_column", "drop_columns", "model", "model_kwargs", "input_shape",
-                   "n_classes", "standardize", "allow_new_classes", "lr", "optimizer", "batch_size",
+                   "n_classes", "standardize", "standardize_exclude", "allow_new_classes", "lr", "optimizer", "batch_size",
                    "bootstrap_epochs")  # fmt: skip
 
 
@@ -1198,6 +1204,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                     bootstrap=args.bootstrap, segments=args.segments, drift_at=_rows(args.drift_at, args.data),
                     model=args.model,
                     model_kwargs=model_kwargs, standardize=args.standardize, plugins=tuple(args.plugin),
+                    raw_columns=tuple(args.standardize_exclude),
                     input_shape=parse_shape(args.input_shape), training=training_kwargs(args))  # fmt: skip
     results = simulate(list(KINDS) if args.compare else [args.policy], cfg, args.out)
     report = table(results)  # as wide as its columns need (a file's segment names are wide), 200 at least

@@ -129,18 +129,30 @@ class Contract:
         class_names: Sequence[str] | None = None,
         feature_names: Sequence[str] | None = None,
         allow_new_classes: bool = False,
+        raw_columns: Sequence[str] = (),
     ) -> Contract:
         """The contract of data ``x`` [N, *shape] labelled ``y``: classes 0..K-1 with K from
-        ``n_classes`` or the labels, and (``standardize``) per-feature mean and std of ``x``."""
+        ``n_classes`` or the labels, and (``standardize``) per-feature mean and std of ``x``, but for
+        the ``raw_columns`` (named features, as an integer code an embedding looks up), kept as sent."""
         if n_classes is None:
             if y is None or not len(y):
                 raise DataError("give n_classes (no labels to read the class set from)")
             n_classes = int(np.max(y)) + 1
         mean = std = None
+        if raw_columns and not standardize:
+            raise DataError("raw columns (--standardize-exclude) name columns standardize leaves as sent; give "
+                            "standardize (--standardize) too, or drop them")  # fmt: skip
+        names = list(feature_names or ())
+        if unknown := [c for c in raw_columns if c not in names]:
+            raise DataError(f"--standardize-exclude names {', '.join(map(repr, unknown))}, not a feature column of the "
+                            f"data; its columns: {', '.join(names[:20]) or 'none (an .npz has no names)'}")  # fmt: skip
         if standardize:
             flat = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
-            mean = tuple(float(v) for v in flat.mean(0))
-            std = tuple(float(v) if v > 1e-8 else 1.0 for v in flat.std(0))
+            raw = [names.index(c) for c in raw_columns]
+            means, stds = flat.mean(0), flat.std(0)
+            means[raw], stds[raw] = 0.0, 1.0  # an identity: a store code 0-4 stays 0-4 (it became -1 .. 1)
+            mean = tuple(float(v) for v in means)
+            std = tuple(float(v) if v > 1e-8 else 1.0 for v in stds)
         shape = tuple(int(d) for d in np.shape(x)[1:])
         value_range = None
         # an image ([C, H, W]): its pixels' units are the format's, not a feature's scale (a [T, F] series

@@ -325,6 +325,7 @@ def bootstrap(
     n_classes: int | None = None,
     input_shape: Sequence[int] | None = None,
     standardize: bool = False,
+    raw_columns: Sequence[str] = (),
     class_names: Sequence[str] | None = None,
     feature_names: Sequence[str] | None = None,
     allow_new_classes: bool = False,
@@ -368,7 +369,8 @@ def bootstrap(
         y = data.y.numpy()
         _check_n_classes(n_classes, y, class_names)
         contract = Contract.fit(x, y, n_classes=n_classes, standardize=standardize, class_names=class_names,
-                                feature_names=feature_names, allow_new_classes=allow_new_classes)  # fmt: skip
+                                feature_names=feature_names, allow_new_classes=allow_new_classes,
+                                raw_columns=raw_columns)  # fmt: skip
     net = _model(model, model_kwargs, contract)
     check_ids_fit_float32(net)  # before training, not at publication
     embedding = input_embedding(net)
