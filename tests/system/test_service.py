@@ -928,3 +928,23 @@ def test_a_learner_built_to_grow_is_bootstrapped_into_a_label_space_that_grows(s
     out = system.predict(DATA.test.x[:2])
     system.feedback(out[0]["id"], 4)  # a fifth class
     assert system.store.samples(labelled_only=True).y.tolist() == [4]
+
+
+def test_require_named_inputs_refuses_positional_rows_where_features_have_names(tmp_path: Path) -> None:
+    """A rollout trial's client sent its columns in alphabetical order: 200, 14 of 20 labels changed."""
+    x, y = torch.randn(40, 3), torch.arange(40) % 2
+    learner = Learner(create_model("mlp", in_features=3, n_classes=2))
+    learner.partial_fit(x, y)
+    contract = Contract.fit(x.numpy(), y.numpy(), feature_names=["age", "income", "store"])
+    with System(settings(tmp_path, require_named_inputs=True)) as system:
+        system.bootstrap(learner, contract=contract)
+        with pytest.raises(
+            DataError, match=r"takes samples by feature name.*\(age, income, store\), not a list"
+        ):
+            system.predict([[0.1, 0.2, 0.3]])
+        with pytest.raises(DataError, match="takes samples by feature name"):
+            system.add_samples([[0.1, 0.2, 0.3]], [1])
+        named = system.predict([{"store": 0.3, "age": 0.1, "income": 0.2}])
+        assert named[0]["version"] == 1
+    with System(settings(tmp_path)) as system:  # off by default: rows by position, as before
+        assert system.predict([[0.1, 0.2, 0.3]])[0]["label"] == named[0]["label"]

@@ -278,7 +278,9 @@ class System:
         if isinstance(x, torch.Tensor):
             x = x.detach().cpu().numpy()
         contract = self.contract()
-        arr = to_array(_named(x, contract), self.settings.max_batch, _names(contract))
+        arr = to_array(
+            _named(x, contract, self.settings.require_named_inputs), self.settings.max_batch, _names(contract)
+        )
         if ids is not None:
             ids = list(ids)
             if len(ids) != len(arr):
@@ -487,7 +489,9 @@ class System:
         if isinstance(x, torch.Tensor):
             x = x.detach().cpu().numpy()
         contract = self.contract()
-        arr = to_array(_named(x, contract), self.settings.max_batch, _names(contract))
+        arr = to_array(
+            _named(x, contract, self.settings.require_named_inputs), self.settings.max_batch, _names(contract)
+        )
         if contract is not None:
             arr = contract.check_inputs(arr)
             contract.check_scale(arr)
@@ -1031,9 +1035,20 @@ class System:
             return None
 
 
-def _named(x: Any, contract: Contract | None) -> Any:
-    """Samples by feature name (JSON objects, a pandas frame) in the champion's column order; rows as sent."""
-    return contract.named_rows(x) if contract is not None else x
+def _named(x: Any, contract: Contract | None, required: bool = False) -> Any:
+    """Samples by feature name (JSON objects, a pandas frame) in the champion's column order; rows as sent,
+    unless ``required`` (LIFELONG_REQUIRE_NAMED_INPUTS) and the deployment names its features: a trial's
+    client sent its columns in alphabetical order, answered 200 with 14 of 20 labels changed."""
+    if contract is None:
+        return x
+    named = contract.named_rows(x)
+    if required and contract.feature_names and named is x:  # not objects nor a frame: positional rows
+        listed = ", ".join(contract.feature_names[:4]) + (", ..." if len(contract.feature_names) > 4 else "")
+        raise DataError(
+            f"this deployment takes samples by feature name (LIFELONG_REQUIRE_NAMED_INPUTS): send each as an "
+            f"object of its features ({listed}), not a list, whose column order cannot be checked"
+        )
+    return named
 
 
 def _serving(live: Live) -> str:

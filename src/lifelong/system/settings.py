@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     store_inputs: bool = Field(
         default=True, description="store predicted inputs as samples, so feedback trains on them"
     )
+    require_named_inputs: bool = Field(
+        default=False,
+        description="where the deployment has feature names, refuse samples sent as plain lists (a list in "
+        "another column order is answered, wrongly): clients send objects by feature name",
+    )
 
     # the canary rule's four parts; lifelong.system.policy.CanaryRule checks them (see canary_rule)
     canary_min_labelled: int = Field(
