@@ -623,6 +623,11 @@ def test_a_returning_concept_brings_back_the_former_champion_that_knew_it(
     assert store.cursor(CURSOR) == cursor  # v1 never learned this window: the next training takes it
     text = describe(EventKind.GATE, result.attempt)
     assert text.startswith("recalled v1: a former champion") and "a returning concept" in text
+    from lifelong.system.contract import Contract
+    from lifelong.system.trainer import _same_inputs
+
+    grown = Contract(classes=(0, 1, 2), input_shape=(8,))  # a version from before the head grew drops class 2
+    assert _same_inputs(grown, grown) and not _same_inputs(Contract(classes=(0, 1), input_shape=(8,)), grown)
     for bad in ({"recall_versions": -1}, {"recall_alpha": 0.0}):
         with pytest.raises(ConfigError, match=next(iter(bad))):
             Gate(**bad)

@@ -692,13 +692,10 @@ def _old_data(store: Store, champion: Learner, first_new: int, n: int, contract:
 
 
 def _same_inputs(a: Contract, b: Contract) -> bool:
-    """Whether a version of contract ``a`` reads the inputs ``b`` serves, and answers within its classes."""
-    return (a.input_shape, a.feature_names, a.mean, a.std) == (
-        b.input_shape,
-        b.feature_names,
-        b.mean,
-        b.std,
-    ) and set(a.classes) <= set(b.classes)
+    """Whether a version of contract ``a`` serves the clients of ``b`` unchanged: the same inputs, classes
+    and class names (a recalled version from before the head grew would drop classes clients send)."""
+    fields = ("input_shape", "feature_names", "mean", "std", "classes", "class_names")
+    return all(getattr(a, f) == getattr(b, f) for f in fields)
 
 
 def _recall(registry: Registry, champion: int, contract: Contract, gate: Gate, candidate: Learner,
