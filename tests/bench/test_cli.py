@@ -98,6 +98,13 @@ def test_a_hybrid_joins_methods_with_plus_each_at_its_values_and_the_smaller_rat
         "lwf": {**lwf.strategy.get_params(), "alpha": 2},
     }
     assert shown["lr"] == min(replay.lr, lwf.lr) and replay.lr != lwf.lr
+    assert (
+        main([*base, "--dry-run", "--params", '{"replay+lwf": {"alpha": 2}}']) == 2
+    )  # a trial: "not in --strategies"
+    assert (
+        "a hybrid's methods take their values by method name: key them 'replay' and 'lwf'"
+        in capsys.readouterr().err
+    )
     assert main(["bench", "--strategies", "replay+bogus", "--dry-run"]) == 2
     assert "unknown strategies bogus" in capsys.readouterr().err
     out = tmp_path / "hybrid"

@@ -316,3 +316,34 @@ def test_an_out_that_is_a_file_is_refused(tmp_path: Path) -> None:
     (tmp_path / "afile").write_text("x")
     with pytest.raises(ConfigError, match="--out .*afile is a file, not a folder"):
         simulate(["manual"], SimConfig(), tmp_path / "afile")
+
+
+def test_gate_json_reaches_every_policys_worker_and_a_typo_is_refused_first(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A trial: the README said --gate-json '{"recall_versions": 0}' turns recall off, and simulate had no
+    such flag, so a backtest could not compare it."""
+    import subprocess
+
+    from lifelong.bench import simulate as sim
+    from lifelong.cli import main
+
+    assert main(["simulate", "--gate-json", '{"recal_versions": 0}', "--out", str(tmp_path / "x")]) == 2
+    assert "gate: unknown field 'recal_versions'" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+    seen: list[list[str]] = []
+
+    def popen(args: list[str], **kwargs: object) -> None:
+        seen.append(args)
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(subprocess, "Popen", popen)
+    cfg = SimConfig(
+        stream="digits-drift", samples=480, bootstrap=200, test_size=100, gate={"recall_versions": 0}
+    )
+    import threading
+
+    with pytest.raises(RuntimeError, match="stop here"):
+        sim.run_policy("continual", cfg, tmp_path)
+    assert seen and seen[0][seen[0].index("--gate-json") + 1] == '{"recall_versions": 0}'
+    assert not [t for t in threading.enumerate() if t.name == "uvicorn"]  # the server stopped with it

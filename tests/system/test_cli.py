@@ -621,6 +621,12 @@ def test_register_publishes_a_learner_trained_offline_serving_nothing(
         registry = Registry(store)
         assert registry.alias("champion") == 1 and registry.get(2).params["model"] == "mlp"
         assert Contract.load(registry.get(2).path).class_names == ("no", "yes")  # the champion's contract
+    other = Learner(
+        create_model("mlp", in_features=3, n_classes=2)
+    )  # another schema: promote would refuse it
+    other.save(tmp_path / "other")
+    assert main(["register", str(tmp_path / "other"), *at]) == 0
+    assert "note: it would break the clients of champion v1: inputs of shape [3]" in capsys.readouterr().out
     task_aware = Learner(create_model("mlp", in_features=4, n_classes=2), [MultiHead()])
     task_aware.save(tmp_path / "multihead")
     assert main(["register", str(tmp_path / "multihead"), *at]) == 2
@@ -937,7 +943,7 @@ def test_rollback_to_a_damaged_version_is_refused_and_moves_nothing(tmp_path: Pa
 
 
 def test_status_says_what_serves_who_trains_and_how_much_data(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An operator had no command for "labels stored" (a load trial read the SQLite file by hand)."""
     from lifelong.system.service import System
@@ -980,6 +986,12 @@ def test_status_says_what_serves_who_trains_and_how_much_data(
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("canary: "))
     assert re.fullmatch(r"canary: champion v2 \d+ judged at [\d.]+, canary v1 \d+ judged at [\d.]+ since it was "
                         r"deployed \(threshold rule: 50 each before it decides\)", line), line  # fmt: skip
+    monkeypatch.setenv("LIFELONG_CANARY_MIN_LABELLED", "10")  # both arms have their samples: the verdict now
+    assert main(["status", "--data-dir", str(tmp_path)]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("canary: "))
+    assert re.search(r"\(threshold rule: now: (promote|rollback|wait \(within the 0.05 margin\))\)$", line), (
+        line
+    )
 
 
 def test_serve_without_a_token_is_refused_before_anything_is_written(

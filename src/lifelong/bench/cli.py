@@ -300,6 +300,10 @@ def _strategy_params(text: str | None, strategies: list[str]) -> dict[str, dict[
         raise ConfigError(
             f"--params must map each strategy name to an object of its values, got {text!r}; {example}"
         )
+    if hybrids := sorted(k for k in value if runner.HYBRID in k):  # its methods take their values by name
+        parts = " and ".join(repr(n) for n in runner.parts(hybrids[0]))
+        raise ConfigError(f"--params names the hybrid {hybrids[0]}; a hybrid's methods take their values by "
+                          f"method name: key them {parts}")  # fmt: skip
     if unknown := sorted(set(value) - {n for s in strategies for n in runner.parts(s)}):
         raise ConfigError(
             f"--params names {', '.join(unknown)}, not in --strategies ({', '.join(strategies)}): add "

@@ -69,6 +69,7 @@ class SimConfig:
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     standardize: bool = False
     raw_columns: tuple[str, ...] = ()  # with standardize: columns kept as sent (codes an embedding looks up)
+    gate: dict[str, Any] = field(default_factory=dict)  # Gate fields for every policy's worker (--gate-json)
     plugins: tuple[str, ...] = ()
     input_shape: tuple[int, ...] | None = None  # each row reshaped to this (images stored as pixel rows)
     # the first champion's lr, optimizer, batch size and epochs (trainer.bootstrap's defaults where absent)
@@ -220,13 +221,15 @@ def run_policy(
     thread.start()
     worker_log = (data_dir / "worker.log").open("wb")
     cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "lifelong", "worker", "--data-dir", str(data_dir), "--policy", kind,
-         "--policy-json", json.dumps(policy_fields), "--poll", str(cfg.poll),
-         *(a for plugin in cfg.plugins for a in ("--plugin", plugin))],
-        stdout=worker_log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    try:
+    worker = None
+    try:  # the server thread stops whatever fails from here on, the worker's start included
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "lifelong", "worker", "--data-dir", str(data_dir), "--policy", kind,
+             "--policy-json", json.dumps(policy_fields), "--poll", str(cfg.poll),
+             *(["--gate-json", json.dumps(cfg.gate)] if cfg.gate else []),
+             *(a for plugin in cfg.plugins for a in ("--plugin", plugin))],
+            stdout=worker_log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
         deadline = time.monotonic() + 120
         with Store(data_dir=data_dir) as store:  # start the stream once both processes are ready
             while not (server.started and store.events(EventKind.WORKER, limit=1)):
@@ -238,7 +241,8 @@ def run_policy(
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
             correct, versions, pids = _drive(client, stream, cfg)
     finally:
-        stop_process(worker, 120)
+        if worker is not None:
+            stop_process(worker, 120)
         worker_log.close()
         server.should_exit = True
         thread.join(30)

@@ -202,6 +202,11 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--policy-json", default=None,
                    help='policy fields over the stream-scaled ones, e.g. \'{"forget_on_concept_drift": false}\', '
                         'for every policy run, or per policy: \'{"scheduled-retrain": {"every_samples": 300}}\'')  # fmt: skip
+    p.add_argument(
+        "--gate-json",
+        default=None,
+        help="Gate fields for every policy's worker, as up takes them, e.g. '{\"recall_versions\": 0}'",
+    )
     g = p.add_argument_group("a backtest on your own data and model (instead of --stream)")
     g.add_argument("--data", type=Path, default=None,
                    help=".npz / .csv / .parquet file replayed in row order: the first rows train the first "
@@ -952,10 +957,23 @@ def cmd_status(args: argparse.Namespace) -> int:
 
             rule = rule_in_force(store, _settings(args).canary_rule)
             stats = compare_variants(store, registry, rule.min_labelled, concurrent=rule.test == "ab")
+            decision = rule.decide(stats["canary"], stats["champion"])[0] if "champion" in stats else "wait"
+            enough = all(st.labelled >= rule.min_labelled for st in stats.values())
+            why = (
+                f"{rule.min_labelled} each before it decides"
+                if not enough
+                # both arms in: the rule's verdict
+                else f"now: {decision}"
+                + (
+                    f" (within the {rule.margin} margin)"
+                    if decision == "wait" and rule.test == "threshold"
+                    else ""
+                )
+            )
             print("canary: " + ", ".join(
                 f"{alias} v{st.version} {st.labelled} judged" + (f" at {st.accuracy:.3f}" if st.accuracy is not None else "")
                 for alias, st in stats.items() if alias in ("canary", "champion"))
-                + f" since it was deployed ({rule.test} rule: {rule.min_labelled} each before it decides)")  # fmt: skip
+                + f" since it was deployed ({rule.test} rule: {why})")  # fmt: skip
         print(f"data: {c['samples']:,} samples, {c['labelled']:,} labelled ({c['trained']:,} trained on, {waiting:,} "
               f"new since the last training), {c['predictions']:,} predictions, {c['feedback']:,} feedback, "
               f"{c['events']:,} events")  # fmt: skip
@@ -1086,15 +1104,23 @@ def cmd_promote(args: argparse.Namespace) -> int:
 
 def cmd_register(args: argparse.Namespace) -> int:
     from lifelong.learn.learner import Learner
+    from lifelong.system.contract import Contract
     from lifelong.system.versions import check_registrable, contract_for, register_learner
 
     store, registry = _open(args)
     with store:
         learner = Learner.load(args.checkpoint)  # a CheckpointError names what is wrong with the directory
         check_registrable(learner, "register")
-        version = register_learner(registry, learner, contract_for(registry, learner))
+        contract = contract_for(registry, learner)
+        champion = registry.alias("champion")
+        current = None if champion is None else Contract.load(registry.get(champion).path)
+        changes = [] if current is None else current.breaks(contract)
+        version = register_learner(registry, learner, contract)
     print(f"v{version} registered, serving nothing: roll it out with `lifelong promote {version} --alias canary "
           f"--share 0.1` (or --alias shadow, or promote {version})")  # fmt: skip
+    if changes:  # promote would refuse it: said now, not after the operator typed the command above
+        print(f"note: it would break the clients of champion v{champion}: {'; '.join(changes)}; rolling it out "
+              "needs --force, with clients that change with it")  # fmt: skip
     return 0
 
 
@@ -1182,7 +1208,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     from lifelong.bench.simulate import SimConfig, simulate, table, target
     from lifelong.data.files import parse_shape
-    from lifelong.system.policy import KINDS
+    from lifelong.system.policy import KINDS, Gate
 
     if args.compare and args.policy is not None:  # it was ignored, a typo included
         raise ConfigError(f"--compare runs all four policies; drop --policy {args.policy} (or --compare)")
@@ -1191,6 +1217,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         raise ConfigError(f"--policy: unknown {args.policy!r}; choose one of {', '.join(KINDS)}")
     _plugins(args)
     overrides = _json_object(args.policy_json, "--policy-json") if args.policy_json else {}
+    gate = _json_object(args.gate_json, "--gate-json") if args.gate_json else {}
+    Gate.from_json(gate)  # a typo is named now, not by each worker later
     model_kwargs = _json_object(args.model_kwargs, "--model-kwargs") if args.model_kwargs else {}
     if args.data is not None and args.stream is not None:  # one of them would be ignored
         raise ConfigError("--data and --stream each name what to replay; give one of them")
@@ -1204,7 +1232,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                     bootstrap=args.bootstrap, segments=args.segments, drift_at=_rows(args.drift_at, args.data),
                     model=args.model,
                     model_kwargs=model_kwargs, standardize=args.standardize, plugins=tuple(args.plugin),
-                    raw_columns=tuple(args.standardize_exclude),
+                    raw_columns=tuple(args.standardize_exclude), gate=gate,
                     input_shape=parse_shape(args.input_shape), training=training_kwargs(args))  # fmt: skip
     results = simulate(list(KINDS) if args.compare else [args.policy], cfg, args.out)
     report = table(results)  # as wide as its columns need (a file's segment names are wide), 200 at least
