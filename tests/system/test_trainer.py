@@ -618,6 +618,8 @@ def test_a_returning_concept_brings_back_the_former_champion_that_knew_it(
     assert result.passed and result.version == 1 and registry.alias("champion") == 1
     recalled = result.attempt["recalled"]
     assert recalled["version"] == 1 and recalled["p_value"] < 0.01
+    assert result.attempt["recall_scored"]["v1"] == {"new_accuracy": recalled["figures"]["new_accuracy"],
+                                                     "p_value": recalled["p_value"]}  # fmt: skip
     assert recalled["figures"]["new_accuracy"] > recalled["candidate_new_accuracy"] + 0.3
     assert [v.version for v in registry.versions()] == [1, 2]  # the trained candidate was not published
     assert store.cursor(CURSOR) == cursor  # v1 never learned this window: the next training takes it

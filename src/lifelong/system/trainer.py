@@ -208,7 +208,7 @@ def train_once(
         reasons = judge(gate, figures)
         if not weights_finite(candidate):  # its every answer would be a 422 blaming the client's values
             reasons.insert(0, _diverged(candidate, train, train_ids, contract))
-        recalled = _recall(
+        recalled, scored = _recall(
             registry, champion, contract, gate, candidate, old_learner, holdout, old, compute.device
         )
         passed = not reasons or recalled is not None
@@ -227,6 +227,8 @@ def train_once(
             "train_cpu_seconds": cpu,
             "version": None,
         }
+        if scored:  # which former concepts were looked at, recalled or not (a trial could not tell)
+            payload["recall_scored"] = scored
         if waiting:  # new classes with too few labels to learn yet (a stray label stays out of the head)
             payload["waiting_classes"] = _named(store, waiting)
         # a window over all the data, or --delete-trained: the gate cannot see forgetting, so it says so
@@ -699,14 +701,17 @@ def _same_inputs(a: Contract, b: Contract) -> bool:
 
 
 def _recall(registry: Registry, champion: int, contract: Contract, gate: Gate, candidate: Learner,
-            old_learner: Learner, holdout: Dataset, old: Dataset | None, device: str) -> dict[str, Any] | None:  # fmt: skip
+            old_learner: Learner, holdout: Dataset, old: Dataset | None,
+            device: str) -> tuple[dict[str, Any] | None, dict[str, dict[str, float]]]:  # fmt: skip
     """A former champion that answers this window's holdout significantly better than the trained
     candidate (one-sided exact McNemar on their paired answers, at ``gate.recall_alpha``) and passes the
     gate against the champion as a candidate would: a concept that returned. The best such, with its
     figures, or None. Fine-tuning after a drift had emptied the memory of the old concept, while the
-    registry still held a version that knew it (Agrawal 0 -> 2 -> 0: 0.935 against 0.837, a trial)."""
+    registry still held a version that knew it (Agrawal 0 -> 2 -> 0: 0.935 against 0.837, a trial).
+    Also every version scored, ``{"v1": {"new_accuracy": ..., "p_value": ...}}``, for the gate event."""
+    scored: dict[str, dict[str, float]] = {}
     if gate.recall_versions == 0:
-        return None
+        return None, scored
     mine = candidate.correct(holdout)
     best: dict[str, Any] | None = None
     for v in _former_concepts(registry, champion)[: gate.recall_versions]:
@@ -721,6 +726,7 @@ def _recall(registry: Registry, champion: int, contract: Contract, gate: Gate, c
         theirs = learner.correct(holdout)
         wins, losses = int((theirs & ~mine).sum()), int((mine & ~theirs).sum())
         p = mcnemar_p(wins, losses)
+        scored[f"v{v}"] = {"new_accuracy": fraction_correct(theirs), "p_value": p}
         if p >= gate.recall_alpha:
             continue
         figures = _compare(learner, old_learner, holdout, old)
@@ -736,7 +742,7 @@ def _recall(registry: Registry, champion: int, contract: Contract, gate: Gate, c
             "candidate_new_accuracy": fraction_correct(mine),
             "figures": figures,
         }
-    return best
+    return best, scored
 
 
 def _former_concepts(registry: Registry, champion: int) -> list[int]:
