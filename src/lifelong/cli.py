@@ -82,6 +82,12 @@ def add_drop_columns(parser: argparse.ArgumentParser | argparse._ArgumentGroup) 
     )  # fmt: skip
 
 
+def add_standardize_exclude(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--standardize-exclude``: columns ``--standardize`` leaves as sent (``up`` and ``simulate``)."""
+    parser.add_argument("--standardize-exclude", type=column_names, default=(), metavar="A,B",
+                        help="with --standardize: columns kept as sent (integer codes an embedding looks up)")  # fmt: skip
+
+
 POSITIVE_INT = integer(1)  # epochs, batch sizes, threads: counts of something that must happen
 NON_NEGATIVE_INT = integer(0)  # memory sizes, seeds, delays
 POSITIVE_REAL = real(0.0, open_min=True)  # a learning rate or a period in seconds

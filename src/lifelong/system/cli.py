@@ -34,8 +34,8 @@ from lifelong.cli import (
     POSITIVE_INT,
     POSITIVE_REAL,
     add_drop_columns,
+    add_standardize_exclude,
     add_training_args,
-    column_names,
     integer,
     real,
     training_kwargs,
@@ -90,8 +90,7 @@ def add_commands(sub: Any) -> None:
     p.add_argument(
         "--standardize", action="store_true", help="standardise features with bootstrap statistics"
     )
-    p.add_argument("--standardize-exclude", type=column_names, default=(), metavar="A,B",
-                   help="with --standardize: columns kept as sent (integer codes an embedding looks up)")  # fmt: skip
+    add_standardize_exclude(p)
     p.add_argument("--allow-new-classes", action="store_true",
                    help="accept labels beyond the class set: the head grows (class-incremental in production)")  # fmt: skip
     add_training_args(p.add_argument_group("how the first champion trains (later versions inherit it)"))
@@ -236,8 +235,7 @@ def add_commands(sub: Any) -> None:
     g.add_argument(
         "--standardize", action="store_true", help="standardise inputs by the bootstrap rows' statistics"
     )
-    g.add_argument("--standardize-exclude", type=column_names, default=(), metavar="A,B",
-                   help="with --standardize: columns kept as sent (integer codes an embedding looks up)")  # fmt: skip
+    add_standardize_exclude(g)
     g.add_argument(
         "--input-shape", default=None, help="reshape each row to this, e.g. 1,8,8 (images as pixel rows)"
     )
@@ -958,7 +956,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             rule = rule_in_force(store, _settings(args).canary_rule)
             stats = compare_variants(store, registry, rule.min_labelled, concurrent=rule.test == "ab")
             decision = rule.decide(stats["canary"], stats["champion"])[0] if "champion" in stats else "wait"
-            enough = all(st.labelled >= rule.min_labelled for st in stats.values())
+            enough = all(stats[a].labelled >= rule.min_labelled for a in ("canary", "champion") if a in stats)
             why = (
                 f"{rule.min_labelled} each before it decides"
                 if not enough
@@ -1104,7 +1102,7 @@ def cmd_promote(args: argparse.Namespace) -> int:
 
 def cmd_register(args: argparse.Namespace) -> int:
     from lifelong.learn.learner import Learner
-    from lifelong.system.contract import Contract
+    from lifelong.system.contract import check_replaces
     from lifelong.system.versions import check_registrable, contract_for, register_learner
 
     store, registry = _open(args)
@@ -1112,15 +1110,16 @@ def cmd_register(args: argparse.Namespace) -> int:
         learner = Learner.load(args.checkpoint)  # a CheckpointError names what is wrong with the directory
         check_registrable(learner, "register")
         contract = contract_for(registry, learner)
-        champion = registry.alias("champion")
-        current = None if champion is None else Contract.load(registry.get(champion).path)
-        changes = [] if current is None else current.breaks(contract)
+        try:  # the check promote makes: its refusal said now, not after the operator typed the command below
+            check_replaces(registry, contract, "it", force=False)
+            refusal = None
+        except RegistryError as err:
+            refusal = str(err)
         version = register_learner(registry, learner, contract)
     print(f"v{version} registered, serving nothing: roll it out with `lifelong promote {version} --alias canary "
           f"--share 0.1` (or --alias shadow, or promote {version})")  # fmt: skip
-    if changes:  # promote would refuse it: said now, not after the operator typed the command above
-        print(f"note: it would break the clients of champion v{champion}: {'; '.join(changes)}; rolling it out "
-              "needs --force, with clients that change with it")  # fmt: skip
+    if refusal:
+        print(f"note: {refusal}")
     return 0
 
 

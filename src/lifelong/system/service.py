@@ -278,9 +278,7 @@ class System:
         if isinstance(x, torch.Tensor):
             x = x.detach().cpu().numpy()
         contract = self.contract()
-        arr = to_array(
-            _named(x, contract, self.settings.require_named_inputs), self.settings.max_batch, _names(contract)
-        )
+        arr = self._rows(x, contract)
         if ids is not None:
             ids = list(ids)
             if len(ids) != len(arr):
@@ -489,9 +487,7 @@ class System:
         if isinstance(x, torch.Tensor):
             x = x.detach().cpu().numpy()
         contract = self.contract()
-        arr = to_array(
-            _named(x, contract, self.settings.require_named_inputs), self.settings.max_batch, _names(contract)
-        )
+        arr = self._rows(x, contract)
         if contract is not None:
             arr = contract.check_inputs(arr)
             contract.check_scale(arr)
@@ -618,6 +614,11 @@ class System:
         check_registrable(learner, "register")
         contract = contract or contract_for(self.registry, learner)
         return register_learner(self.registry, learner, contract, metrics)
+
+    def _rows(self, x: Any, contract: Contract | None) -> np.ndarray:
+        """A request's samples as one float32 array (by feature name where sent so), checked for size."""
+        named = _named(x, contract, self.settings.require_named_inputs)
+        return to_array(named, self.settings.max_batch, _names(contract))
 
     def contract(self) -> Contract | None:
         """The champion's deployment contract (label space, input schema); None before a champion."""

@@ -303,9 +303,8 @@ def train_once(
     store.add_event(EventKind.GATE, payload)
     if promoted is not None and recalled is None:  # a recalled version never learned this window
         store.mark_trained(train_ids, promoted)
-    if (
-        passed and recalled is None
-    ):  # a rejected window is trained on again by the next attempt, with the labels since
+    # a rejected window is trained on again by the next attempt, with the labels since; so is a recalled one
+    if passed and recalled is None:
         store.advance_cursor(CURSOR, int(train_ids[-1]))
     store.advance_cursor(SEEN, int(ids[-1]))  # the holdout is not new data for the next schedule
     return TrainResult(True, passed, version, reasons, figures, cpu, payload)
@@ -750,13 +749,15 @@ def _former_concepts(registry: Registry, champion: int) -> list[int]:
     a change point the parent had not seen. The last few champions are fine-tunes of one concept (on
     Agrawal the first champion, the one that knew the returning rule, was ten versions back)."""
     versions = {v.version: v for v in registry.versions()}  # loadable ones
+    change = {
+        n: _lineage_change(registry, v) for n, v in versions.items()
+    }  # once each, not as child and parent
     found: list[int] = []
     for v in sorted(versions.values(), key=lambda r: r.version, reverse=True):
-        parent = versions.get(v.parent) if v.parent is not None else None
-        if parent is None or parent.version in (champion, *found):
+        if v.parent not in versions or v.parent in (champion, *found):
             continue
-        if _lineage_change(registry, v) != _lineage_change(registry, parent):
-            found.append(parent.version)
+        if change[v.version] != change[v.parent]:
+            found.append(v.parent)
     return found
 
 
